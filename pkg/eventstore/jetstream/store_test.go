@@ -1,0 +1,74 @@
+package jetstream_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/eventstore/conformance"
+	"github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/natsembed"
+)
+
+// instance is one embedded server and a store on it, owned by one test.
+type instance struct {
+	*jetstream.Store
+	srv *natsembed.Server
+	nc  *nats.Conn
+	dir string
+}
+
+func (i *instance) Close() error {
+	i.nc.Close()
+	i.srv.Shutdown()
+	return nil
+}
+
+func start(t *testing.T, dir string) *instance {
+	t.Helper()
+	srv, err := natsembed.Start(natsembed.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := jetstream.Open(t.Context(), nc, jetstream.Config{Service: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &instance{Store: st, srv: srv, nc: nc, dir: dir}
+}
+
+func TestConformance(t *testing.T) {
+	conformance.Run(t, conformance.Backend{
+		New: func(t *testing.T) eventstore.Store { return start(t, t.TempDir()) },
+		Peer: func(t *testing.T, s eventstore.Store) eventstore.Store {
+			i := s.(*instance)
+			nc, err := i.srv.Connect()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			st, err := jetstream.Open(t.Context(), nc, jetstream.Config{Service: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		},
+		Restart: func(t *testing.T, s eventstore.Store) eventstore.Store {
+			i := s.(*instance)
+			i.Close()
+			return start(t, i.dir)
+		},
+		DeleteEvent: func(ctx context.Context, s eventstore.Store, pos uint64) error {
+			return s.(*instance).JetStream().DeleteMsg(ctx, pos)
+		},
+		PurgeStream: func(ctx context.Context, s eventstore.Store, stream string) error {
+			return s.(*instance).JetStream().Purge(ctx)
+		},
+	})
+}
