@@ -1,0 +1,237 @@
+package es_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/eventstore/memory"
+	"github.com/custody/custody/pkg/natsembed"
+)
+
+// A stock counter: the smallest aggregate with an invariant worth racing on.
+// Events are well-known wrapper types so the test needs no generated code:
+// Int64Value(+n) adds stock, Int64Value(-n) takes it.
+type stock struct{ units int64 }
+
+type cmd struct {
+	add, take int64
+}
+
+var errOutOfStock = errors.New("out of stock")
+
+var counter = es.Decider[stock, cmd]{
+	Aggregate: "sku",
+	Initial:   func(string) stock { return stock{} },
+	Decide: func(s stock, c cmd) ([]proto.Message, error) {
+		switch {
+		case c.add > 0:
+			return []proto.Message{wrapperspb.Int64(c.add)}, nil
+		case c.take > s.units:
+			return nil, errOutOfStock
+		case c.take > 0:
+			return []proto.Message{wrapperspb.Int64(-c.take)}, nil
+		}
+		return nil, nil
+	},
+	Evolve: func(s stock, e proto.Message) stock {
+		if v, ok := e.(*wrapperspb.Int64Value); ok {
+			s.units += v.Value
+		}
+		return s
+	},
+}
+
+// countingStore counts appends, to show that waiting commands share one.
+type countingStore struct {
+	eventstore.Store
+	appends atomic.Int64
+}
+
+func (c *countingStore) Append(ctx context.Context, s string, e eventstore.ExpectedRevision, evs []eventstore.EventData) (eventstore.AppendResult, error) {
+	c.appends.Add(1)
+	return c.Store.Append(ctx, s, e, evs)
+}
+
+func jetStreamStores(t *testing.T, n int) []eventstore.Store {
+	t.Helper()
+	srv, err := natsembed.Start(natsembed.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	var out []eventstore.Store
+	for range n {
+		nc, err := srv.Connect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		st, err := esjs.Open(t.Context(), nc, esjs.Config{Service: "catalog"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func TestGivenWhenThen(t *testing.T) {
+	cases := []struct {
+		name    string
+		given   []proto.Message
+		when    cmd
+		want    []int64
+		wantErr error
+	}{
+		{"restock an empty sku", nil, cmd{add: 5}, []int64{5}, nil},
+		{"take what is there", []proto.Message{wrapperspb.Int64(5)}, cmd{take: 5}, []int64{-5}, nil},
+		{"take more than there is", []proto.Message{wrapperspb.Int64(5), wrapperspb.Int64(-3)}, cmd{take: 3}, nil, errOutOfStock},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := counter.GivenWhenThen("s1", tc.given, tc.when)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("events %v, want %v", got, tc.want)
+			}
+			for i, e := range got {
+				if e.(*wrapperspb.Int64Value).Value != tc.want[i] {
+					t.Fatalf("event %d = %v, want %d", i, e, tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestHandleStoresAndLoads(t *testing.T) {
+	st := memory.New(nil)
+	h := es.NewHandler(counter, st, es.Options{})
+	ctx := t.Context()
+	res, err := h.Handle(ctx, es.Command[cmd]{AggregateID: "s1", ID: "r1", Body: cmd{add: 10}, Meta: es.Meta{CorrelationID: "c1", Actor: "vendor:v1"}})
+	if err != nil || res.State.units != 10 || len(res.Events) != 1 || res.Duplicate {
+		t.Fatalf("restock = %+v, %v", res, err)
+	}
+	stored, _ := st.ReadStream(ctx, "sku-s1", 0, 0)
+	if len(stored) != 1 || stored[0].Metadata.CausationID != "r1" || stored[0].Metadata.Actor != "vendor:v1" || stored[0].Type != "google.protobuf.Int64Value" {
+		t.Fatalf("stored %+v", stored)
+	}
+	if _, err := h.Handle(ctx, es.Command[cmd]{AggregateID: "s1", ID: "r2", Body: cmd{take: 11}}); !errors.Is(err, errOutOfStock) {
+		t.Fatalf("over-take: %v", err)
+	}
+	if stored, _ := st.ReadStream(ctx, "sku-s1", 0, 0); len(stored) != 1 {
+		t.Fatalf("a refused command wrote %d events", len(stored)-1)
+	}
+	// A fresh handler (another process, or after a restart) loads from the store.
+	s, rev, exists, err := es.NewHandler(counter, st, es.Options{}).Load(ctx, "s1")
+	if err != nil || s.units != 10 || rev != 0 || !exists {
+		t.Fatalf("load = %+v rev %d exists %v err %v", s, rev, exists, err)
+	}
+	if _, _, exists, _ := h.Load(ctx, "nothing"); exists {
+		t.Fatal("an aggregate with no events exists")
+	}
+}
+
+func TestRepeatedCommandIsAppliedOnce(t *testing.T) {
+	st := memory.New(nil)
+	ctx := t.Context()
+	h := es.NewHandler(counter, st, es.Options{})
+	c := es.Command[cmd]{AggregateID: "s1", ID: "req-1", Body: cmd{add: 3}}
+	for i, handler := range []*es.Handler[stock, cmd]{h, h, es.NewHandler(counter, st, es.Options{})} {
+		res, err := handler.Handle(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.State.units != 3 || res.Duplicate != (i > 0) {
+			t.Fatalf("attempt %d: %+v", i, res)
+		}
+	}
+	if evs, _ := st.ReadStream(ctx, "sku-s1", 0, 0); len(evs) != 1 {
+		t.Fatalf("stream has %d events, want 1", len(evs))
+	}
+}
+
+func TestBadCommand(t *testing.T) {
+	h := es.NewHandler(counter, memory.New(nil), es.Options{})
+	for _, c := range []es.Command[cmd]{{AggregateID: "s1"}, {AggregateID: "bad.id", ID: "x"}, {AggregateID: "", ID: "x"}} {
+		if _, err := h.Handle(t.Context(), c); !errors.Is(err, es.ErrBadCommand) {
+			t.Errorf("%+v: %v, want ErrBadCommand", c, err)
+		}
+	}
+}
+
+// flashSale: buyers race for units; exactly `units` succeed.
+func flashSale(t *testing.T, handlers []*es.Handler[stock, cmd], units, buyers int) (ok, out int64) {
+	t.Helper()
+	if _, err := handlers[0].Handle(t.Context(), es.Command[cmd]{AggregateID: "hot", ID: "restock", Body: cmd{add: int64(units)}}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var okN, outN atomic.Int64
+	for b := range buyers {
+		wg.Go(func() {
+			_, err := handlers[b%len(handlers)].Handle(context.Background(), es.Command[cmd]{AggregateID: "hot", ID: fmt.Sprintf("buy-%d", b), Body: cmd{take: 1}})
+			switch {
+			case err == nil:
+				okN.Add(1)
+			case errors.Is(err, errOutOfStock):
+				outN.Add(1)
+			default:
+				t.Errorf("buyer %d: %v", b, err)
+			}
+		})
+	}
+	wg.Wait()
+	return okN.Load(), outN.Load()
+}
+
+func TestHotAggregateGroupCommit(t *testing.T) {
+	st := &countingStore{Store: jetStreamStores(t, 1)[0]}
+	h := es.NewHandler(counter, st, es.Options{})
+	ok, out := flashSale(t, []*es.Handler[stock, cmd]{h}, 100, 1000)
+	if ok != 100 || out != 900 {
+		t.Fatalf("%d sold, %d refused; want 100 and 900", ok, out)
+	}
+	s, _, _, _ := h.Load(t.Context(), "hot")
+	if s.units != 0 {
+		t.Fatalf("%d units left", s.units)
+	}
+	// 1 restock + 100 sales; far fewer appends than commands because
+	// waiting commands were decided together.
+	if evs, _ := st.ReadStream(t.Context(), "sku-hot", 0, 0); len(evs) != 101 {
+		t.Fatalf("stream has %d events, want 101", len(evs))
+	}
+	if n := st.appends.Load(); n >= 101 {
+		t.Fatalf("%d appends for 101 events: commands were not grouped", n)
+	}
+}
+
+func TestTwoProcessesNeverOversell(t *testing.T) {
+	stores := jetStreamStores(t, 2)
+	hs := []*es.Handler[stock, cmd]{
+		es.NewHandler(counter, stores[0], es.Options{MaxRetries: 100}),
+		es.NewHandler(counter, stores[1], es.Options{MaxRetries: 100}),
+	}
+	ok, out := flashSale(t, hs, 50, 300)
+	if ok != 50 || out != 250 {
+		t.Fatalf("%d sold, %d refused; want 50 and 250", ok, out)
+	}
+	evs, err := stores[0].ReadStream(t.Context(), "sku-hot", 0, 0)
+	if err != nil || len(evs) != 51 {
+		t.Fatalf("stream has %d events (%v), want 51", len(evs), err)
+	}
+	if _, err := eventstore.VerifyChain(evs); err != nil {
+		t.Fatal(err)
+	}
+}

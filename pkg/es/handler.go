@@ -1,0 +1,370 @@
+package es
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/custody/custody/pkg/eventstore"
+)
+
+// Handler executes commands against one aggregate type.
+type Handler[S any, C any] struct {
+	d          Decider[S, C]
+	store      eventstore.Store
+	maxRetries int
+	timeout    time.Duration
+
+	mu    sync.Mutex
+	roots map[string]*root[S, C]
+
+	tracer    trace.Tracer
+	duration  metric.Float64Histogram
+	batchSize metric.Int64Histogram
+	conflicts metric.Int64Counter
+}
+
+// Options tune a Handler.
+type Options struct {
+	// MaxRetries bounds reload-and-decide-again after a concurrency
+	// conflict with another process. Default 8.
+	MaxRetries int
+	// AppendTimeout bounds one append; it is independent of any one
+	// caller's context because an append carries several callers' commands.
+	// Default 30s.
+	AppendTimeout time.Duration
+}
+
+// NewHandler returns a handler for d's aggregates stored in store.
+func NewHandler[S any, C any](d Decider[S, C], store eventstore.Store, opts Options) *Handler[S, C] {
+	if opts.MaxRetries <= 0 {
+		opts.MaxRetries = 8
+	}
+	if opts.AppendTimeout <= 0 {
+		opts.AppendTimeout = 30 * time.Second
+	}
+	meter := otel.Meter("github.com/custody/custody/pkg/es")
+	h := &Handler[S, C]{d: d, store: store, maxRetries: opts.MaxRetries, timeout: opts.AppendTimeout,
+		roots: map[string]*root[S, C]{}, tracer: otel.Tracer("github.com/custody/custody/pkg/es")}
+	h.duration, _ = meter.Float64Histogram("custody.command.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time from a command's arrival to its durable outcome"))
+	h.batchSize, _ = meter.Int64Histogram("custody.command.batch_size",
+		metric.WithDescription("Commands decided into one append"))
+	h.conflicts, _ = meter.Int64Counter("custody.command.conflicts",
+		metric.WithDescription("Appends that met another process's write and were decided again"))
+	return h
+}
+
+// root is one aggregate's in-memory copy and its queue of waiting commands.
+// Only the goroutine that set running touches the fields below mu's.
+type root[S any, C any] struct {
+	mu      sync.Mutex
+	queue   []*pending[S, C]
+	running bool
+
+	loaded   bool
+	exists   bool
+	revision uint64
+	state    S
+	applied  map[string]bool // command ids already applied
+}
+
+type pending[S any, C any] struct {
+	ctx  context.Context
+	cmd  Command[C]
+	read bool // a load, not a command
+	done chan Result[S]
+	err  error
+	res  Result[S]
+
+	events  []eventstore.EventData
+	decoded []proto.Message
+}
+
+// Handle executes cmd and returns once its events are durably stored (or
+// it was refused, or found to be a duplicate).
+func (h *Handler[S, C]) Handle(ctx context.Context, cmd Command[C]) (Result[S], error) {
+	if cmd.ID == "" {
+		return Result[S]{}, fmt.Errorf("%w: command id is required", ErrBadCommand)
+	}
+	if _, _, err := eventstore.SplitStream(h.d.Stream(cmd.AggregateID)); err != nil {
+		return Result[S]{}, fmt.Errorf("%w: aggregate id %q: %w", ErrBadCommand, cmd.AggregateID, err)
+	}
+	start := time.Now()
+	ctx, span := h.tracer.Start(ctx, h.d.Aggregate+" command", trace.WithAttributes(
+		attribute.String("custody.aggregate", h.d.Aggregate), attribute.String("custody.aggregate_id", cmd.AggregateID),
+		attribute.String("custody.command_id", cmd.ID)))
+	defer span.End()
+	res, err := h.submit(ctx, &pending[S, C]{ctx: ctx, cmd: cmd})
+	outcome := "ok"
+	switch {
+	case err != nil:
+		outcome = "error"
+		span.RecordError(err)
+	case res.Duplicate:
+		outcome = "duplicate"
+	}
+	h.duration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(
+		attribute.String("aggregate", h.d.Aggregate), attribute.String("outcome", outcome)))
+	return res, err
+}
+
+// Load returns the current state of aggregate id, caught up with the store.
+// exists is false when the aggregate has no events.
+func (h *Handler[S, C]) Load(ctx context.Context, id string) (state S, revision uint64, exists bool, err error) {
+	if _, _, err := eventstore.SplitStream(h.d.Stream(id)); err != nil {
+		return state, 0, false, fmt.Errorf("%w: aggregate id %q: %w", ErrBadCommand, id, err)
+	}
+	res, err := h.submit(ctx, &pending[S, C]{ctx: ctx, cmd: Command[C]{AggregateID: id}, read: true})
+	if err != nil {
+		return state, 0, false, err
+	}
+	return res.State, res.Revision, res.Exists, nil
+}
+
+func (h *Handler[S, C]) submit(ctx context.Context, p *pending[S, C]) (Result[S], error) {
+	p.done = make(chan Result[S], 1)
+	r := h.root(p.cmd.AggregateID)
+	r.mu.Lock()
+	r.queue = append(r.queue, p)
+	lead := !r.running
+	r.running = true
+	r.mu.Unlock()
+	if lead {
+		h.drain(r, p.cmd.AggregateID)
+	}
+	select {
+	case res := <-p.done:
+		return res, p.err
+	case <-ctx.Done():
+		// The command may still be appended; a retry with the same id is
+		// then a duplicate.
+		return Result[S]{}, ctx.Err()
+	}
+}
+
+func (h *Handler[S, C]) root(id string) *root[S, C] {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, ok := h.roots[id]
+	if !ok {
+		if len(h.roots) >= maxRoots {
+			h.evictIdle()
+		}
+		r = &root[S, C]{}
+		h.roots[id] = r
+	}
+	return r
+}
+
+const maxRoots = 50_000
+
+// evictIdle forgets roughly half the idle aggregates; they reload on use.
+func (h *Handler[S, C]) evictIdle() {
+	n := 0
+	for id, r := range h.roots {
+		if n >= maxRoots/2 {
+			return
+		}
+		if r.mu.TryLock() {
+			if !r.running && len(r.queue) == 0 {
+				delete(h.roots, id)
+				n++
+			}
+			r.mu.Unlock()
+		}
+	}
+}
+
+// drain runs on the leader goroutine: it takes every waiting command,
+// decides them together into one append, and repeats until the queue is
+// empty.
+func (h *Handler[S, C]) drain(r *root[S, C], id string) {
+	for {
+		r.mu.Lock()
+		batch := r.queue
+		r.queue = nil
+		if len(batch) == 0 {
+			r.running = false
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		h.process(r, id, batch)
+	}
+}
+
+func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]) {
+	live := batch[:0]
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			h.finish(p, Result[S]{}, err)
+			continue
+		}
+		live = append(live, p)
+	}
+	if len(live) == 0 {
+		return
+	}
+	h.batchSize.Record(context.Background(), int64(len(live)), metric.WithAttributes(attribute.String("aggregate", h.d.Aggregate)))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), h.timeout)
+	defer cancel()
+	stream := h.d.Stream(id)
+	for attempt := 0; ; attempt++ {
+		if err := h.catchUp(ctx, r, id, stream); err != nil {
+			h.failAll(live, err)
+			return
+		}
+		state := h.clone(r.state)
+		var all []eventstore.EventData
+		var payloads []proto.Message
+		appliedNow := map[string]bool{}
+		for _, p := range live {
+			p.err, p.events, p.decoded = nil, nil, nil
+			if p.read {
+				continue
+			}
+			if r.applied[p.cmd.ID] || appliedNow[p.cmd.ID] {
+				continue
+			}
+			evs, err := h.d.Decide(state, p.cmd.Body)
+			if err != nil {
+				p.err = err
+				continue
+			}
+			for i, m := range evs {
+				ed, err := Encode(m)
+				if err != nil {
+					p.err = err
+					break
+				}
+				ed.ID = DeriveID(stream, p.cmd.ID, fmt.Sprint(i))
+				ed.Metadata = eventstore.Metadata{CorrelationID: p.cmd.Meta.CorrelationID, CausationID: p.cmd.ID, Actor: p.cmd.Meta.Actor}
+				carrier := propagation.MapCarrier{}
+				otel.GetTextMapPropagator().Inject(p.ctx, carrier)
+				ed.Metadata.TraceParent, ed.Metadata.TraceState = carrier["traceparent"], carrier["tracestate"]
+				p.events = append(p.events, ed)
+				p.decoded = append(p.decoded, m)
+			}
+			if p.err != nil {
+				p.events, p.decoded = nil, nil
+				continue
+			}
+			for _, m := range p.decoded {
+				state = h.d.Evolve(state, m)
+			}
+			appliedNow[p.cmd.ID] = len(evs) > 0
+			all = append(all, p.events...)
+			payloads = append(payloads, p.decoded...)
+		}
+		if len(all) == 0 {
+			h.settle(r, live, nil, 0)
+			return
+		}
+		expected := eventstore.NoStream
+		if r.exists {
+			expected = eventstore.Exact(r.revision)
+		}
+		res, err := h.store.Append(ctx, stream, expected, all)
+		if err != nil && h.d.Clone == nil {
+			r.loaded = false // deciding may have changed the shared state in place
+		}
+		if errors.Is(err, eventstore.ErrWrongExpected) && attempt < h.maxRetries {
+			h.conflicts.Add(ctx, 1, metric.WithAttributes(attribute.String("aggregate", h.d.Aggregate)))
+			continue // catchUp reads what the other writer appended
+		}
+		if errors.Is(err, eventstore.ErrWrongExpected) {
+			h.failAll(live, fmt.Errorf("%w: %s: %w", ErrConflict, stream, err))
+			return
+		}
+		if err != nil {
+			r.loaded = false // the append may or may not have landed
+			h.failAll(live, err)
+			return
+		}
+		first := res.LastRevision + 1 - uint64(len(all))
+		r.state, r.revision, r.exists = state, res.LastRevision, true
+		for cmdID, wrote := range appliedNow {
+			if wrote {
+				r.applied[cmdID] = true
+			}
+		}
+		h.settle(r, live, all, first)
+		return
+	}
+}
+
+// catchUp loads the aggregate, or reads what was appended since.
+func (h *Handler[S, C]) catchUp(ctx context.Context, r *root[S, C], id, stream string) error {
+	if !r.loaded {
+		r.state, r.revision, r.exists, r.applied = h.d.Initial(id), 0, false, map[string]bool{}
+	}
+	from := uint64(0)
+	if r.exists {
+		from = r.revision + 1
+	}
+	recs, err := h.store.ReadStream(ctx, stream, from, 0)
+	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
+		r.loaded = false
+		return err
+	}
+	for _, rec := range recs {
+		e, err := Decode(rec)
+		if err != nil {
+			r.loaded = false
+			return err
+		}
+		r.state = h.d.Evolve(r.state, e.Payload)
+		r.revision, r.exists = rec.Revision, true
+		r.applied[rec.Metadata.CausationID] = true
+	}
+	r.loaded = true
+	return nil
+}
+
+// settle answers every caller of a successful (or empty) batch.
+func (h *Handler[S, C]) settle(r *root[S, C], live []*pending[S, C], all []eventstore.EventData, first uint64) {
+	rev := first
+	for _, p := range live {
+		res := Result[S]{State: h.clone(r.state), Revision: r.revision, Exists: r.exists}
+		switch {
+		case p.read, p.err != nil:
+		case len(p.events) == 0:
+			res.Duplicate = r.applied[p.cmd.ID]
+		default:
+			for i, ed := range p.events {
+				res.Events = append(res.Events, Event{RecordedEvent: eventstore.RecordedEvent{
+					EventData: ed, Stream: h.d.Stream(p.cmd.AggregateID), Revision: rev}, Payload: p.decoded[i]})
+				rev++
+			}
+		}
+		h.finish(p, res, p.err)
+	}
+}
+
+func (h *Handler[S, C]) failAll(live []*pending[S, C], err error) {
+	for _, p := range live {
+		h.finish(p, Result[S]{}, err)
+	}
+}
+
+func (h *Handler[S, C]) finish(p *pending[S, C], res Result[S], err error) {
+	p.err = err
+	p.done <- res
+}
+
+func (h *Handler[S, C]) clone(s S) S {
+	if h.d.Clone == nil {
+		return s
+	}
+	return h.d.Clone(s)
+}
