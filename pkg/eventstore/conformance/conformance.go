@@ -515,7 +515,10 @@ func testHashChain(t *testing.T, b Backend) {
 		want   uint64 // revision reported broken
 	}{
 		{"payload edited", func(e []eventstore.RecordedEvent) []eventstore.RecordedEvent { e[3].Data[0] ^= 1; return e }, 3},
-		{"actor edited", func(e []eventstore.RecordedEvent) []eventstore.RecordedEvent { e[2].Metadata.Actor = "vendor:v9"; return e }, 2},
+		{"actor edited", func(e []eventstore.RecordedEvent) []eventstore.RecordedEvent {
+			e[2].Metadata.Actor = "vendor:v9"
+			return e
+		}, 2},
 		{"time edited", func(e []eventstore.RecordedEvent) []eventstore.RecordedEvent {
 			e[4].RecordedAt = e[4].RecordedAt.Add(-time.Hour)
 			return e

@@ -1,0 +1,134 @@
+// Command custody is the Custody server. One binary, two modes:
+//
+//	custody run                      # everything in one process, embedded NATS
+//	custody run --target=order \
+//	    --nats-url=nats://nats:4222  # one service against an external NATS
+//	custody token --role support     # mint a token for the all-in-one
+//
+// Every flag can also be set by environment variable (CUSTODY_DATA_DIR for
+// --data-dir, and so on); flags win.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/custody/custody/pkg/platform"
+	"github.com/custody/custody/pkg/telemetry"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "custody:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `custody — the Custody order and fulfilment backbone
+
+Usage:
+  custody run [flags]      start services (all of them by default)
+  custody token [flags]    print a bearer token signed with the data dir's key
+  custody version          print the version
+
+Run "custody <command> -h" for a command's flags.
+`
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command")
+	}
+	switch args[0] {
+	case "run":
+		return runCmd(args[1:], stderr)
+	case "token":
+		return tokenCmd(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, version)
+		return nil
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func runCmd(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("custody run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg platform.Config
+	fs.StringVar(&cfg.DataDir, "data-dir", envOr("CUSTODY_DATA_DIR", "./data"), "directory for the embedded NATS data and the signing key")
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", envOr("CUSTODY_GRPC_ADDR", "127.0.0.1:7070"), "gRPC listen address (every service on one port)")
+	fs.StringVar(&cfg.AdminAddr, "admin-addr", envOr("CUSTODY_ADMIN_ADDR", "127.0.0.1:7071"), "admin HTTP address: /healthz, /readyz, /metrics (empty disables)")
+	fs.StringVar(&cfg.NATSURL, "nats-url", envOr("CUSTODY_NATS_URL", ""), "external NATS URL(s); empty runs an embedded NATS with JetStream in --data-dir")
+	fs.StringVar(&cfg.NATSListen, "nats-listen", envOr("CUSTODY_NATS_LISTEN", ""), "embedded NATS also listens here (host:port) so other processes can join")
+	fs.StringVar(&cfg.Targets, "target", envOr("CUSTODY_TARGET", "all"), "services to run: all, or a comma-separated list ("+targetNames()+")")
+	replicas := fs.Int("replicas", 1, "replicas of each event stream (3 on a NATS cluster)")
+	fs.BoolVar(&cfg.RelaxedSync, "unsafe-relaxed-sync", false, "embedded NATS does not fsync every write: acknowledged events can be LOST in a crash; benchmarks only")
+	fs.StringVar(&cfg.PublicKeyFile, "auth-public-key", envOr("CUSTODY_AUTH_PUBLIC_KEY", ""), "Ed25519 public key (PEM) that verifies tokens; default: --data-dir/keys/signing.pub, created at first start")
+	logLevel := fs.String("log-level", envOr("CUSTODY_LOG_LEVEL", "info"), "debug, info, warn or error")
+	logJSON := fs.Bool("log-json", envOr("CUSTODY_LOG_JSON", "") == "true", "log JSON instead of text")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.Replicas = *replicas
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Logger = telemetry.NewLogger(stderr, level, *logJSON)
+	cfg.Version = version
+	slog.SetDefault(cfg.Logger)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return platform.Run(ctx, cfg, modules())
+}
+
+func tokenCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("custody token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", envOr("CUSTODY_DATA_DIR", "./data"), "data directory of the all-in-one (its keys/ hold the signing key)")
+	keyFile := fs.String("key", "", "Ed25519 private key (PEM) to sign with instead of --data-dir's")
+	subject := fs.String("subject", "", "who the token is for (default: the first role)")
+	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime")
+	var roles multiFlag
+	fs.Var(&roles, "role", "role, repeatable: buyer:<id>, vendor:<id>, creator:<id>, carrier:<id>, support, platform, service")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	tok, err := platform.MintToken(*dataDir, *keyFile, *subject, roles, *ttl)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

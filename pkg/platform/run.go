@@ -1,0 +1,228 @@
+package platform
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/custody/custody/pkg/auth"
+	"github.com/custody/custody/pkg/clock"
+	"github.com/custody/custody/pkg/natsembed"
+	"github.com/custody/custody/pkg/server"
+	"github.com/custody/custody/pkg/telemetry"
+	systemv1 "github.com/custody/custody/proto/custody/system/v1"
+)
+
+// Config configures a process.
+type Config struct {
+	Version string
+	// DataDir holds the embedded NATS data (nats/) and the token signing
+	// key (keys/) of the all-in-one.
+	DataDir   string
+	GRPCAddr  string // default 127.0.0.1:7070
+	AdminAddr string // health and metrics over HTTP; "" disables
+	// NATSURL selects an external NATS (a cluster in production); empty
+	// runs an embedded server with JetStream in DataDir.
+	NATSURL string
+	// NATSListen makes the embedded server also listen on this address so
+	// other processes (`custody run --target=… --nats-url=…`) can join.
+	NATSListen string
+	// Targets: "all" or a comma-separated list of module names.
+	Targets string
+	// Replicas of the event streams (3 on a production cluster).
+	Replicas int
+	// RelaxedSync stops the embedded server syncing every write. Benchmarks only.
+	RelaxedSync bool
+	// PublicKeyFile verifies tokens; empty means DataDir/keys/signing.pub,
+	// created with its private key at first start.
+	PublicKeyFile string
+	Clock         clock.Clock
+	Logger        *slog.Logger
+	// OnReady, if set, is called with the bound addresses once every
+	// module serves (tests listen on port 0 and learn the port here).
+	OnReady func(grpcAddr, adminAddr string)
+}
+
+// Run starts the selected modules and serves until ctx is cancelled.
+func Run(ctx context.Context, cfg Config, all []Module) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
+	}
+	if cfg.GRPCAddr == "" {
+		cfg.GRPCAddr = "127.0.0.1:7070"
+	}
+	log := cfg.Logger
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the servers if a module fails to start
+	modules, err := Select(all, cfg.Targets)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "custody", Version: cfg.Version, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
+
+	nc, natsDesc, stopNATS, err := connectNATS(cfg)
+	if err != nil {
+		return err
+	}
+	defer stopNATS()
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+
+	verifier, err := loadVerifier(cfg)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{Logger: log, Verifier: verifier})
+	if err != nil {
+		return err
+	}
+
+	// The admin port comes up first so that probes see "alive, not ready"
+	// while stores and consumers start.
+	errc := make(chan error, 2)
+	adminAddr := ""
+	if cfg.AdminAddr != "" {
+		alis, err := net.Listen("tcp", cfg.AdminAddr)
+		if err != nil {
+			return fmt.Errorf("admin listen: %w", err)
+		}
+		adminAddr = alis.Addr().String()
+		go func() {
+			errc <- server.ServeAdmin(ctx, alis, server.NewAdminHandler(srv.Ready, tel.MetricsHandler()))
+		}()
+	}
+
+	deps := Deps{Logger: log, NATS: nc, JetStream: js, Clock: cfg.Clock, Replicas: max(cfg.Replicas, 1)}
+	var running []Running
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		for i := len(running) - 1; i >= 0; i-- {
+			if running[i].Stop != nil {
+				if err := running[i].Stop(sctx); err != nil {
+					log.Error("stopping module", "err", err)
+				}
+			}
+		}
+	}()
+	var targets []string
+	for _, m := range modules {
+		r, err := m.Start(ctx, deps.withLogger(m.Name))
+		if err != nil {
+			return fmt.Errorf("start %s: %w", m.Name, err)
+		}
+		running = append(running, r)
+		if r.Register != nil {
+			r.Register(srv)
+		}
+		targets = append(targets, m.Name)
+	}
+	systemv1.RegisterSystemServiceServer(srv, &systemService{
+		version: cfg.Version, targets: targets, nats: natsDesc, started: time.Now(), js: js,
+	})
+
+	lis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("grpc listen: %w", err)
+	}
+	go func() { errc <- srv.Serve(ctx, lis) }()
+	srv.MarkReady()
+	log.Info("custody is serving", "grpc", lis.Addr().String(), "admin", adminAddr, "targets", targets, "nats", natsDesc, "data_dir", cfg.DataDir)
+	if cfg.OnReady != nil {
+		cfg.OnReady(lis.Addr().String(), adminAddr)
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil {
+			return err
+		}
+	}
+	log.Info("custody is shutting down")
+	srv.MarkNotReady()
+	return nil
+}
+
+func (d Deps) withLogger(module string) Deps {
+	d.Logger = d.Logger.With("target", module)
+	return d
+}
+
+// connectNATS starts the embedded server or connects to the external one.
+func connectNATS(cfg Config) (nc *nats.Conn, desc string, stop func(), err error) {
+	opts := []nats.Option{nats.Name("custody"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	if cfg.NATSURL != "" {
+		nc, err := nats.Connect(cfg.NATSURL, opts...)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
+		}
+		return nc, nc.ConnectedUrlRedacted(), func() {}, nil
+	}
+	ecfg := natsembed.Config{DataDir: filepath.Join(cfg.DataDir, "nats"), RelaxedSync: cfg.RelaxedSync, Logger: cfg.Logger}
+	if cfg.NATSListen != "" {
+		host, port, err := net.SplitHostPort(cfg.NATSListen)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("--nats-listen: %w", err)
+		}
+		var p int
+		if _, err := fmt.Sscanf(port, "%d", &p); err != nil {
+			return nil, "", nil, fmt.Errorf("--nats-listen port: %w", err)
+		}
+		ecfg.Listen, ecfg.Host, ecfg.Port = true, host, p
+	}
+	srv, err := natsembed.Start(ecfg)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	nc, err = srv.Connect(opts...)
+	if err != nil {
+		srv.Shutdown()
+		return nil, "", nil, err
+	}
+	desc = "embedded"
+	if u := srv.ClientURL(); u != "" {
+		desc = "embedded, listening on " + u
+	}
+	return nc, desc, srv.Shutdown, nil
+}
+
+func loadVerifier(cfg Config) (*auth.Verifier, error) {
+	if cfg.PublicKeyFile != "" {
+		pub, err := auth.LoadPublicKey(cfg.PublicKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		return auth.NewVerifier(pub, nil), nil
+	}
+	key, err := auth.LoadOrCreateKey(KeyDir(cfg.DataDir))
+	if err != nil {
+		return nil, err
+	}
+	return auth.NewVerifier(key.Public().(ed25519.PublicKey), nil), nil
+}

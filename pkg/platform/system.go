@@ -1,0 +1,54 @@
+package platform
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/auth"
+	systemv1 "github.com/custody/custody/proto/custody/system/v1"
+)
+
+// systemService answers custody.system.v1.SystemService for the process.
+type systemService struct {
+	systemv1.UnimplementedSystemServiceServer
+	version string
+	targets []string
+	nats    string
+	started time.Time
+	js      jetstream.JetStream
+}
+
+func (s *systemService) GetStatus(ctx context.Context, _ *systemv1.GetStatusRequest) (*systemv1.GetStatusResponse, error) {
+	// Operators only: support, platform and internal services.
+	if c, _ := auth.CallerFrom(ctx); !c.Has(auth.Support) && !c.Has(auth.Platform) && !c.Has(auth.Service) {
+		return nil, apierr.PermissionDenied("system status is for support, platform and service callers")
+	}
+	resp := &systemv1.GetStatusResponse{
+		Version: s.version, Targets: s.targets, Nats: s.nats, StartedTime: timestamppb.New(s.started),
+	}
+	lister := s.js.ListStreams(ctx, jetstream.WithStreamListSubject("custody.>"))
+	for info := range lister.Info() {
+		if !strings.HasPrefix(info.Config.Name, "CUSTODY_") || info.Config.Name == "CUSTODY_DEADLETTER" {
+			continue
+		}
+		resp.EventStreams = append(resp.EventStreams, &systemv1.EventStream{
+			Service:      strings.ToLower(strings.TrimPrefix(info.Config.Name, "CUSTODY_")),
+			Stream:       info.Config.Name,
+			Events:       info.State.Msgs,
+			LastPosition: info.State.LastSeq,
+			Bytes:        info.State.Bytes,
+			Replicas:     int32(info.Config.Replicas),
+		})
+	}
+	if err := lister.Err(); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "listing event streams: %v", err)
+	}
+	return resp, nil
+}
