@@ -1,0 +1,715 @@
+package bus_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/custody/custody/pkg/bus"
+	"github.com/custody/custody/pkg/eventstore"
+	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/natsembed"
+)
+
+// The bus reports to the global OpenTelemetry providers; the tests install
+// real SDK providers with in-memory readers. Each test uses its own consumer
+// names, so their measurements do not mix.
+var (
+	metrics *sdkmetric.ManualReader
+	spans   *tracetest.SpanRecorder
+)
+
+func TestMain(m *testing.M) {
+	metrics = sdkmetric.NewManualReader()
+	otel.SetMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(metrics)))
+	spans = tracetest.NewSpanRecorder()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	os.Exit(m.Run())
+}
+
+const (
+	waitFor = 20 * time.Second
+	evType  = "custody.test.v1.X"
+)
+
+// env is one embedded nats-server with the order service's event store.
+type env struct {
+	srv   *natsembed.Server
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	store *esjs.Store
+	logs  *syncBuffer
+}
+
+func startEnv(t *testing.T, cfg natsembed.Config, opts ...nats.Option) *env {
+	t.Helper()
+	srv, err := natsembed.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := esjs.Open(t.Context(), nc, esjs.Config{Service: "order"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{srv: srv, nc: nc, js: js, store: st, logs: &syncBuffer{}}
+}
+
+func newEnv(t *testing.T) *env {
+	return startEnv(t, natsembed.Config{DataDir: t.TempDir()})
+}
+
+func (e *env) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// append stores one event of type evType with id on stream order-<orderID>.
+func (e *env) append(t *testing.T, orderID, id string, md eventstore.Metadata) {
+	t.Helper()
+	appendTo(t, e.store, orderID, id, md)
+}
+
+func appendTo(t *testing.T, st *esjs.Store, orderID, id string, md eventstore.Metadata) {
+	t.Helper()
+	_, err := st.Append(t.Context(), "order-"+orderID, eventstore.Any,
+		[]eventstore.EventData{{ID: id, Type: evType, Data: []byte("x"), Metadata: md}})
+	if err != nil {
+		t.Fatalf("append %s: %v", id, err)
+	}
+}
+
+func (e *env) subscribe(t *testing.T, cfg bus.Config, h bus.Handler) *bus.Consumer {
+	t.Helper()
+	cfg.SourceService = "order"
+	if cfg.Logger == nil {
+		cfg.Logger = e.logger()
+	}
+	c, err := bus.Subscribe(t.Context(), e.js, cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	return c
+}
+
+// effects counts, per event id, how often the handler was called and how
+// often its side effect was applied.
+type effects struct {
+	mu      sync.Mutex
+	calls   map[string]int
+	applied map[string]int
+}
+
+func newEffects() *effects { return &effects{calls: map[string]int{}, applied: map[string]int{}} }
+
+func (f *effects) call(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls[id]++
+	return f.calls[id]
+}
+
+func (f *effects) apply(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied[id]++
+}
+
+func (f *effects) get(id string) (calls, applied int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[id], f.applied[id]
+}
+
+// eventually retries f until it returns nil or the deadline passes (like
+// nats-server's checkFor).
+func eventually(t *testing.T, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still failing after %s: %v", waitFor, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func applied(f *effects, ids ...string) func() error {
+	return func() error {
+		for _, id := range ids {
+			if _, n := f.get(id); n == 0 {
+				return fmt.Errorf("%s not applied yet", id)
+			}
+		}
+		return nil
+	}
+}
+
+// settled: the server has every message up to lastSeq acked or terminated
+// and nothing pending or awaiting an ack, so nothing will be redelivered.
+func settled(t *testing.T, c *bus.Consumer, lastSeq uint64) func() error {
+	return func() error {
+		info, err := c.Info(t.Context())
+		if err != nil {
+			return err
+		}
+		if info.AckFloor.Stream != lastSeq || info.NumAckPending != 0 || info.NumPending != 0 || info.NumRedelivered != 0 {
+			return fmt.Errorf("consumer not settled at %d: ack floor %d, ack pending %d, pending %d, redelivered %d",
+				lastSeq, info.AckFloor.Stream, info.NumAckPending, info.NumPending, info.NumRedelivered)
+		}
+		return nil
+	}
+}
+
+// sum adds up the data points of counter name whose attributes include attrs.
+func sum(t *testing.T, name string, attrs ...attribute.KeyValue) int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := metrics.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			data, ok := m.Data.(metricdata.Sum[int64])
+			if !ok {
+				t.Fatalf("%s is %T, not an int64 sum", name, m.Data)
+			}
+		dp:
+			for _, p := range data.DataPoints {
+				for _, a := range attrs {
+					if v, ok := p.Attributes.Value(a.Key); !ok || v != a.Value {
+						continue dp
+					}
+				}
+				total += p.Value
+			}
+		}
+	}
+	return total
+}
+
+var runs atomic.Int64
+
+// consumerName makes a name unique to this run, so that counters, which
+// accumulate in the global meter provider, start at zero under -count=N.
+func consumerName(base string) string { return fmt.Sprintf("%s-%d", base, runs.Add(1)) }
+
+func consumerAttr(name string) attribute.KeyValue { return attribute.String("consumer", name) }
+func outcome(o string) attribute.KeyValue         { return attribute.String("outcome", o) }
+
+func TestFailingHandlerIsRetriedAndAppliedOnce(t *testing.T) {
+	e := newEnv(t)
+	name := consumerName("test-on-order-retry")
+	f := newEffects()
+	e.append(t, "o1", "e1", eventstore.Metadata{})
+	c := e.subscribe(t, bus.Config{Name: name, MaxDeliver: 5, AckWait: 5 * time.Second,
+		Backoff: []time.Duration{time.Millisecond, 2 * time.Millisecond}},
+		func(ctx context.Context, ev eventstore.RecordedEvent) error {
+			if f.call(ev.ID) <= 2 && ev.ID == "e1" {
+				return errors.New("store unavailable")
+			}
+			f.apply(ev.ID)
+			return nil
+		})
+
+	eventually(t, applied(f, "e1"))
+	eventually(t, settled(t, c, 1))
+	// Later traffic flows, and e1 does not come back with it.
+	e.append(t, "o2", "e2", eventstore.Metadata{})
+	eventually(t, applied(f, "e2"))
+	eventually(t, settled(t, c, 2))
+
+	if calls, n := f.get("e1"); calls != 3 || n != 1 {
+		t.Errorf("e1: %d calls, applied %d times; want 3 calls, applied once", calls, n)
+	}
+	if calls, n := f.get("e2"); calls != 1 || n != 1 {
+		t.Errorf("e2: %d calls, applied %d times; want 1, 1", calls, n)
+	}
+	if got := sum(t, "custody.bus.redeliveries", consumerAttr(name)); got != 2 {
+		t.Errorf("redeliveries = %d, want 2", got)
+	}
+	if got := sum(t, "custody.bus.handled", consumerAttr(name), outcome("retry")); got != 2 {
+		t.Errorf("handled{retry} = %d, want 2", got)
+	}
+	if got := sum(t, "custody.bus.handled", consumerAttr(name), outcome("ok")); got != 2 {
+		t.Errorf("handled{ok} = %d, want 2", got)
+	}
+	if got := sum(t, "custody.bus.parked", consumerAttr(name)); got != 0 {
+		t.Errorf("parked = %d, want 0", got)
+	}
+}
+
+func TestPoisonMessagesAreParkedAndDoNotBlock(t *testing.T) {
+	e := newEnv(t)
+	name := consumerName("test-on-order-poison")
+	const producerTrace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	f := newEffects()
+	e.append(t, "o1", "poison", eventstore.Metadata{TraceParent: producerTrace, Actor: "buyer:b1"})    // seq 1
+	e.append(t, "o2", "ok1", eventstore.Metadata{})                                                    // seq 2
+	e.append(t, "o3", "bad", eventstore.Metadata{})                                                    // seq 3
+	if _, err := e.js.Publish(t.Context(), "custody.order.order.raw", []byte("garbage")); err != nil { // seq 4
+		t.Fatal(err)
+	}
+	e.append(t, "o4", "ok2", eventstore.Metadata{}) // seq 5
+
+	c := e.subscribe(t, bus.Config{Name: name, MaxDeliver: 3, AckWait: 5 * time.Second,
+		Backoff: []time.Duration{time.Millisecond}},
+		func(ctx context.Context, ev eventstore.RecordedEvent) error {
+			f.call(ev.ID)
+			switch ev.ID {
+			case "poison":
+				return errors.New("boom:\nstock service says no")
+			case "bad":
+				return bus.Permanent(errors.New("payload does not decode"))
+			}
+			f.apply(ev.ID)
+			return nil
+		})
+
+	var parked []bus.Parked
+	eventually(t, func() (err error) {
+		parked, err = bus.ListParked(t.Context(), e.js, name)
+		if err == nil && len(parked) != 3 {
+			err = fmt.Errorf("%d parked, want 3", len(parked))
+		}
+		return err
+	})
+	eventually(t, applied(f, "ok1", "ok2"))
+	// The consumer goes on after parking.
+	e.append(t, "o5", "ok3", eventstore.Metadata{}) // seq 6
+	eventually(t, applied(f, "ok3"))
+	eventually(t, settled(t, c, 6))
+
+	for id, want := range map[string]int{"poison": 3, "bad": 1, "ok1": 1, "ok2": 1, "ok3": 1} {
+		if calls, _ := f.get(id); calls != want {
+			t.Errorf("%s: handler called %d times, want %d", id, calls, want)
+		}
+	}
+
+	bySeq := map[uint64]bus.Parked{}
+	for _, p := range parked {
+		bySeq[p.OriginalSequence] = p
+	}
+	type want struct {
+		cause, reason, eventID, subject string
+		deliveries                      uint64
+		decodes                         bool
+	}
+	for seq, w := range map[uint64]want{
+		1: {bus.CauseMaxDeliver, "boom: stock service says no", "poison", "custody.order.order.o1", 3, true},
+		3: {bus.CausePermanent, "permanent: payload does not decode", "bad", "custody.order.order.o3", 1, true},
+		4: {bus.CauseUndecodable, "no event id or type", "", "custody.order.order.raw", 1, false},
+	} {
+		p, ok := bySeq[seq]
+		if !ok {
+			t.Errorf("message %d not parked; parked: %+v", seq, parked)
+			continue
+		}
+		if p.Subject != "custody.deadletter."+name+".order" || p.Subject != bus.DeadLetterSubject(name, "order") {
+			t.Errorf("seq %d parked on %q", seq, p.Subject)
+		}
+		if p.Consumer != name || p.SourceService != "order" || p.OriginalStream != "CUSTODY_ORDER" {
+			t.Errorf("seq %d: consumer %q, service %q, stream %q", seq, p.Consumer, p.SourceService, p.OriginalStream)
+		}
+		if p.Cause != w.cause || !strings.Contains(p.Reason, w.reason) || p.Deliveries != w.deliveries ||
+			p.OriginalSubject != w.subject || p.EventID != w.eventID {
+			t.Errorf("seq %d parked as %+v, want %+v", seq, p, w)
+		}
+		for _, h := range []string{bus.HeaderDeadLetterReason, bus.HeaderDeadLetterConsumer, bus.HeaderDeadLetterDeliveries,
+			bus.HeaderDeadLetterOriginalSubject, bus.HeaderDeadLetterOriginalSequence} {
+			if p.Header.Get(h) == "" {
+				t.Errorf("seq %d: header %s missing", seq, h)
+			}
+		}
+		if got := p.Header.Get(bus.HeaderDeadLetterOriginalSequence); got != strconv.FormatUint(seq, 10) {
+			t.Errorf("seq %d: original sequence header %q", seq, got)
+		}
+		if (p.Event != nil) != w.decodes {
+			t.Errorf("seq %d: decoded event %v, want decodable %v", seq, p.Event, w.decodes)
+		}
+		if p.Event != nil && (p.Event.ID != w.eventID || p.Event.Type != evType || string(p.Event.Data) != "x") {
+			t.Errorf("seq %d: parked event %+v", seq, p.Event)
+		}
+	}
+	// The original envelope travels with the parked copy, trace context
+	// included under its lower-case name.
+	if p := bySeq[1]; p.Header.Get(esjs.HeaderActor) != "buyer:b1" || len(p.Header["traceparent"]) != 1 || p.Header["traceparent"][0] != producerTrace {
+		t.Errorf("parked copy lost original headers: %v", p.Header)
+	}
+	if p := bySeq[4]; string(p.Data) != "garbage" {
+		t.Errorf("undecodable message parked with data %q", p.Data)
+	}
+
+	if got := sum(t, "custody.bus.parked", consumerAttr(name)); got != 3 {
+		t.Errorf("parked metric = %d, want 3", got)
+	}
+	if got := strings.Count(e.logs.String(), "level=ERROR msg=\"bus: message parked"); got != 3 {
+		t.Errorf("%d parking errors logged, want 3:\n%s", got, e.logs)
+	}
+	if other, err := bus.ListParked(t.Context(), e.js, "someone-else"); err != nil || len(other) != 0 {
+		t.Errorf("ListParked(someone-else) = %v, %v; want nothing", other, err)
+	}
+	if all, err := bus.ListParked(t.Context(), e.js, ""); err != nil || len(all) != 3 {
+		t.Errorf("ListParked(all) = %d, %v; want 3", len(all), err)
+	}
+}
+
+// If the dead-letter stream cannot take the message, it is not terminated:
+// it keeps coming back until it can be parked.
+func TestMessageIsNotDroppedWhenParkingFails(t *testing.T) {
+	e := newEnv(t)
+	name := consumerName("test-on-order-noparking")
+	f := newEffects()
+	c := e.subscribe(t, bus.Config{Name: name, MaxDeliver: 2, AckWait: 5 * time.Second,
+		Backoff: []time.Duration{time.Millisecond, 5 * time.Millisecond}},
+		func(ctx context.Context, ev eventstore.RecordedEvent) error {
+			f.call(ev.ID)
+			return errors.New("always fails")
+		})
+	if err := e.js.DeleteStream(t.Context(), bus.DeadLetterStream); err != nil {
+		t.Fatal(err)
+	}
+	e.append(t, "o1", "poison", eventstore.Metadata{})
+
+	// Past MaxDeliver and still being delivered: parking failed, nothing dropped.
+	eventually(t, func() error {
+		if calls, _ := f.get("poison"); calls < 4 {
+			return fmt.Errorf("%d calls", calls)
+		}
+		return nil
+	})
+	info, err := c.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.AckFloor.Stream != 0 || info.NumAckPending != 1 {
+		t.Fatalf("message left the consumer without being parked: ack floor %d, ack pending %d", info.AckFloor.Stream, info.NumAckPending)
+	}
+	if got := sum(t, "custody.bus.parked", consumerAttr(name)); got != 0 {
+		t.Fatalf("parked metric = %d before the dead-letter stream exists", got)
+	}
+
+	if err := bus.EnsureDeadLetterStream(t.Context(), e.js, 1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, settled(t, c, 1))
+	parked, err := bus.ListParked(t.Context(), e.js, name)
+	if err != nil || len(parked) != 1 {
+		t.Fatalf("ListParked = %v, %v; want the one message", parked, err)
+	}
+	if p := parked[0]; p.EventID != "poison" || p.Cause != bus.CauseMaxDeliver || p.Deliveries < 4 {
+		t.Errorf("parked %+v", p)
+	}
+}
+
+func TestProcessedEventIsNotHandledAgain(t *testing.T) {
+	t.Run("consumer re-created replays the stream", func(t *testing.T) {
+		e := newEnv(t)
+		name := consumerName("test-on-order-recreated")
+		f := newEffects()
+		h := func(ctx context.Context, ev eventstore.RecordedEvent) error {
+			f.call(ev.ID)
+			f.apply(ev.ID)
+			return nil
+		}
+		cfg := bus.Config{Name: name, AckWait: 5 * time.Second, Backoff: []time.Duration{time.Millisecond}}
+		e.append(t, "o1", "e1", eventstore.Metadata{})
+		e.append(t, "o2", "e2", eventstore.Metadata{})
+		c := e.subscribe(t, cfg, h)
+		eventually(t, applied(f, "e1", "e2"))
+		eventually(t, settled(t, c, 2))
+		c.Stop()
+
+		// A new durable of the same name starts from the first event again.
+		if err := e.js.DeleteConsumer(t.Context(), esjs.StreamNameFor("order"), name); err != nil {
+			t.Fatal(err)
+		}
+		c = e.subscribe(t, cfg, h)
+		eventually(t, settled(t, c, 2))
+		e.append(t, "o3", "e3", eventstore.Metadata{})
+		eventually(t, applied(f, "e3"))
+		eventually(t, settled(t, c, 3))
+
+		for _, id := range []string{"e1", "e2", "e3"} {
+			if calls, n := f.get(id); calls != 1 || n != 1 {
+				t.Errorf("%s: %d calls, applied %d; want once", id, calls, n)
+			}
+		}
+		if got := sum(t, "custody.bus.handled", consumerAttr(name), outcome("duplicate")); got != 2 {
+			t.Errorf("handled{duplicate} = %d, want 2 (e1 and e2 redelivered and skipped)", got)
+		}
+	})
+
+	t.Run("ack after AckWait", func(t *testing.T) {
+		e := newEnv(t)
+		name := consumerName("test-on-order-lateack")
+		f := newEffects()
+		release := make(chan struct{})
+		c := e.subscribe(t, bus.Config{Name: name, AckWait: 300 * time.Millisecond, Backoff: []time.Duration{time.Millisecond}},
+			func(ctx context.Context, ev eventstore.RecordedEvent) error {
+				f.call(ev.ID)
+				<-release // a slow handler that outlives AckWait
+				f.apply(ev.ID)
+				return nil
+			})
+		e.append(t, "o1", "e1", eventstore.Metadata{})
+
+		// Hold the handler until the server has given up on the first
+		// delivery and sent the message again.
+		eventually(t, func() error {
+			info, err := c.Info(t.Context())
+			if err != nil {
+				return err
+			}
+			if info.NumRedelivered == 0 {
+				return errors.New("not redelivered yet")
+			}
+			return nil
+		})
+		close(release)
+		eventually(t, func() error {
+			if got := sum(t, "custody.bus.handled", consumerAttr(name), outcome("duplicate")); got < 1 {
+				return errors.New("redelivery not seen yet")
+			}
+			return nil
+		})
+		eventually(t, settled(t, c, 1))
+		if calls, n := f.get("e1"); calls != 1 || n != 1 {
+			t.Errorf("e1: %d calls, applied %d; want once", calls, n)
+		}
+	})
+}
+
+func TestConsumerSurvivesServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	e := startEnv(t, natsembed.Config{DataDir: dir, Listen: true, ReadyTimeout: 5 * time.Second},
+		nats.ReconnectWait(20*time.Millisecond))
+	u, err := url.Parse(e.srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+
+	name := consumerName("test-on-order-restart")
+	f := newEffects()
+	h := func(ctx context.Context, ev eventstore.RecordedEvent) error {
+		f.call(ev.ID)
+		f.apply(ev.ID)
+		return nil
+	}
+	cfg := bus.Config{Name: name, AckWait: 2 * time.Second, Backoff: []time.Duration{time.Millisecond}}
+	c := e.subscribe(t, cfg, h)
+	e.append(t, "o1", "e1", eventstore.Metadata{})
+	e.append(t, "o2", "e2", eventstore.Metadata{})
+	eventually(t, applied(f, "e1", "e2"))
+	eventually(t, settled(t, c, 2))
+
+	// The server restarts under the running consumer; the client reconnects.
+	e.srv.Shutdown()
+	var srv2 *natsembed.Server
+	eventually(t, func() (err error) {
+		srv2, err = natsembed.Start(natsembed.Config{DataDir: dir, Listen: true, Port: port, ReadyTimeout: 5 * time.Second})
+		return err
+	})
+	t.Cleanup(srv2.Shutdown)
+	eventually(t, func() error {
+		// Retrying is safe: the same event id is stored once.
+		_, err := e.store.Append(t.Context(), "order-o3", eventstore.Any,
+			[]eventstore.EventData{{ID: "e3", Type: evType, Data: []byte("x")}})
+		return err
+	})
+	eventually(t, applied(f, "e3"))
+	eventually(t, settled(t, c, 3))
+
+	// Now the process goes too: a new server and a new consumer of the same
+	// name resume after the last acked event.
+	c.Stop()
+	e.nc.Close()
+	srv2.Shutdown()
+	e3 := startEnv(t, natsembed.Config{DataDir: dir})
+	c3 := e3.subscribe(t, cfg, h)
+	eventually(t, settled(t, c3, 3))
+	e3.append(t, "o4", "e4", eventstore.Metadata{})
+	eventually(t, applied(f, "e4"))
+	eventually(t, settled(t, c3, 4))
+
+	for _, id := range []string{"e1", "e2", "e3", "e4"} {
+		if calls, n := f.get(id); calls != 1 || n != 1 {
+			t.Errorf("%s: %d calls, applied %d; want once", id, calls, n)
+		}
+	}
+	if got := sum(t, "custody.bus.handled", consumerAttr(name), outcome("duplicate")); got != 0 {
+		t.Errorf("%d events came back after the restarts; want none", got)
+	}
+}
+
+func TestHandlerRunsInConsumerSpanOfProducerTrace(t *testing.T) {
+	e := newEnv(t)
+	name := consumerName("test-on-order-trace")
+	traceID, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	parentID, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	var mu sync.Mutex
+	got := map[string]trace.SpanContext{}
+	c := e.subscribe(t, bus.Config{Name: name, AckWait: 5 * time.Second},
+		func(ctx context.Context, ev eventstore.RecordedEvent) error {
+			mu.Lock()
+			got[ev.ID] = trace.SpanContextFromContext(ctx)
+			mu.Unlock()
+			return nil
+		})
+	e.append(t, "o1", "traced", eventstore.Metadata{
+		TraceParent: "00-" + traceID.String() + "-" + parentID.String() + "-01", TraceState: "custody=1"})
+	e.append(t, "o2", "untraced", eventstore.Metadata{})
+	eventually(t, settled(t, c, 2))
+
+	mu.Lock()
+	defer mu.Unlock()
+	if sc := got["traced"]; sc.TraceID() != traceID || sc.SpanID() == parentID || sc.TraceState().Get("custody") != "1" {
+		t.Errorf("handler span context %v; want a new span in trace %s", sc, traceID)
+	}
+	if sc := got["untraced"]; !sc.IsValid() || sc.TraceID() == traceID {
+		t.Errorf("untraced event: handler span context %v; want a new root", sc)
+	}
+	var found bool
+	for _, s := range spans.Ended() {
+		if s.SpanContext().SpanID() != got["traced"].SpanID() {
+			continue
+		}
+		found = true
+		if s.Name() != name+" process "+evType || s.SpanKind() != trace.SpanKindConsumer ||
+			s.Parent().SpanID() != parentID || !s.Parent().IsRemote() {
+			t.Errorf("span %q kind %v parent %v", s.Name(), s.SpanKind(), s.Parent())
+		}
+	}
+	if !found {
+		t.Error("consumer span not recorded")
+	}
+}
+
+func TestEventTypesFilter(t *testing.T) {
+	e := newEnv(t)
+	name := consumerName("test-on-order-types")
+	var mu sync.Mutex
+	var seen []string
+	c := e.subscribe(t, bus.Config{Name: name, EventTypes: []string{"custody.test.v1.Wanted"}, AckWait: 5 * time.Second},
+		func(ctx context.Context, ev eventstore.RecordedEvent) error {
+			mu.Lock()
+			seen = append(seen, ev.ID)
+			mu.Unlock()
+			return nil
+		})
+	for i, typ := range []string{"custody.test.v1.Other", "custody.test.v1.Wanted", "custody.test.v1.Other"} {
+		if _, err := e.store.Append(t.Context(), "order-o1", eventstore.Any,
+			[]eventstore.EventData{{ID: fmt.Sprintf("e%d", i+1), Type: typ}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, settled(t, c, 3))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 1 || seen[0] != "e2" {
+		t.Errorf("handler saw %v, want [e2]", seen)
+	}
+	if got := sum(t, "custody.bus.handled", consumerAttr(name), outcome("skipped")); got != 2 {
+		t.Errorf("handled{skipped} = %d, want 2", got)
+	}
+}
+
+func TestSubscribeValidates(t *testing.T) {
+	e := newEnv(t)
+	h := func(context.Context, eventstore.RecordedEvent) error { return nil }
+	for _, cfg := range []bus.Config{
+		{Name: "", SourceService: "order"},
+		{Name: "has.dot", SourceService: "order"},
+		{Name: "ok", SourceService: "Order"},
+	} {
+		if _, err := bus.Subscribe(t.Context(), e.js, cfg, h); err == nil {
+			t.Errorf("Subscribe(%+v) succeeded", cfg)
+		}
+	}
+	if _, err := bus.Subscribe(t.Context(), e.js, bus.Config{Name: "ok", SourceService: "nosuch"}, h); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("Subscribe to a missing stream: %v, want ErrStreamNotFound", err)
+	}
+}
+
+func TestPermanent(t *testing.T) {
+	base := errors.New("bad payload")
+	p := bus.Permanent(base)
+	if !bus.IsPermanent(p) || !bus.IsPermanent(fmt.Errorf("handle: %w", p)) || !errors.Is(p, base) {
+		t.Errorf("Permanent(%v) = %v: not recognised", base, p)
+	}
+	if bus.IsPermanent(base) || bus.Permanent(nil) != nil {
+		t.Error("plain errors and nil must not be permanent")
+	}
+}
+
+func TestMarkerKey(t *testing.T) {
+	for _, tc := range []struct{ id, want string }{
+		{"e1", "c.e1"},
+		{"0f8c-AB_9", "c.0f8c-AB_9"},
+		{"a.b", "c.=YS5i"},
+		{"a b/c", "c.=YSBiL2M"},
+		{"=YS5i", "c.=PVlTNWk"}, // a literal "=…" id cannot collide with an encoded one
+	} {
+		if got := bus.MarkerKey("c", tc.id); got != tc.want {
+			t.Errorf("MarkerKey(c, %q) = %q, want %q", tc.id, got, tc.want)
+		}
+	}
+}
+
+// syncBuffer is a log sink the consumer goroutines and the test share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

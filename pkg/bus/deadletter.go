@@ -1,0 +1,222 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/custody/custody/pkg/eventstore"
+	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
+)
+
+// DeadLetterStream holds every parked message, on subjects
+// custody.deadletter.<consumer>.<source service>.
+const DeadLetterStream = "CUSTODY_DEADLETTER"
+
+const deadLetterPrefix = "custody.deadletter."
+
+// Headers added to a parked message; its original headers and body are kept
+// (except the Nats-* publish controls, see park).
+const (
+	HeaderDeadLetterReason           = "Custody-Dead-Letter-Reason"
+	HeaderDeadLetterCause            = "Custody-Dead-Letter-Cause"
+	HeaderDeadLetterConsumer         = "Custody-Dead-Letter-Consumer"
+	HeaderDeadLetterDeliveries       = "Custody-Dead-Letter-Deliveries"
+	HeaderDeadLetterOriginalSubject  = "Custody-Dead-Letter-Original-Subject"
+	HeaderDeadLetterOriginalSequence = "Custody-Dead-Letter-Original-Sequence"
+	HeaderDeadLetterOriginalStream   = "Custody-Dead-Letter-Original-Stream"
+	HeaderDeadLetterEventID          = "Custody-Dead-Letter-Event-Id"
+)
+
+// Why a message was parked (HeaderDeadLetterCause).
+const (
+	// CauseMaxDeliver: the handler still failed on the last allowed delivery.
+	CauseMaxDeliver = "max_deliver"
+	// CausePermanent: the handler returned an error marked with Permanent.
+	CausePermanent = "permanent"
+	// CauseUndecodable: the message is not a Custody event.
+	CauseUndecodable = "undecodable"
+)
+
+// DeadLetterSubject is where consumer parks messages of service's stream.
+func DeadLetterSubject(consumer, service string) string {
+	return deadLetterPrefix + consumer + "." + service
+}
+
+// DeadLetterStreamConfig is the stream of parked messages.
+func DeadLetterStreamConfig(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        DeadLetterStream,
+		Description: "Custody events that bus consumers could not handle",
+		Subjects:    []string{deadLetterPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Replicas:    max(replicas, 1),
+		Duplicates:  2 * time.Minute,
+		MaxMsgs:     -1,
+		MaxBytes:    -1,
+	}
+}
+
+// EnsureDeadLetterStream creates or updates the dead-letter stream.
+// Subscribe calls it; it is idempotent.
+func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	if _, err := js.CreateOrUpdateStream(ctx, DeadLetterStreamConfig(replicas)); err != nil {
+		return fmt.Errorf("bus: dead-letter stream: %w", err)
+	}
+	return nil
+}
+
+// park copies msg to the dead-letter stream and, once the server has stored
+// the copy, terminates msg. If the copy cannot be stored the message is
+// nak'ed and will be parked (or handled) on a later delivery: never dropped.
+func (c *Consumer) park(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, ev *eventstore.RecordedEvent, cause string, reason error) {
+	log := c.log.With("subject", msg.Subject(), "seq", md.Sequence.Stream, "delivery", md.NumDelivered, "cause", cause)
+	if ev != nil {
+		log = log.With("event_id", ev.ID, "event_type", ev.Type, "stream", ev.Stream)
+	}
+
+	dl := nats.NewMsg(DeadLetterSubject(c.cfg.Name, c.cfg.SourceService))
+	for k, v := range msg.Headers() {
+		// Nats-* headers steer a publish (Nats-Expected-Last-Subject-Sequence,
+		// batch ids, …); copied, they would make this publish fail or be
+		// taken for something it is not.
+		if strings.HasPrefix(strings.ToLower(k), "nats-") {
+			continue
+		}
+		dl.Header[k] = slices.Clone(v) // raw keys: keep lower-case traceparent
+	}
+	if id := msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
+		dl.Header.Set(HeaderDeadLetterEventID, id)
+	}
+	dl.Header.Set(HeaderDeadLetterReason, headerValue(reason.Error(), 2048))
+	dl.Header.Set(HeaderDeadLetterCause, cause)
+	dl.Header.Set(HeaderDeadLetterConsumer, c.cfg.Name)
+	dl.Header.Set(HeaderDeadLetterDeliveries, strconv.FormatUint(md.NumDelivered, 10))
+	dl.Header.Set(HeaderDeadLetterOriginalSubject, msg.Subject())
+	dl.Header.Set(HeaderDeadLetterOriginalSequence, strconv.FormatUint(md.Sequence.Stream, 10))
+	dl.Header.Set(HeaderDeadLetterOriginalStream, md.Stream)
+	// De-duplicates a re-park after a lost Term; distinct per consumer, so
+	// two consumers parking the same event both keep their copy.
+	dl.Header.Set(jetstream.MsgIDHeader, c.cfg.Name+":"+md.Stream+":"+strconv.FormatUint(md.Sequence.Stream, 10))
+	dl.Data = msg.Data()
+
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_, err := c.js.PublishMsg(pctx, dl, jetstream.WithExpectStream(DeadLetterStream))
+	cancel()
+	if err != nil {
+		log.ErrorContext(ctx, "bus: cannot park message; will retry", "reason", reason, "err", err)
+		c.retry(ctx, msg, md, log)
+		return
+	}
+	if err := msg.TermWithReason(cause); err != nil {
+		// Redelivered later; the re-park is de-duplicated by its message id.
+		log.WarnContext(ctx, "bus: parked message not terminated", "err", err)
+	}
+	c.m.parked.Add(ctx, 1, metric.WithAttributes(
+		attribute.String("consumer", c.cfg.Name), attribute.String("cause", cause)))
+	c.m.handled.Add(ctx, 1, metric.WithAttributes(
+		attribute.String("consumer", c.cfg.Name), attribute.String("outcome", "parked")))
+	log.ErrorContext(ctx, "bus: message parked on dead-letter stream", "reason", reason,
+		"dead_letter_subject", dl.Subject)
+}
+
+// Parked is a message on the dead-letter stream.
+type Parked struct {
+	// Sequence is the message's position in the dead-letter stream.
+	Sequence uint64
+	ParkedAt time.Time
+	// Subject is custody.deadletter.<consumer>.<source service>.
+	Subject          string
+	Consumer         string
+	SourceService    string
+	Cause            string // CauseMaxDeliver, CausePermanent or CauseUndecodable
+	Reason           string // the last error
+	Deliveries       uint64
+	OriginalStream   string
+	OriginalSubject  string
+	OriginalSequence uint64
+	EventID          string
+	EventType        string
+	// Event is the parked event, or nil if it does not decode.
+	Event *eventstore.RecordedEvent
+	// Header and Data are the message as parked.
+	Header nats.Header
+	Data   []byte
+}
+
+// ListParked returns the messages consumer has parked, oldest first; an
+// empty consumer lists those of every consumer.
+func ListParked(ctx context.Context, js jetstream.JetStream, consumer string) ([]Parked, error) {
+	filter := deadLetterPrefix + ">"
+	if consumer != "" {
+		if !namePattern.MatchString(consumer) {
+			return nil, fmt.Errorf("bus: bad consumer name %q", consumer)
+		}
+		filter = deadLetterPrefix + consumer + ".*"
+	}
+	st, err := js.Stream(ctx, DeadLetterStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bus: dead-letter stream: %w", err)
+	}
+	var out []Parked
+	for seq := uint64(1); ; {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bus: read dead-letter stream: %w", err)
+		}
+		out = append(out, parsed(m))
+		seq = m.Sequence + 1
+	}
+}
+
+func parsed(m *jetstream.RawStreamMsg) Parked {
+	h := m.Header
+	p := Parked{
+		Sequence:        m.Sequence,
+		ParkedAt:        m.Time,
+		Subject:         m.Subject,
+		Consumer:        h.Get(HeaderDeadLetterConsumer),
+		Cause:           h.Get(HeaderDeadLetterCause),
+		Reason:          h.Get(HeaderDeadLetterReason),
+		OriginalStream:  h.Get(HeaderDeadLetterOriginalStream),
+		OriginalSubject: h.Get(HeaderDeadLetterOriginalSubject),
+		EventID:         h.Get(HeaderDeadLetterEventID),
+		EventType:       h.Get(esjs.HeaderType),
+		Header:          h,
+		Data:            m.Data,
+	}
+	if rest, ok := strings.CutPrefix(m.Subject, deadLetterPrefix); ok {
+		if _, svc, ok := strings.Cut(rest, "."); ok {
+			p.SourceService = svc
+		}
+	}
+	p.Deliveries, _ = strconv.ParseUint(h.Get(HeaderDeadLetterDeliveries), 10, 64)
+	p.OriginalSequence, _ = strconv.ParseUint(h.Get(HeaderDeadLetterOriginalSequence), 10, 64)
+
+	// Decode with the event id back where the event store keeps it.
+	orig := make(nats.Header, len(h)+1)
+	for k, v := range h {
+		orig[k] = v
+	}
+	orig.Set(jetstream.MsgIDHeader, p.EventID)
+	if ev, err := esjs.Decode(p.OriginalSubject, p.OriginalSequence, orig, m.Data); err == nil {
+		p.Event = &ev
+	}
+	return p
+}
