@@ -5,4 +5,6 @@ go 1.26.0
 replace (
 	github.com/custody/custody/pkg => ../pkg
 	github.com/custody/custody/proto => ../proto
+	github.com/custody/custody/services/catalog => ../services/catalog
+	github.com/custody/custody/services/order => ../services/order
 )

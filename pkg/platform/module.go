@@ -7,18 +7,19 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 
 	"github.com/custody/custody/pkg/clock"
-	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 )
 
@@ -53,8 +54,26 @@ type Deps struct {
 }
 
 // OpenStore opens the event store of service on the process's NATS.
-func (d Deps) OpenStore(ctx context.Context, service string) (eventstore.Store, error) {
+func (d Deps) OpenStore(ctx context.Context, service string) (*esjs.Store, error) {
 	return esjs.Open(ctx, d.NATS, esjs.Config{Service: service, Replicas: d.Replicas, Now: d.Clock.Now})
+}
+
+// OpenStoreOf opens another service's events read-only, for projections
+// and reactions. In microservice mode the owner may start later: it waits,
+// bounded by ctx, until the owner has created its stream.
+func (d Deps) OpenStoreOf(ctx context.Context, service string) (*esjs.Store, error) {
+	for {
+		st, err := esjs.Open(ctx, d.NATS, esjs.Config{Service: service, ReadOnly: true, Now: d.Clock.Now})
+		if !errors.Is(err, esjs.ErrNotCreatedYet) {
+			return st, err
+		}
+		d.Logger.Info("waiting for another service's event stream", "service", service)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for %s events: %w", service, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // Select returns the modules named by targets ("all" or a comma-separated

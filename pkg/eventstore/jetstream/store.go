@@ -47,6 +47,9 @@ type Config struct {
 	Replicas int
 	// Now is the clock that stamps RecordedAt; nil means the wall clock.
 	Now func() time.Time
+	// ReadOnly opens another service's stream for reading (projections of
+	// its events) without creating or changing it; Append is refused.
+	ReadOnly bool
 	// MaxConflictRetries bounds how often an append with expected revision
 	// Any is retried when another writer got in first. Default 16.
 	MaxConflictRetries int
@@ -118,9 +121,17 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	st, err := js.CreateOrUpdateStream(ctx, StreamConfig(cfg.Service, cfg.Replicas))
+	var st jetstream.Stream
+	if cfg.ReadOnly {
+		st, err = js.Stream(ctx, StreamNameFor(cfg.Service))
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("jetstream: events of %s: %w", cfg.Service, ErrNotCreatedYet)
+		}
+	} else {
+		st, err = js.CreateOrUpdateStream(ctx, StreamConfig(cfg.Service, cfg.Replicas))
+	}
 	if err != nil {
-		return nil, fmt.Errorf("jetstream: create stream for %s: %w: %w", cfg.Service, eventstore.ErrUnavailable, err)
+		return nil, fmt.Errorf("jetstream: open stream of %s: %w: %w", cfg.Service, eventstore.ErrUnavailable, err)
 	}
 	meter := otel.Meter("github.com/custody/custody/pkg/eventstore/jetstream")
 	s := &Store{nc: nc, js: js, stream: st, name: StreamNameFor(cfg.Service), service: cfg.Service, cfg: cfg, tails: map[string]tail{}}
@@ -136,14 +147,31 @@ var _ eventstore.Store = (*Store)(nil)
 // Service is the service whose events this store holds.
 func (s *Store) Service() string { return s.service }
 
+// LastPosition is the position of the newest event in the store (0 when
+// empty): projections wait until they have caught up with it.
+func (s *Store) LastPosition(ctx context.Context) (uint64, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: %w: %w", eventstore.ErrUnavailable, err)
+	}
+	return info.State.LastSeq, nil
+}
+
 // JetStream returns the underlying stream (tests use it to try deletes).
 func (s *Store) JetStream() jetstream.Stream { return s.stream }
 
 // Close implements eventstore.Store. The connection belongs to the caller.
 func (s *Store) Close() error { return nil }
 
+// ErrNotCreatedYet: a read-only store was opened before the owning service
+// ever started, so its stream does not exist yet.
+var ErrNotCreatedYet = errors.New("stream not created yet")
+
 // Append implements eventstore.Store.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	if s.cfg.ReadOnly {
+		return eventstore.AppendResult{}, fmt.Errorf("jetstream: %s events are read-only here: %w", s.service, eventstore.ErrInvalidAppend)
+	}
 	if err := eventstore.ValidateAppend(stream, events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
