@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"regexp"
 	"runtime/debug"
@@ -66,6 +67,10 @@ type Config struct {
 	// Buffered messages age towards AckWait, so keep it small for slow
 	// handlers. Default 32.
 	Prefetch int
+	// Concurrency is how many events are handled at once (default 1).
+	// Events of one aggregate (one subject) are always handled one after
+	// the other, in stream order; only different aggregates overlap.
+	Concurrency int
 	// Replicas of the dead-letter stream and the processed bucket, if this
 	// consumer creates them: 1 on the embedded server, 3 on a cluster.
 	Replicas int
@@ -122,6 +127,29 @@ type Consumer struct {
 	lagReg  metric.Registration
 	stopped atomic.Bool
 	stop    sync.Once
+	lanes   []chan jetstream.Msg
+	workers sync.WaitGroup
+}
+
+// startLanes runs n workers. Events of one aggregate (one subject) always
+// go to the same worker, so they are handled in stream order while events
+// of different aggregates are handled side by side.
+func (c *Consumer) startLanes(ctx context.Context, n int) func(jetstream.Msg) {
+	c.lanes = make([]chan jetstream.Msg, n)
+	for i := range c.lanes {
+		lane := make(chan jetstream.Msg, c.cfg.Prefetch)
+		c.lanes[i] = lane
+		c.workers.Go(func() {
+			for m := range lane {
+				c.process(ctx, m)
+			}
+		})
+	}
+	return func(m jetstream.Msg) {
+		h := fnv.New32a()
+		h.Write([]byte(m.Subject()))
+		c.lanes[h.Sum32()%uint32(n)] <- m
+	}
 }
 
 type instruments struct {
@@ -189,7 +217,11 @@ func Subscribe(ctx context.Context, js jetstream.JetStream, cfg Config, h Handle
 	// Handlers get the setup context's values but neither its cancellation
 	// nor its span: each event's span descends from its producer.
 	base := trace.ContextWithSpanContext(context.WithoutCancel(ctx), trace.SpanContext{})
-	c.cc, err = cons.Consume(func(m jetstream.Msg) { c.process(base, m) },
+	deliver := func(m jetstream.Msg) { c.process(base, m) }
+	if cfg.Concurrency > 1 {
+		deliver = c.startLanes(base, cfg.Concurrency)
+	}
+	c.cc, err = cons.Consume(deliver,
 		jetstream.PullMaxMessages(cfg.Prefetch),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			c.log.Warn("bus: consume", "err", err)
@@ -258,6 +290,10 @@ func (c *Consumer) Stop() {
 		c.stopped.Store(true)
 		c.cc.Drain()
 		<-c.cc.Closed()
+		for _, lane := range c.lanes {
+			close(lane)
+		}
+		c.workers.Wait()
 		if c.lagReg != nil {
 			_ = c.lagReg.Unregister()
 		}

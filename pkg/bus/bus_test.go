@@ -713,3 +713,58 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+func TestConcurrentLanesKeepEachAggregateInOrder(t *testing.T) {
+	e := newEnv(t)
+	name := consumerName("test-on-order-lanes")
+	const orders, each = 6, 8
+	var mu sync.Mutex
+	seen := map[string][]int{} // stream -> revisions in handling order
+	inFlight, maxInFlight := 0, 0
+	release := make(chan struct{})
+	c := e.subscribe(t, bus.Config{Name: name, Concurrency: 4, AckWait: 10 * time.Second},
+		func(ctx context.Context, ev eventstore.RecordedEvent) error {
+			mu.Lock()
+			inFlight++
+			maxInFlight = max(maxInFlight, inFlight)
+			mu.Unlock()
+			if ev.Revision == 0 {
+				<-release // hold the first event of every order until several are in flight
+			}
+			mu.Lock()
+			inFlight--
+			seen[ev.Stream] = append(seen[ev.Stream], int(ev.Revision))
+			mu.Unlock()
+			return nil
+		})
+	for r := range each {
+		for o := range orders {
+			if _, err := e.store.Append(t.Context(), fmt.Sprintf("order-o%d", o), eventstore.Any,
+				[]eventstore.EventData{{ID: fmt.Sprintf("o%d-%d", o, r), Type: evType}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	eventually(t, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if maxInFlight < 2 {
+			return fmt.Errorf("%d handlers in flight", maxInFlight)
+		}
+		return nil
+	})
+	close(release)
+	eventually(t, settled(t, c, orders*each))
+	mu.Lock()
+	defer mu.Unlock()
+	for stream, revs := range seen {
+		for i, r := range revs {
+			if r != i {
+				t.Fatalf("%s handled in order %v", stream, revs)
+			}
+		}
+	}
+	if len(seen) != orders {
+		t.Fatalf("saw %d streams, want %d", len(seen), orders)
+	}
+}
