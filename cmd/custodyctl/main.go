@@ -42,6 +42,7 @@ Usage:
   custodyctl token --role R [--role R…]   mint a token with the local data dir's key
   custodyctl health                       is the server serving?
   custodyctl status                       targets and event streams of the server
+  custodyctl bench [--orders N …]         flash-sale load generator (PlaceOrder until outcome)
 
 Global flags (before the command):
   --addr   server address (env CUSTODY_ADDR, default 127.0.0.1:7070)
@@ -87,6 +88,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return c.healthCmd(ctx)
 	case "status":
 		return c.statusCmd(ctx)
+	case "bench":
+		return c.benchCmd(rest, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil
