@@ -45,7 +45,8 @@ func start(t *testing.T, dir string) *instance {
 
 func TestConformance(t *testing.T) {
 	conformance.Run(t, conformance.Backend{
-		New: func(t *testing.T) eventstore.Store { return start(t, t.TempDir()) },
+		DensePositions: true,
+		New:            func(t *testing.T) eventstore.Store { return start(t, t.TempDir()) },
 		Peer: func(t *testing.T, s eventstore.Store) eventstore.Store {
 			i := s.(*instance)
 			nc, err := i.srv.Connect()

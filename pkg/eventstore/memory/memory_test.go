@@ -10,8 +10,9 @@ import (
 
 func TestConformance(t *testing.T) {
 	conformance.Run(t, conformance.Backend{
-		New:         func(*testing.T) eventstore.Store { return memory.New(nil) },
-		SkipRestart: "memory backend keeps nothing across restarts by design",
-		SkipDelete:  "memory backend has no delete or purge API at all",
+		DensePositions: true,
+		New:            func(*testing.T) eventstore.Store { return memory.New(nil) },
+		SkipRestart:    "memory backend keeps nothing across restarts by design",
+		SkipDelete:     "memory backend has no delete or purge API at all",
 	})
 }
