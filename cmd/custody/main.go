@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -76,6 +77,13 @@ func envOr(name, def string) string {
 	return def
 }
 
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
 func runCmd(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("custody run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -86,8 +94,8 @@ func runCmd(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.NATSURL, "nats-url", envOr("CUSTODY_NATS_URL", ""), "external NATS URL(s); empty runs an embedded NATS with JetStream in --data-dir")
 	fs.StringVar(&cfg.NATSListen, "nats-listen", envOr("CUSTODY_NATS_LISTEN", ""), "embedded NATS also listens here (host:port) so other processes can join")
 	fs.StringVar(&cfg.Targets, "target", envOr("CUSTODY_TARGET", "all"), "services to run: all, or a comma-separated list ("+targetNames()+")")
-	replicas := fs.Int("replicas", 1, "replicas of each event stream (3 on a NATS cluster)")
-	fs.BoolVar(&cfg.RelaxedSync, "unsafe-relaxed-sync", false, "embedded NATS does not fsync every write: acknowledged events can be LOST in a crash; benchmarks only")
+	replicas := fs.Int("replicas", envInt("CUSTODY_REPLICAS", 1), "replicas of each event stream (3 on a NATS cluster)")
+	fs.BoolVar(&cfg.RelaxedSync, "unsafe-relaxed-sync", envOr("CUSTODY_UNSAFE_RELAXED_SYNC", "") == "true", "embedded NATS does not fsync every write: acknowledged events can be LOST in a crash; benchmarks only")
 	fs.StringVar(&cfg.PublicKeyFile, "auth-public-key", envOr("CUSTODY_AUTH_PUBLIC_KEY", ""), "Ed25519 public key (PEM) that verifies tokens; default: --data-dir/keys/signing.pub, created at first start")
 	logLevel := fs.String("log-level", envOr("CUSTODY_LOG_LEVEL", "info"), "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", envOr("CUSTODY_LOG_JSON", "") == "true", "log JSON instead of text")

@@ -178,6 +178,11 @@ func (d Deps) withLogger(module string) Deps {
 func connectNATS(cfg Config) (nc *nats.Conn, desc string, stop func(), err error) {
 	opts := []nats.Option{nats.Name("custody"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
 	if cfg.NATSURL != "" {
+		// In a cluster NATS may come up after us: keep trying rather than
+		// crash-loop (each attempt is logged by the reconnect handler).
+		opts = append(opts, nats.RetryOnFailedConnect(true), nats.ReconnectHandler(func(c *nats.Conn) {
+			cfg.Logger.Info("connected to NATS", "url", c.ConnectedUrlRedacted())
+		}))
 		nc, err := nats.Connect(cfg.NATSURL, opts...)
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
