@@ -983,6 +983,73 @@ func (x *StockReleased) GetReleaseTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// ReservationCancelled: the order was cancelled or rejected before any of
+// its stock was reserved (possibly before the catalog saw the order at all);
+// nothing is or will be reserved for it, and a later OrderPlaced for the same
+// order reserves nothing.
+type ReservationCancelled struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Why: "order cancelled: …", "order rejected: …".
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When.
+	CancelTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=cancel_time,json=cancelTime,proto3" json:"cancel_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReservationCancelled) Reset() {
+	*x = ReservationCancelled{}
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReservationCancelled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReservationCancelled) ProtoMessage() {}
+
+func (x *ReservationCancelled) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReservationCancelled.ProtoReflect.Descriptor instead.
+func (*ReservationCancelled) Descriptor() ([]byte, []int) {
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ReservationCancelled) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ReservationCancelled) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ReservationCancelled) GetCancelTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CancelTime
+	}
+	return nil
+}
+
 // AffiliateLinkCreated: a creator made a link to a product.
 type AffiliateLinkCreated struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1004,7 +1071,7 @@ type AffiliateLinkCreated struct {
 
 func (x *AffiliateLinkCreated) Reset() {
 	*x = AffiliateLinkCreated{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[13]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1083,7 @@ func (x *AffiliateLinkCreated) String() string {
 func (*AffiliateLinkCreated) ProtoMessage() {}
 
 func (x *AffiliateLinkCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[13]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1096,7 @@ func (x *AffiliateLinkCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AffiliateLinkCreated.ProtoReflect.Descriptor instead.
 func (*AffiliateLinkCreated) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{13}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AffiliateLinkCreated) GetLinkId() string {
@@ -1091,7 +1158,7 @@ type LiveSessionStarted struct {
 
 func (x *LiveSessionStarted) Reset() {
 	*x = LiveSessionStarted{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[14]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1170,7 @@ func (x *LiveSessionStarted) String() string {
 func (*LiveSessionStarted) ProtoMessage() {}
 
 func (x *LiveSessionStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[14]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1183,7 @@ func (x *LiveSessionStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LiveSessionStarted.ProtoReflect.Descriptor instead.
 func (*LiveSessionStarted) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{14}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LiveSessionStarted) GetSessionId() string {
@@ -1166,7 +1233,7 @@ type ProductPinned struct {
 
 func (x *ProductPinned) Reset() {
 	*x = ProductPinned{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[15]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1245,7 @@ func (x *ProductPinned) String() string {
 func (*ProductPinned) ProtoMessage() {}
 
 func (x *ProductPinned) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[15]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1258,7 @@ func (x *ProductPinned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProductPinned.ProtoReflect.Descriptor instead.
 func (*ProductPinned) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{15}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ProductPinned) GetSessionId() string {
@@ -1244,7 +1311,7 @@ type ProductUnpinned struct {
 
 func (x *ProductUnpinned) Reset() {
 	*x = ProductUnpinned{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[16]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1323,7 @@ func (x *ProductUnpinned) String() string {
 func (*ProductUnpinned) ProtoMessage() {}
 
 func (x *ProductUnpinned) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[16]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1336,7 @@ func (x *ProductUnpinned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProductUnpinned.ProtoReflect.Descriptor instead.
 func (*ProductUnpinned) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{16}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ProductUnpinned) GetSessionId() string {
@@ -1306,7 +1373,7 @@ type LiveSessionEnded struct {
 
 func (x *LiveSessionEnded) Reset() {
 	*x = LiveSessionEnded{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[17]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +1385,7 @@ func (x *LiveSessionEnded) String() string {
 func (*LiveSessionEnded) ProtoMessage() {}
 
 func (x *LiveSessionEnded) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[17]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,7 +1398,7 @@ func (x *LiveSessionEnded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LiveSessionEnded.ProtoReflect.Descriptor instead.
 func (*LiveSessionEnded) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{17}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LiveSessionEnded) GetSessionId() string {
@@ -1428,7 +1495,12 @@ const file_custody_catalog_v1_events_proto_rawDesc = "" +
 	"\rStockReleased\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12=\n" +
-	"\frelease_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vreleaseTime\"\xee\x01\n" +
+	"\frelease_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vreleaseTime\"\x86\x01\n" +
+	"\x14ReservationCancelled\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12;\n" +
+	"\vcancel_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"cancelTime\"\xee\x01\n" +
 	"\x14AffiliateLinkCreated\x12\x17\n" +
 	"\alink_id\x18\x01 \x01(\tR\x06linkId\x12\x1d\n" +
 	"\n" +
@@ -1480,7 +1552,7 @@ func file_custody_catalog_v1_events_proto_rawDescGZIP() []byte {
 	return file_custody_catalog_v1_events_proto_rawDescData
 }
 
-var file_custody_catalog_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_custody_catalog_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_custody_catalog_v1_events_proto_goTypes = []any{
 	(*VendorRegistered)(nil),       // 0: custody.catalog.v1.VendorRegistered
 	(*SkuCreated)(nil),             // 1: custody.catalog.v1.SkuCreated
@@ -1495,39 +1567,41 @@ var file_custody_catalog_v1_events_proto_goTypes = []any{
 	(*StockReserved)(nil),          // 10: custody.catalog.v1.StockReserved
 	(*StockReservationFailed)(nil), // 11: custody.catalog.v1.StockReservationFailed
 	(*StockReleased)(nil),          // 12: custody.catalog.v1.StockReleased
-	(*AffiliateLinkCreated)(nil),   // 13: custody.catalog.v1.AffiliateLinkCreated
-	(*LiveSessionStarted)(nil),     // 14: custody.catalog.v1.LiveSessionStarted
-	(*ProductPinned)(nil),          // 15: custody.catalog.v1.ProductPinned
-	(*ProductUnpinned)(nil),        // 16: custody.catalog.v1.ProductUnpinned
-	(*LiveSessionEnded)(nil),       // 17: custody.catalog.v1.LiveSessionEnded
-	(*timestamppb.Timestamp)(nil),  // 18: google.protobuf.Timestamp
-	(*v1.Money)(nil),               // 19: custody.type.v1.Money
+	(*ReservationCancelled)(nil),   // 13: custody.catalog.v1.ReservationCancelled
+	(*AffiliateLinkCreated)(nil),   // 14: custody.catalog.v1.AffiliateLinkCreated
+	(*LiveSessionStarted)(nil),     // 15: custody.catalog.v1.LiveSessionStarted
+	(*ProductPinned)(nil),          // 16: custody.catalog.v1.ProductPinned
+	(*ProductUnpinned)(nil),        // 17: custody.catalog.v1.ProductUnpinned
+	(*LiveSessionEnded)(nil),       // 18: custody.catalog.v1.LiveSessionEnded
+	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
+	(*v1.Money)(nil),               // 20: custody.type.v1.Money
 }
 var file_custody_catalog_v1_events_proto_depIdxs = []int32{
-	18, // 0: custody.catalog.v1.VendorRegistered.registered_time:type_name -> google.protobuf.Timestamp
-	19, // 1: custody.catalog.v1.SkuCreated.price:type_name -> custody.type.v1.Money
+	19, // 0: custody.catalog.v1.VendorRegistered.registered_time:type_name -> google.protobuf.Timestamp
+	20, // 1: custody.catalog.v1.SkuCreated.price:type_name -> custody.type.v1.Money
 	1,  // 2: custody.catalog.v1.ProductCreated.skus:type_name -> custody.catalog.v1.SkuCreated
-	18, // 3: custody.catalog.v1.ProductCreated.create_time:type_name -> google.protobuf.Timestamp
-	18, // 4: custody.catalog.v1.StockAdjusted.adjust_time:type_name -> google.protobuf.Timestamp
+	19, // 3: custody.catalog.v1.ProductCreated.create_time:type_name -> google.protobuf.Timestamp
+	19, // 4: custody.catalog.v1.StockAdjusted.adjust_time:type_name -> google.protobuf.Timestamp
 	4,  // 5: custody.catalog.v1.StockHeld.lines:type_name -> custody.catalog.v1.StockLine
 	4,  // 6: custody.catalog.v1.StockHoldReleased.lines:type_name -> custody.catalog.v1.StockLine
 	4,  // 7: custody.catalog.v1.StockSold.lines:type_name -> custody.catalog.v1.StockLine
 	4,  // 8: custody.catalog.v1.StockRestocked.lines:type_name -> custody.catalog.v1.StockLine
 	4,  // 9: custody.catalog.v1.ReservationRequested.lines:type_name -> custody.catalog.v1.StockLine
 	4,  // 10: custody.catalog.v1.StockReserved.lines:type_name -> custody.catalog.v1.StockLine
-	18, // 11: custody.catalog.v1.StockReserved.reserve_time:type_name -> google.protobuf.Timestamp
-	18, // 12: custody.catalog.v1.StockReservationFailed.fail_time:type_name -> google.protobuf.Timestamp
-	18, // 13: custody.catalog.v1.StockReleased.release_time:type_name -> google.protobuf.Timestamp
-	18, // 14: custody.catalog.v1.AffiliateLinkCreated.create_time:type_name -> google.protobuf.Timestamp
-	18, // 15: custody.catalog.v1.LiveSessionStarted.start_time:type_name -> google.protobuf.Timestamp
-	18, // 16: custody.catalog.v1.ProductPinned.pin_time:type_name -> google.protobuf.Timestamp
-	18, // 17: custody.catalog.v1.ProductUnpinned.unpin_time:type_name -> google.protobuf.Timestamp
-	18, // 18: custody.catalog.v1.LiveSessionEnded.end_time:type_name -> google.protobuf.Timestamp
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	19, // 11: custody.catalog.v1.StockReserved.reserve_time:type_name -> google.protobuf.Timestamp
+	19, // 12: custody.catalog.v1.StockReservationFailed.fail_time:type_name -> google.protobuf.Timestamp
+	19, // 13: custody.catalog.v1.StockReleased.release_time:type_name -> google.protobuf.Timestamp
+	19, // 14: custody.catalog.v1.ReservationCancelled.cancel_time:type_name -> google.protobuf.Timestamp
+	19, // 15: custody.catalog.v1.AffiliateLinkCreated.create_time:type_name -> google.protobuf.Timestamp
+	19, // 16: custody.catalog.v1.LiveSessionStarted.start_time:type_name -> google.protobuf.Timestamp
+	19, // 17: custody.catalog.v1.ProductPinned.pin_time:type_name -> google.protobuf.Timestamp
+	19, // 18: custody.catalog.v1.ProductUnpinned.unpin_time:type_name -> google.protobuf.Timestamp
+	19, // 19: custody.catalog.v1.LiveSessionEnded.end_time:type_name -> google.protobuf.Timestamp
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_custody_catalog_v1_events_proto_init() }
@@ -1541,7 +1615,7 @@ func file_custody_catalog_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_catalog_v1_events_proto_rawDesc), len(file_custody_catalog_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

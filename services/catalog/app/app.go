@@ -1,0 +1,314 @@
+// Package app runs the catalog's use cases on its event store: one
+// es.Handler per aggregate (commands are stamped with the injected clock's
+// time here, never in the domain), the reservation saga that reacts to the
+// order service's events (Saga), and the products-by-vendor read model
+// behind ListProducts (ProductIndex).
+//
+// Reads of one resource (GetProduct, GetVendor, …) load the aggregate and
+// are strongly consistent; listing reads the read model, which waits for the
+// store's current position first so a caller sees its own writes.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/custody/custody/pkg/clock"
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/services/catalog/domain"
+)
+
+// Store is the catalog's event store: the port plus the position of its
+// newest event, which read models wait for. The JetStream store is one.
+type Store interface {
+	eventstore.Store
+	LastPosition(ctx context.Context) (uint64, error)
+}
+
+// App holds the catalog's command handlers and read models.
+type App struct {
+	store Store
+	clock clock.Clock
+	log   *slog.Logger
+
+	Vendors      *es.Handler[domain.Vendor, domain.VendorCommand]
+	Products     *es.Handler[domain.Product, domain.ProductCommand]
+	Links        *es.Handler[domain.Link, domain.LinkCommand]
+	Sessions     *es.Handler[domain.Session, domain.SessionCommand]
+	Reservations *es.Handler[domain.Reservation, domain.ReservationCommand]
+
+	index  *ProductIndex
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns an App on store. Call Start before serving.
+func New(store Store, clk clock.Clock, log *slog.Logger) *App {
+	if clk == nil {
+		clk = clock.Real()
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &App{
+		store: store, clock: clk, log: log,
+		Vendors:      es.NewHandler(domain.Vendors, store, es.Options{}),
+		Products:     es.NewHandler(domain.Products, store, es.Options{}),
+		Links:        es.NewHandler(domain.Links, store, es.Options{}),
+		Sessions:     es.NewHandler(domain.Sessions, store, es.Options{}),
+		Reservations: es.NewHandler(domain.Reservations, store, es.Options{}),
+		index:        NewProductIndex(),
+	}
+}
+
+// Start runs the read models from the beginning of the store and returns
+// once they have caught up with it (the catalog is ready then), or ctx ends.
+func (a *App) Start(ctx context.Context) error {
+	last, err := a.store.LastPosition(ctx)
+	if err != nil {
+		return fmt.Errorf("catalog: store position: %w", err)
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.follow(rctx, 1)
+	}()
+	if err := a.index.WaitFor(ctx, last); err != nil {
+		a.Stop()
+		return fmt.Errorf("catalog: product index catching up to position %d: %w", last, err)
+	}
+	a.log.Info("catalog read model caught up", "position", last)
+	return nil
+}
+
+// Stop stops the read models.
+func (a *App) Stop() {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+}
+
+// follow feeds the product index from position from on, resubscribing
+// after errors until ctx ends.
+func (a *App) follow(ctx context.Context, from uint64) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		sub, err := a.store.SubscribeAll(ctx, from)
+		if err != nil {
+			a.log.Warn("catalog read model: subscribe failed; retrying", "from", from, "err", err)
+			sleep(ctx, backoff)
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		for {
+			e, err := sub.Next(ctx)
+			if errors.Is(err, eventstore.ErrClosed) || ctx.Err() != nil {
+				break
+			}
+			if err != nil {
+				// An event that does not decode; the subscription goes on.
+				a.log.Error("catalog read model: bad event", "err", err)
+				continue
+			}
+			backoff = 100 * time.Millisecond
+			if err := a.index.Apply(e); err != nil {
+				a.log.Error("catalog read model: cannot apply event", "event_id", e.ID, "type", e.Type, "err", err)
+			}
+			from = e.Position + 1
+		}
+		_ = sub.Close()
+		if ctx.Err() == nil {
+			a.log.Warn("catalog read model: subscription ended; resubscribing", "from", from)
+			sleep(ctx, backoff)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// Call identifies one command: its idempotency id and who asked.
+type Call struct {
+	// ID is the command id, e.g. es.DeriveID(rpc, scope, request_id):
+	// repeating it changes nothing and returns the current state.
+	ID   string
+	Meta es.Meta
+}
+
+func command[C any](aggregateID string, call Call, body C) es.Command[C] {
+	return es.Command[C]{AggregateID: aggregateID, ID: call.ID, Body: body, Meta: call.Meta}
+}
+
+// RegisterVendor registers a vendor.
+func (a *App) RegisterVendor(ctx context.Context, call Call, c domain.RegisterVendor) (domain.Vendor, error) {
+	c.Now = a.clock.Now()
+	res, err := a.Vendors.Handle(ctx, command[domain.VendorCommand](c.VendorID, call, c))
+	return res.State, err
+}
+
+// CreateProduct lists a product for a registered vendor.
+func (a *App) CreateProduct(ctx context.Context, call Call, c domain.CreateProduct) (domain.Product, error) {
+	v, _, _, err := a.Vendors.Load(ctx, c.VendorID)
+	if err != nil {
+		return domain.Product{}, err
+	}
+	if !v.Registered {
+		return domain.Product{}, &domain.NotFoundError{Resource: "vendor", ID: c.VendorID}
+	}
+	c.Now = a.clock.Now()
+	res, err := a.Products.Handle(ctx, command[domain.ProductCommand](c.ProductID, call, c))
+	return res.State, err
+}
+
+// AdjustStock restocks or corrects one SKU.
+func (a *App) AdjustStock(ctx context.Context, call Call, c domain.AdjustStock) (domain.Product, error) {
+	productID, ok := domain.ProductOfSKU(c.SkuID)
+	if !ok {
+		return domain.Product{}, &domain.NotFoundError{Resource: "sku", ID: c.SkuID}
+	}
+	c.Now = a.clock.Now()
+	res, err := a.Products.Handle(ctx, command[domain.ProductCommand](productID, call, c))
+	return res.State, err
+}
+
+// CreateLink makes creatorID's link linkID to productID, at the product's
+// commission rate of this moment.
+func (a *App) CreateLink(ctx context.Context, call Call, linkID, creatorID, productID string) (domain.Link, error) {
+	p, err := a.Product(ctx, productID)
+	if err != nil {
+		return domain.Link{}, err
+	}
+	c := domain.CreateLink{CreatorID: creatorID, ProductID: p.ID, VendorID: p.VendorID, CommissionBps: p.CommissionBps, Now: a.clock.Now()}
+	res, err := a.Links.Handle(ctx, command[domain.LinkCommand](linkID, call, c))
+	return res.State, err
+}
+
+// StartSession starts a live session.
+func (a *App) StartSession(ctx context.Context, call Call, sessionID string, c domain.StartSession) (domain.Session, error) {
+	c.Now = a.clock.Now()
+	res, err := a.Sessions.Handle(ctx, command[domain.SessionCommand](sessionID, call, c))
+	return res.State, err
+}
+
+// PinProduct pins productID in a session at its commission rate of this
+// moment.
+func (a *App) PinProduct(ctx context.Context, call Call, sessionID, productID string) (domain.Session, error) {
+	p, err := a.Product(ctx, productID)
+	if err != nil {
+		return domain.Session{}, err
+	}
+	c := domain.PinProduct{ProductID: p.ID, VendorID: p.VendorID, CommissionBps: p.CommissionBps, Now: a.clock.Now()}
+	res, err := a.Sessions.Handle(ctx, command[domain.SessionCommand](sessionID, call, c))
+	return res.State, err
+}
+
+// UnpinProduct unpins productID.
+func (a *App) UnpinProduct(ctx context.Context, call Call, sessionID, productID string) (domain.Session, error) {
+	c := domain.UnpinProduct{ProductID: productID, Now: a.clock.Now()}
+	res, err := a.Sessions.Handle(ctx, command[domain.SessionCommand](sessionID, call, c))
+	return res.State, err
+}
+
+// EndSession ends a session.
+func (a *App) EndSession(ctx context.Context, call Call, sessionID string) (domain.Session, error) {
+	res, err := a.Sessions.Handle(ctx, command[domain.SessionCommand](sessionID, call, domain.EndSession{Now: a.clock.Now()}))
+	return res.State, err
+}
+
+// Vendor loads a vendor (NotFoundError if it is not registered).
+func (a *App) Vendor(ctx context.Context, id string) (domain.Vendor, error) {
+	v, _, _, err := a.Vendors.Load(ctx, id)
+	if err == nil && !v.Registered {
+		err = &domain.NotFoundError{Resource: "vendor", ID: id}
+	}
+	return v, err
+}
+
+// Product loads a product.
+func (a *App) Product(ctx context.Context, id string) (domain.Product, error) {
+	p, _, _, err := a.Products.Load(ctx, id)
+	if err == nil && !p.Created {
+		err = &domain.NotFoundError{Resource: "product", ID: id}
+	}
+	return p, err
+}
+
+// ProductOfSKU loads the product a SKU belongs to (NotFoundError for a SKU
+// that does not exist).
+func (a *App) ProductOfSKU(ctx context.Context, skuID string) (domain.Product, error) {
+	id, ok := domain.ProductOfSKU(skuID)
+	if !ok {
+		return domain.Product{}, &domain.NotFoundError{Resource: "sku", ID: skuID}
+	}
+	p, err := a.Product(ctx, id)
+	if err != nil {
+		if errors.Is(err, &domain.NotFoundError{Resource: "product"}) {
+			err = &domain.NotFoundError{Resource: "sku", ID: skuID}
+		}
+		return p, err
+	}
+	if _, ok := p.SKU(skuID); !ok {
+		return p, &domain.NotFoundError{Resource: "sku", ID: skuID}
+	}
+	return p, nil
+}
+
+// Link loads an affiliate link.
+func (a *App) Link(ctx context.Context, id string) (domain.Link, error) {
+	l, _, _, err := a.Links.Load(ctx, id)
+	if err == nil && !l.Created {
+		err = &domain.NotFoundError{Resource: "link", ID: id}
+	}
+	return l, err
+}
+
+// Session loads a live session.
+func (a *App) Session(ctx context.Context, id string) (domain.Session, error) {
+	s, _, _, err := a.Sessions.Load(ctx, id)
+	if err == nil && !s.Started {
+		err = &domain.NotFoundError{Resource: "session", ID: id}
+	}
+	return s, err
+}
+
+// Reservation loads an order's reservation.
+func (a *App) Reservation(ctx context.Context, orderID string) (domain.Reservation, error) {
+	r, _, _, err := a.Reservations.Load(ctx, orderID)
+	return r, err
+}
+
+// freshness bounds how long a list waits for the read model to reach the
+// store's current position before it answers with what it has.
+const freshness = 2 * time.Second
+
+// ListProducts returns up to limit of a vendor's products, newest first,
+// created before position before (0: from the newest), and the position to
+// pass for the next page (0 at the end).
+func (a *App) ListProducts(ctx context.Context, vendorID string, limit int, before uint64) ([]domain.Product, uint64, error) {
+	if last, err := a.store.LastPosition(ctx); err == nil {
+		wctx, cancel := context.WithTimeout(ctx, freshness)
+		err := a.index.WaitFor(wctx, last)
+		cancel()
+		if err != nil && ctx.Err() != nil {
+			return nil, 0, ctx.Err()
+		}
+	} else {
+		a.log.Warn("catalog: listing without read-your-writes: store position unknown", "err", err)
+	}
+	ps, next := a.index.List(vendorID, limit, before)
+	return ps, next, nil
+}

@@ -1,0 +1,119 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/services/catalog/domain"
+)
+
+// ProductIndex is the read model behind ListProducts: every product, folded
+// from the catalog's own events with the domain's Evolve, grouped by vendor
+// in creation order. It is rebuilt from the start of the store at every
+// start (products are few next to orders; a snapshot can come later).
+type ProductIndex struct {
+	mu       sync.Mutex
+	products map[string]*listed
+	byVendor map[string][]*listed // ascending by position
+	position uint64               // of the last event applied
+	changed  chan struct{}        // closed and replaced when position moves
+}
+
+type listed struct {
+	position uint64 // of ProductCreated: the listing order and page key
+	product  domain.Product
+}
+
+// NewProductIndex returns an empty index.
+func NewProductIndex() *ProductIndex {
+	return &ProductIndex{products: map[string]*listed{}, byVendor: map[string][]*listed{}, changed: make(chan struct{})}
+}
+
+// Apply folds one event of the catalog store into the index. Events of
+// other aggregates only move the position.
+func (x *ProductIndex) Apply(e eventstore.RecordedEvent) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	defer x.advance(e.Position)
+	agg, id, err := eventstore.SplitStream(e.Stream)
+	if err != nil || agg != domain.Products.Aggregate {
+		return nil
+	}
+	ev, err := es.Decode(e)
+	if err != nil {
+		return fmt.Errorf("product index: %w", err)
+	}
+	l, ok := x.products[id]
+	if !ok {
+		l = &listed{position: e.Position, product: domain.Products.Initial(id)}
+	}
+	l.product = domain.Products.Evolve(l.product, ev.Payload)
+	l.product.Holds = nil // the index lists stock, not per-order holds
+	if !ok && l.product.Created {
+		x.products[id] = l
+		v := l.product.VendorID
+		x.byVendor[v] = append(x.byVendor[v], l)
+	}
+	return nil
+}
+
+func (x *ProductIndex) advance(pos uint64) {
+	if pos > x.position {
+		x.position = pos
+		close(x.changed)
+		x.changed = make(chan struct{})
+	}
+}
+
+// Position is the position of the last event applied.
+func (x *ProductIndex) Position() uint64 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.position
+}
+
+// WaitFor blocks until the index has applied position pos, or ctx ends.
+func (x *ProductIndex) WaitFor(ctx context.Context, pos uint64) error {
+	for {
+		x.mu.Lock()
+		done, ch := x.position >= pos, x.changed
+		x.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// List returns up to limit of vendorID's products created before position
+// before (0: from the newest), newest first, and the position to pass as
+// before for the next page, or 0 when there is none.
+func (x *ProductIndex) List(vendorID string, limit int, before uint64) ([]domain.Product, uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	all := x.byVendor[vendorID]
+	end := len(all) // all[:end] are the candidates
+	if before > 0 {
+		end = sort.Search(len(all), func(i int) bool { return all[i].position >= before })
+	}
+	var out []domain.Product
+	i := end - 1
+	for ; i >= 0 && len(out) < limit; i-- {
+		p := all[i].product
+		p.SKUs = slices.Clone(p.SKUs)
+		out = append(out, p)
+	}
+	if i >= 0 && len(out) > 0 {
+		return out, all[i+1].position
+	}
+	return out, 0
+}

@@ -1,0 +1,74 @@
+package app_test
+
+import (
+	"fmt"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
+	"github.com/custody/custody/services/catalog/app"
+)
+
+func recorded(t *testing.T, pos uint64, stream string, m proto.Message) eventstore.RecordedEvent {
+	t.Helper()
+	ed, err := es.Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed.ID = fmt.Sprint(pos)
+	return eventstore.RecordedEvent{EventData: ed, Stream: stream, Position: pos}
+}
+
+func TestProductIndexPages(t *testing.T) {
+	x := app.NewProductIndex()
+	pos := uint64(0)
+	apply := func(stream string, m proto.Message) {
+		pos++
+		if err := x.Apply(recorded(t, pos, stream, m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5 {
+		for _, v := range []string{"v1", "v2"} {
+			id := fmt.Sprintf("p%s%d", v, i)
+			apply("product-"+id, &catalogv1.ProductCreated{ProductId: id, VendorId: v, Skus: []*catalogv1.SkuCreated{{SkuId: id + "-a", Code: "a", InitialStock: 3}}})
+		}
+		apply("vendor-v9", &catalogv1.VendorRegistered{VendorId: "v9"}) // other aggregates only move the position
+	}
+	apply("product-pv13", &catalogv1.StockHeld{ProductId: "pv13", OrderId: "o1", Lines: []*catalogv1.StockLine{{SkuId: "pv13-a", Quantity: 2}}})
+	if x.Position() != pos {
+		t.Fatalf("position %d, want %d", x.Position(), pos)
+	}
+
+	var got []string
+	before := uint64(0)
+	for page := 0; ; page++ {
+		ps, next := x.List("v1", 2, before)
+		for _, p := range ps {
+			got = append(got, p.ID)
+			if p.ID == "pv13" && (p.SKUs[0].Available != 1 || p.SKUs[0].Reserved != 2) {
+				t.Errorf("pv13 stock %+v", p.SKUs[0])
+			}
+		}
+		if next == 0 {
+			if page != 2 {
+				t.Fatalf("%d pages", page+1)
+			}
+			break
+		}
+		before = next
+	}
+	if fmt.Sprint(got) != "[pv14 pv13 pv12 pv11 pv10]" {
+		t.Fatalf("listed %v", got)
+	}
+	if ps, next := x.List("nobody", 10, 0); len(ps) != 0 || next != 0 {
+		t.Fatalf("unknown vendor: %v %d", ps, next)
+	}
+	// An exact last page has no next token.
+	if ps, next := x.List("v2", 5, 0); len(ps) != 5 || next != 0 {
+		t.Fatalf("exact page: %d products, next %d", len(ps), next)
+	}
+}

@@ -1,0 +1,254 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+
+	"github.com/custody/custody/pkg/bus"
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	orderv1 "github.com/custody/custody/proto/custody/order/v1"
+	"github.com/custody/custody/services/catalog/domain"
+)
+
+// Order event types the saga reacts to.
+var SagaEventTypes = []string{
+	"custody.order.v1.OrderPlaced",
+	"custody.order.v1.OrderCancelled",
+	"custody.order.v1.OrderRejected",
+}
+
+// Actor is who the saga's commands are recorded as.
+const Actor = "service:catalog"
+
+// Saga reserves every line of a placed order or none, and releases what
+// was reserved when the order is cancelled or rejected.
+//
+// OrderPlaced: record the order's lines on its reservation; then, product by
+// product in sorted order, hold the product's lines for the order. If every
+// product holds, complete the reservation (StockReserved). If one refuses
+// (not enough stock, unknown SKU), release what was held and fail the
+// reservation (StockReservationFailed, naming the SKU).
+//
+// OrderCancelled / OrderRejected: cancel the reservation (ReservationCancelled
+// if stock was not reserved yet, StockReleased if it was) and release the
+// order's holds on every product it names. A product that never saw the
+// order records an empty release, so a saga still running elsewhere for the
+// same order cannot hold stock there afterwards.
+//
+// Every step is idempotent: command ids derive from the causing event id,
+// a reservation is decided once per order, and a product records one hold
+// per order whose status (held, released, sold) a repeated hold reports
+// without changing anything. So a redelivered event, a crash half-way and
+// a restart all converge on the same outcome.
+type Saga struct {
+	app *App
+	log *slog.Logger
+}
+
+// NewSaga returns the reservation saga of app.
+func NewSaga(a *App) *Saga { return &Saga{app: a, log: a.log.With("saga", "reservation")} }
+
+// Handle is the bus.Handler for order events.
+func (s *Saga) Handle(ctx context.Context, rec eventstore.RecordedEvent) error {
+	e, err := es.Decode(rec)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	switch ev := e.Payload.(type) {
+	case *orderv1.OrderPlaced:
+		return s.placed(ctx, rec, ev)
+	case *orderv1.OrderCancelled:
+		return s.cancelled(ctx, rec, ev.GetOrderId(), "order cancelled: "+ev.GetReason())
+	case *orderv1.OrderRejected:
+		return s.cancelled(ctx, rec, ev.GetOrderId(), "order rejected: "+ev.GetReason())
+	}
+	return nil // not ours
+}
+
+func (s *Saga) call(rec eventstore.RecordedEvent, orderID string, step ...string) Call {
+	corr := rec.Metadata.CorrelationID
+	if corr == "" {
+		corr = orderID
+	}
+	return Call{ID: es.DeriveID(append([]string{rec.ID}, step...)...), Meta: es.Meta{CorrelationID: corr, Actor: Actor}}
+}
+
+func checkOrderID(id string) error {
+	if !domain.OrderIDPattern.MatchString(id) {
+		return bus.Permanent(fmt.Errorf("catalog saga: order id %q is not a valid id", id))
+	}
+	return nil
+}
+
+// refusal is why a reservation fails.
+type refusal struct {
+	sku                  string
+	requested, available int64
+	reason               string
+}
+
+func (s *Saga) placed(ctx context.Context, rec eventstore.RecordedEvent, ev *orderv1.OrderPlaced) error {
+	orderID := ev.GetOrderId()
+	if err := checkOrderID(orderID); err != nil {
+		return err
+	}
+	lines := make([]domain.Line, 0, len(ev.GetLines()))
+	for _, l := range ev.GetLines() {
+		lines = append(lines, domain.Line{SkuID: l.GetSkuId(), Quantity: l.GetQuantity()})
+	}
+	res, err := s.app.Reservations.Handle(ctx, command[domain.ReservationCommand](orderID, s.call(rec, orderID, "request"), domain.RequestReservation{Lines: lines}))
+	if err != nil {
+		return err
+	}
+	r := res.State
+	if r.Status != domain.ReservationRequested {
+		// Decided before (a redelivery, or the order was cancelled first).
+		s.log.DebugContext(ctx, "order already handled", "order_id", orderID, "reservation", r.Status)
+		return nil
+	}
+
+	byProduct, bad := groupLines(r.Lines)
+	if bad != nil {
+		return s.fail(ctx, rec, orderID, nil, bad)
+	}
+	var held []string
+	for _, p := range slices.Sorted(maps.Keys(byProduct)) {
+		hres, err := s.app.Products.Handle(ctx, command[domain.ProductCommand](p, s.call(rec, orderID, "hold", p),
+			domain.HoldStock{OrderID: orderID, Lines: byProduct[p]}))
+		ref, err := holdOutcome(p, orderID, byProduct[p], hres.State, err)
+		if err != nil {
+			return err // infrastructure: retry the whole event; what is done stays done
+		}
+		if ref != nil {
+			return s.fail(ctx, rec, orderID, held, ref)
+		}
+		held = append(held, p)
+	}
+
+	_, err = s.app.Reservations.Handle(ctx, command[domain.ReservationCommand](orderID, s.call(rec, orderID, "complete"),
+		domain.CompleteReservation{Now: s.app.clock.Now()}))
+	var rule *domain.RuleError
+	if errors.As(err, &rule) {
+		// Cancelled (or failed by a concurrent run) while we were holding.
+		s.log.InfoContext(ctx, "reservation closed while holding; releasing", "order_id", orderID, "reason", rule.Reason)
+		return s.release(ctx, rec, orderID, held, "reservation "+rule.Message)
+	}
+	if err == nil {
+		s.log.DebugContext(ctx, "stock reserved", "order_id", orderID, "products", len(held))
+	}
+	return err
+}
+
+// groupLines splits an order's lines by product; a line that names no
+// product or asks for no units refuses the whole order.
+func groupLines(lines []domain.Line) (map[string][]domain.Line, *refusal) {
+	if len(lines) == 0 {
+		return nil, &refusal{reason: "the order has no lines"}
+	}
+	out := map[string][]domain.Line{}
+	for _, l := range lines {
+		p, ok := domain.ProductOfSKU(l.SkuID)
+		switch {
+		case !ok:
+			return nil, &refusal{sku: l.SkuID, requested: l.Quantity, reason: fmt.Sprintf("sku %s: no such sku", l.SkuID)}
+		case l.Quantity <= 0 || l.Quantity > domain.MaxUnits:
+			return nil, &refusal{sku: l.SkuID, requested: l.Quantity, reason: fmt.Sprintf("sku %s: quantity %d is not orderable", l.SkuID, l.Quantity)}
+		}
+		out[p] = append(out[p], l)
+	}
+	return out, nil
+}
+
+// holdOutcome classifies the result of holding one product: held (nil,
+// nil), refused (a refusal) or not known (an error to retry).
+func holdOutcome(productID, orderID string, lines []domain.Line, p domain.Product, err error) (*refusal, error) {
+	var short *domain.InsufficientStockError
+	var missing *domain.NotFoundError
+	var invalid *domain.ValidationError
+	switch {
+	case errors.As(err, &short):
+		return &refusal{sku: short.SkuID, requested: short.Requested, available: short.Available, reason: short.Error()}, nil
+	case errors.As(err, &missing):
+		sku := lines[0].SkuID
+		if missing.Resource == "sku" {
+			sku = missing.ID
+		}
+		return &refusal{sku: sku, requested: quantityOf(lines, sku), reason: fmt.Sprintf("sku %s: no such sku", sku)}, nil
+	case errors.As(err, &invalid):
+		return &refusal{sku: lines[0].SkuID, requested: lines[0].Quantity, reason: invalid.Error()}, nil
+	case err != nil:
+		return nil, err
+	}
+	switch h := p.HoldFor(orderID); h.Status {
+	case domain.HoldHeld, domain.HoldSold:
+		return nil, nil
+	default:
+		// Released earlier: an earlier attempt failed, or the order was
+		// cancelled meanwhile. All or nothing: this refuses the order.
+		return &refusal{sku: lines[0].SkuID, requested: lines[0].Quantity,
+			reason: fmt.Sprintf("product %s: stock for order %s was already released", productID, orderID)}, nil
+	}
+}
+
+func quantityOf(lines []domain.Line, sku string) int64 {
+	var n int64
+	for _, l := range lines {
+		if l.SkuID == sku {
+			n += l.Quantity
+		}
+	}
+	return n
+}
+
+// fail releases what was held and records the failure.
+func (s *Saga) fail(ctx context.Context, rec eventstore.RecordedEvent, orderID string, held []string, ref *refusal) error {
+	if err := s.release(ctx, rec, orderID, held, "reservation failed: "+ref.reason); err != nil {
+		return err
+	}
+	_, err := s.app.Reservations.Handle(ctx, command[domain.ReservationCommand](orderID, s.call(rec, orderID, "fail"), domain.FailReservation{
+		SkuID: ref.sku, Requested: ref.requested, Available: ref.available, Reason: ref.reason, Now: s.app.clock.Now(),
+	}))
+	if errors.Is(err, domain.ErrReservationClosed) {
+		s.log.WarnContext(ctx, "reservation decided elsewhere; not failing it", "order_id", orderID, "err", err)
+		return nil
+	}
+	if err == nil {
+		s.log.InfoContext(ctx, "stock reservation failed", "order_id", orderID, "reason", ref.reason)
+	}
+	return err
+}
+
+// release gives back the order's holds on products (idempotent).
+func (s *Saga) release(ctx context.Context, rec eventstore.RecordedEvent, orderID string, products []string, reason string) error {
+	for _, p := range products {
+		_, err := s.app.Products.Handle(ctx, command[domain.ProductCommand](p, s.call(rec, orderID, "release", p),
+			domain.ReleaseStock{OrderID: orderID, Reason: reason}))
+		if err != nil && !errors.Is(err, &domain.NotFoundError{Resource: "product"}) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Saga) cancelled(ctx context.Context, rec eventstore.RecordedEvent, orderID, reason string) error {
+	if err := checkOrderID(orderID); err != nil {
+		return err
+	}
+	res, err := s.app.Reservations.Handle(ctx, command[domain.ReservationCommand](orderID, s.call(rec, orderID, "cancel"),
+		domain.CancelReservation{Reason: reason, Now: s.app.clock.Now()}))
+	if err != nil {
+		return err
+	}
+	r := res.State
+	if r.Status == domain.ReservationFailed {
+		return nil // the failure released everything already
+	}
+	// Cancelled or released now: make sure no product keeps (or later takes)
+	// stock for the order. Runs again on redelivery, harmlessly.
+	return s.release(ctx, rec, orderID, r.Products(), reason)
+}

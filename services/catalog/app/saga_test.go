@@ -1,0 +1,330 @@
+package app_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/custody/custody/pkg/bus"
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
+	orderv1 "github.com/custody/custody/proto/custody/order/v1"
+	"github.com/custody/custody/services/catalog/app"
+	"github.com/custody/custody/services/catalog/domain"
+)
+
+const (
+	tReserved  = "custody.catalog.v1.StockReserved"
+	tFailed    = "custody.catalog.v1.StockReservationFailed"
+	tRequested = "custody.catalog.v1.ReservationRequested"
+	tCancelled = "custody.catalog.v1.ReservationCancelled"
+	tReleased  = "custody.catalog.v1.StockReleased"
+	tHeld      = "custody.catalog.v1.StockHeld"
+	tHoldRel   = "custody.catalog.v1.StockHoldReleased"
+)
+
+func (e *env) reservation(t *testing.T, orderID string) domain.Reservation {
+	t.Helper()
+	r, err := e.app.Reservation(t.Context(), orderID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestSagaReservesEveryLine(t *testing.T) {
+	e := newEnv(t)
+	p := e.product(t, "r1", 5, 2)
+	a, b := domain.SKUID(p, "a"), domain.SKUID(p, "b")
+	rec := e.publish(t, "o1", "placed", placed("o1", line{a, 2}, line{b, 1}, line{a, 1}))
+
+	// The handler runs twice on the same event (a redelivery after a lost
+	// ack): the second run changes nothing.
+	for range 2 {
+		if err := e.saga.Handle(t.Context(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e.reservation(t, "o1").Status; got != domain.ReservationReserved {
+		t.Fatalf("reservation %v", got)
+	}
+	if got := e.ledger(t, a); got != [3]int64{2, 3, 0} {
+		t.Fatalf("sku a available/reserved/sold = %v", got)
+	}
+	if got := e.ledger(t, b); got != [3]int64{1, 1, 0} {
+		t.Fatalf("sku b = %v", got)
+	}
+	if got := e.events(t, "reservation-o1"); !slices.Equal(got, []string{tRequested, tReserved}) {
+		t.Fatalf("reservation events %v", got)
+	}
+	if got := e.events(t, "product-"+p); slices.Index(got, tHeld) != len(got)-1 {
+		t.Fatalf("product events %v: want exactly one StockHeld, last", got)
+	}
+	// The outcome event is the public contract: lines and correlation.
+	recs, _ := e.catalog.ReadStream(t.Context(), "reservation-o1", 1, 1)
+	ev, _ := es.Decode(recs[0])
+	r := ev.Payload.(*catalogv1.StockReserved)
+	if r.GetOrderId() != "o1" || len(r.GetLines()) != 3 || !r.GetReserveTime().AsTime().Equal(t0) ||
+		recs[0].Metadata.CorrelationID != "corr-o1" || recs[0].Metadata.Actor != app.Actor {
+		t.Fatalf("StockReserved %v, metadata %+v", r, recs[0].Metadata)
+	}
+
+	// The same order published again under another event id (a producer
+	// retry) is still reserved once.
+	again := e.publish(t, "o1", "placed-again", placed("o1", line{a, 2}, line{b, 1}, line{a, 1}))
+	if err := e.saga.Handle(t.Context(), again); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.ledger(t, a); got != [3]int64{2, 3, 0} {
+		t.Fatalf("after a re-published OrderPlaced: sku a = %v", got)
+	}
+}
+
+func TestSagaAllOrNothing(t *testing.T) {
+	e := newEnv(t)
+	// Products are held in sorted order; the short one must come last, so
+	// that the first one really is held and then released.
+	p1, p2 := e.product(t, "r1", 5, 5), e.product(t, "r2", 5, 5)
+	if p1 > p2 {
+		p1, p2 = p2, p1
+	}
+	if _, err := e.app.AdjustStock(t.Context(), call("short"), domain.AdjustStock{SkuID: domain.SKUID(p2, "a"), Delta: -4}); err != nil {
+		t.Fatal(err)
+	}
+	short := domain.SKUID(p2, "a") // 1 available
+	rec := e.publish(t, "o2", "placed", placed("o2", line{domain.SKUID(p1, "a"), 3}, line{domain.SKUID(p1, "b"), 1}, line{short, 2}))
+	for range 2 {
+		if err := e.saga.Handle(t.Context(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e.reservation(t, "o2"); got.Status != domain.ReservationFailed || got.FailedSKU != short {
+		t.Fatalf("reservation %+v", got)
+	}
+	for _, sku := range []string{domain.SKUID(p1, "a"), domain.SKUID(p1, "b")} {
+		if got := e.ledger(t, sku); got[1] != 0 || got[0] != 5 {
+			t.Fatalf("%s = %v: the other product must be fully released", sku, got)
+		}
+	}
+	if got := e.events(t, "product-"+p1); !slices.Contains(got, tHeld) || got[len(got)-1] != tHoldRel {
+		t.Fatalf("first product events %v: want held then released", got)
+	}
+	recs, _ := e.catalog.ReadStream(t.Context(), "reservation-o2", 0, 0)
+	ev, _ := es.Decode(recs[len(recs)-1])
+	f, ok := ev.Payload.(*catalogv1.StockReservationFailed)
+	if !ok || f.GetSkuId() != short || f.GetRequested() != 2 || f.GetAvailable() != 1 || f.GetReason() == "" {
+		t.Fatalf("outcome %v", ev.Payload)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("reservation has %d events, want requested + failed", len(recs))
+	}
+	// Later restocking does not resurrect a failed reservation on redelivery.
+	e.app.AdjustStock(t.Context(), call("restock"), domain.AdjustStock{SkuID: short, Delta: 10})
+	if err := e.saga.Handle(t.Context(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.ledger(t, short); got[1] != 0 {
+		t.Fatalf("short sku %v after redelivery", got)
+	}
+}
+
+func TestSagaUnknownSKUFails(t *testing.T) {
+	e := newEnv(t)
+	p := e.product(t, "r1", 5, 5)
+	for i, lines := range [][]line{
+		{{domain.SKUID(p, "a"), 1}, {domain.SKUID(p, "zz"), 1}},         // no such code
+		{{domain.SKUID(p, "a"), 1}, {domain.SKUID("pnothere", "a"), 1}}, // no such product
+		{{domain.SKUID(p, "a"), 1}, {"garbage", 1}},                     // not a SKU id
+		{{domain.SKUID(p, "a"), 0}},                                     // nothing ordered
+	} {
+		order := fmt.Sprintf("u%d", i)
+		if err := e.saga.Handle(t.Context(), e.publish(t, order, "placed", placed(order, lines...))); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.reservation(t, order).Status; got != domain.ReservationFailed {
+			t.Fatalf("%v: reservation %v", lines, got)
+		}
+	}
+	if got := e.ledger(t, domain.SKUID(p, "a")); got != [3]int64{5, 0, 0} {
+		t.Fatalf("sku a = %v", got)
+	}
+}
+
+func TestSagaCancelReleases(t *testing.T) {
+	e := newEnv(t)
+	p := e.product(t, "r1", 5, 5)
+	a := domain.SKUID(p, "a")
+	if err := e.saga.Handle(t.Context(), e.publish(t, "o3", "placed", placed("o3", line{a, 4}))); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.ledger(t, a); got != [3]int64{1, 4, 0} {
+		t.Fatalf("reserved: %v", got)
+	}
+	cancel := e.publish(t, "o3", "cancelled", &orderv1.OrderCancelled{OrderId: "o3", Reason: "changed mind", CancelledBy: "buyer:b1"})
+	for range 2 {
+		if err := e.saga.Handle(t.Context(), cancel); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e.ledger(t, a); got != [3]int64{5, 0, 0} {
+		t.Fatalf("after cancel: %v", got)
+	}
+	if got := e.events(t, "reservation-o3"); !slices.Equal(got, []string{tRequested, tReserved, tReleased}) {
+		t.Fatalf("reservation events %v", got)
+	}
+	// A rejection of an order whose reservation failed changes nothing.
+	if err := e.saga.Handle(t.Context(), e.publish(t, "o4", "placed", placed("o4", line{a, 99}))); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.saga.Handle(t.Context(), e.publish(t, "o4", "rejected", &orderv1.OrderRejected{OrderId: "o4", Reason: "out of stock", SkuId: a})); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.events(t, "reservation-o4"); !slices.Equal(got, []string{tRequested, tFailed}) {
+		t.Fatalf("reservation events %v", got)
+	}
+}
+
+func TestSagaCancelBeforePlace(t *testing.T) {
+	e := newEnv(t)
+	p := e.product(t, "r1", 5, 5)
+	a := domain.SKUID(p, "a")
+	before := e.events(t, "product-"+p)
+	if err := e.saga.Handle(t.Context(), e.publish(t, "o5", "cancelled", &orderv1.OrderCancelled{OrderId: "o5", Reason: "fraud"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.saga.Handle(t.Context(), e.publish(t, "o5", "placed", placed("o5", line{a, 1}))); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.ledger(t, a); got != [3]int64{5, 0, 0} {
+		t.Fatalf("sku a = %v", got)
+	}
+	if got := e.events(t, "reservation-o5"); !slices.Equal(got, []string{tCancelled}) {
+		t.Fatalf("reservation events %v", got)
+	}
+	if got := e.events(t, "product-"+p); !slices.Equal(got, before) {
+		t.Fatalf("product changed: %v", got)
+	}
+}
+
+// A cancellation that lands while the saga is half-way (another instance
+// holding stock): the held product is released, the product the saga has
+// not reached yet refuses it afterwards, and the reservation stays
+// cancelled.
+func TestSagaCancelWhileHolding(t *testing.T) {
+	e := newEnv(t)
+	p1 := e.product(t, "r1", 5, 5)
+	p2 := e.product(t, "r2", 5, 5)
+	lines := []line{{domain.SKUID(p1, "a"), 1}, {domain.SKUID(p2, "a"), 1}}
+	rec := e.publish(t, "o6", "placed", placed("o6", lines...))
+	ctx := t.Context()
+	// The first steps of the saga, as an instance that then stalls would do.
+	dl := []domain.Line{{SkuID: lines[0].sku, Quantity: 1}, {SkuID: lines[1].sku, Quantity: 1}}
+	first := min(p1, p2)
+	if _, err := e.app.Reservations.Handle(ctx, es.Command[domain.ReservationCommand]{AggregateID: "o6", ID: es.DeriveID(rec.ID, "request"), Body: domain.RequestReservation{Lines: dl}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.app.Products.Handle(ctx, es.Command[domain.ProductCommand]{AggregateID: first, ID: es.DeriveID(rec.ID, "hold", first),
+		Body: domain.HoldStock{OrderID: "o6", Lines: []domain.Line{{SkuID: domain.SKUID(first, "a"), Quantity: 1}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.saga.Handle(ctx, e.publish(t, "o6", "cancelled", &orderv1.OrderCancelled{OrderId: "o6"})); err != nil {
+		t.Fatal(err)
+	}
+	// The stalled instance resumes (or the event is redelivered).
+	if err := e.saga.Handle(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{p1, p2} {
+		if got := e.ledger(t, domain.SKUID(p, "a")); got != [3]int64{5, 0, 0} {
+			t.Fatalf("product %s sku a = %v", p, got)
+		}
+		pr, _ := e.app.Product(ctx, p)
+		if pr.HoldFor("o6").Status != domain.HoldReleased {
+			t.Fatalf("product %s hold %v", p, pr.HoldFor("o6").Status)
+		}
+	}
+	if got := e.reservation(t, "o6").Status; got != domain.ReservationCancelled {
+		t.Fatalf("reservation %v", got)
+	}
+}
+
+// Through the real bus: the first delivery does the work and then fails
+// (as if the process died before acking); the redelivery must not reserve
+// again.
+func TestSagaRedelivery(t *testing.T) {
+	e := newEnv(t)
+	p := e.product(t, "r1", 5, 5)
+	a := domain.SKUID(p, "a")
+	var calls atomic.Int32
+	handler := func(ctx context.Context, rec eventstore.RecordedEvent) error {
+		err := e.saga.Handle(ctx, rec)
+		if calls.Add(1) == 1 && err == nil {
+			return errors.New("crash after the work, before the ack")
+		}
+		return err
+	}
+	cons, err := bus.Subscribe(t.Context(), e.js, bus.Config{
+		Name: "catalog-on-order-test", SourceService: "order", EventTypes: app.SagaEventTypes,
+		Backoff: []time.Duration{10 * time.Millisecond}, Logger: quiet(),
+	}, handler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Stop()
+	e.publish(t, "o7", "placed", placed("o7", line{a, 2}))
+	eventually(t, "redelivered", func() error {
+		if calls.Load() < 2 {
+			return fmt.Errorf("%d deliveries", calls.Load())
+		}
+		return nil
+	})
+	if got := e.ledger(t, a); got != [3]int64{3, 2, 0} {
+		t.Fatalf("sku a = %v", got)
+	}
+	if got := e.events(t, "reservation-o7"); !slices.Equal(got, []string{tRequested, tReserved}) {
+		t.Fatalf("reservation events %v", got)
+	}
+}
+
+func TestSagaParksBadOrderIDs(t *testing.T) {
+	e := newEnv(t)
+	rec := e.publish(t, "o8", "placed", placed("not a valid id!"))
+	if err := e.saga.Handle(t.Context(), rec); !bus.IsPermanent(err) {
+		t.Fatalf("err = %v, want permanent", err)
+	}
+	// Events of other types are not the saga's business.
+	other := e.publish(t, "o8", "confirmed", &orderv1.OrderConfirmed{OrderId: "o8"})
+	if err := e.saga.Handle(t.Context(), other); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// BenchmarkSagaHotProduct: orders for one product (the one pinned in a
+// livestream) handled one after the other, as the durable consumer hands
+// them over; nine in ten are refused once stock runs out. Each order costs
+// the reservation's request plus a hold and a completion (or a failure).
+func BenchmarkSagaHotProduct(b *testing.B) {
+	e := newEnv(b)
+	p := e.product(b, "hot", int64(b.N/10+1), 0)
+	sku := domain.SKUID(p, "a")
+	recs := make([]eventstore.RecordedEvent, b.N)
+	for i := range recs {
+		id := fmt.Sprintf("o%d", i)
+		recs[i] = e.publish(b, id, "placed", placed(id, line{sku, 1}))
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if err := e.saga.Handle(b.Context(), recs[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if got := e.ledger(b, sku); got[0] != 0 {
+		b.Fatalf("ledger %v: stock left", got)
+	}
+}

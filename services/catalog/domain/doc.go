@@ -1,0 +1,27 @@
+// Package domain is the catalog's business logic as pure event-sourced
+// aggregates, each an es.Decider: initial state, Decide(state, command) ->
+// events | error, Evolve(state, event) -> state. Nothing here does I/O or
+// reads a clock: commands carry the time (Now) and the ids they need.
+//
+// Aggregates (stream "<aggregate>-<id>" in the catalog's event store):
+//
+//   - vendor-<vendor_id>: a seller (Vendors).
+//   - product-<product_id>: a product, its SKUs and their stock ledger
+//     (available / reserved / sold), and one hold per order (Products). A hold
+//     is recorded once per order with a status (held, released, sold): holding
+//     again for the same order changes nothing and the caller reads the
+//     existing status, which keeps the reservation saga safe under
+//     redelivery, even after a release.
+//   - link-<link_id>: a creator's affiliate link with its commission fixed at
+//     creation (Links).
+//   - session-<session_id>: a creator's livestream with its pin history
+//     (Sessions).
+//   - reservation-<order_id>: the per-order outcome of reserving stock —
+//     requested, reserved, failed, cancelled or released (Reservations).
+//     Cancelling a reservation the catalog has not seen yet records the
+//     cancellation, so a late OrderPlaced reserves nothing.
+//
+// Errors are typed (NotFoundError, ExistsError, RuleError,
+// InsufficientStockError, ValidationError) so the gRPC edge maps them to
+// codes in one place.
+package domain

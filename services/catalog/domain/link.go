@@ -1,0 +1,83 @@
+package domain
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/custody/custody/pkg/es"
+	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
+)
+
+// Link is a creator's affiliate link to a product. Its commission rate is
+// the product's rate when the link was made and never changes.
+type Link struct {
+	ID            string
+	Created       bool
+	CreatorID     string
+	ProductID     string
+	VendorID      string
+	CommissionBps int32
+	CreatedAt     time.Time
+}
+
+// LinkCommand is a command to a link.
+type LinkCommand interface{ isLinkCommand() }
+
+// CreateLink makes a link. The caller copies the product's vendor and
+// current commission rate into it (the app layer reads the product).
+type CreateLink struct {
+	CreatorID     string
+	ProductID     string
+	VendorID      string
+	CommissionBps int32
+	Now           time.Time
+}
+
+func (CreateLink) isLinkCommand() {}
+
+// Links is the affiliate-link aggregate.
+var Links = es.Decider[Link, LinkCommand]{
+	Aggregate: "link",
+	Initial:   func(id string) Link { return Link{ID: id} },
+	Decide:    decideLink,
+	Evolve:    evolveLink,
+}
+
+func decideLink(s Link, c LinkCommand) ([]proto.Message, error) {
+	switch c := c.(type) {
+	case CreateLink:
+		if s.Created {
+			return nil, &ExistsError{Resource: "link", ID: s.ID}
+		}
+		var v violations
+		if !CreatorIDPattern.MatchString(c.CreatorID) {
+			v.add("creator_id", "must be 1-128 letters, digits, '.', '-' or '_'")
+		}
+		if !AssignedIDPattern.MatchString(c.ProductID) {
+			v.add("product_id", "is not a product id")
+		}
+		if c.CommissionBps < 0 || c.CommissionBps > MaxBps {
+			v.add("commission_bps", "must be between 0 and %d basis points", MaxBps)
+		}
+		if err := v.err(); err != nil {
+			return nil, err
+		}
+		return []proto.Message{&catalogv1.AffiliateLinkCreated{
+			LinkId: s.ID, CreatorId: c.CreatorID, ProductId: c.ProductID, VendorId: c.VendorID,
+			CommissionBps: c.CommissionBps, CreateTime: timestamppb.New(c.Now),
+		}}, nil
+	}
+	return nil, errUnknownCommand(c)
+}
+
+func evolveLink(s Link, e proto.Message) Link {
+	if e, ok := e.(*catalogv1.AffiliateLinkCreated); ok {
+		s.Created = true
+		s.CreatorID, s.ProductID, s.VendorID = e.GetCreatorId(), e.GetProductId(), e.GetVendorId()
+		s.CommissionBps = e.GetCommissionBps()
+		s.CreatedAt = e.GetCreateTime().AsTime()
+	}
+	return s
+}

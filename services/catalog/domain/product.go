@@ -1,0 +1,437 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/money"
+	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
+)
+
+// Limits that keep the stock ledger far from integer overflow and products
+// a sane size.
+const (
+	MaxSKUs  = 100
+	MaxUnits = 1_000_000_000_000 // per SKU: available + reserved + sold
+	MaxBps   = 10_000
+)
+
+// Product is a vendor's product: its SKUs with their stock ledger, and the
+// stock held per order.
+type Product struct {
+	ID            string
+	Created       bool
+	VendorID      string
+	Title         string
+	Description   string
+	Category      string
+	CommissionBps int32
+	SKUs          []SKU
+	CreatedAt     time.Time
+	// Holds are the orders this product has seen, by order id. An entry is
+	// never removed: it is what makes holding for an order idempotent.
+	Holds map[string]Hold
+}
+
+// SKU is one variant and its ledger. Available + Reserved + Sold is the
+// stock received (initial stock plus adjustments).
+type SKU struct {
+	ID        string
+	Code      string
+	Title     string
+	Price     money.Money
+	Available int64
+	Reserved  int64
+	Sold      int64
+}
+
+// HoldStatus is what became of the stock held for one order.
+type HoldStatus int
+
+// Hold statuses. HoldNone is the zero value: the product never saw the order.
+const (
+	HoldNone     HoldStatus = iota
+	HoldHeld                // units moved available -> reserved
+	HoldReleased            // units went back (or none were ever held: a tombstone)
+	HoldSold                // units shipped: reserved -> sold
+)
+
+func (s HoldStatus) String() string {
+	switch s {
+	case HoldHeld:
+		return "held"
+	case HoldReleased:
+		return "released"
+	case HoldSold:
+		return "sold"
+	}
+	return "none"
+}
+
+// Hold is the stock of this product held for one order.
+type Hold struct {
+	Status HoldStatus
+	Lines  []Line // never modified in place once recorded
+}
+
+// Line is a quantity of one SKU.
+type Line struct {
+	SkuID    string
+	Quantity int64
+}
+
+// SKU returns the SKU with id, if the product has it.
+func (p Product) SKU(id string) (SKU, bool) {
+	if i := p.skuIndex(id); i >= 0 {
+		return p.SKUs[i], true
+	}
+	return SKU{}, false
+}
+
+func (p Product) skuIndex(id string) int {
+	return slices.IndexFunc(p.SKUs, func(s SKU) bool { return s.ID == id })
+}
+
+// HoldFor returns the hold for orderID (Status HoldNone if there is none).
+func (p Product) HoldFor(orderID string) Hold { return p.Holds[orderID] }
+
+// CloneProduct deep-copies p (the handler decides on copies).
+func CloneProduct(p Product) Product {
+	p.SKUs = slices.Clone(p.SKUs)
+	p.Holds = maps.Clone(p.Holds)
+	return p
+}
+
+// ProductCommand is a command to a product.
+type ProductCommand interface{ isProductCommand() }
+
+// CreateProduct lists a new product.
+type CreateProduct struct {
+	ProductID     string
+	VendorID      string
+	Title         string
+	Description   string
+	Category      string
+	CommissionBps int32
+	SKUs          []SKUSpec
+	Now           time.Time
+}
+
+// SKUSpec describes a SKU to create.
+type SKUSpec struct {
+	Code         string
+	Title        string
+	Price        money.Money
+	InitialStock int64
+}
+
+// AdjustStock restocks (Delta > 0) or corrects (Delta < 0) one SKU.
+type AdjustStock struct {
+	SkuID  string
+	Delta  int64
+	Reason string
+	Now    time.Time
+}
+
+// HoldStock sets units aside for an order: all lines or none. Holding for
+// an order that already has a hold (in any status) decides nothing; the
+// caller reads the existing status from the state.
+type HoldStock struct {
+	OrderID string
+	Lines   []Line
+}
+
+// ReleaseStock gives back what is held for an order. With no hold at all
+// it records an empty release (a tombstone), so that a hold arriving later
+// for that order is refused as already released.
+type ReleaseStock struct {
+	OrderID string
+	Reason  string
+}
+
+// SellStock marks the units held for an order as shipped.
+type SellStock struct {
+	OrderID    string
+	ShipmentID string
+}
+
+func (CreateProduct) isProductCommand() {}
+func (AdjustStock) isProductCommand()   {}
+func (HoldStock) isProductCommand()     {}
+func (ReleaseStock) isProductCommand()  {}
+func (SellStock) isProductCommand()     {}
+
+// Products is the product aggregate.
+var Products = es.Decider[Product, ProductCommand]{
+	Aggregate: "product",
+	Initial:   func(id string) Product { return Product{ID: id} },
+	Decide:    decideProduct,
+	Evolve:    evolveProduct,
+	Clone:     CloneProduct,
+}
+
+func decideProduct(s Product, c ProductCommand) ([]proto.Message, error) {
+	if _, ok := c.(CreateProduct); !ok && !s.Created {
+		return nil, &NotFoundError{Resource: "product", ID: s.ID}
+	}
+	switch c := c.(type) {
+	case CreateProduct:
+		return decideCreate(s, c)
+	case AdjustStock:
+		return decideAdjust(s, c)
+	case HoldStock:
+		return decideHold(s, c)
+	case ReleaseStock:
+		return decideRelease(s, c)
+	case SellStock:
+		return decideSell(s, c)
+	}
+	return nil, errUnknownCommand(c)
+}
+
+func decideCreate(s Product, c CreateProduct) ([]proto.Message, error) {
+	if s.Created {
+		return nil, &ExistsError{Resource: "product", ID: s.ID}
+	}
+	if err := ValidateProduct(c); err != nil {
+		return nil, err
+	}
+	ev := &catalogv1.ProductCreated{
+		ProductId: s.ID, VendorId: c.VendorID, Title: c.Title, Description: c.Description,
+		Category: c.Category, AffiliateCommissionBps: c.CommissionBps, CreateTime: timestamppb.New(c.Now),
+	}
+	for _, k := range c.SKUs {
+		ev.Skus = append(ev.Skus, &catalogv1.SkuCreated{
+			SkuId: SKUID(s.ID, k.Code), Code: k.Code, Title: k.Title, Price: k.Price.ToProto(), InitialStock: k.InitialStock,
+		})
+	}
+	return []proto.Message{ev}, nil
+}
+
+// ValidateProduct checks the invariants of a new product; violations name
+// the fields of the CreateProduct request.
+func ValidateProduct(c CreateProduct) error {
+	var v violations
+	if !VendorIDPattern.MatchString(c.VendorID) {
+		v.add("vendor_id", "must be 1-64 letters, digits, '-' or '_'")
+	}
+	if strings.TrimSpace(c.Title) == "" {
+		v.add("title", "is required")
+	}
+	if c.CommissionBps < 0 || c.CommissionBps > MaxBps {
+		v.add("affiliate_commission_bps", "must be between 0 and %d basis points, got %d", MaxBps, c.CommissionBps)
+	}
+	switch {
+	case len(c.SKUs) == 0:
+		v.add("skus", "at least one SKU is required")
+	case len(c.SKUs) > MaxSKUs:
+		v.add("skus", "at most %d SKUs, got %d", MaxSKUs, len(c.SKUs))
+	}
+	codes := map[string]int{}
+	currency := ""
+	for i, k := range c.SKUs {
+		f := fmt.Sprintf("skus[%d]", i)
+		if !SKUCodePattern.MatchString(k.Code) {
+			v.add(f+".code", "must be 1-32 lower-case letters, digits or '_'")
+		} else if j, dup := codes[k.Code]; dup {
+			v.add(f+".code", "duplicates skus[%d].code %q", j, k.Code)
+		} else {
+			codes[k.Code] = i
+		}
+		switch err := money.ValidateCurrency(k.Price.Currency); {
+		case err != nil:
+			v.add(f+".price.currency_code", "%s", currencyProblem(err))
+		case currency == "":
+			currency = k.Price.Currency
+		case k.Price.Currency != currency:
+			v.add(f+".price.currency_code", "all SKUs share one currency: want %s, got %s", currency, k.Price.Currency)
+		}
+		if k.Price.Minor < 0 {
+			v.add(f+".price.amount_minor", "must not be negative, got %d", k.Price.Minor)
+		}
+		if k.InitialStock < 0 || k.InitialStock > MaxUnits {
+			v.add(f+".initial_stock", "must be between 0 and %d, got %d", int64(MaxUnits), k.InitialStock)
+		}
+	}
+	return v.err()
+}
+
+// currencyProblem describes a money.ValidateCurrency error for a person.
+func currencyProblem(err error) string {
+	if errors.Is(err, money.ErrUnknownCurrency) {
+		return "unsupported currency"
+	}
+	return "must be a three-letter upper-case ISO 4217 code such as \"EUR\""
+}
+
+func decideAdjust(s Product, c AdjustStock) ([]proto.Message, error) {
+	var v violations
+	if c.Delta == 0 {
+		v.add("delta", "must not be zero")
+	} else if c.Delta > MaxUnits || c.Delta < -MaxUnits {
+		v.add("delta", "must be within ±%d", int64(MaxUnits))
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	k, ok := s.SKU(c.SkuID)
+	if !ok {
+		return nil, &NotFoundError{Resource: "sku", ID: c.SkuID}
+	}
+	if k.Available+c.Delta < 0 {
+		return nil, &RuleError{Reason: ErrStockBelowReserved.Reason, Message: fmt.Sprintf(
+			"sku %s: removing %d units would leave %d in stock, below the %d reserved",
+			k.ID, -c.Delta, k.Available+k.Reserved+c.Delta, k.Reserved)}
+	}
+	if k.Available+k.Reserved+k.Sold+c.Delta > MaxUnits {
+		return nil, &ValidationError{Violations: []Violation{{Field: "delta", Description: fmt.Sprintf("would take sku %s above %d units", k.ID, int64(MaxUnits))}}}
+	}
+	return []proto.Message{&catalogv1.StockAdjusted{
+		ProductId: s.ID, SkuId: c.SkuID, Delta: c.Delta, Reason: c.Reason, AdjustTime: timestamppb.New(c.Now),
+	}}, nil
+}
+
+func decideHold(s Product, c HoldStock) ([]proto.Message, error) {
+	if s.HoldFor(c.OrderID).Status != HoldNone {
+		return nil, nil // decided before: the caller reads the status
+	}
+	lines, err := mergeLines(c.Lines)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range lines {
+		k, ok := s.SKU(l.SkuID)
+		if !ok {
+			return nil, &NotFoundError{Resource: "sku", ID: l.SkuID}
+		}
+		if k.Available < l.Quantity {
+			return nil, &InsufficientStockError{SkuID: l.SkuID, Requested: l.Quantity, Available: k.Available}
+		}
+	}
+	return []proto.Message{&catalogv1.StockHeld{ProductId: s.ID, OrderId: c.OrderID, Lines: linesToProto(lines)}}, nil
+}
+
+// mergeLines adds up the quantities of repeated SKUs and sorts by SKU id.
+func mergeLines(in []Line) ([]Line, error) {
+	var v violations
+	if len(in) == 0 {
+		v.add("lines", "at least one line is required")
+	}
+	sum := map[string]int64{}
+	for i, l := range in {
+		if l.Quantity <= 0 || l.Quantity > MaxUnits {
+			v.add(fmt.Sprintf("lines[%d].quantity", i), "must be between 1 and %d, got %d", int64(MaxUnits), l.Quantity)
+			continue
+		}
+		sum[l.SkuID] += l.Quantity
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	out := make([]Line, 0, len(sum))
+	for _, id := range slices.Sorted(maps.Keys(sum)) {
+		out = append(out, Line{SkuID: id, Quantity: sum[id]})
+	}
+	return out, nil
+}
+
+func decideRelease(s Product, c ReleaseStock) ([]proto.Message, error) {
+	h := s.HoldFor(c.OrderID)
+	switch h.Status {
+	case HoldReleased, HoldSold:
+		return nil, nil // nothing held any more
+	}
+	// A held order gives its units back; an unseen one gets a tombstone.
+	return []proto.Message{&catalogv1.StockHoldReleased{
+		ProductId: s.ID, OrderId: c.OrderID, Lines: linesToProto(h.Lines), Reason: c.Reason,
+	}}, nil
+}
+
+func decideSell(s Product, c SellStock) ([]proto.Message, error) {
+	h := s.HoldFor(c.OrderID)
+	switch h.Status {
+	case HoldSold:
+		return nil, nil
+	case HoldHeld:
+		return []proto.Message{&catalogv1.StockSold{
+			ProductId: s.ID, OrderId: c.OrderID, Lines: linesToProto(h.Lines), ShipmentId: c.ShipmentID,
+		}}, nil
+	}
+	return nil, &RuleError{Reason: ErrNoHold.Reason, Message: fmt.Sprintf("product %s: no stock held for order %s (%s)", s.ID, c.OrderID, h.Status)}
+}
+
+func evolveProduct(s Product, e proto.Message) Product {
+	switch e := e.(type) {
+	case *catalogv1.ProductCreated:
+		s.Created = true
+		s.VendorID, s.Title, s.Description, s.Category = e.GetVendorId(), e.GetTitle(), e.GetDescription(), e.GetCategory()
+		s.CommissionBps = e.GetAffiliateCommissionBps()
+		s.CreatedAt = e.GetCreateTime().AsTime()
+		s.SKUs = make([]SKU, 0, len(e.GetSkus()))
+		for _, k := range e.GetSkus() {
+			s.SKUs = append(s.SKUs, SKU{
+				ID: k.GetSkuId(), Code: k.GetCode(), Title: k.GetTitle(),
+				Price:     money.Money{Currency: k.GetPrice().GetCurrencyCode(), Minor: k.GetPrice().GetAmountMinor()},
+				Available: k.GetInitialStock(),
+			})
+		}
+	case *catalogv1.StockAdjusted:
+		s.moveStock(e.GetSkuId(), e.GetDelta(), func(k *SKU, n int64) { k.Available += n })
+	case *catalogv1.StockHeld:
+		lines := linesFromProto(e.GetLines())
+		for _, l := range lines {
+			s.moveStock(l.SkuID, l.Quantity, func(k *SKU, n int64) { k.Available -= n; k.Reserved += n })
+		}
+		s.setHold(e.GetOrderId(), Hold{Status: HoldHeld, Lines: lines})
+	case *catalogv1.StockHoldReleased:
+		lines := linesFromProto(e.GetLines())
+		for _, l := range lines {
+			s.moveStock(l.SkuID, l.Quantity, func(k *SKU, n int64) { k.Reserved -= n; k.Available += n })
+		}
+		s.setHold(e.GetOrderId(), Hold{Status: HoldReleased, Lines: lines})
+	case *catalogv1.StockSold:
+		lines := linesFromProto(e.GetLines())
+		for _, l := range lines {
+			s.moveStock(l.SkuID, l.Quantity, func(k *SKU, n int64) { k.Reserved -= n; k.Sold += n })
+		}
+		s.setHold(e.GetOrderId(), Hold{Status: HoldSold, Lines: lines})
+	}
+	return s
+}
+
+func (s *Product) moveStock(skuID string, n int64, move func(*SKU, int64)) {
+	if i := s.skuIndex(skuID); i >= 0 {
+		move(&s.SKUs[i], n)
+	}
+}
+
+func (s *Product) setHold(orderID string, h Hold) {
+	if s.Holds == nil {
+		s.Holds = map[string]Hold{}
+	}
+	s.Holds[orderID] = h
+}
+
+func linesToProto(ls []Line) []*catalogv1.StockLine {
+	out := make([]*catalogv1.StockLine, len(ls))
+	for i, l := range ls {
+		out[i] = &catalogv1.StockLine{SkuId: l.SkuID, Quantity: l.Quantity}
+	}
+	return out
+}
+
+func linesFromProto(ls []*catalogv1.StockLine) []Line {
+	out := make([]Line, len(ls))
+	for i, l := range ls {
+		out[i] = Line{SkuID: l.GetSkuId(), Quantity: l.GetQuantity()}
+	}
+	return out
+}

@@ -1,0 +1,185 @@
+package domain_test
+
+import (
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/custody/custody/pkg/money"
+	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
+	typev1 "github.com/custody/custody/proto/custody/type/v1"
+	"github.com/custody/custody/services/catalog/domain"
+)
+
+const pid = "p1"
+
+func eur(minor int64) money.Money { return money.MustNew("EUR", minor) }
+
+var (
+	createCmd = domain.CreateProduct{
+		ProductID: pid, VendorID: "v1", Title: "Tee", Description: "Cotton", Category: "apparel", CommissionBps: 1500,
+		SKUs: []domain.SKUSpec{
+			{Code: "black_m", Title: "Black, M", Price: eur(1999), InitialStock: 5},
+			{Code: "white_m", Title: "White, M", Price: eur(1999), InitialStock: 2},
+		},
+		Now: t0,
+	}
+	created = &catalogv1.ProductCreated{
+		ProductId: pid, VendorId: "v1", Title: "Tee", Description: "Cotton", Category: "apparel", AffiliateCommissionBps: 1500,
+		Skus: []*catalogv1.SkuCreated{
+			{SkuId: "p1-black_m", Code: "black_m", Title: "Black, M", Price: &typev1.Money{CurrencyCode: "EUR", AmountMinor: 1999}, InitialStock: 5},
+			{SkuId: "p1-white_m", Code: "white_m", Title: "White, M", Price: &typev1.Money{CurrencyCode: "EUR", AmountMinor: 1999}, InitialStock: 2},
+		},
+		CreateTime: timestamppb.New(t0),
+	}
+	black, white = "p1-black_m", "p1-white_m"
+)
+
+func lines(kv ...any) []*catalogv1.StockLine {
+	var out []*catalogv1.StockLine
+	for i := 0; i < len(kv); i += 2 {
+		out = append(out, &catalogv1.StockLine{SkuId: kv[i].(string), Quantity: int64(kv[i+1].(int))})
+	}
+	return out
+}
+
+func held(order string, l ...any) *catalogv1.StockHeld {
+	return &catalogv1.StockHeld{ProductId: pid, OrderId: order, Lines: lines(l...)}
+}
+
+func released(order, reason string, l ...any) *catalogv1.StockHoldReleased {
+	return &catalogv1.StockHoldReleased{ProductId: pid, OrderId: order, Lines: lines(l...), Reason: reason}
+}
+
+func TestProductCreate(t *testing.T) {
+	bad := func(mut func(*domain.CreateProduct)) domain.CreateProduct {
+		c := createCmd
+		c.SKUs = append([]domain.SKUSpec(nil), createCmd.SKUs...)
+		mut(&c)
+		return c
+	}
+	runScenarios(t, domain.Products, pid, []scenario[domain.ProductCommand]{
+		{name: "create with two skus", when: createCmd, then: []proto.Message{created}},
+		{name: "create again", given: []proto.Message{created}, when: createCmd, err: &domain.ExistsError{Resource: "product", ID: pid}},
+		{name: "no skus", when: bad(func(c *domain.CreateProduct) { c.SKUs = nil }), err: invalid("skus")},
+		{name: "commission over 10000 bps", when: bad(func(c *domain.CreateProduct) { c.CommissionBps = 10001 }), err: invalid("affiliate_commission_bps")},
+		{name: "negative commission", when: bad(func(c *domain.CreateProduct) { c.CommissionBps = -1 }), err: invalid("affiliate_commission_bps")},
+		{name: "negative price", when: bad(func(c *domain.CreateProduct) { c.SKUs[1].Price.Minor = -1 }), err: invalid("skus[1].price.amount_minor")},
+		{name: "mixed currencies", when: bad(func(c *domain.CreateProduct) { c.SKUs[1].Price = money.MustNew("USD", 1) }), err: invalid("skus[1].price.currency_code")},
+		{name: "unknown currency", when: bad(func(c *domain.CreateProduct) { c.SKUs[0].Price.Currency = "XXX" }), err: invalid("skus[0].price.currency_code")},
+		{name: "duplicate code", when: bad(func(c *domain.CreateProduct) { c.SKUs[1].Code = "black_m" }), err: invalid("skus[1].code")},
+		{name: "bad code", when: bad(func(c *domain.CreateProduct) { c.SKUs[0].Code = "Black-M" }), err: invalid("skus[0].code")},
+		{name: "negative stock", when: bad(func(c *domain.CreateProduct) { c.SKUs[0].InitialStock = -3 }), err: invalid("skus[0].initial_stock")},
+		{name: "no title", when: bad(func(c *domain.CreateProduct) { c.Title = " " }), err: invalid("title")},
+		{name: "adjust before create", when: domain.AdjustStock{SkuID: black, Delta: 1}, err: &domain.NotFoundError{Resource: "product", ID: pid}},
+	})
+	s := domain.Products.Fold(pid, nil)
+	s = domain.Products.Evolve(s, created)
+	if k, _ := s.SKU(black); !s.Created || k.Available != 5 || k.Price != eur(1999) || s.CommissionBps != 1500 {
+		t.Fatalf("state %+v", s)
+	}
+}
+
+func TestProductAdjustStock(t *testing.T) {
+	runScenarios(t, domain.Products, pid, []scenario[domain.ProductCommand]{
+		{name: "restock", given: []proto.Message{created}, when: domain.AdjustStock{SkuID: black, Delta: 10, Reason: "delivery", Now: t1},
+			then: []proto.Message{&catalogv1.StockAdjusted{ProductId: pid, SkuId: black, Delta: 10, Reason: "delivery", AdjustTime: timestamppb.New(t1)}}},
+		{name: "correct down to what is reserved", given: []proto.Message{created, held("o1", black, 3)},
+			when: domain.AdjustStock{SkuID: black, Delta: -2, Reason: "damaged", Now: t1},
+			then: []proto.Message{&catalogv1.StockAdjusted{ProductId: pid, SkuId: black, Delta: -2, Reason: "damaged", AdjustTime: timestamppb.New(t1)}}},
+		{name: "never below reserved", given: []proto.Message{created, held("o1", black, 3)},
+			when: domain.AdjustStock{SkuID: black, Delta: -3}, err: domain.ErrStockBelowReserved},
+		{name: "unknown sku", given: []proto.Message{created}, when: domain.AdjustStock{SkuID: "p1-red", Delta: 1},
+			err: &domain.NotFoundError{Resource: "sku", ID: "p1-red"}},
+		{name: "zero delta", given: []proto.Message{created}, when: domain.AdjustStock{SkuID: black}, err: invalid("delta")},
+		{name: "beyond the unit limit", given: []proto.Message{created}, when: domain.AdjustStock{SkuID: black, Delta: domain.MaxUnits},
+			err: invalid("delta")},
+	})
+}
+
+func TestProductHolds(t *testing.T) {
+	runScenarios(t, domain.Products, pid, []scenario[domain.ProductCommand]{
+		{name: "hold two skus, repeated lines merged", given: []proto.Message{created},
+			when: domain.HoldStock{OrderID: "o1", Lines: []domain.Line{{white, 1}, {black, 2}, {white, 1}}},
+			then: []proto.Message{held("o1", black, 2, white, 2)}},
+		{name: "hold more than available", given: []proto.Message{created, held("o1", white, 1)},
+			when: domain.HoldStock{OrderID: "o2", Lines: []domain.Line{{black, 1}, {white, 2}}},
+			err:  &domain.InsufficientStockError{SkuID: white, Requested: 2, Available: 1}},
+		{name: "hold an unknown sku", given: []proto.Message{created},
+			when: domain.HoldStock{OrderID: "o1", Lines: []domain.Line{{"p1-red", 1}}},
+			err:  &domain.NotFoundError{Resource: "sku", ID: "p1-red"}},
+		{name: "hold zero units", given: []proto.Message{created},
+			when: domain.HoldStock{OrderID: "o1", Lines: []domain.Line{{black, 0}}}, err: invalid("lines[0].quantity")},
+		{name: "hold again for the same order is a no-op", given: []proto.Message{created, held("o1", black, 2)},
+			when: domain.HoldStock{OrderID: "o1", Lines: []domain.Line{{black, 2}}}},
+		{name: "hold after release is a no-op, even with stock", given: []proto.Message{created, held("o1", black, 2), released("o1", "reservation failed", black, 2)},
+			when: domain.HoldStock{OrderID: "o1", Lines: []domain.Line{{black, 2}}}},
+		{name: "hold after a tombstone is a no-op", given: []proto.Message{created, released("o1", "order cancelled")},
+			when: domain.HoldStock{OrderID: "o1", Lines: []domain.Line{{black, 1}}}},
+		{name: "release a hold", given: []proto.Message{created, held("o1", black, 2)},
+			when: domain.ReleaseStock{OrderID: "o1", Reason: "order cancelled"},
+			then: []proto.Message{released("o1", "order cancelled", black, 2)}},
+		{name: "release twice", given: []proto.Message{created, held("o1", black, 2), released("o1", "x", black, 2)},
+			when: domain.ReleaseStock{OrderID: "o1", Reason: "again"}},
+		{name: "release an unseen order leaves a tombstone", given: []proto.Message{created},
+			when: domain.ReleaseStock{OrderID: "o9", Reason: "order cancelled"},
+			then: []proto.Message{released("o9", "order cancelled")}},
+		{name: "sell a hold", given: []proto.Message{created, held("o1", black, 2)},
+			when: domain.SellStock{OrderID: "o1", ShipmentID: "sh1"},
+			then: []proto.Message{&catalogv1.StockSold{ProductId: pid, OrderId: "o1", Lines: lines(black, 2), ShipmentId: "sh1"}}},
+		{name: "sold units are not released", given: []proto.Message{created, held("o1", black, 2), &catalogv1.StockSold{ProductId: pid, OrderId: "o1", Lines: lines(black, 2)}},
+			when: domain.ReleaseStock{OrderID: "o1"}},
+		{name: "sell without a hold", given: []proto.Message{created}, when: domain.SellStock{OrderID: "o1"}, err: domain.ErrNoHold},
+		{name: "hold on a product that does not exist", when: domain.HoldStock{OrderID: "o1", Lines: []domain.Line{{black, 1}}},
+			err: &domain.NotFoundError{Resource: "product"}},
+	})
+}
+
+func TestProductLedger(t *testing.T) {
+	s := domain.Products.Fold(pid, nil)
+	for _, e := range []proto.Message{
+		created,
+		held("o1", black, 2, white, 1),
+		held("o2", black, 1),
+		released("o2", "cancelled", black, 1),
+		&catalogv1.StockSold{ProductId: pid, OrderId: "o1", Lines: lines(black, 2, white, 1)},
+		&catalogv1.StockAdjusted{ProductId: pid, SkuId: white, Delta: 4},
+		held("o3", white, 2),
+	} {
+		s = domain.Products.Evolve(s, e)
+	}
+	want := map[string][3]int64{black: {3, 0, 2}, white: {3, 2, 1}}
+	for id, w := range want {
+		k, _ := s.SKU(id)
+		if got := [3]int64{k.Available, k.Reserved, k.Sold}; got != w {
+			t.Errorf("%s available/reserved/sold = %v, want %v", id, got, w)
+		}
+	}
+	for order, st := range map[string]domain.HoldStatus{"o1": domain.HoldSold, "o2": domain.HoldReleased, "o3": domain.HoldHeld, "o4": domain.HoldNone} {
+		if got := s.HoldFor(order).Status; got != st {
+			t.Errorf("hold %s = %v, want %v", order, got, st)
+		}
+	}
+	// Clones are independent.
+	c := domain.CloneProduct(s)
+	c = domain.Products.Evolve(c, held("o5", black, 1))
+	if k, _ := s.SKU(black); k.Available != 3 || s.HoldFor("o5").Status != domain.HoldNone {
+		t.Fatal("evolving a clone changed the original")
+	}
+}
+
+func TestIDs(t *testing.T) {
+	p := domain.ProductID("v1", "r1")
+	if p != domain.ProductID("v1", "r1") || p == domain.ProductID("v2", "r1") || len(p) != 21 || !domain.AssignedIDPattern.MatchString(p) {
+		t.Fatalf("product id %q", p)
+	}
+	if got, ok := domain.ProductOfSKU(domain.SKUID(p, "black_m")); !ok || got != p {
+		t.Fatalf("ProductOfSKU = %q, %v", got, ok)
+	}
+	for _, bad := range []string{"", "p1", "p1-", "-x", "p1-Black", "p.1-x", "p1-a-b"} {
+		if _, ok := domain.ProductOfSKU(bad); ok {
+			t.Errorf("ProductOfSKU(%q) ok", bad)
+		}
+	}
+}

@@ -1,0 +1,163 @@
+package domain
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/custody/custody/pkg/es"
+	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
+)
+
+// Session is a creator's livestream shopping session. Its pin history is
+// what attribution is decided on: an order placed while a product was
+// pinned (between PinnedAt and UnpinnedAt) credits the creator.
+type Session struct {
+	ID        string
+	Started   bool
+	CreatorID string
+	Title     string
+	StartedAt time.Time
+	Ended     bool
+	EndedAt   time.Time
+	Pins      []Pin // in pin order
+}
+
+// Pin is one period during which a product was pinned.
+type Pin struct {
+	ProductID     string
+	VendorID      string
+	CommissionBps int32
+	PinnedAt      time.Time
+	UnpinnedAt    time.Time // zero while pinned
+}
+
+// Pinned reports whether the pin is still open.
+func (p Pin) Pinned() bool { return p.UnpinnedAt.IsZero() }
+
+// openPin returns the index of productID's open pin, or -1.
+func (s Session) openPin(productID string) int {
+	return slices.IndexFunc(s.Pins, func(p Pin) bool { return p.ProductID == productID && p.Pinned() })
+}
+
+// CloneSession deep-copies s.
+func CloneSession(s Session) Session {
+	s.Pins = slices.Clone(s.Pins)
+	return s
+}
+
+// SessionCommand is a command to a live session.
+type SessionCommand interface{ isSessionCommand() }
+
+// StartSession starts a session.
+type StartSession struct {
+	CreatorID string
+	Title     string
+	Now       time.Time
+}
+
+// PinProduct pins a product; the caller copies the product's vendor and
+// current commission rate into it.
+type PinProduct struct {
+	ProductID     string
+	VendorID      string
+	CommissionBps int32
+	Now           time.Time
+}
+
+// UnpinProduct unpins a pinned product.
+type UnpinProduct struct {
+	ProductID string
+	Now       time.Time
+}
+
+// EndSession ends the session, unpinning whatever is pinned.
+type EndSession struct {
+	Now time.Time
+}
+
+func (StartSession) isSessionCommand() {}
+func (PinProduct) isSessionCommand()   {}
+func (UnpinProduct) isSessionCommand() {}
+func (EndSession) isSessionCommand()   {}
+
+// Sessions is the live-session aggregate.
+var Sessions = es.Decider[Session, SessionCommand]{
+	Aggregate: "session",
+	Initial:   func(id string) Session { return Session{ID: id} },
+	Decide:    decideSession,
+	Evolve:    evolveSession,
+	Clone:     CloneSession,
+}
+
+func decideSession(s Session, c SessionCommand) ([]proto.Message, error) {
+	if start, ok := c.(StartSession); ok {
+		if s.Started {
+			return nil, &ExistsError{Resource: "session", ID: s.ID}
+		}
+		if !CreatorIDPattern.MatchString(start.CreatorID) {
+			return nil, &ValidationError{Violations: []Violation{{Field: "creator_id", Description: "must be 1-128 letters, digits, '.', '-' or '_'"}}}
+		}
+		return []proto.Message{&catalogv1.LiveSessionStarted{
+			SessionId: s.ID, CreatorId: start.CreatorID, Title: start.Title, StartTime: timestamppb.New(start.Now),
+		}}, nil
+	}
+	if !s.Started {
+		return nil, &NotFoundError{Resource: "session", ID: s.ID}
+	}
+	if s.Ended {
+		return nil, &RuleError{Reason: ErrSessionEnded.Reason, Message: fmt.Sprintf("live session %s has ended", s.ID)}
+	}
+	switch c := c.(type) {
+	case PinProduct:
+		if s.openPin(c.ProductID) >= 0 {
+			return nil, &RuleError{Reason: ErrAlreadyPinned.Reason, Message: fmt.Sprintf("product %s is already pinned in session %s", c.ProductID, s.ID)}
+		}
+		if c.CommissionBps < 0 || c.CommissionBps > MaxBps {
+			return nil, &ValidationError{Violations: []Violation{{Field: "commission_bps", Description: "must be between 0 and 10000"}}}
+		}
+		return []proto.Message{&catalogv1.ProductPinned{
+			SessionId: s.ID, ProductId: c.ProductID, VendorId: c.VendorID, CommissionBps: c.CommissionBps,
+			PinTime: timestamppb.New(c.Now),
+		}}, nil
+	case UnpinProduct:
+		if s.openPin(c.ProductID) < 0 {
+			return nil, &RuleError{Reason: ErrNotPinned.Reason, Message: fmt.Sprintf("product %s is not pinned in session %s", c.ProductID, s.ID)}
+		}
+		return []proto.Message{&catalogv1.ProductUnpinned{SessionId: s.ID, ProductId: c.ProductID, UnpinTime: timestamppb.New(c.Now)}}, nil
+	case EndSession:
+		var evs []proto.Message
+		for _, p := range s.Pins {
+			if p.Pinned() {
+				evs = append(evs, &catalogv1.ProductUnpinned{SessionId: s.ID, ProductId: p.ProductID, UnpinTime: timestamppb.New(c.Now)})
+			}
+		}
+		return append(evs, &catalogv1.LiveSessionEnded{SessionId: s.ID, EndTime: timestamppb.New(c.Now)}), nil
+	}
+	return nil, errUnknownCommand(c)
+}
+
+func evolveSession(s Session, e proto.Message) Session {
+	switch e := e.(type) {
+	case *catalogv1.LiveSessionStarted:
+		s.Started = true
+		s.CreatorID, s.Title = e.GetCreatorId(), e.GetTitle()
+		s.StartedAt = e.GetStartTime().AsTime()
+	case *catalogv1.ProductPinned:
+		s.Pins = append(s.Pins, Pin{
+			ProductID: e.GetProductId(), VendorID: e.GetVendorId(), CommissionBps: e.GetCommissionBps(),
+			PinnedAt: e.GetPinTime().AsTime(),
+		})
+	case *catalogv1.ProductUnpinned:
+		if i := s.openPin(e.GetProductId()); i >= 0 {
+			s.Pins[i].UnpinnedAt = e.GetUnpinTime().AsTime()
+		}
+	case *catalogv1.LiveSessionEnded:
+		s.Ended = true
+		s.EndedAt = e.GetEndTime().AsTime()
+	}
+	return s
+}

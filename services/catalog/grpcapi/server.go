@@ -1,0 +1,288 @@
+// Package grpcapi is the catalog's gRPC edge: custody.catalog.v1.CatalogService.
+// Each RPC validates its request (InvalidArgument with a field violation
+// per bad field), authorizes the caller against the access table (authz.go),
+// converts to a domain command, runs it through the app and maps any error
+// to a status in one function (toStatus). Refused requests change nothing.
+//
+// Idempotency (AIP-155): a mutating RPC's command id is
+// es.DeriveID(rpc, scope, request_id), where scope is the resource the
+// request acts in (the vendor, the creator, the SKU, the session). Repeating
+// a request returns the resource as it is now, without changing it; ids the
+// catalog assigns (products, links, sessions) derive from the scope and the
+// request_id, so a repeated create finds the same resource.
+package grpcapi
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/custody/custody/pkg/auth"
+	"github.com/custody/custody/pkg/es"
+	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
+	"github.com/custody/custody/services/catalog/app"
+	"github.com/custody/custody/services/catalog/domain"
+)
+
+// ServiceName is the full gRPC service name.
+const ServiceName = "custody.catalog.v1.CatalogService"
+
+// Server implements catalogv1.CatalogServiceServer.
+type Server struct {
+	catalogv1.UnimplementedCatalogServiceServer
+	app *app.App
+	log *slog.Logger
+}
+
+// New returns the gRPC server of a.
+func New(a *app.App, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{app: a, log: log}
+}
+
+var _ catalogv1.CatalogServiceServer = (*Server)(nil)
+
+// call is the idempotent identity of a mutating request.
+func call(ctx context.Context, rpc, scope, requestID string) app.Call {
+	id := es.DeriveID(rpc, scope, requestID)
+	actor := ""
+	if c, ok := auth.CallerFrom(ctx); ok {
+		actor = c.Subject
+		if len(c.Roles) > 0 {
+			actor = c.Roles[0].String()
+		}
+	}
+	return app.Call{ID: id, Meta: es.Meta{CorrelationID: id, Actor: actor}}
+}
+
+func (s *Server) fail(ctx context.Context, err error) error { return toStatus(ctx, s.log, err) }
+
+// RegisterVendor implements CatalogService.
+func (s *Server) RegisterVendor(ctx context.Context, r *catalogv1.RegisterVendorRequest) (*catalogv1.RegisterVendorResponse, error) {
+	const rpc = "RegisterVendor"
+	if err := validateRegisterVendor(r); err != nil {
+		return nil, err
+	}
+	if err := authorize(ctx, rpc, r.GetVendorId()); err != nil {
+		return nil, err
+	}
+	v, err := s.app.RegisterVendor(ctx, call(ctx, rpc, r.GetVendorId(), r.GetRequestId()), domain.RegisterVendor{
+		VendorID: r.GetVendorId(), DisplayName: r.GetDisplayName(), CountryCode: r.GetCountryCode(),
+	})
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &catalogv1.RegisterVendorResponse{Vendor: vendorToProto(v)}, nil
+}
+
+// GetVendor implements CatalogService.
+func (s *Server) GetVendor(ctx context.Context, r *catalogv1.GetVendorRequest) (*catalogv1.GetVendorResponse, error) {
+	if err := validateID("vendor_id", r.GetVendorId(), (*checker).vendorID); err != nil {
+		return nil, err
+	}
+	if err := authorize(ctx, "GetVendor", ""); err != nil {
+		return nil, err
+	}
+	v, err := s.app.Vendor(ctx, r.GetVendorId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &catalogv1.GetVendorResponse{Vendor: vendorToProto(v)}, nil
+}
+
+// CreateProduct implements CatalogService.
+func (s *Server) CreateProduct(ctx context.Context, r *catalogv1.CreateProductRequest) (*catalogv1.CreateProductResponse, error) {
+	const rpc = "CreateProduct"
+	cmd, err := createProductCommand(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorize(ctx, rpc, r.GetVendorId()); err != nil {
+		return nil, err
+	}
+	cmd.ProductID = domain.ProductID(r.GetVendorId(), r.GetRequestId())
+	p, err := s.app.CreateProduct(ctx, call(ctx, rpc, r.GetVendorId(), r.GetRequestId()), cmd)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &catalogv1.CreateProductResponse{Product: productToProto(p)}, nil
+}
+
+// GetProduct implements CatalogService.
+func (s *Server) GetProduct(ctx context.Context, r *catalogv1.GetProductRequest) (*catalogv1.GetProductResponse, error) {
+	if err := validateID("product_id", r.GetProductId(), func(c *checker, f, v string) { c.assignedID(f, v, "product") }); err != nil {
+		return nil, err
+	}
+	if err := authorize(ctx, "GetProduct", ""); err != nil {
+		return nil, err
+	}
+	p, err := s.app.Product(ctx, r.GetProductId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &catalogv1.GetProductResponse{Product: productToProto(p)}, nil
+}
+
+// ListProducts implements CatalogService.
+func (s *Server) ListProducts(ctx context.Context, r *catalogv1.ListProductsRequest) (*catalogv1.ListProductsResponse, error) {
+	lr, err := validateListProducts(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorize(ctx, "ListProducts", ""); err != nil {
+		return nil, err
+	}
+	ps, next, err := s.app.ListProducts(ctx, lr.vendorID, lr.size, lr.before)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	resp := &catalogv1.ListProductsResponse{NextPageToken: encodePageToken(lr.vendorID, next)}
+	for _, p := range ps {
+		resp.Products = append(resp.Products, productToProto(p))
+	}
+	return resp, nil
+}
+
+// AdjustStock implements CatalogService.
+func (s *Server) AdjustStock(ctx context.Context, r *catalogv1.AdjustStockRequest) (*catalogv1.AdjustStockResponse, error) {
+	const rpc = "AdjustStock"
+	if err := validateAdjustStock(r); err != nil {
+		return nil, err
+	}
+	p, err := s.app.ProductOfSKU(ctx, r.GetSkuId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if err := authorize(ctx, rpc, p.VendorID); err != nil {
+		return nil, err
+	}
+	p, err = s.app.AdjustStock(ctx, call(ctx, rpc, r.GetSkuId(), r.GetRequestId()), domain.AdjustStock{
+		SkuID: r.GetSkuId(), Delta: r.GetDelta(), Reason: r.GetReason(),
+	})
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &catalogv1.AdjustStockResponse{Product: productToProto(p)}, nil
+}
+
+// CreateAffiliateLink implements CatalogService.
+func (s *Server) CreateAffiliateLink(ctx context.Context, r *catalogv1.CreateAffiliateLinkRequest) (*catalogv1.CreateAffiliateLinkResponse, error) {
+	const rpc = "CreateAffiliateLink"
+	if err := validateCreateAffiliateLink(r); err != nil {
+		return nil, err
+	}
+	if err := authorize(ctx, rpc, r.GetCreatorId()); err != nil {
+		return nil, err
+	}
+	l, err := s.app.CreateLink(ctx, call(ctx, rpc, r.GetCreatorId(), r.GetRequestId()),
+		domain.LinkID(r.GetCreatorId(), r.GetRequestId()), r.GetCreatorId(), r.GetProductId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &catalogv1.CreateAffiliateLinkResponse{Link: linkToProto(l)}, nil
+}
+
+// GetAffiliateLink implements CatalogService.
+func (s *Server) GetAffiliateLink(ctx context.Context, r *catalogv1.GetAffiliateLinkRequest) (*catalogv1.GetAffiliateLinkResponse, error) {
+	if err := validateID("link_id", r.GetLinkId(), func(c *checker, f, v string) { c.assignedID(f, v, "link") }); err != nil {
+		return nil, err
+	}
+	if err := authorize(ctx, "GetAffiliateLink", ""); err != nil {
+		return nil, err
+	}
+	l, err := s.app.Link(ctx, r.GetLinkId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &catalogv1.GetAffiliateLinkResponse{Link: linkToProto(l)}, nil
+}
+
+// StartLiveSession implements CatalogService.
+func (s *Server) StartLiveSession(ctx context.Context, r *catalogv1.StartLiveSessionRequest) (*catalogv1.StartLiveSessionResponse, error) {
+	const rpc = "StartLiveSession"
+	if err := validateStartLiveSession(r); err != nil {
+		return nil, err
+	}
+	if err := authorize(ctx, rpc, r.GetCreatorId()); err != nil {
+		return nil, err
+	}
+	ss, err := s.app.StartSession(ctx, call(ctx, rpc, r.GetCreatorId(), r.GetRequestId()),
+		domain.SessionID(r.GetCreatorId(), r.GetRequestId()), domain.StartSession{CreatorID: r.GetCreatorId(), Title: r.GetTitle()})
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &catalogv1.StartLiveSessionResponse{Session: sessionToProto(ss)}, nil
+}
+
+// sessionOwner loads a session and authorizes the caller on it.
+func (s *Server) sessionOwner(ctx context.Context, rpc, sessionID string) error {
+	ss, err := s.app.Session(ctx, sessionID)
+	if err != nil {
+		return s.fail(ctx, err)
+	}
+	return authorize(ctx, rpc, ss.CreatorID)
+}
+
+// PinProduct implements CatalogService.
+func (s *Server) PinProduct(ctx context.Context, r *catalogv1.PinProductRequest) (*catalogv1.PinProductResponse, error) {
+	const rpc = "PinProduct"
+	if err := validatePin(r.GetRequestId(), r.GetSessionId(), r.GetProductId()); err != nil {
+		return nil, err
+	}
+	if err := s.sessionOwner(ctx, rpc, r.GetSessionId()); err != nil {
+		return nil, err
+	}
+	ss, err := s.app.PinProduct(ctx, call(ctx, rpc, r.GetSessionId(), r.GetRequestId()), r.GetSessionId(), r.GetProductId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &catalogv1.PinProductResponse{Session: sessionToProto(ss)}, nil
+}
+
+// UnpinProduct implements CatalogService.
+func (s *Server) UnpinProduct(ctx context.Context, r *catalogv1.UnpinProductRequest) (*catalogv1.UnpinProductResponse, error) {
+	const rpc = "UnpinProduct"
+	if err := validatePin(r.GetRequestId(), r.GetSessionId(), r.GetProductId()); err != nil {
+		return nil, err
+	}
+	if err := s.sessionOwner(ctx, rpc, r.GetSessionId()); err != nil {
+		return nil, err
+	}
+	ss, err := s.app.UnpinProduct(ctx, call(ctx, rpc, r.GetSessionId(), r.GetRequestId()), r.GetSessionId(), r.GetProductId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &catalogv1.UnpinProductResponse{Session: sessionToProto(ss)}, nil
+}
+
+// EndLiveSession implements CatalogService.
+func (s *Server) EndLiveSession(ctx context.Context, r *catalogv1.EndLiveSessionRequest) (*catalogv1.EndLiveSessionResponse, error) {
+	const rpc = "EndLiveSession"
+	if err := validateEndLiveSession(r); err != nil {
+		return nil, err
+	}
+	if err := s.sessionOwner(ctx, rpc, r.GetSessionId()); err != nil {
+		return nil, err
+	}
+	ss, err := s.app.EndSession(ctx, call(ctx, rpc, r.GetSessionId(), r.GetRequestId()), r.GetSessionId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &catalogv1.EndLiveSessionResponse{Session: sessionToProto(ss)}, nil
+}
+
+// GetLiveSession implements CatalogService.
+func (s *Server) GetLiveSession(ctx context.Context, r *catalogv1.GetLiveSessionRequest) (*catalogv1.GetLiveSessionResponse, error) {
+	if err := validateID("session_id", r.GetSessionId(), func(c *checker, f, v string) { c.assignedID(f, v, "session") }); err != nil {
+		return nil, err
+	}
+	if err := authorize(ctx, "GetLiveSession", ""); err != nil {
+		return nil, err
+	}
+	ss, err := s.app.Session(ctx, r.GetSessionId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &catalogv1.GetLiveSessionResponse{Session: sessionToProto(ss)}, nil
+}

@@ -1,0 +1,575 @@
+package catalog_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/custody/custody/pkg/clock"
+	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
+	orderv1 "github.com/custody/custody/proto/custody/order/v1"
+	typev1 "github.com/custody/custody/proto/custody/type/v1"
+)
+
+func twoSKUs(requestID, vendorID string, stockA, stockB int64) *catalogv1.CreateProductRequest {
+	return &catalogv1.CreateProductRequest{
+		RequestId: requestID, VendorId: vendorID, Title: "Tee " + requestID, Description: "Cotton", Category: "apparel",
+		AffiliateCommissionBps: 1500,
+		Skus: []*catalogv1.SkuSpec{
+			{Code: "black_m", Title: "Black, M", Price: eur(1999), InitialStock: stockA},
+			{Code: "white_m", Title: "White, M", Price: eur(2499), InitialStock: stockB},
+		},
+	}
+}
+
+func register(t *testing.T, c catalogv1.CatalogServiceClient, vendorID string) {
+	t.Helper()
+	if _, err := c.RegisterVendor(t.Context(), &catalogv1.RegisterVendorRequest{
+		RequestId: "reg-" + vendorID, VendorId: vendorID, DisplayName: "Vendor " + vendorID, CountryCode: "DE",
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCatalogOverGRPC(t *testing.T) {
+	p := startProc(t, t.TempDir(), clock.NewFake(t0))
+	ctx := t.Context()
+	v1 := p.client(t, "vendor:v1")
+	buyer := p.client(t, "buyer:b1")
+
+	reg := &catalogv1.RegisterVendorRequest{RequestId: "r-1", VendorId: "v1", DisplayName: "Acme", CountryCode: "DE"}
+	for range 2 { // the same request twice: the same vendor
+		resp, err := v1.RegisterVendor(ctx, reg)
+		if err != nil || resp.GetVendor().GetDisplayName() != "Acme" || sameTime(resp.GetVendor().GetRegisteredTime(), t0) != nil {
+			t.Fatalf("register: %v, %v", resp, err)
+		}
+	}
+	_, err := v1.RegisterVendor(ctx, &catalogv1.RegisterVendorRequest{RequestId: "r-2", VendorId: "v1", DisplayName: "Acme 2", CountryCode: "FR"})
+	wantCode(t, err, codes.AlreadyExists)
+	if got := p.events(t, "vendor-v1"); len(got) != 1 {
+		t.Fatalf("vendor events %v", got)
+	}
+	if v, err := buyer.GetVendor(ctx, &catalogv1.GetVendorRequest{VendorId: "v1"}); err != nil || v.GetVendor().GetCountryCode() != "DE" {
+		t.Fatalf("get vendor: %v %v", v, err)
+	}
+	_, err = buyer.GetVendor(ctx, &catalogv1.GetVendorRequest{VendorId: "v404"})
+	wantCode(t, err, codes.NotFound)
+
+	// Create a product with two SKUs; the same request_id again returns the
+	// same product and writes nothing.
+	var productID string
+	for i := range 2 {
+		resp, err := v1.CreateProduct(ctx, twoSKUs("prod-1", "v1", 5, 2))
+		if err != nil {
+			t.Fatalf("create #%d: %v", i, err)
+		}
+		if productID == "" {
+			productID = resp.GetProduct().GetProductId()
+		} else if resp.GetProduct().GetProductId() != productID {
+			t.Fatalf("second create made %s, first %s", resp.GetProduct().GetProductId(), productID)
+		}
+	}
+	if got := p.events(t, "product-"+productID); !slices.Equal(got, []string{"custody.catalog.v1.ProductCreated"}) {
+		t.Fatalf("product events %v", got)
+	}
+	got, err := buyer.GetProduct(ctx, &catalogv1.GetProductRequest{ProductId: productID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := got.GetProduct()
+	if pr.GetVendorId() != "v1" || pr.GetAffiliateCommissionBps() != 1500 || len(pr.GetSkus()) != 2 || sameTime(pr.GetCreateTime(), t0) != nil {
+		t.Fatalf("product %v", pr)
+	}
+	k := pr.GetSkus()[0]
+	if k.GetSkuId() != productID+"-black_m" || k.GetAvailable() != 5 || k.GetReserved() != 0 || k.GetSold() != 0 ||
+		k.GetPrice().GetAmountMinor() != 1999 || k.GetPrice().GetCurrencyCode() != "EUR" {
+		t.Fatalf("sku %v", k)
+	}
+	if l := ledger(t, buyer, productID); l["white_m"] != [3]int64{2, 0, 0} {
+		t.Fatalf("white %v", l["white_m"])
+	}
+	_, err = buyer.GetProduct(ctx, &catalogv1.GetProductRequest{ProductId: "p404"})
+	wantCode(t, err, codes.NotFound)
+
+	// Restock; repeating the request does not restock twice.
+	for range 2 {
+		if _, err := v1.AdjustStock(ctx, &catalogv1.AdjustStockRequest{RequestId: "restock-1", SkuId: productID + "-white_m", Delta: 3, Reason: "delivery"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l := ledger(t, buyer, productID); l["white_m"] != [3]int64{5, 0, 0} {
+		t.Fatalf("white after restock %v", l["white_m"])
+	}
+	_, err = v1.AdjustStock(ctx, &catalogv1.AdjustStockRequest{RequestId: "fix-1", SkuId: productID + "-red_m", Delta: 1})
+	wantCode(t, err, codes.NotFound)
+	_, err = v1.CreateProduct(ctx, twoSKUs("prod-x", "v404", 1, 1))
+	wantCode(t, err, codes.PermissionDenied) // v1 may not act for v404
+	_, err = p.client(t, "platform").CreateProduct(ctx, twoSKUs("prod-x", "v404", 1, 1))
+	wantCode(t, err, codes.NotFound) // no such vendor
+}
+
+func TestListProductsPages(t *testing.T) {
+	p := startProc(t, t.TempDir(), clock.NewFake(t0))
+	ctx := t.Context()
+	v1, v2 := p.client(t, "vendor:v1"), p.client(t, "vendor:v2")
+	register(t, v1, "v1")
+	register(t, v2, "v2")
+	var ids []string
+	for i := range 5 {
+		resp, err := v1.CreateProduct(ctx, twoSKUs(fmt.Sprintf("p-%d", i), "v1", 1, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, resp.GetProduct().GetProductId())
+		if _, err := v2.CreateProduct(ctx, twoSKUs(fmt.Sprintf("p-%d", i), "v2", 1, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Reverse(ids) // newest first
+
+	buyer := p.client(t, "buyer:b1")
+	var listed []string
+	token := ""
+	for page := 0; ; page++ {
+		resp, err := buyer.ListProducts(ctx, &catalogv1.ListProductsRequest{VendorId: "v1", PageSize: 2, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pr := range resp.GetProducts() {
+			if pr.GetVendorId() != "v1" || len(pr.GetSkus()) != 2 {
+				t.Fatalf("listed %v", pr)
+			}
+			listed = append(listed, pr.GetProductId())
+		}
+		token = resp.GetNextPageToken()
+		if token == "" {
+			if page != 2 {
+				t.Fatalf("%d pages, want 3", page+1)
+			}
+			break
+		}
+		if page == 0 {
+			// A product created while paging does not shift later pages.
+			if _, err := v1.CreateProduct(ctx, twoSKUs("late", "v1", 1, 1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !slices.Equal(listed, ids) {
+		t.Fatalf("listed %v\nwant   %v", listed, ids)
+	}
+	// Read your writes: the late product is on the first page right away.
+	resp, err := buyer.ListProducts(ctx, &catalogv1.ListProductsRequest{VendorId: "v1"})
+	if err != nil || len(resp.GetProducts()) != 6 || resp.GetNextPageToken() != "" || resp.GetProducts()[0].GetTitle() != "Tee late" {
+		t.Fatalf("default page: %d products, %v", len(resp.GetProducts()), err)
+	}
+	first, _ := buyer.ListProducts(ctx, &catalogv1.ListProductsRequest{VendorId: "v1", PageSize: 1})
+	_, err = buyer.ListProducts(ctx, &catalogv1.ListProductsRequest{VendorId: "v2", PageToken: first.GetNextPageToken()})
+	wantField(t, err, "page_token")
+}
+
+func TestValidation(t *testing.T) {
+	p := startProc(t, t.TempDir(), clock.NewFake(t0))
+	ctx := t.Context()
+	c := p.client(t, "platform") // may do anything: refusals here are about input only
+	register(t, c, "v1")
+	prod, err := c.CreateProduct(ctx, twoSKUs("good", "v1", 1, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := prod.GetProduct().GetProductId()
+	sess, err := c.StartLiveSession(ctx, &catalogv1.StartLiveSessionRequest{RequestId: "s", CreatorId: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := sess.GetSession().GetSessionId()
+
+	product := func(mut func(*catalogv1.CreateProductRequest)) error {
+		r := twoSKUs("bad", "v1", 1, 1)
+		mut(r)
+		_, err := c.CreateProduct(ctx, r)
+		return err
+	}
+	cases := []struct {
+		name  string
+		call  func() error
+		field string
+	}{
+		{"vendor without request_id", func() error {
+			_, err := c.RegisterVendor(ctx, &catalogv1.RegisterVendorRequest{VendorId: "v2", DisplayName: "x", CountryCode: "DE"})
+			return err
+		}, "request_id"},
+		{"vendor with a bad country", func() error {
+			_, err := c.RegisterVendor(ctx, &catalogv1.RegisterVendorRequest{RequestId: "r", VendorId: "v2", DisplayName: "x", CountryCode: "Germany"})
+			return err
+		}, "country_code"},
+		{"vendor id with a dot", func() error {
+			_, err := c.RegisterVendor(ctx, &catalogv1.RegisterVendorRequest{RequestId: "r", VendorId: "v.2", DisplayName: "x", CountryCode: "DE"})
+			return err
+		}, "vendor_id"},
+		{"product without request_id", func() error { return product(func(r *catalogv1.CreateProductRequest) { r.RequestId = "" }) }, "request_id"},
+		{"product without skus", func() error { return product(func(r *catalogv1.CreateProductRequest) { r.Skus = nil }) }, "skus"},
+		{"product without title", func() error { return product(func(r *catalogv1.CreateProductRequest) { r.Title = "" }) }, "title"},
+		{"negative price", func() error {
+			return product(func(r *catalogv1.CreateProductRequest) { r.Skus[1].Price.AmountMinor = -1 })
+		}, "skus[1].price.amount_minor"},
+		{"mixed currencies", func() error {
+			return product(func(r *catalogv1.CreateProductRequest) { r.Skus[1].Price.CurrencyCode = "USD" })
+		}, "skus[1].price.currency_code"},
+		{"unknown currency", func() error {
+			return product(func(r *catalogv1.CreateProductRequest) { r.Skus[0].Price.CurrencyCode = "XYZ" })
+		}, "skus[0].price.currency_code"},
+		{"lower-case currency", func() error {
+			return product(func(r *catalogv1.CreateProductRequest) { r.Skus[0].Price.CurrencyCode = "eur" })
+		}, "skus[0].price.currency_code"},
+		{"no price", func() error { return product(func(r *catalogv1.CreateProductRequest) { r.Skus[0].Price = nil }) }, "skus[0].price"},
+		{"commission over 10000 bps", func() error {
+			return product(func(r *catalogv1.CreateProductRequest) { r.AffiliateCommissionBps = 10001 })
+		}, "affiliate_commission_bps"},
+		{"bad sku code", func() error { return product(func(r *catalogv1.CreateProductRequest) { r.Skus[0].Code = "Black M" }) }, "skus[0].code"},
+		{"duplicate sku code", func() error {
+			return product(func(r *catalogv1.CreateProductRequest) { r.Skus[1].Code = r.Skus[0].Code })
+		}, "skus[1].code"},
+		{"negative stock", func() error {
+			return product(func(r *catalogv1.CreateProductRequest) { r.Skus[0].InitialStock = -1 })
+		}, "skus[0].initial_stock"},
+		{"bad vendor id", func() error { return product(func(r *catalogv1.CreateProductRequest) { r.VendorId = "" }) }, "vendor_id"},
+		{"adjust by zero", func() error {
+			_, err := c.AdjustStock(ctx, &catalogv1.AdjustStockRequest{RequestId: "a", SkuId: pid + "-black_m"})
+			return err
+		}, "delta"},
+		{"adjust a malformed sku", func() error {
+			_, err := c.AdjustStock(ctx, &catalogv1.AdjustStockRequest{RequestId: "a", SkuId: "black", Delta: 1})
+			return err
+		}, "sku_id"},
+		{"adjust without request_id", func() error {
+			_, err := c.AdjustStock(ctx, &catalogv1.AdjustStockRequest{SkuId: pid + "-black_m", Delta: 1})
+			return err
+		}, "request_id"},
+		{"link without product", func() error {
+			_, err := c.CreateAffiliateLink(ctx, &catalogv1.CreateAffiliateLinkRequest{RequestId: "l", CreatorId: "c1"})
+			return err
+		}, "product_id"},
+		{"session without creator", func() error {
+			_, err := c.StartLiveSession(ctx, &catalogv1.StartLiveSessionRequest{RequestId: "s2"})
+			return err
+		}, "creator_id"},
+		{"pin without session", func() error {
+			_, err := c.PinProduct(ctx, &catalogv1.PinProductRequest{RequestId: "p", ProductId: pid})
+			return err
+		}, "session_id"},
+		{"pin without request_id", func() error {
+			_, err := c.PinProduct(ctx, &catalogv1.PinProductRequest{SessionId: sid, ProductId: pid})
+			return err
+		}, "request_id"},
+		{"list with a negative page size", func() error {
+			_, err := c.ListProducts(ctx, &catalogv1.ListProductsRequest{VendorId: "v1", PageSize: -1})
+			return err
+		}, "page_size"},
+		{"list with a forged token", func() error {
+			_, err := c.ListProducts(ctx, &catalogv1.ListProductsRequest{VendorId: "v1", PageToken: "bm9wZQ"})
+			return err
+		}, "page_token"},
+		{"get a malformed product id", func() error {
+			_, err := c.GetProduct(ctx, &catalogv1.GetProductRequest{ProductId: "a-b"})
+			return err
+		}, "product_id"},
+	}
+	before := p.position(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { wantField(t, tc.call(), tc.field) })
+	}
+	if after := p.position(t); after != before {
+		t.Fatalf("refused requests wrote %d events", after-before)
+	}
+}
+
+func TestAuthorization(t *testing.T) {
+	p := startProc(t, t.TempDir(), clock.NewFake(t0))
+	ctx := t.Context()
+	va, vb := p.client(t, "vendor:va"), p.client(t, "vendor:vb")
+	cx, cy := p.client(t, "creator:cx"), p.client(t, "creator:cy")
+	buyer, support, anon := p.client(t, "buyer:b1"), p.client(t, "support"), p.client(t)
+	register(t, va, "va")
+	register(t, vb, "vb")
+	bp, err := vb.CreateProduct(ctx, twoSKUs("b-1", "vb", 3, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bSKU := bp.GetProduct().GetProductId() + "-black_m"
+	ys, err := cy.StartLiveSession(ctx, &catalogv1.StartLiveSessionRequest{RequestId: "y-1", CreatorId: "cy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ySession := ys.GetSession().GetSessionId()
+
+	before := p.position(t)
+	denied := []struct {
+		name string
+		call func() error
+		want codes.Code
+	}{
+		{"vendor A creates a product for vendor B", func() error { _, err := va.CreateProduct(ctx, twoSKUs("x", "vb", 1, 1)); return err }, codes.PermissionDenied},
+		{"vendor A adjusts B's stock", func() error {
+			_, err := va.AdjustStock(ctx, &catalogv1.AdjustStockRequest{RequestId: "x", SkuId: bSKU, Delta: 100})
+			return err
+		}, codes.PermissionDenied},
+		{"vendor A registers as B", func() error {
+			_, err := va.RegisterVendor(ctx, &catalogv1.RegisterVendorRequest{RequestId: "x", VendorId: "vc", DisplayName: "x", CountryCode: "DE"})
+			return err
+		}, codes.PermissionDenied},
+		{"creator X makes a link for Y", func() error {
+			_, err := cx.CreateAffiliateLink(ctx, &catalogv1.CreateAffiliateLinkRequest{RequestId: "x", CreatorId: "cy", ProductId: bp.GetProduct().GetProductId()})
+			return err
+		}, codes.PermissionDenied},
+		{"creator X starts a session for Y", func() error {
+			_, err := cx.StartLiveSession(ctx, &catalogv1.StartLiveSessionRequest{RequestId: "x", CreatorId: "cy"})
+			return err
+		}, codes.PermissionDenied},
+		{"creator X pins in Y's session", func() error {
+			_, err := cx.PinProduct(ctx, &catalogv1.PinProductRequest{RequestId: "x", SessionId: ySession, ProductId: bp.GetProduct().GetProductId()})
+			return err
+		}, codes.PermissionDenied},
+		{"creator X ends Y's session", func() error {
+			_, err := cx.EndLiveSession(ctx, &catalogv1.EndLiveSessionRequest{RequestId: "x", SessionId: ySession})
+			return err
+		}, codes.PermissionDenied},
+		{"buyer creates a product", func() error { _, err := buyer.CreateProduct(ctx, twoSKUs("x", "vb", 1, 1)); return err }, codes.PermissionDenied},
+		{"support adjusts stock", func() error {
+			_, err := support.AdjustStock(ctx, &catalogv1.AdjustStockRequest{RequestId: "x", SkuId: bSKU, Delta: 1})
+			return err
+		}, codes.PermissionDenied},
+		{"no token", func() error {
+			_, err := anon.GetProduct(ctx, &catalogv1.GetProductRequest{ProductId: "p1"})
+			return err
+		}, codes.Unauthenticated},
+	}
+	for _, tc := range denied {
+		t.Run(tc.name, func(t *testing.T) { wantCode(t, tc.call(), tc.want) })
+	}
+	if after := p.position(t); after != before {
+		t.Fatalf("denied requests wrote %d events", after-before)
+	}
+	// Support reads everything; the owner and platform may write.
+	if _, err := support.GetLiveSession(ctx, &catalogv1.GetLiveSessionRequest{SessionId: ySession}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vb.AdjustStock(ctx, &catalogv1.AdjustStockRequest{RequestId: "ok", SkuId: bSKU, Delta: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.client(t, "service").CreateAffiliateLink(ctx, &catalogv1.CreateAffiliateLinkRequest{RequestId: "ok", CreatorId: "cx", ProductId: bp.GetProduct().GetProductId()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLiveSessionsAndLinks(t *testing.T) {
+	clk := clock.NewFake(t0)
+	p := startProc(t, t.TempDir(), clk)
+	ctx := t.Context()
+	v := p.client(t, "vendor:v1")
+	register(t, v, "v1")
+	prod, err := v.CreateProduct(ctx, twoSKUs("p", "v1", 5, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := prod.GetProduct().GetProductId()
+	c1 := p.client(t, "creator:c1")
+
+	// Links fix the product's commission at creation.
+	link, err := c1.CreateAffiliateLink(ctx, &catalogv1.CreateAffiliateLinkRequest{RequestId: "l-1", CreatorId: "c1", ProductId: pid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := link.GetLink()
+	if l.GetCommissionBps() != 1500 || l.GetVendorId() != "v1" || l.GetCreatorId() != "c1" || sameTime(l.GetCreateTime(), t0) != nil {
+		t.Fatalf("link %v", l)
+	}
+	again, err := c1.CreateAffiliateLink(ctx, &catalogv1.CreateAffiliateLinkRequest{RequestId: "l-1", CreatorId: "c1", ProductId: pid})
+	if err != nil || again.GetLink().GetLinkId() != l.GetLinkId() {
+		t.Fatalf("repeated link: %v %v", again, err)
+	}
+	if got, err := p.client(t, "buyer:b1").GetAffiliateLink(ctx, &catalogv1.GetAffiliateLinkRequest{LinkId: l.GetLinkId()}); err != nil || got.GetLink().GetProductId() != pid {
+		t.Fatalf("get link: %v %v", got, err)
+	}
+	_, err = c1.CreateAffiliateLink(ctx, &catalogv1.CreateAffiliateLinkRequest{RequestId: "l-2", CreatorId: "c1", ProductId: "p404"})
+	wantCode(t, err, codes.NotFound)
+
+	// A session: pin and unpin times are recorded as the clock says.
+	start, err := c1.StartLiveSession(ctx, &catalogv1.StartLiveSessionRequest{RequestId: "s-1", CreatorId: "c1", Title: "Friday drop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := start.GetSession().GetSessionId()
+	step := func(d time.Duration) { clk.Advance(d) }
+	step(time.Minute)
+	if _, err := c1.PinProduct(ctx, &catalogv1.PinProductRequest{RequestId: "pin-1", SessionId: sid, ProductId: pid}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c1.PinProduct(ctx, &catalogv1.PinProductRequest{RequestId: "pin-2", SessionId: sid, ProductId: pid})
+	wantCode(t, err, codes.FailedPrecondition)
+	_, err = c1.PinProduct(ctx, &catalogv1.PinProductRequest{RequestId: "pin-3", SessionId: sid, ProductId: "p404"})
+	wantCode(t, err, codes.NotFound)
+	step(5 * time.Minute)
+	for range 2 { // repeated request: unpinned once
+		if _, err := c1.UnpinProduct(ctx, &catalogv1.UnpinProductRequest{RequestId: "unpin-1", SessionId: sid, ProductId: pid}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = c1.UnpinProduct(ctx, &catalogv1.UnpinProductRequest{RequestId: "unpin-2", SessionId: sid, ProductId: pid})
+	wantCode(t, err, codes.FailedPrecondition)
+	step(2 * time.Minute)
+	if _, err := c1.PinProduct(ctx, &catalogv1.PinProductRequest{RequestId: "pin-4", SessionId: sid, ProductId: pid}); err != nil {
+		t.Fatal(err)
+	}
+	step(2 * time.Minute)
+	if _, err := c1.EndLiveSession(ctx, &catalogv1.EndLiveSessionRequest{RequestId: "end", SessionId: sid}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c1.PinProduct(ctx, &catalogv1.PinProductRequest{RequestId: "pin-5", SessionId: sid, ProductId: pid})
+	wantCode(t, err, codes.FailedPrecondition)
+
+	got, err := p.client(t, "support").GetLiveSession(ctx, &catalogv1.GetLiveSessionRequest{SessionId: sid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := got.GetSession()
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	if s.GetCreatorId() != "c1" || s.GetTitle() != "Friday drop" || sameTime(s.GetStartTime(), t0) != nil || sameTime(s.GetEndTime(), at(10)) != nil {
+		t.Fatalf("session %v", s)
+	}
+	want := [][2]time.Time{{at(1), at(6)}, {at(8), at(10)}}
+	if len(s.GetPins()) != len(want) {
+		t.Fatalf("pins %v", s.GetPins())
+	}
+	for i, pin := range s.GetPins() {
+		if pin.GetProductId() != pid || pin.GetCommissionBps() != 1500 || sameTime(pin.GetPinTime(), want[i][0]) != nil || sameTime(pin.GetUnpinTime(), want[i][1]) != nil {
+			t.Fatalf("pin %d: %v, want %v", i, pin, want[i])
+		}
+	}
+}
+
+// orderPlaced is an OrderPlaced as the order service publishes it.
+func orderPlaced(orderID string, lines map[string]int64) *orderv1.OrderPlaced {
+	ev := &orderv1.OrderPlaced{OrderId: orderID, BuyerId: "b1", PlaceTime: timestamppb.New(t0), Total: &typev1.Money{CurrencyCode: "EUR"}}
+	for _, sku := range slices.Sorted(func(yield func(string) bool) {
+		for k := range lines {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		pid, _, _ := strings.Cut(sku, "-")
+		ev.Lines = append(ev.Lines, &orderv1.OrderLine{LineId: fmt.Sprint(len(ev.Lines) + 1), SkuId: sku, ProductId: pid, VendorId: "v1", Quantity: lines[sku]})
+	}
+	return ev
+}
+
+// The reservation saga end to end: order events published into the order
+// service's stream, reactions observed through the catalog's API and
+// events. The catalog starts before the order stream exists (as with
+// --target=catalog before the order service ever ran) and subscribes once
+// it appears; a restart resumes without reserving anything twice.
+func TestReservationSagaOverTheBus(t *testing.T) {
+	dir := t.TempDir()
+	p := startProc(t, dir, clock.NewFake(t0))
+	ctx := t.Context()
+	v := p.client(t, "vendor:v1")
+	register(t, v, "v1")
+	prod, err := v.CreateProduct(ctx, twoSKUs("p1", "v1", 5, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := prod.GetProduct().GetProductId()
+	black, white := pid+"-black_m", pid+"-white_m"
+	short, err := v.CreateProduct(ctx, twoSKUs("p2", "v1", 1, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shortSKU := short.GetProduct().GetProductId() + "-black_m"
+
+	waitLedger := func(product, code string, want [3]int64) {
+		t.Helper()
+		eventually(t, product+" "+code, func() error {
+			if got := ledger(t, v, product)[code]; got != want {
+				return fmt.Errorf("available/reserved/sold = %v, want %v", got, want)
+			}
+			return nil
+		})
+	}
+	waitEvents := func(stream string, want ...string) {
+		t.Helper()
+		eventually(t, stream, func() error {
+			if got := p.events(t, stream); !slices.Equal(got, want) {
+				return fmt.Errorf("events %v, want %v", got, want)
+			}
+			return nil
+		})
+	}
+	const (
+		requested = "custody.catalog.v1.ReservationRequested"
+		reserved  = "custody.catalog.v1.StockReserved"
+		failed    = "custody.catalog.v1.StockReservationFailed"
+		cancelled = "custody.catalog.v1.ReservationCancelled"
+		released  = "custody.catalog.v1.StockReleased"
+	)
+
+	// Reserved.
+	p.publishOrderEvent(t, "o1", "placed", orderPlaced("o1", map[string]int64{black: 2, white: 1}))
+	waitEvents("reservation-o1", requested, reserved)
+	waitLedger(pid, "black_m", [3]int64{3, 2, 0})
+	waitLedger(pid, "white_m", [3]int64{1, 1, 0})
+
+	// Stock never drops below what is reserved.
+	before := p.position(t)
+	_, err = v.AdjustStock(ctx, &catalogv1.AdjustStockRequest{RequestId: "too-far", SkuId: black, Delta: -4})
+	wantCode(t, err, codes.FailedPrecondition)
+	if p.position(t) != before {
+		t.Fatal("a refused adjustment wrote events")
+	}
+	if _, err := v.AdjustStock(ctx, &catalogv1.AdjustStockRequest{RequestId: "to-reserved", SkuId: black, Delta: -3}); err != nil {
+		t.Fatal(err)
+	}
+	waitLedger(pid, "black_m", [3]int64{0, 2, 0})
+
+	// All or nothing across products: white is held, then released.
+	p.publishOrderEvent(t, "o2", "placed", orderPlaced("o2", map[string]int64{white: 1, shortSKU: 2}))
+	waitEvents("reservation-o2", requested, failed)
+	waitLedger(pid, "white_m", [3]int64{1, 1, 0})
+
+	// Cancelled: released.
+	p.publishOrderEvent(t, "o1", "cancelled", &orderv1.OrderCancelled{OrderId: "o1", Reason: "changed mind", CancelledBy: "buyer:b1"})
+	waitEvents("reservation-o1", requested, reserved, released)
+	waitLedger(pid, "black_m", [3]int64{2, 0, 0})
+	waitLedger(pid, "white_m", [3]int64{2, 0, 0})
+
+	// Cancelled before placed: the late OrderPlaced reserves nothing. The
+	// consumer handles events in order, so o4 being reserved means o3's
+	// OrderPlaced was handled.
+	p.publishOrderEvent(t, "o3", "cancelled", &orderv1.OrderCancelled{OrderId: "o3", Reason: "fraud"})
+	p.publishOrderEvent(t, "o3", "placed", orderPlaced("o3", map[string]int64{black: 1}))
+	p.publishOrderEvent(t, "o4", "placed", orderPlaced("o4", map[string]int64{white: 1}))
+	waitEvents("reservation-o4", requested, reserved)
+	waitEvents("reservation-o3", cancelled)
+	waitLedger(pid, "black_m", [3]int64{2, 0, 0})
+
+	// Restart: the read model is rebuilt, the consumer resumes where it
+	// was, nothing is reserved twice, and new orders still work.
+	p.stop()
+	p = startProc(t, dir, clock.NewFake(t0))
+	v = p.client(t, "vendor:v1")
+	waitLedger(pid, "white_m", [3]int64{1, 1, 0})
+	list, err := v.ListProducts(ctx, &catalogv1.ListProductsRequest{VendorId: "v1"})
+	if err != nil || len(list.GetProducts()) != 2 || list.GetProducts()[1].GetSkus()[1].GetReserved() != 1 {
+		t.Fatalf("list after restart: %v %v", list, err)
+	}
+	p.publishOrderEvent(t, "o5", "placed", orderPlaced("o5", map[string]int64{black: 2}))
+	waitEvents("reservation-o5", requested, reserved)
+	waitLedger(pid, "black_m", [3]int64{0, 2, 0})
+	waitEvents("reservation-o1", requested, reserved, released)
+	waitLedger(pid, "white_m", [3]int64{1, 1, 0})
+}
