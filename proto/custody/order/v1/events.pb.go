@@ -406,6 +406,80 @@ func (x *OrderCancelled) GetCancelTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// OrderPartShipped: one vendor's part left the warehouse (in reaction to
+// fulfilment's shipment); from then on the order can no longer be cancelled.
+type OrderPartShipped struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor whose part shipped.
+	VendorId string `protobuf:"bytes,2,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// Shipment (fulfilment's id), for the audit trail.
+	ShipmentId string `protobuf:"bytes,3,opt,name=shipment_id,json=shipmentId,proto3" json:"shipment_id,omitempty"`
+	// When.
+	ShipTime      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=ship_time,json=shipTime,proto3" json:"ship_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderPartShipped) Reset() {
+	*x = OrderPartShipped{}
+	mi := &file_custody_order_v1_events_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderPartShipped) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderPartShipped) ProtoMessage() {}
+
+func (x *OrderPartShipped) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_order_v1_events_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderPartShipped.ProtoReflect.Descriptor instead.
+func (*OrderPartShipped) Descriptor() ([]byte, []int) {
+	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *OrderPartShipped) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OrderPartShipped) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *OrderPartShipped) GetShipmentId() string {
+	if x != nil {
+		return x.ShipmentId
+	}
+	return ""
+}
+
+func (x *OrderPartShipped) GetShipTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ShipTime
+	}
+	return nil
+}
+
 var File_custody_order_v1_events_proto protoreflect.FileDescriptor
 
 const file_custody_order_v1_events_proto_rawDesc = "" +
@@ -443,7 +517,13 @@ const file_custody_order_v1_events_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12!\n" +
 	"\fcancelled_by\x18\x03 \x01(\tR\vcancelledBy\x12;\n" +
 	"\vcancel_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"cancelTimeB\xc0\x01\n" +
+	"cancelTime\"\xa4\x01\n" +
+	"\x10OrderPartShipped\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x12\x1f\n" +
+	"\vshipment_id\x18\x03 \x01(\tR\n" +
+	"shipmentId\x127\n" +
+	"\tship_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bshipTimeB\xc0\x01\n" +
 	"\x14com.custody.order.v1B\vEventsProtoP\x01Z9github.com/custody/custody/proto/custody/order/v1;orderv1\xa2\x02\x03COX\xaa\x02\x10Custody.Order.V1\xca\x02\x10Custody\\Order\\V1\xe2\x02\x1cCustody\\Order\\V1\\GPBMetadata\xea\x02\x12Custody::Order::V1b\x06proto3"
 
 var (
@@ -458,42 +538,44 @@ func file_custody_order_v1_events_proto_rawDescGZIP() []byte {
 	return file_custody_order_v1_events_proto_rawDescData
 }
 
-var file_custody_order_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_custody_order_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_custody_order_v1_events_proto_goTypes = []any{
 	(*OrderPlaced)(nil),           // 0: custody.order.v1.OrderPlaced
 	(*OrderConfirmed)(nil),        // 1: custody.order.v1.OrderConfirmed
 	(*OrderRejected)(nil),         // 2: custody.order.v1.OrderRejected
 	(*OrderCancelled)(nil),        // 3: custody.order.v1.OrderCancelled
-	(*OrderLine)(nil),             // 4: custody.order.v1.OrderLine
-	(*VendorPart)(nil),            // 5: custody.order.v1.VendorPart
-	(*v1.Money)(nil),              // 6: custody.type.v1.Money
-	(*v1.Address)(nil),            // 7: custody.type.v1.Address
-	(*AttributionRecord)(nil),     // 8: custody.order.v1.AttributionRecord
-	(*Payment)(nil),               // 9: custody.order.v1.Payment
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*OrderPartShipped)(nil),      // 4: custody.order.v1.OrderPartShipped
+	(*OrderLine)(nil),             // 5: custody.order.v1.OrderLine
+	(*VendorPart)(nil),            // 6: custody.order.v1.VendorPart
+	(*v1.Money)(nil),              // 7: custody.type.v1.Money
+	(*v1.Address)(nil),            // 8: custody.type.v1.Address
+	(*AttributionRecord)(nil),     // 9: custody.order.v1.AttributionRecord
+	(*Payment)(nil),               // 10: custody.order.v1.Payment
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 }
 var file_custody_order_v1_events_proto_depIdxs = []int32{
-	4,  // 0: custody.order.v1.OrderPlaced.lines:type_name -> custody.order.v1.OrderLine
-	5,  // 1: custody.order.v1.OrderPlaced.parts:type_name -> custody.order.v1.VendorPart
-	6,  // 2: custody.order.v1.OrderPlaced.total:type_name -> custody.type.v1.Money
-	7,  // 3: custody.order.v1.OrderPlaced.shipping_address:type_name -> custody.type.v1.Address
-	8,  // 4: custody.order.v1.OrderPlaced.attribution:type_name -> custody.order.v1.AttributionRecord
-	9,  // 5: custody.order.v1.OrderPlaced.payment:type_name -> custody.order.v1.Payment
-	10, // 6: custody.order.v1.OrderPlaced.place_time:type_name -> google.protobuf.Timestamp
-	5,  // 7: custody.order.v1.OrderConfirmed.parts:type_name -> custody.order.v1.VendorPart
-	4,  // 8: custody.order.v1.OrderConfirmed.lines:type_name -> custody.order.v1.OrderLine
-	6,  // 9: custody.order.v1.OrderConfirmed.total:type_name -> custody.type.v1.Money
-	9,  // 10: custody.order.v1.OrderConfirmed.payment:type_name -> custody.order.v1.Payment
-	8,  // 11: custody.order.v1.OrderConfirmed.attribution:type_name -> custody.order.v1.AttributionRecord
-	7,  // 12: custody.order.v1.OrderConfirmed.shipping_address:type_name -> custody.type.v1.Address
-	10, // 13: custody.order.v1.OrderConfirmed.confirm_time:type_name -> google.protobuf.Timestamp
-	10, // 14: custody.order.v1.OrderRejected.reject_time:type_name -> google.protobuf.Timestamp
-	10, // 15: custody.order.v1.OrderCancelled.cancel_time:type_name -> google.protobuf.Timestamp
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	5,  // 0: custody.order.v1.OrderPlaced.lines:type_name -> custody.order.v1.OrderLine
+	6,  // 1: custody.order.v1.OrderPlaced.parts:type_name -> custody.order.v1.VendorPart
+	7,  // 2: custody.order.v1.OrderPlaced.total:type_name -> custody.type.v1.Money
+	8,  // 3: custody.order.v1.OrderPlaced.shipping_address:type_name -> custody.type.v1.Address
+	9,  // 4: custody.order.v1.OrderPlaced.attribution:type_name -> custody.order.v1.AttributionRecord
+	10, // 5: custody.order.v1.OrderPlaced.payment:type_name -> custody.order.v1.Payment
+	11, // 6: custody.order.v1.OrderPlaced.place_time:type_name -> google.protobuf.Timestamp
+	6,  // 7: custody.order.v1.OrderConfirmed.parts:type_name -> custody.order.v1.VendorPart
+	5,  // 8: custody.order.v1.OrderConfirmed.lines:type_name -> custody.order.v1.OrderLine
+	7,  // 9: custody.order.v1.OrderConfirmed.total:type_name -> custody.type.v1.Money
+	10, // 10: custody.order.v1.OrderConfirmed.payment:type_name -> custody.order.v1.Payment
+	9,  // 11: custody.order.v1.OrderConfirmed.attribution:type_name -> custody.order.v1.AttributionRecord
+	8,  // 12: custody.order.v1.OrderConfirmed.shipping_address:type_name -> custody.type.v1.Address
+	11, // 13: custody.order.v1.OrderConfirmed.confirm_time:type_name -> google.protobuf.Timestamp
+	11, // 14: custody.order.v1.OrderRejected.reject_time:type_name -> google.protobuf.Timestamp
+	11, // 15: custody.order.v1.OrderCancelled.cancel_time:type_name -> google.protobuf.Timestamp
+	11, // 16: custody.order.v1.OrderPartShipped.ship_time:type_name -> google.protobuf.Timestamp
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_custody_order_v1_events_proto_init() }
@@ -508,7 +590,7 @@ func file_custody_order_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_order_v1_events_proto_rawDesc), len(file_custody_order_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

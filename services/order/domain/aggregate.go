@@ -1,0 +1,212 @@
+package domain
+
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/custody/custody/pkg/money"
+	orderv1 "github.com/custody/custody/proto/custody/order/v1"
+	typev1 "github.com/custody/custody/proto/custody/type/v1"
+)
+
+// Command is a command to the order aggregate.
+type Command interface{ isCommand() }
+
+// PlaceOrder places an order from already priced (PriceLines) and
+// attributed lines. Parts and total are computed here (Split).
+type PlaceOrder struct {
+	BuyerID     string
+	Lines       []Line
+	Address     *typev1.Address
+	Attribution *Attribution
+	Payment     Payment
+	Time        time.Time
+}
+
+// ConfirmOrder: the catalog reserved every line.
+type ConfirmOrder struct{ Time time.Time }
+
+// RejectOrder: the catalog could not reserve SKUID.
+type RejectOrder struct {
+	SKUID  string
+	Reason string
+	Time   time.Time
+}
+
+// CancelOrder cancels an order that has not shipped.
+type CancelOrder struct {
+	Reason string
+	By     string // "buyer:b1", "support", …
+	Time   time.Time
+}
+
+// MarkPartShipped records that a vendor's part shipped (fulfilment's fact).
+type MarkPartShipped struct {
+	VendorID   string
+	ShipmentID string
+	Time       time.Time
+}
+
+func (PlaceOrder) isCommand()      {}
+func (ConfirmOrder) isCommand()    {}
+func (RejectOrder) isCommand()     {}
+func (CancelOrder) isCommand()     {}
+func (MarkPartShipped) isCommand() {}
+
+// Decide returns the events a command produces. Commands that find the
+// order already where they would take it decide nothing (idempotent).
+func Decide(o Order, c Command) ([]proto.Message, error) {
+	switch c := c.(type) {
+	case PlaceOrder:
+		return decidePlace(o, c)
+	case ConfirmOrder:
+		if o.Status == StatusNone {
+			return nil, ErrNotPlaced
+		}
+		if o.Status != StatusPending {
+			return nil, nil // already confirmed; or rejected/cancelled first, which stands
+		}
+		return []proto.Message{&orderv1.OrderConfirmed{
+			OrderId: o.ID, BuyerId: o.BuyerID, Parts: PartsProto(o.Parts), Lines: LinesProto(o.Lines),
+			Total: o.Total.ToProto(), Payment: PaymentProto(o.Payment), Attribution: AttributionProto(o.Attribution),
+			ShippingAddress: o.Address, ConfirmTime: timestamppb.New(c.Time),
+		}}, nil
+	case RejectOrder:
+		if o.Status == StatusNone {
+			return nil, ErrNotPlaced
+		}
+		if o.Status != StatusPending {
+			return nil, nil
+		}
+		reason := c.Reason
+		if reason == "" {
+			reason = fmt.Sprintf("sku %s could not be reserved", c.SKUID)
+		}
+		return []proto.Message{&orderv1.OrderRejected{OrderId: o.ID, Reason: reason, SkuId: c.SKUID, RejectTime: timestamppb.New(c.Time)}}, nil
+	case CancelOrder:
+		return decideCancel(o, c)
+	case MarkPartShipped:
+		return decideShipped(o, c)
+	}
+	return nil, fmt.Errorf("order: unknown command %T", c)
+}
+
+func decidePlace(o Order, c PlaceOrder) ([]proto.Message, error) {
+	if o.Status != StatusNone {
+		return nil, nil // the same request again: its order stands
+	}
+	var v Violations
+	if c.BuyerID == "" {
+		v.Add("buyer_id", "required")
+	}
+	if c.Address == nil {
+		v.Add("shipping_address", "required")
+	}
+	if c.Payment.PSPReference == "" {
+		v.Add("payment.psp_reference", "required")
+	}
+	for i, l := range c.Lines {
+		if l.Quantity <= 0 || l.Quantity > MaxQuantity {
+			v.Add(lineField(i, "quantity"), "must be 1..%d, got %d", MaxQuantity, l.Quantity)
+		}
+		if l.CommissionBps < 0 || l.CommissionBps > money.BasisPointsPerUnit {
+			v.Add(lineField(i, "commission_bps"), "must be 0..%d", money.BasisPointsPerUnit)
+		}
+	}
+	if len(c.Lines) == 0 || len(c.Lines) > MaxLines {
+		v.Add("lines", "an order has 1..%d lines, got %d", MaxLines, len(c.Lines))
+	}
+	if len(v) > 0 {
+		return nil, v.Err()
+	}
+	parts, total, err := Split(c.Lines)
+	if err != nil {
+		v.Add("lines", "%v", err)
+		return nil, v.Err()
+	}
+	if err := CheckPayment(total, c.Payment.Amount).Err(); err != nil {
+		return nil, err
+	}
+	return []proto.Message{&orderv1.OrderPlaced{
+		OrderId: o.ID, BuyerId: c.BuyerID, Lines: LinesProto(c.Lines), Parts: PartsProto(parts),
+		Total: total.ToProto(), ShippingAddress: c.Address, Attribution: AttributionProto(c.Attribution),
+		Payment: PaymentProto(c.Payment), PlaceTime: timestamppb.New(c.Time),
+	}}, nil
+}
+
+func decideCancel(o Order, c CancelOrder) ([]proto.Message, error) {
+	switch o.Status {
+	case StatusNone:
+		return nil, ErrNotPlaced
+	case StatusCancelled:
+		return nil, nil
+	case StatusRejected:
+		return nil, &PreconditionError{Reason: ReasonRejected, Message: fmt.Sprintf("order %s was rejected (%s); there is nothing to cancel", o.ID, o.Reason)}
+	case StatusPending, StatusConfirmed:
+		if o.Shipped() {
+			return nil, &PreconditionError{Reason: ReasonShipped, Message: fmt.Sprintf("order %s has a shipped part and can no longer be cancelled; open a claim or return instead", o.ID)}
+		}
+		return []proto.Message{&orderv1.OrderCancelled{OrderId: o.ID, Reason: c.Reason, CancelledBy: c.By, CancelTime: timestamppb.New(c.Time)}}, nil
+	}
+	return nil, &PreconditionError{Reason: ReasonShipped, Message: fmt.Sprintf("order %s is %s and can no longer be cancelled", o.ID, o.Status)}
+}
+
+func decideShipped(o Order, c MarkPartShipped) ([]proto.Message, error) {
+	if o.Status == StatusNone {
+		return nil, ErrNotPlaced
+	}
+	for _, p := range o.Parts {
+		if p.VendorID != c.VendorID {
+			continue
+		}
+		if p.Shipped {
+			return nil, nil
+		}
+		// A shipment is a fact in the world: it is recorded even on an order
+		// cancelled meanwhile (a race the vendor and support then settle).
+		if o.Status == StatusPending || o.Status == StatusRejected {
+			return nil, &PreconditionError{Reason: ReasonPending, Message: fmt.Sprintf("order %s is %s; nothing of it may ship", o.ID, o.Status)}
+		}
+		return []proto.Message{&orderv1.OrderPartShipped{OrderId: o.ID, VendorId: c.VendorID, ShipmentId: c.ShipmentID, ShipTime: timestamppb.New(c.Time)}}, nil
+	}
+	return nil, &PreconditionError{Reason: ReasonUnknown, Message: fmt.Sprintf("order %s has no part for vendor %s", o.ID, c.VendorID)}
+}
+
+// Evolve applies one event. Unknown events leave the order unchanged.
+func Evolve(o Order, e proto.Message) Order {
+	switch e := e.(type) {
+	case *orderv1.OrderPlaced:
+		o.Status = StatusPending
+		o.BuyerID = e.GetBuyerId()
+		o.Lines = LinesFromProto(e.GetLines())
+		o.Parts = PartsFromProto(e.GetParts())
+		o.Total = moneyFrom(e.GetTotal())
+		o.Address = e.GetShippingAddress()
+		o.Attribution = AttributionFromProto(e.GetAttribution())
+		o.Payment = Payment{PSPReference: e.GetPayment().GetPspReference(), Amount: moneyFrom(e.GetPayment().GetAmount())}
+		o.PlaceTime = e.GetPlaceTime().AsTime()
+		o.UpdateTime = o.PlaceTime
+	case *orderv1.OrderConfirmed:
+		o.Status = StatusConfirmed
+		o.UpdateTime = e.GetConfirmTime().AsTime()
+	case *orderv1.OrderRejected:
+		o.Status = StatusRejected
+		o.Reason, o.RejectedSKU = e.GetReason(), e.GetSkuId()
+		o.UpdateTime = e.GetRejectTime().AsTime()
+	case *orderv1.OrderCancelled:
+		o.Status = StatusCancelled
+		o.Reason, o.CancelledBy = e.GetReason(), e.GetCancelledBy()
+		o.UpdateTime = e.GetCancelTime().AsTime()
+	case *orderv1.OrderPartShipped:
+		for i := range o.Parts {
+			if o.Parts[i].VendorID == e.GetVendorId() {
+				o.Parts[i].Shipped, o.Parts[i].ShipmentID = true, e.GetShipmentId()
+			}
+		}
+		o.UpdateTime = e.GetShipTime().AsTime()
+	}
+	return o
+}

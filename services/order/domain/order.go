@@ -1,0 +1,179 @@
+// Package domain is the order aggregate of the order service, as pure
+// functions over plain data: no clock, no I/O, no transport or storage.
+//
+// An Order is decided and evolved by Decider (PlaceOrder, ConfirmOrder,
+// RejectOrder, CancelOrder, MarkPartShipped → OrderPlaced, OrderConfirmed,
+// OrderRejected, OrderCancelled, OrderPartShipped). The rules that turn a
+// buyer's request into a priced order live here too, as functions the app
+// layer calls with data from its catalog view: CheckLineRequests and
+// PriceLines (catalog prices, one currency), Split (one part per vendor,
+// exact subtotals), CheckPayment (authorised amount = total) and
+// AttributeToLink / AttributeToSession (creator commission within the
+// attribution window). Bad input comes back as *InvalidError with AIP-style
+// field paths ("lines[2].quantity"), a forbidden transition as
+// *PreconditionError.
+package domain
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/money"
+	typev1 "github.com/custody/custody/proto/custody/type/v1"
+)
+
+// Status is where an order is in its life.
+type Status int
+
+// Statuses. StatusNone is an order that was never placed.
+const (
+	StatusNone Status = iota
+	StatusPending
+	StatusConfirmed
+	StatusRejected
+	StatusCancelled
+	StatusDelivered
+	StatusCompleted
+	StatusRefunded
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusPending:
+		return "pending"
+	case StatusConfirmed:
+		return "confirmed"
+	case StatusRejected:
+		return "rejected"
+	case StatusCancelled:
+		return "cancelled"
+	case StatusDelivered:
+		return "delivered"
+	case StatusCompleted:
+		return "completed"
+	case StatusRefunded:
+		return "refunded"
+	}
+	return "none"
+}
+
+// Final reports whether the stock saga is over for an order in this status:
+// everything but pending (and never placed).
+func (s Status) Final() bool { return s != StatusNone && s != StatusPending }
+
+// Line is a priced order line.
+type Line struct {
+	LineID    string // "1", "2", … in request order
+	SKUID     string
+	ProductID string
+	VendorID  string
+	Title     string
+	Quantity  int64
+	UnitPrice money.Money
+	LineTotal money.Money
+	// CreatorID earns CommissionBps of LineTotal; empty when unattributed.
+	CreatorID     string
+	CommissionBps int32
+}
+
+// Part is one vendor's share of an order: one fulfilment.
+type Part struct {
+	VendorID   string
+	LineIDs    []string
+	Subtotal   money.Money
+	Shipped    bool
+	ShipmentID string
+}
+
+// Attribution is the creator touchpoint credited with an order.
+type Attribution struct {
+	AffiliateLinkID string
+	LiveSessionID   string
+	CreatorID       string
+	TouchTime       time.Time
+}
+
+// Payment is the buyer's payment authorisation.
+type Payment struct {
+	PSPReference string
+	Amount       money.Money
+}
+
+// Order is the state of the order aggregate.
+type Order struct {
+	ID          string
+	Status      Status
+	BuyerID     string
+	Lines       []Line
+	Parts       []Part
+	Total       money.Money
+	Address     *typev1.Address
+	Attribution *Attribution
+	Payment     Payment
+	// Reason says why it was rejected or cancelled.
+	Reason      string
+	RejectedSKU string
+	CancelledBy string
+	PlaceTime   time.Time
+	UpdateTime  time.Time
+}
+
+// HasVendor reports whether the order has a part for vendorID.
+func (o Order) HasVendor(vendorID string) bool {
+	for _, p := range o.Parts {
+		if p.VendorID == vendorID {
+			return true
+		}
+	}
+	return false
+}
+
+// Shipped reports whether any part has shipped.
+func (o Order) Shipped() bool {
+	for _, p := range o.Parts {
+		if p.Shipped {
+			return true
+		}
+	}
+	return false
+}
+
+// Clone deep-copies an order.
+func (o Order) Clone() Order {
+	c := o
+	c.Lines = append([]Line(nil), o.Lines...)
+	c.Parts = make([]Part, len(o.Parts))
+	for i, p := range o.Parts {
+		p.LineIDs = append([]string(nil), p.LineIDs...)
+		c.Parts[i] = p
+	}
+	if o.Address != nil {
+		c.Address = proto.Clone(o.Address).(*typev1.Address)
+	}
+	if o.Attribution != nil {
+		a := *o.Attribution
+		c.Attribution = &a
+	}
+	if o.Parts == nil {
+		c.Parts = nil
+	}
+	return c
+}
+
+// OrderID is the id of the order a buyer places with requestID: the same
+// request always names the same order (AIP-155), different buyers' requests
+// never collide. "o" and 32 hex characters (128 bits of SHA-256).
+func OrderID(buyerID, requestID string) string {
+	return "o" + es.DeriveID("order", buyerID, requestID)
+}
+
+// Decider is the order aggregate (stream "order-<id>").
+var Decider = es.Decider[Order, Command]{
+	Aggregate: "order",
+	Initial:   func(id string) Order { return Order{ID: id} },
+	Decide:    Decide,
+	Evolve:    Evolve,
+	Clone:     Order.Clone,
+}

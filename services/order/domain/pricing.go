@@ -1,0 +1,151 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/custody/custody/pkg/money"
+)
+
+// Limits of one order.
+const (
+	MaxLines    = 100
+	MaxQuantity = 1000
+)
+
+// LineRequest is a line as the buyer asked for it.
+type LineRequest struct {
+	SKUID    string
+	Quantity int64
+}
+
+// SKU is what the catalog says about a SKU.
+type SKU struct {
+	SKUID     string
+	ProductID string
+	VendorID  string
+	Title     string
+	Price     money.Money
+}
+
+// CheckLineRequests checks what needs no catalog: 1..MaxLines lines, each
+// with a SKU id, a quantity in 1..MaxQuantity, no SKU twice.
+func CheckLineRequests(reqs []LineRequest) Violations {
+	var v Violations
+	switch {
+	case len(reqs) == 0:
+		v.Add("lines", "an order needs at least one line")
+		return v
+	case len(reqs) > MaxLines:
+		v.Add("lines", "at most %d lines per order, got %d", MaxLines, len(reqs))
+		return v
+	}
+	first := map[string]int{}
+	for i, r := range reqs {
+		switch {
+		case r.SKUID == "":
+			v.Add(lineField(i, "sku_id"), "required")
+		case len(r.SKUID) > 128:
+			v.Add(lineField(i, "sku_id"), "at most 128 characters")
+		default:
+			if j, seen := first[r.SKUID]; seen {
+				v.Add(lineField(i, "sku_id"), "SKU %q repeats lines[%d]; order it once with the total quantity", r.SKUID, j)
+			} else {
+				first[r.SKUID] = i
+			}
+		}
+		switch {
+		case r.Quantity <= 0:
+			v.Add(lineField(i, "quantity"), "must be at least 1, got %d", r.Quantity)
+		case r.Quantity > MaxQuantity:
+			v.Add(lineField(i, "quantity"), "at most %d per line, got %d", MaxQuantity, r.Quantity)
+		}
+	}
+	return v
+}
+
+// PriceLines prices requested lines at catalog prices (find looks a SKU
+// up). Lines get ids "1", "2", … in request order. Every SKU must be known
+// and priced in one currency, the first line's.
+func PriceLines(reqs []LineRequest, find func(skuID string) (SKU, bool)) ([]Line, Violations) {
+	v := CheckLineRequests(reqs)
+	if len(v) > 0 {
+		return nil, v
+	}
+	lines := make([]Line, 0, len(reqs))
+	currency := ""
+	for i, r := range reqs {
+		sku, ok := find(r.SKUID)
+		if !ok {
+			v.Add(lineField(i, "sku_id"), "unknown SKU %q", r.SKUID)
+			continue
+		}
+		if currency == "" {
+			currency = sku.Price.Currency
+		} else if sku.Price.Currency != currency {
+			v.Add(lineField(i, "sku_id"), "SKU %q is priced in %s, the order's other lines in %s: one currency per order", r.SKUID, sku.Price.Currency, currency)
+			continue
+		}
+		total, err := sku.Price.Mul(r.Quantity)
+		if err != nil {
+			v.Add(lineField(i, "quantity"), "%d × %s overflows", r.Quantity, sku.Price)
+			continue
+		}
+		lines = append(lines, Line{
+			LineID: strconv.Itoa(i + 1), SKUID: r.SKUID, ProductID: sku.ProductID, VendorID: sku.VendorID,
+			Title: sku.Title, Quantity: r.Quantity, UnitPrice: sku.Price, LineTotal: total,
+		})
+	}
+	if len(v) > 0 {
+		return nil, v
+	}
+	return lines, nil
+}
+
+// Split groups lines into one part per vendor, in order of each vendor's
+// first line, and adds up the subtotals and the total exactly. It checks the
+// lines' arithmetic (line total = unit price × quantity, one currency), so
+// an order built from it is consistent whoever priced the lines.
+func Split(lines []Line) (parts []Part, total money.Money, err error) {
+	if len(lines) == 0 {
+		return nil, money.Money{}, errors.New("no lines")
+	}
+	total = money.Money{Currency: lines[0].UnitPrice.Currency}
+	index := map[string]int{}
+	for _, l := range lines {
+		want, err := l.UnitPrice.Mul(l.Quantity)
+		if err != nil {
+			return nil, money.Money{}, fmt.Errorf("line %s: %w", l.LineID, err)
+		}
+		if want != l.LineTotal {
+			return nil, money.Money{}, fmt.Errorf("line %s: total %s is not %d × %s", l.LineID, l.LineTotal, l.Quantity, l.UnitPrice)
+		}
+		if total, err = total.Add(l.LineTotal); err != nil {
+			return nil, money.Money{}, fmt.Errorf("line %s: %w", l.LineID, err)
+		}
+		i, ok := index[l.VendorID]
+		if !ok {
+			i = len(parts)
+			index[l.VendorID] = i
+			parts = append(parts, Part{VendorID: l.VendorID, Subtotal: money.Money{Currency: total.Currency}})
+		}
+		p := &parts[i]
+		p.LineIDs = append(p.LineIDs, l.LineID)
+		if p.Subtotal, err = p.Subtotal.Add(l.LineTotal); err != nil {
+			return nil, money.Money{}, fmt.Errorf("line %s: %w", l.LineID, err)
+		}
+	}
+	return parts, total, nil
+}
+
+// CheckPayment checks that the authorised amount is exactly the total.
+func CheckPayment(total, authorised money.Money) Violations {
+	var v Violations
+	if authorised != total {
+		v.Add("payment.amount", "authorised %s, but the order total is %s", authorised, total)
+	}
+	return v
+}
+
+func lineField(i int, field string) string { return fmt.Sprintf("lines[%d].%s", i, field) }

@@ -1,0 +1,76 @@
+package grpcapi
+
+import (
+	"slices"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/custody/custody/pkg/auth"
+	orderv1 "github.com/custody/custody/proto/custody/order/v1"
+	"github.com/custody/custody/services/order/app"
+	"github.com/custody/custody/services/order/domain"
+)
+
+var statuses = map[domain.Status]orderv1.OrderState{
+	domain.StatusNone:      orderv1.OrderState_ORDER_STATE_UNSPECIFIED,
+	domain.StatusPending:   orderv1.OrderState_ORDER_STATE_PENDING,
+	domain.StatusConfirmed: orderv1.OrderState_ORDER_STATE_CONFIRMED,
+	domain.StatusRejected:  orderv1.OrderState_ORDER_STATE_REJECTED,
+	domain.StatusCancelled: orderv1.OrderState_ORDER_STATE_CANCELLED,
+	domain.StatusDelivered: orderv1.OrderState_ORDER_STATE_DELIVERED,
+	domain.StatusCompleted: orderv1.OrderState_ORDER_STATE_COMPLETED,
+	domain.StatusRefunded:  orderv1.OrderState_ORDER_STATE_REFUNDED,
+}
+
+func statusFromProto(s orderv1.OrderState) (domain.Status, bool) {
+	for d, p := range statuses {
+		if p == s {
+			return d, true
+		}
+	}
+	return domain.StatusNone, false
+}
+
+func orderProto(v app.OrderView) *orderv1.Order {
+	o := v.Order
+	return &orderv1.Order{
+		OrderId: o.ID, BuyerId: o.BuyerID, State: statuses[o.Status],
+		Lines: domain.LinesProto(o.Lines), Parts: domain.PartsProto(o.Parts), Total: o.Total.ToProto(),
+		ShippingAddress: o.Address, Attribution: domain.AttributionProto(o.Attribution),
+		Payment: domain.PaymentProto(o.Payment), Reason: o.Reason,
+		PlaceTime: stamp(o.PlaceTime), UpdateTime: stamp(o.UpdateTime), Revision: v.Revision,
+	}
+}
+
+// vendorView keeps only what the caller's vendors need of an order: their
+// own lines and parts. Payment and total (which reveal other vendors'
+// sales) are left out.
+func vendorView(o *orderv1.Order, c auth.Caller) *orderv1.Order {
+	mine := func(vendorID string) bool { return c.Is(auth.Vendor, vendorID) }
+	v := proto.Clone(o).(*orderv1.Order)
+	v.Lines = slices.DeleteFunc(v.Lines, func(l *orderv1.OrderLine) bool { return !mine(l.GetVendorId()) })
+	v.Parts = slices.DeleteFunc(v.Parts, func(p *orderv1.VendorPart) bool { return !mine(p.GetVendorId()) })
+	v.Payment, v.Total = nil, nil
+	return v
+}
+
+// orderFor is the order as caller may see it.
+func orderFor(c auth.Caller, v app.OrderView) *orderv1.Order {
+	o := orderProto(v)
+	if fullView(c, v.Order.BuyerID) {
+		return o
+	}
+	return vendorView(o, c)
+}
+
+func stamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,173 @@
+// Package grpcapi is the gRPC edge of the order service:
+// custody.order.v1.OrderService. It validates requests (field violations
+// with AIP paths such as "lines[2].quantity"), authorizes the caller (see
+// the table in authz.go), converts between the wire and the app layer, and
+// maps every error to a gRPC status in one place (toStatus).
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/auth"
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	orderv1 "github.com/custody/custody/proto/custody/order/v1"
+	"github.com/custody/custody/services/order/app"
+	"github.com/custody/custody/services/order/domain"
+)
+
+// Server implements orderv1.OrderServiceServer.
+type Server struct {
+	orderv1.UnimplementedOrderServiceServer
+	app *app.Service
+	log *slog.Logger
+}
+
+// New returns the gRPC server of svc.
+func New(svc *app.Service, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{app: svc, log: log}
+}
+
+var _ orderv1.OrderServiceServer = (*Server)(nil)
+
+// PlaceOrder implements orderv1.OrderServiceServer.
+func (s *Server) PlaceOrder(ctx context.Context, req *orderv1.PlaceOrderRequest) (*orderv1.PlaceOrderResponse, error) {
+	caller, _ := auth.CallerFrom(ctx)
+	cmd, err := validatePlace(req)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	if !allowed(caller, "PlaceOrder", cmd.BuyerID) {
+		return nil, apierr.PermissionDenied("only the buyer " + cmd.BuyerID + " or a service acting for it may place its orders")
+	}
+	cmd.Actor = actor(caller, cmd.BuyerID)
+	v, err := s.app.PlaceOrder(ctx, cmd)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return &orderv1.PlaceOrderResponse{Order: orderProto(v)}, nil
+}
+
+// GetOrder implements orderv1.OrderServiceServer.
+func (s *Server) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest) (*orderv1.GetOrderResponse, error) {
+	if err := validateGet(req); err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	v, err := s.readable(ctx, "GetOrder", req.GetOrderId())
+	if err != nil {
+		return nil, err
+	}
+	caller, _ := auth.CallerFrom(ctx)
+	return &orderv1.GetOrderResponse{Order: orderFor(caller, v)}, nil
+}
+
+// ListOrders implements orderv1.OrderServiceServer.
+func (s *Server) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest) (*orderv1.ListOrdersResponse, error) {
+	q, err := validateList(req)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	caller, _ := auth.CallerFrom(ctx)
+	if !allowed(caller, "ListOrders", q.BuyerID, q.VendorID) {
+		return nil, apierr.PermissionDenied("buyers list only their own orders, vendors only orders with a part for them")
+	}
+	page, err := s.app.ListOrders(ctx, q)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	resp := &orderv1.ListOrdersResponse{NextPageToken: page.NextPageToken}
+	for _, v := range page.Orders {
+		resp.Orders = append(resp.Orders, orderFor(caller, v))
+	}
+	return resp, nil
+}
+
+// CancelOrder implements orderv1.OrderServiceServer.
+func (s *Server) CancelOrder(ctx context.Context, req *orderv1.CancelOrderRequest) (*orderv1.CancelOrderResponse, error) {
+	if err := validateCancel(req); err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	cur, err := s.readable(ctx, "CancelOrder", req.GetOrderId())
+	if err != nil {
+		return nil, err
+	}
+	caller, _ := auth.CallerFrom(ctx)
+	v, err := s.app.CancelOrder(ctx, app.CancelOrder{OrderID: req.GetOrderId(), RequestID: req.GetRequestId(),
+		Reason: req.GetReason(), Actor: actor(caller, cur.Order.BuyerID)})
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return &orderv1.CancelOrderResponse{Order: orderProto(v)}, nil
+}
+
+// readable loads an order and checks the caller may call rpc on it.
+func (s *Server) readable(ctx context.Context, rpc, id string) (app.OrderView, error) {
+	v, err := s.app.GetOrder(ctx, id)
+	if err != nil {
+		return app.OrderView{}, s.toStatus(ctx, err)
+	}
+	caller, _ := auth.CallerFrom(ctx)
+	vendors := make([]string, 0, len(v.Order.Parts))
+	for _, p := range v.Order.Parts {
+		vendors = append(vendors, p.VendorID)
+	}
+	if !allowed(caller, rpc, v.Order.BuyerID, vendors...) {
+		return app.OrderView{}, apierr.PermissionDenied("you may not " + rpcVerb[rpc] + " order " + id)
+	}
+	return v, nil
+}
+
+var rpcVerb = map[string]string{"GetOrder": "see", "CancelOrder": "cancel"}
+
+// toStatus is the one place where errors become gRPC statuses. Bad input is
+// InvalidArgument with field violations, never Unknown; anything not
+// recognised is Internal (and logged), never passed through raw.
+func (s *Server) toStatus(ctx context.Context, err error) error {
+	var (
+		invalid *domain.InvalidError
+		pre     *domain.PreconditionError
+		nf      *app.NotFoundError
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &invalid):
+		fvs := make([]apierr.FieldViolation, 0, len(invalid.Violations))
+		for _, v := range invalid.Violations {
+			fvs = append(fvs, apierr.FieldViolation{Field: v.Field, Description: v.Description})
+		}
+		return apierr.InvalidArgument(fvs...)
+	case errors.As(err, &pre):
+		return apierr.FailedPrecondition(pre.Reason, pre.Message)
+	case errors.As(err, &nf):
+		return apierr.NotFound("order", nf.OrderID)
+	case errors.Is(err, domain.ErrNotPlaced):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, app.ErrCatalogUnavailable):
+		return apierr.Unavailable("the order service cannot price orders yet (its view of the catalog is not ready); retry shortly")
+	case errors.Is(err, es.ErrConflict):
+		return apierr.Aborted("the order changed concurrently; retry the request")
+	case errors.Is(err, eventstore.ErrUnavailable):
+		return apierr.Unavailable("the event store is unavailable; retry shortly")
+	case errors.Is(err, es.ErrBadCommand):
+		return apierr.InvalidArgument(apierr.FieldViolation{Field: "order_id", Description: "not an order id"})
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request cancelled")
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	s.log.ErrorContext(ctx, "order service: unexpected error", "err", err)
+	return status.Error(codes.Internal, "internal error")
+}

@@ -1,0 +1,214 @@
+package grpcapi
+
+import (
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/custody/custody/pkg/money"
+	orderv1 "github.com/custody/custody/proto/custody/order/v1"
+	typev1 "github.com/custody/custody/proto/custody/type/v1"
+	"github.com/custody/custody/services/order/app"
+	"github.com/custody/custody/services/order/domain"
+)
+
+var (
+	// idPattern: buyer and vendor ids are role ids (pkg/auth).
+	idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+	// orderIDPattern: order ids are stream ids (pkg/eventstore).
+	orderIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+	countryPattern = regexp.MustCompile(`^[A-Z]{2}$`)
+)
+
+// Field limits.
+const (
+	maxRequestID = 128
+	maxText      = 256
+	maxReason    = 1024
+	maxAddrLines = 5
+)
+
+// noLocality lists city-states whose addresses have no separate city.
+var noLocality = map[string]bool{"SG": true, "MC": true, "VA": true, "HK": true, "MO": true, "GI": true}
+
+func validatePlace(req *orderv1.PlaceOrderRequest) (app.PlaceOrder, error) {
+	var v domain.Violations
+	checkRequestID(&v, req.GetRequestId())
+	checkID(&v, "buyer_id", req.GetBuyerId())
+
+	lines := make([]domain.LineRequest, 0, len(req.GetLines()))
+	for _, l := range req.GetLines() {
+		lines = append(lines, domain.LineRequest{SKUID: l.GetSkuId(), Quantity: l.GetQuantity()})
+	}
+	v = append(v, domain.CheckLineRequests(lines)...)
+	checkAddress(&v, req.GetShippingAddress())
+
+	var pay domain.Payment
+	if p := req.GetPayment(); p == nil {
+		v.Add("payment", "required: the payment authorisation")
+	} else {
+		pay.PSPReference = p.GetPspReference()
+		checkText(&v, "payment.psp_reference", p.GetPspReference(), maxText)
+		switch a := p.GetAmount(); {
+		case a == nil:
+			v.Add("payment.amount", "required")
+		default:
+			m, err := money.FromProto(a)
+			if err != nil {
+				v.Add("payment.amount.currency_code", "%v", err)
+			} else if m.Minor <= 0 {
+				v.Add("payment.amount.amount_minor", "must be positive, got %d", m.Minor)
+			}
+			pay.Amount = m
+		}
+	}
+
+	var attr *app.AttributionRequest
+	if a := req.GetAttribution(); a != nil {
+		attr = &app.AttributionRequest{}
+		switch src := a.GetSource().(type) {
+		case *orderv1.Attribution_AffiliateLinkId:
+			attr.AffiliateLinkID = src.AffiliateLinkId
+			checkText(&v, "attribution.affiliate_link_id", src.AffiliateLinkId, maxText)
+		case *orderv1.Attribution_LiveSessionId:
+			attr.LiveSessionID = src.LiveSessionId
+			checkText(&v, "attribution.live_session_id", src.LiveSessionId, maxText)
+		default:
+			v.Add("attribution", "name an affiliate_link_id or a live_session_id (or leave attribution unset)")
+		}
+		if ts := a.GetTouchTime(); ts != nil {
+			if err := ts.CheckValid(); err != nil {
+				v.Add("attribution.touch_time", "%v", err)
+			} else {
+				attr.TouchTime = ts.AsTime()
+			}
+		}
+	}
+
+	var wait time.Duration
+	if w := req.GetWaitTimeout(); w != nil {
+		if err := w.CheckValid(); err != nil {
+			v.Add("wait_timeout", "%v", err)
+		} else if wait = w.AsDuration(); wait < 0 {
+			v.Add("wait_timeout", "must not be negative")
+		}
+	}
+	if err := v.Err(); err != nil {
+		return app.PlaceOrder{}, err
+	}
+	return app.PlaceOrder{RequestID: req.GetRequestId(), BuyerID: req.GetBuyerId(), Lines: lines,
+		Address: req.GetShippingAddress(), Attribution: attr, Payment: pay, Wait: wait}, nil
+}
+
+func checkAddress(v *domain.Violations, a *typev1.Address) {
+	const f = "shipping_address"
+	if a == nil {
+		v.Add(f, "required")
+		return
+	}
+	checkText(v, f+".recipient_name", a.GetRecipientName(), maxText)
+	switch n := len(a.GetAddressLines()); {
+	case n == 0:
+		v.Add(f+".address_lines", "at least one address line is required")
+	case n > maxAddrLines:
+		v.Add(f+".address_lines", "at most %d lines", maxAddrLines)
+	default:
+		for i, l := range a.GetAddressLines() {
+			checkText(v, f+".address_lines["+itoa(i)+"]", l, maxText)
+		}
+	}
+	if !countryPattern.MatchString(a.GetCountryCode()) {
+		v.Add(f+".country_code", "required: a two-letter upper-case ISO 3166-1 code such as \"DE\"")
+	}
+	if a.GetLocality() == "" && !noLocality[a.GetCountryCode()] {
+		v.Add(f+".locality", "required")
+	} else if len(a.GetLocality()) > maxText {
+		v.Add(f+".locality", "at most %d characters", maxText)
+	}
+	for field, s := range map[string]string{"phone": a.GetPhone(), "region": a.GetRegion(), "postal_code": a.GetPostalCode()} {
+		if len(s) > maxText {
+			v.Add(f+"."+field, "at most %d characters", maxText)
+		}
+	}
+}
+
+func checkRequestID(v *domain.Violations, id string) {
+	switch {
+	case id == "":
+		v.Add("request_id", "required: an idempotency key, unique per request")
+	case len(id) > maxRequestID:
+		v.Add("request_id", "at most %d characters", maxRequestID)
+	}
+}
+
+func checkID(v *domain.Violations, field, id string) {
+	switch {
+	case id == "":
+		v.Add(field, "required")
+	case !idPattern.MatchString(id):
+		v.Add(field, "1-128 characters of letters, digits, '.', '_' and '-'")
+	}
+}
+
+func checkOrderID(v *domain.Violations, id string) {
+	switch {
+	case id == "":
+		v.Add("order_id", "required")
+	case !orderIDPattern.MatchString(id):
+		v.Add("order_id", "not an order id")
+	}
+}
+
+func checkText(v *domain.Violations, field, s string, limit int) {
+	switch {
+	case strings.TrimSpace(s) == "":
+		v.Add(field, "required")
+	case len(s) > limit:
+		v.Add(field, "at most %d characters", limit)
+	}
+}
+
+func validateList(req *orderv1.ListOrdersRequest) (app.ListQuery, error) {
+	var v domain.Violations
+	switch {
+	case req.GetBuyerId() != "" && req.GetVendorId() != "":
+		v.Add("vendor_id", "give either buyer_id or vendor_id, not both")
+	case req.GetBuyerId() != "":
+		checkID(&v, "buyer_id", req.GetBuyerId())
+	case req.GetVendorId() != "":
+		checkID(&v, "vendor_id", req.GetVendorId())
+	default:
+		v.Add("buyer_id", "give buyer_id or vendor_id")
+	}
+	status, ok := statusFromProto(req.GetState())
+	if !ok {
+		v.Add("state", "unknown state %d", req.GetState())
+	}
+	if req.GetPageSize() < 0 {
+		v.Add("page_size", "must not be negative")
+	}
+	if len(req.GetPageToken()) > 1024 {
+		v.Add("page_token", "not a page token of this service")
+	}
+	if err := v.Err(); err != nil {
+		return app.ListQuery{}, err
+	}
+	return app.ListQuery{BuyerID: req.GetBuyerId(), VendorID: req.GetVendorId(), Status: status,
+		PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()}, nil
+}
+
+func validateCancel(req *orderv1.CancelOrderRequest) error {
+	var v domain.Violations
+	checkRequestID(&v, req.GetRequestId())
+	checkOrderID(&v, req.GetOrderId())
+	if len(req.GetReason()) > maxReason {
+		v.Add("reason", "at most %d characters", maxReason)
+	}
+	return v.Err()
+}
+
+func validateGet(req *orderv1.GetOrderRequest) error {
+	var v domain.Violations
+	checkOrderID(&v, req.GetOrderId())
+	return v.Err()
+}

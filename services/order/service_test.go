@@ -1,0 +1,769 @@
+package order_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/custody/custody/pkg/apierr"
+	orderv1 "github.com/custody/custody/proto/custody/order/v1"
+)
+
+const day = 24 * time.Hour
+
+func TestPlaceOrderValidation(t *testing.T) {
+	e := shared
+	now := e.clock.Now()
+	v1 := uniq("v")
+	p := e.product(t, v1, 500, sku{"a", "EUR", 1000}, sku{"b", "EUR", 250})
+	pa, pb := p+"-a", p+"-b"
+	usd := e.product(t, v1, 0, sku{"x", "USD", 100}) + "-x"
+	other := e.product(t, v1, 0, sku{"z", "EUR", 1})
+	goodLink := e.link(t, uniq("c"), p, v1, 800)
+	otherLink := e.link(t, uniq("c"), other, v1, 800)
+	pinned := e.session(t, uniq("c"), now.Add(-2*time.Hour))
+	e.pin(t, pinned, p, 600, now.Add(-time.Hour))
+	unpinned := e.session(t, uniq("c"), now.Add(-2*time.Hour))
+	e.pin(t, unpinned, other, 600, now.Add(-time.Hour))
+
+	buyer := uniq("b")
+	// 2 × 10.00 + 3 × 2.50 = 27.50
+	valid := func() *orderv1.PlaceOrderRequest {
+		return placeRequest(buyer, eur(2750), line(pa, 2), line(pb, 3))
+	}
+	withLink := func(id string) func(*orderv1.PlaceOrderRequest) {
+		return func(r *orderv1.PlaceOrderRequest) {
+			r.Attribution = &orderv1.Attribution{Source: &orderv1.Attribution_AffiliateLinkId{AffiliateLinkId: id}}
+		}
+	}
+	withSession := func(id string, touch time.Time) func(*orderv1.PlaceOrderRequest) {
+		return func(r *orderv1.PlaceOrderRequest) {
+			r.Attribution = &orderv1.Attribution{Source: &orderv1.Attribution_LiveSessionId{LiveSessionId: id}}
+			if !touch.IsZero() {
+				r.Attribution.TouchTime = timestamppb.New(touch)
+			}
+		}
+	}
+	tests := []struct {
+		name   string
+		change func(*orderv1.PlaceOrderRequest)
+		field  string
+	}{
+		{"missing request_id", func(r *orderv1.PlaceOrderRequest) { r.RequestId = "" }, "request_id"},
+		{"missing buyer_id", func(r *orderv1.PlaceOrderRequest) { r.BuyerId = "" }, "buyer_id"},
+		{"no lines", func(r *orderv1.PlaceOrderRequest) { r.Lines = nil }, "lines"},
+		{"zero quantity", func(r *orderv1.PlaceOrderRequest) { r.Lines[0].Quantity = 0 }, "lines[0].quantity"},
+		{"negative quantity", func(r *orderv1.PlaceOrderRequest) { r.Lines[1].Quantity = -3 }, "lines[1].quantity"},
+		{"absurd quantity", func(r *orderv1.PlaceOrderRequest) { r.Lines[1].Quantity = 1001 }, "lines[1].quantity"},
+		{"missing sku", func(r *orderv1.PlaceOrderRequest) { r.Lines[1].SkuId = "" }, "lines[1].sku_id"},
+		{"unknown sku", func(r *orderv1.PlaceOrderRequest) { r.Lines[1].SkuId = p + "-nope" }, "lines[1].sku_id"},
+		{"sku repeated", func(r *orderv1.PlaceOrderRequest) { r.Lines[1].SkuId = pa }, "lines[1].sku_id"},
+		{"mixed currencies", func(r *orderv1.PlaceOrderRequest) { r.Lines = append(r.Lines, line(usd, 1)) }, "lines[2].sku_id"},
+		{"unknown currency", func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount.CurrencyCode = "XYZ" }, "payment.amount.currency_code"},
+		{"malformed currency", func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount.CurrencyCode = "eur" }, "payment.amount.currency_code"},
+		{"payment not the total", func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount.AmountMinor = 2749 }, "payment.amount"},
+		{"payment in another currency", func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount.CurrencyCode = "USD" }, "payment.amount"},
+		{"payment not positive", func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount.AmountMinor = 0 }, "payment.amount.amount_minor"},
+		{"missing payment", func(r *orderv1.PlaceOrderRequest) { r.Payment = nil }, "payment"},
+		{"missing payment amount", func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount = nil }, "payment.amount"},
+		{"missing psp reference", func(r *orderv1.PlaceOrderRequest) { r.Payment.PspReference = "" }, "payment.psp_reference"},
+		{"missing address", func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress = nil }, "shipping_address"},
+		{"missing recipient", func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress.RecipientName = "" }, "shipping_address.recipient_name"},
+		{"missing address lines", func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress.AddressLines = nil }, "shipping_address.address_lines"},
+		{"blank address line", func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress.AddressLines = []string{" "} }, "shipping_address.address_lines[0]"},
+		{"missing locality", func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress.Locality = "" }, "shipping_address.locality"},
+		{"bad country", func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress.CountryCode = "Germany" }, "shipping_address.country_code"},
+		{"empty attribution", func(r *orderv1.PlaceOrderRequest) { r.Attribution = &orderv1.Attribution{} }, "attribution"},
+		{"unknown link", withLink("l-nope"), "attribution.affiliate_link_id"},
+		{"link for a product not ordered", withLink(otherLink), "attribution.affiliate_link_id"},
+		{"unknown session", withSession("s-nope", time.Time{}), "attribution.live_session_id"},
+		{"product not pinned in the session", withSession(unpinned, time.Time{}), "attribution.live_session_id"},
+		{"touch before the window", withSession(pinned, now.Add(-8*day)), "attribution.touch_time"},
+		{"touch in the future", withSession(pinned, now.Add(time.Hour)), "attribution.touch_time"},
+		{"link touch before the window", func(r *orderv1.PlaceOrderRequest) {
+			withLink(goodLink)(r)
+			r.Attribution.TouchTime = timestamppb.New(now.Add(-7*day - time.Second))
+		}, "attribution.touch_time"},
+		{"negative wait", func(r *orderv1.PlaceOrderRequest) { r.WaitTimeout = durationpb.New(-time.Second) }, "wait_timeout"},
+	}
+	client := e.as(t, "service")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := e.lastOrderPosition(t)
+			req := valid()
+			tt.change(req)
+			_, err := client.PlaceOrder(t.Context(), req)
+			if status.Code(err) != codes.InvalidArgument {
+				t.Fatalf("err = %v, want InvalidArgument", err)
+			}
+			var fields []string
+			for _, fv := range apierr.FieldViolations(err) {
+				fields = append(fields, fv.Field)
+			}
+			if !slices.Contains(fields, tt.field) {
+				t.Fatalf("violations %v (%v) do not name %s", fields, err, tt.field)
+			}
+			if after := e.lastOrderPosition(t); after != before {
+				t.Fatalf("a refused order wrote %d events", after-before)
+			}
+		})
+	}
+	// And the valid request, with each valid attribution, is accepted.
+	for _, change := range []func(*orderv1.PlaceOrderRequest){func(*orderv1.PlaceOrderRequest) {}, withLink(goodLink), withSession(pinned, now.Add(-30*time.Minute))} {
+		req := valid()
+		change(req)
+		resp, err := client.PlaceOrder(t.Context(), req)
+		if err != nil || resp.GetOrder().GetState() != orderv1.OrderState_ORDER_STATE_PENDING {
+			t.Fatalf("valid order: %v, %v", resp, err)
+		}
+	}
+}
+
+func TestPlaceOrderIsIdempotent(t *testing.T) {
+	e := shared
+	v := uniq("v")
+	s := e.product(t, v, 0, sku{"a", "EUR", 1999}) + "-a"
+	buyer := uniq("b")
+	client := e.as(t, "buyer:"+buyer)
+	req := placeRequest(buyer, eur(3998), line(s, 2))
+
+	first, err := client.PlaceOrder(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := first.GetOrder()
+	if o.GetState() != orderv1.OrderState_ORDER_STATE_PENDING || o.GetBuyerId() != buyer || len(o.GetOrderId()) < 25 ||
+		!proto.Equal(o.GetTotal(), eur(3998)) || o.GetRevision() != 0 {
+		t.Fatalf("placed %v", o)
+	}
+	again, err := client.PlaceOrder(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(first, again) {
+		t.Fatalf("the same request answered differently:\n%v\n%v", first, again)
+	}
+	// Even a changed body under the same request id is the first order (AIP-155).
+	changed := proto.Clone(req).(*orderv1.PlaceOrderRequest)
+	changed.Lines[0].Quantity = 5
+	third, err := e.as(t, "service").PlaceOrder(t.Context(), changed)
+	if err != nil || third.GetOrder().GetOrderId() != o.GetOrderId() || third.GetOrder().GetLines()[0].GetQuantity() != 2 {
+		t.Fatalf("same request id, changed body: %v, %v", third, err)
+	}
+	if evs := e.orderEvents(t, o.GetOrderId()); len(evs) != 1 {
+		t.Fatalf("%d events in the order stream, want one OrderPlaced", len(evs))
+	}
+	// Concurrent retries of one request: one order, one answer.
+	burst := placeRequest(buyer, eur(1999), line(s, 1))
+	answers := make(chan *orderv1.PlaceOrderResponse, 16)
+	errs := make(chan error, 16)
+	for range 16 {
+		go func() {
+			resp, err := client.PlaceOrder(t.Context(), burst)
+			answers <- resp
+			errs <- err
+		}()
+	}
+	var firstAnswer *orderv1.PlaceOrderResponse
+	for range 16 {
+		resp, err := <-answers, <-errs
+		if err != nil {
+			t.Fatal(err)
+		}
+		if firstAnswer == nil {
+			firstAnswer = resp
+		} else if !proto.Equal(resp, firstAnswer) {
+			t.Fatalf("concurrent retries answered differently:\n%v\n%v", resp, firstAnswer)
+		}
+	}
+	if evs := e.orderEvents(t, firstAnswer.GetOrder().GetOrderId()); len(evs) != 1 {
+		t.Fatalf("%d events after concurrent retries", len(evs))
+	}
+
+	// A new request id is a new order.
+	req2 := proto.Clone(req).(*orderv1.PlaceOrderRequest)
+	req2.RequestId = uniq("req-")
+	other, err := client.PlaceOrder(t.Context(), req2)
+	if err != nil || other.GetOrder().GetOrderId() == o.GetOrderId() {
+		t.Fatalf("new request id: %v, %v", other, err)
+	}
+}
+
+func TestSagaConfirmsOnStockReserved(t *testing.T) {
+	e := shared
+	s := e.product(t, uniq("v"), 0, sku{"a", "EUR", 500}) + "-a"
+	buyer := uniq("b")
+	resp, err := e.as(t, "buyer:"+buyer).PlaceOrder(t.Context(), placeRequest(buyer, eur(500), line(s, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.GetOrder().GetOrderId()
+	e.reserved(t, id)
+	e.reserved(t, id) // a second answer (another event id) changes nothing
+	e.waitState(t, id, orderv1.OrderState_ORDER_STATE_CONFIRMED)
+	eventually(t, func() error {
+		evs := e.orderEvents(t, id)
+		if len(evs) != 2 {
+			return fmt.Errorf("%d events", len(evs))
+		}
+		c, ok := evs[1].(*orderv1.OrderConfirmed)
+		if !ok || c.GetOrderId() != id || !proto.Equal(c.GetTotal(), eur(500)) || len(c.GetParts()) != 1 {
+			return fmt.Errorf("second event %v", evs[1])
+		}
+		return nil
+	})
+	// Both catalog answers were handled; the second one decided nothing.
+	e.sagaSettled(t)
+	if n := len(e.orderEvents(t, id)); n != 2 {
+		t.Fatalf("%d events after both answers, want 2", n)
+	}
+}
+
+func TestSagaRejectsOnReservationFailed(t *testing.T) {
+	e := shared
+	p := e.product(t, uniq("v"), 0, sku{"a", "EUR", 500}, sku{"b", "EUR", 700})
+	buyer := uniq("b")
+	client := e.as(t, "buyer:"+buyer)
+	resp, err := client.PlaceOrder(t.Context(), placeRequest(buyer, eur(1900), line(p+"-a", 1), line(p+"-b", 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.GetOrder().GetOrderId()
+	reason := e.reservationFailed(t, id, p+"-b")
+	o := e.waitState(t, id, orderv1.OrderState_ORDER_STATE_REJECTED)
+	if o.GetReason() != reason || !strings.Contains(o.GetReason(), p+"-b") {
+		t.Fatalf("reason %q, want %q", o.GetReason(), reason)
+	}
+	rej, ok := e.orderEvents(t, id)[1].(*orderv1.OrderRejected)
+	if !ok || rej.GetSkuId() != p+"-b" {
+		t.Fatalf("rejected event %v", rej)
+	}
+	// A late StockReserved does not resurrect it.
+	e.reserved(t, id)
+
+	// Cancelling a rejected order is refused and writes nothing.
+	before := e.lastOrderPosition(t)
+	_, err = client.CancelOrder(t.Context(), &orderv1.CancelOrderRequest{RequestId: uniq("r"), OrderId: id, Reason: "too late"})
+	if status.Code(err) != codes.FailedPrecondition || apierr.Reason(err) != "ORDER_REJECTED" {
+		t.Fatalf("cancel rejected: %v", err)
+	}
+	if after := e.lastOrderPosition(t); after != before {
+		t.Fatalf("a refused cancel wrote %d events", after-before)
+	}
+	e.waitState(t, id, orderv1.OrderState_ORDER_STATE_REJECTED)
+}
+
+func TestPlaceOrderWaitsForTheOutcome(t *testing.T) {
+	e := shared
+	s := e.product(t, uniq("v"), 0, sku{"a", "EUR", 1234}) + "-a"
+	buyer := uniq("b")
+	client := e.as(t, "buyer:"+buyer)
+
+	// The catalog answers while PlaceOrder waits: one call gets CONFIRMED.
+	req := placeRequest(buyer, eur(1234), line(s, 1))
+	req.WaitTimeout = durationpb.New(waitFor)
+	type result struct {
+		resp *orderv1.PlaceOrderResponse
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := client.PlaceOrder(t.Context(), req)
+		done <- result{resp, err}
+	}()
+	var id string
+	eventually(t, func() error {
+		orders, err := e.as(t, "support").ListOrders(t.Context(), &orderv1.ListOrdersRequest{BuyerId: buyer})
+		if err != nil || len(orders.GetOrders()) != 1 {
+			return fmt.Errorf("placed order not listed yet: %v", err)
+		}
+		id = orders.GetOrders()[0].GetOrderId()
+		return nil
+	})
+	select {
+	case r := <-done:
+		t.Fatalf("PlaceOrder returned before the catalog answered: %v %v", r.resp, r.err)
+	default:
+	}
+	e.reserved(t, id)
+	r := <-done
+	if r.err != nil || r.resp.GetOrder().GetState() != orderv1.OrderState_ORDER_STATE_CONFIRMED || r.resp.GetOrder().GetOrderId() != id {
+		t.Fatalf("PlaceOrder with wait: %v, %v", r.resp, r.err)
+	}
+
+	// Without an answer the wait runs out and the order comes back PENDING.
+	req = placeRequest(buyer, eur(1234), line(s, 1))
+	req.WaitTimeout = durationpb.New(300 * time.Millisecond)
+	start := time.Now()
+	resp, err := client.PlaceOrder(t.Context(), req)
+	if err != nil || resp.GetOrder().GetState() != orderv1.OrderState_ORDER_STATE_PENDING {
+		t.Fatalf("PlaceOrder whose wait runs out: %v, %v", resp, err)
+	}
+	if waited := time.Since(start); waited < 300*time.Millisecond {
+		t.Fatalf("returned after %s, before the wait ran out", waited)
+	}
+	// Asking again once the answer is in returns it at once.
+	e.reservationFailed(t, resp.GetOrder().GetOrderId(), s)
+	e.waitState(t, resp.GetOrder().GetOrderId(), orderv1.OrderState_ORDER_STATE_REJECTED)
+	again, err := client.PlaceOrder(t.Context(), req)
+	if err != nil || again.GetOrder().GetState() != orderv1.OrderState_ORDER_STATE_REJECTED {
+		t.Fatalf("asked again: %v, %v", again, err)
+	}
+}
+
+func TestMultiVendorOrderIsSplitIntoParts(t *testing.T) {
+	e := shared
+	va, vb := uniq("v"), uniq("v")
+	pa := e.product(t, va, 0, sku{"s", "EUR", 1999}, sku{"m", "EUR", 2499})
+	pb := e.product(t, vb, 0, sku{"x", "EUR", 333})
+	buyer := uniq("b")
+	// va: 3 × 19.99 + 1 × 24.99 = 84.96; vb: 7 × 3.33 = 23.31; total 108.27
+	req := placeRequest(buyer, eur(10827), line(pa+"-s", 3), line(pb+"-x", 7), line(pa+"-m", 1))
+	resp, err := e.as(t, "buyer:"+buyer).PlaceOrder(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := resp.GetOrder()
+	want := []*orderv1.VendorPart{
+		{VendorId: va, LineIds: []string{"1", "3"}, Subtotal: eur(8496)},
+		{VendorId: vb, LineIds: []string{"2"}, Subtotal: eur(2331)},
+	}
+	if len(o.GetParts()) != 2 || !proto.Equal(o.GetParts()[0], want[0]) || !proto.Equal(o.GetParts()[1], want[1]) {
+		t.Fatalf("parts %v, want %v", o.GetParts(), want)
+	}
+	if !proto.Equal(o.GetTotal(), eur(10827)) {
+		t.Fatalf("total %v", o.GetTotal())
+	}
+	l := o.GetLines()[1]
+	if l.GetLineId() != "2" || l.GetSkuId() != pb+"-x" || l.GetProductId() != pb || l.GetVendorId() != vb ||
+		!proto.Equal(l.GetUnitPrice(), eur(333)) || !proto.Equal(l.GetLineTotal(), eur(2331)) || l.GetTitle() == "" {
+		t.Fatalf("line 2 = %v", l)
+	}
+	placed := e.orderEvents(t, o.GetOrderId())[0].(*orderv1.OrderPlaced)
+	if !proto.Equal(placed.GetParts()[0], want[0]) || !proto.Equal(placed.GetTotal(), eur(10827)) || placed.GetPayment().GetPspReference() != req.GetPayment().GetPspReference() {
+		t.Fatalf("OrderPlaced %v", placed)
+	}
+}
+
+func TestAttribution(t *testing.T) {
+	e := shared
+	now := e.clock.Now()
+	v := uniq("v")
+	p := e.product(t, v, 500, sku{"a", "EUR", 1000})
+	q := e.product(t, v, 500, sku{"a", "EUR", 2000})
+	buyer := uniq("b")
+	client := e.as(t, "buyer:"+buyer)
+	place := func(t *testing.T, attr *orderv1.Attribution) (*orderv1.Order, error) {
+		t.Helper()
+		req := placeRequest(buyer, eur(3000), line(p+"-a", 1), line(q+"-a", 1))
+		req.Attribution = attr
+		resp, err := client.PlaceOrder(t.Context(), req)
+		return resp.GetOrder(), err
+	}
+	credited := func(t *testing.T, o *orderv1.Order, creator string, bps ...int32) {
+		t.Helper()
+		for i, l := range o.GetLines() {
+			wantCreator := creator
+			if bps[i] == 0 {
+				wantCreator = ""
+			}
+			if l.GetCreatorId() != wantCreator || l.GetCommissionBps() != bps[i] {
+				t.Errorf("line %d: creator %q at %d bps, want %q at %d", i, l.GetCreatorId(), l.GetCommissionBps(), wantCreator, bps[i])
+			}
+		}
+		// Payouts pays from the event: the attribution is recorded there.
+		placed := e.orderEvents(t, o.GetOrderId())[0].(*orderv1.OrderPlaced)
+		if !proto.Equal(&orderv1.OrderPlaced{Lines: placed.GetLines()}, &orderv1.OrderPlaced{Lines: o.GetLines()}) ||
+			placed.GetAttribution().GetCreatorId() != creator {
+			t.Errorf("OrderPlaced lines %v attribution %v", placed.GetLines(), placed.GetAttribution())
+		}
+	}
+
+	t.Run("affiliate link", func(t *testing.T) {
+		creator := uniq("c")
+		link := e.link(t, creator, q, v, 1200)
+		o, err := place(t, &orderv1.Attribution{Source: &orderv1.Attribution_AffiliateLinkId{AffiliateLinkId: link},
+			TouchTime: timestamppb.New(now.Add(-3 * day))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		credited(t, o, creator, 0, 1200)
+		if a := o.GetAttribution(); a.GetAffiliateLinkId() != link || !a.GetTouchTime().AsTime().Equal(now.Add(-3*day)) {
+			t.Errorf("attribution %v", a)
+		}
+	})
+	t.Run("live session, pinned inside the window", func(t *testing.T) {
+		creator := uniq("c")
+		s := e.session(t, creator, now.Add(-3*time.Hour))
+		e.pin(t, s, p, 700, now.Add(-2*time.Hour))
+		e.pin(t, s, q, 300, now.Add(-2*time.Hour))
+		e.unpin(t, s, q, now.Add(-90*time.Minute))
+		o, err := place(t, &orderv1.Attribution{Source: &orderv1.Attribution_LiveSessionId{LiveSessionId: s}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// q was pinned (and unpinned) within the window too, at its own rate.
+		credited(t, o, creator, 700, 300)
+		if a := o.GetAttribution(); a.GetLiveSessionId() != s || !a.GetTouchTime().AsTime().Equal(now) {
+			t.Errorf("attribution %v (touch defaults to the order time)", a)
+		}
+	})
+	t.Run("live session, one product pinned only outside the window", func(t *testing.T) {
+		creator := uniq("c")
+		s := e.session(t, creator, now.Add(-20*day))
+		e.pin(t, s, p, 700, now.Add(-10*day))
+		e.unpin(t, s, p, now.Add(-9*day))
+		e.pin(t, s, q, 400, now.Add(-time.Minute))
+		o, err := place(t, &orderv1.Attribution{Source: &orderv1.Attribution_LiveSessionId{LiveSessionId: s}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		credited(t, o, creator, 0, 400)
+	})
+	t.Run("live session, nothing pinned in the window", func(t *testing.T) {
+		s := e.session(t, uniq("c"), now.Add(-20*day))
+		e.pin(t, s, p, 700, now.Add(-10*day))
+		e.unpin(t, s, p, now.Add(-9*day))
+		e.pin(t, s, q, 700, now.Add(time.Hour)) // after the order
+		_, err := place(t, &orderv1.Attribution{Source: &orderv1.Attribution_LiveSessionId{LiveSessionId: s}})
+		if status.Code(err) != codes.InvalidArgument || apierr.FieldViolations(err)[0].Field != "attribution.live_session_id" {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("live session, touch outside the window", func(t *testing.T) {
+		s := e.session(t, uniq("c"), now.Add(-20*day))
+		e.pin(t, s, p, 700, now.Add(-10*day))
+		_, err := place(t, &orderv1.Attribution{Source: &orderv1.Attribution_LiveSessionId{LiveSessionId: s}, TouchTime: timestamppb.New(now.Add(-8 * day))})
+		if status.Code(err) != codes.InvalidArgument || apierr.FieldViolations(err)[0].Field != "attribution.touch_time" {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestCancelOrder(t *testing.T) {
+	e := shared
+	s := e.product(t, uniq("v"), 0, sku{"a", "EUR", 100}) + "-a"
+	buyer := uniq("b")
+	client := e.as(t, "buyer:"+buyer)
+	placeOne := func() string {
+		resp, err := client.PlaceOrder(t.Context(), placeRequest(buyer, eur(100), line(s, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetOrder().GetOrderId()
+	}
+
+	t.Run("pending", func(t *testing.T) {
+		id := placeOne()
+		req := &orderv1.CancelOrderRequest{RequestId: uniq("r"), OrderId: id, Reason: "changed my mind"}
+		resp, err := client.CancelOrder(t.Context(), req)
+		if err != nil || resp.GetOrder().GetState() != orderv1.OrderState_ORDER_STATE_CANCELLED || resp.GetOrder().GetReason() != "changed my mind" {
+			t.Fatalf("cancel: %v, %v", resp, err)
+		}
+		again, err := client.CancelOrder(t.Context(), req)
+		if err != nil || !proto.Equal(resp, again) {
+			t.Fatalf("cancel again: %v, %v (first %v)", again, err, resp)
+		}
+		evs := e.orderEvents(t, id)
+		c, ok := evs[len(evs)-1].(*orderv1.OrderCancelled)
+		if len(evs) != 2 || !ok || c.GetCancelledBy() != "buyer:"+buyer {
+			t.Fatalf("events %v", evs)
+		}
+		// The catalog's late answer does not confirm a cancelled order.
+		e.reserved(t, id)
+		e.waitState(t, id, orderv1.OrderState_ORDER_STATE_CANCELLED)
+	})
+	t.Run("confirmed", func(t *testing.T) {
+		id := placeOne()
+		e.reserved(t, id)
+		e.waitState(t, id, orderv1.OrderState_ORDER_STATE_CONFIRMED)
+		resp, err := e.as(t, "support").CancelOrder(t.Context(), &orderv1.CancelOrderRequest{RequestId: uniq("r"), OrderId: id, Reason: "fraud"})
+		if err != nil || resp.GetOrder().GetState() != orderv1.OrderState_ORDER_STATE_CANCELLED {
+			t.Fatalf("cancel: %v, %v", resp, err)
+		}
+	})
+	t.Run("unknown order", func(t *testing.T) {
+		_, err := client.CancelOrder(t.Context(), &orderv1.CancelOrderRequest{RequestId: uniq("r"), OrderId: "o0123456789abcdef0123456789abcdef"})
+		if status.Code(err) != codes.NotFound {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("bad requests", func(t *testing.T) {
+		for field, req := range map[string]*orderv1.CancelOrderRequest{
+			"request_id": {OrderId: placeOne()},
+			"order_id":   {RequestId: uniq("r"), OrderId: "not an id!"},
+		} {
+			_, err := client.CancelOrder(t.Context(), req)
+			if status.Code(err) != codes.InvalidArgument || apierr.FieldViolations(err)[0].Field != field {
+				t.Errorf("%s: %v", field, err)
+			}
+		}
+	})
+}
+
+func TestListOrders(t *testing.T) {
+	e := shared
+	va, vb := uniq("v"), uniq("v")
+	sa := e.product(t, va, 0, sku{"a", "EUR", 100}) + "-a"
+	sb := e.product(t, vb, 0, sku{"b", "EUR", 200}) + "-b"
+	buyer := uniq("b")
+	client := e.as(t, "buyer:"+buyer)
+	var ids []string // oldest first
+	for i := range 5 {
+		req := placeRequest(buyer, eur(200), line(sb, 1))
+		if i%2 == 0 {
+			req = placeRequest(buyer, eur(300), line(sa, 1), line(sb, 1))
+		}
+		resp, err := client.PlaceOrder(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, resp.GetOrder().GetOrderId())
+		e.clock.Advance(time.Minute)
+	}
+	newestFirst := slices.Clone(ids)
+	slices.Reverse(newestFirst)
+
+	list := func(t *testing.T, c orderv1.OrderServiceClient, req *orderv1.ListOrdersRequest) []string {
+		t.Helper()
+		var got []string
+		for pages := 0; ; pages++ {
+			resp, err := c.ListOrders(t.Context(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if req.GetPageSize() > 0 && len(resp.GetOrders()) > int(req.GetPageSize()) {
+				t.Fatalf("page of %d > page size %d", len(resp.GetOrders()), req.GetPageSize())
+			}
+			for _, o := range resp.GetOrders() {
+				got = append(got, o.GetOrderId())
+			}
+			if resp.GetNextPageToken() == "" {
+				return got
+			}
+			if pages > 10 {
+				t.Fatal("paging does not end")
+			}
+			req = proto.Clone(req).(*orderv1.ListOrdersRequest)
+			req.PageToken = resp.GetNextPageToken()
+		}
+	}
+
+	if got := list(t, client, &orderv1.ListOrdersRequest{BuyerId: buyer, PageSize: 2}); !slices.Equal(got, newestFirst) {
+		t.Fatalf("buyer's orders in pages of 2: %v, want %v", got, newestFirst)
+	}
+	if got := list(t, client, &orderv1.ListOrdersRequest{BuyerId: buyer}); !slices.Equal(got, newestFirst) {
+		t.Fatalf("buyer's orders: %v, want %v", got, newestFirst)
+	}
+	wantA := []string{ids[4], ids[2], ids[0]}
+	if got := list(t, e.as(t, "vendor:"+va), &orderv1.ListOrdersRequest{VendorId: va, PageSize: 1}); !slices.Equal(got, wantA) {
+		t.Fatalf("vendor a's orders: %v, want %v", got, wantA)
+	}
+	if got := list(t, e.as(t, "vendor:"+vb), &orderv1.ListOrdersRequest{VendorId: vb, PageSize: 3}); !slices.Equal(got, newestFirst) {
+		t.Fatalf("vendor b's orders: %v, want %v", got, newestFirst)
+	}
+
+	// Filter by state.
+	if _, err := client.CancelOrder(t.Context(), &orderv1.CancelOrderRequest{RequestId: uniq("r"), OrderId: ids[1]}); err != nil {
+		t.Fatal(err)
+	}
+	e.reserved(t, ids[3])
+	e.waitState(t, ids[3], orderv1.OrderState_ORDER_STATE_CONFIRMED)
+	eventually(t, func() error {
+		got := list(t, client, &orderv1.ListOrdersRequest{BuyerId: buyer, State: orderv1.OrderState_ORDER_STATE_PENDING, PageSize: 1})
+		if want := []string{ids[4], ids[2], ids[0]}; !slices.Equal(got, want) {
+			return fmt.Errorf("pending: %v, want %v", got, want)
+		}
+		return nil
+	})
+	if got := list(t, client, &orderv1.ListOrdersRequest{BuyerId: buyer, State: orderv1.OrderState_ORDER_STATE_CANCELLED}); !slices.Equal(got, []string{ids[1]}) {
+		t.Fatalf("cancelled: %v", got)
+	}
+	if got := list(t, e.as(t, "support"), &orderv1.ListOrdersRequest{VendorId: vb, State: orderv1.OrderState_ORDER_STATE_CONFIRMED}); !slices.Equal(got, []string{ids[3]}) {
+		t.Fatalf("confirmed: %v", got)
+	}
+
+	// Bad requests.
+	first, err := client.ListOrders(t.Context(), &orderv1.ListOrdersRequest{BuyerId: buyer, PageSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		req   *orderv1.ListOrdersRequest
+		field string
+	}{
+		"neither buyer nor vendor": {&orderv1.ListOrdersRequest{}, "buyer_id"},
+		"both buyer and vendor":    {&orderv1.ListOrdersRequest{BuyerId: buyer, VendorId: va}, "vendor_id"},
+		"negative page size":       {&orderv1.ListOrdersRequest{BuyerId: buyer, PageSize: -1}, "page_size"},
+		"garbage page token":       {&orderv1.ListOrdersRequest{BuyerId: buyer, PageToken: "garbage!"}, "page_token"},
+		"token of another query":   {&orderv1.ListOrdersRequest{BuyerId: buyer, State: orderv1.OrderState_ORDER_STATE_PENDING, PageToken: first.GetNextPageToken()}, "page_token"},
+		"unknown state":            {&orderv1.ListOrdersRequest{BuyerId: buyer, State: 99}, "state"},
+	} {
+		_, err := e.as(t, "support").ListOrders(t.Context(), tc.req)
+		if status.Code(err) != codes.InvalidArgument || apierr.FieldViolations(err)[0].Field != tc.field {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestAccessControl(t *testing.T) {
+	e := shared
+	va, vb, vc := uniq("v"), uniq("v"), uniq("v")
+	s := e.product(t, va, 0, sku{"a", "EUR", 100}) + "-a"
+	sc := e.product(t, vc, 0, sku{"c", "EUR", 50}) + "-c"
+	alice, bob := uniq("b"), uniq("b")
+	resp, err := e.as(t, "buyer:"+alice).PlaceOrder(t.Context(), placeRequest(alice, eur(150), line(s, 1), line(sc, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.GetOrder().GetOrderId()
+
+	// A vendor sees its own share of the order, not the other vendor's.
+	got, err := e.as(t, "vendor:"+va).GetOrder(t.Context(), &orderv1.GetOrderRequest{OrderId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := got.GetOrder(); len(o.GetLines()) != 1 || o.GetLines()[0].GetSkuId() != s || len(o.GetParts()) != 1 ||
+		o.GetParts()[0].GetVendorId() != va || o.GetPayment() != nil || o.GetTotal() != nil || o.GetShippingAddress() == nil {
+		t.Fatalf("vendor's view: %v", o)
+	}
+	listed, err := e.as(t, "vendor:"+vc).ListOrders(t.Context(), &orderv1.ListOrdersRequest{VendorId: vc})
+	if err != nil || len(listed.GetOrders()) != 1 || len(listed.GetOrders()[0].GetLines()) != 1 || listed.GetOrders()[0].GetLines()[0].GetSkuId() != sc {
+		t.Fatalf("vendor's list: %v, %v", listed, err)
+	}
+	if full, err := e.as(t, "support").GetOrder(t.Context(), &orderv1.GetOrderRequest{OrderId: id}); err != nil || len(full.GetOrder().GetLines()) != 2 || full.GetOrder().GetPayment() == nil {
+		t.Fatalf("support's view: %v, %v", full, err)
+	}
+	get := &orderv1.GetOrderRequest{OrderId: id}
+	cancel := func() *orderv1.CancelOrderRequest {
+		return &orderv1.CancelOrderRequest{RequestId: uniq("r"), OrderId: id}
+	}
+
+	type call struct {
+		name string
+		role string
+		do   func(orderv1.OrderServiceClient) error
+		want codes.Code
+	}
+	getIt := func(c orderv1.OrderServiceClient) error { _, err := c.GetOrder(t.Context(), get); return err }
+	cancelIt := func(c orderv1.OrderServiceClient) error { _, err := c.CancelOrder(t.Context(), cancel()); return err }
+	listBuyer := func(b string) func(orderv1.OrderServiceClient) error {
+		return func(c orderv1.OrderServiceClient) error {
+			_, err := c.ListOrders(t.Context(), &orderv1.ListOrdersRequest{BuyerId: b})
+			return err
+		}
+	}
+	listVendor := func(v string) func(orderv1.OrderServiceClient) error {
+		return func(c orderv1.OrderServiceClient) error {
+			_, err := c.ListOrders(t.Context(), &orderv1.ListOrdersRequest{VendorId: v})
+			return err
+		}
+	}
+	placeFor := func(b string) func(orderv1.OrderServiceClient) error {
+		return func(c orderv1.OrderServiceClient) error {
+			_, err := c.PlaceOrder(t.Context(), placeRequest(b, eur(100), line(s, 1)))
+			return err
+		}
+	}
+	calls := []call{
+		{"no token", "", getIt, codes.Unauthenticated},
+		{"buyer reads own", "buyer:" + alice, getIt, codes.OK},
+		{"other buyer reads", "buyer:" + bob, getIt, codes.PermissionDenied},
+		{"other buyer cancels", "buyer:" + bob, cancelIt, codes.PermissionDenied},
+		{"other buyer lists", "buyer:" + bob, listBuyer(alice), codes.PermissionDenied},
+		{"buyer lists own", "buyer:" + bob, listBuyer(bob), codes.OK},
+		{"buyer places for another", "buyer:" + bob, placeFor(alice), codes.PermissionDenied},
+		{"buyer lists a vendor", "buyer:" + alice, listVendor(va), codes.PermissionDenied},
+		{"vendor with a part reads", "vendor:" + va, getIt, codes.OK},
+		{"vendor without a part reads", "vendor:" + vb, getIt, codes.PermissionDenied},
+		{"vendor cancels", "vendor:" + va, cancelIt, codes.PermissionDenied},
+		{"vendor lists own", "vendor:" + va, listVendor(va), codes.OK},
+		{"vendor lists another", "vendor:" + vb, listVendor(va), codes.PermissionDenied},
+		{"vendor places", "vendor:" + va, placeFor(alice), codes.PermissionDenied},
+		{"creator reads", "creator:" + uniq("c"), getIt, codes.PermissionDenied},
+		{"platform reads", "platform", getIt, codes.OK},
+		{"platform lists", "platform", listVendor(va), codes.OK},
+		{"platform cancels", "platform", cancelIt, codes.PermissionDenied},
+		{"support places", "support", placeFor(alice), codes.PermissionDenied},
+		{"support reads", "support", getIt, codes.OK},
+		{"service places for anyone", "service", placeFor(bob), codes.OK},
+		{"service reads", "service", getIt, codes.OK},
+		{"unknown order", "support", func(c orderv1.OrderServiceClient) error {
+			_, err := c.GetOrder(t.Context(), &orderv1.GetOrderRequest{OrderId: "o0123456789abcdef0123456789abcdef"})
+			return err
+		}, codes.NotFound},
+		{"buyer cancels own", "buyer:" + alice, cancelIt, codes.OK},
+	}
+	for _, c := range calls {
+		if err := c.do(e.as(t, c.role)); status.Code(err) != c.want {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+	if evs := e.orderEvents(t, id); len(evs) != 2 {
+		t.Fatalf("%d events: only alice's cancel may have written one", len(evs))
+	}
+}
+
+// TestStartsBeforeTheCatalog runs the order service alone, before the
+// catalog ever started: it serves, answers PlaceOrder Unavailable, and
+// picks the catalog up once its stream appears. Then it restarts and
+// resumes the saga and the read model.
+func TestStartsBeforeTheCatalog(t *testing.T) {
+	e, err := newEnv(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.close()
+	buyer := uniq("b")
+	client := e.as(t, "buyer:"+buyer)
+	_, err = client.GetOrder(t.Context(), &orderv1.GetOrderRequest{OrderId: "o0123456789abcdef0123456789abcdef"})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("GetOrder without a catalog: %v", err)
+	}
+	req := placeRequest(buyer, eur(100), line("p1-a", 1))
+	if _, err := client.PlaceOrder(t.Context(), req); status.Code(err) != codes.Unavailable {
+		t.Fatalf("PlaceOrder without a catalog: %v, want Unavailable", err)
+	}
+
+	if err := e.createCatalog(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s := e.product(t, uniq("v"), 0, sku{"a", "EUR", 100}) + "-a"
+	req = placeRequest(buyer, eur(100), line(s, 1))
+	var id string
+	eventually(t, func() error {
+		resp, err := client.PlaceOrder(t.Context(), req)
+		id = resp.GetOrder().GetOrderId()
+		return err
+	})
+
+	// The catalog answers while the order service is down.
+	if err := e.stop(); err != nil {
+		t.Fatal(err)
+	}
+	e.reserved(t, id)
+	if err := e.restart(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(t, id, orderv1.OrderState_ORDER_STATE_CONFIRMED)
+	list, err := e.as(t, "buyer:"+buyer).ListOrders(t.Context(), &orderv1.ListOrdersRequest{BuyerId: buyer})
+	if err != nil || len(list.GetOrders()) != 1 || list.GetOrders()[0].GetState() != orderv1.OrderState_ORDER_STATE_CONFIRMED {
+		t.Fatalf("after restart: %v, %v", list, err)
+	}
+	if n := len(e.orderEvents(t, id)); n != 2 {
+		t.Fatalf("%d events after restart", n)
+	}
+	// The same request after the restart is still the same order.
+	again, err := e.as(t, "buyer:"+buyer).PlaceOrder(t.Context(), req)
+	if err != nil || again.GetOrder().GetOrderId() != id || again.GetOrder().GetState() != orderv1.OrderState_ORDER_STATE_CONFIRMED {
+		t.Fatalf("same request after restart: %v, %v", again, err)
+	}
+}
