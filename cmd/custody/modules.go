@@ -5,12 +5,17 @@ import (
 	"strings"
 
 	"github.com/custody/custody/pkg/platform"
+	"github.com/custody/custody/services/catalog"
+	"github.com/custody/custody/services/order"
 )
 
 // modules lists every service the binary can run, in start order. Each
 // service module (services/<name>) adds itself here.
 func modules() []platform.Module {
-	return []platform.Module{}
+	return []platform.Module{
+		catalog.Module(),
+		order.Module(),
+	}
 }
 
 func targetNames() string {
@@ -19,8 +24,5 @@ func targetNames() string {
 		names = append(names, m.Name)
 	}
 	sort.Strings(names)
-	if len(names) == 0 {
-		return "no service modules yet"
-	}
 	return strings.Join(names, ", ")
 }

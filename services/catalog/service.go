@@ -83,7 +83,10 @@ func start(ctx context.Context, d platform.Deps) (platform.Running, error) {
 			Replicas:      d.Replicas,
 			Backoff:       []time.Duration{200 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second},
 			MaxDeliver:    20, // ~1.5 min of retries before parking: outlasts a store hiccup
-			Logger:        log,
+			// One lane per order keeps each order's events in order; orders
+			// for a hot product overlap and are group-committed there.
+			Concurrency: 16,
+			Logger:      log,
 		}, saga.Handle)
 	}()
 

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/custody/custody/pkg/platform"
+	"github.com/custody/custody/pkg/server"
+	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
+	orderv1 "github.com/custody/custody/proto/custody/order/v1"
+	typev1 "github.com/custody/custody/proto/custody/type/v1"
+)
+
+// platformUnderTest runs every module of the binary in one process, as
+// `custody run` does, on loopback with an embedded NATS, and returns a
+// client connection with the given roles.
+func platformUnderTest(t *testing.T) (dial func(roles ...string) *grpc.ClientConn) {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- platform.Run(ctx, platform.Config{
+			DataDir: dir, GRPCAddr: "127.0.0.1:0", Version: "test",
+			Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+			OnReady: func(addr, _ string) { ready <- addr },
+		}, modules())
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("platform stopped: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("platform not ready")
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return func(roles ...string) *grpc.ClientConn {
+		tok, err := platform.MintToken(dir, "", "", roles, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := server.Dial(addr, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+}
+
+func eur(minor int64) *typev1.Money { return &typev1.Money{CurrencyCode: "EUR", AmountMinor: minor} }
+
+var address = &typev1.Address{RecipientName: "Ada Buyer", AddressLines: []string{"1 Main St"}, Locality: "Berlin", PostalCode: "10115", CountryCode: "DE"}
+
+func createProduct(t *testing.T, cat catalogv1.CatalogServiceClient, vendor string, stock int64, price int64) *catalogv1.Product {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := cat.RegisterVendor(ctx, &catalogv1.RegisterVendorRequest{RequestId: "reg-" + vendor, VendorId: vendor, DisplayName: vendor, CountryCode: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := cat.CreateProduct(ctx, &catalogv1.CreateProductRequest{
+		RequestId: "prod-" + vendor, VendorId: vendor, Title: "Tee by " + vendor, Category: "apparel", AffiliateCommissionBps: 1000,
+		Skus: []*catalogv1.SkuSpec{{Code: "one", Title: "One size", Price: eur(price), InitialStock: stock}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.GetProduct()
+}
+
+func skuOf(t *testing.T, cat catalogv1.CatalogServiceClient, productID string) *catalogv1.Sku {
+	t.Helper()
+	p, err := cat.GetProduct(t.Context(), &catalogv1.GetProductRequest{ProductId: productID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.GetProduct().GetSkus()[0]
+}
+
+// TestFlashSaleNeverOversells: 1,000 buyers tap at once for a SKU with 100
+// units. Exactly 100 orders confirm, 900 are rejected, nothing stays
+// pending, and the catalog shows 0 available and 100 reserved.
+func TestFlashSaleNeverOversells(t *testing.T) {
+	dial := platformUnderTest(t)
+	conn := dial("platform", "service")
+	cat := catalogv1.NewCatalogServiceClient(conn)
+	ord := orderv1.NewOrderServiceClient(conn)
+	p := createProduct(t, cat, "v-flash", 100, 1500)
+	sku := p.GetSkus()[0].GetSkuId()
+
+	const buyers = 1000
+	states := make([]orderv1.OrderState, buyers)
+	ids := make([]string, buyers)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 200) // client-side cap on open streams
+	for i := range buyers {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			resp, err := ord.PlaceOrder(context.Background(), &orderv1.PlaceOrderRequest{
+				RequestId: fmt.Sprintf("flash-%d", i), BuyerId: fmt.Sprintf("b%d", i),
+				Lines:           []*orderv1.LineRequest{{SkuId: sku, Quantity: 1}},
+				ShippingAddress: address,
+				Payment:         &orderv1.Payment{PspReference: fmt.Sprintf("psp-%d", i), Amount: eur(1500)},
+				WaitTimeout:     durationpb.New(20 * time.Second),
+			})
+			if err != nil {
+				t.Errorf("buyer %d: %v", i, err)
+				return
+			}
+			states[i], ids[i] = resp.GetOrder().GetState(), resp.GetOrder().GetOrderId()
+		})
+	}
+	wg.Wait()
+	// Anything still pending after its wait is re-read until settled.
+	deadline := time.Now().Add(60 * time.Second)
+	for i, s := range states {
+		for s == orderv1.OrderState_ORDER_STATE_PENDING && ids[i] != "" && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			o, err := ord.GetOrder(t.Context(), &orderv1.GetOrderRequest{OrderId: ids[i]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s = o.GetOrder().GetState()
+		}
+		states[i] = s
+	}
+	count := map[orderv1.OrderState]int{}
+	for _, s := range states {
+		count[s]++
+	}
+	if count[orderv1.OrderState_ORDER_STATE_CONFIRMED] != 100 || count[orderv1.OrderState_ORDER_STATE_REJECTED] != 900 || len(count) != 2 {
+		t.Fatalf("outcomes %v, want exactly 100 CONFIRMED and 900 REJECTED", count)
+	}
+	s := skuOf(t, cat, p.GetProductId())
+	if s.GetAvailable() != 0 || s.GetReserved() != 100 || s.GetSold() != 0 {
+		t.Fatalf("sku available %d reserved %d sold %d, want 0/100/0", s.GetAvailable(), s.GetReserved(), s.GetSold())
+	}
+}
+
+// TestMultiVendorOrderOutOfStockReleasesEverything: an order across two
+// vendors where one SKU is short is rejected naming that SKU, and the
+// other vendor's stock is fully released.
+func TestMultiVendorOrderOutOfStockReleasesEverything(t *testing.T) {
+	dial := platformUnderTest(t)
+	conn := dial("platform", "service")
+	cat := catalogv1.NewCatalogServiceClient(conn)
+	ord := orderv1.NewOrderServiceClient(conn)
+	plenty := createProduct(t, cat, "v-plenty", 10, 1000)
+	short := createProduct(t, cat, "v-short", 1, 2500)
+	resp, err := ord.PlaceOrder(t.Context(), &orderv1.PlaceOrderRequest{
+		RequestId: "mv-1", BuyerId: "b1",
+		Lines: []*orderv1.LineRequest{
+			{SkuId: plenty.GetSkus()[0].GetSkuId(), Quantity: 3},
+			{SkuId: short.GetSkus()[0].GetSkuId(), Quantity: 2},
+		},
+		ShippingAddress: address,
+		Payment:         &orderv1.Payment{PspReference: "psp-mv-1", Amount: eur(3*1000 + 2*2500)},
+		WaitTimeout:     durationpb.New(20 * time.Second),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := resp.GetOrder()
+	if o.GetState() != orderv1.OrderState_ORDER_STATE_REJECTED {
+		t.Fatalf("order state %v, want REJECTED", o.GetState())
+	}
+	if len(o.GetParts()) != 2 {
+		t.Errorf("order has %d vendor parts, want 2", len(o.GetParts()))
+	}
+	if want := short.GetSkus()[0].GetSkuId(); !strings.Contains(o.GetReason(), want) {
+		t.Errorf("reject reason %q does not name the short SKU %s", o.GetReason(), want)
+	}
+	for _, p := range []*catalogv1.Product{plenty, short} {
+		s := skuOf(t, cat, p.GetProductId())
+		if s.GetReserved() != 0 || s.GetAvailable() != p.GetSkus()[0].GetAvailable() {
+			t.Errorf("%s: available %d reserved %d after the rejection, want %d/0", s.GetSkuId(), s.GetAvailable(), s.GetReserved(), p.GetSkus()[0].GetAvailable())
+		}
+	}
+}
+
