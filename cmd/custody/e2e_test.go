@@ -192,4 +192,3 @@ func TestMultiVendorOrderOutOfStockReleasesEverything(t *testing.T) {
 		}
 	}
 }
-
