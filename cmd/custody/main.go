@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/platform"
 	"github.com/custody/custody/pkg/telemetry"
 )
@@ -97,12 +98,21 @@ func runCmd(args []string, stderr io.Writer) error {
 	replicas := fs.Int("replicas", envInt("CUSTODY_REPLICAS", 1), "replicas of each event stream (3 on a NATS cluster)")
 	fs.BoolVar(&cfg.RelaxedSync, "unsafe-relaxed-sync", envOr("CUSTODY_UNSAFE_RELAXED_SYNC", "") == "true", "embedded NATS does not fsync every write: acknowledged events can be LOST in a crash; benchmarks only")
 	fs.StringVar(&cfg.PublicKeyFile, "auth-public-key", envOr("CUSTODY_AUTH_PUBLIC_KEY", ""), "Ed25519 public key (PEM) that verifies tokens; default: --data-dir/keys/signing.pub, created at first start")
+	clockFlag := fs.String("clock", envOr("CUSTODY_CLOCK", "wall"), `"wall", or "fake" (starts now, moves only by SystemService/AdvanceClock: demos and tests)`)
 	logLevel := fs.String("log-level", envOr("CUSTODY_LOG_LEVEL", "info"), "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", envOr("CUSTODY_LOG_JSON", "") == "true", "log JSON instead of text")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg.Replicas = *replicas
+	switch *clockFlag {
+	case "wall":
+		cfg.Clock = clock.Real()
+	case "fake":
+		cfg.Clock = clock.NewFake(time.Now().UTC().Truncate(time.Second))
+	default:
+		return fmt.Errorf("--clock: %q is neither wall nor fake", *clockFlag)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)

@@ -144,7 +144,7 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 		targets = append(targets, m.Name)
 	}
 	systemv1.RegisterSystemServiceServer(srv, &systemService{
-		version: cfg.Version, targets: targets, nats: natsDesc, started: time.Now(), js: js,
+		version: cfg.Version, targets: targets, nats: natsDesc, started: time.Now(), js: js, clock: cfg.Clock,
 	})
 
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)

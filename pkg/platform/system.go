@@ -12,6 +12,7 @@ import (
 
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/auth"
+	"github.com/custody/custody/pkg/clock"
 	systemv1 "github.com/custody/custody/proto/custody/system/v1"
 )
 
@@ -23,6 +24,31 @@ type systemService struct {
 	nats    string
 	started time.Time
 	js      jetstream.JetStream
+	clock   clock.Clock
+}
+
+func (s *systemService) GetClock(ctx context.Context, _ *systemv1.GetClockRequest) (*systemv1.GetClockResponse, error) {
+	if _, ok := auth.CallerFrom(ctx); !ok {
+		return nil, apierr.PermissionDenied("no caller")
+	}
+	_, fake := s.clock.(*clock.Fake)
+	return &systemv1.GetClockResponse{Now: timestamppb.New(s.clock.Now()), Fake: fake}, nil
+}
+
+func (s *systemService) AdvanceClock(ctx context.Context, req *systemv1.AdvanceClockRequest) (*systemv1.AdvanceClockResponse, error) {
+	if c, _ := auth.CallerFrom(ctx); !c.Has(auth.Platform) {
+		return nil, apierr.PermissionDenied("only the platform role moves the clock")
+	}
+	f, ok := s.clock.(*clock.Fake)
+	if !ok {
+		return nil, apierr.FailedPrecondition("CLOCK_NOT_FAKE", "the clock is wall time; start custody with --clock=fake to move it")
+	}
+	d := req.GetBy().AsDuration()
+	if req.GetBy() == nil || d <= 0 {
+		return nil, apierr.InvalidArgument(apierr.FieldViolation{Field: "by", Description: "must be a positive duration"})
+	}
+	f.Advance(d)
+	return &systemv1.AdvanceClockResponse{Now: timestamppb.New(f.Now())}, nil
 }
 
 func (s *systemService) GetStatus(ctx context.Context, _ *systemv1.GetStatusRequest) (*systemv1.GetStatusResponse, error) {

@@ -9,6 +9,7 @@ package systemv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -22,6 +23,190 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// GetClockRequest has no fields.
+type GetClockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClockRequest) Reset() {
+	*x = GetClockRequest{}
+	mi := &file_custody_system_v1_system_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClockRequest) ProtoMessage() {}
+
+func (x *GetClockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_system_v1_system_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClockRequest.ProtoReflect.Descriptor instead.
+func (*GetClockRequest) Descriptor() ([]byte, []int) {
+	return file_custody_system_v1_system_proto_rawDescGZIP(), []int{0}
+}
+
+// GetClockResponse tells the time.
+type GetClockResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Now, by the process's clock.
+	Now *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=now,proto3" json:"now,omitempty"`
+	// True for a fake clock that only AdvanceClock moves.
+	Fake          bool `protobuf:"varint,2,opt,name=fake,proto3" json:"fake,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClockResponse) Reset() {
+	*x = GetClockResponse{}
+	mi := &file_custody_system_v1_system_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClockResponse) ProtoMessage() {}
+
+func (x *GetClockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_system_v1_system_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClockResponse.ProtoReflect.Descriptor instead.
+func (*GetClockResponse) Descriptor() ([]byte, []int) {
+	return file_custody_system_v1_system_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetClockResponse) GetNow() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Now
+	}
+	return nil
+}
+
+func (x *GetClockResponse) GetFake() bool {
+	if x != nil {
+		return x.Fake
+	}
+	return false
+}
+
+// AdvanceClockRequest moves a fake clock.
+type AdvanceClockRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How far; positive.
+	By            *durationpb.Duration `protobuf:"bytes,1,opt,name=by,proto3" json:"by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdvanceClockRequest) Reset() {
+	*x = AdvanceClockRequest{}
+	mi := &file_custody_system_v1_system_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdvanceClockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdvanceClockRequest) ProtoMessage() {}
+
+func (x *AdvanceClockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_system_v1_system_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdvanceClockRequest.ProtoReflect.Descriptor instead.
+func (*AdvanceClockRequest) Descriptor() ([]byte, []int) {
+	return file_custody_system_v1_system_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AdvanceClockRequest) GetBy() *durationpb.Duration {
+	if x != nil {
+		return x.By
+	}
+	return nil
+}
+
+// AdvanceClockResponse tells the new time.
+type AdvanceClockResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Now, after the move.
+	Now           *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=now,proto3" json:"now,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdvanceClockResponse) Reset() {
+	*x = AdvanceClockResponse{}
+	mi := &file_custody_system_v1_system_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdvanceClockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdvanceClockResponse) ProtoMessage() {}
+
+func (x *AdvanceClockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_system_v1_system_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdvanceClockResponse.ProtoReflect.Descriptor instead.
+func (*AdvanceClockResponse) Descriptor() ([]byte, []int) {
+	return file_custody_system_v1_system_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AdvanceClockResponse) GetNow() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Now
+	}
+	return nil
+}
+
 // GetStatusRequest has no fields.
 type GetStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -31,7 +216,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_custody_system_v1_system_proto_msgTypes[0]
+	mi := &file_custody_system_v1_system_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +228,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_system_v1_system_proto_msgTypes[0]
+	mi := &file_custody_system_v1_system_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +241,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_custody_system_v1_system_proto_rawDescGZIP(), []int{0}
+	return file_custody_system_v1_system_proto_rawDescGZIP(), []int{4}
 }
 
 // GetStatusResponse describes the process.
@@ -78,7 +263,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_custody_system_v1_system_proto_msgTypes[1]
+	mi := &file_custody_system_v1_system_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -90,7 +275,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_system_v1_system_proto_msgTypes[1]
+	mi := &file_custody_system_v1_system_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -103,7 +288,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_custody_system_v1_system_proto_rawDescGZIP(), []int{1}
+	return file_custody_system_v1_system_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetStatusResponse) GetVersion() string {
@@ -162,7 +347,7 @@ type EventStream struct {
 
 func (x *EventStream) Reset() {
 	*x = EventStream{}
-	mi := &file_custody_system_v1_system_proto_msgTypes[2]
+	mi := &file_custody_system_v1_system_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -174,7 +359,7 @@ func (x *EventStream) String() string {
 func (*EventStream) ProtoMessage() {}
 
 func (x *EventStream) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_system_v1_system_proto_msgTypes[2]
+	mi := &file_custody_system_v1_system_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -187,7 +372,7 @@ func (x *EventStream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventStream.ProtoReflect.Descriptor instead.
 func (*EventStream) Descriptor() ([]byte, []int) {
-	return file_custody_system_v1_system_proto_rawDescGZIP(), []int{2}
+	return file_custody_system_v1_system_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *EventStream) GetService() string {
@@ -236,7 +421,15 @@ var File_custody_system_v1_system_proto protoreflect.FileDescriptor
 
 const file_custody_system_v1_system_proto_rawDesc = "" +
 	"\n" +
-	"\x1ecustody/system/v1/system.proto\x12\x11custody.system.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n" +
+	"\x1ecustody/system/v1/system.proto\x12\x11custody.system.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x11\n" +
+	"\x0fGetClockRequest\"T\n" +
+	"\x10GetClockResponse\x12,\n" +
+	"\x03now\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x03now\x12\x12\n" +
+	"\x04fake\x18\x02 \x01(\bR\x04fake\"@\n" +
+	"\x13AdvanceClockRequest\x12)\n" +
+	"\x02by\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x02by\"D\n" +
+	"\x14AdvanceClockResponse\x12,\n" +
+	"\x03now\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x03now\"\x12\n" +
 	"\x10GetStatusRequest\"\xdf\x01\n" +
 	"\x11GetStatusResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x18\n" +
@@ -250,9 +443,11 @@ const file_custody_system_v1_system_proto_rawDesc = "" +
 	"\x06events\x18\x03 \x01(\x04R\x06events\x12#\n" +
 	"\rlast_position\x18\x04 \x01(\x04R\flastPosition\x12\x14\n" +
 	"\x05bytes\x18\x05 \x01(\x04R\x05bytes\x12\x1a\n" +
-	"\breplicas\x18\x06 \x01(\x05R\breplicas2g\n" +
+	"\breplicas\x18\x06 \x01(\x05R\breplicas2\x9d\x02\n" +
 	"\rSystemService\x12V\n" +
-	"\tGetStatus\x12#.custody.system.v1.GetStatusRequest\x1a$.custody.system.v1.GetStatusResponseB\xc7\x01\n" +
+	"\tGetStatus\x12#.custody.system.v1.GetStatusRequest\x1a$.custody.system.v1.GetStatusResponse\x12S\n" +
+	"\bGetClock\x12\".custody.system.v1.GetClockRequest\x1a#.custody.system.v1.GetClockResponse\x12_\n" +
+	"\fAdvanceClock\x12&.custody.system.v1.AdvanceClockRequest\x1a'.custody.system.v1.AdvanceClockResponseB\xc7\x01\n" +
 	"\x15com.custody.system.v1B\vSystemProtoP\x01Z;github.com/custody/custody/proto/custody/system/v1;systemv1\xa2\x02\x03CSX\xaa\x02\x11Custody.System.V1\xca\x02\x11Custody\\System\\V1\xe2\x02\x1dCustody\\System\\V1\\GPBMetadata\xea\x02\x13Custody::System::V1b\x06proto3"
 
 var (
@@ -267,23 +462,35 @@ func file_custody_system_v1_system_proto_rawDescGZIP() []byte {
 	return file_custody_system_v1_system_proto_rawDescData
 }
 
-var file_custody_system_v1_system_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_custody_system_v1_system_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_custody_system_v1_system_proto_goTypes = []any{
-	(*GetStatusRequest)(nil),      // 0: custody.system.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),     // 1: custody.system.v1.GetStatusResponse
-	(*EventStream)(nil),           // 2: custody.system.v1.EventStream
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*GetClockRequest)(nil),       // 0: custody.system.v1.GetClockRequest
+	(*GetClockResponse)(nil),      // 1: custody.system.v1.GetClockResponse
+	(*AdvanceClockRequest)(nil),   // 2: custody.system.v1.AdvanceClockRequest
+	(*AdvanceClockResponse)(nil),  // 3: custody.system.v1.AdvanceClockResponse
+	(*GetStatusRequest)(nil),      // 4: custody.system.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),     // 5: custody.system.v1.GetStatusResponse
+	(*EventStream)(nil),           // 6: custody.system.v1.EventStream
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
 }
 var file_custody_system_v1_system_proto_depIdxs = []int32{
-	3, // 0: custody.system.v1.GetStatusResponse.started_time:type_name -> google.protobuf.Timestamp
-	2, // 1: custody.system.v1.GetStatusResponse.event_streams:type_name -> custody.system.v1.EventStream
-	0, // 2: custody.system.v1.SystemService.GetStatus:input_type -> custody.system.v1.GetStatusRequest
-	1, // 3: custody.system.v1.SystemService.GetStatus:output_type -> custody.system.v1.GetStatusResponse
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	7, // 0: custody.system.v1.GetClockResponse.now:type_name -> google.protobuf.Timestamp
+	8, // 1: custody.system.v1.AdvanceClockRequest.by:type_name -> google.protobuf.Duration
+	7, // 2: custody.system.v1.AdvanceClockResponse.now:type_name -> google.protobuf.Timestamp
+	7, // 3: custody.system.v1.GetStatusResponse.started_time:type_name -> google.protobuf.Timestamp
+	6, // 4: custody.system.v1.GetStatusResponse.event_streams:type_name -> custody.system.v1.EventStream
+	4, // 5: custody.system.v1.SystemService.GetStatus:input_type -> custody.system.v1.GetStatusRequest
+	0, // 6: custody.system.v1.SystemService.GetClock:input_type -> custody.system.v1.GetClockRequest
+	2, // 7: custody.system.v1.SystemService.AdvanceClock:input_type -> custody.system.v1.AdvanceClockRequest
+	5, // 8: custody.system.v1.SystemService.GetStatus:output_type -> custody.system.v1.GetStatusResponse
+	1, // 9: custody.system.v1.SystemService.GetClock:output_type -> custody.system.v1.GetClockResponse
+	3, // 10: custody.system.v1.SystemService.AdvanceClock:output_type -> custody.system.v1.AdvanceClockResponse
+	8, // [8:11] is the sub-list for method output_type
+	5, // [5:8] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_custody_system_v1_system_proto_init() }
@@ -297,7 +504,7 @@ func file_custody_system_v1_system_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_system_v1_system_proto_rawDesc), len(file_custody_system_v1_system_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
