@@ -134,6 +134,10 @@ func (s *Service) Start(ctx context.Context) error {
 		return errors.Join(errors.New("order read model did not catch up"), ctx.Err())
 	}
 	s.orders.pos.markReady()
+	if s.d.JetStream != nil {
+		s.wg.Go(func() { s.consume(bg, FulfilmentConsumer, "fulfilment", FulfilmentEventTypes, s.HandleFulfilmentEvent) })
+		s.wg.Go(func() { s.consume(bg, TrustConsumer, "trust", TrustEventTypes, s.HandleTrustEvent) })
+	}
 	if s.d.OpenCatalog != nil {
 		s.wg.Go(func() { s.runCatalog(bg) })
 	}

@@ -50,11 +50,30 @@ type MarkPartShipped struct {
 	Time       time.Time
 }
 
-func (PlaceOrder) isCommand()      {}
-func (ConfirmOrder) isCommand()    {}
-func (RejectOrder) isCommand()     {}
-func (CancelOrder) isCommand()     {}
-func (MarkPartShipped) isCommand() {}
+// MarkPartDelivered records that a vendor's part was delivered
+// (fulfilment's fact). When it is the last part, the order is DELIVERED.
+type MarkPartDelivered struct {
+	VendorID     string
+	FulfilmentID string
+	WithProof    bool
+	Time         time.Time
+}
+
+// RecordRefund records money returned to the buyer (trust's fact). Trust
+// caps refunds at what was captured; the order only keeps the tally.
+type RecordRefund struct {
+	RefundID string
+	Amount   money.Money
+	Time     time.Time
+}
+
+func (MarkPartDelivered) isCommand() {}
+func (RecordRefund) isCommand()      {}
+func (PlaceOrder) isCommand()        {}
+func (ConfirmOrder) isCommand()      {}
+func (RejectOrder) isCommand()       {}
+func (CancelOrder) isCommand()       {}
+func (MarkPartShipped) isCommand()   {}
 
 // Decide returns the events a command produces. Commands that find the
 // order already where they would take it decide nothing (idempotent).
@@ -90,6 +109,10 @@ func Decide(o Order, c Command) ([]proto.Message, error) {
 		return decideCancel(o, c)
 	case MarkPartShipped:
 		return decideShipped(o, c)
+	case MarkPartDelivered:
+		return decideDelivered(o, c)
+	case RecordRefund:
+		return decideRefund(o, c)
 	}
 	return nil, fmt.Errorf("order: unknown command %T", c)
 }
@@ -175,6 +198,58 @@ func decideShipped(o Order, c MarkPartShipped) ([]proto.Message, error) {
 	return nil, &PreconditionError{Reason: ReasonUnknown, Message: fmt.Sprintf("order %s has no part for vendor %s", o.ID, c.VendorID)}
 }
 
+func decideDelivered(o Order, c MarkPartDelivered) ([]proto.Message, error) {
+	if o.Status == StatusNone {
+		return nil, ErrNotPlaced
+	}
+	remaining := 0
+	found := false
+	for _, p := range o.Parts {
+		if p.VendorID == c.VendorID {
+			found = true
+			if p.Delivered {
+				return nil, nil
+			}
+			continue
+		}
+		if !p.Delivered {
+			remaining++
+		}
+	}
+	if !found {
+		return nil, &PreconditionError{Reason: ReasonUnknown, Message: fmt.Sprintf("order %s has no part for vendor %s", o.ID, c.VendorID)}
+	}
+	// Like a shipment, a delivery is a fact: it is recorded whatever the
+	// order's state.
+	out := []proto.Message{&orderv1.OrderPartDelivered{OrderId: o.ID, VendorId: c.VendorID, FulfilmentId: c.FulfilmentID, WithProof: c.WithProof, DeliverTime: timestamppb.New(c.Time)}}
+	if remaining == 0 && (o.Status == StatusConfirmed || o.Status == StatusPending) {
+		out = append(out, &orderv1.OrderDelivered{OrderId: o.ID, DeliverTime: timestamppb.New(c.Time)})
+	}
+	return out, nil
+}
+
+func decideRefund(o Order, c RecordRefund) ([]proto.Message, error) {
+	if o.Status == StatusNone {
+		return nil, ErrNotPlaced
+	}
+	for _, id := range o.RefundIDs {
+		if id == c.RefundID {
+			return nil, nil
+		}
+	}
+	total, err := o.Refunded.Add(c.Amount)
+	if o.Refunded.Currency == "" {
+		total, err = c.Amount, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("order %s: refund %s: %w", o.ID, c.RefundID, err)
+	}
+	return []proto.Message{&orderv1.OrderRefunded{
+		OrderId: o.ID, RefundId: c.RefundID, Amount: c.Amount.ToProto(), RefundedTotal: total.ToProto(),
+		FullyRefunded: total.Minor >= o.Total.Minor, RefundTime: timestamppb.New(c.Time),
+	}}, nil
+}
+
 // Evolve applies one event. Unknown events leave the order unchanged.
 func Evolve(o Order, e proto.Message) Order {
 	switch e := e.(type) {
@@ -207,6 +282,23 @@ func Evolve(o Order, e proto.Message) Order {
 			}
 		}
 		o.UpdateTime = e.GetShipTime().AsTime()
+	case *orderv1.OrderPartDelivered:
+		for i := range o.Parts {
+			if o.Parts[i].VendorID == e.GetVendorId() {
+				o.Parts[i].Delivered = true
+			}
+		}
+		o.UpdateTime = e.GetDeliverTime().AsTime()
+	case *orderv1.OrderDelivered:
+		o.Status = StatusDelivered
+		o.UpdateTime = e.GetDeliverTime().AsTime()
+	case *orderv1.OrderRefunded:
+		o.RefundIDs = append(o.RefundIDs, e.GetRefundId())
+		o.Refunded = moneyFrom(e.GetRefundedTotal())
+		if e.GetFullyRefunded() {
+			o.Status = StatusRefunded
+		}
+		o.UpdateTime = e.GetRefundTime().AsTime()
 	}
 	return o
 }

@@ -51,6 +51,22 @@ func placed() *orderv1.OrderPlaced {
 
 func ts(d time.Duration) *timestamppb.Timestamp { return timestamppb.New(t0.Add(d)) }
 
+func delivered(vendor string, proof bool) domain.MarkPartDelivered {
+	return domain.MarkPartDelivered{VendorID: vendor, FulfilmentID: "f-" + vendor, WithProof: proof, Time: t0.Add(48 * time.Hour)}
+}
+
+func partDelivered(vendor string, proof bool) *orderv1.OrderPartDelivered {
+	return &orderv1.OrderPartDelivered{OrderId: "o1", VendorId: vendor, FulfilmentId: "f-" + vendor, WithProof: proof, DeliverTime: ts(48 * time.Hour)}
+}
+
+func refund(id string, minor int64) domain.RecordRefund {
+	return domain.RecordRefund{RefundID: id, Amount: eur(minor), Time: t0.Add(72 * time.Hour)}
+}
+
+func refunded(id string, minor, total int64, full bool) *orderv1.OrderRefunded {
+	return &orderv1.OrderRefunded{OrderId: "o1", RefundId: id, Amount: eur(minor).ToProto(), RefundedTotal: eur(total).ToProto(), FullyRefunded: full, RefundTime: ts(72 * time.Hour)}
+}
+
 func TestDecide(t *testing.T) {
 	confirmed := &orderv1.OrderConfirmed{OrderId: "o1", BuyerId: "b1", Parts: placed().Parts, Lines: placed().Lines,
 		Total: placed().Total, Payment: placed().Payment, ShippingAddress: addr, ConfirmTime: ts(time.Minute)}
@@ -110,6 +126,21 @@ func TestDecide(t *testing.T) {
 		{name: "ship twice decides nothing", given: []proto.Message{placed(), confirmed, shipped}, when: domain.MarkPartShipped{VendorID: "v2", ShipmentID: "s1"}},
 		{name: "ship pending", given: []proto.Message{placed()}, when: domain.MarkPartShipped{VendorID: "v2"}, reason: domain.ReasonPending},
 		{name: "ship unknown vendor", given: []proto.Message{placed(), confirmed}, when: domain.MarkPartShipped{VendorID: "v9"}, reason: domain.ReasonUnknown},
+
+		{name: "first part delivered", given: []proto.Message{placed(), confirmed, shipped}, when: delivered("v2", true),
+			then: []proto.Message{partDelivered("v2", true)}},
+		{name: "last part delivered makes the order delivered", given: []proto.Message{placed(), confirmed, shipped, partDelivered("v2", true)}, when: delivered("v1", false),
+			then: []proto.Message{partDelivered("v1", false), &orderv1.OrderDelivered{OrderId: "o1", DeliverTime: ts(48 * time.Hour)}}},
+		{name: "delivered twice decides nothing", given: []proto.Message{placed(), confirmed, partDelivered("v2", true)}, when: delivered("v2", true)},
+		{name: "delivered for unknown vendor", given: []proto.Message{placed(), confirmed}, when: delivered("v9", true), reason: domain.ReasonUnknown},
+		{name: "delivered for unknown order", when: delivered("v1", true), err: domain.ErrNotPlaced},
+
+		{name: "partial refund keeps the state", given: []proto.Message{placed(), confirmed}, when: refund("r1", 1000),
+			then: []proto.Message{refunded("r1", 1000, 1000, false)}},
+		{name: "refunds up to the total make it refunded", given: []proto.Message{placed(), confirmed, refunded("r1", 1000, 1000, false)}, when: refund("r2", 2599),
+			then: []proto.Message{refunded("r2", 2599, 3599, true)}},
+		{name: "the same refund twice decides nothing", given: []proto.Message{placed(), confirmed, refunded("r1", 1000, 1000, false)}, when: refund("r1", 1000)},
+		{name: "refund of unknown order", when: refund("r1", 1), err: domain.ErrNotPlaced},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

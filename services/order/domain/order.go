@@ -85,6 +85,7 @@ type Part struct {
 	Subtotal   money.Money
 	Shipped    bool
 	ShipmentID string
+	Delivered  bool
 }
 
 // Attribution is the creator touchpoint credited with an order.
@@ -118,6 +119,9 @@ type Order struct {
 	CancelledBy string
 	PlaceTime   time.Time
 	UpdateTime  time.Time
+	// Refunded is what trust has refunded so far; RefundIDs the refunds.
+	Refunded  money.Money
+	RefundIDs []string
 }
 
 // HasVendor reports whether the order has a part for vendorID.
@@ -144,6 +148,7 @@ func (o Order) Shipped() bool {
 func (o Order) Clone() Order {
 	c := o
 	c.Lines = append([]Line(nil), o.Lines...)
+	c.RefundIDs = append([]string(nil), o.RefundIDs...)
 	c.Parts = make([]Part, len(o.Parts))
 	for i, p := range o.Parts {
 		p.LineIDs = append([]string(nil), p.LineIDs...)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/custody/custody/pkg/auth"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
+	typev1 "github.com/custody/custody/proto/custody/type/v1"
 	"github.com/custody/custody/services/order/app"
 	"github.com/custody/custody/services/order/domain"
 )
@@ -36,9 +37,17 @@ func statusFromProto(s orderv1.OrderState) (domain.Status, bool) {
 
 func orderProto(v app.OrderView) *orderv1.Order {
 	o := v.Order
+	parts := domain.PartsProto(o.Parts)
+	for i, p := range o.Parts {
+		parts[i].Shipped, parts[i].Delivered = p.Shipped, p.Delivered
+	}
+	var refunded *typev1.Money
+	if o.Refunded.Currency != "" {
+		refunded = o.Refunded.ToProto()
+	}
 	return &orderv1.Order{
 		OrderId: o.ID, BuyerId: o.BuyerID, State: statuses[o.Status],
-		Lines: domain.LinesProto(o.Lines), Parts: domain.PartsProto(o.Parts), Total: o.Total.ToProto(),
+		Lines: domain.LinesProto(o.Lines), Parts: parts, Total: o.Total.ToProto(), RefundedTotal: refunded,
 		ShippingAddress: o.Address, Attribution: domain.AttributionProto(o.Attribution),
 		Payment: domain.PaymentProto(o.Payment), Reason: o.Reason,
 		PlaceTime: stamp(o.PlaceTime), UpdateTime: stamp(o.UpdateTime), Revision: v.Revision,

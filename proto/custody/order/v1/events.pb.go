@@ -480,6 +480,234 @@ func (x *OrderPartShipped) GetShipTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// OrderPartDelivered: one vendor's part was delivered (fulfilment's fact).
+type OrderPartDelivered struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor whose part arrived.
+	VendorId string `protobuf:"bytes,2,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// Fulfilment that delivered it.
+	FulfilmentId string `protobuf:"bytes,3,opt,name=fulfilment_id,json=fulfilmentId,proto3" json:"fulfilment_id,omitempty"`
+	// Whether the delivery carried proof (or the buyer confirmed receipt).
+	WithProof bool `protobuf:"varint,4,opt,name=with_proof,json=withProof,proto3" json:"with_proof,omitempty"`
+	// When.
+	DeliverTime   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=deliver_time,json=deliverTime,proto3" json:"deliver_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderPartDelivered) Reset() {
+	*x = OrderPartDelivered{}
+	mi := &file_custody_order_v1_events_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderPartDelivered) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderPartDelivered) ProtoMessage() {}
+
+func (x *OrderPartDelivered) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_order_v1_events_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderPartDelivered.ProtoReflect.Descriptor instead.
+func (*OrderPartDelivered) Descriptor() ([]byte, []int) {
+	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *OrderPartDelivered) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OrderPartDelivered) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *OrderPartDelivered) GetFulfilmentId() string {
+	if x != nil {
+		return x.FulfilmentId
+	}
+	return ""
+}
+
+func (x *OrderPartDelivered) GetWithProof() bool {
+	if x != nil {
+		return x.WithProof
+	}
+	return false
+}
+
+func (x *OrderPartDelivered) GetDeliverTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeliverTime
+	}
+	return nil
+}
+
+// OrderDelivered: every part of the order was delivered.
+type OrderDelivered struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// When the last part arrived.
+	DeliverTime   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=deliver_time,json=deliverTime,proto3" json:"deliver_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderDelivered) Reset() {
+	*x = OrderDelivered{}
+	mi := &file_custody_order_v1_events_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderDelivered) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderDelivered) ProtoMessage() {}
+
+func (x *OrderDelivered) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_order_v1_events_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderDelivered.ProtoReflect.Descriptor instead.
+func (*OrderDelivered) Descriptor() ([]byte, []int) {
+	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *OrderDelivered) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OrderDelivered) GetDeliverTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeliverTime
+	}
+	return nil
+}
+
+// OrderRefunded: money went back to the buyer (trust's RefundIssued).
+type OrderRefunded struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Refund id (trust's).
+	RefundId string `protobuf:"bytes,2,opt,name=refund_id,json=refundId,proto3" json:"refund_id,omitempty"`
+	// This refund.
+	Amount *v1.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	// Refunded so far, this one included.
+	RefundedTotal *v1.Money `protobuf:"bytes,4,opt,name=refunded_total,json=refundedTotal,proto3" json:"refunded_total,omitempty"`
+	// True when the whole total has been refunded (state REFUNDED).
+	FullyRefunded bool `protobuf:"varint,5,opt,name=fully_refunded,json=fullyRefunded,proto3" json:"fully_refunded,omitempty"`
+	// When.
+	RefundTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=refund_time,json=refundTime,proto3" json:"refund_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderRefunded) Reset() {
+	*x = OrderRefunded{}
+	mi := &file_custody_order_v1_events_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderRefunded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderRefunded) ProtoMessage() {}
+
+func (x *OrderRefunded) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_order_v1_events_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderRefunded.ProtoReflect.Descriptor instead.
+func (*OrderRefunded) Descriptor() ([]byte, []int) {
+	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *OrderRefunded) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OrderRefunded) GetRefundId() string {
+	if x != nil {
+		return x.RefundId
+	}
+	return ""
+}
+
+func (x *OrderRefunded) GetAmount() *v1.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *OrderRefunded) GetRefundedTotal() *v1.Money {
+	if x != nil {
+		return x.RefundedTotal
+	}
+	return nil
+}
+
+func (x *OrderRefunded) GetFullyRefunded() bool {
+	if x != nil {
+		return x.FullyRefunded
+	}
+	return false
+}
+
+func (x *OrderRefunded) GetRefundTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RefundTime
+	}
+	return nil
+}
+
 var File_custody_order_v1_events_proto protoreflect.FileDescriptor
 
 const file_custody_order_v1_events_proto_rawDesc = "" +
@@ -523,7 +751,25 @@ const file_custody_order_v1_events_proto_rawDesc = "" +
 	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x12\x1f\n" +
 	"\vshipment_id\x18\x03 \x01(\tR\n" +
 	"shipmentId\x127\n" +
-	"\tship_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bshipTimeB\xc0\x01\n" +
+	"\tship_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bshipTime\"\xcf\x01\n" +
+	"\x12OrderPartDelivered\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x12#\n" +
+	"\rfulfilment_id\x18\x03 \x01(\tR\ffulfilmentId\x12\x1d\n" +
+	"\n" +
+	"with_proof\x18\x04 \x01(\bR\twithProof\x12=\n" +
+	"\fdeliver_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliverTime\"j\n" +
+	"\x0eOrderDelivered\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12=\n" +
+	"\fdeliver_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliverTime\"\x9a\x02\n" +
+	"\rOrderRefunded\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1b\n" +
+	"\trefund_id\x18\x02 \x01(\tR\brefundId\x12.\n" +
+	"\x06amount\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\x12=\n" +
+	"\x0erefunded_total\x18\x04 \x01(\v2\x16.custody.type.v1.MoneyR\rrefundedTotal\x12%\n" +
+	"\x0efully_refunded\x18\x05 \x01(\bR\rfullyRefunded\x12;\n" +
+	"\vrefund_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"refundTimeB\xc0\x01\n" +
 	"\x14com.custody.order.v1B\vEventsProtoP\x01Z9github.com/custody/custody/proto/custody/order/v1;orderv1\xa2\x02\x03COX\xaa\x02\x10Custody.Order.V1\xca\x02\x10Custody\\Order\\V1\xe2\x02\x1cCustody\\Order\\V1\\GPBMetadata\xea\x02\x12Custody::Order::V1b\x06proto3"
 
 var (
@@ -538,44 +784,52 @@ func file_custody_order_v1_events_proto_rawDescGZIP() []byte {
 	return file_custody_order_v1_events_proto_rawDescData
 }
 
-var file_custody_order_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_custody_order_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_custody_order_v1_events_proto_goTypes = []any{
 	(*OrderPlaced)(nil),           // 0: custody.order.v1.OrderPlaced
 	(*OrderConfirmed)(nil),        // 1: custody.order.v1.OrderConfirmed
 	(*OrderRejected)(nil),         // 2: custody.order.v1.OrderRejected
 	(*OrderCancelled)(nil),        // 3: custody.order.v1.OrderCancelled
 	(*OrderPartShipped)(nil),      // 4: custody.order.v1.OrderPartShipped
-	(*OrderLine)(nil),             // 5: custody.order.v1.OrderLine
-	(*VendorPart)(nil),            // 6: custody.order.v1.VendorPart
-	(*v1.Money)(nil),              // 7: custody.type.v1.Money
-	(*v1.Address)(nil),            // 8: custody.type.v1.Address
-	(*AttributionRecord)(nil),     // 9: custody.order.v1.AttributionRecord
-	(*Payment)(nil),               // 10: custody.order.v1.Payment
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*OrderPartDelivered)(nil),    // 5: custody.order.v1.OrderPartDelivered
+	(*OrderDelivered)(nil),        // 6: custody.order.v1.OrderDelivered
+	(*OrderRefunded)(nil),         // 7: custody.order.v1.OrderRefunded
+	(*OrderLine)(nil),             // 8: custody.order.v1.OrderLine
+	(*VendorPart)(nil),            // 9: custody.order.v1.VendorPart
+	(*v1.Money)(nil),              // 10: custody.type.v1.Money
+	(*v1.Address)(nil),            // 11: custody.type.v1.Address
+	(*AttributionRecord)(nil),     // 12: custody.order.v1.AttributionRecord
+	(*Payment)(nil),               // 13: custody.order.v1.Payment
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_custody_order_v1_events_proto_depIdxs = []int32{
-	5,  // 0: custody.order.v1.OrderPlaced.lines:type_name -> custody.order.v1.OrderLine
-	6,  // 1: custody.order.v1.OrderPlaced.parts:type_name -> custody.order.v1.VendorPart
-	7,  // 2: custody.order.v1.OrderPlaced.total:type_name -> custody.type.v1.Money
-	8,  // 3: custody.order.v1.OrderPlaced.shipping_address:type_name -> custody.type.v1.Address
-	9,  // 4: custody.order.v1.OrderPlaced.attribution:type_name -> custody.order.v1.AttributionRecord
-	10, // 5: custody.order.v1.OrderPlaced.payment:type_name -> custody.order.v1.Payment
-	11, // 6: custody.order.v1.OrderPlaced.place_time:type_name -> google.protobuf.Timestamp
-	6,  // 7: custody.order.v1.OrderConfirmed.parts:type_name -> custody.order.v1.VendorPart
-	5,  // 8: custody.order.v1.OrderConfirmed.lines:type_name -> custody.order.v1.OrderLine
-	7,  // 9: custody.order.v1.OrderConfirmed.total:type_name -> custody.type.v1.Money
-	10, // 10: custody.order.v1.OrderConfirmed.payment:type_name -> custody.order.v1.Payment
-	9,  // 11: custody.order.v1.OrderConfirmed.attribution:type_name -> custody.order.v1.AttributionRecord
-	8,  // 12: custody.order.v1.OrderConfirmed.shipping_address:type_name -> custody.type.v1.Address
-	11, // 13: custody.order.v1.OrderConfirmed.confirm_time:type_name -> google.protobuf.Timestamp
-	11, // 14: custody.order.v1.OrderRejected.reject_time:type_name -> google.protobuf.Timestamp
-	11, // 15: custody.order.v1.OrderCancelled.cancel_time:type_name -> google.protobuf.Timestamp
-	11, // 16: custody.order.v1.OrderPartShipped.ship_time:type_name -> google.protobuf.Timestamp
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	8,  // 0: custody.order.v1.OrderPlaced.lines:type_name -> custody.order.v1.OrderLine
+	9,  // 1: custody.order.v1.OrderPlaced.parts:type_name -> custody.order.v1.VendorPart
+	10, // 2: custody.order.v1.OrderPlaced.total:type_name -> custody.type.v1.Money
+	11, // 3: custody.order.v1.OrderPlaced.shipping_address:type_name -> custody.type.v1.Address
+	12, // 4: custody.order.v1.OrderPlaced.attribution:type_name -> custody.order.v1.AttributionRecord
+	13, // 5: custody.order.v1.OrderPlaced.payment:type_name -> custody.order.v1.Payment
+	14, // 6: custody.order.v1.OrderPlaced.place_time:type_name -> google.protobuf.Timestamp
+	9,  // 7: custody.order.v1.OrderConfirmed.parts:type_name -> custody.order.v1.VendorPart
+	8,  // 8: custody.order.v1.OrderConfirmed.lines:type_name -> custody.order.v1.OrderLine
+	10, // 9: custody.order.v1.OrderConfirmed.total:type_name -> custody.type.v1.Money
+	13, // 10: custody.order.v1.OrderConfirmed.payment:type_name -> custody.order.v1.Payment
+	12, // 11: custody.order.v1.OrderConfirmed.attribution:type_name -> custody.order.v1.AttributionRecord
+	11, // 12: custody.order.v1.OrderConfirmed.shipping_address:type_name -> custody.type.v1.Address
+	14, // 13: custody.order.v1.OrderConfirmed.confirm_time:type_name -> google.protobuf.Timestamp
+	14, // 14: custody.order.v1.OrderRejected.reject_time:type_name -> google.protobuf.Timestamp
+	14, // 15: custody.order.v1.OrderCancelled.cancel_time:type_name -> google.protobuf.Timestamp
+	14, // 16: custody.order.v1.OrderPartShipped.ship_time:type_name -> google.protobuf.Timestamp
+	14, // 17: custody.order.v1.OrderPartDelivered.deliver_time:type_name -> google.protobuf.Timestamp
+	14, // 18: custody.order.v1.OrderDelivered.deliver_time:type_name -> google.protobuf.Timestamp
+	10, // 19: custody.order.v1.OrderRefunded.amount:type_name -> custody.type.v1.Money
+	10, // 20: custody.order.v1.OrderRefunded.refunded_total:type_name -> custody.type.v1.Money
+	14, // 21: custody.order.v1.OrderRefunded.refund_time:type_name -> google.protobuf.Timestamp
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_custody_order_v1_events_proto_init() }
@@ -590,7 +844,7 @@ func file_custody_order_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_order_v1_events_proto_rawDesc), len(file_custody_order_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

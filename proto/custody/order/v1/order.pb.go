@@ -439,7 +439,11 @@ type VendorPart struct {
 	// Lines of this vendor.
 	LineIds []string `protobuf:"bytes,2,rep,name=line_ids,json=lineIds,proto3" json:"line_ids,omitempty"`
 	// Sum of the lines.
-	Subtotal      *v1.Money `protobuf:"bytes,3,opt,name=subtotal,proto3" json:"subtotal,omitempty"`
+	Subtotal *v1.Money `protobuf:"bytes,3,opt,name=subtotal,proto3" json:"subtotal,omitempty"`
+	// The part has shipped.
+	Shipped bool `protobuf:"varint,4,opt,name=shipped,proto3" json:"shipped,omitempty"`
+	// The part was delivered.
+	Delivered     bool `protobuf:"varint,5,opt,name=delivered,proto3" json:"delivered,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -493,6 +497,20 @@ func (x *VendorPart) GetSubtotal() *v1.Money {
 		return x.Subtotal
 	}
 	return nil
+}
+
+func (x *VendorPart) GetShipped() bool {
+	if x != nil {
+		return x.Shipped
+	}
+	return false
+}
+
+func (x *VendorPart) GetDelivered() bool {
+	if x != nil {
+		return x.Delivered
+	}
+	return false
 }
 
 // AttributionRecord is the attribution as accepted.
@@ -596,7 +614,10 @@ type Order struct {
 	// When it last changed state.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Store revision of the order (for support and caching).
-	Revision      uint64 `protobuf:"varint,13,opt,name=revision,proto3" json:"revision,omitempty"`
+	Revision uint64 `protobuf:"varint,13,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Refunded so far (partial refunds keep the state; a full refund makes
+	// it REFUNDED).
+	RefundedTotal *v1.Money `protobuf:"bytes,14,opt,name=refunded_total,json=refundedTotal,proto3" json:"refunded_total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -720,6 +741,13 @@ func (x *Order) GetRevision() uint64 {
 		return x.Revision
 	}
 	return 0
+}
+
+func (x *Order) GetRefundedTotal() *v1.Money {
+	if x != nil {
+		return x.RefundedTotal
+	}
+	return nil
 }
 
 // PlaceOrderRequest places an order.
@@ -1240,19 +1268,21 @@ const file_custody_order_v1_order_proto_rawDesc = "" +
 	"\n" +
 	"creator_id\x18\t \x01(\tR\tcreatorId\x12%\n" +
 	"\x0ecommission_bps\x18\n" +
-	" \x01(\x05R\rcommissionBps\"x\n" +
+	" \x01(\x05R\rcommissionBps\"\xb0\x01\n" +
 	"\n" +
 	"VendorPart\x12\x1b\n" +
 	"\tvendor_id\x18\x01 \x01(\tR\bvendorId\x12\x19\n" +
 	"\bline_ids\x18\x02 \x03(\tR\alineIds\x122\n" +
-	"\bsubtotal\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\bsubtotal\"\xc1\x01\n" +
+	"\bsubtotal\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\bsubtotal\x12\x18\n" +
+	"\ashipped\x18\x04 \x01(\bR\ashipped\x12\x1c\n" +
+	"\tdelivered\x18\x05 \x01(\bR\tdelivered\"\xc1\x01\n" +
 	"\x11AttributionRecord\x12*\n" +
 	"\x11affiliate_link_id\x18\x01 \x01(\tR\x0faffiliateLinkId\x12&\n" +
 	"\x0flive_session_id\x18\x02 \x01(\tR\rliveSessionId\x12\x1d\n" +
 	"\n" +
 	"creator_id\x18\x03 \x01(\tR\tcreatorId\x129\n" +
 	"\n" +
-	"touch_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\ttouchTime\"\xf3\x04\n" +
+	"touch_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\ttouchTime\"\xb2\x05\n" +
 	"\x05Order\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x19\n" +
 	"\bbuyer_id\x18\x02 \x01(\tR\abuyerId\x122\n" +
@@ -1269,7 +1299,8 @@ const file_custody_order_v1_order_proto_rawDesc = "" +
 	"place_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tplaceTime\x12;\n" +
 	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x1a\n" +
-	"\brevision\x18\r \x01(\x04R\brevision\"\xfb\x02\n" +
+	"\brevision\x18\r \x01(\x04R\brevision\x12=\n" +
+	"\x0erefunded_total\x18\x0e \x01(\v2\x16.custody.type.v1.MoneyR\rrefundedTotal\"\xfb\x02\n" +
 	"\x11PlaceOrderRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
@@ -1374,29 +1405,30 @@ var file_custody_order_v1_order_proto_depIdxs = []int32{
 	3,  // 12: custody.order.v1.Order.payment:type_name -> custody.order.v1.Payment
 	16, // 13: custody.order.v1.Order.place_time:type_name -> google.protobuf.Timestamp
 	16, // 14: custody.order.v1.Order.update_time:type_name -> google.protobuf.Timestamp
-	1,  // 15: custody.order.v1.PlaceOrderRequest.lines:type_name -> custody.order.v1.LineRequest
-	18, // 16: custody.order.v1.PlaceOrderRequest.shipping_address:type_name -> custody.type.v1.Address
-	2,  // 17: custody.order.v1.PlaceOrderRequest.attribution:type_name -> custody.order.v1.Attribution
-	3,  // 18: custody.order.v1.PlaceOrderRequest.payment:type_name -> custody.order.v1.Payment
-	19, // 19: custody.order.v1.PlaceOrderRequest.wait_timeout:type_name -> google.protobuf.Duration
-	7,  // 20: custody.order.v1.PlaceOrderResponse.order:type_name -> custody.order.v1.Order
-	7,  // 21: custody.order.v1.GetOrderResponse.order:type_name -> custody.order.v1.Order
-	0,  // 22: custody.order.v1.ListOrdersRequest.state:type_name -> custody.order.v1.OrderState
-	7,  // 23: custody.order.v1.ListOrdersResponse.orders:type_name -> custody.order.v1.Order
-	7,  // 24: custody.order.v1.CancelOrderResponse.order:type_name -> custody.order.v1.Order
-	8,  // 25: custody.order.v1.OrderService.PlaceOrder:input_type -> custody.order.v1.PlaceOrderRequest
-	10, // 26: custody.order.v1.OrderService.GetOrder:input_type -> custody.order.v1.GetOrderRequest
-	12, // 27: custody.order.v1.OrderService.ListOrders:input_type -> custody.order.v1.ListOrdersRequest
-	14, // 28: custody.order.v1.OrderService.CancelOrder:input_type -> custody.order.v1.CancelOrderRequest
-	9,  // 29: custody.order.v1.OrderService.PlaceOrder:output_type -> custody.order.v1.PlaceOrderResponse
-	11, // 30: custody.order.v1.OrderService.GetOrder:output_type -> custody.order.v1.GetOrderResponse
-	13, // 31: custody.order.v1.OrderService.ListOrders:output_type -> custody.order.v1.ListOrdersResponse
-	15, // 32: custody.order.v1.OrderService.CancelOrder:output_type -> custody.order.v1.CancelOrderResponse
-	29, // [29:33] is the sub-list for method output_type
-	25, // [25:29] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	17, // 15: custody.order.v1.Order.refunded_total:type_name -> custody.type.v1.Money
+	1,  // 16: custody.order.v1.PlaceOrderRequest.lines:type_name -> custody.order.v1.LineRequest
+	18, // 17: custody.order.v1.PlaceOrderRequest.shipping_address:type_name -> custody.type.v1.Address
+	2,  // 18: custody.order.v1.PlaceOrderRequest.attribution:type_name -> custody.order.v1.Attribution
+	3,  // 19: custody.order.v1.PlaceOrderRequest.payment:type_name -> custody.order.v1.Payment
+	19, // 20: custody.order.v1.PlaceOrderRequest.wait_timeout:type_name -> google.protobuf.Duration
+	7,  // 21: custody.order.v1.PlaceOrderResponse.order:type_name -> custody.order.v1.Order
+	7,  // 22: custody.order.v1.GetOrderResponse.order:type_name -> custody.order.v1.Order
+	0,  // 23: custody.order.v1.ListOrdersRequest.state:type_name -> custody.order.v1.OrderState
+	7,  // 24: custody.order.v1.ListOrdersResponse.orders:type_name -> custody.order.v1.Order
+	7,  // 25: custody.order.v1.CancelOrderResponse.order:type_name -> custody.order.v1.Order
+	8,  // 26: custody.order.v1.OrderService.PlaceOrder:input_type -> custody.order.v1.PlaceOrderRequest
+	10, // 27: custody.order.v1.OrderService.GetOrder:input_type -> custody.order.v1.GetOrderRequest
+	12, // 28: custody.order.v1.OrderService.ListOrders:input_type -> custody.order.v1.ListOrdersRequest
+	14, // 29: custody.order.v1.OrderService.CancelOrder:input_type -> custody.order.v1.CancelOrderRequest
+	9,  // 30: custody.order.v1.OrderService.PlaceOrder:output_type -> custody.order.v1.PlaceOrderResponse
+	11, // 31: custody.order.v1.OrderService.GetOrder:output_type -> custody.order.v1.GetOrderResponse
+	13, // 32: custody.order.v1.OrderService.ListOrders:output_type -> custody.order.v1.ListOrdersResponse
+	15, // 33: custody.order.v1.OrderService.CancelOrder:output_type -> custody.order.v1.CancelOrderResponse
+	30, // [30:34] is the sub-list for method output_type
+	26, // [26:30] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_custody_order_v1_order_proto_init() }

@@ -1,0 +1,126 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/custody/custody/pkg/bus"
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/money"
+	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
+	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
+	"github.com/custody/custody/services/order/domain"
+)
+
+// Consumers through which the order follows what happens to it after
+// confirmation: shipments and deliveries (fulfilment), refunds (trust).
+const (
+	FulfilmentConsumer = "order-on-fulfilment"
+	TrustConsumer      = "order-on-trust"
+)
+
+func typeName(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }
+
+// FulfilmentEventTypes and TrustEventTypes are what those consumers take.
+var (
+	FulfilmentEventTypes = []string{
+		typeName(&fulfilmentv1.FulfilmentShipped{}),
+		typeName(&fulfilmentv1.FulfilmentDelivered{}),
+		typeName(&fulfilmentv1.FulfilmentCancelled{}),
+	}
+	TrustEventTypes = []string{typeName(&trustv1.RefundIssued{})}
+)
+
+// HandleFulfilmentEvent: a part shipped (the order can no longer be
+// cancelled), a part was delivered (the last one makes the order
+// DELIVERED), or fulfilment cancelled a part before it shipped (ship-by
+// deadline policy), which cancels the order if nothing of it has shipped.
+func (s *Service) HandleFulfilmentEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
+	ev, err := es.Decode(rec)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	var orderID, kind string
+	var body domain.Command
+	switch p := ev.Payload.(type) {
+	case *fulfilmentv1.FulfilmentShipped:
+		orderID, kind = p.GetOrderId(), "shipped"
+		body = domain.MarkPartShipped{VendorID: p.GetVendorId(), ShipmentID: p.GetFulfilmentId() + "/" + p.GetShipmentId(), Time: p.GetShipTime().AsTime()}
+	case *fulfilmentv1.FulfilmentDelivered:
+		orderID, kind = p.GetOrderId(), "delivered"
+		body = domain.MarkPartDelivered{VendorID: p.GetVendorId(), FulfilmentID: p.GetFulfilmentId(), WithProof: p.GetWithProof(), Time: p.GetDeliverTime().AsTime()}
+	case *fulfilmentv1.FulfilmentCancelled:
+		orderID, kind = p.GetOrderId(), "part-cancelled"
+		body = domain.CancelOrder{Reason: "fulfilment cancelled: " + p.GetReason(), By: "service:fulfilment", Time: p.GetCancelTime().AsTime()}
+	default:
+		return nil
+	}
+	err = s.react(ctx, rec, orderID, kind, body)
+	var pe *domain.PreconditionError
+	if kind == "part-cancelled" && errors.As(err, &pe) {
+		// Another part has shipped: the order stands; the unshipped part's
+		// money goes back through a claim or refund, not a cancellation.
+		s.log.Warn("fulfilment cancelled a part of an order that has shipped parts; order kept", "order", orderID, "reason", pe.Message)
+		return nil
+	}
+	return err
+}
+
+// HandleTrustEvent records refunds on the order (REFUNDED when in full).
+func (s *Service) HandleTrustEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
+	ev, err := es.Decode(rec)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	p, ok := ev.Payload.(*trustv1.RefundIssued)
+	if !ok {
+		return nil
+	}
+	amount, err := money.FromProto(p.GetAmount())
+	if err != nil {
+		return bus.Permanent(fmt.Errorf("refund %s: %w", p.GetRefundId(), err))
+	}
+	return s.react(ctx, rec, p.GetOrderId(), "refund", domain.RecordRefund{RefundID: p.GetRefundId(), Amount: amount, Time: p.GetRefundTime().AsTime()})
+}
+
+func (s *Service) react(ctx context.Context, rec eventstore.RecordedEvent, orderID, kind string, body domain.Command) error {
+	corr := rec.Metadata.CorrelationID
+	if corr == "" {
+		corr = orderID
+	}
+	_, err := s.h.Handle(ctx, es.Command[domain.Command]{
+		AggregateID: orderID, ID: es.DeriveID(kind, rec.ID), Body: body,
+		Meta: es.Meta{CorrelationID: corr, Actor: "service:order"},
+	})
+	if errors.Is(err, domain.ErrNotPlaced) || errors.Is(err, es.ErrBadCommand) {
+		return bus.Permanent(fmt.Errorf("%s for order %q: %w", rec.Type, orderID, err))
+	}
+	if err == nil {
+		s.notifier.notify(orderID)
+	}
+	return err
+}
+
+// consume runs a durable consumer until ctx ends, retrying its creation
+// while the source service has not created its stream yet.
+func (s *Service) consume(ctx context.Context, name, source string, types []string, h bus.Handler) {
+	for b := newBackoff(); ctx.Err() == nil; b.sleep(ctx) {
+		c, err := bus.Subscribe(ctx, s.d.JetStream, bus.Config{
+			Name: name, SourceService: source, EventTypes: types,
+			Replicas: s.d.Replicas, Logger: s.log, Concurrency: s.cfg.SagaConcurrency,
+			Backoff: []time.Duration{200 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second}, MaxDeliver: 20,
+		}, h)
+		if err != nil {
+			s.log.Debug("starting consumer; will retry", "consumer", name, "err", err)
+			continue
+		}
+		<-ctx.Done()
+		c.Stop()
+		return
+	}
+}
