@@ -90,6 +90,27 @@ func start(ctx context.Context, d platform.Deps) (platform.Running, error) {
 		}, saga.Handle)
 	}()
 
+	// Shipments sell reserved units; resellable returns restock them.
+	stock := []*consumer{{log: log}, {log: log}}
+	for i, src := range []struct {
+		name, service string
+		types         []string
+	}{
+		{"catalog-on-fulfilment", "fulfilment", app.ShipmentEventTypes},
+		{"catalog-on-trust", "trust", app.ReturnEventTypes},
+	} {
+		c := stock[i]
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.run(bctx, d.JetStream, bus.Config{
+				Name: src.name, SourceService: src.service, EventTypes: src.types, Replicas: d.Replicas,
+				Backoff:    []time.Duration{200 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second},
+				MaxDeliver: 20, Concurrency: 8, Logger: log,
+			}, a.HandleStockEvent)
+		}()
+	}
+
 	api := grpcapi.New(a, log)
 	return platform.Running{
 		Register: func(r grpc.ServiceRegistrar) { catalogv1.RegisterCatalogServiceServer(r, api) },
@@ -97,6 +118,9 @@ func start(ctx context.Context, d platform.Deps) (platform.Running, error) {
 		Stop: func(context.Context) error {
 			stopBus()
 			cons.stop()
+			for _, c := range stock {
+				c.stop()
+			}
 			a.Stop()
 			return nil
 		},

@@ -80,6 +80,18 @@ func (s HoldStatus) String() string {
 type Hold struct {
 	Status HoldStatus
 	Lines  []Line // never modified in place once recorded
+	// Shipped and Returned are the units sold and restocked so far, by
+	// SKU, with the shipment and return ids already applied.
+	Shipped   map[string]int64
+	Returned  map[string]int64
+	Shipments []string
+	Returns   []string
+}
+
+func (h Hold) clone() Hold {
+	h.Shipped, h.Returned = maps.Clone(h.Shipped), maps.Clone(h.Returned)
+	h.Shipments, h.Returns = slices.Clone(h.Shipments), slices.Clone(h.Returns)
+	return h
 }
 
 // Line is a quantity of one SKU.
@@ -107,6 +119,9 @@ func (p Product) HoldFor(orderID string) Hold { return p.Holds[orderID] }
 func CloneProduct(p Product) Product {
 	p.SKUs = slices.Clone(p.SKUs)
 	p.Holds = maps.Clone(p.Holds)
+	for k, h := range p.Holds {
+		p.Holds[k] = h.clone()
+	}
 	return p
 }
 
@@ -157,10 +172,20 @@ type ReleaseStock struct {
 	Reason  string
 }
 
-// SellStock marks the units held for an order as shipped.
+// SellStock marks units held for an order as shipped (reserved -> sold).
+// Lines not of this product are ignored; a shipment is applied once.
 type SellStock struct {
 	OrderID    string
 	ShipmentID string
+	Lines      []Line
+}
+
+// RestockReturn puts returned, resellable units back (sold -> available).
+// Applied once per return.
+type RestockReturn struct {
+	OrderID  string
+	ReturnID string
+	Lines    []Line
 }
 
 func (CreateProduct) isProductCommand() {}
@@ -168,6 +193,7 @@ func (AdjustStock) isProductCommand()   {}
 func (HoldStock) isProductCommand()     {}
 func (ReleaseStock) isProductCommand()  {}
 func (SellStock) isProductCommand()     {}
+func (RestockReturn) isProductCommand() {}
 
 // Products is the product aggregate.
 var Products = es.Decider[Product, ProductCommand]{
@@ -193,6 +219,8 @@ func decideProduct(s Product, c ProductCommand) ([]proto.Message, error) {
 		return decideRelease(s, c)
 	case SellStock:
 		return decideSell(s, c)
+	case RestockReturn:
+		return decideRestock(s, c)
 	}
 	return nil, errUnknownCommand(c)
 }
@@ -357,15 +385,59 @@ func decideRelease(s Product, c ReleaseStock) ([]proto.Message, error) {
 
 func decideSell(s Product, c SellStock) ([]proto.Message, error) {
 	h := s.HoldFor(c.OrderID)
-	switch h.Status {
-	case HoldSold:
+	if slices.Contains(h.Shipments, c.ShipmentID) {
 		return nil, nil
-	case HoldHeld:
-		return []proto.Message{&catalogv1.StockSold{
-			ProductId: s.ID, OrderId: c.OrderID, Lines: linesToProto(h.Lines), ShipmentId: c.ShipmentID,
-		}}, nil
 	}
-	return nil, &RuleError{Reason: ErrNoHold.Reason, Message: fmt.Sprintf("product %s: no stock held for order %s (%s)", s.ID, c.OrderID, h.Status)}
+	if h.Status != HoldHeld && h.Status != HoldSold {
+		return nil, &RuleError{Reason: ErrNoHold.Reason, Message: fmt.Sprintf("product %s: no stock held for order %s (%s)", s.ID, c.OrderID, h.Status)}
+	}
+	held := map[string]int64{}
+	for _, l := range h.Lines {
+		held[l.SkuID] += l.Quantity
+	}
+	var sold []Line
+	for _, l := range c.Lines {
+		if s.skuIndex(l.SkuID) < 0 {
+			continue // another product's line of the same shipment
+		}
+		if l.Quantity <= 0 || h.Shipped[l.SkuID]+l.Quantity > held[l.SkuID] {
+			return nil, &RuleError{Reason: ErrNoHold.Reason, Message: fmt.Sprintf(
+				"product %s: order %s holds %d of %s, %d already shipped; cannot ship %d more",
+				s.ID, c.OrderID, held[l.SkuID], l.SkuID, h.Shipped[l.SkuID], l.Quantity)}
+		}
+		sold = append(sold, l)
+	}
+	if len(sold) == 0 {
+		return nil, nil
+	}
+	return []proto.Message{&catalogv1.StockSold{
+		ProductId: s.ID, OrderId: c.OrderID, Lines: linesToProto(sold), ShipmentId: c.ShipmentID,
+	}}, nil
+}
+
+func decideRestock(s Product, c RestockReturn) ([]proto.Message, error) {
+	h := s.HoldFor(c.OrderID)
+	if slices.Contains(h.Returns, c.ReturnID) {
+		return nil, nil
+	}
+	var back []Line
+	for _, l := range c.Lines {
+		if s.skuIndex(l.SkuID) < 0 {
+			continue
+		}
+		if l.Quantity <= 0 || h.Returned[l.SkuID]+l.Quantity > h.Shipped[l.SkuID] {
+			return nil, &RuleError{Reason: ErrNoHold.Reason, Message: fmt.Sprintf(
+				"product %s: order %s shipped %d of %s, %d already returned; cannot restock %d more",
+				s.ID, c.OrderID, h.Shipped[l.SkuID], l.SkuID, h.Returned[l.SkuID], l.Quantity)}
+		}
+		back = append(back, l)
+	}
+	if len(back) == 0 {
+		return nil, nil
+	}
+	return []proto.Message{&catalogv1.StockRestocked{
+		ProductId: s.ID, OrderId: c.OrderID, Lines: linesToProto(back), ReturnId: c.ReturnID,
+	}}, nil
 }
 
 func evolveProduct(s Product, e proto.Message) Product {
@@ -398,11 +470,37 @@ func evolveProduct(s Product, e proto.Message) Product {
 		}
 		s.setHold(e.GetOrderId(), Hold{Status: HoldReleased, Lines: lines})
 	case *catalogv1.StockSold:
-		lines := linesFromProto(e.GetLines())
-		for _, l := range lines {
-			s.moveStock(l.SkuID, l.Quantity, func(k *SKU, n int64) { k.Reserved -= n; k.Sold += n })
+		h := s.HoldFor(e.GetOrderId())
+		if h.Shipped == nil {
+			h.Shipped = map[string]int64{}
 		}
-		s.setHold(e.GetOrderId(), Hold{Status: HoldSold, Lines: lines})
+		shipped, held := int64(0), int64(0)
+		for _, l := range linesFromProto(e.GetLines()) {
+			s.moveStock(l.SkuID, l.Quantity, func(k *SKU, n int64) { k.Reserved -= n; k.Sold += n })
+			h.Shipped[l.SkuID] += l.Quantity
+		}
+		for _, l := range h.Lines {
+			held += l.Quantity
+		}
+		for _, n := range h.Shipped {
+			shipped += n
+		}
+		h.Shipments = append(h.Shipments, e.GetShipmentId())
+		if shipped >= held {
+			h.Status = HoldSold
+		}
+		s.setHold(e.GetOrderId(), h)
+	case *catalogv1.StockRestocked:
+		h := s.HoldFor(e.GetOrderId())
+		if h.Returned == nil {
+			h.Returned = map[string]int64{}
+		}
+		for _, l := range linesFromProto(e.GetLines()) {
+			s.moveStock(l.SkuID, l.Quantity, func(k *SKU, n int64) { k.Sold -= n; k.Available += n })
+			h.Returned[l.SkuID] += l.Quantity
+		}
+		h.Returns = append(h.Returns, e.GetReturnId())
+		s.setHold(e.GetOrderId(), h)
 	}
 	return s
 }

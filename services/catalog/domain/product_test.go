@@ -126,14 +126,36 @@ func TestProductHolds(t *testing.T) {
 			when: domain.ReleaseStock{OrderID: "o9", Reason: "order cancelled"},
 			then: []proto.Message{released("o9", "order cancelled")}},
 		{name: "sell a hold", given: []proto.Message{created, held("o1", black, 2)},
-			when: domain.SellStock{OrderID: "o1", ShipmentID: "sh1"},
+			when: domain.SellStock{OrderID: "o1", ShipmentID: "sh1", Lines: []domain.Line{{black, 2}}},
 			then: []proto.Message{&catalogv1.StockSold{ProductId: pid, OrderId: "o1", Lines: lines(black, 2), ShipmentId: "sh1"}}},
+		{name: "sell part of a hold, other products' lines ignored", given: []proto.Message{created, held("o1", black, 2)},
+			when: domain.SellStock{OrderID: "o1", ShipmentID: "sh1", Lines: []domain.Line{{black, 1}, {"p9-other", 4}}},
+			then: []proto.Message{&catalogv1.StockSold{ProductId: pid, OrderId: "o1", Lines: lines(black, 1), ShipmentId: "sh1"}}},
+		{name: "the same shipment sells once", given: []proto.Message{created, held("o1", black, 2), sold("o1", "sh1", black, 1)},
+			when: domain.SellStock{OrderID: "o1", ShipmentID: "sh1", Lines: []domain.Line{{black, 1}}}},
+		{name: "a second shipment sells the rest", given: []proto.Message{created, held("o1", black, 2), sold("o1", "sh1", black, 1)},
+			when: domain.SellStock{OrderID: "o1", ShipmentID: "sh2", Lines: []domain.Line{{black, 1}}},
+			then: []proto.Message{sold("o1", "sh2", black, 1)}},
+		{name: "shipping more than held is refused", given: []proto.Message{created, held("o1", black, 2), sold("o1", "sh1", black, 2)},
+			when: domain.SellStock{OrderID: "o1", ShipmentID: "sh2", Lines: []domain.Line{{black, 1}}}, err: domain.ErrNoHold},
+		{name: "restock a resellable return", given: []proto.Message{created, held("o1", black, 2), sold("o1", "sh1", black, 2)},
+			when: domain.RestockReturn{OrderID: "o1", ReturnID: "r1", Lines: []domain.Line{{black, 1}}},
+			then: []proto.Message{&catalogv1.StockRestocked{ProductId: pid, OrderId: "o1", Lines: lines(black, 1), ReturnId: "r1"}}},
+		{name: "the same return restocks once", given: []proto.Message{created, held("o1", black, 2), sold("o1", "sh1", black, 2),
+			&catalogv1.StockRestocked{ProductId: pid, OrderId: "o1", Lines: lines(black, 1), ReturnId: "r1"}},
+			when: domain.RestockReturn{OrderID: "o1", ReturnID: "r1", Lines: []domain.Line{{black, 1}}}},
+		{name: "restocking more than shipped is refused", given: []proto.Message{created, held("o1", black, 2), sold("o1", "sh1", black, 1)},
+			when: domain.RestockReturn{OrderID: "o1", ReturnID: "r1", Lines: []domain.Line{{black, 2}}}, err: domain.ErrNoHold},
 		{name: "sold units are not released", given: []proto.Message{created, held("o1", black, 2), &catalogv1.StockSold{ProductId: pid, OrderId: "o1", Lines: lines(black, 2)}},
 			when: domain.ReleaseStock{OrderID: "o1"}},
 		{name: "sell without a hold", given: []proto.Message{created}, when: domain.SellStock{OrderID: "o1"}, err: domain.ErrNoHold},
 		{name: "hold on a product that does not exist", when: domain.HoldStock{OrderID: "o1", Lines: []domain.Line{{black, 1}}},
 			err: &domain.NotFoundError{Resource: "product"}},
 	})
+}
+
+func sold(order, shipment, sku string, n int) *catalogv1.StockSold {
+	return &catalogv1.StockSold{ProductId: pid, OrderId: order, Lines: lines(sku, n), ShipmentId: shipment}
 }
 
 func TestProductLedger(t *testing.T) {
