@@ -7,7 +7,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -233,5 +235,48 @@ func TestTwoProcessesNeverOversell(t *testing.T) {
 	}
 	if _, err := eventstore.VerifyChain(evs); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestTwoProcessesNeverOversellOnReplicatedStream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three-node cluster test skipped in -short mode")
+	}
+	c, err := natsembed.StartCluster(t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Shutdown)
+	var hs []*es.Handler[stock, cmd]
+	var first eventstore.Store
+	for i := range 2 {
+		nc, err := nats.Connect(c.Servers[i*2].ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		var st *esjs.Store
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			st, err = esjs.Open(t.Context(), nc, esjs.Config{Service: "catalog", Replicas: 3})
+			if err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = st
+		}
+		hs = append(hs, es.NewHandler(counter, st, es.Options{MaxRetries: 100}))
+	}
+	ok, out := flashSale(t, hs, 30, 120)
+	if ok != 30 || out != 90 {
+		t.Fatalf("%d sold, %d refused; want 30 and 90", ok, out)
+	}
+	evs, err := first.ReadStream(t.Context(), "sku-hot", 0, 0)
+	if err != nil || len(evs) != 31 {
+		t.Fatalf("stream has %d events (%v), want 31", len(evs), err)
 	}
 }

@@ -280,6 +280,10 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 		}
 		if errors.Is(err, eventstore.ErrWrongExpected) && attempt < h.maxRetries {
 			h.conflicts.Add(ctx, 1, metric.WithAttributes(attribute.String("aggregate", h.d.Aggregate)))
+			if err := eventstore.ConflictPause(ctx, attempt); err != nil {
+				h.failAll(live, err)
+				return
+			}
 			continue // catchUp reads what the other writer appended
 		}
 		if errors.Is(err, eventstore.ErrWrongExpected) {

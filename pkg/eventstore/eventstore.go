@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"regexp"
 	"strings"
 	"time"
@@ -224,4 +225,20 @@ func ValidateAppend(stream string, events []EventData) error {
 		seen[e.ID] = true
 	}
 	return nil
+}
+
+// ConflictPause waits a little before retry attempt n (0-based) after a
+// concurrency conflict: a random pause up to 1, 2, 4 … 64 ms. On a
+// replicated stream the write that beat us may be accepted by the leader
+// before it is readable, so retrying at once only meets it again.
+func ConflictPause(ctx context.Context, attempt int) error {
+	ceiling := time.Millisecond << min(attempt, 6)
+	t := time.NewTimer(rand.N(ceiling) + time.Millisecond/10)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

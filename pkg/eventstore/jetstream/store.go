@@ -86,16 +86,19 @@ var servicePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
 // StreamConfig is the JetStream stream that holds a service's events.
 func StreamConfig(service string, replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:               StreamNameFor(service),
-		Description:        "Custody events of the " + service + " service",
-		Subjects:           []string{"custody." + service + ".>"},
-		Storage:            jetstream.FileStorage,
-		Retention:          jetstream.LimitsPolicy,
-		Replicas:           max(replicas, 1),
-		Duplicates:         2 * time.Minute,
-		DenyDelete:         true,
-		DenyPurge:          true,
-		AllowDirect:        true,
+		Name:        StreamNameFor(service),
+		Description: "Custody events of the " + service + " service",
+		Subjects:    []string{"custody." + service + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Replicas:    max(replicas, 1),
+		Duplicates:  2 * time.Minute,
+		DenyDelete:  true,
+		DenyPurge:   true,
+		// Direct gets may be answered by a follower that lags the leader;
+		// a replicated stream reads through the leader so that a load after
+		// a conflict sees the write that caused it.
+		AllowDirect:        replicas <= 1,
 		AllowAtomicPublish: true,
 		MaxMsgs:            -1,
 		MaxBytes:           -1,
@@ -221,6 +224,9 @@ func (s *Store) append(ctx context.Context, stream, subject string, expected eve
 		s.conflicts.Add(ctx, 1, metric.WithAttributes(attribute.String("service", s.service)))
 		s.forget(stream)
 		if expected.IsAny() && attempt < s.cfg.MaxConflictRetries {
+			if err := eventstore.ConflictPause(ctx, attempt); err != nil {
+				return eventstore.AppendResult{}, err
+			}
 			continue
 		}
 		t, exists, _, err = s.tail(ctx, stream, subject)

@@ -1,0 +1,84 @@
+package jetstream_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/eventstore/conformance"
+	"github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/natsembed"
+)
+
+// clusterStore is a store on a replicated (R3) stream of a three-node
+// cluster: the production shape, where a concurrency conflict is reported
+// as 10164 rather than 10071.
+type clusterStore struct {
+	*jetstream.Store
+	c  *natsembed.Cluster
+	nc *nats.Conn
+}
+
+func (s *clusterStore) Close() error {
+	s.nc.Close()
+	s.c.Shutdown()
+	return nil
+}
+
+func openOn(t *testing.T, url string) (*jetstream.Store, *nats.Conn) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A freshly formed cluster may need a moment to place an R3 stream.
+	var st *jetstream.Store
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		st, err = jetstream.Open(ctx, nc, jetstream.Config{Service: "test", Replicas: 3})
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, nc
+}
+
+func TestConformanceOnThreeNodeCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three-node cluster conformance skipped in -short mode")
+	}
+	conformance.Run(t, conformance.Backend{
+		DensePositions: true,
+		New: func(t *testing.T) eventstore.Store {
+			c, err := natsembed.StartCluster(t.TempDir(), 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, nc := openOn(t, c.Servers[0].ClientURL())
+			return &clusterStore{Store: st, c: c, nc: nc}
+		},
+		// The peer talks to another node of the cluster.
+		Peer: func(t *testing.T, s eventstore.Store) eventstore.Store {
+			cs := s.(*clusterStore)
+			st, nc := openOn(t, cs.c.Servers[2].ClientURL())
+			t.Cleanup(nc.Close)
+			return st
+		},
+		SkipRestart: "restart durability is covered on one node (TestConformance) and by the crash test",
+		DeleteEvent: func(ctx context.Context, s eventstore.Store, pos uint64) error {
+			return s.(*clusterStore).JetStream().DeleteMsg(ctx, pos)
+		},
+		PurgeStream: func(ctx context.Context, s eventstore.Store, _ string) error {
+			return s.(*clusterStore).JetStream().Purge(ctx)
+		},
+	})
+}
