@@ -527,4 +527,3 @@ func crashIDs(evs []eventstore.RecordedEvent) []string {
 	}
 	return out
 }
-
