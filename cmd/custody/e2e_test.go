@@ -5,14 +5,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/natsembed"
 	"github.com/custody/custody/pkg/platform"
 	"github.com/custody/custody/pkg/server"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
@@ -25,13 +29,31 @@ import (
 // client connection with the given roles.
 func platformUnderTest(t *testing.T) (dial func(roles ...string) *grpc.ClientConn) {
 	t.Helper()
+	dial, _ = platformWithNATS(t)
+	return dial
+}
+
+// platformWithNATS is platformUnderTest on an embedded NATS that also
+// listens on loopback, so the test can read the services' event stores.
+func platformWithNATS(t *testing.T) (dial func(roles ...string) *grpc.ClientConn, nc *nats.Conn) {
+	t.Helper()
 	dir := t.TempDir()
+	ns, err := natsembed.Start(natsembed.Config{DataDir: filepath.Join(dir, "nats"), Listen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err = nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- platform.Run(ctx, platform.Config{
-			DataDir: dir, GRPCAddr: "127.0.0.1:0", Version: "test",
+			DataDir: dir, GRPCAddr: "127.0.0.1:0", Version: "test", NATSURL: ns.ClientURL(),
 			Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 			OnReady: func(addr, _ string) { ready <- addr },
 		}, modules())
@@ -59,7 +81,7 @@ func platformUnderTest(t *testing.T) (dial func(roles ...string) *grpc.ClientCon
 		}
 		t.Cleanup(func() { conn.Close() })
 		return conn
-	}
+	}, nc
 }
 
 func eur(minor int64) *typev1.Money { return &typev1.Money{CurrencyCode: "EUR", AmountMinor: minor} }
@@ -190,5 +212,49 @@ func TestMultiVendorOrderOutOfStockReleasesEverything(t *testing.T) {
 		if s.GetReserved() != 0 || s.GetAvailable() != p.GetSkus()[0].GetAvailable() {
 			t.Errorf("%s: available %d reserved %d after the rejection, want %d/0", s.GetSkuId(), s.GetAvailable(), s.GetReserved(), p.GetSkus()[0].GetAvailable())
 		}
+	}
+}
+
+// TestOneTraceFromPlaceOrderToConfirmation: the trace of the PlaceOrder
+// call runs through the catalog's reservation and back to the order's
+// confirmation — across two services and two NATS consumers.
+func TestOneTraceFromPlaceOrderToConfirmation(t *testing.T) {
+	dial, nc := platformWithNATS(t)
+	conn := dial("platform", "service")
+	cat := catalogv1.NewCatalogServiceClient(conn)
+	p := createProduct(t, cat, "v-trace", 5, 700)
+	resp, err := orderv1.NewOrderServiceClient(conn).PlaceOrder(t.Context(), &orderv1.PlaceOrderRequest{
+		RequestId: "trace-1", BuyerId: "b1", Lines: []*orderv1.LineRequest{{SkuId: p.GetSkus()[0].GetSkuId(), Quantity: 1}},
+		ShippingAddress: address, Payment: &orderv1.Payment{PspReference: "psp-t", Amount: eur(700)},
+		WaitTimeout: durationpb.New(20 * time.Second),
+	})
+	if err != nil || resp.GetOrder().GetState() != orderv1.OrderState_ORDER_STATE_CONFIRMED {
+		t.Fatalf("place: %v %v", resp.GetOrder().GetState(), err)
+	}
+	orderID := resp.GetOrder().GetOrderId()
+	traceOf := func(service, stream string) map[string]string {
+		st, err := esjs.Open(t.Context(), nc, esjs.Config{Service: service, ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := st.ReadStream(t.Context(), stream, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, e := range evs {
+			parts := strings.Split(e.Metadata.TraceParent, "-")
+			if len(parts) != 4 {
+				t.Fatalf("%s in %s has traceparent %q", e.Type, stream, e.Metadata.TraceParent)
+			}
+			out[e.Type] = parts[1]
+		}
+		return out
+	}
+	orders := traceOf("order", "order-"+orderID)
+	reservation := traceOf("catalog", "reservation-"+orderID)
+	placed := orders["custody.order.v1.OrderPlaced"]
+	if placed == "" || orders["custody.order.v1.OrderConfirmed"] != placed || reservation["custody.catalog.v1.StockReserved"] != placed {
+		t.Fatalf("trace ids: order stream %v, reservation stream %v; want one trace", orders, reservation)
 	}
 }
