@@ -177,7 +177,10 @@ type PackedUnit struct {
 	// Serial number, if the item has one.
 	SerialNumber string `protobuf:"bytes,2,opt,name=serial_number,json=serialNumber,proto3" json:"serial_number,omitempty"`
 	// Lot or batch number, if it has one.
-	LotNumber     string `protobuf:"bytes,3,opt,name=lot_number,json=lotNumber,proto3" json:"lot_number,omitempty"`
+	LotNumber string `protobuf:"bytes,3,opt,name=lot_number,json=lotNumber,proto3" json:"lot_number,omitempty"`
+	// SKU of the unit. In requests it may name the line instead of line_id;
+	// in events both are set.
+	SkuId         string `protobuf:"bytes,4,opt,name=sku_id,json=skuId,proto3" json:"sku_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -229,6 +232,13 @@ func (x *PackedUnit) GetSerialNumber() string {
 func (x *PackedUnit) GetLotNumber() string {
 	if x != nil {
 		return x.LotNumber
+	}
+	return ""
+}
+
+func (x *PackedUnit) GetSkuId() string {
+	if x != nil {
+		return x.SkuId
 	}
 	return ""
 }
@@ -547,7 +557,9 @@ type TrackingNumberClaimed struct {
 	// Shipment within the fulfilment.
 	ShipmentId string `protobuf:"bytes,4,opt,name=shipment_id,json=shipmentId,proto3" json:"shipment_id,omitempty"`
 	// Vendor.
-	VendorId      string `protobuf:"bytes,5,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	VendorId string `protobuf:"bytes,5,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// Order of the fulfilment.
+	OrderId       string `protobuf:"bytes,6,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -617,6 +629,13 @@ func (x *TrackingNumberClaimed) GetVendorId() string {
 	return ""
 }
 
+func (x *TrackingNumberClaimed) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
 // FulfilmentShipped: the vendor handed (part of) the fulfilment to a carrier.
 type FulfilmentShipped struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -642,8 +661,11 @@ type FulfilmentShipped struct {
 	ShipTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=ship_time,json=shipTime,proto3" json:"ship_time,omitempty"`
 	// When it should arrive (ship time + the carrier's transit time).
 	ExpectedDeliveryTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=expected_delivery_time,json=expectedDeliveryTime,proto3" json:"expected_delivery_time,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// The vendor's request id (idempotency key of ShipFulfilment): a repeated
+	// request finds its shipment by it.
+	RequestId     string `protobuf:"bytes,12,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FulfilmentShipped) Reset() {
@@ -751,6 +773,13 @@ func (x *FulfilmentShipped) GetExpectedDeliveryTime() *timestamppb.Timestamp {
 		return x.ExpectedDeliveryTime
 	}
 	return nil
+}
+
+func (x *FulfilmentShipped) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // TrackingEventRecorded: a carrier scan, kept in the history even when it
@@ -1103,7 +1132,10 @@ type ShipByDeadlineMissed struct {
 	VendorId string `protobuf:"bytes,3,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
 	// The deadline missed.
 	ShipByTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=ship_by_time,json=shipByTime,proto3" json:"ship_by_time,omitempty"`
-	// What the policy does next: "cancel" or "grace".
+	// What the policy does next: "cancel" (FulfilmentCancelled follows),
+	// "grace" (the deadline moves to grace_until_time) or "flag" (part of the
+	// fulfilment already shipped, so nothing is cancelled; the miss is only
+	// recorded).
 	Action string `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
 	// New deadline when action is "grace".
 	GraceUntilTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=grace_until_time,json=graceUntilTime,proto3" json:"grace_until_time,omitempty"`
@@ -1347,13 +1379,14 @@ const file_custody_fulfilment_v1_events_proto_rawDesc = "" +
 	"\vShippedLine\x12\x17\n" +
 	"\aline_id\x18\x01 \x01(\tR\x06lineId\x12\x15\n" +
 	"\x06sku_id\x18\x02 \x01(\tR\x05skuId\x12\x1a\n" +
-	"\bquantity\x18\x03 \x01(\x03R\bquantity\"i\n" +
+	"\bquantity\x18\x03 \x01(\x03R\bquantity\"\x80\x01\n" +
 	"\n" +
 	"PackedUnit\x12\x17\n" +
 	"\aline_id\x18\x01 \x01(\tR\x06lineId\x12#\n" +
 	"\rserial_number\x18\x02 \x01(\tR\fserialNumber\x12\x1d\n" +
 	"\n" +
-	"lot_number\x18\x03 \x01(\tR\tlotNumber\"m\n" +
+	"lot_number\x18\x03 \x01(\tR\tlotNumber\x12\x15\n" +
+	"\x06sku_id\x18\x04 \x01(\tR\x05skuId\"m\n" +
 	"\x0fPackingEvidence\x12!\n" +
 	"\fphoto_sha256\x18\x01 \x03(\tR\vphotoSha256\x127\n" +
 	"\x05units\x18\x02 \x03(\v2!.custody.fulfilment.v1.PackedUnitR\x05units\"\xa6\x01\n" +
@@ -1376,14 +1409,15 @@ const file_custody_fulfilment_v1_events_proto_rawDesc = "" +
 	"\x10shipping_address\x18\x06 \x01(\v2\x18.custody.type.v1.AddressR\x0fshippingAddress\x12<\n" +
 	"\fship_by_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"shipByTime\x12=\n" +
-	"\frequest_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vrequestTime\"\xbd\x01\n" +
+	"\frequest_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vrequestTime\"\xd8\x01\n" +
 	"\x15TrackingNumberClaimed\x12\x18\n" +
 	"\acarrier\x18\x01 \x01(\tR\acarrier\x12'\n" +
 	"\x0ftracking_number\x18\x02 \x01(\tR\x0etrackingNumber\x12#\n" +
 	"\rfulfilment_id\x18\x03 \x01(\tR\ffulfilmentId\x12\x1f\n" +
 	"\vshipment_id\x18\x04 \x01(\tR\n" +
 	"shipmentId\x12\x1b\n" +
-	"\tvendor_id\x18\x05 \x01(\tR\bvendorId\"\xfa\x03\n" +
+	"\tvendor_id\x18\x05 \x01(\tR\bvendorId\x12\x19\n" +
+	"\border_id\x18\x06 \x01(\tR\aorderId\"\x99\x04\n" +
 	"\x11FulfilmentShipped\x12#\n" +
 	"\rfulfilment_id\x18\x01 \x01(\tR\ffulfilmentId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x1b\n" +
@@ -1397,7 +1431,9 @@ const file_custody_fulfilment_v1_events_proto_rawDesc = "" +
 	"\rfully_shipped\x18\t \x01(\bR\ffullyShipped\x127\n" +
 	"\tship_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\bshipTime\x12P\n" +
-	"\x16expected_delivery_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x14expectedDeliveryTime\"\xc0\x03\n" +
+	"\x16expected_delivery_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x14expectedDeliveryTime\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\f \x01(\tR\trequestId\"\xc0\x03\n" +
 	"\x15TrackingEventRecorded\x12#\n" +
 	"\rfulfilment_id\x18\x01 \x01(\tR\ffulfilmentId\x12\x1f\n" +
 	"\vshipment_id\x18\x02 \x01(\tR\n" +

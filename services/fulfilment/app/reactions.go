@@ -1,0 +1,147 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/custody/custody/pkg/bus"
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	orderv1 "github.com/custody/custody/proto/custody/order/v1"
+	"github.com/custody/custody/services/fulfilment/domain"
+)
+
+// OrderConsumer is the durable consumer through which fulfilment learns of
+// confirmed and cancelled orders.
+const OrderConsumer = "fulfilment-on-order"
+
+// OrderEventTypes are the order events the service reacts to.
+var OrderEventTypes = []string{
+	string((&orderv1.OrderConfirmed{}).ProtoReflect().Descriptor().FullName()),
+	string((&orderv1.OrderCancelled{}).ProtoReflect().Descriptor().FullName()),
+}
+
+// HandleOrderEvent reacts to the order service: OrderConfirmed requests
+// one fulfilment per vendor part (ship-by = confirm time + HandlingTime),
+// OrderCancelled cancels the order's fulfilments that have not shipped.
+// Command ids are derived from the event id and the fulfilment ids from
+// order and vendor, so redelivery creates nothing twice.
+func (s *Service) HandleOrderEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
+	ev, err := es.Decode(rec)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	switch p := ev.Payload.(type) {
+	case *orderv1.OrderConfirmed:
+		return s.requestFulfilments(ctx, rec, p)
+	case *orderv1.OrderCancelled:
+		return s.cancelFulfilments(ctx, rec, p)
+	}
+	return nil
+}
+
+func (s *Service) requestFulfilments(ctx context.Context, rec eventstore.RecordedEvent, p *orderv1.OrderConfirmed) error {
+	confirmed := s.clock.Now()
+	if p.GetConfirmTime() != nil {
+		// The deadline runs from the confirmation, however late we hear of it.
+		confirmed = p.GetConfirmTime().AsTime()
+	}
+	lines := map[string]*orderv1.OrderLine{}
+	for _, l := range p.GetLines() {
+		lines[l.GetLineId()] = l
+	}
+	for _, part := range p.GetParts() {
+		cmd := domain.RequestFulfilment{OrderID: p.GetOrderId(), VendorID: part.GetVendorId(), BuyerID: p.GetBuyerId(),
+			Address: p.GetShippingAddress(), ShipBy: confirmed.Add(s.cfg.HandlingTime), Time: s.clock.Now()}
+		for _, id := range part.GetLineIds() {
+			l, ok := lines[id]
+			if !ok {
+				return bus.Permanent(fmt.Errorf("order %s: part of vendor %s names line %s, which the order does not have", p.GetOrderId(), part.GetVendorId(), id))
+			}
+			cmd.Lines = append(cmd.Lines, domain.Line{LineID: id, SKUID: l.GetSkuId(), Quantity: l.GetQuantity()})
+		}
+		fid := domain.FulfilmentID(p.GetOrderId(), part.GetVendorId())
+		_, err := s.h.Handle(ctx, es.Command[domain.Command]{
+			AggregateID: fid, ID: es.DeriveID("request", rec.ID, fid), Body: cmd,
+			Meta: es.Meta{CorrelationID: p.GetOrderId(), Actor: "service:fulfilment"},
+		})
+		var invalid *domain.InvalidError
+		switch {
+		case errors.As(err, &invalid), errors.Is(err, es.ErrBadCommand):
+			return bus.Permanent(fmt.Errorf("OrderConfirmed %s: %w", p.GetOrderId(), err))
+		case err != nil:
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Service) cancelFulfilments(ctx context.Context, rec eventstore.RecordedEvent, p *orderv1.OrderCancelled) error {
+	vendors, err := s.orderVendors(ctx, p.GetOrderId())
+	if err != nil {
+		return err
+	}
+	reason := "order cancelled"
+	if p.GetReason() != "" {
+		reason += ": " + p.GetReason()
+	}
+	for _, vendor := range vendors {
+		fid := domain.FulfilmentID(p.GetOrderId(), vendor)
+		_, err := s.h.Handle(ctx, es.Command[domain.Command]{
+			AggregateID: fid, ID: es.DeriveID("cancel", rec.ID, fid),
+			Body: domain.CancelFulfilment{Reason: reason, Time: s.clock.Now()},
+			Meta: es.Meta{CorrelationID: p.GetOrderId(), Actor: "service:fulfilment"},
+		})
+		var pre *domain.PreconditionError
+		switch {
+		case errors.Is(err, domain.ErrNotRequested):
+			// Never confirmed (cancelled while pending): nothing to cancel.
+		case errors.As(err, &pre):
+			// It shipped first; the order service refuses such cancels, so
+			// this is a race the vendor and support settle. The shipment
+			// stands.
+			s.log.Warn("order cancelled after its part shipped; the fulfilment stands",
+				"order", p.GetOrderId(), "fulfilment", fid, "reason", pre.Message)
+		case err != nil:
+			return err
+		}
+	}
+	return nil
+}
+
+// orderVendors reads the vendors of an order from its OrderPlaced, in the
+// order service's stream.
+func (s *Service) orderVendors(ctx context.Context, orderID string) ([]string, error) {
+	s.ordersMu.Lock()
+	orders := s.orders
+	s.ordersMu.Unlock()
+	if orders == nil {
+		return nil, errors.New("the order service's events are not open yet")
+	}
+	recs, err := orders.ReadStream(ctx, eventstore.StreamName("order", orderID), 0, 1)
+	if errors.Is(err, eventstore.ErrStreamNotFound) || (err == nil && len(recs) == 0) {
+		return nil, bus.Permanent(fmt.Errorf("order %s: no such order stream", orderID))
+	}
+	if err != nil {
+		return nil, err
+	}
+	ev, err := es.Decode(recs[0])
+	if err != nil {
+		return nil, bus.Permanent(err)
+	}
+	placed, ok := ev.Payload.(*orderv1.OrderPlaced)
+	if !ok {
+		return nil, bus.Permanent(fmt.Errorf("order %s starts with %s, not OrderPlaced", orderID, proto.MessageName(ev.Payload)))
+	}
+	var vendors []string
+	for _, part := range placed.GetParts() {
+		if !slices.Contains(vendors, part.GetVendorId()) {
+			vendors = append(vendors, part.GetVendorId())
+		}
+	}
+	return vendors, nil
+}

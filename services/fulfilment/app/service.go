@@ -1,0 +1,436 @@
+// Package app is the fulfilment service's application layer: the commands
+// (ShipFulfilment, RecordScan, ConfirmReceipt), the queries (GetFulfilment
+// from the aggregate, ListFulfilments and WatchFulfilments from a read
+// model), the reaction to the order service's events (OrderConfirmed →
+// one fulfilment per vendor part, OrderCancelled → cancel what has not
+// shipped) and the ship-by deadlines.
+//
+// Consistency, in short:
+//   - Commands return once their events are durably stored. GetFulfilment
+//     reads the aggregate (strongly consistent); ListFulfilments and a
+//     watch's snapshot first wait (bounded by Config.ReadWait) until the
+//     read model has reached the store's last position, so a vendor lists
+//     what it just shipped.
+//   - The read model is rebuilt from position 1 at every start; Start
+//     returns once it has caught up. It re-schedules every pending ship-by
+//     deadline on the way, so one that passed while the service was down
+//     fires right after the restart. Firing is idempotent: the command id is
+//     derived from the fulfilment and the deadline.
+//   - The order stream may not exist yet when the service starts alone; the
+//     consumer of order events starts in the background when it appears.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/custody/custody/pkg/bus"
+	"github.com/custody/custody/pkg/clock"
+	"github.com/custody/custody/pkg/deadline"
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/services/fulfilment/domain"
+)
+
+// Config tunes the service. Zero fields take the defaults.
+type Config struct {
+	// HandlingTime is how long a vendor has to ship after the order is
+	// confirmed (ship-by = confirm time + HandlingTime). Default 3 days.
+	HandlingTime time.Duration
+	// ShipByPolicy says what a missed deadline does. Its zero value cancels
+	// at once; Options in the module default to a 1-day grace period.
+	ShipByPolicy domain.ShipByPolicy
+	// TransitTimes per carrier code; carriers not listed take
+	// DefaultTransit. Expected delivery = ship time + transit time.
+	TransitTimes   map[string]time.Duration
+	DefaultTransit time.Duration
+	// ReadWait bounds read-your-writes waits of ListFulfilments and watches.
+	// Default 2s.
+	ReadWait time.Duration
+	// ReactionConcurrency: order events handled at once (different orders
+	// side by side). Default 8.
+	ReactionConcurrency int
+	// WatchBuffer: changes buffered per watch before a watcher that does
+	// not keep up is cut off (it reconnects with its cursor). Default 1024.
+	WatchBuffer int
+}
+
+// Defaults.
+const (
+	DefaultHandlingTime = 3 * 24 * time.Hour
+	DefaultTransit      = 5 * 24 * time.Hour
+)
+
+func (c Config) withDefaults() Config {
+	if c.HandlingTime <= 0 {
+		c.HandlingTime = DefaultHandlingTime
+	}
+	if c.DefaultTransit <= 0 {
+		c.DefaultTransit = DefaultTransit
+	}
+	if c.ReadWait <= 0 {
+		c.ReadWait = 2 * time.Second
+	}
+	if c.ReactionConcurrency <= 0 {
+		c.ReactionConcurrency = 8
+	}
+	if c.WatchBuffer <= 0 {
+		c.WatchBuffer = 1024
+	}
+	return c
+}
+
+// Transit returns the transit time of a carrier.
+func (c Config) Transit(carrier string) time.Duration {
+	if d, ok := c.TransitTimes[carrier]; ok && d > 0 {
+		return d
+	}
+	return c.DefaultTransit
+}
+
+// Deps is what the service runs on.
+type Deps struct {
+	// Store holds the fulfilment events.
+	Store Store
+	// OpenOrders opens the order service's events read-only, waiting until
+	// the order service has created its stream (platform.Deps.OpenStoreOf).
+	OpenOrders func(ctx context.Context) (Store, error)
+	// JetStream runs the durable consumer of order events; nil runs none
+	// (tests that drive HandleOrderEvent themselves).
+	JetStream jetstream.JetStream
+	Replicas  int
+	Clock     clock.Clock
+	Logger    *slog.Logger
+}
+
+// Service is the fulfilment service.
+type Service struct {
+	cfg       Config
+	d         Deps
+	clock     clock.Clock
+	log       *slog.Logger
+	h         *es.Handler[domain.Fulfilment, domain.Command]
+	tracking  *es.Handler[domain.Tracking, domain.ClaimTracking]
+	rm        *ReadModel
+	deadlines *deadline.Scheduler
+
+	ordersMu sync.Mutex
+	orders   Store
+
+	done chan struct{} // closed by Stop: watches end
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// New returns a service; Start it before use.
+func New(cfg Config, d Deps) *Service {
+	if d.Clock == nil {
+		d.Clock = clock.Real()
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	s := &Service{cfg: cfg.withDefaults(), d: d, clock: d.Clock, log: d.Logger, done: make(chan struct{}),
+		h:        es.NewHandler(domain.Decider, d.Store, es.Options{}),
+		tracking: es.NewHandler(domain.Trackings, d.Store, es.Options{}),
+	}
+	s.deadlines = deadline.New("fulfilment", d.Clock, d.Logger)
+	s.rm = NewReadModel(s.trackDeadline)
+	return s
+}
+
+// Start catches the read model up with the fulfilment stream (bounded by
+// ctx), which schedules every pending ship-by deadline, starts the
+// deadline scheduler and, in the background, the consumer of order events.
+func (s *Service) Start(ctx context.Context) error {
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop = cancel
+	target, err := s.d.Store.LastPosition(ctx)
+	if err != nil {
+		cancel()
+		return err
+	}
+	s.wg.Go(func() { follow(bg, s.log.With("projection", "fulfilments"), s.d.Store, 1, s.rm.Apply) })
+	if !s.rm.pos.waitFor(ctx, 0, target) {
+		cancel()
+		s.wg.Wait()
+		return errors.Join(errors.New("fulfilment read model did not catch up"), ctx.Err())
+	}
+	s.wg.Go(func() { s.deadlines.Run(bg) })
+	if s.d.OpenOrders != nil {
+		s.wg.Go(func() { s.runOrders(bg) })
+	}
+	return nil
+}
+
+// Stop stops the background work, ends open watches and waits, bounded by
+// ctx.
+func (s *Service) Stop(ctx context.Context) error {
+	if s.stop == nil {
+		return nil
+	}
+	s.stop()
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ReadModel is the service's read model (tests wait on it).
+func (s *Service) ReadModel() *ReadModel { return s.rm }
+
+// Deadlines is the ship-by scheduler (tests look at it).
+func (s *Service) Deadlines() *deadline.Scheduler { return s.deadlines }
+
+func (s *Service) runOrders(ctx context.Context) {
+	log := s.log.With("consumer", OrderConsumer)
+	var store Store
+	for b := newBackoff(); ctx.Err() == nil; b.sleep(ctx) {
+		st, err := s.d.OpenOrders(ctx)
+		if err == nil {
+			store = st
+			break
+		}
+		if ctx.Err() == nil {
+			log.Warn("opening the order service's events; will retry", "err", err)
+		}
+	}
+	if store == nil {
+		return
+	}
+	s.ordersMu.Lock()
+	s.orders = store
+	s.ordersMu.Unlock()
+	if s.d.JetStream == nil {
+		return
+	}
+	for b := newBackoff(); ctx.Err() == nil; b.sleep(ctx) {
+		c, err := bus.Subscribe(ctx, s.d.JetStream, bus.Config{
+			Name: OrderConsumer, SourceService: "order", EventTypes: OrderEventTypes,
+			Replicas: s.d.Replicas, Logger: s.log, Concurrency: s.cfg.ReactionConcurrency,
+			Backoff:    []time.Duration{200 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second},
+			MaxDeliver: 20, // ~1.5 min of retries before parking: outlasts a store hiccup
+		}, s.HandleOrderEvent)
+		if err != nil {
+			log.Warn("starting the consumer of order events; will retry", "err", err)
+			continue
+		}
+		log.Info("reacting to order events")
+		<-ctx.Done()
+		c.Stop()
+		return
+	}
+}
+
+// NotFoundError: no fulfilment has this id, or no shipment this tracking
+// number.
+type NotFoundError struct {
+	Resource string // "fulfilment" or "tracking number"
+	ID       string
+}
+
+func (e *NotFoundError) Error() string { return fmt.Sprintf("%s %s not found", e.Resource, e.ID) }
+
+// GetFulfilment reads a fulfilment from its aggregate.
+func (s *Service) GetFulfilment(ctx context.Context, id string) (View, error) {
+	f, rev, exists, err := s.h.Load(ctx, id)
+	if err != nil {
+		return View{}, err
+	}
+	if !exists || !f.Requested {
+		return View{}, &NotFoundError{Resource: "fulfilment", ID: id}
+	}
+	return View{Fulfilment: f, Revision: rev}, nil
+}
+
+// ListFulfilments lists fulfilments, newest first. It first lets the read
+// model catch up with what is stored now (bounded by ReadWait; after that
+// it answers from what it has).
+func (s *Service) ListFulfilments(ctx context.Context, q ListQuery) (Page, error) {
+	if target, err := s.d.Store.LastPosition(ctx); err == nil {
+		s.rm.pos.waitFor(ctx, s.cfg.ReadWait, target)
+	}
+	return s.rm.List(q)
+}
+
+// OrderFulfilments returns the fulfilments of an order as projected (for
+// authorization of a buyer listing its order).
+func (s *Service) OrderFulfilments(ctx context.Context, orderID string) ([]View, error) {
+	page, err := s.ListFulfilments(ctx, ListQuery{OrderID: orderID, PageSize: MaxPageSize})
+	return page.Fulfilments, err
+}
+
+// Ship is a vendor's shipment as requested. Carrier and TrackingNumber are
+// checked and normalised (domain.CheckTracking) by the caller.
+type Ship struct {
+	RequestID      string
+	FulfilmentID   string
+	Carrier        string
+	TrackingNumber string
+	Packages       []domain.Package
+	Actor          string
+}
+
+// maxShipAttempts bounds how often ShipFulfilment prepares a shipment
+// again after another shipment of the same fulfilment won a race.
+const maxShipAttempts = 4
+
+// ShipFulfilment records a shipment: it checks it against the fulfilment,
+// claims the tracking number (unique per carrier), then records the
+// shipment. The same request id again returns the shipment it made.
+func (s *Service) ShipFulfilment(ctx context.Context, req Ship) (View, string, error) {
+	tid := domain.TrackingID(req.Carrier, req.TrackingNumber)
+	for range maxShipAttempts {
+		f, _, exists, err := s.h.Load(ctx, req.FulfilmentID)
+		if err != nil {
+			return View{}, "", err
+		}
+		if !exists || !f.Requested {
+			return View{}, "", &NotFoundError{Resource: "fulfilment", ID: req.FulfilmentID}
+		}
+		if sh, ok := f.ShipmentByRequest(req.RequestID); ok {
+			v, err := s.GetFulfilment(ctx, req.FulfilmentID)
+			return v, sh.ID, err
+		}
+		now := s.clock.Now()
+		sid := f.NextShipmentID()
+		cmd := domain.ShipFulfilment{RequestID: req.RequestID, ShipmentID: sid, Carrier: req.Carrier,
+			TrackingNumber: req.TrackingNumber, Packages: req.Packages, Time: now, ExpectedDelivery: now.Add(s.cfg.Transit(req.Carrier))}
+		// Decide once without storing anything: bad input and a forbidden
+		// state are refused before the tracking number is claimed.
+		if _, err := domain.Decide(f, cmd); err != nil {
+			return View{}, "", err
+		}
+		if err := s.claim(ctx, f, tid, sid, req); err != nil {
+			return View{}, "", err
+		}
+		res, err := s.h.Handle(ctx, es.Command[domain.Command]{
+			AggregateID: req.FulfilmentID, ID: es.DeriveID("ship", req.FulfilmentID, req.RequestID), Body: cmd,
+			Meta: es.Meta{CorrelationID: f.OrderID, Actor: req.Actor},
+		})
+		if errors.Is(err, domain.ErrShipmentRace) {
+			continue // another shipment took sid: prepare again
+		}
+		if err != nil {
+			return View{}, "", err
+		}
+		if sh, ok := res.State.ShipmentByRequest(req.RequestID); ok {
+			sid = sh.ID
+		}
+		return View{Fulfilment: res.State, Revision: res.Revision}, sid, nil
+	}
+	return View{}, "", fmt.Errorf("shipping %s: %w", req.FulfilmentID, es.ErrConflict)
+}
+
+// claim claims the tracking number for shipment sid of f. A claim left by
+// an earlier attempt of f that lost a race (its shipment id now names a
+// shipment with another tracking number) is taken over.
+func (s *Service) claim(ctx context.Context, f domain.Fulfilment, tid, sid string, req Ship) error {
+	t, _, _, err := s.tracking.Load(ctx, tid)
+	if err != nil {
+		return err
+	}
+	replaces := ""
+	if t.Claimed && t.FulfilmentID == f.ID && t.ShipmentID != sid {
+		if sh, ok := f.Shipment(t.ShipmentID); ok && (sh.Carrier != req.Carrier || sh.TrackingNumber != req.TrackingNumber) {
+			replaces = t.ShipmentID
+		}
+	}
+	res, err := s.tracking.Handle(ctx, es.Command[domain.ClaimTracking]{
+		AggregateID: tid, ID: es.DeriveID("claim", f.ID, sid, replaces),
+		Body: domain.ClaimTracking{Carrier: req.Carrier, TrackingNumber: req.TrackingNumber, FulfilmentID: f.ID,
+			ShipmentID: sid, VendorID: f.VendorID, OrderID: f.OrderID, Replaces: replaces},
+		Meta: es.Meta{CorrelationID: f.OrderID, Actor: req.Actor},
+	})
+	if err != nil {
+		return err
+	}
+	if got := res.State; got.FulfilmentID != f.ID || got.ShipmentID != sid {
+		// A duplicate command id of a claim that was later replaced.
+		return &domain.TrackingInUseError{Carrier: req.Carrier, TrackingNumber: req.TrackingNumber,
+			FulfilmentID: got.FulfilmentID, ShipmentID: got.ShipmentID, SameFulfilment: got.FulfilmentID == f.ID}
+	}
+	return nil
+}
+
+// Scan is a carrier scan as posted. Carrier and TrackingNumber are
+// normalised by the caller.
+type Scan struct {
+	Carrier        string
+	TrackingNumber string
+	Scan           domain.Scan
+	Actor          string
+}
+
+// ScanResult says what a scan did.
+type ScanResult struct {
+	FulfilmentID   string
+	ShipmentID     string
+	Duplicate      bool
+	ShipmentStatus domain.TrackingStatus
+	Status         domain.Status
+}
+
+// RecordScan records a carrier scan on the shipment that claimed the
+// tracking number. It is idempotent by carrier event id.
+func (s *Service) RecordScan(ctx context.Context, req Scan) (ScanResult, error) {
+	tid := domain.TrackingID(req.Carrier, req.TrackingNumber)
+	t, _, _, err := s.tracking.Load(ctx, tid)
+	if err != nil {
+		return ScanResult{}, err
+	}
+	notFound := &NotFoundError{Resource: "tracking number", ID: req.Carrier + " " + req.TrackingNumber}
+	if !t.Claimed {
+		return ScanResult{}, notFound
+	}
+	res, err := s.h.Handle(ctx, es.Command[domain.Command]{
+		AggregateID: t.FulfilmentID, ID: es.DeriveID("scan", req.Carrier, req.TrackingNumber, req.Scan.CarrierEventID),
+		Body: domain.RecordScan{Carrier: req.Carrier, TrackingNumber: req.TrackingNumber, Scan: req.Scan, Now: s.clock.Now()},
+		Meta: es.Meta{CorrelationID: t.OrderID, Actor: req.Actor},
+	})
+	switch {
+	case errors.Is(err, domain.ErrUnknownTracking), errors.Is(err, domain.ErrNotRequested):
+		// Claimed by a shipment that was never recorded (it lost a race).
+		return ScanResult{}, notFound
+	case err != nil:
+		return ScanResult{}, err
+	}
+	f := res.State
+	out := ScanResult{FulfilmentID: f.ID, Duplicate: res.Duplicate || len(res.Events) == 0, Status: f.Status()}
+	if i, ok := f.ShipmentByTracking(req.Carrier, req.TrackingNumber); ok {
+		out.ShipmentID, out.ShipmentStatus = f.Shipments[i].ID, f.Shipments[i].Progress().Status
+	}
+	return out, nil
+}
+
+// ConfirmReceipt records the buyer's confirmation. The same request id
+// again changes nothing; so does confirming twice.
+func (s *Service) ConfirmReceipt(ctx context.Context, fulfilmentID, requestID, actor string) (View, error) {
+	f, err := s.GetFulfilment(ctx, fulfilmentID)
+	if err != nil {
+		return View{}, err
+	}
+	res, err := s.h.Handle(ctx, es.Command[domain.Command]{
+		AggregateID: fulfilmentID, ID: es.DeriveID("receipt", fulfilmentID, requestID),
+		Body: domain.ConfirmReceipt{Time: s.clock.Now()},
+		Meta: es.Meta{CorrelationID: f.Fulfilment.OrderID, Actor: actor},
+	})
+	if err != nil {
+		return View{}, err
+	}
+	return View{Fulfilment: res.State, Revision: res.Revision}, nil
+}

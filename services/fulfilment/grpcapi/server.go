@@ -1,0 +1,251 @@
+// Package grpcapi is the gRPC edge of the fulfilment service:
+// custody.fulfilment.v1.FulfilmentService. It validates requests (field
+// violations with AIP paths such as "packages[0].lines[1].quantity"),
+// authorizes the caller (the table in authz.go), converts between the wire
+// and the app layer, and maps every error to a gRPC status in one place
+// (toStatus).
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/auth"
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
+	"github.com/custody/custody/services/fulfilment/app"
+	"github.com/custody/custody/services/fulfilment/domain"
+)
+
+// ServiceName is the gRPC service this package implements.
+const ServiceName = "custody.fulfilment.v1.FulfilmentService"
+
+// Server implements fulfilmentv1.FulfilmentServiceServer.
+type Server struct {
+	fulfilmentv1.UnimplementedFulfilmentServiceServer
+	app *app.Service
+	log *slog.Logger
+}
+
+// New returns the gRPC server of svc.
+func New(svc *app.Service, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{app: svc, log: log}
+}
+
+var _ fulfilmentv1.FulfilmentServiceServer = (*Server)(nil)
+
+// ListFulfilments implements fulfilmentv1.FulfilmentServiceServer.
+func (s *Server) ListFulfilments(ctx context.Context, req *fulfilmentv1.ListFulfilmentsRequest) (*fulfilmentv1.ListFulfilmentsResponse, error) {
+	q, err := validateList(req)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	caller, _ := auth.CallerFrom(ctx)
+	if err := s.authorizeList(ctx, caller, q); err != nil {
+		return nil, err
+	}
+	page, err := s.app.ListFulfilments(ctx, q)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	resp := &fulfilmentv1.ListFulfilmentsResponse{NextPageToken: page.NextPageToken}
+	for _, v := range page.Fulfilments {
+		resp.Fulfilments = append(resp.Fulfilments, fulfilmentProto(v, false))
+	}
+	return resp, nil
+}
+
+// authorizeList: a vendor lists with vendor_id = itself; a buyer lists an
+// order whose fulfilments are all its own.
+func (s *Server) authorizeList(ctx context.Context, caller auth.Caller, q app.ListQuery) error {
+	const rpc = "ListFulfilments"
+	if unscoped(caller, rpc) || (q.VendorID != "" && allowed(caller, rpc, resource{vendorID: q.VendorID})) {
+		return nil
+	}
+	if q.OrderID != "" && q.VendorID == "" && caller.Has(auth.Buyer) {
+		fs, err := s.app.OrderFulfilments(ctx, q.OrderID)
+		if err != nil {
+			return s.toStatus(ctx, err)
+		}
+		mine := true
+		for _, v := range fs {
+			mine = mine && allowed(caller, rpc, resource{buyerID: v.Fulfilment.BuyerID})
+		}
+		if mine {
+			return nil
+		}
+	}
+	return apierr.PermissionDenied("vendors list only their own fulfilments (vendor_id = themselves), buyers only those of their own orders (order_id)")
+}
+
+// GetFulfilment implements fulfilmentv1.FulfilmentServiceServer.
+func (s *Server) GetFulfilment(ctx context.Context, req *fulfilmentv1.GetFulfilmentRequest) (*fulfilmentv1.GetFulfilmentResponse, error) {
+	if err := validateGet(req); err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	v, _, err := s.readable(ctx, "GetFulfilment", req.GetFulfilmentId())
+	if err != nil {
+		return nil, err
+	}
+	return &fulfilmentv1.GetFulfilmentResponse{Fulfilment: fulfilmentProto(v, true)}, nil
+}
+
+// ShipFulfilment implements fulfilmentv1.FulfilmentServiceServer.
+func (s *Server) ShipFulfilment(ctx context.Context, req *fulfilmentv1.ShipFulfilmentRequest) (*fulfilmentv1.ShipFulfilmentResponse, error) {
+	cmd, err := validateShip(req)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	_, who, err := s.readable(ctx, "ShipFulfilment", cmd.FulfilmentID)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Actor = who
+	v, sid, err := s.app.ShipFulfilment(ctx, cmd)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return &fulfilmentv1.ShipFulfilmentResponse{Fulfilment: fulfilmentProto(v, true), ShipmentId: sid}, nil
+}
+
+// RecordTrackingEvent implements fulfilmentv1.FulfilmentServiceServer.
+func (s *Server) RecordTrackingEvent(ctx context.Context, req *fulfilmentv1.RecordTrackingEventRequest) (*fulfilmentv1.RecordTrackingEventResponse, error) {
+	cmd, err := validateScan(req)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	caller, _ := auth.CallerFrom(ctx)
+	res := resource{carrier: cmd.Carrier}
+	if !allowed(caller, "RecordTrackingEvent", res) {
+		return nil, apierr.PermissionDenied("a carrier posts scans only for its own tracking numbers (role carrier:" + cmd.Carrier + ")")
+	}
+	cmd.Actor = actor(caller, res)
+	r, err := s.app.RecordScan(ctx, cmd)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return &fulfilmentv1.RecordTrackingEventResponse{FulfilmentId: r.FulfilmentID, ShipmentId: r.ShipmentID,
+		Duplicate: r.Duplicate, ShipmentStatus: r.ShipmentStatus, FulfilmentState: statuses[r.Status]}, nil
+}
+
+// ConfirmReceipt implements fulfilmentv1.FulfilmentServiceServer.
+func (s *Server) ConfirmReceipt(ctx context.Context, req *fulfilmentv1.ConfirmReceiptRequest) (*fulfilmentv1.ConfirmReceiptResponse, error) {
+	if err := validateReceipt(req); err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	_, who, err := s.readable(ctx, "ConfirmReceipt", req.GetFulfilmentId())
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.app.ConfirmReceipt(ctx, req.GetFulfilmentId(), req.GetRequestId(), who)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return &fulfilmentv1.ConfirmReceiptResponse{Fulfilment: fulfilmentProto(v, true)}, nil
+}
+
+// WatchFulfilments implements fulfilmentv1.FulfilmentServiceServer.
+func (s *Server) WatchFulfilments(req *fulfilmentv1.WatchFulfilmentsRequest, stream fulfilmentv1.FulfilmentService_WatchFulfilmentsServer) error {
+	ctx := stream.Context()
+	from, err := validateWatch(req)
+	if err != nil {
+		return s.toStatus(ctx, err)
+	}
+	caller, _ := auth.CallerFrom(ctx)
+	if !allowed(caller, "WatchFulfilments", resource{vendorID: req.GetVendorId()}) {
+		return apierr.PermissionDenied("a vendor watches only its own fulfilments (vendor_id = itself)")
+	}
+	err = s.app.Watch(ctx, req.GetVendorId(), from, func(m app.WatchMessage) error { return stream.Send(watchProto(m)) })
+	if err != nil && ctx.Err() != nil {
+		// The client went away (a failed Send says so too): not our error.
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	return s.toStatus(ctx, err)
+}
+
+// readable loads a fulfilment and checks the caller may call rpc on it; it
+// returns who the caller acts as.
+func (s *Server) readable(ctx context.Context, rpc, id string) (app.View, string, error) {
+	v, err := s.app.GetFulfilment(ctx, id)
+	if err != nil {
+		return app.View{}, "", s.toStatus(ctx, err)
+	}
+	caller, _ := auth.CallerFrom(ctx)
+	res := resource{vendorID: v.Fulfilment.VendorID, buyerID: v.Fulfilment.BuyerID}
+	if !allowed(caller, rpc, res) {
+		return app.View{}, "", apierr.PermissionDenied("you may not " + rpcVerb[rpc] + " fulfilment " + id)
+	}
+	return v, actor(caller, res), nil
+}
+
+var rpcVerb = map[string]string{"GetFulfilment": "see", "ShipFulfilment": "ship", "ConfirmReceipt": "confirm receipt of"}
+
+// toStatus is the one place where errors become gRPC statuses. Bad input is
+// InvalidArgument with field violations, never Unknown; anything not
+// recognised is Internal (and logged), never passed through raw.
+func (s *Server) toStatus(ctx context.Context, err error) error {
+	var (
+		invalid *domain.InvalidError
+		pre     *domain.PreconditionError
+		nf      *app.NotFoundError
+		inUse   *domain.TrackingInUseError
+		cursor  *app.CursorError
+		behind  *app.BehindError
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &invalid):
+		fvs := make([]apierr.FieldViolation, 0, len(invalid.Violations))
+		for _, v := range invalid.Violations {
+			fvs = append(fvs, apierr.FieldViolation{Field: v.Field, Description: v.Description})
+		}
+		return apierr.InvalidArgument(fvs...)
+	case errors.As(err, &pre):
+		return apierr.FailedPrecondition(pre.Reason, pre.Message)
+	case errors.As(err, &nf):
+		return apierr.NotFound(nf.Resource, nf.ID)
+	case errors.Is(err, domain.ErrNotRequested):
+		return status.Error(codes.NotFound, "fulfilment not found")
+	case errors.Is(err, domain.ErrUnknownTracking):
+		return status.Error(codes.NotFound, "tracking number not found")
+	case errors.As(err, &inUse):
+		st, derr := status.New(codes.AlreadyExists, inUse.Error()).WithDetails(&errdetails.ResourceInfo{
+			ResourceType: "tracking number", ResourceName: inUse.Carrier + " " + inUse.TrackingNumber, Description: "already used"})
+		if derr != nil {
+			return status.Error(codes.AlreadyExists, inUse.Error())
+		}
+		return st.Err()
+	case errors.As(err, &cursor):
+		return apierr.InvalidArgument(apierr.FieldViolation{Field: "cursor", Description: cursor.Error()})
+	case errors.As(err, &behind):
+		return apierr.Unavailable(behind.Error())
+	case errors.Is(err, app.ErrServiceStopping):
+		return apierr.Unavailable("the fulfilment service is stopping; resume the watch with your last cursor")
+	case errors.Is(err, es.ErrConflict):
+		return apierr.Aborted("the fulfilment changed concurrently; retry the request")
+	case errors.Is(err, eventstore.ErrUnavailable):
+		return apierr.Unavailable("the event store is unavailable; retry shortly")
+	case errors.Is(err, es.ErrBadCommand):
+		return apierr.InvalidArgument(apierr.FieldViolation{Field: "fulfilment_id", Description: "not a fulfilment id"})
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request cancelled")
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	s.log.ErrorContext(ctx, "fulfilment service: unexpected error", "err", err)
+	return status.Error(codes.Internal, "internal error")
+}

@@ -1,0 +1,163 @@
+package grpcapi
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+
+	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
+	"github.com/custody/custody/services/fulfilment/app"
+	"github.com/custody/custody/services/fulfilment/domain"
+)
+
+var (
+	// idPattern: vendor ids are role ids (pkg/auth).
+	idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+	// streamIDPattern: fulfilment and order ids are stream ids (pkg/eventstore).
+	streamIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+)
+
+// Field limits.
+const (
+	maxRequestID = 128
+	maxPageToken = 1024
+	maxLines     = 100  // per package
+	maxUnits     = 5000 // per package
+)
+
+func checkRequestID(v *domain.Violations, id string, required bool) {
+	switch {
+	case id == "" && required:
+		v.Add("request_id", "required: an idempotency key, unique per request")
+	case len(id) > maxRequestID:
+		v.Add("request_id", "at most %d characters", maxRequestID)
+	}
+}
+
+func checkStreamID(v *domain.Violations, field, id string) {
+	switch {
+	case id == "":
+		v.Add(field, "required")
+	case !streamIDPattern.MatchString(id):
+		v.Add(field, "not a valid id: 1-128 letters, digits, '_' or '-'")
+	}
+}
+
+func checkVendorID(v *domain.Violations, id string) {
+	switch {
+	case id == "":
+		v.Add("vendor_id", "required")
+	case !idPattern.MatchString(id):
+		v.Add("vendor_id", "1-128 characters of letters, digits, '.', '_' and '-'")
+	}
+}
+
+func validateShip(req *fulfilmentv1.ShipFulfilmentRequest) (app.Ship, error) {
+	var v domain.Violations
+	checkRequestID(&v, req.GetRequestId(), true)
+	checkStreamID(&v, "fulfilment_id", req.GetFulfilmentId())
+	number := domain.CheckTracking(&v, "carrier", req.GetCarrier(), "tracking_number", req.GetTrackingNumber())
+	switch n := len(req.GetPackages()); {
+	case n == 0:
+		v.Add("packages", "a shipment has at least one package")
+	case n > domain.MaxPackages:
+		v.Add("packages", "at most %d packages per shipment, got %d", domain.MaxPackages, n)
+	}
+	for i, p := range req.GetPackages() {
+		if len(p.GetLines()) > maxLines {
+			v.Add("packages["+strconv.Itoa(i)+"].lines", "at most %d lines per package", maxLines)
+		}
+		if len(p.GetEvidence().GetUnits()) > maxUnits {
+			v.Add("packages["+strconv.Itoa(i)+"].evidence.units", "at most %d units per package", maxUnits)
+		}
+	}
+	if err := v.Err(); err != nil {
+		return app.Ship{}, err
+	}
+	// What the lines and units must be depends on the fulfilment: the
+	// domain checks that (domain.CheckShipment) with the same field paths.
+	return app.Ship{RequestID: req.GetRequestId(), FulfilmentID: req.GetFulfilmentId(), Carrier: req.GetCarrier(),
+		TrackingNumber: number, Packages: domain.PackagesFromProto(req.GetPackages())}, nil
+}
+
+func validateScan(req *fulfilmentv1.RecordTrackingEventRequest) (app.Scan, error) {
+	var v domain.Violations
+	checkRequestID(&v, req.GetRequestId(), false)
+	number := domain.CheckTracking(&v, "carrier", req.GetCarrier(), "tracking_number", req.GetTrackingNumber())
+	scan := domain.Scan{CarrierEventID: req.GetCarrierEventId(), Status: req.GetStatus(),
+		Location: strings.TrimSpace(req.GetLocation()), Description: strings.TrimSpace(req.GetDescription())}
+	if ts := req.GetOccurTime(); ts != nil {
+		if err := ts.CheckValid(); err != nil {
+			v.Add("occur_time", "%v", err)
+		} else {
+			scan.OccurTime = ts.AsTime()
+		}
+	}
+	if p := domain.ProofFromProto(req.GetProof()); p != nil {
+		p.SignatureSHA256, p.PhotoSHA256 = domain.NormaliseHash(p.SignatureSHA256), domain.NormaliseHash(p.PhotoSHA256)
+		scan.Proof = p
+	}
+	v = append(v, domain.CheckScan(scan, timeZero)...)
+	if err := v.Err(); err != nil {
+		return app.Scan{}, err
+	}
+	return app.Scan{Carrier: req.GetCarrier(), TrackingNumber: number, Scan: scan}, nil
+}
+
+func validateReceipt(req *fulfilmentv1.ConfirmReceiptRequest) error {
+	var v domain.Violations
+	checkRequestID(&v, req.GetRequestId(), true)
+	checkStreamID(&v, "fulfilment_id", req.GetFulfilmentId())
+	return v.Err()
+}
+
+func validateGet(req *fulfilmentv1.GetFulfilmentRequest) error {
+	var v domain.Violations
+	checkStreamID(&v, "fulfilment_id", req.GetFulfilmentId())
+	return v.Err()
+}
+
+func validateList(req *fulfilmentv1.ListFulfilmentsRequest) (app.ListQuery, error) {
+	var v domain.Violations
+	if req.GetVendorId() == "" && req.GetOrderId() == "" {
+		v.Add("vendor_id", "give vendor_id or order_id (or both)")
+	}
+	if req.GetVendorId() != "" {
+		checkVendorID(&v, req.GetVendorId())
+	}
+	if req.GetOrderId() != "" {
+		checkStreamID(&v, "order_id", req.GetOrderId())
+	}
+	status, ok := statusFromProto(req.GetState())
+	if !ok {
+		v.Add("state", "unknown state %d", req.GetState())
+	}
+	if req.GetPageSize() < 0 {
+		v.Add("page_size", "must not be negative")
+	}
+	if len(req.GetPageToken()) > maxPageToken {
+		v.Add("page_token", "not a page token of this service")
+	}
+	if err := v.Err(); err != nil {
+		return app.ListQuery{}, err
+	}
+	return app.ListQuery{VendorID: req.GetVendorId(), OrderID: req.GetOrderId(), Status: status,
+		PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()}, nil
+}
+
+// validateWatch returns the cursor to resume from (nil: start with a
+// snapshot).
+func validateWatch(req *fulfilmentv1.WatchFulfilmentsRequest) (*uint64, error) {
+	var v domain.Violations
+	checkVendorID(&v, req.GetVendorId())
+	var from *uint64
+	if c := req.GetCursor(); c != "" {
+		n, err := strconv.ParseUint(c, 10, 64)
+		if err != nil {
+			v.Add("cursor", "not a cursor of this service (use one from a WatchFulfilmentsResponse)")
+		} else {
+			from = &n
+		}
+	}
+	return from, v.Err()
+}
