@@ -5,15 +5,21 @@ go 1.26.0
 replace (
 	github.com/custody/custody/pkg => ../pkg
 	github.com/custody/custody/proto => ../proto
+	github.com/custody/custody/services/audit => ../services/audit
 	github.com/custody/custody/services/catalog => ../services/catalog
+	github.com/custody/custody/services/fulfilment => ../services/fulfilment
 	github.com/custody/custody/services/order => ../services/order
+	github.com/custody/custody/services/payouts => ../services/payouts
+	github.com/custody/custody/services/trust => ../services/trust
 )
 
 require (
 	github.com/custody/custody/pkg v0.0.0-00010101000000-000000000000
 	github.com/custody/custody/proto v0.0.0-00010101000000-000000000000
 	github.com/custody/custody/services/catalog v0.0.0-00010101000000-000000000000
+	github.com/custody/custody/services/fulfilment v0.0.0-00010101000000-000000000000
 	github.com/custody/custody/services/order v0.0.0-00010101000000-000000000000
+	github.com/nats-io/nats.go v1.55.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )
@@ -34,7 +40,6 @@ require (
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nats-server/v2 v2.15.2 // indirect
-	github.com/nats-io/nats.go v1.55.0 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect

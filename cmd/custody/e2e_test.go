@@ -14,12 +14,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 	"github.com/custody/custody/pkg/natsembed"
 	"github.com/custody/custody/pkg/platform"
 	"github.com/custody/custody/pkg/server"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
+	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 )
@@ -256,5 +258,94 @@ func TestOneTraceFromPlaceOrderToConfirmation(t *testing.T) {
 	placed := orders["custody.order.v1.OrderPlaced"]
 	if placed == "" || orders["custody.order.v1.OrderConfirmed"] != placed || reservation["custody.catalog.v1.StockReserved"] != placed {
 		t.Fatalf("trace ids: order stream %v, reservation stream %v; want one trace", orders, reservation)
+	}
+}
+
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+const photo = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+// TestOrderDeliveredEndToEnd: place → confirm → ship with packing
+// evidence → carrier scans (late and duplicate too) → delivered with proof
+// → the order is DELIVERED, and the catalog moved the units from reserved
+// to sold.
+func TestOrderDeliveredEndToEnd(t *testing.T) {
+	dial := platformUnderTest(t)
+	ops := dial("platform", "service")
+	cat := catalogv1.NewCatalogServiceClient(ops)
+	p := createProduct(t, cat, "v-ship", 10, 1200)
+	sku := p.GetSkus()[0].GetSkuId()
+	resp, err := orderv1.NewOrderServiceClient(dial("buyer:ada")).PlaceOrder(t.Context(), &orderv1.PlaceOrderRequest{
+		RequestId: "ship-1", BuyerId: "ada", Lines: []*orderv1.LineRequest{{SkuId: sku, Quantity: 2}},
+		ShippingAddress: address, Payment: &orderv1.Payment{PspReference: "psp-s", Amount: eur(2400)},
+		WaitTimeout: durationpb.New(20 * time.Second),
+	})
+	if err != nil || resp.GetOrder().GetState() != orderv1.OrderState_ORDER_STATE_CONFIRMED {
+		t.Fatalf("place: %v %v", resp.GetOrder().GetState(), err)
+	}
+	orderID := resp.GetOrder().GetOrderId()
+
+	vendor := fulfilmentv1.NewFulfilmentServiceClient(dial("vendor:v-ship"))
+	var f *fulfilmentv1.Fulfilment
+	eventually(t, "the fulfilment", func() bool {
+		l, err := vendor.ListFulfilments(t.Context(), &fulfilmentv1.ListFulfilmentsRequest{VendorId: "v-ship", OrderId: orderID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.GetFulfilments()) == 1 {
+			f = l.GetFulfilments()[0]
+		}
+		return f != nil
+	})
+	if _, err := vendor.ShipFulfilment(t.Context(), &fulfilmentv1.ShipFulfilmentRequest{
+		RequestId: "ship-1", FulfilmentId: f.GetFulfilmentId(), Carrier: "dhl", TrackingNumber: "1234567890",
+		Packages: []*fulfilmentv1.Package{{PackageId: "1",
+			Lines: []*fulfilmentv1.ShippedLine{{LineId: "1", SkuId: sku, Quantity: 2}},
+			Evidence: &fulfilmentv1.PackingEvidence{PhotoSha256: []string{photo}, Units: []*fulfilmentv1.PackedUnit{
+				{LineId: "1", SkuId: sku, SerialNumber: "SN-0001"}, {LineId: "1", SkuId: sku, SerialNumber: "SN-0002"}}},
+		}},
+	}); err != nil {
+		t.Fatalf("ship: %v", err)
+	}
+	eventually(t, "sold units", func() bool {
+		s := skuOf(t, cat, p.GetProductId())
+		return s.GetSold() == 2 && s.GetReserved() == 0 && s.GetAvailable() == 8
+	})
+
+	carrier := fulfilmentv1.NewFulfilmentServiceClient(dial("carrier:dhl"))
+	now := time.Now().Add(-3 * time.Hour) // scans are in the past
+	scans := []*fulfilmentv1.RecordTrackingEventRequest{
+		{CarrierEventId: "e1", Status: fulfilmentv1.TrackingStatus_TRACKING_STATUS_PICKED_UP, OccurTime: timestamppb.New(now)},
+		{CarrierEventId: "e3", Status: fulfilmentv1.TrackingStatus_TRACKING_STATUS_DELIVERED, OccurTime: timestamppb.New(now.Add(2 * time.Hour)),
+			Proof: &fulfilmentv1.ProofOfDelivery{RecipientName: "Ada", PhotoSha256: photo}},
+		{CarrierEventId: "e2", Status: fulfilmentv1.TrackingStatus_TRACKING_STATUS_IN_TRANSIT, OccurTime: timestamppb.New(now.Add(time.Hour))}, // late
+		{CarrierEventId: "e3", Status: fulfilmentv1.TrackingStatus_TRACKING_STATUS_DELIVERED, OccurTime: timestamppb.New(now.Add(2 * time.Hour))}, // duplicate
+	}
+	for i, s := range scans {
+		s.RequestId, s.Carrier, s.TrackingNumber = fmt.Sprintf("scan-%d", i), "dhl", "1234567890"
+		if _, err := carrier.RecordTrackingEvent(t.Context(), s); err != nil {
+			t.Fatalf("scan %s: %v", s.GetCarrierEventId(), err)
+		}
+	}
+	ord := orderv1.NewOrderServiceClient(ops)
+	eventually(t, "the order to be delivered", func() bool {
+		o, err := ord.GetOrder(t.Context(), &orderv1.GetOrderRequest{OrderId: orderID})
+		return err == nil && o.GetOrder().GetState() == orderv1.OrderState_ORDER_STATE_DELIVERED
+	})
+	got, err := vendor.GetFulfilment(t.Context(), &fulfilmentv1.GetFulfilmentRequest{FulfilmentId: f.GetFulfilmentId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetFulfilment().GetState() != fulfilmentv1.FulfilmentState_FULFILMENT_STATE_DELIVERED {
+		t.Fatalf("fulfilment state %v", got.GetFulfilment().GetState())
 	}
 }

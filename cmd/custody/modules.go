@@ -6,6 +6,7 @@ import (
 
 	"github.com/custody/custody/pkg/platform"
 	"github.com/custody/custody/services/catalog"
+	"github.com/custody/custody/services/fulfilment"
 	"github.com/custody/custody/services/order"
 )
 
@@ -15,6 +16,7 @@ func modules() []platform.Module {
 	return []platform.Module{
 		catalog.Module(),
 		order.Module(),
+		fulfilment.Module(),
 	}
 }
 

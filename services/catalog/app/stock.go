@@ -21,7 +21,7 @@ func typeName(m proto.Message) string { return string(m.ProtoReflect().Descripto
 // Event types the stock ledger follows after a reservation: shipped units
 // become sold (fulfilment), resellable returns go back to available (trust).
 var (
-	ShipmentEventTypes = []string{typeName(&fulfilmentv1.FulfilmentShipped{})}
+	ShipmentEventTypes = []string{typeName(&fulfilmentv1.FulfilmentShipped{}), typeName(&fulfilmentv1.FulfilmentCancelled{})}
 	ReturnEventTypes   = []string{typeName(&trustv1.ReturnReceived{})}
 )
 
@@ -38,6 +38,8 @@ func (a *App) HandleStockEvent(ctx context.Context, rec eventstore.RecordedEvent
 	var lines []domain.Line
 	var command func(productID string, lines []domain.Line) domain.ProductCommand
 	switch p := ev.Payload.(type) {
+	case *fulfilmentv1.FulfilmentCancelled:
+		return a.releaseVendorPart(ctx, rec, p.GetOrderId(), p.GetVendorId(), "fulfilment cancelled: "+p.GetReason())
 	case *fulfilmentv1.FulfilmentShipped:
 		orderID = p.GetOrderId()
 		shipment := p.GetFulfilmentId() + "/" + p.GetShipmentId()
@@ -91,6 +93,39 @@ func (a *App) HandleStockEvent(ctx context.Context, rec eventstore.RecordedEvent
 			// retrying cannot fix it; park it where support and audit see it.
 			return bus.Permanent(fmt.Errorf("%s for order %s, product %s: %w", rec.Type, orderID, pid, err))
 		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// releaseVendorPart gives back what one vendor's products hold for an
+// order whose fulfilment was cancelled (the ship-by policy). When the whole
+// order is cancelled this also happens through OrderCancelled; releasing
+// twice is a no-op. It matters when other parts of the order have shipped
+// and the order itself stands.
+func (a *App) releaseVendorPart(ctx context.Context, rec eventstore.RecordedEvent, orderID, vendorID, reason string) error {
+	r, _, exists, err := a.Reservations.Load(ctx, orderID)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return nil
+	}
+	for _, pid := range r.Products() {
+		p, _, ok, err := a.Products.Load(ctx, pid)
+		if err != nil {
+			return err
+		}
+		if !ok || p.VendorID != vendorID || p.HoldFor(orderID).Status != domain.HoldHeld {
+			continue
+		}
+		_, err = a.Products.Handle(ctx, es.Command[domain.ProductCommand]{
+			AggregateID: pid, ID: es.DeriveID(rec.ID, "release", pid),
+			Body: domain.ReleaseStock{OrderID: orderID, Reason: reason},
+			Meta: es.Meta{CorrelationID: orderID, Actor: Actor},
+		})
 		if err != nil {
 			return err
 		}
