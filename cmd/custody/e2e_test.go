@@ -327,7 +327,7 @@ func TestOrderDeliveredEndToEnd(t *testing.T) {
 		{CarrierEventId: "e1", Status: fulfilmentv1.TrackingStatus_TRACKING_STATUS_PICKED_UP, OccurTime: timestamppb.New(now)},
 		{CarrierEventId: "e3", Status: fulfilmentv1.TrackingStatus_TRACKING_STATUS_DELIVERED, OccurTime: timestamppb.New(now.Add(2 * time.Hour)),
 			Proof: &fulfilmentv1.ProofOfDelivery{RecipientName: "Ada", PhotoSha256: photo}},
-		{CarrierEventId: "e2", Status: fulfilmentv1.TrackingStatus_TRACKING_STATUS_IN_TRANSIT, OccurTime: timestamppb.New(now.Add(time.Hour))}, // late
+		{CarrierEventId: "e2", Status: fulfilmentv1.TrackingStatus_TRACKING_STATUS_IN_TRANSIT, OccurTime: timestamppb.New(now.Add(time.Hour))},    // late
 		{CarrierEventId: "e3", Status: fulfilmentv1.TrackingStatus_TRACKING_STATUS_DELIVERED, OccurTime: timestamppb.New(now.Add(2 * time.Hour))}, // duplicate
 	}
 	for i, s := range scans {
