@@ -324,6 +324,9 @@ type ClaimOpened struct {
 	OpenTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=open_time,json=openTime,proto3" json:"open_time,omitempty"`
 	// The vendor must respond by then; silence decides for the buyer.
 	RespondByTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=respond_by_time,json=respondByTime,proto3" json:"respond_by_time,omitempty"`
+	// What was captured for the whole order (the refund cap); added so the
+	// claim's refund ledger knows it from the first claim on.
+	OrderCaptured *v1.Money `protobuf:"bytes,12,opt,name=order_captured,json=orderCaptured,proto3" json:"order_captured,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -435,13 +438,21 @@ func (x *ClaimOpened) GetRespondByTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ClaimOpened) GetOrderCaptured() *v1.Money {
+	if x != nil {
+		return x.OrderCaptured
+	}
+	return nil
+}
+
 // ClaimAssessed: the custody record was checked automatically. Every
 // automatic decision names the events it relied on.
 type ClaimAssessed struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Claim id.
 	ClaimId string `protobuf:"bytes,1,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
-	// "auto_refund", "to_support", "await_vendor".
+	// "auto_refund", "to_support", "await_vendor", "return_authorised"
+	// (a change of mind within its window goes straight to a return).
 	Outcome string `protobuf:"bytes,2,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	// What the record shows, in words.
 	Finding string `protobuf:"bytes,3,opt,name=finding,proto3" json:"finding,omitempty"`
@@ -452,7 +463,11 @@ type ClaimAssessed struct {
 	// Counterfeit check: serials claimed that were packed.
 	MatchedSerials []string `protobuf:"bytes,6,rep,name=matched_serials,json=matchedSerials,proto3" json:"matched_serials,omitempty"`
 	// When.
-	AssessTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=assess_time,json=assessTime,proto3" json:"assess_time,omitempty"`
+	AssessTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=assess_time,json=assessTime,proto3" json:"assess_time,omitempty"`
+	// Order id.
+	OrderId string `protobuf:"bytes,8,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor.
+	VendorId      string `protobuf:"bytes,9,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -536,6 +551,20 @@ func (x *ClaimAssessed) GetAssessTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ClaimAssessed) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ClaimAssessed) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
 // ClaimResponded: the vendor answered.
 type ClaimResponded struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -548,7 +577,18 @@ type ClaimResponded struct {
 	// The vendor's evidence.
 	Evidence *Evidence `protobuf:"bytes,4,opt,name=evidence,proto3" json:"evidence,omitempty"`
 	// When.
-	RespondTime   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=respond_time,json=respondTime,proto3" json:"respond_time,omitempty"`
+	RespondTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=respond_time,json=respondTime,proto3" json:"respond_time,omitempty"`
+	// Order id.
+	OrderId string `protobuf:"bytes,6,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor who responded.
+	VendorId string `protobuf:"bytes,7,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// For an offer: the buyer must answer by then (silence escalates).
+	AnswerByTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=answer_by_time,json=answerByTime,proto3" json:"answer_by_time,omitempty"`
+	// Seconds from the claim's opening to this response.
+	SecondsSinceOpen int64 `protobuf:"varint,9,opt,name=seconds_since_open,json=secondsSinceOpen,proto3" json:"seconds_since_open,omitempty"`
+	// True for the vendor's first response to the claim (response time
+	// counts only the first).
+	FirstResponse bool `protobuf:"varint,10,opt,name=first_response,json=firstResponse,proto3" json:"first_response,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -618,6 +658,41 @@ func (x *ClaimResponded) GetRespondTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ClaimResponded) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ClaimResponded) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *ClaimResponded) GetAnswerByTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AnswerByTime
+	}
+	return nil
+}
+
+func (x *ClaimResponded) GetSecondsSinceOpen() int64 {
+	if x != nil {
+		return x.SecondsSinceOpen
+	}
+	return 0
+}
+
+func (x *ClaimResponded) GetFirstResponse() bool {
+	if x != nil {
+		return x.FirstResponse
+	}
+	return false
+}
+
 // ClaimEscalated: the claim needs a person (support).
 type ClaimEscalated struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -626,9 +701,16 @@ type ClaimEscalated struct {
 	// Why.
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// When.
-	EscalateTime  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=escalate_time,json=escalateTime,proto3" json:"escalate_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	EscalateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=escalate_time,json=escalateTime,proto3" json:"escalate_time,omitempty"`
+	// Order id.
+	OrderId string `protobuf:"bytes,4,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor.
+	VendorId string `protobuf:"bytes,5,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// Ids of the events (any service) support should look at, e.g. the
+	// proof of delivery a not-received claim contradicts.
+	ReliedOnEventIds []string `protobuf:"bytes,6,rep,name=relied_on_event_ids,json=reliedOnEventIds,proto3" json:"relied_on_event_ids,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ClaimEscalated) Reset() {
@@ -682,6 +764,27 @@ func (x *ClaimEscalated) GetEscalateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ClaimEscalated) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ClaimEscalated) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *ClaimEscalated) GetReliedOnEventIds() []string {
+	if x != nil {
+		return x.ReliedOnEventIds
+	}
+	return nil
+}
+
 // ClaimResolved: support (or the rules, or the vendor's silence) decided.
 type ClaimResolved struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -698,7 +801,11 @@ type ClaimResolved struct {
 	// Support confirmed the item is counterfeit.
 	CounterfeitConfirmed bool `protobuf:"varint,6,opt,name=counterfeit_confirmed,json=counterfeitConfirmed,proto3" json:"counterfeit_confirmed,omitempty"`
 	// When.
-	ResolveTime   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=resolve_time,json=resolveTime,proto3" json:"resolve_time,omitempty"`
+	ResolveTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=resolve_time,json=resolveTime,proto3" json:"resolve_time,omitempty"`
+	// Order id.
+	OrderId string `protobuf:"bytes,8,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor.
+	VendorId      string `protobuf:"bytes,9,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -782,6 +889,20 @@ func (x *ClaimResolved) GetResolveTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ClaimResolved) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ClaimResolved) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
 // ReturnAuthorised: the buyer may send the item back.
 type ReturnAuthorised struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -797,6 +918,8 @@ type ReturnAuthorised struct {
 	Lines []*ClaimLine `protobuf:"bytes,5,rep,name=lines,proto3" json:"lines,omitempty"`
 	// When.
 	AuthoriseTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=authorise_time,json=authoriseTime,proto3" json:"authorise_time,omitempty"`
+	// The buyer must send the return by then, or the claim is rejected.
+	ShipByTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=ship_by_time,json=shipByTime,proto3" json:"ship_by_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -873,6 +996,13 @@ func (x *ReturnAuthorised) GetAuthoriseTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ReturnAuthorised) GetShipByTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ShipByTime
+	}
+	return nil
+}
+
 // ReturnShipped: the buyer sent the return.
 type ReturnShipped struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -885,7 +1015,13 @@ type ReturnShipped struct {
 	// Tracking number.
 	TrackingNumber string `protobuf:"bytes,4,opt,name=tracking_number,json=trackingNumber,proto3" json:"tracking_number,omitempty"`
 	// When.
-	ShipTime      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=ship_time,json=shipTime,proto3" json:"ship_time,omitempty"`
+	ShipTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=ship_time,json=shipTime,proto3" json:"ship_time,omitempty"`
+	// Order id.
+	OrderId string `protobuf:"bytes,6,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor.
+	VendorId string `protobuf:"bytes,7,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// The vendor must record receipt by then; silence refunds the buyer.
+	ReceiveByTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=receive_by_time,json=receiveByTime,proto3" json:"receive_by_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -955,6 +1091,27 @@ func (x *ReturnShipped) GetShipTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ReturnShipped) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ReturnShipped) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *ReturnShipped) GetReceiveByTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceiveByTime
+	}
+	return nil
+}
+
 // ReturnReceived: the vendor received the return and recorded its condition.
 type ReturnReceived struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -973,7 +1130,9 @@ type ReturnReceived struct {
 	// Whether the units go back into stock.
 	Restock bool `protobuf:"varint,7,opt,name=restock,proto3" json:"restock,omitempty"`
 	// When.
-	ReceiveTime   *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=receive_time,json=receiveTime,proto3" json:"receive_time,omitempty"`
+	ReceiveTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=receive_time,json=receiveTime,proto3" json:"receive_time,omitempty"`
+	// What the vendor noted about the parcel.
+	Note          string `protobuf:"bytes,9,opt,name=note,proto3" json:"note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1062,6 +1221,13 @@ func (x *ReturnReceived) GetReceiveTime() *timestamppb.Timestamp {
 		return x.ReceiveTime
 	}
 	return nil
+}
+
+func (x *ReturnReceived) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
 }
 
 // RefundIssued: money goes back to the buyer. Never more than was
@@ -1209,7 +1375,11 @@ type ClaimRejected struct {
 	// Why.
 	Rationale string `protobuf:"bytes,2,opt,name=rationale,proto3" json:"rationale,omitempty"`
 	// When.
-	RejectTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=reject_time,json=rejectTime,proto3" json:"reject_time,omitempty"`
+	RejectTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=reject_time,json=rejectTime,proto3" json:"reject_time,omitempty"`
+	// Order id.
+	OrderId string `protobuf:"bytes,4,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor.
+	VendorId      string `protobuf:"bytes,5,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1265,6 +1435,20 @@ func (x *ClaimRejected) GetRejectTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ClaimRejected) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ClaimRejected) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
 // ClaimClosed: nothing more will happen on the claim (money held for it
 // may be released).
 type ClaimClosed struct {
@@ -1278,7 +1462,13 @@ type ClaimClosed struct {
 	// "refunded", "rejected", "withdrawn".
 	Outcome string `protobuf:"bytes,4,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	// When.
-	CloseTime     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=close_time,json=closeTime,proto3" json:"close_time,omitempty"`
+	CloseTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=close_time,json=closeTime,proto3" json:"close_time,omitempty"`
+	// Why the claim was opened (vendor trust leaves CHANGED_MIND out).
+	ClaimReason ClaimReason `protobuf:"varint,6,opt,name=claim_reason,json=claimReason,proto3,enum=custody.trust.v1.ClaimReason" json:"claim_reason,omitempty"`
+	// Refunded on the claim in total (zero unless outcome is "refunded").
+	RefundedAmount *v1.Money `protobuf:"bytes,7,opt,name=refunded_amount,json=refundedAmount,proto3" json:"refunded_amount,omitempty"`
+	// Free text: the buyer's reason for withdrawing, the rule that closed it.
+	Note          string `protobuf:"bytes,8,opt,name=note,proto3" json:"note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1346,6 +1536,27 @@ func (x *ClaimClosed) GetCloseTime() *timestamppb.Timestamp {
 		return x.CloseTime
 	}
 	return nil
+}
+
+func (x *ClaimClosed) GetClaimReason() ClaimReason {
+	if x != nil {
+		return x.ClaimReason
+	}
+	return ClaimReason_CLAIM_REASON_UNSPECIFIED
+}
+
+func (x *ClaimClosed) GetRefundedAmount() *v1.Money {
+	if x != nil {
+		return x.RefundedAmount
+	}
+	return nil
+}
+
+func (x *ClaimClosed) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
 }
 
 // TrustCounts are the facts a vendor's score is computed from.
@@ -1602,6 +1813,118 @@ func (x *TrustScoreChanged) GetChangeTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// TrustFactsRecorded: facts from the vendor's own history were counted
+// (one per causing event: a fulfilment event or a claim event). The
+// vendor's counts are the sum of the deltas; the score is a pure function
+// of the counts (see services/trust/README.md).
+type TrustFactsRecorded struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Vendor.
+	VendorId string `protobuf:"bytes,1,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// What this event adds to the counts.
+	Delta *TrustCounts `protobuf:"bytes,2,opt,name=delta,proto3" json:"delta,omitempty"`
+	// The counts after it.
+	Counts *TrustCounts `protobuf:"bytes,3,opt,name=counts,proto3" json:"counts,omitempty"`
+	// Score 0-1000 after it.
+	Score int32 `protobuf:"varint,4,opt,name=score,proto3" json:"score,omitempty"`
+	// Tier after it: "gold", "silver", "standard", "watch".
+	Tier string `protobuf:"bytes,5,opt,name=tier,proto3" json:"tier,omitempty"`
+	// The event counted (any service).
+	CauseEventId string `protobuf:"bytes,6,opt,name=cause_event_id,json=causeEventId,proto3" json:"cause_event_id,omitempty"`
+	// Its type, e.g. "custody.fulfilment.v1.FulfilmentDelivered".
+	CauseType string `protobuf:"bytes,7,opt,name=cause_type,json=causeType,proto3" json:"cause_type,omitempty"`
+	// When.
+	RecordTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=record_time,json=recordTime,proto3" json:"record_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrustFactsRecorded) Reset() {
+	*x = TrustFactsRecorded{}
+	mi := &file_custody_trust_v1_events_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrustFactsRecorded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrustFactsRecorded) ProtoMessage() {}
+
+func (x *TrustFactsRecorded) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_trust_v1_events_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrustFactsRecorded.ProtoReflect.Descriptor instead.
+func (*TrustFactsRecorded) Descriptor() ([]byte, []int) {
+	return file_custody_trust_v1_events_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *TrustFactsRecorded) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *TrustFactsRecorded) GetDelta() *TrustCounts {
+	if x != nil {
+		return x.Delta
+	}
+	return nil
+}
+
+func (x *TrustFactsRecorded) GetCounts() *TrustCounts {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+func (x *TrustFactsRecorded) GetScore() int32 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *TrustFactsRecorded) GetTier() string {
+	if x != nil {
+		return x.Tier
+	}
+	return ""
+}
+
+func (x *TrustFactsRecorded) GetCauseEventId() string {
+	if x != nil {
+		return x.CauseEventId
+	}
+	return ""
+}
+
+func (x *TrustFactsRecorded) GetCauseType() string {
+	if x != nil {
+		return x.CauseType
+	}
+	return ""
+}
+
+func (x *TrustFactsRecorded) GetRecordTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RecordTime
+	}
+	return nil
+}
+
 var File_custody_trust_v1_events_proto protoreflect.FileDescriptor
 
 const file_custody_trust_v1_events_proto_rawDesc = "" +
@@ -1618,7 +1941,7 @@ const file_custody_trust_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"references\x18\x03 \x03(\tR\n" +
 	"references\x12\x12\n" +
-	"\x04text\x18\x04 \x01(\tR\x04text\"\xfe\x03\n" +
+	"\x04text\x18\x04 \x01(\tR\x04text\"\xbd\x04\n" +
 	"\vClaimOpened\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12#\n" +
@@ -1631,7 +1954,8 @@ const file_custody_trust_v1_events_proto_rawDesc = "" +
 	"\x0eclaimed_amount\x18\t \x01(\v2\x16.custody.type.v1.MoneyR\rclaimedAmount\x127\n" +
 	"\topen_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\bopenTime\x12B\n" +
-	"\x0frespond_by_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rrespondByTime\"\xa0\x02\n" +
+	"\x0frespond_by_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rrespondByTime\x12=\n" +
+	"\x0eorder_captured\x18\f \x01(\v2\x16.custody.type.v1.MoneyR\rorderCaptured\"\xd8\x02\n" +
 	"\rClaimAssessed\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x18\n" +
 	"\aoutcome\x18\x02 \x01(\tR\aoutcome\x12\x18\n" +
@@ -1640,17 +1964,28 @@ const file_custody_trust_v1_events_proto_rawDesc = "" +
 	"\x11unmatched_serials\x18\x05 \x03(\tR\x10unmatchedSerials\x12'\n" +
 	"\x0fmatched_serials\x18\x06 \x03(\tR\x0ematchedSerials\x12;\n" +
 	"\vassess_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"assessTime\"\xfd\x01\n" +
+	"assessTime\x12\x19\n" +
+	"\border_id\x18\b \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\t \x01(\tR\bvendorId\"\xcc\x03\n" +
 	"\x0eClaimResponded\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x1a\n" +
 	"\bresponse\x18\x02 \x01(\tR\bresponse\x12=\n" +
 	"\x0eoffered_amount\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\rofferedAmount\x126\n" +
 	"\bevidence\x18\x04 \x01(\v2\x1a.custody.trust.v1.EvidenceR\bevidence\x12=\n" +
-	"\frespond_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vrespondTime\"\x84\x01\n" +
+	"\frespond_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vrespondTime\x12\x19\n" +
+	"\border_id\x18\x06 \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\a \x01(\tR\bvendorId\x12@\n" +
+	"\x0eanswer_by_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fanswerByTime\x12,\n" +
+	"\x12seconds_since_open\x18\t \x01(\x03R\x10secondsSinceOpen\x12%\n" +
+	"\x0efirst_response\x18\n" +
+	" \x01(\bR\rfirstResponse\"\xeb\x01\n" +
 	"\x0eClaimEscalated\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12?\n" +
-	"\rescalate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\fescalateTime\"\xb4\x02\n" +
+	"\rescalate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\fescalateTime\x12\x19\n" +
+	"\border_id\x18\x04 \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\x05 \x01(\tR\bvendorId\x12-\n" +
+	"\x13relied_on_event_ids\x18\x06 \x03(\tR\x10reliedOnEventIds\"\xec\x02\n" +
 	"\rClaimResolved\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x1a\n" +
 	"\bdecision\x18\x02 \x01(\tR\bdecision\x12;\n" +
@@ -1659,20 +1994,27 @@ const file_custody_trust_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"decided_by\x18\x05 \x01(\tR\tdecidedBy\x123\n" +
 	"\x15counterfeit_confirmed\x18\x06 \x01(\bR\x14counterfeitConfirmed\x12=\n" +
-	"\fresolve_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vresolveTime\"\xf8\x01\n" +
+	"\fresolve_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vresolveTime\x12\x19\n" +
+	"\border_id\x18\b \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\t \x01(\tR\bvendorId\"\xb6\x02\n" +
 	"\x10ReturnAuthorised\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x1b\n" +
 	"\treturn_id\x18\x02 \x01(\tR\breturnId\x12\x19\n" +
 	"\border_id\x18\x03 \x01(\tR\aorderId\x12\x1b\n" +
 	"\tvendor_id\x18\x04 \x01(\tR\bvendorId\x121\n" +
 	"\x05lines\x18\x05 \x03(\v2\x1b.custody.trust.v1.ClaimLineR\x05lines\x12A\n" +
-	"\x0eauthorise_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rauthoriseTime\"\xc3\x01\n" +
+	"\x0eauthorise_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rauthoriseTime\x12<\n" +
+	"\fship_by_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"shipByTime\"\xbf\x02\n" +
 	"\rReturnShipped\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x1b\n" +
 	"\treturn_id\x18\x02 \x01(\tR\breturnId\x12\x18\n" +
 	"\acarrier\x18\x03 \x01(\tR\acarrier\x12'\n" +
 	"\x0ftracking_number\x18\x04 \x01(\tR\x0etrackingNumber\x127\n" +
-	"\tship_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bshipTime\"\xcd\x02\n" +
+	"\tship_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bshipTime\x12\x19\n" +
+	"\border_id\x18\x06 \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\a \x01(\tR\bvendorId\x12B\n" +
+	"\x0freceive_by_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rreceiveByTime\"\xe1\x02\n" +
 	"\x0eReturnReceived\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x1b\n" +
 	"\treturn_id\x18\x02 \x01(\tR\breturnId\x12\x19\n" +
@@ -1681,7 +2023,8 @@ const file_custody_trust_v1_events_proto_rawDesc = "" +
 	"\x05lines\x18\x05 \x03(\v2\x1b.custody.trust.v1.ClaimLineR\x05lines\x12?\n" +
 	"\tcondition\x18\x06 \x01(\x0e2!.custody.trust.v1.ReturnConditionR\tcondition\x12\x18\n" +
 	"\arestock\x18\a \x01(\bR\arestock\x12=\n" +
-	"\freceive_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vreceiveTime\"\xda\x03\n" +
+	"\freceive_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vreceiveTime\x12\x12\n" +
+	"\x04note\x18\t \x01(\tR\x04note\"\xda\x03\n" +
 	"\fRefundIssued\x12\x1b\n" +
 	"\trefund_id\x18\x01 \x01(\tR\brefundId\x12\x19\n" +
 	"\bclaim_id\x18\x02 \x01(\tR\aclaimId\x12\x19\n" +
@@ -1695,19 +2038,24 @@ const file_custody_trust_v1_events_proto_rawDesc = "" +
 	"\x0eorder_captured\x18\n" +
 	" \x01(\v2\x16.custody.type.v1.MoneyR\rorderCaptured\x12;\n" +
 	"\vrefund_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"refundTime\"\x85\x01\n" +
+	"refundTime\"\xbd\x01\n" +
 	"\rClaimRejected\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x1c\n" +
 	"\trationale\x18\x02 \x01(\tR\trationale\x12;\n" +
 	"\vreject_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"rejectTime\"\xb5\x01\n" +
+	"rejectTime\x12\x19\n" +
+	"\border_id\x18\x04 \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\x05 \x01(\tR\bvendorId\"\xcc\x02\n" +
 	"\vClaimClosed\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x1b\n" +
 	"\tvendor_id\x18\x03 \x01(\tR\bvendorId\x12\x18\n" +
 	"\aoutcome\x18\x04 \x01(\tR\aoutcome\x129\n" +
 	"\n" +
-	"close_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcloseTime\"\xd1\x03\n" +
+	"close_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcloseTime\x12@\n" +
+	"\fclaim_reason\x18\x06 \x01(\x0e2\x1d.custody.trust.v1.ClaimReasonR\vclaimReason\x12?\n" +
+	"\x0frefunded_amount\x18\a \x01(\v2\x16.custody.type.v1.MoneyR\x0erefundedAmount\x12\x12\n" +
+	"\x04note\x18\b \x01(\tR\x04note\"\xd1\x03\n" +
 	"\vTrustCounts\x12 \n" +
 	"\vfulfilments\x18\x01 \x01(\x03R\vfulfilments\x12&\n" +
 	"\x0fshipped_on_time\x18\x02 \x01(\x03R\rshippedOnTime\x12)\n" +
@@ -1732,7 +2080,18 @@ const file_custody_trust_v1_events_proto_rawDesc = "" +
 	"\x06counts\x18\x06 \x01(\v2\x1d.custody.trust.v1.TrustCountsR\x06counts\x12$\n" +
 	"\x0ecause_event_id\x18\a \x01(\tR\fcauseEventId\x12;\n" +
 	"\vchange_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"changeTime*\xe1\x01\n" +
+	"changeTime\"\xc9\x02\n" +
+	"\x12TrustFactsRecorded\x12\x1b\n" +
+	"\tvendor_id\x18\x01 \x01(\tR\bvendorId\x123\n" +
+	"\x05delta\x18\x02 \x01(\v2\x1d.custody.trust.v1.TrustCountsR\x05delta\x125\n" +
+	"\x06counts\x18\x03 \x01(\v2\x1d.custody.trust.v1.TrustCountsR\x06counts\x12\x14\n" +
+	"\x05score\x18\x04 \x01(\x05R\x05score\x12\x12\n" +
+	"\x04tier\x18\x05 \x01(\tR\x04tier\x12$\n" +
+	"\x0ecause_event_id\x18\x06 \x01(\tR\fcauseEventId\x12\x1d\n" +
+	"\n" +
+	"cause_type\x18\a \x01(\tR\tcauseType\x12;\n" +
+	"\vrecord_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"recordTime*\xe1\x01\n" +
 	"\vClaimReason\x12\x1c\n" +
 	"\x18CLAIM_REASON_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CLAIM_REASON_NOT_RECEIVED\x10\x01\x12\x18\n" +
@@ -1762,7 +2121,7 @@ func file_custody_trust_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_custody_trust_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_custody_trust_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_custody_trust_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_custody_trust_v1_events_proto_goTypes = []any{
 	(ClaimReason)(0),              // 0: custody.trust.v1.ClaimReason
 	(ReturnCondition)(0),          // 1: custody.trust.v1.ReturnCondition
@@ -1781,44 +2140,54 @@ var file_custody_trust_v1_events_proto_goTypes = []any{
 	(*ClaimClosed)(nil),           // 14: custody.trust.v1.ClaimClosed
 	(*TrustCounts)(nil),           // 15: custody.trust.v1.TrustCounts
 	(*TrustScoreChanged)(nil),     // 16: custody.trust.v1.TrustScoreChanged
-	(*v1.Money)(nil),              // 17: custody.type.v1.Money
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*TrustFactsRecorded)(nil),    // 17: custody.trust.v1.TrustFactsRecorded
+	(*v1.Money)(nil),              // 18: custody.type.v1.Money
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
 }
 var file_custody_trust_v1_events_proto_depIdxs = []int32{
-	17, // 0: custody.trust.v1.ClaimLine.amount:type_name -> custody.type.v1.Money
+	18, // 0: custody.trust.v1.ClaimLine.amount:type_name -> custody.type.v1.Money
 	0,  // 1: custody.trust.v1.ClaimOpened.reason:type_name -> custody.trust.v1.ClaimReason
 	2,  // 2: custody.trust.v1.ClaimOpened.lines:type_name -> custody.trust.v1.ClaimLine
 	3,  // 3: custody.trust.v1.ClaimOpened.evidence:type_name -> custody.trust.v1.Evidence
-	17, // 4: custody.trust.v1.ClaimOpened.claimed_amount:type_name -> custody.type.v1.Money
-	18, // 5: custody.trust.v1.ClaimOpened.open_time:type_name -> google.protobuf.Timestamp
-	18, // 6: custody.trust.v1.ClaimOpened.respond_by_time:type_name -> google.protobuf.Timestamp
-	18, // 7: custody.trust.v1.ClaimAssessed.assess_time:type_name -> google.protobuf.Timestamp
-	17, // 8: custody.trust.v1.ClaimResponded.offered_amount:type_name -> custody.type.v1.Money
-	3,  // 9: custody.trust.v1.ClaimResponded.evidence:type_name -> custody.trust.v1.Evidence
-	18, // 10: custody.trust.v1.ClaimResponded.respond_time:type_name -> google.protobuf.Timestamp
-	18, // 11: custody.trust.v1.ClaimEscalated.escalate_time:type_name -> google.protobuf.Timestamp
-	17, // 12: custody.trust.v1.ClaimResolved.refund_amount:type_name -> custody.type.v1.Money
-	18, // 13: custody.trust.v1.ClaimResolved.resolve_time:type_name -> google.protobuf.Timestamp
-	2,  // 14: custody.trust.v1.ReturnAuthorised.lines:type_name -> custody.trust.v1.ClaimLine
-	18, // 15: custody.trust.v1.ReturnAuthorised.authorise_time:type_name -> google.protobuf.Timestamp
-	18, // 16: custody.trust.v1.ReturnShipped.ship_time:type_name -> google.protobuf.Timestamp
-	2,  // 17: custody.trust.v1.ReturnReceived.lines:type_name -> custody.trust.v1.ClaimLine
-	1,  // 18: custody.trust.v1.ReturnReceived.condition:type_name -> custody.trust.v1.ReturnCondition
-	18, // 19: custody.trust.v1.ReturnReceived.receive_time:type_name -> google.protobuf.Timestamp
-	17, // 20: custody.trust.v1.RefundIssued.amount:type_name -> custody.type.v1.Money
-	2,  // 21: custody.trust.v1.RefundIssued.lines:type_name -> custody.trust.v1.ClaimLine
-	17, // 22: custody.trust.v1.RefundIssued.order_refunded_total:type_name -> custody.type.v1.Money
-	17, // 23: custody.trust.v1.RefundIssued.order_captured:type_name -> custody.type.v1.Money
-	18, // 24: custody.trust.v1.RefundIssued.refund_time:type_name -> google.protobuf.Timestamp
-	18, // 25: custody.trust.v1.ClaimRejected.reject_time:type_name -> google.protobuf.Timestamp
-	18, // 26: custody.trust.v1.ClaimClosed.close_time:type_name -> google.protobuf.Timestamp
-	15, // 27: custody.trust.v1.TrustScoreChanged.counts:type_name -> custody.trust.v1.TrustCounts
-	18, // 28: custody.trust.v1.TrustScoreChanged.change_time:type_name -> google.protobuf.Timestamp
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	18, // 4: custody.trust.v1.ClaimOpened.claimed_amount:type_name -> custody.type.v1.Money
+	19, // 5: custody.trust.v1.ClaimOpened.open_time:type_name -> google.protobuf.Timestamp
+	19, // 6: custody.trust.v1.ClaimOpened.respond_by_time:type_name -> google.protobuf.Timestamp
+	18, // 7: custody.trust.v1.ClaimOpened.order_captured:type_name -> custody.type.v1.Money
+	19, // 8: custody.trust.v1.ClaimAssessed.assess_time:type_name -> google.protobuf.Timestamp
+	18, // 9: custody.trust.v1.ClaimResponded.offered_amount:type_name -> custody.type.v1.Money
+	3,  // 10: custody.trust.v1.ClaimResponded.evidence:type_name -> custody.trust.v1.Evidence
+	19, // 11: custody.trust.v1.ClaimResponded.respond_time:type_name -> google.protobuf.Timestamp
+	19, // 12: custody.trust.v1.ClaimResponded.answer_by_time:type_name -> google.protobuf.Timestamp
+	19, // 13: custody.trust.v1.ClaimEscalated.escalate_time:type_name -> google.protobuf.Timestamp
+	18, // 14: custody.trust.v1.ClaimResolved.refund_amount:type_name -> custody.type.v1.Money
+	19, // 15: custody.trust.v1.ClaimResolved.resolve_time:type_name -> google.protobuf.Timestamp
+	2,  // 16: custody.trust.v1.ReturnAuthorised.lines:type_name -> custody.trust.v1.ClaimLine
+	19, // 17: custody.trust.v1.ReturnAuthorised.authorise_time:type_name -> google.protobuf.Timestamp
+	19, // 18: custody.trust.v1.ReturnAuthorised.ship_by_time:type_name -> google.protobuf.Timestamp
+	19, // 19: custody.trust.v1.ReturnShipped.ship_time:type_name -> google.protobuf.Timestamp
+	19, // 20: custody.trust.v1.ReturnShipped.receive_by_time:type_name -> google.protobuf.Timestamp
+	2,  // 21: custody.trust.v1.ReturnReceived.lines:type_name -> custody.trust.v1.ClaimLine
+	1,  // 22: custody.trust.v1.ReturnReceived.condition:type_name -> custody.trust.v1.ReturnCondition
+	19, // 23: custody.trust.v1.ReturnReceived.receive_time:type_name -> google.protobuf.Timestamp
+	18, // 24: custody.trust.v1.RefundIssued.amount:type_name -> custody.type.v1.Money
+	2,  // 25: custody.trust.v1.RefundIssued.lines:type_name -> custody.trust.v1.ClaimLine
+	18, // 26: custody.trust.v1.RefundIssued.order_refunded_total:type_name -> custody.type.v1.Money
+	18, // 27: custody.trust.v1.RefundIssued.order_captured:type_name -> custody.type.v1.Money
+	19, // 28: custody.trust.v1.RefundIssued.refund_time:type_name -> google.protobuf.Timestamp
+	19, // 29: custody.trust.v1.ClaimRejected.reject_time:type_name -> google.protobuf.Timestamp
+	19, // 30: custody.trust.v1.ClaimClosed.close_time:type_name -> google.protobuf.Timestamp
+	0,  // 31: custody.trust.v1.ClaimClosed.claim_reason:type_name -> custody.trust.v1.ClaimReason
+	18, // 32: custody.trust.v1.ClaimClosed.refunded_amount:type_name -> custody.type.v1.Money
+	15, // 33: custody.trust.v1.TrustScoreChanged.counts:type_name -> custody.trust.v1.TrustCounts
+	19, // 34: custody.trust.v1.TrustScoreChanged.change_time:type_name -> google.protobuf.Timestamp
+	15, // 35: custody.trust.v1.TrustFactsRecorded.delta:type_name -> custody.trust.v1.TrustCounts
+	15, // 36: custody.trust.v1.TrustFactsRecorded.counts:type_name -> custody.trust.v1.TrustCounts
+	19, // 37: custody.trust.v1.TrustFactsRecorded.record_time:type_name -> google.protobuf.Timestamp
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_custody_trust_v1_events_proto_init() }
@@ -1832,7 +2201,7 @@ func file_custody_trust_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_trust_v1_events_proto_rawDesc), len(file_custody_trust_v1_events_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

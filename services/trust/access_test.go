@@ -1,0 +1,286 @@
+package trust_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/custody/custody/pkg/apierr"
+	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
+	typev1 "github.com/custody/custody/proto/custody/type/v1"
+)
+
+// Buyers claim only their own orders, vendors respond only on their own
+// claims, only support resolves; nobody else reads a claim.
+func TestAccess(t *testing.T) {
+	e := shared
+	buyer, vendor := uniq("b"), uniq("v")
+	s := e.delivered(t, buyer, vendor, nil, orderLine{1, 1000})
+	open := func() *trustv1.OpenClaimRequest {
+		return &trustv1.OpenClaimRequest{RequestId: uniq("r"), OrderId: s.orderID, Reason: trustv1.ClaimReason_CLAIM_REASON_DAMAGED,
+			Lines: claimLines("1", 1), Evidence: &trustv1.Evidence{Sha256: []string{photo}}}
+	}
+	resp, err := e.as(t, "service").OpenClaim(t.Context(), open()) // checkout acting for the buyer
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.GetClaim().GetClaimId()
+	if resp.GetClaim().GetBuyerId() != buyer {
+		t.Fatalf("claim %v", resp.GetClaim())
+	}
+	other, otherVendor := "buyer:"+uniq("b"), "vendor:"+uniq("v")
+	type call func(c trustv1.TrustServiceClient) error
+	get := func(c trustv1.TrustServiceClient) error {
+		_, err := c.GetClaim(t.Context(), &trustv1.GetClaimRequest{ClaimId: id})
+		return err
+	}
+	respond := func(c trustv1.TrustServiceClient) error {
+		_, err := c.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: uniq("r"), ClaimId: id,
+			Response: trustv1.VendorResponse_VENDOR_RESPONSE_CONTEST, Evidence: &trustv1.Evidence{Text: "no"}})
+		return err
+	}
+	resolve := func(c trustv1.TrustServiceClient) error {
+		_, err := c.ResolveClaim(t.Context(), &trustv1.ResolveClaimRequest{RequestId: uniq("r"), ClaimId: id,
+			Decision: trustv1.ClaimDecision_CLAIM_DECISION_REJECT, Rationale: "no"})
+		return err
+	}
+	withdraw := func(c trustv1.TrustServiceClient) error {
+		_, err := c.WithdrawClaim(t.Context(), &trustv1.WithdrawClaimRequest{RequestId: uniq("r"), ClaimId: id})
+		return err
+	}
+	openClaim := func(c trustv1.TrustServiceClient) error { _, err := c.OpenClaim(t.Context(), open()); return err }
+	list := func(q *trustv1.ListClaimsRequest) call {
+		return func(c trustv1.TrustServiceClient) error { _, err := c.ListClaims(t.Context(), q); return err }
+	}
+	trust := func(v string) call {
+		return func(c trustv1.TrustServiceClient) error {
+			_, err := c.GetVendorTrust(t.Context(), &trustv1.GetVendorTrustRequest{VendorId: v})
+			return err
+		}
+	}
+	listTrust := func(c trustv1.TrustServiceClient) error {
+		_, err := c.ListVendorTrust(t.Context(), &trustv1.ListVendorTrustRequest{})
+		return err
+	}
+	denied := []struct {
+		name string
+		role string
+		call call
+	}{
+		{"another buyer opens a claim on the order", other, openClaim},
+		{"the vendor opens a claim", "vendor:" + vendor, openClaim},
+		{"support opens a claim", "support", openClaim},
+		{"a creator reads the claim", "creator:c1", get},
+		{"another buyer reads the claim", other, get},
+		{"another vendor reads the claim", otherVendor, get},
+		{"the buyer responds as the vendor", "buyer:" + buyer, respond},
+		{"another vendor responds", otherVendor, respond},
+		{"service responds", "service", respond},
+		{"the buyer resolves", "buyer:" + buyer, resolve},
+		{"the vendor resolves", "vendor:" + vendor, resolve},
+		{"platform resolves", "platform", resolve},
+		{"service resolves", "service", resolve},
+		{"the vendor withdraws", "vendor:" + vendor, withdraw},
+		{"another buyer withdraws", other, withdraw},
+		{"a buyer lists a vendor's claims", "buyer:" + buyer, list(&trustv1.ListClaimsRequest{VendorId: vendor})},
+		{"a buyer lists another buyer's claims", other, list(&trustv1.ListClaimsRequest{BuyerId: buyer})},
+		{"a buyer lists another's order", other, list(&trustv1.ListClaimsRequest{OrderId: s.orderID})},
+		{"a vendor lists every claim", "vendor:" + vendor, list(&trustv1.ListClaimsRequest{})},
+		{"a vendor lists another vendor's claims", otherVendor, list(&trustv1.ListClaimsRequest{VendorId: vendor})},
+		{"a buyer reads a vendor's trust", "buyer:" + buyer, trust(vendor)},
+		{"service reads a vendor's trust", "service", trust(vendor)},
+		{"a vendor reads another's trust", otherVendor, trust(vendor)},
+		{"a vendor lists trust", "vendor:" + vendor, listTrust},
+	}
+	for _, tt := range denied {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.call(e.as(t, tt.role)); status.Code(err) != codes.PermissionDenied {
+				t.Fatalf("err = %v, want PermissionDenied", err)
+			}
+		})
+	}
+	allowed := []struct {
+		name string
+		role string
+		call call
+	}{
+		{"the buyer reads its claim", "buyer:" + buyer, get},
+		{"the vendor reads the claim", "vendor:" + vendor, get},
+		{"support reads the claim", "support", get},
+		{"platform reads the claim", "platform", get},
+		{"the buyer lists its order's claims", "buyer:" + buyer, list(&trustv1.ListClaimsRequest{OrderId: s.orderID})},
+		{"the buyer lists its claims", "buyer:" + buyer, list(&trustv1.ListClaimsRequest{BuyerId: buyer})},
+		{"the vendor lists its claims", "vendor:" + vendor, list(&trustv1.ListClaimsRequest{VendorId: vendor})},
+		{"support lists every claim", "support", list(&trustv1.ListClaimsRequest{})},
+		{"platform reads a vendor's trust", "platform", trust(vendor)},
+		{"support lists trust", "support", listTrust},
+		{"the vendor contests", "vendor:" + vendor, respond},
+	}
+	for _, tt := range allowed {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.call(e.as(t, tt.role)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("without a token", func(t *testing.T) {
+		if err := get(e.as(t, "")); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("unknown claim and order", func(t *testing.T) {
+		_, err := e.as(t, "support").GetClaim(t.Context(), &trustv1.GetClaimRequest{ClaimId: s.orderID + "_c0123456789abcdef"})
+		wantCode(t, err, codes.NotFound, "")
+		req := open()
+		req.OrderId = "o-nope"
+		_, err = e.as(t, "buyer:"+buyer).OpenClaim(t.Context(), req)
+		wantCode(t, err, codes.NotFound, "")
+	})
+}
+
+func TestValidation(t *testing.T) {
+	e := shared
+	buyer, vendor := uniq("b"), uniq("v")
+	s := e.delivered(t, buyer, vendor, nil, orderLine{2, 1000}, orderLine{1, 500})
+	valid := func() *trustv1.OpenClaimRequest {
+		return &trustv1.OpenClaimRequest{RequestId: uniq("r"), OrderId: s.orderID, Reason: trustv1.ClaimReason_CLAIM_REASON_DAMAGED,
+			Lines: claimLines("1", 1), Evidence: &trustv1.Evidence{Sha256: []string{photo}}}
+	}
+	tests := []struct {
+		name   string
+		change func(*trustv1.OpenClaimRequest)
+		field  string
+	}{
+		{"missing request_id", func(r *trustv1.OpenClaimRequest) { r.RequestId = "" }, "request_id"},
+		{"missing order_id", func(r *trustv1.OpenClaimRequest) { r.OrderId = "" }, "order_id"},
+		{"missing reason", func(r *trustv1.OpenClaimRequest) { r.Reason = 0 }, "reason"},
+		{"unknown reason", func(r *trustv1.OpenClaimRequest) { r.Reason = 99 }, "reason"},
+		{"no lines", func(r *trustv1.OpenClaimRequest) { r.Lines = nil }, "lines"},
+		{"zero quantity", func(r *trustv1.OpenClaimRequest) { r.Lines[0].Quantity = 0 }, "lines[0].quantity"},
+		{"more than the line", func(r *trustv1.OpenClaimRequest) { r.Lines[0].Quantity = 3 }, "lines[0].quantity"},
+		{"unknown line", func(r *trustv1.OpenClaimRequest) { r.Lines[0].LineId = "7" }, "lines[0].line_id"},
+		{"line twice", func(r *trustv1.OpenClaimRequest) { r.Lines = claimLines("1", 1, "1", 1) }, "lines[1].line_id"},
+		{"no evidence", func(r *trustv1.OpenClaimRequest) { r.Evidence = nil }, "evidence"},
+		{"bad hash", func(r *trustv1.OpenClaimRequest) { r.Evidence.Sha256 = []string{"abc"} }, "evidence.sha256[0]"},
+		{"blank serial", func(r *trustv1.OpenClaimRequest) { r.Evidence.SerialNumbers = []string{" "} }, "evidence.serial_numbers[0]"},
+	}
+	client := e.as(t, "buyer:"+buyer)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := valid()
+			tt.change(req)
+			_, err := client.OpenClaim(t.Context(), req)
+			wantField(t, err, tt.field)
+		})
+	}
+	if evs := e.claimEvents(t, s.orderID); len(evs) != 0 {
+		t.Fatalf("refused claims wrote %v", eventNames(evs))
+	}
+	resp, err := client.OpenClaim(t.Context(), valid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.GetClaim().GetClaimId()
+	vc := e.as(t, "vendor:"+vendor)
+	_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: uniq("r"), ClaimId: id,
+		Response: trustv1.VendorResponse_VENDOR_RESPONSE_OFFER_PARTIAL_REFUND})
+	wantField(t, err, "offered_amount")
+	_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: uniq("r"), ClaimId: id,
+		Response: trustv1.VendorResponse_VENDOR_RESPONSE_OFFER_PARTIAL_REFUND, OfferedAmount: eur(1000)})
+	wantField(t, err, "offered_amount.amount_minor")
+	_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: uniq("r"), ClaimId: id,
+		Response: trustv1.VendorResponse_VENDOR_RESPONSE_OFFER_PARTIAL_REFUND, OfferedAmount: &typev1.Money{CurrencyCode: "USD", AmountMinor: 100}})
+	wantField(t, err, "offered_amount.currency_code")
+	_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: uniq("r"), ClaimId: id,
+		Response: trustv1.VendorResponse_VENDOR_RESPONSE_CONTEST})
+	wantField(t, err, "evidence")
+	sc := e.as(t, "support")
+	_, err = sc.ResolveClaim(t.Context(), &trustv1.ResolveClaimRequest{RequestId: uniq("r"), ClaimId: id,
+		Decision: trustv1.ClaimDecision_CLAIM_DECISION_REFUND_FULL})
+	wantField(t, err, "rationale")
+	_, err = sc.ResolveClaim(t.Context(), &trustv1.ResolveClaimRequest{RequestId: uniq("r"), ClaimId: id,
+		Decision: trustv1.ClaimDecision_CLAIM_DECISION_REJECT, Rationale: "x", CounterfeitConfirmed: true})
+	wantField(t, err, "counterfeit_confirmed")
+	_, err = sc.GetClaim(t.Context(), &trustv1.GetClaimRequest{ClaimId: "not a claim"})
+	wantField(t, err, "claim_id")
+	_, err = sc.ListClaims(t.Context(), &trustv1.ListClaimsRequest{BuyerId: buyer, VendorId: vendor})
+	wantField(t, err, "order_id")
+	_, err = sc.ListClaims(t.Context(), &trustv1.ListClaimsRequest{PageToken: "garbage"})
+	wantField(t, err, "page_token")
+	_, err = client.RecordReturnShipment(t.Context(), &trustv1.RecordReturnShipmentRequest{RequestId: uniq("r"), ClaimId: id, Carrier: "DHL!", TrackingNumber: "1"})
+	wantField(t, err, "carrier")
+	_, err = client.RecordReturnShipment(t.Context(), &trustv1.RecordReturnShipmentRequest{RequestId: uniq("r"), ClaimId: id, Carrier: "dhl", TrackingNumber: "1"})
+	wantCode(t, err, codes.FailedPrecondition, "RETURN_NOT_AUTHORISED")
+	_, err = client.AnswerOffer(t.Context(), &trustv1.AnswerOfferRequest{RequestId: uniq("r"), ClaimId: id, Accept: true})
+	wantCode(t, err, codes.FailedPrecondition, "CLAIM_STATE_FORBIDS")
+}
+
+func wantField(t testing.TB, err error, field string) {
+	t.Helper()
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("err = %v, want InvalidArgument naming %s", err, field)
+	}
+	var fields []string
+	for _, fv := range apierr.FieldViolations(err) {
+		fields = append(fields, fv.Field)
+	}
+	if !slices.Contains(fields, field) {
+		t.Fatalf("violations %v (%v) do not name %s", fields, err, field)
+	}
+}
+
+// ListClaims pages newest first, filters by state, and keeps a token to
+// its query.
+func TestListClaims(t *testing.T) {
+	e := shared
+	buyer, vendor := uniq("b"), uniq("v")
+	var ids []string
+	for range 3 {
+		s := e.delivered(t, buyer, vendor, nil, orderLine{1, 1000})
+		e.clock.Advance(1)
+		resp, err := e.as(t, "buyer:"+buyer).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: uniq("r"), OrderId: s.orderID,
+			Reason: trustv1.ClaimReason_CLAIM_REASON_CHANGED_MIND, Lines: claimLines("1", 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append([]string{resp.GetClaim().GetClaimId()}, ids...) // newest first
+	}
+	if _, err := e.as(t, "buyer:"+buyer).WithdrawClaim(t.Context(), &trustv1.WithdrawClaimRequest{RequestId: uniq("r"), ClaimId: ids[1], Reason: "kept it"}); err != nil {
+		t.Fatal(err)
+	}
+	page := func(ctx context.Context, c trustv1.TrustServiceClient, q *trustv1.ListClaimsRequest) []string {
+		t.Helper()
+		var got []string
+		for {
+			resp, err := c.ListClaims(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range resp.GetClaims() {
+				got = append(got, c.GetClaimId())
+			}
+			if q.PageToken = resp.GetNextPageToken(); q.PageToken == "" {
+				return got
+			}
+		}
+	}
+	if got := page(t.Context(), e.as(t, "buyer:"+buyer), &trustv1.ListClaimsRequest{BuyerId: buyer, PageSize: 2}); !slices.Equal(got, ids) {
+		t.Fatalf("buyer's claims %v, want %v", got, ids)
+	}
+	if got := page(t.Context(), e.as(t, "vendor:"+vendor), &trustv1.ListClaimsRequest{VendorId: vendor, PageSize: 1}); !slices.Equal(got, ids) {
+		t.Fatalf("vendor's claims %v, want %v", got, ids)
+	}
+	got := page(t.Context(), e.as(t, "support"), &trustv1.ListClaimsRequest{VendorId: vendor, State: trustv1.ClaimState_CLAIM_STATE_WITHDRAWN})
+	if !slices.Equal(got, ids[1:2]) {
+		t.Fatalf("withdrawn %v, want %v", got, ids[1:2])
+	}
+	resp, err := e.as(t, "support").ListClaims(t.Context(), &trustv1.ListClaimsRequest{BuyerId: buyer, PageSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.as(t, "support").ListClaims(t.Context(), &trustv1.ListClaimsRequest{VendorId: vendor, PageSize: 1, PageToken: resp.GetNextPageToken()})
+	wantField(t, err, "page_token")
+}

@@ -1,0 +1,473 @@
+// Package app is the trust service's application layer: the claim commands
+// (OpenClaim, RespondToClaim, …) run on the claims aggregate of each order,
+// the queries (GetClaim and GetVendorTrust from the aggregates, ListClaims
+// and ListVendorTrust from the read model), the custody record view that
+// decisions are taken from, the reactions that count vendors' facts, and
+// the claims' deadlines.
+//
+// Consistency, in short:
+//   - OpenClaim first catches the custody record up with every order and
+//     fulfilment event stored at that moment (bounded by
+//     Config.RecordWait); a record that cannot catch up answers
+//     ErrRecordUnavailable rather than deciding from stale facts.
+//   - Claim commands and GetClaim work on the order's claims aggregate
+//     (strongly consistent); list RPCs wait (bounded) for the read model
+//     to reach the trust stream's last position.
+//   - Vendor trust is counted by durable consumers (at least once; the
+//     command id is derived from the counted event's id, so nothing is
+//     counted twice) and read from the vendor's aggregate.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/custody/custody/pkg/bus"
+	"github.com/custody/custody/pkg/clock"
+	"github.com/custody/custody/pkg/deadline"
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
+	"github.com/custody/custody/services/trust/domain"
+)
+
+// Config tunes the service. Zero fields take the defaults.
+type Config struct {
+	// Policy: claim windows, deadlines, return refund rates.
+	Policy domain.Policy
+	// RecordWait bounds OpenClaim's wait for the custody record to catch
+	// up with the order and fulfilment streams. Default 2s.
+	RecordWait time.Duration
+	// ReadWait bounds the list RPCs' wait for the read model. Default 2s.
+	ReadWait time.Duration
+	// ReactionConcurrency: events counted at once (different aggregates
+	// side by side). Default 8.
+	ReactionConcurrency int
+}
+
+func (c Config) withDefaults() Config {
+	c.Policy = c.Policy.WithDefaults()
+	if c.RecordWait <= 0 {
+		c.RecordWait = 2 * time.Second
+	}
+	if c.ReadWait <= 0 {
+		c.ReadWait = 2 * time.Second
+	}
+	if c.ReactionConcurrency <= 0 {
+		c.ReactionConcurrency = 8
+	}
+	return c
+}
+
+// Deps is what the service runs on.
+type Deps struct {
+	// Store holds the trust events.
+	Store Store
+	// OpenUpstream opens another service's events read-only ("order",
+	// "fulfilment"), waiting until that service has created its stream.
+	OpenUpstream func(ctx context.Context, service string) (Store, error)
+	// JetStream runs the durable consumers; nil runs none (tests that
+	// drive the handlers themselves).
+	JetStream jetstream.JetStream
+	Replicas  int
+	Clock     clock.Clock
+	Logger    *slog.Logger
+}
+
+// Durable consumers of the service.
+const (
+	// FulfilmentConsumer counts fulfilment facts into vendor trust.
+	FulfilmentConsumer = "trust-on-fulfilment"
+	// ClaimsConsumer counts the service's own claim facts into vendor trust.
+	ClaimsConsumer = "trust-on-claims"
+)
+
+// FulfilmentEventTypes are the fulfilment events vendor trust counts.
+var FulfilmentEventTypes = []string{
+	"custody.fulfilment.v1.FulfilmentRequested",
+	"custody.fulfilment.v1.FulfilmentShipped",
+	"custody.fulfilment.v1.TrackingEventRecorded",
+	"custody.fulfilment.v1.FulfilmentDelivered",
+	"custody.fulfilment.v1.DeliveryFailed",
+	"custody.fulfilment.v1.ShipByDeadlineMissed",
+}
+
+// ClaimEventTypes are the claim events vendor trust counts.
+var ClaimEventTypes = []string{
+	string((&trustv1.ClaimOpened{}).ProtoReflect().Descriptor().FullName()),
+	string((&trustv1.ClaimResponded{}).ProtoReflect().Descriptor().FullName()),
+	string((&trustv1.ClaimResolved{}).ProtoReflect().Descriptor().FullName()),
+	string((&trustv1.ClaimClosed{}).ProtoReflect().Descriptor().FullName()),
+}
+
+// Service is the trust service.
+type Service struct {
+	cfg       Config
+	d         Deps
+	clock     clock.Clock
+	log       *slog.Logger
+	claims    *es.Handler[domain.Case, domain.Command]
+	trust     *es.Handler[domain.VendorTrust, domain.RecordFacts]
+	record    *RecordView
+	model     *ReadModel
+	deadlines *deadline.Scheduler
+	// scheduled is what each claim's deadline was scheduled for.
+	schedMu   sync.Mutex
+	scheduled map[string]dueKey
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// New returns a service; Start it before use.
+func New(cfg Config, d Deps) *Service {
+	if d.Clock == nil {
+		d.Clock = clock.Real()
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	s := &Service{cfg: cfg.withDefaults(), d: d, clock: d.Clock, log: d.Logger,
+		claims: es.NewHandler(domain.Claims, d.Store, es.Options{}),
+		trust:  es.NewHandler(domain.Trust, d.Store, es.Options{}),
+		record: NewRecordView(), scheduled: map[string]dueKey{}}
+	s.deadlines = deadline.New("trust", d.Clock, d.Logger)
+	s.model = NewReadModel(s.schedule)
+	return s
+}
+
+// Policy is the policy in force.
+func (s *Service) Policy() domain.Policy { return s.cfg.Policy }
+
+// Start catches the read model up with the trust stream (which schedules
+// every open claim's deadline, so deadlines that passed while the service
+// was down fire now) and starts, in the background, the deadline
+// scheduler, the custody record view and the consumers; the upstream
+// streams may not exist yet.
+func (s *Service) Start(ctx context.Context) error {
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop = cancel
+	target, err := s.d.Store.LastPosition(ctx)
+	if err != nil {
+		cancel()
+		return err
+	}
+	s.wg.Go(func() { follow(bg, s.log.With("projection", "claims"), s.d.Store, 1, s.model.Apply) })
+	if !s.model.pos.waitFor(ctx, 0, func(pos uint64, _ bool) bool { return pos >= target }) {
+		cancel()
+		s.wg.Wait()
+		return errors.Join(errors.New("trust read model did not catch up"), ctx.Err())
+	}
+	s.model.pos.markReady()
+	s.wg.Go(func() { s.deadlines.Run(bg) })
+	if s.d.OpenUpstream != nil {
+		for _, svc := range []string{OrderService, FulfilmentService} {
+			s.wg.Go(func() {
+				s.record.Run(bg, s.log.With("projection", "record", "source", svc), svc,
+					func(ctx context.Context) (Store, error) { return s.d.OpenUpstream(ctx, svc) })
+			})
+		}
+	}
+	if s.d.JetStream != nil {
+		s.wg.Go(func() {
+			s.consume(bg, bus.Config{Name: FulfilmentConsumer, SourceService: FulfilmentService, EventTypes: FulfilmentEventTypes},
+				s.HandleFulfilmentEvent)
+		})
+		s.wg.Go(func() {
+			s.consume(bg, bus.Config{Name: ClaimsConsumer, SourceService: "trust", EventTypes: ClaimEventTypes,
+				FilterSubjects: []string{"custody.trust." + domain.Claims.Aggregate + ".>"}}, s.HandleClaimEvent)
+		})
+	}
+	return nil
+}
+
+// consume subscribes (retrying until the source stream exists) and runs
+// the consumer until ctx ends.
+func (s *Service) consume(ctx context.Context, cfg bus.Config, h bus.Handler) {
+	cfg.Replicas, cfg.Logger, cfg.Concurrency = s.d.Replicas, s.log, s.cfg.ReactionConcurrency
+	cfg.MaxDeliver = 20 // ~1.5 min of retries before parking: outlasts a store hiccup
+	cfg.Backoff = []time.Duration{200 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second}
+	log := s.log.With("consumer", cfg.Name)
+	for b, attempt := newBackoff(), 0; ctx.Err() == nil; b.sleep(ctx) {
+		c, err := bus.Subscribe(ctx, s.d.JetStream, cfg, h)
+		if err != nil {
+			if ctx.Err() == nil && (!errors.Is(err, jetstream.ErrStreamNotFound) || attempt%20 == 0) {
+				log.Info("cannot subscribe yet; will retry", "source", cfg.SourceService, "err", err)
+			}
+			attempt++
+			continue
+		}
+		<-ctx.Done()
+		c.Stop()
+		return
+	}
+}
+
+// Stop stops the background work and waits for it, bounded by ctx.
+func (s *Service) Stop(ctx context.Context) error {
+	if s.stop == nil {
+		return nil
+	}
+	s.stop()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Record is the service's custody record view (tests wait on it).
+func (s *Service) Record() *RecordView { return s.record }
+
+// ReadModel is the service's projection of its own store.
+func (s *Service) ReadModel() *ReadModel { return s.model }
+
+// Scheduler is the claims' deadline scheduler.
+func (s *Service) Scheduler() *deadline.Scheduler { return s.deadlines }
+
+// OrderBuyer returns the buyer of an order the trust service has seen
+// confirmed, after catching the record up.
+func (s *Service) OrderBuyer(ctx context.Context, orderID string) (string, error) {
+	if err := s.record.CatchUp(ctx, s.cfg.RecordWait); err != nil {
+		return "", err
+	}
+	o, ok := s.record.Order(orderID)
+	if !ok || o.ConfirmedEventID == "" {
+		return "", &domain.NotFoundError{Resource: "order", ID: orderID}
+	}
+	return o.BuyerID, nil
+}
+
+// OpenClaim is a buyer's claim as requested.
+type OpenClaim struct {
+	RequestID string
+	OrderID   string
+	Reason    trustv1.ClaimReason
+	Lines     []domain.LineRequest
+	Evidence  *trustv1.Evidence
+	// Actor is who asked, recorded with the events.
+	Actor string
+}
+
+// OpenClaim opens (once per buyer, order and request id) and assesses a
+// claim, deciding from the custody record as it stands now.
+func (s *Service) OpenClaim(ctx context.Context, req OpenClaim) (ClaimView, error) {
+	if err := s.record.CatchUp(ctx, s.cfg.RecordWait); err != nil {
+		return ClaimView{}, err
+	}
+	o, ok := s.record.Order(req.OrderID)
+	if !ok || o.ConfirmedEventID == "" {
+		return ClaimView{}, &domain.NotFoundError{Resource: "order", ID: req.OrderID}
+	}
+	id := domain.ClaimID(o.BuyerID, req.OrderID, req.RequestID)
+	cs, rev, _, err := s.claims.Load(ctx, req.OrderID)
+	if err != nil {
+		return ClaimView{}, err
+	}
+	if c := cs.Claim(id); c != nil {
+		return ClaimView{Claim: *c, Revision: rev}, nil // the same request again
+	}
+	vendor := ""
+	for _, l := range req.Lines {
+		if ol, ok := o.Line(l.LineID); ok {
+			vendor = ol.VendorID
+			break
+		}
+	}
+	rec, _ := s.record.Record(req.OrderID, vendor)
+	res, err := s.claims.Handle(ctx, es.Command[domain.Command]{
+		AggregateID: req.OrderID, ID: es.DeriveID("open", id),
+		Body: domain.OpenClaim{ClaimID: id, Reason: req.Reason, Lines: req.Lines, Evidence: req.Evidence, Record: rec,
+			Policy: s.cfg.Policy, Now: s.clock.Now()},
+		Meta: es.Meta{CorrelationID: req.OrderID, Actor: req.Actor},
+	})
+	if err != nil {
+		return ClaimView{}, err
+	}
+	return claimOf(res.State, id, res.Revision)
+}
+
+func claimOf(cs domain.Case, id string, rev uint64) (ClaimView, error) {
+	c := cs.Claim(id)
+	if c == nil {
+		return ClaimView{}, &domain.NotFoundError{Resource: "claim", ID: id}
+	}
+	return ClaimView{Claim: *c, Revision: rev}, nil
+}
+
+// GetClaim reads a claim from its order's aggregate.
+func (s *Service) GetClaim(ctx context.Context, claimID string) (ClaimView, error) {
+	orderID, ok := domain.OrderOfClaim(claimID)
+	if !ok {
+		return ClaimView{}, &domain.NotFoundError{Resource: "claim", ID: claimID}
+	}
+	cs, rev, _, err := s.claims.Load(ctx, orderID)
+	if err != nil {
+		return ClaimView{}, err
+	}
+	return claimOf(cs, claimID, rev)
+}
+
+// Call identifies one command on a claim: the RPC (which with the claim
+// and the request id makes the command id) and who asked.
+type Call struct {
+	RPC       string
+	ClaimID   string
+	RequestID string
+	Actor     string
+}
+
+// Act runs a claim command built by body (which gets the time and the
+// policy) and returns the claim after it. The same call again changes
+// nothing and returns the claim as it is.
+func (s *Service) Act(ctx context.Context, call Call, body func(now time.Time, p domain.Policy) domain.Command) (ClaimView, error) {
+	orderID, ok := domain.OrderOfClaim(call.ClaimID)
+	if !ok {
+		return ClaimView{}, &domain.NotFoundError{Resource: "claim", ID: call.ClaimID}
+	}
+	res, err := s.claims.Handle(ctx, es.Command[domain.Command]{
+		AggregateID: orderID, ID: es.DeriveID(call.RPC, call.ClaimID, call.RequestID),
+		Body: body(s.clock.Now(), s.cfg.Policy),
+		Meta: es.Meta{CorrelationID: orderID, Actor: call.Actor},
+	})
+	if err != nil {
+		return ClaimView{}, err
+	}
+	return claimOf(res.State, call.ClaimID, res.Revision)
+}
+
+// ListClaims lists claims, newest first, after letting the read model
+// catch up with the claims stored now (bounded by ReadWait).
+func (s *Service) ListClaims(ctx context.Context, q ClaimQuery) (ClaimPage, error) {
+	s.catchUpModel(ctx)
+	return s.model.Claims(q)
+}
+
+// GetVendorTrust reads a vendor's trust from its aggregate. A vendor with
+// no history has the starting score.
+func (s *Service) GetVendorTrust(ctx context.Context, vendorID string) (domain.VendorTrust, error) {
+	v, rev, _, err := s.trust.Load(ctx, domain.TrustAggregateID(vendorID))
+	if err != nil {
+		return domain.VendorTrust{}, err
+	}
+	v.VendorID, v.Revision = vendorID, rev
+	return v, nil
+}
+
+// ListVendorTrust lists vendors' trust by vendor id.
+func (s *Service) ListVendorTrust(ctx context.Context, q VendorQuery) (VendorPage, error) {
+	s.catchUpModel(ctx)
+	return s.model.Vendors(q)
+}
+
+func (s *Service) catchUpModel(ctx context.Context) {
+	if target, err := s.d.Store.LastPosition(ctx); err == nil {
+		s.model.pos.waitFor(ctx, s.cfg.ReadWait, func(pos uint64, _ bool) bool { return pos >= target })
+	}
+}
+
+// dueKey names a claim's deadline: the step it ends and when.
+type dueKey struct {
+	state domain.State
+	due   time.Time
+}
+
+// schedule (the read model's hook) keeps one deadline per open claim that
+// waits on time, and none for the others.
+func (s *Service) schedule(cs domain.Case) {
+	s.schedMu.Lock()
+	defer s.schedMu.Unlock()
+	for _, c := range cs.Claims {
+		prev, had := s.scheduled[c.ID]
+		if !c.State.Open() || c.DueAt.IsZero() {
+			if had {
+				s.deadlines.Cancel(c.ID)
+				delete(s.scheduled, c.ID)
+			}
+			continue
+		}
+		k := dueKey{state: c.State, due: c.DueAt}
+		if had && prev.state == k.state && prev.due.Equal(k.due) {
+			continue
+		}
+		id := c.ID
+		s.scheduled[id] = k
+		s.deadlines.Schedule(id, k.due, func(ctx context.Context) error { return s.expire(ctx, id, k.state, k.due) })
+	}
+}
+
+// expire runs a claim's deadline; the command id is derived from the
+// deadline, so firing twice (after a crash, or in two processes) acts once.
+func (s *Service) expire(ctx context.Context, claimID string, state domain.State, due time.Time) error {
+	orderID, _ := domain.OrderOfClaim(claimID)
+	_, err := s.claims.Handle(ctx, es.Command[domain.Command]{
+		AggregateID: orderID, ID: es.DeriveID("expire", claimID, state.String(), due.UTC().Format(time.RFC3339Nano)),
+		Body: domain.Expire{ClaimID: claimID, State: state, DueAt: due, Now: s.clock.Now()},
+		Meta: es.Meta{CorrelationID: orderID, Actor: domain.DecidedByRules},
+	})
+	if err != nil {
+		s.log.Warn("claim deadline", "claim_id", claimID, "state", state, "err", err)
+	}
+	return err
+}
+
+// HandleFulfilmentEvent counts what a fulfilment event says about its
+// vendor (consumer trust-on-fulfilment). It first waits for the custody
+// record to have applied the event: "first scan of the shipment" and "on
+// time" are read from it.
+func (s *Service) HandleFulfilmentEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
+	ev, err := es.Decode(rec)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	if err := s.record.WaitFor(ctx, FulfilmentService, rec.Position, 20*time.Second); err != nil {
+		return err
+	}
+	vendor, delta, ok := s.record.FulfilmentFacts(ev)
+	if !ok {
+		return nil
+	}
+	return s.count(ctx, rec, vendor, delta)
+}
+
+// HandleClaimEvent counts what one of the service's own claim events says
+// about the vendor (consumer trust-on-claims).
+func (s *Service) HandleClaimEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
+	ev, err := es.Decode(rec)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	vendor, delta, ok := domain.ClaimFacts(ev.Payload)
+	if !ok {
+		return nil
+	}
+	return s.count(ctx, rec, vendor, delta)
+}
+
+func (s *Service) count(ctx context.Context, rec eventstore.RecordedEvent, vendor string, delta domain.Counts) error {
+	if vendor == "" {
+		return nil
+	}
+	corr := rec.Metadata.CorrelationID
+	if corr == "" {
+		corr = vendor
+	}
+	_, err := s.trust.Handle(ctx, es.Command[domain.RecordFacts]{
+		AggregateID: domain.TrustAggregateID(vendor), ID: es.DeriveID("facts", rec.ID),
+		Body: domain.RecordFacts{VendorID: vendor, Delta: delta, CauseEventID: rec.ID, CauseType: rec.Type, Now: s.clock.Now()},
+		Meta: es.Meta{CorrelationID: corr, Actor: domain.DecidedByRules},
+	})
+	if errors.Is(err, es.ErrBadCommand) {
+		return bus.Permanent(fmt.Errorf("vendor %q: %w", vendor, err))
+	}
+	return err
+}

@@ -1,0 +1,311 @@
+// Package grpcapi is the gRPC edge of the trust service:
+// custody.trust.v1.TrustService. It validates requests (field violations
+// with AIP paths such as "lines[2].quantity"), authorizes the caller (the
+// table in authz.go), converts between the wire and the app layer, and
+// maps every error to a gRPC status in one place (toStatus).
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/auth"
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
+	"github.com/custody/custody/services/trust/app"
+	"github.com/custody/custody/services/trust/domain"
+)
+
+// ServiceName is the gRPC service this package implements.
+const ServiceName = "custody.trust.v1.TrustService"
+
+// Server implements trustv1.TrustServiceServer.
+type Server struct {
+	trustv1.UnimplementedTrustServiceServer
+	app *app.Service
+	log *slog.Logger
+}
+
+// New returns the gRPC server of svc.
+func New(svc *app.Service, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{app: svc, log: log}
+}
+
+var _ trustv1.TrustServiceServer = (*Server)(nil)
+
+func callerOf(ctx context.Context) auth.Caller {
+	c, _ := auth.CallerFrom(ctx)
+	return c
+}
+
+// OpenClaim implements trustv1.TrustServiceServer.
+func (s *Server) OpenClaim(ctx context.Context, req *trustv1.OpenClaimRequest) (*trustv1.OpenClaimResponse, error) {
+	cmd, err := validateOpen(req)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	buyer, err := s.app.OrderBuyer(ctx, cmd.OrderID)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	caller := callerOf(ctx)
+	if !allowed(caller, "OpenClaim", buyer, "") {
+		return nil, apierr.PermissionDenied("only the order's buyer, or a service acting for it, may claim on order " + cmd.OrderID)
+	}
+	cmd.Actor = actor(caller, buyer, "")
+	v, err := s.app.OpenClaim(ctx, cmd)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return &trustv1.OpenClaimResponse{Claim: claimProto(v)}, nil
+}
+
+// RespondToClaim implements trustv1.TrustServiceServer.
+func (s *Server) RespondToClaim(ctx context.Context, req *trustv1.RespondToClaimRequest) (*trustv1.RespondToClaimResponse, error) {
+	body, err := validateRespond(req)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	v, err := s.act(ctx, "RespondToClaim", req.GetClaimId(), req.GetRequestId(), func(now time.Time, p domain.Policy, _ string) domain.Command {
+		body.Now, body.Policy = now, p
+		return body
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &trustv1.RespondToClaimResponse{Claim: claimProto(v)}, nil
+}
+
+// AnswerOffer implements trustv1.TrustServiceServer.
+func (s *Server) AnswerOffer(ctx context.Context, req *trustv1.AnswerOfferRequest) (*trustv1.AnswerOfferResponse, error) {
+	if err := validateAnswer(req); err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	v, err := s.act(ctx, "AnswerOffer", req.GetClaimId(), req.GetRequestId(), func(now time.Time, _ domain.Policy, by string) domain.Command {
+		return domain.AnswerOffer{ClaimID: req.GetClaimId(), Accept: req.GetAccept(), By: by, Now: now}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &trustv1.AnswerOfferResponse{Claim: claimProto(v)}, nil
+}
+
+// ResolveClaim implements trustv1.TrustServiceServer.
+func (s *Server) ResolveClaim(ctx context.Context, req *trustv1.ResolveClaimRequest) (*trustv1.ResolveClaimResponse, error) {
+	body, err := validateResolve(req)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	v, err := s.act(ctx, "ResolveClaim", req.GetClaimId(), req.GetRequestId(), func(now time.Time, p domain.Policy, by string) domain.Command {
+		body.Now, body.Policy, body.By = now, p, by
+		return body
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &trustv1.ResolveClaimResponse{Claim: claimProto(v)}, nil
+}
+
+// WithdrawClaim implements trustv1.TrustServiceServer.
+func (s *Server) WithdrawClaim(ctx context.Context, req *trustv1.WithdrawClaimRequest) (*trustv1.WithdrawClaimResponse, error) {
+	if err := validateWithdraw(req); err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	v, err := s.act(ctx, "WithdrawClaim", req.GetClaimId(), req.GetRequestId(), func(now time.Time, _ domain.Policy, _ string) domain.Command {
+		return domain.Withdraw{ClaimID: req.GetClaimId(), Reason: req.GetReason(), Now: now}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &trustv1.WithdrawClaimResponse{Claim: claimProto(v)}, nil
+}
+
+// RecordReturnShipment implements trustv1.TrustServiceServer.
+func (s *Server) RecordReturnShipment(ctx context.Context, req *trustv1.RecordReturnShipmentRequest) (*trustv1.RecordReturnShipmentResponse, error) {
+	if err := validateReturnShipment(req); err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	v, err := s.act(ctx, "RecordReturnShipment", req.GetClaimId(), req.GetRequestId(), func(now time.Time, p domain.Policy, _ string) domain.Command {
+		return domain.RecordReturnShipment{ClaimID: req.GetClaimId(), Carrier: req.GetCarrier(), TrackingNumber: req.GetTrackingNumber(), Policy: p, Now: now}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &trustv1.RecordReturnShipmentResponse{Claim: claimProto(v)}, nil
+}
+
+// ReceiveReturn implements trustv1.TrustServiceServer.
+func (s *Server) ReceiveReturn(ctx context.Context, req *trustv1.ReceiveReturnRequest) (*trustv1.ReceiveReturnResponse, error) {
+	if err := validateReceive(req); err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	v, err := s.act(ctx, "ReceiveReturn", req.GetClaimId(), req.GetRequestId(), func(now time.Time, p domain.Policy, _ string) domain.Command {
+		return domain.ReceiveReturn{ClaimID: req.GetClaimId(), Condition: req.GetCondition(), Note: req.GetNote(), Policy: p, Now: now}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &trustv1.ReceiveReturnResponse{Claim: claimProto(v)}, nil
+}
+
+// GetClaim implements trustv1.TrustServiceServer.
+func (s *Server) GetClaim(ctx context.Context, req *trustv1.GetClaimRequest) (*trustv1.GetClaimResponse, error) {
+	if err := validateGet(req); err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	v, err := s.readable(ctx, "GetClaim", req.GetClaimId())
+	if err != nil {
+		return nil, err
+	}
+	return &trustv1.GetClaimResponse{Claim: claimProto(v)}, nil
+}
+
+// ListClaims implements trustv1.TrustServiceServer.
+func (s *Server) ListClaims(ctx context.Context, req *trustv1.ListClaimsRequest) (*trustv1.ListClaimsResponse, error) {
+	q, err := validateList(req)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	caller := callerOf(ctx)
+	if !caller.Has(auth.Support) && !caller.Has(auth.Platform) && !caller.Has(auth.Service) {
+		ok := false
+		switch {
+		case q.OrderID != "":
+			// A buyer lists the claims of its own order.
+			buyer, err := s.app.OrderBuyer(ctx, q.OrderID)
+			if err != nil {
+				return nil, s.toStatus(ctx, err)
+			}
+			ok = allowed(caller, "ListClaims", buyer, "")
+		case q.BuyerID != "", q.VendorID != "":
+			ok = allowed(caller, "ListClaims", q.BuyerID, q.VendorID)
+		}
+		if !ok {
+			return nil, apierr.PermissionDenied("buyers list only their own claims (buyer_id or order_id), vendors only claims against them (vendor_id)")
+		}
+	}
+	page, err := s.app.ListClaims(ctx, q)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	resp := &trustv1.ListClaimsResponse{NextPageToken: page.NextPageToken}
+	for _, c := range page.Claims {
+		resp.Claims = append(resp.Claims, claimProto(c))
+	}
+	return resp, nil
+}
+
+// GetVendorTrust implements trustv1.TrustServiceServer.
+func (s *Server) GetVendorTrust(ctx context.Context, req *trustv1.GetVendorTrustRequest) (*trustv1.GetVendorTrustResponse, error) {
+	if err := validateVendor(req.GetVendorId()); err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	if !allowed(callerOf(ctx), "GetVendorTrust", "", req.GetVendorId()) {
+		return nil, apierr.PermissionDenied("a vendor's trust is shown to the vendor itself, support and platform")
+	}
+	v, err := s.app.GetVendorTrust(ctx, req.GetVendorId())
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return &trustv1.GetVendorTrustResponse{Trust: trustProto(v)}, nil
+}
+
+// ListVendorTrust implements trustv1.TrustServiceServer.
+func (s *Server) ListVendorTrust(ctx context.Context, req *trustv1.ListVendorTrustRequest) (*trustv1.ListVendorTrustResponse, error) {
+	q, err := validateListVendors(req)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	if !allowed(callerOf(ctx), "ListVendorTrust", "", "") {
+		return nil, apierr.PermissionDenied("listing vendors' trust is for support and platform")
+	}
+	page, err := s.app.ListVendorTrust(ctx, q)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	resp := &trustv1.ListVendorTrustResponse{NextPageToken: page.NextPageToken}
+	for _, v := range page.Vendors {
+		resp.Vendors = append(resp.Vendors, trustProto(v))
+	}
+	return resp, nil
+}
+
+// readable loads a claim and checks the caller may call rpc on it.
+func (s *Server) readable(ctx context.Context, rpc, claimID string) (app.ClaimView, error) {
+	v, err := s.app.GetClaim(ctx, claimID)
+	if err != nil {
+		return app.ClaimView{}, s.toStatus(ctx, err)
+	}
+	if !allowed(callerOf(ctx), rpc, v.Claim.BuyerID, v.Claim.VendorID) {
+		return app.ClaimView{}, apierr.PermissionDenied(rpc + " on claim " + claimID + " is not open to you (see the access table)")
+	}
+	return v, nil
+}
+
+// act authorizes rpc on the claim, then runs the command body builds
+// (given the time, the policy and who acts).
+func (s *Server) act(ctx context.Context, rpc, claimID, requestID string, body func(time.Time, domain.Policy, string) domain.Command) (app.ClaimView, error) {
+	cur, err := s.readable(ctx, rpc, claimID)
+	if err != nil {
+		return app.ClaimView{}, err
+	}
+	who := actor(callerOf(ctx), cur.Claim.BuyerID, cur.Claim.VendorID)
+	v, err := s.app.Act(ctx, app.Call{RPC: rpc, ClaimID: claimID, RequestID: requestID, Actor: who},
+		func(now time.Time, p domain.Policy) domain.Command { return body(now, p, who) })
+	if err != nil {
+		return app.ClaimView{}, s.toStatus(ctx, err)
+	}
+	return v, nil
+}
+
+// toStatus is the one place where errors become gRPC statuses. Bad input is
+// InvalidArgument with field violations, never Unknown; anything not
+// recognised is Internal (and logged), never passed through raw.
+func (s *Server) toStatus(ctx context.Context, err error) error {
+	var (
+		invalid *domain.InvalidError
+		pre     *domain.PreconditionError
+		nf      *domain.NotFoundError
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &invalid):
+		fvs := make([]apierr.FieldViolation, 0, len(invalid.Violations))
+		for _, v := range invalid.Violations {
+			fvs = append(fvs, apierr.FieldViolation{Field: v.Field, Description: v.Description})
+		}
+		return apierr.InvalidArgument(fvs...)
+	case errors.As(err, &pre):
+		return apierr.FailedPrecondition(pre.Reason, pre.Message)
+	case errors.As(err, &nf):
+		return apierr.NotFound(nf.Resource, nf.ID)
+	case errors.Is(err, app.ErrRecordUnavailable):
+		return apierr.Unavailable("the custody record is not up to date with the order and fulfilment events; retry shortly")
+	case errors.Is(err, es.ErrConflict):
+		return apierr.Aborted("the order's claims changed concurrently; retry the request")
+	case errors.Is(err, eventstore.ErrUnavailable):
+		return apierr.Unavailable("the event store is unavailable; retry shortly")
+	case errors.Is(err, es.ErrBadCommand):
+		return apierr.InvalidArgument(apierr.FieldViolation{Field: "claim_id", Description: "not a claim id"})
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request cancelled")
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	s.log.ErrorContext(ctx, "trust service: unexpected error", "err", err)
+	return status.Error(codes.Internal, "internal error")
+}
