@@ -8,6 +8,7 @@ import (
 	"github.com/custody/custody/services/catalog"
 	"github.com/custody/custody/services/fulfilment"
 	"github.com/custody/custody/services/order"
+	"github.com/custody/custody/services/trust"
 )
 
 // modules lists every service the binary can run, in start order. Each
@@ -17,6 +18,7 @@ func modules() []platform.Module {
 		catalog.Module(),
 		order.Module(),
 		fulfilment.Module(),
+		trust.Module(),
 	}
 }
 
