@@ -17,11 +17,13 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/natsembed"
 	"github.com/custody/custody/pkg/platform"
 	"github.com/custody/custody/pkg/server"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
+	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 )
@@ -39,6 +41,12 @@ func platformUnderTest(t *testing.T) (dial func(roles ...string) *grpc.ClientCon
 // listens on loopback, so the test can read the services' event stores.
 func platformWithNATS(t *testing.T) (dial func(roles ...string) *grpc.ClientConn, nc *nats.Conn) {
 	t.Helper()
+	return platformWithClock(t, nil)
+}
+
+// platformWithClock runs the platform on clk (nil: wall time).
+func platformWithClock(t *testing.T, clk clock.Clock) (dial func(roles ...string) *grpc.ClientConn, nc *nats.Conn) {
+	t.Helper()
 	dir := t.TempDir()
 	ns, err := natsembed.Start(natsembed.Config{DataDir: filepath.Join(dir, "nats"), Listen: true})
 	if err != nil {
@@ -55,7 +63,7 @@ func platformWithNATS(t *testing.T) (dial func(roles ...string) *grpc.ClientConn
 	done := make(chan error, 1)
 	go func() {
 		done <- platform.Run(ctx, platform.Config{
-			DataDir: dir, GRPCAddr: "127.0.0.1:0", Version: "test", NATSURL: ns.ClientURL(),
+			DataDir: dir, GRPCAddr: "127.0.0.1:0", Version: "test", NATSURL: ns.ClientURL(), Clock: clk,
 			Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 			OnReady: func(addr, _ string) { ready <- addr },
 		}, modules())
@@ -348,4 +356,71 @@ func TestOrderDeliveredEndToEnd(t *testing.T) {
 	if got.GetFulfilment().GetState() != fulfilmentv1.FulfilmentState_FULFILMENT_STATE_DELIVERED {
 		t.Fatalf("fulfilment state %v", got.GetFulfilment().GetState())
 	}
+}
+
+// TestParcelNeverDeliveredIsRefundedAutomatically: the vendor ships, the
+// parcel is never scanned as delivered; after the expected delivery date
+// (an injected clock moves five days on) the buyer's not-received claim is
+// refunded automatically from the custody record, and the order shows
+// REFUNDED.
+func TestParcelNeverDeliveredIsRefundedAutomatically(t *testing.T) {
+	clk := clock.NewFake(time.Now().UTC().Truncate(time.Second))
+	dial, _ := platformWithClock(t, clk)
+	ops := dial("platform", "service")
+	p := createProduct(t, catalogv1.NewCatalogServiceClient(ops), "v-lost", 10, 1200)
+	sku := p.GetSkus()[0].GetSkuId()
+	buyer := dial("buyer:ada")
+	resp, err := orderv1.NewOrderServiceClient(buyer).PlaceOrder(t.Context(), &orderv1.PlaceOrderRequest{
+		RequestId: "lost-1", BuyerId: "ada", Lines: []*orderv1.LineRequest{{SkuId: sku, Quantity: 2}},
+		ShippingAddress: address, Payment: &orderv1.Payment{PspReference: "psp-l", Amount: eur(2400)},
+		WaitTimeout: durationpb.New(20 * time.Second),
+	})
+	if err != nil || resp.GetOrder().GetState() != orderv1.OrderState_ORDER_STATE_CONFIRMED {
+		t.Fatalf("place: %v %v", resp.GetOrder().GetState(), err)
+	}
+	orderID := resp.GetOrder().GetOrderId()
+	vendor := fulfilmentv1.NewFulfilmentServiceClient(dial("vendor:v-lost"))
+	var fid string
+	eventually(t, "the fulfilment", func() bool {
+		l, err := vendor.ListFulfilments(t.Context(), &fulfilmentv1.ListFulfilmentsRequest{VendorId: "v-lost", OrderId: orderID})
+		if err == nil && len(l.GetFulfilments()) == 1 {
+			fid = l.GetFulfilments()[0].GetFulfilmentId()
+		}
+		return fid != ""
+	})
+	if _, err := vendor.ShipFulfilment(t.Context(), &fulfilmentv1.ShipFulfilmentRequest{
+		RequestId: "ship-l", FulfilmentId: fid, Carrier: "dhl", TrackingNumber: "5555555555",
+		Packages: []*fulfilmentv1.Package{{PackageId: "1", Lines: []*fulfilmentv1.ShippedLine{{LineId: "1", SkuId: sku, Quantity: 2}},
+			Evidence: &fulfilmentv1.PackingEvidence{PhotoSha256: []string{photo}, Units: []*fulfilmentv1.PackedUnit{
+				{LineId: "1", SkuId: sku, LotNumber: "LOT-7"}, {LineId: "1", SkuId: sku, LotNumber: "LOT-7"}}}}},
+	}); err != nil {
+		t.Fatalf("ship: %v", err)
+	}
+	clk.Advance(6 * 24 * time.Hour) // past the expected delivery; no DELIVERED scan ever came
+
+	claims := trustv1.NewTrustServiceClient(buyer)
+	var claim *trustv1.Claim
+	eventually(t, "the claim to be accepted", func() bool {
+		c, err := claims.OpenClaim(t.Context(), &trustv1.OpenClaimRequest{
+			RequestId: "nr-1", OrderId: orderID, Reason: trustv1.ClaimReason_CLAIM_REASON_NOT_RECEIVED,
+			Lines: []*trustv1.ClaimLineRequest{{LineId: "1", Quantity: 2}},
+		})
+		if err != nil {
+			return false // the trust service may not have seen the shipment yet
+		}
+		claim = c.GetClaim()
+		return true
+	})
+	if len(claim.GetRefunds()) != 1 || claim.GetRefunds()[0].GetAmount().GetAmountMinor() != 2400 {
+		t.Fatalf("claim refunds %v, want one automatic refund of 2400", claim.GetRefunds())
+	}
+	if len(claim.GetAssessments()) == 0 || len(claim.GetAssessments()[0].GetReliedOnEventIds()) == 0 {
+		t.Fatalf("the automatic decision names no events it relied on: %v", claim.GetAssessments())
+	}
+	ord := orderv1.NewOrderServiceClient(ops)
+	eventually(t, "the order to be refunded", func() bool {
+		o, err := ord.GetOrder(t.Context(), &orderv1.GetOrderRequest{OrderId: orderID})
+		return err == nil && o.GetOrder().GetState() == orderv1.OrderState_ORDER_STATE_REFUNDED &&
+			o.GetOrder().GetRefundedTotal().GetAmountMinor() == 2400
+	})
 }
