@@ -23,15 +23,171 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// TransactionKind says why money moved.
+type TransactionKind int32
+
+const (
+	// Unset.
+	TransactionKind_TRANSACTION_KIND_UNSPECIFIED TransactionKind = 0
+	// The buyer's captured payment entered escrow (buyers:payments to
+	// vendor escrow, per vendor part).
+	TransactionKind_TRANSACTION_KIND_CAPTURE TransactionKind = 1
+	// Delivery proven: a part's escrow split into the pending shares of
+	// vendor, creators and platform (or into held, if a claim is open).
+	TransactionKind_TRANSACTION_KIND_DELIVERY TransactionKind = 2
+	// A claim opened on a delivered part: the vendor's pending share moved to held.
+	TransactionKind_TRANSACTION_KIND_HOLD TransactionKind = 3
+	// The last open claim on a part closed: held back to pending.
+	TransactionKind_TRANSACTION_KIND_UNHOLD TransactionKind = 4
+	// The return window closed with no open claim: pending shares to
+	// available, reserve and platform fees.
+	TransactionKind_TRANSACTION_KIND_RELEASE TransactionKind = 5
+	// The reserve hold period ended: reserve to available.
+	TransactionKind_TRANSACTION_KIND_RESERVE_RELEASE TransactionKind = 6
+	// A refund before release: out of escrow, or out of the pending or held
+	// shares, to the buyer.
+	TransactionKind_TRANSACTION_KIND_REFUND TransactionKind = 7
+	// A refund after release: taken back from the vendor's and creators'
+	// available balances and the platform's fees.
+	TransactionKind_TRANSACTION_KIND_CLAWBACK TransactionKind = 8
+	// An order or vendor part cancelled before delivery: its escrow back to
+	// the buyer.
+	TransactionKind_TRANSACTION_KIND_CANCELLATION TransactionKind = 9
+	// A payout run paid available balances out.
+	TransactionKind_TRANSACTION_KIND_PAYOUT TransactionKind = 10
+)
+
+// Enum value maps for TransactionKind.
+var (
+	TransactionKind_name = map[int32]string{
+		0:  "TRANSACTION_KIND_UNSPECIFIED",
+		1:  "TRANSACTION_KIND_CAPTURE",
+		2:  "TRANSACTION_KIND_DELIVERY",
+		3:  "TRANSACTION_KIND_HOLD",
+		4:  "TRANSACTION_KIND_UNHOLD",
+		5:  "TRANSACTION_KIND_RELEASE",
+		6:  "TRANSACTION_KIND_RESERVE_RELEASE",
+		7:  "TRANSACTION_KIND_REFUND",
+		8:  "TRANSACTION_KIND_CLAWBACK",
+		9:  "TRANSACTION_KIND_CANCELLATION",
+		10: "TRANSACTION_KIND_PAYOUT",
+	}
+	TransactionKind_value = map[string]int32{
+		"TRANSACTION_KIND_UNSPECIFIED":     0,
+		"TRANSACTION_KIND_CAPTURE":         1,
+		"TRANSACTION_KIND_DELIVERY":        2,
+		"TRANSACTION_KIND_HOLD":            3,
+		"TRANSACTION_KIND_UNHOLD":          4,
+		"TRANSACTION_KIND_RELEASE":         5,
+		"TRANSACTION_KIND_RESERVE_RELEASE": 6,
+		"TRANSACTION_KIND_REFUND":          7,
+		"TRANSACTION_KIND_CLAWBACK":        8,
+		"TRANSACTION_KIND_CANCELLATION":    9,
+		"TRANSACTION_KIND_PAYOUT":          10,
+	}
+)
+
+func (x TransactionKind) Enum() *TransactionKind {
+	p := new(TransactionKind)
+	*p = x
+	return p
+}
+
+func (x TransactionKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TransactionKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_custody_payouts_v1_events_proto_enumTypes[0].Descriptor()
+}
+
+func (TransactionKind) Type() protoreflect.EnumType {
+	return &file_custody_payouts_v1_events_proto_enumTypes[0]
+}
+
+func (x TransactionKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TransactionKind.Descriptor instead.
+func (TransactionKind) EnumDescriptor() ([]byte, []int) {
+	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{0}
+}
+
+// FundsStage is where the money of one vendor part of an order is.
+type FundsStage int32
+
+const (
+	// Unset.
+	FundsStage_FUNDS_STAGE_UNSPECIFIED FundsStage = 0
+	// Captured, not yet delivered: in the vendor's escrow.
+	FundsStage_FUNDS_STAGE_ESCROW FundsStage = 1
+	// Delivered; the return window runs: in the pending shares.
+	FundsStage_FUNDS_STAGE_PENDING FundsStage = 2
+	// Delivered, and a claim is open: the vendor's share is held.
+	FundsStage_FUNDS_STAGE_HELD FundsStage = 3
+	// Released to available balances, reserve and fees.
+	FundsStage_FUNDS_STAGE_RELEASED FundsStage = 4
+	// Cancelled before delivery: the escrow went back to the buyer.
+	FundsStage_FUNDS_STAGE_CANCELLED FundsStage = 5
+)
+
+// Enum value maps for FundsStage.
+var (
+	FundsStage_name = map[int32]string{
+		0: "FUNDS_STAGE_UNSPECIFIED",
+		1: "FUNDS_STAGE_ESCROW",
+		2: "FUNDS_STAGE_PENDING",
+		3: "FUNDS_STAGE_HELD",
+		4: "FUNDS_STAGE_RELEASED",
+		5: "FUNDS_STAGE_CANCELLED",
+	}
+	FundsStage_value = map[string]int32{
+		"FUNDS_STAGE_UNSPECIFIED": 0,
+		"FUNDS_STAGE_ESCROW":      1,
+		"FUNDS_STAGE_PENDING":     2,
+		"FUNDS_STAGE_HELD":        3,
+		"FUNDS_STAGE_RELEASED":    4,
+		"FUNDS_STAGE_CANCELLED":   5,
+	}
+)
+
+func (x FundsStage) Enum() *FundsStage {
+	p := new(FundsStage)
+	*p = x
+	return p
+}
+
+func (x FundsStage) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FundsStage) Descriptor() protoreflect.EnumDescriptor {
+	return file_custody_payouts_v1_events_proto_enumTypes[1].Descriptor()
+}
+
+func (FundsStage) Type() protoreflect.EnumType {
+	return &file_custody_payouts_v1_events_proto_enumTypes[1]
+}
+
+func (x FundsStage) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FundsStage.Descriptor instead.
+func (FundsStage) EnumDescriptor() ([]byte, []int) {
+	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{1}
+}
+
 // Posting is one side of a transaction: an amount on an account.
-// Positive debits, negative credits; a transaction's postings sum to zero
-// per currency.
 type Posting struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Account id, e.g. "escrow", "vendor:v1:pending", "creator:c1:available",
-	// "platform:fees", "payouts:sent", "buyer:refunds".
+	// Account id, "<owner>:<bucket>" (see the file comment), e.g.
+	// "vendor:v1:available".
 	Account string `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
-	// Signed amount.
+	// Signed amount from the account's point of view: positive adds to its
+	// balance, negative takes from it. A transaction's postings sum to zero
+	// per currency.
 	Amount        *v1.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -82,24 +238,33 @@ func (x *Posting) GetAmount() *v1.Money {
 }
 
 // TransactionPosted: a balanced ledger transaction, tied to its cause.
+// Entries are immutable: a correction is another transaction.
 type TransactionPosted struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Transaction id (derived from the cause: the same cause never posts twice).
+	// Transaction id, derived from the order (or batch), the kind and the
+	// cause's identity (refund id, claim id, vendor part): the same cause
+	// can never post twice.
 	TransactionId string `protobuf:"bytes,1,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	// Why money moved.
+	Kind TransactionKind `protobuf:"varint,2,opt,name=kind,proto3,enum=custody.payouts.v1.TransactionKind" json:"kind,omitempty"`
 	// Order id, if about one order.
-	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	// "capture", "release", "refund", "clawback", "reserve_release", "payout", …
-	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	OrderId string `protobuf:"bytes,3,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor part, if about one.
+	VendorId string `protobuf:"bytes,4,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
 	// Postings; they sum to zero per currency.
-	Postings []*Posting `protobuf:"bytes,4,rep,name=postings,proto3" json:"postings,omitempty"`
-	// The event that caused it (any service), or the request id.
-	CauseEventId string `protobuf:"bytes,5,opt,name=cause_event_id,json=causeEventId,proto3" json:"cause_event_id,omitempty"`
-	// The cause's type, e.g. "custody.trust.v1.RefundIssued".
-	CauseType string `protobuf:"bytes,6,opt,name=cause_type,json=causeType,proto3" json:"cause_type,omitempty"`
+	Postings []*Posting `protobuf:"bytes,5,rep,name=postings,proto3" json:"postings,omitempty"`
+	// The event that caused it (any service's event id), the deadline that
+	// fired, or the request id of the RPC.
+	CauseEventId string `protobuf:"bytes,6,opt,name=cause_event_id,json=causeEventId,proto3" json:"cause_event_id,omitempty"`
+	// The cause's type, e.g. "custody.trust.v1.RefundIssued",
+	// "deadline:return_window", "rpc:RunPayouts".
+	CauseType string `protobuf:"bytes,7,opt,name=cause_type,json=causeType,proto3" json:"cause_type,omitempty"`
+	// The business reference: refund id, claim id, fulfilment id, batch id.
+	Reference string `protobuf:"bytes,8,opt,name=reference,proto3" json:"reference,omitempty"`
 	// Human-readable memo.
-	Memo string `protobuf:"bytes,7,opt,name=memo,proto3" json:"memo,omitempty"`
-	// When.
-	PostTime      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=post_time,json=postTime,proto3" json:"post_time,omitempty"`
+	Memo string `protobuf:"bytes,9,opt,name=memo,proto3" json:"memo,omitempty"`
+	// When it was posted.
+	PostTime      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=post_time,json=postTime,proto3" json:"post_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -141,6 +306,13 @@ func (x *TransactionPosted) GetTransactionId() string {
 	return ""
 }
 
+func (x *TransactionPosted) GetKind() TransactionKind {
+	if x != nil {
+		return x.Kind
+	}
+	return TransactionKind_TRANSACTION_KIND_UNSPECIFIED
+}
+
 func (x *TransactionPosted) GetOrderId() string {
 	if x != nil {
 		return x.OrderId
@@ -148,9 +320,9 @@ func (x *TransactionPosted) GetOrderId() string {
 	return ""
 }
 
-func (x *TransactionPosted) GetKind() string {
+func (x *TransactionPosted) GetVendorId() string {
 	if x != nil {
-		return x.Kind
+		return x.VendorId
 	}
 	return ""
 }
@@ -176,6 +348,13 @@ func (x *TransactionPosted) GetCauseType() string {
 	return ""
 }
 
+func (x *TransactionPosted) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
 func (x *TransactionPosted) GetMemo() string {
 	if x != nil {
 		return x.Memo
@@ -190,24 +369,399 @@ func (x *TransactionPosted) GetPostTime() *timestamppb.Timestamp {
 	return nil
 }
 
-// ReturnWindowStarted: delivery proven; money waits out the return window.
+// LineSplit is how one order line's money divides. commission + fee +
+// vendor_share = line_total exactly: the commission and the fee are
+// floored to the minor unit, the vendor's share takes the remainder.
+type LineSplit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order line id.
+	LineId string `protobuf:"bytes,1,opt,name=line_id,json=lineId,proto3" json:"line_id,omitempty"`
+	// Creator earning the commission; empty when unattributed.
+	CreatorId string `protobuf:"bytes,2,opt,name=creator_id,json=creatorId,proto3" json:"creator_id,omitempty"`
+	// The line's price.
+	LineTotal *v1.Money `protobuf:"bytes,3,opt,name=line_total,json=lineTotal,proto3" json:"line_total,omitempty"`
+	// Commission rate fixed on the link (0 when unattributed).
+	CommissionBps int32 `protobuf:"varint,4,opt,name=commission_bps,json=commissionBps,proto3" json:"commission_bps,omitempty"`
+	// Creator commission.
+	Commission *v1.Money `protobuf:"bytes,5,opt,name=commission,proto3" json:"commission,omitempty"`
+	// Platform merchant fee rate.
+	FeeBps int32 `protobuf:"varint,6,opt,name=fee_bps,json=feeBps,proto3" json:"fee_bps,omitempty"`
+	// Platform merchant fee.
+	Fee *v1.Money `protobuf:"bytes,7,opt,name=fee,proto3" json:"fee,omitempty"`
+	// The vendor's share (before any trust reserve).
+	VendorShare   *v1.Money `protobuf:"bytes,8,opt,name=vendor_share,json=vendorShare,proto3" json:"vendor_share,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LineSplit) Reset() {
+	*x = LineSplit{}
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LineSplit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LineSplit) ProtoMessage() {}
+
+func (x *LineSplit) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LineSplit.ProtoReflect.Descriptor instead.
+func (*LineSplit) Descriptor() ([]byte, []int) {
+	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LineSplit) GetLineId() string {
+	if x != nil {
+		return x.LineId
+	}
+	return ""
+}
+
+func (x *LineSplit) GetCreatorId() string {
+	if x != nil {
+		return x.CreatorId
+	}
+	return ""
+}
+
+func (x *LineSplit) GetLineTotal() *v1.Money {
+	if x != nil {
+		return x.LineTotal
+	}
+	return nil
+}
+
+func (x *LineSplit) GetCommissionBps() int32 {
+	if x != nil {
+		return x.CommissionBps
+	}
+	return 0
+}
+
+func (x *LineSplit) GetCommission() *v1.Money {
+	if x != nil {
+		return x.Commission
+	}
+	return nil
+}
+
+func (x *LineSplit) GetFeeBps() int32 {
+	if x != nil {
+		return x.FeeBps
+	}
+	return 0
+}
+
+func (x *LineSplit) GetFee() *v1.Money {
+	if x != nil {
+		return x.Fee
+	}
+	return nil
+}
+
+func (x *LineSplit) GetVendorShare() *v1.Money {
+	if x != nil {
+		return x.VendorShare
+	}
+	return nil
+}
+
+// PartSplit is one vendor part's split: the sums of its lines.
+type PartSplit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Vendor.
+	VendorId string `protobuf:"bytes,1,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// The part's lines.
+	Lines []*LineSplit `protobuf:"bytes,2,rep,name=lines,proto3" json:"lines,omitempty"`
+	// Sum of the line totals.
+	Subtotal *v1.Money `protobuf:"bytes,3,opt,name=subtotal,proto3" json:"subtotal,omitempty"`
+	// Sum of the commissions.
+	Commission *v1.Money `protobuf:"bytes,4,opt,name=commission,proto3" json:"commission,omitempty"`
+	// Sum of the fees.
+	Fee *v1.Money `protobuf:"bytes,5,opt,name=fee,proto3" json:"fee,omitempty"`
+	// Sum of the vendor shares.
+	VendorShare   *v1.Money `protobuf:"bytes,6,opt,name=vendor_share,json=vendorShare,proto3" json:"vendor_share,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartSplit) Reset() {
+	*x = PartSplit{}
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartSplit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartSplit) ProtoMessage() {}
+
+func (x *PartSplit) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartSplit.ProtoReflect.Descriptor instead.
+func (*PartSplit) Descriptor() ([]byte, []int) {
+	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PartSplit) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *PartSplit) GetLines() []*LineSplit {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *PartSplit) GetSubtotal() *v1.Money {
+	if x != nil {
+		return x.Subtotal
+	}
+	return nil
+}
+
+func (x *PartSplit) GetCommission() *v1.Money {
+	if x != nil {
+		return x.Commission
+	}
+	return nil
+}
+
+func (x *PartSplit) GetFee() *v1.Money {
+	if x != nil {
+		return x.Fee
+	}
+	return nil
+}
+
+func (x *PartSplit) GetVendorShare() *v1.Money {
+	if x != nil {
+		return x.VendorShare
+	}
+	return nil
+}
+
+// CreatorAmount is an amount for one creator.
+type CreatorAmount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Creator.
+	CreatorId string `protobuf:"bytes,1,opt,name=creator_id,json=creatorId,proto3" json:"creator_id,omitempty"`
+	// Amount.
+	Amount        *v1.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatorAmount) Reset() {
+	*x = CreatorAmount{}
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatorAmount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatorAmount) ProtoMessage() {}
+
+func (x *CreatorAmount) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatorAmount.ProtoReflect.Descriptor instead.
+func (*CreatorAmount) Descriptor() ([]byte, []int) {
+	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CreatorAmount) GetCreatorId() string {
+	if x != nil {
+		return x.CreatorId
+	}
+	return ""
+}
+
+func (x *CreatorAmount) GetAmount() *v1.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+// FundsEscrowed: an order was confirmed and its payment captured; the
+// money is in escrow, and its split is fixed (rates as of capture).
+type FundsEscrowed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Buyer.
+	BuyerId string `protobuf:"bytes,2,opt,name=buyer_id,json=buyerId,proto3" json:"buyer_id,omitempty"`
+	// Captured amount.
+	Total *v1.Money `protobuf:"bytes,3,opt,name=total,proto3" json:"total,omitempty"`
+	// One split per vendor part.
+	Parts []*PartSplit `protobuf:"bytes,4,rep,name=parts,proto3" json:"parts,omitempty"`
+	// The payment authorisation captured.
+	PspReference string `protobuf:"bytes,5,opt,name=psp_reference,json=pspReference,proto3" json:"psp_reference,omitempty"`
+	// Why no commission is due although lines named a creator (the
+	// attribution was outside the window), if so.
+	CommissionNote string `protobuf:"bytes,6,opt,name=commission_note,json=commissionNote,proto3" json:"commission_note,omitempty"`
+	// When the order was confirmed (the capture).
+	CaptureTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=capture_time,json=captureTime,proto3" json:"capture_time,omitempty"`
+	// When the ledger recorded it.
+	EscrowTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=escrow_time,json=escrowTime,proto3" json:"escrow_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FundsEscrowed) Reset() {
+	*x = FundsEscrowed{}
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FundsEscrowed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FundsEscrowed) ProtoMessage() {}
+
+func (x *FundsEscrowed) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FundsEscrowed.ProtoReflect.Descriptor instead.
+func (*FundsEscrowed) Descriptor() ([]byte, []int) {
+	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *FundsEscrowed) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *FundsEscrowed) GetBuyerId() string {
+	if x != nil {
+		return x.BuyerId
+	}
+	return ""
+}
+
+func (x *FundsEscrowed) GetTotal() *v1.Money {
+	if x != nil {
+		return x.Total
+	}
+	return nil
+}
+
+func (x *FundsEscrowed) GetParts() []*PartSplit {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+func (x *FundsEscrowed) GetPspReference() string {
+	if x != nil {
+		return x.PspReference
+	}
+	return ""
+}
+
+func (x *FundsEscrowed) GetCommissionNote() string {
+	if x != nil {
+		return x.CommissionNote
+	}
+	return ""
+}
+
+func (x *FundsEscrowed) GetCaptureTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CaptureTime
+	}
+	return nil
+}
+
+func (x *FundsEscrowed) GetEscrowTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EscrowTime
+	}
+	return nil
+}
+
+// ReturnWindowStarted: delivery of a vendor part is proven; the money
+// leaves escrow for the pending shares and waits out the return window.
 type ReturnWindowStarted struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Order id.
 	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// Vendor.
 	VendorId string `protobuf:"bytes,2,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
-	// Window closes then.
-	CloseTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=close_time,json=closeTime,proto3" json:"close_time,omitempty"`
+	// Fulfilment delivered.
+	FulfilmentId string `protobuf:"bytes,3,opt,name=fulfilment_id,json=fulfilmentId,proto3" json:"fulfilment_id,omitempty"`
+	// When it was delivered.
+	DeliverTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=deliver_time,json=deliverTime,proto3" json:"deliver_time,omitempty"`
+	// The window closes then (deliver time + window + the tier's extension).
+	CloseTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=close_time,json=closeTime,proto3" json:"close_time,omitempty"`
 	// Trust tier used to size it.
-	Tier          string `protobuf:"bytes,4,opt,name=tier,proto3" json:"tier,omitempty"`
+	Tier string `protobuf:"bytes,6,opt,name=tier,proto3" json:"tier,omitempty"`
+	// True when a claim was already open: the vendor's share went to held.
+	Held          bool `protobuf:"varint,7,opt,name=held,proto3" json:"held,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReturnWindowStarted) Reset() {
 	*x = ReturnWindowStarted{}
-	mi := &file_custody_payouts_v1_events_proto_msgTypes[2]
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -219,7 +773,7 @@ func (x *ReturnWindowStarted) String() string {
 func (*ReturnWindowStarted) ProtoMessage() {}
 
 func (x *ReturnWindowStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_payouts_v1_events_proto_msgTypes[2]
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -232,7 +786,7 @@ func (x *ReturnWindowStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReturnWindowStarted.ProtoReflect.Descriptor instead.
 func (*ReturnWindowStarted) Descriptor() ([]byte, []int) {
-	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{2}
+	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReturnWindowStarted) GetOrderId() string {
@@ -249,6 +803,20 @@ func (x *ReturnWindowStarted) GetVendorId() string {
 	return ""
 }
 
+func (x *ReturnWindowStarted) GetFulfilmentId() string {
+	if x != nil {
+		return x.FulfilmentId
+	}
+	return ""
+}
+
+func (x *ReturnWindowStarted) GetDeliverTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeliverTime
+	}
+	return nil
+}
+
 func (x *ReturnWindowStarted) GetCloseTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CloseTime
@@ -263,8 +831,277 @@ func (x *ReturnWindowStarted) GetTier() string {
 	return ""
 }
 
-// FundsReleased: the window closed with no open claim; the order's money
-// was split between vendor, creator, platform and reserve.
+func (x *ReturnWindowStarted) GetHeld() bool {
+	if x != nil {
+		return x.Held
+	}
+	return false
+}
+
+// ClaimHoldPlaced: a claim opened on a vendor part before release. The
+// part is not released while any claim on it is open; if it was delivered,
+// the vendor's share moved from pending to held (held_amount).
+type ClaimHoldPlaced struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor.
+	VendorId string `protobuf:"bytes,2,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// Claim id.
+	ClaimId string `protobuf:"bytes,3,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
+	// What the buyer claims.
+	ClaimedAmount *v1.Money `protobuf:"bytes,4,opt,name=claimed_amount,json=claimedAmount,proto3" json:"claimed_amount,omitempty"`
+	// Moved from pending to held now (zero if still in escrow or already held).
+	HeldAmount *v1.Money `protobuf:"bytes,5,opt,name=held_amount,json=heldAmount,proto3" json:"held_amount,omitempty"`
+	// When.
+	HoldTime      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=hold_time,json=holdTime,proto3" json:"hold_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimHoldPlaced) Reset() {
+	*x = ClaimHoldPlaced{}
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimHoldPlaced) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimHoldPlaced) ProtoMessage() {}
+
+func (x *ClaimHoldPlaced) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimHoldPlaced.ProtoReflect.Descriptor instead.
+func (*ClaimHoldPlaced) Descriptor() ([]byte, []int) {
+	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ClaimHoldPlaced) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ClaimHoldPlaced) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *ClaimHoldPlaced) GetClaimId() string {
+	if x != nil {
+		return x.ClaimId
+	}
+	return ""
+}
+
+func (x *ClaimHoldPlaced) GetClaimedAmount() *v1.Money {
+	if x != nil {
+		return x.ClaimedAmount
+	}
+	return nil
+}
+
+func (x *ClaimHoldPlaced) GetHeldAmount() *v1.Money {
+	if x != nil {
+		return x.HeldAmount
+	}
+	return nil
+}
+
+func (x *ClaimHoldPlaced) GetHoldTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.HoldTime
+	}
+	return nil
+}
+
+// ClaimHoldLifted: a claim on a vendor part closed. When it was the last
+// open one, the vendor's held share went back to pending (amount).
+type ClaimHoldLifted struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor.
+	VendorId string `protobuf:"bytes,2,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// Claim id.
+	ClaimId string `protobuf:"bytes,3,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
+	// The claim's outcome ("refunded", "rejected", "withdrawn").
+	Outcome string `protobuf:"bytes,4,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// Moved from held to pending now (zero unless it was the last open claim
+	// on a delivered part).
+	Amount *v1.Money `protobuf:"bytes,5,opt,name=amount,proto3" json:"amount,omitempty"`
+	// When.
+	LiftTime      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=lift_time,json=liftTime,proto3" json:"lift_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimHoldLifted) Reset() {
+	*x = ClaimHoldLifted{}
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimHoldLifted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimHoldLifted) ProtoMessage() {}
+
+func (x *ClaimHoldLifted) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimHoldLifted.ProtoReflect.Descriptor instead.
+func (*ClaimHoldLifted) Descriptor() ([]byte, []int) {
+	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ClaimHoldLifted) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ClaimHoldLifted) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *ClaimHoldLifted) GetClaimId() string {
+	if x != nil {
+		return x.ClaimId
+	}
+	return ""
+}
+
+func (x *ClaimHoldLifted) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *ClaimHoldLifted) GetAmount() *v1.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *ClaimHoldLifted) GetLiftTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LiftTime
+	}
+	return nil
+}
+
+// ReturnWindowClosed: a vendor part's return window passed. With no open
+// claim FundsReleased follows in the same append; otherwise the part stays
+// held until its last claim closes.
+type ReturnWindowClosed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor.
+	VendorId string `protobuf:"bytes,2,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// The window's close time.
+	CloseTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=close_time,json=closeTime,proto3" json:"close_time,omitempty"`
+	// Claims open at that moment (the release waits for them).
+	OpenClaimIds  []string `protobuf:"bytes,4,rep,name=open_claim_ids,json=openClaimIds,proto3" json:"open_claim_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReturnWindowClosed) Reset() {
+	*x = ReturnWindowClosed{}
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReturnWindowClosed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReturnWindowClosed) ProtoMessage() {}
+
+func (x *ReturnWindowClosed) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReturnWindowClosed.ProtoReflect.Descriptor instead.
+func (*ReturnWindowClosed) Descriptor() ([]byte, []int) {
+	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ReturnWindowClosed) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ReturnWindowClosed) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *ReturnWindowClosed) GetCloseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CloseTime
+	}
+	return nil
+}
+
+func (x *ReturnWindowClosed) GetOpenClaimIds() []string {
+	if x != nil {
+		return x.OpenClaimIds
+	}
+	return nil
+}
+
+// FundsReleased: a vendor part's money was released: the vendor's net to
+// available, the reserve held back, commissions to the creators' available,
+// the fee to the platform.
 type FundsReleased struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Order id.
@@ -273,23 +1110,27 @@ type FundsReleased struct {
 	VendorId string `protobuf:"bytes,2,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
 	// Vendor's net to available.
 	VendorNet *v1.Money `protobuf:"bytes,3,opt,name=vendor_net,json=vendorNet,proto3" json:"vendor_net,omitempty"`
-	// Held back as reserve.
+	// Held back as reserve (reserve_bps of the vendor's share, floored).
 	Reserve *v1.Money `protobuf:"bytes,4,opt,name=reserve,proto3" json:"reserve,omitempty"`
-	// Creator commission.
-	Commission *v1.Money `protobuf:"bytes,5,opt,name=commission,proto3" json:"commission,omitempty"`
-	// Creator id, if any.
-	CreatorId string `protobuf:"bytes,6,opt,name=creator_id,json=creatorId,proto3" json:"creator_id,omitempty"`
-	// Platform fee.
-	PlatformFee *v1.Money `protobuf:"bytes,7,opt,name=platform_fee,json=platformFee,proto3" json:"platform_fee,omitempty"`
-	// Reserve released then.
-	ReserveReleaseTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=reserve_release_time,json=reserveReleaseTime,proto3" json:"reserve_release_time,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Reserve rate applied.
+	ReserveBps int32 `protobuf:"varint,5,opt,name=reserve_bps,json=reserveBps,proto3" json:"reserve_bps,omitempty"`
+	// Trust tier that set it.
+	Tier string `protobuf:"bytes,6,opt,name=tier,proto3" json:"tier,omitempty"`
+	// Creator commissions.
+	Commissions []*CreatorAmount `protobuf:"bytes,7,rep,name=commissions,proto3" json:"commissions,omitempty"`
+	// Platform merchant fee.
+	PlatformFee *v1.Money `protobuf:"bytes,8,opt,name=platform_fee,json=platformFee,proto3" json:"platform_fee,omitempty"`
+	// The reserve is released then (zero time when there is none).
+	ReserveReleaseTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=reserve_release_time,json=reserveReleaseTime,proto3" json:"reserve_release_time,omitempty"`
+	// When.
+	ReleaseTime   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=release_time,json=releaseTime,proto3" json:"release_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FundsReleased) Reset() {
 	*x = FundsReleased{}
-	mi := &file_custody_payouts_v1_events_proto_msgTypes[3]
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -301,7 +1142,7 @@ func (x *FundsReleased) String() string {
 func (*FundsReleased) ProtoMessage() {}
 
 func (x *FundsReleased) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_payouts_v1_events_proto_msgTypes[3]
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -314,7 +1155,7 @@ func (x *FundsReleased) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundsReleased.ProtoReflect.Descriptor instead.
 func (*FundsReleased) Descriptor() ([]byte, []int) {
-	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{3}
+	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *FundsReleased) GetOrderId() string {
@@ -345,18 +1186,25 @@ func (x *FundsReleased) GetReserve() *v1.Money {
 	return nil
 }
 
-func (x *FundsReleased) GetCommission() *v1.Money {
+func (x *FundsReleased) GetReserveBps() int32 {
 	if x != nil {
-		return x.Commission
+		return x.ReserveBps
 	}
-	return nil
+	return 0
 }
 
-func (x *FundsReleased) GetCreatorId() string {
+func (x *FundsReleased) GetTier() string {
 	if x != nil {
-		return x.CreatorId
+		return x.Tier
 	}
 	return ""
+}
+
+func (x *FundsReleased) GetCommissions() []*CreatorAmount {
+	if x != nil {
+		return x.Commissions
+	}
+	return nil
 }
 
 func (x *FundsReleased) GetPlatformFee() *v1.Money {
@@ -373,20 +1221,411 @@ func (x *FundsReleased) GetReserveReleaseTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *FundsReleased) GetReleaseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReleaseTime
+	}
+	return nil
+}
+
+// ReserveReleased: a vendor part's reserve went to the vendor's available
+// balance.
+type ReserveReleased struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor.
+	VendorId string `protobuf:"bytes,2,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// Amount released.
+	Amount *v1.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	// When.
+	ReleaseTime   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=release_time,json=releaseTime,proto3" json:"release_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReserveReleased) Reset() {
+	*x = ReserveReleased{}
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReserveReleased) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReserveReleased) ProtoMessage() {}
+
+func (x *ReserveReleased) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReserveReleased.ProtoReflect.Descriptor instead.
+func (*ReserveReleased) Descriptor() ([]byte, []int) {
+	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReserveReleased) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ReserveReleased) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *ReserveReleased) GetAmount() *v1.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *ReserveReleased) GetReleaseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReleaseTime
+	}
+	return nil
+}
+
+// LineRefund is how much of a refund one line bears and how it reverses
+// the line's split. The reversals are cumulative per line: after refunds
+// r1..rn the line's reversed commission is floor(rate x (r1+..+rn)), so a
+// full refund in any number of steps reverses exactly what was split.
+type LineRefund struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order line id.
+	LineId string `protobuf:"bytes,1,opt,name=line_id,json=lineId,proto3" json:"line_id,omitempty"`
+	// Creator whose commission is reversed, if any.
+	CreatorId string `protobuf:"bytes,2,opt,name=creator_id,json=creatorId,proto3" json:"creator_id,omitempty"`
+	// Refunded on this line.
+	Amount *v1.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	// Commission reversed.
+	Commission *v1.Money `protobuf:"bytes,4,opt,name=commission,proto3" json:"commission,omitempty"`
+	// Platform fee reversed (the platform refunds its fee pro rata).
+	Fee *v1.Money `protobuf:"bytes,5,opt,name=fee,proto3" json:"fee,omitempty"`
+	// Vendor share reversed (amount - commission - fee).
+	VendorShare   *v1.Money `protobuf:"bytes,6,opt,name=vendor_share,json=vendorShare,proto3" json:"vendor_share,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LineRefund) Reset() {
+	*x = LineRefund{}
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LineRefund) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LineRefund) ProtoMessage() {}
+
+func (x *LineRefund) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LineRefund.ProtoReflect.Descriptor instead.
+func (*LineRefund) Descriptor() ([]byte, []int) {
+	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *LineRefund) GetLineId() string {
+	if x != nil {
+		return x.LineId
+	}
+	return ""
+}
+
+func (x *LineRefund) GetCreatorId() string {
+	if x != nil {
+		return x.CreatorId
+	}
+	return ""
+}
+
+func (x *LineRefund) GetAmount() *v1.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *LineRefund) GetCommission() *v1.Money {
+	if x != nil {
+		return x.Commission
+	}
+	return nil
+}
+
+func (x *LineRefund) GetFee() *v1.Money {
+	if x != nil {
+		return x.Fee
+	}
+	return nil
+}
+
+func (x *LineRefund) GetVendorShare() *v1.Money {
+	if x != nil {
+		return x.VendorShare
+	}
+	return nil
+}
+
+// RefundApplied: money went back to a buyer for a vendor part. Before
+// release it comes out of custody (escrow, or the pending/held shares);
+// after release it is clawed back from available balances and fees
+// (stage RELEASED).
+type RefundApplied struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Refund id (trust's).
+	RefundId string `protobuf:"bytes,1,opt,name=refund_id,json=refundId,proto3" json:"refund_id,omitempty"`
+	// Order id.
+	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor bearing it.
+	VendorId string `protobuf:"bytes,3,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// Claim that caused it, if any.
+	ClaimId string `protobuf:"bytes,4,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
+	// Where the part's money was.
+	Stage FundsStage `protobuf:"varint,5,opt,name=stage,proto3,enum=custody.payouts.v1.FundsStage" json:"stage,omitempty"`
+	// Amount the refund asked for.
+	Requested *v1.Money `protobuf:"bytes,6,opt,name=requested,proto3" json:"requested,omitempty"`
+	// Amount refunded (never more than the part has left unrefunded).
+	Amount *v1.Money `protobuf:"bytes,7,opt,name=amount,proto3" json:"amount,omitempty"`
+	// requested - amount: asked for beyond what the part had left; nothing
+	// moves for it.
+	Uncovered *v1.Money `protobuf:"bytes,8,opt,name=uncovered,proto3" json:"uncovered,omitempty"`
+	// Per line.
+	Lines []*LineRefund `protobuf:"bytes,9,rep,name=lines,proto3" json:"lines,omitempty"`
+	// When.
+	RefundTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=refund_time,json=refundTime,proto3" json:"refund_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefundApplied) Reset() {
+	*x = RefundApplied{}
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefundApplied) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefundApplied) ProtoMessage() {}
+
+func (x *RefundApplied) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefundApplied.ProtoReflect.Descriptor instead.
+func (*RefundApplied) Descriptor() ([]byte, []int) {
+	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RefundApplied) GetRefundId() string {
+	if x != nil {
+		return x.RefundId
+	}
+	return ""
+}
+
+func (x *RefundApplied) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *RefundApplied) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *RefundApplied) GetClaimId() string {
+	if x != nil {
+		return x.ClaimId
+	}
+	return ""
+}
+
+func (x *RefundApplied) GetStage() FundsStage {
+	if x != nil {
+		return x.Stage
+	}
+	return FundsStage_FUNDS_STAGE_UNSPECIFIED
+}
+
+func (x *RefundApplied) GetRequested() *v1.Money {
+	if x != nil {
+		return x.Requested
+	}
+	return nil
+}
+
+func (x *RefundApplied) GetAmount() *v1.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *RefundApplied) GetUncovered() *v1.Money {
+	if x != nil {
+		return x.Uncovered
+	}
+	return nil
+}
+
+func (x *RefundApplied) GetLines() []*LineRefund {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *RefundApplied) GetRefundTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RefundTime
+	}
+	return nil
+}
+
+// EscrowReturned: an order or vendor part was cancelled before delivery;
+// its escrow went back to the buyer.
+type EscrowReturned struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor part.
+	VendorId string `protobuf:"bytes,2,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// Amount returned.
+	Amount *v1.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	// Why.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When.
+	ReturnTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=return_time,json=returnTime,proto3" json:"return_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EscrowReturned) Reset() {
+	*x = EscrowReturned{}
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EscrowReturned) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EscrowReturned) ProtoMessage() {}
+
+func (x *EscrowReturned) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EscrowReturned.ProtoReflect.Descriptor instead.
+func (*EscrowReturned) Descriptor() ([]byte, []int) {
+	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *EscrowReturned) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *EscrowReturned) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *EscrowReturned) GetAmount() *v1.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *EscrowReturned) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *EscrowReturned) GetReturnTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReturnTime
+	}
+	return nil
+}
+
 // PayoutLine is what one account got in a batch.
 type PayoutLine struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Account owner, e.g. "vendor:v1" or "creator:c1".
 	Payee string `protobuf:"bytes,1,opt,name=payee,proto3" json:"payee,omitempty"`
+	// Account paid from, e.g. "vendor:v1:available".
+	Account string `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
 	// Amount paid.
-	Amount        *v1.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	Amount        *v1.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PayoutLine) Reset() {
 	*x = PayoutLine{}
-	mi := &file_custody_payouts_v1_events_proto_msgTypes[4]
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -398,7 +1637,7 @@ func (x *PayoutLine) String() string {
 func (*PayoutLine) ProtoMessage() {}
 
 func (x *PayoutLine) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_payouts_v1_events_proto_msgTypes[4]
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -411,12 +1650,19 @@ func (x *PayoutLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayoutLine.ProtoReflect.Descriptor instead.
 func (*PayoutLine) Descriptor() ([]byte, []int) {
-	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{4}
+	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PayoutLine) GetPayee() string {
 	if x != nil {
 		return x.Payee
+	}
+	return ""
+}
+
+func (x *PayoutLine) GetAccount() string {
+	if x != nil {
+		return x.Account
 	}
 	return ""
 }
@@ -428,24 +1674,31 @@ func (x *PayoutLine) GetAmount() *v1.Money {
 	return nil
 }
 
-// PayoutBatchCreated: a payout run chose who gets paid what.
+// PayoutBatchCreated: a payout run paid every available balance that
+// reached the minimum payout (the money left in the same append, as a
+// PAYOUT transaction). A run that found nothing to pay is recorded too,
+// with no lines, so its request id is remembered.
 type PayoutBatchCreated struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Batch id (derived from the request id).
 	BatchId string `protobuf:"bytes,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
-	// Lines.
-	Lines []*PayoutLine `protobuf:"bytes,2,rep,name=lines,proto3" json:"lines,omitempty"`
-	// Sum of the lines.
-	Total *v1.Money `protobuf:"bytes,3,opt,name=total,proto3" json:"total,omitempty"`
+	// The RunPayouts request id.
+	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Lines, by payee then currency.
+	Lines []*PayoutLine `protobuf:"bytes,3,rep,name=lines,proto3" json:"lines,omitempty"`
+	// Sum of the lines, per currency.
+	Totals []*v1.Money `protobuf:"bytes,4,rep,name=totals,proto3" json:"totals,omitempty"`
 	// When.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Who ran it ("platform:<subject>").
+	RequestedBy   string `protobuf:"bytes,6,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PayoutBatchCreated) Reset() {
 	*x = PayoutBatchCreated{}
-	mi := &file_custody_payouts_v1_events_proto_msgTypes[5]
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -457,7 +1710,7 @@ func (x *PayoutBatchCreated) String() string {
 func (*PayoutBatchCreated) ProtoMessage() {}
 
 func (x *PayoutBatchCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_payouts_v1_events_proto_msgTypes[5]
+	mi := &file_custody_payouts_v1_events_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -470,12 +1723,19 @@ func (x *PayoutBatchCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayoutBatchCreated.ProtoReflect.Descriptor instead.
 func (*PayoutBatchCreated) Descriptor() ([]byte, []int) {
-	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{5}
+	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PayoutBatchCreated) GetBatchId() string {
 	if x != nil {
 		return x.BatchId
+	}
+	return ""
+}
+
+func (x *PayoutBatchCreated) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -487,9 +1747,9 @@ func (x *PayoutBatchCreated) GetLines() []*PayoutLine {
 	return nil
 }
 
-func (x *PayoutBatchCreated) GetTotal() *v1.Money {
+func (x *PayoutBatchCreated) GetTotals() []*v1.Money {
 	if x != nil {
-		return x.Total
+		return x.Totals
 	}
 	return nil
 }
@@ -501,59 +1761,11 @@ func (x *PayoutBatchCreated) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
-// PayoutSent: a batch's money left the platform.
-type PayoutSent struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Batch id.
-	BatchId string `protobuf:"bytes,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
-	// When.
-	SendTime      *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=send_time,json=sendTime,proto3" json:"send_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *PayoutSent) Reset() {
-	*x = PayoutSent{}
-	mi := &file_custody_payouts_v1_events_proto_msgTypes[6]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *PayoutSent) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*PayoutSent) ProtoMessage() {}
-
-func (x *PayoutSent) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_payouts_v1_events_proto_msgTypes[6]
+func (x *PayoutBatchCreated) GetRequestedBy() string {
 	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use PayoutSent.ProtoReflect.Descriptor instead.
-func (*PayoutSent) Descriptor() ([]byte, []int) {
-	return file_custody_payouts_v1_events_proto_rawDescGZIP(), []int{6}
-}
-
-func (x *PayoutSent) GetBatchId() string {
-	if x != nil {
-		return x.BatchId
+		return x.RequestedBy
 	}
 	return ""
-}
-
-func (x *PayoutSent) GetSendTime() *timestamppb.Timestamp {
-	if x != nil {
-		return x.SendTime
-	}
-	return nil
 }
 
 var File_custody_payouts_v1_events_proto protoreflect.FileDescriptor
@@ -563,50 +1775,171 @@ const file_custody_payouts_v1_events_proto_rawDesc = "" +
 	"\x1fcustody/payouts/v1/events.proto\x12\x12custody.payouts.v1\x1a\x1bcustody/type/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"S\n" +
 	"\aPosting\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12.\n" +
-	"\x06amount\x18\x02 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\"\xb4\x02\n" +
+	"\x06amount\x18\x02 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\"\x94\x03\n" +
 	"\x11TransactionPosted\x12%\n" +
-	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x12\x19\n" +
-	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x12\n" +
-	"\x04kind\x18\x03 \x01(\tR\x04kind\x127\n" +
-	"\bpostings\x18\x04 \x03(\v2\x1b.custody.payouts.v1.PostingR\bpostings\x12$\n" +
-	"\x0ecause_event_id\x18\x05 \x01(\tR\fcauseEventId\x12\x1d\n" +
+	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x127\n" +
+	"\x04kind\x18\x02 \x01(\x0e2#.custody.payouts.v1.TransactionKindR\x04kind\x12\x19\n" +
+	"\border_id\x18\x03 \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\x04 \x01(\tR\bvendorId\x127\n" +
+	"\bpostings\x18\x05 \x03(\v2\x1b.custody.payouts.v1.PostingR\bpostings\x12$\n" +
+	"\x0ecause_event_id\x18\x06 \x01(\tR\fcauseEventId\x12\x1d\n" +
 	"\n" +
-	"cause_type\x18\x06 \x01(\tR\tcauseType\x12\x12\n" +
-	"\x04memo\x18\a \x01(\tR\x04memo\x127\n" +
-	"\tpost_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bpostTime\"\x9c\x01\n" +
+	"cause_type\x18\a \x01(\tR\tcauseType\x12\x1c\n" +
+	"\treference\x18\b \x01(\tR\treference\x12\x12\n" +
+	"\x04memo\x18\t \x01(\tR\x04memo\x127\n" +
+	"\tpost_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bpostTime\"\xd7\x02\n" +
+	"\tLineSplit\x12\x17\n" +
+	"\aline_id\x18\x01 \x01(\tR\x06lineId\x12\x1d\n" +
+	"\n" +
+	"creator_id\x18\x02 \x01(\tR\tcreatorId\x125\n" +
+	"\n" +
+	"line_total\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\tlineTotal\x12%\n" +
+	"\x0ecommission_bps\x18\x04 \x01(\x05R\rcommissionBps\x126\n" +
+	"\n" +
+	"commission\x18\x05 \x01(\v2\x16.custody.type.v1.MoneyR\n" +
+	"commission\x12\x17\n" +
+	"\afee_bps\x18\x06 \x01(\x05R\x06feeBps\x12(\n" +
+	"\x03fee\x18\a \x01(\v2\x16.custody.type.v1.MoneyR\x03fee\x129\n" +
+	"\fvendor_share\x18\b \x01(\v2\x16.custody.type.v1.MoneyR\vvendorShare\"\xae\x02\n" +
+	"\tPartSplit\x12\x1b\n" +
+	"\tvendor_id\x18\x01 \x01(\tR\bvendorId\x123\n" +
+	"\x05lines\x18\x02 \x03(\v2\x1d.custody.payouts.v1.LineSplitR\x05lines\x122\n" +
+	"\bsubtotal\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\bsubtotal\x126\n" +
+	"\n" +
+	"commission\x18\x04 \x01(\v2\x16.custody.type.v1.MoneyR\n" +
+	"commission\x12(\n" +
+	"\x03fee\x18\x05 \x01(\v2\x16.custody.type.v1.MoneyR\x03fee\x129\n" +
+	"\fvendor_share\x18\x06 \x01(\v2\x16.custody.type.v1.MoneyR\vvendorShare\"^\n" +
+	"\rCreatorAmount\x12\x1d\n" +
+	"\n" +
+	"creator_id\x18\x01 \x01(\tR\tcreatorId\x12.\n" +
+	"\x06amount\x18\x02 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\"\xf2\x02\n" +
+	"\rFundsEscrowed\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x19\n" +
+	"\bbuyer_id\x18\x02 \x01(\tR\abuyerId\x12,\n" +
+	"\x05total\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\x05total\x123\n" +
+	"\x05parts\x18\x04 \x03(\v2\x1d.custody.payouts.v1.PartSplitR\x05parts\x12#\n" +
+	"\rpsp_reference\x18\x05 \x01(\tR\fpspReference\x12'\n" +
+	"\x0fcommission_note\x18\x06 \x01(\tR\x0ecommissionNote\x12=\n" +
+	"\fcapture_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vcaptureTime\x12;\n" +
+	"\vescrow_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"escrowTime\"\x94\x02\n" +
 	"\x13ReturnWindowStarted\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x12#\n" +
+	"\rfulfilment_id\x18\x03 \x01(\tR\ffulfilmentId\x12=\n" +
+	"\fdeliver_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliverTime\x129\n" +
+	"\n" +
+	"close_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcloseTime\x12\x12\n" +
+	"\x04tier\x18\x06 \x01(\tR\x04tier\x12\x12\n" +
+	"\x04held\x18\a \x01(\bR\x04held\"\x95\x02\n" +
+	"\x0fClaimHoldPlaced\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x12\x19\n" +
+	"\bclaim_id\x18\x03 \x01(\tR\aclaimId\x12=\n" +
+	"\x0eclaimed_amount\x18\x04 \x01(\v2\x16.custody.type.v1.MoneyR\rclaimedAmount\x127\n" +
+	"\vheld_amount\x18\x05 \x01(\v2\x16.custody.type.v1.MoneyR\n" +
+	"heldAmount\x127\n" +
+	"\thold_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bholdTime\"\xe7\x01\n" +
+	"\x0fClaimHoldLifted\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x12\x19\n" +
+	"\bclaim_id\x18\x03 \x01(\tR\aclaimId\x12\x18\n" +
+	"\aoutcome\x18\x04 \x01(\tR\aoutcome\x12.\n" +
+	"\x06amount\x18\x05 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\x127\n" +
+	"\tlift_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bliftTime\"\xad\x01\n" +
+	"\x12ReturnWindowClosed\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1b\n" +
 	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x129\n" +
 	"\n" +
-	"close_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcloseTime\x12\x12\n" +
-	"\x04tier\x18\x04 \x01(\tR\x04tier\"\x90\x03\n" +
+	"close_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcloseTime\x12$\n" +
+	"\x0eopen_claim_ids\x18\x04 \x03(\tR\fopenClaimIds\"\xf2\x03\n" +
 	"\rFundsReleased\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1b\n" +
 	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x125\n" +
 	"\n" +
 	"vendor_net\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\tvendorNet\x120\n" +
-	"\areserve\x18\x04 \x01(\v2\x16.custody.type.v1.MoneyR\areserve\x126\n" +
+	"\areserve\x18\x04 \x01(\v2\x16.custody.type.v1.MoneyR\areserve\x12\x1f\n" +
+	"\vreserve_bps\x18\x05 \x01(\x05R\n" +
+	"reserveBps\x12\x12\n" +
+	"\x04tier\x18\x06 \x01(\tR\x04tier\x12C\n" +
+	"\vcommissions\x18\a \x03(\v2!.custody.payouts.v1.CreatorAmountR\vcommissions\x129\n" +
+	"\fplatform_fee\x18\b \x01(\v2\x16.custody.type.v1.MoneyR\vplatformFee\x12L\n" +
+	"\x14reserve_release_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x12reserveReleaseTime\x12=\n" +
+	"\frelease_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vreleaseTime\"\xb8\x01\n" +
+	"\x0fReserveReleased\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x12.\n" +
+	"\x06amount\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\x12=\n" +
+	"\frelease_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vreleaseTime\"\x91\x02\n" +
 	"\n" +
-	"commission\x18\x05 \x01(\v2\x16.custody.type.v1.MoneyR\n" +
-	"commission\x12\x1d\n" +
+	"LineRefund\x12\x17\n" +
+	"\aline_id\x18\x01 \x01(\tR\x06lineId\x12\x1d\n" +
 	"\n" +
-	"creator_id\x18\x06 \x01(\tR\tcreatorId\x129\n" +
-	"\fplatform_fee\x18\a \x01(\v2\x16.custody.type.v1.MoneyR\vplatformFee\x12L\n" +
-	"\x14reserve_release_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x12reserveReleaseTime\"R\n" +
+	"creator_id\x18\x02 \x01(\tR\tcreatorId\x12.\n" +
+	"\x06amount\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\x126\n" +
+	"\n" +
+	"commission\x18\x04 \x01(\v2\x16.custody.type.v1.MoneyR\n" +
+	"commission\x12(\n" +
+	"\x03fee\x18\x05 \x01(\v2\x16.custody.type.v1.MoneyR\x03fee\x129\n" +
+	"\fvendor_share\x18\x06 \x01(\v2\x16.custody.type.v1.MoneyR\vvendorShare\"\xc4\x03\n" +
+	"\rRefundApplied\x12\x1b\n" +
+	"\trefund_id\x18\x01 \x01(\tR\brefundId\x12\x19\n" +
+	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\x03 \x01(\tR\bvendorId\x12\x19\n" +
+	"\bclaim_id\x18\x04 \x01(\tR\aclaimId\x124\n" +
+	"\x05stage\x18\x05 \x01(\x0e2\x1e.custody.payouts.v1.FundsStageR\x05stage\x124\n" +
+	"\trequested\x18\x06 \x01(\v2\x16.custody.type.v1.MoneyR\trequested\x12.\n" +
+	"\x06amount\x18\a \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\x124\n" +
+	"\tuncovered\x18\b \x01(\v2\x16.custody.type.v1.MoneyR\tuncovered\x124\n" +
+	"\x05lines\x18\t \x03(\v2\x1e.custody.payouts.v1.LineRefundR\x05lines\x12;\n" +
+	"\vrefund_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"refundTime\"\xcd\x01\n" +
+	"\x0eEscrowReturned\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x12.\n" +
+	"\x06amount\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12;\n" +
+	"\vreturn_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"returnTime\"l\n" +
 	"\n" +
 	"PayoutLine\x12\x14\n" +
-	"\x05payee\x18\x01 \x01(\tR\x05payee\x12.\n" +
-	"\x06amount\x18\x02 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\"\xd0\x01\n" +
+	"\x05payee\x18\x01 \x01(\tR\x05payee\x12\x18\n" +
+	"\aaccount\x18\x02 \x01(\tR\aaccount\x12.\n" +
+	"\x06amount\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\"\x94\x02\n" +
 	"\x12PayoutBatchCreated\x12\x19\n" +
-	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x124\n" +
-	"\x05lines\x18\x02 \x03(\v2\x1e.custody.payouts.v1.PayoutLineR\x05lines\x12,\n" +
-	"\x05total\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\x05total\x12;\n" +
-	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"`\n" +
+	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x12\x1d\n" +
 	"\n" +
-	"PayoutSent\x12\x19\n" +
-	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x127\n" +
-	"\tsend_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bsendTimeB\xce\x01\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x124\n" +
+	"\x05lines\x18\x03 \x03(\v2\x1e.custody.payouts.v1.PayoutLineR\x05lines\x12.\n" +
+	"\x06totals\x18\x04 \x03(\v2\x16.custody.type.v1.MoneyR\x06totals\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12!\n" +
+	"\frequested_by\x18\x06 \x01(\tR\vrequestedBy*\xe8\x02\n" +
+	"\x0fTransactionKind\x12 \n" +
+	"\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18TRANSACTION_KIND_CAPTURE\x10\x01\x12\x1d\n" +
+	"\x19TRANSACTION_KIND_DELIVERY\x10\x02\x12\x19\n" +
+	"\x15TRANSACTION_KIND_HOLD\x10\x03\x12\x1b\n" +
+	"\x17TRANSACTION_KIND_UNHOLD\x10\x04\x12\x1c\n" +
+	"\x18TRANSACTION_KIND_RELEASE\x10\x05\x12$\n" +
+	" TRANSACTION_KIND_RESERVE_RELEASE\x10\x06\x12\x1b\n" +
+	"\x17TRANSACTION_KIND_REFUND\x10\a\x12\x1d\n" +
+	"\x19TRANSACTION_KIND_CLAWBACK\x10\b\x12!\n" +
+	"\x1dTRANSACTION_KIND_CANCELLATION\x10\t\x12\x1b\n" +
+	"\x17TRANSACTION_KIND_PAYOUT\x10\n" +
+	"*\xa5\x01\n" +
+	"\n" +
+	"FundsStage\x12\x1b\n" +
+	"\x17FUNDS_STAGE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12FUNDS_STAGE_ESCROW\x10\x01\x12\x17\n" +
+	"\x13FUNDS_STAGE_PENDING\x10\x02\x12\x14\n" +
+	"\x10FUNDS_STAGE_HELD\x10\x03\x12\x18\n" +
+	"\x14FUNDS_STAGE_RELEASED\x10\x04\x12\x19\n" +
+	"\x15FUNDS_STAGE_CANCELLED\x10\x05B\xce\x01\n" +
 	"\x16com.custody.payouts.v1B\vEventsProtoP\x01Z=github.com/custody/custody/proto/custody/payouts/v1;payoutsv1\xa2\x02\x03CPX\xaa\x02\x12Custody.Payouts.V1\xca\x02\x12Custody\\Payouts\\V1\xe2\x02\x1eCustody\\Payouts\\V1\\GPBMetadata\xea\x02\x14Custody::Payouts::V1b\x06proto3"
 
 var (
@@ -621,38 +1954,87 @@ func file_custody_payouts_v1_events_proto_rawDescGZIP() []byte {
 	return file_custody_payouts_v1_events_proto_rawDescData
 }
 
-var file_custody_payouts_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_custody_payouts_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_custody_payouts_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_custody_payouts_v1_events_proto_goTypes = []any{
-	(*Posting)(nil),               // 0: custody.payouts.v1.Posting
-	(*TransactionPosted)(nil),     // 1: custody.payouts.v1.TransactionPosted
-	(*ReturnWindowStarted)(nil),   // 2: custody.payouts.v1.ReturnWindowStarted
-	(*FundsReleased)(nil),         // 3: custody.payouts.v1.FundsReleased
-	(*PayoutLine)(nil),            // 4: custody.payouts.v1.PayoutLine
-	(*PayoutBatchCreated)(nil),    // 5: custody.payouts.v1.PayoutBatchCreated
-	(*PayoutSent)(nil),            // 6: custody.payouts.v1.PayoutSent
-	(*v1.Money)(nil),              // 7: custody.type.v1.Money
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(TransactionKind)(0),          // 0: custody.payouts.v1.TransactionKind
+	(FundsStage)(0),               // 1: custody.payouts.v1.FundsStage
+	(*Posting)(nil),               // 2: custody.payouts.v1.Posting
+	(*TransactionPosted)(nil),     // 3: custody.payouts.v1.TransactionPosted
+	(*LineSplit)(nil),             // 4: custody.payouts.v1.LineSplit
+	(*PartSplit)(nil),             // 5: custody.payouts.v1.PartSplit
+	(*CreatorAmount)(nil),         // 6: custody.payouts.v1.CreatorAmount
+	(*FundsEscrowed)(nil),         // 7: custody.payouts.v1.FundsEscrowed
+	(*ReturnWindowStarted)(nil),   // 8: custody.payouts.v1.ReturnWindowStarted
+	(*ClaimHoldPlaced)(nil),       // 9: custody.payouts.v1.ClaimHoldPlaced
+	(*ClaimHoldLifted)(nil),       // 10: custody.payouts.v1.ClaimHoldLifted
+	(*ReturnWindowClosed)(nil),    // 11: custody.payouts.v1.ReturnWindowClosed
+	(*FundsReleased)(nil),         // 12: custody.payouts.v1.FundsReleased
+	(*ReserveReleased)(nil),       // 13: custody.payouts.v1.ReserveReleased
+	(*LineRefund)(nil),            // 14: custody.payouts.v1.LineRefund
+	(*RefundApplied)(nil),         // 15: custody.payouts.v1.RefundApplied
+	(*EscrowReturned)(nil),        // 16: custody.payouts.v1.EscrowReturned
+	(*PayoutLine)(nil),            // 17: custody.payouts.v1.PayoutLine
+	(*PayoutBatchCreated)(nil),    // 18: custody.payouts.v1.PayoutBatchCreated
+	(*v1.Money)(nil),              // 19: custody.type.v1.Money
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
 }
 var file_custody_payouts_v1_events_proto_depIdxs = []int32{
-	7,  // 0: custody.payouts.v1.Posting.amount:type_name -> custody.type.v1.Money
-	0,  // 1: custody.payouts.v1.TransactionPosted.postings:type_name -> custody.payouts.v1.Posting
-	8,  // 2: custody.payouts.v1.TransactionPosted.post_time:type_name -> google.protobuf.Timestamp
-	8,  // 3: custody.payouts.v1.ReturnWindowStarted.close_time:type_name -> google.protobuf.Timestamp
-	7,  // 4: custody.payouts.v1.FundsReleased.vendor_net:type_name -> custody.type.v1.Money
-	7,  // 5: custody.payouts.v1.FundsReleased.reserve:type_name -> custody.type.v1.Money
-	7,  // 6: custody.payouts.v1.FundsReleased.commission:type_name -> custody.type.v1.Money
-	7,  // 7: custody.payouts.v1.FundsReleased.platform_fee:type_name -> custody.type.v1.Money
-	8,  // 8: custody.payouts.v1.FundsReleased.reserve_release_time:type_name -> google.protobuf.Timestamp
-	7,  // 9: custody.payouts.v1.PayoutLine.amount:type_name -> custody.type.v1.Money
-	4,  // 10: custody.payouts.v1.PayoutBatchCreated.lines:type_name -> custody.payouts.v1.PayoutLine
-	7,  // 11: custody.payouts.v1.PayoutBatchCreated.total:type_name -> custody.type.v1.Money
-	8,  // 12: custody.payouts.v1.PayoutBatchCreated.create_time:type_name -> google.protobuf.Timestamp
-	8,  // 13: custody.payouts.v1.PayoutSent.send_time:type_name -> google.protobuf.Timestamp
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	19, // 0: custody.payouts.v1.Posting.amount:type_name -> custody.type.v1.Money
+	0,  // 1: custody.payouts.v1.TransactionPosted.kind:type_name -> custody.payouts.v1.TransactionKind
+	2,  // 2: custody.payouts.v1.TransactionPosted.postings:type_name -> custody.payouts.v1.Posting
+	20, // 3: custody.payouts.v1.TransactionPosted.post_time:type_name -> google.protobuf.Timestamp
+	19, // 4: custody.payouts.v1.LineSplit.line_total:type_name -> custody.type.v1.Money
+	19, // 5: custody.payouts.v1.LineSplit.commission:type_name -> custody.type.v1.Money
+	19, // 6: custody.payouts.v1.LineSplit.fee:type_name -> custody.type.v1.Money
+	19, // 7: custody.payouts.v1.LineSplit.vendor_share:type_name -> custody.type.v1.Money
+	4,  // 8: custody.payouts.v1.PartSplit.lines:type_name -> custody.payouts.v1.LineSplit
+	19, // 9: custody.payouts.v1.PartSplit.subtotal:type_name -> custody.type.v1.Money
+	19, // 10: custody.payouts.v1.PartSplit.commission:type_name -> custody.type.v1.Money
+	19, // 11: custody.payouts.v1.PartSplit.fee:type_name -> custody.type.v1.Money
+	19, // 12: custody.payouts.v1.PartSplit.vendor_share:type_name -> custody.type.v1.Money
+	19, // 13: custody.payouts.v1.CreatorAmount.amount:type_name -> custody.type.v1.Money
+	19, // 14: custody.payouts.v1.FundsEscrowed.total:type_name -> custody.type.v1.Money
+	5,  // 15: custody.payouts.v1.FundsEscrowed.parts:type_name -> custody.payouts.v1.PartSplit
+	20, // 16: custody.payouts.v1.FundsEscrowed.capture_time:type_name -> google.protobuf.Timestamp
+	20, // 17: custody.payouts.v1.FundsEscrowed.escrow_time:type_name -> google.protobuf.Timestamp
+	20, // 18: custody.payouts.v1.ReturnWindowStarted.deliver_time:type_name -> google.protobuf.Timestamp
+	20, // 19: custody.payouts.v1.ReturnWindowStarted.close_time:type_name -> google.protobuf.Timestamp
+	19, // 20: custody.payouts.v1.ClaimHoldPlaced.claimed_amount:type_name -> custody.type.v1.Money
+	19, // 21: custody.payouts.v1.ClaimHoldPlaced.held_amount:type_name -> custody.type.v1.Money
+	20, // 22: custody.payouts.v1.ClaimHoldPlaced.hold_time:type_name -> google.protobuf.Timestamp
+	19, // 23: custody.payouts.v1.ClaimHoldLifted.amount:type_name -> custody.type.v1.Money
+	20, // 24: custody.payouts.v1.ClaimHoldLifted.lift_time:type_name -> google.protobuf.Timestamp
+	20, // 25: custody.payouts.v1.ReturnWindowClosed.close_time:type_name -> google.protobuf.Timestamp
+	19, // 26: custody.payouts.v1.FundsReleased.vendor_net:type_name -> custody.type.v1.Money
+	19, // 27: custody.payouts.v1.FundsReleased.reserve:type_name -> custody.type.v1.Money
+	6,  // 28: custody.payouts.v1.FundsReleased.commissions:type_name -> custody.payouts.v1.CreatorAmount
+	19, // 29: custody.payouts.v1.FundsReleased.platform_fee:type_name -> custody.type.v1.Money
+	20, // 30: custody.payouts.v1.FundsReleased.reserve_release_time:type_name -> google.protobuf.Timestamp
+	20, // 31: custody.payouts.v1.FundsReleased.release_time:type_name -> google.protobuf.Timestamp
+	19, // 32: custody.payouts.v1.ReserveReleased.amount:type_name -> custody.type.v1.Money
+	20, // 33: custody.payouts.v1.ReserveReleased.release_time:type_name -> google.protobuf.Timestamp
+	19, // 34: custody.payouts.v1.LineRefund.amount:type_name -> custody.type.v1.Money
+	19, // 35: custody.payouts.v1.LineRefund.commission:type_name -> custody.type.v1.Money
+	19, // 36: custody.payouts.v1.LineRefund.fee:type_name -> custody.type.v1.Money
+	19, // 37: custody.payouts.v1.LineRefund.vendor_share:type_name -> custody.type.v1.Money
+	1,  // 38: custody.payouts.v1.RefundApplied.stage:type_name -> custody.payouts.v1.FundsStage
+	19, // 39: custody.payouts.v1.RefundApplied.requested:type_name -> custody.type.v1.Money
+	19, // 40: custody.payouts.v1.RefundApplied.amount:type_name -> custody.type.v1.Money
+	19, // 41: custody.payouts.v1.RefundApplied.uncovered:type_name -> custody.type.v1.Money
+	14, // 42: custody.payouts.v1.RefundApplied.lines:type_name -> custody.payouts.v1.LineRefund
+	20, // 43: custody.payouts.v1.RefundApplied.refund_time:type_name -> google.protobuf.Timestamp
+	19, // 44: custody.payouts.v1.EscrowReturned.amount:type_name -> custody.type.v1.Money
+	20, // 45: custody.payouts.v1.EscrowReturned.return_time:type_name -> google.protobuf.Timestamp
+	19, // 46: custody.payouts.v1.PayoutLine.amount:type_name -> custody.type.v1.Money
+	17, // 47: custody.payouts.v1.PayoutBatchCreated.lines:type_name -> custody.payouts.v1.PayoutLine
+	19, // 48: custody.payouts.v1.PayoutBatchCreated.totals:type_name -> custody.type.v1.Money
+	20, // 49: custody.payouts.v1.PayoutBatchCreated.create_time:type_name -> google.protobuf.Timestamp
+	50, // [50:50] is the sub-list for method output_type
+	50, // [50:50] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_custody_payouts_v1_events_proto_init() }
@@ -665,13 +2047,14 @@ func file_custody_payouts_v1_events_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_payouts_v1_events_proto_rawDesc), len(file_custody_payouts_v1_events_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   7,
+			NumEnums:      2,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_custody_payouts_v1_events_proto_goTypes,
 		DependencyIndexes: file_custody_payouts_v1_events_proto_depIdxs,
+		EnumInfos:         file_custody_payouts_v1_events_proto_enumTypes,
 		MessageInfos:      file_custody_payouts_v1_events_proto_msgTypes,
 	}.Build()
 	File_custody_payouts_v1_events_proto = out.File

@@ -1,0 +1,79 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/services/payouts/domain"
+)
+
+// Deadline keys. Firing is idempotent: the command id derives from the
+// key, and the aggregate books a window's close and a reserve's release
+// once.
+func windowKey(orderID, vendorID string) string  { return "window/" + orderID + "/" + vendorID }
+func reserveKey(orderID, vendorID string) string { return "reserve/" + orderID + "/" + vendorID }
+
+// scheduler keeps the service's deadline scheduler in step with the read
+// side.
+type scheduler struct{ s *Service }
+
+func (d scheduler) WindowOpen(orderID, vendorID string, at time.Time) {
+	d.s.sched.Schedule(windowKey(orderID, vendorID), at, func(ctx context.Context) error {
+		return d.s.CloseWindow(ctx, orderID, vendorID)
+	})
+}
+
+func (d scheduler) WindowDone(orderID, vendorID string) {
+	d.s.sched.Cancel(windowKey(orderID, vendorID))
+}
+
+func (d scheduler) ReserveHeld(orderID, vendorID string, at time.Time) {
+	d.s.sched.Schedule(reserveKey(orderID, vendorID), at, func(ctx context.Context) error {
+		return d.s.ReleaseReserve(ctx, orderID, vendorID)
+	})
+}
+
+func (d scheduler) ReserveDone(orderID, vendorID string) {
+	d.s.sched.Cancel(reserveKey(orderID, vendorID))
+}
+
+// releaseTerms resolves a vendor's trust tier now into release terms.
+func (s *Service) releaseTerms(ctx context.Context, vendorID string) domain.ReleaseTerms {
+	name, tp := s.cfg.Policy.Tier(s.tiers.Tier(ctx, vendorID, s.cfg.ReadWait))
+	return domain.ReleaseTerms{Tier: name, ReserveBps: tp.ReserveBps, ReserveHold: s.cfg.Policy.ReserveHold}
+}
+
+// CloseWindow closes a part's return window: the release, unless a claim
+// is open. The deadline calls it; an error has it retried.
+func (s *Service) CloseWindow(ctx context.Context, orderID, vendorID string) error {
+	key := windowKey(orderID, vendorID)
+	_, err := s.ledger.Handle(ctx, es.Command[domain.Command]{
+		AggregateID: orderID, ID: es.DeriveID("close-window", key),
+		Body: domain.CloseWindow{Cause: domain.Cause{EventID: key, Type: domain.CauseReturnWindow}, VendorID: vendorID,
+			Release: s.releaseTerms(ctx, vendorID), Time: s.clock.Now()},
+		Meta: es.Meta{CorrelationID: orderID, Actor: actor},
+	})
+	var unknown *domain.UnknownPartError
+	if errors.As(err, &unknown) {
+		return nil // nothing to close: never scheduled by our own events
+	}
+	return err
+}
+
+// ReleaseReserve releases a part's reserve after its hold. The deadline
+// calls it.
+func (s *Service) ReleaseReserve(ctx context.Context, orderID, vendorID string) error {
+	key := reserveKey(orderID, vendorID)
+	_, err := s.ledger.Handle(ctx, es.Command[domain.Command]{
+		AggregateID: orderID, ID: es.DeriveID("release-reserve", key),
+		Body: domain.ReleaseReserve{Cause: domain.Cause{EventID: key, Type: domain.CauseReserveHold}, VendorID: vendorID, Time: s.clock.Now()},
+		Meta: es.Meta{CorrelationID: orderID, Actor: actor},
+	})
+	var unknown *domain.UnknownPartError
+	if errors.As(err, &unknown) {
+		return nil
+	}
+	return err
+}

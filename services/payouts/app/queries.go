@@ -1,0 +1,196 @@
+package app
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/services/payouts/domain"
+)
+
+// ErrBehind: the read side could not catch up with the store in time, so
+// a payout run would decide from stale balances. Clients retry
+// (Unavailable).
+var ErrBehind = errors.New("the payouts ledger's read side is behind the store")
+
+// NotFoundError: no such resource.
+type NotFoundError struct {
+	Kind, ID string
+}
+
+func (e *NotFoundError) Error() string { return e.Kind + " " + e.ID + " not found" }
+
+// RunPayouts pays every payable account whose balance reaches the minimum,
+// once per request id: a repeated request returns the batch it created.
+func (s *Service) RunPayouts(ctx context.Context, requestID, requestedBy string) (*domain.Batch, error) {
+	id := domain.BatchID(requestID)
+	st, _, _, err := s.runs.Load(ctx, domain.PayoutsID)
+	if err != nil {
+		return nil, err
+	}
+	if b, ok := st.Batches[id]; ok {
+		return b, nil
+	}
+	// Decide from every posting stored now: a clawback booked a moment ago
+	// must reduce this run.
+	ok, err := s.catchUp(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrBehind
+	}
+	res, err := s.runs.Handle(ctx, es.Command[domain.RunPayouts]{
+		AggregateID: domain.PayoutsID, ID: es.DeriveID("run-payouts", requestID),
+		Body: domain.RunPayouts{RequestID: requestID, Credited: s.view.Credited(), MinPayout: s.cfg.Policy.MinPayout,
+			RequestedBy: requestedBy, Time: s.clock.Now()},
+		Meta: es.Meta{CorrelationID: id, Actor: requestedBy},
+	})
+	if err != nil {
+		return nil, err
+	}
+	b, ok := res.State.Batches[id]
+	if !ok {
+		return nil, fmt.Errorf("payout batch %s missing after its run", id)
+	}
+	return b, nil
+}
+
+// PayoutBatch reads a batch.
+func (s *Service) PayoutBatch(ctx context.Context, batchID string) (*domain.Batch, error) {
+	st, _, _, err := s.runs.Load(ctx, domain.PayoutsID)
+	if err != nil {
+		return nil, err
+	}
+	b, ok := st.Batches[batchID]
+	if !ok {
+		return nil, &NotFoundError{Kind: "payout batch", ID: batchID}
+	}
+	return b, nil
+}
+
+// Settlement is an order's ledger with its store revision.
+type Settlement struct {
+	Ledger   domain.Ledger
+	Revision uint64
+}
+
+// OrderSettlement reads an order's ledger (strongly consistent).
+func (s *Service) OrderSettlement(ctx context.Context, orderID string) (Settlement, error) {
+	l, rev, _, err := s.ledger.Load(ctx, orderID)
+	if err != nil {
+		return Settlement{}, err
+	}
+	if !l.Captured {
+		return Settlement{}, &NotFoundError{Kind: "order settlement", ID: orderID}
+	}
+	return Settlement{Ledger: l, Revision: rev}, nil
+}
+
+// Balance returns an owner's balances, after letting the read side catch
+// up (bounded) with the store.
+func (s *Service) Balance(ctx context.Context, kind, id string) ([]OwnerBalance, []AccountBalance, error) {
+	if _, err := s.catchUp(ctx); err != nil {
+		return nil, nil, err
+	}
+	b, a := s.view.Owner(kind, id)
+	return b, a, nil
+}
+
+// Page sizes of ListLedgerEntries.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+// EntriesQuery pages through entries.
+type EntriesQuery struct {
+	Filter    EntryFilter
+	PageSize  int
+	PageToken string
+}
+
+// EntriesPage is one page.
+type EntriesPage struct {
+	Entries       []Entry
+	NextPageToken string
+}
+
+// Entries lists entries, oldest first. Page tokens are bound to the
+// filter and name the last entry returned (entries are never removed or
+// reordered, so pages never shift).
+func (s *Service) Entries(ctx context.Context, q EntriesQuery) (EntriesPage, error) {
+	size := q.PageSize
+	switch {
+	case size <= 0:
+		size = DefaultPageSize
+	case size > MaxPageSize:
+		size = MaxPageSize
+	}
+	key := q.Filter.Account + "\x00" + q.Filter.OrderID
+	after := -1
+	if q.PageToken != "" {
+		var err error
+		if after, err = decodeToken(q.PageToken, key); err != nil {
+			var v domain.Violations
+			v.Add("page_token", "%v", err)
+			return EntriesPage{}, v.Err()
+		}
+	}
+	if _, err := s.catchUp(ctx); err != nil {
+		return EntriesPage{}, err
+	}
+	entries, more := s.view.Entries(q.Filter, after, size)
+	page := EntriesPage{Entries: entries}
+	if more {
+		page.NextPageToken = encodeToken(key, entries[len(entries)-1].Seq)
+	}
+	return page, nil
+}
+
+func encodeToken(key string, seq int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("e1\x00" + key + "\x00" + strconv.Itoa(seq)))
+}
+
+func decodeToken(tok, key string) (int, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	parts := strings.Split(string(raw), "\x00")
+	if err != nil || len(parts) != 4 || parts[0] != "e1" {
+		return 0, errors.New("not a page token of this service")
+	}
+	if parts[1]+"\x00"+parts[2] != key {
+		return 0, errors.New("the page token belongs to a different query (account or order changed)")
+	}
+	seq, err := strconv.Atoi(parts[3])
+	if err != nil || seq < 0 {
+		return 0, errors.New("not a page token of this service")
+	}
+	return seq, nil
+}
+
+// Statement is an account's entries over a period.
+type Statement struct {
+	Account    string
+	Start, End time.Time
+	Totals     []StatementTotal
+	Entries    []Entry
+}
+
+// Statement lists an account's entries posted in [start, end) (zero start:
+// from the first; zero end: every entry so far, and End says when that was).
+func (s *Service) Statement(ctx context.Context, account string, start, end time.Time) (Statement, error) {
+	if _, err := s.catchUp(ctx); err != nil {
+		return Statement{}, err
+	}
+	until := end
+	if end.IsZero() {
+		end, until = s.clock.Now(), time.Unix(1<<62, 0)
+	}
+	entries, totals := s.view.Statement(account, start, until)
+	return Statement{Account: account, Start: start, End: end, Totals: totals, Entries: entries}, nil
+}

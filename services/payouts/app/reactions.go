@@ -1,0 +1,212 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/custody/custody/pkg/bus"
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/money"
+	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
+	orderv1 "github.com/custody/custody/proto/custody/order/v1"
+	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
+	typev1 "github.com/custody/custody/proto/custody/type/v1"
+	"github.com/custody/custody/services/payouts/domain"
+)
+
+// actor is who the reactions and deadlines act as, recorded with the events.
+const actor = "service:payouts"
+
+func typeOf(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }
+
+// Event types each consumer handles.
+var (
+	OrderEventTypes      = []string{typeOf(&orderv1.OrderConfirmed{}), typeOf(&orderv1.OrderCancelled{})}
+	FulfilmentEventTypes = []string{typeOf(&fulfilmentv1.FulfilmentDelivered{}), typeOf(&fulfilmentv1.FulfilmentCancelled{})}
+	TrustEventTypes      = []string{typeOf(&trustv1.ClaimOpened{}), typeOf(&trustv1.ClaimClosed{}), typeOf(&trustv1.RefundIssued{})}
+)
+
+// ErrNotConfirmed: an event about an order whose OrderConfirmed is not in
+// the order stream (yet). The reaction is retried, and parked if it never
+// comes.
+var ErrNotConfirmed = errors.New("the order has not been confirmed")
+
+// HandleOrderEvent books OrderConfirmed (capture into escrow) and
+// OrderCancelled (escrow back to the buyer).
+func (s *Service) HandleOrderEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
+	ev, err := es.Decode(rec)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	switch e := ev.Payload.(type) {
+	case *orderv1.OrderConfirmed:
+		return classify(ev.Payload, e.GetOrderId(), s.capture(ctx, rec, e))
+	case *orderv1.OrderCancelled:
+		return classify(ev.Payload, e.GetOrderId(), s.book(ctx, rec, e.GetOrderId(), "cancel", domain.Cancel{
+			Cause: cause(rec), Reason: fmt.Sprintf("order cancelled by %s: %s", e.GetCancelledBy(), e.GetReason()), Time: s.clock.Now()}))
+	}
+	return nil
+}
+
+// HandleFulfilmentEvent books FulfilmentDelivered (the return window
+// starts) and FulfilmentCancelled (the part's escrow back to the buyer).
+func (s *Service) HandleFulfilmentEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
+	ev, err := es.Decode(rec)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	var orderID, kind string
+	var cmd domain.Command
+	switch e := ev.Payload.(type) {
+	case *fulfilmentv1.FulfilmentDelivered:
+		orderID, kind = e.GetOrderId(), "deliver"
+		tier, tp := s.cfg.Policy.Tier(s.tiers.Tier(ctx, e.GetVendorId(), s.cfg.ReadWait))
+		d := domain.Deliver{Cause: cause(rec), VendorID: e.GetVendorId(), FulfilmentID: e.GetFulfilmentId(), Tier: tier,
+			Window: s.cfg.Policy.ReturnWindow + tp.WindowExtension, Time: s.clock.Now()}
+		if e.GetDeliverTime() != nil {
+			d.DeliverTime = e.GetDeliverTime().AsTime()
+		}
+		cmd = d
+	case *fulfilmentv1.FulfilmentCancelled:
+		orderID, kind = e.GetOrderId(), "cancel-part"
+		cmd = domain.Cancel{Cause: cause(rec), VendorID: e.GetVendorId(), Reason: "fulfilment cancelled: " + e.GetReason(), Time: s.clock.Now()}
+	default:
+		return nil
+	}
+	return classify(ev.Payload, orderID, s.bookCaptured(ctx, rec, orderID, kind, cmd))
+}
+
+// HandleTrustEvent books ClaimOpened (hold), ClaimClosed (unhold, and the
+// release if the window has closed) and RefundIssued (refund or clawback).
+func (s *Service) HandleTrustEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
+	ev, err := es.Decode(rec)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	var orderID, kind string
+	var cmd domain.Command
+	switch e := ev.Payload.(type) {
+	case *trustv1.ClaimOpened:
+		orderID, kind = e.GetOrderId(), "open-claim"
+		cmd = domain.OpenClaim{Cause: cause(rec), ClaimID: e.GetClaimId(), VendorID: e.GetVendorId(), Amount: moneyOf(e.GetClaimedAmount()), Time: s.clock.Now()}
+	case *trustv1.ClaimClosed:
+		orderID, kind = e.GetOrderId(), "close-claim"
+		cmd = domain.CloseClaim{Cause: cause(rec), ClaimID: e.GetClaimId(), VendorID: e.GetVendorId(), Outcome: e.GetOutcome(),
+			Release: s.releaseTerms(ctx, e.GetVendorId()), Time: s.clock.Now()}
+	case *trustv1.RefundIssued:
+		orderID, kind = e.GetOrderId(), "refund"
+		r := domain.Refund{Cause: cause(rec), RefundID: e.GetRefundId(), ClaimID: e.GetClaimId(), VendorID: e.GetVendorId(),
+			Amount: moneyOf(e.GetAmount()), Time: s.clock.Now()}
+		for _, l := range e.GetLines() {
+			r.Lines = append(r.Lines, domain.LineAmount{LineID: l.GetLineId(), Amount: moneyOf(l.GetAmount())})
+		}
+		cmd = r
+	default:
+		return nil
+	}
+	return classify(ev.Payload, orderID, s.bookCaptured(ctx, rec, orderID, kind, cmd))
+}
+
+func cause(rec eventstore.RecordedEvent) domain.Cause {
+	return domain.Cause{EventID: rec.ID, Type: rec.Type}
+}
+
+// moneyOf reads an upstream amount; a missing or malformed one is left for
+// the domain to refuse.
+func moneyOf(m *typev1.Money) money.Money {
+	return money.Money{Currency: m.GetCurrencyCode(), Minor: m.GetAmountMinor()}
+}
+
+// classify turns a reaction's error into the bus's terms: what no retry
+// can cure (a malformed event, a vendor the order does not have, an id
+// that is not an order id) is parked at once, where audit sees it.
+func classify(ev proto.Message, orderID string, err error) error {
+	var invalid *domain.InvalidError
+	var unknown *domain.UnknownPartError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &invalid), errors.As(err, &unknown), errors.Is(err, es.ErrBadCommand):
+		return bus.Permanent(fmt.Errorf("%s for order %q: %w", proto.MessageName(ev), orderID, err))
+	}
+	return err
+}
+
+// book issues a ledger command derived from the causing event.
+func (s *Service) book(ctx context.Context, rec eventstore.RecordedEvent, orderID, kind string, cmd domain.Command) error {
+	corr := rec.Metadata.CorrelationID
+	if corr == "" {
+		corr = orderID
+	}
+	_, err := s.ledger.Handle(ctx, es.Command[domain.Command]{
+		AggregateID: orderID, ID: es.DeriveID(kind, rec.ID), Body: cmd,
+		Meta: es.Meta{CorrelationID: corr, Actor: actor},
+	})
+	return err
+}
+
+// bookCaptured books cmd, capturing the order first if its OrderConfirmed
+// has not been booked yet (this event overtook it).
+func (s *Service) bookCaptured(ctx context.Context, rec eventstore.RecordedEvent, orderID, kind string, cmd domain.Command) error {
+	err := s.book(ctx, rec, orderID, kind, cmd)
+	if !errors.Is(err, domain.ErrNotCaptured) {
+		return err
+	}
+	if err := s.captureFromOrderStream(ctx, orderID); err != nil {
+		return err
+	}
+	return s.book(ctx, rec, orderID, kind, cmd)
+}
+
+// captureFromOrderStream finds the order's OrderConfirmed in the order
+// service's stream and books it, as the order consumer would.
+func (s *Service) captureFromOrderStream(ctx context.Context, orderID string) error {
+	st := s.orderStore()
+	if st == nil {
+		return fmt.Errorf("order %s: %w (the order service's events are not readable yet)", orderID, ErrNotConfirmed)
+	}
+	recs, err := st.ReadStream(ctx, eventstore.StreamName("order", orderID), 0, 0)
+	if errors.Is(err, eventstore.ErrStreamNotFound) {
+		return fmt.Errorf("order %s: %w (no such order yet)", orderID, ErrNotConfirmed)
+	}
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if r.Type != OrderEventTypes[0] {
+			continue
+		}
+		ev, err := es.Decode(r)
+		if err != nil {
+			return err
+		}
+		return s.capture(ctx, r, ev.Payload.(*orderv1.OrderConfirmed))
+	}
+	return fmt.Errorf("order %s: %w", orderID, ErrNotConfirmed)
+}
+
+// capture books an OrderConfirmed. The command id derives from its event
+// id, whichever path books it.
+func (s *Service) capture(ctx context.Context, rec eventstore.RecordedEvent, e *orderv1.OrderConfirmed) error {
+	c := domain.Capture{Cause: cause(rec), BuyerID: e.GetBuyerId(), Total: moneyOf(e.GetTotal()),
+		PSPReference: e.GetPayment().GetPspReference(), FeeBps: s.cfg.Policy.PlatformFeeBps,
+		AttributionWindow: s.cfg.Policy.AttributionWindow, Time: s.clock.Now()}
+	if e.GetConfirmTime() != nil {
+		c.ConfirmTime = e.GetConfirmTime().AsTime()
+	}
+	if a := e.GetAttribution(); a != nil && a.GetTouchTime() != nil {
+		c.TouchTime = a.GetTouchTime().AsTime()
+	}
+	for _, l := range e.GetLines() {
+		c.Lines = append(c.Lines, domain.CapturedLine{LineID: l.GetLineId(), VendorID: l.GetVendorId(), CreatorID: l.GetCreatorId(),
+			Total: moneyOf(l.GetLineTotal()), CommissionBps: int64(l.GetCommissionBps())})
+	}
+	for _, p := range e.GetParts() {
+		c.Parts = append(c.Parts, domain.CapturedPart{VendorID: p.GetVendorId(), LineIDs: p.GetLineIds()})
+	}
+	return s.book(ctx, rec, e.GetOrderId(), "capture", c)
+}

@@ -1,0 +1,309 @@
+package app
+
+import (
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/money"
+	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
+	"github.com/custody/custody/services/payouts/domain"
+)
+
+// Entry is one posting of a transaction, as the read side keeps it.
+type Entry struct {
+	// Seq numbers entries in posting order (0, 1, 2, …): page tokens.
+	Seq          int
+	Index        int // the posting's index in its transaction
+	Position     uint64
+	TxnID        string
+	Kind         payoutsv1.TransactionKind
+	Account      string
+	Amount       money.Money
+	BalanceAfter money.Money
+	OrderID      string
+	VendorID     string
+	CauseEventID string
+	CauseType    string
+	Reference    string
+	Memo         string
+	PostTime     time.Time
+}
+
+// Deadlines is what the view tells as it sees return windows and reserves
+// open and close (from any process's events), so that the service keeps
+// exactly the open ones scheduled — also right after a restart, when the
+// view replays the store from the start.
+type Deadlines interface {
+	WindowOpen(orderID, vendorID string, closeAt time.Time)
+	WindowDone(orderID, vendorID string)
+	ReserveHeld(orderID, vendorID string, releaseAt time.Time)
+	ReserveDone(orderID, vendorID string)
+}
+
+// LedgerView is the read side: balances, the entries of every account and
+// order, and what each payable account was credited, folded from every
+// event of the payouts store (so it sees what any process wrote). It keeps
+// everything in memory and is rebuilt from position 1 at every start.
+type LedgerView struct {
+	pos       *position
+	deadlines Deadlines
+	log       *slog.Logger
+
+	mu        sync.RWMutex
+	bal       domain.Balances
+	entries   []*Entry
+	byAccount map[string][]*Entry
+	byOrder   map[string][]*Entry
+	credited  map[string]map[string]int64 // payable account -> currency -> non-payout postings
+	paid      map[string]map[string]int64 // payable account -> currency -> payouts
+	txns      map[string]bool
+}
+
+// NewLedgerView returns an empty view; deadlines may be nil.
+func NewLedgerView(deadlines Deadlines, log *slog.Logger) *LedgerView {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &LedgerView{pos: newPosition(), deadlines: deadlines, log: log, bal: domain.Balances{},
+		byAccount: map[string][]*Entry{}, byOrder: map[string][]*Entry{},
+		credited: map[string]map[string]int64{}, paid: map[string]map[string]int64{}, txns: map[string]bool{}}
+}
+
+// Position is the store position of the last event applied.
+func (v *LedgerView) Position() uint64 { return v.pos.get() }
+
+// Apply applies one event of the payouts store.
+func (v *LedgerView) Apply(rec eventstore.RecordedEvent) {
+	defer v.pos.advance(rec.Position)
+	ev, err := es.Decode(rec)
+	if err != nil {
+		v.log.Error("payouts view: skipping an event it cannot decode", "event", rec.ID, "err", err)
+		return
+	}
+	switch e := ev.Payload.(type) {
+	case *payoutsv1.TransactionPosted:
+		v.post(rec.Position, e)
+	case *payoutsv1.ReturnWindowStarted:
+		if v.deadlines != nil {
+			v.deadlines.WindowOpen(e.GetOrderId(), e.GetVendorId(), e.GetCloseTime().AsTime())
+		}
+	case *payoutsv1.ReturnWindowClosed:
+		if v.deadlines != nil {
+			v.deadlines.WindowDone(e.GetOrderId(), e.GetVendorId())
+		}
+	case *payoutsv1.FundsReleased:
+		if v.deadlines != nil {
+			v.deadlines.WindowDone(e.GetOrderId(), e.GetVendorId())
+			if e.GetReserve().GetAmountMinor() > 0 {
+				v.deadlines.ReserveHeld(e.GetOrderId(), e.GetVendorId(), e.GetReserveReleaseTime().AsTime())
+			}
+		}
+	case *payoutsv1.ReserveReleased:
+		if v.deadlines != nil {
+			v.deadlines.ReserveDone(e.GetOrderId(), e.GetVendorId())
+		}
+	}
+}
+
+func (v *LedgerView) post(pos uint64, t *payoutsv1.TransactionPosted) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.txns[t.GetTransactionId()] {
+		// Cannot happen (transaction ids derive from their cause, and the
+		// aggregates book a cause once); if it ever did, counting it twice
+		// would be worse than logging it.
+		v.log.Error("payouts view: transaction posted twice; ignoring the repeat", "transaction", t.GetTransactionId())
+		return
+	}
+	v.txns[t.GetTransactionId()] = true
+	payout := t.GetKind() == payoutsv1.TransactionKind_TRANSACTION_KIND_PAYOUT
+	for i, p := range t.GetPostings() {
+		acct, cur, amt := p.GetAccount(), p.GetAmount().GetCurrencyCode(), p.GetAmount().GetAmountMinor()
+		if v.bal[acct] == nil {
+			v.bal[acct] = map[string]int64{}
+		}
+		v.bal[acct][cur] += amt
+		if domain.Payable(acct) {
+			m := v.credited
+			if payout {
+				m, amt = v.paid, -amt
+			}
+			if m[acct] == nil {
+				m[acct] = map[string]int64{}
+			}
+			m[acct][cur] += amt
+		}
+		e := &Entry{Seq: len(v.entries), Index: i, Position: pos, TxnID: t.GetTransactionId(), Kind: t.GetKind(), Account: acct,
+			Amount: money.Money{Currency: cur, Minor: p.GetAmount().GetAmountMinor()}, BalanceAfter: money.Money{Currency: cur, Minor: v.bal[acct][cur]},
+			OrderID: t.GetOrderId(), VendorID: t.GetVendorId(), CauseEventID: t.GetCauseEventId(), CauseType: t.GetCauseType(),
+			Reference: t.GetReference(), Memo: t.GetMemo(), PostTime: t.GetPostTime().AsTime()}
+		v.entries = append(v.entries, e)
+		v.byAccount[acct] = append(v.byAccount[acct], e)
+		if t.GetOrderId() != "" {
+			v.byOrder[t.GetOrderId()] = append(v.byOrder[t.GetOrderId()], e)
+		}
+	}
+}
+
+// Credited is, per payable account and currency, the sum of its postings
+// other than payouts: what RunPayouts hands the payouts aggregate.
+func (v *LedgerView) Credited() map[string]map[string]int64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make(map[string]map[string]int64, len(v.credited))
+	for a, m := range v.credited {
+		out[a] = maps.Clone(m)
+	}
+	return out
+}
+
+// Balances is a copy of every balance.
+func (v *LedgerView) Balances() domain.Balances {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make(domain.Balances, len(v.bal))
+	for a, m := range v.bal {
+		out[a] = maps.Clone(m)
+	}
+	return out
+}
+
+// OwnerBalance is an owner's balances in one currency.
+type OwnerBalance struct {
+	Currency                                        string
+	Escrow, Pending, Held, Available, Reserve, Paid int64
+}
+
+// AccountBalance is one account's balance in one currency.
+type AccountBalance struct {
+	Account string
+	Balance money.Money
+}
+
+// Owner returns an owner's balances per currency (sorted) and its
+// accounts (by account, then currency).
+func (v *LedgerView) Owner(kind, id string) ([]OwnerBalance, []AccountBalance) {
+	owner := kind
+	if id != "" {
+		owner += ":" + id
+	}
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	byCur := map[string]*OwnerBalance{}
+	get := func(cur string) *OwnerBalance {
+		if byCur[cur] == nil {
+			byCur[cur] = &OwnerBalance{Currency: cur}
+		}
+		return byCur[cur]
+	}
+	var accounts []AccountBalance
+	for _, b := range domain.Buckets(kind) {
+		acct := owner + ":" + b
+		for _, cur := range slices.Sorted(maps.Keys(v.bal[acct])) {
+			amt := v.bal[acct][cur]
+			accounts = append(accounts, AccountBalance{Account: acct, Balance: money.Money{Currency: cur, Minor: amt}})
+			ob := get(cur)
+			switch b {
+			case "escrow":
+				ob.Escrow += amt
+			case "pending":
+				ob.Pending += amt
+			case "held":
+				ob.Held += amt
+			case "available", "fees":
+				ob.Available += amt
+			case "reserve":
+				ob.Reserve += amt
+			}
+		}
+		for cur, paid := range v.paid[acct] {
+			get(cur).Paid += paid
+		}
+	}
+	out := make([]OwnerBalance, 0, len(byCur))
+	for _, cur := range slices.Sorted(maps.Keys(byCur)) {
+		out = append(out, *byCur[cur])
+	}
+	return out, accounts
+}
+
+// EntryFilter selects entries; empty fields select all.
+type EntryFilter struct {
+	Account string
+	OrderID string
+}
+
+// Entries returns up to limit entries matching f with Seq > after (after
+// -1: from the start), in posting order, and whether more follow.
+func (v *LedgerView) Entries(f EntryFilter, after, limit int) ([]Entry, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	list := v.entries
+	switch {
+	case f.Account != "":
+		list = v.byAccount[f.Account]
+	case f.OrderID != "":
+		list = v.byOrder[f.OrderID]
+	}
+	start, _ := slices.BinarySearchFunc(list, after+1, func(e *Entry, seq int) int { return e.Seq - seq })
+	var out []Entry
+	for _, e := range list[start:] {
+		if f.OrderID != "" && e.OrderID != f.OrderID {
+			continue
+		}
+		if len(out) == limit {
+			return out, true
+		}
+		out = append(out, *e)
+	}
+	return out, false
+}
+
+// StatementTotal sums a statement in one currency.
+type StatementTotal struct {
+	Currency                          string
+	Opening, Credits, Debits, Closing int64
+}
+
+// Statement returns an account's entries posted in [start, end) (a zero
+// start: from the first) and the totals per currency.
+func (v *LedgerView) Statement(account string, start, end time.Time) ([]Entry, []StatementTotal) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	totals := map[string]*StatementTotal{}
+	get := func(cur string) *StatementTotal {
+		if totals[cur] == nil {
+			totals[cur] = &StatementTotal{Currency: cur}
+		}
+		return totals[cur]
+	}
+	var out []Entry
+	for _, e := range v.byAccount[account] {
+		t := get(e.Amount.Currency)
+		switch {
+		case e.PostTime.Before(start):
+			t.Opening += e.Amount.Minor
+		case !e.PostTime.Before(end):
+			continue
+		default:
+			if e.Amount.Minor > 0 {
+				t.Credits += e.Amount.Minor
+			} else {
+				t.Debits += e.Amount.Minor
+			}
+			out = append(out, *e)
+		}
+	}
+	res := make([]StatementTotal, 0, len(totals))
+	for _, cur := range slices.Sorted(maps.Keys(totals)) {
+		t := totals[cur]
+		t.Closing = t.Opening + t.Credits + t.Debits
+		res = append(res, *t)
+	}
+	return out, res
+}

@@ -1,0 +1,227 @@
+// Package grpcapi is the gRPC edge of the payouts service:
+// custody.payouts.v1.PayoutsService. It validates requests (field
+// violations with AIP paths), authorizes the caller (the table in
+// authz.go), converts between the wire and the app layer, and maps every
+// error to a gRPC status in one place (toStatus).
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/auth"
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
+	"github.com/custody/custody/services/payouts/app"
+	"github.com/custody/custody/services/payouts/domain"
+)
+
+// ServiceName is the gRPC service this package serves.
+var ServiceName = payoutsv1.PayoutsService_ServiceDesc.ServiceName
+
+// Server implements payoutsv1.PayoutsServiceServer.
+type Server struct {
+	payoutsv1.UnimplementedPayoutsServiceServer
+	app *app.Service
+	log *slog.Logger
+}
+
+// New returns the gRPC server of svc.
+func New(svc *app.Service, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{app: svc, log: log}
+}
+
+var _ payoutsv1.PayoutsServiceServer = (*Server)(nil)
+
+// GetBalance implements payoutsv1.PayoutsServiceServer.
+func (s *Server) GetBalance(ctx context.Context, req *payoutsv1.GetBalanceRequest) (*payoutsv1.GetBalanceResponse, error) {
+	kind, id, err := validateGetBalance(req)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	c, ok := auth.CallerFrom(ctx)
+	if err := authorize(c, ok, "GetBalance", req.GetOwner()); err != nil {
+		return nil, err
+	}
+	balances, accounts, err := s.app.Balance(ctx, kind, id)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	resp := &payoutsv1.GetBalanceResponse{Owner: req.GetOwner()}
+	for _, b := range balances {
+		resp.Balances = append(resp.Balances, balanceProto(b))
+	}
+	for _, a := range accounts {
+		resp.Accounts = append(resp.Accounts, &payoutsv1.AccountBalance{Account: a.Account, Balance: a.Balance.ToProto()})
+	}
+	return resp, nil
+}
+
+// ownerOf is the owner of an account id ("" if it does not parse).
+func ownerOf(account string) string {
+	a, err := domain.ParseAccount(account)
+	if err != nil {
+		return ""
+	}
+	return a.Owner()
+}
+
+// ListLedgerEntries implements payoutsv1.PayoutsServiceServer.
+func (s *Server) ListLedgerEntries(ctx context.Context, req *payoutsv1.ListLedgerEntriesRequest) (*payoutsv1.ListLedgerEntriesResponse, error) {
+	q, err := validateList(req)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	c, ok := auth.CallerFrom(ctx)
+	if err := authorize(c, ok, "ListLedgerEntries", ownerOf(req.GetAccount())); err != nil {
+		return nil, err
+	}
+	page, err := s.app.Entries(ctx, q)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	resp := &payoutsv1.ListLedgerEntriesResponse{NextPageToken: page.NextPageToken}
+	for _, e := range page.Entries {
+		resp.Entries = append(resp.Entries, entryProto(e))
+	}
+	return resp, nil
+}
+
+// GetStatement implements payoutsv1.PayoutsServiceServer.
+func (s *Server) GetStatement(ctx context.Context, req *payoutsv1.GetStatementRequest) (*payoutsv1.GetStatementResponse, error) {
+	start, end, err := validateStatement(req)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	c, ok := auth.CallerFrom(ctx)
+	if err := authorize(c, ok, "GetStatement", ownerOf(req.GetAccount())); err != nil {
+		return nil, err
+	}
+	st, err := s.app.Statement(ctx, req.GetAccount(), start, end)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	resp := &payoutsv1.GetStatementResponse{Account: st.Account, StartTime: stamp(st.Start), EndTime: stamp(st.End)}
+	for _, t := range st.Totals {
+		resp.Totals = append(resp.Totals, &payoutsv1.StatementTotal{CurrencyCode: t.Currency,
+			Opening: minor(t.Currency, t.Opening).ToProto(), Credits: minor(t.Currency, t.Credits).ToProto(),
+			Debits: minor(t.Currency, t.Debits).ToProto(), Closing: minor(t.Currency, t.Closing).ToProto()})
+	}
+	for _, e := range st.Entries {
+		resp.Entries = append(resp.Entries, entryProto(e))
+	}
+	return resp, nil
+}
+
+// RunPayouts implements payoutsv1.PayoutsServiceServer.
+func (s *Server) RunPayouts(ctx context.Context, req *payoutsv1.RunPayoutsRequest) (*payoutsv1.RunPayoutsResponse, error) {
+	if err := validateRun(req); err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	c, ok := auth.CallerFrom(ctx)
+	if err := authorize(c, ok, "RunPayouts", ""); err != nil {
+		return nil, err
+	}
+	b, err := s.app.RunPayouts(ctx, req.GetRequestId(), actor(c))
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return &payoutsv1.RunPayoutsResponse{Batch: batchProto(b)}, nil
+}
+
+// GetPayoutBatch implements payoutsv1.PayoutsServiceServer.
+func (s *Server) GetPayoutBatch(ctx context.Context, req *payoutsv1.GetPayoutBatchRequest) (*payoutsv1.GetPayoutBatchResponse, error) {
+	if err := validateBatch(req); err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	c, ok := auth.CallerFrom(ctx)
+	if !ok || len(c.Roles) == 0 {
+		return nil, authorize(c, ok, "GetPayoutBatch", "")
+	}
+	b, err := s.app.PayoutBatch(ctx, req.GetBatchId())
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	out := batchProto(b)
+	if staff(c, "GetPayoutBatch") {
+		return &payoutsv1.GetPayoutBatchResponse{Batch: out}, nil
+	}
+	own, found := ownBatch(out, func(payee string) bool { return owns(c, "GetPayoutBatch", payee) })
+	if !found {
+		return nil, apierr.PermissionDenied("a vendor or creator sees only batches that paid it")
+	}
+	return &payoutsv1.GetPayoutBatchResponse{Batch: own}, nil
+}
+
+// GetOrderSettlement implements payoutsv1.PayoutsServiceServer.
+func (s *Server) GetOrderSettlement(ctx context.Context, req *payoutsv1.GetOrderSettlementRequest) (*payoutsv1.GetOrderSettlementResponse, error) {
+	if err := validateSettlement(req); err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	c, ok := auth.CallerFrom(ctx)
+	if !ok || len(c.Roles) == 0 {
+		return nil, authorize(c, ok, "GetOrderSettlement", "")
+	}
+	st, err := s.app.OrderSettlement(ctx, req.GetOrderId())
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	if staff(c, "GetOrderSettlement") {
+		return &payoutsv1.GetOrderSettlementResponse{Settlement: settlementProto(st, func(string) bool { return true })}, nil
+	}
+	mine := func(vendorID string) bool { return owns(c, "GetOrderSettlement", "vendor:"+vendorID) }
+	out := settlementProto(st, mine)
+	if len(out.GetParts()) == 0 {
+		return nil, apierr.PermissionDenied("you may not see order " + req.GetOrderId() + "'s settlement")
+	}
+	out.Total, out.Refunded, out.BuyerId = nil, nil, "" // other vendors' sales and the buyer are not the vendor's business
+	return &payoutsv1.GetOrderSettlementResponse{Settlement: out}, nil
+}
+
+// toStatus is the one place where errors become gRPC statuses. Bad input
+// is InvalidArgument with field violations, never Unknown; anything not
+// recognised is Internal (and logged), never passed through raw.
+func (s *Server) toStatus(ctx context.Context, err error) error {
+	var (
+		invalid *domain.InvalidError
+		nf      *app.NotFoundError
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &invalid):
+		fvs := make([]apierr.FieldViolation, 0, len(invalid.Violations))
+		for _, v := range invalid.Violations {
+			fvs = append(fvs, apierr.FieldViolation{Field: v.Field, Description: v.Description})
+		}
+		return apierr.InvalidArgument(fvs...)
+	case errors.As(err, &nf):
+		return apierr.NotFound(nf.Kind, nf.ID)
+	case errors.Is(err, app.ErrBehind):
+		return apierr.Unavailable("the ledger's read side is catching up with the store; retry shortly")
+	case errors.Is(err, es.ErrConflict):
+		return apierr.Aborted("the ledger changed concurrently; retry the request")
+	case errors.Is(err, eventstore.ErrUnavailable):
+		return apierr.Unavailable("the event store is unavailable; retry shortly")
+	case errors.Is(err, es.ErrBadCommand):
+		return apierr.InvalidArgument(apierr.FieldViolation{Field: "order_id", Description: "not an order id"})
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request cancelled")
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	s.log.ErrorContext(ctx, "payouts service: unexpected error", "err", err)
+	return status.Error(codes.Internal, "internal error")
+}
