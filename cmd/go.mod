@@ -19,6 +19,7 @@ require (
 	github.com/custody/custody/services/catalog v0.0.0-00010101000000-000000000000
 	github.com/custody/custody/services/fulfilment v0.0.0-00010101000000-000000000000
 	github.com/custody/custody/services/order v0.0.0-00010101000000-000000000000
+	github.com/custody/custody/services/payouts v0.0.0-00010101000000-000000000000
 	github.com/custody/custody/services/trust v0.0.0-00010101000000-000000000000
 	github.com/nats-io/nats.go v1.55.0
 	google.golang.org/grpc v1.85.0

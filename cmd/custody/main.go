@@ -45,6 +45,7 @@ const usage = `custody — the Custody order and fulfilment backbone
 Usage:
   custody run [flags]      start services (all of them by default)
   custody token [flags]    print a bearer token signed with the data dir's key
+  custody rebuild [flags]  rebuild services' read models from the store, verifying hash chains
   custody version          print the version
 
 Run "custody <command> -h" for a command's flags.
@@ -60,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runCmd(args[1:], stderr)
 	case "token":
 		return tokenCmd(args[1:], stdout, stderr)
+	case "rebuild":
+		return rebuildCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return nil
@@ -124,6 +127,21 @@ func runCmd(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return platform.Run(ctx, cfg, modules())
+}
+
+func rebuildCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("custody rebuild", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg platform.Config
+	fs.StringVar(&cfg.DataDir, "data-dir", envOr("CUSTODY_DATA_DIR", "./data"), "data directory of a stopped all-in-one (its embedded NATS)")
+	fs.StringVar(&cfg.NATSURL, "nats-url", envOr("CUSTODY_NATS_URL", ""), "external NATS instead of the data directory's")
+	fs.StringVar(&cfg.Targets, "target", "all", "services to rebuild: all, or a comma-separated list ("+targetNames()+")")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return platform.RebuildTargets(ctx, cfg, modules(), stdout)
 }
 
 func tokenCmd(args []string, stdout, stderr io.Writer) error {

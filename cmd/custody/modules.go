@@ -8,6 +8,7 @@ import (
 	"github.com/custody/custody/services/catalog"
 	"github.com/custody/custody/services/fulfilment"
 	"github.com/custody/custody/services/order"
+	"github.com/custody/custody/services/payouts"
 	"github.com/custody/custody/services/trust"
 )
 
@@ -19,6 +20,7 @@ func modules() []platform.Module {
 		order.Module(),
 		fulfilment.Module(),
 		trust.Module(),
+		payouts.Module(),
 	}
 }
 
