@@ -104,6 +104,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	clockFlag := fs.String("clock", envOr("CUSTODY_CLOCK", "wall"), `"wall", or "fake" (starts now, moves only by SystemService/AdvanceClock: demos and tests)`)
 	logLevel := fs.String("log-level", envOr("CUSTODY_LOG_LEVEL", "info"), "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", envOr("CUSTODY_LOG_JSON", "") == "true", "log JSON instead of text")
+	settingFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
