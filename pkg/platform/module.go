@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/custody/custody/pkg/clock"
+	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 )
 
@@ -30,6 +31,17 @@ type Module struct {
 	// Start opens the module's store, starts its consumers and returns once
 	// it can serve. It must not block.
 	Start func(ctx context.Context, d Deps) (Running, error)
+	// Projections returns the module's read models, new and empty, for
+	// `custody rebuild`; nil when it keeps none. They are the same types
+	// the module builds at Start, fed from the same stores.
+	Projections func() []Projection
+}
+
+// Projection is a read model and the service whose events feed it.
+type Projection struct {
+	Name   string // "orders by buyer and vendor"
+	Source string // service whose store it folds: "order"
+	Apply  func(eventstore.RecordedEvent)
 }
 
 // Running is a started module.
