@@ -53,7 +53,7 @@ const startTimeout = 2 * time.Minute
 // order stream to consume; the module retries until there is, logging while
 // it waits, and the saga then catches up from the first order event.
 func Module() platform.Module {
-	return platform.Module{Name: Name, Start: start}
+	return platform.Module{Name: Name, Projections: projections, Start: start}
 }
 
 func start(ctx context.Context, d platform.Deps) (platform.Running, error) {

@@ -175,7 +175,7 @@ const startTimeout = 2 * time.Minute
 // Module is the fulfilment service with DefaultOptions (so the environment
 // applies; a malformed variable fails Start).
 func Module() platform.Module {
-	return platform.Module{Name: Name, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
+	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
 		o, err := DefaultOptions()
 		if err != nil {
 			return platform.Running{}, err
@@ -187,7 +187,7 @@ func Module() platform.Module {
 // NewModule is the fulfilment service with explicit options (tests,
 // embedding).
 func NewModule(o Options) platform.Module {
-	return platform.Module{Name: Name, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
+	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
 		return start(ctx, d, o)
 	}}
 }

@@ -65,7 +65,7 @@ const Name = "order"
 // Module is the order service with DefaultOptions (so the environment
 // applies; a malformed CUSTODY_ATTRIBUTION_WINDOW fails Start).
 func Module() platform.Module {
-	return platform.Module{Name: Name, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
+	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
 		o, err := DefaultOptions()
 		if err != nil {
 			return platform.Running{}, err
@@ -76,7 +76,7 @@ func Module() platform.Module {
 
 // NewModule is the order service with explicit options (tests, embedding).
 func NewModule(o Options) platform.Module {
-	return platform.Module{Name: Name, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
+	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
 		return start(ctx, d, o)
 	}}
 }

@@ -198,7 +198,7 @@ func settingNames() []string {
 // Module is the payouts service with DefaultOptions (so the environment
 // applies; a malformed CUSTODY_PAYOUTS_* value fails Start).
 func Module() platform.Module {
-	return platform.Module{Name: Name, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
+	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
 		o, err := DefaultOptions()
 		if err != nil {
 			return platform.Running{}, err
@@ -210,7 +210,7 @@ func Module() platform.Module {
 // NewModule is the payouts service with explicit options (tests, the
 // binary's flags).
 func NewModule(o Options) platform.Module {
-	return platform.Module{Name: Name, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
+	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
 		return start(ctx, d, o)
 	}}
 }

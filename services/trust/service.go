@@ -103,7 +103,7 @@ const Name = "trust"
 // Module is the trust service with DefaultOptions (so the environment
 // applies; a malformed variable fails Start).
 func Module() platform.Module {
-	return platform.Module{Name: Name, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
+	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
 		o, err := DefaultOptions()
 		if err != nil {
 			return platform.Running{}, err
@@ -114,7 +114,7 @@ func Module() platform.Module {
 
 // NewModule is the trust service with explicit options (tests, embedding).
 func NewModule(o Options) platform.Module {
-	return platform.Module{Name: Name, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
+	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
 		return start(ctx, d, o)
 	}}
 }

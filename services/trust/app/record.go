@@ -81,6 +81,14 @@ func (v *RecordView) Run(ctx context.Context, log *slog.Logger, service string, 
 	follow(ctx, log, st, 1, func(e eventstore.RecordedEvent) { v.apply(src, e) })
 }
 
+// ApplyFrom folds one event of service (OrderService or FulfilmentService)
+// into the view, as Run does; `custody rebuild` feeds it directly.
+func (v *RecordView) ApplyFrom(service string, e eventstore.RecordedEvent) {
+	if src, ok := v.sources[service]; ok {
+		v.apply(src, e)
+	}
+}
+
 func (v *RecordView) apply(src *source, e eventstore.RecordedEvent) {
 	defer src.pos.advance(e.Position)
 	ev, err := es.Decode(e)
