@@ -24,6 +24,7 @@ import (
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
+	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 )
@@ -423,4 +424,128 @@ func TestParcelNeverDeliveredIsRefundedAutomatically(t *testing.T) {
 		return err == nil && o.GetOrder().GetState() == orderv1.OrderState_ORDER_STATE_REFUNDED &&
 			o.GetOrder().GetRefundedTotal().GetAmountMinor() == 2400
 	})
+}
+
+// TestAffiliateOrderPaysOutThenClawsBack: an order through a creator's
+// affiliate link is shipped and delivered; once the return window has
+// passed (fake clock), a payout run pays the vendor, the creator and the
+// platform exactly what the split says. A refund after that payout claws
+// the money back: the next run pays them nothing.
+func TestAffiliateOrderPaysOutThenClawsBack(t *testing.T) {
+	clk := clock.NewFake(time.Now().UTC().Truncate(time.Second))
+	dial, _ := platformWithClock(t, clk)
+	ops := dial("platform", "service")
+	cat := catalogv1.NewCatalogServiceClient(ops)
+	p := createProduct(t, cat, "v-pay", 5, 12000) // live/link commission 1000 bps
+	sku := p.GetSkus()[0].GetSkuId()
+	link, err := catalogv1.NewCatalogServiceClient(dial("creator:c-pay")).CreateAffiliateLink(t.Context(),
+		&catalogv1.CreateAffiliateLinkRequest{RequestId: "l1", CreatorId: "c-pay", ProductId: p.GetProductId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buyer := dial("buyer:bea")
+	var resp *orderv1.PlaceOrderResponse
+	eventually(t, "the order to see the link", func() bool {
+		resp, err = orderv1.NewOrderServiceClient(buyer).PlaceOrder(t.Context(), &orderv1.PlaceOrderRequest{
+			RequestId: "pay-1", BuyerId: "bea", Lines: []*orderv1.LineRequest{{SkuId: sku, Quantity: 1}},
+			ShippingAddress: address, Payment: &orderv1.Payment{PspReference: "psp-p", Amount: eur(12000)},
+			Attribution: &orderv1.Attribution{Source: &orderv1.Attribution_AffiliateLinkId{AffiliateLinkId: link.GetLink().GetLinkId()}},
+			WaitTimeout: durationpb.New(20 * time.Second),
+		})
+		return err == nil
+	})
+	o := resp.GetOrder()
+	if o.GetState() != orderv1.OrderState_ORDER_STATE_CONFIRMED || o.GetLines()[0].GetCreatorId() != "c-pay" || o.GetLines()[0].GetCommissionBps() != 1000 {
+		t.Fatalf("order %v, line %v", o.GetState(), o.GetLines()[0])
+	}
+	vendor := fulfilmentv1.NewFulfilmentServiceClient(dial("vendor:v-pay"))
+	var fid string
+	eventually(t, "the fulfilment", func() bool {
+		l, err := vendor.ListFulfilments(t.Context(), &fulfilmentv1.ListFulfilmentsRequest{VendorId: "v-pay", OrderId: o.GetOrderId()})
+		if err == nil && len(l.GetFulfilments()) == 1 {
+			fid = l.GetFulfilments()[0].GetFulfilmentId()
+		}
+		return fid != ""
+	})
+	if _, err := vendor.ShipFulfilment(t.Context(), &fulfilmentv1.ShipFulfilmentRequest{
+		RequestId: "ship-p", FulfilmentId: fid, Carrier: "dhl", TrackingNumber: "7777777777",
+		Packages: []*fulfilmentv1.Package{{PackageId: "1", Lines: []*fulfilmentv1.ShippedLine{{LineId: "1", SkuId: sku, Quantity: 1}},
+			Evidence: &fulfilmentv1.PackingEvidence{PhotoSha256: []string{photo}, Units: []*fulfilmentv1.PackedUnit{{LineId: "1", SkuId: sku, SerialNumber: "SN-9"}}}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Hour)
+	if _, err := fulfilmentv1.NewFulfilmentServiceClient(dial("carrier:dhl")).RecordTrackingEvent(t.Context(), &fulfilmentv1.RecordTrackingEventRequest{
+		RequestId: "d1", Carrier: "dhl", TrackingNumber: "7777777777", CarrierEventId: "d1",
+		Status: fulfilmentv1.TrackingStatus_TRACKING_STATUS_DELIVERED, OccurTime: timestamppb.New(clk.Now()),
+		Proof:  &fulfilmentv1.ProofOfDelivery{RecipientName: "Bea", PhotoSha256: photo},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pay := payoutsv1.NewPayoutsServiceClient(ops)
+	balance := func(owner string) *payoutsv1.Balance {
+		b, err := pay.GetBalance(t.Context(), &payoutsv1.GetBalanceRequest{Owner: owner})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range b.GetBalances() {
+			if x.GetCurrencyCode() == "EUR" {
+				return x
+			}
+		}
+		return &payoutsv1.Balance{}
+	}
+	eventually(t, "the money to wait out the return window", func() bool { return balance("vendor:v-pay").GetPending().GetAmountMinor() > 0 })
+	clk.Advance(8 * 24 * time.Hour) // the 7-day return window closes with no claim
+	eventually(t, "the release", func() bool { return balance("creator:c-pay").GetAvailable().GetAmountMinor() == 1200 })
+	v := balance("vendor:v-pay")
+	// 12000 captured: creator 10% = 1200, platform fee 5% = 600, vendor the
+	// remaining 10200, of which the trust tier's reserve is held back.
+	if got := v.GetAvailable().GetAmountMinor() + v.GetReserve().GetAmountMinor(); got != 10200 {
+		t.Fatalf("vendor available %d + reserve %d = %d, want 10200", v.GetAvailable().GetAmountMinor(), v.GetReserve().GetAmountMinor(), got)
+	}
+	run, err := pay.RunPayouts(t.Context(), &payoutsv1.RunPayoutsRequest{RequestId: "run-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paid := map[string]int64{}
+	for _, l := range run.GetBatch().GetLines() {
+		paid[l.GetPayee()] += l.GetAmount().GetAmountMinor()
+	}
+	if paid["vendor:v-pay"] != v.GetAvailable().GetAmountMinor() || paid["creator:c-pay"] != 1200 {
+		t.Fatalf("batch paid %v, want vendor %d and creator 1200", paid, v.GetAvailable().GetAmountMinor())
+	}
+	again, err := pay.RunPayouts(t.Context(), &payoutsv1.RunPayoutsRequest{RequestId: "run-1"})
+	if err != nil || again.GetBatch().GetBatchId() != run.GetBatch().GetBatchId() {
+		t.Fatalf("repeating the run: %v %v", again.GetBatch(), err)
+	}
+
+	// A damaged-item claim after the payout: the vendor accepts a full refund.
+	claim, err := trustv1.NewTrustServiceClient(buyer).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{
+		RequestId: "dmg-1", OrderId: o.GetOrderId(), Reason: trustv1.ClaimReason_CLAIM_REASON_DAMAGED,
+		Lines: []*trustv1.ClaimLineRequest{{LineId: "1", Quantity: 1}}, Evidence: &trustv1.Evidence{Sha256: []string{photo}, Text: "cracked"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trustv1.NewTrustServiceClient(dial("vendor:v-pay")).RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{
+		RequestId: "acc-1", ClaimId: claim.GetClaim().GetClaimId(), Response: trustv1.VendorResponse_VENDOR_RESPONSE_ACCEPT_REFUND,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the clawback", func() bool { return balance("creator:c-pay").GetAvailable().GetAmountMinor() == -1200 })
+	// The vendor was paid its available share; the refund takes back its
+	// whole share, so available goes negative (the reserve stays held).
+	if a := balance("vendor:v-pay").GetAvailable().GetAmountMinor(); a >= 0 {
+		t.Fatalf("vendor available after the clawback = %d, want negative", a)
+	}
+	next, err := pay.RunPayouts(t.Context(), &payoutsv1.RunPayoutsRequest{RequestId: "run-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range next.GetBatch().GetLines() {
+		if l.GetPayee() == "vendor:v-pay" || l.GetPayee() == "creator:c-pay" {
+			t.Fatalf("after the clawback the next run still paid %s %d", l.GetPayee(), l.GetAmount().GetAmountMinor())
+		}
+	}
 }
