@@ -478,7 +478,7 @@ func TestAffiliateOrderPaysOutThenClawsBack(t *testing.T) {
 	if _, err := fulfilmentv1.NewFulfilmentServiceClient(dial("carrier:dhl")).RecordTrackingEvent(t.Context(), &fulfilmentv1.RecordTrackingEventRequest{
 		RequestId: "d1", Carrier: "dhl", TrackingNumber: "7777777777", CarrierEventId: "d1",
 		Status: fulfilmentv1.TrackingStatus_TRACKING_STATUS_DELIVERED, OccurTime: timestamppb.New(clk.Now()),
-		Proof:  &fulfilmentv1.ProofOfDelivery{RecipientName: "Bea", PhotoSha256: photo},
+		Proof: &fulfilmentv1.ProofOfDelivery{RecipientName: "Bea", PhotoSha256: photo},
 	}); err != nil {
 		t.Fatal(err)
 	}
