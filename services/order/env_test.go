@@ -289,10 +289,17 @@ func (e *env) sagaSettled(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	last, err := e.catalog.LastPosition(t.Context())
+	// Compare stream sequences, not event positions (a position may pack
+	// an index within a message).
+	st, err := js.Stream(t.Context(), esjs.StreamNameFor("catalog"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	si, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := si.State.LastSeq
 	eventually(t, func() error {
 		c, err := js.Consumer(t.Context(), esjs.StreamNameFor("catalog"), app.SagaConsumer)
 		if err != nil {
