@@ -16,6 +16,7 @@ replace (
 require (
 	github.com/custody/custody/pkg v0.0.0-00010101000000-000000000000
 	github.com/custody/custody/proto v0.0.0-00010101000000-000000000000
+	github.com/custody/custody/services/audit v0.0.0-00010101000000-000000000000
 	github.com/custody/custody/services/catalog v0.0.0-00010101000000-000000000000
 	github.com/custody/custody/services/fulfilment v0.0.0-00010101000000-000000000000
 	github.com/custody/custody/services/order v0.0.0-00010101000000-000000000000

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/custody/custody/pkg/platform"
+	"github.com/custody/custody/services/audit"
 	"github.com/custody/custody/services/catalog"
 	"github.com/custody/custody/services/fulfilment"
 	"github.com/custody/custody/services/order"
@@ -21,6 +22,7 @@ func modules() []platform.Module {
 		fulfilment.Module(),
 		trust.Module(),
 		payouts.Module(),
+		audit.Module(),
 	}
 }
 

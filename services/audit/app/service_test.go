@@ -1,0 +1,300 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/custody/custody/pkg/clock"
+	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/eventstore/memory"
+	"github.com/custody/custody/services/audit/app"
+	"github.com/custody/custody/services/audit/internal/story"
+)
+
+// These tests run the app layer on the memory backend, for its Tamper
+// hook: it edits a stored event in place, which no real backend allows.
+// The service tests (../service_test.go) do the same to a copy of a
+// JetStream store on disk.
+
+var t0 = time.Date(2030, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// memStore adds LastPosition; unreadable > 0 makes it claim that many
+// more events than it delivers, as a JetStream store with a record that
+// nats-server refuses as corrupt does.
+type memStore struct {
+	*memory.Store
+	unreadable uint64
+}
+
+func (m memStore) LastPosition(ctx context.Context) (uint64, error) {
+	evs, err := m.ReadAll(ctx, 1, 0)
+	if err != nil || len(evs) == 0 {
+		return m.unreadable, err
+	}
+	return evs[len(evs)-1].Position + m.unreadable, nil
+}
+
+type world struct {
+	clk     *clock.Fake
+	mu      sync.Mutex
+	stores  map[string]*memory.Store
+	absent  map[string]bool   // stores that "do not exist yet"
+	corrupt map[string]uint64 // stores with that many unreadable events at the end
+}
+
+func newWorld() *world {
+	w := &world{clk: clock.NewFake(t0), stores: map[string]*memory.Store{}, absent: map[string]bool{}, corrupt: map[string]uint64{}}
+	for _, s := range app.DefaultServices {
+		w.stores[s] = memory.New(w.clk.Now)
+	}
+	return w
+}
+
+func (w *world) open(_ context.Context, svc string) (app.Store, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.absent[svc] {
+		return nil, fmt.Errorf("%s: %w", svc, app.ErrNotCreatedYet)
+	}
+	return memStore{w.stores[svc], w.corrupt[svc]}, nil
+}
+
+func (w *world) write(t *testing.T, s story.Story, events []story.Event) {
+	t.Helper()
+	stores := map[string]eventstore.Store{}
+	for k, v := range w.stores {
+		stores[k] = v
+	}
+	if err := s.Write(context.Background(), stores, w.clk, events); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (w *world) start(t *testing.T) *app.Service {
+	t.Helper()
+	svc := app.New(app.Config{RetryOpen: 10 * time.Millisecond}, app.Deps{Open: w.open, Clock: w.clk,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop(context.Background()) })
+	return svc
+}
+
+// TestTamperedEventIsNamed edits one stored event through the memory
+// backend's Tamper hook and shows VerifyOrderChain naming exactly it.
+func TestTamperedEventIsNamed(t *testing.T) {
+	w := newWorld()
+	s := story.New(t0, "o1")
+	w.write(t, s, s.Events)
+	svc := w.start(t)
+	ctx := t.Context()
+
+	v, err := svc.Verify(ctx, "o1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Valid || len(v.Streams) != 7 {
+		t.Fatalf("untouched history: %+v", v)
+	}
+
+	// Flip a letter of the recipient's name in the proof of delivery.
+	stream := "fulfilment-" + s.FulfilmentID
+	stored, err := w.stores["fulfilment"].ReadStream(ctx, stream, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var target eventstore.RecordedEvent
+	for _, e := range stored {
+		if bytes.Contains(e.Data, []byte(story.Recipient)) {
+			target = e
+		}
+	}
+	w.stores["fulfilment"].Tamper(stream, target.Revision, func(e *eventstore.RecordedEvent) {
+		i := bytes.Index(e.Data, []byte(story.Recipient))
+		e.Data[i] = 'K' // "Krace Hopper"
+	})
+
+	v, err = svc.Verify(ctx, "o1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := v.First
+	if v.Valid || b == nil {
+		t.Fatalf("tampered history verified: %+v", v)
+	}
+	if b.Service != "fulfilment" || b.Stream != stream || b.Revision != target.Revision || b.EventID != target.ID {
+		t.Errorf("broken link %+v, want fulfilment/%s revision %d event %s", b, stream, target.Revision, target.ID)
+	}
+	if !strings.Contains(b.Reason, "event edited") {
+		t.Errorf("reason %q", b.Reason)
+	}
+	broken := 0
+	for _, c := range v.Streams {
+		if c.Broken != nil {
+			broken++
+		}
+	}
+	if broken != 1 {
+		t.Errorf("%d streams broken, want 1", broken)
+	}
+
+	// The replay rests on the same streams: it says so.
+	r, err := svc.Replay(ctx, "o1", time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Chain.Valid || r.Chain.First == nil || r.Chain.First.EventID != target.ID {
+		t.Errorf("replay chain verdict %+v", r.Chain)
+	}
+}
+
+// TestRewrittenHistoryIsNamed edits an event and recomputes the stream's
+// chain from there, as a forger with the hash function would: the chain
+// verifies, but not against the hashes the index saw.
+func TestRewrittenHistoryIsNamed(t *testing.T) {
+	w := newWorld()
+	s := story.New(t0, "o1")
+	w.write(t, s, s.Events)
+	svc := w.start(t)
+	ctx := t.Context()
+
+	stream := "order-o1"
+	stored, err := w.stores["order"].ReadStream(ctx, stream, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const edit = 1 // OrderConfirmed
+	prev := stored[edit-1].Hash
+	for rev := edit; rev < len(stored); rev++ {
+		w.stores["order"].Tamper(stream, uint64(rev), func(e *eventstore.RecordedEvent) {
+			if rev == edit {
+				e.Metadata.Actor = "support:mallory"
+			}
+			eventstore.Seal(prev, e)
+			prev = e.Hash
+		})
+	}
+	after, _ := w.stores["order"].ReadStream(ctx, stream, 0, 0)
+	if _, err := eventstore.VerifyChain(after); err != nil {
+		t.Fatalf("the forged chain should verify on its own: %v", err)
+	}
+
+	v, err := svc.Verify(ctx, "o1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Valid || v.First == nil || v.First.Stream != stream || v.First.Revision != edit || v.First.EventID != stored[edit].ID ||
+		!strings.Contains(v.First.Reason, "history rewritten") {
+		t.Fatalf("verdict %+v, first %+v", v, v.First)
+	}
+}
+
+// TestStoresThatAppearLater: a service that never ran has no stream; the
+// index starts without it and picks it up when it appears.
+func TestStoresThatAppearLater(t *testing.T) {
+	w := newWorld()
+	w.absent["payouts"], w.absent["trust"] = true, true
+	s := story.New(t0, "o1")
+	w.write(t, s, s.Events)
+	svc := w.start(t)
+	ctx := t.Context()
+
+	tl, err := svc.Timeline(ctx, app.TimelineQuery{OrderID: "o1", PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range tl.Events {
+		if e.Service == "payouts" || e.Service == "trust" {
+			t.Fatalf("indexed %s before its store was there", e.Service)
+		}
+	}
+	w.mu.Lock()
+	w.absent["payouts"], w.absent["trust"] = false, false
+	w.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tl, err = svc.Timeline(ctx, app.TimelineQuery{OrderID: "o1", PageSize: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tl.Total == s.OfOrder() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timeline has %d events, want %d", tl.Total, s.OfOrder())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestStoreWithUnreadableEvents: a store that counts events it cannot
+// deliver neither hangs Start nor makes every query Unavailable; orders with
+// events in that store fail verification, naming the store.
+func TestStoreWithUnreadableEvents(t *testing.T) {
+	w := newWorld()
+	w.corrupt["fulfilment"] = 2
+	s := story.New(t0, "o1")
+	w.write(t, s, s.Events)
+	svc := w.start(t)
+	ctx := t.Context()
+	v, err := svc.Verify(ctx, "o1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Valid || v.First == nil || v.First.Service != "fulfilment" || v.First.Stream != "" || len(v.Gaps) != 1 {
+		t.Fatalf("verdict %+v, first %+v", v, v.First)
+	}
+	for _, c := range v.Streams {
+		if c.Broken != nil {
+			t.Errorf("stream %s broken: %+v", c.Ref, c.Broken)
+		}
+	}
+	r, err := svc.Replay(ctx, "o1", time.Time{}, nil)
+	if err != nil || r.Chain.Valid {
+		t.Errorf("replay: chain %+v, %v", r.Chain, err)
+	}
+}
+
+func TestQueriesRefuse(t *testing.T) {
+	w := newWorld()
+	s := story.New(t0, "o1")
+	w.write(t, s, s.Events)
+	svc := w.start(t)
+	ctx := t.Context()
+
+	var nf *app.NotFoundError
+	if _, err := svc.Verify(ctx, "o-nope", nil); !errors.As(err, &nf) {
+		t.Errorf("unknown order: %v", err)
+	}
+	denied := errors.New("denied")
+	var saw app.OrderInfo
+	_, err := svc.Replay(ctx, "o1", time.Time{}, func(o app.OrderInfo) error { saw = o; return denied })
+	if !errors.Is(err, denied) || saw.BuyerID != s.BuyerID {
+		t.Errorf("allow saw %+v, err %v", saw, err)
+	}
+	var bad *app.BadPageTokenError
+	if _, err := svc.Timeline(ctx, app.TimelineQuery{OrderID: "o1", PageToken: "garbage"}); !errors.As(err, &bad) {
+		t.Errorf("bad token: %v", err)
+	}
+	tl, err := svc.Timeline(ctx, app.TimelineQuery{OrderID: "o1", PageSize: 5})
+	if err != nil || tl.NextPageToken == "" {
+		t.Fatalf("first page: %v %+v", err, tl)
+	}
+	if _, err := svc.Timeline(ctx, app.TimelineQuery{OrderID: "o2", PageToken: tl.NextPageToken}); !errors.As(err, &bad) {
+		t.Errorf("another order's token: %v", err)
+	}
+	if st := svc.Stats(); st.Orders != 1 || st.Events != len(s.Events) {
+		t.Errorf("stats %+v", st)
+	}
+}

@@ -1,0 +1,254 @@
+package domain
+
+import (
+	"slices"
+	"sort"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/custody/custody/pkg/eventstore"
+)
+
+// StreamRef names a stream in one service's store.
+type StreamRef struct {
+	Service string
+	Stream  string
+}
+
+// String is "service/stream".
+func (r StreamRef) String() string { return r.Service + "/" + r.Stream }
+
+func (r StreamRef) less(o StreamRef) bool {
+	if r.Service != o.Service {
+		return r.Service < o.Service
+	}
+	return r.Stream < o.Stream
+}
+
+// Entry is one stored event as the index keeps it: the record as the store
+// returned it (payload bytes, metadata, hash-chain link). The payload is
+// decoded again when shown, so the index holds bytes, not messages.
+type Entry struct {
+	Service string
+	Event   eventstore.RecordedEvent
+	// PayloadError says why the payload cannot be decoded: "(unknown type)
+	// …" for a type this binary does not link in. Empty when it can.
+	PayloadError string
+
+	buyer   string
+	teaches []string
+	order   string
+}
+
+// Ref is the entry's stream.
+func (e *Entry) Ref() StreamRef { return StreamRef{Service: e.Service, Stream: e.Event.Stream} }
+
+// Order is the order the entry is filed under ("" while it is not linked).
+func (e *Entry) Order() string { return e.order }
+
+// before is the timeline order: recorded time, then service name, then
+// position in the service's store. It is total, and within one stream it
+// is revision order.
+func before(a, b *Entry) bool {
+	if !a.Event.RecordedAt.Equal(b.Event.RecordedAt) {
+		return a.Event.RecordedAt.Before(b.Event.RecordedAt)
+	}
+	if a.Service != b.Service {
+		return a.Service < b.Service
+	}
+	return a.Event.Position < b.Event.Position
+}
+
+type orderEntries struct {
+	entries []*Entry // timeline order
+	buyer   string
+}
+
+// Index files every event of every service under the order it belongs to
+// (see RefsOf for how). An event that names nothing known yet waits under
+// each key it names and is filed as soon as an event ties one of them to an
+// order, so the services' stores may be read in any interleaving.
+//
+// An Index is not safe for concurrent use; the app layer guards it.
+type Index struct {
+	orders  map[string]*orderEntries
+	links   map[string]string      // key → order id
+	pending map[string][]*Entry    // key → events waiting for it
+	seen    map[StreamRef][][]byte // hash of each revision, as first seen
+	count   int
+}
+
+// NewIndex returns an empty index.
+func NewIndex() *Index {
+	return &Index{orders: map[string]*orderEntries{}, links: map[string]string{},
+		pending: map[string][]*Entry{}, seen: map[StreamRef][][]byte{}}
+}
+
+// Add files one stored event of service. payload is its decoded payload,
+// or nil when it could not be decoded (payloadErr says why): such an event
+// is filed by its stream only.
+func (x *Index) Add(service string, ev eventstore.RecordedEvent, payload proto.Message, payloadErr string) {
+	x.count++
+	ref := StreamRef{Service: service, Stream: ev.Stream}
+	x.see(ref, ev)
+	refs := RefsOf(ev.Stream, payload)
+	e := &Entry{Service: service, Event: ev, PayloadError: payloadErr, buyer: refs.BuyerID, teaches: teaches(payload)}
+	if refs.OrderID != "" {
+		x.attach(e, refs.OrderID)
+		return
+	}
+	for _, k := range refs.Keys {
+		if o, ok := x.links[k]; ok {
+			x.attach(e, o)
+			return
+		}
+	}
+	for _, k := range refs.Keys {
+		x.pending[k] = append(x.pending[k], e)
+	}
+}
+
+// attach files e under orderID, learns the ids it names, and files every
+// event that was waiting for one of them.
+func (x *Index) attach(e *Entry, orderID string) {
+	type job struct {
+		e     *Entry
+		order string
+	}
+	work := []job{{e, orderID}}
+	for len(work) > 0 {
+		j := work[len(work)-1]
+		work = work[:len(work)-1]
+		if j.e.order != "" {
+			continue // also waited under another key, filed already
+		}
+		j.e.order = j.order
+		oe := x.orders[j.order]
+		if oe == nil {
+			oe = &orderEntries{}
+			x.orders[j.order] = oe
+		}
+		list := oe.entries
+		i := sort.Search(len(list), func(i int) bool { return before(j.e, list[i]) })
+		oe.entries = slices.Insert(list, i, j.e)
+		if oe.buyer == "" {
+			oe.buyer = j.e.buyer
+		}
+		for _, k := range append([]string{streamKey(j.order)}, j.e.teaches...) {
+			if _, known := x.links[k]; known {
+				continue // the first order to claim an id keeps it
+			}
+			x.links[k] = j.order
+			for _, p := range x.pending[k] {
+				work = append(work, job{p, j.order})
+			}
+			delete(x.pending, k)
+		}
+	}
+}
+
+// OrderView is what the index holds of one order.
+type OrderView struct {
+	ID string
+	// BuyerID is the buyer_id of the order's events (empty if none has one).
+	BuyerID string
+	// Entries in timeline order. The entries are shared: do not change them.
+	Entries []*Entry
+}
+
+// Order returns what the index holds of an order.
+func (x *Index) Order(id string) (OrderView, bool) {
+	oe, ok := x.orders[id]
+	if !ok {
+		return OrderView{}, false
+	}
+	return OrderView{ID: id, BuyerID: oe.buyer, Entries: slices.Clone(oe.entries)}, true
+}
+
+// Streams are the streams an order's events are in, sorted by service,
+// then stream.
+func (v OrderView) Streams() []StreamRef {
+	set := map[StreamRef]bool{}
+	for _, e := range v.Entries {
+		set[e.Ref()] = true
+	}
+	out := make([]StreamRef, 0, len(set))
+	for r := range set {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b StreamRef) int {
+		switch {
+		case a.less(b):
+			return -1
+		case b.less(a):
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// StreamsOf returns the order's streams in service's store whose aggregate
+// is aggregate ("fulfilment" for "fulfilment-<id>"), as ids.
+func (v OrderView) StreamsOf(service, aggregate string) []string {
+	var ids []string
+	for _, r := range v.Streams() {
+		if r.Service != service {
+			continue
+		}
+		if agg, id, err := eventstore.SplitStream(r.Stream); err == nil && agg == aggregate {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// see remembers the hash of each revision of each stream as first seen.
+func (x *Index) see(ref StreamRef, ev eventstore.RecordedEvent) {
+	hs := x.seen[ref]
+	switch {
+	case ev.Revision < uint64(len(hs)):
+		if hs[ev.Revision] == nil {
+			hs[ev.Revision] = slices.Clone(ev.Hash)
+		}
+		return // the first sighting is the anchor
+	case ev.Revision > uint64(len(hs)):
+		hs = append(hs, make([][]byte, ev.Revision-uint64(len(hs)))...)
+	}
+	x.seen[ref] = append(hs, slices.Clone(ev.Hash))
+}
+
+// Seen returns the hash of each revision of a stream as the index first
+// saw it (nil where it saw none), whichever orders the events belong to.
+// Verification compares the store with it: a history that got shorter, or
+// that was rewritten with a recomputed chain while the index was watching,
+// does not match.
+func (x *Index) Seen(r StreamRef) [][]byte { return slices.Clone(x.seen[r]) }
+
+// Stats counts what the index holds.
+type Stats struct {
+	Events int // every event added
+	Orders int
+	// Unlinked are events not (yet) filed under any order: catalog
+	// products, vendor trust, payout runs, and anything still waiting.
+	Unlinked int
+}
+
+// Stats returns the index's counts.
+func (x *Index) Stats() Stats {
+	s := Stats{Events: x.count, Orders: len(x.orders)}
+	linked := 0
+	for _, oe := range x.orders {
+		linked += len(oe.entries)
+	}
+	s.Unlinked = x.count - linked
+	return s
+}
+
+// IsUnknownType reports whether a payload error is that of a type the
+// binary does not know.
+func IsUnknownType(payloadErr string) bool { return strings.HasPrefix(payloadErr, UnknownTypePrefix) }
+
+// UnknownTypePrefix starts the PayloadError of events of unknown types.
+const UnknownTypePrefix = "(unknown type)"

@@ -1,0 +1,69 @@
+package grpcapi
+
+import (
+	"github.com/custody/custody/pkg/auth"
+)
+
+// Access control of custody.audit.v1.AuditService (DESIGN §5), as a table:
+//
+//	RPC               buyer:<id>     vendor  creator  carrier  support  platform  service
+//	GetOrderTimeline  -              -       -        -        all      all       -
+//	VerifyOrderChain  its own orders -       -        -        all      all       -
+//	ReplayOrder       -              -       -        -        all      all       -
+//
+// The audit trail is for the people who settle disputes: support (who
+// replay an order's history to decide a claim) and platform (finance and
+// operations). Its payloads carry what no single party may see of an order:
+// every vendor's lines and splits, creators' commissions, the platform's
+// fee, trust assessments. So a buyer does not read the timeline or the
+// replay — the order, fulfilment and trust services show it its own view —
+// but it may verify its own order's chain: the answer is only "intact" or
+// the coordinates of the first broken link, and "anyone can verify" is the
+// point of a tamper-evident record. Vendors are not given verification:
+// an order's streams include other vendors' parts.
+//
+// Internal service callers have no access: nothing automated needs the
+// audit trail, and it should not become a back door to other services'
+// data.
+//
+// A caller with no role that could ever read an RPC is refused before the
+// order is looked up (PermissionDenied, revealing nothing). A buyer asking
+// for an order that is not its own gets PermissionDenied; an order with no
+// events is NotFound for everyone allowed the RPC (order ids are 128-bit
+// hashes, so existence reveals nothing guessable).
+var access = map[string]rule{
+	"GetOrderTimeline": {support: true, platform: true},
+	"VerifyOrderChain": {buyer: true, support: true, platform: true},
+	"ReplayOrder":      {support: true, platform: true},
+}
+
+// rule says who may call an RPC: a buyer only on its own orders, the
+// unscoped roles on every order.
+type rule struct {
+	buyer                      bool
+	support, platform, service bool
+}
+
+// mayCall reports whether caller holds any role that could be allowed rpc
+// on some order.
+func mayCall(c auth.Caller, rpc string) bool {
+	r, ok := access[rpc]
+	if !ok {
+		return false
+	}
+	return unscoped(c, r) || (r.buyer && c.Has(auth.Buyer))
+}
+
+// allowed reports whether caller may call rpc on an order of buyerID
+// (empty: unknown).
+func allowed(c auth.Caller, rpc, buyerID string) bool {
+	r, ok := access[rpc]
+	if !ok {
+		return false
+	}
+	return unscoped(c, r) || (r.buyer && buyerID != "" && c.Is(auth.Buyer, buyerID))
+}
+
+func unscoped(c auth.Caller, r rule) bool {
+	return r.support && c.Has(auth.Support) || r.platform && c.Has(auth.Platform) || r.service && c.Has(auth.Service)
+}
