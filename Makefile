@@ -131,6 +131,10 @@ build: ## Build bin/custody and bin/custodyctl
 run: build ## Run everything in one process (DATA_DIR, ARGS)
 	$(BIN)/custody run --data-dir $(DATA_DIR) $(ARGS)
 
+.PHONY: demo
+demo: ## Run the end-to-end demo against a fresh server on a fake clock (scripts/demo.sh; DEMO_ADDR, DEMO_DATA_DIR)
+	scripts/demo.sh
+
 .PHONY: clean
 clean: ## Remove built binaries and scratch files (keeps tools and DATA_DIR)
 	rm -rf $(BIN)/custody $(BIN)/custodyctl $(TMP)

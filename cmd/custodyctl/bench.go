@@ -33,7 +33,7 @@ import (
 func (c *cli) benchCmd(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("custodyctl bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", envOr("CUSTODY_DATA_DIR", "./data"), "data directory of the server (to mint tokens)")
+	dataDir := fs.String("data-dir", c.dataDir, "data directory of the server (to mint tokens)")
 	orders := fs.Int("orders", 2000, "PlaceOrder calls")
 	stock := fs.Int64("stock", 0, "units of the SKU (default: as many as orders, so all confirm)")
 	concurrency := fs.Int("concurrency", 64, "concurrent buyers")

@@ -1,9 +1,16 @@
 // Command custodyctl is the command-line client of Custody for people:
-// tokens, status, and (as services land) orders, shipments, claims,
-// balances and timelines.
+// tokens, status, orders, shipments and carrier scans, claims and vendor
+// trust, balances, statements and payouts, order timelines with their
+// hash-chain verification and replays, the fake clock, and a scripted
+// end-to-end demo.
 //
 //	export CUSTODY_TOKEN=$(custodyctl token --role support)
 //	custodyctl status
+//	custodyctl --as buyer:ada orders list --buyer ada
+//	custodyctl timeline o3f2…
+//
+// Every command prints readable tables by default and protojson with
+// --json; "custodyctl <command> -h" shows a command's flags.
 package main
 
 import (
@@ -42,19 +49,43 @@ Usage:
   custodyctl token --role R [--role R…]   mint a token with the local data dir's key
   custodyctl health                       is the server serving?
   custodyctl status                       targets and event streams of the server
+  custodyctl clock [advance <dur>]        the server's clock; move a fake one (e.g. 36h, 7d)
+
+  custodyctl orders place|get|list|cancel            buyers' orders
+  custodyctl shipments list|get|watch|ship           a vendor's fulfilments and shipments
+  custodyctl scan --carrier C --tracking N --status S   post a carrier scan
+  custodyctl claims open|get|list|respond|resolve|return|receive   claims, returns, refunds
+  custodyctl trust <vendor>                          a vendor's trust score and tier
+  custodyctl balance <owner>                         balances of vendor:<id>, creator:<id>, platform…
+  custodyctl statement <account> [--from --to]       an account's entries with opening/closing
+  custodyctl payouts run|get                         run payouts; show a batch
+
+  custodyctl timeline <order>             every service's events of an order, with hashes
+  custodyctl verify <order>               verify the order's hash chains
+  custodyctl replay <order> --as-of T     the order and everything hanging off it at T
+
+  custodyctl demo --data-dir D            the end-to-end story against a --clock=fake server
   custodyctl bench [--orders N …]         flash-sale load generator (PlaceOrder until outcome)
 
 Global flags (before the command):
-  --addr   server address (env CUSTODY_ADDR, default 127.0.0.1:7070)
-  --token  bearer token (env CUSTODY_TOKEN)
-  --json   print JSON instead of tables
+  --addr      server address (env CUSTODY_ADDR, default 127.0.0.1:7070)
+  --token     bearer token (env CUSTODY_TOKEN)
+  --as        role to mint a token for on the fly from --data-dir's key, repeatable
+              (buyer:<id>, vendor:<id>, creator:<id>, carrier:<id>, support, platform, service)
+  --data-dir  data directory of the all-in-one (env CUSTODY_DATA_DIR, default ./data)
+  --json      print JSON instead of tables
+
+Run "custodyctl <command> -h" for a command's flags.
 `
 
 // cli carries the global flags and a lazily dialled connection.
 type cli struct {
 	addr, token string
+	dataDir     string
+	as          []string
 	json        bool
 	out         io.Writer
+	errOut      io.Writer
 	conn        *grpc.ClientConn
 }
 
@@ -62,9 +93,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("custodyctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	c := &cli{out: stdout}
+	c := &cli{out: stdout, errOut: stderr}
 	fs.StringVar(&c.addr, "addr", envOr("CUSTODY_ADDR", "127.0.0.1:7070"), "server address")
 	fs.StringVar(&c.token, "token", os.Getenv("CUSTODY_TOKEN"), "bearer token")
+	fs.StringVar(&c.dataDir, "data-dir", envOr("CUSTODY_DATA_DIR", "./data"), "data directory of the all-in-one (for --as and token)")
+	fs.Func("as", "role to mint a token for from --data-dir's key (repeatable)", func(v string) error {
+		c.as = append(c.as, v)
+		return nil
+	})
 	fs.BoolVar(&c.json, "json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -81,21 +117,53 @@ func run(args []string, stdout, stderr io.Writer) error {
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Commands that run long (watch, demo, bench) manage their own time.
+	long, stopLong := context.WithCancel(context.Background())
+	defer stopLong()
+	var err error
 	switch cmd {
 	case "token":
 		return c.tokenCmd(rest, stderr)
 	case "health":
-		return c.healthCmd(ctx)
+		err = c.healthCmd(ctx)
 	case "status":
-		return c.statusCmd(ctx)
+		err = c.statusCmd(ctx)
 	case "bench":
-		return c.benchCmd(rest, stderr)
-	case "help":
+		err = c.benchCmd(rest, stderr)
+	case "clock":
+		err = c.clockCmd(ctx, rest)
+	case "orders":
+		err = c.ordersCmd(ctx, rest)
+	case "shipments":
+		err = c.shipmentsCmd(ctx, long, rest)
+	case "scan":
+		err = c.scanCmd(ctx, rest)
+	case "claims":
+		err = c.claimsCmd(ctx, rest)
+	case "trust":
+		err = c.trustCmd(ctx, rest)
+	case "balance":
+		err = c.balanceCmd(ctx, rest)
+	case "statement":
+		err = c.statementCmd(ctx, rest)
+	case "payouts":
+		err = c.payoutsCmd(ctx, rest)
+	case "timeline":
+		err = c.timelineCmd(long, rest)
+	case "verify":
+		err = c.verifyCmd(ctx, rest)
+	case "replay":
+		err = c.replayCmd(ctx, rest)
+	case "demo":
+		err = c.demoCmd(long, rest)
+	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	default:
+		fs.Usage()
+		return fmt.Errorf("unknown command %q", cmd)
 	}
-	fs.Usage()
-	return fmt.Errorf("unknown command %q", cmd)
+	return explain(err)
 }
 
 func envOr(name, def string) string {
@@ -107,7 +175,15 @@ func envOr(name, def string) string {
 
 func (c *cli) dial() (*grpc.ClientConn, error) {
 	if c.conn == nil {
-		conn, err := server.Dial(c.addr, c.token)
+		token := c.token
+		if len(c.as) > 0 {
+			tok, err := platform.MintToken(c.dataDir, "", "", c.as, time.Hour)
+			if err != nil {
+				return nil, fmt.Errorf("--as: %w", err)
+			}
+			token = tok
+		}
+		conn, err := server.Dial(c.addr, token)
 		if err != nil {
 			return nil, err
 		}
@@ -128,7 +204,7 @@ func (c *cli) printJSON(m proto.Message) error {
 func (c *cli) tokenCmd(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("custodyctl token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", envOr("CUSTODY_DATA_DIR", "./data"), "data directory of the all-in-one (keys/ holds the signing key)")
+	dataDir := fs.String("data-dir", c.dataDir, "data directory of the all-in-one (keys/ holds the signing key)")
 	subject := fs.String("subject", "", "who the token is for (default: the first role)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime")
 	var roles []string

@@ -1,0 +1,347 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/custody/custody/pkg/clock"
+	"github.com/custody/custody/pkg/platform"
+	"github.com/custody/custody/pkg/server"
+	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
+	typev1 "github.com/custody/custody/proto/custody/type/v1"
+	"github.com/custody/custody/services/audit"
+	"github.com/custody/custody/services/catalog"
+	"github.com/custody/custody/services/fulfilment"
+	"github.com/custody/custody/services/order"
+	"github.com/custody/custody/services/payouts"
+	"github.com/custody/custody/services/trust"
+)
+
+// testModules is what `custody run` starts (cmd/custody's modules(), which
+// a test cannot import from package main).
+func testModules() []platform.Module {
+	return []platform.Module{
+		catalog.Module(),
+		order.Module(),
+		fulfilment.Module(),
+		trust.Module(),
+		payouts.Module(),
+		audit.Module(),
+	}
+}
+
+// testServer is a real in-process Custody: embedded NATS with JetStream,
+// every service, gRPC on loopback, a fake clock.
+type testServer struct {
+	addr, dataDir string
+	clock         *clock.Fake
+}
+
+func startServer(t *testing.T) *testServer {
+	t.Helper()
+	s := &testServer{dataDir: t.TempDir(), clock: clock.NewFake(time.Now().UTC().Truncate(time.Second))}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- platform.Run(ctx, platform.Config{
+			DataDir: s.dataDir, GRPCAddr: "127.0.0.1:0", Version: "test", Clock: s.clock,
+			Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+			OnReady: func(addr, _ string) { ready <- addr },
+		}, testModules())
+	}()
+	select {
+	case s.addr = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("platform stopped: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("platform not ready")
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return s
+}
+
+// ctl runs the CLI as roles against the server and returns stdout, failing
+// the test on an error.
+func (s *testServer) ctl(t *testing.T, roles []string, args ...string) string {
+	t.Helper()
+	out, errOut, err := s.try(roles, args...)
+	if err != nil {
+		t.Fatalf("custodyctl %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
+// try runs the CLI and returns what it printed and its error.
+func (s *testServer) try(roles []string, args ...string) (string, string, error) {
+	full := []string{"--addr", s.addr, "--data-dir", s.dataDir}
+	for _, r := range roles {
+		full = append(full, "--as", r)
+	}
+	var out, errOut bytes.Buffer
+	err := run(append(full, args...), &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func (s *testServer) conn(t *testing.T, roles ...string) *grpc.ClientConn {
+	t.Helper()
+	tok, err := platform.MintToken(s.dataDir, "", "", roles, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := server.Dial(s.addr, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// product registers a vendor with one SKU and returns the SKU id.
+func (s *testServer) product(t *testing.T, vendor string, price, stock int64) string {
+	t.Helper()
+	cat := catalogv1.NewCatalogServiceClient(s.conn(t, "platform"))
+	if _, err := cat.RegisterVendor(t.Context(), &catalogv1.RegisterVendorRequest{RequestId: "r", VendorId: vendor, DisplayName: vendor, CountryCode: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := cat.CreateProduct(t.Context(), &catalogv1.CreateProductRequest{
+		RequestId: "p", VendorId: vendor, Title: "Tee", Category: "apparel", AffiliateCommissionBps: 1000,
+		Skus: []*catalogv1.SkuSpec{{Code: "one", Title: "One size", Price: &typev1.Money{CurrencyCode: "EUR", AmountMinor: price}, InitialStock: stock}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.GetProduct().GetSkus()[0].GetSkuId()
+}
+
+// eventually retries f until it returns true or the deadline passes.
+func eventually(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+var orderIDLine = regexp.MustCompile(`(?m)^order\s+(o\S+)$`)
+
+func placeOrder(t *testing.T, s *testServer, buyer, sku string, qty string) (string, string) {
+	t.Helper()
+	out := s.ctl(t, []string{"buyer:" + buyer}, "orders", "place", "--buyer", buyer, "--sku", sku+":"+qty, "--request-id", "req-"+buyer+qty)
+	m := orderIDLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no order id in:\n%s", out)
+	}
+	return m[1], out
+}
+
+func TestOrdersPlaceGetListCancel(t *testing.T) {
+	s := startServer(t)
+	sku := s.product(t, "acme", 2500, 5)
+
+	id, out := placeOrder(t, s, "ada", sku, "2")
+	for _, want := range []string{`(?m)^state\s+confirmed$`, `(?m)^total\s+50\.00 EUR$`, `acme\s+One size\s+2\s+25\.00 EUR\s+50\.00 EUR`, "VENDOR PART"} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("orders place output lacks %s:\n%s", want, out)
+		}
+	}
+	// The same request id names the same order.
+	if again, _ := placeOrder(t, s, "ada", sku, "2"); again != id {
+		t.Errorf("repeated request made order %s, want %s", again, id)
+	}
+
+	out = s.ctl(t, []string{"buyer:ada"}, "orders", "get", id)
+	if !strings.Contains(out, id) || !strings.Contains(out, "confirmed") {
+		t.Errorf("orders get:\n%s", out)
+	}
+	// --json after the argument gives protojson.
+	js := s.ctl(t, []string{"buyer:ada"}, "orders", "get", id, "--json")
+	var got struct {
+		Order struct {
+			OrderID string `json:"orderId"`
+			State   string `json:"state"`
+		} `json:"order"`
+	}
+	if err := json.Unmarshal([]byte(js), &got); err != nil || got.Order.OrderID != id || got.Order.State != "ORDER_STATE_CONFIRMED" {
+		t.Errorf("orders get --json: %v\n%s", err, js)
+	}
+
+	second, _ := placeOrder(t, s, "ada", sku, "1")
+	out = s.ctl(t, []string{"buyer:ada"}, "orders", "list", "--buyer", "ada")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "ORDER") || !strings.Contains(out, id) || !strings.Contains(out, second) {
+		t.Errorf("orders list: want a header and 2 orders:\n%s", out)
+	}
+	out = s.ctl(t, []string{"support"}, "orders", "list", "--vendor", "acme", "--state", "confirmed", "--page-size", "1", "--all")
+	if strings.Count(out, "\no") != 2 {
+		t.Errorf("orders list --all over pages of 1: want 2 orders:\n%s", out)
+	}
+
+	out = s.ctl(t, []string{"buyer:ada"}, "orders", "cancel", second, "--reason", "too many tees")
+	if !strings.Contains(out, "cancelled") || !strings.Contains(out, "too many tees") {
+		t.Errorf("orders cancel:\n%s", out)
+	}
+}
+
+func TestErrorsShowStatusAndFieldViolations(t *testing.T) {
+	s := startServer(t)
+	sku := s.product(t, "acme", 2500, 5)
+	_, _, err := s.try([]string{"buyer:ada"}, "orders", "place", "--buyer", "ada", "--sku", sku, "--country", "Germany", "--street", "")
+	if err == nil {
+		t.Fatal("bad address accepted")
+	}
+	msg := explain(err).Error()
+	if !strings.HasPrefix(msg, "PlaceOrder: InvalidArgument: invalid argument\n") {
+		t.Errorf("error does not start with the RPC and status:\n%s", msg)
+	}
+	for _, want := range []string{"\n  shipping_address.country_code: ", "\n  shipping_address.address_lines[0]: "} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks the violation line %q:\n%s", want, msg)
+		}
+	}
+	// Someone else's order: the status code is shown.
+	id, _ := placeOrder(t, s, "ada", sku, "1")
+	_, _, err = s.try([]string{"buyer:bob"}, "orders", "get", id)
+	if err == nil || !strings.Contains(err.Error(), "GetOrder: PermissionDenied") {
+		t.Errorf("someone else's order: %v", err)
+	}
+	// A client-side mistake is named before anything is sent.
+	if _, _, err := s.try(nil, "orders", "list"); err == nil || !strings.Contains(err.Error(), "exactly one of --buyer and --vendor") {
+		t.Errorf("orders list without a filter: %v", err)
+	}
+}
+
+func TestTimelineTableAndVerify(t *testing.T) {
+	s := startServer(t)
+	sku := s.product(t, "acme", 2500, 5)
+	id, _ := placeOrder(t, s, "ada", sku, "1")
+
+	var out string
+	eventually(t, "timeline shows the confirmation", func() bool {
+		o, _, err := s.try([]string{"support"}, "timeline", id)
+		out = o
+		return err == nil && strings.Contains(o, "OrderConfirmed")
+	})
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	header := regexp.MustCompile(`^TIME\s+SERVICE\s+TYPE\s+ACTOR\s+REV\s+HASH$`)
+	if !header.MatchString(lines[0]) {
+		t.Fatalf("timeline header %q", lines[0])
+	}
+	// 2026-11-21 09:15:23  order  OrderPlaced  buyer:ada  0  3f2a9c0b1d4e
+	rowRe := regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+order\s+OrderPlaced\s+buyer:ada\s+0\s+[0-9a-f]{12}$`)
+	if !rowRe.MatchString(out) {
+		t.Errorf("no timeline row for the OrderPlaced by buyer:ada at revision 0 with a short hash:\n%s", out)
+	}
+	if !strings.HasSuffix(lines[len(lines)-1], "streams") {
+		t.Errorf("timeline footer %q", lines[len(lines)-1])
+	}
+	if !strings.Contains(out, "catalog") {
+		t.Errorf("timeline lacks the catalog's reservation:\n%s", out)
+	}
+
+	js := s.ctl(t, []string{"support"}, "--json", "timeline", id)
+	var tl struct {
+		Events []struct {
+			Type string `json:"type"`
+			Hash string `json:"hash"`
+		} `json:"events"`
+	}
+	if err := json.Unmarshal([]byte(js), &tl); err != nil || len(tl.Events) < 2 || len(tl.Events[0].Hash) != 64 {
+		t.Errorf("timeline --json: %v\n%s", err, js)
+	}
+
+	out = s.ctl(t, []string{"support"}, "verify", id)
+	if !regexp.MustCompile(`chain valid: \d+ events checked`).MatchString(out) {
+		t.Errorf("verify:\n%s", out)
+	}
+	out = s.ctl(t, []string{"support"}, "replay", id, "--as-of", "now")
+	if !regexp.MustCompile(`(?m)^state\s+confirmed$`).MatchString(out) || !regexp.MustCompile(`(?m)^chain\s+valid$`).MatchString(out) {
+		t.Errorf("replay:\n%s", out)
+	}
+}
+
+func TestClock(t *testing.T) {
+	s := startServer(t)
+	before := s.clock.Now()
+	out := s.ctl(t, []string{"platform"}, "clock", "advance", "2d12h")
+	if got := s.clock.Now().Sub(before); got != 60*time.Hour {
+		t.Errorf("clock moved by %s, want 60h", got)
+	}
+	if !strings.Contains(out, "clock advanced by 60h0m0s") {
+		t.Errorf("clock advance: %s", out)
+	}
+	if out := s.ctl(t, []string{"support"}, "clock"); !strings.Contains(out, "fake clock") {
+		t.Errorf("clock: %s", out)
+	}
+	if _, _, err := s.try([]string{"support"}, "clock", "advance", "1h"); err == nil || !strings.Contains(err.Error(), "PermissionDenied") {
+		t.Errorf("support moved the clock: %v", err)
+	}
+}
+
+// TestDemo runs the whole demo against a real in-process server: the
+// issue's story end to end, every outcome checked by the demo itself.
+func TestDemo(t *testing.T) {
+	s := startServer(t)
+	for run := 1; run <= 2; run++ { // twice: every id is unique per run
+		if run == 2 && testing.Short() {
+			break
+		}
+		out, errOut, err := s.try(nil, "demo", "--data-dir", s.dataDir)
+		if err != nil {
+			t.Fatalf("demo run %d: %v\n%s\n%s", run, err, out, errOut)
+		}
+		for _, want := range []string{
+			"[1/13]", "[13/13]", "orders placed 8/8 (8 confirmed)", "TIME", "OrderPlaced", "FulfilmentDelivered",
+			"ClaimOpened", "RefundApplied", "every check passed",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("demo run %d output lacks %q", run, want)
+			}
+		}
+		if !regexp.MustCompile(`\nchain valid: \d+ events checked`).MatchString(out) {
+			t.Errorf("demo run %d: no chain verification", run)
+		}
+		if run == 1 {
+			t.Logf("demo output:\n%s", out)
+		}
+	}
+}
+
+func TestDemoNeedsFakeClock(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- platform.Run(ctx, platform.Config{DataDir: dir, GRPCAddr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			OnReady: func(addr, _ string) { ready <- addr }}, nil)
+	}()
+	addr := <-ready
+	defer func() { cancel(); <-done }()
+	var out bytes.Buffer
+	err := run([]string{"--addr", addr, "demo", "--data-dir", dir}, &out, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--clock=fake") {
+		t.Errorf("demo on a wall clock: %v", err)
+	}
+	err = run([]string{"--addr", addr, "demo", "--data-dir", t.TempDir()}, &out, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "no signing key") {
+		t.Errorf("demo with another data dir: %v", err)
+	}
+}
