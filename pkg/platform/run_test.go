@@ -120,7 +120,7 @@ func TestRunServesHealthStatusAndAuth(t *testing.T) {
 
 	// The data survives a restart: the module's boot event is there once.
 	cancel, ready, done = start(t, dir, nil)
-	defer cancel()
+	defer func() { cancel(); <-done }()
 	addrs = waitReady(t, ready, done)
 	tok, _ := platform.MintToken(dir, "", "", []string{"platform"}, time.Hour)
 	conn, _ := server.Dial(addrs.grpc, tok)
@@ -175,6 +175,10 @@ func TestAdminSaysNotReadyUntilModulesStart(t *testing.T) {
 	}
 	if code := get("/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz = %d once serving, want 200", code)
+	}
+	cancel()
+	if err := <-done; err != nil { // the data dir is removed only after shutdown
+		t.Fatal(err)
 	}
 }
 
