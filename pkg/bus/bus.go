@@ -33,9 +33,10 @@ const instrumentation = "github.com/custody/custody/pkg/bus"
 // consumer has handled.
 const ProcessedBucket = "custody_processed"
 
-// Handler reacts to one event. Returning nil acknowledges it; an error has
-// it redelivered later, and parked after the last attempt. Wrap an error with
-// Permanent to park the event at once. Handlers must be idempotent (see the
+// Handler reacts to one event. Returning nil marks it handled (its message
+// is acknowledged once all the message's events are); an error has it
+// redelivered later, and its message parked after the last attempt. Wrap an
+// error with Permanent to park at once. Handlers must be idempotent (see the
 // package documentation). ctx carries the consumer span and expires after
 // Config.AckWait.
 type Handler func(ctx context.Context, e eventstore.RecordedEvent) error
@@ -52,13 +53,17 @@ type Config struct {
 	// "custody.order.order.>"; empty means the whole stream.
 	FilterSubjects []string
 	// EventTypes, when not empty, lists the event types the handler wants;
-	// other events are acked and skipped without calling it.
+	// other events are skipped without calling it (a message whose events
+	// are all skipped is simply acked).
 	EventTypes []string
-	// MaxDeliver is how many deliveries a failing event gets before it is
-	// parked. Default 5.
+	// MaxDeliver is how many deliveries a message (one commit of one or
+	// more events) gets while one of its events fails before it is parked.
+	// Default 5.
 	MaxDeliver int
 	// AckWait is how long the server waits for an ack before it redelivers,
-	// and the handler's deadline. Default 30s.
+	// and the handler's deadline for each event. The bus restarts the
+	// server's clock (in progress) before each further event of a message.
+	// Default 30s.
 	AckWait time.Duration
 	// Backoff is the delay before redelivering after the n-th failed
 	// delivery: Backoff[n-1], the last entry repeating. Default 1s, 2s, 5s, 10s.
@@ -67,7 +72,7 @@ type Config struct {
 	// Buffered messages age towards AckWait, so keep it small for slow
 	// handlers. Default 32.
 	Prefetch int
-	// Concurrency is how many events are handled at once (default 1).
+	// Concurrency is how many messages are handled at once (default 1).
 	// Events of one aggregate (one subject) are always handled one after
 	// the other, in stream order; only different aggregates overlap.
 	Concurrency int
@@ -300,8 +305,12 @@ func (c *Consumer) Stop() {
 	})
 }
 
-// process handles one delivery. Every path ends in exactly one of ack,
-// nak (with delay) or term after a confirmed park.
+// process handles one delivery: one message, which is one commit of one or
+// more events (see pkg/eventstore/jetstream). The events are handled in
+// order, each skipped if its processed marker says it was handled before, so
+// a redelivery after a partial success resumes where it stopped. Every path
+// ends in exactly one of ack (all events handled or skipped), nak (with
+// delay) or term after a confirmed park of the whole message.
 func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 	if c.stopped.Load() {
 		_ = msg.Nak()
@@ -317,27 +326,53 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 	if md.NumDelivered > 1 {
 		c.m.redeliveries.Add(ctx, 1, c.attrs)
 	}
-	ev, err := esjs.DecodeMsg(msg)
+	evs, err := esjs.DecodeMsg(msg)
 	if err != nil {
-		c.park(ctx, msg, md, nil, CauseUndecodable, err)
+		c.park(ctx, msg, md, nil, -1, CauseUndecodable, err)
 		return
 	}
-	log := c.log.With("event_id", ev.ID, "event_type", ev.Type, "stream", ev.Stream, "seq", md.Sequence.Stream, "delivery", md.NumDelivered)
-	if c.types != nil && !c.types[ev.Type] {
-		c.ack(ctx, msg, log, "skipped")
-		return
+	mlog := c.log.With("stream", evs[0].Stream, "seq", md.Sequence.Stream, "delivery", md.NumDelivered, "events", len(evs))
+	outcomes := make([]string, 0, len(evs))
+	for i := range evs {
+		if i > 0 {
+			// The whole message shares one AckWait on the server: restart it
+			// for each further event.
+			if err := msg.InProgress(); err != nil {
+				mlog.WarnContext(ctx, "bus: cannot extend the ack deadline", "err", err)
+			}
+		}
+		outcome, done := c.handle(ctx, msg, md, evs, i, mlog)
+		if !done {
+			// Nak'ed or parked: the events handled so far are marked and are
+			// skipped on the next delivery.
+			c.count(ctx, outcomes...)
+			return
+		}
+		outcomes = append(outcomes, outcome)
 	}
+	c.ack(ctx, msg, mlog)
+	c.count(ctx, outcomes...)
+}
 
+// handle runs event i of a delivered commit through the filter, the
+// processed marker and the handler. done reports that the message may go on
+// to its next event (outcome ok, skipped or duplicate); otherwise handle has
+// already nak'ed or parked the message.
+func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, evs []eventstore.RecordedEvent, i int, mlog *slog.Logger) (outcome string, done bool) {
+	ev := evs[i]
+	log := mlog.With("event_id", ev.ID, "event_type", ev.Type, "index", i)
+	if c.types != nil && !c.types[ev.Type] {
+		return "skipped", true
+	}
 	key := MarkerKey(c.cfg.Name, ev.ID)
 	if _, err := c.kv.Get(ctx, key); err == nil {
-		log.DebugContext(ctx, "bus: event already processed; acking again")
-		c.ack(ctx, msg, log, "duplicate")
-		return
+		log.DebugContext(ctx, "bus: event already processed; skipping it")
+		return "duplicate", true
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		// Not the event's fault: retry without spending an attempt on the handler.
 		log.WarnContext(ctx, "bus: cannot read processed marker; will retry", "err", err)
 		c.retry(ctx, msg, md, log)
-		return
+		return "", false
 	}
 
 	pctx := otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier{
@@ -354,6 +389,8 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 			attribute.String("messaging.message.id", ev.ID),
 			attribute.Int64("messaging.message.delivery_count", int64(md.NumDelivered)),
 			attribute.String("custody.event.type", ev.Type),
+			attribute.Int("custody.event.index", i),
+			attribute.Int("custody.commit.events", len(evs)),
 		))
 	defer span.End()
 
@@ -361,33 +398,34 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 	start := time.Now()
 	herr := c.call(hctx, ev)
 	cancel()
-	outcome := "ok"
+	result := "ok"
 	if herr != nil {
-		outcome = "error"
+		result = "error"
 	}
 	c.m.duration.Record(sctx, time.Since(start).Seconds(), metric.WithAttributes(
-		attribute.String("consumer", c.cfg.Name), attribute.String("outcome", outcome)))
+		attribute.String("consumer", c.cfg.Name), attribute.String("outcome", result)))
 
 	if herr == nil {
-		// Marker first, then ack: an ack lost after this point is harmless.
+		// Marker first, then (after the message's last event) ack: an ack
+		// lost after this point is harmless.
 		if _, err := c.kv.Create(sctx, key, []byte(strconv.FormatUint(md.Sequence.Stream, 10))); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 			log.WarnContext(sctx, "bus: event handled but not marked processed; a redelivery will reach the (idempotent) handler again", "err", err)
 		}
-		c.ack(sctx, msg, log, "ok")
-		return
+		return "ok", true
 	}
 
 	span.RecordError(herr)
 	span.SetStatus(codes.Error, herr.Error())
 	switch {
 	case IsPermanent(herr):
-		c.park(sctx, msg, md, &ev, CausePermanent, herr)
+		c.park(sctx, msg, md, evs, i, CausePermanent, herr)
 	case md.NumDelivered >= uint64(c.cfg.MaxDeliver):
-		c.park(sctx, msg, md, &ev, CauseMaxDeliver, herr)
+		c.park(sctx, msg, md, evs, i, CauseMaxDeliver, herr)
 	default:
 		log.WarnContext(sctx, "bus: handler failed; will retry", "err", herr)
 		c.retry(sctx, msg, md, log)
 	}
+	return "", false
 }
 
 // call runs the handler, turning a panic into an error so that one bad event
@@ -402,23 +440,28 @@ func (c *Consumer) call(ctx context.Context, ev eventstore.RecordedEvent) (err e
 	return c.h(ctx, ev)
 }
 
-func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg, log *slog.Logger, outcome string) {
+func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg, log *slog.Logger) {
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := msg.DoubleAck(actx); err != nil {
-		// The marker (or the handler's own idempotency) absorbs the redelivery.
+		// The markers (or the handler's own idempotency) absorb the redelivery.
 		log.WarnContext(ctx, "bus: ack not confirmed", "err", err)
 	}
-	c.m.handled.Add(ctx, 1, metric.WithAttributes(
-		attribute.String("consumer", c.cfg.Name), attribute.String("outcome", outcome)))
+}
+
+// count adds one event to custody.bus.handled per outcome given.
+func (c *Consumer) count(ctx context.Context, outcomes ...string) {
+	for _, o := range outcomes {
+		c.m.handled.Add(ctx, 1, metric.WithAttributes(
+			attribute.String("consumer", c.cfg.Name), attribute.String("outcome", o)))
+	}
 }
 
 func (c *Consumer) retry(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, log *slog.Logger) {
 	if err := msg.NakWithDelay(c.backoff(md.NumDelivered)); err != nil {
 		log.WarnContext(ctx, "bus: nak failed; the server redelivers after AckWait", "err", err)
 	}
-	c.m.handled.Add(ctx, 1, metric.WithAttributes(
-		attribute.String("consumer", c.cfg.Name), attribute.String("outcome", "retry")))
+	c.count(ctx, "retry")
 }
 
 // backoff is the delay after the n-th failed delivery.

@@ -337,7 +337,7 @@ func TestPoisonMessagesAreParkedAndDoNotBlock(t *testing.T) {
 	for seq, w := range map[uint64]want{
 		1: {bus.CauseMaxDeliver, "boom: stock service says no", "poison", "custody.order.order.o1", 3, true},
 		3: {bus.CausePermanent, "permanent: payload does not decode", "bad", "custody.order.order.o3", 1, true},
-		4: {bus.CauseUndecodable, "no event id or type", "", "custody.order.order.raw", 1, false},
+		4: {bus.CauseUndecodable, "is not a commit", "", "custody.order.order.raw", 1, false},
 	} {
 		p, ok := bySeq[seq]
 		if !ok {
@@ -370,10 +370,14 @@ func TestPoisonMessagesAreParkedAndDoNotBlock(t *testing.T) {
 			t.Errorf("seq %d: parked event %+v", seq, p.Event)
 		}
 	}
-	// The original envelope travels with the parked copy, trace context
-	// included under its lower-case name.
-	if p := bySeq[1]; p.Header.Get(esjs.HeaderActor) != "buyer:b1" || len(p.Header["traceparent"]) != 1 || p.Header["traceparent"][0] != producerTrace {
+	// The original message travels with the parked copy: its headers, trace
+	// context included under its lower-case name, and its body.
+	if p := bySeq[1]; p.Header.Get(esjs.HeaderType) != evType || len(p.Header["traceparent"]) != 1 || p.Header["traceparent"][0] != producerTrace {
 		t.Errorf("parked copy lost original headers: %v", p.Header)
+	}
+	if p := bySeq[1]; p.Event == nil || p.Event.Metadata.Actor != "buyer:b1" || p.Event.Metadata.TraceParent != producerTrace ||
+		len(p.Events) != 1 || p.EventIndex != 0 || p.EventType != evType {
+		t.Errorf("parked copy lost the original event: %+v", p)
 	}
 	if p := bySeq[4]; string(p.Data) != "garbage" {
 		t.Errorf("undecodable message parked with data %q", p.Data)
@@ -766,5 +770,133 @@ func TestConcurrentLanesKeepEachAggregateInOrder(t *testing.T) {
 	}
 	if len(seen) != orders {
 		t.Fatalf("saw %d streams, want %d", len(seen), orders)
+	}
+}
+
+// appendCommand stores one command of several events (one message, one
+// commit) on stream order-<orderID>.
+func (e *env) appendCommand(t *testing.T, orderID string, evs ...eventstore.EventData) {
+	t.Helper()
+	if _, err := e.store.Append(t.Context(), "order-"+orderID, eventstore.Any, evs); err != nil {
+		t.Fatalf("append %d events: %v", len(evs), err)
+	}
+}
+
+// A message is one command's commit and may hold several events. The
+// handler fails on the second event once: the first event's side effect
+// happens once, the second after the redelivery, the third once, and the
+// message is acked only after all three.
+func TestMultiEventCommitResumesAfterPartialFailure(t *testing.T) {
+	e := newEnv(t)
+	name := consumerName("test-on-order-commit")
+	f := newEffects()
+	var mu sync.Mutex
+	var order []string
+	hold := make(chan struct{})
+	e.appendCommand(t, "o1",
+		eventstore.EventData{ID: "c1", Type: evType, Data: []byte("1")},
+		eventstore.EventData{ID: "c2", Type: evType, Data: []byte("2")},
+		eventstore.EventData{ID: "c3", Type: evType, Data: []byte("3")})
+	c := e.subscribe(t, bus.Config{Name: name, MaxDeliver: 5, AckWait: 5 * time.Second,
+		Backoff: []time.Duration{time.Millisecond}},
+		func(ctx context.Context, ev eventstore.RecordedEvent) error {
+			n := f.call(ev.ID)
+			mu.Lock()
+			order = append(order, ev.ID)
+			mu.Unlock()
+			switch {
+			case ev.ID == "c2" && n == 1:
+				return errors.New("transient failure")
+			case ev.ID == "c3":
+				<-hold // the message is still unacked while its last event runs
+			}
+			f.apply(ev.ID)
+			return nil
+		})
+
+	eventually(t, func() error {
+		if calls, _ := f.get("c3"); calls != 1 {
+			return fmt.Errorf("c3 called %d times", calls)
+		}
+		return nil
+	})
+	info, err := c.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.AckFloor.Stream != 0 || info.NumAckPending != 1 {
+		t.Errorf("message acked before its last event was handled: ack floor %d, ack pending %d", info.AckFloor.Stream, info.NumAckPending)
+	}
+	close(hold)
+	eventually(t, settled(t, c, 1))
+
+	for id, want := range map[string][2]int{"c1": {1, 1}, "c2": {2, 1}, "c3": {1, 1}} {
+		if calls, n := f.get(id); calls != want[0] || n != want[1] {
+			t.Errorf("%s: %d calls, applied %d; want %d calls, applied %d", id, calls, n, want[0], want[1])
+		}
+	}
+	mu.Lock()
+	if got := strings.Join(order, ","); got != "c1,c2,c2,c3" {
+		t.Errorf("handled in order %s, want c1,c2,c2,c3", got)
+	}
+	mu.Unlock()
+	for o, want := range map[string]int64{"ok": 3, "retry": 1, "duplicate": 1} {
+		if got := sum(t, "custody.bus.handled", consumerAttr(name), outcome(o)); got != want {
+			t.Errorf("handled{%s} = %d, want %d", o, got, want)
+		}
+	}
+	if got := sum(t, "custody.bus.redeliveries", consumerAttr(name)); got != 1 {
+		t.Errorf("redeliveries = %d, want 1", got)
+	}
+}
+
+// The event types filter applies per event of a commit, and a poison event
+// parks its whole commit, saying which event failed.
+func TestMultiEventCommitFilterAndParking(t *testing.T) {
+	e := newEnv(t)
+	name := consumerName("test-on-order-commitpark")
+	f := newEffects()
+	const wanted, other = "custody.test.v1.Wanted", "custody.test.v1.Other"
+	e.appendCommand(t, "o1", // seq 1
+		eventstore.EventData{ID: "m1", Type: other},
+		eventstore.EventData{ID: "m2", Type: wanted},
+		eventstore.EventData{ID: "m3", Type: other})
+	e.appendCommand(t, "o2", // seq 2
+		eventstore.EventData{ID: "p1", Type: wanted},
+		eventstore.EventData{ID: "p2", Type: wanted, Data: []byte("poison")},
+		eventstore.EventData{ID: "p3", Type: wanted})
+	c := e.subscribe(t, bus.Config{Name: name, EventTypes: []string{wanted}, AckWait: 5 * time.Second,
+		Backoff: []time.Duration{time.Millisecond}},
+		func(ctx context.Context, ev eventstore.RecordedEvent) error {
+			f.call(ev.ID)
+			if string(ev.Data) == "poison" {
+				return bus.Permanent(errors.New("cannot understand it"))
+			}
+			f.apply(ev.ID)
+			return nil
+		})
+	eventually(t, settled(t, c, 2))
+
+	for id, want := range map[string]int{"m1": 0, "m2": 1, "m3": 0, "p1": 1, "p2": 1, "p3": 0} {
+		if calls, _ := f.get(id); calls != want {
+			t.Errorf("%s: handler called %d times, want %d", id, calls, want)
+		}
+	}
+	if got := sum(t, "custody.bus.handled", consumerAttr(name), outcome("skipped")); got != 2 {
+		t.Errorf("handled{skipped} = %d, want 2", got)
+	}
+	parked, err := bus.ListParked(t.Context(), e.js, name)
+	if err != nil || len(parked) != 1 {
+		t.Fatalf("ListParked = %v, %v; want the poisoned commit", parked, err)
+	}
+	p := parked[0]
+	if p.OriginalSequence != 2 || p.Cause != bus.CausePermanent || p.EventID != "p2" || p.EventIndex != 1 || p.EventType != wanted {
+		t.Errorf("parked %+v; want seq 2, event p2 at index 1", p)
+	}
+	if p.Header.Get(bus.HeaderDeadLetterEventIndex) != "1" || p.Header.Get(bus.HeaderDeadLetterEventID) != "p2" {
+		t.Errorf("dead-letter headers %v", p.Header)
+	}
+	if p.Event == nil || p.Event.ID != "p2" || len(p.Events) != 3 || p.Events[0].ID != "p1" || p.Events[2].ID != "p3" {
+		t.Errorf("parked events %+v (failed %+v)", p.Events, p.Event)
 	}
 }

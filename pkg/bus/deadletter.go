@@ -34,7 +34,13 @@ const (
 	HeaderDeadLetterOriginalSubject  = "Custody-Dead-Letter-Original-Subject"
 	HeaderDeadLetterOriginalSequence = "Custody-Dead-Letter-Original-Sequence"
 	HeaderDeadLetterOriginalStream   = "Custody-Dead-Letter-Original-Stream"
-	HeaderDeadLetterEventID          = "Custody-Dead-Letter-Event-Id"
+	// HeaderDeadLetterEventID, HeaderDeadLetterEventType and
+	// HeaderDeadLetterEventIndex name the event whose handler failed: a
+	// parked message is a whole commit, which may hold several events (those
+	// before it were handled, those after it were not tried).
+	HeaderDeadLetterEventID    = "Custody-Dead-Letter-Event-Id"
+	HeaderDeadLetterEventType  = "Custody-Dead-Letter-Event-Type"
+	HeaderDeadLetterEventIndex = "Custody-Dead-Letter-Event-Index"
 )
 
 // Why a message was parked (HeaderDeadLetterCause).
@@ -76,13 +82,17 @@ func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, replica
 	return nil
 }
 
-// park copies msg to the dead-letter stream and, once the server has stored
-// the copy, terminates msg. If the copy cannot be stored the message is
-// nak'ed and will be parked (or handled) on a later delivery: never dropped.
-func (c *Consumer) park(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, ev *eventstore.RecordedEvent, cause string, reason error) {
+// park copies msg (the whole commit) to the dead-letter stream and, once the
+// server has stored the copy, terminates msg. evs[failed] is the event whose
+// handler failed (evs is nil when the message does not decode). If the copy
+// cannot be stored the message is nak'ed and will be parked (or handled) on a
+// later delivery: never dropped.
+func (c *Consumer) park(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, evs []eventstore.RecordedEvent, failed int, cause string, reason error) {
 	log := c.log.With("subject", msg.Subject(), "seq", md.Sequence.Stream, "delivery", md.NumDelivered, "cause", cause)
-	if ev != nil {
-		log = log.With("event_id", ev.ID, "event_type", ev.Type, "stream", ev.Stream)
+	var ev *eventstore.RecordedEvent
+	if failed >= 0 && failed < len(evs) {
+		ev = &evs[failed]
+		log = log.With("event_id", ev.ID, "event_type", ev.Type, "stream", ev.Stream, "index", failed, "events", len(evs))
 	}
 
 	dl := nats.NewMsg(DeadLetterSubject(c.cfg.Name, c.cfg.SourceService))
@@ -95,7 +105,11 @@ func (c *Consumer) park(ctx context.Context, msg jetstream.Msg, md *jetstream.Ms
 		}
 		dl.Header[k] = slices.Clone(v) // raw keys: keep lower-case traceparent
 	}
-	if id := msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
+	if ev != nil {
+		dl.Header.Set(HeaderDeadLetterEventID, headerValue(ev.ID, 256))
+		dl.Header.Set(HeaderDeadLetterEventType, headerValue(ev.Type, 256))
+		dl.Header.Set(HeaderDeadLetterEventIndex, strconv.Itoa(failed))
+	} else if id := msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
 		dl.Header.Set(HeaderDeadLetterEventID, id)
 	}
 	dl.Header.Set(HeaderDeadLetterReason, headerValue(reason.Error(), 2048))
@@ -145,10 +159,17 @@ type Parked struct {
 	OriginalStream   string
 	OriginalSubject  string
 	OriginalSequence uint64
-	EventID          string
-	EventType        string
-	// Event is the parked event, or nil if it does not decode.
-	Event *eventstore.RecordedEvent
+	// EventID and EventType name the event whose handler failed (for an
+	// undecodable message: its Nats-Msg-Id and Custody-Type headers, if any).
+	EventID   string
+	EventType string
+	// EventIndex is that event's index in the parked commit.
+	EventIndex int
+	// Event is the event whose handler failed, or nil if the message does
+	// not decode; Events are all the events of the parked commit (those
+	// before Event were handled, those after it were not).
+	Event  *eventstore.RecordedEvent
+	Events []eventstore.RecordedEvent
 	// Header and Data are the message as parked.
 	Header nats.Header
 	Data   []byte
@@ -208,15 +229,21 @@ func parsed(m *jetstream.RawStreamMsg) Parked {
 	}
 	p.Deliveries, _ = strconv.ParseUint(h.Get(HeaderDeadLetterDeliveries), 10, 64)
 	p.OriginalSequence, _ = strconv.ParseUint(h.Get(HeaderDeadLetterOriginalSequence), 10, 64)
-
-	// Decode with the event id back where the event store keeps it.
-	orig := make(nats.Header, len(h)+1)
-	for k, v := range h {
-		orig[k] = v
+	if t := h.Get(HeaderDeadLetterEventType); t != "" {
+		p.EventType = t
 	}
-	orig.Set(jetstream.MsgIDHeader, p.EventID)
-	if ev, err := esjs.Decode(p.OriginalSubject, p.OriginalSequence, orig, m.Data); err == nil {
-		p.Event = &ev
+	p.EventIndex, _ = strconv.Atoi(h.Get(HeaderDeadLetterEventIndex))
+
+	if evs, err := esjs.Decode(p.OriginalSubject, p.OriginalSequence, h, m.Data); err == nil {
+		p.Events = evs
+		i := p.EventIndex
+		if i < 0 || i >= len(evs) || (p.EventID != "" && evs[i].ID != p.EventID) {
+			i = slices.IndexFunc(evs, func(e eventstore.RecordedEvent) bool { return e.ID == p.EventID })
+		}
+		if i >= 0 {
+			p.EventIndex = i
+			p.Event = &p.Events[i]
+		}
 	}
 	return p
 }

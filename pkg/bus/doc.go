@@ -3,6 +3,20 @@
 // (CUSTODY_<SERVICE>, see pkg/eventstore/jetstream) that hands each event to
 // a Handler.
 //
+// # Messages and events
+//
+// A message of an event stream is one command's commit: one or more events
+// of one aggregate (see pkg/eventstore/jetstream, "one message per
+// command"). The bus decodes all of them and hands them to the handler one at
+// a time, in order, each with its own processed marker, filter check and
+// span; it acknowledges the message only after its last event. When the
+// handler fails on an event, the message is nak'ed; on the redelivery the
+// events already handled are skipped (their markers are there) and handling
+// resumes at the one that failed. Parking parks the whole message and
+// records which event failed (Custody-Dead-Letter-Event-Id, -Event-Type,
+// -Event-Index). MaxDeliver and AckWait are per message; the bus restarts
+// the server's AckWait before each further event of a message.
+//
 // # Delivery guarantees
 //
 // Delivery is at least once. The consumer is durable (its position lives on
@@ -12,13 +26,14 @@
 //
 //   - Success: the handler returned nil. The bus records the event id as
 //     processed for this consumer (key "<consumer>.<event id>" in the
-//     KeyValue bucket custody_processed, written create-if-absent) and then
-//     acks. Every delivery first looks for that marker and only acks when it
+//     KeyValue bucket custody_processed, written create-if-absent) and, after
+//     the message's last event, acks. Every delivery first looks for that marker and only acks when it
 //     is there, so an event whose ack was lost, that arrived again after
 //     AckWait, or that is replayed because the durable consumer was
 //     re-created is not handled twice.
 //   - Failure: the handler returned an error (or panicked). The message is
-//     nak'ed with a short, growing delay (Config.Backoff) and redelivered.
+//     nak'ed with a short, growing delay (Config.Backoff) and redelivered;
+//     events of it already handled are skipped then.
 //   - Parking: when the handler still fails on delivery MaxDeliver, or returns
 //     an error wrapped with Permanent (a poison message, e.g. an undecodable
 //     payload), or the message is not a Custody event at all, the message is
@@ -29,7 +44,7 @@
 //     blocks the messages behind it and is never dropped silently: if the
 //     dead-letter publish fails, the message is nak'ed and tried again.
 //     ListParked shows what was parked; each parking is logged at error level
-//     and counted in the custody.bus.parked metric.
+//     and counted (once per message) in the custody.bus.parked metric.
 //
 // Markers are kept for good (one small key per consumer and event): a
 // consumer re-created from scratch replays its whole source stream and must
@@ -50,8 +65,10 @@
 //
 // The producer's W3C trace context (traceparent/tracestate in the event
 // metadata) becomes the parent of a consumer span "<consumer> process
-// <event type>", and the handler runs inside it. Metrics (meter
-// github.com/custody/custody/pkg/bus): custody.bus.handled (by outcome),
+// <event type>", one per event, and the handler runs inside it. Metrics
+// (meter github.com/custody/custody/pkg/bus): custody.bus.handled (per
+// event, by outcome: ok, skipped, duplicate; retry and parked once per
+// failed delivery),
 // custody.bus.redeliveries, custody.bus.parked, custody.bus.handler.duration
 // and custody.bus.consumer.lag.
 package bus

@@ -13,6 +13,7 @@ import (
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/clock"
+	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 	systemv1 "github.com/custody/custody/proto/custody/system/v1"
 )
 
@@ -60,21 +61,36 @@ func (s *systemService) GetStatus(ctx context.Context, _ *systemv1.GetStatusRequ
 		Version: s.version, Targets: s.targets, Nats: s.nats, StartedTime: timestamppb.New(s.started),
 	}
 	lister := s.js.ListStreams(ctx, jetstream.WithStreamListSubject("custody.>"))
+	var infos []*jetstream.StreamInfo
 	for info := range lister.Info() {
 		if !strings.HasPrefix(info.Config.Name, "CUSTODY_") || info.Config.Name == "CUSTODY_DEADLETTER" {
 			continue
+		}
+		infos = append(infos, info)
+	}
+	if err := lister.Err(); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "listing event streams: %v", err)
+	}
+	for _, info := range infos {
+		// One message per command (pkg/eventstore/jetstream): the stream
+		// knows how many messages it holds, i.e. commits (appends), not how
+		// many events they carry; counting events would mean reading every
+		// message. So Events counts commits. The last position does need the
+		// last message's event count: it is sequence << 16 | last index.
+		last := info.State.LastSeq << esjs.PositionIndexBits
+		if st, err := s.js.Stream(ctx, info.Config.Name); err == nil {
+			if p, err := esjs.LastPosition(ctx, st, info.State.LastSeq); err == nil {
+				last = p
+			}
 		}
 		resp.EventStreams = append(resp.EventStreams, &systemv1.EventStream{
 			Service:      strings.ToLower(strings.TrimPrefix(info.Config.Name, "CUSTODY_")),
 			Stream:       info.Config.Name,
 			Events:       info.State.Msgs,
-			LastPosition: info.State.LastSeq,
+			LastPosition: last,
 			Bytes:        info.State.Bytes,
 			Replicas:     int32(info.Config.Replicas),
 		})
-	}
-	if err := lister.Err(); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "listing event streams: %v", err)
 	}
 	return resp, nil
 }

@@ -35,8 +35,9 @@ type Backend struct {
 	DeleteEvent func(ctx context.Context, s eventstore.Store, position uint64) error
 	PurgeStream func(ctx context.Context, s eventstore.Store, stream string) error
 	SkipDelete  string
-	// DensePositions: positions are 1, 2, 3… (JetStream sequences). Without
-	// it they need only increase (EventStoreDB's are log offsets).
+	// DensePositions: positions are 1, 2, 3… (the memory backend). Without
+	// it they need only increase (JetStream's pack a message sequence and an
+	// index; EventStoreDB's are log offsets).
 	DensePositions bool
 }
 

@@ -2,7 +2,6 @@ package esdb
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -17,8 +16,9 @@ import (
 
 // HeaderPosition carries, on a relayed message, the event's position in
 // EventStoreDB ($all commit position). The relay resumes after the last one
-// in the JetStream stream; consumers see the JetStream sequence as the
-// event's position, exactly as with the jetstream backend.
+// in the JetStream stream; consumers see the JetStream position (sequence
+// << 16 | index) as the event's position, exactly as with the jetstream
+// backend.
 const HeaderPosition = "Custody-Esdb-Position"
 
 // RelayOption configures Relay.
@@ -34,9 +34,12 @@ func WithReplicas(n int) RelayOption { return func(c *relayConfig) { c.replicas 
 // JetStream, so the rest of the system (pkg/bus consumers, projections) runs
 // unchanged on top of an EventStoreDB service: each event becomes a message
 // on custody.<service>.<aggregate>.<id> in the stream CUSTODY_<SERVICE>
-// (created or updated with jetstream.StreamConfig), with Nats-Msg-Id = event
-// id and the same envelope headers the jetstream backend writes (so
-// jetstream.Decode reads it), plus HeaderPosition.
+// (created or updated with jetstream.StreamConfig) in the jetstream
+// backend's format — a commit (jetstream.EncodeCommit) of that one event,
+// with Nats-Msg-Id = event id, so jetstream.Decode and pkg/bus read it —
+// plus HeaderPosition. (EventStoreDB's $all does not tell which events were
+// appended together, so a relayed command of several events arrives as
+// several one-event commits, in order.)
 //
 // Where it starts: after the last event already relayed into the JetStream
 // stream (the stream is its own checkpoint), or, when the stream holds no
@@ -123,7 +126,10 @@ func forward(ctx context.Context, sub eventstore.Subscription, js natsjs.JetStre
 		if err != nil {
 			return fmt.Errorf("esdb relay: event %s: %w", e.ID, err)
 		}
-		m := EncodeMsg(subject, &e)
+		m, err := EncodeMsg(subject, &e)
+		if err != nil {
+			return fmt.Errorf("esdb relay: %w", err)
+		}
 		m.Header.Set(HeaderPosition, strconv.FormatUint(e.Position, 10))
 		if _, err := js.PublishMsg(ctx, m); err != nil {
 			if ctx.Err() != nil {
@@ -139,34 +145,10 @@ func forward(ctx context.Context, sub eventstore.Subscription, js natsjs.JetStre
 	}
 }
 
-// EncodeMsg builds the NATS message for an event exactly as the jetstream
-// backend stores it: the payload as body, Nats-Msg-Id = event id, and the
-// jetstream.Header* envelope headers, so jetstream.Decode gives the event
-// back (with the JetStream sequence as its position).
-func EncodeMsg(subject string, e *eventstore.RecordedEvent) *nats.Msg {
-	m := nats.NewMsg(subject)
-	m.Data = e.Data
-	h := m.Header
-	h.Set(natsjs.MsgIDHeader, e.ID)
-	h.Set(jetstream.HeaderType, e.Type)
-	h.Set(jetstream.HeaderRevision, strconv.FormatUint(e.Revision, 10))
-	h.Set(jetstream.HeaderRecordedAt, strconv.FormatInt(e.RecordedAt.UnixNano(), 10))
-	setIf(h, jetstream.HeaderCorrelation, e.Metadata.CorrelationID)
-	setIf(h, jetstream.HeaderCausation, e.Metadata.CausationID)
-	setIf(h, jetstream.HeaderActor, e.Metadata.Actor)
-	if e.Metadata.TraceParent != "" {
-		h[jetstream.HeaderTraceParent] = []string{e.Metadata.TraceParent}
-	}
-	if e.Metadata.TraceState != "" {
-		h[jetstream.HeaderTraceState] = []string{e.Metadata.TraceState}
-	}
-	h.Set(jetstream.HeaderPrevHash, hex.EncodeToString(e.PrevHash))
-	h.Set(jetstream.HeaderHash, hex.EncodeToString(e.Hash))
-	return m
-}
-
-func setIf(h nats.Header, k, v string) {
-	if v != "" {
-		h.Set(k, v)
-	}
+// EncodeMsg builds the NATS message for one event exactly as the jetstream
+// backend stores a one-event append: a commit of that event
+// (jetstream.EncodeCommit), Nats-Msg-Id = event id, so jetstream.Decode gives
+// the event back (with the JetStream position as its position).
+func EncodeMsg(subject string, e *eventstore.RecordedEvent) (*nats.Msg, error) {
+	return jetstream.EncodeCommit(subject, []eventstore.RecordedEvent{*e})
 }

@@ -464,11 +464,14 @@ func TestRelay(t *testing.T) {
 		if m.Subject != subject {
 			t.Errorf("message %d on %s, want %s", i+1, m.Subject, subject)
 		}
-		e, err := jetstream.Decode(m.Subject, m.Sequence, m.Header, m.Data)
+		evs, err := jetstream.Decode(m.Subject, m.Sequence, m.Header, m.Data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sameEvent(t, e, w)
+		if len(evs) != 1 || evs[0].Position != jetstream.Position(m.Sequence, 0) {
+			t.Fatalf("message %d holds %d events (position %d), want one", i+1, len(evs), evs[0].Position)
+		}
+		sameEvent(t, evs[0], w)
 		if m.Header.Get(natsjs.MsgIDHeader) != w.ID || m.Header.Get(HeaderPosition) != fmt.Sprint(w.Position) {
 			t.Errorf("message %d: msg id %q position %q", i+1, m.Header.Get(natsjs.MsgIDHeader), m.Header.Get(HeaderPosition))
 		}
@@ -653,18 +656,22 @@ func TestEncodeMsgIsTheJetStreamEnvelope(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := EncodeMsg(subject, &e)
-		if m.Subject != "custody.order.order.o7" || m.Header.Get(natsjs.MsgIDHeader) != e.ID {
-			t.Fatalf("subject %s msg id %q", m.Subject, m.Header.Get(natsjs.MsgIDHeader))
+		m, err := EncodeMsg(subject, &e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject != "custody.order.order.o7" || m.Header.Get(natsjs.MsgIDHeader) != e.ID ||
+			m.Header.Get(jetstream.HeaderCount) != "1" || m.Header.Get(jetstream.HeaderType) != e.Type {
+			t.Fatalf("subject %s headers %v", m.Subject, m.Header)
 		}
 		got, err := jetstream.Decode(m.Subject, 5, m.Header, m.Data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Position != 5 {
-			t.Errorf("position %d, want the JetStream sequence 5", got.Position)
+		if len(got) != 1 || got[0].Position != jetstream.Position(5, 0) {
+			t.Fatalf("decoded %d events, position %d; want one at the JetStream position of sequence 5", len(got), got[0].Position)
 		}
-		sameEvent(t, got, e)
+		sameEvent(t, got[0], e)
 	}
 }
 

@@ -1,32 +1,61 @@
 package jetstream
 
 import (
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/custody/custody/pkg/eventstore"
+	eventstorev1 "github.com/custody/custody/proto/custody/eventstore/v1"
 )
 
-// Message headers that carry an event's envelope. The payload is the
-// message body. traceparent/tracestate are lower-case, as W3C wants them.
+// One message per command: every JetStream message of a service's stream is
+// one append (a command's events, at least one), its body a
+// custody.eventstore.v1.Commit (proto/custody/eventstore/v1/commit.proto).
+// The body is authoritative; the headers below repeat what tools that do not
+// decode bodies want to see (the NATS CLI, the dead-letter listing), all
+// taken from the FIRST event of the commit. traceparent/tracestate are
+// lower-case, as W3C wants them.
 const (
-	HeaderType        = "Custody-Type"
-	HeaderRevision    = "Custody-Revision"
-	HeaderRecordedAt  = "Custody-Recorded-At" // unix nanoseconds
-	HeaderCorrelation = "Custody-Correlation-Id"
-	HeaderCausation   = "Custody-Causation-Id"
-	HeaderActor       = "Custody-Actor"
-	HeaderPrevHash    = "Custody-Prev-Hash" // hex
-	HeaderHash        = "Custody-Hash"      // hex
+	// HeaderType is the first event's type.
+	HeaderType = "Custody-Type"
+	// HeaderTypes lists every event's type in order, comma-separated (only on
+	// commits of more than one event).
+	HeaderTypes = "Custody-Types"
+	// HeaderRevision is the first event's revision, decimal.
+	HeaderRevision = "Custody-Revision"
+	// HeaderCount is the number of events in the commit, decimal.
+	HeaderCount = "Custody-Count"
+	// HeaderTraceParent and HeaderTraceState: the first event's trace context.
 	HeaderTraceParent = "traceparent"
 	HeaderTraceState  = "tracestate"
 )
+
+// Positions. An event's global Position is the stream sequence of its
+// message shifted left by PositionIndexBits, plus the event's index in the
+// commit: positions increase monotonically in the stream's order, but they
+// are not dense (the first event of the store is at 1<<16, not 1).
+const (
+	PositionIndexBits = 16
+	// MaxCommitEvents is the most events one append (one message) may hold.
+	MaxCommitEvents = 1<<PositionIndexBits - 1
+)
+
+// Position is the global position of event index of the message at stream
+// sequence seq.
+func Position(seq uint64, index int) uint64 { return seq<<PositionIndexBits | uint64(index) }
+
+// SplitPosition is the inverse of Position: the message's stream sequence and
+// the event's index in it.
+func SplitPosition(pos uint64) (seq uint64, index int) {
+	return pos >> PositionIndexBits, int(pos & MaxCommitEvents)
+}
 
 // Subject is where a service's stream is stored: custody.<service>.<aggregate>.<id>.
 func Subject(service, stream string) (string, error) {
@@ -46,85 +75,153 @@ func StreamFromSubject(subject string) (service, stream string, err error) {
 	return parts[1], eventstore.StreamName(parts[2], parts[3]), nil
 }
 
-// encode builds the message for a sealed event.
-func encode(subject string, e *eventstore.RecordedEvent) *nats.Msg {
+// validateCommit checks what this backend needs beyond
+// eventstore.ValidateAppend: at most MaxCommitEvents events (the index must
+// fit in a position), and valid UTF-8 in every string of the envelope (proto
+// strings must be, and a replaced character would no longer match the hash).
+func validateCommit(events []eventstore.EventData) error {
+	if len(events) > MaxCommitEvents {
+		return fmt.Errorf("%w: %d events in one append; at most %d", eventstore.ErrInvalidAppend, len(events), MaxCommitEvents)
+	}
+	for i, e := range events {
+		for _, f := range []struct{ name, v string }{
+			{"id", e.ID}, {"type", e.Type}, {"correlation id", e.Metadata.CorrelationID},
+			{"causation id", e.Metadata.CausationID}, {"actor", e.Metadata.Actor},
+			{"traceparent", e.Metadata.TraceParent}, {"tracestate", e.Metadata.TraceState},
+		} {
+			if !utf8.ValidString(f.v) {
+				return fmt.Errorf("%w: event %d: %s is not valid UTF-8", eventstore.ErrInvalidAppend, i, f.name)
+			}
+		}
+	}
+	return nil
+}
+
+// EncodeCommit builds the message that stores events (sealed, of one stream,
+// consecutive revisions) as one commit on subject. The esdb relay publishes
+// with it too, so consumers read both backends alike. It sets no
+// Nats-Expected-* header. It fails if a string is not valid UTF-8 or there
+// are no events or too many.
+func EncodeCommit(subject string, events []eventstore.RecordedEvent) (*nats.Msg, error) {
+	if len(events) == 0 || len(events) > MaxCommitEvents {
+		return nil, fmt.Errorf("jetstream: a commit holds 1 to %d events, not %d", MaxCommitEvents, len(events))
+	}
+	c := &eventstorev1.Commit{Events: make([]*eventstorev1.Event, len(events))}
+	for i := range events {
+		e := &events[i]
+		c.Events[i] = &eventstorev1.Event{
+			Id:                 e.ID,
+			Type:               e.Type,
+			Data:               e.Data,
+			Revision:           e.Revision,
+			RecordedAtUnixNano: e.RecordedAt.UnixNano(),
+			CorrelationId:      e.Metadata.CorrelationID,
+			CausationId:        e.Metadata.CausationID,
+			Actor:              e.Metadata.Actor,
+			Traceparent:        e.Metadata.TraceParent,
+			Tracestate:         e.Metadata.TraceState,
+			PrevHash:           e.PrevHash,
+			Hash:               e.Hash,
+		}
+	}
+	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: encode commit of %s: %w", events[0].ID, err)
+	}
 	m := nats.NewMsg(subject)
-	m.Data = e.Data
+	m.Data = body
 	h := m.Header
-	h.Set(jetstream.MsgIDHeader, e.ID)
-	h.Set(HeaderType, e.Type)
-	h.Set(HeaderRevision, strconv.FormatUint(e.Revision, 10))
-	h.Set(HeaderRecordedAt, strconv.FormatInt(e.RecordedAt.UnixNano(), 10))
-	setIf(h, HeaderCorrelation, e.Metadata.CorrelationID)
-	setIf(h, HeaderCausation, e.Metadata.CausationID)
-	setIf(h, HeaderActor, e.Metadata.Actor)
-	if e.Metadata.TraceParent != "" {
-		h[HeaderTraceParent] = []string{e.Metadata.TraceParent}
+	first := &events[0]
+	setHeader(h, jetstream.MsgIDHeader, first.ID)
+	setHeader(h, HeaderType, first.Type)
+	if len(events) > 1 {
+		types := make([]string, len(events))
+		for i := range events {
+			types[i] = events[i].Type
+		}
+		setHeader(h, HeaderTypes, strings.Join(types, ","))
 	}
-	if e.Metadata.TraceState != "" {
-		h[HeaderTraceState] = []string{e.Metadata.TraceState}
-	}
-	h.Set(HeaderPrevHash, hex.EncodeToString(e.PrevHash))
-	h.Set(HeaderHash, hex.EncodeToString(e.Hash))
-	return m
+	h.Set(HeaderRevision, strconv.FormatUint(first.Revision, 10))
+	h.Set(HeaderCount, strconv.Itoa(len(events)))
+	setHeader(h, HeaderTraceParent, first.Metadata.TraceParent)
+	setHeader(h, HeaderTraceState, first.Metadata.TraceState)
+	return m, nil
 }
 
-func setIf(h nats.Header, k, v string) {
-	if v != "" {
-		h.Set(k, v)
+// setHeader sets k (under its exact spelling, so traceparent stays lower
+// case) unless v is empty or cannot travel in a NATS header line. Headers are
+// informational except Nats-Msg-Id, and an id that cannot be a header only
+// loses server-side de-duplication: retries are still recognised by reading
+// the stream.
+func setHeader(h nats.Header, k, v string) {
+	if v == "" || strings.ContainsAny(v, "\r\n") {
+		return
 	}
+	h[k] = []string{v}
 }
 
-// Decode turns a stored message back into the event it holds. Consumers of
-// another service's stream (pkg/bus) use it too.
-func Decode(subject string, seq uint64, h nats.Header, data []byte) (eventstore.RecordedEvent, error) {
+// Decode turns a stored message (one commit) back into its events, in
+// order, with their global positions. Consumers of another service's stream
+// (pkg/bus) use it too. It never panics on arbitrary input; a message that
+// is not a well-formed commit is an error.
+func Decode(subject string, seq uint64, h nats.Header, data []byte) ([]eventstore.RecordedEvent, error) {
+	_ = h // the body is authoritative; the headers only repeat parts of it
 	_, stream, err := StreamFromSubject(subject)
 	if err != nil {
-		return eventstore.RecordedEvent{}, err
+		return nil, err
 	}
-	e := eventstore.RecordedEvent{Stream: stream, Position: seq}
-	e.ID = h.Get(jetstream.MsgIDHeader)
-	e.Type = h.Get(HeaderType)
-	e.Data = data
-	e.Metadata = eventstore.Metadata{
-		CorrelationID: h.Get(HeaderCorrelation),
-		CausationID:   h.Get(HeaderCausation),
-		Actor:         h.Get(HeaderActor),
-		TraceParent:   first(h[HeaderTraceParent]),
-		TraceState:    first(h[HeaderTraceState]),
+	var c eventstorev1.Commit
+	if err := proto.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("jetstream: message %d on %s is not a commit: %w", seq, subject, err)
 	}
-	if e.ID == "" || e.Type == "" {
-		return e, fmt.Errorf("jetstream: message %d on %s has no event id or type", seq, subject)
+	n := len(c.Events)
+	if n == 0 {
+		return nil, fmt.Errorf("jetstream: message %d on %s holds no events", seq, subject)
 	}
-	if e.Revision, err = strconv.ParseUint(h.Get(HeaderRevision), 10, 64); err != nil {
-		return e, fmt.Errorf("jetstream: message %d: bad revision: %w", seq, err)
+	if n > MaxCommitEvents {
+		return nil, fmt.Errorf("jetstream: message %d on %s holds %d events, more than %d", seq, subject, n, MaxCommitEvents)
 	}
-	ns, err := strconv.ParseInt(h.Get(HeaderRecordedAt), 10, 64)
-	if err != nil {
-		return e, fmt.Errorf("jetstream: message %d: bad recorded time: %w", seq, err)
+	first := c.Events[0].GetRevision()
+	if first > ^uint64(0)-uint64(n-1) {
+		return nil, fmt.Errorf("jetstream: message %d on %s: revisions overflow", seq, subject)
 	}
-	e.RecordedAt = time.Unix(0, ns).UTC()
-	if e.PrevHash, err = hex.DecodeString(h.Get(HeaderPrevHash)); err != nil {
-		return e, fmt.Errorf("jetstream: message %d: bad previous hash: %w", seq, err)
+	out := make([]eventstore.RecordedEvent, n)
+	for i, pe := range c.Events {
+		if pe.GetId() == "" || pe.GetType() == "" {
+			return nil, fmt.Errorf("jetstream: message %d on %s: event %d has no event id or type", seq, subject, i)
+		}
+		if pe.GetRevision() != first+uint64(i) {
+			return nil, fmt.Errorf("jetstream: message %d on %s: event %d has revision %d, want %d", seq, subject, i, pe.GetRevision(), first+uint64(i))
+		}
+		out[i] = eventstore.RecordedEvent{
+			EventData: eventstore.EventData{
+				ID:   pe.GetId(),
+				Type: pe.GetType(),
+				Data: pe.GetData(),
+				Metadata: eventstore.Metadata{
+					CorrelationID: pe.GetCorrelationId(),
+					CausationID:   pe.GetCausationId(),
+					Actor:         pe.GetActor(),
+					TraceParent:   pe.GetTraceparent(),
+					TraceState:    pe.GetTracestate(),
+				},
+			},
+			Stream:     stream,
+			Revision:   pe.GetRevision(),
+			Position:   Position(seq, i),
+			RecordedAt: time.Unix(0, pe.GetRecordedAtUnixNano()).UTC(),
+			PrevHash:   pe.GetPrevHash(),
+			Hash:       pe.GetHash(),
+		}
 	}
-	if e.Hash, err = hex.DecodeString(h.Get(HeaderHash)); err != nil {
-		return e, fmt.Errorf("jetstream: message %d: bad hash: %w", seq, err)
-	}
-	return e, nil
+	return out, nil
 }
 
 // DecodeMsg decodes a message delivered by a JetStream consumer.
-func DecodeMsg(m jetstream.Msg) (eventstore.RecordedEvent, error) {
+func DecodeMsg(m jetstream.Msg) ([]eventstore.RecordedEvent, error) {
 	md, err := m.Metadata()
 	if err != nil {
-		return eventstore.RecordedEvent{}, fmt.Errorf("jetstream: message metadata: %w", err)
+		return nil, fmt.Errorf("jetstream: message metadata: %w", err)
 	}
 	return Decode(m.Subject(), md.Sequence.Stream, m.Headers(), m.Data())
-}
-
-func first(v []string) string {
-	if len(v) == 0 {
-		return ""
-	}
-	return v[0]
 }

@@ -2,20 +2,26 @@
 // the embedded server of `custody run` or an external (R3) cluster.
 //
 // One JetStream stream per service (CUSTODY_<SERVICE>) holds every event of
-// that service on subjects custody.<service>.<aggregate>.<id>; the stream
-// sequence is the global position. The stream refuses deletes and purges.
+// that service on subjects custody.<service>.<aggregate>.<id>. The stream
+// refuses deletes and purges.
+//
+// One message per command: an append of n events is ONE message whose body
+// is a custody.eventstore.v1.Commit holding all n, so a command is stored all
+// or none by construction (see docs/eventstore.md for the choice and
+// docs/benchmarks.md for the measurements behind it). An event's global
+// position is its message's stream sequence << 16 | its index in the commit
+// (see Position): increasing, not dense.
 //
 // Appends use optimistic concurrency with Nats-Expected-Last-Subject-Sequence
-// and Nats-Msg-Id = event id. A command of several events is written with
-// JetStream's atomic batch publish, so it is stored all or none (see
-// docs/eventstore.md for why, and the measurements). Because a single-replica
-// stream checks the expected sequence before it de-duplicates, a retried
-// append can come back as a conflict: on every conflict the store looks for
-// its own event ids right after the expected revision before reporting one.
+// and Nats-Msg-Id = the first event's id. Because a single-replica stream
+// checks the expected sequence before it de-duplicates, a retried append can
+// come back as a conflict: on every conflict the store looks for its own
+// event ids right after the expected revision before reporting one.
 //
-// The store remembers the tail (revision, sequence, hash) of each stream it
-// touched, so appending to a loaded aggregate needs no read; loads read by
-// direct get, never by creating a consumer.
+// The store remembers the tail (revision, sequence, hash of the last event of
+// the last message) of each stream it touched, so appending to a loaded
+// aggregate needs no read; loads read by direct get, never by creating a
+// consumer.
 package jetstream
 
 import (
@@ -30,7 +36,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -71,9 +76,11 @@ type Store struct {
 	conflicts metric.Int64Counter
 }
 
-// tail is a point of a stream's history: the event at revision rev is
-// stored at sequence seq. History never changes, so an old tail is still a
-// valid starting point for reads, only maybe no longer the last one.
+// tail is a point of a stream's history: the event at revision rev is the
+// LAST event of the message at sequence seq (never one in the middle of a
+// commit: the next append expects seq as the subject's last sequence and
+// stamps rev+1). History never changes, so an old tail is still a valid
+// starting point for reads, only maybe no longer the last one.
 type tail struct {
 	rev  uint64
 	seq  uint64
@@ -98,11 +105,10 @@ func StreamConfig(service string, replicas int) jetstream.StreamConfig {
 		// Direct gets may be answered by a follower that lags the leader;
 		// a replicated stream reads through the leader so that a load after
 		// a conflict sees the write that caused it.
-		AllowDirect:        replicas <= 1,
-		AllowAtomicPublish: true,
-		MaxMsgs:            -1,
-		MaxBytes:           -1,
-		MaxAge:             0,
+		AllowDirect: replicas <= 1,
+		MaxMsgs:     -1,
+		MaxBytes:    -1,
+		MaxAge:      0,
 	}
 }
 
@@ -151,13 +157,35 @@ var _ eventstore.Store = (*Store)(nil)
 func (s *Store) Service() string { return s.service }
 
 // LastPosition is the position of the newest event in the store (0 when
-// empty): projections wait until they have caught up with it.
+// empty): projections wait until they have caught up with it. It reads the
+// last message to learn how many events it holds; a last message that is not
+// a commit counts as one event at index 0.
 func (s *Store) LastPosition(ctx context.Context) (uint64, error) {
 	info, err := s.stream.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("jetstream: %w: %w", eventstore.ErrUnavailable, err)
 	}
-	return info.State.LastSeq, nil
+	return LastPosition(ctx, s.stream, info.State.LastSeq)
+}
+
+// LastPosition is the position of the last event of the message at sequence
+// lastSeq of st (the stream's last sequence; 0 for an empty stream).
+func LastPosition(ctx context.Context, st jetstream.Stream, lastSeq uint64) (uint64, error) {
+	if lastSeq == 0 {
+		return 0, nil
+	}
+	m, err := st.GetMsg(ctx, lastSeq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return Position(lastSeq, 0), nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: read message %d: %w: %w", lastSeq, eventstore.ErrUnavailable, err)
+	}
+	evs, err := Decode(m.Subject, m.Sequence, m.Header, m.Data)
+	if err != nil {
+		return Position(lastSeq, 0), nil
+	}
+	return evs[len(evs)-1].Position, nil
 }
 
 // JetStream returns the underlying stream (tests use it to try deletes).
@@ -176,6 +204,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		return eventstore.AppendResult{}, fmt.Errorf("jetstream: %s events are read-only here: %w", s.service, eventstore.ErrInvalidAppend)
 	}
 	if err := eventstore.ValidateAppend(stream, events); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if err := validateCommit(events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
 	subject, err := Subject(s.service, stream)
@@ -279,8 +310,8 @@ func (s *Store) alreadyStored(ctx context.Context, stream, subject string, from 
 	return eventstore.AppendResult{LastRevision: last.Revision, LastPosition: last.Position, Duplicate: true}, true, nil
 }
 
-// publish seals the events after t and writes them with the expected-sequence
-// check: one event as a plain publish, several as one atomic batch.
+// publish seals the events after t and writes them as ONE message (one
+// commit) with the expected-sequence check.
 func (s *Store) publish(ctx context.Context, stream, subject string, events []eventstore.EventData, t tail, exists bool) (eventstore.AppendResult, error) {
 	now := s.cfg.Now().UTC()
 	var rev, expectSeq uint64
@@ -288,27 +319,29 @@ func (s *Store) publish(ctx context.Context, stream, subject string, events []ev
 	if exists {
 		rev, expectSeq, prev = t.rev+1, t.seq, t.hash
 	}
-	msgs := make([]*nats.Msg, len(events))
-	var last eventstore.RecordedEvent
+	sealed := make([]eventstore.RecordedEvent, len(events))
 	for i, ed := range events {
-		re := eventstore.RecordedEvent{EventData: ed, Stream: stream, Revision: rev + uint64(i), RecordedAt: now}
-		eventstore.Seal(prev, &re)
+		re := &sealed[i]
+		*re = eventstore.RecordedEvent{EventData: ed, Stream: stream, Revision: rev + uint64(i), RecordedAt: now}
+		eventstore.Seal(prev, re)
 		prev = re.Hash
-		msgs[i] = encode(subject, &re)
-		last = re
 	}
-	msgs[0].Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expectSeq, 10))
+	last := sealed[len(sealed)-1]
+	msg, err := EncodeCommit(subject, sealed)
+	if err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("%w: %w", eventstore.ErrInvalidAppend, err)
+	}
+	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expectSeq, 10))
 
-	var ack *jetstream.PubAck
-	var err error
-	if len(msgs) == 1 {
-		ack, err = s.js.PublishMsg(ctx, msgs[0])
-	} else {
-		ack, err = s.publishBatch(ctx, msgs)
-	}
+	ack, err := s.js.PublishMsg(ctx, msg)
 	if err != nil {
 		if isConflict(err) {
 			return eventstore.AppendResult{}, err
+		}
+		if errors.Is(err, nats.ErrMaxPayload) {
+			// One command is one message: it must fit the server's max_payload.
+			return eventstore.AppendResult{}, fmt.Errorf("%w: %d events encode to %d bytes, more than the server's max payload of %d bytes",
+				eventstore.ErrInvalidAppend, len(events), len(msg.Data), s.nc.MaxPayload())
 		}
 		return eventstore.AppendResult{}, fmt.Errorf("jetstream: append to %s: %w: %w", stream, eventstore.ErrUnavailable, err)
 	}
@@ -325,37 +358,18 @@ func (s *Store) publish(ctx context.Context, stream, subject string, events []ev
 		return res, nil
 	}
 	s.remember(stream, tail{rev: last.Revision, seq: ack.Sequence, hash: last.Hash, id: last.ID})
-	return eventstore.AppendResult{LastRevision: last.Revision, LastPosition: ack.Sequence}, nil
-}
-
-// publishBatch writes msgs as one JetStream atomic batch: the server stores
-// all of them or none. Only the commit message is a request.
-func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg) (*jetstream.PubAck, error) {
-	id := nuid.Next()
-	for i, m := range msgs {
-		m.Header.Set("Nats-Batch-Id", id)
-		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
-		if i < len(msgs)-1 {
-			if err := s.nc.PublishMsg(m); err != nil {
-				return nil, err
-			}
-		}
-	}
-	commit := msgs[len(msgs)-1]
-	commit.Header.Set("Nats-Batch-Commit", "1")
-	return s.js.PublishMsg(ctx, commit)
+	return eventstore.AppendResult{LastRevision: last.Revision, LastPosition: Position(ack.Sequence, len(events)-1)}, nil
 }
 
 // isConflict: the expected-sequence check failed (10071 on one replica,
-// 10164 on replicated streams), or an atomic batch carried an event id the
-// stream already holds (10201).
+// 10164 on replicated streams).
 func isConflict(err error) bool {
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) {
 		return false
 	}
 	switch apiErr.ErrorCode {
-	case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant, 10201:
+	case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
 		return true
 	}
 	return false
@@ -376,13 +390,19 @@ func (s *Store) tail(ctx context.Context, stream, subject string) (t tail, exist
 	if err != nil {
 		return tail{}, false, false, fmt.Errorf("jetstream: read tail of %s: %w: %w", stream, eventstore.ErrUnavailable, err)
 	}
-	e, err := Decode(m.Subject, m.Sequence, m.Header, m.Data)
+	evs, err := Decode(m.Subject, m.Sequence, m.Header, m.Data)
 	if err != nil {
 		return tail{}, false, false, err
 	}
-	t = tail{rev: e.Revision, seq: e.Position, hash: e.Hash, id: e.ID}
+	t = tailOf(m.Sequence, evs)
 	s.remember(stream, t)
 	return t, true, false, nil
+}
+
+// tailOf is the tail after the message at seq holding evs.
+func tailOf(seq uint64, evs []eventstore.RecordedEvent) tail {
+	e := evs[len(evs)-1]
+	return tail{rev: e.Revision, seq: seq, hash: e.Hash, id: e.ID}
 }
 
 const maxTails = 100_000
@@ -415,17 +435,20 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 }
 
 // readStream walks the subject with direct gets ("next message on this
-// subject at or after sequence n"), starting after the cached tail when
-// that lies before from.
+// subject at or after sequence n"), one message (one commit) at a time,
+// starting after the cached tail when that lies before from.
 func (s *Store) readStream(ctx context.Context, stream, subject string, from uint64, limit int) ([]eventstore.RecordedEvent, error) {
 	seq := uint64(1)
 	s.mu.Lock()
 	t, hinted := s.tails[stream]
 	s.mu.Unlock()
 	if hinted && t.rev < from {
+		// Every event after the tail's message has a revision > t.rev.
 		seq = t.seq + 1
 	}
 	var out []eventstore.RecordedEvent
+	var lastRead tail
+	read := false
 	found := hinted && t.rev < from
 	for limit <= 0 || len(out) < limit {
 		m, err := s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
@@ -436,29 +459,35 @@ func (s *Store) readStream(ctx context.Context, stream, subject string, from uin
 			return nil, fmt.Errorf("jetstream: read %s: %w: %w", stream, eventstore.ErrUnavailable, err)
 		}
 		found = true
-		e, err := Decode(m.Subject, m.Sequence, m.Header, m.Data)
+		evs, err := Decode(m.Subject, m.Sequence, m.Header, m.Data)
 		if err != nil {
 			return nil, err
 		}
-		if e.Revision >= from {
-			out = append(out, e)
+		for _, e := range evs {
+			if e.Revision >= from && (limit <= 0 || len(out) < limit) {
+				out = append(out, e)
+			}
 		}
+		// The tail is the whole message's last event, even when the limit
+		// cut the message: a tail is always a message boundary.
+		lastRead, read = tailOf(m.Sequence, evs), true
 		seq = m.Sequence + 1
 	}
 	if !found {
 		return nil, eventstore.ErrStreamNotFound
 	}
-	if n := len(out); n > 0 {
-		l := out[n-1]
-		s.remember(stream, tail{rev: l.Revision, seq: l.Position, hash: l.Hash, id: l.ID})
+	if read {
+		s.remember(stream, lastRead)
 	}
 	return out, nil
 }
 
-// ReadAll implements eventstore.Store.
+// ReadAll implements eventstore.Store: messages from sequence from>>16 on,
+// skipping the events of the first one that lie before from.
 func (s *Store) ReadAll(ctx context.Context, from uint64, limit int) ([]eventstore.RecordedEvent, error) {
 	var out []eventstore.RecordedEvent
-	for seq := max(from, 1); limit <= 0 || len(out) < limit; seq++ {
+	first, _ := SplitPosition(from)
+	for seq := max(first, 1); limit <= 0 || len(out) < limit; seq++ {
 		m, err := s.stream.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
@@ -466,22 +495,27 @@ func (s *Store) ReadAll(ctx context.Context, from uint64, limit int) ([]eventsto
 		if err != nil {
 			return nil, fmt.Errorf("jetstream: read all: %w: %w", eventstore.ErrUnavailable, err)
 		}
-		e, err := Decode(m.Subject, m.Sequence, m.Header, m.Data)
+		evs, err := Decode(m.Subject, m.Sequence, m.Header, m.Data)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, e)
+		for _, e := range evs {
+			if e.Position >= from && (limit <= 0 || len(out) < limit) {
+				out = append(out, e)
+			}
+		}
 	}
 	return out, nil
 }
 
 // SubscribeAll implements eventstore.Store with an ordered consumer: it
-// replays from the position and then follows the stream live.
+// replays from the message at sequence from>>16 (skipping its events before
+// from) and then follows the stream live, one event at a time.
 func (s *Store) SubscribeAll(ctx context.Context, from uint64) (eventstore.Subscription, error) {
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-	if from > 1 {
+	if first, _ := SplitPosition(from); first > 1 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = from
+		cfg.OptStartSeq = first
 	}
 	cons, err := s.stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
@@ -491,7 +525,7 @@ func (s *Store) SubscribeAll(ctx context.Context, from uint64) (eventstore.Subsc
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: subscribe: %w: %w", eventstore.ErrUnavailable, err)
 	}
-	sub := &subscription{it: it, ch: make(chan result, 64), done: make(chan struct{})}
+	sub := &subscription{it: it, from: from, ch: make(chan result, 64), done: make(chan struct{})}
 	go sub.pump()
 	return sub, nil
 }
@@ -503,6 +537,7 @@ type result struct {
 
 type subscription struct {
 	it   jetstream.MessagesContext
+	from uint64
 	ch   chan result
 	done chan struct{}
 	once sync.Once
@@ -518,9 +553,20 @@ func (sub *subscription) pump() {
 			}
 			return
 		}
-		e, err := DecodeMsg(m)
-		if !sub.send(result{e: e, err: err}) {
-			return
+		evs, err := DecodeMsg(m)
+		if err != nil {
+			if !sub.send(result{err: err}) {
+				return
+			}
+			continue
+		}
+		for _, e := range evs {
+			if e.Position < sub.from {
+				continue
+			}
+			if !sub.send(result{e: e}) {
+				return
+			}
 		}
 	}
 }

@@ -333,7 +333,7 @@ type EventStream struct {
 	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
 	// JetStream stream name ("CUSTODY_ORDER").
 	Stream string `protobuf:"bytes,2,opt,name=stream,proto3" json:"stream,omitempty"`
-	// Events stored.
+	// Commands stored (JetStream messages: one per append, holding its events).
 	Events uint64 `protobuf:"varint,3,opt,name=events,proto3" json:"events,omitempty"`
 	// Global position of the last event.
 	LastPosition uint64 `protobuf:"varint,4,opt,name=last_position,json=lastPosition,proto3" json:"last_position,omitempty"`
