@@ -71,7 +71,7 @@ func DefaultOptions() (Options, error) {
 // Module is the audit service with DefaultOptions (so the environment
 // applies; a malformed CUSTODY_AUDIT_FRESHNESS_WAIT fails Start).
 func Module() platform.Module {
-	return platform.Module{Name: Name, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
+	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
 		o, err := DefaultOptions()
 		if err != nil {
 			return platform.Running{}, err
@@ -82,7 +82,7 @@ func Module() platform.Module {
 
 // NewModule is the audit service with explicit options (tests, embedding).
 func NewModule(o Options) platform.Module {
-	return platform.Module{Name: Name, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
+	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
 		return start(ctx, d, o)
 	}}
 }

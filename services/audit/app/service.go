@@ -238,6 +238,14 @@ func (s *Service) follow(ctx context.Context, svc string, st Store) *source {
 
 // apply indexes one event.
 func (s *Service) apply(svc string, rec eventstore.RecordedEvent) {
+	s.mu.Lock()
+	IndexEvent(s.idx, svc, rec)
+	s.mu.Unlock()
+}
+
+// IndexEvent decodes one event of service svc and files it in idx (an event
+// of a type this binary does not know is filed with the reason).
+func IndexEvent(idx *domain.Index, svc string, rec eventstore.RecordedEvent) {
 	var payload proto.Message
 	var perr string
 	if ev, err := es.Decode(rec); err == nil {
@@ -245,9 +253,7 @@ func (s *Service) apply(svc string, rec eventstore.RecordedEvent) {
 	} else {
 		perr = domain.DescribeDecodeError(rec.Type, err).Error()
 	}
-	s.mu.Lock()
-	s.idx.Add(svc, rec, payload, perr)
-	s.mu.Unlock()
+	idx.Add(svc, rec, payload, perr)
 }
 
 func (s *Service) source(svc string) *source {
