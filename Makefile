@@ -128,7 +128,7 @@ build: ## Build bin/custody and bin/custodyctl
 	go build -o $(BIN)/ ./cmd/custody ./cmd/custodyctl
 
 .PHONY: run
-run: build ## Run everything in one process (DATA_DIR, ARGS)
+run: build $(GRPCURL) ## Run everything in one process (DATA_DIR, ARGS); also installs bin/grpcurl
 	$(BIN)/custody run --data-dir $(DATA_DIR) $(ARGS)
 
 .PHONY: demo
