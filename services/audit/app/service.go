@@ -21,6 +21,7 @@ import (
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/audit/domain"
 
 	// Every service's event types, so the index can decode them.
@@ -106,7 +107,7 @@ type Service struct {
 type source struct {
 	service string
 	store   Store
-	pos     *position
+	pos     *projection.Position
 
 	mu  sync.Mutex
 	gap *domain.StoreGap // events the store holds but cannot deliver
@@ -175,7 +176,7 @@ func (s *Service) Start(ctx context.Context) error {
 			return fmt.Errorf("audit: %s events: %w", src.service, err)
 		}
 		if err := s.settle(ctx, src, last, 0); err != nil {
-			return fmt.Errorf("audit: indexing %s events (at %d of %d): %w", src.service, src.pos.get(), last, err)
+			return fmt.Errorf("audit: indexing %s events (at %d of %d): %w", src.service, src.pos.Last(), last, err)
 		}
 	}
 	st := s.Stats()
@@ -220,7 +221,7 @@ func (s *Service) awaitStore(ctx context.Context, svc string) {
 
 // follow registers a store and follows it from its first event.
 func (s *Service) follow(ctx context.Context, svc string, st Store) *source {
-	src := &source{service: svc, store: st, pos: newPosition()}
+	src := &source{service: svc, store: st, pos: projection.New()}
 	s.srcMu.Lock()
 	s.sources[svc] = src
 	s.srcMu.Unlock()
@@ -228,10 +229,12 @@ func (s *Service) follow(ctx context.Context, svc string, st Store) *source {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		follow(ctx, log, st, 1, func(e eventstore.RecordedEvent) {
+		// A message that cannot be decoded is skipped past so that catching
+		// up still ends; VerifyOrderChain re-reads the stream and reports it.
+		projection.FollowSkipping(ctx, log, st, 1, func(e eventstore.RecordedEvent) {
 			s.apply(svc, e)
-			src.pos.advance(e.Position)
-		}, src.pos.advance)
+			src.pos.Advance(e.Position)
+		}, src.pos.Advance)
 	}()
 	return src
 }
@@ -304,20 +307,20 @@ const stallCheck = 500 * time.Millisecond
 func (s *Service) settle(ctx context.Context, src *source, target uint64, wait time.Duration) error {
 	start := time.Now()
 	for {
-		if g := src.getGap(); g != nil && g.After == src.pos.get() && g.Last >= target {
+		if g := src.getGap(); g != nil && g.After == src.pos.Last() && g.Last >= target {
 			return nil // known: nothing more can be read
 		}
 		step := stallCheck
 		if wait > 0 {
 			step = min(step, max(wait-time.Since(start), time.Millisecond))
 		}
-		if src.pos.waitFor(ctx, step, target) {
+		if src.pos.Reach(ctx, step, target) {
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		at := src.pos.get()
+		at := src.pos.Last()
 		next, err := src.store.ReadAll(ctx, at+1, 1)
 		if err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/fulfilment/domain"
 )
 
@@ -61,7 +62,7 @@ type Change struct {
 // States are shared, not copied: domain.Evolve never changes memory a state
 // shares with its predecessor, so a View handed out stays as it was.
 type ReadModel struct {
-	pos      *position
+	pos      *projection.Position
 	onChange func(View)
 
 	mu       sync.RWMutex
@@ -84,7 +85,7 @@ type watcher struct {
 // after each fulfilment event with the fulfilment as it now is, outside the
 // lock, in store order.
 func NewReadModel(onChange func(View)) *ReadModel {
-	return &ReadModel{pos: newPosition(), onChange: onChange, entries: map[string]*View{},
+	return &ReadModel{pos: projection.New(), onChange: onChange, entries: map[string]*View{},
 		byVendor: map[string][]*View{}, byOrder: map[string][]*View{}, watchers: map[string]map[*watcher]struct{}{}}
 }
 
@@ -102,7 +103,7 @@ func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 		m.applied = e.Position
 		m.mu.Unlock()
 	}
-	m.pos.advance(e.Position)
+	m.pos.Advance(e.Position)
 	if changed != nil && m.onChange != nil {
 		m.onChange(*changed)
 	}

@@ -78,8 +78,8 @@ func TestWatcherThatFallsBehindIsCutOff(t *testing.T) {
 		t.Fatalf("change %+v", c)
 	}
 	f.m.unsubscribe("v1", fast)
-	if f.m.Watchers() != 0 || f.m.pos.get() != 6 || len(changes) != 5 {
-		t.Fatalf("%d watchers, position %d, %d changes", f.m.Watchers(), f.m.pos.get(), len(changes))
+	if f.m.Watchers() != 0 || f.m.pos.Last() != 6 || len(changes) != 5 {
+		t.Fatalf("%d watchers, position %d, %d changes", f.m.Watchers(), f.m.pos.Last(), len(changes))
 	}
 	if v, ok := f.m.Get("f1"); !ok || !v.Fulfilment.ShipBy.Equal(t0.Add(98*time.Hour)) || !v.Fulfilment.DeadlinePending() {
 		t.Fatalf("f1 %+v", v)

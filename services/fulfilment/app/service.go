@@ -34,6 +34,8 @@ import (
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/deadline"
 	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/fulfilment/domain"
 )
 
@@ -91,6 +93,13 @@ func (c Config) Transit(carrier string) time.Duration {
 		return d
 	}
 	return c.DefaultTransit
+}
+
+// Store is an event store that can tell its newest position, as the
+// JetStream store does: projections wait until they have caught up with it.
+type Store interface {
+	eventstore.Store
+	LastPosition(ctx context.Context) (uint64, error)
 }
 
 // Deps is what the service runs on.
@@ -155,8 +164,8 @@ func (s *Service) Start(ctx context.Context) error {
 		cancel()
 		return err
 	}
-	s.wg.Go(func() { follow(bg, s.log.With("projection", "fulfilments"), s.d.Store, 1, s.rm.Apply) })
-	if !s.rm.pos.waitFor(ctx, 0, target) {
+	s.wg.Go(func() { projection.Follow(bg, s.log.With("projection", "fulfilments"), s.d.Store, 1, s.rm.Apply) })
+	if !s.rm.pos.Reach(ctx, 0, target) {
 		cancel()
 		s.wg.Wait()
 		return errors.Join(errors.New("fulfilment read model did not catch up"), ctx.Err())
@@ -199,7 +208,7 @@ func (s *Service) Deadlines() *deadline.Scheduler { return s.deadlines }
 func (s *Service) runOrders(ctx context.Context) {
 	log := s.log.With("consumer", OrderConsumer)
 	var store Store
-	for b := newBackoff(); ctx.Err() == nil; b.sleep(ctx) {
+	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
 		st, err := s.d.OpenOrders(ctx)
 		if err == nil {
 			store = st
@@ -218,7 +227,7 @@ func (s *Service) runOrders(ctx context.Context) {
 	if s.d.JetStream == nil {
 		return
 	}
-	for b := newBackoff(); ctx.Err() == nil; b.sleep(ctx) {
+	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
 		c, err := bus.Subscribe(ctx, s.d.JetStream, bus.Config{
 			Name: OrderConsumer, SourceService: "order", EventTypes: OrderEventTypes,
 			Replicas: s.d.Replicas, Logger: s.log, Concurrency: s.cfg.ReactionConcurrency,
@@ -262,7 +271,7 @@ func (s *Service) GetFulfilment(ctx context.Context, id string) (View, error) {
 // it answers from what it has).
 func (s *Service) ListFulfilments(ctx context.Context, q ListQuery) (Page, error) {
 	if target, err := s.d.Store.LastPosition(ctx); err == nil {
-		s.rm.pos.waitFor(ctx, s.cfg.ReadWait, target)
+		s.rm.pos.Reach(ctx, s.cfg.ReadWait, target)
 	}
 	return s.rm.List(q)
 }

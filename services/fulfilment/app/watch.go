@@ -73,7 +73,7 @@ func (s *Service) Watch(ctx context.Context, vendorID string, from *uint64, send
 		}
 		target = *from
 	}
-	if !s.rm.pos.waitFor(ctx, s.cfg.ReadWait, target) {
+	if !s.rm.pos.Reach(ctx, s.cfg.ReadWait, target) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/money"
+	"github.com/custody/custody/pkg/projection"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	"github.com/custody/custody/services/order/domain"
 )
@@ -24,7 +25,7 @@ var ErrCatalogUnavailable = errors.New("the catalog view is not available")
 // pins), projected from the catalog's events. Writes never ask the catalog
 // service: PlaceOrder prices from here.
 type CatalogView struct {
-	pos *position
+	pos *projection.Position
 
 	mu       sync.RWMutex
 	store    Store
@@ -36,7 +37,7 @@ type CatalogView struct {
 
 // NewCatalogView returns an empty view.
 func NewCatalogView() *CatalogView {
-	return &CatalogView{pos: newPosition(), skus: map[string]domain.SKU{}, links: map[string]domain.Link{},
+	return &CatalogView{pos: projection.New(), skus: map[string]domain.SKU{}, links: map[string]domain.Link{},
 		sessions: map[string]*domain.Session{}, vendors: map[string]string{}}
 }
 
@@ -50,22 +51,22 @@ func (v *CatalogView) Run(ctx context.Context, log *slog.Logger, store Store) {
 		for ctx.Err() == nil {
 			target, err := store.LastPosition(ctx)
 			if err == nil {
-				if v.pos.waitFor(ctx, 0, func(pos uint64, _ bool) bool { return pos >= target }) {
-					v.pos.markReady()
+				if v.pos.Reach(ctx, 0, target) {
+					v.pos.MarkReady()
 					log.Info("catalog view caught up", "position", target)
 				}
 				return
 			}
 			log.Warn("reading the catalog's last position; will retry", "err", err)
-			newBackoff().sleep(ctx)
+			projection.NewBackoff().Sleep(ctx)
 		}
 	}()
-	follow(ctx, log, store, 1, v.Apply)
+	projection.Follow(ctx, log, store, 1, v.Apply)
 }
 
 // WaitReady waits, at most d, until the view has caught up once.
 func (v *CatalogView) WaitReady(ctx context.Context, d time.Duration) error {
-	if !v.pos.waitFor(ctx, d, func(_ uint64, ready bool) bool { return ready }) {
+	if !v.pos.WaitFor(ctx, d, func(_ uint64, ready bool) bool { return ready }) {
 		return ErrCatalogUnavailable
 	}
 	return nil
@@ -87,7 +88,7 @@ func (v *CatalogView) CatchUp(ctx context.Context, d time.Duration) error {
 	if err != nil {
 		return errors.Join(ErrCatalogUnavailable, err)
 	}
-	if !v.pos.waitFor(ctx, 0, func(pos uint64, _ bool) bool { return pos >= target }) {
+	if !v.pos.Reach(ctx, 0, target) {
 		return ErrCatalogUnavailable
 	}
 	return nil
@@ -95,7 +96,7 @@ func (v *CatalogView) CatchUp(ctx context.Context, d time.Duration) error {
 
 // Position is the position of the last catalog event applied.
 func (v *CatalogView) Position() uint64 {
-	p, _ := v.pos.get()
+	p, _ := v.pos.Get()
 	return p
 }
 
@@ -131,7 +132,7 @@ func (v *CatalogView) Session(id string) (domain.Session, bool) {
 // Apply applies one catalog event; events the view does not need (and
 // types this binary does not know) only advance its position.
 func (v *CatalogView) Apply(e eventstore.RecordedEvent) {
-	defer v.pos.advance(e.Position)
+	defer v.pos.Advance(e.Position)
 	ev, err := es.Decode(e)
 	if err != nil {
 		return

@@ -12,6 +12,7 @@ import (
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/money"
+	"github.com/custody/custody/pkg/projection"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	"github.com/custody/custody/services/order/domain"
@@ -109,7 +110,7 @@ func (s *Service) react(ctx context.Context, rec eventstore.RecordedEvent, order
 // consume runs a durable consumer until ctx ends, retrying its creation
 // while the source service has not created its stream yet.
 func (s *Service) consume(ctx context.Context, name, source string, types []string, h bus.Handler) {
-	for b := newBackoff(); ctx.Err() == nil; b.sleep(ctx) {
+	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
 		c, err := bus.Subscribe(ctx, s.d.JetStream, bus.Config{
 			Name: name, SourceService: source, EventTypes: types,
 			Replicas: s.d.Replicas, Logger: s.log, Concurrency: s.cfg.SagaConcurrency,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/order/domain"
 )
 
@@ -46,7 +47,7 @@ type Page struct {
 // projected from the order store (so it sees orders placed by any process).
 // It is the query side of ListOrders; GetOrder reads the aggregate itself.
 type ReadModel struct {
-	pos      *position
+	pos      *projection.Position
 	onChange func(orderID string)
 
 	mu       sync.RWMutex
@@ -63,13 +64,13 @@ type entry struct {
 // NewReadModel returns an empty read model; onChange (may be nil) is called
 // after each event with the order it changed.
 func NewReadModel(onChange func(orderID string)) *ReadModel {
-	return &ReadModel{pos: newPosition(), onChange: onChange, orders: map[string]*entry{},
+	return &ReadModel{pos: projection.New(), onChange: onChange, orders: map[string]*entry{},
 		byBuyer: map[string][]*entry{}, byVendor: map[string][]*entry{}}
 }
 
 // Apply applies one event of the order store.
 func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
-	defer m.pos.advance(e.Position)
+	defer m.pos.Advance(e.Position)
 	agg, id, err := eventstore.SplitStream(e.Stream)
 	if err != nil || agg != domain.Decider.Aggregate {
 		return

@@ -30,6 +30,8 @@ import (
 	"github.com/custody/custody/pkg/bus"
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/projection"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 	"github.com/custody/custody/services/order/domain"
 )
@@ -70,6 +72,13 @@ func (c Config) withDefaults() Config {
 		c.SagaConcurrency = 8
 	}
 	return c
+}
+
+// Store is an event store that can tell its newest position, as the
+// JetStream store does: projections wait until they have caught up with it.
+type Store interface {
+	eventstore.Store
+	LastPosition(ctx context.Context) (uint64, error)
 }
 
 // Deps is what the service runs on.
@@ -127,13 +136,13 @@ func (s *Service) Start(ctx context.Context) error {
 		cancel()
 		return err
 	}
-	s.wg.Go(func() { follow(bg, s.log.With("projection", "orders"), s.d.Store, 1, s.orders.Apply) })
-	if !s.orders.pos.waitFor(ctx, 0, func(pos uint64, _ bool) bool { return pos >= target }) {
+	s.wg.Go(func() { projection.Follow(bg, s.log.With("projection", "orders"), s.d.Store, 1, s.orders.Apply) })
+	if !s.orders.pos.Reach(ctx, 0, target) {
 		cancel()
 		s.wg.Wait()
 		return errors.Join(errors.New("order read model did not catch up"), ctx.Err())
 	}
-	s.orders.pos.markReady()
+	s.orders.pos.MarkReady()
 	if s.d.JetStream != nil {
 		s.wg.Go(func() { s.consume(bg, FulfilmentConsumer, "fulfilment", FulfilmentEventTypes, s.HandleFulfilmentEvent) })
 		s.wg.Go(func() { s.consume(bg, TrustConsumer, "trust", TrustEventTypes, s.HandleTrustEvent) })
@@ -163,7 +172,7 @@ func (s *Service) Stop(ctx context.Context) error {
 func (s *Service) runCatalog(ctx context.Context) {
 	log := s.log.With("projection", "catalog")
 	var store Store
-	for b := newBackoff(); ctx.Err() == nil; b.sleep(ctx) {
+	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
 		st, err := s.d.OpenCatalog(ctx)
 		if err == nil {
 			store = st
@@ -180,7 +189,7 @@ func (s *Service) runCatalog(ctx context.Context) {
 	if s.d.JetStream == nil {
 		return
 	}
-	for b := newBackoff(); ctx.Err() == nil; b.sleep(ctx) {
+	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
 		c, err := bus.Subscribe(ctx, s.d.JetStream, bus.Config{
 			Name: SagaConsumer, SourceService: "catalog", EventTypes: SagaEventTypes,
 			Replicas: s.d.Replicas, Logger: s.log, Concurrency: s.cfg.SagaConcurrency,
@@ -399,7 +408,7 @@ func (s *Service) CancelOrder(ctx context.Context, req CancelOrder) (OrderView, 
 // CatalogWait; after that it answers from what it has).
 func (s *Service) ListOrders(ctx context.Context, q ListQuery) (Page, error) {
 	if target, err := s.d.Store.LastPosition(ctx); err == nil {
-		s.orders.pos.waitFor(ctx, s.cfg.CatalogWait, func(pos uint64, _ bool) bool { return pos >= target })
+		s.orders.pos.Reach(ctx, s.cfg.CatalogWait, target)
 	}
 	return s.orders.List(q)
 }

@@ -39,6 +39,8 @@ import (
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/deadline"
 	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/payouts/domain"
 )
 
@@ -67,6 +69,13 @@ func (c Config) withDefaults() Config {
 		c.Concurrency = 8
 	}
 	return c
+}
+
+// Store is an event store that can tell its newest position, as the
+// JetStream store does: projections wait until they have caught up with it.
+type Store interface {
+	eventstore.Store
+	LastPosition(ctx context.Context) (uint64, error)
 }
 
 // Deps is what the service runs on.
@@ -142,8 +151,8 @@ func (s *Service) Start(ctx context.Context) error {
 		cancel()
 		return err
 	}
-	s.wg.Go(func() { follow(bg, s.log.With("projection", "ledger"), s.d.Store, 1, s.view.Apply) })
-	if !s.view.pos.reach(ctx, 0, target) {
+	s.wg.Go(func() { projection.Follow(bg, s.log.With("projection", "ledger"), s.d.Store, 1, s.view.Apply) })
+	if !s.view.pos.Reach(ctx, 0, target) {
 		cancel()
 		s.wg.Wait()
 		return errors.Join(errors.New("payouts read side did not catch up"), ctx.Err())
@@ -181,7 +190,7 @@ func (s *Service) Stop(ctx context.Context) error {
 func (s *Service) upstream(ctx context.Context, service, name string, types []string, concurrency int, h bus.Handler) {
 	log := s.log.With("consumer", name)
 	var store Store
-	for b := newBackoff(); ctx.Err() == nil; b.sleep(ctx) {
+	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
 		st, err := s.d.OpenUpstream(ctx, service)
 		if err == nil {
 			store = st
@@ -205,7 +214,7 @@ func (s *Service) upstream(ctx context.Context, service, name string, types []st
 	if s.d.JetStream == nil {
 		return
 	}
-	for b := newBackoff(); ctx.Err() == nil; b.sleep(ctx) {
+	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
 		c, err := bus.Subscribe(ctx, s.d.JetStream, bus.Config{
 			Name: name, SourceService: service, EventTypes: types, Concurrency: concurrency, Replicas: s.d.Replicas, Logger: log,
 			Backoff:    []time.Duration{200 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second},
@@ -235,5 +244,5 @@ func (s *Service) catchUp(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return s.view.pos.reach(ctx, s.cfg.ReadWait, target), nil
+	return s.view.pos.Reach(ctx, s.cfg.ReadWait, target), nil
 }

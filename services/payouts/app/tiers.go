@@ -8,6 +8,7 @@ import (
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/projection"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 )
 
@@ -15,7 +16,7 @@ import (
 // from trust's TrustScoreChanged events (the latest wins). A vendor it has
 // not seen is on the standard tier (domain.Policy.Tier).
 type TierView struct {
-	pos *position
+	pos *projection.Position
 
 	mu    sync.RWMutex
 	store Store
@@ -23,19 +24,19 @@ type TierView struct {
 }
 
 // NewTierView returns an empty view.
-func NewTierView() *TierView { return &TierView{pos: newPosition(), tiers: map[string]string{}} }
+func NewTierView() *TierView { return &TierView{pos: projection.New(), tiers: map[string]string{}} }
 
 // Run projects trust's events until ctx ends.
 func (v *TierView) Run(ctx context.Context, log *slog.Logger, store Store) {
 	v.mu.Lock()
 	v.store = store
 	v.mu.Unlock()
-	follow(ctx, log, store, 1, v.Apply)
+	projection.Follow(ctx, log, store, 1, v.Apply)
 }
 
 // Apply applies one trust event.
 func (v *TierView) Apply(rec eventstore.RecordedEvent) {
-	defer v.pos.advance(rec.Position)
+	defer v.pos.Advance(rec.Position)
 	if rec.Type != string((&trustv1.TrustScoreChanged{}).ProtoReflect().Descriptor().FullName()) {
 		return
 	}
@@ -60,7 +61,7 @@ func (v *TierView) Tier(ctx context.Context, vendorID string, d time.Duration) s
 	if store != nil {
 		cctx, cancel := context.WithTimeout(ctx, d)
 		if target, err := store.LastPosition(cctx); err == nil {
-			v.pos.reach(cctx, 0, target)
+			v.pos.Reach(cctx, 0, target)
 		}
 		cancel()
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/money"
+	"github.com/custody/custody/pkg/projection"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
 	"github.com/custody/custody/services/payouts/domain"
 )
@@ -50,7 +51,7 @@ type Deadlines interface {
 // event of the payouts store (so it sees what any process wrote). It keeps
 // everything in memory and is rebuilt from position 1 at every start.
 type LedgerView struct {
-	pos       *position
+	pos       *projection.Position
 	deadlines Deadlines
 	log       *slog.Logger
 
@@ -69,17 +70,17 @@ func NewLedgerView(deadlines Deadlines, log *slog.Logger) *LedgerView {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &LedgerView{pos: newPosition(), deadlines: deadlines, log: log, bal: domain.Balances{},
+	return &LedgerView{pos: projection.New(), deadlines: deadlines, log: log, bal: domain.Balances{},
 		byAccount: map[string][]*Entry{}, byOrder: map[string][]*Entry{},
 		credited: map[string]map[string]int64{}, paid: map[string]map[string]int64{}, txns: map[string]bool{}}
 }
 
 // Position is the store position of the last event applied.
-func (v *LedgerView) Position() uint64 { return v.pos.get() }
+func (v *LedgerView) Position() uint64 { return v.pos.Last() }
 
 // Apply applies one event of the payouts store.
 func (v *LedgerView) Apply(rec eventstore.RecordedEvent) {
-	defer v.pos.advance(rec.Position)
+	defer v.pos.Advance(rec.Position)
 	ev, err := es.Decode(rec)
 	if err != nil {
 		v.log.Error("payouts view: skipping an event it cannot decode", "event", rec.ID, "err", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/trust/domain"
 )
 
@@ -26,7 +27,7 @@ const (
 // Evolve). It serves ListClaims and ListVendorTrust, and its change hook
 // schedules the claims' deadlines.
 type ReadModel struct {
-	pos *position
+	pos *projection.Position
 	// onCase is called (outside the lock) with a copy of every case an
 	// event changed.
 	onCase func(domain.Case)
@@ -50,14 +51,14 @@ type claimRef struct {
 
 // NewReadModel returns an empty read model; onCase may be nil.
 func NewReadModel(onCase func(domain.Case)) *ReadModel {
-	return &ReadModel{pos: newPosition(), onCase: onCase, cases: map[string]*domain.Case{}, claims: map[string]*claimRef{},
+	return &ReadModel{pos: projection.New(), onCase: onCase, cases: map[string]*domain.Case{}, claims: map[string]*claimRef{},
 		byOrder: map[string][]*claimRef{}, byBuyer: map[string][]*claimRef{}, byVendor: map[string][]*claimRef{},
 		vendors: map[string]*domain.VendorTrust{}}
 }
 
 // Apply applies one event of the trust store.
 func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
-	defer m.pos.advance(e.Position)
+	defer m.pos.Advance(e.Position)
 	agg, id, err := eventstore.SplitStream(e.Stream)
 	if err != nil {
 		return
@@ -272,7 +273,7 @@ func (m *ReadModel) VendorTrust() map[string]domain.VendorTrust {
 
 // Position is the store position applied so far.
 func (m *ReadModel) Position() uint64 {
-	p, _ := m.pos.get()
+	p, _ := m.pos.Get()
 	return p
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/trust/domain"
 )
 
@@ -37,7 +38,7 @@ type RecordView struct {
 
 // source is one upstream stream the view follows.
 type source struct {
-	pos *position
+	pos *projection.Position
 
 	mu    sync.Mutex
 	store Store // nil until opened
@@ -52,7 +53,7 @@ func (s *source) opened() Store {
 // NewRecordView returns an empty view.
 func NewRecordView() *RecordView {
 	return &RecordView{records: domain.NewRecords(), sources: map[string]*source{
-		OrderService: {pos: newPosition()}, FulfilmentService: {pos: newPosition()},
+		OrderService: {pos: projection.New()}, FulfilmentService: {pos: projection.New()},
 	}}
 }
 
@@ -61,7 +62,7 @@ func NewRecordView() *RecordView {
 func (v *RecordView) Run(ctx context.Context, log *slog.Logger, service string, open func(context.Context) (Store, error)) {
 	src := v.sources[service]
 	var st Store
-	for b := newBackoff(); ctx.Err() == nil; b.sleep(ctx) {
+	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
 		s, err := open(ctx)
 		if err == nil {
 			st = s
@@ -77,8 +78,8 @@ func (v *RecordView) Run(ctx context.Context, log *slog.Logger, service string, 
 	src.mu.Lock()
 	src.store = st
 	src.mu.Unlock()
-	src.pos.markReady()
-	follow(ctx, log, st, 1, func(e eventstore.RecordedEvent) { v.apply(src, e) })
+	src.pos.MarkReady()
+	projection.Follow(ctx, log, st, 1, func(e eventstore.RecordedEvent) { v.apply(src, e) })
 }
 
 // ApplyFrom folds one event of service (OrderService or FulfilmentService)
@@ -90,7 +91,7 @@ func (v *RecordView) ApplyFrom(service string, e eventstore.RecordedEvent) {
 }
 
 func (v *RecordView) apply(src *source, e eventstore.RecordedEvent) {
-	defer src.pos.advance(e.Position)
+	defer src.pos.Advance(e.Position)
 	ev, err := es.Decode(e)
 	if err != nil {
 		return // an event type this build does not know carries no fact we use
@@ -107,14 +108,14 @@ func (v *RecordView) CatchUp(ctx context.Context, d time.Duration) error {
 	defer cancel()
 	for _, name := range []string{OrderService, FulfilmentService} {
 		src := v.sources[name]
-		if !src.pos.waitFor(wctx, 0, func(_ uint64, ready bool) bool { return ready }) {
+		if !src.pos.WaitFor(wctx, 0, func(_ uint64, ready bool) bool { return ready }) {
 			return fmt.Errorf("%w: the %s stream is not open yet", ErrRecordUnavailable, name)
 		}
 		last, err := src.opened().LastPosition(wctx)
 		if err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrRecordUnavailable, name, err)
 		}
-		if !src.pos.waitFor(wctx, 0, func(pos uint64, _ bool) bool { return pos >= last }) {
+		if !src.pos.Reach(wctx, 0, last) {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -127,7 +128,7 @@ func (v *RecordView) CatchUp(ctx context.Context, d time.Duration) error {
 // WaitFor waits (at most d) until the view has applied service's event at
 // position pos.
 func (v *RecordView) WaitFor(ctx context.Context, service string, pos uint64, d time.Duration) error {
-	if !v.sources[service].pos.waitFor(ctx, d, func(p uint64, _ bool) bool { return p >= pos }) {
+	if !v.sources[service].pos.Reach(ctx, d, pos) {
 		return fmt.Errorf("%w: %s event %d not applied yet", ErrRecordUnavailable, service, pos)
 	}
 	return nil

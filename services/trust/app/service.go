@@ -33,6 +33,7 @@ import (
 	"github.com/custody/custody/pkg/deadline"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/projection"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	"github.com/custody/custody/services/trust/domain"
 )
@@ -63,6 +64,13 @@ func (c Config) withDefaults() Config {
 		c.ReactionConcurrency = 8
 	}
 	return c
+}
+
+// Store is an event store that can tell its newest position, as the
+// JetStream store does: projections wait until they have caught up with it.
+type Store interface {
+	eventstore.Store
+	LastPosition(ctx context.Context) (uint64, error)
 }
 
 // Deps is what the service runs on.
@@ -158,13 +166,13 @@ func (s *Service) Start(ctx context.Context) error {
 		cancel()
 		return err
 	}
-	s.wg.Go(func() { follow(bg, s.log.With("projection", "claims"), s.d.Store, 1, s.model.Apply) })
-	if !s.model.pos.waitFor(ctx, 0, func(pos uint64, _ bool) bool { return pos >= target }) {
+	s.wg.Go(func() { projection.Follow(bg, s.log.With("projection", "claims"), s.d.Store, 1, s.model.Apply) })
+	if !s.model.pos.Reach(ctx, 0, target) {
 		cancel()
 		s.wg.Wait()
 		return errors.Join(errors.New("trust read model did not catch up"), ctx.Err())
 	}
-	s.model.pos.markReady()
+	s.model.pos.MarkReady()
 	s.wg.Go(func() { s.deadlines.Run(bg) })
 	if s.d.OpenUpstream != nil {
 		for _, svc := range []string{OrderService, FulfilmentService} {
@@ -194,7 +202,7 @@ func (s *Service) consume(ctx context.Context, cfg bus.Config, h bus.Handler) {
 	cfg.MaxDeliver = 20 // ~1.5 min of retries before parking: outlasts a store hiccup
 	cfg.Backoff = []time.Duration{200 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second}
 	log := s.log.With("consumer", cfg.Name)
-	for b, attempt := newBackoff(), 0; ctx.Err() == nil; b.sleep(ctx) {
+	for b, attempt := projection.NewBackoff(), 0; ctx.Err() == nil; b.Sleep(ctx) {
 		c, err := bus.Subscribe(ctx, s.d.JetStream, cfg, h)
 		if err != nil {
 			if ctx.Err() == nil && (!errors.Is(err, jetstream.ErrStreamNotFound) || attempt%20 == 0) {
@@ -371,7 +379,7 @@ func (s *Service) ListVendorTrust(ctx context.Context, q VendorQuery) (VendorPag
 
 func (s *Service) catchUpModel(ctx context.Context) {
 	if target, err := s.d.Store.LastPosition(ctx); err == nil {
-		s.model.pos.waitFor(ctx, s.cfg.ReadWait, func(pos uint64, _ bool) bool { return pos >= target })
+		s.model.pos.Reach(ctx, s.cfg.ReadWait, target)
 	}
 }
 
