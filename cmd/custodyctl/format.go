@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 	"unicode"
@@ -397,6 +398,7 @@ func explain(err error) error {
 // progress shows "label n/total" for long operations: redrawn in place on
 // a terminal, otherwise printed once at the end (logs stay readable).
 type progress struct {
+	mu     sync.Mutex // concurrent workers report progress
 	w      io.Writer
 	tty    bool
 	label  string
@@ -418,6 +420,8 @@ func newProgress(w io.Writer, label string, total int) *progress {
 
 // Set shows n done (with an optional note such as "3 confirmed").
 func (p *progress) Set(n int, note string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.suffix = note
 	if !p.tty || (time.Since(p.shown) < 50*time.Millisecond && n < p.total) {
 		return
@@ -428,6 +432,8 @@ func (p *progress) Set(n int, note string) {
 
 // Done prints the final line.
 func (p *progress) Done(n int, note string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.suffix = note
 	if p.tty {
 		fmt.Fprint(p.w, "\r\033[K")
