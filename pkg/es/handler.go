@@ -226,7 +226,6 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 		}
 		state := h.clone(r.state)
 		var all []eventstore.EventData
-		var payloads []proto.Message
 		appliedNow := map[string]bool{}
 		for _, p := range live {
 			p.err, p.events, p.decoded = nil, nil, nil
@@ -264,7 +263,6 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 			}
 			appliedNow[p.cmd.ID] = len(evs) > 0
 			all = append(all, p.events...)
-			payloads = append(payloads, p.decoded...)
 		}
 		if len(all) == 0 {
 			h.settle(r, live, nil, 0)
