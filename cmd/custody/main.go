@@ -113,7 +113,9 @@ func runCmd(args []string, stderr io.Writer) error {
 	case "wall":
 		cfg.Clock = clock.Real()
 	case "fake":
-		cfg.Clock = clock.NewFake(time.Now().UTC().Truncate(time.Second))
+		f := clock.NewFake(time.Now().UTC().Truncate(time.Second))
+		f.SetTick(time.Microsecond) // successive events get increasing times
+		cfg.Clock = f
 	default:
 		return fmt.Errorf("--clock: %q is neither wall nor fake", *clockFlag)
 	}

@@ -30,6 +30,7 @@ func (realClock) Now() time.Time { return time.Now() }
 type Fake struct {
 	mu      sync.Mutex
 	now     time.Time
+	tick    time.Duration
 	changed chan struct{}
 }
 
@@ -42,7 +43,19 @@ func NewFake(t0 time.Time) *Fake {
 func (f *Fake) Now() time.Time {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.now
+	t := f.now
+	f.now = f.now.Add(f.tick)
+	return t
+}
+
+// SetTick makes every reading move the clock on by d (without waking
+// waiters), so that a process on a fake clock still stamps what happens one
+// after another with increasing times: a timeline sorted by time then shows
+// causes before effects. Zero (the default) stops it.
+func (f *Fake) SetTick(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tick = d
 }
 
 // Set moves the clock to t (backwards too) and wakes waiters.

@@ -145,3 +145,17 @@ func TestWait(t *testing.T) {
 		}
 	})
 }
+
+func TestFakeTickOrdersReadings(t *testing.T) {
+	NewFake := clock.NewFake
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := NewFake(t0)
+	if f.Now() != t0 || f.Now() != t0 {
+		t.Fatal("a fake clock without tick moved")
+	}
+	f.SetTick(time.Microsecond)
+	a, b := f.Now(), f.Now()
+	if !b.After(a) || b.Sub(a) != time.Microsecond {
+		t.Fatalf("readings %v then %v, want 1µs apart", a, b)
+	}
+}
