@@ -63,7 +63,9 @@ type Config struct {
 	// AckWait is how long the server waits for an ack before it redelivers,
 	// and the handler's deadline for each event. The bus restarts the
 	// server's clock (in progress) before each further event of a message.
-	// Default 30s.
+	// It is also how long a message that was in flight when its consumer's
+	// process died waits before another delivery, so it is kept short:
+	// handlers append a few events. Default 10s.
 	AckWait time.Duration
 	// Backoff is the delay before redelivering after the n-th failed
 	// delivery: Backoff[n-1], the last entry repeating. Default 1s, 2s, 5s, 10s.
@@ -99,7 +101,7 @@ func (c *Config) normalise() error {
 		c.MaxDeliver = 5
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = 10 * time.Second
 	}
 	if len(c.Backoff) == 0 {
 		c.Backoff = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second}
