@@ -74,6 +74,8 @@ Global flags (before the command):
               (buyer:<id>, vendor:<id>, creator:<id>, carrier:<id>, support, platform, service)
   --data-dir  data directory of the all-in-one (env CUSTODY_DATA_DIR, default ./data)
   --json      print JSON instead of tables
+  --tls-ca, --tls-cert, --tls-key
+              TLS (and mTLS) to a server run with --tls-cert (and --tls-client-ca)
 
 Run "custodyctl <command> -h" for a command's flags.
 `
@@ -83,6 +85,7 @@ type cli struct {
 	addr, token string
 	dataDir     string
 	as          []string
+	tls         server.TLSFiles
 	json        bool
 	out         io.Writer
 	errOut      io.Writer
@@ -102,6 +105,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	})
 	fs.BoolVar(&c.json, "json", false, "print JSON")
+	fs.StringVar(&c.tls.CAFile, "tls-ca", os.Getenv("CUSTODY_TLS_CA"), "dial over TLS, trusting this CA (PEM)")
+	fs.StringVar(&c.tls.CertFile, "tls-cert", os.Getenv("CUSTODY_TLS_CLIENT_CERT"), "client certificate for mTLS (PEM)")
+	fs.StringVar(&c.tls.KeyFile, "tls-key", os.Getenv("CUSTODY_TLS_CLIENT_KEY"), "the client certificate's key (PEM)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -183,7 +189,15 @@ func (c *cli) dial() (*grpc.ClientConn, error) {
 			}
 			token = tok
 		}
-		conn, err := server.Dial(c.addr, token)
+		var opts []grpc.DialOption
+		if c.tls.Enabled() {
+			opt, err := c.tls.DialOption()
+			if err != nil {
+				return nil, err
+			}
+			opts = append(opts, opt)
+		}
+		conn, err := server.Dial(c.addr, token, opts...)
 		if err != nil {
 			return nil, err
 		}

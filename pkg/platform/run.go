@@ -44,8 +44,13 @@ type Config struct {
 	// PublicKeyFile verifies tokens; empty means DataDir/keys/signing.pub,
 	// created with its private key at first start.
 	PublicKeyFile string
-	Clock         clock.Clock
-	Logger        *slog.Logger
+	// TLS serves gRPC over TLS; with TLS.CAFile, clients must present a
+	// certificate that CA signed (mTLS). NATSTLS secures the connection to
+	// an external NATS (its CA, and a client certificate if NATS wants one).
+	TLS     server.TLSFiles
+	NATSTLS server.TLSFiles
+	Clock   clock.Clock
+	Logger  *slog.Logger
 	// OnReady, if set, is called with the bound addresses once every
 	// module serves (tests listen on port 0 and learn the port here).
 	OnReady func(grpcAddr, adminAddr string)
@@ -98,7 +103,15 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{Logger: log, Verifier: verifier})
+	scfg := server.Config{Logger: log, Verifier: verifier}
+	if cfg.TLS.Enabled() {
+		opt, err := cfg.TLS.ServerOption()
+		if err != nil {
+			return err
+		}
+		scfg.ServerOptions = append(scfg.ServerOptions, opt)
+	}
+	srv, err := server.New(scfg)
 	if err != nil {
 		return err
 	}
@@ -180,6 +193,13 @@ func connectNATS(cfg Config) (nc *nats.Conn, desc string, stop func(), err error
 	if cfg.NATSURL != "" {
 		// In a cluster NATS may come up after us: keep trying rather than
 		// crash-loop (each attempt is logged by the reconnect handler).
+		if cfg.NATSTLS.Enabled() {
+			tc, err := cfg.NATSTLS.ClientConfig()
+			if err != nil {
+				return nil, "", nil, err
+			}
+			opts = append(opts, nats.Secure(tc))
+		}
 		opts = append(opts, nats.RetryOnFailedConnect(true), nats.ReconnectHandler(func(c *nats.Conn) {
 			cfg.Logger.Info("connected to NATS", "url", c.ConnectedUrlRedacted())
 		}))
