@@ -163,6 +163,10 @@ var (
 	ErrUnavailable     = errors.New("eventstore: unavailable")
 	ErrChainBroken     = errors.New("eventstore: hash chain broken")
 	ErrIDAlreadyStored = errors.New("eventstore: event id already stored elsewhere in the stream")
+	// ErrUnreadable: the store holds a record it cannot return (its own
+	// checksum fails, say). Nothing may be folded past it as if it were not
+	// there.
+	ErrUnreadable = errors.New("eventstore: a stored record cannot be read")
 )
 
 // WrongExpectedVersionError reports an optimistic-concurrency conflict.

@@ -438,13 +438,13 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 // subject at or after sequence n"), one message (one commit) at a time,
 // starting after the cached tail when that lies before from.
 func (s *Store) readStream(ctx context.Context, stream, subject string, from uint64, limit int) ([]eventstore.RecordedEvent, error) {
-	seq := uint64(1)
+	seq, next := uint64(1), uint64(0) // next: the revision the next message must start at
 	s.mu.Lock()
 	t, hinted := s.tails[stream]
 	s.mu.Unlock()
 	if hinted && t.rev < from {
 		// Every event after the tail's message has a revision > t.rev.
-		seq = t.seq + 1
+		seq, next = t.seq+1, t.rev+1
 	}
 	var out []eventstore.RecordedEvent
 	var lastRead tail
@@ -463,6 +463,12 @@ func (s *Store) readStream(ctx context.Context, stream, subject string, from uin
 		if err != nil {
 			return nil, err
 		}
+		if evs[0].Revision != next {
+			// A message of this subject the server cannot return (the stream
+			// refuses deletes): never fold past it as if it were not there.
+			return nil, fmt.Errorf("jetstream: read %s: revision %d follows %d: %w", stream, evs[0].Revision, int64(next)-1, eventstore.ErrUnreadable)
+		}
+		next = evs[len(evs)-1].Revision + 1
 		for _, e := range evs {
 			if e.Revision >= from && (limit <= 0 || len(out) < limit) {
 				out = append(out, e)
@@ -490,6 +496,11 @@ func (s *Store) ReadAll(ctx context.Context, from uint64, limit int) ([]eventsto
 	for seq := max(first, 1); limit <= 0 || len(out) < limit; seq++ {
 		m, err := s.stream.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			// The stream refuses deletes, so a missing sequence below the
+			// last one is a record the server cannot read, not the end.
+			if last, ierr := s.lastSeq(ctx); ierr == nil && seq < last {
+				return out, fmt.Errorf("jetstream: read all: message %d of %d: %w", seq, last, eventstore.ErrUnreadable)
+			}
 			break
 		}
 		if err != nil {
@@ -506,6 +517,14 @@ func (s *Store) ReadAll(ctx context.Context, from uint64, limit int) ([]eventsto
 		}
 	}
 	return out, nil
+}
+
+func (s *Store) lastSeq(ctx context.Context) (uint64, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.LastSeq, nil
 }
 
 // SubscribeAll implements eventstore.Store with an ordered consumer: it
