@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,15 +13,21 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custody/custody/pkg/bus"
 	"github.com/custody/custody/pkg/clock"
+	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 	"github.com/custody/custody/pkg/natsembed"
 	"github.com/custody/custody/pkg/platform"
 	"github.com/custody/custody/pkg/server"
+	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
@@ -547,5 +554,40 @@ func TestAffiliateOrderPaysOutThenClawsBack(t *testing.T) {
 		if l.GetPayee() == "vendor:v-pay" || l.GetPayee() == "creator:c-pay" {
 			t.Fatalf("after the clawback the next run still paid %s %d", l.GetPayee(), l.GetAmount().GetAmountMinor())
 		}
+	}
+}
+
+// TestParkedEventsAreVisibleInAudit: a consumer that cannot handle an event
+// parks it on the dead-letter stream; support sees it through the audit
+// service — never silently dropped.
+func TestParkedEventsAreVisibleInAudit(t *testing.T) {
+	dial, nc := platformWithNATS(t)
+	js, err := natsjs.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := bus.Subscribe(t.Context(), js, bus.Config{Name: "test-poison", SourceService: "catalog",
+		EventTypes: []string{"custody.catalog.v1.VendorRegistered"}},
+		func(context.Context, eventstore.RecordedEvent) error {
+			return bus.Permanent(errors.New("cannot handle vendors"))
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	createProduct(t, catalogv1.NewCatalogServiceClient(dial("platform")), "v-poison", 1, 100)
+	audit := auditv1.NewAuditServiceClient(dial("support"))
+	var parked []*auditv1.ParkedEvent
+	eventually(t, "the parked event", func() bool {
+		r, err := audit.ListParkedEvents(t.Context(), &auditv1.ListParkedEventsRequest{Consumer: "test-poison"})
+		parked = r.GetParked()
+		return err == nil && len(parked) == 1
+	})
+	p := parked[0]
+	if p.GetEventType() != "custody.catalog.v1.VendorRegistered" || p.GetCause() != bus.CausePermanent || !strings.Contains(p.GetReason(), "cannot handle vendors") {
+		t.Fatalf("parked %v", p)
+	}
+	if _, err := auditv1.NewAuditServiceClient(dial("buyer:b1")).ListParkedEvents(t.Context(), &auditv1.ListParkedEventsRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a buyer listing parked events: %v", err)
 	}
 }

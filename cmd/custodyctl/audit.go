@@ -282,3 +282,33 @@ func (c *cli) clockCmd(ctx context.Context, args []string) error {
 	fmt.Fprintf(c.out, "%s, %s\n", fmtTime(resp.GetNow()), kind)
 	return nil
 }
+
+func (c *cli) parkedCmd(ctx context.Context, args []string) error {
+	fs := c.newFlags("parked", "[--consumer C]",
+		"Lists the events consumers gave up on and parked on the dead-letter stream, oldest first.")
+	consumer := fs.String("consumer", "", `only this consumer's (e.g. "catalog-on-order")`)
+	if _, err := parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	ac, err := c.auditClient()
+	if err != nil {
+		return err
+	}
+	resp, err := ac.ListParkedEvents(ctx, &auditv1.ListParkedEventsRequest{Consumer: *consumer})
+	if err != nil {
+		return rpcError("ListParkedEvents", err)
+	}
+	if c.json {
+		return c.printJSON(resp)
+	}
+	tw := table(c.out)
+	row(tw, "PARKED", "CONSUMER", "EVENT", "TYPE", "CAUSE", "DELIVERIES", "REASON")
+	for _, p := range resp.GetParked() {
+		row(tw, fmtTime(p.GetParkTime()), p.GetConsumer(), p.GetEventId(), p.GetEventType(), p.GetCause(), p.GetDeliveries(), p.GetReason())
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "%d parked\n", len(resp.GetParked()))
+	return nil
+}

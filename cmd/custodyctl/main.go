@@ -64,6 +64,7 @@ Usage:
   custodyctl verify <order>               verify the order's hash chains
   custodyctl replay <order> --as-of T     the order and everything hanging off it at T
 
+  custodyctl parked [--consumer C]        events consumers gave up on (the dead-letter stream)
   custodyctl demo --data-dir D            the end-to-end story against a --clock=fake server
   custodyctl bench [--orders N …]         flash-sale load generator (PlaceOrder until outcome)
 
@@ -160,6 +161,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		err = c.verifyCmd(ctx, rest)
 	case "replay":
 		err = c.replayCmd(ctx, rest)
+	case "parked":
+		err = c.parkedCmd(ctx, rest)
 	case "demo":
 		err = c.demoCmd(long, rest)
 	case "help", "-h", "--help":

@@ -22,6 +22,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/custody/custody/pkg/bus"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 	"github.com/custody/custody/pkg/platform"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
@@ -113,6 +114,11 @@ func start(ctx context.Context, d platform.Deps, o Options) (platform.Running, e
 		return platform.Running{}, fmt.Errorf("audit: %w", err)
 	}
 	api := grpcapi.New(svc, d.Logger)
+	if d.JetStream != nil {
+		api.Parked = func(ctx context.Context, consumer string) ([]bus.Parked, error) {
+			return bus.ListParked(ctx, d.JetStream, consumer)
+		}
+	}
 	return platform.Running{
 		Register: func(r grpc.ServiceRegistrar) { auditv1.RegisterAuditServiceServer(r, api) },
 		Services: []string{ServiceName},

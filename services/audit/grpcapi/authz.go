@@ -35,6 +35,7 @@ var access = map[string]rule{
 	"GetOrderTimeline": {support: true, platform: true},
 	"VerifyOrderChain": {buyer: true, support: true, platform: true},
 	"ReplayOrder":      {support: true, platform: true},
+	"ListParkedEvents": {support: true, platform: true},
 }
 
 // rule says who may call an RPC: a buyer only on its own orders, the

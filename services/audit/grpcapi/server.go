@@ -9,13 +9,16 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/auth"
+	"github.com/custody/custody/pkg/bus"
 	"github.com/custody/custody/pkg/eventstore"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	"github.com/custody/custody/services/audit/app"
@@ -29,6 +32,9 @@ type Server struct {
 	auditv1.UnimplementedAuditServiceServer
 	app *app.Service
 	log *slog.Logger
+	// Parked reads the dead-letter stream (bus.ListParked); nil answers
+	// Unimplemented.
+	Parked func(ctx context.Context, consumer string) ([]bus.Parked, error)
 }
 
 // New returns the gRPC server of svc.
@@ -111,6 +117,32 @@ func authorize(ctx context.Context, rpc string) (app.Allow, error) {
 		}
 		return nil
 	}, nil
+}
+
+// ListParkedEvents implements auditv1.AuditServiceServer.
+func (s *Server) ListParkedEvents(ctx context.Context, req *auditv1.ListParkedEventsRequest) (*auditv1.ListParkedEventsResponse, error) {
+	if _, err := authorize(ctx, "ListParkedEvents"); err != nil {
+		return nil, err
+	}
+	if s.Parked == nil {
+		return nil, status.Error(codes.Unimplemented, "no dead-letter stream is reachable from this process")
+	}
+	ps, err := s.Parked(ctx, req.GetConsumer())
+	if err != nil {
+		if strings.Contains(err.Error(), "bad consumer name") {
+			return nil, apierr.InvalidArgument(apierr.FieldViolation{Field: "consumer", Description: "not a consumer name"})
+		}
+		return nil, s.toStatus(ctx, err)
+	}
+	resp := &auditv1.ListParkedEventsResponse{}
+	for _, p := range ps {
+		resp.Parked = append(resp.Parked, &auditv1.ParkedEvent{
+			Consumer: p.Consumer, SourceService: p.SourceService, Cause: p.Cause, Reason: p.Reason,
+			Deliveries: p.Deliveries, EventId: p.EventID, EventType: p.EventType,
+			OriginalSubject: p.OriginalSubject, OriginalSequence: p.OriginalSequence, ParkTime: timestamppb.New(p.ParkedAt),
+		})
+	}
+	return resp, nil
 }
 
 // toStatus is the one place where errors become gRPC statuses. Anything

@@ -1409,6 +1409,225 @@ func (x *ReplayOrderResponse) GetBrokenLink() *BrokenLink {
 	return nil
 }
 
+// ListParkedEventsRequest filters the dead-letter stream.
+type ListParkedEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this consumer's (e.g. "catalog-on-order"); empty for all.
+	Consumer      string `protobuf:"bytes,1,opt,name=consumer,proto3" json:"consumer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListParkedEventsRequest) Reset() {
+	*x = ListParkedEventsRequest{}
+	mi := &file_custody_audit_v1_audit_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListParkedEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListParkedEventsRequest) ProtoMessage() {}
+
+func (x *ListParkedEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_audit_v1_audit_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListParkedEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListParkedEventsRequest) Descriptor() ([]byte, []int) {
+	return file_custody_audit_v1_audit_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListParkedEventsRequest) GetConsumer() string {
+	if x != nil {
+		return x.Consumer
+	}
+	return ""
+}
+
+// ListParkedEventsResponse lists parked events, oldest first.
+type ListParkedEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Parked events.
+	Parked        []*ParkedEvent `protobuf:"bytes,1,rep,name=parked,proto3" json:"parked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListParkedEventsResponse) Reset() {
+	*x = ListParkedEventsResponse{}
+	mi := &file_custody_audit_v1_audit_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListParkedEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListParkedEventsResponse) ProtoMessage() {}
+
+func (x *ListParkedEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_audit_v1_audit_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListParkedEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListParkedEventsResponse) Descriptor() ([]byte, []int) {
+	return file_custody_audit_v1_audit_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListParkedEventsResponse) GetParked() []*ParkedEvent {
+	if x != nil {
+		return x.Parked
+	}
+	return nil
+}
+
+// ParkedEvent is one event a consumer could not handle.
+type ParkedEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Consumer that gave up ("catalog-on-order").
+	Consumer string `protobuf:"bytes,1,opt,name=consumer,proto3" json:"consumer,omitempty"`
+	// Service whose event it was ("order").
+	SourceService string `protobuf:"bytes,2,opt,name=source_service,json=sourceService,proto3" json:"source_service,omitempty"`
+	// "max_deliver", "permanent" or "undecodable".
+	Cause string `protobuf:"bytes,3,opt,name=cause,proto3" json:"cause,omitempty"`
+	// The last error.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Deliveries made.
+	Deliveries uint64 `protobuf:"varint,5,opt,name=deliveries,proto3" json:"deliveries,omitempty"`
+	// The event that failed (its id and proto type).
+	EventId string `protobuf:"bytes,6,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// Proto full name of the event.
+	EventType string `protobuf:"bytes,7,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// Where the event is in its service's stream.
+	OriginalSubject string `protobuf:"bytes,8,opt,name=original_subject,json=originalSubject,proto3" json:"original_subject,omitempty"`
+	// Stream sequence of the message that held it.
+	OriginalSequence uint64 `protobuf:"varint,9,opt,name=original_sequence,json=originalSequence,proto3" json:"original_sequence,omitempty"`
+	// When it was parked.
+	ParkTime      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=park_time,json=parkTime,proto3" json:"park_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ParkedEvent) Reset() {
+	*x = ParkedEvent{}
+	mi := &file_custody_audit_v1_audit_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParkedEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParkedEvent) ProtoMessage() {}
+
+func (x *ParkedEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_audit_v1_audit_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParkedEvent.ProtoReflect.Descriptor instead.
+func (*ParkedEvent) Descriptor() ([]byte, []int) {
+	return file_custody_audit_v1_audit_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ParkedEvent) GetConsumer() string {
+	if x != nil {
+		return x.Consumer
+	}
+	return ""
+}
+
+func (x *ParkedEvent) GetSourceService() string {
+	if x != nil {
+		return x.SourceService
+	}
+	return ""
+}
+
+func (x *ParkedEvent) GetCause() string {
+	if x != nil {
+		return x.Cause
+	}
+	return ""
+}
+
+func (x *ParkedEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ParkedEvent) GetDeliveries() uint64 {
+	if x != nil {
+		return x.Deliveries
+	}
+	return 0
+}
+
+func (x *ParkedEvent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ParkedEvent) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *ParkedEvent) GetOriginalSubject() string {
+	if x != nil {
+		return x.OriginalSubject
+	}
+	return ""
+}
+
+func (x *ParkedEvent) GetOriginalSequence() uint64 {
+	if x != nil {
+		return x.OriginalSequence
+	}
+	return 0
+}
+
+func (x *ParkedEvent) GetParkTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ParkTime
+	}
+	return nil
+}
+
 var File_custody_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_custody_audit_v1_audit_proto_rawDesc = "" +
@@ -1531,11 +1750,31 @@ const file_custody_audit_v1_audit_proto_rawDesc = "" +
 	"\vchain_valid\x18\b \x01(\bR\n" +
 	"chainValid\x12=\n" +
 	"\vbroken_link\x18\t \x01(\v2\x1c.custody.audit.v1.BrokenLinkR\n" +
-	"brokenLink2\xc0\x02\n" +
+	"brokenLink\"5\n" +
+	"\x17ListParkedEventsRequest\x12\x1a\n" +
+	"\bconsumer\x18\x01 \x01(\tR\bconsumer\"Q\n" +
+	"\x18ListParkedEventsResponse\x125\n" +
+	"\x06parked\x18\x01 \x03(\v2\x1d.custody.audit.v1.ParkedEventR\x06parked\"\xe9\x02\n" +
+	"\vParkedEvent\x12\x1a\n" +
+	"\bconsumer\x18\x01 \x01(\tR\bconsumer\x12%\n" +
+	"\x0esource_service\x18\x02 \x01(\tR\rsourceService\x12\x14\n" +
+	"\x05cause\x18\x03 \x01(\tR\x05cause\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1e\n" +
+	"\n" +
+	"deliveries\x18\x05 \x01(\x04R\n" +
+	"deliveries\x12\x19\n" +
+	"\bevent_id\x18\x06 \x01(\tR\aeventId\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\a \x01(\tR\teventType\x12)\n" +
+	"\x10original_subject\x18\b \x01(\tR\x0foriginalSubject\x12+\n" +
+	"\x11original_sequence\x18\t \x01(\x04R\x10originalSequence\x127\n" +
+	"\tpark_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bparkTime2\xab\x03\n" +
 	"\fAuditService\x12i\n" +
 	"\x10GetOrderTimeline\x12).custody.audit.v1.GetOrderTimelineRequest\x1a*.custody.audit.v1.GetOrderTimelineResponse\x12i\n" +
 	"\x10VerifyOrderChain\x12).custody.audit.v1.VerifyOrderChainRequest\x1a*.custody.audit.v1.VerifyOrderChainResponse\x12Z\n" +
-	"\vReplayOrder\x12$.custody.audit.v1.ReplayOrderRequest\x1a%.custody.audit.v1.ReplayOrderResponseB\xbf\x01\n" +
+	"\vReplayOrder\x12$.custody.audit.v1.ReplayOrderRequest\x1a%.custody.audit.v1.ReplayOrderResponse\x12i\n" +
+	"\x10ListParkedEvents\x12).custody.audit.v1.ListParkedEventsRequest\x1a*.custody.audit.v1.ListParkedEventsResponseB\xbf\x01\n" +
 	"\x14com.custody.audit.v1B\n" +
 	"AuditProtoP\x01Z9github.com/custody/custody/proto/custody/audit/v1;auditv1\xa2\x02\x03CAX\xaa\x02\x10Custody.Audit.V1\xca\x02\x10Custody\\Audit\\V1\xe2\x02\x1cCustody\\Audit\\V1\\GPBMetadata\xea\x02\x12Custody::Audit::V1b\x06proto3"
 
@@ -1551,7 +1790,7 @@ func file_custody_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_custody_audit_v1_audit_proto_rawDescData
 }
 
-var file_custody_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_custody_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_custody_audit_v1_audit_proto_goTypes = []any{
 	(*TimelineEvent)(nil),            // 0: custody.audit.v1.TimelineEvent
 	(*GetOrderTimelineRequest)(nil),  // 1: custody.audit.v1.GetOrderTimelineRequest
@@ -1568,67 +1807,74 @@ var file_custody_audit_v1_audit_proto_goTypes = []any{
 	(*ReplayedPartMoney)(nil),        // 12: custody.audit.v1.ReplayedPartMoney
 	(*ReplayedMoney)(nil),            // 13: custody.audit.v1.ReplayedMoney
 	(*ReplayOrderResponse)(nil),      // 14: custody.audit.v1.ReplayOrderResponse
-	(*timestamppb.Timestamp)(nil),    // 15: google.protobuf.Timestamp
-	(*v1.ShippedLine)(nil),           // 16: custody.fulfilment.v1.ShippedLine
-	(v1.TrackingStatus)(0),           // 17: custody.fulfilment.v1.TrackingStatus
-	(v1.FulfilmentState)(0),          // 18: custody.fulfilment.v1.FulfilmentState
-	(v11.ClaimReason)(0),             // 19: custody.trust.v1.ClaimReason
-	(v11.ClaimState)(0),              // 20: custody.trust.v1.ClaimState
-	(*v12.Money)(nil),                // 21: custody.type.v1.Money
-	(v13.FundsStage)(0),              // 22: custody.payouts.v1.FundsStage
-	(*v14.Order)(nil),                // 23: custody.order.v1.Order
+	(*ListParkedEventsRequest)(nil),  // 15: custody.audit.v1.ListParkedEventsRequest
+	(*ListParkedEventsResponse)(nil), // 16: custody.audit.v1.ListParkedEventsResponse
+	(*ParkedEvent)(nil),              // 17: custody.audit.v1.ParkedEvent
+	(*timestamppb.Timestamp)(nil),    // 18: google.protobuf.Timestamp
+	(*v1.ShippedLine)(nil),           // 19: custody.fulfilment.v1.ShippedLine
+	(v1.TrackingStatus)(0),           // 20: custody.fulfilment.v1.TrackingStatus
+	(v1.FulfilmentState)(0),          // 21: custody.fulfilment.v1.FulfilmentState
+	(v11.ClaimReason)(0),             // 22: custody.trust.v1.ClaimReason
+	(v11.ClaimState)(0),              // 23: custody.trust.v1.ClaimState
+	(*v12.Money)(nil),                // 24: custody.type.v1.Money
+	(v13.FundsStage)(0),              // 25: custody.payouts.v1.FundsStage
+	(*v14.Order)(nil),                // 26: custody.order.v1.Order
 }
 var file_custody_audit_v1_audit_proto_depIdxs = []int32{
-	15, // 0: custody.audit.v1.TimelineEvent.record_time:type_name -> google.protobuf.Timestamp
+	18, // 0: custody.audit.v1.TimelineEvent.record_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: custody.audit.v1.GetOrderTimelineResponse.events:type_name -> custody.audit.v1.TimelineEvent
 	4,  // 2: custody.audit.v1.StreamCheck.broken_link:type_name -> custody.audit.v1.BrokenLink
 	4,  // 3: custody.audit.v1.VerifyOrderChainResponse.broken_link:type_name -> custody.audit.v1.BrokenLink
 	5,  // 4: custody.audit.v1.VerifyOrderChainResponse.streams:type_name -> custody.audit.v1.StreamCheck
-	15, // 5: custody.audit.v1.ReplayOrderRequest.as_of:type_name -> google.protobuf.Timestamp
-	16, // 6: custody.audit.v1.ReplayedShipment.lines:type_name -> custody.fulfilment.v1.ShippedLine
-	17, // 7: custody.audit.v1.ReplayedShipment.status:type_name -> custody.fulfilment.v1.TrackingStatus
-	15, // 8: custody.audit.v1.ReplayedShipment.ship_time:type_name -> google.protobuf.Timestamp
-	15, // 9: custody.audit.v1.ReplayedShipment.expected_delivery_time:type_name -> google.protobuf.Timestamp
-	15, // 10: custody.audit.v1.ReplayedShipment.deliver_time:type_name -> google.protobuf.Timestamp
-	18, // 11: custody.audit.v1.ReplayedFulfilment.state:type_name -> custody.fulfilment.v1.FulfilmentState
-	15, // 12: custody.audit.v1.ReplayedFulfilment.ship_by_time:type_name -> google.protobuf.Timestamp
+	18, // 5: custody.audit.v1.ReplayOrderRequest.as_of:type_name -> google.protobuf.Timestamp
+	19, // 6: custody.audit.v1.ReplayedShipment.lines:type_name -> custody.fulfilment.v1.ShippedLine
+	20, // 7: custody.audit.v1.ReplayedShipment.status:type_name -> custody.fulfilment.v1.TrackingStatus
+	18, // 8: custody.audit.v1.ReplayedShipment.ship_time:type_name -> google.protobuf.Timestamp
+	18, // 9: custody.audit.v1.ReplayedShipment.expected_delivery_time:type_name -> google.protobuf.Timestamp
+	18, // 10: custody.audit.v1.ReplayedShipment.deliver_time:type_name -> google.protobuf.Timestamp
+	21, // 11: custody.audit.v1.ReplayedFulfilment.state:type_name -> custody.fulfilment.v1.FulfilmentState
+	18, // 12: custody.audit.v1.ReplayedFulfilment.ship_by_time:type_name -> google.protobuf.Timestamp
 	8,  // 13: custody.audit.v1.ReplayedFulfilment.shipments:type_name -> custody.audit.v1.ReplayedShipment
-	15, // 14: custody.audit.v1.ReplayedFulfilment.deliver_time:type_name -> google.protobuf.Timestamp
-	19, // 15: custody.audit.v1.ReplayedClaim.reason:type_name -> custody.trust.v1.ClaimReason
-	20, // 16: custody.audit.v1.ReplayedClaim.state:type_name -> custody.trust.v1.ClaimState
-	21, // 17: custody.audit.v1.ReplayedClaim.claimed_amount:type_name -> custody.type.v1.Money
-	21, // 18: custody.audit.v1.ReplayedClaim.refunded_amount:type_name -> custody.type.v1.Money
-	15, // 19: custody.audit.v1.ReplayedClaim.open_time:type_name -> google.protobuf.Timestamp
-	15, // 20: custody.audit.v1.ReplayedClaim.update_time:type_name -> google.protobuf.Timestamp
-	21, // 21: custody.audit.v1.AccountAmount.amount:type_name -> custody.type.v1.Money
-	22, // 22: custody.audit.v1.ReplayedPartMoney.stage:type_name -> custody.payouts.v1.FundsStage
-	15, // 23: custody.audit.v1.ReplayedPartMoney.return_window_close_time:type_name -> google.protobuf.Timestamp
-	21, // 24: custody.audit.v1.ReplayedPartMoney.refunded:type_name -> custody.type.v1.Money
-	21, // 25: custody.audit.v1.ReplayedMoney.captured:type_name -> custody.type.v1.Money
-	21, // 26: custody.audit.v1.ReplayedMoney.escrow:type_name -> custody.type.v1.Money
-	21, // 27: custody.audit.v1.ReplayedMoney.pending:type_name -> custody.type.v1.Money
-	21, // 28: custody.audit.v1.ReplayedMoney.held:type_name -> custody.type.v1.Money
-	21, // 29: custody.audit.v1.ReplayedMoney.released:type_name -> custody.type.v1.Money
-	21, // 30: custody.audit.v1.ReplayedMoney.refunded:type_name -> custody.type.v1.Money
+	18, // 14: custody.audit.v1.ReplayedFulfilment.deliver_time:type_name -> google.protobuf.Timestamp
+	22, // 15: custody.audit.v1.ReplayedClaim.reason:type_name -> custody.trust.v1.ClaimReason
+	23, // 16: custody.audit.v1.ReplayedClaim.state:type_name -> custody.trust.v1.ClaimState
+	24, // 17: custody.audit.v1.ReplayedClaim.claimed_amount:type_name -> custody.type.v1.Money
+	24, // 18: custody.audit.v1.ReplayedClaim.refunded_amount:type_name -> custody.type.v1.Money
+	18, // 19: custody.audit.v1.ReplayedClaim.open_time:type_name -> google.protobuf.Timestamp
+	18, // 20: custody.audit.v1.ReplayedClaim.update_time:type_name -> google.protobuf.Timestamp
+	24, // 21: custody.audit.v1.AccountAmount.amount:type_name -> custody.type.v1.Money
+	25, // 22: custody.audit.v1.ReplayedPartMoney.stage:type_name -> custody.payouts.v1.FundsStage
+	18, // 23: custody.audit.v1.ReplayedPartMoney.return_window_close_time:type_name -> google.protobuf.Timestamp
+	24, // 24: custody.audit.v1.ReplayedPartMoney.refunded:type_name -> custody.type.v1.Money
+	24, // 25: custody.audit.v1.ReplayedMoney.captured:type_name -> custody.type.v1.Money
+	24, // 26: custody.audit.v1.ReplayedMoney.escrow:type_name -> custody.type.v1.Money
+	24, // 27: custody.audit.v1.ReplayedMoney.pending:type_name -> custody.type.v1.Money
+	24, // 28: custody.audit.v1.ReplayedMoney.held:type_name -> custody.type.v1.Money
+	24, // 29: custody.audit.v1.ReplayedMoney.released:type_name -> custody.type.v1.Money
+	24, // 30: custody.audit.v1.ReplayedMoney.refunded:type_name -> custody.type.v1.Money
 	12, // 31: custody.audit.v1.ReplayedMoney.parts:type_name -> custody.audit.v1.ReplayedPartMoney
 	11, // 32: custody.audit.v1.ReplayedMoney.accounts:type_name -> custody.audit.v1.AccountAmount
-	15, // 33: custody.audit.v1.ReplayOrderResponse.as_of:type_name -> google.protobuf.Timestamp
-	23, // 34: custody.audit.v1.ReplayOrderResponse.order:type_name -> custody.order.v1.Order
+	18, // 33: custody.audit.v1.ReplayOrderResponse.as_of:type_name -> google.protobuf.Timestamp
+	26, // 34: custody.audit.v1.ReplayOrderResponse.order:type_name -> custody.order.v1.Order
 	9,  // 35: custody.audit.v1.ReplayOrderResponse.fulfilments:type_name -> custody.audit.v1.ReplayedFulfilment
 	10, // 36: custody.audit.v1.ReplayOrderResponse.claims:type_name -> custody.audit.v1.ReplayedClaim
 	13, // 37: custody.audit.v1.ReplayOrderResponse.money:type_name -> custody.audit.v1.ReplayedMoney
 	4,  // 38: custody.audit.v1.ReplayOrderResponse.broken_link:type_name -> custody.audit.v1.BrokenLink
-	1,  // 39: custody.audit.v1.AuditService.GetOrderTimeline:input_type -> custody.audit.v1.GetOrderTimelineRequest
-	3,  // 40: custody.audit.v1.AuditService.VerifyOrderChain:input_type -> custody.audit.v1.VerifyOrderChainRequest
-	7,  // 41: custody.audit.v1.AuditService.ReplayOrder:input_type -> custody.audit.v1.ReplayOrderRequest
-	2,  // 42: custody.audit.v1.AuditService.GetOrderTimeline:output_type -> custody.audit.v1.GetOrderTimelineResponse
-	6,  // 43: custody.audit.v1.AuditService.VerifyOrderChain:output_type -> custody.audit.v1.VerifyOrderChainResponse
-	14, // 44: custody.audit.v1.AuditService.ReplayOrder:output_type -> custody.audit.v1.ReplayOrderResponse
-	42, // [42:45] is the sub-list for method output_type
-	39, // [39:42] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	17, // 39: custody.audit.v1.ListParkedEventsResponse.parked:type_name -> custody.audit.v1.ParkedEvent
+	18, // 40: custody.audit.v1.ParkedEvent.park_time:type_name -> google.protobuf.Timestamp
+	1,  // 41: custody.audit.v1.AuditService.GetOrderTimeline:input_type -> custody.audit.v1.GetOrderTimelineRequest
+	3,  // 42: custody.audit.v1.AuditService.VerifyOrderChain:input_type -> custody.audit.v1.VerifyOrderChainRequest
+	7,  // 43: custody.audit.v1.AuditService.ReplayOrder:input_type -> custody.audit.v1.ReplayOrderRequest
+	15, // 44: custody.audit.v1.AuditService.ListParkedEvents:input_type -> custody.audit.v1.ListParkedEventsRequest
+	2,  // 45: custody.audit.v1.AuditService.GetOrderTimeline:output_type -> custody.audit.v1.GetOrderTimelineResponse
+	6,  // 46: custody.audit.v1.AuditService.VerifyOrderChain:output_type -> custody.audit.v1.VerifyOrderChainResponse
+	14, // 47: custody.audit.v1.AuditService.ReplayOrder:output_type -> custody.audit.v1.ReplayOrderResponse
+	16, // 48: custody.audit.v1.AuditService.ListParkedEvents:output_type -> custody.audit.v1.ListParkedEventsResponse
+	45, // [45:49] is the sub-list for method output_type
+	41, // [41:45] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_custody_audit_v1_audit_proto_init() }
@@ -1642,7 +1888,7 @@ func file_custody_audit_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_audit_v1_audit_proto_rawDesc), len(file_custody_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

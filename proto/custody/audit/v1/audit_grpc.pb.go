@@ -22,6 +22,7 @@ const (
 	AuditService_GetOrderTimeline_FullMethodName = "/custody.audit.v1.AuditService/GetOrderTimeline"
 	AuditService_VerifyOrderChain_FullMethodName = "/custody.audit.v1.AuditService/VerifyOrderChain"
 	AuditService_ReplayOrder_FullMethodName      = "/custody.audit.v1.AuditService/ReplayOrder"
+	AuditService_ListParkedEvents_FullMethodName = "/custody.audit.v1.AuditService/ListParkedEvents"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -48,6 +49,11 @@ type AuditServiceClient interface {
 	// as_of), folded with the owning services' own evolve functions.
 	// Callers: support, platform.
 	ReplayOrder(ctx context.Context, in *ReplayOrderRequest, opts ...grpc.CallOption) (*ReplayOrderResponse, error)
+	// ListParkedEvents lists the events a service's consumer gave up on (after
+	// its last redelivery, or at once for an undecodable or permanently
+	// failing one): they were parked on the dead-letter stream, never
+	// dropped. Callers: support, platform.
+	ListParkedEvents(ctx context.Context, in *ListParkedEventsRequest, opts ...grpc.CallOption) (*ListParkedEventsResponse, error)
 }
 
 type auditServiceClient struct {
@@ -88,6 +94,16 @@ func (c *auditServiceClient) ReplayOrder(ctx context.Context, in *ReplayOrderReq
 	return out, nil
 }
 
+func (c *auditServiceClient) ListParkedEvents(ctx context.Context, in *ListParkedEventsRequest, opts ...grpc.CallOption) (*ListParkedEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListParkedEventsResponse)
+	err := c.cc.Invoke(ctx, AuditService_ListParkedEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
@@ -112,6 +128,11 @@ type AuditServiceServer interface {
 	// as_of), folded with the owning services' own evolve functions.
 	// Callers: support, platform.
 	ReplayOrder(context.Context, *ReplayOrderRequest) (*ReplayOrderResponse, error)
+	// ListParkedEvents lists the events a service's consumer gave up on (after
+	// its last redelivery, or at once for an undecodable or permanently
+	// failing one): they were parked on the dead-letter stream, never
+	// dropped. Callers: support, platform.
+	ListParkedEvents(context.Context, *ListParkedEventsRequest) (*ListParkedEventsResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -130,6 +151,9 @@ func (UnimplementedAuditServiceServer) VerifyOrderChain(context.Context, *Verify
 }
 func (UnimplementedAuditServiceServer) ReplayOrder(context.Context, *ReplayOrderRequest) (*ReplayOrderResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReplayOrder not implemented")
+}
+func (UnimplementedAuditServiceServer) ListParkedEvents(context.Context, *ListParkedEventsRequest) (*ListParkedEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListParkedEvents not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -206,6 +230,24 @@ func _AuditService_ReplayOrder_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_ListParkedEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListParkedEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).ListParkedEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_ListParkedEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).ListParkedEvents(ctx, req.(*ListParkedEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -224,6 +266,10 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReplayOrder",
 			Handler:    _AuditService_ReplayOrder_Handler,
+		},
+		{
+			MethodName: "ListParkedEvents",
+			Handler:    _AuditService_ListParkedEvents_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
