@@ -112,9 +112,7 @@ func TestKillNineConverges(t *testing.T) {
 			}
 		})
 	}
-	for placed.Load() < 40 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, "40 acknowledged orders", func() bool { return placed.Load() >= 40 })
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

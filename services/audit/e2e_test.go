@@ -38,7 +38,7 @@ import (
 // folded with their own deciders.
 func TestReplayOfRealServices(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs every service")
+		t.Skip("skipped in -short mode: starts every service (make test runs it)")
 	}
 	clk := clock.NewFake(time.Now().UTC().Truncate(time.Second))
 	dial := allServices(t, clk)
