@@ -1012,12 +1012,6 @@ type demoWatch struct {
 	err     error
 }
 
-func (w *demoWatch) count(event string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.changes[event]
-}
-
 // startWatch follows the tee vendor's shipments as the vendor would.
 func (d *demo) startWatch(ctx context.Context) {
 	wctx, cancel := context.WithCancel(d.as(ctx, "vendor:"+d.vendorA))

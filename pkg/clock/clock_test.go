@@ -150,7 +150,7 @@ func TestFakeTickOrdersReadings(t *testing.T) {
 	NewFake := clock.NewFake
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f := NewFake(t0)
-	if f.Now() != t0 || f.Now() != t0 {
+	if first, second := f.Now(), f.Now(); first != t0 || second != t0 {
 		t.Fatal("a fake clock without tick moved")
 	}
 	f.SetTick(time.Microsecond)

@@ -84,7 +84,6 @@ type pending[S any, C any] struct {
 	read bool // a load, not a command
 	done chan Result[S]
 	err  error
-	res  Result[S]
 
 	events  []eventstore.EventData
 	decoded []proto.Message

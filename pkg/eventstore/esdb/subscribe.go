@@ -187,7 +187,7 @@ func (sub *subscription) resume(cause error) (*esdb.Subscription, error) {
 	wait := 100 * time.Millisecond
 	for {
 		if !transient(cause) {
-			return nil, sub.s.mapErr(nil, "subscription dropped", cause)
+			return nil, sub.s.mapErr(context.Background(), "subscription dropped", cause)
 		}
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("esdb: subscription dropped and not resumed for %v: %w: %w", resumeFor, eventstore.ErrUnavailable, cause)

@@ -50,10 +50,6 @@ type benchEnv struct {
 	st *Store
 }
 
-func newBenchEnv(b *testing.B, relaxed bool) *benchEnv {
-	return newBenchEnvWith(b, relaxed, false)
-}
-
 // newBenchEnvWith also allows atomic batch publishes on the stream when
 // atomic is set: the store no longer uses them, the raw_atomic_batch
 // comparison still does.

@@ -184,8 +184,10 @@ func TestProductLedger(t *testing.T) {
 		}
 	}
 	// Clones are independent.
-	c := domain.CloneProduct(s)
-	c = domain.Products.Evolve(c, held("o5", black, 1))
+	c := domain.Products.Evolve(domain.CloneProduct(s), held("o5", black, 1))
+	if k, _ := c.SKU(black); k.Available != 2 {
+		t.Fatalf("the clone did not evolve: %d available", k.Available)
+	}
 	if k, _ := s.SKU(black); k.Available != 3 || s.HoldFor("o5").Status != domain.HoldNone {
 		t.Fatal("evolving a clone changed the original")
 	}
