@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -24,9 +21,7 @@ import (
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
-	"github.com/custody/custody/pkg/natsembed"
-	"github.com/custody/custody/pkg/platform"
-	"github.com/custody/custody/pkg/server"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
@@ -36,70 +31,19 @@ import (
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 )
 
-// platformUnderTest runs every module of the binary in one process, as
-// `custody run` does, on loopback with an embedded NATS, and returns a
-// client connection with the given roles.
-func platformUnderTest(t *testing.T) (dial func(roles ...string) *grpc.ClientConn) {
-	t.Helper()
-	dial, _ = platformWithNATS(t)
-	return dial
-}
-
-// platformWithNATS is platformUnderTest on an embedded NATS that also
-// listens on loopback, so the test can read the services' event stores.
-func platformWithNATS(t *testing.T) (dial func(roles ...string) *grpc.ClientConn, nc *nats.Conn) {
-	t.Helper()
-	return platformWithClock(t, nil)
-}
-
-// platformWithClock runs the platform on clk (nil: wall time).
+// platformWithClock runs every module of the binary in one process, as
+// `custody run` does (platformtest: embedded NATS on loopback, real gRPC),
+// on clk (nil: wall time). dial returns a client connection with roles; nc
+// reads the services' event stores.
 func platformWithClock(t *testing.T, clk clock.Clock) (dial func(roles ...string) *grpc.ClientConn, nc *nats.Conn) {
 	t.Helper()
-	dir := t.TempDir()
-	ns, err := natsembed.Start(natsembed.Config{DataDir: filepath.Join(dir, "nats"), Listen: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err = nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- platform.Run(ctx, platform.Config{
-			DataDir: dir, GRPCAddr: "127.0.0.1:0", Version: "test", NATSURL: ns.ClientURL(), Clock: clk,
-			Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-			OnReady: func(addr, _ string) { ready <- addr },
-		}, modules())
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("platform stopped: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("platform not ready")
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return func(roles ...string) *grpc.ClientConn {
-		tok, err := platform.MintToken(dir, "", "", roles, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := server.Dial(addr, tok)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return conn
-	}, nc
+	p := platformtest.Start(t, clk, modules()...)
+	return func(roles ...string) *grpc.ClientConn { return p.Conn(t, roles...) }, p.NATS
+}
+
+func platformUnderTest(t *testing.T) func(roles ...string) *grpc.ClientConn {
+	dial, _ := platformWithClock(t, nil)
+	return dial
 }
 
 func eur(minor int64) *typev1.Money { return &typev1.Money{CurrencyCode: "EUR", AmountMinor: minor} }
@@ -237,7 +181,7 @@ func TestMultiVendorOrderOutOfStockReleasesEverything(t *testing.T) {
 // call runs through the catalog's reservation and back to the order's
 // confirmation — across two services and two NATS consumers.
 func TestOneTraceFromPlaceOrderToConfirmation(t *testing.T) {
-	dial, nc := platformWithNATS(t)
+	dial, nc := platformWithClock(t, nil)
 	conn := dial("platform", "service")
 	cat := catalogv1.NewCatalogServiceClient(conn)
 	p := createProduct(t, cat, "v-trace", 5, 700)
@@ -277,16 +221,7 @@ func TestOneTraceFromPlaceOrderToConfirmation(t *testing.T) {
 	}
 }
 
-func eventually(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var eventually = platformtest.Eventually
 
 const photo = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
@@ -561,7 +496,7 @@ func TestAffiliateOrderPaysOutThenClawsBack(t *testing.T) {
 // parks it on the dead-letter stream; support sees it through the audit
 // service — never silently dropped.
 func TestParkedEventsAreVisibleInAudit(t *testing.T) {
-	dial, nc := platformWithNATS(t)
+	dial, nc := platformWithClock(t, nil)
 	js, err := natsjs.New(nc)
 	if err != nil {
 		t.Fatal(err)

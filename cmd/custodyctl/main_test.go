@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,66 +11,27 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/custody/custody/cmd/internal/targets"
 	"github.com/custody/custody/pkg/clock"
-	"github.com/custody/custody/pkg/platform"
-	"github.com/custody/custody/pkg/server"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
-	"github.com/custody/custody/services/audit"
-	"github.com/custody/custody/services/catalog"
-	"github.com/custody/custody/services/fulfilment"
-	"github.com/custody/custody/services/order"
-	"github.com/custody/custody/services/payouts"
-	"github.com/custody/custody/services/trust"
 )
 
-// testModules is what `custody run` starts (cmd/custody's modules(), which
-// a test cannot import from package main).
-func testModules() []platform.Module {
-	return []platform.Module{
-		catalog.Module(),
-		order.Module(),
-		fulfilment.Module(),
-		trust.Module(),
-		payouts.Module(),
-		audit.Module(),
-	}
-}
-
-// testServer is a real in-process Custody: embedded NATS with JetStream,
-// every service, gRPC on loopback, a fake clock.
+// testServer is a real in-process Custody (platformtest): embedded NATS
+// with JetStream, every service `custody run` starts, gRPC on loopback, a
+// fake clock.
 type testServer struct {
+	*platformtest.Platform
 	addr, dataDir string
 	clock         *clock.Fake
 }
 
 func startServer(t *testing.T) *testServer {
 	t.Helper()
-	s := &testServer{dataDir: t.TempDir(), clock: clock.NewFake(time.Now().UTC().Truncate(time.Second))}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- platform.Run(ctx, platform.Config{
-			DataDir: s.dataDir, GRPCAddr: "127.0.0.1:0", Version: "test", Clock: s.clock,
-			Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-			OnReady: func(addr, _ string) { ready <- addr },
-		}, testModules())
-	}()
-	select {
-	case s.addr = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("platform stopped: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("platform not ready")
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return s
+	clk := clock.NewFake(time.Now().UTC().Truncate(time.Second))
+	p := platformtest.Start(t, clk, targets.All()...)
+	return &testServer{Platform: p, addr: p.Addr, dataDir: p.DataDir, clock: clk}
 }
 
 // ctl runs the CLI as roles against the server and returns stdout, failing
@@ -97,19 +56,7 @@ func (s *testServer) try(roles []string, args ...string) (string, string, error)
 	return out.String(), errOut.String(), err
 }
 
-func (s *testServer) conn(t *testing.T, roles ...string) *grpc.ClientConn {
-	t.Helper()
-	tok, err := platform.MintToken(s.dataDir, "", "", roles, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := server.Dial(s.addr, tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
+func (s *testServer) conn(t *testing.T, roles ...string) *grpc.ClientConn { return s.Conn(t, roles...) }
 
 // product registers a vendor with one SKU and returns the SKU id.
 func (s *testServer) product(t *testing.T, vendor string, price, stock int64) string {
@@ -128,17 +75,7 @@ func (s *testServer) product(t *testing.T, vendor string, price, stock int64) st
 	return p.GetProduct().GetSkus()[0].GetSkuId()
 }
 
-// eventually retries f until it returns true or the deadline passes.
-func eventually(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 20s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+var eventually = platformtest.Eventually
 
 var orderIDLine = regexp.MustCompile(`(?m)^order\s+(o\S+)$`)
 
@@ -325,16 +262,8 @@ func TestDemo(t *testing.T) {
 }
 
 func TestDemoNeedsFakeClock(t *testing.T) {
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- platform.Run(ctx, platform.Config{DataDir: dir, GRPCAddr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			OnReady: func(addr, _ string) { ready <- addr }}, nil)
-	}()
-	addr := <-ready
-	defer func() { cancel(); <-done }()
+	p := platformtest.Start(t, nil) // wall time, no services
+	addr, dir := p.Addr, p.DataDir
 	var out bytes.Buffer
 	err := run([]string{"--addr", addr, "demo", "--data-dir", dir}, &out, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--clock=fake") {
