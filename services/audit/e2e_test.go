@@ -1,10 +1,7 @@
 package audit_test
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -14,8 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/clock"
-	"github.com/custody/custody/pkg/platform"
-	"github.com/custody/custody/pkg/server"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
@@ -178,41 +174,6 @@ func TestReplayOfRealServices(t *testing.T) {
 // for clients with the given roles.
 func allServices(t *testing.T, clk clock.Clock) func(roles ...string) *grpc.ClientConn {
 	t.Helper()
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- platform.Run(ctx, platform.Config{
-			DataDir: dir, GRPCAddr: "127.0.0.1:0", Version: "test", Clock: clk,
-			Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-			OnReady: func(addr, _ string) { ready <- addr },
-		}, []platform.Module{catalog.Module(), order.Module(), fulfilment.Module(), trust.Module(), payouts.Module(), audit.Module()})
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("platform stopped: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("platform not ready")
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return func(roles ...string) *grpc.ClientConn {
-		tok, err := platform.MintToken(dir, "", "", roles, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := server.Dial(addr, tok)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return conn
-	}
+	p := platformtest.Start(t, clk, catalog.Module(), order.Module(), fulfilment.Module(), trust.Module(), payouts.Module(), audit.Module())
+	return func(roles ...string) *grpc.ClientConn { return p.Conn(t, roles...) }
 }
