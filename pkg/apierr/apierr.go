@@ -13,13 +13,20 @@
 package apierr
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
+
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 )
 
 // Domain is the ErrorInfo domain of every error this package builds.
@@ -155,4 +162,53 @@ func details(err error) []any {
 	}
 	st, _ := status.FromError(err) // also finds statuses wrapped with %w
 	return st.Details()
+}
+
+// FromError maps an error from a service's application layer to a gRPC
+// status, once, at the edge. What every service shares is mapped here: a
+// status passes through (validation and authorization in grpcapi already
+// built one), the fault package's kinds become InvalidArgument,
+// FailedPrecondition, NotFound and AlreadyExists with their details, a
+// conflict that survived the handler's retries becomes Aborted, a dead
+// store Unavailable, and the context's end DeadlineExceeded or Canceled.
+// Anything else is logged with the request's context and answered as
+// Internal, without the error's text. A service with codes of its own maps
+// them first and calls FromError for the rest.
+func FromError(ctx context.Context, log *slog.Logger, err error) error {
+	if err == nil {
+		return nil
+	}
+	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
+		return err
+	}
+	var (
+		invalid  *fault.InvalidError
+		rule     *fault.PreconditionError
+		missing  *fault.NotFoundError
+		existing *fault.ExistsError
+	)
+	switch {
+	case errors.As(err, &invalid):
+		vs := make([]FieldViolation, len(invalid.Violations))
+		for i, v := range invalid.Violations {
+			vs[i] = FieldViolation{Field: v.Field, Description: v.Description}
+		}
+		return InvalidArgument(vs...)
+	case errors.As(err, &rule):
+		return FailedPrecondition(rule.Reason, rule.Message)
+	case errors.As(err, &missing):
+		return NotFound(missing.Resource, missing.ID)
+	case errors.As(err, &existing):
+		return AlreadyExists(existing.Resource, existing.ID)
+	case errors.Is(err, es.ErrConflict):
+		return Aborted("the resource was changed concurrently; retry the request")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request cancelled")
+	case errors.Is(err, eventstore.ErrUnavailable), errors.Is(err, eventstore.ErrClosed):
+		return Unavailable("the event store is unavailable; retry later")
+	}
+	log.ErrorContext(ctx, "unexpected error", "err", err)
+	return status.Error(codes.Internal, "internal error")
 }

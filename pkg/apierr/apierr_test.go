@@ -1,7 +1,11 @@
 package apierr_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +17,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 )
 
 func TestConstructors(t *testing.T) {
@@ -181,4 +188,42 @@ func roundTrip(t *testing.T, err error) *status.Status {
 		t.Fatal(err)
 	}
 	return status.FromProto(&pb)
+}
+
+func TestFromError(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var v fault.Violations
+	v.Add("buyer_id", "required")
+	for _, tc := range []struct {
+		err    error
+		code   codes.Code
+		reason string
+	}{
+		{nil, codes.OK, ""},
+		{v.Err(), codes.InvalidArgument, ""},
+		{fmt.Errorf("place: %w", fault.Precondition("ORDER_SHIPPED", "order o1 has shipped")), codes.FailedPrecondition, "ORDER_SHIPPED"},
+		{&fault.NotFoundError{Resource: "order", ID: "o1"}, codes.NotFound, ""},
+		{&fault.ExistsError{Resource: "product", ID: "p1"}, codes.AlreadyExists, ""},
+		{fmt.Errorf("append: %w", es.ErrConflict), codes.Aborted, "CONCURRENCY_CONFLICT"},
+		{context.DeadlineExceeded, codes.DeadlineExceeded, ""},
+		{context.Canceled, codes.Canceled, ""},
+		{eventstore.ErrUnavailable, codes.Unavailable, ""},
+		{apierr.PermissionDenied("no"), codes.PermissionDenied, "PERMISSION_DENIED"},
+		{errors.New("something unforeseen"), codes.Internal, ""},
+	} {
+		err := apierr.FromError(t.Context(), log, tc.err)
+		if got := status.Code(err); got != tc.code {
+			t.Errorf("FromError(%v) = %v, want %v", tc.err, got, tc.code)
+		}
+		if got := apierr.Reason(err); got != tc.reason {
+			t.Errorf("FromError(%v) reason %q, want %q", tc.err, got, tc.reason)
+		}
+	}
+	err := apierr.FromError(t.Context(), log, v.Err())
+	if fv := apierr.FieldViolations(err); len(fv) != 1 || fv[0].Field != "buyer_id" {
+		t.Errorf("violations %v, want buyer_id", fv)
+	}
+	if msg := status.Convert(apierr.FromError(t.Context(), log, errors.New("secret detail"))).Message(); strings.Contains(msg, "secret") {
+		t.Errorf("Internal leaks the error text: %q", msg)
+	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/fault"
 )
 
 const instrumentation = "github.com/custody/custody/pkg/bus"
@@ -36,7 +37,7 @@ const ProcessedBucket = "custody_processed"
 // Handler reacts to one event. Returning nil marks it handled (its message
 // is acknowledged once all the message's events are); an error has it
 // redelivered later, and its message parked after the last attempt. Wrap an
-// error with Permanent to park at once. Handlers must be idempotent (see the
+// error with fault.Permanent to park at once. Handlers must be idempotent (see the
 // package documentation). ctx carries the consumer span and expires after
 // Config.AckWait.
 type Handler func(ctx context.Context, e eventstore.RecordedEvent) error
@@ -419,7 +420,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, md *jetstream.
 	span.RecordError(herr)
 	span.SetStatus(codes.Error, herr.Error())
 	switch {
-	case IsPermanent(herr):
+	case fault.IsPermanent(herr):
 		c.park(sctx, msg, md, evs, i, CausePermanent, herr)
 	case md.NumDelivered >= uint64(c.cfg.MaxDeliver):
 		c.park(sctx, msg, md, evs, i, CauseMaxDeliver, herr)

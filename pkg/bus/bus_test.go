@@ -29,6 +29,7 @@ import (
 	"github.com/custody/custody/pkg/bus"
 	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/natsembed"
 )
 
@@ -299,7 +300,7 @@ func TestPoisonMessagesAreParkedAndDoNotBlock(t *testing.T) {
 			case "poison":
 				return errors.New("boom:\nstock service says no")
 			case "bad":
-				return bus.Permanent(errors.New("payload does not decode"))
+				return fault.Permanent(errors.New("payload does not decode"))
 			}
 			f.apply(ev.ID)
 			return nil
@@ -675,17 +676,6 @@ func TestSubscribeValidates(t *testing.T) {
 	}
 }
 
-func TestPermanent(t *testing.T) {
-	base := errors.New("bad payload")
-	p := bus.Permanent(base)
-	if !bus.IsPermanent(p) || !bus.IsPermanent(fmt.Errorf("handle: %w", p)) || !errors.Is(p, base) {
-		t.Errorf("Permanent(%v) = %v: not recognised", base, p)
-	}
-	if bus.IsPermanent(base) || bus.Permanent(nil) != nil {
-		t.Error("plain errors and nil must not be permanent")
-	}
-}
-
 func TestMarkerKey(t *testing.T) {
 	for _, tc := range []struct{ id, want string }{
 		{"e1", "c.e1"},
@@ -870,7 +860,7 @@ func TestMultiEventCommitFilterAndParking(t *testing.T) {
 		func(ctx context.Context, ev eventstore.RecordedEvent) error {
 			f.call(ev.ID)
 			if string(ev.Data) == "poison" {
-				return bus.Permanent(errors.New("cannot understand it"))
+				return fault.Permanent(errors.New("cannot understand it"))
 			}
 			f.apply(ev.ID)
 			return nil

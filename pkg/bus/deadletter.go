@@ -47,7 +47,7 @@ const (
 const (
 	// CauseMaxDeliver: the handler still failed on the last allowed delivery.
 	CauseMaxDeliver = "max_deliver"
-	// CausePermanent: the handler returned an error marked with Permanent.
+	// CausePermanent: the handler returned an error marked with fault.Permanent.
 	CausePermanent = "permanent"
 	// CauseUndecodable: the message is not a Custody event.
 	CauseUndecodable = "undecodable"

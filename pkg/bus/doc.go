@@ -35,7 +35,7 @@
 //     nak'ed with a short, growing delay (Config.Backoff) and redelivered;
 //     events of it already handled are skipped then.
 //   - Parking: when the handler still fails on delivery MaxDeliver, or returns
-//     an error wrapped with Permanent (a poison message, e.g. an undecodable
+//     an error wrapped with fault.Permanent (a poison message, e.g. an undecodable
 //     payload), or the message is not a Custody event at all, the message is
 //     published with its original headers and body to
 //     custody.deadletter.<consumer>.<service> in the stream CUSTODY_DEADLETTER,

@@ -3,11 +3,22 @@
 // modules run in this process. Monolithic on a laptop (every module, one
 // gRPC port, an embedded NATS with JetStream), one module per pod in a
 // cluster (against an external NATS) — the same code either way.
+//
+// A module declares, the platform runs: a module's New opens its event
+// store and returns its Parts — gRPC services, projections (read models fed
+// by a service's events), reactions (handlers of another service's events)
+// and workers (deadline schedulers). One runtime (runtime.go) follows the
+// projections, subscribes the reactions with one retry and parking policy,
+// starts and stops them all, and tells when everything has settled.
+// `custody rebuild` folds the same projections from scratch. A service's
+// app/ package therefore holds commands, queries and event handlers and
+// never imports NATS. docs/design.md describes the whole.
 package platform
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -22,37 +33,84 @@ import (
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/projection"
 )
 
 // Module is one service that can run in a Custody process.
 type Module struct {
 	// Name is the target name: "catalog", "order", …
 	Name string
-	// Start opens the module's store, starts its consumers and returns once
-	// it can serve. It must not block.
-	Start func(ctx context.Context, d Deps) (Running, error)
-	// Projections returns the module's read models, new and empty, for
-	// `custody rebuild`; nil when it keeps none. They are the same types
-	// the module builds at Start, fed from the same stores.
-	Projections func() []Projection
+	// RegisterFlags declares the module's settings on fs (Loki's
+	// RegisterFlags shape); nil when it has none. New reads what the flags
+	// set. The binary also accepts each flag from the environment (see
+	// EnvName).
+	RegisterFlags func(fs *flag.FlagSet)
+	// New builds the module on d without starting anything: it opens its
+	// own store and returns its parts. The runtime starts them; `custody
+	// rebuild` uses only the projections, on a read-only d.
+	New func(ctx context.Context, d Deps) (Parts, error)
+}
+
+// Parts are what a module consists of.
+type Parts struct {
+	// Register adds the module's gRPC services to the process's server.
+	Register func(grpc.ServiceRegistrar)
+	// Services are the gRPC service names it registers (health reports
+	// them SERVING once every module has started).
+	Services []string
+	// Projections are the read models it keeps. Those fed by the module's
+	// own store have caught up before the process serves; others follow in
+	// the background as soon as their source's stream exists.
+	Projections []Projection
+	// Reactions are its handlers of events, its own or another service's.
+	Reactions []Reaction
+	// Workers run until their context ends (deadline schedulers). They
+	// start once the module's own projections have caught up.
+	Workers []func(ctx context.Context)
+	// Stop, if set, is called after the runtime has stopped the module's
+	// projections, reactions and workers (to end open watches, say).
+	Stop func(ctx context.Context) error
 }
 
 // Projection is a read model and the service whose events feed it.
 type Projection struct {
 	Name   string // "orders by buyer and vendor"
 	Source string // service whose store it folds: "order"
-	Apply  func(eventstore.RecordedEvent)
+	// Apply folds one event into the read model.
+	Apply func(eventstore.RecordedEvent)
+	// Position, if set, is the read model's progress: the runtime advances
+	// it past every event it applies and marks it ready once the read model
+	// has caught up with its source as it was when following began.
+	Position *projection.Position
+	// Skipped, if set, is told the position of an event that cannot be
+	// read, and following goes on behind it (the audit index records such
+	// gaps). Without it, the event is logged and skipped.
+	Skipped func(pos uint64)
 }
 
-// Running is a started module.
-type Running struct {
-	// Register adds the module's gRPC services to the process's server.
-	Register func(grpc.ServiceRegistrar)
-	// Services are the gRPC service names it registered (health reports
-	// them SERVING once every module has started).
-	Services []string
-	// Stop stops consumers and background work. May be nil.
-	Stop func(context.Context) error
+// Reaction is a handler of one service's events: a durable consumer of the
+// source's event stream that hands it the events of the listed types.
+type Reaction struct {
+	// Name is the durable consumer's name, "<service>-on-<source>".
+	Name string
+	// Source is the service whose events it handles.
+	Source string
+	// EventTypes lists the event types it wants (full proto names).
+	EventTypes []string
+	// Handle handles one event; it must be idempotent. An error is retried
+	// with backoff; one marked with fault.Permanent, or one that still
+	// fails after the runtime's last delivery, parks the event.
+	Handle func(ctx context.Context, e eventstore.RecordedEvent) error
+	// Concurrency is how many events of different aggregates are handled
+	// at once; default 8. Events of one aggregate always go one by one.
+	Concurrency int
+}
+
+// Store is an event store that can tell its newest position, as every
+// backend here can: projections wait until they have caught up with it.
+type Store interface {
+	eventstore.Store
+	LastPosition(ctx context.Context) (uint64, error)
 }
 
 // Deps is what the process gives every module.
@@ -63,23 +121,35 @@ type Deps struct {
 	Clock     clock.Clock
 	// Replicas for the streams a module creates (1 embedded, 3 in a cluster).
 	Replicas int
+	// Backend selects the event store; the zero value is JetStream.
+	Backend Backend
+	// ReadOnly opens every store read-only (custody rebuild).
+	ReadOnly bool
 }
 
-// OpenStore opens the event store of service on the process's NATS.
-func (d Deps) OpenStore(ctx context.Context, service string) (*esjs.Store, error) {
-	return esjs.Open(ctx, d.NATS, esjs.Config{Service: service, Replicas: d.Replicas, Now: d.Clock.Now})
+// OpenStore opens the event store of service, the module's own, creating
+// its stream if need be (read-only, and waiting for it, when d.ReadOnly).
+func (d Deps) OpenStore(ctx context.Context, service string) (Store, error) {
+	if d.ReadOnly {
+		return d.OpenStoreOf(ctx, service)
+	}
+	return d.Backend.open(ctx, d, service, false)
 }
 
 // OpenStoreOf opens another service's events read-only, for projections
 // and reactions. In microservice mode the owner may start later: it waits,
 // bounded by ctx, until the owner has created its stream.
-func (d Deps) OpenStoreOf(ctx context.Context, service string) (*esjs.Store, error) {
+func (d Deps) OpenStoreOf(ctx context.Context, service string) (Store, error) {
+	logged := false
 	for {
-		st, err := esjs.Open(ctx, d.NATS, esjs.Config{Service: service, ReadOnly: true, Now: d.Clock.Now})
+		st, err := d.Backend.open(ctx, d, service, true)
 		if !errors.Is(err, esjs.ErrNotCreatedYet) {
 			return st, err
 		}
-		d.Logger.Info("waiting for another service's event stream", "service", service)
+		if !logged {
+			d.Logger.Info("waiting for another service's event stream", "service", service)
+			logged = true
+		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("waiting for %s events: %w", service, ctx.Err())

@@ -25,15 +25,21 @@ type RebuildReport struct {
 	Broken []string
 }
 
-// Rebuild folds every event of the stores feeding m's projections into new,
-// empty projections, verifying each stream's hash chain on the way, and
-// reports progress to w. Read-only: it writes nothing anywhere.
+// Rebuild builds m on read-only stores and folds every event of the stores
+// feeding its projections into them, new and empty, verifying each
+// stream's hash chain on the way, and reports progress to w. It writes
+// nothing anywhere and starts none of the module's reactions or workers.
 func Rebuild(ctx context.Context, d Deps, m Module, w io.Writer) (RebuildReport, error) {
 	rep := RebuildReport{Module: m.Name}
-	if m.Projections == nil {
+	d.ReadOnly = true
+	parts, err := m.New(ctx, d)
+	if err != nil {
+		return rep, err
+	}
+	projections := parts.Projections
+	if len(projections) == 0 {
 		return rep, fmt.Errorf("%s keeps no read models to rebuild", m.Name)
 	}
-	projections := m.Projections()
 	bySource := map[string][]Projection{}
 	var sources []string
 	for _, p := range projections {
@@ -156,17 +162,16 @@ func RebuildTargets(ctx context.Context, cfg Config, all []Module, w io.Writer) 
 	}
 	defer stop()
 	defer nc.Close()
-	d := Deps{Logger: cfg.Logger, NATS: nc, Clock: cfg.Clock, Replicas: max(cfg.Replicas, 1)}
+	if err := cfg.Store.Validate(); err != nil {
+		return err
+	}
+	d := Deps{Logger: cfg.Logger, NATS: nc, Clock: cfg.Clock, Replicas: max(cfg.Replicas, 1), Backend: cfg.Store}
 	if d.Clock == nil {
 		d.Clock = clock.Real()
 	}
 	fmt.Fprintf(w, "rebuilding from NATS (%s)\n", desc)
 	failed := 0
 	for _, m := range modules {
-		if m.Projections == nil {
-			fmt.Fprintf(w, "%s: no read models\n", m.Name)
-			continue
-		}
 		rep, err := Rebuild(ctx, d, m, w)
 		if err != nil {
 			return fmt.Errorf("rebuild %s: %w", m.Name, err)

@@ -51,9 +51,33 @@ type Config struct {
 	NATSTLS server.TLSFiles
 	Clock   clock.Clock
 	Logger  *slog.Logger
-	// OnReady, if set, is called with the bound addresses once every
-	// module serves (tests listen on port 0 and learn the port here).
-	OnReady func(grpcAddr, adminAddr string)
+	// Store selects the event store backend (custody run --store).
+	Store Backend
+	// OnReady, if set, is called once every module serves, with the
+	// process: its bound addresses (tests listen on port 0 and learn the
+	// port here) and Settled.
+	OnReady func(*Process)
+}
+
+// Process is a serving Custody process.
+type Process struct {
+	GRPCAddr  string
+	AdminAddr string // "" without an admin port
+
+	modules []*runtime
+}
+
+// Settled returns nil once every module's projections have applied all
+// their sources hold and its reactions have handled everything delivered,
+// else an error naming the first that has not. Tests wait on it instead of
+// sleeping.
+func (p *Process) Settled(ctx context.Context) error {
+	for _, rt := range p.modules {
+		if err := rt.settled(ctx); err != nil {
+			return fmt.Errorf("%s: %w", rt.module, err)
+		}
+	}
+	return nil
 }
 
 // Run starts the selected modules and serves until ctx is cancelled.
@@ -66,6 +90,9 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 	}
 	if cfg.GRPCAddr == "" {
 		cfg.GRPCAddr = "127.0.0.1:7070"
+	}
+	if err := cfg.Store.Validate(); err != nil {
+		return err
 	}
 	log := cfg.Logger
 	ctx, cancel := context.WithCancel(ctx)
@@ -131,28 +158,26 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 		}()
 	}
 
-	deps := Deps{Logger: log, NATS: nc, JetStream: js, Clock: cfg.Clock, Replicas: max(cfg.Replicas, 1)}
-	var running []Running
+	deps := Deps{Logger: log, NATS: nc, JetStream: js, Clock: cfg.Clock, Replicas: max(cfg.Replicas, 1), Backend: cfg.Store}
+	proc := &Process{AdminAddr: adminAddr}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		for i := len(running) - 1; i >= 0; i-- {
-			if running[i].Stop != nil {
-				if err := running[i].Stop(sctx); err != nil {
-					log.Error("stopping module", "err", err)
-				}
+		for i := len(proc.modules) - 1; i >= 0; i-- {
+			if err := proc.modules[i].stop(sctx); err != nil {
+				log.Error("stopping module", "err", err)
 			}
 		}
 	}()
 	var targets []string
 	for _, m := range modules {
-		r, err := m.Start(ctx, deps.withLogger(m.Name))
+		rt, err := startModule(ctx, m, deps.withLogger(m.Name))
 		if err != nil {
 			return fmt.Errorf("start %s: %w", m.Name, err)
 		}
-		running = append(running, r)
-		if r.Register != nil {
-			r.Register(srv)
+		proc.modules = append(proc.modules, rt)
+		if rt.parts.Register != nil {
+			rt.parts.Register(srv)
 		}
 		targets = append(targets, m.Name)
 	}
@@ -168,7 +193,8 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 	srv.MarkReady()
 	log.Info("custody is serving", "grpc", lis.Addr().String(), "admin", adminAddr, "targets", targets, "nats", natsDesc, "data_dir", cfg.DataDir)
 	if cfg.OnReady != nil {
-		cfg.OnReady(lis.Addr().String(), adminAddr)
+		proc.GRPCAddr = lis.Addr().String()
+		cfg.OnReady(proc)
 	}
 	select {
 	case <-ctx.Done():

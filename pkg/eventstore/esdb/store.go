@@ -679,3 +679,34 @@ func mapError(op string, err error) error {
 	}
 	return fmt.Errorf("esdb: %s: %w: %w", op, eventstore.ErrUnavailable, err)
 }
+
+// LastPosition is the position of the service's newest event (0 when it
+// has none): projections wait until they have caught up with it. $all is
+// read backwards from its end to the first of the service's events, so
+// its cost grows with what other services wrote since.
+func (s *Store) LastPosition(ctx context.Context) (uint64, error) {
+	if s.closed.Load() {
+		return 0, eventstore.ErrClosed
+	}
+	rs, err := s.client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, math.MaxInt64)
+	if err != nil {
+		return 0, s.mapErr(ctx, "read end of all", err)
+	}
+	defer rs.Close()
+	for {
+		ev, err := rs.Recv()
+		if errors.Is(err, io.EOF) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, s.mapErr(ctx, "read end of all", err)
+		}
+		r := ev.Event
+		if r == nil || isSystemEvent(r) {
+			continue
+		}
+		if _, ok := PortStream(s.service, r.StreamID); ok {
+			return commitPosition(r.Position), nil
+		}
+	}
+}

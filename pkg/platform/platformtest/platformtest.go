@@ -1,83 +1,220 @@
-// Package platformtest runs a real Custody process inside a test: an
-// embedded NATS with JetStream listening on loopback, the given modules in
-// platform.Run, gRPC on a free loopback port, and clients that carry tokens
-// for the roles asked for. No fakes: this is the process `custody run`
-// starts, with the clock the test chooses.
+// Package platformtest runs a real Custody process inside a test, the one
+// harness of every integration test: an embedded NATS with JetStream in a
+// temporary directory, listening on loopback, the given modules in
+// platform.Run (as `custody run --target=…` against that NATS), gRPC on a
+// free loopback port, and clients that carry tokens for the roles asked
+// for. No fakes: this is the process `custody run` starts, with the clock
+// the test chooses.
+//
+// A test plays the part of a service that does not run by emitting that
+// service's events into its stream (Emit), waits for the process to settle
+// (Settled) rather than sleeping, polls for what it expects (Eventually),
+// and restarts the process on the same data (Restart).
+//
+//	p := platformtest.Start(t, platformtest.Options{Clock: clk}, order.NewModule(order.Options{}))
+//	orders := platformtest.Client(t, p, orderv1.NewOrderServiceClient, "buyer")
 package platformtest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/custody/custody/pkg/clock"
+	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/eventstore"
+	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 	"github.com/custody/custody/pkg/natsembed"
 	"github.com/custody/custody/pkg/platform"
 	"github.com/custody/custody/pkg/server"
 )
 
-// Platform is a running process under test.
-type Platform struct {
-	Addr    string     // gRPC address
-	DataDir string     // data directory (signing key for tokens)
-	NATS    *nats.Conn // a connection to the same NATS, for the test's own reads
+// Wait bounds Eventually, Settled and the start of a process.
+const Wait = 30 * time.Second
 
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
+// Options configure a platform under test. The zero value runs on wall
+// time with a fresh data directory.
+type Options struct {
+	// Clock is the process's clock (nil: wall time).
+	Clock clock.Clock
+	// Dir is the data directory; empty makes a temporary one (removed by
+	// Close).
+	Dir string
+	// Logger receives the process's logs (nil: discarded).
+	Logger *slog.Logger
+	// BeforeStart, if set, runs once NATS is up and before the modules
+	// start: create another service's stream first, say.
+	BeforeStart func(p *Platform) error
 }
 
-// Start runs modules on clk (nil: wall time) until the test ends.
-func Start(t testing.TB, clk clock.Clock, modules ...platform.Module) *Platform {
+// Platform is a running process under test.
+type Platform struct {
+	Addr    string      // gRPC address
+	DataDir string      // data directory (signing key for tokens)
+	NATS    *nats.Conn  // a connection to the same NATS, for the test's own reads
+	Clock   clock.Clock // the process's clock
+
+	opts    Options
+	modules []platform.Module
+	server  *natsembed.Server
+	tempDir bool
+
+	mu     sync.Mutex
+	conns  map[string]*grpc.ClientConn
+	stores map[string]*esjs.Store
+	proc   *platform.Process
+	stop   func() error
+}
+
+// Start runs modules until the test ends.
+func Start(t testing.TB, o Options, modules ...platform.Module) *Platform {
 	t.Helper()
-	dir := t.TempDir()
-	ns, err := natsembed.Start(natsembed.Config{DataDir: filepath.Join(dir, "nats"), Listen: true})
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	p, err := New(o, modules...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
+	t.Cleanup(p.Close)
+	return p
+}
+
+// New runs modules until Close: for a platform shared by a package's tests
+// (started in TestMain).
+func New(o Options, modules ...platform.Module) (*Platform, error) {
+	p := &Platform{opts: o, modules: modules, Clock: o.Clock, conns: map[string]*grpc.ClientConn{}, stores: map[string]*esjs.Store{}}
+	if p.Clock == nil {
+		p.Clock = clock.Real()
 	}
-	t.Cleanup(nc.Close)
+	if o.Dir == "" {
+		dir, err := os.MkdirTemp("", "custody-test-")
+		if err != nil {
+			return nil, err
+		}
+		p.opts.Dir, p.tempDir = dir, true
+	}
+	p.DataDir = p.opts.Dir
+	ns, err := natsembed.Start(natsembed.Config{DataDir: filepath.Join(p.DataDir, "nats"), Listen: true, Host: "127.0.0.1"})
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.server = ns
+	if p.NATS, err = nats.Connect(ns.ClientURL()); err != nil {
+		p.Close()
+		return nil, err
+	}
+	if o.BeforeStart != nil {
+		if err := o.BeforeStart(p); err != nil {
+			p.Close()
+			return nil, err
+		}
+	}
+	if err := p.start(); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// start runs the modules in platform.Run until p.stop.
+func (p *Platform) start() error {
+	logger := p.opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
+	ready := make(chan *platform.Process, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- platform.Run(ctx, platform.Config{
-			DataDir: dir, GRPCAddr: "127.0.0.1:0", Version: "test", NATSURL: ns.ClientURL(), Clock: clk,
-			Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-			OnReady: func(addr, _ string) { ready <- addr },
-		}, modules)
+			DataDir: p.DataDir, GRPCAddr: "127.0.0.1:0", Version: "test", NATSURL: p.server.ClientURL(),
+			Clock: p.Clock, Logger: logger, OnReady: func(proc *platform.Process) { ready <- proc },
+		}, p.modules)
 	}()
-	p := &Platform{DataDir: dir, NATS: nc, conns: map[string]*grpc.ClientConn{}}
 	select {
-	case p.Addr = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("platform stopped before serving: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("platform not serving after 60s")
-	}
-	t.Cleanup(func() {
+	case proc := <-ready:
 		p.mu.Lock()
-		for _, c := range p.conns {
-			c.Close()
+		p.proc, p.Addr = proc, proc.GRPCAddr
+		var once sync.Once
+		var err error
+		p.stop = func() error {
+			once.Do(func() { cancel(); err = <-done })
+			return err
 		}
 		p.mu.Unlock()
+		return nil
+	case err := <-done:
 		cancel()
-		<-done // before the data directory is removed
-	})
-	return p
+		return fmt.Errorf("platform stopped before serving: %w", err)
+	case <-time.After(2 * Wait):
+		cancel()
+		return fmt.Errorf("platform not serving after %s", 2*Wait)
+	}
+}
+
+// Stop stops the process (NATS keeps running): what a crash of the
+// services looks like to the rest. Restart brings it back.
+func (p *Platform) Stop(t testing.TB) {
+	t.Helper()
+	if err := p.stopProcess(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (p *Platform) stopProcess() error {
+	p.mu.Lock()
+	stop := p.stop
+	p.stop = nil
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = map[string]*grpc.ClientConn{}
+	p.mu.Unlock()
+	if stop == nil {
+		return nil
+	}
+	return stop()
+}
+
+// Restart stops the process, if it runs, and starts it again on the same
+// NATS and data directory. Clients from before are closed: ask again.
+func (p *Platform) Restart(t testing.TB) {
+	t.Helper()
+	if err := p.stopProcess(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Close stops the process and NATS and removes a temporary data directory.
+func (p *Platform) Close() {
+	_ = p.stopProcess()
+	if p.NATS != nil {
+		p.NATS.Close()
+	}
+	if p.server != nil {
+		p.server.Shutdown()
+	}
+	if p.tempDir {
+		os.RemoveAll(p.DataDir)
+	}
 }
 
 // Conn is a client connection whose calls carry a token with roles (none:
@@ -105,14 +242,119 @@ func (p *Platform) Conn(t testing.TB, roles ...string) *grpc.ClientConn {
 	return c
 }
 
-// Eventually polls ok until it holds, failing the test after 30s.
-func Eventually(t testing.TB, what string, ok func() bool) {
+// Client is a typed client of a gRPC service whose calls carry a token
+// with roles: Client(t, p, orderv1.NewOrderServiceClient, "buyer").
+func Client[C any](t testing.TB, p *Platform, newClient func(grpc.ClientConnInterface) C, roles ...string) C {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	return newClient(p.Conn(t, roles...))
+}
+
+// Store opens service's event store on the platform's NATS, creating its
+// stream if need be: to read what a module stored, or to write as a
+// service that does not run in this process.
+func (p *Platform) Store(t testing.TB, service string) *esjs.Store {
+	t.Helper()
+	st, err := p.OpenStore(context.Background(), service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// OpenStore is Store for a caller without a testing.TB (BeforeStart).
+func (p *Platform) OpenStore(ctx context.Context, service string) (*esjs.Store, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if st, ok := p.stores[service]; ok {
+		return st, nil
+	}
+	st, err := esjs.Open(ctx, p.NATS, esjs.Config{Service: service, Now: p.Clock.Now})
+	if err != nil {
+		return nil, err
+	}
+	p.stores[service] = st
+	return st, nil
+}
+
+var eventSeq atomic.Int64
+
+// Emit appends msgs as one commit to stream of service's store, as that
+// service would (actor "service:<service>", fresh event ids), and returns
+// them as recorded.
+func (p *Platform) Emit(t testing.TB, service, stream string, msgs ...proto.Message) []eventstore.RecordedEvent {
+	t.Helper()
+	var evs []eventstore.EventData
+	for _, m := range msgs {
+		ed, err := es.Encode(m)
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		ed.ID = fmt.Sprintf("test-ev-%d", eventSeq.Add(1))
+		ed.Metadata = eventstore.Metadata{Actor: "service:" + service}
+		evs = append(evs, ed)
+	}
+	st := p.Store(t, service)
+	res, err := st.Append(t.Context(), stream, eventstore.Any, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := st.ReadStream(t.Context(), stream, res.LastRevision+1-uint64(len(evs)), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// Events returns the decoded payloads of one stream of service's store
+// (none when the stream does not exist).
+func (p *Platform) Events(t testing.TB, service, stream string) []proto.Message {
+	t.Helper()
+	recs, err := p.Store(t, service).ReadStream(t.Context(), stream, 0, 0)
+	if errors.Is(err, eventstore.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]proto.Message, 0, len(recs))
+	for _, r := range recs {
+		ev, err := es.Decode(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev.Payload)
+	}
+	return out
+}
+
+// Settled waits until every module's projections have applied all their
+// sources hold and every reaction has handled everything delivered to it.
+func (p *Platform) Settled(t testing.TB) {
+	t.Helper()
+	p.mu.Lock()
+	proc := p.proc
+	p.mu.Unlock()
+	Eventually(t, "the platform to settle", func() error { return proc.Settled(t.Context()) })
+}
+
+// Eventually polls f until it returns nil, failing the test with f's last
+// error after Wait.
+func Eventually(t testing.TB, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(Wait)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s: %v", Wait, what, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+var idSeq atomic.Int64
+
+// ID returns a fresh id with prefix, so tests sharing a platform never meet.
+func ID(prefix string) string { return fmt.Sprintf("%s%d", prefix, idSeq.Add(1)) }

@@ -1,0 +1,277 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/custody/custody/pkg/bus"
+	"github.com/custody/custody/pkg/eventstore"
+	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/projection"
+)
+
+// The runtime's one policy for every reaction: a failed event is retried
+// after 200ms, 1s, 2s, then every 5s, and parked after MaxDeliver
+// deliveries (about a minute and a half: it outlasts a store hiccup).
+var (
+	reactionBackoff    = []time.Duration{200 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second}
+	reactionMaxDeliver = 20
+)
+
+const (
+	defaultConcurrency = 8
+	// catchUpTimeout bounds how long a module's own projections may take
+	// to catch up before the process serves.
+	catchUpTimeout = 2 * time.Minute
+)
+
+// runtime runs the parts of one module: it follows the projections,
+// subscribes the reactions, runs the workers and stops them all.
+type runtime struct {
+	module string
+	d      Deps
+	log    *slog.Logger
+	parts  Parts
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu          sync.Mutex
+	projections []*followed
+	reactions   []*subscribed
+}
+
+// followed is a projection and, once opened, its source store.
+type followed struct {
+	p     Projection
+	pos   *projection.Position
+	store Store // nil until the source's stream exists
+}
+
+// subscribed is a reaction and, once subscribed, its consumer.
+type subscribed struct {
+	r        Reaction
+	consumer *bus.Consumer // nil until the source's stream exists
+}
+
+// startModule builds m and starts its parts: it returns once the module's
+// own projections have caught up (bounded by ctx and catchUpTimeout);
+// everything else keeps starting in the background.
+func startModule(ctx context.Context, m Module, d Deps) (*runtime, error) {
+	parts, err := m.New(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	if d.Backend.esdb() {
+		r, err := relay(ctx, d, m.Name)
+		if err != nil {
+			return nil, err
+		}
+		parts.Projections = append(parts.Projections, r)
+	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	rt := &runtime{module: m.Name, d: d, log: d.Logger, parts: parts, cancel: cancel}
+	var own []*followed
+	for _, p := range parts.Projections {
+		f := &followed{p: p, pos: p.Position}
+		if f.pos == nil {
+			f.pos = projection.New()
+		}
+		rt.projections = append(rt.projections, f)
+		if p.Source == m.Name {
+			own = append(own, f)
+		}
+		rt.wg.Go(func() { rt.follow(bg, f) })
+	}
+	wctx, wcancel := context.WithTimeout(ctx, catchUpTimeout)
+	defer wcancel()
+	for _, f := range own {
+		if !f.pos.WaitFor(wctx, 0, func(_ uint64, ready bool) bool { return ready }) {
+			_ = rt.stop(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("%s: read model %q did not catch up: %w", m.Name, f.p.Name, wctx.Err())
+		}
+	}
+	for _, r := range parts.Reactions {
+		s := &subscribed{r: r}
+		rt.reactions = append(rt.reactions, s)
+		rt.wg.Go(func() { rt.subscribe(bg, s) })
+	}
+	for _, w := range parts.Workers {
+		rt.wg.Go(func() { w(bg) })
+	}
+	return rt, nil
+}
+
+// follow opens the projection's source (waiting for its stream), notes
+// the position to catch up with, and folds every event into it.
+func (rt *runtime) follow(ctx context.Context, f *followed) {
+	log := rt.log.With("projection", f.p.Name, "source", f.p.Source)
+	st, err := rt.d.OpenStoreOf(ctx, f.p.Source)
+	for err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("opening the source's events; will retry", "err", err)
+		projection.NewBackoff().Sleep(ctx)
+		st, err = rt.d.OpenStoreOf(ctx, f.p.Source)
+	}
+	var target uint64
+	for b := projection.NewBackoff(); ; b.Sleep(ctx) {
+		if target, err = st.LastPosition(ctx); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("reading the source's last position; will retry", "err", err)
+	}
+	rt.mu.Lock()
+	f.store = st
+	rt.mu.Unlock()
+	if target == 0 {
+		f.pos.MarkReady()
+	}
+	apply := func(e eventstore.RecordedEvent) {
+		f.p.Apply(e)
+		f.pos.Advance(e.Position)
+		if e.Position >= target {
+			f.pos.MarkReady()
+		}
+	}
+	if f.p.Skipped == nil {
+		projection.Follow(ctx, log, st, 1, apply)
+		return
+	}
+	projection.FollowSkipping(ctx, log, st, 1, apply, func(pos uint64) {
+		f.p.Skipped(pos)
+		f.pos.Advance(pos)
+		if pos >= target {
+			f.pos.MarkReady()
+		}
+	})
+}
+
+// subscribe starts the reaction's durable consumer once its source's
+// stream exists, and stops it when ctx ends.
+func (rt *runtime) subscribe(ctx context.Context, s *subscribed) {
+	log := rt.log.With("reaction", s.r.Name, "source", s.r.Source)
+	if rt.d.JetStream == nil {
+		log.Warn("no JetStream: the reaction does not run")
+		return
+	}
+	waiting := false
+	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
+		c, err := bus.Subscribe(ctx, rt.d.JetStream, bus.Config{
+			Name: s.r.Name, SourceService: s.r.Source, EventTypes: s.r.EventTypes,
+			Concurrency: cmp(s.r.Concurrency, defaultConcurrency),
+			Backoff:     reactionBackoff, MaxDeliver: reactionMaxDeliver,
+			Replicas: rt.d.Replicas, Logger: rt.log,
+		}, s.r.Handle)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			if !waiting {
+				log.Info("waiting for the source's event stream")
+				waiting = true
+			}
+			continue
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("subscribing; will retry", "err", err)
+			}
+			continue
+		}
+		rt.mu.Lock()
+		s.consumer = c
+		rt.mu.Unlock()
+		log.Info("reacting")
+		<-ctx.Done()
+		c.Stop()
+		return
+	}
+}
+
+func cmp(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// stop stops the projections, reactions and workers, waits for them
+// (bounded by ctx), then calls the module's own Stop.
+func (rt *runtime) stop(ctx context.Context) error {
+	rt.cancel()
+	done := make(chan struct{})
+	go func() { rt.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("stopping %s: %w", rt.module, ctx.Err())
+	}
+	if rt.parts.Stop != nil {
+		return rt.parts.Stop(ctx)
+	}
+	return nil
+}
+
+// settled reports whether every projection has applied everything its
+// source holds and every reaction has handled everything delivered to it;
+// what is not settled is named in the error. A source whose stream does not
+// exist yet counts as settled: there is nothing to fold.
+func (rt *runtime) settled(ctx context.Context) error {
+	rt.mu.Lock()
+	projections, reactions := rt.projections, rt.reactions
+	rt.mu.Unlock()
+	for _, f := range projections {
+		rt.mu.Lock()
+		st := f.store
+		rt.mu.Unlock()
+		if st == nil {
+			if rt.sourceExists(ctx, f.p.Source) {
+				return fmt.Errorf("projection %q: not following %s yet", f.p.Name, f.p.Source)
+			}
+			continue
+		}
+		last, err := st.LastPosition(ctx)
+		if err != nil {
+			return fmt.Errorf("projection %q: %w", f.p.Name, err)
+		}
+		if pos := f.pos.Last(); pos < last {
+			return fmt.Errorf("projection %q at %d of %d", f.p.Name, pos, last)
+		}
+	}
+	for _, s := range reactions {
+		rt.mu.Lock()
+		c := s.consumer
+		rt.mu.Unlock()
+		if c == nil {
+			if rt.d.JetStream != nil && rt.sourceExists(ctx, s.r.Source) {
+				return fmt.Errorf("reaction %q: not subscribed yet", s.r.Name)
+			}
+			continue
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("reaction %q: %w", s.r.Name, err)
+		}
+		if info.NumPending > 0 || info.NumAckPending > 0 {
+			return fmt.Errorf("reaction %q: %d pending, %d unacknowledged", s.r.Name, info.NumPending, info.NumAckPending)
+		}
+	}
+	return nil
+}
+
+func (rt *runtime) sourceExists(ctx context.Context, service string) bool {
+	st, err := rt.d.Backend.open(ctx, rt.d, service, true)
+	if err != nil {
+		return !errors.Is(err, esjs.ErrNotCreatedYet)
+	}
+	_ = st.Close()
+	return true
+}
