@@ -39,11 +39,11 @@ func TestRebuildFoldsEveryEventAndVerifiesChains(t *testing.T) {
 		}
 	}
 	var applied int
-	m := Module{Name: "demo", Projections: func() []Projection {
-		return []Projection{{Name: "count", Source: "demo", Apply: func(eventstore.RecordedEvent) { applied++ }}}
+	m := Module{Name: "demo", New: func(context.Context, Deps) (Parts, error) {
+		return Parts{Projections: []Projection{{Name: "count", Source: "demo", Apply: func(eventstore.RecordedEvent) { applied++ }}}}, nil
 	}}
 	var out bytes.Buffer
-	rep, err := Rebuild(context.Background(), d, m, &out)
+	rep, err := Rebuild(t.Context(), d, m, &out)
 	if err != nil {
 		t.Fatal(err)
 	}

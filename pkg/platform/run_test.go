@@ -23,18 +23,18 @@ import (
 // demoModule opens its own event store and records that it started, the
 // way a service module opens its store and consumers before serving.
 func demoModule(release <-chan struct{}) platform.Module {
-	return platform.Module{Name: "demo", Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
+	return platform.Module{Name: "demo", New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
 		st, err := d.OpenStore(ctx, "demo")
 		if err != nil {
-			return platform.Running{}, err
+			return platform.Parts{}, err
 		}
 		if _, err := st.Append(ctx, "boot-once", eventstore.NoStream, []eventstore.EventData{{ID: "boot", Type: "custody.demo.v1.Booted"}}); err != nil {
-			return platform.Running{}, err
+			return platform.Parts{}, err
 		}
 		if release != nil {
 			<-release
 		}
-		return platform.Running{}, nil
+		return platform.Parts{}, nil
 	}}
 }
 
@@ -48,7 +48,7 @@ func start(t *testing.T, dir string, release <-chan struct{}) (context.CancelFun
 	cfg := platform.Config{
 		DataDir: dir, GRPCAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Version: "test",
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		OnReady: func(g, a string) { ready <- started{g, a} },
+		OnReady: func(p *platform.Process) { ready <- started{p.GRPCAddr, p.AdminAddr} },
 	}
 	go func() { done <- platform.Run(ctx, cfg, []platform.Module{demoModule(release)}) }()
 	return cancel, ready, done
@@ -146,7 +146,7 @@ func TestAdminSaysNotReadyUntilModulesStart(t *testing.T) {
 	cfg := platform.Config{
 		DataDir: t.TempDir(), GRPCAddr: "127.0.0.1:0", AdminAddr: adminAddr,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		OnReady: func(string, string) { close(ready) },
+		OnReady: func(*platform.Process) { close(ready) },
 	}
 	go func() { done <- platform.Run(ctx, cfg, []platform.Module{demoModule(release)}) }()
 	get := func(path string) int {

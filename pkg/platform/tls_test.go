@@ -81,7 +81,7 @@ func TestMutualTLS(t *testing.T) {
 		done <- platform.Run(ctx, platform.Config{
 			DataDir: dir, GRPCAddr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			TLS:     server.TLSFiles{CertFile: sc, KeyFile: sk, CAFile: ca},
-			OnReady: func(g, _ string) { ready <- g },
+			OnReady: func(p *platform.Process) { ready <- p.GRPCAddr },
 		}, nil)
 	}()
 	defer func() { cancel(); <-done }()
