@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 
 func splitArgs(s string) []string { return strings.Split(s, "\n") }
 
-// TestKillNineConverges is DESIGN §8 end to end: buyers place orders while
+// TestKillNineConverges is docs/design.md §8 end to end: buyers place orders while
 // the whole platform (every service in one process) is killed with SIGKILL;
 // after a restart on the same data directory everything converges. Every
 // acknowledged order is there and settled (confirmed or rejected, never
@@ -91,7 +91,7 @@ func TestKillNineConverges(t *testing.T) {
 	var mu sync.Mutex
 	acked := map[string]bool{}
 	var placed atomic.Int64
-	ctx, stopBuyers := context.WithCancel(context.Background())
+	ctx, stopBuyers := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	for b := range 8 {
 		wg.Go(func() {
@@ -208,7 +208,7 @@ func waitServing(t *testing.T, addr string) {
 	}
 	defer conn.Close()
 	eventually(t, "the platform to serve", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		r, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
 		return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING

@@ -37,7 +37,7 @@ import (
 // reads the services' event stores.
 func platformWithClock(t *testing.T, clk clock.Clock) (dial func(roles ...string) *grpc.ClientConn, nc *nats.Conn) {
 	t.Helper()
-	p := platformtest.Start(t, clk, modules()...)
+	p := platformtest.Start(t, platformtest.Options{Clock: clk}, modules()...)
 	return func(roles ...string) *grpc.ClientConn { return p.Conn(t, roles...) }, p.NATS
 }
 
@@ -95,7 +95,7 @@ func TestFlashSaleNeverOversells(t *testing.T) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			resp, err := ord.PlaceOrder(context.Background(), &orderv1.PlaceOrderRequest{
+			resp, err := ord.PlaceOrder(t.Context(), &orderv1.PlaceOrderRequest{
 				RequestId: fmt.Sprintf("flash-%d", i), BuyerId: fmt.Sprintf("b%d", i),
 				Lines:           []*orderv1.LineRequest{{SkuId: sku, Quantity: 1}},
 				ShippingAddress: address,
@@ -221,7 +221,7 @@ func TestOneTraceFromPlaceOrderToConfirmation(t *testing.T) {
 	}
 }
 
-var eventually = platformtest.Eventually
+var eventually = platformtest.Until
 
 const photo = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 

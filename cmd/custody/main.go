@@ -5,8 +5,9 @@
 //	    --nats-url=nats://nats:4222  # one service against an external NATS
 //	custody token --role support     # mint a token for the all-in-one
 //
-// Every flag can also be set by environment variable (CUSTODY_DATA_DIR for
-// --data-dir, and so on); flags win.
+// Every flag, the services' own settings included, can also be set by
+// environment variable: CUSTODY_ and the flag's name in upper case with _
+// for - (CUSTODY_DATA_DIR for --data-dir, and so on); flags win.
 package main
 
 import (
@@ -18,7 +19,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -74,44 +74,32 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
-func envOr(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
-}
-
 func runCmd(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("custody run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg platform.Config
-	fs.StringVar(&cfg.DataDir, "data-dir", envOr("CUSTODY_DATA_DIR", "./data"), "directory for the embedded NATS data and the signing key")
-	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", envOr("CUSTODY_GRPC_ADDR", "127.0.0.1:7070"), "gRPC listen address (every service on one port)")
-	fs.StringVar(&cfg.AdminAddr, "admin-addr", envOr("CUSTODY_ADMIN_ADDR", "127.0.0.1:7071"), "admin HTTP address: /healthz, /readyz, /metrics (empty disables)")
-	fs.StringVar(&cfg.NATSURL, "nats-url", envOr("CUSTODY_NATS_URL", ""), "external NATS URL(s); empty runs an embedded NATS with JetStream in --data-dir")
-	fs.StringVar(&cfg.NATSListen, "nats-listen", envOr("CUSTODY_NATS_LISTEN", ""), "embedded NATS also listens here (host:port) so other processes can join")
-	fs.StringVar(&cfg.Targets, "target", envOr("CUSTODY_TARGET", "all"), "services to run: all, or a comma-separated list ("+targetNames()+")")
-	replicas := fs.Int("replicas", envInt("CUSTODY_REPLICAS", 1), "replicas of each event stream (3 on a NATS cluster)")
-	fs.BoolVar(&cfg.RelaxedSync, "unsafe-relaxed-sync", envOr("CUSTODY_UNSAFE_RELAXED_SYNC", "") == "true", "embedded NATS does not fsync every write: acknowledged events can be LOST in a crash; benchmarks only")
-	fs.StringVar(&cfg.PublicKeyFile, "auth-public-key", envOr("CUSTODY_AUTH_PUBLIC_KEY", ""), "Ed25519 public key (PEM) that verifies tokens; default: --data-dir/keys/signing.pub, created at first start")
-	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", envOr("CUSTODY_TLS_CERT", ""), "serve gRPC over TLS with this certificate (PEM)")
-	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", envOr("CUSTODY_TLS_KEY", ""), "the certificate's private key (PEM)")
-	fs.StringVar(&cfg.TLS.CAFile, "tls-client-ca", envOr("CUSTODY_TLS_CLIENT_CA", ""), "require client certificates signed by this CA (mTLS)")
-	fs.StringVar(&cfg.NATSTLS.CAFile, "nats-ca", envOr("CUSTODY_NATS_CA", ""), "CA of an external NATS's TLS certificate")
-	fs.StringVar(&cfg.NATSTLS.CertFile, "nats-cert", envOr("CUSTODY_NATS_CERT", ""), "client certificate for an external NATS (mTLS)")
-	fs.StringVar(&cfg.NATSTLS.KeyFile, "nats-key", envOr("CUSTODY_NATS_KEY", ""), "the NATS client certificate's key")
-	clockFlag := fs.String("clock", envOr("CUSTODY_CLOCK", "wall"), `"wall", or "fake" (starts now, moves only by SystemService/AdvanceClock: demos and tests)`)
-	logLevel := fs.String("log-level", envOr("CUSTODY_LOG_LEVEL", "info"), "debug, info, warn or error")
-	logJSON := fs.Bool("log-json", envOr("CUSTODY_LOG_JSON", "") == "true", "log JSON instead of text")
-	settingFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "directory for the embedded NATS data and the signing key")
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:7070", "gRPC listen address (every service on one port)")
+	fs.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:7071", "admin HTTP address: /healthz, /readyz, /metrics (empty disables)")
+	fs.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS URL(s); empty runs an embedded NATS with JetStream in --data-dir")
+	fs.StringVar(&cfg.NATSListen, "nats-listen", "", "embedded NATS also listens here (host:port) so other processes can join")
+	fs.StringVar(&cfg.Targets, "target", "all", "services to run: all, or a comma-separated list ("+targetNames()+")")
+	replicas := fs.Int("replicas", 1, "replicas of each event stream (3 on a NATS cluster)")
+	fs.BoolVar(&cfg.RelaxedSync, "unsafe-relaxed-sync", false, "embedded NATS does not fsync every write: acknowledged events can be LOST in a crash; benchmarks only")
+	fs.StringVar(&cfg.PublicKeyFile, "auth-public-key", "", "Ed25519 public key (PEM) that verifies tokens; default: --data-dir/keys/signing.pub, created at first start")
+	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "serve gRPC over TLS with this certificate (PEM)")
+	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "the certificate's private key (PEM)")
+	fs.StringVar(&cfg.TLS.CAFile, "tls-client-ca", "", "require client certificates signed by this CA (mTLS)")
+	fs.StringVar(&cfg.NATSTLS.CAFile, "nats-ca", "", "CA of an external NATS's TLS certificate")
+	fs.StringVar(&cfg.NATSTLS.CertFile, "nats-cert", "", "client certificate for an external NATS (mTLS)")
+	fs.StringVar(&cfg.NATSTLS.KeyFile, "nats-key", "", "the NATS client certificate's key")
+	clockFlag := fs.String("clock", "wall", `"wall", or "fake" (starts now, moves only by SystemService/AdvanceClock: demos and tests)`)
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logJSON := fs.Bool("log-json", false, "log JSON instead of text")
+	storeFlags(fs, &cfg.Store)
+	mods := modules()
+	platform.RegisterFlags(fs, mods)
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	cfg.Replicas = *replicas
@@ -135,17 +123,32 @@ func runCmd(args []string, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return platform.Run(ctx, cfg, modules())
+	return platform.Run(ctx, cfg, mods)
+}
+
+// storeFlags declares the event store backend's flags.
+func storeFlags(fs *flag.FlagSet, b *platform.Backend) {
+	fs.StringVar(&b.Kind, "store", platform.StoreJetStream, `event store: "jetstream" (the process's NATS) or "esdb" (EventStoreDB at --esdb-url; NATS still carries events between services)`)
+	fs.StringVar(&b.ESDBURL, "esdb-url", "", `EventStoreDB connection string for --store=esdb, e.g. "esdb://127.0.0.1:2113?tls=false"`)
+}
+
+// parse sets fs's flags from the environment, then from args (flags win).
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := platform.SetFromEnv(fs, os.LookupEnv); err != nil {
+		return err
+	}
+	return fs.Parse(args)
 }
 
 func rebuildCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("custody rebuild", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg platform.Config
-	fs.StringVar(&cfg.DataDir, "data-dir", envOr("CUSTODY_DATA_DIR", "./data"), "data directory of a stopped all-in-one (its embedded NATS)")
-	fs.StringVar(&cfg.NATSURL, "nats-url", envOr("CUSTODY_NATS_URL", ""), "external NATS instead of the data directory's")
+	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "data directory of a stopped all-in-one (its embedded NATS)")
+	fs.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS instead of the data directory's")
 	fs.StringVar(&cfg.Targets, "target", "all", "services to rebuild: all, or a comma-separated list ("+targetNames()+")")
-	if err := fs.Parse(args); err != nil {
+	storeFlags(fs, &cfg.Store)
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -156,13 +159,13 @@ func rebuildCmd(args []string, stdout, stderr io.Writer) error {
 func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("custody token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", envOr("CUSTODY_DATA_DIR", "./data"), "data directory of the all-in-one (its keys/ hold the signing key)")
+	dataDir := fs.String("data-dir", "./data", "data directory of the all-in-one (its keys/ hold the signing key)")
 	keyFile := fs.String("key", "", "Ed25519 private key (PEM) to sign with instead of --data-dir's")
 	subject := fs.String("subject", "", "who the token is for (default: the first role)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime")
 	var roles multiFlag
 	fs.Var(&roles, "role", "role, repeatable: buyer:<id>, vendor:<id>, creator:<id>, carrier:<id>, support, platform, service")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	tok, err := platform.MintToken(*dataDir, *keyFile, *subject, roles, *ttl)

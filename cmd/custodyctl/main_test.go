@@ -30,7 +30,7 @@ type testServer struct {
 func startServer(t *testing.T) *testServer {
 	t.Helper()
 	clk := clock.NewFake(time.Now().UTC().Truncate(time.Second))
-	p := platformtest.Start(t, clk, targets.All()...)
+	p := platformtest.Start(t, platformtest.Options{Clock: clk}, targets.All()...)
 	return &testServer{Platform: p, addr: p.Addr, dataDir: p.DataDir, clock: clk}
 }
 
@@ -75,7 +75,7 @@ func (s *testServer) product(t *testing.T, vendor string, price, stock int64) st
 	return p.GetProduct().GetSkus()[0].GetSkuId()
 }
 
-var eventually = platformtest.Eventually
+var eventually = platformtest.Until
 
 var orderIDLine = regexp.MustCompile(`(?m)^order\s+(o\S+)$`)
 
@@ -262,7 +262,7 @@ func TestDemo(t *testing.T) {
 }
 
 func TestDemoNeedsFakeClock(t *testing.T) {
-	p := platformtest.Start(t, nil) // wall time, no services
+	p := platformtest.Start(t, platformtest.Options{}) // wall time, no services
 	addr, dir := p.Addr, p.DataDir
 	var out bytes.Buffer
 	err := run([]string{"--addr", addr, "demo", "--data-dir", dir}, &out, io.Discard)

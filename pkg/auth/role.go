@@ -1,4 +1,4 @@
-// Package auth is Custody's identity layer (DESIGN §5).
+// Package auth is Custody's identity layer (docs/design.md §5).
 //
 // Callers present an EdDSA-signed JWT whose "roles" claim lists strings like
 // "buyer:b-1", "vendor:v-7" or "support". Issuer mints such tokens, Verifier

@@ -1,5 +1,5 @@
 // Package server bootstraps Custody's gRPC servers and clients the same way
-// for every service (DESIGN §4): OpenTelemetry stats handler, panic
+// for every service (docs/design.md §4): OpenTelemetry stats handler, panic
 // recovery, request logging and bearer-token auth interceptors, message
 // size limits, gRPC health that reports SERVING only once the service says
 // it is ready, reflection, and graceful shutdown. It also serves the admin

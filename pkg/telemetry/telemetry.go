@@ -1,4 +1,4 @@
-// Package telemetry sets up OpenTelemetry for a Custody process (DESIGN §7):
+// Package telemetry sets up OpenTelemetry for a Custody process (docs/design.md §7):
 // an always-sampling tracer provider (so log lines carry trace ids even
 // when nothing is exported), a meter provider read by a Prometheus exporter
 // on a private registry, OTLP export of both when OTEL_EXPORTER_OTLP_ENDPOINT

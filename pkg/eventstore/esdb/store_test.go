@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"testing"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/eventstore/conformance"
+	"github.com/custody/custody/pkg/eventstore/esdb/esdbfake"
 	"github.com/custody/custody/pkg/eventstore/jetstream"
 	"github.com/custody/custody/pkg/natsembed"
 )
@@ -87,11 +89,11 @@ func randomService() string {
 // onFake is a store on its own fake server.
 type onFake struct {
 	*Store
-	f *fakeServer
+	f *esdbfake.Server
 }
 
 // TestConformanceOnFakeServer runs the conformance suite through the real
-// client library against the in-process fake server (see fake_test.go). It
+// client library against the in-process fake server (package esdbfake). It
 // exercises this package's use of the client — tails, conflicts, the
 // confirmation read, retries the server absorbs, $all reads and
 // subscriptions — but it is not a substitute for TestConformance: the fake
@@ -101,7 +103,7 @@ type onFake struct {
 func TestConformanceOnFakeServer(t *testing.T) {
 	conformance.Run(t, conformance.Backend{
 		New: func(t *testing.T) eventstore.Store {
-			f := startFake(t, false)
+			f := esdbfake.Start(t, false)
 			return onFake{fakeStore(t, f, "test"), f}
 		},
 		Peer: func(t *testing.T, s eventstore.Store) eventstore.Store {
@@ -140,7 +142,7 @@ func ids(evs []eventstore.RecordedEvent) []string {
 // server, ReadAll and SubscribeAll keep only the service's events, in order,
 // and start where asked — at an event's position or one past it.
 func TestSparsePositions(t *testing.T) {
-	f := startFake(t, true)
+	f := esdbfake.Start(t, true)
 	s := fakeStore(t, f, "order")
 	ctx := t.Context()
 	mustAppend := func(stream string, evs []eventstore.EventData) {
@@ -150,9 +152,9 @@ func TestSparsePositions(t *testing.T) {
 		}
 	}
 	mustAppend("order-a", events("a", 2))
-	f.foreign("orders-x", "custody.test.v1.Other")      // a prefix of another service
-	f.foreign("$stats-127.0.0.1", "$statsCollected")    // a system event
-	f.foreign("catalog-sku-1", "custody.test.v1.Other") // another service
+	f.Foreign("orders-x", "custody.test.v1.Other")      // a prefix of another service
+	f.Foreign("$stats-127.0.0.1", "$statsCollected")    // a system event
+	f.Foreign("catalog-sku-1", "custody.test.v1.Other") // another service
 	mustAppend("order-b", events("b", 3))
 
 	all, err := s.ReadAll(ctx, 0, 0)
@@ -224,7 +226,7 @@ func TestSparsePositions(t *testing.T) {
 			}
 			// Then live, skipping foreign events.
 			live := events(fmt.Sprintf("live%d", i), 1)
-			f.foreign("catalog-sku-2", "custody.test.v1.Other")
+			f.Foreign("catalog-sku-2", "custody.test.v1.Other")
 			mustAppend("order-c", live)
 			if tc.from > 1<<39 {
 				// Nothing reaches the position: nothing is delivered.
@@ -247,7 +249,7 @@ func TestSparsePositions(t *testing.T) {
 // lost; the retry through the same store is a duplicate, and so is one from a
 // store that never saw the stream.
 func TestLostAcknowledgement(t *testing.T) {
-	f := startFake(t, true)
+	f := esdbfake.Start(t, true)
 	s := fakeStore(t, f, "order")
 	ctx := t.Context()
 	first := events("first", 2)
@@ -255,9 +257,7 @@ func TestLostAcknowledgement(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := events("lost", 3)
-	f.mu.Lock()
-	f.dropAcks = 1
-	f.mu.Unlock()
+	f.DropAcks(1)
 	_, err := s.Append(ctx, "order-l", eventstore.Exact(1), in)
 	if !errors.Is(err, eventstore.ErrUnavailable) {
 		t.Fatalf("append with a lost acknowledgement: %v, want ErrUnavailable", err)
@@ -286,7 +286,7 @@ func TestLostAcknowledgement(t *testing.T) {
 // finds the ids right after the expected revision and answers success
 // without writing. The confirmation read must report it as a duplicate.
 func TestServerAbsorbedRetry(t *testing.T) {
-	f := startFake(t, true)
+	f := esdbfake.Start(t, true)
 	s := fakeStore(t, f, "order")
 	peer := fakeStore(t, f, "order")
 	ctx := t.Context()
@@ -297,16 +297,12 @@ func TestServerAbsorbedRetry(t *testing.T) {
 	if _, err := peer.Append(ctx, "order-s", eventstore.Exact(0), in); err != nil {
 		t.Fatal(err)
 	}
-	f.mu.Lock()
-	before := f.appends
-	f.mu.Unlock()
+	before := f.Appends()
 	res, err := s.Append(ctx, "order-s", eventstore.Exact(0), in) // s still believes the tail is 0
 	if err != nil || !res.Duplicate || res.LastRevision != 2 {
 		t.Fatalf("retry = %+v, %v", res, err)
 	}
-	f.mu.Lock()
-	sent := f.appends - before
-	f.mu.Unlock()
+	sent := f.Appends() - before
 	if sent != 1 {
 		t.Fatalf("%d appends reached the server, want 1 (the one it absorbed)", sent)
 	}
@@ -319,7 +315,7 @@ func TestServerAbsorbedRetry(t *testing.T) {
 // TestSubscriptionResumes: a subscription dropped by the server resumes
 // after the last event it saw, without losing or repeating any.
 func TestSubscriptionResumes(t *testing.T) {
-	f := startFake(t, true)
+	f := esdbfake.Start(t, true)
 	s := fakeStore(t, f, "order")
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
@@ -342,13 +338,13 @@ func TestSubscriptionResumes(t *testing.T) {
 	}
 	next()
 	next()
-	f.dropSubscriptions()
+	f.DropSubscriptions()
 	if _, err := s.Append(ctx, "order-r", eventstore.Any, events("r2", 2)); err != nil {
 		t.Fatal(err)
 	}
 	next()
 	next()
-	f.dropSubscriptions()
+	f.DropSubscriptions()
 	if _, err := s.Append(ctx, "order-r", eventstore.Any, events("r3", 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +363,7 @@ func TestSubscriptionResumes(t *testing.T) {
 // TestRelay forwards an EventStoreDB service (the fake) to an embedded NATS
 // server, stops, and resumes after the last relayed event.
 func TestRelay(t *testing.T) {
-	f := startFake(t, true)
+	f := esdbfake.Start(t, true)
 	s := fakeStore(t, f, "order")
 	srv, err := natsembed.Start(natsembed.Config{DataDir: t.TempDir(), RelaxedSync: true})
 	if err != nil {
@@ -395,7 +391,7 @@ func TestRelay(t *testing.T) {
 		want = append(want, got[len(got)-len(evs):]...)
 	}
 	add("order-o1", events("o1a", 2))
-	f.foreign("catalog-sku-1", "custody.test.v1.Other")
+	f.Foreign("catalog-sku-1", "custody.test.v1.Other")
 	add("order-o2", events("o2a", 1))
 
 	// run relays until `until` events were checkpointed, and returns their positions.
@@ -678,7 +674,7 @@ func TestEncodeMsgIsTheJetStreamEnvelope(t *testing.T) {
 // TestErrorMapping maps errors the client really returns (from the fake
 // server, and from no server at all) and bare gRPC statuses.
 func TestErrorMapping(t *testing.T) {
-	f := startFake(t, true)
+	f := esdbfake.Start(t, true)
 	s := fakeStore(t, f, "order")
 	ctx := t.Context()
 
@@ -723,13 +719,13 @@ func TestErrorMapping(t *testing.T) {
 	}
 
 	// The server goes away.
-	f.srv.Stop()
+	f.Stop()
 	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	if _, err := s.Append(rctx, "order-w", eventstore.Any, events("gone", 1)); !errors.Is(err, eventstore.ErrUnavailable) {
 		t.Errorf("append with the server gone: %v, want ErrUnavailable", err)
 	}
-	if _, err := Open(rctx, Config{URL: f.url() + "&maxDiscoverAttempts=1&discoveryInterval=10", Service: "order", Logger: quiet}); !errors.Is(err, eventstore.ErrUnavailable) {
+	if _, err := Open(rctx, Config{URL: f.URL() + "&maxDiscoverAttempts=1&discoveryInterval=10", Service: "order", Logger: quiet}); !errors.Is(err, eventstore.ErrUnavailable) {
 		t.Errorf("open with no server: %v, want ErrUnavailable", err)
 	}
 	if err := s.Close(); err != nil {
@@ -752,5 +748,44 @@ func TestOpenValidates(t *testing.T) {
 			s.Close()
 			t.Errorf("Open(%+v) succeeded", cfg)
 		}
+	}
+}
+
+// fakeStore opens a Store on f for service.
+func fakeStore(t *testing.T, f *esdbfake.Server, service string) *Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	s, err := Open(ctx, Config{URL: f.URL(), Service: service, Logger: quiet})
+	if err != nil {
+		t.Fatalf("open store on the fake server: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// LastPosition is the service's newest event, not the log's: other
+// services' and system events written after it do not count.
+func TestLastPositionIsTheServicesOwn(t *testing.T) {
+	f := esdbfake.Start(t, true)
+	s := fakeStore(t, f, "order")
+	if p, err := s.LastPosition(t.Context()); err != nil || p != 0 {
+		t.Fatalf("empty store: LastPosition = %d, %v; want 0", p, err)
+	}
+	res, err := s.Append(t.Context(), "order-1", eventstore.NoStream, events("a", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Foreign("catalog-sku-1", "custody.test.v1.Other")
+	f.Foreign("$stats-127.0.0.1", "$statsCollected")
+	p, err := s.LastPosition(t.Context())
+	if err != nil || p != res.LastPosition {
+		t.Fatalf("LastPosition = %d, %v; want %d (the last of order's own)", p, err, res.LastPosition)
+	}
+	all, err := s.ReadAll(t.Context(), 0, 0)
+	if err != nil || len(all) != 2 || all[1].Position != p {
+		t.Fatalf("ReadAll = %v, %v: its last position must be LastPosition", all, err)
 	}
 }

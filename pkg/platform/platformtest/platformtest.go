@@ -55,6 +55,8 @@ type Options struct {
 	Dir string
 	// Logger receives the process's logs (nil: discarded).
 	Logger *slog.Logger
+	// Store is the event store backend (zero: JetStream on the test's NATS).
+	Store platform.Backend
 	// BeforeStart, if set, runs once NATS is up and before the modules
 	// start: create another service's stream first, say.
 	BeforeStart func(p *Platform) error
@@ -143,7 +145,7 @@ func (p *Platform) start() error {
 	go func() {
 		done <- platform.Run(ctx, platform.Config{
 			DataDir: p.DataDir, GRPCAddr: "127.0.0.1:0", Version: "test", NATSURL: p.server.ClientURL(),
-			Clock: p.Clock, Logger: logger, OnReady: func(proc *platform.Process) { ready <- proc },
+			Clock: p.Clock, Logger: logger, Store: p.opts.Store, OnReady: func(proc *platform.Process) { ready <- proc },
 		}, p.modules)
 	}()
 	select {
@@ -358,3 +360,14 @@ var idSeq atomic.Int64
 
 // ID returns a fresh id with prefix, so tests sharing a platform never meet.
 func ID(prefix string) string { return fmt.Sprintf("%s%d", prefix, idSeq.Add(1)) }
+
+// Until is Eventually for a condition that has no error to tell.
+func Until(t testing.TB, what string, ok func() bool) {
+	t.Helper()
+	Eventually(t, what, func() error {
+		if !ok() {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+}

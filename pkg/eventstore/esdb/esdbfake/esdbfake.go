@@ -1,6 +1,10 @@
-package esdb
+// Package esdbfake is an in-process stand-in for EventStoreDB's gRPC
+// Streams service, for tests only: no EventStoreDB server can run on our
+// machines. See Server for what it models and what passing against it
+// does and does not say.
+package esdbfake
 
-// fakeServer is an in-process stand-in for EventStoreDB's gRPC Streams
+// Server is an in-process stand-in for EventStoreDB's gRPC Streams
 // service, just enough for the real client library to talk to: Append with
 // expected revisions and the server's idempotency rule, stream reads,
 // $all reads and filtered $all catch-up subscriptions. It exists because no
@@ -15,8 +19,6 @@ package esdb
 // on a real server; otherwise they are 1, 2, 3… (see the conformance test).
 
 import (
-	"context"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -44,7 +46,7 @@ type fakeRecord struct {
 	created int64 // .NET ticks since the unix epoch
 }
 
-type fakeServer struct {
+type Server struct {
 	api.UnimplementedStreamsServer
 	sparse bool
 
@@ -66,9 +68,12 @@ type fakeServer struct {
 	srv  *grpc.Server
 }
 
-func startFake(t *testing.T, sparse bool) *fakeServer {
+// Start serves a fake on a loopback port until the test ends. With sparse,
+// positions jump by each record's size, as on a real server; otherwise they
+// are 1, 2, 3….
+func Start(t testing.TB, sparse bool) *Server {
 	t.Helper()
-	f := &fakeServer{sparse: sparse, byPos: map[uint64]int{}, streams: map[string][]int{}, next: 1, notify: make(chan struct{}), kill: make(chan struct{})}
+	f := &Server{sparse: sparse, byPos: map[uint64]int{}, streams: map[string][]int{}, next: 1, notify: make(chan struct{}), kill: make(chan struct{})}
 	if sparse {
 		f.next = 4096
 	}
@@ -86,10 +91,29 @@ func startFake(t *testing.T, sparse bool) *fakeServer {
 	return f
 }
 
-func (f *fakeServer) url() string { return "esdb://" + f.addr + "?tls=false" }
+// URL is the connection string of the fake.
+func (f *Server) URL() string { return "esdb://" + f.addr + "?tls=false" }
+
+// Stop stops the server, as a crash of EventStoreDB would look to clients.
+func (f *Server) Stop() { f.srv.Stop() }
+
+// DropAcks makes the next n appends store their events and then fail with
+// Unavailable, as a lost acknowledgement would.
+func (f *Server) DropAcks(n int) {
+	f.mu.Lock()
+	f.dropAcks = n
+	f.mu.Unlock()
+}
+
+// Appends counts the Append calls that reached the server.
+func (f *Server) Appends() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.appends
+}
 
 // store appends one record; f.mu is held (or not yet shared).
-func (f *fakeServer) store(stream, typ string, id uuid.UUID, data, custom []byte) *fakeRecord {
+func (f *Server) store(stream, typ string, id uuid.UUID, data, custom []byte) *fakeRecord {
 	r := &fakeRecord{pos: f.next, stream: stream, rev: uint64(len(f.streams[stream])), id: id, typ: typ,
 		ctype: "application/octet-stream", custom: custom, data: data, created: time.Now().UnixNano() / 100}
 	if f.sparse {
@@ -103,21 +127,22 @@ func (f *fakeServer) store(stream, typ string, id uuid.UUID, data, custom []byte
 	return r
 }
 
-// foreign writes an event that is not the store's (another service, a
+// Foreign writes an event that is not the store's (another service, a
 // system stream) straight into the log.
-func (f *fakeServer) foreign(stream, typ string) {
+func (f *Server) Foreign(stream, typ string) {
 	f.mu.Lock()
 	f.store(stream, typ, uuid.New(), []byte("x"), []byte("not json"))
 	f.wake()
 	f.mu.Unlock()
 }
 
-func (f *fakeServer) wake() {
+func (f *Server) wake() {
 	close(f.notify)
 	f.notify = make(chan struct{})
 }
 
-func (f *fakeServer) dropSubscriptions() {
+// DropSubscriptions ends every live subscription with Unavailable.
+func (f *Server) DropSubscriptions() {
 	f.mu.Lock()
 	close(f.kill)
 	f.kill = make(chan struct{})
@@ -126,7 +151,7 @@ func (f *fakeServer) dropSubscriptions() {
 
 func empty() *shared.Empty { return &shared.Empty{} }
 
-func (f *fakeServer) Append(as api.Streams_AppendServer) error {
+func (f *Server) Append(as api.Streams_AppendServer) error {
 	req, err := as.Recv()
 	if err != nil {
 		return err
@@ -254,7 +279,7 @@ func uuidFrom(most, least int64) (uuid.UUID, error) {
 	return uuid.FromBytes(b[:])
 }
 
-func (f *fakeServer) toEvent(r *fakeRecord) *api.ReadResp {
+func (f *Server) toEvent(r *fakeRecord) *api.ReadResp {
 	id := r.id
 	var most, least uint64
 	for i := range 8 {
@@ -276,7 +301,7 @@ func (f *fakeServer) toEvent(r *fakeRecord) *api.ReadResp {
 	}}}
 }
 
-func (f *fakeServer) Read(req *api.ReadReq, rs api.Streams_ReadServer) error {
+func (f *Server) Read(req *api.ReadReq, rs api.Streams_ReadServer) error {
 	o := req.GetOptions()
 	if o.GetUuidOption() == nil {
 		return status.Error(codes.InvalidArgument, "'uuidOption' is a required argument")
@@ -290,7 +315,7 @@ func (f *fakeServer) Read(req *api.ReadReq, rs api.Streams_ReadServer) error {
 	return f.readAll(o, rs)
 }
 
-func (f *fakeServer) readStream(o *api.ReadReq_Options, st *api.ReadReq_Options_StreamOptions, rs api.Streams_ReadServer) error {
+func (f *Server) readStream(o *api.ReadReq_Options, st *api.ReadReq_Options_StreamOptions, rs api.Streams_ReadServer) error {
 	name := string(st.GetStreamIdentifier().GetStreamName())
 	f.mu.Lock()
 	idx := f.streams[name]
@@ -330,7 +355,7 @@ func (f *fakeServer) readStream(o *api.ReadReq_Options, st *api.ReadReq_Options_
 }
 
 // startIndex is where a forward read of $all from o's position begins.
-func (f *fakeServer) startIndex(all *api.ReadReq_Options_AllOptions) (int, error) {
+func (f *Server) startIndex(all *api.ReadReq_Options_AllOptions) (int, error) {
 	switch x := all.AllOption.(type) {
 	case *api.ReadReq_Options_AllOptions_End:
 		return len(f.log), nil
@@ -348,7 +373,7 @@ func (f *fakeServer) startIndex(all *api.ReadReq_Options_AllOptions) (int, error
 	return 0, nil
 }
 
-func (f *fakeServer) readAll(o *api.ReadReq_Options, rs api.Streams_ReadServer) error {
+func (f *Server) readAll(o *api.ReadReq_Options, rs api.Streams_ReadServer) error {
 	f.mu.Lock()
 	var out []*api.ReadResp
 	count := o.GetCount()
@@ -379,7 +404,7 @@ func (f *fakeServer) readAll(o *api.ReadReq_Options, rs api.Streams_ReadServer) 
 	return nil
 }
 
-func (f *fakeServer) subscribeAll(o *api.ReadReq_Options, rs api.Streams_ReadServer) error {
+func (f *Server) subscribeAll(o *api.ReadReq_Options, rs api.Streams_ReadServer) error {
 	var prefixes []string
 	if fl := o.GetFilter(); fl != nil {
 		if fl.GetStreamIdentifier() == nil || fl.GetStreamIdentifier().Regex != "" {
@@ -434,19 +459,4 @@ func (f *fakeServer) subscribeAll(o *api.ReadReq_Options, rs api.Streams_ReadSer
 			return rs.Context().Err()
 		}
 	}
-}
-
-var quiet = slog.New(slog.DiscardHandler)
-
-// fakeStore opens a Store on f for service.
-func fakeStore(t *testing.T, f *fakeServer, service string) *Store {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := Open(ctx, Config{URL: f.url(), Service: service, Logger: quiet})
-	if err != nil {
-		t.Fatalf("open store on the fake server: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
 }
