@@ -201,7 +201,7 @@ func settled(t *testing.T, c *bus.Consumer, lastSeq uint64) func() error {
 func sum(t *testing.T, name string, attrs ...attribute.KeyValue) int64 {
 	t.Helper()
 	var rm metricdata.ResourceMetrics
-	if err := metrics.Collect(context.Background(), &rm); err != nil {
+	if err := metrics.Collect(t.Context(), &rm); err != nil {
 		t.Fatal(err)
 	}
 	var total int64

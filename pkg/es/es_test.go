@@ -183,7 +183,7 @@ func flashSale(t *testing.T, handlers []*es.Handler[stock, cmd], units, buyers i
 	var okN, outN atomic.Int64
 	for b := range buyers {
 		wg.Go(func() {
-			_, err := handlers[b%len(handlers)].Handle(context.Background(), es.Command[cmd]{AggregateID: "hot", ID: fmt.Sprintf("buy-%d", b), Body: cmd{take: 1}})
+			_, err := handlers[b%len(handlers)].Handle(t.Context(), es.Command[cmd]{AggregateID: "hot", ID: fmt.Sprintf("buy-%d", b), Body: cmd{take: 1}})
 			switch {
 			case err == nil:
 				okN.Add(1)

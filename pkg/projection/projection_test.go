@@ -20,7 +20,7 @@ var quiet = slog.New(slog.DiscardHandler)
 
 func TestReach(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
+		ctx := t.Context()
 		p := projection.New()
 		if pos, ready := p.Get(); pos != 0 || ready {
 			t.Fatalf("new position: %d, ready %v", pos, ready)
@@ -70,7 +70,7 @@ func TestReach(t *testing.T) {
 
 func TestWaitForReady(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
+		ctx := t.Context()
 		p := projection.New()
 		ready := func(_ uint64, ready bool) bool { return ready }
 		if p.WaitFor(ctx, time.Second, ready) {
@@ -105,7 +105,7 @@ func TestWaitForReady(t *testing.T) {
 
 func TestBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
+		ctx := t.Context()
 		b := projection.NewBackoff()
 		var got []time.Duration
 		for range 8 {
@@ -157,7 +157,7 @@ func (r *recorder) events() []string {
 
 func appendEvent(t *testing.T, s eventstore.Store, stream, id string) {
 	t.Helper()
-	if _, err := s.Append(context.Background(), stream, eventstore.Any, []eventstore.EventData{{ID: id, Type: "test.Event"}}); err != nil {
+	if _, err := s.Append(t.Context(), stream, eventstore.Any, []eventstore.EventData{{ID: id, Type: "test.Event"}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -169,7 +169,7 @@ func TestFollowMemoryStore(t *testing.T) {
 		appendEvent(t, store, "order-2", "b")
 
 		r := &recorder{pos: projection.New()}
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -198,7 +198,7 @@ func TestFollowFrom(t *testing.T) {
 			appendEvent(t, store, "s-1", id)
 		}
 		r := &recorder{pos: projection.New()}
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -287,7 +287,7 @@ func TestFollowResubscribes(t *testing.T) {
 			{ev(2), ev(3)}, // a redelivered event is not applied twice
 		}}
 		r := &recorder{pos: projection.New()}
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -312,7 +312,7 @@ func TestFollowGoesOnBehindAnUndecodableEvent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := &script{subs: [][]step{{ev(1), bad(2), ev(3)}}}
 		r := &recorder{pos: projection.New()}
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -341,7 +341,7 @@ func TestFollowSkipping(t *testing.T) {
 		src := &script{subs: [][]step{{ev(1), bad(2), bad(1)}}}
 		r := &recorder{pos: projection.New()}
 		var skipped []uint64
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)

@@ -72,7 +72,7 @@ func TestPropagation(t *testing.T) {
 					t.Errorf("non-lowercase key %q", k)
 				}
 			}
-			got := extract(context.Background())
+			got := extract(t.Context())
 			sc := trace.SpanContextFromContext(got)
 			if sc.TraceID() != span.SpanContext().TraceID() || sc.SpanID() != span.SpanContext().SpanID() || !sc.IsRemote() {
 				t.Fatalf("extracted %v, want remote child of %v", sc, span.SpanContext())

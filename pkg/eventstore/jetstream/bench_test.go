@@ -65,14 +65,14 @@ func newBenchEnvWith(b *testing.B, relaxed, atomic bool) *benchEnv {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { nc.Close(); srv.Shutdown() })
-	st, err := Open(context.Background(), nc, Config{Service: benchService})
+	st, err := Open(b.Context(), nc, Config{Service: benchService})
 	if err != nil {
 		b.Fatal(err)
 	}
 	if atomic {
 		cfg := StreamConfig(benchService, 1)
 		cfg.AllowAtomicPublish = true
-		if _, err := st.js.UpdateStream(context.Background(), cfg); err != nil {
+		if _, err := st.js.UpdateStream(b.Context(), cfg); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -140,7 +140,7 @@ func benchRun(b *testing.B, relaxed bool, writers, eventsPerOp int, prepare benc
 func benchRunWith(b *testing.B, relaxed, atomic bool, writers, eventsPerOp int, prepare benchPrepare) {
 	b.StopTimer()
 	env := newBenchEnvWith(b, relaxed, atomic)
-	ctx := context.Background()
+	ctx := b.Context()
 	ops := make([]benchOp, writers)
 	counts := make([]int, writers)
 	for w := range writers {
@@ -200,7 +200,7 @@ func benchRunWith(b *testing.B, relaxed, atomic bool, writers, eventsPerOp int, 
 // after creating the stream with one event outside the timer: each op's
 // perOp events as one append (whole), or as perOp appends of one event.
 func storeWriter(b *testing.B, env *benchEnv, w, n, perOp int, whole bool) benchOp {
-	ctx := context.Background()
+	ctx := b.Context()
 	stream := benchStream(w)
 	res, err := env.st.Append(ctx, stream, eventstore.NoStream, []eventstore.EventData{benchEvent(w, -1)})
 	if err != nil {
@@ -251,7 +251,7 @@ func rawWriter(b *testing.B, env *benchEnv, w, n, perOp int) benchOp {
 // rawMsgs stores writer w's first event (outside the timer) and encodes
 // count more events after it, perMsg per message.
 func rawMsgs(b *testing.B, env *benchEnv, w, count, perMsg int) []*nats.Msg {
-	ctx := context.Background()
+	ctx := b.Context()
 	first := benchRawMsgs(w, 0, []eventstore.EventData{benchEvent(w, -1)}, 1)
 	if _, err := env.js.PublishMsg(ctx, first[0]); err != nil {
 		b.Fatal(err)
@@ -270,7 +270,7 @@ func rawMsgs(b *testing.B, env *benchEnv, w, count, perMsg int) []*nats.Msg {
 func rawExpectWriter(b *testing.B, env *benchEnv, w, n int) benchOp {
 	msgs := rawMsgs(b, env, w, n, 1)
 	subject, _ := Subject(benchService, benchStream(w))
-	last, err := env.st.stream.GetLastMsgForSubject(context.Background(), subject)
+	last, err := env.st.stream.GetLastMsgForSubject(b.Context(), subject)
 	if err != nil {
 		b.Fatal(err)
 	}
