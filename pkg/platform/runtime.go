@@ -256,12 +256,22 @@ func (rt *runtime) settled(ctx context.Context) error {
 			}
 			continue
 		}
+		// Stream sequences, not the consumer's pending count: the server
+		// raises that count a moment after an append is acknowledged.
+		stream, err := rt.d.JetStream.Stream(ctx, esjs.StreamNameFor(s.r.Source))
+		if err != nil {
+			return fmt.Errorf("reaction %q: %w", s.r.Name, err)
+		}
+		si, err := stream.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("reaction %q: %w", s.r.Name, err)
+		}
 		info, err := c.Info(ctx)
 		if err != nil {
 			return fmt.Errorf("reaction %q: %w", s.r.Name, err)
 		}
-		if info.NumPending > 0 || info.NumAckPending > 0 {
-			return fmt.Errorf("reaction %q: %d pending, %d unacknowledged", s.r.Name, info.NumPending, info.NumAckPending)
+		if info.AckFloor.Stream < si.State.LastSeq || info.NumAckPending > 0 {
+			return fmt.Errorf("reaction %q: acknowledged up to %d of %d, %d unacknowledged", s.r.Name, info.AckFloor.Stream, si.State.LastSeq, info.NumAckPending)
 		}
 	}
 	return nil
