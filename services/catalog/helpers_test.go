@@ -1,26 +1,17 @@
 package catalog_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/clock"
-	"github.com/custody/custody/pkg/es"
-	"github.com/custody/custody/pkg/eventstore"
-	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
-	"github.com/custody/custody/pkg/platform"
-	"github.com/custody/custody/pkg/server"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 	"github.com/custody/custody/services/catalog"
@@ -28,92 +19,26 @@ import (
 
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// proc is a real Custody process running the catalog module: embedded
-// NATS with JetStream, gRPC on a loopback port. A probe module hands the
-// test the process's dependencies so it can play the order service on the
-// same NATS.
-type proc struct {
-	dir   string
-	addr  string
-	deps  platform.Deps
-	clock *clock.Fake
-	stop  func()
-}
-
-func startProc(t *testing.T, dir string, clk *clock.Fake) *proc {
+// start runs the catalog alone in a platform of its own (a real process on
+// an embedded NATS) whose clock stands at t0. The order, fulfilment and
+// trust services do not run: a test plays them by emitting their events.
+func start(t *testing.T) (*platformtest.Platform, *clock.Fake) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
-	deps := make(chan platform.Deps, 1)
-	probe := platform.Module{Name: "probe", Start: func(_ context.Context, d platform.Deps) (platform.Running, error) {
-		deps <- d
-		return platform.Running{}, nil
-	}}
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	cfg := platform.Config{
-		DataDir: dir, GRPCAddr: "127.0.0.1:0", Clock: clk,
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		OnReady: func(grpcAddr, _ string) { ready <- grpcAddr },
-	}
-	go func() { done <- platform.Run(ctx, cfg, []platform.Module{catalog.Module(), probe}) }()
-	p := &proc{dir: dir, clock: clk}
-	select {
-	case p.addr = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("process ended before serving: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("process not serving after 60s")
-	}
-	p.deps = <-deps
-	stopped := false
-	p.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("process ended with %v", err)
-		}
-	}
-	t.Cleanup(p.stop)
-	return p
+	clk := clock.NewFake(t0)
+	return platformtest.Start(t, platformtest.Options{Clock: clk}, catalog.Module()), clk
 }
 
 // client returns a CatalogService client holding a token for roles.
-func (p *proc) client(t *testing.T, roles ...string) catalogv1.CatalogServiceClient {
+func client(t *testing.T, p *platformtest.Platform, roles ...string) catalogv1.CatalogServiceClient {
 	t.Helper()
-	tok := ""
-	if len(roles) > 0 {
-		var err error
-		if tok, err = platform.MintToken(p.dir, "", "", roles, time.Hour); err != nil {
-			t.Fatal(err)
-		}
-	}
-	conn, err := server.Dial(p.addr, tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return catalogv1.NewCatalogServiceClient(conn)
+	return platformtest.Client(t, p, catalogv1.NewCatalogServiceClient, roles...)
 }
 
-// store opens a service's event store on the process's NATS (the catalog's
-// to inspect it, the order service's to publish order events into it).
-func (p *proc) store(t *testing.T, service string) *esjs.Store {
+// position is the catalog store's newest position: a refused request must
+// not move it.
+func position(t *testing.T, p *platformtest.Platform) uint64 {
 	t.Helper()
-	st, err := esjs.Open(t.Context(), p.deps.NATS, esjs.Config{Service: service, Now: p.clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
-func (p *proc) position(t *testing.T) uint64 {
-	t.Helper()
-	pos, err := p.store(t, "catalog").LastPosition(t.Context())
+	pos, err := p.Store(t, catalog.Name).LastPosition(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,31 +46,13 @@ func (p *proc) position(t *testing.T) uint64 {
 }
 
 // events returns the types of a catalog stream's events.
-func (p *proc) events(t *testing.T, stream string) []string {
+func events(t *testing.T, p *platformtest.Platform, stream string) []string {
 	t.Helper()
-	recs, err := p.store(t, "catalog").ReadStream(t.Context(), stream, 0, 0)
-	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, r := range recs {
-		out = append(out, r.Type)
+	for _, m := range p.Events(t, catalog.Name, stream) {
+		out = append(out, string(m.ProtoReflect().Descriptor().FullName()))
 	}
 	return out
-}
-
-// publishOrderEvent appends an order event to the order service's stream.
-func (p *proc) publishOrderEvent(t *testing.T, orderID, kind string, m proto.Message) {
-	t.Helper()
-	ed, err := es.Encode(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ed.ID = es.DeriveID("order", orderID, kind)
-	ed.Metadata = eventstore.Metadata{CorrelationID: orderID, Actor: "service:order"}
-	if _, err := p.store(t, "order").Append(t.Context(), "order-"+orderID, eventstore.Any, []eventstore.EventData{ed}); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func eur(minor int64) *typev1.Money { return &typev1.Money{CurrencyCode: "EUR", AmountMinor: minor} }
@@ -164,19 +71,44 @@ func ledger(t *testing.T, c catalogv1.CatalogServiceClient, productID string) ma
 	return out
 }
 
-// eventually retries check until it passes or 20s have gone by.
-func eventually(t *testing.T, what string, check func() error) {
+// stockIs checks one SKU's available/reserved/sold.
+func stockIs(t *testing.T, c catalogv1.CatalogServiceClient, productID, code string, want [3]int64) func() error {
+	return func() error {
+		if got := ledger(t, c, productID)[code]; got != want {
+			return fmt.Errorf("%s %s available/reserved/sold = %v, want %v", productID, code, got, want)
+		}
+		return nil
+	}
+}
+
+// eventsAre checks the types of a catalog stream's events.
+func eventsAre(t *testing.T, p *platformtest.Platform, stream string, want ...string) func() error {
+	return func() error {
+		if got := events(t, p, stream); !slices.Equal(got, want) {
+			return fmt.Errorf("%s events %v, want %v", stream, got, want)
+		}
+		return nil
+	}
+}
+
+// reacted waits until check passes, the effect of the event a test emitted
+// last, and then until the platform has settled, so that every event
+// emitted before it has been handled as well. (Settled alone may look
+// before JetStream has counted a message just emitted as pending for the
+// reaction's consumer.)
+func reacted(t *testing.T, p *platformtest.Platform, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
+	platformtest.Eventually(t, what, check)
+	p.Settled(t)
+}
+
+// holds fails t unless every check passes.
+func holds(t *testing.T, checks ...func() error) {
+	t.Helper()
+	for _, check := range checks {
+		if err := check(); err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

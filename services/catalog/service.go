@@ -1,29 +1,29 @@
 // Package catalog is the catalog service of Custody: vendors, products with
 // SKUs and their stock ledger, creators' affiliate links and live sessions,
-// and the saga that reserves an order's stock (all lines or none) when the
+// the saga that reserves an order's stock (all lines or none) when the
 // order service publishes OrderPlaced and releases it on OrderCancelled or
-// OrderRejected.
+// OrderRejected, and the stock moves that follow: shipped units are sold
+// (fulfilment's FulfilmentShipped), a cancelled fulfilment gives its
+// vendor's units back (FulfilmentCancelled), resellable returns go back on
+// sale (trust's ReturnReceived).
 //
-// Module plugs it into a Custody process (pkg/platform):
+// Module plugs it into a Custody process (pkg/platform): the module
+// declares its gRPC service, its read model and its reactions; the
+// platform runs them.
 //
 //	platform.Run(ctx, cfg, []platform.Module{catalog.Module(), order.Module()})
 //
-// Layout: domain/ (pure aggregates), app/ (command handlers, the saga, the
-// ListProducts read model), grpcapi/ (validation, access table, error
-// mapping) and this file (wiring).
+// Layout: domain/ (pure aggregates), app/ (command handlers, event
+// handlers, the ListProducts read model), grpcapi/ (validation, access
+// table, error mapping) and this file (the module).
 package catalog
 
 import (
 	"context"
-	"errors"
-	"log/slog"
-	"sync"
-	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 
-	"github.com/custody/custody/pkg/bus"
+	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/platform"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	"github.com/custody/custody/services/catalog/app"
@@ -34,144 +34,59 @@ import (
 const (
 	// Name is the module (target) name and the event store's service name.
 	Name = "catalog"
-	// ConsumerName is the durable consumer of order events.
+	// ConsumerName is the durable consumer of order events (the saga).
 	ConsumerName = "catalog-on-order"
 	// ServiceName is the gRPC service this module registers.
 	ServiceName = grpcapi.ServiceName
 )
 
-// startTimeout bounds how long Start waits for the read model to catch up.
-const startTimeout = 2 * time.Minute
-
-// Module is the catalog service as a platform module.
+// Module is the catalog service as a platform module. It has no settings.
 //
-// Start opens the catalog's event store (stream CUSTODY_CATALOG), rebuilds
-// the products-by-vendor read model and returns once it has caught up with
-// the store (so the process reports ready only then). The consumer of order
-// events ("catalog-on-order" on CUSTODY_ORDER) starts in the background: in
-// microservice mode the order service may never have run yet, so there is no
-// order stream to consume; the module retries until there is, logging while
-// it waits, and the saga then catches up from the first order event.
+// Its parts: the catalog's event store (stream CUSTODY_CATALOG); the
+// products-by-vendor read model, folded from that store, which has caught
+// up before the process serves; and three reactions, each a durable
+// consumer that starts once its source's stream exists (in microservice
+// mode the order service may never have run yet) and then catches up from
+// the source's first event:
+//
+//   - catalog-on-order: the reservation saga on OrderPlaced, OrderCancelled
+//     and OrderRejected;
+//   - catalog-on-fulfilment: FulfilmentShipped sells held units,
+//     FulfilmentCancelled releases the vendor's part of the order;
+//   - catalog-on-trust: ReturnReceived restocks resellable returns.
 func Module() platform.Module {
-	return platform.Module{Name: Name, Projections: projections, Start: start}
+	return platform.Module{Name: Name, New: newParts}
 }
 
-func start(ctx context.Context, d platform.Deps) (platform.Running, error) {
-	log := d.Logger
+func newParts(ctx context.Context, d platform.Deps) (platform.Parts, error) {
 	store, err := d.OpenStore(ctx, Name)
 	if err != nil {
-		return platform.Running{}, err
+		return platform.Parts{}, err
 	}
+	log := d.Logger
 	a := app.New(store, d.Clock, log)
-	sctx, cancel := context.WithTimeout(ctx, startTimeout)
-	err = a.Start(sctx)
-	cancel()
-	if err != nil {
-		return platform.Running{}, err
-	}
-
-	saga := app.NewSaga(a)
-	cons := &consumer{log: log}
-	bctx, stopBus := context.WithCancel(context.WithoutCancel(ctx))
-	cons.wg.Add(1)
-	go func() {
-		defer cons.wg.Done()
-		cons.run(bctx, d.JetStream, bus.Config{
-			Name:          ConsumerName,
-			SourceService: "order",
-			EventTypes:    app.SagaEventTypes,
-			Replicas:      d.Replicas,
-			Backoff:       []time.Duration{200 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second},
-			MaxDeliver:    20, // ~1.5 min of retries before parking: outlasts a store hiccup
-			// One lane per order keeps each order's events in order; orders
-			// for a hot product overlap and are group-committed there.
-			Concurrency: 16,
-			Logger:      log,
-		}, saga.Handle)
-	}()
-
-	// Shipments sell reserved units; resellable returns restock them.
-	stock := []*consumer{{log: log}, {log: log}}
-	for i, src := range []struct {
-		name, service string
-		types         []string
-	}{
-		{"catalog-on-fulfilment", "fulfilment", app.ShipmentEventTypes},
-		{"catalog-on-trust", "trust", app.ReturnEventTypes},
-	} {
-		c := stock[i]
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.run(bctx, d.JetStream, bus.Config{
-				Name: src.name, SourceService: src.service, EventTypes: src.types, Replicas: d.Replicas,
-				Backoff:    []time.Duration{200 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second},
-				MaxDeliver: 20, Concurrency: 8, Logger: log,
-			}, a.HandleStockEvent)
-		}()
-	}
-
+	index := a.Index()
 	api := grpcapi.New(a, log)
-	return platform.Running{
+	return platform.Parts{
 		Register: func(r grpc.ServiceRegistrar) { catalogv1.RegisterCatalogServiceServer(r, api) },
 		Services: []string{ServiceName},
-		Stop: func(context.Context) error {
-			stopBus()
-			cons.stop()
-			for _, c := range stock {
-				c.stop()
-			}
-			a.Stop()
-			return nil
+		Projections: []platform.Projection{{
+			Name: "products by vendor", Source: Name, Position: index.Progress(),
+			Apply: func(e eventstore.RecordedEvent) {
+				if err := index.Apply(e); err != nil {
+					log.Error("products by vendor: cannot apply event", "event_id", e.ID, "type", e.Type, "err", err)
+				}
+			},
+		}},
+		Reactions: []platform.Reaction{
+			{
+				Name: ConsumerName, Source: "order", EventTypes: app.SagaEventTypes, Handle: app.NewSaga(a).Handle,
+				// One order's events go one by one; orders for a hot product
+				// overlap and are group-committed there.
+				Concurrency: 16,
+			},
+			{Name: "catalog-on-fulfilment", Source: "fulfilment", EventTypes: app.ShipmentEventTypes, Handle: a.HandleStockEvent, Concurrency: 8},
+			{Name: "catalog-on-trust", Source: "trust", EventTypes: app.ReturnEventTypes, Handle: a.HandleStockEvent, Concurrency: 8},
 		},
 	}, nil
-}
-
-// consumer subscribes to order events as soon as the order stream exists.
-type consumer struct {
-	log *slog.Logger
-	wg  sync.WaitGroup
-	mu  sync.Mutex
-	c   *bus.Consumer
-}
-
-func (c *consumer) run(ctx context.Context, js jetstream.JetStream, cfg bus.Config, h bus.Handler) {
-	wait := 100 * time.Millisecond
-	for attempt := 0; ; attempt++ {
-		cons, err := bus.Subscribe(ctx, js, cfg, h)
-		if err == nil {
-			c.mu.Lock()
-			c.c = cons
-			c.mu.Unlock()
-			c.log.Info("reacting to order events", "consumer", cfg.Name)
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			if attempt%20 == 0 { // not every try: a lone catalog may wait long
-				c.log.Info("order event stream not there yet (order service never started?); will subscribe when it is", "consumer", cfg.Name)
-			}
-		} else {
-			c.log.Warn("cannot subscribe to order events; retrying", "consumer", cfg.Name, "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, time.Second)
-	}
-}
-
-// stop waits for the subscribing goroutine (whose context the caller
-// cancelled) and stops the consumer if it was made.
-func (c *consumer) stop() {
-	c.wg.Wait()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.c != nil {
-		c.c.Stop()
-	}
 }

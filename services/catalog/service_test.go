@@ -1,19 +1,29 @@
 package catalog_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/clock"
+	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/platform"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
+	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
+	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
+	"github.com/custody/custody/services/catalog"
 )
 
 func twoSKUs(requestID, vendorID string, stockA, stockB int64) *catalogv1.CreateProductRequest {
@@ -27,6 +37,17 @@ func twoSKUs(requestID, vendorID string, stockA, stockB int64) *catalogv1.Create
 	}
 }
 
+// product creates twoSKUs(requestID, vendorID, stockA, stockB) and
+// returns its id.
+func product(t *testing.T, c catalogv1.CatalogServiceClient, requestID, vendorID string, stockA, stockB int64) string {
+	t.Helper()
+	resp, err := c.CreateProduct(t.Context(), twoSKUs(requestID, vendorID, stockA, stockB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.GetProduct().GetProductId()
+}
+
 func register(t *testing.T, c catalogv1.CatalogServiceClient, vendorID string) {
 	t.Helper()
 	if _, err := c.RegisterVendor(t.Context(), &catalogv1.RegisterVendorRequest{
@@ -37,10 +58,11 @@ func register(t *testing.T, c catalogv1.CatalogServiceClient, vendorID string) {
 }
 
 func TestCatalogOverGRPC(t *testing.T) {
-	p := startProc(t, t.TempDir(), clock.NewFake(t0))
+	t.Parallel()
+	p, _ := start(t)
 	ctx := t.Context()
-	v1 := p.client(t, "vendor:v1")
-	buyer := p.client(t, "buyer:b1")
+	v1 := client(t, p, "vendor:v1")
+	buyer := client(t, p, "buyer:b1")
 
 	reg := &catalogv1.RegisterVendorRequest{RequestId: "r-1", VendorId: "v1", DisplayName: "Acme", CountryCode: "DE"}
 	for range 2 { // the same request twice: the same vendor
@@ -51,7 +73,7 @@ func TestCatalogOverGRPC(t *testing.T) {
 	}
 	_, err := v1.RegisterVendor(ctx, &catalogv1.RegisterVendorRequest{RequestId: "r-2", VendorId: "v1", DisplayName: "Acme 2", CountryCode: "FR"})
 	wantCode(t, err, codes.AlreadyExists)
-	if got := p.events(t, "vendor-v1"); len(got) != 1 {
+	if got := events(t, p, "vendor-v1"); len(got) != 1 {
 		t.Fatalf("vendor events %v", got)
 	}
 	if v, err := buyer.GetVendor(ctx, &catalogv1.GetVendorRequest{VendorId: "v1"}); err != nil || v.GetVendor().GetCountryCode() != "DE" {
@@ -74,7 +96,7 @@ func TestCatalogOverGRPC(t *testing.T) {
 			t.Fatalf("second create made %s, first %s", resp.GetProduct().GetProductId(), productID)
 		}
 	}
-	if got := p.events(t, "product-"+productID); !slices.Equal(got, []string{"custody.catalog.v1.ProductCreated"}) {
+	if got := events(t, p, "product-"+productID); !slices.Equal(got, []string{"custody.catalog.v1.ProductCreated"}) {
 		t.Fatalf("product events %v", got)
 	}
 	got, err := buyer.GetProduct(ctx, &catalogv1.GetProductRequest{ProductId: productID})
@@ -109,14 +131,15 @@ func TestCatalogOverGRPC(t *testing.T) {
 	wantCode(t, err, codes.NotFound)
 	_, err = v1.CreateProduct(ctx, twoSKUs("prod-x", "v404", 1, 1))
 	wantCode(t, err, codes.PermissionDenied) // v1 may not act for v404
-	_, err = p.client(t, "platform").CreateProduct(ctx, twoSKUs("prod-x", "v404", 1, 1))
+	_, err = client(t, p, "platform").CreateProduct(ctx, twoSKUs("prod-x", "v404", 1, 1))
 	wantCode(t, err, codes.NotFound) // no such vendor
 }
 
 func TestListProductsPages(t *testing.T) {
-	p := startProc(t, t.TempDir(), clock.NewFake(t0))
+	t.Parallel()
+	p, _ := start(t)
 	ctx := t.Context()
-	v1, v2 := p.client(t, "vendor:v1"), p.client(t, "vendor:v2")
+	v1, v2 := client(t, p, "vendor:v1"), client(t, p, "vendor:v2")
 	register(t, v1, "v1")
 	register(t, v2, "v2")
 	var ids []string
@@ -132,7 +155,7 @@ func TestListProductsPages(t *testing.T) {
 	}
 	slices.Reverse(ids) // newest first
 
-	buyer := p.client(t, "buyer:b1")
+	buyer := client(t, p, "buyer:b1")
 	var listed []string
 	token := ""
 	for page := 0; ; page++ {
@@ -174,15 +197,12 @@ func TestListProductsPages(t *testing.T) {
 }
 
 func TestValidation(t *testing.T) {
-	p := startProc(t, t.TempDir(), clock.NewFake(t0))
+	t.Parallel()
+	p, _ := start(t)
 	ctx := t.Context()
-	c := p.client(t, "platform") // may do anything: refusals here are about input only
+	c := client(t, p, "platform") // may do anything: refusals here are about input only
 	register(t, c, "v1")
-	prod, err := c.CreateProduct(ctx, twoSKUs("good", "v1", 1, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid := prod.GetProduct().GetProductId()
+	pid := product(t, c, "good", "v1", 1, 1)
 	sess, err := c.StartLiveSession(ctx, &catalogv1.StartLiveSessionRequest{RequestId: "s", CreatorId: "c1"})
 	if err != nil {
 		t.Fatal(err)
@@ -280,35 +300,33 @@ func TestValidation(t *testing.T) {
 			return err
 		}, "product_id"},
 	}
-	before := p.position(t)
+	before := position(t, p)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { wantField(t, tc.call(), tc.field) })
 	}
-	if after := p.position(t); after != before {
+	if after := position(t, p); after != before {
 		t.Fatalf("refused requests wrote %d events", after-before)
 	}
 }
 
 func TestAuthorization(t *testing.T) {
-	p := startProc(t, t.TempDir(), clock.NewFake(t0))
+	t.Parallel()
+	p, _ := start(t)
 	ctx := t.Context()
-	va, vb := p.client(t, "vendor:va"), p.client(t, "vendor:vb")
-	cx, cy := p.client(t, "creator:cx"), p.client(t, "creator:cy")
-	buyer, support, anon := p.client(t, "buyer:b1"), p.client(t, "support"), p.client(t)
+	va, vb := client(t, p, "vendor:va"), client(t, p, "vendor:vb")
+	cx, cy := client(t, p, "creator:cx"), client(t, p, "creator:cy")
+	buyer, support, anon := client(t, p, "buyer:b1"), client(t, p, "support"), client(t, p)
 	register(t, va, "va")
 	register(t, vb, "vb")
-	bp, err := vb.CreateProduct(ctx, twoSKUs("b-1", "vb", 3, 3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bSKU := bp.GetProduct().GetProductId() + "-black_m"
+	bProduct := product(t, vb, "b-1", "vb", 3, 3)
+	bSKU := bProduct + "-black_m"
 	ys, err := cy.StartLiveSession(ctx, &catalogv1.StartLiveSessionRequest{RequestId: "y-1", CreatorId: "cy"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ySession := ys.GetSession().GetSessionId()
 
-	before := p.position(t)
+	before := position(t, p)
 	denied := []struct {
 		name string
 		call func() error
@@ -324,7 +342,7 @@ func TestAuthorization(t *testing.T) {
 			return err
 		}, codes.PermissionDenied},
 		{"creator X makes a link for Y", func() error {
-			_, err := cx.CreateAffiliateLink(ctx, &catalogv1.CreateAffiliateLinkRequest{RequestId: "x", CreatorId: "cy", ProductId: bp.GetProduct().GetProductId()})
+			_, err := cx.CreateAffiliateLink(ctx, &catalogv1.CreateAffiliateLinkRequest{RequestId: "x", CreatorId: "cy", ProductId: bProduct})
 			return err
 		}, codes.PermissionDenied},
 		{"creator X starts a session for Y", func() error {
@@ -332,7 +350,7 @@ func TestAuthorization(t *testing.T) {
 			return err
 		}, codes.PermissionDenied},
 		{"creator X pins in Y's session", func() error {
-			_, err := cx.PinProduct(ctx, &catalogv1.PinProductRequest{RequestId: "x", SessionId: ySession, ProductId: bp.GetProduct().GetProductId()})
+			_, err := cx.PinProduct(ctx, &catalogv1.PinProductRequest{RequestId: "x", SessionId: ySession, ProductId: bProduct})
 			return err
 		}, codes.PermissionDenied},
 		{"creator X ends Y's session", func() error {
@@ -352,7 +370,7 @@ func TestAuthorization(t *testing.T) {
 	for _, tc := range denied {
 		t.Run(tc.name, func(t *testing.T) { wantCode(t, tc.call(), tc.want) })
 	}
-	if after := p.position(t); after != before {
+	if after := position(t, p); after != before {
 		t.Fatalf("denied requests wrote %d events", after-before)
 	}
 	// Support reads everything; the owner and platform may write.
@@ -362,23 +380,19 @@ func TestAuthorization(t *testing.T) {
 	if _, err := vb.AdjustStock(ctx, &catalogv1.AdjustStockRequest{RequestId: "ok", SkuId: bSKU, Delta: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.client(t, "service").CreateAffiliateLink(ctx, &catalogv1.CreateAffiliateLinkRequest{RequestId: "ok", CreatorId: "cx", ProductId: bp.GetProduct().GetProductId()}); err != nil {
+	if _, err := client(t, p, "service").CreateAffiliateLink(ctx, &catalogv1.CreateAffiliateLinkRequest{RequestId: "ok", CreatorId: "cx", ProductId: bProduct}); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestLiveSessionsAndLinks(t *testing.T) {
-	clk := clock.NewFake(t0)
-	p := startProc(t, t.TempDir(), clk)
+	t.Parallel()
+	p, clk := start(t)
 	ctx := t.Context()
-	v := p.client(t, "vendor:v1")
+	v := client(t, p, "vendor:v1")
 	register(t, v, "v1")
-	prod, err := v.CreateProduct(ctx, twoSKUs("p", "v1", 5, 5))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid := prod.GetProduct().GetProductId()
-	c1 := p.client(t, "creator:c1")
+	pid := product(t, v, "p", "v1", 5, 5)
+	c1 := client(t, p, "creator:c1")
 
 	// Links fix the product's commission at creation.
 	link, err := c1.CreateAffiliateLink(ctx, &catalogv1.CreateAffiliateLinkRequest{RequestId: "l-1", CreatorId: "c1", ProductId: pid})
@@ -393,7 +407,7 @@ func TestLiveSessionsAndLinks(t *testing.T) {
 	if err != nil || again.GetLink().GetLinkId() != l.GetLinkId() {
 		t.Fatalf("repeated link: %v %v", again, err)
 	}
-	if got, err := p.client(t, "buyer:b1").GetAffiliateLink(ctx, &catalogv1.GetAffiliateLinkRequest{LinkId: l.GetLinkId()}); err != nil || got.GetLink().GetProductId() != pid {
+	if got, err := client(t, p, "buyer:b1").GetAffiliateLink(ctx, &catalogv1.GetAffiliateLinkRequest{LinkId: l.GetLinkId()}); err != nil || got.GetLink().GetProductId() != pid {
 		t.Fatalf("get link: %v %v", got, err)
 	}
 	_, err = c1.CreateAffiliateLink(ctx, &catalogv1.CreateAffiliateLinkRequest{RequestId: "l-2", CreatorId: "c1", ProductId: "p404"})
@@ -433,7 +447,7 @@ func TestLiveSessionsAndLinks(t *testing.T) {
 	_, err = c1.PinProduct(ctx, &catalogv1.PinProductRequest{RequestId: "pin-5", SessionId: sid, ProductId: pid})
 	wantCode(t, err, codes.FailedPrecondition)
 
-	got, err := p.client(t, "support").GetLiveSession(ctx, &catalogv1.GetLiveSessionRequest{SessionId: sid})
+	got, err := client(t, p, "support").GetLiveSession(ctx, &catalogv1.GetLiveSessionRequest{SessionId: sid})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,107 +483,165 @@ func orderPlaced(orderID string, lines map[string]int64) *orderv1.OrderPlaced {
 	return ev
 }
 
-// The reservation saga end to end: order events published into the order
+// The reservation saga end to end: order events emitted into the order
 // service's stream, reactions observed through the catalog's API and
 // events. The catalog starts before the order stream exists (as with
 // --target=catalog before the order service ever ran) and subscribes once
 // it appears; a restart resumes without reserving anything twice.
 func TestReservationSagaOverTheBus(t *testing.T) {
-	dir := t.TempDir()
-	p := startProc(t, dir, clock.NewFake(t0))
+	t.Parallel()
+	p, _ := start(t)
 	ctx := t.Context()
-	v := p.client(t, "vendor:v1")
+	v := client(t, p, "vendor:v1")
 	register(t, v, "v1")
-	prod, err := v.CreateProduct(ctx, twoSKUs("p1", "v1", 5, 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid := prod.GetProduct().GetProductId()
+	pid := product(t, v, "p1", "v1", 5, 2)
 	black, white := pid+"-black_m", pid+"-white_m"
-	short, err := v.CreateProduct(ctx, twoSKUs("p2", "v1", 1, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	shortSKU := short.GetProduct().GetProductId() + "-black_m"
-
-	waitLedger := func(product, code string, want [3]int64) {
-		t.Helper()
-		eventually(t, product+" "+code, func() error {
-			if got := ledger(t, v, product)[code]; got != want {
-				return fmt.Errorf("available/reserved/sold = %v, want %v", got, want)
-			}
-			return nil
-		})
-	}
-	waitEvents := func(stream string, want ...string) {
-		t.Helper()
-		eventually(t, stream, func() error {
-			if got := p.events(t, stream); !slices.Equal(got, want) {
-				return fmt.Errorf("events %v, want %v", got, want)
-			}
-			return nil
-		})
-	}
-	const (
-		requested = "custody.catalog.v1.ReservationRequested"
-		reserved  = "custody.catalog.v1.StockReserved"
-		failed    = "custody.catalog.v1.StockReservationFailed"
-		cancelled = "custody.catalog.v1.ReservationCancelled"
-		released  = "custody.catalog.v1.StockReleased"
-	)
+	shortSKU := product(t, v, "p2", "v1", 1, 0) + "-black_m"
+	order := func(orderID string, m proto.Message) { p.Emit(t, "order", "order-"+orderID, m) }
 
 	// Reserved.
-	p.publishOrderEvent(t, "o1", "placed", orderPlaced("o1", map[string]int64{black: 2, white: 1}))
-	waitEvents("reservation-o1", requested, reserved)
-	waitLedger(pid, "black_m", [3]int64{3, 2, 0})
-	waitLedger(pid, "white_m", [3]int64{1, 1, 0})
+	order("o1", orderPlaced("o1", map[string]int64{black: 2, white: 1}))
+	reacted(t, p, "o1 reserved", eventsAre(t, p, "reservation-o1", requested, reserved))
+	holds(t, stockIs(t, v, pid, "black_m", [3]int64{3, 2, 0}), stockIs(t, v, pid, "white_m", [3]int64{1, 1, 0}))
 
 	// Stock never drops below what is reserved.
-	before := p.position(t)
-	_, err = v.AdjustStock(ctx, &catalogv1.AdjustStockRequest{RequestId: "too-far", SkuId: black, Delta: -4})
+	before := position(t, p)
+	_, err := v.AdjustStock(ctx, &catalogv1.AdjustStockRequest{RequestId: "too-far", SkuId: black, Delta: -4})
 	wantCode(t, err, codes.FailedPrecondition)
-	if p.position(t) != before {
+	if position(t, p) != before {
 		t.Fatal("a refused adjustment wrote events")
 	}
 	if _, err := v.AdjustStock(ctx, &catalogv1.AdjustStockRequest{RequestId: "to-reserved", SkuId: black, Delta: -3}); err != nil {
 		t.Fatal(err)
 	}
-	waitLedger(pid, "black_m", [3]int64{0, 2, 0})
+	holds(t, stockIs(t, v, pid, "black_m", [3]int64{0, 2, 0}))
 
 	// All or nothing across products: white is held, then released.
-	p.publishOrderEvent(t, "o2", "placed", orderPlaced("o2", map[string]int64{white: 1, shortSKU: 2}))
-	waitEvents("reservation-o2", requested, failed)
-	waitLedger(pid, "white_m", [3]int64{1, 1, 0})
+	order("o2", orderPlaced("o2", map[string]int64{white: 1, shortSKU: 2}))
+	reacted(t, p, "o2 failed", eventsAre(t, p, "reservation-o2", requested, failed))
+	holds(t, stockIs(t, v, pid, "white_m", [3]int64{1, 1, 0}))
 
 	// Cancelled: released.
-	p.publishOrderEvent(t, "o1", "cancelled", &orderv1.OrderCancelled{OrderId: "o1", Reason: "changed mind", CancelledBy: "buyer:b1"})
-	waitEvents("reservation-o1", requested, reserved, released)
-	waitLedger(pid, "black_m", [3]int64{2, 0, 0})
-	waitLedger(pid, "white_m", [3]int64{2, 0, 0})
+	order("o1", &orderv1.OrderCancelled{OrderId: "o1", Reason: "changed mind", CancelledBy: "buyer:b1"})
+	reacted(t, p, "o1 released", eventsAre(t, p, "reservation-o1", requested, reserved, released))
+	holds(t, stockIs(t, v, pid, "black_m", [3]int64{2, 0, 0}), stockIs(t, v, pid, "white_m", [3]int64{2, 0, 0}))
 
-	// Cancelled before placed: the late OrderPlaced reserves nothing. The
-	// consumer handles events in order, so o4 being reserved means o3's
-	// OrderPlaced was handled.
-	p.publishOrderEvent(t, "o3", "cancelled", &orderv1.OrderCancelled{OrderId: "o3", Reason: "fraud"})
-	p.publishOrderEvent(t, "o3", "placed", orderPlaced("o3", map[string]int64{black: 1}))
-	p.publishOrderEvent(t, "o4", "placed", orderPlaced("o4", map[string]int64{white: 1}))
-	waitEvents("reservation-o4", requested, reserved)
-	waitEvents("reservation-o3", cancelled)
-	waitLedger(pid, "black_m", [3]int64{2, 0, 0})
+	// Cancelled before placed: the late OrderPlaced reserves nothing.
+	order("o3", &orderv1.OrderCancelled{OrderId: "o3", Reason: "fraud"})
+	order("o3", orderPlaced("o3", map[string]int64{black: 1}))
+	order("o4", orderPlaced("o4", map[string]int64{white: 1}))
+	reacted(t, p, "o4 reserved", eventsAre(t, p, "reservation-o4", requested, reserved))
+	holds(t, eventsAre(t, p, "reservation-o3", cancelled), stockIs(t, v, pid, "black_m", [3]int64{2, 0, 0}))
 
 	// Restart: the read model is rebuilt, the consumer resumes where it
 	// was, nothing is reserved twice, and new orders still work.
-	p.stop()
-	p = startProc(t, dir, clock.NewFake(t0))
-	v = p.client(t, "vendor:v1")
-	waitLedger(pid, "white_m", [3]int64{1, 1, 0})
+	p.Restart(t)
+	v = client(t, p, "vendor:v1")
+	p.Settled(t)
+	holds(t, stockIs(t, v, pid, "white_m", [3]int64{1, 1, 0}))
 	list, err := v.ListProducts(ctx, &catalogv1.ListProductsRequest{VendorId: "v1"})
 	if err != nil || len(list.GetProducts()) != 2 || list.GetProducts()[1].GetSkus()[1].GetReserved() != 1 {
 		t.Fatalf("list after restart: %v %v", list, err)
 	}
-	p.publishOrderEvent(t, "o5", "placed", orderPlaced("o5", map[string]int64{black: 2}))
-	waitEvents("reservation-o5", requested, reserved)
-	waitLedger(pid, "black_m", [3]int64{0, 2, 0})
-	waitEvents("reservation-o1", requested, reserved, released)
-	waitLedger(pid, "white_m", [3]int64{1, 1, 0})
+	order("o5", orderPlaced("o5", map[string]int64{black: 2}))
+	reacted(t, p, "o5 reserved", eventsAre(t, p, "reservation-o5", requested, reserved))
+	holds(t,
+		stockIs(t, v, pid, "black_m", [3]int64{0, 2, 0}),
+		eventsAre(t, p, "reservation-o1", requested, reserved, released),
+		stockIs(t, v, pid, "white_m", [3]int64{1, 1, 0}))
+}
+
+// Catalog event types the tests expect.
+const (
+	requested = "custody.catalog.v1.ReservationRequested"
+	reserved  = "custody.catalog.v1.StockReserved"
+	failed    = "custody.catalog.v1.StockReservationFailed"
+	cancelled = "custody.catalog.v1.ReservationCancelled"
+	released  = "custody.catalog.v1.StockReleased"
+	sold      = "custody.catalog.v1.StockSold"
+	restocked = "custody.catalog.v1.StockRestocked"
+)
+
+// After a reservation, the catalog follows the fulfilment and trust
+// services: shipped units are sold, a fulfilment cancelled by the ship-by
+// policy gives its vendor's units back, and resellable returns are
+// restocked (damaged ones are not).
+func TestStockFollowsShipmentsAndReturns(t *testing.T) {
+	t.Parallel()
+	p, _ := start(t)
+	v1, v2 := client(t, p, "vendor:v1"), client(t, p, "vendor:v2")
+	register(t, v1, "v1")
+	register(t, v2, "v2")
+	p1, p2 := product(t, v1, "p1", "v1", 5, 5), product(t, v2, "p2", "v2", 5, 5)
+	black, white, other := p1+"-black_m", p1+"-white_m", p2+"-black_m"
+
+	p.Emit(t, "order", "order-o1", orderPlaced("o1", map[string]int64{black: 3, white: 1, other: 2}))
+	reacted(t, p, "o1 reserved", eventsAre(t, p, "reservation-o1", requested, reserved))
+	holds(t, stockIs(t, v1, p1, "black_m", [3]int64{2, 3, 0}), stockIs(t, v1, p2, "black_m", [3]int64{3, 2, 0}))
+
+	// v2 misses its ship-by deadline; v1 ships in two parts.
+	p.Emit(t, "fulfilment", "fulfilment-f2", &fulfilmentv1.FulfilmentCancelled{FulfilmentId: "f2", OrderId: "o1", VendorId: "v2", Reason: "not shipped by the deadline"})
+	p.Emit(t, "fulfilment", "fulfilment-f1", &fulfilmentv1.FulfilmentShipped{FulfilmentId: "f1", OrderId: "o1", VendorId: "v1", ShipmentId: "s1",
+		Lines: []*fulfilmentv1.ShippedLine{{SkuId: black, Quantity: 2}}})
+	reacted(t, p, "first shipment sold", stockIs(t, v1, p1, "black_m", [3]int64{2, 1, 2}))
+	holds(t, stockIs(t, v1, p2, "black_m", [3]int64{5, 0, 0}))
+	p.Emit(t, "fulfilment", "fulfilment-f1", &fulfilmentv1.FulfilmentShipped{FulfilmentId: "f1", OrderId: "o1", VendorId: "v1", ShipmentId: "s2",
+		Lines: []*fulfilmentv1.ShippedLine{{SkuId: black, Quantity: 1}, {SkuId: white, Quantity: 1}}, FullyShipped: true})
+	reacted(t, p, "second shipment sold", stockIs(t, v1, p1, "white_m", [3]int64{4, 0, 1}))
+	holds(t, stockIs(t, v1, p1, "black_m", [3]int64{2, 0, 3}))
+
+	// One unit comes back damaged, two resellable.
+	p.Emit(t, "trust", "claim-c2", &trustv1.ReturnReceived{ClaimId: "c2", ReturnId: "r2", OrderId: "o1", VendorId: "v1",
+		Condition: trustv1.ReturnCondition_RETURN_CONDITION_DAMAGED, Lines: []*trustv1.ClaimLine{{SkuId: white, Quantity: 1}}})
+	p.Emit(t, "trust", "claim-c1", &trustv1.ReturnReceived{ClaimId: "c1", ReturnId: "r1", OrderId: "o1", VendorId: "v1", Restock: true,
+		Condition: trustv1.ReturnCondition_RETURN_CONDITION_AS_EXPECTED, Lines: []*trustv1.ClaimLine{{SkuId: black, Quantity: 2}}})
+	reacted(t, p, "return restocked", stockIs(t, v1, p1, "black_m", [3]int64{4, 0, 1}))
+	holds(t, stockIs(t, v1, p1, "white_m", [3]int64{4, 0, 1}))
+	got := events(t, p, "product-"+p1)
+	if n := len(got); n < 3 || !slices.Equal(got[n-3:], []string{sold, sold, restocked}) {
+		t.Fatalf("product events %v: want two sales and one restock last", got)
+	}
+}
+
+// The first delivery of an order event does the work and then fails, as if
+// the process died before acknowledging it; the runtime delivers it again
+// and the saga must not reserve twice.
+func TestSagaRedelivery(t *testing.T) {
+	t.Parallel()
+	var deliveries atomic.Int32
+	m := catalog.Module()
+	newParts := m.New
+	m.New = func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
+		parts, err := newParts(ctx, d)
+		for i, r := range parts.Reactions {
+			if r.Name != catalog.ConsumerName {
+				continue
+			}
+			parts.Reactions[i].Handle = func(ctx context.Context, e eventstore.RecordedEvent) error {
+				err := r.Handle(ctx, e)
+				if deliveries.Add(1) == 1 && err == nil {
+					return errors.New("crash after the work, before the ack")
+				}
+				return err
+			}
+		}
+		return parts, err
+	}
+	p := platformtest.Start(t, platformtest.Options{Clock: clock.NewFake(t0)}, m)
+	v := client(t, p, "vendor:v1")
+	register(t, v, "v1")
+	pid := product(t, v, "p1", "v1", 5, 5)
+	p.Emit(t, "order", "order-o7", orderPlaced("o7", map[string]int64{pid + "-black_m": 2}))
+	reacted(t, p, "a redelivery", func() error {
+		if n := deliveries.Load(); n < 2 {
+			return fmt.Errorf("%d deliveries", n)
+		}
+		return nil
+	})
+	if n := deliveries.Load(); n != 2 {
+		t.Fatalf("%d deliveries, want 2", n)
+	}
+	holds(t,
+		stockIs(t, v, pid, "black_m", [3]int64{3, 2, 0}),
+		eventsAre(t, p, "reservation-o7", requested, reserved))
 }

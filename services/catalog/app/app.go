@@ -1,8 +1,14 @@
 // Package app runs the catalog's use cases on its event store: one
 // es.Handler per aggregate (commands are stamped with the injected clock's
-// time here, never in the domain), the reservation saga that reacts to the
-// order service's events (Saga), and the products-by-vendor read model
-// behind ListProducts (ProductIndex).
+// time here, never in the domain), the handlers of other services' events —
+// the reservation saga on order events (Saga.Handle) and the stock moves on
+// shipments and returns (HandleStockEvent) — and the products-by-vendor
+// read model behind ListProducts (ProductIndex).
+//
+// It knows no transport: the platform (see the catalog package) subscribes
+// the handlers, retries and parks what they fail, and feeds the read model.
+// A handler returns an error to be retried, or one marked fault.Permanent
+// for an event no retry can cure.
 //
 // Reads of one resource (GetProduct, GetVendor, …) load the aggregate and
 // are strongly consistent; listing reads the read model, which waits for the
@@ -11,10 +17,7 @@ package app
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/custody/custody/pkg/clock"
@@ -42,12 +45,12 @@ type App struct {
 	Sessions     *es.Handler[domain.Session, domain.SessionCommand]
 	Reservations *es.Handler[domain.Reservation, domain.ReservationCommand]
 
-	index  *ProductIndex
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	index *ProductIndex
 }
 
-// New returns an App on store. Call Start before serving.
+// New returns an App on store. It starts nothing: the platform folds the
+// store into the read model (Index) and hands the App the events it reacts
+// to.
 func New(store Store, clk clock.Clock, log *slog.Logger) *App {
 	if clk == nil {
 		clk = clock.Real()
@@ -66,80 +69,9 @@ func New(store Store, clk clock.Clock, log *slog.Logger) *App {
 	}
 }
 
-// Start runs the read models from the beginning of the store and returns
-// once they have caught up with it (the catalog is ready then), or ctx ends.
-func (a *App) Start(ctx context.Context) error {
-	last, err := a.store.LastPosition(ctx)
-	if err != nil {
-		return fmt.Errorf("catalog: store position: %w", err)
-	}
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.cancel = cancel
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		a.follow(rctx, 1)
-	}()
-	if err := a.index.WaitFor(ctx, last); err != nil {
-		a.Stop()
-		return fmt.Errorf("catalog: product index catching up to position %d: %w", last, err)
-	}
-	a.log.Info("catalog read model caught up", "position", last)
-	return nil
-}
-
-// Stop stops the read models.
-func (a *App) Stop() {
-	if a.cancel != nil {
-		a.cancel()
-	}
-	a.wg.Wait()
-}
-
-// follow feeds the product index from position from on, resubscribing
-// after errors until ctx ends.
-func (a *App) follow(ctx context.Context, from uint64) {
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		sub, err := a.store.SubscribeAll(ctx, from)
-		if err != nil {
-			a.log.Warn("catalog read model: subscribe failed; retrying", "from", from, "err", err)
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, 5*time.Second)
-			continue
-		}
-		for {
-			e, err := sub.Next(ctx)
-			if errors.Is(err, eventstore.ErrClosed) || ctx.Err() != nil {
-				break
-			}
-			if err != nil {
-				// An event that does not decode; the subscription goes on.
-				a.log.Error("catalog read model: bad event", "err", err)
-				continue
-			}
-			backoff = 100 * time.Millisecond
-			if err := a.index.Apply(e); err != nil {
-				a.log.Error("catalog read model: cannot apply event", "event_id", e.ID, "type", e.Type, "err", err)
-			}
-			from = e.Position + 1
-		}
-		_ = sub.Close()
-		if ctx.Err() == nil {
-			a.log.Warn("catalog read model: subscription ended; resubscribing", "from", from)
-			sleep(ctx, backoff)
-		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
+// Index is the products-by-vendor read model behind ListProducts, to be fed
+// every event of the catalog's store in order.
+func (a *App) Index() *ProductIndex { return a.index }
 
 // Call identifies one command: its idempotency id and who asked.
 type Call struct {
@@ -256,7 +188,7 @@ func (a *App) ProductOfSKU(ctx context.Context, skuID string) (domain.Product, e
 	}
 	p, err := a.Product(ctx, id)
 	if err != nil {
-		if errors.Is(err, &domain.NotFoundError{Resource: "product"}) {
+		if domain.IsA(err, &domain.NotFoundError{Resource: "product"}) {
 			err = &domain.NotFoundError{Resource: "sku", ID: skuID}
 		}
 		return p, err
@@ -300,10 +232,7 @@ const freshness = 2 * time.Second
 // pass for the next page (0 at the end).
 func (a *App) ListProducts(ctx context.Context, vendorID string, limit int, before uint64) ([]domain.Product, uint64, error) {
 	if last, err := a.store.LastPosition(ctx); err == nil {
-		wctx, cancel := context.WithTimeout(ctx, freshness)
-		err := a.index.WaitFor(wctx, last)
-		cancel()
-		if err != nil && ctx.Err() != nil {
+		if !a.index.Progress().Reach(ctx, freshness, last) && ctx.Err() != nil {
 			return nil, 0, ctx.Err()
 		}
 	} else {

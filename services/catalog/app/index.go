@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"sort"
@@ -9,19 +8,20 @@ import (
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/catalog/domain"
 )
 
 // ProductIndex is the read model behind ListProducts: every product, folded
 // from the catalog's own events with the domain's Evolve, grouped by vendor
-// in creation order. It is rebuilt from the start of the store at every
-// start (products are few next to orders; a snapshot can come later).
+// in creation order. The platform rebuilds it from the start of the store
+// at every start (products are few next to orders; a snapshot can come
+// later).
 type ProductIndex struct {
 	mu       sync.Mutex
 	products map[string]*listed
 	byVendor map[string][]*listed // ascending by position
-	position uint64               // of the last event applied
-	changed  chan struct{}        // closed and replaced when position moves
+	progress *projection.Position // of the last event applied
 }
 
 type listed struct {
@@ -31,15 +31,17 @@ type listed struct {
 
 // NewProductIndex returns an empty index.
 func NewProductIndex() *ProductIndex {
-	return &ProductIndex{products: map[string]*listed{}, byVendor: map[string][]*listed{}, changed: make(chan struct{})}
+	return &ProductIndex{products: map[string]*listed{}, byVendor: map[string][]*listed{}, progress: projection.New()}
 }
 
 // Apply folds one event of the catalog store into the index. Events of
-// other aggregates only move the position.
+// other aggregates only move the position. The index advances its own
+// progress (the runtime advances it too, harmlessly) so that it is also
+// whole without one, as in `custody rebuild` and unit tests.
 func (x *ProductIndex) Apply(e eventstore.RecordedEvent) error {
+	defer x.progress.Advance(e.Position)
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	defer x.advance(e.Position)
 	agg, id, err := eventstore.SplitStream(e.Stream)
 	if err != nil || agg != domain.Products.Aggregate {
 		return nil
@@ -62,37 +64,10 @@ func (x *ProductIndex) Apply(e eventstore.RecordedEvent) error {
 	return nil
 }
 
-func (x *ProductIndex) advance(pos uint64) {
-	if pos > x.position {
-		x.position = pos
-		close(x.changed)
-		x.changed = make(chan struct{})
-	}
-}
-
-// Position is the position of the last event applied.
-func (x *ProductIndex) Position() uint64 {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.position
-}
-
-// WaitFor blocks until the index has applied position pos, or ctx ends.
-func (x *ProductIndex) WaitFor(ctx context.Context, pos uint64) error {
-	for {
-		x.mu.Lock()
-		done, ch := x.position >= pos, x.changed
-		x.mu.Unlock()
-		if done {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ch:
-		}
-	}
-}
+// Progress is the position of the last event applied, which ListProducts
+// waits on to read its own writes and the runtime marks ready once the
+// index has caught up.
+func (x *ProductIndex) Progress() *projection.Position { return x.progress }
 
 // List returns up to limit of vendorID's products created before position
 // before (0: from the newest), newest first, and the position to pass as

@@ -8,9 +8,9 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/custody/custody/pkg/bus"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	"github.com/custody/custody/services/catalog/domain"
 )
@@ -53,11 +53,12 @@ type Saga struct {
 // NewSaga returns the reservation saga of app.
 func NewSaga(a *App) *Saga { return &Saga{app: a, log: a.log.With("saga", "reservation")} }
 
-// Handle is the bus.Handler for order events.
+// Handle handles one order event (OrderPlaced, OrderCancelled or
+// OrderRejected; other types are ignored). Redelivery is harmless.
 func (s *Saga) Handle(ctx context.Context, rec eventstore.RecordedEvent) error {
 	e, err := es.Decode(rec)
 	if err != nil {
-		return bus.Permanent(err)
+		return fault.Permanent(err)
 	}
 	switch ev := e.Payload.(type) {
 	case *orderv1.OrderPlaced:
@@ -80,7 +81,7 @@ func (s *Saga) call(rec eventstore.RecordedEvent, orderID string, step ...string
 
 func checkOrderID(id string) error {
 	if !domain.OrderIDPattern.MatchString(id) {
-		return bus.Permanent(fmt.Errorf("catalog saga: order id %q is not a valid id", id))
+		return fault.Permanent(fmt.Errorf("catalog saga: order id %q is not a valid id", id))
 	}
 	return nil
 }
@@ -213,7 +214,7 @@ func (s *Saga) fail(ctx context.Context, rec eventstore.RecordedEvent, orderID s
 	_, err := s.app.Reservations.Handle(ctx, command[domain.ReservationCommand](orderID, s.call(rec, orderID, "fail"), domain.FailReservation{
 		SkuID: ref.sku, Requested: ref.requested, Available: ref.available, Reason: ref.reason, Now: s.app.clock.Now(),
 	}))
-	if errors.Is(err, domain.ErrReservationClosed) {
+	if domain.IsA(err, domain.ErrReservationClosed) {
 		s.log.WarnContext(ctx, "reservation decided elsewhere; not failing it", "order_id", orderID, "err", err)
 		return nil
 	}
@@ -228,7 +229,7 @@ func (s *Saga) release(ctx context.Context, rec eventstore.RecordedEvent, orderI
 	for _, p := range products {
 		_, err := s.app.Products.Handle(ctx, command[domain.ProductCommand](p, s.call(rec, orderID, "release", p),
 			domain.ReleaseStock{OrderID: orderID, Reason: reason}))
-		if err != nil && !errors.Is(err, &domain.NotFoundError{Resource: "product"}) {
+		if err != nil && !domain.IsA(err, &domain.NotFoundError{Resource: "product"}) {
 			return err
 		}
 	}

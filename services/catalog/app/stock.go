@@ -8,9 +8,9 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/custody/custody/pkg/bus"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	"github.com/custody/custody/services/catalog/domain"
@@ -32,7 +32,7 @@ var (
 func (a *App) HandleStockEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
 	ev, err := es.Decode(rec)
 	if err != nil {
-		return bus.Permanent(err)
+		return fault.Permanent(err)
 	}
 	var orderID string
 	var lines []domain.Line
@@ -68,7 +68,7 @@ func (a *App) HandleStockEvent(ctx context.Context, rec eventstore.RecordedEvent
 	for _, l := range lines {
 		pid, ok := domain.ProductOfSKU(l.SkuID)
 		if !ok {
-			return bus.Permanent(fmt.Errorf("%s for order %s: sku %q names no product", rec.Type, orderID, l.SkuID))
+			return fault.Permanent(fmt.Errorf("%s for order %s: sku %q names no product", rec.Type, orderID, l.SkuID))
 		}
 		byProduct[pid] = append(byProduct[pid], l)
 	}
@@ -91,7 +91,7 @@ func (a *App) HandleStockEvent(ctx context.Context, rec eventstore.RecordedEvent
 		if errors.As(err, &rule) || errors.As(err, &nf) {
 			// The record disagrees with the ledger (more shipped than held):
 			// retrying cannot fix it; park it where support and audit see it.
-			return bus.Permanent(fmt.Errorf("%s for order %s, product %s: %w", rec.Type, orderID, pid, err))
+			return fault.Permanent(fmt.Errorf("%s for order %s, product %s: %w", rec.Type, orderID, pid, err))
 		}
 		if err != nil {
 			return err

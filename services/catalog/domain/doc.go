@@ -21,7 +21,8 @@
 //     Cancelling a reservation the catalog has not seen yet records the
 //     cancellation, so a late OrderPlaced reserves nothing.
 //
-// Errors are typed (NotFoundError, ExistsError, RuleError,
-// InsufficientStockError, ValidationError) so the gRPC edge maps them to
-// codes in one place.
+// Errors are the kinds every service shares (pkg/fault: NotFoundError,
+// ExistsError, RuleError, ValidationError, under the catalog's names) plus
+// the catalog's own InsufficientStockError, so the gRPC edge maps them to
+// codes in one place (pkg/apierr).
 package domain

@@ -1,56 +1,33 @@
 package domain
 
 import (
+	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/custody/custody/pkg/fault"
 )
 
-// NotFoundError: the command names a resource that does not exist.
-type NotFoundError struct {
-	Resource string // "vendor", "product", "sku", "link", "session"
-	ID       string
-}
+// The catalog's failures are the kinds every Custody domain shares
+// (pkg/fault), so the gRPC edge and the consumer runtime map them once for
+// all services. The names below keep the catalog's call sites readable.
+type (
+	// NotFoundError: the command names a resource that does not exist
+	// ("vendor", "product", "sku", "link", "session").
+	NotFoundError = fault.NotFoundError
+	// ExistsError: the resource a command would create is already there
+	// (created by another request).
+	ExistsError = fault.ExistsError
+	// RuleError: the aggregate's state forbids the command. Reason is a
+	// stable UPPER_SNAKE_CASE code, the same whatever the message.
+	RuleError = fault.PreconditionError
+	// ValidationError: a command breaks an invariant of its input; each
+	// Violation names the API request field ("skus[1].price.currency_code").
+	ValidationError = fault.InvalidError
+	Violation       = fault.Violation
+)
 
-func (e *NotFoundError) Error() string { return fmt.Sprintf("%s %q not found", e.Resource, e.ID) }
-
-// Is lets errors.Is(err, &NotFoundError{Resource: "sku"}) match any SKU.
-func (e *NotFoundError) Is(target error) bool {
-	t, ok := target.(*NotFoundError)
-	return ok && t.Resource == e.Resource && (t.ID == "" || t.ID == e.ID)
-}
-
-// ExistsError: the resource a command would create is already there
-// (created by another request).
-type ExistsError struct {
-	Resource string
-	ID       string
-}
-
-func (e *ExistsError) Error() string { return fmt.Sprintf("%s %q already exists", e.Resource, e.ID) }
-
-// Is matches like NotFoundError.Is.
-func (e *ExistsError) Is(target error) bool {
-	t, ok := target.(*ExistsError)
-	return ok && t.Resource == e.Resource && (t.ID == "" || t.ID == e.ID)
-}
-
-// RuleError: the aggregate's state forbids the command. Reason is a stable
-// UPPER_SNAKE_CASE code; errors.Is matches on it, so the sentinels below
-// work whatever the message.
-type RuleError struct {
-	Reason  string
-	Message string
-}
-
-func (e *RuleError) Error() string { return e.Message }
-
-// Is matches another RuleError with the same reason.
-func (e *RuleError) Is(target error) bool {
-	t, ok := target.(*RuleError)
-	return ok && t.Reason == e.Reason
-}
-
-// Rule-error sentinels, for errors.Is.
+// Rule-error sentinels: the reasons, with a generic message. The errors the
+// aggregates return carry a specific message; match them with IsA.
 var (
 	ErrStockBelowReserved  = &RuleError{Reason: "STOCK_BELOW_RESERVED", Message: "stock cannot drop below what is reserved"}
 	ErrSessionEnded        = &RuleError{Reason: "SESSION_ENDED", Message: "the live session has ended"}
@@ -60,6 +37,31 @@ var (
 	ErrReservationClosed   = &RuleError{Reason: "RESERVATION_CLOSED", Message: "the order's reservation is already decided"}
 	ErrNoHold              = &RuleError{Reason: "NO_HOLD", Message: "no stock is held for the order"}
 )
+
+// refuse returns a RuleError with the reason of sentinel and a specific
+// message.
+func refuse(sentinel *RuleError, format string, args ...any) error {
+	return fault.Precondition(sentinel.Reason, format, args...)
+}
+
+// IsA reports whether err is a failure like kind: a RuleError with kind's
+// reason, or a NotFoundError or ExistsError of kind's resource and, when
+// kind names one, its id — so IsA(err, &NotFoundError{Resource: "sku"})
+// matches any missing SKU. Other kinds are matched with errors.Is.
+func IsA(err, kind error) bool {
+	switch k := kind.(type) {
+	case *RuleError:
+		var e *RuleError
+		return errors.As(err, &e) && e.Reason == k.Reason
+	case *NotFoundError:
+		var e *NotFoundError
+		return errors.As(err, &e) && e.Resource == k.Resource && (k.ID == "" || e.ID == k.ID)
+	case *ExistsError:
+		var e *ExistsError
+		return errors.As(err, &e) && e.Resource == k.Resource && (k.ID == "" || e.ID == k.ID)
+	}
+	return errors.Is(err, kind)
+}
 
 // InsufficientStockError: a hold asked for more units of a SKU than are
 // available. It is a FailedPrecondition at the API and the reason of a
@@ -74,36 +76,9 @@ func (e *InsufficientStockError) Error() string {
 	return fmt.Sprintf("sku %s: %d requested, %d available", e.SkuID, e.Requested, e.Available)
 }
 
-// Violation is one invalid field, named as in the API request
-// ("skus[1].price.currency_code").
-type Violation struct {
-	Field       string
-	Description string
-}
-
-// ValidationError: a command breaks an invariant of its input.
-type ValidationError struct {
-	Violations []Violation
-}
-
-func (e *ValidationError) Error() string {
-	parts := make([]string, len(e.Violations))
-	for i, v := range e.Violations {
-		parts[i] = v.Field + ": " + v.Description
-	}
-	return "invalid: " + strings.Join(parts, "; ")
-}
-
-// violations accumulates Violations; err is nil when there are none.
-type violations []Violation
-
-func (v *violations) add(field, format string, args ...any) {
-	*v = append(*v, Violation{Field: field, Description: fmt.Sprintf(format, args...)})
-}
-
-func (v violations) err() error {
-	if len(v) == 0 {
-		return nil
-	}
-	return &ValidationError{Violations: v}
+// invalid is a ValidationError naming one field.
+func invalid(field, format string, args ...any) error {
+	var v fault.Violations
+	v.Add(field, format, args...)
+	return v.Err()
 }

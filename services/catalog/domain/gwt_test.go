@@ -44,8 +44,9 @@ func runScenarios[S, C any](t *testing.T, d es.Decider[S, C], id string, cases [
 	}
 }
 
-// matchErr compares typed errors by value (validation errors by the fields
-// they name) and sentinels with errors.Is.
+// matchErr compares validation errors by the fields they name, stock
+// shortages by value, and the rest with domain.IsA (rule errors by reason,
+// missing or existing resources by resource and id).
 func matchErr(t *testing.T, got, want error) {
 	t.Helper()
 	switch w := want.(type) {
@@ -67,7 +68,7 @@ func matchErr(t *testing.T, got, want error) {
 			t.Fatalf("err = %#v, want %#v", got, w)
 		}
 	default:
-		if !errors.Is(got, want) {
+		if !domain.IsA(got, want) {
 			t.Fatalf("err = %v, want %v", got, want)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/fault"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 )
 
@@ -51,17 +52,17 @@ func decideLink(s Link, c LinkCommand) ([]proto.Message, error) {
 		if s.Created {
 			return nil, &ExistsError{Resource: "link", ID: s.ID}
 		}
-		var v violations
+		var v fault.Violations
 		if !CreatorIDPattern.MatchString(c.CreatorID) {
-			v.add("creator_id", "must be 1-128 letters, digits, '.', '-' or '_'")
+			v.Add("creator_id", "must be 1-128 letters, digits, '.', '-' or '_'")
 		}
 		if !AssignedIDPattern.MatchString(c.ProductID) {
-			v.add("product_id", "is not a product id")
+			v.Add("product_id", "is not a product id")
 		}
 		if c.CommissionBps < 0 || c.CommissionBps > MaxBps {
-			v.add("commission_bps", "must be between 0 and %d basis points", MaxBps)
+			v.Add("commission_bps", "must be between 0 and %d basis points", MaxBps)
 		}
-		if err := v.err(); err != nil {
+		if err := v.Err(); err != nil {
 			return nil, err
 		}
 		return []proto.Message{&catalogv1.AffiliateLinkCreated{

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/money"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 )
@@ -247,49 +248,49 @@ func decideCreate(s Product, c CreateProduct) ([]proto.Message, error) {
 // ValidateProduct checks the invariants of a new product; violations name
 // the fields of the CreateProduct request.
 func ValidateProduct(c CreateProduct) error {
-	var v violations
+	var v fault.Violations
 	if !VendorIDPattern.MatchString(c.VendorID) {
-		v.add("vendor_id", "must be 1-64 letters, digits, '-' or '_'")
+		v.Add("vendor_id", "must be 1-64 letters, digits, '-' or '_'")
 	}
 	if strings.TrimSpace(c.Title) == "" {
-		v.add("title", "is required")
+		v.Add("title", "is required")
 	}
 	if c.CommissionBps < 0 || c.CommissionBps > MaxBps {
-		v.add("affiliate_commission_bps", "must be between 0 and %d basis points, got %d", MaxBps, c.CommissionBps)
+		v.Add("affiliate_commission_bps", "must be between 0 and %d basis points, got %d", MaxBps, c.CommissionBps)
 	}
 	switch {
 	case len(c.SKUs) == 0:
-		v.add("skus", "at least one SKU is required")
+		v.Add("skus", "at least one SKU is required")
 	case len(c.SKUs) > MaxSKUs:
-		v.add("skus", "at most %d SKUs, got %d", MaxSKUs, len(c.SKUs))
+		v.Add("skus", "at most %d SKUs, got %d", MaxSKUs, len(c.SKUs))
 	}
 	codes := map[string]int{}
 	currency := ""
 	for i, k := range c.SKUs {
 		f := fmt.Sprintf("skus[%d]", i)
 		if !SKUCodePattern.MatchString(k.Code) {
-			v.add(f+".code", "must be 1-32 lower-case letters, digits or '_'")
+			v.Add(f+".code", "must be 1-32 lower-case letters, digits or '_'")
 		} else if j, dup := codes[k.Code]; dup {
-			v.add(f+".code", "duplicates skus[%d].code %q", j, k.Code)
+			v.Add(f+".code", "duplicates skus[%d].code %q", j, k.Code)
 		} else {
 			codes[k.Code] = i
 		}
 		switch err := money.ValidateCurrency(k.Price.Currency); {
 		case err != nil:
-			v.add(f+".price.currency_code", "%s", currencyProblem(err))
+			v.Add(f+".price.currency_code", "%s", currencyProblem(err))
 		case currency == "":
 			currency = k.Price.Currency
 		case k.Price.Currency != currency:
-			v.add(f+".price.currency_code", "all SKUs share one currency: want %s, got %s", currency, k.Price.Currency)
+			v.Add(f+".price.currency_code", "all SKUs share one currency: want %s, got %s", currency, k.Price.Currency)
 		}
 		if k.Price.Minor < 0 {
-			v.add(f+".price.amount_minor", "must not be negative, got %d", k.Price.Minor)
+			v.Add(f+".price.amount_minor", "must not be negative, got %d", k.Price.Minor)
 		}
 		if k.InitialStock < 0 || k.InitialStock > MaxUnits {
-			v.add(f+".initial_stock", "must be between 0 and %d, got %d", int64(MaxUnits), k.InitialStock)
+			v.Add(f+".initial_stock", "must be between 0 and %d, got %d", int64(MaxUnits), k.InitialStock)
 		}
 	}
-	return v.err()
+	return v.Err()
 }
 
 // currencyProblem describes a money.ValidateCurrency error for a person.
@@ -301,13 +302,13 @@ func currencyProblem(err error) string {
 }
 
 func decideAdjust(s Product, c AdjustStock) ([]proto.Message, error) {
-	var v violations
+	var v fault.Violations
 	if c.Delta == 0 {
-		v.add("delta", "must not be zero")
+		v.Add("delta", "must not be zero")
 	} else if c.Delta > MaxUnits || c.Delta < -MaxUnits {
-		v.add("delta", "must be within ±%d", int64(MaxUnits))
+		v.Add("delta", "must be within ±%d", int64(MaxUnits))
 	}
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	k, ok := s.SKU(c.SkuID)
@@ -315,12 +316,11 @@ func decideAdjust(s Product, c AdjustStock) ([]proto.Message, error) {
 		return nil, &NotFoundError{Resource: "sku", ID: c.SkuID}
 	}
 	if k.Available+c.Delta < 0 {
-		return nil, &RuleError{Reason: ErrStockBelowReserved.Reason, Message: fmt.Sprintf(
-			"sku %s: removing %d units would leave %d in stock, below the %d reserved",
-			k.ID, -c.Delta, k.Available+k.Reserved+c.Delta, k.Reserved)}
+		return nil, refuse(ErrStockBelowReserved, "sku %s: removing %d units would leave %d in stock, below the %d reserved",
+			k.ID, -c.Delta, k.Available+k.Reserved+c.Delta, k.Reserved)
 	}
 	if k.Available+k.Reserved+k.Sold+c.Delta > MaxUnits {
-		return nil, &ValidationError{Violations: []Violation{{Field: "delta", Description: fmt.Sprintf("would take sku %s above %d units", k.ID, int64(MaxUnits))}}}
+		return nil, invalid("delta", "would take sku %s above %d units", k.ID, int64(MaxUnits))
 	}
 	return []proto.Message{&catalogv1.StockAdjusted{
 		ProductId: s.ID, SkuId: c.SkuID, Delta: c.Delta, Reason: c.Reason, AdjustTime: timestamppb.New(c.Now),
@@ -349,19 +349,19 @@ func decideHold(s Product, c HoldStock) ([]proto.Message, error) {
 
 // mergeLines adds up the quantities of repeated SKUs and sorts by SKU id.
 func mergeLines(in []Line) ([]Line, error) {
-	var v violations
+	var v fault.Violations
 	if len(in) == 0 {
-		v.add("lines", "at least one line is required")
+		v.Add("lines", "at least one line is required")
 	}
 	sum := map[string]int64{}
 	for i, l := range in {
 		if l.Quantity <= 0 || l.Quantity > MaxUnits {
-			v.add(fmt.Sprintf("lines[%d].quantity", i), "must be between 1 and %d, got %d", int64(MaxUnits), l.Quantity)
+			v.Add(fmt.Sprintf("lines[%d].quantity", i), "must be between 1 and %d, got %d", int64(MaxUnits), l.Quantity)
 			continue
 		}
 		sum[l.SkuID] += l.Quantity
 	}
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	out := make([]Line, 0, len(sum))
@@ -389,7 +389,7 @@ func decideSell(s Product, c SellStock) ([]proto.Message, error) {
 		return nil, nil
 	}
 	if h.Status != HoldHeld && h.Status != HoldSold {
-		return nil, &RuleError{Reason: ErrNoHold.Reason, Message: fmt.Sprintf("product %s: no stock held for order %s (%s)", s.ID, c.OrderID, h.Status)}
+		return nil, refuse(ErrNoHold, "product %s: no stock held for order %s (%s)", s.ID, c.OrderID, h.Status)
 	}
 	held := map[string]int64{}
 	for _, l := range h.Lines {
@@ -401,9 +401,8 @@ func decideSell(s Product, c SellStock) ([]proto.Message, error) {
 			continue // another product's line of the same shipment
 		}
 		if l.Quantity <= 0 || h.Shipped[l.SkuID]+l.Quantity > held[l.SkuID] {
-			return nil, &RuleError{Reason: ErrNoHold.Reason, Message: fmt.Sprintf(
-				"product %s: order %s holds %d of %s, %d already shipped; cannot ship %d more",
-				s.ID, c.OrderID, held[l.SkuID], l.SkuID, h.Shipped[l.SkuID], l.Quantity)}
+			return nil, refuse(ErrNoHold, "product %s: order %s holds %d of %s, %d already shipped; cannot ship %d more",
+				s.ID, c.OrderID, held[l.SkuID], l.SkuID, h.Shipped[l.SkuID], l.Quantity)
 		}
 		sold = append(sold, l)
 	}
@@ -426,9 +425,8 @@ func decideRestock(s Product, c RestockReturn) ([]proto.Message, error) {
 			continue
 		}
 		if l.Quantity <= 0 || h.Returned[l.SkuID]+l.Quantity > h.Shipped[l.SkuID] {
-			return nil, &RuleError{Reason: ErrNoHold.Reason, Message: fmt.Sprintf(
-				"product %s: order %s shipped %d of %s, %d already returned; cannot restock %d more",
-				s.ID, c.OrderID, h.Shipped[l.SkuID], l.SkuID, h.Returned[l.SkuID], l.Quantity)}
+			return nil, refuse(ErrNoHold, "product %s: order %s shipped %d of %s, %d already returned; cannot restock %d more",
+				s.ID, c.OrderID, h.Shipped[l.SkuID], l.SkuID, h.Returned[l.SkuID], l.Quantity)
 		}
 		back = append(back, l)
 	}

@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"fmt"
 	"slices"
 	"time"
 
@@ -120,7 +119,7 @@ func decideReservation(s Reservation, c ReservationCommand) ([]proto.Message, er
 		case ReservationReserved:
 			return nil, nil
 		case ReservationCancelled, ReservationReleased:
-			return nil, &RuleError{Reason: ErrReservationCanceled.Reason, Message: fmt.Sprintf("reservation of order %s was cancelled", s.OrderID)}
+			return nil, refuse(ErrReservationCanceled, "reservation of order %s was cancelled", s.OrderID)
 		}
 		return nil, closed(s)
 	case FailReservation:
@@ -147,7 +146,7 @@ func decideReservation(s Reservation, c ReservationCommand) ([]proto.Message, er
 }
 
 func closed(s Reservation) error {
-	return &RuleError{Reason: ErrReservationClosed.Reason, Message: fmt.Sprintf("reservation of order %s is %s", s.OrderID, s.Status)}
+	return refuse(ErrReservationClosed, "reservation of order %s is %s", s.OrderID, s.Status)
 }
 
 func evolveReservation(s Reservation, e proto.Message) Reservation {

@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"fmt"
 	"slices"
 	"time"
 
@@ -99,7 +98,7 @@ func decideSession(s Session, c SessionCommand) ([]proto.Message, error) {
 			return nil, &ExistsError{Resource: "session", ID: s.ID}
 		}
 		if !CreatorIDPattern.MatchString(start.CreatorID) {
-			return nil, &ValidationError{Violations: []Violation{{Field: "creator_id", Description: "must be 1-128 letters, digits, '.', '-' or '_'"}}}
+			return nil, invalid("creator_id", "must be 1-128 letters, digits, '.', '-' or '_'")
 		}
 		return []proto.Message{&catalogv1.LiveSessionStarted{
 			SessionId: s.ID, CreatorId: start.CreatorID, Title: start.Title, StartTime: timestamppb.New(start.Now),
@@ -109,15 +108,15 @@ func decideSession(s Session, c SessionCommand) ([]proto.Message, error) {
 		return nil, &NotFoundError{Resource: "session", ID: s.ID}
 	}
 	if s.Ended {
-		return nil, &RuleError{Reason: ErrSessionEnded.Reason, Message: fmt.Sprintf("live session %s has ended", s.ID)}
+		return nil, refuse(ErrSessionEnded, "live session %s has ended", s.ID)
 	}
 	switch c := c.(type) {
 	case PinProduct:
 		if s.openPin(c.ProductID) >= 0 {
-			return nil, &RuleError{Reason: ErrAlreadyPinned.Reason, Message: fmt.Sprintf("product %s is already pinned in session %s", c.ProductID, s.ID)}
+			return nil, refuse(ErrAlreadyPinned, "product %s is already pinned in session %s", c.ProductID, s.ID)
 		}
 		if c.CommissionBps < 0 || c.CommissionBps > MaxBps {
-			return nil, &ValidationError{Violations: []Violation{{Field: "commission_bps", Description: "must be between 0 and 10000"}}}
+			return nil, invalid("commission_bps", "must be between 0 and %d basis points", MaxBps)
 		}
 		return []proto.Message{&catalogv1.ProductPinned{
 			SessionId: s.ID, ProductId: c.ProductID, VendorId: c.VendorID, CommissionBps: c.CommissionBps,
@@ -125,7 +124,7 @@ func decideSession(s Session, c SessionCommand) ([]proto.Message, error) {
 		}}, nil
 	case UnpinProduct:
 		if s.openPin(c.ProductID) < 0 {
-			return nil, &RuleError{Reason: ErrNotPinned.Reason, Message: fmt.Sprintf("product %s is not pinned in session %s", c.ProductID, s.ID)}
+			return nil, refuse(ErrNotPinned, "product %s is not pinned in session %s", c.ProductID, s.ID)
 		}
 		return []proto.Message{&catalogv1.ProductUnpinned{SessionId: s.ID, ProductId: c.ProductID, UnpinTime: timestamppb.New(c.Now)}}, nil
 	case EndSession:

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/fault"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 )
 
@@ -46,17 +47,17 @@ func decideVendor(s Vendor, c VendorCommand) ([]proto.Message, error) {
 		if s.Registered {
 			return nil, &ExistsError{Resource: "vendor", ID: s.ID}
 		}
-		var v violations
+		var v fault.Violations
 		if c.VendorID != s.ID || !VendorIDPattern.MatchString(c.VendorID) {
-			v.add("vendor_id", "must be 1-64 letters, digits, '-' or '_'")
+			v.Add("vendor_id", "must be 1-64 letters, digits, '-' or '_'")
 		}
 		if c.DisplayName == "" {
-			v.add("display_name", "is required")
+			v.Add("display_name", "is required")
 		}
 		if !countryCode(c.CountryCode) {
-			v.add("country_code", "must be an ISO 3166-1 alpha-2 code such as \"DE\"")
+			v.Add("country_code", "must be an ISO 3166-1 alpha-2 code such as \"DE\"")
 		}
-		if err := v.err(); err != nil {
+		if err := v.Err(); err != nil {
 			return nil, err
 		}
 		return []proto.Message{&catalogv1.VendorRegistered{

@@ -28,8 +28,8 @@ type access struct {
 
 var internal = []auth.Kind{auth.Platform, auth.Service}
 
-// policy is the catalog's access table (DESIGN §5), one row per RPC;
-// an RPC missing from it is denied to everyone.
+// policy is the catalog's access table (docs/design.md §5, "Roles and
+// access"), one row per RPC; an RPC missing from it is denied to everyone.
 //
 //	RPC                  | who may call it, on which resources
 //	---------------------+--------------------------------------------------------------

@@ -22,6 +22,7 @@ import (
 // Every RPC of the service has a row in the access table, and no row names
 // an RPC that does not exist.
 func TestPolicyCoversEveryRPC(t *testing.T) {
+	t.Parallel()
 	methods := map[string]bool{}
 	for _, m := range catalogv1.CatalogService_ServiceDesc.Methods {
 		methods[m.MethodName] = true
@@ -37,12 +38,13 @@ func TestPolicyCoversEveryRPC(t *testing.T) {
 }
 
 func TestAuthorize(t *testing.T) {
+	t.Parallel()
 	as := func(roles ...string) context.Context {
 		rs, err := auth.ParseRoles(roles)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return auth.WithCaller(context.Background(), auth.Caller{Subject: roles[0], Roles: rs})
+		return auth.WithCaller(t.Context(), auth.Caller{Subject: roles[0], Roles: rs})
 	}
 	cases := []struct {
 		ctx   context.Context
@@ -64,7 +66,7 @@ func TestAuthorize(t *testing.T) {
 		{as("service"), "EndLiveSession", "c1", codes.OK},
 		{as("vendor:v1"), "RegisterVendor", "", codes.PermissionDenied},
 		{as("platform"), "NoSuchRPC", "", codes.PermissionDenied},
-		{context.Background(), "GetProduct", "", codes.Unauthenticated},
+		{t.Context(), "GetProduct", "", codes.Unauthenticated},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%s %s", tc.rpc, tc.owner), func(t *testing.T) {
@@ -76,6 +78,7 @@ func TestAuthorize(t *testing.T) {
 }
 
 func TestToStatus(t *testing.T) {
+	t.Parallel()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cases := []struct {
 		err    error
@@ -95,17 +98,18 @@ func TestToStatus(t *testing.T) {
 		{errors.New("surprise"), codes.Internal, ""},
 	}
 	for _, tc := range cases {
-		got := toStatus(context.Background(), log, tc.err)
+		got := toStatus(t.Context(), log, tc.err)
 		if status.Code(got) != tc.want || apierr.Reason(got) != tc.reason {
 			t.Errorf("%v -> %v (%q), want %v (%q)", tc.err, status.Code(got), apierr.Reason(got), tc.want, tc.reason)
 		}
 	}
-	if got := apierr.FieldViolations(toStatus(context.Background(), log, cases[0].err)); len(got) != 1 || got[0].Field != "skus" {
+	if got := apierr.FieldViolations(toStatus(t.Context(), log, cases[0].err)); len(got) != 1 || got[0].Field != "skus" {
 		t.Errorf("violations %v", got)
 	}
 }
 
 func TestPageTokens(t *testing.T) {
+	t.Parallel()
 	tok := encodePageToken("v1", 42)
 	if pos, err := decodePageToken(tok, "v1"); err != nil || pos != 42 {
 		t.Fatalf("round trip: %d %v", pos, err)

@@ -1,15 +1,12 @@
 package app_test
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -18,7 +15,7 @@ import (
 	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 	"github.com/custody/custody/pkg/money"
-	"github.com/custody/custody/pkg/natsembed"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	"github.com/custody/custody/services/catalog/app"
 	"github.com/custody/custody/services/catalog/domain"
@@ -26,52 +23,25 @@ import (
 
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// env is one embedded JetStream server holding the catalog's store (run by
-// an App) and the order service's store (written by the test, as the order
-// service would).
+// env is an App on the catalog's store in a platform that runs no module:
+// the test hands events to the App's handlers itself, as the runtime would,
+// after writing them into the other services' stores as those would.
 type env struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
+	p       *platformtest.Platform
 	catalog *esjs.Store
-	orders  *esjs.Store
-	clock   *clock.Fake
 	app     *app.App
 	saga    *app.Saga
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{nc: nc, js: js, clock: clock.NewFake(t0)}
-	if e.catalog, err = esjs.Open(t.Context(), nc, esjs.Config{Service: "catalog", Now: e.clock.Now}); err != nil {
-		t.Fatal(err)
-	}
-	if e.orders, err = esjs.Open(t.Context(), nc, esjs.Config{Service: "order", Now: e.clock.Now}); err != nil {
-		t.Fatal(err)
-	}
-	e.app = app.New(e.catalog, e.clock, quiet())
-	if err := e.app.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.app.Stop)
+	clk := clock.NewFake(t0)
+	p := platformtest.Start(t, platformtest.Options{Clock: clk})
+	e := &env{p: p, catalog: p.Store(t, "catalog")}
+	e.app = app.New(e.catalog, clk, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	e.saga = app.NewSaga(e.app)
 	return e
 }
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func call(id string) app.Call { return app.Call{ID: id, Meta: es.Meta{Actor: "platform"}} }
 
@@ -79,13 +49,19 @@ func call(id string) app.Call { return app.Call{ID: id, Meta: es.Meta{Actor: "pl
 // given stock and returns its id.
 func (e *env) product(t testing.TB, requestID string, stockA, stockB int64) string {
 	t.Helper()
+	return e.productOf(t, "v1", requestID, stockA, stockB)
+}
+
+// productOf is product for another vendor (registered on first use).
+func (e *env) productOf(t testing.TB, vendorID, requestID string, stockA, stockB int64) string {
+	t.Helper()
 	ctx := t.Context()
-	if _, err := e.app.RegisterVendor(ctx, call("reg-v1"), domain.RegisterVendor{VendorID: "v1", DisplayName: "Acme", CountryCode: "DE"}); err != nil {
+	if _, err := e.app.RegisterVendor(ctx, call("reg-"+vendorID), domain.RegisterVendor{VendorID: vendorID, DisplayName: "Acme", CountryCode: "DE"}); err != nil {
 		t.Fatal(err)
 	}
-	id := domain.ProductID("v1", requestID)
-	_, err := e.app.CreateProduct(ctx, call("create-"+requestID), domain.CreateProduct{
-		ProductID: id, VendorID: "v1", Title: "Tee " + requestID, CommissionBps: 1000,
+	id := domain.ProductID(vendorID, requestID)
+	_, err := e.app.CreateProduct(ctx, call("create-"+vendorID+"-"+requestID), domain.CreateProduct{
+		ProductID: id, VendorID: vendorID, Title: "Tee " + requestID, CommissionBps: 1000,
 		SKUs: []domain.SKUSpec{
 			{Code: "a", Price: money.MustNew("EUR", 1000), InitialStock: stockA},
 			{Code: "b", Price: money.MustNew("EUR", 1500), InitialStock: stockB},
@@ -97,25 +73,34 @@ func (e *env) product(t testing.TB, requestID string, stockA, stockB int64) stri
 	return id
 }
 
-// publish appends an order event as the order service would and returns
-// it as stored (what the bus hands the saga).
-func (e *env) publish(t testing.TB, orderID, kind string, m proto.Message) eventstore.RecordedEvent {
+// publish appends an event of service to stream, about orderID, as that
+// service would (correlated by "corr-<order id>", with an event id derived
+// from stream and kind), and returns it as stored: what the runtime hands a
+// handler.
+func (e *env) publish(t testing.TB, service, stream, orderID, kind string, m proto.Message) eventstore.RecordedEvent {
 	t.Helper()
 	ed, err := es.Encode(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ed.ID = es.DeriveID("order", orderID, kind)
-	ed.Metadata = eventstore.Metadata{CorrelationID: "corr-" + orderID, CausationID: "test", Actor: "service:order"}
-	res, err := e.orders.Append(t.Context(), "order-"+orderID, eventstore.Any, []eventstore.EventData{ed})
+	ed.ID = es.DeriveID(service, stream, kind)
+	ed.Metadata = eventstore.Metadata{CorrelationID: "corr-" + orderID, CausationID: "test", Actor: "service:" + service}
+	st := e.p.Store(t, service)
+	res, err := st.Append(t.Context(), stream, eventstore.Any, []eventstore.EventData{ed})
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs, err := e.orders.ReadStream(t.Context(), "order-"+orderID, res.LastRevision, 1)
+	recs, err := st.ReadStream(t.Context(), stream, res.LastRevision, 1)
 	if err != nil || len(recs) != 1 {
 		t.Fatalf("read back %s: %v", kind, err)
 	}
 	return recs[0]
+}
+
+// order publishes an event of order orderID, as the order service would.
+func (e *env) order(t testing.TB, orderID, kind string, m proto.Message) eventstore.RecordedEvent {
+	t.Helper()
+	return e.publish(t, "order", "order-"+orderID, orderID, kind, m)
 }
 
 type line struct {
@@ -156,21 +141,3 @@ func (e *env) events(t testing.TB, stream string) []string {
 	}
 	return out
 }
-
-// eventually retries check until it passes or the deadline passes.
-func eventually(t testing.TB, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-var _ = context.Background
