@@ -30,14 +30,20 @@ var Transport = []string{
 // or imports gRPC itself. gRPC is checked among the package's own imports
 // only: the generated proto package that holds the events also holds the
 // service stubs, so it links grpc in, but the domain never touches it.
+//
+// Nor may it import I/O (os, net) or its own service's outer layers (the
+// app/ and grpcapi/ beside it): time and data come in as arguments.
 func DomainStaysPure(t *testing.T) {
 	t.Helper()
+	service := strings.TrimSuffix(list(t, "-f", "{{.ImportPath}}", ".")[0], "/domain")
 	Forbid(t, ".", append(Transport,
 		"github.com/custody/custody/pkg/eventstore/memory",
 		"github.com/custody/custody/pkg/server",
 		"github.com/custody/custody/pkg/clock",
+		service+"/app",
+		service+"/grpcapi",
 	)...)
-	ForbidImports(t, ".", "google.golang.org/grpc")
+	ForbidImports(t, ".", "google.golang.org/grpc", "os", "net")
 }
 
 // AppKnowsNoTransport fails t if the package in the current directory (an
