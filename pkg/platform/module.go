@@ -136,14 +136,25 @@ func (d Deps) OpenStore(ctx context.Context, service string) (Store, error) {
 	return d.Backend.open(ctx, d, service, false)
 }
 
+// ErrNotCreatedYet: the service whose events were asked for has not
+// created its stream yet (it has never run).
+var ErrNotCreatedYet = esjs.ErrNotCreatedYet
+
+// OpenStoreIfCreated opens another service's events read-only, or fails at
+// once with ErrNotCreatedYet: for a query, which must not wait for a
+// service that may never run.
+func (d Deps) OpenStoreIfCreated(ctx context.Context, service string) (Store, error) {
+	return d.Backend.open(ctx, d, service, true)
+}
+
 // OpenStoreOf opens another service's events read-only, for projections
 // and reactions. In microservice mode the owner may start later: it waits,
 // bounded by ctx, until the owner has created its stream.
 func (d Deps) OpenStoreOf(ctx context.Context, service string) (Store, error) {
 	logged := false
 	for {
-		st, err := d.Backend.open(ctx, d, service, true)
-		if !errors.Is(err, esjs.ErrNotCreatedYet) {
+		st, err := d.OpenStoreIfCreated(ctx, service)
+		if !errors.Is(err, ErrNotCreatedYet) {
 			return st, err
 		}
 		if !logged {

@@ -278,9 +278,9 @@ func (rt *runtime) settled(ctx context.Context) error {
 }
 
 func (rt *runtime) sourceExists(ctx context.Context, service string) bool {
-	st, err := rt.d.Backend.open(ctx, rt.d, service, true)
+	st, err := rt.d.OpenStoreIfCreated(ctx, service)
 	if err != nil {
-		return !errors.Is(err, esjs.ErrNotCreatedYet)
+		return !errors.Is(err, ErrNotCreatedYet)
 	}
 	_ = st.Close()
 	return true

@@ -33,6 +33,7 @@ import (
 // still in escrow, no claim — from the events the services really stored,
 // folded with their own deciders.
 func TestReplayOfRealServices(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("skipped in -short mode: starts every service (make test runs it)")
 	}
@@ -67,7 +68,7 @@ func TestReplayOfRealServices(t *testing.T) {
 	// Wait for the fulfilment and the capture into escrow.
 	vendorClient := fulfilmentv1.NewFulfilmentServiceClient(dial("vendor:" + vendor))
 	var fid string
-	eventually(t, func() error {
+	platformtest.Eventually(t, "the fulfilment and the capture into escrow", func() error {
 		l, err := vendorClient.ListFulfilments(ctx, &fulfilmentv1.ListFulfilmentsRequest{VendorId: vendor, OrderId: orderID})
 		if err != nil || len(l.GetFulfilments()) != 1 {
 			return fmt.Errorf("fulfilments %v: %v", l.GetFulfilments(), err)
@@ -104,7 +105,7 @@ func TestReplayOfRealServices(t *testing.T) {
 	scan("e2", fulfilmentv1.TrackingStatus_TRACKING_STATUS_DELIVERED, &fulfilmentv1.ProofOfDelivery{RecipientName: "Ada", SignatureSha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"})
 
 	// Wait until the delivery has reached payouts (the return window runs).
-	eventually(t, func() error {
+	platformtest.Eventually(t, "the delivery in payouts", func() error {
 		r, err := support.ReplayOrder(ctx, &auditv1.ReplayOrderRequest{OrderId: orderID})
 		if err != nil {
 			return err
@@ -174,6 +175,6 @@ func TestReplayOfRealServices(t *testing.T) {
 // for clients with the given roles.
 func allServices(t *testing.T, clk clock.Clock) func(roles ...string) *grpc.ClientConn {
 	t.Helper()
-	p := platformtest.Start(t, clk, catalog.Module(), order.Module(), fulfilment.Module(), trust.Module(), payouts.Module(), audit.Module())
+	p := platformtest.Start(t, platformtest.Options{Clock: clk}, catalog.Module(), order.Module(), fulfilment.Module(), trust.Module(), payouts.Module(), audit.Module())
 	return func(roles ...string) *grpc.ClientConn { return p.Conn(t, roles...) }
 }

@@ -1,30 +1,42 @@
 package audit_test
 
 import (
+	"flag"
+	"io"
 	"testing"
 	"time"
 
 	"github.com/custody/custody/services/audit"
 )
 
-func TestDefaultOptions(t *testing.T) {
-	t.Setenv(audit.EnvFreshnessWait, "")
-	o, err := audit.DefaultOptions()
-	if err != nil || o.FreshnessWait != 2*time.Second || o.StartTimeout != 5*time.Minute {
+func TestOptionsFlags(t *testing.T) {
+	t.Parallel()
+	parse := func(args ...string) (audit.Options, error) {
+		o := audit.DefaultOptions()
+		fs := flag.NewFlagSet("custody", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		o.RegisterFlags(fs)
+		return o, fs.Parse(args)
+	}
+	if o, err := parse(); err != nil || o.FreshnessWait != 2*time.Second {
 		t.Fatalf("defaults: %+v, %v", o, err)
 	}
-	t.Setenv(audit.EnvFreshnessWait, "750ms")
-	if o, err = audit.DefaultOptions(); err != nil || o.FreshnessWait != 750*time.Millisecond {
-		t.Fatalf("from the environment: %+v, %v", o, err)
+	if o, err := parse("--audit-freshness-wait=750ms"); err != nil || o.FreshnessWait != 750*time.Millisecond {
+		t.Fatalf("from the flag: %+v, %v", o, err)
 	}
 	for _, bad := range []string{"soon", "-1s", "0s"} {
-		t.Setenv(audit.EnvFreshnessWait, bad)
-		if _, err := audit.DefaultOptions(); err == nil {
-			t.Errorf("%s=%q accepted", audit.EnvFreshnessWait, bad)
+		if _, err := parse("--audit-freshness-wait=" + bad); err == nil {
+			t.Errorf("--audit-freshness-wait=%q accepted", bad)
 		}
 	}
-	t.Setenv(audit.EnvFreshnessWait, "")
-	if m := audit.Module(); m.Name != "audit" || audit.ServiceName != "custody.audit.v1.AuditService" {
-		t.Errorf("module %q, service %q", m.Name, audit.ServiceName)
+}
+
+func TestModule(t *testing.T) {
+	t.Parallel()
+	if m := audit.Module(); m.Name != "audit" || m.RegisterFlags == nil || audit.ServiceName != "custody.audit.v1.AuditService" {
+		t.Errorf("module %q (flags %v), service %q", m.Name, m.RegisterFlags != nil, audit.ServiceName)
+	}
+	if m := audit.NewModule(audit.Options{}); m.Name != "audit" || m.RegisterFlags != nil {
+		t.Errorf("explicit options: module %q registers flags %v", m.Name, m.RegisterFlags != nil)
 	}
 }

@@ -1,29 +1,32 @@
-// Package audit wires the audit service into a Custody process: Module
-// opens every service's event store read-only, builds the order index
-// (app.Service) and registers custody.audit.v1.AuditService.
+// Package audit wires the audit service into a Custody process: the module
+// declares one projection per service it indexes (the order index, fed
+// from that service's store) and registers custody.audit.v1.AuditService;
+// the platform's runtime follows the stores.
 //
 // Layout: domain/ (the index, timeline order, chain verdicts, replay with
-// the other services' deciders — all pure), app/ (following the stores,
+// the other services' deciders — all pure), app/ (the index's feeds and
 // the three queries), grpcapi/ (validation, authorization, error mapping).
 //
-// The audit service owns no events and writes nothing. Services that never
-// ran have no stream yet (`custody run --target=audit` alone): Start does
-// not wait for them; it indexes each as soon as it appears and meanwhile
-// serves what there is. Start does wait until the streams that exist are
-// indexed, so the process reports ready only with a complete index.
+// The audit service owns no events and writes nothing. None of the stores
+// it indexes is its own, so the process serves while the index is being
+// built, and a service that never ran (`custody run --target=audit` alone)
+// is indexed as soon as its stream appears. Queries make up for it: each
+// waits until the index holds what the stores held when it arrived, or
+// answers Unavailable — never a silently incomplete trail.
 package audit
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
-	"os"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/bus"
-	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 	"github.com/custody/custody/pkg/platform"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	"github.com/custody/custody/services/audit/app"
@@ -38,90 +41,102 @@ const (
 	ServiceName = grpcapi.ServiceName
 )
 
-// EnvFreshnessWait overrides Options.FreshnessWait (a Go duration, e.g. "5s").
-const EnvFreshnessWait = "CUSTODY_AUDIT_FRESHNESS_WAIT"
-
 // Options configure the audit service. Zero fields take the defaults.
 type Options struct {
 	// FreshnessWait bounds how long a query waits for the index to reach
 	// what the stores held when it arrived; past it the query answers
-	// Unavailable rather than leave recent events out. Default 2s;
-	// CUSTODY_AUDIT_FRESHNESS_WAIT overrides it in Module().
+	// Unavailable rather than leave recent events out. Default 2s
+	// (--audit-freshness-wait).
 	FreshnessWait time.Duration
-	// StartTimeout bounds how long Start indexes the existing events before
-	// giving up. Default 5 minutes.
-	StartTimeout time.Duration
 	// Services whose stores are indexed. Default catalog, order,
 	// fulfilment, trust, payouts.
 	Services []string
 }
 
-// DefaultOptions are the defaults, with the environment applied.
-func DefaultOptions() (Options, error) {
-	o := Options{FreshnessWait: 2 * time.Second, StartTimeout: 5 * time.Minute}
-	if s := os.Getenv(EnvFreshnessWait); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 {
-			return o, fmt.Errorf("%s=%q: want a positive duration such as 2s", EnvFreshnessWait, s)
-		}
-		o.FreshnessWait = d
-	}
-	return o, nil
+// DefaultOptions are the defaults.
+func DefaultOptions() Options {
+	return Options{FreshnessWait: 2 * time.Second}
 }
 
-// Module is the audit service with DefaultOptions (so the environment
-// applies; a malformed CUSTODY_AUDIT_FRESHNESS_WAIT fails Start).
+// RegisterFlags declares the settings on fs, with o's values as defaults;
+// a bad value fails at parse time.
+func (o *Options) RegisterFlags(fs *flag.FlagSet) {
+	fs.Func("audit-freshness-wait", fmt.Sprintf("how long an audit query waits for the index to catch up with the stores before answering Unavailable (default %s)", o.FreshnessWait),
+		func(s string) error {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				return errors.New("want a positive duration such as 2s")
+			}
+			o.FreshnessWait = d
+			return nil
+		})
+}
+
+// Module is the audit service with DefaultOptions, as its flags set them.
 func Module() platform.Module {
-	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
-		o, err := DefaultOptions()
-		if err != nil {
-			return platform.Running{}, err
-		}
-		return start(ctx, d, o)
+	o := DefaultOptions()
+	return platform.Module{Name: Name, RegisterFlags: o.RegisterFlags, New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
+		return parts(d, o), nil
 	}}
 }
 
 // NewModule is the audit service with explicit options (tests, embedding).
 func NewModule(o Options) platform.Module {
-	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
-		return start(ctx, d, o)
+	return platform.Module{Name: Name, New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
+		return parts(d, o), nil
 	}}
 }
 
-func start(ctx context.Context, d platform.Deps, o Options) (platform.Running, error) {
-	if o.StartTimeout <= 0 {
-		o.StartTimeout = 5 * time.Minute
-	}
-	svc := app.New(app.Config{Services: o.Services, FreshnessWait: o.FreshnessWait}, app.Deps{
-		// Like Deps.OpenStoreOf, but without waiting: a store that does not
-		// exist yet is looked for again in the background by app.Service.
-		Open: func(ctx context.Context, service string) (app.Store, error) {
-			st, err := esjs.Open(ctx, d.NATS, esjs.Config{Service: service, ReadOnly: true, Now: d.Clock.Now})
-			if errors.Is(err, esjs.ErrNotCreatedYet) {
-				return nil, fmt.Errorf("%w: %w", app.ErrNotCreatedYet, err)
-			}
-			if err != nil {
-				return nil, err
-			}
-			return st, nil
-		},
-		Clock: d.Clock, Logger: d.Logger,
-	})
-	sctx, cancel := context.WithTimeout(ctx, o.StartTimeout)
-	defer cancel()
-	if err := svc.Start(sctx); err != nil {
-		_ = svc.Stop(ctx)
-		return platform.Running{}, fmt.Errorf("audit: %w", err)
-	}
+// parts builds the index and its API; nothing runs until the runtime
+// follows the projections.
+func parts(d platform.Deps, o Options) platform.Parts {
+	svc := app.New(app.Config{Services: o.Services, FreshnessWait: o.FreshnessWait},
+		app.Deps{Open: openIfCreated(d), Clock: d.Clock, Logger: d.Logger})
 	api := grpcapi.New(svc, d.Logger)
 	if d.JetStream != nil {
-		api.Parked = func(ctx context.Context, consumer string) ([]bus.Parked, error) {
-			return bus.ListParked(ctx, d.JetStream, consumer)
-		}
+		api.Parked = listParked(d.JetStream)
 	}
-	return platform.Running{
-		Register: func(r grpc.ServiceRegistrar) { auditv1.RegisterAuditServiceServer(r, api) },
-		Services: []string{ServiceName},
-		Stop:     svc.Stop,
-	}, nil
+	var projections []platform.Projection
+	for _, f := range svc.Feeds() {
+		projections = append(projections, platform.Projection{Name: "order index (" + f.Service + ")", Source: f.Service,
+			Apply: f.Apply, Position: f.Position, Skipped: f.Skipped})
+	}
+	return platform.Parts{
+		Register:    func(r grpc.ServiceRegistrar) { auditv1.RegisterAuditServiceServer(r, api) },
+		Services:    []string{ServiceName},
+		Projections: projections,
+		Stop:        svc.Close,
+	}
+}
+
+// openIfCreated opens a service's events for queries: a service that has
+// not created its stream yet is reported as app.ErrNotCreatedYet at once
+// (a query must not wait for a service that may never run).
+func openIfCreated(d platform.Deps) func(ctx context.Context, service string) (app.Store, error) {
+	return func(ctx context.Context, service string) (app.Store, error) {
+		st, err := d.OpenStoreIfCreated(ctx, service)
+		if errors.Is(err, platform.ErrNotCreatedYet) {
+			return nil, fmt.Errorf("%s: %w", service, app.ErrNotCreatedYet)
+		}
+		return st, err
+	}
+}
+
+// listParked reads the dead-letter stream for ListParkedEvents.
+func listParked(js jetstream.JetStream) func(ctx context.Context, consumer string) ([]*auditv1.ParkedEvent, error) {
+	return func(ctx context.Context, consumer string) ([]*auditv1.ParkedEvent, error) {
+		ps, err := bus.ListParked(ctx, js, consumer)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]*auditv1.ParkedEvent, 0, len(ps))
+		for _, p := range ps {
+			out = append(out, &auditv1.ParkedEvent{
+				Consumer: p.Consumer, SourceService: p.SourceService, Cause: p.Cause, Reason: p.Reason,
+				Deliveries: p.Deliveries, EventId: p.EventID, EventType: p.EventType,
+				OriginalSubject: p.OriginalSubject, OriginalSequence: p.OriginalSequence, ParkTime: timestamppb.New(p.ParkedAt),
+			})
+		}
+		return out, nil
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
@@ -28,10 +29,9 @@ import (
 // SHIPPED, its money still in escrow, and there is no claim — folded with
 // the order, fulfilment, trust and payouts services' own deciders.
 func TestReplayBetweenShippingAndDelivery(t *testing.T) {
-	e := newEnv(t, "", services...)
-	s := story.New(t0, "o1")
-	e.write(t, s, s.Events)
-	support := e.as(t, "support")
+	t.Parallel()
+	p, s := startWithStory(t, "")
+	support := as(t, p, "support")
 
 	r, err := support.ReplayOrder(t.Context(), &auditv1.ReplayOrderRequest{OrderId: "o1",
 		AsOf: timestamppb.New(t0.Add(story.BetweenShippingAndDelivery))})
@@ -77,7 +77,7 @@ func TestReplayBetweenShippingAndDelivery(t *testing.T) {
 		r.GetMoney().GetEscrow().GetAmountMinor() != 0 || r.GetMoney().GetPending().GetAmountMinor() != story.Total {
 		t.Errorf("at delivery: %v / %v / %v", r.GetOrder().GetState(), r.GetFulfilments()[0].GetState(), r.GetMoney())
 	}
-	r, err = e.as(t, "platform").ReplayOrder(t.Context(), &auditv1.ReplayOrderRequest{OrderId: "o1"})
+	r, err = as(t, p, "platform").ReplayOrder(t.Context(), &auditv1.ReplayOrderRequest{OrderId: "o1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,18 +97,19 @@ func TestReplayBetweenShippingAndDelivery(t *testing.T) {
 }
 
 func TestTimeline(t *testing.T) {
-	e := newEnv(t, "", services...)
+	t.Parallel()
+	p, clk := startAudit(t, "", services...)
 	s := story.New(t0, "o1")
-	e.write(t, s, s.Events)
+	write(t, p, clk, s, s.Events)
 	// An event of a type this service does not know, in the fulfilment's
 	// stream: shown, not decoded.
 	unknown := eventstore.EventData{ID: "future-1", Type: "custody.fulfilment.v2.ParcelTeleported", Data: []byte{10, 3, 'a', 'b', 'c'},
 		Metadata: eventstore.Metadata{Actor: "service:fulfilment"}}
-	e.clock.Set(t0.Add(story.Claimed + time.Hour))
-	if _, err := e.store(t, "fulfilment").Append(t.Context(), "fulfilment-"+s.FulfilmentID, eventstore.Any, []eventstore.EventData{unknown}); err != nil {
+	clk.Set(t0.Add(story.Claimed + time.Hour))
+	if _, err := p.Store(t, "fulfilment").Append(t.Context(), "fulfilment-"+s.FulfilmentID, eventstore.Any, []eventstore.EventData{unknown}); err != nil {
 		t.Fatal(err)
 	}
-	support := e.as(t, "support")
+	support := as(t, p, "support")
 
 	var all []*auditv1.TimelineEvent
 	var streams []string
@@ -168,10 +169,9 @@ func TestTimeline(t *testing.T) {
 }
 
 func TestVerifyOrderChain(t *testing.T) {
-	e := newEnv(t, "", services...)
-	s := story.New(t0, "o1")
-	e.write(t, s, s.Events)
-	resp, err := e.as(t, "support").VerifyOrderChain(t.Context(), &auditv1.VerifyOrderChainRequest{OrderId: "o1"})
+	t.Parallel()
+	p, s := startWithStory(t, "")
+	resp, err := as(t, p, "support").VerifyOrderChain(t.Context(), &auditv1.VerifyOrderChainRequest{OrderId: "o1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,16 +188,15 @@ func TestVerifyOrderChain(t *testing.T) {
 }
 
 func TestAccess(t *testing.T) {
-	e := newEnv(t, "", services...)
-	s := story.New(t0, "o1")
-	e.write(t, s, s.Events)
+	t.Parallel()
+	p, s := startWithStory(t, "")
 	ctx := t.Context()
 	verify := &auditv1.VerifyOrderChainRequest{OrderId: "o1"}
 	timeline := &auditv1.GetOrderTimelineRequest{OrderId: "o1"}
 	replay := &auditv1.ReplayOrderRequest{OrderId: "o1"}
 
 	call := func(role, rpc string) error {
-		c := e.as(t, role)
+		c := as(t, p, role)
 		var err error
 		switch rpc {
 		case "verify":
@@ -206,6 +205,8 @@ func TestAccess(t *testing.T) {
 			_, err = c.GetOrderTimeline(ctx, timeline)
 		case "replay":
 			_, err = c.ReplayOrder(ctx, replay)
+		case "parked":
+			_, err = c.ListParkedEvents(ctx, &auditv1.ListParkedEventsRequest{})
 		}
 		return err
 	}
@@ -218,6 +219,9 @@ func TestAccess(t *testing.T) {
 		{"support", "replay", codes.OK},
 		{"platform", "timeline", codes.OK},
 		{"platform", "replay", codes.OK},
+		{"support", "parked", codes.OK},
+		{"platform", "parked", codes.OK},
+		{"buyer:" + s.BuyerID, "parked", codes.PermissionDenied},
 		{"buyer:" + s.BuyerID, "verify", codes.OK},
 		{"buyer:" + s.BuyerID, "timeline", codes.PermissionDenied},
 		{"buyer:" + s.BuyerID, "replay", codes.PermissionDenied},
@@ -235,7 +239,7 @@ func TestAccess(t *testing.T) {
 		})
 	}
 
-	support := e.as(t, "support")
+	support := as(t, p, "support")
 	if _, err := support.VerifyOrderChain(ctx, &auditv1.VerifyOrderChainRequest{OrderId: "o-unknown"}); status.Code(err) != codes.NotFound {
 		t.Errorf("unknown order: %v", err)
 	}
@@ -248,6 +252,7 @@ func TestAccess(t *testing.T) {
 		{second(support.GetOrderTimeline(ctx, &auditv1.GetOrderTimelineRequest{OrderId: "o1", PageToken: "nope"})), "page_token"},
 		{second(support.ReplayOrder(ctx, &auditv1.ReplayOrderRequest{OrderId: "o/1"})), "order_id"},
 		{second(support.ReplayOrder(ctx, &auditv1.ReplayOrderRequest{OrderId: "o1", AsOf: &timestamppb.Timestamp{Nanos: -1}})), "as_of"},
+		{second(support.ListParkedEvents(ctx, &auditv1.ListParkedEventsRequest{Consumer: "no.dots"})), "consumer"},
 	}
 	for _, b := range bad {
 		fvs := apierr.FieldViolations(b.err)
@@ -263,14 +268,15 @@ func second[T any](_ T, err error) error { return err }
 // a NATS where no service ever ran. The audit service serves at once and
 // indexes each service's events as soon as its stream appears.
 func TestStartsBeforeTheOtherServices(t *testing.T) {
-	e := newEnv(t, "")
+	t.Parallel()
+	p, clk := startAudit(t, "")
 	s := story.New(t0, "o1")
-	support := e.as(t, "support")
+	support := as(t, p, "support")
 	if _, err := support.GetOrderTimeline(t.Context(), &auditv1.GetOrderTimelineRequest{OrderId: "o1"}); status.Code(err) != codes.NotFound {
 		t.Fatalf("before any event: %v", err)
 	}
-	e.write(t, s, s.Events)
-	eventually(t, func() error {
+	write(t, p, clk, s, s.Events)
+	platformtest.Eventually(t, "every event of the order in the timeline", func() error {
 		resp, err := support.GetOrderTimeline(t.Context(), &auditv1.GetOrderTimelineRequest{OrderId: "o1", PageSize: 1000})
 		if err != nil {
 			return err
@@ -282,13 +288,13 @@ func TestStartsBeforeTheOtherServices(t *testing.T) {
 	})
 	// Once a stream is being followed, a query sees what was written before
 	// it (the index catches up first).
-	e.clock.Set(t0.Add(100 * time.Hour))
+	clk.Set(t0.Add(100 * time.Hour))
 	ev, err := es.Encode(&orderv1.OrderCancelled{OrderId: "o1", Reason: "late"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ev.ID = "cancel-o1"
-	if _, err := e.store(t, "order").Append(t.Context(), "order-o1", eventstore.Any, []eventstore.EventData{ev}); err != nil {
+	if _, err := p.Store(t, "order").Append(t.Context(), "order-o1", eventstore.Any, []eventstore.EventData{ev}); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := support.GetOrderTimeline(t.Context(), &auditv1.GetOrderTimelineRequest{OrderId: "o1", PageSize: 1000})

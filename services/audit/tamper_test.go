@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/minio/highwayhash"
 
-	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	"github.com/custody/custody/services/audit/internal/story"
@@ -38,10 +38,10 @@ import (
 //     (see below for what it does), and VerifyOrderChain still reports the
 //     chain broken at exactly that revision.
 func TestTamperedStoreOnDisk(t *testing.T) {
-	orig := newEnv(t, "", services...)
-	s := story.New(t0, "o1")
-	orig.write(t, s, s.Events)
-	before, err := orig.as(t, "support").VerifyOrderChain(t.Context(), &auditv1.VerifyOrderChainRequest{OrderId: "o1"})
+	t.Parallel()
+	origDir := t.TempDir()
+	orig, s := startWithStory(t, origDir)
+	before, err := as(t, orig, "support").VerifyOrderChain(t.Context(), &auditv1.VerifyOrderChainRequest{OrderId: "o1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,20 +50,17 @@ func TestTamperedStoreOnDisk(t *testing.T) {
 	}
 	// The event to edit: the DELIVERED scan, the only one naming the recipient.
 	stream := "fulfilment-" + s.FulfilmentID
-	stored, err := orig.store(t, "fulfilment").ReadStream(t.Context(), stream, 0, 0)
+	stored, err := orig.Store(t, "fulfilment").ReadStream(t.Context(), stream, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var target eventstore.RecordedEvent
-	for _, e := range stored {
-		if bytes.Contains(e.Data, []byte(story.Recipient)) {
-			target = e
-		}
-	}
-	if target.ID == "" {
+	target, ok := story.ProofOfDelivery(stored)
+	if !ok {
 		t.Fatal("no stored event names the recipient")
 	}
-	orig.shutdown()
+	// Stop the process and NATS, cleanly: the server writes its stream
+	// state, and the data directory stays.
+	orig.Close()
 
 	for _, fix := range []bool{true, false} {
 		name := "checksum recomputed"
@@ -71,15 +68,17 @@ func TestTamperedStoreOnDisk(t *testing.T) {
 			name = "checksum left stale"
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
-			if err := copyDir(filepath.Join(orig.dir, "nats"), filepath.Join(dir, "nats")); err != nil {
+			if err := copyDir(filepath.Join(origDir, "nats"), filepath.Join(dir, "nats")); err != nil {
 				t.Fatal(err)
 			}
 			streamDir := filepath.Join(dir, "nats", "jetstream", "$G", "streams", esjs.StreamNameFor("fulfilment"))
 			editRecord(t, streamDir, []byte(story.Recipient), []byte("Krace Hopper"), fix)
 
-			copied := newEnv(t, dir)
-			resp, err := copied.as(t, "support").VerifyOrderChain(t.Context(), &auditv1.VerifyOrderChainRequest{OrderId: "o1"})
+			copied, _ := startAudit(t, dir)
+			support := as(t, copied, "support")
+			resp, err := support.VerifyOrderChain(t.Context(), &auditv1.VerifyOrderChainRequest{OrderId: "o1"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,6 +92,14 @@ func TestTamperedStoreOnDisk(t *testing.T) {
 				if !c.GetValid() {
 					broken++
 				}
+			}
+			// The replay rests on the same streams: it says so.
+			r, err := support.ReplayOrder(t.Context(), &auditv1.ReplayOrderRequest{OrderId: "o1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.GetChainValid() || r.GetBrokenLink().GetService() != "fulfilment" {
+				t.Errorf("replay: chain valid %v, broken link %v", r.GetChainValid(), r.GetBrokenLink())
 			}
 			if !fix {
 				// nats-server refuses the record: reads of it say "message
@@ -113,24 +120,25 @@ func TestTamperedStoreOnDisk(t *testing.T) {
 			if broken != 1 {
 				t.Errorf("%d streams broken, want only the edited one", broken)
 			}
-			{
-				// The server serves the edited event; the chain catches it.
-				if b.GetEventId() != target.ID || !strings.Contains(b.GetReason(), "event edited") {
-					t.Errorf("broken link %v, want event %s edited", b, target.ID)
+			// The server serves the edited event; the chain catches it.
+			if b.GetEventId() != target.ID || !strings.Contains(b.GetReason(), "event edited") {
+				t.Errorf("broken link %v, want event %s edited", b, target.ID)
+			}
+			if r.GetBrokenLink().GetEventId() != target.ID {
+				t.Errorf("replay: broken link %v, want event %s", r.GetBrokenLink(), target.ID)
+			}
+			tl, err := support.GetOrderTimeline(t.Context(), &auditv1.GetOrderTimelineRequest{OrderId: "o1", PageSize: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, ev := range tl.GetEvents() {
+				if ev.GetEventId() == target.ID {
+					found = strings.Contains(ev.GetPayloadJson(), "Krace Hopper")
 				}
-				tl, err := copied.as(t, "support").GetOrderTimeline(t.Context(), &auditv1.GetOrderTimelineRequest{OrderId: "o1", PageSize: 1000})
-				if err != nil {
-					t.Fatal(err)
-				}
-				found := false
-				for _, ev := range tl.GetEvents() {
-					if ev.GetEventId() == target.ID {
-						found = strings.Contains(ev.GetPayloadJson(), "Krace Hopper")
-					}
-				}
-				if !found {
-					t.Errorf("the timeline does not show the edited event as stored")
-				}
+			}
+			if !found {
+				t.Errorf("the timeline does not show the edited event as stored")
 			}
 		})
 	}
@@ -217,4 +225,29 @@ func editRecord(t *testing.T, streamDir string, find, repl []byte, fixChecksum b
 	if edited != 1 {
 		t.Fatalf("edited %d records, want 1", edited)
 	}
+}
+
+// copyDir copies a directory tree (the NATS data of a stopped server).
+func copyDir(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o750)
+		}
+		if !d.Type().IsRegular() {
+			return errors.New("not a regular file: " + path)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o640)
+	})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/services/audit/domain"
 )
 
@@ -28,21 +29,18 @@ type Timeline struct {
 	Total   int
 }
 
-// BadPageTokenError: the page token is not one this service issued for
-// the order (InvalidArgument on page_token).
-type BadPageTokenError struct{ Err error }
-
-func (e *BadPageTokenError) Error() string { return "page_token: " + e.Err.Error() }
-func (e *BadPageTokenError) Unwrap() error { return e.Err }
-
 // Timeline returns one page of every event of an order, from every
-// service, in timeline order (recorded time, service, position).
+// service, in timeline order (recorded time, service, position). A page
+// token this service did not issue for the order is a *fault.InvalidError
+// on page_token.
 func (s *Service) Timeline(ctx context.Context, q TimelineQuery) (Timeline, error) {
 	var after *domain.Cursor
 	if q.PageToken != "" {
 		c, err := domain.DecodeToken(q.OrderID, q.PageToken)
 		if err != nil {
-			return Timeline{}, &BadPageTokenError{Err: err}
+			var v fault.Violations
+			v.Add("page_token", "%v", err)
+			return Timeline{}, v.Err()
 		}
 		after = &c
 	}
@@ -91,11 +89,14 @@ func (s *Service) check(ctx context.Context, ref domain.StreamRef) (domain.Strea
 	s.mu.RLock()
 	seen := s.idx.Seen(ref)
 	s.mu.RUnlock()
-	src := s.source(ref.Service)
-	if src == nil {
+	st, err := s.store(ctx, ref.Service)
+	if err != nil {
+		return domain.StreamCheck{}, nil, err
+	}
+	if st == nil {
 		return domain.StreamCheck{}, nil, fmt.Errorf("%w: %s events are not open", eventstore.ErrUnavailable, ref.Service)
 	}
-	events, err := src.store.ReadStream(ctx, ref.Stream, 0, 0)
+	events, err := st.ReadStream(ctx, ref.Stream, 0, 0)
 	switch {
 	case err == nil:
 		return domain.CheckStream(ref, events, seen), events, nil
@@ -105,7 +106,7 @@ func (s *Service) check(ctx context.Context, ref domain.StreamRef) (domain.Strea
 		return domain.StreamCheck{}, nil, err
 	}
 	// Some event of the stream cannot be read: find which, one at a time.
-	good, cause := s.readUntilUnreadable(ctx, src.store, ref.Stream)
+	good, cause := s.readUntilUnreadable(ctx, st, ref.Stream)
 	if ctx.Err() != nil {
 		return domain.StreamCheck{}, nil, ctx.Err()
 	}
@@ -148,8 +149,8 @@ func (s *Service) Replay(ctx context.Context, orderID string, asOf time.Time, al
 	}
 	var checks []domain.StreamCheck
 	read := func(ref domain.StreamRef) ([]es.Event, error) {
-		if s.source(ref.Service) == nil {
-			return nil, nil // the service never ran: nothing of it to fold
+		if st, err := s.store(ctx, ref.Service); err != nil || st == nil {
+			return nil, err // nil, nil: the service never ran, nothing of it to fold
 		}
 		c, recs, err := s.check(ctx, ref)
 		if err != nil {

@@ -1,11 +1,13 @@
-// Package app is the audit service's application layer. It follows every
-// service's event store from the beginning into the index (domain.Index)
-// and answers the three queries: an order's timeline (from the index),
-// verification of its hash chains and its replay as of a moment (both
-// re-read the streams from the stores, so they answer for what is stored
-// now, not for what the index remembers).
+// Package app is the audit service's application layer: the order index
+// (domain.Index) and the three queries on it — an order's timeline (from
+// the index), verification of its hash chains and its replay as of a
+// moment (both re-read the streams from the stores, so they answer for
+// what is stored now, not for what the index remembers).
 //
-// The audit service writes nothing: it opens every store read-only.
+// The index is fed from every service's store by the platform's runtime:
+// Feeds lists, per service, what folds an event into the index and the
+// index's position in that store. The app itself opens the stores only to
+// read them (Deps.Open), never to write, and knows no transport.
 package app
 
 import (
@@ -16,11 +18,9 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/custody/custody/pkg/clock"
-	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/audit/domain"
 
@@ -33,16 +33,16 @@ import (
 )
 
 // Store is a service's event store as the audit service reads it: the
-// port, plus the newest position so the index knows when it has caught up
-// (the JetStream store has it).
+// port, plus the newest position so a query knows what the index must have
+// reached.
 type Store interface {
 	eventstore.Store
 	LastPosition(ctx context.Context) (uint64, error)
 }
 
 // ErrNotCreatedYet: the service has never run, so its events do not exist
-// yet. Deps.Open returns it (wrapped); the index then keeps trying in the
-// background.
+// yet. Deps.Open returns it (wrapped); queries then answer without that
+// service, and ask again next time.
 var ErrNotCreatedYet = errors.New("the service's event stream does not exist yet")
 
 // ErrIndexBehind: the index could not catch up with the stores in time
@@ -59,9 +59,6 @@ type Config struct {
 	// FreshnessWait bounds how long a query waits for the index to reach
 	// what the stores held when it arrived (read-your-writes). Default 2s.
 	FreshnessWait time.Duration
-	// RetryOpen is how often a store that does not exist yet is looked for
-	// again. Default 1s.
-	RetryOpen time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -71,16 +68,15 @@ func (c Config) withDefaults() Config {
 	if c.FreshnessWait <= 0 {
 		c.FreshnessWait = 2 * time.Second
 	}
-	if c.RetryOpen <= 0 {
-		c.RetryOpen = time.Second
-	}
 	return c
 }
 
 // Deps are the service's dependencies.
 type Deps struct {
-	// Open opens service's events read-only, without waiting: an error
-	// wrapping ErrNotCreatedYet when its stream does not exist yet.
+	// Open opens service's events read-only if its stream exists, without
+	// waiting for it: an error wrapping ErrNotCreatedYet when it does not
+	// exist yet. A query must tell "no events yet" from "not indexed yet",
+	// so it cannot wait for a service that may never run.
 	Open   func(ctx context.Context, service string) (Store, error)
 	Clock  clock.Clock
 	Logger *slog.Logger
@@ -96,21 +92,181 @@ type Service struct {
 	mu  sync.RWMutex
 	idx *domain.Index
 
-	srcMu   sync.Mutex
-	sources map[string]*source
-
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	sources map[string]*source // fixed at New; each guards itself
 }
 
-// source is one service's store being followed.
+// source is one service's store as the index follows it.
 type source struct {
 	service string
-	store   Store
-	pos     *projection.Position
+	pos     *projection.Position // advanced by whoever feeds the index
 
-	mu  sync.Mutex
-	gap *domain.StoreGap // events the store holds but cannot deliver
+	mu      sync.Mutex
+	store   Store            // nil until a query found the stream
+	gap     *domain.StoreGap // events the store holds but cannot deliver
+	skipped int              // events delivered undecodable, so not indexed
+}
+
+// New returns a service with an empty index; Feeds are what fill it.
+func New(cfg Config, d Deps) *Service {
+	if d.Clock == nil {
+		d.Clock = clock.Real()
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	s := &Service{cfg: cfg.withDefaults(), open: d.Open, clock: d.Clock, log: d.Logger, idx: domain.NewIndex(), sources: map[string]*source{}}
+	for _, svc := range s.cfg.Services {
+		s.sources[svc] = &source{service: svc, pos: projection.New()}
+	}
+	return s
+}
+
+// Feed is what folds one service's events into the index, from its first
+// event, in store order.
+type Feed struct {
+	Service string
+	// Apply indexes one event.
+	Apply func(eventstore.RecordedEvent)
+	// Position is the index's progress in the service's store: the feeder
+	// advances it past every event applied or skipped, and queries wait on
+	// it.
+	Position *projection.Position
+	// Skipped is told the position of an event the store delivered but
+	// that cannot be read; the index goes on behind it (VerifyOrderChain,
+	// which re-reads the stream, names the event).
+	Skipped func(pos uint64)
+}
+
+// Feeds are the index's feeds, one per service indexed.
+func (s *Service) Feeds() []Feed {
+	out := make([]Feed, 0, len(s.cfg.Services))
+	for _, svc := range s.cfg.Services {
+		src := s.sources[svc]
+		out = append(out, Feed{
+			Service:  svc,
+			Apply:    func(e eventstore.RecordedEvent) { s.apply(svc, e) },
+			Position: src.pos,
+			Skipped: func(uint64) {
+				src.mu.Lock()
+				src.skipped++
+				src.mu.Unlock()
+			},
+		})
+	}
+	return out
+}
+
+// Close releases the stores the queries opened.
+func (s *Service) Close(context.Context) error {
+	var errs []error
+	for _, src := range s.sources {
+		src.mu.Lock()
+		if src.store != nil {
+			errs = append(errs, src.store.Close())
+			src.store = nil
+		}
+		src.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// apply indexes one event of service svc (an event of a type this binary
+// does not know is filed with the reason).
+func (s *Service) apply(svc string, rec eventstore.RecordedEvent) {
+	payload, perr := domain.DecodePayload(rec)
+	s.mu.Lock()
+	s.idx.Add(svc, rec, payload, perr)
+	s.mu.Unlock()
+}
+
+// store returns the store of service, opening it the first time it
+// exists; nil (and no error) while the service has never run, or for a
+// service not indexed.
+func (s *Service) store(ctx context.Context, service string) (Store, error) {
+	src, ok := s.sources[service]
+	if !ok {
+		return nil, nil
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if src.store != nil {
+		return src.store, nil
+	}
+	st, err := s.open(ctx, src.service)
+	switch {
+	case errors.Is(err, ErrNotCreatedYet):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("open %s events: %w", src.service, err)
+	}
+	src.store = st
+	return st, nil
+}
+
+// catchUp waits (up to FreshnessWait) until the index holds everything the
+// stores held when it was called, so a query sees the writes that preceded
+// it — also right after the process started, while the index is still
+// being built, and right after a service's stream appeared.
+func (s *Service) catchUp(ctx context.Context) error {
+	for _, svc := range s.cfg.Services {
+		st, err := s.store(ctx, svc)
+		if err != nil {
+			return err
+		}
+		if st == nil {
+			continue // the service never ran: nothing of it to wait for
+		}
+		last, err := st.LastPosition(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.settle(ctx, s.sources[svc], st, last); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stallCheck is how long the index may sit short of a store's newest
+// position before settle asks the store whether the next event is there.
+const stallCheck = 500 * time.Millisecond
+
+// settle waits until the index of src reaches target, bounded by ctx and
+// FreshnessWait. When the index stops short, it asks the store for the
+// next event: if there is none although the store's newest position is
+// further, the store holds events it cannot deliver (a record nats-server
+// refuses as corrupt reads as missing). That is recorded as a gap — every
+// order with events in the store then fails verification — and the index
+// is as complete as the store allows, so settle returns.
+func (s *Service) settle(ctx context.Context, src *source, st Store, target uint64) error {
+	wait := s.cfg.FreshnessWait
+	start := time.Now()
+	for {
+		if g := src.getGap(); g != nil && g.After == src.pos.Last() && g.Last >= target {
+			return nil // known: nothing more can be read
+		}
+		if src.pos.Reach(ctx, min(stallCheck, max(wait-time.Since(start), time.Millisecond)), target) {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		at := src.pos.Last()
+		next, err := st.ReadAll(ctx, at+1, 1)
+		if err != nil {
+			return err
+		}
+		if len(next) == 0 {
+			if src.setGap(at, target) {
+				s.log.Error("a store holds events it cannot deliver; orders with events there will not verify",
+					"service", src.service, "readable_up_to", at, "newest_position", target)
+			}
+			return nil
+		}
+		if time.Since(start) >= wait {
+			return fmt.Errorf("%w: %s events indexed up to %d of %d", ErrIndexBehind, src.service, at, target)
+		}
+	}
 }
 
 func (src *source) setGap(after, last uint64) bool {
@@ -133,216 +289,11 @@ func (src *source) getGap() *domain.StoreGap {
 	return &g
 }
 
-// New returns a service; Start starts indexing.
-func New(cfg Config, d Deps) *Service {
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Logger == nil {
-		d.Logger = slog.Default()
-	}
-	return &Service{cfg: cfg.withDefaults(), open: d.Open, clock: d.Clock, log: d.Logger, idx: domain.NewIndex(), sources: map[string]*source{}}
-}
-
-// Start opens every service's store that exists and returns once the index
-// has caught up with them (bounded by ctx). Stores that do not exist yet
-// are looked for in the background and followed from their first event as
-// soon as they appear; until then the index serves what there is.
-func (s *Service) Start(ctx context.Context) error {
-	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancel = cancel
-	var opened []*source
-	for _, svc := range s.cfg.Services {
-		st, err := s.open(ctx, svc)
-		switch {
-		case err == nil:
-			opened = append(opened, s.follow(bg, svc, st))
-		case errors.Is(err, ErrNotCreatedYet):
-			s.log.Info("no events of this service yet; will index them when they appear", "service", svc)
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.awaitStore(bg, svc)
-			}()
-		default:
-			cancel()
-			s.wg.Wait()
-			return fmt.Errorf("audit: open %s events: %w", svc, err)
-		}
-	}
-	for _, src := range opened {
-		last, err := src.store.LastPosition(ctx)
-		if err != nil {
-			return fmt.Errorf("audit: %s events: %w", src.service, err)
-		}
-		if err := s.settle(ctx, src, last, 0); err != nil {
-			return fmt.Errorf("audit: indexing %s events (at %d of %d): %w", src.service, src.pos.Last(), last, err)
-		}
-	}
-	st := s.Stats()
-	s.log.Info("audit index caught up", "events", st.Events, "orders", st.Orders, "stores", len(opened))
-	return nil
-}
-
-// Stop stops following the stores.
-func (s *Service) Stop(context.Context) error {
-	if s.cancel != nil {
-		s.cancel()
-	}
-	s.wg.Wait()
-	return nil
-}
-
-// awaitStore looks for a store until it exists, then follows it.
-func (s *Service) awaitStore(ctx context.Context, svc string) {
-	for attempt := 1; ctx.Err() == nil; attempt++ {
-		t := time.NewTimer(s.cfg.RetryOpen)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		st, err := s.open(ctx, svc)
-		switch {
-		case err == nil:
-			s.log.Info("events of this service appeared; indexing them", "service", svc)
-			s.follow(ctx, svc, st)
-			return
-		case errors.Is(err, ErrNotCreatedYet):
-			if attempt%60 == 0 {
-				s.log.Info("still no events of this service", "service", svc)
-			}
-		default:
-			s.log.Warn("cannot open a service's events; retrying", "service", svc, "err", err)
-		}
-	}
-}
-
-// follow registers a store and follows it from its first event.
-func (s *Service) follow(ctx context.Context, svc string, st Store) *source {
-	src := &source{service: svc, store: st, pos: projection.New()}
-	s.srcMu.Lock()
-	s.sources[svc] = src
-	s.srcMu.Unlock()
-	log := s.log.With("service", svc)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		// A message that cannot be decoded is skipped past so that catching
-		// up still ends; VerifyOrderChain re-reads the stream and reports it.
-		projection.FollowSkipping(ctx, log, st, 1, func(e eventstore.RecordedEvent) {
-			s.apply(svc, e)
-			src.pos.Advance(e.Position)
-		}, src.pos.Advance)
-	}()
-	return src
-}
-
-// apply indexes one event.
-func (s *Service) apply(svc string, rec eventstore.RecordedEvent) {
-	s.mu.Lock()
-	IndexEvent(s.idx, svc, rec)
-	s.mu.Unlock()
-}
-
-// IndexEvent decodes one event of service svc and files it in idx (an event
-// of a type this binary does not know is filed with the reason).
-func IndexEvent(idx *domain.Index, svc string, rec eventstore.RecordedEvent) {
-	var payload proto.Message
-	var perr string
-	if ev, err := es.Decode(rec); err == nil {
-		payload = ev.Payload
-	} else {
-		perr = domain.DescribeDecodeError(rec.Type, err).Error()
-	}
-	idx.Add(svc, rec, payload, perr)
-}
-
-func (s *Service) source(svc string) *source {
-	s.srcMu.Lock()
-	defer s.srcMu.Unlock()
-	return s.sources[svc]
-}
-
-func (s *Service) openSources() []*source {
-	s.srcMu.Lock()
-	defer s.srcMu.Unlock()
-	out := make([]*source, 0, len(s.sources))
-	for _, svc := range s.cfg.Services {
-		if src, ok := s.sources[svc]; ok {
-			out = append(out, src)
-		}
-	}
-	return out
-}
-
-// catchUp waits (up to FreshnessWait) until the index holds everything the
-// stores held when it was called, so a query sees the writes that preceded
-// it.
-func (s *Service) catchUp(ctx context.Context) error {
-	for _, src := range s.openSources() {
-		last, err := src.store.LastPosition(ctx)
-		if err != nil {
-			return err
-		}
-		if err := s.settle(ctx, src, last, s.cfg.FreshnessWait); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// stallCheck is how long the index may sit short of a store's newest
-// position before settle asks the store whether the next event is there.
-const stallCheck = 500 * time.Millisecond
-
-// settle waits until the index of src reaches target, bounded by ctx and
-// (if > 0) by wait. When the index stops short, it asks the store for the
-// next event: if there is none although the store's newest position is
-// further, the store holds events it cannot deliver (a record nats-server
-// refuses as corrupt reads as missing). That is recorded as a gap — every
-// order with events in the store then fails verification — and the index
-// is as complete as the store allows, so settle returns.
-func (s *Service) settle(ctx context.Context, src *source, target uint64, wait time.Duration) error {
-	start := time.Now()
-	for {
-		if g := src.getGap(); g != nil && g.After == src.pos.Last() && g.Last >= target {
-			return nil // known: nothing more can be read
-		}
-		step := stallCheck
-		if wait > 0 {
-			step = min(step, max(wait-time.Since(start), time.Millisecond))
-		}
-		if src.pos.Reach(ctx, step, target) {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		at := src.pos.Last()
-		next, err := src.store.ReadAll(ctx, at+1, 1)
-		if err != nil {
-			return err
-		}
-		if len(next) == 0 {
-			if src.setGap(at, target) {
-				s.log.Error("a store holds events it cannot deliver; orders with events there will not verify",
-					"service", src.service, "readable_up_to", at, "newest_position", target)
-			}
-			return nil
-		}
-		if wait > 0 && time.Since(start) >= wait {
-			return fmt.Errorf("%w: %s events indexed up to %d of %d", ErrIndexBehind, src.service, at, target)
-		}
-	}
-}
-
 // gaps are the stores known to hold events they cannot deliver.
 func (s *Service) gaps() []domain.StoreGap {
 	var out []domain.StoreGap
-	for _, src := range s.openSources() {
-		if g := src.getGap(); g != nil {
+	for _, svc := range s.cfg.Services {
+		if g := s.sources[svc].getGap(); g != nil {
 			out = append(out, *g)
 		}
 	}
@@ -350,10 +301,24 @@ func (s *Service) gaps() []domain.StoreGap {
 }
 
 // Stats are the index's counts.
-func (s *Service) Stats() domain.Stats {
+type Stats struct {
+	domain.Stats
+	// Skipped counts the events the stores delivered that could not be
+	// read, so are in no timeline.
+	Skipped int
+}
+
+// Stats returns the index's counts.
+func (s *Service) Stats() Stats {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.idx.Stats()
+	st := Stats{Stats: s.idx.Stats()}
+	s.mu.RUnlock()
+	for _, src := range s.sources {
+		src.mu.Lock()
+		st.Skipped += src.skipped
+		src.mu.Unlock()
+	}
+	return st
 }
 
 // OrderInfo is what authorization needs to know of an order.
@@ -366,12 +331,8 @@ type OrderInfo struct {
 // Allow decides whether the caller may see an order; nil allows.
 type Allow func(OrderInfo) error
 
-// NotFoundError: no event of the order is indexed.
-type NotFoundError struct{ OrderID string }
-
-func (e *NotFoundError) Error() string { return "no events of order " + e.OrderID }
-
-// order catches up, looks the order up and authorizes the caller.
+// order catches up, looks the order up (a *fault.NotFoundError when no
+// event of it is indexed) and authorizes the caller.
 func (s *Service) order(ctx context.Context, orderID string, allow Allow) (domain.OrderView, error) {
 	if err := s.catchUp(ctx); err != nil {
 		return domain.OrderView{}, err
@@ -380,7 +341,7 @@ func (s *Service) order(ctx context.Context, orderID string, allow Allow) (domai
 	v, ok := s.idx.Order(orderID)
 	s.mu.RUnlock()
 	if !ok {
-		return domain.OrderView{}, &NotFoundError{OrderID: orderID}
+		return domain.OrderView{}, &fault.NotFoundError{Resource: "order", ID: orderID}
 	}
 	if allow != nil {
 		if err := allow(OrderInfo{OrderID: orderID, BuyerID: v.BuyerID}); err != nil {

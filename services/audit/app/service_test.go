@@ -8,21 +8,23 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/eventstore/memory"
+	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/services/audit/app"
 	"github.com/custody/custody/services/audit/internal/story"
 )
 
 // These tests run the app layer on the memory backend, for its Tamper
-// hook: it edits a stored event in place, which no real backend allows.
-// The service tests (../service_test.go) do the same to a copy of a
-// JetStream store on disk.
+// hook: it edits a stored event in place while the index is watching,
+// which no real backend allows (the JetStream stream refuses deletes and
+// purges). The service's tamper test (../tamper_test.go) edits a copy of a
+// JetStream store on disk instead. The index is fed here as the platform's
+// runtime feeds it (index below), only synchronously.
 
 var t0 = time.Date(2030, 3, 1, 12, 0, 0, 0, time.UTC)
 
@@ -44,7 +46,6 @@ func (m memStore) LastPosition(ctx context.Context) (uint64, error) {
 
 type world struct {
 	clk     *clock.Fake
-	mu      sync.Mutex
 	stores  map[string]*memory.Store
 	absent  map[string]bool   // stores that "do not exist yet"
 	corrupt map[string]uint64 // stores with that many unreadable events at the end
@@ -59,8 +60,6 @@ func newWorld() *world {
 }
 
 func (w *world) open(_ context.Context, svc string) (app.Store, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.absent[svc] {
 		return nil, fmt.Errorf("%s: %w", svc, app.ErrNotCreatedYet)
 	}
@@ -73,31 +72,55 @@ func (w *world) write(t *testing.T, s story.Story, events []story.Event) {
 	for k, v := range w.stores {
 		stores[k] = v
 	}
-	if err := s.Write(context.Background(), stores, w.clk, events); err != nil {
+	if err := s.Write(t.Context(), stores, w.clk, events); err != nil {
 		t.Fatal(err)
 	}
 }
 
+// started writes order o1's story into the world's stores and returns
+// it with the app on those stores, indexed.
+func (w *world) started(t *testing.T) (story.Story, *app.Service) {
+	t.Helper()
+	s := story.New(t0, "o1")
+	w.write(t, s, s.Events)
+	return s, w.start(t)
+}
+
+// start returns the app on the world's stores, indexed.
 func (w *world) start(t *testing.T) *app.Service {
 	t.Helper()
-	svc := app.New(app.Config{RetryOpen: 10 * time.Millisecond}, app.Deps{Open: w.open, Clock: w.clk,
+	svc := app.New(app.Config{FreshnessWait: 100 * time.Millisecond}, app.Deps{Open: w.open, Clock: w.clk,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Stop(context.Background()) })
+	t.Cleanup(func() { _ = svc.Close(t.Context()) })
+	w.index(t, svc)
 	return svc
+}
+
+// index folds into svc what the existing stores hold beyond what it has
+// indexed, as the platform's runtime does.
+func (w *world) index(t *testing.T, svc *app.Service) {
+	t.Helper()
+	for _, f := range svc.Feeds() {
+		if w.absent[f.Service] {
+			continue
+		}
+		evs, err := w.stores[f.Service].ReadAll(t.Context(), f.Position.Last()+1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			f.Apply(e)
+			f.Position.Advance(e.Position)
+		}
+	}
 }
 
 // TestTamperedEventIsNamed edits one stored event through the memory
 // backend's Tamper hook and shows VerifyOrderChain naming exactly it.
 func TestTamperedEventIsNamed(t *testing.T) {
+	t.Parallel()
 	w := newWorld()
-	s := story.New(t0, "o1")
-	w.write(t, s, s.Events)
-	svc := w.start(t)
+	s, svc := w.started(t)
 	ctx := t.Context()
 
 	v, err := svc.Verify(ctx, "o1", nil)
@@ -114,12 +137,7 @@ func TestTamperedEventIsNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var target eventstore.RecordedEvent
-	for _, e := range stored {
-		if bytes.Contains(e.Data, []byte(story.Recipient)) {
-			target = e
-		}
-	}
+	target, _ := story.ProofOfDelivery(stored)
 	w.stores["fulfilment"].Tamper(stream, target.Revision, func(e *eventstore.RecordedEvent) {
 		i := bytes.Index(e.Data, []byte(story.Recipient))
 		e.Data[i] = 'K' // "Krace Hopper"
@@ -163,10 +181,9 @@ func TestTamperedEventIsNamed(t *testing.T) {
 // chain from there, as a forger with the hash function would: the chain
 // verifies, but not against the hashes the index saw.
 func TestRewrittenHistoryIsNamed(t *testing.T) {
+	t.Parallel()
 	w := newWorld()
-	s := story.New(t0, "o1")
-	w.write(t, s, s.Events)
-	svc := w.start(t)
+	_, svc := w.started(t)
 	ctx := t.Context()
 
 	stream := "order-o1"
@@ -201,13 +218,12 @@ func TestRewrittenHistoryIsNamed(t *testing.T) {
 }
 
 // TestStoresThatAppearLater: a service that never ran has no stream; the
-// index starts without it and picks it up when it appears.
+// queries answer without it, and with it once it appears and is indexed.
 func TestStoresThatAppearLater(t *testing.T) {
+	t.Parallel()
 	w := newWorld()
 	w.absent["payouts"], w.absent["trust"] = true, true
-	s := story.New(t0, "o1")
-	w.write(t, s, s.Events)
-	svc := w.start(t)
+	s, svc := w.started(t)
 	ctx := t.Context()
 
 	tl, err := svc.Timeline(ctx, app.TimelineQuery{OrderID: "o1", PageSize: 1000})
@@ -219,34 +235,30 @@ func TestStoresThatAppearLater(t *testing.T) {
 			t.Fatalf("indexed %s before its store was there", e.Service)
 		}
 	}
-	w.mu.Lock()
+	// The streams appear: until the index holds their events, a query
+	// refuses to answer without them.
 	w.absent["payouts"], w.absent["trust"] = false, false
-	w.mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		tl, err = svc.Timeline(ctx, app.TimelineQuery{OrderID: "o1", PageSize: 1000})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tl.Total == s.OfOrder() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timeline has %d events, want %d", tl.Total, s.OfOrder())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if _, err := svc.Timeline(ctx, app.TimelineQuery{OrderID: "o1", PageSize: 1000}); !errors.Is(err, app.ErrIndexBehind) {
+		t.Fatalf("a store not indexed yet: %v, want ErrIndexBehind", err)
+	}
+	w.index(t, svc)
+	tl, err = svc.Timeline(ctx, app.TimelineQuery{OrderID: "o1", PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tl.Total != s.OfOrder() {
+		t.Fatalf("timeline has %d events, want %d", tl.Total, s.OfOrder())
 	}
 }
 
 // TestStoreWithUnreadableEvents: a store that counts events it cannot
-// deliver neither hangs Start nor makes every query Unavailable; orders with
-// events in that store fail verification, naming the store.
+// deliver does not make every query Unavailable; orders with events in
+// that store fail verification, naming the store.
 func TestStoreWithUnreadableEvents(t *testing.T) {
+	t.Parallel()
 	w := newWorld()
 	w.corrupt["fulfilment"] = 2
-	s := story.New(t0, "o1")
-	w.write(t, s, s.Events)
-	svc := w.start(t)
+	_, svc := w.started(t)
 	ctx := t.Context()
 	v, err := svc.Verify(ctx, "o1", nil)
 	if err != nil {
@@ -267,14 +279,13 @@ func TestStoreWithUnreadableEvents(t *testing.T) {
 }
 
 func TestQueriesRefuse(t *testing.T) {
+	t.Parallel()
 	w := newWorld()
-	s := story.New(t0, "o1")
-	w.write(t, s, s.Events)
-	svc := w.start(t)
+	s, svc := w.started(t)
 	ctx := t.Context()
 
-	var nf *app.NotFoundError
-	if _, err := svc.Verify(ctx, "o-nope", nil); !errors.As(err, &nf) {
+	var nf *fault.NotFoundError
+	if _, err := svc.Verify(ctx, "o-nope", nil); !errors.As(err, &nf) || nf.Resource != "order" || nf.ID != "o-nope" {
 		t.Errorf("unknown order: %v", err)
 	}
 	denied := errors.New("denied")
@@ -283,18 +294,36 @@ func TestQueriesRefuse(t *testing.T) {
 	if !errors.Is(err, denied) || saw.BuyerID != s.BuyerID {
 		t.Errorf("allow saw %+v, err %v", saw, err)
 	}
-	var bad *app.BadPageTokenError
-	if _, err := svc.Timeline(ctx, app.TimelineQuery{OrderID: "o1", PageToken: "garbage"}); !errors.As(err, &bad) {
+	badToken := func(err error) bool {
+		var bad *fault.InvalidError
+		return errors.As(err, &bad) && len(bad.Violations) == 1 && bad.Violations[0].Field == "page_token"
+	}
+	if _, err := svc.Timeline(ctx, app.TimelineQuery{OrderID: "o1", PageToken: "garbage"}); !badToken(err) {
 		t.Errorf("bad token: %v", err)
 	}
 	tl, err := svc.Timeline(ctx, app.TimelineQuery{OrderID: "o1", PageSize: 5})
 	if err != nil || tl.NextPageToken == "" {
 		t.Fatalf("first page: %v %+v", err, tl)
 	}
-	if _, err := svc.Timeline(ctx, app.TimelineQuery{OrderID: "o2", PageToken: tl.NextPageToken}); !errors.As(err, &bad) {
+	if _, err := svc.Timeline(ctx, app.TimelineQuery{OrderID: "o2", PageToken: tl.NextPageToken}); !badToken(err) {
 		t.Errorf("another order's token: %v", err)
 	}
-	if st := svc.Stats(); st.Orders != 1 || st.Events != len(s.Events) {
+	if st := svc.Stats(); st.Orders != 1 || st.Events != len(s.Events) || st.Skipped != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestUnreadableEventsAreCounted: an event the store delivers but that
+// cannot be read is skipped by the feed (so catching up ends) and counted.
+func TestUnreadableEventsAreCounted(t *testing.T) {
+	t.Parallel()
+	svc := newWorld().start(t)
+	for _, f := range svc.Feeds() {
+		if f.Service == "order" {
+			f.Skipped(7)
+		}
+	}
+	if st := svc.Stats(); st.Skipped != 1 || st.Events != 0 {
 		t.Errorf("stats %+v", st)
 	}
 }

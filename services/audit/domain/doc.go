@@ -9,8 +9,8 @@
 //     return_id that an earlier (or later) event tied to an order; otherwise
 //     a stream named after such an id ("fulfilment-<id>", "claims-<order>").
 //     Events of types this binary does not know are indexed too, by stream.
-//   - Timeline order and keyset page tokens (timeline.go), and the rendering
-//     of a stored event as JSON with its hash-chain link (render.go).
+//   - Timeline order, keyset page tokens and the rendering of a stored
+//     event as JSON with its hash-chain link (timeline.go).
 //   - CheckStream and Verify (verify.go) turn a stream's history, as re-read
 //     from the store, into a verdict: intact, or the first broken link.
 //   - Replay (replay.go) folds an order's streams up to a moment with the

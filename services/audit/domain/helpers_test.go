@@ -1,12 +1,9 @@
 package domain_test
 
 import (
-	"context"
 	"slices"
 	"testing"
 	"time"
-
-	"google.golang.org/protobuf/proto"
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
@@ -44,7 +41,7 @@ func (w *world) write(t *testing.T, s story.Story, events []story.Event) {
 	for k, v := range w.stores {
 		stores[k] = v
 	}
-	if err := s.Write(context.Background(), stores, w.clk, events); err != nil {
+	if err := s.Write(t.Context(), stores, w.clk, events); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -52,7 +49,7 @@ func (w *world) write(t *testing.T, s story.Story, events []story.Event) {
 // all returns every stored event of a service, in position order.
 func (w *world) all(t *testing.T, service string) []eventstore.RecordedEvent {
 	t.Helper()
-	evs, err := w.stores[service].ReadAll(context.Background(), 1, 0)
+	evs, err := w.stores[service].ReadAll(t.Context(), 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,19 +73,13 @@ func (w *world) index(t *testing.T, order ...string) *domain.Index {
 }
 
 func add(x *domain.Index, svc string, e eventstore.RecordedEvent) {
-	var payload proto.Message
-	var perr string
-	if ev, err := es.Decode(e); err == nil {
-		payload = ev.Payload
-	} else {
-		perr = domain.DescribeDecodeError(e.Type, err).Error()
-	}
+	payload, perr := domain.DecodePayload(e)
 	x.Add(svc, e, payload, perr)
 }
 
 func (w *world) stream(t *testing.T, ref domain.StreamRef) []eventstore.RecordedEvent {
 	t.Helper()
-	evs, err := w.stores[ref.Service].ReadStream(context.Background(), ref.Stream, 0, 0)
+	evs, err := w.stores[ref.Service].ReadStream(t.Context(), ref.Stream, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +88,7 @@ func (w *world) stream(t *testing.T, ref domain.StreamRef) []eventstore.Recorded
 
 func (w *world) decoded(t *testing.T, ref domain.StreamRef) []es.Event {
 	t.Helper()
-	evs, err := w.stores[ref.Service].ReadStream(context.Background(), ref.Stream, 0, 0)
+	evs, err := w.stores[ref.Service].ReadStream(t.Context(), ref.Stream, 0, 0)
 	if err != nil {
 		return nil
 	}

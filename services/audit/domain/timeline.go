@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
@@ -171,6 +172,16 @@ func PayloadJSON(ev eventstore.RecordedEvent) (string, error) {
 		return string(js), nil
 	}
 	return b.String(), nil
+}
+
+// DecodePayload decodes a stored event's payload for the index: the
+// payload, or nil and why it cannot be shown (Index.Add's payloadErr).
+func DecodePayload(rec eventstore.RecordedEvent) (proto.Message, string) {
+	ev, err := es.Decode(rec)
+	if err != nil {
+		return nil, DescribeDecodeError(rec.Type, err).Error()
+	}
+	return ev.Payload, ""
 }
 
 // DescribeDecodeError is the PayloadError for a payload es.Decode refused.

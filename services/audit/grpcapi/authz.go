@@ -4,7 +4,7 @@ import (
 	"github.com/custody/custody/pkg/auth"
 )
 
-// Access control of custody.audit.v1.AuditService (DESIGN §5), as a table:
+// Access control of custody.audit.v1.AuditService (docs/design.md §5), as a table:
 //
 //	RPC               buyer:<id>     vendor  creator  carrier  support  platform  service
 //	GetOrderTimeline  -              -       -        -        all      all       -

@@ -14,6 +14,7 @@ import (
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	"github.com/custody/custody/services/audit/app"
 	"github.com/custody/custody/services/audit/domain"
@@ -90,8 +91,8 @@ func TestToStatus(t *testing.T) {
 		err  error
 		want codes.Code
 	}{
-		{&app.NotFoundError{OrderID: "o1"}, codes.NotFound},
-		{&app.BadPageTokenError{Err: domain.ErrBadPageToken}, codes.InvalidArgument},
+		{&fault.NotFoundError{Resource: "order", ID: "o1"}, codes.NotFound},
+		{badToken(), codes.InvalidArgument},
 		{fmt.Errorf("x: %w", app.ErrIndexBehind), codes.Unavailable},
 		{fmt.Errorf("x: %w: boom", eventstore.ErrUnavailable), codes.Unavailable},
 		{context.DeadlineExceeded, codes.DeadlineExceeded},
@@ -100,14 +101,22 @@ func TestToStatus(t *testing.T) {
 		{errors.New("something unforeseen"), codes.Internal},
 	}
 	for _, tt := range tests {
-		if got := s.toStatus(context.Background(), tt.err); status.Code(got) != tt.want {
+		if got := s.toStatus(t.Context(), tt.err); status.Code(got) != tt.want {
 			t.Errorf("toStatus(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
-	fvs := apierr.FieldViolations(s.toStatus(context.Background(), &app.BadPageTokenError{Err: domain.ErrBadPageToken}))
+	fvs := apierr.FieldViolations(s.toStatus(t.Context(), badToken()))
 	if len(fvs) != 1 || fvs[0].Field != "page_token" {
 		t.Errorf("field violations %v", fvs)
 	}
+}
+
+// badToken is the error app.Timeline returns for a page token it did not
+// issue.
+func badToken() error {
+	var v fault.Violations
+	v.Add("page_token", "%v", domain.ErrBadPageToken)
+	return v.Err()
 }
 
 func TestValidate(t *testing.T) {
@@ -125,6 +134,7 @@ func TestValidate(t *testing.T) {
 		{"verify, bad order id", validateVerify(&auditv1.VerifyOrderChainRequest{OrderId: "o 1"}), "order_id"},
 		{"verify, long order id", validateVerify(&auditv1.VerifyOrderChainRequest{OrderId: string(long)}), "order_id"},
 		{"replay without order", validateReplay(&auditv1.ReplayOrderRequest{}), "order_id"},
+		{"parked, bad consumer", validateParked(&auditv1.ListParkedEventsRequest{Consumer: "a.b"}), "consumer"},
 	}
 	for _, tt := range tests {
 		if status.Code(tt.err) != codes.InvalidArgument {
@@ -137,5 +147,10 @@ func TestValidate(t *testing.T) {
 	}
 	if err := validateTimeline(&auditv1.GetOrderTimelineRequest{OrderId: "o1", PageSize: 5000}); err != nil {
 		t.Errorf("a page size over the maximum is coerced, not refused: %v", err)
+	}
+	for _, consumer := range []string{"", "catalog-on-order"} {
+		if err := validateParked(&auditv1.ListParkedEventsRequest{Consumer: consumer}); err != nil {
+			t.Errorf("consumer %q refused: %v", consumer, err)
+		}
 	}
 }

@@ -2,24 +2,21 @@
 // custody.audit.v1.AuditService. It validates requests (field violations
 // with AIP paths), authorizes the caller (the table in authz.go), converts
 // the app layer's answers to the wire, and maps every error to a gRPC
-// status in one place (toStatus).
+// status in one place (toStatus: the audit's own codes, then
+// apierr.FromError for what every service shares).
 package grpcapi
 
 import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/auth"
-	"github.com/custody/custody/pkg/bus"
-	"github.com/custody/custody/pkg/eventstore"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	"github.com/custody/custody/services/audit/app"
 )
@@ -32,9 +29,10 @@ type Server struct {
 	auditv1.UnimplementedAuditServiceServer
 	app *app.Service
 	log *slog.Logger
-	// Parked reads the dead-letter stream (bus.ListParked); nil answers
-	// Unimplemented.
-	Parked func(ctx context.Context, consumer string) ([]bus.Parked, error)
+	// Parked lists the events consumer (every consumer: "") parked on the
+	// dead-letter stream, oldest first. The module wires it to the bus, so
+	// this package knows no transport; nil answers Unimplemented.
+	Parked func(ctx context.Context, consumer string) ([]*auditv1.ParkedEvent, error)
 }
 
 // New returns the gRPC server of svc.
@@ -121,6 +119,9 @@ func authorize(ctx context.Context, rpc string) (app.Allow, error) {
 
 // ListParkedEvents implements auditv1.AuditServiceServer.
 func (s *Server) ListParkedEvents(ctx context.Context, req *auditv1.ListParkedEventsRequest) (*auditv1.ListParkedEventsResponse, error) {
+	if err := validateParked(req); err != nil {
+		return nil, err
+	}
 	if _, err := authorize(ctx, "ListParkedEvents"); err != nil {
 		return nil, err
 	}
@@ -129,48 +130,16 @@ func (s *Server) ListParkedEvents(ctx context.Context, req *auditv1.ListParkedEv
 	}
 	ps, err := s.Parked(ctx, req.GetConsumer())
 	if err != nil {
-		if strings.Contains(err.Error(), "bad consumer name") {
-			return nil, apierr.InvalidArgument(apierr.FieldViolation{Field: "consumer", Description: "not a consumer name"})
-		}
 		return nil, s.toStatus(ctx, err)
 	}
-	resp := &auditv1.ListParkedEventsResponse{}
-	for _, p := range ps {
-		resp.Parked = append(resp.Parked, &auditv1.ParkedEvent{
-			Consumer: p.Consumer, SourceService: p.SourceService, Cause: p.Cause, Reason: p.Reason,
-			Deliveries: p.Deliveries, EventId: p.EventID, EventType: p.EventType,
-			OriginalSubject: p.OriginalSubject, OriginalSequence: p.OriginalSequence, ParkTime: timestamppb.New(p.ParkedAt),
-		})
-	}
-	return resp, nil
+	return &auditv1.ListParkedEventsResponse{Parked: ps}, nil
 }
 
-// toStatus is the one place where errors become gRPC statuses. Anything
-// not recognised is Internal (and logged), never passed through raw.
+// toStatus is the one place where errors become gRPC statuses: the audit's
+// own (an index that cannot catch up in time), then apierr.FromError.
 func (s *Server) toStatus(ctx context.Context, err error) error {
-	var (
-		nf       *app.NotFoundError
-		badToken *app.BadPageTokenError
-	)
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &badToken):
-		return apierr.InvalidArgument(apierr.FieldViolation{Field: "page_token", Description: badToken.Err.Error()})
-	case errors.As(err, &nf):
-		return apierr.NotFound("order", nf.OrderID)
-	case errors.Is(err, app.ErrIndexBehind):
+	if errors.Is(err, app.ErrIndexBehind) {
 		return apierr.Unavailable("the audit index is still catching up with the event stores; retry shortly")
-	case errors.Is(err, eventstore.ErrUnavailable):
-		return apierr.Unavailable("the event store is unavailable; retry shortly")
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request cancelled")
 	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	s.log.ErrorContext(ctx, "audit service: unexpected error", "err", err)
-	return status.Error(codes.Internal, "internal error")
+	return apierr.FromError(ctx, s.log, err)
 }

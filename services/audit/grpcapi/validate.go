@@ -20,6 +20,17 @@ func checkOrderID(v *apierr.Violations, id string) {
 	}
 }
 
+// consumerPattern: durable consumer names (pkg/bus).
+var consumerPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+func validateParked(req *auditv1.ListParkedEventsRequest) error {
+	var v apierr.Violations
+	if c := req.GetConsumer(); c != "" && !consumerPattern.MatchString(c) {
+		v.Add("consumer", "not a consumer name: 1-64 letters, digits, '_' or '-'")
+	}
+	return v.Err()
+}
+
 func validateTimeline(req *auditv1.GetOrderTimelineRequest) error {
 	var v apierr.Violations
 	checkOrderID(&v, req.GetOrderId())

@@ -8,6 +8,7 @@
 package story
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -50,6 +51,17 @@ const (
 // Recipient is the name on the proof of delivery; it appears in exactly
 // one stored event (the DELIVERED scan), so a test can edit it there.
 const Recipient = "Grace Hopper"
+
+// ProofOfDelivery is the event of stored (a fulfilment stream as read
+// back) that names the Recipient: the one tamper tests edit.
+func ProofOfDelivery(stored []eventstore.RecordedEvent) (eventstore.RecordedEvent, bool) {
+	for _, e := range stored {
+		if bytes.Contains(e.Data, []byte(Recipient)) {
+			return e, true
+		}
+	}
+	return eventstore.RecordedEvent{}, false
+}
 
 // Event is one event a service stores.
 type Event struct {
