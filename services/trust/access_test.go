@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 )
@@ -16,14 +17,13 @@ import (
 // Buyers claim only their own orders, vendors respond only on their own
 // claims, only support resolves; nobody else reads a claim.
 func TestAccess(t *testing.T) {
-	e := shared
-	buyer, vendor := uniq("b"), uniq("v")
-	s := e.delivered(t, buyer, vendor, nil, orderLine{1, 1000})
+	buyer, vendor := platformtest.ID("b"), platformtest.ID("v")
+	s := delivered(t, buyer, vendor, nil, orderLine{1, 1000})
 	open := func() *trustv1.OpenClaimRequest {
-		return &trustv1.OpenClaimRequest{RequestId: uniq("r"), OrderId: s.orderID, Reason: trustv1.ClaimReason_CLAIM_REASON_DAMAGED,
+		return &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID, Reason: trustv1.ClaimReason_CLAIM_REASON_DAMAGED,
 			Lines: claimLines("1", 1), Evidence: &trustv1.Evidence{Sha256: []string{photo}}}
 	}
-	resp, err := e.as(t, "service").OpenClaim(t.Context(), open()) // checkout acting for the buyer
+	resp, err := as(t, "service").OpenClaim(t.Context(), open()) // checkout acting for the buyer
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,24 +31,24 @@ func TestAccess(t *testing.T) {
 	if resp.GetClaim().GetBuyerId() != buyer {
 		t.Fatalf("claim %v", resp.GetClaim())
 	}
-	other, otherVendor := "buyer:"+uniq("b"), "vendor:"+uniq("v")
+	other, otherVendor := "buyer:"+platformtest.ID("b"), "vendor:"+platformtest.ID("v")
 	type call func(c trustv1.TrustServiceClient) error
 	get := func(c trustv1.TrustServiceClient) error {
 		_, err := c.GetClaim(t.Context(), &trustv1.GetClaimRequest{ClaimId: id})
 		return err
 	}
 	respond := func(c trustv1.TrustServiceClient) error {
-		_, err := c.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: uniq("r"), ClaimId: id,
+		_, err := c.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 			Response: trustv1.VendorResponse_VENDOR_RESPONSE_CONTEST, Evidence: &trustv1.Evidence{Text: "no"}})
 		return err
 	}
 	resolve := func(c trustv1.TrustServiceClient) error {
-		_, err := c.ResolveClaim(t.Context(), &trustv1.ResolveClaimRequest{RequestId: uniq("r"), ClaimId: id,
+		_, err := c.ResolveClaim(t.Context(), &trustv1.ResolveClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 			Decision: trustv1.ClaimDecision_CLAIM_DECISION_REJECT, Rationale: "no"})
 		return err
 	}
 	withdraw := func(c trustv1.TrustServiceClient) error {
-		_, err := c.WithdrawClaim(t.Context(), &trustv1.WithdrawClaimRequest{RequestId: uniq("r"), ClaimId: id})
+		_, err := c.WithdrawClaim(t.Context(), &trustv1.WithdrawClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id})
 		return err
 	}
 	openClaim := func(c trustv1.TrustServiceClient) error { _, err := c.OpenClaim(t.Context(), open()); return err }
@@ -97,7 +97,7 @@ func TestAccess(t *testing.T) {
 	}
 	for _, tt := range denied {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.call(e.as(t, tt.role)); status.Code(err) != codes.PermissionDenied {
+			if err := tt.call(as(t, tt.role)); status.Code(err) != codes.PermissionDenied {
 				t.Fatalf("err = %v, want PermissionDenied", err)
 			}
 		})
@@ -121,32 +121,31 @@ func TestAccess(t *testing.T) {
 	}
 	for _, tt := range allowed {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.call(e.as(t, tt.role)); err != nil {
+			if err := tt.call(as(t, tt.role)); err != nil {
 				t.Fatal(err)
 			}
 		})
 	}
 	t.Run("without a token", func(t *testing.T) {
-		if err := get(e.as(t, "")); status.Code(err) != codes.Unauthenticated {
+		if err := get(as(t)); status.Code(err) != codes.Unauthenticated {
 			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("unknown claim and order", func(t *testing.T) {
-		_, err := e.as(t, "support").GetClaim(t.Context(), &trustv1.GetClaimRequest{ClaimId: s.orderID + "_c0123456789abcdef"})
+		_, err := as(t, "support").GetClaim(t.Context(), &trustv1.GetClaimRequest{ClaimId: s.orderID + "_c0123456789abcdef"})
 		wantCode(t, err, codes.NotFound, "")
 		req := open()
 		req.OrderId = "o-nope"
-		_, err = e.as(t, "buyer:"+buyer).OpenClaim(t.Context(), req)
+		_, err = as(t, "buyer:"+buyer).OpenClaim(t.Context(), req)
 		wantCode(t, err, codes.NotFound, "")
 	})
 }
 
 func TestValidation(t *testing.T) {
-	e := shared
-	buyer, vendor := uniq("b"), uniq("v")
-	s := e.delivered(t, buyer, vendor, nil, orderLine{2, 1000}, orderLine{1, 500})
+	buyer, vendor := platformtest.ID("b"), platformtest.ID("v")
+	s := delivered(t, buyer, vendor, nil, orderLine{2, 1000}, orderLine{1, 500})
 	valid := func() *trustv1.OpenClaimRequest {
-		return &trustv1.OpenClaimRequest{RequestId: uniq("r"), OrderId: s.orderID, Reason: trustv1.ClaimReason_CLAIM_REASON_DAMAGED,
+		return &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID, Reason: trustv1.ClaimReason_CLAIM_REASON_DAMAGED,
 			Lines: claimLines("1", 1), Evidence: &trustv1.Evidence{Sha256: []string{photo}}}
 	}
 	tests := []struct {
@@ -167,7 +166,7 @@ func TestValidation(t *testing.T) {
 		{"bad hash", func(r *trustv1.OpenClaimRequest) { r.Evidence.Sha256 = []string{"abc"} }, "evidence.sha256[0]"},
 		{"blank serial", func(r *trustv1.OpenClaimRequest) { r.Evidence.SerialNumbers = []string{" "} }, "evidence.serial_numbers[0]"},
 	}
-	client := e.as(t, "buyer:"+buyer)
+	client := as(t, "buyer:"+buyer)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := valid()
@@ -176,7 +175,7 @@ func TestValidation(t *testing.T) {
 			wantField(t, err, tt.field)
 		})
 	}
-	if evs := e.claimEvents(t, s.orderID); len(evs) != 0 {
+	if evs := claimEvents(t, s.orderID); len(evs) != 0 {
 		t.Fatalf("refused claims wrote %v", eventNames(evs))
 	}
 	resp, err := client.OpenClaim(t.Context(), valid())
@@ -184,24 +183,24 @@ func TestValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := resp.GetClaim().GetClaimId()
-	vc := e.as(t, "vendor:"+vendor)
-	_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: uniq("r"), ClaimId: id,
+	vc := as(t, "vendor:"+vendor)
+	_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 		Response: trustv1.VendorResponse_VENDOR_RESPONSE_OFFER_PARTIAL_REFUND})
 	wantField(t, err, "offered_amount")
-	_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: uniq("r"), ClaimId: id,
+	_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 		Response: trustv1.VendorResponse_VENDOR_RESPONSE_OFFER_PARTIAL_REFUND, OfferedAmount: eur(1000)})
 	wantField(t, err, "offered_amount.amount_minor")
-	_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: uniq("r"), ClaimId: id,
+	_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 		Response: trustv1.VendorResponse_VENDOR_RESPONSE_OFFER_PARTIAL_REFUND, OfferedAmount: &typev1.Money{CurrencyCode: "USD", AmountMinor: 100}})
 	wantField(t, err, "offered_amount.currency_code")
-	_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: uniq("r"), ClaimId: id,
+	_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 		Response: trustv1.VendorResponse_VENDOR_RESPONSE_CONTEST})
 	wantField(t, err, "evidence")
-	sc := e.as(t, "support")
-	_, err = sc.ResolveClaim(t.Context(), &trustv1.ResolveClaimRequest{RequestId: uniq("r"), ClaimId: id,
+	sc := as(t, "support")
+	_, err = sc.ResolveClaim(t.Context(), &trustv1.ResolveClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 		Decision: trustv1.ClaimDecision_CLAIM_DECISION_REFUND_FULL})
 	wantField(t, err, "rationale")
-	_, err = sc.ResolveClaim(t.Context(), &trustv1.ResolveClaimRequest{RequestId: uniq("r"), ClaimId: id,
+	_, err = sc.ResolveClaim(t.Context(), &trustv1.ResolveClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 		Decision: trustv1.ClaimDecision_CLAIM_DECISION_REJECT, Rationale: "x", CounterfeitConfirmed: true})
 	wantField(t, err, "counterfeit_confirmed")
 	_, err = sc.GetClaim(t.Context(), &trustv1.GetClaimRequest{ClaimId: "not a claim"})
@@ -210,11 +209,11 @@ func TestValidation(t *testing.T) {
 	wantField(t, err, "order_id")
 	_, err = sc.ListClaims(t.Context(), &trustv1.ListClaimsRequest{PageToken: "garbage"})
 	wantField(t, err, "page_token")
-	_, err = client.RecordReturnShipment(t.Context(), &trustv1.RecordReturnShipmentRequest{RequestId: uniq("r"), ClaimId: id, Carrier: "DHL!", TrackingNumber: "1"})
+	_, err = client.RecordReturnShipment(t.Context(), &trustv1.RecordReturnShipmentRequest{RequestId: platformtest.ID("r"), ClaimId: id, Carrier: "DHL!", TrackingNumber: "1"})
 	wantField(t, err, "carrier")
-	_, err = client.RecordReturnShipment(t.Context(), &trustv1.RecordReturnShipmentRequest{RequestId: uniq("r"), ClaimId: id, Carrier: "dhl", TrackingNumber: "1"})
+	_, err = client.RecordReturnShipment(t.Context(), &trustv1.RecordReturnShipmentRequest{RequestId: platformtest.ID("r"), ClaimId: id, Carrier: "dhl", TrackingNumber: "1"})
 	wantCode(t, err, codes.FailedPrecondition, "RETURN_NOT_AUTHORISED")
-	_, err = client.AnswerOffer(t.Context(), &trustv1.AnswerOfferRequest{RequestId: uniq("r"), ClaimId: id, Accept: true})
+	_, err = client.AnswerOffer(t.Context(), &trustv1.AnswerOfferRequest{RequestId: platformtest.ID("r"), ClaimId: id, Accept: true})
 	wantCode(t, err, codes.FailedPrecondition, "CLAIM_STATE_FORBIDS")
 }
 
@@ -235,20 +234,19 @@ func wantField(t testing.TB, err error, field string) {
 // ListClaims pages newest first, filters by state, and keeps a token to
 // its query.
 func TestListClaims(t *testing.T) {
-	e := shared
-	buyer, vendor := uniq("b"), uniq("v")
+	buyer, vendor := platformtest.ID("b"), platformtest.ID("v")
 	var ids []string
 	for range 3 {
-		s := e.delivered(t, buyer, vendor, nil, orderLine{1, 1000})
-		e.clock.Advance(1)
-		resp, err := e.as(t, "buyer:"+buyer).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: uniq("r"), OrderId: s.orderID,
+		s := delivered(t, buyer, vendor, nil, orderLine{1, 1000})
+		clk.Advance(1)
+		resp, err := as(t, "buyer:"+buyer).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID,
 			Reason: trustv1.ClaimReason_CLAIM_REASON_CHANGED_MIND, Lines: claimLines("1", 1)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append([]string{resp.GetClaim().GetClaimId()}, ids...) // newest first
 	}
-	if _, err := e.as(t, "buyer:"+buyer).WithdrawClaim(t.Context(), &trustv1.WithdrawClaimRequest{RequestId: uniq("r"), ClaimId: ids[1], Reason: "kept it"}); err != nil {
+	if _, err := as(t, "buyer:"+buyer).WithdrawClaim(t.Context(), &trustv1.WithdrawClaimRequest{RequestId: platformtest.ID("r"), ClaimId: ids[1], Reason: "kept it"}); err != nil {
 		t.Fatal(err)
 	}
 	page := func(ctx context.Context, c trustv1.TrustServiceClient, q *trustv1.ListClaimsRequest) []string {
@@ -267,20 +265,20 @@ func TestListClaims(t *testing.T) {
 			}
 		}
 	}
-	if got := page(t.Context(), e.as(t, "buyer:"+buyer), &trustv1.ListClaimsRequest{BuyerId: buyer, PageSize: 2}); !slices.Equal(got, ids) {
+	if got := page(t.Context(), as(t, "buyer:"+buyer), &trustv1.ListClaimsRequest{BuyerId: buyer, PageSize: 2}); !slices.Equal(got, ids) {
 		t.Fatalf("buyer's claims %v, want %v", got, ids)
 	}
-	if got := page(t.Context(), e.as(t, "vendor:"+vendor), &trustv1.ListClaimsRequest{VendorId: vendor, PageSize: 1}); !slices.Equal(got, ids) {
+	if got := page(t.Context(), as(t, "vendor:"+vendor), &trustv1.ListClaimsRequest{VendorId: vendor, PageSize: 1}); !slices.Equal(got, ids) {
 		t.Fatalf("vendor's claims %v, want %v", got, ids)
 	}
-	got := page(t.Context(), e.as(t, "support"), &trustv1.ListClaimsRequest{VendorId: vendor, State: trustv1.ClaimState_CLAIM_STATE_WITHDRAWN})
+	got := page(t.Context(), as(t, "support"), &trustv1.ListClaimsRequest{VendorId: vendor, State: trustv1.ClaimState_CLAIM_STATE_WITHDRAWN})
 	if !slices.Equal(got, ids[1:2]) {
 		t.Fatalf("withdrawn %v, want %v", got, ids[1:2])
 	}
-	resp, err := e.as(t, "support").ListClaims(t.Context(), &trustv1.ListClaimsRequest{BuyerId: buyer, PageSize: 1})
+	resp, err := as(t, "support").ListClaims(t.Context(), &trustv1.ListClaimsRequest{BuyerId: buyer, PageSize: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.as(t, "support").ListClaims(t.Context(), &trustv1.ListClaimsRequest{VendorId: vendor, PageSize: 1, PageToken: resp.GetNextPageToken()})
+	_, err = as(t, "support").ListClaims(t.Context(), &trustv1.ListClaimsRequest{VendorId: vendor, PageSize: 1, PageToken: resp.GetNextPageToken()})
 	wantField(t, err, "page_token")
 }

@@ -1,9 +1,11 @@
 package trust_test
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -12,8 +14,12 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/platform"
+	"github.com/custody/custody/pkg/platform/platformtest"
+	"github.com/custody/custody/pkg/server"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
+	"github.com/custody/custody/services/trust"
 )
 
 // Refund totals never exceed the captured amount, under concurrent claims
@@ -21,19 +27,13 @@ import (
 // the order's claims aggregate serialises them, across processes
 // optimistic concurrency does.
 func TestConcurrentClaimsNeverRefundMoreThanCaptured(t *testing.T) {
-	e := shared
-	p2, err := e.startProcess(filepath.Join(e.dir, "p2-"+uniq("")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p2.stop()
-	procs := []*process{e.proc, p2}
-
-	buyer, vendor := uniq("b"), uniq("v")
-	s := e.confirm(t, buyer, vendor, orderLine{6, 1000}, orderLine{6, 1999}, orderLine{6, 333}, orderLine{6, 7})
-	sh := e.ship(t, s, nil)
-	e.scan(t, s, sh, fulfilmentv1.TrackingStatus_TRACKING_STATUS_PICKED_UP, nil)
-	e.clock.Advance(3*day + time.Hour)
+	second := secondProcess(t)
+	buyer, vendor := platformtest.ID("b"), platformtest.ID("v")
+	procs := []trustv1.TrustServiceClient{as(t, "buyer:"+buyer), second("buyer:" + buyer)}
+	s := confirm(t, buyer, vendor, orderLine{6, 1000}, orderLine{6, 1999}, orderLine{6, 333}, orderLine{6, 7})
+	sh := ship(t, s, nil)
+	scan(t, s, sh, fulfilmentv1.TrackingStatus_TRACKING_STATUS_PICKED_UP, nil)
+	clk.Advance(3*day + time.Hour)
 	captured := s.captured()
 
 	const claims = 40
@@ -45,7 +45,7 @@ func TestConcurrentClaimsNeverRefundMoreThanCaptured(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 7))
 	reqs := make([]*trustv1.OpenClaimRequest, claims)
 	for i := range reqs {
-		req := &trustv1.OpenClaimRequest{RequestId: uniq("r"), OrderId: s.orderID, Reason: trustv1.ClaimReason_CLAIM_REASON_NOT_RECEIVED}
+		req := &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID, Reason: trustv1.ClaimReason_CLAIM_REASON_NOT_RECEIVED}
 		for _, l := range r.Perm(4)[:1+r.IntN(3)] {
 			req.Lines = append(req.Lines, &trustv1.ClaimLineRequest{LineId: fmt.Sprint(l + 1), Quantity: 1 + r.Int64N(2)})
 		}
@@ -56,7 +56,7 @@ func TestConcurrentClaimsNeverRefundMoreThanCaptured(t *testing.T) {
 	for i := range claims {
 		wg.Go(func() {
 			<-start
-			resp, err := procs[i%2].as(t, "buyer:"+buyer).OpenClaim(t.Context(), reqs[i])
+			resp, err := procs[i%2].OpenClaim(t.Context(), reqs[i])
 			results[i] = outcome{resp.GetClaim(), err}
 		})
 	}
@@ -92,7 +92,7 @@ func TestConcurrentClaimsNeverRefundMoreThanCaptured(t *testing.T) {
 	perLine := map[string]int64{}
 	var sum int64
 	n := 0
-	for _, ev := range e.claimEvents(t, s.orderID) {
+	for _, ev := range claimEvents(t, s.orderID) {
 		ri, isRefund := ev.(*trustv1.RefundIssued)
 		if !isRefund {
 			continue
@@ -124,18 +124,62 @@ func TestConcurrentClaimsNeverRefundMoreThanCaptured(t *testing.T) {
 
 	// Whatever is left is still refundable, and only that.
 	if sum < captured {
-		var req = &trustv1.OpenClaimRequest{RequestId: uniq("r"), OrderId: s.orderID, Reason: trustv1.ClaimReason_CLAIM_REASON_NOT_RECEIVED}
+		var req = &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID, Reason: trustv1.ClaimReason_CLAIM_REASON_NOT_RECEIVED}
 		for id, total := range lineTotal {
 			if perLine[id] < total {
 				req.Lines = append(req.Lines, &trustv1.ClaimLineRequest{LineId: id, Quantity: 6})
 			}
 		}
-		resp, err := e.as(t, "buyer:"+buyer).OpenClaim(t.Context(), req)
+		resp, err := as(t, "buyer:"+buyer).OpenClaim(t.Context(), req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := resp.GetClaim().GetRefundedAmount().GetAmountMinor(); got != captured-sum {
 			t.Fatalf("the last claim refunded %d, %d was left", got, captured-sum)
 		}
+	}
+}
+
+// secondProcess runs another trust process on the shared platform's NATS,
+// as a second replica runs (`custody run --target=trust --nats-url=…`),
+// with its own data directory and so its own token key, until the test
+// ends. It returns a client of it whose calls carry a token with roles.
+func secondProcess(t *testing.T) func(roles ...string) trustv1.TrustServiceClient {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	ready := make(chan *platform.Process, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- platform.Run(ctx, platform.Config{
+			Version: "test", DataDir: dir, GRPCAddr: "127.0.0.1:0", NATSURL: shared.NATS.ConnectedUrl(), Clock: clk,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), OnReady: func(p *platform.Process) { ready <- p },
+		}, []platform.Module{trust.NewModule(trust.Options{})})
+	}()
+	var addr string
+	select {
+	case p := <-ready:
+		addr = p.GRPCAddr
+	case err := <-done:
+		cancel()
+		t.Fatalf("the second process stopped before serving: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the second process: %v", err)
+		}
+	})
+	return func(roles ...string) trustv1.TrustServiceClient {
+		tok, err := platform.MintToken(dir, "", "", roles, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := server.Dial(addr, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return trustv1.NewTrustServiceClient(conn)
 	}
 }

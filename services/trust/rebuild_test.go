@@ -2,13 +2,18 @@ package trust_test
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custody/custody/pkg/platform"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
+	"github.com/custody/custody/services/trust"
 	"github.com/custody/custody/services/trust/app"
 	"github.com/custody/custody/services/trust/domain"
 )
@@ -40,7 +45,7 @@ func liveTrust(t *testing.T) map[string]trustOf {
 	out := map[string]trustOf{}
 	req := &trustv1.ListVendorTrustRequest{PageSize: 7}
 	for {
-		resp, err := shared.as(t, "platform").ListVendorTrust(t.Context(), req)
+		resp, err := as(t, "platform").ListVendorTrust(t.Context(), req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,71 +62,76 @@ func liveTrust(t *testing.T) map[string]trustOf {
 }
 
 // Rebuilding the trust projection from the store gives the same scores:
-// the live projection, every vendor's aggregate, a projection rebuilt from
-// the trust store, a recount from the fulfilment and claim facts
-// themselves, and the projection of a restarted process all agree.
+// the live projection, every vendor's aggregate, the projection `custody
+// rebuild` folds (platform.Rebuild of the module), a recount from the
+// fulfilment and claim facts themselves, and the projection of a restarted
+// process all agree.
 func TestRebuildingTrustGivesTheSameScores(t *testing.T) {
-	e := shared
 	// A varied history for a few vendors (on top of what other tests left).
 	for i := range 3 {
-		vendor := uniq("v")
+		vendor := platformtest.ID("v")
 		if i == 1 {
-			vendor = uniq("acme.eu_v") // not a plain stream id: escaped
+			vendor = platformtest.ID("acme.eu_v") // not a plain stream id: escaped
 		}
 		for range 3 + i {
-			e.delivered(t, uniq("b"), vendor, nil, orderLine{1, 1200})
+			delivered(t, platformtest.ID("b"), vendor, nil, orderLine{1, 1200})
 		}
 		// A lost parcel.
-		lost := e.confirm(t, uniq("b"), vendor, orderLine{1, 900})
-		sh := e.ship(t, lost, nil)
-		e.emit(t, e.fulfilment, "fulfilment-"+lost.fulfilmentID, &fulfilmentv1.DeliveryFailed{FulfilmentId: lost.fulfilmentID,
+		lost := confirm(t, platformtest.ID("b"), vendor, orderLine{1, 900})
+		sh := ship(t, lost, nil)
+		shared.Emit(t, "fulfilment", "fulfilment-"+lost.fulfilmentID, &fulfilmentv1.DeliveryFailed{FulfilmentId: lost.fulfilmentID,
 			OrderId: lost.orderID, VendorId: vendor, ShipmentId: sh.id, Status: fulfilmentv1.TrackingStatus_TRACKING_STATUS_LOST,
-			CarrierEventId: uniq("c"), FailTime: e.now()})
+			CarrierEventId: platformtest.ID("c"), FailTime: now()})
 		// A missed ship-by deadline, recorded twice (grace, then cancel).
-		late := e.confirm(t, uniq("b"), vendor, orderLine{1, 900})
+		late := confirm(t, platformtest.ID("b"), vendor, orderLine{1, 900})
 		for _, action := range []string{"grace", "cancel"} {
-			e.emit(t, e.fulfilment, "fulfilment-"+late.fulfilmentID, &fulfilmentv1.ShipByDeadlineMissed{FulfilmentId: late.fulfilmentID,
-				OrderId: late.orderID, VendorId: vendor, ShipByTime: timestamppb.New(e.clock.Now()), Action: action})
+			shared.Emit(t, "fulfilment", "fulfilment-"+late.fulfilmentID, &fulfilmentv1.ShipByDeadlineMissed{FulfilmentId: late.fulfilmentID,
+				OrderId: late.orderID, VendorId: vendor, ShipByTime: timestamppb.New(clk.Now()), Action: action})
 		}
 		// A damaged claim the vendor contests after a day and support rejects.
-		buyer := uniq("b")
-		s := e.delivered(t, buyer, vendor, nil, orderLine{1, 700})
-		resp, err := e.as(t, "buyer:"+buyer).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: uniq("r"), OrderId: s.orderID,
+		buyer := platformtest.ID("b")
+		s := delivered(t, buyer, vendor, nil, orderLine{1, 700})
+		resp, err := as(t, "buyer:"+buyer).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID,
 			Reason: trustv1.ClaimReason_CLAIM_REASON_DAMAGED, Lines: claimLines("1", 1), Evidence: &trustv1.Evidence{Sha256: []string{photo}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.clock.Advance(time.Duration(i+1) * 10 * time.Hour)
+		clk.Advance(time.Duration(i+1) * 10 * time.Hour)
 		id := resp.GetClaim().GetClaimId()
-		if _, err := e.as(t, "vendor:"+vendor).RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: uniq("r"), ClaimId: id,
+		if _, err := as(t, "vendor:"+vendor).RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 			Response: trustv1.VendorResponse_VENDOR_RESPONSE_CONTEST, Evidence: &trustv1.Evidence{Text: "it left intact"}}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.as(t, "support").ResolveClaim(t.Context(), &trustv1.ResolveClaimRequest{RequestId: uniq("r"), ClaimId: id,
+		if _, err := as(t, "support").ResolveClaim(t.Context(), &trustv1.ResolveClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 			Decision: trustv1.ClaimDecision_CLAIM_DECISION_REJECT, Rationale: "packing photos show it intact"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	e.settled(t)
+	shared.Settled(t)
 
 	live := liveTrust(t)
 	if len(live) < 3 {
 		t.Fatalf("%d vendors", len(live))
 	}
-	rebuilt, err := app.ProjectTrust(t.Context(), e.trust)
+	var rebuilt *app.Service
+	deps := platform.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NATS: shared.NATS, Clock: clk, Replicas: 1}
+	rep, err := platform.Rebuild(t.Context(), deps, trust.ModuleBuilt(func(s *app.Service) { rebuilt = s }), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	recount, err := app.RecountTrust(t.Context(), e.fulfilment, e.trust)
+	if len(rep.Broken) != 0 || len(rep.Projections) != 3 || rep.Events == 0 {
+		t.Fatalf("rebuild %+v; want 3 read models folded, every hash chain intact", rep)
+	}
+	recount, err := app.RecountTrust(t.Context(), shared.Store(t, "fulfilment"), shared.Store(t, trust.Name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	projected := rebuilt.VendorTrust()
+	projected := rebuilt.ReadModel().VendorTrust()
 	if len(projected) != len(live) || len(recount) != len(live) {
 		t.Fatalf("%d vendors live, %d rebuilt, %d recounted", len(live), len(projected), len(recount))
 	}
 	for vendor, want := range live {
-		resp, err := e.as(t, "support").GetVendorTrust(t.Context(), &trustv1.GetVendorTrustRequest{VendorId: vendor})
+		resp, err := as(t, "support").GetVendorTrust(t.Context(), &trustv1.GetVendorTrustRequest{VendorId: vendor})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,7 +147,7 @@ func TestRebuildingTrustGivesTheSameScores(t *testing.T) {
 		}
 	}
 
-	e.restart(t)
+	shared.Restart(t)
 	after := liveTrust(t)
 	if fmt.Sprint(after) != fmt.Sprint(live) {
 		t.Fatalf("after a restart the projection differs:\n%v\n%v", after, live)

@@ -1,29 +1,34 @@
-// Package trust wires the trust service into a Custody process: Module
-// opens the trust event store, starts the application (read model, custody
-// record view, vendor-trust consumers, claim deadlines) and registers
-// custody.trust.v1.TrustService.
+// Package trust is the trust service as a module of a Custody process:
+// Module declares its settings (flags), and its New opens the trust event
+// store, builds the application without starting anything and returns its
+// parts for the platform to run — custody.trust.v1.TrustService, the read
+// models (claims and vendor trust, fed by the trust store; the custody
+// record, fed by the order and fulfilment stores), the reactions that
+// count vendors' facts (trust-on-fulfilment, trust-on-claims) and the
+// claims' deadline scheduler.
 //
 // Layout: domain/ (the custody record, the claims aggregate of an order
 // with its refund ledger, vendor trust and its scoring function — all
-// pure), app/ (commands, queries, projections, reactions, deadlines),
+// pure), app/ (commands, queries, read models, event handlers, deadlines),
 // grpcapi/ (validation, authorization, error mapping).
 //
 // The order and fulfilment streams may not exist yet when the trust
-// service starts alone (`custody run --target=trust`). Start does not wait
-// for them: the custody record view and the fulfilment consumer start in
-// the background as soon as they appear. Until the record has caught up,
-// OpenClaim answers Unavailable; every other RPC works from the start.
+// service starts alone (`custody run --target=trust`): the platform follows
+// them, and delivers the fulfilment events, as soon as they appear. Until
+// the custody record has caught up, OpenClaim answers Unavailable; every
+// other RPC works from the start.
 package trust
 
 import (
 	"context"
+	"flag"
 	"fmt"
-	"os"
 	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
 
+	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/platform"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	"github.com/custody/custody/services/trust/app"
@@ -31,23 +36,8 @@ import (
 	"github.com/custody/custody/services/trust/grpcapi"
 )
 
-// Environment variables read by Module (DefaultOptions).
-const (
-	// EnvClaimWindow: how long after delivery a claim may be opened (Go
-	// duration, default 720h).
-	EnvClaimWindow = "CUSTODY_TRUST_CLAIM_WINDOW"
-	// EnvChangedMindWindow: how long after delivery a change of mind may be
-	// claimed (default 336h).
-	EnvChangedMindWindow = "CUSTODY_TRUST_CHANGED_MIND_WINDOW"
-	// EnvResponseWindow: how long a vendor has to respond (default 48h).
-	EnvResponseWindow = "CUSTODY_TRUST_RESPONSE_WINDOW"
-	// EnvNotReceivedGrace: how long after the expected delivery a
-	// not-received claim is first accepted (default 0s).
-	EnvNotReceivedGrace = "CUSTODY_TRUST_NOT_RECEIVED_GRACE"
-	// EnvChangedMindDamagedBps: refund (bps) of a changed-mind return that
-	// comes back damaged (default 5000; 0 refunds nothing).
-	EnvChangedMindDamagedBps = "CUSTODY_TRUST_CHANGED_MIND_DAMAGED_BPS"
-)
+// Name is the module (target) name and the event store's service name.
+const Name = "trust"
 
 // Options configure the trust service. Zero fields take the defaults.
 type Options struct {
@@ -61,88 +51,136 @@ type Options struct {
 	ReadWait time.Duration
 }
 
-// DefaultOptions are the defaults, with the environment applied.
-func DefaultOptions() (Options, error) {
-	o := Options{Policy: domain.DefaultPolicy(), RecordWait: 2 * time.Second, ReadWait: 2 * time.Second}
-	for _, d := range []struct {
-		env string
-		to  *time.Duration
-		min time.Duration
-	}{
-		{EnvClaimWindow, &o.Policy.ClaimWindow, time.Nanosecond},
-		{EnvChangedMindWindow, &o.Policy.ChangedMindWindow, time.Nanosecond},
-		{EnvResponseWindow, &o.Policy.ResponseWindow, time.Nanosecond},
-		{EnvNotReceivedGrace, &o.Policy.NotReceivedGrace, 0},
-	} {
-		s := os.Getenv(d.env)
-		if s == "" {
-			continue
-		}
-		v, err := time.ParseDuration(s)
-		if err != nil || v < d.min {
-			return o, fmt.Errorf("%s=%q: want a duration such as 48h", d.env, s)
-		}
-		*d.to = v
-	}
-	if s := os.Getenv(EnvChangedMindDamagedBps); s != "" {
-		v, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || v < 0 || v > 10000 {
-			return o, fmt.Errorf("%s=%q: want basis points 0..10000", EnvChangedMindDamagedBps, s)
-		}
-		o.Policy.ChangedMindDamagedBps = v
-		if v == 0 {
-			o.Policy.ChangedMindDamagedBps = domain.NoRefund
-		}
-	}
-	return o, nil
+// DefaultOptions are the defaults: domain.DefaultPolicy, 2s waits.
+func DefaultOptions() Options {
+	return Options{Policy: domain.DefaultPolicy(), RecordWait: 2 * time.Second, ReadWait: 2 * time.Second}
 }
 
-// Name is the module (target) name and the event store's service name.
-const Name = "trust"
-
-// Module is the trust service with DefaultOptions (so the environment
-// applies; a malformed variable fails Start).
-func Module() platform.Module {
-	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
-		o, err := DefaultOptions()
-		if err != nil {
-			return platform.Running{}, err
-		}
-		return start(ctx, d, o)
-	}}
+// RegisterFlags declares the service's settings on fs, each defaulting to
+// o's value; a malformed value fails the parse.
+func (o *Options) RegisterFlags(fs *flag.FlagSet) {
+	p := &o.Policy
+	fs.Var(&duration{&p.ClaimWindow, true}, "trust-claim-window", "how long after delivery a buyer may claim")
+	fs.Var(&duration{&p.ChangedMindWindow, true}, "trust-changed-mind-window", "how long after delivery a changed-mind return may be claimed")
+	fs.Var(&duration{&p.ResponseWindow, true}, "trust-response-window", "how long a vendor has to answer a claim before silence decides for the buyer")
+	fs.Var(&duration{&p.NotReceivedGrace, false}, "trust-not-received-grace", "extra wait after the expected delivery before a not-received claim")
+	fs.Var(&bps{&p.ChangedMindDamagedBps}, "trust-changed-mind-damaged-bps", "refund rate (basis points) of a changed-mind return received damaged (0 refunds nothing)")
 }
+
+// duration is a flag.Value setting a policy duration (positive, or also
+// zero when !positive).
+type duration struct {
+	to       *time.Duration
+	positive bool
+}
+
+func (d *duration) String() string {
+	if d == nil || d.to == nil {
+		return ""
+	}
+	return d.to.String()
+}
+
+func (d *duration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 || (d.positive && v == 0) {
+		return fmt.Errorf("want a duration such as 48h")
+	}
+	*d.to = v
+	return nil
+}
+
+// bps is a flag.Value setting a refund rate in basis points, 0..10000;
+// 0 is domain.NoRefund (a zero rate in a Policy means "the default").
+type bps struct{ to *int64 }
+
+func (b *bps) String() string {
+	if b == nil || b.to == nil || *b.to == domain.NoRefund {
+		return "0"
+	}
+	return strconv.FormatInt(*b.to, 10)
+}
+
+func (b *bps) Set(s string) error {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 || v > 10000 {
+		return fmt.Errorf("want basis points 0..10000")
+	}
+	if v == 0 {
+		v = domain.NoRefund
+	}
+	*b.to = v
+	return nil
+}
+
+// Module is the trust service with DefaultOptions, changed by its flags.
+func Module() platform.Module { return defaultModule(nil) }
 
 // NewModule is the trust service with explicit options (tests, embedding).
-func NewModule(o Options) platform.Module {
-	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
-		return start(ctx, d, o)
+func NewModule(o Options) platform.Module { return module(&o, nil) }
+
+func defaultModule(built func(*app.Service)) platform.Module {
+	o := DefaultOptions()
+	m := module(&o, built)
+	m.RegisterFlags = o.RegisterFlags
+	return m
+}
+
+// module builds the service from *o as it is when the process starts
+// (after the flags were parsed) and, if built is set, hands it the
+// application (tests look into the read models a rebuild folded).
+func module(o *Options, built func(*app.Service)) platform.Module {
+	return platform.Module{Name: Name, New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
+		svc, parts, err := build(ctx, d, *o)
+		if err == nil && built != nil {
+			built(svc)
+		}
+		return parts, err
 	}}
 }
 
-func start(ctx context.Context, d platform.Deps, o Options) (platform.Running, error) {
+// build opens the trust store and builds the service and its parts,
+// starting nothing.
+func build(ctx context.Context, d platform.Deps, o Options) (*app.Service, platform.Parts, error) {
 	store, err := d.OpenStore(ctx, Name)
 	if err != nil {
-		return platform.Running{}, err
+		return nil, platform.Parts{}, fmt.Errorf("trust: %w", err)
 	}
-	svc := app.New(app.Config{Policy: o.Policy, RecordWait: o.RecordWait, ReadWait: o.ReadWait},
-		app.Deps{
-			Store: store,
-			OpenUpstream: func(ctx context.Context, service string) (app.Store, error) {
-				st, err := d.OpenStoreOf(ctx, service)
-				if err != nil {
-					return nil, err
-				}
-				return st, nil
-			},
-			JetStream: d.JetStream, Replicas: d.Replicas, Clock: d.Clock, Logger: d.Logger,
-		})
-	if err := svc.Start(ctx); err != nil {
-		return platform.Running{}, fmt.Errorf("trust: %w", err)
+	svc := app.New(app.Config{Policy: o.Policy, RecordWait: o.RecordWait, ReadWait: o.ReadWait}, app.Deps{
+		Store: store,
+		OpenUpstream: func(ctx context.Context, service string) (app.Store, error) {
+			st, err := d.OpenStoreOf(ctx, service)
+			if err != nil {
+				return nil, err
+			}
+			return st, nil
+		},
+		Clock: d.Clock, Logger: d.Logger,
+	})
+	record, model := svc.Record(), svc.ReadModel()
+	recordOf := func(source string) platform.Projection {
+		return platform.Projection{Name: "custody record (" + source + "s)", Source: source, Position: record.Progress(source),
+			Apply: func(e eventstore.RecordedEvent) { record.ApplyFrom(source, e) }}
 	}
 	api := grpcapi.New(svc, d.Logger)
-	return platform.Running{
+	return svc, platform.Parts{
 		Register: func(r grpc.ServiceRegistrar) { trustv1.RegisterTrustServiceServer(r, api) },
 		Services: []string{trustv1.TrustService_ServiceDesc.ServiceName},
-		Stop:     svc.Stop,
+		Projections: []platform.Projection{
+			{Name: "claims and vendor trust", Source: Name, Apply: model.Apply, Position: model.Progress()},
+			recordOf(app.OrderService),
+			recordOf(app.FulfilmentService),
+		},
+		Reactions: []platform.Reaction{
+			{Name: app.FulfilmentConsumer, Source: app.FulfilmentService, EventTypes: app.FulfilmentEventTypes, Handle: svc.HandleFulfilmentEvent},
+			// The service reacts to its own claim events: a vendor's trust
+			// is another aggregate, so it is counted after the claim's
+			// command rather than inside it.
+			{Name: app.ClaimsConsumer, Source: Name, EventTypes: app.ClaimEventTypes, Handle: svc.HandleClaimEvent},
+		},
+		// The deadlines start once the claims read model has caught up,
+		// having scheduled every open claim's: one that passed while the
+		// service was down fires at once.
+		Workers: []func(context.Context){svc.Scheduler().Run},
 	}, nil
 }

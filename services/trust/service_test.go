@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 )
@@ -39,8 +40,8 @@ func wantCode(t testing.TB, err error, code codes.Code, reason string) {
 func waitTrust(t testing.TB, vendor string, ok func(*trustv1.VendorTrust) error) *trustv1.VendorTrust {
 	t.Helper()
 	var got *trustv1.VendorTrust
-	eventually(t, func() error {
-		resp, err := shared.as(t, "support").GetVendorTrust(t.Context(), &trustv1.GetVendorTrustRequest{VendorId: vendor})
+	platformtest.Eventually(t, "vendor "+vendor+"'s trust", func() error {
+		resp, err := as(t, "support").GetVendorTrust(t.Context(), &trustv1.GetVendorTrustRequest{VendorId: vendor})
 		if err != nil {
 			return err
 		}
@@ -54,26 +55,25 @@ func waitTrust(t testing.TB, vendor string, ok func(*trustv1.VendorTrust) error)
 // its expected delivery has passed, and the decision names what it rests
 // on.
 func TestNotReceivedIsRefundedAfterTheExpectedDelivery(t *testing.T) {
-	e := shared
-	buyer, vendor := uniq("b"), uniq("v")
-	s := e.confirm(t, buyer, vendor, orderLine{2, 1500}, orderLine{1, 800})
-	sh := e.ship(t, s, nil)
-	e.clock.Advance(time.Hour)
-	pickedUp := e.scan(t, s, sh, fulfilmentv1.TrackingStatus_TRACKING_STATUS_PICKED_UP, nil)
-	e.clock.Advance(day)
-	inTransit := e.scan(t, s, sh, fulfilmentv1.TrackingStatus_TRACKING_STATUS_IN_TRANSIT, nil)
-	client := e.as(t, "buyer:"+buyer)
-	req := &trustv1.OpenClaimRequest{RequestId: uniq("r"), OrderId: s.orderID, Reason: trustv1.ClaimReason_CLAIM_REASON_NOT_RECEIVED,
+	buyer, vendor := platformtest.ID("b"), platformtest.ID("v")
+	s := confirm(t, buyer, vendor, orderLine{2, 1500}, orderLine{1, 800})
+	sh := ship(t, s, nil)
+	clk.Advance(time.Hour)
+	pickedUp := scan(t, s, sh, fulfilmentv1.TrackingStatus_TRACKING_STATUS_PICKED_UP, nil)
+	clk.Advance(day)
+	inTransit := scan(t, s, sh, fulfilmentv1.TrackingStatus_TRACKING_STATUS_IN_TRANSIT, nil)
+	client := as(t, "buyer:"+buyer)
+	req := &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID, Reason: trustv1.ClaimReason_CLAIM_REASON_NOT_RECEIVED,
 		Lines: claimLines("1", 2, "2", 1)}
 
 	// Before the expected delivery: too early, and nothing is written.
 	_, err := client.OpenClaim(t.Context(), req)
 	wantCode(t, err, codes.FailedPrecondition, "CLAIM_TOO_EARLY")
-	if evs := e.claimEvents(t, s.orderID); len(evs) != 0 {
+	if evs := claimEvents(t, s.orderID); len(evs) != 0 {
 		t.Fatalf("a refused claim wrote %v", eventNames(evs))
 	}
 
-	e.clock.Advance(2*day + time.Hour) // past the expected delivery (ship + 3 days)
+	clk.Advance(2*day + time.Hour) // past the expected delivery (ship + 3 days)
 	resp, err := client.OpenClaim(t.Context(), req)
 	if err != nil {
 		t.Fatal(err)
@@ -94,17 +94,17 @@ func TestNotReceivedIsRefundedAfterTheExpectedDelivery(t *testing.T) {
 		t.Fatalf("refunds %v", r)
 	}
 	want := []string{"ClaimOpened", "ClaimAssessed", "ClaimResolved", "RefundIssued", "ClaimClosed"}
-	if got := eventNames(e.claimEvents(t, s.orderID)); !slices.Equal(got, want) {
+	if got := eventNames(claimEvents(t, s.orderID)); !slices.Equal(got, want) {
 		t.Fatalf("claims stream %v, want %v", got, want)
 	}
 
 	// The same request again returns the same claim and writes nothing.
 	again, err := client.OpenClaim(t.Context(), req)
-	if err != nil || again.GetClaim().GetClaimId() != c.GetClaimId() || len(e.claimEvents(t, s.orderID)) != len(want) {
+	if err != nil || again.GetClaim().GetClaimId() != c.GetClaimId() || len(claimEvents(t, s.orderID)) != len(want) {
 		t.Fatalf("repeat: %v, %v", again, err)
 	}
 	// Nothing is left to claim on those lines.
-	_, err = client.OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: uniq("r"), OrderId: s.orderID,
+	_, err = client.OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID,
 		Reason: trustv1.ClaimReason_CLAIM_REASON_NOT_RECEIVED, Lines: claimLines("2", 1)})
 	wantCode(t, err, codes.FailedPrecondition, "LINE_FULLY_REFUNDED")
 
@@ -123,19 +123,18 @@ func TestNotReceivedIsRefundedAfterTheExpectedDelivery(t *testing.T) {
 // goes to support with the comparison; support confirms and refunds; the
 // vendor's score falls by at least a tier.
 func TestCounterfeitClaimConfirmedBySupport(t *testing.T) {
-	e := shared
-	vendor := uniq("v")
+	vendor := platformtest.ID("v")
 	// A clean history first: the vendor climbs from the start.
 	for range 12 {
-		e.delivered(t, uniq("b"), vendor, nil, orderLine{1, 1000})
+		delivered(t, platformtest.ID("b"), vendor, nil, orderLine{1, 1000})
 	}
-	buyer := uniq("b")
-	s := e.confirm(t, buyer, vendor, orderLine{1, 25000}, orderLine{1, 500})
-	sh := e.ship(t, s, map[string][]string{"1": {"SN-A1"}, "2": {"SN-B1"}})
-	e.scan(t, s, sh, fulfilmentv1.TrackingStatus_TRACKING_STATUS_PICKED_UP, nil)
-	e.clock.Advance(2 * day)
-	deliveredScan, deliveredID := e.deliver(t, s, sh, true)
-	e.settled(t)
+	buyer := platformtest.ID("b")
+	s := confirm(t, buyer, vendor, orderLine{1, 25000}, orderLine{1, 500})
+	sh := ship(t, s, map[string][]string{"1": {"SN-A1"}, "2": {"SN-B1"}})
+	scan(t, s, sh, fulfilmentv1.TrackingStatus_TRACKING_STATUS_PICKED_UP, nil)
+	clk.Advance(2 * day)
+	deliveredScan, deliveredID := deliver(t, s, sh, true)
+	shared.Settled(t)
 	before := waitTrust(t, vendor, func(v *trustv1.VendorTrust) error {
 		if v.GetCounts().GetDelivered() != 13 {
 			return fmt.Errorf("counts %v", v.GetCounts())
@@ -146,14 +145,14 @@ func TestCounterfeitClaimConfirmedBySupport(t *testing.T) {
 		t.Fatalf("a vendor with 13 clean orders is %v (%d)", before.GetTier(), before.GetScore())
 	}
 	// The vendor sees its own trust; another vendor does not.
-	if _, err := e.as(t, "vendor:"+vendor).GetVendorTrust(t.Context(), &trustv1.GetVendorTrustRequest{VendorId: vendor}); err != nil {
+	if _, err := as(t, "vendor:"+vendor).GetVendorTrust(t.Context(), &trustv1.GetVendorTrustRequest{VendorId: vendor}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.as(t, "vendor:"+uniq("v")).GetVendorTrust(t.Context(), &trustv1.GetVendorTrustRequest{VendorId: vendor})
+	_, err := as(t, "vendor:"+platformtest.ID("v")).GetVendorTrust(t.Context(), &trustv1.GetVendorTrustRequest{VendorId: vendor})
 	wantCode(t, err, codes.PermissionDenied, "")
 
-	e.clock.Advance(day)
-	resp, err := e.as(t, "buyer:"+buyer).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: uniq("r"), OrderId: s.orderID,
+	clk.Advance(day)
+	resp, err := as(t, "buyer:"+buyer).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID,
 		Reason: trustv1.ClaimReason_CLAIM_REASON_COUNTERFEIT, Lines: claimLines("1", 1),
 		Evidence: &trustv1.Evidence{SerialNumbers: []string{"SN-FAKE-9"}, Sha256: []string{photo}, Text: "logo is wrong"}})
 	if err != nil {
@@ -172,18 +171,18 @@ func TestCounterfeitClaimConfirmedBySupport(t *testing.T) {
 	}
 
 	// Only support decides; the vendor may contest with evidence meanwhile.
-	resolve := &trustv1.ResolveClaimRequest{RequestId: uniq("r"), ClaimId: c.GetClaimId(), Decision: trustv1.ClaimDecision_CLAIM_DECISION_REFUND_FULL,
+	resolve := &trustv1.ResolveClaimRequest{RequestId: platformtest.ID("r"), ClaimId: c.GetClaimId(), Decision: trustv1.ClaimDecision_CLAIM_DECISION_REFUND_FULL,
 		Rationale: "serial not packed; photos show a replica", CounterfeitConfirmed: true}
-	_, err = e.as(t, "vendor:"+vendor).ResolveClaim(t.Context(), resolve)
+	_, err = as(t, "vendor:"+vendor).ResolveClaim(t.Context(), resolve)
 	wantCode(t, err, codes.PermissionDenied, "")
-	_, err = e.as(t, "buyer:"+buyer).ResolveClaim(t.Context(), resolve)
+	_, err = as(t, "buyer:"+buyer).ResolveClaim(t.Context(), resolve)
 	wantCode(t, err, codes.PermissionDenied, "")
-	if _, err := e.as(t, "vendor:"+vendor).RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: uniq("r"),
+	if _, err := as(t, "vendor:"+vendor).RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"),
 		ClaimId: c.GetClaimId(), Response: trustv1.VendorResponse_VENDOR_RESPONSE_CONTEST,
 		Evidence: &trustv1.Evidence{Text: "we only sell originals", References: []string{"invoice-77"}}}); err != nil {
 		t.Fatal(err)
 	}
-	done, err := e.as(t, "support").ResolveClaim(t.Context(), resolve)
+	done, err := as(t, "support").ResolveClaim(t.Context(), resolve)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,12 +206,11 @@ func TestCounterfeitClaimConfirmedBySupport(t *testing.T) {
 // (c) A changed-mind return that comes back damaged is refunded per the
 // policy (50%), and the units do not go back into stock.
 func TestChangedMindReturnReceivedDamaged(t *testing.T) {
-	e := shared
-	buyer, vendor := uniq("b"), uniq("v")
-	s := e.delivered(t, buyer, vendor, nil, orderLine{2, 4999})
-	e.clock.Advance(3 * day)
-	bc := e.as(t, "buyer:"+buyer)
-	resp, err := bc.OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: uniq("r"), OrderId: s.orderID,
+	buyer, vendor := platformtest.ID("b"), platformtest.ID("v")
+	s := delivered(t, buyer, vendor, nil, orderLine{2, 4999})
+	clk.Advance(3 * day)
+	bc := as(t, "buyer:"+buyer)
+	resp, err := bc.OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID,
 		Reason: trustv1.ClaimReason_CLAIM_REASON_CHANGED_MIND, Lines: claimLines("1", 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -222,18 +220,18 @@ func TestChangedMindReturnReceivedDamaged(t *testing.T) {
 		c.GetAssessments()[0].GetOutcome() != "return_authorised" || c.GetDueTime() == nil {
 		t.Fatalf("claim %v", c)
 	}
-	ship := &trustv1.RecordReturnShipmentRequest{RequestId: uniq("r"), ClaimId: c.GetClaimId(), Carrier: "dhl", TrackingNumber: "RET-1"}
-	_, err = e.as(t, "vendor:"+vendor).RecordReturnShipment(t.Context(), ship)
+	ship := &trustv1.RecordReturnShipmentRequest{RequestId: platformtest.ID("r"), ClaimId: c.GetClaimId(), Carrier: "dhl", TrackingNumber: "RET-1"}
+	_, err = as(t, "vendor:"+vendor).RecordReturnShipment(t.Context(), ship)
 	wantCode(t, err, codes.PermissionDenied, "")
 	if resp, err := bc.RecordReturnShipment(t.Context(), ship); err != nil || resp.GetClaim().GetState() != trustv1.ClaimState_CLAIM_STATE_RETURN_IN_TRANSIT {
 		t.Fatalf("return shipment: %v, %v", resp, err)
 	}
-	e.clock.Advance(2 * day)
-	receive := &trustv1.ReceiveReturnRequest{RequestId: uniq("r"), ClaimId: c.GetClaimId(), Condition: trustv1.ReturnCondition_RETURN_CONDITION_DAMAGED,
+	clk.Advance(2 * day)
+	receive := &trustv1.ReceiveReturnRequest{RequestId: platformtest.ID("r"), ClaimId: c.GetClaimId(), Condition: trustv1.ReturnCondition_RETURN_CONDITION_DAMAGED,
 		Note: "screen cracked"}
 	_, err = bc.ReceiveReturn(t.Context(), receive)
 	wantCode(t, err, codes.PermissionDenied, "")
-	got, err := e.as(t, "vendor:"+vendor).ReceiveReturn(t.Context(), receive)
+	got, err := as(t, "vendor:"+vendor).ReceiveReturn(t.Context(), receive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +242,7 @@ func TestChangedMindReturnReceivedDamaged(t *testing.T) {
 		t.Fatalf("claim %v", c)
 	}
 	want := []string{"ClaimOpened", "ClaimAssessed", "ReturnAuthorised", "ReturnShipped", "ReturnReceived", "RefundIssued", "ClaimClosed"}
-	evs := e.claimEvents(t, s.orderID)
+	evs := claimEvents(t, s.orderID)
 	if got := eventNames(evs); !slices.Equal(got, want) {
 		t.Fatalf("claims stream %v, want %v", got, want)
 	}
@@ -253,14 +251,14 @@ func TestChangedMindReturnReceivedDamaged(t *testing.T) {
 		t.Fatalf("return received %v", rr)
 	}
 	// Receiving again is refused; the same request again is not.
-	if again, err := e.as(t, "vendor:"+vendor).ReceiveReturn(t.Context(), receive); err != nil || again.GetClaim().GetRevision() != c.GetRevision() {
+	if again, err := as(t, "vendor:"+vendor).ReceiveReturn(t.Context(), receive); err != nil || again.GetClaim().GetRevision() != c.GetRevision() {
 		t.Fatalf("repeat: %v, %v", again, err)
 	}
-	receive.RequestId = uniq("r")
-	_, err = e.as(t, "vendor:"+vendor).ReceiveReturn(t.Context(), receive)
+	receive.RequestId = platformtest.ID("r")
+	_, err = as(t, "vendor:"+vendor).ReceiveReturn(t.Context(), receive)
 	wantCode(t, err, codes.FailedPrecondition, "CLAIM_CLOSED")
 	// A change of mind does not count against the vendor.
-	e.settled(t)
+	shared.Settled(t)
 	if v := waitTrust(t, vendor, func(*trustv1.VendorTrust) error { return nil }); v.GetCounts().GetClaims() != 0 || v.GetCounts().GetClaimsLost() != 0 {
 		t.Fatalf("counts %v", v.GetCounts())
 	}
@@ -269,25 +267,22 @@ func TestChangedMindReturnReceivedDamaged(t *testing.T) {
 // The vendor's silence decides for the buyer when the response deadline
 // passes — also when it passed while the service was down.
 func TestVendorSilenceRefundsTheBuyerAfterARestart(t *testing.T) {
-	e := shared
-	buyer, vendor := uniq("b"), uniq("v")
-	s := e.delivered(t, buyer, vendor, nil, orderLine{1, 3000})
-	resp, err := e.as(t, "buyer:"+buyer).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: uniq("r"), OrderId: s.orderID,
+	buyer, vendor := platformtest.ID("b"), platformtest.ID("v")
+	s := delivered(t, buyer, vendor, nil, orderLine{1, 3000})
+	resp, err := as(t, "buyer:"+buyer).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID,
 		Reason: trustv1.ClaimReason_CLAIM_REASON_DAMAGED, Lines: claimLines("1", 1), Evidence: &trustv1.Evidence{Sha256: []string{photo}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := resp.GetClaim()
-	if c.GetState() != trustv1.ClaimState_CLAIM_STATE_AWAITING_VENDOR || !c.GetDueTime().AsTime().Equal(e.clock.Now().Add(48*time.Hour)) {
+	if c.GetState() != trustv1.ClaimState_CLAIM_STATE_AWAITING_VENDOR || !c.GetDueTime().AsTime().Equal(clk.Now().Add(48*time.Hour)) {
 		t.Fatalf("claim %v", c)
 	}
-	if err := e.proc.stop(); err != nil {
-		t.Fatal(err)
-	}
-	e.clock.Advance(48*time.Hour + time.Minute)
-	e.restart(t)
-	eventually(t, func() error {
-		got, err := e.as(t, "buyer:"+buyer).GetClaim(t.Context(), &trustv1.GetClaimRequest{ClaimId: c.GetClaimId()})
+	shared.Stop(t)
+	clk.Advance(48*time.Hour + time.Minute)
+	shared.Restart(t)
+	platformtest.Eventually(t, "the claim refunded", func() error {
+		got, err := as(t, "buyer:"+buyer).GetClaim(t.Context(), &trustv1.GetClaimRequest{ClaimId: c.GetClaimId()})
 		if err != nil {
 			return err
 		}
@@ -304,24 +299,23 @@ func TestVendorSilenceRefundsTheBuyerAfterARestart(t *testing.T) {
 
 // A partial offer, accepted by the buyer.
 func TestPartialOfferAccepted(t *testing.T) {
-	e := shared
-	buyer, vendor := uniq("b"), uniq("v")
-	s := e.delivered(t, buyer, vendor, nil, orderLine{1, 6000})
-	resp, err := e.as(t, "buyer:"+buyer).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: uniq("r"), OrderId: s.orderID,
+	buyer, vendor := platformtest.ID("b"), platformtest.ID("v")
+	s := delivered(t, buyer, vendor, nil, orderLine{1, 6000})
+	resp, err := as(t, "buyer:"+buyer).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID,
 		Reason: trustv1.ClaimReason_CLAIM_REASON_NOT_AS_DESCRIBED, Lines: claimLines("1", 1), Evidence: &trustv1.Evidence{Sha256: []string{photo}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := resp.GetClaim().GetClaimId()
-	offer := &trustv1.RespondToClaimRequest{RequestId: uniq("r"), ClaimId: id, Response: trustv1.VendorResponse_VENDOR_RESPONSE_OFFER_PARTIAL_REFUND,
+	offer := &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id, Response: trustv1.VendorResponse_VENDOR_RESPONSE_OFFER_PARTIAL_REFUND,
 		OfferedAmount: eur(2000)}
-	_, err = e.as(t, "vendor:"+uniq("v")).RespondToClaim(t.Context(), offer)
+	_, err = as(t, "vendor:"+platformtest.ID("v")).RespondToClaim(t.Context(), offer)
 	wantCode(t, err, codes.PermissionDenied, "")
-	r, err := e.as(t, "vendor:"+vendor).RespondToClaim(t.Context(), offer)
+	r, err := as(t, "vendor:"+vendor).RespondToClaim(t.Context(), offer)
 	if err != nil || r.GetClaim().GetState() != trustv1.ClaimState_CLAIM_STATE_OFFER_PENDING || r.GetClaim().GetOfferedAmount().GetAmountMinor() != 2000 {
 		t.Fatalf("offer: %v, %v", r, err)
 	}
-	a, err := e.as(t, "buyer:"+buyer).AnswerOffer(t.Context(), &trustv1.AnswerOfferRequest{RequestId: uniq("r"), ClaimId: id, Accept: true})
+	a, err := as(t, "buyer:"+buyer).AnswerOffer(t.Context(), &trustv1.AnswerOfferRequest{RequestId: platformtest.ID("r"), ClaimId: id, Accept: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,10 +11,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/clock"
-	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
-	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
-	"github.com/custody/custody/pkg/natsembed"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
@@ -23,49 +21,36 @@ import (
 	"github.com/custody/custody/services/trust/domain"
 )
 
-// These tests drive the vendor-trust reactions directly (no bus), on real
-// JetStream stores, to show that they count every fact once under
-// redelivery and restart.
+// These tests drive the vendor-trust handlers directly (not through the
+// platform's reactions), on real JetStream stores of a platform under test,
+// to show that they count every fact once under redelivery and restart.
 
 var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
 type env struct {
-	order, fulfilment, trust *esjs.Store
+	p                        *platformtest.Platform
+	order, fulfilment, trust app.Store
 	clock                    *clock.Fake
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
 	e := &env{clock: clock.NewFake(t0)}
-	for _, s := range []struct {
-		name string
-		to   **esjs.Store
-	}{{"order", &e.order}, {"fulfilment", &e.fulfilment}, {"trust", &e.trust}} {
-		if *s.to, err = esjs.Open(t.Context(), nc, esjs.Config{Service: s.name, Now: e.clock.Now}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.p = platformtest.Start(t, platformtest.Options{Clock: e.clock})
+	e.order, e.fulfilment, e.trust = e.p.Store(t, "order"), e.p.Store(t, "fulfilment"), e.p.Store(t, "trust")
 	return e
 }
 
-// service starts a fresh service (a fresh process, as far as caches go)
-// without consumers: the tests call the handlers.
+// service builds a fresh service (a fresh process, as far as caches go)
+// and feeds its read models everything stored so far, as the platform's
+// runtime does before a process serves. No reaction runs: the tests call
+// the handlers.
 func (e *env) service(t *testing.T) *app.Service {
 	t.Helper()
 	svc := app.New(app.Config{}, app.Deps{
 		Store: e.trust,
 		OpenUpstream: func(_ context.Context, service string) (app.Store, error) {
-			if service == "order" {
+			if service == app.OrderService {
 				return e.order, nil
 			}
 			return e.fulfilment, nil
@@ -73,41 +58,52 @@ func (e *env) service(t *testing.T) *app.Service {
 		Clock:  e.clock,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	if err := svc.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Stop(context.Background()) })
+	e.catchUp(t, svc)
 	return svc
 }
 
-func (e *env) emit(t *testing.T, store *esjs.Store, stream, id string, m proto.Message) eventstore.RecordedEvent {
+// catchUp folds what the stores hold now into svc's read models.
+func (e *env) catchUp(t *testing.T, svc *app.Service) {
 	t.Helper()
-	ed, err := es.Encode(m)
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range []struct {
+		store app.Store
+		apply func(eventstore.RecordedEvent)
+	}{
+		{e.order, func(r eventstore.RecordedEvent) { svc.Record().ApplyFrom(app.OrderService, r) }},
+		{e.fulfilment, func(r eventstore.RecordedEvent) { svc.Record().ApplyFrom(app.FulfilmentService, r) }},
+		{e.trust, svc.ReadModel().Apply},
+	} {
+		for from := uint64(1); ; {
+			page, err := f.store.ReadAll(t.Context(), from, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			for _, r := range page {
+				f.apply(r)
+			}
+			from = page[len(page)-1].Position + 1
+		}
 	}
-	ed.ID = id
-	res, err := store.Append(t.Context(), stream, eventstore.Any, []eventstore.EventData{ed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := store.ReadStream(t.Context(), stream, res.LastRevision, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return recs[0]
+}
+
+func (e *env) emit(t *testing.T, service, stream string, m proto.Message) eventstore.RecordedEvent {
+	t.Helper()
+	return e.p.Emit(t, service, stream, m)[0]
 }
 
 func eur(minor int64) *typev1.Money { return &typev1.Money{CurrencyCode: "EUR", AmountMinor: minor} }
 
 func TestReactionsCountEveryFactOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	svc := e.service(t)
 	ts := timestamppb.New(t0)
 	var fulfilment []eventstore.RecordedEvent
-	e.emit(t, e.order, "order-o1", "e1", &orderv1.OrderConfirmed{OrderId: "o1", BuyerId: "b1", Total: eur(1000), ConfirmTime: ts,
+	e.emit(t, "order", "order-o1", &orderv1.OrderConfirmed{OrderId: "o1", BuyerId: "b1", Total: eur(1000), ConfirmTime: ts,
 		Lines: []*orderv1.OrderLine{{LineId: "1", SkuId: "s", VendorId: "v1", Quantity: 1, UnitPrice: eur(1000), LineTotal: eur(1000)}}})
-	for i, m := range []proto.Message{
+	for _, m := range []proto.Message{
 		&fulfilmentv1.FulfilmentRequested{FulfilmentId: "f1", OrderId: "o1", VendorId: "v1", ShipByTime: timestamppb.New(t0.Add(48 * time.Hour))},
 		&fulfilmentv1.FulfilmentShipped{FulfilmentId: "f1", OrderId: "o1", VendorId: "v1", ShipmentId: "s1", TrackingNumber: "T1", FullyShipped: true,
 			ShipTime: ts, ExpectedDeliveryTime: timestamppb.New(t0.Add(72 * time.Hour)),
@@ -117,8 +113,9 @@ func TestReactionsCountEveryFactOnce(t *testing.T) {
 		&fulfilmentv1.TrackingEventRecorded{FulfilmentId: "f1", ShipmentId: "s1", TrackingNumber: "T1", CarrierEventId: "c2",
 			Status: fulfilmentv1.TrackingStatus_TRACKING_STATUS_IN_TRANSIT, OccurTime: ts},
 	} {
-		fulfilment = append(fulfilment, e.emit(t, e.fulfilment, "fulfilment-f1", string(rune('a'+i))+"-f", m))
+		fulfilment = append(fulfilment, e.emit(t, "fulfilment", "fulfilment-f1", m))
 	}
+	svc := e.service(t)
 	// Every event handled, then all of them again (redelivery), then again
 	// by a fresh process (a restart).
 	for _, s := range []*app.Service{svc, svc, e.service(t)} {
@@ -137,7 +134,7 @@ func TestReactionsCountEveryFactOnce(t *testing.T) {
 		t.Fatalf("counts %+v, want %+v", v.Counts, want)
 	}
 
-	// A claim: opened, then refunded by the vendor's silence.
+	// A claim on a parcel never delivered: refunded at once.
 	e.clock.Advance(73 * time.Hour)
 	c, err := svc.OpenClaim(t.Context(), app.OpenClaim{RequestID: "r1", OrderID: "o1", Reason: trustv1.ClaimReason_CLAIM_REASON_NOT_RECEIVED,
 		Lines: []domain.LineRequest{{LineID: "1", Quantity: 1}}, Actor: "buyer:b1"})

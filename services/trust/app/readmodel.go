@@ -56,7 +56,7 @@ func NewReadModel(onCase func(domain.Case)) *ReadModel {
 		vendors: map[string]*domain.VendorTrust{}}
 }
 
-// Apply applies one event of the trust store.
+// Apply applies one event of the trust store and advances Progress past it.
 func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 	defer m.pos.Advance(e.Position)
 	agg, id, err := eventstore.SplitStream(e.Stream)
@@ -271,11 +271,8 @@ func (m *ReadModel) VendorTrust() map[string]domain.VendorTrust {
 	return out
 }
 
-// Position is the store position applied so far.
-func (m *ReadModel) Position() uint64 {
-	p, _ := m.pos.Get()
-	return p
-}
+// Progress is how far the read model has applied the trust store.
+func (m *ReadModel) Progress() *projection.Position { return m.pos }
 
 // Page tokens are opaque to clients: the query they belong to and the last
 // item returned (keyset paging, so items added meanwhile neither repeat

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -26,14 +25,17 @@ const (
 	FulfilmentService = "fulfilment"
 )
 
-// RecordView is the custody record of every order: domain.Records fed by
-// ordered subscriptions to the order and fulfilment streams (from position
-// 1, in memory, rebuilt on every start). It is not a durable consumer:
-// every process has its own, and decisions wait until it has caught up.
+// RecordView is the custody record of every order: domain.Records fed
+// with the order and fulfilment events from position 1, in memory, rebuilt
+// on every start (the platform follows both streams into ApplyFrom). It is
+// not a durable consumer: every process has its own, and decisions wait
+// until it has caught up.
 type RecordView struct {
 	mu      sync.RWMutex
 	records *domain.Records
 	sources map[string]*source
+	// open opens an upstream service's store (to learn its last position).
+	open func(ctx context.Context, service string) (Store, error)
 }
 
 // source is one upstream stream the view follows.
@@ -44,46 +46,40 @@ type source struct {
 	store Store // nil until opened
 }
 
-func (s *source) opened() Store {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.store
-}
-
-// NewRecordView returns an empty view.
-func NewRecordView() *RecordView {
-	return &RecordView{records: domain.NewRecords(), sources: map[string]*source{
+// NewRecordView returns an empty view; open (nil for a view that is only
+// folded, as `custody rebuild` does) opens an upstream store for CatchUp.
+func NewRecordView(open func(ctx context.Context, service string) (Store, error)) *RecordView {
+	return &RecordView{records: domain.NewRecords(), open: open, sources: map[string]*source{
 		OrderService: {pos: projection.New()}, FulfilmentService: {pos: projection.New()},
 	}}
 }
 
-// Run opens service's store (retrying: it may not exist yet) and follows
-// it until ctx ends.
-func (v *RecordView) Run(ctx context.Context, log *slog.Logger, service string, open func(context.Context) (Store, error)) {
+// Progress is how far the view has applied service's events (OrderService
+// or FulfilmentService).
+func (v *RecordView) Progress(service string) *projection.Position { return v.sources[service].pos }
+
+// store opens service's store once, waiting for its stream as long as ctx
+// allows.
+func (v *RecordView) store(ctx context.Context, service string) (Store, error) {
 	src := v.sources[service]
-	var st Store
-	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
-		s, err := open(ctx)
-		if err == nil {
-			st = s
-			break
-		}
-		if ctx.Err() == nil {
-			log.Warn("opening an upstream event stream; will retry", "service", service, "err", err)
-		}
-	}
-	if st == nil {
-		return
-	}
 	src.mu.Lock()
+	defer src.mu.Unlock()
+	if src.store != nil {
+		return src.store, nil
+	}
+	if v.open == nil {
+		return nil, errors.New("no upstream stores to catch up with")
+	}
+	st, err := v.open(ctx, service)
+	if err != nil {
+		return nil, err
+	}
 	src.store = st
-	src.mu.Unlock()
-	src.pos.MarkReady()
-	projection.Follow(ctx, log, st, 1, func(e eventstore.RecordedEvent) { v.apply(src, e) })
+	return st, nil
 }
 
 // ApplyFrom folds one event of service (OrderService or FulfilmentService)
-// into the view, as Run does; `custody rebuild` feeds it directly.
+// into the view and advances the view's Progress past it.
 func (v *RecordView) ApplyFrom(service string, e eventstore.RecordedEvent) {
 	if src, ok := v.sources[service]; ok {
 		v.apply(src, e)
@@ -107,15 +103,18 @@ func (v *RecordView) CatchUp(ctx context.Context, d time.Duration) error {
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	for _, name := range []string{OrderService, FulfilmentService} {
-		src := v.sources[name]
-		if !src.pos.WaitFor(wctx, 0, func(_ uint64, ready bool) bool { return ready }) {
-			return fmt.Errorf("%w: the %s stream is not open yet", ErrRecordUnavailable, name)
+		st, err := v.store(wctx, name)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("%w: the %s stream is not open yet: %w", ErrRecordUnavailable, name, err)
 		}
-		last, err := src.opened().LastPosition(wctx)
+		last, err := st.LastPosition(wctx)
 		if err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrRecordUnavailable, name, err)
 		}
-		if !src.pos.Reach(wctx, 0, last) {
+		if !v.sources[name].pos.Reach(wctx, 0, last) {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}

@@ -1,9 +1,12 @@
 // Package app is the trust service's application layer: the claim commands
 // (OpenClaim, RespondToClaim, …) run on the claims aggregate of each order,
 // the queries (GetClaim and GetVendorTrust from the aggregates, ListClaims
-// and ListVendorTrust from the read model), the custody record view that
-// decisions are taken from, the reactions that count vendors' facts, and
-// the claims' deadlines.
+// and ListVendorTrust from the read model), the read models (the custody
+// record view that decisions are taken from, the read model of the trust
+// store), the handlers that count vendors' facts, and the claims'
+// deadlines. It starts nothing and knows no transport: the platform
+// follows the read models, delivers the events to the handlers and runs
+// the deadline scheduler (see the trust package).
 //
 // Consistency, in short:
 //   - OpenClaim first catches the custody record up with every order and
@@ -13,9 +16,9 @@
 //   - Claim commands and GetClaim work on the order's claims aggregate
 //     (strongly consistent); list RPCs wait (bounded) for the read model
 //     to reach the trust stream's last position.
-//   - Vendor trust is counted by durable consumers (at least once; the
-//     command id is derived from the counted event's id, so nothing is
-//     counted twice) and read from the vendor's aggregate.
+//   - Vendor trust is counted by the handlers of durable reactions (at
+//     least once; the command id is derived from the counted event's id,
+//     so nothing is counted twice) and read from the vendor's aggregate.
 package app
 
 import (
@@ -26,14 +29,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/custody/custody/pkg/bus"
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/deadline"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
-	"github.com/custody/custody/pkg/projection"
+	"github.com/custody/custody/pkg/fault"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	"github.com/custody/custody/services/trust/domain"
 )
@@ -47,9 +47,6 @@ type Config struct {
 	RecordWait time.Duration
 	// ReadWait bounds the list RPCs' wait for the read model. Default 2s.
 	ReadWait time.Duration
-	// ReactionConcurrency: events counted at once (different aggregates
-	// side by side). Default 8.
-	ReactionConcurrency int
 }
 
 func (c Config) withDefaults() Config {
@@ -60,14 +57,11 @@ func (c Config) withDefaults() Config {
 	if c.ReadWait <= 0 {
 		c.ReadWait = 2 * time.Second
 	}
-	if c.ReactionConcurrency <= 0 {
-		c.ReactionConcurrency = 8
-	}
 	return c
 }
 
-// Store is an event store that can tell its newest position, as the
-// JetStream store does: projections wait until they have caught up with it.
+// Store is an event store that can tell its newest position: read models
+// wait until they have caught up with it.
 type Store interface {
 	eventstore.Store
 	LastPosition(ctx context.Context) (uint64, error)
@@ -78,17 +72,15 @@ type Deps struct {
 	// Store holds the trust events.
 	Store Store
 	// OpenUpstream opens another service's events read-only ("order",
-	// "fulfilment"), waiting until that service has created its stream.
+	// "fulfilment"), waiting (bounded by ctx) until that service has
+	// created its stream. The custody record asks it for the stream's last
+	// position when it catches up.
 	OpenUpstream func(ctx context.Context, service string) (Store, error)
-	// JetStream runs the durable consumers; nil runs none (tests that
-	// drive the handlers themselves).
-	JetStream jetstream.JetStream
-	Replicas  int
-	Clock     clock.Clock
-	Logger    *slog.Logger
+	Clock        clock.Clock
+	Logger       *slog.Logger
 }
 
-// Durable consumers of the service.
+// Durable consumers of the service: the reactions' names.
 const (
 	// FulfilmentConsumer counts fulfilment facts into vendor trust.
 	FulfilmentConsumer = "trust-on-fulfilment"
@@ -128,12 +120,11 @@ type Service struct {
 	// scheduled is what each claim's deadline was scheduled for.
 	schedMu   sync.Mutex
 	scheduled map[string]dueKey
-
-	stop context.CancelFunc
-	wg   sync.WaitGroup
 }
 
-// New returns a service; Start it before use.
+// New returns a service whose read models are empty: whoever runs it feeds
+// them (ReadModel().Apply, Record().ApplyFrom) and runs Scheduler(). New
+// starts nothing.
 func New(cfg Config, d Deps) *Service {
 	if d.Clock == nil {
 		d.Clock = clock.Real()
@@ -142,10 +133,14 @@ func New(cfg Config, d Deps) *Service {
 		d.Logger = slog.Default()
 	}
 	s := &Service{cfg: cfg.withDefaults(), d: d, clock: d.Clock, log: d.Logger,
-		claims: es.NewHandler(domain.Claims, d.Store, es.Options{}),
-		trust:  es.NewHandler(domain.Trust, d.Store, es.Options{}),
-		record: NewRecordView(), scheduled: map[string]dueKey{}}
+		claims:    es.NewHandler(domain.Claims, d.Store, es.Options{}),
+		trust:     es.NewHandler(domain.Trust, d.Store, es.Options{}),
+		record:    NewRecordView(d.OpenUpstream),
+		scheduled: map[string]dueKey{}}
 	s.deadlines = deadline.New("trust", d.Clock, d.Logger)
+	// The read model schedules every open claim's deadline as it applies
+	// the claim's events: caught up at start, it has scheduled them all,
+	// and one that passed while the service was down fires at once.
 	s.model = NewReadModel(s.schedule)
 	return s
 }
@@ -153,93 +148,15 @@ func New(cfg Config, d Deps) *Service {
 // Policy is the policy in force.
 func (s *Service) Policy() domain.Policy { return s.cfg.Policy }
 
-// Start catches the read model up with the trust stream (which schedules
-// every open claim's deadline, so deadlines that passed while the service
-// was down fire now) and starts, in the background, the deadline
-// scheduler, the custody record view and the consumers; the upstream
-// streams may not exist yet.
-func (s *Service) Start(ctx context.Context) error {
-	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.stop = cancel
-	target, err := s.d.Store.LastPosition(ctx)
-	if err != nil {
-		cancel()
-		return err
-	}
-	s.wg.Go(func() { projection.Follow(bg, s.log.With("projection", "claims"), s.d.Store, 1, s.model.Apply) })
-	if !s.model.pos.Reach(ctx, 0, target) {
-		cancel()
-		s.wg.Wait()
-		return errors.Join(errors.New("trust read model did not catch up"), ctx.Err())
-	}
-	s.model.pos.MarkReady()
-	s.wg.Go(func() { s.deadlines.Run(bg) })
-	if s.d.OpenUpstream != nil {
-		for _, svc := range []string{OrderService, FulfilmentService} {
-			s.wg.Go(func() {
-				s.record.Run(bg, s.log.With("projection", "record", "source", svc), svc,
-					func(ctx context.Context) (Store, error) { return s.d.OpenUpstream(ctx, svc) })
-			})
-		}
-	}
-	if s.d.JetStream != nil {
-		s.wg.Go(func() {
-			s.consume(bg, bus.Config{Name: FulfilmentConsumer, SourceService: FulfilmentService, EventTypes: FulfilmentEventTypes},
-				s.HandleFulfilmentEvent)
-		})
-		s.wg.Go(func() {
-			s.consume(bg, bus.Config{Name: ClaimsConsumer, SourceService: "trust", EventTypes: ClaimEventTypes,
-				FilterSubjects: []string{"custody.trust." + domain.Claims.Aggregate + ".>"}}, s.HandleClaimEvent)
-		})
-	}
-	return nil
-}
-
-// consume subscribes (retrying until the source stream exists) and runs
-// the consumer until ctx ends.
-func (s *Service) consume(ctx context.Context, cfg bus.Config, h bus.Handler) {
-	cfg.Replicas, cfg.Logger, cfg.Concurrency = s.d.Replicas, s.log, s.cfg.ReactionConcurrency
-	cfg.MaxDeliver = 20 // ~1.5 min of retries before parking: outlasts a store hiccup
-	cfg.Backoff = []time.Duration{200 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second}
-	log := s.log.With("consumer", cfg.Name)
-	for b, attempt := projection.NewBackoff(), 0; ctx.Err() == nil; b.Sleep(ctx) {
-		c, err := bus.Subscribe(ctx, s.d.JetStream, cfg, h)
-		if err != nil {
-			if ctx.Err() == nil && (!errors.Is(err, jetstream.ErrStreamNotFound) || attempt%20 == 0) {
-				log.Info("cannot subscribe yet; will retry", "source", cfg.SourceService, "err", err)
-			}
-			attempt++
-			continue
-		}
-		<-ctx.Done()
-		c.Stop()
-		return
-	}
-}
-
-// Stop stops the background work and waits for it, bounded by ctx.
-func (s *Service) Stop(ctx context.Context) error {
-	if s.stop == nil {
-		return nil
-	}
-	s.stop()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Record is the service's custody record view (tests wait on it).
+// Record is the service's custody record view, fed by the order and
+// fulfilment events.
 func (s *Service) Record() *RecordView { return s.record }
 
-// ReadModel is the service's projection of its own store.
+// ReadModel is the service's projection of its own store; applying it
+// schedules the claims' deadlines.
 func (s *Service) ReadModel() *ReadModel { return s.model }
 
-// Scheduler is the claims' deadline scheduler.
+// Scheduler is the claims' deadline scheduler; its Run fires them.
 func (s *Service) Scheduler() *deadline.Scheduler { return s.deadlines }
 
 // OrderBuyer returns the buyer of an order the trust service has seen
@@ -429,13 +346,13 @@ func (s *Service) expire(ctx context.Context, claimID string, state domain.State
 }
 
 // HandleFulfilmentEvent counts what a fulfilment event says about its
-// vendor (consumer trust-on-fulfilment). It first waits for the custody
+// vendor (reaction trust-on-fulfilment). It first waits for the custody
 // record to have applied the event: "first scan of the shipment" and "on
 // time" are read from it.
 func (s *Service) HandleFulfilmentEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
 	ev, err := es.Decode(rec)
 	if err != nil {
-		return bus.Permanent(err)
+		return fault.Permanent(err)
 	}
 	if err := s.record.WaitFor(ctx, FulfilmentService, rec.Position, 20*time.Second); err != nil {
 		return err
@@ -448,11 +365,11 @@ func (s *Service) HandleFulfilmentEvent(ctx context.Context, rec eventstore.Reco
 }
 
 // HandleClaimEvent counts what one of the service's own claim events says
-// about the vendor (consumer trust-on-claims).
+// about the vendor (reaction trust-on-claims).
 func (s *Service) HandleClaimEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
 	ev, err := es.Decode(rec)
 	if err != nil {
-		return bus.Permanent(err)
+		return fault.Permanent(err)
 	}
 	vendor, delta, ok := domain.ClaimFacts(ev.Payload)
 	if !ok {
@@ -475,7 +392,7 @@ func (s *Service) count(ctx context.Context, rec eventstore.RecordedEvent, vendo
 		Meta: es.Meta{CorrelationID: corr, Actor: domain.DecidedByRules},
 	})
 	if errors.Is(err, es.ErrBadCommand) {
-		return bus.Permanent(fmt.Errorf("vendor %q: %w", vendor, err))
+		return fault.Permanent(fmt.Errorf("vendor %q: %w", vendor, err))
 	}
 	return err
 }

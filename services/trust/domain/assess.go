@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/custody/custody/pkg/fault"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 )
@@ -104,7 +105,7 @@ func assess(reason trustv1.ClaimReason, lines []ClaimLine, ev *trustv1.Evidence,
 			}
 		}
 		if !found {
-			return Assessment{}, precondition(ReasonNotShipped, "line %s has not shipped yet; nothing can be claimed on it before it ships", l.LineID)
+			return Assessment{}, fault.Precondition(ReasonNotShipped, "line %s has not shipped yet; nothing can be claimed on it before it ships", l.LineID)
 		}
 	}
 	if reason == trustv1.ClaimReason_CLAIM_REASON_NOT_RECEIVED {
@@ -140,7 +141,7 @@ func assessNotReceived(f *Fulfilment, ships []*Shipment, now time.Time, p Policy
 		default:
 			due := d.at.Add(p.NotReceivedGrace)
 			if now.Before(due) {
-				return Assessment{}, precondition(ReasonTooEarly,
+				return Assessment{}, fault.Precondition(ReasonTooEarly,
 					"shipment %s (%s %s) is expected by %s; a not-received claim can be opened from %s",
 					s.ShipmentID, s.Carrier, s.TrackingNumber, stamp(d.at), stamp(due))
 			}
@@ -216,7 +217,7 @@ func assessItem(reason trustv1.ClaimReason, lines []ClaimLine, ev *trustv1.Evide
 			if d.state == failed {
 				hint = "it failed in transit (" + statusName(s.Failure.Status) + "): claim NOT_RECEIVED"
 			}
-			return Assessment{}, precondition(ReasonNotDelivered, "shipment %s has not been delivered; %s", s.ShipmentID, hint)
+			return Assessment{}, fault.Precondition(ReasonNotDelivered, "shipment %s has not been delivered; %s", s.ShipmentID, hint)
 		}
 		lastDelivered = later(lastDelivered, d.at)
 		proof = proof && d.proof
@@ -316,7 +317,7 @@ func normSerial(s string) string { return strings.ToUpper(strings.TrimSpace(s)) 
 
 func checkWindow(from time.Time, window time.Duration, now time.Time, what string) error {
 	if end := from.Add(window); now.After(end) {
-		return precondition(ReasonWindowClosed, "the claim window closed at %s (%s after %s at %s)", stamp(end), days(window), what, stamp(from))
+		return fault.Precondition(ReasonWindowClosed, "the claim window closed at %s (%s after %s at %s)", stamp(end), days(window), what, stamp(from))
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/money"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 )
@@ -241,15 +242,15 @@ func decideOpen(cs Case, c OpenClaim) ([]proto.Message, error) {
 	f := c.Record.Fulfilment
 	if f == nil || f.VendorID != vendor || len(f.Shipments) == 0 {
 		if o.CancelledEventID != "" || (f != nil && f.CancelledEventID != "") {
-			return nil, precondition(ReasonOrderCancelled, "vendor %s's part of order %s was cancelled before it shipped; there is nothing to claim", vendor, o.OrderID)
+			return nil, fault.Precondition(ReasonOrderCancelled, "vendor %s's part of order %s was cancelled before it shipped; there is nothing to claim", vendor, o.OrderID)
 		}
-		return nil, precondition(ReasonNotShipped, "vendor %s has not shipped its part of order %s yet", vendor, o.OrderID)
+		return nil, fault.Precondition(ReasonNotShipped, "vendor %s has not shipped its part of order %s yet", vendor, o.OrderID)
 	}
 	lines := make([]ClaimLine, 0, len(c.Lines))
 	claimed := money.Money{Currency: o.Captured.Currency}
 	for _, l := range c.Lines {
 		if open := cs.OpenClaimOn(l.LineID); open != nil {
-			return nil, precondition(ReasonClaimAlreadyOpen, "line %s already has an open claim (%s); one open claim per line at a time", l.LineID, open.ID)
+			return nil, fault.Precondition(ReasonClaimAlreadyOpen, "line %s already has an open claim (%s); one open claim per line at a time", l.LineID, open.ID)
 		}
 		ol, _ := o.Line(l.LineID)
 		amount, err := ol.UnitPrice.Mul(l.Quantity)
@@ -260,7 +261,7 @@ func decideOpen(cs Case, c OpenClaim) ([]proto.Message, error) {
 			amount.Minor = left
 		}
 		if amount.Minor <= 0 {
-			return nil, precondition(ReasonLineRefunded, "line %s has been refunded in full already", l.LineID)
+			return nil, fault.Precondition(ReasonLineRefunded, "line %s has been refunded in full already", l.LineID)
 		}
 		lines = append(lines, ClaimLine{LineID: l.LineID, SKUID: ol.SKUID, Quantity: l.Quantity, Amount: amount})
 		claimed.Minor += amount.Minor
@@ -314,17 +315,17 @@ func (b *builder) refundInFull(cl *Claim, by, rationale string, now time.Time, r
 // than the order's captured amount minus earlier refunds.
 func refundAndClose(cs Case, cl *Claim, amount money.Money, reason string, now time.Time) ([]proto.Message, error) {
 	if amount.Currency != cl.Claimed.Currency {
-		return nil, precondition(ReasonRefundExceeds, "refund in %s on a claim in %s", amount.Currency, cl.Claimed.Currency)
+		return nil, fault.Precondition(ReasonRefundExceeds, "refund in %s on a claim in %s", amount.Currency, cl.Claimed.Currency)
 	}
 	if amount.Minor <= 0 {
-		return nil, precondition(ReasonRefundExceeds, "nothing left to refund on claim %s", cl.ID)
+		return nil, fault.Precondition(ReasonRefundExceeds, "nothing left to refund on claim %s", cl.ID)
 	}
 	if left := cl.Remaining(); amount.Minor > left.Minor {
-		return nil, precondition(ReasonRefundExceeds, "refund of %s exceeds what claim %s has left (%s)", amount, cl.ID, left)
+		return nil, fault.Precondition(ReasonRefundExceeds, "refund of %s exceeds what claim %s has left (%s)", amount, cl.ID, left)
 	}
 	total, err := cs.Refunded.Add(amount)
 	if err != nil || cs.Captured.Currency != amount.Currency || total.Minor > cs.Captured.Minor {
-		return nil, precondition(ReasonRefundExceeds, "refund of %s would bring order %s's refunds to more than the %s captured (%s refunded so far)",
+		return nil, fault.Precondition(ReasonRefundExceeds, "refund of %s would bring order %s's refunds to more than the %s captured (%s refunded so far)",
 			amount, cs.OrderID, cs.Captured, cs.Refunded)
 	}
 	weights := make([]int64, len(cl.Lines))
@@ -390,13 +391,13 @@ func openClaim(cs Case, id string) (*Claim, error) {
 		return nil, &NotFoundError{Resource: "claim", ID: id}
 	}
 	if !cl.State.Open() {
-		return nil, precondition(ReasonClaimClosed, "claim %s is closed (%s)", id, cl.State)
+		return nil, fault.Precondition(ReasonClaimClosed, "claim %s is closed (%s)", id, cl.State)
 	}
 	return cl, nil
 }
 
 func wrongState(cl *Claim, what string) error {
-	return precondition(ReasonWrongState, "claim %s is %s; %s", cl.ID, cl.State, what)
+	return fault.Precondition(ReasonWrongState, "claim %s is %s; %s", cl.ID, cl.State, what)
 }
 
 // checkAmount validates a partial amount against what the claim has left.
@@ -453,7 +454,7 @@ func decideRespond(cs Case, c Respond) ([]proto.Message, error) {
 			return nil, wrongState(cl, "a return can be requested only while the claim waits for the vendor")
 		}
 		if cl.Reason == trustv1.ClaimReason_CLAIM_REASON_NOT_RECEIVED {
-			return nil, precondition(ReasonReturnNotPossible, "claim %s says the parcel never arrived: there is nothing to return", cl.ID)
+			return nil, fault.Precondition(ReasonReturnNotPossible, "claim %s says the parcel never arrived: there is nothing to return", cl.ID)
 		}
 		b.add(resp, returnAuthorised(cl, c.Policy, c.Now))
 	case ResponseContest:
@@ -532,9 +533,9 @@ func decideResolve(cs Case, c Resolve) ([]proto.Message, error) {
 	case DecisionReturnThenRefund:
 		switch {
 		case cl.Reason == trustv1.ClaimReason_CLAIM_REASON_NOT_RECEIVED:
-			return nil, precondition(ReasonReturnNotPossible, "claim %s says the parcel never arrived: there is nothing to return", cl.ID)
+			return nil, fault.Precondition(ReasonReturnNotPossible, "claim %s says the parcel never arrived: there is nothing to return", cl.ID)
 		case cl.ReturnAuthorised != nil:
-			return nil, precondition(ReasonReturnNotPossible, "claim %s already had its return (%s)", cl.ID, cl.ReturnAuthorised.GetReturnId())
+			return nil, fault.Precondition(ReasonReturnNotPossible, "claim %s already had its return (%s)", cl.ID, cl.ReturnAuthorised.GetReturnId())
 		}
 		b.add(resolved(cl, c.Decision, money.Money{}, c.Rationale, c.By, c.CounterfeitConfirmed, c.Now))
 		b.add(returnAuthorised(cl, c.Policy, c.Now))
@@ -553,7 +554,7 @@ func decideWithdraw(cs Case, c Withdraw) ([]proto.Message, error) {
 		return nil, err
 	}
 	if cl.State == StateReturnInTransit {
-		return nil, precondition(ReasonReturnInTransit, "claim %s has a return on its way back; it closes when the vendor receives it", cl.ID)
+		return nil, fault.Precondition(ReasonReturnInTransit, "claim %s has a return on its way back; it closes when the vendor receives it", cl.ID)
 	}
 	return []proto.Message{closed(cl, ClosedWithdrawn, cl.Refunded, c.Reason, c.Now)}, nil
 }
@@ -570,7 +571,7 @@ func decideReturnShipment(cs Case, c RecordReturnShipment) ([]proto.Message, err
 		return nil, err
 	}
 	if cl.State != StateReturnAuthorised {
-		return nil, precondition(ReasonReturnNotExpected, "claim %s is %s; a return shipment is recorded only for an authorised return", cl.ID, cl.State)
+		return nil, fault.Precondition(ReasonReturnNotExpected, "claim %s is %s; a return shipment is recorded only for an authorised return", cl.ID, cl.State)
 	}
 	return []proto.Message{&trustv1.ReturnShipped{ClaimId: cl.ID, ReturnId: cl.ReturnAuthorised.GetReturnId(), Carrier: c.Carrier,
 		TrackingNumber: c.TrackingNumber, ShipTime: timestamppb.New(c.Now), OrderId: cl.OrderID, VendorId: cl.VendorID,
@@ -583,7 +584,7 @@ func decideReceiveReturn(cs Case, c ReceiveReturn) ([]proto.Message, error) {
 		return nil, err
 	}
 	if cl.State != StateReturnAuthorised && cl.State != StateReturnInTransit {
-		return nil, precondition(ReasonReturnNotExpected, "claim %s is %s; no return is expected", cl.ID, cl.State)
+		return nil, fault.Precondition(ReasonReturnNotExpected, "claim %s is %s; no return is expected", cl.ID, cl.State)
 	}
 	if c.Condition < trustv1.ReturnCondition_RETURN_CONDITION_AS_EXPECTED || c.Condition > trustv1.ReturnCondition_RETURN_CONDITION_NOT_RECEIVED {
 		return nil, invalid("condition", "required: AS_EXPECTED, DAMAGED, WRONG_ITEM or NOT_RECEIVED")

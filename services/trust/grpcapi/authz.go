@@ -2,7 +2,7 @@ package grpcapi
 
 import "github.com/custody/custody/pkg/auth"
 
-// Access control of custody.trust.v1.TrustService (DESIGN §5), as a table:
+// Access control of custody.trust.v1.TrustService (docs/design.md §5), as a table:
 //
 //	RPC                   buyer:<id>               vendor:<id>              support  platform  service
 //	OpenClaim             its own orders           -                        -        -         for any buyer

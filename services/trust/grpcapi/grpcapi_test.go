@@ -118,14 +118,14 @@ func TestToStatus(t *testing.T) {
 		{errors.New("something unforeseen"), codes.Internal},
 	}
 	for _, tt := range tests {
-		if got := s.toStatus(context.Background(), tt.err); status.Code(got) != tt.want {
+		if got := s.toStatus(t.Context(), tt.err); status.Code(got) != tt.want {
 			t.Errorf("toStatus(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
-	if r := apierr.Reason(s.toStatus(context.Background(), &domain.PreconditionError{Reason: domain.ReasonTooEarly, Message: "m"})); r != domain.ReasonTooEarly {
+	if r := apierr.Reason(s.toStatus(t.Context(), &domain.PreconditionError{Reason: domain.ReasonTooEarly, Message: "m"})); r != domain.ReasonTooEarly {
 		t.Errorf("reason %q", r)
 	}
-	fvs := apierr.FieldViolations(s.toStatus(context.Background(), v.Err()))
+	fvs := apierr.FieldViolations(s.toStatus(t.Context(), v.Err()))
 	if len(fvs) != 1 || fvs[0].Field != "lines[2].quantity" {
 		t.Fatalf("field violations %v", fvs)
 	}

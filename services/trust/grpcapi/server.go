@@ -11,13 +11,9 @@ import (
 	"log/slog"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/es"
-	"github.com/custody/custody/pkg/eventstore"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	"github.com/custody/custody/services/trust/app"
 	"github.com/custody/custody/services/trust/domain"
@@ -268,44 +264,16 @@ func (s *Server) act(ctx context.Context, rpc, claimID, requestID string, body f
 	return v, nil
 }
 
-// toStatus is the one place where errors become gRPC statuses. Bad input is
-// InvalidArgument with field violations, never Unknown; anything not
-// recognised is Internal (and logged), never passed through raw.
+// toStatus is the one place where errors become gRPC statuses: the
+// service's own failures here, everything else (bad input, forbidden
+// states, missing resources, conflicts, a dead store, anything
+// unforeseen, which is logged and answered Internal) by apierr.FromError.
 func (s *Server) toStatus(ctx context.Context, err error) error {
-	var (
-		invalid *domain.InvalidError
-		pre     *domain.PreconditionError
-		nf      *domain.NotFoundError
-	)
 	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &invalid):
-		fvs := make([]apierr.FieldViolation, 0, len(invalid.Violations))
-		for _, v := range invalid.Violations {
-			fvs = append(fvs, apierr.FieldViolation{Field: v.Field, Description: v.Description})
-		}
-		return apierr.InvalidArgument(fvs...)
-	case errors.As(err, &pre):
-		return apierr.FailedPrecondition(pre.Reason, pre.Message)
-	case errors.As(err, &nf):
-		return apierr.NotFound(nf.Resource, nf.ID)
 	case errors.Is(err, app.ErrRecordUnavailable):
 		return apierr.Unavailable("the custody record is not up to date with the order and fulfilment events; retry shortly")
-	case errors.Is(err, es.ErrConflict):
-		return apierr.Aborted("the order's claims changed concurrently; retry the request")
-	case errors.Is(err, eventstore.ErrUnavailable):
-		return apierr.Unavailable("the event store is unavailable; retry shortly")
 	case errors.Is(err, es.ErrBadCommand):
 		return apierr.InvalidArgument(apierr.FieldViolation{Field: "claim_id", Description: "not a claim id"})
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request cancelled")
 	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	s.log.ErrorContext(ctx, "trust service: unexpected error", "err", err)
-	return status.Error(codes.Internal, "internal error")
+	return apierr.FromError(ctx, s.log, err)
 }

@@ -30,17 +30,6 @@ func readAll(ctx context.Context, store eventstore.Store, apply func(eventstore.
 	}
 }
 
-// ProjectTrust rebuilds the trust projection (ReadModel) from the trust
-// store alone: every vendor's counts, score and tier, folded from the
-// stored events from the first.
-func ProjectTrust(ctx context.Context, trust eventstore.Store) (*ReadModel, error) {
-	m := NewReadModel(nil)
-	if err := readAll(ctx, trust, m.Apply); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
 // RecountTrust recounts every vendor's trust from the facts themselves —
 // the fulfilment service's events and the trust service's claim events —
 // with the same pure functions the live consumers use, each event counted
