@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/bus"
+	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
@@ -504,7 +505,7 @@ func TestParkedEventsAreVisibleInAudit(t *testing.T) {
 	c, err := bus.Subscribe(t.Context(), js, bus.Config{Name: "test-poison", SourceService: "catalog",
 		EventTypes: []string{"custody.catalog.v1.VendorRegistered"}},
 		func(context.Context, eventstore.RecordedEvent) error {
-			return bus.Permanent(errors.New("cannot handle vendors"))
+			return fault.Permanent(errors.New("cannot handle vendors"))
 		})
 	if err != nil {
 		t.Fatal(err)

@@ -62,6 +62,7 @@ func Rebuild(ctx context.Context, d Deps, m Module, w io.Writer) (RebuildReport,
 		prev := map[string][]byte{} // stream -> hash of its last event seen
 		next := map[string]uint64{} // stream -> revision expected next
 		bar := progress{w: w, label: fmt.Sprintf("%s ← %s events", m.Name, src), total: last}
+		var n uint64 // this source's events
 		for from := uint64(1); ; {
 			page, err := st.ReadAll(ctx, from, 1000)
 			if err != nil {
@@ -77,12 +78,13 @@ func Rebuild(ctx context.Context, d Deps, m Module, w io.Writer) (RebuildReport,
 				for _, p := range bySource[src] {
 					p.Apply(e)
 				}
-				rep.Events++
+				n++
 			}
 			from = page[len(page)-1].Position + 1
-			bar.show(page[len(page)-1].Position, rep.Events)
+			bar.show(page[len(page)-1].Position, n)
 		}
-		bar.done(rep.Events)
+		bar.done(n)
+		rep.Events += n
 		rep.Streams += len(prev)
 	}
 	rep.Elapsed = time.Since(start)

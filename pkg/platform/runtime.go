@@ -168,7 +168,7 @@ func (rt *runtime) subscribe(ctx context.Context, s *subscribed) {
 	waiting := false
 	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
 		c, err := bus.Subscribe(ctx, rt.d.JetStream, bus.Config{
-			Name: s.r.Name, SourceService: s.r.Source, EventTypes: s.r.EventTypes,
+			Name: s.r.Name, SourceService: s.r.Source, EventTypes: s.r.EventTypes, FilterSubjects: s.r.Subjects,
 			Concurrency: cmp(s.r.Concurrency, defaultConcurrency),
 			Backoff:     reactionBackoff, MaxDeliver: reactionMaxDeliver,
 			Replicas: rt.d.Replicas, Logger: rt.log,
@@ -258,11 +258,7 @@ func (rt *runtime) settled(ctx context.Context) error {
 		}
 		// Stream sequences, not the consumer's pending count: the server
 		// raises that count a moment after an append is acknowledged.
-		stream, err := rt.d.JetStream.Stream(ctx, esjs.StreamNameFor(s.r.Source))
-		if err != nil {
-			return fmt.Errorf("reaction %q: %w", s.r.Name, err)
-		}
-		si, err := stream.Info(ctx)
+		last, err := rt.lastSeq(ctx, s.r)
 		if err != nil {
 			return fmt.Errorf("reaction %q: %w", s.r.Name, err)
 		}
@@ -270,11 +266,39 @@ func (rt *runtime) settled(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("reaction %q: %w", s.r.Name, err)
 		}
-		if info.AckFloor.Stream < si.State.LastSeq || info.NumAckPending > 0 {
-			return fmt.Errorf("reaction %q: acknowledged up to %d of %d, %d unacknowledged", s.r.Name, info.AckFloor.Stream, si.State.LastSeq, info.NumAckPending)
+		if info.AckFloor.Stream < last || info.NumAckPending > 0 {
+			return fmt.Errorf("reaction %q: acknowledged up to %d of %d, %d unacknowledged", s.r.Name, info.AckFloor.Stream, last, info.NumAckPending)
 		}
 	}
 	return nil
+}
+
+// lastSeq is the sequence of the last message of r's source stream that r
+// consumes (its subjects', when it has some).
+func (rt *runtime) lastSeq(ctx context.Context, r Reaction) (uint64, error) {
+	stream, err := rt.d.JetStream.Stream(ctx, esjs.StreamNameFor(r.Source))
+	if err != nil {
+		return 0, err
+	}
+	if len(r.Subjects) == 0 {
+		si, err := stream.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return si.State.LastSeq, nil
+	}
+	var last uint64
+	for _, subj := range r.Subjects {
+		m, err := stream.GetLastMsgForSubject(ctx, subj)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		last = max(last, m.Sequence)
+	}
+	return last, nil
 }
 
 func (rt *runtime) sourceExists(ctx context.Context, service string) bool {

@@ -26,6 +26,7 @@ import (
 // what the runtime does with them.
 type recorder struct {
 	own, other atomic.Int64 // events folded by the two projections
+	carts      atomic.Int64 // events handled by the reaction narrowed to carts
 	ownPos     *projection.Position
 	working    atomic.Bool
 
@@ -53,6 +54,10 @@ func (r *recorder) module() platform.Module {
 			Reactions: []platform.Reaction{{
 				Name: "demo-on-other", Source: "other", EventTypes: []string{"custody.type.v1.Money"},
 				Handle: r.handle,
+			}, {
+				Name: "demo-on-carts", Source: "other", Subjects: []string{"custody.other.cart.>"},
+				EventTypes: []string{"custody.type.v1.Money", "custody.type.v1.Address"},
+				Handle:     func(context.Context, eventstore.RecordedEvent) error { r.carts.Add(1); return nil },
 			}},
 			Workers: []func(context.Context){func(ctx context.Context) { r.working.Store(true); <-ctx.Done() }},
 		}, nil
@@ -108,6 +113,7 @@ func TestRuntimeRunsWhatAModuleDeclares(t *testing.T) {
 	// The other service's stream appears only now: the reaction and the
 	// projection wait for it, then handle everything, retrying what fails
 	// once and parking what can never succeed.
+	p.Emit(t, "other", "cart-1", &typev1.Address{CountryCode: "FR"}) // for the reaction narrowed to carts only
 	p.Emit(t, "other", "thing-a", &typev1.Money{CurrencyCode: "EUR", AmountMinor: 1})
 	p.Emit(t, "other", "thing-b", &typev1.Money{CurrencyCode: "EUR", AmountMinor: flaky},
 		&typev1.Address{CountryCode: "DE"}) // a type the reaction does not want
@@ -125,8 +131,11 @@ func TestRuntimeRunsWhatAModuleDeclares(t *testing.T) {
 	if attempts[flaky] != 2 || attempts[poison] != 1 || attempts[1] != 1 {
 		t.Errorf("attempts %v: want the flaky event twice, the poison and the others once", attempts)
 	}
-	if n := r.other.Load(); n != 5 {
-		t.Errorf("the other projection folded %d events, want 5", n)
+	if n := r.other.Load(); n != 6 {
+		t.Errorf("the other projection folded %d events, want 6", n)
+	}
+	if n := r.carts.Load(); n != 1 {
+		t.Errorf("the reaction narrowed to carts handled %d events, want 1", n)
 	}
 	parked, err := bus.ListParked(t.Context(), jetstreamOf(t, p), "demo-on-other")
 	if err != nil || len(parked) != 1 || parked[0].Cause != bus.CausePermanent {
@@ -141,7 +150,7 @@ func TestRuntimeRunsWhatAModuleDeclares(t *testing.T) {
 	p.Settled(t)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.handled) != 3 || r.own.Load() != 3 || r.other.Load() != 5 {
+	if len(r.handled) != 3 || r.own.Load() != 3 || r.other.Load() != 6 || r.carts.Load() != 1 {
 		t.Errorf("after restart: handled %v, own %d, other %d", r.handled, r.own.Load(), r.other.Load())
 	}
 }
