@@ -18,10 +18,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/bus"
-	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/platform/platformtest"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
