@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody/custody/pkg/platform/platformtest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	"github.com/custody/custody/services/fulfilment"
 )
@@ -14,15 +15,10 @@ import (
 // once after the restart; a watch resumes across the restart from its
 // cursor.
 func TestShipByDeadlines(t *testing.T) {
-	e, err := newEnv(fulfilment.Options{}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.close()
-	// The order service appears after us; its events are picked up.
-	if err := e.createOrders(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	t.Parallel()
+	e := start(t, fulfilment.Options{})
+	// The order service appears after us (its first event creates its
+	// stream); its events are picked up.
 	vendor := uniq("v")
 	confirmed := e.clock.Now()
 	idle := fulfilmentID(e.confirmOrder(t, uniq("b"), part{vendor, []lineQty{{"a", 1}}}), vendor)
@@ -40,22 +36,15 @@ func TestShipByDeadlines(t *testing.T) {
 	w.cancel()
 
 	// Down while the deadline passes.
-	if err := e.shutdown(); err != nil {
-		t.Fatal(err)
-	}
+	e.Stop(t)
 	shipBy := confirmed.Add(3 * day)
 	e.clock.Set(shipBy.Add(time.Hour))
-	if err := e.start(); err != nil {
-		t.Fatal(err)
-	}
+	e.Restart(t)
 	missed := func(id string) []*fulfilmentv1.ShipByDeadlineMissed {
 		return eventsOf[*fulfilmentv1.ShipByDeadlineMissed](t, e, id)
 	}
-	eventually(t, func() error {
-		if len(missed(idle)) == 0 || len(missed(partial)) == 0 {
-			return errNotYet
-		}
-		return nil
+	platformtest.Until(t, "the deadlines missed while down to fire", func() bool {
+		return len(missed(idle)) > 0 && len(missed(partial)) > 0
 	})
 	for _, id := range []string{idle, partial} {
 		m := missed(id)
@@ -90,17 +79,12 @@ func TestShipByDeadlines(t *testing.T) {
 	// A second restart fires nothing again; the grace period then runs
 	// out while running: the idle fulfilment is cancelled, the partly
 	// shipped one only flagged.
-	if err := e.restart(); err != nil {
-		t.Fatal(err)
-	}
+	e.Restart(t)
 	vc = e.as(t, "vendor:"+vendor) // the restart closed the old connection
 	e.clock.Advance(day)
 	e.waitState(t, idle, stateCancelled)
-	eventually(t, func() error {
-		if len(missed(partial)) < 2 {
-			return errNotYet
-		}
-		return nil
+	platformtest.Until(t, "the partly shipped fulfilment's second miss", func() bool {
+		return len(missed(partial)) >= 2
 	})
 	if m := missed(idle); len(m) != 2 || m[1].GetAction() != "cancel" {
 		t.Fatalf("idle: %v", m)
@@ -113,16 +97,14 @@ func TestShipByDeadlines(t *testing.T) {
 		t.Fatalf("cancelled: %v", c)
 	}
 	e.waitState(t, partial, statePartial)
-	_, err = vc.ShipFulfilment(t.Context(), shipReq(idle, "dhl", dhlNumber(), box(line("1", 1))))
+	_, err := vc.ShipFulfilment(t.Context(), shipReq(idle, "dhl", dhlNumber(), box(line("1", 1))))
 	wantReason(t, err, "FULFILMENT_CANCELLED")
 	// The partly shipped one may still ship the rest; no deadline is left.
 	if _, err := vc.ShipFulfilment(t.Context(), shipReq(partial, "dhl", dhlNumber(), box(line("2", 1)))); err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(30 * day)
-	if err := e.restart(); err != nil {
-		t.Fatal(err)
-	}
+	e.Restart(t)
 	e.waitState(t, partial, stateShipped)
 	if m := missed(partial); len(m) != 2 {
 		t.Fatalf("partial after shipping: %v", m)

@@ -1,22 +1,30 @@
-// Package fulfilment wires the fulfilment service into a Custody process:
-// Module opens the fulfilment event store, starts the application (read
-// model, ship-by deadlines, the consumer of order events) and registers
-// custody.fulfilment.v1.FulfilmentService.
+// Package fulfilment is the fulfilment service as a module of a Custody
+// process: Module (or NewModule) opens the fulfilment event store, builds
+// the application and declares its parts — custody.fulfilment.v1.
+// FulfilmentService, the "fulfilments" read model (fed by its own store; it
+// has caught up before the process serves, and applying it schedules every
+// pending ship-by deadline), the reaction fulfilment-on-order to the order
+// service's OrderConfirmed and OrderCancelled, and the deadline scheduler
+// as a worker. The platform runs them; `custody rebuild` folds the same
+// read model.
 //
 // Layout: domain/ (the pure fulfilment and tracking aggregates, carrier
-// formats), app/ (commands, queries, the read model and watches, reactions,
-// deadlines), grpcapi/ (validation, authorization, error mapping).
+// formats), app/ (commands, queries, the read model and watches, the order
+// event handler, deadlines), grpcapi/ (validation, authorization, error
+// mapping).
 //
 // The order service's stream may not exist yet when the fulfilment service
-// starts alone (`custody run --target=fulfilment`). Start does not wait for
-// it: the consumer of order events starts in the background as soon as it
-// appears. Every RPC works from the start.
+// starts alone (`custody run --target=fulfilment`). The process does not
+// wait for it: the reaction starts as soon as it appears. Every RPC works
+// from the start.
 package fulfilment
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
-	"os"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -30,17 +38,11 @@ import (
 	"github.com/custody/custody/services/fulfilment/grpcapi"
 )
 
-// Environment variables read by Module (DefaultOptions).
-const (
-	// EnvHandlingTime: how long a vendor has to ship (a Go duration, "72h").
-	EnvHandlingTime = "CUSTODY_FULFILMENT_HANDLING_TIME"
-	// EnvShipByPolicy: "grace" or "cancel".
-	EnvShipByPolicy = "CUSTODY_FULFILMENT_SHIP_BY_POLICY"
-	// EnvShipByGrace: the grace period of the "grace" policy ("24h").
-	EnvShipByGrace = "CUSTODY_FULFILMENT_SHIP_BY_GRACE"
-	// EnvTransit: transit times per carrier, "dhl=72h,ups=48h,default=120h".
-	EnvTransit = "CUSTODY_FULFILMENT_TRANSIT"
-)
+// Name is the module (target) name and the event store's service name.
+const Name = "fulfilment"
+
+// ServiceName is the gRPC service this module registers.
+const ServiceName = grpcapi.ServiceName
 
 // Ship-by policies.
 const (
@@ -62,16 +64,18 @@ const (
 // Options configure the fulfilment service. Zero fields take the defaults.
 type Options struct {
 	// HandlingTime: ship-by = order confirmation + HandlingTime. Default 3
-	// days.
+	// days; flag --fulfilment-handling-time.
 	HandlingTime time.Duration
 	// ShipByPolicy: PolicyGrace (default) or PolicyCancel. Whatever the
 	// policy, a fulfilment that has partly shipped is never cancelled: the
-	// miss is only recorded (action "flag").
+	// miss is only recorded (action "flag"). Flag --fulfilment-ship-by-policy.
 	ShipByPolicy string
-	// ShipByGrace: the grace period of PolicyGrace. Default 1 day.
+	// ShipByGrace: the grace period of PolicyGrace. Default 1 day; flag
+	// --fulfilment-ship-by-grace.
 	ShipByGrace time.Duration
 	// TransitTimes per carrier code; expected delivery = ship time + the
-	// carrier's transit time (DefaultTransit for carriers not listed).
+	// carrier's transit time (DefaultTransit for carriers not listed). Flag
+	// --fulfilment-transit sets both ("dhl=72h,default=120h").
 	TransitTimes   map[string]time.Duration
 	DefaultTransit time.Duration
 	// ReadWait bounds read-your-writes waits (lists, watch snapshots).
@@ -79,41 +83,90 @@ type Options struct {
 	ReadWait time.Duration
 }
 
-// DefaultOptions are the defaults, with the environment applied.
-func DefaultOptions() (Options, error) {
-	o := Options{}
-	dur := func(env string, into *time.Duration) error {
-		s := os.Getenv(env)
-		if s == "" {
-			return nil
-		}
-		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("%s=%q: want a positive duration such as 72h", env, s)
-		}
-		*into = d
-		return nil
+// DefaultOptions are the defaults, spelled out (they are the flags'
+// defaults).
+func DefaultOptions() Options {
+	return Options{HandlingTime: DefaultHandlingTime, ShipByPolicy: PolicyGrace, ShipByGrace: DefaultShipByGrace,
+		DefaultTransit: DefaultTransit}
+}
+
+// RegisterFlags declares the service's settings on fs, with o's values as
+// defaults; a malformed value fails the parse.
+func (o *Options) RegisterFlags(fs *flag.FlagSet) {
+	fs.Var(positiveDuration{&o.HandlingTime}, "fulfilment-handling-time",
+		"ship-by deadline after the order's confirmation: a `duration` above zero")
+	fs.Var(policy{&o.ShipByPolicy}, "fulfilment-ship-by-policy",
+		`when ship-by passes: "grace" (extend once, then cancel) or "cancel"`)
+	fs.Var(positiveDuration{&o.ShipByGrace}, "fulfilment-ship-by-grace",
+		"the grace period of the grace policy: a `duration` above zero")
+	fs.Var(transit{o}, "fulfilment-transit",
+		`transit time per carrier for the expected delivery, e.g. "dhl=72h,ups=48h,default=120h"; carriers not listed take the default`)
+}
+
+// positiveDuration is a flag.Value that accepts only durations above zero.
+type positiveDuration struct{ d *time.Duration }
+
+func (p positiveDuration) String() string {
+	if p.d == nil {
+		return ""
 	}
-	if err := dur(EnvHandlingTime, &o.HandlingTime); err != nil {
-		return o, err
+	return p.d.String()
+}
+
+func (p positiveDuration) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return errors.New("want a positive duration such as 72h")
 	}
-	if err := dur(EnvShipByGrace, &o.ShipByGrace); err != nil {
-		return o, err
+	*p.d = d
+	return nil
+}
+
+// policy is a flag.Value for a ship-by policy.
+type policy struct{ p *string }
+
+func (p policy) String() string {
+	if p.p == nil {
+		return ""
 	}
-	if s := os.Getenv(EnvShipByPolicy); s != "" {
-		if s != PolicyGrace && s != PolicyCancel {
-			return o, fmt.Errorf("%s=%q: want %q or %q", EnvShipByPolicy, s, PolicyGrace, PolicyCancel)
-		}
-		o.ShipByPolicy = s
+	return *p.p
+}
+
+func (p policy) Set(s string) error {
+	if s != PolicyGrace && s != PolicyCancel {
+		return fmt.Errorf("want %q or %q", PolicyGrace, PolicyCancel)
 	}
-	if s := os.Getenv(EnvTransit); s != "" {
-		m, def, err := ParseTransit(s)
-		if err != nil {
-			return o, fmt.Errorf("%s: %w", EnvTransit, err)
-		}
-		o.TransitTimes, o.DefaultTransit = m, def
+	*p.p = s
+	return nil
+}
+
+// transit is a flag.Value for the transit times (ParseTransit's format).
+type transit struct{ o *Options }
+
+func (t transit) String() string {
+	if t.o == nil {
+		return ""
 	}
-	return o, nil
+	var items []string
+	for _, code := range slices.Sorted(maps.Keys(t.o.TransitTimes)) {
+		items = append(items, code+"="+t.o.TransitTimes[code].String())
+	}
+	if t.o.DefaultTransit > 0 {
+		items = append(items, "default="+t.o.DefaultTransit.String())
+	}
+	return strings.Join(items, ",")
+}
+
+func (t transit) Set(s string) error {
+	m, def, err := ParseTransit(s)
+	if err != nil {
+		return err
+	}
+	t.o.TransitTimes = m
+	if def > 0 {
+		t.o.DefaultTransit = def
+	}
+	return nil
 }
 
 // ParseTransit parses "dhl=72h,ups=48h,default=120h" (default optional).
@@ -143,6 +196,8 @@ func ParseTransit(s string) (map[string]time.Duration, time.Duration, error) {
 	return m, def, nil
 }
 
+// config checks options given in code (NewModule; flags are checked as
+// they are parsed) and turns them into the app's configuration.
 func (o Options) config() (app.Config, error) {
 	cfg := app.Config{HandlingTime: o.HandlingTime, TransitTimes: o.TransitTimes, DefaultTransit: o.DefaultTransit, ReadWait: o.ReadWait}
 	switch o.ShipByPolicy {
@@ -163,43 +218,32 @@ func (o Options) config() (app.Config, error) {
 	return cfg, nil
 }
 
-// Name is the module (target) name and the event store's service name.
-const Name = "fulfilment"
-
-// ServiceName is the gRPC service this module registers.
-const ServiceName = grpcapi.ServiceName
-
-// startTimeout bounds how long Start waits for the read model to catch up.
-const startTimeout = 2 * time.Minute
-
-// Module is the fulfilment service with DefaultOptions (so the environment
-// applies; a malformed variable fails Start).
+// Module is the fulfilment service with DefaultOptions, which its flags
+// (RegisterFlags) change before it starts.
 func Module() platform.Module {
-	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
-		o, err := DefaultOptions()
-		if err != nil {
-			return platform.Running{}, err
-		}
-		return start(ctx, d, o)
+	o := DefaultOptions()
+	return platform.Module{Name: Name, RegisterFlags: o.RegisterFlags, New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
+		return build(ctx, d, o)
 	}}
 }
 
 // NewModule is the fulfilment service with explicit options (tests,
 // embedding).
 func NewModule(o Options) platform.Module {
-	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
-		return start(ctx, d, o)
+	return platform.Module{Name: Name, New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
+		return build(ctx, d, o)
 	}}
 }
 
-func start(ctx context.Context, d platform.Deps, o Options) (platform.Running, error) {
+// build opens the fulfilment store and declares what the platform runs.
+func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, error) {
 	cfg, err := o.config()
 	if err != nil {
-		return platform.Running{}, err
+		return platform.Parts{}, fmt.Errorf("fulfilment: %w", err)
 	}
 	store, err := d.OpenStore(ctx, Name)
 	if err != nil {
-		return platform.Running{}, err
+		return platform.Parts{}, fmt.Errorf("fulfilment: %w", err)
 	}
 	svc := app.New(cfg, app.Deps{
 		Store: store,
@@ -210,18 +254,24 @@ func start(ctx context.Context, d platform.Deps, o Options) (platform.Running, e
 			}
 			return st, nil
 		},
-		JetStream: d.JetStream, Replicas: d.Replicas, Clock: d.Clock, Logger: d.Logger,
+		Clock: d.Clock, Logger: d.Logger,
 	})
-	sctx, cancel := context.WithTimeout(ctx, startTimeout)
-	err = svc.Start(sctx)
-	cancel()
-	if err != nil {
-		return platform.Running{}, fmt.Errorf("fulfilment: %w", err)
-	}
 	api := grpcapi.New(svc, d.Logger)
-	return platform.Running{
+	rm := svc.ReadModel()
+	return platform.Parts{
 		Register: func(r grpc.ServiceRegistrar) { fulfilmentv1.RegisterFulfilmentServiceServer(r, api) },
 		Services: []string{ServiceName},
-		Stop:     svc.Stop,
+		// Caught up before the process serves; applying it (re)schedules
+		// every pending ship-by deadline, also those that passed while the
+		// process was down.
+		Projections: []platform.Projection{{Name: "fulfilments", Source: Name, Apply: rm.Apply, Position: rm.Position()}},
+		Reactions: []platform.Reaction{{
+			Name: app.OrderConsumer, Source: "order", EventTypes: app.OrderEventTypes,
+			Handle: svc.HandleOrderEvent, Concurrency: svc.Config().ReactionConcurrency,
+		}},
+		// Starts once the read model has caught up, so every deadline is known.
+		Workers: []func(context.Context){svc.Deadlines().Run},
+		// Open watches end (the clients resume with their cursor).
+		Stop: svc.Stop,
 	}, nil
 }

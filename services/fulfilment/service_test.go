@@ -36,7 +36,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	want := &fulfilmentv1.FulfilmentRequested{FulfilmentId: fid, OrderId: orderID, VendorId: vendor, BuyerId: buyer,
 		Lines:           []*fulfilmentv1.ShippedLine{{LineId: "1", SkuId: "sku-mug", Quantity: 2}, {LineId: "2", SkuId: "sku-tee", Quantity: 1}},
-		ShippingAddress: address(), ShipByTime: timestamppb.New(confirmedAt.Add(3 * day)), RequestTime: req[0].GetRequestTime()}
+		ShippingAddress: address(), ShipByTime: timestamppb.New(confirmedAt.Add(sharedHandlingTime)), RequestTime: req[0].GetRequestTime()}
 	if diff := cmp.Diff(want, req[0], protocmp.Transform()); diff != "" {
 		t.Fatalf("FulfilmentRequested (-want +got):\n%s", diff)
 	}
@@ -149,6 +149,7 @@ func TestEndToEnd(t *testing.T) {
 }
 
 func TestMultiVendorOrderIsOneFulfilmentPerPart(t *testing.T) {
+	t.Parallel()
 	e := shared
 	v1, v2, buyer := uniq("v"), uniq("v"), uniq("b")
 	orderID, lines, parts := e.placeOrder(t, buyer, part{v1, []lineQty{{"a", 1}, {"b", 2}}}, part{v2, []lineQty{{"c", 3}}})
@@ -158,7 +159,7 @@ func TestMultiVendorOrderIsOneFulfilmentPerPart(t *testing.T) {
 	e.emitOrder(t, orderID, confirmed) // the order service re-publishing: a new event id
 	f1 := e.waitState(t, fulfilmentID(orderID, v1), stateRequested)
 	f2 := e.waitState(t, fulfilmentID(orderID, v2), stateRequested)
-	e.consumerSettled(t)
+	e.Settled(t)
 	if len(f1.GetLines()) != 2 || f1.GetLines()[1].GetSkuId() != "b" || len(f2.GetLines()) != 1 || f2.GetLines()[0].GetQuantity() != 3 {
 		t.Fatalf("parts: %v\n%v", f1, f2)
 	}
@@ -179,6 +180,7 @@ func TestMultiVendorOrderIsOneFulfilmentPerPart(t *testing.T) {
 }
 
 func TestPartialShipmentsInSeveralPackages(t *testing.T) {
+	t.Parallel()
 	e := shared
 	vendor, buyer := uniq("v"), uniq("b")
 	orderID := e.confirmOrder(t, buyer, part{vendor, []lineQty{{"a", 3}, {"b", 1}}})
@@ -433,14 +435,14 @@ func TestCancelledOrderCancelsOpenFulfilments(t *testing.T) {
 	}
 	// Cancelling again (redelivery, a second OrderCancelled) changes nothing.
 	e.cancelOrder(t, orderID)
-	e.consumerSettled(t)
+	e.Settled(t)
 	if n := len(eventsOf[*fulfilmentv1.FulfilmentCancelled](t, e, f1)); n != 1 {
 		t.Fatalf("%d FulfilmentCancelled", n)
 	}
 	// An order cancelled while pending (never confirmed) has nothing to cancel.
 	pending, _, _ := e.placeOrder(t, buyer, part{v1, []lineQty{{"a", 1}}})
 	e.cancelOrder(t, pending)
-	e.consumerSettled(t)
+	e.Settled(t)
 	if evs := e.events(t, fulfilmentID(pending, v1)); len(evs) != 0 {
 		t.Fatalf("pending order: %v", evs)
 	}
@@ -451,11 +453,12 @@ func TestCancelledOrderCancelsOpenFulfilments(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.cancelOrder(t, o2)
-	e.consumerSettled(t)
+	e.Settled(t)
 	e.waitState(t, f, stateShipped)
 }
 
 func TestConfirmReceipt(t *testing.T) {
+	t.Parallel()
 	e := shared
 	vendor, buyer := uniq("v"), uniq("b")
 	orderID := e.confirmOrder(t, buyer, part{vendor, []lineQty{{"a", 1}}})
@@ -547,6 +550,7 @@ func TestListFulfilments(t *testing.T) {
 }
 
 func TestAccessControl(t *testing.T) {
+	t.Parallel()
 	e := shared
 	vendor, buyer := uniq("v"), uniq("b")
 	orderID := e.confirmOrder(t, buyer, part{vendor, []lineQty{{"a", 1}}})

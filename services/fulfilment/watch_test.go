@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/custody/custody/pkg/platform/platformtest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 )
 
@@ -22,7 +23,7 @@ type watcher struct {
 	cancel context.CancelFunc
 }
 
-func (e *env) watch(t testing.TB, role, vendor, cursor string) *watcher {
+func (e *fixture) watch(t testing.TB, role, vendor, cursor string) *watcher {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	stream, err := e.as(t, role).WatchFulfilments(ctx, &fulfilmentv1.WatchFulfilmentsRequest{VendorId: vendor, Cursor: cursor})
@@ -45,7 +46,7 @@ func (e *env) watch(t testing.TB, role, vendor, cursor string) *watcher {
 	return w
 }
 
-// next returns the next message, failing after waitFor.
+// next returns the next message, failing after platformtest.Wait.
 func (w *watcher) next(t testing.TB) *fulfilmentv1.WatchFulfilmentsResponse {
 	t.Helper()
 	select {
@@ -54,7 +55,7 @@ func (w *watcher) next(t testing.TB) *fulfilmentv1.WatchFulfilmentsResponse {
 			t.Fatalf("watch ended: %v", <-w.errc)
 		}
 		return m
-	case <-time.After(waitFor):
+	case <-time.After(platformtest.Wait):
 		t.Fatal("no watch message")
 	}
 	return nil
@@ -69,7 +70,7 @@ func (w *watcher) err(t testing.TB) error {
 			if !ok {
 				return <-w.errc
 			}
-		case <-time.After(waitFor):
+		case <-time.After(platformtest.Wait):
 			t.Fatal("watch did not end")
 		}
 	}
@@ -221,6 +222,7 @@ func TestWatchFulfilments(t *testing.T) {
 }
 
 func TestWatchRefusals(t *testing.T) {
+	t.Parallel()
 	e := shared
 	vendor := uniq("v")
 	e.confirmOrder(t, uniq("b"), part{vendor, []lineQty{{"a", 1}}})
@@ -233,7 +235,7 @@ func TestWatchRefusals(t *testing.T) {
 		{"service", vendor, "", codes.PermissionDenied},
 		{"carrier:dhl", vendor, "", codes.PermissionDenied},
 		{"vendor:" + vendor, vendor, "not-a-cursor", codes.InvalidArgument},
-		{"vendor:" + vendor, vendor, strconv.FormatUint(e.lastPosition(t)+1000, 10), codes.InvalidArgument},
+		{"vendor:" + vendor, vendor, strconv.FormatUint(e.lastPosition(t)+1_000_000, 10), codes.InvalidArgument},
 		{"vendor:" + vendor, "", "", codes.InvalidArgument},
 		{"", vendor, "", codes.Unauthenticated},
 	} {

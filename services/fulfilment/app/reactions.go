@@ -8,9 +8,9 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/custody/custody/pkg/bus"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	"github.com/custody/custody/services/fulfilment/domain"
 )
@@ -33,7 +33,7 @@ var OrderEventTypes = []string{
 func (s *Service) HandleOrderEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
 	ev, err := es.Decode(rec)
 	if err != nil {
-		return bus.Permanent(err)
+		return fault.Permanent(err)
 	}
 	switch p := ev.Payload.(type) {
 	case *orderv1.OrderConfirmed:
@@ -60,7 +60,7 @@ func (s *Service) requestFulfilments(ctx context.Context, rec eventstore.Recorde
 		for _, id := range part.GetLineIds() {
 			l, ok := lines[id]
 			if !ok {
-				return bus.Permanent(fmt.Errorf("order %s: part of vendor %s names line %s, which the order does not have", p.GetOrderId(), part.GetVendorId(), id))
+				return fault.Permanent(fmt.Errorf("order %s: part of vendor %s names line %s, which the order does not have", p.GetOrderId(), part.GetVendorId(), id))
 			}
 			cmd.Lines = append(cmd.Lines, domain.Line{LineID: id, SKUID: l.GetSkuId(), Quantity: l.GetQuantity()})
 		}
@@ -72,7 +72,7 @@ func (s *Service) requestFulfilments(ctx context.Context, rec eventstore.Recorde
 		var invalid *domain.InvalidError
 		switch {
 		case errors.As(err, &invalid), errors.Is(err, es.ErrBadCommand):
-			return bus.Permanent(fmt.Errorf("OrderConfirmed %s: %w", p.GetOrderId(), err))
+			return fault.Permanent(fmt.Errorf("OrderConfirmed %s: %w", p.GetOrderId(), err))
 		case err != nil:
 			return err
 		}
@@ -116,26 +116,24 @@ func (s *Service) cancelFulfilments(ctx context.Context, rec eventstore.Recorded
 // orderVendors reads the vendors of an order from its OrderPlaced, in the
 // order service's stream.
 func (s *Service) orderVendors(ctx context.Context, orderID string) ([]string, error) {
-	s.ordersMu.Lock()
-	orders := s.orders
-	s.ordersMu.Unlock()
-	if orders == nil {
-		return nil, errors.New("the order service's events are not open yet")
+	orders, err := s.orderStore(ctx)
+	if err != nil {
+		return nil, err
 	}
 	recs, err := orders.ReadStream(ctx, eventstore.StreamName("order", orderID), 0, 1)
 	if errors.Is(err, eventstore.ErrStreamNotFound) || (err == nil && len(recs) == 0) {
-		return nil, bus.Permanent(fmt.Errorf("order %s: no such order stream", orderID))
+		return nil, fault.Permanent(fmt.Errorf("order %s: no such order stream", orderID))
 	}
 	if err != nil {
 		return nil, err
 	}
 	ev, err := es.Decode(recs[0])
 	if err != nil {
-		return nil, bus.Permanent(err)
+		return nil, fault.Permanent(err)
 	}
 	placed, ok := ev.Payload.(*orderv1.OrderPlaced)
 	if !ok {
-		return nil, bus.Permanent(fmt.Errorf("order %s starts with %s, not OrderPlaced", orderID, proto.MessageName(ev.Payload)))
+		return nil, fault.Permanent(fmt.Errorf("order %s starts with %s, not OrderPlaced", orderID, proto.MessageName(ev.Payload)))
 	}
 	var vendors []string
 	for _, part := range placed.GetParts() {
@@ -144,4 +142,23 @@ func (s *Service) orderVendors(ctx context.Context, orderID string) ([]string, e
 		}
 	}
 	return vendors, nil
+}
+
+// orderStore opens the order service's events on first use; an error is
+// retried by the next call (the runtime redelivers the event).
+func (s *Service) orderStore(ctx context.Context) (Store, error) {
+	s.ordersMu.Lock()
+	defer s.ordersMu.Unlock()
+	if s.orders != nil {
+		return s.orders, nil
+	}
+	if s.d.OpenOrders == nil {
+		return nil, errors.New("the order service's events are not available")
+	}
+	st, err := s.d.OpenOrders(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("opening the order service's events: %w", err)
+	}
+	s.orders = st
+	return st, nil
 }

@@ -89,6 +89,10 @@ func NewReadModel(onChange func(View)) *ReadModel {
 		byVendor: map[string][]*View{}, byOrder: map[string][]*View{}, watchers: map[string]map[*watcher]struct{}{}}
 }
 
+// Position is the read model's progress: the platform marks it ready once
+// the model has caught up, and reads wait on it (read-your-writes).
+func (m *ReadModel) Position() *projection.Position { return m.pos }
+
 // Apply applies one event of the fulfilment store.
 func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 	var changed *View

@@ -46,6 +46,7 @@ func requested(id, vendor string, at time.Duration) *fulfilmentv1.FulfilmentRequ
 }
 
 func TestWatcherThatFallsBehindIsCutOff(t *testing.T) {
+	t.Parallel()
 	var changes []View
 	f := &feeder{t: t, m: NewReadModel(func(v View) { changes = append(changes, v) }), rev: map[string]uint64{}}
 	f.apply("fulfilment-f1", requested("f1", "v1", 0))

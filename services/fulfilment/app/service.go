@@ -1,9 +1,11 @@
 // Package app is the fulfilment service's application layer: the commands
 // (ShipFulfilment, RecordScan, ConfirmReceipt), the queries (GetFulfilment
 // from the aggregate, ListFulfilments and WatchFulfilments from a read
-// model), the reaction to the order service's events (OrderConfirmed →
-// one fulfilment per vendor part, OrderCancelled → cancel what has not
-// shipped) and the ship-by deadlines.
+// model), the handler of the order service's events (OrderConfirmed → one
+// fulfilment per vendor part, OrderCancelled → cancel what has not shipped)
+// and the ship-by deadlines. It knows no transport: the platform folds the
+// fulfilment store into the read model (ReadModel.Apply), hands it order
+// events (HandleOrderEvent) and runs the deadline scheduler (Deadlines).
 //
 // Consistency, in short:
 //   - Commands return once their events are durably stored. GetFulfilment
@@ -11,13 +13,13 @@
 //     watch's snapshot first wait (bounded by Config.ReadWait) until the
 //     read model has reached the store's last position, so a vendor lists
 //     what it just shipped.
-//   - The read model is rebuilt from position 1 at every start; Start
-//     returns once it has caught up. It re-schedules every pending ship-by
-//     deadline on the way, so one that passed while the service was down
-//     fires right after the restart. Firing is idempotent: the command id is
-//     derived from the fulfilment and the deadline.
-//   - The order stream may not exist yet when the service starts alone; the
-//     consumer of order events starts in the background when it appears.
+//   - The read model is rebuilt from position 1 at every start, before the
+//     process serves. It re-schedules every pending ship-by deadline on the
+//     way, so one that passed while the service was down fires right after
+//     the restart. Firing is idempotent: the command id is derived from the
+//     fulfilment and the deadline.
+//   - The order service's events reach HandleOrderEvent once its stream
+//     exists; every RPC works before that.
 package app
 
 import (
@@ -28,14 +30,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/custody/custody/pkg/bus"
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/deadline"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
-	"github.com/custody/custody/pkg/projection"
+	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/services/fulfilment/domain"
 )
 
@@ -95,8 +94,8 @@ func (c Config) Transit(carrier string) time.Duration {
 	return c.DefaultTransit
 }
 
-// Store is an event store that can tell its newest position, as the
-// JetStream store does: projections wait until they have caught up with it.
+// Store is an event store that can tell its newest position, as every
+// backend does: reads wait until the read model has caught up with it.
 type Store interface {
 	eventstore.Store
 	LastPosition(ctx context.Context) (uint64, error)
@@ -106,15 +105,12 @@ type Store interface {
 type Deps struct {
 	// Store holds the fulfilment events.
 	Store Store
-	// OpenOrders opens the order service's events read-only, waiting until
-	// the order service has created its stream (platform.Deps.OpenStoreOf).
+	// OpenOrders opens the order service's events read-only (to read an
+	// order's OrderPlaced), waiting until the order service has created
+	// its stream. Called once, when the first OrderCancelled arrives.
 	OpenOrders func(ctx context.Context) (Store, error)
-	// JetStream runs the durable consumer of order events; nil runs none
-	// (tests that drive HandleOrderEvent themselves).
-	JetStream jetstream.JetStream
-	Replicas  int
-	Clock     clock.Clock
-	Logger    *slog.Logger
+	Clock      clock.Clock
+	Logger     *slog.Logger
 }
 
 // Service is the fulfilment service.
@@ -129,14 +125,14 @@ type Service struct {
 	deadlines *deadline.Scheduler
 
 	ordersMu sync.Mutex
-	orders   Store
+	orders   Store // opened by the first order lookup
 
-	done chan struct{} // closed by Stop: watches end
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	done     chan struct{} // closed by Stop: watches end
+	stopOnce sync.Once
 }
 
-// New returns a service; Start it before use.
+// New returns a service. It starts nothing: the caller folds the store into
+// ReadModel, runs Deadlines and hands order events to HandleOrderEvent.
 func New(cfg Config, d Deps) *Service {
 	if d.Clock == nil {
 		d.Clock = clock.Real()
@@ -153,106 +149,23 @@ func New(cfg Config, d Deps) *Service {
 	return s
 }
 
-// Start catches the read model up with the fulfilment stream (bounded by
-// ctx), which schedules every pending ship-by deadline, starts the
-// deadline scheduler and, in the background, the consumer of order events.
-func (s *Service) Start(ctx context.Context) error {
-	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.stop = cancel
-	target, err := s.d.Store.LastPosition(ctx)
-	if err != nil {
-		cancel()
-		return err
-	}
-	s.wg.Go(func() { projection.Follow(bg, s.log.With("projection", "fulfilments"), s.d.Store, 1, s.rm.Apply) })
-	if !s.rm.pos.Reach(ctx, 0, target) {
-		cancel()
-		s.wg.Wait()
-		return errors.Join(errors.New("fulfilment read model did not catch up"), ctx.Err())
-	}
-	s.wg.Go(func() { s.deadlines.Run(bg) })
-	if s.d.OpenOrders != nil {
-		s.wg.Go(func() { s.runOrders(bg) })
-	}
+// Config is the service's configuration, defaults applied.
+func (s *Service) Config() Config { return s.cfg }
+
+// Stop ends open watches (ErrServiceStopping). Everything else the service
+// does is run, and stopped, by its caller.
+func (s *Service) Stop(context.Context) error {
+	s.stopOnce.Do(func() { close(s.done) })
 	return nil
 }
 
-// Stop stops the background work, ends open watches and waits, bounded by
-// ctx.
-func (s *Service) Stop(ctx context.Context) error {
-	if s.stop == nil {
-		return nil
-	}
-	s.stop()
-	select {
-	case <-s.done:
-	default:
-		close(s.done)
-	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// ReadModel is the service's read model (tests wait on it).
+// ReadModel is the fulfilments read model, fed with every event of the
+// fulfilment store; applying an event also keeps the ship-by deadlines in
+// step.
 func (s *Service) ReadModel() *ReadModel { return s.rm }
 
-// Deadlines is the ship-by scheduler (tests look at it).
+// Deadlines is the ship-by scheduler; its Run fires them.
 func (s *Service) Deadlines() *deadline.Scheduler { return s.deadlines }
-
-func (s *Service) runOrders(ctx context.Context) {
-	log := s.log.With("consumer", OrderConsumer)
-	var store Store
-	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
-		st, err := s.d.OpenOrders(ctx)
-		if err == nil {
-			store = st
-			break
-		}
-		if ctx.Err() == nil {
-			log.Warn("opening the order service's events; will retry", "err", err)
-		}
-	}
-	if store == nil {
-		return
-	}
-	s.ordersMu.Lock()
-	s.orders = store
-	s.ordersMu.Unlock()
-	if s.d.JetStream == nil {
-		return
-	}
-	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
-		c, err := bus.Subscribe(ctx, s.d.JetStream, bus.Config{
-			Name: OrderConsumer, SourceService: "order", EventTypes: OrderEventTypes,
-			Replicas: s.d.Replicas, Logger: s.log, Concurrency: s.cfg.ReactionConcurrency,
-			Backoff:    []time.Duration{200 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second},
-			MaxDeliver: 20, // ~1.5 min of retries before parking: outlasts a store hiccup
-		}, s.HandleOrderEvent)
-		if err != nil {
-			log.Warn("starting the consumer of order events; will retry", "err", err)
-			continue
-		}
-		log.Info("reacting to order events")
-		<-ctx.Done()
-		c.Stop()
-		return
-	}
-}
-
-// NotFoundError: no fulfilment has this id, or no shipment this tracking
-// number.
-type NotFoundError struct {
-	Resource string // "fulfilment" or "tracking number"
-	ID       string
-}
-
-func (e *NotFoundError) Error() string { return fmt.Sprintf("%s %s not found", e.Resource, e.ID) }
 
 // GetFulfilment reads a fulfilment from its aggregate.
 func (s *Service) GetFulfilment(ctx context.Context, id string) (View, error) {
@@ -261,7 +174,7 @@ func (s *Service) GetFulfilment(ctx context.Context, id string) (View, error) {
 		return View{}, err
 	}
 	if !exists || !f.Requested {
-		return View{}, &NotFoundError{Resource: "fulfilment", ID: id}
+		return View{}, &fault.NotFoundError{Resource: "fulfilment", ID: id}
 	}
 	return View{Fulfilment: f, Revision: rev}, nil
 }
@@ -309,7 +222,7 @@ func (s *Service) ShipFulfilment(ctx context.Context, req Ship) (View, string, e
 			return View{}, "", err
 		}
 		if !exists || !f.Requested {
-			return View{}, "", &NotFoundError{Resource: "fulfilment", ID: req.FulfilmentID}
+			return View{}, "", &fault.NotFoundError{Resource: "fulfilment", ID: req.FulfilmentID}
 		}
 		if sh, ok := f.ShipmentByRequest(req.RequestID); ok {
 			v, err := s.GetFulfilment(ctx, req.FulfilmentID)
@@ -402,7 +315,7 @@ func (s *Service) RecordScan(ctx context.Context, req Scan) (ScanResult, error) 
 	if err != nil {
 		return ScanResult{}, err
 	}
-	notFound := &NotFoundError{Resource: "tracking number", ID: req.Carrier + " " + req.TrackingNumber}
+	notFound := &fault.NotFoundError{Resource: "tracking number", ID: req.Carrier + " " + req.TrackingNumber}
 	if !t.Claimed {
 		return ScanResult{}, notFound
 	}

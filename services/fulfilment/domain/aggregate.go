@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custody/custody/pkg/fault"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 )
@@ -159,11 +160,11 @@ func decideShip(f Fulfilment, c ShipFulfilment) ([]proto.Message, error) {
 	}
 	switch {
 	case f.Cancelled:
-		return nil, &PreconditionError{Reason: ReasonCancelled, Message: fmt.Sprintf("fulfilment %s is cancelled (%s); it may not ship", f.ID, f.CancelReason)}
+		return nil, fault.Precondition(ReasonCancelled, "fulfilment %s is cancelled (%s); it may not ship", f.ID, f.CancelReason)
 	case f.FullyShipped():
-		return nil, &PreconditionError{Reason: ReasonShipped, Message: fmt.Sprintf("every line of fulfilment %s has shipped already", f.ID)}
+		return nil, fault.Precondition(ReasonShipped, "every line of fulfilment %s has shipped already", f.ID)
 	case len(f.Shipments) >= MaxShipments:
-		return nil, &PreconditionError{Reason: ReasonTooMany, Message: fmt.Sprintf("fulfilment %s has %d shipments, the most allowed", f.ID, MaxShipments)}
+		return nil, fault.Precondition(ReasonTooMany, "fulfilment %s has %d shipments, the most allowed", f.ID, MaxShipments)
 	case c.ShipmentID != f.NextShipmentID():
 		return nil, ErrShipmentRace
 	}
@@ -197,7 +198,7 @@ func decideScan(f Fulfilment, c RecordScan) ([]proto.Message, error) {
 		return nil, err
 	}
 	if len(s.Scans) >= MaxScansPerParcel {
-		return nil, &PreconditionError{Reason: ReasonHistoryFull, Message: fmt.Sprintf("shipment %s has %d scans, the most kept", s.ID, MaxScansPerParcel)}
+		return nil, fault.Precondition(ReasonHistoryFull, "shipment %s has %d scans, the most kept", s.ID, MaxScansPerParcel)
 	}
 	rec := &fulfilmentv1.TrackingEventRecorded{
 		FulfilmentId: f.ID, ShipmentId: s.ID, Carrier: s.Carrier, TrackingNumber: s.TrackingNumber,
@@ -233,9 +234,9 @@ func decideReceipt(f Fulfilment, c ConfirmReceipt) ([]proto.Message, error) {
 	case !f.ReceiptTime.IsZero():
 		return nil, nil
 	case f.Cancelled:
-		return nil, &PreconditionError{Reason: ReasonCancelled, Message: fmt.Sprintf("fulfilment %s is cancelled; there is nothing to receive", f.ID)}
+		return nil, fault.Precondition(ReasonCancelled, "fulfilment %s is cancelled; there is nothing to receive", f.ID)
 	case !f.FullyShipped():
-		return nil, &PreconditionError{Reason: ReasonNotShipped, Message: fmt.Sprintf("fulfilment %s has not fully shipped yet (%s left); confirm receipt once everything has shipped", f.ID, describeLines(f.Unshipped()))}
+		return nil, fault.Precondition(ReasonNotShipped, "fulfilment %s has not fully shipped yet (%s left); confirm receipt once everything has shipped", f.ID, describeLines(f.Unshipped()))
 	}
 	out := []proto.Message{&fulfilmentv1.ReceiptConfirmed{
 		FulfilmentId: f.ID, OrderId: f.OrderID, BuyerId: f.BuyerID, ConfirmTime: timestamppb.New(c.Time),
@@ -272,7 +273,7 @@ func decideCancel(f Fulfilment, c CancelFulfilment) ([]proto.Message, error) {
 	case f.Cancelled:
 		return nil, nil
 	case len(f.Shipments) > 0:
-		return nil, &PreconditionError{Reason: ReasonShipped, Message: fmt.Sprintf("fulfilment %s has shipped (%d shipments) and can no longer be cancelled", f.ID, len(f.Shipments))}
+		return nil, fault.Precondition(ReasonShipped, "fulfilment %s has shipped (%d shipments) and can no longer be cancelled", f.ID, len(f.Shipments))
 	}
 	return []proto.Message{&fulfilmentv1.FulfilmentCancelled{
 		FulfilmentId: f.ID, OrderId: f.OrderID, VendorId: f.VendorID, Reason: c.Reason, CancelTime: timestamppb.New(c.Time),

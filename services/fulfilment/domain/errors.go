@@ -3,7 +3,8 @@ package domain
 import (
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/custody/custody/pkg/fault"
 )
 
 // Sentinel errors.
@@ -18,49 +19,17 @@ var (
 	ErrShipmentRace = errors.New("another shipment was recorded meanwhile")
 )
 
-// Violation names one bad request field, AIP-style ("packages[0].lines[1].quantity").
-type Violation struct {
-	Field       string
-	Description string
-}
-
-// Violations accumulates violations; the zero value is ready to use.
-type Violations []Violation
-
-// Add records a violation.
-func (v *Violations) Add(field, format string, args ...any) {
-	*v = append(*v, Violation{Field: field, Description: fmt.Sprintf(format, args...)})
-}
-
-// Err is nil without violations, else an *InvalidError.
-func (v Violations) Err() error {
-	if len(v) == 0 {
-		return nil
-	}
-	return &InvalidError{Violations: v}
-}
-
-// InvalidError is bad input: every violated field with why.
-type InvalidError struct {
-	Violations []Violation
-}
-
-func (e *InvalidError) Error() string {
-	parts := make([]string, 0, len(e.Violations))
-	for _, v := range e.Violations {
-		parts = append(parts, v.Field+": "+v.Description)
-	}
-	return "invalid fulfilment request: " + strings.Join(parts, "; ")
-}
-
-// PreconditionError is a command the fulfilment's state forbids.
-type PreconditionError struct {
-	// Reason is a stable UPPER_SNAKE_CASE code (see the Reason constants).
-	Reason  string
-	Message string
-}
-
-func (e *PreconditionError) Error() string { return e.Message }
+// The failure vocabulary every service shares (pkg/fault), named here so
+// that the domain's call sites read as before: bad input is an
+// *InvalidError with AIP-style field paths
+// ("packages[0].lines[1].quantity"), a forbidden transition a
+// *PreconditionError with one of the Reason codes below.
+type (
+	Violation         = fault.Violation
+	Violations        = fault.Violations
+	InvalidError      = fault.InvalidError
+	PreconditionError = fault.PreconditionError
+)
 
 // Precondition reasons.
 const (

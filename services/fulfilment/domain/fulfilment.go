@@ -22,7 +22,8 @@
 // duplicates, ends in the same state (see the property test).
 //
 // Bad input comes back as *InvalidError with AIP-style field paths, a
-// forbidden transition as *PreconditionError, a tracking number used twice
+// forbidden transition as *PreconditionError (both pkg/fault's, shared by
+// every service and mapped once at the edge), a tracking number used twice
 // as *TrackingInUseError.
 package domain
 

@@ -4,8 +4,8 @@ import (
 	"github.com/custody/custody/pkg/auth"
 )
 
-// Access control of custody.fulfilment.v1.FulfilmentService (DESIGN §5), as
-// one table:
+// Access control of custody.fulfilment.v1.FulfilmentService (docs/design.md
+// §5, Roles and access), as one table:
 //
 //	RPC                  vendor:<id>          buyer:<id>                carrier:<code>               support  platform  service
 //	ListFulfilments      vendor_id = itself   order_id of its own order -                            all      all       all

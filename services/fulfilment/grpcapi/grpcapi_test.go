@@ -15,6 +15,7 @@ import (
 	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	"github.com/custody/custody/services/fulfilment/app"
 	"github.com/custody/custody/services/fulfilment/domain"
@@ -23,6 +24,7 @@ import (
 // Every RPC of the service has a row in the access table, and no row names
 // an RPC that does not exist.
 func TestAccessTableCoversEveryRPC(t *testing.T) {
+	t.Parallel()
 	desc := fulfilmentv1.FulfilmentService_ServiceDesc
 	rpcs := map[string]bool{}
 	for _, m := range desc.Methods {
@@ -47,6 +49,7 @@ func TestAccessTableCoversEveryRPC(t *testing.T) {
 }
 
 func TestAllowed(t *testing.T) {
+	t.Parallel()
 	caller := func(roles ...string) auth.Caller {
 		rs, err := auth.ParseRoles(roles)
 		if err != nil {
@@ -109,6 +112,7 @@ func TestAllowed(t *testing.T) {
 }
 
 func TestToStatus(t *testing.T) {
+	t.Parallel()
 	s := New(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	var v domain.Violations
 	v.Add("packages[0].lines[1].quantity", "too many")
@@ -119,7 +123,7 @@ func TestToStatus(t *testing.T) {
 		{v.Err(), codes.InvalidArgument},
 		{fmt.Errorf("wrapped: %w", v.Err()), codes.InvalidArgument},
 		{&domain.PreconditionError{Reason: domain.ReasonCancelled, Message: "cancelled"}, codes.FailedPrecondition},
-		{&app.NotFoundError{Resource: "fulfilment", ID: "f1"}, codes.NotFound},
+		{&fault.NotFoundError{Resource: "fulfilment", ID: "f1"}, codes.NotFound},
 		{domain.ErrNotRequested, codes.NotFound},
 		{domain.ErrUnknownTracking, codes.NotFound},
 		{&domain.TrackingInUseError{Carrier: "dhl", TrackingNumber: "1234567890"}, codes.AlreadyExists},
@@ -135,16 +139,16 @@ func TestToStatus(t *testing.T) {
 		{errors.New("something unforeseen"), codes.Internal},
 	}
 	for _, tt := range tests {
-		got := s.toStatus(context.Background(), tt.err)
+		got := s.toStatus(t.Context(), tt.err)
 		if status.Code(got) != tt.want {
 			t.Errorf("toStatus(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
-	fvs := apierr.FieldViolations(s.toStatus(context.Background(), v.Err()))
+	fvs := apierr.FieldViolations(s.toStatus(t.Context(), v.Err()))
 	if len(fvs) != 1 || fvs[0].Field != "packages[0].lines[1].quantity" {
 		t.Fatalf("field violations %v", fvs)
 	}
-	if r := apierr.Reason(s.toStatus(context.Background(), &domain.PreconditionError{Reason: domain.ReasonCancelled})); r != domain.ReasonCancelled {
+	if r := apierr.Reason(s.toStatus(t.Context(), &domain.PreconditionError{Reason: domain.ReasonCancelled})); r != domain.ReasonCancelled {
 		t.Fatalf("reason %q", r)
 	}
 }

@@ -2,8 +2,8 @@
 // custody.fulfilment.v1.FulfilmentService. It validates requests (field
 // violations with AIP paths such as "packages[0].lines[1].quantity"),
 // authorizes the caller (the table in authz.go), converts between the wire
-// and the app layer, and maps every error to a gRPC status in one place
-// (toStatus).
+// and the app layer, and maps the service's own errors to gRPC statuses in
+// one place (toStatus), the rest with pkg/apierr.FromError.
 package grpcapi
 
 import (
@@ -18,7 +18,6 @@ import (
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/es"
-	"github.com/custody/custody/pkg/eventstore"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	"github.com/custody/custody/services/fulfilment/app"
 	"github.com/custody/custody/services/fulfilment/domain"
@@ -190,31 +189,18 @@ func (s *Server) readable(ctx context.Context, rpc, id string) (app.View, string
 
 var rpcVerb = map[string]string{"GetFulfilment": "see", "ShipFulfilment": "ship", "ConfirmReceipt": "confirm receipt of"}
 
-// toStatus is the one place where errors become gRPC statuses. Bad input is
-// InvalidArgument with field violations, never Unknown; anything not
-// recognised is Internal (and logged), never passed through raw.
+// toStatus is the one place where errors become gRPC statuses: the
+// fulfilment service's own errors here, everything shared (bad input,
+// forbidden transitions, missing resources, conflicts, a store that is
+// down) by apierr.FromError, which answers anything unrecognised as
+// Internal (and logs it), never Unknown.
 func (s *Server) toStatus(ctx context.Context, err error) error {
 	var (
-		invalid *domain.InvalidError
-		pre     *domain.PreconditionError
-		nf      *app.NotFoundError
-		inUse   *domain.TrackingInUseError
-		cursor  *app.CursorError
-		behind  *app.BehindError
+		inUse  *domain.TrackingInUseError
+		cursor *app.CursorError
+		behind *app.BehindError
 	)
 	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &invalid):
-		fvs := make([]apierr.FieldViolation, 0, len(invalid.Violations))
-		for _, v := range invalid.Violations {
-			fvs = append(fvs, apierr.FieldViolation{Field: v.Field, Description: v.Description})
-		}
-		return apierr.InvalidArgument(fvs...)
-	case errors.As(err, &pre):
-		return apierr.FailedPrecondition(pre.Reason, pre.Message)
-	case errors.As(err, &nf):
-		return apierr.NotFound(nf.Resource, nf.ID)
 	case errors.Is(err, domain.ErrNotRequested):
 		return status.Error(codes.NotFound, "fulfilment not found")
 	case errors.Is(err, domain.ErrUnknownTracking):
@@ -232,20 +218,8 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 		return apierr.Unavailable(behind.Error())
 	case errors.Is(err, app.ErrServiceStopping):
 		return apierr.Unavailable("the fulfilment service is stopping; resume the watch with your last cursor")
-	case errors.Is(err, es.ErrConflict):
-		return apierr.Aborted("the fulfilment changed concurrently; retry the request")
-	case errors.Is(err, eventstore.ErrUnavailable):
-		return apierr.Unavailable("the event store is unavailable; retry shortly")
 	case errors.Is(err, es.ErrBadCommand):
 		return apierr.InvalidArgument(apierr.FieldViolation{Field: "fulfilment_id", Description: "not a fulfilment id"})
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request cancelled")
 	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	s.log.ErrorContext(ctx, "fulfilment service: unexpected error", "err", err)
-	return status.Error(codes.Internal, "internal error")
+	return apierr.FromError(ctx, s.log, err)
 }
