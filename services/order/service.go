@@ -1,23 +1,28 @@
-// Package order wires the order service into a Custody process: Module
-// opens the order event store, starts the application (read model, catalog
-// view, saga consumer) and registers custody.order.v1.OrderService.
+// Package order is the order service as a module of a Custody process:
+// Module (or NewModule) opens the order event store, builds the
+// application and declares its parts — custody.order.v1.OrderService, two
+// read models (orders by buyer and vendor, fed by the order store; the
+// catalog view, fed by the catalog's) and three reactions (the stock saga
+// on catalog events, fulfilment's progress, trust's refunds). The platform
+// runs them.
 //
 // Layout: domain/ (the pure order aggregate and pricing rules), app/
-// (commands, queries, projections, the stock saga), grpcapi/ (validation,
+// (commands, queries, read models, event handlers), grpcapi/ (validation,
 // authorization, error mapping).
 //
 // The catalog's event stream may not exist yet when the order service
-// starts alone (`custody run --target=order`). Start does not wait for it:
-// the catalog view and the saga consumer start in the background as soon as
-// it appears. Until then PlaceOrder answers Unavailable (after waiting up to
-// Options.CatalogWait); GetOrder, ListOrders and CancelOrder work from the
-// start.
+// starts alone (`custody run --target=order`). The process does not wait
+// for it: the catalog view and the saga follow in the background as soon
+// as it appears. Until the view has caught up, PlaceOrder answers
+// Unavailable (after waiting up to Options.CatalogWait); GetOrder,
+// ListOrders and CancelOrder work from the start.
 package order
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
-	"os"
 	"time"
 
 	"google.golang.org/grpc"
@@ -29,15 +34,15 @@ import (
 	"github.com/custody/custody/services/order/grpcapi"
 )
 
-// EnvAttributionWindow overrides Options.AttributionWindow (a Go duration,
-// e.g. "168h" or "30m").
-const EnvAttributionWindow = "CUSTODY_ATTRIBUTION_WINDOW"
+// Name is the module (target) name.
+const Name = "order"
 
 // Options configure the order service. Zero fields take the defaults.
 type Options struct {
 	// AttributionWindow: how long after following an affiliate link or
 	// watching a live session an order still earns the creator commission.
-	// Default 7 days; CUSTODY_ATTRIBUTION_WINDOW overrides it in Module().
+	// The platform's one attribution window (payouts books what the order
+	// recorded). Default 7 days; flag --attribution-window.
 	AttributionWindow time.Duration
 	// CatalogWait bounds the read-your-writes waits (catalog view before
 	// pricing, read model before listing). Default 2s.
@@ -46,45 +51,58 @@ type Options struct {
 	MaxWait time.Duration
 }
 
-// DefaultOptions are the defaults, with the environment applied.
-func DefaultOptions() (Options, error) {
-	o := Options{AttributionWindow: domain.DefaultAttributionWindow, CatalogWait: 2 * time.Second, MaxWait: 30 * time.Second}
-	if s := os.Getenv(EnvAttributionWindow); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 {
-			return o, fmt.Errorf("%s=%q: want a positive duration such as 168h", EnvAttributionWindow, s)
-		}
-		o.AttributionWindow = d
-	}
-	return o, nil
+// DefaultOptions are the defaults.
+func DefaultOptions() Options {
+	return Options{AttributionWindow: domain.DefaultAttributionWindow, CatalogWait: 2 * time.Second, MaxWait: 30 * time.Second}
 }
 
-// Name is the module (target) name.
-const Name = "order"
+// RegisterFlags declares the service's settings on fs, with o's values as
+// defaults; a malformed value fails the parse.
+func (o *Options) RegisterFlags(fs *flag.FlagSet) {
+	fs.Var(positiveDuration{&o.AttributionWindow}, "attribution-window",
+		"how long after a creator touchpoint (affiliate link, live session) an order is attributed: a `duration` above zero (order)")
+}
 
-// Module is the order service with DefaultOptions (so the environment
-// applies; a malformed CUSTODY_ATTRIBUTION_WINDOW fails Start).
+// positiveDuration is a flag.Value that accepts only durations above zero.
+type positiveDuration struct{ d *time.Duration }
+
+func (p positiveDuration) String() string {
+	if p.d == nil {
+		return ""
+	}
+	return p.d.String()
+}
+
+func (p positiveDuration) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return errors.New("want a positive duration such as 168h")
+	}
+	*p.d = d
+	return nil
+}
+
+// Module is the order service with DefaultOptions, which its flags
+// (RegisterFlags) change before it starts.
 func Module() platform.Module {
-	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
-		o, err := DefaultOptions()
-		if err != nil {
-			return platform.Running{}, err
-		}
-		return start(ctx, d, o)
+	o := DefaultOptions()
+	return platform.Module{Name: Name, RegisterFlags: o.RegisterFlags, New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
+		return build(ctx, d, o)
 	}}
 }
 
 // NewModule is the order service with explicit options (tests, embedding).
 func NewModule(o Options) platform.Module {
-	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
-		return start(ctx, d, o)
+	return platform.Module{Name: Name, New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
+		return build(ctx, d, o)
 	}}
 }
 
-func start(ctx context.Context, d platform.Deps, o Options) (platform.Running, error) {
+// build opens the order store and declares what the platform runs.
+func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, error) {
 	store, err := d.OpenStore(ctx, Name)
 	if err != nil {
-		return platform.Running{}, err
+		return platform.Parts{}, fmt.Errorf("order: %w", err)
 	}
 	svc := app.New(app.Config{AttributionWindow: o.AttributionWindow, CatalogWait: o.CatalogWait, MaxWait: o.MaxWait},
 		app.Deps{
@@ -96,15 +114,22 @@ func start(ctx context.Context, d platform.Deps, o Options) (platform.Running, e
 				}
 				return st, nil
 			},
-			JetStream: d.JetStream, Replicas: d.Replicas, Clock: d.Clock, Logger: d.Logger,
+			Clock: d.Clock, Logger: d.Logger,
 		})
-	if err := svc.Start(ctx); err != nil {
-		return platform.Running{}, fmt.Errorf("order: %w", err)
-	}
 	api := grpcapi.New(svc, d.Logger)
-	return platform.Running{
+	return platform.Parts{
 		Register: func(r grpc.ServiceRegistrar) { orderv1.RegisterOrderServiceServer(r, api) },
 		Services: []string{orderv1.OrderService_ServiceDesc.ServiceName},
-		Stop:     svc.Stop,
+		Projections: []platform.Projection{
+			// Caught up before the process serves: ListOrders lists from it.
+			{Name: "orders by buyer and vendor", Source: Name, Apply: svc.Orders().Apply, Position: svc.Orders().Position()},
+			// Followed in the background: PlaceOrder waits until it is ready.
+			{Name: "catalog view (prices, links, pins)", Source: "catalog", Apply: svc.CatalogView().Apply, Position: svc.CatalogView().Position()},
+		},
+		Reactions: []platform.Reaction{
+			{Name: app.SagaConsumer, Source: "catalog", EventTypes: app.SagaEventTypes, Handle: svc.HandleCatalogEvent},
+			{Name: app.FulfilmentConsumer, Source: "fulfilment", EventTypes: app.FulfilmentEventTypes, Handle: svc.HandleFulfilmentEvent},
+			{Name: app.TrustConsumer, Source: "trust", EventTypes: app.TrustEventTypes, Handle: svc.HandleTrustEvent},
+		},
 	}, nil
 }

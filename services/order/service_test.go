@@ -14,7 +14,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/platform/platformtest"
+	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
+	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
+	"github.com/custody/custody/services/order"
 )
 
 const day = 24 * time.Hour
@@ -95,27 +99,32 @@ func TestPlaceOrderValidation(t *testing.T) {
 		{"negative wait", func(r *orderv1.PlaceOrderRequest) { r.WaitTimeout = durationpb.New(-time.Second) }, "wait_timeout"},
 	}
 	client := e.as(t, "service")
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			before := e.lastOrderPosition(t)
-			req := valid()
-			tt.change(req)
-			_, err := client.PlaceOrder(t.Context(), req)
-			if status.Code(err) != codes.InvalidArgument {
-				t.Fatalf("err = %v, want InvalidArgument", err)
-			}
-			var fields []string
-			for _, fv := range apierr.FieldViolations(err) {
-				fields = append(fields, fv.Field)
-			}
-			if !slices.Contains(fields, tt.field) {
-				t.Fatalf("violations %v (%v) do not name %s", fields, err, tt.field)
-			}
-			if after := e.lastOrderPosition(t); after != before {
-				t.Fatalf("a refused order wrote %d events", after-before)
-			}
-		})
-	}
+	// The refusals side by side: none writes, so each sees the order store
+	// unchanged.
+	t.Run("refused", func(t *testing.T) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				before := e.lastOrderPosition(t)
+				req := valid()
+				tt.change(req)
+				_, err := client.PlaceOrder(t.Context(), req)
+				if status.Code(err) != codes.InvalidArgument {
+					t.Fatalf("err = %v, want InvalidArgument", err)
+				}
+				var fields []string
+				for _, fv := range apierr.FieldViolations(err) {
+					fields = append(fields, fv.Field)
+				}
+				if !slices.Contains(fields, tt.field) {
+					t.Fatalf("violations %v (%v) do not name %s", fields, err, tt.field)
+				}
+				if after := e.lastOrderPosition(t); after != before {
+					t.Fatalf("a refused order wrote %d events", after-before)
+				}
+			})
+		}
+	})
 	// And the valid request, with each valid attribution, is accepted.
 	for _, change := range []func(*orderv1.PlaceOrderRequest){func(*orderv1.PlaceOrderRequest) {}, withLink(goodLink), withSession(pinned, now.Add(-30*time.Minute))} {
 		req := valid()
@@ -209,7 +218,7 @@ func TestSagaConfirmsOnStockReserved(t *testing.T) {
 	e.reserved(t, id)
 	e.reserved(t, id) // a second answer (another event id) changes nothing
 	e.waitState(t, id, orderv1.OrderState_ORDER_STATE_CONFIRMED)
-	eventually(t, func() error {
+	platformtest.Eventually(t, "OrderConfirmed", func() error {
 		evs := e.orderEvents(t, id)
 		if len(evs) != 2 {
 			return fmt.Errorf("%d events", len(evs))
@@ -221,7 +230,7 @@ func TestSagaConfirmsOnStockReserved(t *testing.T) {
 		return nil
 	})
 	// Both catalog answers were handled; the second one decided nothing.
-	e.sagaSettled(t)
+	e.Settled(t)
 	if n := len(e.orderEvents(t, id)); n != 2 {
 		t.Fatalf("%d events after both answers, want 2", n)
 	}
@@ -248,6 +257,7 @@ func TestSagaRejectsOnReservationFailed(t *testing.T) {
 	}
 	// A late StockReserved does not resurrect it.
 	e.reserved(t, id)
+	e.Settled(t)
 
 	// Cancelling a rejected order is refused and writes nothing.
 	before := e.lastOrderPosition(t)
@@ -269,7 +279,7 @@ func TestPlaceOrderWaitsForTheOutcome(t *testing.T) {
 
 	// The catalog answers while PlaceOrder waits: one call gets CONFIRMED.
 	req := placeRequest(buyer, eur(1234), line(s, 1))
-	req.WaitTimeout = durationpb.New(waitFor)
+	req.WaitTimeout = durationpb.New(platformtest.Wait)
 	type result struct {
 		resp *orderv1.PlaceOrderResponse
 		err  error
@@ -280,7 +290,7 @@ func TestPlaceOrderWaitsForTheOutcome(t *testing.T) {
 		done <- result{resp, err}
 	}()
 	var id string
-	eventually(t, func() error {
+	platformtest.Eventually(t, "the placed order to be listed", func() error {
 		orders, err := e.as(t, "support").ListOrders(t.Context(), &orderv1.ListOrdersRequest{BuyerId: buyer})
 		if err != nil || len(orders.GetOrders()) != 1 {
 			return fmt.Errorf("placed order not listed yet: %v", err)
@@ -316,6 +326,82 @@ func TestPlaceOrderWaitsForTheOutcome(t *testing.T) {
 	again, err := client.PlaceOrder(t.Context(), req)
 	if err != nil || again.GetOrder().GetState() != orderv1.OrderState_ORDER_STATE_REJECTED {
 		t.Fatalf("asked again: %v, %v", again, err)
+	}
+}
+
+// A product created just before the order is priced: PlaceOrder catches
+// the catalog view up with the catalog's stream before calling a SKU
+// unknown.
+func TestPlaceOrderReadsTheCatalogsWrites(t *testing.T) {
+	e := shared
+	buyer := uniq("b")
+	client := e.as(t, "buyer:"+buyer)
+	for i := range 20 {
+		s := e.product(t, uniq("v"), 0, sku{"x", "EUR", 100}) + "-x"
+		if _, err := client.PlaceOrder(t.Context(), placeRequest(buyer, eur(100), line(s, 1))); err != nil {
+			t.Fatalf("order right after ProductCreated %d: %v", i, err)
+		}
+	}
+}
+
+// TestFulfilmentAndTrustFeedTheOrder: the order follows its parts'
+// shipments and deliveries (fulfilment) and its refunds (trust), whose
+// services the test plays by emitting their events.
+func TestFulfilmentAndTrustFeedTheOrder(t *testing.T) {
+	e := shared
+	va, vb := uniq("v"), uniq("v")
+	sa := e.product(t, va, 0, sku{"a", "EUR", 300}) + "-a"
+	sb := e.product(t, vb, 0, sku{"b", "EUR", 200}) + "-b"
+	buyer := uniq("b")
+	client := e.as(t, "buyer:"+buyer)
+	resp, err := client.PlaceOrder(t.Context(), placeRequest(buyer, eur(500), line(sa, 1), line(sb, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.GetOrder().GetOrderId()
+	e.reserved(t, id)
+	e.waitState(t, id, orderv1.OrderState_ORDER_STATE_CONFIRMED)
+	at := timestamppb.New(e.clock.Now())
+
+	// Vendor a ships: the order can no longer be cancelled.
+	e.Emit(t, "fulfilment", "fulfilment-fa"+id, &fulfilmentv1.FulfilmentShipped{FulfilmentId: "fa" + id, OrderId: id, VendorId: va, ShipmentId: "s1", ShipTime: at})
+	e.Settled(t)
+	if _, ok := e.orderEvents(t, id)[2].(*orderv1.OrderPartShipped); !ok {
+		t.Fatalf("events %v, want OrderPartShipped third", e.orderEvents(t, id))
+	}
+	_, err = client.CancelOrder(t.Context(), &orderv1.CancelOrderRequest{RequestId: uniq("r"), OrderId: id})
+	if status.Code(err) != codes.FailedPrecondition || apierr.Reason(err) != "ORDER_SHIPPED" {
+		t.Fatalf("cancel after a part shipped: %v", err)
+	}
+	// Both parts delivered: DELIVERED.
+	for _, v := range []string{va, vb} {
+		e.Emit(t, "fulfilment", "fulfilment-f"+v+id, &fulfilmentv1.FulfilmentDelivered{FulfilmentId: "f" + v + id, OrderId: id, VendorId: v, DeliverTime: at, WithProof: true})
+	}
+	o := e.waitState(t, id, orderv1.OrderState_ORDER_STATE_DELIVERED)
+	if ps := o.GetParts(); len(ps) != 2 || !ps[0].GetShipped() || !ps[0].GetDelivered() || !ps[1].GetDelivered() {
+		t.Fatalf("parts %v", ps)
+	}
+	// Refunded in two goes: REFUNDED once in full.
+	e.Emit(t, "trust", "claim-c"+id, &trustv1.RefundIssued{RefundId: "r1" + id, OrderId: id, Amount: eur(200), RefundTime: at})
+	e.Settled(t)
+	if o := e.waitState(t, id, orderv1.OrderState_ORDER_STATE_DELIVERED); !proto.Equal(o.GetRefundedTotal(), eur(200)) {
+		t.Fatalf("after a partial refund: %v", o)
+	}
+	e.Emit(t, "trust", "claim-c"+id, &trustv1.RefundIssued{RefundId: "r2" + id, OrderId: id, Amount: eur(300), RefundTime: at})
+	e.waitState(t, id, orderv1.OrderState_ORDER_STATE_REFUNDED)
+
+	// Fulfilment cancelling the only part of an order before it shipped
+	// (ship-by deadline missed) cancels the order.
+	resp, err = client.PlaceOrder(t.Context(), placeRequest(buyer, eur(300), line(sa, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := resp.GetOrder().GetOrderId()
+	e.reserved(t, late)
+	e.waitState(t, late, orderv1.OrderState_ORDER_STATE_CONFIRMED)
+	e.Emit(t, "fulfilment", "fulfilment-f"+late, &fulfilmentv1.FulfilmentCancelled{FulfilmentId: "f" + late, OrderId: late, VendorId: va, Reason: "ship-by missed", CancelTime: at})
+	if o := e.waitState(t, late, orderv1.OrderState_ORDER_STATE_CANCELLED); !strings.Contains(o.GetReason(), "ship-by missed") {
+		t.Fatalf("reason %q", o.GetReason())
 	}
 }
 
@@ -479,6 +565,7 @@ func TestCancelOrder(t *testing.T) {
 		}
 		// The catalog's late answer does not confirm a cancelled order.
 		e.reserved(t, id)
+		e.Settled(t)
 		e.waitState(t, id, orderv1.OrderState_ORDER_STATE_CANCELLED)
 	})
 	t.Run("confirmed", func(t *testing.T) {
@@ -577,7 +664,7 @@ func TestListOrders(t *testing.T) {
 	}
 	e.reserved(t, ids[3])
 	e.waitState(t, ids[3], orderv1.OrderState_ORDER_STATE_CONFIRMED)
-	eventually(t, func() error {
+	platformtest.Eventually(t, "the pending orders", func() error {
 		got := list(t, client, &orderv1.ListOrdersRequest{BuyerId: buyer, State: orderv1.OrderState_ORDER_STATE_PENDING, PageSize: 1})
 		if want := []string{ids[4], ids[2], ids[0]}; !slices.Equal(got, want) {
 			return fmt.Errorf("pending: %v, want %v", got, want)
@@ -717,14 +804,11 @@ func TestAccessControl(t *testing.T) {
 // picks the catalog up once its stream appears. Then it restarts and
 // resumes the saga and the read model.
 func TestStartsBeforeTheCatalog(t *testing.T) {
-	e, err := newEnv(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.close()
+	t.Parallel()
+	e := start(t, order.NewModule(order.Options{}), false)
 	buyer := uniq("b")
 	client := e.as(t, "buyer:"+buyer)
-	_, err = client.GetOrder(t.Context(), &orderv1.GetOrderRequest{OrderId: "o0123456789abcdef0123456789abcdef"})
+	_, err := client.GetOrder(t.Context(), &orderv1.GetOrderRequest{OrderId: "o0123456789abcdef0123456789abcdef"})
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("GetOrder without a catalog: %v", err)
 	}
@@ -733,26 +817,20 @@ func TestStartsBeforeTheCatalog(t *testing.T) {
 		t.Fatalf("PlaceOrder without a catalog: %v, want Unavailable", err)
 	}
 
-	if err := e.createCatalog(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	e.Store(t, "catalog") // the catalog starts: its stream appears
 	s := e.product(t, uniq("v"), 0, sku{"a", "EUR", 100}) + "-a"
 	req = placeRequest(buyer, eur(100), line(s, 1))
 	var id string
-	eventually(t, func() error {
+	platformtest.Eventually(t, "PlaceOrder to find the catalog", func() error {
 		resp, err := client.PlaceOrder(t.Context(), req)
 		id = resp.GetOrder().GetOrderId()
 		return err
 	})
 
 	// The catalog answers while the order service is down.
-	if err := e.stop(); err != nil {
-		t.Fatal(err)
-	}
+	e.Stop(t)
 	e.reserved(t, id)
-	if err := e.restart(); err != nil {
-		t.Fatal(err)
-	}
+	e.Restart(t)
 	e.waitState(t, id, orderv1.OrderState_ORDER_STATE_CONFIRMED)
 	list, err := e.as(t, "buyer:"+buyer).ListOrders(t.Context(), &orderv1.ListOrdersRequest{BuyerId: buyer})
 	if err != nil || len(list.GetOrders()) != 1 || list.GetOrders()[0].GetState() != orderv1.OrderState_ORDER_STATE_CONFIRMED {

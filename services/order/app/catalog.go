@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -28,7 +27,6 @@ type CatalogView struct {
 	pos *projection.Position
 
 	mu       sync.RWMutex
-	store    Store
 	skus     map[string]domain.SKU
 	links    map[string]domain.Link
 	sessions map[string]*domain.Session
@@ -41,28 +39,10 @@ func NewCatalogView() *CatalogView {
 		sessions: map[string]*domain.Session{}, vendors: map[string]string{}}
 }
 
-// Run projects store's events into the view until ctx ends. The view is
-// ready once it has caught up with the events stored when Run started.
-func (v *CatalogView) Run(ctx context.Context, log *slog.Logger, store Store) {
-	v.mu.Lock()
-	v.store = store
-	v.mu.Unlock()
-	go func() {
-		for ctx.Err() == nil {
-			target, err := store.LastPosition(ctx)
-			if err == nil {
-				if v.pos.Reach(ctx, 0, target) {
-					v.pos.MarkReady()
-					log.Info("catalog view caught up", "position", target)
-				}
-				return
-			}
-			log.Warn("reading the catalog's last position; will retry", "err", err)
-			projection.NewBackoff().Sleep(ctx)
-		}
-	}()
-	projection.Follow(ctx, log, store, 1, v.Apply)
-}
+// Position is the view's progress through the catalog's events: Apply
+// advances it, and whoever folds the view (the platform's runtime) marks
+// it ready once the view has caught up with the catalog's stream.
+func (v *CatalogView) Position() *projection.Position { return v.pos }
 
 // WaitReady waits, at most d, until the view has caught up once.
 func (v *CatalogView) WaitReady(ctx context.Context, d time.Duration) error {
@@ -72,32 +52,13 @@ func (v *CatalogView) WaitReady(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
-// CatchUp waits, at most d, until the view has applied every catalog event
-// stored now: read-your-writes for an order placed right after the catalog
-// created its product, link or pin.
-func (v *CatalogView) CatchUp(ctx context.Context, d time.Duration) error {
-	v.mu.RLock()
-	store := v.store
-	v.mu.RUnlock()
-	if store == nil {
-		return ErrCatalogUnavailable
-	}
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	target, err := store.LastPosition(ctx)
-	if err != nil {
-		return errors.Join(ErrCatalogUnavailable, err)
-	}
+// Reach waits, bounded by ctx, until the view has applied the catalog's
+// events up to position target.
+func (v *CatalogView) Reach(ctx context.Context, target uint64) error {
 	if !v.pos.Reach(ctx, 0, target) {
-		return ErrCatalogUnavailable
+		return errors.Join(ErrCatalogUnavailable, ctx.Err())
 	}
 	return nil
-}
-
-// Position is the position of the last catalog event applied.
-func (v *CatalogView) Position() uint64 {
-	p, _ := v.pos.Get()
-	return p
 }
 
 // SKU looks a SKU up.

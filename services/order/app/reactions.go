@@ -4,22 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/custody/custody/pkg/bus"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/money"
-	"github.com/custody/custody/pkg/projection"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	"github.com/custody/custody/services/order/domain"
 )
 
-// Consumers through which the order follows what happens to it after
+// The reactions through which the order follows what happens to it after
 // confirmation: shipments and deliveries (fulfilment), refunds (trust).
+// Their names are those of their durable consumers.
 const (
 	FulfilmentConsumer = "order-on-fulfilment"
 	TrustConsumer      = "order-on-trust"
@@ -27,7 +26,8 @@ const (
 
 func typeName(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }
 
-// FulfilmentEventTypes and TrustEventTypes are what those consumers take.
+// FulfilmentEventTypes and TrustEventTypes are the events those reactions
+// handle.
 var (
 	FulfilmentEventTypes = []string{
 		typeName(&fulfilmentv1.FulfilmentShipped{}),
@@ -44,7 +44,7 @@ var (
 func (s *Service) HandleFulfilmentEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
 	ev, err := es.Decode(rec)
 	if err != nil {
-		return bus.Permanent(err)
+		return fault.Permanent(err)
 	}
 	var orderID, kind string
 	var body domain.Command
@@ -76,7 +76,7 @@ func (s *Service) HandleFulfilmentEvent(ctx context.Context, rec eventstore.Reco
 func (s *Service) HandleTrustEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
 	ev, err := es.Decode(rec)
 	if err != nil {
-		return bus.Permanent(err)
+		return fault.Permanent(err)
 	}
 	p, ok := ev.Payload.(*trustv1.RefundIssued)
 	if !ok {
@@ -84,11 +84,16 @@ func (s *Service) HandleTrustEvent(ctx context.Context, rec eventstore.RecordedE
 	}
 	amount, err := money.FromProto(p.GetAmount())
 	if err != nil {
-		return bus.Permanent(fmt.Errorf("refund %s: %w", p.GetRefundId(), err))
+		return fault.Permanent(fmt.Errorf("refund %s: %w", p.GetRefundId(), err))
 	}
 	return s.react(ctx, rec, p.GetOrderId(), "refund", domain.RecordRefund{RefundID: p.GetRefundId(), Amount: amount, Time: p.GetRefundTime().AsTime()})
 }
 
+// react runs the command another service's event calls for. Its id is
+// derived from the event's id, so a redelivered event (or one handled again
+// after a restart) appends nothing. An event about an order that does not
+// exist cannot succeed later: it is parked (fault.Permanent) where audit
+// sees it, not retried.
 func (s *Service) react(ctx context.Context, rec eventstore.RecordedEvent, orderID, kind string, body domain.Command) error {
 	corr := rec.Metadata.CorrelationID
 	if corr == "" {
@@ -99,29 +104,10 @@ func (s *Service) react(ctx context.Context, rec eventstore.RecordedEvent, order
 		Meta: es.Meta{CorrelationID: corr, Actor: "service:order"},
 	})
 	if errors.Is(err, domain.ErrNotPlaced) || errors.Is(err, es.ErrBadCommand) {
-		return bus.Permanent(fmt.Errorf("%s for order %q: %w", rec.Type, orderID, err))
+		return fault.Permanent(fmt.Errorf("%s for order %q: %w", rec.Type, orderID, err))
 	}
 	if err == nil {
 		s.notifier.notify(orderID)
 	}
 	return err
-}
-
-// consume runs a durable consumer until ctx ends, retrying its creation
-// while the source service has not created its stream yet.
-func (s *Service) consume(ctx context.Context, name, source string, types []string, h bus.Handler) {
-	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
-		c, err := bus.Subscribe(ctx, s.d.JetStream, bus.Config{
-			Name: name, SourceService: source, EventTypes: types,
-			Replicas: s.d.Replicas, Logger: s.log, Concurrency: s.cfg.SagaConcurrency,
-			Backoff: []time.Duration{200 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second}, MaxDeliver: 20,
-		}, h)
-		if err != nil {
-			s.log.Debug("starting consumer; will retry", "consumer", name, "err", err)
-			continue
-		}
-		<-ctx.Done()
-		c.Stop()
-		return
-	}
 }

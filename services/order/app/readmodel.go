@@ -68,6 +68,11 @@ func NewReadModel(onChange func(orderID string)) *ReadModel {
 		byBuyer: map[string][]*entry{}, byVendor: map[string][]*entry{}}
 }
 
+// Position is the read model's progress through the order store: Apply
+// advances it; whoever folds the model (the platform's runtime) marks it
+// ready once caught up.
+func (m *ReadModel) Position() *projection.Position { return m.pos }
+
 // Apply applies one event of the order store.
 func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 	defer m.pos.Advance(e.Position)

@@ -1,7 +1,11 @@
 // Package app is the order service's application layer: the commands
 // (PlaceOrder, CancelOrder), the queries (GetOrder from the aggregate,
-// ListOrders from a read model), the catalog view that prices orders
-// without calling the catalog, and the order side of the stock saga.
+// ListOrders from a read model), two read models (the orders by buyer and
+// vendor, and the catalog view that prices orders without calling the
+// catalog) and the handlers of other services' events (the order side of
+// the stock saga, fulfilment's progress, trust's refunds). It knows no
+// transport: the platform's runtime folds the read models (Apply) and
+// delivers the events (Handle…), as the order module declares.
 //
 // Consistency, in short:
 //   - PlaceOrder returns once OrderPlaced is durably stored. If the catalog
@@ -25,13 +29,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/custody/custody/pkg/bus"
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
-	"github.com/custody/custody/pkg/projection"
+	"github.com/custody/custody/pkg/fault"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 	"github.com/custody/custody/services/order/domain"
 )
@@ -50,9 +51,6 @@ type Config struct {
 	PollInterval time.Duration
 	// MaxWait caps PlaceOrder's wait_timeout. Default 30s.
 	MaxWait time.Duration
-	// SagaConcurrency: catalog events handled at once (different orders
-	// side by side). Default 8.
-	SagaConcurrency int
 }
 
 func (c Config) withDefaults() Config {
@@ -68,14 +66,11 @@ func (c Config) withDefaults() Config {
 	if c.MaxWait <= 0 {
 		c.MaxWait = 30 * time.Second
 	}
-	if c.SagaConcurrency <= 0 {
-		c.SagaConcurrency = 8
-	}
 	return c
 }
 
-// Store is an event store that can tell its newest position, as the
-// JetStream store does: projections wait until they have caught up with it.
+// Store is an event store that can tell its newest position, as every
+// backend does: read-your-writes waits compare a read model with it.
 type Store interface {
 	eventstore.Store
 	LastPosition(ctx context.Context) (uint64, error)
@@ -85,15 +80,12 @@ type Store interface {
 type Deps struct {
 	// Store holds the order events.
 	Store Store
-	// OpenCatalog opens the catalog's events read-only, waiting until the
-	// catalog has created its stream (platform.Deps.OpenStoreOf).
+	// OpenCatalog opens the catalog's events read-only, waiting (bounded by
+	// ctx) until the catalog has created its stream. PlaceOrder reads the
+	// catalog's last position from it to catch its view up.
 	OpenCatalog func(ctx context.Context) (Store, error)
-	// JetStream runs the saga's durable consumer; nil runs none (tests
-	// that drive HandleCatalogEvent themselves).
-	JetStream jetstream.JetStream
-	Replicas  int
-	Clock     clock.Clock
-	Logger    *slog.Logger
+	Clock       clock.Clock
+	Logger      *slog.Logger
 }
 
 // Service is the order service.
@@ -107,11 +99,13 @@ type Service struct {
 	orders   *ReadModel
 	notifier *notifier
 
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	mu           sync.Mutex
+	catalogStore Store // opened at the first catch-up
 }
 
-// New returns a service; Start it before use.
+// New returns a service. It starts nothing: until the platform folds its
+// read models (Orders, CatalogView), PlaceOrder answers
+// ErrCatalogUnavailable and ListOrders lists nothing.
 func New(cfg Config, d Deps) *Service {
 	if d.Clock == nil {
 		d.Clock = clock.Real()
@@ -125,92 +119,13 @@ func New(cfg Config, d Deps) *Service {
 	return s
 }
 
-// Start catches the read model up with the order stream (bounded by ctx)
-// and starts, in the background, the catalog view and the saga consumer:
-// they wait for the catalog's stream, which may not exist yet.
-func (s *Service) Start(ctx context.Context) error {
-	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.stop = cancel
-	target, err := s.d.Store.LastPosition(ctx)
-	if err != nil {
-		cancel()
-		return err
-	}
-	s.wg.Go(func() { projection.Follow(bg, s.log.With("projection", "orders"), s.d.Store, 1, s.orders.Apply) })
-	if !s.orders.pos.Reach(ctx, 0, target) {
-		cancel()
-		s.wg.Wait()
-		return errors.Join(errors.New("order read model did not catch up"), ctx.Err())
-	}
-	s.orders.pos.MarkReady()
-	if s.d.JetStream != nil {
-		s.wg.Go(func() { s.consume(bg, FulfilmentConsumer, "fulfilment", FulfilmentEventTypes, s.HandleFulfilmentEvent) })
-		s.wg.Go(func() { s.consume(bg, TrustConsumer, "trust", TrustEventTypes, s.HandleTrustEvent) })
-	}
-	if s.d.OpenCatalog != nil {
-		s.wg.Go(func() { s.runCatalog(bg) })
-	}
-	return nil
-}
+// Orders is the read model of orders by buyer and vendor, fed by the
+// order store.
+func (s *Service) Orders() *ReadModel { return s.orders }
 
-// Stop stops the background work and waits for it, bounded by ctx.
-func (s *Service) Stop(ctx context.Context) error {
-	if s.stop == nil {
-		return nil
-	}
-	s.stop()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (s *Service) runCatalog(ctx context.Context) {
-	log := s.log.With("projection", "catalog")
-	var store Store
-	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
-		st, err := s.d.OpenCatalog(ctx)
-		if err == nil {
-			store = st
-			break
-		}
-		if ctx.Err() == nil {
-			log.Warn("opening the catalog's events; will retry", "err", err)
-		}
-	}
-	if store == nil {
-		return
-	}
-	s.wg.Go(func() { s.catalog.Run(ctx, log, store) })
-	if s.d.JetStream == nil {
-		return
-	}
-	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
-		c, err := bus.Subscribe(ctx, s.d.JetStream, bus.Config{
-			Name: SagaConsumer, SourceService: "catalog", EventTypes: SagaEventTypes,
-			Replicas: s.d.Replicas, Logger: s.log, Concurrency: s.cfg.SagaConcurrency,
-		}, s.HandleCatalogEvent)
-		if err != nil {
-			log.Warn("starting the saga consumer; will retry", "err", err)
-			continue
-		}
-		<-ctx.Done()
-		c.Stop()
-		return
-	}
-}
-
-// CatalogView is the service's catalog view (tests wait on it).
+// CatalogView is the view of the catalog PlaceOrder prices from, fed by
+// the catalog's store.
 func (s *Service) CatalogView() *CatalogView { return s.catalog }
-
-// NotFoundError: no order has this id.
-type NotFoundError struct{ OrderID string }
-
-func (e *NotFoundError) Error() string { return "order " + e.OrderID + " not found" }
 
 // PlaceOrder is a buyer's order as requested.
 type PlaceOrder struct {
@@ -265,13 +180,15 @@ func (s *Service) place(ctx context.Context, id string, req PlaceOrder) (OrderVi
 	if len(v) > 0 {
 		// Read your writes: the catalog may have just created the SKU, the
 		// link or the pin this order names.
-		if err := s.catalog.CatchUp(ctx, s.cfg.CatalogWait); err != nil {
+		if err := s.catchUpCatalog(ctx); err != nil {
 			return OrderView{}, err
 		}
 		if lines, attr, v = s.price(req, now); len(v) > 0 {
 			return OrderView{}, v.Err()
 		}
 	}
+	// The aggregate splits the priced lines by vendor and checks the
+	// payment against the total.
 	res, err := s.h.Handle(ctx, es.Command[domain.Command]{
 		AggregateID: id, ID: es.DeriveID("place", id),
 		Body: domain.PlaceOrder{BuyerID: req.BuyerID, Lines: lines, Address: req.Address, Attribution: attr,
@@ -284,43 +201,65 @@ func (s *Service) place(ctx context.Context, id string, req PlaceOrder) (OrderVi
 	return OrderView{Order: res.State, Revision: res.Revision}, nil
 }
 
-// price prices and attributes the order from the catalog view.
+// price prices the lines, whose shape the edge has checked, and attributes
+// them, from the catalog view.
 func (s *Service) price(req PlaceOrder, now time.Time) ([]domain.Line, *domain.Attribution, domain.Violations) {
 	lines, v := domain.PriceLines(req.Lines, s.catalog.SKU)
-	if len(v) > 0 {
-		return nil, nil, v
+	a := req.Attribution
+	if len(v) > 0 || a == nil {
+		return lines, nil, v
 	}
-	var attr *domain.Attribution
-	if a := req.Attribution; a != nil {
-		switch {
-		case a.AffiliateLinkID != "":
-			link, ok := s.catalog.Link(a.AffiliateLinkID)
-			if !ok {
-				v.Add("attribution.affiliate_link_id", "unknown affiliate link %q", a.AffiliateLinkID)
-				return nil, nil, v
-			}
-			lines, attr, v = domain.AttributeToLink(lines, link, a.TouchTime, now, s.cfg.AttributionWindow)
-		case a.LiveSessionID != "":
-			session, ok := s.catalog.Session(a.LiveSessionID)
-			if !ok || session.CreatorID == "" {
-				v.Add("attribution.live_session_id", "unknown live session %q", a.LiveSessionID)
-				return nil, nil, v
-			}
-			lines, attr, v = domain.AttributeToSession(lines, session, a.TouchTime, now, s.cfg.AttributionWindow)
-		}
-		if len(v) > 0 {
+	switch {
+	case a.AffiliateLinkID != "":
+		link, ok := s.catalog.Link(a.AffiliateLinkID)
+		if !ok {
+			v.Add("attribution.affiliate_link_id", "unknown affiliate link %q", a.AffiliateLinkID)
 			return nil, nil, v
 		}
+		return domain.AttributeToLink(lines, link, a.TouchTime, now, s.cfg.AttributionWindow)
+	case a.LiveSessionID != "":
+		session, ok := s.catalog.Session(a.LiveSessionID)
+		if !ok || session.CreatorID == "" {
+			v.Add("attribution.live_session_id", "unknown live session %q", a.LiveSessionID)
+			return nil, nil, v
+		}
+		return domain.AttributeToSession(lines, session, a.TouchTime, now, s.cfg.AttributionWindow)
 	}
-	_, total, err := domain.Split(lines)
+	return lines, nil, nil
+}
+
+// catchUpCatalog waits, at most CatalogWait, until the catalog view has
+// applied every catalog event stored now.
+func (s *Service) catchUpCatalog(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CatalogWait)
+	defer cancel()
+	store, err := s.openCatalog(ctx)
 	if err != nil {
-		v.Add("lines", "%v", err)
-		return nil, nil, v
+		return errors.Join(ErrCatalogUnavailable, err)
 	}
-	if v = domain.CheckPayment(total, req.Payment.Amount); len(v) > 0 {
-		return nil, nil, v
+	target, err := store.LastPosition(ctx)
+	if err != nil {
+		return errors.Join(ErrCatalogUnavailable, err)
 	}
-	return lines, attr, nil
+	return s.catalog.Reach(ctx, target)
+}
+
+// openCatalog opens the catalog's store once and keeps it.
+func (s *Service) openCatalog(ctx context.Context) (Store, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.catalogStore != nil {
+		return s.catalogStore, nil
+	}
+	if s.d.OpenCatalog == nil {
+		return nil, errors.New("no catalog store")
+	}
+	st, err := s.d.OpenCatalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.catalogStore = st
+	return st, nil
 }
 
 // awaitOutcome waits until the order leaves PENDING, d passes (then it
@@ -373,7 +312,7 @@ func (s *Service) GetOrder(ctx context.Context, id string) (OrderView, error) {
 		return OrderView{}, err
 	}
 	if !exists {
-		return OrderView{}, &NotFoundError{OrderID: id}
+		return OrderView{}, &fault.NotFoundError{Resource: "order", ID: id}
 	}
 	return OrderView{Order: o, Revision: rev}, nil
 }
@@ -395,7 +334,7 @@ func (s *Service) CancelOrder(ctx context.Context, req CancelOrder) (OrderView, 
 		Meta: es.Meta{CorrelationID: req.OrderID, Actor: req.Actor},
 	})
 	if errors.Is(err, domain.ErrNotPlaced) {
-		return OrderView{}, &NotFoundError{OrderID: req.OrderID}
+		return OrderView{}, &fault.NotFoundError{Resource: "order", ID: req.OrderID}
 	}
 	if err != nil {
 		return OrderView{}, err
@@ -408,7 +347,7 @@ func (s *Service) CancelOrder(ctx context.Context, req CancelOrder) (OrderView, 
 // CatalogWait; after that it answers from what it has).
 func (s *Service) ListOrders(ctx context.Context, q ListQuery) (Page, error) {
 	if target, err := s.d.Store.LastPosition(ctx); err == nil {
-		s.orders.pos.Reach(ctx, s.cfg.CatalogWait, target)
+		s.orders.Position().Reach(ctx, s.cfg.CatalogWait, target)
 	}
 	return s.orders.List(q)
 }

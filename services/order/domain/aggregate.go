@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/money"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
@@ -16,7 +17,8 @@ import (
 type Command interface{ isCommand() }
 
 // PlaceOrder places an order from already priced (PriceLines) and
-// attributed lines. Parts and total are computed here (Split).
+// attributed lines. Parts and total are computed here (Split), and the
+// payment checked against the total (CheckPayment).
 type PlaceOrder struct {
 	BuyerID     string
 	Lines       []Line
@@ -117,38 +119,28 @@ func Decide(o Order, c Command) ([]proto.Message, error) {
 	return nil, fmt.Errorf("order: unknown command %T", c)
 }
 
+// decidePlace turns priced, attributed lines into OrderPlaced. The
+// request's shape (buyer, address, payment reference, line count and
+// quantities) was checked at the edge and the lines priced from the
+// catalog by the app; what is decided here is the order itself: one part
+// per vendor with exact subtotals, commissions that are rates, and a
+// payment that is exactly the total.
 func decidePlace(o Order, c PlaceOrder) ([]proto.Message, error) {
 	if o.Status != StatusNone {
 		return nil, nil // the same request again: its order stands
 	}
 	var v Violations
-	if c.BuyerID == "" {
-		v.Add("buyer_id", "required")
-	}
-	if c.Address == nil {
-		v.Add("shipping_address", "required")
-	}
-	if c.Payment.PSPReference == "" {
-		v.Add("payment.psp_reference", "required")
-	}
 	for i, l := range c.Lines {
-		if l.Quantity <= 0 || l.Quantity > MaxQuantity {
-			v.Add(lineField(i, "quantity"), "must be 1..%d, got %d", MaxQuantity, l.Quantity)
-		}
 		if l.CommissionBps < 0 || l.CommissionBps > money.BasisPointsPerUnit {
 			v.Add(lineField(i, "commission_bps"), "must be 0..%d", money.BasisPointsPerUnit)
 		}
 	}
-	if len(c.Lines) == 0 || len(c.Lines) > MaxLines {
-		v.Add("lines", "an order has 1..%d lines, got %d", MaxLines, len(c.Lines))
-	}
-	if len(v) > 0 {
-		return nil, v.Err()
-	}
 	parts, total, err := Split(c.Lines)
 	if err != nil {
 		v.Add("lines", "%v", err)
-		return nil, v.Err()
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
 	}
 	if err := CheckPayment(total, c.Payment.Amount).Err(); err != nil {
 		return nil, err
@@ -167,14 +159,14 @@ func decideCancel(o Order, c CancelOrder) ([]proto.Message, error) {
 	case StatusCancelled:
 		return nil, nil
 	case StatusRejected:
-		return nil, &PreconditionError{Reason: ReasonRejected, Message: fmt.Sprintf("order %s was rejected (%s); there is nothing to cancel", o.ID, o.Reason)}
+		return nil, fault.Precondition(ReasonRejected, "order %s was rejected (%s); there is nothing to cancel", o.ID, o.Reason)
 	case StatusPending, StatusConfirmed:
 		if o.Shipped() {
-			return nil, &PreconditionError{Reason: ReasonShipped, Message: fmt.Sprintf("order %s has a shipped part and can no longer be cancelled; open a claim or return instead", o.ID)}
+			return nil, fault.Precondition(ReasonShipped, "order %s has a shipped part and can no longer be cancelled; open a claim or return instead", o.ID)
 		}
 		return []proto.Message{&orderv1.OrderCancelled{OrderId: o.ID, Reason: c.Reason, CancelledBy: c.By, CancelTime: timestamppb.New(c.Time)}}, nil
 	}
-	return nil, &PreconditionError{Reason: ReasonShipped, Message: fmt.Sprintf("order %s is %s and can no longer be cancelled", o.ID, o.Status)}
+	return nil, fault.Precondition(ReasonShipped, "order %s is %s and can no longer be cancelled", o.ID, o.Status)
 }
 
 func decideShipped(o Order, c MarkPartShipped) ([]proto.Message, error) {
@@ -191,11 +183,11 @@ func decideShipped(o Order, c MarkPartShipped) ([]proto.Message, error) {
 		// A shipment is a fact in the world: it is recorded even on an order
 		// cancelled meanwhile (a race the vendor and support then settle).
 		if o.Status == StatusPending || o.Status == StatusRejected {
-			return nil, &PreconditionError{Reason: ReasonPending, Message: fmt.Sprintf("order %s is %s; nothing of it may ship", o.ID, o.Status)}
+			return nil, fault.Precondition(ReasonPending, "order %s is %s; nothing of it may ship", o.ID, o.Status)
 		}
 		return []proto.Message{&orderv1.OrderPartShipped{OrderId: o.ID, VendorId: c.VendorID, ShipmentId: c.ShipmentID, ShipTime: timestamppb.New(c.Time)}}, nil
 	}
-	return nil, &PreconditionError{Reason: ReasonUnknown, Message: fmt.Sprintf("order %s has no part for vendor %s", o.ID, c.VendorID)}
+	return nil, fault.Precondition(ReasonUnknown, "order %s has no part for vendor %s", o.ID, c.VendorID)
 }
 
 func decideDelivered(o Order, c MarkPartDelivered) ([]proto.Message, error) {
@@ -217,7 +209,7 @@ func decideDelivered(o Order, c MarkPartDelivered) ([]proto.Message, error) {
 		}
 	}
 	if !found {
-		return nil, &PreconditionError{Reason: ReasonUnknown, Message: fmt.Sprintf("order %s has no part for vendor %s", o.ID, c.VendorID)}
+		return nil, fault.Precondition(ReasonUnknown, "order %s has no part for vendor %s", o.ID, c.VendorID)
 	}
 	// Like a shipment, a delivery is a fact: it is recorded whatever the
 	// order's state.

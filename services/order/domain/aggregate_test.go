@@ -84,6 +84,9 @@ func TestDecide(t *testing.T) {
 	mixed := place()
 	mixed.Lines = twoVendorLines()
 	mixed.Lines[2].UnitPrice, mixed.Lines[2].LineTotal = money.MustNew("USD", 99), money.MustNew("USD", 99)
+	overpaid := place()
+	overpaid.Lines = twoVendorLines()
+	overpaid.Lines[1].CreatorID, overpaid.Lines[1].CommissionBps = "c1", 10001
 
 	cancel := domain.CancelOrder{Reason: "changed my mind", By: "buyer:b1", Time: t0.Add(2 * time.Minute)}
 
@@ -102,6 +105,7 @@ func TestDecide(t *testing.T) {
 		{name: "place without lines", when: noLines, field: "lines"},
 		{name: "place with inconsistent line total", when: badLine, field: "lines"},
 		{name: "place with mixed currencies", when: mixed, field: "lines"},
+		{name: "place with a commission above 100%", when: overpaid, field: "lines[1].commission_bps"},
 
 		{name: "confirm pending", given: []proto.Message{placed()}, when: domain.ConfirmOrder{Time: t0.Add(time.Minute)}, then: []proto.Message{confirmed}},
 		{name: "confirm twice decides nothing", given: []proto.Message{placed(), confirmed}, when: domain.ConfirmOrder{Time: t0.Add(time.Hour)}},

@@ -2,16 +2,19 @@
 // functions over plain data: no clock, no I/O, no transport or storage.
 //
 // An Order is decided and evolved by Decider (PlaceOrder, ConfirmOrder,
-// RejectOrder, CancelOrder, MarkPartShipped → OrderPlaced, OrderConfirmed,
-// OrderRejected, OrderCancelled, OrderPartShipped). The rules that turn a
-// buyer's request into a priced order live here too, as functions the app
-// layer calls with data from its catalog view: CheckLineRequests and
-// PriceLines (catalog prices, one currency), Split (one part per vendor,
-// exact subtotals), CheckPayment (authorised amount = total) and
-// AttributeToLink / AttributeToSession (creator commission within the
-// attribution window). Bad input comes back as *InvalidError with AIP-style
-// field paths ("lines[2].quantity"), a forbidden transition as
-// *PreconditionError.
+// RejectOrder, CancelOrder, MarkPartShipped, MarkPartDelivered,
+// RecordRefund → OrderPlaced, OrderConfirmed, OrderRejected,
+// OrderCancelled, OrderPartShipped, OrderPartDelivered, OrderDelivered,
+// OrderRefunded). The rules that turn a buyer's request into an order live
+// here too, each run once, by the layer that has what it needs:
+// CheckLineRequests (the request's shape: 1..MaxLines lines, quantities in
+// 1..MaxQuantity, no SKU twice) at the edge; PriceLines (catalog prices,
+// one currency) and AttributeToLink / AttributeToSession (creator
+// commission within the attribution window) in the app, with data from its
+// catalog view; Split (one part per vendor, exact subtotals) and
+// CheckPayment (authorised amount = total) in Decide. Bad input comes back
+// as *InvalidError with AIP-style field paths ("lines[2].quantity"), a
+// forbidden transition as *PreconditionError (pkg/fault's kinds).
 package domain
 
 import (

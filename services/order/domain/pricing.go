@@ -29,8 +29,10 @@ type SKU struct {
 	Price     money.Money
 }
 
-// CheckLineRequests checks what needs no catalog: 1..MaxLines lines, each
-// with a SKU id, a quantity in 1..MaxQuantity, no SKU twice.
+// CheckLineRequests checks the shape of the requested lines, what needs no
+// catalog: 1..MaxLines lines, each with a SKU id, a quantity in
+// 1..MaxQuantity, no SKU twice. The edge (grpcapi) runs it with the rest of
+// the request's validation, so that one answer names every bad field.
 func CheckLineRequests(reqs []LineRequest) Violations {
 	var v Violations
 	switch {
@@ -65,14 +67,12 @@ func CheckLineRequests(reqs []LineRequest) Violations {
 	return v
 }
 
-// PriceLines prices requested lines at catalog prices (find looks a SKU
-// up). Lines get ids "1", "2", … in request order. Every SKU must be known
-// and priced in one currency, the first line's.
+// PriceLines prices requested lines, whose shape CheckLineRequests has
+// passed, at catalog prices (find looks a SKU up). Lines get ids "1", "2", …
+// in request order. Every SKU must be known and priced in one currency, the
+// first line's.
 func PriceLines(reqs []LineRequest, find func(skuID string) (SKU, bool)) ([]Line, Violations) {
-	v := CheckLineRequests(reqs)
-	if len(v) > 0 {
-		return nil, v
-	}
+	var v Violations
 	lines := make([]Line, 0, len(reqs))
 	currency := ""
 	for i, r := range reqs {

@@ -69,7 +69,13 @@ func TestPriceLinesViolations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			lines, v := domain.PriceLines(tt.lines, find)
+			// The edge checks the request's shape, then the app prices what
+			// passed: between them, the first violation names the field.
+			v := domain.CheckLineRequests(tt.lines)
+			var lines []domain.Line
+			if len(v) == 0 {
+				lines, v = domain.PriceLines(tt.lines, find)
+			}
 			if lines != nil || len(v) == 0 || v[0].Field != tt.field {
 				t.Fatalf("violations = %+v, want %s", v, tt.field)
 			}

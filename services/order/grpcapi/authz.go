@@ -6,7 +6,8 @@ import (
 	"github.com/custody/custody/pkg/auth"
 )
 
-// Access control of custody.order.v1.OrderService (DESIGN §5), as a table:
+// Access control of custody.order.v1.OrderService (docs/design.md §5, Roles
+// and access), as a table:
 //
 //	RPC          buyer:<id>          vendor:<id>                  support  platform  service
 //	PlaceOrder   for itself only     -                            -        -         for any buyer

@@ -2,7 +2,8 @@
 // custody.order.v1.OrderService. It validates requests (field violations
 // with AIP paths such as "lines[2].quantity"), authorizes the caller (see
 // the table in authz.go), converts between the wire and the app layer, and
-// maps every error to a gRPC status in one place (toStatus).
+// maps every error to a gRPC status in one place (toStatus, then the
+// mapping every service shares, apierr.FromError).
 package grpcapi
 
 import (
@@ -16,7 +17,6 @@ import (
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/es"
-	"github.com/custody/custody/pkg/eventstore"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	"github.com/custody/custody/services/order/app"
 	"github.com/custody/custody/services/order/domain"
@@ -128,46 +128,18 @@ func (s *Server) readable(ctx context.Context, rpc, id string) (app.OrderView, e
 
 var rpcVerb = map[string]string{"GetOrder": "see", "CancelOrder": "cancel"}
 
-// toStatus is the one place where errors become gRPC statuses. Bad input is
-// InvalidArgument with field violations, never Unknown; anything not
-// recognised is Internal (and logged), never passed through raw.
+// toStatus is the one place where errors become gRPC statuses: the order
+// service's own failures here, everything every service shares (bad input,
+// forbidden transitions, missing orders, conflicts, a dead store) in
+// apierr.FromError, which logs and hides anything unforeseen as Internal.
 func (s *Server) toStatus(ctx context.Context, err error) error {
-	var (
-		invalid *domain.InvalidError
-		pre     *domain.PreconditionError
-		nf      *app.NotFoundError
-	)
 	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &invalid):
-		fvs := make([]apierr.FieldViolation, 0, len(invalid.Violations))
-		for _, v := range invalid.Violations {
-			fvs = append(fvs, apierr.FieldViolation{Field: v.Field, Description: v.Description})
-		}
-		return apierr.InvalidArgument(fvs...)
-	case errors.As(err, &pre):
-		return apierr.FailedPrecondition(pre.Reason, pre.Message)
-	case errors.As(err, &nf):
-		return apierr.NotFound("order", nf.OrderID)
-	case errors.Is(err, domain.ErrNotPlaced):
-		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, app.ErrCatalogUnavailable):
 		return apierr.Unavailable("the order service cannot price orders yet (its view of the catalog is not ready); retry shortly")
-	case errors.Is(err, es.ErrConflict):
-		return apierr.Aborted("the order changed concurrently; retry the request")
-	case errors.Is(err, eventstore.ErrUnavailable):
-		return apierr.Unavailable("the event store is unavailable; retry shortly")
+	case errors.Is(err, domain.ErrNotPlaced):
+		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, es.ErrBadCommand):
 		return apierr.InvalidArgument(apierr.FieldViolation{Field: "order_id", Description: "not an order id"})
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request cancelled")
 	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	s.log.ErrorContext(ctx, "order service: unexpected error", "err", err)
-	return status.Error(codes.Internal, "internal error")
+	return apierr.FromError(ctx, s.log, err)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"testing"
 
@@ -15,12 +14,13 @@ import (
 	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/services/order/app"
 	"github.com/custody/custody/services/order/domain"
 )
 
 func TestToStatus(t *testing.T) {
-	s := New(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := New(nil, slog.New(slog.DiscardHandler))
 	var v domain.Violations
 	v.Add("lines[2].quantity", "must be at least 1")
 	tests := []struct {
@@ -30,7 +30,7 @@ func TestToStatus(t *testing.T) {
 		{v.Err(), codes.InvalidArgument},
 		{fmt.Errorf("wrapped: %w", v.Err()), codes.InvalidArgument},
 		{&domain.PreconditionError{Reason: domain.ReasonShipped, Message: "shipped"}, codes.FailedPrecondition},
-		{&app.NotFoundError{OrderID: "o1"}, codes.NotFound},
+		{&fault.NotFoundError{Resource: "order", ID: "o1"}, codes.NotFound},
 		{domain.ErrNotPlaced, codes.NotFound},
 		{app.ErrCatalogUnavailable, codes.Unavailable},
 		{fmt.Errorf("x: %w", es.ErrConflict), codes.Aborted},
@@ -42,12 +42,12 @@ func TestToStatus(t *testing.T) {
 		{errors.New("something unforeseen"), codes.Internal},
 	}
 	for _, tt := range tests {
-		got := s.toStatus(context.Background(), tt.err)
+		got := s.toStatus(t.Context(), tt.err)
 		if status.Code(got) != tt.want {
 			t.Errorf("toStatus(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
-	fvs := apierr.FieldViolations(s.toStatus(context.Background(), v.Err()))
+	fvs := apierr.FieldViolations(s.toStatus(t.Context(), v.Err()))
 	if len(fvs) != 1 || fvs[0].Field != "lines[2].quantity" {
 		t.Fatalf("field violations %v", fvs)
 	}
