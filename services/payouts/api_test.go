@@ -15,19 +15,18 @@ import (
 // Vendors and creators see only their own accounts; support and the
 // platform see all; only the platform runs payouts.
 func TestAccess(t *testing.T) {
-	e := shared
-	v1, v2, c1 := uniq("v"), uniq("v"), uniq("c")
-	o := uniq("o")
-	e.tier(t, v1, "gold")
-	e.tier(t, v2, "gold")
-	e.confirm(t, e.confirmed(o, c1, line("1", v1, 1, 10000, c1, 1000), line("2", v2, 1, 10000, "", 0)))
-	e.deliver(t, o, v1)
-	e.deliver(t, o, v2)
-	e.waitStage(t, o, v2, payoutsv1.FundsStage_FUNDS_STAGE_PENDING)
-	e.advance(8 * day)
-	e.waitStage(t, o, v1, payoutsv1.FundsStage_FUNDS_STAGE_RELEASED)
-	e.waitStage(t, o, v2, payoutsv1.FundsStage_FUNDS_STAGE_RELEASED)
-	run, err := e.as(t, "platform").RunPayouts(t.Context(), &payoutsv1.RunPayoutsRequest{RequestId: uniq("run-")})
+	v1, v2, c1 := id("v"), id("v"), id("c")
+	o := id("o")
+	tier(t, v1, "gold")
+	tier(t, v2, "gold")
+	confirm(t, confirmed(o, c1, line("1", v1, 1, 10000, c1, 1000), line("2", v2, 1, 10000, "", 0)))
+	deliver(t, o, v1)
+	deliver(t, o, v2)
+	waitStage(t, o, v2, payoutsv1.FundsStage_FUNDS_STAGE_PENDING)
+	clk.Advance(8 * day)
+	waitStage(t, o, v1, payoutsv1.FundsStage_FUNDS_STAGE_RELEASED)
+	waitStage(t, o, v2, payoutsv1.FundsStage_FUNDS_STAGE_RELEASED)
+	run, err := as(t, "platform").RunPayouts(t.Context(), &payoutsv1.RunPayoutsRequest{RequestId: id("run-")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,43 +35,43 @@ func TestAccess(t *testing.T) {
 	vendor, other, creator := "vendor:"+v1, "vendor:"+v2, "creator:"+c1
 	call := map[string]func(role string) error{
 		"own balance": func(r string) error {
-			_, err := e.as(t, r).GetBalance(t.Context(), &payoutsv1.GetBalanceRequest{Owner: vendor})
+			_, err := as(t, r).GetBalance(t.Context(), &payoutsv1.GetBalanceRequest{Owner: vendor})
 			return err
 		},
 		"creator balance": func(r string) error {
-			_, err := e.as(t, r).GetBalance(t.Context(), &payoutsv1.GetBalanceRequest{Owner: creator})
+			_, err := as(t, r).GetBalance(t.Context(), &payoutsv1.GetBalanceRequest{Owner: creator})
 			return err
 		},
 		"platform balance": func(r string) error {
-			_, err := e.as(t, r).GetBalance(t.Context(), &payoutsv1.GetBalanceRequest{Owner: "platform"})
+			_, err := as(t, r).GetBalance(t.Context(), &payoutsv1.GetBalanceRequest{Owner: "platform"})
 			return err
 		},
 		"own entries": func(r string) error {
-			_, err := e.as(t, r).ListLedgerEntries(t.Context(), &payoutsv1.ListLedgerEntriesRequest{Account: vendor + ":available"})
+			_, err := as(t, r).ListLedgerEntries(t.Context(), &payoutsv1.ListLedgerEntriesRequest{Account: vendor + ":available"})
 			return err
 		},
 		"all entries": func(r string) error {
-			_, err := e.as(t, r).ListLedgerEntries(t.Context(), &payoutsv1.ListLedgerEntriesRequest{})
+			_, err := as(t, r).ListLedgerEntries(t.Context(), &payoutsv1.ListLedgerEntriesRequest{})
 			return err
 		},
 		"order entries": func(r string) error {
-			_, err := e.as(t, r).ListLedgerEntries(t.Context(), &payoutsv1.ListLedgerEntriesRequest{OrderId: o})
+			_, err := as(t, r).ListLedgerEntries(t.Context(), &payoutsv1.ListLedgerEntriesRequest{OrderId: o})
 			return err
 		},
 		"own statement": func(r string) error {
-			_, err := e.as(t, r).GetStatement(t.Context(), &payoutsv1.GetStatementRequest{Account: vendor + ":reserve"})
+			_, err := as(t, r).GetStatement(t.Context(), &payoutsv1.GetStatementRequest{Account: vendor + ":reserve"})
 			return err
 		},
 		"run": func(r string) error {
-			_, err := e.as(t, r).RunPayouts(t.Context(), &payoutsv1.RunPayoutsRequest{RequestId: uniq("run-")})
+			_, err := as(t, r).RunPayouts(t.Context(), &payoutsv1.RunPayoutsRequest{RequestId: id("run-")})
 			return err
 		},
 		"batch": func(r string) error {
-			_, err := e.as(t, r).GetPayoutBatch(t.Context(), &payoutsv1.GetPayoutBatchRequest{BatchId: batch})
+			_, err := as(t, r).GetPayoutBatch(t.Context(), &payoutsv1.GetPayoutBatchRequest{BatchId: batch})
 			return err
 		},
 		"settlement": func(r string) error {
-			_, err := e.as(t, r).GetOrderSettlement(t.Context(), &payoutsv1.GetOrderSettlementRequest{OrderId: o})
+			_, err := as(t, r).GetOrderSettlement(t.Context(), &payoutsv1.GetOrderSettlementRequest{OrderId: o})
 			return err
 		},
 	}
@@ -89,8 +88,8 @@ func TestAccess(t *testing.T) {
 		{"order entries", map[string]codes.Code{vendor: denied, "support": ok}},
 		{"own statement", map[string]codes.Code{vendor: ok, other: denied, "platform": ok}},
 		{"run", map[string]codes.Code{"platform": ok, "support": denied, vendor: denied, "service": denied}},
-		{"batch", map[string]codes.Code{vendor: ok, other: ok, creator: ok, "vendor:" + uniq("x"): denied, "support": ok, "buyer:b1": denied}},
-		{"settlement", map[string]codes.Code{vendor: ok, other: ok, creator: denied, "vendor:" + uniq("x"): denied, "support": ok, "platform": ok}},
+		{"batch", map[string]codes.Code{vendor: ok, other: ok, creator: ok, "vendor:" + id("x"): denied, "support": ok, "buyer:b1": denied}},
+		{"settlement", map[string]codes.Code{vendor: ok, other: ok, creator: denied, "vendor:" + id("x"): denied, "support": ok, "platform": ok}},
 	}
 	for _, tt := range tests {
 		for role, want := range tt.want {
@@ -101,7 +100,7 @@ func TestAccess(t *testing.T) {
 	}
 
 	// What vendors see of shared resources is their own share.
-	b, err := e.as(t, vendor).GetPayoutBatch(t.Context(), &payoutsv1.GetPayoutBatchRequest{BatchId: batch})
+	b, err := as(t, vendor).GetPayoutBatch(t.Context(), &payoutsv1.GetPayoutBatchRequest{BatchId: batch})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +112,7 @@ func TestAccess(t *testing.T) {
 	if paidTo(b.GetBatch(), vendor) != 8500 || len(b.GetBatch().GetTotals()) != 1 || b.GetBatch().GetTotals()[0].GetAmountMinor() != 8500 {
 		t.Errorf("vendor's view of the batch %v", b.GetBatch())
 	}
-	s, err := e.as(t, other).GetOrderSettlement(t.Context(), &payoutsv1.GetOrderSettlementRequest{OrderId: o})
+	s, err := as(t, other).GetOrderSettlement(t.Context(), &payoutsv1.GetOrderSettlementRequest{OrderId: o})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +122,7 @@ func TestAccess(t *testing.T) {
 }
 
 func TestValidation(t *testing.T) {
-	e := shared
-	c := e.as(t, "platform")
+	c := as(t, "platform")
 	tests := []struct {
 		name  string
 		call  func() error
@@ -170,7 +168,7 @@ func TestValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := e.ownPosition(t)
+			before := ownPosition(t)
 			err := tt.call()
 			if status.Code(err) != codes.InvalidArgument {
 				t.Fatalf("err = %v, want InvalidArgument", err)
@@ -182,7 +180,7 @@ func TestValidation(t *testing.T) {
 			if !slices.Contains(fields, tt.field) {
 				t.Fatalf("violations %v (%v) do not name %s", fields, err, tt.field)
 			}
-			if e.ownPosition(t) != before {
+			if ownPosition(t) != before {
 				t.Fatal("a refused request wrote events")
 			}
 		})

@@ -1,7 +1,6 @@
 package payouts_test
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,64 +11,62 @@ import (
 
 	"github.com/custody/custody/pkg/bus"
 	"github.com/custody/custody/pkg/es"
-	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
-	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	"github.com/custody/custody/services/payouts/app"
 )
 
 // An open claim holds the money past the window; closing it releases.
 // A claim opened before delivery holds too.
 func TestClaimHoldsRelease(t *testing.T) {
-	e := shared
-	vendor := uniq("v")
+	vendor := id("v")
 	owner := "vendor:" + vendor
-	o := uniq("o")
+	o := id("o")
 	// 20.00: fee 1.00, vendor 19.00 = reserve 0.95 + net 18.05.
-	e.confirm(t, e.confirmed(o, "", line("1", vendor, 2, 1000, "", 0)))
-	e.deliver(t, o, vendor)
-	e.waitBalance(t, owner, bal{pending: 1900})
+	confirm(t, confirmed(o, "", line("1", vendor, 2, 1000, "", 0)))
+	deliver(t, o, vendor)
+	waitBalance(t, owner, bal{pending: 1900})
 
-	claim := uniq("cl")
-	e.claimOpened(t, claim, o, vendor, 1000)
-	e.waitBalance(t, owner, bal{held: 1900})
-	e.advance(8 * day)
-	e.settled(t)
-	part := e.waitStage(t, o, vendor, payoutsv1.FundsStage_FUNDS_STAGE_HELD)
+	claim := id("cl")
+	claimOpened(t, claim, o, vendor, 1000)
+	waitBalance(t, owner, bal{held: 1900})
+	clk.Advance(8 * day)
+	p.Settled(t)
+	part := waitStage(t, o, vendor, payoutsv1.FundsStage_FUNDS_STAGE_HELD)
 	if !slices.Equal(part.GetOpenClaimIds(), []string{claim}) {
 		t.Fatalf("open claims %v", part.GetOpenClaimIds())
 	}
-	eventually(t, func() error { // the window closed: the fact is booked, the money stays held
-		for _, ev := range e.ledgerEvents(t, o) {
+	platformtest.Eventually(t, "ReturnWindowClosed", func() error { // the window closed: the fact is booked, the money stays held
+		for _, ev := range ledgerEvents(t, o) {
 			if _, ok := ev.(*payoutsv1.ReturnWindowClosed); ok {
 				return nil
 			}
 		}
 		return fmt.Errorf("no ReturnWindowClosed yet")
 	})
-	if b := balOf(e.balance(t, owner)); b != (bal{held: 1900}) {
+	if b := balOf(balance(t, owner)); b != (bal{held: 1900}) {
 		t.Fatalf("released under an open claim: %+v", b)
 	}
-	e.claimClosed(t, claim, o, vendor, "rejected")
-	e.waitBalance(t, owner, bal{available: 1805, reserve: 95})
+	claimClosed(t, claim, o, vendor, "rejected")
+	waitBalance(t, owner, bal{available: 1805, reserve: 95})
 
 	// A claim before delivery: the delivery goes to held, and a refund
 	// while held comes out of held.
-	o2 := uniq("o")
-	e.confirm(t, e.confirmed(o2, "", line("1", vendor, 1, 1000, "", 0)))
-	claim2 := uniq("cl")
-	e.claimOpened(t, claim2, o2, vendor, 1000)
-	e.deliver(t, o2, vendor)
-	e.waitStage(t, o2, vendor, payoutsv1.FundsStage_FUNDS_STAGE_HELD)
-	e.waitBalance(t, owner, bal{held: 950, available: 1805, reserve: 95})
-	e.refunded(t, uniq("rf"), o2, vendor, 1000)
-	e.claimClosed(t, claim2, o2, vendor, "refunded")
-	e.waitBalance(t, owner, bal{available: 1805, reserve: 95})
-	e.advance(8 * day)
-	e.waitStage(t, o2, vendor, payoutsv1.FundsStage_FUNDS_STAGE_RELEASED)
-	if s := e.settlement(t, o2); s.GetRefunded().GetAmountMinor() != 1000 {
+	o2 := id("o")
+	confirm(t, confirmed(o2, "", line("1", vendor, 1, 1000, "", 0)))
+	claim2 := id("cl")
+	claimOpened(t, claim2, o2, vendor, 1000)
+	deliver(t, o2, vendor)
+	waitStage(t, o2, vendor, payoutsv1.FundsStage_FUNDS_STAGE_HELD)
+	waitBalance(t, owner, bal{held: 950, available: 1805, reserve: 95})
+	refunded(t, id("rf"), o2, vendor, 1000)
+	claimClosed(t, claim2, o2, vendor, "refunded")
+	waitBalance(t, owner, bal{available: 1805, reserve: 95})
+	clk.Advance(8 * day)
+	waitStage(t, o2, vendor, payoutsv1.FundsStage_FUNDS_STAGE_RELEASED)
+	if s := settlement(t, o2); s.GetRefunded().GetAmountMinor() != 1000 {
 		t.Fatalf("settlement %v", s)
 	}
 }
@@ -77,31 +74,30 @@ func TestClaimHoldsRelease(t *testing.T) {
 // A refund before delivery comes out of escrow; a cancellation returns the
 // rest; neither touches anyone's available balance.
 func TestRefundAndCancelBeforeDelivery(t *testing.T) {
-	e := shared
-	v1, v2 := uniq("v"), uniq("v")
-	o := uniq("o")
-	e.confirm(t, e.confirmed(o, "", line("1", v1, 1, 4999, "", 0), line("2", v2, 1, 1001, "", 0)))
-	e.waitBalance(t, "vendor:"+v1, bal{escrow: 4999})
-	e.refunded(t, uniq("rf"), o, v1, 999)
-	e.waitBalance(t, "vendor:"+v1, bal{escrow: 4000})
+	v1, v2 := id("v"), id("v")
+	o := id("o")
+	confirm(t, confirmed(o, "", line("1", v1, 1, 4999, "", 0), line("2", v2, 1, 1001, "", 0)))
+	waitBalance(t, "vendor:"+v1, bal{escrow: 4999})
+	refunded(t, id("rf"), o, v1, 999)
+	waitBalance(t, "vendor:"+v1, bal{escrow: 4000})
 	// The fulfilment of v2 is cancelled (ship-by missed), then the order.
 	f := "f" + es.DeriveID(o, v2)[:16]
-	e.emit(t, "fulfilment", "fulfilment-"+f, &fulfilmentv1.FulfilmentCancelled{FulfilmentId: f, OrderId: o, VendorId: v2, Reason: "ship-by missed"})
-	e.waitBalance(t, "vendor:"+v2, bal{})
-	e.emit(t, "order", "order-"+o, &orderv1.OrderCancelled{OrderId: o, Reason: "changed my mind", CancelledBy: "buyer:b"})
-	e.waitBalance(t, "vendor:"+v1, bal{})
-	s := e.settlement(t, o)
+	p.Emit(t, "fulfilment", "fulfilment-"+f, &fulfilmentv1.FulfilmentCancelled{FulfilmentId: f, OrderId: o, VendorId: v2, Reason: "ship-by missed"})
+	waitBalance(t, "vendor:"+v2, bal{})
+	p.Emit(t, "order", "order-"+o, &orderv1.OrderCancelled{OrderId: o, Reason: "changed my mind", CancelledBy: "buyer:b"})
+	waitBalance(t, "vendor:"+v1, bal{})
+	s := settlement(t, o)
 	if s.GetRefunded().GetAmountMinor() != 6000 {
 		t.Fatalf("refunded %d, want all 60.00", s.GetRefunded().GetAmountMinor())
 	}
-	for _, p := range s.GetParts() {
-		if p.GetStage() != payoutsv1.FundsStage_FUNDS_STAGE_CANCELLED {
-			t.Fatalf("part %s is %s", p.GetVendorId(), p.GetStage())
+	for _, part := range s.GetParts() {
+		if part.GetStage() != payoutsv1.FundsStage_FUNDS_STAGE_CANCELLED {
+			t.Fatalf("part %s is %s", part.GetVendorId(), part.GetStage())
 		}
 	}
 	// The buyer got back exactly what was captured, once: the ledger's
 	// entries for the order tell the whole story.
-	resp, err := e.as(t, "support").ListLedgerEntries(t.Context(), &payoutsv1.ListLedgerEntriesRequest{OrderId: o})
+	resp, err := as(t, "support").ListLedgerEntries(t.Context(), &payoutsv1.ListLedgerEntriesRequest{OrderId: o})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,97 +115,114 @@ func TestRefundAndCancelBeforeDelivery(t *testing.T) {
 // The trust tier sizes the window and the reserve: a vendor on watch waits
 // a week longer and leaves 15%; a gold vendor leaves nothing.
 func TestTrustTiers(t *testing.T) {
-	e := shared
-	watch, gold := uniq("v"), uniq("v")
-	e.tier(t, watch, "watch")
-	e.tier(t, gold, "gold")
-	o := uniq("o")
+	watch, gold := id("v"), id("v")
+	tier(t, watch, "watch")
+	tier(t, gold, "gold")
+	o := id("o")
 	// 100.00 each: fee 5.00, vendor 95.00.
-	e.confirm(t, e.confirmed(o, "", line("1", watch, 1, 10000, "", 0), line("2", gold, 1, 10000, "", 0)))
-	e.deliver(t, o, watch)
-	e.deliver(t, o, gold)
-	p := e.waitStage(t, o, watch, payoutsv1.FundsStage_FUNDS_STAGE_PENDING)
-	if p.GetTier() != "watch" || !p.GetWindowCloseTime().AsTime().Equal(e.clock.Now().Add(14*day)) {
-		t.Fatalf("watch part %v", p)
+	confirm(t, confirmed(o, "", line("1", watch, 1, 10000, "", 0), line("2", gold, 1, 10000, "", 0)))
+	deliver(t, o, watch)
+	deliver(t, o, gold)
+	part := waitStage(t, o, watch, payoutsv1.FundsStage_FUNDS_STAGE_PENDING)
+	if part.GetTier() != "watch" || !part.GetWindowCloseTime().AsTime().Equal(clk.Now().Add(14*day)) {
+		t.Fatalf("watch part %v", part)
 	}
-	e.advance(7 * day)
-	e.waitBalance(t, "vendor:"+gold, bal{available: 9500})
-	e.settled(t)
-	if b := balOf(e.balance(t, "vendor:"+watch)); b != (bal{pending: 9500}) {
+	clk.Advance(7 * day)
+	waitBalance(t, "vendor:"+gold, bal{available: 9500})
+	p.Settled(t)
+	if b := balOf(balance(t, "vendor:"+watch)); b != (bal{pending: 9500}) {
 		t.Fatalf("watch vendor released early: %+v", b)
 	}
-	e.advance(7 * day)
+	clk.Advance(7 * day)
 	// 15% of 95.00 = 14.25 in reserve, 80.75 net.
-	e.waitBalance(t, "vendor:"+watch, bal{available: 8075, reserve: 1425})
-	p = e.waitStage(t, o, watch, payoutsv1.FundsStage_FUNDS_STAGE_RELEASED)
-	if p.GetReserve().GetAmountMinor() != 1425 || !p.GetReserveReleaseTime().AsTime().Equal(e.clock.Now().Add(30*day)) {
-		t.Fatalf("reserve %v", p)
+	waitBalance(t, "vendor:"+watch, bal{available: 8075, reserve: 1425})
+	part = waitStage(t, o, watch, payoutsv1.FundsStage_FUNDS_STAGE_RELEASED)
+	if part.GetReserve().GetAmountMinor() != 1425 || !part.GetReserveReleaseTime().AsTime().Equal(clk.Now().Add(30*day)) {
+		t.Fatalf("reserve %v", part)
 	}
-	e.advance(30 * day)
-	e.waitBalance(t, "vendor:"+watch, bal{available: 9500})
+	clk.Advance(30 * day)
+	waitBalance(t, "vendor:"+watch, bal{available: 9500})
+}
+
+// Commission is booked on exactly the lines the order attributed: the
+// order service decided attribution (against its window, when the order
+// was placed), so however long before the confirmation the touch was, the
+// ledger books what the order recorded — and nothing on a line it left
+// unattributed.
+func TestCommissionAsTheOrderRecorded(t *testing.T) {
+	vendor, creator := id("v"), id("c")
+	o := id("o")
+	oc := confirmed(o, creator, line("1", vendor, 1, 10000, creator, 1000), line("2", vendor, 1, 10000, "", 0))
+	oc.Attribution.TouchTime = timestamppb.New(clk.Now().Add(-30 * day)) // longer ago than any window
+	confirm(t, oc)
+	deliver(t, o, vendor)
+	// line 1: commission 10.00, fee 5.00, vendor 85.00; line 2: fee 5.00, vendor 95.00.
+	waitBalance(t, "creator:"+creator, bal{pending: 1000})
+	waitBalance(t, "vendor:"+vendor, bal{pending: 8500 + 9500})
+	fe, ok := ledgerEvents(t, o)[0].(*payoutsv1.FundsEscrowed)
+	if !ok {
+		t.Fatal("the ledger does not start with FundsEscrowed")
+	}
+	lines := fe.GetParts()[0].GetLines()
+	if fe.GetCommissionNote() != "" || lines[0].GetCreatorId() != creator || lines[0].GetCommission().GetAmountMinor() != 1000 ||
+		lines[1].GetCreatorId() != "" || lines[1].GetCommission().GetAmountMinor() != 0 {
+		t.Fatalf("split %v", fe)
+	}
 }
 
 // Deadlines are in memory: a window that closes while the service is down
 // releases right after it comes back, once.
 func TestWindowClosesAfterRestart(t *testing.T) {
-	e := shared
-	vendor := uniq("v")
-	o := uniq("o")
-	e.confirm(t, e.confirmed(o, "", line("1", vendor, 1, 2000, "", 0)))
-	e.deliver(t, o, vendor)
-	e.waitBalance(t, "vendor:"+vendor, bal{pending: 1900})
-	if err := e.stop(); err != nil {
-		t.Fatal(err)
-	}
-	e.advance(8 * day)
-	if err := e.restart(); err != nil {
-		t.Fatal(err)
-	}
-	e.waitBalance(t, "vendor:"+vendor, bal{available: 1805, reserve: 95})
+	vendor := id("v")
+	o := id("o")
+	confirm(t, confirmed(o, "", line("1", vendor, 1, 2000, "", 0)))
+	deliver(t, o, vendor)
+	waitBalance(t, "vendor:"+vendor, bal{pending: 1900})
+	p.Stop(t)
+	clk.Advance(8 * day)
+	p.Restart(t)
+	waitBalance(t, "vendor:"+vendor, bal{available: 1805, reserve: 95})
 	// And a restart after the release books nothing again.
-	before := e.ownPosition(t)
-	if err := e.restart(); err != nil {
-		t.Fatal(err)
-	}
-	e.settled(t)
-	if after := e.ownPosition(t); after != before {
+	before := ownPosition(t)
+	p.Restart(t)
+	p.Settled(t)
+	if after := ownPosition(t); after != before {
 		t.Fatalf("a restart wrote %d events", after-before)
 	}
-	e.waitBalance(t, "vendor:"+vendor, bal{available: 1805, reserve: 95})
+	waitBalance(t, "vendor:"+vendor, bal{available: 1805, reserve: 95})
 }
 
 // Replaying events changes nothing: the same events re-published under new
 // event ids (a producer retrying after a crash) and every upstream event
 // re-read by new consumers book nothing.
 func TestReplayedEventsChangeNothing(t *testing.T) {
-	e := shared
-	vendor, creator := uniq("v"), uniq("c")
-	o := uniq("o")
-	oc := e.confirmed(o, creator, line("1", vendor, 1, 5000, creator, 1500))
-	e.confirm(t, oc)
-	e.deliver(t, o, vendor)
-	claim := uniq("cl")
-	e.claimOpened(t, claim, o, vendor, 100)
-	rf := uniq("rf")
-	e.refunded(t, rf, o, vendor, 100)
-	e.claimClosed(t, claim, o, vendor, "refunded")
-	e.advance(8 * day)
-	e.waitStage(t, o, vendor, payoutsv1.FundsStage_FUNDS_STAGE_RELEASED)
-	e.settled(t)
-	before := e.ownPosition(t)
-	want := balOf(e.balance(t, "vendor:"+vendor))
+	vendor, creator := id("v"), id("c")
+	o := id("o")
+	oc := confirmed(o, creator, line("1", vendor, 1, 5000, creator, 1500))
+	confirm(t, oc)
+	deliver(t, o, vendor)
+	claim := id("cl")
+	claimOpened(t, claim, o, vendor, 100)
+	rf := id("rf")
+	refunded(t, rf, o, vendor, 100)
+	claimClosed(t, claim, o, vendor, "refunded")
+	clk.Advance(8 * day)
+	waitStage(t, o, vendor, payoutsv1.FundsStage_FUNDS_STAGE_RELEASED)
+	p.Settled(t)
+	before := ownPosition(t)
+	want := balOf(balance(t, "vendor:"+vendor))
 
 	// The same facts again, under new event ids.
-	e.confirm(t, oc)
-	e.deliver(t, o, vendor)
-	e.claimOpened(t, claim, o, vendor, 100)
-	e.refunded(t, rf, o, vendor, 100)
-	e.claimClosed(t, claim, o, vendor, "refunded")
-	e.settled(t)
-	if after := e.ownPosition(t); after != before {
-		t.Fatalf("replayed facts wrote %d events: %v", after-before, e.ledgerEvents(t, o))
+	confirm(t, oc)
+	deliver(t, o, vendor)
+	claimOpened(t, claim, o, vendor, 100)
+	refunded(t, rf, o, vendor, 100)
+	claimClosed(t, claim, o, vendor, "refunded")
+	p.Settled(t)
+	if after := ownPosition(t); after != before {
+		t.Fatalf("replayed facts wrote %d events: %v", after-before, ledgerEvents(t, o))
 	}
-	if got := balOf(e.balance(t, "vendor:"+vendor)); got != want {
+	if got := balOf(balance(t, "vendor:"+vendor)); got != want {
 		t.Fatalf("balance moved: %+v, was %+v", got, want)
 	}
 }
@@ -218,21 +231,19 @@ func TestReplayedEventsChangeNothing(t *testing.T) {
 // lagging consumer, a replay) book once the order is confirmed, with the
 // capture first.
 func TestEventsBeforeTheirOrder(t *testing.T) {
-	e := shared
-	vendor := uniq("v")
-	o := uniq("o")
-	e.deliver(t, o, vendor)
-	e.refunded(t, uniq("rf"), o, vendor, 500)
-	e.tried(t, "fulfilment", app.FulfilmentConsumer) // the delivery was tried before its order existed
-	e.tried(t, "trust", app.TrustConsumer)
-	e.confirm(t, e.confirmed(o, "", line("1", vendor, 1, 2000, "", 0)))
+	vendor := id("v")
+	o := id("o")
+	delivered := deliver(t, o, vendor)
+	refund := refunded(t, id("rf"), o, vendor, 500)
+	waitTried(t, delivered[1], refund[0]) // both were tried before their order existed
+	confirm(t, confirmed(o, "", line("1", vendor, 1, 2000, "", 0)))
 	// 15.00 left in the window: fee 0.75, vendor 14.25.
-	e.waitBalance(t, "vendor:"+vendor, bal{pending: 1425})
-	s := e.settlement(t, o)
+	waitBalance(t, "vendor:"+vendor, bal{pending: 1425})
+	s := settlement(t, o)
 	if s.GetRefunded().GetAmountMinor() != 500 || s.GetParts()[0].GetStage() != payoutsv1.FundsStage_FUNDS_STAGE_PENDING {
 		t.Fatalf("settlement %v", s)
 	}
-	evs := e.ledgerEvents(t, o)
+	evs := ledgerEvents(t, o)
 	if _, ok := evs[0].(*payoutsv1.FundsEscrowed); !ok {
 		t.Fatalf("the ledger starts with %T", evs[0])
 	}
@@ -241,25 +252,24 @@ func TestEventsBeforeTheirOrder(t *testing.T) {
 // An event the ledger cannot book (a vendor the order does not have) is
 // parked on the dead-letter stream, where audit sees it, at once.
 func TestUnbookableEventsAreParked(t *testing.T) {
-	e := shared
-	vendor := uniq("v")
-	o := uniq("o")
-	e.confirm(t, e.confirmed(o, "", line("1", vendor, 1, 2000, "", 0)))
-	stranger := uniq("v")
-	recs := e.claimOpenedRecs(t, uniq("cl"), o, stranger)
-	js, err := jetstream.New(e.nc)
+	vendor := id("v")
+	o := id("o")
+	confirm(t, confirmed(o, "", line("1", vendor, 1, 2000, "", 0)))
+	stranger := id("v")
+	recs := claimOpened(t, id("cl"), o, stranger, 1)
+	js, err := jetstream.New(p.NATS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func() error {
+	platformtest.Eventually(t, "the claim parked", func() error {
 		parked, err := bus.ListParked(t.Context(), js, app.TrustConsumer)
 		if err != nil {
 			return err
 		}
-		for _, p := range parked {
-			if p.EventID == recs[0].ID {
-				if !strings.Contains(p.Reason, "no part for vendor "+stranger) {
-					return fmt.Errorf("parked for %q", p.Reason)
+		for _, pk := range parked {
+			if pk.EventID == recs[0].ID {
+				if !strings.Contains(pk.Reason, "no part for vendor "+stranger) {
+					return fmt.Errorf("parked for %q", pk.Reason)
 				}
 				return nil
 			}
@@ -268,28 +278,22 @@ func TestUnbookableEventsAreParked(t *testing.T) {
 	})
 }
 
-func (e *env) claimOpenedRecs(t testing.TB, claimID, orderID, vendor string) []eventstore.RecordedEvent {
-	t.Helper()
-	return e.emit(t, "trust", "claim-"+claimID, &trustv1.ClaimOpened{ClaimId: claimID, OrderId: orderID, VendorId: vendor,
-		ClaimedAmount: eur(1), OpenTime: timestamppb.New(e.clock.Now())})
-}
-
 // Concurrent payout runs with different request ids never pay the same
 // money twice.
 func TestConcurrentRunsPayOnce(t *testing.T) {
-	e := shared
-	vendor := uniq("v")
-	o := uniq("o")
-	e.tier(t, vendor, "gold")
-	e.confirm(t, e.confirmed(o, "", line("1", vendor, 1, 3000, "", 0)))
-	e.deliver(t, o, vendor)
-	e.waitStage(t, o, vendor, payoutsv1.FundsStage_FUNDS_STAGE_PENDING)
-	e.advance(8 * day)
-	e.waitBalance(t, "vendor:"+vendor, bal{available: 2850})
+	vendor := id("v")
+	o := id("o")
+	tier(t, vendor, "gold")
+	confirm(t, confirmed(o, "", line("1", vendor, 1, 3000, "", 0)))
+	deliver(t, o, vendor)
+	waitStage(t, o, vendor, payoutsv1.FundsStage_FUNDS_STAGE_PENDING)
+	clk.Advance(8 * day)
+	waitBalance(t, "vendor:"+vendor, bal{available: 2850})
 	results := make(chan int64, 8)
+	platform := as(t, "platform")
 	for range 8 {
 		go func() {
-			resp, err := e.as(t, "platform").RunPayouts(context.Background(), &payoutsv1.RunPayoutsRequest{RequestId: uniq("run-")})
+			resp, err := platform.RunPayouts(t.Context(), &payoutsv1.RunPayoutsRequest{RequestId: id("run-")})
 			if err != nil {
 				results <- -1
 				return
@@ -308,21 +312,20 @@ func TestConcurrentRunsPayOnce(t *testing.T) {
 	if total != 2850 {
 		t.Fatalf("8 concurrent runs paid %d in all, want 28.50 once", total)
 	}
-	e.waitBalance(t, "vendor:"+vendor, bal{paid: 2850})
+	waitBalance(t, "vendor:"+vendor, bal{paid: 2850})
 }
 
 // Every entry of the ledger, paged, balances per transaction; the pages
 // neither repeat nor skip.
 func TestLedgerEntriesPageAndBalance(t *testing.T) {
-	e := shared
 	// Its own order, so the ledger has entries however the tests are run.
-	order, vendor := uniq("opage"), uniq("vpage")
-	e.confirm(t, e.confirmed(order, "", line("1", vendor, 3, 333, "", 0), line("2", vendor, 1, 101, "", 0)))
-	e.waitBalance(t, "vendor:"+vendor, bal{escrow: 1100})
+	order, vendor := id("opage"), id("vpage")
+	confirm(t, confirmed(order, "", line("1", vendor, 3, 333, "", 0), line("2", vendor, 1, 101, "", 0)))
+	waitBalance(t, "vendor:"+vendor, bal{escrow: 1100})
 	var all []*payoutsv1.LedgerEntry
 	token := ""
 	for {
-		resp, err := e.as(t, "platform").ListLedgerEntries(t.Context(), &payoutsv1.ListLedgerEntriesRequest{PageSize: 7, PageToken: token})
+		resp, err := as(t, "platform").ListLedgerEntries(t.Context(), &payoutsv1.ListLedgerEntriesRequest{PageSize: 7, PageToken: token})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -353,7 +356,7 @@ func TestLedgerEntriesPageAndBalance(t *testing.T) {
 	// money in = money out + balances
 	b := map[string]*payoutsv1.GetBalanceResponse{}
 	for _, owner := range []string{"buyers", "payouts"} {
-		resp, err := e.as(t, "support").GetBalance(t.Context(), &payoutsv1.GetBalanceRequest{Owner: owner})
+		resp, err := as(t, "support").GetBalance(t.Context(), &payoutsv1.GetBalanceRequest{Owner: owner})
 		if err != nil {
 			t.Fatal(err)
 		}

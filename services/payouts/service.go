@@ -1,24 +1,26 @@
-// Package payouts wires the payouts service into a Custody process: Module
-// opens the payouts event store, starts the application (read side,
-// deadlines, consumers of the order, fulfilment and trust streams) and
-// registers custody.payouts.v1.PayoutsService.
+// Package payouts declares the payouts service as a platform module:
+// Module opens the payouts event store, builds the application and returns
+// its parts — the ledger read side (which re-schedules every open return
+// window and reserve hold as it folds the store) and the vendors' trust
+// tiers, the reactions to the order, fulfilment and trust services' events,
+// the deadline scheduler and custody.payouts.v1.PayoutsService. The
+// platform's runtime runs them; New starts nothing.
 //
 // Layout: domain/ (the pure order-ledger and payout-run aggregates, the
 // split arithmetic), app/ (reactions, deadlines, payout runs, the read
 // side), grpcapi/ (validation, authorization, error mapping).
 //
 // The upstream streams may not exist yet when payouts starts alone
-// (`custody run --target=payouts`). Start does not wait for them: each
-// consumer starts in the background as soon as its stream appears. Start
-// does wait for the read side to catch up with the payouts store, which
-// re-schedules every open return window and reserve hold.
+// (`custody run --target=payouts`): the runtime starts each reaction and
+// the tier view as soon as its stream appears. The ledger read side, fed by
+// the payouts store itself, has caught up before the process serves.
 package payouts
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,9 +39,6 @@ import (
 // Name is the module (target) name and the event store's service name.
 const Name = "payouts"
 
-// startTimeout bounds how long Start waits for the read side to catch up.
-const startTimeout = 2 * time.Minute
-
 // Options configure the payouts service.
 type Options struct {
 	// Policy holds every rate and duration (domain.DefaultPolicy).
@@ -48,102 +47,93 @@ type Options struct {
 	ReadWait time.Duration
 }
 
-// Environment variables (and the flag names the binary should give them).
-// Each is parsed by Options.Set.
+// DefaultOptions are the options without configuration.
+func DefaultOptions() Options {
+	return Options{Policy: domain.DefaultPolicy(), ReadWait: 2 * time.Second}
+}
+
+// Flag names; the binary also reads each from CUSTODY_<NAME> (upper case,
+// '_' for '-'), e.g. CUSTODY_PAYOUTS_PLATFORM_FEE_BPS.
 const (
-	// EnvPlatformFeeBps: merchant fee in basis points, 0..10000. Default 500.
-	EnvPlatformFeeBps = "CUSTODY_PAYOUTS_PLATFORM_FEE_BPS"
-	// EnvReturnWindow: return window after delivery (Go duration). Default 168h.
-	EnvReturnWindow = "CUSTODY_PAYOUTS_RETURN_WINDOW"
-	// EnvTierWindowExtension: per trust tier, how much longer the window
-	// is: "watch=168h,standard=0s". Tiers not named keep their default
-	// (gold 0, silver 0, standard 0, watch 168h); new names add tiers.
-	EnvTierWindowExtension = "CUSTODY_PAYOUTS_TIER_WINDOW_EXTENSION"
-	// EnvTierReserveBps: per trust tier, the reserve held back at release:
-	// "gold=0,silver=200,standard=500,watch=1500" (the defaults).
-	EnvTierReserveBps = "CUSTODY_PAYOUTS_TIER_RESERVE_BPS"
-	// EnvReserveHold: how long a reserve is held after release. Default 720h.
-	EnvReserveHold = "CUSTODY_PAYOUTS_RESERVE_HOLD"
-	// EnvMinPayout: the smallest balance a run pays, in minor units: "1000"
-	// for every currency, or "1000,JPY=150,KWD=10000" with exceptions.
-	// Default 1000.
-	EnvMinPayout = "CUSTODY_PAYOUTS_MIN_PAYOUT"
-	// EnvAttributionWindow: how long before the order an affiliate touch
-	// still earns commission (keep it equal to the order service's
-	// CUSTODY_ATTRIBUTION_WINDOW). Default 168h.
-	EnvAttributionWindow = "CUSTODY_PAYOUTS_ATTRIBUTION_WINDOW"
+	flagPlatformFeeBps      = "payouts-platform-fee-bps"
+	flagReturnWindow        = "payouts-return-window"
+	flagTierWindowExtension = "payouts-tier-window-extension"
+	flagTierReserveBps      = "payouts-tier-reserve-bps"
+	flagReserveHold         = "payouts-reserve-hold"
+	flagMinPayout           = "payouts-min-payout"
 )
 
-// Setting describes one configurable value, for the binary's flags.
-type Setting struct {
-	Env   string
-	Flag  string
-	Usage string
-}
-
-// Settings lists every setting; cmd/custody can declare one flag per row
-// and hand its value to Options.Set.
-var Settings = []Setting{
-	{EnvPlatformFeeBps, "payouts-platform-fee-bps", "platform merchant fee in basis points (0..10000)"},
-	{EnvReturnWindow, "payouts-return-window", "return window after delivery before money is released"},
-	{EnvTierWindowExtension, "payouts-tier-window-extension", `return window extension per trust tier, e.g. "watch=168h"`},
-	{EnvTierReserveBps, "payouts-tier-reserve-bps", `reserve held back at release per trust tier, e.g. "gold=0,silver=200,standard=500,watch=1500"`},
-	{EnvReserveHold, "payouts-reserve-hold", "how long a vendor's reserve is held after release"},
-	{EnvMinPayout, "payouts-min-payout", `minimum payout in minor units, e.g. "1000" or "1000,JPY=150"`},
-	{EnvAttributionWindow, "payouts-attribution-window", "how long an affiliate touch earns commission (as the order service's)"},
-}
-
-// DefaultOptions are the defaults with the environment applied.
-func DefaultOptions() (Options, error) {
-	o := Options{Policy: domain.DefaultPolicy(), ReadWait: 2 * time.Second}
-	for _, s := range Settings {
-		if v, ok := os.LookupEnv(s.Env); ok && v != "" {
-			if err := o.Set(s.Env, v); err != nil {
-				return o, err
-			}
-		}
+// RegisterFlags declares every setting of o as a flag on fs, with o's
+// values as defaults. A value is parsed, and the policy it makes validated,
+// when the flag is set: a bad one fails the command line.
+func (o *Options) RegisterFlags(fs *flag.FlagSet) {
+	for _, f := range []struct{ name, usage string }{
+		{flagPlatformFeeBps, "platform merchant fee in basis points (0..10000)"},
+		{flagReturnWindow, "return window after delivery before money is released"},
+		{flagTierWindowExtension, `return window extension per trust tier, e.g. "watch=168h"; tiers not named keep theirs, new names add tiers`},
+		{flagTierReserveBps, `reserve held back at release per trust tier (basis points), e.g. "watch=1500"; tiers not named keep theirs`},
+		{flagReserveHold, "how long a vendor's reserve is held after release"},
+		{flagMinPayout, `minimum payout in minor units, e.g. "1000" or "1000,JPY=150"`},
+	} {
+		fs.Var(setting{o: o, name: f.name}, f.name, f.usage)
 	}
-	return o, o.Policy.Validate()
 }
 
-// Set parses one setting (named by its environment variable) into o.
-func (o *Options) Set(env, value string) error {
-	bad := func(want string) error { return fmt.Errorf("%s=%q: want %s", env, value, want) }
+// setting is one flag: it parses into its Options and shows their value.
+type setting struct {
+	o    *Options
+	name string
+}
+
+func (s setting) String() string {
+	if s.o == nil { // the flag package's zero value, for its defaults
+		return ""
+	}
+	return s.o.value(s.name)
+}
+
+func (s setting) Set(v string) error {
+	if err := s.o.set(s.name, v); err != nil {
+		return err
+	}
+	return s.o.Policy.Validate()
+}
+
+// set parses one flag's value into o.
+func (o *Options) set(name, value string) error {
+	bad := func(want string) error { return fmt.Errorf("%q: want %s", value, want) }
 	value = strings.TrimSpace(value)
 	p := &o.Policy
 	if p.Tiers == nil {
 		*p = domain.DefaultPolicy()
 	}
-	switch env {
-	case EnvPlatformFeeBps:
+	switch name {
+	case flagPlatformFeeBps:
 		n, err := strconv.ParseInt(value, 10, 64)
 		if err != nil || n < 0 || n > money.BasisPointsPerUnit {
 			return bad("basis points 0..10000, e.g. 500")
 		}
 		p.PlatformFeeBps = n
-	case EnvReturnWindow, EnvReserveHold, EnvAttributionWindow:
+	case flagReturnWindow, flagReserveHold:
 		d, err := time.ParseDuration(value)
-		if err != nil || d < 0 || (env == EnvAttributionWindow && d == 0) {
+		if err != nil || d < 0 {
 			return bad("a duration such as 168h")
 		}
-		switch env {
-		case EnvReturnWindow:
+		if name == flagReturnWindow {
 			p.ReturnWindow = d
-		case EnvReserveHold:
+		} else {
 			p.ReserveHold = d
-		default:
-			p.AttributionWindow = d
 		}
-	case EnvTierWindowExtension, EnvTierReserveBps:
+	case flagTierWindowExtension, flagTierReserveBps:
 		tiers := maps.Clone(p.Tiers)
 		for item := range strings.SplitSeq(value, ",") {
-			name, v, ok := strings.Cut(strings.TrimSpace(item), "=")
-			name = strings.ToLower(strings.TrimSpace(name))
-			if !ok || name == "" {
+			tier, v, ok := strings.Cut(strings.TrimSpace(item), "=")
+			tier = strings.ToLower(strings.TrimSpace(tier))
+			if !ok || tier == "" {
 				return bad("tier=value pairs, e.g. watch=168h")
 			}
-			t := tiers[name]
-			if env == EnvTierWindowExtension {
+			t := tiers[tier]
+			if name == flagTierWindowExtension {
 				d, err := time.ParseDuration(strings.TrimSpace(v))
 				if err != nil || d < 0 {
 					return bad("tier=duration pairs, e.g. watch=168h")
@@ -156,10 +146,10 @@ func (o *Options) Set(env, value string) error {
 				}
 				t.ReserveBps = n
 			}
-			tiers[name] = t
+			tiers[tier] = t
 		}
 		p.Tiers = tiers
-	case EnvMinPayout:
+	case flagMinPayout:
 		m := domain.MinPayout{Default: p.MinPayout.Default, PerCurrency: map[string]int64{}}
 		for i, item := range strings.Split(value, ",") {
 			cur, v, scoped := strings.Cut(strings.TrimSpace(item), "=")
@@ -182,71 +172,96 @@ func (o *Options) Set(env, value string) error {
 		}
 		p.MinPayout = m
 	default:
-		return fmt.Errorf("unknown payouts setting %s (known: %s)", env, strings.Join(settingNames(), ", "))
+		return fmt.Errorf("unknown payouts setting %s", name)
 	}
 	return nil
 }
 
-func settingNames() []string {
-	var out []string
-	for _, s := range Settings {
-		out = append(out, s.Env)
-	}
-	return slices.Sorted(slices.Values(out))
-}
-
-// Module is the payouts service with DefaultOptions (so the environment
-// applies; a malformed CUSTODY_PAYOUTS_* value fails Start).
-func Module() platform.Module {
-	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
-		o, err := DefaultOptions()
-		if err != nil {
-			return platform.Running{}, err
+// value formats one flag's current value as set would parse it.
+func (o *Options) value(name string) string {
+	p := o.Policy
+	tiers := func(f func(domain.TierPolicy) string) string {
+		var out []string
+		for _, t := range slices.Sorted(maps.Keys(p.Tiers)) {
+			out = append(out, t+"="+f(p.Tiers[t]))
 		}
-		return start(ctx, d, o)
+		return strings.Join(out, ",")
+	}
+	switch name {
+	case flagPlatformFeeBps:
+		return strconv.FormatInt(p.PlatformFeeBps, 10)
+	case flagReturnWindow:
+		return p.ReturnWindow.String()
+	case flagReserveHold:
+		return p.ReserveHold.String()
+	case flagTierWindowExtension:
+		return tiers(func(t domain.TierPolicy) string { return t.WindowExtension.String() })
+	case flagTierReserveBps:
+		return tiers(func(t domain.TierPolicy) string { return strconv.FormatInt(t.ReserveBps, 10) })
+	case flagMinPayout:
+		out := []string{strconv.FormatInt(p.MinPayout.Default, 10)}
+		for _, cur := range slices.Sorted(maps.Keys(p.MinPayout.PerCurrency)) {
+			out = append(out, cur+"="+strconv.FormatInt(p.MinPayout.PerCurrency[cur], 10))
+		}
+		return strings.Join(out, ",")
+	}
+	return ""
+}
+
+// Module is the payouts service with DefaultOptions, changed by its flags.
+func Module() platform.Module {
+	o := DefaultOptions()
+	return platform.Module{Name: Name, RegisterFlags: o.RegisterFlags, New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
+		return parts(ctx, d, o)
 	}}
 }
 
-// NewModule is the payouts service with explicit options (tests, the
-// binary's flags).
+// NewModule is the payouts service with explicit options (tests); it
+// declares no flags.
 func NewModule(o Options) platform.Module {
-	return platform.Module{Name: Name, Projections: projections, Start: func(ctx context.Context, d platform.Deps) (platform.Running, error) {
-		return start(ctx, d, o)
+	return platform.Module{Name: Name, New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
+		return parts(ctx, d, o)
 	}}
 }
 
-func start(ctx context.Context, d platform.Deps, o Options) (platform.Running, error) {
+// Reactions per upstream service. Different orders' events are booked side
+// by side, each order's in order; trust's one by one, so that a claim's
+// open, refund and close are booked in the order trust wrote them.
+const (
+	concurrency      = 8
+	trustConcurrency = 1
+)
+
+func parts(ctx context.Context, d platform.Deps, o Options) (platform.Parts, error) {
 	if o.Policy.Tiers == nil {
 		o.Policy = domain.DefaultPolicy()
 	}
 	if err := o.Policy.Validate(); err != nil {
-		return platform.Running{}, err
+		return platform.Parts{}, err
 	}
 	store, err := d.OpenStore(ctx, Name)
 	if err != nil {
-		return platform.Running{}, err
+		return platform.Parts{}, err
+	}
+	upstream := func(service string) func(context.Context) (app.Store, error) {
+		return func(ctx context.Context) (app.Store, error) { return d.OpenStoreOf(ctx, service) }
 	}
 	svc := app.New(app.Config{Policy: o.Policy, ReadWait: o.ReadWait}, app.Deps{
-		Store: store,
-		OpenUpstream: func(ctx context.Context, service string) (app.Store, error) {
-			st, err := d.OpenStoreOf(ctx, service)
-			if err != nil {
-				return nil, err
-			}
-			return st, nil
-		},
-		JetStream: d.JetStream, Replicas: d.Replicas, Clock: d.Clock, Logger: d.Logger,
+		Store: store, Orders: upstream("order"), Trust: upstream("trust"), Clock: d.Clock, Logger: d.Logger,
 	})
-	sctx, cancel := context.WithTimeout(ctx, startTimeout)
-	err = svc.Start(sctx)
-	cancel()
-	if err != nil {
-		return platform.Running{}, fmt.Errorf("payouts: %w", err)
-	}
 	api := grpcapi.New(svc, d.Logger)
-	return platform.Running{
+	return platform.Parts{
 		Register: func(r grpc.ServiceRegistrar) { payoutsv1.RegisterPayoutsServiceServer(r, api) },
-		Services: []string{payoutsv1.PayoutsService_ServiceDesc.ServiceName},
-		Stop:     svc.Stop,
+		Services: []string{grpcapi.ServiceName},
+		Projections: []platform.Projection{
+			{Name: "ledger balances and entries", Source: Name, Apply: svc.View().Apply, Position: svc.View().Position()},
+			{Name: "vendor trust tiers", Source: "trust", Apply: svc.Tiers().Apply, Position: svc.Tiers().Position()},
+		},
+		Reactions: []platform.Reaction{
+			{Name: app.OrderConsumer, Source: "order", EventTypes: app.OrderEventTypes, Handle: svc.HandleOrderEvent, Concurrency: concurrency},
+			{Name: app.FulfilmentConsumer, Source: "fulfilment", EventTypes: app.FulfilmentEventTypes, Handle: svc.HandleFulfilmentEvent, Concurrency: concurrency},
+			{Name: app.TrustConsumer, Source: "trust", EventTypes: app.TrustEventTypes, Handle: svc.HandleTrustEvent, Concurrency: trustConcurrency},
+		},
+		Workers: []func(context.Context){svc.RunDeadlines},
 	}, nil
 }

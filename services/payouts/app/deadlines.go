@@ -41,7 +41,7 @@ func (d scheduler) ReserveDone(orderID, vendorID string) {
 
 // releaseTerms resolves a vendor's trust tier now into release terms.
 func (s *Service) releaseTerms(ctx context.Context, vendorID string) domain.ReleaseTerms {
-	name, tp := s.cfg.Policy.Tier(s.tiers.Tier(ctx, vendorID, s.cfg.ReadWait))
+	name, tp := s.cfg.Policy.Tier(s.tier(ctx, vendorID))
 	return domain.ReleaseTerms{Tier: name, ReserveBps: tp.ReserveBps, ReserveHold: s.cfg.Policy.ReserveHold}
 }
 

@@ -3,12 +3,11 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,7 +18,8 @@ import (
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
-	"github.com/custody/custody/pkg/natsembed"
+	"github.com/custody/custody/pkg/platform/platformtest"
+	"github.com/custody/custody/pkg/projection"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
@@ -30,9 +30,11 @@ import (
 )
 
 // TestServiceProperties runs random sequences through the real application
-// layer: a JetStream store on an embedded NATS, the command handlers, the
-// read side and the live deadline scheduler (which races the test's own
-// calls to close windows and release reserves: both are idempotent). It
+// layer: JetStream stores on a real NATS (platformtest's, with no module
+// running: the test hands the events to the reactions itself), the command
+// handlers, the read side and the live deadline scheduler (which races the
+// test's own calls to close windows and release reserves: both are
+// idempotent). It
 // redelivers handled events at random, sometimes hands a delivery or a
 // refund over before its order's confirmation, and checks after every step
 // that the read side equals a fold of the store, that every transaction
@@ -46,7 +48,10 @@ func TestServiceProperties(t *testing.T) {
 		seeds = 1
 	}
 	for seed := range seeds {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { runServiceSequence(t, uint64(seed), 45) })
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			t.Parallel() // each seed has its own platform and clock
+			runServiceSequence(t, uint64(seed), 45)
+		})
 	}
 }
 
@@ -57,6 +62,7 @@ type harness struct {
 	own    *esjs.Store
 	up     map[string]*esjs.Store
 	svc    *app.Service
+	stop   func() // stops what start runs
 	policy domain.Policy
 	n      int
 
@@ -74,33 +80,18 @@ type handledEvent struct {
 }
 
 func runServiceSequence(t *testing.T, seed uint64, steps int) {
-	srv, err := natsembed.Start(natsembed.Config{DataDir: filepath.Join(t.TempDir(), "nats")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	h := &harness{t: t, rng: rand.New(rand.NewPCG(seed, 42)), clock: clock.NewFake(time.Date(2030, 6, 1, 0, 0, 0, 0, time.UTC)),
+	clk := clock.NewFake(time.Date(2030, 6, 1, 0, 0, 0, 0, time.UTC))
+	p := platformtest.Start(t, platformtest.Options{Clock: clk})
+	h := &harness{t: t, rng: rand.New(rand.NewPCG(seed, 42)), clock: clk,
 		up: map[string]*esjs.Store{}, parts: map[string][]string{}, claims: map[string][2]string{}}
 	h.policy = domain.DefaultPolicy()
 	h.policy.MinPayout = domain.MinPayout{Default: 300}
-	for _, svc := range []string{"payouts", "order", "fulfilment", "trust"} {
-		st, err := esjs.Open(t.Context(), nc, esjs.Config{Service: svc, Now: h.clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if svc == "payouts" {
-			h.own = st
-		} else {
-			h.up[svc] = st
-		}
+	h.own = p.Store(t, "payouts")
+	for _, svc := range []string{"order", "fulfilment", "trust"} {
+		h.up[svc] = p.Store(t, svc)
 	}
 	h.svc = h.start()
-	defer func() { _ = h.svc.Stop(context.Background()) }()
+	defer func() { h.stop() }()
 
 	for range steps {
 		h.step()
@@ -113,7 +104,7 @@ func runServiceSequence(t *testing.T, seed uint64, steps int) {
 	// re-scheduled, and nothing is written.
 	before := h.fold()
 	pos := h.lastPosition()
-	_ = h.svc.Stop(context.Background())
+	h.stop()
 	h.svc = h.start()
 	if h.lastPosition() != pos {
 		t.Fatal("a restart wrote events")
@@ -142,15 +133,24 @@ func runServiceSequence(t *testing.T, seed uint64, steps int) {
 	}
 }
 
+// start builds the service and runs what the platform's runtime would: the
+// read side and the tier view follow their stores, and once the read side
+// has caught up (every open deadline scheduled) the deadlines run.
 func (h *harness) start() *app.Service {
-	svc := app.New(app.Config{Policy: h.policy, ReadWait: 5 * time.Second}, app.Deps{
-		Store:        h.own,
-		OpenUpstream: func(_ context.Context, service string) (app.Store, error) { return h.up[service], nil },
-		Clock:        h.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err := svc.Start(h.t.Context()); err != nil {
-		h.t.Fatal(err)
+	log := slog.New(slog.DiscardHandler)
+	store := func(svc string) func(context.Context) (app.Store, error) {
+		return func(context.Context) (app.Store, error) { return h.up[svc], nil }
 	}
+	svc := app.New(app.Config{Policy: h.policy, ReadWait: 5 * time.Second}, app.Deps{
+		Store: h.own, Orders: store("order"), Trust: store("trust"), Clock: h.clock, Logger: log,
+	})
+	ctx, cancel := context.WithCancel(h.t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() { projection.Follow(ctx, log, h.own, 1, svc.View().Apply) })
+	wg.Go(func() { projection.Follow(ctx, log, h.up["trust"], 1, svc.Tiers().Apply) })
+	h.stop = func() { cancel(); wg.Wait() }
+	h.waitView(svc)
+	wg.Go(func() { svc.RunDeadlines(ctx) })
 	return svc
 }
 
@@ -304,7 +304,7 @@ func (h *harness) advance(d time.Duration) {
 }
 
 func (h *harness) runPayouts() {
-	h.waitView()
+	h.waitView(h.svc)
 	before := h.fold()
 	req := h.id("run")
 	b, err := h.svc.RunPayouts(h.t.Context(), req, "platform")
@@ -348,14 +348,11 @@ func (h *harness) lastPosition() uint64 {
 	return p
 }
 
-func (h *harness) waitView() {
+// waitView waits until svc's read side has applied every event stored now.
+func (h *harness) waitView(svc *app.Service) {
 	target := h.lastPosition()
-	deadline := time.Now().Add(10 * time.Second)
-	for h.svc.View().Position() < target {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("read side at %d, store at %d", h.svc.View().Position(), target)
-		}
-		time.Sleep(time.Millisecond)
+	if pos := svc.View().Position(); !pos.Reach(h.t.Context(), 10*time.Second, target) {
+		h.t.Fatalf("read side at %d, store at %d", pos.Last(), target)
 	}
 }
 
@@ -389,7 +386,7 @@ func (h *harness) fold() domain.Balances {
 }
 
 func (h *harness) check() {
-	h.waitView()
+	h.waitView(h.svc)
 	b := h.fold()
 	if got := h.svc.View().Balances(); !equalBalances(got, b) {
 		h.t.Fatalf("read side %v, store %v", got, b)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/services/payouts/domain"
 )
 
@@ -17,13 +18,6 @@ import (
 // a payout run would decide from stale balances. Clients retry
 // (Unavailable).
 var ErrBehind = errors.New("the payouts ledger's read side is behind the store")
-
-// NotFoundError: no such resource.
-type NotFoundError struct {
-	Kind, ID string
-}
-
-func (e *NotFoundError) Error() string { return e.Kind + " " + e.ID + " not found" }
 
 // RunPayouts pays every payable account whose balance reaches the minimum,
 // once per request id: a repeated request returns the batch it created.
@@ -69,7 +63,7 @@ func (s *Service) PayoutBatch(ctx context.Context, batchID string) (*domain.Batc
 	}
 	b, ok := st.Batches[batchID]
 	if !ok {
-		return nil, &NotFoundError{Kind: "payout batch", ID: batchID}
+		return nil, &fault.NotFoundError{Resource: "payout batch", ID: batchID}
 	}
 	return b, nil
 }
@@ -87,7 +81,7 @@ func (s *Service) OrderSettlement(ctx context.Context, orderID string) (Settleme
 		return Settlement{}, err
 	}
 	if !l.Captured {
-		return Settlement{}, &NotFoundError{Kind: "order settlement", ID: orderID}
+		return Settlement{}, &fault.NotFoundError{Resource: "order settlement", ID: orderID}
 	}
 	return Settlement{Ledger: l, Revision: rev}, nil
 }

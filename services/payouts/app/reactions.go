@@ -7,9 +7,9 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/custody/custody/pkg/bus"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/money"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
@@ -23,7 +23,7 @@ const actor = "service:payouts"
 
 func typeOf(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }
 
-// Event types each consumer handles.
+// Event types each reaction handles.
 var (
 	OrderEventTypes      = []string{typeOf(&orderv1.OrderConfirmed{}), typeOf(&orderv1.OrderCancelled{})}
 	FulfilmentEventTypes = []string{typeOf(&fulfilmentv1.FulfilmentDelivered{}), typeOf(&fulfilmentv1.FulfilmentCancelled{})}
@@ -31,8 +31,8 @@ var (
 )
 
 // ErrNotConfirmed: an event about an order whose OrderConfirmed is not in
-// the order stream (yet). The reaction is retried, and parked if it never
-// comes.
+// the order stream (yet). The runtime retries the reaction, and parks the
+// event if it never comes.
 var ErrNotConfirmed = errors.New("the order has not been confirmed")
 
 // HandleOrderEvent books OrderConfirmed (capture into escrow) and
@@ -40,7 +40,7 @@ var ErrNotConfirmed = errors.New("the order has not been confirmed")
 func (s *Service) HandleOrderEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
 	ev, err := es.Decode(rec)
 	if err != nil {
-		return bus.Permanent(err)
+		return fault.Permanent(err)
 	}
 	switch e := ev.Payload.(type) {
 	case *orderv1.OrderConfirmed:
@@ -55,57 +55,57 @@ func (s *Service) HandleOrderEvent(ctx context.Context, rec eventstore.RecordedE
 // HandleFulfilmentEvent books FulfilmentDelivered (the return window
 // starts) and FulfilmentCancelled (the part's escrow back to the buyer).
 func (s *Service) HandleFulfilmentEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
-	ev, err := es.Decode(rec)
-	if err != nil {
-		return bus.Permanent(err)
-	}
-	var orderID, kind string
-	var cmd domain.Command
-	switch e := ev.Payload.(type) {
-	case *fulfilmentv1.FulfilmentDelivered:
-		orderID, kind = e.GetOrderId(), "deliver"
-		tier, tp := s.cfg.Policy.Tier(s.tiers.Tier(ctx, e.GetVendorId(), s.cfg.ReadWait))
-		d := domain.Deliver{Cause: cause(rec), VendorID: e.GetVendorId(), FulfilmentID: e.GetFulfilmentId(), Tier: tier,
-			Window: s.cfg.Policy.ReturnWindow + tp.WindowExtension, Time: s.clock.Now()}
-		if e.GetDeliverTime() != nil {
-			d.DeliverTime = e.GetDeliverTime().AsTime()
+	return s.bookEvent(ctx, rec, func(m proto.Message) (orderID, kind string, cmd domain.Command) {
+		switch e := m.(type) {
+		case *fulfilmentv1.FulfilmentDelivered:
+			tier, tp := s.cfg.Policy.Tier(s.tier(ctx, e.GetVendorId()))
+			d := domain.Deliver{Cause: cause(rec), VendorID: e.GetVendorId(), FulfilmentID: e.GetFulfilmentId(), Tier: tier,
+				Window: s.cfg.Policy.ReturnWindow + tp.WindowExtension, Time: s.clock.Now()}
+			if e.GetDeliverTime() != nil {
+				d.DeliverTime = e.GetDeliverTime().AsTime()
+			}
+			return e.GetOrderId(), "deliver", d
+		case *fulfilmentv1.FulfilmentCancelled:
+			return e.GetOrderId(), "cancel-part", domain.Cancel{Cause: cause(rec), VendorID: e.GetVendorId(),
+				Reason: "fulfilment cancelled: " + e.GetReason(), Time: s.clock.Now()}
 		}
-		cmd = d
-	case *fulfilmentv1.FulfilmentCancelled:
-		orderID, kind = e.GetOrderId(), "cancel-part"
-		cmd = domain.Cancel{Cause: cause(rec), VendorID: e.GetVendorId(), Reason: "fulfilment cancelled: " + e.GetReason(), Time: s.clock.Now()}
-	default:
-		return nil
-	}
-	return classify(ev.Payload, orderID, s.bookCaptured(ctx, rec, orderID, kind, cmd))
+		return "", "", nil
+	})
 }
 
 // HandleTrustEvent books ClaimOpened (hold), ClaimClosed (unhold, and the
 // release if the window has closed) and RefundIssued (refund or clawback).
 func (s *Service) HandleTrustEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
+	return s.bookEvent(ctx, rec, func(m proto.Message) (orderID, kind string, cmd domain.Command) {
+		switch e := m.(type) {
+		case *trustv1.ClaimOpened:
+			return e.GetOrderId(), "open-claim", domain.OpenClaim{Cause: cause(rec), ClaimID: e.GetClaimId(), VendorID: e.GetVendorId(),
+				Amount: moneyOf(e.GetClaimedAmount()), Time: s.clock.Now()}
+		case *trustv1.ClaimClosed:
+			return e.GetOrderId(), "close-claim", domain.CloseClaim{Cause: cause(rec), ClaimID: e.GetClaimId(), VendorID: e.GetVendorId(),
+				Outcome: e.GetOutcome(), Release: s.releaseTerms(ctx, e.GetVendorId()), Time: s.clock.Now()}
+		case *trustv1.RefundIssued:
+			r := domain.Refund{Cause: cause(rec), RefundID: e.GetRefundId(), ClaimID: e.GetClaimId(), VendorID: e.GetVendorId(),
+				Amount: moneyOf(e.GetAmount()), Time: s.clock.Now()}
+			for _, l := range e.GetLines() {
+				r.Lines = append(r.Lines, domain.LineAmount{LineID: l.GetLineId(), Amount: moneyOf(l.GetAmount())})
+			}
+			return e.GetOrderId(), "refund", r
+		}
+		return "", "", nil
+	})
+}
+
+// bookEvent decodes an event about a captured order, turns it into a
+// ledger command (nil: not an event this service books) and books it,
+// capturing the order first if this event overtook its OrderConfirmed.
+func (s *Service) bookEvent(ctx context.Context, rec eventstore.RecordedEvent, command func(proto.Message) (orderID, kind string, cmd domain.Command)) error {
 	ev, err := es.Decode(rec)
 	if err != nil {
-		return bus.Permanent(err)
+		return fault.Permanent(err)
 	}
-	var orderID, kind string
-	var cmd domain.Command
-	switch e := ev.Payload.(type) {
-	case *trustv1.ClaimOpened:
-		orderID, kind = e.GetOrderId(), "open-claim"
-		cmd = domain.OpenClaim{Cause: cause(rec), ClaimID: e.GetClaimId(), VendorID: e.GetVendorId(), Amount: moneyOf(e.GetClaimedAmount()), Time: s.clock.Now()}
-	case *trustv1.ClaimClosed:
-		orderID, kind = e.GetOrderId(), "close-claim"
-		cmd = domain.CloseClaim{Cause: cause(rec), ClaimID: e.GetClaimId(), VendorID: e.GetVendorId(), Outcome: e.GetOutcome(),
-			Release: s.releaseTerms(ctx, e.GetVendorId()), Time: s.clock.Now()}
-	case *trustv1.RefundIssued:
-		orderID, kind = e.GetOrderId(), "refund"
-		r := domain.Refund{Cause: cause(rec), RefundID: e.GetRefundId(), ClaimID: e.GetClaimId(), VendorID: e.GetVendorId(),
-			Amount: moneyOf(e.GetAmount()), Time: s.clock.Now()}
-		for _, l := range e.GetLines() {
-			r.Lines = append(r.Lines, domain.LineAmount{LineID: l.GetLineId(), Amount: moneyOf(l.GetAmount())})
-		}
-		cmd = r
-	default:
+	orderID, kind, cmd := command(ev.Payload)
+	if cmd == nil {
 		return nil
 	}
 	return classify(ev.Payload, orderID, s.bookCaptured(ctx, rec, orderID, kind, cmd))
@@ -121,9 +121,9 @@ func moneyOf(m *typev1.Money) money.Money {
 	return money.Money{Currency: m.GetCurrencyCode(), Minor: m.GetAmountMinor()}
 }
 
-// classify turns a reaction's error into the bus's terms: what no retry
-// can cure (a malformed event, a vendor the order does not have, an id
-// that is not an order id) is parked at once, where audit sees it.
+// classify turns a reaction's error into the runtime's terms: what no
+// retry can cure (a malformed event, a vendor the order does not have, an
+// id that is not an order id) is parked at once, where audit sees it.
 func classify(ev proto.Message, orderID string, err error) error {
 	var invalid *domain.InvalidError
 	var unknown *domain.UnknownPartError
@@ -131,7 +131,7 @@ func classify(ev proto.Message, orderID string, err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &invalid), errors.As(err, &unknown), errors.Is(err, es.ErrBadCommand):
-		return bus.Permanent(fmt.Errorf("%s for order %q: %w", proto.MessageName(ev), orderID, err))
+		return fault.Permanent(fmt.Errorf("%s for order %q: %w", proto.MessageName(ev), orderID, err))
 	}
 	return err
 }
@@ -165,7 +165,7 @@ func (s *Service) bookCaptured(ctx context.Context, rec eventstore.RecordedEvent
 // captureFromOrderStream finds the order's OrderConfirmed in the order
 // service's stream and books it, as the order consumer would.
 func (s *Service) captureFromOrderStream(ctx context.Context, orderID string) error {
-	st := s.orderStore()
+	st := s.orders.get(ctx, s.cfg.ReadWait)
 	if st == nil {
 		return fmt.Errorf("order %s: %w (the order service's events are not readable yet)", orderID, ErrNotConfirmed)
 	}
@@ -190,16 +190,13 @@ func (s *Service) captureFromOrderStream(ctx context.Context, orderID string) er
 }
 
 // capture books an OrderConfirmed. The command id derives from its event
-// id, whichever path books it.
+// id, whichever path books it. Commission follows the lines' creators as
+// the order recorded them: the order service decided attribution.
 func (s *Service) capture(ctx context.Context, rec eventstore.RecordedEvent, e *orderv1.OrderConfirmed) error {
 	c := domain.Capture{Cause: cause(rec), BuyerID: e.GetBuyerId(), Total: moneyOf(e.GetTotal()),
-		PSPReference: e.GetPayment().GetPspReference(), FeeBps: s.cfg.Policy.PlatformFeeBps,
-		AttributionWindow: s.cfg.Policy.AttributionWindow, Time: s.clock.Now()}
+		PSPReference: e.GetPayment().GetPspReference(), FeeBps: s.cfg.Policy.PlatformFeeBps, Time: s.clock.Now()}
 	if e.GetConfirmTime() != nil {
 		c.ConfirmTime = e.GetConfirmTime().AsTime()
-	}
-	if a := e.GetAttribution(); a != nil && a.GetTouchTime() != nil {
-		c.TouchTime = a.GetTouchTime().AsTime()
 	}
 	for _, l := range e.GetLines() {
 		c.Lines = append(c.Lines, domain.CapturedLine{LineID: l.GetLineId(), VendorID: l.GetVendorId(), CreatorID: l.GetCreatorId(),

@@ -2,9 +2,7 @@ package app
 
 import (
 	"context"
-	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
@@ -19,25 +17,21 @@ type TierView struct {
 	pos *projection.Position
 
 	mu    sync.RWMutex
-	store Store
 	tiers map[string]string
 }
 
 // NewTierView returns an empty view.
 func NewTierView() *TierView { return &TierView{pos: projection.New(), tiers: map[string]string{}} }
 
-// Run projects trust's events until ctx ends.
-func (v *TierView) Run(ctx context.Context, log *slog.Logger, store Store) {
-	v.mu.Lock()
-	v.store = store
-	v.mu.Unlock()
-	projection.Follow(ctx, log, store, 1, v.Apply)
-}
+// Position is the trust store position of the last event applied.
+func (v *TierView) Position() *projection.Position { return v.pos }
+
+var scoreChanged = typeOf(&trustv1.TrustScoreChanged{})
 
 // Apply applies one trust event.
 func (v *TierView) Apply(rec eventstore.RecordedEvent) {
 	defer v.pos.Advance(rec.Position)
-	if rec.Type != string((&trustv1.TrustScoreChanged{}).ProtoReflect().Descriptor().FullName()) {
+	if rec.Type != scoreChanged {
 		return
 	}
 	ev, err := es.Decode(rec)
@@ -50,22 +44,24 @@ func (v *TierView) Apply(rec eventstore.RecordedEvent) {
 	v.mu.Unlock()
 }
 
-// Tier returns a vendor's tier as last seen ("" if never), after waiting
-// up to d for the view to catch up with trust's events stored now, so a
-// decision sees a tier change that happened just before it. If trust's
-// events cannot be read, the tier as known is used.
-func (v *TierView) Tier(ctx context.Context, vendorID string, d time.Duration) string {
-	v.mu.RLock()
-	store := v.store
-	v.mu.RUnlock()
-	if store != nil {
-		cctx, cancel := context.WithTimeout(ctx, d)
-		if target, err := store.LastPosition(cctx); err == nil {
-			v.pos.Reach(cctx, 0, target)
-		}
-		cancel()
-	}
+// Tier returns a vendor's tier as last seen ("" if never).
+func (v *TierView) Tier(vendorID string) string {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return v.tiers[vendorID]
+}
+
+// tier returns a vendor's tier after waiting (at most ReadWait) for the
+// view to catch up with trust's events stored now, so a decision sees a
+// tier change that happened just before it. If trust's events cannot be
+// read, the tier as known is used.
+func (s *Service) tier(ctx context.Context, vendorID string) string {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadWait)
+	defer cancel()
+	if st := s.trust.get(ctx, s.cfg.ReadWait); st != nil {
+		if target, err := st.LastPosition(ctx); err == nil {
+			s.tiers.pos.Reach(ctx, 0, target)
+		}
+	}
+	return s.tiers.Tier(vendorID)
 }

@@ -38,7 +38,8 @@ type Entry struct {
 // Deadlines is what the view tells as it sees return windows and reserves
 // open and close (from any process's events), so that the service keeps
 // exactly the open ones scheduled — also right after a restart, when the
-// view replays the store from the start.
+// view replays the store from the start. (A rebuild schedules them on a
+// scheduler that never runs: they go nowhere.)
 type Deadlines interface {
 	WindowOpen(orderID, vendorID string, closeAt time.Time)
 	WindowDone(orderID, vendorID string)
@@ -75,8 +76,9 @@ func NewLedgerView(deadlines Deadlines, log *slog.Logger) *LedgerView {
 		credited: map[string]map[string]int64{}, paid: map[string]map[string]int64{}, txns: map[string]bool{}}
 }
 
-// Position is the store position of the last event applied.
-func (v *LedgerView) Position() uint64 { return v.pos.Last() }
+// Position is the payouts store position of the last event applied:
+// reads wait on it (read-your-writes).
+func (v *LedgerView) Position() *projection.Position { return v.pos }
 
 // Apply applies one event of the payouts store.
 func (v *LedgerView) Apply(rec eventstore.RecordedEvent) {

@@ -55,7 +55,7 @@ func TestPolicy(t *testing.T) {
 	}
 	bad := []func(*domain.Policy){
 		func(p *domain.Policy) { p.PlatformFeeBps = 10001 },
-		func(p *domain.Policy) { p.AttributionWindow = 0 },
+		func(p *domain.Policy) { p.ReserveHold = -1 },
 		func(p *domain.Policy) { p.ReturnWindow = -1 },
 		func(p *domain.Policy) { delete(p.Tiers, domain.TierStandard) },
 		func(p *domain.Policy) { p.Tiers["gold"] = domain.TierPolicy{ReserveBps: -1} },

@@ -3,7 +3,8 @@ package domain
 import (
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/custody/custody/pkg/fault"
 )
 
 // Sentinel errors.
@@ -29,38 +30,12 @@ func (e *UnknownPartError) Error() string {
 	return fmt.Sprintf("order %s has no part for vendor %s", e.OrderID, e.VendorID)
 }
 
-// Violation names one bad field, AIP-style ("lines[2].line_total").
-type Violation struct {
-	Field       string
-	Description string
-}
-
-// Violations accumulates violations; the zero value is ready to use.
-type Violations []Violation
-
-// Add records a violation.
-func (v *Violations) Add(field, format string, args ...any) {
-	*v = append(*v, Violation{Field: field, Description: fmt.Sprintf(format, args...)})
-}
-
-// Err is nil without violations, else an *InvalidError.
-func (v Violations) Err() error {
-	if len(v) == 0 {
-		return nil
-	}
-	return &InvalidError{Violations: v}
-}
-
-// InvalidError is input that cannot be booked: a malformed upstream event
-// or a bad request.
-type InvalidError struct {
-	Violations []Violation
-}
-
-func (e *InvalidError) Error() string {
-	parts := make([]string, 0, len(e.Violations))
-	for _, v := range e.Violations {
-		parts = append(parts, v.Field+": "+v.Description)
-	}
-	return "invalid: " + strings.Join(parts, "; ")
-}
+// The shared failure vocabulary (pkg/fault), named here so that call sites
+// read as the domain's: a malformed upstream event or a bad request is an
+// *InvalidError naming every offending field, AIP-style
+// ("lines[2].line_total").
+type (
+	Violation    = fault.Violation
+	Violations   = fault.Violations
+	InvalidError = fault.InvalidError
+)

@@ -141,7 +141,9 @@ type CapturedPart struct {
 }
 
 // Capture books an order's captured payment into escrow (OrderConfirmed)
-// and fixes its split.
+// and fixes its split. Its lines name the creator the order attributed
+// each to ("" for none) and the rate: the commission booked is what the
+// order recorded.
 type Capture struct {
 	Cause        Cause
 	BuyerID      string
@@ -149,11 +151,9 @@ type Capture struct {
 	Lines        []CapturedLine
 	Parts        []CapturedPart // empty: one part per vendor, in line order
 	PSPReference string
-	// TouchTime of the attribution, if any; ConfirmTime of the order.
-	TouchTime, ConfirmTime time.Time
-	FeeBps                 int64
-	AttributionWindow      time.Duration
-	Time                   time.Time
+	ConfirmTime  time.Time // when the order was confirmed
+	FeeBps       int64
+	Time         time.Time
 }
 
 // Deliver starts a part's return window (FulfilmentDelivered).
@@ -326,14 +326,14 @@ func decideCapture(l Ledger, c Capture) ([]proto.Message, error) {
 	if l.Captured {
 		return nil, nil
 	}
-	parts, note, err := splitOrder(l.OrderID, c)
+	parts, err := splitOrder(l.OrderID, c)
 	if err != nil {
 		return nil, err
 	}
 	cur := c.Total.Currency
 	ev := &payoutsv1.FundsEscrowed{
 		OrderId: l.OrderID, BuyerId: c.BuyerID, Total: c.Total.ToProto(), Parts: parts,
-		PspReference: c.PSPReference, CommissionNote: note, EscrowTime: timestamppb.New(c.Time),
+		PspReference: c.PSPReference, EscrowTime: timestamppb.New(c.Time),
 	}
 	if !c.ConfirmTime.IsZero() {
 		ev.CaptureTime = timestamppb.New(c.ConfirmTime)
@@ -351,7 +351,7 @@ func decideCapture(l Ledger, c Capture) ([]proto.Message, error) {
 }
 
 // splitOrder validates an OrderConfirmed and fixes its split.
-func splitOrder(orderID string, c Capture) ([]*payoutsv1.PartSplit, string, error) {
+func splitOrder(orderID string, c Capture) ([]*payoutsv1.PartSplit, error) {
 	var v Violations
 	cur := c.Total.Currency
 	if err := money.ValidateCurrency(cur); err != nil {
@@ -430,15 +430,12 @@ func splitOrder(orderID string, c Capture) ([]*payoutsv1.PartSplit, string, erro
 		}
 	}
 	if err := v.Err(); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 
-	note := ""
-	earliest := c.ConfirmTime.Add(-(c.AttributionWindow + ConfirmGrace))
-	if c.AttributionWindow > 0 && !c.TouchTime.IsZero() && !c.ConfirmTime.IsZero() && c.TouchTime.Before(earliest) {
-		note = fmt.Sprintf("attributed at %s, more than the attribution window (%s) before the order was confirmed at %s: no commission is due",
-			c.TouchTime.UTC().Format(time.RFC3339), c.AttributionWindow, c.ConfirmTime.UTC().Format(time.RFC3339))
-	}
+	// Commission is due on exactly the lines the order recorded a creator
+	// on: the order service decided attribution (its window, its clock),
+	// and a second window here could only disagree with it.
 	out := make([]*payoutsv1.PartSplit, 0, len(parts))
 	for _, p := range parts {
 		ps := &payoutsv1.PartSplit{VendorId: p.VendorID}
@@ -446,8 +443,8 @@ func splitOrder(orderID string, c Capture) ([]*payoutsv1.PartSplit, string, erro
 		for _, id := range p.LineIDs {
 			cl := lines[id]
 			l := Line{ID: id, CreatorID: cl.CreatorID, Total: cl.Total, CommissionBps: cl.CommissionBps}
-			if note != "" || l.CreatorID == "" {
-				l.CreatorID, l.CommissionBps = "", 0
+			if l.CreatorID == "" {
+				l.CommissionBps = 0
 			}
 			l.FeeBps = min(c.FeeBps, money.BasisPointsPerUnit-l.CommissionBps) // the fee yields: the vendor's share is never negative
 			s := l.Original()
@@ -467,7 +464,7 @@ func splitOrder(orderID string, c Capture) ([]*payoutsv1.PartSplit, string, erro
 		ps.VendorShare = money.Money{Currency: cur, Minor: vend}.ToProto()
 		out = append(out, ps)
 	}
-	return out, note, nil
+	return out, nil
 }
 
 func (d *decision) part(vendorID string) (int, bool) {

@@ -45,8 +45,8 @@ func capture() domain.Capture {
 			{LineID: "2", VendorID: "v1", Total: eur(999)},
 			{LineID: "3", VendorID: "v2", Total: eur(1500)},
 		},
-		Parts:     []domain.CapturedPart{{VendorID: "v1", LineIDs: []string{"1", "2"}}, {VendorID: "v2", LineIDs: []string{"3"}}},
-		TouchTime: t0.Add(-time.Hour), ConfirmTime: t0, FeeBps: 500, AttributionWindow: 7 * day, Time: t0,
+		Parts:       []domain.CapturedPart{{VendorID: "v1", LineIDs: []string{"1", "2"}}, {VendorID: "v2", LineIDs: []string{"3"}}},
+		ConfirmTime: t0, FeeBps: 500, Time: t0,
 	}
 }
 
@@ -128,10 +128,9 @@ func TestLedgerDecide(t *testing.T) {
 	badPart.Parts = []domain.CapturedPart{{VendorID: "v1", LineIDs: []string{"1", "3"}}, {VendorID: "v2", LineIDs: []string{"2"}}}
 	noParts := capture()
 	noParts.Parts = nil
-	stale := capture()
-	stale.TouchTime = t0.Add(-7*day - domain.ConfirmGrace - time.Second)
-	justInTime := capture()
-	justInTime.TouchTime = t0.Add(-7*day - domain.ConfirmGrace)
+	unattributed := capture() // the order recorded no creator on line 1
+	unattributed.Lines = slices.Clone(unattributed.Lines)
+	unattributed.Lines[0].CreatorID = ""
 	greedy := capture()
 	greedy.Lines = slices.Clone(greedy.Lines)
 	greedy.Lines[0].CommissionBps = 9800 // commission + fee would pass 100%: the fee yields
@@ -245,15 +244,16 @@ func TestLedgerDecide(t *testing.T) {
 			when:  domain.ReleaseReserve{Cause: domain.Cause{EventID: "reserve/o1/v1"}, VendorID: "v1", Time: t0.Add(38 * day)},
 			facts: []string{"ReserveReleased"},
 			then:  "RESERVE_RELEASE vendor:v1:available=132 vendor:v1:reserve=-132"},
-		{name: "stale attribution earns no commission",
-			when: stale, facts: []string{"FundsEscrowed"},
-			then: "CAPTURE buyers:payments=-4499 vendor:v1:escrow=2999 vendor:v2:escrow=1500"},
+		{name: "a line the order recorded no creator on earns no commission",
+			given: []domain.Command{unattributed}, when: deliver("v1", day), facts: []string{"ReturnWindowStarted"},
+			// line 1: fee 1.00, vendor 19.00 (its rate is ignored without a creator); line 2 as before
+			then: "DELIVERY platform:pending=149 vendor:v1:escrow=-2999 vendor:v1:pending=2850"},
 		{name: "commission near 100% leaves the fee what remains",
 			given: []domain.Command{greedy}, when: deliver("v1", day), facts: []string{"ReturnWindowStarted"},
 			// line 1: commission 19.60, fee 0.40 (200 bps left), vendor 0; line 2: fee 0.49, vendor 9.50
 			then: "DELIVERY creator:c1:pending=1960 platform:pending=89 vendor:v1:escrow=-2999 vendor:v1:pending=950"},
-		{name: "attribution at the window's edge earns commission",
-			given: []domain.Command{justInTime}, when: deliver("v1", day), facts: []string{"ReturnWindowStarted"},
+		{name: "a line the order recorded a creator on earns commission",
+			given: []domain.Command{capture()}, when: deliver("v1", day), facts: []string{"ReturnWindowStarted"},
 			then: "DELIVERY creator:c1:pending=200 platform:pending=149 vendor:v1:escrow=-2999 vendor:v1:pending=2650"},
 	}
 	for _, tt := range tests {
@@ -334,12 +334,20 @@ func TestLedgerFacts(t *testing.T) {
 		t.Errorf("FundsReleased\n got %s\nwant %s", prototext.Format(got[1]), prototext.Format(wantRel))
 	}
 
-	stale := capture()
-	stale.TouchTime = t0.Add(-30 * day)
-	got, _ = domain.DecideLedger(given(t), stale)
-	fe := got[0].(*payoutsv1.FundsEscrowed)
-	if fe.GetCommissionNote() == "" || fe.GetParts()[0].GetCommission().GetAmountMinor() != 0 || fe.GetParts()[0].GetLines()[0].GetCreatorId() != "" {
-		t.Errorf("stale attribution: %v", fe)
+	// The split follows what the order recorded, and needs no note.
+	unattributed := capture()
+	unattributed.Lines = slices.Clone(unattributed.Lines)
+	unattributed.Lines[0].CreatorID = ""
+	for _, tt := range []struct {
+		c       domain.Capture
+		creator string
+		comm    int64
+	}{{capture(), "c1", 200}, {unattributed, "", 0}} {
+		got, _ = domain.DecideLedger(given(t), tt.c)
+		fe := got[0].(*payoutsv1.FundsEscrowed)
+		if fe.GetCommissionNote() != "" || fe.GetParts()[0].GetCommission().GetAmountMinor() != tt.comm || fe.GetParts()[0].GetLines()[0].GetCreatorId() != tt.creator {
+			t.Errorf("creator %q: %v", tt.creator, fe)
+		}
 	}
 }
 

@@ -28,20 +28,14 @@ type TierPolicy struct {
 	ReserveBps int64
 }
 
-// ConfirmGrace is how long after the order was placed its confirmation may
-// come: the order service checks the attribution window against the place
-// time, the ledger only sees the confirm time.
-const ConfirmGrace = time.Hour
-
 // Policy holds every rate and duration of the ledger. The app turns it into
 // the values each command carries, so the events record what was applied.
 type Policy struct {
 	// PlatformFeeBps is the merchant fee on every line. Default 500 (5%).
+	// There is no attribution window here: the order service decides which
+	// lines a creator earns commission on, and the ledger books what the
+	// order recorded.
 	PlatformFeeBps int64
-	// AttributionWindow: a line's creator earns commission only if the
-	// touch was at most this long before the order (plus ConfirmGrace).
-	// Default 7 days, as the order service's.
-	AttributionWindow time.Duration
 	// ReturnWindow starts at delivery. Default 7 days.
 	ReturnWindow time.Duration
 	// ReserveHold: how long a part's reserve is held after release.
@@ -68,12 +62,11 @@ func DefaultTiers() map[string]TierPolicy {
 // DefaultPolicy is the policy without configuration.
 func DefaultPolicy() Policy {
 	return Policy{
-		PlatformFeeBps:    500,
-		AttributionWindow: 7 * 24 * time.Hour,
-		ReturnWindow:      7 * 24 * time.Hour,
-		ReserveHold:       30 * 24 * time.Hour,
-		Tiers:             DefaultTiers(),
-		MinPayout:         MinPayout{Default: 1000},
+		PlatformFeeBps: 500,
+		ReturnWindow:   7 * 24 * time.Hour,
+		ReserveHold:    30 * 24 * time.Hour,
+		Tiers:          DefaultTiers(),
+		MinPayout:      MinPayout{Default: 1000},
 	}
 }
 
@@ -83,8 +76,8 @@ func (p Policy) Validate() error {
 	if p.PlatformFeeBps < 0 || p.PlatformFeeBps > money.BasisPointsPerUnit {
 		errs = append(errs, fmt.Sprintf("platform fee %d bps: want 0..10000", p.PlatformFeeBps))
 	}
-	if p.AttributionWindow <= 0 || p.ReturnWindow < 0 || p.ReserveHold < 0 {
-		errs = append(errs, "attribution window must be positive, return window and reserve hold not negative")
+	if p.ReturnWindow < 0 || p.ReserveHold < 0 {
+		errs = append(errs, "the return window and the reserve hold must not be negative")
 	}
 	if _, ok := p.Tiers[TierStandard]; !ok {
 		errs = append(errs, "the standard tier must be defined (it is the default)")

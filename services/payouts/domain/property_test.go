@@ -208,25 +208,22 @@ func (s *sim) newOrder() {
 	cur := []string{"EUR", "EUR", "JPY", "KWD"}[s.pick(4)]
 	o := &mOrder{id: id, parts: map[string]*mPart{}}
 	c := domain.Capture{Cause: domain.Cause{EventID: "ev-confirm-" + id, Type: "custody.order.v1.OrderConfirmed"},
-		BuyerID: "b1", PSPReference: "psp-" + id, ConfirmTime: s.now, FeeBps: s.policy.PlatformFeeBps,
-		AttributionWindow: s.policy.AttributionWindow, Time: s.now}
-	touch := s.now.Add(-time.Duration(s.rng.Int64N(int64(9 * 24 * time.Hour))))
-	if s.pick(3) > 0 {
-		c.TouchTime = touch
-	}
-	attributed := c.TouchTime.IsZero() || !c.TouchTime.Before(s.now.Add(-s.policy.AttributionWindow-domain.ConfirmGrace))
+		BuyerID: "b1", PSPReference: "psp-" + id, ConfirmTime: s.now, FeeBps: s.policy.PlatformFeeBps, Time: s.now}
+	attributed := 0
 	var total int64
 	nv := 1 + s.pick(len(simVendors))
 	for _, v := range s.rng.Perm(len(simVendors))[:nv] {
 		for range 1 + s.pick(3) {
 			l := &mLine{id: fmt.Sprint(len(o.lines) + 1), vendor: simVendors[v], total: s.amount()}
 			cl := domain.CapturedLine{LineID: l.id, VendorID: l.vendor, Total: money.Money{Currency: cur, Minor: l.total}}
-			if s.pick(2) == 0 {
+			switch s.pick(4) {
+			case 0, 1: // the order attributed the line: the creator earns what it recorded
 				cl.CreatorID = simCreators[s.pick(len(simCreators))]
 				cl.CommissionBps = []int64{0, 1, 333, 1000, 2500, 9999, 10000}[s.pick(7)]
-				if attributed {
-					l.creator, l.commBps = cl.CreatorID, cl.CommissionBps
-				}
+				l.creator, l.commBps = cl.CreatorID, cl.CommissionBps
+				attributed++
+			case 2: // a rate without a creator earns no one anything
+				cl.CommissionBps = 1000
 			}
 			l.feeBps = min(s.policy.PlatformFeeBps, 10000-l.commBps)
 			c.Lines = append(c.Lines, cl)
@@ -249,7 +246,7 @@ func (s *sim) newOrder() {
 			}
 		}
 	}
-	s.logf("order %s %s %d, %d lines, attributed=%v", id, cur, total, len(o.lines), attributed)
+	s.logf("order %s %s %d, %d lines, %d attributed", id, cur, total, len(o.lines), attributed)
 	if !s.exec(id, c) {
 		s.t.Errorf("capture of %s booked nothing", id)
 	}

@@ -12,8 +12,8 @@ import (
 	"github.com/custody/custody/services/payouts/domain"
 )
 
-// Access control of custody.payouts.v1.PayoutsService (DESIGN §5), one row
-// per RPC:
+// Access control of custody.payouts.v1.PayoutsService (docs/design.md §5),
+// one row per RPC:
 //
 //	RPC                 vendor:<id>                 creator:<id>                support  platform  buyer, carrier, service
 //	GetBalance          owner = itself              owner = itself              all      all       -

@@ -15,6 +15,7 @@ import (
 	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
 	"github.com/custody/custody/services/payouts/app"
 	"github.com/custody/custody/services/payouts/domain"
@@ -88,7 +89,7 @@ func TestToStatus(t *testing.T) {
 	}{
 		{v.Err(), codes.InvalidArgument},
 		{fmt.Errorf("wrapped: %w", v.Err()), codes.InvalidArgument},
-		{&app.NotFoundError{Kind: "payout batch", ID: "b1"}, codes.NotFound},
+		{&fault.NotFoundError{Resource: "payout batch", ID: "b1"}, codes.NotFound},
 		{app.ErrBehind, codes.Unavailable},
 		{fmt.Errorf("x: %w", es.ErrConflict), codes.Aborted},
 		{fmt.Errorf("x: %w: boom", eventstore.ErrUnavailable), codes.Unavailable},
@@ -100,7 +101,7 @@ func TestToStatus(t *testing.T) {
 		{domain.ErrUnbalanced, codes.Internal},
 	}
 	for _, tt := range tests {
-		if got := status.Code(s.toStatus(context.Background(), tt.err)); got != tt.want {
+		if got := status.Code(s.toStatus(t.Context(), tt.err)); got != tt.want {
 			t.Errorf("toStatus(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}

@@ -2,7 +2,7 @@
 // custody.payouts.v1.PayoutsService. It validates requests (field
 // violations with AIP paths), authorizes the caller (the table in
 // authz.go), converts between the wire and the app layer, and maps every
-// error to a gRPC status in one place (toStatus).
+// error to a gRPC status in one place (toStatus, then apierr.FromError).
 package grpcapi
 
 import (
@@ -10,13 +10,9 @@ import (
 	"errors"
 	"log/slog"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/es"
-	"github.com/custody/custody/pkg/eventstore"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
 	"github.com/custody/custody/services/payouts/app"
 	"github.com/custody/custody/services/payouts/domain"
@@ -187,41 +183,16 @@ func (s *Server) GetOrderSettlement(ctx context.Context, req *payoutsv1.GetOrder
 	return &payoutsv1.GetOrderSettlementResponse{Settlement: out}, nil
 }
 
-// toStatus is the one place where errors become gRPC statuses. Bad input
-// is InvalidArgument with field violations, never Unknown; anything not
-// recognised is Internal (and logged), never passed through raw.
+// toStatus is the one place where errors become gRPC statuses: the
+// service's own cases here, the shared vocabulary (bad input with its field
+// violations, not found, conflicts, a dead store, the context's end; else
+// Internal, logged) in apierr.FromError.
 func (s *Server) toStatus(ctx context.Context, err error) error {
-	var (
-		invalid *domain.InvalidError
-		nf      *app.NotFoundError
-	)
 	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &invalid):
-		fvs := make([]apierr.FieldViolation, 0, len(invalid.Violations))
-		for _, v := range invalid.Violations {
-			fvs = append(fvs, apierr.FieldViolation{Field: v.Field, Description: v.Description})
-		}
-		return apierr.InvalidArgument(fvs...)
-	case errors.As(err, &nf):
-		return apierr.NotFound(nf.Kind, nf.ID)
 	case errors.Is(err, app.ErrBehind):
 		return apierr.Unavailable("the ledger's read side is catching up with the store; retry shortly")
-	case errors.Is(err, es.ErrConflict):
-		return apierr.Aborted("the ledger changed concurrently; retry the request")
-	case errors.Is(err, eventstore.ErrUnavailable):
-		return apierr.Unavailable("the event store is unavailable; retry shortly")
 	case errors.Is(err, es.ErrBadCommand):
 		return apierr.InvalidArgument(apierr.FieldViolation{Field: "order_id", Description: "not an order id"})
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request cancelled")
 	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	s.log.ErrorContext(ctx, "payouts service: unexpected error", "err", err)
-	return status.Error(codes.Internal, "internal error")
+	return apierr.FromError(ctx, s.log, err)
 }
