@@ -640,8 +640,12 @@ type FundsEscrowed struct {
 	Parts []*PartSplit `protobuf:"bytes,4,rep,name=parts,proto3" json:"parts,omitempty"`
 	// The payment authorisation captured.
 	PspReference string `protobuf:"bytes,5,opt,name=psp_reference,json=pspReference,proto3" json:"psp_reference,omitempty"`
-	// Why no commission is due although lines named a creator (the
-	// attribution was outside the window), if so.
+	// No longer written: the ledger books commission for exactly the lines
+	// the order attributed to a creator (the order service alone applies the
+	// attribution window). Events stored before that may carry a note saying
+	// why a creator named on a line earned nothing.
+	//
+	// Deprecated: Marked as deprecated in custody/payouts/v1/events.proto.
 	CommissionNote string `protobuf:"bytes,6,opt,name=commission_note,json=commissionNote,proto3" json:"commission_note,omitempty"`
 	// When the order was confirmed (the capture).
 	CaptureTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=capture_time,json=captureTime,proto3" json:"capture_time,omitempty"`
@@ -716,6 +720,7 @@ func (x *FundsEscrowed) GetPspReference() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in custody/payouts/v1/events.proto.
 func (x *FundsEscrowed) GetCommissionNote() string {
 	if x != nil {
 		return x.CommissionNote
@@ -1814,14 +1819,14 @@ const file_custody_payouts_v1_events_proto_rawDesc = "" +
 	"\rCreatorAmount\x12\x1d\n" +
 	"\n" +
 	"creator_id\x18\x01 \x01(\tR\tcreatorId\x12.\n" +
-	"\x06amount\x18\x02 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\"\xf2\x02\n" +
+	"\x06amount\x18\x02 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\"\xf6\x02\n" +
 	"\rFundsEscrowed\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x19\n" +
 	"\bbuyer_id\x18\x02 \x01(\tR\abuyerId\x12,\n" +
 	"\x05total\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\x05total\x123\n" +
 	"\x05parts\x18\x04 \x03(\v2\x1d.custody.payouts.v1.PartSplitR\x05parts\x12#\n" +
-	"\rpsp_reference\x18\x05 \x01(\tR\fpspReference\x12'\n" +
-	"\x0fcommission_note\x18\x06 \x01(\tR\x0ecommissionNote\x12=\n" +
+	"\rpsp_reference\x18\x05 \x01(\tR\fpspReference\x12+\n" +
+	"\x0fcommission_note\x18\x06 \x01(\tB\x02\x18\x01R\x0ecommissionNote\x12=\n" +
 	"\fcapture_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vcaptureTime\x12;\n" +
 	"\vescrow_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"escrowTime\"\x94\x02\n" +
