@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -49,9 +50,19 @@ type runtime struct {
 
 // followed is a projection and, once opened, its source store.
 type followed struct {
-	p     Projection
-	pos   *projection.Position
-	store Store // nil until the source's stream exists
+	p        Projection
+	pos      *projection.Position
+	store    Store         // nil until the source's stream exists
+	caughtUp chan struct{} // closed once it has caught up, in this run
+	once     sync.Once
+	applied  atomic.Uint64 // the last position folded in this run
+}
+
+func (f *followed) markCaughtUp() {
+	f.once.Do(func() {
+		f.pos.MarkReady()
+		close(f.caughtUp)
+	})
 }
 
 // subscribed is a reaction and, once subscribed, its consumer.
@@ -79,7 +90,7 @@ func startModule(ctx context.Context, m Module, d Deps) (*runtime, error) {
 	rt := &runtime{module: m.Name, d: d, log: d.Logger, parts: parts, cancel: cancel}
 	var own []*followed
 	for _, p := range parts.Projections {
-		f := &followed{p: p, pos: p.Position}
+		f := &followed{p: p, pos: p.Position, caughtUp: make(chan struct{})}
 		if f.pos == nil {
 			f.pos = projection.New()
 		}
@@ -92,7 +103,9 @@ func startModule(ctx context.Context, m Module, d Deps) (*runtime, error) {
 	wctx, wcancel := context.WithTimeout(ctx, catchUpTimeout)
 	defer wcancel()
 	for _, f := range own {
-		if !f.pos.WaitFor(wctx, 0, func(_ uint64, ready bool) bool { return ready }) {
+		select {
+		case <-f.caughtUp:
+		case <-wctx.Done():
 			_ = rt.stop(context.WithoutCancel(ctx))
 			return nil, fmt.Errorf("%s: read model %q did not catch up: %w", m.Name, f.p.Name, wctx.Err())
 		}
@@ -135,13 +148,14 @@ func (rt *runtime) follow(ctx context.Context, f *followed) {
 	f.store = st
 	rt.mu.Unlock()
 	if target == 0 {
-		f.pos.MarkReady()
+		f.markCaughtUp()
 	}
 	apply := func(e eventstore.RecordedEvent) {
 		f.p.Apply(e)
 		f.pos.Advance(e.Position)
+		f.applied.Store(e.Position)
 		if e.Position >= target {
-			f.pos.MarkReady()
+			f.markCaughtUp()
 		}
 	}
 	if f.p.Skipped == nil {
@@ -151,8 +165,9 @@ func (rt *runtime) follow(ctx context.Context, f *followed) {
 	projection.FollowSkipping(ctx, log, st, 1, apply, func(pos uint64) {
 		f.p.Skipped(pos)
 		f.pos.Advance(pos)
+		f.applied.Store(pos)
 		if pos >= target {
-			f.pos.MarkReady()
+			f.markCaughtUp()
 		}
 	})
 }
@@ -242,7 +257,7 @@ func (rt *runtime) settled(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("projection %q: %w", f.p.Name, err)
 		}
-		if pos := f.pos.Last(); pos < last {
+		if pos := f.applied.Load(); pos < last {
 			return fmt.Errorf("projection %q at %d of %d", f.p.Name, pos, last)
 		}
 	}

@@ -85,21 +85,14 @@ func (r *recorder) handle(_ context.Context, e eventstore.RecordedEvent) error {
 
 func TestRuntimeRunsWhatAModuleDeclares(t *testing.T) {
 	r := &recorder{ownPos: projection.New(), attempts: map[int64]int{}}
-	p := platformtest.Start(t, platformtest.Options{BeforeStart: func(p *platformtest.Platform) error {
-		// The module's own events from before this start: its own
-		// projection has folded them before the process serves.
-		st, err := p.OpenStore(context.Background(), "demo")
-		if err != nil {
-			return err
-		}
-		for i := range 3 {
-			if _, err := st.Append(context.Background(), fmt.Sprintf("thing-%d", i), eventstore.Any,
-				[]eventstore.EventData{{ID: fmt.Sprintf("boot-%d", i), Type: "custody.demo.v1.Booted"}}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}}, r.module())
+	// The module's own events from before a start: its own projection has
+	// folded them before the process serves.
+	p := platformtest.Start(t, platformtest.Options{}, r.module())
+	for i := range 3 {
+		p.Emit(t, "demo", fmt.Sprintf("thing-%d", i), &typev1.Address{CountryCode: "DE"})
+	}
+	r.own.Store(0)
+	p.Restart(t)
 	if n, ready := r.own.Load(), func() bool { _, ok := r.ownPos.Get(); return ok }(); n != 3 || !ready {
 		t.Fatalf("serving with the own projection at %d events (ready %v), want 3 and ready", n, ready)
 	}

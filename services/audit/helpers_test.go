@@ -28,14 +28,8 @@ var services = []string{"catalog", "order", "fulfilment", "trust", "payouts"}
 func startAudit(t *testing.T, dir string, create ...string) (*platformtest.Platform, *clock.Fake) {
 	t.Helper()
 	clk := clock.NewFake(t0)
-	p := platformtest.Start(t, platformtest.Options{Clock: clk, Dir: dir, BeforeStart: func(p *platformtest.Platform) error {
-		for _, svc := range create {
-			if _, err := p.OpenStore(t.Context(), svc); err != nil {
-				return err
-			}
-		}
-		return nil
-	}}, audit.NewModule(audit.Options{FreshnessWait: 5 * time.Second}))
+	p := platformtest.Start(t, platformtest.Options{Clock: clk, Dir: dir, Streams: create},
+		audit.NewModule(audit.Options{FreshnessWait: 5 * time.Second}))
 	return p, clk
 }
 

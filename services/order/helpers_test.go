@@ -1,7 +1,6 @@
 package order_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"testing"
@@ -40,7 +39,9 @@ var shared *env
 
 func TestMain(m *testing.M) {
 	clk := clock.NewFake(t0)
-	p, err := platformtest.New(platformtest.Options{Clock: clk, BeforeStart: createCatalog}, order.NewModule(order.Options{}))
+	// The catalog's stream exists first, as when the catalog runs in the
+	// same process.
+	p, err := platformtest.New(platformtest.Options{Clock: clk, Streams: []string{"catalog"}}, order.NewModule(order.Options{}))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the platform:", err)
 		os.Exit(1)
@@ -51,14 +52,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// createCatalog creates the catalog's stream before the order module
-// starts, as when the catalog runs in the same process. (It also serves
-// TestMain, which has no test and so no t.Context().)
-func createCatalog(p *platformtest.Platform) error {
-	_, err := p.OpenStore(context.Background(), "catalog")
-	return err
-}
-
 // start runs m on a platform of the test's own; withCatalog creates the
 // catalog's stream first (without it the order module starts before the
 // catalog).
@@ -67,7 +60,7 @@ func start(t *testing.T, m platform.Module, withCatalog bool) *env {
 	clk := clock.NewFake(t0)
 	o := platformtest.Options{Clock: clk}
 	if withCatalog {
-		o.BeforeStart = createCatalog
+		o.Streams = []string{"catalog"}
 	}
 	return &env{platformtest.Start(t, o, m), clk}
 }

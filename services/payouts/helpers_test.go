@@ -50,14 +50,7 @@ func TestMain(m *testing.M) {
 	p, err = platformtest.New(platformtest.Options{
 		Clock: clk, Logger: slog.New(tried),
 		// The upstream streams exist from the start, as in a whole process.
-		BeforeStart: func(p *platformtest.Platform) error {
-			for _, svc := range []string{"order", "fulfilment", "trust"} {
-				if _, err := p.OpenStore(context.Background(), svc); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
+		Streams: []string{"order", "fulfilment", "trust"},
 	}, payouts.NewModule(testOptions()))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the platform:", err)

@@ -1,7 +1,6 @@
 package trust_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -39,16 +38,9 @@ var (
 
 func TestMain(m *testing.M) {
 	clk = clock.NewFake(t0)
-	p, err := platformtest.New(platformtest.Options{Clock: clk, BeforeStart: func(p *platformtest.Platform) error {
-		// The upstream streams exist before the trust service starts, as
-		// in the all-in-one.
-		for _, s := range []string{"order", "fulfilment"} {
-			if _, err := p.OpenStore(context.Background(), s); err != nil {
-				return err
-			}
-		}
-		return nil
-	}}, trust.NewModule(trust.Options{}))
+	// The upstream streams exist before the trust service starts, as in
+	// the all-in-one.
+	p, err := platformtest.New(platformtest.Options{Clock: clk, Streams: []string{"order", "fulfilment"}}, trust.NewModule(trust.Options{}))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the platform:", err)
 		os.Exit(1)

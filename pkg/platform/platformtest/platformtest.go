@@ -57,9 +57,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Store is the event store backend (zero: JetStream on the test's NATS).
 	Store platform.Backend
-	// BeforeStart, if set, runs once NATS is up and before the modules
-	// start: create another service's stream first, say.
-	BeforeStart func(p *Platform) error
+	// Streams names services whose event streams are created before the
+	// modules start, as in the all-in-one, where every service's stream
+	// exists before the services that react to it.
+	Streams []string
 }
 
 // Platform is a running process under test.
@@ -120,8 +121,8 @@ func New(o Options, modules ...platform.Module) (*Platform, error) {
 		p.Close()
 		return nil, err
 	}
-	if o.BeforeStart != nil {
-		if err := o.BeforeStart(p); err != nil {
+	for _, svc := range o.Streams {
+		if _, err := p.openStore(context.Background(), svc); err != nil {
 			p.Close()
 			return nil, err
 		}
@@ -256,15 +257,14 @@ func Client[C any](t testing.TB, p *Platform, newClient func(grpc.ClientConnInte
 // service that does not run in this process.
 func (p *Platform) Store(t testing.TB, service string) *esjs.Store {
 	t.Helper()
-	st, err := p.OpenStore(context.Background(), service)
+	st, err := p.openStore(t.Context(), service)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return st
 }
 
-// OpenStore is Store for a caller without a testing.TB (BeforeStart).
-func (p *Platform) OpenStore(ctx context.Context, service string) (*esjs.Store, error) {
+func (p *Platform) openStore(ctx context.Context, service string) (*esjs.Store, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if st, ok := p.stores[service]; ok {
