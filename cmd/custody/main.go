@@ -85,6 +85,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.NATSListen, "nats-listen", "", "embedded NATS also listens here (host:port) so other processes can join")
 	fs.StringVar(&cfg.Targets, "target", "all", "services to run: all, or a comma-separated list ("+targetNames()+")")
 	replicas := fs.Int("replicas", 1, "replicas of each event stream (3 on a NATS cluster)")
+	fs.BoolVar(&cfg.Profiling, "pprof", false, "serve Go's runtime profiles on the admin port under /debug/pprof/ (keep the admin port private)")
 	fs.BoolVar(&cfg.RelaxedSync, "unsafe-relaxed-sync", false, "embedded NATS does not fsync every write: acknowledged events can be LOST in a crash; benchmarks only")
 	fs.StringVar(&cfg.PublicKeyFile, "auth-public-key", "", "Ed25519 public key (PEM) that verifies tokens; default: --data-dir/keys/signing.pub, created at first start")
 	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "serve gRPC over TLS with this certificate (PEM)")

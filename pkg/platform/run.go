@@ -41,6 +41,9 @@ type Config struct {
 	Replicas int
 	// RelaxedSync stops the embedded server syncing every write. Benchmarks only.
 	RelaxedSync bool
+	// Profiling serves Go's runtime profiles on the admin port under
+	// /debug/pprof/.
+	Profiling bool
 	// PublicKeyFile verifies tokens; empty means DataDir/keys/signing.pub,
 	// created with its private key at first start.
 	PublicKeyFile string
@@ -154,7 +157,7 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 		}
 		adminAddr = alis.Addr().String()
 		go func() {
-			errc <- server.ServeAdmin(ctx, alis, server.NewAdminHandler(srv.Ready, tel.MetricsHandler()))
+			errc <- server.ServeAdmin(ctx, alis, server.NewAdminHandler(srv.Ready, tel.MetricsHandler(), cfg.Profiling))
 		}()
 	}
 

@@ -6,13 +6,20 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 )
 
 // NewAdminHandler serves the admin endpoints: /healthz is 200 while the
 // process is alive, /readyz is 200 when ready() else 503, and /metrics is
 // served by metrics (telemetry.MetricsHandler) when non-nil.
-func NewAdminHandler(ready func() bool, metrics http.Handler) http.Handler {
+//
+// With profiling, Go's runtime profiles are served under /debug/pprof/
+// (net/http/pprof: cpu profile, heap, goroutines, mutex and block
+// contention, execution trace). Off by default: a profile shows the
+// process's internals and a CPU profile costs while it runs, so the admin
+// port must not be reachable by untrusted callers when it is on.
+func NewAdminHandler(ready func() bool, metrics http.Handler, profiling bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -26,6 +33,14 @@ func NewAdminHandler(ready func() bool, metrics http.Handler) http.Handler {
 	})
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
+	}
+	if profiling {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	return mux
 }

@@ -331,7 +331,7 @@ func TestShutdownCutsHangingStreams(t *testing.T) {
 func TestAdminHandler(t *testing.T) {
 	e := start(t, server.Config{})
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "custody_up 1\n") })
-	admin := httptest.NewServer(server.NewAdminHandler(e.srv.Ready, metrics))
+	admin := httptest.NewServer(server.NewAdminHandler(e.srv.Ready, metrics, false))
 	defer admin.Close()
 	get := func(path string) (int, string) {
 		resp, err := admin.Client().Get(admin.URL + path)
@@ -373,7 +373,7 @@ func TestServeAdmin(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- server.ServeAdmin(ctx, lis, server.NewAdminHandler(func() bool { return true }, nil)) }()
+	go func() { done <- server.ServeAdmin(ctx, lis, server.NewAdminHandler(func() bool { return true }, nil, false)) }()
 	resp, err := http.Get("http://" + lis.Addr().String() + "/readyz")
 	if err != nil {
 		t.Fatal(err)
@@ -391,5 +391,24 @@ func TestServeAdmin(t *testing.T) {
 func TestNewRequiresVerifier(t *testing.T) {
 	if _, err := server.New(server.Config{}); err == nil {
 		t.Fatal("New without a Verifier succeeded")
+	}
+}
+
+// Profiles are served only when asked for.
+func TestAdminProfiling(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		admin := httptest.NewServer(server.NewAdminHandler(func() bool { return true }, nil, on))
+		for path, want := range map[string]string{"/debug/pprof/": "goroutine", "/debug/pprof/heap?debug=1": "heap profile"} {
+			resp, err := admin.Client().Get(admin.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if served := resp.StatusCode == http.StatusOK && strings.Contains(string(b), want); served != on {
+				t.Errorf("profiling %v: GET %s = %d (%d bytes), served %v", on, path, resp.StatusCode, len(b), served)
+			}
+		}
+		admin.Close()
 	}
 }
