@@ -373,7 +373,9 @@ func TestServeAdmin(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- server.ServeAdmin(ctx, lis, server.NewAdminHandler(func() bool { return true }, nil, false)) }()
+	go func() {
+		done <- server.ServeAdmin(ctx, lis, server.NewAdminHandler(func() bool { return true }, nil, false))
+	}()
 	resp, err := http.Get("http://" + lis.Addr().String() + "/readyz")
 	if err != nil {
 		t.Fatal(err)
