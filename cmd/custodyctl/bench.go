@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -21,29 +22,50 @@ import (
 	"github.com/custody/custody/pkg/server"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
+	systemv1 "github.com/custody/custody/proto/custody/system/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 )
 
-// benchCmd is the load generator: a flash sale against a running server.
-// It registers a vendor and a product with --stock units, then fires
-// --orders PlaceOrder calls from --concurrency buyers, each waiting for its
-// outcome, and reports confirmed orders/s and latency percentiles. With
-// --admin it also reads the server's metrics to show the event store's
-// share of the time.
+// benchCmd is the load generator. It registers a vendor and a product with
+// --stock units, then places orders, each PlaceOrder waiting for its
+// outcome, in one of two modes:
+//
+//   - closed loop (the default): --concurrency buyers each place their next
+//     order as soon as the last one has an outcome, --orders in all. It
+//     measures the most the server confirms when it sets the pace.
+//   - open loop (--rate R --duration D): R orders a second are offered on a
+//     fixed schedule, whatever the latency, and each latency is measured
+//     from the moment its order was due, not from when it was sent, so a
+//     slow server cannot hide its queue by slowing the client down
+//     (coordinated omission).
+//
+// It reports confirmed orders/s, latency percentiles, and from the server
+// (--admin metrics, SystemService status) the event-store appends, durable
+// JetStream messages and server CPU seconds per order.
 func (c *cli) benchCmd(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("custodyctl bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", c.dataDir, "data directory of the server (to mint tokens)")
-	orders := fs.Int("orders", 2000, "PlaceOrder calls")
+	orders := fs.Int("orders", 2000, "closed loop: PlaceOrder calls")
+	concurrency := fs.Int("concurrency", 64, "closed loop: concurrent buyers")
+	rate := fs.Float64("rate", 0, "open loop: orders offered per second (0: closed loop)")
+	duration := fs.Duration("duration", 10*time.Second, "open loop: how long orders are offered")
+	maxInFlight := fs.Int("max-in-flight", 20000, "open loop: orders awaiting an outcome at most; a due order beyond it counts as not sent")
 	stock := fs.Int64("stock", 0, "units of the SKU (default: as many as orders, so all confirm)")
-	concurrency := fs.Int("concurrency", 64, "concurrent buyers")
 	admin := fs.String("admin", envOr("CUSTODY_ADMIN_ADDR", "127.0.0.1:7071"), "server admin address for metrics (empty: skip)")
 	wait := fs.Duration("wait", 10*time.Second, "how long each PlaceOrder waits for its outcome")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *rate < 0 || (*rate > 0 && *duration <= 0) || *orders <= 0 || *concurrency <= 0 {
+		return errors.New("bench: --orders and --concurrency must be positive; --rate needs a positive --duration")
+	}
+	n := *orders
+	if *rate > 0 {
+		n = int(math.Ceil(*rate * duration.Seconds()))
+	}
 	if *stock == 0 {
-		*stock = int64(*orders)
+		*stock = int64(n)
 	}
 	tok, err := platform.MintToken(*dataDir, "", "bench", []string{"platform", "service"}, time.Hour)
 	if err != nil {
@@ -70,71 +92,164 @@ func (c *cli) benchCmd(args []string, stderr io.Writer) error {
 		return fmt.Errorf("create product: %w", err)
 	}
 	sku := p.GetProduct().GetSkus()[0].GetSkuId()
-	before, _ := scrape(*admin)
+	sys := systemv1.NewSystemServiceClient(conn)
+	before := sample(ctx, sys, *admin)
 
 	ord := orderv1.NewOrderServiceClient(conn)
-	lat := make([]time.Duration, *orders)
-	var confirmed, rejected, other atomic.Int64
-	var firstErr atomic.Value
-	next := atomic.Int64{}
+	res := &benchResult{lat: make([]time.Duration, n)}
+	place := func(i int, due time.Time) {
+		resp, err := ord.PlaceOrder(ctx, &orderv1.PlaceOrderRequest{
+			RequestId: run + "-" + strconv.Itoa(i), BuyerId: "buyer-" + strconv.Itoa(i),
+			Lines:           []*orderv1.LineRequest{{SkuId: sku, Quantity: 1}},
+			ShippingAddress: &typev1.Address{RecipientName: "Bench Buyer", AddressLines: []string{"1 Load St"}, Locality: "Berlin", PostalCode: "10115", CountryCode: "DE"},
+			Payment:         &orderv1.Payment{PspReference: "psp-" + run + "-" + strconv.Itoa(i), Amount: price},
+			WaitTimeout:     durationpb.New(*wait),
+		})
+		res.record(i, time.Since(due), resp, err)
+	}
 	start := time.Now()
+	if *rate > 0 {
+		openLoop(n, *rate, *maxInFlight, start, place, res)
+	} else {
+		closedLoop(n, *concurrency, place)
+	}
+	elapsed := time.Since(start)
+	after := sample(ctx, sys, *admin)
+
+	if *rate > 0 {
+		fmt.Fprintf(c.out, "open loop: %.0f orders/s offered for %s (%d orders), stock %d, elapsed %s\n", *rate, *duration, n, *stock, elapsed.Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(c.out, "closed loop: orders %d, concurrency %d, stock %d, elapsed %s\n", n, *concurrency, *stock, elapsed.Round(time.Millisecond))
+	}
+	res.report(c.out, n, elapsed)
+	before.report(c.out, after, n, elapsed)
+	if err, _ := res.firstErr.Load().(error); err != nil {
+		return fmt.Errorf("%d calls failed; first: %w", res.other.Load(), err)
+	}
+	if res.other.Load() > 0 || res.unsent.Load() > 0 {
+		return errors.New("some orders ended neither confirmed nor rejected")
+	}
+	return nil
+}
+
+// closedLoop places n orders from concurrency buyers, each placing its
+// next order once the last has an outcome.
+func closedLoop(n, concurrency int, place func(i int, due time.Time)) {
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range *concurrency {
+	for range concurrency {
 		wg.Go(func() {
 			for {
-				i := next.Add(1) - 1
-				if i >= int64(*orders) {
+				i := int(next.Add(1) - 1)
+				if i >= n {
 					return
 				}
-				t0 := time.Now()
-				resp, err := ord.PlaceOrder(ctx, &orderv1.PlaceOrderRequest{
-					RequestId: run + "-" + strconv.FormatInt(i, 10), BuyerId: "buyer-" + strconv.FormatInt(i, 10),
-					Lines:           []*orderv1.LineRequest{{SkuId: sku, Quantity: 1}},
-					ShippingAddress: &typev1.Address{RecipientName: "Bench Buyer", AddressLines: []string{"1 Load St"}, Locality: "Berlin", PostalCode: "10115", CountryCode: "DE"},
-					Payment:         &orderv1.Payment{PspReference: "psp-" + run + "-" + strconv.FormatInt(i, 10), Amount: price},
-					WaitTimeout:     durationpb.New(*wait),
-				})
-				lat[i] = time.Since(t0)
-				switch {
-				case err != nil:
-					other.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-				case resp.GetOrder().GetState() == orderv1.OrderState_ORDER_STATE_CONFIRMED:
-					confirmed.Add(1)
-				case resp.GetOrder().GetState() == orderv1.OrderState_ORDER_STATE_REJECTED:
-					rejected.Add(1)
-				default:
-					other.Add(1)
-				}
+				place(i, time.Now())
 			}
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	after, _ := scrape(*admin)
-	slices.Sort(lat)
-	pct := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
-	fmt.Fprintf(c.out, "orders %d, concurrency %d, stock %d, elapsed %s\n", *orders, *concurrency, *stock, elapsed.Round(time.Millisecond))
-	fmt.Fprintf(c.out, "confirmed %d (%.0f orders/s), rejected %d, other %d\n", confirmed.Load(), float64(confirmed.Load())/elapsed.Seconds(), rejected.Load(), other.Load())
-	fmt.Fprintf(c.out, "PlaceOrder until outcome: p50 %s  p90 %s  p99 %s  max %s\n",
-		pct(0.50).Round(10*time.Microsecond), pct(0.90).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond))
-	if before != nil && after != nil {
-		appends := after["custody_eventstore_append_duration_seconds_count"] - before["custody_eventstore_append_duration_seconds_count"]
-		appendSecs := after["custody_eventstore_append_duration_seconds_sum"] - before["custody_eventstore_append_duration_seconds_sum"]
-		if appends > 0 {
-			// Appends of one process overlap; summed append time over wall
-			// time is the average number of appends in flight.
-			fmt.Fprintf(c.out, "event store: %.0f appends (%.1f per order), mean %.2f ms, %.2f appends in flight on average (append seconds / wall seconds)\n",
-				appends, appends/float64(*orders), 1000*appendSecs/appends, appendSecs/elapsed.Seconds())
+}
+
+// openLoop offers n orders at rate per second from start, each when it is
+// due, and waits for every outcome. An order due while maxInFlight others
+// await theirs is not sent and counted as such.
+func openLoop(n int, rate float64, maxInFlight int, start time.Time, place func(i int, due time.Time), res *benchResult) {
+	var wg sync.WaitGroup
+	var inFlight atomic.Int64
+	for i := range n {
+		due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+		time.Sleep(time.Until(due))
+		if inFlight.Load() >= int64(maxInFlight) {
+			res.unsent.Add(1)
+			res.lat[i] = -1
+			continue
 		}
+		inFlight.Add(1)
+		wg.Go(func() {
+			defer inFlight.Add(-1)
+			place(i, due)
+		})
 	}
-	if err, _ := firstErr.Load().(error); err != nil {
-		return fmt.Errorf("%d calls failed; first: %w", other.Load(), err)
+	wg.Wait()
+}
+
+// benchResult collects the outcome of every order.
+type benchResult struct {
+	lat                                []time.Duration // place → outcome, from when the order was due; -1: not sent
+	confirmed, rejected, other, unsent atomic.Int64
+	firstErr                           atomic.Value
+	last                               atomic.Int64 // unix nanoseconds of the last outcome
+}
+
+func (r *benchResult) record(i int, d time.Duration, resp *orderv1.PlaceOrderResponse, err error) {
+	r.lat[i] = d
+	r.last.Store(time.Now().UnixNano())
+	switch {
+	case err != nil:
+		r.other.Add(1)
+		r.firstErr.CompareAndSwap(nil, err)
+	case resp.GetOrder().GetState() == orderv1.OrderState_ORDER_STATE_CONFIRMED:
+		r.confirmed.Add(1)
+	case resp.GetOrder().GetState() == orderv1.OrderState_ORDER_STATE_REJECTED:
+		r.rejected.Add(1)
+	default:
+		r.other.Add(1)
 	}
-	if other.Load() > 0 {
-		return errors.New("some orders ended neither confirmed nor rejected")
+}
+
+func (r *benchResult) report(w io.Writer, n int, elapsed time.Duration) {
+	lat := slices.DeleteFunc(slices.Clone(r.lat), func(d time.Duration) bool { return d < 0 })
+	slices.Sort(lat)
+	if len(lat) == 0 {
+		fmt.Fprintln(w, "no order was sent")
+		return
 	}
-	return nil
+	pct := func(q float64) time.Duration {
+		return lat[min(len(lat)-1, int(q*float64(len(lat))))].Round(10 * time.Microsecond)
+	}
+	fmt.Fprintf(w, "confirmed %d (%.0f orders/s), rejected %d, other %d, not sent %d\n",
+		r.confirmed.Load(), float64(r.confirmed.Load())/elapsed.Seconds(), r.rejected.Load(), r.other.Load(), r.unsent.Load())
+	fmt.Fprintf(w, "place → outcome: p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
+		pct(0.50), pct(0.90), pct(0.99), pct(0.999), lat[len(lat)-1].Round(10*time.Microsecond))
+}
+
+// serverSample is what the server says about itself at one moment.
+type serverSample struct {
+	metrics map[string]float64 // nil without --admin
+	stored  uint64             // JetStream messages held (SystemService)
+	ok      bool
+}
+
+func sample(ctx context.Context, sys systemv1.SystemServiceClient, admin string) serverSample {
+	var s serverSample
+	s.metrics, _ = scrape(admin)
+	if st, err := sys.GetStatus(ctx, &systemv1.GetStatusRequest{}); err == nil {
+		s.stored, s.ok = st.GetStoredMessages(), true
+	}
+	return s
+}
+
+// report prints the server's work per order between s and after.
+func (s serverSample) report(w io.Writer, after serverSample, n int, elapsed time.Duration) {
+	if s.ok && after.ok {
+		fmt.Fprintf(w, "durable messages: %d (%.1f per order)\n", after.stored-s.stored, float64(after.stored-s.stored)/float64(n))
+	}
+	if s.metrics == nil || after.metrics == nil {
+		return
+	}
+	delta := func(name string) float64 { return after.metrics[name] - s.metrics[name] }
+	if appends := delta("custody_eventstore_append_duration_seconds_count"); appends > 0 {
+		// Appends of one process overlap; summed append time over wall
+		// time is the average number of appends in flight.
+		appendSecs := delta("custody_eventstore_append_duration_seconds_sum")
+		fmt.Fprintf(w, "event store: %.0f appends (%.1f per order), mean %.2f ms, %.2f appends in flight on average\n",
+			appends, appends/float64(n), 1000*appendSecs/appends, appendSecs/elapsed.Seconds())
+	}
+	if cpu := delta("process_cpu_seconds_total"); cpu > 0 {
+		fmt.Fprintf(w, "server CPU: %.1f s over %.1f s (%.2f cores), %.2f ms per order\n",
+			cpu, elapsed.Seconds(), cpu/elapsed.Seconds(), 1000*cpu/float64(n))
+	}
 }
 
 // scrape reads the server's Prometheus metrics, summing series by name.

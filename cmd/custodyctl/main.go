@@ -66,7 +66,7 @@ Usage:
 
   custodyctl parked [--consumer C]        events consumers gave up on (the dead-letter stream)
   custodyctl demo --data-dir D            the end-to-end story against a --clock=fake server
-  custodyctl bench [--orders N …]         flash-sale load generator (PlaceOrder until outcome)
+  custodyctl bench [--orders N …]         load generator: closed loop, or open loop with --rate R --duration D
 
 Global flags (before the command):
   --addr      server address (env CUSTODY_ADDR, default 127.0.0.1:7070)

@@ -274,3 +274,29 @@ func TestDemoNeedsFakeClock(t *testing.T) {
 		t.Errorf("demo with another data dir: %v", err)
 	}
 }
+
+// The load generator in both modes: every order offered gets an outcome
+// (here all confirm: stock = orders), and the server's own accounts of the
+// run are printed. No figure is asserted beyond counts: speed is measured
+// by running it, not by tests.
+func TestBench(t *testing.T) {
+	s := startServer(t)
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"bench", "--admin", "", "--orders", "20", "--concurrency", "4"},
+			[]string{"closed loop: orders 20", "confirmed 20 (", "rejected 0, other 0, not sent 0", "durable messages: "}},
+		{[]string{"bench", "--admin", "", "--rate", "40", "--duration", "500ms"},
+			[]string{"open loop: 40 orders/s offered for 500ms (20 orders)", "confirmed 20 (", "rejected 0, other 0, not sent 0", "p99.9 "}},
+		{[]string{"bench", "--admin", "", "--orders", "10", "--stock", "4", "--concurrency", "10"},
+			[]string{"confirmed 4 (", "rejected 6, other 0"}},
+	} {
+		out := s.ctl(t, []string{"platform"}, tc.args...)
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("custodyctl %s: output lacks %q:\n%s", strings.Join(tc.args, " "), w, out)
+			}
+		}
+	}
+}

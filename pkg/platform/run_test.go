@@ -105,6 +105,9 @@ func TestRunServesHealthStatusAndAuth(t *testing.T) {
 			if len(resp.GetEventStreams()) != 1 || resp.GetEventStreams()[0].GetEvents() != 1 || resp.GetEventStreams()[0].GetStream() != "CUSTODY_DEMO" {
 				t.Errorf("event streams = %v", resp.GetEventStreams())
 			}
+			if resp.GetStoredMessages() != 1 { // the boot event, and nothing else stored
+				t.Errorf("stored messages = %d, want 1", resp.GetStoredMessages())
+			}
 		}
 	}
 	res, err := http.Get("http://" + addrs.admin + "/metrics")

@@ -60,9 +60,10 @@ func (s *systemService) GetStatus(ctx context.Context, _ *systemv1.GetStatusRequ
 	resp := &systemv1.GetStatusResponse{
 		Version: s.version, Targets: s.targets, Nats: s.nats, StartedTime: timestamppb.New(s.started),
 	}
-	lister := s.js.ListStreams(ctx, jetstream.WithStreamListSubject("custody.>"))
+	lister := s.js.ListStreams(ctx)
 	var infos []*jetstream.StreamInfo
 	for info := range lister.Info() {
+		resp.StoredMessages += info.State.Msgs
 		if !strings.HasPrefix(info.Config.Name, "CUSTODY_") || info.Config.Name == "CUSTODY_DEADLETTER" {
 			continue
 		}

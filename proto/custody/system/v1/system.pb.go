@@ -256,9 +256,14 @@ type GetStatusResponse struct {
 	// When the process started.
 	StartedTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=started_time,json=startedTime,proto3" json:"started_time,omitempty"`
 	// One entry per service event stream found on the NATS server.
-	EventStreams  []*EventStream `protobuf:"bytes,5,rep,name=event_streams,json=eventStreams,proto3" json:"event_streams,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	EventStreams []*EventStream `protobuf:"bytes,5,rep,name=event_streams,json=eventStreams,proto3" json:"event_streams,omitempty"`
+	// Messages JetStream holds in every stream of the NATS account: event
+	// streams, consumers' processed markers, dead letters. Each was a durable
+	// (synced) write; the load generator divides the difference by the
+	// orders placed to report durable messages per order.
+	StoredMessages uint64 `protobuf:"varint,6,opt,name=stored_messages,json=storedMessages,proto3" json:"stored_messages,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetStatusResponse) Reset() {
@@ -324,6 +329,13 @@ func (x *GetStatusResponse) GetEventStreams() []*EventStream {
 		return x.EventStreams
 	}
 	return nil
+}
+
+func (x *GetStatusResponse) GetStoredMessages() uint64 {
+	if x != nil {
+		return x.StoredMessages
+	}
+	return 0
 }
 
 // EventStream is the state of one service's JetStream event stream.
@@ -430,13 +442,14 @@ const file_custody_system_v1_system_proto_rawDesc = "" +
 	"\x02by\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x02by\"D\n" +
 	"\x14AdvanceClockResponse\x12,\n" +
 	"\x03now\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x03now\"\x12\n" +
-	"\x10GetStatusRequest\"\xdf\x01\n" +
+	"\x10GetStatusRequest\"\x88\x02\n" +
 	"\x11GetStatusResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x18\n" +
 	"\atargets\x18\x02 \x03(\tR\atargets\x12\x12\n" +
 	"\x04nats\x18\x03 \x01(\tR\x04nats\x12=\n" +
 	"\fstarted_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vstartedTime\x12C\n" +
-	"\revent_streams\x18\x05 \x03(\v2\x1e.custody.system.v1.EventStreamR\feventStreams\"\xae\x01\n" +
+	"\revent_streams\x18\x05 \x03(\v2\x1e.custody.system.v1.EventStreamR\feventStreams\x12'\n" +
+	"\x0fstored_messages\x18\x06 \x01(\x04R\x0estoredMessages\"\xae\x01\n" +
 	"\vEventStream\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x16\n" +
 	"\x06stream\x18\x02 \x01(\tR\x06stream\x12\x16\n" +
