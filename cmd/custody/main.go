@@ -46,6 +46,7 @@ Usage:
   custody run [flags]      start services (all of them by default)
   custody token [flags]    print a bearer token signed with the data dir's key
   custody rebuild [flags]  rebuild services' read models from the store, verifying hash chains
+  custody probe [flags]    measure raw JetStream on this machine's disk (the ceiling for the load generator)
   custody version          print the version
 
 Run "custody <command> -h" for a command's flags.
@@ -61,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runCmd(args[1:], stderr)
 	case "token":
 		return tokenCmd(args[1:], stdout, stderr)
+	case "probe":
+		return probeCmd(args[1:], stdout, stderr)
 	case "rebuild":
 		return rebuildCmd(args[1:], stdout, stderr)
 	case "version":
