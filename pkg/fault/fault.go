@@ -80,6 +80,28 @@ type ExistsError struct {
 
 func (e *ExistsError) Error() string { return fmt.Sprintf("%s %q already exists", e.Resource, e.ID) }
 
+// IsA reports whether err is a failure like kind: a *PreconditionError
+// with kind's Reason (whatever the message), or a *NotFoundError or
+// *ExistsError of kind's Resource and, when kind names one, its ID — so
+// IsA(err, &NotFoundError{Resource: "sku"}) matches any missing SKU. Other
+// kinds are matched with errors.Is. It lets a domain keep sentinels such as
+// ErrNoHold = &PreconditionError{Reason: "NO_HOLD", …} while every refusal
+// carries its own message.
+func IsA(err, kind error) bool {
+	switch k := kind.(type) {
+	case *PreconditionError:
+		var e *PreconditionError
+		return errors.As(err, &e) && e.Reason == k.Reason
+	case *NotFoundError:
+		var e *NotFoundError
+		return errors.As(err, &e) && e.Resource == k.Resource && (k.ID == "" || e.ID == k.ID)
+	case *ExistsError:
+		var e *ExistsError
+		return errors.As(err, &e) && e.Resource == k.Resource && (k.ID == "" || e.ID == k.ID)
+	}
+	return errors.Is(err, kind)
+}
+
 // Permanent marks an event handler's error that no retry can cure (a
 // payload that does not decode, an event the handler cannot understand):
 // the runtime parks the event at once instead of redelivering it.

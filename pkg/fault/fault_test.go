@@ -32,3 +32,32 @@ func TestViolations(t *testing.T) {
 		t.Fatalf("Err() = %v", err)
 	}
 }
+
+func TestIsA(t *testing.T) {
+	noHold := &fault.PreconditionError{Reason: "NO_HOLD", Message: "no stock is held for the order"}
+	shipped := fault.Precondition("NO_HOLD", "product p1: order o1 holds 1 of p1-a")
+	cases := []struct {
+		name      string
+		err, kind error
+		want      bool
+	}{
+		{"a precondition by its reason, whatever the message", fmt.Errorf("wrapped: %w", shipped), noHold, true},
+		{"another reason", shipped, &fault.PreconditionError{Reason: "SESSION_ENDED"}, false},
+		{"any missing sku", &fault.NotFoundError{Resource: "sku", ID: "p1-a"}, &fault.NotFoundError{Resource: "sku"}, true},
+		{"that missing sku", &fault.NotFoundError{Resource: "sku", ID: "p1-a"}, &fault.NotFoundError{Resource: "sku", ID: "p1-a"}, true},
+		{"another missing sku", &fault.NotFoundError{Resource: "sku", ID: "p1-a"}, &fault.NotFoundError{Resource: "sku", ID: "p1-b"}, false},
+		{"a missing product is not a missing sku", &fault.NotFoundError{Resource: "product", ID: "p1"}, &fault.NotFoundError{Resource: "sku"}, false},
+		{"an existing vendor", &fault.ExistsError{Resource: "vendor", ID: "v1"}, &fault.ExistsError{Resource: "vendor", ID: "v1"}, true},
+		{"an existing link is not an existing vendor", &fault.ExistsError{Resource: "link", ID: "v1"}, &fault.ExistsError{Resource: "vendor"}, false},
+		{"a kind of error not here", fmt.Errorf("x: %w", errors.ErrUnsupported), errors.ErrUnsupported, true},
+		{"no error", nil, noHold, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := fault.IsA(tc.err, tc.kind); got != tc.want {
+				t.Fatalf("IsA(%v, %v) = %v, want %v", tc.err, tc.kind, got, tc.want)
+			}
+		})
+	}
+}

@@ -24,11 +24,11 @@ func (c *testClock) Now() time.Time  { return c.t }
 // world is one memory store per service, stamped by one settable clock.
 type world struct {
 	clk    *testClock
-	stores map[string]*memory.Store
+	stores map[string]eventstore.Store
 }
 
 func newWorld() *world {
-	w := &world{clk: &testClock{t: t0}, stores: map[string]*memory.Store{}}
+	w := &world{clk: &testClock{t: t0}, stores: map[string]eventstore.Store{}}
 	for _, s := range services {
 		w.stores[s] = memory.New(w.clk.Now)
 	}
@@ -37,11 +37,7 @@ func newWorld() *world {
 
 func (w *world) write(t *testing.T, s story.Story, events []story.Event) {
 	t.Helper()
-	stores := map[string]eventstore.Store{}
-	for k, v := range w.stores {
-		stores[k] = v
-	}
-	if err := s.Write(t.Context(), stores, w.clk, events); err != nil {
+	if err := s.Write(t.Context(), w.stores, w.clk, events); err != nil {
 		t.Fatal(err)
 	}
 }

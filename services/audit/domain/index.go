@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"cmp"
 	"slices"
 	"sort"
 	"strings"
@@ -19,11 +20,9 @@ type StreamRef struct {
 // String is "service/stream".
 func (r StreamRef) String() string { return r.Service + "/" + r.Stream }
 
-func (r StreamRef) less(o StreamRef) bool {
-	if r.Service != o.Service {
-		return r.Service < o.Service
-	}
-	return r.Stream < o.Stream
+// compare orders refs by service, then stream.
+func (r StreamRef) compare(o StreamRef) int {
+	return cmp.Or(cmp.Compare(r.Service, o.Service), cmp.Compare(r.Stream, o.Stream))
 }
 
 // Entry is one stored event as the index keeps it: the record as the store
@@ -177,15 +176,7 @@ func (v OrderView) Streams() []StreamRef {
 	for r := range set {
 		out = append(out, r)
 	}
-	slices.SortFunc(out, func(a, b StreamRef) int {
-		switch {
-		case a.less(b):
-			return -1
-		case b.less(a):
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, StreamRef.compare)
 	return out
 }
 

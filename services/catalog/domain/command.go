@@ -1,7 +1,17 @@
 package domain
 
-import "fmt"
+import "google.golang.org/protobuf/proto"
 
-// errUnknownCommand guards the type switches of the deciders: a command type
-// added without a case is a programming error, reported rather than a panic.
-func errUnknownCommand(c any) error { return fmt.Errorf("domain: unknown command %T", c) }
+// command is what every command of the catalog's aggregates is: it carries
+// its own decision on the aggregate's state S. The compiler then checks
+// that each command type has one, and no decider switches over its
+// command types.
+type command[S any] interface {
+	decide(S) ([]proto.Message, error)
+}
+
+// decides is the Decide of an aggregate whose commands need no common
+// check first (Products and Sessions check whether the aggregate exists).
+func decides[S any, C command[S]](s S, c C) ([]proto.Message, error) {
+	return c.decide(s)
+}

@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/custody/custody/pkg/fault"
@@ -44,24 +43,11 @@ func refuse(sentinel *RuleError, format string, args ...any) error {
 	return fault.Precondition(sentinel.Reason, format, args...)
 }
 
-// IsA reports whether err is a failure like kind: a RuleError with kind's
-// reason, or a NotFoundError or ExistsError of kind's resource and, when
-// kind names one, its id — so IsA(err, &NotFoundError{Resource: "sku"})
-// matches any missing SKU. Other kinds are matched with errors.Is.
-func IsA(err, kind error) bool {
-	switch k := kind.(type) {
-	case *RuleError:
-		var e *RuleError
-		return errors.As(err, &e) && e.Reason == k.Reason
-	case *NotFoundError:
-		var e *NotFoundError
-		return errors.As(err, &e) && e.Resource == k.Resource && (k.ID == "" || e.ID == k.ID)
-	case *ExistsError:
-		var e *ExistsError
-		return errors.As(err, &e) && e.Resource == k.Resource && (k.ID == "" || e.ID == k.ID)
-	}
-	return errors.Is(err, kind)
-}
+// IsA reports whether err is a failure like kind (fault.IsA): a RuleError
+// with kind's reason, or a NotFoundError or ExistsError of kind's resource
+// and, when kind names one, its id — so IsA(err, &NotFoundError{Resource:
+// "sku"}) matches any missing SKU. Other kinds are matched with errors.Is.
+func IsA(err, kind error) bool { return fault.IsA(err, kind) }
 
 // InsufficientStockError: a hold asked for more units of a SKU than are
 // available. It is a FailedPrecondition at the API and the reason of a

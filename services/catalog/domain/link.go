@@ -24,7 +24,7 @@ type Link struct {
 }
 
 // LinkCommand is a command to a link.
-type LinkCommand interface{ isLinkCommand() }
+type LinkCommand interface{ command[Link] }
 
 // CreateLink makes a link. The caller copies the product's vendor and
 // current commission rate into it (the app layer reads the product).
@@ -36,41 +36,35 @@ type CreateLink struct {
 	Now           time.Time
 }
 
-func (CreateLink) isLinkCommand() {}
-
 // Links is the affiliate-link aggregate.
 var Links = es.Decider[Link, LinkCommand]{
 	Aggregate: "link",
 	Initial:   func(id string) Link { return Link{ID: id} },
-	Decide:    decideLink,
+	Decide:    decides[Link, LinkCommand],
 	Evolve:    evolveLink,
 }
 
-func decideLink(s Link, c LinkCommand) ([]proto.Message, error) {
-	switch c := c.(type) {
-	case CreateLink:
-		if s.Created {
-			return nil, &ExistsError{Resource: "link", ID: s.ID}
-		}
-		var v fault.Violations
-		if !CreatorIDPattern.MatchString(c.CreatorID) {
-			v.Add("creator_id", "must be 1-128 letters, digits, '.', '-' or '_'")
-		}
-		if !AssignedIDPattern.MatchString(c.ProductID) {
-			v.Add("product_id", "is not a product id")
-		}
-		if c.CommissionBps < 0 || c.CommissionBps > MaxBps {
-			v.Add("commission_bps", "must be between 0 and %d basis points", MaxBps)
-		}
-		if err := v.Err(); err != nil {
-			return nil, err
-		}
-		return []proto.Message{&catalogv1.AffiliateLinkCreated{
-			LinkId: s.ID, CreatorId: c.CreatorID, ProductId: c.ProductID, VendorId: c.VendorID,
-			CommissionBps: c.CommissionBps, CreateTime: timestamppb.New(c.Now),
-		}}, nil
+func (c CreateLink) decide(s Link) ([]proto.Message, error) {
+	if s.Created {
+		return nil, &ExistsError{Resource: "link", ID: s.ID}
 	}
-	return nil, errUnknownCommand(c)
+	var v fault.Violations
+	if !CreatorIDPattern.MatchString(c.CreatorID) {
+		v.Add("creator_id", "must be 1-128 letters, digits, '.', '-' or '_'")
+	}
+	if !AssignedIDPattern.MatchString(c.ProductID) {
+		v.Add("product_id", "is not a product id")
+	}
+	if c.CommissionBps < 0 || c.CommissionBps > MaxBps {
+		v.Add("commission_bps", "must be between 0 and %d basis points", MaxBps)
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	return []proto.Message{&catalogv1.AffiliateLinkCreated{
+		LinkId: s.ID, CreatorId: c.CreatorID, ProductId: c.ProductID, VendorId: c.VendorID,
+		CommissionBps: c.CommissionBps, CreateTime: timestamppb.New(c.Now),
+	}}, nil
 }
 
 func evolveLink(s Link, e proto.Message) Link {

@@ -127,7 +127,7 @@ func CloneProduct(p Product) Product {
 }
 
 // ProductCommand is a command to a product.
-type ProductCommand interface{ isProductCommand() }
+type ProductCommand interface{ command[Product] }
 
 // CreateProduct lists a new product.
 type CreateProduct struct {
@@ -189,13 +189,6 @@ type RestockReturn struct {
 	Lines    []Line
 }
 
-func (CreateProduct) isProductCommand() {}
-func (AdjustStock) isProductCommand()   {}
-func (HoldStock) isProductCommand()     {}
-func (ReleaseStock) isProductCommand()  {}
-func (SellStock) isProductCommand()     {}
-func (RestockReturn) isProductCommand() {}
-
 // Products is the product aggregate.
 var Products = es.Decider[Product, ProductCommand]{
 	Aggregate: "product",
@@ -205,28 +198,16 @@ var Products = es.Decider[Product, ProductCommand]{
 	Clone:     CloneProduct,
 }
 
+// decideProduct refuses every command but CreateProduct for a product that
+// was never created.
 func decideProduct(s Product, c ProductCommand) ([]proto.Message, error) {
-	if _, ok := c.(CreateProduct); !ok && !s.Created {
+	if _, create := c.(CreateProduct); !create && !s.Created {
 		return nil, &NotFoundError{Resource: "product", ID: s.ID}
 	}
-	switch c := c.(type) {
-	case CreateProduct:
-		return decideCreate(s, c)
-	case AdjustStock:
-		return decideAdjust(s, c)
-	case HoldStock:
-		return decideHold(s, c)
-	case ReleaseStock:
-		return decideRelease(s, c)
-	case SellStock:
-		return decideSell(s, c)
-	case RestockReturn:
-		return decideRestock(s, c)
-	}
-	return nil, errUnknownCommand(c)
+	return c.decide(s)
 }
 
-func decideCreate(s Product, c CreateProduct) ([]proto.Message, error) {
+func (c CreateProduct) decide(s Product) ([]proto.Message, error) {
 	if s.Created {
 		return nil, &ExistsError{Resource: "product", ID: s.ID}
 	}
@@ -301,7 +282,7 @@ func currencyProblem(err error) string {
 	return "must be a three-letter upper-case ISO 4217 code such as \"EUR\""
 }
 
-func decideAdjust(s Product, c AdjustStock) ([]proto.Message, error) {
+func (c AdjustStock) decide(s Product) ([]proto.Message, error) {
 	var v fault.Violations
 	if c.Delta == 0 {
 		v.Add("delta", "must not be zero")
@@ -327,7 +308,7 @@ func decideAdjust(s Product, c AdjustStock) ([]proto.Message, error) {
 	}}, nil
 }
 
-func decideHold(s Product, c HoldStock) ([]proto.Message, error) {
+func (c HoldStock) decide(s Product) ([]proto.Message, error) {
 	if s.HoldFor(c.OrderID).Status != HoldNone {
 		return nil, nil // decided before: the caller reads the status
 	}
@@ -371,7 +352,7 @@ func mergeLines(in []Line) ([]Line, error) {
 	return out, nil
 }
 
-func decideRelease(s Product, c ReleaseStock) ([]proto.Message, error) {
+func (c ReleaseStock) decide(s Product) ([]proto.Message, error) {
 	h := s.HoldFor(c.OrderID)
 	switch h.Status {
 	case HoldReleased, HoldSold:
@@ -383,7 +364,7 @@ func decideRelease(s Product, c ReleaseStock) ([]proto.Message, error) {
 	}}, nil
 }
 
-func decideSell(s Product, c SellStock) ([]proto.Message, error) {
+func (c SellStock) decide(s Product) ([]proto.Message, error) {
 	h := s.HoldFor(c.OrderID)
 	if slices.Contains(h.Shipments, c.ShipmentID) {
 		return nil, nil
@@ -414,7 +395,7 @@ func decideSell(s Product, c SellStock) ([]proto.Message, error) {
 	}}, nil
 }
 
-func decideRestock(s Product, c RestockReturn) ([]proto.Message, error) {
+func (c RestockReturn) decide(s Product) ([]proto.Message, error) {
 	h := s.HoldFor(c.OrderID)
 	if slices.Contains(h.Returns, c.ReturnID) {
 		return nil, nil

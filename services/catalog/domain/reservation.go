@@ -62,7 +62,7 @@ func (r Reservation) Products() []string {
 }
 
 // ReservationCommand is a command to a reservation.
-type ReservationCommand interface{ isReservationCommand() }
+type ReservationCommand interface{ command[Reservation] }
 
 // RequestReservation records an order's lines. It decides nothing for a
 // reservation that already exists, cancelled ones included: the caller
@@ -91,58 +91,55 @@ type CancelReservation struct {
 	Now    time.Time
 }
 
-func (RequestReservation) isReservationCommand()  {}
-func (CompleteReservation) isReservationCommand() {}
-func (FailReservation) isReservationCommand()     {}
-func (CancelReservation) isReservationCommand()   {}
-
 // Reservations is the reservation aggregate: the state of the saga that
 // reserves every line of an order or none.
 var Reservations = es.Decider[Reservation, ReservationCommand]{
 	Aggregate: "reservation",
 	Initial:   func(id string) Reservation { return Reservation{OrderID: id} },
-	Decide:    decideReservation,
+	Decide:    decides[Reservation, ReservationCommand],
 	Evolve:    evolveReservation,
 }
 
-func decideReservation(s Reservation, c ReservationCommand) ([]proto.Message, error) {
-	switch c := c.(type) {
-	case RequestReservation:
-		if s.Status != ReservationNone {
-			return nil, nil
-		}
-		return []proto.Message{&catalogv1.ReservationRequested{OrderId: s.OrderID, Lines: linesToProto(c.Lines)}}, nil
-	case CompleteReservation:
-		switch s.Status {
-		case ReservationRequested:
-			return []proto.Message{&catalogv1.StockReserved{OrderId: s.OrderID, Lines: linesToProto(s.Lines), ReserveTime: timestamppb.New(c.Now)}}, nil
-		case ReservationReserved:
-			return nil, nil
-		case ReservationCancelled, ReservationReleased:
-			return nil, refuse(ErrReservationCanceled, "reservation of order %s was cancelled", s.OrderID)
-		}
-		return nil, closed(s)
-	case FailReservation:
-		switch s.Status {
-		case ReservationRequested:
-			return []proto.Message{&catalogv1.StockReservationFailed{
-				OrderId: s.OrderID, SkuId: c.SkuID, Requested: c.Requested, Available: c.Available,
-				Reason: c.Reason, FailTime: timestamppb.New(c.Now),
-			}}, nil
-		case ReservationFailed, ReservationCancelled, ReservationReleased:
-			return nil, nil // already failed, or the order is gone: nothing to report
-		}
-		return nil, closed(s)
-	case CancelReservation:
-		switch s.Status {
-		case ReservationNone, ReservationRequested:
-			return []proto.Message{&catalogv1.ReservationCancelled{OrderId: s.OrderID, Reason: c.Reason, CancelTime: timestamppb.New(c.Now)}}, nil
-		case ReservationReserved:
-			return []proto.Message{&catalogv1.StockReleased{OrderId: s.OrderID, Reason: c.Reason, ReleaseTime: timestamppb.New(c.Now)}}, nil
-		}
-		return nil, nil // failed, cancelled or released: nothing is reserved
+func (c RequestReservation) decide(s Reservation) ([]proto.Message, error) {
+	if s.Status != ReservationNone {
+		return nil, nil
 	}
-	return nil, errUnknownCommand(c)
+	return []proto.Message{&catalogv1.ReservationRequested{OrderId: s.OrderID, Lines: linesToProto(c.Lines)}}, nil
+}
+
+func (c CompleteReservation) decide(s Reservation) ([]proto.Message, error) {
+	switch s.Status {
+	case ReservationRequested:
+		return []proto.Message{&catalogv1.StockReserved{OrderId: s.OrderID, Lines: linesToProto(s.Lines), ReserveTime: timestamppb.New(c.Now)}}, nil
+	case ReservationReserved:
+		return nil, nil
+	case ReservationCancelled, ReservationReleased:
+		return nil, refuse(ErrReservationCanceled, "reservation of order %s was cancelled", s.OrderID)
+	}
+	return nil, closed(s)
+}
+
+func (c FailReservation) decide(s Reservation) ([]proto.Message, error) {
+	switch s.Status {
+	case ReservationRequested:
+		return []proto.Message{&catalogv1.StockReservationFailed{
+			OrderId: s.OrderID, SkuId: c.SkuID, Requested: c.Requested, Available: c.Available,
+			Reason: c.Reason, FailTime: timestamppb.New(c.Now),
+		}}, nil
+	case ReservationFailed, ReservationCancelled, ReservationReleased:
+		return nil, nil // already failed, or the order is gone: nothing to report
+	}
+	return nil, closed(s)
+}
+
+func (c CancelReservation) decide(s Reservation) ([]proto.Message, error) {
+	switch s.Status {
+	case ReservationNone, ReservationRequested:
+		return []proto.Message{&catalogv1.ReservationCancelled{OrderId: s.OrderID, Reason: c.Reason, CancelTime: timestamppb.New(c.Now)}}, nil
+	case ReservationReserved:
+		return []proto.Message{&catalogv1.StockReleased{OrderId: s.OrderID, Reason: c.Reason, ReleaseTime: timestamppb.New(c.Now)}}, nil
+	}
+	return nil, nil // failed, cancelled or released: nothing is reserved
 }
 
 func closed(s Reservation) error {

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custody/custody/pkg/es/estest"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	"github.com/custody/custody/services/catalog/domain"
 )
@@ -21,24 +22,24 @@ func TestReservation(t *testing.T) {
 	fail := domain.FailReservation{SkuID: "pa-y", Requested: 2, Available: 1, Reason: "short", Now: t1}
 	cancel := domain.CancelReservation{Reason: "order cancelled", Now: t1}
 
-	runScenarios(t, domain.Reservations, "o1", []scenario[domain.ReservationCommand]{
-		{name: "request", when: domain.RequestReservation{Lines: l}, then: []proto.Message{requested}},
-		{name: "request again", given: []proto.Message{requested}, when: domain.RequestReservation{Lines: l}},
-		{name: "request after cancel is a no-op", given: []proto.Message{cancelled}, when: domain.RequestReservation{Lines: l}},
-		{name: "complete", given: []proto.Message{requested}, when: domain.CompleteReservation{Now: t1}, then: []proto.Message{reserved}},
-		{name: "complete twice", given: []proto.Message{requested, reserved}, when: domain.CompleteReservation{Now: t2}},
-		{name: "complete after cancel", given: []proto.Message{requested, cancelled}, when: domain.CompleteReservation{Now: t1}, err: domain.ErrReservationCanceled},
-		{name: "complete after fail", given: []proto.Message{requested, failed}, when: domain.CompleteReservation{Now: t1}, err: domain.ErrReservationClosed},
-		{name: "complete unrequested", when: domain.CompleteReservation{Now: t1}, err: domain.ErrReservationClosed},
-		{name: "fail", given: []proto.Message{requested}, when: fail, then: []proto.Message{failed}},
-		{name: "fail twice", given: []proto.Message{requested, failed}, when: fail},
-		{name: "fail after cancel says nothing", given: []proto.Message{requested, cancelled}, when: fail},
-		{name: "fail after reserve", given: []proto.Message{requested, reserved}, when: fail, err: domain.ErrReservationClosed},
-		{name: "cancel before the order was seen", when: cancel, then: []proto.Message{cancelled}},
-		{name: "cancel while holding", given: []proto.Message{requested}, when: cancel, then: []proto.Message{cancelled}},
-		{name: "cancel when reserved releases", given: []proto.Message{requested, reserved}, when: cancel, then: []proto.Message{releasedR}},
-		{name: "cancel after failure", given: []proto.Message{requested, failed}, when: cancel},
-		{name: "cancel twice", given: []proto.Message{requested, reserved, releasedR}, when: cancel},
+	estest.Run(t, domain.Reservations, "o1", []estest.Case[domain.ReservationCommand]{
+		{Name: "request", When: domain.RequestReservation{Lines: l}, Then: []proto.Message{requested}},
+		{Name: "request again", Given: []proto.Message{requested}, When: domain.RequestReservation{Lines: l}},
+		{Name: "request after cancel is a no-op", Given: []proto.Message{cancelled}, When: domain.RequestReservation{Lines: l}},
+		{Name: "complete", Given: []proto.Message{requested}, When: domain.CompleteReservation{Now: t1}, Then: []proto.Message{reserved}},
+		{Name: "complete twice", Given: []proto.Message{requested, reserved}, When: domain.CompleteReservation{Now: t2}},
+		{Name: "complete after cancel", Given: []proto.Message{requested, cancelled}, When: domain.CompleteReservation{Now: t1}, Err: domain.ErrReservationCanceled},
+		{Name: "complete after fail", Given: []proto.Message{requested, failed}, When: domain.CompleteReservation{Now: t1}, Err: domain.ErrReservationClosed},
+		{Name: "complete unrequested", When: domain.CompleteReservation{Now: t1}, Err: domain.ErrReservationClosed},
+		{Name: "fail", Given: []proto.Message{requested}, When: fail, Then: []proto.Message{failed}},
+		{Name: "fail twice", Given: []proto.Message{requested, failed}, When: fail},
+		{Name: "fail after cancel says nothing", Given: []proto.Message{requested, cancelled}, When: fail},
+		{Name: "fail after reserve", Given: []proto.Message{requested, reserved}, When: fail, Err: domain.ErrReservationClosed},
+		{Name: "cancel before the order was seen", When: cancel, Then: []proto.Message{cancelled}},
+		{Name: "cancel while holding", Given: []proto.Message{requested}, When: cancel, Then: []proto.Message{cancelled}},
+		{Name: "cancel when reserved releases", Given: []proto.Message{requested, reserved}, When: cancel, Then: []proto.Message{releasedR}},
+		{Name: "cancel after failure", Given: []proto.Message{requested, failed}, When: cancel},
+		{Name: "cancel twice", Given: []proto.Message{requested, reserved, releasedR}, When: cancel},
 	})
 
 	s := domain.Reservations.Fold("o1", nil)

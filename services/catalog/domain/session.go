@@ -49,7 +49,7 @@ func CloneSession(s Session) Session {
 }
 
 // SessionCommand is a command to a live session.
-type SessionCommand interface{ isSessionCommand() }
+type SessionCommand interface{ command[Session] }
 
 // StartSession starts a session.
 type StartSession struct {
@@ -78,11 +78,6 @@ type EndSession struct {
 	Now time.Time
 }
 
-func (StartSession) isSessionCommand() {}
-func (PinProduct) isSessionCommand()   {}
-func (UnpinProduct) isSessionCommand() {}
-func (EndSession) isSessionCommand()   {}
-
 // Sessions is the live-session aggregate.
 var Sessions = es.Decider[Session, SessionCommand]{
 	Aggregate: "session",
@@ -92,51 +87,60 @@ var Sessions = es.Decider[Session, SessionCommand]{
 	Clone:     CloneSession,
 }
 
+// decideSession lets a session be started once; every other command needs
+// a session that started and has not ended.
 func decideSession(s Session, c SessionCommand) ([]proto.Message, error) {
-	if start, ok := c.(StartSession); ok {
-		if s.Started {
-			return nil, &ExistsError{Resource: "session", ID: s.ID}
+	if _, start := c.(StartSession); !start {
+		if !s.Started {
+			return nil, &NotFoundError{Resource: "session", ID: s.ID}
 		}
-		if !CreatorIDPattern.MatchString(start.CreatorID) {
-			return nil, invalid("creator_id", "must be 1-128 letters, digits, '.', '-' or '_'")
+		if s.Ended {
+			return nil, refuse(ErrSessionEnded, "live session %s has ended", s.ID)
 		}
-		return []proto.Message{&catalogv1.LiveSessionStarted{
-			SessionId: s.ID, CreatorId: start.CreatorID, Title: start.Title, StartTime: timestamppb.New(start.Now),
-		}}, nil
 	}
-	if !s.Started {
-		return nil, &NotFoundError{Resource: "session", ID: s.ID}
+	return c.decide(s)
+}
+
+func (c StartSession) decide(s Session) ([]proto.Message, error) {
+	if s.Started {
+		return nil, &ExistsError{Resource: "session", ID: s.ID}
 	}
-	if s.Ended {
-		return nil, refuse(ErrSessionEnded, "live session %s has ended", s.ID)
+	if !CreatorIDPattern.MatchString(c.CreatorID) {
+		return nil, invalid("creator_id", "must be 1-128 letters, digits, '.', '-' or '_'")
 	}
-	switch c := c.(type) {
-	case PinProduct:
-		if s.openPin(c.ProductID) >= 0 {
-			return nil, refuse(ErrAlreadyPinned, "product %s is already pinned in session %s", c.ProductID, s.ID)
-		}
-		if c.CommissionBps < 0 || c.CommissionBps > MaxBps {
-			return nil, invalid("commission_bps", "must be between 0 and %d basis points", MaxBps)
-		}
-		return []proto.Message{&catalogv1.ProductPinned{
-			SessionId: s.ID, ProductId: c.ProductID, VendorId: c.VendorID, CommissionBps: c.CommissionBps,
-			PinTime: timestamppb.New(c.Now),
-		}}, nil
-	case UnpinProduct:
-		if s.openPin(c.ProductID) < 0 {
-			return nil, refuse(ErrNotPinned, "product %s is not pinned in session %s", c.ProductID, s.ID)
-		}
-		return []proto.Message{&catalogv1.ProductUnpinned{SessionId: s.ID, ProductId: c.ProductID, UnpinTime: timestamppb.New(c.Now)}}, nil
-	case EndSession:
-		var evs []proto.Message
-		for _, p := range s.Pins {
-			if p.Pinned() {
-				evs = append(evs, &catalogv1.ProductUnpinned{SessionId: s.ID, ProductId: p.ProductID, UnpinTime: timestamppb.New(c.Now)})
-			}
-		}
-		return append(evs, &catalogv1.LiveSessionEnded{SessionId: s.ID, EndTime: timestamppb.New(c.Now)}), nil
+	return []proto.Message{&catalogv1.LiveSessionStarted{
+		SessionId: s.ID, CreatorId: c.CreatorID, Title: c.Title, StartTime: timestamppb.New(c.Now),
+	}}, nil
+}
+
+func (c PinProduct) decide(s Session) ([]proto.Message, error) {
+	if s.openPin(c.ProductID) >= 0 {
+		return nil, refuse(ErrAlreadyPinned, "product %s is already pinned in session %s", c.ProductID, s.ID)
 	}
-	return nil, errUnknownCommand(c)
+	if c.CommissionBps < 0 || c.CommissionBps > MaxBps {
+		return nil, invalid("commission_bps", "must be between 0 and %d basis points", MaxBps)
+	}
+	return []proto.Message{&catalogv1.ProductPinned{
+		SessionId: s.ID, ProductId: c.ProductID, VendorId: c.VendorID, CommissionBps: c.CommissionBps,
+		PinTime: timestamppb.New(c.Now),
+	}}, nil
+}
+
+func (c UnpinProduct) decide(s Session) ([]proto.Message, error) {
+	if s.openPin(c.ProductID) < 0 {
+		return nil, refuse(ErrNotPinned, "product %s is not pinned in session %s", c.ProductID, s.ID)
+	}
+	return []proto.Message{&catalogv1.ProductUnpinned{SessionId: s.ID, ProductId: c.ProductID, UnpinTime: timestamppb.New(c.Now)}}, nil
+}
+
+func (c EndSession) decide(s Session) ([]proto.Message, error) {
+	var evs []proto.Message
+	for _, p := range s.Pins {
+		if p.Pinned() {
+			evs = append(evs, &catalogv1.ProductUnpinned{SessionId: s.ID, ProductId: p.ProductID, UnpinTime: timestamppb.New(c.Now)})
+		}
+	}
+	return append(evs, &catalogv1.LiveSessionEnded{SessionId: s.ID, EndTime: timestamppb.New(c.Now)}), nil
 }
 
 func evolveSession(s Session, e proto.Message) Session {

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custody/custody/pkg/es/estest"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	"github.com/custody/custody/services/catalog/domain"
 )
@@ -23,21 +24,21 @@ func TestSession(t *testing.T) {
 	pin := func(p string) domain.PinProduct {
 		return domain.PinProduct{ProductID: p, VendorID: "v1", CommissionBps: 1000, Now: t1}
 	}
-	runScenarios(t, domain.Sessions, "s1", []scenario[domain.SessionCommand]{
-		{name: "start", when: domain.StartSession{CreatorID: "c1", Title: "Drop", Now: t0}, then: []proto.Message{started}},
-		{name: "start again", given: []proto.Message{started}, when: domain.StartSession{CreatorID: "c1"}, err: &domain.ExistsError{Resource: "session", ID: "s1"}},
-		{name: "pin", given: []proto.Message{started}, when: pin("pa"), then: []proto.Message{pinned("pa", 60)}},
-		{name: "pin twice", given: []proto.Message{started, pinned("pa", 60)}, when: pin("pa"), err: domain.ErrAlreadyPinned},
-		{name: "pin again after unpin", given: []proto.Message{started, pinned("pa", 10), unpinned("pa", 20)}, when: pin("pa"),
-			then: []proto.Message{pinned("pa", 60)}},
-		{name: "pin in a session that never started", when: pin("pa"), err: &domain.NotFoundError{Resource: "session", ID: "s1"}},
-		{name: "unpin", given: []proto.Message{started, pinned("pa", 10)}, when: domain.UnpinProduct{ProductID: "pa", Now: t1},
-			then: []proto.Message{unpinned("pa", 60)}},
-		{name: "unpin what is not pinned", given: []proto.Message{started}, when: domain.UnpinProduct{ProductID: "pa"}, err: domain.ErrNotPinned},
-		{name: "end unpins everything pinned", given: []proto.Message{started, pinned("pa", 10), pinned("pb", 20), unpinned("pa", 30)},
-			when: domain.EndSession{Now: t2}, then: []proto.Message{unpinned("pb", 120), ended}},
-		{name: "pin after the end", given: []proto.Message{started, ended}, when: pin("pa"), err: domain.ErrSessionEnded},
-		{name: "end twice", given: []proto.Message{started, ended}, when: domain.EndSession{Now: t2}, err: domain.ErrSessionEnded},
+	estest.Run(t, domain.Sessions, "s1", []estest.Case[domain.SessionCommand]{
+		{Name: "start", When: domain.StartSession{CreatorID: "c1", Title: "Drop", Now: t0}, Then: []proto.Message{started}},
+		{Name: "start again", Given: []proto.Message{started}, When: domain.StartSession{CreatorID: "c1"}, Err: &domain.ExistsError{Resource: "session", ID: "s1"}},
+		{Name: "pin", Given: []proto.Message{started}, When: pin("pa"), Then: []proto.Message{pinned("pa", 60)}},
+		{Name: "pin twice", Given: []proto.Message{started, pinned("pa", 60)}, When: pin("pa"), Err: domain.ErrAlreadyPinned},
+		{Name: "pin again after unpin", Given: []proto.Message{started, pinned("pa", 10), unpinned("pa", 20)}, When: pin("pa"),
+			Then: []proto.Message{pinned("pa", 60)}},
+		{Name: "pin in a session that never started", When: pin("pa"), Err: &domain.NotFoundError{Resource: "session", ID: "s1"}},
+		{Name: "unpin", Given: []proto.Message{started, pinned("pa", 10)}, When: domain.UnpinProduct{ProductID: "pa", Now: t1},
+			Then: []proto.Message{unpinned("pa", 60)}},
+		{Name: "unpin what is not pinned", Given: []proto.Message{started}, When: domain.UnpinProduct{ProductID: "pa"}, Err: domain.ErrNotPinned},
+		{Name: "end unpins everything pinned", Given: []proto.Message{started, pinned("pa", 10), pinned("pb", 20), unpinned("pa", 30)},
+			When: domain.EndSession{Now: t2}, Then: []proto.Message{unpinned("pb", 120), ended}},
+		{Name: "pin after the end", Given: []proto.Message{started, ended}, When: pin("pa"), Err: domain.ErrSessionEnded},
+		{Name: "end twice", Given: []proto.Message{started, ended}, When: domain.EndSession{Now: t2}, Err: domain.ErrSessionEnded},
 	})
 
 	s := domain.Sessions.Fold("s1", nil)

@@ -21,7 +21,7 @@ type Vendor struct {
 }
 
 // VendorCommand is a command to a vendor.
-type VendorCommand interface{ isVendorCommand() }
+type VendorCommand interface{ command[Vendor] }
 
 // RegisterVendor registers a new vendor.
 type RegisterVendor struct {
@@ -31,41 +31,35 @@ type RegisterVendor struct {
 	Now         time.Time
 }
 
-func (RegisterVendor) isVendorCommand() {}
-
 // Vendors is the vendor aggregate.
 var Vendors = es.Decider[Vendor, VendorCommand]{
 	Aggregate: "vendor",
 	Initial:   func(id string) Vendor { return Vendor{ID: id} },
-	Decide:    decideVendor,
+	Decide:    decides[Vendor, VendorCommand],
 	Evolve:    evolveVendor,
 }
 
-func decideVendor(s Vendor, c VendorCommand) ([]proto.Message, error) {
-	switch c := c.(type) {
-	case RegisterVendor:
-		if s.Registered {
-			return nil, &ExistsError{Resource: "vendor", ID: s.ID}
-		}
-		var v fault.Violations
-		if c.VendorID != s.ID || !VendorIDPattern.MatchString(c.VendorID) {
-			v.Add("vendor_id", "must be 1-64 letters, digits, '-' or '_'")
-		}
-		if c.DisplayName == "" {
-			v.Add("display_name", "is required")
-		}
-		if !countryCode(c.CountryCode) {
-			v.Add("country_code", "must be an ISO 3166-1 alpha-2 code such as \"DE\"")
-		}
-		if err := v.Err(); err != nil {
-			return nil, err
-		}
-		return []proto.Message{&catalogv1.VendorRegistered{
-			VendorId: c.VendorID, DisplayName: c.DisplayName, CountryCode: c.CountryCode,
-			RegisteredTime: timestamppb.New(c.Now),
-		}}, nil
+func (c RegisterVendor) decide(s Vendor) ([]proto.Message, error) {
+	if s.Registered {
+		return nil, &ExistsError{Resource: "vendor", ID: s.ID}
 	}
-	return nil, errUnknownCommand(c)
+	var v fault.Violations
+	if c.VendorID != s.ID || !VendorIDPattern.MatchString(c.VendorID) {
+		v.Add("vendor_id", "must be 1-64 letters, digits, '-' or '_'")
+	}
+	if c.DisplayName == "" {
+		v.Add("display_name", "is required")
+	}
+	if !countryCode(c.CountryCode) {
+		v.Add("country_code", "must be an ISO 3166-1 alpha-2 code such as \"DE\"")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	return []proto.Message{&catalogv1.VendorRegistered{
+		VendorId: c.VendorID, DisplayName: c.DisplayName, CountryCode: c.CountryCode,
+		RegisteredTime: timestamppb.New(c.Now),
+	}}, nil
 }
 
 func evolveVendor(s Vendor, e proto.Message) Vendor {

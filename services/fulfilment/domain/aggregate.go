@@ -14,8 +14,12 @@ import (
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 )
 
-// Command is a command to the fulfilment aggregate.
-type Command interface{ isCommand() }
+// Command is a command to the fulfilment aggregate. Each command type
+// carries its own decision (decide), so the compiler checks that every one
+// has one.
+type Command interface {
+	decide(f Fulfilment) ([]proto.Message, error)
+}
 
 // RequestFulfilment opens the fulfilment of a vendor's part of a confirmed
 // order.
@@ -70,13 +74,6 @@ type CancelFulfilment struct {
 	Time   time.Time
 }
 
-func (RequestFulfilment) isCommand() {}
-func (ShipFulfilment) isCommand()    {}
-func (RecordScan) isCommand()        {}
-func (ConfirmReceipt) isCommand()    {}
-func (MissShipBy) isCommand()        {}
-func (CancelFulfilment) isCommand()  {}
-
 // ShipByPolicy is what a missed ship-by deadline does.
 type ShipByPolicy struct {
 	// Grace > 0 grants one grace period of that length (ShipByDeadlineMissed
@@ -101,29 +98,16 @@ const ReasonShipByMissed = "ship-by deadline missed"
 const MaxClockSkew = time.Hour
 
 // Decide returns the events a command produces. Commands that find the
-// fulfilment already where they would take it decide nothing.
+// fulfilment already where they would take it decide nothing; every command
+// but RequestFulfilment needs a fulfilment that was requested.
 func Decide(f Fulfilment, c Command) ([]proto.Message, error) {
-	if _, ok := c.(RequestFulfilment); !ok && !f.Requested {
+	if _, request := c.(RequestFulfilment); !request && !f.Requested {
 		return nil, ErrNotRequested
 	}
-	switch c := c.(type) {
-	case RequestFulfilment:
-		return decideRequest(f, c)
-	case ShipFulfilment:
-		return decideShip(f, c)
-	case RecordScan:
-		return decideScan(f, c)
-	case ConfirmReceipt:
-		return decideReceipt(f, c)
-	case MissShipBy:
-		return decideMiss(f, c)
-	case CancelFulfilment:
-		return decideCancel(f, c)
-	}
-	return nil, fmt.Errorf("fulfilment: unknown command %T", c)
+	return c.decide(f)
 }
 
-func decideRequest(f Fulfilment, c RequestFulfilment) ([]proto.Message, error) {
+func (c RequestFulfilment) decide(f Fulfilment) ([]proto.Message, error) {
 	if f.Requested {
 		return nil, nil // a redelivered OrderConfirmed: the fulfilment stands
 	}
@@ -154,7 +138,7 @@ func decideRequest(f Fulfilment, c RequestFulfilment) ([]proto.Message, error) {
 	}}, nil
 }
 
-func decideShip(f Fulfilment, c ShipFulfilment) ([]proto.Message, error) {
+func (c ShipFulfilment) decide(f Fulfilment) ([]proto.Message, error) {
 	if _, ok := f.ShipmentByRequest(c.RequestID); ok {
 		return nil, nil // the same request again: its shipment stands
 	}
@@ -185,7 +169,7 @@ func decideShip(f Fulfilment, c ShipFulfilment) ([]proto.Message, error) {
 	}}, nil
 }
 
-func decideScan(f Fulfilment, c RecordScan) ([]proto.Message, error) {
+func (c RecordScan) decide(f Fulfilment) ([]proto.Message, error) {
 	i, ok := f.ShipmentByTracking(c.Carrier, c.TrackingNumber)
 	if !ok {
 		return nil, ErrUnknownTracking
@@ -229,7 +213,7 @@ func deliveredEvent(f Fulfilment, d Delivery) *fulfilmentv1.FulfilmentDelivered 
 	}
 }
 
-func decideReceipt(f Fulfilment, c ConfirmReceipt) ([]proto.Message, error) {
+func (c ConfirmReceipt) decide(f Fulfilment) ([]proto.Message, error) {
 	switch {
 	case !f.ReceiptTime.IsZero():
 		return nil, nil
@@ -247,7 +231,7 @@ func decideReceipt(f Fulfilment, c ConfirmReceipt) ([]proto.Message, error) {
 	return out, nil
 }
 
-func decideMiss(f Fulfilment, c MissShipBy) ([]proto.Message, error) {
+func (c MissShipBy) decide(f Fulfilment) ([]proto.Message, error) {
 	if !f.DeadlinePending() || !f.ShipBy.Equal(c.Deadline) || c.Now.Before(f.ShipBy) {
 		return nil, nil // shipped, cancelled, moved or not yet due
 	}
@@ -268,7 +252,7 @@ func decideMiss(f Fulfilment, c MissShipBy) ([]proto.Message, error) {
 	}}, nil
 }
 
-func decideCancel(f Fulfilment, c CancelFulfilment) ([]proto.Message, error) {
+func (c CancelFulfilment) decide(f Fulfilment) ([]proto.Message, error) {
 	switch {
 	case f.Cancelled:
 		return nil, nil

@@ -1,16 +1,14 @@
 package domain_test
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custody/custody/pkg/es/estest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 	"github.com/custody/custody/services/fulfilment/domain"
@@ -118,139 +116,99 @@ func TestDecide(t *testing.T) {
 	graceMissed := &fulfilmentv1.ShipByDeadlineMissed{FulfilmentId: fid, OrderId: "o1", VendorId: "v1", ShipByTime: ts(3 * day), Action: "grace", GraceUntilTime: ts(4 * day)}
 	grace := domain.ShipByPolicy{Grace: day}
 
-	tests := []struct {
-		name   string
-		given  []proto.Message
-		when   domain.Command
-		then   []proto.Message
-		err    error  // errors.Is
-		field  string // InvalidError naming this field
-		reason string // PreconditionError reason
-		inUse  bool   // TrackingInUseError
-	}{
-		{name: "request", when: domain.RequestFulfilment{OrderID: "o1", VendorID: "v1", BuyerID: "b1", Lines: orderLines(), Address: addr, ShipBy: t0.Add(3 * day), Time: t0},
-			then: []proto.Message{requested()}},
-		{name: "request again decides nothing", given: []proto.Message{requested()}, when: domain.RequestFulfilment{OrderID: "o1", VendorID: "v1"}},
-		{name: "request without lines", when: domain.RequestFulfilment{OrderID: "o1", VendorID: "v1", BuyerID: "b1", ShipBy: t0}, field: "lines"},
-		{name: "ship before request", when: ship("r1", "s1", "1234567890", whole), err: domain.ErrNotRequested},
+	estest.Run(t, domain.Decider, fid, []estest.Case[domain.Command]{
+		{Name: "request", When: domain.RequestFulfilment{OrderID: "o1", VendorID: "v1", BuyerID: "b1", Lines: orderLines(), Address: addr, ShipBy: t0.Add(3 * day), Time: t0},
+			Then: []proto.Message{requested()}},
+		{Name: "request again decides nothing", Given: []proto.Message{requested()}, When: domain.RequestFulfilment{OrderID: "o1", VendorID: "v1"}},
+		{Name: "request without lines", When: domain.RequestFulfilment{OrderID: "o1", VendorID: "v1", BuyerID: "b1", ShipBy: t0}, Err: estest.Invalid("lines")},
+		{Name: "ship before request", When: ship("r1", "s1", "1234567890", whole), Err: domain.ErrNotRequested},
 
-		{name: "ship everything", given: []proto.Message{requested()}, when: ship("r1", "s1", "1234567890", whole), then: []proto.Message{shippedAll()}},
-		{name: "ship by SKU ids, upper-case hash", given: []proto.Message{requested()}, when: ship("r1", "s1", "1234567890", bySKU), then: []proto.Message{shippedAll()}},
-		{name: "ship part", given: []proto.Message{requested()}, when: ship("r1", "s1", "1234567890", pkg("x", l("1", 2))), then: []proto.Message{partial}},
-		{name: "same request again decides nothing", given: []proto.Message{requested(), shippedAll()}, when: ship("r1", "s2", "0000000000", whole)},
-		{name: "ship cancelled", given: []proto.Message{requested(), cancelled}, when: ship("r1", "s1", "1234567890", whole), reason: domain.ReasonCancelled},
-		{name: "ship fully shipped", given: []proto.Message{requested(), shippedAll()}, when: ship("r2", "s2", "1111111111", whole), reason: domain.ReasonShipped},
-		{name: "ship with a stale shipment id", given: []proto.Message{requested(), partial}, when: ship("r2", "s1", "1111111111", pkg("y", l("3", 1))), err: domain.ErrShipmentRace},
-		{name: "tracking number of an earlier shipment", given: []proto.Message{requested(), partial}, when: ship("r2", "s2", "1234567890", pkg("y", l("3", 1))), inUse: true},
-		{name: "no packages", given: []proto.Message{requested()}, when: ship("r1", "s1", "1234567890"), field: "packages"},
-		{name: "unknown line", given: []proto.Message{requested()}, when: ship("r1", "s1", "1234567890", pkg("x", l("2", 1))), field: "packages[0].lines[0].line_id"},
-		{name: "unknown SKU", given: []proto.Message{requested()}, when: ship("r1", "s1", "1234567890", domain.Package{Lines: []domain.Line{{SKUID: "sku-z", Quantity: 1}}, Photos: []string{hash}}), field: "packages[0].lines[0].sku_id"},
-		{name: "line and SKU disagree", given: []proto.Message{requested()}, when: ship("r1", "s1", "1234567890", domain.Package{Lines: []domain.Line{{LineID: "1", SKUID: "sku-c", Quantity: 1}}, Photos: []string{hash}}), field: "packages[0].lines[0].line_id"},
-		{name: "more than ordered", given: []proto.Message{requested()}, when: ship("r1", "s1", "1234567890", pkg("x", l("1", 3))), field: "packages[0].lines[0].quantity"},
-		{name: "more than ordered over two packages", given: []proto.Message{requested()}, when: ship("r1", "s1", "1234567890", pkg("x", l("1", 2)), pkg("y", l("1", 1))), field: "packages[1].lines[0].quantity"},
-		{name: "more than left after an earlier shipment", given: []proto.Message{requested(), partial}, when: ship("r2", "s2", "1111111111", pkg("y", l("1", 1))), field: "packages[0].lines[0].quantity"},
-		{name: "zero quantity", given: []proto.Message{requested()}, when: ship("r1", "s1", "1234567890", domain.Package{Lines: []domain.Line{l("1", 0)}, Photos: []string{hash}}), field: "packages[0].lines[0].quantity"},
-		{name: "line twice in a package", given: []proto.Message{requested()}, when: ship("r1", "s1", "1234567890", pkg("x", l("1", 1), l("1", 1))), field: "packages[0].lines[1]"},
-		{name: "no photos", given: []proto.Message{requested()}, when: ship("r1", "s1", "1234567890", noPhotos), field: "packages[0].evidence.photo_sha256"},
-		{name: "bad photo hash", given: []proto.Message{requested()}, when: ship("r1", "s1", "1234567890", badHash), field: "packages[0].evidence.photo_sha256[0]"},
-		{name: "fewer units than items", given: []proto.Message{requested()}, when: ship("r1", "s1", "1234567890", fewUnits), field: "packages[0].evidence.units"},
-		{name: "unit without serial or lot", given: []proto.Message{requested()}, when: ship("r1", "s1", "1234567890", noSerial), field: "packages[0].evidence.units[0]"},
-		{name: "unit of a line not in the package", given: []proto.Message{requested()}, when: ship("r1", "s1", "1234567890", strayUnit), field: "packages[0].evidence.units[2].line_id"},
-		{name: "serial packed before", given: []proto.Message{requested(), partialOne}, when: ship("r2", "s2", "1111111111", pkg("x", l("1", 1))), field: "packages[0].evidence.units[0].serial_number"},
-		{name: "serial twice in one shipment", given: []proto.Message{requested()}, when: ship("r1", "s1", "1234567890", pkg("x", l("1", 1)), pkg("x", l("1", 1))), field: "packages[1].evidence.units[0].serial_number"},
+		{Name: "ship everything", Given: []proto.Message{requested()}, When: ship("r1", "s1", "1234567890", whole), Then: []proto.Message{shippedAll()}},
+		{Name: "ship by SKU ids, upper-case hash", Given: []proto.Message{requested()}, When: ship("r1", "s1", "1234567890", bySKU), Then: []proto.Message{shippedAll()}},
+		{Name: "ship part", Given: []proto.Message{requested()}, When: ship("r1", "s1", "1234567890", pkg("x", l("1", 2))), Then: []proto.Message{partial}},
+		{Name: "same request again decides nothing", Given: []proto.Message{requested(), shippedAll()}, When: ship("r1", "s2", "0000000000", whole)},
+		{Name: "ship cancelled", Given: []proto.Message{requested(), cancelled}, When: ship("r1", "s1", "1234567890", whole), Err: estest.Precondition(domain.ReasonCancelled)},
+		{Name: "ship fully shipped", Given: []proto.Message{requested(), shippedAll()}, When: ship("r2", "s2", "1111111111", whole), Err: estest.Precondition(domain.ReasonShipped)},
+		{Name: "ship with a stale shipment id", Given: []proto.Message{requested(), partial}, When: ship("r2", "s1", "1111111111", pkg("y", l("3", 1))), Err: domain.ErrShipmentRace},
+		{Name: "tracking number of an earlier shipment", Given: []proto.Message{requested(), partial}, When: ship("r2", "s2", "1234567890", pkg("y", l("3", 1))), Err: &domain.TrackingInUseError{Carrier: "dhl", TrackingNumber: "1234567890", FulfilmentID: fid, ShipmentID: "s1", SameFulfilment: true}},
+		{Name: "no packages", Given: []proto.Message{requested()}, When: ship("r1", "s1", "1234567890"), Err: estest.Invalid("packages")},
+		{Name: "unknown line", Given: []proto.Message{requested()}, When: ship("r1", "s1", "1234567890", pkg("x", l("2", 1))), Err: estest.Invalid("packages[0].lines[0].line_id", "packages[0].evidence.units[0].line_id")},
+		{Name: "unknown SKU", Given: []proto.Message{requested()}, When: ship("r1", "s1", "1234567890", domain.Package{Lines: []domain.Line{{SKUID: "sku-z", Quantity: 1}}, Photos: []string{hash}}), Err: estest.Invalid("packages[0].lines[0].sku_id")},
+		{Name: "line and SKU disagree", Given: []proto.Message{requested()}, When: ship("r1", "s1", "1234567890", domain.Package{Lines: []domain.Line{{LineID: "1", SKUID: "sku-c", Quantity: 1}}, Photos: []string{hash}}), Err: estest.Invalid("packages[0].lines[0].line_id")},
+		{Name: "more than ordered", Given: []proto.Message{requested()}, When: ship("r1", "s1", "1234567890", pkg("x", l("1", 3))), Err: estest.Invalid("packages[0].lines[0].quantity")},
+		{Name: "more than ordered over two packages", Given: []proto.Message{requested()}, When: ship("r1", "s1", "1234567890", pkg("x", l("1", 2)), pkg("y", l("1", 1))), Err: estest.Invalid("packages[1].lines[0].quantity")},
+		{Name: "more than left after an earlier shipment", Given: []proto.Message{requested(), partial}, When: ship("r2", "s2", "1111111111", pkg("y", l("1", 1))), Err: estest.Invalid("packages[0].lines[0].quantity")},
+		{Name: "zero quantity", Given: []proto.Message{requested()}, When: ship("r1", "s1", "1234567890", domain.Package{Lines: []domain.Line{l("1", 0)}, Photos: []string{hash}}), Err: estest.Invalid("packages[0].lines[0].quantity")},
+		{Name: "line twice in a package", Given: []proto.Message{requested()}, When: ship("r1", "s1", "1234567890", pkg("x", l("1", 1), l("1", 1))), Err: estest.Invalid("packages[0].lines[1]", "packages[0].evidence.units[1].serial_number")},
+		{Name: "no photos", Given: []proto.Message{requested()}, When: ship("r1", "s1", "1234567890", noPhotos), Err: estest.Invalid("packages[0].evidence.photo_sha256")},
+		{Name: "bad photo hash", Given: []proto.Message{requested()}, When: ship("r1", "s1", "1234567890", badHash), Err: estest.Invalid("packages[0].evidence.photo_sha256[0]")},
+		{Name: "fewer units than items", Given: []proto.Message{requested()}, When: ship("r1", "s1", "1234567890", fewUnits), Err: estest.Invalid("packages[0].evidence.units")},
+		{Name: "unit without serial or lot", Given: []proto.Message{requested()}, When: ship("r1", "s1", "1234567890", noSerial), Err: estest.Invalid("packages[0].evidence.units[0]", "packages[0].evidence.units")},
+		{Name: "unit of a line not in the package", Given: []proto.Message{requested()}, When: ship("r1", "s1", "1234567890", strayUnit), Err: estest.Invalid("packages[0].evidence.units[2].line_id")},
+		{Name: "serial packed before", Given: []proto.Message{requested(), partialOne}, When: ship("r2", "s2", "1111111111", pkg("x", l("1", 1))), Err: estest.Invalid("packages[0].evidence.units[0].serial_number", "packages[0].evidence.units")},
+		{Name: "serial twice in one shipment", Given: []proto.Message{requested()}, When: ship("r1", "s1", "1234567890", pkg("x", l("1", 1)), pkg("x", l("1", 1))), Err: estest.Invalid("packages[1].evidence.units[0].serial_number", "packages[1].evidence.units")},
 
-		{name: "scan for an unknown tracking number", given: []proto.Message{requested(), shippedAll()}, when: func() domain.RecordScan {
+		{Name: "scan for an unknown tracking number", Given: []proto.Message{requested(), shippedAll()}, When: func() domain.RecordScan {
 			s := scan("e1", domain.InTransit, 2*time.Hour, nil)
 			s.TrackingNumber = "0000000000"
 			return s
-		}(), err: domain.ErrUnknownTracking},
-		{name: "scan before shipping", given: []proto.Message{requested()}, when: scan("e1", domain.InTransit, 2*time.Hour, nil), err: domain.ErrUnknownTracking},
-		{name: "first scan", given: []proto.Message{requested(), shippedAll()}, when: scan("e1", domain.PickedUp, 2*time.Hour, nil), then: []proto.Message{recorded("e1", domain.PickedUp, 2*time.Hour, nil)}},
-		{name: "duplicate scan decides nothing", given: []proto.Message{requested(), shippedAll(), recorded("e1", domain.PickedUp, 2*time.Hour, nil)}, when: scan("e1", domain.PickedUp, 2*time.Hour, nil)},
-		{name: "duplicate id with other content decides nothing", given: []proto.Message{requested(), shippedAll(), recorded("e1", domain.PickedUp, 2*time.Hour, nil)}, when: scan("e1", domain.Delivered, 3*time.Hour, nil)},
-		{name: "delivered with proof", given: []proto.Message{requested(), shippedAll(), recorded("e1", domain.PickedUp, 2*time.Hour, nil)}, when: scan("e2", domain.Delivered, 50*time.Hour, pod),
-			then: []proto.Message{recorded("e2", domain.Delivered, 50*time.Hour, pod), delivered(50*time.Hour, true, "e2")}},
-		{name: "delivered without proof", given: []proto.Message{requested(), shippedAll()}, when: scan("e2", domain.Delivered, 50*time.Hour, nil),
-			then: []proto.Message{recorded("e2", domain.Delivered, 50*time.Hour, nil), delivered(50*time.Hour, false, "e2")}},
-		{name: "late in-transit after delivered is only recorded", given: []proto.Message{requested(), shippedAll(), recorded("e2", domain.Delivered, 50*time.Hour, pod)}, when: scan("e3", domain.InTransit, 60*time.Hour, nil),
-			then: []proto.Message{recorded("e3", domain.InTransit, 60*time.Hour, nil)}},
-		{name: "lost fails the shipment", given: []proto.Message{requested(), shippedAll()}, when: scan("e4", domain.Lost, 90*time.Hour, nil),
-			then: []proto.Message{recorded("e4", domain.Lost, 90*time.Hour, nil), &fulfilmentv1.DeliveryFailed{FulfilmentId: fid, OrderId: "o1", VendorId: "v1", ShipmentId: "s1", Status: domain.Lost, CarrierEventId: "e4", FailTime: ts(90 * time.Hour)}}},
-		{name: "lost after delivered is only recorded", given: []proto.Message{requested(), shippedAll(), recorded("e2", domain.Delivered, 50*time.Hour, nil)}, when: scan("e4", domain.Lost, 90*time.Hour, nil),
-			then: []proto.Message{recorded("e4", domain.Lost, 90*time.Hour, nil)}},
-		{name: "returned after lost fails nothing more", given: []proto.Message{requested(), shippedAll(), recorded("e4", domain.Lost, 90*time.Hour, nil)}, when: scan("e5", domain.ReturnedToSender, 80*time.Hour, nil),
-			then: []proto.Message{recorded("e5", domain.ReturnedToSender, 80*time.Hour, nil)}},
-		{name: "delivered after lost delivers", given: []proto.Message{requested(), shippedAll(), recorded("e4", domain.Lost, 90*time.Hour, nil)}, when: scan("e2", domain.Delivered, 95*time.Hour, pod),
-			then: []proto.Message{recorded("e2", domain.Delivered, 95*time.Hour, pod), delivered(95*time.Hour, true, "e2")}},
-		{name: "partial shipment delivered is not the fulfilment delivered", given: []proto.Message{requested(), partial}, when: scan("e2", domain.Delivered, 50*time.Hour, pod),
-			then: []proto.Message{recorded("e2", domain.Delivered, 50*time.Hour, pod)}},
-		{name: "proof on a non-delivered scan", given: []proto.Message{requested(), shippedAll()}, when: scan("e1", domain.OutForDelivery, 2*time.Hour, pod), field: "proof"},
-		{name: "unknown status", given: []proto.Message{requested(), shippedAll()}, when: scan("e1", domain.TrackingStatus(42), 2*time.Hour, nil), field: "status"},
-		{name: "unspecified status", given: []proto.Message{requested(), shippedAll()}, when: scan("e1", 0, 2*time.Hour, nil), field: "status"},
-		{name: "scan in the future", given: []proto.Message{requested(), shippedAll()}, when: scan("e1", domain.InTransit, 40*24*time.Hour, nil), field: "occur_time"},
-		{name: "scan without event id", given: []proto.Message{requested(), shippedAll()}, when: scan("", domain.InTransit, time.Hour, nil), field: "carrier_event_id"},
-		{name: "proof with a bad signature hash", given: []proto.Message{requested(), shippedAll()}, when: scan("e2", domain.Delivered, time.Hour, &domain.Proof{SignatureSHA256: "x"}), field: "proof.signature_sha256"},
+		}(), Err: domain.ErrUnknownTracking},
+		{Name: "scan before shipping", Given: []proto.Message{requested()}, When: scan("e1", domain.InTransit, 2*time.Hour, nil), Err: domain.ErrUnknownTracking},
+		{Name: "first scan", Given: []proto.Message{requested(), shippedAll()}, When: scan("e1", domain.PickedUp, 2*time.Hour, nil), Then: []proto.Message{recorded("e1", domain.PickedUp, 2*time.Hour, nil)}},
+		{Name: "duplicate scan decides nothing", Given: []proto.Message{requested(), shippedAll(), recorded("e1", domain.PickedUp, 2*time.Hour, nil)}, When: scan("e1", domain.PickedUp, 2*time.Hour, nil)},
+		{Name: "duplicate id with other content decides nothing", Given: []proto.Message{requested(), shippedAll(), recorded("e1", domain.PickedUp, 2*time.Hour, nil)}, When: scan("e1", domain.Delivered, 3*time.Hour, nil)},
+		{Name: "delivered with proof", Given: []proto.Message{requested(), shippedAll(), recorded("e1", domain.PickedUp, 2*time.Hour, nil)}, When: scan("e2", domain.Delivered, 50*time.Hour, pod),
+			Then: []proto.Message{recorded("e2", domain.Delivered, 50*time.Hour, pod), delivered(50*time.Hour, true, "e2")}},
+		{Name: "delivered without proof", Given: []proto.Message{requested(), shippedAll()}, When: scan("e2", domain.Delivered, 50*time.Hour, nil),
+			Then: []proto.Message{recorded("e2", domain.Delivered, 50*time.Hour, nil), delivered(50*time.Hour, false, "e2")}},
+		{Name: "late in-transit after delivered is only recorded", Given: []proto.Message{requested(), shippedAll(), recorded("e2", domain.Delivered, 50*time.Hour, pod)}, When: scan("e3", domain.InTransit, 60*time.Hour, nil),
+			Then: []proto.Message{recorded("e3", domain.InTransit, 60*time.Hour, nil)}},
+		{Name: "lost fails the shipment", Given: []proto.Message{requested(), shippedAll()}, When: scan("e4", domain.Lost, 90*time.Hour, nil),
+			Then: []proto.Message{recorded("e4", domain.Lost, 90*time.Hour, nil), &fulfilmentv1.DeliveryFailed{FulfilmentId: fid, OrderId: "o1", VendorId: "v1", ShipmentId: "s1", Status: domain.Lost, CarrierEventId: "e4", FailTime: ts(90 * time.Hour)}}},
+		{Name: "lost after delivered is only recorded", Given: []proto.Message{requested(), shippedAll(), recorded("e2", domain.Delivered, 50*time.Hour, nil)}, When: scan("e4", domain.Lost, 90*time.Hour, nil),
+			Then: []proto.Message{recorded("e4", domain.Lost, 90*time.Hour, nil)}},
+		{Name: "returned after lost fails nothing more", Given: []proto.Message{requested(), shippedAll(), recorded("e4", domain.Lost, 90*time.Hour, nil)}, When: scan("e5", domain.ReturnedToSender, 80*time.Hour, nil),
+			Then: []proto.Message{recorded("e5", domain.ReturnedToSender, 80*time.Hour, nil)}},
+		{Name: "delivered after lost delivers", Given: []proto.Message{requested(), shippedAll(), recorded("e4", domain.Lost, 90*time.Hour, nil)}, When: scan("e2", domain.Delivered, 95*time.Hour, pod),
+			Then: []proto.Message{recorded("e2", domain.Delivered, 95*time.Hour, pod), delivered(95*time.Hour, true, "e2")}},
+		{Name: "partial shipment delivered is not the fulfilment delivered", Given: []proto.Message{requested(), partial}, When: scan("e2", domain.Delivered, 50*time.Hour, pod),
+			Then: []proto.Message{recorded("e2", domain.Delivered, 50*time.Hour, pod)}},
+		{Name: "proof on a non-delivered scan", Given: []proto.Message{requested(), shippedAll()}, When: scan("e1", domain.OutForDelivery, 2*time.Hour, pod), Err: estest.Invalid("proof")},
+		{Name: "unknown status", Given: []proto.Message{requested(), shippedAll()}, When: scan("e1", domain.TrackingStatus(42), 2*time.Hour, nil), Err: estest.Invalid("status")},
+		{Name: "unspecified status", Given: []proto.Message{requested(), shippedAll()}, When: scan("e1", 0, 2*time.Hour, nil), Err: estest.Invalid("status")},
+		{Name: "scan in the future", Given: []proto.Message{requested(), shippedAll()}, When: scan("e1", domain.InTransit, 40*24*time.Hour, nil), Err: estest.Invalid("occur_time")},
+		{Name: "scan without event id", Given: []proto.Message{requested(), shippedAll()}, When: scan("", domain.InTransit, time.Hour, nil), Err: estest.Invalid("carrier_event_id")},
+		{Name: "proof with a bad signature hash", Given: []proto.Message{requested(), shippedAll()}, When: scan("e2", domain.Delivered, time.Hour, &domain.Proof{SignatureSHA256: "x"}), Err: estest.Invalid("proof.signature_sha256")},
 
-		{name: "receipt before shipping", given: []proto.Message{requested()}, when: domain.ConfirmReceipt{Time: t0}, reason: domain.ReasonNotShipped},
-		{name: "receipt of a part", given: []proto.Message{requested(), partial}, when: domain.ConfirmReceipt{Time: t0}, reason: domain.ReasonNotShipped},
-		{name: "receipt delivers", given: []proto.Message{requested(), shippedAll()}, when: domain.ConfirmReceipt{Time: t0.Add(3 * day)},
-			then: []proto.Message{&fulfilmentv1.ReceiptConfirmed{FulfilmentId: fid, OrderId: "o1", BuyerId: "b1", ConfirmTime: ts(3 * day)},
+		{Name: "receipt before shipping", Given: []proto.Message{requested()}, When: domain.ConfirmReceipt{Time: t0}, Err: estest.Precondition(domain.ReasonNotShipped)},
+		{Name: "receipt of a part", Given: []proto.Message{requested(), partial}, When: domain.ConfirmReceipt{Time: t0}, Err: estest.Precondition(domain.ReasonNotShipped)},
+		{Name: "receipt delivers", Given: []proto.Message{requested(), shippedAll()}, When: domain.ConfirmReceipt{Time: t0.Add(3 * day)},
+			Then: []proto.Message{&fulfilmentv1.ReceiptConfirmed{FulfilmentId: fid, OrderId: "o1", BuyerId: "b1", ConfirmTime: ts(3 * day)},
 				&fulfilmentv1.FulfilmentDelivered{FulfilmentId: fid, OrderId: "o1", VendorId: "v1", BuyerId: "b1", DeliverTime: ts(3 * day), WithProof: true, ConfirmedByBuyer: true}}},
-		{name: "receipt after the carrier delivered", given: []proto.Message{requested(), shippedAll(), recorded("e2", domain.Delivered, 50*time.Hour, nil)}, when: domain.ConfirmReceipt{Time: t0.Add(3 * day)},
-			then: []proto.Message{&fulfilmentv1.ReceiptConfirmed{FulfilmentId: fid, OrderId: "o1", BuyerId: "b1", ConfirmTime: ts(3 * day)}}},
-		{name: "receipt twice", given: []proto.Message{requested(), shippedAll(), &fulfilmentv1.ReceiptConfirmed{ConfirmTime: ts(day)}}, when: domain.ConfirmReceipt{Time: t0.Add(3 * day)}},
-		{name: "receipt of a cancelled fulfilment", given: []proto.Message{requested(), cancelled}, when: domain.ConfirmReceipt{Time: t0}, reason: domain.ReasonCancelled},
+		{Name: "receipt after the carrier delivered", Given: []proto.Message{requested(), shippedAll(), recorded("e2", domain.Delivered, 50*time.Hour, nil)}, When: domain.ConfirmReceipt{Time: t0.Add(3 * day)},
+			Then: []proto.Message{&fulfilmentv1.ReceiptConfirmed{FulfilmentId: fid, OrderId: "o1", BuyerId: "b1", ConfirmTime: ts(3 * day)}}},
+		{Name: "receipt twice", Given: []proto.Message{requested(), shippedAll(), &fulfilmentv1.ReceiptConfirmed{ConfirmTime: ts(day)}}, When: domain.ConfirmReceipt{Time: t0.Add(3 * day)}},
+		{Name: "receipt of a cancelled fulfilment", Given: []proto.Message{requested(), cancelled}, When: domain.ConfirmReceipt{Time: t0}, Err: estest.Precondition(domain.ReasonCancelled)},
 
-		{name: "deadline with grace", given: []proto.Message{requested()}, when: domain.MissShipBy{Deadline: t0.Add(3 * day), Now: t0.Add(3 * day), Policy: grace}, then: []proto.Message{graceMissed}},
-		{name: "deadline after grace cancels", given: []proto.Message{requested(), graceMissed}, when: domain.MissShipBy{Deadline: t0.Add(4 * day), Now: t0.Add(5 * day), Policy: grace},
-			then: []proto.Message{&fulfilmentv1.ShipByDeadlineMissed{FulfilmentId: fid, OrderId: "o1", VendorId: "v1", ShipByTime: ts(4 * day), Action: "cancel"},
+		{Name: "deadline with grace", Given: []proto.Message{requested()}, When: domain.MissShipBy{Deadline: t0.Add(3 * day), Now: t0.Add(3 * day), Policy: grace}, Then: []proto.Message{graceMissed}},
+		{Name: "deadline after grace cancels", Given: []proto.Message{requested(), graceMissed}, When: domain.MissShipBy{Deadline: t0.Add(4 * day), Now: t0.Add(5 * day), Policy: grace},
+			Then: []proto.Message{&fulfilmentv1.ShipByDeadlineMissed{FulfilmentId: fid, OrderId: "o1", VendorId: "v1", ShipByTime: ts(4 * day), Action: "cancel"},
 				&fulfilmentv1.FulfilmentCancelled{FulfilmentId: fid, OrderId: "o1", VendorId: "v1", Reason: domain.ReasonShipByMissed, CancelTime: ts(5 * day)}}},
-		{name: "deadline with the cancel policy", given: []proto.Message{requested()}, when: domain.MissShipBy{Deadline: t0.Add(3 * day), Now: t0.Add(3 * day)},
-			then: []proto.Message{&fulfilmentv1.ShipByDeadlineMissed{FulfilmentId: fid, OrderId: "o1", VendorId: "v1", ShipByTime: ts(3 * day), Action: "cancel"},
+		{Name: "deadline with the cancel policy", Given: []proto.Message{requested()}, When: domain.MissShipBy{Deadline: t0.Add(3 * day), Now: t0.Add(3 * day)},
+			Then: []proto.Message{&fulfilmentv1.ShipByDeadlineMissed{FulfilmentId: fid, OrderId: "o1", VendorId: "v1", ShipByTime: ts(3 * day), Action: "cancel"},
 				&fulfilmentv1.FulfilmentCancelled{FulfilmentId: fid, OrderId: "o1", VendorId: "v1", Reason: domain.ReasonShipByMissed, CancelTime: ts(3 * day)}}},
-		{name: "deadline of a partly shipped fulfilment is flagged", given: []proto.Message{requested(), partial}, when: domain.MissShipBy{Deadline: t0.Add(3 * day), Now: t0.Add(3 * day)},
-			then: []proto.Message{&fulfilmentv1.ShipByDeadlineMissed{FulfilmentId: fid, OrderId: "o1", VendorId: "v1", ShipByTime: ts(3 * day), Action: "flag"}}},
-		{name: "moved deadline decides nothing", given: []proto.Message{requested(), graceMissed}, when: domain.MissShipBy{Deadline: t0.Add(3 * day), Now: t0.Add(5 * day), Policy: grace}},
-		{name: "deadline not yet due", given: []proto.Message{requested()}, when: domain.MissShipBy{Deadline: t0.Add(3 * day), Now: t0.Add(2 * day)}},
-		{name: "deadline of a shipped fulfilment", given: []proto.Message{requested(), shippedAll()}, when: domain.MissShipBy{Deadline: t0.Add(3 * day), Now: t0.Add(3 * day)}},
-		{name: "deadline of a cancelled fulfilment", given: []proto.Message{requested(), cancelled}, when: domain.MissShipBy{Deadline: t0.Add(3 * day), Now: t0.Add(3 * day)}},
+		{Name: "deadline of a partly shipped fulfilment is flagged", Given: []proto.Message{requested(), partial}, When: domain.MissShipBy{Deadline: t0.Add(3 * day), Now: t0.Add(3 * day)},
+			Then: []proto.Message{&fulfilmentv1.ShipByDeadlineMissed{FulfilmentId: fid, OrderId: "o1", VendorId: "v1", ShipByTime: ts(3 * day), Action: "flag"}}},
+		{Name: "moved deadline decides nothing", Given: []proto.Message{requested(), graceMissed}, When: domain.MissShipBy{Deadline: t0.Add(3 * day), Now: t0.Add(5 * day), Policy: grace}},
+		{Name: "deadline not yet due", Given: []proto.Message{requested()}, When: domain.MissShipBy{Deadline: t0.Add(3 * day), Now: t0.Add(2 * day)}},
+		{Name: "deadline of a shipped fulfilment", Given: []proto.Message{requested(), shippedAll()}, When: domain.MissShipBy{Deadline: t0.Add(3 * day), Now: t0.Add(3 * day)}},
+		{Name: "deadline of a cancelled fulfilment", Given: []proto.Message{requested(), cancelled}, When: domain.MissShipBy{Deadline: t0.Add(3 * day), Now: t0.Add(3 * day)}},
 
-		{name: "cancel", given: []proto.Message{requested()}, when: domain.CancelFulfilment{Reason: "order cancelled", Time: t0.Add(time.Hour)}, then: []proto.Message{cancelled}},
-		{name: "cancel twice", given: []proto.Message{requested(), cancelled}, when: domain.CancelFulfilment{Reason: "again", Time: t0}},
-		{name: "cancel after shipping", given: []proto.Message{requested(), partial}, when: domain.CancelFulfilment{Reason: "order cancelled", Time: t0}, reason: domain.ReasonShipped},
-		{name: "cancel unknown", when: domain.CancelFulfilment{Reason: "x"}, err: domain.ErrNotRequested},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := domain.Decider.GivenWhenThen(fid, tt.given, tt.when)
-			switch {
-			case tt.err != nil:
-				if !errors.Is(err, tt.err) {
-					t.Fatalf("err = %v, want %v", err, tt.err)
-				}
-			case tt.field != "":
-				var inv *domain.InvalidError
-				if !errors.As(err, &inv) || inv.Violations[0].Field != tt.field {
-					t.Fatalf("err = %v, want an invalid %s", err, tt.field)
-				}
-			case tt.reason != "":
-				var pre *domain.PreconditionError
-				if !errors.As(err, &pre) || pre.Reason != tt.reason {
-					t.Fatalf("err = %v, want precondition %s", err, tt.reason)
-				}
-			case tt.inUse:
-				var iu *domain.TrackingInUseError
-				if !errors.As(err, &iu) || !iu.SameFulfilment || iu.ShipmentID != "s1" {
-					t.Fatalf("err = %v, want tracking in use by s1", err)
-				}
-			case err != nil:
-				t.Fatalf("err = %v", err)
-			}
-			if diff := cmp.Diff(tt.then, got, protocmp.Transform()); diff != "" {
-				t.Errorf("events (-want +got):\n%s", diff)
-			}
-		})
-	}
+		{Name: "cancel", Given: []proto.Message{requested()}, When: domain.CancelFulfilment{Reason: "order cancelled", Time: t0.Add(time.Hour)}, Then: []proto.Message{cancelled}},
+		{Name: "cancel twice", Given: []proto.Message{requested(), cancelled}, When: domain.CancelFulfilment{Reason: "again", Time: t0}},
+		{Name: "cancel after shipping", Given: []proto.Message{requested(), partial}, When: domain.CancelFulfilment{Reason: "order cancelled", Time: t0}, Err: estest.Precondition(domain.ReasonShipped)},
+		{Name: "cancel unknown", When: domain.CancelFulfilment{Reason: "x"}, Err: domain.ErrNotRequested},
+	})
 }
 
 func TestLotNumbersMayRepeat(t *testing.T) {

@@ -25,7 +25,6 @@ var (
 // ("packages[0].lines[1].quantity"), a forbidden transition a
 // *PreconditionError with one of the Reason codes below.
 type (
-	Violation         = fault.Violation
 	Violations        = fault.Violations
 	InvalidError      = fault.InvalidError
 	PreconditionError = fault.PreconditionError

@@ -28,6 +28,7 @@
 package domain
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"time"
@@ -142,17 +143,11 @@ type Scan struct {
 	Proof          *Proof
 }
 
-// before orders scans: by occur time, then status (the lifecycle order of
+// compare orders scans: by occur time, then status (the lifecycle order of
 // the enum), then carrier event id, so the order is total and independent
 // of arrival.
-func (a Scan) before(b Scan) bool {
-	if !a.OccurTime.Equal(b.OccurTime) {
-		return a.OccurTime.Before(b.OccurTime)
-	}
-	if a.Status != b.Status {
-		return a.Status < b.Status
-	}
-	return a.CarrierEventID < b.CarrierEventID
+func (a Scan) compare(b Scan) int {
+	return cmp.Or(a.OccurTime.Compare(b.OccurTime), cmp.Compare(a.Status, b.Status), cmp.Compare(a.CarrierEventID, b.CarrierEventID))
 }
 
 // Shipment is one hand-over to a carrier.
@@ -165,7 +160,7 @@ type Shipment struct {
 	Lines            []Line
 	ShipTime         time.Time
 	ExpectedDelivery time.Time
-	// Scans are deduplicated by CarrierEventID and sorted (Scan.before).
+	// Scans are deduplicated by CarrierEventID and sorted (Scan.compare).
 	Scans []Scan
 }
 
@@ -176,15 +171,7 @@ func (s Shipment) HasScan(carrierEventID string) bool {
 
 // withScan returns the scans with sc inserted in order.
 func withScan(scans []Scan, sc Scan) []Scan {
-	i, _ := slices.BinarySearchFunc(scans, sc, func(a, b Scan) int {
-		switch {
-		case a.before(b):
-			return -1
-		case b.before(a):
-			return 1
-		}
-		return 0
-	})
+	i, _ := slices.BinarySearchFunc(scans, sc, Scan.compare)
 	return slices.Insert(slices.Clip(scans), i, sc)
 }
 

@@ -1,14 +1,12 @@
 package domain_test
 
 import (
-	"errors"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/es/estest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	"github.com/custody/custody/services/fulfilment/domain"
 )
@@ -20,43 +18,17 @@ func TestDecideTracking(t *testing.T) {
 	claimed := func(f, s string) *fulfilmentv1.TrackingNumberClaimed {
 		return &fulfilmentv1.TrackingNumberClaimed{Carrier: "dhl", TrackingNumber: "1234567890", FulfilmentId: f, ShipmentId: s, VendorId: "v1"}
 	}
-	tests := []struct {
-		name  string
-		given []proto.Message
-		when  domain.ClaimTracking
-		then  []proto.Message
-		inUse bool
-		same  bool
-		bad   bool
-	}{
-		{name: "first claim", when: claim("f1", "s1", ""), then: []proto.Message{claimed("f1", "s1")}},
-		{name: "same claim again", given: []proto.Message{claimed("f1", "s1")}, when: claim("f1", "s1", "")},
-		{name: "another fulfilment", given: []proto.Message{claimed("f1", "s1")}, when: claim("f2", "s1", ""), inUse: true},
-		{name: "another fulfilment cannot replace", given: []proto.Message{claimed("f1", "s1")}, when: claim("f2", "s1", "s1"), inUse: true},
-		{name: "another shipment of the same fulfilment", given: []proto.Message{claimed("f1", "s1")}, when: claim("f1", "s2", ""), inUse: true, same: true},
-		{name: "a stale claim of the same fulfilment is replaced", given: []proto.Message{claimed("f1", "s1")}, when: claim("f1", "s2", "s1"), then: []proto.Message{claimed("f1", "s2")}},
-		{name: "replacing another claim than the one held", given: []proto.Message{claimed("f1", "s2")}, when: claim("f1", "s3", "s1"), inUse: true, same: true},
-		{name: "incomplete", when: claim("", "s1", ""), bad: true},
+	inUse := func(f, s string, same bool) *domain.TrackingInUseError {
+		return &domain.TrackingInUseError{Carrier: "dhl", TrackingNumber: "1234567890", FulfilmentID: f, ShipmentID: s, SameFulfilment: same}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := domain.Trackings.GivenWhenThen("dhl_1234567890", tt.given, tt.when)
-			var iu *domain.TrackingInUseError
-			switch {
-			case tt.inUse:
-				if !errors.As(err, &iu) || iu.SameFulfilment != tt.same {
-					t.Fatalf("err = %v, want in use (same fulfilment %v)", err, tt.same)
-				}
-			case tt.bad:
-				if !errors.Is(err, es.ErrBadCommand) {
-					t.Fatalf("err = %v", err)
-				}
-			case err != nil:
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tt.then, got, protocmp.Transform()); diff != "" {
-				t.Errorf("events (-want +got):\n%s", diff)
-			}
-		})
-	}
+	estest.Run(t, domain.Trackings, "dhl_1234567890", []estest.Case[domain.ClaimTracking]{
+		{Name: "first claim", When: claim("f1", "s1", ""), Then: []proto.Message{claimed("f1", "s1")}},
+		{Name: "same claim again", Given: []proto.Message{claimed("f1", "s1")}, When: claim("f1", "s1", "")},
+		{Name: "another fulfilment", Given: []proto.Message{claimed("f1", "s1")}, When: claim("f2", "s1", ""), Err: inUse("f1", "s1", false)},
+		{Name: "another fulfilment cannot replace", Given: []proto.Message{claimed("f1", "s1")}, When: claim("f2", "s1", "s1"), Err: inUse("f1", "s1", false)},
+		{Name: "another shipment of the same fulfilment", Given: []proto.Message{claimed("f1", "s1")}, When: claim("f1", "s2", ""), Err: inUse("f1", "s1", true)},
+		{Name: "a stale claim of the same fulfilment is replaced", Given: []proto.Message{claimed("f1", "s1")}, When: claim("f1", "s2", "s1"), Then: []proto.Message{claimed("f1", "s2")}},
+		{Name: "replacing another claim than the one held", Given: []proto.Message{claimed("f1", "s2")}, When: claim("f1", "s3", "s1"), Err: inUse("f1", "s2", true)},
+		{Name: "incomplete", When: claim("", "s1", ""), Err: es.ErrBadCommand},
+	})
 }

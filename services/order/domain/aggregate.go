@@ -13,8 +13,11 @@ import (
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 )
 
-// Command is a command to the order aggregate.
-type Command interface{ isCommand() }
+// Command is a command to the order aggregate. Each command type carries
+// its own decision (decide), so the compiler checks that every one has one.
+type Command interface {
+	decide(o Order) ([]proto.Message, error)
+}
 
 // PlaceOrder places an order from already priced (PriceLines) and
 // attributed lines. Parts and total are computed here (Split), and the
@@ -69,63 +72,45 @@ type RecordRefund struct {
 	Time     time.Time
 }
 
-func (MarkPartDelivered) isCommand() {}
-func (RecordRefund) isCommand()      {}
-func (PlaceOrder) isCommand()        {}
-func (ConfirmOrder) isCommand()      {}
-func (RejectOrder) isCommand()       {}
-func (CancelOrder) isCommand()       {}
-func (MarkPartShipped) isCommand()   {}
-
 // Decide returns the events a command produces. Commands that find the
-// order already where they would take it decide nothing (idempotent).
+// order already where they would take it decide nothing (idempotent); every
+// command but PlaceOrder needs an order that was placed.
 func Decide(o Order, c Command) ([]proto.Message, error) {
-	switch c := c.(type) {
-	case PlaceOrder:
-		return decidePlace(o, c)
-	case ConfirmOrder:
-		if o.Status == StatusNone {
-			return nil, ErrNotPlaced
-		}
-		if o.Status != StatusPending {
-			return nil, nil // already confirmed; or rejected/cancelled first, which stands
-		}
-		return []proto.Message{&orderv1.OrderConfirmed{
-			OrderId: o.ID, BuyerId: o.BuyerID, Parts: PartsProto(o.Parts), Lines: LinesProto(o.Lines),
-			Total: o.Total.ToProto(), Payment: PaymentProto(o.Payment), Attribution: AttributionProto(o.Attribution),
-			ShippingAddress: o.Address, ConfirmTime: timestamppb.New(c.Time),
-		}}, nil
-	case RejectOrder:
-		if o.Status == StatusNone {
-			return nil, ErrNotPlaced
-		}
-		if o.Status != StatusPending {
-			return nil, nil
-		}
-		reason := c.Reason
-		if reason == "" {
-			reason = fmt.Sprintf("sku %s could not be reserved", c.SKUID)
-		}
-		return []proto.Message{&orderv1.OrderRejected{OrderId: o.ID, Reason: reason, SkuId: c.SKUID, RejectTime: timestamppb.New(c.Time)}}, nil
-	case CancelOrder:
-		return decideCancel(o, c)
-	case MarkPartShipped:
-		return decideShipped(o, c)
-	case MarkPartDelivered:
-		return decideDelivered(o, c)
-	case RecordRefund:
-		return decideRefund(o, c)
+	if _, place := c.(PlaceOrder); !place && o.Status == StatusNone {
+		return nil, ErrNotPlaced
 	}
-	return nil, fmt.Errorf("order: unknown command %T", c)
+	return c.decide(o)
 }
 
-// decidePlace turns priced, attributed lines into OrderPlaced. The
+func (c ConfirmOrder) decide(o Order) ([]proto.Message, error) {
+	if o.Status != StatusPending {
+		return nil, nil // already confirmed; or rejected/cancelled first, which stands
+	}
+	return []proto.Message{&orderv1.OrderConfirmed{
+		OrderId: o.ID, BuyerId: o.BuyerID, Parts: PartsProto(o.Parts), Lines: LinesProto(o.Lines),
+		Total: o.Total.ToProto(), Payment: PaymentProto(o.Payment), Attribution: AttributionProto(o.Attribution),
+		ShippingAddress: o.Address, ConfirmTime: timestamppb.New(c.Time),
+	}}, nil
+}
+
+func (c RejectOrder) decide(o Order) ([]proto.Message, error) {
+	if o.Status != StatusPending {
+		return nil, nil
+	}
+	reason := c.Reason
+	if reason == "" {
+		reason = fmt.Sprintf("sku %s could not be reserved", c.SKUID)
+	}
+	return []proto.Message{&orderv1.OrderRejected{OrderId: o.ID, Reason: reason, SkuId: c.SKUID, RejectTime: timestamppb.New(c.Time)}}, nil
+}
+
+// PlaceOrder's decision turns priced, attributed lines into OrderPlaced. The
 // request's shape (buyer, address, payment reference, line count and
 // quantities) was checked at the edge and the lines priced from the
 // catalog by the app; what is decided here is the order itself: one part
 // per vendor with exact subtotals, commissions that are rates, and a
 // payment that is exactly the total.
-func decidePlace(o Order, c PlaceOrder) ([]proto.Message, error) {
+func (c PlaceOrder) decide(o Order) ([]proto.Message, error) {
 	if o.Status != StatusNone {
 		return nil, nil // the same request again: its order stands
 	}
@@ -152,10 +137,8 @@ func decidePlace(o Order, c PlaceOrder) ([]proto.Message, error) {
 	}}, nil
 }
 
-func decideCancel(o Order, c CancelOrder) ([]proto.Message, error) {
+func (c CancelOrder) decide(o Order) ([]proto.Message, error) {
 	switch o.Status {
-	case StatusNone:
-		return nil, ErrNotPlaced
 	case StatusCancelled:
 		return nil, nil
 	case StatusRejected:
@@ -169,10 +152,7 @@ func decideCancel(o Order, c CancelOrder) ([]proto.Message, error) {
 	return nil, fault.Precondition(ReasonShipped, "order %s is %s and can no longer be cancelled", o.ID, o.Status)
 }
 
-func decideShipped(o Order, c MarkPartShipped) ([]proto.Message, error) {
-	if o.Status == StatusNone {
-		return nil, ErrNotPlaced
-	}
+func (c MarkPartShipped) decide(o Order) ([]proto.Message, error) {
 	for _, p := range o.Parts {
 		if p.VendorID != c.VendorID {
 			continue
@@ -190,10 +170,7 @@ func decideShipped(o Order, c MarkPartShipped) ([]proto.Message, error) {
 	return nil, fault.Precondition(ReasonUnknown, "order %s has no part for vendor %s", o.ID, c.VendorID)
 }
 
-func decideDelivered(o Order, c MarkPartDelivered) ([]proto.Message, error) {
-	if o.Status == StatusNone {
-		return nil, ErrNotPlaced
-	}
+func (c MarkPartDelivered) decide(o Order) ([]proto.Message, error) {
 	remaining := 0
 	found := false
 	for _, p := range o.Parts {
@@ -220,10 +197,7 @@ func decideDelivered(o Order, c MarkPartDelivered) ([]proto.Message, error) {
 	return out, nil
 }
 
-func decideRefund(o Order, c RecordRefund) ([]proto.Message, error) {
-	if o.Status == StatusNone {
-		return nil, ErrNotPlaced
-	}
+func (c RecordRefund) decide(o Order) ([]proto.Message, error) {
 	for _, id := range o.RefundIDs {
 		if id == c.RefundID {
 			return nil, nil

@@ -1,16 +1,13 @@
 package domain_test
 
 import (
-	"errors"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/google/go-cmp/cmp"
-
+	"github.com/custody/custody/pkg/es/estest"
 	"github.com/custody/custody/pkg/money"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
@@ -90,88 +87,54 @@ func TestDecide(t *testing.T) {
 
 	cancel := domain.CancelOrder{Reason: "changed my mind", By: "buyer:b1", Time: t0.Add(2 * time.Minute)}
 
-	tests := []struct {
-		name   string
-		given  []proto.Message
-		when   domain.Command
-		then   []proto.Message
-		err    error  // errors.Is
-		field  string // InvalidError naming this field
-		reason string // PreconditionError reason
-	}{
-		{name: "place splits by vendor with exact subtotals", when: place(), then: []proto.Message{placed()}},
-		{name: "place again decides nothing", given: []proto.Message{placed()}, when: place()},
-		{name: "place with payment not the total", when: badPay, field: "payment.amount"},
-		{name: "place without lines", when: noLines, field: "lines"},
-		{name: "place with inconsistent line total", when: badLine, field: "lines"},
-		{name: "place with mixed currencies", when: mixed, field: "lines"},
-		{name: "place with a commission above 100%", when: overpaid, field: "lines[1].commission_bps"},
+	estest.Run(t, domain.Decider, "o1", []estest.Case[domain.Command]{
+		{Name: "place splits by vendor with exact subtotals", When: place(), Then: []proto.Message{placed()}},
+		{Name: "place again decides nothing", Given: []proto.Message{placed()}, When: place()},
+		{Name: "place with payment not the total", When: badPay, Err: estest.Invalid("payment.amount")},
+		{Name: "place without lines", When: noLines, Err: estest.Invalid("lines")},
+		{Name: "place with inconsistent line total", When: badLine, Err: estest.Invalid("lines")},
+		{Name: "place with mixed currencies", When: mixed, Err: estest.Invalid("lines")},
+		{Name: "place with a commission above 100%", When: overpaid, Err: estest.Invalid("lines[1].commission_bps")},
 
-		{name: "confirm pending", given: []proto.Message{placed()}, when: domain.ConfirmOrder{Time: t0.Add(time.Minute)}, then: []proto.Message{confirmed}},
-		{name: "confirm twice decides nothing", given: []proto.Message{placed(), confirmed}, when: domain.ConfirmOrder{Time: t0.Add(time.Hour)}},
-		{name: "confirm after reject decides nothing", given: []proto.Message{placed(), rejected}, when: domain.ConfirmOrder{Time: t0}},
-		{name: "confirm after cancel decides nothing", given: []proto.Message{placed(), cancelled}, when: domain.ConfirmOrder{Time: t0}},
-		{name: "confirm unknown order", when: domain.ConfirmOrder{Time: t0}, err: domain.ErrNotPlaced},
+		{Name: "confirm pending", Given: []proto.Message{placed()}, When: domain.ConfirmOrder{Time: t0.Add(time.Minute)}, Then: []proto.Message{confirmed}},
+		{Name: "confirm twice decides nothing", Given: []proto.Message{placed(), confirmed}, When: domain.ConfirmOrder{Time: t0.Add(time.Hour)}},
+		{Name: "confirm after reject decides nothing", Given: []proto.Message{placed(), rejected}, When: domain.ConfirmOrder{Time: t0}},
+		{Name: "confirm after cancel decides nothing", Given: []proto.Message{placed(), cancelled}, When: domain.ConfirmOrder{Time: t0}},
+		{Name: "confirm unknown order", When: domain.ConfirmOrder{Time: t0}, Err: domain.ErrNotPlaced},
 
-		{name: "reject pending", given: []proto.Message{placed()}, when: domain.RejectOrder{SKUID: "p2-b", Reason: rejected.Reason, Time: t0.Add(time.Minute)}, then: []proto.Message{rejected}},
-		{name: "reject without reason names the sku", given: []proto.Message{placed()}, when: domain.RejectOrder{SKUID: "p2-b", Time: t0.Add(time.Minute)},
-			then: []proto.Message{&orderv1.OrderRejected{OrderId: "o1", Reason: "sku p2-b could not be reserved", SkuId: "p2-b", RejectTime: ts(time.Minute)}}},
-		{name: "reject after confirm decides nothing", given: []proto.Message{placed(), confirmed}, when: domain.RejectOrder{SKUID: "x", Time: t0}},
-		{name: "reject unknown order", when: domain.RejectOrder{SKUID: "x"}, err: domain.ErrNotPlaced},
+		{Name: "reject pending", Given: []proto.Message{placed()}, When: domain.RejectOrder{SKUID: "p2-b", Reason: rejected.Reason, Time: t0.Add(time.Minute)}, Then: []proto.Message{rejected}},
+		{Name: "reject without reason names the sku", Given: []proto.Message{placed()}, When: domain.RejectOrder{SKUID: "p2-b", Time: t0.Add(time.Minute)},
+			Then: []proto.Message{&orderv1.OrderRejected{OrderId: "o1", Reason: "sku p2-b could not be reserved", SkuId: "p2-b", RejectTime: ts(time.Minute)}}},
+		{Name: "reject after confirm decides nothing", Given: []proto.Message{placed(), confirmed}, When: domain.RejectOrder{SKUID: "x", Time: t0}},
+		{Name: "reject unknown order", When: domain.RejectOrder{SKUID: "x"}, Err: domain.ErrNotPlaced},
 
-		{name: "cancel pending", given: []proto.Message{placed()}, when: cancel, then: []proto.Message{cancelled}},
-		{name: "cancel confirmed", given: []proto.Message{placed(), confirmed}, when: cancel, then: []proto.Message{cancelled}},
-		{name: "cancel cancelled decides nothing", given: []proto.Message{placed(), cancelled}, when: cancel},
-		{name: "cancel rejected", given: []proto.Message{placed(), rejected}, when: cancel, reason: domain.ReasonRejected},
-		{name: "cancel after a part shipped", given: []proto.Message{placed(), confirmed, shipped}, when: cancel, reason: domain.ReasonShipped},
-		{name: "cancel unknown order", when: cancel, err: domain.ErrNotPlaced},
+		{Name: "cancel pending", Given: []proto.Message{placed()}, When: cancel, Then: []proto.Message{cancelled}},
+		{Name: "cancel confirmed", Given: []proto.Message{placed(), confirmed}, When: cancel, Then: []proto.Message{cancelled}},
+		{Name: "cancel cancelled decides nothing", Given: []proto.Message{placed(), cancelled}, When: cancel},
+		{Name: "cancel rejected", Given: []proto.Message{placed(), rejected}, When: cancel, Err: estest.Precondition(domain.ReasonRejected)},
+		{Name: "cancel after a part shipped", Given: []proto.Message{placed(), confirmed, shipped}, When: cancel, Err: estest.Precondition(domain.ReasonShipped)},
+		{Name: "cancel unknown order", When: cancel, Err: domain.ErrNotPlaced},
 
-		{name: "ship confirmed part", given: []proto.Message{placed(), confirmed}, when: domain.MarkPartShipped{VendorID: "v2", ShipmentID: "s1", Time: t0.Add(time.Hour)}, then: []proto.Message{shipped}},
-		{name: "ship twice decides nothing", given: []proto.Message{placed(), confirmed, shipped}, when: domain.MarkPartShipped{VendorID: "v2", ShipmentID: "s1"}},
-		{name: "ship pending", given: []proto.Message{placed()}, when: domain.MarkPartShipped{VendorID: "v2"}, reason: domain.ReasonPending},
-		{name: "ship unknown vendor", given: []proto.Message{placed(), confirmed}, when: domain.MarkPartShipped{VendorID: "v9"}, reason: domain.ReasonUnknown},
+		{Name: "ship confirmed part", Given: []proto.Message{placed(), confirmed}, When: domain.MarkPartShipped{VendorID: "v2", ShipmentID: "s1", Time: t0.Add(time.Hour)}, Then: []proto.Message{shipped}},
+		{Name: "ship twice decides nothing", Given: []proto.Message{placed(), confirmed, shipped}, When: domain.MarkPartShipped{VendorID: "v2", ShipmentID: "s1"}},
+		{Name: "ship pending", Given: []proto.Message{placed()}, When: domain.MarkPartShipped{VendorID: "v2"}, Err: estest.Precondition(domain.ReasonPending)},
+		{Name: "ship unknown vendor", Given: []proto.Message{placed(), confirmed}, When: domain.MarkPartShipped{VendorID: "v9"}, Err: estest.Precondition(domain.ReasonUnknown)},
 
-		{name: "first part delivered", given: []proto.Message{placed(), confirmed, shipped}, when: delivered("v2", true),
-			then: []proto.Message{partDelivered("v2", true)}},
-		{name: "last part delivered makes the order delivered", given: []proto.Message{placed(), confirmed, shipped, partDelivered("v2", true)}, when: delivered("v1", false),
-			then: []proto.Message{partDelivered("v1", false), &orderv1.OrderDelivered{OrderId: "o1", DeliverTime: ts(48 * time.Hour)}}},
-		{name: "delivered twice decides nothing", given: []proto.Message{placed(), confirmed, partDelivered("v2", true)}, when: delivered("v2", true)},
-		{name: "delivered for unknown vendor", given: []proto.Message{placed(), confirmed}, when: delivered("v9", true), reason: domain.ReasonUnknown},
-		{name: "delivered for unknown order", when: delivered("v1", true), err: domain.ErrNotPlaced},
+		{Name: "first part delivered", Given: []proto.Message{placed(), confirmed, shipped}, When: delivered("v2", true),
+			Then: []proto.Message{partDelivered("v2", true)}},
+		{Name: "last part delivered makes the order delivered", Given: []proto.Message{placed(), confirmed, shipped, partDelivered("v2", true)}, When: delivered("v1", false),
+			Then: []proto.Message{partDelivered("v1", false), &orderv1.OrderDelivered{OrderId: "o1", DeliverTime: ts(48 * time.Hour)}}},
+		{Name: "delivered twice decides nothing", Given: []proto.Message{placed(), confirmed, partDelivered("v2", true)}, When: delivered("v2", true)},
+		{Name: "delivered for unknown vendor", Given: []proto.Message{placed(), confirmed}, When: delivered("v9", true), Err: estest.Precondition(domain.ReasonUnknown)},
+		{Name: "delivered for unknown order", When: delivered("v1", true), Err: domain.ErrNotPlaced},
 
-		{name: "partial refund keeps the state", given: []proto.Message{placed(), confirmed}, when: refund("r1", 1000),
-			then: []proto.Message{refunded("r1", 1000, 1000, false)}},
-		{name: "refunds up to the total make it refunded", given: []proto.Message{placed(), confirmed, refunded("r1", 1000, 1000, false)}, when: refund("r2", 2599),
-			then: []proto.Message{refunded("r2", 2599, 3599, true)}},
-		{name: "the same refund twice decides nothing", given: []proto.Message{placed(), confirmed, refunded("r1", 1000, 1000, false)}, when: refund("r1", 1000)},
-		{name: "refund of unknown order", when: refund("r1", 1), err: domain.ErrNotPlaced},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := domain.Decider.GivenWhenThen("o1", tt.given, tt.when)
-			switch {
-			case tt.err != nil:
-				if !errors.Is(err, tt.err) {
-					t.Fatalf("err = %v, want %v", err, tt.err)
-				}
-			case tt.field != "":
-				var inv *domain.InvalidError
-				if !errors.As(err, &inv) || inv.Violations[0].Field != tt.field {
-					t.Fatalf("err = %v, want an invalid %s", err, tt.field)
-				}
-			case tt.reason != "":
-				var pre *domain.PreconditionError
-				if !errors.As(err, &pre) || pre.Reason != tt.reason {
-					t.Fatalf("err = %v, want precondition %s", err, tt.reason)
-				}
-			case err != nil:
-				t.Fatalf("err = %v", err)
-			}
-			if diff := cmp.Diff(tt.then, got, protocmp.Transform()); diff != "" {
-				t.Errorf("events (-want +got):\n%s", diff)
-			}
-		})
-	}
+		{Name: "partial refund keeps the state", Given: []proto.Message{placed(), confirmed}, When: refund("r1", 1000),
+			Then: []proto.Message{refunded("r1", 1000, 1000, false)}},
+		{Name: "refunds up to the total make it refunded", Given: []proto.Message{placed(), confirmed, refunded("r1", 1000, 1000, false)}, When: refund("r2", 2599),
+			Then: []proto.Message{refunded("r2", 2599, 3599, true)}},
+		{Name: "the same refund twice decides nothing", Given: []proto.Message{placed(), confirmed, refunded("r1", 1000, 1000, false)}, When: refund("r1", 1000)},
+		{Name: "refund of unknown order", When: refund("r1", 1), Err: domain.ErrNotPlaced},
+	})
 }
 
 func TestEvolve(t *testing.T) {

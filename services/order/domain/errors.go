@@ -10,14 +10,11 @@ import (
 var ErrNotPlaced = errors.New("order not placed")
 
 // The failure vocabulary every Custody domain shares (pkg/fault), named
-// here so that the order's rules read in its own terms.
+// here so that the order's rules read in its own terms. Bad input is a
+// *fault.InvalidError.
 type (
-	// Violation names one bad request field, AIP-style ("lines[0].quantity").
-	Violation = fault.Violation
 	// Violations accumulates violations; the zero value is ready to use.
 	Violations = fault.Violations
-	// InvalidError is bad input: every violated field with why.
-	InvalidError = fault.InvalidError
 	// PreconditionError is a command the order's state forbids.
 	PreconditionError = fault.PreconditionError
 )

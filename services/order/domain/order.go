@@ -13,7 +13,7 @@
 // commission within the attribution window) in the app, with data from its
 // catalog view; Split (one part per vendor, exact subtotals) and
 // CheckPayment (authorised amount = total) in Decide. Bad input comes back
-// as *InvalidError with AIP-style field paths ("lines[2].quantity"), a
+// as *fault.InvalidError with AIP-style field paths ("lines[2].quantity"), a
 // forbidden transition as *PreconditionError (pkg/fault's kinds).
 package domain
 

@@ -35,7 +35,6 @@ func (e *UnknownPartError) Error() string {
 // *InvalidError naming every offending field, AIP-style
 // ("lines[2].line_total").
 type (
-	Violation    = fault.Violation
 	Violations   = fault.Violations
 	InvalidError = fault.InvalidError
 )

@@ -125,7 +125,13 @@ func (l Ledger) Clone() Ledger {
 
 // Commands of the ledger. Each carries its Cause (recorded on the
 // transaction) and the time it was decided at (the clock is the app's).
-type Command interface{ isCommand() }
+//
+// Each command type carries its own decision (decide), made on a decision
+// that evolves a copy of the ledger as it emits; the compiler checks that
+// every command has one.
+type Command interface {
+	decide(d *decision)
+}
 
 // CapturedLine is a line of OrderConfirmed.
 type CapturedLine struct {
@@ -243,15 +249,6 @@ type Cancel struct {
 	Time     time.Time
 }
 
-func (Capture) isCommand()        {}
-func (Deliver) isCommand()        {}
-func (OpenClaim) isCommand()      {}
-func (CloseClaim) isCommand()     {}
-func (CloseWindow) isCommand()    {}
-func (ReleaseReserve) isCommand() {}
-func (Refund) isCommand()         {}
-func (Cancel) isCommand()         {}
-
 // decision applies its own events as it goes, so a command that does two
 // things (lift a hold, then release) decides the second on the first's
 // outcome.
@@ -291,63 +288,42 @@ func (d *decision) result() ([]proto.Message, error) {
 // applied, window closed, released) decides nothing, so replaying any event
 // or deadline changes nothing whatever its command id.
 func DecideLedger(l Ledger, c Command) ([]proto.Message, error) {
-	if cc, ok := c.(Capture); ok {
-		return decideCapture(l, cc)
-	}
-	if !l.Captured {
+	if _, capture := c.(Capture); !capture && !l.Captured {
 		if _, ok := c.(Cancel); ok {
 			return nil, nil // cancelled before confirmation: nothing was captured
 		}
 		return nil, ErrNotCaptured
 	}
 	d := &decision{l: l.Clone()}
-	switch c := c.(type) {
-	case Deliver:
-		d.deliver(c)
-	case OpenClaim:
-		d.openClaim(c)
-	case CloseClaim:
-		d.closeClaim(c)
-	case CloseWindow:
-		d.closeWindow(c)
-	case ReleaseReserve:
-		d.releaseReserve(c)
-	case Refund:
-		d.refund(c)
-	case Cancel:
-		d.cancel(c)
-	default:
-		return nil, fmt.Errorf("orderledger: unknown command %T", c)
-	}
+	c.decide(d)
 	return d.result()
 }
 
-func decideCapture(l Ledger, c Capture) ([]proto.Message, error) {
-	if l.Captured {
-		return nil, nil
+func (c Capture) decide(d *decision) {
+	if d.l.Captured {
+		return
 	}
-	parts, err := splitOrder(l.OrderID, c)
+	parts, err := splitOrder(d.l.OrderID, c)
 	if err != nil {
-		return nil, err
+		d.err = err
+		return
 	}
 	cur := c.Total.Currency
 	ev := &payoutsv1.FundsEscrowed{
-		OrderId: l.OrderID, BuyerId: c.BuyerID, Total: c.Total.ToProto(), Parts: parts,
+		OrderId: d.l.OrderID, BuyerId: c.BuyerID, Total: c.Total.ToProto(), Parts: parts,
 		PspReference: c.PSPReference, EscrowTime: timestamppb.New(c.Time),
 	}
 	if !c.ConfirmTime.IsZero() {
 		ev.CaptureTime = timestamppb.New(c.ConfirmTime)
 	}
-	b := newTxn(payoutsv1.TransactionKind_TRANSACTION_KIND_CAPTURE, TransactionID(payoutsv1.TransactionKind_TRANSACTION_KIND_CAPTURE, l.OrderID),
-		l.OrderID, "", c.Cause, c.PSPReference, c.Time, "payment %s of order %s captured into escrow", c.Total, l.OrderID)
+	b := newTxn(payoutsv1.TransactionKind_TRANSACTION_KIND_CAPTURE, TransactionID(payoutsv1.TransactionKind_TRANSACTION_KIND_CAPTURE, d.l.OrderID),
+		d.l.OrderID, "", c.Cause, c.PSPReference, c.Time, "payment %s of order %s captured into escrow", c.Total, d.l.OrderID)
 	b.add(BuyerPayments, cur, -c.Total.Minor)
 	for _, p := range parts {
 		b.add(VendorAccount(p.GetVendorId(), Escrow), cur, p.GetSubtotal().GetAmountMinor())
 	}
-	d := &decision{l: l.Clone()}
 	d.emit(ev)
 	d.post(b)
-	return d.result()
 }
 
 // splitOrder validates an OrderConfirmed and fixes its split.
@@ -467,21 +443,22 @@ func splitOrder(orderID string, c Capture) ([]*payoutsv1.PartSplit, error) {
 	return out, nil
 }
 
-func (d *decision) part(vendorID string) (int, bool) {
+// part finds vendorID's part (its index and a copy), or records an
+// *UnknownPartError.
+func (d *decision) part(vendorID string) (int, Part, bool) {
 	i := d.l.Part(vendorID)
 	if i < 0 {
 		d.err = &UnknownPartError{OrderID: d.l.OrderID, VendorID: vendorID}
-		return -1, false
+		return -1, Part{}, false
 	}
-	return i, true
+	return i, d.l.Parts[i], true
 }
 
-func (d *decision) deliver(c Deliver) {
-	i, ok := d.part(c.VendorID)
+func (c Deliver) decide(d *decision) {
+	_, p, ok := d.part(c.VendorID)
 	if !ok {
 		return
 	}
-	p := d.l.Parts[i]
 	if p.Delivered || p.Cancelled {
 		return
 	}
@@ -512,12 +489,11 @@ func (d *decision) deliver(c Deliver) {
 	d.post(b)
 }
 
-func (d *decision) openClaim(c OpenClaim) {
-	i, ok := d.part(c.VendorID)
+func (c OpenClaim) decide(d *decision) {
+	_, p, ok := d.part(c.VendorID)
 	if !ok {
 		return
 	}
-	p := d.l.Parts[i]
 	if _, known := p.Claims[c.ClaimID]; known || p.Released || p.Cancelled {
 		return // a claim after release holds nothing: a refund will claw back
 	}
@@ -542,12 +518,11 @@ func (d *decision) openClaim(c OpenClaim) {
 	d.post(b)
 }
 
-func (d *decision) closeClaim(c CloseClaim) {
-	i, ok := d.part(c.VendorID)
+func (c CloseClaim) decide(d *decision) {
+	i, p, ok := d.part(c.VendorID)
 	if !ok {
 		return
 	}
-	p := d.l.Parts[i]
 	open, known := p.Claims[c.ClaimID]
 	if (known && !open) || p.Released || p.Cancelled {
 		return
@@ -574,12 +549,11 @@ func (d *decision) closeClaim(c CloseClaim) {
 	}
 }
 
-func (d *decision) closeWindow(c CloseWindow) {
-	i, ok := d.part(c.VendorID)
+func (c CloseWindow) decide(d *decision) {
+	i, p, ok := d.part(c.VendorID)
 	if !ok {
 		return
 	}
-	p := d.l.Parts[i]
 	if !p.Delivered || p.WindowClosed || p.Released || p.Cancelled {
 		return
 	}
@@ -627,12 +601,11 @@ func (d *decision) release(i int, t ReleaseTerms, cause Cause, at time.Time) {
 	d.post(b)
 }
 
-func (d *decision) releaseReserve(c ReleaseReserve) {
-	i, ok := d.part(c.VendorID)
+func (c ReleaseReserve) decide(d *decision) {
+	_, p, ok := d.part(c.VendorID)
 	if !ok {
 		return
 	}
-	p := d.l.Parts[i]
 	if !p.Released || p.ReserveReleased || p.Reserve.Minor == 0 {
 		return
 	}
@@ -649,7 +622,7 @@ func (d *decision) releaseReserve(c ReleaseReserve) {
 	d.post(b)
 }
 
-func (d *decision) refund(c Refund) {
+func (c Refund) decide(d *decision) {
 	cur := d.l.Currency()
 	var v Violations
 	if c.RefundID == "" {
@@ -661,11 +634,10 @@ func (d *decision) refund(c Refund) {
 	if d.err = v.Err(); d.err != nil {
 		return
 	}
-	i, ok := d.part(c.VendorID)
+	_, p, ok := d.part(c.VendorID)
 	if !ok || d.l.Refunds[c.RefundID] {
 		return
 	}
-	p := d.l.Parts[i]
 	stage := p.Stage()
 	per := allocateRefund(p, c.Amount, c.Lines)
 	ev := &payoutsv1.RefundApplied{
@@ -783,7 +755,7 @@ func allocateRefund(p Part, amount money.Money, given []LineAmount) []int64 {
 	return per
 }
 
-func (d *decision) cancel(c Cancel) {
+func (c Cancel) decide(d *decision) {
 	cur := d.l.Currency()
 	for _, p := range d.l.Parts {
 		if (c.VendorID != "" && p.VendorID != c.VendorID) || p.Delivered || p.Cancelled {

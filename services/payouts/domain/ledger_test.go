@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custody/custody/pkg/es/estest"
 	"github.com/custody/custody/pkg/money"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
 	"github.com/custody/custody/services/payouts/domain"
@@ -150,8 +151,8 @@ func TestLedgerDecide(t *testing.T) {
 		{name: "without parts, one part per vendor", when: noParts, facts: []string{"FundsEscrowed"},
 			then: "CAPTURE buyers:payments=-4499 vendor:v1:escrow=2999 vendor:v2:escrow=1500"},
 		{name: "capture again books nothing", given: []domain.Command{capture()}, when: capture()},
-		{name: "lines that do not add up to the total are refused", when: badTotal, err: &domain.InvalidError{}},
-		{name: "a part naming another vendor's line is refused", when: badPart, err: &domain.InvalidError{}},
+		{name: "lines that do not add up to the total are refused", when: badTotal, err: estest.Invalid("total")},
+		{name: "a part naming another vendor's line is refused", when: badPart, err: estest.Invalid("parts[0].line_ids[1]", "parts[1].line_ids[0]")},
 		{name: "delivery before capture is retried later", when: deliver("v1", day), err: domain.ErrNotCaptured},
 		{name: "a cancellation before capture books nothing", when: domain.Cancel{VendorID: "", Time: t0}},
 		{name: "delivery splits the part's escrow into pending shares",
@@ -159,7 +160,7 @@ func TestLedgerDecide(t *testing.T) {
 			facts: []string{"ReturnWindowStarted"},
 			then:  "DELIVERY creator:c1:pending=200 platform:pending=149 vendor:v1:escrow=-2999 vendor:v1:pending=2650"},
 		{name: "delivery for a vendor without a part is an error", given: []domain.Command{capture()}, when: deliver("v9", day),
-			err: &domain.UnknownPartError{}},
+			err: &domain.UnknownPartError{OrderID: "o1", VendorID: "v9"}},
 		{name: "a second delivery books nothing", given: []domain.Command{capture(), deliver("v1", day)}, when: deliver("v1", 2*day)},
 		{name: "a claim before delivery holds without moving money",
 			given: []domain.Command{capture()}, when: openClaim("cl1", "v1", time.Hour), facts: []string{"ClaimHoldPlaced"}},
@@ -224,7 +225,7 @@ func TestLedgerDecide(t *testing.T) {
 		{name: "the same refund id again books nothing",
 			given: []domain.Command{capture(), refund("r1", "v2", 1000, time.Hour)}, when: refund("r1", "v2", 1000, 2*time.Hour)},
 		{name: "a refund of nothing is refused",
-			given: []domain.Command{capture()}, when: refund("r1", "v2", 0, time.Hour), err: &domain.InvalidError{}},
+			given: []domain.Command{capture()}, when: refund("r1", "v2", 0, time.Hour), err: estest.Invalid("amount")},
 		{name: "a cancellation returns every undelivered part's escrow",
 			given: []domain.Command{capture(), deliver("v2", day)}, when: domain.Cancel{Cause: domain.Cause{EventID: "ev-cancel"}, Reason: "buyer", Time: t0.Add(day)},
 			facts: []string{"EscrowReturned"},
@@ -260,26 +261,7 @@ func TestLedgerDecide(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l := given(t, tt.given...)
 			got, err := domain.DecideLedger(l, tt.when)
-			switch want := tt.err.(type) {
-			case nil:
-				if err != nil {
-					t.Fatalf("err = %v", err)
-				}
-			case *domain.InvalidError:
-				var ie *domain.InvalidError
-				if !errors.As(err, &ie) {
-					t.Fatalf("err = %v, want an invalid error", err)
-				}
-			case *domain.UnknownPartError:
-				var ue *domain.UnknownPartError
-				if !errors.As(err, &ue) {
-					t.Fatalf("err = %v, want an unknown part error", err)
-				}
-			default:
-				if !errors.Is(err, want) {
-					t.Fatalf("err = %v, want %v", err, want)
-				}
-			}
+			estest.WantErr(t, err, tt.err)
 			if err != nil && len(got) > 0 {
 				t.Fatalf("refused with events %v", got)
 			}

@@ -12,6 +12,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"github.com/custody/custody/pkg/es/estest"
+	"github.com/custody/custody/pkg/fault"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	"github.com/custody/custody/services/trust/domain"
@@ -75,17 +77,9 @@ func wantNames(t *testing.T, evs []proto.Message, want ...string) {
 	}
 }
 
-func wantPrecondition(t *testing.T, err error, reason string) {
-	t.Helper()
-	var pre *domain.PreconditionError
-	if !errors.As(err, &pre) || pre.Reason != reason {
-		t.Fatalf("err = %v, want precondition %s", err, reason)
-	}
-}
-
 func wantInvalid(t *testing.T, err error, field string) {
 	t.Helper()
-	var inv *domain.InvalidError
+	var inv *fault.InvalidError
 	if !errors.As(err, &inv) {
 		t.Fatalf("err = %v, want invalid %s", err, field)
 	}
@@ -108,7 +102,7 @@ var (
 func TestNotReceived(t *testing.T) {
 	t.Run("before the expected delivery it is too early", func(t *testing.T) {
 		_, err := decide(t, nil, open(shippedWorld(), "v1", notReceived, 2*day, lines(line("1", 2)), nil))
-		wantPrecondition(t, err, domain.ReasonTooEarly)
+		estest.WantErr(t, err, estest.Precondition(domain.ReasonTooEarly))
 	})
 	t.Run("no DELIVERED scan after the expected delivery refunds at once", func(t *testing.T) {
 		evs := mustDecide(t, nil, open(shippedWorld(), "v1", notReceived, 3*day+time.Hour, lines(line("1", 2), line("2", 1)), nil))
@@ -191,7 +185,7 @@ func TestNotReceived(t *testing.T) {
 	})
 	t.Run("the window closes", func(t *testing.T) {
 		_, err := decide(t, nil, open(shippedWorld(), "v1", notReceived, 34*day, lines(line("1", 2)), nil))
-		wantPrecondition(t, err, domain.ReasonWindowClosed)
+		estest.WantErr(t, err, estest.Precondition(domain.ReasonWindowClosed))
 	})
 }
 
@@ -254,7 +248,7 @@ func TestOpenClaimChecks(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := decide(t, tt.given, tt.when)
 			if tt.reason != "" {
-				wantPrecondition(t, err, tt.reason)
+				estest.WantErr(t, err, estest.Precondition(tt.reason))
 			} else {
 				wantInvalid(t, err, tt.field)
 			}
@@ -263,10 +257,8 @@ func TestOpenClaimChecks(t *testing.T) {
 	t.Run("an unknown order is not found", func(t *testing.T) {
 		c := open(deliveredWorld(true), "v1", damaged, 4*day, lines(line("1", 1)), photo)
 		c.Record = domain.Record{}
-		var nf *domain.NotFoundError
-		if _, err := decide(t, nil, c); !errors.As(err, &nf) {
-			t.Fatalf("err = %v", err)
-		}
+		_, err := decide(t, nil, c)
+		estest.WantErr(t, err, &domain.NotFoundError{Resource: "order", ID: "o1"})
 	})
 	t.Run("the same claim again decides nothing", func(t *testing.T) {
 		if evs := mustDecide(t, opened, open(deliveredWorld(true), "v1", damaged, 4*day, lines(line("1", 1)), photo)); len(evs) != 0 {
@@ -348,7 +340,7 @@ func TestVendorResponses(t *testing.T) {
 	t.Run("a closed claim takes no response", func(t *testing.T) {
 		closed := append(slices.Clone(given), mustDecide(t, given, respond(domain.ResponseAccept, 0))...)
 		_, err := decide(t, closed, respond(domain.ResponseContest, 0))
-		wantPrecondition(t, err, domain.ReasonClaimClosed)
+		estest.WantErr(t, err, estest.Precondition(domain.ReasonClaimClosed))
 	})
 }
 
@@ -450,13 +442,13 @@ func TestReturns(t *testing.T) {
 	})
 	t.Run("no withdrawing with the parcel on its way", func(t *testing.T) {
 		_, err := decide(t, shipped, domain.Withdraw{ClaimID: claimID, Now: t0.Add(6 * day)})
-		wantPrecondition(t, err, domain.ReasonReturnInTransit)
+		estest.WantErr(t, err, estest.Precondition(domain.ReasonReturnInTransit))
 		wantNames(t, mustDecide(t, given, domain.Withdraw{ClaimID: claimID, Now: t0.Add(6 * day)}), "ClaimClosed")
 	})
 	t.Run("no return for a parcel never received", func(t *testing.T) {
 		nr := mustDecide(t, nil, open(deliveredWorld(false), "v1", notReceived, 4*day, lines(line("1", 2)), nil))
 		_, err := decide(t, nr, domain.Respond{ClaimID: claimID, Response: domain.ResponseReturn, Policy: policy, Now: t0.Add(5 * day)})
-		wantPrecondition(t, err, domain.ReasonReturnNotPossible)
+		estest.WantErr(t, err, estest.Precondition(domain.ReasonReturnNotPossible))
 	})
 }
 
@@ -483,7 +475,7 @@ func TestRefundCap(t *testing.T) {
 	third := open(w, "v1", damaged, 6*day, lines(line("1", 1)), photo)
 	third.ClaimID = "o1_c0000000000000003"
 	_, err := decide(t, hist, third)
-	wantPrecondition(t, err, domain.ReasonLineRefunded)
+	estest.WantErr(t, err, estest.Precondition(domain.ReasonLineRefunded))
 
 	// Whatever sequence of decisions, the ledger never passes the capture.
 	cs := domain.Claims.Initial("o1")

@@ -15,8 +15,12 @@ import (
 // MaxClaimLines bounds the lines of one claim.
 const MaxClaimLines = 100
 
-// Command is a command to the claims aggregate of one order.
-type Command interface{ isCommand() }
+// Command is a command to the claims aggregate of one order. Each command
+// type carries its own decision (decide), so the compiler checks that every
+// one has one.
+type Command interface {
+	decide(cs Case) ([]proto.Message, error)
+}
 
 // LineRequest is a quantity of one order line to claim for.
 type LineRequest struct {
@@ -137,38 +141,9 @@ type Expire struct {
 	Now     time.Time
 }
 
-func (OpenClaim) isCommand()            {}
-func (Respond) isCommand()              {}
-func (AnswerOffer) isCommand()          {}
-func (Resolve) isCommand()              {}
-func (Withdraw) isCommand()             {}
-func (RecordReturnShipment) isCommand() {}
-func (ReceiveReturn) isCommand()        {}
-func (Expire) isCommand()               {}
-
 // Decide returns the events a command produces on an order's claims.
 // It never changes cs.
-func Decide(cs Case, c Command) ([]proto.Message, error) {
-	switch c := c.(type) {
-	case OpenClaim:
-		return decideOpen(cs, c)
-	case Respond:
-		return decideRespond(cs, c)
-	case AnswerOffer:
-		return decideAnswer(cs, c)
-	case Resolve:
-		return decideResolve(cs, c)
-	case Withdraw:
-		return decideWithdraw(cs, c)
-	case RecordReturnShipment:
-		return decideReturnShipment(cs, c)
-	case ReceiveReturn:
-		return decideReceiveReturn(cs, c)
-	case Expire:
-		return decideExpire(cs, c)
-	}
-	return nil, fmt.Errorf("claims: unknown command %T", c)
-}
+func Decide(cs Case, c Command) ([]proto.Message, error) { return c.decide(cs) }
 
 // builder collects a command's events and evolves a scratch copy of the
 // case with each, so later events see the earlier ones (a refund after a
@@ -197,7 +172,7 @@ func needsEvidence(r trustv1.ClaimReason) bool {
 	return r != trustv1.ClaimReason_CLAIM_REASON_NOT_RECEIVED && r != trustv1.ClaimReason_CLAIM_REASON_CHANGED_MIND
 }
 
-func decideOpen(cs Case, c OpenClaim) ([]proto.Message, error) {
+func (c OpenClaim) decide(cs Case) ([]proto.Message, error) {
 	if cs.Claim(c.ClaimID) != nil {
 		return nil, nil // the same request again: its claim stands
 	}
@@ -411,14 +386,14 @@ func checkAmount(v *Violations, field string, amount money.Money, cl *Claim) {
 	}
 }
 
-// invalid is an *InvalidError naming one field.
+// invalid is a *fault.InvalidError naming one field.
 func invalid(field, format string, args ...any) error {
 	var v Violations
 	v.Add(field, format, args...)
 	return v.Err()
 }
 
-func decideRespond(cs Case, c Respond) ([]proto.Message, error) {
+func (c Respond) decide(cs Case) ([]proto.Message, error) {
 	cl, err := openClaim(cs, c.ClaimID)
 	if err != nil {
 		return nil, err
@@ -471,7 +446,7 @@ func decideRespond(cs Case, c Respond) ([]proto.Message, error) {
 	return b.evs, nil
 }
 
-func decideAnswer(cs Case, c AnswerOffer) ([]proto.Message, error) {
+func (c AnswerOffer) decide(cs Case) ([]proto.Message, error) {
 	cl, err := openClaim(cs, c.ClaimID)
 	if err != nil {
 		return nil, err
@@ -494,7 +469,7 @@ func decideAnswer(cs Case, c AnswerOffer) ([]proto.Message, error) {
 	return b.evs, nil
 }
 
-func decideResolve(cs Case, c Resolve) ([]proto.Message, error) {
+func (c Resolve) decide(cs Case) ([]proto.Message, error) {
 	cl, err := openClaim(cs, c.ClaimID)
 	if err != nil {
 		return nil, err
@@ -548,7 +523,7 @@ func decideResolve(cs Case, c Resolve) ([]proto.Message, error) {
 	return b.evs, nil
 }
 
-func decideWithdraw(cs Case, c Withdraw) ([]proto.Message, error) {
+func (c Withdraw) decide(cs Case) ([]proto.Message, error) {
 	cl, err := openClaim(cs, c.ClaimID)
 	if err != nil {
 		return nil, err
@@ -559,7 +534,7 @@ func decideWithdraw(cs Case, c Withdraw) ([]proto.Message, error) {
 	return []proto.Message{closed(cl, ClosedWithdrawn, cl.Refunded, c.Reason, c.Now)}, nil
 }
 
-func decideReturnShipment(cs Case, c RecordReturnShipment) ([]proto.Message, error) {
+func (c RecordReturnShipment) decide(cs Case) ([]proto.Message, error) {
 	cl := cs.Claim(c.ClaimID)
 	if cl == nil {
 		return nil, &NotFoundError{Resource: "claim", ID: c.ClaimID}
@@ -578,7 +553,7 @@ func decideReturnShipment(cs Case, c RecordReturnShipment) ([]proto.Message, err
 		ReceiveByTime: timestamppb.New(c.Now.Add(c.Policy.ReturnReceiveWindow))}}, nil
 }
 
-func decideReceiveReturn(cs Case, c ReceiveReturn) ([]proto.Message, error) {
+func (c ReceiveReturn) decide(cs Case) ([]proto.Message, error) {
 	cl, err := openClaim(cs, c.ClaimID)
 	if err != nil {
 		return nil, err
@@ -615,7 +590,7 @@ func decideReceiveReturn(cs Case, c ReceiveReturn) ([]proto.Message, error) {
 	return b.evs, nil
 }
 
-func decideExpire(cs Case, c Expire) ([]proto.Message, error) {
+func (c Expire) decide(cs Case) ([]proto.Message, error) {
 	cl := cs.Claim(c.ClaimID)
 	if cl == nil || cl.State != c.State || cl.DueAt.IsZero() || !cl.DueAt.Equal(c.DueAt) || c.Now.Before(cl.DueAt) {
 		return nil, nil // moved on, or not due yet

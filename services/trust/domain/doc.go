@@ -21,7 +21,7 @@
 //     of the vendor's own history and the score and tier computed from them
 //     by the pure function Score.
 //
-// Bad input comes back as *InvalidError with AIP field paths, a transition
-// the state forbids as *PreconditionError with a stable reason, a missing
-// claim or order as *NotFoundError.
+// Bad input comes back as *fault.InvalidError with AIP field paths, a
+// transition the state forbids as *PreconditionError with a stable reason,
+// a missing claim or order as *NotFoundError.
 package domain

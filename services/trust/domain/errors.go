@@ -6,12 +6,9 @@ import "github.com/custody/custody/pkg/fault"
 // (pkg/fault), mapped to gRPC statuses once, at the edge. The aliases keep
 // the call sites in this package short.
 type (
-	// Violation names one bad request field, AIP-style ("lines[0].quantity").
-	Violation = fault.Violation
-	// Violations accumulates violations; the zero value is ready to use.
+	// Violations accumulates violations, AIP-style ("lines[0].quantity");
+	// the zero value is ready to use. Their Err is a *fault.InvalidError.
 	Violations = fault.Violations
-	// InvalidError is bad input: every violated field with why.
-	InvalidError = fault.InvalidError
 	// PreconditionError is a command the state (of the claim or of the
 	// custody record) forbids; its Reason is one of the Reason* constants.
 	PreconditionError = fault.PreconditionError
