@@ -3,7 +3,10 @@
 // Services map their domain errors to these at the edge (the grpcapi
 // package), once, so clients get a stable code plus machine-readable
 // details: field violations for bad input, a reason for a forbidden state
-// transition, the resource that was missing or already there.
+// transition, the resource that was missing or already there. The checks
+// of request fields that several edges share (request_id, paging,
+// required ids, enums, timestamps) and the lookup of the caller and its
+// access rule (CallerOf) live here too.
 //
 //	var v apierr.Violations
 //	v.Add("lines[0].quantity", "must be > 0")

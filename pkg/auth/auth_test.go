@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -65,6 +66,22 @@ func TestParseRole(t *testing.T) {
 				t.Fatalf("String() = %q, want %q", got.String(), tt.in)
 			}
 		})
+	}
+}
+
+func TestValidID(t *testing.T) {
+	t.Parallel()
+	for id, want := range map[string]bool{
+		"v_7.eu-1":               true,
+		strings.Repeat("x", 128): true,
+		strings.Repeat("x", 129): false,
+		"":                       false,
+		"v 1":                    false,
+		"v:1":                    false,
+	} {
+		if got := auth.ValidID(id); got != want {
+			t.Errorf("ValidID(%q) = %v, want %v", id, got, want)
+		}
 	}
 }
 

@@ -4,8 +4,10 @@
 // "buyer:b-1", "vendor:v-7" or "support". Issuer mints such tokens, Verifier
 // checks them, and the gRPC interceptors turn the bearer token on each call
 // into a Caller in the context, which services consult for authorization
-// (CallerFrom). Keys are Ed25519, stored as PEM files in a data directory
-// (LoadOrCreateKey) or mounted from secrets (LoadPublicKey, LoadPrivateKey).
+// (CallerFrom): each states who may call which of its RPCs in an Access
+// table (Allow, Open), checked with Access.Allows. Keys are Ed25519, stored
+// as PEM files in a data directory (LoadOrCreateKey) or mounted from
+// secrets (LoadPublicKey, LoadPrivateKey).
 package auth
 
 import (
@@ -106,6 +108,11 @@ func (r Role) Validate() error {
 	}
 	return nil
 }
+
+// ValidID reports whether id can be the id of a scoped role, such as a
+// buyer's or a vendor's: 1 to 128 of [A-Za-z0-9._-]. Services check the
+// buyer and vendor ids of requests against it at their edge.
+func ValidID(id string) bool { return Role{Kind: Vendor, ID: id}.Validate() == nil }
 
 // String returns the wire form, "kind:id" or "kind".
 func (r Role) String() string {

@@ -1,8 +1,6 @@
 package grpcapi
 
-import (
-	"github.com/custody/custody/pkg/auth"
-)
+import "github.com/custody/custody/pkg/auth"
 
 // Access control of custody.audit.v1.AuditService (docs/design.md §5), as a table:
 //
@@ -10,6 +8,7 @@ import (
 //	GetOrderTimeline  -              -       -        -        all      all       -
 //	VerifyOrderChain  its own orders -       -        -        all      all       -
 //	ReplayOrder       -              -       -        -        all      all       -
+//	ListParkedEvents  -              -       -        -        all      all       -
 //
 // The audit trail is for the people who settle disputes: support (who
 // replay an order's history to decide a claim) and platform (finance and
@@ -31,40 +30,15 @@ import (
 // for an order that is not its own gets PermissionDenied; an order with no
 // events is NotFound for everyone allowed the RPC (order ids are 128-bit
 // hashes, so existence reveals nothing guessable).
-var access = map[string]rule{
-	"GetOrderTimeline": {support: true, platform: true},
-	"VerifyOrderChain": {buyer: true, support: true, platform: true},
-	"ReplayOrder":      {support: true, platform: true},
-	"ListParkedEvents": {support: true, platform: true},
-}
-
-// rule says who may call an RPC: a buyer only on its own orders, the
-// unscoped roles on every order.
-type rule struct {
-	buyer                      bool
-	support, platform, service bool
-}
-
-// mayCall reports whether caller holds any role that could be allowed rpc
-// on some order.
-func mayCall(c auth.Caller, rpc string) bool {
-	r, ok := access[rpc]
-	if !ok {
-		return false
-	}
-	return unscoped(c, r) || (r.buyer && c.Has(auth.Buyer))
+var access = auth.Access{
+	"GetOrderTimeline": auth.Allow(auth.Support, auth.Platform),
+	"VerifyOrderChain": auth.Allow(auth.Buyer, auth.Support, auth.Platform),
+	"ReplayOrder":      auth.Allow(auth.Support, auth.Platform),
+	"ListParkedEvents": auth.Allow(auth.Support, auth.Platform),
 }
 
 // allowed reports whether caller may call rpc on an order of buyerID
 // (empty: unknown).
 func allowed(c auth.Caller, rpc, buyerID string) bool {
-	r, ok := access[rpc]
-	if !ok {
-		return false
-	}
-	return unscoped(c, r) || (r.buyer && buyerID != "" && c.Is(auth.Buyer, buyerID))
-}
-
-func unscoped(c auth.Caller, r rule) bool {
-	return r.support && c.Has(auth.Support) || r.platform && c.Has(auth.Platform) || r.service && c.Has(auth.Service)
+	return access.Allows(c, rpc, auth.Role{Kind: auth.Buyer, ID: buyerID})
 }

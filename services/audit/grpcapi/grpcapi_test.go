@@ -1,10 +1,7 @@
 package grpcapi
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"testing"
 
@@ -12,8 +9,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/apierr/apierrtest"
 	"github.com/custody/custody/pkg/auth"
-	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/auth/authtest"
 	"github.com/custody/custody/pkg/fault"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	"github.com/custody/custody/services/audit/app"
@@ -21,23 +19,8 @@ import (
 )
 
 func TestEveryRPCHasAnAccessRule(t *testing.T) {
-	rpcs := map[string]bool{}
-	for _, m := range auditv1.AuditService_ServiceDesc.Methods {
-		rpcs[m.MethodName] = true
-		if _, ok := access[m.MethodName]; !ok {
-			t.Errorf("RPC %s has no row in the access table", m.MethodName)
-		}
-	}
-	for _, s := range auditv1.AuditService_ServiceDesc.Streams {
-		rpcs[s.StreamName] = true
-		if _, ok := access[s.StreamName]; !ok {
-			t.Errorf("RPC %s has no row in the access table", s.StreamName)
-		}
-	}
-	for rpc := range access {
-		if !rpcs[rpc] {
-			t.Errorf("access table names %s, which the service does not have", rpc)
-		}
+	if err := access.Covers(&auditv1.AuditService_ServiceDesc); err != nil {
+		t.Error(err)
 	}
 	if ServiceName != auditv1.AuditService_ServiceDesc.ServiceName {
 		t.Errorf("ServiceName %q", ServiceName)
@@ -45,18 +28,12 @@ func TestEveryRPCHasAnAccessRule(t *testing.T) {
 }
 
 func TestAllowed(t *testing.T) {
-	caller := func(roles ...string) auth.Caller {
-		rs, err := auth.ParseRoles(roles)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return auth.Caller{Subject: "someone", Roles: rs}
-	}
+	caller := func(roles ...string) auth.Caller { return authtest.Caller(t, "someone", roles...) }
 	tests := []struct {
 		caller auth.Caller
 		rpc    string
 		buyer  string
-		may    bool // mayCall: before the order is known
+		may    bool // access.MayCall: before the order is known
 		want   bool
 	}{
 		{caller("support"), "GetOrderTimeline", "b1", true, true},
@@ -76,8 +53,8 @@ func TestAllowed(t *testing.T) {
 		{auth.Caller{}, "VerifyOrderChain", "b1", false, false},
 	}
 	for _, tt := range tests {
-		if got := mayCall(tt.caller, tt.rpc); got != tt.may {
-			t.Errorf("mayCall(%v, %s) = %v, want %v", tt.caller.Roles, tt.rpc, got, tt.may)
+		if got := access.MayCall(tt.caller, tt.rpc); got != tt.may {
+			t.Errorf("MayCall(%v, %s) = %v, want %v", tt.caller.Roles, tt.rpc, got, tt.may)
 		}
 		if got := allowed(tt.caller, tt.rpc, tt.buyer); got != tt.want {
 			t.Errorf("allowed(%v, %s, %q) = %v, want %v", tt.caller.Roles, tt.rpc, tt.buyer, got, tt.want)
@@ -86,25 +63,11 @@ func TestAllowed(t *testing.T) {
 }
 
 func TestToStatus(t *testing.T) {
-	s := New(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	tests := []struct {
-		err  error
-		want codes.Code
-	}{
-		{&fault.NotFoundError{Resource: "order", ID: "o1"}, codes.NotFound},
-		{badToken(), codes.InvalidArgument},
-		{fmt.Errorf("x: %w", app.ErrIndexBehind), codes.Unavailable},
-		{fmt.Errorf("x: %w: boom", eventstore.ErrUnavailable), codes.Unavailable},
-		{context.DeadlineExceeded, codes.DeadlineExceeded},
-		{context.Canceled, codes.Canceled},
-		{apierr.PermissionDenied("no"), codes.PermissionDenied},
-		{errors.New("something unforeseen"), codes.Internal},
-	}
-	for _, tt := range tests {
-		if got := s.toStatus(t.Context(), tt.err); status.Code(got) != tt.want {
-			t.Errorf("toStatus(%v) = %v, want %v", tt.err, got, tt.want)
-		}
-	}
+	s := New(nil, slog.New(slog.DiscardHandler))
+	apierrtest.ToStatus(t, s.toStatus,
+		apierrtest.Case{Err: badToken(), Code: codes.InvalidArgument},
+		apierrtest.Case{Err: fmt.Errorf("x: %w", app.ErrIndexBehind), Code: codes.Unavailable},
+	)
 	fvs := apierr.FieldViolations(s.toStatus(t.Context(), badToken()))
 	if len(fvs) != 1 || fvs[0].Field != "page_token" {
 		t.Errorf("field violations %v", fvs)

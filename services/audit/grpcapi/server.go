@@ -37,13 +37,8 @@ type Server struct {
 
 // New returns the gRPC server of svc.
 func New(svc *app.Service, log *slog.Logger) *Server {
-	if log == nil {
-		log = slog.Default()
-	}
 	return &Server{app: svc, log: log}
 }
-
-var _ auditv1.AuditServiceServer = (*Server)(nil)
 
 // GetOrderTimeline implements auditv1.AuditServiceServer.
 func (s *Server) GetOrderTimeline(ctx context.Context, req *auditv1.GetOrderTimelineRequest) (*auditv1.GetOrderTimelineResponse, error) {
@@ -106,7 +101,7 @@ func (s *Server) ReplayOrder(ctx context.Context, req *auditv1.ReplayOrderReques
 // returns the per-order check for the others.
 func authorize(ctx context.Context, rpc string) (app.Allow, error) {
 	caller, _ := auth.CallerFrom(ctx)
-	if !mayCall(caller, rpc) {
+	if !access.MayCall(caller, rpc) {
 		return nil, apierr.PermissionDenied("the audit trail is for support and platform staff (buyers may verify their own orders)")
 	}
 	return func(o app.OrderInfo) error {

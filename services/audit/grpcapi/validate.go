@@ -4,18 +4,17 @@ import (
 	"regexp"
 
 	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/eventstore"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	"github.com/custody/custody/services/audit/domain"
 )
 
-// orderIDPattern: order ids are stream ids (pkg/eventstore).
-var orderIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-
+// checkOrderID checks an order id, which is a stream id.
 func checkOrderID(v *apierr.Violations, id string) {
 	switch {
 	case id == "":
 		v.Add("order_id", "required")
-	case !orderIDPattern.MatchString(id):
+	case !eventstore.ValidID(id):
 		v.Add("order_id", "not an order id: 1-128 letters, digits, '_' or '-'")
 	}
 }

@@ -5,28 +5,9 @@ import (
 	"fmt"
 	"strings"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/auth"
 )
-
-// access says who may call one RPC.
-type access struct {
-	// anyone: every authenticated caller. Catalog data (vendors, products,
-	// links, sessions) is what buyers browse; support reads it all.
-	anyone bool
-	// owner is the scoped role that may act on its own resources: vendor:<id>
-	// for the vendor's products, creator:<id> for the creator's links and
-	// sessions. The resource's owner is resolved per call (from the request,
-	// or from the stored resource when the request names only its id).
-	owner auth.Kind
-	// staff may act on any resource.
-	staff []auth.Kind
-}
-
-var internal = []auth.Kind{auth.Platform, auth.Service}
 
 // policy is the catalog's access table (docs/design.md §5, "Roles and
 // access"), one row per RPC; an RPC missing from it is denied to everyone.
@@ -47,53 +28,44 @@ var internal = []auth.Kind{auth.Platform, auth.Service}
 //	GetAffiliateLink     | any authenticated caller
 //	GetLiveSession       | any authenticated caller
 //
-// Support reads everything and changes nothing; buyers and carriers only
-// read. A creator may pin any product (that is what affiliate selling is).
-var policy = map[string]access{
-	"RegisterVendor":      {owner: auth.Vendor, staff: internal},
-	"CreateProduct":       {owner: auth.Vendor, staff: internal},
-	"AdjustStock":         {owner: auth.Vendor, staff: internal},
-	"CreateAffiliateLink": {owner: auth.Creator, staff: internal},
-	"StartLiveSession":    {owner: auth.Creator, staff: internal},
-	"PinProduct":          {owner: auth.Creator, staff: internal},
-	"UnpinProduct":        {owner: auth.Creator, staff: internal},
-	"EndLiveSession":      {owner: auth.Creator, staff: internal},
-	"GetVendor":           {anyone: true},
-	"GetProduct":          {anyone: true},
-	"ListProducts":        {anyone: true},
-	"GetAffiliateLink":    {anyone: true},
-	"GetLiveSession":      {anyone: true},
+// Catalog data (vendors, products, links, sessions) is what buyers browse:
+// every authenticated caller reads it. Support reads everything and changes
+// nothing; buyers and carriers only read. A creator may pin any product
+// (that is what affiliate selling is). A resource's owner is resolved per
+// call: from the request, or from the stored resource when the request
+// names only its id.
+var policy = auth.Access{
+	"RegisterVendor":      auth.Allow(auth.Vendor, auth.Platform, auth.Service),
+	"CreateProduct":       auth.Allow(auth.Vendor, auth.Platform, auth.Service),
+	"AdjustStock":         auth.Allow(auth.Vendor, auth.Platform, auth.Service),
+	"CreateAffiliateLink": auth.Allow(auth.Creator, auth.Platform, auth.Service),
+	"StartLiveSession":    auth.Allow(auth.Creator, auth.Platform, auth.Service),
+	"PinProduct":          auth.Allow(auth.Creator, auth.Platform, auth.Service),
+	"UnpinProduct":        auth.Allow(auth.Creator, auth.Platform, auth.Service),
+	"EndLiveSession":      auth.Allow(auth.Creator, auth.Platform, auth.Service),
+	"GetVendor":           auth.Open,
+	"GetProduct":          auth.Open,
+	"ListProducts":        auth.Open,
+	"GetAffiliateLink":    auth.Open,
+	"GetLiveSession":      auth.Open,
 }
 
 // authorize checks the caller in ctx against rpc's row of the policy;
-// ownerID is the id of the resource's owner (vendor or creator), "" when
-// the RPC has none.
+// ownerID is the id of the resource's owner (vendor or creator, the scoped
+// kind of the row), "" when the RPC has none.
 func authorize(ctx context.Context, rpc, ownerID string) error {
-	c, ok := auth.CallerFrom(ctx)
-	if !ok {
-		return status.Error(codes.Unauthenticated, "no caller identity")
+	c, rule, err := apierr.CallerOf(ctx, policy, rpc)
+	if err != nil {
+		return err
 	}
-	p, ok := policy[rpc]
-	if !ok {
-		return apierr.PermissionDenied(rpc + " is not open to any caller")
-	}
-	if p.anyone {
-		return nil
-	}
-	for _, k := range p.staff {
-		if c.Has(k) {
-			return nil
+	var owners []auth.Role
+	for _, k := range rule.Kinds() {
+		if k.Scoped() {
+			owners = append(owners, auth.Role{Kind: k, ID: ownerID})
 		}
 	}
-	if p.owner != "" && ownerID != "" && c.Is(p.owner, ownerID) {
+	if policy.Allows(c, rpc, owners...) {
 		return nil
 	}
-	who := make([]string, 0, len(p.staff)+1)
-	if p.owner != "" {
-		who = append(who, fmt.Sprintf("%s:%s", p.owner, ownerID))
-	}
-	for _, k := range p.staff {
-		who = append(who, string(k))
-	}
-	return apierr.PermissionDenied(fmt.Sprintf("%s on this resource requires one of the roles %s", rpc, strings.Join(who, ", ")))
+	return apierr.PermissionDenied(fmt.Sprintf("%s on this resource requires one of the roles %s", rpc, strings.Join(rule.Roles(ownerID), ", ")))
 }

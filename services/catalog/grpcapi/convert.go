@@ -1,29 +1,19 @@
 package grpcapi
 
 import (
-	"time"
-
-	"google.golang.org/protobuf/types/known/timestamppb"
-
+	"github.com/custody/custody/pkg/protoconv"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	"github.com/custody/custody/services/catalog/domain"
 )
 
-func ts(t time.Time) *timestamppb.Timestamp {
-	if t.IsZero() {
-		return nil
-	}
-	return timestamppb.New(t)
-}
-
 func vendorToProto(v domain.Vendor) *catalogv1.Vendor {
-	return &catalogv1.Vendor{VendorId: v.ID, DisplayName: v.DisplayName, CountryCode: v.CountryCode, RegisteredTime: ts(v.RegisteredAt)}
+	return &catalogv1.Vendor{VendorId: v.ID, DisplayName: v.DisplayName, CountryCode: v.CountryCode, RegisteredTime: protoconv.Timestamp(v.RegisteredAt)}
 }
 
 func productToProto(p domain.Product) *catalogv1.Product {
 	out := &catalogv1.Product{
 		ProductId: p.ID, VendorId: p.VendorID, Title: p.Title, Description: p.Description, Category: p.Category,
-		AffiliateCommissionBps: p.CommissionBps, CreateTime: ts(p.CreatedAt),
+		AffiliateCommissionBps: p.CommissionBps, CreateTime: protoconv.Timestamp(p.CreatedAt),
 	}
 	for _, k := range p.SKUs {
 		out.Skus = append(out.Skus, &catalogv1.Sku{
@@ -37,17 +27,17 @@ func productToProto(p domain.Product) *catalogv1.Product {
 func linkToProto(l domain.Link) *catalogv1.AffiliateLink {
 	return &catalogv1.AffiliateLink{
 		LinkId: l.ID, CreatorId: l.CreatorID, ProductId: l.ProductID, VendorId: l.VendorID,
-		CommissionBps: l.CommissionBps, CreateTime: ts(l.CreatedAt),
+		CommissionBps: l.CommissionBps, CreateTime: protoconv.Timestamp(l.CreatedAt),
 	}
 }
 
 func sessionToProto(s domain.Session) *catalogv1.LiveSession {
 	out := &catalogv1.LiveSession{
-		SessionId: s.ID, CreatorId: s.CreatorID, Title: s.Title, StartTime: ts(s.StartedAt), EndTime: ts(s.EndedAt),
+		SessionId: s.ID, CreatorId: s.CreatorID, Title: s.Title, StartTime: protoconv.Timestamp(s.StartedAt), EndTime: protoconv.Timestamp(s.EndedAt),
 	}
 	for _, p := range s.Pins {
 		out.Pins = append(out.Pins, &catalogv1.Pin{
-			ProductId: p.ProductID, PinTime: ts(p.PinnedAt), UnpinTime: ts(p.UnpinnedAt), CommissionBps: p.CommissionBps,
+			ProductId: p.ProductID, PinTime: protoconv.Timestamp(p.PinnedAt), UnpinTime: protoconv.Timestamp(p.UnpinnedAt), CommissionBps: p.CommissionBps,
 		})
 	}
 	return out

@@ -3,7 +3,6 @@ package grpcapi
 import (
 	"context"
 	"errors"
-	"log/slog"
 
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/services/catalog/domain"
@@ -14,10 +13,10 @@ import (
 // FailedPrecondition INSUFFICIENT_STOCK; everything else (validation and
 // authorization statuses, the shared fault kinds, conflicts, a dead store,
 // the unforeseen) is mapped by apierr.FromError — never Unknown.
-func toStatus(ctx context.Context, log *slog.Logger, err error) error {
+func (s *Server) toStatus(ctx context.Context, err error) error {
 	var short *domain.InsufficientStockError
 	if errors.As(err, &short) {
 		return apierr.FailedPrecondition("INSUFFICIENT_STOCK", short.Error())
 	}
-	return apierr.FromError(ctx, log, err)
+	return apierr.FromError(ctx, s.log, err)
 }

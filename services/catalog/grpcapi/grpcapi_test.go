@@ -2,19 +2,15 @@ package grpcapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/custody/custody/pkg/apierr"
-	"github.com/custody/custody/pkg/auth"
-	"github.com/custody/custody/pkg/es"
-	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/apierr/apierrtest"
+	"github.com/custody/custody/pkg/auth/authtest"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	"github.com/custody/custody/services/catalog/domain"
 )
@@ -23,29 +19,14 @@ import (
 // an RPC that does not exist.
 func TestPolicyCoversEveryRPC(t *testing.T) {
 	t.Parallel()
-	methods := map[string]bool{}
-	for _, m := range catalogv1.CatalogService_ServiceDesc.Methods {
-		methods[m.MethodName] = true
-		if _, ok := policy[m.MethodName]; !ok {
-			t.Errorf("%s has no access rule", m.MethodName)
-		}
-	}
-	for rpc := range policy {
-		if !methods[rpc] {
-			t.Errorf("access rule for unknown RPC %s", rpc)
-		}
+	if err := policy.Covers(&catalogv1.CatalogService_ServiceDesc); err != nil {
+		t.Error(err)
 	}
 }
 
 func TestAuthorize(t *testing.T) {
 	t.Parallel()
-	as := func(roles ...string) context.Context {
-		rs, err := auth.ParseRoles(roles)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return auth.WithCaller(t.Context(), auth.Caller{Subject: roles[0], Roles: rs})
-	}
+	as := func(roles ...string) context.Context { return authtest.Context(t, roles[0], roles...) }
 	cases := []struct {
 		ctx   context.Context
 		rpc   string
@@ -79,33 +60,11 @@ func TestAuthorize(t *testing.T) {
 
 func TestToStatus(t *testing.T) {
 	t.Parallel()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cases := []struct {
-		err    error
-		want   codes.Code
-		reason string
-	}{
-		{&domain.ValidationError{Violations: []domain.Violation{{Field: "skus", Description: "x"}}}, codes.InvalidArgument, ""},
-		{fmt.Errorf("wrapped: %w", &domain.NotFoundError{Resource: "sku", ID: "p1-a"}), codes.NotFound, ""},
-		{&domain.ExistsError{Resource: "vendor", ID: "v1"}, codes.AlreadyExists, ""},
-		{&domain.InsufficientStockError{SkuID: "p1-a", Requested: 2}, codes.FailedPrecondition, "INSUFFICIENT_STOCK"},
-		{domain.ErrSessionEnded, codes.FailedPrecondition, "SESSION_ENDED"},
-		{&domain.RuleError{Reason: "STOCK_BELOW_RESERVED", Message: "m"}, codes.FailedPrecondition, "STOCK_BELOW_RESERVED"},
-		{fmt.Errorf("%w: x", es.ErrConflict), codes.Aborted, "CONCURRENCY_CONFLICT"},
-		{fmt.Errorf("x: %w", eventstore.ErrUnavailable), codes.Unavailable, ""},
-		{context.DeadlineExceeded, codes.DeadlineExceeded, ""},
-		{apierr.PermissionDenied("no"), codes.PermissionDenied, "PERMISSION_DENIED"},
-		{errors.New("surprise"), codes.Internal, ""},
-	}
-	for _, tc := range cases {
-		got := toStatus(t.Context(), log, tc.err)
-		if status.Code(got) != tc.want || apierr.Reason(got) != tc.reason {
-			t.Errorf("%v -> %v (%q), want %v (%q)", tc.err, status.Code(got), apierr.Reason(got), tc.want, tc.reason)
-		}
-	}
-	if got := apierr.FieldViolations(toStatus(t.Context(), log, cases[0].err)); len(got) != 1 || got[0].Field != "skus" {
-		t.Errorf("violations %v", got)
-	}
+	s := New(nil, slog.New(slog.DiscardHandler))
+	apierrtest.ToStatus(t, s.toStatus,
+		apierrtest.Case{Err: &domain.InsufficientStockError{SkuID: "p1-a", Requested: 2}, Code: codes.FailedPrecondition, Reason: "INSUFFICIENT_STOCK"},
+		apierrtest.Case{Err: domain.ErrSessionEnded, Code: codes.FailedPrecondition, Reason: "SESSION_ENDED"},
+	)
 }
 
 func TestPageTokens(t *testing.T) {

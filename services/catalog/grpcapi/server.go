@@ -35,28 +35,16 @@ type Server struct {
 
 // New returns the gRPC server of a.
 func New(a *app.App, log *slog.Logger) *Server {
-	if log == nil {
-		log = slog.Default()
-	}
 	return &Server{app: a, log: log}
 }
 
-var _ catalogv1.CatalogServiceServer = (*Server)(nil)
-
-// call is the idempotent identity of a mutating request.
+// call is the idempotent identity of a mutating request; its actor is
+// the caller's first role.
 func call(ctx context.Context, rpc, scope, requestID string) app.Call {
 	id := es.DeriveID(rpc, scope, requestID)
-	actor := ""
-	if c, ok := auth.CallerFrom(ctx); ok {
-		actor = c.Subject
-		if len(c.Roles) > 0 {
-			actor = c.Roles[0].String()
-		}
-	}
-	return app.Call{ID: id, Meta: es.Meta{CorrelationID: id, Actor: actor}}
+	c, _ := auth.CallerFrom(ctx)
+	return app.Call{ID: id, Meta: es.Meta{CorrelationID: id, Actor: auth.Actor(c, nil)}}
 }
-
-func (s *Server) fail(ctx context.Context, err error) error { return toStatus(ctx, s.log, err) }
 
 // RegisterVendor implements CatalogService.
 func (s *Server) RegisterVendor(ctx context.Context, r *catalogv1.RegisterVendorRequest) (*catalogv1.RegisterVendorResponse, error) {
@@ -71,7 +59,7 @@ func (s *Server) RegisterVendor(ctx context.Context, r *catalogv1.RegisterVendor
 		VendorID: r.GetVendorId(), DisplayName: r.GetDisplayName(), CountryCode: r.GetCountryCode(),
 	})
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	return &catalogv1.RegisterVendorResponse{Vendor: vendorToProto(v)}, nil
 }
@@ -86,7 +74,7 @@ func (s *Server) GetVendor(ctx context.Context, r *catalogv1.GetVendorRequest) (
 	}
 	v, err := s.app.Vendor(ctx, r.GetVendorId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	return &catalogv1.GetVendorResponse{Vendor: vendorToProto(v)}, nil
 }
@@ -104,7 +92,7 @@ func (s *Server) CreateProduct(ctx context.Context, r *catalogv1.CreateProductRe
 	cmd.ProductID = domain.ProductID(r.GetVendorId(), r.GetRequestId())
 	p, err := s.app.CreateProduct(ctx, call(ctx, rpc, r.GetVendorId(), r.GetRequestId()), cmd)
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	return &catalogv1.CreateProductResponse{Product: productToProto(p)}, nil
 }
@@ -119,7 +107,7 @@ func (s *Server) GetProduct(ctx context.Context, r *catalogv1.GetProductRequest)
 	}
 	p, err := s.app.Product(ctx, r.GetProductId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	return &catalogv1.GetProductResponse{Product: productToProto(p)}, nil
 }
@@ -135,7 +123,7 @@ func (s *Server) ListProducts(ctx context.Context, r *catalogv1.ListProductsRequ
 	}
 	ps, next, err := s.app.ListProducts(ctx, lr.vendorID, lr.size, lr.before)
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	resp := &catalogv1.ListProductsResponse{NextPageToken: encodePageToken(lr.vendorID, next)}
 	for _, p := range ps {
@@ -152,7 +140,7 @@ func (s *Server) AdjustStock(ctx context.Context, r *catalogv1.AdjustStockReques
 	}
 	p, err := s.app.ProductOfSKU(ctx, r.GetSkuId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	if err := authorize(ctx, rpc, p.VendorID); err != nil {
 		return nil, err
@@ -161,7 +149,7 @@ func (s *Server) AdjustStock(ctx context.Context, r *catalogv1.AdjustStockReques
 		SkuID: r.GetSkuId(), Delta: r.GetDelta(), Reason: r.GetReason(),
 	})
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	return &catalogv1.AdjustStockResponse{Product: productToProto(p)}, nil
 }
@@ -178,7 +166,7 @@ func (s *Server) CreateAffiliateLink(ctx context.Context, r *catalogv1.CreateAff
 	l, err := s.app.CreateLink(ctx, call(ctx, rpc, r.GetCreatorId(), r.GetRequestId()),
 		domain.LinkID(r.GetCreatorId(), r.GetRequestId()), r.GetCreatorId(), r.GetProductId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	return &catalogv1.CreateAffiliateLinkResponse{Link: linkToProto(l)}, nil
 }
@@ -193,7 +181,7 @@ func (s *Server) GetAffiliateLink(ctx context.Context, r *catalogv1.GetAffiliate
 	}
 	l, err := s.app.Link(ctx, r.GetLinkId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	return &catalogv1.GetAffiliateLinkResponse{Link: linkToProto(l)}, nil
 }
@@ -210,7 +198,7 @@ func (s *Server) StartLiveSession(ctx context.Context, r *catalogv1.StartLiveSes
 	ss, err := s.app.StartSession(ctx, call(ctx, rpc, r.GetCreatorId(), r.GetRequestId()),
 		domain.SessionID(r.GetCreatorId(), r.GetRequestId()), domain.StartSession{CreatorID: r.GetCreatorId(), Title: r.GetTitle()})
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	return &catalogv1.StartLiveSessionResponse{Session: sessionToProto(ss)}, nil
 }
@@ -219,7 +207,7 @@ func (s *Server) StartLiveSession(ctx context.Context, r *catalogv1.StartLiveSes
 func (s *Server) sessionOwner(ctx context.Context, rpc, sessionID string) error {
 	ss, err := s.app.Session(ctx, sessionID)
 	if err != nil {
-		return s.fail(ctx, err)
+		return s.toStatus(ctx, err)
 	}
 	return authorize(ctx, rpc, ss.CreatorID)
 }
@@ -235,7 +223,7 @@ func (s *Server) PinProduct(ctx context.Context, r *catalogv1.PinProductRequest)
 	}
 	ss, err := s.app.PinProduct(ctx, call(ctx, rpc, r.GetSessionId(), r.GetRequestId()), r.GetSessionId(), r.GetProductId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	return &catalogv1.PinProductResponse{Session: sessionToProto(ss)}, nil
 }
@@ -251,7 +239,7 @@ func (s *Server) UnpinProduct(ctx context.Context, r *catalogv1.UnpinProductRequ
 	}
 	ss, err := s.app.UnpinProduct(ctx, call(ctx, rpc, r.GetSessionId(), r.GetRequestId()), r.GetSessionId(), r.GetProductId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	return &catalogv1.UnpinProductResponse{Session: sessionToProto(ss)}, nil
 }
@@ -267,7 +255,7 @@ func (s *Server) EndLiveSession(ctx context.Context, r *catalogv1.EndLiveSession
 	}
 	ss, err := s.app.EndSession(ctx, call(ctx, rpc, r.GetSessionId(), r.GetRequestId()), r.GetSessionId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	return &catalogv1.EndLiveSessionResponse{Session: sessionToProto(ss)}, nil
 }
@@ -282,7 +270,7 @@ func (s *Server) GetLiveSession(ctx context.Context, r *catalogv1.GetLiveSession
 	}
 	ss, err := s.app.Session(ctx, r.GetSessionId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, s.toStatus(ctx, err)
 	}
 	return &catalogv1.GetLiveSessionResponse{Session: sessionToProto(ss)}, nil
 }

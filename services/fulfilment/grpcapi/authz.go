@@ -1,8 +1,6 @@
 package grpcapi
 
-import (
-	"github.com/custody/custody/pkg/auth"
-)
+import "github.com/custody/custody/pkg/auth"
 
 // Access control of custody.fulfilment.v1.FulfilmentService (docs/design.md
 // §5, Roles and access), as one table:
@@ -24,20 +22,13 @@ import (
 // everything and changes nothing here. Creators have no access. Someone
 // else's existing fulfilment is PermissionDenied; a missing one NotFound
 // (ids are 96-bit hashes, so existence reveals nothing guessable).
-var access = map[string]rule{
-	"ListFulfilments":     {vendor: true, buyer: true, support: true, platform: true, service: true},
-	"GetFulfilment":       {vendor: true, buyer: true, support: true, platform: true, service: true},
-	"ShipFulfilment":      {vendor: true, service: true},
-	"RecordTrackingEvent": {carrier: true, service: true},
-	"ConfirmReceipt":      {buyer: true, service: true},
-	"WatchFulfilments":    {vendor: true, support: true, platform: true},
-}
-
-// rule says who may call an RPC: the scoped roles only on their own
-// resources, the unscoped roles on every resource.
-type rule struct {
-	vendor, buyer, carrier     bool
-	support, platform, service bool
+var access = auth.Access{
+	"ListFulfilments":     auth.Allow(auth.Vendor, auth.Buyer, auth.Support, auth.Platform, auth.Service),
+	"GetFulfilment":       auth.Allow(auth.Vendor, auth.Buyer, auth.Support, auth.Platform, auth.Service),
+	"ShipFulfilment":      auth.Allow(auth.Vendor, auth.Service),
+	"RecordTrackingEvent": auth.Allow(auth.Carrier, auth.Service),
+	"ConfirmReceipt":      auth.Allow(auth.Buyer, auth.Service),
+	"WatchFulfilments":    auth.Allow(auth.Vendor, auth.Support, auth.Platform),
 }
 
 // resource names the owners of what an RPC touches; empty fields match no
@@ -46,53 +37,20 @@ type resource struct {
 	vendorID, buyerID, carrier string
 }
 
-// allowed reports whether caller may call rpc on res.
-func allowed(c auth.Caller, rpc string, res resource) bool {
-	r, ok := access[rpc]
-	if !ok {
-		return false
-	}
-	switch {
-	case r.support && c.Has(auth.Support), r.platform && c.Has(auth.Platform), r.service && c.Has(auth.Service):
-		return true
-	case r.vendor && res.vendorID != "" && c.Is(auth.Vendor, res.vendorID):
-		return true
-	case r.buyer && res.buyerID != "" && c.Is(auth.Buyer, res.buyerID):
-		return true
-	case r.carrier && res.carrier != "" && c.Is(auth.Carrier, res.carrier):
-		return true
-	}
-	return false
+// owners are the scoped roles res belongs to, in the order actor prefers
+// them.
+func (res resource) owners() []auth.Role {
+	return []auth.Role{{Kind: auth.Vendor, ID: res.vendorID}, {Kind: auth.Carrier, ID: res.carrier}, {Kind: auth.Buyer, ID: res.buyerID}}
 }
 
-// unscoped reports whether caller may call rpc on every resource.
-func unscoped(c auth.Caller, rpc string) bool {
-	r := access[rpc]
-	return (r.support && c.Has(auth.Support)) || (r.platform && c.Has(auth.Platform)) || (r.service && c.Has(auth.Service))
+// allowed reports whether caller may call rpc on res.
+func allowed(c auth.Caller, rpc string, res resource) bool {
+	return access.Allows(c, rpc, res.owners()...)
 }
 
 // actor is who the caller acts as, recorded with the events: the scoped
 // role it used on res ("vendor:v1", "carrier:dhl", "buyer:b1"), or for
 // unscoped roles the role and the token's subject ("service:wms").
 func actor(c auth.Caller, res resource) string {
-	switch {
-	case res.vendorID != "" && c.Is(auth.Vendor, res.vendorID):
-		return "vendor:" + res.vendorID
-	case res.carrier != "" && c.Is(auth.Carrier, res.carrier):
-		return "carrier:" + res.carrier
-	case res.buyerID != "" && c.Is(auth.Buyer, res.buyerID):
-		return "buyer:" + res.buyerID
-	}
-	for _, k := range []auth.Kind{auth.Service, auth.Support, auth.Platform} {
-		if c.Has(k) {
-			if c.Subject != "" && c.Subject != string(k) {
-				return string(k) + ":" + c.Subject
-			}
-			return string(k)
-		}
-	}
-	if len(c.Roles) > 0 {
-		return c.Roles[0].String()
-	}
-	return c.Subject
+	return auth.Actor(c, []auth.Kind{auth.Service, auth.Support, auth.Platform}, res.owners()...)
 }

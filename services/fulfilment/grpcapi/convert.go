@@ -4,8 +4,7 @@ import (
 	"strconv"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
+	"github.com/custody/custody/pkg/protoconv"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	"github.com/custody/custody/services/fulfilment/app"
 	"github.com/custody/custody/services/fulfilment/domain"
@@ -13,7 +12,7 @@ import (
 
 var timeZero time.Time
 
-var statuses = map[domain.Status]fulfilmentv1.FulfilmentState{
+var statuses = protoconv.NewEnum(map[domain.Status]fulfilmentv1.FulfilmentState{
 	domain.StatusNone:             fulfilmentv1.FulfilmentState_FULFILMENT_STATE_UNSPECIFIED,
 	domain.StatusRequested:        fulfilmentv1.FulfilmentState_FULFILMENT_STATE_REQUESTED,
 	domain.StatusPartiallyShipped: fulfilmentv1.FulfilmentState_FULFILMENT_STATE_PARTIALLY_SHIPPED,
@@ -21,16 +20,11 @@ var statuses = map[domain.Status]fulfilmentv1.FulfilmentState{
 	domain.StatusDelivered:        fulfilmentv1.FulfilmentState_FULFILMENT_STATE_DELIVERED,
 	domain.StatusDeliveryFailed:   fulfilmentv1.FulfilmentState_FULFILMENT_STATE_DELIVERY_FAILED,
 	domain.StatusCancelled:        fulfilmentv1.FulfilmentState_FULFILMENT_STATE_CANCELLED,
-}
+})
 
-func statusFromProto(s fulfilmentv1.FulfilmentState) (domain.Status, bool) {
-	for d, p := range statuses {
-		if p == s {
-			return d, true
-		}
-	}
-	return domain.StatusNone, false
-}
+// StateProto is the API's state of a fulfilment in status; the audit's
+// replay shows fulfilments the same way.
+func StateProto(status domain.Status) fulfilmentv1.FulfilmentState { return statuses.Wire(status) }
 
 var watchKinds = map[app.WatchKind]fulfilmentv1.WatchKind{
 	app.KindSnapshot:         fulfilmentv1.WatchKind_WATCH_KIND_SNAPSHOT,
@@ -43,10 +37,10 @@ var watchKinds = map[app.WatchKind]fulfilmentv1.WatchKind{
 func fulfilmentProto(v app.View, history bool) *fulfilmentv1.Fulfilment {
 	f := v.Fulfilment
 	out := &fulfilmentv1.Fulfilment{
-		FulfilmentId: f.ID, OrderId: f.OrderID, VendorId: f.VendorID, BuyerId: f.BuyerID, State: statuses[f.Status()],
+		FulfilmentId: f.ID, OrderId: f.OrderID, VendorId: f.VendorID, BuyerId: f.BuyerID, State: statuses.Wire(f.Status()),
 		Lines: domain.LinesProto(f.Lines), UnshippedLines: domain.LinesProto(f.Unshipped()), ShippingAddress: f.Address,
-		ShipByTime: stamp(f.ShipBy), ShipByMissed: f.ShipByMissed, ReceiptConfirmTime: stamp(f.ReceiptTime),
-		CancelReason: f.CancelReason, CancelTime: stamp(f.CancelTime), RequestTime: stamp(f.RequestTime), Revision: v.Revision,
+		ShipByTime: protoconv.Timestamp(f.ShipBy), ShipByMissed: f.ShipByMissed, ReceiptConfirmTime: protoconv.Timestamp(f.ReceiptTime),
+		CancelReason: f.CancelReason, CancelTime: protoconv.Timestamp(f.CancelTime), RequestTime: protoconv.Timestamp(f.RequestTime), Revision: v.Revision,
 	}
 	if f.Cancelled || f.FullyShipped() {
 		out.UnshippedLines = nil
@@ -55,7 +49,7 @@ func fulfilmentProto(v app.View, history bool) *fulfilmentv1.Fulfilment {
 		out.Shipments = append(out.Shipments, shipmentProto(s, history))
 	}
 	if d, ok := f.Delivery(); ok {
-		out.Delivery = &fulfilmentv1.Delivery{DeliverTime: stamp(d.Time), WithProof: d.WithProof,
+		out.Delivery = &fulfilmentv1.Delivery{DeliverTime: protoconv.Timestamp(d.Time), WithProof: d.WithProof,
 			ConfirmedByBuyer: d.ConfirmedByBuyer, CarrierEventIds: d.CarrierEventIDs}
 	}
 	return out
@@ -65,17 +59,17 @@ func shipmentProto(s domain.Shipment, history bool) *fulfilmentv1.Shipment {
 	p := s.Progress()
 	out := &fulfilmentv1.Shipment{
 		ShipmentId: s.ID, Carrier: s.Carrier, TrackingNumber: s.TrackingNumber, Packages: domain.PackagesProto(s.Packages),
-		Lines: domain.LinesProto(s.Lines), ShipTime: stamp(s.ShipTime), ExpectedDeliveryTime: stamp(s.ExpectedDelivery),
+		Lines: domain.LinesProto(s.Lines), ShipTime: protoconv.Timestamp(s.ShipTime), ExpectedDeliveryTime: protoconv.Timestamp(s.ExpectedDelivery),
 		Status: p.Status, DeliveredWithProof: p.Proof != nil, Proof: domain.ProofProto(p.Proof),
 		TrackingEventCount: int32(len(s.Scans)),
 	}
 	if p.Delivery != nil {
-		out.DeliverTime = stamp(p.Delivery.OccurTime)
+		out.DeliverTime = protoconv.Timestamp(p.Delivery.OccurTime)
 	}
 	if history {
 		for _, sc := range s.Scans {
 			out.TrackingEvents = append(out.TrackingEvents, &fulfilmentv1.TrackingEvent{
-				CarrierEventId: sc.CarrierEventID, Status: sc.Status, OccurTime: stamp(sc.OccurTime),
+				CarrierEventId: sc.CarrierEventID, Status: sc.Status, OccurTime: protoconv.Timestamp(sc.OccurTime),
 				Location: sc.Location, Description: sc.Description, Proof: domain.ProofProto(sc.Proof),
 			})
 		}
@@ -89,11 +83,4 @@ func watchProto(m app.WatchMessage) *fulfilmentv1.WatchFulfilmentsResponse {
 		out.Fulfilment = fulfilmentProto(m.View, true)
 	}
 	return out
-}
-
-func stamp(t time.Time) *timestamppb.Timestamp {
-	if t.IsZero() {
-		return nil
-	}
-	return timestamppb.New(t)
 }

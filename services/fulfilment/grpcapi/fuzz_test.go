@@ -3,8 +3,7 @@ package grpcapi
 import (
 	"testing"
 
-	"google.golang.org/protobuf/proto"
-
+	"github.com/custody/custody/pkg/apierr/apierrtest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 )
 
@@ -12,18 +11,12 @@ import (
 // scan, decoding and validating them never panics, and an accepted scan
 // names its carrier event and a known status.
 func FuzzValidateScan(f *testing.F) {
-	seed, _ := proto.Marshal(&fulfilmentv1.RecordTrackingEventRequest{Carrier: "dhl", TrackingNumber: "1234567890",
-		CarrierEventId: "e1", Status: fulfilmentv1.TrackingStatus_TRACKING_STATUS_IN_TRANSIT})
-	f.Add(seed)
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var req fulfilmentv1.RecordTrackingEventRequest
-		if proto.Unmarshal(b, &req) != nil {
-			return
-		}
-		if _, err := validateScan(&req); err == nil {
+	seed := &fulfilmentv1.RecordTrackingEventRequest{Carrier: "dhl", TrackingNumber: "1234567890",
+		CarrierEventId: "e1", Status: fulfilmentv1.TrackingStatus_TRACKING_STATUS_IN_TRANSIT}
+	apierrtest.FuzzRequests(f, seed, func(t *testing.T, req *fulfilmentv1.RecordTrackingEventRequest) {
+		if _, err := validateScan(req); err == nil {
 			if req.GetCarrierEventId() == "" || req.GetStatus() == fulfilmentv1.TrackingStatus_TRACKING_STATUS_UNSPECIFIED {
-				t.Fatalf("accepted a scan without an event id or status: %v", &req)
+				t.Fatalf("accepted a scan without an event id or status: %v", req)
 			}
 		}
 	})

@@ -1,21 +1,16 @@
 package grpcapi
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"testing"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
-	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/apierr/apierrtest"
 	"github.com/custody/custody/pkg/auth"
+	"github.com/custody/custody/pkg/auth/authtest"
 	"github.com/custody/custody/pkg/es"
-	"github.com/custody/custody/pkg/eventstore"
-	"github.com/custody/custody/pkg/fault"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	"github.com/custody/custody/services/fulfilment/app"
 	"github.com/custody/custody/services/fulfilment/domain"
@@ -25,23 +20,9 @@ import (
 // an RPC that does not exist.
 func TestAccessTableCoversEveryRPC(t *testing.T) {
 	t.Parallel()
-	desc := fulfilmentv1.FulfilmentService_ServiceDesc
-	rpcs := map[string]bool{}
-	for _, m := range desc.Methods {
-		rpcs[m.MethodName] = true
-	}
-	for _, s := range desc.Streams {
-		rpcs[s.StreamName] = true
-	}
-	for rpc := range rpcs {
-		if _, ok := access[rpc]; !ok {
-			t.Errorf("%s has no row in the access table", rpc)
-		}
-	}
-	for rpc := range access {
-		if !rpcs[rpc] {
-			t.Errorf("the access table names %s, which the service does not have", rpc)
-		}
+	desc := &fulfilmentv1.FulfilmentService_ServiceDesc
+	if err := access.Covers(desc); err != nil {
+		t.Error(err)
 	}
 	if desc.ServiceName != ServiceName {
 		t.Errorf("service name %s", desc.ServiceName)
@@ -50,13 +31,7 @@ func TestAccessTableCoversEveryRPC(t *testing.T) {
 
 func TestAllowed(t *testing.T) {
 	t.Parallel()
-	caller := func(roles ...string) auth.Caller {
-		rs, err := auth.ParseRoles(roles)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return auth.Caller{Subject: roles[0], Roles: rs}
-	}
+	caller := func(roles ...string) auth.Caller { return authtest.Caller(t, roles[0], roles...) }
 	own := resource{vendorID: "v1", buyerID: "b1"}
 	tests := []struct {
 		caller auth.Caller
@@ -113,42 +88,14 @@ func TestAllowed(t *testing.T) {
 
 func TestToStatus(t *testing.T) {
 	t.Parallel()
-	s := New(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	var v domain.Violations
-	v.Add("packages[0].lines[1].quantity", "too many")
-	tests := []struct {
-		err  error
-		want codes.Code
-	}{
-		{v.Err(), codes.InvalidArgument},
-		{fmt.Errorf("wrapped: %w", v.Err()), codes.InvalidArgument},
-		{&domain.PreconditionError{Reason: domain.ReasonCancelled, Message: "cancelled"}, codes.FailedPrecondition},
-		{&fault.NotFoundError{Resource: "fulfilment", ID: "f1"}, codes.NotFound},
-		{domain.ErrNotRequested, codes.NotFound},
-		{domain.ErrUnknownTracking, codes.NotFound},
-		{&domain.TrackingInUseError{Carrier: "dhl", TrackingNumber: "1234567890"}, codes.AlreadyExists},
-		{&app.CursorError{Cursor: 9, Last: 3}, codes.InvalidArgument},
-		{&app.BehindError{Cursor: 3}, codes.Unavailable},
-		{app.ErrServiceStopping, codes.Unavailable},
-		{fmt.Errorf("x: %w", es.ErrConflict), codes.Aborted},
-		{fmt.Errorf("x: %w: boom", eventstore.ErrUnavailable), codes.Unavailable},
-		{fmt.Errorf("x: %w", es.ErrBadCommand), codes.InvalidArgument},
-		{context.DeadlineExceeded, codes.DeadlineExceeded},
-		{context.Canceled, codes.Canceled},
-		{apierr.PermissionDenied("no"), codes.PermissionDenied},
-		{errors.New("something unforeseen"), codes.Internal},
-	}
-	for _, tt := range tests {
-		got := s.toStatus(t.Context(), tt.err)
-		if status.Code(got) != tt.want {
-			t.Errorf("toStatus(%v) = %v, want %v", tt.err, got, tt.want)
-		}
-	}
-	fvs := apierr.FieldViolations(s.toStatus(t.Context(), v.Err()))
-	if len(fvs) != 1 || fvs[0].Field != "packages[0].lines[1].quantity" {
-		t.Fatalf("field violations %v", fvs)
-	}
-	if r := apierr.Reason(s.toStatus(t.Context(), &domain.PreconditionError{Reason: domain.ReasonCancelled})); r != domain.ReasonCancelled {
-		t.Fatalf("reason %q", r)
-	}
+	s := New(nil, slog.New(slog.DiscardHandler))
+	apierrtest.ToStatus(t, s.toStatus,
+		apierrtest.Case{Err: domain.ErrNotRequested, Code: codes.NotFound},
+		apierrtest.Case{Err: domain.ErrUnknownTracking, Code: codes.NotFound},
+		apierrtest.Case{Err: &domain.TrackingInUseError{Carrier: "dhl", TrackingNumber: "1234567890"}, Code: codes.AlreadyExists},
+		apierrtest.Case{Err: &app.CursorError{Cursor: 9, Last: 3}, Code: codes.InvalidArgument},
+		apierrtest.Case{Err: &app.BehindError{Cursor: 3}, Code: codes.Unavailable},
+		apierrtest.Case{Err: app.ErrServiceStopping, Code: codes.Unavailable},
+		apierrtest.Case{Err: fmt.Errorf("x: %w", es.ErrBadCommand), Code: codes.InvalidArgument},
+	)
 }

@@ -35,13 +35,8 @@ type Server struct {
 
 // New returns the gRPC server of svc.
 func New(svc *app.Service, log *slog.Logger) *Server {
-	if log == nil {
-		log = slog.Default()
-	}
 	return &Server{app: svc, log: log}
 }
-
-var _ fulfilmentv1.FulfilmentServiceServer = (*Server)(nil)
 
 // ListFulfilments implements fulfilmentv1.FulfilmentServiceServer.
 func (s *Server) ListFulfilments(ctx context.Context, req *fulfilmentv1.ListFulfilmentsRequest) (*fulfilmentv1.ListFulfilmentsResponse, error) {
@@ -68,7 +63,7 @@ func (s *Server) ListFulfilments(ctx context.Context, req *fulfilmentv1.ListFulf
 // order whose fulfilments are all its own.
 func (s *Server) authorizeList(ctx context.Context, caller auth.Caller, q app.ListQuery) error {
 	const rpc = "ListFulfilments"
-	if unscoped(caller, rpc) || (q.VendorID != "" && allowed(caller, rpc, resource{vendorID: q.VendorID})) {
+	if access.AllowsAll(caller, rpc) || (q.VendorID != "" && allowed(caller, rpc, resource{vendorID: q.VendorID})) {
 		return nil
 	}
 	if q.OrderID != "" && q.VendorID == "" && caller.Has(auth.Buyer) {
@@ -134,7 +129,7 @@ func (s *Server) RecordTrackingEvent(ctx context.Context, req *fulfilmentv1.Reco
 		return nil, s.toStatus(ctx, err)
 	}
 	return &fulfilmentv1.RecordTrackingEventResponse{FulfilmentId: r.FulfilmentID, ShipmentId: r.ShipmentID,
-		Duplicate: r.Duplicate, ShipmentStatus: r.ShipmentStatus, FulfilmentState: statuses[r.Status]}, nil
+		Duplicate: r.Duplicate, ShipmentStatus: r.ShipmentStatus, FulfilmentState: statuses.Wire(r.Status)}, nil
 }
 
 // ConfirmReceipt implements fulfilmentv1.FulfilmentServiceServer.

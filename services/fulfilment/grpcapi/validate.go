@@ -1,60 +1,37 @@
 package grpcapi
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 
+	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/auth"
+	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	"github.com/custody/custody/services/fulfilment/app"
 	"github.com/custody/custody/services/fulfilment/domain"
 )
 
-var (
-	// idPattern: vendor ids are role ids (pkg/auth).
-	idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
-	// streamIDPattern: fulfilment and order ids are stream ids (pkg/eventstore).
-	streamIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-)
-
 // Field limits.
 const (
-	maxRequestID = 128
-	maxPageToken = 1024
-	maxLines     = 100  // per package
-	maxUnits     = 5000 // per package
+	maxLines = 100  // per package
+	maxUnits = 5000 // per package
 )
 
-func checkRequestID(v *domain.Violations, id string, required bool) {
-	switch {
-	case id == "" && required:
-		v.Add("request_id", "required: an idempotency key, unique per request")
-	case len(id) > maxRequestID:
-		v.Add("request_id", "at most %d characters", maxRequestID)
-	}
+// checkStreamID checks a fulfilment or order id, which are stream ids.
+func checkStreamID(v *fault.Violations, field, id string) {
+	apierr.Require(v, field, id, eventstore.ValidID(id), "not a valid id: 1-128 letters, digits, '_' or '-'")
 }
 
-func checkStreamID(v *domain.Violations, field, id string) {
-	switch {
-	case id == "":
-		v.Add(field, "required")
-	case !streamIDPattern.MatchString(id):
-		v.Add(field, "not a valid id: 1-128 letters, digits, '_' or '-'")
-	}
-}
-
-func checkVendorID(v *domain.Violations, id string) {
-	switch {
-	case id == "":
-		v.Add("vendor_id", "required")
-	case !idPattern.MatchString(id):
-		v.Add("vendor_id", "1-128 characters of letters, digits, '.', '_' and '-'")
-	}
+// checkVendorID checks a vendor id, which is a role id.
+func checkVendorID(v *fault.Violations, id string) {
+	apierr.Require(v, "vendor_id", id, auth.ValidID(id), "1-128 characters of letters, digits, '.', '_' and '-'")
 }
 
 func validateShip(req *fulfilmentv1.ShipFulfilmentRequest) (app.Ship, error) {
-	var v domain.Violations
-	checkRequestID(&v, req.GetRequestId(), true)
+	var v fault.Violations
+	apierr.RequestID(&v, req.GetRequestId())
 	checkStreamID(&v, "fulfilment_id", req.GetFulfilmentId())
 	number := domain.CheckTracking(&v, "carrier", req.GetCarrier(), "tracking_number", req.GetTrackingNumber())
 	switch n := len(req.GetPackages()); {
@@ -81,18 +58,14 @@ func validateShip(req *fulfilmentv1.ShipFulfilmentRequest) (app.Ship, error) {
 }
 
 func validateScan(req *fulfilmentv1.RecordTrackingEventRequest) (app.Scan, error) {
-	var v domain.Violations
-	checkRequestID(&v, req.GetRequestId(), false)
+	var v fault.Violations
+	if id := req.GetRequestId(); id != "" { // optional: a scan is idempotent by carrier_event_id anyway
+		apierr.RequestID(&v, id)
+	}
 	number := domain.CheckTracking(&v, "carrier", req.GetCarrier(), "tracking_number", req.GetTrackingNumber())
 	scan := domain.Scan{CarrierEventID: req.GetCarrierEventId(), Status: req.GetStatus(),
 		Location: strings.TrimSpace(req.GetLocation()), Description: strings.TrimSpace(req.GetDescription())}
-	if ts := req.GetOccurTime(); ts != nil {
-		if err := ts.CheckValid(); err != nil {
-			v.Add("occur_time", "%v", err)
-		} else {
-			scan.OccurTime = ts.AsTime()
-		}
-	}
+	scan.OccurTime = apierr.Timestamp(&v, "occur_time", req.GetOccurTime())
 	if p := domain.ProofFromProto(req.GetProof()); p != nil {
 		p.SignatureSHA256, p.PhotoSHA256 = domain.NormaliseHash(p.SignatureSHA256), domain.NormaliseHash(p.PhotoSHA256)
 		scan.Proof = p
@@ -105,20 +78,20 @@ func validateScan(req *fulfilmentv1.RecordTrackingEventRequest) (app.Scan, error
 }
 
 func validateReceipt(req *fulfilmentv1.ConfirmReceiptRequest) error {
-	var v domain.Violations
-	checkRequestID(&v, req.GetRequestId(), true)
+	var v fault.Violations
+	apierr.RequestID(&v, req.GetRequestId())
 	checkStreamID(&v, "fulfilment_id", req.GetFulfilmentId())
 	return v.Err()
 }
 
 func validateGet(req *fulfilmentv1.GetFulfilmentRequest) error {
-	var v domain.Violations
+	var v fault.Violations
 	checkStreamID(&v, "fulfilment_id", req.GetFulfilmentId())
 	return v.Err()
 }
 
 func validateList(req *fulfilmentv1.ListFulfilmentsRequest) (app.ListQuery, error) {
-	var v domain.Violations
+	var v fault.Violations
 	if req.GetVendorId() == "" && req.GetOrderId() == "" {
 		v.Add("vendor_id", "give vendor_id or order_id (or both)")
 	}
@@ -128,16 +101,8 @@ func validateList(req *fulfilmentv1.ListFulfilmentsRequest) (app.ListQuery, erro
 	if req.GetOrderId() != "" {
 		checkStreamID(&v, "order_id", req.GetOrderId())
 	}
-	status, ok := statusFromProto(req.GetState())
-	if !ok {
-		v.Add("state", "unknown state %d", req.GetState())
-	}
-	if req.GetPageSize() < 0 {
-		v.Add("page_size", "must not be negative")
-	}
-	if len(req.GetPageToken()) > maxPageToken {
-		v.Add("page_token", "not a page token of this service")
-	}
+	status := apierr.Known(&v, "state", statuses, req.GetState())
+	apierr.Paging(&v, req.GetPageSize(), req.GetPageToken())
 	if err := v.Err(); err != nil {
 		return app.ListQuery{}, err
 	}
@@ -148,7 +113,7 @@ func validateList(req *fulfilmentv1.ListFulfilmentsRequest) (app.ListQuery, erro
 // validateWatch returns the cursor to resume from (nil: start with a
 // snapshot).
 func validateWatch(req *fulfilmentv1.WatchFulfilmentsRequest) (*uint64, error) {
-	var v domain.Violations
+	var v fault.Violations
 	checkVendorID(&v, req.GetVendorId())
 	var from *uint64
 	if c := req.GetCursor(); c != "" {

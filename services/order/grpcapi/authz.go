@@ -1,10 +1,6 @@
 package grpcapi
 
-import (
-	"slices"
-
-	"github.com/custody/custody/pkg/auth"
-)
+import "github.com/custody/custody/pkg/auth"
 
 // Access control of custody.order.v1.OrderService (docs/design.md §5, Roles
 // and access), as a table:
@@ -24,56 +20,27 @@ import (
 // NotFound for everyone (order ids are 128-bit hashes, so existence reveals
 // nothing guessable). Authorization needs the order's buyer and vendors, so
 // GetOrder and CancelOrder read the order first.
-var access = map[string]rule{
-	"PlaceOrder":  {buyer: true, service: true},
-	"GetOrder":    {buyer: true, vendor: true, support: true, platform: true, service: true},
-	"ListOrders":  {buyer: true, vendor: true, support: true, platform: true, service: true},
-	"CancelOrder": {buyer: true, support: true, service: true},
-}
-
-// rule says who may call an RPC: buyer and vendor only on their own
-// resources, the unscoped roles on every resource.
-type rule struct {
-	buyer, vendor              bool
-	support, platform, service bool
+var access = auth.Access{
+	"PlaceOrder":  auth.Allow(auth.Buyer, auth.Service),
+	"GetOrder":    auth.Allow(auth.Buyer, auth.Vendor, auth.Support, auth.Platform, auth.Service),
+	"ListOrders":  auth.Allow(auth.Buyer, auth.Vendor, auth.Support, auth.Platform, auth.Service),
+	"CancelOrder": auth.Allow(auth.Buyer, auth.Support, auth.Service),
 }
 
 // allowed reports whether caller may call rpc on a resource belonging to
 // buyerID (empty: none) with parts for vendorIDs.
 func allowed(c auth.Caller, rpc, buyerID string, vendorIDs ...string) bool {
-	r, ok := access[rpc]
-	if !ok {
-		return false
+	owners := []auth.Role{{Kind: auth.Buyer, ID: buyerID}}
+	for _, v := range vendorIDs {
+		owners = append(owners, auth.Role{Kind: auth.Vendor, ID: v})
 	}
-	switch {
-	case r.support && c.Has(auth.Support), r.platform && c.Has(auth.Platform), r.service && c.Has(auth.Service):
-		return true
-	case r.buyer && buyerID != "" && c.Is(auth.Buyer, buyerID):
-		return true
-	case r.vendor && slices.ContainsFunc(vendorIDs, func(v string) bool { return v != "" && c.Is(auth.Vendor, v) }):
-		return true
-	}
-	return false
+	return access.Allows(c, rpc, owners...)
 }
 
 // actor is who the caller acts as, recorded with the events: "buyer:b1",
 // or for unscoped roles the role and the token's subject ("service:checkout").
 func actor(c auth.Caller, buyerID string) string {
-	if buyerID != "" && c.Is(auth.Buyer, buyerID) {
-		return "buyer:" + buyerID
-	}
-	for _, k := range []auth.Kind{auth.Service, auth.Support, auth.Platform} {
-		if c.Has(k) {
-			if c.Subject != "" && c.Subject != string(k) {
-				return string(k) + ":" + c.Subject
-			}
-			return string(k)
-		}
-	}
-	if len(c.Roles) > 0 {
-		return c.Roles[0].String()
-	}
-	return c.Subject
+	return auth.Actor(c, []auth.Kind{auth.Service, auth.Support, auth.Platform}, auth.Role{Kind: auth.Buyer, ID: buyerID})
 }
 
 // fullView reports whether caller sees all of an order of buyerID, rather

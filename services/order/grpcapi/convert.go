@@ -3,19 +3,18 @@ package grpcapi
 import (
 	"slices"
 	"strconv"
-	"time"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/auth"
+	"github.com/custody/custody/pkg/protoconv"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 	"github.com/custody/custody/services/order/app"
 	"github.com/custody/custody/services/order/domain"
 )
 
-var statuses = map[domain.Status]orderv1.OrderState{
+var statuses = protoconv.NewEnum(map[domain.Status]orderv1.OrderState{
 	domain.StatusNone:      orderv1.OrderState_ORDER_STATE_UNSPECIFIED,
 	domain.StatusPending:   orderv1.OrderState_ORDER_STATE_PENDING,
 	domain.StatusConfirmed: orderv1.OrderState_ORDER_STATE_CONFIRMED,
@@ -24,19 +23,11 @@ var statuses = map[domain.Status]orderv1.OrderState{
 	domain.StatusDelivered: orderv1.OrderState_ORDER_STATE_DELIVERED,
 	domain.StatusCompleted: orderv1.OrderState_ORDER_STATE_COMPLETED,
 	domain.StatusRefunded:  orderv1.OrderState_ORDER_STATE_REFUNDED,
-}
+})
 
-func statusFromProto(s orderv1.OrderState) (domain.Status, bool) {
-	for d, p := range statuses {
-		if p == s {
-			return d, true
-		}
-	}
-	return domain.StatusNone, false
-}
-
-func orderProto(v app.OrderView) *orderv1.Order {
-	o := v.Order
+// OrderProto is the order as the order service shows it in full, at
+// revision; the audit's replay shows an order the same way.
+func OrderProto(o domain.Order, revision uint64) *orderv1.Order {
 	parts := domain.PartsProto(o.Parts)
 	for i, p := range o.Parts {
 		parts[i].Shipped, parts[i].Delivered = p.Shipped, p.Delivered
@@ -46,13 +37,15 @@ func orderProto(v app.OrderView) *orderv1.Order {
 		refunded = o.Refunded.ToProto()
 	}
 	return &orderv1.Order{
-		OrderId: o.ID, BuyerId: o.BuyerID, State: statuses[o.Status],
+		OrderId: o.ID, BuyerId: o.BuyerID, State: statuses.Wire(o.Status),
 		Lines: domain.LinesProto(o.Lines), Parts: parts, Total: o.Total.ToProto(), RefundedTotal: refunded,
 		ShippingAddress: o.Address, Attribution: domain.AttributionProto(o.Attribution),
 		Payment: domain.PaymentProto(o.Payment), Reason: o.Reason,
-		PlaceTime: stamp(o.PlaceTime), UpdateTime: stamp(o.UpdateTime), Revision: v.Revision,
+		PlaceTime: protoconv.Timestamp(o.PlaceTime), UpdateTime: protoconv.Timestamp(o.UpdateTime), Revision: revision,
 	}
 }
+
+func orderProto(v app.OrderView) *orderv1.Order { return OrderProto(v.Order, v.Revision) }
 
 // vendorView keeps only what the caller's vendors need of an order: their
 // own lines and parts. Payment and total (which reveal other vendors'
@@ -73,13 +66,6 @@ func orderFor(c auth.Caller, v app.OrderView) *orderv1.Order {
 		return o
 	}
 	return vendorView(o, c)
-}
-
-func stamp(t time.Time) *timestamppb.Timestamp {
-	if t.IsZero() {
-		return nil
-	}
-	return timestamppb.New(t)
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -3,8 +3,7 @@ package grpcapi
 import (
 	"testing"
 
-	"google.golang.org/protobuf/proto"
-
+	"github.com/custody/custody/pkg/apierr/apierrtest"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 )
 
@@ -12,18 +11,12 @@ import (
 // decoding and validating them never panics, and a request that validates
 // has what an order needs.
 func FuzzValidatePlace(f *testing.F) {
-	seed, _ := proto.Marshal(&orderv1.PlaceOrderRequest{RequestId: "r1", BuyerId: "b1",
-		Lines: []*orderv1.LineRequest{{SkuId: "p1-a", Quantity: 2}}})
-	f.Add(seed)
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var req orderv1.PlaceOrderRequest
-		if proto.Unmarshal(b, &req) != nil {
-			return
-		}
-		c, err := validatePlace(&req)
+	seed := &orderv1.PlaceOrderRequest{RequestId: "r1", BuyerId: "b1",
+		Lines: []*orderv1.LineRequest{{SkuId: "p1-a", Quantity: 2}}}
+	apierrtest.FuzzRequests(f, seed, func(t *testing.T, req *orderv1.PlaceOrderRequest) {
+		c, err := validatePlace(req)
 		if err == nil && (req.GetRequestId() == "" || len(req.GetLines()) == 0 || c.BuyerID == "") {
-			t.Fatalf("accepted an order without request id, lines or buyer: %v", &req)
+			t.Fatalf("accepted an order without request id, lines or buyer: %v", req)
 		}
 	})
 }

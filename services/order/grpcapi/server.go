@@ -31,13 +31,8 @@ type Server struct {
 
 // New returns the gRPC server of svc.
 func New(svc *app.Service, log *slog.Logger) *Server {
-	if log == nil {
-		log = slog.Default()
-	}
 	return &Server{app: svc, log: log}
 }
-
-var _ orderv1.OrderServiceServer = (*Server)(nil)
 
 // PlaceOrder implements orderv1.OrderServiceServer.
 func (s *Server) PlaceOrder(ctx context.Context, req *orderv1.PlaceOrderRequest) (*orderv1.PlaceOrderResponse, error) {

@@ -1,66 +1,40 @@
 package grpcapi
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"testing"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
-	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/apierr/apierrtest"
 	"github.com/custody/custody/pkg/auth"
+	"github.com/custody/custody/pkg/auth/authtest"
 	"github.com/custody/custody/pkg/es"
-	"github.com/custody/custody/pkg/eventstore"
-	"github.com/custody/custody/pkg/fault"
+	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	"github.com/custody/custody/services/order/app"
 	"github.com/custody/custody/services/order/domain"
 )
 
 func TestToStatus(t *testing.T) {
 	s := New(nil, slog.New(slog.DiscardHandler))
-	var v domain.Violations
-	v.Add("lines[2].quantity", "must be at least 1")
-	tests := []struct {
-		err  error
-		want codes.Code
-	}{
-		{v.Err(), codes.InvalidArgument},
-		{fmt.Errorf("wrapped: %w", v.Err()), codes.InvalidArgument},
-		{&domain.PreconditionError{Reason: domain.ReasonShipped, Message: "shipped"}, codes.FailedPrecondition},
-		{&fault.NotFoundError{Resource: "order", ID: "o1"}, codes.NotFound},
-		{domain.ErrNotPlaced, codes.NotFound},
-		{app.ErrCatalogUnavailable, codes.Unavailable},
-		{fmt.Errorf("x: %w", es.ErrConflict), codes.Aborted},
-		{fmt.Errorf("x: %w: boom", eventstore.ErrUnavailable), codes.Unavailable},
-		{fmt.Errorf("x: %w", es.ErrBadCommand), codes.InvalidArgument},
-		{context.DeadlineExceeded, codes.DeadlineExceeded},
-		{context.Canceled, codes.Canceled},
-		{apierr.PermissionDenied("no"), codes.PermissionDenied},
-		{errors.New("something unforeseen"), codes.Internal},
-	}
-	for _, tt := range tests {
-		got := s.toStatus(t.Context(), tt.err)
-		if status.Code(got) != tt.want {
-			t.Errorf("toStatus(%v) = %v, want %v", tt.err, got, tt.want)
-		}
-	}
-	fvs := apierr.FieldViolations(s.toStatus(t.Context(), v.Err()))
-	if len(fvs) != 1 || fvs[0].Field != "lines[2].quantity" {
-		t.Fatalf("field violations %v", fvs)
+	apierrtest.ToStatus(t, s.toStatus,
+		apierrtest.Case{Err: domain.ErrNotPlaced, Code: codes.NotFound},
+		apierrtest.Case{Err: app.ErrCatalogUnavailable, Code: codes.Unavailable},
+		apierrtest.Case{Err: fmt.Errorf("x: %w", es.ErrBadCommand), Code: codes.InvalidArgument},
+	)
+}
+
+// Every RPC of the service has a row in the access table, and no row names
+// an RPC that does not exist.
+func TestAccessCoversEveryRPC(t *testing.T) {
+	if err := access.Covers(&orderv1.OrderService_ServiceDesc); err != nil {
+		t.Error(err)
 	}
 }
 
 func TestAllowed(t *testing.T) {
-	caller := func(roles ...string) auth.Caller {
-		rs, err := auth.ParseRoles(roles)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return auth.Caller{Subject: roles[0], Roles: rs}
-	}
+	caller := func(roles ...string) auth.Caller { return authtest.Caller(t, roles[0], roles...) }
 	tests := []struct {
 		caller  auth.Caller
 		rpc     string

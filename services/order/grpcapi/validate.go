@@ -5,6 +5,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/auth"
+	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/money"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
@@ -12,17 +16,10 @@ import (
 	"github.com/custody/custody/services/order/domain"
 )
 
-var (
-	// idPattern: buyer and vendor ids are role ids (pkg/auth).
-	idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
-	// orderIDPattern: order ids are stream ids (pkg/eventstore).
-	orderIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-	countryPattern = regexp.MustCompile(`^[A-Z]{2}$`)
-)
+var countryPattern = regexp.MustCompile(`^[A-Z]{2}$`)
 
 // Field limits.
 const (
-	maxRequestID = 128
 	maxText      = 256
 	maxReason    = 1024
 	maxAddrLines = 5
@@ -32,8 +29,8 @@ const (
 var noLocality = map[string]bool{"SG": true, "MC": true, "VA": true, "HK": true, "MO": true, "GI": true}
 
 func validatePlace(req *orderv1.PlaceOrderRequest) (app.PlaceOrder, error) {
-	var v domain.Violations
-	checkRequestID(&v, req.GetRequestId())
+	var v fault.Violations
+	apierr.RequestID(&v, req.GetRequestId())
 	checkID(&v, "buyer_id", req.GetBuyerId())
 
 	lines := make([]domain.LineRequest, 0, len(req.GetLines()))
@@ -76,13 +73,7 @@ func validatePlace(req *orderv1.PlaceOrderRequest) (app.PlaceOrder, error) {
 		default:
 			v.Add("attribution", "name an affiliate_link_id or a live_session_id (or leave attribution unset)")
 		}
-		if ts := a.GetTouchTime(); ts != nil {
-			if err := ts.CheckValid(); err != nil {
-				v.Add("attribution.touch_time", "%v", err)
-			} else {
-				attr.TouchTime = ts.AsTime()
-			}
-		}
+		attr.TouchTime = apierr.Timestamp(&v, "attribution.touch_time", a.GetTouchTime())
 	}
 
 	var wait time.Duration
@@ -100,7 +91,7 @@ func validatePlace(req *orderv1.PlaceOrderRequest) (app.PlaceOrder, error) {
 		Address: req.GetShippingAddress(), Attribution: attr, Payment: pay, Wait: wait}, nil
 }
 
-func checkAddress(v *domain.Violations, a *typev1.Address) {
+func checkAddress(v *fault.Violations, a *typev1.Address) {
 	const f = "shipping_address"
 	if a == nil {
 		v.Add(f, "required")
@@ -132,34 +123,17 @@ func checkAddress(v *domain.Violations, a *typev1.Address) {
 	}
 }
 
-func checkRequestID(v *domain.Violations, id string) {
-	switch {
-	case id == "":
-		v.Add("request_id", "required: an idempotency key, unique per request")
-	case len(id) > maxRequestID:
-		v.Add("request_id", "at most %d characters", maxRequestID)
-	}
+// checkID checks a buyer or vendor id, which are role ids.
+func checkID(v *fault.Violations, field, id string) {
+	apierr.Require(v, field, id, auth.ValidID(id), "1-128 characters of letters, digits, '.', '_' and '-'")
 }
 
-func checkID(v *domain.Violations, field, id string) {
-	switch {
-	case id == "":
-		v.Add(field, "required")
-	case !idPattern.MatchString(id):
-		v.Add(field, "1-128 characters of letters, digits, '.', '_' and '-'")
-	}
+// checkOrderID checks an order id, which is a stream id.
+func checkOrderID(v *fault.Violations, id string) {
+	apierr.Require(v, "order_id", id, eventstore.ValidID(id), "not an order id")
 }
 
-func checkOrderID(v *domain.Violations, id string) {
-	switch {
-	case id == "":
-		v.Add("order_id", "required")
-	case !orderIDPattern.MatchString(id):
-		v.Add("order_id", "not an order id")
-	}
-}
-
-func checkText(v *domain.Violations, field, s string, limit int) {
+func checkText(v *fault.Violations, field, s string, limit int) {
 	switch {
 	case strings.TrimSpace(s) == "":
 		v.Add(field, "required")
@@ -169,7 +143,7 @@ func checkText(v *domain.Violations, field, s string, limit int) {
 }
 
 func validateList(req *orderv1.ListOrdersRequest) (app.ListQuery, error) {
-	var v domain.Violations
+	var v fault.Violations
 	switch {
 	case req.GetBuyerId() != "" && req.GetVendorId() != "":
 		v.Add("vendor_id", "give either buyer_id or vendor_id, not both")
@@ -180,16 +154,8 @@ func validateList(req *orderv1.ListOrdersRequest) (app.ListQuery, error) {
 	default:
 		v.Add("buyer_id", "give buyer_id or vendor_id")
 	}
-	status, ok := statusFromProto(req.GetState())
-	if !ok {
-		v.Add("state", "unknown state %d", req.GetState())
-	}
-	if req.GetPageSize() < 0 {
-		v.Add("page_size", "must not be negative")
-	}
-	if len(req.GetPageToken()) > 1024 {
-		v.Add("page_token", "not a page token of this service")
-	}
+	status := apierr.Known(&v, "state", statuses, req.GetState())
+	apierr.Paging(&v, req.GetPageSize(), req.GetPageToken())
 	if err := v.Err(); err != nil {
 		return app.ListQuery{}, err
 	}
@@ -198,8 +164,8 @@ func validateList(req *orderv1.ListOrdersRequest) (app.ListQuery, error) {
 }
 
 func validateCancel(req *orderv1.CancelOrderRequest) error {
-	var v domain.Violations
-	checkRequestID(&v, req.GetRequestId())
+	var v fault.Violations
+	apierr.RequestID(&v, req.GetRequestId())
 	checkOrderID(&v, req.GetOrderId())
 	if len(req.GetReason()) > maxReason {
 		v.Add("reason", "at most %d characters", maxReason)
@@ -208,7 +174,7 @@ func validateCancel(req *orderv1.CancelOrderRequest) error {
 }
 
 func validateGet(req *orderv1.GetOrderRequest) error {
-	var v domain.Violations
+	var v fault.Violations
 	checkOrderID(&v, req.GetOrderId())
 	return v.Err()
 }

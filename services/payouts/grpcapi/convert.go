@@ -4,22 +4,13 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"time"
-
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/money"
+	"github.com/custody/custody/pkg/protoconv"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
 	"github.com/custody/custody/services/payouts/app"
 	"github.com/custody/custody/services/payouts/domain"
 )
-
-func stamp(t time.Time) *timestamppb.Timestamp {
-	if t.IsZero() {
-		return nil
-	}
-	return timestamppb.New(t)
-}
 
 func minor(cur string, m int64) *money.Money { return &money.Money{Currency: cur, Minor: m} }
 
@@ -35,14 +26,14 @@ func entryProto(e app.Entry) *payoutsv1.LedgerEntry {
 		EntryId: e.TxnID + "-" + itoa(e.Index), TransactionId: e.TxnID, Kind: e.Kind, Account: e.Account,
 		Amount: e.Amount.ToProto(), BalanceAfter: e.BalanceAfter.ToProto(), OrderId: e.OrderID, VendorId: e.VendorID,
 		CauseEventId: e.CauseEventID, CauseType: e.CauseType, Reference: e.Reference, Memo: e.Memo,
-		PostTime: stamp(e.PostTime), Position: e.Position,
+		PostTime: protoconv.Timestamp(e.PostTime), Position: e.Position,
 	}
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
 func batchProto(b *domain.Batch) *payoutsv1.PayoutBatch {
-	out := &payoutsv1.PayoutBatch{BatchId: b.ID, RequestId: b.RequestID, CreateTime: stamp(b.CreateTime), RequestedBy: b.RequestedBy}
+	out := &payoutsv1.PayoutBatch{BatchId: b.ID, RequestId: b.RequestID, CreateTime: protoconv.Timestamp(b.CreateTime), RequestedBy: b.RequestedBy}
 	for _, l := range b.Lines {
 		out.Lines = append(out.Lines, &payoutsv1.PayoutLine{Payee: l.Payee, Account: l.Account, Amount: l.Amount.ToProto()})
 	}
@@ -73,14 +64,14 @@ func settlementProto(s app.Settlement, mine func(vendorID string) bool) *payouts
 	l := s.Ledger
 	cur := l.Currency()
 	out := &payoutsv1.OrderSettlement{OrderId: l.OrderID, BuyerId: l.BuyerID, Total: l.Total.ToProto(), Refunded: l.Refunded().ToProto(),
-		CaptureTime: stamp(l.CaptureTime), Revision: s.Revision}
+		CaptureTime: protoconv.Timestamp(l.CaptureTime), Revision: s.Revision}
 	for _, p := range l.Parts {
 		if !mine(p.VendorID) {
 			continue
 		}
 		ps := &payoutsv1.PartSettlement{VendorId: p.VendorID, Stage: p.Stage(), Split: partSplit(cur, p),
-			Refunded: p.Refunded(cur).ToProto(), Tier: p.Tier, DeliverTime: stamp(p.DeliverTime), WindowCloseTime: stamp(p.CloseTime),
-			OpenClaimIds: p.OpenClaims(), ReleaseTime: stamp(p.ReleaseTime), ReserveReleaseTime: stamp(p.ReserveReleaseTime),
+			Refunded: p.Refunded(cur).ToProto(), Tier: p.Tier, DeliverTime: protoconv.Timestamp(p.DeliverTime), WindowCloseTime: protoconv.Timestamp(p.CloseTime),
+			OpenClaimIds: p.OpenClaims(), ReleaseTime: protoconv.Timestamp(p.ReleaseTime), ReserveReleaseTime: protoconv.Timestamp(p.ReserveReleaseTime),
 			ReserveReleased: p.ReserveReleased}
 		if p.Released {
 			ps.Reserve = p.Reserve.ToProto()

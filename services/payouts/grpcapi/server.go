@@ -11,8 +11,8 @@ import (
 	"log/slog"
 
 	"github.com/custody/custody/pkg/apierr"
-	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/protoconv"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
 	"github.com/custody/custody/services/payouts/app"
 	"github.com/custody/custody/services/payouts/domain"
@@ -30,13 +30,8 @@ type Server struct {
 
 // New returns the gRPC server of svc.
 func New(svc *app.Service, log *slog.Logger) *Server {
-	if log == nil {
-		log = slog.Default()
-	}
 	return &Server{app: svc, log: log}
 }
-
-var _ payoutsv1.PayoutsServiceServer = (*Server)(nil)
 
 // GetBalance implements payoutsv1.PayoutsServiceServer.
 func (s *Server) GetBalance(ctx context.Context, req *payoutsv1.GetBalanceRequest) (*payoutsv1.GetBalanceResponse, error) {
@@ -44,8 +39,7 @@ func (s *Server) GetBalance(ctx context.Context, req *payoutsv1.GetBalanceReques
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
-	c, ok := auth.CallerFrom(ctx)
-	if err := authorize(c, ok, "GetBalance", req.GetOwner()); err != nil {
+	if _, err := authorize(ctx, "GetBalance", req.GetOwner()); err != nil {
 		return nil, err
 	}
 	balances, accounts, err := s.app.Balance(ctx, kind, id)
@@ -77,8 +71,7 @@ func (s *Server) ListLedgerEntries(ctx context.Context, req *payoutsv1.ListLedge
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
-	c, ok := auth.CallerFrom(ctx)
-	if err := authorize(c, ok, "ListLedgerEntries", ownerOf(req.GetAccount())); err != nil {
+	if _, err := authorize(ctx, "ListLedgerEntries", ownerOf(req.GetAccount())); err != nil {
 		return nil, err
 	}
 	page, err := s.app.Entries(ctx, q)
@@ -98,15 +91,14 @@ func (s *Server) GetStatement(ctx context.Context, req *payoutsv1.GetStatementRe
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
-	c, ok := auth.CallerFrom(ctx)
-	if err := authorize(c, ok, "GetStatement", ownerOf(req.GetAccount())); err != nil {
+	if _, err := authorize(ctx, "GetStatement", ownerOf(req.GetAccount())); err != nil {
 		return nil, err
 	}
 	st, err := s.app.Statement(ctx, req.GetAccount(), start, end)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
-	resp := &payoutsv1.GetStatementResponse{Account: st.Account, StartTime: stamp(st.Start), EndTime: stamp(st.End)}
+	resp := &payoutsv1.GetStatementResponse{Account: st.Account, StartTime: protoconv.Timestamp(st.Start), EndTime: protoconv.Timestamp(st.End)}
 	for _, t := range st.Totals {
 		resp.Totals = append(resp.Totals, &payoutsv1.StatementTotal{CurrencyCode: t.Currency,
 			Opening: minor(t.Currency, t.Opening).ToProto(), Credits: minor(t.Currency, t.Credits).ToProto(),
@@ -123,8 +115,8 @@ func (s *Server) RunPayouts(ctx context.Context, req *payoutsv1.RunPayoutsReques
 	if err := validateRun(req); err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
-	c, ok := auth.CallerFrom(ctx)
-	if err := authorize(c, ok, "RunPayouts", ""); err != nil {
+	c, err := authorize(ctx, "RunPayouts", "")
+	if err != nil {
 		return nil, err
 	}
 	b, err := s.app.RunPayouts(ctx, req.GetRequestId(), actor(c))
@@ -139,19 +131,19 @@ func (s *Server) GetPayoutBatch(ctx context.Context, req *payoutsv1.GetPayoutBat
 	if err := validateBatch(req); err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
-	c, ok := auth.CallerFrom(ctx)
-	if !ok || len(c.Roles) == 0 {
-		return nil, authorize(c, ok, "GetPayoutBatch", "")
+	c, _, err := apierr.CallerOf(ctx, access, "GetPayoutBatch")
+	if err != nil {
+		return nil, err
 	}
 	b, err := s.app.PayoutBatch(ctx, req.GetBatchId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
 	out := batchProto(b)
-	if staff(c, "GetPayoutBatch") {
+	if access.AllowsAll(c, "GetPayoutBatch") {
 		return &payoutsv1.GetPayoutBatchResponse{Batch: out}, nil
 	}
-	own, found := ownBatch(out, func(payee string) bool { return owns(c, "GetPayoutBatch", payee) })
+	own, found := ownBatch(out, func(payee string) bool { return allowedOn(c, "GetPayoutBatch", payee) })
 	if !found {
 		return nil, apierr.PermissionDenied("a vendor or creator sees only batches that paid it")
 	}
@@ -163,18 +155,18 @@ func (s *Server) GetOrderSettlement(ctx context.Context, req *payoutsv1.GetOrder
 	if err := validateSettlement(req); err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
-	c, ok := auth.CallerFrom(ctx)
-	if !ok || len(c.Roles) == 0 {
-		return nil, authorize(c, ok, "GetOrderSettlement", "")
+	c, _, err := apierr.CallerOf(ctx, access, "GetOrderSettlement")
+	if err != nil {
+		return nil, err
 	}
 	st, err := s.app.OrderSettlement(ctx, req.GetOrderId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
-	if staff(c, "GetOrderSettlement") {
+	if access.AllowsAll(c, "GetOrderSettlement") {
 		return &payoutsv1.GetOrderSettlementResponse{Settlement: settlementProto(st, func(string) bool { return true })}, nil
 	}
-	mine := func(vendorID string) bool { return owns(c, "GetOrderSettlement", "vendor:"+vendorID) }
+	mine := func(vendorID string) bool { return allowedOn(c, "GetOrderSettlement", "vendor:"+vendorID) }
 	out := settlementProto(st, mine)
 	if len(out.GetParts()) == 0 {
 		return nil, apierr.PermissionDenied("you may not see order " + req.GetOrderId() + "'s settlement")

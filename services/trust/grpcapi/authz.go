@@ -25,65 +25,35 @@ import "github.com/custody/custody/pkg/auth"
 // (claim and order ids are 128-bit hashes: existence reveals nothing
 // guessable). Listing every claim (no order, vendor or buyer) is for
 // support, platform and service.
-var access = map[string]rule{
-	"OpenClaim":            {buyer: true, service: true},
-	"RespondToClaim":       {vendor: true},
-	"AnswerOffer":          {buyer: true, service: true},
-	"ResolveClaim":         {support: true},
-	"WithdrawClaim":        {buyer: true, service: true},
-	"RecordReturnShipment": {buyer: true, service: true},
-	"ReceiveReturn":        {vendor: true, support: true},
-	"GetClaim":             {buyer: true, vendor: true, support: true, platform: true, service: true},
-	"ListClaims":           {buyer: true, vendor: true, support: true, platform: true, service: true},
-	"GetVendorTrust":       {vendor: true, support: true, platform: true},
-	"ListVendorTrust":      {support: true, platform: true},
+var access = auth.Access{
+	"OpenClaim":            auth.Allow(auth.Buyer, auth.Service),
+	"RespondToClaim":       auth.Allow(auth.Vendor),
+	"AnswerOffer":          auth.Allow(auth.Buyer, auth.Service),
+	"ResolveClaim":         auth.Allow(auth.Support),
+	"WithdrawClaim":        auth.Allow(auth.Buyer, auth.Service),
+	"RecordReturnShipment": auth.Allow(auth.Buyer, auth.Service),
+	"ReceiveReturn":        auth.Allow(auth.Vendor, auth.Support),
+	"GetClaim":             auth.Allow(auth.Buyer, auth.Vendor, auth.Support, auth.Platform, auth.Service),
+	"ListClaims":           auth.Allow(auth.Buyer, auth.Vendor, auth.Support, auth.Platform, auth.Service),
+	"GetVendorTrust":       auth.Allow(auth.Vendor, auth.Support, auth.Platform),
+	"ListVendorTrust":      auth.Allow(auth.Support, auth.Platform),
 }
 
-// rule says who may call an RPC: buyer and vendor only on their own
-// resources, the unscoped roles on every resource.
-type rule struct {
-	buyer, vendor              bool
-	support, platform, service bool
+// owners are the scoped roles of a resource of buyerID and vendorID (empty:
+// none), in the order actor prefers them.
+func owners(buyerID, vendorID string) []auth.Role {
+	return []auth.Role{{Kind: auth.Buyer, ID: buyerID}, {Kind: auth.Vendor, ID: vendorID}}
 }
 
 // allowed reports whether caller may call rpc on a resource of buyerID
 // (empty: none) and vendorID (empty: none).
 func allowed(c auth.Caller, rpc, buyerID, vendorID string) bool {
-	r, ok := access[rpc]
-	if !ok {
-		return false
-	}
-	switch {
-	case r.support && c.Has(auth.Support), r.platform && c.Has(auth.Platform), r.service && c.Has(auth.Service):
-		return true
-	case r.buyer && buyerID != "" && c.Is(auth.Buyer, buyerID):
-		return true
-	case r.vendor && vendorID != "" && c.Is(auth.Vendor, vendorID):
-		return true
-	}
-	return false
+	return access.Allows(c, rpc, owners(buyerID, vendorID)...)
 }
 
 // actor is who the caller acts as, recorded with the events and in
 // decided_by: "buyer:b1", "vendor:v1", or for unscoped roles the role and
 // the token's subject ("support:alice").
 func actor(c auth.Caller, buyerID, vendorID string) string {
-	if buyerID != "" && c.Is(auth.Buyer, buyerID) {
-		return "buyer:" + buyerID
-	}
-	if vendorID != "" && c.Is(auth.Vendor, vendorID) {
-		return "vendor:" + vendorID
-	}
-	for _, k := range []auth.Kind{auth.Support, auth.Service, auth.Platform} {
-		if c.Has(k) {
-			if c.Subject != "" && c.Subject != string(k) {
-				return string(k) + ":" + c.Subject
-			}
-			return string(k)
-		}
-	}
-	if len(c.Roles) > 0 {
-		return c.Roles[0].String()
-	}
-	return c.Subject
+	return auth.Actor(c, []auth.Kind{auth.Support, auth.Service, auth.Platform}, owners(buyerID, vendorID)...)
 }

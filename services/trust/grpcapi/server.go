@@ -19,9 +19,6 @@ import (
 	"github.com/custody/custody/services/trust/domain"
 )
 
-// ServiceName is the gRPC service this package implements.
-const ServiceName = "custody.trust.v1.TrustService"
-
 // Server implements trustv1.TrustServiceServer.
 type Server struct {
 	trustv1.UnimplementedTrustServiceServer
@@ -31,13 +28,8 @@ type Server struct {
 
 // New returns the gRPC server of svc.
 func New(svc *app.Service, log *slog.Logger) *Server {
-	if log == nil {
-		log = slog.Default()
-	}
 	return &Server{app: svc, log: log}
 }
-
-var _ trustv1.TrustServiceServer = (*Server)(nil)
 
 func callerOf(ctx context.Context) auth.Caller {
 	c, _ := auth.CallerFrom(ctx)
@@ -173,7 +165,7 @@ func (s *Server) ListClaims(ctx context.Context, req *trustv1.ListClaimsRequest)
 		return nil, s.toStatus(ctx, err)
 	}
 	caller := callerOf(ctx)
-	if !caller.Has(auth.Support) && !caller.Has(auth.Platform) && !caller.Has(auth.Service) {
+	if !access.AllowsAll(caller, "ListClaims") {
 		ok := false
 		switch {
 		case q.OrderID != "":

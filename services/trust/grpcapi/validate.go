@@ -6,6 +6,10 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/auth"
+	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/money"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
@@ -14,10 +18,6 @@ import (
 )
 
 var (
-	// roleIDPattern: buyer and vendor ids are role ids (pkg/auth).
-	roleIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
-	// orderIDPattern: order ids are stream ids (pkg/eventstore).
-	orderIDPattern   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 	lineIDPattern    = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 	sha256Pattern    = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 	carrierPattern   = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
@@ -27,7 +27,6 @@ var (
 
 // Field limits.
 const (
-	maxRequestID  = 128
 	maxHashes     = 20
 	maxSerials    = 100
 	maxSerial     = 128
@@ -37,22 +36,22 @@ const (
 	maxNote       = 1000
 )
 
-func checkRequestID(v *domain.Violations, id string) {
+func checkRequestID(v *fault.Violations, id string) {
 	switch {
 	case id == "":
 		v.Add("request_id", "required: an idempotency key (AIP-155)")
-	case len(id) > maxRequestID || !utf8.ValidString(id):
-		v.Add("request_id", "at most %d bytes of UTF-8", maxRequestID)
+	case len(id) > apierr.MaxRequestID || !utf8.ValidString(id):
+		v.Add("request_id", "at most %d bytes of UTF-8", apierr.MaxRequestID)
 	}
 }
 
-func checkClaimID(v *domain.Violations, id string) {
-	if _, ok := domain.OrderOfClaim(id); !ok || len(id) > maxClaimIDLength || !orderIDPattern.MatchString(id[:strings.LastIndex(id, "_c")]) {
+func checkClaimID(v *fault.Violations, id string) {
+	if _, ok := domain.OrderOfClaim(id); !ok || len(id) > maxClaimIDLength || !eventstore.ValidID(id[:strings.LastIndex(id, "_c")]) {
 		v.Add("claim_id", "not a claim id (<order_id>_c<16 hex>)")
 	}
 }
 
-func checkText(v *domain.Violations, field, s string, limit int) {
+func checkText(v *fault.Violations, field, s string, limit int) {
 	if len(s) > limit || !utf8.ValidString(s) {
 		v.Add(field, "at most %d bytes of UTF-8", limit)
 	}
@@ -60,7 +59,7 @@ func checkText(v *domain.Violations, field, s string, limit int) {
 
 // checkEvidence validates the shape of evidence (what a reason requires is
 // the domain's rule) and returns it with hashes in lower case.
-func checkEvidence(v *domain.Violations, field string, e *trustv1.Evidence) *trustv1.Evidence {
+func checkEvidence(v *fault.Violations, field string, e *trustv1.Evidence) *trustv1.Evidence {
 	if e == nil {
 		return nil
 	}
@@ -97,7 +96,7 @@ func checkEvidence(v *domain.Violations, field string, e *trustv1.Evidence) *tru
 }
 
 // checkMoney validates a positive amount.
-func checkMoney(v *domain.Violations, field string, m *typev1.Money) money.Money {
+func checkMoney(v *fault.Violations, field string, m *typev1.Money) money.Money {
 	if m == nil {
 		v.Add(field, "required")
 		return money.Money{}
@@ -114,9 +113,9 @@ func checkMoney(v *domain.Violations, field string, m *typev1.Money) money.Money
 }
 
 func validateOpen(req *trustv1.OpenClaimRequest) (app.OpenClaim, error) {
-	var v domain.Violations
+	var v fault.Violations
 	checkRequestID(&v, req.GetRequestId())
-	if !orderIDPattern.MatchString(req.GetOrderId()) {
+	if !eventstore.ValidID(req.GetOrderId()) {
 		v.Add("order_id", "required: an order id")
 	}
 	if _, ok := trustv1.ClaimReason_name[int32(req.GetReason())]; !ok || req.GetReason() == trustv1.ClaimReason_CLAIM_REASON_UNSPECIFIED {
@@ -147,7 +146,7 @@ var responses = map[trustv1.VendorResponse]domain.Response{
 }
 
 func validateRespond(req *trustv1.RespondToClaimRequest) (domain.Respond, error) {
-	var v domain.Violations
+	var v fault.Violations
 	checkRequestID(&v, req.GetRequestId())
 	checkClaimID(&v, req.GetClaimId())
 	r, ok := responses[req.GetResponse()]
@@ -171,7 +170,7 @@ func validateRespond(req *trustv1.RespondToClaimRequest) (domain.Respond, error)
 }
 
 func validateAnswer(req *trustv1.AnswerOfferRequest) error {
-	var v domain.Violations
+	var v fault.Violations
 	checkRequestID(&v, req.GetRequestId())
 	checkClaimID(&v, req.GetClaimId())
 	return v.Err()
@@ -185,7 +184,7 @@ var decisions = map[trustv1.ClaimDecision]domain.Decision{
 }
 
 func validateResolve(req *trustv1.ResolveClaimRequest) (domain.Resolve, error) {
-	var v domain.Violations
+	var v fault.Violations
 	checkRequestID(&v, req.GetRequestId())
 	checkClaimID(&v, req.GetClaimId())
 	d, ok := decisions[req.GetDecision()]
@@ -207,7 +206,7 @@ func validateResolve(req *trustv1.ResolveClaimRequest) (domain.Resolve, error) {
 }
 
 func validateWithdraw(req *trustv1.WithdrawClaimRequest) error {
-	var v domain.Violations
+	var v fault.Violations
 	checkRequestID(&v, req.GetRequestId())
 	checkClaimID(&v, req.GetClaimId())
 	checkText(&v, "reason", req.GetReason(), maxNote)
@@ -215,7 +214,7 @@ func validateWithdraw(req *trustv1.WithdrawClaimRequest) error {
 }
 
 func validateReturnShipment(req *trustv1.RecordReturnShipmentRequest) error {
-	var v domain.Violations
+	var v fault.Violations
 	checkRequestID(&v, req.GetRequestId())
 	checkClaimID(&v, req.GetClaimId())
 	if !carrierPattern.MatchString(req.GetCarrier()) {
@@ -228,7 +227,7 @@ func validateReturnShipment(req *trustv1.RecordReturnShipmentRequest) error {
 }
 
 func validateReceive(req *trustv1.ReceiveReturnRequest) error {
-	var v domain.Violations
+	var v fault.Violations
 	checkRequestID(&v, req.GetRequestId())
 	checkClaimID(&v, req.GetClaimId())
 	if _, ok := trustv1.ReturnCondition_name[int32(req.GetCondition())]; !ok || req.GetCondition() == trustv1.ReturnCondition_RETURN_CONDITION_UNSPECIFIED {
@@ -239,30 +238,27 @@ func validateReceive(req *trustv1.ReceiveReturnRequest) error {
 }
 
 func validateGet(req *trustv1.GetClaimRequest) error {
-	var v domain.Violations
+	var v fault.Violations
 	checkClaimID(&v, req.GetClaimId())
 	return v.Err()
 }
 
 func validateList(req *trustv1.ListClaimsRequest) (app.ClaimQuery, error) {
-	var v domain.Violations
+	var v fault.Violations
 	n := 0
 	for _, f := range []struct{ name, val string }{{"order_id", req.GetOrderId()}, {"vendor_id", req.GetVendorId()}, {"buyer_id", req.GetBuyerId()}} {
 		if f.val == "" {
 			continue
 		}
 		n++
-		if !roleIDPattern.MatchString(f.val) {
+		if !auth.ValidID(f.val) {
 			v.Add(f.name, "not a valid id")
 		}
 	}
 	if n > 1 {
 		v.Add("order_id", "at most one of order_id, vendor_id and buyer_id")
 	}
-	st, ok := states[req.GetState()]
-	if !ok {
-		v.Add("state", "unknown state %d", req.GetState())
-	}
+	st := apierr.Known(&v, "state", states, req.GetState())
 	if req.GetPageSize() < 0 {
 		v.Add("page_size", "must not be negative")
 	}
@@ -271,19 +267,16 @@ func validateList(req *trustv1.ListClaimsRequest) (app.ClaimQuery, error) {
 }
 
 func validateVendor(id string) error {
-	var v domain.Violations
-	if !roleIDPattern.MatchString(id) {
+	var v fault.Violations
+	if !auth.ValidID(id) {
 		v.Add("vendor_id", "required: a vendor id")
 	}
 	return v.Err()
 }
 
 func validateListVendors(req *trustv1.ListVendorTrustRequest) (app.VendorQuery, error) {
-	var v domain.Violations
-	tier, ok := tiersFrom[req.GetTier()]
-	if !ok {
-		v.Add("tier", "unknown tier %d", req.GetTier())
-	}
+	var v fault.Violations
+	tier := apierr.Known(&v, "tier", tiers, req.GetTier())
 	if req.GetPageSize() < 0 {
 		v.Add("page_size", "must not be negative")
 	}
