@@ -112,10 +112,9 @@ type Reaction struct {
 
 // Store is an event store that can tell its newest position, as every
 // backend here can: projections wait until they have caught up with it.
-type Store interface {
-	eventstore.Store
-	LastPosition(ctx context.Context) (uint64, error)
-}
+// It is projection.Store, so that a module hands its app (which must not
+// import the platform) d.OpenStoreOf as it is.
+type Store = projection.Store
 
 // Deps is what the process gives every module.
 type Deps struct {

@@ -1,7 +1,9 @@
 // Package projection follows an event store into an in-memory read model:
 // Follow hands every event of a store, in order, to an apply function and
 // survives broken subscriptions; Position is a read model's progress that
-// others can wait on; Backoff paces retries.
+// others can wait on (CatchUp: read-your-writes), Upstream another
+// service's store a read model catches up with; Backoff paces retries.
+// Read models page their lists with keyset page tokens (page.go).
 package projection
 
 import (

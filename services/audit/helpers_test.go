@@ -59,8 +59,5 @@ func write(t *testing.T, p *platformtest.Platform, clk *clock.Fake, s story.Stor
 // as is an audit client whose calls carry a token with role ("": none).
 func as(t *testing.T, p *platformtest.Platform, role string) auditv1.AuditServiceClient {
 	t.Helper()
-	if role == "" {
-		return platformtest.Client(t, p, auditv1.NewAuditServiceClient)
-	}
-	return platformtest.Client(t, p, auditv1.NewAuditServiceClient, role)
+	return platformtest.As(t, p, auditv1.NewAuditServiceClient, role)
 }

@@ -1,22 +1,17 @@
 package audit_test
 
 import (
-	"flag"
-	"io"
 	"testing"
 	"time"
 
+	"github.com/custody/custody/pkg/platform/platformtest"
 	"github.com/custody/custody/services/audit"
 )
 
 func TestOptionsFlags(t *testing.T) {
 	t.Parallel()
 	parse := func(args ...string) (audit.Options, error) {
-		o := audit.DefaultOptions()
-		fs := flag.NewFlagSet("custody", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		o.RegisterFlags(fs)
-		return o, fs.Parse(args)
+		return platformtest.ParseOptions(audit.DefaultOptions(), nil, args...)
 	}
 	if o, err := parse(); err != nil || o.FreshnessWait != 2*time.Second {
 		t.Fatalf("defaults: %+v, %v", o, err)

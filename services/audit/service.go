@@ -61,35 +61,19 @@ func DefaultOptions() Options {
 // RegisterFlags declares the settings on fs, with o's values as defaults;
 // a bad value fails at parse time.
 func (o *Options) RegisterFlags(fs *flag.FlagSet) {
-	fs.Func("audit-freshness-wait", fmt.Sprintf("how long an audit query waits for the index to catch up with the stores before answering Unavailable (default %s)", o.FreshnessWait),
-		func(s string) error {
-			d, err := time.ParseDuration(s)
-			if err != nil || d <= 0 {
-				return errors.New("want a positive duration such as 2s")
-			}
-			o.FreshnessWait = d
-			return nil
-		})
+	fs.Var(platform.PositiveDuration(&o.FreshnessWait), "audit-freshness-wait",
+		"how long an audit query waits for the index to catch up with the stores before answering Unavailable")
 }
 
 // Module is the audit service with DefaultOptions, as its flags set them.
-func Module() platform.Module {
-	o := DefaultOptions()
-	return platform.Module{Name: Name, RegisterFlags: o.RegisterFlags, New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
-		return parts(d, o), nil
-	}}
-}
+func Module() platform.Module { return platform.WithFlags(Name, DefaultOptions(), parts) }
 
 // NewModule is the audit service with explicit options (tests, embedding).
-func NewModule(o Options) platform.Module {
-	return platform.Module{Name: Name, New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
-		return parts(d, o), nil
-	}}
-}
+func NewModule(o Options) platform.Module { return platform.WithOptions(Name, o, parts) }
 
 // parts builds the index and its API; nothing runs until the runtime
 // follows the projections.
-func parts(d platform.Deps, o Options) platform.Parts {
+func parts(_ context.Context, d platform.Deps, o Options) (platform.Parts, error) {
 	svc := app.New(app.Config{Services: o.Services, FreshnessWait: o.FreshnessWait},
 		app.Deps{Open: openIfCreated(d), Clock: d.Clock, Logger: d.Logger})
 	api := grpcapi.New(svc, d.Logger)
@@ -106,7 +90,7 @@ func parts(d platform.Deps, o Options) platform.Parts {
 		Services:    []string{ServiceName},
 		Projections: projections,
 		Stop:        svc.Close,
-	}
+	}, nil
 }
 
 // openIfCreated opens a service's events for queries: a service that has

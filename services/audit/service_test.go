@@ -233,16 +233,13 @@ func TestAccess(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s %s", tt.role, tt.rpc), func(t *testing.T) {
-			if got := status.Code(call(tt.role, tt.rpc)); got != tt.want {
-				t.Errorf("got %v, want %v", got, tt.want)
-			}
+			platformtest.WantCode(t, call(tt.role, tt.rpc), tt.want)
 		})
 	}
 
 	support := as(t, p, "support")
-	if _, err := support.VerifyOrderChain(ctx, &auditv1.VerifyOrderChainRequest{OrderId: "o-unknown"}); status.Code(err) != codes.NotFound {
-		t.Errorf("unknown order: %v", err)
-	}
+	_, err := support.VerifyOrderChain(ctx, &auditv1.VerifyOrderChainRequest{OrderId: "o-unknown"})
+	platformtest.WantCode(t, err, codes.NotFound) // an unknown order
 	bad := []struct {
 		err   error
 		field string
@@ -272,9 +269,8 @@ func TestStartsBeforeTheOtherServices(t *testing.T) {
 	p, clk := startAudit(t, "")
 	s := story.New(t0, "o1")
 	support := as(t, p, "support")
-	if _, err := support.GetOrderTimeline(t.Context(), &auditv1.GetOrderTimelineRequest{OrderId: "o1"}); status.Code(err) != codes.NotFound {
-		t.Fatalf("before any event: %v", err)
-	}
+	_, err := support.GetOrderTimeline(t.Context(), &auditv1.GetOrderTimelineRequest{OrderId: "o1"})
+	platformtest.WantCode(t, err, codes.NotFound) // before any event
 	write(t, p, clk, s, s.Events)
 	platformtest.Eventually(t, "every event of the order in the timeline", func() error {
 		resp, err := support.GetOrderTimeline(t.Context(), &auditv1.GetOrderTimelineRequest{OrderId: "o1", PageSize: 1000})

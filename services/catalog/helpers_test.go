@@ -6,10 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
-	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/platform/platformtest"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
@@ -28,21 +24,28 @@ func start(t *testing.T) (*platformtest.Platform, *clock.Fake) {
 	return platformtest.Start(t, platformtest.Options{Clock: clk}, catalog.Module()), clk
 }
 
+// vendor registers vendorID and returns its client.
+func vendor(t *testing.T, p *platformtest.Platform, vendorID string) catalogv1.CatalogServiceClient {
+	t.Helper()
+	c := client(t, p, "vendor:"+vendorID)
+	register(t, c, vendorID)
+	return c
+}
+
+// register registers vendorID through c.
+func register(t *testing.T, c catalogv1.CatalogServiceClient, vendorID string) {
+	t.Helper()
+	if _, err := c.RegisterVendor(t.Context(), &catalogv1.RegisterVendorRequest{
+		RequestId: "reg-" + vendorID, VendorId: vendorID, DisplayName: "Vendor " + vendorID, CountryCode: "DE",
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // client returns a CatalogService client holding a token for roles.
 func client(t *testing.T, p *platformtest.Platform, roles ...string) catalogv1.CatalogServiceClient {
 	t.Helper()
 	return platformtest.Client(t, p, catalogv1.NewCatalogServiceClient, roles...)
-}
-
-// position is the catalog store's newest position: a refused request must
-// not move it.
-func position(t *testing.T, p *platformtest.Platform) uint64 {
-	t.Helper()
-	pos, err := p.Store(t, catalog.Name).LastPosition(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pos
 }
 
 // events returns the types of a catalog stream's events.
@@ -112,26 +115,7 @@ func holds(t *testing.T, checks ...func() error) {
 	}
 }
 
-// wantCode fails unless err has code c.
-func wantCode(t *testing.T, err error, c codes.Code) {
-	t.Helper()
-	if status.Code(err) != c {
-		t.Fatalf("err = %v, want %v", err, c)
-	}
-}
-
-// wantField fails unless err is InvalidArgument with a violation of field.
-func wantField(t *testing.T, err error, field string) {
-	t.Helper()
-	wantCode(t, err, codes.InvalidArgument)
-	var fields []string
-	for _, v := range apierr.FieldViolations(err) {
-		fields = append(fields, v.Field)
-	}
-	if !slices.Contains(fields, field) {
-		t.Fatalf("violations on %v, want %q (%v)", fields, field, err)
-	}
-}
+var wantCode, wantField = platformtest.WantCode, platformtest.WantField
 
 func sameTime(ts interface{ AsTime() time.Time }, want time.Time) error {
 	if got := ts.AsTime(); !got.Equal(want) {

@@ -59,12 +59,12 @@ func Module() platform.Module {
 }
 
 func newParts(ctx context.Context, d platform.Deps) (platform.Parts, error) {
-	store, err := d.OpenStore(ctx, Name)
+	deps, err := d.AppDeps(ctx, Name)
 	if err != nil {
 		return platform.Parts{}, err
 	}
 	log := d.Logger
-	a := app.New(store, d.Clock, log)
+	a := app.New(deps)
 	index := a.Index()
 	api := grpcapi.New(a, log)
 	return platform.Parts{

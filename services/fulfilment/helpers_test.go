@@ -2,19 +2,15 @@ package fulfilment_test
 
 import (
 	"fmt"
-	"os"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/platform/platformtest"
@@ -49,15 +45,8 @@ const sharedHandlingTime = 365 * 24 * time.Hour
 
 func TestMain(m *testing.M) {
 	clk := clock.NewFake(t0)
-	p, err := platformtest.New(platformtest.Options{Clock: clk}, fulfilment.NewModule(fulfilment.Options{HandlingTime: sharedHandlingTime}))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the platform:", err)
-		os.Exit(1)
-	}
-	shared = &fixture{Platform: p, clock: clk}
-	code := m.Run()
-	p.Close()
-	os.Exit(code)
+	platformtest.Main(m, platformtest.Options{Clock: clk}, func(p *platformtest.Platform) { shared = &fixture{Platform: p, clock: clk} },
+		fulfilment.NewModule(fulfilment.Options{HandlingTime: sharedHandlingTime}))
 }
 
 // fixture is a platform running the fulfilment module on a fake clock.
@@ -78,11 +67,7 @@ func start(t *testing.T, o fulfilment.Options) *fixture {
 // several separated by commas ("" for none).
 func (e *fixture) as(t testing.TB, role string) fulfilmentv1.FulfilmentServiceClient {
 	t.Helper()
-	var roles []string
-	if role != "" {
-		roles = strings.Split(role, ",")
-	}
-	return platformtest.Client(t, e.Platform, fulfilmentv1.NewFulfilmentServiceClient, roles...)
+	return platformtest.As(t, e.Platform, fulfilmentv1.NewFulfilmentServiceClient, role)
 }
 
 var uniq = platformtest.ID
@@ -156,6 +141,16 @@ func (e *fixture) confirmOrder(t testing.TB, buyer string, parts ...part) string
 	return orderID
 }
 
+// sell confirms an order of lines from a fresh vendor for a fresh buyer
+// and waits for its fulfilment: it returns the vendor, the buyer, the order
+// and the fulfilment id.
+func (e *fixture) sell(t testing.TB, lines ...lineQty) (vendor, buyer, orderID, fid string) {
+	t.Helper()
+	vendor, buyer = uniq("v"), uniq("b")
+	orderID = e.confirmOrder(t, buyer, part{vendor, lines})
+	return vendor, buyer, orderID, fulfilmentID(orderID, vendor)
+}
+
 func (e *fixture) cancelOrder(t testing.TB, orderID string) {
 	t.Helper()
 	e.emitOrder(t, orderID, &orderv1.OrderCancelled{OrderId: orderID, Reason: "changed my mind", CancelledBy: "buyer:x", CancelTime: timestamppb.New(e.clock.Now())})
@@ -165,19 +160,15 @@ func (e *fixture) cancelOrder(t testing.TB, orderID string) {
 // and is in want (UNSPECIFIED: any state).
 func (e *fixture) waitState(t testing.TB, id string, want fulfilmentv1.FulfilmentState) *fulfilmentv1.Fulfilment {
 	t.Helper()
-	var got *fulfilmentv1.Fulfilment
-	platformtest.Eventually(t, "fulfilment "+id+" in "+want.String(), func() error {
+	return platformtest.Await(t, "fulfilment "+id+" in "+want.String(), func() (*fulfilmentv1.Fulfilment, error) {
 		resp, err := e.as(t, "support").GetFulfilment(t.Context(), &fulfilmentv1.GetFulfilmentRequest{FulfilmentId: id})
-		if err != nil {
-			return err
-		}
-		got = resp.GetFulfilment()
-		if want != fulfilmentv1.FulfilmentState_FULFILMENT_STATE_UNSPECIFIED && got.GetState() != want {
-			return fmt.Errorf("fulfilment %s is %s, want %s", id, got.GetState(), want)
+		return resp.GetFulfilment(), err
+	}, func(f *fulfilmentv1.Fulfilment) error {
+		if want != fulfilmentv1.FulfilmentState_FULFILMENT_STATE_UNSPECIFIED && f.GetState() != want {
+			return fmt.Errorf("fulfilment %s is %s, want %s", id, f.GetState(), want)
 		}
 		return nil
 	})
-	return got
 }
 
 // events returns the decoded events of a fulfilment's stream.
@@ -196,17 +187,6 @@ func eventsOf[T proto.Message](t testing.TB, e *fixture, id string) []T {
 		}
 	}
 	return out
-}
-
-// lastPosition is the fulfilment store's last position: a refusal must
-// leave it where it was.
-func (e *fixture) lastPosition(t testing.TB) uint64 {
-	t.Helper()
-	p, err := e.Store(t, fulfilment.Name).LastPosition(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 const day = 24 * time.Hour
@@ -260,32 +240,10 @@ const (
 	stateCancelled = fulfilmentv1.FulfilmentState_FULFILMENT_STATE_CANCELLED
 )
 
-// wantCode fails unless err has code c.
-func wantCode(t testing.TB, err error, c codes.Code) {
-	t.Helper()
-	if status.Code(err) != c {
-		t.Fatalf("err = %v, want %v", err, c)
-	}
-}
-
-// wantField fails unless err is InvalidArgument naming field.
-func wantField(t testing.TB, err error, field string) {
-	t.Helper()
-	wantCode(t, err, codes.InvalidArgument)
-	var fields []string
-	for _, fv := range apierr.FieldViolations(err) {
-		fields = append(fields, fv.Field)
-	}
-	if !slices.Contains(fields, field) {
-		t.Fatalf("violations %v (%v) do not name %s", fields, err, field)
-	}
-}
+var wantCode, wantField = platformtest.WantCode, platformtest.WantField
 
 // wantReason fails unless err is FailedPrecondition with reason.
 func wantReason(t testing.TB, err error, reason string) {
 	t.Helper()
-	wantCode(t, err, codes.FailedPrecondition)
-	if got := apierr.Reason(err); got != reason {
-		t.Fatalf("err %v: reason %q, want %s", err, got, reason)
-	}
+	platformtest.WantReason(t, err, codes.FailedPrecondition, reason)
 }

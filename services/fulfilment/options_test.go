@@ -1,27 +1,17 @@
 package fulfilment_test
 
 import (
-	"flag"
-	"io"
 	"testing"
 	"time"
 
 	"github.com/custody/custody/pkg/platform"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	"github.com/custody/custody/services/fulfilment"
 )
 
-// flags parses args (and env, as the binary reads it) into DefaultOptions
-// registered on a fresh flag set.
+// flags parses args (and env, as the binary reads it) into DefaultOptions.
 func flags(env map[string]string, args ...string) (fulfilment.Options, error) {
-	o := fulfilment.DefaultOptions()
-	fs := flag.NewFlagSet("custody", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	o.RegisterFlags(fs)
-	if err := platform.SetFromEnv(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
-		return o, err
-	}
-	err := fs.Parse(args)
-	return o, err
+	return platformtest.ParseOptions(fulfilment.DefaultOptions(), env, args...)
 }
 
 func TestOptions(t *testing.T) {

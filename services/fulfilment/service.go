@@ -21,7 +21,6 @@ package fulfilment
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"maps"
@@ -93,33 +92,14 @@ func DefaultOptions() Options {
 // RegisterFlags declares the service's settings on fs, with o's values as
 // defaults; a malformed value fails the parse.
 func (o *Options) RegisterFlags(fs *flag.FlagSet) {
-	fs.Var(positiveDuration{&o.HandlingTime}, "fulfilment-handling-time",
+	fs.Var(platform.PositiveDuration(&o.HandlingTime), "fulfilment-handling-time",
 		"ship-by deadline after the order's confirmation: a `duration` above zero")
 	fs.Var(policy{&o.ShipByPolicy}, "fulfilment-ship-by-policy",
 		`when ship-by passes: "grace" (extend once, then cancel) or "cancel"`)
-	fs.Var(positiveDuration{&o.ShipByGrace}, "fulfilment-ship-by-grace",
+	fs.Var(platform.PositiveDuration(&o.ShipByGrace), "fulfilment-ship-by-grace",
 		"the grace period of the grace policy: a `duration` above zero")
 	fs.Var(transit{o}, "fulfilment-transit",
 		`transit time per carrier for the expected delivery, e.g. "dhl=72h,ups=48h,default=120h"; carriers not listed take the default`)
-}
-
-// positiveDuration is a flag.Value that accepts only durations above zero.
-type positiveDuration struct{ d *time.Duration }
-
-func (p positiveDuration) String() string {
-	if p.d == nil {
-		return ""
-	}
-	return p.d.String()
-}
-
-func (p positiveDuration) Set(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return errors.New("want a positive duration such as 72h")
-	}
-	*p.d = d
-	return nil
 }
 
 // policy is a flag.Value for a ship-by policy.
@@ -220,20 +200,11 @@ func (o Options) config() (app.Config, error) {
 
 // Module is the fulfilment service with DefaultOptions, which its flags
 // (RegisterFlags) change before it starts.
-func Module() platform.Module {
-	o := DefaultOptions()
-	return platform.Module{Name: Name, RegisterFlags: o.RegisterFlags, New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
-		return build(ctx, d, o)
-	}}
-}
+func Module() platform.Module { return platform.WithFlags(Name, DefaultOptions(), build) }
 
 // NewModule is the fulfilment service with explicit options (tests,
 // embedding).
-func NewModule(o Options) platform.Module {
-	return platform.Module{Name: Name, New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
-		return build(ctx, d, o)
-	}}
-}
+func NewModule(o Options) platform.Module { return platform.WithOptions(Name, o, build) }
 
 // build opens the fulfilment store and declares what the platform runs.
 func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, error) {
@@ -241,21 +212,11 @@ func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 	if err != nil {
 		return platform.Parts{}, fmt.Errorf("fulfilment: %w", err)
 	}
-	store, err := d.OpenStore(ctx, Name)
+	deps, err := d.AppDeps(ctx, Name)
 	if err != nil {
-		return platform.Parts{}, fmt.Errorf("fulfilment: %w", err)
+		return platform.Parts{}, err
 	}
-	svc := app.New(cfg, app.Deps{
-		Store: store,
-		OpenOrders: func(ctx context.Context) (app.Store, error) {
-			st, err := d.OpenStoreOf(ctx, "order")
-			if err != nil {
-				return nil, err
-			}
-			return st, nil
-		},
-		Clock: d.Clock, Logger: d.Logger,
-	})
+	svc := app.New(cfg, deps)
 	api := grpcapi.New(svc, d.Logger)
 	rm := svc.ReadModel()
 	return platform.Parts{

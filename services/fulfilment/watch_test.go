@@ -14,6 +14,7 @@ import (
 
 	"github.com/custody/custody/pkg/platform/platformtest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
+	"github.com/custody/custody/services/fulfilment"
 )
 
 // watcher reads a WatchFulfilments stream in the background.
@@ -235,7 +236,7 @@ func TestWatchRefusals(t *testing.T) {
 		{"service", vendor, "", codes.PermissionDenied},
 		{"carrier:dhl", vendor, "", codes.PermissionDenied},
 		{"vendor:" + vendor, vendor, "not-a-cursor", codes.InvalidArgument},
-		{"vendor:" + vendor, vendor, strconv.FormatUint(e.lastPosition(t)+1_000_000, 10), codes.InvalidArgument},
+		{"vendor:" + vendor, vendor, strconv.FormatUint(e.LastPosition(t, fulfilment.Name)+1_000_000, 10), codes.InvalidArgument},
 		{"vendor:" + vendor, "", "", codes.InvalidArgument},
 		{"", vendor, "", codes.Unauthenticated},
 	} {

@@ -10,7 +10,6 @@ replace (
 require (
 	github.com/custody/custody/pkg v0.0.0-00010101000000-000000000000
 	github.com/custody/custody/proto v0.0.0-00010101000000-000000000000
-	github.com/google/go-cmp v0.7.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )

@@ -2,7 +2,6 @@ package order_test
 
 import (
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -41,15 +40,8 @@ func TestMain(m *testing.M) {
 	clk := clock.NewFake(t0)
 	// The catalog's stream exists first, as when the catalog runs in the
 	// same process.
-	p, err := platformtest.New(platformtest.Options{Clock: clk, Streams: []string{"catalog"}}, order.NewModule(order.Options{}))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the platform:", err)
-		os.Exit(1)
-	}
-	shared = &env{p, clk}
-	code := m.Run()
-	p.Close()
-	os.Exit(code)
+	platformtest.Main(m, platformtest.Options{Clock: clk, Streams: []string{"catalog"}},
+		func(p *platformtest.Platform) { shared = &env{p, clk} }, order.NewModule(order.Options{}))
 }
 
 // start runs m on a platform of the test's own; withCatalog creates the
@@ -68,13 +60,17 @@ func start(t *testing.T, m platform.Module, withCatalog bool) *env {
 // as returns an order client whose calls carry a token with role ("" for none).
 func (e *env) as(t testing.TB, role string) orderv1.OrderServiceClient {
 	t.Helper()
-	if role == "" {
-		return platformtest.Client(t, e.Platform, orderv1.NewOrderServiceClient)
-	}
-	return platformtest.Client(t, e.Platform, orderv1.NewOrderServiceClient, role)
+	return platformtest.As(t, e.Platform, orderv1.NewOrderServiceClient, role)
 }
 
 func uniq(prefix string) string { return platformtest.ID(prefix) }
+
+// buyer is a fresh buyer and its client.
+func (e *env) buyer(t testing.TB) (string, orderv1.OrderServiceClient) {
+	t.Helper()
+	id := uniq("b")
+	return id, e.as(t, "buyer:"+id)
+}
 
 type sku struct {
 	code     string
@@ -95,6 +91,13 @@ func (e *env) product(t testing.TB, vendor string, commissionBps int32, skus ...
 	}
 	e.Emit(t, "catalog", "product-"+pid, pc)
 	return pid
+}
+
+// skuOf creates a product of vendor with one SKU, code at price (EUR
+// minor units), and returns the SKU's id.
+func (e *env) skuOf(t testing.TB, vendor, code string, price int64) string {
+	t.Helper()
+	return e.product(t, vendor, 0, sku{code, "EUR", price}) + "-" + code
 }
 
 func (e *env) link(t testing.TB, creator, product, vendor string, bps int32) string {
@@ -141,30 +144,18 @@ func (e *env) orderEvents(t testing.TB, orderID string) []proto.Message {
 	return e.Events(t, "order", "order-"+orderID)
 }
 
-func (e *env) lastOrderPosition(t testing.TB) uint64 {
-	t.Helper()
-	p, err := e.Store(t, "order").LastPosition(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // waitState polls GetOrder (as support) until the order reaches want.
 func (e *env) waitState(t testing.TB, orderID string, want orderv1.OrderState) *orderv1.Order {
 	t.Helper()
-	var got *orderv1.Order
-	platformtest.Eventually(t, "order "+orderID+" to be "+want.String(), func() error {
+	return platformtest.Await(t, "order "+orderID+" to be "+want.String(), func() (*orderv1.Order, error) {
 		resp, err := e.as(t, "support").GetOrder(t.Context(), &orderv1.GetOrderRequest{OrderId: orderID})
-		if err != nil {
-			return err
-		}
-		if got = resp.GetOrder(); got.GetState() != want {
-			return fmt.Errorf("order %s is %s", orderID, got.GetState())
+		return resp.GetOrder(), err
+	}, func(o *orderv1.Order) error {
+		if o.GetState() != want {
+			return fmt.Errorf("order %s is %s", orderID, o.GetState())
 		}
 		return nil
 	})
-	return got
 }
 
 func eur(minor int64) *typev1.Money { return &typev1.Money{CurrencyCode: "EUR", AmountMinor: minor} }

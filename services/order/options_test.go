@@ -1,34 +1,19 @@
 package order_test
 
 import (
-	"flag"
-	"io"
-	"slices"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/custody/custody/pkg/apierr"
-	"github.com/custody/custody/pkg/platform"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	"github.com/custody/custody/services/order"
 )
 
-// flags parses args (and env, as the binary reads it) into options
-// registered on a fresh flag set.
+// flags parses args (and env, as the binary reads it) into DefaultOptions.
 func flags(env map[string]string, args ...string) (order.Options, error) {
-	o := order.DefaultOptions()
-	fs := flag.NewFlagSet("custody", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	o.RegisterFlags(fs)
-	if err := platform.SetFromEnv(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
-		return o, err
-	}
-	err := fs.Parse(args)
-	return o, err
+	return platformtest.ParseOptions(order.DefaultOptions(), env, args...)
 }
 
 func TestOptions(t *testing.T) {
@@ -64,9 +49,7 @@ func TestOptions(t *testing.T) {
 func TestAttributionWindowFlag(t *testing.T) {
 	t.Parallel()
 	m := order.Module()
-	fs := flag.NewFlagSet("custody", flag.ContinueOnError)
-	m.RegisterFlags(fs)
-	if err := fs.Parse([]string{"--attribution-window=1h"}); err != nil {
+	if _, err := platformtest.ParseFlags(m.RegisterFlags, nil, "--attribution-window=1h"); err != nil {
 		t.Fatal(err)
 	}
 	e := start(t, m, true)
@@ -80,14 +63,8 @@ func TestAttributionWindowFlag(t *testing.T) {
 		_, err := e.as(t, "service").PlaceOrder(t.Context(), req)
 		return err
 	}
-	err := place(now.Add(-2 * time.Hour))
-	var fields []string
-	for _, fv := range apierr.FieldViolations(err) {
-		fields = append(fields, fv.Field)
-	}
-	if status.Code(err) != codes.InvalidArgument || !slices.Contains(fields, "attribution.touch_time") {
-		t.Fatalf("a touch 2h before the order, with a 1h window: %v", err)
-	}
+	// A touch 2h before the order, with a 1h window.
+	platformtest.WantField(t, place(now.Add(-2*time.Hour)), "attribution.touch_time")
 	if err := place(now.Add(-30 * time.Minute)); err != nil {
 		t.Fatalf("a touch 30m before the order, with a 1h window: %v", err)
 	}

@@ -20,9 +20,7 @@ package order
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"time"
 
 	"google.golang.org/grpc"
@@ -59,63 +57,24 @@ func DefaultOptions() Options {
 // RegisterFlags declares the service's settings on fs, with o's values as
 // defaults; a malformed value fails the parse.
 func (o *Options) RegisterFlags(fs *flag.FlagSet) {
-	fs.Var(positiveDuration{&o.AttributionWindow}, "attribution-window",
+	fs.Var(platform.PositiveDuration(&o.AttributionWindow), "attribution-window",
 		"how long after a creator touchpoint (affiliate link, live session) an order is attributed: a `duration` above zero (order)")
-}
-
-// positiveDuration is a flag.Value that accepts only durations above zero.
-type positiveDuration struct{ d *time.Duration }
-
-func (p positiveDuration) String() string {
-	if p.d == nil {
-		return ""
-	}
-	return p.d.String()
-}
-
-func (p positiveDuration) Set(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return errors.New("want a positive duration such as 168h")
-	}
-	*p.d = d
-	return nil
 }
 
 // Module is the order service with DefaultOptions, which its flags
 // (RegisterFlags) change before it starts.
-func Module() platform.Module {
-	o := DefaultOptions()
-	return platform.Module{Name: Name, RegisterFlags: o.RegisterFlags, New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
-		return build(ctx, d, o)
-	}}
-}
+func Module() platform.Module { return platform.WithFlags(Name, DefaultOptions(), build) }
 
 // NewModule is the order service with explicit options (tests, embedding).
-func NewModule(o Options) platform.Module {
-	return platform.Module{Name: Name, New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
-		return build(ctx, d, o)
-	}}
-}
+func NewModule(o Options) platform.Module { return platform.WithOptions(Name, o, build) }
 
 // build opens the order store and declares what the platform runs.
 func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, error) {
-	store, err := d.OpenStore(ctx, Name)
+	deps, err := d.AppDeps(ctx, Name)
 	if err != nil {
-		return platform.Parts{}, fmt.Errorf("order: %w", err)
+		return platform.Parts{}, err
 	}
-	svc := app.New(app.Config{AttributionWindow: o.AttributionWindow, CatalogWait: o.CatalogWait, MaxWait: o.MaxWait},
-		app.Deps{
-			Store: store,
-			OpenCatalog: func(ctx context.Context) (app.Store, error) {
-				st, err := d.OpenStoreOf(ctx, "catalog")
-				if err != nil {
-					return nil, err
-				}
-				return st, nil
-			},
-			Clock: d.Clock, Logger: d.Logger,
-		})
+	svc := app.New(app.Config{AttributionWindow: o.AttributionWindow, CatalogWait: o.CatalogWait, MaxWait: o.MaxWait}, deps)
 	api := grpcapi.New(svc, d.Logger)
 	return platform.Parts{
 		Register: func(r grpc.ServiceRegistrar) { orderv1.RegisterOrderServiceServer(r, api) },

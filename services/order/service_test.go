@@ -105,23 +105,12 @@ func TestPlaceOrderValidation(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				t.Parallel()
-				before := e.lastOrderPosition(t)
-				req := valid()
-				tt.change(req)
-				_, err := client.PlaceOrder(t.Context(), req)
-				if status.Code(err) != codes.InvalidArgument {
-					t.Fatalf("err = %v, want InvalidArgument", err)
-				}
-				var fields []string
-				for _, fv := range apierr.FieldViolations(err) {
-					fields = append(fields, fv.Field)
-				}
-				if !slices.Contains(fields, tt.field) {
-					t.Fatalf("violations %v (%v) do not name %s", fields, err, tt.field)
-				}
-				if after := e.lastOrderPosition(t); after != before {
-					t.Fatalf("a refused order wrote %d events", after-before)
-				}
+				e.WantRefused(t, order.Name, tt.field, func() error {
+					req := valid()
+					tt.change(req)
+					_, err := client.PlaceOrder(t.Context(), req)
+					return err
+				})
 			})
 		}
 	})
@@ -139,9 +128,8 @@ func TestPlaceOrderValidation(t *testing.T) {
 func TestPlaceOrderIsIdempotent(t *testing.T) {
 	e := shared
 	v := uniq("v")
-	s := e.product(t, v, 0, sku{"a", "EUR", 1999}) + "-a"
-	buyer := uniq("b")
-	client := e.as(t, "buyer:"+buyer)
+	s := e.skuOf(t, v, "a", 1999)
+	buyer, client := e.buyer(t)
 	req := placeRequest(buyer, eur(3998), line(s, 2))
 
 	first, err := client.PlaceOrder(t.Context(), req)
@@ -239,8 +227,7 @@ func TestSagaConfirmsOnStockReserved(t *testing.T) {
 func TestSagaRejectsOnReservationFailed(t *testing.T) {
 	e := shared
 	p := e.product(t, uniq("v"), 0, sku{"a", "EUR", 500}, sku{"b", "EUR", 700})
-	buyer := uniq("b")
-	client := e.as(t, "buyer:"+buyer)
+	buyer, client := e.buyer(t)
 	resp, err := client.PlaceOrder(t.Context(), placeRequest(buyer, eur(1900), line(p+"-a", 1), line(p+"-b", 2)))
 	if err != nil {
 		t.Fatal(err)
@@ -260,22 +247,17 @@ func TestSagaRejectsOnReservationFailed(t *testing.T) {
 	e.Settled(t)
 
 	// Cancelling a rejected order is refused and writes nothing.
-	before := e.lastOrderPosition(t)
-	_, err = client.CancelOrder(t.Context(), &orderv1.CancelOrderRequest{RequestId: uniq("r"), OrderId: id, Reason: "too late"})
-	if status.Code(err) != codes.FailedPrecondition || apierr.Reason(err) != "ORDER_REJECTED" {
-		t.Fatalf("cancel rejected: %v", err)
-	}
-	if after := e.lastOrderPosition(t); after != before {
-		t.Fatalf("a refused cancel wrote %d events", after-before)
-	}
+	e.WritesNothing(t, order.Name, func() {
+		_, err := client.CancelOrder(t.Context(), &orderv1.CancelOrderRequest{RequestId: uniq("r"), OrderId: id, Reason: "too late"})
+		platformtest.WantReason(t, err, codes.FailedPrecondition, "ORDER_REJECTED")
+	})
 	e.waitState(t, id, orderv1.OrderState_ORDER_STATE_REJECTED)
 }
 
 func TestPlaceOrderWaitsForTheOutcome(t *testing.T) {
 	e := shared
 	s := e.product(t, uniq("v"), 0, sku{"a", "EUR", 1234}) + "-a"
-	buyer := uniq("b")
-	client := e.as(t, "buyer:"+buyer)
+	buyer, client := e.buyer(t)
 
 	// The catalog answers while PlaceOrder waits: one call gets CONFIRMED.
 	req := placeRequest(buyer, eur(1234), line(s, 1))
@@ -334,10 +316,9 @@ func TestPlaceOrderWaitsForTheOutcome(t *testing.T) {
 // unknown.
 func TestPlaceOrderReadsTheCatalogsWrites(t *testing.T) {
 	e := shared
-	buyer := uniq("b")
-	client := e.as(t, "buyer:"+buyer)
+	buyer, client := e.buyer(t)
 	for i := range 20 {
-		s := e.product(t, uniq("v"), 0, sku{"x", "EUR", 100}) + "-x"
+		s := e.skuOf(t, uniq("v"), "x", 100)
 		if _, err := client.PlaceOrder(t.Context(), placeRequest(buyer, eur(100), line(s, 1))); err != nil {
 			t.Fatalf("order right after ProductCreated %d: %v", i, err)
 		}
@@ -350,10 +331,8 @@ func TestPlaceOrderReadsTheCatalogsWrites(t *testing.T) {
 func TestFulfilmentAndTrustFeedTheOrder(t *testing.T) {
 	e := shared
 	va, vb := uniq("v"), uniq("v")
-	sa := e.product(t, va, 0, sku{"a", "EUR", 300}) + "-a"
-	sb := e.product(t, vb, 0, sku{"b", "EUR", 200}) + "-b"
-	buyer := uniq("b")
-	client := e.as(t, "buyer:"+buyer)
+	sa, sb := e.skuOf(t, va, "a", 300), e.skuOf(t, vb, "b", 200)
+	buyer, client := e.buyer(t)
 	resp, err := client.PlaceOrder(t.Context(), placeRequest(buyer, eur(500), line(sa, 1), line(sb, 1)))
 	if err != nil {
 		t.Fatal(err)
@@ -370,9 +349,7 @@ func TestFulfilmentAndTrustFeedTheOrder(t *testing.T) {
 		t.Fatalf("events %v, want OrderPartShipped third", e.orderEvents(t, id))
 	}
 	_, err = client.CancelOrder(t.Context(), &orderv1.CancelOrderRequest{RequestId: uniq("r"), OrderId: id})
-	if status.Code(err) != codes.FailedPrecondition || apierr.Reason(err) != "ORDER_SHIPPED" {
-		t.Fatalf("cancel after a part shipped: %v", err)
-	}
+	platformtest.WantReason(t, err, codes.FailedPrecondition, "ORDER_SHIPPED")
 	// Both parts delivered: DELIVERED.
 	for _, v := range []string{va, vb} {
 		e.Emit(t, "fulfilment", "fulfilment-f"+v+id, &fulfilmentv1.FulfilmentDelivered{FulfilmentId: "f" + v + id, OrderId: id, VendorId: v, DeliverTime: at, WithProof: true})
@@ -445,8 +422,7 @@ func TestAttribution(t *testing.T) {
 	v := uniq("v")
 	p := e.product(t, v, 500, sku{"a", "EUR", 1000})
 	q := e.product(t, v, 500, sku{"a", "EUR", 2000})
-	buyer := uniq("b")
-	client := e.as(t, "buyer:"+buyer)
+	buyer, client := e.buyer(t)
 	place := func(t *testing.T, attr *orderv1.Attribution) (*orderv1.Order, error) {
 		t.Helper()
 		req := placeRequest(buyer, eur(3000), line(p+"-a", 1), line(q+"-a", 1))
@@ -537,8 +513,7 @@ func TestAttribution(t *testing.T) {
 func TestCancelOrder(t *testing.T) {
 	e := shared
 	s := e.product(t, uniq("v"), 0, sku{"a", "EUR", 100}) + "-a"
-	buyer := uniq("b")
-	client := e.as(t, "buyer:"+buyer)
+	buyer, client := e.buyer(t)
 	placeOne := func() string {
 		resp, err := client.PlaceOrder(t.Context(), placeRequest(buyer, eur(100), line(s, 1)))
 		if err != nil {
@@ -579,9 +554,7 @@ func TestCancelOrder(t *testing.T) {
 	})
 	t.Run("unknown order", func(t *testing.T) {
 		_, err := client.CancelOrder(t.Context(), &orderv1.CancelOrderRequest{RequestId: uniq("r"), OrderId: "o0123456789abcdef0123456789abcdef"})
-		if status.Code(err) != codes.NotFound {
-			t.Fatalf("err = %v", err)
-		}
+		platformtest.WantCode(t, err, codes.NotFound)
 	})
 	t.Run("bad requests", func(t *testing.T) {
 		for field, req := range map[string]*orderv1.CancelOrderRequest{
@@ -599,10 +572,8 @@ func TestCancelOrder(t *testing.T) {
 func TestListOrders(t *testing.T) {
 	e := shared
 	va, vb := uniq("v"), uniq("v")
-	sa := e.product(t, va, 0, sku{"a", "EUR", 100}) + "-a"
-	sb := e.product(t, vb, 0, sku{"b", "EUR", 200}) + "-b"
-	buyer := uniq("b")
-	client := e.as(t, "buyer:"+buyer)
+	sa, sb := e.skuOf(t, va, "a", 100), e.skuOf(t, vb, "b", 200)
+	buyer, client := e.buyer(t)
 	var ids []string // oldest first
 	for i := range 5 {
 		req := placeRequest(buyer, eur(200), line(sb, 1))
@@ -704,8 +675,7 @@ func TestListOrders(t *testing.T) {
 func TestAccessControl(t *testing.T) {
 	e := shared
 	va, vb, vc := uniq("v"), uniq("v"), uniq("v")
-	s := e.product(t, va, 0, sku{"a", "EUR", 100}) + "-a"
-	sc := e.product(t, vc, 0, sku{"c", "EUR", 50}) + "-c"
+	s, sc := e.skuOf(t, va, "a", 100), e.skuOf(t, vc, "c", 50)
 	alice, bob := uniq("b"), uniq("b")
 	resp, err := e.as(t, "buyer:"+alice).PlaceOrder(t.Context(), placeRequest(alice, eur(150), line(s, 1), line(sc, 1)))
 	if err != nil {
@@ -740,19 +710,13 @@ func TestAccessControl(t *testing.T) {
 		do   func(orderv1.OrderServiceClient) error
 		want codes.Code
 	}
-	getIt := func(c orderv1.OrderServiceClient) error { _, err := c.GetOrder(t.Context(), get); return err }
+	getIt := platformtest.Method(orderv1.OrderServiceClient.GetOrder, t.Context(), get)
 	cancelIt := func(c orderv1.OrderServiceClient) error { _, err := c.CancelOrder(t.Context(), cancel()); return err }
 	listBuyer := func(b string) func(orderv1.OrderServiceClient) error {
-		return func(c orderv1.OrderServiceClient) error {
-			_, err := c.ListOrders(t.Context(), &orderv1.ListOrdersRequest{BuyerId: b})
-			return err
-		}
+		return platformtest.Method(orderv1.OrderServiceClient.ListOrders, t.Context(), &orderv1.ListOrdersRequest{BuyerId: b})
 	}
 	listVendor := func(v string) func(orderv1.OrderServiceClient) error {
-		return func(c orderv1.OrderServiceClient) error {
-			_, err := c.ListOrders(t.Context(), &orderv1.ListOrdersRequest{VendorId: v})
-			return err
-		}
+		return platformtest.Method(orderv1.OrderServiceClient.ListOrders, t.Context(), &orderv1.ListOrdersRequest{VendorId: v})
 	}
 	placeFor := func(b string) func(orderv1.OrderServiceClient) error {
 		return func(c orderv1.OrderServiceClient) error {
@@ -783,16 +747,12 @@ func TestAccessControl(t *testing.T) {
 		{"support reads", "support", getIt, codes.OK},
 		{"service places for anyone", "service", placeFor(bob), codes.OK},
 		{"service reads", "service", getIt, codes.OK},
-		{"unknown order", "support", func(c orderv1.OrderServiceClient) error {
-			_, err := c.GetOrder(t.Context(), &orderv1.GetOrderRequest{OrderId: "o0123456789abcdef0123456789abcdef"})
-			return err
-		}, codes.NotFound},
+		{"unknown order", "support", platformtest.Method(orderv1.OrderServiceClient.GetOrder, t.Context(),
+			&orderv1.GetOrderRequest{OrderId: "o0123456789abcdef0123456789abcdef"}), codes.NotFound},
 		{"buyer cancels own", "buyer:" + alice, cancelIt, codes.OK},
 	}
-	for _, c := range calls {
-		if err := c.do(e.as(t, c.role)); status.Code(err) != c.want {
-			t.Errorf("%s: %v, want %v", c.name, err, c.want)
-		}
+	for _, c := range calls { // in order: the last cancels
+		t.Run(c.name, func(t *testing.T) { platformtest.WantCode(t, c.do(e.as(t, c.role)), c.want) })
 	}
 	if evs := e.orderEvents(t, id); len(evs) != 2 {
 		t.Fatalf("%d events: only alice's cancel may have written one", len(evs))
@@ -806,16 +766,12 @@ func TestAccessControl(t *testing.T) {
 func TestStartsBeforeTheCatalog(t *testing.T) {
 	t.Parallel()
 	e := start(t, order.NewModule(order.Options{}), false)
-	buyer := uniq("b")
-	client := e.as(t, "buyer:"+buyer)
+	buyer, client := e.buyer(t)
 	_, err := client.GetOrder(t.Context(), &orderv1.GetOrderRequest{OrderId: "o0123456789abcdef0123456789abcdef"})
-	if status.Code(err) != codes.NotFound {
-		t.Fatalf("GetOrder without a catalog: %v", err)
-	}
+	platformtest.WantCode(t, err, codes.NotFound) // GetOrder without a catalog
 	req := placeRequest(buyer, eur(100), line("p1-a", 1))
-	if _, err := client.PlaceOrder(t.Context(), req); status.Code(err) != codes.Unavailable {
-		t.Fatalf("PlaceOrder without a catalog: %v, want Unavailable", err)
-	}
+	_, err = client.PlaceOrder(t.Context(), req)
+	platformtest.WantCode(t, err, codes.Unavailable) // PlaceOrder without a catalog
 
 	e.Store(t, "catalog") // the catalog starts: its stream appears
 	s := e.product(t, uniq("v"), 0, sku{"a", "EUR", 100}) + "-a"

@@ -1,15 +1,14 @@
 package payouts_test
 
 import (
-	"slices"
 	"testing"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
+	"github.com/custody/custody/services/payouts"
 )
 
 // Vendors and creators see only their own accounts; support and the
@@ -33,47 +32,20 @@ func TestAccess(t *testing.T) {
 	batch := run.GetBatch().GetBatchId()
 
 	vendor, other, creator := "vendor:"+v1, "vendor:"+v2, "creator:"+c1
-	call := map[string]func(role string) error{
-		"own balance": func(r string) error {
-			_, err := as(t, r).GetBalance(t.Context(), &payoutsv1.GetBalanceRequest{Owner: vendor})
+	call := map[string]func(payoutsv1.PayoutsServiceClient) error{
+		"own balance":      platformtest.Method(payoutsv1.PayoutsServiceClient.GetBalance, t.Context(), &payoutsv1.GetBalanceRequest{Owner: vendor}),
+		"creator balance":  platformtest.Method(payoutsv1.PayoutsServiceClient.GetBalance, t.Context(), &payoutsv1.GetBalanceRequest{Owner: creator}),
+		"platform balance": platformtest.Method(payoutsv1.PayoutsServiceClient.GetBalance, t.Context(), &payoutsv1.GetBalanceRequest{Owner: "platform"}),
+		"own entries":      platformtest.Method(payoutsv1.PayoutsServiceClient.ListLedgerEntries, t.Context(), &payoutsv1.ListLedgerEntriesRequest{Account: vendor + ":available"}),
+		"all entries":      platformtest.Method(payoutsv1.PayoutsServiceClient.ListLedgerEntries, t.Context(), &payoutsv1.ListLedgerEntriesRequest{}),
+		"order entries":    platformtest.Method(payoutsv1.PayoutsServiceClient.ListLedgerEntries, t.Context(), &payoutsv1.ListLedgerEntriesRequest{OrderId: o}),
+		"own statement":    platformtest.Method(payoutsv1.PayoutsServiceClient.GetStatement, t.Context(), &payoutsv1.GetStatementRequest{Account: vendor + ":reserve"}),
+		"run": func(c payoutsv1.PayoutsServiceClient) error { // a fresh request each time
+			_, err := c.RunPayouts(t.Context(), &payoutsv1.RunPayoutsRequest{RequestId: id("run-")})
 			return err
 		},
-		"creator balance": func(r string) error {
-			_, err := as(t, r).GetBalance(t.Context(), &payoutsv1.GetBalanceRequest{Owner: creator})
-			return err
-		},
-		"platform balance": func(r string) error {
-			_, err := as(t, r).GetBalance(t.Context(), &payoutsv1.GetBalanceRequest{Owner: "platform"})
-			return err
-		},
-		"own entries": func(r string) error {
-			_, err := as(t, r).ListLedgerEntries(t.Context(), &payoutsv1.ListLedgerEntriesRequest{Account: vendor + ":available"})
-			return err
-		},
-		"all entries": func(r string) error {
-			_, err := as(t, r).ListLedgerEntries(t.Context(), &payoutsv1.ListLedgerEntriesRequest{})
-			return err
-		},
-		"order entries": func(r string) error {
-			_, err := as(t, r).ListLedgerEntries(t.Context(), &payoutsv1.ListLedgerEntriesRequest{OrderId: o})
-			return err
-		},
-		"own statement": func(r string) error {
-			_, err := as(t, r).GetStatement(t.Context(), &payoutsv1.GetStatementRequest{Account: vendor + ":reserve"})
-			return err
-		},
-		"run": func(r string) error {
-			_, err := as(t, r).RunPayouts(t.Context(), &payoutsv1.RunPayoutsRequest{RequestId: id("run-")})
-			return err
-		},
-		"batch": func(r string) error {
-			_, err := as(t, r).GetPayoutBatch(t.Context(), &payoutsv1.GetPayoutBatchRequest{BatchId: batch})
-			return err
-		},
-		"settlement": func(r string) error {
-			_, err := as(t, r).GetOrderSettlement(t.Context(), &payoutsv1.GetOrderSettlementRequest{OrderId: o})
-			return err
-		},
+		"batch":      platformtest.Method(payoutsv1.PayoutsServiceClient.GetPayoutBatch, t.Context(), &payoutsv1.GetPayoutBatchRequest{BatchId: batch}),
+		"settlement": platformtest.Method(payoutsv1.PayoutsServiceClient.GetOrderSettlement, t.Context(), &payoutsv1.GetOrderSettlementRequest{OrderId: o}),
 	}
 	ok, denied := codes.OK, codes.PermissionDenied
 	tests := []struct {
@@ -93,9 +65,7 @@ func TestAccess(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for role, want := range tt.want {
-			if got := status.Code(call[tt.what](role)); got != want {
-				t.Errorf("%s as %q: %v, want %v", tt.what, role, got, want)
-			}
+			t.Run(tt.what+" as "+role, func(t *testing.T) { platformtest.WantCode(t, call[tt.what](as(t, role)), want) })
 		}
 	}
 
@@ -128,75 +98,29 @@ func TestValidation(t *testing.T) {
 		call  func() error
 		field string
 	}{
-		{"no owner", func() error { _, err := c.GetBalance(t.Context(), &payoutsv1.GetBalanceRequest{}); return err }, "owner"},
-		{"bad owner", func() error {
-			_, err := c.GetBalance(t.Context(), &payoutsv1.GetBalanceRequest{Owner: "bank:x"})
-			return err
-		}, "owner"},
-		{"owner without id", func() error {
-			_, err := c.GetBalance(t.Context(), &payoutsv1.GetBalanceRequest{Owner: "vendor:"})
-			return err
-		}, "owner"},
-		{"bad account", func() error {
-			_, err := c.ListLedgerEntries(t.Context(), &payoutsv1.ListLedgerEntriesRequest{Account: "vendor:v1:fees"})
-			return err
-		}, "account"},
-		{"bad order", func() error {
-			_, err := c.ListLedgerEntries(t.Context(), &payoutsv1.ListLedgerEntriesRequest{OrderId: "o/1"})
-			return err
-		}, "order_id"},
-		{"negative page size", func() error {
-			_, err := c.ListLedgerEntries(t.Context(), &payoutsv1.ListLedgerEntriesRequest{PageSize: -1})
-			return err
-		}, "page_size"},
-		{"foreign page token", func() error {
-			_, err := c.ListLedgerEntries(t.Context(), &payoutsv1.ListLedgerEntriesRequest{PageToken: "garbage"})
-			return err
-		}, "page_token"},
-		{"no statement account", func() error { _, err := c.GetStatement(t.Context(), &payoutsv1.GetStatementRequest{}); return err }, "account"},
-		{"period backwards", func() error {
-			_, err := c.GetStatement(t.Context(), &payoutsv1.GetStatementRequest{Account: "platform:fees",
-				StartTime: timestamppb.New(t0.Add(day)), EndTime: timestamppb.New(t0)})
-			return err
-		}, "end_time"},
-		{"no request id", func() error { _, err := c.RunPayouts(t.Context(), &payoutsv1.RunPayoutsRequest{}); return err }, "request_id"},
-		{"no batch id", func() error { _, err := c.GetPayoutBatch(t.Context(), &payoutsv1.GetPayoutBatchRequest{}); return err }, "batch_id"},
-		{"no order id", func() error {
-			_, err := c.GetOrderSettlement(t.Context(), &payoutsv1.GetOrderSettlementRequest{})
-			return err
-		}, "order_id"},
+		{"no owner", platformtest.Call(c.GetBalance, t.Context(), &payoutsv1.GetBalanceRequest{}), "owner"},
+		{"bad owner", platformtest.Call(c.GetBalance, t.Context(), &payoutsv1.GetBalanceRequest{Owner: "bank:x"}), "owner"},
+		{"owner without id", platformtest.Call(c.GetBalance, t.Context(), &payoutsv1.GetBalanceRequest{Owner: "vendor:"}), "owner"},
+		{"bad account", platformtest.Call(c.ListLedgerEntries, t.Context(), &payoutsv1.ListLedgerEntriesRequest{Account: "vendor:v1:fees"}), "account"},
+		{"bad order", platformtest.Call(c.ListLedgerEntries, t.Context(), &payoutsv1.ListLedgerEntriesRequest{OrderId: "o/1"}), "order_id"},
+		{"negative page size", platformtest.Call(c.ListLedgerEntries, t.Context(), &payoutsv1.ListLedgerEntriesRequest{PageSize: -1}), "page_size"},
+		{"foreign page token", platformtest.Call(c.ListLedgerEntries, t.Context(), &payoutsv1.ListLedgerEntriesRequest{PageToken: "garbage"}), "page_token"},
+		{"no statement account", platformtest.Call(c.GetStatement, t.Context(), &payoutsv1.GetStatementRequest{}), "account"},
+		{"period backwards", platformtest.Call(c.GetStatement, t.Context(), &payoutsv1.GetStatementRequest{Account: "platform:fees",
+			StartTime: timestamppb.New(t0.Add(day)), EndTime: timestamppb.New(t0)}), "end_time"},
+		{"no request id", platformtest.Call(c.RunPayouts, t.Context(), &payoutsv1.RunPayoutsRequest{}), "request_id"},
+		{"no batch id", platformtest.Call(c.GetPayoutBatch, t.Context(), &payoutsv1.GetPayoutBatchRequest{}), "batch_id"},
+		{"no order id", platformtest.Call(c.GetOrderSettlement, t.Context(), &payoutsv1.GetOrderSettlementRequest{}), "order_id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := ownPosition(t)
-			err := tt.call()
-			if status.Code(err) != codes.InvalidArgument {
-				t.Fatalf("err = %v, want InvalidArgument", err)
-			}
-			var fields []string
-			for _, fv := range apierr.FieldViolations(err) {
-				fields = append(fields, fv.Field)
-			}
-			if !slices.Contains(fields, tt.field) {
-				t.Fatalf("violations %v (%v) do not name %s", fields, err, tt.field)
-			}
-			if ownPosition(t) != before {
-				t.Fatal("a refused request wrote events")
-			}
+			p.WantRefused(t, payouts.Name, tt.field, tt.call)
 		})
 	}
 	for name, call := range map[string]func() error{
-		"batch": func() error {
-			_, err := c.GetPayoutBatch(t.Context(), &payoutsv1.GetPayoutBatchRequest{BatchId: "bnope"})
-			return err
-		},
-		"settlement": func() error {
-			_, err := c.GetOrderSettlement(t.Context(), &payoutsv1.GetOrderSettlementRequest{OrderId: "onope"})
-			return err
-		},
+		"batch":      platformtest.Call(c.GetPayoutBatch, t.Context(), &payoutsv1.GetPayoutBatchRequest{BatchId: "bnope"}),
+		"settlement": platformtest.Call(c.GetOrderSettlement, t.Context(), &payoutsv1.GetOrderSettlementRequest{OrderId: "onope"}),
 	} {
-		if err := call(); status.Code(err) != codes.NotFound {
-			t.Errorf("%s: %v, want NotFound", name, err)
-		}
+		t.Run(name, func(t *testing.T) { platformtest.WantCode(t, call(), codes.NotFound) })
 	}
 }

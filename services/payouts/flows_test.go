@@ -15,6 +15,7 @@ import (
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
+	"github.com/custody/custody/services/payouts"
 	"github.com/custody/custody/services/payouts/app"
 )
 
@@ -183,10 +184,10 @@ func TestWindowClosesAfterRestart(t *testing.T) {
 	p.Restart(t)
 	waitBalance(t, "vendor:"+vendor, bal{available: 1805, reserve: 95})
 	// And a restart after the release books nothing again.
-	before := ownPosition(t)
+	before := p.LastPosition(t, payouts.Name)
 	p.Restart(t)
 	p.Settled(t)
-	if after := ownPosition(t); after != before {
+	if after := p.LastPosition(t, payouts.Name); after != before {
 		t.Fatalf("a restart wrote %d events", after-before)
 	}
 	waitBalance(t, "vendor:"+vendor, bal{available: 1805, reserve: 95})
@@ -209,7 +210,7 @@ func TestReplayedEventsChangeNothing(t *testing.T) {
 	clk.Advance(8 * day)
 	waitStage(t, o, vendor, payoutsv1.FundsStage_FUNDS_STAGE_RELEASED)
 	p.Settled(t)
-	before := ownPosition(t)
+	before := p.LastPosition(t, payouts.Name)
 	want := balOf(balance(t, "vendor:"+vendor))
 
 	// The same facts again, under new event ids.
@@ -219,7 +220,7 @@ func TestReplayedEventsChangeNothing(t *testing.T) {
 	refunded(t, rf, o, vendor, 100)
 	claimClosed(t, claim, o, vendor, "refunded")
 	p.Settled(t)
-	if after := ownPosition(t); after != before {
+	if after := p.LastPosition(t, payouts.Name); after != before {
 		t.Fatalf("replayed facts wrote %d events: %v", after-before, ledgerEvents(t, o))
 	}
 	if got := balOf(balance(t, "vendor:"+vendor)); got != want {

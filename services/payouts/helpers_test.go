@@ -2,9 +2,9 @@ package payouts_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -46,19 +46,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	var err error
-	p, err = platformtest.New(platformtest.Options{
+	platformtest.Main(m, platformtest.Options{
 		Clock: clk, Logger: slog.New(tried),
 		// The upstream streams exist from the start, as in a whole process.
 		Streams: []string{"order", "fulfilment", "trust"},
-	}, payouts.NewModule(testOptions()))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the platform:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	p.Close()
-	os.Exit(code)
+	}, func(shared *platformtest.Platform) { p = shared }, payouts.NewModule(testOptions()))
 }
 
 // testOptions: the defaults, with a 5.00 minimum payout so a creator's
@@ -109,24 +101,11 @@ func waitTried(t testing.TB, recs ...eventstore.RecordedEvent) {
 // as is a payouts client whose calls carry a token with role ("": none).
 func as(t testing.TB, role string) payoutsv1.PayoutsServiceClient {
 	t.Helper()
-	if role == "" {
-		return platformtest.Client(t, p, payoutsv1.NewPayoutsServiceClient)
-	}
-	return platformtest.Client(t, p, payoutsv1.NewPayoutsServiceClient, role)
+	return platformtest.As(t, p, payoutsv1.NewPayoutsServiceClient, role)
 }
 
 // id is a fresh id with prefix, so tests sharing the platform never meet.
 func id(prefix string) string { return platformtest.ID(prefix) }
-
-// ownPosition is the payouts stream's last position.
-func ownPosition(t testing.TB) uint64 {
-	t.Helper()
-	pos, err := p.Store(t, payouts.Name).LastPosition(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pos
-}
 
 // ledgerEvents returns the decoded events of an order's ledger stream.
 func ledgerEvents(t testing.TB, orderID string) []proto.Message {
@@ -258,23 +237,20 @@ func settlement(t testing.TB, orderID string) *payoutsv1.OrderSettlement {
 // waitStage polls until an order's part is in stage.
 func waitStage(t testing.TB, orderID, vendor string, stage payoutsv1.FundsStage) *payoutsv1.PartSettlement {
 	t.Helper()
-	var got *payoutsv1.PartSettlement
-	platformtest.Eventually(t, orderID+"/"+vendor+" "+stage.String(), func() error {
+	return platformtest.Await(t, orderID+"/"+vendor+" "+stage.String(), func() (*payoutsv1.PartSettlement, error) {
 		resp, err := as(t, "support").GetOrderSettlement(t.Context(), &payoutsv1.GetOrderSettlementRequest{OrderId: orderID})
-		if err != nil {
-			return err
-		}
 		for _, part := range resp.GetSettlement().GetParts() {
 			if part.GetVendorId() == vendor {
-				if got = part; part.GetStage() == stage {
-					return nil
-				}
-				return fmt.Errorf("%s/%s is %s, want %s", orderID, vendor, part.GetStage(), stage)
+				return part, err
 			}
 		}
-		return fmt.Errorf("%s has no part for %s", orderID, vendor)
+		return nil, errors.Join(err, fmt.Errorf("%s has no part for %s", orderID, vendor))
+	}, func(part *payoutsv1.PartSettlement) error {
+		if part.GetStage() != stage {
+			return fmt.Errorf("%s/%s is %s, want %s", orderID, vendor, part.GetStage(), stage)
+		}
+		return nil
 	})
-	return got
 }
 
 // paidTo is what a batch paid a payee.

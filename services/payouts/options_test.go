@@ -1,25 +1,15 @@
 package payouts_test
 
 import (
-	"flag"
-	"io"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/custody/custody/pkg/platform"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	"github.com/custody/custody/services/payouts"
 	"github.com/custody/custody/services/payouts/domain"
 )
-
-// flags registers o's flags on a fresh flag set.
-func flags(o *payouts.Options) *flag.FlagSet {
-	fs := flag.NewFlagSet("custody run", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	o.RegisterFlags(fs)
-	return fs
-}
 
 func TestDefaultOptions(t *testing.T) {
 	t.Parallel()
@@ -38,10 +28,8 @@ func TestDefaultOptions(t *testing.T) {
 // shown; there is one attribution window, the order service's.
 func TestFlags(t *testing.T) {
 	t.Parallel()
-	fs := flag.NewFlagSet("custody run", flag.ContinueOnError)
-	payouts.Module().RegisterFlags(fs)
-	var names []string
-	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	m := payouts.Module()
+	names := platformtest.FlagNames(m.RegisterFlags)
 	want := []string{"payouts-min-payout", "payouts-platform-fee-bps", "payouts-reserve-hold", "payouts-return-window",
 		"payouts-tier-reserve-bps", "payouts-tier-window-extension"}
 	if !slices.Equal(names, want) {
@@ -55,6 +43,7 @@ func TestFlags(t *testing.T) {
 		"payouts-tier-reserve-bps":      "gold=0,silver=200,standard=500,watch=1500",
 		"payouts-min-payout":            "1000",
 	}
+	fs, _ := platformtest.ParseFlags(m.RegisterFlags, nil)
 	for name, def := range defaults {
 		if got := fs.Lookup(name).DefValue; got != def {
 			t.Errorf("--%s default %q, want %q", name, got, def)
@@ -67,12 +56,11 @@ func TestFlags(t *testing.T) {
 
 func TestFlagsSetOptions(t *testing.T) {
 	t.Parallel()
-	o := payouts.DefaultOptions()
-	err := flags(&o).Parse([]string{
+	o, err := platformtest.ParseOptions(payouts.DefaultOptions(), nil,
 		"--payouts-platform-fee-bps=250", "--payouts-return-window=72h", "--payouts-reserve-hold=240h",
 		"--payouts-tier-window-extension=watch=48h, Gold=1h", "--payouts-tier-reserve-bps=silver=100,platinum=0",
 		"--payouts-min-payout=2500, JPY=300",
-	})
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,13 +83,9 @@ func TestFlagsSetOptions(t *testing.T) {
 // The binary also takes each flag from CUSTODY_<NAME>.
 func TestFlagsFromTheEnvironment(t *testing.T) {
 	t.Parallel()
-	o := payouts.DefaultOptions()
-	fs := flags(&o)
 	env := map[string]string{"CUSTODY_PAYOUTS_PLATFORM_FEE_BPS": "300", "CUSTODY_PAYOUTS_MIN_PAYOUT": "700"}
-	if err := platform.SetFromEnv(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
-		t.Fatal(err)
-	}
-	if err := fs.Parse([]string{"--payouts-min-payout=900"}); err != nil { // a flag given wins
+	o, err := platformtest.ParseOptions(payouts.DefaultOptions(), env, "--payouts-min-payout=900") // a flag given wins
+	if err != nil {
 		t.Fatal(err)
 	}
 	if o.Policy.PlatformFeeBps != 300 || o.Policy.MinPayout.Default != 900 {
@@ -124,8 +108,7 @@ func TestBadFlags(t *testing.T) {
 	} {
 		t.Run(arg, func(t *testing.T) {
 			t.Parallel()
-			o := payouts.DefaultOptions()
-			err := flags(&o).Parse([]string{arg})
+			_, err := platformtest.ParseOptions(payouts.DefaultOptions(), nil, arg)
 			if err == nil {
 				t.Fatalf("%s accepted", arg)
 			}

@@ -209,20 +209,11 @@ func (o *Options) value(name string) string {
 }
 
 // Module is the payouts service with DefaultOptions, changed by its flags.
-func Module() platform.Module {
-	o := DefaultOptions()
-	return platform.Module{Name: Name, RegisterFlags: o.RegisterFlags, New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
-		return parts(ctx, d, o)
-	}}
-}
+func Module() platform.Module { return platform.WithFlags(Name, DefaultOptions(), parts) }
 
 // NewModule is the payouts service with explicit options (tests); it
 // declares no flags.
-func NewModule(o Options) platform.Module {
-	return platform.Module{Name: Name, New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
-		return parts(ctx, d, o)
-	}}
-}
+func NewModule(o Options) platform.Module { return platform.WithOptions(Name, o, parts) }
 
 // Reactions per upstream service. Different orders' events are booked side
 // by side, each order's in order; trust's one by one, so that a claim's
@@ -239,16 +230,11 @@ func parts(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 	if err := o.Policy.Validate(); err != nil {
 		return platform.Parts{}, err
 	}
-	store, err := d.OpenStore(ctx, Name)
+	deps, err := d.AppDeps(ctx, Name)
 	if err != nil {
 		return platform.Parts{}, err
 	}
-	upstream := func(service string) func(context.Context) (app.Store, error) {
-		return func(ctx context.Context) (app.Store, error) { return d.OpenStoreOf(ctx, service) }
-	}
-	svc := app.New(app.Config{Policy: o.Policy, ReadWait: o.ReadWait}, app.Deps{
-		Store: store, Orders: upstream("order"), Trust: upstream("trust"), Clock: d.Clock, Logger: d.Logger,
-	})
+	svc := app.New(app.Config{Policy: o.Policy, ReadWait: o.ReadWait}, deps)
 	api := grpcapi.New(svc, d.Logger)
 	return platform.Parts{
 		Register: func(r grpc.ServiceRegistrar) { payoutsv1.RegisterPayoutsServiceServer(r, api) },

@@ -6,9 +6,7 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
-	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/platform/platformtest"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
@@ -33,10 +31,7 @@ func TestAccess(t *testing.T) {
 	}
 	other, otherVendor := "buyer:"+platformtest.ID("b"), "vendor:"+platformtest.ID("v")
 	type call func(c trustv1.TrustServiceClient) error
-	get := func(c trustv1.TrustServiceClient) error {
-		_, err := c.GetClaim(t.Context(), &trustv1.GetClaimRequest{ClaimId: id})
-		return err
-	}
+	get := platformtest.Method(trustv1.TrustServiceClient.GetClaim, t.Context(), &trustv1.GetClaimRequest{ClaimId: id})
 	respond := func(c trustv1.TrustServiceClient) error {
 		_, err := c.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 			Response: trustv1.VendorResponse_VENDOR_RESPONSE_CONTEST, Evidence: &trustv1.Evidence{Text: "no"}})
@@ -53,18 +48,12 @@ func TestAccess(t *testing.T) {
 	}
 	openClaim := func(c trustv1.TrustServiceClient) error { _, err := c.OpenClaim(t.Context(), open()); return err }
 	list := func(q *trustv1.ListClaimsRequest) call {
-		return func(c trustv1.TrustServiceClient) error { _, err := c.ListClaims(t.Context(), q); return err }
+		return platformtest.Method(trustv1.TrustServiceClient.ListClaims, t.Context(), q)
 	}
 	trust := func(v string) call {
-		return func(c trustv1.TrustServiceClient) error {
-			_, err := c.GetVendorTrust(t.Context(), &trustv1.GetVendorTrustRequest{VendorId: v})
-			return err
-		}
+		return platformtest.Method(trustv1.TrustServiceClient.GetVendorTrust, t.Context(), &trustv1.GetVendorTrustRequest{VendorId: v})
 	}
-	listTrust := func(c trustv1.TrustServiceClient) error {
-		_, err := c.ListVendorTrust(t.Context(), &trustv1.ListVendorTrustRequest{})
-		return err
-	}
+	listTrust := platformtest.Method(trustv1.TrustServiceClient.ListVendorTrust, t.Context(), &trustv1.ListVendorTrustRequest{})
 	denied := []struct {
 		name string
 		role string
@@ -97,9 +86,7 @@ func TestAccess(t *testing.T) {
 	}
 	for _, tt := range denied {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.call(as(t, tt.role)); status.Code(err) != codes.PermissionDenied {
-				t.Fatalf("err = %v, want PermissionDenied", err)
-			}
+			platformtest.WantCode(t, tt.call(as(t, tt.role)), codes.PermissionDenied)
 		})
 	}
 	allowed := []struct {
@@ -127,17 +114,15 @@ func TestAccess(t *testing.T) {
 		})
 	}
 	t.Run("without a token", func(t *testing.T) {
-		if err := get(as(t)); status.Code(err) != codes.Unauthenticated {
-			t.Fatalf("err = %v", err)
-		}
+		platformtest.WantCode(t, get(as(t)), codes.Unauthenticated)
 	})
 	t.Run("unknown claim and order", func(t *testing.T) {
 		_, err := as(t, "support").GetClaim(t.Context(), &trustv1.GetClaimRequest{ClaimId: s.orderID + "_c0123456789abcdef"})
-		wantCode(t, err, codes.NotFound, "")
+		platformtest.WantCode(t, err, codes.NotFound)
 		req := open()
 		req.OrderId = "o-nope"
 		_, err = as(t, "buyer:"+buyer).OpenClaim(t.Context(), req)
-		wantCode(t, err, codes.NotFound, "")
+		platformtest.WantCode(t, err, codes.NotFound)
 	})
 }
 
@@ -172,7 +157,7 @@ func TestValidation(t *testing.T) {
 			req := valid()
 			tt.change(req)
 			_, err := client.OpenClaim(t.Context(), req)
-			wantField(t, err, tt.field)
+			platformtest.WantField(t, err, tt.field)
 		})
 	}
 	if evs := claimEvents(t, s.orderID); len(evs) != 0 {
@@ -186,49 +171,35 @@ func TestValidation(t *testing.T) {
 	vc := as(t, "vendor:"+vendor)
 	_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 		Response: trustv1.VendorResponse_VENDOR_RESPONSE_OFFER_PARTIAL_REFUND})
-	wantField(t, err, "offered_amount")
+	platformtest.WantField(t, err, "offered_amount")
 	_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 		Response: trustv1.VendorResponse_VENDOR_RESPONSE_OFFER_PARTIAL_REFUND, OfferedAmount: eur(1000)})
-	wantField(t, err, "offered_amount.amount_minor")
+	platformtest.WantField(t, err, "offered_amount.amount_minor")
 	_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 		Response: trustv1.VendorResponse_VENDOR_RESPONSE_OFFER_PARTIAL_REFUND, OfferedAmount: &typev1.Money{CurrencyCode: "USD", AmountMinor: 100}})
-	wantField(t, err, "offered_amount.currency_code")
+	platformtest.WantField(t, err, "offered_amount.currency_code")
 	_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 		Response: trustv1.VendorResponse_VENDOR_RESPONSE_CONTEST})
-	wantField(t, err, "evidence")
+	platformtest.WantField(t, err, "evidence")
 	sc := as(t, "support")
 	_, err = sc.ResolveClaim(t.Context(), &trustv1.ResolveClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 		Decision: trustv1.ClaimDecision_CLAIM_DECISION_REFUND_FULL})
-	wantField(t, err, "rationale")
+	platformtest.WantField(t, err, "rationale")
 	_, err = sc.ResolveClaim(t.Context(), &trustv1.ResolveClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 		Decision: trustv1.ClaimDecision_CLAIM_DECISION_REJECT, Rationale: "x", CounterfeitConfirmed: true})
-	wantField(t, err, "counterfeit_confirmed")
+	platformtest.WantField(t, err, "counterfeit_confirmed")
 	_, err = sc.GetClaim(t.Context(), &trustv1.GetClaimRequest{ClaimId: "not a claim"})
-	wantField(t, err, "claim_id")
+	platformtest.WantField(t, err, "claim_id")
 	_, err = sc.ListClaims(t.Context(), &trustv1.ListClaimsRequest{BuyerId: buyer, VendorId: vendor})
-	wantField(t, err, "order_id")
+	platformtest.WantField(t, err, "order_id")
 	_, err = sc.ListClaims(t.Context(), &trustv1.ListClaimsRequest{PageToken: "garbage"})
-	wantField(t, err, "page_token")
+	platformtest.WantField(t, err, "page_token")
 	_, err = client.RecordReturnShipment(t.Context(), &trustv1.RecordReturnShipmentRequest{RequestId: platformtest.ID("r"), ClaimId: id, Carrier: "DHL!", TrackingNumber: "1"})
-	wantField(t, err, "carrier")
+	platformtest.WantField(t, err, "carrier")
 	_, err = client.RecordReturnShipment(t.Context(), &trustv1.RecordReturnShipmentRequest{RequestId: platformtest.ID("r"), ClaimId: id, Carrier: "dhl", TrackingNumber: "1"})
-	wantCode(t, err, codes.FailedPrecondition, "RETURN_NOT_AUTHORISED")
+	platformtest.WantReason(t, err, codes.FailedPrecondition, "RETURN_NOT_AUTHORISED")
 	_, err = client.AnswerOffer(t.Context(), &trustv1.AnswerOfferRequest{RequestId: platformtest.ID("r"), ClaimId: id, Accept: true})
-	wantCode(t, err, codes.FailedPrecondition, "CLAIM_STATE_FORBIDS")
-}
-
-func wantField(t testing.TB, err error, field string) {
-	t.Helper()
-	if status.Code(err) != codes.InvalidArgument {
-		t.Fatalf("err = %v, want InvalidArgument naming %s", err, field)
-	}
-	var fields []string
-	for _, fv := range apierr.FieldViolations(err) {
-		fields = append(fields, fv.Field)
-	}
-	if !slices.Contains(fields, field) {
-		t.Fatalf("violations %v (%v) do not name %s", fields, err, field)
-	}
+	platformtest.WantReason(t, err, codes.FailedPrecondition, "CLAIM_STATE_FORBIDS")
 }
 
 // ListClaims pages newest first, filters by state, and keeps a token to
@@ -239,12 +210,8 @@ func TestListClaims(t *testing.T) {
 	for range 3 {
 		s := delivered(t, buyer, vendor, nil, orderLine{1, 1000})
 		clk.Advance(1)
-		resp, err := as(t, "buyer:"+buyer).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID,
-			Reason: trustv1.ClaimReason_CLAIM_REASON_CHANGED_MIND, Lines: claimLines("1", 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append([]string{resp.GetClaim().GetClaimId()}, ids...) // newest first
+		c := openClaim(t, s, trustv1.ClaimReason_CLAIM_REASON_CHANGED_MIND, nil)
+		ids = append([]string{c.GetClaimId()}, ids...) // newest first
 	}
 	if _, err := as(t, "buyer:"+buyer).WithdrawClaim(t.Context(), &trustv1.WithdrawClaimRequest{RequestId: platformtest.ID("r"), ClaimId: ids[1], Reason: "kept it"}); err != nil {
 		t.Fatal(err)
@@ -280,5 +247,5 @@ func TestListClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = as(t, "support").ListClaims(t.Context(), &trustv1.ListClaimsRequest{VendorId: vendor, PageSize: 1, PageToken: resp.GetNextPageToken()})
-	wantField(t, err, "page_token")
+	platformtest.WantField(t, err, "page_token")
 }

@@ -2,7 +2,6 @@ package trust_test
 
 import (
 	"fmt"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,15 +39,8 @@ func TestMain(m *testing.M) {
 	clk = clock.NewFake(t0)
 	// The upstream streams exist before the trust service starts, as in
 	// the all-in-one.
-	p, err := platformtest.New(platformtest.Options{Clock: clk, Streams: []string{"order", "fulfilment"}}, trust.NewModule(trust.Options{}))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the platform:", err)
-		os.Exit(1)
-	}
-	shared = p
-	code := m.Run()
-	p.Close()
-	os.Exit(code)
+	platformtest.Main(m, platformtest.Options{Clock: clk, Streams: []string{"order", "fulfilment"}},
+		func(p *platformtest.Platform) { shared = p }, trust.NewModule(trust.Options{}))
 }
 
 // as is a client of the trust service whose calls carry a token with
@@ -186,6 +178,21 @@ func deliver(t testing.TB, s *sale, sh *shipment, withProof bool) (string, strin
 		OrderId: s.orderID, VendorId: s.vendor, BuyerId: s.buyer, DeliverTime: now(), WithProof: withProof})
 	return scanID, id
 }
+
+// openClaim opens, as s's buyer, a claim of reason on one unit of line
+// "1" with evidence (nil: none) and returns it.
+func openClaim(t testing.TB, s *sale, reason trustv1.ClaimReason, evidence *trustv1.Evidence) *trustv1.Claim {
+	t.Helper()
+	resp, err := as(t, "buyer:"+s.buyer).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID,
+		Reason: reason, Lines: claimLines("1", 1), Evidence: evidence})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.GetClaim()
+}
+
+// photoEvidence is a claim's evidence: one photo.
+func photoEvidence() *trustv1.Evidence { return &trustv1.Evidence{Sha256: []string{photo}} }
 
 // delivered is a whole clean sale: confirmed, shipped, scanned, delivered
 // with proof.

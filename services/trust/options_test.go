@@ -1,12 +1,11 @@
 package trust_test
 
 import (
-	"flag"
-	"io"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/custody/custody/pkg/platform/platformtest"
 	"github.com/custody/custody/services/trust"
 	"github.com/custody/custody/services/trust/domain"
 )
@@ -15,10 +14,7 @@ import (
 // (deploy/config.md lists them, with their CUSTODY_* variables).
 func TestModuleFlags(t *testing.T) {
 	t.Parallel()
-	fs := flag.NewFlagSet("custody", flag.ContinueOnError)
-	trust.Module().RegisterFlags(fs)
-	var names []string
-	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	names := platformtest.FlagNames(trust.Module().RegisterFlags)
 	want := []string{"trust-changed-mind-damaged-bps", "trust-changed-mind-window", "trust-claim-window",
 		"trust-not-received-grace", "trust-response-window"}
 	if !slices.Equal(names, want) {
@@ -56,11 +52,7 @@ func TestOptionFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			o := trust.DefaultOptions()
-			fs := flag.NewFlagSet("custody", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			o.RegisterFlags(fs)
-			err := fs.Parse(tt.args)
+			o, err := platformtest.ParseOptions(trust.DefaultOptions(), nil, tt.args...)
 			if tt.bad {
 				if err == nil {
 					t.Fatalf("%v accepted: %+v", tt.args, o.Policy)

@@ -91,13 +91,8 @@ func TestRebuildingTrustGivesTheSameScores(t *testing.T) {
 		// A damaged claim the vendor contests after a day and support rejects.
 		buyer := platformtest.ID("b")
 		s := delivered(t, buyer, vendor, nil, orderLine{1, 700})
-		resp, err := as(t, "buyer:"+buyer).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID,
-			Reason: trustv1.ClaimReason_CLAIM_REASON_DAMAGED, Lines: claimLines("1", 1), Evidence: &trustv1.Evidence{Sha256: []string{photo}}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		id := openClaim(t, s, trustv1.ClaimReason_CLAIM_REASON_DAMAGED, photoEvidence()).GetClaimId()
 		clk.Advance(time.Duration(i+1) * 10 * time.Hour)
-		id := resp.GetClaim().GetClaimId()
 		if _, err := as(t, "vendor:"+vendor).RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 			Response: trustv1.VendorResponse_VENDOR_RESPONSE_CONTEST, Evidence: &trustv1.Evidence{Text: "it left intact"}}); err != nil {
 			t.Fatal(err)

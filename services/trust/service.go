@@ -60,34 +60,11 @@ func DefaultOptions() Options {
 // o's value; a malformed value fails the parse.
 func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	p := &o.Policy
-	fs.Var(&duration{&p.ClaimWindow, true}, "trust-claim-window", "how long after delivery a buyer may claim")
-	fs.Var(&duration{&p.ChangedMindWindow, true}, "trust-changed-mind-window", "how long after delivery a changed-mind return may be claimed")
-	fs.Var(&duration{&p.ResponseWindow, true}, "trust-response-window", "how long a vendor has to answer a claim before silence decides for the buyer")
-	fs.Var(&duration{&p.NotReceivedGrace, false}, "trust-not-received-grace", "extra wait after the expected delivery before a not-received claim")
+	fs.Var(platform.PositiveDuration(&p.ClaimWindow), "trust-claim-window", "how long after delivery a buyer may claim")
+	fs.Var(platform.PositiveDuration(&p.ChangedMindWindow), "trust-changed-mind-window", "how long after delivery a changed-mind return may be claimed")
+	fs.Var(platform.PositiveDuration(&p.ResponseWindow), "trust-response-window", "how long a vendor has to answer a claim before silence decides for the buyer")
+	fs.Var(platform.NonNegativeDuration(&p.NotReceivedGrace), "trust-not-received-grace", "extra wait after the expected delivery before a not-received claim")
 	fs.Var(&bps{&p.ChangedMindDamagedBps}, "trust-changed-mind-damaged-bps", "refund rate (basis points) of a changed-mind return received damaged (0 refunds nothing)")
-}
-
-// duration is a flag.Value setting a policy duration (positive, or also
-// zero when !positive).
-type duration struct {
-	to       *time.Duration
-	positive bool
-}
-
-func (d *duration) String() string {
-	if d == nil || d.to == nil {
-		return ""
-	}
-	return d.to.String()
-}
-
-func (d *duration) Set(s string) error {
-	v, err := time.ParseDuration(s)
-	if err != nil || v < 0 || (d.positive && v == 0) {
-		return fmt.Errorf("want a duration such as 48h")
-	}
-	*d.to = v
-	return nil
 }
 
 // bps is a flag.Value setting a refund rate in basis points, 0..10000;
@@ -117,46 +94,33 @@ func (b *bps) Set(s string) error {
 func Module() platform.Module { return defaultModule(nil) }
 
 // NewModule is the trust service with explicit options (tests, embedding).
-func NewModule(o Options) platform.Module { return module(&o, nil) }
+func NewModule(o Options) platform.Module { return platform.WithOptions(Name, o, handing(nil)) }
 
+// defaultModule is Module whose build, if built is set, also hands it the
+// application (tests look into the read models a rebuild folded).
 func defaultModule(built func(*app.Service)) platform.Module {
-	o := DefaultOptions()
-	m := module(&o, built)
-	m.RegisterFlags = o.RegisterFlags
-	return m
+	return platform.WithFlags(Name, DefaultOptions(), handing(built))
 }
 
-// module builds the service from *o as it is when the process starts
-// (after the flags were parsed) and, if built is set, hands it the
-// application (tests look into the read models a rebuild folded).
-func module(o *Options, built func(*app.Service)) platform.Module {
-	return platform.Module{Name: Name, New: func(ctx context.Context, d platform.Deps) (platform.Parts, error) {
-		svc, parts, err := build(ctx, d, *o)
+// handing builds the parts and, if built is set, hands it the application.
+func handing(built func(*app.Service)) func(context.Context, platform.Deps, Options) (platform.Parts, error) {
+	return func(ctx context.Context, d platform.Deps, o Options) (platform.Parts, error) {
+		svc, parts, err := build(ctx, d, o)
 		if err == nil && built != nil {
 			built(svc)
 		}
 		return parts, err
-	}}
+	}
 }
 
 // build opens the trust store and builds the service and its parts,
 // starting nothing.
 func build(ctx context.Context, d platform.Deps, o Options) (*app.Service, platform.Parts, error) {
-	store, err := d.OpenStore(ctx, Name)
+	deps, err := d.AppDeps(ctx, Name)
 	if err != nil {
-		return nil, platform.Parts{}, fmt.Errorf("trust: %w", err)
+		return nil, platform.Parts{}, err
 	}
-	svc := app.New(app.Config{Policy: o.Policy, RecordWait: o.RecordWait, ReadWait: o.ReadWait}, app.Deps{
-		Store: store,
-		OpenUpstream: func(ctx context.Context, service string) (app.Store, error) {
-			st, err := d.OpenStoreOf(ctx, service)
-			if err != nil {
-				return nil, err
-			}
-			return st, nil
-		},
-		Clock: d.Clock, Logger: d.Logger,
-	})
+	svc := app.New(app.Config{Policy: o.Policy, RecordWait: o.RecordWait, ReadWait: o.ReadWait}, deps)
 	record, model := svc.Record(), svc.ReadModel()
 	recordOf := func(source string) platform.Projection {
 		return platform.Projection{Name: "custody record (" + source + "s)", Source: source, Position: record.Progress(source),

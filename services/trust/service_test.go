@@ -8,9 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
-	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/platform/platformtest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
@@ -26,29 +24,13 @@ func claimLines(ls ...any) []*trustv1.ClaimLineRequest {
 	return out
 }
 
-func wantCode(t testing.TB, err error, code codes.Code, reason string) {
-	t.Helper()
-	if status.Code(err) != code {
-		t.Fatalf("err = %v, want %v", err, code)
-	}
-	if reason != "" && apierr.Reason(err) != reason {
-		t.Fatalf("err = %v, want reason %s", err, reason)
-	}
-}
-
 // waitTrust polls the vendor's trust (as support) until ok holds.
 func waitTrust(t testing.TB, vendor string, ok func(*trustv1.VendorTrust) error) *trustv1.VendorTrust {
 	t.Helper()
-	var got *trustv1.VendorTrust
-	platformtest.Eventually(t, "vendor "+vendor+"'s trust", func() error {
+	return platformtest.Await(t, "vendor "+vendor+"'s trust", func() (*trustv1.VendorTrust, error) {
 		resp, err := as(t, "support").GetVendorTrust(t.Context(), &trustv1.GetVendorTrustRequest{VendorId: vendor})
-		if err != nil {
-			return err
-		}
-		got = resp.GetTrust()
-		return ok(got)
-	})
-	return got
+		return resp.GetTrust(), err
+	}, ok)
 }
 
 // (a) A parcel never scanned as delivered is refunded automatically once
@@ -68,7 +50,7 @@ func TestNotReceivedIsRefundedAfterTheExpectedDelivery(t *testing.T) {
 
 	// Before the expected delivery: too early, and nothing is written.
 	_, err := client.OpenClaim(t.Context(), req)
-	wantCode(t, err, codes.FailedPrecondition, "CLAIM_TOO_EARLY")
+	platformtest.WantReason(t, err, codes.FailedPrecondition, "CLAIM_TOO_EARLY")
 	if evs := claimEvents(t, s.orderID); len(evs) != 0 {
 		t.Fatalf("a refused claim wrote %v", eventNames(evs))
 	}
@@ -106,7 +88,7 @@ func TestNotReceivedIsRefundedAfterTheExpectedDelivery(t *testing.T) {
 	// Nothing is left to claim on those lines.
 	_, err = client.OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID,
 		Reason: trustv1.ClaimReason_CLAIM_REASON_NOT_RECEIVED, Lines: claimLines("2", 1)})
-	wantCode(t, err, codes.FailedPrecondition, "LINE_FULLY_REFUNDED")
+	platformtest.WantReason(t, err, codes.FailedPrecondition, "LINE_FULLY_REFUNDED")
 
 	// The vendor's history counts it.
 	waitTrust(t, vendor, func(v *trustv1.VendorTrust) error {
@@ -149,16 +131,11 @@ func TestCounterfeitClaimConfirmedBySupport(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := as(t, "vendor:"+platformtest.ID("v")).GetVendorTrust(t.Context(), &trustv1.GetVendorTrustRequest{VendorId: vendor})
-	wantCode(t, err, codes.PermissionDenied, "")
+	platformtest.WantCode(t, err, codes.PermissionDenied)
 
 	clk.Advance(day)
-	resp, err := as(t, "buyer:"+buyer).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID,
-		Reason: trustv1.ClaimReason_CLAIM_REASON_COUNTERFEIT, Lines: claimLines("1", 1),
-		Evidence: &trustv1.Evidence{SerialNumbers: []string{"SN-FAKE-9"}, Sha256: []string{photo}, Text: "logo is wrong"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := resp.GetClaim()
+	c := openClaim(t, s, trustv1.ClaimReason_CLAIM_REASON_COUNTERFEIT,
+		&trustv1.Evidence{SerialNumbers: []string{"SN-FAKE-9"}, Sha256: []string{photo}, Text: "logo is wrong"})
 	a := c.GetAssessments()[0]
 	if c.GetState() != trustv1.ClaimState_CLAIM_STATE_ESCALATED || a.GetOutcome() != "to_support" ||
 		!slices.Equal(a.GetUnmatchedSerials(), []string{"SN-FAKE-9"}) || len(a.GetMatchedSerials()) != 0 ||
@@ -174,9 +151,9 @@ func TestCounterfeitClaimConfirmedBySupport(t *testing.T) {
 	resolve := &trustv1.ResolveClaimRequest{RequestId: platformtest.ID("r"), ClaimId: c.GetClaimId(), Decision: trustv1.ClaimDecision_CLAIM_DECISION_REFUND_FULL,
 		Rationale: "serial not packed; photos show a replica", CounterfeitConfirmed: true}
 	_, err = as(t, "vendor:"+vendor).ResolveClaim(t.Context(), resolve)
-	wantCode(t, err, codes.PermissionDenied, "")
+	platformtest.WantCode(t, err, codes.PermissionDenied)
 	_, err = as(t, "buyer:"+buyer).ResolveClaim(t.Context(), resolve)
-	wantCode(t, err, codes.PermissionDenied, "")
+	platformtest.WantCode(t, err, codes.PermissionDenied)
 	if _, err := as(t, "vendor:"+vendor).RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"),
 		ClaimId: c.GetClaimId(), Response: trustv1.VendorResponse_VENDOR_RESPONSE_CONTEST,
 		Evidence: &trustv1.Evidence{Text: "we only sell originals", References: []string{"invoice-77"}}}); err != nil {
@@ -210,19 +187,14 @@ func TestChangedMindReturnReceivedDamaged(t *testing.T) {
 	s := delivered(t, buyer, vendor, nil, orderLine{2, 4999})
 	clk.Advance(3 * day)
 	bc := as(t, "buyer:"+buyer)
-	resp, err := bc.OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID,
-		Reason: trustv1.ClaimReason_CLAIM_REASON_CHANGED_MIND, Lines: claimLines("1", 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := resp.GetClaim()
+	c := openClaim(t, s, trustv1.ClaimReason_CLAIM_REASON_CHANGED_MIND, nil)
 	if c.GetState() != trustv1.ClaimState_CLAIM_STATE_RETURN_AUTHORISED || c.GetReturn().GetReturnId() == "" ||
 		c.GetAssessments()[0].GetOutcome() != "return_authorised" || c.GetDueTime() == nil {
 		t.Fatalf("claim %v", c)
 	}
 	ship := &trustv1.RecordReturnShipmentRequest{RequestId: platformtest.ID("r"), ClaimId: c.GetClaimId(), Carrier: "dhl", TrackingNumber: "RET-1"}
-	_, err = as(t, "vendor:"+vendor).RecordReturnShipment(t.Context(), ship)
-	wantCode(t, err, codes.PermissionDenied, "")
+	_, err := as(t, "vendor:"+vendor).RecordReturnShipment(t.Context(), ship)
+	platformtest.WantCode(t, err, codes.PermissionDenied)
 	if resp, err := bc.RecordReturnShipment(t.Context(), ship); err != nil || resp.GetClaim().GetState() != trustv1.ClaimState_CLAIM_STATE_RETURN_IN_TRANSIT {
 		t.Fatalf("return shipment: %v, %v", resp, err)
 	}
@@ -230,7 +202,7 @@ func TestChangedMindReturnReceivedDamaged(t *testing.T) {
 	receive := &trustv1.ReceiveReturnRequest{RequestId: platformtest.ID("r"), ClaimId: c.GetClaimId(), Condition: trustv1.ReturnCondition_RETURN_CONDITION_DAMAGED,
 		Note: "screen cracked"}
 	_, err = bc.ReceiveReturn(t.Context(), receive)
-	wantCode(t, err, codes.PermissionDenied, "")
+	platformtest.WantCode(t, err, codes.PermissionDenied)
 	got, err := as(t, "vendor:"+vendor).ReceiveReturn(t.Context(), receive)
 	if err != nil {
 		t.Fatal(err)
@@ -256,7 +228,7 @@ func TestChangedMindReturnReceivedDamaged(t *testing.T) {
 	}
 	receive.RequestId = platformtest.ID("r")
 	_, err = as(t, "vendor:"+vendor).ReceiveReturn(t.Context(), receive)
-	wantCode(t, err, codes.FailedPrecondition, "CLAIM_CLOSED")
+	platformtest.WantReason(t, err, codes.FailedPrecondition, "CLAIM_CLOSED")
 	// A change of mind does not count against the vendor.
 	shared.Settled(t)
 	if v := waitTrust(t, vendor, func(*trustv1.VendorTrust) error { return nil }); v.GetCounts().GetClaims() != 0 || v.GetCounts().GetClaimsLost() != 0 {
@@ -269,12 +241,7 @@ func TestChangedMindReturnReceivedDamaged(t *testing.T) {
 func TestVendorSilenceRefundsTheBuyerAfterARestart(t *testing.T) {
 	buyer, vendor := platformtest.ID("b"), platformtest.ID("v")
 	s := delivered(t, buyer, vendor, nil, orderLine{1, 3000})
-	resp, err := as(t, "buyer:"+buyer).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID,
-		Reason: trustv1.ClaimReason_CLAIM_REASON_DAMAGED, Lines: claimLines("1", 1), Evidence: &trustv1.Evidence{Sha256: []string{photo}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := resp.GetClaim()
+	c := openClaim(t, s, trustv1.ClaimReason_CLAIM_REASON_DAMAGED, photoEvidence())
 	if c.GetState() != trustv1.ClaimState_CLAIM_STATE_AWAITING_VENDOR || !c.GetDueTime().AsTime().Equal(clk.Now().Add(48*time.Hour)) {
 		t.Fatalf("claim %v", c)
 	}
@@ -301,16 +268,11 @@ func TestVendorSilenceRefundsTheBuyerAfterARestart(t *testing.T) {
 func TestPartialOfferAccepted(t *testing.T) {
 	buyer, vendor := platformtest.ID("b"), platformtest.ID("v")
 	s := delivered(t, buyer, vendor, nil, orderLine{1, 6000})
-	resp, err := as(t, "buyer:"+buyer).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID,
-		Reason: trustv1.ClaimReason_CLAIM_REASON_NOT_AS_DESCRIBED, Lines: claimLines("1", 1), Evidence: &trustv1.Evidence{Sha256: []string{photo}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := resp.GetClaim().GetClaimId()
+	id := openClaim(t, s, trustv1.ClaimReason_CLAIM_REASON_NOT_AS_DESCRIBED, photoEvidence()).GetClaimId()
 	offer := &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id, Response: trustv1.VendorResponse_VENDOR_RESPONSE_OFFER_PARTIAL_REFUND,
 		OfferedAmount: eur(2000)}
-	_, err = as(t, "vendor:"+platformtest.ID("v")).RespondToClaim(t.Context(), offer)
-	wantCode(t, err, codes.PermissionDenied, "")
+	_, err := as(t, "vendor:"+platformtest.ID("v")).RespondToClaim(t.Context(), offer)
+	platformtest.WantCode(t, err, codes.PermissionDenied)
 	r, err := as(t, "vendor:"+vendor).RespondToClaim(t.Context(), offer)
 	if err != nil || r.GetClaim().GetState() != trustv1.ClaimState_CLAIM_STATE_OFFER_PENDING || r.GetClaim().GetOfferedAmount().GetAmountMinor() != 2000 {
 		t.Fatalf("offer: %v, %v", r, err)

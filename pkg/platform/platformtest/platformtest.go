@@ -8,8 +8,13 @@
 //
 // A test plays the part of a service that does not run by emitting that
 // service's events into its stream (Emit), waits for the process to settle
-// (Settled) rather than sleeping, polls for what it expects (Eventually),
-// and restarts the process on the same data (Restart).
+// (Settled) rather than sleeping, polls for what it expects (Eventually,
+// Await), and restarts the process on the same data (Restart). It checks
+// answers as the API contract gives them (WantCode, WantReason, WantField;
+// WantRefused and WritesNothing for refusals that must write nothing),
+// tables of calls with Call and Method, and a module's flags with
+// ParseFlags and ParseOptions. Main shares one platform among a package's
+// tests.
 //
 //	p := platformtest.Start(t, platformtest.Options{Clock: clk}, order.NewModule(order.Options{}))
 //	orders := platformtest.Client(t, p, orderv1.NewOrderServiceClient, "buyer")

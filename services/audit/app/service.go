@@ -35,10 +35,7 @@ import (
 // Store is a service's event store as the audit service reads it: the
 // port, plus the newest position so a query knows what the index must have
 // reached.
-type Store interface {
-	eventstore.Store
-	LastPosition(ctx context.Context) (uint64, error)
-}
+type Store = projection.Store
 
 // ErrNotCreatedYet: the service has never run, so its events do not exist
 // yet. Deps.Open returns it (wrapped); queries then answer without that
@@ -65,13 +62,12 @@ func (c Config) withDefaults() Config {
 	if len(c.Services) == 0 {
 		c.Services = DefaultServices
 	}
-	if c.FreshnessWait <= 0 {
-		c.FreshnessWait = 2 * time.Second
-	}
+	c.FreshnessWait = projection.WaitOrDefault(c.FreshnessWait)
 	return c
 }
 
-// Deps are the service's dependencies.
+// Deps are the service's dependencies; every field is required (the
+// platform gives them all).
 type Deps struct {
 	// Open opens service's events read-only if its stream exists, without
 	// waiting for it: an error wrapping ErrNotCreatedYet when it does not
@@ -108,12 +104,6 @@ type source struct {
 
 // New returns a service with an empty index; Feeds are what fill it.
 func New(cfg Config, d Deps) *Service {
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Logger == nil {
-		d.Logger = slog.Default()
-	}
 	s := &Service{cfg: cfg.withDefaults(), open: d.Open, clock: d.Clock, log: d.Logger, idx: domain.NewIndex(), sources: map[string]*source{}}
 	for _, svc := range s.cfg.Services {
 		s.sources[svc] = &source{service: svc, pos: projection.New()}

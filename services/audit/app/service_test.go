@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -90,7 +89,7 @@ func (w *world) started(t *testing.T) (story.Story, *app.Service) {
 func (w *world) start(t *testing.T) *app.Service {
 	t.Helper()
 	svc := app.New(app.Config{FreshnessWait: 100 * time.Millisecond}, app.Deps{Open: w.open, Clock: w.clk,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.DiscardHandler)})
 	t.Cleanup(func() { _ = svc.Close(t.Context()) })
 	w.index(t, svc)
 	return svc

@@ -18,20 +18,16 @@ package app
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/es"
-	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/catalog/domain"
 )
 
 // Store is the catalog's event store: the port plus the position of its
 // newest event, which read models wait for. The JetStream store is one.
-type Store interface {
-	eventstore.Store
-	LastPosition(ctx context.Context) (uint64, error)
-}
+type Store = projection.Store
 
 // App holds the catalog's command handlers and read models.
 type App struct {
@@ -48,18 +44,17 @@ type App struct {
 	index *ProductIndex
 }
 
-// New returns an App on store. It starts nothing: the platform folds the
-// store into the read model (Index) and hands the App the events it reacts
-// to.
-func New(store Store, clk clock.Clock, log *slog.Logger) *App {
-	if clk == nil {
-		clk = clock.Real()
-	}
-	if log == nil {
-		log = slog.Default()
-	}
+// Deps is what the App runs on: the catalog's store, the clock and the
+// logger (it reads no other service's events, so Open may be nil).
+type Deps = projection.Deps
+
+// New returns an App on d.Store. It starts nothing: the platform folds the
+// store into the read model (Index) and hands the App the events it
+// reacts to.
+func New(d Deps) *App {
+	store := d.Store
 	return &App{
-		store: store, clock: clk, log: log,
+		store: store, clock: d.Clock, log: d.Logger,
 		Vendors:      es.NewHandler(domain.Vendors, store, es.Options{}),
 		Products:     es.NewHandler(domain.Products, store, es.Options{}),
 		Links:        es.NewHandler(domain.Links, store, es.Options{}),
@@ -161,22 +156,24 @@ func (a *App) EndSession(ctx context.Context, call Call, sessionID string) (doma
 	return res.State, err
 }
 
+// load loads aggregate id with h: a NotFoundError of resource unless
+// exists holds for its state.
+func load[S, C any](ctx context.Context, h *es.Handler[S, C], resource, id string, exists func(S) bool) (S, error) {
+	s, _, _, err := h.Load(ctx, id)
+	if err == nil && !exists(s) {
+		err = &domain.NotFoundError{Resource: resource, ID: id}
+	}
+	return s, err
+}
+
 // Vendor loads a vendor (NotFoundError if it is not registered).
 func (a *App) Vendor(ctx context.Context, id string) (domain.Vendor, error) {
-	v, _, _, err := a.Vendors.Load(ctx, id)
-	if err == nil && !v.Registered {
-		err = &domain.NotFoundError{Resource: "vendor", ID: id}
-	}
-	return v, err
+	return load(ctx, a.Vendors, "vendor", id, func(v domain.Vendor) bool { return v.Registered })
 }
 
 // Product loads a product.
 func (a *App) Product(ctx context.Context, id string) (domain.Product, error) {
-	p, _, _, err := a.Products.Load(ctx, id)
-	if err == nil && !p.Created {
-		err = &domain.NotFoundError{Resource: "product", ID: id}
-	}
-	return p, err
+	return load(ctx, a.Products, "product", id, func(p domain.Product) bool { return p.Created })
 }
 
 // ProductOfSKU loads the product a SKU belongs to (NotFoundError for a SKU
@@ -201,20 +198,12 @@ func (a *App) ProductOfSKU(ctx context.Context, skuID string) (domain.Product, e
 
 // Link loads an affiliate link.
 func (a *App) Link(ctx context.Context, id string) (domain.Link, error) {
-	l, _, _, err := a.Links.Load(ctx, id)
-	if err == nil && !l.Created {
-		err = &domain.NotFoundError{Resource: "link", ID: id}
-	}
-	return l, err
+	return load(ctx, a.Links, "link", id, func(l domain.Link) bool { return l.Created })
 }
 
 // Session loads a live session.
 func (a *App) Session(ctx context.Context, id string) (domain.Session, error) {
-	s, _, _, err := a.Sessions.Load(ctx, id)
-	if err == nil && !s.Started {
-		err = &domain.NotFoundError{Resource: "session", ID: id}
-	}
-	return s, err
+	return load(ctx, a.Sessions, "session", id, func(s domain.Session) bool { return s.Started })
 }
 
 // Reservation loads an order's reservation.
@@ -223,20 +212,17 @@ func (a *App) Reservation(ctx context.Context, orderID string) (domain.Reservati
 	return r, err
 }
 
-// freshness bounds how long a list waits for the read model to reach the
-// store's current position before it answers with what it has.
-const freshness = 2 * time.Second
-
 // ListProducts returns up to limit of a vendor's products, newest first,
 // created before position before (0: from the newest), and the position to
 // pass for the next page (0 at the end).
 func (a *App) ListProducts(ctx context.Context, vendorID string, limit int, before uint64) ([]domain.Product, uint64, error) {
-	if last, err := a.store.LastPosition(ctx); err == nil {
-		if !a.index.Progress().Reach(ctx, freshness, last) && ctx.Err() != nil {
-			return nil, 0, ctx.Err()
-		}
-	} else {
+	// Read your writes, for a bounded wait; after it, what the read model has.
+	ok, err := a.index.Progress().CatchUp(ctx, projection.DefaultWait, a.store)
+	switch {
+	case err != nil:
 		a.log.Warn("catalog: listing without read-your-writes: store position unknown", "err", err)
+	case !ok && ctx.Err() != nil:
+		return nil, 0, ctx.Err()
 	}
 	ps, next := a.index.List(vendorID, limit, before)
 	return ps, next, nil

@@ -2,8 +2,6 @@ package app_test
 
 import (
 	"errors"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -38,7 +36,7 @@ func newEnv(t testing.TB) *env {
 	clk := clock.NewFake(t0)
 	p := platformtest.Start(t, platformtest.Options{Clock: clk})
 	e := &env{p: p, catalog: p.Store(t, "catalog")}
-	e.app = app.New(e.catalog, clk, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e.app = app.New(p.AppDeps(t, "catalog"))
 	e.saga = app.NewSaga(e.app)
 	return e
 }
@@ -97,6 +95,15 @@ func (e *env) publish(t testing.TB, service, stream, orderID, kind string, m pro
 	return recs[0]
 }
 
+// handle hands rec to the saga, as the runtime delivers it, and fails t
+// if the saga fails.
+func (e *env) handle(t testing.TB, rec eventstore.RecordedEvent) {
+	t.Helper()
+	if err := e.saga.Handle(t.Context(), rec); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // order publishes an event of order orderID, as the order service would.
 func (e *env) order(t testing.TB, orderID, kind string, m proto.Message) eventstore.RecordedEvent {
 	t.Helper()
@@ -126,6 +133,15 @@ func (e *env) ledger(t testing.TB, skuID string) [3]int64 {
 	}
 	k, _ := p.SKU(skuID)
 	return [3]int64{k.Available, k.Reserved, k.Sold}
+}
+
+// wantStock fails t unless skuID's available, reserved and sold are want;
+// what names the check.
+func (e *env) wantStock(t testing.TB, what, skuID string, want [3]int64) {
+	t.Helper()
+	if got := e.ledger(t, skuID); got != want {
+		t.Fatalf("%s: available/reserved/sold = %v, want %v", what, got, want)
+	}
 }
 
 // events returns the types of a catalog stream's events.

@@ -11,6 +11,7 @@ import (
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/fault"
+	"github.com/custody/custody/pkg/projection"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	"github.com/custody/custody/services/catalog/domain"
 )
@@ -56,9 +57,9 @@ func NewSaga(a *App) *Saga { return &Saga{app: a, log: a.log.With("saga", "reser
 // Handle handles one order event (OrderPlaced, OrderCancelled or
 // OrderRejected; other types are ignored). Redelivery is harmless.
 func (s *Saga) Handle(ctx context.Context, rec eventstore.RecordedEvent) error {
-	e, err := es.Decode(rec)
+	e, err := projection.Decode(rec)
 	if err != nil {
-		return fault.Permanent(err)
+		return err
 	}
 	switch ev := e.Payload.(type) {
 	case *orderv1.OrderPlaced:
@@ -72,11 +73,7 @@ func (s *Saga) Handle(ctx context.Context, rec eventstore.RecordedEvent) error {
 }
 
 func (s *Saga) call(rec eventstore.RecordedEvent, orderID string, step ...string) Call {
-	corr := rec.Metadata.CorrelationID
-	if corr == "" {
-		corr = orderID
-	}
-	return Call{ID: es.DeriveID(append([]string{rec.ID}, step...)...), Meta: es.Meta{CorrelationID: corr, Actor: Actor}}
+	return Call{ID: es.DeriveID(append([]string{rec.ID}, step...)...), Meta: projection.CausedBy(rec, orderID, Actor)}
 }
 
 func checkOrderID(id string) error {

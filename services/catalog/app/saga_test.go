@@ -43,19 +43,13 @@ func TestSagaReservesEveryLine(t *testing.T) {
 	// The handler runs twice on the same event (a redelivery after a lost
 	// ack): the second run changes nothing.
 	for range 2 {
-		if err := e.saga.Handle(t.Context(), rec); err != nil {
-			t.Fatal(err)
-		}
+		e.handle(t, rec)
 	}
 	if got := e.reservation(t, "o1").Status; got != domain.ReservationReserved {
 		t.Fatalf("reservation %v", got)
 	}
-	if got := e.ledger(t, a); got != [3]int64{2, 3, 0} {
-		t.Fatalf("sku a available/reserved/sold = %v", got)
-	}
-	if got := e.ledger(t, b); got != [3]int64{1, 1, 0} {
-		t.Fatalf("sku b = %v", got)
-	}
+	e.wantStock(t, "sku a", a, [3]int64{2, 3, 0})
+	e.wantStock(t, "sku b", b, [3]int64{1, 1, 0})
 	if got := e.events(t, "reservation-o1"); !slices.Equal(got, []string{tRequested, tReserved}) {
 		t.Fatalf("reservation events %v", got)
 	}
@@ -74,12 +68,8 @@ func TestSagaReservesEveryLine(t *testing.T) {
 	// The same order published again under another event id (a producer
 	// retry) is still reserved once.
 	again := e.order(t, "o1", "placed-again", placed("o1", line{a, 2}, line{b, 1}, line{a, 1}))
-	if err := e.saga.Handle(t.Context(), again); err != nil {
-		t.Fatal(err)
-	}
-	if got := e.ledger(t, a); got != [3]int64{2, 3, 0} {
-		t.Fatalf("after a re-published OrderPlaced: sku a = %v", got)
-	}
+	e.handle(t, again)
+	e.wantStock(t, "after a re-published OrderPlaced: sku a", a, [3]int64{2, 3, 0})
 }
 
 func TestSagaAllOrNothing(t *testing.T) {
@@ -97,9 +87,7 @@ func TestSagaAllOrNothing(t *testing.T) {
 	short := domain.SKUID(p2, "a") // 1 available
 	rec := e.order(t, "o2", "placed", placed("o2", line{domain.SKUID(p1, "a"), 3}, line{domain.SKUID(p1, "b"), 1}, line{short, 2}))
 	for range 2 {
-		if err := e.saga.Handle(t.Context(), rec); err != nil {
-			t.Fatal(err)
-		}
+		e.handle(t, rec)
 	}
 	if got := e.reservation(t, "o2"); got.Status != domain.ReservationFailed || got.FailedSKU != short {
 		t.Fatalf("reservation %+v", got)
@@ -123,9 +111,7 @@ func TestSagaAllOrNothing(t *testing.T) {
 	}
 	// Later restocking does not resurrect a failed reservation on redelivery.
 	e.app.AdjustStock(t.Context(), call("restock"), domain.AdjustStock{SkuID: short, Delta: 10})
-	if err := e.saga.Handle(t.Context(), rec); err != nil {
-		t.Fatal(err)
-	}
+	e.handle(t, rec)
 	if got := e.ledger(t, short); got[1] != 0 {
 		t.Fatalf("short sku %v after redelivery", got)
 	}
@@ -142,16 +128,12 @@ func TestSagaUnknownSKUFails(t *testing.T) {
 		{{domain.SKUID(p, "a"), 0}},                                     // nothing ordered
 	} {
 		order := fmt.Sprintf("u%d", i)
-		if err := e.saga.Handle(t.Context(), e.order(t, order, "placed", placed(order, lines...))); err != nil {
-			t.Fatal(err)
-		}
+		e.handle(t, e.order(t, order, "placed", placed(order, lines...)))
 		if got := e.reservation(t, order).Status; got != domain.ReservationFailed {
 			t.Fatalf("%v: reservation %v", lines, got)
 		}
 	}
-	if got := e.ledger(t, domain.SKUID(p, "a")); got != [3]int64{5, 0, 0} {
-		t.Fatalf("sku a = %v", got)
-	}
+	e.wantStock(t, "sku a", domain.SKUID(p, "a"), [3]int64{5, 0, 0})
 }
 
 func TestSagaCancelReleases(t *testing.T) {
@@ -159,31 +141,19 @@ func TestSagaCancelReleases(t *testing.T) {
 	e := newEnv(t)
 	p := e.product(t, "r1", 5, 5)
 	a := domain.SKUID(p, "a")
-	if err := e.saga.Handle(t.Context(), e.order(t, "o3", "placed", placed("o3", line{a, 4}))); err != nil {
-		t.Fatal(err)
-	}
-	if got := e.ledger(t, a); got != [3]int64{1, 4, 0} {
-		t.Fatalf("reserved: %v", got)
-	}
+	e.handle(t, e.order(t, "o3", "placed", placed("o3", line{a, 4})))
+	e.wantStock(t, "reserved", a, [3]int64{1, 4, 0})
 	cancel := e.order(t, "o3", "cancelled", &orderv1.OrderCancelled{OrderId: "o3", Reason: "changed mind", CancelledBy: "buyer:b1"})
 	for range 2 {
-		if err := e.saga.Handle(t.Context(), cancel); err != nil {
-			t.Fatal(err)
-		}
+		e.handle(t, cancel)
 	}
-	if got := e.ledger(t, a); got != [3]int64{5, 0, 0} {
-		t.Fatalf("after cancel: %v", got)
-	}
+	e.wantStock(t, "after cancel", a, [3]int64{5, 0, 0})
 	if got := e.events(t, "reservation-o3"); !slices.Equal(got, []string{tRequested, tReserved, tReleased}) {
 		t.Fatalf("reservation events %v", got)
 	}
 	// A rejection of an order whose reservation failed changes nothing.
-	if err := e.saga.Handle(t.Context(), e.order(t, "o4", "placed", placed("o4", line{a, 99}))); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.saga.Handle(t.Context(), e.order(t, "o4", "rejected", &orderv1.OrderRejected{OrderId: "o4", Reason: "out of stock", SkuId: a})); err != nil {
-		t.Fatal(err)
-	}
+	e.handle(t, e.order(t, "o4", "placed", placed("o4", line{a, 99})))
+	e.handle(t, e.order(t, "o4", "rejected", &orderv1.OrderRejected{OrderId: "o4", Reason: "out of stock", SkuId: a}))
 	if got := e.events(t, "reservation-o4"); !slices.Equal(got, []string{tRequested, tFailed}) {
 		t.Fatalf("reservation events %v", got)
 	}
@@ -195,15 +165,9 @@ func TestSagaCancelBeforePlace(t *testing.T) {
 	p := e.product(t, "r1", 5, 5)
 	a := domain.SKUID(p, "a")
 	before := e.events(t, "product-"+p)
-	if err := e.saga.Handle(t.Context(), e.order(t, "o5", "cancelled", &orderv1.OrderCancelled{OrderId: "o5", Reason: "fraud"})); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.saga.Handle(t.Context(), e.order(t, "o5", "placed", placed("o5", line{a, 1}))); err != nil {
-		t.Fatal(err)
-	}
-	if got := e.ledger(t, a); got != [3]int64{5, 0, 0} {
-		t.Fatalf("sku a = %v", got)
-	}
+	e.handle(t, e.order(t, "o5", "cancelled", &orderv1.OrderCancelled{OrderId: "o5", Reason: "fraud"}))
+	e.handle(t, e.order(t, "o5", "placed", placed("o5", line{a, 1})))
+	e.wantStock(t, "sku a", a, [3]int64{5, 0, 0})
 	if got := e.events(t, "reservation-o5"); !slices.Equal(got, []string{tCancelled}) {
 		t.Fatalf("reservation events %v", got)
 	}
@@ -242,9 +206,7 @@ func TestSagaCancelWhileHolding(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{p1, p2} {
-		if got := e.ledger(t, domain.SKUID(p, "a")); got != [3]int64{5, 0, 0} {
-			t.Fatalf("product %s sku a = %v", p, got)
-		}
+		e.wantStock(t, "product "+p+" sku a", domain.SKUID(p, "a"), [3]int64{5, 0, 0})
 		pr, _ := e.app.Product(ctx, p)
 		if pr.HoldFor("o6").Status != domain.HoldReleased {
 			t.Fatalf("product %s hold %v", p, pr.HoldFor("o6").Status)
@@ -264,9 +226,7 @@ func TestSagaParksBadOrderIDs(t *testing.T) {
 	}
 	// Events of other types are not the saga's business.
 	other := e.order(t, "o8", "confirmed", &orderv1.OrderConfirmed{OrderId: "o8"})
-	if err := e.saga.Handle(t.Context(), other); err != nil {
-		t.Fatal(err)
-	}
+	e.handle(t, other)
 }
 
 // BenchmarkSagaHotProduct: orders for one product (the one pinned in a

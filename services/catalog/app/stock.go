@@ -6,23 +6,20 @@ import (
 	"fmt"
 	"slices"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/fault"
+	"github.com/custody/custody/pkg/projection"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	"github.com/custody/custody/services/catalog/domain"
 )
 
-func typeName(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }
-
 // Event types the stock ledger follows after a reservation: shipped units
 // become sold (fulfilment), resellable returns go back to available (trust).
 var (
-	ShipmentEventTypes = []string{typeName(&fulfilmentv1.FulfilmentShipped{}), typeName(&fulfilmentv1.FulfilmentCancelled{})}
-	ReturnEventTypes   = []string{typeName(&trustv1.ReturnReceived{})}
+	ShipmentEventTypes = projection.EventTypes(&fulfilmentv1.FulfilmentShipped{}, &fulfilmentv1.FulfilmentCancelled{})
+	ReturnEventTypes   = projection.EventTypes(&trustv1.ReturnReceived{})
 )
 
 // HandleStockEvent moves stock on shipments and resellable returns. Each
@@ -30,9 +27,9 @@ var (
 // derived from the event and the product, so redelivery moves nothing twice
 // (and the product also remembers the shipment and return ids it applied).
 func (a *App) HandleStockEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
-	ev, err := es.Decode(rec)
+	ev, err := projection.Decode(rec)
 	if err != nil {
-		return fault.Permanent(err)
+		return err
 	}
 	var orderID string
 	var lines []domain.Line
@@ -77,14 +74,11 @@ func (a *App) HandleStockEvent(ctx context.Context, rec eventstore.RecordedEvent
 		products = append(products, pid)
 	}
 	slices.Sort(products)
-	corr := rec.Metadata.CorrelationID
-	if corr == "" {
-		corr = orderID
-	}
+	meta := projection.CausedBy(rec, orderID, Actor)
 	for _, pid := range products {
 		_, err := a.Products.Handle(ctx, es.Command[domain.ProductCommand]{
 			AggregateID: pid, ID: es.DeriveID(rec.ID, "stock", pid), Body: command(pid, byProduct[pid]),
-			Meta: es.Meta{CorrelationID: corr, Actor: Actor},
+			Meta: meta,
 		})
 		var rule *domain.RuleError
 		var nf *domain.NotFoundError

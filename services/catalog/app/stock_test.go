@@ -47,9 +47,7 @@ func TestShipmentsSellAndReturnsRestock(t *testing.T) {
 	e := newEnv(t)
 	p := e.product(t, "r1", 5, 5)
 	a, b := domain.SKUID(p, "a"), domain.SKUID(p, "b")
-	if err := e.saga.Handle(t.Context(), e.order(t, "o1", "placed", placed("o1", line{a, 3}, line{b, 1}))); err != nil {
-		t.Fatal(err)
-	}
+	e.handle(t, e.order(t, "o1", "placed", placed("o1", line{a, 3}, line{b, 1})))
 	// handle publishes m as its service would and hands it to the handler
 	// twice (a redelivery): both deliveries end alike.
 	handle := func(kind string, m proto.Message) error {
@@ -87,12 +85,8 @@ func TestShipmentsSellAndReturnsRestock(t *testing.T) {
 		if fault.IsPermanent(err) != s.parked || (err != nil && !s.parked) {
 			t.Fatalf("%s: err = %v, want parked %v", s.name, err, s.parked)
 		}
-		if got := e.ledger(t, a); got != s.a {
-			t.Fatalf("%s: sku a available/reserved/sold = %v, want %v", s.name, got, s.a)
-		}
-		if got := e.ledger(t, b); got != s.b {
-			t.Fatalf("%s: sku b = %v, want %v", s.name, got, s.b)
-		}
+		e.wantStock(t, s.name+": sku a", a, s.a)
+		e.wantStock(t, s.name+": sku b", b, s.b)
 	}
 	pr, err := e.app.Product(t.Context(), p)
 	if err != nil {
@@ -114,9 +108,7 @@ func TestFulfilmentCancelledReleasesTheVendorsPart(t *testing.T) {
 	e := newEnv(t)
 	p1, p2 := e.productOf(t, "v1", "r1", 5, 5), e.productOf(t, "v2", "r1", 5, 5)
 	a1, a2 := domain.SKUID(p1, "a"), domain.SKUID(p2, "a")
-	if err := e.saga.Handle(t.Context(), e.order(t, "o1", "placed", placed("o1", line{a1, 1}, line{a2, 2}))); err != nil {
-		t.Fatal(err)
-	}
+	e.handle(t, e.order(t, "o1", "placed", placed("o1", line{a1, 1}, line{a2, 2})))
 	cancelled := &fulfilmentv1.FulfilmentCancelled{FulfilmentId: "f2", OrderId: "o1", VendorId: "v2", Reason: "not shipped by the deadline"}
 	rec := e.publish(t, "fulfilment", "fulfilment-f2", "o1", "cancelled", cancelled)
 	for range 2 {
@@ -124,12 +116,8 @@ func TestFulfilmentCancelledReleasesTheVendorsPart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := e.ledger(t, a2); got != [3]int64{5, 0, 0} {
-		t.Fatalf("v2's sku = %v, want released", got)
-	}
-	if got := e.ledger(t, a1); got != [3]int64{4, 1, 0} {
-		t.Fatalf("v1's sku = %v, want still reserved", got)
-	}
+	e.wantStock(t, "v2's sku, released", a2, [3]int64{5, 0, 0})
+	e.wantStock(t, "v1's sku, still reserved", a1, [3]int64{4, 1, 0})
 	if got := e.events(t, "product-"+p2); got[len(got)-1] != tHoldRel || slices.Index(got, tHoldRel) != len(got)-1 {
 		t.Fatalf("v2's product events %v: want one release, last", got)
 	}

@@ -38,7 +38,7 @@ func (s *Service) MissShipBy(ctx context.Context, fulfilmentID string, at time.T
 	}
 	_, err = s.h.Handle(ctx, es.Command[domain.Command]{
 		AggregateID: fulfilmentID, ID: es.DeriveID("ship-by", fulfilmentID, at.UTC().Format(time.RFC3339Nano)),
-		Body: domain.MissShipBy{Deadline: at, Now: s.clock.Now(), Policy: s.cfg.ShipByPolicy},
+		Body: domain.MissShipBy{Deadline: at, Now: s.d.Clock.Now(), Policy: s.cfg.ShipByPolicy},
 		Meta: es.Meta{CorrelationID: f.OrderID, Actor: "service:fulfilment"},
 	})
 	if errors.Is(err, domain.ErrNotRequested) {

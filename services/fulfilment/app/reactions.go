@@ -11,6 +11,7 @@ import (
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/fault"
+	"github.com/custody/custody/pkg/projection"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	"github.com/custody/custody/services/fulfilment/domain"
 )
@@ -20,10 +21,7 @@ import (
 const OrderConsumer = "fulfilment-on-order"
 
 // OrderEventTypes are the order events the service reacts to.
-var OrderEventTypes = []string{
-	string((&orderv1.OrderConfirmed{}).ProtoReflect().Descriptor().FullName()),
-	string((&orderv1.OrderCancelled{}).ProtoReflect().Descriptor().FullName()),
-}
+var OrderEventTypes = projection.EventTypes(&orderv1.OrderConfirmed{}, &orderv1.OrderCancelled{})
 
 // HandleOrderEvent reacts to the order service: OrderConfirmed requests
 // one fulfilment per vendor part (ship-by = confirm time + HandlingTime),
@@ -31,9 +29,9 @@ var OrderEventTypes = []string{
 // Command ids are derived from the event id and the fulfilment ids from
 // order and vendor, so redelivery creates nothing twice.
 func (s *Service) HandleOrderEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
-	ev, err := es.Decode(rec)
+	ev, err := projection.Decode(rec)
 	if err != nil {
-		return fault.Permanent(err)
+		return err
 	}
 	switch p := ev.Payload.(type) {
 	case *orderv1.OrderConfirmed:
@@ -45,7 +43,7 @@ func (s *Service) HandleOrderEvent(ctx context.Context, rec eventstore.RecordedE
 }
 
 func (s *Service) requestFulfilments(ctx context.Context, rec eventstore.RecordedEvent, p *orderv1.OrderConfirmed) error {
-	confirmed := s.clock.Now()
+	confirmed := s.d.Clock.Now()
 	if p.GetConfirmTime() != nil {
 		// The deadline runs from the confirmation, however late we hear of it.
 		confirmed = p.GetConfirmTime().AsTime()
@@ -56,7 +54,7 @@ func (s *Service) requestFulfilments(ctx context.Context, rec eventstore.Recorde
 	}
 	for _, part := range p.GetParts() {
 		cmd := domain.RequestFulfilment{OrderID: p.GetOrderId(), VendorID: part.GetVendorId(), BuyerID: p.GetBuyerId(),
-			Address: p.GetShippingAddress(), ShipBy: confirmed.Add(s.cfg.HandlingTime), Time: s.clock.Now()}
+			Address: p.GetShippingAddress(), ShipBy: confirmed.Add(s.cfg.HandlingTime), Time: s.d.Clock.Now()}
 		for _, id := range part.GetLineIds() {
 			l, ok := lines[id]
 			if !ok {
@@ -93,7 +91,7 @@ func (s *Service) cancelFulfilments(ctx context.Context, rec eventstore.Recorded
 		fid := domain.FulfilmentID(p.GetOrderId(), vendor)
 		_, err := s.h.Handle(ctx, es.Command[domain.Command]{
 			AggregateID: fid, ID: es.DeriveID("cancel", rec.ID, fid),
-			Body: domain.CancelFulfilment{Reason: reason, Time: s.clock.Now()},
+			Body: domain.CancelFulfilment{Reason: reason, Time: s.d.Clock.Now()},
 			Meta: es.Meta{CorrelationID: p.GetOrderId(), Actor: "service:fulfilment"},
 		})
 		var pre *domain.PreconditionError
@@ -104,7 +102,7 @@ func (s *Service) cancelFulfilments(ctx context.Context, rec eventstore.Recorded
 			// It shipped first; the order service refuses such cancels, so
 			// this is a race the vendor and support settle. The shipment
 			// stands.
-			s.log.Warn("order cancelled after its part shipped; the fulfilment stands",
+			s.d.Logger.Warn("order cancelled after its part shipped; the fulfilment stands",
 				"order", p.GetOrderId(), "fulfilment", fid, "reason", pre.Message)
 		case err != nil:
 			return err
@@ -116,7 +114,7 @@ func (s *Service) cancelFulfilments(ctx context.Context, rec eventstore.Recorded
 // orderVendors reads the vendors of an order from its OrderPlaced, in the
 // order service's stream.
 func (s *Service) orderVendors(ctx context.Context, orderID string) ([]string, error) {
-	orders, err := s.orderStore(ctx)
+	orders, err := s.orders.Store(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -142,23 +140,4 @@ func (s *Service) orderVendors(ctx context.Context, orderID string) ([]string, e
 		}
 	}
 	return vendors, nil
-}
-
-// orderStore opens the order service's events on first use; an error is
-// retried by the next call (the runtime redelivers the event).
-func (s *Service) orderStore(ctx context.Context) (Store, error) {
-	s.ordersMu.Lock()
-	defer s.ordersMu.Unlock()
-	if s.orders != nil {
-		return s.orders, nil
-	}
-	if s.d.OpenOrders == nil {
-		return nil, errors.New("the order service's events are not available")
-	}
-	st, err := s.d.OpenOrders(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("opening the order service's events: %w", err)
-	}
-	s.orders = st
-	return st, nil
 }

@@ -1,14 +1,9 @@
 package app
 
 import (
-	"encoding/base64"
 	"fmt"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
@@ -21,6 +16,15 @@ const (
 	DefaultPageSize = 50
 	MaxPageSize     = 500
 )
+
+// pages pages the read model's lists, newest first. A fulfilment's place
+// (its request time and id) never changes.
+var pages = projection.Newest[*View]{
+	Key: func(v *View) projection.Key {
+		return projection.Key{Time: v.Fulfilment.RequestTime, ID: v.Fulfilment.ID}
+	},
+	DefaultSize: DefaultPageSize, MaxSize: MaxPageSize, Filters: "vendor, order or state",
+}
 
 // View is a fulfilment as read, with its store revision.
 type View struct {
@@ -127,8 +131,8 @@ func (m *ReadModel) apply(e eventstore.RecordedEvent, id string, ev es.Event) *V
 	}
 	m.entries[id] = v
 	f := v.Fulfilment
-	m.byVendor[f.VendorID] = upsert(m.byVendor[f.VendorID], v, ok)
-	m.byOrder[f.OrderID] = upsert(m.byOrder[f.OrderID], v, ok)
+	m.byVendor[f.VendorID] = projection.Insert(m.byVendor[f.VendorID], v, pages.Key)
+	m.byOrder[f.OrderID] = projection.Insert(m.byOrder[f.OrderID], v, pages.Key)
 	c := Change{Position: e.Position, EventType: e.Type, View: *v}
 	for w := range m.watchers[f.VendorID] {
 		select {
@@ -140,28 +144,6 @@ func (m *ReadModel) apply(e eventstore.RecordedEvent, id string, ev es.Event) *V
 		}
 	}
 	return v
-}
-
-// newer reports whether a lists before b: newest first, ties by id.
-func newer(a, b *domain.Fulfilment) bool {
-	if !a.RequestTime.Equal(b.RequestTime) {
-		return a.RequestTime.After(b.RequestTime)
-	}
-	return a.ID > b.ID
-}
-
-// upsert puts v into list in place of the entry with its id (whose sort
-// key never changes) or, if new, at its place.
-func upsert(list []*View, v *View, existed bool) []*View {
-	i := sort.Search(len(list), func(i int) bool { return !newer(&list[i].Fulfilment, &v.Fulfilment) })
-	if existed && i < len(list) && list[i].Fulfilment.ID == v.Fulfilment.ID {
-		list[i] = v
-		return list
-	}
-	list = append(list, nil)
-	copy(list[i+1:], list[i:])
-	list[i] = v
-	return list
 }
 
 // subscribe registers a watcher of vendorID's changes after the position
@@ -231,76 +213,20 @@ func (m *ReadModel) Open() []View {
 
 // List returns one page of q.
 func (m *ReadModel) List(q ListQuery) (Page, error) {
-	key := queryKey(q)
-	size := q.PageSize
-	switch {
-	case size <= 0:
-		size = DefaultPageSize
-	case size > MaxPageSize:
-		size = MaxPageSize
-	}
-	var after *domain.Fulfilment
-	if q.PageToken != "" {
-		c, err := decodeToken(q.PageToken, key)
-		if err != nil {
-			var v domain.Violations
-			v.Add("page_token", "%v", err)
-			return Page{}, v.Err()
-		}
-		after = &c
-	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	list := m.byOrder[q.OrderID]
 	if q.VendorID != "" {
 		list = m.byVendor[q.VendorID]
 	}
-	start := 0
-	if after != nil {
-		start = sort.Search(len(list), func(i int) bool { return newer(after, &list[i].Fulfilment) })
-	}
-	var page Page
-	for _, v := range list[start:] {
+	query := fmt.Sprintf("v=%s|o=%s|s=%d", q.VendorID, q.OrderID, q.Status)
+	found, next, err := pages.Page(list, query, q.PageSize, q.PageToken, func(v *View) bool {
 		f := &v.Fulfilment
-		if (q.OrderID != "" && f.OrderID != q.OrderID) || (q.Status != domain.StatusNone && f.Status() != q.Status) {
-			continue
-		}
-		if len(page.Fulfilments) == size {
-			page.NextPageToken = encodeToken(key, page.Fulfilments[size-1].Fulfilment)
-			break
-		}
+		return (q.OrderID == "" || f.OrderID == q.OrderID) && (q.Status == domain.StatusNone || f.Status() == q.Status)
+	})
+	page := Page{NextPageToken: next}
+	for _, v := range found {
 		page.Fulfilments = append(page.Fulfilments, *v)
 	}
-	return page, nil
-}
-
-// Page tokens are opaque to clients: the query they belong to and the last
-// fulfilment returned (keyset paging, so fulfilments requested meanwhile
-// neither repeat nor get skipped).
-func queryKey(q ListQuery) string {
-	return fmt.Sprintf("v=%s|o=%s|s=%d", q.VendorID, q.OrderID, q.Status)
-}
-
-func encodeToken(key string, last domain.Fulfilment) string {
-	raw := strings.Join([]string{"1", key, strconv.FormatInt(last.RequestTime.UnixNano(), 10), last.ID}, "\x00")
-	return base64.RawURLEncoding.EncodeToString([]byte(raw))
-}
-
-func decodeToken(tok, key string) (domain.Fulfilment, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil {
-		return domain.Fulfilment{}, fmt.Errorf("not a page token of this service")
-	}
-	parts := strings.Split(string(raw), "\x00")
-	if len(parts) != 4 || parts[0] != "1" {
-		return domain.Fulfilment{}, fmt.Errorf("not a page token of this service")
-	}
-	if parts[1] != key {
-		return domain.Fulfilment{}, fmt.Errorf("the page token belongs to a different query (vendor, order or state changed)")
-	}
-	nanos, err := strconv.ParseInt(parts[2], 10, 64)
-	if err != nil {
-		return domain.Fulfilment{}, fmt.Errorf("not a page token of this service")
-	}
-	return domain.Fulfilment{ID: parts[3], RequestTime: time.Unix(0, nanos).UTC()}, nil
+	return page, err
 }

@@ -5,12 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	"github.com/custody/custody/services/fulfilment/domain"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // The read model is fed recorded events directly: no store is involved.

@@ -26,15 +26,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/deadline"
 	"github.com/custody/custody/pkg/es"
-	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/fault"
+	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/fulfilment/domain"
 )
 
@@ -74,9 +72,7 @@ func (c Config) withDefaults() Config {
 	if c.DefaultTransit <= 0 {
 		c.DefaultTransit = DefaultTransit
 	}
-	if c.ReadWait <= 0 {
-		c.ReadWait = 2 * time.Second
-	}
+	c.ReadWait = projection.WaitOrDefault(c.ReadWait)
 	if c.ReactionConcurrency <= 0 {
 		c.ReactionConcurrency = 8
 	}
@@ -94,38 +90,20 @@ func (c Config) Transit(carrier string) time.Duration {
 	return c.DefaultTransit
 }
 
-// Store is an event store that can tell its newest position, as every
-// backend does: reads wait until the read model has caught up with it.
-type Store interface {
-	eventstore.Store
-	LastPosition(ctx context.Context) (uint64, error)
-}
-
-// Deps is what the service runs on.
-type Deps struct {
-	// Store holds the fulfilment events.
-	Store Store
-	// OpenOrders opens the order service's events read-only (to read an
-	// order's OrderPlaced), waiting until the order service has created
-	// its stream. Called once, when the first OrderCancelled arrives.
-	OpenOrders func(ctx context.Context) (Store, error)
-	Clock      clock.Clock
-	Logger     *slog.Logger
-}
+// Deps is what the service runs on: the fulfilment store, and the order
+// service's, opened (Open) to read an order's OrderPlaced when the first
+// OrderCancelled arrives.
+type Deps = projection.Deps
 
 // Service is the fulfilment service.
 type Service struct {
 	cfg       Config
 	d         Deps
-	clock     clock.Clock
-	log       *slog.Logger
 	h         *es.Handler[domain.Fulfilment, domain.Command]
 	tracking  *es.Handler[domain.Tracking, domain.ClaimTracking]
 	rm        *ReadModel
 	deadlines *deadline.Scheduler
-
-	ordersMu sync.Mutex
-	orders   Store // opened by the first order lookup
+	orders    *projection.Upstream // opened by the first order lookup
 
 	done     chan struct{} // closed by Stop: watches end
 	stopOnce sync.Once
@@ -134,15 +112,10 @@ type Service struct {
 // New returns a service. It starts nothing: the caller folds the store into
 // ReadModel, runs Deadlines and hands order events to HandleOrderEvent.
 func New(cfg Config, d Deps) *Service {
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Logger == nil {
-		d.Logger = slog.Default()
-	}
-	s := &Service{cfg: cfg.withDefaults(), d: d, clock: d.Clock, log: d.Logger, done: make(chan struct{}),
+	s := &Service{cfg: cfg.withDefaults(), d: d, done: make(chan struct{}),
 		h:        es.NewHandler(domain.Decider, d.Store, es.Options{}),
 		tracking: es.NewHandler(domain.Trackings, d.Store, es.Options{}),
+		orders:   projection.NewUpstream("order", d.Open),
 	}
 	s.deadlines = deadline.New("fulfilment", d.Clock, d.Logger)
 	s.rm = NewReadModel(s.trackDeadline)
@@ -183,9 +156,7 @@ func (s *Service) GetFulfilment(ctx context.Context, id string) (View, error) {
 // model catch up with what is stored now (bounded by ReadWait; after that
 // it answers from what it has).
 func (s *Service) ListFulfilments(ctx context.Context, q ListQuery) (Page, error) {
-	if target, err := s.d.Store.LastPosition(ctx); err == nil {
-		s.rm.pos.Reach(ctx, s.cfg.ReadWait, target)
-	}
+	_, _ = s.rm.pos.CatchUp(ctx, s.cfg.ReadWait, s.d.Store) // then as far as it got
 	return s.rm.List(q)
 }
 
@@ -228,7 +199,7 @@ func (s *Service) ShipFulfilment(ctx context.Context, req Ship) (View, string, e
 			v, err := s.GetFulfilment(ctx, req.FulfilmentID)
 			return v, sh.ID, err
 		}
-		now := s.clock.Now()
+		now := s.d.Clock.Now()
 		sid := f.NextShipmentID()
 		cmd := domain.ShipFulfilment{RequestID: req.RequestID, ShipmentID: sid, Carrier: req.Carrier,
 			TrackingNumber: req.TrackingNumber, Packages: req.Packages, Time: now, ExpectedDelivery: now.Add(s.cfg.Transit(req.Carrier))}
@@ -321,7 +292,7 @@ func (s *Service) RecordScan(ctx context.Context, req Scan) (ScanResult, error) 
 	}
 	res, err := s.h.Handle(ctx, es.Command[domain.Command]{
 		AggregateID: t.FulfilmentID, ID: es.DeriveID("scan", req.Carrier, req.TrackingNumber, req.Scan.CarrierEventID),
-		Body: domain.RecordScan{Carrier: req.Carrier, TrackingNumber: req.TrackingNumber, Scan: req.Scan, Now: s.clock.Now()},
+		Body: domain.RecordScan{Carrier: req.Carrier, TrackingNumber: req.TrackingNumber, Scan: req.Scan, Now: s.d.Clock.Now()},
 		Meta: es.Meta{CorrelationID: t.OrderID, Actor: req.Actor},
 	})
 	switch {
@@ -348,7 +319,7 @@ func (s *Service) ConfirmReceipt(ctx context.Context, fulfilmentID, requestID, a
 	}
 	res, err := s.h.Handle(ctx, es.Command[domain.Command]{
 		AggregateID: fulfilmentID, ID: es.DeriveID("receipt", fulfilmentID, requestID),
-		Body: domain.ConfirmReceipt{Time: s.clock.Now()},
+		Body: domain.ConfirmReceipt{Time: s.d.Clock.Now()},
 		Meta: es.Meta{CorrelationID: f.Fulfilment.OrderID, Actor: actor},
 	})
 	if err != nil {

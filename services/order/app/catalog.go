@@ -52,15 +52,6 @@ func (v *CatalogView) WaitReady(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
-// Reach waits, bounded by ctx, until the view has applied the catalog's
-// events up to position target.
-func (v *CatalogView) Reach(ctx context.Context, target uint64) error {
-	if !v.pos.Reach(ctx, 0, target) {
-		return errors.Join(ErrCatalogUnavailable, ctx.Err())
-	}
-	return nil
-}
-
 // SKU looks a SKU up.
 func (v *CatalogView) SKU(id string) (domain.SKU, bool) {
 	v.mu.RLock()

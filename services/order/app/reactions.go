@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/money"
+	"github.com/custody/custody/pkg/projection"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	"github.com/custody/custody/services/order/domain"
@@ -24,17 +23,15 @@ const (
 	TrustConsumer      = "order-on-trust"
 )
 
-func typeName(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }
-
 // FulfilmentEventTypes and TrustEventTypes are the events those reactions
 // handle.
 var (
-	FulfilmentEventTypes = []string{
-		typeName(&fulfilmentv1.FulfilmentShipped{}),
-		typeName(&fulfilmentv1.FulfilmentDelivered{}),
-		typeName(&fulfilmentv1.FulfilmentCancelled{}),
-	}
-	TrustEventTypes = []string{typeName(&trustv1.RefundIssued{})}
+	FulfilmentEventTypes = projection.EventTypes(
+		&fulfilmentv1.FulfilmentShipped{},
+		&fulfilmentv1.FulfilmentDelivered{},
+		&fulfilmentv1.FulfilmentCancelled{},
+	)
+	TrustEventTypes = projection.EventTypes(&trustv1.RefundIssued{})
 )
 
 // HandleFulfilmentEvent: a part shipped (the order can no longer be
@@ -42,9 +39,9 @@ var (
 // DELIVERED), or fulfilment cancelled a part before it shipped (ship-by
 // deadline policy), which cancels the order if nothing of it has shipped.
 func (s *Service) HandleFulfilmentEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
-	ev, err := es.Decode(rec)
+	ev, err := projection.Decode(rec)
 	if err != nil {
-		return fault.Permanent(err)
+		return err
 	}
 	var orderID, kind string
 	var body domain.Command
@@ -66,7 +63,7 @@ func (s *Service) HandleFulfilmentEvent(ctx context.Context, rec eventstore.Reco
 	if kind == "part-cancelled" && errors.As(err, &pe) {
 		// Another part has shipped: the order stands; the unshipped part's
 		// money goes back through a claim or refund, not a cancellation.
-		s.log.Warn("fulfilment cancelled a part of an order that has shipped parts; order kept", "order", orderID, "reason", pe.Message)
+		s.d.Logger.Warn("fulfilment cancelled a part of an order that has shipped parts; order kept", "order", orderID, "reason", pe.Message)
 		return nil
 	}
 	return err
@@ -74,9 +71,9 @@ func (s *Service) HandleFulfilmentEvent(ctx context.Context, rec eventstore.Reco
 
 // HandleTrustEvent records refunds on the order (REFUNDED when in full).
 func (s *Service) HandleTrustEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
-	ev, err := es.Decode(rec)
+	ev, err := projection.Decode(rec)
 	if err != nil {
-		return fault.Permanent(err)
+		return err
 	}
 	p, ok := ev.Payload.(*trustv1.RefundIssued)
 	if !ok {
@@ -95,13 +92,9 @@ func (s *Service) HandleTrustEvent(ctx context.Context, rec eventstore.RecordedE
 // exist cannot succeed later: it is parked (fault.Permanent) where audit
 // sees it, not retried.
 func (s *Service) react(ctx context.Context, rec eventstore.RecordedEvent, orderID, kind string, body domain.Command) error {
-	corr := rec.Metadata.CorrelationID
-	if corr == "" {
-		corr = orderID
-	}
 	_, err := s.h.Handle(ctx, es.Command[domain.Command]{
 		AggregateID: orderID, ID: es.DeriveID(kind, rec.ID), Body: body,
-		Meta: es.Meta{CorrelationID: corr, Actor: "service:order"},
+		Meta: projection.CausedBy(rec, orderID, "service:order"),
 	})
 	if errors.Is(err, domain.ErrNotPlaced) || errors.Is(err, es.ErrBadCommand) {
 		return fault.Permanent(fmt.Errorf("%s for order %q: %w", rec.Type, orderID, err))

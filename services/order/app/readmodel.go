@@ -1,13 +1,8 @@
 package app
 
 import (
-	"encoding/base64"
 	"fmt"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
@@ -20,6 +15,12 @@ const (
 	DefaultPageSize = 50
 	MaxPageSize     = 500
 )
+
+// pages pages the read model's lists, newest first.
+var pages = projection.Newest[*entry]{
+	Key:         func(en *entry) projection.Key { return projection.Key{Time: en.order.PlaceTime, ID: en.order.ID} },
+	DefaultSize: DefaultPageSize, MaxSize: MaxPageSize, Filters: "buyer, vendor or state",
+}
 
 // OrderView is an order as read, with its store revision.
 type OrderView struct {
@@ -94,9 +95,9 @@ func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 	en.rev = e.Revision
 	if !wasPlaced && en.order.Status != domain.StatusNone {
 		m.orders[id] = en
-		m.byBuyer[en.order.BuyerID] = insert(m.byBuyer[en.order.BuyerID], en)
+		m.byBuyer[en.order.BuyerID] = projection.Insert(m.byBuyer[en.order.BuyerID], en, pages.Key)
 		for _, p := range en.order.Parts {
-			m.byVendor[p.VendorID] = insert(m.byVendor[p.VendorID], en)
+			m.byVendor[p.VendorID] = projection.Insert(m.byVendor[p.VendorID], en, pages.Key)
 		}
 	}
 	m.mu.Unlock()
@@ -105,94 +106,21 @@ func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 	}
 }
 
-// newer reports whether a lists before b: newest first, ties by id.
-func newer(a, b *domain.Order) bool {
-	if !a.PlaceTime.Equal(b.PlaceTime) {
-		return a.PlaceTime.After(b.PlaceTime)
-	}
-	return a.ID > b.ID
-}
-
-func insert(list []*entry, en *entry) []*entry {
-	i := sort.Search(len(list), func(i int) bool { return newer(&en.order, &list[i].order) })
-	list = append(list, nil)
-	copy(list[i+1:], list[i:])
-	list[i] = en
-	return list
-}
-
 // List returns one page of q.
 func (m *ReadModel) List(q ListQuery) (Page, error) {
-	key := queryKey(q)
-	size := q.PageSize
-	switch {
-	case size == 0:
-		size = DefaultPageSize
-	case size > MaxPageSize:
-		size = MaxPageSize
-	}
-	var after *domain.Order
-	if q.PageToken != "" {
-		c, err := decodeToken(q.PageToken, key)
-		if err != nil {
-			var v domain.Violations
-			v.Add("page_token", "%v", err)
-			return Page{}, v.Err()
-		}
-		after = &c
-	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	list := m.byBuyer[q.BuyerID]
 	if q.BuyerID == "" {
 		list = m.byVendor[q.VendorID]
 	}
-	start := 0
-	if after != nil {
-		start = sort.Search(len(list), func(i int) bool { return newer(after, &list[i].order) })
-	}
-	var page Page
-	for _, en := range list[start:] {
-		if q.Status != domain.StatusNone && en.order.Status != q.Status {
-			continue
-		}
-		if len(page.Orders) == size {
-			last := page.Orders[size-1].Order
-			page.NextPageToken = encodeToken(key, last)
-			break
-		}
+	query := fmt.Sprintf("b=%s|v=%s|s=%d", q.BuyerID, q.VendorID, q.Status)
+	found, next, err := pages.Page(list, query, q.PageSize, q.PageToken, func(en *entry) bool {
+		return q.Status == domain.StatusNone || en.order.Status == q.Status
+	})
+	page := Page{NextPageToken: next}
+	for _, en := range found {
 		page.Orders = append(page.Orders, OrderView{Order: en.order.Clone(), Revision: en.rev})
 	}
-	return page, nil
-}
-
-// Page tokens are opaque to clients: the query they belong to and the last
-// order returned (keyset paging, so orders placed meanwhile neither repeat
-// nor get skipped).
-func queryKey(q ListQuery) string {
-	return fmt.Sprintf("b=%s|v=%s|s=%d", q.BuyerID, q.VendorID, q.Status)
-}
-
-func encodeToken(key string, last domain.Order) string {
-	raw := strings.Join([]string{"1", key, strconv.FormatInt(last.PlaceTime.UnixNano(), 10), last.ID}, "\x00")
-	return base64.RawURLEncoding.EncodeToString([]byte(raw))
-}
-
-func decodeToken(tok, key string) (domain.Order, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil {
-		return domain.Order{}, fmt.Errorf("not a page token of this service")
-	}
-	parts := strings.Split(string(raw), "\x00")
-	if len(parts) != 4 || parts[0] != "1" {
-		return domain.Order{}, fmt.Errorf("not a page token of this service")
-	}
-	if parts[1] != key {
-		return domain.Order{}, fmt.Errorf("the page token belongs to a different query (buyer, vendor or state changed)")
-	}
-	nanos, err := strconv.ParseInt(parts[2], 10, 64)
-	if err != nil {
-		return domain.Order{}, fmt.Errorf("not a page token of this service")
-	}
-	return domain.Order{ID: parts[3], PlaceTime: time.Unix(0, nanos)}, nil
+	return page, err
 }

@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
-	"github.com/custody/custody/pkg/fault"
+	"github.com/custody/custody/pkg/projection"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	"github.com/custody/custody/services/order/domain"
 )
@@ -16,21 +15,18 @@ import (
 const SagaConsumer = "order-on-catalog"
 
 // SagaEventTypes are the catalog events the saga reacts to.
-var SagaEventTypes = []string{
-	typeName(&catalogv1.StockReserved{}),
-	typeName(&catalogv1.StockReservationFailed{}),
-}
+var SagaEventTypes = projection.EventTypes(&catalogv1.StockReserved{}, &catalogv1.StockReservationFailed{})
 
 // HandleCatalogEvent is the order side of the stock saga: StockReserved
 // confirms the order, StockReservationFailed rejects it. A redelivered
 // event appends nothing (react); a second, different answer for an order
 // already decided is ignored by the aggregate.
 func (s *Service) HandleCatalogEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
-	ev, err := es.Decode(rec)
+	ev, err := projection.Decode(rec)
 	if err != nil {
-		return fault.Permanent(err)
+		return err
 	}
-	now := s.clock.Now()
+	now := s.d.Clock.Now()
 	switch p := ev.Payload.(type) {
 	case *catalogv1.StockReserved:
 		return s.react(ctx, rec, p.GetOrderId(), "confirm", domain.ConfirmOrder{Time: now})

@@ -1,9 +1,7 @@
 package app_test
 
 import (
-	"context"
 	"errors"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -28,8 +26,6 @@ import (
 // test being the order service. They show that the reaction is idempotent
 // under redelivery and restart.
 
-var quiet = slog.New(slog.DiscardHandler)
-
 type env struct {
 	p     *platformtest.Platform
 	clock *clock.Fake
@@ -46,13 +42,7 @@ func newEnv(t *testing.T) *env {
 // (placeOrder), so the view counts as caught up from the start.
 func (e *env) service(t *testing.T) *app.Service {
 	t.Helper()
-	catalog := e.p.Store(t, "catalog")
-	svc := app.New(app.Config{}, app.Deps{
-		Store:       e.p.Store(t, "order"),
-		OpenCatalog: func(context.Context) (app.Store, error) { return catalog, nil },
-		Clock:       e.clock,
-		Logger:      quiet,
-	})
+	svc := app.New(app.Config{}, e.p.AppDeps(t, "order"))
 	svc.CatalogView().Position().MarkReady()
 	return svc
 }

@@ -25,14 +25,11 @@ package app
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"sync"
 	"time"
 
-	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/es"
-	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/fault"
+	"github.com/custody/custody/pkg/projection"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 	"github.com/custody/custody/services/order/domain"
 )
@@ -57,9 +54,7 @@ func (c Config) withDefaults() Config {
 	if c.AttributionWindow <= 0 {
 		c.AttributionWindow = domain.DefaultAttributionWindow
 	}
-	if c.CatalogWait <= 0 {
-		c.CatalogWait = 2 * time.Second
-	}
+	c.CatalogWait = projection.WaitOrDefault(c.CatalogWait)
 	if c.PollInterval <= 0 {
 		c.PollInterval = 100 * time.Millisecond
 	}
@@ -69,52 +64,29 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Store is an event store that can tell its newest position, as every
-// backend does: read-your-writes waits compare a read model with it.
-type Store interface {
-	eventstore.Store
-	LastPosition(ctx context.Context) (uint64, error)
-}
-
-// Deps is what the service runs on.
-type Deps struct {
-	// Store holds the order events.
-	Store Store
-	// OpenCatalog opens the catalog's events read-only, waiting (bounded by
-	// ctx) until the catalog has created its stream. PlaceOrder reads the
-	// catalog's last position from it to catch its view up.
-	OpenCatalog func(ctx context.Context) (Store, error)
-	Clock       clock.Clock
-	Logger      *slog.Logger
-}
+// Deps is what the service runs on: the order store, and the catalog's,
+// opened (Open) when PlaceOrder first catches its view up.
+type Deps = projection.Deps
 
 // Service is the order service.
 type Service struct {
 	cfg      Config
 	d        Deps
-	clock    clock.Clock
-	log      *slog.Logger
 	h        *es.Handler[domain.Order, domain.Command]
 	catalog  *CatalogView
 	orders   *ReadModel
 	notifier *notifier
-
-	mu           sync.Mutex
-	catalogStore Store // opened at the first catch-up
+	// catalogStore is opened at the first catch-up.
+	catalogStore *projection.Upstream
 }
 
 // New returns a service. It starts nothing: until the platform folds its
 // read models (Orders, CatalogView), PlaceOrder answers
 // ErrCatalogUnavailable and ListOrders lists nothing.
 func New(cfg Config, d Deps) *Service {
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Logger == nil {
-		d.Logger = slog.Default()
-	}
-	s := &Service{cfg: cfg.withDefaults(), d: d, clock: d.Clock, log: d.Logger,
-		h: es.NewHandler(domain.Decider, d.Store, es.Options{}), catalog: NewCatalogView(), notifier: newNotifier()}
+	s := &Service{cfg: cfg.withDefaults(), d: d,
+		h: es.NewHandler(domain.Decider, d.Store, es.Options{}), catalog: NewCatalogView(), notifier: newNotifier(),
+		catalogStore: projection.NewUpstream("catalog", d.Open)}
 	s.orders = NewReadModel(s.notifier.notify)
 	return s
 }
@@ -175,7 +147,7 @@ func (s *Service) place(ctx context.Context, id string, req PlaceOrder) (OrderVi
 	if err := s.catalog.WaitReady(ctx, s.cfg.CatalogWait); err != nil {
 		return OrderView{}, err
 	}
-	now := s.clock.Now()
+	now := s.d.Clock.Now()
 	lines, attr, v := s.price(req, now)
 	if len(v) > 0 {
 		// Read your writes: the catalog may have just created the SKU, the
@@ -233,33 +205,10 @@ func (s *Service) price(req PlaceOrder, now time.Time) ([]domain.Line, *domain.A
 func (s *Service) catchUpCatalog(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CatalogWait)
 	defer cancel()
-	store, err := s.openCatalog(ctx)
-	if err != nil {
+	if err := s.catalogStore.CatchUp(ctx, s.catalog.Position()); err != nil {
 		return errors.Join(ErrCatalogUnavailable, err)
 	}
-	target, err := store.LastPosition(ctx)
-	if err != nil {
-		return errors.Join(ErrCatalogUnavailable, err)
-	}
-	return s.catalog.Reach(ctx, target)
-}
-
-// openCatalog opens the catalog's store once and keeps it.
-func (s *Service) openCatalog(ctx context.Context) (Store, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.catalogStore != nil {
-		return s.catalogStore, nil
-	}
-	if s.d.OpenCatalog == nil {
-		return nil, errors.New("no catalog store")
-	}
-	st, err := s.d.OpenCatalog(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s.catalogStore = st
-	return st, nil
+	return nil
 }
 
 // awaitOutcome waits until the order leaves PENDING, d passes (then it
@@ -330,7 +279,7 @@ type CancelOrder struct {
 func (s *Service) CancelOrder(ctx context.Context, req CancelOrder) (OrderView, error) {
 	res, err := s.h.Handle(ctx, es.Command[domain.Command]{
 		AggregateID: req.OrderID, ID: es.DeriveID("cancel", req.OrderID, req.RequestID),
-		Body: domain.CancelOrder{Reason: req.Reason, By: req.Actor, Time: s.clock.Now()},
+		Body: domain.CancelOrder{Reason: req.Reason, By: req.Actor, Time: s.d.Clock.Now()},
 		Meta: es.Meta{CorrelationID: req.OrderID, Actor: req.Actor},
 	})
 	if errors.Is(err, domain.ErrNotPlaced) {
@@ -346,8 +295,6 @@ func (s *Service) CancelOrder(ctx context.Context, req CancelOrder) (OrderView, 
 // lets the read model catch up with the orders stored now (bounded by
 // CatalogWait; after that it answers from what it has).
 func (s *Service) ListOrders(ctx context.Context, q ListQuery) (Page, error) {
-	if target, err := s.d.Store.LastPosition(ctx); err == nil {
-		s.orders.Position().Reach(ctx, s.cfg.CatalogWait, target)
-	}
+	_, _ = s.orders.Position().CatchUp(ctx, s.cfg.CatalogWait, s.d.Store) // then as far as it got
 	return s.orders.List(q)
 }

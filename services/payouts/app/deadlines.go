@@ -52,7 +52,7 @@ func (s *Service) CloseWindow(ctx context.Context, orderID, vendorID string) err
 	_, err := s.ledger.Handle(ctx, es.Command[domain.Command]{
 		AggregateID: orderID, ID: es.DeriveID("close-window", key),
 		Body: domain.CloseWindow{Cause: domain.Cause{EventID: key, Type: domain.CauseReturnWindow}, VendorID: vendorID,
-			Release: s.releaseTerms(ctx, vendorID), Time: s.clock.Now()},
+			Release: s.releaseTerms(ctx, vendorID), Time: s.d.Clock.Now()},
 		Meta: es.Meta{CorrelationID: orderID, Actor: actor},
 	})
 	var unknown *domain.UnknownPartError
@@ -68,7 +68,7 @@ func (s *Service) ReleaseReserve(ctx context.Context, orderID, vendorID string) 
 	key := reserveKey(orderID, vendorID)
 	_, err := s.ledger.Handle(ctx, es.Command[domain.Command]{
 		AggregateID: orderID, ID: es.DeriveID("release-reserve", key),
-		Body: domain.ReleaseReserve{Cause: domain.Cause{EventID: key, Type: domain.CauseReserveHold}, VendorID: vendorID, Time: s.clock.Now()},
+		Body: domain.ReleaseReserve{Cause: domain.Cause{EventID: key, Type: domain.CauseReserveHold}, VendorID: vendorID, Time: s.d.Clock.Now()},
 		Meta: es.Meta{CorrelationID: orderID, Actor: actor},
 	})
 	var unknown *domain.UnknownPartError

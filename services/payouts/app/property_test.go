@@ -3,7 +3,6 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -60,6 +59,7 @@ type harness struct {
 	rng    *rand.Rand
 	clock  *clock.Fake
 	own    *esjs.Store
+	deps   projection.Deps // the service's, on the platform's stores
 	up     map[string]*esjs.Store
 	svc    *app.Service
 	stop   func() // stops what start runs
@@ -86,7 +86,7 @@ func runServiceSequence(t *testing.T, seed uint64, steps int) {
 		up: map[string]*esjs.Store{}, parts: map[string][]string{}, claims: map[string][2]string{}}
 	h.policy = domain.DefaultPolicy()
 	h.policy.MinPayout = domain.MinPayout{Default: 300}
-	h.own = p.Store(t, "payouts")
+	h.own, h.deps = p.Store(t, "payouts"), p.AppDeps(t, "payouts")
 	for _, svc := range []string{"order", "fulfilment", "trust"} {
 		h.up[svc] = p.Store(t, svc)
 	}
@@ -137,13 +137,8 @@ func runServiceSequence(t *testing.T, seed uint64, steps int) {
 // read side and the tier view follow their stores, and once the read side
 // has caught up (every open deadline scheduled) the deadlines run.
 func (h *harness) start() *app.Service {
-	log := slog.New(slog.DiscardHandler)
-	store := func(svc string) func(context.Context) (app.Store, error) {
-		return func(context.Context) (app.Store, error) { return h.up[svc], nil }
-	}
-	svc := app.New(app.Config{Policy: h.policy, ReadWait: 5 * time.Second}, app.Deps{
-		Store: h.own, Orders: store("order"), Trust: store("trust"), Clock: h.clock, Logger: log,
-	})
+	log := h.deps.Logger
+	svc := app.New(app.Config{Policy: h.policy, ReadWait: 5 * time.Second}, h.deps)
 	ctx, cancel := context.WithCancel(h.t.Context())
 	var wg sync.WaitGroup
 	wg.Go(func() { projection.Follow(ctx, log, h.own, 1, svc.View().Apply) })

@@ -2,15 +2,14 @@ package app
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/fault"
+	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/payouts/domain"
 )
 
@@ -42,7 +41,7 @@ func (s *Service) RunPayouts(ctx context.Context, requestID, requestedBy string)
 	res, err := s.runs.Handle(ctx, es.Command[domain.RunPayouts]{
 		AggregateID: domain.PayoutsID, ID: es.DeriveID("run-payouts", requestID),
 		Body: domain.RunPayouts{RequestID: requestID, Credited: s.view.Credited(), MinPayout: s.cfg.Policy.MinPayout,
-			RequestedBy: requestedBy, Time: s.clock.Now()},
+			RequestedBy: requestedBy, Time: s.d.Clock.Now()},
 		Meta: es.Meta{CorrelationID: id, Actor: requestedBy},
 	})
 	if err != nil {
@@ -119,52 +118,28 @@ type EntriesPage struct {
 // filter and name the last entry returned (entries are never removed or
 // reordered, so pages never shift).
 func (s *Service) Entries(ctx context.Context, q EntriesQuery) (EntriesPage, error) {
-	size := q.PageSize
-	switch {
-	case size <= 0:
-		size = DefaultPageSize
-	case size > MaxPageSize:
-		size = MaxPageSize
-	}
-	key := q.Filter.Account + "\x00" + q.Filter.OrderID
+	query := fmt.Sprintf("a=%s|o=%s", q.Filter.Account, q.Filter.OrderID)
 	after := -1
 	if q.PageToken != "" {
-		var err error
-		if after, err = decodeToken(q.PageToken, key); err != nil {
+		last, err := projection.ParsePageToken(q.PageToken, query, "account or order", 1)
+		if err != nil {
+			return EntriesPage{}, err
+		}
+		if after, err = strconv.Atoi(last[0]); err != nil || after < 0 {
 			var v domain.Violations
-			v.Add("page_token", "%v", err)
+			v.Add("page_token", "not a page token of this service")
 			return EntriesPage{}, v.Err()
 		}
 	}
 	if _, err := s.catchUp(ctx); err != nil {
 		return EntriesPage{}, err
 	}
-	entries, more := s.view.Entries(q.Filter, after, size)
+	entries, more := s.view.Entries(q.Filter, after, projection.PageSize(q.PageSize, DefaultPageSize, MaxPageSize))
 	page := EntriesPage{Entries: entries}
 	if more {
-		page.NextPageToken = encodeToken(key, entries[len(entries)-1].Seq)
+		page.NextPageToken = projection.PageToken(query, strconv.Itoa(entries[len(entries)-1].Seq))
 	}
 	return page, nil
-}
-
-func encodeToken(key string, seq int) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("e1\x00" + key + "\x00" + strconv.Itoa(seq)))
-}
-
-func decodeToken(tok, key string) (int, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
-	parts := strings.Split(string(raw), "\x00")
-	if err != nil || len(parts) != 4 || parts[0] != "e1" {
-		return 0, errors.New("not a page token of this service")
-	}
-	if parts[1]+"\x00"+parts[2] != key {
-		return 0, errors.New("the page token belongs to a different query (account or order changed)")
-	}
-	seq, err := strconv.Atoi(parts[3])
-	if err != nil || seq < 0 {
-		return 0, errors.New("not a page token of this service")
-	}
-	return seq, nil
 }
 
 // Statement is an account's entries over a period.
@@ -183,7 +158,7 @@ func (s *Service) Statement(ctx context.Context, account string, start, end time
 	}
 	until := end
 	if end.IsZero() {
-		end, until = s.clock.Now(), time.Unix(1<<62, 0)
+		end, until = s.d.Clock.Now(), time.Unix(1<<62, 0)
 	}
 	entries, totals := s.view.Statement(account, start, until)
 	return Statement{Account: account, Start: start, End: end, Totals: totals, Entries: entries}, nil

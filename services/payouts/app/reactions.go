@@ -11,6 +11,7 @@ import (
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/money"
+	"github.com/custody/custody/pkg/projection"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
@@ -21,13 +22,11 @@ import (
 // actor is who the reactions and deadlines act as, recorded with the events.
 const actor = "service:payouts"
 
-func typeOf(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }
-
 // Event types each reaction handles.
 var (
-	OrderEventTypes      = []string{typeOf(&orderv1.OrderConfirmed{}), typeOf(&orderv1.OrderCancelled{})}
-	FulfilmentEventTypes = []string{typeOf(&fulfilmentv1.FulfilmentDelivered{}), typeOf(&fulfilmentv1.FulfilmentCancelled{})}
-	TrustEventTypes      = []string{typeOf(&trustv1.ClaimOpened{}), typeOf(&trustv1.ClaimClosed{}), typeOf(&trustv1.RefundIssued{})}
+	OrderEventTypes      = projection.EventTypes(&orderv1.OrderConfirmed{}, &orderv1.OrderCancelled{})
+	FulfilmentEventTypes = projection.EventTypes(&fulfilmentv1.FulfilmentDelivered{}, &fulfilmentv1.FulfilmentCancelled{})
+	TrustEventTypes      = projection.EventTypes(&trustv1.ClaimOpened{}, &trustv1.ClaimClosed{}, &trustv1.RefundIssued{})
 )
 
 // ErrNotConfirmed: an event about an order whose OrderConfirmed is not in
@@ -38,16 +37,16 @@ var ErrNotConfirmed = errors.New("the order has not been confirmed")
 // HandleOrderEvent books OrderConfirmed (capture into escrow) and
 // OrderCancelled (escrow back to the buyer).
 func (s *Service) HandleOrderEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
-	ev, err := es.Decode(rec)
+	ev, err := projection.Decode(rec)
 	if err != nil {
-		return fault.Permanent(err)
+		return err
 	}
 	switch e := ev.Payload.(type) {
 	case *orderv1.OrderConfirmed:
 		return classify(ev.Payload, e.GetOrderId(), s.capture(ctx, rec, e))
 	case *orderv1.OrderCancelled:
 		return classify(ev.Payload, e.GetOrderId(), s.book(ctx, rec, e.GetOrderId(), "cancel", domain.Cancel{
-			Cause: cause(rec), Reason: fmt.Sprintf("order cancelled by %s: %s", e.GetCancelledBy(), e.GetReason()), Time: s.clock.Now()}))
+			Cause: cause(rec), Reason: fmt.Sprintf("order cancelled by %s: %s", e.GetCancelledBy(), e.GetReason()), Time: s.d.Clock.Now()}))
 	}
 	return nil
 }
@@ -60,14 +59,14 @@ func (s *Service) HandleFulfilmentEvent(ctx context.Context, rec eventstore.Reco
 		case *fulfilmentv1.FulfilmentDelivered:
 			tier, tp := s.cfg.Policy.Tier(s.tier(ctx, e.GetVendorId()))
 			d := domain.Deliver{Cause: cause(rec), VendorID: e.GetVendorId(), FulfilmentID: e.GetFulfilmentId(), Tier: tier,
-				Window: s.cfg.Policy.ReturnWindow + tp.WindowExtension, Time: s.clock.Now()}
+				Window: s.cfg.Policy.ReturnWindow + tp.WindowExtension, Time: s.d.Clock.Now()}
 			if e.GetDeliverTime() != nil {
 				d.DeliverTime = e.GetDeliverTime().AsTime()
 			}
 			return e.GetOrderId(), "deliver", d
 		case *fulfilmentv1.FulfilmentCancelled:
 			return e.GetOrderId(), "cancel-part", domain.Cancel{Cause: cause(rec), VendorID: e.GetVendorId(),
-				Reason: "fulfilment cancelled: " + e.GetReason(), Time: s.clock.Now()}
+				Reason: "fulfilment cancelled: " + e.GetReason(), Time: s.d.Clock.Now()}
 		}
 		return "", "", nil
 	})
@@ -80,13 +79,13 @@ func (s *Service) HandleTrustEvent(ctx context.Context, rec eventstore.RecordedE
 		switch e := m.(type) {
 		case *trustv1.ClaimOpened:
 			return e.GetOrderId(), "open-claim", domain.OpenClaim{Cause: cause(rec), ClaimID: e.GetClaimId(), VendorID: e.GetVendorId(),
-				Amount: moneyOf(e.GetClaimedAmount()), Time: s.clock.Now()}
+				Amount: moneyOf(e.GetClaimedAmount()), Time: s.d.Clock.Now()}
 		case *trustv1.ClaimClosed:
 			return e.GetOrderId(), "close-claim", domain.CloseClaim{Cause: cause(rec), ClaimID: e.GetClaimId(), VendorID: e.GetVendorId(),
-				Outcome: e.GetOutcome(), Release: s.releaseTerms(ctx, e.GetVendorId()), Time: s.clock.Now()}
+				Outcome: e.GetOutcome(), Release: s.releaseTerms(ctx, e.GetVendorId()), Time: s.d.Clock.Now()}
 		case *trustv1.RefundIssued:
 			r := domain.Refund{Cause: cause(rec), RefundID: e.GetRefundId(), ClaimID: e.GetClaimId(), VendorID: e.GetVendorId(),
-				Amount: moneyOf(e.GetAmount()), Time: s.clock.Now()}
+				Amount: moneyOf(e.GetAmount()), Time: s.d.Clock.Now()}
 			for _, l := range e.GetLines() {
 				r.Lines = append(r.Lines, domain.LineAmount{LineID: l.GetLineId(), Amount: moneyOf(l.GetAmount())})
 			}
@@ -100,9 +99,9 @@ func (s *Service) HandleTrustEvent(ctx context.Context, rec eventstore.RecordedE
 // ledger command (nil: not an event this service books) and books it,
 // capturing the order first if this event overtook its OrderConfirmed.
 func (s *Service) bookEvent(ctx context.Context, rec eventstore.RecordedEvent, command func(proto.Message) (orderID, kind string, cmd domain.Command)) error {
-	ev, err := es.Decode(rec)
+	ev, err := projection.Decode(rec)
 	if err != nil {
-		return fault.Permanent(err)
+		return err
 	}
 	orderID, kind, cmd := command(ev.Payload)
 	if cmd == nil {
@@ -138,13 +137,9 @@ func classify(ev proto.Message, orderID string, err error) error {
 
 // book issues a ledger command derived from the causing event.
 func (s *Service) book(ctx context.Context, rec eventstore.RecordedEvent, orderID, kind string, cmd domain.Command) error {
-	corr := rec.Metadata.CorrelationID
-	if corr == "" {
-		corr = orderID
-	}
 	_, err := s.ledger.Handle(ctx, es.Command[domain.Command]{
 		AggregateID: orderID, ID: es.DeriveID(kind, rec.ID), Body: cmd,
-		Meta: es.Meta{CorrelationID: corr, Actor: actor},
+		Meta: projection.CausedBy(rec, orderID, actor),
 	})
 	return err
 }
@@ -165,9 +160,11 @@ func (s *Service) bookCaptured(ctx context.Context, rec eventstore.RecordedEvent
 // captureFromOrderStream finds the order's OrderConfirmed in the order
 // service's stream and books it, as the order consumer would.
 func (s *Service) captureFromOrderStream(ctx context.Context, orderID string) error {
-	st := s.orders.get(ctx, s.cfg.ReadWait)
-	if st == nil {
-		return fmt.Errorf("order %s: %w (the order service's events are not readable yet)", orderID, ErrNotConfirmed)
+	octx, cancel := context.WithTimeout(ctx, s.cfg.ReadWait)
+	st, err := s.orders.Store(octx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("order %s: %w (the order service's events are not readable yet: %w)", orderID, ErrNotConfirmed, err)
 	}
 	recs, err := st.ReadStream(ctx, eventstore.StreamName("order", orderID), 0, 0)
 	if errors.Is(err, eventstore.ErrStreamNotFound) {
@@ -194,7 +191,7 @@ func (s *Service) captureFromOrderStream(ctx context.Context, orderID string) er
 // the order recorded them: the order service decided attribution.
 func (s *Service) capture(ctx context.Context, rec eventstore.RecordedEvent, e *orderv1.OrderConfirmed) error {
 	c := domain.Capture{Cause: cause(rec), BuyerID: e.GetBuyerId(), Total: moneyOf(e.GetTotal()),
-		PSPReference: e.GetPayment().GetPspReference(), FeeBps: s.cfg.Policy.PlatformFeeBps, Time: s.clock.Now()}
+		PSPReference: e.GetPayment().GetPspReference(), FeeBps: s.cfg.Policy.PlatformFeeBps, Time: s.d.Clock.Now()}
 	if e.GetConfirmTime() != nil {
 		c.ConfirmTime = e.GetConfirmTime().AsTime()
 	}

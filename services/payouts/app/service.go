@@ -31,14 +31,11 @@ package app
 
 import (
 	"context"
-	"log/slog"
-	"sync"
 	"time"
 
-	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/deadline"
 	"github.com/custody/custody/pkg/es"
-	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/payouts/domain"
 )
 
@@ -55,33 +52,15 @@ func (c Config) withDefaults() Config {
 	if c.Policy.Tiers == nil {
 		c.Policy = domain.DefaultPolicy()
 	}
-	if c.ReadWait <= 0 {
-		c.ReadWait = 2 * time.Second
-	}
+	c.ReadWait = projection.WaitOrDefault(c.ReadWait)
 	return c
 }
 
-// Store is an event store that can tell its newest position, as every
-// backend does: read-your-writes waits until a read model has caught up
-// with it.
-type Store interface {
-	eventstore.Store
-	LastPosition(ctx context.Context) (uint64, error)
-}
-
-// Deps is what the service runs on.
-type Deps struct {
-	// Store holds the payouts events.
-	Store Store
-	// Orders and Trust open the order and trust services' events
-	// read-only, waiting (bounded by ctx) until that service has created
-	// its stream: the order stream is read when a delivery, claim or refund
-	// overtakes its OrderConfirmed, the trust stream's position for
-	// read-your-writes on tiers. Nil: not readable (as if not created yet).
-	Orders, Trust func(ctx context.Context) (Store, error)
-	Clock         clock.Clock
-	Logger        *slog.Logger
-}
+// Deps is what the service runs on: the payouts store, and the order and
+// trust services' (Open): the order stream is read when a delivery, claim
+// or refund overtakes its OrderConfirmed, the trust stream's position for
+// read-your-writes on tiers.
+type Deps = projection.Deps
 
 // Reaction names (durable consumers of the upstream services' streams).
 const (
@@ -94,31 +73,23 @@ const (
 type Service struct {
 	cfg    Config
 	d      Deps
-	clock  clock.Clock
-	log    *slog.Logger
 	ledger *es.Handler[domain.Ledger, domain.Command]
 	runs   *es.Handler[domain.Payouts, domain.RunPayouts]
 	view   *LedgerView
 	tiers  *TierView
 	sched  *deadline.Scheduler
-	orders upstream
-	trust  upstream
+	orders *projection.Upstream
+	trust  *projection.Upstream
 }
 
 // New returns a service. It starts nothing: the caller feeds View and
 // Tiers, delivers events to the Handle*Event methods and runs RunDeadlines.
 func New(cfg Config, d Deps) *Service {
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Logger == nil {
-		d.Logger = slog.Default()
-	}
-	s := &Service{cfg: cfg.withDefaults(), d: d, clock: d.Clock, log: d.Logger,
+	s := &Service{cfg: cfg.withDefaults(), d: d,
 		ledger: es.NewHandler(domain.LedgerDecider, d.Store, es.Options{}),
 		runs:   es.NewHandler(domain.PayoutsDecider, d.Store, es.Options{}),
 		tiers:  NewTierView(), sched: deadline.New("payouts", d.Clock, d.Logger),
-		orders: upstream{open: d.Orders}, trust: upstream{open: d.Trust}}
+		orders: projection.NewUpstream("order", d.Open), trust: projection.NewUpstream("trust", d.Open)}
 	s.view = NewLedgerView(scheduler{s}, d.Logger.With("projection", "ledger"))
 	return s
 }
@@ -133,41 +104,12 @@ func (s *Service) Tiers() *TierView { return s.tiers }
 // until ctx ends. Run it once the read side has caught up with the store:
 // by then it has scheduled every open deadline.
 func (s *Service) RunDeadlines(ctx context.Context) {
-	s.log.Info("payouts deadlines running", "position", s.view.pos.Last(), "deadlines", s.sched.Pending())
+	s.d.Logger.Info("payouts deadlines running", "position", s.view.pos.Last(), "deadlines", s.sched.Pending())
 	s.sched.Run(ctx)
 }
 
 // catchUp waits (at most ReadWait) until the read side has applied every
 // payouts event stored now, and reports whether it did.
 func (s *Service) catchUp(ctx context.Context) (bool, error) {
-	target, err := s.d.Store.LastPosition(ctx)
-	if err != nil {
-		return false, err
-	}
-	return s.view.pos.Reach(ctx, s.cfg.ReadWait, target), nil
-}
-
-// upstream is another service's store, opened on first use and kept.
-type upstream struct {
-	open func(ctx context.Context) (Store, error)
-
-	mu sync.Mutex
-	st Store
-}
-
-// get returns the store, or nil if it cannot be opened within wait (its
-// service has not created its stream yet, or NATS is unreachable): the
-// next call tries again.
-func (u *upstream) get(ctx context.Context, wait time.Duration) Store {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.st != nil || u.open == nil {
-		return u.st
-	}
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	if st, err := u.open(ctx); err == nil {
-		u.st = st
-	}
-	return u.st
+	return s.view.pos.CatchUp(ctx, s.cfg.ReadWait, s.d.Store)
 }

@@ -26,7 +26,7 @@ func NewTierView() *TierView { return &TierView{pos: projection.New(), tiers: ma
 // Position is the trust store position of the last event applied.
 func (v *TierView) Position() *projection.Position { return v.pos }
 
-var scoreChanged = typeOf(&trustv1.TrustScoreChanged{})
+var scoreChanged = projection.EventType(&trustv1.TrustScoreChanged{})
 
 // Apply applies one trust event.
 func (v *TierView) Apply(rec eventstore.RecordedEvent) {
@@ -58,10 +58,6 @@ func (v *TierView) Tier(vendorID string) string {
 func (s *Service) tier(ctx context.Context, vendorID string) string {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadWait)
 	defer cancel()
-	if st := s.trust.get(ctx, s.cfg.ReadWait); st != nil {
-		if target, err := st.LastPosition(ctx); err == nil {
-			s.tiers.pos.Reach(ctx, 0, target)
-		}
-	}
+	_ = s.trust.CatchUp(ctx, s.tiers.pos) // else the tier as known
 	return s.tiers.Tier(vendorID)
 }

@@ -197,20 +197,14 @@ func (v *LedgerView) Owner(kind, id string) ([]OwnerBalance, []AccountBalance) {
 	}
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	byCur := map[string]*OwnerBalance{}
-	get := func(cur string) *OwnerBalance {
-		if byCur[cur] == nil {
-			byCur[cur] = &OwnerBalance{Currency: cur}
-		}
-		return byCur[cur]
-	}
+	byCur := perCurrency[OwnerBalance]{newSum: func(cur string) *OwnerBalance { return &OwnerBalance{Currency: cur} }}
 	var accounts []AccountBalance
 	for _, b := range domain.Buckets(kind) {
 		acct := owner + ":" + b
 		for _, cur := range slices.Sorted(maps.Keys(v.bal[acct])) {
 			amt := v.bal[acct][cur]
 			accounts = append(accounts, AccountBalance{Account: acct, Balance: money.Money{Currency: cur, Minor: amt}})
-			ob := get(cur)
+			ob := byCur.get(cur)
 			switch b {
 			case "escrow":
 				ob.Escrow += amt
@@ -225,14 +219,36 @@ func (v *LedgerView) Owner(kind, id string) ([]OwnerBalance, []AccountBalance) {
 			}
 		}
 		for cur, paid := range v.paid[acct] {
-			get(cur).Paid += paid
+			byCur.get(cur).Paid += paid
 		}
 	}
-	out := make([]OwnerBalance, 0, len(byCur))
-	for _, cur := range slices.Sorted(maps.Keys(byCur)) {
-		out = append(out, *byCur[cur])
+	return byCur.list(), accounts
+}
+
+// perCurrency sums per currency: one T, made by newSum, for each currency
+// met.
+type perCurrency[T any] struct {
+	newSum func(cur string) *T
+	m      map[string]*T
+}
+
+func (p *perCurrency[T]) get(cur string) *T {
+	if p.m[cur] == nil {
+		if p.m == nil {
+			p.m = map[string]*T{}
+		}
+		p.m[cur] = p.newSum(cur)
 	}
-	return out, accounts
+	return p.m[cur]
+}
+
+// list lists the sums by currency.
+func (p *perCurrency[T]) list() []T {
+	out := make([]T, 0, len(p.m))
+	for _, cur := range slices.Sorted(maps.Keys(p.m)) {
+		out = append(out, *p.m[cur])
+	}
+	return out
 }
 
 // EntryFilter selects entries; empty fields select all.
@@ -254,17 +270,12 @@ func (v *LedgerView) Entries(f EntryFilter, after, limit int) ([]Entry, bool) {
 		list = v.byOrder[f.OrderID]
 	}
 	start, _ := slices.BinarySearchFunc(list, after+1, func(e *Entry, seq int) int { return e.Seq - seq })
+	found, more := projection.Take(list[start:], limit, func(e *Entry) bool { return f.OrderID == "" || e.OrderID == f.OrderID })
 	var out []Entry
-	for _, e := range list[start:] {
-		if f.OrderID != "" && e.OrderID != f.OrderID {
-			continue
-		}
-		if len(out) == limit {
-			return out, true
-		}
+	for _, e := range found {
 		out = append(out, *e)
 	}
-	return out, false
+	return out, more
 }
 
 // StatementTotal sums a statement in one currency.
@@ -278,16 +289,10 @@ type StatementTotal struct {
 func (v *LedgerView) Statement(account string, start, end time.Time) ([]Entry, []StatementTotal) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	totals := map[string]*StatementTotal{}
-	get := func(cur string) *StatementTotal {
-		if totals[cur] == nil {
-			totals[cur] = &StatementTotal{Currency: cur}
-		}
-		return totals[cur]
-	}
+	totals := perCurrency[StatementTotal]{newSum: func(cur string) *StatementTotal { return &StatementTotal{Currency: cur} }}
 	var out []Entry
 	for _, e := range v.byAccount[account] {
-		t := get(e.Amount.Currency)
+		t := totals.get(e.Amount.Currency)
 		switch {
 		case e.PostTime.Before(start):
 			t.Opening += e.Amount.Minor
@@ -302,11 +307,8 @@ func (v *LedgerView) Statement(account string, start, end time.Time) ([]Entry, [
 			out = append(out, *e)
 		}
 	}
-	res := make([]StatementTotal, 0, len(totals))
-	for _, cur := range slices.Sorted(maps.Keys(totals)) {
-		t := totals[cur]
+	for _, t := range totals.m {
 		t.Closing = t.Opening + t.Credits + t.Debits
-		res = append(res, *t)
 	}
-	return out, res
+	return out, totals.list()
 }

@@ -1,9 +1,6 @@
 package app_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -13,6 +10,7 @@ import (
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/platform/platformtest"
+	"github.com/custody/custody/pkg/projection"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
@@ -29,7 +27,7 @@ var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
 type env struct {
 	p                        *platformtest.Platform
-	order, fulfilment, trust app.Store
+	order, fulfilment, trust projection.Store
 	clock                    *clock.Fake
 }
 
@@ -47,17 +45,7 @@ func newEnv(t *testing.T) *env {
 // the handlers.
 func (e *env) service(t *testing.T) *app.Service {
 	t.Helper()
-	svc := app.New(app.Config{}, app.Deps{
-		Store: e.trust,
-		OpenUpstream: func(_ context.Context, service string) (app.Store, error) {
-			if service == app.OrderService {
-				return e.order, nil
-			}
-			return e.fulfilment, nil
-		},
-		Clock:  e.clock,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	svc := app.New(app.Config{}, e.p.AppDeps(t, "trust"))
 	e.catchUp(t, svc)
 	return svc
 }
@@ -66,7 +54,7 @@ func (e *env) service(t *testing.T) *app.Service {
 func (e *env) catchUp(t *testing.T, svc *app.Service) {
 	t.Helper()
 	for _, f := range []struct {
-		store app.Store
+		store projection.Store
 		apply func(eventstore.RecordedEvent)
 	}{
 		{e.order, func(r eventstore.RecordedEvent) { svc.Record().ApplyFrom(app.OrderService, r) }},

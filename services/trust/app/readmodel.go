@@ -1,13 +1,12 @@
 package app
 
 import (
-	"encoding/base64"
 	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
@@ -20,6 +19,12 @@ const (
 	DefaultPageSize = 50
 	MaxPageSize     = 500
 )
+
+// claimPages pages the claims, newest first.
+var claimPages = projection.Newest[*claimRef]{
+	Key:         func(r *claimRef) projection.Key { return projection.Key{Time: r.open, ID: r.id} },
+	DefaultSize: DefaultPageSize, MaxSize: MaxPageSize, Filters: "its filters",
+}
 
 // ReadModel is the projection of the trust store: every order's claims
 // (folded with the aggregate's own Evolve) indexed by order, buyer and
@@ -70,13 +75,7 @@ func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 	switch agg {
 	case domain.Claims.Aggregate:
 		m.mu.Lock()
-		cs, ok := m.cases[id]
-		if !ok {
-			c := domain.Claims.Initial(id)
-			cs = &c
-			m.cases[id] = cs
-		}
-		*cs = domain.EvolveCase(*cs, ev.Payload)
+		cs := evolve(m.cases, domain.Claims, id, ev.Payload)
 		cs.Revision = e.Revision
 		for _, c := range cs.Claims {
 			if _, ok := m.claims[c.ID]; !ok {
@@ -93,41 +92,31 @@ func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 		}
 	case domain.Trust.Aggregate:
 		m.mu.Lock()
-		v, ok := m.vendors[id]
-		if !ok {
-			t := domain.Trust.Initial(id)
-			v = &t
-			m.vendors[id] = v
-		}
-		*v = domain.EvolveTrust(*v, ev.Payload)
-		v.Revision = e.Revision
+		evolve(m.vendors, domain.Trust, id, ev.Payload).Revision = e.Revision
 		m.mu.Unlock()
 	}
+}
+
+// evolve applies payload to the state of aggregate id in states (d's
+// initial state if it has none yet) and returns the state.
+func evolve[S, C any](states map[string]*S, d es.Decider[S, C], id string, payload proto.Message) *S {
+	s, ok := states[id]
+	if !ok {
+		initial := d.Initial(id)
+		s = &initial
+		states[id] = s
+	}
+	*s = d.Evolve(*s, payload)
+	return s
 }
 
 func (m *ReadModel) index(c *domain.Claim) {
 	ref := &claimRef{id: c.ID, orderID: c.OrderID, open: c.OpenTime}
 	m.claims[c.ID] = ref
-	m.byOrder[c.OrderID] = insert(m.byOrder[c.OrderID], ref)
-	m.byBuyer[c.BuyerID] = insert(m.byBuyer[c.BuyerID], ref)
-	m.byVendor[c.VendorID] = insert(m.byVendor[c.VendorID], ref)
-	m.all = insert(m.all, ref)
-}
-
-// newer reports whether a lists before b: newest first, ties by id.
-func newer(a, b *claimRef) bool {
-	if !a.open.Equal(b.open) {
-		return a.open.After(b.open)
-	}
-	return a.id > b.id
-}
-
-func insert(list []*claimRef, ref *claimRef) []*claimRef {
-	i := sort.Search(len(list), func(i int) bool { return newer(ref, list[i]) })
-	list = append(list, nil)
-	copy(list[i+1:], list[i:])
-	list[i] = ref
-	return list
+	m.byOrder[c.OrderID] = projection.Insert(m.byOrder[c.OrderID], ref, claimPages.Key)
+	m.byBuyer[c.BuyerID] = projection.Insert(m.byBuyer[c.BuyerID], ref, claimPages.Key)
+	m.byVendor[c.VendorID] = projection.Insert(m.byVendor[c.VendorID], ref, claimPages.Key)
+	m.all = projection.Insert(m.all, ref, claimPages.Key)
 }
 
 // ClaimQuery selects claims: of one order, vendor or buyer (at most one;
@@ -153,32 +142,8 @@ type ClaimView struct {
 	Revision uint64
 }
 
-func pageSize(n int) int {
-	switch {
-	case n <= 0:
-		return DefaultPageSize
-	case n > MaxPageSize:
-		return MaxPageSize
-	}
-	return n
-}
-
 // Claims returns one page of q.
 func (m *ReadModel) Claims(q ClaimQuery) (ClaimPage, error) {
-	key := fmt.Sprintf("o=%s|v=%s|b=%s|s=%d", q.OrderID, q.VendorID, q.BuyerID, q.State)
-	size := pageSize(q.PageSize)
-	var after *claimRef
-	if q.PageToken != "" {
-		parts, err := decodeToken(q.PageToken, key, 2)
-		if err != nil {
-			return ClaimPage{}, err
-		}
-		nanos, err := strconv.ParseInt(parts[0], 10, 64)
-		if err != nil {
-			return ClaimPage{}, badToken()
-		}
-		after = &claimRef{open: time.Unix(0, nanos), id: parts[1]}
-	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	list := m.all
@@ -190,25 +155,16 @@ func (m *ReadModel) Claims(q ClaimQuery) (ClaimPage, error) {
 	case q.BuyerID != "":
 		list = m.byBuyer[q.BuyerID]
 	}
-	start := 0
-	if after != nil {
-		start = sort.Search(len(list), func(i int) bool { return newer(after, list[i]) })
-	}
-	var page ClaimPage
-	for _, ref := range list[start:] {
+	query := fmt.Sprintf("o=%s|v=%s|b=%s|s=%d", q.OrderID, q.VendorID, q.BuyerID, q.State)
+	refs, next, err := claimPages.Page(list, query, q.PageSize, q.PageToken, func(ref *claimRef) bool {
+		return q.State == domain.StateNone || m.cases[ref.orderID].Claim(ref.id).State == q.State
+	})
+	page := ClaimPage{NextPageToken: next}
+	for _, ref := range refs {
 		cs := m.cases[ref.orderID]
-		c := cs.Claim(ref.id)
-		if q.State != domain.StateNone && c.State != q.State {
-			continue
-		}
-		if len(page.Claims) == size {
-			last := page.Claims[size-1].Claim
-			page.NextPageToken = encodeToken(key, strconv.FormatInt(last.OpenTime.UnixNano(), 10), last.ID)
-			break
-		}
 		page.Claims = append(page.Claims, ClaimView{Claim: *cs.Clone().Claim(ref.id), Revision: cs.Revision})
 	}
-	return page, nil
+	return page, err
 }
 
 // VendorQuery selects vendors' trust by vendor id, optionally of one tier.
@@ -227,15 +183,14 @@ type VendorPage struct {
 
 // Vendors returns one page of q.
 func (m *ReadModel) Vendors(q VendorQuery) (VendorPage, error) {
-	key := "t=" + string(q.Tier)
-	size := pageSize(q.PageSize)
+	query := "t=" + string(q.Tier)
 	after := ""
 	if q.PageToken != "" {
-		parts, err := decodeToken(q.PageToken, key, 1)
+		last, err := projection.ParsePageToken(q.PageToken, query, "its filters", 1)
 		if err != nil {
 			return VendorPage{}, err
 		}
-		after = parts[0]
+		after = last[0]
 	}
 	m.mu.RLock()
 	var list []domain.VendorTrust
@@ -246,13 +201,10 @@ func (m *ReadModel) Vendors(q VendorQuery) (VendorPage, error) {
 	}
 	m.mu.RUnlock()
 	sort.Slice(list, func(i, j int) bool { return list[i].VendorID < list[j].VendorID })
-	var page VendorPage
-	for _, v := range list {
-		if len(page.Vendors) == size {
-			page.NextPageToken = encodeToken(key, page.Vendors[size-1].VendorID)
-			break
-		}
-		page.Vendors = append(page.Vendors, v)
+	vendors, more := projection.Take(list, projection.PageSize(q.PageSize, DefaultPageSize, MaxPageSize), nil)
+	page := VendorPage{Vendors: vendors}
+	if more {
+		page.NextPageToken = projection.PageToken(query, vendors[len(vendors)-1].VendorID)
 	}
 	return page, nil
 }
@@ -273,34 +225,3 @@ func (m *ReadModel) VendorTrust() map[string]domain.VendorTrust {
 
 // Progress is how far the read model has applied the trust store.
 func (m *ReadModel) Progress() *projection.Position { return m.pos }
-
-// Page tokens are opaque to clients: the query they belong to and the last
-// item returned (keyset paging, so items added meanwhile neither repeat
-// nor get skipped).
-func encodeToken(key string, last ...string) string {
-	raw := strings.Join(append([]string{"1", key}, last...), "\x00")
-	return base64.RawURLEncoding.EncodeToString([]byte(raw))
-}
-
-func decodeToken(tok, key string, n int) ([]string, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil {
-		return nil, badToken()
-	}
-	parts := strings.Split(string(raw), "\x00")
-	if len(parts) != n+2 || parts[0] != "1" {
-		return nil, badToken()
-	}
-	if parts[1] != key {
-		var v domain.Violations
-		v.Add("page_token", "the page token belongs to a different query (its filters changed)")
-		return nil, v.Err()
-	}
-	return parts[2:], nil
-}
-
-func badToken() error {
-	var v domain.Violations
-	v.Add("page_token", "not a page token of this service")
-	return v.Err()
-}

@@ -34,49 +34,27 @@ type RecordView struct {
 	mu      sync.RWMutex
 	records *domain.Records
 	sources map[string]*source
-	// open opens an upstream service's store (to learn its last position).
-	open func(ctx context.Context, service string) (Store, error)
 }
 
 // source is one upstream stream the view follows.
 type source struct {
-	pos *projection.Position
-
-	mu    sync.Mutex
-	store Store // nil until opened
+	pos   *projection.Position
+	store *projection.Upstream // opened by the first CatchUp, to learn its last position
 }
 
 // NewRecordView returns an empty view; open (nil for a view that is only
 // folded, as `custody rebuild` does) opens an upstream store for CatchUp.
-func NewRecordView(open func(ctx context.Context, service string) (Store, error)) *RecordView {
-	return &RecordView{records: domain.NewRecords(), open: open, sources: map[string]*source{
-		OrderService: {pos: projection.New()}, FulfilmentService: {pos: projection.New()},
-	}}
+func NewRecordView(open func(ctx context.Context, service string) (projection.Store, error)) *RecordView {
+	v := &RecordView{records: domain.NewRecords(), sources: map[string]*source{}}
+	for _, service := range []string{OrderService, FulfilmentService} {
+		v.sources[service] = &source{pos: projection.New(), store: projection.NewUpstream(service, open)}
+	}
+	return v
 }
 
 // Progress is how far the view has applied service's events (OrderService
 // or FulfilmentService).
 func (v *RecordView) Progress(service string) *projection.Position { return v.sources[service].pos }
-
-// store opens service's store once, waiting for its stream as long as ctx
-// allows.
-func (v *RecordView) store(ctx context.Context, service string) (Store, error) {
-	src := v.sources[service]
-	src.mu.Lock()
-	defer src.mu.Unlock()
-	if src.store != nil {
-		return src.store, nil
-	}
-	if v.open == nil {
-		return nil, errors.New("no upstream stores to catch up with")
-	}
-	st, err := v.open(ctx, service)
-	if err != nil {
-		return nil, err
-	}
-	src.store = st
-	return st, nil
-}
 
 // ApplyFrom folds one event of service (OrderService or FulfilmentService)
 // into the view and advances the view's Progress past it.
@@ -103,22 +81,12 @@ func (v *RecordView) CatchUp(ctx context.Context, d time.Duration) error {
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	for _, name := range []string{OrderService, FulfilmentService} {
-		st, err := v.store(wctx, name)
-		if err != nil {
+		src := v.sources[name]
+		if err := src.store.CatchUp(wctx, src.pos); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("%w: the %s stream is not open yet: %w", ErrRecordUnavailable, name, err)
-		}
-		last, err := st.LastPosition(wctx)
-		if err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrRecordUnavailable, name, err)
-		}
-		if !v.sources[name].pos.Reach(wctx, 0, last) {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("%w: %s events up to %d not applied within %s", ErrRecordUnavailable, name, last, d)
+			return fmt.Errorf("%w (waited up to %s): %w", ErrRecordUnavailable, d, err)
 		}
 	}
 	return nil

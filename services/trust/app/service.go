@@ -25,15 +25,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/deadline"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/fault"
+	"github.com/custody/custody/pkg/projection"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	"github.com/custody/custody/services/trust/domain"
 )
@@ -51,34 +50,14 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	c.Policy = c.Policy.WithDefaults()
-	if c.RecordWait <= 0 {
-		c.RecordWait = 2 * time.Second
-	}
-	if c.ReadWait <= 0 {
-		c.ReadWait = 2 * time.Second
-	}
+	c.RecordWait, c.ReadWait = projection.WaitOrDefault(c.RecordWait), projection.WaitOrDefault(c.ReadWait)
 	return c
 }
 
-// Store is an event store that can tell its newest position: read models
-// wait until they have caught up with it.
-type Store interface {
-	eventstore.Store
-	LastPosition(ctx context.Context) (uint64, error)
-}
-
-// Deps is what the service runs on.
-type Deps struct {
-	// Store holds the trust events.
-	Store Store
-	// OpenUpstream opens another service's events read-only ("order",
-	// "fulfilment"), waiting (bounded by ctx) until that service has
-	// created its stream. The custody record asks it for the stream's last
-	// position when it catches up.
-	OpenUpstream func(ctx context.Context, service string) (Store, error)
-	Clock        clock.Clock
-	Logger       *slog.Logger
-}
+// Deps is what the service runs on: the trust store, and the order and
+// fulfilment services' (Open), whose last positions the custody record
+// catches up with.
+type Deps = projection.Deps
 
 // Durable consumers of the service: the reactions' names.
 const (
@@ -99,19 +78,12 @@ var FulfilmentEventTypes = []string{
 }
 
 // ClaimEventTypes are the claim events vendor trust counts.
-var ClaimEventTypes = []string{
-	string((&trustv1.ClaimOpened{}).ProtoReflect().Descriptor().FullName()),
-	string((&trustv1.ClaimResponded{}).ProtoReflect().Descriptor().FullName()),
-	string((&trustv1.ClaimResolved{}).ProtoReflect().Descriptor().FullName()),
-	string((&trustv1.ClaimClosed{}).ProtoReflect().Descriptor().FullName()),
-}
+var ClaimEventTypes = projection.EventTypes(&trustv1.ClaimOpened{}, &trustv1.ClaimResponded{}, &trustv1.ClaimResolved{}, &trustv1.ClaimClosed{})
 
 // Service is the trust service.
 type Service struct {
 	cfg       Config
 	d         Deps
-	clock     clock.Clock
-	log       *slog.Logger
 	claims    *es.Handler[domain.Case, domain.Command]
 	trust     *es.Handler[domain.VendorTrust, domain.RecordFacts]
 	record    *RecordView
@@ -126,16 +98,10 @@ type Service struct {
 // them (ReadModel().Apply, Record().ApplyFrom) and runs Scheduler(). New
 // starts nothing.
 func New(cfg Config, d Deps) *Service {
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Logger == nil {
-		d.Logger = slog.Default()
-	}
-	s := &Service{cfg: cfg.withDefaults(), d: d, clock: d.Clock, log: d.Logger,
+	s := &Service{cfg: cfg.withDefaults(), d: d,
 		claims:    es.NewHandler(domain.Claims, d.Store, es.Options{}),
 		trust:     es.NewHandler(domain.Trust, d.Store, es.Options{}),
-		record:    NewRecordView(d.OpenUpstream),
+		record:    NewRecordView(d.Open),
 		scheduled: map[string]dueKey{}}
 	s.deadlines = deadline.New("trust", d.Clock, d.Logger)
 	// The read model schedules every open claim's deadline as it applies
@@ -212,7 +178,7 @@ func (s *Service) OpenClaim(ctx context.Context, req OpenClaim) (ClaimView, erro
 	res, err := s.claims.Handle(ctx, es.Command[domain.Command]{
 		AggregateID: req.OrderID, ID: es.DeriveID("open", id),
 		Body: domain.OpenClaim{ClaimID: id, Reason: req.Reason, Lines: req.Lines, Evidence: req.Evidence, Record: rec,
-			Policy: s.cfg.Policy, Now: s.clock.Now()},
+			Policy: s.cfg.Policy, Now: s.d.Clock.Now()},
 		Meta: es.Meta{CorrelationID: req.OrderID, Actor: req.Actor},
 	})
 	if err != nil {
@@ -261,7 +227,7 @@ func (s *Service) Act(ctx context.Context, call Call, body func(now time.Time, p
 	}
 	res, err := s.claims.Handle(ctx, es.Command[domain.Command]{
 		AggregateID: orderID, ID: es.DeriveID(call.RPC, call.ClaimID, call.RequestID),
-		Body: body(s.clock.Now(), s.cfg.Policy),
+		Body: body(s.d.Clock.Now(), s.cfg.Policy),
 		Meta: es.Meta{CorrelationID: orderID, Actor: call.Actor},
 	})
 	if err != nil {
@@ -294,10 +260,10 @@ func (s *Service) ListVendorTrust(ctx context.Context, q VendorQuery) (VendorPag
 	return s.model.Vendors(q)
 }
 
+// catchUpModel lets the read model catch up with the claims stored now
+// (bounded by ReadWait; after that it answers from what it has).
 func (s *Service) catchUpModel(ctx context.Context) {
-	if target, err := s.d.Store.LastPosition(ctx); err == nil {
-		s.model.pos.Reach(ctx, s.cfg.ReadWait, target)
-	}
+	_, _ = s.model.pos.CatchUp(ctx, s.cfg.ReadWait, s.d.Store)
 }
 
 // dueKey names a claim's deadline: the step it ends and when.
@@ -336,11 +302,11 @@ func (s *Service) expire(ctx context.Context, claimID string, state domain.State
 	orderID, _ := domain.OrderOfClaim(claimID)
 	_, err := s.claims.Handle(ctx, es.Command[domain.Command]{
 		AggregateID: orderID, ID: es.DeriveID("expire", claimID, state.String(), due.UTC().Format(time.RFC3339Nano)),
-		Body: domain.Expire{ClaimID: claimID, State: state, DueAt: due, Now: s.clock.Now()},
+		Body: domain.Expire{ClaimID: claimID, State: state, DueAt: due, Now: s.d.Clock.Now()},
 		Meta: es.Meta{CorrelationID: orderID, Actor: domain.DecidedByRules},
 	})
 	if err != nil {
-		s.log.Warn("claim deadline", "claim_id", claimID, "state", state, "err", err)
+		s.d.Logger.Warn("claim deadline", "claim_id", claimID, "state", state, "err", err)
 	}
 	return err
 }
@@ -350,9 +316,9 @@ func (s *Service) expire(ctx context.Context, claimID string, state domain.State
 // record to have applied the event: "first scan of the shipment" and "on
 // time" are read from it.
 func (s *Service) HandleFulfilmentEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
-	ev, err := es.Decode(rec)
+	ev, err := projection.Decode(rec)
 	if err != nil {
-		return fault.Permanent(err)
+		return err
 	}
 	if err := s.record.WaitFor(ctx, FulfilmentService, rec.Position, 20*time.Second); err != nil {
 		return err
@@ -367,9 +333,9 @@ func (s *Service) HandleFulfilmentEvent(ctx context.Context, rec eventstore.Reco
 // HandleClaimEvent counts what one of the service's own claim events says
 // about the vendor (reaction trust-on-claims).
 func (s *Service) HandleClaimEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
-	ev, err := es.Decode(rec)
+	ev, err := projection.Decode(rec)
 	if err != nil {
-		return fault.Permanent(err)
+		return err
 	}
 	vendor, delta, ok := domain.ClaimFacts(ev.Payload)
 	if !ok {
@@ -382,14 +348,10 @@ func (s *Service) count(ctx context.Context, rec eventstore.RecordedEvent, vendo
 	if vendor == "" {
 		return nil
 	}
-	corr := rec.Metadata.CorrelationID
-	if corr == "" {
-		corr = vendor
-	}
 	_, err := s.trust.Handle(ctx, es.Command[domain.RecordFacts]{
 		AggregateID: domain.TrustAggregateID(vendor), ID: es.DeriveID("facts", rec.ID),
-		Body: domain.RecordFacts{VendorID: vendor, Delta: delta, CauseEventID: rec.ID, CauseType: rec.Type, Now: s.clock.Now()},
-		Meta: es.Meta{CorrelationID: corr, Actor: domain.DecidedByRules},
+		Body: domain.RecordFacts{VendorID: vendor, Delta: delta, CauseEventID: rec.ID, CauseType: rec.Type, Now: s.d.Clock.Now()},
+		Meta: projection.CausedBy(rec, vendor, domain.DecidedByRules),
 	})
 	if errors.Is(err, es.ErrBadCommand) {
 		return fault.Permanent(fmt.Errorf("vendor %q: %w", vendor, err))
