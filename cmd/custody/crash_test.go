@@ -45,6 +45,7 @@ func splitArgs(s string) []string { return strings.Split(s, "\n") }
 // total in escrow, and the stock ledger adds up: nothing lost, nothing
 // doubled.
 func TestKillNineConverges(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("kill -9 convergence test skipped in -short mode")
 	}

@@ -80,6 +80,7 @@ func skuOf(t *testing.T, cat catalogv1.CatalogServiceClient, productID string) *
 // units. Exactly 100 orders confirm, 900 are rejected, nothing stays
 // pending, and the catalog shows 0 available and 100 reserved.
 func TestFlashSaleNeverOversells(t *testing.T) {
+	t.Parallel()
 	dial := platformUnderTest(t)
 	conn := dial("platform", "service")
 	cat := catalogv1.NewCatalogServiceClient(conn)
@@ -141,6 +142,7 @@ func TestFlashSaleNeverOversells(t *testing.T) {
 // vendors where one SKU is short is rejected naming that SKU, and the
 // other vendor's stock is fully released.
 func TestMultiVendorOrderOutOfStockReleasesEverything(t *testing.T) {
+	t.Parallel()
 	dial := platformUnderTest(t)
 	conn := dial("platform", "service")
 	cat := catalogv1.NewCatalogServiceClient(conn)
@@ -231,6 +233,7 @@ const photo = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 // → the order is DELIVERED, and the catalog moved the units from reserved
 // to sold.
 func TestOrderDeliveredEndToEnd(t *testing.T) {
+	t.Parallel()
 	dial := platformUnderTest(t)
 	ops := dial("platform", "service")
 	cat := catalogv1.NewCatalogServiceClient(ops)
@@ -308,6 +311,7 @@ func TestOrderDeliveredEndToEnd(t *testing.T) {
 // refunded automatically from the custody record, and the order shows
 // REFUNDED.
 func TestParcelNeverDeliveredIsRefundedAutomatically(t *testing.T) {
+	t.Parallel()
 	clk := clock.NewFake(time.Now().UTC().Truncate(time.Second))
 	dial, _ := platformWithClock(t, clk)
 	ops := dial("platform", "service")
@@ -375,6 +379,7 @@ func TestParcelNeverDeliveredIsRefundedAutomatically(t *testing.T) {
 // platform exactly what the split says. A refund after that payout claws
 // the money back: the next run pays them nothing.
 func TestAffiliateOrderPaysOutThenClawsBack(t *testing.T) {
+	t.Parallel()
 	clk := clock.NewFake(time.Now().UTC().Truncate(time.Second))
 	dial, _ := platformWithClock(t, clk)
 	ops := dial("platform", "service")
@@ -497,6 +502,7 @@ func TestAffiliateOrderPaysOutThenClawsBack(t *testing.T) {
 // parks it on the dead-letter stream; support sees it through the audit
 // service — never silently dropped.
 func TestParkedEventsAreVisibleInAudit(t *testing.T) {
+	t.Parallel()
 	dial, nc := platformWithClock(t, nil)
 	js, err := natsjs.New(nc)
 	if err != nil {

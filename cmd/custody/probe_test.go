@@ -10,6 +10,7 @@ import (
 // The probe publishes for real and reports what it stored; its speed is
 // the machine's, so only that it wrote something is asserted.
 func TestProbeReportsWhatItWrote(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	err := run([]string{"probe", "--data-dir", t.TempDir(), "--streams", "2", "--writers", "4", "--batch", "3", "--duration", "300ms"}, &out, &errOut)
 	if err != nil {

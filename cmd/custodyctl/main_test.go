@@ -90,6 +90,7 @@ func placeOrder(t *testing.T, s *testServer, buyer, sku string, qty string) (str
 }
 
 func TestOrdersPlaceGetListCancel(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	sku := s.product(t, "acme", 2500, 5)
 
@@ -138,6 +139,7 @@ func TestOrdersPlaceGetListCancel(t *testing.T) {
 }
 
 func TestErrorsShowStatusAndFieldViolations(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	sku := s.product(t, "acme", 2500, 5)
 	_, _, err := s.try([]string{"buyer:ada"}, "orders", "place", "--buyer", "ada", "--sku", sku, "--country", "Germany", "--street", "")
@@ -166,6 +168,7 @@ func TestErrorsShowStatusAndFieldViolations(t *testing.T) {
 }
 
 func TestTimelineTableAndVerify(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	sku := s.product(t, "acme", 2500, 5)
 	id, _ := placeOrder(t, s, "ada", sku, "1")
@@ -215,6 +218,7 @@ func TestTimelineTableAndVerify(t *testing.T) {
 }
 
 func TestClock(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	before := s.clock.Now()
 	out := s.ctl(t, []string{"platform"}, "clock", "advance", "2d12h")
@@ -235,6 +239,7 @@ func TestClock(t *testing.T) {
 // TestDemo runs the whole demo against a real in-process server: the
 // issue's story end to end, every outcome checked by the demo itself.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	for run := 1; run <= 2; run++ { // twice: every id is unique per run
 		if run == 2 && testing.Short() {
@@ -262,6 +267,7 @@ func TestDemo(t *testing.T) {
 }
 
 func TestDemoNeedsFakeClock(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{}) // wall time, no services
 	addr, dir := p.Addr, p.DataDir
 	var out bytes.Buffer
@@ -280,6 +286,7 @@ func TestDemoNeedsFakeClock(t *testing.T) {
 // run are printed. No figure is asserted beyond counts: speed is measured
 // by running it, not by tests.
 func TestBench(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	for _, tc := range []struct {
 		args []string
