@@ -215,3 +215,14 @@ func FromError(ctx context.Context, log *slog.Logger, err error) error {
 	log.ErrorContext(ctx, "unexpected error", "err", err)
 	return status.Error(codes.Internal, "internal error")
 }
+
+// Edge is what every service's gRPC server holds: the application it
+// serves and the logger that Status reports unforeseen errors to. A
+// server embeds it beside its generated Unimplemented… type.
+type Edge[A any] struct {
+	App A
+	Log *slog.Logger
+}
+
+// NewEdge is the edge of app.
+func NewEdge[A any](app A, log *slog.Logger) Edge[A] { return Edge[A]{App: app, Log: log} }

@@ -27,8 +27,7 @@ const ServiceName = "custody.audit.v1.AuditService"
 // Server implements auditv1.AuditServiceServer.
 type Server struct {
 	auditv1.UnimplementedAuditServiceServer
-	app *app.Service
-	log *slog.Logger
+	apierr.Edge[*app.Service]
 	// Parked lists the events consumer (every consumer: "") parked on the
 	// dead-letter stream, oldest first. The module wires it to the bus, so
 	// this package knows no transport; nil answers Unimplemented.
@@ -37,7 +36,7 @@ type Server struct {
 
 // New returns the gRPC server of svc.
 func New(svc *app.Service, log *slog.Logger) *Server {
-	return &Server{app: svc, log: log}
+	return &Server{Edge: apierr.NewEdge(svc, log)}
 }
 
 // GetOrderTimeline implements auditv1.AuditServiceServer.
@@ -49,7 +48,7 @@ func (s *Server) GetOrderTimeline(ctx context.Context, req *auditv1.GetOrderTime
 	if err != nil {
 		return nil, err
 	}
-	tl, err := s.app.Timeline(ctx, app.TimelineQuery{OrderID: req.GetOrderId(), PageSize: int(req.GetPageSize()),
+	tl, err := s.App.Timeline(ctx, app.TimelineQuery{OrderID: req.GetOrderId(), PageSize: int(req.GetPageSize()),
 		PageToken: req.GetPageToken(), Allow: allow})
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
@@ -70,7 +69,7 @@ func (s *Server) VerifyOrderChain(ctx context.Context, req *auditv1.VerifyOrderC
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.app.Verify(ctx, req.GetOrderId(), allow)
+	v, err := s.App.Verify(ctx, req.GetOrderId(), allow)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -90,7 +89,7 @@ func (s *Server) ReplayOrder(ctx context.Context, req *auditv1.ReplayOrderReques
 	if req.GetAsOf() != nil {
 		asOf = req.GetAsOf().AsTime()
 	}
-	r, err := s.app.Replay(ctx, req.GetOrderId(), asOf, allow)
+	r, err := s.App.Replay(ctx, req.GetOrderId(), asOf, allow)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -136,5 +135,5 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 	if errors.Is(err, app.ErrIndexBehind) {
 		return apierr.Unavailable("the audit index is still catching up with the event stores; retry shortly")
 	}
-	return apierr.FromError(ctx, s.log, err)
+	return apierr.FromError(ctx, s.Log, err)
 }

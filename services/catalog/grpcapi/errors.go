@@ -18,5 +18,5 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 	if errors.As(err, &short) {
 		return apierr.FailedPrecondition("INSUFFICIENT_STOCK", short.Error())
 	}
-	return apierr.FromError(ctx, s.log, err)
+	return apierr.FromError(ctx, s.Log, err)
 }

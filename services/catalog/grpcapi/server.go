@@ -16,6 +16,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/es"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
@@ -29,13 +30,12 @@ const ServiceName = "custody.catalog.v1.CatalogService"
 // Server implements catalogv1.CatalogServiceServer.
 type Server struct {
 	catalogv1.UnimplementedCatalogServiceServer
-	app *app.App
-	log *slog.Logger
+	apierr.Edge[*app.App]
 }
 
 // New returns the gRPC server of a.
 func New(a *app.App, log *slog.Logger) *Server {
-	return &Server{app: a, log: log}
+	return &Server{Edge: apierr.NewEdge(a, log)}
 }
 
 // call is the idempotent identity of a mutating request; its actor is
@@ -55,7 +55,7 @@ func (s *Server) RegisterVendor(ctx context.Context, r *catalogv1.RegisterVendor
 	if err := authorize(ctx, rpc, r.GetVendorId()); err != nil {
 		return nil, err
 	}
-	v, err := s.app.RegisterVendor(ctx, call(ctx, rpc, r.GetVendorId(), r.GetRequestId()), domain.RegisterVendor{
+	v, err := s.App.RegisterVendor(ctx, call(ctx, rpc, r.GetVendorId(), r.GetRequestId()), domain.RegisterVendor{
 		VendorID: r.GetVendorId(), DisplayName: r.GetDisplayName(), CountryCode: r.GetCountryCode(),
 	})
 	if err != nil {
@@ -72,7 +72,7 @@ func (s *Server) GetVendor(ctx context.Context, r *catalogv1.GetVendorRequest) (
 	if err := authorize(ctx, "GetVendor", ""); err != nil {
 		return nil, err
 	}
-	v, err := s.app.Vendor(ctx, r.GetVendorId())
+	v, err := s.App.Vendor(ctx, r.GetVendorId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -90,7 +90,7 @@ func (s *Server) CreateProduct(ctx context.Context, r *catalogv1.CreateProductRe
 		return nil, err
 	}
 	cmd.ProductID = domain.ProductID(r.GetVendorId(), r.GetRequestId())
-	p, err := s.app.CreateProduct(ctx, call(ctx, rpc, r.GetVendorId(), r.GetRequestId()), cmd)
+	p, err := s.App.CreateProduct(ctx, call(ctx, rpc, r.GetVendorId(), r.GetRequestId()), cmd)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -105,7 +105,7 @@ func (s *Server) GetProduct(ctx context.Context, r *catalogv1.GetProductRequest)
 	if err := authorize(ctx, "GetProduct", ""); err != nil {
 		return nil, err
 	}
-	p, err := s.app.Product(ctx, r.GetProductId())
+	p, err := s.App.Product(ctx, r.GetProductId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -121,7 +121,7 @@ func (s *Server) ListProducts(ctx context.Context, r *catalogv1.ListProductsRequ
 	if err := authorize(ctx, "ListProducts", ""); err != nil {
 		return nil, err
 	}
-	ps, next, err := s.app.ListProducts(ctx, lr.vendorID, lr.size, lr.before)
+	ps, next, err := s.App.ListProducts(ctx, lr.vendorID, lr.size, lr.before)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -138,14 +138,14 @@ func (s *Server) AdjustStock(ctx context.Context, r *catalogv1.AdjustStockReques
 	if err := validateAdjustStock(r); err != nil {
 		return nil, err
 	}
-	p, err := s.app.ProductOfSKU(ctx, r.GetSkuId())
+	p, err := s.App.ProductOfSKU(ctx, r.GetSkuId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
 	if err := authorize(ctx, rpc, p.VendorID); err != nil {
 		return nil, err
 	}
-	p, err = s.app.AdjustStock(ctx, call(ctx, rpc, r.GetSkuId(), r.GetRequestId()), domain.AdjustStock{
+	p, err = s.App.AdjustStock(ctx, call(ctx, rpc, r.GetSkuId(), r.GetRequestId()), domain.AdjustStock{
 		SkuID: r.GetSkuId(), Delta: r.GetDelta(), Reason: r.GetReason(),
 	})
 	if err != nil {
@@ -163,7 +163,7 @@ func (s *Server) CreateAffiliateLink(ctx context.Context, r *catalogv1.CreateAff
 	if err := authorize(ctx, rpc, r.GetCreatorId()); err != nil {
 		return nil, err
 	}
-	l, err := s.app.CreateLink(ctx, call(ctx, rpc, r.GetCreatorId(), r.GetRequestId()),
+	l, err := s.App.CreateLink(ctx, call(ctx, rpc, r.GetCreatorId(), r.GetRequestId()),
 		domain.LinkID(r.GetCreatorId(), r.GetRequestId()), r.GetCreatorId(), r.GetProductId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
@@ -179,7 +179,7 @@ func (s *Server) GetAffiliateLink(ctx context.Context, r *catalogv1.GetAffiliate
 	if err := authorize(ctx, "GetAffiliateLink", ""); err != nil {
 		return nil, err
 	}
-	l, err := s.app.Link(ctx, r.GetLinkId())
+	l, err := s.App.Link(ctx, r.GetLinkId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -195,7 +195,7 @@ func (s *Server) StartLiveSession(ctx context.Context, r *catalogv1.StartLiveSes
 	if err := authorize(ctx, rpc, r.GetCreatorId()); err != nil {
 		return nil, err
 	}
-	ss, err := s.app.StartSession(ctx, call(ctx, rpc, r.GetCreatorId(), r.GetRequestId()),
+	ss, err := s.App.StartSession(ctx, call(ctx, rpc, r.GetCreatorId(), r.GetRequestId()),
 		domain.SessionID(r.GetCreatorId(), r.GetRequestId()), domain.StartSession{CreatorID: r.GetCreatorId(), Title: r.GetTitle()})
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
@@ -205,7 +205,7 @@ func (s *Server) StartLiveSession(ctx context.Context, r *catalogv1.StartLiveSes
 
 // sessionOwner loads a session and authorizes the caller on it.
 func (s *Server) sessionOwner(ctx context.Context, rpc, sessionID string) error {
-	ss, err := s.app.Session(ctx, sessionID)
+	ss, err := s.App.Session(ctx, sessionID)
 	if err != nil {
 		return s.toStatus(ctx, err)
 	}
@@ -221,7 +221,7 @@ func (s *Server) PinProduct(ctx context.Context, r *catalogv1.PinProductRequest)
 	if err := s.sessionOwner(ctx, rpc, r.GetSessionId()); err != nil {
 		return nil, err
 	}
-	ss, err := s.app.PinProduct(ctx, call(ctx, rpc, r.GetSessionId(), r.GetRequestId()), r.GetSessionId(), r.GetProductId())
+	ss, err := s.App.PinProduct(ctx, call(ctx, rpc, r.GetSessionId(), r.GetRequestId()), r.GetSessionId(), r.GetProductId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -237,7 +237,7 @@ func (s *Server) UnpinProduct(ctx context.Context, r *catalogv1.UnpinProductRequ
 	if err := s.sessionOwner(ctx, rpc, r.GetSessionId()); err != nil {
 		return nil, err
 	}
-	ss, err := s.app.UnpinProduct(ctx, call(ctx, rpc, r.GetSessionId(), r.GetRequestId()), r.GetSessionId(), r.GetProductId())
+	ss, err := s.App.UnpinProduct(ctx, call(ctx, rpc, r.GetSessionId(), r.GetRequestId()), r.GetSessionId(), r.GetProductId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -253,7 +253,7 @@ func (s *Server) EndLiveSession(ctx context.Context, r *catalogv1.EndLiveSession
 	if err := s.sessionOwner(ctx, rpc, r.GetSessionId()); err != nil {
 		return nil, err
 	}
-	ss, err := s.app.EndSession(ctx, call(ctx, rpc, r.GetSessionId(), r.GetRequestId()), r.GetSessionId())
+	ss, err := s.App.EndSession(ctx, call(ctx, rpc, r.GetSessionId(), r.GetRequestId()), r.GetSessionId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -268,7 +268,7 @@ func (s *Server) GetLiveSession(ctx context.Context, r *catalogv1.GetLiveSession
 	if err := authorize(ctx, "GetLiveSession", ""); err != nil {
 		return nil, err
 	}
-	ss, err := s.app.Session(ctx, r.GetSessionId())
+	ss, err := s.App.Session(ctx, r.GetSessionId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}

@@ -29,13 +29,12 @@ const ServiceName = "custody.fulfilment.v1.FulfilmentService"
 // Server implements fulfilmentv1.FulfilmentServiceServer.
 type Server struct {
 	fulfilmentv1.UnimplementedFulfilmentServiceServer
-	app *app.Service
-	log *slog.Logger
+	apierr.Edge[*app.Service]
 }
 
 // New returns the gRPC server of svc.
 func New(svc *app.Service, log *slog.Logger) *Server {
-	return &Server{app: svc, log: log}
+	return &Server{Edge: apierr.NewEdge(svc, log)}
 }
 
 // ListFulfilments implements fulfilmentv1.FulfilmentServiceServer.
@@ -48,7 +47,7 @@ func (s *Server) ListFulfilments(ctx context.Context, req *fulfilmentv1.ListFulf
 	if err := s.authorizeList(ctx, caller, q); err != nil {
 		return nil, err
 	}
-	page, err := s.app.ListFulfilments(ctx, q)
+	page, err := s.App.ListFulfilments(ctx, q)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -67,7 +66,7 @@ func (s *Server) authorizeList(ctx context.Context, caller auth.Caller, q app.Li
 		return nil
 	}
 	if q.OrderID != "" && q.VendorID == "" && caller.Has(auth.Buyer) {
-		fs, err := s.app.OrderFulfilments(ctx, q.OrderID)
+		fs, err := s.App.OrderFulfilments(ctx, q.OrderID)
 		if err != nil {
 			return s.toStatus(ctx, err)
 		}
@@ -105,7 +104,7 @@ func (s *Server) ShipFulfilment(ctx context.Context, req *fulfilmentv1.ShipFulfi
 		return nil, err
 	}
 	cmd.Actor = who
-	v, sid, err := s.app.ShipFulfilment(ctx, cmd)
+	v, sid, err := s.App.ShipFulfilment(ctx, cmd)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -124,7 +123,7 @@ func (s *Server) RecordTrackingEvent(ctx context.Context, req *fulfilmentv1.Reco
 		return nil, apierr.PermissionDenied("a carrier posts scans only for its own tracking numbers (role carrier:" + cmd.Carrier + ")")
 	}
 	cmd.Actor = actor(caller, res)
-	r, err := s.app.RecordScan(ctx, cmd)
+	r, err := s.App.RecordScan(ctx, cmd)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -141,7 +140,7 @@ func (s *Server) ConfirmReceipt(ctx context.Context, req *fulfilmentv1.ConfirmRe
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.app.ConfirmReceipt(ctx, req.GetFulfilmentId(), req.GetRequestId(), who)
+	v, err := s.App.ConfirmReceipt(ctx, req.GetFulfilmentId(), req.GetRequestId(), who)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -159,7 +158,7 @@ func (s *Server) WatchFulfilments(req *fulfilmentv1.WatchFulfilmentsRequest, str
 	if !allowed(caller, "WatchFulfilments", resource{vendorID: req.GetVendorId()}) {
 		return apierr.PermissionDenied("a vendor watches only its own fulfilments (vendor_id = itself)")
 	}
-	err = s.app.Watch(ctx, req.GetVendorId(), from, func(m app.WatchMessage) error { return stream.Send(watchProto(m)) })
+	err = s.App.Watch(ctx, req.GetVendorId(), from, func(m app.WatchMessage) error { return stream.Send(watchProto(m)) })
 	if err != nil && ctx.Err() != nil {
 		// The client went away (a failed Send says so too): not our error.
 		return status.FromContextError(ctx.Err()).Err()
@@ -170,7 +169,7 @@ func (s *Server) WatchFulfilments(req *fulfilmentv1.WatchFulfilmentsRequest, str
 // readable loads a fulfilment and checks the caller may call rpc on it; it
 // returns who the caller acts as.
 func (s *Server) readable(ctx context.Context, rpc, id string) (app.View, string, error) {
-	v, err := s.app.GetFulfilment(ctx, id)
+	v, err := s.App.GetFulfilment(ctx, id)
 	if err != nil {
 		return app.View{}, "", s.toStatus(ctx, err)
 	}
@@ -216,5 +215,5 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 	case errors.Is(err, es.ErrBadCommand):
 		return apierr.InvalidArgument(apierr.FieldViolation{Field: "fulfilment_id", Description: "not a fulfilment id"})
 	}
-	return apierr.FromError(ctx, s.log, err)
+	return apierr.FromError(ctx, s.Log, err)
 }

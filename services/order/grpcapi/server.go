@@ -25,13 +25,12 @@ import (
 // Server implements orderv1.OrderServiceServer.
 type Server struct {
 	orderv1.UnimplementedOrderServiceServer
-	app *app.Service
-	log *slog.Logger
+	apierr.Edge[*app.Service]
 }
 
 // New returns the gRPC server of svc.
 func New(svc *app.Service, log *slog.Logger) *Server {
-	return &Server{app: svc, log: log}
+	return &Server{Edge: apierr.NewEdge(svc, log)}
 }
 
 // PlaceOrder implements orderv1.OrderServiceServer.
@@ -45,7 +44,7 @@ func (s *Server) PlaceOrder(ctx context.Context, req *orderv1.PlaceOrderRequest)
 		return nil, apierr.PermissionDenied("only the buyer " + cmd.BuyerID + " or a service acting for it may place its orders")
 	}
 	cmd.Actor = actor(caller, cmd.BuyerID)
-	v, err := s.app.PlaceOrder(ctx, cmd)
+	v, err := s.App.PlaceOrder(ctx, cmd)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -75,7 +74,7 @@ func (s *Server) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest)
 	if !allowed(caller, "ListOrders", q.BuyerID, q.VendorID) {
 		return nil, apierr.PermissionDenied("buyers list only their own orders, vendors only orders with a part for them")
 	}
-	page, err := s.app.ListOrders(ctx, q)
+	page, err := s.App.ListOrders(ctx, q)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -96,7 +95,7 @@ func (s *Server) CancelOrder(ctx context.Context, req *orderv1.CancelOrderReques
 		return nil, err
 	}
 	caller, _ := auth.CallerFrom(ctx)
-	v, err := s.app.CancelOrder(ctx, app.CancelOrder{OrderID: req.GetOrderId(), RequestID: req.GetRequestId(),
+	v, err := s.App.CancelOrder(ctx, app.CancelOrder{OrderID: req.GetOrderId(), RequestID: req.GetRequestId(),
 		Reason: req.GetReason(), Actor: actor(caller, cur.Order.BuyerID)})
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
@@ -106,7 +105,7 @@ func (s *Server) CancelOrder(ctx context.Context, req *orderv1.CancelOrderReques
 
 // readable loads an order and checks the caller may call rpc on it.
 func (s *Server) readable(ctx context.Context, rpc, id string) (app.OrderView, error) {
-	v, err := s.app.GetOrder(ctx, id)
+	v, err := s.App.GetOrder(ctx, id)
 	if err != nil {
 		return app.OrderView{}, s.toStatus(ctx, err)
 	}
@@ -136,5 +135,5 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 	case errors.Is(err, es.ErrBadCommand):
 		return apierr.InvalidArgument(apierr.FieldViolation{Field: "order_id", Description: "not an order id"})
 	}
-	return apierr.FromError(ctx, s.log, err)
+	return apierr.FromError(ctx, s.Log, err)
 }

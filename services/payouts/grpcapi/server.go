@@ -24,13 +24,12 @@ var ServiceName = payoutsv1.PayoutsService_ServiceDesc.ServiceName
 // Server implements payoutsv1.PayoutsServiceServer.
 type Server struct {
 	payoutsv1.UnimplementedPayoutsServiceServer
-	app *app.Service
-	log *slog.Logger
+	apierr.Edge[*app.Service]
 }
 
 // New returns the gRPC server of svc.
 func New(svc *app.Service, log *slog.Logger) *Server {
-	return &Server{app: svc, log: log}
+	return &Server{Edge: apierr.NewEdge(svc, log)}
 }
 
 // GetBalance implements payoutsv1.PayoutsServiceServer.
@@ -42,7 +41,7 @@ func (s *Server) GetBalance(ctx context.Context, req *payoutsv1.GetBalanceReques
 	if _, err := authorize(ctx, "GetBalance", req.GetOwner()); err != nil {
 		return nil, err
 	}
-	balances, accounts, err := s.app.Balance(ctx, kind, id)
+	balances, accounts, err := s.App.Balance(ctx, kind, id)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -74,7 +73,7 @@ func (s *Server) ListLedgerEntries(ctx context.Context, req *payoutsv1.ListLedge
 	if _, err := authorize(ctx, "ListLedgerEntries", ownerOf(req.GetAccount())); err != nil {
 		return nil, err
 	}
-	page, err := s.app.Entries(ctx, q)
+	page, err := s.App.Entries(ctx, q)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -94,7 +93,7 @@ func (s *Server) GetStatement(ctx context.Context, req *payoutsv1.GetStatementRe
 	if _, err := authorize(ctx, "GetStatement", ownerOf(req.GetAccount())); err != nil {
 		return nil, err
 	}
-	st, err := s.app.Statement(ctx, req.GetAccount(), start, end)
+	st, err := s.App.Statement(ctx, req.GetAccount(), start, end)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -119,7 +118,7 @@ func (s *Server) RunPayouts(ctx context.Context, req *payoutsv1.RunPayoutsReques
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.app.RunPayouts(ctx, req.GetRequestId(), actor(c))
+	b, err := s.App.RunPayouts(ctx, req.GetRequestId(), actor(c))
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -135,7 +134,7 @@ func (s *Server) GetPayoutBatch(ctx context.Context, req *payoutsv1.GetPayoutBat
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.app.PayoutBatch(ctx, req.GetBatchId())
+	b, err := s.App.PayoutBatch(ctx, req.GetBatchId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -159,7 +158,7 @@ func (s *Server) GetOrderSettlement(ctx context.Context, req *payoutsv1.GetOrder
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.app.OrderSettlement(ctx, req.GetOrderId())
+	st, err := s.App.OrderSettlement(ctx, req.GetOrderId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -186,5 +185,5 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 	case errors.Is(err, es.ErrBadCommand):
 		return apierr.InvalidArgument(apierr.FieldViolation{Field: "order_id", Description: "not an order id"})
 	}
-	return apierr.FromError(ctx, s.log, err)
+	return apierr.FromError(ctx, s.Log, err)
 }

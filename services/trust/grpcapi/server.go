@@ -22,13 +22,12 @@ import (
 // Server implements trustv1.TrustServiceServer.
 type Server struct {
 	trustv1.UnimplementedTrustServiceServer
-	app *app.Service
-	log *slog.Logger
+	apierr.Edge[*app.Service]
 }
 
 // New returns the gRPC server of svc.
 func New(svc *app.Service, log *slog.Logger) *Server {
-	return &Server{app: svc, log: log}
+	return &Server{Edge: apierr.NewEdge(svc, log)}
 }
 
 func callerOf(ctx context.Context) auth.Caller {
@@ -42,7 +41,7 @@ func (s *Server) OpenClaim(ctx context.Context, req *trustv1.OpenClaimRequest) (
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
-	buyer, err := s.app.OrderBuyer(ctx, cmd.OrderID)
+	buyer, err := s.App.OrderBuyer(ctx, cmd.OrderID)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -51,7 +50,7 @@ func (s *Server) OpenClaim(ctx context.Context, req *trustv1.OpenClaimRequest) (
 		return nil, apierr.PermissionDenied("only the order's buyer, or a service acting for it, may claim on order " + cmd.OrderID)
 	}
 	cmd.Actor = actor(caller, buyer, "")
-	v, err := s.app.OpenClaim(ctx, cmd)
+	v, err := s.App.OpenClaim(ctx, cmd)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -170,7 +169,7 @@ func (s *Server) ListClaims(ctx context.Context, req *trustv1.ListClaimsRequest)
 		switch {
 		case q.OrderID != "":
 			// A buyer lists the claims of its own order.
-			buyer, err := s.app.OrderBuyer(ctx, q.OrderID)
+			buyer, err := s.App.OrderBuyer(ctx, q.OrderID)
 			if err != nil {
 				return nil, s.toStatus(ctx, err)
 			}
@@ -182,7 +181,7 @@ func (s *Server) ListClaims(ctx context.Context, req *trustv1.ListClaimsRequest)
 			return nil, apierr.PermissionDenied("buyers list only their own claims (buyer_id or order_id), vendors only claims against them (vendor_id)")
 		}
 	}
-	page, err := s.app.ListClaims(ctx, q)
+	page, err := s.App.ListClaims(ctx, q)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -201,7 +200,7 @@ func (s *Server) GetVendorTrust(ctx context.Context, req *trustv1.GetVendorTrust
 	if !allowed(callerOf(ctx), "GetVendorTrust", "", req.GetVendorId()) {
 		return nil, apierr.PermissionDenied("a vendor's trust is shown to the vendor itself, support and platform")
 	}
-	v, err := s.app.GetVendorTrust(ctx, req.GetVendorId())
+	v, err := s.App.GetVendorTrust(ctx, req.GetVendorId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -217,7 +216,7 @@ func (s *Server) ListVendorTrust(ctx context.Context, req *trustv1.ListVendorTru
 	if !allowed(callerOf(ctx), "ListVendorTrust", "", "") {
 		return nil, apierr.PermissionDenied("listing vendors' trust is for support and platform")
 	}
-	page, err := s.app.ListVendorTrust(ctx, q)
+	page, err := s.App.ListVendorTrust(ctx, q)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -230,7 +229,7 @@ func (s *Server) ListVendorTrust(ctx context.Context, req *trustv1.ListVendorTru
 
 // readable loads a claim and checks the caller may call rpc on it.
 func (s *Server) readable(ctx context.Context, rpc, claimID string) (app.ClaimView, error) {
-	v, err := s.app.GetClaim(ctx, claimID)
+	v, err := s.App.GetClaim(ctx, claimID)
 	if err != nil {
 		return app.ClaimView{}, s.toStatus(ctx, err)
 	}
@@ -248,7 +247,7 @@ func (s *Server) act(ctx context.Context, rpc, claimID, requestID string, body f
 		return app.ClaimView{}, err
 	}
 	who := actor(callerOf(ctx), cur.Claim.BuyerID, cur.Claim.VendorID)
-	v, err := s.app.Act(ctx, app.Call{RPC: rpc, ClaimID: claimID, RequestID: requestID, Actor: who},
+	v, err := s.App.Act(ctx, app.Call{RPC: rpc, ClaimID: claimID, RequestID: requestID, Actor: who},
 		func(now time.Time, p domain.Policy) domain.Command { return body(now, p, who) })
 	if err != nil {
 		return app.ClaimView{}, s.toStatus(ctx, err)
@@ -267,5 +266,5 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 	case errors.Is(err, es.ErrBadCommand):
 		return apierr.InvalidArgument(apierr.FieldViolation{Field: "claim_id", Description: "not a claim id"})
 	}
-	return apierr.FromError(ctx, s.log, err)
+	return apierr.FromError(ctx, s.Log, err)
 }
