@@ -113,13 +113,18 @@ func DeriveID(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
+// EventType is the type an event message is stored under: its full proto
+// name, e.g. "custody.order.v1.OrderPlaced". Reactions and read models name
+// the events they follow by it.
+func EventType(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }
+
 // Encode turns a payload into the store's EventData (without id/metadata).
 func Encode(m proto.Message) (eventstore.EventData, error) {
 	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	if err != nil {
-		return eventstore.EventData{}, fmt.Errorf("es: encode %s: %w", m.ProtoReflect().Descriptor().FullName(), err)
+		return eventstore.EventData{}, fmt.Errorf("es: encode %s: %w", EventType(m), err)
 	}
-	return eventstore.EventData{Type: string(m.ProtoReflect().Descriptor().FullName()), Data: data}, nil
+	return eventstore.EventData{Type: EventType(m), Data: data}, nil
 }
 
 // Decode turns a stored event back into its proto payload, looked up by

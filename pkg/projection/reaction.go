@@ -12,16 +12,11 @@ import (
 // platform's runtime) share: how they name the events they want, read the
 // event delivered and record the commands it causes.
 
-// EventType is the type an event message is stored under (its full proto
-// name, as es.Encode records it): what a reaction or a read model names
-// the events it follows by.
-func EventType(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }
-
-// EventTypes is the EventType of each message: a reaction's event types.
+// EventTypes is the es.EventType of each message: a reaction's event types.
 func EventTypes(ms ...proto.Message) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
-		out[i] = EventType(m)
+		out[i] = es.EventType(m)
 	}
 	return out
 }

@@ -1,10 +1,7 @@
 package trust_test
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -14,9 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/custody/custody/pkg/apierr"
-	"github.com/custody/custody/pkg/platform"
 	"github.com/custody/custody/pkg/platform/platformtest"
-	"github.com/custody/custody/pkg/server"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	"github.com/custody/custody/services/trust"
@@ -27,7 +22,11 @@ import (
 // the order's claims aggregate serialises them, across processes
 // optimistic concurrency does.
 func TestConcurrentClaimsNeverRefundMoreThanCaptured(t *testing.T) {
-	second := secondProcess(t)
+	// A second trust process on the same NATS, as a second replica runs.
+	peer := shared.Peer(t, trust.NewModule(trust.Options{}))
+	second := func(roles ...string) trustv1.TrustServiceClient {
+		return platformtest.Client(t, peer, trustv1.NewTrustServiceClient, roles...)
+	}
 	buyer, vendor := platformtest.ID("b"), platformtest.ID("v")
 	procs := []trustv1.TrustServiceClient{as(t, "buyer:"+buyer), second("buyer:" + buyer)}
 	s := confirm(t, buyer, vendor, orderLine{6, 1000}, orderLine{6, 1999}, orderLine{6, 333}, orderLine{6, 7})
@@ -137,49 +136,5 @@ func TestConcurrentClaimsNeverRefundMoreThanCaptured(t *testing.T) {
 		if got := resp.GetClaim().GetRefundedAmount().GetAmountMinor(); got != captured-sum {
 			t.Fatalf("the last claim refunded %d, %d was left", got, captured-sum)
 		}
-	}
-}
-
-// secondProcess runs another trust process on the shared platform's NATS,
-// as a second replica runs (`custody run --target=trust --nats-url=…`),
-// with its own data directory and so its own token key, until the test
-// ends. It returns a client of it whose calls carry a token with roles.
-func secondProcess(t *testing.T) func(roles ...string) trustv1.TrustServiceClient {
-	t.Helper()
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(t.Context())
-	ready := make(chan *platform.Process, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- platform.Run(ctx, platform.Config{
-			Version: "test", DataDir: dir, GRPCAddr: "127.0.0.1:0", NATSURL: shared.NATS.ConnectedUrl(), Clock: clk,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), OnReady: func(p *platform.Process) { ready <- p },
-		}, []platform.Module{trust.NewModule(trust.Options{})})
-	}()
-	var addr string
-	select {
-	case p := <-ready:
-		addr = p.GRPCAddr
-	case err := <-done:
-		cancel()
-		t.Fatalf("the second process stopped before serving: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("the second process: %v", err)
-		}
-	})
-	return func(roles ...string) trustv1.TrustServiceClient {
-		tok, err := platform.MintToken(dir, "", "", roles, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := server.Dial(addr, tok)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return trustv1.NewTrustServiceClient(conn)
 	}
 }

@@ -77,7 +77,8 @@ type Platform struct {
 
 	opts    Options
 	modules []platform.Module
-	server  *natsembed.Server
+	server  *natsembed.Server // nil on a peer: it uses its origin's
+	natsURL string
 	tempDir bool
 
 	mu     sync.Mutex
@@ -116,13 +117,7 @@ func New(o Options, modules ...platform.Module) (*Platform, error) {
 		p.opts.Dir, p.tempDir = dir, true
 	}
 	p.DataDir = p.opts.Dir
-	ns, err := natsembed.Start(natsembed.Config{DataDir: filepath.Join(p.DataDir, "nats"), Listen: true, Host: "127.0.0.1"})
-	if err != nil {
-		p.Close()
-		return nil, err
-	}
-	p.server = ns
-	if p.NATS, err = nats.Connect(ns.ClientURL()); err != nil {
+	if err := p.connect(); err != nil {
 		p.Close()
 		return nil, err
 	}
@@ -139,6 +134,38 @@ func New(o Options, modules ...platform.Module) (*Platform, error) {
 	return p, nil
 }
 
+// connect starts the platform's own NATS, or joins its origin's (a peer).
+func (p *Platform) connect() error {
+	if p.natsURL == "" {
+		ns, err := natsembed.Start(natsembed.Config{DataDir: filepath.Join(p.DataDir, "nats"), Listen: true, Host: "127.0.0.1"})
+		if err != nil {
+			return err
+		}
+		p.server, p.natsURL = ns, ns.ClientURL()
+	}
+	nc, err := nats.Connect(p.natsURL)
+	p.NATS = nc
+	return err
+}
+
+// Peer runs modules as a second process on p's NATS, with p's clock and a
+// data directory (so a token key) of its own, until the test ends: a second
+// replica of a service (`custody run --target=… --nats-url=…`).
+func (p *Platform) Peer(t testing.TB, modules ...platform.Module) *Platform {
+	t.Helper()
+	peer := &Platform{opts: Options{Clock: p.Clock, Dir: t.TempDir(), Logger: p.opts.Logger}, modules: modules,
+		Clock: p.Clock, natsURL: p.natsURL, conns: map[string]*grpc.ClientConn{}, stores: map[string]*esjs.Store{}}
+	peer.DataDir = peer.opts.Dir
+	if err := peer.connect(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(peer.Close)
+	if err := peer.start(); err != nil {
+		t.Fatal(err)
+	}
+	return peer
+}
+
 // start runs the modules in platform.Run until p.stop.
 func (p *Platform) start() error {
 	logger := p.opts.Logger
@@ -150,7 +177,7 @@ func (p *Platform) start() error {
 	done := make(chan error, 1)
 	go func() {
 		done <- platform.Run(ctx, platform.Config{
-			DataDir: p.DataDir, GRPCAddr: "127.0.0.1:0", Version: "test", NATSURL: p.server.ClientURL(),
+			DataDir: p.DataDir, GRPCAddr: "127.0.0.1:0", Version: "test", NATSURL: p.natsURL,
 			Clock: p.Clock, Logger: logger, Store: p.opts.Store, OnReady: func(proc *platform.Process) { ready <- proc },
 		}, p.modules)
 	}()
@@ -211,7 +238,8 @@ func (p *Platform) Restart(t testing.TB) {
 	}
 }
 
-// Close stops the process and NATS and removes a temporary data directory.
+// Close stops the process and its own NATS (a peer leaves its origin's
+// running) and removes a temporary data directory.
 func (p *Platform) Close() {
 	_ = p.stopProcess()
 	if p.NATS != nil {

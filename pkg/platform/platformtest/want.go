@@ -51,7 +51,7 @@ func (p *Platform) WritesNothing(t testing.TB, service string, do func()) {
 	before := p.LastPosition(t, service)
 	do()
 	if after := p.LastPosition(t, service); after != before {
-		t.Fatalf("a refused request wrote %d events", after-before)
+		t.Fatalf("a refused request wrote: the store moved from position %d to %d", before, after)
 	}
 }
 

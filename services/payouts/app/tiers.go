@@ -26,7 +26,7 @@ func NewTierView() *TierView { return &TierView{pos: projection.New(), tiers: ma
 // Position is the trust store position of the last event applied.
 func (v *TierView) Position() *projection.Position { return v.pos }
 
-var scoreChanged = projection.EventType(&trustv1.TrustScoreChanged{})
+var scoreChanged = es.EventType(&trustv1.TrustScoreChanged{})
 
 // Apply applies one trust event.
 func (v *TierView) Apply(rec eventstore.RecordedEvent) {
