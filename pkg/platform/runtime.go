@@ -13,6 +13,7 @@ import (
 
 	"github.com/custody/custody/pkg/bus"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/eventstore/esdb"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 	"github.com/custody/custody/pkg/projection"
 )
@@ -79,13 +80,6 @@ func startModule(ctx context.Context, m Module, d Deps) (*runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.Backend.esdb() {
-		r, err := relay(ctx, d, m.Name)
-		if err != nil {
-			return nil, err
-		}
-		parts.Projections = append(parts.Projections, r)
-	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	rt := &runtime{module: m.Name, d: d, log: d.Logger, parts: parts, cancel: cancel}
 	var own []*followed
@@ -99,6 +93,16 @@ func startModule(ctx context.Context, m Module, d Deps) (*runtime, error) {
 			own = append(own, f)
 		}
 		rt.wg.Go(func() { rt.follow(bg, f) })
+	}
+	if d.Backend.esdb() && !d.ReadOnly {
+		// The module's events reach the other services through NATS: its
+		// relay counts as one of its own projections, caught up before it
+		// serves and waited for by Settled.
+		f := &followed{p: Projection{Name: "relay of " + m.Name + " events to NATS", Source: m.Name},
+			pos: projection.New(), caughtUp: make(chan struct{})}
+		rt.projections = append(rt.projections, f)
+		own = append(own, f)
+		rt.wg.Go(func() { rt.relay(bg, f) })
 	}
 	wctx, wcancel := context.WithTimeout(ctx, catchUpTimeout)
 	defer wcancel()
@@ -170,6 +174,54 @@ func (rt *runtime) follow(ctx context.Context, f *followed) {
 			f.markCaughtUp()
 		}
 	})
+}
+
+// relay forwards the module's own events from EventStoreDB into its
+// JetStream stream (esdb.Relay, which resumes after what it forwarded
+// before), restarting it after a failure, and tracks how far it got in f.
+func (rt *runtime) relay(ctx context.Context, f *followed) {
+	log := rt.log.With("relay", f.p.Source)
+	var st Store
+	var target, done uint64
+	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
+		var err error
+		if st == nil {
+			if st, err = rt.d.OpenStore(ctx, f.p.Source); err != nil {
+				st = nil
+				log.Warn("opening the event store; will retry", "err", err)
+				continue
+			}
+		}
+		if target, err = st.LastPosition(ctx); err == nil {
+			done, err = esdb.RelayedUpTo(ctx, rt.d.NATS, f.p.Source)
+		}
+		if err == nil {
+			break
+		}
+		log.Warn("reading where the relay stands; will retry", "err", err)
+	}
+	src, ok := st.(*esdb.Store)
+	if ctx.Err() != nil || !ok {
+		return
+	}
+	rt.mu.Lock()
+	f.store = st
+	rt.mu.Unlock()
+	progress := func(pos uint64) error {
+		f.pos.Advance(pos)
+		f.applied.Store(pos)
+		if pos >= target {
+			f.markCaughtUp()
+		}
+		return nil
+	}
+	_ = progress(done)
+	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
+		err := esdb.Relay(ctx, src, rt.d.NATS, 0, progress, esdb.WithReplicas(rt.d.Replicas))
+		if ctx.Err() == nil {
+			log.Warn("relaying events to NATS; will restart", "err", err)
+		}
+	}
 }
 
 // subscribe starts the reaction's durable consumer once its source's

@@ -83,7 +83,7 @@ func TestESDBStoreRelaysEventsToReactions(t *testing.T) {
 	}
 	check("first start", n)
 
-	// A restart relays from the beginning again and stores nothing twice;
+	// A restarted relay resumes after what it forwarded: nothing twice;
 	// an event written meanwhile reaches the reaction once.
 	folded.Store(0)
 	p.Restart(t)

@@ -84,6 +84,24 @@ func Relay(ctx context.Context, store *Store, nc *nats.Conn, from uint64, checkp
 	return forward(ctx, sub, js, store.service, checkpoint)
 }
 
+// RelayedUpTo is the EventStoreDB position of the last event Relay has
+// forwarded into service's JetStream stream: where a restarted relay
+// resumes. 0 when it has forwarded none (or the stream does not exist).
+func RelayedUpTo(ctx context.Context, nc *nats.Conn, service string) (uint64, error) {
+	js, err := natsjs.New(nc)
+	if err != nil {
+		return 0, fmt.Errorf("esdb relay: %w", err)
+	}
+	st, err := js.Stream(ctx, jetstream.StreamNameFor(service))
+	if errors.Is(err, natsjs.ErrStreamNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("esdb relay: %w: %w", eventstore.ErrUnavailable, err)
+	}
+	return lastRelayed(ctx, st)
+}
+
 // lastRelayed is the EventStoreDB position of the last event in the
 // JetStream stream, or 0 if it holds none that the relay wrote.
 func lastRelayed(ctx context.Context, st natsjs.Stream) (uint64, error) {
