@@ -1,6 +1,8 @@
 package projection
 
 import (
+	"context"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/custody/custody/pkg/es"
@@ -19,6 +21,50 @@ func EventTypes(ms ...proto.Message) []string {
 		out[i] = es.EventType(m)
 	}
 	return out
+}
+
+// Route is how a reaction handles the events of one type; On makes one.
+type Route struct {
+	eventType string
+	handle    func(context.Context, eventstore.RecordedEvent, proto.Message) error
+}
+
+// On routes the events whose payload is a T to fn.
+func On[T proto.Message](fn func(ctx context.Context, rec eventstore.RecordedEvent, ev T) error) Route {
+	var zero T // a nil message still names its type
+	return Route{eventType: es.EventType(zero), handle: func(ctx context.Context, rec eventstore.RecordedEvent, m proto.Message) error {
+		return fn(ctx, rec, m.(T))
+	}}
+}
+
+// Routes are a reaction's routes, one per event type: the event types it
+// asks for and how it handles each, declared once so that they cannot
+// disagree.
+type Routes []Route
+
+// EventTypes are the routes' event types, in order.
+func (rs Routes) EventTypes() []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.eventType
+	}
+	return out
+}
+
+// Handle decodes rec (see Decode) and hands it to the route of its type.
+// An event of a type no route names is ignored.
+func (rs Routes) Handle(ctx context.Context, rec eventstore.RecordedEvent) error {
+	ev, err := Decode(rec)
+	if err != nil {
+		return err
+	}
+	t := es.EventType(ev.Payload)
+	for _, r := range rs {
+		if r.eventType == t {
+			return r.handle(ctx, rec, ev.Payload)
+		}
+	}
+	return nil
 }
 
 // Decode decodes an event delivered to a reaction. An event that cannot

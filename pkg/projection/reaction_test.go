@@ -1,11 +1,16 @@
 package projection_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
@@ -18,6 +23,62 @@ func TestEventTypes(t *testing.T) {
 	got := projection.EventTypes(&timestamppb.Timestamp{}, &durationpb.Duration{})
 	if want := []string{"google.protobuf.Timestamp", "google.protobuf.Duration"}; !slices.Equal(got, want) {
 		t.Fatalf("EventTypes = %v, want %v", got, want)
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	t.Parallel()
+	var got []string // what the routes were handed
+	failed := errors.New("a passing failure")
+	routes := projection.Routes{
+		projection.On(func(_ context.Context, rec eventstore.RecordedEvent, ev *timestamppb.Timestamp) error {
+			got = append(got, fmt.Sprintf("timestamp %d of %s", ev.GetSeconds(), rec.Stream))
+			return nil
+		}),
+		projection.On(func(_ context.Context, rec eventstore.RecordedEvent, ev *durationpb.Duration) error {
+			got = append(got, fmt.Sprintf("duration %d of %s", ev.GetSeconds(), rec.Stream))
+			if ev.GetSeconds() < 0 {
+				return failed
+			}
+			return nil
+		}),
+	}
+	if want := []string{"google.protobuf.Timestamp", "google.protobuf.Duration"}; !slices.Equal(routes.EventTypes(), want) {
+		t.Fatalf("EventTypes = %v, want %v (the routes' order)", routes.EventTypes(), want)
+	}
+	encoded := func(m proto.Message) eventstore.RecordedEvent {
+		ed, err := es.Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eventstore.RecordedEvent{Stream: "s1", EventData: ed}
+	}
+	for _, tc := range []struct {
+		name      string
+		rec       eventstore.RecordedEvent
+		handed    []string
+		err       error // nil: none
+		permanent bool
+	}{
+		{name: "first route", rec: encoded(&timestamppb.Timestamp{Seconds: 7}), handed: []string{"timestamp 7 of s1"}},
+		{name: "second route", rec: encoded(&durationpb.Duration{Seconds: 3}), handed: []string{"duration 3 of s1"}},
+		{name: "the route's error as it is", rec: encoded(&durationpb.Duration{Seconds: -1}), handed: []string{"duration -1 of s1"}, err: failed},
+		{name: "another type is ignored", rec: encoded(wrapperspb.String("x"))},
+		{name: "undecodable bytes are parked", rec: eventstore.RecordedEvent{Stream: "s1", EventData: eventstore.EventData{
+			Type: "google.protobuf.Timestamp", Data: []byte{0xff}}}, permanent: true},
+		{name: "an unknown type is parked", rec: eventstore.RecordedEvent{Stream: "s1", EventData: eventstore.EventData{
+			Type: "custody.nope.v1.Unknown"}}, permanent: true},
+	} {
+		got = nil
+		err := routes.Handle(t.Context(), tc.rec)
+		switch {
+		case !slices.Equal(got, tc.handed):
+			t.Errorf("%s: handed %q, want %q", tc.name, got, tc.handed)
+		case tc.permanent && !fault.IsPermanent(err):
+			t.Errorf("%s: %v, want a permanent error", tc.name, err)
+		case !tc.permanent && err != tc.err:
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.err)
+		}
 	}
 }
 

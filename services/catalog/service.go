@@ -67,6 +67,7 @@ func newParts(ctx context.Context, d platform.Deps) (platform.Parts, error) {
 	a := app.New(deps)
 	index := a.Index()
 	api := grpcapi.New(a, log)
+	saga, shipments, returns := app.NewSaga(a).Routes(), a.ShipmentRoutes(), a.ReturnRoutes()
 	return platform.Parts{
 		Register: func(r grpc.ServiceRegistrar) { catalogv1.RegisterCatalogServiceServer(r, api) },
 		Services: []string{ServiceName},
@@ -80,13 +81,13 @@ func newParts(ctx context.Context, d platform.Deps) (platform.Parts, error) {
 		}},
 		Reactions: []platform.Reaction{
 			{
-				Name: ConsumerName, Source: "order", EventTypes: app.SagaEventTypes, Handle: app.NewSaga(a).Handle,
+				Name: ConsumerName, Source: "order", EventTypes: saga.EventTypes(), Handle: saga.Handle,
 				// One order's events go one by one; orders for a hot product
 				// overlap and are group-committed there.
 				Concurrency: 16,
 			},
-			{Name: "catalog-on-fulfilment", Source: "fulfilment", EventTypes: app.ShipmentEventTypes, Handle: a.HandleStockEvent, Concurrency: 8},
-			{Name: "catalog-on-trust", Source: "trust", EventTypes: app.ReturnEventTypes, Handle: a.HandleStockEvent, Concurrency: 8},
+			{Name: "catalog-on-fulfilment", Source: "fulfilment", EventTypes: shipments.EventTypes(), Handle: shipments.Handle, Concurrency: 8},
+			{Name: "catalog-on-trust", Source: "trust", EventTypes: returns.EventTypes(), Handle: returns.Handle, Concurrency: 8},
 		},
 	}, nil
 }

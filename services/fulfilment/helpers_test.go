@@ -224,14 +224,8 @@ func scanReq(carrier, number, eventID string, st fulfilmentv1.TrackingStatus, at
 		OccurTime: timestamppb.New(at), Location: "Berlin hub", Proof: proof}
 }
 
+// The states the API reports (scan statuses are the domain's: domain.InTransit, …).
 const (
-	infoReceived   = fulfilmentv1.TrackingStatus_TRACKING_STATUS_INFO_RECEIVED
-	pickedUp       = fulfilmentv1.TrackingStatus_TRACKING_STATUS_PICKED_UP
-	inTransit      = fulfilmentv1.TrackingStatus_TRACKING_STATUS_IN_TRANSIT
-	outForDelivery = fulfilmentv1.TrackingStatus_TRACKING_STATUS_OUT_FOR_DELIVERY
-	delivered      = fulfilmentv1.TrackingStatus_TRACKING_STATUS_DELIVERED
-	lost           = fulfilmentv1.TrackingStatus_TRACKING_STATUS_LOST
-
 	stateRequested = fulfilmentv1.FulfilmentState_FULFILMENT_STATE_REQUESTED
 	statePartial   = fulfilmentv1.FulfilmentState_FULFILMENT_STATE_PARTIALLY_SHIPPED
 	stateShipped   = fulfilmentv1.FulfilmentState_FULFILMENT_STATE_SHIPPED

@@ -218,7 +218,7 @@ func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 	}
 	svc := app.New(cfg, deps)
 	api := grpcapi.New(svc, d.Logger)
-	rm := svc.ReadModel()
+	rm, orders := svc.ReadModel(), svc.OrderRoutes()
 	return platform.Parts{
 		Register: func(r grpc.ServiceRegistrar) { fulfilmentv1.RegisterFulfilmentServiceServer(r, api) },
 		Services: []string{ServiceName},
@@ -227,8 +227,8 @@ func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 		// process was down.
 		Projections: []platform.Projection{{Name: "fulfilments", Source: Name, Apply: rm.Apply, Position: rm.Position()}},
 		Reactions: []platform.Reaction{{
-			Name: app.OrderConsumer, Source: "order", EventTypes: app.OrderEventTypes,
-			Handle: svc.HandleOrderEvent, Concurrency: svc.Config().ReactionConcurrency,
+			Name: app.OrderConsumer, Source: "order", EventTypes: orders.EventTypes(),
+			Handle: orders.Handle, Concurrency: svc.Config().ReactionConcurrency,
 		}},
 		// Starts once the read model has caught up, so every deadline is known.
 		Workers: []func(context.Context){svc.Deadlines().Run},

@@ -12,9 +12,11 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custody/custody/pkg/platform/platformtest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	"github.com/custody/custody/services/fulfilment"
+	"github.com/custody/custody/services/fulfilment/domain"
 )
 
 // TestEndToEnd is the delivery-trust path through gRPC: OrderConfirmed (fed
@@ -98,17 +100,17 @@ func TestEndToEnd(t *testing.T) {
 	}
 	pod := &fulfilmentv1.ProofOfDelivery{RecipientName: "A. Lovelace", SignatureSha256: signature, PhotoSha256: doorstep, Location: "52.517,13.389"}
 	e.clock.Advance(2 * day) // the carrier's feed arrives late, in a burst
-	post("u-2", inTransit, shipAt.Add(10*time.Hour), nil)
-	post("u-1", pickedUp, shipAt.Add(time.Hour), nil)
-	if r := post("u-1", pickedUp, shipAt.Add(time.Hour), nil); !r.GetDuplicate() {
+	post("u-2", domain.InTransit, shipAt.Add(10*time.Hour), nil)
+	post("u-1", domain.PickedUp, shipAt.Add(time.Hour), nil)
+	if r := post("u-1", domain.PickedUp, shipAt.Add(time.Hour), nil); !r.GetDuplicate() {
 		t.Fatalf("duplicate scan not reported: %v", r)
 	}
-	post("u-3", outForDelivery, shipAt.Add(40*time.Hour), nil)
-	r := post("u-4", delivered, shipAt.Add(44*time.Hour), pod)
-	if r.GetFulfilmentState() != stateDelivered || r.GetShipmentStatus() != delivered || r.GetShipmentId() != "s1" || r.GetFulfilmentId() != fid {
+	post("u-3", domain.OutForDelivery, shipAt.Add(40*time.Hour), nil)
+	r := post("u-4", domain.Delivered, shipAt.Add(44*time.Hour), pod)
+	if r.GetFulfilmentState() != stateDelivered || r.GetShipmentStatus() != domain.Delivered || r.GetShipmentId() != "s1" || r.GetFulfilmentId() != fid {
 		t.Fatalf("delivered scan: %v", r)
 	}
-	if r := post("u-5", inTransit, shipAt.Add(45*time.Hour), nil); r.GetFulfilmentState() != stateDelivered || r.GetShipmentStatus() != delivered {
+	if r := post("u-5", domain.InTransit, shipAt.Add(45*time.Hour), nil); r.GetFulfilmentState() != stateDelivered || r.GetShipmentStatus() != domain.Delivered {
 		t.Fatalf("a late IN_TRANSIT moved the state back: %v", r)
 	}
 
@@ -135,7 +137,7 @@ func TestEndToEnd(t *testing.T) {
 		ids = append(ids, te.GetCarrierEventId())
 	}
 	if f.GetState() != stateDelivered || !f.GetDelivery().GetWithProof() || f.GetDelivery().GetConfirmedByBuyer() ||
-		!sh.GetDeliveredWithProof() || sh.GetProof().GetRecipientName() != "A. Lovelace" || sh.GetStatus() != delivered ||
+		!sh.GetDeliveredWithProof() || sh.GetProof().GetRecipientName() != "A. Lovelace" || sh.GetStatus() != domain.Delivered ||
 		fmt.Sprint(ids) != "[u-1 u-2 u-3 u-4 u-5]" || sh.GetTrackingEventCount() != 5 || len(f.GetUnshippedLines()) != 0 {
 		t.Fatalf("fulfilment %v", f)
 	}
@@ -211,12 +213,12 @@ func TestPartialShipmentsInSeveralPackages(t *testing.T) {
 	// s1 delivered (with proof), s2 not yet: not delivered.
 	cc := e.as(t, "carrier:dhl")
 	at := e.clock.Now()
-	if _, err := cc.RecordTrackingEvent(t.Context(), scanReq("dhl", n1, "d1", delivered, at, &fulfilmentv1.ProofOfDelivery{RecipientName: "Ada"})); err != nil {
+	if _, err := cc.RecordTrackingEvent(t.Context(), scanReq("dhl", n1, "d1", domain.Delivered, at, &fulfilmentv1.ProofOfDelivery{RecipientName: "Ada"})); err != nil {
 		t.Fatal(err)
 	}
 	e.waitState(t, fid, stateShipped)
 	// s2 delivered without proof: delivered, but not with proof.
-	r, err := cc.RecordTrackingEvent(t.Context(), scanReq("dhl", n2, "d2", delivered, at.Add(time.Minute), nil))
+	r, err := cc.RecordTrackingEvent(t.Context(), scanReq("dhl", n2, "d2", domain.Delivered, at.Add(time.Minute), nil))
 	if err != nil || r.GetFulfilmentState() != stateDelivered {
 		t.Fatalf("s2 delivered: %v, %v", r, err)
 	}
@@ -235,46 +237,37 @@ func TestShipValidation(t *testing.T) {
 	valid := func() *fulfilmentv1.ShipFulfilmentRequest {
 		return shipReq(fid, "dhl", number, box(line("1", 2), line("2", 1)))
 	}
-	tests := []struct {
-		name   string
-		change func(*fulfilmentv1.ShipFulfilmentRequest)
-		field  string
-	}{
-		{"missing request id", func(r *fulfilmentv1.ShipFulfilmentRequest) { r.RequestId = "" }, "request_id"},
-		{"unknown carrier", func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Carrier = "pigeon" }, "carrier"},
-		{"malformed tracking number", func(r *fulfilmentv1.ShipFulfilmentRequest) { r.TrackingNumber = "12345" }, "tracking_number"},
-		{"tracking number of another carrier's format", func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Carrier = "ups" }, "tracking_number"},
-		{"no packages", func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Packages = nil }, "packages"},
-		{"line not in the order", func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Packages = []*fulfilmentv1.Package{box(line("9", 1))} }, "packages[0].lines[0].line_id"},
-		{"SKU not in the order", func(r *fulfilmentv1.ShipFulfilmentRequest) {
+	tests := []platformtest.BadRequest[*fulfilmentv1.ShipFulfilmentRequest]{
+		{Name: "missing request id", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) { r.RequestId = "" }, Field: "request_id"},
+		{Name: "unknown carrier", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Carrier = "pigeon" }, Field: "carrier"},
+		{Name: "malformed tracking number", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) { r.TrackingNumber = "12345" }, Field: "tracking_number"},
+		{Name: "tracking number of another carrier's format", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Carrier = "ups" }, Field: "tracking_number"},
+		{Name: "no packages", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Packages = nil }, Field: "packages"},
+		{Name: "line not in the order", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Packages = []*fulfilmentv1.Package{box(line("9", 1))} }, Field: "packages[0].lines[0].line_id"},
+		{Name: "SKU not in the order", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) {
 			r.Packages = []*fulfilmentv1.Package{box(&fulfilmentv1.ShippedLine{SkuId: "zz", Quantity: 1})}
-		}, "packages[0].lines[0].sku_id"},
-		{"more than ordered", func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Packages = []*fulfilmentv1.Package{box(line("1", 3))} }, "packages[0].lines[0].quantity"},
-		{"zero quantity", func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Packages[0].Lines[1].Quantity = 0 }, "packages[0].lines[1].quantity"},
-		{"no photos", func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Packages[0].Evidence.PhotoSha256 = nil }, "packages[0].evidence.photo_sha256"},
-		{"photo not a hash", func(r *fulfilmentv1.ShipFulfilmentRequest) {
+		}, Field: "packages[0].lines[0].sku_id"},
+		{Name: "more than ordered", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Packages = []*fulfilmentv1.Package{box(line("1", 3))} }, Field: "packages[0].lines[0].quantity"},
+		{Name: "zero quantity", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Packages[0].Lines[1].Quantity = 0 }, Field: "packages[0].lines[1].quantity"},
+		{Name: "no photos", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Packages[0].Evidence.PhotoSha256 = nil }, Field: "packages[0].evidence.photo_sha256"},
+		{Name: "photo not a hash", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) {
 			r.Packages[0].Evidence.PhotoSha256 = []string{"IMG_0001.jpg"}
-		}, "packages[0].evidence.photo_sha256[0]"},
-		{"a unit missing", func(r *fulfilmentv1.ShipFulfilmentRequest) {
+		}, Field: "packages[0].evidence.photo_sha256[0]"},
+		{Name: "a unit missing", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) {
 			r.Packages[0].Evidence.Units = r.Packages[0].Evidence.Units[1:]
-		}, "packages[0].evidence.units"},
-		{"unit without serial or lot", func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Packages[0].Evidence.Units[2].SerialNumber = "" }, "packages[0].evidence.units[2]"},
-		{"serial twice", func(r *fulfilmentv1.ShipFulfilmentRequest) {
+		}, Field: "packages[0].evidence.units"},
+		{Name: "unit without serial or lot", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Packages[0].Evidence.Units[2].SerialNumber = "" }, Field: "packages[0].evidence.units[2]"},
+		{Name: "serial twice", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) {
 			r.Packages[0].Evidence.Units[1].SerialNumber = r.Packages[0].Evidence.Units[0].GetSerialNumber()
-		}, "packages[0].evidence.units[1].serial_number"},
-		{"duplicate package ids", func(r *fulfilmentv1.ShipFulfilmentRequest) {
+		}, Field: "packages[0].evidence.units[1].serial_number"},
+		{Name: "duplicate package ids", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) {
 			r.Packages = []*fulfilmentv1.Package{box(line("1", 2)), box(line("2", 1))}
 			r.Packages[0].PackageId, r.Packages[1].PackageId = "A", "A"
-		}, "packages[1].package_id"},
+		}, Field: "packages[1].package_id"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e.WantRefused(t, fulfilment.Name, tt.field, func() error {
-				req := valid()
-				tt.change(req)
-				_, err := vc.ShipFulfilment(t.Context(), req)
-				return err
-			})
+		t.Run(tt.Name, func(t *testing.T) {
+			e.WantRefused(t, fulfilment.Name, tt.Field, platformtest.Call(vc.ShipFulfilment, t.Context(), tt.Of(valid)))
 		})
 	}
 	// The valid request works, and the tracking number was not burnt by
@@ -308,7 +301,7 @@ func TestTrackingNumbersAreUniquePerCarrier(t *testing.T) {
 		wantCode(t, err, codes.AlreadyExists)
 	})
 	// Scans of the number go to f1 only.
-	r, err := e.as(t, "carrier:dhl").RecordTrackingEvent(t.Context(), scanReq("dhl", number, "x1", pickedUp, e.clock.Now(), nil))
+	r, err := e.as(t, "carrier:dhl").RecordTrackingEvent(t.Context(), scanReq("dhl", number, "x1", domain.PickedUp, e.clock.Now(), nil))
 	if err != nil || r.GetFulfilmentId() != f1 || r.GetShipmentId() != "s1" {
 		t.Fatalf("scan: %v, %v", r, err)
 	}
@@ -356,21 +349,21 @@ func TestScanRules(t *testing.T) {
 		code  codes.Code
 		field string
 	}{
-		{"unknown tracking number", scanReq("dhl", dhlNumber(), "e1", inTransit, now, nil), codes.NotFound, ""},
+		{"unknown tracking number", scanReq("dhl", dhlNumber(), "e1", domain.InTransit, now, nil), codes.NotFound, ""},
 		{"unknown status", scanReq("dhl", number, "e1", fulfilmentv1.TrackingStatus(77), now, nil), codes.InvalidArgument, "status"},
 		{"unspecified status", scanReq("dhl", number, "e1", 0, now, nil), codes.InvalidArgument, "status"},
-		{"no event id", scanReq("dhl", number, "", inTransit, now, nil), codes.InvalidArgument, "carrier_event_id"},
+		{"no event id", scanReq("dhl", number, "", domain.InTransit, now, nil), codes.InvalidArgument, "carrier_event_id"},
 		{"no occur time", func() *fulfilmentv1.RecordTrackingEventRequest {
-			r := scanReq("dhl", number, "e1", inTransit, now, nil)
+			r := scanReq("dhl", number, "e1", domain.InTransit, now, nil)
 			r.OccurTime = nil
 			return r
 		}(), codes.InvalidArgument, "occur_time"},
-		{"far in the future", scanReq("dhl", number, "e1", inTransit, now.Add(3*time.Hour), nil), codes.InvalidArgument, "occur_time"},
-		{"proof on a non-delivered scan", scanReq("dhl", number, "e1", outForDelivery, now, &fulfilmentv1.ProofOfDelivery{RecipientName: "x"}), codes.InvalidArgument, "proof"},
-		{"malformed signature hash", scanReq("dhl", number, "e1", delivered, now, &fulfilmentv1.ProofOfDelivery{SignatureSha256: "abc"}), codes.InvalidArgument, "proof.signature_sha256"},
-		{"malformed tracking number", scanReq("dhl", "xx", "e1", inTransit, now, nil), codes.InvalidArgument, "tracking_number"},
-		{"unknown carrier", scanReq("owl", number, "e1", inTransit, now, nil), codes.InvalidArgument, "carrier"},
-		{"another carrier's number", scanReq("ups", upsNumber(), "e1", inTransit, now, nil), codes.PermissionDenied, ""},
+		{"far in the future", scanReq("dhl", number, "e1", domain.InTransit, now.Add(3*time.Hour), nil), codes.InvalidArgument, "occur_time"},
+		{"proof on a non-delivered scan", scanReq("dhl", number, "e1", domain.OutForDelivery, now, &fulfilmentv1.ProofOfDelivery{RecipientName: "x"}), codes.InvalidArgument, "proof"},
+		{"malformed signature hash", scanReq("dhl", number, "e1", domain.Delivered, now, &fulfilmentv1.ProofOfDelivery{SignatureSha256: "abc"}), codes.InvalidArgument, "proof.signature_sha256"},
+		{"malformed tracking number", scanReq("dhl", "xx", "e1", domain.InTransit, now, nil), codes.InvalidArgument, "tracking_number"},
+		{"unknown carrier", scanReq("owl", number, "e1", domain.InTransit, now, nil), codes.InvalidArgument, "carrier"},
+		{"another carrier's number", scanReq("ups", upsNumber(), "e1", domain.InTransit, now, nil), codes.PermissionDenied, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -385,20 +378,20 @@ func TestScanRules(t *testing.T) {
 		})
 	}
 	// The ups carrier may not post for a dhl number, even with a dhl request.
-	_, err := e.as(t, "carrier:ups").RecordTrackingEvent(t.Context(), scanReq("dhl", number, "e1", inTransit, now, nil))
+	_, err := e.as(t, "carrier:ups").RecordTrackingEvent(t.Context(), scanReq("dhl", number, "e1", domain.InTransit, now, nil))
 	wantCode(t, err, codes.PermissionDenied)
 	// A service (carrier integration) may.
-	if _, err := e.as(t, "service").RecordTrackingEvent(t.Context(), scanReq("dhl", number, "e1", inTransit, now, nil)); err != nil {
+	if _, err := e.as(t, "service").RecordTrackingEvent(t.Context(), scanReq("dhl", number, "e1", domain.InTransit, now, nil)); err != nil {
 		t.Fatal(err)
 	}
 	// LOST fails the delivery; a DELIVERED found later still delivers.
-	if r, err := cc.RecordTrackingEvent(t.Context(), scanReq("dhl", number, "e2", lost, now.Add(time.Minute), nil)); err != nil || r.GetFulfilmentState() != stateFailed {
+	if r, err := cc.RecordTrackingEvent(t.Context(), scanReq("dhl", number, "e2", domain.Lost, now.Add(time.Minute), nil)); err != nil || r.GetFulfilmentState() != stateFailed {
 		t.Fatalf("lost: %v, %v", r, err)
 	}
 	if len(eventsOf[*fulfilmentv1.DeliveryFailed](t, e, fid)) != 1 {
 		t.Fatal("no DeliveryFailed")
 	}
-	if r, err := cc.RecordTrackingEvent(t.Context(), scanReq("dhl", number, "e3", delivered, now.Add(2*time.Minute), nil)); err != nil || r.GetFulfilmentState() != stateDelivered {
+	if r, err := cc.RecordTrackingEvent(t.Context(), scanReq("dhl", number, "e3", domain.Delivered, now.Add(2*time.Minute), nil)); err != nil || r.GetFulfilmentState() != stateDelivered {
 		t.Fatalf("delivered after lost: %v, %v", r, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/custody/custody/pkg/platform/platformtest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	"github.com/custody/custody/services/fulfilment"
+	"github.com/custody/custody/services/fulfilment/domain"
 )
 
 // watcher reads a WatchFulfilments stream in the background.
@@ -143,9 +144,9 @@ func TestWatchFulfilments(t *testing.T) {
 		}
 		cc := e.as(t, "carrier:dhl")
 		for i := range scans {
-			st := inTransit
+			st := domain.InTransit
 			if i == scans-1 {
-				st = delivered // TrackingEventRecorded and FulfilmentDelivered: two changes
+				st = domain.Delivered // TrackingEventRecorded and FulfilmentDelivered: two changes
 			}
 			if _, err := cc.RecordTrackingEvent(t.Context(), scanReq("dhl", number, fmt.Sprintf("w%d", i), st, e.clock.Now(), nil)); err != nil {
 				t.Fatal(err)

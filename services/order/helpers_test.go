@@ -72,6 +72,16 @@ func (e *env) buyer(t testing.TB) (string, orderv1.OrderServiceClient) {
 	return id, e.as(t, "buyer:"+id)
 }
 
+// place places req with client and returns the order; a refusal fails t.
+func place(t testing.TB, client orderv1.OrderServiceClient, req *orderv1.PlaceOrderRequest) *orderv1.Order {
+	t.Helper()
+	resp, err := client.PlaceOrder(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.GetOrder()
+}
+
 type sku struct {
 	code     string
 	currency string

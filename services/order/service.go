@@ -76,6 +76,7 @@ func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 	}
 	svc := app.New(app.Config{AttributionWindow: o.AttributionWindow, CatalogWait: o.CatalogWait, MaxWait: o.MaxWait}, deps)
 	api := grpcapi.New(svc, d.Logger)
+	catalog, fulfilment, trust := svc.CatalogRoutes(), svc.FulfilmentRoutes(), svc.TrustRoutes()
 	return platform.Parts{
 		Register: func(r grpc.ServiceRegistrar) { orderv1.RegisterOrderServiceServer(r, api) },
 		Services: []string{orderv1.OrderService_ServiceDesc.ServiceName},
@@ -86,9 +87,9 @@ func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 			{Name: "catalog view (prices, links, pins)", Source: "catalog", Apply: svc.CatalogView().Apply, Position: svc.CatalogView().Position()},
 		},
 		Reactions: []platform.Reaction{
-			{Name: app.SagaConsumer, Source: "catalog", EventTypes: app.SagaEventTypes, Handle: svc.HandleCatalogEvent},
-			{Name: app.FulfilmentConsumer, Source: "fulfilment", EventTypes: app.FulfilmentEventTypes, Handle: svc.HandleFulfilmentEvent},
-			{Name: app.TrustConsumer, Source: "trust", EventTypes: app.TrustEventTypes, Handle: svc.HandleTrustEvent},
+			{Name: app.SagaConsumer, Source: "catalog", EventTypes: catalog.EventTypes(), Handle: catalog.Handle},
+			{Name: app.FulfilmentConsumer, Source: "fulfilment", EventTypes: fulfilment.EventTypes(), Handle: fulfilment.Handle},
+			{Name: app.TrustConsumer, Source: "trust", EventTypes: trust.EventTypes(), Handle: trust.Handle},
 		},
 	}, nil
 }

@@ -56,61 +56,52 @@ func TestPlaceOrderValidation(t *testing.T) {
 			}
 		}
 	}
-	tests := []struct {
-		name   string
-		change func(*orderv1.PlaceOrderRequest)
-		field  string
-	}{
-		{"missing request_id", func(r *orderv1.PlaceOrderRequest) { r.RequestId = "" }, "request_id"},
-		{"missing buyer_id", func(r *orderv1.PlaceOrderRequest) { r.BuyerId = "" }, "buyer_id"},
-		{"no lines", func(r *orderv1.PlaceOrderRequest) { r.Lines = nil }, "lines"},
-		{"zero quantity", func(r *orderv1.PlaceOrderRequest) { r.Lines[0].Quantity = 0 }, "lines[0].quantity"},
-		{"negative quantity", func(r *orderv1.PlaceOrderRequest) { r.Lines[1].Quantity = -3 }, "lines[1].quantity"},
-		{"absurd quantity", func(r *orderv1.PlaceOrderRequest) { r.Lines[1].Quantity = 1001 }, "lines[1].quantity"},
-		{"missing sku", func(r *orderv1.PlaceOrderRequest) { r.Lines[1].SkuId = "" }, "lines[1].sku_id"},
-		{"unknown sku", func(r *orderv1.PlaceOrderRequest) { r.Lines[1].SkuId = p + "-nope" }, "lines[1].sku_id"},
-		{"sku repeated", func(r *orderv1.PlaceOrderRequest) { r.Lines[1].SkuId = pa }, "lines[1].sku_id"},
-		{"mixed currencies", func(r *orderv1.PlaceOrderRequest) { r.Lines = append(r.Lines, line(usd, 1)) }, "lines[2].sku_id"},
-		{"unknown currency", func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount.CurrencyCode = "XYZ" }, "payment.amount.currency_code"},
-		{"malformed currency", func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount.CurrencyCode = "eur" }, "payment.amount.currency_code"},
-		{"payment not the total", func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount.AmountMinor = 2749 }, "payment.amount"},
-		{"payment in another currency", func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount.CurrencyCode = "USD" }, "payment.amount"},
-		{"payment not positive", func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount.AmountMinor = 0 }, "payment.amount.amount_minor"},
-		{"missing payment", func(r *orderv1.PlaceOrderRequest) { r.Payment = nil }, "payment"},
-		{"missing payment amount", func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount = nil }, "payment.amount"},
-		{"missing psp reference", func(r *orderv1.PlaceOrderRequest) { r.Payment.PspReference = "" }, "payment.psp_reference"},
-		{"missing address", func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress = nil }, "shipping_address"},
-		{"missing recipient", func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress.RecipientName = "" }, "shipping_address.recipient_name"},
-		{"missing address lines", func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress.AddressLines = nil }, "shipping_address.address_lines"},
-		{"blank address line", func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress.AddressLines = []string{" "} }, "shipping_address.address_lines[0]"},
-		{"missing locality", func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress.Locality = "" }, "shipping_address.locality"},
-		{"bad country", func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress.CountryCode = "Germany" }, "shipping_address.country_code"},
-		{"empty attribution", func(r *orderv1.PlaceOrderRequest) { r.Attribution = &orderv1.Attribution{} }, "attribution"},
-		{"unknown link", withLink("l-nope"), "attribution.affiliate_link_id"},
-		{"link for a product not ordered", withLink(otherLink), "attribution.affiliate_link_id"},
-		{"unknown session", withSession("s-nope", time.Time{}), "attribution.live_session_id"},
-		{"product not pinned in the session", withSession(unpinned, time.Time{}), "attribution.live_session_id"},
-		{"touch before the window", withSession(pinned, now.Add(-8*day)), "attribution.touch_time"},
-		{"touch in the future", withSession(pinned, now.Add(time.Hour)), "attribution.touch_time"},
-		{"link touch before the window", func(r *orderv1.PlaceOrderRequest) {
+	tests := []platformtest.BadRequest[*orderv1.PlaceOrderRequest]{
+		{Name: "missing request_id", Change: func(r *orderv1.PlaceOrderRequest) { r.RequestId = "" }, Field: "request_id"},
+		{Name: "missing buyer_id", Change: func(r *orderv1.PlaceOrderRequest) { r.BuyerId = "" }, Field: "buyer_id"},
+		{Name: "no lines", Change: func(r *orderv1.PlaceOrderRequest) { r.Lines = nil }, Field: "lines"},
+		{Name: "zero quantity", Change: func(r *orderv1.PlaceOrderRequest) { r.Lines[0].Quantity = 0 }, Field: "lines[0].quantity"},
+		{Name: "negative quantity", Change: func(r *orderv1.PlaceOrderRequest) { r.Lines[1].Quantity = -3 }, Field: "lines[1].quantity"},
+		{Name: "absurd quantity", Change: func(r *orderv1.PlaceOrderRequest) { r.Lines[1].Quantity = 1001 }, Field: "lines[1].quantity"},
+		{Name: "missing sku", Change: func(r *orderv1.PlaceOrderRequest) { r.Lines[1].SkuId = "" }, Field: "lines[1].sku_id"},
+		{Name: "unknown sku", Change: func(r *orderv1.PlaceOrderRequest) { r.Lines[1].SkuId = p + "-nope" }, Field: "lines[1].sku_id"},
+		{Name: "sku repeated", Change: func(r *orderv1.PlaceOrderRequest) { r.Lines[1].SkuId = pa }, Field: "lines[1].sku_id"},
+		{Name: "mixed currencies", Change: func(r *orderv1.PlaceOrderRequest) { r.Lines = append(r.Lines, line(usd, 1)) }, Field: "lines[2].sku_id"},
+		{Name: "unknown currency", Change: func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount.CurrencyCode = "XYZ" }, Field: "payment.amount.currency_code"},
+		{Name: "malformed currency", Change: func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount.CurrencyCode = "eur" }, Field: "payment.amount.currency_code"},
+		{Name: "payment not the total", Change: func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount.AmountMinor = 2749 }, Field: "payment.amount"},
+		{Name: "payment in another currency", Change: func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount.CurrencyCode = "USD" }, Field: "payment.amount"},
+		{Name: "payment not positive", Change: func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount.AmountMinor = 0 }, Field: "payment.amount.amount_minor"},
+		{Name: "missing payment", Change: func(r *orderv1.PlaceOrderRequest) { r.Payment = nil }, Field: "payment"},
+		{Name: "missing payment amount", Change: func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount = nil }, Field: "payment.amount"},
+		{Name: "missing psp reference", Change: func(r *orderv1.PlaceOrderRequest) { r.Payment.PspReference = "" }, Field: "payment.psp_reference"},
+		{Name: "missing address", Change: func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress = nil }, Field: "shipping_address"},
+		{Name: "missing recipient", Change: func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress.RecipientName = "" }, Field: "shipping_address.recipient_name"},
+		{Name: "missing address lines", Change: func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress.AddressLines = nil }, Field: "shipping_address.address_lines"},
+		{Name: "blank address line", Change: func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress.AddressLines = []string{" "} }, Field: "shipping_address.address_lines[0]"},
+		{Name: "missing locality", Change: func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress.Locality = "" }, Field: "shipping_address.locality"},
+		{Name: "bad country", Change: func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress.CountryCode = "Germany" }, Field: "shipping_address.country_code"},
+		{Name: "empty attribution", Change: func(r *orderv1.PlaceOrderRequest) { r.Attribution = &orderv1.Attribution{} }, Field: "attribution"},
+		{Name: "unknown link", Change: withLink("l-nope"), Field: "attribution.affiliate_link_id"},
+		{Name: "link for a product not ordered", Change: withLink(otherLink), Field: "attribution.affiliate_link_id"},
+		{Name: "unknown session", Change: withSession("s-nope", time.Time{}), Field: "attribution.live_session_id"},
+		{Name: "product not pinned in the session", Change: withSession(unpinned, time.Time{}), Field: "attribution.live_session_id"},
+		{Name: "touch before the window", Change: withSession(pinned, now.Add(-8*day)), Field: "attribution.touch_time"},
+		{Name: "touch in the future", Change: withSession(pinned, now.Add(time.Hour)), Field: "attribution.touch_time"},
+		{Name: "link touch before the window", Change: func(r *orderv1.PlaceOrderRequest) {
 			withLink(goodLink)(r)
 			r.Attribution.TouchTime = timestamppb.New(now.Add(-7*day - time.Second))
-		}, "attribution.touch_time"},
-		{"negative wait", func(r *orderv1.PlaceOrderRequest) { r.WaitTimeout = durationpb.New(-time.Second) }, "wait_timeout"},
+		}, Field: "attribution.touch_time"},
+		{Name: "negative wait", Change: func(r *orderv1.PlaceOrderRequest) { r.WaitTimeout = durationpb.New(-time.Second) }, Field: "wait_timeout"},
 	}
 	client := e.as(t, "service")
 	// The refusals side by side: none writes, so each sees the order store
 	// unchanged.
 	t.Run("refused", func(t *testing.T) {
 		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
+			t.Run(tt.Name, func(t *testing.T) {
 				t.Parallel()
-				e.WantRefused(t, order.Name, tt.field, func() error {
-					req := valid()
-					tt.change(req)
-					_, err := client.PlaceOrder(t.Context(), req)
-					return err
-				})
+				e.WantRefused(t, order.Name, tt.Field, platformtest.Call(client.PlaceOrder, t.Context(), tt.Of(valid)))
 			})
 		}
 	})
@@ -198,11 +189,7 @@ func TestSagaConfirmsOnStockReserved(t *testing.T) {
 	e := shared
 	s := e.product(t, uniq("v"), 0, sku{"a", "EUR", 500}) + "-a"
 	buyer := uniq("b")
-	resp, err := e.as(t, "buyer:"+buyer).PlaceOrder(t.Context(), placeRequest(buyer, eur(500), line(s, 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := resp.GetOrder().GetOrderId()
+	id := place(t, e.as(t, "buyer:"+buyer), placeRequest(buyer, eur(500), line(s, 1))).GetOrderId()
 	e.reserved(t, id)
 	e.reserved(t, id) // a second answer (another event id) changes nothing
 	e.waitState(t, id, orderv1.OrderState_ORDER_STATE_CONFIRMED)
@@ -228,11 +215,7 @@ func TestSagaRejectsOnReservationFailed(t *testing.T) {
 	e := shared
 	p := e.product(t, uniq("v"), 0, sku{"a", "EUR", 500}, sku{"b", "EUR", 700})
 	buyer, client := e.buyer(t)
-	resp, err := client.PlaceOrder(t.Context(), placeRequest(buyer, eur(1900), line(p+"-a", 1), line(p+"-b", 2)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := resp.GetOrder().GetOrderId()
+	id := place(t, client, placeRequest(buyer, eur(1900), line(p+"-a", 1), line(p+"-b", 2))).GetOrderId()
 	reason := e.reservationFailed(t, id, p+"-b")
 	o := e.waitState(t, id, orderv1.OrderState_ORDER_STATE_REJECTED)
 	if o.GetReason() != reason || !strings.Contains(o.GetReason(), p+"-b") {
@@ -333,11 +316,7 @@ func TestFulfilmentAndTrustFeedTheOrder(t *testing.T) {
 	va, vb := uniq("v"), uniq("v")
 	sa, sb := e.skuOf(t, va, "a", 300), e.skuOf(t, vb, "b", 200)
 	buyer, client := e.buyer(t)
-	resp, err := client.PlaceOrder(t.Context(), placeRequest(buyer, eur(500), line(sa, 1), line(sb, 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := resp.GetOrder().GetOrderId()
+	id := place(t, client, placeRequest(buyer, eur(500), line(sa, 1), line(sb, 1))).GetOrderId()
 	e.reserved(t, id)
 	e.waitState(t, id, orderv1.OrderState_ORDER_STATE_CONFIRMED)
 	at := timestamppb.New(e.clock.Now())
@@ -348,7 +327,7 @@ func TestFulfilmentAndTrustFeedTheOrder(t *testing.T) {
 	if _, ok := e.orderEvents(t, id)[2].(*orderv1.OrderPartShipped); !ok {
 		t.Fatalf("events %v, want OrderPartShipped third", e.orderEvents(t, id))
 	}
-	_, err = client.CancelOrder(t.Context(), &orderv1.CancelOrderRequest{RequestId: uniq("r"), OrderId: id})
+	_, err := client.CancelOrder(t.Context(), &orderv1.CancelOrderRequest{RequestId: uniq("r"), OrderId: id})
 	platformtest.WantReason(t, err, codes.FailedPrecondition, "ORDER_SHIPPED")
 	// Both parts delivered: DELIVERED.
 	for _, v := range []string{va, vb} {
@@ -369,11 +348,7 @@ func TestFulfilmentAndTrustFeedTheOrder(t *testing.T) {
 
 	// Fulfilment cancelling the only part of an order before it shipped
 	// (ship-by deadline missed) cancels the order.
-	resp, err = client.PlaceOrder(t.Context(), placeRequest(buyer, eur(300), line(sa, 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	late := resp.GetOrder().GetOrderId()
+	late := place(t, client, placeRequest(buyer, eur(300), line(sa, 1))).GetOrderId()
 	e.reserved(t, late)
 	e.waitState(t, late, orderv1.OrderState_ORDER_STATE_CONFIRMED)
 	e.Emit(t, "fulfilment", "fulfilment-f"+late, &fulfilmentv1.FulfilmentCancelled{FulfilmentId: "f" + late, OrderId: late, VendorId: va, Reason: "ship-by missed", CancelTime: at})
@@ -390,11 +365,7 @@ func TestMultiVendorOrderIsSplitIntoParts(t *testing.T) {
 	buyer := uniq("b")
 	// va: 3 × 19.99 + 1 × 24.99 = 84.96; vb: 7 × 3.33 = 23.31; total 108.27
 	req := placeRequest(buyer, eur(10827), line(pa+"-s", 3), line(pb+"-x", 7), line(pa+"-m", 1))
-	resp, err := e.as(t, "buyer:"+buyer).PlaceOrder(t.Context(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := resp.GetOrder()
+	o := place(t, e.as(t, "buyer:"+buyer), req)
 	want := []*orderv1.VendorPart{
 		{VendorId: va, LineIds: []string{"1", "3"}, Subtotal: eur(8496)},
 		{VendorId: vb, LineIds: []string{"2"}, Subtotal: eur(2331)},
@@ -515,11 +486,7 @@ func TestCancelOrder(t *testing.T) {
 	s := e.product(t, uniq("v"), 0, sku{"a", "EUR", 100}) + "-a"
 	buyer, client := e.buyer(t)
 	placeOne := func() string {
-		resp, err := client.PlaceOrder(t.Context(), placeRequest(buyer, eur(100), line(s, 1)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.GetOrder().GetOrderId()
+		return place(t, client, placeRequest(buyer, eur(100), line(s, 1))).GetOrderId()
 	}
 
 	t.Run("pending", func(t *testing.T) {
@@ -580,11 +547,7 @@ func TestListOrders(t *testing.T) {
 		if i%2 == 0 {
 			req = placeRequest(buyer, eur(300), line(sa, 1), line(sb, 1))
 		}
-		resp, err := client.PlaceOrder(t.Context(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, resp.GetOrder().GetOrderId())
+		ids = append(ids, place(t, client, req).GetOrderId())
 		e.clock.Advance(time.Minute)
 	}
 	newestFirst := slices.Clone(ids)
@@ -677,11 +640,7 @@ func TestAccessControl(t *testing.T) {
 	va, vb, vc := uniq("v"), uniq("v"), uniq("v")
 	s, sc := e.skuOf(t, va, "a", 100), e.skuOf(t, vc, "c", 50)
 	alice, bob := uniq("b"), uniq("b")
-	resp, err := e.as(t, "buyer:"+alice).PlaceOrder(t.Context(), placeRequest(alice, eur(150), line(s, 1), line(sc, 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := resp.GetOrder().GetOrderId()
+	id := place(t, e.as(t, "buyer:"+alice), placeRequest(alice, eur(150), line(s, 1), line(sc, 1))).GetOrderId()
 
 	// A vendor sees its own share of the order, not the other vendor's.
 	got, err := e.as(t, "vendor:"+va).GetOrder(t.Context(), &orderv1.GetOrderRequest{OrderId: id})

@@ -236,6 +236,7 @@ func parts(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 	}
 	svc := app.New(app.Config{Policy: o.Policy, ReadWait: o.ReadWait}, deps)
 	api := grpcapi.New(svc, d.Logger)
+	orders, fulfilment, trust := svc.OrderRoutes(), svc.FulfilmentRoutes(), svc.TrustRoutes()
 	return platform.Parts{
 		Register: func(r grpc.ServiceRegistrar) { payoutsv1.RegisterPayoutsServiceServer(r, api) },
 		Services: []string{grpcapi.ServiceName},
@@ -244,9 +245,9 @@ func parts(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 			{Name: "vendor trust tiers", Source: "trust", Apply: svc.Tiers().Apply, Position: svc.Tiers().Position()},
 		},
 		Reactions: []platform.Reaction{
-			{Name: app.OrderConsumer, Source: "order", EventTypes: app.OrderEventTypes, Handle: svc.HandleOrderEvent, Concurrency: concurrency},
-			{Name: app.FulfilmentConsumer, Source: "fulfilment", EventTypes: app.FulfilmentEventTypes, Handle: svc.HandleFulfilmentEvent, Concurrency: concurrency},
-			{Name: app.TrustConsumer, Source: "trust", EventTypes: app.TrustEventTypes, Handle: svc.HandleTrustEvent, Concurrency: trustConcurrency},
+			{Name: app.OrderConsumer, Source: "order", EventTypes: orders.EventTypes(), Handle: orders.Handle, Concurrency: concurrency},
+			{Name: app.FulfilmentConsumer, Source: "fulfilment", EventTypes: fulfilment.EventTypes(), Handle: fulfilment.Handle, Concurrency: concurrency},
+			{Name: app.TrustConsumer, Source: "trust", EventTypes: trust.EventTypes(), Handle: trust.Handle, Concurrency: trustConcurrency},
 		},
 		Workers: []func(context.Context){svc.RunDeadlines},
 	}, nil

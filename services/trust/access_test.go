@@ -133,31 +133,25 @@ func TestValidation(t *testing.T) {
 		return &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID, Reason: trustv1.ClaimReason_CLAIM_REASON_DAMAGED,
 			Lines: claimLines("1", 1), Evidence: &trustv1.Evidence{Sha256: []string{photo}}}
 	}
-	tests := []struct {
-		name   string
-		change func(*trustv1.OpenClaimRequest)
-		field  string
-	}{
-		{"missing request_id", func(r *trustv1.OpenClaimRequest) { r.RequestId = "" }, "request_id"},
-		{"missing order_id", func(r *trustv1.OpenClaimRequest) { r.OrderId = "" }, "order_id"},
-		{"missing reason", func(r *trustv1.OpenClaimRequest) { r.Reason = 0 }, "reason"},
-		{"unknown reason", func(r *trustv1.OpenClaimRequest) { r.Reason = 99 }, "reason"},
-		{"no lines", func(r *trustv1.OpenClaimRequest) { r.Lines = nil }, "lines"},
-		{"zero quantity", func(r *trustv1.OpenClaimRequest) { r.Lines[0].Quantity = 0 }, "lines[0].quantity"},
-		{"more than the line", func(r *trustv1.OpenClaimRequest) { r.Lines[0].Quantity = 3 }, "lines[0].quantity"},
-		{"unknown line", func(r *trustv1.OpenClaimRequest) { r.Lines[0].LineId = "7" }, "lines[0].line_id"},
-		{"line twice", func(r *trustv1.OpenClaimRequest) { r.Lines = claimLines("1", 1, "1", 1) }, "lines[1].line_id"},
-		{"no evidence", func(r *trustv1.OpenClaimRequest) { r.Evidence = nil }, "evidence"},
-		{"bad hash", func(r *trustv1.OpenClaimRequest) { r.Evidence.Sha256 = []string{"abc"} }, "evidence.sha256[0]"},
-		{"blank serial", func(r *trustv1.OpenClaimRequest) { r.Evidence.SerialNumbers = []string{" "} }, "evidence.serial_numbers[0]"},
+	tests := []platformtest.BadRequest[*trustv1.OpenClaimRequest]{
+		{Name: "missing request_id", Change: func(r *trustv1.OpenClaimRequest) { r.RequestId = "" }, Field: "request_id"},
+		{Name: "missing order_id", Change: func(r *trustv1.OpenClaimRequest) { r.OrderId = "" }, Field: "order_id"},
+		{Name: "missing reason", Change: func(r *trustv1.OpenClaimRequest) { r.Reason = 0 }, Field: "reason"},
+		{Name: "unknown reason", Change: func(r *trustv1.OpenClaimRequest) { r.Reason = 99 }, Field: "reason"},
+		{Name: "no lines", Change: func(r *trustv1.OpenClaimRequest) { r.Lines = nil }, Field: "lines"},
+		{Name: "zero quantity", Change: func(r *trustv1.OpenClaimRequest) { r.Lines[0].Quantity = 0 }, Field: "lines[0].quantity"},
+		{Name: "more than the line", Change: func(r *trustv1.OpenClaimRequest) { r.Lines[0].Quantity = 3 }, Field: "lines[0].quantity"},
+		{Name: "unknown line", Change: func(r *trustv1.OpenClaimRequest) { r.Lines[0].LineId = "7" }, Field: "lines[0].line_id"},
+		{Name: "line twice", Change: func(r *trustv1.OpenClaimRequest) { r.Lines = claimLines("1", 1, "1", 1) }, Field: "lines[1].line_id"},
+		{Name: "no evidence", Change: func(r *trustv1.OpenClaimRequest) { r.Evidence = nil }, Field: "evidence"},
+		{Name: "bad hash", Change: func(r *trustv1.OpenClaimRequest) { r.Evidence.Sha256 = []string{"abc"} }, Field: "evidence.sha256[0]"},
+		{Name: "blank serial", Change: func(r *trustv1.OpenClaimRequest) { r.Evidence.SerialNumbers = []string{" "} }, Field: "evidence.serial_numbers[0]"},
 	}
 	client := as(t, "buyer:"+buyer)
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			req := valid()
-			tt.change(req)
-			_, err := client.OpenClaim(t.Context(), req)
-			platformtest.WantField(t, err, tt.field)
+		t.Run(tt.Name, func(t *testing.T) {
+			_, err := client.OpenClaim(t.Context(), tt.Of(valid))
+			platformtest.WantField(t, err, tt.Field)
 		})
 	}
 	if evs := claimEvents(t, s.orderID); len(evs) != 0 {

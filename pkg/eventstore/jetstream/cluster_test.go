@@ -2,6 +2,7 @@ package jetstream_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -18,17 +19,15 @@ import (
 // as 10164 rather than 10071.
 type clusterStore struct {
 	*jetstream.Store
-	c  *natsembed.Cluster
 	nc *nats.Conn
 }
 
 func (s *clusterStore) Close() error {
 	s.nc.Close()
-	s.c.Shutdown()
 	return nil
 }
 
-func openOn(t *testing.T, url string) (*jetstream.Store, *nats.Conn) {
+func openOn(t *testing.T, url, service string) (*jetstream.Store, *nats.Conn) {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -39,7 +38,7 @@ func openOn(t *testing.T, url string) (*jetstream.Store, *nats.Conn) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		st, err = jetstream.Open(ctx, nc, jetstream.Config{Service: "test", Replicas: 3})
+		st, err = jetstream.Open(ctx, nc, jetstream.Config{Service: service, Replicas: 3})
 		cancel()
 		if err == nil || time.Now().After(deadline) {
 			break
@@ -56,21 +55,25 @@ func TestConformanceOnThreeNodeCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three-node cluster conformance skipped in -short mode")
 	}
+	// One cluster serves the whole suite (forming one takes seconds); each
+	// case gets a fresh store of its own, a stream no other case touches.
+	c, err := natsembed.StartCluster(t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Shutdown)
+	stores := 0
 	conformance.Run(t, conformance.Backend{
 		// Position = stream sequence << 16 | index in the commit: increasing, not dense.
 		DensePositions: false,
 		New: func(t *testing.T) eventstore.Store {
-			c, err := natsembed.StartCluster(t.TempDir(), 3)
-			if err != nil {
-				t.Fatal(err)
-			}
-			st, nc := openOn(t, c.Servers[0].ClientURL())
-			return &clusterStore{Store: st, c: c, nc: nc}
+			stores++
+			st, nc := openOn(t, c.Servers[0].ClientURL(), fmt.Sprintf("case%d", stores))
+			return &clusterStore{Store: st, nc: nc}
 		},
 		// The peer talks to another node of the cluster.
 		Peer: func(t *testing.T, s eventstore.Store) eventstore.Store {
-			cs := s.(*clusterStore)
-			st, nc := openOn(t, cs.c.Servers[2].ClientURL())
+			st, nc := openOn(t, c.Servers[2].ClientURL(), s.(*clusterStore).Service())
 			t.Cleanup(nc.Close)
 			return st
 		},

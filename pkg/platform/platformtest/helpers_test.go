@@ -56,6 +56,12 @@ func TestCallsAndAnswers(t *testing.T) {
 	platformtest.WantCode(t, platformtest.Call(rpc(nil), t.Context(), "x")(), codes.OK)
 	platformtest.WantReason(t, apierr.PermissionDenied("no"), codes.PermissionDenied, "PERMISSION_DENIED")
 
+	row := platformtest.BadRequest[*[]string]{Name: "no lines", Change: func(r *[]string) { *r = nil }, Field: "lines"}
+	valid := func() *[]string { return &[]string{"line 1"} }
+	if req := row.Of(valid); *req != nil || len(*valid()) != 1 {
+		t.Fatalf("BadRequest.Of = %v: want a changed fresh request", *req)
+	}
+
 	type client struct{ err error }
 	get := func(c client, ctx context.Context, req string, opts ...grpc.CallOption) (string, error) {
 		return rpc(c.err)(ctx, req, opts...)

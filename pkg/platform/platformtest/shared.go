@@ -76,6 +76,21 @@ func Call[Req, Resp any](rpc func(context.Context, Req, ...grpc.CallOption) (Res
 	}
 }
 
+// BadRequest is a row of a table of bad input: a change that makes a valid
+// request bad in Field, so that the call must be refused naming it.
+type BadRequest[Req any] struct {
+	Name   string
+	Change func(Req)
+	Field  string
+}
+
+// Of returns a fresh valid() with the row's change made to it.
+func (b BadRequest[Req]) Of(valid func() Req) Req {
+	req := valid()
+	b.Change(req)
+	return req
+}
+
 // Method is Call for the client a table hands it (one role's or
 // another's): Method(orderv1.OrderServiceClient.GetOrder, ctx, req).
 func Method[C, Req, Resp any](rpc func(C, context.Context, Req, ...grpc.CallOption) (Resp, error), ctx context.Context, req Req) func(C) error {

@@ -1,9 +1,9 @@
 // Package app runs the catalog's use cases on its event store: one
 // es.Handler per aggregate (commands are stamped with the injected clock's
 // time here, never in the domain), the handlers of other services' events —
-// the reservation saga on order events (Saga.Handle) and the stock moves on
-// shipments and returns (HandleStockEvent) — and the products-by-vendor
-// read model behind ListProducts (ProductIndex).
+// the reservation saga on order events (Saga.Routes) and the stock moves on
+// shipments and returns (ShipmentRoutes, ReturnRoutes) — and the
+// products-by-vendor read model behind ListProducts (ProductIndex).
 //
 // It knows no transport: the platform (see the catalog package) subscribes
 // the handlers, retries and parks what they fail, and feeds the read model.

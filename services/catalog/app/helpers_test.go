@@ -14,6 +14,7 @@ import (
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 	"github.com/custody/custody/pkg/money"
 	"github.com/custody/custody/pkg/platform/platformtest"
+	"github.com/custody/custody/pkg/projection"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	"github.com/custody/custody/services/catalog/app"
 	"github.com/custody/custody/services/catalog/domain"
@@ -28,7 +29,7 @@ type env struct {
 	p       *platformtest.Platform
 	catalog *esjs.Store
 	app     *app.App
-	saga    *app.Saga
+	saga    projection.Routes
 }
 
 func newEnv(t testing.TB) *env {
@@ -37,7 +38,7 @@ func newEnv(t testing.TB) *env {
 	p := platformtest.Start(t, platformtest.Options{Clock: clk})
 	e := &env{p: p, catalog: p.Store(t, "catalog")}
 	e.app = app.New(p.AppDeps(t, "catalog"))
-	e.saga = app.NewSaga(e.app)
+	e.saga = app.NewSaga(e.app).Routes()
 	return e
 }
 

@@ -16,13 +16,6 @@ import (
 	"github.com/custody/custody/services/catalog/domain"
 )
 
-// Order event types the saga reacts to.
-var SagaEventTypes = []string{
-	"custody.order.v1.OrderPlaced",
-	"custody.order.v1.OrderCancelled",
-	"custody.order.v1.OrderRejected",
-}
-
 // Actor is who the saga's commands are recorded as.
 const Actor = "service:catalog"
 
@@ -54,22 +47,18 @@ type Saga struct {
 // NewSaga returns the reservation saga of app.
 func NewSaga(a *App) *Saga { return &Saga{app: a, log: a.log.With("saga", "reservation")} }
 
-// Handle handles one order event (OrderPlaced, OrderCancelled or
-// OrderRejected; other types are ignored). Redelivery is harmless.
-func (s *Saga) Handle(ctx context.Context, rec eventstore.RecordedEvent) error {
-	e, err := projection.Decode(rec)
-	if err != nil {
-		return err
+// Routes are the order events the saga handles: OrderPlaced, OrderCancelled
+// and OrderRejected. Redelivery is harmless.
+func (s *Saga) Routes() projection.Routes {
+	return projection.Routes{
+		projection.On(s.placed),
+		projection.On(func(ctx context.Context, rec eventstore.RecordedEvent, ev *orderv1.OrderCancelled) error {
+			return s.cancelled(ctx, rec, ev.GetOrderId(), "order cancelled: "+ev.GetReason())
+		}),
+		projection.On(func(ctx context.Context, rec eventstore.RecordedEvent, ev *orderv1.OrderRejected) error {
+			return s.cancelled(ctx, rec, ev.GetOrderId(), "order rejected: "+ev.GetReason())
+		}),
 	}
-	switch ev := e.Payload.(type) {
-	case *orderv1.OrderPlaced:
-		return s.placed(ctx, rec, ev)
-	case *orderv1.OrderCancelled:
-		return s.cancelled(ctx, rec, ev.GetOrderId(), "order cancelled: "+ev.GetReason())
-	case *orderv1.OrderRejected:
-		return s.cancelled(ctx, rec, ev.GetOrderId(), "order rejected: "+ev.GetReason())
-	}
-	return nil // not ours
 }
 
 func (s *Saga) call(rec eventstore.RecordedEvent, orderID string, step ...string) Call {
@@ -95,11 +84,7 @@ func (s *Saga) placed(ctx context.Context, rec eventstore.RecordedEvent, ev *ord
 	if err := checkOrderID(orderID); err != nil {
 		return err
 	}
-	lines := make([]domain.Line, 0, len(ev.GetLines()))
-	for _, l := range ev.GetLines() {
-		lines = append(lines, domain.Line{SkuID: l.GetSkuId(), Quantity: l.GetQuantity()})
-	}
-	res, err := s.app.Reservations.Handle(ctx, command[domain.ReservationCommand](orderID, s.call(rec, orderID, "request"), domain.RequestReservation{Lines: lines}))
+	res, err := s.app.Reservations.Handle(ctx, command[domain.ReservationCommand](orderID, s.call(rec, orderID, "request"), domain.RequestReservation{Lines: linesOf(ev.GetLines())}))
 	if err != nil {
 		return err
 	}

@@ -15,52 +15,40 @@ import (
 	"github.com/custody/custody/services/catalog/domain"
 )
 
-// Event types the stock ledger follows after a reservation: shipped units
-// become sold (fulfilment), resellable returns go back to available (trust).
-var (
-	ShipmentEventTypes = projection.EventTypes(&fulfilmentv1.FulfilmentShipped{}, &fulfilmentv1.FulfilmentCancelled{})
-	ReturnEventTypes   = projection.EventTypes(&trustv1.ReturnReceived{})
-)
+// ShipmentRoutes are the fulfilment events the stock ledger follows after
+// a reservation: shipped units become sold, a cancelled fulfilment gives
+// back what its vendor's products hold.
+func (a *App) ShipmentRoutes() projection.Routes {
+	return projection.Routes{projection.On(a.sell), projection.On(a.releaseVendorPart)}
+}
 
-// HandleStockEvent moves stock on shipments and resellable returns. Each
-// product of the shipment or return gets its own command, with an id
-// derived from the event and the product, so redelivery moves nothing twice
-// (and the product also remembers the shipment and return ids it applied).
-func (a *App) HandleStockEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
-	ev, err := projection.Decode(rec)
-	if err != nil {
-		return err
+// ReturnRoutes are the trust events the stock ledger follows: resellable
+// returns go back to available.
+func (a *App) ReturnRoutes() projection.Routes {
+	return projection.Routes{projection.On(a.restock)}
+}
+
+func (a *App) sell(ctx context.Context, rec eventstore.RecordedEvent, p *fulfilmentv1.FulfilmentShipped) error {
+	shipment := p.GetFulfilmentId() + "/" + p.GetShipmentId()
+	return a.moveStock(ctx, rec, p.GetOrderId(), linesOf(p.GetLines()), func(ls []domain.Line) domain.ProductCommand {
+		return domain.SellStock{OrderID: p.GetOrderId(), ShipmentID: shipment, Lines: ls}
+	})
+}
+
+func (a *App) restock(ctx context.Context, rec eventstore.RecordedEvent, p *trustv1.ReturnReceived) error {
+	if !p.GetRestock() {
+		return nil // damaged or wrong: nothing goes back on the shelf
 	}
-	var orderID string
-	var lines []domain.Line
-	var command func(productID string, lines []domain.Line) domain.ProductCommand
-	switch p := ev.Payload.(type) {
-	case *fulfilmentv1.FulfilmentCancelled:
-		return a.releaseVendorPart(ctx, rec, p.GetOrderId(), p.GetVendorId(), "fulfilment cancelled: "+p.GetReason())
-	case *fulfilmentv1.FulfilmentShipped:
-		orderID = p.GetOrderId()
-		shipment := p.GetFulfilmentId() + "/" + p.GetShipmentId()
-		for _, l := range p.GetLines() {
-			lines = append(lines, domain.Line{SkuID: l.GetSkuId(), Quantity: l.GetQuantity()})
-		}
-		command = func(_ string, ls []domain.Line) domain.ProductCommand {
-			return domain.SellStock{OrderID: orderID, ShipmentID: shipment, Lines: ls}
-		}
-	case *trustv1.ReturnReceived:
-		if !p.GetRestock() {
-			return nil // damaged or wrong: nothing goes back on the shelf
-		}
-		orderID = p.GetOrderId()
-		for _, l := range p.GetLines() {
-			lines = append(lines, domain.Line{SkuID: l.GetSkuId(), Quantity: l.GetQuantity()})
-		}
-		returnID := p.GetReturnId()
-		command = func(_ string, ls []domain.Line) domain.ProductCommand {
-			return domain.RestockReturn{OrderID: orderID, ReturnID: returnID, Lines: ls}
-		}
-	default:
-		return nil
-	}
+	return a.moveStock(ctx, rec, p.GetOrderId(), linesOf(p.GetLines()), func(ls []domain.Line) domain.ProductCommand {
+		return domain.RestockReturn{OrderID: p.GetOrderId(), ReturnID: p.GetReturnId(), Lines: ls}
+	})
+}
+
+// moveStock moves the stock of a shipment or return. Each product of it
+// gets its own command, with an id derived from the event and the product,
+// so redelivery moves nothing twice (and the product also remembers the
+// shipment and return ids it applied).
+func (a *App) moveStock(ctx context.Context, rec eventstore.RecordedEvent, orderID string, lines []domain.Line, command func([]domain.Line) domain.ProductCommand) error {
 	byProduct := map[string][]domain.Line{}
 	for _, l := range lines {
 		pid, ok := domain.ProductOfSKU(l.SkuID)
@@ -77,7 +65,7 @@ func (a *App) HandleStockEvent(ctx context.Context, rec eventstore.RecordedEvent
 	meta := projection.CausedBy(rec, orderID, Actor)
 	for _, pid := range products {
 		_, err := a.Products.Handle(ctx, es.Command[domain.ProductCommand]{
-			AggregateID: pid, ID: es.DeriveID(rec.ID, "stock", pid), Body: command(pid, byProduct[pid]),
+			AggregateID: pid, ID: es.DeriveID(rec.ID, "stock", pid), Body: command(byProduct[pid]),
 			Meta: meta,
 		})
 		var rule *domain.RuleError
@@ -99,7 +87,8 @@ func (a *App) HandleStockEvent(ctx context.Context, rec eventstore.RecordedEvent
 // order is cancelled this also happens through OrderCancelled; releasing
 // twice is a no-op. It matters when other parts of the order have shipped
 // and the order itself stands.
-func (a *App) releaseVendorPart(ctx context.Context, rec eventstore.RecordedEvent, orderID, vendorID, reason string) error {
+func (a *App) releaseVendorPart(ctx context.Context, rec eventstore.RecordedEvent, ev *fulfilmentv1.FulfilmentCancelled) error {
+	orderID, vendorID, reason := ev.GetOrderId(), ev.GetVendorId(), "fulfilment cancelled: "+ev.GetReason()
 	r, _, exists, err := a.Reservations.Load(ctx, orderID)
 	if err != nil {
 		return err
@@ -125,4 +114,16 @@ func (a *App) releaseVendorPart(ctx context.Context, rec eventstore.RecordedEven
 		}
 	}
 	return nil
+}
+
+// linesOf reads the lines of an event.
+func linesOf[L interface {
+	GetSkuId() string
+	GetQuantity() int64
+}](ls []L) []domain.Line {
+	out := make([]domain.Line, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, domain.Line{SkuID: l.GetSkuId(), Quantity: l.GetQuantity()})
+	}
+	return out
 }

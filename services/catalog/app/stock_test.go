@@ -52,13 +52,13 @@ func TestShipmentsSellAndReturnsRestock(t *testing.T) {
 	// twice (a redelivery): both deliveries end alike.
 	handle := func(kind string, m proto.Message) error {
 		t.Helper()
-		service, stream := "fulfilment", "fulfilment-f1"
+		service, stream, routes := "fulfilment", "fulfilment-f1", e.app.ShipmentRoutes()
 		if _, ok := m.(*trustv1.ReturnReceived); ok {
-			service, stream = "trust", "claim-c1"
+			service, stream, routes = "trust", "claim-c1", e.app.ReturnRoutes()
 		}
 		rec := e.publish(t, service, stream, "o1", kind, m)
-		err := e.app.HandleStockEvent(t.Context(), rec)
-		if again := e.app.HandleStockEvent(t.Context(), rec); (again == nil) != (err == nil) {
+		err := routes.Handle(t.Context(), rec)
+		if again := routes.Handle(t.Context(), rec); (again == nil) != (err == nil) {
 			t.Fatalf("%s redelivered: %v, first delivery: %v", kind, again, err)
 		}
 		return err
@@ -112,7 +112,7 @@ func TestFulfilmentCancelledReleasesTheVendorsPart(t *testing.T) {
 	cancelled := &fulfilmentv1.FulfilmentCancelled{FulfilmentId: "f2", OrderId: "o1", VendorId: "v2", Reason: "not shipped by the deadline"}
 	rec := e.publish(t, "fulfilment", "fulfilment-f2", "o1", "cancelled", cancelled)
 	for range 2 {
-		if err := e.app.HandleStockEvent(t.Context(), rec); err != nil {
+		if err := e.app.ShipmentRoutes().Handle(t.Context(), rec); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -123,7 +123,7 @@ func TestFulfilmentCancelledReleasesTheVendorsPart(t *testing.T) {
 	}
 	// An order the catalog never reserved: nothing to release.
 	other := e.publish(t, "fulfilment", "fulfilment-f3", "o9", "cancelled", &fulfilmentv1.FulfilmentCancelled{FulfilmentId: "f3", OrderId: "o9", VendorId: "v1"})
-	if err := e.app.HandleStockEvent(t.Context(), other); err != nil {
+	if err := e.app.ShipmentRoutes().Handle(t.Context(), other); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.events(t, "reservation-o9"); got != nil {

@@ -20,9 +20,8 @@ type (
 	// stable UPPER_SNAKE_CASE code, the same whatever the message.
 	RuleError = fault.PreconditionError
 	// ValidationError: a command breaks an invariant of its input; each
-	// Violation names the API request field ("skus[1].price.currency_code").
+	// violation names the API request field ("skus[1].price.currency_code").
 	ValidationError = fault.InvalidError
-	Violation       = fault.Violation
 )
 
 // Rule-error sentinels: the reasons, with a generic message. The errors the

@@ -6,7 +6,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/fault"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 )
@@ -36,18 +35,12 @@ type CreateLink struct {
 	Now           time.Time
 }
 
-// Links is the affiliate-link aggregate.
-var Links = es.Decider[Link, LinkCommand]{
-	Aggregate: "link",
-	Initial:   func(id string) Link { return Link{ID: id} },
-	Decide:    decides[Link, LinkCommand],
-	Evolve:    evolveLink,
-}
+// Links is the affiliate-link aggregate: created once.
+var Links = createdBy[Link, LinkCommand, CreateLink]("link", func(id string) Link { return Link{ID: id} }, evolveLink, nil)
+
+func (s Link) created() (string, bool) { return s.ID, s.Created }
 
 func (c CreateLink) decide(s Link) ([]proto.Message, error) {
-	if s.Created {
-		return nil, &ExistsError{Resource: "link", ID: s.ID}
-	}
 	var v fault.Violations
 	if !CreatorIDPattern.MatchString(c.CreatorID) {
 		v.Add("creator_id", "must be 1-128 letters, digits, '.', '-' or '_'")

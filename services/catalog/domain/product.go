@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/money"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
@@ -189,28 +188,13 @@ type RestockReturn struct {
 	Lines    []Line
 }
 
-// Products is the product aggregate.
-var Products = es.Decider[Product, ProductCommand]{
-	Aggregate: "product",
-	Initial:   func(id string) Product { return Product{ID: id} },
-	Decide:    decideProduct,
-	Evolve:    evolveProduct,
-	Clone:     CloneProduct,
-}
+// Products is the product aggregate: every command but CreateProduct
+// needs a product that was created.
+var Products = createdBy[Product, ProductCommand, CreateProduct]("product", func(id string) Product { return Product{ID: id} }, evolveProduct, CloneProduct)
 
-// decideProduct refuses every command but CreateProduct for a product that
-// was never created.
-func decideProduct(s Product, c ProductCommand) ([]proto.Message, error) {
-	if _, create := c.(CreateProduct); !create && !s.Created {
-		return nil, &NotFoundError{Resource: "product", ID: s.ID}
-	}
-	return c.decide(s)
-}
+func (s Product) created() (string, bool) { return s.ID, s.Created }
 
 func (c CreateProduct) decide(s Product) ([]proto.Message, error) {
-	if s.Created {
-		return nil, &ExistsError{Resource: "product", ID: s.ID}
-	}
 	if err := ValidateProduct(c); err != nil {
 		return nil, err
 	}
@@ -376,19 +360,9 @@ func (c SellStock) decide(s Product) ([]proto.Message, error) {
 	for _, l := range h.Lines {
 		held[l.SkuID] += l.Quantity
 	}
-	var sold []Line
-	for _, l := range c.Lines {
-		if s.skuIndex(l.SkuID) < 0 {
-			continue // another product's line of the same shipment
-		}
-		if l.Quantity <= 0 || h.Shipped[l.SkuID]+l.Quantity > held[l.SkuID] {
-			return nil, refuse(ErrNoHold, "product %s: order %s holds %d of %s, %d already shipped; cannot ship %d more",
-				s.ID, c.OrderID, held[l.SkuID], l.SkuID, h.Shipped[l.SkuID], l.Quantity)
-		}
-		sold = append(sold, l)
-	}
-	if len(sold) == 0 {
-		return nil, nil
+	sold, err := s.within(c.OrderID, c.Lines, h.Shipped, held, "holds", "shipped", "ship")
+	if err != nil || len(sold) == 0 {
+		return nil, err
 	}
 	return []proto.Message{&catalogv1.StockSold{
 		ProductId: s.ID, OrderId: c.OrderID, Lines: linesToProto(sold), ShipmentId: c.ShipmentID,
@@ -400,23 +374,33 @@ func (c RestockReturn) decide(s Product) ([]proto.Message, error) {
 	if slices.Contains(h.Returns, c.ReturnID) {
 		return nil, nil
 	}
-	var back []Line
-	for _, l := range c.Lines {
-		if s.skuIndex(l.SkuID) < 0 {
-			continue
-		}
-		if l.Quantity <= 0 || h.Returned[l.SkuID]+l.Quantity > h.Shipped[l.SkuID] {
-			return nil, refuse(ErrNoHold, "product %s: order %s shipped %d of %s, %d already returned; cannot restock %d more",
-				s.ID, c.OrderID, h.Shipped[l.SkuID], l.SkuID, h.Returned[l.SkuID], l.Quantity)
-		}
-		back = append(back, l)
-	}
-	if len(back) == 0 {
-		return nil, nil
+	back, err := s.within(c.OrderID, c.Lines, h.Returned, h.Shipped, "shipped", "returned", "restock")
+	if err != nil || len(back) == 0 {
+		return nil, err
 	}
 	return []proto.Message{&catalogv1.StockRestocked{
 		ProductId: s.ID, OrderId: c.OrderID, Lines: linesToProto(back), ReturnId: c.ReturnID,
 	}}, nil
+}
+
+// within returns the lines of this product among lines (those of other
+// products of the same shipment or return are left out), refusing unless
+// each is positive and keeps what was done so far, by SKU, within limit:
+// units shipped within those held (has "holds", did "shipped", do "ship"),
+// or returned within those shipped.
+func (s Product) within(orderID string, lines []Line, done, limit map[string]int64, has, did, do string) ([]Line, error) {
+	var out []Line
+	for _, l := range lines {
+		if s.skuIndex(l.SkuID) < 0 {
+			continue
+		}
+		if l.Quantity <= 0 || done[l.SkuID]+l.Quantity > limit[l.SkuID] {
+			return nil, refuse(ErrNoHold, "product %s: order %s %s %d of %s, %d already %s; cannot %s %d more",
+				s.ID, orderID, has, limit[l.SkuID], l.SkuID, done[l.SkuID], did, do, l.Quantity)
+		}
+		out = append(out, l)
+	}
+	return out, nil
 }
 
 func evolveProduct(s Product, e proto.Message) Product {

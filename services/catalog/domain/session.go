@@ -7,7 +7,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/custody/custody/pkg/es"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 )
 
@@ -78,33 +77,20 @@ type EndSession struct {
 	Now time.Time
 }
 
-// Sessions is the live-session aggregate.
-var Sessions = es.Decider[Session, SessionCommand]{
-	Aggregate: "session",
-	Initial:   func(id string) Session { return Session{ID: id} },
-	Decide:    decideSession,
-	Evolve:    evolveSession,
-	Clone:     CloneSession,
-}
+// Sessions is the live-session aggregate: started once; every other
+// command needs a session that started and has not ended.
+var Sessions = createdBy[Session, SessionCommand, StartSession]("session", func(id string) Session { return Session{ID: id} }, evolveSession, CloneSession)
 
-// decideSession lets a session be started once; every other command needs
-// a session that started and has not ended.
-func decideSession(s Session, c SessionCommand) ([]proto.Message, error) {
-	if _, start := c.(StartSession); !start {
-		if !s.Started {
-			return nil, &NotFoundError{Resource: "session", ID: s.ID}
-		}
-		if s.Ended {
-			return nil, refuse(ErrSessionEnded, "live session %s has ended", s.ID)
-		}
+func (s Session) created() (string, bool) { return s.ID, s.Started }
+
+func (s Session) closed() error {
+	if s.Ended {
+		return refuse(ErrSessionEnded, "live session %s has ended", s.ID)
 	}
-	return c.decide(s)
+	return nil
 }
 
 func (c StartSession) decide(s Session) ([]proto.Message, error) {
-	if s.Started {
-		return nil, &ExistsError{Resource: "session", ID: s.ID}
-	}
 	if !CreatorIDPattern.MatchString(c.CreatorID) {
 		return nil, invalid("creator_id", "must be 1-128 letters, digits, '.', '-' or '_'")
 	}

@@ -6,7 +6,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/fault"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 )
@@ -31,18 +30,12 @@ type RegisterVendor struct {
 	Now         time.Time
 }
 
-// Vendors is the vendor aggregate.
-var Vendors = es.Decider[Vendor, VendorCommand]{
-	Aggregate: "vendor",
-	Initial:   func(id string) Vendor { return Vendor{ID: id} },
-	Decide:    decides[Vendor, VendorCommand],
-	Evolve:    evolveVendor,
-}
+// Vendors is the vendor aggregate: registered once.
+var Vendors = createdBy[Vendor, VendorCommand, RegisterVendor]("vendor", func(id string) Vendor { return Vendor{ID: id} }, evolveVendor, nil)
+
+func (s Vendor) created() (string, bool) { return s.ID, s.Registered }
 
 func (c RegisterVendor) decide(s Vendor) ([]proto.Message, error) {
-	if s.Registered {
-		return nil, &ExistsError{Resource: "vendor", ID: s.ID}
-	}
 	var v fault.Violations
 	if c.VendorID != s.ID || !VendorIDPattern.MatchString(c.VendorID) {
 		v.Add("vendor_id", "must be 1-64 letters, digits, '-' or '_'")

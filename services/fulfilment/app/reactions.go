@@ -20,28 +20,15 @@ import (
 // confirmed and cancelled orders.
 const OrderConsumer = "fulfilment-on-order"
 
-// OrderEventTypes are the order events the service reacts to.
-var OrderEventTypes = projection.EventTypes(&orderv1.OrderConfirmed{}, &orderv1.OrderCancelled{})
-
-// HandleOrderEvent reacts to the order service: OrderConfirmed requests
-// one fulfilment per vendor part (ship-by = confirm time + HandlingTime),
-// OrderCancelled cancels the order's fulfilments that have not shipped.
-// Command ids are derived from the event id and the fulfilment ids from
-// order and vendor, so redelivery creates nothing twice.
-func (s *Service) HandleOrderEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
-	ev, err := projection.Decode(rec)
-	if err != nil {
-		return err
-	}
-	switch p := ev.Payload.(type) {
-	case *orderv1.OrderConfirmed:
-		return s.requestFulfilments(ctx, rec, p)
-	case *orderv1.OrderCancelled:
-		return s.cancelFulfilments(ctx, rec, p)
-	}
-	return nil
+// OrderRoutes are how the service reacts to the order service. Command ids
+// are derived from the event id and the fulfilment ids from order and
+// vendor, so redelivery creates nothing twice.
+func (s *Service) OrderRoutes() projection.Routes {
+	return projection.Routes{projection.On(s.requestFulfilments), projection.On(s.cancelFulfilments)}
 }
 
+// requestFulfilments: OrderConfirmed requests one fulfilment per vendor
+// part (ship-by = confirm time + HandlingTime).
 func (s *Service) requestFulfilments(ctx context.Context, rec eventstore.RecordedEvent, p *orderv1.OrderConfirmed) error {
 	confirmed := s.d.Clock.Now()
 	if p.GetConfirmTime() != nil {
@@ -78,6 +65,8 @@ func (s *Service) requestFulfilments(ctx context.Context, rec eventstore.Recorde
 	return nil
 }
 
+// cancelFulfilments: OrderCancelled cancels the order's fulfilments that
+// have not shipped.
 func (s *Service) cancelFulfilments(ctx context.Context, rec eventstore.RecordedEvent, p *orderv1.OrderCancelled) error {
 	vendors, err := s.orderVendors(ctx, p.GetOrderId())
 	if err != nil {

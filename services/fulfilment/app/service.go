@@ -5,7 +5,7 @@
 // fulfilment per vendor part, OrderCancelled → cancel what has not shipped)
 // and the ship-by deadlines. It knows no transport: the platform folds the
 // fulfilment store into the read model (ReadModel.Apply), hands it order
-// events (HandleOrderEvent) and runs the deadline scheduler (Deadlines).
+// events (OrderRoutes) and runs the deadline scheduler (Deadlines).
 //
 // Consistency, in short:
 //   - Commands return once their events are durably stored. GetFulfilment
@@ -18,7 +18,7 @@
 //     way, so one that passed while the service was down fires right after
 //     the restart. Firing is idempotent: the command id is derived from the
 //     fulfilment and the deadline.
-//   - The order service's events reach HandleOrderEvent once its stream
+//   - The order service's events reach OrderRoutes once its stream
 //     exists; every RPC works before that.
 package app
 
@@ -110,7 +110,7 @@ type Service struct {
 }
 
 // New returns a service. It starts nothing: the caller folds the store into
-// ReadModel, runs Deadlines and hands order events to HandleOrderEvent.
+// ReadModel, runs Deadlines and hands order events to OrderRoutes.
 func New(cfg Config, d Deps) *Service {
 	s := &Service{cfg: cfg.withDefaults(), d: d, done: make(chan struct{}),
 		h:        es.NewHandler(domain.Decider, d.Store, es.Options{}),

@@ -23,62 +23,46 @@ const (
 	TrustConsumer      = "order-on-trust"
 )
 
-// FulfilmentEventTypes and TrustEventTypes are the events those reactions
-// handle.
-var (
-	FulfilmentEventTypes = projection.EventTypes(
-		&fulfilmentv1.FulfilmentShipped{},
-		&fulfilmentv1.FulfilmentDelivered{},
-		&fulfilmentv1.FulfilmentCancelled{},
-	)
-	TrustEventTypes = projection.EventTypes(&trustv1.RefundIssued{})
-)
+// FulfilmentRoutes are how the order follows its parts' fulfilment.
+func (s *Service) FulfilmentRoutes() projection.Routes {
+	return projection.Routes{projection.On(s.partShipped), projection.On(s.partDelivered), projection.On(s.partCancelled)}
+}
 
-// HandleFulfilmentEvent: a part shipped (the order can no longer be
-// cancelled), a part was delivered (the last one makes the order
-// DELIVERED), or fulfilment cancelled a part before it shipped (ship-by
+// partShipped: a part shipped (the order can no longer be cancelled).
+func (s *Service) partShipped(ctx context.Context, rec eventstore.RecordedEvent, p *fulfilmentv1.FulfilmentShipped) error {
+	return s.react(ctx, rec, p.GetOrderId(), "shipped",
+		domain.MarkPartShipped{VendorID: p.GetVendorId(), ShipmentID: p.GetFulfilmentId() + "/" + p.GetShipmentId(), Time: p.GetShipTime().AsTime()})
+}
+
+// partDelivered: a part was delivered (the last one makes the order
+// DELIVERED).
+func (s *Service) partDelivered(ctx context.Context, rec eventstore.RecordedEvent, p *fulfilmentv1.FulfilmentDelivered) error {
+	return s.react(ctx, rec, p.GetOrderId(), "delivered",
+		domain.MarkPartDelivered{VendorID: p.GetVendorId(), FulfilmentID: p.GetFulfilmentId(), WithProof: p.GetWithProof(), Time: p.GetDeliverTime().AsTime()})
+}
+
+// partCancelled: fulfilment cancelled a part before it shipped (ship-by
 // deadline policy), which cancels the order if nothing of it has shipped.
-func (s *Service) HandleFulfilmentEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
-	ev, err := projection.Decode(rec)
-	if err != nil {
-		return err
-	}
-	var orderID, kind string
-	var body domain.Command
-	switch p := ev.Payload.(type) {
-	case *fulfilmentv1.FulfilmentShipped:
-		orderID, kind = p.GetOrderId(), "shipped"
-		body = domain.MarkPartShipped{VendorID: p.GetVendorId(), ShipmentID: p.GetFulfilmentId() + "/" + p.GetShipmentId(), Time: p.GetShipTime().AsTime()}
-	case *fulfilmentv1.FulfilmentDelivered:
-		orderID, kind = p.GetOrderId(), "delivered"
-		body = domain.MarkPartDelivered{VendorID: p.GetVendorId(), FulfilmentID: p.GetFulfilmentId(), WithProof: p.GetWithProof(), Time: p.GetDeliverTime().AsTime()}
-	case *fulfilmentv1.FulfilmentCancelled:
-		orderID, kind = p.GetOrderId(), "part-cancelled"
-		body = domain.CancelOrder{Reason: "fulfilment cancelled: " + p.GetReason(), By: "service:fulfilment", Time: p.GetCancelTime().AsTime()}
-	default:
-		return nil
-	}
-	err = s.react(ctx, rec, orderID, kind, body)
+func (s *Service) partCancelled(ctx context.Context, rec eventstore.RecordedEvent, p *fulfilmentv1.FulfilmentCancelled) error {
+	err := s.react(ctx, rec, p.GetOrderId(), "part-cancelled",
+		domain.CancelOrder{Reason: "fulfilment cancelled: " + p.GetReason(), By: "service:fulfilment", Time: p.GetCancelTime().AsTime()})
 	var pe *domain.PreconditionError
-	if kind == "part-cancelled" && errors.As(err, &pe) {
+	if errors.As(err, &pe) {
 		// Another part has shipped: the order stands; the unshipped part's
 		// money goes back through a claim or refund, not a cancellation.
-		s.d.Logger.Warn("fulfilment cancelled a part of an order that has shipped parts; order kept", "order", orderID, "reason", pe.Message)
+		s.d.Logger.Warn("fulfilment cancelled a part of an order that has shipped parts; order kept", "order", p.GetOrderId(), "reason", pe.Message)
 		return nil
 	}
 	return err
 }
 
-// HandleTrustEvent records refunds on the order (REFUNDED when in full).
-func (s *Service) HandleTrustEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
-	ev, err := projection.Decode(rec)
-	if err != nil {
-		return err
-	}
-	p, ok := ev.Payload.(*trustv1.RefundIssued)
-	if !ok {
-		return nil
-	}
+// TrustRoutes record refunds on the order.
+func (s *Service) TrustRoutes() projection.Routes {
+	return projection.Routes{projection.On(s.refundIssued)}
+}
+
+// refundIssued records a refund on the order (REFUNDED when in full).
+func (s *Service) refundIssued(ctx context.Context, rec eventstore.RecordedEvent, p *trustv1.RefundIssued) error {
 	amount, err := money.FromProto(p.GetAmount())
 	if err != nil {
 		return fault.Permanent(fmt.Errorf("refund %s: %w", p.GetRefundId(), err))

@@ -14,28 +14,23 @@ import (
 // orders learn the catalog's answer to OrderPlaced.
 const SagaConsumer = "order-on-catalog"
 
-// SagaEventTypes are the catalog events the saga reacts to.
-var SagaEventTypes = projection.EventTypes(&catalogv1.StockReserved{}, &catalogv1.StockReservationFailed{})
+// CatalogRoutes are the order side of the stock saga. A redelivered event
+// appends nothing (react); a second, different answer for an order already
+// decided is ignored by the aggregate.
+func (s *Service) CatalogRoutes() projection.Routes {
+	return projection.Routes{projection.On(s.stockReserved), projection.On(s.stockReservationFailed)}
+}
 
-// HandleCatalogEvent is the order side of the stock saga: StockReserved
-// confirms the order, StockReservationFailed rejects it. A redelivered
-// event appends nothing (react); a second, different answer for an order
-// already decided is ignored by the aggregate.
-func (s *Service) HandleCatalogEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
-	ev, err := projection.Decode(rec)
-	if err != nil {
-		return err
+// stockReserved confirms the order.
+func (s *Service) stockReserved(ctx context.Context, rec eventstore.RecordedEvent, p *catalogv1.StockReserved) error {
+	return s.react(ctx, rec, p.GetOrderId(), "confirm", domain.ConfirmOrder{Time: s.d.Clock.Now()})
+}
+
+// stockReservationFailed rejects the order.
+func (s *Service) stockReservationFailed(ctx context.Context, rec eventstore.RecordedEvent, p *catalogv1.StockReservationFailed) error {
+	reason := p.GetReason()
+	if reason == "" {
+		reason = fmt.Sprintf("sku %s: %d requested, %d available", p.GetSkuId(), p.GetRequested(), p.GetAvailable())
 	}
-	now := s.d.Clock.Now()
-	switch p := ev.Payload.(type) {
-	case *catalogv1.StockReserved:
-		return s.react(ctx, rec, p.GetOrderId(), "confirm", domain.ConfirmOrder{Time: now})
-	case *catalogv1.StockReservationFailed:
-		reason := p.GetReason()
-		if reason == "" {
-			reason = fmt.Sprintf("sku %s: %d requested, %d available", p.GetSkuId(), p.GetRequested(), p.GetAvailable())
-		}
-		return s.react(ctx, rec, p.GetOrderId(), "reject", domain.RejectOrder{SKUID: p.GetSkuId(), Reason: reason, Time: now})
-	}
-	return nil
+	return s.react(ctx, rec, p.GetOrderId(), "reject", domain.RejectOrder{SKUID: p.GetSkuId(), Reason: reason, Time: s.d.Clock.Now()})
 }

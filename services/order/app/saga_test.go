@@ -82,7 +82,7 @@ func TestConfirmReactionIsIdempotent(t *testing.T) {
 
 	// The same event handled twice (a redelivery after a lost ack).
 	for range 2 {
-		if err := svc.HandleCatalogEvent(t.Context(), reserved); err != nil {
+		if err := svc.CatalogRoutes().Handle(t.Context(), reserved); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -97,11 +97,11 @@ func TestConfirmReactionIsIdempotent(t *testing.T) {
 	// After a restart (nothing cached), the same event again, and a
 	// contradicting late answer: still nothing new.
 	svc2 := e.service(t)
-	if err := svc2.HandleCatalogEvent(t.Context(), reserved); err != nil {
+	if err := svc2.CatalogRoutes().Handle(t.Context(), reserved); err != nil {
 		t.Fatal(err)
 	}
 	failed := e.emit(t, "reservation-"+id, &catalogv1.StockReservationFailed{OrderId: id, SkuId: "p1-a"})
-	if err := svc2.HandleCatalogEvent(t.Context(), failed); err != nil {
+	if err := svc2.CatalogRoutes().Handle(t.Context(), failed); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(e.events(t, id)); n != 2 {
@@ -120,7 +120,7 @@ func TestRejectReactionRecordsTheReason(t *testing.T) {
 	id := e.placeOrder(t, svc)
 	failed := e.emit(t, "reservation-"+id, &catalogv1.StockReservationFailed{OrderId: id, SkuId: "p1-a", Requested: 4, Available: 1})
 	for range 2 {
-		if err := svc.HandleCatalogEvent(t.Context(), failed); err != nil {
+		if err := svc.CatalogRoutes().Handle(t.Context(), failed); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -136,11 +136,11 @@ func TestReactionToAnUnknownOrderIsParked(t *testing.T) {
 	e := newEnv(t)
 	svc := e.service(t)
 	rec := e.emit(t, "reservation-o404", &catalogv1.StockReserved{OrderId: "o404"})
-	if err := svc.HandleCatalogEvent(t.Context(), rec); !fault.IsPermanent(err) || !errors.Is(err, domain.ErrNotPlaced) {
+	if err := svc.CatalogRoutes().Handle(t.Context(), rec); !fault.IsPermanent(err) || !errors.Is(err, domain.ErrNotPlaced) {
 		t.Fatalf("err = %v, want a permanent ErrNotPlaced", err)
 	}
 	rec = e.emit(t, "reservation-bad", &catalogv1.StockReserved{OrderId: "not an id!"})
-	if err := svc.HandleCatalogEvent(t.Context(), rec); !fault.IsPermanent(err) {
+	if err := svc.CatalogRoutes().Handle(t.Context(), rec); !fault.IsPermanent(err) {
 		t.Fatalf("err = %v, want permanent", err)
 	}
 }

@@ -5,7 +5,7 @@
 // catalog) and the handlers of other services' events (the order side of
 // the stock saga, fulfilment's progress, trust's refunds). It knows no
 // transport: the platform's runtime folds the read models (Apply) and
-// delivers the events (Handle…), as the order module declares.
+// delivers the events (…Routes), as the order module declares.
 //
 // Consistency, in short:
 //   - PlaceOrder returns once OrderPlaced is durably stored. If the catalog

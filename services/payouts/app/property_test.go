@@ -172,11 +172,11 @@ func (h *harness) handle(svc string, rec eventstore.RecordedEvent) error {
 	ctx := h.t.Context()
 	switch svc {
 	case "order":
-		return h.svc.HandleOrderEvent(ctx, rec)
+		return h.svc.OrderRoutes().Handle(ctx, rec)
 	case "fulfilment":
-		return h.svc.HandleFulfilmentEvent(ctx, rec)
+		return h.svc.FulfilmentRoutes().Handle(ctx, rec)
 	default:
-		return h.svc.HandleTrustEvent(ctx, rec)
+		return h.svc.TrustRoutes().Handle(ctx, rec)
 	}
 }
 

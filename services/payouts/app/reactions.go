@@ -22,92 +22,81 @@ import (
 // actor is who the reactions and deadlines act as, recorded with the events.
 const actor = "service:payouts"
 
-// Event types each reaction handles.
-var (
-	OrderEventTypes      = projection.EventTypes(&orderv1.OrderConfirmed{}, &orderv1.OrderCancelled{})
-	FulfilmentEventTypes = projection.EventTypes(&fulfilmentv1.FulfilmentDelivered{}, &fulfilmentv1.FulfilmentCancelled{})
-	TrustEventTypes      = projection.EventTypes(&trustv1.ClaimOpened{}, &trustv1.ClaimClosed{}, &trustv1.RefundIssued{})
-)
-
 // ErrNotConfirmed: an event about an order whose OrderConfirmed is not in
 // the order stream (yet). The runtime retries the reaction, and parks the
 // event if it never comes.
 var ErrNotConfirmed = errors.New("the order has not been confirmed")
 
-// HandleOrderEvent books OrderConfirmed (capture into escrow) and
-// OrderCancelled (escrow back to the buyer).
-func (s *Service) HandleOrderEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
-	ev, err := projection.Decode(rec)
-	if err != nil {
-		return err
+// OrderRoutes book OrderConfirmed (capture into escrow) and OrderCancelled
+// (escrow back to the buyer).
+func (s *Service) OrderRoutes() projection.Routes {
+	return projection.Routes{
+		projection.On(func(ctx context.Context, rec eventstore.RecordedEvent, e *orderv1.OrderConfirmed) error {
+			return classify(e, s.capture(ctx, rec, e))
+		}),
+		projection.On(func(ctx context.Context, rec eventstore.RecordedEvent, e *orderv1.OrderCancelled) error {
+			return classify(e, s.book(ctx, rec, e.GetOrderId(), "cancel", domain.Cancel{
+				Cause: cause(rec), Reason: fmt.Sprintf("order cancelled by %s: %s", e.GetCancelledBy(), e.GetReason()), Time: s.d.Clock.Now()}))
+		}),
 	}
-	switch e := ev.Payload.(type) {
-	case *orderv1.OrderConfirmed:
-		return classify(ev.Payload, e.GetOrderId(), s.capture(ctx, rec, e))
-	case *orderv1.OrderCancelled:
-		return classify(ev.Payload, e.GetOrderId(), s.book(ctx, rec, e.GetOrderId(), "cancel", domain.Cancel{
-			Cause: cause(rec), Reason: fmt.Sprintf("order cancelled by %s: %s", e.GetCancelledBy(), e.GetReason()), Time: s.d.Clock.Now()}))
-	}
-	return nil
 }
 
-// HandleFulfilmentEvent books FulfilmentDelivered (the return window
-// starts) and FulfilmentCancelled (the part's escrow back to the buyer).
-func (s *Service) HandleFulfilmentEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
-	return s.bookEvent(ctx, rec, func(m proto.Message) (orderID, kind string, cmd domain.Command) {
-		switch e := m.(type) {
-		case *fulfilmentv1.FulfilmentDelivered:
+// FulfilmentRoutes book FulfilmentDelivered (the return window starts) and
+// FulfilmentCancelled (the part's escrow back to the buyer).
+func (s *Service) FulfilmentRoutes() projection.Routes {
+	return projection.Routes{
+		booking(s, "deliver", func(ctx context.Context, rec eventstore.RecordedEvent, e *fulfilmentv1.FulfilmentDelivered) domain.Command {
 			tier, tp := s.cfg.Policy.Tier(s.tier(ctx, e.GetVendorId()))
 			d := domain.Deliver{Cause: cause(rec), VendorID: e.GetVendorId(), FulfilmentID: e.GetFulfilmentId(), Tier: tier,
 				Window: s.cfg.Policy.ReturnWindow + tp.WindowExtension, Time: s.d.Clock.Now()}
 			if e.GetDeliverTime() != nil {
 				d.DeliverTime = e.GetDeliverTime().AsTime()
 			}
-			return e.GetOrderId(), "deliver", d
-		case *fulfilmentv1.FulfilmentCancelled:
-			return e.GetOrderId(), "cancel-part", domain.Cancel{Cause: cause(rec), VendorID: e.GetVendorId(),
+			return d
+		}),
+		booking(s, "cancel-part", func(_ context.Context, rec eventstore.RecordedEvent, e *fulfilmentv1.FulfilmentCancelled) domain.Command {
+			return domain.Cancel{Cause: cause(rec), VendorID: e.GetVendorId(),
 				Reason: "fulfilment cancelled: " + e.GetReason(), Time: s.d.Clock.Now()}
-		}
-		return "", "", nil
-	})
+		}),
+	}
 }
 
-// HandleTrustEvent books ClaimOpened (hold), ClaimClosed (unhold, and the
-// release if the window has closed) and RefundIssued (refund or clawback).
-func (s *Service) HandleTrustEvent(ctx context.Context, rec eventstore.RecordedEvent) error {
-	return s.bookEvent(ctx, rec, func(m proto.Message) (orderID, kind string, cmd domain.Command) {
-		switch e := m.(type) {
-		case *trustv1.ClaimOpened:
-			return e.GetOrderId(), "open-claim", domain.OpenClaim{Cause: cause(rec), ClaimID: e.GetClaimId(), VendorID: e.GetVendorId(),
+// TrustRoutes book ClaimOpened (hold), ClaimClosed (unhold, and the release
+// if the window has closed) and RefundIssued (refund or clawback).
+func (s *Service) TrustRoutes() projection.Routes {
+	return projection.Routes{
+		booking(s, "open-claim", func(_ context.Context, rec eventstore.RecordedEvent, e *trustv1.ClaimOpened) domain.Command {
+			return domain.OpenClaim{Cause: cause(rec), ClaimID: e.GetClaimId(), VendorID: e.GetVendorId(),
 				Amount: moneyOf(e.GetClaimedAmount()), Time: s.d.Clock.Now()}
-		case *trustv1.ClaimClosed:
-			return e.GetOrderId(), "close-claim", domain.CloseClaim{Cause: cause(rec), ClaimID: e.GetClaimId(), VendorID: e.GetVendorId(),
+		}),
+		booking(s, "close-claim", func(ctx context.Context, rec eventstore.RecordedEvent, e *trustv1.ClaimClosed) domain.Command {
+			return domain.CloseClaim{Cause: cause(rec), ClaimID: e.GetClaimId(), VendorID: e.GetVendorId(),
 				Outcome: e.GetOutcome(), Release: s.releaseTerms(ctx, e.GetVendorId()), Time: s.d.Clock.Now()}
-		case *trustv1.RefundIssued:
+		}),
+		booking(s, "refund", func(_ context.Context, rec eventstore.RecordedEvent, e *trustv1.RefundIssued) domain.Command {
 			r := domain.Refund{Cause: cause(rec), RefundID: e.GetRefundId(), ClaimID: e.GetClaimId(), VendorID: e.GetVendorId(),
 				Amount: moneyOf(e.GetAmount()), Time: s.d.Clock.Now()}
 			for _, l := range e.GetLines() {
 				r.Lines = append(r.Lines, domain.LineAmount{LineID: l.GetLineId(), Amount: moneyOf(l.GetAmount())})
 			}
-			return e.GetOrderId(), "refund", r
-		}
-		return "", "", nil
-	})
+			return r
+		}),
+	}
 }
 
-// bookEvent decodes an event about a captured order, turns it into a
-// ledger command (nil: not an event this service books) and books it,
-// capturing the order first if this event overtook its OrderConfirmed.
-func (s *Service) bookEvent(ctx context.Context, rec eventstore.RecordedEvent, command func(proto.Message) (orderID, kind string, cmd domain.Command)) error {
-	ev, err := projection.Decode(rec)
-	if err != nil {
-		return err
-	}
-	orderID, kind, cmd := command(ev.Payload)
-	if cmd == nil {
-		return nil
-	}
-	return classify(ev.Payload, orderID, s.bookCaptured(ctx, rec, orderID, kind, cmd))
+// aboutOrder is an event about an order: what the reactions book.
+type aboutOrder interface {
+	proto.Message
+	GetOrderId() string
+}
+
+// booking routes the events of type E, each about a captured order, to the
+// ledger command that command makes of it and books it, capturing the
+// order first if this event overtook its OrderConfirmed.
+func booking[E aboutOrder](s *Service, kind string, command func(context.Context, eventstore.RecordedEvent, E) domain.Command) projection.Route {
+	return projection.On(func(ctx context.Context, rec eventstore.RecordedEvent, e E) error {
+		return classify(e, s.bookCaptured(ctx, rec, e.GetOrderId(), kind, command(ctx, rec, e)))
+	})
 }
 
 func cause(rec eventstore.RecordedEvent) domain.Cause {
@@ -123,14 +112,14 @@ func moneyOf(m *typev1.Money) money.Money {
 // classify turns a reaction's error into the runtime's terms: what no
 // retry can cure (a malformed event, a vendor the order does not have, an
 // id that is not an order id) is parked at once, where audit sees it.
-func classify(ev proto.Message, orderID string, err error) error {
+func classify(ev aboutOrder, err error) error {
 	var invalid *domain.InvalidError
 	var unknown *domain.UnknownPartError
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &invalid), errors.As(err, &unknown), errors.Is(err, es.ErrBadCommand):
-		return fault.Permanent(fmt.Errorf("%s for order %q: %w", proto.MessageName(ev), orderID, err))
+		return fault.Permanent(fmt.Errorf("%s for order %q: %w", proto.MessageName(ev), ev.GetOrderId(), err))
 	}
 	return err
 }
@@ -174,7 +163,7 @@ func (s *Service) captureFromOrderStream(ctx context.Context, orderID string) er
 		return err
 	}
 	for _, r := range recs {
-		if r.Type != OrderEventTypes[0] {
+		if r.Type != es.EventType(&orderv1.OrderConfirmed{}) {
 			continue
 		}
 		ev, err := es.Decode(r)

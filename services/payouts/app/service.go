@@ -4,7 +4,7 @@
 // return-window and reserve deadlines, payout runs, and the read side
 // (balances, ledger entries, statements, vendors' trust tiers). It knows no
 // transport: the platform's runtime folds the store into the read models,
-// delivers the other services' events to the Handle*Event methods and runs
+// delivers the other services' events to the *Routes methods and runs
 // the deadlines (the payouts package declares which).
 //
 // Consistency, in short:
@@ -83,7 +83,7 @@ type Service struct {
 }
 
 // New returns a service. It starts nothing: the caller feeds View and
-// Tiers, delivers events to the Handle*Event methods and runs RunDeadlines.
+// Tiers, delivers events to the *Routes methods and runs RunDeadlines.
 func New(cfg Config, d Deps) *Service {
 	s := &Service{cfg: cfg.withDefaults(), d: d,
 		ledger: es.NewHandler(domain.LedgerDecider, d.Store, es.Options{}),

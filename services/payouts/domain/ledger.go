@@ -444,7 +444,7 @@ func splitOrder(orderID string, c Capture) ([]*payoutsv1.PartSplit, error) {
 }
 
 // part finds vendorID's part (its index and a copy), or records an
-// *UnknownPartError.
+// *UnknownPartError (and returns a zero Part: a command checks ok first).
 func (d *decision) part(vendorID string) (int, Part, bool) {
 	i := d.l.Part(vendorID)
 	if i < 0 {
@@ -456,10 +456,7 @@ func (d *decision) part(vendorID string) (int, Part, bool) {
 
 func (c Deliver) decide(d *decision) {
 	_, p, ok := d.part(c.VendorID)
-	if !ok {
-		return
-	}
-	if p.Delivered || p.Cancelled {
+	if !ok || p.Delivered || p.Cancelled {
 		return
 	}
 	at := c.DeliverTime
@@ -491,10 +488,7 @@ func (c Deliver) decide(d *decision) {
 
 func (c OpenClaim) decide(d *decision) {
 	_, p, ok := d.part(c.VendorID)
-	if !ok {
-		return
-	}
-	if _, known := p.Claims[c.ClaimID]; known || p.Released || p.Cancelled {
+	if _, known := p.Claims[c.ClaimID]; !ok || known || p.Released || p.Cancelled {
 		return // a claim after release holds nothing: a refund will claw back
 	}
 	cur := d.l.Currency()
@@ -520,11 +514,8 @@ func (c OpenClaim) decide(d *decision) {
 
 func (c CloseClaim) decide(d *decision) {
 	i, p, ok := d.part(c.VendorID)
-	if !ok {
-		return
-	}
 	open, known := p.Claims[c.ClaimID]
-	if (known && !open) || p.Released || p.Cancelled {
+	if !ok || (known && !open) || p.Released || p.Cancelled {
 		return
 	}
 	// An unknown claim is recorded closed, so that its ClaimOpened, if it
@@ -551,10 +542,7 @@ func (c CloseClaim) decide(d *decision) {
 
 func (c CloseWindow) decide(d *decision) {
 	i, p, ok := d.part(c.VendorID)
-	if !ok {
-		return
-	}
-	if !p.Delivered || p.WindowClosed || p.Released || p.Cancelled {
+	if !ok || !p.Delivered || p.WindowClosed || p.Released || p.Cancelled {
 		return
 	}
 	if c.Time.Before(p.CloseTime) {
@@ -603,10 +591,7 @@ func (d *decision) release(i int, t ReleaseTerms, cause Cause, at time.Time) {
 
 func (c ReleaseReserve) decide(d *decision) {
 	_, p, ok := d.part(c.VendorID)
-	if !ok {
-		return
-	}
-	if !p.Released || p.ReserveReleased || p.Reserve.Minor == 0 {
+	if !ok || !p.Released || p.ReserveReleased || p.Reserve.Minor == 0 {
 		return
 	}
 	if c.Time.Before(p.ReserveReleaseTime) {
