@@ -155,14 +155,13 @@ type AppendResult struct {
 
 // Errors. Backends wrap them; callers test with errors.Is / errors.As.
 var (
-	ErrStreamNotFound  = errors.New("eventstore: stream not found")
-	ErrInvalidAppend   = errors.New("eventstore: invalid append")
-	ErrClosed          = errors.New("eventstore: closed")
-	ErrImmutable       = errors.New("eventstore: history is immutable")
-	ErrWrongExpected   = errors.New("eventstore: wrong expected version")
-	ErrUnavailable     = errors.New("eventstore: unavailable")
-	ErrChainBroken     = errors.New("eventstore: hash chain broken")
-	ErrIDAlreadyStored = errors.New("eventstore: event id already stored elsewhere in the stream")
+	ErrStreamNotFound = errors.New("eventstore: stream not found")
+	ErrInvalidAppend  = errors.New("eventstore: invalid append")
+	ErrClosed         = errors.New("eventstore: closed")
+	ErrImmutable      = errors.New("eventstore: history is immutable")
+	ErrWrongExpected  = errors.New("eventstore: wrong expected version")
+	ErrUnavailable    = errors.New("eventstore: unavailable")
+	ErrChainBroken    = errors.New("eventstore: hash chain broken")
 	// ErrUnreadable: the store holds a record it cannot return (its own
 	// checksum fails, say). Nothing may be folded past it as if it were not
 	// there.

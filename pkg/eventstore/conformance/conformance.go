@@ -56,6 +56,7 @@ func Run(t *testing.T, b Backend) {
 		{"RetryAfterLostAckIsIdempotent", testIdempotentRetry},
 		{"ConcurrentMultiEventAppendsAreAtomic", testConcurrentAtomic},
 		{"AnyUnderContention", testAnyUnderContention},
+		{"TwoStoresNeverBothWinAConflict", testTwoStores},
 		{"ReadStreamFromRevision", testReadStreamFrom},
 		{"GlobalOrderHasNoGaps", testGlobalOrder},
 		{"CatchUpSubscriptionGoesLive", testSubscribe},
@@ -383,6 +384,69 @@ func testAnyUnderContention(t *testing.T, b Backend) {
 	}
 	if _, err := eventstore.VerifyChain(got); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Two store instances over the same data (two processes running the same
+// service) never both accept conflicting appends, whatever each has cached:
+// each round both append at the same expected revision, at once; exactly
+// one wins. Many streams are written at once so that a backend that stores
+// several appends together is exercised across streams too.
+func testTwoStores(t *testing.T, b Backend) {
+	s := open(t, b)
+	stores := []eventstore.Store{s, b.Peer(t, s)}
+	const streams, rounds = 4, 6
+	var wg sync.WaitGroup
+	for k := range streams {
+		stream := fmt.Sprintf("order-two%d", k)
+		wg.Go(func() {
+			exp := eventstore.NoStream
+			for r := range rounds {
+				var won atomic.Int32
+				var rw sync.WaitGroup
+				for w, st := range stores {
+					rw.Go(func() {
+						_, err := st.Append(context.Background(), stream, exp, ev(fmt.Sprintf("s%d-r%d-w%d", k, r, w), 2))
+						switch {
+						case err == nil:
+							won.Add(1)
+						case !errors.Is(err, eventstore.ErrWrongExpected):
+							t.Errorf("%s round %d, store %d: %v", stream, r, w, err)
+						}
+					})
+				}
+				rw.Wait()
+				if n := won.Load(); n != 1 {
+					t.Errorf("%s round %d: %d appends at %s accepted, want exactly 1", stream, r, n, exp)
+					return
+				}
+				exp = eventstore.Exact(uint64(2*r + 1))
+			}
+		})
+	}
+	wg.Wait()
+	for k := range streams {
+		for w, st := range stores {
+			got := read(t, st, fmt.Sprintf("order-two%d", k))
+			if len(got) != 2*rounds {
+				t.Fatalf("store %d: order-two%d has %d events, want %d", w, k, len(got), 2*rounds)
+			}
+			if n, err := eventstore.VerifyChain(got); err != nil || n != len(got) {
+				t.Fatalf("store %d: order-two%d chain verified %d: %v", w, k, n, err)
+			}
+		}
+	}
+	// A store whose view is stale (the peer appended since it last looked)
+	// is refused, and then reads what the peer wrote.
+	last := read(t, s, "order-two0")
+	at := last[len(last)-1].Revision
+	peer := ev("peer", 1)
+	mustAppend(t, stores[1], "order-two0", eventstore.Exact(at), peer)
+	if _, err := s.Append(t.Context(), "order-two0", eventstore.Exact(at), ev("stale", 1)); !errors.Is(err, eventstore.ErrWrongExpected) {
+		t.Fatalf("stale append: %v, want wrong expected version", err)
+	}
+	if got := read(t, s, "order-two0"); got[len(got)-1].ID != peer[0].ID {
+		t.Fatalf("after the peer's append this store reads %v last", got[len(got)-1].ID)
 	}
 }
 

@@ -163,10 +163,16 @@ func forward(ctx context.Context, sub eventstore.Subscription, js natsjs.JetStre
 	}
 }
 
-// EncodeMsg builds the NATS message for one event exactly as the jetstream
-// backend stores a one-event append: a commit of that event
-// (jetstream.EncodeCommit), Nats-Msg-Id = event id, so jetstream.Decode gives
-// the event back (with the JetStream position as its position).
+// EncodeMsg builds the NATS message for one event in the jetstream
+// backend's format: a commit of that event (jetstream.EncodeCommit), so
+// jetstream.Decode gives the event back (with the JetStream position as its
+// position), and Nats-Msg-Id = event id, so a relay that resumes from an
+// older checkpoint does not publish it twice.
 func EncodeMsg(subject string, e *eventstore.RecordedEvent) (*nats.Msg, error) {
-	return jetstream.EncodeCommit(subject, []eventstore.RecordedEvent{*e})
+	m, err := jetstream.EncodeCommit(subject, []eventstore.RecordedEvent{*e})
+	if err != nil {
+		return nil, err
+	}
+	m.Header.Set(natsjs.MsgIDHeader, e.ID)
+	return m, nil
 }

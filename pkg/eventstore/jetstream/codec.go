@@ -15,18 +15,18 @@ import (
 	eventstorev1 "github.com/custody/custody/proto/custody/eventstore/v1"
 )
 
-// One message per command: every JetStream message of a service's stream is
-// one append (a command's events, at least one), its body a
-// custody.eventstore.v1.Commit (proto/custody/eventstore/v1/commit.proto).
-// The body is authoritative; the headers below repeat what tools that do not
-// decode bodies want to see (the NATS CLI, the dead-letter listing), all
-// taken from the FIRST event of the commit. traceparent/tracestate are
-// lower-case, as W3C wants them.
+// Every JetStream message of a service's stream is a commit of one or more
+// appends (group commit: the appends of many aggregates that waited for the
+// same write), its body a custody.eventstore.v1.Commit
+// (proto/custody/eventstore/v1/commit.proto). The body is authoritative; the
+// headers below repeat what tools that do not decode bodies want to see (the
+// NATS CLI, the dead-letter listing), all taken from the FIRST event of the
+// commit. traceparent/tracestate are lower-case, as W3C wants them.
 const (
 	// HeaderType is the first event's type.
 	HeaderType = "Custody-Type"
 	// HeaderTypes lists every event's type in order, comma-separated (only on
-	// commits of more than one event).
+	// commits of more than one event, all of one stream).
 	HeaderTypes = "Custody-Types"
 	// HeaderRevision is the first event's revision, decimal.
 	HeaderRevision = "Custody-Revision"
@@ -57,7 +57,9 @@ func SplitPosition(pos uint64) (seq uint64, index int) {
 	return pos >> PositionIndexBits, int(pos & MaxCommitEvents)
 }
 
-// Subject is where a service's stream is stored: custody.<service>.<aggregate>.<id>.
+// Subject is the subject of one stream's own messages,
+// custody.<service>.<aggregate>.<id>: the esdb relay publishes there. The
+// store itself writes to its partitions' subjects (PartitionSubject).
 func Subject(service, stream string) (string, error) {
 	agg, id, err := eventstore.SplitStream(stream)
 	if err != nil {
@@ -66,7 +68,16 @@ func Subject(service, stream string) (string, error) {
 	return "custody." + service + "." + agg + "." + id, nil
 }
 
-// StreamFromSubject is the inverse of Subject.
+// AggregateSubjects is the filter that selects every message of one
+// aggregate type of a service, whichever backend wrote it: a consumer that
+// reacts to orders only asks the server for custody.order.order.>.
+func AggregateSubjects(service, aggregate string) string {
+	return "custody." + service + "." + aggregate + ".>"
+}
+
+// StreamFromSubject is the stream a message of the esdb relay belongs to
+// (the inverse of Subject). A message of the store names each event's
+// stream in its body.
 func StreamFromSubject(subject string) (service, stream string, err error) {
 	parts := strings.Split(subject, ".")
 	if len(parts) != 4 || parts[0] != "custody" {
@@ -97,11 +108,11 @@ func validateCommit(events []eventstore.EventData) error {
 	return nil
 }
 
-// EncodeCommit builds the message that stores events (sealed, of one stream,
-// consecutive revisions) as one commit on subject. The esdb relay publishes
-// with it too, so consumers read both backends alike. It sets no
-// Nats-Expected-* header. It fails if a string is not valid UTF-8 or there
-// are no events or too many.
+// EncodeCommit builds the message that stores events (sealed; of one or more
+// streams, each stream's in revision order with consecutive revisions) as
+// one commit on subject. The esdb relay publishes with it too, so consumers
+// read both backends alike. It sets no Nats-Expected-* header. It fails if a
+// string is not valid UTF-8 or there are no events or too many.
 func EncodeCommit(subject string, events []eventstore.RecordedEvent) (*nats.Msg, error) {
 	if len(events) == 0 || len(events) > MaxCommitEvents {
 		return nil, fmt.Errorf("jetstream: a commit holds 1 to %d events, not %d", MaxCommitEvents, len(events))
@@ -122,6 +133,7 @@ func EncodeCommit(subject string, events []eventstore.RecordedEvent) (*nats.Msg,
 			Tracestate:         e.Metadata.TraceState,
 			PrevHash:           e.PrevHash,
 			Hash:               e.Hash,
+			Stream:             e.Stream,
 		}
 	}
 	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
@@ -132,9 +144,8 @@ func EncodeCommit(subject string, events []eventstore.RecordedEvent) (*nats.Msg,
 	m.Data = body
 	h := m.Header
 	first := &events[0]
-	setHeader(h, jetstream.MsgIDHeader, first.ID)
 	setHeader(h, HeaderType, first.Type)
-	if len(events) > 1 {
+	if len(events) > 1 && events[len(events)-1].Stream == first.Stream {
 		types := make([]string, len(events))
 		for i := range events {
 			types[i] = events[i].Type
@@ -166,10 +177,6 @@ func setHeader(h nats.Header, k, v string) {
 // is not a well-formed commit is an error.
 func Decode(subject string, seq uint64, h nats.Header, data []byte) ([]eventstore.RecordedEvent, error) {
 	_ = h // the body is authoritative; the headers only repeat parts of it
-	_, stream, err := StreamFromSubject(subject)
-	if err != nil {
-		return nil, err
-	}
 	var c eventstorev1.Commit
 	if err := proto.Unmarshal(data, &c); err != nil {
 		return nil, fmt.Errorf("jetstream: message %d on %s is not a commit: %w", seq, subject, err)
@@ -181,18 +188,30 @@ func Decode(subject string, seq uint64, h nats.Header, data []byte) ([]eventstor
 	if n > MaxCommitEvents {
 		return nil, fmt.Errorf("jetstream: message %d on %s holds %d events, more than %d", seq, subject, n, MaxCommitEvents)
 	}
-	first := c.Events[0].GetRevision()
-	if first > ^uint64(0)-uint64(n-1) {
-		return nil, fmt.Errorf("jetstream: message %d on %s: revisions overflow", seq, subject)
-	}
 	out := make([]eventstore.RecordedEvent, n)
+	next := map[string]uint64{} // each stream's revision the next event of it must have
 	for i, pe := range c.Events {
 		if pe.GetId() == "" || pe.GetType() == "" {
 			return nil, fmt.Errorf("jetstream: message %d on %s: event %d has no event id or type", seq, subject, i)
 		}
-		if pe.GetRevision() != first+uint64(i) {
-			return nil, fmt.Errorf("jetstream: message %d on %s: event %d has revision %d, want %d", seq, subject, i, pe.GetRevision(), first+uint64(i))
+		stream := pe.GetStream()
+		if stream == "" {
+			_, s, err := StreamFromSubject(subject)
+			if err != nil {
+				return nil, fmt.Errorf("jetstream: message %d: event %d names no stream: %w", seq, i, err)
+			}
+			stream = s
 		}
+		if _, _, err := eventstore.SplitStream(stream); err != nil {
+			return nil, fmt.Errorf("jetstream: message %d on %s: event %d: %w", seq, subject, i, err)
+		}
+		if want, ok := next[stream]; ok && pe.GetRevision() != want {
+			return nil, fmt.Errorf("jetstream: message %d on %s: event %d of %s has revision %d, want %d", seq, subject, i, stream, pe.GetRevision(), want)
+		}
+		if pe.GetRevision() == ^uint64(0) {
+			return nil, fmt.Errorf("jetstream: message %d on %s: revisions overflow", seq, subject)
+		}
+		next[stream] = pe.GetRevision() + 1
 		out[i] = eventstore.RecordedEvent{
 			EventData: eventstore.EventData{
 				ID:   pe.GetId(),

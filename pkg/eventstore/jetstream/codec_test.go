@@ -58,7 +58,6 @@ func TestEncodeCommitRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k, want := range map[string]string{
-		natsjs.MsgIDHeader:          "ev-0",
 		jetstream.HeaderType:        "custody.test.v1.T0",
 		jetstream.HeaderTypes:       "custody.test.v1.T0,custody.test.v1.T1,custody.test.v1.T2",
 		jetstream.HeaderRevision:    "4",
@@ -96,6 +95,22 @@ func TestEncodeCommitRoundTrip(t *testing.T) {
 	if _, err := jetstream.EncodeCommit("custody.order.order.o1", nil); err == nil {
 		t.Error("an empty commit encoded")
 	}
+
+	// A group commit: appends of several streams in one message, each
+	// event naming its stream; the subject names none.
+	group := append(sealedCommit("order-o1", 4, 2), sealedCommit("order-o2", 0, 2)...)
+	gm, err := jetstream.EncodeCommit(jetstream.PartitionSubject("order", "order"), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := gm.Header[jetstream.HeaderTypes]; ok {
+		t.Error("a commit of several streams carries Custody-Types")
+	}
+	got, err := jetstream.Decode(gm.Subject, 3, gm.Header, gm.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEvents(t, got, group)
 }
 
 func TestDecodeRejects(t *testing.T) {
@@ -112,6 +127,20 @@ func TestDecodeRejects(t *testing.T) {
 	}
 	noType := slices.Clone(good)
 	noType[1].Type = ""
+	noStream := slices.Clone(good)
+	for i := range noStream {
+		noStream[i].Stream = ""
+	}
+	mNoStream, err := jetstream.EncodeCommit("custody.order.order.commits", noStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	badStream := slices.Clone(good)
+	badStream[1].Stream = "no stream name"
+	mBadStream, err := jetstream.EncodeCommit("custody.order.order.commits", badStream)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mNoType, err := jetstream.EncodeCommit("custody.order.order.o1", noType)
 	if err != nil {
 		t.Fatal(err)
@@ -120,12 +149,13 @@ func TestDecodeRejects(t *testing.T) {
 		subject string
 		data    []byte
 	}{
-		"not an event subject": {"orders.o1", m.Data},
-		"garbage":              {"custody.order.order.o1", []byte("garbage")},
-		"empty body":           {"custody.order.order.o1", nil},
-		"revision gap":         {"custody.order.order.o1", mGap.Data},
-		"event without type":   {"custody.order.order.o1", mNoType.Data},
-		"truncated":            {"custody.order.order.o1", m.Data[:len(m.Data)-3]},
+		"no stream, not an event subject": {"orders.o1", mNoStream.Data},
+		"bad stream name":                 {"custody.order.order.commits", mBadStream.Data},
+		"garbage":                         {"custody.order.order.o1", []byte("garbage")},
+		"empty body":                      {"custody.order.order.o1", nil},
+		"revision gap":                    {"custody.order.order.o1", mGap.Data},
+		"event without type":              {"custody.order.order.o1", mNoType.Data},
+		"truncated":                       {"custody.order.order.o1", m.Data[:len(m.Data)-3]},
 	} {
 		if evs, err := jetstream.Decode(tc.subject, 1, m.Header, tc.data); err == nil {
 			t.Errorf("%s: decoded %d events", name, len(evs))
@@ -176,7 +206,9 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-func TestOneMessagePerCommand(t *testing.T) {
+// Appends made one after another are one message each; positions are
+// message sequence and index.
+func TestMessagesAndPositions(t *testing.T) {
 	i := start(t, t.TempDir())
 	defer i.Close()
 	ctx := t.Context()
@@ -218,14 +250,15 @@ func TestOneMessagePerCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	if info.State.Msgs != 3 {
-		t.Fatalf("stream holds %d messages, want 3 (one per command)", info.State.Msgs)
+		t.Fatalf("stream holds %d messages, want 3 (one per append, made one after another)", info.State.Msgs)
 	}
 	m, err := i.JetStream().GetMsg(ctx, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Header.Get(natsjs.MsgIDHeader) != "c-0" || m.Header.Get(jetstream.HeaderRevision) != "3" || m.Header.Get(jetstream.HeaderCount) != "2" ||
-		m.Header.Get(natsjs.ExpectedLastSubjSeqHeader) != "1" {
+	// Message 3 is the order partition's next after message 2 (the fence).
+	if m.Subject != "custody.test.order.commits" || m.Header.Get(jetstream.HeaderRevision) != "3" || m.Header.Get(jetstream.HeaderCount) != "2" ||
+		m.Header.Get(natsjs.ExpectedLastSubjSeqHeader) != "2" {
 		t.Errorf("message 3 headers %v", m.Header)
 	}
 	if p, err := i.LastPosition(ctx); err != nil || p != r3.LastPosition {
@@ -358,24 +391,5 @@ func TestAppendLimits(t *testing.T) {
 	}
 	if all, err := i.ReadAll(ctx, 0, 0); err != nil || len(all) != 0 {
 		t.Errorf("refused appends stored %d events (%v)", len(all), err)
-	}
-}
-
-// The server acknowledges a message as a duplicate when its Nats-Msg-Id (the
-// first event's id) was stored within the window: if the ids are not where
-// this append would have put them, that is ErrIDAlreadyStored, not success.
-func TestDuplicateAckOfAnIDStoredElsewhere(t *testing.T) {
-	i := start(t, t.TempDir())
-	defer i.Close()
-	ctx := t.Context()
-	if _, err := i.Append(ctx, "order-p", eventstore.NoStream, []eventstore.EventData{{ID: "same", Type: "t"}, {ID: "p1", Type: "t"}}); err != nil {
-		t.Fatal(err)
-	}
-	_, err := i.Append(ctx, "order-q", eventstore.NoStream, []eventstore.EventData{{ID: "same", Type: "t"}, {ID: "q1", Type: "t"}})
-	if !errors.Is(err, eventstore.ErrIDAlreadyStored) {
-		t.Fatalf("append: %v, want ErrIDAlreadyStored", err)
-	}
-	if _, err := i.ReadStream(ctx, "order-q", 0, 0); !errors.Is(err, eventstore.ErrStreamNotFound) {
-		t.Fatalf("order-q: %v, want not found", err)
 	}
 }

@@ -29,7 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -55,9 +54,6 @@ type Config struct {
 	// ReadOnly opens another service's stream for reading (projections of
 	// its events) without creating or changing it; Append is refused.
 	ReadOnly bool
-	// MaxConflictRetries bounds how often an append with expected revision
-	// Any is retried when another writer got in first. Default 16.
-	MaxConflictRetries int
 }
 
 // Store is the JetStream event store of one service.
@@ -69,23 +65,12 @@ type Store struct {
 	service string
 	cfg     Config
 
-	mu    sync.Mutex
-	tails map[string]tail // last known point of each stream; always true history
+	mu         sync.Mutex
+	partitions map[string]*partition // by subject; see partition.go
 
 	appendDur metric.Float64Histogram
+	batchSize metric.Int64Histogram
 	conflicts metric.Int64Counter
-}
-
-// tail is a point of a stream's history: the event at revision rev is the
-// LAST event of the message at sequence seq (never one in the middle of a
-// commit: the next append expects seq as the subject's last sequence and
-// stamps rev+1). History never changes, so an old tail is still a valid
-// starting point for reads, only maybe no longer the last one.
-type tail struct {
-	rev  uint64
-	seq  uint64
-	hash []byte
-	id   string
 }
 
 var servicePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
@@ -123,9 +108,6 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.MaxConflictRetries <= 0 {
-		cfg.MaxConflictRetries = 16
-	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
@@ -143,11 +125,13 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("jetstream: open stream of %s: %w: %w", cfg.Service, eventstore.ErrUnavailable, err)
 	}
 	meter := otel.Meter("github.com/custody/custody/pkg/eventstore/jetstream")
-	s := &Store{nc: nc, js: js, stream: st, name: StreamNameFor(cfg.Service), service: cfg.Service, cfg: cfg, tails: map[string]tail{}}
+	s := &Store{nc: nc, js: js, stream: st, name: StreamNameFor(cfg.Service), service: cfg.Service, cfg: cfg, partitions: map[string]*partition{}}
 	s.appendDur, _ = meter.Float64Histogram("custody.eventstore.append.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time to durably append one command's events"))
+	s.batchSize, _ = meter.Int64Histogram("custody.eventstore.append.batch_size",
+		metric.WithDescription("Appends stored together in one message (group commit)"))
 	s.conflicts, _ = meter.Int64Counter("custody.eventstore.append.conflicts",
-		metric.WithDescription("Appends that met a concurrent writer"))
+		metric.WithDescription("Messages refused because another writer had written to the partition first"))
 	return s, nil
 }
 
@@ -198,7 +182,9 @@ func (s *Store) Close() error { return nil }
 // ever started, so its stream does not exist yet.
 var ErrNotCreatedYet = errors.New("stream not created yet")
 
-// Append implements eventstore.Store.
+// Append implements eventstore.Store. The append joins its partition's
+// queue (see partition.go); it returns once the message that carries it is
+// durably stored, or it was refused.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
 	if s.cfg.ReadOnly {
 		return eventstore.AppendResult{}, fmt.Errorf("jetstream: %s events are read-only here: %w", s.service, eventstore.ErrInvalidAppend)
@@ -209,12 +195,17 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if err := validateCommit(events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	subject, err := Subject(s.service, stream)
+	if size := appendSize(events); size > s.maxBody() {
+		// A message carries whole appends: one must fit the server's max_payload.
+		return eventstore.AppendResult{}, fmt.Errorf("%w: %d events encode to about %d bytes, more than the %d bytes a message of the server may carry",
+			eventstore.ErrInvalidAppend, len(events), size, s.maxBody())
+	}
+	p, err := s.partitionOf(stream)
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
 	start := time.Now()
-	res, err := s.append(ctx, stream, subject, expected, events)
+	res, err := s.enqueue(ctx, p, &pendingAppend{stream: stream, expected: expected, events: events, ctx: ctx})
 	outcome := "ok"
 	switch {
 	case err != nil:
@@ -227,265 +218,63 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	return res, err
 }
 
-func (s *Store) append(ctx context.Context, stream, subject string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
-	for attempt := 0; ; attempt++ {
-		t, exists, cached, err := s.tail(ctx, stream, subject)
-		if err != nil {
-			return eventstore.AppendResult{}, err
-		}
-		if expected.IsAny() && exists && t.id == events[len(events)-1].ID && t.rev+1 >= uint64(len(events)) {
-			if res, ok, err := s.alreadyStored(ctx, stream, subject, t.rev+1-uint64(len(events)), events); err != nil || ok {
-				return res, err
-			}
-		}
-		if !expected.Matches(exists, t.rev) {
-			if cached {
-				s.forget(stream)
-				continue // the cache may be stale; look again before deciding
-			}
-			return s.conflict(ctx, stream, subject, expected, events, t, exists)
-		}
-		res, err := s.publish(ctx, stream, subject, events, t, exists)
-		if err == nil {
-			return res, nil
-		}
-		if !isConflict(err) {
-			return eventstore.AppendResult{}, err
-		}
-		s.conflicts.Add(ctx, 1, metric.WithAttributes(attribute.String("service", s.service)))
-		s.forget(stream)
-		if expected.IsAny() && attempt < s.cfg.MaxConflictRetries {
-			if err := eventstore.ConflictPause(ctx, attempt); err != nil {
-				return eventstore.AppendResult{}, err
-			}
-			continue
-		}
-		t, exists, _, err = s.tail(ctx, stream, subject)
-		if err != nil {
-			return eventstore.AppendResult{}, err
-		}
-		return s.conflict(ctx, stream, subject, expected, events, t, exists)
-	}
-}
-
-// conflict reports a wrong expected version, unless the events are already
-// stored right after the expected revision (a retry of an append whose
-// acknowledgement was lost), in which case the append is a success.
-func (s *Store) conflict(ctx context.Context, stream, subject string, expected eventstore.ExpectedRevision, events []eventstore.EventData, t tail, exists bool) (eventstore.AppendResult, error) {
-	var from uint64
-	switch {
-	case expected.IsNoStream():
-		from = 0
-	case expected.IsAny():
-		if t.rev+1 < uint64(len(events)) {
-			return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: t.rev, ActualExists: exists}
-		}
-		from = t.rev + 1 - uint64(len(events))
-	default:
-		r, _ := expected.Revision()
-		from = r + 1
-	}
-	if exists && from+uint64(len(events))-1 <= t.rev {
-		if res, ok, err := s.alreadyStored(ctx, stream, subject, from, events); err != nil || ok {
-			return res, err
-		}
-	}
-	return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: t.rev, ActualExists: exists}
-}
-
-func (s *Store) alreadyStored(ctx context.Context, stream, subject string, from uint64, events []eventstore.EventData) (eventstore.AppendResult, bool, error) {
-	stored, err := s.readStream(ctx, stream, subject, from, len(events))
-	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
-		return eventstore.AppendResult{}, false, err
-	}
-	if len(stored) != len(events) {
-		return eventstore.AppendResult{}, false, nil
-	}
-	for i := range events {
-		if stored[i].ID != events[i].ID {
-			return eventstore.AppendResult{}, false, nil
-		}
-	}
-	last := stored[len(stored)-1]
-	return eventstore.AppendResult{LastRevision: last.Revision, LastPosition: last.Position, Duplicate: true}, true, nil
-}
-
-// publish seals the events after t and writes them as ONE message (one
-// commit) with the expected-sequence check.
-func (s *Store) publish(ctx context.Context, stream, subject string, events []eventstore.EventData, t tail, exists bool) (eventstore.AppendResult, error) {
-	now := s.cfg.Now().UTC()
-	var rev, expectSeq uint64
-	prev := eventstore.GenesisHash
-	if exists {
-		rev, expectSeq, prev = t.rev+1, t.seq, t.hash
-	}
-	sealed := make([]eventstore.RecordedEvent, len(events))
-	for i, ed := range events {
-		re := &sealed[i]
-		*re = eventstore.RecordedEvent{EventData: ed, Stream: stream, Revision: rev + uint64(i), RecordedAt: now}
-		eventstore.Seal(prev, re)
-		prev = re.Hash
-	}
-	last := sealed[len(sealed)-1]
-	msg, err := EncodeCommit(subject, sealed)
-	if err != nil {
-		return eventstore.AppendResult{}, fmt.Errorf("%w: %w", eventstore.ErrInvalidAppend, err)
-	}
-	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expectSeq, 10))
-
-	ack, err := s.js.PublishMsg(ctx, msg)
-	if err != nil {
-		if isConflict(err) {
-			return eventstore.AppendResult{}, err
-		}
-		if errors.Is(err, nats.ErrMaxPayload) {
-			// One command is one message: it must fit the server's max_payload.
-			return eventstore.AppendResult{}, fmt.Errorf("%w: %d events encode to %d bytes, more than the server's max payload of %d bytes",
-				eventstore.ErrInvalidAppend, len(events), len(msg.Data), s.nc.MaxPayload())
-		}
-		return eventstore.AppendResult{}, fmt.Errorf("jetstream: append to %s: %w: %w", stream, eventstore.ErrUnavailable, err)
-	}
-	if ack.Duplicate {
-		// De-duplicated by Nats-Msg-Id: an earlier attempt stored it.
-		s.forget(stream)
-		res, ok, err := s.alreadyStored(ctx, stream, subject, rev, events)
-		if err != nil {
-			return eventstore.AppendResult{}, err
-		}
-		if !ok {
-			return eventstore.AppendResult{}, fmt.Errorf("%w: %s", eventstore.ErrIDAlreadyStored, events[0].ID)
-		}
-		return res, nil
-	}
-	s.remember(stream, tail{rev: last.Revision, seq: ack.Sequence, hash: last.Hash, id: last.ID})
-	return eventstore.AppendResult{LastRevision: last.Revision, LastPosition: Position(ack.Sequence, len(events)-1)}, nil
-}
-
-// isConflict: the expected-sequence check failed (10071 on one replica,
-// 10164 on replicated streams).
-func isConflict(err error) bool {
-	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) {
-		return false
-	}
-	switch apiErr.ErrorCode {
-	case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
-		return true
-	}
-	return false
-}
-
-// tail returns the last known point of a stream, from the cache or the server.
-func (s *Store) tail(ctx context.Context, stream, subject string) (t tail, exists, cached bool, err error) {
-	s.mu.Lock()
-	t, ok := s.tails[stream]
-	s.mu.Unlock()
-	if ok {
-		return t, true, true, nil
-	}
-	m, err := s.stream.GetLastMsgForSubject(ctx, subject)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return tail{}, false, false, nil
-	}
-	if err != nil {
-		return tail{}, false, false, fmt.Errorf("jetstream: read tail of %s: %w: %w", stream, eventstore.ErrUnavailable, err)
-	}
-	evs, err := Decode(m.Subject, m.Sequence, m.Header, m.Data)
-	if err != nil {
-		return tail{}, false, false, err
-	}
-	t = tailOf(m.Sequence, evs)
-	s.remember(stream, t)
-	return t, true, false, nil
-}
-
-// tailOf is the tail after the message at seq holding evs.
-func tailOf(seq uint64, evs []eventstore.RecordedEvent) tail {
-	e := evs[len(evs)-1]
-	return tail{rev: e.Revision, seq: seq, hash: e.Hash, id: e.ID}
-}
-
-const maxTails = 100_000
-
-func (s *Store) remember(stream string, t tail) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if old, ok := s.tails[stream]; ok && old.rev > t.rev {
-		return
-	}
-	if len(s.tails) >= maxTails {
-		clear(s.tails) // crude but bounded; tails are only a cache
-	}
-	s.tails[stream] = t
-}
-
-func (s *Store) forget(stream string) {
-	s.mu.Lock()
-	delete(s.tails, stream)
-	s.mu.Unlock()
-}
-
-// ReadStream implements eventstore.Store.
+// ReadStream implements eventstore.Store: it catches the stream's partition
+// up with the server (one direct get when nothing is new), then reads the
+// messages that hold the stream's events from revision from on.
 func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]eventstore.RecordedEvent, error) {
-	subject, err := Subject(s.service, stream)
+	p, err := s.partitionOf(stream)
 	if err != nil {
 		return nil, err
 	}
-	return s.readStream(ctx, stream, subject, from, limit)
-}
-
-// readStream walks the subject with direct gets ("next message on this
-// subject at or after sequence n"), one message (one commit) at a time,
-// starting after the cached tail when that lies before from.
-func (s *Store) readStream(ctx context.Context, stream, subject string, from uint64, limit int) ([]eventstore.RecordedEvent, error) {
-	seq, next := uint64(1), uint64(0) // next: the revision the next message must start at
-	s.mu.Lock()
-	t, hinted := s.tails[stream]
-	s.mu.Unlock()
-	if hinted && t.rev < from {
-		// Every event after the tail's message has a revision > t.rev.
-		seq, next = t.seq+1, t.rev+1
+	if err := s.catchUp(ctx, p); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	si, ok := p.streams[stream]
+	var refs []msgRef
+	if ok {
+		refs = si.from(from)
+	}
+	p.mu.Unlock()
+	if !ok {
+		return nil, eventstore.ErrStreamNotFound
 	}
 	var out []eventstore.RecordedEvent
-	var lastRead tail
-	read := false
-	found := hinted && t.rev < from
-	for limit <= 0 || len(out) < limit {
-		m, err := s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
+	for _, ref := range refs {
+		if limit > 0 && len(out) >= limit {
 			break
 		}
+		evs, err := s.readMsg(ctx, ref.seq)
 		if err != nil {
-			return nil, fmt.Errorf("jetstream: read %s: %w: %w", stream, eventstore.ErrUnavailable, err)
+			return nil, fmt.Errorf("jetstream: read %s: %w", stream, err)
 		}
-		found = true
-		evs, err := Decode(m.Subject, m.Sequence, m.Header, m.Data)
-		if err != nil {
-			return nil, err
-		}
-		if evs[0].Revision != next {
-			// A message of this subject the server cannot return (the stream
-			// refuses deletes): never fold past it as if it were not there.
-			return nil, fmt.Errorf("jetstream: read %s: revision %d follows %d: %w", stream, evs[0].Revision, int64(next)-1, eventstore.ErrUnreadable)
-		}
-		next = evs[len(evs)-1].Revision + 1
+		next := ref.first
 		for _, e := range evs {
+			if e.Stream != stream {
+				continue
+			}
+			if e.Revision != next {
+				return nil, fmt.Errorf("jetstream: read %s: message %d: revision %d where %d was indexed: %w", stream, ref.seq, e.Revision, next, eventstore.ErrUnreadable)
+			}
+			next++
 			if e.Revision >= from && (limit <= 0 || len(out) < limit) {
 				out = append(out, e)
 			}
 		}
-		// The tail is the whole message's last event, even when the limit
-		// cut the message: a tail is always a message boundary.
-		lastRead, read = tailOf(m.Sequence, evs), true
-		seq = m.Sequence + 1
-	}
-	if !found {
-		return nil, eventstore.ErrStreamNotFound
-	}
-	if read {
-		s.remember(stream, lastRead)
 	}
 	return out, nil
+}
+
+// readMsg reads and decodes the message at seq.
+func (s *Store) readMsg(ctx context.Context, seq uint64) ([]eventstore.RecordedEvent, error) {
+	m, err := s.stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("message %d: %w", seq, eventstore.ErrUnreadable)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("message %d: %w: %w", seq, eventstore.ErrUnavailable, err)
+	}
+	return Decode(m.Subject, m.Sequence, m.Header, m.Data)
 }
 
 // ReadAll implements eventstore.Store: messages from sequence from>>16 on,

@@ -2,6 +2,8 @@ package jetstream_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -74,4 +76,40 @@ func TestConformance(t *testing.T) {
 			return s.(*instance).JetStream().Purge(ctx)
 		},
 	})
+}
+
+// Appends of many aggregates made at once share messages (group commit),
+// and each is still its own atomic append with its own revisions.
+func TestConcurrentAppendsShareMessages(t *testing.T) {
+	i := start(t, t.TempDir())
+	defer i.Close()
+	const appends = 200
+	var wg sync.WaitGroup
+	for k := range appends {
+		wg.Go(func() {
+			in := []eventstore.EventData{{ID: fmt.Sprintf("g%d-0", k), Type: "t"}, {ID: fmt.Sprintf("g%d-1", k), Type: "t"}}
+			res, err := i.Append(t.Context(), fmt.Sprintf("order-g%d", k), eventstore.NoStream, in)
+			if err != nil || res.LastRevision != 1 {
+				t.Errorf("append %d: %+v, %v", k, res, err)
+			}
+		})
+	}
+	wg.Wait()
+	info, err := i.JetStream().Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs >= appends {
+		t.Errorf("%d appends made at once took %d messages; group commit should share them", appends, info.State.Msgs)
+	}
+	for k := range appends {
+		got, err := i.ReadStream(t.Context(), fmt.Sprintf("order-g%d", k), 0, 0)
+		if err != nil || len(got) != 2 || got[0].ID != fmt.Sprintf("g%d-0", k) || got[1].Revision != 1 {
+			t.Fatalf("order-g%d: %v, %v", k, got, err)
+		}
+		if _, err := eventstore.VerifyChain(got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d appends in %d messages", appends, info.State.Msgs)
 }

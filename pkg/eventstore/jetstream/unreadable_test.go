@@ -44,7 +44,7 @@ func TestMissingRecordIsUnreadableNotSkipped(t *testing.T) {
 		e := eventstore.RecordedEvent{EventData: eventstore.EventData{ID: string(rune('a' + i)), Type: "t"}, Stream: "order-o1", Revision: uint64(i), RecordedAt: time.Now().UTC()}
 		eventstore.Seal(prev, &e)
 		prev = e.Hash
-		m, err := jetstream.EncodeCommit("custody.test.order.o1", []eventstore.RecordedEvent{e})
+		m, err := jetstream.EncodeCommit(jetstream.PartitionSubject("test", "order"), []eventstore.RecordedEvent{e})
 		if err != nil {
 			t.Fatal(err)
 		}

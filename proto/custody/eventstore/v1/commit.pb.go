@@ -22,22 +22,25 @@ const (
 )
 
 // Commit is the body of one JetStream message of a service's event stream
-// (CUSTODY_<SERVICE>, subject custody.<service>.<aggregate>.<id>): the events
-// of one command, appended to one stream atomically. The JetStream backend
-// (pkg/eventstore/jetstream) writes exactly one message per append, so a
-// command's events are stored all or none by construction.
+// (CUSTODY_<SERVICE>): the events of one or more appends, stored together by
+// one write, so every append in it is stored all or none by construction.
+// The JetStream backend (pkg/eventstore/jetstream) group-commits: one
+// message carries the appends of many aggregates that were waiting while
+// the previous message was being made durable, on the subject of their
+// aggregate type's partition, custody.<service>.<aggregate>.p<k>. The esdb
+// relay writes one event per message on custody.<service>.<aggregate>.<id>.
 //
-// The events are those of one stream, in revision order, with consecutive
-// revisions. An event's global position is the message's stream sequence
-// shifted left by 16 bits, plus the event's index in `events`; a commit
-// therefore holds at most 65535 events.
+// Within a message, the events of each stream are in revision order with
+// consecutive revisions. An event's global position is the message's stream
+// sequence shifted left by 16 bits, plus the event's index in `events`; a
+// commit therefore holds at most 65535 events.
 //
 // The message headers repeat a few fields of the first event for tools that
-// do not decode bodies (Nats-Msg-Id, Custody-Type, Custody-Revision,
-// Custody-Count, traceparent, tracestate); the body is authoritative.
+// do not decode bodies (Custody-Type, Custody-Revision, Custody-Count,
+// traceparent, tracestate); the body is authoritative.
 type Commit struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The command's events, at least one, in revision order.
+	// The appends' events, at least one.
 	Events        []*Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -81,8 +84,8 @@ func (x *Commit) GetEvents() []*Event {
 }
 
 // Event is one stored event with its envelope: what eventstore.RecordedEvent
-// holds, less the stream (the message subject) and the global position (the
-// message sequence and the index in the commit).
+// holds, less the global position (the message sequence and the index in
+// the commit).
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Event id, 1 to 64 bytes, unique in the stream; callers derive it from the
@@ -112,7 +115,11 @@ type Event struct {
 	PrevHash []byte `protobuf:"bytes,11,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
 	// SHA-256(prev_hash || canonical bytes of the event), see
 	// pkg/eventstore/chain.go.
-	Hash          []byte `protobuf:"bytes,12,opt,name=hash,proto3" json:"hash,omitempty"`
+	Hash []byte `protobuf:"bytes,12,opt,name=hash,proto3" json:"hash,omitempty"`
+	// The event's stream, "<aggregate>-<id>". Empty in messages written before
+	// appends were group-committed, whose subject,
+	// custody.<service>.<aggregate>.<id>, names it.
+	Stream        string `protobuf:"bytes,13,opt,name=stream,proto3" json:"stream,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -231,13 +238,20 @@ func (x *Event) GetHash() []byte {
 	return nil
 }
 
+func (x *Event) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
 var File_custody_eventstore_v1_commit_proto protoreflect.FileDescriptor
 
 const file_custody_eventstore_v1_commit_proto_rawDesc = "" +
 	"\n" +
 	"\"custody/eventstore/v1/commit.proto\x12\x15custody.eventstore.v1\">\n" +
 	"\x06Commit\x124\n" +
-	"\x06events\x18\x01 \x03(\v2\x1c.custody.eventstore.v1.EventR\x06events\"\xe1\x02\n" +
+	"\x06events\x18\x01 \x03(\v2\x1c.custody.eventstore.v1.EventR\x06events\"\xf9\x02\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x12\n" +
@@ -253,7 +267,8 @@ const file_custody_eventstore_v1_commit_proto_rawDesc = "" +
 	" \x01(\tR\n" +
 	"tracestate\x12\x1b\n" +
 	"\tprev_hash\x18\v \x01(\fR\bprevHash\x12\x12\n" +
-	"\x04hash\x18\f \x01(\fR\x04hashB\xe3\x01\n" +
+	"\x04hash\x18\f \x01(\fR\x04hash\x12\x16\n" +
+	"\x06stream\x18\r \x01(\tR\x06streamB\xe3\x01\n" +
 	"\x19com.custody.eventstore.v1B\vCommitProtoP\x01ZCgithub.com/custody/custody/proto/custody/eventstore/v1;eventstorev1\xa2\x02\x03CEX\xaa\x02\x15Custody.Eventstore.V1\xca\x02\x15Custody\\Eventstore\\V1\xe2\x02!Custody\\Eventstore\\V1\\GPBMetadata\xea\x02\x17Custody::Eventstore::V1b\x06proto3"
 
 var (
