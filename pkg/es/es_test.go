@@ -53,10 +53,16 @@ var counter = es.Decider[stock, cmd]{
 	},
 }
 
-// countingStore counts appends, to show that waiting commands share one.
+// countingStore counts appends, to show that waiting commands share one,
+// and stream reads, to show when the handler trusts its copy.
 type countingStore struct {
 	eventstore.Store
-	appends atomic.Int64
+	appends, reads atomic.Int64
+}
+
+func (c *countingStore) ReadStream(ctx context.Context, s string, from uint64, limit int) ([]eventstore.RecordedEvent, error) {
+	c.reads.Add(1)
+	return c.Store.ReadStream(ctx, s, from, limit)
 }
 
 func (c *countingStore) Append(ctx context.Context, s string, e eventstore.ExpectedRevision, evs []eventstore.EventData) (eventstore.AppendResult, error) {
@@ -162,6 +168,60 @@ func TestRepeatedCommandIsAppliedOnce(t *testing.T) {
 	if evs, _ := st.ReadStream(ctx, "sku-s1", 0, 0); len(evs) != 1 {
 		t.Fatalf("stream has %d events, want 1", len(evs))
 	}
+}
+
+// A command that appends is decided on the aggregate in memory, without
+// reading the store; a refusal is only given on a copy caught up with the
+// store, and a copy another writer made stale is reloaded on the conflict.
+func TestTrustsTheAggregateInMemory(t *testing.T) {
+	st := &countingStore{Store: memory.New(nil)}
+	h := es.NewHandler(counter, st, es.Options{})
+	handle := func(id string, c cmd) (es.Result[stock], error) {
+		return h.Handle(t.Context(), es.Command[cmd]{AggregateID: "m", ID: id, Body: c})
+	}
+	if _, err := handle("add-0", cmd{add: 1}); err != nil {
+		t.Fatal(err)
+	}
+	reads := st.reads.Load() // the first command loads the aggregate
+	for i := 1; i <= 10; i++ {
+		if _, err := handle(fmt.Sprintf("add-%d", i), cmd{add: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := st.reads.Load() - reads; got != 0 {
+		t.Errorf("ten appending commands on a loaded aggregate read the store %d times, want 0", got)
+	}
+	// Another process takes 5 behind this handler's back.
+	if _, err := st.Store.Append(t.Context(), "sku-m", eventstore.Exact(10), []eventstore.EventData{mustEncode(t, wrapperspb.Int64(-5), "other-take")}); err != nil {
+		t.Fatal(err)
+	}
+	// In memory 11 units are left, in the store 6: taking 8 must be refused,
+	// and only after reading the store.
+	reads = st.reads.Load()
+	if _, err := handle("take-8", cmd{take: 8}); !errors.Is(err, errOutOfStock) {
+		t.Fatalf("take 8 of 6: %v, want out of stock", err)
+	}
+	if st.reads.Load() == reads {
+		t.Error("a refusal was given without reading the store")
+	}
+	// The stale copy is caught by the expected revision and reloaded.
+	if _, err := st.Store.Append(t.Context(), "sku-m", eventstore.Exact(11), []eventstore.EventData{mustEncode(t, wrapperspb.Int64(-1), "other-take-2")}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := handle("take-5", cmd{take: 5})
+	if err != nil || res.State.units != 0 || res.Revision != 13 {
+		t.Fatalf("take 5 of 5 after another writer: %+v, %v; want 0 units at revision 13", res, err)
+	}
+}
+
+func mustEncode(t *testing.T, m proto.Message, id string) eventstore.EventData {
+	t.Helper()
+	ed, err := es.Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed.ID = id
+	return ed
 }
 
 func TestBadCommand(t *testing.T) {

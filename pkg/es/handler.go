@@ -218,14 +218,30 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), h.timeout)
 	defer cancel()
 	stream := h.d.Stream(id)
+	// The aggregate in memory is trusted for commands that append: the
+	// store's expected-revision check catches a copy that another process
+	// made stale, and the retry below reads what it wrote. A decision that
+	// appends nothing (a refusal, a no-op) has no such check, so it stands
+	// only if made on a copy caught up with the store; loads always read.
+	caughtUp := false
+	for _, p := range live {
+		if p.read {
+			caughtUp = true // read anyway, below
+		}
+	}
+	read := !r.loaded || caughtUp
 	for attempt := 0; ; attempt++ {
-		if err := h.catchUp(ctx, r, id, stream); err != nil {
-			h.failAll(live, err)
-			return
+		if read {
+			if err := h.catchUp(ctx, r, id, stream); err != nil {
+				h.failAll(live, err)
+				return
+			}
+			caughtUp, read = true, false
 		}
 		state := h.clone(r.state)
 		var all []eventstore.EventData
 		appliedNow := map[string]bool{}
+		unchecked := false // a command decided to append nothing on a copy not caught up
 		for _, p := range live {
 			p.err, p.events, p.decoded = nil, nil, nil
 			if p.read {
@@ -235,6 +251,9 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 				continue
 			}
 			evs, err := h.d.Decide(state, p.cmd.Body)
+			if err != nil || len(evs) == 0 {
+				unchecked = unchecked || !caughtUp
+			}
 			if err != nil {
 				p.err = err
 				continue
@@ -263,6 +282,13 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 			appliedNow[p.cmd.ID] = len(evs) > 0
 			all = append(all, p.events...)
 		}
+		if unchecked {
+			if h.d.Clone == nil {
+				r.loaded = false // deciding may have changed the shared state in place
+			}
+			read = true
+			continue // decide again on a copy caught up with the store
+		}
 		if len(all) == 0 {
 			h.settle(r, live, nil, 0)
 			return
@@ -281,7 +307,8 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 				h.failAll(live, err)
 				return
 			}
-			continue // catchUp reads what the other writer appended
+			read = true // catchUp reads what the other writer appended
+			continue
 		}
 		if errors.Is(err, eventstore.ErrWrongExpected) {
 			h.failAll(live, fmt.Errorf("%w: %s: %w", ErrConflict, stream, err))
