@@ -72,6 +72,8 @@ type Command[C any] struct {
 
 // Result is the outcome of a command.
 type Result[S any] struct {
+	// State is the aggregate after the command's batch: one copy shared by
+	// the batch's callers, so read it and do not change it.
 	State    S
 	Revision uint64
 	// Events are the events this command appended (nil for a duplicate or a

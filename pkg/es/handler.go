@@ -362,8 +362,9 @@ func (h *Handler[S, C]) catchUp(ctx context.Context, r *root[S, C], id, stream s
 // settle answers every caller of a successful (or empty) batch.
 func (h *Handler[S, C]) settle(r *root[S, C], live []*pending[S, C], all []eventstore.EventData, first uint64) {
 	rev := first
+	state := h.clone(r.state) // one copy for the batch, not one per caller
 	for _, p := range live {
-		res := Result[S]{State: h.clone(r.state), Revision: r.revision, Exists: r.exists}
+		res := Result[S]{State: state, Revision: r.revision, Exists: r.exists}
 		switch {
 		case p.read, p.err != nil:
 		case len(p.events) == 0:

@@ -54,8 +54,7 @@ func (x *ProductIndex) Apply(e eventstore.RecordedEvent) error {
 	if !ok {
 		l = &listed{position: e.Position, product: domain.Products.Initial(id)}
 	}
-	l.product = domain.Products.Evolve(l.product, ev.Payload)
-	l.product.Holds = nil // the index lists stock, not per-order holds
+	l.product = domain.Products.Evolve(l.product, ev.Payload).WithoutHolds() // the index lists stock, not per-order holds
 	if !ok && l.product.Created {
 		x.products[id] = l
 		v := l.product.VendorID

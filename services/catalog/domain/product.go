@@ -36,9 +36,10 @@ type Product struct {
 	CommissionBps int32
 	SKUs          []SKU
 	CreatedAt     time.Time
-	// Holds are the orders this product has seen, by order id. An entry is
-	// never removed: it is what makes holding for an order idempotent.
-	Holds map[string]Hold
+	// holds are the orders this product has seen, by order id (HoldFor). An
+	// entry is never removed: it is what makes holding for an order
+	// idempotent.
+	holds holdTable
 }
 
 // SKU is one variant and its ledger. Available + Reserved + Sold is the
@@ -113,15 +114,23 @@ func (p Product) skuIndex(id string) int {
 }
 
 // HoldFor returns the hold for orderID (Status HoldNone if there is none).
-func (p Product) HoldFor(orderID string) Hold { return p.Holds[orderID] }
+// Its maps and slices are shared: read them, do not change them.
+func (p Product) HoldFor(orderID string) Hold { return p.holds.get(orderID) }
 
-// CloneProduct deep-copies p (the handler decides on copies).
+// HoldCount is the number of orders the product has seen.
+func (p Product) HoldCount() int { return p.holds.len() }
+
+// WithoutHolds is p without its holds (a read model that lists stock).
+func (p Product) WithoutHolds() Product {
+	p.holds = holdTable{}
+	return p
+}
+
+// CloneProduct copies p so that deciding on the copy leaves p as it was
+// (the handler decides on copies). The holds are immutable and shared, so
+// this costs the SKUs, not the orders the product has seen.
 func CloneProduct(p Product) Product {
 	p.SKUs = slices.Clone(p.SKUs)
-	p.Holds = maps.Clone(p.Holds)
-	for k, h := range p.Holds {
-		p.Holds[k] = h.clone()
-	}
 	return p
 }
 
@@ -433,7 +442,7 @@ func evolveProduct(s Product, e proto.Message) Product {
 		}
 		s.setHold(e.GetOrderId(), Hold{Status: HoldReleased, Lines: lines})
 	case *catalogv1.StockSold:
-		h := s.HoldFor(e.GetOrderId())
+		h := s.HoldFor(e.GetOrderId()).clone()
 		if h.Shipped == nil {
 			h.Shipped = map[string]int64{}
 		}
@@ -454,7 +463,7 @@ func evolveProduct(s Product, e proto.Message) Product {
 		}
 		s.setHold(e.GetOrderId(), h)
 	case *catalogv1.StockRestocked:
-		h := s.HoldFor(e.GetOrderId())
+		h := s.HoldFor(e.GetOrderId()).clone()
 		if h.Returned == nil {
 			h.Returned = map[string]int64{}
 		}
@@ -474,12 +483,7 @@ func (s *Product) moveStock(skuID string, n int64, move func(*SKU, int64)) {
 	}
 }
 
-func (s *Product) setHold(orderID string, h Hold) {
-	if s.Holds == nil {
-		s.Holds = map[string]Hold{}
-	}
-	s.Holds[orderID] = h
-}
+func (s *Product) setHold(orderID string, h Hold) { s.holds = s.holds.with(orderID, h) }
 
 func linesToProto(ls []Line) []*catalogv1.StockLine {
 	out := make([]*catalogv1.StockLine, len(ls))

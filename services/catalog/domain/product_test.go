@@ -192,6 +192,14 @@ func TestProductLedger(t *testing.T) {
 	if k, _ := s.SKU(black); k.Available != 3 || s.HoldFor("o5").Status != domain.HoldNone {
 		t.Fatal("evolving a clone changed the original")
 	}
+	// Shipping on a clone changes neither the original's hold nor its maps.
+	c = domain.Products.Evolve(domain.CloneProduct(s), sold("o3", "f9/s1", white, 1))
+	if c.HoldFor("o3").Shipped[white] != 1 || s.HoldFor("o3").Shipped[white] != 0 || len(s.HoldFor("o3").Shipments) != 0 {
+		t.Fatalf("shipping on a clone: clone %+v, original %+v", c.HoldFor("o3"), s.HoldFor("o3"))
+	}
+	if s.HoldCount() != 3 || c.HoldCount() != 3 {
+		t.Fatalf("hold counts %d and %d, want 3 (o1, o2, o3)", s.HoldCount(), c.HoldCount())
+	}
 }
 
 func TestIDs(t *testing.T) {

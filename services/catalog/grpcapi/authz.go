@@ -2,8 +2,6 @@ package grpcapi
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/auth"
@@ -51,21 +49,19 @@ var policy = auth.Access{
 }
 
 // authorize checks the caller in ctx against rpc's row of the policy;
-// ownerID is the id of the resource's owner (vendor or creator, the scoped
-// kind of the row), "" when the RPC has none.
+// ownerID is the id of the resource's owner, the vendor or the creator
+// (whichever the row names), "" when the RPC has none.
 func authorize(ctx context.Context, rpc, ownerID string) error {
-	c, rule, err := apierr.CallerOf(ctx, policy, rpc)
-	if err != nil {
-		return err
+	_, err := apierr.Authorize(ctx, policy, rpc, auth.Role{Kind: auth.Vendor, ID: ownerID}, auth.Role{Kind: auth.Creator, ID: ownerID})
+	return err
+}
+
+// admit is an RPC's admission: a request its validation refused (invalid)
+// is answered with its violations, whoever calls; a valid one is
+// authorized on a resource of ownerID.
+func admit(ctx context.Context, invalid error, rpc, ownerID string) error {
+	if invalid != nil {
+		return invalid
 	}
-	var owners []auth.Role
-	for _, k := range rule.Kinds() {
-		if k.Scoped() {
-			owners = append(owners, auth.Role{Kind: k, ID: ownerID})
-		}
-	}
-	if policy.Allows(c, rpc, owners...) {
-		return nil
-	}
-	return apierr.PermissionDenied(fmt.Sprintf("%s on this resource requires one of the roles %s", rpc, strings.Join(rule.Roles(ownerID), ", ")))
+	return authorize(ctx, rpc, ownerID)
 }

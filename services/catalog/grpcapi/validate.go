@@ -54,8 +54,10 @@ func (c *checker) creatorID(field, v string) {
 	c.match(field, v, domain.CreatorIDPattern.MatchString(v), "must be 1-128 letters, digits, '.', '-' or '_'")
 }
 
-func (c *checker) assignedID(field, v, kind string) {
-	c.match(field, v, domain.AssignedIDPattern.MatchString(v), "is not a "+kind+" id")
+// assignedID checks the id of a resource the catalog assigns ids to, in
+// the field named after it ("product_id").
+func (c *checker) assignedID(field, v string) {
+	c.match(field, v, domain.AssignedIDPattern.MatchString(v), "is not a "+strings.TrimSuffix(field, "_id")+" id")
 }
 
 func (c *checker) skuID(field, v string) {
@@ -149,7 +151,7 @@ func validateCreateAffiliateLink(r *catalogv1.CreateAffiliateLinkRequest) error 
 	var c checker
 	c.requestID(r.GetRequestId())
 	c.creatorID("creator_id", r.GetCreatorId())
-	c.assignedID("product_id", r.GetProductId(), "product")
+	c.assignedID("product_id", r.GetProductId())
 	return c.Err()
 }
 
@@ -164,15 +166,15 @@ func validateStartLiveSession(r *catalogv1.StartLiveSessionRequest) error {
 func validatePin(requestID, sessionID, productID string) error {
 	var c checker
 	c.requestID(requestID)
-	c.assignedID("session_id", sessionID, "session")
-	c.assignedID("product_id", productID, "product")
+	c.assignedID("session_id", sessionID)
+	c.assignedID("product_id", productID)
 	return c.Err()
 }
 
 func validateEndLiveSession(r *catalogv1.EndLiveSessionRequest) error {
 	var c checker
 	c.requestID(r.GetRequestId())
-	c.assignedID("session_id", r.GetSessionId(), "session")
+	c.assignedID("session_id", r.GetSessionId())
 	return c.Err()
 }
 
