@@ -2,6 +2,8 @@ package apierr
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -24,4 +26,20 @@ func CallerOf(ctx context.Context, access auth.Access, rpc string) (auth.Caller,
 		return c, rule, PermissionDenied(rpc + " is not open to any caller")
 	}
 	return c, rule, nil
+}
+
+// Authorize checks that the caller in ctx may call rpc on a resource of
+// owners (none: on every resource; see auth.Access.Allows) and returns the
+// caller. Besides what CallerOf refuses, a caller the row does not let in
+// is PermissionDenied, told which roles it lets in.
+func Authorize(ctx context.Context, access auth.Access, rpc string, owners ...auth.Role) (auth.Caller, error) {
+	c, rule, err := CallerOf(ctx, access, rpc)
+	if err != nil || access.Allows(c, rpc, owners...) {
+		return c, err
+	}
+	what := "every resource"
+	if len(owners) > 0 {
+		what = "this resource"
+	}
+	return c, PermissionDenied(fmt.Sprintf("%s on %s requires one of the roles %s", rpc, what, strings.Join(rule.Roles("<its own id>"), ", ")))
 }

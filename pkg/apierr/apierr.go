@@ -5,8 +5,8 @@
 // details: field violations for bad input, a reason for a forbidden state
 // transition, the resource that was missing or already there. The checks
 // of request fields that several edges share (request_id, paging,
-// required ids, enums, timestamps) and the lookup of the caller and its
-// access rule (CallerOf) live here too.
+// required ids, enums, timestamps) and the authorization of the caller
+// against a service's access table (CallerOf, Authorize) live here too.
 //
 //	var v apierr.Violations
 //	v.Add("lines[0].quantity", "must be > 0")
@@ -217,7 +217,7 @@ func FromError(ctx context.Context, log *slog.Logger, err error) error {
 }
 
 // Edge is what every service's gRPC server holds: the application it
-// serves and the logger that Status reports unforeseen errors to. A
+// serves and the logger that FromError reports unforeseen errors to. A
 // server embeds it beside its generated Unimplemented… type.
 type Edge[A any] struct {
 	App A

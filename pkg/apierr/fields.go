@@ -1,8 +1,12 @@
 package apierr
 
 import (
+	"cmp"
+	"slices"
+	"strings"
 	"time"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/fault"
@@ -54,6 +58,59 @@ func Known[D comparable, W ~int32](v *fault.Violations, field string, e protocon
 		v.Add(field, "unknown %s %d", field, w)
 	}
 	return d
+}
+
+// OneOf checks a required enum field: w must be a value its enum defines
+// other than the zero value (UNSPECIFIED). Else the field is "required:
+// A, B or C", naming those values without the enum's prefix, in the order
+// of their numbers: the proto enum is the one list of what the field takes.
+// OneOf reports whether w is one of them.
+func OneOf(v *fault.Violations, field string, w protoreflect.Enum) bool {
+	values := w.Descriptor().Values()
+	if w.Number() != 0 && values.ByNumber(w.Number()) != nil {
+		return true
+	}
+	v.Add(field, "required: %s", enumNames(values))
+	return false
+}
+
+// OneOfKnown is OneOf for an enum field the service maps to its domain, as
+// Known is for an optional one: it returns the domain value of w, and a
+// value the mapping lacks is refused like UNSPECIFIED.
+func OneOfKnown[D comparable, W interface {
+	comparable
+	protoreflect.Enum
+}](v *fault.Violations, field string, e protoconv.Enum[D, W], w W) D {
+	d, ok := e.Domain(w)
+	if !ok || w.Number() == 0 {
+		v.Add(field, "required: %s", enumNames(w.Descriptor().Values()))
+	}
+	return d
+}
+
+// enumNames lists an enum's values but the zero one, "A, B or C", without
+// the prefix of its zero value ("CLAIM_DECISION_" of
+// CLAIM_DECISION_UNSPECIFIED).
+func enumNames(values protoreflect.EnumValueDescriptors) string {
+	var named []protoreflect.EnumValueDescriptor
+	prefix := ""
+	for i := range values.Len() {
+		switch val := values.Get(i); {
+		case val.Number() != 0:
+			named = append(named, val)
+		case strings.HasSuffix(string(val.Name()), "_UNSPECIFIED"):
+			prefix = strings.TrimSuffix(string(val.Name()), "UNSPECIFIED")
+		}
+	}
+	slices.SortFunc(named, func(a, b protoreflect.EnumValueDescriptor) int { return cmp.Compare(a.Number(), b.Number()) })
+	names := make([]string, len(named))
+	for i, val := range named {
+		names[i] = strings.TrimPrefix(string(val.Name()), prefix)
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // Require checks a required field: "required" when value is empty, else

@@ -12,6 +12,7 @@ import (
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/protoconv"
+	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 )
 
 type wireState int32
@@ -20,10 +21,18 @@ func (s wireState) String() string { return "STATE_" + strconv.Itoa(int(s)) } //
 
 var states = protoconv.NewEnum(map[string]wireState{"": 0, "open": 1, "closed": 2})
 
+var decisions = protoconv.NewEnum(map[string]trustv1.ClaimDecision{
+	"":       trustv1.ClaimDecision_CLAIM_DECISION_UNSPECIFIED,
+	"full":   trustv1.ClaimDecision_CLAIM_DECISION_REFUND_FULL,
+	"reject": trustv1.ClaimDecision_CLAIM_DECISION_REJECT,
+})
+
 func TestFieldChecks(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	bad := &timestamppb.Timestamp{Nanos: -1}
+	// What a required enum field takes comes from the proto enum.
+	decision := []fault.Violation{{Field: "decision", Description: "required: REFUND_FULL, REFUND_PARTIAL, RETURN_THEN_REFUND or REJECT"}}
 	tests := []struct {
 		name  string
 		check func(v *fault.Violations)
@@ -50,6 +59,26 @@ func TestFieldChecks(t *testing.T) {
 		}, nil},
 		{"unknown", func(v *fault.Violations) { apierr.Known(v, "state", states, wireState(9)) },
 			[]fault.Violation{{Field: "state", Description: "unknown state 9"}}},
+		{"one of", func(v *fault.Violations) {
+			if !apierr.OneOf(v, "decision", trustv1.ClaimDecision_CLAIM_DECISION_REJECT) {
+				t.Error("REJECT is not one of the decisions")
+			}
+		}, nil},
+		{"one of, unspecified", func(v *fault.Violations) {
+			apierr.OneOf(v, "decision", trustv1.ClaimDecision_CLAIM_DECISION_UNSPECIFIED)
+		}, decision},
+		{"one of, undefined", func(v *fault.Violations) { apierr.OneOf(v, "decision", trustv1.ClaimDecision(9)) }, decision},
+		{"one of known", func(v *fault.Violations) {
+			if got := apierr.OneOfKnown(v, "decision", decisions, trustv1.ClaimDecision_CLAIM_DECISION_REFUND_FULL); got != "full" {
+				t.Errorf("OneOfKnown = %q", got)
+			}
+		}, nil},
+		{"one of known, unspecified", func(v *fault.Violations) {
+			apierr.OneOfKnown(v, "decision", decisions, trustv1.ClaimDecision_CLAIM_DECISION_UNSPECIFIED)
+		}, decision},
+		{"one of known, not mapped", func(v *fault.Violations) {
+			apierr.OneOfKnown(v, "decision", decisions, trustv1.ClaimDecision_CLAIM_DECISION_REFUND_PARTIAL)
+		}, decision},
 		{"timestamp unset", func(v *fault.Violations) {
 			if got := apierr.Timestamp(v, "as_of", nil); !got.IsZero() {
 				t.Errorf("unset timestamp = %v", got)

@@ -79,6 +79,11 @@ func TestAccessCovers(t *testing.T) {
 	if err := table.Covers(desc); err != nil {
 		t.Fatalf("Covers: %v", err)
 	}
+	authtest.Check(t, table, desc,
+		authtest.Case{RPC: "Browse", In: []string{"buyer:b1", authtest.Nobody}},
+		authtest.Case{RPC: "See", Owners: "buyer:b1 vendor:v1", In: []string{"buyer:b2 vendor:v1", "platform"}, Out: []string{"vendor:b1", "creator:c1 carrier:k1"}},
+		authtest.Case{RPC: "Nothing", Out: []string{"support", authtest.Nobody}},
+	)
 	desc.Methods = append(desc.Methods[1:], grpc.MethodDesc{MethodName: "Forgotten"})
 	err := table.Covers(desc)
 	if err == nil || !strings.Contains(err.Error(), "x.v1.X.Forgotten has no row") || !strings.Contains(err.Error(), "names Browse, which x.v1.X does not have") {

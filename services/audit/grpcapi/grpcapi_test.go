@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -10,7 +11,6 @@ import (
 
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/apierr/apierrtest"
-	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/auth/authtest"
 	"github.com/custody/custody/pkg/fault"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
@@ -18,47 +18,43 @@ import (
 	"github.com/custody/custody/services/audit/domain"
 )
 
-func TestEveryRPCHasAnAccessRule(t *testing.T) {
-	if err := access.Covers(&auditv1.AuditService_ServiceDesc); err != nil {
-		t.Error(err)
-	}
+// The access table covers the service and says what authz.go does.
+func TestAccess(t *testing.T) {
 	if ServiceName != auditv1.AuditService_ServiceDesc.ServiceName {
 		t.Errorf("ServiceName %q", ServiceName)
 	}
+	authtest.Check(t, access, &auditv1.AuditService_ServiceDesc,
+		authtest.Case{RPC: "GetOrderTimeline", Owners: "buyer:b1", In: []string{"support"}, Out: []string{"buyer:b1", "vendor:v1", "service"}},
+		authtest.Case{RPC: "ReplayOrder", Owners: "buyer:b1", In: []string{"platform", "buyer:b2 support"}, Out: []string{"buyer:b1"}},
+		authtest.Case{RPC: "VerifyOrderChain", In: []string{"support"}, Out: []string{"buyer:b1"}},
+		authtest.Case{RPC: "VerifyOrderChain", Owners: "buyer:b1", In: []string{"buyer:b1"},
+			Out: []string{"buyer:b2", "vendor:v1", "creator:c1 carrier:k1", authtest.Nobody}},
+		authtest.Case{RPC: "NoSuchRPC", Owners: "buyer:b1", Out: []string{"support"}},
+	)
 }
 
-func TestAllowed(t *testing.T) {
-	caller := func(roles ...string) auth.Caller { return authtest.Caller(t, "someone", roles...) }
-	tests := []struct {
-		caller auth.Caller
-		rpc    string
-		buyer  string
-		may    bool // access.MayCall: before the order is known
-		want   bool
-	}{
-		{caller("support"), "GetOrderTimeline", "b1", true, true},
-		{caller("platform"), "ReplayOrder", "b1", true, true},
-		{caller("support"), "VerifyOrderChain", "", true, true},
-		{caller("buyer:b1"), "VerifyOrderChain", "b1", true, true},
-		{caller("buyer:b1"), "VerifyOrderChain", "b2", true, false},
-		{caller("buyer:b1"), "VerifyOrderChain", "", true, false},
-		{caller("buyer:b1"), "GetOrderTimeline", "b1", false, false},
-		{caller("buyer:b1"), "ReplayOrder", "b1", false, false},
-		{caller("vendor:v1"), "GetOrderTimeline", "b1", false, false},
-		{caller("vendor:v1"), "VerifyOrderChain", "b1", false, false},
-		{caller("service"), "GetOrderTimeline", "b1", false, false},
-		{caller("creator:c1", "carrier:k1"), "VerifyOrderChain", "b1", false, false},
-		{caller("buyer:b2", "support"), "ReplayOrder", "b1", true, true},
-		{caller("support"), "NoSuchRPC", "b1", false, false},
-		{auth.Caller{}, "VerifyOrderChain", "b1", false, false},
+// A caller no order could be shown to is refused before any is looked
+// up; a buyer verifying a chain is checked on the order.
+func TestAdmit(t *testing.T) {
+	for _, roles := range []string{"vendor:v1", "service", "creator:c1 carrier:k1"} {
+		if _, err := admit(authtest.Context(t, "someone", strings.Fields(roles)...), "VerifyOrderChain", nil); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("%s verifying: %v", roles, err)
+		}
 	}
-	for _, tt := range tests {
-		if got := access.MayCall(tt.caller, tt.rpc); got != tt.may {
-			t.Errorf("MayCall(%v, %s) = %v, want %v", tt.caller.Roles, tt.rpc, got, tt.may)
-		}
-		if got := allowed(tt.caller, tt.rpc, tt.buyer); got != tt.want {
-			t.Errorf("allowed(%v, %s, %q) = %v, want %v", tt.caller.Roles, tt.rpc, tt.buyer, got, tt.want)
-		}
+	buyer := authtest.Context(t, "ada", "buyer:b1")
+	if _, err := admit(buyer, "GetOrderTimeline", nil); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("a buyer reading a timeline: %v", err)
+	}
+	allow, err := admit(buyer, "VerifyOrderChain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allow(app.OrderInfo{OrderID: "o1", BuyerID: "b1"}) != nil || status.Code(allow(app.OrderInfo{OrderID: "o2", BuyerID: "b2"})) != codes.PermissionDenied {
+		t.Error("a buyer verifies its own orders only")
+	}
+	invalid := validateVerify(&auditv1.VerifyOrderChainRequest{})
+	if _, err := admit(buyer, "GetOrderTimeline", invalid); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("an invalid request is refused as such first: %v", err)
 	}
 }
 

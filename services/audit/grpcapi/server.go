@@ -41,10 +41,7 @@ func New(svc *app.Service, log *slog.Logger) *Server {
 
 // GetOrderTimeline implements auditv1.AuditServiceServer.
 func (s *Server) GetOrderTimeline(ctx context.Context, req *auditv1.GetOrderTimelineRequest) (*auditv1.GetOrderTimelineResponse, error) {
-	if err := validateTimeline(req); err != nil {
-		return nil, err
-	}
-	allow, err := authorize(ctx, "GetOrderTimeline")
+	allow, err := admit(ctx, "GetOrderTimeline", validateTimeline(req))
 	if err != nil {
 		return nil, err
 	}
@@ -62,10 +59,7 @@ func (s *Server) GetOrderTimeline(ctx context.Context, req *auditv1.GetOrderTime
 
 // VerifyOrderChain implements auditv1.AuditServiceServer.
 func (s *Server) VerifyOrderChain(ctx context.Context, req *auditv1.VerifyOrderChainRequest) (*auditv1.VerifyOrderChainResponse, error) {
-	if err := validateVerify(req); err != nil {
-		return nil, err
-	}
-	allow, err := authorize(ctx, "VerifyOrderChain")
+	allow, err := admit(ctx, "VerifyOrderChain", validateVerify(req))
 	if err != nil {
 		return nil, err
 	}
@@ -78,10 +72,7 @@ func (s *Server) VerifyOrderChain(ctx context.Context, req *auditv1.VerifyOrderC
 
 // ReplayOrder implements auditv1.AuditServiceServer.
 func (s *Server) ReplayOrder(ctx context.Context, req *auditv1.ReplayOrderRequest) (*auditv1.ReplayOrderResponse, error) {
-	if err := validateReplay(req); err != nil {
-		return nil, err
-	}
-	allow, err := authorize(ctx, "ReplayOrder")
+	allow, err := admit(ctx, "ReplayOrder", validateReplay(req))
 	if err != nil {
 		return nil, err
 	}
@@ -96,9 +87,13 @@ func (s *Server) ReplayOrder(ctx context.Context, req *auditv1.ReplayOrderReques
 	return replayProto(r), nil
 }
 
-// authorize refuses at once a caller no order could be shown to, and
-// returns the per-order check for the others.
-func authorize(ctx context.Context, rpc string) (app.Allow, error) {
+// admit is an RPC's admission: a request its validation refused (invalid)
+// is answered with that; then a caller no order could be shown to is
+// refused at once, and the others get the per-order check.
+func admit(ctx context.Context, rpc string, invalid error) (app.Allow, error) {
+	if invalid != nil {
+		return nil, invalid
+	}
 	caller, _ := auth.CallerFrom(ctx)
 	if !access.MayCall(caller, rpc) {
 		return nil, apierr.PermissionDenied("the audit trail is for support and platform staff (buyers may verify their own orders)")
@@ -113,10 +108,7 @@ func authorize(ctx context.Context, rpc string) (app.Allow, error) {
 
 // ListParkedEvents implements auditv1.AuditServiceServer.
 func (s *Server) ListParkedEvents(ctx context.Context, req *auditv1.ListParkedEventsRequest) (*auditv1.ListParkedEventsResponse, error) {
-	if err := validateParked(req); err != nil {
-		return nil, err
-	}
-	if _, err := authorize(ctx, "ListParkedEvents"); err != nil {
+	if _, err := admit(ctx, "ListParkedEvents", validateParked(req)); err != nil {
 		return nil, err
 	}
 	if s.Parked == nil {

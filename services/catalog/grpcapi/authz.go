@@ -59,7 +59,7 @@ func authorize(ctx context.Context, rpc, ownerID string) error {
 // admit is an RPC's admission: a request its validation refused (invalid)
 // is answered with its violations, whoever calls; a valid one is
 // authorized on a resource of ownerID.
-func admit(ctx context.Context, invalid error, rpc, ownerID string) error {
+func admit(ctx context.Context, rpc string, invalid error, ownerID string) error {
 	if invalid != nil {
 		return invalid
 	}

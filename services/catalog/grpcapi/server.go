@@ -49,7 +49,7 @@ func call(ctx context.Context, rpc, scope, requestID string) app.Call {
 // RegisterVendor implements CatalogService.
 func (s *Server) RegisterVendor(ctx context.Context, r *catalogv1.RegisterVendorRequest) (*catalogv1.RegisterVendorResponse, error) {
 	const rpc = "RegisterVendor"
-	if err := admit(ctx, validateRegisterVendor(r), rpc, r.GetVendorId()); err != nil {
+	if err := admit(ctx, rpc, validateRegisterVendor(r), r.GetVendorId()); err != nil {
 		return nil, err
 	}
 	v, err := s.App.RegisterVendor(ctx, call(ctx, rpc, r.GetVendorId(), r.GetRequestId()), domain.RegisterVendor{
@@ -63,7 +63,7 @@ func (s *Server) RegisterVendor(ctx context.Context, r *catalogv1.RegisterVendor
 
 // GetVendor implements CatalogService.
 func (s *Server) GetVendor(ctx context.Context, r *catalogv1.GetVendorRequest) (*catalogv1.GetVendorResponse, error) {
-	if err := admit(ctx, validateID("vendor_id", r.GetVendorId(), (*checker).vendorID), "GetVendor", ""); err != nil {
+	if err := admit(ctx, "GetVendor", validateID("vendor_id", r.GetVendorId(), (*checker).vendorID), ""); err != nil {
 		return nil, err
 	}
 	v, err := s.App.Vendor(ctx, r.GetVendorId())
@@ -77,7 +77,7 @@ func (s *Server) GetVendor(ctx context.Context, r *catalogv1.GetVendorRequest) (
 func (s *Server) CreateProduct(ctx context.Context, r *catalogv1.CreateProductRequest) (*catalogv1.CreateProductResponse, error) {
 	const rpc = "CreateProduct"
 	cmd, invalid := createProductCommand(r)
-	if err := admit(ctx, invalid, rpc, r.GetVendorId()); err != nil {
+	if err := admit(ctx, rpc, invalid, r.GetVendorId()); err != nil {
 		return nil, err
 	}
 	cmd.ProductID = domain.ProductID(r.GetVendorId(), r.GetRequestId())
@@ -90,7 +90,7 @@ func (s *Server) CreateProduct(ctx context.Context, r *catalogv1.CreateProductRe
 
 // GetProduct implements CatalogService.
 func (s *Server) GetProduct(ctx context.Context, r *catalogv1.GetProductRequest) (*catalogv1.GetProductResponse, error) {
-	if err := admit(ctx, validateID("product_id", r.GetProductId(), (*checker).assignedID), "GetProduct", ""); err != nil {
+	if err := admit(ctx, "GetProduct", validateID("product_id", r.GetProductId(), (*checker).assignedID), ""); err != nil {
 		return nil, err
 	}
 	p, err := s.App.Product(ctx, r.GetProductId())
@@ -103,7 +103,7 @@ func (s *Server) GetProduct(ctx context.Context, r *catalogv1.GetProductRequest)
 // ListProducts implements CatalogService.
 func (s *Server) ListProducts(ctx context.Context, r *catalogv1.ListProductsRequest) (*catalogv1.ListProductsResponse, error) {
 	lr, invalid := validateListProducts(r)
-	if err := admit(ctx, invalid, "ListProducts", ""); err != nil {
+	if err := admit(ctx, "ListProducts", invalid, ""); err != nil {
 		return nil, err
 	}
 	ps, next, err := s.App.ListProducts(ctx, lr.vendorID, lr.size, lr.before)
@@ -142,7 +142,7 @@ func (s *Server) AdjustStock(ctx context.Context, r *catalogv1.AdjustStockReques
 // CreateAffiliateLink implements CatalogService.
 func (s *Server) CreateAffiliateLink(ctx context.Context, r *catalogv1.CreateAffiliateLinkRequest) (*catalogv1.CreateAffiliateLinkResponse, error) {
 	const rpc = "CreateAffiliateLink"
-	if err := admit(ctx, validateCreateAffiliateLink(r), rpc, r.GetCreatorId()); err != nil {
+	if err := admit(ctx, rpc, validateCreateAffiliateLink(r), r.GetCreatorId()); err != nil {
 		return nil, err
 	}
 	l, err := s.App.CreateLink(ctx, call(ctx, rpc, r.GetCreatorId(), r.GetRequestId()),
@@ -155,7 +155,7 @@ func (s *Server) CreateAffiliateLink(ctx context.Context, r *catalogv1.CreateAff
 
 // GetAffiliateLink implements CatalogService.
 func (s *Server) GetAffiliateLink(ctx context.Context, r *catalogv1.GetAffiliateLinkRequest) (*catalogv1.GetAffiliateLinkResponse, error) {
-	if err := admit(ctx, validateID("link_id", r.GetLinkId(), (*checker).assignedID), "GetAffiliateLink", ""); err != nil {
+	if err := admit(ctx, "GetAffiliateLink", validateID("link_id", r.GetLinkId(), (*checker).assignedID), ""); err != nil {
 		return nil, err
 	}
 	l, err := s.App.Link(ctx, r.GetLinkId())
@@ -168,7 +168,7 @@ func (s *Server) GetAffiliateLink(ctx context.Context, r *catalogv1.GetAffiliate
 // StartLiveSession implements CatalogService.
 func (s *Server) StartLiveSession(ctx context.Context, r *catalogv1.StartLiveSessionRequest) (*catalogv1.StartLiveSessionResponse, error) {
 	const rpc = "StartLiveSession"
-	if err := admit(ctx, validateStartLiveSession(r), rpc, r.GetCreatorId()); err != nil {
+	if err := admit(ctx, rpc, validateStartLiveSession(r), r.GetCreatorId()); err != nil {
 		return nil, err
 	}
 	ss, err := s.App.StartSession(ctx, call(ctx, rpc, r.GetCreatorId(), r.GetRequestId()),
@@ -181,7 +181,7 @@ func (s *Server) StartLiveSession(ctx context.Context, r *catalogv1.StartLiveSes
 
 // admitOnSession is admit for an RPC on a live session, which its creator
 // owns: a valid request's session is loaded to authorize the caller on it.
-func (s *Server) admitOnSession(ctx context.Context, invalid error, rpc, sessionID string) error {
+func (s *Server) admitOnSession(ctx context.Context, rpc string, invalid error, sessionID string) error {
 	if invalid != nil {
 		return invalid
 	}
@@ -195,7 +195,7 @@ func (s *Server) admitOnSession(ctx context.Context, invalid error, rpc, session
 // PinProduct implements CatalogService.
 func (s *Server) PinProduct(ctx context.Context, r *catalogv1.PinProductRequest) (*catalogv1.PinProductResponse, error) {
 	const rpc = "PinProduct"
-	if err := s.admitOnSession(ctx, validatePin(r.GetRequestId(), r.GetSessionId(), r.GetProductId()), rpc, r.GetSessionId()); err != nil {
+	if err := s.admitOnSession(ctx, rpc, validatePin(r.GetRequestId(), r.GetSessionId(), r.GetProductId()), r.GetSessionId()); err != nil {
 		return nil, err
 	}
 	ss, err := s.App.PinProduct(ctx, call(ctx, rpc, r.GetSessionId(), r.GetRequestId()), r.GetSessionId(), r.GetProductId())
@@ -208,7 +208,7 @@ func (s *Server) PinProduct(ctx context.Context, r *catalogv1.PinProductRequest)
 // UnpinProduct implements CatalogService.
 func (s *Server) UnpinProduct(ctx context.Context, r *catalogv1.UnpinProductRequest) (*catalogv1.UnpinProductResponse, error) {
 	const rpc = "UnpinProduct"
-	if err := s.admitOnSession(ctx, validatePin(r.GetRequestId(), r.GetSessionId(), r.GetProductId()), rpc, r.GetSessionId()); err != nil {
+	if err := s.admitOnSession(ctx, rpc, validatePin(r.GetRequestId(), r.GetSessionId(), r.GetProductId()), r.GetSessionId()); err != nil {
 		return nil, err
 	}
 	ss, err := s.App.UnpinProduct(ctx, call(ctx, rpc, r.GetSessionId(), r.GetRequestId()), r.GetSessionId(), r.GetProductId())
@@ -221,7 +221,7 @@ func (s *Server) UnpinProduct(ctx context.Context, r *catalogv1.UnpinProductRequ
 // EndLiveSession implements CatalogService.
 func (s *Server) EndLiveSession(ctx context.Context, r *catalogv1.EndLiveSessionRequest) (*catalogv1.EndLiveSessionResponse, error) {
 	const rpc = "EndLiveSession"
-	if err := s.admitOnSession(ctx, validateEndLiveSession(r), rpc, r.GetSessionId()); err != nil {
+	if err := s.admitOnSession(ctx, rpc, validateEndLiveSession(r), r.GetSessionId()); err != nil {
 		return nil, err
 	}
 	ss, err := s.App.EndSession(ctx, call(ctx, rpc, r.GetSessionId(), r.GetRequestId()), r.GetSessionId())
@@ -233,7 +233,7 @@ func (s *Server) EndLiveSession(ctx context.Context, r *catalogv1.EndLiveSession
 
 // GetLiveSession implements CatalogService.
 func (s *Server) GetLiveSession(ctx context.Context, r *catalogv1.GetLiveSessionRequest) (*catalogv1.GetLiveSessionResponse, error) {
-	if err := admit(ctx, validateID("session_id", r.GetSessionId(), (*checker).assignedID), "GetLiveSession", ""); err != nil {
+	if err := admit(ctx, "GetLiveSession", validateID("session_id", r.GetSessionId(), (*checker).assignedID), ""); err != nil {
 		return nil, err
 	}
 	ss, err := s.App.Session(ctx, r.GetSessionId())

@@ -83,10 +83,7 @@ func (s *Server) authorizeList(ctx context.Context, caller auth.Caller, q app.Li
 
 // GetFulfilment implements fulfilmentv1.FulfilmentServiceServer.
 func (s *Server) GetFulfilment(ctx context.Context, req *fulfilmentv1.GetFulfilmentRequest) (*fulfilmentv1.GetFulfilmentResponse, error) {
-	if err := validateGet(req); err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	v, _, err := s.readable(ctx, "GetFulfilment", req.GetFulfilmentId())
+	v, _, err := s.readable(ctx, "GetFulfilment", validateGet(req), req.GetFulfilmentId())
 	if err != nil {
 		return nil, err
 	}
@@ -95,11 +92,8 @@ func (s *Server) GetFulfilment(ctx context.Context, req *fulfilmentv1.GetFulfilm
 
 // ShipFulfilment implements fulfilmentv1.FulfilmentServiceServer.
 func (s *Server) ShipFulfilment(ctx context.Context, req *fulfilmentv1.ShipFulfilmentRequest) (*fulfilmentv1.ShipFulfilmentResponse, error) {
-	cmd, err := validateShip(req)
-	if err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	_, who, err := s.readable(ctx, "ShipFulfilment", cmd.FulfilmentID)
+	cmd, invalid := validateShip(req)
+	_, who, err := s.readable(ctx, "ShipFulfilment", invalid, req.GetFulfilmentId())
 	if err != nil {
 		return nil, err
 	}
@@ -133,10 +127,7 @@ func (s *Server) RecordTrackingEvent(ctx context.Context, req *fulfilmentv1.Reco
 
 // ConfirmReceipt implements fulfilmentv1.FulfilmentServiceServer.
 func (s *Server) ConfirmReceipt(ctx context.Context, req *fulfilmentv1.ConfirmReceiptRequest) (*fulfilmentv1.ConfirmReceiptResponse, error) {
-	if err := validateReceipt(req); err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	_, who, err := s.readable(ctx, "ConfirmReceipt", req.GetFulfilmentId())
+	_, who, err := s.readable(ctx, "ConfirmReceipt", validateReceipt(req), req.GetFulfilmentId())
 	if err != nil {
 		return nil, err
 	}
@@ -166,9 +157,14 @@ func (s *Server) WatchFulfilments(req *fulfilmentv1.WatchFulfilmentsRequest, str
 	return s.toStatus(ctx, err)
 }
 
-// readable loads a fulfilment and checks the caller may call rpc on it; it
-// returns who the caller acts as.
-func (s *Server) readable(ctx context.Context, rpc, id string) (app.View, string, error) {
+// readable is the admission of an RPC on a fulfilment: a request its
+// validation refused (invalid) is answered with that; for a valid one the
+// fulfilment is loaded and the caller checked against rpc's row on it.
+// It returns who the caller acts as.
+func (s *Server) readable(ctx context.Context, rpc string, invalid error, id string) (app.View, string, error) {
+	if invalid != nil {
+		return app.View{}, "", s.toStatus(ctx, invalid)
+	}
 	v, err := s.App.GetFulfilment(ctx, id)
 	if err != nil {
 		return app.View{}, "", s.toStatus(ctx, err)

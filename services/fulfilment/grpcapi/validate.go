@@ -103,11 +103,8 @@ func validateList(req *fulfilmentv1.ListFulfilmentsRequest) (app.ListQuery, erro
 	}
 	status := apierr.Known(&v, "state", statuses, req.GetState())
 	apierr.Paging(&v, req.GetPageSize(), req.GetPageToken())
-	if err := v.Err(); err != nil {
-		return app.ListQuery{}, err
-	}
 	return app.ListQuery{VendorID: req.GetVendorId(), OrderID: req.GetOrderId(), Status: status,
-		PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()}, nil
+		PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()}, v.Err()
 }
 
 // validateWatch returns the cursor to resume from (nil: start with a

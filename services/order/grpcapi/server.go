@@ -53,14 +53,10 @@ func (s *Server) PlaceOrder(ctx context.Context, req *orderv1.PlaceOrderRequest)
 
 // GetOrder implements orderv1.OrderServiceServer.
 func (s *Server) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest) (*orderv1.GetOrderResponse, error) {
-	if err := validateGet(req); err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	v, err := s.readable(ctx, "GetOrder", req.GetOrderId())
+	v, caller, err := s.readable(ctx, "GetOrder", validateGet(req), req.GetOrderId())
 	if err != nil {
 		return nil, err
 	}
-	caller, _ := auth.CallerFrom(ctx)
 	return &orderv1.GetOrderResponse{Order: orderFor(caller, v)}, nil
 }
 
@@ -87,14 +83,10 @@ func (s *Server) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest)
 
 // CancelOrder implements orderv1.OrderServiceServer.
 func (s *Server) CancelOrder(ctx context.Context, req *orderv1.CancelOrderRequest) (*orderv1.CancelOrderResponse, error) {
-	if err := validateCancel(req); err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	cur, err := s.readable(ctx, "CancelOrder", req.GetOrderId())
+	cur, caller, err := s.readable(ctx, "CancelOrder", validateCancel(req), req.GetOrderId())
 	if err != nil {
 		return nil, err
 	}
-	caller, _ := auth.CallerFrom(ctx)
 	v, err := s.App.CancelOrder(ctx, app.CancelOrder{OrderID: req.GetOrderId(), RequestID: req.GetRequestId(),
 		Reason: req.GetReason(), Actor: actor(caller, cur.Order.BuyerID)})
 	if err != nil {
@@ -103,21 +95,27 @@ func (s *Server) CancelOrder(ctx context.Context, req *orderv1.CancelOrderReques
 	return &orderv1.CancelOrderResponse{Order: orderProto(v)}, nil
 }
 
-// readable loads an order and checks the caller may call rpc on it.
-func (s *Server) readable(ctx context.Context, rpc, id string) (app.OrderView, error) {
+// readable is the admission of an RPC on an order: a request its
+// validation refused (invalid) is answered with that; for a valid one the
+// order is loaded and the caller, returned with it, checked against rpc's
+// row on it.
+func (s *Server) readable(ctx context.Context, rpc string, invalid error, id string) (app.OrderView, auth.Caller, error) {
+	caller, _ := auth.CallerFrom(ctx)
+	if invalid != nil {
+		return app.OrderView{}, caller, s.toStatus(ctx, invalid)
+	}
 	v, err := s.App.GetOrder(ctx, id)
 	if err != nil {
-		return app.OrderView{}, s.toStatus(ctx, err)
+		return app.OrderView{}, caller, s.toStatus(ctx, err)
 	}
-	caller, _ := auth.CallerFrom(ctx)
 	vendors := make([]string, 0, len(v.Order.Parts))
 	for _, p := range v.Order.Parts {
 		vendors = append(vendors, p.VendorID)
 	}
 	if !allowed(caller, rpc, v.Order.BuyerID, vendors...) {
-		return app.OrderView{}, apierr.PermissionDenied("you may not " + rpcVerb[rpc] + " order " + id)
+		return app.OrderView{}, caller, apierr.PermissionDenied("you may not " + rpcVerb[rpc] + " order " + id)
 	}
-	return v, nil
+	return v, caller, nil
 }
 
 var rpcVerb = map[string]string{"GetOrder": "see", "CancelOrder": "cancel"}

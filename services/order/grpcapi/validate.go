@@ -156,11 +156,8 @@ func validateList(req *orderv1.ListOrdersRequest) (app.ListQuery, error) {
 	}
 	status := apierr.Known(&v, "state", statuses, req.GetState())
 	apierr.Paging(&v, req.GetPageSize(), req.GetPageToken())
-	if err := v.Err(); err != nil {
-		return app.ListQuery{}, err
-	}
 	return app.ListQuery{BuyerID: req.GetBuyerId(), VendorID: req.GetVendorId(), Status: status,
-		PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()}, nil
+		PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()}, v.Err()
 }
 
 func validateCancel(req *orderv1.CancelOrderRequest) error {

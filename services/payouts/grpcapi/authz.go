@@ -2,8 +2,6 @@ package grpcapi
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/auth"
@@ -37,33 +35,29 @@ var access = auth.Access{
 	"GetOrderSettlement": auth.Allow(auth.Vendor, auth.Support, auth.Platform),
 }
 
-// allowedOn reports whether the caller may call rpc on resources of owner
-// ("vendor:v1", "creator:c1"; "" for every resource; the platform's,
-// buyers' and payouts' own accounts belong to no scoped role: only the
-// unscoped roles reach them).
-func allowedOn(c auth.Caller, rpc, owner string) bool {
-	var owners []auth.Role
+// owners are the roles of owner ("vendor:v1", "creator:c1"; "" for every
+// resource). The platform's, buyers' and payouts' own accounts belong to
+// no scoped role: only the unscoped roles reach them.
+func owners(owner string) []auth.Role {
 	if kind, id, err := domain.ParseOwner(owner); err == nil {
-		owners = append(owners, auth.Role{Kind: auth.Kind(kind), ID: id})
+		return []auth.Role{{Kind: auth.Kind(kind), ID: id}}
 	}
-	return access.Allows(c, rpc, owners...)
+	return nil
 }
 
-// authorize checks that the caller may call rpc on every resource (owner
-// ""), or on one owned by owner, and returns the caller.
-func authorize(ctx context.Context, rpc, owner string) (auth.Caller, error) {
-	c, rule, err := apierr.CallerOf(ctx, access, rpc)
-	if err != nil {
-		return c, err
+// allowedOn reports whether the caller may call rpc on resources of owner.
+func allowedOn(c auth.Caller, rpc, owner string) bool {
+	return access.Allows(c, rpc, owners(owner)...)
+}
+
+// admit is an RPC's admission: a request its validation refused (invalid)
+// is answered with its violations, whoever calls; for a valid one the
+// caller is authorized on a resource of owner and returned.
+func (s *Server) admit(ctx context.Context, rpc string, invalid error, owner string) (auth.Caller, error) {
+	if invalid != nil {
+		return auth.Caller{}, s.toStatus(ctx, invalid)
 	}
-	if allowedOn(c, rpc, owner) {
-		return c, nil
-	}
-	what := "every resource"
-	if owner != "" {
-		what = owner + "'s"
-	}
-	return c, apierr.PermissionDenied(fmt.Sprintf("%s on %s requires one of the roles %s", rpc, what, strings.Join(rule.Roles("<its own id>"), ", ")))
+	return apierr.Authorize(ctx, access, rpc, owners(owner)...)
 }
 
 // actor is who the caller acts as, recorded with the events:

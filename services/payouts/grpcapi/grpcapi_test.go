@@ -17,49 +17,38 @@ import (
 	"github.com/custody/custody/services/payouts/domain"
 )
 
-// Every RPC of the service has a row in the access table, and no row names
-// an RPC that does not exist.
-func TestAccessCoversEveryRPC(t *testing.T) {
-	if err := access.Covers(&payoutsv1.PayoutsService_ServiceDesc); err != nil {
-		t.Error(err)
-	}
+// The access table covers the service and says what authz.go does.
+func TestAccess(t *testing.T) {
+	authtest.Check(t, access, &payoutsv1.PayoutsService_ServiceDesc,
+		authtest.Case{RPC: "GetBalance", Owners: "vendor:v1", In: []string{"vendor:v1"}, Out: []string{"service", "creator:v1"}},
+		authtest.Case{RPC: "GetBalance", Owners: "vendor:v2", Out: []string{"vendor:v1"}},
+		authtest.Case{RPC: "GetBalance", Owners: "creator:v1", Out: []string{"vendor:v1"}}, // same id, other kind
+		authtest.Case{RPC: "GetBalance", Owners: "vendor:v9", In: []string{"buyer:b1 vendor:v9"}},
+		authtest.Case{RPC: "GetStatement", Owners: "creator:c1", In: []string{"creator:c1"}},
+		authtest.Case{RPC: "GetOrderSettlement", Owners: "creator:c1", Out: []string{"creator:c1"}},
+		authtest.Case{RPC: "ListLedgerEntries", In: []string{"support"}, Out: []string{"vendor:v1"}},
+		authtest.Case{RPC: "RunPayouts", In: []string{"platform"}, Out: []string{"support"}},
+		authtest.Case{RPC: "NoSuchRPC", Out: []string{"platform"}},
+	)
 }
 
-func TestAuthorize(t *testing.T) {
-	caller := func(roles ...string) auth.Caller { return authtest.Caller(t, roles[0], roles...) }
-	tests := []struct {
-		c     auth.Caller
-		rpc   string
-		owner string
-		want  codes.Code
-	}{
-		{caller("vendor:v1"), "GetBalance", "vendor:v1", codes.OK},
-		{caller("vendor:v1"), "GetBalance", "vendor:v2", codes.PermissionDenied},
-		{caller("vendor:v1"), "GetBalance", "creator:v1", codes.PermissionDenied}, // same id, other kind
-		{caller("creator:c1"), "GetStatement", "creator:c1", codes.OK},
-		{caller("creator:c1"), "GetOrderSettlement", "creator:c1", codes.PermissionDenied},
-		{caller("vendor:v1"), "ListLedgerEntries", "", codes.PermissionDenied},
-		{caller("vendor:v1"), "GetBalance", "platform", codes.PermissionDenied},
-		{caller("support"), "ListLedgerEntries", "", codes.OK},
-		{caller("support"), "RunPayouts", "", codes.PermissionDenied},
-		{caller("platform"), "RunPayouts", "", codes.OK},
-		{caller("service"), "GetBalance", "vendor:v1", codes.PermissionDenied},
-		{caller("buyer:b1", "vendor:v9"), "GetBalance", "vendor:v9", codes.OK},
-		{caller("platform"), "NoSuchRPC", "", codes.PermissionDenied},
-		{auth.Caller{}, "GetBalance", "vendor:v1", codes.Unauthenticated},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%v %s %s", tt.c.Roles, tt.rpc, tt.owner), func(t *testing.T) {
-			if _, err := authorize(auth.WithCaller(t.Context(), tt.c), tt.rpc, tt.owner); status.Code(err) != tt.want {
-				t.Fatalf("code %v, want %v", status.Code(err), tt.want)
-			}
-		})
-	}
-	if _, err := authorize(t.Context(), "GetBalance", "vendor:v1"); status.Code(err) != codes.Unauthenticated {
-		t.Errorf("no identity: %v", err)
+// An owner is a role the access table knows; "" is every resource.
+func TestOwners(t *testing.T) {
+	for owner, want := range map[string]string{"vendor:v1": "[vendor:v1]", "creator:c1": "[creator:c1]", "platform": "[platform]", "": "[]"} {
+		if got := fmt.Sprint(owners(owner)); got != want {
+			t.Errorf("owners(%q) = %s, want %s", owner, got, want)
+		}
 	}
 	if a := actor(auth.Caller{Subject: "ops-1", Roles: []auth.Role{{Kind: auth.Platform}}}); a != "platform:ops-1" {
 		t.Errorf("actor = %q", a)
+	}
+}
+
+// Bad input is refused as such, before the caller is looked at.
+func TestAdmitValidatesFirst(t *testing.T) {
+	s := New(nil, slog.New(slog.DiscardHandler))
+	if _, err := s.admit(t.Context(), "RunPayouts", validateRun(&payoutsv1.RunPayoutsRequest{}), ""); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a run without request_id by no one: %v", err)
 	}
 }
 

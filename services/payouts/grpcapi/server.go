@@ -34,11 +34,8 @@ func New(svc *app.Service, log *slog.Logger) *Server {
 
 // GetBalance implements payoutsv1.PayoutsServiceServer.
 func (s *Server) GetBalance(ctx context.Context, req *payoutsv1.GetBalanceRequest) (*payoutsv1.GetBalanceResponse, error) {
-	kind, id, err := validateGetBalance(req)
-	if err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	if _, err := authorize(ctx, "GetBalance", req.GetOwner()); err != nil {
+	kind, id, invalid := validateGetBalance(req)
+	if _, err := s.admit(ctx, "GetBalance", invalid, req.GetOwner()); err != nil {
 		return nil, err
 	}
 	balances, accounts, err := s.App.Balance(ctx, kind, id)
@@ -66,11 +63,8 @@ func ownerOf(account string) string {
 
 // ListLedgerEntries implements payoutsv1.PayoutsServiceServer.
 func (s *Server) ListLedgerEntries(ctx context.Context, req *payoutsv1.ListLedgerEntriesRequest) (*payoutsv1.ListLedgerEntriesResponse, error) {
-	q, err := validateList(req)
-	if err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	if _, err := authorize(ctx, "ListLedgerEntries", ownerOf(req.GetAccount())); err != nil {
+	q, invalid := validateList(req)
+	if _, err := s.admit(ctx, "ListLedgerEntries", invalid, ownerOf(req.GetAccount())); err != nil {
 		return nil, err
 	}
 	page, err := s.App.Entries(ctx, q)
@@ -86,11 +80,8 @@ func (s *Server) ListLedgerEntries(ctx context.Context, req *payoutsv1.ListLedge
 
 // GetStatement implements payoutsv1.PayoutsServiceServer.
 func (s *Server) GetStatement(ctx context.Context, req *payoutsv1.GetStatementRequest) (*payoutsv1.GetStatementResponse, error) {
-	start, end, err := validateStatement(req)
-	if err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	if _, err := authorize(ctx, "GetStatement", ownerOf(req.GetAccount())); err != nil {
+	start, end, invalid := validateStatement(req)
+	if _, err := s.admit(ctx, "GetStatement", invalid, ownerOf(req.GetAccount())); err != nil {
 		return nil, err
 	}
 	st, err := s.App.Statement(ctx, req.GetAccount(), start, end)
@@ -111,10 +102,7 @@ func (s *Server) GetStatement(ctx context.Context, req *payoutsv1.GetStatementRe
 
 // RunPayouts implements payoutsv1.PayoutsServiceServer.
 func (s *Server) RunPayouts(ctx context.Context, req *payoutsv1.RunPayoutsRequest) (*payoutsv1.RunPayoutsResponse, error) {
-	if err := validateRun(req); err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	c, err := authorize(ctx, "RunPayouts", "")
+	c, err := s.admit(ctx, "RunPayouts", validateRun(req), "")
 	if err != nil {
 		return nil, err
 	}

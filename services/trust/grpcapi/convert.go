@@ -35,6 +35,22 @@ var tiers = protoconv.NewEnum(map[domain.Tier]trustv1.TrustTier{
 	domain.TierWatch:    trustv1.TrustTier_TRUST_TIER_WATCH,
 })
 
+// responses maps the API's vendor responses to the domain's.
+var responses = protoconv.NewEnum(map[domain.Response]trustv1.VendorResponse{
+	domain.ResponseAccept:  trustv1.VendorResponse_VENDOR_RESPONSE_ACCEPT_REFUND,
+	domain.ResponseOffer:   trustv1.VendorResponse_VENDOR_RESPONSE_OFFER_PARTIAL_REFUND,
+	domain.ResponseReturn:  trustv1.VendorResponse_VENDOR_RESPONSE_REQUEST_RETURN,
+	domain.ResponseContest: trustv1.VendorResponse_VENDOR_RESPONSE_CONTEST,
+})
+
+// decisions maps the API's claim decisions to the domain's.
+var decisions = protoconv.NewEnum(map[domain.Decision]trustv1.ClaimDecision{
+	domain.DecisionRefundFull:       trustv1.ClaimDecision_CLAIM_DECISION_REFUND_FULL,
+	domain.DecisionRefundPartial:    trustv1.ClaimDecision_CLAIM_DECISION_REFUND_PARTIAL,
+	domain.DecisionReturnThenRefund: trustv1.ClaimDecision_CLAIM_DECISION_RETURN_THEN_REFUND,
+	domain.DecisionReject:           trustv1.ClaimDecision_CLAIM_DECISION_REJECT,
+})
+
 // claimProto is the wire form of a claim; event messages are shared with
 // the stored history (they are never changed).
 func claimProto(v app.ClaimView) *trustv1.Claim {

@@ -16,48 +16,26 @@ import (
 	"github.com/custody/custody/services/trust/domain"
 )
 
-// Every RPC of the service has a row in the access table, and no row names
-// an RPC that does not exist.
-func TestAccessCoversEveryRPC(t *testing.T) {
-	if err := access.Covers(&trustv1.TrustService_ServiceDesc); err != nil {
-		t.Error(err)
-	}
+// The access table covers the service and says what authz.go does.
+func TestAccess(t *testing.T) {
+	const claim = "buyer:b1 vendor:v1"
+	authtest.Check(t, access, &trustv1.TrustService_ServiceDesc,
+		authtest.Case{RPC: "OpenClaim", Owners: "buyer:b1", In: []string{"buyer:b1", "service"}, Out: []string{"buyer:b2", "support"}},
+		authtest.Case{RPC: "RespondToClaim", Owners: claim, In: []string{"vendor:v1"}, Out: []string{"vendor:v2", "buyer:b1"}},
+		authtest.Case{RPC: "ResolveClaim", Owners: claim, In: []string{"support"}, Out: []string{"platform", "vendor:v1"}},
+		authtest.Case{RPC: "ReceiveReturn", Owners: claim, In: []string{"support", "vendor:v1"}, Out: []string{"buyer:b1"}},
+		authtest.Case{RPC: "RecordReturnShipment", Owners: claim, In: []string{"buyer:b1"}},
+		authtest.Case{RPC: "GetVendorTrust", Owners: "vendor:v1", In: []string{"vendor:v1"}, Out: []string{"service"}},
+		authtest.Case{RPC: "GetVendorTrust", Owners: "vendor:v2", Out: []string{"vendor:v1"}},
+		authtest.Case{RPC: "GetClaim", Owners: claim, Out: []string{"creator:c1 carrier:k1"}},
+		authtest.Case{RPC: "GetClaim", Out: []string{authtest.Nobody}},
+		authtest.Case{RPC: "NoSuchRPC", Owners: "buyer:b1", Out: []string{"buyer:b1"}},
+	)
 }
 
-func TestAllowed(t *testing.T) {
+// A caller acts as the owner it is, else as its unscoped role and subject.
+func TestActor(t *testing.T) {
 	caller := func(roles ...string) auth.Caller { return authtest.Caller(t, "alice", roles...) }
-	tests := []struct {
-		caller        auth.Caller
-		rpc           string
-		buyer, vendor string
-		want          bool
-	}{
-		{caller("buyer:b1"), "OpenClaim", "b1", "", true},
-		{caller("buyer:b2"), "OpenClaim", "b1", "", false},
-		{caller("service"), "OpenClaim", "b1", "", true},
-		{caller("support"), "OpenClaim", "b1", "", false},
-		{caller("vendor:v1"), "RespondToClaim", "b1", "v1", true},
-		{caller("vendor:v2"), "RespondToClaim", "b1", "v1", false},
-		{caller("buyer:b1"), "RespondToClaim", "b1", "v1", false},
-		{caller("support"), "ResolveClaim", "b1", "v1", true},
-		{caller("platform"), "ResolveClaim", "b1", "v1", false},
-		{caller("vendor:v1"), "ResolveClaim", "b1", "v1", false},
-		{caller("support"), "ReceiveReturn", "b1", "v1", true},
-		{caller("vendor:v1"), "ReceiveReturn", "b1", "v1", true},
-		{caller("buyer:b1"), "ReceiveReturn", "b1", "v1", false},
-		{caller("buyer:b1"), "RecordReturnShipment", "b1", "v1", true},
-		{caller("vendor:v1"), "GetVendorTrust", "", "v1", true},
-		{caller("vendor:v1"), "GetVendorTrust", "", "v2", false},
-		{caller("service"), "GetVendorTrust", "", "v1", false},
-		{caller("creator:c1", "carrier:k1"), "GetClaim", "b1", "v1", false},
-		{caller("buyer:b1"), "NoSuchRPC", "b1", "", false},
-		{auth.Caller{}, "GetClaim", "", "", false},
-	}
-	for _, tt := range tests {
-		if got := allowed(tt.caller, tt.rpc, tt.buyer, tt.vendor); got != tt.want {
-			t.Errorf("allowed(%v, %s, %s, %s) = %v, want %v", tt.caller.Roles, tt.rpc, tt.buyer, tt.vendor, got, tt.want)
-		}
-	}
 	for _, tt := range []struct {
 		c             auth.Caller
 		buyer, vendor string
@@ -82,7 +60,8 @@ func TestToStatus(t *testing.T) {
 	)
 }
 
-// Every domain state and tier has a wire form, and back.
+// Every domain state and tier has a wire form, and back; every vendor
+// response and claim decision but UNSPECIFIED has a domain one.
 func TestEnumMappings(t *testing.T) {
 	for s := domain.StateNone; s <= domain.StateWithdrawn; s++ {
 		if d, ok := states.Domain(states.Wire(s)); !ok || d != s {
@@ -94,7 +73,8 @@ func TestEnumMappings(t *testing.T) {
 			t.Errorf("tier %v has no round trip", tier)
 		}
 	}
-	if states.Len() != len(trustv1.ClaimState_name) || tiers.Len() != len(trustv1.TrustTier_name) {
+	if states.Len() != len(trustv1.ClaimState_name) || tiers.Len() != len(trustv1.TrustTier_name) ||
+		responses.Len() != len(trustv1.VendorResponse_name)-1 || decisions.Len() != len(trustv1.ClaimDecision_name)-1 {
 		t.Error("an API enum value has no domain counterpart")
 	}
 }

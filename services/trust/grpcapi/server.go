@@ -59,11 +59,8 @@ func (s *Server) OpenClaim(ctx context.Context, req *trustv1.OpenClaimRequest) (
 
 // RespondToClaim implements trustv1.TrustServiceServer.
 func (s *Server) RespondToClaim(ctx context.Context, req *trustv1.RespondToClaimRequest) (*trustv1.RespondToClaimResponse, error) {
-	body, err := validateRespond(req)
-	if err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	v, err := s.act(ctx, "RespondToClaim", req.GetClaimId(), req.GetRequestId(), func(now time.Time, p domain.Policy, _ string) domain.Command {
+	body, invalid := validateRespond(req)
+	v, err := s.act(ctx, "RespondToClaim", invalid, req, func(now time.Time, p domain.Policy, _ string) domain.Command {
 		body.Now, body.Policy = now, p
 		return body
 	})
@@ -75,10 +72,7 @@ func (s *Server) RespondToClaim(ctx context.Context, req *trustv1.RespondToClaim
 
 // AnswerOffer implements trustv1.TrustServiceServer.
 func (s *Server) AnswerOffer(ctx context.Context, req *trustv1.AnswerOfferRequest) (*trustv1.AnswerOfferResponse, error) {
-	if err := validateAnswer(req); err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	v, err := s.act(ctx, "AnswerOffer", req.GetClaimId(), req.GetRequestId(), func(now time.Time, _ domain.Policy, by string) domain.Command {
+	v, err := s.act(ctx, "AnswerOffer", validateAnswer(req), req, func(now time.Time, _ domain.Policy, by string) domain.Command {
 		return domain.AnswerOffer{ClaimID: req.GetClaimId(), Accept: req.GetAccept(), By: by, Now: now}
 	})
 	if err != nil {
@@ -89,11 +83,8 @@ func (s *Server) AnswerOffer(ctx context.Context, req *trustv1.AnswerOfferReques
 
 // ResolveClaim implements trustv1.TrustServiceServer.
 func (s *Server) ResolveClaim(ctx context.Context, req *trustv1.ResolveClaimRequest) (*trustv1.ResolveClaimResponse, error) {
-	body, err := validateResolve(req)
-	if err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	v, err := s.act(ctx, "ResolveClaim", req.GetClaimId(), req.GetRequestId(), func(now time.Time, p domain.Policy, by string) domain.Command {
+	body, invalid := validateResolve(req)
+	v, err := s.act(ctx, "ResolveClaim", invalid, req, func(now time.Time, p domain.Policy, by string) domain.Command {
 		body.Now, body.Policy, body.By = now, p, by
 		return body
 	})
@@ -105,10 +96,7 @@ func (s *Server) ResolveClaim(ctx context.Context, req *trustv1.ResolveClaimRequ
 
 // WithdrawClaim implements trustv1.TrustServiceServer.
 func (s *Server) WithdrawClaim(ctx context.Context, req *trustv1.WithdrawClaimRequest) (*trustv1.WithdrawClaimResponse, error) {
-	if err := validateWithdraw(req); err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	v, err := s.act(ctx, "WithdrawClaim", req.GetClaimId(), req.GetRequestId(), func(now time.Time, _ domain.Policy, _ string) domain.Command {
+	v, err := s.act(ctx, "WithdrawClaim", validateWithdraw(req), req, func(now time.Time, _ domain.Policy, _ string) domain.Command {
 		return domain.Withdraw{ClaimID: req.GetClaimId(), Reason: req.GetReason(), Now: now}
 	})
 	if err != nil {
@@ -119,10 +107,7 @@ func (s *Server) WithdrawClaim(ctx context.Context, req *trustv1.WithdrawClaimRe
 
 // RecordReturnShipment implements trustv1.TrustServiceServer.
 func (s *Server) RecordReturnShipment(ctx context.Context, req *trustv1.RecordReturnShipmentRequest) (*trustv1.RecordReturnShipmentResponse, error) {
-	if err := validateReturnShipment(req); err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	v, err := s.act(ctx, "RecordReturnShipment", req.GetClaimId(), req.GetRequestId(), func(now time.Time, p domain.Policy, _ string) domain.Command {
+	v, err := s.act(ctx, "RecordReturnShipment", validateReturnShipment(req), req, func(now time.Time, p domain.Policy, _ string) domain.Command {
 		return domain.RecordReturnShipment{ClaimID: req.GetClaimId(), Carrier: req.GetCarrier(), TrackingNumber: req.GetTrackingNumber(), Policy: p, Now: now}
 	})
 	if err != nil {
@@ -133,10 +118,7 @@ func (s *Server) RecordReturnShipment(ctx context.Context, req *trustv1.RecordRe
 
 // ReceiveReturn implements trustv1.TrustServiceServer.
 func (s *Server) ReceiveReturn(ctx context.Context, req *trustv1.ReceiveReturnRequest) (*trustv1.ReceiveReturnResponse, error) {
-	if err := validateReceive(req); err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	v, err := s.act(ctx, "ReceiveReturn", req.GetClaimId(), req.GetRequestId(), func(now time.Time, p domain.Policy, _ string) domain.Command {
+	v, err := s.act(ctx, "ReceiveReturn", validateReceive(req), req, func(now time.Time, p domain.Policy, _ string) domain.Command {
 		return domain.ReceiveReturn{ClaimID: req.GetClaimId(), Condition: req.GetCondition(), Note: req.GetNote(), Policy: p, Now: now}
 	})
 	if err != nil {
@@ -147,10 +129,7 @@ func (s *Server) ReceiveReturn(ctx context.Context, req *trustv1.ReceiveReturnRe
 
 // GetClaim implements trustv1.TrustServiceServer.
 func (s *Server) GetClaim(ctx context.Context, req *trustv1.GetClaimRequest) (*trustv1.GetClaimResponse, error) {
-	if err := validateGet(req); err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	v, err := s.readable(ctx, "GetClaim", req.GetClaimId())
+	v, err := s.readable(ctx, "GetClaim", validateGet(req), req.GetClaimId())
 	if err != nil {
 		return nil, err
 	}
@@ -227,8 +206,13 @@ func (s *Server) ListVendorTrust(ctx context.Context, req *trustv1.ListVendorTru
 	return resp, nil
 }
 
-// readable loads a claim and checks the caller may call rpc on it.
-func (s *Server) readable(ctx context.Context, rpc, claimID string) (app.ClaimView, error) {
+// readable is the admission of an RPC on a claim: a request its
+// validation refused (invalid) is answered with that; for a valid one the
+// claim is loaded and the caller checked against rpc's row on it.
+func (s *Server) readable(ctx context.Context, rpc string, invalid error, claimID string) (app.ClaimView, error) {
+	if invalid != nil {
+		return app.ClaimView{}, s.toStatus(ctx, invalid)
+	}
 	v, err := s.App.GetClaim(ctx, claimID)
 	if err != nil {
 		return app.ClaimView{}, s.toStatus(ctx, err)
@@ -239,15 +223,15 @@ func (s *Server) readable(ctx context.Context, rpc, claimID string) (app.ClaimVi
 	return v, nil
 }
 
-// act authorizes rpc on the claim, then runs the command body builds
-// (given the time, the policy and who acts).
-func (s *Server) act(ctx context.Context, rpc, claimID, requestID string, body func(time.Time, domain.Policy, string) domain.Command) (app.ClaimView, error) {
-	cur, err := s.readable(ctx, rpc, claimID)
+// act admits req (readable), then runs the command body builds (given
+// the time, the policy and who acts) on its claim.
+func (s *Server) act(ctx context.Context, rpc string, invalid error, req actRequest, body func(time.Time, domain.Policy, string) domain.Command) (app.ClaimView, error) {
+	cur, err := s.readable(ctx, rpc, invalid, req.GetClaimId())
 	if err != nil {
 		return app.ClaimView{}, err
 	}
 	who := actor(callerOf(ctx), cur.Claim.BuyerID, cur.Claim.VendorID)
-	v, err := s.App.Act(ctx, app.Call{RPC: rpc, ClaimID: claimID, RequestID: requestID, Actor: who},
+	v, err := s.App.Act(ctx, app.Call{RPC: rpc, ClaimID: req.GetClaimId(), RequestID: req.GetRequestId(), Actor: who},
 		func(now time.Time, p domain.Policy) domain.Command { return body(now, p, who) })
 	if err != nil {
 		return app.ClaimView{}, s.toStatus(ctx, err)

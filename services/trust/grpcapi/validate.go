@@ -51,6 +51,19 @@ func checkClaimID(v *fault.Violations, id string) {
 	}
 }
 
+// actRequest is a request that acts on a claim (Server.act): it names the
+// claim and carries an idempotency key.
+type actRequest interface {
+	GetRequestId() string
+	GetClaimId() string
+}
+
+// checkAct checks what every request acting on a claim carries.
+func checkAct(v *fault.Violations, req actRequest) {
+	checkRequestID(v, req.GetRequestId())
+	checkClaimID(v, req.GetClaimId())
+}
+
 func checkText(v *fault.Violations, field, s string, limit int) {
 	if len(s) > limit || !utf8.ValidString(s) {
 		v.Add(field, "at most %d bytes of UTF-8", limit)
@@ -118,9 +131,7 @@ func validateOpen(req *trustv1.OpenClaimRequest) (app.OpenClaim, error) {
 	if !eventstore.ValidID(req.GetOrderId()) {
 		v.Add("order_id", "required: an order id")
 	}
-	if _, ok := trustv1.ClaimReason_name[int32(req.GetReason())]; !ok || req.GetReason() == trustv1.ClaimReason_CLAIM_REASON_UNSPECIFIED {
-		v.Add("reason", "required: NOT_RECEIVED, DAMAGED, NOT_AS_DESCRIBED, COUNTERFEIT, WRONG_ITEM or CHANGED_MIND")
-	}
+	apierr.OneOf(&v, "reason", req.GetReason())
 	if n := len(req.GetLines()); n == 0 || n > domain.MaxClaimLines {
 		v.Add("lines", "a claim names 1..%d lines, got %d", domain.MaxClaimLines, n)
 	}
@@ -138,21 +149,10 @@ func validateOpen(req *trustv1.OpenClaimRequest) (app.OpenClaim, error) {
 	return app.OpenClaim{RequestID: req.GetRequestId(), OrderID: req.GetOrderId(), Reason: req.GetReason(), Lines: lines, Evidence: ev}, v.Err()
 }
 
-var responses = map[trustv1.VendorResponse]domain.Response{
-	trustv1.VendorResponse_VENDOR_RESPONSE_ACCEPT_REFUND:        domain.ResponseAccept,
-	trustv1.VendorResponse_VENDOR_RESPONSE_OFFER_PARTIAL_REFUND: domain.ResponseOffer,
-	trustv1.VendorResponse_VENDOR_RESPONSE_REQUEST_RETURN:       domain.ResponseReturn,
-	trustv1.VendorResponse_VENDOR_RESPONSE_CONTEST:              domain.ResponseContest,
-}
-
 func validateRespond(req *trustv1.RespondToClaimRequest) (domain.Respond, error) {
 	var v fault.Violations
-	checkRequestID(&v, req.GetRequestId())
-	checkClaimID(&v, req.GetClaimId())
-	r, ok := responses[req.GetResponse()]
-	if !ok {
-		v.Add("response", "required: ACCEPT_REFUND, OFFER_PARTIAL_REFUND, REQUEST_RETURN or CONTEST")
-	}
+	checkAct(&v, req)
+	r := apierr.OneOfKnown(&v, "response", responses, req.GetResponse())
 	c := domain.Respond{ClaimID: req.GetClaimId(), Response: r, Evidence: checkEvidence(&v, "evidence", req.GetEvidence())}
 	switch {
 	case r == domain.ResponseOffer:
@@ -171,26 +171,14 @@ func validateRespond(req *trustv1.RespondToClaimRequest) (domain.Respond, error)
 
 func validateAnswer(req *trustv1.AnswerOfferRequest) error {
 	var v fault.Violations
-	checkRequestID(&v, req.GetRequestId())
-	checkClaimID(&v, req.GetClaimId())
+	checkAct(&v, req)
 	return v.Err()
-}
-
-var decisions = map[trustv1.ClaimDecision]domain.Decision{
-	trustv1.ClaimDecision_CLAIM_DECISION_REFUND_FULL:        domain.DecisionRefundFull,
-	trustv1.ClaimDecision_CLAIM_DECISION_REFUND_PARTIAL:     domain.DecisionRefundPartial,
-	trustv1.ClaimDecision_CLAIM_DECISION_RETURN_THEN_REFUND: domain.DecisionReturnThenRefund,
-	trustv1.ClaimDecision_CLAIM_DECISION_REJECT:             domain.DecisionReject,
 }
 
 func validateResolve(req *trustv1.ResolveClaimRequest) (domain.Resolve, error) {
 	var v fault.Violations
-	checkRequestID(&v, req.GetRequestId())
-	checkClaimID(&v, req.GetClaimId())
-	d, ok := decisions[req.GetDecision()]
-	if !ok {
-		v.Add("decision", "required: REFUND_FULL, REFUND_PARTIAL, RETURN_THEN_REFUND or REJECT")
-	}
+	checkAct(&v, req)
+	d := apierr.OneOfKnown(&v, "decision", decisions, req.GetDecision())
 	if strings.TrimSpace(req.GetRationale()) == "" {
 		v.Add("rationale", "required: say why")
 	}
@@ -207,16 +195,14 @@ func validateResolve(req *trustv1.ResolveClaimRequest) (domain.Resolve, error) {
 
 func validateWithdraw(req *trustv1.WithdrawClaimRequest) error {
 	var v fault.Violations
-	checkRequestID(&v, req.GetRequestId())
-	checkClaimID(&v, req.GetClaimId())
+	checkAct(&v, req)
 	checkText(&v, "reason", req.GetReason(), maxNote)
 	return v.Err()
 }
 
 func validateReturnShipment(req *trustv1.RecordReturnShipmentRequest) error {
 	var v fault.Violations
-	checkRequestID(&v, req.GetRequestId())
-	checkClaimID(&v, req.GetClaimId())
+	checkAct(&v, req)
 	if !carrierPattern.MatchString(req.GetCarrier()) {
 		v.Add("carrier", "required: a carrier code ([a-z0-9_-], at most 32)")
 	}
@@ -228,11 +214,8 @@ func validateReturnShipment(req *trustv1.RecordReturnShipmentRequest) error {
 
 func validateReceive(req *trustv1.ReceiveReturnRequest) error {
 	var v fault.Violations
-	checkRequestID(&v, req.GetRequestId())
-	checkClaimID(&v, req.GetClaimId())
-	if _, ok := trustv1.ReturnCondition_name[int32(req.GetCondition())]; !ok || req.GetCondition() == trustv1.ReturnCondition_RETURN_CONDITION_UNSPECIFIED {
-		v.Add("condition", "required: AS_EXPECTED, DAMAGED, WRONG_ITEM or NOT_RECEIVED")
-	}
+	checkAct(&v, req)
+	apierr.OneOf(&v, "condition", req.GetCondition())
 	checkText(&v, "note", req.GetNote(), maxNote)
 	return v.Err()
 }
