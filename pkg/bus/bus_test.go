@@ -55,6 +55,9 @@ const (
 	evType  = "custody.test.v1.X"
 )
 
+// partition is the subject the store writes the order service's orders to.
+var partition = esjs.PartitionSubject("order", "order")
+
 // env is one embedded nats-server with the order service's event store.
 type env struct {
 	srv   *natsembed.Server
@@ -145,6 +148,17 @@ func (f *effects) apply(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.applied[id]++
+}
+
+// applyOnce is an idempotent effect: applied only if this event's effect
+// is not there yet (as a reaction's command, whose id derives from the
+// event id, is applied once by its aggregate).
+func (f *effects) applyOnce(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.applied[id] == 0 {
+		f.applied[id]++
+	}
 }
 
 func (f *effects) get(id string) (calls, applied int) {
@@ -336,8 +350,8 @@ func TestPoisonMessagesAreParkedAndDoNotBlock(t *testing.T) {
 		decodes                         bool
 	}
 	for seq, w := range map[uint64]want{
-		1: {bus.CauseMaxDeliver, "boom: stock service says no", "poison", "custody.order.order.o1", 3, true},
-		3: {bus.CausePermanent, "permanent: payload does not decode", "bad", "custody.order.order.o3", 1, true},
+		1: {bus.CauseMaxDeliver, "boom: stock service says no", "poison", partition, 3, true},
+		3: {bus.CausePermanent, "permanent: payload does not decode", "bad", partition, 1, true},
 		4: {bus.CauseUndecodable, "is not a commit", "", "custody.order.order.raw", 1, false},
 	} {
 		p, ok := bySeq[seq]
@@ -446,14 +460,17 @@ func TestMessageIsNotDroppedWhenParkingFails(t *testing.T) {
 	}
 }
 
-func TestProcessedEventIsNotHandledAgain(t *testing.T) {
+// The bus keeps no record of what it handled: a redelivered event reaches
+// the handler again, and an idempotent handler (keyed by event id, as the
+// reactions are by their derived command ids) applies its effect once.
+func TestRedeliveryHasEffectsOnce(t *testing.T) {
 	t.Run("consumer re-created replays the stream", func(t *testing.T) {
 		e := newEnv(t)
 		name := consumerName("test-on-order-recreated")
 		f := newEffects()
 		h := func(ctx context.Context, ev eventstore.RecordedEvent) error {
 			f.call(ev.ID)
-			f.apply(ev.ID)
+			f.applyOnce(ev.ID)
 			return nil
 		}
 		cfg := bus.Config{Name: name, AckWait: 5 * time.Second, Backoff: []time.Duration{time.Millisecond}}
@@ -474,14 +491,15 @@ func TestProcessedEventIsNotHandledAgain(t *testing.T) {
 		eventually(t, applied(f, "e3"))
 		eventually(t, settled(t, c, 3))
 
-		for _, id := range []string{"e1", "e2", "e3"} {
-			if calls, n := f.get(id); calls != 1 || n != 1 {
-				t.Errorf("%s: %d calls, applied %d; want once", id, calls, n)
+		for id, want := range map[string]int{"e1": 2, "e2": 2, "e3": 1} {
+			if calls, n := f.get(id); calls != want || n != 1 {
+				t.Errorf("%s: %d calls, applied %d; want %d calls, applied once", id, calls, n, want)
 			}
 		}
-		if got := sum(t, "custody.bus.handled", consumerAttr(name), outcome("duplicate")); got != 2 {
-			t.Errorf("handled{duplicate} = %d, want 2 (e1 and e2 redelivered and skipped)", got)
+		if got := sum(t, "custody.bus.handled", consumerAttr(name), outcome("ok")); got != 5 {
+			t.Errorf("handled{ok} = %d, want 5 (e1 and e2 twice, e3 once)", got)
 		}
+		noMarkers(t, e)
 	})
 
 	t.Run("ack after AckWait", func(t *testing.T) {
@@ -492,14 +510,14 @@ func TestProcessedEventIsNotHandledAgain(t *testing.T) {
 		c := e.subscribe(t, bus.Config{Name: name, AckWait: 300 * time.Millisecond, Backoff: []time.Duration{time.Millisecond}},
 			func(ctx context.Context, ev eventstore.RecordedEvent) error {
 				f.call(ev.ID)
-				<-release // a slow handler that outlives AckWait
-				f.apply(ev.ID)
+				<-release // a slow handler that outlives AckWait (and ignores its deadline)
+				f.applyOnce(ev.ID)
 				return nil
 			})
 		e.append(t, "o1", "e1", eventstore.Metadata{})
 
 		// Hold the handler until the server has given up on the first
-		// delivery and sent the message again.
+		// delivery and this consumer has received the message again.
 		eventually(t, func() error {
 			info, err := c.Info(t.Context())
 			if err != nil {
@@ -508,20 +526,41 @@ func TestProcessedEventIsNotHandledAgain(t *testing.T) {
 			if info.NumRedelivered == 0 {
 				return errors.New("not redelivered yet")
 			}
-			return nil
-		})
-		close(release)
-		eventually(t, func() error {
-			if got := sum(t, "custody.bus.handled", consumerAttr(name), outcome("duplicate")); got < 1 {
-				return errors.New("redelivery not seen yet")
+			if !strings.Contains(e.logs.String(), "bus: message redelivered while still being handled") {
+				return errors.New("redelivery not received yet")
 			}
 			return nil
 		})
+		close(release)
 		eventually(t, settled(t, c, 1))
+		// The redelivery of a message still being handled takes over its
+		// ack; it is not handed to the handler a second time.
 		if calls, n := f.get("e1"); calls != 1 || n != 1 {
 			t.Errorf("e1: %d calls, applied %d; want once", calls, n)
 		}
+		if got := sum(t, "custody.bus.redeliveries", consumerAttr(name)); got < 1 {
+			t.Errorf("redeliveries = %d, want at least 1", got)
+		}
+		noMarkers(t, e)
 	})
+}
+
+// noMarkers: the bus wrote no processed markers: there is no KeyValue
+// bucket (nor any KV stream) on the server.
+func noMarkers(t *testing.T, e *env) {
+	t.Helper()
+	if _, err := e.js.KeyValue(t.Context(), "custody_processed"); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		t.Errorf("processed bucket: %v, want ErrBucketNotFound", err)
+	}
+	names := e.js.StreamNames(t.Context())
+	for n := range names.Name() {
+		if strings.HasPrefix(n, "KV_") {
+			t.Errorf("KeyValue stream %s exists", n)
+		}
+	}
+	if err := names.Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestConsumerSurvivesServerRestart(t *testing.T) {
@@ -582,8 +621,8 @@ func TestConsumerSurvivesServerRestart(t *testing.T) {
 			t.Errorf("%s: %d calls, applied %d; want once", id, calls, n)
 		}
 	}
-	if got := sum(t, "custody.bus.handled", consumerAttr(name), outcome("duplicate")); got != 0 {
-		t.Errorf("%d events came back after the restarts; want none", got)
+	if got := sum(t, "custody.bus.redeliveries", consumerAttr(name)); got != 0 {
+		t.Errorf("%d messages came back after the restarts; want none", got)
 	}
 }
 
@@ -676,20 +715,6 @@ func TestSubscribeValidates(t *testing.T) {
 	}
 }
 
-func TestMarkerKey(t *testing.T) {
-	for _, tc := range []struct{ id, want string }{
-		{"e1", "c.e1"},
-		{"0f8c-AB_9", "c.0f8c-AB_9"},
-		{"a.b", "c.=YS5i"},
-		{"a b/c", "c.=YSBiL2M"},
-		{"=YS5i", "c.=PVlTNWk"}, // a literal "=…" id cannot collide with an encoded one
-	} {
-		if got := bus.MarkerKey("c", tc.id); got != tc.want {
-			t.Errorf("MarkerKey(c, %q) = %q, want %q", tc.id, got, tc.want)
-		}
-	}
-}
-
 // syncBuffer is a log sink the consumer goroutines and the test share.
 type syncBuffer struct {
 	mu  sync.Mutex
@@ -708,22 +733,64 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func TestConcurrentLanesKeepEachAggregateInOrder(t *testing.T) {
+// commits builds messages in the store's format by hand: group commits
+// holding events of several streams, each stream's events sealed onto its
+// chain, as the store writes them when appends of several aggregates share
+// one write.
+type commits struct {
+	next map[string]uint64
+	prev map[string][]byte
+}
+
+func newCommits() *commits { return &commits{next: map[string]uint64{}, prev: map[string][]byte{}} }
+
+// ev is the next event, of type typ, of stream order-<orderID>.
+func (cm *commits) ev(orderID, id, typ string) eventstore.RecordedEvent {
+	stream := eventstore.StreamName("order", orderID)
+	re := eventstore.RecordedEvent{
+		EventData: eventstore.EventData{ID: id, Type: typ, Data: []byte("x")},
+		Stream:    stream, Revision: cm.next[stream], RecordedAt: time.Now().UTC(),
+	}
+	eventstore.Seal(cm.prev[stream], &re)
+	cm.next[stream]++
+	cm.prev[stream] = re.Hash
+	return re
+}
+
+// publish stores evs as one message on the orders' partition and returns
+// its stream sequence.
+func (e *env) publish(t *testing.T, evs ...eventstore.RecordedEvent) uint64 {
+	t.Helper()
+	m, err := esjs.EncodeCommit(partition, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := e.js.PublishMsg(t.Context(), m, jetstream.WithExpectStream(esjs.StreamNameFor("order")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack.Sequence
+}
+
+// Messages holding events of many streams: the events of one message are
+// handled side by side across streams, and each stream's events in order,
+// also across messages.
+func TestConcurrentLanesKeepEachStreamInOrder(t *testing.T) {
 	e := newEnv(t)
 	name := consumerName("test-on-order-lanes")
-	const orders, each = 6, 8
+	const orders, msgs, perMsg, lanes = 6, 4, 2, 4
 	var mu sync.Mutex
 	seen := map[string][]int{} // stream -> revisions in handling order
 	inFlight, maxInFlight := 0, 0
 	release := make(chan struct{})
-	c := e.subscribe(t, bus.Config{Name: name, Concurrency: 4, AckWait: 10 * time.Second},
+	c := e.subscribe(t, bus.Config{Name: name, Concurrency: lanes, AckWait: 10 * time.Second},
 		func(ctx context.Context, ev eventstore.RecordedEvent) error {
 			mu.Lock()
 			inFlight++
 			maxInFlight = max(maxInFlight, inFlight)
 			mu.Unlock()
 			if ev.Revision == 0 {
-				<-release // hold the first event of every order until several are in flight
+				<-release // hold the first event of every stream until several are in flight
 			}
 			mu.Lock()
 			inFlight--
@@ -731,14 +798,20 @@ func TestConcurrentLanesKeepEachAggregateInOrder(t *testing.T) {
 			mu.Unlock()
 			return nil
 		})
-	for r := range each {
-		for o := range orders {
-			if _, err := e.store.Append(t.Context(), fmt.Sprintf("order-o%d", o), eventstore.Any,
-				[]eventstore.EventData{{ID: fmt.Sprintf("o%d-%d", o, r), Type: evType}}); err != nil {
-				t.Fatal(err)
+	// Message m holds revisions perMsg*m … perMsg*m+perMsg-1 of every
+	// stream, the streams interleaved.
+	cm := newCommits()
+	var last uint64
+	for m := range msgs {
+		var evs []eventstore.RecordedEvent
+		for j := range perMsg {
+			for o := range orders {
+				evs = append(evs, cm.ev(fmt.Sprintf("o%d", o), fmt.Sprintf("o%d-%d", o, m*perMsg+j), evType))
 			}
 		}
+		last = e.publish(t, evs...)
 	}
+	// All the held events are in the first message.
 	eventually(t, func() error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -748,23 +821,94 @@ func TestConcurrentLanesKeepEachAggregateInOrder(t *testing.T) {
 		return nil
 	})
 	close(release)
-	eventually(t, settled(t, c, orders*each))
+	eventually(t, settled(t, c, last))
 	mu.Lock()
 	defer mu.Unlock()
+	if len(seen) != orders {
+		t.Fatalf("saw %d streams, want %d", len(seen), orders)
+	}
 	for stream, revs := range seen {
+		if len(revs) != msgs*perMsg {
+			t.Errorf("%s: %d events handled, want %d: %v", stream, len(revs), msgs*perMsg, revs)
+		}
 		for i, r := range revs {
 			if r != i {
 				t.Fatalf("%s handled in order %v", stream, revs)
 			}
 		}
 	}
-	if len(seen) != orders {
-		t.Fatalf("saw %d streams, want %d", len(seen), orders)
+	if maxInFlight > lanes {
+		t.Errorf("%d handlers ran at once with %d lanes", maxInFlight, lanes)
+	}
+	if got := sum(t, "custody.bus.handled", consumerAttr(name), outcome("ok")); got != orders*msgs*perMsg {
+		t.Errorf("handled{ok} = %d, want %d", got, orders*msgs*perMsg)
 	}
 }
 
-// appendCommand stores one command of several events (one message, one
-// commit) on stream order-<orderID>.
+// Concurrent appends through the store share messages (group commit); the
+// consumer hands every event over once, each stream's in order.
+func TestGroupCommitsOfTheStoreAreHandledPerStream(t *testing.T) {
+	e := newEnv(t)
+	name := consumerName("test-on-order-groups")
+	const orders, each = 8, 10
+	var mu sync.Mutex
+	seen := map[string][]int{}
+	calls := map[string]int{}
+	c := e.subscribe(t, bus.Config{Name: name, Concurrency: 3, AckWait: 10 * time.Second},
+		func(ctx context.Context, ev eventstore.RecordedEvent) error {
+			mu.Lock()
+			defer mu.Unlock()
+			seen[ev.Stream] = append(seen[ev.Stream], int(ev.Revision))
+			calls[ev.ID]++
+			return nil
+		})
+	var wg sync.WaitGroup
+	for o := range orders {
+		wg.Go(func() {
+			for r := range each {
+				if _, err := e.store.Append(t.Context(), fmt.Sprintf("order-g%d", o), eventstore.Any,
+					[]eventstore.EventData{{ID: fmt.Sprintf("g%d-%d", o, r), Type: evType}}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st, err := e.js.Stream(t.Context(), esjs.StreamNameFor("order"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d events in %d messages", orders*each, info.State.Msgs)
+	eventually(t, settled(t, c, info.State.LastSeq))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != orders {
+		t.Fatalf("saw %d streams, want %d", len(seen), orders)
+	}
+	for stream, revs := range seen {
+		if len(revs) != each {
+			t.Errorf("%s: handled %v, want %d events", stream, revs, each)
+		}
+		for i, r := range revs {
+			if r != i {
+				t.Fatalf("%s handled in order %v", stream, revs)
+			}
+		}
+	}
+	for id, n := range calls {
+		if n != 1 {
+			t.Errorf("%s handled %d times", id, n)
+		}
+	}
+}
+
+// appendCommand stores one command of several events (one append) on
+// stream order-<orderID>.
 func (e *env) appendCommand(t *testing.T, orderID string, evs ...eventstore.EventData) {
 	t.Helper()
 	if _, err := e.store.Append(t.Context(), "order-"+orderID, eventstore.Any, evs); err != nil {
@@ -772,11 +916,12 @@ func (e *env) appendCommand(t *testing.T, orderID string, evs ...eventstore.Even
 	}
 }
 
-// A message is one command's commit and may hold several events. The
-// handler fails on the second event once: the first event's side effect
-// happens once, the second after the redelivery, the third once, and the
-// message is acked only after all three.
-func TestMultiEventCommitResumesAfterPartialFailure(t *testing.T) {
+// A command of several events of one stream; the handler fails on the
+// second once. The third is not handed over before the second succeeded;
+// the redelivery hands all three to the (idempotent) handler again, so
+// every side effect happens once, and the message is acked only after the
+// last one.
+func TestMultiEventCommitIsRedeliveredWholeAfterPartialFailure(t *testing.T) {
 	e := newEnv(t)
 	name := consumerName("test-on-order-commit")
 	f := newEffects()
@@ -800,7 +945,7 @@ func TestMultiEventCommitResumesAfterPartialFailure(t *testing.T) {
 			case ev.ID == "c3":
 				<-hold // the message is still unacked while its last event runs
 			}
-			f.apply(ev.ID)
+			f.applyOnce(ev.ID)
 			return nil
 		})
 
@@ -820,17 +965,17 @@ func TestMultiEventCommitResumesAfterPartialFailure(t *testing.T) {
 	close(hold)
 	eventually(t, settled(t, c, 1))
 
-	for id, want := range map[string][2]int{"c1": {1, 1}, "c2": {2, 1}, "c3": {1, 1}} {
+	for id, want := range map[string][2]int{"c1": {2, 1}, "c2": {2, 1}, "c3": {1, 1}} {
 		if calls, n := f.get(id); calls != want[0] || n != want[1] {
 			t.Errorf("%s: %d calls, applied %d; want %d calls, applied %d", id, calls, n, want[0], want[1])
 		}
 	}
 	mu.Lock()
-	if got := strings.Join(order, ","); got != "c1,c2,c2,c3" {
-		t.Errorf("handled in order %s, want c1,c2,c2,c3", got)
+	if got := strings.Join(order, ","); got != "c1,c2,c1,c2,c3" {
+		t.Errorf("handled in order %s, want c1,c2,c1,c2,c3", got)
 	}
 	mu.Unlock()
-	for o, want := range map[string]int64{"ok": 3, "retry": 1, "duplicate": 1} {
+	for o, want := range map[string]int64{"ok": 4, "retry": 1} {
 		if got := sum(t, "custody.bus.handled", consumerAttr(name), outcome(o)); got != want {
 			t.Errorf("handled{%s} = %d, want %d", o, got, want)
 		}
@@ -840,8 +985,106 @@ func TestMultiEventCommitResumesAfterPartialFailure(t *testing.T) {
 	}
 }
 
+// One message of several streams with a failing event. Its stream's later
+// event waits for the redelivery; the other streams' events are handled at
+// once and again on the redelivery (effects once: idempotent handler); the
+// message is acked only after all succeeded. A message whose event keeps
+// failing is parked after MaxDeliver, naming that event and its index.
+func TestMultiStreamMessageWithAFailingEvent(t *testing.T) {
+	e := newEnv(t)
+	name := consumerName("test-on-order-multistream")
+	f := newEffects()
+	var mu sync.Mutex
+	perStream := map[string][]string{}
+	hold := make(chan struct{})
+	cm := newCommits()
+	first := e.publish(t, cm.ev("a", "a1", evType), cm.ev("b", "b1", evType), cm.ev("a", "a2", evType), cm.ev("c", "c1", evType))
+	second := e.publish(t, cm.ev("x", "x1", evType), cm.ev("y", "y1", evType), cm.ev("z", "z1", evType))
+	c := e.subscribe(t, bus.Config{Name: name, Concurrency: 3, MaxDeliver: 3, AckWait: 5 * time.Second,
+		Backoff: []time.Duration{time.Millisecond}},
+		func(ctx context.Context, ev eventstore.RecordedEvent) error {
+			n := f.call(ev.ID)
+			mu.Lock()
+			perStream[ev.Stream] = append(perStream[ev.Stream], ev.ID)
+			mu.Unlock()
+			switch {
+			case ev.ID == "a1" && n == 1:
+				return errors.New("transient failure")
+			case ev.ID == "z1":
+				return errors.New("no such vendor")
+			case ev.ID == "c1" && n == 2:
+				<-hold // the redelivered message is still unacked while c1 runs
+			}
+			f.applyOnce(ev.ID)
+			return nil
+		})
+
+	eventually(t, func() error {
+		if calls, _ := f.get("c1"); calls != 2 {
+			return fmt.Errorf("c1 called %d times", calls)
+		}
+		return nil
+	})
+	info, err := c.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.AckFloor.Stream >= first {
+		t.Errorf("message acked before all its events were handled: ack floor %d", info.AckFloor.Stream)
+	}
+	close(hold)
+	var parked []bus.Parked
+	eventually(t, func() (err error) {
+		parked, err = bus.ListParked(t.Context(), e.js, name)
+		if err == nil && len(parked) != 1 {
+			err = fmt.Errorf("%d parked, want 1", len(parked))
+		}
+		return err
+	})
+	eventually(t, settled(t, c, second))
+
+	for id, want := range map[string][2]int{
+		"a1": {2, 1}, "a2": {1, 1}, "b1": {2, 1}, "c1": {2, 1},
+		"x1": {3, 1}, "y1": {3, 1}, "z1": {3, 0},
+	} {
+		if calls, n := f.get(id); calls != want[0] || n != want[1] {
+			t.Errorf("%s: %d calls, applied %d; want %d calls, applied %d", id, calls, n, want[0], want[1])
+		}
+	}
+	mu.Lock()
+	if got := strings.Join(perStream["order-a"], ","); got != "a1,a1,a2" {
+		t.Errorf("order-a handled as %s, want a1,a1,a2", got)
+	}
+	mu.Unlock()
+
+	p := parked[0]
+	if p.OriginalSequence != second || p.OriginalSubject != partition || p.Cause != bus.CauseMaxDeliver || p.Deliveries != 3 ||
+		p.EventID != "z1" || p.EventIndex != 2 || p.EventType != evType || !strings.Contains(p.Reason, "no such vendor") {
+		t.Errorf("parked %+v; want message %d, event z1 at index 2", p, second)
+	}
+	if p.Header.Get(bus.HeaderDeadLetterEventIndex) != "2" || p.Header.Get(bus.HeaderDeadLetterEventID) != "z1" {
+		t.Errorf("dead-letter headers %v", p.Header)
+	}
+	if p.Event == nil || p.Event.Stream != "order-z" || len(p.Events) != 3 || p.Events[0].Stream != "order-x" || p.Events[1].Stream != "order-y" {
+		t.Errorf("parked events %+v (failed %+v)", p.Events, p.Event)
+	}
+	// ok: b1 and c1, then a1, a2, b1, c1; x1 and y1 on each of 3 deliveries.
+	for o, want := range map[string]int64{"ok": 12, "retry": 3, "parked": 1} {
+		if got := sum(t, "custody.bus.handled", consumerAttr(name), outcome(o)); got != want {
+			t.Errorf("handled{%s} = %d, want %d", o, got, want)
+		}
+	}
+	if got := sum(t, "custody.bus.redeliveries", consumerAttr(name)); got != 3 {
+		t.Errorf("redeliveries = %d, want 3", got)
+	}
+	if got := sum(t, "custody.bus.parked", consumerAttr(name)); got != 1 {
+		t.Errorf("parked = %d, want 1", got)
+	}
+}
+
 // The event types filter applies per event of a commit, and a poison event
-// parks its whole commit, saying which event failed.
+// parks its whole commit, saying which event failed; the events of its
+// stream after it are not handed over.
 func TestMultiEventCommitFilterAndParking(t *testing.T) {
 	e := newEnv(t)
 	name := consumerName("test-on-order-commitpark")
@@ -888,5 +1131,62 @@ func TestMultiEventCommitFilterAndParking(t *testing.T) {
 	}
 	if p.Event == nil || p.Event.ID != "p2" || len(p.Events) != 3 || p.Events[0].ID != "p1" || p.Events[2].ID != "p3" {
 		t.Errorf("parked events %+v (failed %+v)", p.Events, p.Event)
+	}
+}
+
+// Stop lets the running event finish and hands its message back at once,
+// with the events not started: a new consumer of the same name takes it
+// long before AckWait, and the idempotent handler applies each effect once.
+func TestStopHandsBackUnfinishedMessages(t *testing.T) {
+	e := newEnv(t)
+	name := consumerName("test-on-order-stop")
+	f := newEffects()
+	release := make(chan struct{})
+	var finished atomic.Bool
+	cm := newCommits()
+	seq := e.publish(t, cm.ev("a", "a1", evType), cm.ev("b", "b1", evType))
+	cfg := bus.Config{Name: name, Concurrency: 1, AckWait: time.Minute, Backoff: []time.Duration{time.Minute}}
+	c := e.subscribe(t, cfg, func(ctx context.Context, ev eventstore.RecordedEvent) error {
+		if f.call(ev.ID) == 1 && ev.ID == "a1" {
+			<-release
+			defer finished.Store(true)
+		}
+		f.applyOnce(ev.ID)
+		return nil
+	})
+	eventually(t, func() error {
+		if calls, _ := f.get("a1"); calls != 1 {
+			return errors.New("a1 not running yet")
+		}
+		return nil
+	})
+	stopped := make(chan struct{})
+	go func() { c.Stop(); close(stopped) }()
+	eventually(t, func() error {
+		if !strings.Contains(e.logs.String(), "bus: stopping") {
+			return errors.New("not stopping yet")
+		}
+		return nil
+	})
+	close(release)
+	<-stopped
+	if !finished.Load() {
+		t.Error("Stop returned before the running handler finished")
+	}
+	if calls, _ := f.get("b1"); calls != 0 {
+		t.Errorf("b1 handled %d times after Stop", calls)
+	}
+
+	c2 := e.subscribe(t, cfg, func(ctx context.Context, ev eventstore.RecordedEvent) error {
+		f.call(ev.ID)
+		f.applyOnce(ev.ID)
+		return nil
+	})
+	eventually(t, applied(f, "b1"))
+	eventually(t, settled(t, c2, seq))
+	for id, want := range map[string]int{"a1": 2, "b1": 1} {
+		if calls, n := f.get(id); calls != want || n != 1 {
+			t.Errorf("%s: %d calls, applied %d; want %d calls, applied once", id, calls, n, want)
+		}
 	}
 }

@@ -35,9 +35,10 @@ const (
 	HeaderDeadLetterOriginalSequence = "Custody-Dead-Letter-Original-Sequence"
 	HeaderDeadLetterOriginalStream   = "Custody-Dead-Letter-Original-Stream"
 	// HeaderDeadLetterEventID, HeaderDeadLetterEventType and
-	// HeaderDeadLetterEventIndex name the event whose handler failed: a
-	// parked message is a whole commit, which may hold several events (those
-	// before it were handled, those after it were not tried).
+	// HeaderDeadLetterEventIndex name the event whose handler failed and its
+	// index in the message: a parked message is a whole commit, which may
+	// hold several events of several streams (the others may have been
+	// handled; their handlers are idempotent).
 	HeaderDeadLetterEventID    = "Custody-Dead-Letter-Event-Id"
 	HeaderDeadLetterEventType  = "Custody-Dead-Letter-Event-Type"
 	HeaderDeadLetterEventIndex = "Custody-Dead-Letter-Event-Index"
@@ -166,8 +167,9 @@ type Parked struct {
 	// EventIndex is that event's index in the parked commit.
 	EventIndex int
 	// Event is the event whose handler failed, or nil if the message does
-	// not decode; Events are all the events of the parked commit (those
-	// before Event were handled, those after it were not).
+	// not decode; Events are all the events of the parked commit, of one or
+	// more streams. Events of other streams may have been handled, and
+	// events of Event's stream before it; those after it were not.
 	Event  *eventstore.RecordedEvent
 	Events []eventstore.RecordedEvent
 	// Header and Data are the message as parked.

@@ -3,58 +3,89 @@
 // (CUSTODY_<SERVICE>, see pkg/eventstore/jetstream) that hands each event to
 // a Handler.
 //
-// # Messages and events
+// # Messages, streams and lanes
 //
-// A message of an event stream is one command's commit: one or more events
-// of one aggregate (see pkg/eventstore/jetstream, "one message per
-// command"). The bus decodes all of them and hands them to the handler one at
-// a time, in order, each with its own processed marker, filter check and
-// span; it acknowledges the message only after its last event. When the
-// handler fails on an event, the message is nak'ed; on the redelivery the
-// events already handled are skipped (their markers are there) and handling
-// resumes at the one that failed. Parking parks the whole message and
-// records which event failed (Custody-Dead-Letter-Event-Id, -Event-Type,
-// -Event-Index). MaxDeliver and AckWait are per message; the bus restarts
-// the server's AckWait before each further event of a message.
+// A message of an event stream is a group commit: the appends of one or
+// more streams (aggregates) of one aggregate type that the store wrote
+// together, on custody.<service>.<aggregate>.commits; each event names its
+// stream in the body. (The esdb relay writes one event per message, on
+// custody.<service>.<aggregate>.<id>; the bus reads both alike.)
+//
+// The consumer pulls messages in batches (Config.Prefetch) and keeps at
+// most Prefetch of them in flight. One dispatcher takes them in delivery
+// order, decodes each, and queues every event in the lane of its stream (a
+// hash of the stream name; Config.Concurrency lanes, each a FIFO queue with
+// one worker). So the events of one stream are handled one after the
+// other, in stream order, also across messages, while the events of
+// different streams — of one message or of several — are handled side by
+// side.
+//
+// A message is settled when the last of its events is done:
+//
+//   - every event handled (or skipped by Config.EventTypes): it is acked;
+//   - an event failed: the message is nak'ed with a growing delay
+//     (Config.Backoff) and the redelivery hands ALL its events to the
+//     handler again. Events of the failed event's stream that come after it
+//     in the message are not handed over before that redelivery; the other
+//     streams' events are handled meanwhile, and again on the redelivery.
+//     (Later messages are not held back: their events of that stream may be
+//     handled before the redelivery, as they were when a message held one
+//     stream's events);
+//   - parked (see below).
+//
+// Parking parks the whole message and records which event failed
+// (Custody-Dead-Letter-Event-Id, -Event-Type and -Event-Index, its index in
+// the message). MaxDeliver and AckWait are per message: while a message
+// waits in its lanes or its events run within their deadline (AckWait per
+// event), the bus restarts the server's AckWait (in progress) before it
+// runs out; a handler that outlives its deadline lets it run out. A
+// redelivery of a message this consumer is still handling only takes over
+// its acknowledgement.
 //
 // # Delivery guarantees
 //
 // Delivery is at least once. The consumer is durable (its position lives on
 // the server and survives restarts of the process and of the server), uses
 // explicit acks and starts at the beginning of the stream, so every event is
-// offered to the handler until it has been handled or parked.
+// offered to the handler until its message has been acked or parked. A
+// message is acked (a plain ack) only after each of its events has been
+// handled, so its effects are durable first; an ack lost on the way, a
+// process that dies before it acks, a message offered again after AckWait,
+// and a durable consumer re-created from scratch (it replays the whole
+// source stream) all mean the same thing: events handed to the handler
+// again.
 //
-//   - Success: the handler returned nil. The bus records the event id as
-//     processed for this consumer (key "<consumer>.<event id>" in the
-//     KeyValue bucket custody_processed, written create-if-absent) and, after
-//     the message's last event, acks. Every delivery first looks for that marker and only acks when it
-//     is there, so an event whose ack was lost, that arrived again after
-//     AckWait, or that is replayed because the durable consumer was
-//     re-created is not handled twice.
-//   - Failure: the handler returned an error (or panicked). The message is
-//     nak'ed with a short, growing delay (Config.Backoff) and redelivered;
-//     events of it already handled are skipped then.
-//   - Parking: when the handler still fails on delivery MaxDeliver, or returns
-//     an error wrapped with fault.Permanent (a poison message, e.g. an undecodable
-//     payload), or the message is not a Custody event at all, the message is
-//     published with its original headers and body to
-//     custody.deadletter.<consumer>.<service> in the stream CUSTODY_DEADLETTER,
-//     with Custody-Dead-Letter-* headers saying why. Only after that publish
-//     is acknowledged is the original terminated, so a poison message never
-//     blocks the messages behind it and is never dropped silently: if the
-//     dead-letter publish fails, the message is nak'ed and tried again.
-//     ListParked shows what was parked; each parking is logged at error level
-//     and counted (once per message) in the custody.bus.parked metric.
+// Effects happen exactly once because handlers are idempotent, not because
+// the bus suppresses duplicates. A reaction derives the id of each command
+// it issues from the causing event's id (es.DeriveID), and the aggregate
+// recognises a command it has already applied (pkg/es: the aggregate's set
+// of applied command ids, rebuilt from its events' causation ids), so a
+// repeated event leads to a duplicate command that changes nothing.
+// Handlers must keep it so: no effect without such a key.
 //
-// Markers are kept for good (one small key per consumer and event): a
-// consumer re-created from scratch replays its whole source stream and must
-// still recognise what it already handled.
+// The bus keeps no record of which events it handled. Such a "processed"
+// marker (one key per consumer and event) cannot remove the need for
+// idempotent handlers — a crash between the handler's success and the
+// marker write redelivers an event whose effects happened — so it only
+// narrowed duplicates, at the price of one replicated, fsync'd write per
+// event per consumer on the critical path of every reaction, more than the
+// reaction's own append once the store commits many appends per write.
 //
-// The processed marker narrows duplicates but cannot remove them: a crash
-// between the handler's success and the marker write redelivers an event
-// whose effects already happened. Handlers must therefore be idempotent
-// themselves — derive the ids of the commands they issue from the causing
-// event id, so the aggregate recognises a command it already applied.
+//   - Success: every event of the message returned nil: the message is acked.
+//   - Failure: a handler returned an error (or panicked): the message is
+//     nak'ed with the backoff and redelivered, all its events with it.
+//   - Parking: when an event still fails on delivery MaxDeliver, or its
+//     handler returns an error wrapped with fault.Permanent (a poison event,
+//     e.g. an undecodable payload), or the message is not a Custody commit
+//     at all, the message is published with its original headers and body
+//     to custody.deadletter.<consumer>.<service> in the stream
+//     CUSTODY_DEADLETTER, with Custody-Dead-Letter-* headers saying why.
+//     Only after that publish is acknowledged is the original terminated,
+//     so a poison message never blocks the messages behind it and is never
+//     dropped silently: if the dead-letter publish fails, the message is
+//     nak'ed and tried again. ListParked shows what was parked; each parking
+//     is logged at error level and counted (once per message) in the
+//     custody.bus.parked metric.
 //
 // The bus does not enforce the server-side MaxDeliver: the consumer is
 // created with unlimited deliveries and the bus bounds the attempts itself,
@@ -66,9 +97,8 @@
 // The producer's W3C trace context (traceparent/tracestate in the event
 // metadata) becomes the parent of a consumer span "<consumer> process
 // <event type>", one per event, and the handler runs inside it. Metrics
-// (meter github.com/custody/custody/pkg/bus): custody.bus.handled (per
-// event, by outcome: ok, skipped, duplicate; retry and parked once per
-// failed delivery),
-// custody.bus.redeliveries, custody.bus.parked, custody.bus.handler.duration
-// and custody.bus.consumer.lag.
+// (meter github.com/custody/custody/pkg/bus): custody.bus.handled (by
+// outcome: ok and skipped per event; retry and parked once per failed
+// delivery), custody.bus.redeliveries, custody.bus.parked,
+// custody.bus.handler.duration and custody.bus.consumer.lag.
 package bus
