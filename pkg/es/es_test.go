@@ -208,6 +208,14 @@ func TestTrustsTheAggregateInMemory(t *testing.T) {
 	if _, err := st.Store.Append(t.Context(), "sku-m", eventstore.Exact(11), []eventstore.EventData{mustEncode(t, wrapperspb.Int64(-1), "other-take-2")}); err != nil {
 		t.Fatal(err)
 	}
+	// Peek answers from memory: what this handler's last command left.
+	if _, _, ok := h.Peek("unknown"); ok {
+		t.Error("Peek of an aggregate never loaded answered")
+	}
+	reads = st.reads.Load()
+	if s, rev, ok := h.Peek("m"); !ok || s.units != 6 || rev != 11 || st.reads.Load() != reads {
+		t.Errorf("Peek = %+v at %d, %v (%d reads); want the copy in memory, 6 units at 11, no read", s, rev, ok, st.reads.Load()-reads)
+	}
 	res, err := handle("take-5", cmd{take: 5})
 	if err != nil || res.State.units != 0 || res.Revision != 13 {
 		t.Fatalf("take 5 of 5 after another writer: %+v, %v; want 0 units at revision 13", res, err)

@@ -130,6 +130,26 @@ func (h *Handler[S, C]) Load(ctx context.Context, id string) (state S, revision 
 	return res.State, res.Revision, res.Exists, nil
 }
 
+// Peek returns aggregate id as this process holds it in memory, without
+// reading the store: as this process's commands left it, perhaps behind
+// what another process appended since. ok is false when it is not in
+// memory, or a command is being decided on it right now.
+func (h *Handler[S, C]) Peek(id string) (state S, revision uint64, ok bool) {
+	h.mu.Lock()
+	r, found := h.roots[id]
+	h.mu.Unlock()
+	if !found {
+		return state, 0, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// With running unset under r.mu no goroutine is changing the fields.
+	if r.running || !r.loaded || !r.exists {
+		return state, 0, false
+	}
+	return h.clone(r.state), r.revision, true
+}
+
 func (h *Handler[S, C]) submit(ctx context.Context, p *pending[S, C]) (Result[S], error) {
 	p.done = make(chan Result[S], 1)
 	r := h.root(p.cmd.AggregateID)

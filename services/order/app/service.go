@@ -225,17 +225,9 @@ func (s *Service) awaitOutcome(ctx context.Context, last OrderView, d time.Durat
 	defer tick.Stop()
 	for {
 		woken, release := s.notifier.watch(id)
-		o, rev, _, err := s.h.Load(wctx, id)
-		if err == nil {
-			last = OrderView{Order: o, Revision: rev}
-		}
-		if err == nil && o.Status.Final() {
+		if v, ok := s.decidedHere(id); ok {
 			release()
-			return last, nil
-		}
-		if err != nil && wctx.Err() == nil {
-			release()
-			return OrderView{}, err
+			return v, nil
 		}
 		select {
 		case <-woken:
@@ -251,7 +243,32 @@ func (s *Service) awaitOutcome(ctx context.Context, last OrderView, d time.Durat
 		if wctx.Err() != nil {
 			return last, nil // the wait ran out: the order as it is
 		}
+		if v, ok := s.decidedHere(id); ok {
+			return v, nil
+		}
+		// Another process may have decided it: read the store.
+		o, rev, _, err := s.h.Load(wctx, id)
+		if err != nil && wctx.Err() == nil {
+			return OrderView{}, err
+		}
+		if err == nil {
+			last = OrderView{Order: o, Revision: rev}
+			if o.Status.Final() {
+				return last, nil
+			}
+		}
 	}
+}
+
+// decidedHere is the order, if this process holds it in memory confirmed
+// or rejected: this process decides most orders itself, and then answers
+// the wait without reading the store.
+func (s *Service) decidedHere(id string) (OrderView, bool) {
+	o, rev, ok := s.h.Peek(id)
+	if !ok || !o.Status.Final() {
+		return OrderView{}, false
+	}
+	return OrderView{Order: o, Revision: rev}, true
 }
 
 // GetOrder reads an order.

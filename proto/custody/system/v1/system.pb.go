@@ -258,7 +258,7 @@ type GetStatusResponse struct {
 	// One entry per service event stream found on the NATS server.
 	EventStreams []*EventStream `protobuf:"bytes,5,rep,name=event_streams,json=eventStreams,proto3" json:"event_streams,omitempty"`
 	// Messages JetStream holds in every stream of the NATS account: event
-	// streams, consumers' processed markers, dead letters. Each was a durable
+	// streams, dead letters, key-value buckets. Each was a durable
 	// (synced) write; the load generator divides the difference by the
 	// orders placed to report durable messages per order.
 	StoredMessages uint64 `protobuf:"varint,6,opt,name=stored_messages,json=storedMessages,proto3" json:"stored_messages,omitempty"`
