@@ -214,7 +214,13 @@ func (s *Store) enqueue(ctx context.Context, p *partition, a *pendingAppend) (ev
 
 // Limits of one message: positions keep 16 bits for the index in a commit,
 // and a message must fit the server's max_payload (less room for headers).
+// The writer also closes a message at batchBytes: every read of a stream
+// fetches whole messages, and multi-megabyte ones overflowed the clients'
+// pending buffers under a flash sale (nats: slow consumer, responses
+// dropped); ten commits a message already give most of what the disk can
+// do (docs/eventstore.md). One append larger than that still goes alone.
 const (
+	batchBytes = 64 << 10
 	headerRoom = 4 << 10
 	// perEventOverhead bounds what the envelope adds to an event's data.
 	perEventOverhead = 512
@@ -241,7 +247,7 @@ func (s *Store) write(p *partition) {
 		for len(p.queue) > 0 {
 			a := p.queue[0]
 			n := appendSize(a.events)
-			if len(batch) > 0 && (events+len(a.events) > MaxCommitEvents || size+n > s.maxBody()) {
+			if len(batch) > 0 && (events+len(a.events) > MaxCommitEvents || size+n > min(batchBytes, s.maxBody())) {
 				break
 			}
 			p.queue = p.queue[1:]
