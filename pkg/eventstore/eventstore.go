@@ -230,6 +230,23 @@ func ValidateAppend(stream string, events []EventData) error {
 	return nil
 }
 
+// StoredAlready reports whether stored (a stream's events read from where a
+// retried append's would stand) are that append's events, by id and in
+// order, and if so the append's result: a Duplicate success. Backends use
+// it to recognise a retry after a lost acknowledgement.
+func StoredAlready(stored []RecordedEvent, events []EventData) (AppendResult, bool) {
+	if len(stored) != len(events) || len(events) == 0 {
+		return AppendResult{}, false
+	}
+	for i := range events {
+		if stored[i].ID != events[i].ID {
+			return AppendResult{}, false
+		}
+	}
+	last := stored[len(stored)-1]
+	return AppendResult{LastRevision: last.Revision, LastPosition: last.Position, Duplicate: true}, true
+}
+
 // ConflictPause waits a little before retry attempt n (0-based) after a
 // concurrency conflict: a random pause up to 1, 2, 4 … 64 ms. On a
 // replicated stream the write that beat us may be accepted by the leader

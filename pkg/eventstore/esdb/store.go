@@ -390,16 +390,8 @@ func (s *Store) alreadyStored(ctx context.Context, stream, name string, from uin
 	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
 		return eventstore.AppendResult{}, false, err
 	}
-	if len(stored) != len(events) {
-		return eventstore.AppendResult{}, false, nil
-	}
-	for i := range events {
-		if stored[i].ID != events[i].ID {
-			return eventstore.AppendResult{}, false, nil
-		}
-	}
-	last := stored[len(stored)-1]
-	return eventstore.AppendResult{LastRevision: last.Revision, LastPosition: last.Position, Duplicate: true}, true, nil
+	res, ok := eventstore.StoredAlready(stored, events)
+	return res, ok, nil
 }
 
 // tail returns the last known point of a stream, from the cache or by

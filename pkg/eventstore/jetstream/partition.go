@@ -478,16 +478,8 @@ func (s *Store) storedAt(ctx context.Context, p *partition, stream string, from 
 			}
 		}
 	}
-	if len(got) != len(events) {
-		return eventstore.AppendResult{}, false, nil
-	}
-	for i := range events {
-		if got[i].ID != events[i].ID {
-			return eventstore.AppendResult{}, false, nil
-		}
-	}
-	last := got[len(got)-1]
-	return eventstore.AppendResult{LastRevision: last.Revision, LastPosition: last.Position, Duplicate: true}, true, nil
+	res, ok := eventstore.StoredAlready(got, events)
+	return res, ok, nil
 }
 
 // isConflict: the fence failed, another message is the partition's last

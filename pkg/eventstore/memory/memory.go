@@ -93,13 +93,11 @@ func (s *Store) alreadyStored(idx []int, expected eventstore.ExpectedRevision, e
 	if start < 0 || start+len(events) > len(idx) {
 		return eventstore.AppendResult{}, false
 	}
-	for i, e := range events {
-		if s.all[idx[start+i]].ID != e.ID {
-			return eventstore.AppendResult{}, false
-		}
+	stored := make([]eventstore.RecordedEvent, len(events))
+	for i := range events {
+		stored[i] = s.all[idx[start+i]]
 	}
-	last := s.all[idx[start+len(events)-1]]
-	return eventstore.AppendResult{LastRevision: last.Revision, LastPosition: last.Position, Duplicate: true}, true
+	return eventstore.StoredAlready(stored, events)
 }
 
 // ReadStream implements eventstore.Store.
