@@ -97,10 +97,10 @@ type Reaction struct {
 	Source string
 	// EventTypes lists the event types it wants (full proto names).
 	EventTypes []string
-	// Subjects, if set, narrows the source's stream to these subjects
-	// ("custody.trust.claims.>") on the server: the reaction is not
-	// delivered what it would drop.
-	Subjects []string
+	// Aggregates, if set, narrows the source's stream to these aggregate
+	// types' events ("claim") on the server: the reaction is not delivered
+	// what it would drop.
+	Aggregates []string
 	// Handle handles one event; it must be idempotent. An error is retried
 	// with backoff; one marked with fault.Permanent, or one that still
 	// fails after the runtime's last delivery, parks the event.

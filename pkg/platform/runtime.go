@@ -235,7 +235,7 @@ func (rt *runtime) subscribe(ctx context.Context, s *subscribed) {
 	waiting := false
 	for b := projection.NewBackoff(); ctx.Err() == nil; b.Sleep(ctx) {
 		c, err := bus.Subscribe(ctx, rt.d.JetStream, bus.Config{
-			Name: s.r.Name, SourceService: s.r.Source, EventTypes: s.r.EventTypes, FilterSubjects: s.r.Subjects,
+			Name: s.r.Name, SourceService: s.r.Source, EventTypes: s.r.EventTypes, FilterSubjects: s.r.subjects(),
 			Concurrency: cmp(s.r.Concurrency, defaultConcurrency),
 			Backoff:     reactionBackoff, MaxDeliver: reactionMaxDeliver,
 			Replicas: rt.d.Replicas, Logger: rt.log,
@@ -340,6 +340,16 @@ func (rt *runtime) settled(ctx context.Context) error {
 	return nil
 }
 
+// subjects are the subjects of r's aggregates in its source's stream (nil:
+// all of them).
+func (r Reaction) subjects() []string {
+	var out []string
+	for _, a := range r.Aggregates {
+		out = append(out, esjs.AggregateSubjects(r.Source, a))
+	}
+	return out
+}
+
 // lastSeq is the sequence of the last message of r's source stream that r
 // consumes (its subjects', when it has some).
 func (rt *runtime) lastSeq(ctx context.Context, r Reaction) (uint64, error) {
@@ -347,7 +357,7 @@ func (rt *runtime) lastSeq(ctx context.Context, r Reaction) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if len(r.Subjects) == 0 {
+	if len(r.Aggregates) == 0 {
 		si, err := stream.Info(ctx)
 		if err != nil {
 			return 0, err
@@ -355,7 +365,7 @@ func (rt *runtime) lastSeq(ctx context.Context, r Reaction) (uint64, error) {
 		return si.State.LastSeq, nil
 	}
 	var last uint64
-	for _, subj := range r.Subjects {
+	for _, subj := range r.subjects() {
 		m, err := stream.GetLastMsgForSubject(ctx, subj)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue

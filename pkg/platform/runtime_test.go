@@ -55,7 +55,7 @@ func (r *recorder) module() platform.Module {
 				Name: "demo-on-other", Source: "other", EventTypes: []string{"custody.type.v1.Money"},
 				Handle: r.handle,
 			}, {
-				Name: "demo-on-carts", Source: "other", Subjects: []string{"custody.other.cart.>"},
+				Name: "demo-on-carts", Source: "other", Aggregates: []string{"cart"},
 				EventTypes: []string{"custody.type.v1.Money", "custody.type.v1.Address"},
 				Handle:     func(context.Context, eventstore.RecordedEvent) error { r.carts.Add(1); return nil },
 			}},

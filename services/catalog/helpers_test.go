@@ -94,6 +94,16 @@ func eventsAre(t *testing.T, p *platformtest.Platform, stream string, want ...st
 	}
 }
 
+// endsWith checks the types of a catalog stream's last events.
+func endsWith(t *testing.T, p *platformtest.Platform, stream string, want ...string) func() error {
+	return func() error {
+		if got := events(t, p, stream); len(got) < len(want) || !slices.Equal(got[len(got)-len(want):], want) {
+			return fmt.Errorf("%s events %v, want them to end with %v", stream, got, want)
+		}
+		return nil
+	}
+}
+
 // reacted waits until check passes, the effect of the event a test emitted
 // last, and then until the platform has settled, so that every event
 // emitted before it has been handled as well. (Settled alone may look

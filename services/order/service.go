@@ -87,7 +87,8 @@ func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 			{Name: "catalog view (prices, links, pins)", Source: "catalog", Apply: svc.CatalogView().Apply, Position: svc.CatalogView().Position()},
 		},
 		Reactions: []platform.Reaction{
-			{Name: app.SagaConsumer, Source: "catalog", EventTypes: catalog.EventTypes(), Handle: catalog.Handle},
+			{Name: app.SagaConsumer, Source: "catalog", EventTypes: catalog.EventTypes(), Handle: catalog.Handle,
+				Aggregates: app.CatalogAnswerers},
 			{Name: app.FulfilmentConsumer, Source: "fulfilment", EventTypes: fulfilment.EventTypes(), Handle: fulfilment.Handle},
 			{Name: app.TrustConsumer, Source: "trust", EventTypes: trust.EventTypes(), Handle: trust.Handle},
 		},

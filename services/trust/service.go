@@ -141,7 +141,7 @@ func build(ctx context.Context, d platform.Deps, o Options) (*app.Service, platf
 			// is another aggregate, so it is counted after the claim's
 			// command rather than inside it.
 			{Name: app.ClaimsConsumer, Source: Name, EventTypes: app.ClaimEventTypes, Handle: svc.HandleClaimEvent,
-				Subjects: []string{"custody." + Name + "." + domain.Claims.Aggregate + ".>"}},
+				Aggregates: []string{domain.Claims.Aggregate}},
 		},
 		// The deadlines start once the claims read model has caught up,
 		// having scheduled every open claim's: one that passed while the

@@ -20,19 +20,26 @@ import (
 const Actor = "service:catalog"
 
 // Saga reserves every line of a placed order or none, and releases what
-// was reserved when the order is cancelled or rejected.
+// was reserved when the order is cancelled.
 //
-// OrderPlaced: record the order's lines on its reservation; then, product by
-// product in sorted order, hold the product's lines for the order. If every
-// product holds, complete the reservation (StockReserved). If one refuses
-// (not enough stock, unknown SKU), release what was held and fail the
-// reservation (StockReservationFailed, naming the SKU).
+// OrderPlaced for an order whose lines are all one product's (most orders,
+// and every flash-sale checkout): the product reserves it in one decision
+// (domain.ReserveStock), StockHeld with StockReserved or
+// StockReservationFailed, so the order is answered after one durable step.
+// For an order across products, the reservation saga: record the order's
+// lines on its reservation; then, product by product in sorted order, hold
+// the product's lines for the order. If every product holds, complete the
+// reservation (StockReserved). If one refuses (not enough stock, unknown
+// SKU), release what was held and fail the reservation
+// (StockReservationFailed, naming the SKU).
 //
-// OrderCancelled / OrderRejected: cancel the reservation (ReservationCancelled
-// if stock was not reserved yet, StockReleased if it was) and release the
-// order's holds on every product it names. A product that never saw the
-// order records an empty release, so a saga still running elsewhere for the
-// same order cannot hold stock there afterwards.
+// OrderCancelled: release the order's holds on every product it names (a
+// product that never saw the order records an empty release, so a
+// reservation still running elsewhere for the same order cannot hold stock
+// there afterwards); for an order across products, cancel its reservation
+// first (ReservationCancelled if stock was not reserved yet, StockReleased
+// if it was). OrderRejected needs nothing: a rejection is the answer to
+// the catalog's own failure, which released everything.
 //
 // Every step is idempotent: command ids derive from the causing event id,
 // a reservation is decided once per order, and a product records one hold
@@ -47,18 +54,10 @@ type Saga struct {
 // NewSaga returns the reservation saga of app.
 func NewSaga(a *App) *Saga { return &Saga{app: a, log: a.log.With("saga", "reservation")} }
 
-// Routes are the order events the saga handles: OrderPlaced, OrderCancelled
-// and OrderRejected. Redelivery is harmless.
+// Routes are the order events the saga handles: OrderPlaced and
+// OrderCancelled. Redelivery is harmless.
 func (s *Saga) Routes() projection.Routes {
-	return projection.Routes{
-		projection.On(s.placed),
-		projection.On(func(ctx context.Context, rec eventstore.RecordedEvent, ev *orderv1.OrderCancelled) error {
-			return s.cancelled(ctx, rec, ev.GetOrderId(), "order cancelled: "+ev.GetReason())
-		}),
-		projection.On(func(ctx context.Context, rec eventstore.RecordedEvent, ev *orderv1.OrderRejected) error {
-			return s.cancelled(ctx, rec, ev.GetOrderId(), "order rejected: "+ev.GetReason())
-		}),
-	}
+	return projection.Routes{projection.On(s.placed), projection.On(s.cancelled)}
 }
 
 func (s *Saga) call(rec eventstore.RecordedEvent, orderID string, step ...string) Call {
@@ -83,6 +82,13 @@ func (s *Saga) placed(ctx context.Context, rec eventstore.RecordedEvent, ev *ord
 	orderID := ev.GetOrderId()
 	if err := checkOrderID(orderID); err != nil {
 		return err
+	}
+	if byProduct, bad := groupLines(linesOf(ev.GetLines())); bad == nil && len(byProduct) == 1 {
+		for p, lines := range byProduct {
+			if done, err := s.reserveOnProduct(ctx, rec, orderID, p, lines); done || err != nil {
+				return err
+			}
+		}
 	}
 	res, err := s.app.Reservations.Handle(ctx, command[domain.ReservationCommand](orderID, s.call(rec, orderID, "request"), domain.RequestReservation{Lines: linesOf(ev.GetLines())}))
 	if err != nil {
@@ -125,6 +131,20 @@ func (s *Saga) placed(ctx context.Context, rec eventstore.RecordedEvent, ev *ord
 		s.log.DebugContext(ctx, "stock reserved", "order_id", orderID, "products", len(held))
 	}
 	return err
+}
+
+// reserveOnProduct has the order's one product reserve it. done is false
+// when the product cannot record an answer (it does not exist, or the
+// lines are malformed): the reservation saga then records the failure.
+func (s *Saga) reserveOnProduct(ctx context.Context, rec eventstore.RecordedEvent, orderID, productID string, lines []domain.Line) (done bool, err error) {
+	_, err = s.app.Products.Handle(ctx, command[domain.ProductCommand](productID, s.call(rec, orderID, "reserve", productID),
+		domain.ReserveStock{OrderID: orderID, Lines: lines, Now: s.app.clock.Now()}))
+	var missing *domain.NotFoundError
+	var invalid *domain.ValidationError
+	if errors.As(err, &missing) || errors.As(err, &invalid) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // groupLines splits an order's lines by product; a line that names no
@@ -218,9 +238,15 @@ func (s *Saga) release(ctx context.Context, rec eventstore.RecordedEvent, orderI
 	return nil
 }
 
-func (s *Saga) cancelled(ctx context.Context, rec eventstore.RecordedEvent, orderID, reason string) error {
+func (s *Saga) cancelled(ctx context.Context, rec eventstore.RecordedEvent, ev *orderv1.OrderCancelled) error {
+	orderID, reason := ev.GetOrderId(), "order cancelled: "+ev.GetReason()
 	if err := checkOrderID(orderID); err != nil {
 		return err
+	}
+	products := ev.GetProductIds()
+	if len(products) == 1 {
+		// Reserved (or not yet) by its one product.
+		return s.release(ctx, rec, orderID, products, reason)
 	}
 	res, err := s.app.Reservations.Handle(ctx, command[domain.ReservationCommand](orderID, s.call(rec, orderID, "cancel"),
 		domain.CancelReservation{Reason: reason, Now: s.app.clock.Now()}))

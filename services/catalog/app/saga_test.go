@@ -33,7 +33,34 @@ func (e *env) reservation(t *testing.T, orderID string) domain.Reservation {
 	return r
 }
 
-func TestSagaReservesEveryLine(t *testing.T) {
+// answer is the catalog's answer to an order: the type of the last
+// StockReserved or StockReservationFailed about it, on any catalog stream
+// ("" if none).
+func (e *env) answer(t testing.TB, orderID string) string {
+	t.Helper()
+	recs, err := e.catalog.ReadAll(t.Context(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := ""
+	for _, r := range recs {
+		if r.Type != tReserved && r.Type != tFailed {
+			continue
+		}
+		ev, err := es.Decode(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Payload.(interface{ GetOrderId() string }).GetOrderId() == orderID {
+			answer = r.Type
+		}
+	}
+	return answer
+}
+
+// An order of one product is held and answered by the product in one
+// append: no reservation stream.
+func TestSagaOneProductReservesInOneStep(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	p := e.product(t, "r1", 5, 2)
@@ -42,6 +69,60 @@ func TestSagaReservesEveryLine(t *testing.T) {
 
 	// The handler runs twice on the same event (a redelivery after a lost
 	// ack): the second run changes nothing.
+	before := len(e.events(t, "product-"+p))
+	for range 2 {
+		e.handle(t, rec)
+	}
+	e.wantStock(t, "sku a", a, [3]int64{2, 3, 0})
+	e.wantStock(t, "sku b", b, [3]int64{1, 1, 0})
+	if got := e.events(t, "product-"+p)[before:]; !slices.Equal(got, []string{tHeld, tReserved}) {
+		t.Fatalf("product events %v, want held and reserved", got)
+	}
+	if got := e.events(t, "reservation-o1"); got != nil {
+		t.Fatalf("reservation events %v, want none", got)
+	}
+	// The outcome event is the public contract: lines and correlation.
+	recs, _ := e.catalog.ReadStream(t.Context(), "product-"+p, uint64(before+1), 1)
+	ev, _ := es.Decode(recs[0])
+	r := ev.Payload.(*catalogv1.StockReserved)
+	if r.GetOrderId() != "o1" || len(r.GetLines()) != 2 || !r.GetReserveTime().AsTime().Equal(t0) ||
+		recs[0].Metadata.CorrelationID != "corr-o1" || recs[0].Metadata.Actor != app.Actor {
+		t.Fatalf("StockReserved %v, metadata %+v", r, recs[0].Metadata)
+	}
+
+	// The same order published again under another event id (a producer
+	// retry) is still reserved once.
+	e.handle(t, e.order(t, "o1", "placed-again", placed("o1", line{a, 2}, line{b, 1}, line{a, 1})))
+	e.wantStock(t, "after a re-published OrderPlaced: sku a", a, [3]int64{2, 3, 0})
+
+	// Short: the product records the failure, naming the SKU, and holds
+	// nothing; stock that comes back later does not resurrect it.
+	short := e.order(t, "o2", "placed", placed("o2", line{a, 1}, line{b, 2}))
+	e.handle(t, short)
+	if got := e.answer(t, "o2"); got != tFailed {
+		t.Fatalf("answer to o2: %q", got)
+	}
+	e.wantStock(t, "after o2: sku b", b, [3]int64{1, 1, 0})
+	recs, _ = e.catalog.ReadStream(t.Context(), "product-"+p, uint64(before+2), 1)
+	ev, _ = es.Decode(recs[0])
+	if f, ok := ev.Payload.(*catalogv1.StockReservationFailed); !ok || f.GetSkuId() != b || f.GetRequested() != 2 || f.GetAvailable() != 1 {
+		t.Fatalf("failure %v", ev.Payload)
+	}
+	if _, err := e.app.AdjustStock(t.Context(), call("restock"), domain.AdjustStock{SkuID: b, Delta: 10}); err != nil {
+		t.Fatal(err)
+	}
+	e.handle(t, short)
+	e.wantStock(t, "o2 redelivered after a restock: sku b", b, [3]int64{11, 1, 0})
+}
+
+// An order across products goes through the reservation saga.
+func TestSagaReservesEveryLine(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p1, p2 := e.product(t, "r1", 5, 2), e.product(t, "r2", 5, 2)
+	a, b := domain.SKUID(p1, "a"), domain.SKUID(p2, "b")
+	rec := e.order(t, "o1", "placed", placed("o1", line{a, 2}, line{b, 1}, line{a, 1}))
+
 	for range 2 {
 		e.handle(t, rec)
 	}
@@ -53,22 +134,18 @@ func TestSagaReservesEveryLine(t *testing.T) {
 	if got := e.events(t, "reservation-o1"); !slices.Equal(got, []string{tRequested, tReserved}) {
 		t.Fatalf("reservation events %v", got)
 	}
-	if got := e.events(t, "product-"+p); slices.Index(got, tHeld) != len(got)-1 {
-		t.Fatalf("product events %v: want exactly one StockHeld, last", got)
+	for _, p := range []string{p1, p2} {
+		if got := e.events(t, "product-"+p); slices.Index(got, tHeld) != len(got)-1 {
+			t.Fatalf("product events %v: want exactly one StockHeld, last", got)
+		}
 	}
-	// The outcome event is the public contract: lines and correlation.
 	recs, _ := e.catalog.ReadStream(t.Context(), "reservation-o1", 1, 1)
 	ev, _ := es.Decode(recs[0])
 	r := ev.Payload.(*catalogv1.StockReserved)
-	if r.GetOrderId() != "o1" || len(r.GetLines()) != 3 || !r.GetReserveTime().AsTime().Equal(t0) ||
-		recs[0].Metadata.CorrelationID != "corr-o1" || recs[0].Metadata.Actor != app.Actor {
+	if r.GetOrderId() != "o1" || len(r.GetLines()) != 3 || recs[0].Metadata.CorrelationID != "corr-o1" {
 		t.Fatalf("StockReserved %v, metadata %+v", r, recs[0].Metadata)
 	}
-
-	// The same order published again under another event id (a producer
-	// retry) is still reserved once.
-	again := e.order(t, "o1", "placed-again", placed("o1", line{a, 2}, line{b, 1}, line{a, 1}))
-	e.handle(t, again)
+	e.handle(t, e.order(t, "o1", "placed-again", placed("o1", line{a, 2}, line{b, 1}, line{a, 1})))
 	e.wantStock(t, "after a re-published OrderPlaced: sku a", a, [3]int64{2, 3, 0})
 }
 
@@ -129,49 +206,81 @@ func TestSagaUnknownSKUFails(t *testing.T) {
 	} {
 		order := fmt.Sprintf("u%d", i)
 		e.handle(t, e.order(t, order, "placed", placed(order, lines...)))
-		if got := e.reservation(t, order).Status; got != domain.ReservationFailed {
-			t.Fatalf("%v: reservation %v", lines, got)
+		if got := e.answer(t, order); got != tFailed {
+			t.Fatalf("%v: answer %q", lines, got)
 		}
 	}
 	e.wantStock(t, "sku a", domain.SKUID(p, "a"), [3]int64{5, 0, 0})
 }
 
+func cancelled(orderID, reason string, products ...string) *orderv1.OrderCancelled {
+	return &orderv1.OrderCancelled{OrderId: orderID, Reason: reason, CancelledBy: "buyer:b1", ProductIds: products}
+}
+
 func TestSagaCancelReleases(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	p := e.product(t, "r1", 5, 5)
-	a := domain.SKUID(p, "a")
+	p1, p2 := e.product(t, "r1", 5, 5), e.product(t, "r2", 5, 5)
+	a, b := domain.SKUID(p1, "a"), domain.SKUID(p2, "a")
+
+	// One product.
 	e.handle(t, e.order(t, "o3", "placed", placed("o3", line{a, 4})))
 	e.wantStock(t, "reserved", a, [3]int64{1, 4, 0})
-	cancel := e.order(t, "o3", "cancelled", &orderv1.OrderCancelled{OrderId: "o3", Reason: "changed mind", CancelledBy: "buyer:b1"})
+	cancel := e.order(t, "o3", "cancelled", cancelled("o3", "changed mind", p1))
 	for range 2 {
 		e.handle(t, cancel)
 	}
 	e.wantStock(t, "after cancel", a, [3]int64{5, 0, 0})
-	if got := e.events(t, "reservation-o3"); !slices.Equal(got, []string{tRequested, tReserved, tReleased}) {
+	if got := e.events(t, "product-"+p1); got[len(got)-1] != tHoldRel || e.events(t, "reservation-o3") != nil {
+		t.Fatalf("product events %v, reservation %v", got, e.events(t, "reservation-o3"))
+	}
+
+	// Across products.
+	e.handle(t, e.order(t, "o4", "placed", placed("o4", line{a, 1}, line{b, 2})))
+	e.wantStock(t, "reserved", b, [3]int64{3, 2, 0})
+	cancel = e.order(t, "o4", "cancelled", cancelled("o4", "changed mind", p1, p2))
+	for range 2 {
+		e.handle(t, cancel)
+	}
+	e.wantStock(t, "after cancel: a", a, [3]int64{5, 0, 0})
+	e.wantStock(t, "after cancel: b", b, [3]int64{5, 0, 0})
+	if got := e.events(t, "reservation-o4"); !slices.Equal(got, []string{tRequested, tReserved, tReleased}) {
 		t.Fatalf("reservation events %v", got)
 	}
-	// A rejection of an order whose reservation failed changes nothing.
-	e.handle(t, e.order(t, "o4", "placed", placed("o4", line{a, 99})))
-	e.handle(t, e.order(t, "o4", "rejected", &orderv1.OrderRejected{OrderId: "o4", Reason: "out of stock", SkuId: a}))
-	if got := e.events(t, "reservation-o4"); !slices.Equal(got, []string{tRequested, tFailed}) {
-		t.Fatalf("reservation events %v", got)
+
+	// A rejection is not the saga's business: the failure released all.
+	e.handle(t, e.order(t, "o5", "placed", placed("o5", line{a, 99})))
+	n := len(e.events(t, "product-"+p1))
+	e.handle(t, e.order(t, "o5", "rejected", &orderv1.OrderRejected{OrderId: "o5", Reason: "out of stock", SkuId: a}))
+	if got := e.events(t, "product-"+p1); len(got) != n || got[n-1] != tFailed {
+		t.Fatalf("product events %v", got)
 	}
 }
 
 func TestSagaCancelBeforePlace(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	p := e.product(t, "r1", 5, 5)
-	a := domain.SKUID(p, "a")
-	before := e.events(t, "product-"+p)
-	e.handle(t, e.order(t, "o5", "cancelled", &orderv1.OrderCancelled{OrderId: "o5", Reason: "fraud"}))
+	p1, p2 := e.product(t, "r1", 5, 5), e.product(t, "r2", 5, 5)
+	a, b := domain.SKUID(p1, "a"), domain.SKUID(p2, "a")
+
+	// One product: the cancellation leaves a tombstone there.
+	before := e.events(t, "product-"+p1)
+	e.handle(t, e.order(t, "o5", "cancelled", cancelled("o5", "fraud", p1)))
 	e.handle(t, e.order(t, "o5", "placed", placed("o5", line{a, 1})))
 	e.wantStock(t, "sku a", a, [3]int64{5, 0, 0})
-	if got := e.events(t, "reservation-o5"); !slices.Equal(got, []string{tCancelled}) {
+	if got := e.events(t, "product-"+p1); !slices.Equal(got, append(before, tHoldRel)) || e.answer(t, "o5") != "" {
+		t.Fatalf("product events %v, answer %q", got, e.answer(t, "o5"))
+	}
+
+	// Across products: the reservation is cancelled before it starts.
+	before = e.events(t, "product-"+p2)
+	e.handle(t, e.order(t, "o6", "cancelled", cancelled("o6", "fraud", p1, p2)))
+	e.handle(t, e.order(t, "o6", "placed", placed("o6", line{a, 1}, line{b, 1})))
+	e.wantStock(t, "sku b", b, [3]int64{5, 0, 0})
+	if got := e.events(t, "reservation-o6"); !slices.Equal(got, []string{tCancelled}) {
 		t.Fatalf("reservation events %v", got)
 	}
-	if got := e.events(t, "product-"+p); !slices.Equal(got, before) {
+	if got := e.events(t, "product-"+p2); !slices.Equal(got, before) {
 		t.Fatalf("product changed: %v", got)
 	}
 }
@@ -198,7 +307,7 @@ func TestSagaCancelWhileHolding(t *testing.T) {
 		Body: domain.HoldStock{OrderID: "o6", Lines: []domain.Line{{SkuID: domain.SKUID(first, "a"), Quantity: 1}}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.saga.Handle(ctx, e.order(t, "o6", "cancelled", &orderv1.OrderCancelled{OrderId: "o6"})); err != nil {
+	if err := e.saga.Handle(ctx, e.order(t, "o6", "cancelled", cancelled("o6", "fraud", p1, p2))); err != nil {
 		t.Fatal(err)
 	}
 	// The stalled instance resumes (or the event is redelivered).
@@ -232,7 +341,7 @@ func TestSagaParksBadOrderIDs(t *testing.T) {
 // BenchmarkSagaHotProduct: orders for one product (the one pinned in a
 // livestream) handled one after the other, as the durable consumer hands
 // them over; nine in ten are refused once stock runs out. Each order costs
-// the reservation's request plus a hold and a completion (or a failure).
+// one append on the product: held and reserved, or failed.
 func BenchmarkSagaHotProduct(b *testing.B) {
 	e := newEnv(b)
 	p := e.product(b, "hot", int64(b.N/10+1), 0)

@@ -173,6 +173,19 @@ type HoldStock struct {
 	Lines   []Line
 }
 
+// ReserveStock reserves an order whose every line is this product's: it
+// holds the lines and answers the order in the same decision, StockHeld
+// with StockReserved, or StockReservationFailed naming the SKU that is
+// short or unknown (and leaving a released hold, so the order is decided
+// once). The order's reservation is then one durable step, where an order
+// across products takes a reservation saga. An order that already has a
+// hold here, in any status, decides nothing.
+type ReserveStock struct {
+	OrderID string
+	Lines   []Line
+	Now     time.Time
+}
+
 // ReleaseStock gives back what is held for an order. With no hold at all
 // it records an empty release (a tombstone), so that a hold arriving later
 // for that order is refused as already released.
@@ -309,16 +322,64 @@ func (c HoldStock) decide(s Product) ([]proto.Message, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.shortfall(lines); err != nil {
+		return nil, err
+	}
+	return []proto.Message{&catalogv1.StockHeld{ProductId: s.ID, OrderId: c.OrderID, Lines: linesToProto(lines)}}, nil
+}
+
+func (c ReserveStock) decide(s Product) ([]proto.Message, error) {
+	if s.HoldFor(c.OrderID).Status != HoldNone {
+		return nil, nil // decided before: the caller reads the status
+	}
+	lines, err := mergeLines(c.Lines)
+	if err != nil {
+		return nil, err
+	}
+	var short *InsufficientStockError
+	var missing *NotFoundError
+	switch err := s.shortfall(lines); {
+	case errors.As(err, &short):
+		return []proto.Message{s.refusal(c, short.SkuID, short.Requested, short.Available, short.Error())}, nil
+	case errors.As(err, &missing):
+		requested := quantityOf(lines, missing.ID)
+		return []proto.Message{s.refusal(c, missing.ID, requested, 0, fmt.Sprintf("sku %s: no such sku", missing.ID))}, nil
+	}
+	wire := linesToProto(lines)
+	return []proto.Message{
+		&catalogv1.StockHeld{ProductId: s.ID, OrderId: c.OrderID, Lines: wire},
+		&catalogv1.StockReserved{OrderId: c.OrderID, Lines: wire, ReserveTime: timestamppb.New(c.Now)},
+	}, nil
+}
+
+func (s Product) refusal(c ReserveStock, sku string, requested, available int64, reason string) *catalogv1.StockReservationFailed {
+	return &catalogv1.StockReservationFailed{OrderId: c.OrderID, SkuId: sku, Requested: requested, Available: available,
+		Reason: reason, FailTime: timestamppb.New(c.Now)}
+}
+
+// shortfall is why lines (merged) cannot be held now: a SKU the product
+// does not have, or not enough of one available.
+func (s Product) shortfall(lines []Line) error {
 	for _, l := range lines {
 		k, ok := s.SKU(l.SkuID)
 		if !ok {
-			return nil, &NotFoundError{Resource: "sku", ID: l.SkuID}
+			return &NotFoundError{Resource: "sku", ID: l.SkuID}
 		}
 		if k.Available < l.Quantity {
-			return nil, &InsufficientStockError{SkuID: l.SkuID, Requested: l.Quantity, Available: k.Available}
+			return &InsufficientStockError{SkuID: l.SkuID, Requested: l.Quantity, Available: k.Available}
 		}
 	}
-	return []proto.Message{&catalogv1.StockHeld{ProductId: s.ID, OrderId: c.OrderID, Lines: linesToProto(lines)}}, nil
+	return nil
+}
+
+func quantityOf(lines []Line, sku string) int64 {
+	var n int64
+	for _, l := range lines {
+		if l.SkuID == sku {
+			n += l.Quantity
+		}
+	}
+	return n
 }
 
 // mergeLines adds up the quantities of repeated SKUs and sorts by SKU id.
@@ -441,6 +502,10 @@ func evolveProduct(s Product, e proto.Message) Product {
 			s.moveStock(l.SkuID, l.Quantity, func(k *SKU, n int64) { k.Reserved -= n; k.Available += n })
 		}
 		s.setHold(e.GetOrderId(), Hold{Status: HoldReleased, Lines: lines})
+	case *catalogv1.StockReservationFailed:
+		// ReserveStock refused the order: nothing was held, and nothing
+		// will be.
+		s.setHold(e.GetOrderId(), Hold{Status: HoldReleased})
 	case *catalogv1.StockSold:
 		h := s.HoldFor(e.GetOrderId()).clone()
 		if h.Shipped == nil {

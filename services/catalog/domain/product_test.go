@@ -155,6 +155,44 @@ func TestProductHolds(t *testing.T) {
 	})
 }
 
+// TestProductReserves is ReserveStock: an order whose every line is this
+// product's is held and answered in one decision.
+func TestProductReserves(t *testing.T) {
+	reserve := func(order string, ls ...domain.Line) domain.ReserveStock {
+		return domain.ReserveStock{OrderID: order, Lines: ls, Now: t1}
+	}
+	reserved := func(order string, l ...any) *catalogv1.StockReserved {
+		return &catalogv1.StockReserved{OrderId: order, Lines: lines(l...), ReserveTime: timestamppb.New(t1)}
+	}
+	failed := func(order, sku string, requested, available int64, reason string) *catalogv1.StockReservationFailed {
+		return &catalogv1.StockReservationFailed{OrderId: order, SkuId: sku, Requested: requested, Available: available,
+			Reason: reason, FailTime: timestamppb.New(t1)}
+	}
+	refused := failed("o2", white, 2, 1, "sku p1-white_m: 2 requested, 1 available")
+	estest.Run(t, domain.Products, pid, []estest.Case[domain.ProductCommand]{
+		{Name: "held and reserved in one decision, repeated lines merged", Given: []proto.Message{created},
+			When: reserve("o1", domain.Line{white, 1}, domain.Line{black, 2}, domain.Line{white, 1}),
+			Then: []proto.Message{held("o1", black, 2, white, 2), reserved("o1", black, 2, white, 2)}},
+		{Name: "short: the failure is recorded, nothing held", Given: []proto.Message{created, held("o1", white, 1)},
+			When: reserve("o2", domain.Line{black, 1}, domain.Line{white, 2}), Then: []proto.Message{refused}},
+		{Name: "an unknown sku fails the order", Given: []proto.Message{created},
+			When: reserve("o1", domain.Line{"p1-red", 3}),
+			Then: []proto.Message{failed("o1", "p1-red", 3, 0, "sku p1-red: no such sku")}},
+		{Name: "reserved once", Given: []proto.Message{created, held("o1", black, 2), reserved("o1", black, 2)},
+			When: reserve("o1", domain.Line{black, 2})},
+		{Name: "failed once, even when stock came back", Given: []proto.Message{created, held("o1", white, 1), refused,
+			released("o1", "order cancelled", white, 1)},
+			When: reserve("o2", domain.Line{white, 2})},
+		{Name: "nothing after a cancellation's tombstone", Given: []proto.Message{created, released("o1", "order cancelled")},
+			When: reserve("o1", domain.Line{black, 1})},
+		{Name: "a failed order holds nothing to release", Given: []proto.Message{created, refused},
+			When: domain.ReleaseStock{OrderID: "o2", Reason: "order rejected"}},
+		{Name: "zero units", Given: []proto.Message{created}, When: reserve("o1", domain.Line{black, 0}), Err: estest.Invalid("lines[0].quantity")},
+		{Name: "on a product that does not exist", When: reserve("o1", domain.Line{black, 1}),
+			Err: &domain.NotFoundError{Resource: "product"}},
+	})
+}
+
 func sold(order, shipment, sku string, n int) *catalogv1.StockSold {
 	return &catalogv1.StockSold{ProductId: pid, OrderId: order, Lines: lines(sku, n), ShipmentId: shipment}
 }

@@ -74,6 +74,17 @@ func NewReadModel(onChange func(orderID string)) *ReadModel {
 // ready once caught up.
 func (m *ReadModel) Position() *projection.Position { return m.pos }
 
+// Get is the order as the read model has it, if it has it (a copy).
+func (m *ReadModel) Get(id string) (domain.Order, uint64, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	en, ok := m.orders[id]
+	if !ok {
+		return domain.Order{}, 0, false
+	}
+	return en.order.Clone(), en.rev, true
+}
+
 // Apply applies one event of the order store.
 func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 	defer m.pos.Advance(e.Position)

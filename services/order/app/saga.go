@@ -14,6 +14,10 @@ import (
 // orders learn the catalog's answer to OrderPlaced.
 const SagaConsumer = "order-on-catalog"
 
+// CatalogAnswerers are the catalog's aggregates that answer an order:
+// its one product, or the reservation saga of an order across products.
+var CatalogAnswerers = []string{"product", "reservation"}
+
 // CatalogRoutes are the order side of the stock saga. A redelivered event
 // appends nothing (react); a second, different answer for an order already
 // decided is ignored by the aggregate.

@@ -218,20 +218,24 @@ func (s *Service) awaitOutcome(ctx context.Context, last OrderView, d time.Durat
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	// The notifier wakes us (the read model sees every order event, whoever
-	// wrote it); polling is the fallback, backing off so that a flash sale's
-	// thousands of waiting checkouts do not hammer the store.
+	// wrote it), and the answer is in memory: the order this process
+	// decided, or the read model's copy of one another process decided.
+	// Reading the store is the fallback of a poll, backing off so that a
+	// flash sale's thousands of waiting checkouts do not hammer it.
 	poll := s.cfg.PollInterval
 	tick := time.NewTimer(poll)
 	defer tick.Stop()
 	for {
 		woken, release := s.notifier.watch(id)
-		if v, ok := s.decidedHere(id); ok {
+		if v, ok := s.decided(id); ok {
 			release()
 			return v, nil
 		}
+		polled := false
 		select {
 		case <-woken:
 		case <-tick.C:
+			polled = true
 			poll = min(2*poll, 10*s.cfg.PollInterval)
 			tick.Reset(poll)
 		case <-wctx.Done():
@@ -243,10 +247,12 @@ func (s *Service) awaitOutcome(ctx context.Context, last OrderView, d time.Durat
 		if wctx.Err() != nil {
 			return last, nil // the wait ran out: the order as it is
 		}
-		if v, ok := s.decidedHere(id); ok {
+		if v, ok := s.decided(id); ok {
 			return v, nil
 		}
-		// Another process may have decided it: read the store.
+		if !polled {
+			continue
+		}
 		o, rev, _, err := s.h.Load(wctx, id)
 		if err != nil && wctx.Err() == nil {
 			return OrderView{}, err
@@ -260,15 +266,17 @@ func (s *Service) awaitOutcome(ctx context.Context, last OrderView, d time.Durat
 	}
 }
 
-// decidedHere is the order, if this process holds it in memory confirmed
-// or rejected: this process decides most orders itself, and then answers
-// the wait without reading the store.
-func (s *Service) decidedHere(id string) (OrderView, bool) {
-	o, rev, ok := s.h.Peek(id)
-	if !ok || !o.Status.Final() {
-		return OrderView{}, false
+// decided is the order, if this process has it in memory confirmed or
+// rejected: in its handler (this process decides most orders itself) or
+// in the read model (fed by the store, whoever wrote it).
+func (s *Service) decided(id string) (OrderView, bool) {
+	if o, rev, ok := s.h.Peek(id); ok && o.Status.Final() {
+		return OrderView{Order: o, Revision: rev}, true
 	}
-	return OrderView{Order: o, Revision: rev}, true
+	if o, rev, ok := s.orders.Get(id); ok && o.Status.Final() {
+		return OrderView{Order: o, Revision: rev}, true
+	}
+	return OrderView{}, false
 }
 
 // GetOrder reads an order.

@@ -147,7 +147,8 @@ func (c CancelOrder) decide(o Order) ([]proto.Message, error) {
 		if o.Shipped() {
 			return nil, fault.Precondition(ReasonShipped, "order %s has a shipped part and can no longer be cancelled; open a claim or return instead", o.ID)
 		}
-		return []proto.Message{&orderv1.OrderCancelled{OrderId: o.ID, Reason: c.Reason, CancelledBy: c.By, CancelTime: timestamppb.New(c.Time)}}, nil
+		return []proto.Message{&orderv1.OrderCancelled{OrderId: o.ID, Reason: c.Reason, CancelledBy: c.By,
+			CancelTime: timestamppb.New(c.Time), ProductIds: o.ProductIDs()}}, nil
 	}
 	return nil, fault.Precondition(ReasonShipped, "order %s is %s and can no longer be cancelled", o.ID, o.Status)
 }

@@ -18,6 +18,7 @@
 package domain
 
 import (
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -135,6 +136,17 @@ func (o Order) HasVendor(vendorID string) bool {
 		}
 	}
 	return false
+}
+
+// ProductIDs are the products the order's lines name, sorted and without
+// repeats.
+func (o Order) ProductIDs() []string {
+	ids := make([]string, 0, len(o.Lines))
+	for _, l := range o.Lines {
+		ids = append(ids, l.ProductID)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
 
 // Shipped reports whether any part has shipped.

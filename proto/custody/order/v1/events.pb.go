@@ -343,7 +343,10 @@ type OrderCancelled struct {
 	// Who: "buyer:b1", "support", "service:fulfilment" (missed ship-by), …
 	CancelledBy string `protobuf:"bytes,3,opt,name=cancelled_by,json=cancelledBy,proto3" json:"cancelled_by,omitempty"`
 	// When.
-	CancelTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=cancel_time,json=cancelTime,proto3" json:"cancel_time,omitempty"`
+	CancelTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=cancel_time,json=cancelTime,proto3" json:"cancel_time,omitempty"`
+	// The products the order's lines name, sorted: where the catalog may hold
+	// stock for the order and must release it.
+	ProductIds    []string `protobuf:"bytes,5,rep,name=product_ids,json=productIds,proto3" json:"product_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -402,6 +405,13 @@ func (x *OrderCancelled) GetCancelledBy() string {
 func (x *OrderCancelled) GetCancelTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CancelTime
+	}
+	return nil
+}
+
+func (x *OrderCancelled) GetProductIds() []string {
+	if x != nil {
+		return x.ProductIds
 	}
 	return nil
 }
@@ -739,13 +749,15 @@ const file_custody_order_v1_events_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x15\n" +
 	"\x06sku_id\x18\x03 \x01(\tR\x05skuId\x12;\n" +
 	"\vreject_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"rejectTime\"\xa3\x01\n" +
+	"rejectTime\"\xc4\x01\n" +
 	"\x0eOrderCancelled\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12!\n" +
 	"\fcancelled_by\x18\x03 \x01(\tR\vcancelledBy\x12;\n" +
 	"\vcancel_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"cancelTime\"\xa4\x01\n" +
+	"cancelTime\x12\x1f\n" +
+	"\vproduct_ids\x18\x05 \x03(\tR\n" +
+	"productIds\"\xa4\x01\n" +
 	"\x10OrderPartShipped\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1b\n" +
 	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x12\x1f\n" +
