@@ -81,10 +81,27 @@ func (v *CatalogView) Session(id string) (domain.Session, bool) {
 	return c, true
 }
 
+// catalogViewTypes are the catalog events the view folds. The others (the
+// stock moves, two or more per order) are not even decoded.
+var catalogViewTypes = setOf(projection.EventTypes(&catalogv1.VendorRegistered{}, &catalogv1.ProductCreated{},
+	&catalogv1.AffiliateLinkCreated{}, &catalogv1.LiveSessionStarted{}, &catalogv1.ProductPinned{},
+	&catalogv1.ProductUnpinned{}, &catalogv1.LiveSessionEnded{}))
+
+func setOf(types []string) map[string]bool {
+	set := make(map[string]bool, len(types))
+	for _, t := range types {
+		set[t] = true
+	}
+	return set
+}
+
 // Apply applies one catalog event; events the view does not need (and
 // types this binary does not know) only advance its position.
 func (v *CatalogView) Apply(e eventstore.RecordedEvent) {
 	defer v.pos.Advance(e.Position)
+	if !catalogViewTypes[e.Type] {
+		return
+	}
 	ev, err := es.Decode(e)
 	if err != nil {
 		return
