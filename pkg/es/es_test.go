@@ -306,6 +306,48 @@ func TestTwoProcessesNeverOversell(t *testing.T) {
 	}
 }
 
+// A new aggregate is decided without reading the store when the store's
+// index has not seen it (eventstore.Absence). When that answer is stale,
+// because another process created the aggregate meanwhile, the append that
+// expects no stream fails and the handler decides again on what is stored.
+func TestNewAggregateWithAStaleIndex(t *testing.T) {
+	stores := jetStreamStores(t, 2)
+	ctx := t.Context()
+	a, b := es.NewHandler(counter, stores[0], es.Options{}), es.NewHandler(counter, stores[1], es.Options{})
+	// b's index catches up once, before a creates "x".
+	if _, _, _, err := b.Load(ctx, "other"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Handle(ctx, es.Command[cmd]{AggregateID: "x", ID: "restock", Body: cmd{add: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	if !stores[1].(eventstore.Absence).Absent("sku-x") {
+		t.Fatal("b's index is expected to be stale here, or this test no longer tests a stale answer")
+	}
+	res, err := b.Handle(ctx, es.Command[cmd]{AggregateID: "x", ID: "buy", Body: cmd{take: 3}})
+	if err != nil {
+		t.Fatalf("take 3 of the 5 another process added: %v", err)
+	}
+	if res.State.units != 2 || res.Revision != 1 {
+		t.Fatalf("state %+v at revision %d, want 2 units at revision 1", res.State, res.Revision)
+	}
+	// A refusal stands only on what is stored: on its initial state b
+	// would refuse to take from "z", which a has stocked meanwhile.
+	if _, err := a.Handle(ctx, es.Command[cmd]{AggregateID: "z", ID: "restock", Body: cmd{add: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if !stores[1].(eventstore.Absence).Absent("sku-z") {
+		t.Fatal("b's index is expected to be stale for z")
+	}
+	if _, err := b.Handle(ctx, es.Command[cmd]{AggregateID: "z", ID: "buy", Body: cmd{take: 1}}); err != nil {
+		t.Fatalf("take the unit another process added: %v", err)
+	}
+	evs, err := stores[0].ReadStream(ctx, "sku-x", 0, 0)
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("stream has %d events (%v), want 2", len(evs), err)
+	}
+}
+
 func TestTwoProcessesNeverOversellOnReplicatedStream(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three-node cluster test skipped in -short mode")

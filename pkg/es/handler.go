@@ -250,6 +250,13 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 		}
 	}
 	read := !r.loaded || caughtUp
+	if read && !caughtUp && h.absent(stream) {
+		// A new aggregate: decide on its initial state without a read. An
+		// append expects no stream, so another process's creation is
+		// caught; a refusal or no-op reads below before it stands.
+		r.state, r.revision, r.exists, r.applied, r.loaded = h.d.Initial(id), 0, false, map[string]bool{}, true
+		read = false
+	}
 	for attempt := 0; ; attempt++ {
 		if read {
 			if err := h.catchUp(ctx, r, id, stream); err != nil {
@@ -349,6 +356,13 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 		h.settle(r, live, all, first)
 		return
 	}
+}
+
+// absent reports that the store knows stream does not exist (without a
+// round trip, if it keeps an index: eventstore.Absence).
+func (h *Handler[S, C]) absent(stream string) bool {
+	a, ok := h.store.(eventstore.Absence)
+	return ok && a.Absent(stream)
 }
 
 // catchUp loads the aggregate, or reads what was appended since.

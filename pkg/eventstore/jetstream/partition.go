@@ -107,6 +107,20 @@ func (s *Store) partitionOf(stream string) (*partition, error) {
 	return p, nil
 }
 
+// Absent reports, from the index and without a round trip, that the store
+// has not seen stream, once its partition has been caught up at least once
+// (eventstore.Absence: true may be stale; appends are fenced).
+func (s *Store) Absent(stream string) bool {
+	p, err := s.partitionOf(stream)
+	if err != nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, seen := p.streams[stream]
+	return p.coveredFrom > 0 && !seen
+}
+
 // PartitionSubject is the subject the store writes an aggregate type's
 // events to.
 func PartitionSubject(service, aggregate string) string {

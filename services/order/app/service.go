@@ -127,14 +127,20 @@ type AttributionRequest struct {
 // it, PENDING or, with Wait, as far as it got.
 func (s *Service) PlaceOrder(ctx context.Context, req PlaceOrder) (OrderView, error) {
 	id := domain.OrderID(req.BuyerID, req.RequestID)
-	o, rev, exists, err := s.h.Load(ctx, id)
-	if err != nil {
-		return OrderView{}, err
-	}
+	// A repeated request finds its order in memory or, through the
+	// aggregate (placing an order that exists decides nothing), in the store.
+	o, rev, ok := s.h.Peek(id)
 	view := OrderView{Order: o, Revision: rev}
-	if !exists {
+	if !ok || o.Status == domain.StatusNone {
+		var err error
 		if view, err = s.place(ctx, id, req); err != nil {
-			return OrderView{}, err
+			// A repeat may not price any more (the catalog view is not
+			// ready after a restart): the order it placed stands.
+			o, rev, exists, lerr := s.h.Load(ctx, id)
+			if lerr != nil || !exists {
+				return OrderView{}, err
+			}
+			view = OrderView{Order: o, Revision: rev}
 		}
 	}
 	if req.Wait > 0 && !view.Order.Status.Final() {
