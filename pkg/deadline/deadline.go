@@ -11,6 +11,7 @@
 package deadline
 
 import (
+	"container/heap"
 	"context"
 	"log/slog"
 	"sync"
@@ -28,10 +29,46 @@ import (
 type Func func(ctx context.Context) error
 
 type item struct {
+	key      string
 	at       time.Time
 	fire     Func
 	attempts int
 	notAfter time.Time // real time before which a failed item is not retried
+	index    int       // position in the scheduler's queue
+}
+
+// queue is a min-heap of the scheduled items ordered by (at, key), so that
+// Run finds the earliest deadline without scanning the thousands pending.
+// Keys are unique in it, so the order is total and ties fire in key order.
+type queue []*item
+
+func (q queue) Len() int { return len(q) }
+
+func (q queue) Less(i, j int) bool {
+	if !q[i].at.Equal(q[j].at) {
+		return q[i].at.Before(q[j].at)
+	}
+	return q[i].key < q[j].key
+}
+
+func (q queue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index = i
+	q[j].index = j
+}
+
+func (q *queue) Push(x any) {
+	it := x.(*item)
+	it.index = len(*q)
+	*q = append(*q, it)
+}
+
+func (q *queue) Pop() any {
+	old := *q
+	it := old[len(old)-1]
+	old[len(old)-1] = nil // let the item be collected
+	*q = old[:len(old)-1]
+	return it
 }
 
 // Scheduler runs deadlines. The zero value is not usable; use New.
@@ -40,8 +77,11 @@ type Scheduler struct {
 	clock clock.Clock
 	log   *slog.Logger
 
+	// mu guards items and queue, which always hold the same items: items
+	// finds a key's item, queue the earliest one.
 	mu    sync.Mutex
 	items map[string]*item
+	queue queue
 	wake  chan struct{}
 }
 
@@ -64,7 +104,12 @@ func New(name string, c clock.Clock, log *slog.Logger) *Scheduler {
 // Schedule sets (or moves) the deadline key to at.
 func (s *Scheduler) Schedule(key string, at time.Time, fire Func) {
 	s.mu.Lock()
-	s.items[key] = &item{at: at, fire: fire}
+	s.remove(key)
+	// A new item, not the old one updated, so that a fire in progress of the
+	// old one sees that the key moved (see fire).
+	it := &item{key: key, at: at, fire: fire}
+	s.items[key] = it
+	heap.Push(&s.queue, it)
 	s.mu.Unlock()
 	s.poke()
 }
@@ -72,7 +117,7 @@ func (s *Scheduler) Schedule(key string, at time.Time, fire Func) {
 // Cancel forgets the deadline key, if it has not fired.
 func (s *Scheduler) Cancel(key string) {
 	s.mu.Lock()
-	delete(s.items, key)
+	s.remove(key)
 	s.mu.Unlock()
 	s.poke()
 }
@@ -132,31 +177,36 @@ func (s *Scheduler) Run(ctx context.Context) {
 				case <-wctx.Done():
 				}
 			}()
-			err := clock.Wait(wctx, s.clock, it.at)
+			_ = clock.Wait(wctx, s.clock, it.at)
 			cancel()
 			if ctx.Err() != nil {
 				return
 			}
-			if err != nil {
-				continue
-			}
+			// Look again rather than fire it: a deadline moved before it
+			// while we waited (its wake-up not yet seen) must fire first.
+			continue
 		}
 		s.fire(ctx, key, it)
 	}
 }
 
-// next is the earliest deadline.
+// remove forgets key's item, if any. s.mu must be held.
+func (s *Scheduler) remove(key string) {
+	if it, ok := s.items[key]; ok {
+		delete(s.items, key)
+		heap.Remove(&s.queue, it.index)
+	}
+}
+
+// next is the earliest deadline: (at, key) order, top of the queue.
 func (s *Scheduler) next() (string, *item, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var key string
-	var best *item
-	for k, it := range s.items {
-		if best == nil || it.at.Before(best.at) || (it.at.Equal(best.at) && k < key) {
-			key, best = k, it
-		}
+	if len(s.queue) == 0 {
+		return "", nil, false
 	}
-	return key, best, best != nil
+	it := s.queue[0]
+	return it.key, it, true
 }
 
 func (s *Scheduler) fire(ctx context.Context, key string, it *item) {
@@ -173,11 +223,13 @@ func (s *Scheduler) fire(ctx context.Context, key string, it *item) {
 		return
 	}
 	if err == nil {
-		delete(s.items, key)
+		s.remove(key)
 		return
 	}
 	it.attempts++
 	backoff := min(time.Duration(it.attempts)*200*time.Millisecond, 10*time.Second)
+	// Its at, and so its place in the queue, is unchanged: it stays first
+	// and Run waits for notAfter before retrying it, as it always has.
 	it.notAfter = time.Now().Add(backoff)
 	s.log.Warn("deadline work failed; will retry", "key", key, "attempt", it.attempts, "err", err)
 }

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -188,11 +187,6 @@ func (e *WrongExpectedVersionError) Error() string {
 
 func (e *WrongExpectedVersionError) Is(target error) bool { return target == ErrWrongExpected }
 
-var (
-	aggregatePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
-	idPattern        = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-)
-
 // StreamName joins an aggregate type and id into a stream name.
 func StreamName(aggregate, id string) string { return aggregate + "-" + id }
 
@@ -201,11 +195,48 @@ func StreamName(aggregate, id string) string { return aggregate + "-" + id }
 // subject tokens and EventStoreDB stream names).
 func SplitStream(stream string) (aggregate, id string, err error) {
 	aggregate, id, ok := strings.Cut(stream, "-")
-	if !ok || !aggregatePattern.MatchString(aggregate) || !idPattern.MatchString(id) {
+	if !ok || !validAggregate(aggregate) || !validID(id) {
 		return "", "", fmt.Errorf("%w: bad stream name %q (want <aggregate>-<id>)", ErrInvalidAppend, stream)
 	}
 	return aggregate, id, nil
 }
+
+// SplitStream runs for every event decoded, so validAggregate and validID
+// check the parts of a stream name with byte loops rather than regexps
+// (which cost 4% of the platform's CPU). Every allowed character is ASCII,
+// so byte lengths are character lengths and any non-ASCII byte is
+// rejected, as the regexps of FuzzSplitStreamMatchesPattern do.
+
+// validAggregate reports whether s matches ^[a-z][a-z0-9_]{0,39}$: a
+// lower-case letter, then up to 39 lower-case letters, digits or '_'.
+func validAggregate(s string) bool {
+	if len(s) == 0 || len(s) > 40 || !isLower(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !isLower(c) && !isDigit(c) && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// validID reports whether s matches ^[A-Za-z0-9_-]{1,128}$.
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isLower(c) && !isUpper(c) && !isDigit(c) && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isLower(c byte) bool { return 'a' <= c && c <= 'z' }
+func isUpper(c byte) bool { return 'A' <= c && c <= 'Z' }
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // ValidateAppend checks what every backend checks before writing.
 func ValidateAppend(stream string, events []EventData) error {
