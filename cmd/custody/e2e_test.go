@@ -181,7 +181,7 @@ func TestMultiVendorOrderOutOfStockReleasesEverything(t *testing.T) {
 }
 
 // TestOneTraceFromPlaceOrderToConfirmation: the trace of the PlaceOrder
-// call runs through the catalog's reservation and back to the order's
+// call runs through the catalog's reservation (on the product) and back to the order's
 // confirmation — across two services and two NATS consumers.
 func TestOneTraceFromPlaceOrderToConfirmation(t *testing.T) {
 	dial, nc := platformWithClock(t, nil)
@@ -217,10 +217,11 @@ func TestOneTraceFromPlaceOrderToConfirmation(t *testing.T) {
 		return out
 	}
 	orders := traceOf("order", "order-"+orderID)
-	reservation := traceOf("catalog", "reservation-"+orderID)
+	// An order of one product is reserved on the product's stream.
+	product := traceOf("catalog", "product-"+p.GetProductId())
 	placed := orders["custody.order.v1.OrderPlaced"]
-	if placed == "" || orders["custody.order.v1.OrderConfirmed"] != placed || reservation["custody.catalog.v1.StockReserved"] != placed {
-		t.Fatalf("trace ids: order stream %v, reservation stream %v; want one trace", orders, reservation)
+	if placed == "" || orders["custody.order.v1.OrderConfirmed"] != placed || product["custody.catalog.v1.StockReserved"] != placed {
+		t.Fatalf("trace ids: order stream %v, product stream %v; want one trace", orders, product)
 	}
 }
 
