@@ -73,6 +73,12 @@ type Config struct {
 	// to the same lane, in stream order; events of different streams, even
 	// of one message, are handled side by side.
 	Concurrency int
+	// OrderBy, if set, is what must be handled in order instead of the
+	// stream: events with the same key share a lane. For a handler that
+	// acts on another aggregate than the source's (the order an event of a
+	// hot product answers), keying by that aggregate lets the events of
+	// one busy stream run side by side.
+	OrderBy func(eventstore.RecordedEvent) string
 	// Replicas of the dead-letter stream, if this consumer creates it: 1 on
 	// the embedded server, 3 on a cluster.
 	Replicas int

@@ -40,7 +40,7 @@ type delivery struct {
 	overdue   bool      // a handler outlived its deadline: no more in progress
 	remaining int       // events not done yet
 	failures  []failure
-	failed    map[string]bool // streams with a failed event: their later events wait for the redelivery
+	failed    map[string]bool // order keys (streams) with a failed event: their later events wait for the redelivery
 	abandoned bool            // events not started because the consumer stops
 }
 
@@ -124,9 +124,17 @@ func (c *Consumer) startLanes(n int) {
 	}
 }
 
-func (c *Consumer) laneOf(stream string) *lane {
+// orderKey is what orders e's handling: its stream, or Config.OrderBy's key.
+func (c *Consumer) orderKey(e eventstore.RecordedEvent) string {
+	if c.cfg.OrderBy != nil {
+		return c.cfg.OrderBy(e)
+	}
+	return e.Stream
+}
+
+func (c *Consumer) laneOf(key string) *lane {
 	h := fnv.New32a()
-	h.Write([]byte(stream))
+	h.Write([]byte(key))
 	return c.lanes[h.Sum32()%uint32(len(c.lanes))]
 }
 
@@ -199,7 +207,7 @@ func (c *Consumer) dispatch(msg jetstream.Msg) {
 		}
 	}
 	for _, i := range todo {
-		c.laneOf(evs[i].Stream).push(item{d, i})
+		c.laneOf(c.orderKey(evs[i])).push(item{d, i})
 	}
 }
 
@@ -237,7 +245,7 @@ func (c *Consumer) run(it item) {
 		return
 	}
 	d.mu.Lock()
-	wait := d.failed[d.evs[i].Stream]
+	wait := d.failed[c.orderKey(d.evs[i])]
 	msg, md := d.msg, d.md
 	d.mu.Unlock()
 	if wait {
@@ -259,7 +267,7 @@ func (c *Consumer) finish(d *delivery, i int, err error, abandoned bool) {
 		if d.failed == nil {
 			d.failed = map[string]bool{}
 		}
-		d.failed[d.evs[i].Stream] = true
+		d.failed[c.orderKey(d.evs[i])] = true
 	}
 	if abandoned {
 		d.abandoned = true

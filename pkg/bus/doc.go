@@ -18,7 +18,10 @@
 // one worker). So the events of one stream are handled one after the
 // other, in stream order, also across messages, while the events of
 // different streams — of one message or of several — are handled side by
-// side.
+// side. A consumer whose handler acts on another aggregate than the
+// event's may order by that one instead (Config.OrderBy): the answers to
+// many orders that one hot product records are then handled side by side,
+// each order's in order.
 //
 // A message is settled when the last of its events is done:
 //

@@ -108,6 +108,9 @@ type Reaction struct {
 	// Concurrency is how many events of different aggregates are handled
 	// at once; default 8. Events of one aggregate always go one by one.
 	Concurrency int
+	// OrderBy, if set, keys what goes one by one instead of the source
+	// aggregate (bus.Config.OrderBy).
+	OrderBy func(eventstore.RecordedEvent) string
 }
 
 // Store is an event store that can tell its newest position, as every

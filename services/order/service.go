@@ -88,7 +88,7 @@ func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 		},
 		Reactions: []platform.Reaction{
 			{Name: app.SagaConsumer, Source: "catalog", EventTypes: catalog.EventTypes(), Handle: catalog.Handle,
-				Aggregates: app.CatalogAnswerers},
+				Aggregates: app.CatalogAnswerers, OrderBy: app.AnsweredOrder, Concurrency: 32},
 			{Name: app.FulfilmentConsumer, Source: "fulfilment", EventTypes: fulfilment.EventTypes(), Handle: fulfilment.Handle},
 			{Name: app.TrustConsumer, Source: "trust", EventTypes: trust.EventTypes(), Handle: trust.Handle},
 		},

@@ -18,6 +18,17 @@ const SagaConsumer = "order-on-catalog"
 // its one product, or the reservation saga of an order across products.
 var CatalogAnswerers = []string{"product", "reservation"}
 
+// AnsweredOrder is the order a catalog answer is about: its correlation
+// id, which the catalog carries over from OrderPlaced (the order id). The
+// answers to one order are handled in order; those to different orders,
+// though one hot product records them all, side by side.
+func AnsweredOrder(e eventstore.RecordedEvent) string {
+	if id := e.Metadata.CorrelationID; id != "" {
+		return id
+	}
+	return e.Stream
+}
+
 // CatalogRoutes are the order side of the stock saga. A redelivered event
 // appends nothing (react); a second, different answer for an order already
 // decided is ignored by the aggregate.
