@@ -237,7 +237,7 @@ func (rt *runtime) subscribe(ctx context.Context, s *subscribed) {
 		c, err := bus.Subscribe(ctx, rt.d.JetStream, bus.Config{
 			Name: s.r.Name, SourceService: s.r.Source, EventTypes: s.r.EventTypes, FilterSubjects: s.r.subjects(),
 			Concurrency: cmp(s.r.Concurrency, defaultConcurrency), OrderBy: s.r.OrderBy,
-			Backoff:     reactionBackoff, MaxDeliver: reactionMaxDeliver,
+			Backoff: reactionBackoff, MaxDeliver: reactionMaxDeliver,
 			Replicas: rt.d.Replicas, Logger: rt.log,
 		}, s.r.Handle)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
