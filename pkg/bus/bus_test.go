@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -842,6 +843,64 @@ func TestConcurrentLanesKeepEachStreamInOrder(t *testing.T) {
 	}
 	if got := sum(t, "custody.bus.handled", consumerAttr(name), outcome("ok")); got != orders*msgs*perMsg {
 		t.Errorf("handled{ok} = %d, want %d", got, orders*msgs*perMsg)
+	}
+}
+
+// One busy stream whose events answer different orders (Config.OrderBy
+// keys them by correlation): the events of different keys run side by
+// side, though one stream holds them all, and each key's in order.
+func TestOrderByRunsOneStreamSideBySide(t *testing.T) {
+	e := newEnv(t)
+	name := consumerName("test-order-by")
+	const keys, perKey = 4, 3
+	var mu sync.Mutex
+	seen := map[string][]string{} // key -> event ids in handling order
+	inFlight, maxInFlight := 0, 0
+	release := make(chan struct{})
+	c := e.subscribe(t, bus.Config{Name: name, Concurrency: keys, AckWait: 10 * time.Second,
+		OrderBy: func(ev eventstore.RecordedEvent) string { return ev.Metadata.CorrelationID }},
+		func(ctx context.Context, ev eventstore.RecordedEvent) error {
+			mu.Lock()
+			inFlight++
+			maxInFlight = max(maxInFlight, inFlight)
+			mu.Unlock()
+			if strings.HasSuffix(ev.ID, "-0") {
+				<-release // hold each key's first event until several are in flight
+			}
+			mu.Lock()
+			inFlight--
+			seen[ev.Metadata.CorrelationID] = append(seen[ev.Metadata.CorrelationID], ev.ID)
+			mu.Unlock()
+			return nil
+		})
+	cm := newCommits()
+	var evs []eventstore.RecordedEvent
+	for i := range perKey {
+		for k := range keys {
+			ev := cm.ev("hot", fmt.Sprintf("k%d-%d", k, i), evType)
+			ev.Metadata.CorrelationID = fmt.Sprintf("k%d", k)
+			evs = append(evs, ev)
+		}
+	}
+	last := e.publish(t, evs...)
+	eventually(t, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if maxInFlight < 2 {
+			return fmt.Errorf("%d handlers in flight: the stream's events ran one by one", maxInFlight)
+		}
+		return nil
+	})
+	close(release)
+	eventually(t, settled(t, c, last))
+	mu.Lock()
+	defer mu.Unlock()
+	for k := range keys {
+		key := fmt.Sprintf("k%d", k)
+		want := []string{key + "-0", key + "-1", key + "-2"}
+		if !slices.Equal(seen[key], want) {
+			t.Errorf("%s handled %v, want %v", key, seen[key], want)
+		}
 	}
 }
 
