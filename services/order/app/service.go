@@ -43,8 +43,9 @@ type Config struct {
 	// pricing, for the read model before listing. Default 2s.
 	CatalogWait time.Duration
 	// PollInterval: how soon a PlaceOrder waiting for its outcome first
-	// rereads the order in case no notification came (backing off to 10×).
-	// Default 100ms.
+	// rereads the order from the store in case its answer is in neither
+	// the handler nor the read model (backing off to 10×): a safety net,
+	// since the read model wakes the wait. Default 1s.
 	PollInterval time.Duration
 	// MaxWait caps PlaceOrder's wait_timeout. Default 30s.
 	MaxWait time.Duration
@@ -56,7 +57,7 @@ func (c Config) withDefaults() Config {
 	}
 	c.CatalogWait = projection.WaitOrDefault(c.CatalogWait)
 	if c.PollInterval <= 0 {
-		c.PollInterval = 100 * time.Millisecond
+		c.PollInterval = time.Second
 	}
 	if c.MaxWait <= 0 {
 		c.MaxWait = 30 * time.Second
