@@ -1,6 +1,7 @@
 // Package telemetry sets up OpenTelemetry for a Custody process (docs/design.md §7):
-// an always-sampling tracer provider (so log lines carry trace ids even
-// when nothing is exported), a meter provider read by a Prometheus exporter
+// a tracer provider (every trace sampled when spans are exported; none
+// recorded when nothing would export them, while trace ids still reach log
+// lines and events), a meter provider read by a Prometheus exporter
 // on a private registry, OTLP export of both when OTEL_EXPORTER_OTLP_ENDPOINT
 // is set, and the W3C TraceContext+Baggage propagator. It also carries trace
 // context across NATS message headers and event metadata, and builds slog
@@ -62,16 +63,21 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 		return nil, fmt.Errorf("telemetry resource: %w", err)
 	}
 
-	tpOpts := []sdktrace.TracerProviderOption{
-		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
-	}
+	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	if otlpEnabled("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
 		exp, err := otlptracegrpc.New(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("otlp trace exporter: %w", err)
 		}
+		// The SDK's sampler: every trace (parentbased_always_on) unless
+		// OTEL_TRACES_SAMPLER says otherwise.
 		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp))
+	} else {
+		// Nothing exports spans: record none (recording them cost a tenth
+		// of the CPU under load, for nothing). Trace context is still made
+		// and propagated, so logs and stored events still carry trace ids
+		// that tie one order's steps together across services.
+		tpOpts = append(tpOpts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
 	}
 
 	reg := prometheus.NewRegistry()

@@ -39,6 +39,10 @@ func TestPropagation(t *testing.T) {
 	setup(t)
 	ctx, span := otel.Tracer("test").Start(t.Context(), "publish")
 	defer span.End()
+	// With no exporter nothing is recorded, but the context is real.
+	if span.IsRecording() || !span.SpanContext().IsValid() {
+		t.Fatalf("span recording %v, context %v: want a valid, unrecorded span", span.IsRecording(), span.SpanContext())
+	}
 	member, _ := baggage.NewMember("tenant", "t1")
 	bag, _ := baggage.New(member)
 	ctx = baggage.ContextWithBaggage(ctx, bag)
