@@ -106,7 +106,7 @@ type Reaction struct {
 	// fails after the runtime's last delivery, parks the event.
 	Handle func(ctx context.Context, e eventstore.RecordedEvent) error
 	// Concurrency is how many events of different aggregates are handled
-	// at once; default 8. Events of one aggregate always go one by one.
+	// at once; default 32. Events of one aggregate always go one by one.
 	Concurrency int
 	// OrderBy, if set, keys what goes one by one instead of the source
 	// aggregate (bus.Config.OrderBy).

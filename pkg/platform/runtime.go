@@ -27,7 +27,7 @@ var (
 )
 
 const (
-	defaultConcurrency = 8
+	defaultConcurrency = 32
 	// catchUpTimeout bounds how long a module's own projections may take
 	// to catch up before the process serves.
 	catchUpTimeout = 2 * time.Minute

@@ -83,8 +83,8 @@ func newParts(ctx context.Context, d platform.Deps) (platform.Parts, error) {
 			{
 				Name: ConsumerName, Source: "order", EventTypes: saga.EventTypes(), Handle: saga.Handle,
 				// One order's events go one by one; orders for a hot product
-				// overlap and are group-committed there.
-				Concurrency: 16,
+				// overlap (the platform's lanes) and are group-committed
+				// there.
 			},
 			{Name: "catalog-on-fulfilment", Source: "fulfilment", EventTypes: shipments.EventTypes(), Handle: shipments.Handle, Concurrency: 8},
 			{Name: "catalog-on-trust", Source: "trust", EventTypes: returns.EventTypes(), Handle: returns.Handle, Concurrency: 8},

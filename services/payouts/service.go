@@ -215,13 +215,10 @@ func Module() platform.Module { return platform.WithFlags(Name, DefaultOptions()
 // declares no flags.
 func NewModule(o Options) platform.Module { return platform.WithOptions(Name, o, parts) }
 
-// Reactions per upstream service. Different orders' events are booked side
-// by side, each order's in order; trust's one by one, so that a claim's
-// open, refund and close are booked in the order trust wrote them.
-const (
-	concurrency      = 8
-	trustConcurrency = 1
-)
+// Trust's events are booked one by one, so that a claim's open, refund and
+// close are booked in the order trust wrote them; the other upstreams'
+// side by side (the platform's lanes), each order's in order.
+const trustConcurrency = 1
 
 func parts(ctx context.Context, d platform.Deps, o Options) (platform.Parts, error) {
 	if o.Policy.Tiers == nil {
@@ -245,8 +242,8 @@ func parts(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 			{Name: "vendor trust tiers", Source: "trust", Apply: svc.Tiers().Apply, Position: svc.Tiers().Position()},
 		},
 		Reactions: []platform.Reaction{
-			{Name: app.OrderConsumer, Source: "order", EventTypes: orders.EventTypes(), Handle: orders.Handle, Concurrency: concurrency},
-			{Name: app.FulfilmentConsumer, Source: "fulfilment", EventTypes: fulfilment.EventTypes(), Handle: fulfilment.Handle, Concurrency: concurrency},
+			{Name: app.OrderConsumer, Source: "order", EventTypes: orders.EventTypes(), Handle: orders.Handle},
+			{Name: app.FulfilmentConsumer, Source: "fulfilment", EventTypes: fulfilment.EventTypes(), Handle: fulfilment.Handle},
 			{Name: app.TrustConsumer, Source: "trust", EventTypes: trust.EventTypes(), Handle: trust.Handle, Concurrency: trustConcurrency},
 		},
 		Workers: []func(context.Context){svc.RunDeadlines},

@@ -52,7 +52,7 @@ type Config struct {
 	// Default 2s.
 	ReadWait time.Duration
 	// ReactionConcurrency: order events handled at once (different orders
-	// side by side). Default 8.
+	// side by side). Default (0): the platform's.
 	ReactionConcurrency int
 	// WatchBuffer: changes buffered per watch before a watcher that does
 	// not keep up is cut off (it reconnects with its cursor). Default 1024.
@@ -73,9 +73,6 @@ func (c Config) withDefaults() Config {
 		c.DefaultTransit = DefaultTransit
 	}
 	c.ReadWait = projection.WaitOrDefault(c.ReadWait)
-	if c.ReactionConcurrency <= 0 {
-		c.ReactionConcurrency = 8
-	}
 	if c.WatchBuffer <= 0 {
 		c.WatchBuffer = 1024
 	}
