@@ -43,9 +43,8 @@ type Config struct {
 	// pricing, for the read model before listing. Default 2s.
 	CatalogWait time.Duration
 	// PollInterval: how soon a PlaceOrder waiting for its outcome first
-	// rereads the order from the store in case its answer is in neither
-	// the handler nor the read model (backing off to 10×): a safety net,
-	// since the read model wakes the wait. Default 1s.
+	// rereads the order from the store if the read model, which wakes the
+	// wait, does not have it yet (backing off to 10×). Default 1s.
 	PollInterval time.Duration
 	// MaxWait caps PlaceOrder's wait_timeout. Default 30s.
 	MaxWait time.Duration
@@ -258,6 +257,11 @@ func (s *Service) awaitOutcome(ctx context.Context, last OrderView, d time.Durat
 			return v, nil
 		}
 		if !polled {
+			continue
+		}
+		if _, _, ok := s.orders.Get(id); ok {
+			// The read model has the order, pending: it will wake us. (Under
+			// overload, thousands of waits rereading the store made it worse.)
 			continue
 		}
 		o, rev, _, err := s.h.Load(wctx, id)
