@@ -273,6 +273,32 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// A token verified once is remembered (its signature is not checked
+// again), but its expiry still holds against the clock on every call.
+func TestVerifiedTokenStillExpires(t *testing.T) {
+	key := mustKey(t)
+	clk := clock.NewFake(time.Now())
+	tok, err := auth.NewIssuer(key, clk).Mint("alice", []auth.Role{{Kind: auth.Vendor, ID: "v1"}}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := auth.NewVerifier(pubOf(key), clk)
+	for range 2 {
+		if c, err := v.Verify(t.Context(), tok); err != nil || c.Subject != "alice" {
+			t.Fatalf("Verify = %+v, %v", c, err)
+		}
+	}
+	clk.Advance(time.Minute + auth.DefaultLeeway + time.Second)
+	if _, err := v.Verify(t.Context(), tok); !errors.Is(err, auth.ErrInvalidToken) || !errors.Is(err, jwt.ErrTokenExpired) {
+		t.Fatalf("Verify after expiry = %v, want ErrInvalidToken and ErrTokenExpired", err)
+	}
+	// A token with the same claims under another signature is not the one remembered.
+	forged := tok[:strings.LastIndex(tok, ".")+1] + "AAAA"
+	if _, err := v.Verify(t.Context(), forged); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("Verify of a forged signature = %v", err)
+	}
+}
+
 func TestMintRejects(t *testing.T) {
 	iss := auth.NewIssuer(mustKey(t), nil)
 	tests := []struct {
