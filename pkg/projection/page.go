@@ -3,6 +3,7 @@ package projection
 import (
 	"encoding/base64"
 	"fmt"
+	"iter"
 	"slices"
 	"sort"
 	"strconv"
@@ -73,11 +74,14 @@ func (k Key) Before(o Key) bool {
 	return k.ID > o.ID
 }
 
-// Insert puts v into list, which is kept in Key order, and returns the
-// list; an item with v's key is replaced (an item's key never changes).
+// Insert puts v into list and returns the list; an item with v's key is
+// replaced (an item's key never changes). The list is kept in reverse Key
+// order, oldest first, so that the newest item, the usual one, is appended
+// rather than moved in front of all the others (which made every insert
+// cost the whole list); Newest.Page lists it newest first.
 func Insert[T any](list []T, v T, key func(T) Key) []T {
 	k := key(v)
-	i := sort.Search(len(list), func(i int) bool { return !key(list[i]).Before(k) })
+	i := sort.Search(len(list), func(i int) bool { return !k.Before(key(list[i])) })
 	if i < len(list) && key(list[i]).same(k) {
 		list[i] = v
 		return list
@@ -87,7 +91,7 @@ func Insert[T any](list []T, v T, key func(T) Key) []T {
 
 func (k Key) same(o Key) bool { return k.ID == o.ID && k.Time.Equal(o.Time) }
 
-// Newest pages a list kept in Key order (Insert): the read model keeps
+// Newest pages a list kept by Insert, newest first: the read model keeps
 // the list, Newest knows the page sizes and the token of a page.
 type Newest[T any] struct {
 	// Key is an item's place in the list.
@@ -104,7 +108,7 @@ type Newest[T any] struct {
 // when no accepted item follows). query identifies the query's filters;
 // a token of another query is refused.
 func (n Newest[T]) Page(list []T, query string, size int, tok string, keep func(T) bool) ([]T, string, error) {
-	start := 0
+	end := len(list) // list[:end] lists after the token's item, from list[end-1] down
 	if tok != "" {
 		f, err := ParsePageToken(tok, query, n.Filters, 2)
 		if err != nil {
@@ -115,9 +119,9 @@ func (n Newest[T]) Page(list []T, query string, size int, tok string, keep func(
 			return nil, "", badPageToken("not a page token of this service")
 		}
 		after := Key{Time: time.Unix(0, nanos).UTC(), ID: f[1]}
-		start = sort.Search(len(list), func(i int) bool { return after.Before(n.Key(list[i])) })
+		end = sort.Search(len(list), func(i int) bool { return !after.Before(n.Key(list[i])) })
 	}
-	page, more := Take(list[start:], PageSize(size, n.DefaultSize, n.MaxSize), keep)
+	page, more := Take(Backward(list[:end]), PageSize(size, n.DefaultSize, n.MaxSize), keep)
 	if !more {
 		return page, "", nil
 	}
@@ -125,11 +129,23 @@ func (n Newest[T]) Page(list []T, query string, size int, tok string, keep func(
 	return page, PageToken(query, strconv.FormatInt(last.Time.UnixNano(), 10), last.ID), nil
 }
 
+// Backward is list from its last item to its first: a list Insert keeps,
+// newest first.
+func Backward[T any](list []T) iter.Seq[T] {
+	return func(yield func(T) bool) {
+		for i := len(list) - 1; i >= 0; i-- {
+			if !yield(list[i]) {
+				return
+			}
+		}
+	}
+}
+
 // Take returns the first size items of list that keep accepts (keep nil:
 // every item) and whether another accepted item follows them.
-func Take[T any](list []T, size int, keep func(T) bool) ([]T, bool) {
+func Take[T any](list iter.Seq[T], size int, keep func(T) bool) ([]T, bool) {
 	var out []T
-	for _, v := range list {
+	for v := range list {
 		if keep != nil && !keep(v) {
 			continue
 		}

@@ -65,7 +65,7 @@ func TestNewest(t *testing.T) {
 	}
 	list = projection.Insert(list, &item{at: t0.Add(3 * time.Minute), id: "d", color: "blue"}, key) // replaces d
 	var ids []string
-	for _, it := range list {
+	for it := range projection.Backward(list) {
 		ids = append(ids, it.id+"/"+it.color)
 	}
 	if want := []string{"f/red", "d/blue", "e/red", "b/red", "a/red", "c/red"}; !slices.Equal(ids, want) {
@@ -119,9 +119,25 @@ func TestTake(t *testing.T) {
 		{[]int{1, 2, 3, 4, 5}, 2, []int{2, 4}, false},
 		{nil, 2, nil, false},
 	} {
-		got, more := projection.Take(tt.list, tt.size, even)
+		got, more := projection.Take(slices.Values(tt.list), tt.size, even)
 		if !slices.Equal(got, tt.want) || more != tt.more {
 			t.Errorf("Take(%v, %d) = %v, %v; want %v, %v", tt.list, tt.size, got, more, tt.want, tt.more)
 		}
+	}
+}
+
+// BenchmarkInsertNewest: a read model adds each new order to its vendor's
+// list; the cost per insert must not grow with the list (it did, when the
+// newest item was moved in front of all the others).
+func BenchmarkInsertNewest(b *testing.B) {
+	type item struct {
+		at time.Time
+		id string
+	}
+	key := func(i *item) projection.Key { return projection.Key{Time: i.at, ID: i.id} }
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	var list []*item
+	for i := 0; b.Loop(); i++ {
+		list = projection.Insert(list, &item{at: t0.Add(time.Duration(i)), id: "o"}, key)
 	}
 }

@@ -160,7 +160,7 @@ func (m *ReadModel) subscribe(vendorID string, buffer int, snapshot bool) (*watc
 	m.watchers[vendorID][w] = struct{}{}
 	var snap []View
 	if snapshot {
-		for _, v := range m.byVendor[vendorID] {
+		for v := range projection.Backward(m.byVendor[vendorID]) {
 			snap = append(snap, *v)
 		}
 	}

@@ -270,7 +270,7 @@ func (v *LedgerView) Entries(f EntryFilter, after, limit int) ([]Entry, bool) {
 		list = v.byOrder[f.OrderID]
 	}
 	start, _ := slices.BinarySearchFunc(list, after+1, func(e *Entry, seq int) int { return e.Seq - seq })
-	found, more := projection.Take(list[start:], limit, func(e *Entry) bool { return f.OrderID == "" || e.OrderID == f.OrderID })
+	found, more := projection.Take(slices.Values(list[start:]), limit, func(e *Entry) bool { return f.OrderID == "" || e.OrderID == f.OrderID })
 	var out []Entry
 	for _, e := range found {
 		out = append(out, *e)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -201,7 +202,7 @@ func (m *ReadModel) Vendors(q VendorQuery) (VendorPage, error) {
 	}
 	m.mu.RUnlock()
 	sort.Slice(list, func(i, j int) bool { return list[i].VendorID < list[j].VendorID })
-	vendors, more := projection.Take(list, projection.PageSize(q.PageSize, DefaultPageSize, MaxPageSize), nil)
+	vendors, more := projection.Take(slices.Values(list), projection.PageSize(q.PageSize, DefaultPageSize, MaxPageSize), nil)
 	page := VendorPage{Vendors: vendors}
 	if more {
 		page.NextPageToken = projection.PageToken(query, vendors[len(vendors)-1].VendorID)
