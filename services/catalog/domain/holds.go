@@ -6,51 +6,68 @@ import "maps"
 // order that buys it, so its holds grow with the orders, and the handler
 // decides on a copy of the product for every batch of commands: copying
 // the holds each time made deciding cost more with every order sold. The
-// table is therefore immutable: its shards are shared by every copy, and
-// recording a hold copies only the shard it lands in (1/holdShards of the
-// holds) and the shard array. Hold values are never changed in place
-// either (evolve clones one before changing it).
+// table is therefore immutable and shared by every copy: a two-level tree
+// of holdFan×holdFan small maps, where recording a hold copies one path
+// (two arrays of holdFan pointers and the one map it lands in, 1/4096 of
+// the holds). Hold values are never changed in place either (evolve clones
+// one before changing it).
 type holdTable struct {
-	shards *[holdShards]map[string]Hold
+	root *[holdFan]*holdLeaves
 }
 
-const holdShards = 128
+type holdLeaves [holdFan]map[string]Hold
 
-func shardOf(orderID string) int {
+const holdFan = 64
+
+// slot is where orderID's hold lives: root index, then leaf index.
+func slot(orderID string) (int, int) {
 	h := uint32(2166136261) // FNV-1a
 	for i := 0; i < len(orderID); i++ {
 		h = (h ^ uint32(orderID[i])) * 16777619
 	}
-	return int(h % holdShards)
+	return int(h % holdFan), int(h / holdFan % holdFan)
 }
 
 func (t holdTable) get(orderID string) Hold {
-	if t.shards == nil {
+	if t.root == nil {
 		return Hold{}
 	}
-	return t.shards[shardOf(orderID)][orderID]
+	i, j := slot(orderID)
+	if t.root[i] == nil {
+		return Hold{}
+	}
+	return t.root[i][j][orderID]
 }
 
 // with is t with orderID's hold set to h; t is unchanged.
 func (t holdTable) with(orderID string, h Hold) holdTable {
-	var next [holdShards]map[string]Hold
-	if t.shards != nil {
-		next = *t.shards
+	var root [holdFan]*holdLeaves
+	if t.root != nil {
+		root = *t.root
 	}
-	i := shardOf(orderID)
-	m := make(map[string]Hold, len(next[i])+1)
-	maps.Copy(m, next[i])
+	i, j := slot(orderID)
+	var leaves holdLeaves
+	if root[i] != nil {
+		leaves = *root[i]
+	}
+	m := make(map[string]Hold, len(leaves[j])+1)
+	maps.Copy(m, leaves[j])
 	m[orderID] = h
-	next[i] = m
-	return holdTable{shards: &next}
+	leaves[j] = m
+	root[i] = &leaves
+	return holdTable{root: &root}
 }
 
 // len is the number of holds.
 func (t holdTable) len() int {
 	n := 0
-	if t.shards != nil {
-		for _, m := range t.shards {
-			n += len(m)
+	if t.root != nil {
+		for _, leaves := range t.root {
+			if leaves != nil {
+				for _, m := range leaves {
+					n += len(m)
+				}
+			}
 		}
 	}
 	return n
