@@ -19,6 +19,7 @@ import (
 
 	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/telemetry"
 )
 
 const instrumentation = "github.com/custody/custody/pkg/bus"
@@ -162,6 +163,7 @@ type instruments struct {
 	parked       metric.Int64Counter
 	duration     metric.Float64Histogram
 	lag          metric.Int64ObservableGauge
+	outcomes     *telemetry.Outcomes // consumer=<name>, outcome=…
 }
 
 // Subscribe creates (or updates) the durable consumer cfg.Name on the source
@@ -234,6 +236,7 @@ func Subscribe(ctx context.Context, js jetstream.JetStream, cfg Config, h Handle
 
 func (c *Consumer) instrument() error {
 	meter := otel.Meter(instrumentation)
+	c.m.outcomes = telemetry.NewOutcomes(attribute.String("consumer", c.cfg.Name))
 	var err error
 	var errs []error
 	c.m.handled, err = meter.Int64Counter("custody.bus.handled",
@@ -320,8 +323,7 @@ func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg, log *slog.Logger)
 // count adds one event to custody.bus.handled per outcome given.
 func (c *Consumer) count(ctx context.Context, outcomes ...string) {
 	for _, o := range outcomes {
-		c.m.handled.Add(ctx, 1, metric.WithAttributes(
-			attribute.String("consumer", c.cfg.Name), attribute.String("outcome", o)))
+		c.m.handled.Add(ctx, 1, c.m.outcomes.Of(o))
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -335,9 +334,9 @@ func (c *Consumer) handle(d *delivery, i int, subject string, md *jetstream.MsgM
 		"traceparent": ev.Metadata.TraceParent,
 		"tracestate":  ev.Metadata.TraceState,
 	})
-	sctx, span := c.tracer.Start(pctx, c.cfg.Name+" process "+ev.Type,
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
+	sctx, span := c.tracer.Start(pctx, c.cfg.Name+" process "+ev.Type, trace.WithSpanKind(trace.SpanKindConsumer))
+	if span.IsRecording() { // the attributes cost when nothing records them
+		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "process"),
 			attribute.String("messaging.destination.name", subject),
@@ -348,7 +347,8 @@ func (c *Consumer) handle(d *delivery, i int, subject string, md *jetstream.MsgM
 			attribute.String("custody.event.stream", ev.Stream),
 			attribute.Int("custody.event.index", i),
 			attribute.Int("custody.commit.events", len(d.evs)),
-		))
+		)
+	}
 	defer span.End()
 
 	hctx, cancel := context.WithTimeout(sctx, c.cfg.AckWait)
@@ -359,8 +359,7 @@ func (c *Consumer) handle(d *delivery, i int, subject string, md *jetstream.MsgM
 	if herr != nil {
 		result = "error"
 	}
-	c.m.duration.Record(sctx, time.Since(start).Seconds(), metric.WithAttributes(
-		attribute.String("consumer", c.cfg.Name), attribute.String("outcome", result)))
+	c.m.duration.Record(sctx, time.Since(start).Seconds(), c.m.outcomes.Of(result))
 	if herr == nil {
 		c.count(sctx, "ok")
 		return nil

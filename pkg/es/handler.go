@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/telemetry"
 )
 
 // Handler executes commands against one aggregate type.
@@ -31,6 +32,8 @@ type Handler[S any, C any] struct {
 	duration  metric.Float64Histogram
 	batchSize metric.Int64Histogram
 	conflicts metric.Int64Counter
+	attrs     metric.MeasurementOption // aggregate=…
+	outcomes  *telemetry.Outcomes      // aggregate=…, outcome=…
 }
 
 // Options tune a Handler.
@@ -61,6 +64,8 @@ func NewHandler[S any, C any](d Decider[S, C], store eventstore.Store, opts Opti
 		metric.WithDescription("Commands decided into one append"))
 	h.conflicts, _ = meter.Int64Counter("custody.command.conflicts",
 		metric.WithDescription("Appends that met another process's write and were decided again"))
+	h.attrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("aggregate", d.Aggregate)))
+	h.outcomes = telemetry.NewOutcomes(attribute.String("aggregate", d.Aggregate))
 	return h
 }
 
@@ -99,9 +104,11 @@ func (h *Handler[S, C]) Handle(ctx context.Context, cmd Command[C]) (Result[S], 
 		return Result[S]{}, fmt.Errorf("%w: aggregate id %q: %w", ErrBadCommand, cmd.AggregateID, err)
 	}
 	start := time.Now()
-	ctx, span := h.tracer.Start(ctx, h.d.Aggregate+" command", trace.WithAttributes(
-		attribute.String("custody.aggregate", h.d.Aggregate), attribute.String("custody.aggregate_id", cmd.AggregateID),
-		attribute.String("custody.command_id", cmd.ID)))
+	ctx, span := h.tracer.Start(ctx, h.d.Aggregate+" command")
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("custody.aggregate", h.d.Aggregate),
+			attribute.String("custody.aggregate_id", cmd.AggregateID), attribute.String("custody.command_id", cmd.ID))
+	}
 	defer span.End()
 	res, err := h.submit(ctx, &pending[S, C]{ctx: ctx, cmd: cmd})
 	outcome := "ok"
@@ -112,8 +119,7 @@ func (h *Handler[S, C]) Handle(ctx context.Context, cmd Command[C]) (Result[S], 
 	case res.Duplicate:
 		outcome = "duplicate"
 	}
-	h.duration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(
-		attribute.String("aggregate", h.d.Aggregate), attribute.String("outcome", outcome)))
+	h.duration.Record(ctx, time.Since(start).Seconds(), h.outcomes.Of(outcome))
 	return res, err
 }
 
@@ -234,7 +240,7 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 	if len(live) == 0 {
 		return
 	}
-	h.batchSize.Record(context.Background(), int64(len(live)), metric.WithAttributes(attribute.String("aggregate", h.d.Aggregate)))
+	h.batchSize.Record(context.Background(), int64(len(live)), h.attrs)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), h.timeout)
 	defer cancel()
 	stream := h.d.Stream(id)
@@ -329,7 +335,7 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 			r.loaded = false // deciding may have changed the shared state in place
 		}
 		if errors.Is(err, eventstore.ErrWrongExpected) && attempt < h.maxRetries {
-			h.conflicts.Add(ctx, 1, metric.WithAttributes(attribute.String("aggregate", h.d.Aggregate)))
+			h.conflicts.Add(ctx, 1, h.attrs)
 			if err := eventstore.ConflictPause(ctx, attempt); err != nil {
 				h.failAll(live, err)
 				return

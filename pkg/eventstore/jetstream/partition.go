@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 
 	"github.com/custody/custody/pkg/eventstore"
 )
@@ -323,7 +321,7 @@ func (s *Store) commit(p *partition, batch []*pendingAppend) {
 		if len(batch) == 0 {
 			return
 		}
-		s.batchSize.Record(ctx, int64(len(batch)), metric.WithAttributes(attribute.String("service", s.service)))
+		s.batchSize.Record(ctx, int64(len(batch)), s.attrs)
 		msg, err := EncodeCommit(p.subject, sealed)
 		if err != nil {
 			fail(fmt.Errorf("%w: %w", eventstore.ErrInvalidAppend, err))
@@ -335,7 +333,7 @@ func (s *Store) commit(p *partition, batch []*pendingAppend) {
 			// Another writer got in first: read what it wrote, decide again.
 			// On a replicated stream its message may be accepted before it
 			// is readable; a short random pause lets it through.
-			s.conflicts.Add(ctx, 1, metric.WithAttributes(attribute.String("service", s.service)))
+			s.conflicts.Add(ctx, 1, s.attrs)
 			if err := eventstore.ConflictPause(ctx, attempt); err != nil {
 				fail(err)
 				return

@@ -40,6 +40,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/telemetry"
 )
 
 // Config configures a Store.
@@ -71,6 +72,8 @@ type Store struct {
 	appendDur metric.Float64Histogram
 	batchSize metric.Int64Histogram
 	conflicts metric.Int64Counter
+	attrs     metric.MeasurementOption // service=…
+	outcomes  *telemetry.Outcomes      // service=…, outcome=…
 }
 
 var servicePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
@@ -132,6 +135,8 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		metric.WithDescription("Appends stored together in one message (group commit)"))
 	s.conflicts, _ = meter.Int64Counter("custody.eventstore.append.conflicts",
 		metric.WithDescription("Messages refused because another writer had written to the partition first"))
+	s.attrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("service", cfg.Service)))
+	s.outcomes = telemetry.NewOutcomes(attribute.String("service", cfg.Service))
 	return s, nil
 }
 
@@ -213,8 +218,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	case res.Duplicate:
 		outcome = "duplicate"
 	}
-	s.appendDur.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(
-		attribute.String("service", s.service), attribute.String("outcome", outcome)))
+	s.appendDur.Record(ctx, time.Since(start).Seconds(), s.outcomes.Of(outcome))
 	return res, err
 }
 
