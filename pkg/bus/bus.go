@@ -19,7 +19,7 @@ import (
 
 	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
-	"github.com/custody/custody/pkg/telemetry"
+	"github.com/custody/custody/pkg/telemetry/outcomes"
 )
 
 const instrumentation = "github.com/custody/custody/pkg/bus"
@@ -163,7 +163,7 @@ type instruments struct {
 	parked       metric.Int64Counter
 	duration     metric.Float64Histogram
 	lag          metric.Int64ObservableGauge
-	outcomes     *telemetry.Outcomes // consumer=<name>, outcome=…
+	outcomes     *outcomes.Set // consumer=<name>, outcome=…
 }
 
 // Subscribe creates (or updates) the durable consumer cfg.Name on the source
@@ -236,7 +236,7 @@ func Subscribe(ctx context.Context, js jetstream.JetStream, cfg Config, h Handle
 
 func (c *Consumer) instrument() error {
 	meter := otel.Meter(instrumentation)
-	c.m.outcomes = telemetry.NewOutcomes(attribute.String("consumer", c.cfg.Name))
+	c.m.outcomes = outcomes.New(attribute.String("consumer", c.cfg.Name))
 	var err error
 	var errs []error
 	c.m.handled, err = meter.Int64Counter("custody.bus.handled",

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/custody/custody/pkg/eventstore"
-	"github.com/custody/custody/pkg/telemetry"
+	"github.com/custody/custody/pkg/telemetry/outcomes"
 )
 
 // Handler executes commands against one aggregate type.
@@ -33,7 +33,7 @@ type Handler[S any, C any] struct {
 	batchSize metric.Int64Histogram
 	conflicts metric.Int64Counter
 	attrs     metric.MeasurementOption // aggregate=…
-	outcomes  *telemetry.Outcomes      // aggregate=…, outcome=…
+	outcomes  *outcomes.Set            // aggregate=…, outcome=…
 }
 
 // Options tune a Handler.
@@ -65,7 +65,7 @@ func NewHandler[S any, C any](d Decider[S, C], store eventstore.Store, opts Opti
 	h.conflicts, _ = meter.Int64Counter("custody.command.conflicts",
 		metric.WithDescription("Appends that met another process's write and were decided again"))
 	h.attrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("aggregate", d.Aggregate)))
-	h.outcomes = telemetry.NewOutcomes(attribute.String("aggregate", d.Aggregate))
+	h.outcomes = outcomes.New(attribute.String("aggregate", d.Aggregate))
 	return h
 }
 

@@ -16,7 +16,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -232,18 +231,4 @@ func (r *traceReceiver) spanNames() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.names...)
-}
-
-func TestOutcomes(t *testing.T) {
-	o := telemetry.NewOutcomes(attribute.String("consumer", "c1"))
-	for _, outcome := range []string{"ok", "error", "ok"} {
-		cfg := metric.NewAddConfig([]metric.AddOption{o.Of(outcome)})
-		set := cfg.Attributes()
-		if v, _ := set.Value("outcome"); v.AsString() != outcome || set.Len() != 2 {
-			t.Fatalf("Of(%q) = %v", outcome, set.ToSlice())
-		}
-		if v, _ := set.Value("consumer"); v.AsString() != "c1" {
-			t.Fatalf("Of(%q) lost the base: %v", outcome, set.ToSlice())
-		}
-	}
 }

@@ -40,7 +40,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/custody/custody/pkg/eventstore"
-	"github.com/custody/custody/pkg/telemetry"
+	"github.com/custody/custody/pkg/telemetry/outcomes"
 )
 
 // Config configures a Store.
@@ -73,7 +73,7 @@ type Store struct {
 	batchSize metric.Int64Histogram
 	conflicts metric.Int64Counter
 	attrs     metric.MeasurementOption // service=…
-	outcomes  *telemetry.Outcomes      // service=…, outcome=…
+	outcomes  *outcomes.Set            // service=…, outcome=…
 }
 
 var servicePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
@@ -136,7 +136,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	s.conflicts, _ = meter.Int64Counter("custody.eventstore.append.conflicts",
 		metric.WithDescription("Messages refused because another writer had written to the partition first"))
 	s.attrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("service", cfg.Service)))
-	s.outcomes = telemetry.NewOutcomes(attribute.String("service", cfg.Service))
+	s.outcomes = outcomes.New(attribute.String("service", cfg.Service))
 	return s, nil
 }
 

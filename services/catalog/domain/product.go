@@ -314,12 +314,20 @@ func (c AdjustStock) decide(s Product) ([]proto.Message, error) {
 	}}, nil
 }
 
-func (c HoldStock) decide(s Product) ([]proto.Message, error) {
-	if s.HoldFor(c.OrderID).Status != HoldNone {
-		return nil, nil // decided before: the caller reads the status
+// firstHold is lines merged, if orderID has no hold here yet; first is
+// false when the product decided for the order before (the caller reads
+// the status).
+func (s Product) firstHold(orderID string, lines []Line) (merged []Line, first bool, err error) {
+	if s.HoldFor(orderID).Status != HoldNone {
+		return nil, false, nil
 	}
-	lines, err := mergeLines(c.Lines)
-	if err != nil {
+	merged, err = mergeLines(lines)
+	return merged, err == nil, err
+}
+
+func (c HoldStock) decide(s Product) ([]proto.Message, error) {
+	lines, first, err := s.firstHold(c.OrderID, c.Lines)
+	if !first {
 		return nil, err
 	}
 	if err := s.shortfall(lines); err != nil {
@@ -329,11 +337,8 @@ func (c HoldStock) decide(s Product) ([]proto.Message, error) {
 }
 
 func (c ReserveStock) decide(s Product) ([]proto.Message, error) {
-	if s.HoldFor(c.OrderID).Status != HoldNone {
-		return nil, nil // decided before: the caller reads the status
-	}
-	lines, err := mergeLines(c.Lines)
-	if err != nil {
+	lines, first, err := s.firstHold(c.OrderID, c.Lines)
+	if !first {
 		return nil, err
 	}
 	var short *InsufficientStockError
