@@ -345,10 +345,10 @@ func (c ReserveStock) decide(s Product) ([]proto.Message, error) {
 	var missing *NotFoundError
 	switch err := s.shortfall(lines); {
 	case errors.As(err, &short):
-		return []proto.Message{s.refusal(c, short.SkuID, short.Requested, short.Available, short.Error())}, nil
+		return []proto.Message{c.refusal(short.SkuID, short.Requested, short.Available, short.Error())}, nil
 	case errors.As(err, &missing):
 		requested := quantityOf(lines, missing.ID)
-		return []proto.Message{s.refusal(c, missing.ID, requested, 0, fmt.Sprintf("sku %s: no such sku", missing.ID))}, nil
+		return []proto.Message{c.refusal(missing.ID, requested, 0, fmt.Sprintf("sku %s: no such sku", missing.ID))}, nil
 	}
 	wire := linesToProto(lines)
 	return []proto.Message{
@@ -357,7 +357,7 @@ func (c ReserveStock) decide(s Product) ([]proto.Message, error) {
 	}, nil
 }
 
-func (s Product) refusal(c ReserveStock, sku string, requested, available int64, reason string) *catalogv1.StockReservationFailed {
+func (c ReserveStock) refusal(sku string, requested, available int64, reason string) *catalogv1.StockReservationFailed {
 	return &catalogv1.StockReservationFailed{OrderId: c.OrderID, SkuId: sku, Requested: requested, Available: available,
 		Reason: reason, FailTime: timestamppb.New(c.Now)}
 }
