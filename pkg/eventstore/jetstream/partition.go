@@ -399,7 +399,12 @@ func (s *Store) plan(ctx context.Context, p *partition, batch []*pendingAppend) 
 		hash   []byte
 		lastID string
 	}
-	tails := map[string]tail{}
+	tails := make(map[string]tail, len(batch))
+	events := 0
+	for _, a := range batch {
+		events += len(a.events)
+	}
+	sealed = make([]eventstore.RecordedEvent, 0, events)
 	tailOf := func(stream string) tail {
 		if t, ok := tails[stream]; ok {
 			return t
