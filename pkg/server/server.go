@@ -94,10 +94,15 @@ func New(cfg Config) (*Server, error) {
 		shutdownTimeout: cmp(cfg.ShutdownTimeout, DefaultShutdownTimeout),
 		ready:           map[string]bool{},
 	}
+	const streamWorkers = 128
 	opts := []grpc.ServerOption{
 		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))),
 		grpc.MaxRecvMsgSize(cmp(cfg.MaxRecvMsgSize, DefaultMaxRecvMsgSize)),
 		grpc.MaxSendMsgSize(cmp(cfg.MaxSendMsgSize, DefaultMaxSendMsgSize)),
+		// Calls run on long-lived workers (more than these start goroutines
+		// of their own): a goroutine per call grew its stack anew for every
+		// order, 1.5% of the CPU under load.
+		grpc.NumStreamWorkers(streamWorkers),
 		grpc.ChainUnaryInterceptor(
 			recoverUnary(logger),
 			logUnary(logger),
