@@ -131,6 +131,9 @@ type Deps struct {
 	Backend Backend
 	// ReadOnly opens every store read-only (custody rebuild).
 	ReadOnly bool
+	// feeds share a subscription per source among the process's read
+	// models (nil: each follows its source on its own).
+	feeds *feeds
 }
 
 // OpenStore opens the event store of service, the module's own, creating

@@ -161,7 +161,8 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 		}()
 	}
 
-	deps := Deps{Logger: log, NATS: nc, JetStream: js, Clock: cfg.Clock, Replicas: max(cfg.Replicas, 1), Backend: cfg.Store}
+	deps := Deps{Logger: log, NATS: nc, JetStream: js, Clock: cfg.Clock, Replicas: max(cfg.Replicas, 1), Backend: cfg.Store,
+		feeds: newFeeds()}
 	proc := &Process{AdminAddr: adminAddr}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

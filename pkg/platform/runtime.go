@@ -162,18 +162,26 @@ func (rt *runtime) follow(ctx context.Context, f *followed) {
 			f.markCaughtUp()
 		}
 	}
-	if f.p.Skipped == nil {
+	var skipped func(uint64)
+	if f.p.Skipped != nil {
+		skipped = func(pos uint64) {
+			f.p.Skipped(pos)
+			f.pos.Advance(pos)
+			f.applied.Store(pos)
+			if pos >= target {
+				f.markCaughtUp()
+			}
+		}
+	}
+	if rt.d.feeds != nil {
+		rt.d.feeds.follow(ctx, log, f.p.Source, st, &member{apply: apply, skipped: skipped})
+		return
+	}
+	if skipped == nil {
 		projection.Follow(ctx, log, st, 1, apply)
 		return
 	}
-	projection.FollowSkipping(ctx, log, st, 1, apply, func(pos uint64) {
-		f.p.Skipped(pos)
-		f.pos.Advance(pos)
-		f.applied.Store(pos)
-		if pos >= target {
-			f.markCaughtUp()
-		}
-	})
+	projection.FollowSkipping(ctx, log, st, 1, apply, skipped)
 }
 
 // relay forwards the module's own events from EventStoreDB into its
