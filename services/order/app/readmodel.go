@@ -74,12 +74,21 @@ func NewReadModel(onChange func(orderID string)) *ReadModel {
 // ready once caught up.
 func (m *ReadModel) Position() *projection.Position { return m.pos }
 
-// Get is the order as the read model has it, if it has it (a copy).
-func (m *ReadModel) Get(id string) (domain.Order, uint64, bool) {
+// Has reports whether the read model has the order.
+func (m *ReadModel) Has(id string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	_, ok := m.orders[id]
+	return ok
+}
+
+// Final is the order as the read model has it (a copy), if it has it
+// confirmed, rejected or further.
+func (m *ReadModel) Final(id string) (domain.Order, uint64, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	en, ok := m.orders[id]
-	if !ok {
+	if !ok || !en.order.Status.Final() {
 		return domain.Order{}, 0, false
 	}
 	return en.order.Clone(), en.rev, true

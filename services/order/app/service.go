@@ -259,7 +259,7 @@ func (s *Service) awaitOutcome(ctx context.Context, last OrderView, d time.Durat
 		if !polled {
 			continue
 		}
-		if _, _, ok := s.orders.Get(id); ok {
+		if s.orders.Has(id) {
 			// The read model has the order, pending: it will wake us. (Under
 			// overload, thousands of waits rereading the store made it worse.)
 			continue
@@ -284,7 +284,7 @@ func (s *Service) decided(id string) (OrderView, bool) {
 	if o, rev, ok := s.h.Peek(id); ok && o.Status.Final() {
 		return OrderView{Order: o, Revision: rev}, true
 	}
-	if o, rev, ok := s.orders.Get(id); ok && o.Status.Final() {
+	if o, rev, ok := s.orders.Final(id); ok {
 		return OrderView{Order: o, Revision: rev}, true
 	}
 	return OrderView{}, false
