@@ -46,7 +46,8 @@ func TestRandomScheduleMoveCancelFiresInOrderOnce(t *testing.T) {
 			s := deadline.New("test", c, nil)
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			go s.Run(ctx)
+			ran := make(chan struct{})
+			go func() { s.Run(ctx); close(ran) }()
 
 			var mu sync.Mutex
 			var got []firing
@@ -106,7 +107,10 @@ func TestRandomScheduleMoveCancelFiresInOrderOnce(t *testing.T) {
 				})
 				eventually(t, "pending settles", func() bool { return s.Pending() == len(model) })
 			}
-			time.Sleep(20 * time.Millisecond) // room for any extra firing to show
+			// Nothing is pending and the clock stands still, so nothing more
+			// can fire; stopping Run settles any firing still on its way.
+			cancel()
+			<-ran
 			mu.Lock()
 			defer mu.Unlock()
 			for i := range max(len(got), len(want)) {

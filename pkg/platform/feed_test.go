@@ -7,7 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
+	"testing/synctest"
 
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/eventstore/memory"
@@ -35,10 +35,19 @@ func (r *recorder) seen() []uint64 {
 // catches up alone and joins; each sees every event once, in order; the
 // last to leave stops the feed.
 func TestFeedSharesOneSubscription(t *testing.T) {
+	synctest.Test(t, testFeedSharesOneSubscription)
+}
+
+// testFeedSharesOneSubscription runs in a synctest bubble: synctest.Wait
+// returns once every goroutine of the feed is blocked, with nothing left
+// to apply.
+func testFeedSharesOneSubscription(t *testing.T) {
 	st := memory.New(nil)
-	appendN := func(n int) {
-		for range n {
-			id := fmt.Sprintf("e%d", time.Now().UnixNano())
+	n := 0
+	appendN := func(k int) {
+		for range k {
+			n++
+			id := fmt.Sprintf("e%d", n)
 			if _, err := st.Append(t.Context(), "thing-a", eventstore.Any, []eventstore.EventData{{ID: id, Type: "t", Data: []byte("x")}}); err != nil {
 				t.Fatal(err)
 			}
@@ -57,12 +66,9 @@ func TestFeedSharesOneSubscription(t *testing.T) {
 	}
 	until := func(what string, r *recorder, want []uint64) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !slices.Equal(r.seen(), want) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: saw %v, want %v", what, r.seen(), want)
-			}
-			time.Sleep(5 * time.Millisecond)
+		synctest.Wait()
+		if got := r.seen(); !slices.Equal(got, want) {
+			t.Fatalf("%s: saw %v, want %v", what, got, want)
 		}
 	}
 	fs := newFeeds()
