@@ -42,13 +42,22 @@ func eventually(t *testing.T, what string, ok func() bool) {
 	}
 }
 
+// running is a scheduler on c whose Run runs until stop, which returns
+// once Run has.
+func running(t *testing.T, c clock.Clock) (s *deadline.Scheduler, stop func()) {
+	s = deadline.New("test", c, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	ran := make(chan struct{})
+	go func() { s.Run(ctx); close(ran) }()
+	stop = func() { cancel(); <-ran }
+	t.Cleanup(stop)
+	return s, stop
+}
+
 func TestFiresInOrderAsFakeTimeAdvances(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	c := clock.NewFake(t0)
-	s := deadline.New("test", c, nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go s.Run(ctx)
+	s, _ := running(t, c)
 	var f fired
 	s.Schedule("ship-by", t0.Add(72*time.Hour), f.fn("ship-by"))
 	s.Schedule("respond", t0.Add(48*time.Hour), f.fn("respond"))
@@ -76,10 +85,7 @@ func TestFiresInOrderAsFakeTimeAdvances(t *testing.T) {
 
 func TestPastDeadlineFiresAtOnceAndFailuresRetry(t *testing.T) {
 	c := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	s := deadline.New("test", c, nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go s.Run(ctx)
+	s, _ := running(t, c)
 	var mu sync.Mutex
 	calls := 0
 	// A deadline that passed while the service was down: scheduled in the

@@ -43,11 +43,7 @@ func TestRandomScheduleMoveCancelFiresInOrderOnce(t *testing.T) {
 			rng := rand.New(rand.NewPCG(tt.seed, tt.seed))
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			c := clock.NewFake(now)
-			s := deadline.New("test", c, nil)
-			ctx, cancel := context.WithCancel(t.Context())
-			defer cancel()
-			ran := make(chan struct{})
-			go func() { s.Run(ctx); close(ran) }()
+			s, stop := running(t, c)
 
 			var mu sync.Mutex
 			var got []firing
@@ -109,8 +105,7 @@ func TestRandomScheduleMoveCancelFiresInOrderOnce(t *testing.T) {
 			}
 			// Nothing is pending and the clock stands still, so nothing more
 			// can fire; stopping Run settles any firing still on its way.
-			cancel()
-			<-ran
+			stop()
 			mu.Lock()
 			defer mu.Unlock()
 			for i := range max(len(got), len(want)) {
