@@ -132,7 +132,7 @@ type Deps struct {
 	// ReadOnly opens every store read-only (custody rebuild).
 	ReadOnly bool
 	// feeds share a subscription per source among the process's read
-	// models (nil: each follows its source on its own).
+	// models (Run makes them).
 	feeds *feeds
 }
 

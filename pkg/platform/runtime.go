@@ -173,15 +173,7 @@ func (rt *runtime) follow(ctx context.Context, f *followed) {
 			}
 		}
 	}
-	if rt.d.feeds != nil {
-		rt.d.feeds.follow(ctx, log, f.p.Source, st, &member{apply: apply, skipped: skipped})
-		return
-	}
-	if skipped == nil {
-		projection.Follow(ctx, log, st, 1, apply)
-		return
-	}
-	projection.FollowSkipping(ctx, log, st, 1, apply, skipped)
+	rt.d.feeds.follow(ctx, log, f.p.Source, st, &member{apply: apply, skipped: skipped})
 }
 
 // relay forwards the module's own events from EventStoreDB into its

@@ -181,7 +181,7 @@ func holdOutcome(productID, orderID string, lines []domain.Line, p domain.Produc
 		if missing.Resource == "sku" {
 			sku = missing.ID
 		}
-		return &refusal{sku: sku, requested: quantityOf(lines, sku), reason: fmt.Sprintf("sku %s: no such sku", sku)}, nil
+		return &refusal{sku: sku, requested: domain.Quantity(lines, sku), reason: fmt.Sprintf("sku %s: no such sku", sku)}, nil
 	case errors.As(err, &invalid):
 		return &refusal{sku: lines[0].SkuID, requested: lines[0].Quantity, reason: invalid.Error()}, nil
 	case err != nil:
@@ -196,16 +196,6 @@ func holdOutcome(productID, orderID string, lines []domain.Line, p domain.Produc
 		return &refusal{sku: lines[0].SkuID, requested: lines[0].Quantity,
 			reason: fmt.Sprintf("product %s: stock for order %s was already released", productID, orderID)}, nil
 	}
-}
-
-func quantityOf(lines []domain.Line, sku string) int64 {
-	var n int64
-	for _, l := range lines {
-		if l.SkuID == sku {
-			n += l.Quantity
-		}
-	}
-	return n
 }
 
 // fail releases what was held and records the failure.

@@ -347,7 +347,7 @@ func (c ReserveStock) decide(s Product) ([]proto.Message, error) {
 	case errors.As(err, &short):
 		return []proto.Message{c.refusal(short.SkuID, short.Requested, short.Available, short.Error())}, nil
 	case errors.As(err, &missing):
-		requested := quantityOf(lines, missing.ID)
+		requested := Quantity(lines, missing.ID)
 		return []proto.Message{c.refusal(missing.ID, requested, 0, fmt.Sprintf("sku %s: no such sku", missing.ID))}, nil
 	}
 	wire := linesToProto(lines)
@@ -377,7 +377,8 @@ func (s Product) shortfall(lines []Line) error {
 	return nil
 }
 
-func quantityOf(lines []Line, sku string) int64 {
+// Quantity is how many units of sku lines ask for in all.
+func Quantity(lines []Line, sku string) int64 {
 	var n int64
 	for _, l := range lines {
 		if l.SkuID == sku {
