@@ -102,8 +102,15 @@ lint: $(BUF) ## buf lint the protos and go vet every module
 	go vet $(MODULES)
 
 .PHONY: test
-test: check-generated lint ## Check generated code, lint, then test every module
-	go test -count=1 -timeout 20m $(TESTFLAGS) $(MODULES)
+test: check-generated lint test-cluster ## Check generated code, lint, the cluster fault test, then test every module
+	go test -count=1 -timeout 20m -skip '^TestClusterUnderFault$$' $(TESTFLAGS) $(MODULES)
+
+# The cluster fault test runs nine processes (three NATS nodes, six services)
+# for about a minute: it runs on its own, before the other tests, so that it
+# has the machine to itself; -v prints its figures.
+.PHONY: test-cluster
+test-cluster: ## Only the fault test on a 3-node NATS cluster with one process per service
+	go test -count=1 -timeout 5m -v -run '^TestClusterUnderFault$$' $(TESTFLAGS) ./cmd/custody
 
 .PHONY: bench
 bench: ## Run benchmarks (event store append by default; BENCH, BENCHTIME, BENCH_PKGS)

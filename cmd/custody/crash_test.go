@@ -17,6 +17,7 @@ import (
 
 	"github.com/custody/custody/pkg/platform"
 	"github.com/custody/custody/pkg/server"
+	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
@@ -190,6 +191,8 @@ type orderClients struct {
 	ord orderv1.OrderServiceClient
 	ful fulfilmentv1.FulfilmentServiceClient
 	pay payoutsv1.PayoutsServiceClient
+	// audit is set where a test needs it.
+	audit auditv1.AuditServiceClient
 }
 
 func freeAddr(t *testing.T) string {

@@ -4,6 +4,7 @@
 //	custody run --target=order \
 //	    --nats-url=nats://nats:4222  # one service against an external NATS
 //	custody token --role support     # mint a token for the all-in-one
+//	custody nats --cluster-listen=…  # one node of a NATS JetStream cluster
 //
 // Every flag, the services' own settings included, can also be set by
 // environment variable: CUSTODY_ and the flag's name in upper case with _
@@ -26,6 +27,7 @@ import (
 
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/platform"
+	"github.com/custody/custody/pkg/server"
 	"github.com/custody/custody/pkg/telemetry"
 )
 
@@ -48,6 +50,7 @@ Usage:
   custody token [flags]    print a bearer token signed with the data dir's key
   custody rebuild [flags]  rebuild services' read models from the store, verifying hash chains
   custody probe [flags]    measure raw JetStream on this machine's disk (the ceiling for the load generator)
+  custody nats [flags]     run one NATS JetStream server (a cluster node) for --nats-url processes
   custody version          print the version
 
 Run "custody <command> -h" for a command's flags.
@@ -67,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return probeCmd(args[1:], stdout, stderr)
 	case "rebuild":
 		return rebuildCmd(args[1:], stdout, stderr)
+	case "nats":
+		return natsCmd(args[1:], stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return nil
@@ -98,17 +103,29 @@ func runCmd(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.NATSTLS.CAFile, "nats-ca", "", "CA of an external NATS's TLS certificate")
 	fs.StringVar(&cfg.NATSTLS.CertFile, "nats-cert", "", "client certificate for an external NATS (mTLS)")
 	fs.StringVar(&cfg.NATSTLS.KeyFile, "nats-key", "", "the NATS client certificate's key")
+	fs.IntVar(&cfg.MaxConnections, "max-connections", server.DefaultMaxConnections, "gRPC connections open at once, handshaking ones included; a connection past it is closed at once (0: no cap)")
+	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "a new gRPC connection that has not finished its TLS and HTTP/2 handshake by then is closed")
 	clockFlag := fs.String("clock", "wall", `"wall", or "fake" (starts now, moves only by SystemService/AdvanceClock: demos and tests)`)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log JSON instead of text")
 	gcPercent := fs.Int("gc-percent", 400, "Go's GC target (GOGC): the heap grows this many percent over the live heap between collections; higher spends memory to save CPU (a GOGC environment variable wins)")
 	storeFlags(fs, &cfg.Store)
+	fs.BoolVar(&cfg.Store.AllowDamaged, "allow-damaged", false, "start even if a service's event stream is damaged (unreadable, edited or missing records): that service serves reads only, for support to inspect; without it the process refuses to start, naming the damage")
 	mods := modules()
 	platform.RegisterFlags(fs, mods)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	cfg.Replicas = *replicas
+	switch {
+	case cfg.MaxConnections < 0:
+		return fmt.Errorf("--max-connections: %d is negative (0 means no cap)", cfg.MaxConnections)
+	case cfg.MaxConnections == 0:
+		cfg.MaxConnections = -1 // the server's "no cap"
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		return fmt.Errorf("--handshake-timeout: %s is not positive", cfg.HandshakeTimeout)
+	}
 	if _, set := os.LookupEnv("GOGC"); !set {
 		// Every order allocates in a dozen readers of its events; at Go's
 		// default (100) collection took a fifth of the CPU under load.

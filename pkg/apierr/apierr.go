@@ -170,7 +170,9 @@ func details(err error) []any {
 // FromError maps an error from a service's application layer to a gRPC
 // status, once, at the edge. What every service shares is mapped here: a
 // status passes through (validation and authorization in grpcapi already
-// built one), the fault package's kinds become InvalidArgument,
+// built one), a request_id reused for a different request
+// (es.ErrRequestReused) becomes InvalidArgument on request_id
+// (RequestReused), the fault package's kinds become InvalidArgument,
 // FailedPrecondition, NotFound and AlreadyExists with their details, a
 // conflict that survived the handler's retries becomes Aborted, a dead
 // store Unavailable, and the context's end DeadlineExceeded or Canceled.
@@ -203,6 +205,8 @@ func FromError(ctx context.Context, log *slog.Logger, err error) error {
 		return NotFound(missing.Resource, missing.ID)
 	case errors.As(err, &existing):
 		return AlreadyExists(existing.Resource, existing.ID)
+	case errors.Is(err, es.ErrRequestReused):
+		return InvalidArgument(RequestReused)
 	case errors.Is(err, es.ErrConflict):
 		return Aborted("the resource was changed concurrently; retry the request")
 	case errors.Is(err, context.DeadlineExceeded):
@@ -211,6 +215,13 @@ func FromError(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.Canceled, "request cancelled")
 	case errors.Is(err, eventstore.ErrUnavailable), errors.Is(err, eventstore.ErrClosed):
 		return Unavailable("the event store is unavailable; retry later")
+	case errors.Is(err, eventstore.ErrDamaged):
+		return FailedPrecondition("STORE_DAMAGED", "the event store is damaged and takes no writes until it is repaired")
+	case errors.Is(err, eventstore.ErrUnreadable), errors.Is(err, eventstore.ErrChainBroken):
+		// Named, so that support can find the record: the text carries
+		// stream, revision or message and event id, never payload.
+		log.ErrorContext(ctx, "stored history cannot be served", "err", err)
+		return status.Error(codes.DataLoss, "stored history cannot be read: "+err.Error())
 	}
 	log.ErrorContext(ctx, "unexpected error", "err", err)
 	return status.Error(codes.Internal, "internal error")

@@ -17,6 +17,13 @@
 // remembers the command ids it has applied (the causation id of its events),
 // so a repeated command — a retried request_id, a redelivered message —
 // changes nothing and returns the current state with Duplicate set.
+//
+// A command issued for a client request also carries the request's
+// fingerprint (Meta.RequestFingerprint), recorded with its events. A
+// command id that comes again with another fingerprint is the request_id
+// reused for a different request (AIP-155): it is refused with a
+// *ReusedError and changes nothing. Events without a fingerprint (written
+// before it existed, or by reactions) match any.
 package es
 
 import (
@@ -57,6 +64,11 @@ type Meta struct {
 	CorrelationID string
 	// Actor is who asked: "buyer:b1", "service:catalog", …
 	Actor string
+	// RequestFingerprint identifies what the client request behind the
+	// command asked for (pkg/apierr.Fingerprint); recorded with the events
+	// and compared when the command id repeats. Empty for commands no
+	// client request issued.
+	RequestFingerprint string
 }
 
 // Command is a command addressed to one aggregate.
@@ -100,7 +112,35 @@ var (
 	ErrUnknownEventType = errors.New("es: unknown event type")
 	// ErrBadCommand: the command envelope is incomplete.
 	ErrBadCommand = errors.New("es: bad command")
+	// ErrRequestReused: a command id the aggregate has applied came again
+	// for a different request (see ReusedError). Edges answer it as
+	// InvalidArgument on request_id.
+	ErrRequestReused = errors.New("es: command id already used for a different request")
 )
+
+// ReusedError refuses a command whose id the aggregate applied before with
+// another request fingerprint: the client reused a request_id for a
+// different request. errors.Is(err, ErrRequestReused) holds.
+type ReusedError struct {
+	Stream    string
+	CommandID string
+	// Applied is the fingerprint the command id was applied with, Got the
+	// one it came with now.
+	Applied, Got string
+}
+
+func (e *ReusedError) Error() string {
+	return fmt.Sprintf("es: command %s on %s was already applied for a different request (fingerprint %s, now %s)",
+		e.CommandID, e.Stream, e.Applied, e.Got)
+}
+
+func (e *ReusedError) Is(target error) bool { return target == ErrRequestReused }
+
+// sameRequest reports whether a command applied with fingerprint applied
+// may be answered as a repeat of one that comes with got: they are equal,
+// or either is unknown (events written before fingerprints, commands no
+// client request issued).
+func sameRequest(applied, got string) bool { return applied == "" || got == "" || applied == got }
 
 // DeriveID makes a deterministic id from parts, e.g. the command id a
 // handler issues in reaction to an event: DeriveID("reserve", eventID).
@@ -138,7 +178,8 @@ func Decode(e eventstore.RecordedEvent) (Event, error) {
 	}
 	m := mt.New().Interface()
 	if err := proto.Unmarshal(e.Data, m); err != nil {
-		return Event{}, fmt.Errorf("es: decode %s (event %s): %w", e.Type, e.ID, err)
+		// Stored bytes that do not decode as their type are damage.
+		return Event{}, fmt.Errorf("es: decode %s (%s revision %d, event %s): %w: %w", e.Type, e.Stream, e.Revision, e.ID, eventstore.ErrUnreadable, err)
 	}
 	return Event{RecordedEvent: e, Payload: m}, nil
 }

@@ -1,6 +1,7 @@
 package es
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -80,7 +81,7 @@ type root[S any, C any] struct {
 	exists   bool
 	revision uint64
 	state    S
-	applied  map[string]bool // command ids already applied
+	applied  map[string]string // command ids already applied → their request fingerprint ("" if none)
 }
 
 type pending[S any, C any] struct {
@@ -154,6 +155,58 @@ func (h *Handler[S, C]) Peek(id string) (state S, revision uint64, ok bool) {
 		return state, 0, false
 	}
 	return h.clone(r.state), r.revision, true
+}
+
+// Lookup answers a command that may be a repeat without deciding anything:
+// it loads aggregate id like Load and, if the aggregate has applied command
+// cmdID, returns it with Duplicate set — or a *ReusedError when cmdID was
+// applied for a different request (fingerprints differ, see Meta). For a
+// command not applied yet it returns the state with Duplicate unset. Use it
+// where a repeat is answered before the command can be built (a create
+// that has to be prepared first).
+func (h *Handler[S, C]) Lookup(ctx context.Context, id, cmdID, fingerprint string) (Result[S], error) {
+	if cmdID == "" {
+		return Result[S]{}, fmt.Errorf("%w: command id is required", ErrBadCommand)
+	}
+	if _, _, err := eventstore.SplitStream(h.d.Stream(id)); err != nil {
+		return Result[S]{}, fmt.Errorf("%w: aggregate id %q: %w", ErrBadCommand, id, err)
+	}
+	return h.submit(ctx, &pending[S, C]{ctx: ctx, read: true,
+		cmd: Command[C]{AggregateID: id, ID: cmdID, Meta: Meta{RequestFingerprint: fingerprint}}})
+}
+
+// PeekCommand is Lookup from memory only, like Peek: ok is false when the
+// aggregate is not in memory, a command is being decided on it, or it has
+// not applied cmdID (as far as this process knows: ask Lookup then).
+func (h *Handler[S, C]) PeekCommand(id, cmdID, fingerprint string) (state S, revision uint64, ok bool, err error) {
+	h.mu.Lock()
+	r, found := h.roots[id]
+	h.mu.Unlock()
+	if !found {
+		return state, 0, false, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running || !r.loaded || !r.exists {
+		return state, 0, false, nil
+	}
+	applied, done := r.applied[cmdID]
+	if !done {
+		return state, 0, false, nil
+	}
+	if !sameRequest(applied, fingerprint) {
+		return state, 0, false, &ReusedError{Stream: h.d.Stream(id), CommandID: cmdID, Applied: applied, Got: fingerprint}
+	}
+	return h.clone(r.state), r.revision, true, nil
+}
+
+// reused is the refusal of p, whose command id was applied with
+// fingerprint applied, or nil when p repeats that request.
+func (h *Handler[S, C]) reused(p *pending[S, C], applied string) error {
+	if sameRequest(applied, p.cmd.Meta.RequestFingerprint) {
+		return nil
+	}
+	return &ReusedError{Stream: h.d.Stream(p.cmd.AggregateID), CommandID: p.cmd.ID, Applied: applied, Got: p.cmd.Meta.RequestFingerprint}
 }
 
 func (h *Handler[S, C]) submit(ctx context.Context, p *pending[S, C]) (Result[S], error) {
@@ -260,7 +313,7 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 		// A new aggregate: decide on its initial state without a read. An
 		// append expects no stream, so another process's creation is
 		// caught; a refusal or no-op reads below before it stands.
-		r.state, r.revision, r.exists, r.applied, r.loaded = h.d.Initial(id), 0, false, map[string]bool{}, true
+		r.state, r.revision, r.exists, r.applied, r.loaded = h.d.Initial(id), 0, false, map[string]string{}, true
 		read = false
 	}
 	for attempt := 0; ; attempt++ {
@@ -273,14 +326,23 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 		}
 		state := h.clone(r.state)
 		var all []eventstore.EventData
-		appliedNow := map[string]bool{}
-		unchecked := false // a command decided to append nothing on a copy not caught up
+		appliedNow := map[string]string{} // commands of this batch that append → fingerprint
+		unchecked := false                // a command decided to append nothing on a copy not caught up
 		for _, p := range live {
 			p.err, p.events, p.decoded = nil, nil, nil
 			if p.read {
 				continue
 			}
-			if r.applied[p.cmd.ID] || appliedNow[p.cmd.ID] {
+			// A command applied before is answered, never decided again: as a
+			// duplicate if it repeats the request that applied it, else
+			// refused. (What is remembered as applied is stored: no need to
+			// catch up first.)
+			if fp, ok := r.applied[p.cmd.ID]; ok {
+				p.err = h.reused(p, fp)
+				continue
+			}
+			if fp, ok := appliedNow[p.cmd.ID]; ok {
+				p.err = h.reused(p, fp)
 				continue
 			}
 			evs, err := h.d.Decide(state, p.cmd.Body)
@@ -298,7 +360,8 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 					break
 				}
 				ed.ID = DeriveID(stream, p.cmd.ID, fmt.Sprint(i))
-				ed.Metadata = eventstore.Metadata{CorrelationID: p.cmd.Meta.CorrelationID, CausationID: p.cmd.ID, Actor: p.cmd.Meta.Actor}
+				ed.Metadata = eventstore.Metadata{CorrelationID: p.cmd.Meta.CorrelationID, CausationID: p.cmd.ID, Actor: p.cmd.Meta.Actor,
+					RequestFingerprint: p.cmd.Meta.RequestFingerprint}
 				carrier := propagation.MapCarrier{}
 				otel.GetTextMapPropagator().Inject(p.ctx, carrier)
 				ed.Metadata.TraceParent, ed.Metadata.TraceState = carrier["traceparent"], carrier["tracestate"]
@@ -312,7 +375,9 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 			for _, m := range p.decoded {
 				state = h.d.Evolve(state, m)
 			}
-			appliedNow[p.cmd.ID] = len(evs) > 0
+			if len(evs) > 0 {
+				appliedNow[p.cmd.ID] = p.cmd.Meta.RequestFingerprint
+			}
 			all = append(all, p.events...)
 		}
 		if unchecked {
@@ -353,15 +418,43 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 			return
 		}
 		first := res.LastRevision + 1 - uint64(len(all))
-		r.state, r.revision, r.exists = state, res.LastRevision, true
-		for cmdID, wrote := range appliedNow {
-			if wrote {
-				r.applied[cmdID] = true
+		if res.Duplicate && attempt < h.maxRetries && !h.ours(ctx, stream, first, all) {
+			// The store held these event ids already, written by another
+			// decision of the same commands (another process, its copy as
+			// stale as ours) — perhaps for a different request. Decide again
+			// on what is stored: the commands are then found applied.
+			if h.d.Clone == nil {
+				r.loaded = false
 			}
+			read = true
+			continue
+		}
+		r.state, r.revision, r.exists = state, res.LastRevision, true
+		for cmdID, fp := range appliedNow {
+			r.applied[cmdID] = fp
 		}
 		h.settle(r, live, all, first)
 		return
 	}
+}
+
+// ours reports whether the events stored from revision first on are the
+// ones this append carried (same ids, types, payloads and fingerprints):
+// the store absorbed a retry of this very write, rather than holding
+// another decision of the same commands.
+func (h *Handler[S, C]) ours(ctx context.Context, stream string, first uint64, all []eventstore.EventData) bool {
+	got, err := h.store.ReadStream(ctx, stream, first, len(all))
+	if err != nil || len(got) != len(all) {
+		return false
+	}
+	for i, e := range got {
+		want := all[i]
+		if e.ID != want.ID || e.Type != want.Type || !bytes.Equal(e.Data, want.Data) ||
+			e.Metadata.RequestFingerprint != want.Metadata.RequestFingerprint {
+			return false
+		}
+	}
+	return true
 }
 
 // absent reports that the store knows stream does not exist (without a
@@ -374,7 +467,7 @@ func (h *Handler[S, C]) absent(stream string) bool {
 // catchUp loads the aggregate, or reads what was appended since.
 func (h *Handler[S, C]) catchUp(ctx context.Context, r *root[S, C], id, stream string) error {
 	if !r.loaded {
-		r.state, r.revision, r.exists, r.applied = h.d.Initial(id), 0, false, map[string]bool{}
+		r.state, r.revision, r.exists, r.applied = h.d.Initial(id), 0, false, map[string]string{}
 	}
 	from := uint64(0)
 	if r.exists {
@@ -393,7 +486,9 @@ func (h *Handler[S, C]) catchUp(ctx context.Context, r *root[S, C], id, stream s
 		}
 		r.state = h.d.Evolve(r.state, e.Payload)
 		r.revision, r.exists = rec.Revision, true
-		r.applied[rec.Metadata.CausationID] = true
+		if fp, ok := r.applied[rec.Metadata.CausationID]; !ok || fp == "" {
+			r.applied[rec.Metadata.CausationID] = rec.Metadata.RequestFingerprint
+		}
 	}
 	r.loaded = true
 	return nil
@@ -406,9 +501,14 @@ func (h *Handler[S, C]) settle(r *root[S, C], live []*pending[S, C], all []event
 	for _, p := range live {
 		res := Result[S]{State: state, Revision: r.revision, Exists: r.exists}
 		switch {
-		case p.read, p.err != nil:
+		case p.read:
+			if fp, ok := r.applied[p.cmd.ID]; ok && p.cmd.ID != "" { // a Lookup
+				p.err = h.reused(p, fp)
+				res.Duplicate = p.err == nil
+			}
+		case p.err != nil:
 		case len(p.events) == 0:
-			res.Duplicate = r.applied[p.cmd.ID]
+			_, res.Duplicate = r.applied[p.cmd.ID]
 		default:
 			for i, ed := range p.events {
 				res.Events = append(res.Events, Event{RecordedEvent: eventstore.RecordedEvent{

@@ -9,21 +9,31 @@ import (
 )
 
 // canonicalVersion prefixes the canonical bytes so that the encoding can
-// evolve without old hashes changing meaning.
-const canonicalVersion = 1
+// evolve without old hashes changing meaning. Version 2 adds the request
+// fingerprint; an event without one is encoded as version 1, exactly as
+// before it existed, so the hashes of older events still verify.
+const (
+	canonicalVersion            = 1
+	canonicalVersionFingerprint = 2
+)
 
 // GenesisHash is the PrevHash of a stream's first event.
 var GenesisHash = make([]byte, sha256.Size)
 
 // CanonicalBytes is the byte string an event's hash covers: every fact of the
 // event (id, type, stream, revision, recorded time, correlation, causation,
-// actor, payload), each length-prefixed so no two events share an encoding.
-// The global position and trace context are not facts of the event and are
-// left out (the position is only known after the append).
+// actor, payload and, if it has one, the request fingerprint), each
+// length-prefixed so no two events share an encoding. The global position
+// and trace context are not facts of the event and are left out (the
+// position is only known after the append).
 func CanonicalBytes(e *RecordedEvent) []byte {
 	var b bytes.Buffer
-	b.Grow(64 + len(e.Data) + len(e.ID) + len(e.Type) + len(e.Stream))
-	b.WriteByte(canonicalVersion)
+	b.Grow(64 + len(e.Data) + len(e.ID) + len(e.Type) + len(e.Stream) + len(e.Metadata.RequestFingerprint))
+	if e.Metadata.RequestFingerprint != "" {
+		b.WriteByte(canonicalVersionFingerprint)
+	} else {
+		b.WriteByte(canonicalVersion)
+	}
 	field := func(p []byte) {
 		b.Write(binary.AppendUvarint(nil, uint64(len(p))))
 		b.Write(p)
@@ -37,6 +47,9 @@ func CanonicalBytes(e *RecordedEvent) []byte {
 	field([]byte(e.Metadata.CausationID))
 	field([]byte(e.Metadata.Actor))
 	field(e.Data)
+	if e.Metadata.RequestFingerprint != "" {
+		field([]byte(e.Metadata.RequestFingerprint))
+	}
 	return b.Bytes()
 }
 

@@ -127,6 +127,12 @@ type Metadata struct {
 	Actor         string // who did it: "buyer:b1", "service:catalog", …
 	TraceParent   string // W3C trace context; not part of the hash
 	TraceState    string
+	// RequestFingerprint is a hash of the request that caused the event
+	// (its body without request_id, see pkg/apierr.Fingerprint): how the
+	// command handler tells a retried request_id from one reused for a
+	// different request (AIP-155). Empty for events not caused by a client
+	// request and for events written before it existed.
+	RequestFingerprint string
 }
 
 // RecordedEvent is an event as stored.
@@ -165,6 +171,9 @@ var (
 	// checksum fails, say). Nothing may be folded past it as if it were not
 	// there.
 	ErrUnreadable = errors.New("eventstore: a stored record cannot be read")
+	// ErrDamaged: the store was opened despite damage, for support to
+	// inspect it, and takes no appends until it is repaired.
+	ErrDamaged = errors.New("eventstore: the store is damaged and read-only")
 )
 
 // WrongExpectedVersionError reports an optimistic-concurrency conflict.

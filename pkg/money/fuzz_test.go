@@ -3,6 +3,7 @@ package money_test
 import (
 	"errors"
 	"math"
+	"math/big"
 	"testing"
 
 	"github.com/custody/custody/pkg/money"
@@ -69,5 +70,34 @@ func FuzzAllocate(f *testing.F) {
 			t.Fatalf("Allocate(%d, %v) = %v: wrong length", total, weights, parts)
 		}
 		checkParts(t, eur(total), parts, weights)
+	})
+}
+
+// FuzzCheckedMinor checks AddMinor, SubMinor and MulMinor against exact
+// big-integer arithmetic: a result is given exactly when it fits in an
+// int64, and refused otherwise.
+func FuzzCheckedMinor(f *testing.F) {
+	f.Add(int64(1), int64(2))
+	f.Add(int64(math.MaxInt64), int64(1))
+	f.Add(int64(math.MinInt64), int64(-1))
+	f.Add(int64(-1), int64(math.MinInt64))
+	f.Add(int64(1<<32), int64(1<<31))
+	f.Fuzz(func(t *testing.T, a, b int64) {
+		x, y := big.NewInt(a), big.NewInt(b)
+		for _, op := range []struct {
+			name  string
+			fn    func(a, b int64) (int64, bool)
+			exact *big.Int
+		}{
+			{"AddMinor", money.AddMinor, new(big.Int).Add(x, y)},
+			{"SubMinor", money.SubMinor, new(big.Int).Sub(x, y)},
+			{"MulMinor", money.MulMinor, new(big.Int).Mul(x, y)},
+		} {
+			got, ok := op.fn(a, b)
+			fits := op.exact.IsInt64()
+			if ok != fits || (ok && got != op.exact.Int64()) || (!ok && got != 0) {
+				t.Fatalf("%s(%d, %d) = %d, %v; exact %v", op.name, a, b, got, ok, op.exact)
+			}
+		}
 	})
 }

@@ -130,9 +130,8 @@ func (m Money) Add(o Money) (Money, error) {
 	if m.Currency != o.Currency {
 		return Money{}, mismatch("add", m, o)
 	}
-	s := m.Minor + o.Minor
-	// Overflow iff both operands have the same sign and the sum's differs.
-	if (m.Minor >= 0) == (o.Minor >= 0) && (s >= 0) != (m.Minor >= 0) {
+	s, ok := AddMinor(m.Minor, o.Minor)
+	if !ok {
 		return Money{}, fmt.Errorf("%w: %s + %s", ErrOverflow, m, o)
 	}
 	return Money{Currency: m.Currency, Minor: s}, nil
@@ -143,10 +142,8 @@ func (m Money) Sub(o Money) (Money, error) {
 	if m.Currency != o.Currency {
 		return Money{}, mismatch("subtract", m, o)
 	}
-	d := m.Minor - o.Minor
-	// Overflow iff the operands have different signs and the result's sign
-	// differs from m's.
-	if (m.Minor >= 0) != (o.Minor >= 0) && (d >= 0) != (m.Minor >= 0) {
+	d, ok := SubMinor(m.Minor, o.Minor)
+	if !ok {
 		return Money{}, fmt.Errorf("%w: %s - %s", ErrOverflow, m, o)
 	}
 	return Money{Currency: m.Currency, Minor: d}, nil
@@ -162,15 +159,47 @@ func (m Money) Neg() (Money, error) {
 
 // Mul returns m × qty, for example a unit price times a line quantity.
 func (m Money) Mul(qty int64) (Money, error) {
-	if m.Minor == 0 || qty == 0 {
-		return Money{Currency: m.Currency}, nil
-	}
-	hi, lo := bits.Mul64(magnitude(m.Minor), magnitude(qty))
-	p, ok := signed(hi, lo, (m.Minor < 0) != (qty < 0))
+	p, ok := MulMinor(m.Minor, qty)
 	if !ok {
 		return Money{}, fmt.Errorf("%w: %s × %d", ErrOverflow, m, qty)
 	}
 	return Money{Currency: m.Currency, Minor: p}, nil
+}
+
+// AddMinor returns a + b and true, or 0 and false when the sum does not fit
+// in an int64: the checked addition of bare minor-unit amounts (ledger
+// balances, sums per currency) that [Money.Add] is made of. Callers refuse
+// what overflows with an error wrapping [ErrOverflow]; nothing wraps.
+func AddMinor(a, b int64) (int64, bool) {
+	s := a + b
+	// Overflow iff both operands have the same sign and the sum's differs.
+	if (a >= 0) == (b >= 0) && (s >= 0) != (a >= 0) {
+		return 0, false
+	}
+	return s, true
+}
+
+// SubMinor returns a - b and true, or 0 and false when the difference does
+// not fit in an int64.
+func SubMinor(a, b int64) (int64, bool) {
+	d := a - b
+	// Overflow iff the operands have different signs and the result's sign
+	// differs from a's.
+	if (a >= 0) != (b >= 0) && (d >= 0) != (a >= 0) {
+		return 0, false
+	}
+	return d, true
+}
+
+// MulMinor returns a × b and true, or 0 and false when the product does
+// not fit in an int64.
+func MulMinor(a, b int64) (int64, bool) {
+	hi, lo := bits.Mul64(magnitude(a), magnitude(b))
+	p, ok := signed(hi, lo, (a < 0) != (b < 0))
+	if !ok {
+		return 0, false
+	}
+	return p, true
 }
 
 // Sum adds amounts, all of which must be in currency. Sum of nothing is zero.

@@ -92,6 +92,68 @@ func TestAddSub(t *testing.T) {
 	}
 }
 
+// The checked helpers of bare minor units refuse exactly what does not
+// fit in an int64, at both ends.
+func TestCheckedMinor(t *testing.T) {
+	const max, min = math.MaxInt64, math.MinInt64
+	tests := []struct {
+		name string
+		op   func(a, b int64) (int64, bool)
+		a, b int64
+		want int64
+		ok   bool
+	}{
+		{"add", money.AddMinor, 1000, 234, 1234, true},
+		{"add to max", money.AddMinor, max - 1, 1, max, true},
+		{"add past max", money.AddMinor, max, 1, 0, false},
+		{"add two halves past max", money.AddMinor, max/2 + 1, max/2 + 1, 0, false},
+		{"add down to min", money.AddMinor, min + 1, -1, min, true},
+		{"add past min", money.AddMinor, min, -1, 0, false},
+		{"add opposite signs", money.AddMinor, max, min, -1, true},
+		{"sub", money.SubMinor, 1000, 234, 766, true},
+		{"sub down to min", money.SubMinor, -1, max, min, true},
+		{"sub past min", money.SubMinor, -2, max, 0, false},
+		{"sub min from zero", money.SubMinor, 0, min, 0, false},
+		{"sub min from minus one", money.SubMinor, -1, min, max, true},
+		{"sub past max", money.SubMinor, max, -1, 0, false},
+		{"mul", money.MulMinor, 1999, 3, 5997, true},
+		{"mul by zero", money.MulMinor, min, 0, 0, true},
+		{"mul negative", money.MulMinor, -250, 4, -1000, true},
+		{"mul to min", money.MulMinor, -(1 << 62), 2, min, true},
+		{"mul past max", money.MulMinor, 1 << 62, 2, 0, false},
+		{"mul min by minus one", money.MulMinor, min, -1, 0, false},
+		{"mul the bounds", money.MulMinor, money.MaxUnitPrice * money.MaxLineQuantity, money.MaxOrderLines, money.MaxAmount, true},
+		{"mul past max, barely", money.MulMinor, max/7 + 1, 7, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := tt.op(tt.a, tt.b)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("%s(%d, %d) = %d, %v; want %d, %v", tt.name, tt.a, tt.b, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+// The bounds keep one order's arithmetic far from the int64 limit, as
+// bounds.go works out: the largest order total, and that plus as much
+// again refunded, fit.
+func TestBounds(t *testing.T) {
+	if money.MaxAmount != 10_000_000_000_000_000 {
+		t.Errorf("MaxAmount = %d, want 10^16", int64(money.MaxAmount))
+	}
+	total, ok := money.MulMinor(money.MaxUnitPrice, money.MaxLineQuantity)
+	if ok {
+		total, ok = money.MulMinor(total, money.MaxOrderLines)
+	}
+	if ok {
+		_, ok = money.AddMinor(total, total)
+	}
+	if !ok || total != money.MaxAmount {
+		t.Errorf("the largest order total %d (ok %v) is not MaxAmount or does not fit twice", total, ok)
+	}
+}
+
 func TestMulNeg(t *testing.T) {
 	tests := []struct {
 		m       int64

@@ -46,6 +46,7 @@ type Config struct {
 type Server struct {
 	ns  *server.Server
 	cfg Config
+	js  server.JetStreamConfig // as started: limits to re-enable with
 }
 
 // Start starts the server and waits until JetStream is ready.
@@ -99,7 +100,11 @@ func start(opts *server.Options, cfg Config) (*Server, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("natsembed: server %s not ready after %s", opts.ServerName, cfg.ReadyTimeout)
 	}
-	return &Server{ns: ns, cfg: cfg}, nil
+	srv := &Server{ns: ns, cfg: cfg}
+	if c := ns.JetStreamConfig(); c != nil {
+		srv.js = *c
+	}
+	return srv, nil
 }
 
 // Connect returns a client connection. Without a listener it connects in
@@ -126,6 +131,25 @@ func (s *Server) NATS() *server.Server { return s.ns }
 
 // DataDir is where JetStream keeps its files.
 func (s *Server) DataDir() string { return s.cfg.DataDir }
+
+// JetStreamEnabled reports whether JetStream runs: the server shuts it
+// down by itself when its disk is full (out of resources).
+func (s *Server) JetStreamEnabled() bool { return s.ns.JetStreamEnabled() }
+
+// ReenableJetStream starts JetStream again in the same store directory
+// after the server shut it down (a full disk), recovering every stream
+// from its files. It does nothing while JetStream runs.
+func (s *Server) ReenableJetStream() error {
+	if s.ns.JetStreamEnabled() {
+		return nil
+	}
+	cfg := s.js
+	cfg.StoreDir = s.cfg.DataDir // EnableJetStream adds the jetstream/ subdirectory
+	if err := s.ns.EnableJetStream(&cfg); err != nil {
+		return fmt.Errorf("natsembed: re-enable JetStream: %w", err)
+	}
+	return nil
+}
 
 // Shutdown stops the server and waits for it to finish.
 func (s *Server) Shutdown() {

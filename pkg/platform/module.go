@@ -134,6 +134,8 @@ type Deps struct {
 	// feeds share a subscription per source among the process's read
 	// models (Run makes them).
 	feeds *feeds
+	// damaged notes the modules whose store opened damaged (Run makes it).
+	damaged *damaged
 }
 
 // OpenStore opens the event store of service, the module's own, creating

@@ -54,6 +54,12 @@ type Config struct {
 	NATSTLS server.TLSFiles
 	Clock   clock.Clock
 	Logger  *slog.Logger
+	// MaxConnections caps the gRPC connections open at once (zero: the
+	// server's default, negative: no cap); HandshakeTimeout bounds a new
+	// connection's handshake (zero: the server's default). See
+	// server.Config.
+	MaxConnections   int
+	HandshakeTimeout time.Duration
 	// Store selects the event store backend (custody run --store).
 	Store Backend
 	// OnReady, if set, is called once every module serves, with the
@@ -133,7 +139,8 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 	if err != nil {
 		return err
 	}
-	scfg := server.Config{Logger: log, Verifier: verifier}
+	scfg := server.Config{Logger: log, Verifier: verifier,
+		MaxConnections: cfg.MaxConnections, HandshakeTimeout: cfg.HandshakeTimeout}
 	if cfg.TLS.Enabled() {
 		opt, err := cfg.TLS.ServerOption()
 		if err != nil {
@@ -162,7 +169,7 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 	}
 
 	deps := Deps{Logger: log, NATS: nc, JetStream: js, Clock: cfg.Clock, Replicas: max(cfg.Replicas, 1), Backend: cfg.Store,
-		feeds: newFeeds()}
+		feeds: newFeeds(), damaged: &damaged{}}
 	proc := &Process{AdminAddr: adminAddr}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -114,6 +114,12 @@ func startModule(ctx context.Context, m Module, d Deps) (*runtime, error) {
 			return nil, fmt.Errorf("%s: read model %q did not catch up: %w", m.Name, f.p.Name, wctx.Err())
 		}
 	}
+	if d.damaged.has(m.Name) {
+		// Its store takes no writes: reacting or firing deadlines would
+		// only fail (and park events); they resume once it is repaired.
+		d.Logger.Warn("serving read-only: the module's event store is damaged; reactions and deadlines do not run", "module", m.Name)
+		return rt, nil
+	}
 	for _, r := range parts.Reactions {
 		s := &subscribed{r: r}
 		rt.reactions = append(rt.reactions, s)

@@ -2,7 +2,9 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/custody/custody/pkg/eventstore/esdb"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
@@ -23,6 +25,11 @@ const (
 type Backend struct {
 	Kind    string // StoreJetStream (also "") or StoreESDB
 	ESDBURL string // EventStoreDB connection string, for StoreESDB
+	// AllowDamaged opens a module's own damaged JetStream store for
+	// support to inspect instead of refusing to start (custody run
+	// --allow-damaged): the module serves reads, takes no writes, and runs
+	// no reactions or deadlines.
+	AllowDamaged bool
 }
 
 // Validate reports a backend that cannot be opened as configured.
@@ -48,5 +55,50 @@ func (b Backend) open(ctx context.Context, d Deps, service string, readOnly bool
 	if b.esdb() {
 		return esdb.Open(ctx, esdb.Config{URL: b.ESDBURL, Service: service, Now: d.Clock.Now, Logger: d.Logger})
 	}
-	return esjs.Open(ctx, d.NATS, esjs.Config{Service: service, Replicas: d.Replicas, ReadOnly: readOnly, Now: d.Clock.Now})
+	st, err := esjs.Open(ctx, d.NATS, esjs.Config{Service: service, Replicas: d.Replicas, ReadOnly: readOnly, Now: d.Clock.Now,
+		AllowDamaged: b.AllowDamaged})
+	var de *esjs.DamageError
+	if errors.As(err, &de) {
+		for _, dm := range de.Damage {
+			d.Logger.Error("event store damaged", "service", service, "damage", dm.String())
+		}
+		return nil, fmt.Errorf("%w (to serve it read-only for inspection, start with --allow-damaged)", err)
+	}
+	if err != nil || readOnly {
+		return st, err
+	}
+	if dmg, _ := st.Damage(ctx); len(dmg) > 0 {
+		for _, dm := range dmg {
+			d.Logger.Error("event store damaged; serving it read-only (--allow-damaged)", "service", service, "damage", dm.String())
+		}
+		d.damaged.add(service)
+	}
+	return st, nil
+}
+
+// damaged are the modules whose own store opened damaged.
+type damaged struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+func (x *damaged) add(service string) {
+	if x == nil {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.m == nil {
+		x.m = map[string]bool{}
+	}
+	x.m[service] = true
+}
+
+func (x *damaged) has(service string) bool {
+	if x == nil {
+		return false
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.m[service]
 }

@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -76,20 +77,22 @@ func (u *Upstream) Store(ctx context.Context) (Store, error) {
 	return st, nil
 }
 
-// CatchUp waits, bounded by ctx, until p (a read model's progress through
-// this store) has reached the store's newest position: read-your-writes
-// across services.
+// CatchUp waits, bounded by ctx and DefaultWait, until p (a read model's
+// progress through this store) has reached the store's newest position:
+// read-your-writes across services. Running out of time is an error naming
+// both positions, never a wait without end.
 func (u *Upstream) CatchUp(ctx context.Context, p *Position) error {
 	st, err := u.Store(ctx)
 	if err != nil {
 		return err
 	}
-	ok, err := p.CatchUp(ctx, 0, st)
-	switch {
-	case err != nil:
+	target, err := st.LastPosition(ctx)
+	if err != nil {
 		return fmt.Errorf("the %s service's newest position: %w", u.service, err)
-	case !ok:
-		return fmt.Errorf("the %s service's events not applied in time: %w", u.service, ctx.Err())
+	}
+	if !p.Reach(ctx, DefaultWait, target) {
+		return fmt.Errorf("the %s service's events applied up to position %d, not %d, in time: %w",
+			u.service, p.Last(), target, cmp.Or(ctx.Err(), context.DeadlineExceeded))
 	}
 	return nil
 }

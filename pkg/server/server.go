@@ -1,8 +1,10 @@
 // Package server bootstraps Custody's gRPC servers and clients the same way
 // for every service (docs/design.md §4): OpenTelemetry stats handler, panic
 // recovery, request logging and bearer-token auth interceptors, message
-// size limits, gRPC health that reports SERVING only once the service says
-// it is ready, reflection, and graceful shutdown. It also serves the admin
+// size limits, requests that are not valid protobuf refused as bad input
+// (decode.go), connection limits (limits.go), gRPC health that reports
+// SERVING only once the service says it is ready, reflection, and graceful
+// shutdown. It also serves the admin
 // HTTP endpoints (/healthz, /readyz, /metrics) and dials clients.
 //
 //	srv, err := server.New(server.Config{Logger: log, Verifier: verifier})
@@ -26,6 +28,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/custody/custody/pkg/auth"
@@ -36,6 +39,35 @@ const (
 	DefaultMaxRecvMsgSize  = 4 << 20
 	DefaultMaxSendMsgSize  = 16 << 20
 	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultHandshakeTimeout bounds a new connection's TLS and HTTP/2
+	// handshake. Real clients finish in a few round trips; grpc-go's own
+	// default (120s) let half-open connections hold ~100 KB each for two
+	// minutes.
+	DefaultHandshakeTimeout = 5 * time.Second
+	// DefaultMaxConnections caps open connections, handshaking ones
+	// included. At ~100 KB of buffers each that is ~100 MB, a fifth of the
+	// 512 MiB the k8s manifests give a pod; and a gRPC client sends all
+	// its calls over one connection per server, so it admits a thousand
+	// client processes, far more than Custody's internal callers run.
+	DefaultMaxConnections = 1000
+	// DefaultMaxConcurrentStreams bounds the calls open at once on one
+	// connection; a client past it waits for one to finish. It is above the
+	// load generator's largest closed loop (1000 buyers on one connection).
+	DefaultMaxConcurrentStreams = 1024
+	// DefaultIdleTimeout closes (GOAWAY) a connection with no call open for
+	// this long; clients reconnect when they next call.
+	DefaultIdleTimeout = 5 * time.Minute
+)
+
+// Keepalive: the server pings a connection silent this long and closes it
+// if the ping is not answered in time (a peer that vanished); a client may
+// ping at most every keepaliveMinPing (grpc-go clients cannot go below
+// 10s), idle or not, and one pinging more often is sent GOAWAY
+// ENHANCE_YOUR_CALM ("too_many_pings") and cut off.
+const (
+	keepaliveTime    = 2 * time.Minute
+	keepaliveTimeout = 20 * time.Second
+	keepaliveMinPing = 10 * time.Second
 )
 
 // Config configures New.
@@ -53,6 +85,15 @@ type Config struct {
 	MaxSendMsgSize int
 	// ShutdownTimeout bounds the graceful drain before open calls are cut.
 	ShutdownTimeout time.Duration
+	// Connection limits; zero means the defaults above. HandshakeTimeout
+	// bounds a new connection's handshake; MaxConnections caps open
+	// connections (negative: no cap), and Serve closes a connection past
+	// it at once; MaxConcurrentStreams bounds the calls of one connection;
+	// IdleTimeout closes a connection without calls.
+	HandshakeTimeout     time.Duration
+	MaxConnections       int
+	MaxConcurrentStreams uint32
+	IdleTimeout          time.Duration
 	// ServerOptions are appended to ours, e.g. grpc.Creds for TLS/mTLS.
 	ServerOptions []grpc.ServerOption
 }
@@ -64,6 +105,7 @@ type Server struct {
 	health          *health.Server
 	logger          *slog.Logger
 	shutdownTimeout time.Duration
+	maxConns        int
 
 	mu       sync.Mutex
 	ready    map[string]bool // service name -> marked ready
@@ -93,24 +135,40 @@ func New(cfg Config) (*Server, error) {
 		logger:          logger,
 		shutdownTimeout: cmp(cfg.ShutdownTimeout, DefaultShutdownTimeout),
 		ready:           map[string]bool{},
+		maxConns:        cmp(cfg.MaxConnections, DefaultMaxConnections),
 	}
 	const streamWorkers = 128
+	codec := newCodec()
 	opts := []grpc.ServerOption{
 		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))),
 		grpc.MaxRecvMsgSize(cmp(cfg.MaxRecvMsgSize, DefaultMaxRecvMsgSize)),
 		grpc.MaxSendMsgSize(cmp(cfg.MaxSendMsgSize, DefaultMaxSendMsgSize)),
+		grpc.ForceServerCodecV2(codec),
+		grpc.ConnectionTimeout(cmp(cfg.HandshakeTimeout, DefaultHandshakeTimeout)),
+		grpc.MaxConcurrentStreams(cmp(cfg.MaxConcurrentStreams, DefaultMaxConcurrentStreams)),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: cmp(cfg.IdleTimeout, DefaultIdleTimeout),
+			Time:              keepaliveTime,
+			Timeout:           keepaliveTimeout,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinPing, PermitWithoutStream: true}),
 		// Calls run on long-lived workers (more than these start goroutines
 		// of their own): a goroutine per call grew its stack anew for every
 		// order, 1.5% of the CPU under load.
 		grpc.NumStreamWorkers(streamWorkers),
+		// A request that failed to unmarshal is refused before
+		// authentication or anything else sees it, and after logging, so
+		// that the refusal is logged.
 		grpc.ChainUnaryInterceptor(
 			recoverUnary(logger),
 			logUnary(logger),
+			checkDecodedUnary(codec),
 			auth.UnaryServerInterceptor(cfg.Verifier, cfg.ExemptMethods),
 		),
 		grpc.ChainStreamInterceptor(
 			recoverStream(logger),
 			logStream(logger),
+			checkDecodedStream(codec),
 			auth.StreamServerInterceptor(cfg.Verifier, cfg.ExemptMethods),
 		),
 	}
@@ -212,8 +270,8 @@ func (s *Server) updateOverallLocked() {
 	s.health.SetServingStatus("", st)
 }
 
-// Serve accepts connections on lis until ctx is cancelled, then reports
-// NOT_SERVING, drains in-flight calls for up to ShutdownTimeout and cuts
+// Serve accepts connections on lis until ctx is cancelled (closing at once
+// any past MaxConnections), then reports NOT_SERVING, drains in-flight calls for up to ShutdownTimeout and cuts
 // whatever is left (long-lived streams). It returns nil after a shutdown
 // caused by ctx, or the error that stopped serving.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
@@ -227,6 +285,9 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	s.updateOverallLocked()
 	s.mu.Unlock()
 
+	if s.maxConns > 0 {
+		lis = limitListener(lis, s.maxConns, s.logger)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(lis) }()
 	select {

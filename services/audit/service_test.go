@@ -16,6 +16,7 @@ import (
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/platform/platformtest"
+	"github.com/custody/custody/pkg/server/servertest"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
@@ -250,6 +251,7 @@ func TestAccess(t *testing.T) {
 		{second(support.ReplayOrder(ctx, &auditv1.ReplayOrderRequest{OrderId: "o/1"})), "order_id"},
 		{second(support.ReplayOrder(ctx, &auditv1.ReplayOrderRequest{OrderId: "o1", AsOf: &timestamppb.Timestamp{Nanos: -1}})), "as_of"},
 		{second(support.ListParkedEvents(ctx, &auditv1.ListParkedEventsRequest{Consumer: "no.dots"})), "consumer"},
+		{servertest.CallInvalidUTF8(support.VerifyOrderChain, ctx, &auditv1.VerifyOrderChainRequest{OrderId: "o1"}, "order_id")(), "order_id"},
 	}
 	for _, b := range bad {
 		fvs := apierr.FieldViolations(b.err)

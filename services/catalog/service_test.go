@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -16,8 +17,10 @@ import (
 
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/money"
 	"github.com/custody/custody/pkg/platform"
 	"github.com/custody/custody/pkg/platform/platformtest"
+	"github.com/custody/custody/pkg/server/servertest"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
@@ -197,6 +200,24 @@ func TestValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	sid := sess.GetSession().GetSessionId()
+	// Requests applied once, whose request_ids the reuse rows below send
+	// again with another body (AIP-155); each sent again unchanged is a
+	// retry that changes nothing.
+	pid2 := product(t, c, "good2", "v1", 1, 1)
+	applied := []func() error{
+		platformtest.Call(c.RegisterVendor, ctx, &catalogv1.RegisterVendorRequest{RequestId: "reg-v1", VendorId: "v1", DisplayName: "Vendor v1", CountryCode: "DE"}),
+		platformtest.Call(c.CreateProduct, ctx, twoSKUs("good", "v1", 1, 1)),
+		platformtest.Call(c.AdjustStock, ctx, &catalogv1.AdjustStockRequest{RequestId: "adj", SkuId: pid + "-black_m", Delta: 2, Reason: "delivery"}),
+		platformtest.Call(c.CreateAffiliateLink, ctx, &catalogv1.CreateAffiliateLinkRequest{RequestId: "l", CreatorId: "c1", ProductId: pid}),
+		platformtest.Call(c.StartLiveSession, ctx, &catalogv1.StartLiveSessionRequest{RequestId: "s", CreatorId: "c1"}),
+		platformtest.Call(c.PinProduct, ctx, &catalogv1.PinProductRequest{RequestId: "pin", SessionId: sid, ProductId: pid}),
+		platformtest.Call(c.UnpinProduct, ctx, &catalogv1.UnpinProductRequest{RequestId: "unpin", SessionId: sid, ProductId: pid}),
+	}
+	for _, call := range applied[2:] {
+		if err := call(); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	badProduct := func(mut func(*catalogv1.CreateProductRequest)) func() error {
 		r := twoSKUs("bad", "v1", 1, 1)
@@ -210,11 +231,14 @@ func TestValidation(t *testing.T) {
 	}{
 		{"vendor without request_id", platformtest.Call(c.RegisterVendor, ctx, &catalogv1.RegisterVendorRequest{VendorId: "v2", DisplayName: "x", CountryCode: "DE"}), "request_id"},
 		{"vendor with a bad country", platformtest.Call(c.RegisterVendor, ctx, &catalogv1.RegisterVendorRequest{RequestId: "r", VendorId: "v2", DisplayName: "x", CountryCode: "Germany"}), "country_code"},
+		{"display name not UTF-8", servertest.CallInvalidUTF8(c.RegisterVendor, ctx, &catalogv1.RegisterVendorRequest{RequestId: "r", VendorId: "v2", DisplayName: "x", CountryCode: "DE"}, "display_name"), "display_name"},
 		{"vendor id with a dot", platformtest.Call(c.RegisterVendor, ctx, &catalogv1.RegisterVendorRequest{RequestId: "r", VendorId: "v.2", DisplayName: "x", CountryCode: "DE"}), "vendor_id"},
 		{"product without request_id", badProduct(func(r *catalogv1.CreateProductRequest) { r.RequestId = "" }), "request_id"},
 		{"product without skus", badProduct(func(r *catalogv1.CreateProductRequest) { r.Skus = nil }), "skus"},
 		{"product without title", badProduct(func(r *catalogv1.CreateProductRequest) { r.Title = "" }), "title"},
 		{"negative price", badProduct(func(r *catalogv1.CreateProductRequest) { r.Skus[1].Price.AmountMinor = -1 }), "skus[1].price.amount_minor"},
+		{"price above the bound", badProduct(func(r *catalogv1.CreateProductRequest) { r.Skus[1].Price.AmountMinor = money.MaxUnitPrice + 1 }), "skus[1].price.amount_minor"},
+		{"price of int64's limit", badProduct(func(r *catalogv1.CreateProductRequest) { r.Skus[0].Price.AmountMinor = math.MaxInt64 }), "skus[0].price.amount_minor"},
 		{"mixed currencies", badProduct(func(r *catalogv1.CreateProductRequest) { r.Skus[1].Price.CurrencyCode = "USD" }), "skus[1].price.currency_code"},
 		{"unknown currency", badProduct(func(r *catalogv1.CreateProductRequest) { r.Skus[0].Price.CurrencyCode = "XYZ" }), "skus[0].price.currency_code"},
 		{"lower-case currency", badProduct(func(r *catalogv1.CreateProductRequest) { r.Skus[0].Price.CurrencyCode = "eur" }), "skus[0].price.currency_code"},
@@ -223,8 +247,12 @@ func TestValidation(t *testing.T) {
 		{"bad sku code", badProduct(func(r *catalogv1.CreateProductRequest) { r.Skus[0].Code = "Black M" }), "skus[0].code"},
 		{"duplicate sku code", badProduct(func(r *catalogv1.CreateProductRequest) { r.Skus[1].Code = r.Skus[0].Code }), "skus[1].code"},
 		{"negative stock", badProduct(func(r *catalogv1.CreateProductRequest) { r.Skus[0].InitialStock = -1 }), "skus[0].initial_stock"},
+		{"stock above the bound", badProduct(func(r *catalogv1.CreateProductRequest) { r.Skus[0].InitialStock = 1_000_000_000_001 }), "skus[0].initial_stock"},
+		{"stock of int64's limit", badProduct(func(r *catalogv1.CreateProductRequest) { r.Skus[1].InitialStock = math.MaxInt64 }), "skus[1].initial_stock"},
 		{"bad vendor id", badProduct(func(r *catalogv1.CreateProductRequest) { r.VendorId = "" }), "vendor_id"},
 		{"adjust by zero", platformtest.Call(c.AdjustStock, ctx, &catalogv1.AdjustStockRequest{RequestId: "a", SkuId: pid + "-black_m"}), "delta"},
+		{"adjust beyond the bound", platformtest.Call(c.AdjustStock, ctx, &catalogv1.AdjustStockRequest{RequestId: "a", SkuId: pid + "-black_m", Delta: math.MaxInt64}), "delta"},
+		{"adjust below the bound", platformtest.Call(c.AdjustStock, ctx, &catalogv1.AdjustStockRequest{RequestId: "a", SkuId: pid + "-black_m", Delta: math.MinInt64}), "delta"},
 		{"adjust a malformed sku", platformtest.Call(c.AdjustStock, ctx, &catalogv1.AdjustStockRequest{RequestId: "a", SkuId: "black", Delta: 1}), "sku_id"},
 		{"adjust without request_id", platformtest.Call(c.AdjustStock, ctx, &catalogv1.AdjustStockRequest{SkuId: pid + "-black_m", Delta: 1}), "request_id"},
 		{"link without product", platformtest.Call(c.CreateAffiliateLink, ctx, &catalogv1.CreateAffiliateLinkRequest{RequestId: "l", CreatorId: "c1"}), "product_id"},
@@ -234,12 +262,27 @@ func TestValidation(t *testing.T) {
 		{"list with a negative page size", platformtest.Call(c.ListProducts, ctx, &catalogv1.ListProductsRequest{VendorId: "v1", PageSize: -1}), "page_size"},
 		{"list with a forged token", platformtest.Call(c.ListProducts, ctx, &catalogv1.ListProductsRequest{VendorId: "v1", PageToken: "bm9wZQ"}), "page_token"},
 		{"get a malformed product id", platformtest.Call(c.GetProduct, ctx, &catalogv1.GetProductRequest{ProductId: "a-b"}), "product_id"},
+		{"vendor request_id reused", platformtest.Call(c.RegisterVendor, ctx, &catalogv1.RegisterVendorRequest{RequestId: "reg-v1", VendorId: "v1", DisplayName: "Another name", CountryCode: "DE"}), "request_id"},
+		{"product request_id reused", platformtest.Call(c.CreateProduct, ctx, twoSKUs("good", "v1", 7, 1)), "request_id"},
+		{"adjust request_id reused", platformtest.Call(c.AdjustStock, ctx, &catalogv1.AdjustStockRequest{RequestId: "adj", SkuId: pid + "-black_m", Delta: 3, Reason: "delivery"}), "request_id"},
+		{"link request_id reused", platformtest.Call(c.CreateAffiliateLink, ctx, &catalogv1.CreateAffiliateLinkRequest{RequestId: "l", CreatorId: "c1", ProductId: pid2}), "request_id"},
+		{"session request_id reused", platformtest.Call(c.StartLiveSession, ctx, &catalogv1.StartLiveSessionRequest{RequestId: "s", CreatorId: "c1", Title: "Another"}), "request_id"},
+		{"pin request_id reused", platformtest.Call(c.PinProduct, ctx, &catalogv1.PinProductRequest{RequestId: "pin", SessionId: sid, ProductId: pid2}), "request_id"},
+		{"unpin request_id reused", platformtest.Call(c.UnpinProduct, ctx, &catalogv1.UnpinProductRequest{RequestId: "unpin", SessionId: sid, ProductId: pid2}), "request_id"},
 	}
 	p.WritesNothing(t, catalog.Name, func() {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) { wantField(t, tc.call(), tc.field) })
 		}
+		for i, call := range applied {
+			if err := call(); err != nil {
+				t.Errorf("applied request %d sent again: %v, want its first result", i, err)
+			}
+		}
 	})
+	if l := ledger(t, c, pid); l["black_m"] != [3]int64{3, 0, 0} {
+		t.Errorf("black_m after a restock of 2 and a reused request_id: %v, want 3 available", l["black_m"])
+	}
 }
 
 func TestAuthorization(t *testing.T) {

@@ -2,6 +2,7 @@ package fulfilment_test
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -12,7 +13,9 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custody/custody/pkg/money"
 	"github.com/custody/custody/pkg/platform/platformtest"
+	"github.com/custody/custody/pkg/server/servertest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	"github.com/custody/custody/services/fulfilment"
@@ -249,6 +252,11 @@ func TestShipValidation(t *testing.T) {
 		}, Field: "packages[0].lines[0].sku_id"},
 		{Name: "more than ordered", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Packages = []*fulfilmentv1.Package{box(line("1", 3))} }, Field: "packages[0].lines[0].quantity"},
 		{Name: "zero quantity", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Packages[0].Lines[1].Quantity = 0 }, Field: "packages[0].lines[1].quantity"},
+		{Name: "quantity of int64's limit", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Packages[0].Lines[1].Quantity = math.MaxInt64 }, Field: "packages[0].lines[1].quantity"},
+		// Refused at the edge, before the fulfilment is looked up (else NotFound).
+		{Name: "quantity beyond the bound of an unknown fulfilment", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) {
+			r.FulfilmentId, r.Packages[0].Lines[0].Quantity = "f-nope", money.MaxLineQuantity+1
+		}, Field: "packages[0].lines[0].quantity"},
 		{Name: "no photos", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) { r.Packages[0].Evidence.PhotoSha256 = nil }, Field: "packages[0].evidence.photo_sha256"},
 		{Name: "photo not a hash", Change: func(r *fulfilmentv1.ShipFulfilmentRequest) {
 			r.Packages[0].Evidence.PhotoSha256 = []string{"IMG_0001.jpg"}
@@ -270,10 +278,33 @@ func TestShipValidation(t *testing.T) {
 			e.WantRefused(t, fulfilment.Name, tt.Field, platformtest.Call(vc.ShipFulfilment, t.Context(), tt.Of(valid)))
 		})
 	}
+	// Bytes no Go client can send: refused as bad input, not Internal.
+	t.Run("tracking number not UTF-8", func(t *testing.T) {
+		e.WantRefused(t, fulfilment.Name, "tracking_number", servertest.CallInvalidUTF8(vc.ShipFulfilment, t.Context(), valid(), "tracking_number"))
+	})
 	// The valid request works, and the tracking number was not burnt by
 	// the refused ones.
-	if _, err := vc.ShipFulfilment(t.Context(), valid()); err != nil {
+	sent := valid()
+	shipped, err := vc.ShipFulfilment(t.Context(), sent)
+	if err != nil {
 		t.Fatal(err)
+	}
+	// Again, it is the same shipment; its request id with another body is
+	// refused (AIP-155) and claims nothing: no tracking number, no shipment.
+	if again, err := vc.ShipFulfilment(t.Context(), sent); err != nil || !proto.Equal(again, shipped) {
+		t.Fatalf("the same request again: %v, %v; want %v", again, err, shipped)
+	}
+	for name, change := range map[string]func(*fulfilmentv1.ShipFulfilmentRequest){
+		"another tracking number": func(r *fulfilmentv1.ShipFulfilmentRequest) { r.TrackingNumber = dhlNumber() },
+		"another serial number": func(r *fulfilmentv1.ShipFulfilmentRequest) {
+			r.Packages[0].Evidence.Units[0].SerialNumber = uniq("SN-")
+		},
+	} {
+		t.Run("request id reused with "+name, func(t *testing.T) {
+			reused := proto.Clone(sent).(*fulfilmentv1.ShipFulfilmentRequest)
+			change(reused)
+			e.WantRefused(t, fulfilment.Name, "request_id", platformtest.Call(vc.ShipFulfilment, t.Context(), reused))
+		})
 	}
 	if _, err := vc.ShipFulfilment(t.Context(), shipReq("f-nope", "dhl", dhlNumber(), box(line("1", 1)))); err == nil {
 		t.Fatal("shipping an unknown fulfilment worked")
@@ -393,6 +424,29 @@ func TestScanRules(t *testing.T) {
 	}
 	if r, err := cc.RecordTrackingEvent(t.Context(), scanReq("dhl", number, "e3", domain.Delivered, now.Add(2*time.Minute), nil)); err != nil || r.GetFulfilmentState() != stateDelivered {
 		t.Fatalf("delivered after lost: %v, %v", r, err)
+	}
+	// A request id names one scan: sent again, the scan is a duplicate; for
+	// another scan it is refused (AIP-155) and records nothing.
+	scan := scanReq("dhl", number, "e4", domain.InTransit, now.Add(time.Minute), nil)
+	scan.RequestId = uniq("scan-")
+	for i, wantDuplicate := range []bool{false, true} {
+		if r, err := cc.RecordTrackingEvent(t.Context(), scan); err != nil || r.GetDuplicate() != wantDuplicate || r.GetFulfilmentId() != fid {
+			t.Fatalf("scan with a request id, #%d: %v, %v", i, r, err)
+		}
+	}
+	other := proto.Clone(scan).(*fulfilmentv1.RecordTrackingEventRequest)
+	other.CarrierEventId = "e5"
+	e.WantRefused(t, fulfilment.Name, "request_id", platformtest.Call(cc.RecordTrackingEvent, t.Context(), other))
+	// Under a request id of its own the other scan is recorded, and the
+	// first scan under a new request id is still a duplicate (by its
+	// carrier event id).
+	other.RequestId = uniq("scan-")
+	if r, err := cc.RecordTrackingEvent(t.Context(), other); err != nil || r.GetDuplicate() {
+		t.Fatalf("the other scan under its own request id: %v, %v", r, err)
+	}
+	scan.RequestId = uniq("scan-")
+	if r, err := cc.RecordTrackingEvent(t.Context(), scan); err != nil || !r.GetDuplicate() {
+		t.Fatalf("the first scan under a new request id: %v, %v", r, err)
 	}
 }
 

@@ -2,6 +2,7 @@ package order_test
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -14,7 +15,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/apierr"
+	"github.com/custody/custody/pkg/money"
 	"github.com/custody/custody/pkg/platform/platformtest"
+	"github.com/custody/custody/pkg/server/servertest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
@@ -30,6 +33,9 @@ func TestPlaceOrderValidation(t *testing.T) {
 	p := e.product(t, v1, 500, sku{"a", "EUR", 1000}, sku{"b", "EUR", 250})
 	pa, pb := p+"-a", p+"-b"
 	usd := e.product(t, v1, 0, sku{"x", "USD", 100}) + "-x"
+	// Listed before prices were bounded, at int64's limit: the reported
+	// order for it confirmed and wrapped the vendor's escrow balance.
+	huge := e.product(t, v1, 0, sku{"h", "EUR", math.MaxInt64}) + "-h"
 	other := e.product(t, v1, 0, sku{"z", "EUR", 1})
 	goodLink := e.link(t, uniq("c"), p, v1, 800)
 	otherLink := e.link(t, uniq("c"), other, v1, 800)
@@ -63,6 +69,15 @@ func TestPlaceOrderValidation(t *testing.T) {
 		{Name: "zero quantity", Change: func(r *orderv1.PlaceOrderRequest) { r.Lines[0].Quantity = 0 }, Field: "lines[0].quantity"},
 		{Name: "negative quantity", Change: func(r *orderv1.PlaceOrderRequest) { r.Lines[1].Quantity = -3 }, Field: "lines[1].quantity"},
 		{Name: "absurd quantity", Change: func(r *orderv1.PlaceOrderRequest) { r.Lines[1].Quantity = 1001 }, Field: "lines[1].quantity"},
+		{Name: "quantity of int64's limit", Change: func(r *orderv1.PlaceOrderRequest) { r.Lines[0].Quantity = math.MaxInt64 }, Field: "lines[0].quantity"},
+		{Name: "too many lines", Change: func(r *orderv1.PlaceOrderRequest) {
+			for i := len(r.Lines); i <= money.MaxOrderLines; i++ {
+				r.Lines = append(r.Lines, line(fmt.Sprintf("%s-l%d", p, i), 1))
+			}
+		}, Field: "lines"},
+		{Name: "sku priced beyond the bound", Change: func(r *orderv1.PlaceOrderRequest) { r.Lines[1] = line(huge, 1) }, Field: "lines[1].sku_id"},
+		{Name: "payment beyond the bound", Change: func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount.AmountMinor = money.MaxAmount + 1 }, Field: "payment.amount.amount_minor"},
+		{Name: "payment of int64's limit", Change: func(r *orderv1.PlaceOrderRequest) { r.Payment.Amount.AmountMinor = math.MaxInt64 }, Field: "payment.amount.amount_minor"},
 		{Name: "missing sku", Change: func(r *orderv1.PlaceOrderRequest) { r.Lines[1].SkuId = "" }, Field: "lines[1].sku_id"},
 		{Name: "unknown sku", Change: func(r *orderv1.PlaceOrderRequest) { r.Lines[1].SkuId = p + "-nope" }, Field: "lines[1].sku_id"},
 		{Name: "sku repeated", Change: func(r *orderv1.PlaceOrderRequest) { r.Lines[1].SkuId = pa }, Field: "lines[1].sku_id"},
@@ -104,6 +119,11 @@ func TestPlaceOrderValidation(t *testing.T) {
 				e.WantRefused(t, order.Name, tt.Field, platformtest.Call(client.PlaceOrder, t.Context(), tt.Of(valid)))
 			})
 		}
+		// Bytes no Go client can send: refused as bad input, not Internal.
+		t.Run("buyer_id not UTF-8", func(t *testing.T) {
+			t.Parallel()
+			e.WantRefused(t, order.Name, "buyer_id", servertest.CallInvalidUTF8(client.PlaceOrder, t.Context(), valid(), "buyer_id"))
+		})
 	})
 	// And the valid request, with each valid attribution, is accepted.
 	for _, change := range []func(*orderv1.PlaceOrderRequest){func(*orderv1.PlaceOrderRequest) {}, withLink(goodLink), withSession(pinned, now.Add(-30*time.Minute))} {
@@ -139,12 +159,29 @@ func TestPlaceOrderIsIdempotent(t *testing.T) {
 	if !proto.Equal(first, again) {
 		t.Fatalf("the same request answered differently:\n%v\n%v", first, again)
 	}
-	// Even a changed body under the same request id is the first order (AIP-155).
-	changed := proto.Clone(req).(*orderv1.PlaceOrderRequest)
-	changed.Lines[0].Quantity = 5
-	third, err := e.as(t, "service").PlaceOrder(t.Context(), changed)
-	if err != nil || third.GetOrder().GetOrderId() != o.GetOrderId() || third.GetOrder().GetLines()[0].GetQuantity() != 2 {
-		t.Fatalf("same request id, changed body: %v, %v", third, err)
+	// wait_timeout does not change what is asked: the same request waiting
+	// is a retry too.
+	waiting := proto.Clone(req).(*orderv1.PlaceOrderRequest)
+	waiting.WaitTimeout = durationpb.New(time.Millisecond)
+	if w, err := client.PlaceOrder(t.Context(), waiting); err != nil || w.GetOrder().GetOrderId() != o.GetOrderId() {
+		t.Fatalf("the same request with a wait: %v, %v", w, err)
+	}
+	// A changed body under the same request id is refused (AIP-155), naming
+	// request_id, whoever sends it — also one the catalog cannot price —
+	// and changes nothing.
+	for name, change := range map[string]func(*orderv1.PlaceOrderRequest){
+		"another quantity": func(r *orderv1.PlaceOrderRequest) { r.Lines[0].Quantity, r.Payment.Amount = 3, eur(5997) },
+		"another address":  func(r *orderv1.PlaceOrderRequest) { r.ShippingAddress.Locality = "Hamburg" },
+		"an unknown sku":   func(r *orderv1.PlaceOrderRequest) { r.Lines[0].SkuId = s + "x" },
+	} {
+		changed := proto.Clone(req).(*orderv1.PlaceOrderRequest)
+		change(changed)
+		for _, c := range []orderv1.OrderServiceClient{client, e.as(t, "service")} {
+			e.WantRefused(t, order.Name, "request_id", platformtest.Call(c.PlaceOrder, t.Context(), changed))
+		}
+		if again, err := client.PlaceOrder(t.Context(), req); err != nil || !proto.Equal(first, again) {
+			t.Fatalf("after %s, the first request again: %v, %v", name, again, err)
+		}
 	}
 	if evs := e.orderEvents(t, o.GetOrderId()); len(evs) != 1 {
 		t.Fatalf("%d events in the order stream, want one OrderPlaced", len(evs))
@@ -500,6 +537,10 @@ func TestCancelOrder(t *testing.T) {
 		if err != nil || !proto.Equal(resp, again) {
 			t.Fatalf("cancel again: %v, %v (first %v)", again, err, resp)
 		}
+		// The request id with another reason is another request: refused.
+		reused := proto.Clone(req).(*orderv1.CancelOrderRequest)
+		reused.Reason = "found it cheaper"
+		e.WantRefused(t, order.Name, "request_id", platformtest.Call(client.CancelOrder, t.Context(), reused))
 		evs := e.orderEvents(t, id)
 		c, ok := evs[len(evs)-1].(*orderv1.OrderCancelled)
 		if len(evs) != 2 || !ok || c.GetCancelledBy() != "buyer:"+buyer {

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/platform/platformtest"
+	"github.com/custody/custody/pkg/server/servertest"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
 	"github.com/custody/custody/services/payouts"
 )
@@ -111,6 +112,7 @@ func TestValidation(t *testing.T) {
 		{"no request id", platformtest.Call(c.RunPayouts, t.Context(), &payoutsv1.RunPayoutsRequest{}), "request_id"},
 		{"no batch id", platformtest.Call(c.GetPayoutBatch, t.Context(), &payoutsv1.GetPayoutBatchRequest{}), "batch_id"},
 		{"no order id", platformtest.Call(c.GetOrderSettlement, t.Context(), &payoutsv1.GetOrderSettlementRequest{}), "order_id"},
+		{"request id not UTF-8", servertest.CallInvalidUTF8(c.RunPayouts, t.Context(), &payoutsv1.RunPayoutsRequest{RequestId: "r"}, "request_id"), "request_id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -104,6 +104,9 @@ func TestBadFlags(t *testing.T) {
 		"--payouts-tier-reserve-bps=watch=20000",
 		"--payouts-min-payout=EUR=1,500",
 		"--payouts-min-payout=1000,XYZ=1",
+		"--payouts-min-payout=10000000000000001", // above money.MaxAmount
+		"--payouts-min-payout=1000,JPY=9223372036854775807",
+		"--payouts-platform-fee-bps=-1",
 		"--payouts-attribution-window=168h", // the order service's window is the only one
 	} {
 		t.Run(arg, func(t *testing.T) {

@@ -2,12 +2,16 @@ package trust_test
 
 import (
 	"context"
+	"math"
 	"slices"
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/custody/custody/pkg/money"
 	"github.com/custody/custody/pkg/platform/platformtest"
+	"github.com/custody/custody/pkg/server/servertest"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 )
@@ -141,6 +145,11 @@ func TestValidation(t *testing.T) {
 		{Name: "no lines", Change: func(r *trustv1.OpenClaimRequest) { r.Lines = nil }, Field: "lines"},
 		{Name: "zero quantity", Change: func(r *trustv1.OpenClaimRequest) { r.Lines[0].Quantity = 0 }, Field: "lines[0].quantity"},
 		{Name: "more than the line", Change: func(r *trustv1.OpenClaimRequest) { r.Lines[0].Quantity = 3 }, Field: "lines[0].quantity"},
+		{Name: "quantity of int64's limit", Change: func(r *trustv1.OpenClaimRequest) { r.Lines[0].Quantity = math.MaxInt64 }, Field: "lines[0].quantity"},
+		// Refused at the edge, before the order is looked up (else NotFound).
+		{Name: "quantity beyond the bound on an unknown order", Change: func(r *trustv1.OpenClaimRequest) {
+			r.OrderId, r.Lines[0].Quantity = platformtest.ID("o"), money.MaxLineQuantity+1
+		}, Field: "lines[0].quantity"},
 		{Name: "unknown line", Change: func(r *trustv1.OpenClaimRequest) { r.Lines[0].LineId = "7" }, Field: "lines[0].line_id"},
 		{Name: "line twice", Change: func(r *trustv1.OpenClaimRequest) { r.Lines = claimLines("1", 1, "1", 1) }, Field: "lines[1].line_id"},
 		{Name: "no evidence", Change: func(r *trustv1.OpenClaimRequest) { r.Evidence = nil }, Field: "evidence"},
@@ -154,15 +163,38 @@ func TestValidation(t *testing.T) {
 			platformtest.WantField(t, err, tt.Field)
 		})
 	}
+	// Bytes no Go client can send: refused as bad input, not Internal.
+	t.Run("order_id not UTF-8", func(t *testing.T) {
+		platformtest.WantField(t, servertest.CallInvalidUTF8(client.OpenClaim, t.Context(), valid(), "order_id")(), "order_id")
+	})
 	if evs := claimEvents(t, s.orderID); len(evs) != 0 {
 		t.Fatalf("refused claims wrote %v", eventNames(evs))
 	}
-	resp, err := client.OpenClaim(t.Context(), valid())
+	opened := valid()
+	resp, err := client.OpenClaim(t.Context(), opened)
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := resp.GetClaim().GetClaimId()
 	vc := as(t, "vendor:"+vendor)
+	sc := as(t, "support")
+	// Amounts beyond any order total are refused at the edge — on an
+	// unknown claim too, which would otherwise be NotFound — and change
+	// nothing.
+	before := len(claimEvents(t, s.orderID))
+	for _, claimID := range []string{id, s.orderID + "_c0123456789abcdef"} {
+		for _, minor := range []int64{money.MaxAmount + 1, math.MaxInt64} {
+			_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"), ClaimId: claimID,
+				Response: trustv1.VendorResponse_VENDOR_RESPONSE_OFFER_PARTIAL_REFUND, OfferedAmount: eur(minor)})
+			platformtest.WantField(t, err, "offered_amount.amount_minor")
+			_, err = sc.ResolveClaim(t.Context(), &trustv1.ResolveClaimRequest{RequestId: platformtest.ID("r"), ClaimId: claimID,
+				Decision: trustv1.ClaimDecision_CLAIM_DECISION_REFUND_PARTIAL, RefundAmount: eur(minor), Rationale: "x"})
+			platformtest.WantField(t, err, "refund_amount.amount_minor")
+		}
+	}
+	if after := len(claimEvents(t, s.orderID)); after != before {
+		t.Fatalf("refused amounts wrote %d claim events", after-before)
+	}
 	_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 		Response: trustv1.VendorResponse_VENDOR_RESPONSE_OFFER_PARTIAL_REFUND})
 	platformtest.WantField(t, err, "offered_amount")
@@ -175,7 +207,6 @@ func TestValidation(t *testing.T) {
 	_, err = vc.RespondToClaim(t.Context(), &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 		Response: trustv1.VendorResponse_VENDOR_RESPONSE_CONTEST})
 	platformtest.WantField(t, err, "evidence")
-	sc := as(t, "support")
 	_, err = sc.ResolveClaim(t.Context(), &trustv1.ResolveClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
 		Decision: trustv1.ClaimDecision_CLAIM_DECISION_REFUND_FULL})
 	platformtest.WantField(t, err, "rationale")
@@ -194,6 +225,45 @@ func TestValidation(t *testing.T) {
 	platformtest.WantReason(t, err, codes.FailedPrecondition, "RETURN_NOT_AUTHORISED")
 	_, err = client.AnswerOffer(t.Context(), &trustv1.AnswerOfferRequest{RequestId: platformtest.ID("r"), ClaimId: id, Accept: true})
 	platformtest.WantReason(t, err, codes.FailedPrecondition, "CLAIM_STATE_FORBIDS")
+
+	// AIP-155: each request applied below, sent again, is answered as the
+	// first time (no new event); its request_id with another body is
+	// refused naming request_id, and writes nothing.
+	retried := func(name string, first proto.Message, send func(proto.Message) (*trustv1.Claim, error), change func(proto.Message)) {
+		t.Helper()
+		c, err := send(first)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		n := len(claimEvents(t, s.orderID))
+		if again, err := send(first); err != nil || again.GetRevision() != c.GetRevision() || again.GetClaimId() != c.GetClaimId() {
+			t.Fatalf("%s again: %v, %v; want %v", name, again, err, c)
+		}
+		reused := proto.Clone(first)
+		change(reused)
+		_, err = send(reused)
+		platformtest.WantField(t, err, "request_id")
+		if after := len(claimEvents(t, s.orderID)); after != n {
+			t.Fatalf("%s: the repeat and the reuse wrote %d claim events", name, after-n)
+		}
+	}
+	retried("OpenClaim", opened, func(m proto.Message) (*trustv1.Claim, error) {
+		r, err := client.OpenClaim(t.Context(), m.(*trustv1.OpenClaimRequest))
+		return r.GetClaim(), err
+	}, func(m proto.Message) { m.(*trustv1.OpenClaimRequest).Lines = claimLines("2", 1) })
+	retried("RespondToClaim", &trustv1.RespondToClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id,
+		Response: trustv1.VendorResponse_VENDOR_RESPONSE_OFFER_PARTIAL_REFUND, OfferedAmount: eur(400)}, func(m proto.Message) (*trustv1.Claim, error) {
+		r, err := vc.RespondToClaim(t.Context(), m.(*trustv1.RespondToClaimRequest))
+		return r.GetClaim(), err
+	}, func(m proto.Message) { m.(*trustv1.RespondToClaimRequest).OfferedAmount = eur(300) })
+	retried("AnswerOffer", &trustv1.AnswerOfferRequest{RequestId: platformtest.ID("r"), ClaimId: id, Accept: false}, func(m proto.Message) (*trustv1.Claim, error) {
+		r, err := client.AnswerOffer(t.Context(), m.(*trustv1.AnswerOfferRequest))
+		return r.GetClaim(), err
+	}, func(m proto.Message) { m.(*trustv1.AnswerOfferRequest).Accept = true })
+	retried("WithdrawClaim", &trustv1.WithdrawClaimRequest{RequestId: platformtest.ID("r"), ClaimId: id, Reason: "sorted it out"}, func(m proto.Message) (*trustv1.Claim, error) {
+		r, err := client.WithdrawClaim(t.Context(), m.(*trustv1.WithdrawClaimRequest))
+		return r.GetClaim(), err
+	}, func(m proto.Message) { m.(*trustv1.WithdrawClaimRequest).Reason = "another reason" })
 }
 
 // ListClaims pages newest first, filters by state, and keeps a token to

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/custody/custody/pkg/platform/platformtest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
@@ -168,6 +169,19 @@ func TestCounterfeitClaimConfirmedBySupport(t *testing.T) {
 		c.GetResolution().GetDecidedBy() != "support" || c.GetRefunds()[0].GetAmount().GetAmountMinor() != 25000 {
 		t.Fatalf("claim %v", c)
 	}
+	// The decision again is answered as the first; its request_id for
+	// another decision is refused (AIP-155) and writes nothing.
+	n := len(claimEvents(t, s.orderID))
+	if again, err := as(t, "support").ResolveClaim(t.Context(), resolve); err != nil || again.GetClaim().GetRevision() != c.GetRevision() {
+		t.Fatalf("the decision again: %v, %v", again, err)
+	}
+	otherDecision := proto.Clone(resolve).(*trustv1.ResolveClaimRequest)
+	otherDecision.Decision, otherDecision.CounterfeitConfirmed = trustv1.ClaimDecision_CLAIM_DECISION_REJECT, false
+	_, err = as(t, "support").ResolveClaim(t.Context(), otherDecision)
+	platformtest.WantField(t, err, "request_id")
+	if after := len(claimEvents(t, s.orderID)); after != n {
+		t.Fatalf("the repeat and the reused request_id wrote %d claim events", after-n)
+	}
 
 	after := waitTrust(t, vendor, func(v *trustv1.VendorTrust) error {
 		if v.GetCounts().GetCounterfeitsConfirmed() != 1 || v.GetCounts().GetClaimsLost() != 1 || v.GetCounts().GetResponses() != 1 {
@@ -225,6 +239,19 @@ func TestChangedMindReturnReceivedDamaged(t *testing.T) {
 	// Receiving again is refused; the same request again is not.
 	if again, err := as(t, "vendor:"+vendor).ReceiveReturn(t.Context(), receive); err != nil || again.GetClaim().GetRevision() != c.GetRevision() {
 		t.Fatalf("repeat: %v, %v", again, err)
+	}
+	// A request_id reused for another request is refused (AIP-155),
+	// naming request_id, and writes nothing.
+	otherReceipt := proto.Clone(receive).(*trustv1.ReceiveReturnRequest)
+	otherReceipt.Condition = trustv1.ReturnCondition_RETURN_CONDITION_AS_EXPECTED
+	_, err = as(t, "vendor:"+vendor).ReceiveReturn(t.Context(), otherReceipt)
+	platformtest.WantField(t, err, "request_id")
+	otherParcel := proto.Clone(ship).(*trustv1.RecordReturnShipmentRequest)
+	otherParcel.TrackingNumber = "RET-2"
+	_, err = bc.RecordReturnShipment(t.Context(), otherParcel)
+	platformtest.WantField(t, err, "request_id")
+	if n := len(claimEvents(t, s.orderID)); n != len(want) {
+		t.Fatalf("after the reused request_ids the claims stream has %d events, want %d", n, len(want))
 	}
 	receive.RequestId = platformtest.ID("r")
 	_, err = as(t, "vendor:"+vendor).ReceiveReturn(t.Context(), receive)

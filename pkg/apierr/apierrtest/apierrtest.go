@@ -34,7 +34,8 @@ func invalid() error {
 }
 
 // Shared are the errors every service answers alike, whatever its own
-// codes: the fault kinds, a conflict that survived retries, a store that
+// codes: the fault kinds, a conflict that survived retries, a request_id
+// reused for a different request, a store that
 // is down, the request's context ending, a status built at the edge, and
 // the unforeseen (Internal, never Unknown).
 func Shared() []Case {
@@ -45,6 +46,7 @@ func Shared() []Case {
 		{fmt.Errorf("wrapped: %w", &fault.NotFoundError{Resource: "thing", ID: "t1"}), codes.NotFound, ""},
 		{&fault.ExistsError{Resource: "thing", ID: "t1"}, codes.AlreadyExists, ""},
 		{fmt.Errorf("x: %w", es.ErrConflict), codes.Aborted, "CONCURRENCY_CONFLICT"},
+		{fmt.Errorf("x: %w", &es.ReusedError{Stream: "thing-t1", CommandID: "c1"}), codes.InvalidArgument, ""},
 		{fmt.Errorf("x: %w: boom", eventstore.ErrUnavailable), codes.Unavailable, ""},
 		{context.DeadlineExceeded, codes.DeadlineExceeded, ""},
 		{context.Canceled, codes.Canceled, ""},
@@ -55,7 +57,7 @@ func Shared() []Case {
 
 // ToStatus checks that toStatus answers each of cases, then each Shared
 // case, with its code and reason, and that bad input keeps its field
-// violations.
+// violations, as does a request_id reused for a different request.
 func ToStatus(t *testing.T, toStatus func(context.Context, error) error, cases ...Case) {
 	t.Helper()
 	for _, c := range slices.Concat(cases, Shared()) {
@@ -67,5 +69,9 @@ func ToStatus(t *testing.T, toStatus func(context.Context, error) error, cases .
 	fvs := apierr.FieldViolations(toStatus(t.Context(), fmt.Errorf("wrapped: %w", invalid())))
 	if len(fvs) != 1 || fvs[0] != (apierr.FieldViolation{Field: "lines[2].quantity", Description: "must be at least 1"}) {
 		t.Errorf("field violations %v, want lines[2].quantity", fvs)
+	}
+	fvs = apierr.FieldViolations(toStatus(t.Context(), fmt.Errorf("wrapped: %w", &es.ReusedError{Stream: "thing-t1", CommandID: "c1"})))
+	if len(fvs) != 1 || fvs[0] != apierr.RequestReused {
+		t.Errorf("a reused request_id: field violations %v, want %v", fvs, apierr.RequestReused)
 	}
 }

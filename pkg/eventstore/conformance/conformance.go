@@ -63,6 +63,7 @@ func Run(t *testing.T, b Backend) {
 		{"HistoryCannotBeDeleted", testImmutable},
 		{"HashChainDetectsTampering", testHashChain},
 		{"RestartKeepsEveryAcknowledgedEvent", testRestart},
+		{"RequestFingerprintRoundTrips", testRequestFingerprint},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
@@ -639,5 +640,62 @@ func testRestart(t *testing.T, b Backend) {
 	res := mustAppend(t, s, "order-p", eventstore.Exact(got[len(got)-1].Revision), ev("p", 1))
 	if res.LastRevision != uint64(len(want)) {
 		t.Fatalf("append after restart landed at revision %d, want %d", res.LastRevision, len(want))
+	}
+}
+
+// testRequestFingerprint: the request fingerprint an event carries
+// (eventstore.Metadata.RequestFingerprint) comes back unchanged, and covered
+// by the hash chain, from every way of reading — ReadStream, another
+// process's store, ReadAll, a subscription, a restart — and an event without
+// one comes back without one.
+func testRequestFingerprint(t *testing.T, b Backend) {
+	s := b.New(t)
+	t.Cleanup(func() { s.Close() }) // the store after the restart, if there is one
+	in := ev("f", 3)
+	in[0].Metadata.RequestFingerprint = "5f1d0c8e2b7a49d3a0e6c4b8f2d1e7a9"
+	in[2].Metadata.RequestFingerprint = "0123456789abcdef0123456789abcdef"
+	mustAppend(t, s, "order-f", eventstore.NoStream, in)
+	check := func(how string, got []eventstore.RecordedEvent) {
+		t.Helper()
+		if len(got) != len(in) {
+			t.Fatalf("%s: %d events, want %d", how, len(got), len(in))
+		}
+		for i, e := range got {
+			if e.ID != in[i].ID || e.Metadata != in[i].Metadata {
+				t.Errorf("%s: event %d %s has metadata %+v, want %+v", how, i, e.ID, e.Metadata, in[i].Metadata)
+			}
+		}
+		if _, err := eventstore.VerifyChain(got); err != nil {
+			t.Errorf("%s: %v", how, err)
+		}
+	}
+	check("ReadStream", read(t, s, "order-f"))
+	check("ReadStream of another process", read(t, b.Peer(t, s), "order-f"))
+	all, err := s.ReadAll(t.Context(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("ReadAll", slices.DeleteFunc(all, func(e eventstore.RecordedEvent) bool { return e.Stream != "order-f" }))
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	sub, err := s.SubscribeAll(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var delivered []eventstore.RecordedEvent
+	for len(delivered) < len(in) {
+		e, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("subscription after %d events: %v", len(delivered), err)
+		}
+		if e.Stream == "order-f" {
+			delivered = append(delivered, e)
+		}
+	}
+	sub.Close()
+	check("SubscribeAll", delivered)
+	if b.Restart != nil {
+		s = b.Restart(t, s)
+		check("ReadStream after a restart", read(t, s, "order-f"))
 	}
 }

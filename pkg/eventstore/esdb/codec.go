@@ -62,6 +62,9 @@ type metadata struct {
 	Actor       string `json:"actor,omitempty"`
 	TraceParent string `json:"traceparent,omitempty"`
 	TraceState  string `json:"tracestate,omitempty"`
+	// Fingerprint is eventstore.Metadata.RequestFingerprint (absent in
+	// events written before it existed, and in those no request caused).
+	Fingerprint string `json:"request_fingerprint,omitempty"`
 	RecordedAt  int64  `json:"recorded_at"` // unix nanoseconds
 	PrevHash    string `json:"prev_hash"`   // hex
 	Hash        string `json:"hash"`        // hex
@@ -81,6 +84,7 @@ func encodeEvent(e *eventstore.RecordedEvent, appendID string) (esdb.EventData, 
 		{"id", e.ID}, {"type", e.Type}, {"correlation id", e.Metadata.CorrelationID},
 		{"causation id", e.Metadata.CausationID}, {"actor", e.Metadata.Actor},
 		{"traceparent", e.Metadata.TraceParent}, {"tracestate", e.Metadata.TraceState},
+		{"request fingerprint", e.Metadata.RequestFingerprint},
 	} {
 		// JSON (and protobuf strings) would silently replace invalid
 		// UTF-8, and the stored event would no longer match its hash.
@@ -95,6 +99,7 @@ func encodeEvent(e *eventstore.RecordedEvent, appendID string) (esdb.EventData, 
 		Actor:       e.Metadata.Actor,
 		TraceParent: e.Metadata.TraceParent,
 		TraceState:  e.Metadata.TraceState,
+		Fingerprint: e.Metadata.RequestFingerprint,
 		RecordedAt:  e.RecordedAt.UnixNano(),
 		PrevHash:    hex.EncodeToString(e.PrevHash),
 		Hash:        hex.EncodeToString(e.Hash),
@@ -150,11 +155,12 @@ func decodeEvent(service string, r *esdb.RecordedEvent) (eventstore.RecordedEven
 			Type: r.EventType,
 			Data: r.Data,
 			Metadata: eventstore.Metadata{
-				CorrelationID: md.Correlation,
-				CausationID:   md.Causation,
-				Actor:         md.Actor,
-				TraceParent:   md.TraceParent,
-				TraceState:    md.TraceState,
+				CorrelationID:      md.Correlation,
+				CausationID:        md.Causation,
+				Actor:              md.Actor,
+				TraceParent:        md.TraceParent,
+				TraceState:         md.TraceState,
+				RequestFingerprint: md.Fingerprint,
 			},
 		},
 		Stream:     stream,

@@ -11,8 +11,8 @@
 // itself is kept in the event's metadata. An event is stored with the
 // payload as its data (content type binary), the proto full name as its
 // event type, and a JSON metadata document carrying id, correlation,
-// causation, actor, traceparent, tracestate, recorded_at (unix nanoseconds),
-// prev_hash and hash (hex). The hash chain is computed by the store before
+// causation, actor, traceparent, tracestate, request_fingerprint (when
+// set), recorded_at (unix nanoseconds), prev_hash and hash (hex). The hash chain is computed by the store before
 // the append, exactly as the other backends do (eventstore.Seal), so a
 // history read from EventStoreDB verifies with eventstore.VerifyChain.
 //

@@ -99,6 +99,7 @@ func validateCommit(events []eventstore.EventData) error {
 			{"id", e.ID}, {"type", e.Type}, {"correlation id", e.Metadata.CorrelationID},
 			{"causation id", e.Metadata.CausationID}, {"actor", e.Metadata.Actor},
 			{"traceparent", e.Metadata.TraceParent}, {"tracestate", e.Metadata.TraceState},
+			{"request fingerprint", e.Metadata.RequestFingerprint},
 		} {
 			if !utf8.ValidString(f.v) {
 				return fmt.Errorf("%w: event %d: %s is not valid UTF-8", eventstore.ErrInvalidAppend, i, f.name)
@@ -134,6 +135,7 @@ func EncodeCommit(subject string, events []eventstore.RecordedEvent) (*nats.Msg,
 			PrevHash:           e.PrevHash,
 			Hash:               e.Hash,
 			Stream:             e.Stream,
+			RequestFingerprint: e.Metadata.RequestFingerprint,
 		}
 	}
 	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
@@ -175,8 +177,19 @@ func setHeader(h nats.Header, k, v string) {
 // order, with their global positions. Consumers of another service's stream
 // (pkg/bus) use it too. It never panics on arbitrary input; a message that
 // is not a well-formed commit is an error.
+//
+// Its errors wrap eventstore.ErrUnreadable: stored bytes that are not a
+// well-formed commit are damage.
 func Decode(subject string, seq uint64, h nats.Header, data []byte) ([]eventstore.RecordedEvent, error) {
 	_ = h // the body is authoritative; the headers only repeat parts of it
+	evs, err := decode(subject, seq, data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", eventstore.ErrUnreadable, err)
+	}
+	return evs, nil
+}
+
+func decode(subject string, seq uint64, data []byte) ([]eventstore.RecordedEvent, error) {
 	var c eventstorev1.Commit
 	if err := proto.Unmarshal(data, &c); err != nil {
 		return nil, fmt.Errorf("jetstream: message %d on %s is not a commit: %w", seq, subject, err)
@@ -218,11 +231,12 @@ func Decode(subject string, seq uint64, h nats.Header, data []byte) ([]eventstor
 				Type: pe.GetType(),
 				Data: pe.GetData(),
 				Metadata: eventstore.Metadata{
-					CorrelationID: pe.GetCorrelationId(),
-					CausationID:   pe.GetCausationId(),
-					Actor:         pe.GetActor(),
-					TraceParent:   pe.GetTraceparent(),
-					TraceState:    pe.GetTracestate(),
+					CorrelationID:      pe.GetCorrelationId(),
+					CausationID:        pe.GetCausationId(),
+					Actor:              pe.GetActor(),
+					TraceParent:        pe.GetTraceparent(),
+					TraceState:         pe.GetTracestate(),
+					RequestFingerprint: pe.GetRequestFingerprint(),
 				},
 			},
 			Stream:     stream,

@@ -99,10 +99,21 @@ func (s *Store) partitionOf(stream string) (*partition, error) {
 	defer s.mu.Unlock()
 	p, ok := s.partitions[subject]
 	if !ok {
-		p = &partition{subject: subject, streams: map[string]*streamIndex{}}
+		p = s.newPartition(subject)
 		s.partitions[subject] = p
 	}
 	return p, nil
+}
+
+// newPartition is an empty partition of subject (s.mu held). After Open's
+// scan it counts as caught up: the scan read every message, so a
+// partition it did not meet had none (Absent may answer at once).
+func (s *Store) newPartition(subject string) *partition {
+	p := &partition{subject: subject, streams: map[string]*streamIndex{}}
+	if s.scannedAll {
+		p.syncsStarted, p.coveredFrom = 1, 1
+	}
+	return p
 }
 
 // Absent reports, from the index and without a round trip, that the store
@@ -189,17 +200,23 @@ func (p *partition) fold(seq uint64, evs []eventstore.RecordedEvent) error {
 			return fmt.Errorf("jetstream: %s: message %d holds %s at revision %d, where %d comes next: %w",
 				p.subject, seq, e.Stream, e.Revision, want, eventstore.ErrUnreadable)
 		}
-		if !ok {
-			si = &streamIndex{}
-			p.streams[e.Stream] = si
-		}
-		if len(si.msgs) == 0 || si.msgs[len(si.msgs)-1].seq != seq {
-			si.msgs = append(si.msgs, msgRef{seq: seq, first: e.Revision})
-		}
-		si.rev, si.hash, si.lastID = e.Revision, e.Hash, e.ID
+		p.put(seq, e)
 	}
 	p.synced = seq
 	return nil
+}
+
+// put adds event e of the message at seq to its stream's entry (p.mu held).
+func (p *partition) put(seq uint64, e eventstore.RecordedEvent) {
+	si, ok := p.streams[e.Stream]
+	if !ok {
+		si = &streamIndex{}
+		p.streams[e.Stream] = si
+	}
+	if len(si.msgs) == 0 || si.msgs[len(si.msgs)-1].seq != seq {
+		si.msgs = append(si.msgs, msgRef{seq: seq, first: e.Revision})
+	}
+	si.rev, si.hash, si.lastID = e.Revision, e.Hash, e.ID
 }
 
 // enqueue adds a to p's queue, starts p's writer if it is idle, and waits
@@ -244,7 +261,7 @@ func appendSize(events []eventstore.EventData) int {
 	n := 0
 	for _, e := range events {
 		n += len(e.Data) + len(e.ID) + len(e.Type) + len(e.Metadata.CorrelationID) + len(e.Metadata.CausationID) +
-			len(e.Metadata.Actor) + len(e.Metadata.TraceParent) + len(e.Metadata.TraceState) + perEventOverhead
+			len(e.Metadata.Actor) + len(e.Metadata.TraceParent) + len(e.Metadata.TraceState) + len(e.Metadata.RequestFingerprint) + perEventOverhead
 	}
 	return n
 }
@@ -357,6 +374,7 @@ func (s *Store) commit(p *partition, batch []*pendingAppend) {
 		p.mu.Lock()
 		ferr := p.fold(ack.Sequence, sealed)
 		p.mu.Unlock()
+		s.wm.advance(ack.Sequence)
 		if ferr != nil {
 			// The fence admits our message right after what we folded, so
 			// only a damaged index gets here: rebuild it on next use.

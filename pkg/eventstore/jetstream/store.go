@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -55,6 +56,11 @@ type Config struct {
 	// ReadOnly opens another service's stream for reading (projections of
 	// its events) without creating or changing it; Append is refused.
 	ReadOnly bool
+	// AllowDamaged opens a damaged stream (see integrity.go) anyway, for
+	// support to inspect: the store reads what it can and refuses appends
+	// with eventstore.ErrDamaged. Without it, Open fails with a
+	// *DamageError naming the damage.
+	AllowDamaged bool
 }
 
 // Store is the JetStream event store of one service.
@@ -68,6 +74,13 @@ type Store struct {
 
 	mu         sync.Mutex
 	partitions map[string]*partition // by subject; see partition.go
+	// scannedAll: Open's scan read the whole stream (see newPartition).
+	scannedAll bool
+
+	// A writer's watermark (watermark.go), and the damage Open found and
+	// was allowed to open with (integrity.go).
+	wm     *watermark
+	damage []eventstore.Damage
 
 	appendDur metric.Float64Histogram
 	batchSize metric.Int64Histogram
@@ -137,10 +150,53 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		metric.WithDescription("Messages refused because another writer had written to the partition first"))
 	s.attrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("service", cfg.Service)))
 	s.outcomes = outcomes.New(attribute.String("service", cfg.Service))
+	if cfg.ReadOnly {
+		return s, nil
+	}
+	if err := s.account(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
-var _ eventstore.Store = (*Store)(nil)
+// account checks, before a writer serves, that every sequence of the
+// stream is there and sound (integrity.go), with the damage earlier starts
+// recorded, and raises the watermark to the stream's end.
+func (s *Store) account(ctx context.Context) error {
+	wm, err := openWatermark(ctx, s.js, s.service, s.cfg.Replicas, false)
+	if err != nil {
+		return err
+	}
+	found, last, err := s.check(ctx, wm)
+	if err != nil {
+		return err
+	}
+	damage := found
+	recorded, when := wm.recorded()
+	for _, d := range recorded {
+		if !slices.Contains(found, d) {
+			d.Reason += " (recorded by a start at " + when.Format(time.RFC3339) + ")"
+			damage = append(damage, d)
+		}
+	}
+	if err := wm.update(ctx, last, found); err != nil {
+		return err
+	}
+	s.wm = wm
+	if len(damage) == 0 {
+		return nil
+	}
+	if !s.cfg.AllowDamaged {
+		return &DamageError{Service: s.service, Damage: damage}
+	}
+	s.damage = damage
+	return nil
+}
+
+var (
+	_ eventstore.Store          = (*Store)(nil)
+	_ eventstore.DamageReporter = (*Store)(nil)
+)
 
 // Service is the service whose events this store holds.
 func (s *Store) Service() string { return s.service }
@@ -154,7 +210,18 @@ func (s *Store) LastPosition(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("jetstream: %w: %w", eventstore.ErrUnavailable, err)
 	}
-	return LastPosition(ctx, s.stream, info.State.LastSeq)
+	last := info.State.LastSeq
+	if s.damage != nil {
+		// Opened damaged for inspection: the newest position its own read
+		// models can reach is that of the last message it can read.
+		for back := 0; last > 1 && back < scanBatch; back++ {
+			if _, err := s.stream.GetMsg(ctx, last); !errors.Is(err, jetstream.ErrMsgNotFound) {
+				break
+			}
+			last--
+		}
+	}
+	return LastPosition(ctx, s.stream, last)
 }
 
 // LastPosition is the position of the last event of the message at sequence
@@ -193,6 +260,9 @@ var ErrNotCreatedYet = errors.New("stream not created yet")
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
 	if s.cfg.ReadOnly {
 		return eventstore.AppendResult{}, fmt.Errorf("jetstream: %s events are read-only here: %w", s.service, eventstore.ErrInvalidAppend)
+	}
+	if s.damage != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("jetstream: %s events: %w (%d damaged records; see the start-up log)", s.service, eventstore.ErrDamaged, len(s.damage))
 	}
 	if err := eventstore.ValidateAppend(stream, events); err != nil {
 		return eventstore.AppendResult{}, err
@@ -337,7 +407,8 @@ func (s *Store) SubscribeAll(ctx context.Context, from uint64) (eventstore.Subsc
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: subscribe: %w: %w", eventstore.ErrUnavailable, err)
 	}
-	sub := &subscription{it: it, from: from, ch: make(chan result, 64), done: make(chan struct{})}
+	first, _ := SplitPosition(from)
+	sub := &subscription{it: it, from: from, next: max(first, 1), ch: make(chan result, 64), done: make(chan struct{})}
 	go sub.pump()
 	return sub, nil
 }
@@ -350,6 +421,10 @@ type result struct {
 type subscription struct {
 	it   jetstream.MessagesContext
 	from uint64
+	// next is the sequence the next message must have: the stream refuses
+	// deletes, so a jump is messages the server cannot return, which an
+	// ordered consumer passes over without a word.
+	next uint64
 	ch   chan result
 	done chan struct{}
 	once sync.Once
@@ -365,9 +440,20 @@ func (sub *subscription) pump() {
 			}
 			return
 		}
+		var seq uint64
+		if md, err := m.Metadata(); err == nil {
+			seq = md.Sequence.Stream
+			if seq > sub.next {
+				gap := fmt.Errorf("jetstream: messages %d-%d cannot be read: %w", sub.next, seq-1, eventstore.ErrUnreadable)
+				if !sub.send(result{e: eventstore.RecordedEvent{Position: Position(seq-1, 0)}, err: gap}) {
+					return
+				}
+			}
+			sub.next = seq + 1
+		}
 		evs, err := DecodeMsg(m)
 		if err != nil {
-			if !sub.send(result{err: err}) {
+			if !sub.send(result{e: eventstore.RecordedEvent{Position: Position(seq, 0)}, err: err}) {
 				return
 			}
 			continue

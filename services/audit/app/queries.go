@@ -79,7 +79,11 @@ func (s *Service) Verify(ctx context.Context, orderID string, allow Allow) (doma
 		}
 		checks = append(checks, c)
 	}
-	return domain.Verify(checks, s.gaps()), nil
+	gaps, err := s.storeGaps(ctx)
+	if err != nil {
+		return domain.Verification{}, err
+	}
+	return domain.Verify(checks, gaps), nil
 }
 
 // check reads a whole stream and verifies it. It returns the events it
@@ -196,5 +200,13 @@ func (s *Service) Replay(ctx context.Context, orderID string, asOf time.Time, al
 	if h.Ledger, err = read(domain.LedgerAggregate.Stream(orderID)); err != nil {
 		return Replayed{}, err
 	}
-	return Replayed{Snapshot: domain.Replay(orderID, asOf, h), Chain: domain.Verify(checks, s.gaps())}, nil
+	gaps, err := s.storeGaps(ctx)
+	if err != nil {
+		return Replayed{}, err
+	}
+	snap := domain.Replay(orderID, asOf, h)
+	if snap.MoneyErr != nil {
+		return Replayed{}, snap.MoneyErr
+	}
+	return Replayed{Snapshot: snap, Chain: domain.Verify(checks, gaps)}, nil
 }

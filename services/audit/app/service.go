@@ -279,6 +279,30 @@ func (src *source) getGap() *domain.StoreGap {
 	return &g
 }
 
+// storeGaps are gaps and, for each store that checks itself, the damage
+// it reports: a verdict is never "valid" over history a store cannot serve.
+func (s *Service) storeGaps(ctx context.Context) ([]domain.StoreGap, error) {
+	out := s.gaps()
+	for _, svc := range s.cfg.Services {
+		st, err := s.store(ctx, svc)
+		if err != nil || st == nil {
+			continue // not opened: its streams' checks say so
+		}
+		dr, ok := st.(eventstore.DamageReporter)
+		if !ok {
+			continue
+		}
+		ds, err := dr.Damage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			out = append(out, domain.StoreGap{Service: svc, Damage: &d})
+		}
+	}
+	return out, nil
+}
+
 // gaps are the stores known to hold events they cannot deliver.
 func (s *Service) gaps() []domain.StoreGap {
 	var out []domain.StoreGap

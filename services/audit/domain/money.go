@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/custody/custody/pkg/fault"
+	"github.com/custody/custody/pkg/money"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
 	payouts "github.com/custody/custody/services/payouts/domain"
 )
@@ -52,46 +54,64 @@ type AccountAmount struct {
 
 // MoneyOf sums an order's ledger (payouts' LedgerDecider fold) and the
 // balances of its transactions (payouts' Balances fold). Nil when nothing
-// was captured.
-func MoneyOf(l payouts.Ledger, b payouts.Balances) *Money {
+// was captured. The sums are checked: one that would leave int64 (only a
+// ledger from before order totals were bounded, or a damaged one, comes
+// near) is payouts' ErrOverflow, never a wrapped amount.
+func MoneyOf(l payouts.Ledger, b payouts.Balances) (*Money, error) {
 	if !l.Captured {
-		return nil
+		return nil, nil
 	}
 	cur := l.Currency()
 	m := &Money{Currency: cur}
 	for _, acct := range slices.Sorted(maps.Keys(b)) {
 		amt := b.Of(acct, cur)
 		m.Accounts = append(m.Accounts, AccountAmount{Account: acct, Minor: amt})
+		var sum *int64
 		switch acct {
 		case payouts.BuyerPayments:
-			m.Captured -= amt
-			continue
-		case payouts.BuyerRefunds:
-			m.Refunded += amt
-			continue
-		}
-		a, err := payouts.ParseAccount(acct)
-		if err != nil {
-			continue // not an account the ledger names; shown, not summed
-		}
-		switch payouts.Bucket(a.Bucket) {
-		case payouts.Escrow:
-			m.Escrow += amt
-		case payouts.Pending:
-			m.Pending += amt
-		case payouts.Held:
-			m.Held += amt
-		case payouts.Available, payouts.Reserve:
-			m.Released += amt
-		default:
-			if acct == payouts.PlatformFees {
-				m.Released += amt
+			sum = &m.Captured
+			var ok bool
+			if amt, ok = money.SubMinor(0, amt); !ok { // captured is minus the payments' balance
+				return nil, overflow(l.OrderID, acct)
 			}
+		case payouts.BuyerRefunds:
+			sum = &m.Refunded
+		case payouts.PlatformFees:
+			sum = &m.Released
+		default:
+			a, err := payouts.ParseAccount(acct)
+			if err != nil {
+				continue // not an account the ledger names; shown, not summed
+			}
+			switch payouts.Bucket(a.Bucket) {
+			case payouts.Escrow:
+				sum = &m.Escrow
+			case payouts.Pending:
+				sum = &m.Pending
+			case payouts.Held:
+				sum = &m.Held
+			case payouts.Available, payouts.Reserve:
+				sum = &m.Released
+			default:
+				continue
+			}
+		}
+		var ok bool
+		if *sum, ok = money.AddMinor(*sum, amt); !ok {
+			return nil, overflow(l.OrderID, acct)
 		}
 	}
 	for _, p := range l.Parts {
+		// A part's refunds are at most what its lines captured, which
+		// Captured (checked above, at most money.MaxAmount when booked)
+		// bounds.
 		m.Parts = append(m.Parts, PartMoney{VendorID: p.VendorID, Stage: p.Stage(), OpenClaims: p.OpenClaims(),
 			CloseTime: p.CloseTime, Refunded: p.Refunded(cur).Minor})
 	}
-	return m
+	return m, nil
+}
+
+// overflow is payouts' ErrOverflow for an order whose sums leave int64.
+func overflow(orderID, account string) error {
+	return fault.Precondition(payouts.ErrOverflow.Reason, "order %s: its money, summed with %s, exceeds int64 minor units", orderID, account)
 }

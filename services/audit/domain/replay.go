@@ -84,6 +84,10 @@ type Snapshot struct {
 	// when nothing was captured by then).
 	Ledger payouts.Ledger
 	Money  *Money
+	// MoneyErr is why Money is nil although the order was captured: a sum
+	// of its transactions would leave int64 (payouts' ErrOverflow). The
+	// replay is then refused rather than shown with a wrapped amount.
+	MoneyErr error
 	// EventsApplied counts the events folded; LastEventID is the latest of
 	// them by recorded time.
 	EventsApplied int
@@ -139,10 +143,15 @@ func Replay(orderID string, asOf time.Time, h Histories) Snapshot {
 	s.Ledger = payouts.LedgerDecider.Fold(orderID, ledger)
 	balances := payouts.Balances{}
 	for _, e := range ledger {
-		if t, ok := e.Payload.(*payoutsv1.TransactionPosted); ok {
-			balances.Apply(t)
+		if t, ok := e.Payload.(*payoutsv1.TransactionPosted); ok && s.MoneyErr == nil {
+			s.MoneyErr = balances.Apply(t)
 		}
 	}
-	s.Money = MoneyOf(s.Ledger, balances)
+	if s.MoneyErr == nil {
+		s.Money, s.MoneyErr = MoneyOf(s.Ledger, balances)
+	}
+	if s.MoneyErr != nil {
+		s.Money = nil
+	}
 	return s
 }

@@ -91,14 +91,23 @@ func Unreadable(ref StreamRef, good []eventstore.RecordedEvent, seen [][]byte, c
 // newest position is Last, but nothing after After can be read (nats-server
 // refuses a record whose checksum fails and reads it as missing). Which
 // stream the unreadable events belong to cannot be told.
+//
+// Damage, when set, is what the store itself found damaged when its owner
+// opened it (eventstore.Damage), which may lie anywhere in it.
 type StoreGap struct {
 	Service     string
 	After, Last uint64
+	Damage      *eventstore.Damage
 }
 
 // Link is the broken link a gap makes of every order with events in the
 // service: their history may continue in what cannot be read.
 func (g StoreGap) Link() *BrokenLink {
+	if d := g.Damage; d != nil {
+		return &BrokenLink{Service: g.Service, Stream: d.Stream, Revision: d.Revision, EventID: d.EventID, Reason: fmt.Sprintf(
+			"the %s store is damaged: %s; which orders' events it held cannot always be told, so this order's history there cannot be verified",
+			g.Service, d)}
+	}
 	return &BrokenLink{Service: g.Service, Reason: fmt.Sprintf(
 		"the %s store holds events up to position %d but none after position %d can be read (unreadable or corrupt records); "+
 			"the stream they belong to cannot be told, so this order's history there cannot be verified", g.Service, g.Last, g.After)}
@@ -118,7 +127,9 @@ type Verification struct {
 }
 
 // Verify sums up stream checks given in stream order, and the gaps of the
-// stores those streams are in.
+// stores those streams are in. Damage whose stream cannot be told counts
+// for every order: the order may have had events in what cannot be read,
+// which is also why the index may not know the order touched that store.
 func Verify(checks []StreamCheck, gaps []StoreGap) Verification {
 	v := Verification{Valid: true, Streams: checks}
 	touched := map[string]bool{}
@@ -130,6 +141,9 @@ func Verify(checks []StreamCheck, gaps []StoreGap) Verification {
 		}
 	}
 	for _, g := range gaps {
+		if g.Damage != nil && g.Damage.Stream == "" {
+			touched[g.Service] = true
+		}
 		if !touched[g.Service] {
 			continue
 		}

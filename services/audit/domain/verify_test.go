@@ -133,4 +133,17 @@ func TestVerify(t *testing.T) {
 	if v := domain.Verify([]domain.StreamCheck{a, b}, gaps); v.First != b.Broken || len(v.Gaps) != 1 {
 		t.Errorf("a broken stream comes before a gap: %+v", v)
 	}
+
+	// Damage a store found in itself: a record whose stream cannot be told
+	// fails every order, one naming another service's stream does not.
+	unknown := domain.StoreGap{Service: "trust", Damage: &eventstore.Damage{Seq: 7, Reason: "checksum"}}
+	named := domain.StoreGap{Service: "catalog", Damage: &eventstore.Damage{Seq: 3, Stream: "product-p1", EventID: "e3", Reason: "edited"}}
+	v = domain.Verify([]domain.StreamCheck{a}, []domain.StoreGap{named, unknown})
+	if v.Valid || len(v.Gaps) != 1 || v.First == nil || v.First.Service != "trust" || !strings.Contains(v.First.Reason, "trust store is damaged: message 7") {
+		t.Errorf("unattributable damage elsewhere: %+v %+v", v, v.First)
+	}
+	v = domain.Verify([]domain.StreamCheck{a, {Ref: domain.StreamRef{Service: "catalog", Stream: "product-p1"}, Checked: 3}}, []domain.StoreGap{named})
+	if v.Valid || v.First.Stream != "product-p1" || v.First.EventID != "e3" {
+		t.Errorf("damage in a store the order touched: %+v %+v", v, v.First)
+	}
 }

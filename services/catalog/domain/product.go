@@ -17,7 +17,8 @@ import (
 )
 
 // Limits that keep the stock ledger far from integer overflow and products
-// a sane size.
+// a sane size. A SKU's price is bounded by money.MaxUnitPrice, which keeps
+// every order of it exact (pkg/money/bounds.go).
 const (
 	MaxSKUs  = 100
 	MaxUnits = 1_000_000_000_000 // per SKU: available + reserved + sold
@@ -270,8 +271,8 @@ func ValidateProduct(c CreateProduct) error {
 		case k.Price.Currency != currency:
 			v.Add(f+".price.currency_code", "all SKUs share one currency: want %s, got %s", currency, k.Price.Currency)
 		}
-		if k.Price.Minor < 0 {
-			v.Add(f+".price.amount_minor", "must not be negative, got %d", k.Price.Minor)
+		if k.Price.Minor < 0 || k.Price.Minor > money.MaxUnitPrice {
+			v.Add(f+".price.amount_minor", "must be between 0 and %d minor units (money.MaxUnitPrice), got %d", int64(money.MaxUnitPrice), k.Price.Minor)
 		}
 		if k.InitialStock < 0 || k.InitialStock > MaxUnits {
 			v.Add(f+".initial_stock", "must be between 0 and %d, got %d", int64(MaxUnits), k.InitialStock)

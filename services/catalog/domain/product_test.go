@@ -1,6 +1,7 @@
 package domain_test
 
 import (
+	"math"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -67,11 +68,14 @@ func TestProductCreate(t *testing.T) {
 		{Name: "commission over 10000 bps", When: bad(func(c *domain.CreateProduct) { c.CommissionBps = 10001 }), Err: estest.Invalid("affiliate_commission_bps")},
 		{Name: "negative commission", When: bad(func(c *domain.CreateProduct) { c.CommissionBps = -1 }), Err: estest.Invalid("affiliate_commission_bps")},
 		{Name: "negative price", When: bad(func(c *domain.CreateProduct) { c.SKUs[1].Price.Minor = -1 }), Err: estest.Invalid("skus[1].price.amount_minor")},
+		{Name: "price above the bound", When: bad(func(c *domain.CreateProduct) { c.SKUs[1].Price.Minor = money.MaxUnitPrice + 1 }), Err: estest.Invalid("skus[1].price.amount_minor")},
+		{Name: "price of int64's limit", When: bad(func(c *domain.CreateProduct) { c.SKUs[0].Price.Minor = math.MaxInt64 }), Err: estest.Invalid("skus[0].price.amount_minor")},
 		{Name: "mixed currencies", When: bad(func(c *domain.CreateProduct) { c.SKUs[1].Price = money.MustNew("USD", 1) }), Err: estest.Invalid("skus[1].price.currency_code")},
 		{Name: "unknown currency", When: bad(func(c *domain.CreateProduct) { c.SKUs[0].Price.Currency = "XXX" }), Err: estest.Invalid("skus[0].price.currency_code")},
 		{Name: "duplicate code", When: bad(func(c *domain.CreateProduct) { c.SKUs[1].Code = "black_m" }), Err: estest.Invalid("skus[1].code")},
 		{Name: "bad code", When: bad(func(c *domain.CreateProduct) { c.SKUs[0].Code = "Black-M" }), Err: estest.Invalid("skus[0].code")},
 		{Name: "negative stock", When: bad(func(c *domain.CreateProduct) { c.SKUs[0].InitialStock = -3 }), Err: estest.Invalid("skus[0].initial_stock")},
+		{Name: "stock above the bound", When: bad(func(c *domain.CreateProduct) { c.SKUs[0].InitialStock = domain.MaxUnits + 1 }), Err: estest.Invalid("skus[0].initial_stock")},
 		{Name: "no title", When: bad(func(c *domain.CreateProduct) { c.Title = " " }), Err: estest.Invalid("title")},
 		{Name: "adjust before create", When: domain.AdjustStock{SkuID: black, Delta: 1}, Err: &domain.NotFoundError{Resource: "product", ID: pid}},
 	})

@@ -9,12 +9,17 @@
 // request acts in (the vendor, the creator, the SKU, the session). Repeating
 // a request returns the resource as it is now, without changing it; ids the
 // catalog assigns (products, links, sessions) derive from the scope and the
-// request_id, so a repeated create finds the same resource.
+// request_id, so a repeated create finds the same resource. The same
+// request_id in the same scope with a different body is refused
+// (InvalidArgument on request_id): the command carries the request's
+// fingerprint (apierr.Fingerprint), see docs/design.md §4.
 package grpcapi
 
 import (
 	"context"
 	"log/slog"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/auth"
@@ -38,12 +43,21 @@ func New(a *app.App, log *slog.Logger) *Server {
 	return &Server{Edge: apierr.NewEdge(a, log)}
 }
 
-// call is the idempotent identity of a mutating request; its actor is
-// the caller's first role.
-func call(ctx context.Context, rpc, scope, requestID string) app.Call {
-	id := es.DeriveID(rpc, scope, requestID)
+// mutation is a mutating request: it has a request_id.
+type mutation interface {
+	proto.Message
+	GetRequestId() string
+}
+
+// call is the idempotent identity of a mutating request r: the command id
+// from rpc, scope and r's request_id, and r's fingerprint — every field of
+// every catalog request changes what is asked — with which the same
+// request_id for a different request is refused. Its actor is the caller's
+// first role.
+func call(ctx context.Context, rpc, scope string, r mutation) app.Call {
+	id := es.DeriveID(rpc, scope, r.GetRequestId())
 	c, _ := auth.CallerFrom(ctx)
-	return app.Call{ID: id, Meta: es.Meta{CorrelationID: id, Actor: auth.Actor(c, nil)}}
+	return app.Call{ID: id, Meta: es.Meta{CorrelationID: id, Actor: auth.Actor(c, nil), RequestFingerprint: apierr.Fingerprint(r)}}
 }
 
 // RegisterVendor implements CatalogService.
@@ -52,7 +66,7 @@ func (s *Server) RegisterVendor(ctx context.Context, r *catalogv1.RegisterVendor
 	if err := admit(ctx, rpc, validateRegisterVendor(r), r.GetVendorId()); err != nil {
 		return nil, err
 	}
-	v, err := s.App.RegisterVendor(ctx, call(ctx, rpc, r.GetVendorId(), r.GetRequestId()), domain.RegisterVendor{
+	v, err := s.App.RegisterVendor(ctx, call(ctx, rpc, r.GetVendorId(), r), domain.RegisterVendor{
 		VendorID: r.GetVendorId(), DisplayName: r.GetDisplayName(), CountryCode: r.GetCountryCode(),
 	})
 	if err != nil {
@@ -81,7 +95,7 @@ func (s *Server) CreateProduct(ctx context.Context, r *catalogv1.CreateProductRe
 		return nil, err
 	}
 	cmd.ProductID = domain.ProductID(r.GetVendorId(), r.GetRequestId())
-	p, err := s.App.CreateProduct(ctx, call(ctx, rpc, r.GetVendorId(), r.GetRequestId()), cmd)
+	p, err := s.App.CreateProduct(ctx, call(ctx, rpc, r.GetVendorId(), r), cmd)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -130,7 +144,7 @@ func (s *Server) AdjustStock(ctx context.Context, r *catalogv1.AdjustStockReques
 	if err := authorize(ctx, rpc, p.VendorID); err != nil {
 		return nil, err
 	}
-	p, err = s.App.AdjustStock(ctx, call(ctx, rpc, r.GetSkuId(), r.GetRequestId()), domain.AdjustStock{
+	p, err = s.App.AdjustStock(ctx, call(ctx, rpc, r.GetSkuId(), r), domain.AdjustStock{
 		SkuID: r.GetSkuId(), Delta: r.GetDelta(), Reason: r.GetReason(),
 	})
 	if err != nil {
@@ -145,7 +159,7 @@ func (s *Server) CreateAffiliateLink(ctx context.Context, r *catalogv1.CreateAff
 	if err := admit(ctx, rpc, validateCreateAffiliateLink(r), r.GetCreatorId()); err != nil {
 		return nil, err
 	}
-	l, err := s.App.CreateLink(ctx, call(ctx, rpc, r.GetCreatorId(), r.GetRequestId()),
+	l, err := s.App.CreateLink(ctx, call(ctx, rpc, r.GetCreatorId(), r),
 		domain.LinkID(r.GetCreatorId(), r.GetRequestId()), r.GetCreatorId(), r.GetProductId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
@@ -171,7 +185,7 @@ func (s *Server) StartLiveSession(ctx context.Context, r *catalogv1.StartLiveSes
 	if err := admit(ctx, rpc, validateStartLiveSession(r), r.GetCreatorId()); err != nil {
 		return nil, err
 	}
-	ss, err := s.App.StartSession(ctx, call(ctx, rpc, r.GetCreatorId(), r.GetRequestId()),
+	ss, err := s.App.StartSession(ctx, call(ctx, rpc, r.GetCreatorId(), r),
 		domain.SessionID(r.GetCreatorId(), r.GetRequestId()), domain.StartSession{CreatorID: r.GetCreatorId(), Title: r.GetTitle()})
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
@@ -198,7 +212,7 @@ func (s *Server) PinProduct(ctx context.Context, r *catalogv1.PinProductRequest)
 	if err := s.admitOnSession(ctx, rpc, validatePin(r.GetRequestId(), r.GetSessionId(), r.GetProductId()), r.GetSessionId()); err != nil {
 		return nil, err
 	}
-	ss, err := s.App.PinProduct(ctx, call(ctx, rpc, r.GetSessionId(), r.GetRequestId()), r.GetSessionId(), r.GetProductId())
+	ss, err := s.App.PinProduct(ctx, call(ctx, rpc, r.GetSessionId(), r), r.GetSessionId(), r.GetProductId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -211,7 +225,7 @@ func (s *Server) UnpinProduct(ctx context.Context, r *catalogv1.UnpinProductRequ
 	if err := s.admitOnSession(ctx, rpc, validatePin(r.GetRequestId(), r.GetSessionId(), r.GetProductId()), r.GetSessionId()); err != nil {
 		return nil, err
 	}
-	ss, err := s.App.UnpinProduct(ctx, call(ctx, rpc, r.GetSessionId(), r.GetRequestId()), r.GetSessionId(), r.GetProductId())
+	ss, err := s.App.UnpinProduct(ctx, call(ctx, rpc, r.GetSessionId(), r), r.GetSessionId(), r.GetProductId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -224,7 +238,7 @@ func (s *Server) EndLiveSession(ctx context.Context, r *catalogv1.EndLiveSession
 	if err := s.admitOnSession(ctx, rpc, validateEndLiveSession(r), r.GetSessionId()); err != nil {
 		return nil, err
 	}
-	ss, err := s.App.EndSession(ctx, call(ctx, rpc, r.GetSessionId(), r.GetRequestId()), r.GetSessionId())
+	ss, err := s.App.EndSession(ctx, call(ctx, rpc, r.GetSessionId(), r), r.GetSessionId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}

@@ -173,6 +173,9 @@ type Ship struct {
 	TrackingNumber string
 	Packages       []domain.Package
 	Actor          string
+	// Fingerprint identifies the request (apierr.Fingerprint): the same
+	// RequestID with another fingerprint is refused (es.ErrRequestReused).
+	Fingerprint string
 }
 
 // maxShipAttempts bounds how often ShipFulfilment prepares a shipment
@@ -181,15 +184,19 @@ const maxShipAttempts = 4
 
 // ShipFulfilment records a shipment: it checks it against the fulfilment,
 // claims the tracking number (unique per carrier), then records the
-// shipment. The same request id again returns the shipment it made.
+// shipment. The same request again returns the shipment it made; the same
+// request id for another shipment is refused (es.ErrRequestReused) before
+// anything is claimed.
 func (s *Service) ShipFulfilment(ctx context.Context, req Ship) (View, string, error) {
 	tid := domain.TrackingID(req.Carrier, req.TrackingNumber)
+	cmdID := es.DeriveID("ship", req.FulfilmentID, req.RequestID)
 	for range maxShipAttempts {
-		f, _, exists, err := s.h.Load(ctx, req.FulfilmentID)
+		found, err := s.h.Lookup(ctx, req.FulfilmentID, cmdID, req.Fingerprint)
 		if err != nil {
 			return View{}, "", err
 		}
-		if !exists || !f.Requested {
+		f := found.State
+		if !found.Exists || !f.Requested {
 			return View{}, "", &fault.NotFoundError{Resource: "fulfilment", ID: req.FulfilmentID}
 		}
 		if sh, ok := f.ShipmentByRequest(req.RequestID); ok {
@@ -209,8 +216,8 @@ func (s *Service) ShipFulfilment(ctx context.Context, req Ship) (View, string, e
 			return View{}, "", err
 		}
 		res, err := s.h.Handle(ctx, es.Command[domain.Command]{
-			AggregateID: req.FulfilmentID, ID: es.DeriveID("ship", req.FulfilmentID, req.RequestID), Body: cmd,
-			Meta: es.Meta{CorrelationID: f.OrderID, Actor: req.Actor},
+			AggregateID: req.FulfilmentID, ID: cmdID, Body: cmd,
+			Meta: es.Meta{CorrelationID: f.OrderID, Actor: req.Actor, RequestFingerprint: req.Fingerprint},
 		})
 		if errors.Is(err, domain.ErrShipmentRace) {
 			continue // another shipment took sid: prepare again
@@ -264,6 +271,14 @@ type Scan struct {
 	TrackingNumber string
 	Scan           domain.Scan
 	Actor          string
+	// RequestID is optional. Without it the command id is the scan's
+	// (carrier, tracking number, carrier event id); with it the request id's
+	// (carrier, request id), so that the same request id for another scan is
+	// refused (es.ErrRequestReused) — the scan's own id still makes a scan
+	// posted twice under two request ids a duplicate.
+	RequestID string
+	// Fingerprint identifies the request (apierr.Fingerprint).
+	Fingerprint string
 }
 
 // ScanResult says what a scan did.
@@ -287,10 +302,14 @@ func (s *Service) RecordScan(ctx context.Context, req Scan) (ScanResult, error) 
 	if !t.Claimed {
 		return ScanResult{}, notFound
 	}
+	id := es.DeriveID("scan", req.Carrier, req.TrackingNumber, req.Scan.CarrierEventID)
+	if req.RequestID != "" {
+		id = es.DeriveID("scan-request", req.Carrier, req.RequestID)
+	}
 	res, err := s.h.Handle(ctx, es.Command[domain.Command]{
-		AggregateID: t.FulfilmentID, ID: es.DeriveID("scan", req.Carrier, req.TrackingNumber, req.Scan.CarrierEventID),
+		AggregateID: t.FulfilmentID, ID: id,
 		Body: domain.RecordScan{Carrier: req.Carrier, TrackingNumber: req.TrackingNumber, Scan: req.Scan, Now: s.d.Clock.Now()},
-		Meta: es.Meta{CorrelationID: t.OrderID, Actor: req.Actor},
+		Meta: es.Meta{CorrelationID: t.OrderID, Actor: req.Actor, RequestFingerprint: req.Fingerprint},
 	})
 	switch {
 	case errors.Is(err, domain.ErrUnknownTracking), errors.Is(err, domain.ErrNotRequested):

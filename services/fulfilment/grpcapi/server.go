@@ -97,7 +97,7 @@ func (s *Server) ShipFulfilment(ctx context.Context, req *fulfilmentv1.ShipFulfi
 	if err != nil {
 		return nil, err
 	}
-	cmd.Actor = who
+	cmd.Actor, cmd.Fingerprint = who, apierr.Fingerprint(req)
 	v, sid, err := s.App.ShipFulfilment(ctx, cmd)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
@@ -117,6 +117,7 @@ func (s *Server) RecordTrackingEvent(ctx context.Context, req *fulfilmentv1.Reco
 		return nil, apierr.PermissionDenied("a carrier posts scans only for its own tracking numbers (role carrier:" + cmd.Carrier + ")")
 	}
 	cmd.Actor = actor(caller, res)
+	cmd.RequestID, cmd.Fingerprint = req.GetRequestId(), apierr.Fingerprint(req)
 	r, err := s.App.RecordScan(ctx, cmd)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
@@ -131,6 +132,9 @@ func (s *Server) ConfirmReceipt(ctx context.Context, req *fulfilmentv1.ConfirmRe
 	if err != nil {
 		return nil, err
 	}
+	// No fingerprint: the request is its request_id and the fulfilment,
+	// which scopes the command id, so the same request_id cannot come with
+	// another body on the same fulfilment.
 	v, err := s.App.ConfirmReceipt(ctx, req.GetFulfilmentId(), req.GetRequestId(), who)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)

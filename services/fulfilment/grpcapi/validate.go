@@ -1,6 +1,7 @@
 package grpcapi
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/fault"
+	"github.com/custody/custody/pkg/money"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	"github.com/custody/custody/services/fulfilment/app"
 	"github.com/custody/custody/services/fulfilment/domain"
@@ -43,6 +45,13 @@ func validateShip(req *fulfilmentv1.ShipFulfilmentRequest) (app.Ship, error) {
 	for i, p := range req.GetPackages() {
 		if len(p.GetLines()) > maxLines {
 			v.Add("packages["+strconv.Itoa(i)+"].lines", "at most %d lines per package", maxLines)
+		}
+		for j, l := range p.GetLines() {
+			// No order line has more (pkg/money): a bound that keeps the
+			// shipment's sums of quantities far from overflow.
+			if l.GetQuantity() > money.MaxLineQuantity {
+				v.Add(fmt.Sprintf("packages[%d].lines[%d].quantity", i, j), "at most %d (the most an order line has), got %d", money.MaxLineQuantity, l.GetQuantity())
+			}
 		}
 		if len(p.GetEvidence().GetUnits()) > maxUnits {
 			v.Add("packages["+strconv.Itoa(i)+"].evidence.units", "at most %d units per package", maxUnits)

@@ -112,6 +112,9 @@ type PlaceOrder struct {
 	Wait time.Duration
 	// Actor is who asked, recorded with the events: "buyer:b1", "service".
 	Actor string
+	// Fingerprint identifies the request (apierr.Fingerprint): the same
+	// RequestID with another fingerprint is refused (es.ErrRequestReused).
+	Fingerprint string
 }
 
 // AttributionRequest names the touchpoint the buyer came through: exactly
@@ -128,19 +131,29 @@ type AttributionRequest struct {
 func (s *Service) PlaceOrder(ctx context.Context, req PlaceOrder) (OrderView, error) {
 	id := domain.OrderID(req.BuyerID, req.RequestID)
 	// A repeated request finds its order in memory or, through the
-	// aggregate (placing an order that exists decides nothing), in the store.
-	o, rev, ok := s.h.Peek(id)
+	// aggregate (a place command applied before decides nothing), in the
+	// store — if it repeats the request that placed the order: the same
+	// request id for another order is refused (es.ErrRequestReused).
+	o, rev, ok, err := s.h.PeekCommand(id, placeID(id), req.Fingerprint)
+	if err != nil {
+		return OrderView{}, err
+	}
 	view := OrderView{Order: o, Revision: rev}
-	if !ok || o.Status == domain.StatusNone {
-		var err error
+	if !ok {
 		if view, err = s.place(ctx, id, req); err != nil {
-			// A repeat may not price any more (the catalog view is not
-			// ready after a restart): the order it placed stands.
-			o, rev, exists, lerr := s.h.Load(ctx, id)
-			if lerr != nil || !exists {
+			if errors.Is(err, es.ErrRequestReused) {
 				return OrderView{}, err
 			}
-			view = OrderView{Order: o, Revision: rev}
+			// A repeat may not price any more (the catalog view is not
+			// ready after a restart): the order it placed stands.
+			res, lerr := s.h.Lookup(ctx, id, placeID(id), req.Fingerprint)
+			switch {
+			case errors.Is(lerr, es.ErrRequestReused):
+				return OrderView{}, lerr
+			case lerr != nil || !res.Duplicate:
+				return OrderView{}, err
+			}
+			view = OrderView{Order: res.State, Revision: res.Revision}
 		}
 	}
 	if req.Wait > 0 && !view.Order.Status.Final() {
@@ -168,16 +181,19 @@ func (s *Service) place(ctx context.Context, id string, req PlaceOrder) (OrderVi
 	// The aggregate splits the priced lines by vendor and checks the
 	// payment against the total.
 	res, err := s.h.Handle(ctx, es.Command[domain.Command]{
-		AggregateID: id, ID: es.DeriveID("place", id),
+		AggregateID: id, ID: placeID(id),
 		Body: domain.PlaceOrder{BuyerID: req.BuyerID, Lines: lines, Address: req.Address, Attribution: attr,
 			Payment: req.Payment, Time: now},
-		Meta: es.Meta{CorrelationID: id, Actor: req.Actor},
+		Meta: es.Meta{CorrelationID: id, Actor: req.Actor, RequestFingerprint: req.Fingerprint},
 	})
 	if err != nil {
 		return OrderView{}, err
 	}
 	return OrderView{Order: res.State, Revision: res.Revision}, nil
 }
+
+// placeID is the id of the command that places order id.
+func placeID(id string) string { return es.DeriveID("place", id) }
 
 // price prices the lines, whose shape the edge has checked, and attributes
 // them, from the catalog view.
@@ -309,6 +325,9 @@ type CancelOrder struct {
 	RequestID string
 	Reason    string
 	Actor     string
+	// Fingerprint identifies the request (apierr.Fingerprint): the same
+	// RequestID with another fingerprint is refused (es.ErrRequestReused).
+	Fingerprint string
 }
 
 // CancelOrder cancels an order.
@@ -316,7 +335,7 @@ func (s *Service) CancelOrder(ctx context.Context, req CancelOrder) (OrderView, 
 	res, err := s.h.Handle(ctx, es.Command[domain.Command]{
 		AggregateID: req.OrderID, ID: es.DeriveID("cancel", req.OrderID, req.RequestID),
 		Body: domain.CancelOrder{Reason: req.Reason, By: req.Actor, Time: s.d.Clock.Now()},
-		Meta: es.Meta{CorrelationID: req.OrderID, Actor: req.Actor},
+		Meta: es.Meta{CorrelationID: req.OrderID, Actor: req.Actor, RequestFingerprint: req.Fingerprint},
 	})
 	if errors.Is(err, domain.ErrNotPlaced) {
 		return OrderView{}, &fault.NotFoundError{Resource: "order", ID: req.OrderID}

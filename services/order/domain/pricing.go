@@ -8,10 +8,12 @@ import (
 	"github.com/custody/custody/pkg/money"
 )
 
-// Limits of one order.
+// Limits of one order: the marketplace's, kept once in pkg/money, whose
+// bounds.go shows that with unit prices of at most money.MaxUnitPrice no
+// order total, split or refund can overflow (at most money.MaxAmount).
 const (
-	MaxLines    = 100
-	MaxQuantity = 1000
+	MaxLines    = money.MaxOrderLines
+	MaxQuantity = money.MaxLineQuantity
 )
 
 // LineRequest is a line as the buyer asked for it.
@@ -69,8 +71,8 @@ func CheckLineRequests(reqs []LineRequest) Violations {
 
 // PriceLines prices requested lines, whose shape CheckLineRequests has
 // passed, at catalog prices (find looks a SKU up). Lines get ids "1", "2", …
-// in request order. Every SKU must be known and priced in one currency, the
-// first line's.
+// in request order. Every SKU must be known, priced within
+// 0..money.MaxUnitPrice and in one currency, the first line's.
 func PriceLines(reqs []LineRequest, find func(skuID string) (SKU, bool)) ([]Line, Violations) {
 	var v Violations
 	lines := make([]Line, 0, len(reqs))
@@ -79,6 +81,12 @@ func PriceLines(reqs []LineRequest, find func(skuID string) (SKU, bool)) ([]Line
 		sku, ok := find(r.SKUID)
 		if !ok {
 			v.Add(lineField(i, "sku_id"), "unknown SKU %q", r.SKUID)
+			continue
+		}
+		if sku.Price.Minor < 0 || sku.Price.Minor > money.MaxUnitPrice {
+			// Only a SKU listed before prices were bounded: the catalog
+			// refuses such prices now.
+			v.Add(lineField(i, "sku_id"), "SKU %q is priced at %s, outside 0..%d minor units: it cannot be ordered", r.SKUID, sku.Price, int64(money.MaxUnitPrice))
 			continue
 		}
 		if currency == "" {

@@ -1,6 +1,8 @@
 package domain_test
 
 import (
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,8 @@ var skus = map[string]domain.SKU{
 	"p3-c":   {SKUID: "p3-c", ProductID: "p3", VendorID: "v1", Title: "C", Price: eur(99)},
 	"p4-usd": {SKUID: "p4-usd", ProductID: "p4", VendorID: "v3", Title: "D", Price: money.MustNew("USD", 100)},
 	"p5-big": {SKUID: "p5-big", ProductID: "p5", VendorID: "v3", Title: "E", Price: eur(1 << 62)},
+	"p6-max": {SKUID: "p6-max", ProductID: "p6", VendorID: "v3", Title: "F", Price: eur(math.MaxInt64)},
+	"p7-top": {SKUID: "p7-top", ProductID: "p7", VendorID: "v3", Title: "G", Price: eur(money.MaxUnitPrice)},
 }
 
 func find(id string) (domain.SKU, bool) { s, ok := skus[id]; return s, ok }
@@ -65,7 +69,10 @@ func TestPriceLinesViolations(t *testing.T) {
 		{"repeated sku", []domain.LineRequest{{"p1-a", 1}, {"p2-b", 1}, {"p1-a", 2}}, "lines[2].sku_id"},
 		{"unknown sku", []domain.LineRequest{{"p1-a", 1}, {"nope", 1}}, "lines[1].sku_id"},
 		{"mixed currency", []domain.LineRequest{{"p1-a", 1}, {"p4-usd", 1}}, "lines[1].sku_id"},
-		{"overflow", []domain.LineRequest{{"p5-big", 1000}}, "lines[0].quantity"},
+		// SKUs listed before prices were bounded cannot be ordered: their
+		// line totals could overflow (the second is the reported 2^63-1).
+		{"priced beyond the bound", []domain.LineRequest{{"p5-big", 1000}}, "lines[0].sku_id"},
+		{"priced at int64's limit", []domain.LineRequest{{"p1-a", 1}, {"p6-max", 1}}, "lines[1].sku_id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,6 +90,29 @@ func TestPriceLinesViolations(t *testing.T) {
 	}
 	if v := domain.CheckPayment(eur(3599), money.MustNew("USD", 3599)); len(v) != 1 || v[0].Field != "payment.amount" {
 		t.Fatalf("currency mismatch: %+v", v)
+	}
+}
+
+// At every bound at once — 100 lines of 1000 units at the highest price —
+// an order still prices and splits exactly, to money.MaxAmount.
+func TestPricesAtTheBounds(t *testing.T) {
+	reqs := make([]domain.LineRequest, domain.MaxLines)
+	top := map[string]domain.SKU{}
+	for i := range reqs {
+		id := fmt.Sprintf("p%d-top", i)
+		reqs[i] = domain.LineRequest{SKUID: id, Quantity: domain.MaxQuantity}
+		top[id] = domain.SKU{SKUID: id, ProductID: fmt.Sprintf("p%d", i), VendorID: fmt.Sprintf("v%d", i%3), Price: skus["p7-top"].Price}
+	}
+	if v := domain.CheckLineRequests(reqs); len(v) > 0 {
+		t.Fatal(v)
+	}
+	lines, v := domain.PriceLines(reqs, func(id string) (domain.SKU, bool) { s, ok := top[id]; return s, ok })
+	if len(v) > 0 {
+		t.Fatal(v)
+	}
+	_, total, err := domain.Split(lines)
+	if err != nil || total != eur(money.MaxAmount) {
+		t.Fatalf("total %v, %v; want %d", total, err, int64(money.MaxAmount))
 	}
 }
 

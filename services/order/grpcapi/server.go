@@ -44,6 +44,9 @@ func (s *Server) PlaceOrder(ctx context.Context, req *orderv1.PlaceOrderRequest)
 		return nil, apierr.PermissionDenied("only the buyer " + cmd.BuyerID + " or a service acting for it may place its orders")
 	}
 	cmd.Actor = actor(caller, cmd.BuyerID)
+	// wait_timeout only says how long to wait for the outcome, not what
+	// is asked: a retry may wait longer or not at all.
+	cmd.Fingerprint = apierr.Fingerprint(req, "wait_timeout")
 	v, err := s.App.PlaceOrder(ctx, cmd)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
@@ -88,7 +91,7 @@ func (s *Server) CancelOrder(ctx context.Context, req *orderv1.CancelOrderReques
 		return nil, err
 	}
 	v, err := s.App.CancelOrder(ctx, app.CancelOrder{OrderID: req.GetOrderId(), RequestID: req.GetRequestId(),
-		Reason: req.GetReason(), Actor: actor(caller, cur.Order.BuyerID)})
+		Reason: req.GetReason(), Actor: actor(caller, cur.Order.BuyerID), Fingerprint: apierr.Fingerprint(req)})
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}

@@ -53,8 +53,8 @@ func validatePlace(req *orderv1.PlaceOrderRequest) (app.PlaceOrder, error) {
 			m, err := money.FromProto(a)
 			if err != nil {
 				v.Add("payment.amount.currency_code", "%v", err)
-			} else if m.Minor <= 0 {
-				v.Add("payment.amount.amount_minor", "must be positive, got %d", m.Minor)
+			} else if m.Minor <= 0 || m.Minor > money.MaxAmount {
+				v.Add("payment.amount.amount_minor", "must be 1..%d minor units (the largest order total), got %d", int64(money.MaxAmount), m.Minor)
 			}
 			pay.Amount = m
 		}

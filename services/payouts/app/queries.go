@@ -160,6 +160,9 @@ func (s *Service) Statement(ctx context.Context, account string, start, end time
 	if end.IsZero() {
 		end, until = s.d.Clock.Now(), time.Unix(1<<62, 0)
 	}
-	entries, totals := s.view.Statement(account, start, until)
+	entries, totals, err := s.view.Statement(account, start, until)
+	if err != nil {
+		return Statement{}, err
+	}
 	return Statement{Account: account, Start: start, End: end, Totals: totals, Entries: entries}, nil
 }

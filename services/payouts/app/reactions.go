@@ -110,15 +110,17 @@ func moneyOf(m *typev1.Money) money.Money {
 }
 
 // classify turns a reaction's error into the runtime's terms: what no
-// retry can cure (a malformed event, a vendor the order does not have, an
-// id that is not an order id) is parked at once, where audit sees it.
+// retry can cure (a malformed event — an order total beyond
+// money.MaxAmount too —, a vendor the order does not have, an id that is
+// not an order id, an amount that would overflow) is parked at once, where
+// audit sees it.
 func classify(ev aboutOrder, err error) error {
 	var invalid *domain.InvalidError
 	var unknown *domain.UnknownPartError
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &invalid), errors.As(err, &unknown), errors.Is(err, es.ErrBadCommand):
+	case errors.As(err, &invalid), errors.As(err, &unknown), errors.Is(err, es.ErrBadCommand), fault.IsA(err, domain.ErrOverflow):
 		return fault.Permanent(fmt.Errorf("%s for order %q: %w", proto.MessageName(ev), ev.GetOrderId(), err))
 	}
 	return err

@@ -109,7 +109,13 @@ func (s *Service) RunDeadlines(ctx context.Context) {
 }
 
 // catchUp waits (at most ReadWait) until the read side has applied every
-// payouts event stored now, and reports whether it did.
+// payouts event stored now, and reports whether it did. A read side that
+// refused a transaction rather than overflow a balance (LedgerView.Err)
+// answers that error: no read or run trusts it.
 func (s *Service) catchUp(ctx context.Context) (bool, error) {
-	return s.view.pos.CatchUp(ctx, s.cfg.ReadWait, s.d.Store)
+	ok, err := s.view.pos.CatchUp(ctx, s.cfg.ReadWait, s.d.Store)
+	if err == nil {
+		err = s.view.Err()
+	}
+	return ok, err
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/money"
 	"github.com/custody/custody/pkg/projection"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
@@ -64,6 +65,7 @@ type LedgerView struct {
 	credited  map[string]map[string]int64 // payable account -> currency -> non-payout postings
 	paid      map[string]map[string]int64 // payable account -> currency -> payouts
 	txns      map[string]bool
+	overflow  error // the first transaction refused because a sum would overflow
 }
 
 // NewLedgerView returns an empty view; deadlines may be nil.
@@ -125,6 +127,16 @@ func (v *LedgerView) post(pos uint64, t *payoutsv1.TransactionPosted) {
 	}
 	v.txns[t.GetTransactionId()] = true
 	payout := t.GetKind() == payoutsv1.TransactionKind_TRANSACTION_KIND_PAYOUT
+	if err := v.fits(t, payout); err != nil {
+		// Far beyond any real ledger (each order is at most
+		// money.MaxAmount), but a wrapped balance would be worse than none.
+		if v.overflow == nil {
+			v.overflow = err
+		}
+		v.log.Error("payouts view: a transaction would overflow a balance; it is not applied, and reads and payout runs are refused", "transaction", t.GetTransactionId(), "err", err)
+		return
+	}
+	// fits checked these sums in this order: none overflows.
 	for i, p := range t.GetPostings() {
 		acct, cur, amt := p.GetAccount(), p.GetAmount().GetCurrencyCode(), p.GetAmount().GetAmountMinor()
 		if v.bal[acct] == nil {
@@ -151,6 +163,54 @@ func (v *LedgerView) post(pos uint64, t *payoutsv1.TransactionPosted) {
 			v.byOrder[t.GetOrderId()] = append(v.byOrder[t.GetOrderId()], e)
 		}
 	}
+}
+
+// fits reports whether t can be folded in without a balance, or a payable
+// account's credited or paid sum, leaving int64: nil, or ErrOverflow
+// naming the first that would.
+func (v *LedgerView) fits(t *payoutsv1.TransactionPosted, payout bool) error {
+	if _, err := v.bal.After(t); err != nil {
+		return err
+	}
+	m, what := v.credited, "credited"
+	if payout {
+		m, what = v.paid, "paid"
+	}
+	sums := map[string]int64{}
+	for _, p := range t.GetPostings() {
+		acct, cur, amt := p.GetAccount(), p.GetAmount().GetCurrencyCode(), p.GetAmount().GetAmountMinor()
+		if !domain.Payable(acct) {
+			continue
+		}
+		key := acct + "|" + cur
+		sum, seen := sums[key]
+		if !seen {
+			sum = m[acct][cur]
+		}
+		ok := true
+		if payout {
+			amt, ok = money.SubMinor(0, amt)
+		}
+		if ok {
+			sum, ok = money.AddMinor(sum, amt)
+		}
+		if !ok {
+			return fault.Precondition(domain.ErrOverflow.Reason, "%s %s: what %s was %s would exceed int64 minor units; the transaction is not applied",
+				t.GetKind(), t.GetTransactionId(), acct, what)
+		}
+		sums[key] = sum
+	}
+	return nil
+}
+
+// Err is nil, or why the view refused a transaction (ErrOverflow: a sum
+// would have left int64). The view is then incomplete, so reads of
+// balances, entries and statements, and payout runs, answer this error
+// instead of numbers that leave a stored transaction out.
+func (v *LedgerView) Err() error {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.overflow
 }
 
 // Credited is, per payable account and currency, the sum of its postings
@@ -198,6 +258,9 @@ func (v *LedgerView) Owner(kind, id string) ([]OwnerBalance, []AccountBalance) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	byCur := perCurrency[OwnerBalance]{newSum: func(cur string) *OwnerBalance { return &OwnerBalance{Currency: cur} }}
+	// Each field below sums one account (an owner has one account per
+	// bucket, and only its available account is paid), so these += cannot
+	// overflow: they copy a checked balance.
 	var accounts []AccountBalance
 	for _, b := range domain.Buckets(kind) {
 		acct := owner + ":" + b
@@ -285,30 +348,49 @@ type StatementTotal struct {
 }
 
 // Statement returns an account's entries posted in [start, end) (a zero
-// start: from the first) and the totals per currency.
-func (v *LedgerView) Statement(account string, start, end time.Time) ([]Entry, []StatementTotal) {
+// start: from the first) and the totals per currency. The opening and
+// closing balances are balances, which fit; the credits or the debits of a
+// long period might not (money in and out again, many times over): then it
+// answers an *InvalidError naming start_time, asking for a shorter period,
+// rather than a wrapped sum (InvalidArgument at the edge).
+func (v *LedgerView) Statement(account string, start, end time.Time) ([]Entry, []StatementTotal, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	totals := perCurrency[StatementTotal]{newSum: func(cur string) *StatementTotal { return &StatementTotal{Currency: cur} }}
 	var out []Entry
 	for _, e := range v.byAccount[account] {
 		t := totals.get(e.Amount.Currency)
+		sum, amt := &t.Opening, e.Amount.Minor
 		switch {
 		case e.PostTime.Before(start):
-			t.Opening += e.Amount.Minor
 		case !e.PostTime.Before(end):
 			continue
+		case amt > 0:
+			sum = &t.Credits
+			out = append(out, *e)
 		default:
-			if e.Amount.Minor > 0 {
-				t.Credits += e.Amount.Minor
-			} else {
-				t.Debits += e.Amount.Minor
-			}
+			sum = &t.Debits
 			out = append(out, *e)
 		}
+		var ok bool
+		if *sum, ok = money.AddMinor(*sum, amt); !ok {
+			return nil, nil, tooLong(e.Amount.Currency)
+		}
 	}
-	for _, t := range totals.m {
-		t.Closing = t.Opening + t.Credits + t.Debits
+	for cur, t := range totals.m {
+		// Credits (>= 0) plus debits (<= 0) cannot overflow; the opening
+		// added to them is checked.
+		var ok bool
+		if t.Closing, ok = money.AddMinor(t.Opening, t.Credits+t.Debits); !ok {
+			return nil, nil, tooLong(cur)
+		}
 	}
-	return out, totals.list()
+	return out, totals.list(), nil
+}
+
+// tooLong is the answer to a statement whose sums in cur overflow.
+func tooLong(cur string) error {
+	var v domain.Violations
+	v.Add("start_time", "the statement's sums in %s exceed int64 minor units: ask for a shorter period", cur)
+	return v.Err()
 }

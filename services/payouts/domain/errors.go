@@ -19,7 +19,18 @@ var (
 	// ErrUnbalanced: a transaction would not sum to zero. A bug, never a
 	// user error; nothing is written.
 	ErrUnbalanced = errors.New("unbalanced transaction")
+	// ErrOverflow: a balance, a batch total or a sum of postings would not
+	// fit in int64 minor units. What would overflow is refused, never
+	// wrapped: a command decides nothing, a fold applies nothing of the
+	// transaction. Match it with fault.IsA; it is FailedPrecondition
+	// AMOUNT_OVERFLOW at the edge.
+	ErrOverflow = &fault.PreconditionError{Reason: "AMOUNT_OVERFLOW", Message: "an amount would overflow int64 minor units"}
 )
+
+// overflow is an ErrOverflow with a specific message.
+func overflow(format string, args ...any) error {
+	return fault.Precondition(ErrOverflow.Reason, format, args...)
+}
 
 // UnknownPartError: the order has no part for the vendor an event names.
 type UnknownPartError struct {

@@ -327,13 +327,20 @@ func (c Capture) decide(d *decision) {
 }
 
 // splitOrder validates an OrderConfirmed and fixes its split.
+//
+// The total is at most money.MaxAmount (the largest order total the order
+// service accepts) and is the checked sum of the lines, so every amount
+// this order's ledger computes later — the parts' subtotals and shares,
+// refunds, what is left — is at most the total and cannot overflow; an
+// order from before the bound, above it, is refused (the reaction parks
+// it) rather than booked.
 func splitOrder(orderID string, c Capture) ([]*payoutsv1.PartSplit, error) {
 	var v Violations
 	cur := c.Total.Currency
 	if err := money.ValidateCurrency(cur); err != nil {
 		v.Add("total.currency_code", "%v", err)
-	} else if c.Total.Minor < 0 {
-		v.Add("total.amount_minor", "must not be negative")
+	} else if c.Total.Minor < 0 || c.Total.Minor > money.MaxAmount {
+		v.Add("total.amount_minor", "must be 0..%d minor units (money.MaxAmount), got %d", int64(money.MaxAmount), c.Total.Minor)
 	}
 	if c.FeeBps < 0 || c.FeeBps > money.BasisPointsPerUnit {
 		v.Add("fee_bps", "must be 0..10000, got %d", c.FeeBps)
@@ -364,7 +371,10 @@ func splitOrder(orderID string, c Capture) ([]*payoutsv1.PartSplit, error) {
 			v.Add(f+".commission_bps", "must be 0..10000, got %d", l.CommissionBps)
 		}
 		lines[l.LineID] = l
-		sum += l.Total.Minor
+		var ok bool
+		if sum, ok = money.AddMinor(sum, l.Total.Minor); !ok {
+			v.Add(f+".line_total", "the lines add up to more than int64 minor units")
+		}
 	}
 	if len(v) == 0 && sum != c.Total.Minor {
 		v.Add("total", "the lines add up to %s, not %s", money.Money{Currency: cur, Minor: sum}, c.Total)
@@ -714,7 +724,10 @@ func allocateRefund(p Part, amount money.Money, given []LineAmount) []int64 {
 		var sum int64
 		for _, g := range given {
 			i := slices.IndexFunc(p.Lines, func(l Line) bool { return l.ID == g.LineID })
-			if i < 0 || g.Amount.Currency != amount.Currency || g.Amount.Minor <= 0 || per[i]+g.Amount.Minor > weights[i] {
+			// Compared as what the line has left, so that a huge amount
+			// cannot wrap past the check; what is taken then never
+			// exceeds the weights, so neither sum overflows.
+			if i < 0 || g.Amount.Currency != amount.Currency || g.Amount.Minor <= 0 || g.Amount.Minor > weights[i]-per[i] {
 				ok = false
 				break
 			}

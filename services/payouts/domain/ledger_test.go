@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -356,6 +357,17 @@ func TestCaptureValidation(t *testing.T) {
 		{mutate(func(c *domain.Capture) { c.Lines[0].CommissionBps = 10001 }), "lines[0].commission_bps"},
 		{mutate(func(c *domain.Capture) { c.FeeBps = -1 }), "fee_bps"},
 		{mutate(func(c *domain.Capture) { c.Total = eur(1) }), "total"},
+		// Beyond the largest order total (money.MaxAmount): an order from
+		// before prices were bounded, such as the reported one at 2^63-1.
+		{mutate(func(c *domain.Capture) {
+			c.Lines[0].Total = eur(money.MaxAmount - 2498)
+			c.Total = eur(money.MaxAmount + 1)
+		}), "total.amount_minor"},
+		{mutate(func(c *domain.Capture) { c.Lines[0].Total = eur(math.MaxInt64 - 2499); c.Total = eur(math.MaxInt64) }), "total.amount_minor"},
+		// Lines whose sum wraps around to the total are refused, not booked.
+		{mutate(func(c *domain.Capture) {
+			c.Lines[0].Total, c.Lines[1].Total, c.Lines[2].Total, c.Total = eur(math.MaxInt64), eur(math.MaxInt64), eur(2), eur(0)
+		}), "lines[1].line_total"},
 		{mutate(func(c *domain.Capture) { c.Parts[1].VendorID = "v1" }), "parts[1].vendor_id"},
 		{mutate(func(c *domain.Capture) { c.Parts[1].LineIDs = []string{"9"} }), "parts[1].line_ids[0]"},
 		{mutate(func(c *domain.Capture) { c.Parts[1].LineIDs = nil }), "lines[2]"},
@@ -427,5 +439,16 @@ func TestRefundAllocation(t *testing.T) {
 	evs, _ = domain.DecideLedger(l, refund("r1", "v1", 1500, time.Hour, domain.LineAmount{LineID: "2", Amount: eur(1500)}))
 	if ra := evs[0].(*payoutsv1.RefundApplied); len(ra.GetLines()) != 2 {
 		t.Errorf("a line was refunded beyond its amount: %v", ra.GetLines())
+	}
+	// Named amounts that would wrap around int64 to add up (line 2 taking
+	// -10.00 in the end, line 1 20.00, for a refund of 10.00) are not
+	// trusted: the refund is spread over the lines, none negative.
+	evs, _ = domain.DecideLedger(l, refund("r1", "v1", 1000, time.Hour,
+		domain.LineAmount{LineID: "2", Amount: eur(999)}, domain.LineAmount{LineID: "2", Amount: eur(math.MaxInt64)},
+		domain.LineAmount{LineID: "2", Amount: eur(math.MaxInt64 - 1997)}, domain.LineAmount{LineID: "1", Amount: eur(2000)}))
+	for _, lr := range evs[0].(*payoutsv1.RefundApplied).GetLines() {
+		if a := lr.GetAmount().GetAmountMinor(); a <= 0 || a > 1000 {
+			t.Errorf("wrapped named lines were used: %v", evs[0].(*payoutsv1.RefundApplied).GetLines())
+		}
 	}
 }

@@ -81,14 +81,20 @@ func DecidePayouts(s Payouts, c RunPayouts) ([]proto.Message, error) {
 			continue
 		}
 		for _, cur := range slices.Sorted(maps.Keys(c.Credited[acct])) {
-			due := c.Credited[acct][cur] - s.Paid[acct][cur]
+			due, ok := money.SubMinor(c.Credited[acct][cur], s.Paid[acct][cur])
+			if !ok {
+				return nil, overflow("payout run %s: %s was credited %d and paid %d %s; what it is due does not fit in int64 minor units",
+					c.RequestID, acct, c.Credited[acct][cur], s.Paid[acct][cur], cur)
+			}
 			if due <= 0 || due < c.MinPayout.For(cur) {
 				continue // negative balances are recovered from later earnings, never paid
 			}
 			ev.Lines = append(ev.Lines, &payoutsv1.PayoutLine{Payee: strings.TrimSuffix(acct, ":"+string(Available)), Account: acct,
 				Amount: money.Money{Currency: cur, Minor: due}.ToProto()})
 			b.add(acct, cur, -due)
-			totals[cur] += due
+			if totals[cur], ok = money.AddMinor(totals[cur], due); !ok {
+				return nil, overflow("payout run %s: the batch total in %s would exceed int64 minor units", c.RequestID, cur)
+			}
 		}
 	}
 	for _, cur := range slices.Sorted(maps.Keys(totals)) {
@@ -123,6 +129,8 @@ func EvolvePayouts(s Payouts, e proto.Message) Payouts {
 		if s.Paid[l.Account] == nil {
 			s.Paid[l.Account] = map[string]int64{}
 		}
+		// Cannot overflow: DecidePayouts paid credited − paid, so the
+		// new paid is what was credited, an int64.
 		s.Paid[l.Account][l.Amount.Currency] += l.Amount.Minor
 	}
 	s.Batches[b.ID] = b
@@ -159,19 +167,48 @@ var PayoutsDecider = es.Decider[Payouts, RunPayouts]{
 	Clone:     Payouts.Clone,
 }
 
-// Balances is a fold of transactions: account -> currency -> minor. The
-// read side keeps one; property tests use it to check the ledger.
+// Balances is a fold of transactions: account -> currency -> minor. Audit
+// folds an order's transactions with it; property tests use it to check
+// the ledger.
 type Balances map[string]map[string]int64
 
-// Apply folds one transaction in.
-func (b Balances) Apply(t *payoutsv1.TransactionPosted) {
+// Apply folds one transaction in, all or nothing: if any balance it
+// touches would leave int64 it changes nothing and returns ErrOverflow
+// naming the account, so no balance ever wraps.
+func (b Balances) Apply(t *payoutsv1.TransactionPosted) error {
+	next, err := b.After(t)
+	if err != nil {
+		return err
+	}
 	for _, p := range t.GetPostings() {
 		a, c := p.GetAccount(), p.GetAmount().GetCurrencyCode()
 		if b[a] == nil {
 			b[a] = map[string]int64{}
 		}
-		b[a][c] += p.GetAmount().GetAmountMinor()
+		b[a][c] = next[a+"|"+c]
 	}
+	return nil
+}
+
+// After returns the balances t would leave on the accounts it touches
+// ("<account>|<currency>" -> minor), without changing b, or ErrOverflow.
+func (b Balances) After(t *payoutsv1.TransactionPosted) (map[string]int64, error) {
+	next := make(map[string]int64, len(t.GetPostings()))
+	for _, p := range t.GetPostings() {
+		a, c, amt := p.GetAccount(), p.GetAmount().GetCurrencyCode(), p.GetAmount().GetAmountMinor()
+		key := a + "|" + c
+		cur, seen := next[key]
+		if !seen {
+			cur = b[a][c]
+		}
+		sum, ok := money.AddMinor(cur, amt)
+		if !ok {
+			return nil, overflow("%s %s: %s would hold %d + %d %s, beyond int64 minor units; the transaction is not applied",
+				t.GetKind(), t.GetTransactionId(), a, cur, amt, c)
+		}
+		next[key] = sum
+	}
+	return next, nil
 }
 
 // Of is an account's balance in a currency.

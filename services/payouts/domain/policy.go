@@ -44,7 +44,8 @@ type Policy struct {
 	// Tiers by name; see DefaultTiers.
 	Tiers map[string]TierPolicy
 	// MinPayout: a payout run pays an available balance only from this
-	// amount on.
+	// amount on; at most money.MaxAmount (a threshold above the largest
+	// order total is a typo).
 	MinPayout MinPayout
 }
 
@@ -88,12 +89,12 @@ func (p Policy) Validate() error {
 			errs = append(errs, fmt.Sprintf("tier %s: reserve %d bps (want 0..10000), extension %s (want >= 0)", name, t.ReserveBps, t.WindowExtension))
 		}
 	}
-	if p.MinPayout.Default < 0 {
-		errs = append(errs, "minimum payout must not be negative")
+	if p.MinPayout.Default < 0 || p.MinPayout.Default > money.MaxAmount {
+		errs = append(errs, fmt.Sprintf("minimum payout %d: want 0..%d minor units", p.MinPayout.Default, int64(money.MaxAmount)))
 	}
-	for c, m := range p.MinPayout.PerCurrency {
-		if err := money.ValidateCurrency(c); err != nil || m < 0 {
-			errs = append(errs, fmt.Sprintf("minimum payout %s=%d: want a supported currency and an amount >= 0", c, m))
+	for _, c := range slices.Sorted(maps.Keys(p.MinPayout.PerCurrency)) {
+		if m := p.MinPayout.PerCurrency[c]; money.ValidateCurrency(c) != nil || m < 0 || m > money.MaxAmount {
+			errs = append(errs, fmt.Sprintf("minimum payout %s=%d: want a supported currency and 0..%d minor units", c, m, int64(money.MaxAmount)))
 		}
 	}
 	if len(errs) > 0 {

@@ -24,7 +24,8 @@ import (
 //     split, and no share is ever negative.
 //
 // "floor" truncates toward zero (money.BasisPoints); amounts here are never
-// negative.
+// negative. Every sum here is of one order's lines, so at most its captured
+// total, which capture bounds by money.MaxAmount: none can overflow.
 
 // Line is an order line as the ledger books it.
 type Line struct {

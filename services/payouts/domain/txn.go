@@ -37,6 +37,7 @@ func TransactionID(kind payoutsv1.TransactionKind, parts ...string) string {
 type txnBuilder struct {
 	t     *payoutsv1.TransactionPosted
 	index map[string]int // account|currency -> posting
+	err   error          // the first merge that overflowed
 }
 
 func newTxn(kind payoutsv1.TransactionKind, id, orderID, vendorID string, cause Cause, ref string, at time.Time, memo string, args ...any) *txnBuilder {
@@ -55,28 +56,34 @@ func (b *txnBuilder) add(account, currency string, minor int64) {
 	}
 	key := account + "|" + currency
 	if i, ok := b.index[key]; ok {
-		b.t.Postings[i].Amount.AmountMinor += minor
+		a := b.t.Postings[i].Amount
+		sum, ok := money.AddMinor(a.AmountMinor, minor)
+		if !ok && b.err == nil {
+			b.err = overflow("%s %s: postings of %d and %d %s on %s add up to more than int64 minor units",
+				b.t.GetKind(), b.t.GetTransactionId(), a.AmountMinor, minor, currency, account)
+		}
+		a.AmountMinor = sum
 		return
 	}
 	b.index[key] = len(b.t.Postings)
 	b.t.Postings = append(b.t.Postings, &payoutsv1.Posting{Account: account, Amount: money.Money{Currency: currency, Minor: minor}.ToProto()})
 }
 
-// build returns the transaction, nil when nothing moves, or ErrUnbalanced.
+// build returns the transaction, nil when nothing moves, ErrOverflow or
+// ErrUnbalanced.
 func (b *txnBuilder) build() (*payoutsv1.TransactionPosted, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
 	kept := b.t.Postings[:0]
-	sums := map[string]int64{}
 	for _, p := range b.t.Postings {
 		if p.GetAmount().GetAmountMinor() != 0 { // merged postings may cancel out
 			kept = append(kept, p)
-			sums[p.GetAmount().GetCurrencyCode()] += p.GetAmount().GetAmountMinor()
 		}
 	}
 	b.t.Postings = kept
-	for c, s := range sums {
-		if s != 0 {
-			return nil, fmt.Errorf("%w: %s %s sums to %d %s", ErrUnbalanced, b.t.GetKind(), b.t.GetTransactionId(), s, c)
-		}
+	if err := CheckBalanced(b.t); err != nil {
+		return nil, err
 	}
 	if len(kept) == 0 {
 		return nil, nil
@@ -85,15 +92,21 @@ func (b *txnBuilder) build() (*payoutsv1.TransactionPosted, error) {
 }
 
 // CheckBalanced reports whether a transaction's postings sum to zero per
-// currency.
+// currency: ErrUnbalanced if not, ErrOverflow if their running sum leaves
+// int64 (then they cannot balance as stored).
 func CheckBalanced(t *payoutsv1.TransactionPosted) error {
 	sums := map[string]int64{}
 	for _, p := range t.GetPostings() {
-		sums[p.GetAmount().GetCurrencyCode()] += p.GetAmount().GetAmountMinor()
+		c, amt := p.GetAmount().GetCurrencyCode(), p.GetAmount().GetAmountMinor()
+		s, ok := money.AddMinor(sums[c], amt)
+		if !ok {
+			return overflow("%s %s: its postings in %s add up to more than int64 minor units", t.GetKind(), t.GetTransactionId(), c)
+		}
+		sums[c] = s
 	}
 	for c, s := range sums {
 		if s != 0 {
-			return fmt.Errorf("%w: %s sums to %d %s", ErrUnbalanced, t.GetTransactionId(), s, c)
+			return fmt.Errorf("%w: %s %s sums to %d %s", ErrUnbalanced, t.GetKind(), t.GetTransactionId(), s, c)
 		}
 	}
 	return nil

@@ -51,6 +51,7 @@ func ownBatch(b *payoutsv1.PayoutBatch, mine func(payee string) bool) (*payoutsv
 	for _, l := range b.GetLines() {
 		if mine(l.GetPayee()) {
 			out.Lines = append(out.Lines, l)
+			// Positive parts of a batch total DecidePayouts checked: no overflow.
 			totals[l.GetAmount().GetCurrencyCode()] += l.GetAmount().GetAmountMinor()
 		}
 	}

@@ -58,5 +58,6 @@ func TestToStatus(t *testing.T) {
 		apierrtest.Case{Err: app.ErrBehind, Code: codes.Unavailable},
 		apierrtest.Case{Err: fmt.Errorf("x: %w", es.ErrBadCommand), Code: codes.InvalidArgument},
 		apierrtest.Case{Err: domain.ErrUnbalanced, Code: codes.Internal},
+		apierrtest.Case{Err: fmt.Errorf("x: %w", domain.ErrOverflow), Code: codes.FailedPrecondition, Reason: "AMOUNT_OVERFLOW"},
 	)
 }

@@ -106,6 +106,10 @@ func (s *Server) RunPayouts(ctx context.Context, req *payoutsv1.RunPayoutsReques
 	if err != nil {
 		return nil, err
 	}
+	// No request fingerprint (AIP-155): the request is its request_id
+	// alone, so the same request_id cannot come with another body. A field
+	// added to RunPayoutsRequest must be fingerprinted (apierr.Fingerprint)
+	// and carried to the command, as the other services' mutations do.
 	b, err := s.App.RunPayouts(ctx, req.GetRequestId(), actor(c))
 	if err != nil {
 		return nil, s.toStatus(ctx, err)

@@ -147,6 +147,9 @@ type OpenClaim struct {
 	Evidence  *trustv1.Evidence
 	// Actor is who asked, recorded with the events.
 	Actor string
+	// Fingerprint identifies the request (apierr.Fingerprint): the same
+	// RequestID with another fingerprint is refused (es.ErrRequestReused).
+	Fingerprint string
 }
 
 // OpenClaim opens (once per buyer, order and request id) and assesses a
@@ -160,12 +163,14 @@ func (s *Service) OpenClaim(ctx context.Context, req OpenClaim) (ClaimView, erro
 		return ClaimView{}, &domain.NotFoundError{Resource: "order", ID: req.OrderID}
 	}
 	id := domain.ClaimID(o.BuyerID, req.OrderID, req.RequestID)
-	cs, rev, _, err := s.claims.Load(ctx, req.OrderID)
+	// The same request again finds its claim as it is now; the request id
+	// of another claim is refused (es.ErrRequestReused).
+	found, err := s.claims.Lookup(ctx, req.OrderID, es.DeriveID("open", id), req.Fingerprint)
 	if err != nil {
 		return ClaimView{}, err
 	}
-	if c := cs.Claim(id); c != nil {
-		return ClaimView{Claim: *c, Revision: rev}, nil // the same request again
+	if c := found.State.Claim(id); c != nil {
+		return ClaimView{Claim: *c, Revision: found.Revision}, nil
 	}
 	vendor := ""
 	for _, l := range req.Lines {
@@ -179,7 +184,7 @@ func (s *Service) OpenClaim(ctx context.Context, req OpenClaim) (ClaimView, erro
 		AggregateID: req.OrderID, ID: es.DeriveID("open", id),
 		Body: domain.OpenClaim{ClaimID: id, Reason: req.Reason, Lines: req.Lines, Evidence: req.Evidence, Record: rec,
 			Policy: s.cfg.Policy, Now: s.d.Clock.Now()},
-		Meta: es.Meta{CorrelationID: req.OrderID, Actor: req.Actor},
+		Meta: es.Meta{CorrelationID: req.OrderID, Actor: req.Actor, RequestFingerprint: req.Fingerprint},
 	})
 	if err != nil {
 		return ClaimView{}, err
@@ -215,6 +220,9 @@ type Call struct {
 	ClaimID   string
 	RequestID string
 	Actor     string
+	// Fingerprint identifies the request (apierr.Fingerprint): the same
+	// RequestID with another fingerprint is refused (es.ErrRequestReused).
+	Fingerprint string
 }
 
 // Act runs a claim command built by body (which gets the time and the
@@ -228,7 +236,7 @@ func (s *Service) Act(ctx context.Context, call Call, body func(now time.Time, p
 	res, err := s.claims.Handle(ctx, es.Command[domain.Command]{
 		AggregateID: orderID, ID: es.DeriveID(call.RPC, call.ClaimID, call.RequestID),
 		Body: body(s.d.Clock.Now(), s.cfg.Policy),
-		Meta: es.Meta{CorrelationID: orderID, Actor: call.Actor},
+		Meta: es.Meta{CorrelationID: orderID, Actor: call.Actor, RequestFingerprint: call.Fingerprint},
 	})
 	if err != nil {
 		return ClaimView{}, err

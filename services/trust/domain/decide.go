@@ -239,7 +239,10 @@ func (c OpenClaim) decide(cs Case) ([]proto.Message, error) {
 			return nil, fault.Precondition(ReasonLineRefunded, "line %s has been refunded in full already", l.LineID)
 		}
 		lines = append(lines, ClaimLine{LineID: l.LineID, SKUID: ol.SKUID, Quantity: l.Quantity, Amount: amount})
-		claimed.Minor += amount.Minor
+		var ok bool
+		if claimed.Minor, ok = money.AddMinor(claimed.Minor, amount.Minor); !ok {
+			return nil, fmt.Errorf("%w: the claimed lines of order %s add up to more than int64 minor units", money.ErrOverflow, o.OrderID)
+		}
 	}
 	a, err := assess(c.Reason, lines, c.Evidence, c.Record, c.Now, c.Policy)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/es"
@@ -49,7 +51,7 @@ func (s *Server) OpenClaim(ctx context.Context, req *trustv1.OpenClaimRequest) (
 	if !allowed(caller, "OpenClaim", buyer, "") {
 		return nil, apierr.PermissionDenied("only the order's buyer, or a service acting for it, may claim on order " + cmd.OrderID)
 	}
-	cmd.Actor = actor(caller, buyer, "")
+	cmd.Actor, cmd.Fingerprint = actor(caller, buyer, ""), apierr.Fingerprint(req)
 	v, err := s.App.OpenClaim(ctx, cmd)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
@@ -223,15 +225,24 @@ func (s *Server) readable(ctx context.Context, rpc string, invalid error, claimI
 	return v, nil
 }
 
+// claimRequest is a request acting on a claim, as the message it is: its
+// fingerprint (every field counts) goes with the command, so that its
+// request_id reused for a different request is refused.
+type claimRequest interface {
+	actRequest
+	proto.Message
+}
+
 // act admits req (readable), then runs the command body builds (given
 // the time, the policy and who acts) on its claim.
-func (s *Server) act(ctx context.Context, rpc string, invalid error, req actRequest, body func(time.Time, domain.Policy, string) domain.Command) (app.ClaimView, error) {
+func (s *Server) act(ctx context.Context, rpc string, invalid error, req claimRequest, body func(time.Time, domain.Policy, string) domain.Command) (app.ClaimView, error) {
 	cur, err := s.readable(ctx, rpc, invalid, req.GetClaimId())
 	if err != nil {
 		return app.ClaimView{}, err
 	}
 	who := actor(callerOf(ctx), cur.Claim.BuyerID, cur.Claim.VendorID)
-	v, err := s.App.Act(ctx, app.Call{RPC: rpc, ClaimID: req.GetClaimId(), RequestID: req.GetRequestId(), Actor: who},
+	v, err := s.App.Act(ctx, app.Call{RPC: rpc, ClaimID: req.GetClaimId(), RequestID: req.GetRequestId(), Actor: who,
+		Fingerprint: apierr.Fingerprint(req)},
 		func(now time.Time, p domain.Policy) domain.Command { return body(now, p, who) })
 	if err != nil {
 		return app.ClaimView{}, s.toStatus(ctx, err)

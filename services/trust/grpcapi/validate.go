@@ -108,7 +108,8 @@ func checkEvidence(v *fault.Violations, field string, e *trustv1.Evidence) *trus
 	return out
 }
 
-// checkMoney validates a positive amount.
+// checkMoney validates a positive amount of at most money.MaxAmount (the
+// largest order total: no refund can be more).
 func checkMoney(v *fault.Violations, field string, m *typev1.Money) money.Money {
 	if m == nil {
 		v.Add(field, "required")
@@ -119,8 +120,8 @@ func checkMoney(v *fault.Violations, field string, m *typev1.Money) money.Money 
 		v.Add(field+".currency_code", "%v", err)
 		return money.Money{}
 	}
-	if out.Minor <= 0 {
-		v.Add(field+".amount_minor", "must be positive, got %d", out.Minor)
+	if out.Minor <= 0 || out.Minor > money.MaxAmount {
+		v.Add(field+".amount_minor", "must be 1..%d minor units (the largest order total), got %d", int64(money.MaxAmount), out.Minor)
 	}
 	return out
 }
@@ -140,8 +141,8 @@ func validateOpen(req *trustv1.OpenClaimRequest) (app.OpenClaim, error) {
 		if !lineIDPattern.MatchString(l.GetLineId()) {
 			v.Add(fmt.Sprintf("lines[%d].line_id", i), "required: an order line id")
 		}
-		if l.GetQuantity() < 1 {
-			v.Add(fmt.Sprintf("lines[%d].quantity", i), "must be at least 1, got %d", l.GetQuantity())
+		if q := l.GetQuantity(); q < 1 || q > money.MaxLineQuantity {
+			v.Add(fmt.Sprintf("lines[%d].quantity", i), "must be 1..%d (the most an order line has), got %d", money.MaxLineQuantity, q)
 		}
 		lines = append(lines, domain.LineRequest{LineID: l.GetLineId(), Quantity: l.GetQuantity()})
 	}

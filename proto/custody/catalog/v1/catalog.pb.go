@@ -313,9 +313,11 @@ type SkuSpec struct {
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
 	// Variant title.
 	Title string `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
-	// Unit price; all SKUs of a product share one currency.
+	// Unit price; all SKUs of a product share one currency. 0 to 10^11 minor
+	// units (a billion in a two-decimal currency): with at most 1000 units a
+	// line and 100 lines an order, no order total can overflow.
 	Price *v1.Money `protobuf:"bytes,3,opt,name=price,proto3" json:"price,omitempty"`
-	// Units in stock at creation.
+	// Units in stock at creation, 0 to 10^12.
 	InitialStock  int64 `protobuf:"varint,4,opt,name=initial_stock,json=initialStock,proto3" json:"initial_stock,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -605,7 +607,7 @@ type CreateProductRequest struct {
 	Category string `protobuf:"bytes,5,opt,name=category,proto3" json:"category,omitempty"`
 	// Live-session commission in basis points, 0-10000.
 	AffiliateCommissionBps int32 `protobuf:"varint,6,opt,name=affiliate_commission_bps,json=affiliateCommissionBps,proto3" json:"affiliate_commission_bps,omitempty"`
-	// At least one SKU.
+	// 1-100 SKUs.
 	Skus          []*SkuSpec `protobuf:"bytes,7,rep,name=skus,proto3" json:"skus,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -954,7 +956,8 @@ type AdjustStockRequest struct {
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// SKU to adjust.
 	SkuId string `protobuf:"bytes,2,opt,name=sku_id,json=skuId,proto3" json:"sku_id,omitempty"`
-	// Units to add (restock, positive) or remove (correction, negative).
+	// Units to add (restock, positive) or remove (correction, negative);
+	// not zero, within ±10^12, and the SKU's stock stays at most 10^12.
 	Delta int64 `protobuf:"varint,3,opt,name=delta,proto3" json:"delta,omitempty"`
 	// Why, for the record.
 	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`

@@ -119,9 +119,15 @@ type Event struct {
 	// The event's stream, "<aggregate>-<id>". Empty in messages written before
 	// appends were group-committed, whose subject,
 	// custody.<service>.<aggregate>.<id>, names it.
-	Stream        string `protobuf:"bytes,13,opt,name=stream,proto3" json:"stream,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Stream string `protobuf:"bytes,13,opt,name=stream,proto3" json:"stream,omitempty"`
+	// Hash of the client request that caused the event (its body without
+	// request_id, see pkg/apierr.Fingerprint), with which a request_id reused
+	// for a different request is refused (AIP-155). Empty for events no client
+	// request caused and for events written before the field existed. Covered
+	// by the hash when set (canonical encoding version 2).
+	RequestFingerprint string `protobuf:"bytes,14,opt,name=request_fingerprint,json=requestFingerprint,proto3" json:"request_fingerprint,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Event) Reset() {
@@ -245,13 +251,20 @@ func (x *Event) GetStream() string {
 	return ""
 }
 
+func (x *Event) GetRequestFingerprint() string {
+	if x != nil {
+		return x.RequestFingerprint
+	}
+	return ""
+}
+
 var File_custody_eventstore_v1_commit_proto protoreflect.FileDescriptor
 
 const file_custody_eventstore_v1_commit_proto_rawDesc = "" +
 	"\n" +
 	"\"custody/eventstore/v1/commit.proto\x12\x15custody.eventstore.v1\">\n" +
 	"\x06Commit\x124\n" +
-	"\x06events\x18\x01 \x03(\v2\x1c.custody.eventstore.v1.EventR\x06events\"\xf9\x02\n" +
+	"\x06events\x18\x01 \x03(\v2\x1c.custody.eventstore.v1.EventR\x06events\"\xaa\x03\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x12\n" +
@@ -268,7 +281,8 @@ const file_custody_eventstore_v1_commit_proto_rawDesc = "" +
 	"tracestate\x12\x1b\n" +
 	"\tprev_hash\x18\v \x01(\fR\bprevHash\x12\x12\n" +
 	"\x04hash\x18\f \x01(\fR\x04hash\x12\x16\n" +
-	"\x06stream\x18\r \x01(\tR\x06streamB\xe3\x01\n" +
+	"\x06stream\x18\r \x01(\tR\x06stream\x12/\n" +
+	"\x13request_fingerprint\x18\x0e \x01(\tR\x12requestFingerprintB\xe3\x01\n" +
 	"\x19com.custody.eventstore.v1B\vCommitProtoP\x01ZCgithub.com/custody/custody/proto/custody/eventstore/v1;eventstorev1\xa2\x02\x03CEX\xaa\x02\x15Custody.Eventstore.V1\xca\x02\x15Custody\\Eventstore\\V1\xe2\x02!Custody\\Eventstore\\V1\\GPBMetadata\xea\x02\x17Custody::Eventstore::V1b\x06proto3"
 
 var (

@@ -1034,8 +1034,8 @@ func (x *ShipFulfilmentResponse) GetShipmentId() string {
 // RecordTrackingEventRequest is one carrier scan.
 type RecordTrackingEventRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Optional idempotency key; a scan is idempotent by carrier_event_id
-	// anyway.
+	// Optional idempotency key (AIP-155): the same request_id with another
+	// scan is refused. A scan is idempotent by carrier_event_id anyway.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Carrier code.
 	Carrier string `protobuf:"bytes,2,opt,name=carrier,proto3" json:"carrier,omitempty"`

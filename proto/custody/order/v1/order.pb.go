@@ -102,7 +102,8 @@ type LineRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// SKU to buy.
 	SkuId string `protobuf:"bytes,1,opt,name=sku_id,json=skuId,proto3" json:"sku_id,omitempty"`
-	// Units, 1-1000.
+	// Units, 1-1000 (at most 10^14 minor units a line at the highest unit
+	// price).
 	Quantity      int64 `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -254,7 +255,8 @@ type Payment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The payment service provider's authorisation reference.
 	PspReference string `protobuf:"bytes,1,opt,name=psp_reference,json=pspReference,proto3" json:"psp_reference,omitempty"`
-	// Authorised amount; must equal the order total.
+	// Authorised amount; must equal the order total, so at most 10^16 minor
+	// units (100 lines of 1000 units at the highest unit price, 10^11).
 	Amount        *v1.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

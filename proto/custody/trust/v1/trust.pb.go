@@ -289,7 +289,7 @@ type ClaimLineRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Order line id ("1", "2", …).
 	LineId string `protobuf:"bytes,1,opt,name=line_id,json=lineId,proto3" json:"line_id,omitempty"`
-	// Units concerned, 1 to the line's quantity.
+	// Units concerned, 1 to the line's quantity (so at most 1000).
 	Quantity      int64 `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -808,7 +808,8 @@ type RespondToClaimRequest struct {
 	ClaimId string `protobuf:"bytes,2,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
 	// The response.
 	Response VendorResponse `protobuf:"varint,3,opt,name=response,proto3,enum=custody.trust.v1.VendorResponse" json:"response,omitempty"`
-	// For OFFER_PARTIAL_REFUND: more than zero, less than the claimed amount.
+	// For OFFER_PARTIAL_REFUND: more than zero, less than the claimed amount
+	// (and never above 10^16 minor units, the largest order total).
 	OfferedAmount *v1.Money `protobuf:"bytes,4,opt,name=offered_amount,json=offeredAmount,proto3" json:"offered_amount,omitempty"`
 	// The vendor's evidence (required to contest).
 	Evidence      *Evidence `protobuf:"bytes,5,opt,name=evidence,proto3" json:"evidence,omitempty"`
@@ -1047,7 +1048,8 @@ type ResolveClaimRequest struct {
 	ClaimId string `protobuf:"bytes,2,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
 	// The decision.
 	Decision ClaimDecision `protobuf:"varint,3,opt,name=decision,proto3,enum=custody.trust.v1.ClaimDecision" json:"decision,omitempty"`
-	// For REFUND_PARTIAL: more than zero, less than the claimed amount.
+	// For REFUND_PARTIAL: more than zero, less than the claimed amount (and
+	// never above 10^16 minor units, the largest order total).
 	RefundAmount *v1.Money `protobuf:"bytes,4,opt,name=refund_amount,json=refundAmount,proto3" json:"refund_amount,omitempty"`
 	// Why, in words. Required.
 	Rationale string `protobuf:"bytes,5,opt,name=rationale,proto3" json:"rationale,omitempty"`

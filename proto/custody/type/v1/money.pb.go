@@ -37,7 +37,11 @@ type Money struct {
 	CurrencyCode string `protobuf:"bytes,1,opt,name=currency_code,json=currencyCode,proto3" json:"currency_code,omitempty"`
 	// The amount in the currency's minor units (cents for EUR, yen for JPY).
 	// Negative values are allowed where the context permits them, such as
-	// refunds, reversals and ledger adjustments.
+	// refunds, reversals and ledger adjustments. Requests bound what they
+	// accept — a unit price at most 10^11, a payment, refund or offer at most
+	// 10^16 minor units (the largest order total) — so nothing computed
+	// about an order overflows; sums over many orders are checked and refused
+	// rather than wrapped.
 	AmountMinor   int64 `protobuf:"varint,2,opt,name=amount_minor,json=amountMinor,proto3" json:"amount_minor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -1,0 +1,223 @@
+package jetstream
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/custody/custody/pkg/eventstore"
+)
+
+// Every sequence accounted for (docs/eventstore.md, "Damage"). The stream
+// refuses deletes and purges, so its messages are exactly 1..LastSeq, and
+// every one of them must read back, decode, and continue its event
+// streams' hash chains. A writer's Open checks that by reading the whole
+// stream once (the same pass builds the per-stream index), and compares the
+// stream's last sequence with the watermark it keeps outside the stream
+// (watermark.go): the server forgets a lost tail after one restart, the
+// watermark does not.
+
+// DamageError is what Open answers for a service whose stream is damaged.
+// errors.Is(err, eventstore.ErrUnreadable) holds.
+type DamageError struct {
+	Service string
+	Damage  []eventstore.Damage
+}
+
+func (e *DamageError) Error() string {
+	const shown = 5
+	parts := make([]string, 0, shown+1)
+	for i, d := range e.Damage {
+		if i == shown {
+			parts = append(parts, fmt.Sprintf("and %d more", len(e.Damage)-shown))
+			break
+		}
+		parts = append(parts, d.String())
+	}
+	return fmt.Sprintf("jetstream: the %s service's events (stream %s) are damaged: %s", e.Service, StreamNameFor(e.Service), strings.Join(parts, "; "))
+}
+
+func (e *DamageError) Is(target error) bool { return target == eventstore.ErrUnreadable }
+
+// Damage is what Open found wrong with the stream, and the damage earlier
+// starts recorded: nil for a sound stream. A damaged store exists only when
+// opened with Config.AllowDamaged, and refuses appends. A read-only store
+// reports the damage the owner recorded.
+func (s *Store) Damage(ctx context.Context) ([]eventstore.Damage, error) {
+	if !s.cfg.ReadOnly {
+		return s.damage, nil
+	}
+	wm, err := openWatermark(ctx, s.js, s.service, s.cfg.Replicas, true)
+	if err != nil || wm == nil {
+		return nil, err
+	}
+	d, _ := wm.recorded()
+	return d, nil
+}
+
+// scanBatch is how many messages one fetch of the scan asks for.
+const scanBatch = 1000
+
+// scan reads every message of the stream up to last with an ordered
+// consumer, in order, folding each into its partition's index and checking
+// that no sequence is missing, every message decodes, and every event
+// continues its stream's revisions and hash chain. What it cannot serve it
+// returns as damage, and goes on behind it.
+func (s *Store) scan(ctx context.Context, last uint64) ([]eventstore.Damage, error) {
+	if last == 0 {
+		return nil, nil
+	}
+	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: scan %s: %w: %w", s.name, eventstore.ErrUnavailable, err)
+	}
+	var damage []eventstore.Damage
+	next := uint64(1)
+	for next <= last {
+		batch, err := cons.FetchNoWait(scanBatch)
+		if err != nil {
+			return nil, fmt.Errorf("jetstream: scan %s: %w: %w", s.name, eventstore.ErrUnavailable, err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				return nil, fmt.Errorf("jetstream: scan %s: %w", s.name, err)
+			}
+			seq := md.Sequence.Stream
+			if seq > last {
+				break
+			}
+			if seq > next {
+				damage = append(damage, missing(next, seq-1))
+			}
+			next = seq + 1
+			damage = append(damage, s.scanned(seq, m.Subject(), m.Headers(), m.Data())...)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return nil, fmt.Errorf("jetstream: scan %s: %w: %w", s.name, eventstore.ErrUnavailable, err)
+		}
+		if n == 0 {
+			break // the rest cannot be read: the server delivers nothing more
+		}
+	}
+	if next <= last {
+		damage = append(damage, missing(next, last))
+	}
+	return damage, nil
+}
+
+// missing is damage to messages the server does not return.
+func missing(from, to uint64) eventstore.Damage {
+	d := eventstore.Damage{Seq: from, Reason: "the server cannot return it (checksum failed, or the record is gone)"}
+	if to > from {
+		d.Last = to
+		d.Reason = "the server cannot return them (checksums failed, or the records are gone)"
+	}
+	return d
+}
+
+// scanned folds one message into the index and returns what is wrong with
+// it. Damaged events are folded too, as stored: a stream whose revisions
+// jump makes its reads fail as unreadable, and the events after an edited
+// one still chain onto the hash it recorded.
+func (s *Store) scanned(seq uint64, subject string, h map[string][]string, data []byte) []eventstore.Damage {
+	evs, err := Decode(subject, seq, h, data)
+	if err != nil {
+		return []eventstore.Damage{{Seq: seq, Reason: err.Error()}}
+	}
+	var damage []eventstore.Damage
+	p := s.partitionFor(subject)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range evs {
+		bad := func(reason string, args ...any) {
+			damage = append(damage, eventstore.Damage{Seq: seq, Stream: e.Stream, Revision: e.Revision, EventID: e.ID, Reason: fmt.Sprintf(reason, args...)})
+		}
+		si, ok := p.streams[e.Stream]
+		want, prev := uint64(0), eventstore.GenesisHash
+		if ok {
+			want, prev = si.rev+1, si.hash
+		}
+		switch {
+		case e.Revision != want:
+			bad("revision %d where %d comes next: the events between are missing", e.Revision, want)
+		case !bytes.Equal(e.PrevHash, prev):
+			bad("its previous hash is not the hash of revision %d", want-1)
+		case !bytes.Equal(eventstore.Hash(e.PrevHash, &e), e.Hash):
+			bad("its content does not hash to its recorded hash (edited)")
+		}
+		p.put(seq, e)
+	}
+	p.synced = seq
+	return damage
+}
+
+// partitionFor returns the partition of subject (s.mu not held).
+func (s *Store) partitionFor(subject string) *partition {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.partitions[subject]
+	if !ok {
+		p = s.newPartition(subject)
+		s.partitions[subject] = p
+	}
+	return p
+}
+
+// check accounts for every sequence of the stream (see the comment at the
+// top of this file) and returns the damage found, and the stream's last
+// sequence.
+func (s *Store) check(ctx context.Context, wm *watermark) ([]eventstore.Damage, uint64, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("jetstream: stream %s: %w: %w", s.name, eventstore.ErrUnavailable, err)
+	}
+	st := info.State
+	var damage []eventstore.Damage
+	if st.Lost != nil && (len(st.Lost.Msgs) > 0 || st.Lost.Bytes > 0) {
+		if len(st.Lost.Msgs) == 0 {
+			damage = append(damage, eventstore.Damage{Reason: fmt.Sprintf("the server discarded %d bytes it could not read", st.Lost.Bytes)})
+		}
+		for _, seq := range st.Lost.Msgs {
+			damage = append(damage, eventstore.Damage{Seq: seq, Reason: "the server discarded it: it could not read it"})
+		}
+	}
+	if st.Msgs > 0 && st.FirstSeq > 1 {
+		damage = append(damage, missing(1, st.FirstSeq-1))
+	}
+	scanned, err := s.scan(ctx, st.LastSeq)
+	if err != nil {
+		return nil, 0, err
+	}
+	damage = append(damage, scanned...)
+	if w := wm.lastSeq(); w > st.LastSeq {
+		d := missing(st.LastSeq+1, w)
+		d.Reason = fmt.Sprintf("the stream ends at %d, but %d had been stored (the watermark); the tail is lost", st.LastSeq, w)
+		damage = append(damage, d)
+	}
+	s.mu.Lock()
+	s.scannedAll = true
+	for _, p := range s.partitions {
+		p.mu.Lock()
+		p.syncsStarted, p.coveredFrom = 1, 1
+		p.mu.Unlock()
+	}
+	s.mu.Unlock()
+	return mergeDamage(damage), st.LastSeq, nil
+}
+
+// mergeDamage sorts damage by sequence and drops repeats.
+func mergeDamage(ds []eventstore.Damage) []eventstore.Damage {
+	slices.SortStableFunc(ds, func(a, b eventstore.Damage) int {
+		return cmp.Or(cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.Last, b.Last))
+	})
+	return slices.Compact(ds)
+}
