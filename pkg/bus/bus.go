@@ -221,6 +221,11 @@ func Subscribe(ctx context.Context, js jetstream.JetStream, cfg Config, h Handle
 	c.beats.Go(c.heartbeat)
 	c.cc, err = cons.Consume(c.dispatch,
 		jetstream.PullMaxMessages(cfg.Prefetch),
+		// Pull requests that expire every few seconds, with heartbeats at
+		// half that: a server that restarted JetStream (the disk guard
+		// does after a full disk) loses pending pulls, and the client
+		// notices the missing heartbeats within pullExpiry instead of 30s.
+		jetstream.PullExpiry(pullExpiry),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			c.log.Warn("bus: consume", "err", err)
 		}))
@@ -233,6 +238,9 @@ func Subscribe(ctx context.Context, js jetstream.JetStream, cfg Config, h Handle
 	}
 	return c, nil
 }
+
+// pullExpiry bounds how long a pull request waits at the server.
+const pullExpiry = 5 * time.Second
 
 func (c *Consumer) instrument() error {
 	meter := otel.Meter(instrumentation)

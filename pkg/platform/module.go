@@ -136,6 +136,8 @@ type Deps struct {
 	feeds *feeds
 	// damaged notes the modules whose store opened damaged (Run makes it).
 	damaged *damaged
+	// writeGate, if set, refuses writes (the embedded server's disk guard).
+	writeGate esjs.Gate
 }
 
 // OpenStore opens the event store of service, the module's own, creating

@@ -158,7 +158,7 @@ func RebuildTargets(ctx context.Context, cfg Config, all []Module, w io.Writer) 
 	if cfg.Logger == nil {
 		cfg.Logger = discardLogger()
 	}
-	nc, desc, stop, err := connectNATS(cfg)
+	nc, desc, _, stop, err := connectNATS(cfg)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/clock"
+	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 	"github.com/custody/custody/pkg/natsembed"
 	"github.com/custody/custody/pkg/server"
 	"github.com/custody/custody/pkg/telemetry"
@@ -62,6 +63,10 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// Store selects the event store backend (custody run --store).
 	Store Backend
+	// DiskReserve is the free space, in bytes, below which the embedded
+	// NATS's store takes no writes and the process is not ready
+	// (natsembed.DiskGuard).
+	DiskReserve uint64
 	// OnReady, if set, is called once every module serves, with the
 	// process: its bound addresses (tests listen on port 0 and learn the
 	// port here) and Settled.
@@ -124,7 +129,7 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 		_ = tel.Shutdown(sctx)
 	}()
 
-	nc, natsDesc, stopNATS, err := connectNATS(cfg)
+	nc, natsDesc, embedded, stopNATS, err := connectNATS(cfg)
 	if err != nil {
 		return err
 	}
@@ -170,6 +175,10 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 
 	deps := Deps{Logger: log, NATS: nc, JetStream: js, Clock: cfg.Clock, Replicas: max(cfg.Replicas, 1), Backend: cfg.Store,
 		feeds: newFeeds(), damaged: &damaged{}}
+	if embedded != nil {
+		guard := embedded.GuardDisk(ctx, cfg.DiskReserve, diskCheckEvery, log.With("component", "disk"))
+		deps.writeGate = guard
+	}
 	proc := &Process{AdminAddr: adminAddr}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -202,6 +211,7 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 	}
 	go func() { errc <- srv.Serve(ctx, lis) }()
 	srv.MarkReady()
+	go watchHealth(ctx, log, srv, js, deps.writeGate)
 	log.Info("custody is serving", "grpc", lis.Addr().String(), "admin", adminAddr, "targets", targets, "nats", natsDesc, "data_dir", cfg.DataDir)
 	if cfg.OnReady != nil {
 		proc.GRPCAddr = lis.Addr().String()
@@ -219,13 +229,52 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 	return nil
 }
 
+// diskCheckEvery is how often the embedded server's disk is looked at.
+const diskCheckEvery = 250 * time.Millisecond
+
+// watchHealth keeps the process's readiness (/readyz and gRPC health) in
+// step with what its writes need: JetStream answering, and the disk guard
+// (nil with an external NATS) allowing writes.
+func watchHealth(ctx context.Context, log *slog.Logger, srv *server.Server, js jetstream.JetStream, gate esjs.Gate) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	healthy := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var err error
+		if gate != nil {
+			err = gate.Err()
+		}
+		if err == nil {
+			actx, cancel := context.WithTimeout(ctx, time.Second)
+			_, err = js.AccountInfo(actx)
+			cancel()
+		}
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && healthy:
+			log.Error("not ready: events cannot be written", "err", err)
+			srv.MarkNotReady()
+		case err == nil && !healthy:
+			log.Info("ready again: events can be written")
+			srv.MarkReady()
+		}
+		healthy = err == nil
+	}
+}
+
 func (d Deps) withLogger(module string) Deps {
 	d.Logger = d.Logger.With("target", module)
 	return d
 }
 
 // connectNATS starts the embedded server or connects to the external one.
-func connectNATS(cfg Config) (nc *nats.Conn, desc string, stop func(), err error) {
+func connectNATS(cfg Config) (nc *nats.Conn, desc string, embedded *natsembed.Server, stop func(), err error) {
 	opts := []nats.Option{nats.Name("custody"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
 	if cfg.NATSURL != "" {
 		// In a cluster NATS may come up after us: keep trying rather than
@@ -233,7 +282,7 @@ func connectNATS(cfg Config) (nc *nats.Conn, desc string, stop func(), err error
 		if cfg.NATSTLS.Enabled() {
 			tc, err := cfg.NATSTLS.ClientConfig()
 			if err != nil {
-				return nil, "", nil, err
+				return nil, "", nil, nil, err
 			}
 			opts = append(opts, nats.Secure(tc))
 		}
@@ -242,36 +291,36 @@ func connectNATS(cfg Config) (nc *nats.Conn, desc string, stop func(), err error
 		}))
 		nc, err := nats.Connect(cfg.NATSURL, opts...)
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
+			return nil, "", nil, nil, fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
 		}
-		return nc, nc.ConnectedUrlRedacted(), func() {}, nil
+		return nc, nc.ConnectedUrlRedacted(), nil, func() {}, nil
 	}
 	ecfg := natsembed.Config{DataDir: filepath.Join(cfg.DataDir, "nats"), RelaxedSync: cfg.RelaxedSync, Logger: cfg.Logger}
 	if cfg.NATSListen != "" {
 		host, port, err := net.SplitHostPort(cfg.NATSListen)
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("--nats-listen: %w", err)
+			return nil, "", nil, nil, fmt.Errorf("--nats-listen: %w", err)
 		}
 		var p int
 		if _, err := fmt.Sscanf(port, "%d", &p); err != nil {
-			return nil, "", nil, fmt.Errorf("--nats-listen port: %w", err)
+			return nil, "", nil, nil, fmt.Errorf("--nats-listen port: %w", err)
 		}
 		ecfg.Listen, ecfg.Host, ecfg.Port = true, host, p
 	}
 	srv, err := natsembed.Start(ecfg)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", nil, nil, err
 	}
 	nc, err = srv.Connect(opts...)
 	if err != nil {
 		srv.Shutdown()
-		return nil, "", nil, err
+		return nil, "", nil, nil, err
 	}
 	desc = "embedded"
 	if u := srv.ClientURL(); u != "" {
 		desc = "embedded, listening on " + u
 	}
-	return nc, desc, srv.Shutdown, nil
+	return nc, desc, srv, srv.Shutdown, nil
 }
 
 func loadVerifier(cfg Config) (*auth.Verifier, error) {

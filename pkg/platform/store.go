@@ -56,7 +56,7 @@ func (b Backend) open(ctx context.Context, d Deps, service string, readOnly bool
 		return esdb.Open(ctx, esdb.Config{URL: b.ESDBURL, Service: service, Now: d.Clock.Now, Logger: d.Logger})
 	}
 	st, err := esjs.Open(ctx, d.NATS, esjs.Config{Service: service, Replicas: d.Replicas, ReadOnly: readOnly, Now: d.Clock.Now,
-		AllowDamaged: b.AllowDamaged})
+		AllowDamaged: b.AllowDamaged, Gate: d.writeGate})
 	var de *esjs.DamageError
 	if errors.As(err, &de) {
 		for _, dm := range de.Damage {

@@ -303,13 +303,21 @@ func (s *Store) write(p *partition) {
 // catches that for the appends it accepts, and an append it refuses is
 // refused only after catching up.
 func (s *Store) commit(p *partition, batch []*pendingAppend) {
-	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+	base := context.Background()
+	if s.cfg.Gate != nil {
+		base = s.cfg.Gate.Context()
+	}
+	ctx, cancel := context.WithTimeout(base, appendTimeout)
 	defer cancel()
 	fail := func(err error) {
 		for _, a := range batch {
 			a.err = err
 			close(a.done)
 		}
+	}
+	if err := s.gate(); err != nil {
+		fail(err) // queued before the gate closed
+		return
 	}
 	caughtUp := false
 	for attempt := 0; ; attempt++ {

@@ -56,11 +56,24 @@ type Config struct {
 	// ReadOnly opens another service's stream for reading (projections of
 	// its events) without creating or changing it; Append is refused.
 	ReadOnly bool
+	// Gate, if set, can refuse writes for a while (the embedded server's
+	// natsembed.DiskGuard keeps a reserve of disk).
+	Gate Gate
 	// AllowDamaged opens a damaged stream (see integrity.go) anyway, for
 	// support to inspect: the store reads what it can and refuses appends
 	// with eventstore.ErrDamaged. Without it, Open fails with a
 	// *DamageError naming the damage.
 	AllowDamaged bool
+}
+
+// Gate refuses writes for a while: appends fail at once with
+// eventstore.ErrUnavailable.
+type Gate interface {
+	// Err is nil while writes are allowed, and otherwise says why not.
+	Err() error
+	// Context ends when writes stop being allowed: a message waiting for
+	// the server's acknowledgement is abandoned then.
+	Context() context.Context
 }
 
 // Store is the JetStream event store of one service.
@@ -264,6 +277,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if s.damage != nil {
 		return eventstore.AppendResult{}, fmt.Errorf("jetstream: %s events: %w (%d damaged records; see the start-up log)", s.service, eventstore.ErrDamaged, len(s.damage))
 	}
+	if err := s.gate(); err != nil {
+		return eventstore.AppendResult{}, err
+	}
 	if err := eventstore.ValidateAppend(stream, events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
@@ -290,6 +306,17 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	}
 	s.appendDur.Record(ctx, time.Since(start).Seconds(), s.outcomes.Of(outcome))
 	return res, err
+}
+
+// gate is Config.Gate's verdict, as an append's error.
+func (s *Store) gate() error {
+	if s.cfg.Gate == nil {
+		return nil
+	}
+	if err := s.cfg.Gate.Err(); err != nil {
+		return fmt.Errorf("jetstream: %s events not written: %w: %w", s.service, eventstore.ErrUnavailable, err)
+	}
+	return nil
 }
 
 // ReadStream implements eventstore.Store: it catches the stream's partition
@@ -403,7 +430,8 @@ func (s *Store) SubscribeAll(ctx context.Context, from uint64) (eventstore.Subsc
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: subscribe: %w: %w", eventstore.ErrUnavailable, err)
 	}
-	it, err := cons.Messages()
+	// Short pulls, as in pkg/bus: a JetStream restart is noticed in seconds.
+	it, err := cons.Messages(jetstream.PullExpiry(5 * time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: subscribe: %w: %w", eventstore.ErrUnavailable, err)
 	}
