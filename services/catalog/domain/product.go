@@ -272,7 +272,7 @@ func ValidateProduct(c CreateProduct) error {
 			v.Add(f+".price.currency_code", "all SKUs share one currency: want %s, got %s", currency, k.Price.Currency)
 		}
 		if k.Price.Minor < 0 || k.Price.Minor > money.MaxUnitPrice {
-			v.Add(f+".price.amount_minor", "must be between 0 and %d minor units (money.MaxUnitPrice), got %d", int64(money.MaxUnitPrice), k.Price.Minor)
+			v.Add(f+".price.amount_minor", "must be between 0 and %d minor units (the highest unit price), got %d", int64(money.MaxUnitPrice), k.Price.Minor)
 		}
 		if k.InitialStock < 0 || k.InitialStock > MaxUnits {
 			v.Add(f+".initial_stock", "must be between 0 and %d, got %d", int64(MaxUnits), k.InitialStock)

@@ -340,7 +340,7 @@ func splitOrder(orderID string, c Capture) ([]*payoutsv1.PartSplit, error) {
 	if err := money.ValidateCurrency(cur); err != nil {
 		v.Add("total.currency_code", "%v", err)
 	} else if c.Total.Minor < 0 || c.Total.Minor > money.MaxAmount {
-		v.Add("total.amount_minor", "must be 0..%d minor units (money.MaxAmount), got %d", int64(money.MaxAmount), c.Total.Minor)
+		v.Add("total.amount_minor", "must be 0..%d minor units (the largest order total), got %d", int64(money.MaxAmount), c.Total.Minor)
 	}
 	if c.FeeBps < 0 || c.FeeBps > money.BasisPointsPerUnit {
 		v.Add("fee_bps", "must be 0..10000, got %d", c.FeeBps)
