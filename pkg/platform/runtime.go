@@ -57,6 +57,7 @@ type followed struct {
 	caughtUp chan struct{} // closed once it has caught up, in this run
 	once     sync.Once
 	applied  atomic.Uint64 // the last position folded in this run
+	target   atomic.Uint64 // the source's newest position when it started
 }
 
 func (f *followed) markCaughtUp() {
@@ -111,7 +112,8 @@ func startModule(ctx context.Context, m Module, d Deps) (*runtime, error) {
 		case <-f.caughtUp:
 		case <-wctx.Done():
 			_ = rt.stop(context.WithoutCancel(ctx))
-			return nil, fmt.Errorf("%s: read model %q did not catch up: %w", m.Name, f.p.Name, wctx.Err())
+			return nil, fmt.Errorf("%s: read model %q did not catch up with the %s events: at position %d of %d after %s: %w",
+				m.Name, f.p.Name, f.p.Source, f.applied.Load(), f.target.Load(), catchUpTimeout, wctx.Err())
 		}
 	}
 	if d.damaged.has(m.Name) {
@@ -157,6 +159,7 @@ func (rt *runtime) follow(ctx context.Context, f *followed) {
 	rt.mu.Lock()
 	f.store = st
 	rt.mu.Unlock()
+	f.target.Store(target)
 	if target == 0 {
 		f.markCaughtUp()
 	}
