@@ -74,7 +74,7 @@ func TestDiskFullFailsFastAndRecovers(t *testing.T) {
 			RequestId: fmt.Sprintf("disk-%d", n), BuyerId: "b-disk",
 			Lines:           []*orderv1.LineRequest{{SkuId: p.GetSkus()[0].GetSkuId(), Quantity: 1}},
 			ShippingAddress: address, Payment: &orderv1.Payment{PspReference: fmt.Sprintf("psp-disk-%d", n), Amount: eur(700)},
-			WaitTimeout:     durationpb.New(5 * time.Second),
+			WaitTimeout: durationpb.New(5 * time.Second),
 		})
 		if err == nil {
 			acked = append(acked, r.GetOrder().GetOrderId())

@@ -110,6 +110,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	logJSON := fs.Bool("log-json", false, "log JSON instead of text")
 	gcPercent := fs.Int("gc-percent", 400, "Go's GC target (GOGC): the heap grows this many percent over the live heap between collections; higher spends memory to save CPU (a GOGC environment variable wins)")
 	storeFlags(fs, &cfg.Store)
+	fs.DurationVar(&cfg.Store.Linger, "store-linger", 0, "how long an idle event-store writer waits for more appends to share one fsync'd message: fewer disk writes at a moderate rate, for that much latency per write")
 	diskReserve := fs.Uint64("disk-reserve-mib", 256, "free space (MiB) kept on the embedded NATS's disk: below it, writes fail at once with Unavailable and the process is not ready, until space is freed")
 	fs.BoolVar(&cfg.Store.AllowDamaged, "allow-damaged", false, "start even if a service's event stream is damaged (unreadable, edited or missing records): that service serves reads only, for support to inspect; without it the process refuses to start, naming the damage")
 	mods := modules()

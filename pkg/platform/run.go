@@ -238,7 +238,7 @@ const diskCheckEvery = 250 * time.Millisecond
 func watchHealth(ctx context.Context, log *slog.Logger, srv *server.Server, js jetstream.JetStream, gate esjs.Gate) {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
-	healthy := true
+	healthy, failures := true, 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -254,17 +254,24 @@ func watchHealth(ctx context.Context, log *slog.Logger, srv *server.Server, js j
 			_, err = js.AccountInfo(actx)
 			cancel()
 		}
+		if err != nil {
+			failures++
+		} else {
+			failures = 0
+		}
 		switch {
 		case ctx.Err() != nil:
 			return
-		case err != nil && healthy:
+		case failures == 2 && healthy:
+			// Twice in a row: a stream's leader election answers late once.
 			log.Error("not ready: events cannot be written", "err", err)
 			srv.MarkNotReady()
+			healthy = false
 		case err == nil && !healthy:
 			log.Info("ready again: events can be written")
 			srv.MarkReady()
+			healthy = true
 		}
-		healthy = err == nil
 	}
 }
 

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
+	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/eventstore/esdb"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/projection"
 )
 
 // Event store backends (custody run --store).
@@ -30,6 +33,9 @@ type Backend struct {
 	// --allow-damaged): the module serves reads, takes no writes, and runs
 	// no reactions or deadlines.
 	AllowDamaged bool
+	// Linger is how long an idle JetStream writer waits for more appends
+	// to share its message (custody run --store-linger).
+	Linger time.Duration
 }
 
 // Validate reports a backend that cannot be opened as configured.
@@ -55,8 +61,19 @@ func (b Backend) open(ctx context.Context, d Deps, service string, readOnly bool
 	if b.esdb() {
 		return esdb.Open(ctx, esdb.Config{URL: b.ESDBURL, Service: service, Now: d.Clock.Now, Logger: d.Logger})
 	}
-	st, err := esjs.Open(ctx, d.NATS, esjs.Config{Service: service, Replicas: d.Replicas, ReadOnly: readOnly, Now: d.Clock.Now,
-		AllowDamaged: b.AllowDamaged, Gate: d.writeGate})
+	cfg := esjs.Config{Service: service, Replicas: d.Replicas, ReadOnly: readOnly, Now: d.Clock.Now,
+		AllowDamaged: b.AllowDamaged, Gate: d.writeGate, Linger: b.Linger}
+	st, err := esjs.Open(ctx, d.NATS, cfg)
+	// A cluster that is starting, or electing a stream's leader after a
+	// node died, answers the JetStream API late: wait for it (bounded)
+	// rather than exit, as the connection itself does.
+	wctx, cancel := context.WithTimeout(ctx, openTimeout)
+	defer cancel()
+	for backoff := projection.NewBackoff(); errors.Is(err, eventstore.ErrUnavailable) && wctx.Err() == nil; {
+		d.Logger.Warn("opening the event store; will retry", "service", service, "err", err)
+		backoff.Sleep(wctx)
+		st, err = esjs.Open(ctx, d.NATS, cfg)
+	}
 	var de *esjs.DamageError
 	if errors.As(err, &de) {
 		for _, dm := range de.Damage {
@@ -75,6 +92,9 @@ func (b Backend) open(ctx context.Context, d Deps, service string, readOnly bool
 	}
 	return st, nil
 }
+
+// openTimeout bounds the retries of an event store that does not answer.
+const openTimeout = 2 * time.Minute
 
 // damaged are the modules whose own store opened damaged.
 type damaged struct {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/custody/custody/pkg/eventstore"
@@ -267,8 +268,13 @@ func appendSize(events []eventstore.EventData) int {
 }
 
 // write is p's writer: it takes the queue as it stands, stores it as one
-// message, and repeats until the queue is empty.
+// message, and repeats until the queue is empty. Started from idle, it
+// first waits Config.Linger for more appends to share the message: under
+// load it never idles, so only a moderate rate pays the wait.
 func (s *Store) write(p *partition) {
+	if s.cfg.Linger > 0 {
+		time.Sleep(s.cfg.Linger)
+	}
 	for {
 		p.mu.Lock()
 		var batch []*pendingAppend
@@ -353,7 +359,7 @@ func (s *Store) commit(p *partition, batch []*pendingAppend) {
 			return
 		}
 		msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
-		ack, err := s.js.PublishMsg(ctx, msg)
+		ack, err := s.publish(ctx, msg)
 		if isConflict(err) && attempt < maxFenceRetries {
 			// Another writer got in first: read what it wrote, decide again.
 			// On a replicated stream its message may be accepted before it
@@ -400,7 +406,45 @@ func (s *Store) commit(p *partition, batch []*pendingAppend) {
 const (
 	appendTimeout   = 30 * time.Second
 	maxFenceRetries = 64
+	// publishTimeout bounds the wait for one acknowledgement. A cluster
+	// whose stream leader died never acknowledges what it was sent, while
+	// a new leader is elected within seconds: the same message is sent
+	// again until appendTimeout.
+	publishTimeout = 5 * time.Second
 )
+
+// publish sends msg until the server acknowledges it, ctx ends, or it
+// answers something else. It sends again when no acknowledgement came in
+// time, or nobody answered (a stream between leaders). Resending the very
+// same message is safe: if the first copy was stored, the fence refuses the
+// second (a conflict, after which the writer finds its own events stored)
+// or its Nats-Msg-Id makes it a duplicate of the stored one.
+func (s *Store) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	var unanswered time.Time // since when nobody answers
+	for {
+		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+		ack, err := s.js.PublishMsg(pctx, msg)
+		cancel()
+		switch {
+		case err == nil || ctx.Err() != nil:
+			return ack, err
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse):
+			if unanswered.IsZero() {
+				unanswered = time.Now()
+			} else if time.Since(unanswered) > publishTimeout {
+				return nil, err // not an election: JetStream is not there
+			}
+			select {
+			case <-ctx.Done():
+				return nil, err
+			case <-time.After(250 * time.Millisecond):
+			}
+		default:
+			return ack, err
+		}
+	}
+}
 
 // reset forgets p's index; the next use rebuilds it.
 func (s *Store) reset(p *partition) {

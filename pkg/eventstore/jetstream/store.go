@@ -56,6 +56,10 @@ type Config struct {
 	// ReadOnly opens another service's stream for reading (projections of
 	// its events) without creating or changing it; Append is refused.
 	ReadOnly bool
+	// Linger is how long an idle writer waits for more appends before it
+	// writes a message (0: none): fewer fsyncs at a moderate rate, for that
+	// much latency per write (docs/eventstore.md, "Group commit").
+	Linger time.Duration
 	// Gate, if set, can refuse writes for a while (the embedded server's
 	// natsembed.DiskGuard keeps a reserve of disk).
 	Gate Gate
