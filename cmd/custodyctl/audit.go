@@ -136,7 +136,11 @@ func describeBroken(b *auditv1.BrokenLink) string {
 	if b == nil {
 		return "no detail"
 	}
-	where := b.GetService() + "/" + orDash(b.GetStream())
+	if b.GetStream() == "" {
+		// The store's damage, or a gap: no stream can be named.
+		return fmt.Sprintf("%s: %s", b.GetService(), b.GetReason())
+	}
+	where := b.GetService() + "/" + b.GetStream()
 	return fmt.Sprintf("%s at revision %d (event %s): %s", where, b.GetRevision(), orDash(b.GetEventId()), b.GetReason())
 }
 
