@@ -54,6 +54,7 @@ func (c *cli) benchCmd(args []string, stderr io.Writer) error {
 	stock := fs.Int64("stock", 0, "units of the SKU (default: as many as orders, so all confirm)")
 	admin := fs.String("admin", envOr("CUSTODY_ADMIN_ADDR", "127.0.0.1:7071"), "server admin address for metrics (empty: skip)")
 	wait := fs.Duration("wait", 10*time.Second, "how long each PlaceOrder waits for its outcome")
+	every := fs.Duration("sample-every", 0, "print the server's resident memory, Go heap and stored messages this often during the run (soak runs; needs --admin)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -108,12 +109,17 @@ func (c *cli) benchCmd(args []string, stderr io.Writer) error {
 		res.record(i, time.Since(due), resp, err)
 	}
 	start := time.Now()
+	stopSampling := func() {}
+	if *every > 0 {
+		stopSampling = sampleMemory(ctx, c.out, sys, *admin, *every, start, res)
+	}
 	if *rate > 0 {
 		openLoop(n, *rate, *maxInFlight, start, place, res)
 	} else {
 		closedLoop(n, *concurrency, place)
 	}
 	elapsed := time.Since(start)
+	stopSampling()
 	after := sample(ctx, sys, *admin)
 
 	if *rate > 0 {
@@ -130,6 +136,32 @@ func (c *cli) benchCmd(args []string, stderr io.Writer) error {
 		return errors.New("some orders ended neither confirmed nor rejected")
 	}
 	return nil
+}
+
+// sampleMemory prints, every interval until stopped, the orders with an
+// outcome so far and the server's resident memory, live Go heap and
+// stored JetStream messages: how memory grows with what is stored.
+func sampleMemory(ctx context.Context, w io.Writer, sys systemv1.SystemServiceClient, admin string, every time.Duration, start time.Time, res *benchResult) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			s := sample(ctx, sys, admin)
+			outcomes := res.confirmed.Load() + res.rejected.Load() + res.other.Load()
+			fmt.Fprintf(w, "sample %6.0fs: %d orders, %d stored messages, RSS %.0f MiB, heap %.0f MiB\n",
+				time.Since(start).Seconds(), outcomes, s.stored,
+				s.metrics["process_resident_memory_bytes"]/(1<<20), s.metrics["go_memstats_heap_alloc_bytes"]/(1<<20))
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // closedLoop places n orders from concurrency buyers, each placing its
