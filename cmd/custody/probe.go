@@ -25,18 +25,26 @@ import (
 // --batch commits of --commit-bytes. Run beside `custodyctl bench`, it says
 // what fraction of the disk's limit the order flow uses: Custody's
 // orders/s × durable messages per order against the probe's messages/s.
+// With --read it measures reads instead (probe_read.go).
 func probeCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("custody probe", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("data-dir", "", "directory for the probe's own NATS data (default: a temporary one, removed after)")
+	dir := fs.String("data-dir", "", "directory for the probe's own NATS data (default: a temporary one, removed after); with --read, the all-in-one's data directory")
 	streams := fs.Int("streams", 6, "streams written (Custody has one per service)")
 	writers := fs.Int("writers", 64, "concurrent writers, each waiting for its acknowledgement")
 	batch := fs.Int("batch", 1, "commits per message")
 	commitBytes := fs.Int("commit-bytes", 400, "bytes of one commit")
 	duration := fs.Duration("duration", 5*time.Second, "how long to publish")
 	relaxed := fs.Bool("unsafe-relaxed-sync", false, "do not sync every write (as custody run's flag)")
+	read := fs.Bool("read", false, "instead of publishing, read the event streams of a stopped all-in-one in --data-dir (default ./data) with one bare ordered consumer each, in parallel: the ceiling for `custody rebuild`")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *read {
+		if *dir == "" {
+			*dir = "./data"
+		}
+		return probeRead(*dir, stdout)
 	}
 	if *streams <= 0 || *writers <= 0 || *batch <= 0 || *commitBytes <= 0 || *duration <= 0 {
 		return errors.New("probe: every number must be positive")

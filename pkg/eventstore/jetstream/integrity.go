@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -61,55 +60,22 @@ func (s *Store) Damage(ctx context.Context) ([]eventstore.Damage, error) {
 	return d, nil
 }
 
-// scanBatch is how many messages one fetch of the scan asks for.
-const scanBatch = 1000
-
-// scan reads every message of the stream up to last with an ordered
-// consumer, in order, folding each into its partition's index and checking
-// that no sequence is missing, every message decodes, and every event
-// continues its stream's revisions and hash chain. What it cannot serve it
-// returns as damage, and goes on behind it.
+// scan reads every message of the stream up to last (eachMsg, scan.go),
+// in order, folding each into its partition's index and checking that no
+// sequence is missing, every message decodes, and every event continues its
+// stream's revisions and hash chain. What it cannot serve it returns as
+// damage, and goes on behind it.
 func (s *Store) scan(ctx context.Context, last uint64) ([]eventstore.Damage, error) {
-	if last == 0 {
-		return nil, nil
-	}
-	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: scan %s: %w: %w", s.name, eventstore.ErrUnavailable, err)
-	}
 	var damage []eventstore.Damage
-	next := uint64(1)
-	for next <= last {
-		batch, err := cons.FetchNoWait(scanBatch)
-		if err != nil {
-			return nil, fmt.Errorf("jetstream: scan %s: %w: %w", s.name, eventstore.ErrUnavailable, err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			md, err := m.Metadata()
-			if err != nil {
-				return nil, fmt.Errorf("jetstream: scan %s: %w", s.name, err)
-			}
-			seq := md.Sequence.Stream
-			if seq > last {
-				break
-			}
-			if seq > next {
-				damage = append(damage, missing(next, seq-1))
-			}
-			next = seq + 1
-			damage = append(damage, s.scanned(seq, m.Subject(), m.Headers(), m.Data())...)
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return nil, fmt.Errorf("jetstream: scan %s: %w: %w", s.name, eventstore.ErrUnavailable, err)
-		}
-		if n == 0 {
-			break // the rest cannot be read: the server delivers nothing more
-		}
-	}
-	if next <= last {
-		damage = append(damage, missing(next, last))
+	err := s.eachMsg(ctx, "scan", last, func(seq uint64, m jetstream.Msg) error {
+		damage = append(damage, s.scanned(seq, m.Subject(), m.Headers(), m.Data())...)
+		return nil
+	}, func(from, to uint64) error {
+		damage = append(damage, missing(from, to))
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return damage, nil
 }
