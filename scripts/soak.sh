@@ -38,4 +38,4 @@ t1=$(date +%s.%N)
 echo "restart to SERVING: $(awk "BEGIN {printf \"%.2f\", $t1 - $t0}") s; RSS after the restart $(rss)"
 stop
 
-bin/custody rebuild --data-dir "$DATA" 2>&1 | grep -v "^\r\?\s*\["
+bin/custody rebuild --data-dir "$DATA"
