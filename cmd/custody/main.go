@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/custody/custody/pkg/clock"
+	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/platform"
 	"github.com/custody/custody/pkg/server"
 	"github.com/custody/custody/pkg/telemetry"
@@ -112,6 +113,8 @@ func runCmd(args []string, stderr io.Writer) error {
 	storeFlags(fs, &cfg.Store)
 	fs.DurationVar(&cfg.Store.Linger, "store-linger", 0, "how long an idle event-store writer waits for more appends to share one fsync'd message: fewer disk writes at a moderate rate, for that much latency per write")
 	diskReserve := fs.Uint64("disk-reserve-mib", 256, "free space (MiB) kept on the embedded NATS's disk: below it, writes fail at once with Unavailable and the process is not ready, until space is freed")
+	fs.IntVar(&cfg.AggregateCache, "aggregate-cache", es.DefaultCacheSize, "aggregates each command handler keeps in memory; past it the least recently used are dropped and loaded again when next used")
+	snapshotEvery := fs.Int("snapshot-every", es.DefaultSnapshotEvery, "events a long-lived aggregate (a vendor's trust, the payout runs) applies between two snapshots, which loads start from (0: no snapshots)")
 	fs.BoolVar(&cfg.Store.AllowDamaged, "allow-damaged", false, "start even if a service's event stream is damaged (unreadable, edited or missing records): that service serves reads only, for support to inspect; without it the process refuses to start, naming the damage")
 	mods := modules()
 	platform.RegisterFlags(fs, mods)
@@ -127,6 +130,17 @@ func runCmd(args []string, stderr io.Writer) error {
 	}
 	if cfg.HandshakeTimeout <= 0 {
 		return fmt.Errorf("--handshake-timeout: %s is not positive", cfg.HandshakeTimeout)
+	}
+	if cfg.AggregateCache <= 0 {
+		return fmt.Errorf("--aggregate-cache: %d is not positive", cfg.AggregateCache)
+	}
+	switch {
+	case *snapshotEvery < 0:
+		return fmt.Errorf("--snapshot-every: %d is negative (0 means no snapshots)", *snapshotEvery)
+	case *snapshotEvery == 0:
+		cfg.SnapshotEvery = -1 // the platform's "no snapshots"
+	default:
+		cfg.SnapshotEvery = *snapshotEvery
 	}
 	if _, set := os.LookupEnv("GOGC"); !set {
 		// Every order allocates in a dozen readers of its events; at Go's

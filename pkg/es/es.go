@@ -5,7 +5,8 @@
 // Events are proto messages; their type in the store is the proto full name.
 //
 // Handler executes commands: it loads the aggregate (kept in memory with its
-// revision, catching up from the store), decides, and appends with the
+// revision, catching up from the store; past Options.CacheSize aggregates
+// the least recently used are dropped), decides, and appends with the
 // expected revision. Commands for one aggregate are serialised inside the
 // process and the commands waiting behind an append are decided together
 // into the next single append (group commit), so a hot aggregate — a SKU
@@ -24,6 +25,11 @@
 // reused for a different request (AIP-155): it is refused with a
 // *ReusedError and changes nothing. Events without a fingerprint (written
 // before it existed, or by reactions) match any.
+//
+// A long-lived aggregate (a vendor's trust counts, the payout runs) can be
+// snapshotted: its Decider's SnapshotCodec encodes the state, the handler
+// stores it every Options.SnapshotEvery events, and a load starts from the
+// latest snapshot that still fits the stream (snapshot.go).
 package es
 
 import (
@@ -56,6 +62,10 @@ type Decider[S any, C any] struct {
 	// so a failed append leaves the cached state untouched, and hands
 	// callers clones. Nil for states that are plain values.
 	Clone func(S) S
+	// Snapshot, if set, encodes the state of a long-lived aggregate for
+	// snapshots (Options.Snapshots), so that loading it does not replay
+	// its whole life. Nil: always replayed.
+	Snapshot *SnapshotCodec[S]
 }
 
 // Meta says who issued a command and in which flow.

@@ -2,10 +2,13 @@ package es
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -25,16 +28,28 @@ type Handler[S any, C any] struct {
 	store      eventstore.Store
 	maxRetries int
 	timeout    time.Duration
+	log        *slog.Logger
 
-	mu    sync.Mutex
-	roots map[string]*root[S, C]
+	// The aggregates in memory: those in use (see acquire), and at most
+	// cacheSize in all while some are idle.
+	mu        sync.Mutex
+	roots     map[string]*root[S, C]
+	idle      list.List // of *root: the idle ones, most recently used first
+	cacheSize int
 
-	tracer    trace.Tracer
-	duration  metric.Float64Histogram
-	batchSize metric.Int64Histogram
-	conflicts metric.Int64Counter
-	attrs     metric.MeasurementOption // aggregate=…
-	outcomes  *outcomes.Set            // aggregate=…, outcome=…
+	snaps         eventstore.Snapshots // nil: no snapshots
+	snapshotEvery int
+	writing       sync.WaitGroup // snapshot writes under way
+
+	tracer         trace.Tracer
+	duration       metric.Float64Histogram
+	batchSize      metric.Int64Histogram
+	conflicts      metric.Int64Counter
+	cached         metric.Int64UpDownCounter
+	evictions      metric.Int64Counter
+	snapshotsCount metric.Int64Counter
+	attrs          metric.MeasurementOption // aggregate=…
+	outcomes       *outcomes.Set            // aggregate=…, outcome=…
 }
 
 // Options tune a Handler.
@@ -46,7 +61,27 @@ type Options struct {
 	// caller's context because an append carries several callers' commands.
 	// Default 30s.
 	AppendTimeout time.Duration
+	// CacheSize bounds the aggregates kept in memory: past it the least
+	// recently used idle ones are dropped, and loaded again (from the store,
+	// or a snapshot) when next used. One that a command or load is using is
+	// never dropped. Default DefaultCacheSize.
+	CacheSize int
+	// Snapshots, if set, keeps snapshots of the aggregates whose Decider
+	// has a SnapshotCodec; loads start from the latest one.
+	Snapshots eventstore.Snapshots
+	// SnapshotEvery is how many events such an aggregate applies between
+	// two snapshots. Default DefaultSnapshotEvery.
+	SnapshotEvery int
+	// Logger reports what fails off the command path (snapshots).
+	// Default slog.Default().
+	Logger *slog.Logger
 }
+
+// Defaults of Options.
+const (
+	DefaultCacheSize     = 10_000
+	DefaultSnapshotEvery = 1_000
+)
 
 // NewHandler returns a handler for d's aggregates stored in store.
 func NewHandler[S any, C any](d Decider[S, C], store eventstore.Store, opts Options) *Handler[S, C] {
@@ -56,15 +91,31 @@ func NewHandler[S any, C any](d Decider[S, C], store eventstore.Store, opts Opti
 	if opts.AppendTimeout <= 0 {
 		opts.AppendTimeout = 30 * time.Second
 	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = DefaultCacheSize
+	}
+	if opts.SnapshotEvery <= 0 {
+		opts.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
 	meter := otel.Meter("github.com/custody/custody/pkg/es")
 	h := &Handler[S, C]{d: d, store: store, maxRetries: opts.MaxRetries, timeout: opts.AppendTimeout,
-		roots: map[string]*root[S, C]{}, tracer: otel.Tracer("github.com/custody/custody/pkg/es")}
+		log: opts.Logger.With("aggregate", d.Aggregate), roots: map[string]*root[S, C]{}, cacheSize: opts.CacheSize,
+		snaps: opts.Snapshots, snapshotEvery: opts.SnapshotEvery, tracer: otel.Tracer("github.com/custody/custody/pkg/es")}
 	h.duration, _ = meter.Float64Histogram("custody.command.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time from a command's arrival to its durable outcome"))
 	h.batchSize, _ = meter.Int64Histogram("custody.command.batch_size",
 		metric.WithDescription("Commands decided into one append"))
 	h.conflicts, _ = meter.Int64Counter("custody.command.conflicts",
 		metric.WithDescription("Appends that met another process's write and were decided again"))
+	h.cached, _ = meter.Int64UpDownCounter("custody.command.cached",
+		metric.WithDescription("Aggregates held in memory"))
+	h.evictions, _ = meter.Int64Counter("custody.command.evictions",
+		metric.WithDescription("Aggregates dropped from memory, the least recently used first"))
+	h.snapshotsCount, _ = meter.Int64Counter("custody.command.snapshots",
+		metric.WithDescription("Snapshots by outcome: written, failed (to write), loaded (a load, or the next snapshot's writer, started from one), ignored (did not fit the stream)"))
 	h.attrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("aggregate", d.Aggregate)))
 	h.outcomes = outcomes.New(attribute.String("aggregate", d.Aggregate))
 	return h
@@ -73,6 +124,14 @@ func NewHandler[S any, C any](d Decider[S, C], store eventstore.Store, opts Opti
 // root is one aggregate's in-memory copy and its queue of waiting commands.
 // Only the goroutine that set running touches the fields below mu's.
 type root[S any, C any] struct {
+	id string
+	// users counts the calls using the root; elem is its place in
+	// Handler.idle while there are none. Both are Handler.mu's.
+	users int
+	elem  *list.Element
+	// writing: a snapshot of the aggregate is being written.
+	writing atomic.Bool
+
 	mu      sync.Mutex
 	queue   []*pending[S, C]
 	running bool
@@ -82,6 +141,7 @@ type root[S any, C any] struct {
 	revision uint64
 	state    S
 	applied  map[string]string // command ids already applied → their request fingerprint ("" if none)
+	since    int               // events applied since the snapshot loaded or last written (or the first)
 }
 
 type pending[S any, C any] struct {
@@ -142,9 +202,7 @@ func (h *Handler[S, C]) Load(ctx context.Context, id string) (state S, revision 
 // what another process appended since. ok is false when it is not in
 // memory, or a command is being decided on it right now.
 func (h *Handler[S, C]) Peek(id string) (state S, revision uint64, ok bool) {
-	h.mu.Lock()
-	r, found := h.roots[id]
-	h.mu.Unlock()
+	r, found := h.cachedRoot(id)
 	if !found {
 		return state, 0, false
 	}
@@ -179,9 +237,7 @@ func (h *Handler[S, C]) Lookup(ctx context.Context, id, cmdID, fingerprint strin
 // aggregate is not in memory, a command is being decided on it, or it has
 // not applied cmdID (as far as this process knows: ask Lookup then).
 func (h *Handler[S, C]) PeekCommand(id, cmdID, fingerprint string) (state S, revision uint64, ok bool, err error) {
-	h.mu.Lock()
-	r, found := h.roots[id]
-	h.mu.Unlock()
+	r, found := h.cachedRoot(id)
 	if !found {
 		return state, 0, false, nil
 	}
@@ -211,14 +267,15 @@ func (h *Handler[S, C]) reused(p *pending[S, C], applied string) error {
 
 func (h *Handler[S, C]) submit(ctx context.Context, p *pending[S, C]) (Result[S], error) {
 	p.done = make(chan Result[S], 1)
-	r := h.root(p.cmd.AggregateID)
+	r := h.acquire(p.cmd.AggregateID)
+	defer h.release(r)
 	r.mu.Lock()
 	r.queue = append(r.queue, p)
 	lead := !r.running
 	r.running = true
 	r.mu.Unlock()
 	if lead {
-		h.drain(r, p.cmd.AggregateID)
+		h.drain(r)
 	}
 	select {
 	case res := <-p.done:
@@ -230,43 +287,62 @@ func (h *Handler[S, C]) submit(ctx context.Context, p *pending[S, C]) (Result[S]
 	}
 }
 
-func (h *Handler[S, C]) root(id string) *root[S, C] {
+// acquire returns aggregate id's root, a new one if it is not in memory,
+// in use until release: a root in use is never dropped, so every call on
+// an aggregate meets the same root (and queue) while any is under way.
+func (h *Handler[S, C]) acquire(id string) *root[S, C] {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r, ok := h.roots[id]
-	if !ok {
-		if len(h.roots) >= maxRoots {
-			h.evictIdle()
-		}
-		r = &root[S, C]{}
+	switch {
+	case !ok:
+		r = &root[S, C]{id: id}
 		h.roots[id] = r
+		h.cached.Add(context.Background(), 1, h.attrs)
+	case r.elem != nil:
+		h.idle.Remove(r.elem)
+		r.elem = nil
 	}
+	r.users++
 	return r
 }
 
-const maxRoots = 50_000
-
-// evictIdle forgets roughly half the idle aggregates; they reload on use.
-func (h *Handler[S, C]) evictIdle() {
-	n := 0
-	for id, r := range h.roots {
-		if n >= maxRoots/2 {
-			return
-		}
-		if r.mu.TryLock() {
-			if !r.running && len(r.queue) == 0 {
-				delete(h.roots, id)
-				n++
-			}
-			r.mu.Unlock()
-		}
+// release ends a use of r. Once r is idle it is the most recently used,
+// and the least recently used idle roots are dropped while more than
+// cacheSize are in memory.
+func (h *Handler[S, C]) release(r *root[S, C]) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r.users--; r.users > 0 {
+		return
 	}
+	r.elem = h.idle.PushFront(r)
+	for len(h.roots) > h.cacheSize && h.idle.Len() > 0 {
+		old := h.idle.Remove(h.idle.Back()).(*root[S, C])
+		old.elem = nil
+		delete(h.roots, old.id)
+		h.cached.Add(context.Background(), -1, h.attrs)
+		h.evictions.Add(context.Background(), 1, h.attrs)
+	}
+}
+
+// cachedRoot returns aggregate id's root if it is in memory (a use, for
+// the cache's order). Its fields may be read under its mu while it is not
+// running, even if it is dropped meanwhile: no one changes them then.
+func (h *Handler[S, C]) cachedRoot(id string) (*root[S, C], bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, ok := h.roots[id]
+	if ok && r.elem != nil {
+		h.idle.MoveToFront(r.elem)
+	}
+	return r, ok
 }
 
 // drain runs on the leader goroutine: it takes every waiting command,
 // decides them together into one append, and repeats until the queue is
 // empty.
-func (h *Handler[S, C]) drain(r *root[S, C], id string) {
+func (h *Handler[S, C]) drain(r *root[S, C]) {
 	for {
 		r.mu.Lock()
 		batch := r.queue
@@ -277,11 +353,12 @@ func (h *Handler[S, C]) drain(r *root[S, C], id string) {
 			return
 		}
 		r.mu.Unlock()
-		h.process(r, id, batch)
+		h.process(r, batch)
+		h.snapshotIfDue(r)
 	}
 }
 
-func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]) {
+func (h *Handler[S, C]) process(r *root[S, C], batch []*pending[S, C]) {
 	live := batch[:0]
 	for _, p := range batch {
 		if err := p.ctx.Err(); err != nil {
@@ -296,7 +373,7 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 	h.batchSize.Record(context.Background(), int64(len(live)), h.attrs)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), h.timeout)
 	defer cancel()
-	stream := h.d.Stream(id)
+	id, stream := r.id, h.d.Stream(r.id)
 	// The aggregate in memory is trusted for commands that append: the
 	// store's expected-revision check catches a copy that another process
 	// made stale, and the retry below reads what it wrote. A decision that
@@ -313,12 +390,12 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 		// A new aggregate: decide on its initial state without a read. An
 		// append expects no stream, so another process's creation is
 		// caught; a refusal or no-op reads below before it stands.
-		r.state, r.revision, r.exists, r.applied, r.loaded = h.d.Initial(id), 0, false, map[string]string{}, true
+		r.state, r.revision, r.exists, r.applied, r.since, r.loaded = h.d.Initial(id), 0, false, map[string]string{}, 0, true
 		read = false
 	}
 	for attempt := 0; ; attempt++ {
 		if read {
-			if err := h.catchUp(ctx, r, id, stream); err != nil {
+			if _, err := h.catchUp(ctx, r, stream); err != nil {
 				h.failAll(live, err)
 				return
 			}
@@ -430,6 +507,7 @@ func (h *Handler[S, C]) process(r *root[S, C], id string, batch []*pending[S, C]
 			continue
 		}
 		r.state, r.revision, r.exists = state, res.LastRevision, true
+		r.since += len(all)
 		for cmdID, fp := range appliedNow {
 			r.applied[cmdID] = fp
 		}
@@ -464,34 +542,42 @@ func (h *Handler[S, C]) absent(stream string) bool {
 	return ok && a.Absent(stream)
 }
 
-// catchUp loads the aggregate, or reads what was appended since.
-func (h *Handler[S, C]) catchUp(ctx context.Context, r *root[S, C], id, stream string) error {
+// catchUp loads the aggregate (from its latest snapshot, if it has one
+// that fits), or reads what was appended since. It returns the hash of the
+// last event it read or started from, if any.
+func (h *Handler[S, C]) catchUp(ctx context.Context, r *root[S, C], stream string) (hash []byte, err error) {
+	var recs []eventstore.RecordedEvent
+	fromSnapshot := false
 	if !r.loaded {
-		r.state, r.revision, r.exists, r.applied = h.d.Initial(id), 0, false, map[string]string{}
+		r.state, r.revision, r.exists, r.applied, r.since = h.d.Initial(r.id), 0, false, map[string]string{}, 0
+		recs, hash, fromSnapshot = h.fromSnapshot(ctx, r, stream)
 	}
-	from := uint64(0)
-	if r.exists {
-		from = r.revision + 1
-	}
-	recs, err := h.store.ReadStream(ctx, stream, from, 0)
-	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
-		r.loaded = false
-		return err
+	if !fromSnapshot {
+		from := uint64(0)
+		if r.exists {
+			from = r.revision + 1
+		}
+		recs, err = h.store.ReadStream(ctx, stream, from, 0)
+		if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
+			r.loaded = false
+			return nil, err
+		}
 	}
 	for _, rec := range recs {
 		e, err := Decode(rec)
 		if err != nil {
 			r.loaded = false
-			return err
+			return nil, err
 		}
 		r.state = h.d.Evolve(r.state, e.Payload)
-		r.revision, r.exists = rec.Revision, true
+		r.revision, r.exists, hash = rec.Revision, true, rec.Hash
+		r.since++
 		if fp, ok := r.applied[rec.Metadata.CausationID]; !ok || fp == "" {
 			r.applied[rec.Metadata.CausationID] = rec.Metadata.RequestFingerprint
 		}
 	}
 	r.loaded = true
-	return nil
+	return hash, nil
 }
 
 // settle answers every caller of a successful (or empty) batch.

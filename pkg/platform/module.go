@@ -131,6 +131,10 @@ type Deps struct {
 	Backend Backend
 	// ReadOnly opens every store read-only (custody rebuild).
 	ReadOnly bool
+	// AggregateCache and SnapshotEvery tune the modules' command handlers
+	// (see Config).
+	AggregateCache int
+	SnapshotEvery  int
 	// feeds share a subscription per source among the process's read
 	// models (Run makes them).
 	feeds *feeds

@@ -63,6 +63,13 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// Store selects the event store backend (custody run --store).
 	Store Backend
+	// AggregateCache is how many aggregates each command handler keeps in
+	// memory (custody run --aggregate-cache; zero: es.DefaultCacheSize).
+	AggregateCache int
+	// SnapshotEvery is how many events a long-lived aggregate applies
+	// between snapshots (custody run --snapshot-every; zero:
+	// es.DefaultSnapshotEvery; negative: no snapshots).
+	SnapshotEvery int
 	// DiskReserve is the free space, in bytes, below which the embedded
 	// NATS's store takes no writes and the process is not ready
 	// (natsembed.DiskGuard).
@@ -174,7 +181,7 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 	}
 
 	deps := Deps{Logger: log, NATS: nc, JetStream: js, Clock: cfg.Clock, Replicas: max(cfg.Replicas, 1), Backend: cfg.Store,
-		feeds: newFeeds(), damaged: &damaged{}}
+		AggregateCache: cfg.AggregateCache, SnapshotEvery: cfg.SnapshotEvery, feeds: newFeeds(), damaged: &damaged{}}
 	if embedded != nil {
 		guard := embedded.GuardDisk(ctx, cfg.DiskReserve, diskCheckEvery, log.With("component", "disk"))
 		deps.writeGate = guard

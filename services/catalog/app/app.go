@@ -55,11 +55,11 @@ func New(d Deps) *App {
 	store := d.Store
 	return &App{
 		store: store, clock: d.Clock, log: d.Logger,
-		Vendors:      es.NewHandler(domain.Vendors, store, es.Options{}),
-		Products:     es.NewHandler(domain.Products, store, es.Options{}),
-		Links:        es.NewHandler(domain.Links, store, es.Options{}),
-		Sessions:     es.NewHandler(domain.Sessions, store, es.Options{}),
-		Reservations: es.NewHandler(domain.Reservations, store, es.Options{}),
+		Vendors:      es.NewHandler(domain.Vendors, store, d.Handlers),
+		Products:     es.NewHandler(domain.Products, store, d.Handlers),
+		Links:        es.NewHandler(domain.Links, store, d.Handlers),
+		Sessions:     es.NewHandler(domain.Sessions, store, d.Handlers),
+		Reservations: es.NewHandler(domain.Reservations, store, d.Handlers),
 		index:        NewProductIndex(),
 	}
 }

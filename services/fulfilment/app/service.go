@@ -110,8 +110,8 @@ type Service struct {
 // ReadModel, runs Deadlines and hands order events to OrderRoutes.
 func New(cfg Config, d Deps) *Service {
 	s := &Service{cfg: cfg.withDefaults(), d: d, done: make(chan struct{}),
-		h:        es.NewHandler(domain.Decider, d.Store, es.Options{}),
-		tracking: es.NewHandler(domain.Trackings, d.Store, es.Options{}),
+		h:        es.NewHandler(domain.Decider, d.Store, d.Handlers),
+		tracking: es.NewHandler(domain.Trackings, d.Store, d.Handlers),
 		orders:   projection.NewUpstream("order", d.Open),
 	}
 	s.deadlines = deadline.New("fulfilment", d.Clock, d.Logger)

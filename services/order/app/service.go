@@ -85,7 +85,7 @@ type Service struct {
 // ErrCatalogUnavailable and ListOrders lists nothing.
 func New(cfg Config, d Deps) *Service {
 	s := &Service{cfg: cfg.withDefaults(), d: d,
-		h: es.NewHandler(domain.Decider, d.Store, es.Options{}), catalog: NewCatalogView(), notifier: newNotifier(),
+		h: es.NewHandler(domain.Decider, d.Store, d.Handlers), catalog: NewCatalogView(), notifier: newNotifier(),
 		catalogStore: projection.NewUpstream("catalog", d.Open)}
 	s.orders = NewReadModel(s.notifier.notify)
 	return s

@@ -86,8 +86,8 @@ type Service struct {
 // Tiers, delivers events to the *Routes methods and runs RunDeadlines.
 func New(cfg Config, d Deps) *Service {
 	s := &Service{cfg: cfg.withDefaults(), d: d,
-		ledger: es.NewHandler(domain.LedgerDecider, d.Store, es.Options{}),
-		runs:   es.NewHandler(domain.PayoutsDecider, d.Store, es.Options{}),
+		ledger: es.NewHandler(domain.LedgerDecider, d.Store, d.Handlers),
+		runs:   es.NewHandler(domain.PayoutsDecider, d.Store, d.Handlers),
 		tiers:  NewTierView(), sched: deadline.New("payouts", d.Clock, d.Logger),
 		orders: projection.NewUpstream("order", d.Open), trust: projection.NewUpstream("trust", d.Open)}
 	s.view = NewLedgerView(scheduler{s}, d.Logger.With("projection", "ledger"))

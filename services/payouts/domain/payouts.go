@@ -149,6 +149,18 @@ func BatchFromProto(ev *payoutsv1.PayoutBatchCreated) *Batch {
 	return b
 }
 
+// Proto is the PayoutBatchCreated that created b (BatchFromProto's inverse).
+func (b *Batch) Proto() *payoutsv1.PayoutBatchCreated {
+	ev := &payoutsv1.PayoutBatchCreated{BatchId: b.ID, RequestId: b.RequestID, CreateTime: timestamppb.New(b.CreateTime), RequestedBy: b.RequestedBy}
+	for _, l := range b.Lines {
+		ev.Lines = append(ev.Lines, &payoutsv1.PayoutLine{Payee: l.Payee, Account: l.Account, Amount: l.Amount.ToProto()})
+	}
+	for _, t := range b.Totals {
+		ev.Totals = append(ev.Totals, t.ToProto())
+	}
+	return ev
+}
+
 // Clone copies what Evolve changes in place.
 func (s Payouts) Clone() Payouts {
 	c := Payouts{Paid: make(map[string]map[string]int64, len(s.Paid)), Batches: maps.Clone(s.Batches)}
@@ -158,13 +170,44 @@ func (s Payouts) Clone() Payouts {
 	return c
 }
 
-// PayoutsDecider is the payouts aggregate.
+// PayoutsDecider is the payouts aggregate. It lives as long as the
+// platform, a run after another, so it is snapshotted (PayoutsSnapshots).
 var PayoutsDecider = es.Decider[Payouts, RunPayouts]{
 	Aggregate: PayoutsAggregate,
 	Initial:   func(string) Payouts { return Payouts{} },
 	Decide:    DecidePayouts,
 	Evolve:    EvolvePayouts,
 	Clone:     Payouts.Clone,
+	Snapshot:  PayoutsSnapshots,
+}
+
+// PayoutsSnapshots encodes the payout runs' state for snapshots as a
+// custody.payouts.v1.PayoutsSnapshot: every batch, in batch id order, as
+// the PayoutBatchCreated that created it. Decoding folds them with
+// EvolvePayouts, so what each account was paid is summed again exactly as
+// a replay sums it (the TransactionPosted events beside them change
+// nothing here). Change Version when Payouts or EvolvePayouts changes
+// meaning.
+var PayoutsSnapshots = &es.SnapshotCodec[Payouts]{
+	Version: "1",
+	Encode: func(s Payouts) ([]byte, error) {
+		m := &payoutsv1.PayoutsSnapshot{}
+		for _, id := range slices.Sorted(maps.Keys(s.Batches)) {
+			m.Batches = append(m.Batches, s.Batches[id].Proto())
+		}
+		return proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	},
+	Decode: func(_ string, data []byte) (Payouts, error) {
+		var m payoutsv1.PayoutsSnapshot
+		if err := proto.Unmarshal(data, &m); err != nil {
+			return Payouts{}, err
+		}
+		s := Payouts{}
+		for _, b := range m.GetBatches() {
+			s = EvolvePayouts(s, b)
+		}
+		return s, nil
+	},
 }
 
 // Balances is a fold of transactions: account -> currency -> minor. Audit

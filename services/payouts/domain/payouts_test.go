@@ -1,6 +1,7 @@
 package domain_test
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 
@@ -76,5 +77,59 @@ func TestMinPayout(t *testing.T) {
 	m := domain.MinPayout{Default: 0, PerCurrency: map[string]int64{"JPY": 500}}
 	if m.For("EUR") != 1 || m.For("JPY") != 500 {
 		t.Fatalf("min payout %d %d", m.For("EUR"), m.For("JPY"))
+	}
+}
+
+// The payout runs decoded from their snapshot are the state folded from
+// the runs, and decide the next run (and a repeated one) the same.
+func TestPayoutsSnapshotRoundTrips(t *testing.T) {
+	credited := map[string]map[string]int64{"vendor:v1:available": {"EUR": 2518, "JPY": 400}, "creator:c1:available": {"EUR": 1000}}
+	fold := func(requests ...string) domain.Payouts {
+		s := domain.PayoutsDecider.Initial(domain.PayoutsID)
+		for i, req := range requests {
+			credited["vendor:v1:available"]["EUR"] += int64(i) * 1500
+			evs, err := domain.DecidePayouts(s, run(req, credited))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range evs {
+				s = domain.EvolvePayouts(s, e)
+			}
+		}
+		return s
+	}
+	cases := []struct {
+		name string
+		s    domain.Payouts
+	}{
+		{"no run yet", fold()},
+		{"one run", fold("r1")},
+		{"several runs", fold("r1", "r2", "r3", "r4")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			data, err := domain.PayoutsSnapshots.Encode(tc.s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := domain.PayoutsSnapshots.Decode(domain.PayoutsID, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.s) {
+				t.Fatalf("decoded %+v\nwant    %+v", got, tc.s)
+			}
+			credited["creator:c1:available"]["EUR"] += 2000
+			for _, req := range []string{"r1", "next"} {
+				a, errA := domain.DecidePayouts(got, run(req, credited))
+				b, errB := domain.DecidePayouts(tc.s, run(req, credited))
+				if errA != nil || errB != nil || !slices.EqualFunc(a, b, proto.Equal) {
+					t.Fatalf("%s: decided %v (%v) from the snapshot, %v (%v) from the runs", req, a, errA, b, errB)
+				}
+			}
+		})
+	}
+	if _, err := domain.PayoutsSnapshots.Decode(domain.PayoutsID, []byte{0xff}); err == nil {
+		t.Error("bytes that are not a snapshot decoded")
 	}
 }

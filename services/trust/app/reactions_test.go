@@ -1,6 +1,9 @@
 package app_test
 
 import (
+	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -8,7 +11,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/clock"
+	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/eventstore/memory"
 	"github.com/custody/custody/pkg/platform/platformtest"
 	"github.com/custody/custody/pkg/projection"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
@@ -84,11 +89,11 @@ func (e *env) emit(t *testing.T, service, stream string, m proto.Message) events
 
 func eur(minor int64) *typev1.Money { return &typev1.Money{CurrencyCode: "EUR", AmountMinor: minor} }
 
-func TestReactionsCountEveryFactOnce(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+// shippedOrder stores order o1 of vendor v1, confirmed, and its
+// fulfilment's events up to two carrier scans, and returns those.
+func (e *env) shippedOrder(t *testing.T) (fulfilment []eventstore.RecordedEvent) {
+	t.Helper()
 	ts := timestamppb.New(t0)
-	var fulfilment []eventstore.RecordedEvent
 	e.emit(t, "order", "order-o1", &orderv1.OrderConfirmed{OrderId: "o1", BuyerId: "b1", Total: eur(1000), ConfirmTime: ts,
 		Lines: []*orderv1.OrderLine{{LineId: "1", SkuId: "s", VendorId: "v1", Quantity: 1, UnitPrice: eur(1000), LineTotal: eur(1000)}}})
 	for _, m := range []proto.Message{
@@ -103,6 +108,13 @@ func TestReactionsCountEveryFactOnce(t *testing.T) {
 	} {
 		fulfilment = append(fulfilment, e.emit(t, "fulfilment", "fulfilment-f1", m))
 	}
+	return fulfilment
+}
+
+func TestReactionsCountEveryFactOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	fulfilment := e.shippedOrder(t)
 	svc := e.service(t)
 	// Every event handled, then all of them again (redelivery), then again
 	// by a fresh process (a restart).
@@ -154,5 +166,78 @@ func TestReactionsCountEveryFactOnce(t *testing.T) {
 	}
 	if recount["v1"].Counts != want || recount["v1"].Score != v.Score {
 		t.Fatalf("recount %+v, live %+v", recount["v1"], v)
+	}
+}
+
+// notifyingSnapshots closes written once a snapshot has been stored, and
+// counts the snapshots read back.
+type notifyingSnapshots struct {
+	eventstore.Snapshots
+	once    sync.Once
+	written chan struct{}
+	read    atomic.Int64
+}
+
+func (n *notifyingSnapshots) Put(ctx context.Context, stream string, data []byte) error {
+	err := n.Snapshots.Put(ctx, stream, data)
+	if err == nil {
+		n.once.Do(func() { close(n.written) })
+	}
+	return err
+}
+
+func (n *notifyingSnapshots) Get(ctx context.Context, stream string) ([]byte, error) {
+	data, err := n.Snapshots.Get(ctx, stream)
+	if data != nil {
+		n.read.Add(1)
+	}
+	return data, err
+}
+
+// With a snapshot after every fact, a fresh process loads the vendor's
+// trust from its snapshot: facts delivered again, before and after the
+// one it covers, are recognised as counted and count nothing.
+func TestFactsRedeliveredAfterASnapshotCountOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	fulfilment := e.shippedOrder(t)
+	snaps := &notifyingSnapshots{Snapshots: memory.NewSnapshots(), written: make(chan struct{})}
+	process := func() *app.Service {
+		deps := e.p.AppDeps(t, "trust")
+		deps.Handlers = es.Options{Snapshots: snaps, SnapshotEvery: 1}
+		svc := app.New(app.Config{}, deps)
+		e.catchUp(t, svc)
+		return svc
+	}
+	for _, rec := range fulfilment {
+		if err := process().HandleFulfilmentEvent(t.Context(), rec); err != nil { // a process per fact: each loads the vendor
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-snaps.written:
+	case <-t.Context().Done():
+		t.Fatal(t.Context().Err())
+	}
+	svc := process()
+	for _, rec := range fulfilment {
+		if err := svc.HandleFulfilmentEvent(t.Context(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if snaps.read.Load() == 0 {
+		t.Fatal("no process loaded the vendor from a snapshot")
+	}
+	v, err := svc.GetVendorTrust(t.Context(), "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recount, err := app.RecountTrust(t.Context(), e.fulfilment, e.trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := domain.Counts{Fulfilments: 1, Shipments: 1, ShippedOnTime: 1, TrackedShipments: 1}
+	if v.Counts != want || recount["v1"].Counts != want {
+		t.Fatalf("counts %+v, recounted %+v; want %+v", v.Counts, recount["v1"].Counts, want)
 	}
 }

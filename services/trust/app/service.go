@@ -99,8 +99,8 @@ type Service struct {
 // starts nothing.
 func New(cfg Config, d Deps) *Service {
 	s := &Service{cfg: cfg.withDefaults(), d: d,
-		claims:    es.NewHandler(domain.Claims, d.Store, es.Options{}),
-		trust:     es.NewHandler(domain.Trust, d.Store, es.Options{}),
+		claims:    es.NewHandler(domain.Claims, d.Store, d.Handlers),
+		trust:     es.NewHandler(domain.Trust, d.Store, d.Handlers),
 		record:    NewRecordView(d.Open),
 		scheduled: map[string]dueKey{}}
 	s.deadlines = deadline.New("trust", d.Clock, d.Logger)

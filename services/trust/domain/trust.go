@@ -246,11 +246,40 @@ func EvolveTrust(v VendorTrust, e proto.Message) VendorTrust {
 }
 
 // Trust is the vendor trust aggregate: "vendortrust-<TrustAggregateID>".
+// It lives as long as the vendor and counts every fact of its history, so
+// it is snapshotted (TrustSnapshots).
 var Trust = es.Decider[VendorTrust, RecordFacts]{
 	Aggregate: "vendortrust",
 	Initial:   NewVendorTrust,
 	Decide:    DecideTrust,
 	Evolve:    EvolveTrust,
+	Snapshot:  TrustSnapshots,
+}
+
+// TrustSnapshots encodes a vendor's trust for snapshots as a
+// custody.trust.v1.VendorTrustSnapshot: the vendor, its counts and their
+// update time. Decoding computes the score, tier and breakdown from the
+// counts again, as EvolveTrust does. Change Version when VendorTrust or
+// what EvolveTrust counts changes meaning.
+var TrustSnapshots = &es.SnapshotCodec[VendorTrust]{
+	Version: "1",
+	Encode: func(v VendorTrust) ([]byte, error) {
+		m := &trustv1.VendorTrustSnapshot{VendorId: v.VendorID, Counts: v.Counts.Proto()}
+		if !v.UpdateTime.IsZero() {
+			m.UpdateTime = timestamppb.New(v.UpdateTime)
+		}
+		return proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	},
+	Decode: func(id string, data []byte) (VendorTrust, error) {
+		var m trustv1.VendorTrustSnapshot
+		if err := proto.Unmarshal(data, &m); err != nil {
+			return VendorTrust{}, err
+		}
+		v := NewVendorTrust(id)
+		v.VendorID, v.Counts, v.UpdateTime = m.GetVendorId(), CountsFromProto(m.GetCounts()), timeOf(m.GetUpdateTime())
+		v.Score, v.Tier, v.Breakdown = Score(v.Counts)
+		return v, nil
+	},
 }
 
 // ClaimFacts is what one claims event adds to its vendor's counts.

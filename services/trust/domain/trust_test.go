@@ -2,6 +2,7 @@ package domain_test
 
 import (
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -232,5 +233,62 @@ func TestRecordFold(t *testing.T) {
 	}
 	if _, ok := w.records().Record("o1", "v2"); !ok {
 		t.Fatal("v2's record (order facts, no fulfilment) missing")
+	}
+}
+
+// A vendor's trust decoded from its snapshot is the state folded from its
+// history, and decides the next facts the same.
+func TestTrustSnapshotRoundTrips(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	id := domain.TrustAggregateID("v1")
+	history := func(deltas ...domain.Counts) domain.VendorTrust {
+		v := domain.Trust.Initial(id)
+		for i, d := range deltas {
+			evs, err := domain.DecideTrust(v, domain.RecordFacts{VendorID: "v1", Delta: d, CauseEventID: "e", Now: t0.Add(time.Duration(i) * time.Minute)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range evs {
+				v = domain.EvolveTrust(v, e)
+			}
+		}
+		return v
+	}
+	var long []domain.Counts
+	for range 50 {
+		long = append(long, randomCounts(r))
+	}
+	cases := []struct {
+		name string
+		v    domain.VendorTrust
+	}{
+		{"no history", history()},
+		{"one fulfilment", history(domain.Counts{Fulfilments: 1})},
+		{"a counterfeit", history(perfect(40), domain.Counts{CounterfeitsConfirmed: 1})},
+		{"a long history", history(long...)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			data, err := domain.TrustSnapshots.Encode(tc.v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := domain.TrustSnapshots.Decode(id, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.v) {
+				t.Fatalf("decoded %+v\nwant    %+v", got, tc.v)
+			}
+			next := domain.RecordFacts{VendorID: "v1", Delta: domain.Counts{ClaimsLost: 1, Claims: 1}, CauseEventID: "n", Now: t0.Add(time.Hour)}
+			a, errA := domain.DecideTrust(got, next)
+			b, errB := domain.DecideTrust(tc.v, next)
+			if errA != nil || errB != nil || !slices.EqualFunc(a, b, proto.Equal) {
+				t.Fatalf("decided %v (%v) from the snapshot, %v (%v) from the history", a, errA, b, errB)
+			}
+		})
+	}
+	if _, err := domain.TrustSnapshots.Decode(id, []byte{0xff}); err == nil {
+		t.Error("bytes that are not a snapshot decoded")
 	}
 }
