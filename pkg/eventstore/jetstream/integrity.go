@@ -126,18 +126,6 @@ func (s *Store) scanned(seq uint64, subject string, h map[string][]string, data 
 	return damage
 }
 
-// partitionFor returns the partition of subject (s.mu not held).
-func (s *Store) partitionFor(subject string) *partition {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.partitions[subject]
-	if !ok {
-		p = s.newPartition(subject)
-		s.partitions[subject] = p
-	}
-	return p
-}
-
 // check accounts for every sequence of the stream (see the comment at the
 // top of this file) and returns the damage found, and the stream's last
 // sequence.

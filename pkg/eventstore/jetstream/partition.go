@@ -95,24 +95,22 @@ func (s *Store) partitionOf(stream string) (*partition, error) {
 	if err != nil {
 		return nil, err
 	}
-	subject := PartitionSubject(s.service, agg)
+	return s.partitionFor(PartitionSubject(s.service, agg)), nil
+}
+
+// partitionFor returns the partition of subject, empty if new. After
+// Open's scan a new one counts as caught up: the scan read every message,
+// so a partition it did not meet had none (Absent may answer at once).
+func (s *Store) partitionFor(subject string) *partition {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.partitions[subject]
 	if !ok {
-		p = s.newPartition(subject)
+		p = &partition{subject: subject, streams: map[string]*streamIndex{}}
+		if s.scannedAll {
+			p.syncsStarted, p.coveredFrom = 1, 1
+		}
 		s.partitions[subject] = p
-	}
-	return p, nil
-}
-
-// newPartition is an empty partition of subject (s.mu held). After Open's
-// scan it counts as caught up: the scan read every message, so a
-// partition it did not meet had none (Absent may answer at once).
-func (s *Store) newPartition(subject string) *partition {
-	p := &partition{subject: subject, streams: map[string]*streamIndex{}}
-	if s.scannedAll {
-		p.syncsStarted, p.coveredFrom = 1, 1
 	}
 	return p
 }
