@@ -20,7 +20,10 @@ import (
 // catches up on a subscription of its own, then joins the feed once it
 // has applied everything the feed has. The feed applies an event only to
 // members that do not have it yet, so the handover neither skips nor
-// repeats an event.
+// repeats an event. A read model restored from a checkpoint starts as one
+// that has applied everything up to the checkpoint: the first member
+// starts the subscription after its position, and one that starts behind
+// the feed catches up alone from its position, as any late joiner.
 type feeds struct {
 	mu       sync.Mutex
 	bySource map[string]*feed
@@ -102,6 +105,10 @@ func (f *feed) join(st projection.Source, m *member) bool {
 	}
 	f.members[m], m.joined = true, true
 	if f.stop == nil {
+		// The subscription starts after what m has: a read model restored
+		// from a checkpoint does not have the feed read what it holds.
+		// Members with less catch up alone, as late joiners do.
+		f.pos = max(f.pos, m.applied)
 		ctx, stop := context.WithCancel(context.Background())
 		f.stop = stop
 		go projection.FollowSkipping(ctx, f.log, st, f.pos+1, f.apply, f.skipped)

@@ -86,6 +86,10 @@ type Projection struct {
 	// read, and following goes on behind it (the audit index records such
 	// gaps). Without it, the event is logged and skipped.
 	Skipped func(pos uint64)
+	// Checkpoint, if set, saves and restores the read model, so that a
+	// restart resumes from its last checkpoint instead of position 1
+	// (checkpoint.go). Apply must be its only writer.
+	Checkpoint Checkpointer
 }
 
 // Reaction is a handler of one service's events: a durable consumer of the
@@ -138,6 +142,9 @@ type Deps struct {
 	// feeds share a subscription per source among the process's read
 	// models (Run makes them).
 	feeds *feeds
+	// checkpoints stores the read models' checkpoints; nil: none are
+	// read or written (Run makes it unless --checkpoint-every=0).
+	checkpoints *checkpoints
 	// damaged notes the modules whose store opened damaged (Run makes it).
 	damaged *damaged
 	// writeGate, if set, refuses writes (the embedded server's disk guard).

@@ -70,6 +70,10 @@ type Config struct {
 	// between snapshots (custody run --snapshot-every; zero:
 	// es.DefaultSnapshotEvery; negative: no snapshots).
 	SnapshotEvery int
+	// CheckpointEvery is how often a read model with a Checkpointer is
+	// saved (custody run --checkpoint-every); zero: checkpoints are
+	// neither read nor written, every read model folds from position 1.
+	CheckpointEvery time.Duration
 	// DiskReserve is the free space, in bytes, below which the embedded
 	// NATS's store takes no writes and the process is not ready
 	// (natsembed.DiskGuard).
@@ -182,6 +186,9 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 
 	deps := Deps{Logger: log, NATS: nc, JetStream: js, Clock: cfg.Clock, Replicas: max(cfg.Replicas, 1), Backend: cfg.Store,
 		AggregateCache: cfg.AggregateCache, SnapshotEvery: cfg.SnapshotEvery, feeds: newFeeds(), damaged: &damaged{}}
+	if cfg.CheckpointEvery > 0 {
+		deps.checkpoints = &checkpoints{js: js, replicas: deps.Replicas, every: cfg.CheckpointEvery}
+	}
 	if embedded != nil {
 		guard := embedded.GuardDisk(ctx, cfg.DiskReserve, diskCheckEvery, log.With("component", "disk"))
 		deps.writeGate = guard

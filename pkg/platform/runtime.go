@@ -56,7 +56,10 @@ type followed struct {
 	store    Store         // nil until the source's stream exists
 	caughtUp chan struct{} // closed once it has caught up, in this run
 	once     sync.Once
-	applied  atomic.Uint64 // the last position folded in this run
+	applied  atomic.Uint64 // the last position folded (or restored) in this run
+	// applying is held while an event is folded: a checkpoint is taken
+	// between two events.
+	applying sync.Mutex
 	target   atomic.Uint64 // the source's newest position when it started
 }
 
@@ -160,13 +163,24 @@ func (rt *runtime) follow(ctx context.Context, f *followed) {
 	f.store = st
 	rt.mu.Unlock()
 	f.target.Store(target)
-	if target == 0 {
+	// A checkpoint restores the read model and where it stands.
+	var from uint64
+	name := checkpointName(rt.module, f.p.Name)
+	checkpointed := f.p.Checkpoint != nil && rt.d.checkpoints != nil && !rt.d.ReadOnly
+	if checkpointed {
+		from = rt.d.checkpoints.load(ctx, log, name, f.p.Checkpoint, target)
+		f.pos.Advance(from)
+		f.applied.Store(from)
+	}
+	if from >= target {
 		f.markCaughtUp()
 	}
 	apply := func(e eventstore.RecordedEvent) {
+		f.applying.Lock()
 		f.p.Apply(e)
 		f.pos.Advance(e.Position)
 		f.applied.Store(e.Position)
+		f.applying.Unlock()
 		if e.Position >= target {
 			f.markCaughtUp()
 		}
@@ -174,15 +188,20 @@ func (rt *runtime) follow(ctx context.Context, f *followed) {
 	var skipped func(uint64)
 	if f.p.Skipped != nil {
 		skipped = func(pos uint64) {
+			f.applying.Lock()
 			f.p.Skipped(pos)
 			f.pos.Advance(pos)
 			f.applied.Store(pos)
+			f.applying.Unlock()
 			if pos >= target {
 				f.markCaughtUp()
 			}
 		}
 	}
-	rt.d.feeds.follow(ctx, log, f.p.Source, st, &member{apply: apply, skipped: skipped})
+	if checkpointed {
+		rt.wg.Go(func() { rt.keepCheckpointed(ctx, log, f, name, from) })
+	}
+	rt.d.feeds.follow(ctx, log, f.p.Source, st, &member{apply: apply, skipped: skipped, applied: from})
 }
 
 // relay forwards the module's own events from EventStoreDB into its

@@ -72,7 +72,7 @@ func newParts(ctx context.Context, d platform.Deps) (platform.Parts, error) {
 		Register: func(r grpc.ServiceRegistrar) { catalogv1.RegisterCatalogServiceServer(r, api) },
 		Services: []string{ServiceName},
 		Projections: []platform.Projection{{
-			Name: "products by vendor", Source: Name, Position: index.Progress(),
+			Name: "products by vendor", Source: Name, Position: index.Progress(), Checkpoint: index,
 			Apply: func(e eventstore.RecordedEvent) {
 				if err := index.Apply(e); err != nil {
 					log.Error("products by vendor: cannot apply event", "event_id", e.ID, "type", e.Type, "err", err)

@@ -82,7 +82,7 @@ func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 		Services: []string{orderv1.OrderService_ServiceDesc.ServiceName},
 		Projections: []platform.Projection{
 			// Caught up before the process serves: ListOrders lists from it.
-			{Name: "orders by buyer and vendor", Source: Name, Apply: svc.Orders().Apply, Position: svc.Orders().Position()},
+			{Name: "orders by buyer and vendor", Source: Name, Apply: svc.Orders().Apply, Position: svc.Orders().Position(), Checkpoint: svc.Orders()},
 			// Followed in the background: PlaceOrder waits until it is ready.
 			{Name: "catalog view (prices, links, pins)", Source: "catalog", Apply: svc.CatalogView().Apply, Position: svc.CatalogView().Position()},
 		},

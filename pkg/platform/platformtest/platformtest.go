@@ -66,6 +66,10 @@ type Options struct {
 	// modules start, as in the all-in-one, where every service's stream
 	// exists before the services that react to it.
 	Streams []string
+	// CheckpointEvery saves the read models that have a Checkpointer this
+	// often (platform.Config.CheckpointEvery; zero: no checkpoints). It
+	// may be changed between restarts.
+	CheckpointEvery time.Duration
 }
 
 // Platform is a running process under test.
@@ -178,7 +182,7 @@ func (p *Platform) start() error {
 	go func() {
 		done <- platform.Run(ctx, platform.Config{
 			DataDir: p.DataDir, GRPCAddr: "127.0.0.1:0", Version: "test", NATSURL: p.natsURL,
-			Clock: p.Clock, Logger: logger, Store: p.opts.Store, OnReady: func(proc *platform.Process) { ready <- proc },
+			Clock: p.Clock, Logger: logger, Store: p.opts.Store, CheckpointEvery: p.opts.CheckpointEvery, OnReady: func(proc *platform.Process) { ready <- proc },
 		}, p.modules)
 	}()
 	select {
@@ -201,6 +205,9 @@ func (p *Platform) start() error {
 		return fmt.Errorf("platform not serving after %s", 2*Wait)
 	}
 }
+
+// Opts are the options the next Restart starts the process with.
+func (p *Platform) Opts() *Options { return &p.opts }
 
 // Stop stops the process (NATS keeps running): what a crash of the
 // services looks like to the rest. Restart brings it back.

@@ -1,7 +1,10 @@
 package app
 
 import (
+	"cmp"
+	"encoding/gob"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"sync"
@@ -14,9 +17,8 @@ import (
 
 // ProductIndex is the read model behind ListProducts: every product, folded
 // from the catalog's own events with the domain's Evolve, grouped by vendor
-// in creation order. The platform rebuilds it from the start of the store
-// at every start (products are few next to orders; a snapshot can come
-// later).
+// in creation order. The platform restores it from its checkpoint at start
+// (Save, Load) and folds the events after it.
 type ProductIndex struct {
 	mu       sync.Mutex
 	products map[string]*listed
@@ -90,4 +92,48 @@ func (x *ProductIndex) List(vendorID string, limit int, before uint64) ([]domain
 		return out, all[i+1].position
 	}
 	return out, 0
+}
+
+// The index's checkpoint (platform.Checkpointer): every product with the
+// position it was created at, gob-encoded. The vendors' lists are rebuilt
+// in that order. Products hold no holds here (Apply drops them), so the
+// exported fields are the whole state.
+type savedProduct struct {
+	Position uint64
+	Product  domain.Product
+}
+
+// Version names the checkpoint's shape; bump it when savedProduct or
+// domain.Product changes.
+func (x *ProductIndex) Version() string { return "products-1" }
+
+// Save writes the index's state.
+func (x *ProductIndex) Save(w io.Writer) error {
+	x.mu.Lock()
+	saved := make([]savedProduct, 0, len(x.products))
+	for _, l := range x.products {
+		saved = append(saved, savedProduct{Position: l.position, Product: l.product})
+	}
+	x.mu.Unlock()
+	return gob.NewEncoder(w).Encode(saved)
+}
+
+// Load replaces the state of an empty index with what Save wrote; on error
+// it leaves the index as it was.
+func (x *ProductIndex) Load(r io.Reader) error {
+	var saved []savedProduct
+	if err := gob.NewDecoder(r).Decode(&saved); err != nil {
+		return err
+	}
+	slices.SortFunc(saved, func(a, b savedProduct) int { return cmp.Compare(a.Position, b.Position) })
+	products, byVendor := make(map[string]*listed, len(saved)), map[string][]*listed{}
+	for _, s := range saved {
+		l := &listed{position: s.Position, product: s.Product}
+		products[s.Product.ID] = l
+		byVendor[s.Product.VendorID] = append(byVendor[s.Product.VendorID], l)
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.products, x.byVendor = products, byVendor
+	return nil
 }

@@ -1,7 +1,9 @@
 package app
 
 import (
+	"encoding/gob"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/custody/custody/pkg/es"
@@ -143,4 +145,86 @@ func (m *ReadModel) List(q ListQuery) (Page, error) {
 		page.Orders = append(page.Orders, OrderView{Order: en.order.Clone(), Revision: en.rev})
 	}
 	return page, err
+}
+
+// The read model's checkpoint (platform.Checkpointer): every order with
+// its revision, and the buyers' and vendors' lists as order IDs in their
+// order, gob-encoded.
+type savedOrders struct {
+	Orders   []savedOrder
+	ByBuyer  map[string][]string
+	ByVendor map[string][]string
+}
+
+type savedOrder struct {
+	Order    domain.Order
+	Revision uint64
+}
+
+// Version names the checkpoint's shape; bump it when savedOrders or
+// domain.Order changes.
+func (m *ReadModel) Version() string { return "orders-1" }
+
+// Save writes the read model's state.
+func (m *ReadModel) Save(w io.Writer) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	s := savedOrders{Orders: make([]savedOrder, 0, len(m.orders)), ByBuyer: ids(m.byBuyer), ByVendor: ids(m.byVendor)}
+	for _, en := range m.orders {
+		s.Orders = append(s.Orders, savedOrder{Order: en.order, Revision: en.rev})
+	}
+	return gob.NewEncoder(w).Encode(&s)
+}
+
+// Load replaces the state of an empty read model with what Save wrote; on
+// error it leaves the read model as it was.
+func (m *ReadModel) Load(r io.Reader) error {
+	var s savedOrders
+	if err := gob.NewDecoder(r).Decode(&s); err != nil {
+		return err
+	}
+	orders := make(map[string]*entry, len(s.Orders))
+	for _, o := range s.Orders {
+		orders[o.Order.ID] = &entry{order: o.Order, rev: o.Revision}
+	}
+	byBuyer, err := entries(s.ByBuyer, orders)
+	if err != nil {
+		return err
+	}
+	byVendor, err := entries(s.ByVendor, orders)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.orders, m.byBuyer, m.byVendor = orders, byBuyer, byVendor
+	return nil
+}
+
+func ids(lists map[string][]*entry) map[string][]string {
+	out := make(map[string][]string, len(lists))
+	for k, list := range lists {
+		l := make([]string, len(list))
+		for i, en := range list {
+			l[i] = en.order.ID
+		}
+		out[k] = l
+	}
+	return out
+}
+
+func entries(lists map[string][]string, orders map[string]*entry) (map[string][]*entry, error) {
+	out := make(map[string][]*entry, len(lists))
+	for k, l := range lists {
+		list := make([]*entry, len(l))
+		for i, id := range l {
+			en, ok := orders[id]
+			if !ok {
+				return nil, fmt.Errorf("checkpoint lists order %q, which it does not hold", id)
+			}
+			list[i] = en
+		}
+		out[k] = list
+	}
+	return out, nil
 }
