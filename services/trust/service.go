@@ -124,14 +124,17 @@ func build(ctx context.Context, d platform.Deps, o Options) (*app.Service, platf
 	record, model := svc.Record(), svc.ReadModel()
 	recordOf := func(source string) platform.Projection {
 		return platform.Projection{Name: "custody record (" + source + "s)", Source: source, Position: record.Progress(source),
-			Apply: func(e eventstore.RecordedEvent) { record.ApplyFrom(source, e) }}
+			Apply: func(e eventstore.RecordedEvent) { record.ApplyFrom(source, e) },
+			// Each projection checkpoints only the part its source builds.
+			Checkpoint: record.Checkpoint(source)}
 	}
 	api := grpcapi.New(svc, d.Logger)
 	return svc, platform.Parts{
 		Register: func(r grpc.ServiceRegistrar) { trustv1.RegisterTrustServiceServer(r, api) },
 		Services: []string{trustv1.TrustService_ServiceDesc.ServiceName},
 		Projections: []platform.Projection{
-			{Name: "claims and vendor trust", Source: Name, Apply: model.Apply, Position: model.Progress()},
+			// Restoring it schedules the open claims' deadlines, as folding does.
+			{Name: "claims and vendor trust", Source: Name, Apply: model.Apply, Position: model.Progress(), Checkpoint: model},
 			recordOf(app.OrderService),
 			recordOf(app.FulfilmentService),
 		},

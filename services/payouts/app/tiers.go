@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"encoding/gob"
+	"io"
 	"sync"
 
 	"github.com/custody/custody/pkg/es"
@@ -12,7 +14,8 @@ import (
 
 // TierView is this service's copy of each vendor's trust tier, projected
 // from trust's TrustScoreChanged events (the latest wins). A vendor it has
-// not seen is on the standard tier (domain.Policy.Tier).
+// not seen is on the standard tier (domain.Policy.Tier). It is a
+// platform.Checkpointer.
 type TierView struct {
 	pos *projection.Position
 
@@ -60,4 +63,31 @@ func (s *Service) tier(ctx context.Context, vendorID string) string {
 	defer cancel()
 	_ = s.trust.CatchUp(ctx, s.tiers.pos) // else the tier as known
 	return s.tiers.Tier(vendorID)
+}
+
+// Version names the checkpoint's shape (platform.Checkpointer): the
+// vendors' tiers, gob-encoded. Bump it when that changes.
+func (v *TierView) Version() string { return "tiers-1" }
+
+// Save writes the view's state: each vendor's tier.
+func (v *TierView) Save(w io.Writer) error {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return gob.NewEncoder(w).Encode(v.tiers)
+}
+
+// Load replaces the state of an empty view with what Save wrote; on error
+// it leaves the view as it was.
+func (v *TierView) Load(r io.Reader) error {
+	var tiers map[string]string
+	if err := gob.NewDecoder(r).Decode(&tiers); err != nil {
+		return err
+	}
+	if tiers == nil {
+		tiers = map[string]string{}
+	}
+	v.mu.Lock()
+	v.tiers = tiers
+	v.mu.Unlock()
+	return nil
 }

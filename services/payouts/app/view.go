@@ -1,6 +1,10 @@
 package app
 
 import (
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"slices"
@@ -39,7 +43,8 @@ type Entry struct {
 // Deadlines is what the view tells as it sees return windows and reserves
 // open and close (from any process's events), so that the service keeps
 // exactly the open ones scheduled — also right after a restart, when the
-// view replays the store from the start. (A rebuild schedules them on a
+// view replays the store from the start or, restored from its checkpoint,
+// tells again every one still open (Load). (A rebuild schedules them on a
 // scheduler that never runs: they go nowhere.)
 type Deadlines interface {
 	WindowOpen(orderID, vendorID string, closeAt time.Time)
@@ -51,7 +56,10 @@ type Deadlines interface {
 // LedgerView is the read side: balances, the entries of every account and
 // order, and what each payable account was credited, folded from every
 // event of the payouts store (so it sees what any process wrote). It keeps
-// everything in memory and is rebuilt from position 1 at every start.
+// everything in memory; at start it is restored from its checkpoint (it is
+// a platform.Checkpointer) or folded from position 1. It also keeps the
+// return windows and reserves still open, with their deadlines, so that a
+// restored view can schedule them again as a replay would.
 type LedgerView struct {
 	pos       *projection.Position
 	deadlines Deadlines
@@ -65,8 +73,14 @@ type LedgerView struct {
 	credited  map[string]map[string]int64 // payable account -> currency -> non-payout postings
 	paid      map[string]map[string]int64 // payable account -> currency -> payouts
 	txns      map[string]bool
-	overflow  error // the first transaction refused because a sum would overflow
+	overflow  error              // the first transaction refused because a sum would overflow
+	windows   map[part]time.Time // open return windows -> close time
+	reserves  map[part]time.Time // held reserves -> release time
 }
+
+// part is one vendor's part of an order: what a return window or a
+// reserve belongs to.
+type part struct{ orderID, vendorID string }
 
 // NewLedgerView returns an empty view; deadlines may be nil.
 func NewLedgerView(deadlines Deadlines, log *slog.Logger) *LedgerView {
@@ -75,7 +89,8 @@ func NewLedgerView(deadlines Deadlines, log *slog.Logger) *LedgerView {
 	}
 	return &LedgerView{pos: projection.New(), deadlines: deadlines, log: log, bal: domain.Balances{},
 		byAccount: map[string][]*Entry{}, byOrder: map[string][]*Entry{},
-		credited: map[string]map[string]int64{}, paid: map[string]map[string]int64{}, txns: map[string]bool{}}
+		credited: map[string]map[string]int64{}, paid: map[string]map[string]int64{}, txns: map[string]bool{},
+		windows: map[part]time.Time{}, reserves: map[part]time.Time{}}
 }
 
 // Position is the payouts store position of the last event applied:
@@ -94,24 +109,47 @@ func (v *LedgerView) Apply(rec eventstore.RecordedEvent) {
 	case *payoutsv1.TransactionPosted:
 		v.post(rec.Position, e)
 	case *payoutsv1.ReturnWindowStarted:
+		p, at := part{e.GetOrderId(), e.GetVendorId()}, e.GetCloseTime().AsTime()
+		v.track(v.windows, p, at, true)
 		if v.deadlines != nil {
-			v.deadlines.WindowOpen(e.GetOrderId(), e.GetVendorId(), e.GetCloseTime().AsTime())
+			v.deadlines.WindowOpen(p.orderID, p.vendorID, at)
 		}
 	case *payoutsv1.ReturnWindowClosed:
+		p := part{e.GetOrderId(), e.GetVendorId()}
+		v.track(v.windows, p, time.Time{}, false)
 		if v.deadlines != nil {
-			v.deadlines.WindowDone(e.GetOrderId(), e.GetVendorId())
+			v.deadlines.WindowDone(p.orderID, p.vendorID)
 		}
 	case *payoutsv1.FundsReleased:
+		p, at, held := part{e.GetOrderId(), e.GetVendorId()}, e.GetReserveReleaseTime().AsTime(), e.GetReserve().GetAmountMinor() > 0
+		v.track(v.windows, p, time.Time{}, false)
+		if held {
+			v.track(v.reserves, p, at, true)
+		}
 		if v.deadlines != nil {
-			v.deadlines.WindowDone(e.GetOrderId(), e.GetVendorId())
-			if e.GetReserve().GetAmountMinor() > 0 {
-				v.deadlines.ReserveHeld(e.GetOrderId(), e.GetVendorId(), e.GetReserveReleaseTime().AsTime())
+			v.deadlines.WindowDone(p.orderID, p.vendorID)
+			if held {
+				v.deadlines.ReserveHeld(p.orderID, p.vendorID, at)
 			}
 		}
 	case *payoutsv1.ReserveReleased:
+		p := part{e.GetOrderId(), e.GetVendorId()}
+		v.track(v.reserves, p, time.Time{}, false)
 		if v.deadlines != nil {
-			v.deadlines.ReserveDone(e.GetOrderId(), e.GetVendorId())
+			v.deadlines.ReserveDone(p.orderID, p.vendorID)
 		}
+	}
+}
+
+// track notes p's deadline at in open (a window or a reserve opened, or
+// moved), or forgets it (closed, released), as the scheduler does.
+func (v *LedgerView) track(open map[part]time.Time, p part, at time.Time, opened bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if opened {
+		open[p] = at
+	} else {
+		delete(open, p)
 	}
 }
 
@@ -393,4 +431,120 @@ func tooLong(cur string) error {
 	var v domain.Violations
 	v.Add("start_time", "the statement's sums in %s exceed int64 minor units: ask for a shorter period", cur)
 	return v.Err()
+}
+
+// The view's checkpoint (platform.Checkpointer): every entry in posting
+// order (byAccount and byOrder are rebuilt from them), the balances, what
+// each payable account was credited and paid, the transactions seen, the
+// overflow refusal if any, and the open return windows and held reserves
+// with their deadlines, gob-encoded.
+type savedLedger struct {
+	Entries  []Entry
+	Balances domain.Balances
+	Credited map[string]map[string]int64
+	Paid     map[string]map[string]int64
+	Txns     []string
+	Overflow *fault.PreconditionError // nil: none
+	Windows  []savedDeadline
+	Reserves []savedDeadline
+}
+
+type savedDeadline struct {
+	OrderID, VendorID string
+	At                time.Time
+}
+
+// Version names the checkpoint's shape; bump it when savedLedger, Entry or
+// what Apply keeps changes.
+func (v *LedgerView) Version() string { return "ledger-1" }
+
+// Save writes the view's state.
+func (v *LedgerView) Save(w io.Writer) error {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	s := savedLedger{Entries: make([]Entry, len(v.entries)), Balances: v.bal, Credited: v.credited, Paid: v.paid,
+		Txns: slices.Collect(maps.Keys(v.txns)), Windows: deadlinesOf(v.windows), Reserves: deadlinesOf(v.reserves)}
+	for i, e := range v.entries {
+		s.Entries[i] = *e
+	}
+	if v.overflow != nil {
+		// fits and Balances.After refuse with a *fault.PreconditionError.
+		s.Overflow = &fault.PreconditionError{Reason: domain.ErrOverflow.Reason, Message: v.overflow.Error()}
+		var pe *fault.PreconditionError
+		if errors.As(v.overflow, &pe) {
+			s.Overflow.Reason = pe.Reason
+		}
+	}
+	return gob.NewEncoder(w).Encode(&s)
+}
+
+// Load replaces the state of an empty view with what Save wrote, then
+// tells its Deadlines every return window and reserve still open, as a
+// replay would have; on error it leaves the view as it was and tells
+// nothing.
+func (v *LedgerView) Load(r io.Reader) error {
+	var s savedLedger
+	if err := gob.NewDecoder(r).Decode(&s); err != nil {
+		return err
+	}
+	entries := make([]*Entry, len(s.Entries))
+	byAccount, byOrder := map[string][]*Entry{}, map[string][]*Entry{}
+	for i := range s.Entries {
+		e := &s.Entries[i]
+		if e.Seq != i {
+			return fmt.Errorf("checkpoint entry %d has sequence number %d", i, e.Seq)
+		}
+		entries[i] = e
+		byAccount[e.Account] = append(byAccount[e.Account], e)
+		if e.OrderID != "" {
+			byOrder[e.OrderID] = append(byOrder[e.OrderID], e)
+		}
+	}
+	txns := make(map[string]bool, len(s.Txns))
+	for _, id := range s.Txns {
+		txns[id] = true
+	}
+	var overflow error
+	if s.Overflow != nil {
+		overflow = s.Overflow
+	}
+	windows, reserves := deadlineMap(s.Windows), deadlineMap(s.Reserves)
+	v.mu.Lock()
+	v.bal, v.entries, v.byAccount, v.byOrder = nonNil(s.Balances), entries, byAccount, byOrder
+	v.credited, v.paid, v.txns, v.overflow = nonNil(s.Credited), nonNil(s.Paid), txns, overflow
+	v.windows, v.reserves = windows, reserves
+	v.mu.Unlock()
+	if v.deadlines != nil {
+		for _, d := range s.Windows {
+			v.deadlines.WindowOpen(d.OrderID, d.VendorID, d.At)
+		}
+		for _, d := range s.Reserves {
+			v.deadlines.ReserveHeld(d.OrderID, d.VendorID, d.At)
+		}
+	}
+	return nil
+}
+
+func deadlinesOf(open map[part]time.Time) []savedDeadline {
+	out := make([]savedDeadline, 0, len(open))
+	for p, at := range open {
+		out = append(out, savedDeadline{OrderID: p.orderID, VendorID: p.vendorID, At: at})
+	}
+	return out
+}
+
+func deadlineMap(list []savedDeadline) map[part]time.Time {
+	out := make(map[part]time.Time, len(list))
+	for _, d := range list {
+		out[part{d.OrderID, d.VendorID}] = d.At
+	}
+	return out
+}
+
+// nonNil is m, or an empty map if gob decoded none (it omits empty maps).
+func nonNil[M ~map[string]map[string]int64](m M) M {
+	if m == nil {
+		return M{}
+	}
+	return m
 }

@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"encoding/gob"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -26,10 +28,10 @@ const (
 )
 
 // RecordView is the custody record of every order: domain.Records fed
-// with the order and fulfilment events from position 1, in memory, rebuilt
-// on every start (the platform follows both streams into ApplyFrom). It is
-// not a durable consumer: every process has its own, and decisions wait
-// until it has caught up.
+// with the order and fulfilment events, in memory, rebuilt on every start
+// from position 1 or from each source's checkpoint (the platform follows
+// both streams into ApplyFrom). It is not a durable consumer: every
+// process has its own, and decisions wait until it has caught up.
 type RecordView struct {
 	mu      sync.RWMutex
 	records *domain.Records
@@ -121,4 +123,60 @@ func (v *RecordView) FulfilmentFacts(e es.Event) (string, domain.Counts, bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return v.records.FulfilmentFacts(e.ID, e.Payload)
+}
+
+// Checkpoint is the checkpoint (platform.Checkpointer) of the part of the
+// view that service's events build (OrderService or FulfilmentService).
+// The view is one model fed by two projections, each with its own
+// position; each projection saves only its own source's part, which no
+// event of the other source changes or reads (domain.Records), so a part
+// is always saved with the position it stands at.
+func (v *RecordView) Checkpoint(service string) *RecordPart {
+	if _, ok := v.sources[service]; !ok {
+		panic("custody record: no source " + service)
+	}
+	return &RecordPart{v: v, service: service}
+}
+
+// RecordPart is the part of a RecordView one source's events build.
+type RecordPart struct {
+	v       *RecordView
+	service string
+}
+
+// Version names the checkpoint's shape; bump it when the part's types
+// in domain (OrderFacts; FulfilmentPart and Fulfilment) change.
+func (p *RecordPart) Version() string { return "record-" + p.service + "s-1" }
+
+// Save writes the part, gob-encoded.
+func (p *RecordPart) Save(w io.Writer) error {
+	p.v.mu.RLock()
+	defer p.v.mu.RUnlock()
+	if p.service == OrderService {
+		return gob.NewEncoder(w).Encode(p.v.records.OrderPart())
+	}
+	return gob.NewEncoder(w).Encode(p.v.records.FulfilmentPart())
+}
+
+// Load replaces the part, empty, with what Save wrote; on error it leaves
+// it as it was. The other source's part is not touched.
+func (p *RecordPart) Load(r io.Reader) error {
+	if p.service == OrderService {
+		var orders map[string]domain.OrderFacts
+		if err := gob.NewDecoder(r).Decode(&orders); err != nil {
+			return err
+		}
+		p.v.mu.Lock()
+		defer p.v.mu.Unlock()
+		p.v.records.SetOrderPart(orders)
+		return nil
+	}
+	var part domain.FulfilmentPart
+	if err := gob.NewDecoder(r).Decode(&part); err != nil {
+		return err
+	}
+	p.v.mu.Lock()
+	defer p.v.mu.Unlock()
+	p.v.records.SetFulfilmentPart(part)
+	return nil
 }

@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -404,4 +405,57 @@ func timeOf(ts *timestamppb.Timestamp) time.Time {
 // total, and what was stored was valid when decided.
 func moneyFrom(m *typev1.Money) money.Money {
 	return money.Money{Currency: m.GetCurrencyCode(), Minor: m.GetAmountMinor()}
+}
+
+// The custody record's two parts: what the order events build (the
+// orders' facts) and what the fulfilment events build (the fulfilments
+// and which part of an order each one is). Apply never reads one part to
+// fold the other's events, so each part is a function of its own source's
+// events alone and can be saved and restored with its source's position
+// (the trust service's checkpoints).
+
+// FulfilmentPart is what the fulfilment events build.
+type FulfilmentPart struct {
+	Fulfilments map[string]Fulfilment
+	// ByPart maps order id + "/" + vendor id to the fulfilment id.
+	ByPart map[string]string
+}
+
+// OrderPart returns a copy of what the order events built, by order id.
+func (rs *Records) OrderPart() map[string]OrderFacts {
+	out := make(map[string]OrderFacts, len(rs.orders))
+	for id := range rs.orders {
+		out[id], _ = rs.Order(id)
+	}
+	return out
+}
+
+// SetOrderPart replaces what the order events built with a copy of orders.
+func (rs *Records) SetOrderPart(orders map[string]OrderFacts) {
+	rs.orders = make(map[string]*OrderFacts, len(orders))
+	for id, o := range orders {
+		o.Lines = slices.Clone(o.Lines)
+		rs.orders[id] = &o
+	}
+}
+
+// FulfilmentPart returns a copy of what the fulfilment events built.
+func (rs *Records) FulfilmentPart() FulfilmentPart {
+	p := FulfilmentPart{Fulfilments: make(map[string]Fulfilment, len(rs.fulfilments)), ByPart: maps.Clone(rs.byPart)}
+	for id, f := range rs.fulfilments {
+		p.Fulfilments[id] = f.clone()
+	}
+	return p
+}
+
+// SetFulfilmentPart replaces what the fulfilment events built with a copy
+// of p.
+func (rs *Records) SetFulfilmentPart(p FulfilmentPart) {
+	rs.fulfilments = make(map[string]*Fulfilment, len(p.Fulfilments))
+	for id, f := range p.Fulfilments {
+		c := f.clone()
+		rs.fulfilments[id] = &c
+	}
+	rs.byPart = make(map[string]string, len(p.ByPart))
+	maps.Copy(rs.byPart, p.ByPart)
 }
