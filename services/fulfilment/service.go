@@ -224,8 +224,10 @@ func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 		Services: []string{ServiceName},
 		// Caught up before the process serves; applying it (re)schedules
 		// every pending ship-by deadline, also those that passed while the
-		// process was down.
-		Projections: []platform.Projection{{Name: "fulfilments", Source: Name, Apply: rm.Apply, Position: rm.Position()}},
+		// process was down. Restored from its checkpoint, it schedules them
+		// again in Load; watches replay what follows a cursor from the store.
+		Projections: []platform.Projection{{Name: "fulfilments", Source: Name, Apply: rm.Apply, Position: rm.Position(),
+			Checkpoint: rm}},
 		Reactions: []platform.Reaction{{
 			Name: app.OrderConsumer, Source: "order", EventTypes: orders.EventTypes(),
 			Handle: orders.Handle, Concurrency: svc.Config().ReactionConcurrency,
