@@ -5,8 +5,10 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -65,19 +67,76 @@ func (s *Store) Damage(ctx context.Context) ([]eventstore.Damage, error) {
 // sequence is missing, every message decodes, and every event continues its
 // stream's revisions and hash chain. What it cannot serve it returns as
 // damage, and goes on behind it.
+//
+// Decoding a message and hashing its events is most of the work and needs
+// nothing but the message, so scanWorkers do it side by side; the fold,
+// which needs each stream's previous event, runs in order behind them.
 func (s *Store) scan(ctx context.Context, last uint64) ([]eventstore.Damage, error) {
+	jobs := make(chan *scanJob, scanBatch)  // to the workers
+	order := make(chan *scanJob, scanBatch) // to the fold, in stream order
+	var wg sync.WaitGroup
+	for range scanWorkers {
+		wg.Go(func() {
+			for j := range jobs {
+				j.check()
+				close(j.done)
+			}
+		})
+	}
 	var damage []eventstore.Damage
+	folded := make(chan struct{})
+	go func() {
+		defer close(folded)
+		for j := range order {
+			<-j.done
+			damage = append(damage, s.fold(j)...)
+		}
+	}()
 	err := s.eachMsg(ctx, "scan", last, func(seq uint64, m jetstream.Msg) error {
-		damage = append(damage, s.scanned(seq, m.Subject(), m.Headers(), m.Data())...)
+		j := &scanJob{seq: seq, subject: m.Subject(), data: m.Data(), done: make(chan struct{})}
+		order <- j
+		jobs <- j
 		return nil
 	}, func(from, to uint64) error {
-		damage = append(damage, missing(from, to))
+		j := &scanJob{gap: missing(from, to), done: make(chan struct{})}
+		close(j.done)
+		order <- j
 		return nil
 	})
+	close(jobs)
+	close(order)
+	wg.Wait()
+	<-folded
 	if err != nil {
 		return nil, err
 	}
 	return damage, nil
+}
+
+// scanWorkers decode and hash messages during a scan.
+var scanWorkers = max(2, runtime.GOMAXPROCS(0))
+
+// scanJob is one message of a scan (or a run of missing ones: gap).
+type scanJob struct {
+	seq     uint64
+	subject string
+	data    []byte
+	gap     eventstore.Damage
+	done    chan struct{} // closed once checked
+
+	evs    []eventstore.RecordedEvent
+	err    error
+	sealed []bool // each event's content hashes to its recorded hash
+}
+
+// check decodes the message and hashes its events.
+func (j *scanJob) check() {
+	j.evs, j.err = Decode(j.subject, j.seq, nil, j.data)
+	j.sealed = make([]bool, len(j.evs))
+	for i := range j.evs {
+		e := &j.evs[i]
+		j.sealed[i] = bytes.Equal(eventstore.Hash(e.PrevHash, e), e.Hash)
+	}
 }
 
 // missing is damage to messages the server does not return.
@@ -90,22 +149,24 @@ func missing(from, to uint64) eventstore.Damage {
 	return d
 }
 
-// scanned folds one message into the index and returns what is wrong with
+// fold adds a checked message to the index and returns what is wrong with
 // it. Damaged events are folded too, as stored: a stream whose revisions
 // jump makes its reads fail as unreadable, and the events after an edited
 // one still chain onto the hash it recorded.
-func (s *Store) scanned(seq uint64, subject string, h map[string][]string, data []byte) []eventstore.Damage {
-	evs, err := Decode(subject, seq, h, data)
-	if err != nil {
-		return []eventstore.Damage{{Seq: seq, Reason: err.Error()}}
+func (s *Store) fold(j *scanJob) []eventstore.Damage {
+	switch {
+	case j.gap.Reason != "":
+		return []eventstore.Damage{j.gap}
+	case j.err != nil:
+		return []eventstore.Damage{{Seq: j.seq, Reason: j.err.Error()}}
 	}
 	var damage []eventstore.Damage
-	p := s.partitionFor(subject)
+	p := s.partitionFor(j.subject)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, e := range evs {
+	for i, e := range j.evs {
 		bad := func(reason string, args ...any) {
-			damage = append(damage, eventstore.Damage{Seq: seq, Stream: e.Stream, Revision: e.Revision, EventID: e.ID, Reason: fmt.Sprintf(reason, args...)})
+			damage = append(damage, eventstore.Damage{Seq: j.seq, Stream: e.Stream, Revision: e.Revision, EventID: e.ID, Reason: fmt.Sprintf(reason, args...)})
 		}
 		si, ok := p.streams[e.Stream]
 		want, prev := uint64(0), eventstore.GenesisHash
@@ -117,12 +178,12 @@ func (s *Store) scanned(seq uint64, subject string, h map[string][]string, data 
 			bad("revision %d where %d comes next: the events between are missing", e.Revision, want)
 		case !bytes.Equal(e.PrevHash, prev):
 			bad("its previous hash is not the hash of revision %d", want-1)
-		case !bytes.Equal(eventstore.Hash(e.PrevHash, &e), e.Hash):
+		case !j.sealed[i]:
 			bad("its content does not hash to its recorded hash (edited)")
 		}
-		p.put(seq, e)
+		p.put(j.seq, e)
 	}
-	p.synced = seq
+	p.synced = j.seq
 	return damage
 }
 
