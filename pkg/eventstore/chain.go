@@ -27,30 +27,32 @@ var GenesisHash = make([]byte, sha256.Size)
 // and trace context are not facts of the event and are left out (the
 // position is only known after the append).
 func CanonicalBytes(e *RecordedEvent) []byte {
-	var b bytes.Buffer
-	b.Grow(64 + len(e.Data) + len(e.ID) + len(e.Type) + len(e.Stream) + len(e.Metadata.RequestFingerprint))
+	b := make([]byte, 0, 1+8*binary.MaxVarintLen64+16+len(e.ID)+len(e.Type)+len(e.Stream)+len(e.Metadata.CorrelationID)+
+		len(e.Metadata.CausationID)+len(e.Metadata.Actor)+len(e.Data)+len(e.Metadata.RequestFingerprint))
 	if e.Metadata.RequestFingerprint != "" {
-		b.WriteByte(canonicalVersionFingerprint)
+		b = append(b, canonicalVersionFingerprint)
 	} else {
-		b.WriteByte(canonicalVersion)
+		b = append(b, canonicalVersion)
 	}
-	field := func(p []byte) {
-		b.Write(binary.AppendUvarint(nil, uint64(len(p))))
-		b.Write(p)
-	}
-	field([]byte(e.ID))
-	field([]byte(e.Type))
-	field([]byte(e.Stream))
-	b.Write(binary.BigEndian.AppendUint64(nil, e.Revision))
-	b.Write(binary.BigEndian.AppendUint64(nil, uint64(e.RecordedAt.UnixNano())))
-	field([]byte(e.Metadata.CorrelationID))
-	field([]byte(e.Metadata.CausationID))
-	field([]byte(e.Metadata.Actor))
-	field(e.Data)
+	b = appendField(b, e.ID)
+	b = appendField(b, e.Type)
+	b = appendField(b, e.Stream)
+	b = binary.BigEndian.AppendUint64(b, e.Revision)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.RecordedAt.UnixNano()))
+	b = appendField(b, e.Metadata.CorrelationID)
+	b = appendField(b, e.Metadata.CausationID)
+	b = appendField(b, e.Metadata.Actor)
+	b = appendField(b, e.Data)
 	if e.Metadata.RequestFingerprint != "" {
-		field([]byte(e.Metadata.RequestFingerprint))
+		b = appendField(b, e.Metadata.RequestFingerprint)
 	}
-	return b.Bytes()
+	return b
+}
+
+// appendField appends p to b, prefixed with its length.
+func appendField[T string | []byte](b []byte, p T) []byte {
+	b = binary.AppendUvarint(b, uint64(len(p)))
+	return append(b, p...)
 }
 
 // Hash computes SHA-256(prev || CanonicalBytes(e)).
