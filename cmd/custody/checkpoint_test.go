@@ -28,7 +28,7 @@ import (
 func TestCheckpointsSurviveKills(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
-		t.Skip("kill -9 checkpoint test skipped in -short mode")
+		t.Skip("kill -9 checkpoint test skipped in -short mode: it kills and restarts the real binary four times; make test runs it")
 	}
 	dir := t.TempDir()
 	addr := freeAddr(t)

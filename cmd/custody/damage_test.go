@@ -33,7 +33,7 @@ import (
 func TestDamagedStoreRefusesToStart(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
-		t.Skip("process-level damage test skipped in -short mode")
+		t.Skip("process-level damage test skipped in -short mode: it starts the real binary three times; make test runs it")
 	}
 	dir := t.TempDir()
 	addr := freeAddr(t)

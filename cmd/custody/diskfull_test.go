@@ -32,14 +32,14 @@ import (
 func TestDiskFullFailsFastAndRecovers(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
-		t.Skip("disk-full test skipped in -short mode")
+		t.Skip("disk-full test skipped in -short mode: it fills a tmpfs under the real binary; make test runs it (as root, as CI does)")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("disk-full test skipped: mounting its small filesystem (tmpfs) needs root; CI runs as root")
+		t.Skip("disk-full test skipped: mounting its small filesystem (tmpfs) needs root; it runs in CI (.ci/run runs as root) and under sudo make test")
 	}
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("disk-full test skipped: cannot mount a tmpfs: %v %s", err, out)
+		t.Skipf("disk-full test skipped: cannot mount a tmpfs here (%v %s); it runs where root may mount one, as in CI", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
 	addr, admin := freeAddr(t), freeAddr(t)
