@@ -16,8 +16,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/platform"
 	"github.com/custody/custody/pkg/server"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
@@ -155,7 +158,7 @@ func sampleMemory(ctx context.Context, w io.Writer, sys systemv1.SystemServiceCl
 			case <-t.C:
 			}
 			s := sample(ctx, sys, admin)
-			outcomes := res.confirmed.Load() + res.rejected.Load() + res.other.Load()
+			outcomes := res.confirmed.Load() + res.rejected.Load() + res.soldOut.Load() + res.other.Load()
 			fmt.Fprintf(w, "sample %6.0fs: %d orders, %d stored messages, RSS %.0f MiB, heap %.0f MiB\n",
 				time.Since(start).Seconds(), outcomes, s.stored,
 				s.metrics["process_resident_memory_bytes"]/(1<<20), s.metrics["go_memstats_heap_alloc_bytes"]/(1<<20))
@@ -210,6 +213,7 @@ func openLoop(n int, rate float64, maxInFlight int, start time.Time, place func(
 type benchResult struct {
 	lat                                []time.Duration // place → outcome, from when the order was due; -1: not sent
 	confirmed, rejected, other, unsent atomic.Int64
+	soldOut                            atomic.Int64 // refused at once (OUT_OF_STOCK): nothing was stored
 	firstErr                           atomic.Value
 	last                               atomic.Int64 // unix nanoseconds of the last outcome
 }
@@ -218,6 +222,8 @@ func (r *benchResult) record(i int, d time.Duration, resp *orderv1.PlaceOrderRes
 	r.lat[i] = d
 	r.last.Store(time.Now().UnixNano())
 	switch {
+	case status.Code(err) == codes.FailedPrecondition && apierr.Reason(err) == "OUT_OF_STOCK":
+		r.soldOut.Add(1)
 	case err != nil:
 		r.other.Add(1)
 		r.firstErr.CompareAndSwap(nil, err)
@@ -240,8 +246,9 @@ func (r *benchResult) report(w io.Writer, n int, elapsed time.Duration) {
 	pct := func(q float64) time.Duration {
 		return lat[min(len(lat)-1, int(q*float64(len(lat))))].Round(10 * time.Microsecond)
 	}
-	fmt.Fprintf(w, "confirmed %d (%.0f orders/s), rejected %d, other %d, not sent %d\n",
-		r.confirmed.Load(), float64(r.confirmed.Load())/elapsed.Seconds(), r.rejected.Load(), r.other.Load(), r.unsent.Load())
+	fmt.Fprintf(w, "confirmed %d (%.0f orders/s), rejected %d (%d refused at once: sold out), other %d, not sent %d\n",
+		r.confirmed.Load(), float64(r.confirmed.Load())/elapsed.Seconds(), r.rejected.Load()+r.soldOut.Load(), r.soldOut.Load(),
+		r.other.Load(), r.unsent.Load())
 	fmt.Fprintf(w, "place → outcome: p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
 		pct(0.50), pct(0.90), pct(0.99), pct(0.999), lat[len(lat)-1].Round(10*time.Microsecond))
 }

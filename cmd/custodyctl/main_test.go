@@ -293,11 +293,11 @@ func TestBench(t *testing.T) {
 		want []string
 	}{
 		{[]string{"bench", "--admin", "", "--orders", "20", "--concurrency", "4"},
-			[]string{"closed loop: orders 20", "confirmed 20 (", "rejected 0, other 0, not sent 0", "durable messages: "}},
+			[]string{"closed loop: orders 20", "confirmed 20 (", "rejected 0 (0 refused at once: sold out), other 0, not sent 0", "durable messages: "}},
 		{[]string{"bench", "--admin", "", "--rate", "40", "--duration", "500ms"},
-			[]string{"open loop: 40 orders/s offered for 500ms (20 orders)", "confirmed 20 (", "rejected 0, other 0, not sent 0", "p99.9 "}},
+			[]string{"open loop: 40 orders/s offered for 500ms (20 orders)", "confirmed 20 (", "rejected 0 (0 refused at once: sold out), other 0, not sent 0", "p99.9 "}},
 		{[]string{"bench", "--admin", "", "--orders", "10", "--stock", "4", "--concurrency", "10"},
-			[]string{"confirmed 4 (", "rejected 6, other 0"}},
+			[]string{"confirmed 4 (", "rejected 6 (", "), other 0"}},
 	} {
 		out := s.ctl(t, []string{"platform"}, tc.args...)
 		for _, w := range tc.want {

@@ -316,6 +316,16 @@ func (h *Handler[S, C]) release(r *root[S, C]) {
 	if r.users--; r.users > 0 {
 		return
 	}
+	r.mu.Lock()
+	absent := r.loaded && !r.exists
+	r.mu.Unlock()
+	if absent {
+		// Nothing to keep of an aggregate that does not exist (a lookup of
+		// an order never placed): caching it would evict one that does.
+		delete(h.roots, r.id)
+		h.cached.Add(context.Background(), -1, h.attrs)
+		return
+	}
 	r.elem = h.idle.PushFront(r)
 	for len(h.roots) > h.cacheSize && h.idle.Len() > 0 {
 		old := h.idle.Remove(h.idle.Back()).(*root[S, C])

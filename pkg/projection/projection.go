@@ -142,11 +142,6 @@ func (p *Position) Last() uint64 {
 // passes (d <= 0: no bound but ctx). It reports whether cond held.
 func (p *Position) WaitFor(ctx context.Context, d time.Duration, cond func(pos uint64, ready bool) bool) bool {
 	var timeout <-chan time.Time
-	if d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timeout = t.C
-	}
 	for {
 		p.mu.Lock()
 		ok, ch := cond(p.pos, p.ready), p.changed
@@ -154,6 +149,11 @@ func (p *Position) WaitFor(ctx context.Context, d time.Duration, cond func(pos u
 		p.mu.Unlock()
 		if ok {
 			return true
+		}
+		if timeout == nil && d > 0 { // only a wait that waits pays for a timer
+			t := time.NewTimer(d)
+			defer t.Stop()
+			timeout = t.C
 		}
 		select {
 		case <-ch:

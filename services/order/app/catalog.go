@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,12 +32,30 @@ type CatalogView struct {
 	links    map[string]domain.Link
 	sessions map[string]*domain.Session
 	vendors  map[string]string // id -> display name
+
+	// What the view knows of a SKU's stock, to refuse at once orders the
+	// catalog would refuse (stock.go): total is every unit the SKU was
+	// given (initial stock and adjustments), which available units never
+	// exceed; atMost is what the catalog said was available when it last
+	// refused to reserve the SKU (StockReservationFailed). Between two
+	// catalog events that may return units (a release, a restock, an
+	// adjustment) units only leave "available", so atMost stays true until
+	// the next such event on the SKU's product, which forgets it.
+	// epoch counts the events that may have returned a SKU's units (plus
+	// every one from a stream that is not a product's, in anyEpoch), so
+	// that units counted as taken before one are counted no more.
+	total       map[string]int64
+	atMost      map[string]int64
+	epoch       map[string]uint64
+	anyEpoch    uint64
+	productSKUs map[string][]string // product stream -> its SKUs
 }
 
 // NewCatalogView returns an empty view.
 func NewCatalogView() *CatalogView {
 	return &CatalogView{pos: projection.New(), skus: map[string]domain.SKU{}, links: map[string]domain.Link{},
-		sessions: map[string]*domain.Session{}, vendors: map[string]string{}}
+		sessions: map[string]*domain.Session{}, vendors: map[string]string{}, total: map[string]int64{}, atMost: map[string]int64{}, epoch: map[string]uint64{},
+		productSKUs: map[string][]string{}}
 }
 
 // Position is the view's progress through the catalog's events: Apply
@@ -81,11 +100,37 @@ func (v *CatalogView) Session(id string) (domain.Session, bool) {
 	return c, true
 }
 
-// catalogViewTypes are the catalog events the view folds. The others (the
-// stock moves, two or more per order) are not even decoded.
+// SKUStock is what the view knows of a SKU's available units.
+type SKUStock struct {
+	Known   bool  // false: an unknown SKU
+	Total   int64 // available units never exceed it
+	Refused bool  // the catalog refused the SKU, and:
+	AtMost  int64 // available units are at most these
+	// Epoch changes with every event that may have returned units of the
+	// SKU to "available".
+	Epoch uint64
+}
+
+// Stock is what the view knows of a SKU's available units.
+func (v *CatalogView) Stock(skuID string) SKUStock {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	total, known := v.total[skuID]
+	atMost, refused := v.atMost[skuID]
+	return SKUStock{Known: known, Total: total, Refused: refused, AtMost: atMost, Epoch: v.epoch[skuID] + v.anyEpoch}
+}
+
+// catalogViewTypes are the catalog events the view decodes. The other
+// stock moves (two or more per order) are not even decoded.
 var catalogViewTypes = setOf(projection.EventTypes(&catalogv1.VendorRegistered{}, &catalogv1.ProductCreated{},
 	&catalogv1.AffiliateLinkCreated{}, &catalogv1.LiveSessionStarted{}, &catalogv1.ProductPinned{},
-	&catalogv1.ProductUnpinned{}, &catalogv1.LiveSessionEnded{}))
+	&catalogv1.ProductUnpinned{}, &catalogv1.LiveSessionEnded{}, &catalogv1.StockReservationFailed{},
+	&catalogv1.StockAdjusted{}))
+
+// returnsUnits are the catalog events that may make units of a product
+// available again: each forgets the refusal bounds of that product's SKUs.
+var returnsUnits = setOf(projection.EventTypes(&catalogv1.StockAdjusted{}, &catalogv1.StockHoldReleased{},
+	&catalogv1.StockReleased{}, &catalogv1.StockRestocked{}))
 
 func setOf(types []string) map[string]bool {
 	set := make(map[string]bool, len(types))
@@ -99,6 +144,9 @@ func setOf(types []string) map[string]bool {
 // types this binary does not know) only advance its position.
 func (v *CatalogView) Apply(e eventstore.RecordedEvent) {
 	defer v.pos.Advance(e.Position)
+	if returnsUnits[e.Type] {
+		v.forgetBounds(e.Stream)
+	}
 	if !catalogViewTypes[e.Type] {
 		return
 	}
@@ -123,6 +171,19 @@ func (v *CatalogView) Apply(e eventstore.RecordedEvent) {
 			}
 			v.skus[id] = domain.SKU{SKUID: id, ProductID: p.GetProductId(), VendorID: p.GetVendorId(), Title: title,
 				Price: money.Money{Currency: s.GetPrice().GetCurrencyCode(), Minor: s.GetPrice().GetAmountMinor()}}
+			v.productSKUs[e.Stream] = append(v.productSKUs[e.Stream], id)
+			v.total[id] = s.GetInitialStock()
+		}
+	case *catalogv1.StockAdjusted:
+		if _, ok := v.total[p.GetSkuId()]; ok {
+			v.total[p.GetSkuId()] += p.GetDelta()
+		}
+	case *catalogv1.StockReservationFailed:
+		// Only a product's own refusal counts (the one-step reservation,
+		// on the product's stream), and only a shortfall: the saga's
+		// reservation stream also fails orders for other reasons.
+		if p.GetRequested() > p.GetAvailable() && slices.Contains(v.productSKUs[e.Stream], p.GetSkuId()) {
+			v.atMost[p.GetSkuId()] = p.GetAvailable()
 		}
 	case *catalogv1.AffiliateLinkCreated:
 		v.links[p.GetLinkId()] = domain.Link{LinkID: p.GetLinkId(), CreatorID: p.GetCreatorId(), ProductID: p.GetProductId(), CommissionBps: p.GetCommissionBps()}
@@ -143,6 +204,24 @@ func (v *CatalogView) Apply(e eventstore.RecordedEvent) {
 				s.Pins[i].Until = p.GetEndTime().AsTime()
 			}
 		}
+	}
+}
+
+// forgetBounds forgets the refusal bounds of the SKUs of the product whose
+// stream is named, and starts their next epoch; every SKU's when the stream
+// is not a product's.
+func (v *CatalogView) forgetBounds(stream string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	skus, ok := v.productSKUs[stream]
+	if !ok {
+		clear(v.atMost)
+		v.anyEpoch++
+		return
+	}
+	for _, id := range skus {
+		delete(v.atMost, id)
+		v.epoch[id]++
 	}
 }
 

@@ -51,7 +51,7 @@ type Page struct {
 // It is the query side of ListOrders; GetOrder reads the aggregate itself.
 type ReadModel struct {
 	pos      *projection.Position
-	onChange func(orderID string)
+	onChange func(orderID string, status domain.Status)
 
 	mu       sync.RWMutex
 	orders   map[string]*entry
@@ -65,8 +65,8 @@ type entry struct {
 }
 
 // NewReadModel returns an empty read model; onChange (may be nil) is called
-// after each event with the order it changed.
-func NewReadModel(onChange func(orderID string)) *ReadModel {
+// after each event with the order it changed and the order's status then.
+func NewReadModel(onChange func(orderID string, status domain.Status)) *ReadModel {
 	return &ReadModel{pos: projection.New(), onChange: onChange, orders: map[string]*entry{},
 		byBuyer: map[string][]*entry{}, byVendor: map[string][]*entry{}}
 }
@@ -115,6 +115,7 @@ func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 	wasPlaced := en.order.Status != domain.StatusNone
 	en.order = domain.Evolve(en.order, ev.Payload)
 	en.rev = e.Revision
+	status := en.order.Status
 	if !wasPlaced && en.order.Status != domain.StatusNone {
 		m.orders[id] = en
 		m.byBuyer[en.order.BuyerID] = projection.Insert(m.byBuyer[en.order.BuyerID], en, pages.Key)
@@ -124,7 +125,7 @@ func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 	}
 	m.mu.Unlock()
 	if m.onChange != nil {
-		m.onChange(id)
+		m.onChange(id, status)
 	}
 }
 

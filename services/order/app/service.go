@@ -74,6 +74,7 @@ type Service struct {
 	d        Deps
 	h        *es.Handler[domain.Order, domain.Command]
 	catalog  *CatalogView
+	gate     *stockGate
 	orders   *ReadModel
 	notifier *notifier
 	// catalogStore is opened at the first catch-up.
@@ -87,7 +88,13 @@ func New(cfg Config, d Deps) *Service {
 	s := &Service{cfg: cfg.withDefaults(), d: d,
 		h: es.NewHandler(domain.Decider, d.Store, d.Handlers), catalog: NewCatalogView(), notifier: newNotifier(),
 		catalogStore: projection.NewUpstream("catalog", d.Open)}
-	s.orders = NewReadModel(s.notifier.notify)
+	s.gate = newStockGate(s.catalog)
+	s.orders = NewReadModel(func(id string, status domain.Status) {
+		s.notifier.notify(id)
+		if status == domain.StatusRejected || status == domain.StatusCancelled {
+			s.gate.settle(id) // nothing of it is held
+		}
+	})
 	return s
 }
 
@@ -178,6 +185,9 @@ func (s *Service) place(ctx context.Context, id string, req PlaceOrder) (OrderVi
 			return OrderView{}, v.Err()
 		}
 	}
+	if err := s.gate.admit(id, lines); err != nil {
+		return OrderView{}, err
+	}
 	// The aggregate splits the priced lines by vendor and checks the
 	// payment against the total.
 	res, err := s.h.Handle(ctx, es.Command[domain.Command]{
@@ -186,6 +196,9 @@ func (s *Service) place(ctx context.Context, id string, req PlaceOrder) (OrderVi
 			Payment: req.Payment, Time: now},
 		Meta: es.Meta{CorrelationID: id, Actor: req.Actor, RequestFingerprint: req.Fingerprint},
 	})
+	if err != nil || res.Duplicate {
+		s.gate.settle(id) // nothing placed now: no claim
+	}
 	if err != nil {
 		return OrderView{}, err
 	}

@@ -26,4 +26,7 @@ const (
 	ReasonCancelled = "ORDER_CANCELLED"
 	ReasonPending   = "ORDER_PENDING"
 	ReasonUnknown   = "UNKNOWN_PART"
+	// ReasonOutOfStock: PlaceOrder asked for more units than the catalog
+	// has said it has; nothing is stored.
+	ReasonOutOfStock = "OUT_OF_STOCK"
 )

@@ -35,7 +35,11 @@ const (
 type OrderServiceClient interface {
 	// PlaceOrder places an order. It returns once the order is durably placed
 	// (PENDING), or, with wait_timeout, once it is CONFIRMED or REJECTED or
-	// the wait ran out. Callers: the buyer, service (checkout acting for a buyer).
+	// the wait ran out. An order the catalog could not serve, as far as the
+	// order service knows, is refused at once with FAILED_PRECONDITION, reason
+	// OUT_OF_STOCK, and nothing is stored (the SKU is sold out, or every unit
+	// is taken by orders being reserved; a later retry may succeed).
+	// Callers: the buyer, service (checkout acting for a buyer).
 	PlaceOrder(ctx context.Context, in *PlaceOrderRequest, opts ...grpc.CallOption) (*PlaceOrderResponse, error)
 	// GetOrder returns an order. Callers: its buyer, a vendor with a part of
 	// it, support, platform, service.
@@ -105,7 +109,11 @@ func (c *orderServiceClient) CancelOrder(ctx context.Context, in *CancelOrderReq
 type OrderServiceServer interface {
 	// PlaceOrder places an order. It returns once the order is durably placed
 	// (PENDING), or, with wait_timeout, once it is CONFIRMED or REJECTED or
-	// the wait ran out. Callers: the buyer, service (checkout acting for a buyer).
+	// the wait ran out. An order the catalog could not serve, as far as the
+	// order service knows, is refused at once with FAILED_PRECONDITION, reason
+	// OUT_OF_STOCK, and nothing is stored (the SKU is sold out, or every unit
+	// is taken by orders being reserved; a later retry may succeed).
+	// Callers: the buyer, service (checkout acting for a buyer).
 	PlaceOrder(context.Context, *PlaceOrderRequest) (*PlaceOrderResponse, error)
 	// GetOrder returns an order. Callers: its buyer, a vendor with a part of
 	// it, support, platform, service.
