@@ -236,3 +236,22 @@ func TestEvictionNeverSplitsAnAggregate(t *testing.T) {
 		}
 	}
 }
+
+// Stored asks the store, not the cache: an aggregate another process
+// created is stored; a refused command stores nothing.
+func TestStoredAsksTheStore(t *testing.T) {
+	store := memory.New(nil)
+	h := es.NewHandler(counter, store, es.Options{})
+	other := es.NewHandler(counter, store, es.Options{})
+	if _, err := h.Handle(t.Context(), es.Command[cmd]{AggregateID: "refused", ID: "c1", Body: cmd{take: 1}}); !errors.Is(err, errOutOfStock) {
+		t.Fatalf("take from nothing: %v", err)
+	}
+	if _, err := other.Handle(t.Context(), add("elsewhere", "c2", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]bool{"refused": false, "elsewhere": true, "never": false} {
+		if got, err := h.Stored(t.Context(), id); err != nil || got != want {
+			t.Errorf("Stored(%s) = %v, %v; want %v", id, got, err, want)
+		}
+	}
+}

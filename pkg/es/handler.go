@@ -184,6 +184,20 @@ func (h *Handler[S, C]) Handle(ctx context.Context, cmd Command[C]) (Result[S], 
 	return res, err
 }
 
+// Stored reports whether aggregate id has events in the store, asking the
+// store itself (never the cache): far cheaper than Lookup or Load where the
+// answer is mostly no.
+func (h *Handler[S, C]) Stored(ctx context.Context, id string) (bool, error) {
+	_, err := h.store.ReadStream(ctx, h.d.Stream(id), 0, 1)
+	switch {
+	case errors.Is(err, eventstore.ErrStreamNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return true, nil
+}
+
 // Load returns the current state of aggregate id, caught up with the store.
 // exists is false when the aggregate has no events.
 func (h *Handler[S, C]) Load(ctx context.Context, id string) (state S, revision uint64, exists bool, err error) {

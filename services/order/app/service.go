@@ -152,7 +152,12 @@ func (s *Service) PlaceOrder(ctx context.Context, req PlaceOrder) (OrderView, er
 				return OrderView{}, err
 			}
 			// A repeat may not price any more (the catalog view is not
-			// ready after a restart): the order it placed stands.
+			// ready after a restart, the SKU sold out meanwhile): the order
+			// it placed stands. Most refusals are of new orders: ask the
+			// store whether there is one before looking it up.
+			if stored, serr := s.h.Stored(ctx, id); serr == nil && !stored {
+				return OrderView{}, err
+			}
 			res, lerr := s.h.Lookup(ctx, id, placeID(id), req.Fingerprint)
 			switch {
 			case errors.Is(lerr, es.ErrRequestReused):

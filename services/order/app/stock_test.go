@@ -163,3 +163,30 @@ func (s stockEnv) answer(t *testing.T, id string, answer proto.Message) {
 		s.svc.Orders().Apply(r)
 	}
 }
+
+// A retry of an order placed earlier is answered with that order even when
+// its SKU has sold out since, in a process that never saw it placed.
+func TestARetryIsAnsweredAfterASellOut(t *testing.T) {
+	t.Parallel()
+	s := newStockEnv(t)
+	id, err := s.place(t, "a", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted := stockEnv{env: s.env, svc: s.service(t)}
+	catalog, err := s.p.Store(t, "catalog").ReadAll(t.Context(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range catalog {
+		restarted.svc.CatalogView().Apply(e)
+	}
+	restarted.svc.CatalogView().Apply(s.emit(t, "product-p1", &catalogv1.StockReservationFailed{OrderId: "z", SkuId: "p1-a", Requested: 1, Available: 0}))
+	if _, err := restarted.place(t, "new", 1); err == nil {
+		t.Fatal("a new order after the sell-out was accepted")
+	}
+	got, err := restarted.place(t, "a", 1)
+	if err != nil || got != id {
+		t.Fatalf("retry: order %q, %v; want %q", got, err, id)
+	}
+}
