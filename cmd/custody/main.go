@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -109,7 +110,8 @@ func runCmd(args []string, stderr io.Writer) error {
 	clockFlag := fs.String("clock", "wall", `"wall", or "fake" (starts now, moves only by SystemService/AdvanceClock: demos and tests)`)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log JSON instead of text")
-	gcPercent := fs.Int("gc-percent", 400, "Go's GC target (GOGC): the heap grows this many percent over the live heap between collections; higher spends memory to save CPU (a GOGC environment variable wins)")
+	gcPercent := fs.Int("gc-percent", 100, "Go's GC target (GOGC): the heap grows this many percent over the live heap between collections; higher collects less often but touches more memory (a GOGC environment variable wins)")
+	memoryLimit := fs.String("memory-limit", memoryLimitAuto, `Go's soft memory limit (GOMEMLIMIT), e.g. 1GiB: the GC works harder as the heap nears it, so resident memory follows the live heap instead of --gc-percent times it; "auto": 90% of the cgroup's memory limit if there is one; "off": none (a GOMEMLIMIT environment variable wins)`)
 	storeFlags(fs, &cfg.Store)
 	fs.DurationVar(&cfg.Store.Linger, "store-linger", 0, "how long an idle event-store writer waits for more appends to share one fsync'd message: fewer disk writes at a moderate rate, for that much latency per write")
 	diskReserve := fs.Uint64("disk-reserve-mib", 256, "free space (MiB) kept on the embedded NATS's disk: below it, writes fail at once with Unavailable and the process is not ready, until space is freed")
@@ -147,9 +149,14 @@ func runCmd(args []string, stderr io.Writer) error {
 		cfg.SnapshotEvery = *snapshotEvery
 	}
 	if _, set := os.LookupEnv("GOGC"); !set {
-		// Every order allocates in a dozen readers of its events; at Go's
-		// default (100) collection took a fifth of the CPU under load.
+		// 400 once won on a short run; on longer ones (and on this
+		// machine's later days) the bigger heap's page faults cost more
+		// than the collections saved: docs/benchmarks.md, "The GC target".
 		debug.SetGCPercent(*gcPercent)
+	}
+	memLimit, memLimitFrom, err := applyMemoryLimit(*memoryLimit)
+	if err != nil {
+		return err
 	}
 	switch *clockFlag {
 	case "wall":
@@ -169,6 +176,11 @@ func runCmd(args []string, stderr io.Writer) error {
 	cfg.DiskReserve = *diskReserve << 20
 	cfg.Version = version
 	slog.SetDefault(cfg.Logger)
+	if memLimit > 0 && memLimit < math.MaxInt64 {
+		cfg.Logger.Info("soft memory limit", "mib", memLimit>>20, "from", memLimitFrom)
+	} else {
+		cfg.Logger.Info("no soft memory limit", "why", memLimitFrom)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
