@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -50,14 +51,79 @@ func (s *Service) Timeline(ctx context.Context, q TimelineQuery) (Timeline, erro
 	}
 	page := domain.Page(v.Entries, after, q.PageSize)
 	out := Timeline{Total: page.Total}
-	for _, e := range page.Entries {
-		out.Events = append(out.Events, domain.Render(e))
+	shown, err := s.read(ctx, page.Entries)
+	if err != nil {
+		return Timeline{}, err
 	}
+	out.Events = shown
 	if page.Next != nil {
 		out.NextPageToken = domain.EncodeToken(q.OrderID, *page.Next)
 	}
 	for _, r := range v.Streams() {
 		out.Streams = append(out.Streams, r.String())
+	}
+	return out, nil
+}
+
+// read reads the events entries stand for from their stores (the index
+// keeps where they are, not what they hold) and renders them, in the
+// entries' order. An event its store cannot return now is shown with why;
+// a store that cannot answer fails the read.
+func (s *Service) read(ctx context.Context, entries []*domain.Entry) ([]domain.TimelineEvent, error) {
+	byStream := map[domain.StreamRef][]int{}
+	for i, e := range entries {
+		byStream[e.Ref()] = append(byStream[e.Ref()], i)
+	}
+	out := make([]domain.TimelineEvent, len(entries))
+	for ref, idx := range byStream {
+		st, err := s.store(ctx, ref.Service)
+		if err != nil {
+			return nil, err
+		}
+		if st == nil {
+			return nil, fmt.Errorf("%w: %s events are not open", eventstore.ErrUnavailable, ref.Service)
+		}
+		lo, hi := entries[idx[0]].Event.Revision, entries[idx[0]].Event.Revision
+		for _, i := range idx {
+			lo, hi = min(lo, entries[i].Event.Revision), max(hi, entries[i].Event.Revision)
+		}
+		got := map[uint64]eventstore.RecordedEvent{}
+		var cause error
+		if span := hi - lo + 1; span <= uint64(2*len(idx)) {
+			// Most of a stretch of the stream: one read.
+			evs, err := st.ReadStream(ctx, ref.Stream, lo, int(span))
+			cause = err
+			for _, ev := range evs {
+				got[ev.Revision] = ev
+			}
+		} else {
+			// A few events of a long stream (a product's stock): one each.
+			for _, i := range idx {
+				evs, err := st.ReadStream(ctx, ref.Stream, entries[i].Event.Revision, 1)
+				if err != nil {
+					cause = err
+					continue
+				}
+				for _, ev := range evs {
+					got[ev.Revision] = ev
+				}
+			}
+		}
+		if errors.Is(cause, eventstore.ErrUnavailable) || ctx.Err() != nil {
+			return nil, cmp.Or(ctx.Err(), cause)
+		}
+		for _, i := range idx {
+			e := entries[i]
+			ev, ok := got[e.Event.Revision]
+			switch {
+			case ok:
+				out[i] = domain.Render(e.Service, ev)
+			case cause != nil:
+				out[i] = domain.Unread(e, cause)
+			default:
+				out[i] = domain.Unread(e, fmt.Errorf("revision %d is missing", e.Event.Revision))
+			}
+		}
 	}
 	return out, nil
 }

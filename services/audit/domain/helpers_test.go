@@ -1,6 +1,7 @@
 package domain_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -82,6 +83,16 @@ func (w *world) stream(t *testing.T, ref domain.StreamRef) []eventstore.Recorded
 	return evs
 }
 
+// event reads the stored event an entry stands for.
+func (w *world) event(t *testing.T, e *domain.Entry) eventstore.RecordedEvent {
+	t.Helper()
+	evs, err := w.stores[e.Service].ReadStream(t.Context(), e.Event.Stream, e.Event.Revision, 1)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("%s %s@%d: %v", e.Service, e.Event.Stream, e.Event.Revision, err)
+	}
+	return evs[0]
+}
+
 func (w *world) decoded(t *testing.T, ref domain.StreamRef) []es.Event {
 	t.Helper()
 	evs, err := w.stores[ref.Service].ReadStream(t.Context(), ref.Stream, 0, 0)
@@ -116,7 +127,7 @@ func (w *world) histories(t *testing.T, s story.Story) domain.Histories {
 func ids(entries []*domain.Entry) []string {
 	out := make([]string, 0, len(entries))
 	for _, e := range entries {
-		out = append(out, e.Event.ID)
+		out = append(out, fmt.Sprintf("%s/%s@%d", e.Service, e.Event.Stream, e.Event.Revision))
 	}
 	return out
 }

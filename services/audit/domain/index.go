@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -25,19 +26,30 @@ func (r StreamRef) compare(o StreamRef) int {
 	return cmp.Or(cmp.Compare(r.Service, o.Service), cmp.Compare(r.Stream, o.Stream))
 }
 
-// Entry is one stored event as the index keeps it: the record as the store
-// returned it (payload bytes, metadata, hash-chain link). The payload is
-// decoded again when shown, so the index holds bytes, not messages.
+// Entry is one stored event as the index keeps it: where the event is and
+// what it is, not the event itself. Queries read the events they show from
+// their stores again, so the index stays a small fixed size per event
+// however large the payloads are.
 type Entry struct {
 	Service string
-	Event   eventstore.RecordedEvent
+	Event   EventRef
 	// PayloadError says why the payload cannot be decoded: "(unknown type)
 	// …" for a type this binary does not link in. Empty when it can.
 	PayloadError string
 
+	// Learnt from the payload, needed only until the entry is filed.
 	buyer   string
 	teaches []string
 	order   string
+}
+
+// EventRef locates a stored event in its service's store.
+type EventRef struct {
+	Stream     string
+	Revision   uint64
+	Position   uint64
+	RecordedAt time.Time
+	Type       string
 }
 
 // Ref is the entry's stream.
@@ -60,9 +72,20 @@ func before(a, b *Entry) bool {
 }
 
 type orderEntries struct {
+	id      string
 	entries []*Entry // timeline order
 	buyer   string
 }
+
+// streamSeen is what the index keeps of one stream: its name once, for
+// every entry of it, and the hash of each revision as first seen, packed
+// (hashSize bytes a revision; zeros where it saw none).
+type streamSeen struct {
+	ref    StreamRef
+	hashes []byte
+}
+
+const hashSize = 32
 
 // Index files every event of every service under the order it belongs to
 // (see RefsOf for how). An event that names nothing known yet waits under
@@ -72,16 +95,17 @@ type orderEntries struct {
 // An Index is not safe for concurrent use; the app layer guards it.
 type Index struct {
 	orders  map[string]*orderEntries
-	links   map[string]string      // key → order id
-	pending map[string][]*Entry    // key → events waiting for it
-	seen    map[StreamRef][][]byte // hash of each revision, as first seen
+	links   map[string]string   // key → order id
+	pending map[string][]*Entry // key → events waiting for it
+	seen    map[StreamRef]*streamSeen
+	types   map[string]string // each event type's name, once
 	count   int
 }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
 	return &Index{orders: map[string]*orderEntries{}, links: map[string]string{},
-		pending: map[string][]*Entry{}, seen: map[StreamRef][][]byte{}}
+		pending: map[string][]*Entry{}, seen: map[StreamRef]*streamSeen{}, types: map[string]string{}}
 }
 
 // Add files one stored event of service. payload is its decoded payload,
@@ -89,10 +113,15 @@ func NewIndex() *Index {
 // is filed by its stream only.
 func (x *Index) Add(service string, ev eventstore.RecordedEvent, payload proto.Message, payloadErr string) {
 	x.count++
-	ref := StreamRef{Service: service, Stream: ev.Stream}
-	x.see(ref, ev)
+	st := x.see(StreamRef{Service: service, Stream: ev.Stream}, ev)
+	typ, ok := x.types[ev.Type]
+	if !ok {
+		typ = ev.Type
+		x.types[typ] = typ
+	}
 	refs := RefsOf(ev.Stream, payload)
-	e := &Entry{Service: service, Event: ev, PayloadError: payloadErr, buyer: refs.BuyerID, teaches: teaches(payload)}
+	e := &Entry{Service: st.ref.Service, PayloadError: payloadErr, buyer: refs.BuyerID, teaches: teaches(payload),
+		Event: EventRef{Stream: st.ref.Stream, Revision: ev.Revision, Position: ev.Position, RecordedAt: ev.RecordedAt, Type: typ}}
 	if refs.OrderID != "" {
 		x.attach(e, refs.OrderID)
 		return
@@ -122,12 +151,12 @@ func (x *Index) attach(e *Entry, orderID string) {
 		if j.e.order != "" {
 			continue // also waited under another key, filed already
 		}
-		j.e.order = j.order
 		oe := x.orders[j.order]
 		if oe == nil {
-			oe = &orderEntries{}
+			oe = &orderEntries{id: j.order}
 			x.orders[j.order] = oe
 		}
+		j.e.order = oe.id
 		list := oe.entries
 		i := sort.Search(len(list), func(i int) bool { return before(j.e, list[i]) })
 		oe.entries = slices.Insert(list, i, j.e)
@@ -144,6 +173,7 @@ func (x *Index) attach(e *Entry, orderID string) {
 			}
 			delete(x.pending, k)
 		}
+		j.e.buyer, j.e.teaches = "", nil // learnt: no longer needed
 	}
 }
 
@@ -196,18 +226,29 @@ func (v OrderView) StreamsOf(service, aggregate string) []string {
 }
 
 // see remembers the hash of each revision of each stream as first seen.
-func (x *Index) see(ref StreamRef, ev eventstore.RecordedEvent) {
-	hs := x.seen[ref]
-	switch {
-	case ev.Revision < uint64(len(hs)):
-		if hs[ev.Revision] == nil {
-			hs[ev.Revision] = slices.Clone(ev.Hash)
-		}
-		return // the first sighting is the anchor
-	case ev.Revision > uint64(len(hs)):
-		hs = append(hs, make([][]byte, ev.Revision-uint64(len(hs)))...)
+func (x *Index) see(ref StreamRef, ev eventstore.RecordedEvent) *streamSeen {
+	st := x.seen[ref]
+	if st == nil {
+		st = &streamSeen{ref: ref}
+		x.seen[ref] = st
 	}
-	x.seen[ref] = append(hs, slices.Clone(ev.Hash))
+	at := ev.Revision * hashSize
+	if need := at + hashSize; uint64(len(st.hashes)) < need {
+		st.hashes = append(st.hashes, make([]byte, need-uint64(len(st.hashes)))...)
+	}
+	if h := st.hashes[at : at+hashSize]; isZero(h) { // the first sighting is the anchor
+		copy(h, ev.Hash)
+	}
+	return st
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Seen returns the hash of each revision of a stream as the index first
@@ -215,7 +256,19 @@ func (x *Index) see(ref StreamRef, ev eventstore.RecordedEvent) {
 // Verification compares the store with it: a history that got shorter, or
 // that was rewritten with a recomputed chain while the index was watching,
 // does not match.
-func (x *Index) Seen(r StreamRef) [][]byte { return slices.Clone(x.seen[r]) }
+func (x *Index) Seen(r StreamRef) [][]byte {
+	st := x.seen[r]
+	if st == nil {
+		return nil
+	}
+	out := make([][]byte, len(st.hashes)/hashSize)
+	for i := range out {
+		if h := st.hashes[i*hashSize : (i+1)*hashSize]; !isZero(h) {
+			out[i] = slices.Clone(h)
+		}
+	}
+	return out
+}
 
 // Stats counts what the index holds.
 type Stats struct {

@@ -137,7 +137,7 @@ func TestRender(t *testing.T) {
 	v, _ := x.Order("o1")
 	var prev = map[domain.StreamRef]string{}
 	for _, e := range v.Entries {
-		r := domain.Render(e)
+		r := domain.Render(e.Service, w.event(t, e))
 		if r.PayloadError != "" || r.RawPayload != nil {
 			t.Fatalf("%s: %s", r.Type, r.PayloadError)
 		}
@@ -166,9 +166,8 @@ func TestRender(t *testing.T) {
 		}
 	}
 
-	unknown := &domain.Entry{Service: "fulfilment", Event: eventstore.RecordedEvent{
-		EventData: eventstore.EventData{ID: "x", Type: "custody.future.v1.Thing", Data: []byte{8, 1}}, Stream: "fulfilment-f1"}}
-	r := domain.Render(unknown)
+	r := domain.Render("fulfilment", eventstore.RecordedEvent{
+		EventData: eventstore.EventData{ID: "x", Type: "custody.future.v1.Thing", Data: []byte{8, 1}}, Stream: "fulfilment-f1"})
 	if r.PayloadJSON != "" || !domain.IsUnknownType(r.PayloadError) || string(r.RawPayload) != "\x08\x01" {
 		t.Errorf("unknown type rendered as %+v", r)
 	}

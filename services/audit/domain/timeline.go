@@ -39,11 +39,7 @@ func cursorOf(e *Entry) Cursor {
 
 // after reports whether e comes after the cursor in timeline order.
 func (c Cursor) after(e *Entry) bool {
-	return before(&Entry{Service: c.Service, Event: eventAt(c.At, c.Position)}, e)
-}
-
-func eventAt(t time.Time, pos uint64) eventstore.RecordedEvent {
-	return eventstore.RecordedEvent{RecordedAt: t, Position: pos}
+	return before(&Entry{Service: c.Service, Event: EventRef{RecordedAt: c.At, Position: c.Position}}, e)
 }
 
 // TimelinePage is one page of an order's timeline.
@@ -133,26 +129,30 @@ type TimelineEvent struct {
 	PrevHash     string // hex
 }
 
-// Render shows an indexed event: envelope, chain link and payload as JSON.
-func Render(e *Entry) TimelineEvent {
-	ev := e.Event
+// Render shows a stored event of service: envelope, chain link and
+// payload as JSON.
+func Render(service string, ev eventstore.RecordedEvent) TimelineEvent {
 	t := TimelineEvent{
-		Service: e.Service, Stream: ev.Stream, Revision: ev.Revision, Position: ev.Position, EventID: ev.ID,
+		Service: service, Stream: ev.Stream, Revision: ev.Revision, Position: ev.Position, EventID: ev.ID,
 		Type: ev.Type, RecordedAt: ev.RecordedAt, Actor: ev.Metadata.Actor, CorrelationID: ev.Metadata.CorrelationID,
 		CausationID: ev.Metadata.CausationID, Hash: hex.EncodeToString(ev.Hash), PrevHash: hex.EncodeToString(ev.PrevHash),
-		PayloadError: e.PayloadError,
 	}
-	if t.PayloadError == "" {
-		js, err := PayloadJSON(ev)
-		if err != nil {
-			t.PayloadError = err.Error()
-		}
-		t.PayloadJSON = js
+	js, err := PayloadJSON(ev)
+	if err != nil {
+		t.PayloadError = err.Error()
 	}
+	t.PayloadJSON = js
 	if t.PayloadJSON == "" {
 		t.RawPayload = ev.Data
 	}
 	return t
+}
+
+// Unread shows an indexed event that its store cannot return now (it was
+// readable when indexed): what the index knows of it, and why.
+func Unread(e *Entry, cause error) TimelineEvent {
+	return TimelineEvent{Service: e.Service, Stream: e.Event.Stream, Revision: e.Event.Revision, Position: e.Event.Position,
+		Type: e.Event.Type, RecordedAt: e.Event.RecordedAt, PayloadError: "the store cannot return this event now: " + cause.Error()}
 }
 
 // PayloadJSON decodes a stored payload (by its type, from the proto
