@@ -2,10 +2,12 @@ package app_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/eventstore/memory"
 	"github.com/custody/custody/pkg/fault"
+	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	"github.com/custody/custody/services/audit/app"
 	"github.com/custody/custody/services/audit/internal/story"
 )
@@ -324,5 +327,44 @@ func TestUnreadableEventsAreCounted(t *testing.T) {
 	}
 	if st := svc.Stats(); st.Skipped != 1 || st.Events != 0 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// The timeline reads the events it shows from their stores: a few events
+// of a long shared stream (a product's stock, moved by many other orders
+// between this one's hold and its sale) come back whole and in place.
+func TestTimelineReadsSparseEventsOfALongStream(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	s := story.New(t0, "o1")
+	var events []story.Event
+	for _, e := range s.Events {
+		events = append(events, e)
+		if e.At == story.Placed && e.Stream == "product-"+s.ProductID {
+			for i := range 40 { // other orders' stock moves
+				events = append(events, story.Event{Service: "catalog", Stream: e.Stream, At: story.Placed + time.Duration(i+1)*time.Second,
+					Actor: "service:catalog", Payload: &catalogv1.StockAdjusted{ProductId: s.ProductID, SkuId: s.SKUID, Delta: 1}})
+			}
+		}
+	}
+	slices.SortStableFunc(events, func(a, b story.Event) int { return cmp.Compare(a.At, b.At) })
+	w.write(t, s, events)
+	svc := w.start(t)
+	tl, err := svc.Timeline(t.Context(), app.TimelineQuery{OrderID: "o1", PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	product := map[string]uint64{}
+	for _, ev := range tl.Events {
+		if ev.PayloadError != "" || ev.PayloadJSON == "" || ev.EventID == "" {
+			t.Errorf("%s %s@%d shown without its payload: %+v", ev.Service, ev.Stream, ev.Revision, ev)
+		}
+		if ev.Stream == "product-"+s.ProductID {
+			product[ev.Type] = ev.Revision
+		}
+	}
+	held, sold := product["custody.catalog.v1.StockHeld"], product["custody.catalog.v1.StockSold"]
+	if len(product) != 2 || sold-held < 40 {
+		t.Errorf("the product's events in o1's timeline: %v, want its hold and, 40 moves later, its sale", product)
 	}
 }
