@@ -152,7 +152,11 @@ func runCmd(args []string, stderr io.Writer) error {
 		// 400 once won on a short run; on longer ones (and on this
 		// machine's later days) the bigger heap's page faults cost more
 		// than the collections saved: docs/benchmarks.md, "The GC target".
-		debug.SetGCPercent(*gcPercent)
+		// Until every module serves, the heap is being built (checkpoints
+		// decoded, events folded) and holds little garbage: collecting
+		// less often then shortens a restart.
+		debug.SetGCPercent(max(*gcPercent, startupGCPercent))
+		cfg.OnReady = func(*platform.Process) { debug.SetGCPercent(*gcPercent) }
 	}
 	memLimit, memLimitFrom, err := applyMemoryLimit(*memoryLimit)
 	if err != nil {
@@ -186,6 +190,9 @@ func runCmd(args []string, stderr io.Writer) error {
 	defer stop()
 	return platform.Run(ctx, cfg, mods)
 }
+
+// startupGCPercent is the GC target until the process is ready.
+const startupGCPercent = 400
 
 // storeFlags declares the event store backend's flags.
 func storeFlags(fs *flag.FlagSet, b *platform.Backend) {
