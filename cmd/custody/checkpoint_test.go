@@ -2,17 +2,12 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
-	"github.com/custody/custody/pkg/platform"
-	"github.com/custody/custody/pkg/server"
-	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
@@ -32,35 +27,9 @@ func TestCheckpointsSurviveKills(t *testing.T) {
 	}
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	start := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "CUSTODY_CRASH_CHILD_ARGS="+strings.Join([]string{
-			"run", "--data-dir=" + dir, "--grpc-addr=" + addr, "--admin-addr=", "--log-level=error", "--checkpoint-every=1ms"}, "\n"))
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		waitServing(t, addr)
-		return cmd
-	}
+	start := func() *exec.Cmd { return serve(t, dir, addr, "--checkpoint-every=1ms") }
 	child := start()
-	defer func() {
-		if child.ProcessState == nil {
-			_ = child.Process.Kill()
-			_, _ = child.Process.Wait()
-		}
-	}()
-	tok, err := platform.MintToken(dir, "", "", []string{"platform", "service"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := server.Dial(addr, tok) // reconnects after each restart
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ops := &orderClients{cat: catalogv1.NewCatalogServiceClient(conn), ord: orderv1.NewOrderServiceClient(conn),
-		ful: fulfilmentv1.NewFulfilmentServiceClient(conn), pay: payoutsv1.NewPayoutsServiceClient(conn)}
+	ops := dialAs(t, dir, addr, "platform", "service") // reconnects after each restart
 	const stock, price = 100, 700
 	p := createProduct(t, ops.cat, "v-ckpt", stock, price)
 	sku := p.GetSkus()[0].GetSkuId()
@@ -141,6 +110,5 @@ func TestCheckpointsSurviveKills(t *testing.T) {
 			t.Fatalf("round %d: after the restart the read models answer\n%s\nwhere before they answered\n%s", round, after, before)
 		}
 	}
-	_ = child.Process.Signal(syscall.SIGTERM)
-	_, _ = child.Process.Wait()
+	stop(child)
 }

@@ -609,8 +609,7 @@ func (c *child) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "CUSTODY_CRASH_CHILD_ARGS="+strings.Join(c.args, "\n"))
+	cmd := custodyCommand(c.args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	fmt.Fprintf(f, "==== custody %s (started %s)\n", strings.Join(c.args, " "), time.Now().UTC().Format(time.RFC3339Nano))
 	if err := cmd.Start(); err != nil {

@@ -3,40 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-
-	"github.com/custody/custody/pkg/platform"
-	"github.com/custody/custody/pkg/server"
-	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
-	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
 )
-
-// The child half of TestKillNineConverges: the real `custody run`.
-func TestMain(m *testing.M) {
-	if args := os.Getenv("CUSTODY_CRASH_CHILD_ARGS"); args != "" {
-		if err := run(splitArgs(args), os.Stdout, os.Stderr); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
-func splitArgs(s string) []string { return strings.Split(s, "\n") }
 
 // TestKillNineConverges is docs/design.md §8 end to end: buyers place orders while
 // the whole platform (every service in one process) is killed with SIGKILL;
@@ -52,39 +28,8 @@ func TestKillNineConverges(t *testing.T) {
 	}
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	start := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "CUSTODY_CRASH_CHILD_ARGS="+strings.Join([]string{
-			"run", "--data-dir=" + dir, "--grpc-addr=" + addr, "--admin-addr=", "--log-level=error"}, "\n"))
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		waitServing(t, addr)
-		return cmd
-	}
-	child := start()
-	defer func() {
-		if child.ProcessState == nil {
-			_ = child.Process.Kill()
-			_, _ = child.Process.Wait()
-		}
-	}()
-
-	dial := func(roles ...string) *orderClients {
-		tok, err := platform.MintToken(dir, "", "", roles, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := server.Dial(addr, tok)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return &orderClients{cat: catalogv1.NewCatalogServiceClient(conn), ord: orderv1.NewOrderServiceClient(conn),
-			ful: fulfilmentv1.NewFulfilmentServiceClient(conn), pay: payoutsv1.NewPayoutsServiceClient(conn)}
-	}
-	ops := dial("platform", "service")
+	child := serve(t, dir, addr)
+	ops := dialAs(t, dir, addr, "platform", "service")
 	const stock = 60
 	p := createProduct(t, ops.cat, "v-crash", stock, 1000)
 	sku := p.GetSkus()[0].GetSkuId()
@@ -122,7 +67,7 @@ func TestKillNineConverges(t *testing.T) {
 	stopBuyers()
 	wg.Wait()
 	t0 := time.Now()
-	child = start() // same data directory
+	child = serve(t, dir, addr) // same data directory
 	t.Logf("restarted in %s", time.Since(t0).Round(time.Millisecond))
 
 	mu.Lock()
@@ -182,39 +127,5 @@ func TestKillNineConverges(t *testing.T) {
 		return escrow == 1000*s.GetReserved()
 	})
 	t.Logf("%d acknowledged orders, %d confirmed; %d units reserved, %d.%02d EUR in escrow", len(orders), confirmed, s.GetReserved(), escrow/100, escrow%100)
-	_ = child.Process.Signal(syscall.SIGTERM)
-	_, _ = child.Process.Wait()
-}
-
-type orderClients struct {
-	cat catalogv1.CatalogServiceClient
-	ord orderv1.OrderServiceClient
-	ful fulfilmentv1.FulfilmentServiceClient
-	pay payoutsv1.PayoutsServiceClient
-	// audit is set where a test needs it.
-	audit auditv1.AuditServiceClient
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func waitServing(t *testing.T, addr string) {
-	t.Helper()
-	conn, err := server.Dial(addr, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	eventually(t, "the platform to serve", func() bool {
-		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-		defer cancel()
-		r, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
-		return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING
-	})
+	stop(child)
 }

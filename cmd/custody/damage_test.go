@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,10 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/custody/custody/pkg/eventstore/jetstream/blockfile"
-	"github.com/custody/custody/pkg/platform"
-	"github.com/custody/custody/pkg/server"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
-	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
 )
@@ -37,29 +33,8 @@ func TestDamagedStoreRefusesToStart(t *testing.T) {
 	}
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	child := func(extra ...string) *exec.Cmd {
-		args := append([]string{"run", "--data-dir=" + dir, "--grpc-addr=" + addr, "--admin-addr=", "--log-level=error"}, extra...)
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "CUSTODY_CRASH_CHILD_ARGS="+strings.Join(args, "\n"))
-		return cmd
-	}
-	dial := func(roles ...string) *orderClients {
-		tok, err := platform.MintToken(dir, "", "", roles, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := server.Dial(addr, tok)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return &orderClients{cat: catalogv1.NewCatalogServiceClient(conn), ord: orderv1.NewOrderServiceClient(conn),
-			pay: payoutsv1.NewPayoutsServiceClient(conn), audit: auditv1.NewAuditServiceClient(conn)}
-	}
-	stop := func(cmd *exec.Cmd) {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_, _ = cmd.Process.Wait()
-	}
+	child := func(extra ...string) *exec.Cmd { return custodyCommand(runArgs(dir, addr, extra...)...) }
+	dial := func(roles ...string) *orderClients { return dialAs(t, dir, addr, roles...) }
 
 	// A healthy platform takes three orders into escrow, then stops.
 	first := child()

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,9 +16,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/custody/custody/pkg/platform"
-	"github.com/custody/custody/pkg/server"
-	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 )
 
@@ -43,26 +39,9 @@ func TestDiskFullFailsFastAndRecovers(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
 	addr, admin := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "CUSTODY_CRASH_CHILD_ARGS="+strings.Join([]string{"run", "--data-dir=" + dir,
-		"--grpc-addr=" + addr, "--admin-addr=" + admin, "--log-level=warn", "--disk-reserve-mib=16"}, "\n"))
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _, _ = cmd.Process.Wait() })
-	waitServing(t, addr)
-
-	tok, err := platform.MintToken(dir, "", "", []string{"platform", "service"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := server.Dial(addr, tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	cat, ord := catalogv1.NewCatalogServiceClient(conn), orderv1.NewOrderServiceClient(conn)
+	serve(t, dir, addr, "--admin-addr="+admin, "--log-level=warn", "--disk-reserve-mib=16")
+	ops := dialAs(t, dir, addr, "platform", "service")
+	cat, ord := ops.cat, ops.ord
 	p := createProduct(t, cat, "v-disk", 1000, 700)
 	var acked []string
 	n := 0
