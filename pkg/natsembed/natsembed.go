@@ -63,18 +63,8 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 30 * time.Second
 	}
-	opts := &server.Options{
-		ServerName:         cfg.ServerName,
-		JetStream:          true,
-		StoreDir:           cfg.DataDir,
-		SyncAlways:         !cfg.RelaxedSync,
-		Host:               cfg.Host,
-		Port:               cfg.Port,
-		DontListen:         !cfg.Listen,
-		NoSigs:             true,
-		MaxPayload:         8 << 20,
-		JetStreamMaxMemory: 256 << 20,
-	}
+	opts := baseOptions(cfg.ServerName, cfg.DataDir, cfg.RelaxedSync)
+	opts.Host, opts.Port, opts.DontListen = cfg.Host, cfg.Port, !cfg.Listen
 	if cfg.Listen && cfg.Port == 0 {
 		opts.Port = server.RANDOM_PORT
 	}
@@ -82,6 +72,14 @@ func Start(cfg Config) (*Server, error) {
 		opts.Host = "127.0.0.1"
 	}
 	return start(opts, cfg)
+}
+
+// baseOptions are the options of every embedded server, alone or a node
+// of a cluster: JetStream in dataDir, every write synced unless
+// relaxedSync, messages up to 8 MiB (the store packs many appends into one).
+func baseOptions(name, dataDir string, relaxedSync bool) *server.Options {
+	return &server.Options{ServerName: name, JetStream: true, StoreDir: dataDir, SyncAlways: !relaxedSync, NoSigs: true,
+		MaxPayload: 8 << 20, JetStreamMaxMemory: 256 << 20}
 }
 
 func start(opts *server.Options, cfg Config) (*Server, error) {

@@ -69,14 +69,7 @@ func StartNode(cfg NodeConfig) (*Server, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 30 * time.Second
 	}
-	opts := &server.Options{
-		ServerName:         cfg.Name,
-		JetStream:          true,
-		StoreDir:           cfg.DataDir,
-		SyncAlways:         !cfg.RelaxedSync,
-		NoSigs:             true,
-		JetStreamMaxMemory: 256 << 20,
-	}
+	opts := baseOptions(cfg.Name, cfg.DataDir, cfg.RelaxedSync)
 	var err error
 	if opts.Host, opts.Port, err = hostPort(cfg.ClientAddr, "client address"); err != nil {
 		return nil, err
