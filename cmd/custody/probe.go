@@ -57,20 +57,11 @@ func probeCmd(args []string, stdout, stderr io.Writer) error {
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	srv, err := natsembed.Start(natsembed.Config{DataDir: *dir, RelaxedSync: *relaxed})
+	js, done, err := embeddedJetStream(natsembed.Config{DataDir: *dir, RelaxedSync: *relaxed})
 	if err != nil {
 		return err
 	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect()
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
+	defer done()
 	ctx := context.Background()
 	for i := range *streams {
 		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
@@ -111,4 +102,24 @@ func probeCmd(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "probe: %d streams, %d writers, %d commit(s) of %d bytes per message, %s\n", *streams, *writers, *batch, *commitBytes, sync)
 	fmt.Fprintf(stdout, "%d messages in %s: %.0f messages/s, %.0f commits/s\n", msgs.Load(), elapsed.Round(time.Millisecond), rate, rate*float64(*batch))
 	return nil
+}
+
+// embeddedJetStream starts an embedded NATS server and connects to its
+// JetStream; done disconnects and stops the server.
+func embeddedJetStream(cfg natsembed.Config) (js jetstream.JetStream, done func(), err error) {
+	srv, err := natsembed.Start(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := srv.Connect()
+	if err != nil {
+		srv.Shutdown()
+		return nil, nil, err
+	}
+	done = func() { nc.Close(); srv.Shutdown() }
+	if js, err = jetstream.New(nc); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return js, done, nil
 }

@@ -25,20 +25,11 @@ import (
 // decoding, no hash checks, no read models). Rebuild's events/s against
 // this one's says what share of the read is rebuild's own work.
 func probeRead(dataDir string, stdout io.Writer) error {
-	srv, err := natsembed.Start(natsembed.Config{DataDir: filepath.Join(dataDir, "nats")})
+	js, done, err := embeddedJetStream(natsembed.Config{DataDir: filepath.Join(dataDir, "nats")})
 	if err != nil {
 		return err
 	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect()
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
+	defer done()
 	ctx := context.Background()
 	type read struct {
 		stream       jetstream.Stream
