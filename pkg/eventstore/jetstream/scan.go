@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -30,6 +31,14 @@ import (
 // seconds.
 const scanBatch = 1000
 
+// An empty pull before the last message is tried again, waiting up to
+// emptyPullWait, at most maxEmptyPulls times in a row, while the server
+// still returns the next message on its own (eachMsg).
+const (
+	maxEmptyPulls = 5
+	emptyPullWait = time.Second
+)
+
 // eachMsg reads the messages of the stream from sequence 1 to last, in
 // order, and hands each to msg. A run of sequences that does not arrive
 // goes to gap (from, to inclusive), in its place in the order; when the
@@ -46,8 +55,14 @@ func (s *Store) eachMsg(ctx context.Context, what string, last uint64,
 		return fmt.Errorf("jetstream: %s %s: %w: %w", what, s.name, eventstore.ErrUnavailable, err)
 	}
 	next := uint64(1)
+	emptyPulls := 0
 	for next <= last {
-		batch, err := cons.FetchNoWait(scanBatch)
+		var batch jetstream.MessageBatch
+		if emptyPulls == 0 {
+			batch, err = cons.FetchNoWait(scanBatch)
+		} else {
+			batch, err = cons.Fetch(scanBatch, jetstream.FetchMaxWait(emptyPullWait))
+		}
 		if err != nil {
 			return fmt.Errorf("jetstream: %s %s: %w: %w", what, s.name, eventstore.ErrUnavailable, err)
 		}
@@ -75,8 +90,25 @@ func (s *Store) eachMsg(ctx context.Context, what string, last uint64,
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return fmt.Errorf("jetstream: %s %s: %w: %w", what, s.name, eventstore.ErrUnavailable, err)
 		}
-		if n == 0 {
-			break // the rest cannot be read: the server delivers nothing more
+		if n > 0 {
+			emptyPulls = 0
+			continue
+		}
+		// Nothing came. Usually the server has nothing more to give (the
+		// rest cannot be read); but a pull can also come back empty on a
+		// busy server while the rest is there, and calling that damage
+		// would refuse a healthy store. If the server returns the next
+		// message when asked for it alone, pull again, waiting this time.
+		if emptyPulls++; emptyPulls > maxEmptyPulls {
+			break
+		}
+		if _, err := s.stream.GetMsg(ctx, next); err != nil {
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				break // the rest cannot be read
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 		}
 	}
 	if next <= last {
