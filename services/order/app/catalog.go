@@ -34,16 +34,15 @@ type CatalogView struct {
 	vendors  map[string]string // id -> display name
 
 	// What the view knows of a SKU's stock, to refuse at once orders the
-	// catalog would refuse (stock.go): total is every unit the SKU was
+	// catalog would refuse (stock.go). total is every unit the SKU was
 	// given (initial stock and adjustments), which available units never
-	// exceed; atMost is what the catalog said was available when it last
-	// refused to reserve the SKU (StockReservationFailed). Between two
+	// exceed. atMost is what the catalog said was available when it last
+	// refused to reserve the SKU (StockReservationFailed): between two
 	// catalog events that may return units (a release, a restock, an
 	// adjustment) units only leave "available", so atMost stays true until
-	// the next such event on the SKU's product, which forgets it.
-	// epoch counts the events that may have returned a SKU's units (plus
-	// every one from a stream that is not a product's, in anyEpoch), so
-	// that units counted as taken before one are counted no more.
+	// the next such event on the SKU's product, which forgets it. epoch
+	// counts those events (anyEpoch those of streams that are not a
+	// product's), so that units counted as taken before one count no more.
 	total       map[string]int64
 	atMost      map[string]int64
 	epoch       map[string]uint64
@@ -54,8 +53,8 @@ type CatalogView struct {
 // NewCatalogView returns an empty view.
 func NewCatalogView() *CatalogView {
 	return &CatalogView{pos: projection.New(), skus: map[string]domain.SKU{}, links: map[string]domain.Link{},
-		sessions: map[string]*domain.Session{}, vendors: map[string]string{}, total: map[string]int64{}, atMost: map[string]int64{}, epoch: map[string]uint64{},
-		productSKUs: map[string][]string{}}
+		sessions: map[string]*domain.Session{}, vendors: map[string]string{},
+		total: map[string]int64{}, atMost: map[string]int64{}, epoch: map[string]uint64{}, productSKUs: map[string][]string{}}
 }
 
 // Position is the view's progress through the catalog's events: Apply
