@@ -180,8 +180,15 @@ func Encode(m proto.Message) (eventstore.EventData, error) {
 }
 
 // Decode turns a stored event back into its proto payload, looked up by
-// type in the global proto registry.
+// type in the global proto registry. An event handed to several readers in
+// turn (RecordedEvent.Shared) is decoded once: they share the payload,
+// which none may change.
 func Decode(e eventstore.RecordedEvent) (Event, error) {
+	if e.Shared != nil {
+		if p, ok := e.Shared.Payload().(proto.Message); ok {
+			return Event{RecordedEvent: e, Payload: p}, nil
+		}
+	}
 	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(e.Type))
 	if err != nil {
 		return Event{}, fmt.Errorf("%w: %s (event %s): %w", ErrUnknownEventType, e.Type, e.ID, err)
@@ -190,6 +197,9 @@ func Decode(e eventstore.RecordedEvent) (Event, error) {
 	if err := proto.Unmarshal(e.Data, m); err != nil {
 		// Stored bytes that do not decode as their type are damage.
 		return Event{}, fmt.Errorf("es: decode %s (%s revision %d, event %s): %w: %w", e.Type, e.Stream, e.Revision, e.ID, eventstore.ErrUnreadable, err)
+	}
+	if e.Shared != nil {
+		e.Shared.Keep(m)
 	}
 	return Event{RecordedEvent: e, Payload: m}, nil
 }

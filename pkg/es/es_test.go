@@ -390,3 +390,25 @@ func TestTwoProcessesNeverOversellOnReplicatedStream(t *testing.T) {
 		t.Fatalf("stream has %d events (%v), want 31", len(evs), err)
 	}
 }
+
+// An event handed to several readers (Shared) is decoded once: every reader
+// gets the same payload. Without Shared each decodes its own.
+func TestDecodeSharedOnce(t *testing.T) {
+	ed, err := es.Encode(wrapperspb.Int64(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := eventstore.RecordedEvent{EventData: ed, Stream: "sku-s", Shared: &eventstore.Shared{}}
+	first, err := es.Decode(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := es.Decode(rec)
+	if err != nil || again.Payload != first.Payload {
+		t.Fatalf("shared event decoded twice: %p then %p (%v)", first.Payload, again.Payload, err)
+	}
+	rec.Shared = nil
+	if other, _ := es.Decode(rec); other.Payload == first.Payload || other.Payload.(*wrapperspb.Int64Value).GetValue() != 7 {
+		t.Fatalf("unshared decode %v", other.Payload)
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -146,7 +147,21 @@ type RecordedEvent struct {
 	// Hash = SHA-256(PrevHash || CanonicalBytes(event)).
 	PrevHash []byte
 	Hash     []byte
+	// Shared, when set, is shared by the copies of the event handed to
+	// several readers in turn (the read models of one feed): the first to
+	// decode the payload keeps it there for the others (es.Decode). A
+	// payload found there must not be changed.
+	Shared *Shared
 }
+
+// Shared holds what readers of one event share; see RecordedEvent.Shared.
+type Shared struct{ payload atomic.Value }
+
+// Payload is what a reader kept (nil if none has).
+func (s *Shared) Payload() any { return s.payload.Load() }
+
+// Keep keeps a decoded payload for the readers after this one.
+func (s *Shared) Keep(p any) { s.payload.Store(p) }
 
 // AppendResult tells where an append landed.
 type AppendResult struct {

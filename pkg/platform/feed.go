@@ -133,6 +133,9 @@ func (f *feed) leave(m *member) {
 func (f *feed) apply(e eventstore.RecordedEvent) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if len(f.members) > 1 {
+		e.Shared = &eventstore.Shared{} // its payload is decoded once for all
+	}
 	for m := range f.members {
 		if e.Position > m.applied {
 			m.apply(e)

@@ -228,10 +228,17 @@ func (s *source) read(ctx context.Context) error {
 	prev := map[string][]byte{} // stream -> hash of its last event seen
 	next := map[string]uint64{} // stream -> revision expected next
 	defer func() { s.streams = len(prev) }()
+	shared := 0 // read models that fold each event
+	for _, projections := range s.lanes {
+		shared += len(projections)
+	}
 	fold := func(evs []eventstore.RecordedEvent) {
-		for _, e := range evs {
+		for i, e := range evs {
 			if err := verifyNext(prev, next, e); err != nil && len(s.broken) < maxListed {
 				s.broken = append(s.broken, err.Error())
+			}
+			if shared > 1 {
+				evs[i].Shared = &eventstore.Shared{} // its payload is decoded once for all
 			}
 		}
 		send(folding{events: evs})
