@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -29,6 +30,7 @@ func applyMemoryLimit(flag string) (int64, string, error) {
 	from := "--memory-limit"
 	switch flag {
 	case "off":
+		debug.SetMemoryLimit(math.MaxInt64) // Go's "no limit"
 		return 0, from, nil
 	case memoryLimitAuto:
 		c, ok := cgroupMemoryLimit()
