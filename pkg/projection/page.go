@@ -91,6 +91,22 @@ func Insert[T any](list []T, v T, key func(T) Key) []T {
 
 func (k Key) same(o Key) bool { return k.ID == o.ID && k.Time.Equal(o.Time) }
 
+// Sort puts a list of items with distinct keys into the order Insert keeps,
+// at once: for a read model that rebuilds its lists in one go (loading a
+// checkpoint), where an Insert per item would move the list each time.
+func Sort[T any](list []T, key func(T) Key) {
+	slices.SortFunc(list, func(a, b T) int {
+		ka, kb := key(a), key(b)
+		switch {
+		case kb.Before(ka):
+			return -1
+		case ka.Before(kb):
+			return 1
+		}
+		return 0
+	})
+}
+
 // Newest pages a list kept by Insert, newest first: the read model keeps
 // the list, Newest knows the page sizes and the token of a page.
 type Newest[T any] struct {

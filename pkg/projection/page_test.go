@@ -141,3 +141,23 @@ func BenchmarkInsertNewest(b *testing.B) {
 		list = projection.Insert(list, &item{at: t0.Add(time.Duration(i)), id: "o"}, key)
 	}
 }
+
+// Sort leaves a list as Insert would have built it, whatever the order the
+// items come in.
+func TestSortIsInsertsOrder(t *testing.T) {
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	key := func(k projection.Key) projection.Key { return k }
+	var items []projection.Key
+	for i := range 50 {
+		items = append(items, projection.Key{Time: t0.Add(time.Duration(i%7) * time.Minute), ID: fmt.Sprintf("id-%02d", (i*37)%50)})
+	}
+	var inserted []projection.Key
+	for _, k := range items {
+		inserted = projection.Insert(inserted, k, key)
+	}
+	sorted := slices.Clone(items)
+	projection.Sort(sorted, key)
+	if !slices.Equal(sorted, inserted) {
+		t.Fatalf("sorted %v\ninserted %v", sorted, inserted)
+	}
+}

@@ -102,9 +102,17 @@ func (m *ReadModel) Load(r io.Reader) error {
 		}
 		v := &View{Fulfilment: f, Revision: sv.Revision}
 		entries[f.ID] = v
-		byVendor[f.VendorID] = projection.Insert(byVendor[f.VendorID], v, pages.Key)
-		byOrder[f.OrderID] = projection.Insert(byOrder[f.OrderID], v, pages.Key)
+		byVendor[f.VendorID] = append(byVendor[f.VendorID], v)
+		byOrder[f.OrderID] = append(byOrder[f.OrderID], v)
 		restored = append(restored, *v)
+	}
+	// One sort a list: inserting the fulfilments one by one, in no
+	// particular order, moved a vendor's whole list each time (0.7 s of a
+	// restart with a vendor of 120,000, and growing with the square).
+	for _, lists := range []map[string][]*View{byVendor, byOrder} {
+		for _, list := range lists {
+			projection.Sort(list, pages.Key)
+		}
 	}
 	m.mu.Lock()
 	m.applied, m.entries, m.byVendor, m.byOrder = s.Applied, entries, byVendor, byOrder
