@@ -95,7 +95,7 @@ func (g *stockGate) admit(orderID string, lines []domain.Line) error {
 		c := g.claimed[sku]
 		if c.epoch == st.Epoch && c.units > 0 && c.units+w.units > st.Total {
 			return fault.Precondition(domain.ReasonOutOfStock,
-				"sku %s: %d requested; all %d units are taken by orders being reserved or confirmed", sku, w.units, st.Total)
+				"sku %s: %d requested, but orders being reserved or confirmed already take its %d unit(s)", sku, w.units, st.Total)
 		}
 	}
 	for sku, w := range want {

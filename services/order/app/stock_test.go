@@ -70,7 +70,7 @@ func TestOrdersBeyondTheClaimedStockAreRefusedAtOnce(t *testing.T) {
 		}
 	}
 	_, err := s.place(t, "c", 1)
-	s.refused(t, "c", err, "all 2 units are taken by orders being reserved or confirmed")
+	s.refused(t, "c", err, "but orders being reserved or confirmed already take its 2 unit(s)")
 
 	// A repeat of a claimed order is no new claim: it is answered.
 	if _, err := s.place(t, "a", 1); err != nil {
@@ -103,7 +103,7 @@ func TestClaimsFollowTheOrdersOutcome(t *testing.T) {
 		t.Fatalf("after b was rejected: %v", err)
 	}
 	_, err = s.place(t, "d", 1)
-	s.refused(t, "d", err, "all 2 units are taken")
+	s.refused(t, "d", err, "already take its 2 unit(s)")
 
 	// Units of the product came back (a's hold released): the claims made
 	// before count no more.
