@@ -161,11 +161,11 @@ func (s *Service) Close(context.Context) error {
 }
 
 // apply indexes one event of service svc (an event of a type this binary
-// does not know is filed with the reason).
+// does not know is filed by its stream; the timeline says why when shown).
 func (s *Service) apply(svc string, rec eventstore.RecordedEvent) {
-	payload, perr := domain.DecodePayload(rec)
+	payload := domain.DecodePayload(rec)
 	s.mu.Lock()
-	s.idx.Add(svc, rec, payload, perr)
+	s.idx.Add(svc, rec, payload)
 	s.mu.Unlock()
 }
 

@@ -70,8 +70,7 @@ func (w *world) index(t *testing.T, order ...string) *domain.Index {
 }
 
 func add(x *domain.Index, svc string, e eventstore.RecordedEvent) {
-	payload, perr := domain.DecodePayload(e)
-	x.Add(svc, e, payload, perr)
+	x.Add(svc, e, domain.DecodePayload(e))
 }
 
 func (w *world) stream(t *testing.T, ref domain.StreamRef) []eventstore.RecordedEvent {

@@ -33,9 +33,6 @@ func (r StreamRef) compare(o StreamRef) int {
 type Entry struct {
 	Service string
 	Event   EventRef
-	// PayloadError says why the payload cannot be decoded: "(unknown type)
-	// …" for a type this binary does not link in. Empty when it can.
-	PayloadError string
 
 	// Learnt from the payload, needed only until the entry is filed.
 	buyer   string
@@ -109,9 +106,10 @@ func NewIndex() *Index {
 }
 
 // Add files one stored event of service. payload is its decoded payload,
-// or nil when it could not be decoded (payloadErr says why): such an event
-// is filed by its stream only.
-func (x *Index) Add(service string, ev eventstore.RecordedEvent, payload proto.Message, payloadErr string) {
+// or nil when it could not be decoded (a type this binary does not know):
+// such an event is filed by its stream only, and shown with why when read
+// again (Render).
+func (x *Index) Add(service string, ev eventstore.RecordedEvent, payload proto.Message) {
 	x.count++
 	st := x.see(StreamRef{Service: service, Stream: ev.Stream}, ev)
 	typ, ok := x.types[ev.Type]
@@ -120,7 +118,7 @@ func (x *Index) Add(service string, ev eventstore.RecordedEvent, payload proto.M
 		x.types[typ] = typ
 	}
 	refs := RefsOf(ev.Stream, payload)
-	e := &Entry{Service: st.ref.Service, PayloadError: payloadErr, buyer: refs.BuyerID, teaches: teaches(payload),
+	e := &Entry{Service: st.ref.Service, buyer: refs.BuyerID, teaches: teaches(payload),
 		Event: EventRef{Stream: st.ref.Stream, Revision: ev.Revision, Position: ev.Position, RecordedAt: ev.RecordedAt, Type: typ}}
 	if refs.OrderID != "" {
 		x.attach(e, refs.OrderID)

@@ -97,25 +97,25 @@ func TestIndexLinksThroughReferences(t *testing.T) {
 	x := domain.NewIndex()
 	// A scan (fulfilment id only) before the fulfilment is known.
 	scan := rec("fulfilment-f1", 1, 2)
-	x.Add("fulfilment", scan, &fulfilmentv1.TrackingEventRecorded{FulfilmentId: "f1", CarrierEventId: "e1"}, "")
+	x.Add("fulfilment", scan, &fulfilmentv1.TrackingEventRecorded{FulfilmentId: "f1", CarrierEventId: "e1"})
 	// A return received (return id only), before its claim's return is known.
 	received := rec("returns-r1", 0, 1)
-	x.Add("trust", received, &trustv1.ReturnReceived{ReturnId: "r1"}, "")
+	x.Add("trust", received, &trustv1.ReturnReceived{ReturnId: "r1"})
 	// An event of a type this binary does not know, in the fulfilment's stream.
 	unknown := rec("fulfilment-f1", 2, 3)
 	unknown.Type = "custody.future.v1.Thing"
-	x.Add("fulfilment", unknown, nil, domain.UnknownTypePrefix+" custody.future.v1.Thing")
+	x.Add("fulfilment", unknown, nil)
 	// …and one in a stream nothing ties to an order.
 	stray := rec("gadget-g1", 0, 4)
-	x.Add("fulfilment", stray, nil, domain.UnknownTypePrefix+" custody.future.v1.Thing")
+	x.Add("fulfilment", stray, nil)
 	if _, ok := x.Order("o1"); ok {
 		t.Fatal("o1 indexed before anything named it")
 	}
 
-	x.Add("fulfilment", rec("fulfilment-f1", 0, 1), &fulfilmentv1.FulfilmentRequested{FulfilmentId: "f1", OrderId: "o1", BuyerId: "b1"}, "")
+	x.Add("fulfilment", rec("fulfilment-f1", 0, 1), &fulfilmentv1.FulfilmentRequested{FulfilmentId: "f1", OrderId: "o1", BuyerId: "b1"})
 	// The return is tied to a claim, the claim to the order.
-	x.Add("trust", rec("claims-o1", 1, 3), &trustv1.ReturnShipped{ClaimId: "c1", ReturnId: "r1"}, "")
-	x.Add("trust", rec("claims-o1", 0, 2), &trustv1.ClaimOpened{ClaimId: "c1", OrderId: "o1"}, "")
+	x.Add("trust", rec("claims-o1", 1, 3), &trustv1.ReturnShipped{ClaimId: "c1", ReturnId: "r1"})
+	x.Add("trust", rec("claims-o1", 0, 2), &trustv1.ClaimOpened{ClaimId: "c1", OrderId: "o1"})
 
 	v, ok := x.Order("o1")
 	if !ok {

@@ -174,14 +174,14 @@ func PayloadJSON(ev eventstore.RecordedEvent) (string, error) {
 	return b.String(), nil
 }
 
-// DecodePayload decodes a stored event's payload for the index: the
-// payload, or nil and why it cannot be shown (Index.Add's payloadErr).
-func DecodePayload(rec eventstore.RecordedEvent) (proto.Message, string) {
+// DecodePayload decodes a stored event's payload for the index: nil when it
+// cannot be decoded.
+func DecodePayload(rec eventstore.RecordedEvent) proto.Message {
 	ev, err := es.Decode(rec)
 	if err != nil {
-		return nil, DescribeDecodeError(rec.Type, err).Error()
+		return nil
 	}
-	return ev.Payload, ""
+	return ev.Payload
 }
 
 // DescribeDecodeError is the PayloadError for a payload es.Decode refused.
