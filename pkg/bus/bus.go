@@ -130,7 +130,7 @@ type Consumer struct {
 	cons   jetstream.Consumer
 	h      Handler
 	log    *slog.Logger
-	types  map[string]bool
+	wants  func(typ []byte) bool // the event types the handler wants; nil: all
 	tracer trace.Tracer
 	m      instruments
 	attrs  metric.MeasurementOption
@@ -205,10 +205,11 @@ func Subscribe(ctx context.Context, js jetstream.JetStream, cfg Config, h Handle
 		beatsDone: make(chan struct{}),
 	}
 	if len(cfg.EventTypes) > 0 {
-		c.types = make(map[string]bool, len(cfg.EventTypes))
+		types := make(map[string]bool, len(cfg.EventTypes))
 		for _, t := range cfg.EventTypes {
-			c.types[t] = true
+			types[t] = true
 		}
+		c.wants = func(typ []byte) bool { return types[string(typ)] }
 	}
 	if err := c.instrument(); err != nil {
 		return nil, err

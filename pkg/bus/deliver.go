@@ -172,14 +172,14 @@ func (c *Consumer) dispatch(msg jetstream.Msg) {
 	}
 	c.mu.Unlock()
 
-	evs, err := esjs.Decode(msg.Subject(), seq, msg.Headers(), msg.Data())
+	evs, err := esjs.DecodeSelected(msg.Subject(), seq, msg.Headers(), msg.Data(), c.wants)
 	if err != nil {
 		c.park(ctx, msg, md, nil, -1, CauseUndecodable, err)
 		return
 	}
 	todo := make([]int, 0, len(evs))
 	for i := range evs {
-		if c.types != nil && !c.types[evs[i].Type] {
+		if evs[i].ID == "" { // a type the consumer does not want: not decoded
 			c.count(ctx, "skipped")
 			continue
 		}

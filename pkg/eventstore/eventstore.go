@@ -218,11 +218,22 @@ func StreamName(aggregate, id string) string { return aggregate + "-" + id }
 // aggregate is lower-case [a-z0-9_], the id [A-Za-z0-9_-] (they become NATS
 // subject tokens and EventStoreDB stream names).
 func SplitStream(stream string) (aggregate, id string, err error) {
-	aggregate, id, ok := strings.Cut(stream, "-")
-	if !ok || !validAggregate(aggregate) || !validID(id) {
+	if !ValidStream(stream) {
 		return "", "", fmt.Errorf("%w: bad stream name %q (want <aggregate>-<id>)", ErrInvalidAppend, stream)
 	}
+	aggregate, id, _ = strings.Cut(stream, "-")
 	return aggregate, id, nil
+}
+
+// ValidStream reports whether SplitStream accepts stream; for bytes too, so
+// that a decoder can check a name it has not copied out of a message.
+func ValidStream[S ~string | ~[]byte](stream S) bool {
+	for i := 0; i < len(stream); i++ {
+		if stream[i] == '-' {
+			return validAggregate(stream[:i]) && validID(stream[i+1:])
+		}
+	}
+	return false
 }
 
 // SplitStream runs for every event decoded, so validAggregate and validID
@@ -233,7 +244,7 @@ func SplitStream(stream string) (aggregate, id string, err error) {
 
 // validAggregate reports whether s matches ^[a-z][a-z0-9_]{0,39}$: a
 // lower-case letter, then up to 39 lower-case letters, digits or '_'.
-func validAggregate(s string) bool {
+func validAggregate[S ~string | ~[]byte](s S) bool {
 	if len(s) == 0 || len(s) > 40 || !isLower(s[0]) {
 		return false
 	}
@@ -246,7 +257,7 @@ func validAggregate(s string) bool {
 }
 
 // validID reports whether s matches ^[A-Za-z0-9_-]{1,128}$.
-func validID(s string) bool {
+func validID[S ~string | ~[]byte](s S) bool {
 	if len(s) == 0 || len(s) > 128 {
 		return false
 	}
