@@ -7,6 +7,7 @@ replace (
 	github.com/custody/custody/proto => ../proto
 	github.com/custody/custody/services/audit => ../services/audit
 	github.com/custody/custody/services/catalog => ../services/catalog
+	github.com/custody/custody/services/console => ../services/console
 	github.com/custody/custody/services/fulfilment => ../services/fulfilment
 	github.com/custody/custody/services/order => ../services/order
 	github.com/custody/custody/services/payouts => ../services/payouts
@@ -18,6 +19,7 @@ require (
 	github.com/custody/custody/proto v0.0.0-00010101000000-000000000000
 	github.com/custody/custody/services/audit v0.0.0-00010101000000-000000000000
 	github.com/custody/custody/services/catalog v0.0.0-00010101000000-000000000000
+	github.com/custody/custody/services/console v0.0.0-00010101000000-000000000000
 	github.com/custody/custody/services/fulfilment v0.0.0-00010101000000-000000000000
 	github.com/custody/custody/services/order v0.0.0-00010101000000-000000000000
 	github.com/custody/custody/services/payouts v0.0.0-00010101000000-000000000000
@@ -28,6 +30,7 @@ require (
 )
 
 require (
+	github.com/EventStore/EventStore-Client-Go/v4 v4.2.0 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
@@ -69,5 +72,5 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect
-	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c // indirect
 )

@@ -47,10 +47,10 @@ func custodyCommand(args ...string) *exec.Cmd {
 }
 
 // runArgs are the arguments of `custody run` on dir, serving gRPC on addr
-// without an admin port and logging errors only; extra flags come last and
-// win.
+// without an admin port or console and logging errors only; extra flags
+// come last and win.
 func runArgs(dir, addr string, extra ...string) []string {
-	return append([]string{"run", "--data-dir=" + dir, "--grpc-addr=" + addr, "--admin-addr=", "--log-level=error"}, extra...)
+	return append([]string{"run", "--data-dir=" + dir, "--grpc-addr=" + addr, "--admin-addr=", "--console-addr=", "--log-level=error"}, extra...)
 }
 
 // serve starts `custody run` (runArgs), waits until it serves, and kills

@@ -59,19 +59,26 @@ func TestRebuildOfAllAgreesWithEachAlone(t *testing.T) {
 		return m
 	}
 
+	// The console keeps no read models: nothing to rebuild.
+	var folding []string
+	for _, m := range modules() {
+		if m.Name != "console" {
+			folding = append(folding, m.Name)
+		}
+	}
 	all := rebuild("all")
 	together := reports(all)
-	if len(together) != len(modules()) {
-		t.Fatalf("%d of %d modules reported verified:\n%s", len(together), len(modules()), all)
+	if len(together) != len(folding) {
+		t.Fatalf("%d of %d modules reported verified:\n%s", len(together), len(folding), all)
 	}
 	read := regexp.MustCompile(`read (\d+) events from 5 stores .*: \d+ events/s`).FindStringSubmatch(all)
 	if read == nil || together["audit"].events != read[1] {
 		t.Fatalf("want every store read once, the audit folding all of them:\n%s", all)
 	}
-	for _, m := range modules() {
-		alone, ok := reports(rebuild(m.Name))[m.Name]
-		if !ok || alone != together[m.Name] {
-			t.Errorf("%s: %+v alone, %+v together", m.Name, alone, together[m.Name])
+	for _, name := range folding {
+		alone, ok := reports(rebuild(name))[name]
+		if !ok || alone != together[name] {
+			t.Errorf("%s: %+v alone, %+v together", name, alone, together[name])
 		}
 	}
 

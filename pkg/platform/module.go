@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -70,6 +71,24 @@ type Parts struct {
 	// Stop, if set, is called after the runtime has stopped the module's
 	// projections, reactions and workers (to end open watches, say).
 	Stop func(ctx context.Context) error
+	// Web, if set, is a web interface the module serves over HTTP on an
+	// address of its own (the support console).
+	Web *Web
+}
+
+// Web is a module's HTTP interface. Run listens on Addr once every module
+// has started and the gRPC server listens, names the address in its
+// "serving" log line (Process.Web), and serves the handler until the
+// process stops; a rebuild ignores it.
+type Web struct {
+	// Name keys the address in the log line and Process.Web: "console".
+	Name string
+	// Addr is the listen address; "" serves nothing.
+	Addr string
+	// Handler builds the handler once the process's own gRPC address is
+	// known (a module that is a client of the process's services dials
+	// it); an error stops the process from starting.
+	Handler func(grpcAddr string) (http.Handler, error)
 }
 
 // Projection is a read model and the service whose events feed it.

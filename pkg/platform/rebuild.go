@@ -88,15 +88,21 @@ func RebuildModules(ctx context.Context, d Deps, modules []Module, w io.Writer) 
 	var r Rebuilt
 	bySource := map[string]*source{}
 	var sources []*source
-	for i, m := range modules {
+	for _, m := range modules {
 		rep := RebuildReport{Module: m.Name}
 		parts, err := m.New(ctx, d)
 		if err != nil {
 			return r, fmt.Errorf("%s: %w", m.Name, err)
 		}
 		if len(parts.Projections) == 0 {
-			return r, fmt.Errorf("%s keeps no read models to rebuild", m.Name)
+			if len(modules) == 1 {
+				return r, fmt.Errorf("%s keeps no read models to rebuild", m.Name)
+			}
+			// Among others (--target=all): a module that keeps none (the
+			// console) has nothing to rebuild.
+			continue
 		}
+		i := len(r.Modules)
 		for _, p := range parts.Projections {
 			src, ok := bySource[p.Source]
 			if !ok {

@@ -3,9 +3,11 @@ package platform
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -88,6 +90,9 @@ type Config struct {
 type Process struct {
 	GRPCAddr  string
 	AdminAddr string // "" without an admin port
+	// Web are the addresses of the modules' web interfaces, by name
+	// (Parts.Web): "console" → "127.0.0.1:7072".
+	Web map[string]string
 
 	modules []*runtime
 }
@@ -171,7 +176,7 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 
 	// The admin port comes up first so that probes see "alive, not ready"
 	// while stores and consumers start.
-	errc := make(chan error, 2)
+	errc := make(chan error, 2+len(modules)) // admin, gRPC and the modules' web interfaces
 	adminAddr := ""
 	if cfg.AdminAddr != "" {
 		alis, err := net.Listen("tcp", cfg.AdminAddr)
@@ -224,9 +229,19 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 		return fmt.Errorf("grpc listen: %w", err)
 	}
 	go func() { errc <- srv.Serve(ctx, lis) }()
+	web, err := serveWeb(ctx, proc.modules, lis.Addr().String(), errc)
+	if err != nil {
+		return err
+	}
+	proc.Web = map[string]string{}
+	addrs := []any{"grpc", lis.Addr().String(), "admin", adminAddr}
+	for _, w := range web {
+		proc.Web[w.name] = w.addr
+		addrs = append(addrs, w.name, w.addr)
+	}
 	srv.MarkReady()
 	go watchHealth(ctx, log, srv, js, deps.writeGate)
-	log.Info("custody is serving", "grpc", lis.Addr().String(), "admin", adminAddr, "targets", targets, "nats", natsDesc, "data_dir", cfg.DataDir)
+	log.Info("custody is serving", append(addrs, "targets", targets, "nats", natsDesc, "data_dir", cfg.DataDir)...)
 	if cfg.OnReady != nil {
 		proc.GRPCAddr = lis.Addr().String()
 		cfg.OnReady(proc)
@@ -241,6 +256,44 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 	log.Info("custody is shutting down")
 	srv.MarkNotReady()
 	return nil
+}
+
+// webServed is a module's web interface, listening.
+type webServed struct{ name, addr string }
+
+// serveWeb listens on the address of every module's web interface
+// (Parts.Web) and serves it until ctx ends; a serving error is sent to
+// errc. A module's handler is built with the process's gRPC address.
+func serveWeb(ctx context.Context, modules []*runtime, grpcAddr string, errc chan<- error) ([]webServed, error) {
+	var out []webServed
+	for _, rt := range modules {
+		w := rt.parts.Web
+		if w == nil || w.Addr == "" {
+			continue
+		}
+		h, err := w.Handler(grpcAddr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", w.Name, err)
+		}
+		lis, err := net.Listen("tcp", w.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s listen: %w", w.Name, err)
+		}
+		out = append(out, webServed{name: w.Name, addr: lis.Addr().String()})
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		go func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = hs.Shutdown(sctx)
+		}()
+		go func() {
+			if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s: %w", w.Name, err)
+			}
+		}()
+	}
+	return out, nil
 }
 
 // diskCheckEvery is how often the embedded server's disk is looked at.

@@ -7,6 +7,7 @@ import (
 	"github.com/custody/custody/pkg/platform"
 	"github.com/custody/custody/services/audit"
 	"github.com/custody/custody/services/catalog"
+	"github.com/custody/custody/services/console"
 	"github.com/custody/custody/services/fulfilment"
 	"github.com/custody/custody/services/order"
 	"github.com/custody/custody/services/payouts"
@@ -23,5 +24,6 @@ func All() []platform.Module {
 		trust.Module(),
 		payouts.Module(),
 		audit.Module(),
+		console.Module(),
 	}
 }
