@@ -89,13 +89,12 @@ func serviceOf(t string) string {
 	return ""
 }
 
-
 // decideView is what the decision form of a claim needs.
 type decideView struct {
-	ClaimID, CSRF, Back  string
-	ApproveID, RejectID  string // each form's request_id
-	Left                           *typev1.Money
-	Counterfeit                    bool // the claim is about a counterfeit
+	ClaimID, CSRF, Back string
+	ApproveID, RejectID string // each form's request_id
+	Left                *typev1.Money
+	Counterfeit         bool // the claim is about a counterfeit
 }
 
 func decideForm(cm *trustv1.Claim, csrf, back string) decideView {
@@ -103,4 +102,6 @@ func decideForm(cm *trustv1.Claim, csrf, back string) decideView {
 		Counterfeit: cm.GetReason() == trustv1.ClaimReason_CLAIM_REASON_COUNTERFEIT}
 }
 
-func isEscalated(cm *trustv1.Claim) bool { return cm.GetState() == trustv1.ClaimState_CLAIM_STATE_ESCALATED }
+func isEscalated(cm *trustv1.Claim) bool {
+	return cm.GetState() == trustv1.ClaimState_CLAIM_STATE_ESCALATED
+}

@@ -1,9 +1,9 @@
 package console
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
-	"bytes"
 	"fmt"
 	"net/http"
 	"net/url"

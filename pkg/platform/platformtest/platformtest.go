@@ -78,6 +78,9 @@ type Platform struct {
 	DataDir string      // data directory (signing key for tokens)
 	NATS    *nats.Conn  // a connection to the same NATS, for the test's own reads
 	Clock   clock.Clock // the process's clock
+	// Web are the addresses of the modules' web interfaces by name
+	// (platform.Parts.Web): "console" → "127.0.0.1:41234".
+	Web map[string]string
 
 	opts    Options
 	modules []platform.Module
@@ -188,7 +191,7 @@ func (p *Platform) start() error {
 	select {
 	case proc := <-ready:
 		p.mu.Lock()
-		p.proc, p.Addr = proc, proc.GRPCAddr
+		p.proc, p.Addr, p.Web = proc, proc.GRPCAddr, proc.Web
 		var once sync.Once
 		var err error
 		p.stop = func() error {

@@ -1,0 +1,345 @@
+package console_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/custody/custody/pkg/platform"
+	"github.com/custody/custody/pkg/platform/platformtest"
+	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
+	orderv1 "github.com/custody/custody/proto/custody/order/v1"
+	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
+)
+
+func TestSignedOutRequestsGoToSignIn(t *testing.T) {
+	b := newBrowser(t)
+	for _, path := range []string{"/orders", "/orders/o-1", "/claims", "/parked", "/vendors/v1"} {
+		p := b.get(path)
+		if p.Code != http.StatusSeeOther || p.Header.Get("Location") != "/signin?next="+url.QueryEscape(path) {
+			t.Errorf("GET %s signed out: %d to %q", path, p.Code, p.Header.Get("Location"))
+		}
+	}
+	// An action signed out does nothing and goes to sign-in too.
+	if p := b.post("/claims/c1/decide", url.Values{"decision": {"reject"}}); p.Code != http.StatusSeeOther || p.Header.Get("Location") != "/signin" {
+		t.Errorf("POST signed out: %d to %q", p.Code, p.Header.Get("Location"))
+	}
+	// A cookie that is not a token is no session.
+	u, _ := url.Parse(b.base)
+	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: "custody_console", Value: "not-a-token"}})
+	if p := b.get("/orders"); p.Code != http.StatusSeeOther {
+		t.Errorf("with a junk cookie: %d", p.Code)
+	}
+}
+
+func TestSupportSignsInAndOut(t *testing.T) {
+	b := newBrowser(t)
+	p := b.signIn(token(t, "support"))
+	if p.Code != http.StatusSeeOther || p.Header.Get("Location") != "/orders" {
+		t.Fatalf("sign in: %d %q\n%s", p.Code, p.Header.Get("Location"), p.Body)
+	}
+	var session string
+	for _, c := range p.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(c, "custody_console=") {
+			session = c
+		}
+	}
+	for _, attr := range []string{"HttpOnly", "SameSite=Strict", "Path=/"} {
+		if !strings.Contains(session, attr) {
+			t.Errorf("session cookie %q lacks %s", session, attr)
+		}
+	}
+	if strings.Contains(session, "Secure") {
+		t.Errorf("session cookie %q is Secure on plain HTTP (the browser would not send it back)", session)
+	}
+	orders := b.follow(p)
+	if orders.Code != http.StatusOK {
+		t.Fatalf("orders: %d\n%s", orders.Code, orders.Body)
+	}
+	contains(t, orders, "Find an order", "Sign out")
+	csp := orders.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'none'", "script-src 'self'", "frame-ancestors 'none'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %q", csp, want)
+		}
+	}
+	if strings.Contains(csp, "unsafe-inline") || regexp.MustCompile(`<script>|<script [^>]*>[^<]`).MatchString(orders.Body) {
+		t.Errorf("inline script allowed or present: CSP %q", csp)
+	}
+	// The platform role signs in too.
+	signedIn(t, "platform")
+
+	// Signing out needs the page's CSRF token, then ends the session.
+	if p := b.post("/signout", url.Values{}); p.Code != http.StatusForbidden {
+		t.Fatalf("sign out without CSRF: %d", p.Code)
+	}
+	if p := b.get("/orders"); p.Code != http.StatusOK {
+		t.Fatalf("still signed in after a refused sign-out: %d", p.Code)
+	}
+	if p := b.post("/signout", url.Values{"csrf": {orders.field(t, "csrf")}}); p.Code != http.StatusSeeOther || p.Header.Get("Location") != "/signin" {
+		t.Fatalf("sign out: %d %q", p.Code, p.Header.Get("Location"))
+	}
+	if p := b.get("/orders"); p.Code != http.StatusSeeOther {
+		t.Fatalf("signed out, /orders: %d", p.Code)
+	}
+}
+
+func TestOtherRolesCannotSignIn(t *testing.T) {
+	for _, role := range []string{"vendor:acme", "buyer:ada", "creator:cleo", "carrier:dhl", "service"} {
+		t.Run(role, func(t *testing.T) {
+			b := newBrowser(t)
+			p := b.signIn(token(t, role))
+			if p.Code != http.StatusForbidden {
+				t.Fatalf("%s signing in: %d\n%s", role, p.Code, p.Body)
+			}
+			contains(t, p, "This token cannot sign in to the console", "support and platform staff", role)
+			if slices.ContainsFunc(p.Header.Values("Set-Cookie"), func(c string) bool { return strings.HasPrefix(c, "custody_console=") }) {
+				t.Fatalf("a session cookie was set for %s", role)
+			}
+			if p := b.get("/orders"); p.Code != http.StatusSeeOther {
+				t.Fatalf("after a refused sign-in, /orders: %d", p.Code)
+			}
+		})
+	}
+	t.Run("support token of another key", func(t *testing.T) {
+		tok, err := platform.MintToken(t.TempDir(), "", "", []string{"support"}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := newBrowser(t)
+		p := b.signIn(tok)
+		if p.Code != http.StatusUnauthorized {
+			t.Fatalf("a token the services do not trust: %d\n%s", p.Code, p.Body)
+		}
+		contains(t, p, "The services refused this token")
+		if p := b.get("/orders"); p.Code != http.StatusSeeOther {
+			t.Fatalf("after a refused sign-in, /orders: %d", p.Code)
+		}
+	})
+	t.Run("not a token", func(t *testing.T) {
+		p := newBrowser(t).signIn("hello")
+		if p.Code != http.StatusBadRequest {
+			t.Fatalf("junk: %d", p.Code)
+		}
+		contains(t, p, "not a Custody token")
+	})
+	t.Run("sign-in form from elsewhere", func(t *testing.T) {
+		b := newBrowser(t)
+		p := b.post("/signin", url.Values{"token": {token(t, "support")}})
+		if p.Code != http.StatusForbidden {
+			t.Fatalf("sign-in without the form's CSRF value: %d", p.Code)
+		}
+		if p := b.get("/orders"); p.Code != http.StatusSeeOther {
+			t.Fatalf("signed in by a forged form: %d", p.Code)
+		}
+	})
+}
+
+func TestActionWithoutCSRFChangesNothing(t *testing.T) {
+	d := deliverOrder(t, "v-csrf", "b-csrf", "Tee")
+	c := escalate(t, d, "the logo is wrong")
+	b := signedIn(t, "support")
+	queue := b.get("/claims")
+	contains(t, queue, c.GetClaimId())
+	decide := url.Values{"decision": {"approve"}, "amount": {"25.00"}, "left": {"25.00"}, "currency": {"EUR"},
+		"rationale": {"fake"}, "request_id": {"csrf-test"}}
+	for name, csrf := range map[string][]string{"none": nil, "wrong": {"forged"}, "another session's": {signedIn(t, "support").get("/orders").field(t, "csrf")}} {
+		form := url.Values{}
+		for k, v := range decide {
+			form[k] = v
+		}
+		if csrf != nil {
+			form["csrf"] = csrf
+		}
+		p := b.post("/claims/"+c.GetClaimId()+"/decide", form)
+		if p.Code != http.StatusForbidden {
+			t.Fatalf("%s CSRF token: %d\n%s", name, p.Code, p.Body)
+		}
+		contains(t, p, "Nothing was changed")
+	}
+	shared.Settled(t)
+	if got := claimOf(t, c.GetClaimId()); got.GetState() != trustv1.ClaimState_CLAIM_STATE_ESCALATED || got.GetRevision() != c.GetRevision() {
+		t.Fatalf("the claim changed: %v revision %d, was %d", got.GetState(), got.GetRevision(), c.GetRevision())
+	}
+}
+
+func TestStoreValuesRenderAsText(t *testing.T) {
+	const title = `<script>alert("title")</script>`
+	const says = `<script>alert("claim")</script><img src=x onerror=alert(1)>`
+	d := deliverOrder(t, "v-xss", "b-xss", title)
+	c := escalate(t, d, says)
+	b := signedIn(t, "support")
+	for _, path := range []string{"/orders/" + d.OrderID, "/claims"} {
+		p := b.get(path)
+		if p.Code != http.StatusOK {
+			t.Fatalf("%s: %d\n%s", path, p.Code, p.Body)
+		}
+		if strings.Contains(p.Body, "<script>alert") || strings.Contains(p.Body, "<img src=x") {
+			t.Fatalf("%s renders store data as markup:\n%s", path, p.Body)
+		}
+		if !strings.Contains(p.Body, "&lt;script&gt;alert(&#34;claim&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;") {
+			t.Fatalf("%s does not show the claim's text as text:\n%s", path, p.Body)
+		}
+	}
+	contains(t, b.get("/orders/"+d.OrderID), "&lt;script&gt;alert(&#34;title&#34;)&lt;/script&gt;", c.GetClaimId())
+}
+
+var timelineEntry = regexp.MustCompile(`<li class="ev svc-(\w+)[^"]*" id="ev-([^"]+)" data-service="(\w+)" data-type="([^"]+)">`)
+
+func TestOrderPageShowsEveryServicesEventsInOrder(t *testing.T) {
+	d := deliverOrder(t, "v-tl", "b-tl", "Mug")
+	shared.Settled(t)
+	b := signedIn(t, "support")
+	p := b.get("/orders/" + d.OrderID)
+	if p.Code != http.StatusOK {
+		t.Fatalf("order page: %d\n%s", p.Code, p.Body)
+	}
+	want, err := platformtest.As(t, shared, auditv1.NewAuditServiceClient, "support").GetOrderTimeline(t.Context(),
+		&auditv1.GetOrderTimelineRequest{OrderId: d.OrderID, PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown []string
+	services := map[string]bool{}
+	for _, m := range timelineEntry.FindAllStringSubmatch(p.Body, -1) {
+		shown = append(shown, m[2])
+		services[m[3]] = true
+	}
+	var ids []string
+	for _, e := range want.GetEvents() {
+		ids = append(ids, e.GetEventId())
+	}
+	if !slices.Equal(shown, ids) {
+		t.Fatalf("the page shows %d events %v, the audit timeline has %d %v", len(shown), shown, len(ids), ids)
+	}
+	for _, svc := range []string{"catalog", "order", "fulfilment", "payouts"} {
+		if !services[svc] {
+			t.Errorf("no %s event on the page (services shown: %v)", svc, services)
+		}
+	}
+	contains(t, p, "Chain verified", "Parts per vendor", d.Tracking, "Leipzig hub", "SN-v-tl", "Mug")
+
+	// The replay slider: at the shipment the fulfilment is shipped, at the
+	// last event delivered.
+	shipped := slices.IndexFunc(want.GetEvents(), func(e *auditv1.TimelineEvent) bool {
+		return strings.HasSuffix(e.GetType(), ".FulfilmentShipped")
+	}) + 1
+	if shipped == 0 {
+		t.Fatal("no FulfilmentShipped in the timeline")
+	}
+	state := regexp.MustCompile(`replay-fulfilment-state">([^<]+)<`)
+	at := func(n int) string {
+		p := b.get(fmt.Sprintf("/orders/%s?at=%d", d.OrderID, n))
+		m := state.FindStringSubmatch(p.Body)
+		if p.Code != http.StatusOK || m == nil {
+			t.Fatalf("replay at %d: %d\n%s", n, p.Code, p.Body)
+		}
+		return m[1]
+	}
+	if s := at(shipped); s != "shipped" {
+		t.Errorf("replayed at FulfilmentShipped (#%d): fulfilment %q, want shipped", shipped, s)
+	}
+	if s := at(len(ids)); s != "delivered" {
+		t.Errorf("replayed at the last event: fulfilment %q, want delivered", s)
+	}
+	if p := b.get("/orders/" + d.OrderID + "?at=0"); p.Code != http.StatusBadRequest {
+		t.Errorf("replay at 0: %d", p.Code)
+	}
+	if p := b.get("/orders/no-such-order"); p.Code != http.StatusNotFound {
+		t.Errorf("a missing order: %d", p.Code)
+	}
+}
+
+func TestSupportDecidesAnEscalatedClaim(t *testing.T) {
+	d := deliverOrder(t, "v-dec", "b-dec", "Bag")
+	c := escalate(t, d, "stitching is off")
+	b := signedIn(t, "support")
+	queue := b.get("/claims")
+	if queue.Code != http.StatusOK {
+		t.Fatalf("queue: %d\n%s", queue.Code, queue.Body)
+	}
+	row := regexp.MustCompile(`(?s)<tr class="[^"]*" id="claim-` + regexp.QuoteMeta(c.GetClaimId()) + `">(.*?)</tr>`).FindStringSubmatch(queue.Body)
+	if row == nil {
+		t.Fatalf("the queue does not list %s:\n%s", c.GetClaimId(), queue.Body)
+	}
+	form := page{Body: row[1]}
+	approve := url.Values{"csrf": {form.field(t, "csrf")}, "request_id": {form.field(t, "request_id")}, "decision": {"approve"},
+		"currency": {"EUR"}, "left": {"25.00"}, "amount": {"25.00"}, "rationale": {"serials do not match the packing record"},
+		"counterfeit": {"yes"}, "back": {"/claims"}}
+	// Twice, as a double click sends it: one decision, one refund.
+	for i := range 2 {
+		p := b.post("/claims/"+c.GetClaimId()+"/decide", approve)
+		if p.Code != http.StatusSeeOther || p.Header.Get("Location") != "/claims?decided="+c.GetClaimId() {
+			t.Fatalf("decision %d: %d %q\n%s", i+1, p.Code, p.Header.Get("Location"), p.Body)
+		}
+	}
+	got := claimOf(t, c.GetClaimId())
+	if got.GetState() != trustv1.ClaimState_CLAIM_STATE_REFUNDED || len(got.GetRefunds()) != 1 || got.GetRefundedAmount().GetAmountMinor() != 2500 ||
+		!got.GetResolution().GetCounterfeitConfirmed() || !strings.Contains(got.GetResolution().GetDecidedBy(), "support") {
+		t.Fatalf("after the decision: %v, %d refunds, refunded %v, resolution %v", got.GetState(), len(got.GetRefunds()), got.GetRefundedAmount(), got.GetResolution())
+	}
+	ord := platformtest.As(t, shared, orderv1.NewOrderServiceClient, "support")
+	platformtest.Until(t, "the order refunded", func() bool {
+		o, err := ord.GetOrder(t.Context(), &orderv1.GetOrderRequest{OrderId: d.OrderID})
+		return err == nil && o.GetOrder().GetRefundedTotal().GetAmountMinor() == 2500
+	})
+	after := b.get("/claims?decided=" + c.GetClaimId())
+	contains(t, after, "Claim "+c.GetClaimId()+" decided")
+	if strings.Contains(after.Body, `id="claim-`+c.GetClaimId()+`"`) {
+		t.Fatal("the decided claim is still in the queue")
+	}
+	contains(t, b.get("/orders/"+d.OrderID), "refund_full", "serials do not match the packing record")
+}
+
+func TestDecisionFormsAreChecked(t *testing.T) {
+	d := deliverOrder(t, "v-bad", "b-bad", "Cap")
+	c := escalate(t, d, "odd label")
+	b := signedIn(t, "support")
+	csrf := b.get("/orders").field(t, "csrf")
+	for name, form := range map[string]url.Values{
+		"no rationale":   {"decision": {"reject"}, "request_id": {"r1"}},
+		"no request_id":  {"decision": {"reject"}, "rationale": {"no"}},
+		"unknown":        {"decision": {"maybe"}, "request_id": {"r1"}, "rationale": {"no"}},
+		"bad amount":     {"decision": {"approve"}, "request_id": {"r1"}, "rationale": {"ok"}, "currency": {"EUR"}, "left": {"25.00"}, "amount": {"12.345"}},
+		"zero amount":    {"decision": {"approve"}, "request_id": {"r1"}, "rationale": {"ok"}, "currency": {"EUR"}, "left": {"25.00"}, "amount": {"0"}},
+		"more than left": {"decision": {"approve"}, "request_id": {"r2"}, "rationale": {"ok"}, "currency": {"EUR"}, "left": {"25.00"}, "amount": {"99.00"}},
+	} {
+		form.Set("csrf", csrf)
+		if p := b.post("/claims/"+c.GetClaimId()+"/decide", form); p.Code != http.StatusBadRequest {
+			t.Errorf("%s: %d\n%s", name, p.Code, p.Body)
+		}
+	}
+	if got := claimOf(t, c.GetClaimId()); got.GetState() != trustv1.ClaimState_CLAIM_STATE_ESCALATED {
+		t.Fatalf("a refused form changed the claim: %v", got.GetState())
+	}
+}
+
+func TestParkedAndVendorPages(t *testing.T) {
+	d := deliverOrder(t, "v-page", "b-page", "Scarf")
+	escalate(t, d, "wrong colour")
+	b := signedIn(t, "support")
+	v := b.get("/vendors/v-page")
+	if v.Code != http.StatusOK {
+		t.Fatalf("vendor page: %d\n%s", v.Code, v.Body)
+	}
+	contains(t, v, "Tier", "Shipped on time", "Open claims", "escalated", "Balances", "EUR")
+	if p := b.get("/vendors?vendor_id=v-page"); p.Code != http.StatusSeeOther || p.Header.Get("Location") != "/vendors/v-page" {
+		t.Errorf("vendor search: %d %q", p.Code, p.Header.Get("Location"))
+	}
+	if p := b.get("/parked"); p.Code != http.StatusOK {
+		t.Fatalf("parked: %d\n%s", p.Code, p.Body)
+	}
+	list := b.get("/orders?vendor=v-page")
+	contains(t, list, d.OrderID)
+	if p := b.get("/orders?order_id=" + d.OrderID); p.Code != http.StatusSeeOther || p.Header.Get("Location") != "/orders/"+d.OrderID {
+		t.Errorf("find by order id: %d %q", p.Code, p.Header.Get("Location"))
+	}
+	if p := b.get("/orders?buyer=b-page&state=nonsense"); p.Code != http.StatusBadRequest {
+		t.Errorf("an unknown state: %d", p.Code)
+	}
+}
