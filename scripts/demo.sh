@@ -16,6 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 grpc_addr=${DEMO_GRPC_ADDR:-127.0.0.1:7270}
 admin_addr=${DEMO_ADMIN_ADDR:-127.0.0.1:7271}
+console_addr=${DEMO_CONSOLE_ADDR:-127.0.0.1:7272}
 
 echo "==> building bin/custody and bin/custodyctl"
 make --no-print-directory build
@@ -54,7 +55,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "==> starting custody run --clock=fake on $grpc_addr (data in $data_dir)"
-bin/custody run --clock=fake --data-dir "$data_dir" --grpc-addr "$grpc_addr" --admin-addr "$admin_addr" >"$log" 2>&1 &
+bin/custody run --clock=fake --data-dir "$data_dir" --grpc-addr "$grpc_addr" --admin-addr "$admin_addr" --console-addr "$console_addr" >"$log" 2>&1 &
 server_pid=$!
 
 # http_ok ADDR PATH: true when GET http://ADDR/PATH answers 200 (bash's
