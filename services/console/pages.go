@@ -272,6 +272,9 @@ func timelineView(events []*auditv1.TimelineEvent) []eventView {
 		v := eventView{N: i + 1, Service: e.GetService(), Stream: e.GetStream(), Type: e.GetType(), Revision: e.GetRevision(),
 			Position: e.GetPosition(), ID: e.GetEventId(), Time: formatTime(e.GetRecordTime()), Actor: e.GetActor(),
 			Hash: e.GetHash(), PrevHash: e.GetPreviousHash(), PayloadError: e.GetPayloadError()}
+		if strings.Trim(v.PrevHash, "0") == "" {
+			v.PrevHash = "" // the first event of its stream chains to zeros
+		}
 		v.PrevID = byHash[e.GetStream()+"\x00"+e.GetPreviousHash()]
 		byHash[e.GetStream()+"\x00"+e.GetHash()] = e.GetEventId()
 		v.Payload = prettyJSON(e.GetPayloadJson())
@@ -335,7 +338,7 @@ type queueRow struct {
 
 func (c *Console) claims(w http.ResponseWriter, r *http.Request, s *session) {
 	ctx := withToken(r.Context(), s.Token)
-	p := claimsPage{Target: c.cfg.ClaimTarget.String(), Decided: r.URL.Query().Get("decided")}
+	p := claimsPage{Target: formatAge(c.cfg.ClaimTarget), Decided: r.URL.Query().Get("decided")}
 	now := c.cfg.Clock.Now()
 	tok := ""
 	for i := 0; ; i++ {
