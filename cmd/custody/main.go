@@ -21,6 +21,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -216,8 +217,20 @@ func rebuildCmd(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS instead of the data directory's")
 	fs.StringVar(&cfg.Targets, "target", "all", "services to rebuild: all, or a comma-separated list ("+targetNames()+")")
 	storeFlags(fs, &cfg.Store)
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the rebuild to this file (go tool pprof)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
