@@ -136,7 +136,10 @@ type Consumer struct {
 	attrs  metric.MeasurementOption
 	cc     jetstream.ConsumeContext
 	lagReg metric.Registration
-	base   context.Context
+	// redriveCons reads this consumer's redrive requests (redrive.go).
+	redriveCons jetstream.Consumer
+	redriveCC   jetstream.ConsumeContext
+	base        context.Context
 
 	lanes   []*lane
 	workers sync.WaitGroup
@@ -237,6 +240,10 @@ func Subscribe(ctx context.Context, js jetstream.JetStream, cfg Config, h Handle
 		}
 		return nil, fmt.Errorf("bus: consume %s: %w", cfg.Name, err)
 	}
+	if err := c.subscribeRedrives(ctx); err != nil {
+		c.Stop()
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -302,6 +309,10 @@ func (c *Consumer) Stop() {
 		c.log.Debug("bus: stopping")
 		close(c.quit)
 		c.cc.Drain()
+		if c.redriveCC != nil {
+			c.redriveCC.Drain()
+			<-c.redriveCC.Closed()
+		}
 		<-c.cc.Closed()
 		c.stopLanes()
 		if c.lagReg != nil {

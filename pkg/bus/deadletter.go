@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +43,9 @@ const (
 	HeaderDeadLetterEventID    = "Custody-Dead-Letter-Event-Id"
 	HeaderDeadLetterEventType  = "Custody-Dead-Letter-Event-Type"
 	HeaderDeadLetterEventIndex = "Custody-Dead-Letter-Event-Index"
+	// HeaderDeadLetterRedriveOf is set on a message parked again after a
+	// redrive: the dead-letter sequence it was handed back from.
+	HeaderDeadLetterRedriveOf = "Custody-Dead-Letter-Redrive-Of"
 )
 
 // Why a message was parked (HeaderDeadLetterCause).
@@ -90,44 +94,13 @@ func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, replica
 // later delivery: never dropped.
 func (c *Consumer) park(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, evs []eventstore.RecordedEvent, failed int, cause string, reason error) {
 	log := c.log.With("subject", msg.Subject(), "seq", md.Sequence.Stream, "delivery", md.NumDelivered, "cause", cause)
-	var ev *eventstore.RecordedEvent
-	if failed >= 0 && failed < len(evs) {
-		ev = &evs[failed]
-		log = log.With("event_id", ev.ID, "event_type", ev.Type, "stream", ev.Stream, "index", failed, "events", len(evs))
-	}
-
-	dl := nats.NewMsg(DeadLetterSubject(c.cfg.Name, c.cfg.SourceService))
-	for k, v := range msg.Headers() {
-		// Nats-* headers steer a publish (Nats-Expected-Last-Subject-Sequence,
-		// batch ids, …); copied, they would make this publish fail or be
-		// taken for something it is not.
-		if strings.HasPrefix(strings.ToLower(k), "nats-") {
-			continue
-		}
-		dl.Header[k] = slices.Clone(v) // raw keys: keep lower-case traceparent
-	}
-	if ev != nil {
-		dl.Header.Set(HeaderDeadLetterEventID, headerValue(ev.ID, 256))
-		dl.Header.Set(HeaderDeadLetterEventType, headerValue(ev.Type, 256))
-		dl.Header.Set(HeaderDeadLetterEventIndex, strconv.Itoa(failed))
-	} else if id := msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
-		dl.Header.Set(HeaderDeadLetterEventID, id)
-	}
-	dl.Header.Set(HeaderDeadLetterReason, headerValue(reason.Error(), 2048))
-	dl.Header.Set(HeaderDeadLetterCause, cause)
-	dl.Header.Set(HeaderDeadLetterConsumer, c.cfg.Name)
-	dl.Header.Set(HeaderDeadLetterDeliveries, strconv.FormatUint(md.NumDelivered, 10))
-	dl.Header.Set(HeaderDeadLetterOriginalSubject, msg.Subject())
-	dl.Header.Set(HeaderDeadLetterOriginalSequence, strconv.FormatUint(md.Sequence.Stream, 10))
-	dl.Header.Set(HeaderDeadLetterOriginalStream, md.Stream)
-	// De-duplicates a re-park after a lost Term; distinct per consumer, so
-	// two consumers parking the same event both keep their copy.
-	dl.Header.Set(jetstream.MsgIDHeader, c.cfg.Name+":"+md.Stream+":"+strconv.FormatUint(md.Sequence.Stream, 10))
-	dl.Data = msg.Data()
-
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	_, err := c.js.PublishMsg(pctx, dl, jetstream.WithExpectStream(DeadLetterStream))
-	cancel()
+	_, err := c.publishParked(ctx, parking{
+		header: msg.Headers(), data: msg.Data(), subject: msg.Subject(), stream: md.Stream,
+		seq: md.Sequence.Stream, deliveries: md.NumDelivered,
+		// De-duplicates a re-park after a lost Term; distinct per consumer,
+		// so two consumers parking the same event both keep their copy.
+		msgID: c.cfg.Name + ":" + md.Stream + ":" + strconv.FormatUint(md.Sequence.Stream, 10),
+	}, evs, failed, cause, reason, log)
 	if err != nil {
 		log.ErrorContext(ctx, "bus: cannot park message; will retry", "reason", reason, "err", err)
 		c.retry(ctx, msg, md, log)
@@ -137,12 +110,74 @@ func (c *Consumer) park(ctx context.Context, msg jetstream.Msg, md *jetstream.Ms
 		// Redelivered later; the re-park is de-duplicated by its message id.
 		log.WarnContext(ctx, "bus: parked message not terminated", "err", err)
 	}
+}
+
+// parking is a commit to copy to the dead-letter stream: its headers and
+// body, where it came from, and the copy's de-duplication id.
+type parking struct {
+	header      nats.Header
+	data        []byte
+	subject     string // the original subject, stream and sequence
+	stream      string
+	seq         uint64
+	deliveries  uint64
+	msgID       string
+	redriveOf   uint64 // the dead-letter sequence this redriven copy was handed back from (0: none)
+	skipHeaders []string
+}
+
+// publishParked stores p on the dead-letter stream, counts and logs it, and
+// returns the copy's dead-letter sequence.
+func (c *Consumer) publishParked(ctx context.Context, p parking, evs []eventstore.RecordedEvent, failed int, cause string, reason error, log *slog.Logger) (uint64, error) {
+	var ev *eventstore.RecordedEvent
+	if failed >= 0 && failed < len(evs) {
+		ev = &evs[failed]
+		log = log.With("event_id", ev.ID, "event_type", ev.Type, "stream", ev.Stream, "index", failed, "events", len(evs))
+	}
+	dl := nats.NewMsg(DeadLetterSubject(c.cfg.Name, c.cfg.SourceService))
+	for k, v := range p.header {
+		// Nats-* headers steer a publish (Nats-Expected-Last-Subject-Sequence,
+		// batch ids, …); copied, they would make this publish fail or be
+		// taken for something it is not.
+		lk := strings.ToLower(k)
+		if strings.HasPrefix(lk, "nats-") || slices.ContainsFunc(p.skipHeaders, func(pfx string) bool { return strings.HasPrefix(lk, pfx) }) {
+			continue
+		}
+		dl.Header[k] = slices.Clone(v) // raw keys: keep lower-case traceparent
+	}
+	if ev != nil {
+		dl.Header.Set(HeaderDeadLetterEventID, headerValue(ev.ID, 256))
+		dl.Header.Set(HeaderDeadLetterEventType, headerValue(ev.Type, 256))
+		dl.Header.Set(HeaderDeadLetterEventIndex, strconv.Itoa(failed))
+	} else if id := p.header.Get(jetstream.MsgIDHeader); id != "" {
+		dl.Header.Set(HeaderDeadLetterEventID, id)
+	}
+	dl.Header.Set(HeaderDeadLetterReason, headerValue(reason.Error(), 2048))
+	dl.Header.Set(HeaderDeadLetterCause, cause)
+	dl.Header.Set(HeaderDeadLetterConsumer, c.cfg.Name)
+	dl.Header.Set(HeaderDeadLetterDeliveries, strconv.FormatUint(p.deliveries, 10))
+	dl.Header.Set(HeaderDeadLetterOriginalSubject, p.subject)
+	dl.Header.Set(HeaderDeadLetterOriginalSequence, strconv.FormatUint(p.seq, 10))
+	dl.Header.Set(HeaderDeadLetterOriginalStream, p.stream)
+	if p.redriveOf != 0 {
+		dl.Header.Set(HeaderDeadLetterRedriveOf, strconv.FormatUint(p.redriveOf, 10))
+	}
+	dl.Header.Set(jetstream.MsgIDHeader, p.msgID)
+	dl.Data = p.data
+
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ack, err := c.js.PublishMsg(pctx, dl, jetstream.WithExpectStream(DeadLetterStream))
+	cancel()
+	if err != nil {
+		return 0, err
+	}
 	c.m.parked.Add(ctx, 1, metric.WithAttributes(
 		attribute.String("consumer", c.cfg.Name), attribute.String("cause", cause)))
 	c.m.handled.Add(ctx, 1, metric.WithAttributes(
 		attribute.String("consumer", c.cfg.Name), attribute.String("outcome", "parked")))
 	log.ErrorContext(ctx, "bus: message parked on dead-letter stream", "reason", reason,
-		"dead_letter_subject", dl.Subject)
+		"dead_letter_subject", dl.Subject, "dead_letter_sequence", ack.Sequence)
+	return ack.Sequence, nil
 }
 
 // Parked is a message on the dead-letter stream.
@@ -172,6 +207,12 @@ type Parked struct {
 	// events of Event's stream before it; those after it were not.
 	Event  *eventstore.RecordedEvent
 	Events []eventstore.RecordedEvent
+	// RedriveOf is, for a message parked again after a redrive, the
+	// sequence of the dead-letter record it was handed back from (0: none).
+	RedriveOf uint64
+	// Redrive is what became of this record's redrive; nil if it was not
+	// redriven (see RequestRedrive).
+	Redrive *Redrive
 	// Header and Data are the message as parked.
 	Header nats.Header
 	Data   []byte
@@ -198,7 +239,7 @@ func ListParked(ctx context.Context, js jetstream.JetStream, consumer string) ([
 	for seq := uint64(1); ; {
 		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return out, nil
+			break
 		}
 		if err != nil {
 			return nil, fmt.Errorf("bus: read dead-letter stream: %w", err)
@@ -206,6 +247,17 @@ func ListParked(ctx context.Context, js jetstream.JetStream, consumer string) ([
 		out = append(out, parsed(m))
 		seq = m.Sequence + 1
 	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	redrives, err := readRedrives(ctx, js, consumer)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Redrive = redrives[redriveKey{out[i].Consumer, out[i].Sequence}]
+	}
+	return out, nil
 }
 
 func parsed(m *jetstream.RawStreamMsg) Parked {
@@ -235,6 +287,7 @@ func parsed(m *jetstream.RawStreamMsg) Parked {
 		p.EventType = t
 	}
 	p.EventIndex, _ = strconv.Atoi(h.Get(HeaderDeadLetterEventIndex))
+	p.RedriveOf, _ = strconv.ParseUint(h.Get(HeaderDeadLetterRedriveOf), 10, 64)
 
 	if evs, err := esjs.Decode(p.OriginalSubject, p.OriginalSequence, h, m.Data); err == nil {
 		p.Events = evs

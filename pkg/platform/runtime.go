@@ -364,6 +364,9 @@ func (rt *runtime) settled(ctx context.Context) error {
 		if info.AckFloor.Stream < last || info.NumAckPending > 0 {
 			return fmt.Errorf("reaction %q: acknowledged up to %d of %d, %d unacknowledged", s.r.Name, info.AckFloor.Stream, last, info.NumAckPending)
 		}
+		if n, err := c.RedrivesPending(ctx); err != nil || n > 0 {
+			return fmt.Errorf("reaction %q: %d parked events handed back and not handled yet (%v)", s.r.Name, n, err)
+		}
 	}
 	return nil
 }
