@@ -1,8 +1,9 @@
 // Package order is the order service as a module of a Custody process:
 // Module (or NewModule) opens the order event store, builds the
-// application and declares its parts — custody.order.v1.OrderService, two
-// read models (orders by buyer and vendor, fed by the order store; the
-// catalog view, fed by the catalog's) and three reactions (the stock saga
+// application and declares its parts — custody.order.v1.OrderService, three
+// read models (orders by buyer, vendor, creator, PSP reference and place
+// time, fed by the order store; their tracking numbers, fed by the
+// fulfilment store; the catalog view, fed by the catalog's) and three reactions (the stock saga
 // on catalog events, fulfilment's progress, trust's refunds). The platform
 // runs them.
 //
@@ -83,6 +84,10 @@ func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 		Projections: []platform.Projection{
 			// Caught up before the process serves: ListOrders lists from it.
 			{Name: "orders by buyer and vendor", Source: Name, Apply: svc.Orders().Apply, Position: svc.Orders().Position(), Checkpoint: svc.Orders()},
+			// Followed in the background: ListOrders by tracking number
+			// waits (bounded) until it has the shipments stored then.
+			{Name: "orders by tracking number", Source: "fulfilment", Apply: svc.Orders().Tracking().Apply,
+				Position: svc.Orders().Tracking().Position(), Checkpoint: svc.Orders().Tracking()},
 			// Followed in the background: PlaceOrder waits until it is ready.
 			{Name: "catalog view (prices, links, pins)", Source: "catalog", Apply: svc.CatalogView().Apply, Position: svc.CatalogView().Position()},
 		},

@@ -653,6 +653,11 @@ func TestListOrders(t *testing.T) {
 		t.Fatalf("confirmed: %v", got)
 	}
 
+	// Filters narrow each other: the buyer's orders with a part for vendor a.
+	if got := list(t, e.as(t, "support"), &orderv1.ListOrdersRequest{BuyerId: buyer, VendorId: va, PageSize: 1}); !slices.Equal(got, []string{ids[4], ids[2], ids[0]}) {
+		t.Fatalf("buyer and vendor a: %v", got)
+	}
+
 	// Bad requests.
 	first, err := client.ListOrders(t.Context(), &orderv1.ListOrdersRequest{BuyerId: buyer, PageSize: 2})
 	if err != nil {
@@ -662,12 +667,12 @@ func TestListOrders(t *testing.T) {
 		req   *orderv1.ListOrdersRequest
 		field string
 	}{
-		"neither buyer nor vendor": {&orderv1.ListOrdersRequest{}, "buyer_id"},
-		"both buyer and vendor":    {&orderv1.ListOrdersRequest{BuyerId: buyer, VendorId: va}, "vendor_id"},
-		"negative page size":       {&orderv1.ListOrdersRequest{BuyerId: buyer, PageSize: -1}, "page_size"},
-		"garbage page token":       {&orderv1.ListOrdersRequest{BuyerId: buyer, PageToken: "garbage!"}, "page_token"},
-		"token of another query":   {&orderv1.ListOrdersRequest{BuyerId: buyer, State: orderv1.OrderState_ORDER_STATE_PENDING, PageToken: first.GetNextPageToken()}, "page_token"},
-		"unknown state":            {&orderv1.ListOrdersRequest{BuyerId: buyer, State: 99}, "state"},
+		"bad buyer id":           {&orderv1.ListOrdersRequest{BuyerId: "a b"}, "buyer_id"},
+		"bad vendor id":          {&orderv1.ListOrdersRequest{VendorId: "a/b"}, "vendor_id"},
+		"negative page size":     {&orderv1.ListOrdersRequest{BuyerId: buyer, PageSize: -1}, "page_size"},
+		"garbage page token":     {&orderv1.ListOrdersRequest{BuyerId: buyer, PageToken: "garbage!"}, "page_token"},
+		"token of another query": {&orderv1.ListOrdersRequest{BuyerId: buyer, State: orderv1.OrderState_ORDER_STATE_PENDING, PageToken: first.GetNextPageToken()}, "page_token"},
+		"unknown state":          {&orderv1.ListOrdersRequest{BuyerId: buyer, State: 99}, "state"},
 	} {
 		_, err := e.as(t, "support").ListOrders(t.Context(), tc.req)
 		if status.Code(err) != codes.InvalidArgument || apierr.FieldViolations(err)[0].Field != tc.field {
@@ -740,6 +745,8 @@ func TestAccessControl(t *testing.T) {
 		{"vendor lists another", "vendor:" + vb, listVendor(va), codes.PermissionDenied},
 		{"vendor places", "vendor:" + va, placeFor(alice), codes.PermissionDenied},
 		{"creator reads", "creator:" + uniq("c"), getIt, codes.PermissionDenied},
+		{"creator lists a buyer", "creator:" + uniq("c"), listBuyer(alice), codes.PermissionDenied},
+		{"carrier lists a vendor", "carrier:dhl", listVendor(va), codes.PermissionDenied},
 		{"platform reads", "platform", getIt, codes.OK},
 		{"platform lists", "platform", listVendor(va), codes.OK},
 		{"platform cancels", "platform", cancelIt, codes.PermissionDenied},
@@ -799,5 +806,182 @@ func TestStartsBeforeTheCatalog(t *testing.T) {
 	again, err := e.as(t, "buyer:"+buyer).PlaceOrder(t.Context(), req)
 	if err != nil || again.GetOrder().GetOrderId() != id || again.GetOrder().GetState() != orderv1.OrderState_ORDER_STATE_CONFIRMED {
 		t.Fatalf("same request after restart: %v, %v", again, err)
+	}
+}
+
+// TestSearchOrders: ListOrders by creator, PSP reference, tracking number
+// (learnt from the fulfilment service's events, which the test emits),
+// place time range and no filter at all, combined with the others and
+// state, paged; who may search how; and what it refuses.
+func TestSearchOrders(t *testing.T) {
+	e := shared
+	e.clock.Advance(time.Minute) // every order of this test is newer than the others'
+	from := e.clock.Now()
+	va := uniq("v")
+	pid := e.product(t, va, 1000, sku{"a", "EUR", 100})
+	creator, rival := uniq("c"), uniq("c")
+	link, rivalLink := e.link(t, creator, pid, va, 1000), e.link(t, rival, pid, va, 500)
+	buyer, client := e.buyer(t)
+	var ids, psps []string // oldest first
+	var times []time.Time
+	for i := range 4 {
+		req := placeRequest(buyer, eur(100), line(pid+"-a", 1))
+		switch i {
+		case 0, 2, 3:
+			req.Attribution = &orderv1.Attribution{Source: &orderv1.Attribution_AffiliateLinkId{AffiliateLinkId: link}}
+		case 1:
+			req.Attribution = &orderv1.Attribution{Source: &orderv1.Attribution_AffiliateLinkId{AffiliateLinkId: rivalLink}}
+		}
+		ids, psps, times = append(ids, place(t, client, req).GetOrderId()), append(psps, req.GetPayment().GetPspReference()), append(times, e.clock.Now())
+		e.reserved(t, ids[i])
+		e.clock.Advance(time.Minute)
+	}
+	e.waitState(t, ids[2], orderv1.OrderState_ORDER_STATE_CONFIRMED)
+	to := e.clock.Now()
+	// Order 2's part ships (the fulfilment service's event); order 0 is cancelled.
+	number := fmt.Sprint(time.Now().UnixNano() % 1e10)
+	e.Emit(t, "fulfilment", "fulfilment-f"+ids[2], &fulfilmentv1.FulfilmentShipped{FulfilmentId: "f" + ids[2], OrderId: ids[2],
+		VendorId: va, ShipmentId: "s1", Carrier: "dhl", TrackingNumber: number, ShipTime: timestamppb.New(e.clock.Now())})
+	if _, err := client.CancelOrder(t.Context(), &orderv1.CancelOrderRequest{RequestId: uniq("r"), OrderId: ids[0]}); err != nil {
+		t.Fatal(err)
+	}
+	e.Settled(t)
+
+	list := func(t *testing.T, role string, req *orderv1.ListOrdersRequest) ([]string, []*orderv1.Order) {
+		t.Helper()
+		var got []string
+		var orders []*orderv1.Order
+		for pages := 0; ; pages++ {
+			resp, err := e.as(t, role).ListOrders(t.Context(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if req.GetPageSize() > 0 && len(resp.GetOrders()) > int(req.GetPageSize()) {
+				t.Fatalf("page of %d > page size %d", len(resp.GetOrders()), req.GetPageSize())
+			}
+			for _, o := range resp.GetOrders() {
+				got, orders = append(got, o.GetOrderId()), append(orders, o)
+			}
+			if resp.GetNextPageToken() == "" {
+				return got, orders
+			}
+			if pages > 10 {
+				t.Fatal("paging does not end")
+			}
+			req = proto.Clone(req).(*orderv1.ListOrdersRequest)
+			req.PageToken = resp.GetNextPageToken()
+		}
+	}
+	ts := timestamppb.New
+	for name, tc := range map[string]struct {
+		role string
+		req  *orderv1.ListOrdersRequest
+		want []string
+	}{
+		"tracking number":                  {"support", &orderv1.ListOrdersRequest{Carrier: "dhl", TrackingNumber: number}, []string{ids[2]}},
+		"tracking number, another carrier": {"support", &orderv1.ListOrdersRequest{Carrier: "ups", TrackingNumber: number}, nil},
+		"tracking number and its buyer":    {"buyer:" + buyer, &orderv1.ListOrdersRequest{BuyerId: buyer, Carrier: "dhl", TrackingNumber: number}, []string{ids[2]}},
+		"PSP reference":                    {"platform", &orderv1.ListOrdersRequest{PspReference: psps[3]}, []string{ids[3]}},
+		"creator":                          {"support", &orderv1.ListOrdersRequest{CreatorId: creator, PageSize: 1}, []string{ids[3], ids[2], ids[0]}},
+		"creator, as the creator":          {"creator:" + creator, &orderv1.ListOrdersRequest{CreatorId: creator, PageSize: 2}, []string{ids[3], ids[2], ids[0]}},
+		"creator and state":                {"creator:" + creator, &orderv1.ListOrdersRequest{CreatorId: creator, State: orderv1.OrderState_ORDER_STATE_CANCELLED}, []string{ids[0]}},
+		"the other creator":                {"creator:" + rival, &orderv1.ListOrdersRequest{CreatorId: rival}, []string{ids[1]}},
+		"place time range":                 {"support", &orderv1.ListOrdersRequest{PlaceTimeFrom: ts(from), PlaceTimeTo: ts(to), PageSize: 3}, []string{ids[3], ids[2], ids[1], ids[0]}},
+		"from inclusive, to exclusive":     {"support", &orderv1.ListOrdersRequest{PlaceTimeFrom: ts(times[1]), PlaceTimeTo: ts(times[3])}, []string{ids[2], ids[1]}},
+		"creator and range":                {"creator:" + creator, &orderv1.ListOrdersRequest{CreatorId: creator, PlaceTimeFrom: ts(times[1])}, []string{ids[3], ids[2]}},
+		"vendor and creator":               {"vendor:" + va, &orderv1.ListOrdersRequest{VendorId: va, CreatorId: rival}, []string{ids[1]}},
+		"nothing before this test":         {"support", &orderv1.ListOrdersRequest{CreatorId: creator, PlaceTimeTo: ts(from)}, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got, _ := list(t, tc.role, tc.req); !slices.Equal(got, tc.want) {
+				t.Fatalf("%v, want %v", got, tc.want)
+			}
+		})
+	}
+
+	// No filter: support and platform see every order, newest first; this
+	// test's are the newest.
+	for _, role := range []string{"support", "platform", "service"} {
+		resp, err := e.as(t, role).ListOrders(t.Context(), &orderv1.ListOrdersRequest{PageSize: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, o := range resp.GetOrders() {
+			got = append(got, o.GetOrderId())
+		}
+		if want := []string{ids[3], ids[2], ids[1], ids[0]}; !slices.Equal(got, want) {
+			t.Fatalf("%s, no filter: %v, want %v first", role, got, want)
+		}
+	}
+
+	// A creator sees its orders in the creator's view: its lines and the
+	// attribution, not the buyer, the address or the money.
+	_, seen := list(t, "creator:"+creator, &orderv1.ListOrdersRequest{CreatorId: creator, PspReference: psps[2]})
+	if len(seen) != 1 {
+		t.Fatalf("creator's search by PSP reference: %v", seen)
+	}
+	if o := seen[0]; o.GetBuyerId() != "" || o.GetShippingAddress() != nil || o.GetPayment() != nil || o.GetTotal() != nil ||
+		len(o.GetParts()) != 0 || len(o.GetLines()) != 1 || o.GetLines()[0].GetCreatorId() != creator ||
+		o.GetAttribution().GetCreatorId() != creator || o.GetState() != orderv1.OrderState_ORDER_STATE_CONFIRMED {
+		t.Fatalf("creator's view: %v", o)
+	}
+	if _, full := list(t, "support", &orderv1.ListOrdersRequest{CreatorId: creator, PspReference: psps[2]}); full[0].GetPayment() == nil || full[0].GetBuyerId() != buyer {
+		t.Fatalf("support's view: %v", full[0])
+	}
+
+	// Who may search how: buyers, vendors and creators only with their own id.
+	listAs := func(req *orderv1.ListOrdersRequest) func(orderv1.OrderServiceClient) error {
+		return platformtest.Method(orderv1.OrderServiceClient.ListOrders, t.Context(), req)
+	}
+	for _, c := range []struct {
+		name, role string
+		req        *orderv1.ListOrdersRequest
+		want       codes.Code
+	}{
+		{"buyer, no filter", "buyer:" + buyer, &orderv1.ListOrdersRequest{}, codes.PermissionDenied},
+		{"buyer, tracking number alone", "buyer:" + buyer, &orderv1.ListOrdersRequest{Carrier: "dhl", TrackingNumber: number}, codes.PermissionDenied},
+		{"buyer, creator", "buyer:" + buyer, &orderv1.ListOrdersRequest{CreatorId: creator}, codes.PermissionDenied},
+		{"vendor, no filter", "vendor:" + va, &orderv1.ListOrdersRequest{}, codes.PermissionDenied},
+		{"vendor, PSP reference alone", "vendor:" + va, &orderv1.ListOrdersRequest{PspReference: psps[3]}, codes.PermissionDenied},
+		{"vendor, own and a range", "vendor:" + va, &orderv1.ListOrdersRequest{VendorId: va, PlaceTimeFrom: ts(from)}, codes.OK},
+		{"creator, no filter", "creator:" + creator, &orderv1.ListOrdersRequest{}, codes.PermissionDenied},
+		{"creator, another creator", "creator:" + creator, &orderv1.ListOrdersRequest{CreatorId: rival}, codes.PermissionDenied},
+		{"creator, a range alone", "creator:" + creator, &orderv1.ListOrdersRequest{PlaceTimeFrom: ts(from)}, codes.PermissionDenied},
+		{"carrier, its tracking number", "carrier:dhl", &orderv1.ListOrdersRequest{Carrier: "dhl", TrackingNumber: number}, codes.PermissionDenied},
+		{"no token", "", &orderv1.ListOrdersRequest{}, codes.Unauthenticated},
+		{"support, no filter", "support", &orderv1.ListOrdersRequest{}, codes.OK},
+	} {
+		t.Run(c.name, func(t *testing.T) { platformtest.WantCode(t, listAs(c.req)(e.as(t, c.role)), c.want) })
+	}
+
+	// Bad input names the fields.
+	first, err := e.as(t, "support").ListOrders(t.Context(), &orderv1.ListOrdersRequest{PlaceTimeFrom: ts(from), PageSize: 1})
+	if err != nil || first.GetNextPageToken() == "" {
+		t.Fatalf("%v, %v", first, err)
+	}
+	for name, tc := range map[string]struct {
+		req    *orderv1.ListOrdersRequest
+		fields []string
+	}{
+		"carrier without a number": {&orderv1.ListOrdersRequest{Carrier: "dhl"}, []string{"tracking_number"}},
+		"number without a carrier": {&orderv1.ListOrdersRequest{TrackingNumber: number}, []string{"carrier"}},
+		"empty range":              {&orderv1.ListOrdersRequest{PlaceTimeFrom: ts(to), PlaceTimeTo: ts(from)}, []string{"place_time_to"}},
+		"from = to":                {&orderv1.ListOrdersRequest{PlaceTimeFrom: ts(from), PlaceTimeTo: ts(from)}, []string{"place_time_to"}},
+		"invalid time":             {&orderv1.ListOrdersRequest{PlaceTimeFrom: &timestamppb.Timestamp{Nanos: -1}}, []string{"place_time_from"}},
+		"bad creator id":           {&orderv1.ListOrdersRequest{CreatorId: "lea/x"}, []string{"creator_id"}},
+		"long PSP reference":       {&orderv1.ListOrdersRequest{PspReference: strings.Repeat("p", 257)}, []string{"psp_reference"}},
+		"several at once":          {&orderv1.ListOrdersRequest{Carrier: "dhl", CreatorId: "a b", PlaceTimeFrom: ts(to), PlaceTimeTo: ts(from)}, []string{"creator_id", "tracking_number", "place_time_to"}},
+		"token of another query":   {&orderv1.ListOrdersRequest{PlaceTimeFrom: ts(from), CreatorId: creator, PageToken: first.GetNextPageToken()}, []string{"page_token"}},
+		"token of another range":   {&orderv1.ListOrdersRequest{PlaceTimeFrom: ts(times[1]), PageSize: 1, PageToken: first.GetNextPageToken()}, []string{"page_token"}},
+	} {
+		_, err := e.as(t, "support").ListOrders(t.Context(), tc.req)
+		var fields []string
+		for _, v := range apierr.FieldViolations(err) {
+			fields = append(fields, v.Field)
+		}
+		if status.Code(err) != codes.InvalidArgument || !slices.Equal(fields, tc.fields) {
+			t.Errorf("%s: %v (fields %v), want InvalidArgument on %v", name, err, fields, tc.fields)
+		}
 	}
 }

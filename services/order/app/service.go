@@ -79,6 +79,8 @@ type Service struct {
 	notifier *notifier
 	// catalogStore is opened at the first catch-up.
 	catalogStore *projection.Upstream
+	// fulfilmentStore is opened at the first search by tracking number.
+	fulfilmentStore *projection.Upstream
 }
 
 // New returns a service. It starts nothing: until the platform folds its
@@ -87,7 +89,7 @@ type Service struct {
 func New(cfg Config, d Deps) *Service {
 	s := &Service{cfg: cfg.withDefaults(), d: d,
 		h: es.NewHandler(domain.Decider, d.Store, d.Handlers), catalog: NewCatalogView(), notifier: newNotifier(),
-		catalogStore: projection.NewUpstream("catalog", d.Open)}
+		catalogStore: projection.NewUpstream("catalog", d.Open), fulfilmentStore: projection.NewUpstream("fulfilment", d.Open)}
 	s.gate = newStockGate(s.catalog)
 	s.orders = NewReadModel(func(id string, status domain.Status) {
 		s.notifier.notify(id)
@@ -98,8 +100,9 @@ func New(cfg Config, d Deps) *Service {
 	return s
 }
 
-// Orders is the read model of orders by buyer and vendor, fed by the
-// order store.
+// Orders is the read model of orders (all, by buyer, vendor, creator and
+// PSP reference), fed by the order store; its Tracking index is fed by
+// the fulfilment store.
 func (s *Service) Orders() *ReadModel { return s.orders }
 
 // CatalogView is the view of the catalog PlaceOrder prices from, fed by
@@ -364,10 +367,17 @@ func (s *Service) CancelOrder(ctx context.Context, req CancelOrder) (OrderView, 
 	return OrderView{Order: res.State, Revision: res.Revision}, nil
 }
 
-// ListOrders lists a buyer's or a vendor's orders, newest first. It first
-// lets the read model catch up with the orders stored now (bounded by
-// CatalogWait; after that it answers from what it has).
+// ListOrders lists the orders that match q, newest first. It first lets
+// the read model catch up with the orders stored now, and for a tracking
+// number its tracking index with the shipments stored now (each bounded by
+// CatalogWait; after that it answers from what it has), so a caller finds
+// the order it just placed or shipped.
 func (s *Service) ListOrders(ctx context.Context, q ListQuery) (Page, error) {
 	_, _ = s.orders.Position().CatchUp(ctx, s.cfg.CatalogWait, s.d.Store) // then as far as it got
+	if q.TrackingNumber != "" {
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.CatalogWait)
+		_ = s.fulfilmentStore.CatchUp(wctx, s.orders.Tracking().Position()) // no shipments yet, or then as far as it got
+		cancel()
+	}
 	return s.orders.List(q)
 }

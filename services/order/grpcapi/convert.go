@@ -59,13 +59,29 @@ func vendorView(o *orderv1.Order, c auth.Caller) *orderv1.Order {
 	return v
 }
 
-// orderFor is the order as caller may see it.
+// creatorView keeps only what the caller's creators need of an order
+// attributed to them: the lines they earn commission on, the attribution,
+// the state and times. The buyer, the address, the payment, the total and
+// the parts (which name every vendor) are left out.
+func creatorView(o *orderv1.Order, c auth.Caller) *orderv1.Order {
+	lines := slices.DeleteFunc(slices.Clone(o.GetLines()), func(l *orderv1.OrderLine) bool { return !c.Is(auth.Creator, l.GetCreatorId()) })
+	return &orderv1.Order{OrderId: o.GetOrderId(), State: o.GetState(), Lines: lines, Attribution: o.GetAttribution(),
+		PlaceTime: o.GetPlaceTime(), UpdateTime: o.GetUpdateTime(), Revision: o.GetRevision()}
+}
+
+// orderFor is the order as caller may see it: whole, as one of its vendors
+// or as its creator.
 func orderFor(c auth.Caller, v app.OrderView) *orderv1.Order {
 	o := orderProto(v)
 	if fullView(c, v.Order.BuyerID) {
 		return o
 	}
-	return vendorView(o, c)
+	for _, p := range v.Order.Parts {
+		if c.Is(auth.Vendor, p.VendorID) {
+			return vendorView(o, c)
+		}
+	}
+	return creatorView(o, c)
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

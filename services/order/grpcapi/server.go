@@ -70,8 +70,8 @@ func (s *Server) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest)
 		return nil, s.toStatus(ctx, err)
 	}
 	caller, _ := auth.CallerFrom(ctx)
-	if !allowed(caller, "ListOrders", q.BuyerID, q.VendorID) {
-		return nil, apierr.PermissionDenied("buyers list only their own orders, vendors only orders with a part for them")
+	if !listAllowed(caller, q) {
+		return nil, apierr.PermissionDenied("buyers list only their own orders (buyer_id = themselves), vendors only orders with a part for them (vendor_id), creators only orders attributed to them (creator_id); only support, platform and service list without")
 	}
 	page, err := s.App.ListOrders(ctx, q)
 	if err != nil {

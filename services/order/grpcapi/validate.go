@@ -142,22 +142,41 @@ func checkText(v *fault.Violations, field, s string, limit int) {
 	}
 }
 
+// validateList checks ListOrders' filters. Every filter given narrows the
+// list, so any combination is a query, but for a tracking number without
+// its carrier (or the other way round) and a place time range that is
+// empty. Whether the caller may list without its own id is authorization's.
 func validateList(req *orderv1.ListOrdersRequest) (app.ListQuery, error) {
 	var v fault.Violations
-	switch {
-	case req.GetBuyerId() != "" && req.GetVendorId() != "":
-		v.Add("vendor_id", "give either buyer_id or vendor_id, not both")
-	case req.GetBuyerId() != "":
-		checkID(&v, "buyer_id", req.GetBuyerId())
-	case req.GetVendorId() != "":
-		checkID(&v, "vendor_id", req.GetVendorId())
-	default:
-		v.Add("buyer_id", "give buyer_id or vendor_id")
+	for _, f := range []struct{ field, id string }{{"buyer_id", req.GetBuyerId()}, {"vendor_id", req.GetVendorId()}, {"creator_id", req.GetCreatorId()}} {
+		if f.id != "" {
+			checkID(&v, f.field, f.id)
+		}
+	}
+	if len(req.GetPspReference()) > maxText {
+		v.Add("psp_reference", "at most %d characters", maxText)
+	}
+	switch carrier, number := req.GetCarrier(), req.GetTrackingNumber(); {
+	case carrier != "" && number == "":
+		v.Add("tracking_number", "required with carrier: give both carrier and tracking_number, or neither")
+	case carrier == "" && number != "":
+		v.Add("carrier", "required with tracking_number: give both carrier and tracking_number, or neither")
+	case len(carrier) > maxText:
+		v.Add("carrier", "at most %d characters", maxText)
+	case len(number) > maxText:
+		v.Add("tracking_number", "at most %d characters", maxText)
+	}
+	from := apierr.Timestamp(&v, "place_time_from", req.GetPlaceTimeFrom())
+	to := apierr.Timestamp(&v, "place_time_to", req.GetPlaceTimeTo())
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		v.Add("place_time_to", "must be after place_time_from (from is inclusive, to exclusive), got %s to %s",
+			from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
 	}
 	status := apierr.Known(&v, "state", statuses, req.GetState())
 	apierr.Paging(&v, req.GetPageSize(), req.GetPageToken())
-	return app.ListQuery{BuyerID: req.GetBuyerId(), VendorID: req.GetVendorId(), Status: status,
-		PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()}, v.Err()
+	return app.ListQuery{BuyerID: req.GetBuyerId(), VendorID: req.GetVendorId(), CreatorID: req.GetCreatorId(),
+		PSPReference: req.GetPspReference(), Carrier: req.GetCarrier(), TrackingNumber: req.GetTrackingNumber(),
+		From: from, To: to, Status: status, PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()}, v.Err()
 }
 
 func validateCancel(req *orderv1.CancelOrderRequest) error {

@@ -990,8 +990,11 @@ func (x *GetOrderResponse) GetOrder() *Order {
 	return nil
 }
 
-// ListOrdersRequest pages through orders. Exactly one of buyer_id and
-// vendor_id.
+// ListOrdersRequest pages through the orders that match every filter
+// given (AIP-158). Buyers, vendors and creators must give their own id
+// (buyer_id, vendor_id, creator_id); support, platform and service may give
+// any filters, or none for every order. A page token is bound to the
+// filters it was issued for: with any other filters it is refused.
 type ListOrdersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A buyer's orders.
@@ -1003,7 +1006,24 @@ type ListOrdersRequest struct {
 	// Page size, default 50, at most 500.
 	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Token from a previous response.
-	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Orders attributed to this creator (Order.attribution.creator_id).
+	CreatorId string `protobuf:"bytes,6,opt,name=creator_id,json=creatorId,proto3" json:"creator_id,omitempty"`
+	// The order with this payment reference (Order.payment.psp_reference),
+	// exact match.
+	PspReference string `protobuf:"bytes,7,opt,name=psp_reference,json=pspReference,proto3" json:"psp_reference,omitempty"`
+	// The carrier of tracking_number; both or neither.
+	Carrier string `protobuf:"bytes,8,opt,name=carrier,proto3" json:"carrier,omitempty"`
+	// The order a part of which shipped with this carrier's tracking
+	// number, exact match (as recorded by the fulfilment service's
+	// FulfilmentShipped; the order service learns it from the fulfilment
+	// service's events, a moment after the shipment).
+	TrackingNumber string `protobuf:"bytes,9,opt,name=tracking_number,json=trackingNumber,proto3" json:"tracking_number,omitempty"`
+	// Orders placed at or after this time (inclusive).
+	PlaceTimeFrom *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=place_time_from,json=placeTimeFrom,proto3" json:"place_time_from,omitempty"`
+	// Orders placed before this time (exclusive); after place_time_from
+	// when both are given.
+	PlaceTimeTo   *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=place_time_to,json=placeTimeTo,proto3" json:"place_time_to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1071,6 +1091,48 @@ func (x *ListOrdersRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListOrdersRequest) GetCreatorId() string {
+	if x != nil {
+		return x.CreatorId
+	}
+	return ""
+}
+
+func (x *ListOrdersRequest) GetPspReference() string {
+	if x != nil {
+		return x.PspReference
+	}
+	return ""
+}
+
+func (x *ListOrdersRequest) GetCarrier() string {
+	if x != nil {
+		return x.Carrier
+	}
+	return ""
+}
+
+func (x *ListOrdersRequest) GetTrackingNumber() string {
+	if x != nil {
+		return x.TrackingNumber
+	}
+	return ""
+}
+
+func (x *ListOrdersRequest) GetPlaceTimeFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PlaceTimeFrom
+	}
+	return nil
+}
+
+func (x *ListOrdersRequest) GetPlaceTimeTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PlaceTimeTo
+	}
+	return nil
 }
 
 // ListOrdersResponse is one page.
@@ -1317,14 +1379,22 @@ const file_custody_order_v1_order_proto_rawDesc = "" +
 	"\x0fGetOrderRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\"A\n" +
 	"\x10GetOrderResponse\x12-\n" +
-	"\x05order\x18\x01 \x01(\v2\x17.custody.order.v1.OrderR\x05order\"\xbb\x01\n" +
+	"\x05order\x18\x01 \x01(\v2\x17.custody.order.v1.OrderR\x05order\"\xc6\x03\n" +
 	"\x11ListOrdersRequest\x12\x19\n" +
 	"\bbuyer_id\x18\x01 \x01(\tR\abuyerId\x12\x1b\n" +
 	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x122\n" +
 	"\x05state\x18\x03 \x01(\x0e2\x1c.custody.order.v1.OrderStateR\x05state\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"m\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\x12\x1d\n" +
+	"\n" +
+	"creator_id\x18\x06 \x01(\tR\tcreatorId\x12#\n" +
+	"\rpsp_reference\x18\a \x01(\tR\fpspReference\x12\x18\n" +
+	"\acarrier\x18\b \x01(\tR\acarrier\x12'\n" +
+	"\x0ftracking_number\x18\t \x01(\tR\x0etrackingNumber\x12B\n" +
+	"\x0fplace_time_from\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\rplaceTimeFrom\x12>\n" +
+	"\rplace_time_to\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\vplaceTimeTo\"m\n" +
 	"\x12ListOrdersResponse\x12/\n" +
 	"\x06orders\x18\x01 \x03(\v2\x17.custody.order.v1.OrderR\x06orders\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"f\n" +
@@ -1416,21 +1486,23 @@ var file_custody_order_v1_order_proto_depIdxs = []int32{
 	7,  // 21: custody.order.v1.PlaceOrderResponse.order:type_name -> custody.order.v1.Order
 	7,  // 22: custody.order.v1.GetOrderResponse.order:type_name -> custody.order.v1.Order
 	0,  // 23: custody.order.v1.ListOrdersRequest.state:type_name -> custody.order.v1.OrderState
-	7,  // 24: custody.order.v1.ListOrdersResponse.orders:type_name -> custody.order.v1.Order
-	7,  // 25: custody.order.v1.CancelOrderResponse.order:type_name -> custody.order.v1.Order
-	8,  // 26: custody.order.v1.OrderService.PlaceOrder:input_type -> custody.order.v1.PlaceOrderRequest
-	10, // 27: custody.order.v1.OrderService.GetOrder:input_type -> custody.order.v1.GetOrderRequest
-	12, // 28: custody.order.v1.OrderService.ListOrders:input_type -> custody.order.v1.ListOrdersRequest
-	14, // 29: custody.order.v1.OrderService.CancelOrder:input_type -> custody.order.v1.CancelOrderRequest
-	9,  // 30: custody.order.v1.OrderService.PlaceOrder:output_type -> custody.order.v1.PlaceOrderResponse
-	11, // 31: custody.order.v1.OrderService.GetOrder:output_type -> custody.order.v1.GetOrderResponse
-	13, // 32: custody.order.v1.OrderService.ListOrders:output_type -> custody.order.v1.ListOrdersResponse
-	15, // 33: custody.order.v1.OrderService.CancelOrder:output_type -> custody.order.v1.CancelOrderResponse
-	30, // [30:34] is the sub-list for method output_type
-	26, // [26:30] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	16, // 24: custody.order.v1.ListOrdersRequest.place_time_from:type_name -> google.protobuf.Timestamp
+	16, // 25: custody.order.v1.ListOrdersRequest.place_time_to:type_name -> google.protobuf.Timestamp
+	7,  // 26: custody.order.v1.ListOrdersResponse.orders:type_name -> custody.order.v1.Order
+	7,  // 27: custody.order.v1.CancelOrderResponse.order:type_name -> custody.order.v1.Order
+	8,  // 28: custody.order.v1.OrderService.PlaceOrder:input_type -> custody.order.v1.PlaceOrderRequest
+	10, // 29: custody.order.v1.OrderService.GetOrder:input_type -> custody.order.v1.GetOrderRequest
+	12, // 30: custody.order.v1.OrderService.ListOrders:input_type -> custody.order.v1.ListOrdersRequest
+	14, // 31: custody.order.v1.OrderService.CancelOrder:input_type -> custody.order.v1.CancelOrderRequest
+	9,  // 32: custody.order.v1.OrderService.PlaceOrder:output_type -> custody.order.v1.PlaceOrderResponse
+	11, // 33: custody.order.v1.OrderService.GetOrder:output_type -> custody.order.v1.GetOrderResponse
+	13, // 34: custody.order.v1.OrderService.ListOrders:output_type -> custody.order.v1.ListOrdersResponse
+	15, // 35: custody.order.v1.OrderService.CancelOrder:output_type -> custody.order.v1.CancelOrderResponse
+	32, // [32:36] is the sub-list for method output_type
+	28, // [28:32] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_custody_order_v1_order_proto_init() }

@@ -44,7 +44,13 @@ type OrderServiceClient interface {
 	// GetOrder returns an order. Callers: its buyer, a vendor with a part of
 	// it, support, platform, service.
 	GetOrder(ctx context.Context, in *GetOrderRequest, opts ...grpc.CallOption) (*GetOrderResponse, error)
-	// ListOrders lists a buyer's or a vendor's orders, newest first.
+	// ListOrders finds orders, newest first by place time: by buyer, vendor,
+	// creator, PSP reference, tracking number, state and place-time range,
+	// every filter given narrowing the list. Callers: a buyer with buyer_id
+	// = itself, a vendor with vendor_id = itself (each order in the vendor's
+	// view), a creator with creator_id = itself (each order in the creator's
+	// view); support, platform and service with any filters or none (every
+	// order, newest first).
 	ListOrders(ctx context.Context, in *ListOrdersRequest, opts ...grpc.CallOption) (*ListOrdersResponse, error)
 	// CancelOrder cancels an order that has not shipped. Callers: its buyer,
 	// support, service.
@@ -118,7 +124,13 @@ type OrderServiceServer interface {
 	// GetOrder returns an order. Callers: its buyer, a vendor with a part of
 	// it, support, platform, service.
 	GetOrder(context.Context, *GetOrderRequest) (*GetOrderResponse, error)
-	// ListOrders lists a buyer's or a vendor's orders, newest first.
+	// ListOrders finds orders, newest first by place time: by buyer, vendor,
+	// creator, PSP reference, tracking number, state and place-time range,
+	// every filter given narrowing the list. Callers: a buyer with buyer_id
+	// = itself, a vendor with vendor_id = itself (each order in the vendor's
+	// view), a creator with creator_id = itself (each order in the creator's
+	// view); support, platform and service with any filters or none (every
+	// order, newest first).
 	ListOrders(context.Context, *ListOrdersRequest) (*ListOrdersResponse, error)
 	// CancelOrder cancels an order that has not shipped. Callers: its buyer,
 	// support, service.
