@@ -7,8 +7,10 @@
 // the other services' deciders — all pure), app/ (the index's feeds and
 // the three queries), grpcapi/ (validation, authorization, error mapping).
 //
-// The audit service owns no events and writes nothing. None of the stores
-// it indexes is its own, so the process serves while the index is being
+// The audit service writes one kind of event only: ParkedEventRedriven, in
+// its own store (CUSTODY_AUDIT), when support hands a parked event back to
+// its consumer (RedriveParkedEvent); that store is indexed like the others.
+// The other stores it indexes are not its own, so the process serves while the index is being
 // built, and a service that never ran (`custody run --target=audit` alone)
 // is indexed as soon as its stream appears. Queries make up for it: each
 // waits until the index holds what the stores held when it arrived, or
@@ -20,6 +22,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,9 +30,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/bus"
+	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/platform"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	"github.com/custody/custody/services/audit/app"
+	"github.com/custody/custody/services/audit/domain"
 	"github.com/custody/custody/services/audit/grpcapi"
 )
 
@@ -73,12 +78,37 @@ func NewModule(o Options) platform.Module { return platform.WithOptions(Name, o,
 
 // parts builds the index and its API; nothing runs until the runtime
 // follows the projections.
-func parts(_ context.Context, d platform.Deps, o Options) (platform.Parts, error) {
-	svc := app.New(app.Config{Services: o.Services, FreshnessWait: o.FreshnessWait},
+func parts(ctx context.Context, d platform.Deps, o Options) (platform.Parts, error) {
+	services := o.Services
+	if len(services) == 0 {
+		services = app.DefaultServices
+	}
+	var store platform.Store
+	var handlers es.Options
+	if d.ReadOnly {
+		// custody rebuild: the audit's own store is indexed if it exists
+		// (it does not before the first redrive of a data directory made
+		// by an older binary, and rebuild must not wait for it).
+		if st, err := d.OpenStoreIfCreated(ctx, Name); err == nil {
+			_ = st.Close()
+		} else {
+			services = slices.DeleteFunc(slices.Clone(services), func(s string) bool { return s == Name })
+		}
+	} else if slices.Contains(services, Name) {
+		deps, err := d.AppDeps(ctx, Name)
+		if err != nil {
+			return platform.Parts{}, err
+		}
+		store, handlers = deps.Store, deps.Handlers
+	}
+	svc := app.New(app.Config{Services: services, FreshnessWait: o.FreshnessWait},
 		app.Deps{Open: openIfCreated(d), Clock: d.Clock, Logger: d.Logger})
 	api := grpcapi.New(svc, d.Logger)
 	if d.JetStream != nil {
 		api.Parked = listParked(d.JetStream)
+		if store != nil {
+			svc.EnableRedrives(es.NewHandler(domain.Redrives, store, handlers), deadLetters(d.JetStream, d.Replicas))
+		}
 	}
 	var projections []platform.Projection
 	for _, f := range svc.Feeds() {
@@ -89,7 +119,13 @@ func parts(_ context.Context, d platform.Deps, o Options) (platform.Parts, error
 		Register:    func(r grpc.ServiceRegistrar) { auditv1.RegisterAuditServiceServer(r, api) },
 		Services:    []string{ServiceName},
 		Projections: projections,
-		Stop:        svc.Close,
+		Stop: func(ctx context.Context) error {
+			err := svc.Close(ctx)
+			if store != nil {
+				err = errors.Join(err, store.Close())
+			}
+			return err
+		},
 	}, nil
 }
 
@@ -115,12 +151,64 @@ func listParked(js jetstream.JetStream) func(ctx context.Context, consumer strin
 		}
 		out := make([]*auditv1.ParkedEvent, 0, len(ps))
 		for _, p := range ps {
-			out = append(out, &auditv1.ParkedEvent{
-				Consumer: p.Consumer, SourceService: p.SourceService, Cause: p.Cause, Reason: p.Reason,
-				Deliveries: p.Deliveries, EventId: p.EventID, EventType: p.EventType,
-				OriginalSubject: p.OriginalSubject, OriginalSequence: p.OriginalSequence, ParkTime: timestamppb.New(p.ParkedAt),
-			})
+			out = append(out, parkedProto(p))
 		}
 		return out, nil
 	}
+}
+
+// deadLetters is the dead-letter stream as the app's redrives use it.
+func deadLetters(js jetstream.JetStream, replicas int) app.DeadLetters {
+	record := func(p bus.Parked, err error) (app.ParkedRecord, error) {
+		if errors.Is(err, bus.ErrParkedNotFound) {
+			return app.ParkedRecord{}, app.ErrParkedNotFound
+		}
+		if err != nil {
+			return app.ParkedRecord{}, err
+		}
+		return app.ParkedRecord{Parked: parkedProto(p), Event: p.Event}, nil
+	}
+	return app.DeadLetters{
+		Get: func(ctx context.Context, seq uint64) (app.ParkedRecord, error) {
+			return record(bus.GetParked(ctx, js, seq))
+		},
+		Find: func(ctx context.Context, consumer, eventID string) (app.ParkedRecord, error) {
+			return record(bus.FindParked(ctx, js, consumer, eventID))
+		},
+		HandBack: func(ctx context.Context, rec app.ParkedRecord, id, actor string) (bool, error) {
+			p, err := bus.GetParked(ctx, js, rec.Parked.GetDeadLetterSequence())
+			if err != nil {
+				return false, err
+			}
+			return bus.RequestRedrive(ctx, js, p, id, actor, replicas)
+		},
+	}
+}
+
+// parkedProto is a dead-letter record as the API shows it.
+func parkedProto(p bus.Parked) *auditv1.ParkedEvent {
+	out := &auditv1.ParkedEvent{
+		Consumer: p.Consumer, SourceService: p.SourceService, Cause: p.Cause, Reason: p.Reason,
+		Deliveries: p.Deliveries, EventId: p.EventID, EventType: p.EventType,
+		OriginalSubject: p.OriginalSubject, OriginalSequence: p.OriginalSequence, ParkTime: timestamppb.New(p.ParkedAt),
+		DeadLetterSequence: p.Sequence, RedriveOf: p.RedriveOf,
+	}
+	if r := p.Redrive; r != nil {
+		rd := &auditv1.ParkedEventRedrive{Actor: r.Actor, Reason: r.Reason, ParkedAgainSequence: r.ParkedAgainAs,
+			Outcome: auditv1.RedriveOutcome_REDRIVE_OUTCOME_PENDING}
+		if !r.RequestedAt.IsZero() {
+			rd.RequestTime = timestamppb.New(r.RequestedAt)
+		}
+		switch r.Outcome {
+		case bus.RedriveHandled:
+			rd.Outcome = auditv1.RedriveOutcome_REDRIVE_OUTCOME_HANDLED
+		case bus.RedriveParkedAgain:
+			rd.Outcome = auditv1.RedriveOutcome_REDRIVE_OUTCOME_PARKED_AGAIN
+		}
+		if !r.OutcomeAt.IsZero() {
+			rd.OutcomeTime = timestamppb.New(r.OutcomeAt)
+		}
+		out.Redrive = rd
+	}
+	return out
 }

@@ -19,12 +19,14 @@ import (
 	"time"
 
 	"github.com/custody/custody/pkg/clock"
+	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/audit/domain"
 
 	// Every service's event types, so the index can decode them.
+	_ "github.com/custody/custody/proto/custody/audit/v1"
 	_ "github.com/custody/custody/proto/custody/catalog/v1"
 	_ "github.com/custody/custody/proto/custody/fulfilment/v1"
 	_ "github.com/custody/custody/proto/custody/order/v1"
@@ -47,7 +49,9 @@ var ErrNotCreatedYet = errors.New("the service's event stream does not exist yet
 var ErrIndexBehind = errors.New("the audit index is behind the event stores")
 
 // DefaultServices are the stores the audit service indexes.
-var DefaultServices = []string{"catalog", "order", "fulfilment", "trust", "payouts"}
+// The audit's own store holds the redrives of parked events
+// (ParkedEventRedriven), which name the order of the event handed back.
+var DefaultServices = []string{"catalog", "order", "fulfilment", "trust", "payouts", "audit"}
 
 // Config configures the service. Zero fields take the defaults.
 type Config struct {
@@ -89,6 +93,10 @@ type Service struct {
 	idx *domain.Index
 
 	sources map[string]*source // fixed at New; each guards itself
+
+	// Redrives (redrive.go); nil when not enabled.
+	redrives    *es.Handler[domain.Redrive, domain.RedriveParked]
+	deadLetters DeadLetters
 }
 
 // source is one service's store as the index follows it.

@@ -294,3 +294,18 @@ func IsUnknownType(payloadErr string) bool { return strings.HasPrefix(payloadErr
 
 // UnknownTypePrefix starts the PayloadError of events of unknown types.
 const UnknownTypePrefix = "(unknown type)"
+
+// OrderOf is the order an event with these refs is filed under, as far as
+// the index knows: its order_id, else the order an id it names is tied to;
+// "" if none.
+func (x *Index) OrderOf(refs Refs) string {
+	if refs.OrderID != "" {
+		return refs.OrderID
+	}
+	for _, k := range refs.Keys {
+		if o, ok := x.links[k]; ok {
+			return o
+		}
+	}
+	return ""
+}

@@ -9,6 +9,7 @@ import "github.com/custody/custody/pkg/auth"
 //	VerifyOrderChain  its own orders -       -        -        all      all       -
 //	ReplayOrder       -              -       -        -        all      all       -
 //	ListParkedEvents  -              -       -        -        all      all       -
+//	RedriveParkedEvent -             -       -        -        all      all       -
 //
 // The audit trail is for the people who settle disputes: support (who
 // replay an order's history to decide a claim) and platform (finance and
@@ -21,6 +22,9 @@ import "github.com/custody/custody/pkg/auth"
 // point of a tamper-evident record. Vendors are not given verification:
 // an order's streams include other vendors' parts.
 //
+// Handing a parked event back to its consumer (RedriveParkedEvent) is an
+// operator's act, recorded with who did it: support and platform only.
+//
 // Internal service callers have no access: nothing automated needs the
 // audit trail, and it should not become a back door to other services'
 // data.
@@ -31,10 +35,11 @@ import "github.com/custody/custody/pkg/auth"
 // events is NotFound for everyone allowed the RPC (order ids are 128-bit
 // hashes, so existence reveals nothing guessable).
 var access = auth.Access{
-	"GetOrderTimeline": auth.Allow(auth.Support, auth.Platform),
-	"VerifyOrderChain": auth.Allow(auth.Buyer, auth.Support, auth.Platform),
-	"ReplayOrder":      auth.Allow(auth.Support, auth.Platform),
-	"ListParkedEvents": auth.Allow(auth.Support, auth.Platform),
+	"GetOrderTimeline":   auth.Allow(auth.Support, auth.Platform),
+	"VerifyOrderChain":   auth.Allow(auth.Buyer, auth.Support, auth.Platform),
+	"ReplayOrder":        auth.Allow(auth.Support, auth.Platform),
+	"ListParkedEvents":   auth.Allow(auth.Support, auth.Platform),
+	"RedriveParkedEvent": auth.Allow(auth.Support, auth.Platform),
 }
 
 // allowed reports whether caller may call rpc on an order of buyerID

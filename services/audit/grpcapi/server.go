@@ -121,11 +121,30 @@ func (s *Server) ListParkedEvents(ctx context.Context, req *auditv1.ListParkedEv
 	return &auditv1.ListParkedEventsResponse{Parked: ps}, nil
 }
 
+// RedriveParkedEvent implements auditv1.AuditServiceServer.
+func (s *Server) RedriveParkedEvent(ctx context.Context, req *auditv1.RedriveParkedEventRequest) (*auditv1.RedriveParkedEventResponse, error) {
+	if _, err := admit(ctx, "RedriveParkedEvent", validateRedrive(req)); err != nil {
+		return nil, err
+	}
+	caller, _ := auth.CallerFrom(ctx)
+	r, err := s.App.Redrive(ctx, app.RedriveCommand{
+		RequestID: req.GetRequestId(), Fingerprint: apierr.Fingerprint(req), Actor: auth.Actor(caller, []auth.Kind{auth.Support, auth.Platform}),
+		Consumer: req.GetConsumer(), EventID: req.GetEventId(), Sequence: req.GetDeadLetterSequence(), Reason: req.GetReason(),
+	})
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return &auditv1.RedriveParkedEventResponse{Parked: r.Record.Parked, AlreadyRedriven: r.AlreadyRedriven}, nil
+}
+
 // toStatus is the one place where errors become gRPC statuses: the audit's
 // own (an index that cannot catch up in time), then apierr.FromError.
 func (s *Server) toStatus(ctx context.Context, err error) error {
 	if errors.Is(err, app.ErrIndexBehind) {
 		return apierr.Unavailable("the audit index is still catching up with the event stores; retry shortly")
+	}
+	if errors.Is(err, app.ErrRedriveUnavailable) {
+		return apierr.Unavailable("redrive is not available in this process (read-only, or no dead-letter stream)")
 	}
 	return apierr.FromError(ctx, s.Log, err)
 }

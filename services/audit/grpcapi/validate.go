@@ -55,3 +55,38 @@ func validateReplay(req *auditv1.ReplayOrderRequest) error {
 	}
 	return v.Err()
 }
+
+// maxRedriveReason bounds a redrive's reason.
+const maxRedriveReason = 1000
+
+func validateRedrive(req *auditv1.RedriveParkedEventRequest) error {
+	var v apierr.Violations
+	switch id := req.GetRequestId(); {
+	case id == "":
+		v.Add("request_id", "required: an idempotency key, unique per request")
+	case len(id) > apierr.MaxRequestID:
+		v.Addf("request_id", "at most %d characters", apierr.MaxRequestID)
+	}
+	c, ev, seq := req.GetConsumer(), req.GetEventId(), req.GetDeadLetterSequence()
+	if c != "" && !consumerPattern.MatchString(c) {
+		v.Add("consumer", "not a consumer name: 1-64 letters, digits, '_' or '-'")
+	}
+	if len(ev) > 256 {
+		v.Add("event_id", "at most 256 characters")
+	}
+	if seq == 0 {
+		if ev == "" {
+			v.Add("event_id", "required unless dead_letter_sequence names the parked event")
+		}
+		if c == "" {
+			v.Add("consumer", "required with event_id (the consumer that parked it)")
+		}
+	}
+	switch r := req.GetReason(); {
+	case r == "":
+		v.Add("reason", "required: why the event is handed back (recorded in the audit trail)")
+	case len(r) > maxRedriveReason:
+		v.Addf("reason", "at most %d characters", maxRedriveReason)
+	}
+	return v.Err()
+}

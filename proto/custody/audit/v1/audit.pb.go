@@ -27,6 +27,63 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// RedriveOutcome is what the consumer did with a redriven event.
+type RedriveOutcome int32
+
+const (
+	// Not set.
+	RedriveOutcome_REDRIVE_OUTCOME_UNSPECIFIED RedriveOutcome = 0
+	// Handed back; the consumer has not handled it yet.
+	RedriveOutcome_REDRIVE_OUTCOME_PENDING RedriveOutcome = 1
+	// The consumer's handler handled it.
+	RedriveOutcome_REDRIVE_OUTCOME_HANDLED RedriveOutcome = 2
+	// It failed again and was parked as a new record.
+	RedriveOutcome_REDRIVE_OUTCOME_PARKED_AGAIN RedriveOutcome = 3
+)
+
+// Enum value maps for RedriveOutcome.
+var (
+	RedriveOutcome_name = map[int32]string{
+		0: "REDRIVE_OUTCOME_UNSPECIFIED",
+		1: "REDRIVE_OUTCOME_PENDING",
+		2: "REDRIVE_OUTCOME_HANDLED",
+		3: "REDRIVE_OUTCOME_PARKED_AGAIN",
+	}
+	RedriveOutcome_value = map[string]int32{
+		"REDRIVE_OUTCOME_UNSPECIFIED":  0,
+		"REDRIVE_OUTCOME_PENDING":      1,
+		"REDRIVE_OUTCOME_HANDLED":      2,
+		"REDRIVE_OUTCOME_PARKED_AGAIN": 3,
+	}
+)
+
+func (x RedriveOutcome) Enum() *RedriveOutcome {
+	p := new(RedriveOutcome)
+	*p = x
+	return p
+}
+
+func (x RedriveOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RedriveOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_custody_audit_v1_audit_proto_enumTypes[0].Descriptor()
+}
+
+func (RedriveOutcome) Type() protoreflect.EnumType {
+	return &file_custody_audit_v1_audit_proto_enumTypes[0]
+}
+
+func (x RedriveOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RedriveOutcome.Descriptor instead.
+func (RedriveOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_custody_audit_v1_audit_proto_rawDescGZIP(), []int{0}
+}
+
 // TimelineEvent is one stored event of an order, as recorded.
 type TimelineEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1523,7 +1580,14 @@ type ParkedEvent struct {
 	// Stream sequence of the message that held it.
 	OriginalSequence uint64 `protobuf:"varint,9,opt,name=original_sequence,json=originalSequence,proto3" json:"original_sequence,omitempty"`
 	// When it was parked.
-	ParkTime      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=park_time,json=parkTime,proto3" json:"park_time,omitempty"`
+	ParkTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=park_time,json=parkTime,proto3" json:"park_time,omitempty"`
+	// Its sequence in the dead-letter stream: what RedriveParkedEvent names.
+	DeadLetterSequence uint64 `protobuf:"varint,11,opt,name=dead_letter_sequence,json=deadLetterSequence,proto3" json:"dead_letter_sequence,omitempty"`
+	// For an event parked again after a redrive: the dead-letter record it
+	// was handed back from (0: none).
+	RedriveOf uint64 `protobuf:"varint,12,opt,name=redrive_of,json=redriveOf,proto3" json:"redrive_of,omitempty"`
+	// What became of its redrive; unset if it was not redriven.
+	Redrive       *ParkedEventRedrive `protobuf:"bytes,13,opt,name=redrive,proto3" json:"redrive,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1626,6 +1690,259 @@ func (x *ParkedEvent) GetParkTime() *timestamppb.Timestamp {
 		return x.ParkTime
 	}
 	return nil
+}
+
+func (x *ParkedEvent) GetDeadLetterSequence() uint64 {
+	if x != nil {
+		return x.DeadLetterSequence
+	}
+	return 0
+}
+
+func (x *ParkedEvent) GetRedriveOf() uint64 {
+	if x != nil {
+		return x.RedriveOf
+	}
+	return 0
+}
+
+func (x *ParkedEvent) GetRedrive() *ParkedEventRedrive {
+	if x != nil {
+		return x.Redrive
+	}
+	return nil
+}
+
+// ParkedEventRedrive is a parked event handed back to its consumer.
+type ParkedEventRedrive struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When it was handed back.
+	RequestTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=request_time,json=requestTime,proto3" json:"request_time,omitempty"`
+	// Who asked ("support:alice").
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// What the consumer did with it.
+	Outcome RedriveOutcome `protobuf:"varint,3,opt,name=outcome,proto3,enum=custody.audit.v1.RedriveOutcome" json:"outcome,omitempty"`
+	// When the consumer was done with it (unset while pending).
+	OutcomeTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=outcome_time,json=outcomeTime,proto3" json:"outcome_time,omitempty"`
+	// Why it failed again (outcome PARKED_AGAIN).
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The dead-letter record it was parked again as (outcome PARKED_AGAIN).
+	ParkedAgainSequence uint64 `protobuf:"varint,6,opt,name=parked_again_sequence,json=parkedAgainSequence,proto3" json:"parked_again_sequence,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *ParkedEventRedrive) Reset() {
+	*x = ParkedEventRedrive{}
+	mi := &file_custody_audit_v1_audit_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParkedEventRedrive) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParkedEventRedrive) ProtoMessage() {}
+
+func (x *ParkedEventRedrive) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_audit_v1_audit_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParkedEventRedrive.ProtoReflect.Descriptor instead.
+func (*ParkedEventRedrive) Descriptor() ([]byte, []int) {
+	return file_custody_audit_v1_audit_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ParkedEventRedrive) GetRequestTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestTime
+	}
+	return nil
+}
+
+func (x *ParkedEventRedrive) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *ParkedEventRedrive) GetOutcome() RedriveOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return RedriveOutcome_REDRIVE_OUTCOME_UNSPECIFIED
+}
+
+func (x *ParkedEventRedrive) GetOutcomeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OutcomeTime
+	}
+	return nil
+}
+
+func (x *ParkedEventRedrive) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ParkedEventRedrive) GetParkedAgainSequence() uint64 {
+	if x != nil {
+		return x.ParkedAgainSequence
+	}
+	return 0
+}
+
+// RedriveParkedEventRequest names a parked event: its dead-letter record, or
+// the consumer and the event id (the newest record of that event).
+type RedriveParkedEventRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key (AIP-155): required, at most 128 characters.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The consumer that parked it ("catalog-on-order"); required with
+	// event_id, and if given with dead_letter_sequence it must match.
+	Consumer string `protobuf:"bytes,2,opt,name=consumer,proto3" json:"consumer,omitempty"`
+	// The event that failed; give it or dead_letter_sequence.
+	EventId string `protobuf:"bytes,3,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// The dead-letter record (ParkedEvent.dead_letter_sequence).
+	DeadLetterSequence uint64 `protobuf:"varint,4,opt,name=dead_letter_sequence,json=deadLetterSequence,proto3" json:"dead_letter_sequence,omitempty"`
+	// Why it is handed back (required, at most 1000 characters).
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedriveParkedEventRequest) Reset() {
+	*x = RedriveParkedEventRequest{}
+	mi := &file_custody_audit_v1_audit_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedriveParkedEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedriveParkedEventRequest) ProtoMessage() {}
+
+func (x *RedriveParkedEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_audit_v1_audit_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedriveParkedEventRequest.ProtoReflect.Descriptor instead.
+func (*RedriveParkedEventRequest) Descriptor() ([]byte, []int) {
+	return file_custody_audit_v1_audit_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RedriveParkedEventRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *RedriveParkedEventRequest) GetConsumer() string {
+	if x != nil {
+		return x.Consumer
+	}
+	return ""
+}
+
+func (x *RedriveParkedEventRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *RedriveParkedEventRequest) GetDeadLetterSequence() uint64 {
+	if x != nil {
+		return x.DeadLetterSequence
+	}
+	return 0
+}
+
+func (x *RedriveParkedEventRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// RedriveParkedEventResponse is the parked event as it stands after the
+// request.
+type RedriveParkedEventResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The parked event with its redrive.
+	Parked *ParkedEvent `protobuf:"bytes,1,opt,name=parked,proto3" json:"parked,omitempty"`
+	// True when it had been handed back before (by this request or another):
+	// nothing was done now.
+	AlreadyRedriven bool `protobuf:"varint,2,opt,name=already_redriven,json=alreadyRedriven,proto3" json:"already_redriven,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RedriveParkedEventResponse) Reset() {
+	*x = RedriveParkedEventResponse{}
+	mi := &file_custody_audit_v1_audit_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedriveParkedEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedriveParkedEventResponse) ProtoMessage() {}
+
+func (x *RedriveParkedEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_audit_v1_audit_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedriveParkedEventResponse.ProtoReflect.Descriptor instead.
+func (*RedriveParkedEventResponse) Descriptor() ([]byte, []int) {
+	return file_custody_audit_v1_audit_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RedriveParkedEventResponse) GetParked() *ParkedEvent {
+	if x != nil {
+		return x.Parked
+	}
+	return nil
+}
+
+func (x *RedriveParkedEventResponse) GetAlreadyRedriven() bool {
+	if x != nil {
+		return x.AlreadyRedriven
+	}
+	return false
 }
 
 var File_custody_audit_v1_audit_proto protoreflect.FileDescriptor
@@ -1754,7 +2071,7 @@ const file_custody_audit_v1_audit_proto_rawDesc = "" +
 	"\x17ListParkedEventsRequest\x12\x1a\n" +
 	"\bconsumer\x18\x01 \x01(\tR\bconsumer\"Q\n" +
 	"\x18ListParkedEventsResponse\x125\n" +
-	"\x06parked\x18\x01 \x03(\v2\x1d.custody.audit.v1.ParkedEventR\x06parked\"\xe9\x02\n" +
+	"\x06parked\x18\x01 \x03(\v2\x1d.custody.audit.v1.ParkedEventR\x06parked\"\xfa\x03\n" +
 	"\vParkedEvent\x12\x1a\n" +
 	"\bconsumer\x18\x01 \x01(\tR\bconsumer\x12%\n" +
 	"\x0esource_service\x18\x02 \x01(\tR\rsourceService\x12\x14\n" +
@@ -1769,12 +2086,39 @@ const file_custody_audit_v1_audit_proto_rawDesc = "" +
 	"\x10original_subject\x18\b \x01(\tR\x0foriginalSubject\x12+\n" +
 	"\x11original_sequence\x18\t \x01(\x04R\x10originalSequence\x127\n" +
 	"\tpark_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\bparkTime2\xab\x03\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bparkTime\x120\n" +
+	"\x14dead_letter_sequence\x18\v \x01(\x04R\x12deadLetterSequence\x12\x1d\n" +
+	"\n" +
+	"redrive_of\x18\f \x01(\x04R\tredriveOf\x12>\n" +
+	"\aredrive\x18\r \x01(\v2$.custody.audit.v1.ParkedEventRedriveR\aredrive\"\xb0\x02\n" +
+	"\x12ParkedEventRedrive\x12=\n" +
+	"\frequest_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestTime\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12:\n" +
+	"\aoutcome\x18\x03 \x01(\x0e2 .custody.audit.v1.RedriveOutcomeR\aoutcome\x12=\n" +
+	"\foutcome_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\voutcomeTime\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x122\n" +
+	"\x15parked_again_sequence\x18\x06 \x01(\x04R\x13parkedAgainSequence\"\xbb\x01\n" +
+	"\x19RedriveParkedEventRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
+	"\bconsumer\x18\x02 \x01(\tR\bconsumer\x12\x19\n" +
+	"\bevent_id\x18\x03 \x01(\tR\aeventId\x120\n" +
+	"\x14dead_letter_sequence\x18\x04 \x01(\x04R\x12deadLetterSequence\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"~\n" +
+	"\x1aRedriveParkedEventResponse\x125\n" +
+	"\x06parked\x18\x01 \x01(\v2\x1d.custody.audit.v1.ParkedEventR\x06parked\x12)\n" +
+	"\x10already_redriven\x18\x02 \x01(\bR\x0falreadyRedriven*\x8d\x01\n" +
+	"\x0eRedriveOutcome\x12\x1f\n" +
+	"\x1bREDRIVE_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17REDRIVE_OUTCOME_PENDING\x10\x01\x12\x1b\n" +
+	"\x17REDRIVE_OUTCOME_HANDLED\x10\x02\x12 \n" +
+	"\x1cREDRIVE_OUTCOME_PARKED_AGAIN\x10\x032\x9c\x04\n" +
 	"\fAuditService\x12i\n" +
 	"\x10GetOrderTimeline\x12).custody.audit.v1.GetOrderTimelineRequest\x1a*.custody.audit.v1.GetOrderTimelineResponse\x12i\n" +
 	"\x10VerifyOrderChain\x12).custody.audit.v1.VerifyOrderChainRequest\x1a*.custody.audit.v1.VerifyOrderChainResponse\x12Z\n" +
 	"\vReplayOrder\x12$.custody.audit.v1.ReplayOrderRequest\x1a%.custody.audit.v1.ReplayOrderResponse\x12i\n" +
-	"\x10ListParkedEvents\x12).custody.audit.v1.ListParkedEventsRequest\x1a*.custody.audit.v1.ListParkedEventsResponseB\xbf\x01\n" +
+	"\x10ListParkedEvents\x12).custody.audit.v1.ListParkedEventsRequest\x1a*.custody.audit.v1.ListParkedEventsResponse\x12o\n" +
+	"\x12RedriveParkedEvent\x12+.custody.audit.v1.RedriveParkedEventRequest\x1a,.custody.audit.v1.RedriveParkedEventResponseB\xbf\x01\n" +
 	"\x14com.custody.audit.v1B\n" +
 	"AuditProtoP\x01Z9github.com/custody/custody/proto/custody/audit/v1;auditv1\xa2\x02\x03CAX\xaa\x02\x10Custody.Audit.V1\xca\x02\x10Custody\\Audit\\V1\xe2\x02\x1cCustody\\Audit\\V1\\GPBMetadata\xea\x02\x12Custody::Audit::V1b\x06proto3"
 
@@ -1790,91 +2134,103 @@ func file_custody_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_custody_audit_v1_audit_proto_rawDescData
 }
 
-var file_custody_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_custody_audit_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_custody_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_custody_audit_v1_audit_proto_goTypes = []any{
-	(*TimelineEvent)(nil),            // 0: custody.audit.v1.TimelineEvent
-	(*GetOrderTimelineRequest)(nil),  // 1: custody.audit.v1.GetOrderTimelineRequest
-	(*GetOrderTimelineResponse)(nil), // 2: custody.audit.v1.GetOrderTimelineResponse
-	(*VerifyOrderChainRequest)(nil),  // 3: custody.audit.v1.VerifyOrderChainRequest
-	(*BrokenLink)(nil),               // 4: custody.audit.v1.BrokenLink
-	(*StreamCheck)(nil),              // 5: custody.audit.v1.StreamCheck
-	(*VerifyOrderChainResponse)(nil), // 6: custody.audit.v1.VerifyOrderChainResponse
-	(*ReplayOrderRequest)(nil),       // 7: custody.audit.v1.ReplayOrderRequest
-	(*ReplayedShipment)(nil),         // 8: custody.audit.v1.ReplayedShipment
-	(*ReplayedFulfilment)(nil),       // 9: custody.audit.v1.ReplayedFulfilment
-	(*ReplayedClaim)(nil),            // 10: custody.audit.v1.ReplayedClaim
-	(*AccountAmount)(nil),            // 11: custody.audit.v1.AccountAmount
-	(*ReplayedPartMoney)(nil),        // 12: custody.audit.v1.ReplayedPartMoney
-	(*ReplayedMoney)(nil),            // 13: custody.audit.v1.ReplayedMoney
-	(*ReplayOrderResponse)(nil),      // 14: custody.audit.v1.ReplayOrderResponse
-	(*ListParkedEventsRequest)(nil),  // 15: custody.audit.v1.ListParkedEventsRequest
-	(*ListParkedEventsResponse)(nil), // 16: custody.audit.v1.ListParkedEventsResponse
-	(*ParkedEvent)(nil),              // 17: custody.audit.v1.ParkedEvent
-	(*timestamppb.Timestamp)(nil),    // 18: google.protobuf.Timestamp
-	(*v1.ShippedLine)(nil),           // 19: custody.fulfilment.v1.ShippedLine
-	(v1.TrackingStatus)(0),           // 20: custody.fulfilment.v1.TrackingStatus
-	(v1.FulfilmentState)(0),          // 21: custody.fulfilment.v1.FulfilmentState
-	(v11.ClaimReason)(0),             // 22: custody.trust.v1.ClaimReason
-	(v11.ClaimState)(0),              // 23: custody.trust.v1.ClaimState
-	(*v12.Money)(nil),                // 24: custody.type.v1.Money
-	(v13.FundsStage)(0),              // 25: custody.payouts.v1.FundsStage
-	(*v14.Order)(nil),                // 26: custody.order.v1.Order
+	(RedriveOutcome)(0),                // 0: custody.audit.v1.RedriveOutcome
+	(*TimelineEvent)(nil),              // 1: custody.audit.v1.TimelineEvent
+	(*GetOrderTimelineRequest)(nil),    // 2: custody.audit.v1.GetOrderTimelineRequest
+	(*GetOrderTimelineResponse)(nil),   // 3: custody.audit.v1.GetOrderTimelineResponse
+	(*VerifyOrderChainRequest)(nil),    // 4: custody.audit.v1.VerifyOrderChainRequest
+	(*BrokenLink)(nil),                 // 5: custody.audit.v1.BrokenLink
+	(*StreamCheck)(nil),                // 6: custody.audit.v1.StreamCheck
+	(*VerifyOrderChainResponse)(nil),   // 7: custody.audit.v1.VerifyOrderChainResponse
+	(*ReplayOrderRequest)(nil),         // 8: custody.audit.v1.ReplayOrderRequest
+	(*ReplayedShipment)(nil),           // 9: custody.audit.v1.ReplayedShipment
+	(*ReplayedFulfilment)(nil),         // 10: custody.audit.v1.ReplayedFulfilment
+	(*ReplayedClaim)(nil),              // 11: custody.audit.v1.ReplayedClaim
+	(*AccountAmount)(nil),              // 12: custody.audit.v1.AccountAmount
+	(*ReplayedPartMoney)(nil),          // 13: custody.audit.v1.ReplayedPartMoney
+	(*ReplayedMoney)(nil),              // 14: custody.audit.v1.ReplayedMoney
+	(*ReplayOrderResponse)(nil),        // 15: custody.audit.v1.ReplayOrderResponse
+	(*ListParkedEventsRequest)(nil),    // 16: custody.audit.v1.ListParkedEventsRequest
+	(*ListParkedEventsResponse)(nil),   // 17: custody.audit.v1.ListParkedEventsResponse
+	(*ParkedEvent)(nil),                // 18: custody.audit.v1.ParkedEvent
+	(*ParkedEventRedrive)(nil),         // 19: custody.audit.v1.ParkedEventRedrive
+	(*RedriveParkedEventRequest)(nil),  // 20: custody.audit.v1.RedriveParkedEventRequest
+	(*RedriveParkedEventResponse)(nil), // 21: custody.audit.v1.RedriveParkedEventResponse
+	(*timestamppb.Timestamp)(nil),      // 22: google.protobuf.Timestamp
+	(*v1.ShippedLine)(nil),             // 23: custody.fulfilment.v1.ShippedLine
+	(v1.TrackingStatus)(0),             // 24: custody.fulfilment.v1.TrackingStatus
+	(v1.FulfilmentState)(0),            // 25: custody.fulfilment.v1.FulfilmentState
+	(v11.ClaimReason)(0),               // 26: custody.trust.v1.ClaimReason
+	(v11.ClaimState)(0),                // 27: custody.trust.v1.ClaimState
+	(*v12.Money)(nil),                  // 28: custody.type.v1.Money
+	(v13.FundsStage)(0),                // 29: custody.payouts.v1.FundsStage
+	(*v14.Order)(nil),                  // 30: custody.order.v1.Order
 }
 var file_custody_audit_v1_audit_proto_depIdxs = []int32{
-	18, // 0: custody.audit.v1.TimelineEvent.record_time:type_name -> google.protobuf.Timestamp
-	0,  // 1: custody.audit.v1.GetOrderTimelineResponse.events:type_name -> custody.audit.v1.TimelineEvent
-	4,  // 2: custody.audit.v1.StreamCheck.broken_link:type_name -> custody.audit.v1.BrokenLink
-	4,  // 3: custody.audit.v1.VerifyOrderChainResponse.broken_link:type_name -> custody.audit.v1.BrokenLink
-	5,  // 4: custody.audit.v1.VerifyOrderChainResponse.streams:type_name -> custody.audit.v1.StreamCheck
-	18, // 5: custody.audit.v1.ReplayOrderRequest.as_of:type_name -> google.protobuf.Timestamp
-	19, // 6: custody.audit.v1.ReplayedShipment.lines:type_name -> custody.fulfilment.v1.ShippedLine
-	20, // 7: custody.audit.v1.ReplayedShipment.status:type_name -> custody.fulfilment.v1.TrackingStatus
-	18, // 8: custody.audit.v1.ReplayedShipment.ship_time:type_name -> google.protobuf.Timestamp
-	18, // 9: custody.audit.v1.ReplayedShipment.expected_delivery_time:type_name -> google.protobuf.Timestamp
-	18, // 10: custody.audit.v1.ReplayedShipment.deliver_time:type_name -> google.protobuf.Timestamp
-	21, // 11: custody.audit.v1.ReplayedFulfilment.state:type_name -> custody.fulfilment.v1.FulfilmentState
-	18, // 12: custody.audit.v1.ReplayedFulfilment.ship_by_time:type_name -> google.protobuf.Timestamp
-	8,  // 13: custody.audit.v1.ReplayedFulfilment.shipments:type_name -> custody.audit.v1.ReplayedShipment
-	18, // 14: custody.audit.v1.ReplayedFulfilment.deliver_time:type_name -> google.protobuf.Timestamp
-	22, // 15: custody.audit.v1.ReplayedClaim.reason:type_name -> custody.trust.v1.ClaimReason
-	23, // 16: custody.audit.v1.ReplayedClaim.state:type_name -> custody.trust.v1.ClaimState
-	24, // 17: custody.audit.v1.ReplayedClaim.claimed_amount:type_name -> custody.type.v1.Money
-	24, // 18: custody.audit.v1.ReplayedClaim.refunded_amount:type_name -> custody.type.v1.Money
-	18, // 19: custody.audit.v1.ReplayedClaim.open_time:type_name -> google.protobuf.Timestamp
-	18, // 20: custody.audit.v1.ReplayedClaim.update_time:type_name -> google.protobuf.Timestamp
-	24, // 21: custody.audit.v1.AccountAmount.amount:type_name -> custody.type.v1.Money
-	25, // 22: custody.audit.v1.ReplayedPartMoney.stage:type_name -> custody.payouts.v1.FundsStage
-	18, // 23: custody.audit.v1.ReplayedPartMoney.return_window_close_time:type_name -> google.protobuf.Timestamp
-	24, // 24: custody.audit.v1.ReplayedPartMoney.refunded:type_name -> custody.type.v1.Money
-	24, // 25: custody.audit.v1.ReplayedMoney.captured:type_name -> custody.type.v1.Money
-	24, // 26: custody.audit.v1.ReplayedMoney.escrow:type_name -> custody.type.v1.Money
-	24, // 27: custody.audit.v1.ReplayedMoney.pending:type_name -> custody.type.v1.Money
-	24, // 28: custody.audit.v1.ReplayedMoney.held:type_name -> custody.type.v1.Money
-	24, // 29: custody.audit.v1.ReplayedMoney.released:type_name -> custody.type.v1.Money
-	24, // 30: custody.audit.v1.ReplayedMoney.refunded:type_name -> custody.type.v1.Money
-	12, // 31: custody.audit.v1.ReplayedMoney.parts:type_name -> custody.audit.v1.ReplayedPartMoney
-	11, // 32: custody.audit.v1.ReplayedMoney.accounts:type_name -> custody.audit.v1.AccountAmount
-	18, // 33: custody.audit.v1.ReplayOrderResponse.as_of:type_name -> google.protobuf.Timestamp
-	26, // 34: custody.audit.v1.ReplayOrderResponse.order:type_name -> custody.order.v1.Order
-	9,  // 35: custody.audit.v1.ReplayOrderResponse.fulfilments:type_name -> custody.audit.v1.ReplayedFulfilment
-	10, // 36: custody.audit.v1.ReplayOrderResponse.claims:type_name -> custody.audit.v1.ReplayedClaim
-	13, // 37: custody.audit.v1.ReplayOrderResponse.money:type_name -> custody.audit.v1.ReplayedMoney
-	4,  // 38: custody.audit.v1.ReplayOrderResponse.broken_link:type_name -> custody.audit.v1.BrokenLink
-	17, // 39: custody.audit.v1.ListParkedEventsResponse.parked:type_name -> custody.audit.v1.ParkedEvent
-	18, // 40: custody.audit.v1.ParkedEvent.park_time:type_name -> google.protobuf.Timestamp
-	1,  // 41: custody.audit.v1.AuditService.GetOrderTimeline:input_type -> custody.audit.v1.GetOrderTimelineRequest
-	3,  // 42: custody.audit.v1.AuditService.VerifyOrderChain:input_type -> custody.audit.v1.VerifyOrderChainRequest
-	7,  // 43: custody.audit.v1.AuditService.ReplayOrder:input_type -> custody.audit.v1.ReplayOrderRequest
-	15, // 44: custody.audit.v1.AuditService.ListParkedEvents:input_type -> custody.audit.v1.ListParkedEventsRequest
-	2,  // 45: custody.audit.v1.AuditService.GetOrderTimeline:output_type -> custody.audit.v1.GetOrderTimelineResponse
-	6,  // 46: custody.audit.v1.AuditService.VerifyOrderChain:output_type -> custody.audit.v1.VerifyOrderChainResponse
-	14, // 47: custody.audit.v1.AuditService.ReplayOrder:output_type -> custody.audit.v1.ReplayOrderResponse
-	16, // 48: custody.audit.v1.AuditService.ListParkedEvents:output_type -> custody.audit.v1.ListParkedEventsResponse
-	45, // [45:49] is the sub-list for method output_type
-	41, // [41:45] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	22, // 0: custody.audit.v1.TimelineEvent.record_time:type_name -> google.protobuf.Timestamp
+	1,  // 1: custody.audit.v1.GetOrderTimelineResponse.events:type_name -> custody.audit.v1.TimelineEvent
+	5,  // 2: custody.audit.v1.StreamCheck.broken_link:type_name -> custody.audit.v1.BrokenLink
+	5,  // 3: custody.audit.v1.VerifyOrderChainResponse.broken_link:type_name -> custody.audit.v1.BrokenLink
+	6,  // 4: custody.audit.v1.VerifyOrderChainResponse.streams:type_name -> custody.audit.v1.StreamCheck
+	22, // 5: custody.audit.v1.ReplayOrderRequest.as_of:type_name -> google.protobuf.Timestamp
+	23, // 6: custody.audit.v1.ReplayedShipment.lines:type_name -> custody.fulfilment.v1.ShippedLine
+	24, // 7: custody.audit.v1.ReplayedShipment.status:type_name -> custody.fulfilment.v1.TrackingStatus
+	22, // 8: custody.audit.v1.ReplayedShipment.ship_time:type_name -> google.protobuf.Timestamp
+	22, // 9: custody.audit.v1.ReplayedShipment.expected_delivery_time:type_name -> google.protobuf.Timestamp
+	22, // 10: custody.audit.v1.ReplayedShipment.deliver_time:type_name -> google.protobuf.Timestamp
+	25, // 11: custody.audit.v1.ReplayedFulfilment.state:type_name -> custody.fulfilment.v1.FulfilmentState
+	22, // 12: custody.audit.v1.ReplayedFulfilment.ship_by_time:type_name -> google.protobuf.Timestamp
+	9,  // 13: custody.audit.v1.ReplayedFulfilment.shipments:type_name -> custody.audit.v1.ReplayedShipment
+	22, // 14: custody.audit.v1.ReplayedFulfilment.deliver_time:type_name -> google.protobuf.Timestamp
+	26, // 15: custody.audit.v1.ReplayedClaim.reason:type_name -> custody.trust.v1.ClaimReason
+	27, // 16: custody.audit.v1.ReplayedClaim.state:type_name -> custody.trust.v1.ClaimState
+	28, // 17: custody.audit.v1.ReplayedClaim.claimed_amount:type_name -> custody.type.v1.Money
+	28, // 18: custody.audit.v1.ReplayedClaim.refunded_amount:type_name -> custody.type.v1.Money
+	22, // 19: custody.audit.v1.ReplayedClaim.open_time:type_name -> google.protobuf.Timestamp
+	22, // 20: custody.audit.v1.ReplayedClaim.update_time:type_name -> google.protobuf.Timestamp
+	28, // 21: custody.audit.v1.AccountAmount.amount:type_name -> custody.type.v1.Money
+	29, // 22: custody.audit.v1.ReplayedPartMoney.stage:type_name -> custody.payouts.v1.FundsStage
+	22, // 23: custody.audit.v1.ReplayedPartMoney.return_window_close_time:type_name -> google.protobuf.Timestamp
+	28, // 24: custody.audit.v1.ReplayedPartMoney.refunded:type_name -> custody.type.v1.Money
+	28, // 25: custody.audit.v1.ReplayedMoney.captured:type_name -> custody.type.v1.Money
+	28, // 26: custody.audit.v1.ReplayedMoney.escrow:type_name -> custody.type.v1.Money
+	28, // 27: custody.audit.v1.ReplayedMoney.pending:type_name -> custody.type.v1.Money
+	28, // 28: custody.audit.v1.ReplayedMoney.held:type_name -> custody.type.v1.Money
+	28, // 29: custody.audit.v1.ReplayedMoney.released:type_name -> custody.type.v1.Money
+	28, // 30: custody.audit.v1.ReplayedMoney.refunded:type_name -> custody.type.v1.Money
+	13, // 31: custody.audit.v1.ReplayedMoney.parts:type_name -> custody.audit.v1.ReplayedPartMoney
+	12, // 32: custody.audit.v1.ReplayedMoney.accounts:type_name -> custody.audit.v1.AccountAmount
+	22, // 33: custody.audit.v1.ReplayOrderResponse.as_of:type_name -> google.protobuf.Timestamp
+	30, // 34: custody.audit.v1.ReplayOrderResponse.order:type_name -> custody.order.v1.Order
+	10, // 35: custody.audit.v1.ReplayOrderResponse.fulfilments:type_name -> custody.audit.v1.ReplayedFulfilment
+	11, // 36: custody.audit.v1.ReplayOrderResponse.claims:type_name -> custody.audit.v1.ReplayedClaim
+	14, // 37: custody.audit.v1.ReplayOrderResponse.money:type_name -> custody.audit.v1.ReplayedMoney
+	5,  // 38: custody.audit.v1.ReplayOrderResponse.broken_link:type_name -> custody.audit.v1.BrokenLink
+	18, // 39: custody.audit.v1.ListParkedEventsResponse.parked:type_name -> custody.audit.v1.ParkedEvent
+	22, // 40: custody.audit.v1.ParkedEvent.park_time:type_name -> google.protobuf.Timestamp
+	19, // 41: custody.audit.v1.ParkedEvent.redrive:type_name -> custody.audit.v1.ParkedEventRedrive
+	22, // 42: custody.audit.v1.ParkedEventRedrive.request_time:type_name -> google.protobuf.Timestamp
+	0,  // 43: custody.audit.v1.ParkedEventRedrive.outcome:type_name -> custody.audit.v1.RedriveOutcome
+	22, // 44: custody.audit.v1.ParkedEventRedrive.outcome_time:type_name -> google.protobuf.Timestamp
+	18, // 45: custody.audit.v1.RedriveParkedEventResponse.parked:type_name -> custody.audit.v1.ParkedEvent
+	2,  // 46: custody.audit.v1.AuditService.GetOrderTimeline:input_type -> custody.audit.v1.GetOrderTimelineRequest
+	4,  // 47: custody.audit.v1.AuditService.VerifyOrderChain:input_type -> custody.audit.v1.VerifyOrderChainRequest
+	8,  // 48: custody.audit.v1.AuditService.ReplayOrder:input_type -> custody.audit.v1.ReplayOrderRequest
+	16, // 49: custody.audit.v1.AuditService.ListParkedEvents:input_type -> custody.audit.v1.ListParkedEventsRequest
+	20, // 50: custody.audit.v1.AuditService.RedriveParkedEvent:input_type -> custody.audit.v1.RedriveParkedEventRequest
+	3,  // 51: custody.audit.v1.AuditService.GetOrderTimeline:output_type -> custody.audit.v1.GetOrderTimelineResponse
+	7,  // 52: custody.audit.v1.AuditService.VerifyOrderChain:output_type -> custody.audit.v1.VerifyOrderChainResponse
+	15, // 53: custody.audit.v1.AuditService.ReplayOrder:output_type -> custody.audit.v1.ReplayOrderResponse
+	17, // 54: custody.audit.v1.AuditService.ListParkedEvents:output_type -> custody.audit.v1.ListParkedEventsResponse
+	21, // 55: custody.audit.v1.AuditService.RedriveParkedEvent:output_type -> custody.audit.v1.RedriveParkedEventResponse
+	51, // [51:56] is the sub-list for method output_type
+	46, // [46:51] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_custody_audit_v1_audit_proto_init() }
@@ -1887,13 +2243,14 @@ func file_custody_audit_v1_audit_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_audit_v1_audit_proto_rawDesc), len(file_custody_audit_v1_audit_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   18,
+			NumEnums:      1,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_custody_audit_v1_audit_proto_goTypes,
 		DependencyIndexes: file_custody_audit_v1_audit_proto_depIdxs,
+		EnumInfos:         file_custody_audit_v1_audit_proto_enumTypes,
 		MessageInfos:      file_custody_audit_v1_audit_proto_msgTypes,
 	}.Build()
 	File_custody_audit_v1_audit_proto = out.File

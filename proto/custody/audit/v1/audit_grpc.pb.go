@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuditService_GetOrderTimeline_FullMethodName = "/custody.audit.v1.AuditService/GetOrderTimeline"
-	AuditService_VerifyOrderChain_FullMethodName = "/custody.audit.v1.AuditService/VerifyOrderChain"
-	AuditService_ReplayOrder_FullMethodName      = "/custody.audit.v1.AuditService/ReplayOrder"
-	AuditService_ListParkedEvents_FullMethodName = "/custody.audit.v1.AuditService/ListParkedEvents"
+	AuditService_GetOrderTimeline_FullMethodName   = "/custody.audit.v1.AuditService/GetOrderTimeline"
+	AuditService_VerifyOrderChain_FullMethodName   = "/custody.audit.v1.AuditService/VerifyOrderChain"
+	AuditService_ReplayOrder_FullMethodName        = "/custody.audit.v1.AuditService/ReplayOrder"
+	AuditService_ListParkedEvents_FullMethodName   = "/custody.audit.v1.AuditService/ListParkedEvents"
+	AuditService_RedriveParkedEvent_FullMethodName = "/custody.audit.v1.AuditService/RedriveParkedEvent"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -33,7 +34,8 @@ const (
 // through every service: it indexes every service's events by order, shows
 // them as one timeline with their hash-chain links, verifies those chains
 // against the event store, and replays the order as of any moment with the
-// services' own evolve functions. It writes nothing.
+// services' own evolve functions. It writes one thing: the record of a
+// parked event handed back to its consumer (RedriveParkedEvent).
 type AuditServiceClient interface {
 	// GetOrderTimeline returns every event of one order, from every service,
 	// in order (recorded time, then service, then position), a page at a
@@ -54,6 +56,15 @@ type AuditServiceClient interface {
 	// failing one): they were parked on the dead-letter stream, never
 	// dropped. Callers: support, platform.
 	ListParkedEvents(ctx context.Context, in *ListParkedEventsRequest, opts ...grpc.CallOption) (*ListParkedEventsResponse, error)
+	// RedriveParkedEvent hands a parked event back to the consumer that parked
+	// it: the consumer's handler runs on it once more (handlers are idempotent
+	// by event id, so an event whose effects had happened changes nothing). A
+	// dead-letter record is handed back at most once: redriving it again
+	// changes nothing and says so (already_redriven). Recorded as the event
+	// custody.audit.v1.ParkedEventRedriven in the audit's own store, shown in
+	// the order's timeline. Idempotent by request_id (AIP-155). Callers:
+	// support, platform.
+	RedriveParkedEvent(ctx context.Context, in *RedriveParkedEventRequest, opts ...grpc.CallOption) (*RedriveParkedEventResponse, error)
 }
 
 type auditServiceClient struct {
@@ -104,6 +115,16 @@ func (c *auditServiceClient) ListParkedEvents(ctx context.Context, in *ListParke
 	return out, nil
 }
 
+func (c *auditServiceClient) RedriveParkedEvent(ctx context.Context, in *RedriveParkedEventRequest, opts ...grpc.CallOption) (*RedriveParkedEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RedriveParkedEventResponse)
+	err := c.cc.Invoke(ctx, AuditService_RedriveParkedEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
@@ -112,7 +133,8 @@ func (c *auditServiceClient) ListParkedEvents(ctx context.Context, in *ListParke
 // through every service: it indexes every service's events by order, shows
 // them as one timeline with their hash-chain links, verifies those chains
 // against the event store, and replays the order as of any moment with the
-// services' own evolve functions. It writes nothing.
+// services' own evolve functions. It writes one thing: the record of a
+// parked event handed back to its consumer (RedriveParkedEvent).
 type AuditServiceServer interface {
 	// GetOrderTimeline returns every event of one order, from every service,
 	// in order (recorded time, then service, then position), a page at a
@@ -133,6 +155,15 @@ type AuditServiceServer interface {
 	// failing one): they were parked on the dead-letter stream, never
 	// dropped. Callers: support, platform.
 	ListParkedEvents(context.Context, *ListParkedEventsRequest) (*ListParkedEventsResponse, error)
+	// RedriveParkedEvent hands a parked event back to the consumer that parked
+	// it: the consumer's handler runs on it once more (handlers are idempotent
+	// by event id, so an event whose effects had happened changes nothing). A
+	// dead-letter record is handed back at most once: redriving it again
+	// changes nothing and says so (already_redriven). Recorded as the event
+	// custody.audit.v1.ParkedEventRedriven in the audit's own store, shown in
+	// the order's timeline. Idempotent by request_id (AIP-155). Callers:
+	// support, platform.
+	RedriveParkedEvent(context.Context, *RedriveParkedEventRequest) (*RedriveParkedEventResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -154,6 +185,9 @@ func (UnimplementedAuditServiceServer) ReplayOrder(context.Context, *ReplayOrder
 }
 func (UnimplementedAuditServiceServer) ListParkedEvents(context.Context, *ListParkedEventsRequest) (*ListParkedEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListParkedEvents not implemented")
+}
+func (UnimplementedAuditServiceServer) RedriveParkedEvent(context.Context, *RedriveParkedEventRequest) (*RedriveParkedEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RedriveParkedEvent not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -248,6 +282,24 @@ func _AuditService_ListParkedEvents_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_RedriveParkedEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RedriveParkedEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).RedriveParkedEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_RedriveParkedEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).RedriveParkedEvent(ctx, req.(*RedriveParkedEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -270,6 +322,10 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListParkedEvents",
 			Handler:    _AuditService_ListParkedEvents_Handler,
+		},
+		{
+			MethodName: "RedriveParkedEvent",
+			Handler:    _AuditService_RedriveParkedEvent_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
