@@ -13,8 +13,10 @@ import (
 	"github.com/custody/custody/pkg/platform"
 	"github.com/custody/custody/pkg/platform/platformtest"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
+	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
+	typev1 "github.com/custody/custody/proto/custody/type/v1"
 )
 
 func TestSignedOutRequestsGoToSignIn(t *testing.T) {
@@ -342,4 +344,82 @@ func TestParkedAndVendorPages(t *testing.T) {
 	if p := b.get("/orders?buyer=b-page&state=nonsense"); p.Code != http.StatusBadRequest {
 		t.Errorf("an unknown state: %d", p.Code)
 	}
+}
+
+// TestSearchFindsOrders: the search finds an order by tracking number, PSP
+// reference, creator and place time range, lists recent orders with no
+// filter, and keeps the form with the order service's words when it
+// refuses a search.
+func TestSearchFindsOrders(t *testing.T) {
+	d := deliverOrder(t, "v-search", "b-search", "Cap")
+	// lea-search links the cap; b-search2 orders it through the link.
+	link, err := platformtest.As(t, shared, catalogv1.NewCatalogServiceClient, "creator:lea-search").CreateAffiliateLink(t.Context(),
+		&catalogv1.CreateAffiliateLinkRequest{RequestId: "link", CreatorId: "lea-search", ProductId: strings.TrimSuffix(d.SKU, "-one")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().UTC()
+	o, err := platformtest.As(t, shared, orderv1.NewOrderServiceClient, "buyer:b-search2").PlaceOrder(t.Context(), &orderv1.PlaceOrderRequest{
+		RequestId: "o1", BuyerId: "b-search2", Lines: []*orderv1.LineRequest{{SkuId: d.SKU, Quantity: 1}},
+		ShippingAddress: &typev1.Address{RecipientName: "Bo", AddressLines: []string{"2 Main St"}, Locality: "Berlin", CountryCode: "DE"},
+		Payment:         &orderv1.Payment{PspReference: "psp-search-2", Amount: eur(2500)},
+		Attribution:     &orderv1.Attribution{Source: &orderv1.Attribution_AffiliateLinkId{AffiliateLinkId: link.GetLink().GetLinkId()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	linked := o.GetOrder().GetOrderId()
+	after := time.Now().UTC().Add(time.Millisecond)
+
+	b := signedIn(t, "support")
+	search := func(t *testing.T, v url.Values, want, not string) page {
+		t.Helper()
+		p := b.get("/orders?" + v.Encode())
+		if p.Code != http.StatusOK {
+			t.Fatalf("%v: %d\n%s", v, p.Code, p.Body)
+		}
+		contains(t, p, `href="/orders/`+want+`"`)
+		if strings.Contains(p.Body, `href="/orders/`+not+`"`) {
+			t.Fatalf("%v lists %s too:\n%s", v, not, p.Body)
+		}
+		return p
+	}
+	t.Run("tracking number", func(t *testing.T) {
+		search(t, url.Values{"carrier": {"dhl"}, "tracking_number": {d.Tracking}}, d.OrderID, linked)
+		// as people type it, with spaces
+		search(t, url.Values{"carrier": {"dhl"}, "tracking_number": {d.Tracking[:4] + " " + d.Tracking[4:]}}, d.OrderID, linked)
+		if p := b.get("/orders?" + url.Values{"carrier": {"ups"}, "tracking_number": {d.Tracking}}.Encode()); strings.Contains(p.Body, d.OrderID) {
+			t.Fatalf("another carrier's number finds the order:\n%s", p.Body)
+		}
+	})
+	t.Run("PSP reference", func(t *testing.T) {
+		search(t, url.Values{"psp_reference": {"psp-b-search"}}, d.OrderID, linked)
+		search(t, url.Values{"psp_reference": {"psp-search-2"}}, linked, d.OrderID)
+	})
+	t.Run("creator", func(t *testing.T) {
+		p := search(t, url.Values{"creator": {"lea-search"}}, linked, d.OrderID)
+		contains(t, p, "lea-search")
+	})
+	t.Run("date range", func(t *testing.T) {
+		search(t, url.Values{"from": {before.Format(time.RFC3339Nano)}, "to": {after.Format(time.RFC3339Nano)}}, linked, d.OrderID)
+		search(t, url.Values{"to": {before.Format(time.RFC3339Nano)}, "buyer": {"b-search"}}, d.OrderID, linked)
+		// a date is its whole day
+		search(t, url.Values{"from": {before.Format("2006-01-02")}, "to": {before.Format("2006-01-02")}, "creator": {"lea-search"}}, linked, d.OrderID)
+	})
+	t.Run("no filter lists recent orders", func(t *testing.T) {
+		p := b.get("/orders")
+		contains(t, p, "Recent orders", `href="/orders/`+linked+`"`, `href="/orders/`+d.OrderID+`"`)
+		if strings.Contains(p.Body, "not yet") {
+			t.Fatalf("the page still says the search is not there yet:\n%s", p.Body)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		p := b.get("/orders?" + url.Values{"tracking_number": {d.Tracking}}.Encode())
+		if p.Code != http.StatusBadRequest {
+			t.Fatalf("a tracking number without its carrier: %d\n%s", p.Code, p.Body)
+		}
+		contains(t, p, "carrier: required with tracking_number", `name="tracking_number" value="`+d.Tracking+`"`)
+		if p := b.get("/orders?from=yesterday"); p.Code != http.StatusBadRequest {
+			t.Fatalf("a from that is not a time: %d", p.Code)
+		}
+	})
 }

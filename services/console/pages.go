@@ -40,10 +40,38 @@ const (
 // --- find an order ---
 
 type ordersPage struct {
-	OrderID, Buyer, Vendor, State string
-	States                        []string
-	Orders                        []*orderv1.Order
-	Next, Message                 string
+	OrderID, Buyer, Vendor, Creator, PSPReference string
+	Carrier, TrackingNumber, From, To, State      string
+	States, Carriers                              []string
+	Orders                                        []*orderv1.Order
+	// Recent: no filter was given, so the page lists the newest orders.
+	Recent        bool
+	Next, Message string
+	Problems      []string // the fields the order service refused, and why
+}
+
+// carriers are the carrier codes the fulfilment service knows, for the
+// search's carrier list (a code it does not know finds nothing).
+var carriers = []string{"dhl", "dpd", "fedex", "royal_mail", "ups", "usps"}
+
+// placeTimeLayouts are what the search's place time fields take: the
+// browser's datetime-local value, a date, or RFC 3339; without a zone,
+// UTC.
+var placeTimeLayouts = []string{"2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02", time.RFC3339Nano}
+
+// parsePlaceTime parses a place time bound. A date alone means its whole
+// day: from its start, or (upper bound) to the next day's start, so "to
+// 2026-05-01" includes the 1st.
+func parsePlaceTime(s string, upper bool) (time.Time, bool) {
+	for _, layout := range placeTimeLayouts {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			if upper && layout == "2006-01-02" {
+				t = t.AddDate(0, 0, 1)
+			}
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // orderStates are the states the search filters by, as the page names
@@ -60,8 +88,10 @@ var orderStates = func() []string {
 
 func (c *Console) orders(w http.ResponseWriter, r *http.Request, s *session) {
 	q := r.URL.Query()
-	p := ordersPage{OrderID: strings.TrimSpace(q.Get("order_id")), Buyer: strings.TrimSpace(q.Get("buyer")),
-		Vendor: strings.TrimSpace(q.Get("vendor")), State: q.Get("state"), States: orderStates}
+	field := func(name string) string { return strings.TrimSpace(q.Get(name)) }
+	p := ordersPage{OrderID: field("order_id"), Buyer: field("buyer"), Vendor: field("vendor"), Creator: field("creator"),
+		PSPReference: field("psp_reference"), Carrier: field("carrier"), TrackingNumber: field("tracking_number"),
+		From: field("from"), To: field("to"), State: q.Get("state"), States: orderStates, Carriers: carriers}
 	ctx := withToken(r.Context(), s.Token)
 	if p.OrderID != "" {
 		_, err := c.cfg.Clients.Order.GetOrder(ctx, &orderv1.GetOrderRequest{OrderId: p.OrderID})
@@ -78,14 +108,8 @@ func (c *Console) orders(w http.ResponseWriter, r *http.Request, s *session) {
 			return
 		}
 	}
-	if p.Buyer == "" && p.Vendor == "" {
-		if p.State != "" || q.Get("page_token") != "" {
-			p.Message = "Give a buyer or a vendor to list orders (the order service lists orders by buyer or by vendor)."
-		}
-		c.render(w, r, http.StatusOK, "orders", s, p)
-		return
-	}
-	req := &orderv1.ListOrdersRequest{BuyerId: p.Buyer, VendorId: p.Vendor, PageSize: pageSize, PageToken: q.Get("page_token")}
+	req := &orderv1.ListOrdersRequest{BuyerId: p.Buyer, VendorId: p.Vendor, CreatorId: p.Creator, PspReference: p.PSPReference,
+		Carrier: p.Carrier, TrackingNumber: p.TrackingNumber, PageSize: pageSize, PageToken: q.Get("page_token")}
 	if p.State != "" {
 		v, ok := orderv1.OrderState_value["ORDER_STATE_"+strings.ToUpper(strings.ReplaceAll(p.State, " ", "_"))]
 		if !ok {
@@ -94,14 +118,44 @@ func (c *Console) orders(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		req.State = orderv1.OrderState(v)
 	}
+	for _, b := range []struct {
+		value, name string
+		upper       bool
+		set         **timestamppb.Timestamp
+	}{{p.From, "Placed from", false, &req.PlaceTimeFrom}, {p.To, "Placed to", true, &req.PlaceTimeTo}} {
+		if b.value == "" {
+			continue
+		}
+		t, ok := parsePlaceTime(b.value, b.upper)
+		if !ok {
+			c.refuse(w, r, s, fmt.Sprintf("%s: %q is not a time (2026-05-01, 2026-05-01T14:30 or RFC 3339; UTC unless it says).", b.name, b.value))
+			return
+		}
+		*b.set = timestamppb.New(t)
+	}
+	p.Recent = p.Buyer == "" && p.Vendor == "" && p.Creator == "" && p.PSPReference == "" && p.Carrier == "" &&
+		p.TrackingNumber == "" && p.From == "" && p.To == "" && p.State == ""
 	resp, err := c.cfg.Clients.Order.ListOrders(ctx, req)
+	if status.Code(err) == codes.InvalidArgument {
+		// The form stays, with what the order service says is wrong in it.
+		p.Message = "The order service refused the search: " + status.Convert(err).Message()
+		p.Problems = fieldViolations(status.Convert(err))
+		c.render(w, r, http.StatusBadRequest, "orders", s, p)
+		return
+	}
 	if err != nil {
 		c.fail(w, r, s, "Listing orders", err)
 		return
 	}
 	p.Orders = resp.GetOrders()
 	if t := resp.GetNextPageToken(); t != "" {
-		nq := url.Values{"buyer": {p.Buyer}, "vendor": {p.Vendor}, "state": {p.State}, "page_token": {t}}
+		nq := url.Values{"page_token": {t}}
+		for k, v := range map[string]string{"buyer": p.Buyer, "vendor": p.Vendor, "creator": p.Creator, "psp_reference": p.PSPReference,
+			"carrier": p.Carrier, "tracking_number": p.TrackingNumber, "from": p.From, "to": p.To, "state": p.State} {
+			if v != "" {
+				nq.Set(k, v)
+			}
+		}
 		p.Next = "/orders?" + nq.Encode()
 	}
 	if len(p.Orders) == 0 {
