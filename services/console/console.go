@@ -109,6 +109,7 @@ func New(cfg Config) (*Console, error) {
 	c.mux.HandleFunc("GET /claims", c.signedIn(c.claims))
 	c.mux.HandleFunc("POST /claims/{id}/decide", c.signedIn(c.decide))
 	c.mux.HandleFunc("GET /parked", c.signedIn(c.parked))
+	c.mux.HandleFunc("POST /parked/{seq}/redrive", c.signedIn(c.redrive))
 	c.mux.HandleFunc("GET /vendors", c.signedIn(c.vendorSearch))
 	c.mux.HandleFunc("GET /vendors/{id}", c.signedIn(c.vendor))
 	return c, nil

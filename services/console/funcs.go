@@ -15,17 +15,19 @@ import (
 // funcs are the templates' helpers. None returns template.HTML: every
 // value from the services is escaped by html/template.
 var funcs = template.FuncMap{
-	"money":      formatMoney,
-	"moneyInput": moneyInput,
-	"time":       formatTime,
-	"enum":       enumName,
-	"short":      short,
-	"shortType":  shortType,
-	"serviceOf":  serviceOf,
-	"join":       strings.Join,
-	"add":        func(a, b int) int { return a + b },
-	"decideForm": decideForm,
-	"escalated":  isEscalated,
+	"money":          formatMoney,
+	"moneyInput":     moneyInput,
+	"time":           formatTime,
+	"enum":           enumName,
+	"short":          short,
+	"shortType":      shortType,
+	"requestID":      newRequestID,
+	"redriveOutcome": redriveOutcome,
+	"serviceOf":      serviceOf,
+	"join":           strings.Join,
+	"add":            func(a, b int) int { return a + b },
+	"decideForm":     decideForm,
+	"escalated":      isEscalated,
 }
 
 func formatMoney(m *typev1.Money) string {
