@@ -123,9 +123,10 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("after signing in: %q", h1)
 	}
 
-	do(t, ctx, "finding the order by its vendor",
-		chromedp.SetValue(css(`input[name="vendor"]`), "v-browser"),
-		chromedp.Submit(css(`input[name="vendor"]`)),
+	do(t, ctx, "finding the order by its tracking number",
+		chromedp.SetValue(css(`select[name="carrier"]`), "dhl"),
+		chromedp.SetValue(css(`input[name="tracking_number"]`), "4711 000 001"), // as orderForConsole shipped it, spaced as people type it
+		chromedp.Submit(css(`input[name="tracking_number"]`)),
 		chromedp.WaitVisible(css("#orders")),
 		chromedp.Click(css(`#orders a[href="/orders/`+o.orderID+`"]`)),
 		chromedp.WaitVisible(css("#timeline")))
