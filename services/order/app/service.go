@@ -1,8 +1,9 @@
 // Package app is the order service's application layer: the commands
 // (PlaceOrder, CancelOrder), the queries (GetOrder from the aggregate,
-// ListOrders from a read model), two read models (the orders by buyer and
-// vendor, and the catalog view that prices orders without calling the
-// catalog) and the handlers of other services' events (the order side of
+// ListOrders from a read model), the read models (the orders by buyer,
+// vendor, creator, PSP reference and place time, with their tracking
+// numbers from the fulfilment store, and the catalog view that prices
+// orders without calling the catalog) and the handlers of other services' events (the order side of
 // the stock saga, fulfilment's progress, trust's refunds). It knows no
 // transport: the platform's runtime folds the read models (Apply) and
 // delivers the events (…Routes), as the order module declares.
