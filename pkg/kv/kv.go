@@ -1,0 +1,255 @@
+// Package kv is where read models keep their state outside the Go heap: an
+// embedded, ordered key-value store (Pebble, CockroachDB's LSM engine) in
+// the process's data directory, one keyspace (Space) per read model.
+//
+// A read model writes the changes one or more events make, together with
+// the position of the last of them, in ONE batch (Batch.Commit): after any
+// crash the store holds some prefix of the batches, whole, so a read model
+// resumes from the position it finds beside its state — nothing applied
+// twice, nothing skipped. Batches are written to Pebble's log without an
+// fsync: a killed process loses nothing (the kernel has the bytes); a
+// machine that loses power loses a suffix of batches, which the read model
+// folds again from the event store, its source of truth. A Space records
+// the version of the code that wrote it; a read model whose version changed
+// starts from an empty Space (Reset) and folds from position 1.
+//
+// Memory is bounded by the options: Pebble's block cache and memtables,
+// not the number of events.
+package kv
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Options bound the store's memory.
+type Options struct {
+	// CacheBytes is the block cache shared by every Space (default 16 MiB).
+	CacheBytes int64
+	// MemTableBytes is the size of one memtable (default 4 MiB; Pebble
+	// keeps up to two).
+	MemTableBytes uint64
+	// Log receives Pebble's errors from its background work (flushes,
+	// compactions); nil: slog.Default().
+	Log *slog.Logger
+}
+
+// DB is one store, opened by one process at a time (Pebble locks the
+// directory).
+type DB struct {
+	db *pebble.DB
+}
+
+// Open opens (creating it if needed) the store in dir.
+func Open(dir string, o Options) (*DB, error) {
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 16 << 20
+	}
+	if o.MemTableBytes == 0 {
+		o.MemTableBytes = 4 << 20
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	cache := pebble.NewCache(o.CacheBytes)
+	defer cache.Unref() // the DB holds its own reference
+	db, err := pebble.Open(dir, &pebble.Options{
+		Cache:                       cache,
+		MemTableSize:                o.MemTableBytes,
+		MemTableStopWritesThreshold: 2,
+		Logger:                      pebbleLogger{log},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kv: open %s: %w", dir, err)
+	}
+	return &DB{db: db}, nil
+}
+
+// Close flushes nothing more than it must and releases the directory.
+func (d *DB) Close() error { return d.db.Close() }
+
+// Space is one read model's keyspace: every key is stored behind the
+// space's name, and the space's own bookkeeping (position, version) under
+// a key no caller's key can equal.
+type Space struct {
+	db     *pebble.DB
+	prefix []byte // name, 0x00
+}
+
+// Space returns the keyspace name (not empty, no 0x00 byte).
+func (d *DB) Space(name string) (*Space, error) {
+	if name == "" || bytes.IndexByte([]byte(name), 0) >= 0 {
+		return nil, fmt.Errorf("kv: bad space name %q", name)
+	}
+	return &Space{db: d.db, prefix: append([]byte(name), 0)}, nil
+}
+
+// Data keys are prefix+0x01+key; the meta keys prefix+0x00+name sort before
+// them.
+var (
+	metaPosition = []byte{0, 'p'}
+	metaVersion  = []byte{0, 'v'}
+)
+
+func (s *Space) key(k []byte) []byte {
+	out := make([]byte, 0, len(s.prefix)+1+len(k))
+	out = append(append(out, s.prefix...), 1)
+	return append(out, k...)
+}
+
+func (s *Space) meta(m []byte) []byte {
+	return append(append([]byte(nil), s.prefix...), m...)
+}
+
+// Get returns a copy of key's value; ok false when it is absent.
+func (s *Space) Get(key []byte) (value []byte, ok bool, err error) {
+	v, closer, err := s.db.Get(s.key(key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer closer.Close()
+	return bytes.Clone(v), true, nil
+}
+
+// State is where the space stands: the position of the last event folded
+// into it (0: none) and the version that wrote it ("" for a new space).
+func (s *Space) State() (position uint64, version string, err error) {
+	p, ok, err := s.getMeta(metaPosition)
+	if err != nil {
+		return 0, "", err
+	}
+	if ok {
+		if len(p) != 8 {
+			return 0, "", fmt.Errorf("kv: space %q: position of %d bytes", s.prefix[:len(s.prefix)-1], len(p))
+		}
+		position = binary.BigEndian.Uint64(p)
+	}
+	v, _, err := s.getMeta(metaVersion)
+	return position, string(v), err
+}
+
+func (s *Space) getMeta(m []byte) ([]byte, bool, error) {
+	v, closer, err := s.db.Get(s.meta(m))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer closer.Close()
+	return bytes.Clone(v), true, nil
+}
+
+// Reset empties the space and records version at position 0, in one batch.
+func (s *Space) Reset(version string) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	end := append(bytes.Clone(s.prefix[:len(s.prefix)-1]), 1) // the first key after the space
+	if err := b.DeleteRange(s.prefix, end, nil); err != nil {
+		return err
+	}
+	if err := b.Set(s.meta(metaVersion), []byte(version), nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.NoSync)
+}
+
+// Scan calls fn with every key (without the space's prefix) and value in
+// [from, to) — to nil: to the end — in key order, or in reverse order, until
+// fn returns false. key and value are valid only during the call.
+func (s *Space) Scan(from, to []byte, reverse bool, fn func(key, value []byte) bool) error {
+	lo := s.key(from)
+	var hi []byte
+	if to != nil {
+		hi = s.key(to)
+	} else {
+		hi = append(bytes.Clone(s.prefix), 2)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	n := len(s.prefix) + 1
+	valid := it.First
+	step := it.Next
+	if reverse {
+		valid, step = it.Last, it.Prev
+	}
+	for ok := valid(); ok; ok = step() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+		if !fn(it.Key()[n:], v) {
+			break
+		}
+	}
+	return it.Close()
+}
+
+// Batch gathers the changes of one or more events; Commit writes them and
+// the position at once.
+type Batch struct {
+	s *Space
+	b *pebble.Batch
+}
+
+// Batch starts a batch of changes to the space.
+func (s *Space) Batch() *Batch { return &Batch{s: s, b: s.db.NewIndexedBatch()} }
+
+// Set sets key to value.
+func (b *Batch) Set(key, value []byte) error { return b.b.Set(b.s.key(key), value, nil) }
+
+// Delete removes key.
+func (b *Batch) Delete(key []byte) error { return b.b.Delete(b.s.key(key), nil) }
+
+// Get reads key as the batch would leave it: the batch's own change, else
+// the stored value.
+func (b *Batch) Get(key []byte) (value []byte, ok bool, err error) {
+	v, closer, err := b.b.Get(b.s.key(key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer closer.Close()
+	return bytes.Clone(v), true, nil
+}
+
+// Commit writes the batch's changes and position as the space's position,
+// all or nothing, and ends the batch.
+func (b *Batch) Commit(position uint64) error {
+	defer b.b.Close()
+	var p [8]byte
+	binary.BigEndian.PutUint64(p[:], position)
+	if err := b.b.Set(b.s.meta(metaPosition), p[:], nil); err != nil {
+		return err
+	}
+	return b.b.Commit(pebble.NoSync)
+}
+
+// Discard ends the batch without writing it.
+func (b *Batch) Discard() { _ = b.b.Close() }
+
+// pebbleLogger keeps Pebble's informational lines (every flush and
+// compaction) out of the service's log, and logs its errors.
+type pebbleLogger struct{ log *slog.Logger }
+
+func (pebbleLogger) Infof(string, ...any) {}
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error("kv: " + fmt.Sprintf(format, args...))
+}
+func (pebbleLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("kv: pebble: "+format, args...))
+}

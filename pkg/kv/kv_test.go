@@ -1,0 +1,259 @@
+package kv_test
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+
+	"github.com/custody/custody/pkg/kv"
+)
+
+func open(t *testing.T, dir string) *kv.DB {
+	t.Helper()
+	db, err := kv.Open(dir, kv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func space(t *testing.T, db *kv.DB, name string) *kv.Space {
+	t.Helper()
+	s, err := db.Space(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func commit(t *testing.T, s *kv.Space, pos uint64, kvs ...string) {
+	t.Helper()
+	b := s.Batch()
+	for i := 0; i < len(kvs); i += 2 {
+		if err := b.Set([]byte(kvs[i]), []byte(kvs[i+1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(pos); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func scan(t *testing.T, s *kv.Space, from, to string, reverse bool) []string {
+	t.Helper()
+	var out []string
+	var hi []byte
+	if to != "" {
+		hi = []byte(to)
+	}
+	if err := s.Scan([]byte(from), hi, reverse, func(k, v []byte) bool {
+		out = append(out, string(k)+"="+string(v))
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestSpacesKeepApartAndSurviveReopening(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir)
+	a, b := space(t, db, "orders"), space(t, db, "orders2")
+	commit(t, a, 7, "o1", "x", "o2", "y")
+	commit(t, b, 3, "o1", "other")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db = open(t, dir)
+	defer db.Close()
+	a, b = space(t, db, "orders"), space(t, db, "orders2")
+	if got := fmt.Sprint(scan(t, a, "", "", false)); got != "[o1=x o2=y]" {
+		t.Errorf("space a = %s", got)
+	}
+	if got := fmt.Sprint(scan(t, b, "", "", false)); got != "[o1=other]" {
+		t.Errorf("space b = %s", got)
+	}
+	if p, _, err := a.State(); err != nil || p != 7 {
+		t.Errorf("a's position = %d, %v; want 7", p, err)
+	}
+	if p, _, err := b.State(); err != nil || p != 3 {
+		t.Errorf("b's position = %d, %v; want 3", p, err)
+	}
+	if v, ok, err := a.Get([]byte("o2")); err != nil || !ok || string(v) != "y" {
+		t.Errorf("Get o2 = %q, %v, %v", v, ok, err)
+	}
+	if _, ok, err := a.Get([]byte("o3")); err != nil || ok {
+		t.Errorf("Get of an absent key = %v, %v", ok, err)
+	}
+}
+
+func TestScanRangesAndOrder(t *testing.T) {
+	db := open(t, t.TempDir())
+	defer db.Close()
+	s := space(t, db, "s")
+	commit(t, s, 1, "b", "2", "a", "1", "c", "3", "d", "4")
+	for _, tc := range []struct {
+		from, to string
+		reverse  bool
+		want     string
+	}{
+		{"", "", false, "[a=1 b=2 c=3 d=4]"},
+		{"", "", true, "[d=4 c=3 b=2 a=1]"},
+		{"b", "d", false, "[b=2 c=3]"},
+		{"b", "d", true, "[c=3 b=2]"},
+		{"e", "", false, "[]"},
+	} {
+		if got := fmt.Sprint(scan(t, s, tc.from, tc.to, tc.reverse)); got != tc.want {
+			t.Errorf("Scan(%q, %q, %v) = %s, want %s", tc.from, tc.to, tc.reverse, got, tc.want)
+		}
+	}
+	// The space's own bookkeeping is not among its keys, and a stop ends the scan.
+	n := 0
+	_ = s.Scan(nil, nil, false, func(k, v []byte) bool { n++; return n < 2 })
+	if n != 2 {
+		t.Errorf("a scan stopped by its function visited %d keys", n)
+	}
+}
+
+func TestBatchReadsItsOwnWritesAndDiscardChangesNothing(t *testing.T) {
+	db := open(t, t.TempDir())
+	defer db.Close()
+	s := space(t, db, "s")
+	commit(t, s, 1, "k", "old")
+	b := s.Batch()
+	if v, ok, _ := b.Get([]byte("k")); !ok || string(v) != "old" {
+		t.Errorf("batch reads %q, %v before its write", v, ok)
+	}
+	_ = b.Set([]byte("k"), []byte("new"))
+	_ = b.Set([]byte("k2"), []byte("v2"))
+	_ = b.Delete([]byte("k2"))
+	if v, ok, _ := b.Get([]byte("k")); !ok || string(v) != "new" {
+		t.Errorf("batch reads %q, %v after its write", v, ok)
+	}
+	if _, ok, _ := b.Get([]byte("k2")); ok {
+		t.Error("batch reads a key it deleted")
+	}
+	if v, _, _ := s.Get([]byte("k")); string(v) != "old" {
+		t.Errorf("an uncommitted batch shows: %q", v)
+	}
+	b.Discard()
+	if v, _, _ := s.Get([]byte("k")); string(v) != "old" {
+		t.Errorf("a discarded batch shows: %q", v)
+	}
+	if p, _, _ := s.State(); p != 1 {
+		t.Errorf("position after a discarded batch = %d", p)
+	}
+}
+
+func TestResetEmptiesOneSpaceAndRecordsItsVersion(t *testing.T) {
+	db := open(t, t.TempDir())
+	defer db.Close()
+	a, b := space(t, db, "a"), space(t, db, "b")
+	commit(t, a, 5, "k1", "v", "k2", "v")
+	commit(t, b, 9, "k1", "w")
+	if err := a.Reset("orders-2"); err != nil {
+		t.Fatal(err)
+	}
+	if got := scan(t, a, "", "", false); len(got) != 0 {
+		t.Errorf("after Reset: %v", got)
+	}
+	if p, v, err := a.State(); err != nil || p != 0 || v != "orders-2" {
+		t.Errorf("State after Reset = %d, %q, %v", p, v, err)
+	}
+	if got := fmt.Sprint(scan(t, b, "", "", false)); got != "[k1=w]" {
+		t.Errorf("the other space after Reset: %s", got)
+	}
+	if p, _, _ := b.State(); p != 9 {
+		t.Errorf("the other space's position after Reset = %d", p)
+	}
+}
+
+func TestBadSpaceName(t *testing.T) {
+	db := open(t, t.TempDir())
+	defer db.Close()
+	for _, name := range []string{"", "a\x00b"} {
+		if _, err := db.Space(name); err == nil {
+			t.Errorf("Space(%q) accepted", name)
+		}
+	}
+}
+
+// TestKilledWriterLeavesStateAndPositionTogether: a process that commits
+// batches (key i and position i) is killed mid-stream; reopened, the store
+// holds exactly the keys up to its position — nothing past it (applied
+// twice after a resume), nothing missing below it (skipped).
+func TestKilledWriterLeavesStateAndPositionTogether(t *testing.T) {
+	if dir := os.Getenv("KV_WRITER_DIR"); dir != "" {
+		writeForever(dir)
+		return
+	}
+	dir := t.TempDir()
+	for round := range 3 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestKilledWriterLeavesStateAndPositionTogether$")
+		cmd.Env = append(os.Environ(), "KV_WRITER_DIR="+dir)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Kill it mid-stream, after some thousands of commits beyond what it found.
+		if _, err := io.ReadFull(out, make([]byte, 2+3*round)); err != nil {
+			t.Fatalf("round %d: writer: %v", round, err)
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+
+		db := open(t, dir)
+		s := space(t, db, "w")
+		pos, _, err := s.State()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := 0
+		_ = s.Scan(nil, nil, false, func(k, v []byte) bool {
+			i, _ := strconv.ParseUint(string(k), 10, 64)
+			if i > pos {
+				t.Errorf("round %d: key %d stored past the position %d", round, i, pos)
+			}
+			keys++
+			return true
+		})
+		if uint64(keys) != pos {
+			t.Errorf("round %d: %d keys at position %d", round, keys, pos)
+		}
+		t.Logf("round %d: killed at position %d", round, pos)
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// writeForever resumes after the stored position and commits one key per
+// batch until killed; it writes a byte to stdout every 1,000 commits.
+func writeForever(dir string) {
+	db, err := kv.Open(dir, kv.Options{MemTableBytes: 1 << 20})
+	if err != nil {
+		panic(err)
+	}
+	s, _ := db.Space("w")
+	pos, _, err := s.State()
+	if err != nil {
+		panic(err)
+	}
+	for i := pos + 1; ; i++ {
+		b := s.Batch()
+		_ = b.Set([]byte(fmt.Sprintf("%020d", i)), make([]byte, 100))
+		if err := b.Commit(i); err != nil {
+			panic(err)
+		}
+		if (i-pos)%1000 == 0 {
+			os.Stdout.Write([]byte{'.'})
+		}
+	}
+}
