@@ -21,8 +21,8 @@ import (
 	"math"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -118,6 +118,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	diskReserve := fs.Uint64("disk-reserve-mib", 256, "free space (MiB) kept on the embedded NATS's disk: below it, writes fail at once with Unavailable and the process is not ready, until space is freed")
 	fs.IntVar(&cfg.AggregateCache, "aggregate-cache", es.DefaultCacheSize, "aggregates each command handler keeps in memory; past it the least recently used are dropped and loaded again when next used")
 	snapshotEvery := fs.Int("snapshot-every", es.DefaultSnapshotEvery, "events a long-lived aggregate (a vendor's trust, the payout runs) applies between two snapshots, which loads start from (0: no snapshots)")
+	fs.StringVar(&cfg.ReadModelDir, "readmodel-dir", "", "directory of the read models kept outside the heap (an embedded key-value store, rebuilt from the events when missing); default: --data-dir/readmodels")
 	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", 30*time.Second, "how often each read model that can is saved with its position (JetStream object store custody_checkpoints), so a restart resumes from there instead of folding every event again (0: no checkpoints, read or written)")
 	fs.BoolVar(&cfg.Store.AllowDamaged, "allow-damaged", false, "start even if a service's event stream is damaged (unreadable, edited or missing records): that service serves reads only, for support to inspect; without it the process refuses to start, naming the damage")
 	mods := modules()

@@ -34,6 +34,7 @@ import (
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/kv"
 	"github.com/custody/custody/pkg/projection"
 )
 
@@ -109,6 +110,9 @@ type Projection struct {
 	// restart resumes from its last checkpoint instead of position 1
 	// (checkpoint.go). Apply must be its only writer.
 	Checkpoint Checkpointer
+	// Stored, if set, is a read model that keeps its state in the
+	// process's read-model store (pkg/kv) rather than the heap (stored.go).
+	Stored Stored
 }
 
 // Reaction is a handler of one service's events: a durable consumer of the
@@ -168,6 +172,9 @@ type Deps struct {
 	damaged *damaged
 	// writeGate, if set, refuses writes (the embedded server's disk guard).
 	writeGate esjs.Gate
+	// readModels is the process's read-model store (Run opens it); the
+	// runtime gives each Stored read model its space there.
+	readModels *kv.DB
 }
 
 // OpenStore opens the event store of service, the module's own, creating

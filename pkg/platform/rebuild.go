@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/kv"
 )
 
 // Rebuilding read models (`custody rebuild`). The modules are built on
@@ -86,6 +89,7 @@ func Rebuild(ctx context.Context, d Deps, m Module, w io.Writer) (RebuildReport,
 func RebuildModules(ctx context.Context, d Deps, modules []Module, w io.Writer) (Rebuilt, error) {
 	d.ReadOnly = true
 	var r Rebuilt
+	var scratch *scratchStore // where stored read models fold, removed at the end
 	bySource := map[string]*source{}
 	var sources []*source
 	for _, m := range modules {
@@ -104,6 +108,17 @@ func RebuildModules(ctx context.Context, d Deps, modules []Module, w io.Writer) 
 		}
 		i := len(r.Modules)
 		for _, p := range parts.Projections {
+			if p.Stored != nil {
+				if scratch == nil {
+					if scratch, err = openScratch(); err != nil {
+						return r, err
+					}
+					defer scratch.close()
+				}
+				if _, err := attachStored(d.Logger, scratch.db, checkpointName(m.Name, p.Name), p.Stored, math.MaxUint64); err != nil {
+					return r, err
+				}
+			}
 			src, ok := bySource[p.Source]
 			if !ok {
 				src = &source{name: p.Source}
@@ -455,3 +470,28 @@ func RebuildTargets(ctx context.Context, cfg Config, all []Module, w io.Writer) 
 func perSecond(n uint64, d time.Duration) float64 { return float64(n) / max(d.Seconds(), 1e-9) }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// scratchStore is a read-model store in a temporary directory: rebuilding
+// writes nothing where the process keeps its read models.
+type scratchStore struct {
+	dir string
+	db  *kv.DB
+}
+
+func openScratch() (*scratchStore, error) {
+	dir, err := os.MkdirTemp("", "custody-rebuild-readmodels-")
+	if err != nil {
+		return nil, err
+	}
+	db, err := kv.Open(dir, kv.Options{})
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return &scratchStore{dir: dir, db: db}, nil
+}
+
+func (s *scratchStore) close() {
+	_ = s.db.Close()
+	_ = os.RemoveAll(s.dir)
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/clock"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/kv"
 	"github.com/custody/custody/pkg/natsembed"
 	"github.com/custody/custody/pkg/server"
 	"github.com/custody/custody/pkg/telemetry"
@@ -76,6 +77,9 @@ type Config struct {
 	// saved (custody run --checkpoint-every); zero: checkpoints are
 	// neither read nor written, every read model folds from position 1.
 	CheckpointEvery time.Duration
+	// ReadModelDir holds the read-model store of the read models kept
+	// outside the heap (stored.go); empty: DefaultReadModelDir(DataDir).
+	ReadModelDir string
 	// DiskReserve is the free space, in bytes, below which the embedded
 	// NATS's store takes no writes and the process is not ready
 	// (natsembed.DiskGuard).
@@ -198,6 +202,16 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 		guard := embedded.GuardDisk(ctx, cfg.DiskReserve, diskCheckEvery, log.With("component", "disk"))
 		deps.writeGate = guard
 	}
+	rmDir := cfg.ReadModelDir
+	if rmDir == "" {
+		rmDir = DefaultReadModelDir(cfg.DataDir)
+	}
+	readModels, err := kv.Open(rmDir, kv.Options{Log: log.With("component", "readmodels")})
+	if err != nil {
+		return err
+	}
+	defer readModels.Close() // after the modules stop (deferred below)
+	deps.readModels = readModels
 	proc := &Process{AdminAddr: adminAddr}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

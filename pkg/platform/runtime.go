@@ -172,6 +172,19 @@ func (rt *runtime) follow(ctx context.Context, f *followed) {
 		f.pos.Advance(from)
 		f.applied.Store(from)
 	}
+	if f.p.Stored != nil {
+		for b := projection.NewBackoff(); ; b.Sleep(ctx) {
+			if from, err = attachStored(log, rt.d.readModels, name, f.p.Stored, target); err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			log.Error("opening the stored read model; will retry", "err", err)
+		}
+		f.pos.Advance(from)
+		f.applied.Store(from)
+	}
 	if from >= target {
 		f.markCaughtUp()
 	}
