@@ -90,7 +90,7 @@ func TestConsoleRedriveAndTamperInABrowser(t *testing.T) {
 		chromedp.WaitVisible(css("#token")),
 		chromedp.SetValue(css("#token"), mint(t, dir, "support")),
 		chromedp.Click(css("#signin")),
-		chromedp.WaitVisible(css("#parked"))) // back where sign-in was asked for
+		chromedp.WaitVisible(css("form.who"))) // signed in: the sign-out form
 
 	// The parked event on the page, with its redrive form.
 	var seq uint64

@@ -71,7 +71,7 @@ func TestRebuildOfAllAgreesWithEachAlone(t *testing.T) {
 	if len(together) != len(folding) {
 		t.Fatalf("%d of %d modules reported verified:\n%s", len(together), len(folding), all)
 	}
-	read := regexp.MustCompile(`read (\d+) events from 5 stores .*: \d+ events/s`).FindStringSubmatch(all)
+	read := regexp.MustCompile(`read (\d+) events from 6 stores .*: \d+ events/s`).FindStringSubmatch(all)
 	if read == nil || together["audit"].events != read[1] {
 		t.Fatalf("want every store read once, the audit folding all of them:\n%s", all)
 	}
