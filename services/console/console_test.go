@@ -225,6 +225,15 @@ func TestOrderPageShowsEveryServicesEventsInOrder(t *testing.T) {
 		}
 	}
 	contains(t, p, "Chain verified", "Parts per vendor", d.Tracking, "Leipzig hub", "SN-v-tl", "Mug")
+	// The shipment's scans on its time axis: shipped first, delivered last of the scans.
+	marks := regexp.MustCompile(`<g class="mark (\w+)">`).FindAllStringSubmatch(p.Body, -1)
+	var kinds []string
+	for _, m := range marks {
+		kinds = append(kinds, m[1])
+	}
+	if len(kinds) < 3 || kinds[0] != "ship" || !slices.Contains(kinds, "delivered") {
+		t.Errorf("the scan axis shows %v, want shipped, the scans and delivered", kinds)
+	}
 
 	// The replay slider: at the shipment the fulfilment is shipped, at the
 	// last event delivered.

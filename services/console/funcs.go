@@ -28,6 +28,7 @@ var funcs = template.FuncMap{
 	"add":            func(a, b int) int { return a + b },
 	"decideForm":     decideForm,
 	"escalated":      isEscalated,
+	"scanAxis":       scanAxis,
 }
 
 func formatMoney(m *typev1.Money) string {
