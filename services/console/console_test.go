@@ -225,6 +225,8 @@ func TestOrderPageShowsEveryServicesEventsInOrder(t *testing.T) {
 		}
 	}
 	contains(t, p, "Chain verified", "Parts per vendor", d.Tracking, "Leipzig hub", "SN-v-tl", "Mug")
+	// The money per party, summed from the ledger's entries of the order.
+	contains(t, p, `id="parties"`, `data-party="buyer"`, `data-party="vendor v-tl"`, `data-party="platform"`)
 	// The shipment's scans on its time axis: shipped first, delivered last of the scans.
 	marks := regexp.MustCompile(`<g class="mark (\w+)">`).FindAllStringSubmatch(p.Body, -1)
 	var kinds []string

@@ -29,6 +29,7 @@ var funcs = template.FuncMap{
 	"decideForm":     decideForm,
 	"escalated":      isEscalated,
 	"scanAxis":       scanAxis,
+	"moneyOf":        moneyOf,
 }
 
 func formatMoney(m *typev1.Money) string {

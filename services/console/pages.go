@@ -35,6 +35,9 @@ const (
 	maxTimeline    = 20 * timelinePage
 	claimsPerPage  = 200
 	maxQueuedPages = 10
+	// ledgerEntriesPerOrder is the payouts service's largest page; an
+	// order has a few dozen entries.
+	ledgerEntriesPerOrder = 1000
 )
 
 // --- find an order ---
@@ -179,7 +182,8 @@ type orderPage struct {
 	Fulfilments []*fulfilmentv1.Fulfilment
 	Claims      []claimView
 	Settlement  *payoutsv1.OrderSettlement
-	Problems    []string // what a service could not answer; the rest of the page stands
+	Parties     []partyMoney // the ledger's entries of the order, per party
+	Problems    []string     // what a service could not answer; the rest of the page stands
 }
 
 type partView struct {
@@ -313,6 +317,14 @@ func (c *Console) order(w http.ResponseWriter, r *http.Request, s *session) {
 		p.Problems = append(p.Problems, "money: "+status.Convert(err).Message())
 	default:
 		p.Settlement = st.GetSettlement()
+		entries, err := cl.Payouts.ListLedgerEntries(ctx, &payoutsv1.ListLedgerEntriesRequest{OrderId: id, PageSize: ledgerEntriesPerOrder})
+		if err != nil {
+			p.Problems = append(p.Problems, "ledger: "+status.Convert(err).Message())
+		}
+		p.Parties = moneyByParty(entries.GetEntries())
+		if entries.GetNextPageToken() != "" {
+			p.Problems = append(p.Problems, fmt.Sprintf("ledger: the order has more than %d entries; the money per party counts the first ones", ledgerEntriesPerOrder))
+		}
 	}
 	c.render(w, r, http.StatusOK, "order", s, p)
 }
