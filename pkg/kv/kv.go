@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -42,7 +43,8 @@ type Options struct {
 // DB is one store, opened by one process at a time (Pebble locks the
 // directory).
 type DB struct {
-	db *pebble.DB
+	db     *pebble.DB
+	closed atomic.Bool
 }
 
 // Open opens (creating it if needed) the store in dir.
@@ -71,8 +73,13 @@ func Open(dir string, o Options) (*DB, error) {
 	return &DB{db: db}, nil
 }
 
-// Close flushes nothing more than it must and releases the directory.
-func (d *DB) Close() error { return d.db.Close() }
+// Close releases the directory; closing again does nothing.
+func (d *DB) Close() error {
+	if d.closed.Swap(true) {
+		return nil
+	}
+	return d.db.Close()
+}
 
 // Space is one read model's keyspace: every key is stored behind the
 // space's name, and the space's own bookkeeping (position, version) under

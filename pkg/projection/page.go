@@ -53,6 +53,10 @@ func ParsePageToken(tok, query, filters string, n int) ([]string, error) {
 	return parts[2:], nil
 }
 
+// BadPageToken is the error of a page token that cannot be used, why
+// naming the reason: bad input on page_token.
+func BadPageToken(why string) error { return badPageToken(why) }
+
 func badPageToken(why string) error {
 	var v fault.Violations
 	v.Add("page_token", "%s", why)

@@ -83,7 +83,7 @@ func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 		Services: []string{orderv1.OrderService_ServiceDesc.ServiceName},
 		Projections: []platform.Projection{
 			// Caught up before the process serves: ListOrders lists from it.
-			{Name: "orders by buyer and vendor", Source: Name, Apply: svc.Orders().Apply, Position: svc.Orders().Position(), Checkpoint: svc.Orders()},
+			{Name: "orders by buyer and vendor", Source: Name, Apply: svc.Orders().Apply, Position: svc.Orders().Position(), Stored: svc.Orders()},
 			// Followed in the background: ListOrders by tracking number
 			// waits (bounded) until it has the shipments stored then.
 			{Name: "orders by tracking number", Source: "fulfilment", Apply: svc.Orders().Tracking().Apply,

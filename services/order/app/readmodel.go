@@ -1,15 +1,17 @@
 package app
 
 import (
-	"encoding/gob"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
-	"io"
-	"sort"
-	"sync"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/kv"
 	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/order/domain"
 )
@@ -20,12 +22,9 @@ const (
 	MaxPageSize     = 500
 )
 
-// pages pages the read model's lists, newest first.
-var pages = projection.Newest[*entry]{
-	Key:         func(en *entry) projection.Key { return projection.Key{Time: en.order.PlaceTime, ID: en.order.ID} },
-	DefaultSize: DefaultPageSize, MaxSize: MaxPageSize,
-	Filters: "buyer, vendor, creator, PSP reference, tracking number, place time range or state",
-}
+// listFilters names ListOrders' filters in the error a page token of
+// another query gets.
+const listFilters = "buyer, vendor, creator, PSP reference, tracking number, place time range or state"
 
 // OrderView is an order as read, with its store revision.
 type OrderView struct {
@@ -75,32 +74,42 @@ type Page struct {
 // vendor, creator and PSP reference, projected from the order store (so it
 // sees orders placed by any process); its TrackingIndex, projected from the
 // fulfilment store, adds the tracking numbers. It is the query side of
-// ListOrders; GetOrder reads the aggregate itself. Each order is held once:
-// the lists hold pointers to it, and a checkpoint saves them as order ids.
+// ListOrders; GetOrder reads the aggregate itself.
+//
+// It keeps nothing in the heap: orders and lists live in its space of the
+// process's read-model store (platform.Stored, pkg/kv), each event's
+// changes written with the event's position in one batch:
+//
+//	o/<order id>                          the order and its revision (JSON)
+//	l/<list><owner>/<place time><order id> an entry of a list, newest last
+//	n/<list><owner>                        how many orders the list has
+//
+// where <list> is one byte (a all, b buyer, v vendor, c creator, p PSP
+// reference), <owner> is length-prefixed, and <place time> is the big-endian
+// nanoseconds since 1970 with the sign bit flipped, so keys sort by time.
 type ReadModel struct {
 	pos      *projection.Position
 	onChange func(orderID string, status domain.Status)
 	tracking *TrackingIndex
 
-	mu        sync.RWMutex
-	orders    map[string]*entry
-	all       []*entry
-	byBuyer   map[string][]*entry
-	byVendor  map[string][]*entry
-	byCreator map[string][]*entry
-	byPSP     map[string][]*entry
+	space atomic.Pointer[kv.Space] // set by Attach, before any event
 }
 
-type entry struct {
-	order domain.Order
-	rev   uint64
-}
-
-// NewReadModel returns an empty read model; onChange (may be nil) is called
-// after each event with the order it changed and the order's status then.
+// NewReadModel returns a read model with no space yet (Attach gives it
+// one); onChange (may be nil) is called after each event with the order
+// it changed and the order's status then.
 func NewReadModel(onChange func(orderID string, status domain.Status)) *ReadModel {
-	return &ReadModel{pos: projection.New(), onChange: onChange, tracking: NewTrackingIndex(), orders: map[string]*entry{},
-		byBuyer: map[string][]*entry{}, byVendor: map[string][]*entry{}, byCreator: map[string][]*entry{}, byPSP: map[string][]*entry{}}
+	return &ReadModel{pos: projection.New(), onChange: onChange, tracking: NewTrackingIndex()}
+}
+
+// Version names the shape of what the read model stores
+// (platform.Stored); bump it when the keys or the stored order change.
+func (m *ReadModel) Version() string { return "orders-kv-1" }
+
+// Attach gives the read model its space (platform.Stored).
+func (m *ReadModel) Attach(s *kv.Space) error {
+	m.space.Store(s)
+	return nil
 }
 
 // Tracking is the index of tracking numbers the read model lists by, fed
@@ -113,64 +122,151 @@ func (m *ReadModel) Tracking() *TrackingIndex { return m.tracking }
 // ready once caught up.
 func (m *ReadModel) Position() *projection.Position { return m.pos }
 
+// storedOrder is the value of o/<order id>.
+type storedOrder struct {
+	Order    domain.Order
+	Revision uint64
+}
+
+func orderKey(id string) []byte { return append([]byte("o/"), id...) }
+
+// Lists, by their byte in the keys.
+const (
+	listAll     = 'a'
+	listBuyer   = 'b'
+	listVendor  = 'v'
+	listCreator = 'c'
+	listPSP     = 'p'
+)
+
+// listPrefix is the prefix of the entries of list's owner's list.
+func listPrefix(list byte, owner string) []byte {
+	k := append([]byte("l/"), list)
+	k = binary.AppendUvarint(k, uint64(len(owner)))
+	return append(append(k, owner...), '/')
+}
+
+// sortKey is an entry's place in its list: time first, then id.
+func sortKey(t time.Time, id string) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())^(1<<63)), id...)
+}
+
+func countKey(list byte, owner string) []byte { return append([]byte("n"), listPrefix(list, owner)[1:]...) }
+
+// get reads an order; ok false when the read model does not have it.
+func get(r interface {
+	Get([]byte) ([]byte, bool, error)
+}, id string) (storedOrder, bool, error) {
+	v, ok, err := r.Get(orderKey(id))
+	if err != nil || !ok {
+		return storedOrder{}, false, err
+	}
+	var so storedOrder
+	if err := json.Unmarshal(v, &so); err != nil {
+		return storedOrder{}, false, fmt.Errorf("order read model: order %s: %w", id, err)
+	}
+	return so, true, nil
+}
+
 // Has reports whether the read model has the order.
 func (m *ReadModel) Has(id string) bool {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	_, ok := m.orders[id]
-	return ok
+	s := m.space.Load()
+	if s == nil {
+		return false
+	}
+	_, ok, err := get(s, id)
+	return ok && err == nil
 }
 
-// Final is the order as the read model has it (a copy), if it has it
-// confirmed, rejected or further.
+// Final is the order as the read model has it, if it has it confirmed,
+// rejected or further.
 func (m *ReadModel) Final(id string) (domain.Order, uint64, bool) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	en, ok := m.orders[id]
-	if !ok || !en.order.Status.Final() {
+	s := m.space.Load()
+	if s == nil {
 		return domain.Order{}, 0, false
 	}
-	return en.order.Clone(), en.rev, true
+	so, ok, err := get(s, id)
+	if err != nil || !ok || !so.Order.Status.Final() {
+		return domain.Order{}, 0, false
+	}
+	return so.Order, so.Revision, true
 }
 
-// Apply applies one event of the order store.
+// Apply applies one event of the order store. A read model without a space
+// cannot apply anything: that is a wiring mistake, and it panics.
 func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 	defer m.pos.Advance(e.Position)
+	s := m.space.Load()
+	b := s.Batch()
+	defer b.Discard()
 	agg, id, err := eventstore.SplitStream(e.Stream)
+	var ev es.Event
+	if err == nil && agg == domain.Decider.Aggregate {
+		ev, err = es.Decode(e)
+	}
 	if err != nil || agg != domain.Decider.Aggregate {
+		m.commit(b, e.Position) // nothing of ours: the position still moves
 		return
 	}
-	ev, err := es.Decode(e)
+	so, ok, err := get(b, id)
 	if err != nil {
-		return
+		panic(err) // the store cannot be read: following cannot go on correctly
 	}
-	m.mu.Lock()
-	en, ok := m.orders[id]
 	if !ok {
-		en = &entry{order: domain.Decider.Initial(id)}
+		so.Order = domain.Decider.Initial(id)
 	}
-	wasPlaced := en.order.Status != domain.StatusNone
-	en.order = domain.Evolve(en.order, ev.Payload)
-	en.rev = e.Revision
-	status := en.order.Status
-	if !wasPlaced && en.order.Status != domain.StatusNone {
-		m.orders[id] = en
-		m.all = projection.Insert(m.all, en, pages.Key)
-		m.byBuyer[en.order.BuyerID] = projection.Insert(m.byBuyer[en.order.BuyerID], en, pages.Key)
-		for _, p := range en.order.Parts {
-			m.byVendor[p.VendorID] = projection.Insert(m.byVendor[p.VendorID], en, pages.Key)
+	wasPlaced := so.Order.Status != domain.StatusNone
+	so.Order = domain.Evolve(so.Order, ev.Payload)
+	so.Revision = e.Revision
+	status := so.Order.Status
+	if so.Order.Status != domain.StatusNone {
+		v, err := json.Marshal(so)
+		if err != nil {
+			panic(err)
 		}
-		if c := creatorOf(en.order); c != "" {
-			m.byCreator[c] = projection.Insert(m.byCreator[c], en, pages.Key)
-		}
-		if ref := en.order.Payment.PSPReference; ref != "" {
-			m.byPSP[ref] = projection.Insert(m.byPSP[ref], en, pages.Key)
+		_ = b.Set(orderKey(id), v)
+		if !wasPlaced {
+			sk := sortKey(so.Order.PlaceTime, id)
+			index := func(list byte, owner string) {
+				_ = b.Set(append(listPrefix(list, owner), sk...), nil)
+				n, _ := count(b, list, owner)
+				_ = b.Set(countKey(list, owner), binary.AppendUvarint(nil, uint64(n+1)))
+			}
+			index(listAll, "")
+			index(listBuyer, so.Order.BuyerID)
+			for _, p := range so.Order.Parts {
+				index(listVendor, p.VendorID)
+			}
+			if c := creatorOf(so.Order); c != "" {
+				index(listCreator, c)
+			}
+			if ref := so.Order.Payment.PSPReference; ref != "" {
+				index(listPSP, ref)
+			}
 		}
 	}
-	m.mu.Unlock()
+	m.commit(b, e.Position)
 	if m.onChange != nil {
 		m.onChange(id, status)
 	}
+}
+
+func (m *ReadModel) commit(b *kv.Batch, pos uint64) {
+	if err := b.Commit(pos); err != nil {
+		panic(fmt.Errorf("order read model: %w", err))
+	}
+}
+
+// count is how many orders owner's list has.
+func count(r interface {
+	Get([]byte) ([]byte, bool, error)
+}, list byte, owner string) (int, error) {
+	v, ok, err := r.Get(countKey(list, owner))
+	if err != nil || !ok {
+		return 0, err
+	}
+	n, _ := binary.Uvarint(v)
+	return int(n), nil
 }
 
 // creatorOf is the creator an order is attributed to, if any.
@@ -184,156 +280,143 @@ func creatorOf(o domain.Order) string {
 // List returns one page of q. It walks the shortest of the lists q's
 // filters select (a tracking number's or a PSP reference's orders are one
 // or a few; a buyer's, vendor's or creator's are theirs; no such filter:
-// every order), cut to the place time range, and keeps the orders that
-// match the other filters.
+// every order), newest first from the page token's order, within the place
+// time range, and keeps the orders that match the other filters.
 func (m *ReadModel) List(q ListQuery) (Page, error) {
-	var tracked map[string]bool
-	if q.Carrier != "" || q.TrackingNumber != "" {
-		tracked = map[string]bool{}
-		for _, id := range m.tracking.Orders(q.Carrier, q.TrackingNumber) {
-			tracked[id] = true
+	size := projection.PageSize(q.PageSize, DefaultPageSize, MaxPageSize)
+	after := projection.Key{}
+	if q.PageToken != "" {
+		f, err := projection.ParsePageToken(q.PageToken, q.query(), listFilters, 2)
+		if err != nil {
+			return Page{}, err
 		}
-	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	list := m.all
-	narrow := func(l []*entry) {
-		if len(l) < len(list) {
-			list = l
+		nanos, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return Page{}, projection.BadPageToken("not a page token of this service")
 		}
+		after = projection.Key{Time: time.Unix(0, nanos).UTC(), ID: f[1]}
 	}
-	if tracked != nil {
-		list = make([]*entry, 0, len(tracked))
-		for id := range tracked {
-			if en, ok := m.orders[id]; ok {
-				list = append(list, en)
-			}
-		}
-		projection.Sort(list, pages.Key)
+	s := m.space.Load()
+	if s == nil {
+		return Page{}, nil
 	}
-	if q.PSPReference != "" {
-		narrow(m.byPSP[q.PSPReference])
-	}
-	if q.BuyerID != "" {
-		narrow(m.byBuyer[q.BuyerID])
-	}
-	if q.VendorID != "" {
-		narrow(m.byVendor[q.VendorID])
-	}
-	if q.CreatorID != "" {
-		narrow(m.byCreator[q.CreatorID])
-	}
-	// The lists are oldest first: the range is a slice of them.
-	lo, hi := 0, len(list)
-	if !q.From.IsZero() {
-		lo = sort.Search(len(list), func(i int) bool { return !list[i].order.PlaceTime.Before(q.From) })
-	}
-	if !q.To.IsZero() {
-		hi = sort.Search(len(list), func(i int) bool { return !list[i].order.PlaceTime.Before(q.To) })
-	}
-	list = list[lo:max(lo, hi)]
-	found, next, err := pages.Page(list, q.query(), q.PageSize, q.PageToken, func(en *entry) bool {
-		o := en.order
+	keep := func(so storedOrder) bool {
+		o := so.Order
 		return (q.Status == domain.StatusNone || o.Status == q.Status) &&
 			(q.BuyerID == "" || o.BuyerID == q.BuyerID) &&
 			(q.VendorID == "" || o.HasVendor(q.VendorID)) &&
 			(q.CreatorID == "" || creatorOf(o) == q.CreatorID) &&
 			(q.PSPReference == "" || o.Payment.PSPReference == q.PSPReference) &&
-			(tracked == nil || tracked[o.ID])
+			(q.From.IsZero() || !o.PlaceTime.Before(q.From)) &&
+			(q.To.IsZero() || o.PlaceTime.Before(q.To))
+	}
+	var found []storedOrder
+	more := false
+	take := func(so storedOrder) bool { // false: the page is full
+		if !keep(so) {
+			return true
+		}
+		if len(found) == size {
+			more = true
+			return false
+		}
+		found = append(found, so)
+		return true
+	}
+	var err error
+	if q.Carrier != "" || q.TrackingNumber != "" {
+		err = m.listTracked(s, q, after, take)
+	} else {
+		err = m.listFrom(s, m.narrowest(s, q), q, after, take)
+	}
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{}
+	for _, so := range found {
+		page.Orders = append(page.Orders, OrderView{Order: so.Order, Revision: so.Revision})
+	}
+	if more {
+		last := found[len(found)-1].Order
+		page.NextPageToken = projection.PageToken(q.query(), strconv.FormatInt(last.PlaceTime.UnixNano(), 10), last.ID)
+	}
+	return page, nil
+}
+
+// narrowest is the list of q's filters with the fewest orders.
+func (m *ReadModel) narrowest(s *kv.Space, q ListQuery) []byte {
+	best, bestN := listPrefix(listAll, ""), -1
+	for _, c := range []struct {
+		list  byte
+		owner string
+	}{{listPSP, q.PSPReference}, {listBuyer, q.BuyerID}, {listVendor, q.VendorID}, {listCreator, q.CreatorID}} {
+		if c.owner == "" {
+			continue
+		}
+		n, err := count(s, c.list, c.owner)
+		if err == nil && (bestN < 0 || n < bestN) {
+			best, bestN = listPrefix(c.list, c.owner), n
+		}
+	}
+	return best
+}
+
+// listFrom walks the list with prefix newest first, from the order after
+// after (zero: the newest), within q's time range, handing each order to
+// take until it returns false.
+func (m *ReadModel) listFrom(s *kv.Space, prefix []byte, q ListQuery, after projection.Key, take func(storedOrder) bool) error {
+	from := bytes.Clone(prefix)
+	to := append(bytes.Clone(prefix[:len(prefix)-1]), prefix[len(prefix)-1]+1) // the first key after the list
+	if !q.From.IsZero() {
+		from = append(bytes.Clone(prefix), sortKey(q.From, "")...)
+	}
+	if !q.To.IsZero() {
+		to = append(bytes.Clone(prefix), sortKey(q.To, "")...)
+	}
+	if !after.Time.IsZero() || after.ID != "" {
+		if k := append(bytes.Clone(prefix), sortKey(after.Time, after.ID)...); bytes.Compare(k, to) < 0 {
+			to = k // exclusive: the token's order itself was on the last page
+		}
+	}
+	var ferr error
+	err := s.Scan(from, to, true, func(k, _ []byte) bool {
+		id := string(k[len(prefix)+8:])
+		so, ok, err := get(s, id)
+		if err != nil {
+			ferr = err
+			return false
+		}
+		return !ok || take(so)
 	})
-	page := Page{NextPageToken: next}
-	for _, en := range found {
-		page.Orders = append(page.Orders, OrderView{Order: en.order.Clone(), Revision: en.rev})
+	if err == nil {
+		err = ferr
 	}
-	return page, err
+	return err
 }
 
-// The read model's checkpoint (platform.Checkpointer): every order with
-// its revision, and the buyers', vendors', creators' and PSP references'
-// lists as order IDs in their order, gob-encoded. The list of all orders
-// is sorted again on loading.
-type savedOrders struct {
-	Orders    []savedOrder
-	ByBuyer   map[string][]string
-	ByVendor  map[string][]string
-	ByCreator map[string][]string
-	ByPSP     map[string][]string
-}
-
-type savedOrder struct {
-	Order    domain.Order
-	Revision uint64
-}
-
-// Version names the checkpoint's shape; bump it when savedOrders or
-// domain.Order changes.
-func (m *ReadModel) Version() string { return "orders-2" }
-
-// Save writes the read model's state.
-func (m *ReadModel) Save(w io.Writer) error {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	s := savedOrders{Orders: make([]savedOrder, 0, len(m.orders)), ByBuyer: ids(m.byBuyer), ByVendor: ids(m.byVendor),
-		ByCreator: ids(m.byCreator), ByPSP: ids(m.byPSP)}
-	for _, en := range m.orders {
-		s.Orders = append(s.Orders, savedOrder{Order: en.order, Revision: en.rev})
-	}
-	return gob.NewEncoder(w).Encode(&s)
-}
-
-// Load replaces the state of an empty read model with what Save wrote; on
-// error it leaves the read model as it was.
-func (m *ReadModel) Load(r io.Reader) error {
-	var s savedOrders
-	if err := gob.NewDecoder(r).Decode(&s); err != nil {
-		return err
-	}
-	orders := make(map[string]*entry, len(s.Orders))
-	all := make([]*entry, 0, len(s.Orders))
-	for _, o := range s.Orders {
-		en := &entry{order: o.Order, rev: o.Revision}
-		orders[o.Order.ID] = en
-		all = append(all, en)
-	}
-	projection.Sort(all, pages.Key)
-	var lists [4]map[string][]*entry
-	for i, saved := range []map[string][]string{s.ByBuyer, s.ByVendor, s.ByCreator, s.ByPSP} {
-		l, err := entries(saved, orders)
+// listTracked hands take the orders shipped with q's tracking number,
+// newest first, after after.
+func (m *ReadModel) listTracked(s *kv.Space, q ListQuery, after projection.Key, take func(storedOrder) bool) error {
+	var list []storedOrder
+	for _, id := range m.tracking.Orders(q.Carrier, q.TrackingNumber) {
+		so, ok, err := get(s, id)
 		if err != nil {
 			return err
 		}
-		lists[i] = l
+		if ok {
+			list = append(list, so)
+		}
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.orders, m.all, m.byBuyer, m.byVendor, m.byCreator, m.byPSP = orders, all, lists[0], lists[1], lists[2], lists[3]
+	key := func(so storedOrder) projection.Key { return projection.Key{Time: so.Order.PlaceTime, ID: so.Order.ID} }
+	projection.Sort(list, key) // oldest first
+	paging := !after.Time.IsZero() || after.ID != ""
+	for i := len(list) - 1; i >= 0; i-- {
+		if paging && !after.Before(key(list[i])) {
+			continue
+		}
+		if !take(list[i]) {
+			return nil
+		}
+	}
 	return nil
-}
-
-func ids(lists map[string][]*entry) map[string][]string {
-	out := make(map[string][]string, len(lists))
-	for k, list := range lists {
-		l := make([]string, len(list))
-		for i, en := range list {
-			l[i] = en.order.ID
-		}
-		out[k] = l
-	}
-	return out
-}
-
-func entries(lists map[string][]string, orders map[string]*entry) (map[string][]*entry, error) {
-	out := make(map[string][]*entry, len(lists))
-	for k, l := range lists {
-		list := make([]*entry, len(l))
-		for i, id := range l {
-			en, ok := orders[id]
-			if !ok {
-				return nil, fmt.Errorf("checkpoint lists order %q, which it does not hold", id)
-			}
-			list[i] = en
-		}
-		out[k] = list
-	}
-	return out, nil
 }

@@ -44,6 +44,10 @@ func (e *env) service(t *testing.T) *app.Service {
 	t.Helper()
 	svc := app.New(app.Config{}, e.p.AppDeps(t, "order"))
 	svc.CatalogView().Position().MarkReady()
+	orders, _ := newSpace(t, t.TempDir()) // a new process's read model: empty
+	if err := svc.Orders().Attach(orders); err != nil {
+		t.Fatal(err)
+	}
 	return svc
 }
 
