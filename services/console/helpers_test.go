@@ -270,4 +270,3 @@ func contains(t *testing.T, p page, want ...string) {
 		}
 	}
 }
-
