@@ -65,10 +65,16 @@ func DeadLetterSubject(consumer, service string) string {
 
 // DeadLetterStreamConfig is the stream of parked messages.
 func DeadLetterStreamConfig(replicas int) jetstream.StreamConfig {
+	return keptStream(DeadLetterStream, "Custody events that bus consumers could not handle", deadLetterPrefix, replicas)
+}
+
+// keptStream is the configuration of the bus's own streams (dead letters,
+// redrives): every subject under prefix, on file, kept until deleted.
+func keptStream(name, description, prefix string, replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        DeadLetterStream,
-		Description: "Custody events that bus consumers could not handle",
-		Subjects:    []string{deadLetterPrefix + ">"},
+		Name:        name,
+		Description: description,
+		Subjects:    []string{prefix + ">"},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Replicas:    max(replicas, 1),

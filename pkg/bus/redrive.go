@@ -80,17 +80,7 @@ type Redrive struct {
 
 // RedriveStreamConfig is the stream of redrive requests and outcomes.
 func RedriveStreamConfig(replicas int) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        RedriveStream,
-		Description: "Custody parked events handed back to their consumers, and what became of them",
-		Subjects:    []string{redrivePrefix + ">"},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		Replicas:    max(replicas, 1),
-		Duplicates:  2 * time.Minute,
-		MaxMsgs:     -1,
-		MaxBytes:    -1,
-	}
+	return keptStream(RedriveStream, "Custody parked events handed back to their consumers, and what became of them", redrivePrefix, replicas)
 }
 
 // EnsureRedriveStream creates or updates the redrive stream; idempotent.

@@ -115,8 +115,11 @@ func (s *Space) meta(m []byte) []byte {
 }
 
 // Get returns a copy of key's value; ok false when it is absent.
-func (s *Space) Get(key []byte) (value []byte, ok bool, err error) {
-	v, closer, err := s.db.Get(s.key(key))
+func (s *Space) Get(key []byte) (value []byte, ok bool, err error) { return get(s.db, s.key(key)) }
+
+// get reads key from r (the store, or a batch and the store under it).
+func get(r pebble.Reader, key []byte) ([]byte, bool, error) {
+	v, closer, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -144,17 +147,7 @@ func (s *Space) State() (position uint64, version string, err error) {
 	return position, string(v), err
 }
 
-func (s *Space) getMeta(m []byte) ([]byte, bool, error) {
-	v, closer, err := s.db.Get(s.meta(m))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	defer closer.Close()
-	return bytes.Clone(v), true, nil
-}
+func (s *Space) getMeta(m []byte) ([]byte, bool, error) { return get(s.db, s.meta(m)) }
 
 // Reset empties the space and records version at position 0, in one batch.
 func (s *Space) Reset(version string) error {
@@ -222,17 +215,7 @@ func (b *Batch) Delete(key []byte) error { return b.b.Delete(b.s.key(key), nil) 
 
 // Get reads key as the batch would leave it: the batch's own change, else
 // the stored value.
-func (b *Batch) Get(key []byte) (value []byte, ok bool, err error) {
-	v, closer, err := b.b.Get(b.s.key(key))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	defer closer.Close()
-	return bytes.Clone(v), true, nil
-}
+func (b *Batch) Get(key []byte) (value []byte, ok bool, err error) { return get(b.b, b.s.key(key)) }
 
 // Commit writes the batch's changes and position as the space's position,
 // all or nothing, and ends the batch.
