@@ -12,6 +12,7 @@ import (
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/kv"
+	"github.com/custody/custody/pkg/lru"
 	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/order/domain"
 )
@@ -93,13 +94,24 @@ type ReadModel struct {
 	tracking *TrackingIndex
 
 	space atomic.Pointer[kv.Space] // set by Attach, before any event
+
+	// The orders and list counts used last, as the space has them: Apply
+	// writes through them, so the orders in flight are not read from the
+	// store and decoded again at every event and wait.
+	recent *lru.Cache[string, storedOrder]
+	counts *lru.Cache[string, int]
 }
+
+// cacheSize bounds ReadModel.recent and ReadModel.counts: a few seconds
+// of orders at thousands a second (an order is about 1.5 KB in memory).
+const cacheSize = 4096
 
 // NewReadModel returns a read model with no space yet (Attach gives it
 // one); onChange (may be nil) is called after each event with the order
 // it changed and the order's status then.
 func NewReadModel(onChange func(orderID string, status domain.Status)) *ReadModel {
-	return &ReadModel{pos: projection.New(), onChange: onChange, tracking: NewTrackingIndex()}
+	return &ReadModel{pos: projection.New(), onChange: onChange, tracking: NewTrackingIndex(),
+		recent: lru.New[string, storedOrder](cacheSize), counts: lru.New[string, int](cacheSize)}
 }
 
 // Version names the shape of what the read model stores
@@ -108,6 +120,8 @@ func (m *ReadModel) Version() string { return "orders-kv-1" }
 
 // Attach gives the read model its space (platform.Stored).
 func (m *ReadModel) Attach(s *kv.Space) error {
+	m.recent.Clear()
+	m.counts.Clear()
 	m.space.Store(s)
 	return nil
 }
@@ -151,7 +165,9 @@ func sortKey(t time.Time, id string) []byte {
 	return append(binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())^(1<<63)), id...)
 }
 
-func countKey(list byte, owner string) []byte { return append([]byte("n"), listPrefix(list, owner)[1:]...) }
+func countKey(list byte, owner string) []byte {
+	return append([]byte("n"), listPrefix(list, owner)[1:]...)
+}
 
 // get reads an order; ok false when the read model does not have it.
 func get(r interface {
@@ -168,13 +184,32 @@ func get(r interface {
 	return so, true, nil
 }
 
+// order reads an order from the cache or the space (then caches it); the
+// caller may change what it gets (a copy).
+func (m *ReadModel) order(r interface {
+	Get([]byte) ([]byte, bool, error)
+}, id string) (storedOrder, bool, error) {
+	if so, ok := m.recent.Get(id); ok {
+		so.Order = so.Order.Clone()
+		return so, true, nil
+	}
+	so, ok, err := get(r, id)
+	if ok {
+		m.recent.Put(id, storedOrder{Order: so.Order.Clone(), Revision: so.Revision})
+	}
+	return so, ok, err
+}
+
 // Has reports whether the read model has the order.
 func (m *ReadModel) Has(id string) bool {
+	if _, ok := m.recent.Get(id); ok {
+		return true
+	}
 	s := m.space.Load()
 	if s == nil {
 		return false
 	}
-	_, ok, err := get(s, id)
+	_, ok, err := m.order(s, id)
 	return ok && err == nil
 }
 
@@ -185,7 +220,7 @@ func (m *ReadModel) Final(id string) (domain.Order, uint64, bool) {
 	if s == nil {
 		return domain.Order{}, 0, false
 	}
-	so, ok, err := get(s, id)
+	so, ok, err := m.order(s, id)
 	if err != nil || !ok || !so.Order.Status.Final() {
 		return domain.Order{}, 0, false
 	}
@@ -208,9 +243,13 @@ func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 		m.commit(b, e.Position) // nothing of ours: the position still moves
 		return
 	}
-	so, ok, err := get(b, id)
-	if err != nil {
-		panic(err) // the store cannot be read: following cannot go on correctly
+	var so storedOrder
+	ok := false
+	if e.Revision > 0 { // the first event of an order's stream finds nothing
+		so, ok, err = m.order(b, id)
+		if err != nil {
+			panic(err) // the store cannot be read: following cannot go on correctly
+		}
 	}
 	if !ok {
 		so.Order = domain.Decider.Initial(id)
@@ -229,8 +268,9 @@ func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 			sk := sortKey(so.Order.PlaceTime, id)
 			index := func(list byte, owner string) {
 				_ = b.Set(append(listPrefix(list, owner), sk...), nil)
-				n, _ := count(b, list, owner)
-				_ = b.Set(countKey(list, owner), binary.AppendUvarint(nil, uint64(n+1)))
+				n := m.count(b, list, owner) + 1
+				_ = b.Set(countKey(list, owner), binary.AppendUvarint(nil, uint64(n)))
+				m.counts.Put(string(countKey(list, owner)), n)
 			}
 			index(listAll, "")
 			index(listBuyer, so.Order.BuyerID)
@@ -246,6 +286,9 @@ func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 		}
 	}
 	m.commit(b, e.Position)
+	if so.Order.Status != domain.StatusNone {
+		m.recent.Put(id, so)
+	}
 	if m.onChange != nil {
 		m.onChange(id, status)
 	}
@@ -255,6 +298,17 @@ func (m *ReadModel) commit(b *kv.Batch, pos uint64) {
 	if err := b.Commit(pos); err != nil {
 		panic(fmt.Errorf("order read model: %w", err))
 	}
+}
+
+// count is how many orders owner's list has, from the cache or r.
+func (m *ReadModel) count(r interface {
+	Get([]byte) ([]byte, bool, error)
+}, list byte, owner string) int {
+	if n, ok := m.counts.Get(string(countKey(list, owner))); ok {
+		return n
+	}
+	n, _ := count(r, list, owner)
+	return n
 }
 
 // count is how many orders owner's list has.

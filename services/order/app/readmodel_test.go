@@ -368,3 +368,48 @@ func TestReadModelSearchRestart(t *testing.T) {
 		t.Error("a corrupt tracking checkpoint loaded")
 	}
 }
+
+// The read model keeps the orders it used last in memory in front of its
+// store: what Final hands out is a copy, which later events do not change,
+// and the events fold onto the order as stored, whether it is cached or
+// read back from the store by a read model that was reopened.
+func TestReadModelFinalIsACopy(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	m, db := attached(t, dir)
+	pos := uint64(0)
+	apply := func(m *app.ReadModel, rev uint64, msg proto.Message) {
+		pos++
+		ed, err := es.Encode(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ed.ID = fmt.Sprint(pos)
+		m.Apply(eventstore.RecordedEvent{EventData: ed, Stream: "order-o1", Position: pos, Revision: rev})
+	}
+	eur := func(n int64) *typev1.Money { return &typev1.Money{CurrencyCode: "EUR", AmountMinor: n} }
+	apply(m, 0, &orderv1.OrderPlaced{OrderId: "o1", BuyerId: "b1", Total: eur(200),
+		Parts:     []*orderv1.VendorPart{{VendorId: "v1", Subtotal: eur(100)}, {VendorId: "v2", Subtotal: eur(100)}},
+		PlaceTime: timestamppb.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))})
+	apply(m, 1, &orderv1.OrderConfirmed{OrderId: "o1", BuyerId: "b1"})
+	kept, rev, ok := m.Final("o1")
+	if !ok || rev != 1 || kept.Status != domain.StatusConfirmed {
+		t.Fatalf("Final = %v rev %d, %v; want confirmed at revision 1", kept.Status, rev, ok)
+	}
+	apply(m, 2, &orderv1.OrderPartShipped{OrderId: "o1", VendorId: "v1", ShipmentId: "s1"})
+	if kept.Parts[0].Shipped {
+		t.Error("the order Final handed out changed when a later event was applied")
+	}
+	now, rev, _ := m.Final("o1")
+	if !now.Parts[0].Shipped || now.Parts[1].Shipped || rev != 2 {
+		t.Errorf("after v1 shipped: parts shipped %v, %v at revision %d; want true, false at 2", now.Parts[0].Shipped, now.Parts[1].Shipped, rev)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reopened, _ := attached(t, dir) // nothing cached: the store answers
+	apply(reopened, 3, &orderv1.OrderPartShipped{OrderId: "o1", VendorId: "v2", ShipmentId: "s2"})
+	if o, rev, _ := reopened.Final("o1"); !o.Parts[0].Shipped || !o.Parts[1].Shipped || rev != 3 {
+		t.Errorf("reopened, after v2 shipped: parts shipped %v, %v at revision %d; want both at 3", o.Parts[0].Shipped, o.Parts[1].Shipped, rev)
+	}
+}
