@@ -87,7 +87,7 @@ func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 			// Followed in the background: ListOrders by tracking number
 			// waits (bounded) until it has the shipments stored then.
 			{Name: "orders by tracking number", Source: "fulfilment", Apply: svc.Orders().Tracking().Apply,
-				Position: svc.Orders().Tracking().Position(), Checkpoint: svc.Orders().Tracking()},
+				Position: svc.Orders().Tracking().Position(), Stored: svc.Orders().Tracking()},
 			// Followed in the background: PlaceOrder waits until it is ready.
 			{Name: "catalog view (prices, links, pins)", Source: "catalog", Apply: svc.CatalogView().Apply, Position: svc.CatalogView().Position()},
 		},

@@ -452,7 +452,11 @@ func (m *ReadModel) listFrom(s *kv.Space, prefix []byte, q ListQuery, after proj
 // newest first, after after.
 func (m *ReadModel) listTracked(s *kv.Space, q ListQuery, after projection.Key, take func(storedOrder) bool) error {
 	var list []storedOrder
-	for _, id := range m.tracking.Orders(q.Carrier, q.TrackingNumber) {
+	ids, err := m.tracking.Orders(q.Carrier, q.TrackingNumber)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
 		so, ok, err := get(s, id)
 		if err != nil {
 			return err

@@ -1,14 +1,13 @@
 package app
 
 import (
-	"encoding/gob"
-	"io"
-	"slices"
+	"fmt"
 	"strings"
-	"sync"
+	"sync/atomic"
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/kv"
 	"github.com/custody/custody/pkg/projection"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 )
@@ -18,22 +17,33 @@ import (
 // FulfilmentShipped events (the fulfilment service owns shipments; the
 // order service only reads its events, as the catalog view reads the
 // catalog's). It holds order ids, nothing else of an order: ListOrders
-// looks them up in the ReadModel. It is a platform.Checkpointer of its own,
-// since its position is in another store than the orders'.
+// looks them up in the ReadModel. It is a stored read model of its own
+// (platform.Stored), since its position is in another store than the
+// orders'; its space holds a key per shipped order and tracking number:
+//
+//	<carrier> 0x00 <normalised tracking number> 0x00 <order id>
 type TrackingIndex struct {
-	pos *projection.Position
-
-	mu     sync.RWMutex
-	orders map[string][]string // trackingKey → order ids, each once
+	pos   *projection.Position
+	space atomic.Pointer[kv.Space] // set by Attach, before any event
 }
 
-// NewTrackingIndex returns an empty index.
+// NewTrackingIndex returns an index with no space yet (Attach gives it
+// one).
 func NewTrackingIndex() *TrackingIndex {
-	return &TrackingIndex{pos: projection.New(), orders: map[string][]string{}}
+	return &TrackingIndex{pos: projection.New()}
 }
 
 // Position is the index's progress through the fulfilment store.
 func (x *TrackingIndex) Position() *projection.Position { return x.pos }
+
+// Version names the shape of what the index stores (platform.Stored).
+func (x *TrackingIndex) Version() string { return "tracking-kv-1" }
+
+// Attach gives the index its space (platform.Stored).
+func (x *TrackingIndex) Attach(s *kv.Space) error {
+	x.space.Store(s)
+	return nil
+}
 
 var fulfilmentShipped = es.EventType(&fulfilmentv1.FulfilmentShipped{})
 
@@ -52,60 +62,42 @@ func NormaliseTrackingNumber(s string) string {
 	}, s)
 }
 
-func trackingKey(carrier, number string) string {
-	return carrier + "\x00" + NormaliseTrackingNumber(number)
+// trackingPrefix is the prefix of the keys of carrier's tracking number.
+func trackingPrefix(carrier, number string) []byte {
+	return []byte(carrier + "\x00" + NormaliseTrackingNumber(number) + "\x00")
 }
 
-// Apply applies one event of the fulfilment store.
+// Apply applies one event of the fulfilment store: every event moves the
+// position, a FulfilmentShipped adds its order under its tracking number
+// (once, whatever the number of its parts shipped with it).
 func (x *TrackingIndex) Apply(rec eventstore.RecordedEvent) {
 	defer x.pos.Advance(rec.Position)
-	if rec.Type != fulfilmentShipped {
-		return
+	b := x.space.Load().Batch()
+	defer b.Discard()
+	if rec.Type == fulfilmentShipped {
+		if ev, err := es.Decode(rec); err == nil {
+			if e, ok := ev.Payload.(*fulfilmentv1.FulfilmentShipped); ok && e.GetOrderId() != "" && e.GetTrackingNumber() != "" {
+				_ = b.Set(append(trackingPrefix(e.GetCarrier(), e.GetTrackingNumber()), e.GetOrderId()...), nil)
+			}
+		}
 	}
-	ev, err := es.Decode(rec)
-	if err != nil {
-		return
-	}
-	e, ok := ev.Payload.(*fulfilmentv1.FulfilmentShipped)
-	if !ok || e.GetOrderId() == "" || e.GetTrackingNumber() == "" {
-		return
-	}
-	k := trackingKey(e.GetCarrier(), e.GetTrackingNumber())
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if !slices.Contains(x.orders[k], e.GetOrderId()) {
-		x.orders[k] = append(x.orders[k], e.GetOrderId())
+	if err := b.Commit(rec.Position); err != nil {
+		panic(fmt.Errorf("tracking index: %w", err)) // following cannot go on correctly
 	}
 }
 
 // Orders returns the ids of the orders shipped with carrier's tracking
-// number (a copy).
-func (x *TrackingIndex) Orders(carrier, number string) []string {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return slices.Clone(x.orders[trackingKey(carrier, number)])
-}
-
-// Version names the checkpoint's shape (platform.Checkpointer): the map of
-// tracking keys to order ids, gob-encoded. Bump it when that changes.
-func (x *TrackingIndex) Version() string { return "tracking-1" }
-
-// Save writes the index.
-func (x *TrackingIndex) Save(w io.Writer) error {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return gob.NewEncoder(w).Encode(x.orders)
-}
-
-// Load replaces the state of an empty index with what Save wrote; on error
-// it leaves the index as it was.
-func (x *TrackingIndex) Load(r io.Reader) error {
-	orders := map[string][]string{}
-	if err := gob.NewDecoder(r).Decode(&orders); err != nil {
-		return err
+// number, in id order.
+func (x *TrackingIndex) Orders(carrier, number string) ([]string, error) {
+	s := x.space.Load()
+	if s == nil {
+		return nil, nil
 	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	x.orders = orders
-	return nil
+	prefix := trackingPrefix(carrier, number)
+	var ids []string
+	err := s.Scan(prefix, append(prefix[:len(prefix)-1:len(prefix)-1], 1), false, func(k, _ []byte) bool {
+		ids = append(ids, string(k[len(prefix):]))
+		return true
+	})
+	return ids, err
 }
