@@ -226,7 +226,7 @@ func (b *Batch) Get(key []byte) (value []byte, ok bool, err error) { return get(
 // Commit writes the batch's changes and position as the space's position,
 // all or nothing, and ends the batch.
 func (b *Batch) Commit(position uint64) error {
-	defer b.b.Close()
+	defer b.Discard()
 	var p [8]byte
 	binary.BigEndian.PutUint64(p[:], position)
 	if err := b.b.Set(b.s.meta(metaPosition), p[:], nil); err != nil {
@@ -235,8 +235,15 @@ func (b *Batch) Commit(position uint64) error {
 	return b.b.Commit(pebble.NoSync)
 }
 
-// Discard ends the batch without writing it.
-func (b *Batch) Discard() { _ = b.b.Close() }
+// Discard ends the batch without writing it; after Commit or Discard it
+// does nothing (a Pebble batch closed twice goes back to Pebble's pool
+// twice, and two later batches would then be one).
+func (b *Batch) Discard() {
+	if b.b != nil {
+		_ = b.b.Close()
+		b.b = nil
+	}
+}
 
 // pebbleLogger keeps Pebble's informational lines (every flush and
 // compaction) out of the service's log, and logs its errors.
