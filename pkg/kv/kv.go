@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -39,6 +40,10 @@ type Options struct {
 	// Log receives Pebble's errors from its background work (flushes,
 	// compactions); nil: slog.Default().
 	Log *slog.Logger
+	// Scratch is a store that is written once and thrown away (custody
+	// rebuild's): no log and no compactions, which would only rewrite
+	// what is about to be removed.
+	Scratch bool
 }
 
 // DB is one store, opened by one process at a time (Pebble locks the
@@ -72,6 +77,11 @@ func Open(dir string, o Options) (*DB, error) {
 	// asks for many keys that are not there yet (a new order, a new buyer's
 	// list), and without it each such Get searches every table it overlaps.
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	if o.Scratch {
+		opts.DisableWAL = true
+		opts.DisableAutomaticCompactions = true
+		opts.L0StopWritesThreshold = math.MaxInt32 // tables pile up in L0, never compacted
+	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("kv: open %s: %w", dir, err)

@@ -83,7 +83,6 @@ type Page struct {
 //
 //	o/<order id>                          the order and its revision (JSON)
 //	l/<list><owner>/<place time><order id> an entry of a list, newest last
-//	n/<list><owner>                        how many orders the list has
 //
 // where <list> is one byte (a all, b buyer, v vendor, c creator, p PSP
 // reference), <owner> is length-prefixed, and <place time> is the big-endian
@@ -95,15 +94,14 @@ type ReadModel struct {
 
 	space atomic.Pointer[kv.Space] // set by Attach, before any event
 
-	// The orders and list counts used last, as the space has them: Apply
-	// writes through them, so the orders in flight are not read from the
-	// store and decoded again at every event and wait.
+	// The orders used last, as the space has them: Apply writes through
+	// it, so the orders in flight are not read from the store and decoded
+	// again at every event and wait.
 	recent *lru.Cache[string, storedOrder]
-	counts *lru.Cache[string, int]
 }
 
-// cacheSize bounds ReadModel.recent and ReadModel.counts: a few seconds
-// of orders at thousands a second (an order is about 1.5 KB in memory).
+// cacheSize bounds ReadModel.recent: a few seconds of orders at thousands
+// a second (an order is about 1.5 KB in memory).
 const cacheSize = 4096
 
 // NewReadModel returns a read model with no space yet (Attach gives it
@@ -111,17 +109,16 @@ const cacheSize = 4096
 // it changed and the order's status then.
 func NewReadModel(onChange func(orderID string, status domain.Status)) *ReadModel {
 	return &ReadModel{pos: projection.New(), onChange: onChange, tracking: NewTrackingIndex(),
-		recent: lru.New[string, storedOrder](cacheSize), counts: lru.New[string, int](cacheSize)}
+		recent: lru.New[string, storedOrder](cacheSize)}
 }
 
 // Version names the shape of what the read model stores
 // (platform.Stored); bump it when the keys or the stored order change.
-func (m *ReadModel) Version() string { return "orders-kv-1" }
+func (m *ReadModel) Version() string { return "orders-kv-2" }
 
 // Attach gives the read model its space (platform.Stored).
 func (m *ReadModel) Attach(s *kv.Space) error {
 	m.recent.Clear()
-	m.counts.Clear()
 	m.space.Store(s)
 	return nil
 }
@@ -163,10 +160,6 @@ func listPrefix(list byte, owner string) []byte {
 // sortKey is an entry's place in its list: time first, then id.
 func sortKey(t time.Time, id string) []byte {
 	return append(binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())^(1<<63)), id...)
-}
-
-func countKey(list byte, owner string) []byte {
-	return append([]byte("n"), listPrefix(list, owner)[1:]...)
 }
 
 // get reads an order; ok false when the read model does not have it.
@@ -268,9 +261,6 @@ func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 			sk := sortKey(so.Order.PlaceTime, id)
 			index := func(list byte, owner string) {
 				_ = b.Set(append(listPrefix(list, owner), sk...), nil)
-				n := m.count(b, list, owner) + 1
-				_ = b.Set(countKey(list, owner), binary.AppendUvarint(nil, uint64(n)))
-				m.counts.Put(string(countKey(list, owner)), n)
 			}
 			index(listAll, "")
 			index(listBuyer, so.Order.BuyerID)
@@ -298,29 +288,6 @@ func (m *ReadModel) commit(b *kv.Batch, pos uint64) {
 	if err := b.Commit(pos); err != nil {
 		panic(fmt.Errorf("order read model: %w", err))
 	}
-}
-
-// count is how many orders owner's list has, from the cache or r.
-func (m *ReadModel) count(r interface {
-	Get([]byte) ([]byte, bool, error)
-}, list byte, owner string) int {
-	if n, ok := m.counts.Get(string(countKey(list, owner))); ok {
-		return n
-	}
-	n, _ := count(r, list, owner)
-	return n
-}
-
-// count is how many orders owner's list has.
-func count(r interface {
-	Get([]byte) ([]byte, bool, error)
-}, list byte, owner string) (int, error) {
-	v, ok, err := r.Get(countKey(list, owner))
-	if err != nil || !ok {
-		return 0, err
-	}
-	n, _ := binary.Uvarint(v)
-	return int(n), nil
 }
 
 // creatorOf is the creator an order is attributed to, if any.
@@ -381,7 +348,10 @@ func (m *ReadModel) List(q ListQuery) (Page, error) {
 	if q.Carrier != "" || q.TrackingNumber != "" {
 		err = m.listTracked(s, q, after, take)
 	} else {
-		err = m.listFrom(s, m.narrowest(s, q), q, after, take)
+		var list []byte
+		if list, err = narrowest(s, q); err == nil {
+			err = m.listFrom(s, list, q, after, take)
+		}
 	}
 	if err != nil {
 		return Page{}, err
@@ -397,22 +367,48 @@ func (m *ReadModel) List(q ListQuery) (Page, error) {
 	return page, nil
 }
 
-// narrowest is the list of q's filters with the fewest orders.
-func (m *ReadModel) narrowest(s *kv.Space, q ListQuery) []byte {
-	best, bestN := listPrefix(listAll, ""), -1
+// narrowest is the shortest of the lists q's filters select (every order
+// if none). The lists are not kept counts of (a count read and written at
+// every order was a fifth of a rebuild): each is counted up to a limit
+// that grows fourfold until one ends below it, so the work is a few times
+// the shortest list, whatever the length of the others.
+func narrowest(s *kv.Space, q ListQuery) ([]byte, error) {
+	var lists [][]byte
 	for _, c := range []struct {
 		list  byte
 		owner string
 	}{{listPSP, q.PSPReference}, {listBuyer, q.BuyerID}, {listVendor, q.VendorID}, {listCreator, q.CreatorID}} {
-		if c.owner == "" {
-			continue
-		}
-		n, err := count(s, c.list, c.owner)
-		if err == nil && (bestN < 0 || n < bestN) {
-			best, bestN = listPrefix(c.list, c.owner), n
+		if c.owner != "" {
+			lists = append(lists, listPrefix(c.list, c.owner))
 		}
 	}
-	return best
+	switch len(lists) {
+	case 0:
+		return listPrefix(listAll, ""), nil
+	case 1:
+		return lists[0], nil
+	}
+	for limit := 64; ; limit *= 4 {
+		best, bestN := -1, limit
+		for i, l := range lists {
+			n := 0
+			err := s.Scan(l, listEnd(l), false, func(_, _ []byte) bool { n++; return n < limit })
+			if err != nil {
+				return nil, err
+			}
+			if n < bestN {
+				best, bestN = i, n
+			}
+		}
+		if best >= 0 {
+			return lists[best], nil
+		}
+	}
+}
+
+// listEnd is the first key after the list of prefix.
+func listEnd(prefix []byte) []byte {
+	return append(bytes.Clone(prefix[:len(prefix)-1]), prefix[len(prefix)-1]+1)
 }
 
 // listFrom walks the list with prefix newest first, from the order after
@@ -420,7 +416,7 @@ func (m *ReadModel) narrowest(s *kv.Space, q ListQuery) []byte {
 // take until it returns false.
 func (m *ReadModel) listFrom(s *kv.Space, prefix []byte, q ListQuery, after projection.Key, take func(storedOrder) bool) error {
 	from := bytes.Clone(prefix)
-	to := append(bytes.Clone(prefix[:len(prefix)-1]), prefix[len(prefix)-1]+1) // the first key after the list
+	to := listEnd(prefix)
 	if !q.From.IsZero() {
 		from = append(bytes.Clone(prefix), sortKey(q.From, "")...)
 	}
