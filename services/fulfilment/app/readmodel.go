@@ -70,13 +70,15 @@ type Change struct {
 // event's position in one batch:
 //
 //	f/<fulfilment id>                        the fulfilment and its revision (codec.go)
-//	l/v<vendor>/<request time><fulfilment id> an entry of a vendor's list
-//	l/o<order>/<request time><fulfilment id>  an entry of an order's list
+//	l/v<vendor>/<request time><fulfilment id> an entry of a vendor's list: its status
+//	l/o<order>/<request time><fulfilment id>  an entry of an order's list: its status
 //	d/<fulfilment id>                        its ship-by deadline is pending
 //
 // where <vendor> and <order> are length-prefixed and <request time> is the
 // big-endian nanoseconds since 1970 with the sign bit flipped, so a list's
-// keys sort oldest first. The d/ entries are what a restart schedules
+// keys sort oldest first. A list entry's value is the fulfilment's status
+// (one byte, rewritten when it changes), so a list filtered by status skips
+// the others without reading them. The d/ entries are what a restart schedules
 // again (Attach): the deadlines come from the stored state, not from
 // events folded again.
 //
@@ -273,10 +275,11 @@ func (m *ReadModel) apply(e eventstore.RecordedEvent, id string, ev es.Event) *V
 	}
 	_ = b.Set(viewKey(id), val)
 	f, was := v.Fulfilment, old.Fulfilment
-	if !was.Requested || was.VendorID != f.VendorID || was.OrderID != f.OrderID || !was.RequestTime.Equal(f.RequestTime) {
+	if st := f.Status(); !was.Requested || was.Status() != st ||
+		was.VendorID != f.VendorID || was.OrderID != f.OrderID || !was.RequestTime.Equal(f.RequestTime) {
 		sk := sortKey(f.RequestTime, id)
-		_ = b.Set(append(listPrefix(listVendor, f.VendorID), sk...), nil)
-		_ = b.Set(append(listPrefix(listOrder, f.OrderID), sk...), nil)
+		_ = b.Set(append(listPrefix(listVendor, f.VendorID), sk...), []byte{byte(st)})
+		_ = b.Set(append(listPrefix(listOrder, f.OrderID), sk...), []byte{byte(st)})
 	}
 	switch pending := f.DeadlinePending(); {
 	case pending && !(was.Requested && was.DeadlinePending()):
@@ -319,7 +322,7 @@ func (m *ReadModel) subscribe(vendorID string, buffer int, snapshot bool) (*watc
 	if s := m.space.Load(); snapshot && s != nil {
 		prefix := listPrefix(listVendor, vendorID)
 		var err error
-		snap, _, err = m.walk(s, prefix, prefixEnd(prefix), -1, nil)
+		snap, _, err = m.walk(s, prefix, prefixEnd(prefix), -1, domain.StatusNone, nil)
 		if err != nil {
 			return nil, 0, nil, err
 		}
@@ -378,11 +381,12 @@ func (m *ReadModel) Open() []View {
 	return out
 }
 
-// List returns one page of q: the vendor's list if q names a vendor, else
-// the order's, newest first from the page token's fulfilment.
+// List returns one page of q: the order's list if q names an order (the
+// shorter), else the vendor's, newest first from the page token's
+// fulfilment.
 func (m *ReadModel) List(q ListQuery) (Page, error) {
 	prefix := listPrefix(listOrder, q.OrderID)
-	if q.VendorID != "" {
+	if q.OrderID == "" && q.VendorID != "" {
 		prefix = listPrefix(listVendor, q.VendorID)
 	}
 	query := fmt.Sprintf("v=%s|o=%s|s=%d", q.VendorID, q.OrderID, q.Status)
@@ -402,9 +406,10 @@ func (m *ReadModel) List(q ListQuery) (Page, error) {
 	if s == nil {
 		return Page{}, nil
 	}
-	found, more, err := m.walk(s, prefix, to, projection.PageSize(q.PageSize, DefaultPageSize, MaxPageSize), func(v View) bool {
+	found, more, err := m.walk(s, prefix, to, projection.PageSize(q.PageSize, DefaultPageSize, MaxPageSize), q.Status, func(v View) bool {
 		f := &v.Fulfilment
-		return (q.OrderID == "" || f.OrderID == q.OrderID) && (q.Status == domain.StatusNone || f.Status() == q.Status)
+		return (q.OrderID == "" || f.OrderID == q.OrderID) && (q.VendorID == "" || f.VendorID == q.VendorID) &&
+			(q.Status == domain.StatusNone || f.Status() == q.Status)
 	})
 	if err != nil {
 		return Page{}, err
@@ -418,13 +423,16 @@ func (m *ReadModel) List(q ListQuery) (Page, error) {
 }
 
 // walk returns, newest first, up to size (negative: all) fulfilments of
-// the list entries in [prefix, to) that keep accepts (nil: every one), and
-// whether another accepted one follows them.
-func (m *ReadModel) walk(s *kv.Space, prefix, to []byte, size int, keep func(View) bool) ([]View, bool, error) {
+// the list entries in [prefix, to) of status (StatusNone: any) that keep
+// accepts (nil: every one), and whether another accepted one follows them.
+func (m *ReadModel) walk(s *kv.Space, prefix, to []byte, size int, status domain.Status, keep func(View) bool) ([]View, bool, error) {
 	var out []View
 	more := false
 	var ferr error
-	err := s.Scan(prefix, to, true, func(k, _ []byte) bool {
+	err := s.Scan(prefix, to, true, func(k, st []byte) bool {
+		if status != domain.StatusNone && len(st) == 1 && domain.Status(st[0]) != status {
+			return true // not read: its status says no
+		}
 		v, ok, err := m.view(s, string(k[len(prefix)+8:]))
 		if err != nil {
 			ferr = err

@@ -303,6 +303,9 @@ func TestReadModelReopens(t *testing.T) {
 		t.Fatalf("watchers saw\n%s\nand\n%s", a, b)
 	}
 
+	statusListsAgree(t, m, vendors, orders)
+	statusListsAgree(t, restored, vendors, orders)
+
 	// Reopened again: the deadlines the later events moved, opened and
 	// closed come from the store.
 	restored.unsubscribe("v1", rw)
@@ -314,6 +317,54 @@ func TestReadModelReopens(t *testing.T) {
 	got = answers(t, again, againSched, ids, vendors, orders)
 	if got != strings.Replace(want, "watchers 1", "watchers 0", 1) || againSched.String() != sched.String() {
 		t.Fatalf("reopened twice, answers differ:\n%s", diff(got, want))
+	}
+}
+
+// statusListsAgree checks that every list filtered by status (which skips
+// entries by the status stored in them) holds exactly the fulfilments of
+// the unfiltered list that have that status now, in the same order.
+func statusListsAgree(t *testing.T, m *ReadModel, vendors, orders []string) {
+	t.Helper()
+	all := func(q ListQuery) []string {
+		var out []string
+		q.PageSize = MaxPageSize
+		p, err := m.List(q)
+		if err != nil || p.NextPageToken != "" {
+			t.Fatalf("%+v: %v, next %q", q, err, p.NextPageToken)
+		}
+		for _, v := range p.Fulfilments {
+			out = append(out, fmt.Sprintf("%s %s", v.Fulfilment.ID, v.Fulfilment.Status()))
+		}
+		return out
+	}
+	var queries []ListQuery
+	for _, v := range vendors {
+		queries = append(queries, ListQuery{VendorID: v})
+	}
+	for _, o := range orders {
+		queries = append(queries, ListQuery{OrderID: o})
+	}
+	statuses := map[domain.Status]bool{}
+	for _, q := range queries {
+		want := map[domain.Status][]string{}
+		for _, line := range all(q) {
+			_, name, _ := strings.Cut(line, " ")
+			for st := domain.StatusRequested; st <= domain.StatusCancelled; st++ {
+				if name == st.String() {
+					want[st] = append(want[st], line)
+					statuses[st] = true
+				}
+			}
+		}
+		for st := domain.StatusRequested; st <= domain.StatusCancelled; st++ {
+			q.Status = st
+			if got := all(q); fmt.Sprint(got) != fmt.Sprint(want[st]) {
+				t.Errorf("%+v lists %v, want %v", q, got, want[st])
+			}
+		}
+	}
+	if len(statuses) < 5 {
+		t.Fatalf("the lists hold only the statuses %v", statuses)
 	}
 }
 

@@ -40,13 +40,16 @@ const claimFilters = "its filters"
 // batch:
 //
 //	c/<order id>                        the order's claims and revision (codec.go)
-//	l/<list><owner>/<open time><claim id> an entry of a list: the claim's order id
+//	l/<list><owner>/<open time><claim id> an entry of a list: the claim's state and order id
 //	d/<order id>                        an open claim of the order waits on time
 //	t/<trust aggregate id>              a vendor's trust (codec.go)
 //
 // where <list> is one byte (a all, o order, b buyer, v vendor), <owner>
 // is length-prefixed and <open time> is the big-endian nanoseconds since
-// 1970 with the sign bit flipped, so a list's keys sort oldest first. The
+// 1970 with the sign bit flipped, so a list's keys sort oldest first. A
+// list entry's value is the claim's state (a uvarint, rewritten when it
+// changes) and its order id, so a list filtered by state skips the others
+// without reading their cases. The
 // d/ entries are what a restart hands the change hook again (Attach), so
 // the deadlines come from the stored state, not from events folded again.
 //
@@ -202,15 +205,24 @@ func (m *ReadModel) applyCase(b *kv.Batch, e eventstore.RecordedEvent, orderID s
 	cs = domain.Claims.Evolve(cs, ev.Payload)
 	cs.Revision = e.Revision
 	for _, c := range cs.Claims {
-		if ok && old.Claim(c.ID) != nil {
+		var was *domain.Claim
+		if ok {
+			was = old.Claim(c.ID)
+		}
+		if was != nil && was.State == c.State {
 			continue
 		}
-		sk := sortKey(c.OpenTime, c.ID)
+		// A claim's place in the lists is where it was first indexed.
+		at, sk := c, sortKey(c.OpenTime, c.ID)
+		if was != nil {
+			at, sk = was, sortKey(was.OpenTime, was.ID)
+		}
+		entry := append(binary.AppendUvarint(nil, uint64(c.State)), at.OrderID...)
 		for _, l := range []struct {
 			list  byte
 			owner string
-		}{{listAll, ""}, {listOrder, c.OrderID}, {listBuyer, c.BuyerID}, {listVendor, c.VendorID}} {
-			_ = b.Set(append(listPrefix(l.list, l.owner), sk...), []byte(c.OrderID))
+		}{{listAll, ""}, {listOrder, at.OrderID}, {listBuyer, at.BuyerID}, {listVendor, at.VendorID}} {
+			_ = b.Set(append(listPrefix(l.list, l.owner), sk...), entry)
 		}
 	}
 	val, err := encodeCase(&cs)
@@ -353,9 +365,17 @@ func (m *ReadModel) Claims(q ClaimQuery) (ClaimPage, error) {
 	var page ClaimPage
 	var last projection.Key
 	var ferr error
-	err := s.Scan(prefix, to, true, func(k, orderID []byte) bool {
+	err := s.Scan(prefix, to, true, func(k, entry []byte) bool {
+		state, n := binary.Uvarint(entry)
+		if n <= 0 {
+			ferr = fmt.Errorf("claims read model: list entry %q: %w", k, errCorrupt)
+			return false
+		}
+		if q.State != domain.StateNone && domain.State(state) != q.State {
+			return true // not read: its state says no
+		}
 		id := string(k[len(prefix)+8:])
-		cs, ok, err := m.caseOf(s, string(orderID))
+		cs, ok, err := m.caseOf(s, string(entry[n:]))
 		if err != nil {
 			ferr = err
 			return false

@@ -211,6 +211,7 @@ func TestReadModelReopens(t *testing.T) {
 	}
 	both("vendortrust-v2", &trustv1.TrustFactsRecorded{VendorId: "v2", Delta: &trustv1.TrustCounts{CounterfeitsConfirmed: 1}, RecordTime: ts(7 * time.Hour)})
 	compare("after more events", restored, restoredHook)
+	stateListsAgree(t, restored)
 
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
@@ -221,6 +222,47 @@ func TestReadModelReopens(t *testing.T) {
 	compare("reopened again", again, againHook)
 	if againHook["c1"] != "" || !strings.HasPrefix(againHook["c0"], domain.StateOfferPending.String()) || againHook["c11"] == "" {
 		t.Fatalf("reopened again, Attach scheduled %v", againHook)
+	}
+}
+
+// stateListsAgree checks that every claims list filtered by state (which
+// skips entries by the state stored in them) holds exactly the claims of
+// the unfiltered list in that state now, in the same order.
+func stateListsAgree(t *testing.T, m *app.ReadModel) {
+	t.Helper()
+	all := func(q app.ClaimQuery) []string {
+		var out []string
+		q.PageSize = app.MaxPageSize
+		p, err := m.Claims(q)
+		if err != nil || p.NextPageToken != "" {
+			t.Fatalf("%+v: %v, next %q", q, err, p.NextPageToken)
+		}
+		for _, c := range p.Claims {
+			out = append(out, c.Claim.ID+" "+c.Claim.State.String())
+		}
+		return out
+	}
+	states := map[string]bool{}
+	for _, q := range []app.ClaimQuery{{}, {VendorID: "v0"}, {VendorID: "v1"}, {BuyerID: "b0"}, {OrderID: "o0"}, {OrderID: "o1"}} {
+		want := map[domain.State][]string{}
+		for _, line := range all(q) {
+			_, name, _ := strings.Cut(line, " ")
+			for st := domain.StateNone + 1; st <= domain.StateWithdrawn; st++ {
+				if name == st.String() {
+					want[st] = append(want[st], line)
+					states[st.String()] = true
+				}
+			}
+		}
+		for st := domain.StateNone + 1; st <= domain.StateWithdrawn; st++ {
+			q.State = st
+			if got := all(q); fmt.Sprint(got) != fmt.Sprint(want[st]) {
+				t.Errorf("%+v lists %v, want %v", q, got, want[st])
+			}
+		}
+	}
+	if len(states) < 5 {
+		t.Fatalf("the lists hold only the states %v", states)
 	}
 }
 
