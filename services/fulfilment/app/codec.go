@@ -175,8 +175,9 @@ func (d *decoder) strs() []string {
 	return out
 }
 
-// encodeView is v's stored value.
-func encodeView(v View) ([]byte, error) {
+// encodeView is v's stored value, and its address's wire bytes: addr if
+// given (the same address encoded before), else encoded now.
+func encodeView(v View, addr []byte) ([]byte, []byte, error) {
 	f := &v.Fulfilment
 	e := encoder{b: make([]byte, 0, 256)}
 	e.b = append(e.b, codecVersion)
@@ -188,14 +189,17 @@ func encodeView(v View) ([]byte, error) {
 	e.str(f.BuyerID)
 	e.lines(f.Lines)
 	if f.Address == nil {
+		addr = nil
 		e.bool(false)
 	} else {
-		a, err := proto.MarshalOptions{Deterministic: true}.Marshal(f.Address)
-		if err != nil {
-			return nil, fmt.Errorf("fulfilment %s: address: %w", f.ID, err)
+		if addr == nil {
+			var err error
+			if addr, err = (proto.MarshalOptions{Deterministic: true}).Marshal(f.Address); err != nil {
+				return nil, nil, fmt.Errorf("fulfilment %s: address: %w", f.ID, err)
+			}
 		}
 		e.bool(true)
-		e.bytes(a)
+		e.bytes(addr)
 	}
 	e.time(f.ShipBy)
 	e.time(f.RequestTime)
@@ -249,15 +253,17 @@ func encodeView(v View) ([]byte, error) {
 	e.bool(f.Cancelled)
 	e.str(f.CancelReason)
 	e.time(f.CancelTime)
-	return e.b, nil
+	return e.b, addr, nil
 }
 
-// decodeView reads what encodeView wrote.
-func decodeView(b []byte) (View, error) {
+// decodeView reads what encodeView wrote, and returns the address's wire
+// bytes with it.
+func decodeView(b []byte) (View, []byte, error) {
 	d := decoder{b: b}
 	if d.byte() != codecVersion {
-		return View{}, errCorrupt
+		return View{}, nil, errCorrupt
 	}
+	var addr []byte
 	var v View
 	v.Revision = d.uint()
 	f := &v.Fulfilment
@@ -269,7 +275,8 @@ func decodeView(b []byte) (View, error) {
 	f.Lines = d.lines()
 	if d.bool() {
 		a := &typev1.Address{}
-		if err := proto.Unmarshal(d.raw(), a); err != nil && d.err == nil {
+		addr = d.raw()
+		if err := proto.Unmarshal(addr, a); err != nil && d.err == nil {
 			d.err = err
 		}
 		f.Address = a
@@ -326,7 +333,7 @@ func decodeView(b []byte) (View, error) {
 		d.err = errCorrupt
 	}
 	if d.err != nil {
-		return View{}, d.err
+		return View{}, nil, d.err
 	}
-	return v, nil
+	return v, addr, nil
 }

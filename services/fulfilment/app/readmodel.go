@@ -93,13 +93,22 @@ type ReadModel struct {
 	// recent are the fulfilments changed last, as the space has them:
 	// Apply writes through it (under mu), so the fulfilments in flight are
 	// not read and decoded again at every event; readers only look.
-	recent *lru.Cache[string, View]
+	recent *lru.Cache[string, stored]
 
 	// mu orders Apply's commits and watchers against subscribe: applied
 	// is the position the space stands at.
 	mu       sync.Mutex
 	applied  uint64
 	watchers map[string]map[*watcher]struct{}
+}
+
+// stored is a fulfilment as the space has it, with what Apply needs of it
+// again: its address's wire bytes (reused while the address is the same
+// message: Evolve never changes one) and its status.
+type stored struct {
+	View
+	addr   []byte
+	status domain.Status
 }
 
 // cacheSize bounds ReadModel.recent: the fulfilments of a few seconds of
@@ -119,7 +128,7 @@ type watcher struct {
 // the fulfilment as it now is, outside the lock, in store order, and by
 // Attach with every fulfilment whose ship-by deadline is pending.
 func NewReadModel(onChange func(View)) *ReadModel {
-	return &ReadModel{pos: projection.New(), onChange: onChange, recent: lru.New[string, View](cacheSize),
+	return &ReadModel{pos: projection.New(), onChange: onChange, recent: lru.New[string, stored](cacheSize),
 		watchers: map[string]map[*watcher]struct{}{}}
 }
 
@@ -140,7 +149,7 @@ func (m *ReadModel) Attach(s *kv.Space) error {
 	var ferr error
 	err = s.Scan([]byte("d/"), []byte("d0"), false, func(k, _ []byte) bool {
 		id := string(k[2:])
-		v, ok, err := read(s, id)
+		v, _, ok, err := read(s, id)
 		switch {
 		case err != nil:
 			ferr = err
@@ -196,29 +205,30 @@ func sortKey(t time.Time, id string) []byte {
 	return append(binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())^(1<<63)), id...)
 }
 
-// read reads a fulfilment from r (the space or a batch); ok false when the
-// read model does not have it.
+// read reads a fulfilment, and its address's wire bytes, from r (the
+// space or a batch); ok false when the read model does not have it.
 func read(r interface {
 	Get([]byte) ([]byte, bool, error)
-}, id string) (View, bool, error) {
+}, id string) (View, []byte, bool, error) {
 	b, ok, err := r.Get(viewKey(id))
 	if err != nil || !ok {
-		return View{}, false, err
+		return View{}, nil, false, err
 	}
-	v, err := decodeView(b)
+	v, addr, err := decodeView(b)
 	if err != nil {
-		return View{}, false, fmt.Errorf("fulfilment read model: fulfilment %s: %w", id, err)
+		return View{}, nil, false, fmt.Errorf("fulfilment read model: fulfilment %s: %w", id, err)
 	}
-	return v, true, nil
+	return v, addr, true, nil
 }
 
 // view reads a fulfilment from the cache or s, caching nothing (only
 // Apply fills the cache, so it never holds an older state than s).
 func (m *ReadModel) view(s *kv.Space, id string) (View, bool, error) {
-	if v, ok := m.recent.Get(id); ok {
-		return v, true, nil
+	if c, ok := m.recent.Get(id); ok {
+		return c.View, true, nil
 	}
-	return read(s, id)
+	v, _, ok, err := read(s, id)
+	return v, ok, err
 }
 
 // Apply applies one event of the fulfilment store. A read model without a
@@ -251,31 +261,37 @@ func (m *ReadModel) apply(e eventstore.RecordedEvent, id string, ev es.Event) *V
 	// Every path commits b or panics: no Discard after a Commit, which
 	// would close a batch the pool may have handed out again.
 	b := m.space.Load().Batch()
-	var old View
+	var old stored
 	ok := false
 	if e.Revision > 0 { // the first event of a fulfilment's stream finds nothing
 		if old, ok = m.recent.Get(id); !ok {
 			var err error
-			if old, ok, err = read(b, id); err != nil {
+			if old.View, old.addr, ok, err = read(b, id); err != nil {
 				panic(err)
 			}
+			old.status = old.Fulfilment.Status()
 		}
 	}
 	if !ok {
-		old = View{Fulfilment: domain.Decider.Initial(id)}
+		old = stored{View: View{Fulfilment: domain.Decider.Initial(id)}}
 	}
 	v := View{Fulfilment: domain.Evolve(old.Fulfilment, ev.Payload), Revision: e.Revision}
 	if !v.Fulfilment.Requested {
 		m.commit(b, e.Position)
 		return nil
 	}
-	val, err := encodeView(v)
+	addr := old.addr
+	if v.Fulfilment.Address != old.Fulfilment.Address {
+		addr = nil // another message: encoded again
+	}
+	val, addr, err := encodeView(v, addr)
 	if err != nil {
 		panic(err)
 	}
 	_ = b.Set(viewKey(id), val)
 	f, was := v.Fulfilment, old.Fulfilment
-	if st := f.Status(); !was.Requested || was.Status() != st ||
+	st := f.Status()
+	if !was.Requested || old.status != st ||
 		was.VendorID != f.VendorID || was.OrderID != f.OrderID || !was.RequestTime.Equal(f.RequestTime) {
 		sk := sortKey(f.RequestTime, id)
 		_ = b.Set(append(listPrefix(listVendor, f.VendorID), sk...), []byte{byte(st)})
@@ -288,7 +304,7 @@ func (m *ReadModel) apply(e eventstore.RecordedEvent, id string, ev es.Event) *V
 		_ = b.Delete(deadlineKey(id))
 	}
 	m.commit(b, e.Position)
-	m.recent.Put(id, v)
+	m.recent.Put(id, stored{View: v, addr: addr, status: st})
 	c := Change{Position: e.Position, EventType: e.Type, View: v}
 	for w := range m.watchers[f.VendorID] {
 		select {
