@@ -222,12 +222,13 @@ func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 	return platform.Parts{
 		Register: func(r grpc.ServiceRegistrar) { fulfilmentv1.RegisterFulfilmentServiceServer(r, api) },
 		Services: []string{ServiceName},
-		// Caught up before the process serves; applying it (re)schedules
-		// every pending ship-by deadline, also those that passed while the
-		// process was down. Restored from its checkpoint, it schedules them
-		// again in Load; watches replay what follows a cursor from the store.
+		// Stored outside the heap (platform.Stored), caught up before the
+		// process serves. Attaching its store schedules every pending
+		// ship-by deadline it holds, also those that passed while the
+		// process was down, and applying events keeps them in step;
+		// watches replay what follows a cursor from the event store.
 		Projections: []platform.Projection{{Name: "fulfilments", Source: Name, Apply: rm.Apply, Position: rm.Position(),
-			Checkpoint: rm}},
+			Stored: rm}},
 		Reactions: []platform.Reaction{{
 			Name: app.OrderConsumer, Source: "order", EventTypes: orders.EventTypes(),
 			Handle: orders.Handle, Concurrency: svc.Config().ReactionConcurrency,

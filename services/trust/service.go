@@ -125,16 +125,18 @@ func build(ctx context.Context, d platform.Deps, o Options) (*app.Service, platf
 	recordOf := func(source string) platform.Projection {
 		return platform.Projection{Name: "custody record (" + source + "s)", Source: source, Position: record.Progress(source),
 			Apply: func(e eventstore.RecordedEvent) { record.ApplyFrom(source, e) },
-			// Each projection checkpoints only the part its source builds.
-			Checkpoint: record.Checkpoint(source)}
+			// Each projection stores only the part its source builds, in a
+			// space of its own.
+			Stored: record.Part(source)}
 	}
 	api := grpcapi.New(svc, d.Logger)
 	return svc, platform.Parts{
 		Register: func(r grpc.ServiceRegistrar) { trustv1.RegisterTrustServiceServer(r, api) },
 		Services: []string{trustv1.TrustService_ServiceDesc.ServiceName},
 		Projections: []platform.Projection{
-			// Restoring it schedules the open claims' deadlines, as folding does.
-			{Name: "claims and vendor trust", Source: Name, Apply: model.Apply, Position: model.Progress(), Checkpoint: model},
+			// Stored outside the heap; attaching its store schedules the open
+			// claims' deadlines it holds, as folding does.
+			{Name: "claims and vendor trust", Source: Name, Apply: model.Apply, Position: model.Progress(), Stored: model},
 			recordOf(app.OrderService),
 			recordOf(app.FulfilmentService),
 		},

@@ -11,10 +11,11 @@ import (
 
 // trackDeadline keeps the scheduler in step with a fulfilment as the read
 // model sees it: a pending ship-by deadline is (re)scheduled at its time,
-// anything else cancels it. The read model replays every event at start
-// (or, restored from its checkpoint, hands every fulfilment to it in Load),
-// so this is also how deadlines survive a restart: one that passed while
-// the service was down is scheduled in the past and fires at once.
+// anything else cancels it. At start the read model hands it every
+// fulfilment its store holds with a pending deadline (Attach), then every
+// change of the events it folds, so this is also how deadlines survive a
+// restart: one that passed while the service was down is scheduled in the
+// past and fires at once.
 func (s *Service) trackDeadline(v View) {
 	f := v.Fulfilment
 	if !f.DeadlinePending() {

@@ -1,12 +1,18 @@
 package app
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/kv"
+	"github.com/custody/custody/pkg/lru"
 	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/fulfilment/domain"
 )
@@ -17,14 +23,9 @@ const (
 	MaxPageSize     = 500
 )
 
-// pages pages the read model's lists, newest first. A fulfilment's place
-// (its request time and id) never changes.
-var pages = projection.Newest[*View]{
-	Key: func(v *View) projection.Key {
-		return projection.Key{Time: v.Fulfilment.RequestTime, ID: v.Fulfilment.ID}
-	},
-	DefaultSize: DefaultPageSize, MaxSize: MaxPageSize, Filters: "vendor, order or state",
-}
+// listFilters names ListFulfilments' filters in the error a page token of
+// another query gets.
+const listFilters = "vendor, order or state"
 
 // View is a fulfilment as read, with its store revision.
 type View struct {
@@ -58,10 +59,28 @@ type Change struct {
 	View      View
 }
 
-// ReadModel holds every fulfilment, indexed by vendor and by order, projected
+// ReadModel holds every fulfilment, listed by vendor and by order, projected
 // from the fulfilment store (so it sees what any process wrote). It is the
 // query side of ListFulfilments, the source of WatchFulfilments' snapshots
 // and live changes, and tells the deadline scheduler about every change.
+//
+// It keeps no fulfilment in the heap beyond a bounded cache: fulfilments
+// and lists live in its space of the process's read-model store
+// (platform.Stored, pkg/kv), each event's changes written with the
+// event's position in one batch:
+//
+//	f/<fulfilment id>                        the fulfilment and its revision (codec.go)
+//	l/v<vendor>/<request time><fulfilment id> an entry of a vendor's list: its status
+//	l/o<order>/<request time><fulfilment id>  an entry of an order's list: its status
+//	d/<fulfilment id>                        its ship-by deadline is pending
+//
+// where <vendor> and <order> are length-prefixed and <request time> is the
+// big-endian nanoseconds since 1970 with the sign bit flipped, so a list's
+// keys sort oldest first. A list entry's value is the fulfilment's status
+// (one byte, rewritten when it changes), so a list filtered by status skips
+// the others without reading them. The d/ entries are what a restart schedules
+// again (Attach): the deadlines come from the stored state, not from
+// events folded again.
 //
 // States are shared, not copied: domain.Evolve never changes memory a state
 // shares with its predecessor, so a View handed out stays as it was.
@@ -69,13 +88,32 @@ type ReadModel struct {
 	pos      *projection.Position
 	onChange func(View)
 
-	mu       sync.RWMutex
+	space atomic.Pointer[kv.Space] // set by Attach, before any event
+
+	// recent are the fulfilments changed last, as the space has them:
+	// Apply writes through it (under mu), so the fulfilments in flight are
+	// not read and decoded again at every event; readers only look.
+	recent *lru.Cache[string, stored]
+
+	// mu orders Apply's commits and watchers against subscribe: applied
+	// is the position the space stands at.
+	mu       sync.Mutex
 	applied  uint64
-	entries  map[string]*View
-	byVendor map[string][]*View
-	byOrder  map[string][]*View
 	watchers map[string]map[*watcher]struct{}
 }
+
+// stored is a fulfilment as the space has it, with what Apply needs of it
+// again: its address's wire bytes (reused while the address is the same
+// message: Evolve never changes one) and its status.
+type stored struct {
+	View
+	addr   []byte
+	status domain.Status
+}
+
+// cacheSize bounds ReadModel.recent: the fulfilments of a few seconds of
+// orders (a fulfilment is one to a few KB in memory).
+const cacheSize = 4096
 
 // watcher receives one vendor's changes. When its buffer is full it is
 // dropped (ch closed, behind set): a watcher that cannot keep up ends its
@@ -85,31 +123,131 @@ type watcher struct {
 	behind atomic.Bool
 }
 
-// NewReadModel returns an empty read model; onChange (may be nil) is called
-// after each fulfilment event with the fulfilment as it now is, outside the
-// lock, in store order.
+// NewReadModel returns a read model with no space yet (Attach gives it
+// one); onChange (may be nil) is called after each fulfilment event with
+// the fulfilment as it now is, outside the lock, in store order, and by
+// Attach with every fulfilment whose ship-by deadline is pending.
 func NewReadModel(onChange func(View)) *ReadModel {
-	return &ReadModel{pos: projection.New(), onChange: onChange, entries: map[string]*View{},
-		byVendor: map[string][]*View{}, byOrder: map[string][]*View{}, watchers: map[string]map[*watcher]struct{}{}}
+	return &ReadModel{pos: projection.New(), onChange: onChange, recent: lru.New[string, stored](cacheSize),
+		watchers: map[string]map[*watcher]struct{}{}}
+}
+
+// Version names the shape of what the read model stores
+// (platform.Stored); bump it when the keys or the codec change.
+func (m *ReadModel) Version() string { return "fulfilment-kv-1" }
+
+// Attach gives the read model its space (platform.Stored) and hands
+// onChange every stored fulfilment whose ship-by deadline is pending, so
+// the scheduler holds them all, as after a fold from position 1 (one that
+// passed while the process was down fires at once).
+func (m *ReadModel) Attach(s *kv.Space) error {
+	pos, _, err := s.State()
+	if err != nil {
+		return err
+	}
+	var pending []View
+	var ferr error
+	err = s.Scan([]byte("d/"), []byte("d0"), false, func(k, _ []byte) bool {
+		id := string(k[2:])
+		v, _, ok, err := read(s, id)
+		switch {
+		case err != nil:
+			ferr = err
+		case !ok:
+			ferr = fmt.Errorf("fulfilment read model: deadline of fulfilment %s, which it does not hold", id)
+		}
+		pending = append(pending, v)
+		return ferr == nil
+	})
+	if err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.recent.Clear()
+	m.applied = pos
+	m.space.Store(s)
+	m.mu.Unlock()
+	if m.onChange != nil {
+		for _, v := range pending {
+			m.onChange(v)
+		}
+	}
+	return nil
 }
 
 // Position is the read model's progress: the platform marks it ready once
 // the model has caught up, and reads wait on it (read-your-writes).
 func (m *ReadModel) Position() *projection.Position { return m.pos }
 
-// Apply applies one event of the fulfilment store.
+// Keys.
+
+func viewKey(id string) []byte     { return append([]byte("f/"), id...) }
+func deadlineKey(id string) []byte { return append([]byte("d/"), id...) }
+
+// Lists, by their byte in the keys.
+const (
+	listVendor = 'v'
+	listOrder  = 'o'
+)
+
+// listPrefix is the prefix of the entries of owner's list.
+func listPrefix(list byte, owner string) []byte {
+	k := append([]byte("l/"), list)
+	k = binary.AppendUvarint(k, uint64(len(owner)))
+	return append(append(k, owner...), '/')
+}
+
+// sortKey is an entry's place in its list: time first, then id.
+func sortKey(t time.Time, id string) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())^(1<<63)), id...)
+}
+
+// read reads a fulfilment, and its address's wire bytes, from r (the
+// space or a batch); ok false when the read model does not have it.
+func read(r interface {
+	Get([]byte) ([]byte, bool, error)
+}, id string) (View, []byte, bool, error) {
+	b, ok, err := r.Get(viewKey(id))
+	if err != nil || !ok {
+		return View{}, nil, false, err
+	}
+	v, addr, err := decodeView(b)
+	if err != nil {
+		return View{}, nil, false, fmt.Errorf("fulfilment read model: fulfilment %s: %w", id, err)
+	}
+	return v, addr, true, nil
+}
+
+// view reads a fulfilment from the cache or s, caching nothing (only
+// Apply fills the cache, so it never holds an older state than s).
+func (m *ReadModel) view(s *kv.Space, id string) (View, bool, error) {
+	if c, ok := m.recent.Get(id); ok {
+		return c.View, true, nil
+	}
+	v, _, ok, err := read(s, id)
+	return v, ok, err
+}
+
+// Apply applies one event of the fulfilment store. A read model without a
+// space cannot apply anything: that is a wiring mistake, and it panics; so
+// does a store that cannot be read or written (following cannot go on
+// correctly).
 func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 	var changed *View
 	agg, id, err := eventstore.SplitStream(e.Stream)
+	var ev es.Event
 	if err == nil && agg == domain.Decider.Aggregate {
-		if ev, err := es.Decode(e); err == nil {
-			changed = m.apply(e, id, ev)
-		}
+		ev, err = es.Decode(e)
 	}
-	if changed == nil {
+	if err != nil || agg != domain.Decider.Aggregate {
 		m.mu.Lock()
-		m.applied = e.Position
+		m.commit(m.space.Load().Batch(), e.Position) // nothing of ours: the position still moves
 		m.mu.Unlock()
+	} else {
+		changed = m.apply(e, id, ev)
 	}
 	m.pos.Advance(e.Position)
 	if changed != nil && m.onChange != nil {
@@ -120,20 +258,54 @@ func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 func (m *ReadModel) apply(e eventstore.RecordedEvent, id string, ev es.Event) *View {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	old, ok := m.entries[id]
-	if !ok {
-		old = &View{Fulfilment: domain.Decider.Initial(id)}
+	// Every path commits b or panics: no Discard after a Commit, which
+	// would close a batch the pool may have handed out again.
+	b := m.space.Load().Batch()
+	var old stored
+	ok := false
+	if e.Revision > 0 { // the first event of a fulfilment's stream finds nothing
+		if old, ok = m.recent.Get(id); !ok {
+			var err error
+			if old.View, old.addr, ok, err = read(b, id); err != nil {
+				panic(err)
+			}
+			old.status = old.Fulfilment.Status()
+		}
 	}
-	v := &View{Fulfilment: domain.Evolve(old.Fulfilment, ev.Payload), Revision: e.Revision}
-	m.applied = e.Position
+	if !ok {
+		old = stored{View: View{Fulfilment: domain.Decider.Initial(id)}}
+	}
+	v := View{Fulfilment: domain.Evolve(old.Fulfilment, ev.Payload), Revision: e.Revision}
 	if !v.Fulfilment.Requested {
+		m.commit(b, e.Position)
 		return nil
 	}
-	m.entries[id] = v
-	f := v.Fulfilment
-	m.byVendor[f.VendorID] = projection.Insert(m.byVendor[f.VendorID], v, pages.Key)
-	m.byOrder[f.OrderID] = projection.Insert(m.byOrder[f.OrderID], v, pages.Key)
-	c := Change{Position: e.Position, EventType: e.Type, View: *v}
+	addr := old.addr
+	if v.Fulfilment.Address != old.Fulfilment.Address {
+		addr = nil // another message: encoded again
+	}
+	val, addr, err := encodeView(v, addr)
+	if err != nil {
+		panic(err)
+	}
+	_ = b.Set(viewKey(id), val)
+	f, was := v.Fulfilment, old.Fulfilment
+	st := f.Status()
+	if !was.Requested || old.status != st ||
+		was.VendorID != f.VendorID || was.OrderID != f.OrderID || !was.RequestTime.Equal(f.RequestTime) {
+		sk := sortKey(f.RequestTime, id)
+		_ = b.Set(append(listPrefix(listVendor, f.VendorID), sk...), []byte{byte(st)})
+		_ = b.Set(append(listPrefix(listOrder, f.OrderID), sk...), []byte{byte(st)})
+	}
+	switch pending := f.DeadlinePending(); {
+	case pending && !(was.Requested && was.DeadlinePending()):
+		_ = b.Set(deadlineKey(id), nil)
+	case !pending && was.Requested && was.DeadlinePending():
+		_ = b.Delete(deadlineKey(id))
+	}
+	m.commit(b, e.Position)
+	m.recent.Put(id, stored{View: v, addr: addr, status: st})
+	c := Change{Position: e.Position, EventType: e.Type, View: v}
 	for w := range m.watchers[f.VendorID] {
 		select {
 		case w.ch <- c:
@@ -143,28 +315,40 @@ func (m *ReadModel) apply(e eventstore.RecordedEvent, id string, ev es.Event) *V
 			delete(m.watchers[f.VendorID], w)
 		}
 	}
-	return v
+	return &v
+}
+
+// commit writes b with pos (under mu) and records pos as applied.
+func (m *ReadModel) commit(b *kv.Batch, pos uint64) {
+	if err := b.Commit(pos); err != nil {
+		panic(fmt.Errorf("fulfilment read model: %w", err))
+	}
+	m.applied = pos
 }
 
 // subscribe registers a watcher of vendorID's changes after the position
 // applied now, which it returns, with (if snapshot) every current
 // fulfilment of the vendor, newest first. Taken under the lock, so no
-// change falls between the snapshot and the watcher.
-func (m *ReadModel) subscribe(vendorID string, buffer int, snapshot bool) (*watcher, uint64, []View) {
+// change falls between the snapshot and the watcher. On error nothing is
+// registered.
+func (m *ReadModel) subscribe(vendorID string, buffer int, snapshot bool) (*watcher, uint64, []View, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	var snap []View
+	if s := m.space.Load(); snapshot && s != nil {
+		prefix := listPrefix(listVendor, vendorID)
+		var err error
+		snap, _, err = m.walk(s, prefix, prefixEnd(prefix), -1, domain.StatusNone, nil)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+	}
 	w := &watcher{ch: make(chan Change, buffer)}
 	if m.watchers[vendorID] == nil {
 		m.watchers[vendorID] = map[*watcher]struct{}{}
 	}
 	m.watchers[vendorID][w] = struct{}{}
-	var snap []View
-	if snapshot {
-		for v := range projection.Backward(m.byVendor[vendorID]) {
-			snap = append(snap, *v)
-		}
-	}
-	return w, m.applied, snap
+	return w, m.applied, snap, nil
 }
 
 func (m *ReadModel) unsubscribe(vendorID string, w *watcher) {
@@ -178,8 +362,8 @@ func (m *ReadModel) unsubscribe(vendorID string, w *watcher) {
 
 // Watchers is how many watches are open (tests wait on it).
 func (m *ReadModel) Watchers() int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	n := 0
 	for _, ws := range m.watchers {
 		n += len(ws)
@@ -189,44 +373,107 @@ func (m *ReadModel) Watchers() int {
 
 // Get returns a fulfilment as projected.
 func (m *ReadModel) Get(id string) (View, bool) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	v, ok := m.entries[id]
-	if !ok {
+	s := m.space.Load()
+	if s == nil {
 		return View{}, false
 	}
-	return *v, true
+	v, ok, err := m.view(s, id)
+	return v, ok && err == nil
 }
 
 // Open returns every fulfilment whose ship-by deadline is pending.
 func (m *ReadModel) Open() []View {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	var out []View
-	for _, v := range m.entries {
-		if v.Fulfilment.DeadlinePending() {
-			out = append(out, *v)
-		}
+	s := m.space.Load()
+	if s == nil {
+		return nil
 	}
+	var out []View
+	_ = s.Scan([]byte("d/"), []byte("d0"), false, func(k, _ []byte) bool {
+		if v, ok, err := m.view(s, string(k[2:])); ok && err == nil {
+			out = append(out, v)
+		}
+		return true
+	})
 	return out
 }
 
-// List returns one page of q.
+// List returns one page of q: the order's list if q names an order (the
+// shorter), else the vendor's, newest first from the page token's
+// fulfilment.
 func (m *ReadModel) List(q ListQuery) (Page, error) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	list := m.byOrder[q.OrderID]
-	if q.VendorID != "" {
-		list = m.byVendor[q.VendorID]
+	prefix := listPrefix(listOrder, q.OrderID)
+	if q.OrderID == "" && q.VendorID != "" {
+		prefix = listPrefix(listVendor, q.VendorID)
 	}
 	query := fmt.Sprintf("v=%s|o=%s|s=%d", q.VendorID, q.OrderID, q.Status)
-	found, next, err := pages.Page(list, query, q.PageSize, q.PageToken, func(v *View) bool {
-		f := &v.Fulfilment
-		return (q.OrderID == "" || f.OrderID == q.OrderID) && (q.Status == domain.StatusNone || f.Status() == q.Status)
-	})
-	page := Page{NextPageToken: next}
-	for _, v := range found {
-		page.Fulfilments = append(page.Fulfilments, *v)
+	to := prefixEnd(prefix)
+	if q.PageToken != "" {
+		f, err := projection.ParsePageToken(q.PageToken, query, listFilters, 2)
+		if err != nil {
+			return Page{}, err
+		}
+		nanos, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return Page{}, projection.BadPageToken("not a page token of this service")
+		}
+		to = append(bytes.Clone(prefix), sortKey(time.Unix(0, nanos), f[1])...) // exclusive: the token's own was on the last page
 	}
-	return page, err
+	s := m.space.Load()
+	if s == nil {
+		return Page{}, nil
+	}
+	found, more, err := m.walk(s, prefix, to, projection.PageSize(q.PageSize, DefaultPageSize, MaxPageSize), q.Status, func(v View) bool {
+		f := &v.Fulfilment
+		return (q.OrderID == "" || f.OrderID == q.OrderID) && (q.VendorID == "" || f.VendorID == q.VendorID) &&
+			(q.Status == domain.StatusNone || f.Status() == q.Status)
+	})
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Fulfilments: found}
+	if more {
+		last := found[len(found)-1].Fulfilment
+		page.NextPageToken = projection.PageToken(query, strconv.FormatInt(last.RequestTime.UnixNano(), 10), last.ID)
+	}
+	return page, nil
+}
+
+// walk returns, newest first, up to size (negative: all) fulfilments of
+// the list entries in [prefix, to) of status (StatusNone: any) that keep
+// accepts (nil: every one), and whether another accepted one follows them.
+func (m *ReadModel) walk(s *kv.Space, prefix, to []byte, size int, status domain.Status, keep func(View) bool) ([]View, bool, error) {
+	var out []View
+	more := false
+	var ferr error
+	err := s.Scan(prefix, to, true, func(k, st []byte) bool {
+		if status != domain.StatusNone && len(st) == 1 && domain.Status(st[0]) != status {
+			return true // not read: its status says no
+		}
+		v, ok, err := m.view(s, string(k[len(prefix)+8:]))
+		if err != nil {
+			ferr = err
+			return false
+		}
+		if !ok || (keep != nil && !keep(v)) {
+			return true
+		}
+		if len(out) == size {
+			more = true
+			return false
+		}
+		out = append(out, v)
+		return true
+	})
+	if err == nil {
+		err = ferr
+	}
+	return out, more, err
+}
+
+// prefixEnd is the first key after every key starting with prefix (which
+// ends in '/').
+func prefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	end[len(end)-1]++
+	return end
 }

@@ -14,7 +14,8 @@ import (
 	"github.com/custody/custody/services/fulfilment/domain"
 )
 
-// The read model is fed recorded events directly: no store is involved.
+// The read model is fed recorded events directly: no event store is
+// involved (its read-model store is real, in a temporary directory).
 
 var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -49,10 +50,11 @@ func requested(id, vendor string, at time.Duration) *fulfilmentv1.FulfilmentRequ
 func TestWatcherThatFallsBehindIsCutOff(t *testing.T) {
 	t.Parallel()
 	var changes []View
-	f := &feeder{t: t, m: NewReadModel(func(v View) { changes = append(changes, v) }), rev: map[string]uint64{}}
+	m, _ := attached(t, t.TempDir(), func(v View) { changes = append(changes, v) })
+	f := &feeder{t: t, m: m, rev: map[string]uint64{}}
 	f.apply("fulfilment-f1", requested("f1", "v1", 0))
-	slow, at, snap := f.m.subscribe("v1", 2, true)
-	fast, _, _ := f.m.subscribe("v1", 10, false)
+	slow, at, snap, _ := f.m.subscribe("v1", 2, true)
+	fast, _, _, _ := f.m.subscribe("v1", 10, false)
 	if at != 1 || len(snap) != 1 || f.m.Watchers() != 2 {
 		t.Fatalf("subscribe: at %d, %d in snapshot, %d watchers", at, len(snap), f.m.Watchers())
 	}

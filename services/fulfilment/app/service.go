@@ -13,11 +13,12 @@
 //     watch's snapshot first wait (bounded by Config.ReadWait) until the
 //     read model has reached the store's last position, so a vendor lists
 //     what it just shipped.
-//   - The read model is rebuilt from position 1 at every start, before the
-//     process serves. It re-schedules every pending ship-by deadline on the
-//     way, so one that passed while the service was down fires right after
-//     the restart. Firing is idempotent: the command id is derived from the
-//     fulfilment and the deadline.
+//   - The read model is stored outside the heap (pkg/kv) and resumes at
+//     start after the last event it stored, catching up before the process
+//     serves. It re-schedules every pending ship-by deadline it holds as
+//     its store is attached, so one that passed while the service was down
+//     fires right after the restart. Firing is idempotent: the command id
+//     is derived from the fulfilment and the deadline.
 //   - The order service's events reach OrderRoutes once its stream
 //     exists; every RPC works before that.
 package app

@@ -79,7 +79,10 @@ func (s *Service) Watch(ctx context.Context, vendorID string, from *uint64, send
 		}
 		return fmt.Errorf("%w: the fulfilment read model is behind the store", eventstore.ErrUnavailable)
 	}
-	w, at, snap := s.rm.subscribe(vendorID, s.cfg.WatchBuffer, from == nil)
+	w, at, snap, err := s.rm.subscribe(vendorID, s.cfg.WatchBuffer, from == nil)
+	if err != nil {
+		return err
+	}
 	defer s.rm.unsubscribe(vendorID, w)
 	cursor := at
 	if from == nil {

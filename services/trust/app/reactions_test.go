@@ -55,9 +55,11 @@ func (e *env) service(t *testing.T) *app.Service {
 	return svc
 }
 
-// catchUp folds what the stores hold now into svc's read models.
+// catchUp gives svc's read models a new store and folds what the event
+// stores hold now into them.
 func (e *env) catchUp(t *testing.T, svc *app.Service) {
 	t.Helper()
+	attachStores(t, svc)
 	for _, f := range []struct {
 		store projection.Store
 		apply func(eventstore.RecordedEvent)

@@ -1,16 +1,20 @@
 package app
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"google.golang.org/protobuf/proto"
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/kv"
+	"github.com/custody/custody/pkg/lru"
 	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/trust/domain"
 )
@@ -21,103 +25,289 @@ const (
 	MaxPageSize     = 500
 )
 
-// claimPages pages the claims, newest first.
-var claimPages = projection.Newest[*claimRef]{
-	Key:         func(r *claimRef) projection.Key { return projection.Key{Time: r.open, ID: r.id} },
-	DefaultSize: DefaultPageSize, MaxSize: MaxPageSize, Filters: "its filters",
-}
+// claimFilters names ListClaims' filters in the error a page token of
+// another query gets.
+const claimFilters = "its filters"
 
 // ReadModel is the projection of the trust store: every order's claims
-// (folded with the aggregate's own Evolve) indexed by order, buyer and
+// (folded with the aggregate's own Evolve) listed by order, buyer and
 // vendor, and every vendor's trust (folded with the trust aggregate's
 // Evolve). It serves ListClaims and ListVendorTrust, and its change hook
 // schedules the claims' deadlines.
+//
+// It is stored (platform.Stored) in its space of the process's read-model
+// store, each event's changes written with the event's position in one
+// batch:
+//
+//	c/<order id>                        the order's claims and revision (codec.go)
+//	l/<list><owner>/<open time><claim id> an entry of a list: the claim's state and order id
+//	d/<order id>                        an open claim of the order waits on time
+//	t/<trust aggregate id>              a vendor's trust (codec.go)
+//
+// where <list> is one byte (a all, o order, b buyer, v vendor), <owner>
+// is length-prefixed and <open time> is the big-endian nanoseconds since
+// 1970 with the sign bit flipped, so a list's keys sort oldest first. A
+// list entry's value is the claim's state (a uvarint, rewritten when it
+// changes) and its order id, so a list filtered by state skips the others
+// without reading their cases. The
+// d/ entries are what a restart hands the change hook again (Attach), so
+// the deadlines come from the stored state, not from events folded again.
+//
+// The heap keeps the cases used last (an LRU) and every vendor's trust:
+// one entry per vendor (not per event), written through to the store and
+// read back whole at Attach; the vendor list pages through all of them.
 type ReadModel struct {
 	pos *projection.Position
 	// onCase is called (outside the lock) with a copy of every case an
-	// event changed.
+	// event changed, and by Attach with every stored case that has a
+	// claim waiting on time.
 	onCase func(domain.Case)
 
-	mu       sync.RWMutex
-	cases    map[string]*domain.Case
-	claims   map[string]*claimRef
-	byOrder  map[string][]*claimRef
-	byBuyer  map[string][]*claimRef
-	byVendor map[string][]*claimRef
-	all      []*claimRef
+	space atomic.Pointer[kv.Space] // set by Attach, before any event
+
+	// recent are the cases folded last, as the space has them: Apply
+	// writes through it (values are never changed once cached).
+	recent *lru.Cache[string, *domain.Case]
+
+	mu sync.RWMutex
 	// vendors by aggregate id (domain.TrustAggregateID of the vendor id).
 	vendors map[string]*domain.VendorTrust
 }
 
-// claimRef is a claim's place in the indexes.
-type claimRef struct {
-	id, orderID string
-	open        time.Time
-}
-
-// NewReadModel returns an empty read model; onCase may be nil.
+// NewReadModel returns a read model with no space yet (Attach gives it
+// one); onCase may be nil.
 func NewReadModel(onCase func(domain.Case)) *ReadModel {
-	return &ReadModel{pos: projection.New(), onCase: onCase, cases: map[string]*domain.Case{}, claims: map[string]*claimRef{},
-		byOrder: map[string][]*claimRef{}, byBuyer: map[string][]*claimRef{}, byVendor: map[string][]*claimRef{},
+	return &ReadModel{pos: projection.New(), onCase: onCase, recent: lru.New[string, *domain.Case](cacheSize),
 		vendors: map[string]*domain.VendorTrust{}}
 }
 
-// Apply applies one event of the trust store and advances Progress past it.
+// Version names the shape of what the read model stores
+// (platform.Stored); bump it when the keys or the codec change.
+func (m *ReadModel) Version() string { return "trust-claims-kv-1" }
+
+// Attach gives the read model its space (platform.Stored), reads every
+// vendor's trust from it and hands the change hook every case with a
+// claim waiting on time, so the service schedules every open claim's
+// deadline, as after a fold from position 1 (one that passed while the
+// process was down fires at once). The runtime attaches before the
+// deadline scheduler runs.
+func (m *ReadModel) Attach(s *kv.Space) error {
+	vendors := map[string]*domain.VendorTrust{}
+	var ferr error
+	err := s.Scan([]byte("t/"), []byte("t0"), false, func(k, b []byte) bool {
+		v, err := decodeVendor(b)
+		if err != nil {
+			ferr = fmt.Errorf("claims read model: vendor %s: %w", k[2:], err)
+			return false
+		}
+		vendors[string(k[2:])] = &v
+		return true
+	})
+	var waiting []domain.Case
+	if err == nil && ferr == nil {
+		err = s.Scan([]byte("d/"), []byte("d0"), false, func(k, _ []byte) bool {
+			cs, ok, err := readCase(s, string(k[2:]))
+			switch {
+			case err != nil:
+				ferr = err
+			case !ok:
+				ferr = fmt.Errorf("claims read model: deadline of order %s, whose claims it does not hold", k[2:])
+			default:
+				waiting = append(waiting, *cs)
+			}
+			return ferr == nil
+		})
+	}
+	if err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.recent.Clear()
+	m.vendors = vendors
+	m.space.Store(s)
+	m.mu.Unlock()
+	if m.onCase != nil {
+		for _, cs := range waiting {
+			m.onCase(cs)
+		}
+	}
+	return nil
+}
+
+// Apply applies one event of the trust store and advances Progress past
+// it. A read model without a space cannot apply anything: that is a wiring
+// mistake, and it panics; so does a store that cannot be read or written.
 func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 	defer m.pos.Advance(e.Position)
+	// Every path commits b or panics: no Discard after a Commit, which
+	// would close a batch the pool may have handed out again.
+	b := m.space.Load().Batch()
+	var ev es.Event
 	agg, id, err := eventstore.SplitStream(e.Stream)
-	if err != nil {
-		return
+	if err == nil {
+		ev, err = es.Decode(e)
 	}
-	ev, err := es.Decode(e)
-	if err != nil {
-		return
-	}
-	switch agg {
-	case domain.Claims.Aggregate:
-		m.mu.Lock()
-		cs := evolve(m.cases, domain.Claims, id, ev.Payload)
-		cs.Revision = e.Revision
-		for _, c := range cs.Claims {
-			if _, ok := m.claims[c.ID]; !ok {
-				m.index(c)
+	var changed *domain.Case
+	var vendor *domain.VendorTrust
+	if err == nil {
+		switch agg {
+		case domain.Claims.Aggregate:
+			changed = m.applyCase(b, e, id, ev)
+		case domain.Trust.Aggregate:
+			m.mu.RLock()
+			v, ok := m.vendors[id]
+			m.mu.RUnlock()
+			if !ok {
+				initial := domain.Trust.Initial(id)
+				v = &initial
 			}
+			next := domain.Trust.Evolve(*v, ev.Payload)
+			next.Revision = e.Revision
+			_ = b.Set(vendorKey(id), encodeVendor(&next))
+			vendor = &next
 		}
-		var snapshot domain.Case
-		if m.onCase != nil {
-			snapshot = cs.Clone()
-		}
-		m.mu.Unlock()
-		if m.onCase != nil {
-			m.onCase(snapshot)
-		}
-	case domain.Trust.Aggregate:
+	}
+	if err := b.Commit(e.Position); err != nil {
+		panic(fmt.Errorf("claims read model: %w", err))
+	}
+	if vendor != nil {
 		m.mu.Lock()
-		evolve(m.vendors, domain.Trust, id, ev.Payload).Revision = e.Revision
+		m.vendors[id] = vendor
 		m.mu.Unlock()
 	}
-}
-
-// evolve applies payload to the state of aggregate id in states (d's
-// initial state if it has none yet) and returns the state.
-func evolve[S, C any](states map[string]*S, d es.Decider[S, C], id string, payload proto.Message) *S {
-	s, ok := states[id]
-	if !ok {
-		initial := d.Initial(id)
-		s = &initial
-		states[id] = s
+	if changed != nil {
+		m.recent.Put(id, changed)
+		if m.onCase != nil {
+			m.onCase(changed.Clone())
+		}
 	}
-	*s = d.Evolve(*s, payload)
-	return s
 }
 
-func (m *ReadModel) index(c *domain.Claim) {
-	ref := &claimRef{id: c.ID, orderID: c.OrderID, open: c.OpenTime}
-	m.claims[c.ID] = ref
-	m.byOrder[c.OrderID] = projection.Insert(m.byOrder[c.OrderID], ref, claimPages.Key)
-	m.byBuyer[c.BuyerID] = projection.Insert(m.byBuyer[c.BuyerID], ref, claimPages.Key)
-	m.byVendor[c.VendorID] = projection.Insert(m.byVendor[c.VendorID], ref, claimPages.Key)
-	m.all = projection.Insert(m.all, ref, claimPages.Key)
+// applyCase folds a claims event into its order's case in b and returns
+// the case after it (the caller caches it once b is committed).
+func (m *ReadModel) applyCase(b *kv.Batch, e eventstore.RecordedEvent, orderID string, ev es.Event) *domain.Case {
+	var cs domain.Case
+	old, ok := (*domain.Case)(nil), false
+	if e.Revision > 0 { // the first event of an order's claims finds nothing
+		var err error
+		if old, ok, err = m.caseOf(b, orderID); err != nil {
+			panic(err)
+		}
+	}
+	if ok {
+		cs = old.Clone()
+	} else {
+		cs = domain.Claims.Initial(orderID)
+	}
+	cs = domain.Claims.Evolve(cs, ev.Payload)
+	cs.Revision = e.Revision
+	for _, c := range cs.Claims {
+		var was *domain.Claim
+		if ok {
+			was = old.Claim(c.ID)
+		}
+		if was != nil && was.State == c.State {
+			continue
+		}
+		// A claim's place in the lists is where it was first indexed.
+		at, sk := c, sortKey(c.OpenTime, c.ID)
+		if was != nil {
+			at, sk = was, sortKey(was.OpenTime, was.ID)
+		}
+		entry := append(binary.AppendUvarint(nil, uint64(c.State)), at.OrderID...)
+		for _, l := range []struct {
+			list  byte
+			owner string
+		}{{listAll, ""}, {listOrder, at.OrderID}, {listBuyer, at.BuyerID}, {listVendor, at.VendorID}} {
+			_ = b.Set(append(listPrefix(l.list, l.owner), sk...), entry)
+		}
+	}
+	val, err := encodeCase(&cs)
+	if err != nil {
+		panic(fmt.Errorf("claims read model: order %s: %w", orderID, err))
+	}
+	_ = b.Set(caseKey(orderID), val)
+	switch now, was := waitsOnTime(&cs), ok && waitsOnTime(old); {
+	case now && !was:
+		_ = b.Set(deadlineKey(orderID), nil)
+	case !now && was:
+		_ = b.Delete(deadlineKey(orderID))
+	}
+	return &cs
+}
+
+// waitsOnTime reports whether an open claim of cs has a deadline (what
+// the service schedules).
+func waitsOnTime(cs *domain.Case) bool {
+	for _, c := range cs.Claims {
+		if c.State.Open() && !c.DueAt.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
+// Keys.
+
+func caseKey(orderID string) []byte     { return append([]byte("c/"), orderID...) }
+func deadlineKey(orderID string) []byte { return append([]byte("d/"), orderID...) }
+func vendorKey(id string) []byte        { return append([]byte("t/"), id...) }
+
+// Lists, by their byte in the keys.
+const (
+	listAll    = 'a'
+	listOrder  = 'o'
+	listBuyer  = 'b'
+	listVendor = 'v'
+)
+
+// listPrefix is the prefix of the entries of owner's list.
+func listPrefix(list byte, owner string) []byte {
+	k := append([]byte("l/"), list)
+	k = binary.AppendUvarint(k, uint64(len(owner)))
+	return append(append(k, owner...), '/')
+}
+
+// sortKey is an entry's place in its list: time first, then id.
+func sortKey(t time.Time, id string) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())^(1<<63)), id...)
+}
+
+// prefixEnd is the first key after every key starting with prefix (which
+// ends in '/').
+func prefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	end[len(end)-1]++
+	return end
+}
+
+// readCase reads an order's claims from r (the space or a batch).
+func readCase(r interface {
+	Get([]byte) ([]byte, bool, error)
+}, orderID string) (*domain.Case, bool, error) {
+	b, ok, err := r.Get(caseKey(orderID))
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	cs, err := decodeCase(b)
+	if err != nil {
+		return nil, false, fmt.Errorf("claims read model: order %s: %w", orderID, err)
+	}
+	return &cs, true, nil
+}
+
+// caseOf reads an order's claims from the cache or r; the caller must not
+// change what it gets.
+func (m *ReadModel) caseOf(r interface {
+	Get([]byte) ([]byte, bool, error)
+}, orderID string) (*domain.Case, bool, error) {
+	if cs, ok := m.recent.Get(orderID); ok {
+		return cs, true, nil
+	}
+	return readCase(r, orderID)
 }
 
 // ClaimQuery selects claims: of one order, vendor or buyer (at most one;
@@ -145,27 +335,73 @@ type ClaimView struct {
 
 // Claims returns one page of q.
 func (m *ReadModel) Claims(q ClaimQuery) (ClaimPage, error) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	list := m.all
+	prefix := listPrefix(listAll, "")
 	switch {
 	case q.OrderID != "":
-		list = m.byOrder[q.OrderID]
+		prefix = listPrefix(listOrder, q.OrderID)
 	case q.VendorID != "":
-		list = m.byVendor[q.VendorID]
+		prefix = listPrefix(listVendor, q.VendorID)
 	case q.BuyerID != "":
-		list = m.byBuyer[q.BuyerID]
+		prefix = listPrefix(listBuyer, q.BuyerID)
 	}
 	query := fmt.Sprintf("o=%s|v=%s|b=%s|s=%d", q.OrderID, q.VendorID, q.BuyerID, q.State)
-	refs, next, err := claimPages.Page(list, query, q.PageSize, q.PageToken, func(ref *claimRef) bool {
-		return q.State == domain.StateNone || m.cases[ref.orderID].Claim(ref.id).State == q.State
-	})
-	page := ClaimPage{NextPageToken: next}
-	for _, ref := range refs {
-		cs := m.cases[ref.orderID]
-		page.Claims = append(page.Claims, ClaimView{Claim: *cs.Clone().Claim(ref.id), Revision: cs.Revision})
+	to := prefixEnd(prefix)
+	if q.PageToken != "" {
+		f, err := projection.ParsePageToken(q.PageToken, query, claimFilters, 2)
+		if err != nil {
+			return ClaimPage{}, err
+		}
+		nanos, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return ClaimPage{}, projection.BadPageToken("not a page token of this service")
+		}
+		to = append(bytes.Clone(prefix), sortKey(time.Unix(0, nanos), f[1])...) // exclusive: the token's own was on the last page
 	}
-	return page, err
+	s := m.space.Load()
+	if s == nil {
+		return ClaimPage{}, nil
+	}
+	size := projection.PageSize(q.PageSize, DefaultPageSize, MaxPageSize)
+	var page ClaimPage
+	var last projection.Key
+	var ferr error
+	err := s.Scan(prefix, to, true, func(k, entry []byte) bool {
+		state, n := binary.Uvarint(entry)
+		if n <= 0 {
+			ferr = fmt.Errorf("claims read model: list entry %q: %w", k, errCorrupt)
+			return false
+		}
+		if q.State != domain.StateNone && domain.State(state) != q.State {
+			return true // not read: its state says no
+		}
+		id := string(k[len(prefix)+8:])
+		cs, ok, err := m.caseOf(s, string(entry[n:]))
+		if err != nil {
+			ferr = err
+			return false
+		}
+		var c *domain.Claim
+		if ok {
+			c = cs.Claim(id)
+		}
+		if c == nil || (q.State != domain.StateNone && c.State != q.State) {
+			return true
+		}
+		if len(page.Claims) == size {
+			page.NextPageToken = projection.PageToken(query, strconv.FormatInt(last.Time.UnixNano(), 10), last.ID)
+			return false
+		}
+		page.Claims = append(page.Claims, ClaimView{Claim: *cs.Clone().Claim(id), Revision: cs.Revision})
+		last = projection.Key{Time: time.Unix(0, int64(binary.BigEndian.Uint64(k[len(prefix):])^(1<<63))), ID: id}
+		return true
+	})
+	if err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return ClaimPage{}, err
+	}
+	return page, nil
 }
 
 // VendorQuery selects vendors' trust by vendor id, optionally of one tier.

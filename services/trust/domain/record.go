@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"maps"
 	"slices"
 	"time"
 
@@ -249,15 +248,6 @@ func (rs *Records) Fulfilment(id string) (Fulfilment, bool) {
 	return f.clone(), true
 }
 
-func (rs *Records) fulfilment(id string) *Fulfilment {
-	f, ok := rs.fulfilments[id]
-	if !ok {
-		f = &Fulfilment{FulfilmentID: id}
-		rs.fulfilments[id] = f
-	}
-	return f
-}
-
 func (f *Fulfilment) shipment(id string) *Shipment {
 	for i := range f.Shipments {
 		if f.Shipments[i].ShipmentID == id {
@@ -267,41 +257,125 @@ func (f *Fulfilment) shipment(id string) *Shipment {
 	return nil
 }
 
+// Clone deep-copies a fulfilment.
+func (f Fulfilment) Clone() Fulfilment { return f.clone() }
+
 // Apply folds one upstream event (eventID is its store id). Events of
 // other types are ignored; a fact seen twice (the same event id) is kept
 // once.
 func (rs *Records) Apply(eventID string, e proto.Message) {
+	if id, ok := OrderIDOf(e); ok {
+		var prev OrderFacts
+		p, found := rs.orders[id]
+		if found {
+			prev = *p
+		}
+		o := FoldOrder(prev, found, eventID, e)
+		rs.orders[id] = &o
+		return
+	}
+	id, create, ok := FulfilmentOf(e)
+	if !ok {
+		return
+	}
+	f, found := rs.fulfilments[id]
+	if !found {
+		if !create {
+			return
+		}
+		f = &Fulfilment{FulfilmentID: id}
+		rs.fulfilments[id] = f
+	}
+	if f.Fold(eventID, e) {
+		rs.byPart[f.OrderID+"/"+f.VendorID] = f.FulfilmentID
+	}
+}
+
+// The fold one record at a time, for a custody record kept elsewhere than
+// in Records (the trust service's store): OrderIDOf and FoldOrder for the
+// order events, FulfilmentOf, Fold and FulfilmentFactsOf for the
+// fulfilment events. Records.Apply is made of them.
+
+// OrderIDOf is the order an order event of the record is about; ok false
+// for any other event.
+func OrderIDOf(e proto.Message) (string, bool) {
 	switch e := e.(type) {
 	case *orderv1.OrderConfirmed:
-		o := &OrderFacts{OrderID: e.GetOrderId(), BuyerID: e.GetBuyerId(), Captured: moneyFrom(e.GetTotal()), ConfirmedEventID: eventID}
-		if prev, ok := rs.orders[o.OrderID]; ok {
+		return e.GetOrderId(), true
+	case *orderv1.OrderCancelled:
+		return e.GetOrderId(), true
+	}
+	return "", false
+}
+
+// FoldOrder folds an order event (OrderIDOf) into what was known of its
+// order (found false: nothing) and returns what is known after it. It
+// never changes memory prev shares.
+func FoldOrder(prev OrderFacts, found bool, eventID string, e proto.Message) OrderFacts {
+	switch e := e.(type) {
+	case *orderv1.OrderConfirmed:
+		o := OrderFacts{OrderID: e.GetOrderId(), BuyerID: e.GetBuyerId(), Captured: moneyFrom(e.GetTotal()), ConfirmedEventID: eventID}
+		if found {
 			o.CancelledEventID = prev.CancelledEventID
 		}
 		for _, l := range e.GetLines() {
 			o.Lines = append(o.Lines, OrderLine{LineID: l.GetLineId(), SKUID: l.GetSkuId(), VendorID: l.GetVendorId(),
 				Quantity: l.GetQuantity(), UnitPrice: moneyFrom(l.GetUnitPrice()), LineTotal: moneyFrom(l.GetLineTotal())})
 		}
-		rs.orders[o.OrderID] = o
+		return o
 	case *orderv1.OrderCancelled:
-		o, ok := rs.orders[e.GetOrderId()]
-		if !ok {
-			o = &OrderFacts{OrderID: e.GetOrderId()}
-			rs.orders[o.OrderID] = o
+		if !found {
+			prev = OrderFacts{OrderID: e.GetOrderId()}
 		}
-		o.CancelledEventID = eventID
+		prev.CancelledEventID = eventID
+		return prev
+	}
+	return prev
+}
+
+// FulfilmentOf is the fulfilment a fulfilment event of the record is
+// about; create says whether the event starts a record of it when there is
+// none (a scan of an unknown fulfilment does not); ok false for any other
+// event.
+func FulfilmentOf(e proto.Message) (id string, create, ok bool) {
+	switch e := e.(type) {
 	case *fulfilmentv1.FulfilmentRequested:
-		f := rs.fulfilment(e.GetFulfilmentId())
+		return e.GetFulfilmentId(), true, true
+	case *fulfilmentv1.FulfilmentShipped:
+		return e.GetFulfilmentId(), true, true
+	case *fulfilmentv1.TrackingEventRecorded:
+		return e.GetFulfilmentId(), false, true
+	case *fulfilmentv1.FulfilmentDelivered:
+		return e.GetFulfilmentId(), true, true
+	case *fulfilmentv1.DeliveryFailed:
+		return e.GetFulfilmentId(), true, true
+	case *fulfilmentv1.ShipByDeadlineMissed:
+		return e.GetFulfilmentId(), true, true
+	case *fulfilmentv1.FulfilmentCancelled:
+		return e.GetFulfilmentId(), true, true
+	case *fulfilmentv1.ReceiptConfirmed:
+		return e.GetFulfilmentId(), true, true
+	}
+	return "", false, false
+}
+
+// Fold folds a fulfilment event (FulfilmentOf) into f, in place: f must
+// not share memory with a record anyone else reads (Clone it first). part
+// reports that the event named f's order and vendor: f is the record of
+// that part of the order from now on.
+func (f *Fulfilment) Fold(eventID string, e proto.Message) (part bool) {
+	switch e := e.(type) {
+	case *fulfilmentv1.FulfilmentRequested:
 		f.OrderID, f.VendorID, f.BuyerID = e.GetOrderId(), e.GetVendorId(), e.GetBuyerId()
 		f.ShipBy, f.RequestedEventID = timeOf(e.GetShipByTime()), eventID
-		rs.byPart[f.OrderID+"/"+f.VendorID] = f.FulfilmentID
+		return true
 	case *fulfilmentv1.FulfilmentShipped:
-		f := rs.fulfilment(e.GetFulfilmentId())
 		if f.OrderID == "" {
 			f.OrderID, f.VendorID = e.GetOrderId(), e.GetVendorId()
-			rs.byPart[f.OrderID+"/"+f.VendorID] = f.FulfilmentID
+			part = true
 		}
 		if f.shipment(e.GetShipmentId()) != nil {
-			return
+			return part
 		}
 		s := Shipment{ShipmentID: e.GetShipmentId(), EventID: eventID, Carrier: e.GetCarrier(), TrackingNumber: e.GetTrackingNumber(),
 			ShipTime: timeOf(e.GetShipTime()), ExpectedDelivery: timeOf(e.GetExpectedDeliveryTime())}
@@ -315,42 +389,37 @@ func (rs *Records) Apply(eventID string, e proto.Message) {
 			}
 		}
 		f.Shipments = append(f.Shipments, s)
+		return part
 	case *fulfilmentv1.TrackingEventRecorded:
-		f, ok := rs.fulfilments[e.GetFulfilmentId()]
-		if !ok {
-			return
-		}
 		s := f.shipment(e.GetShipmentId())
 		if s == nil || slices.ContainsFunc(s.Scans, func(sc Scan) bool { return sc.EventID == eventID }) {
-			return
+			return false
 		}
 		p := e.GetProof()
 		s.Scans = append(s.Scans, Scan{EventID: eventID, CarrierEventID: e.GetCarrierEventId(), Status: e.GetStatus(),
 			OccurTime: timeOf(e.GetOccurTime()),
 			WithProof: p != nil && (p.GetSignatureSha256() != "" || p.GetPhotoSha256() != "" || p.GetRecipientName() != "")})
 	case *fulfilmentv1.FulfilmentDelivered:
-		f := rs.fulfilment(e.GetFulfilmentId())
 		if f.Delivery == nil {
 			f.Delivery = &Delivery{EventID: eventID, Time: timeOf(e.GetDeliverTime()), WithProof: e.GetWithProof(),
 				ByBuyer: e.GetConfirmedByBuyer(), CarrierEventIDs: slices.Clone(e.GetCarrierEventIds())}
 		}
 	case *fulfilmentv1.DeliveryFailed:
-		f := rs.fulfilment(e.GetFulfilmentId())
 		if s := f.shipment(e.GetShipmentId()); s != nil && s.Failure == nil {
 			s.Failure = &Failure{EventID: eventID, Status: e.GetStatus(), Time: timeOf(e.GetFailTime())}
 		}
 	case *fulfilmentv1.ShipByDeadlineMissed:
-		f := rs.fulfilment(e.GetFulfilmentId())
 		if !slices.Contains(f.MissedEventIDs, eventID) {
 			f.MissedEventIDs = append(f.MissedEventIDs, eventID)
 		}
 	case *fulfilmentv1.FulfilmentCancelled:
-		rs.fulfilment(e.GetFulfilmentId()).CancelledEventID = eventID
+		f.CancelledEventID = eventID
 	case *fulfilmentv1.ReceiptConfirmed:
-		if f := rs.fulfilment(e.GetFulfilmentId()); f.Receipt == nil {
+		if f.Receipt == nil {
 			f.Receipt = &Receipt{EventID: eventID, Time: timeOf(e.GetConfirmTime())}
 		}
 	}
+	return false
 }
 
 // FulfilmentFacts is what one fulfilment event adds to its vendor's trust
@@ -359,19 +428,24 @@ func (rs *Records) Apply(eventID string, e proto.Message) {
 // shipment" and "first missed deadline" are decided by event identity,
 // not by how much of the record exists.
 func (rs *Records) FulfilmentFacts(eventID string, e proto.Message) (vendorID string, delta Counts, ok bool) {
+	id, _, _ := FulfilmentOf(e)
+	return FulfilmentFactsOf(rs.fulfilments[id], eventID, e)
+}
+
+// FulfilmentFactsOf is Records.FulfilmentFacts from the record of the
+// event's fulfilment after the event was folded (nil: none is held).
+func FulfilmentFactsOf(f *Fulfilment, eventID string, e proto.Message) (vendorID string, delta Counts, ok bool) {
 	switch e := e.(type) {
 	case *fulfilmentv1.FulfilmentRequested:
 		return e.GetVendorId(), Counts{Fulfilments: 1}, true
 	case *fulfilmentv1.FulfilmentShipped:
 		delta = Counts{Shipments: 1}
-		if f, ok := rs.fulfilments[e.GetFulfilmentId()]; ok && e.GetFullyShipped() && !f.ShipBy.IsZero() &&
-			!timeOf(e.GetShipTime()).After(f.ShipBy) {
+		if f != nil && e.GetFullyShipped() && !f.ShipBy.IsZero() && !timeOf(e.GetShipTime()).After(f.ShipBy) {
 			delta.ShippedOnTime = 1
 		}
 		return e.GetVendorId(), delta, true
 	case *fulfilmentv1.TrackingEventRecorded:
-		f, ok := rs.fulfilments[e.GetFulfilmentId()]
-		if !ok || f.VendorID == "" {
+		if f == nil || f.VendorID == "" {
 			return "", Counts{}, false
 		}
 		s := f.shipment(e.GetShipmentId())
@@ -384,8 +458,7 @@ func (rs *Records) FulfilmentFacts(eventID string, e proto.Message) (vendorID st
 	case *fulfilmentv1.DeliveryFailed:
 		return e.GetVendorId(), Counts{DeliveryFailures: 1}, true
 	case *fulfilmentv1.ShipByDeadlineMissed:
-		f, ok := rs.fulfilments[e.GetFulfilmentId()]
-		if !ok || len(f.MissedEventIDs) == 0 || f.MissedEventIDs[0] != eventID {
+		if f == nil || len(f.MissedEventIDs) == 0 || f.MissedEventIDs[0] != eventID {
 			return "", Counts{}, false
 		}
 		return e.GetVendorId(), Counts{DeadlinesMissed: 1}, true
@@ -405,57 +478,4 @@ func timeOf(ts *timestamppb.Timestamp) time.Time {
 // total, and what was stored was valid when decided.
 func moneyFrom(m *typev1.Money) money.Money {
 	return money.Money{Currency: m.GetCurrencyCode(), Minor: m.GetAmountMinor()}
-}
-
-// The custody record's two parts: what the order events build (the
-// orders' facts) and what the fulfilment events build (the fulfilments
-// and which part of an order each one is). Apply never reads one part to
-// fold the other's events, so each part is a function of its own source's
-// events alone and can be saved and restored with its source's position
-// (the trust service's checkpoints).
-
-// FulfilmentPart is what the fulfilment events build.
-type FulfilmentPart struct {
-	Fulfilments map[string]Fulfilment
-	// ByPart maps order id + "/" + vendor id to the fulfilment id.
-	ByPart map[string]string
-}
-
-// OrderPart returns a copy of what the order events built, by order id.
-func (rs *Records) OrderPart() map[string]OrderFacts {
-	out := make(map[string]OrderFacts, len(rs.orders))
-	for id := range rs.orders {
-		out[id], _ = rs.Order(id)
-	}
-	return out
-}
-
-// SetOrderPart replaces what the order events built with a copy of orders.
-func (rs *Records) SetOrderPart(orders map[string]OrderFacts) {
-	rs.orders = make(map[string]*OrderFacts, len(orders))
-	for id, o := range orders {
-		o.Lines = slices.Clone(o.Lines)
-		rs.orders[id] = &o
-	}
-}
-
-// FulfilmentPart returns a copy of what the fulfilment events built.
-func (rs *Records) FulfilmentPart() FulfilmentPart {
-	p := FulfilmentPart{Fulfilments: make(map[string]Fulfilment, len(rs.fulfilments)), ByPart: maps.Clone(rs.byPart)}
-	for id, f := range rs.fulfilments {
-		p.Fulfilments[id] = f.clone()
-	}
-	return p
-}
-
-// SetFulfilmentPart replaces what the fulfilment events built with a copy
-// of p.
-func (rs *Records) SetFulfilmentPart(p FulfilmentPart) {
-	rs.fulfilments = make(map[string]*Fulfilment, len(p.Fulfilments))
-	for id, f := range p.Fulfilments {
-		c := f.clone()
-		rs.fulfilments[id] = &c
-	}
-	rs.byPart = make(map[string]string, len(p.ByPart))
-	maps.Copy(rs.byPart, p.ByPart)
 }

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/kv"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 	"github.com/custody/custody/services/fulfilment/domain"
@@ -66,7 +66,8 @@ func (r *recorder) record(stream string, msg proto.Message) eventstore.RecordedE
 }
 
 // canon renders a view with its pointers followed; an empty slice and a
-// nil one read alike (gob keeps no difference, and no query makes one).
+// nil one read alike (the store keeps no difference, and no query makes
+// one).
 func canon(t *testing.T, v View) string {
 	t.Helper()
 	b, err := json.Marshal(v)
@@ -118,7 +119,10 @@ func answers(t *testing.T, m *ReadModel, s fakeDeadlines, ids, vendors, orders [
 		}
 	}
 	for _, vendor := range append(vendors, "nobody") {
-		w, at, snap := m.subscribe(vendor, 1, true)
+		w, at, snap, err := m.subscribe(vendor, 1, true)
+		if err != nil {
+			t.Fatal(err)
+		}
 		m.unsubscribe(vendor, w)
 		fmt.Fprintf(&b, "watch %s from %d:", vendor, at)
 		for _, v := range snap {
@@ -130,13 +134,14 @@ func answers(t *testing.T, m *ReadModel, s fakeDeadlines, ids, vendors, orders [
 	return b.String()
 }
 
-// The read model restored from its checkpoint answers every query as the
-// one saved does (lists, pages, Get, Open), starts watches at the same
+// The read model reopened on its store answers every query as one that
+// never stopped (lists, pages, Get, Open), starts watches at the same
 // position with the same snapshot, has the scheduler hold exactly the
-// pending ship-by deadlines (as a fold from position 1 leaves it), and
-// goes on folding as the original; a corrupt checkpoint fails Load and
-// leaves the model empty with nothing scheduled.
-func TestReadModelCheckpoint(t *testing.T) {
+// pending ship-by deadlines (as a fold from position 1 leaves it, from
+// the stored state alone: nothing is folded again), and goes on folding as
+// the other; reopened once more, it schedules the deadlines the later
+// events moved.
+func TestReadModelReopens(t *testing.T) {
 	t.Parallel()
 	ts := func(h int) *timestamppb.Timestamp { return timestamppb.New(t0.Add(time.Duration(h) * time.Hour)) }
 	req := func(id, vendor string, h int) *fulfilmentv1.FulfilmentRequested {
@@ -219,38 +224,40 @@ func TestReadModelCheckpoint(t *testing.T) {
 	}
 
 	rec := &recorder{t: t, rev: map[string]uint64{}}
-	sched := fakeDeadlines{}
-	m := NewReadModel(sched.track)
+	sched, keptSched := fakeDeadlines{}, fakeDeadlines{}
+	m, _ := attached(t, t.TempDir(), sched.track) // never stops
+	dir := t.TempDir()
+	kept, db := attached(t, dir, keptSched.track) // closed and reopened
 	for _, e := range before {
-		m.Apply(rec.record(e.stream, e.msg))
+		r := rec.record(e.stream, e.msg)
+		m.Apply(r)
+		kept.Apply(r)
 	}
-	live, _, _ := m.subscribe("v1", 16, false) // a watcher of the original: not saved
+	live, _, _, _ := m.subscribe("v1", 16, false) // a watcher of the one that never stops
 	defer m.unsubscribe("v1", live)
 	want := answers(t, m, sched, ids, vendors, orders)
 	if !strings.Contains(want, "watch v1 from 23: f5@2 f2@4 f1@2") || !strings.Contains(want, "watchers 1") ||
-		sched.String() != "f1 2030-01-04T00:00:00Z\nf3 2030-01-05T00:00:00Z" {
+		sched.String() != "f1 2030-01-04T00:00:00Z\nf3 2030-01-05T00:00:00Z" || keptSched.String() != sched.String() {
 		t.Fatalf("the fold is not what the test means:\n%s", tail(want))
 	}
-	var buf bytes.Buffer
-	if err := m.Save(&buf); err != nil {
-		t.Fatal(err)
-	}
-	saved := bytes.Clone(buf.Bytes())
-	if m.Version() != "fulfilments-1" {
+	if m.Version() != "fulfilment-kv-1" {
 		t.Fatalf("version %q", m.Version())
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
 	}
 
 	restoredSched := fakeDeadlines{}
-	restored := NewReadModel(restoredSched.track)
-	if err := restored.Load(bytes.NewReader(saved)); err != nil {
-		t.Fatal(err)
+	restored, db := attached(t, dir, restoredSched.track)
+	if at, _ := restored.pos.Get(); at != rec.pos {
+		t.Fatalf("reopened at position %d, want %d", at, rec.pos)
 	}
-	restored.pos.Advance(rec.pos) // the runtime's part
 	got := answers(t, restored, restoredSched, ids, vendors, orders)
 	if got != strings.Replace(want, "watchers 1", "watchers 0", 1) {
-		t.Fatalf("restored answers differ:\n%s", diff(got, want))
+		t.Fatalf("reopened answers differ:\n%s", diff(got, want))
 	}
-	// A page token of the original reads the same page of the restored.
+	// A page token of the one that never stopped reads the same page of
+	// the reopened one.
 	q := ListQuery{VendorID: "v1", PageSize: 1}
 	p1, err := m.List(q)
 	if err != nil {
@@ -263,17 +270,12 @@ func TestReadModelCheckpoint(t *testing.T) {
 		p2.NextPageToken != r2.NextPageToken {
 		t.Fatalf("page 2: %+v %v / %+v %v", p2, err1, r2, err2)
 	}
-	// Saving the restored model writes the same checkpoint.
-	buf.Reset()
-	if err := restored.Save(&buf); err != nil || !bytes.Equal(buf.Bytes(), saved) {
-		t.Fatalf("the restored model saves another checkpoint (%v)", err)
-	}
 
-	// Both go on folding alike, watchers of the restored one included.
-	rw, at, _ := restored.subscribe("v1", 16, false)
+	// Both go on folding alike, watchers of the reopened one included.
+	rw, at, _, _ := restored.subscribe("v1", 16, false)
 	defer restored.unsubscribe("v1", rw)
 	if at != 23 {
-		t.Fatalf("a watch of the restored model starts at %d", at)
+		t.Fatalf("a watch of the reopened model starts at %d", at)
 	}
 	for _, e := range after {
 		r := rec.record(e.stream, e.msg)
@@ -283,7 +285,7 @@ func TestReadModelCheckpoint(t *testing.T) {
 	want = answers(t, m, sched, ids, vendors, orders)
 	got = answers(t, restored, restoredSched, ids, vendors, orders)
 	if got != want {
-		t.Fatalf("after more events, restored answers differ:\n%s", diff(got, want))
+		t.Fatalf("after more events, reopened answers differ:\n%s", diff(got, want))
 	}
 	if !strings.Contains(want, "watch v1 from 33: f7@1 f5@2 f2@5 f1@3") ||
 		sched.String() != "f1 2030-01-05T04:00:00Z\nf8 2030-01-04T00:00:00Z" {
@@ -301,49 +303,141 @@ func TestReadModelCheckpoint(t *testing.T) {
 		t.Fatalf("watchers saw\n%s\nand\n%s", a, b)
 	}
 
-	// A corrupt checkpoint fails and leaves the model empty, nothing
-	// scheduled.
-	for name, data := range map[string][]byte{
-		"empty":     nil,
-		"truncated": saved[:len(saved)/2],
-		"garbage":   []byte("not a checkpoint at all"),
-		"flipped": func() []byte {
-			b := bytes.Clone(saved)
-			for i := len(b) / 3; i < len(b)/3+8; i++ {
-				b[i] ^= 0xff
-			}
-			return b
-		}(),
-	} {
-		s := fakeDeadlines{}
-		empty := NewReadModel(s.track)
-		if err := empty.Load(bytes.NewReader(data)); err == nil {
-			// A flip may land in a string and still decode; then the
-			// model must at least be whole. The others must fail.
-			if name != "flipped" {
-				t.Fatalf("%s: Load accepted it", name)
-			}
-			continue
-		}
-		if len(s) != 0 || empty.applied != 0 || len(empty.entries) != 0 || len(empty.byVendor) != 0 || len(empty.byOrder) != 0 {
-			t.Fatalf("%s: the failed Load left %d scheduled, position %d, %d entries", name, len(s), empty.applied, len(empty.entries))
-		}
-		if _, ok := empty.Get("f1"); ok {
-			t.Fatalf("%s: f1 after a failed Load", name)
-		}
-	}
-	// A checkpoint of a fulfilment never requested (not one Save writes)
-	// is refused.
-	bad := NewReadModel(nil)
-	bad.entries["x"] = &View{Fulfilment: domain.Fulfilment{ID: "x"}}
-	buf.Reset()
-	if err := bad.Save(&buf); err != nil {
+	statusListsAgree(t, m, vendors, orders)
+	statusListsAgree(t, restored, vendors, orders)
+
+	// Reopened again: the deadlines the later events moved, opened and
+	// closed come from the store.
+	restored.unsubscribe("v1", rw)
+	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s := fakeDeadlines{}
-	if err := NewReadModel(s.track).Load(&buf); err == nil || len(s) != 0 {
-		t.Fatalf("Load of an unrequested fulfilment: %v, %d scheduled", err, len(s))
+	againSched := fakeDeadlines{}
+	again, _ := attached(t, dir, againSched.track)
+	got = answers(t, again, againSched, ids, vendors, orders)
+	if got != strings.Replace(want, "watchers 1", "watchers 0", 1) || againSched.String() != sched.String() {
+		t.Fatalf("reopened twice, answers differ:\n%s", diff(got, want))
 	}
+}
+
+// statusListsAgree checks that every list filtered by status (which skips
+// entries by the status stored in them) holds exactly the fulfilments of
+// the unfiltered list that have that status now, in the same order.
+func statusListsAgree(t *testing.T, m *ReadModel, vendors, orders []string) {
+	t.Helper()
+	all := func(q ListQuery) []string {
+		var out []string
+		q.PageSize = MaxPageSize
+		p, err := m.List(q)
+		if err != nil || p.NextPageToken != "" {
+			t.Fatalf("%+v: %v, next %q", q, err, p.NextPageToken)
+		}
+		for _, v := range p.Fulfilments {
+			out = append(out, fmt.Sprintf("%s %s", v.Fulfilment.ID, v.Fulfilment.Status()))
+		}
+		return out
+	}
+	var queries []ListQuery
+	for _, v := range vendors {
+		queries = append(queries, ListQuery{VendorID: v})
+	}
+	for _, o := range orders {
+		queries = append(queries, ListQuery{OrderID: o})
+	}
+	statuses := map[domain.Status]bool{}
+	for _, q := range queries {
+		want := map[domain.Status][]string{}
+		for _, line := range all(q) {
+			_, name, _ := strings.Cut(line, " ")
+			for st := domain.StatusRequested; st <= domain.StatusCancelled; st++ {
+				if name == st.String() {
+					want[st] = append(want[st], line)
+					statuses[st] = true
+				}
+			}
+		}
+		for st := domain.StatusRequested; st <= domain.StatusCancelled; st++ {
+			q.Status = st
+			if got := all(q); fmt.Sprint(got) != fmt.Sprint(want[st]) {
+				t.Errorf("%+v lists %v, want %v", q, got, want[st])
+			}
+		}
+	}
+	if len(statuses) < 5 {
+		t.Fatalf("the lists hold only the statuses %v", statuses)
+	}
+}
+
+// A store that does not hold what it lists is an error at Attach, which
+// then schedules nothing; a value that does not decode is an error of the
+// reads that meet it, never a wrong answer.
+func TestReadModelRefusesADamagedStore(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{t: t, rev: map[string]uint64{}}
+	dir := t.TempDir()
+	m, db := attached(t, dir, nil)
+	m.Apply(rec.record("fulfilment-f1", requested("f1", "v1", 0)))
+	m.Apply(rec.record("fulfilment-f2", requested("f2", "v1", time.Minute)))
+	s, err := db.Space(spaceName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := s.Batch()
+	_ = b.Set(viewKey("f1"), []byte{codecVersion, 0xff}) // truncated
+	_ = b.Delete(viewKey("f2"))                          // listed and pending, but gone
+	if err := b.Commit(rec.pos); err != nil {
+		t.Fatal(err)
+	}
+	sched := fakeDeadlines{}
+	if err := NewReadModel(sched.track).Attach(s); err == nil || len(sched) != 0 {
+		t.Fatalf("Attach of a damaged store: %v, %d scheduled", err, len(sched))
+	}
+	fresh := NewReadModel(nil)
+	fresh.space.Store(s) // as if attached
+	if _, ok := fresh.Get("f1"); ok {
+		t.Fatal("Get decoded a truncated value")
+	}
+	if _, err := fresh.List(ListQuery{VendorID: "v1"}); err == nil {
+		t.Fatal("List read past a truncated value")
+	}
+	if _, _, _, err := fresh.subscribe("v1", 1, true); err == nil || fresh.Watchers() != 0 {
+		t.Fatalf("subscribe over a truncated value: %v, %d watchers", err, fresh.Watchers())
+	}
+}
+
+// spaceName is the read model's space, as the platform names it.
+const spaceName = "fulfilment/fulfilments"
+
+// attached is a read model on the store in dir (created, or reopened as a
+// test left it) whose space is attached as the platform's runtime does:
+// emptied when of another version, then the position it stands at marked.
+func attached(t *testing.T, dir string, onChange func(View)) (*ReadModel, *kv.DB) {
+	t.Helper()
+	db, err := kv.Open(dir, kv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	s, err := db.Space(spaceName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewReadModel(onChange)
+	pos, version, err := s.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if version != m.Version() {
+		if err := s.Reset(m.Version()); err != nil {
+			t.Fatal(err)
+		}
+		pos = 0
+	}
+	if err := m.Attach(s); err != nil {
+		t.Fatal(err)
+	}
+	m.pos.Advance(pos)
+	return m, db
 }
 
 // diff is the first lines where got and want differ.
