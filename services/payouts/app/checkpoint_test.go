@@ -87,11 +87,14 @@ func ledgerAnswers(t *testing.T, v *app.LedgerView, s scheduled) string {
 	for _, a := range slices.Sorted(maps.Keys(cred)) {
 		fmt.Fprintf(&b, "credited %s %v\n", a, cred[a])
 	}
-	for _, o := range [][2]string{{"vendor", "v1"}, {"vendor", "v2"}, {"platform", ""}, {"buyers", ""}, {"payouts", ""}} {
+	for _, o := range [][2]string{{"vendor", "v1"}, {"vendor", "v2"}, {"vendor", "v3"}, {"creator", "c1"}, {"creator", "c2"},
+		{"platform", ""}, {"buyers", ""}, {"payouts", ""}} {
 		sums, accts := v.Owner(o[0], o[1])
 		fmt.Fprintf(&b, "owner %s %s %+v %+v\n", o[0], o[1], sums, accts)
 	}
-	for _, f := range []app.EntryFilter{{}, {Account: "vendor:v1:escrow"}, {Account: "vendor:v1:available"}, {OrderID: "o1"}, {OrderID: "o3"}} {
+	for _, f := range []app.EntryFilter{{}, {Account: "vendor:v1:escrow"}, {Account: "vendor:v1:available"}, {Account: "creator:c1:pending"},
+		{Account: "platform:fees"}, {Account: "vendor:v9:escrow"}, {OrderID: "o1"}, {OrderID: "o3"}, {OrderID: "o7"}, {OrderID: "o99"},
+		{Account: "vendor:v1:escrow", OrderID: "o1"}} {
 		for after, more := -1, true; more; {
 			var page []app.Entry
 			page, more = v.Entries(f, after, 3)
@@ -101,9 +104,14 @@ func ledgerAnswers(t *testing.T, v *app.LedgerView, s scheduled) string {
 			}
 		}
 	}
-	for _, a := range []string{"vendor:v1:escrow", "vendor:v1:available", domain.BuyerPayments} {
-		entries, totals, err := v.Statement(a, t0.Add(2*time.Minute), t0.Add(8*time.Minute))
-		fmt.Fprintf(&b, "statement %s %d entries %+v %v\n", a, len(entries), totals, err)
+	for _, a := range []string{"vendor:v1:escrow", "vendor:v1:available", "vendor:v2:available", "creator:c2:available", domain.BuyerPayments, "vendor:v9:escrow"} {
+		for _, period := range [][2]time.Time{{t0.Add(2 * time.Minute), t0.Add(8 * time.Minute)}, {{}, time.Unix(1<<62, 0)}, {t0.Add(20 * time.Minute), t0.Add(50 * time.Minute)}} {
+			entries, totals, err := v.Statement(a, period[0], period[1])
+			fmt.Fprintf(&b, "statement %s %s %d entries %+v %v\n", a, period, len(entries), totals, err)
+			for _, e := range entries {
+				fmt.Fprintf(&b, "  %+v\n", e)
+			}
+		}
 	}
 	fmt.Fprintf(&b, "scheduled\n%s\n", s)
 	return b.String()
@@ -172,7 +180,7 @@ func TestLedgerViewCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := ledgerAnswers(t, v, sched)
-	for _, part := range []string{"err overflow=true", "window/o3/v2", "reserve/o1/v1", "entry {Account: OrderID:o1}", "statement vendor:v1:escrow 2 entries"} {
+	for _, part := range []string{"err overflow=true", "window/o3/v2", "reserve/o1/v1", "entry {Account: OrderID:o1}", "statement vendor:v1:escrow [2026-01-01 00:02:00 +0000 UTC 2026-01-01 00:08:00 +0000 UTC] 2 entries"} {
 		if !strings.Contains(want, part) {
 			t.Fatalf("the fold lacks %q: the test proves nothing\n%s", part, want)
 		}
