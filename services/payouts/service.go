@@ -239,7 +239,7 @@ func parts(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 		Register: func(r grpc.ServiceRegistrar) { payoutsv1.RegisterPayoutsServiceServer(r, api) },
 		Services: []string{grpcapi.ServiceName},
 		Projections: []platform.Projection{
-			{Name: "ledger balances and entries", Source: Name, Apply: svc.View().Apply, Position: svc.View().Position(), Checkpoint: svc.View()},
+			{Name: "ledger balances and entries", Source: Name, Apply: svc.View().Apply, Position: svc.View().Position(), Stored: svc.View()},
 			{Name: "vendor trust tiers", Source: "trust", Apply: svc.Tiers().Apply, Position: svc.Tiers().Position(), Checkpoint: svc.Tiers()},
 		},
 		Reactions: []platform.Reaction{

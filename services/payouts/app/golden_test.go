@@ -160,3 +160,37 @@ func TestLedgerViewAnswersAsBefore(t *testing.T) {
 		t.Fatalf("the ledger view answers differently from before:\n%s", firstDiff(got, string(want)))
 	}
 }
+
+// The ledger view closed and reopened anywhere in the sequence — its
+// store closed, a new view attached to it, the rest folded on top —
+// answers exactly as before and has exactly the same deadlines scheduled:
+// those it tells on Attach and those the later events open and close.
+func TestLedgerViewReopensMidway(t *testing.T) {
+	t.Parallel()
+	want, err := os.ReadFile(filepath.Join("testdata", "ledger_answers.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := ledgerSequence()
+	for _, cut := range []int{1, len(events) / 3, len(events) / 2, len(events) - 3} {
+		t.Run(fmt.Sprint("at ", cut), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			v, db := attachedLedger(t, dir, scheduled{})
+			for i, m := range events[:cut] {
+				fold(t, v, uint64(i+1), m)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			sched := scheduled{}
+			v, _ = attachedLedger(t, dir, sched)
+			for i, m := range events[cut:] {
+				fold(t, v, uint64(cut+i+1), m)
+			}
+			if got := ledgerAnswers(t, v, sched); got != string(want) {
+				t.Fatalf("reopened after %d events, the view answers differently:\n%s", cut, firstDiff(got, string(want)))
+			}
+		})
+	}
+}
