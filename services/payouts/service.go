@@ -1,9 +1,9 @@
 // Package payouts declares the payouts service as a platform module:
 // Module opens the payouts event store, builds the application and returns
-// its parts — the ledger read side (which re-schedules every open return
-// window and reserve hold as it folds the store, or as it is restored from
-// its checkpoint) and the vendors' trust tiers, both checkpointed, the
-// reactions to the order, fulfilment and trust services' events, the
+// its parts — the ledger read side, stored in the process's read-model
+// store (which re-schedules every open return window and reserve hold as
+// it is attached to its stored state and as it folds the store), and the
+// vendors' trust tiers, checkpointed; the reactions to the order, fulfilment and trust services' events, the
 // deadline scheduler and custody.payouts.v1.PayoutsService. The platform's
 // runtime runs them; New starts nothing.
 //
