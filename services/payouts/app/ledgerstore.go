@@ -12,14 +12,12 @@ import (
 
 // The ledger view's keys in its space (see LedgerView). <account>, <order>
 // and <vendor> are length-prefixed (uvarint), so no list's prefix is the
-// prefix of another's; <seq> and <position> are big-endian, so keys sort
-// in posting order.
+// prefix of another's; <seq> is big-endian, so keys sort in posting order.
 var (
 	prefixBalance      = []byte("b/") // b/<account>: accountState
-	prefixEntry        = []byte("e/") // e/<seq>: entryRef
-	prefixAccountEntry = []byte("a/") // a/<account><seq>: entryRef
-	prefixOrderEntry   = []byte("o/") // o/<order><seq>: entryRef
-	prefixPosted       = []byte("x/") // x/<position>: the TransactionPosted, as stored
+	prefixPosted       = []byte("x/") // x/<seq of its first entry>: posted
+	prefixAccountEntry = []byte("a/") // a/<account><seq>: accountRef
+	prefixOrderEntry   = []byte("o/") // o/<order><seq of its first entry>: empty
 	prefixTxn          = []byte("t/") // t/<transaction id>: empty
 	prefixWindow       = []byte("w/") // w/<order><vendor>: close time
 	prefixReserve      = []byte("r/") // r/<order><vendor>: release time
@@ -34,15 +32,13 @@ func key(prefix []byte, n int) []byte { return slices.Grow(slices.Clip(prefix), 
 
 func balanceKey(account string) []byte { return append(key(prefixBalance, len(account)), account...) }
 
-func entryKey(seq uint64) []byte { return binary8(prefixEntry, seq) }
-
 // listPrefix is the prefix of the entries of an account's or an order's
 // list.
 func listPrefix(prefix []byte, owner string) []byte {
 	return appendString(key(prefix, len(owner)+10), owner)
 }
 
-func postedKey(pos uint64) []byte { return binary8(prefixPosted, pos) }
+func postedKey(firstSeq uint64) []byte { return binary8(prefixPosted, firstSeq) }
 
 func txnKey(id string) []byte { return append(key(prefixTxn, len(id)), id...) }
 
@@ -121,33 +117,62 @@ func appendTime(b []byte, sec int64, nanos int32) []byte {
 	return binary.AppendUvarint(binary.AppendVarint(b, sec), uint64(nanos))
 }
 
-// entryRef is the value of e/, a/ and o/ keys: where an entry's
-// transaction is stored (x/<position>) and which posting of it the entry
-// is, with what a statement sums without reading the transaction.
-type entryRef struct {
-	position     uint64
-	index        int
-	amount       int64
-	balanceAfter int64
-	postTime     time.Time
-	currency     string
+// posted is the value of x/<seq>: a transaction folded in, whose
+// entries are numbered from seq on, one per posting: the position of its
+// event, each posting's balance after, and the TransactionPosted itself
+// (the event's bytes as stored, last).
+func appendPosted(b []byte, pos uint64, balanceAfter []int64, txn []byte) []byte {
+	b = binary.AppendUvarint(b, pos)
+	b = binary.AppendUvarint(b, uint64(len(balanceAfter)))
+	for _, v := range balanceAfter {
+		b = binary.AppendVarint(b, v)
+	}
+	return append(b, txn...)
 }
 
-func appendRef(b []byte, pos uint64, index int, amount, balanceAfter int64, postSec int64, postNanos int32, currency string) []byte {
-	b = binary.AppendUvarint(b, pos)
+// decodePosted decodes the head of a posted value: the position, the
+// balances after, and the TransactionPosted's bytes (aliasing v).
+func decodePosted(v []byte) (pos uint64, balanceAfter []int64, txn []byte, err error) {
+	r := reader{b: v}
+	pos = r.uvarint()
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		return 0, nil, nil, fmt.Errorf("ledger transaction: %w", errCorrupt)
+	}
+	balanceAfter = make([]int64, n)
+	for i := range balanceAfter {
+		balanceAfter[i] = r.varint()
+	}
+	if r.err != nil {
+		return 0, nil, nil, fmt.Errorf("ledger transaction: %w", r.err)
+	}
+	return pos, balanceAfter, r.b, nil
+}
+
+// accountRef is the value of a/<account><seq>: which posting of its
+// transaction the entry is (so the transaction is x/<seq - index>), and
+// what a statement sums without reading the transaction: the amount, the
+// post time and the currency.
+type accountRef struct {
+	index    uint64
+	amount   int64
+	postTime time.Time
+	currency string
+}
+
+func appendAccountRef(b []byte, index int, amount int64, postSec int64, postNanos int32, currency string) []byte {
 	b = binary.AppendUvarint(b, uint64(index))
 	b = binary.AppendVarint(b, amount)
-	b = binary.AppendVarint(b, balanceAfter)
 	b = appendTime(b, postSec, postNanos)
 	return append(b, currency...)
 }
 
-func decodeRef(v []byte) (entryRef, error) {
+func decodeAccountRef(v []byte) (accountRef, error) {
 	r := reader{b: v}
-	e := entryRef{position: r.uvarint(), index: int(r.uvarint()), amount: r.varint(), balanceAfter: r.varint(), postTime: r.time()}
+	e := accountRef{index: r.uvarint(), amount: r.varint(), postTime: r.time()}
 	e.currency = string(r.b)
 	if r.err != nil {
-		return entryRef{}, fmt.Errorf("ledger entry: %w", r.err)
+		return accountRef{}, fmt.Errorf("ledger entry: %w", r.err)
 	}
 	return e, nil
 }

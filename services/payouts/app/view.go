@@ -67,21 +67,22 @@ type Deadlines interface {
 // batch:
 //
 //	b/<account>          per currency: balance, and what a payable account was credited and paid
-//	e/<seq>              an entry, in posting order (the whole ledger)
-//	a/<account><seq>     the entry again, in its account's list
-//	o/<order><seq>       the entry again, in its order's list
-//	x/<position>         the transaction posted there (the event's protobuf, as stored)
+//	x/<seq>              a transaction whose entries are numbered from seq on, one per
+//	                     posting: its position, each posting's balance after, and the
+//	                     TransactionPosted (the event's protobuf bytes, as stored)
+//	a/<account><seq>     an entry in its account's list: its posting's index, amount,
+//	                     post time and currency (what a statement sums)
+//	o/<order><seq>       a transaction of the order (x/<seq>), empty
 //	t/<transaction id>   a transaction seen (empty)
 //	w/<order><vendor>    an open return window: its close time
 //	r/<order><vendor>    a held reserve: its release time
 //	z                    the first transaction refused for overflow: reason, message
 //
-// <account>, <order> are uvarint-length-prefixed, <seq> and <position>
-// big-endian uint64. An entry's value (entryRef) is its transaction's
-// position and posting index, its amount, balance after, post time and
-// currency (what a statement sums without reading the transaction); the
-// rest of an Entry is read from x/<position>. Values are hand-encoded
-// varints (ledgerstore.go).
+// <account>, <order> are uvarint-length-prefixed, <seq> big-endian uint64:
+// the whole ledger is x/ in key order, an account's entries a/<account>,
+// an order's the transactions o/<order> names. Values are hand-encoded
+// varints (ledgerstore.go). A transaction of n postings writes x/, o/ and
+// n a/ keys, its accounts' b/ keys and t/.
 //
 // Attach tells its Deadlines every window and reserve its space has open,
 // once: what a replay from position 1 would have scheduled.
@@ -132,12 +133,19 @@ func (v *LedgerView) Version() string { return "ledger-kv-1" }
 // every return window and reserve the space has open.
 func (v *LedgerView) Attach(s *kv.Space) error {
 	var next uint64
-	err := s.Scan(prefixEntry, prefixEnd(prefixEntry), true, func(k, _ []byte) bool {
-		if len(k) == len(prefixEntry)+8 {
-			next = beUint64(k[len(prefixEntry):]) + 1
+	var ferr error
+	err := s.Scan(prefixPosted, prefixEnd(prefixPosted), true, func(k, val []byte) bool {
+		_, after, _, err := decodePosted(val)
+		if err != nil || len(k) != len(prefixPosted)+8 {
+			ferr = fmt.Errorf("ledger view: the last transaction: %w", errCorrupt)
+			return false
 		}
+		next = beUint64(k[len(prefixPosted):]) + uint64(len(after))
 		return false
 	})
+	if err == nil {
+		err = ferr
+	}
 	if err != nil {
 		return fmt.Errorf("ledger view: %w", err)
 	}
@@ -323,11 +331,12 @@ func (v *LedgerView) post(b *kv.Batch, rec eventstore.RecordedEvent, t *payoutsv
 	}
 	// fits checked these sums in this order: none overflows.
 	v.mu.RLock()
-	seq := v.next
+	first := v.next
 	v.mu.RUnlock()
+	seq := first
 	pt := t.GetPostTime()
-	orderID := t.GetOrderId()
 	var ref []byte
+	after := make([]int64, len(t.GetPostings()))
 	for i, p := range t.GetPostings() {
 		acct, cur, amt := p.GetAccount(), p.GetAmount().GetCurrencyCode(), p.GetAmount().GetAmountMinor()
 		a := accts[acct]
@@ -340,21 +349,23 @@ func (v *LedgerView) post(b *kv.Batch, rec eventstore.RecordedEvent, t *payoutsv
 				c.credited, c.hasCredited = c.credited+amt, true
 			}
 		}
-		ref = appendRef(ref[:0], rec.Position, i, amt, c.balance, pt.GetSeconds(), pt.GetNanos(), cur)
-		must(b.Set(entryKey(seq), ref))
+		after[i] = c.balance
+		ref = appendAccountRef(ref[:0], i, amt, pt.GetSeconds(), pt.GetNanos(), cur)
 		must(b.Set(binary8(listPrefix(prefixAccountEntry, acct), seq), ref))
-		if orderID != "" {
-			must(b.Set(binary8(listPrefix(prefixOrderEntry, orderID), seq), ref))
-		}
 		seq++
 	}
-	data := rec.Data
-	if len(data) == 0 {
-		var err error
-		data, err = proto.MarshalOptions{Deterministic: true}.Marshal(t)
-		must(err)
+	if seq > first { // a transaction without postings has no entries to list
+		data := rec.Data
+		if len(data) == 0 {
+			var err error
+			data, err = proto.MarshalOptions{Deterministic: true}.Marshal(t)
+			must(err)
+		}
+		must(b.Set(postedKey(first), appendPosted(nil, rec.Position, after, data)))
+		if id := t.GetOrderId(); id != "" {
+			must(b.Set(binary8(listPrefix(prefixOrderEntry, id), first), nil))
+		}
 	}
-	must(b.Set(postedKey(rec.Position), data))
 	for acct, a := range accts {
 		must(b.Set(balanceKey(acct), a.encode()))
 	}
@@ -583,58 +594,74 @@ type EntryFilter struct {
 	OrderID string
 }
 
-// entries reads entries' transactions for one query, keeping the last
-// one read (an entry's neighbours are often of the same transaction).
-type entries struct {
-	s    *kv.Space
-	pos  uint64
-	txn  *payoutsv1.TransactionPosted
-	fail error
+// transactions reads the transactions of one query's entries, keeping
+// the last one read (an entry's neighbours are often of the same
+// transaction).
+type transactions struct {
+	s     *kv.Space
+	first uint64 // the last one read: its first entry's seq, its event's position
+	pos   uint64
+	after []int64
+	txn   *payoutsv1.TransactionPosted
 }
 
-// entry is the entry seq that ref describes; ok false (and e.fail set)
-// if its transaction cannot be read.
-func (e *entries) entry(seq uint64, ref entryRef) (Entry, bool) {
-	if e.txn == nil || e.pos != ref.position {
-		val, ok, err := e.s.Get(postedKey(ref.position))
-		if err == nil && !ok {
-			err = fmt.Errorf("ledger view: the transaction at position %d is missing", ref.position)
-		}
-		if err != nil {
-			e.fail = err
-			return Entry{}, false
-		}
-		t := &payoutsv1.TransactionPosted{}
-		if err := proto.Unmarshal(val, t); err != nil {
-			e.fail = fmt.Errorf("ledger view: the transaction at position %d: %w", ref.position, err)
-			return Entry{}, false
-		}
-		e.pos, e.txn = ref.position, t
+// read reads the transaction whose entries start at first.
+func (r *transactions) read(first uint64) error {
+	if r.txn != nil && r.first == first {
+		return nil
 	}
-	t := e.txn
-	if ref.index >= len(t.GetPostings()) {
-		e.fail = fmt.Errorf("ledger view: entry %d: posting %d of %d: %w", seq, ref.index, len(t.GetPostings()), errCorrupt)
-		return Entry{}, false
+	val, ok, err := r.s.Get(postedKey(first))
+	if err == nil && !ok {
+		err = fmt.Errorf("ledger view: the transaction of entry %d is missing", first)
 	}
-	p := t.GetPostings()[ref.index]
-	return Entry{Seq: int(seq), Index: ref.index, Position: ref.position, TxnID: t.GetTransactionId(), Kind: t.GetKind(), Account: p.GetAccount(),
-		Amount: money.Money{Currency: ref.currency, Minor: ref.amount}, BalanceAfter: money.Money{Currency: ref.currency, Minor: ref.balanceAfter},
+	if err != nil {
+		return err
+	}
+	return r.decode(first, val)
+}
+
+// decode decodes val, the transaction whose entries start at first.
+func (r *transactions) decode(first uint64, val []byte) error {
+	pos, after, data, err := decodePosted(val)
+	if err != nil {
+		return err
+	}
+	t := &payoutsv1.TransactionPosted{}
+	if err := proto.Unmarshal(data, t); err != nil {
+		return fmt.Errorf("ledger view: the transaction at position %d: %w", pos, err)
+	}
+	if len(t.GetPostings()) != len(after) {
+		return fmt.Errorf("ledger view: the transaction at position %d: %w", pos, errCorrupt)
+	}
+	r.first, r.pos, r.after, r.txn = first, pos, after, t
+	return nil
+}
+
+// entry is entry first+index of the transaction read last.
+func (r *transactions) entry(index int) Entry {
+	t := r.txn
+	p := t.GetPostings()[index]
+	cur := p.GetAmount().GetCurrencyCode()
+	return Entry{Seq: int(r.first) + index, Index: index, Position: r.pos, TxnID: t.GetTransactionId(), Kind: t.GetKind(), Account: p.GetAccount(),
+		Amount: money.Money{Currency: cur, Minor: p.GetAmount().GetAmountMinor()}, BalanceAfter: money.Money{Currency: cur, Minor: r.after[index]},
 		OrderID: t.GetOrderId(), VendorID: t.GetVendorId(), CauseEventID: t.GetCauseEventId(), CauseType: t.GetCauseType(),
-		Reference: t.GetReference(), Memo: t.GetMemo(), PostTime: t.GetPostTime().AsTime()}, true
+		Reference: t.GetReference(), Memo: t.GetMemo(), PostTime: t.GetPostTime().AsTime()}
 }
 
-// scanList calls fn with the seq and ref of every entry of the list with
-// prefix (e/, or an account's or an order's) from seq from on, in posting
-// order, until fn returns false.
-func scanList(s *kv.Space, prefix []byte, from uint64, fn func(seq uint64, ref entryRef) bool) error {
+// scanAccount calls fn with the seq and ref of every entry of account
+// from seq from on, in posting order, until fn returns false or an error.
+func scanAccount(s *kv.Space, account string, from uint64, fn func(seq uint64, ref accountRef) (bool, error)) error {
+	prefix := listPrefix(prefixAccountEntry, account)
 	var ferr error
 	err := s.Scan(binary8(prefix, from), prefixEnd(prefix), false, func(k, val []byte) bool {
-		ref, err := decodeRef(val)
-		if err != nil || len(k) != len(prefix)+8 {
+		ref, err := decodeAccountRef(val)
+		if err != nil || len(k) != len(prefix)+8 || ref.index > beUint64(k[len(prefix):]) {
 			ferr = fmt.Errorf("ledger view: entry %q: %w", k, errCorrupt)
 			return false
 		}
-		return fn(beUint64(k[len(prefix):]), ref)
+		more, err := fn(beUint64(k[len(prefix):]), ref)
+		ferr = err
+		return more && err == nil
 	})
 	if err == nil {
 		err = ferr
@@ -651,21 +678,11 @@ func (v *LedgerView) Entries(f EntryFilter, after, limit int) ([]Entry, bool) {
 	if s == nil {
 		return nil, false
 	}
-	prefix := prefixEntry
-	switch {
-	case f.Account != "":
-		prefix = listPrefix(prefixAccountEntry, f.Account)
-	case f.OrderID != "":
-		prefix = listPrefix(prefixOrderEntry, f.OrderID)
-	}
+	from := uint64(after + 1)
 	var out []Entry
 	more := false
-	r := entries{s: s}
-	err := scanList(s, prefix, uint64(after+1), func(seq uint64, ref entryRef) bool {
-		e, ok := r.entry(seq, ref)
-		if !ok {
-			return false
-		}
+	// take keeps e if it matches; false: the page is full.
+	take := func(e Entry) bool {
 		if f.OrderID != "" && e.OrderID != f.OrderID {
 			return true
 		}
@@ -675,12 +692,81 @@ func (v *LedgerView) Entries(f EntryFilter, after, limit int) ([]Entry, bool) {
 		}
 		out = append(out, e)
 		return true
-	})
-	if err == nil {
-		err = r.fail
+	}
+	r := transactions{s: s}
+	var err error
+	switch {
+	case f.Account != "":
+		err = scanAccount(s, f.Account, from, func(seq uint64, ref accountRef) (bool, error) {
+			if err := r.read(seq - ref.index); err != nil {
+				return false, err
+			}
+			if int(ref.index) >= len(r.after) {
+				return false, fmt.Errorf("ledger view: entry %d: %w", seq, errCorrupt)
+			}
+			return take(r.entry(int(ref.index))), nil
+		})
+	case f.OrderID != "":
+		// An order has a few transactions: its list is read whole.
+		prefix := listPrefix(prefixOrderEntry, f.OrderID)
+		var ferr error
+		err = s.Scan(prefix, prefixEnd(prefix), false, func(k, _ []byte) bool {
+			if len(k) != len(prefix)+8 {
+				ferr = fmt.Errorf("ledger view: order entry %q: %w", k, errCorrupt)
+				return false
+			}
+			if ferr = r.read(beUint64(k[len(prefix):])); ferr != nil {
+				return false
+			}
+			return takeFrom(&r, from, take)
+		})
+		if err == nil {
+			err = ferr
+		}
+	default:
+		// The transaction holding entry from: the last to start at or
+		// before it.
+		start := uint64(0)
+		err = s.Scan(prefixPosted, binary8(prefixPosted, from+1), true, func(k, _ []byte) bool {
+			if len(k) == len(prefixPosted)+8 {
+				start = beUint64(k[len(prefixPosted):])
+			}
+			return false
+		})
+		if err != nil {
+			break
+		}
+		var ferr error
+		err = s.Scan(binary8(prefixPosted, start), prefixEnd(prefixPosted), false, func(k, val []byte) bool {
+			if len(k) != len(prefixPosted)+8 {
+				ferr = fmt.Errorf("ledger view: transaction %q: %w", k, errCorrupt)
+				return false
+			}
+			if ferr = r.decode(beUint64(k[len(prefixPosted):]), val); ferr != nil {
+				return false
+			}
+			return takeFrom(&r, from, take)
+		})
+		if err == nil {
+			err = ferr
+		}
 	}
 	must(err)
 	return out, more
+}
+
+// takeFrom hands take the entries of the transaction r read last from
+// entry from on, and reports whether take wants more.
+func takeFrom(r *transactions, from uint64, take func(Entry) bool) bool {
+	for i := range r.after {
+		if r.first+uint64(i) < from {
+			continue
+		}
+		if !take(r.entry(i)) {
+			return false
+		}
+	}
+	return true
 }
 
 // StatementTotal sums a statement in one currency.
@@ -704,37 +790,36 @@ func (v *LedgerView) Statement(account string, start, end time.Time) ([]Entry, [
 	if s == nil {
 		return nil, nil, nil
 	}
-	r := entries{s: s}
+	r := transactions{s: s}
 	var tooMuch error
-	err := scanList(s, listPrefix(prefixAccountEntry, account), 0, func(seq uint64, ref entryRef) bool {
+	err := scanAccount(s, account, 0, func(seq uint64, ref accountRef) (bool, error) {
 		t := totals.get(ref.currency)
 		sum, amt := &t.Opening, ref.amount
 		switch {
 		case ref.postTime.Before(start):
 		case !ref.postTime.Before(end):
-			return true
+			return true, nil
 		default:
 			if amt > 0 {
 				sum = &t.Credits
 			} else {
 				sum = &t.Debits
 			}
-			e, ok := r.entry(seq, ref)
-			if !ok {
-				return false
+			if err := r.read(seq - ref.index); err != nil {
+				return false, err
 			}
-			out = append(out, e)
+			if int(ref.index) >= len(r.after) {
+				return false, fmt.Errorf("ledger view: entry %d: %w", seq, errCorrupt)
+			}
+			out = append(out, r.entry(int(ref.index)))
 		}
 		var ok bool
 		if *sum, ok = money.AddMinor(*sum, amt); !ok {
 			tooMuch = tooLong(ref.currency)
-			return false
+			return false, nil
 		}
-		return true
+		return true, nil
 	})
-	if err == nil {
-		err = r.fail
-	}
 	if err != nil {
 		return nil, nil, err
 	}
