@@ -1,9 +1,9 @@
 // Package payouts declares the payouts service as a platform module:
 // Module opens the payouts event store, builds the application and returns
-// its parts — the ledger read side (which re-schedules every open return
-// window and reserve hold as it folds the store, or as it is restored from
-// its checkpoint) and the vendors' trust tiers, both checkpointed, the
-// reactions to the order, fulfilment and trust services' events, the
+// its parts — the ledger read side, stored in the process's read-model
+// store (which re-schedules every open return window and reserve hold as
+// it is attached to its stored state and as it folds the store), and the
+// vendors' trust tiers, checkpointed; the reactions to the order, fulfilment and trust services' events, the
 // deadline scheduler and custody.payouts.v1.PayoutsService. The platform's
 // runtime runs them; New starts nothing.
 //
@@ -239,7 +239,7 @@ func parts(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 		Register: func(r grpc.ServiceRegistrar) { payoutsv1.RegisterPayoutsServiceServer(r, api) },
 		Services: []string{grpcapi.ServiceName},
 		Projections: []platform.Projection{
-			{Name: "ledger balances and entries", Source: Name, Apply: svc.View().Apply, Position: svc.View().Position(), Checkpoint: svc.View()},
+			{Name: "ledger balances and entries", Source: Name, Apply: svc.View().Apply, Position: svc.View().Position(), Stored: svc.View()},
 			{Name: "vendor trust tiers", Source: "trust", Apply: svc.Tiers().Apply, Position: svc.Tiers().Position(), Checkpoint: svc.Tiers()},
 		},
 		Reactions: []platform.Reaction{

@@ -17,6 +17,7 @@ import (
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/kv"
 	"github.com/custody/custody/pkg/platform/platformtest"
 	"github.com/custody/custody/pkg/projection"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
@@ -63,6 +64,7 @@ type harness struct {
 	up     map[string]*esjs.Store
 	svc    *app.Service
 	stop   func() // stops what start runs
+	rmDir  string // the read-model store\'s directory: it outlives a restart
 	policy domain.Policy
 	n      int
 
@@ -83,7 +85,7 @@ func runServiceSequence(t *testing.T, seed uint64, steps int) {
 	clk := clock.NewFake(time.Date(2030, 6, 1, 0, 0, 0, 0, time.UTC))
 	p := platformtest.Start(t, platformtest.Options{Clock: clk})
 	h := &harness{t: t, rng: rand.New(rand.NewPCG(seed, 42)), clock: clk,
-		up: map[string]*esjs.Store{}, parts: map[string][]string{}, claims: map[string][2]string{}}
+		up: map[string]*esjs.Store{}, parts: map[string][]string{}, claims: map[string][2]string{}, rmDir: t.TempDir()}
 	h.policy = domain.DefaultPolicy()
 	h.policy.MinPayout = domain.MinPayout{Default: 300}
 	h.own, h.deps = p.Store(t, "payouts"), p.AppDeps(t, "payouts")
@@ -100,8 +102,8 @@ func runServiceSequence(t *testing.T, seed uint64, steps int) {
 			t.FailNow()
 		}
 	}
-	// Restart: the read side is rebuilt from the store, every open deadline
-	// re-scheduled, and nothing is written.
+	// Restart: the read side reopens its stored state and folds what
+	// follows, every open deadline is re-scheduled, and nothing is written.
 	before := h.fold()
 	pos := h.lastPosition()
 	h.stop()
@@ -134,16 +136,37 @@ func runServiceSequence(t *testing.T, seed uint64, steps int) {
 }
 
 // start builds the service and runs what the platform's runtime would: the
-// read side and the tier view follow their stores, and once the read side
-// has caught up (every open deadline scheduled) the deadlines run.
+// read side is attached to its space of the read-model store (reset if new)
+// and follows its store from the position stored there, the tier view
+// follows trust's, and once the read side has caught up (every open
+// deadline scheduled) the deadlines run.
 func (h *harness) start() *app.Service {
 	log := h.deps.Logger
 	svc := app.New(app.Config{Policy: h.policy, ReadWait: 5 * time.Second}, h.deps)
+	db, err := kv.Open(h.rmDir, kv.Options{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	space, err := db.Space("payouts/ledger")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	from, version, err := space.State()
+	if err == nil && version != svc.View().Version() {
+		from, err = 0, space.Reset(svc.View().Version())
+	}
+	if err == nil {
+		err = svc.View().Attach(space)
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	svc.View().Position().Advance(from)
 	ctx, cancel := context.WithCancel(h.t.Context())
 	var wg sync.WaitGroup
-	wg.Go(func() { projection.Follow(ctx, log, h.own, 1, svc.View().Apply) })
+	wg.Go(func() { projection.Follow(ctx, log, h.own, from+1, svc.View().Apply) })
 	wg.Go(func() { projection.Follow(ctx, log, h.up["trust"], 1, svc.Tiers().Apply) })
-	h.stop = func() { cancel(); wg.Wait() }
+	h.stop = func() { cancel(); wg.Wait(); _ = db.Close() }
 	h.waitView(svc)
 	wg.Go(func() { svc.RunDeadlines(ctx) })
 	return svc

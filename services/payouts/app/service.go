@@ -24,9 +24,10 @@
 //     and every earlier write. RunPayouts requires it: it decides from the
 //     balances at that position and refuses (Unavailable) rather than pay
 //     from a stale view.
-//   - Deadlines are in memory; the read side re-schedules every open one
-//     as it replays the store at start, so a window that closed while the
-//     service was down releases right after it comes back.
+//   - Deadlines are in memory; at start the read side re-schedules every
+//     open one it has stored (LedgerView.Attach) and those the events it
+//     folds after open, so a window that closed while the service was down
+//     releases right after it comes back.
 package app
 
 import (

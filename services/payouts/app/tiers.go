@@ -15,7 +15,9 @@ import (
 // TierView is this service's copy of each vendor's trust tier, projected
 // from trust's TrustScoreChanged events (the latest wins). A vendor it has
 // not seen is on the standard tier (domain.Policy.Tier). It is a
-// platform.Checkpointer.
+// platform.Checkpointer, held in the heap: it keeps one short string per
+// vendor ever scored (the latest wins), which grows with the vendors, not
+// with the events, so it stays there rather than in the read-model store.
 type TierView struct {
 	pos *projection.Position
 

@@ -1,19 +1,22 @@
 package app
 
 import (
-	"encoding/gob"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/fault"
+	"github.com/custody/custody/pkg/kv"
+	"github.com/custody/custody/pkg/lru"
 	"github.com/custody/custody/pkg/money"
 	"github.com/custody/custody/pkg/projection"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
@@ -43,9 +46,9 @@ type Entry struct {
 // Deadlines is what the view tells as it sees return windows and reserves
 // open and close (from any process's events), so that the service keeps
 // exactly the open ones scheduled — also right after a restart, when the
-// view replays the store from the start or, restored from its checkpoint,
-// tells again every one still open (Load). (A rebuild schedules them on a
-// scheduler that never runs: they go nowhere.)
+// view, given its stored state (Attach), tells every one still open once,
+// and then tells what the events after its position open and close. (A
+// rebuild schedules them on a scheduler that never runs: they go nowhere.)
 type Deadlines interface {
 	WindowOpen(orderID, vendorID string, closeAt time.Time)
 	WindowDone(orderID, vendorID string)
@@ -54,176 +57,359 @@ type Deadlines interface {
 }
 
 // LedgerView is the read side: balances, the entries of every account and
-// order, and what each payable account was credited, folded from every
-// event of the payouts store (so it sees what any process wrote). It keeps
-// everything in memory; at start it is restored from its checkpoint (it is
-// a platform.Checkpointer) or folded from position 1. It also keeps the
-// return windows and reserves still open, with their deadlines, so that a
-// restored view can schedule them again as a replay would.
+// order, and what each payable account was credited and paid, folded from
+// every event of the payouts store (so it sees what any process wrote),
+// and the return windows and reserves still open, with their deadlines.
+//
+// It keeps nothing in the heap that grows with the events: its state lives
+// in its space of the process's read-model store (platform.Stored,
+// pkg/kv), each event's changes written with the event's position in one
+// batch:
+//
+//	b/<account>          per currency: balance, and what a payable account was credited and paid
+//	x/<seq>              a transaction whose entries are numbered from seq on, one per
+//	                     posting: its position, each posting's balance after, and the
+//	                     TransactionPosted (the event's protobuf bytes, as stored)
+//	a/<account><seq>     an entry in its account's list: its posting's index, amount,
+//	                     post time and currency (what a statement sums)
+//	o/<order><seq>       a transaction of the order (x/<seq>), empty
+//	t/<transaction id>   a transaction seen (empty)
+//	w/<order><vendor>    an open return window: its close time
+//	r/<order><vendor>    a held reserve: its release time
+//	z                    the first transaction refused for overflow: reason, message
+//
+// <account>, <order> are uvarint-length-prefixed, <seq> big-endian uint64:
+// the whole ledger is x/ in key order, an account's entries a/<account>,
+// an order's the transactions o/<order> names. Values are hand-encoded
+// varints (ledgerstore.go). A transaction of n postings writes x/, o/ and
+// n a/ keys, its accounts' b/ keys and t/.
+//
+// Attach tells its Deadlines every window and reserve its space has open,
+// once: what a replay from position 1 would have scheduled.
 type LedgerView struct {
 	pos       *projection.Position
 	deadlines Deadlines
 	log       *slog.Logger
 
-	mu        sync.RWMutex
-	bal       domain.Balances
-	entries   []*Entry
-	byAccount map[string][]*Entry
-	byOrder   map[string][]*Entry
-	credited  map[string]map[string]int64 // payable account -> currency -> non-payout postings
-	paid      map[string]map[string]int64 // payable account -> currency -> payouts
-	txns      map[string]bool
-	overflow  error              // the first transaction refused because a sum would overflow
-	windows   map[part]time.Time // open return windows -> close time
-	reserves  map[part]time.Time // held reserves -> release time
+	space atomic.Pointer[kv.Space] // set by Attach, before any event
+
+	// The accounts used last, as the space has them: Apply writes through
+	// them, so the accounts of every order (the platform's, the buyers')
+	// are not read and decoded again at every posting.
+	accounts *lru.Cache[string, accountState]
+
+	// mu orders a commit against reads: a query sees every change of an
+	// event or none.
+	mu       sync.RWMutex
+	next     uint64 // the next entry's Seq
+	overflow error  // the first transaction refused because a sum would overflow
 }
+
+// accountCacheSize bounds LedgerView.accounts: the platform's and buyers'
+// accounts and those of the vendors and creators of the orders in flight
+// (an account is about a hundred bytes).
+const accountCacheSize = 4096
 
 // part is one vendor's part of an order: what a return window or a
 // reserve belongs to.
 type part struct{ orderID, vendorID string }
 
-// NewLedgerView returns an empty view; deadlines may be nil.
+// NewLedgerView returns a view with no space yet (Attach gives it one);
+// deadlines may be nil.
 func NewLedgerView(deadlines Deadlines, log *slog.Logger) *LedgerView {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &LedgerView{pos: projection.New(), deadlines: deadlines, log: log, bal: domain.Balances{},
-		byAccount: map[string][]*Entry{}, byOrder: map[string][]*Entry{},
-		credited: map[string]map[string]int64{}, paid: map[string]map[string]int64{}, txns: map[string]bool{},
-		windows: map[part]time.Time{}, reserves: map[part]time.Time{}}
+	return &LedgerView{pos: projection.New(), deadlines: deadlines, log: log,
+		accounts: lru.New[string, accountState](accountCacheSize)}
+}
+
+// Version names the shape of what the view stores (platform.Stored); bump
+// it when the keys or the encoding of the values change.
+func (v *LedgerView) Version() string { return "ledger-kv-1" }
+
+// Attach gives the view its space (platform.Stored): it finds where the
+// entries end and the overflow refusal if any, and tells its Deadlines
+// every return window and reserve the space has open.
+func (v *LedgerView) Attach(s *kv.Space) error {
+	var next uint64
+	var ferr error
+	err := s.Scan(prefixPosted, prefixEnd(prefixPosted), true, func(k, val []byte) bool {
+		_, after, _, err := decodePosted(val)
+		if err != nil || len(k) != len(prefixPosted)+8 {
+			ferr = fmt.Errorf("ledger view: the last transaction: %w", errCorrupt)
+			return false
+		}
+		next = beUint64(k[len(prefixPosted):]) + uint64(len(after))
+		return false
+	})
+	if err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return fmt.Errorf("ledger view: %w", err)
+	}
+	var overflow error
+	z, ok, err := s.Get(keyOverflow)
+	if err != nil {
+		return fmt.Errorf("ledger view: %w", err)
+	}
+	if ok {
+		reason, msg, err := decodeOverflow(z)
+		if err != nil {
+			return err
+		}
+		overflow = &fault.PreconditionError{Reason: reason, Message: msg}
+	}
+	v.accounts.Clear()
+	v.mu.Lock()
+	v.next, v.overflow = next, overflow
+	v.mu.Unlock()
+	v.space.Store(s)
+	if v.deadlines == nil {
+		return nil
+	}
+	for _, d := range []struct {
+		prefix []byte
+		tell   func(orderID, vendorID string, at time.Time)
+	}{{prefixWindow, v.deadlines.WindowOpen}, {prefixReserve, v.deadlines.ReserveHeld}} {
+		var ferr error
+		err := s.Scan(d.prefix, prefixEnd(d.prefix), false, func(k, val []byte) bool {
+			r := reader{b: k[len(d.prefix):]}
+			orderID := r.string()
+			vendorID := string(r.b)
+			tr := reader{b: val}
+			at := tr.time()
+			if r.err != nil || tr.err != nil {
+				ferr = fmt.Errorf("ledger view: deadline %q: %w", k, errCorrupt)
+				return false
+			}
+			d.tell(orderID, vendorID, at)
+			return true
+		})
+		if err == nil {
+			err = ferr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Position is the payouts store position of the last event applied:
 // reads wait on it (read-your-writes).
 func (v *LedgerView) Position() *projection.Position { return v.pos }
 
-// Apply applies one event of the payouts store.
+// Apply applies one event of the payouts store. A view without a space
+// cannot apply anything: that is a wiring mistake, and it panics; so does
+// a store that cannot be read or written (following cannot go on
+// correctly).
 func (v *LedgerView) Apply(rec eventstore.RecordedEvent) {
 	defer v.pos.Advance(rec.Position)
+	b := v.space.Load().Batch()
 	ev, err := es.Decode(rec)
 	if err != nil {
 		v.log.Error("payouts view: skipping an event it cannot decode", "event", rec.ID, "err", err)
+		v.commit(b, rec.Position, nil)
 		return
 	}
+	var tell func(Deadlines)
+	var done func() // after the commit, under mu
 	switch e := ev.Payload.(type) {
 	case *payoutsv1.TransactionPosted:
-		v.post(rec.Position, e)
+		done = v.post(b, rec, e)
 	case *payoutsv1.ReturnWindowStarted:
-		p, at := part{e.GetOrderId(), e.GetVendorId()}, e.GetCloseTime().AsTime()
-		v.track(v.windows, p, at, true)
-		if v.deadlines != nil {
-			v.deadlines.WindowOpen(p.orderID, p.vendorID, at)
-		}
+		p, ts := part{e.GetOrderId(), e.GetVendorId()}, e.GetCloseTime()
+		must(b.Set(partKey(prefixWindow, p), appendTime(nil, ts.GetSeconds(), ts.GetNanos())))
+		tell = func(d Deadlines) { d.WindowOpen(p.orderID, p.vendorID, ts.AsTime()) }
 	case *payoutsv1.ReturnWindowClosed:
 		p := part{e.GetOrderId(), e.GetVendorId()}
-		v.track(v.windows, p, time.Time{}, false)
-		if v.deadlines != nil {
-			v.deadlines.WindowDone(p.orderID, p.vendorID)
-		}
+		must(b.Delete(partKey(prefixWindow, p)))
+		tell = func(d Deadlines) { d.WindowDone(p.orderID, p.vendorID) }
 	case *payoutsv1.FundsReleased:
-		p, at, held := part{e.GetOrderId(), e.GetVendorId()}, e.GetReserveReleaseTime().AsTime(), e.GetReserve().GetAmountMinor() > 0
-		v.track(v.windows, p, time.Time{}, false)
+		p, ts, held := part{e.GetOrderId(), e.GetVendorId()}, e.GetReserveReleaseTime(), e.GetReserve().GetAmountMinor() > 0
+		must(b.Delete(partKey(prefixWindow, p)))
 		if held {
-			v.track(v.reserves, p, at, true)
+			must(b.Set(partKey(prefixReserve, p), appendTime(nil, ts.GetSeconds(), ts.GetNanos())))
 		}
-		if v.deadlines != nil {
-			v.deadlines.WindowDone(p.orderID, p.vendorID)
+		tell = func(d Deadlines) {
+			d.WindowDone(p.orderID, p.vendorID)
 			if held {
-				v.deadlines.ReserveHeld(p.orderID, p.vendorID, at)
+				d.ReserveHeld(p.orderID, p.vendorID, ts.AsTime())
 			}
 		}
 	case *payoutsv1.ReserveReleased:
 		p := part{e.GetOrderId(), e.GetVendorId()}
-		v.track(v.reserves, p, time.Time{}, false)
-		if v.deadlines != nil {
-			v.deadlines.ReserveDone(p.orderID, p.vendorID)
+		must(b.Delete(partKey(prefixReserve, p)))
+		tell = func(d Deadlines) { d.ReserveDone(p.orderID, p.vendorID) }
+	}
+	v.commit(b, rec.Position, done)
+	if tell != nil && v.deadlines != nil {
+		tell(v.deadlines)
+	}
+}
+
+// commit writes b with pos, then runs done (may be nil) before a read can
+// see the commit.
+func (v *LedgerView) commit(b *kv.Batch, pos uint64, done func()) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err := b.Commit(pos); err != nil {
+		panic(fmt.Errorf("payouts view: %w", err))
+	}
+	if done != nil {
+		done()
+	}
+}
+
+func must(err error) {
+	if err != nil {
+		panic(fmt.Errorf("payouts view: %w", err))
+	}
+}
+
+// account is an account's state from the cache or r (then cached): a copy
+// the caller may change.
+func (v *LedgerView) account(r interface {
+	Get([]byte) ([]byte, bool, error)
+}, acct string) accountState {
+	if a, ok := v.accounts.Get(acct); ok {
+		return a.clone()
+	}
+	val, ok, err := r.Get(balanceKey(acct))
+	must(err)
+	a := accountState{}
+	if ok {
+		if a, err = decodeAccount(val); err != nil {
+			panic(fmt.Errorf("payouts view: account %s: %w", acct, err))
 		}
 	}
+	a.payable = domain.Payable(acct)
+	v.accounts.Put(acct, a.clone())
+	return a
 }
 
-// track notes p's deadline at in open (a window or a reserve opened, or
-// moved), or forgets it (closed, released), as the scheduler does.
-func (v *LedgerView) track(open map[part]time.Time, p part, at time.Time, opened bool) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if opened {
-		open[p] = at
-	} else {
-		delete(open, p)
-	}
-}
-
-func (v *LedgerView) post(pos uint64, t *payoutsv1.TransactionPosted) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.txns[t.GetTransactionId()] {
+// post adds t's changes to b and returns what to do once b is committed.
+func (v *LedgerView) post(b *kv.Batch, rec eventstore.RecordedEvent, t *payoutsv1.TransactionPosted) func() {
+	id := t.GetTransactionId()
+	_, seen, err := b.Get(txnKey(id))
+	must(err)
+	if seen {
 		// Cannot happen (transaction ids derive from their cause, and the
 		// aggregates book a cause once); if it ever did, counting it twice
 		// would be worse than logging it.
-		v.log.Error("payouts view: transaction posted twice; ignoring the repeat", "transaction", t.GetTransactionId())
-		return
+		v.log.Error("payouts view: transaction posted twice; ignoring the repeat", "transaction", id)
+		return nil
 	}
-	v.txns[t.GetTransactionId()] = true
+	must(b.Set(txnKey(id), nil))
 	payout := t.GetKind() == payoutsv1.TransactionKind_TRANSACTION_KIND_PAYOUT
-	if err := v.fits(t, payout); err != nil {
+	accts := make(map[string]*accountState, len(t.GetPostings()))
+	for _, p := range t.GetPostings() {
+		if _, ok := accts[p.GetAccount()]; !ok {
+			a := v.account(b, p.GetAccount())
+			accts[p.GetAccount()] = &a
+		}
+	}
+	if err := fits(t, payout, accts); err != nil {
 		// Far beyond any real ledger (each order is at most
 		// money.MaxAmount), but a wrapped balance would be worse than none.
-		if v.overflow == nil {
-			v.overflow = err
+		v.log.Error("payouts view: a transaction would overflow a balance; it is not applied, and reads and payout runs are refused", "transaction", id, "err", err)
+		v.mu.RLock()
+		first := v.overflow == nil
+		v.mu.RUnlock()
+		if !first {
+			return nil
 		}
-		v.log.Error("payouts view: a transaction would overflow a balance; it is not applied, and reads and payout runs are refused", "transaction", t.GetTransactionId(), "err", err)
-		return
+		var pe *fault.PreconditionError
+		reason := domain.ErrOverflow.Reason
+		if errors.As(err, &pe) {
+			reason = pe.Reason
+		}
+		must(b.Set(keyOverflow, encodeOverflow(reason, err.Error())))
+		return func() { v.overflow = err }
 	}
 	// fits checked these sums in this order: none overflows.
+	v.mu.RLock()
+	first := v.next
+	v.mu.RUnlock()
+	seq := first
+	pt := t.GetPostTime()
+	var ref []byte
+	after := make([]int64, len(t.GetPostings()))
 	for i, p := range t.GetPostings() {
 		acct, cur, amt := p.GetAccount(), p.GetAmount().GetCurrencyCode(), p.GetAmount().GetAmountMinor()
-		if v.bal[acct] == nil {
-			v.bal[acct] = map[string]int64{}
-		}
-		v.bal[acct][cur] += amt
-		if domain.Payable(acct) {
-			m := v.credited
+		a := accts[acct]
+		c := a.of(cur)
+		c.balance += amt
+		if a.payable {
 			if payout {
-				m, amt = v.paid, -amt
+				c.paid, c.hasPaid = c.paid-amt, true
+			} else {
+				c.credited, c.hasCredited = c.credited+amt, true
 			}
-			if m[acct] == nil {
-				m[acct] = map[string]int64{}
-			}
-			m[acct][cur] += amt
 		}
-		e := &Entry{Seq: len(v.entries), Index: i, Position: pos, TxnID: t.GetTransactionId(), Kind: t.GetKind(), Account: acct,
-			Amount: money.Money{Currency: cur, Minor: p.GetAmount().GetAmountMinor()}, BalanceAfter: money.Money{Currency: cur, Minor: v.bal[acct][cur]},
-			OrderID: t.GetOrderId(), VendorID: t.GetVendorId(), CauseEventID: t.GetCauseEventId(), CauseType: t.GetCauseType(),
-			Reference: t.GetReference(), Memo: t.GetMemo(), PostTime: t.GetPostTime().AsTime()}
-		v.entries = append(v.entries, e)
-		v.byAccount[acct] = append(v.byAccount[acct], e)
-		if t.GetOrderId() != "" {
-			v.byOrder[t.GetOrderId()] = append(v.byOrder[t.GetOrderId()], e)
+		after[i] = c.balance
+		ref = appendAccountRef(ref[:0], i, amt, pt.GetSeconds(), pt.GetNanos(), cur)
+		must(b.Set(binary8(listPrefix(prefixAccountEntry, acct), seq), ref))
+		seq++
+	}
+	if seq > first { // a transaction without postings has no entries to list
+		data := rec.Data
+		if len(data) == 0 {
+			var err error
+			data, err = proto.MarshalOptions{Deterministic: true}.Marshal(t)
+			must(err)
+		}
+		must(b.Set(postedKey(first), appendPosted(nil, rec.Position, after, data)))
+		if id := t.GetOrderId(); id != "" {
+			must(b.Set(binary8(listPrefix(prefixOrderEntry, id), first), nil))
+		}
+	}
+	for acct, a := range accts {
+		must(b.Set(balanceKey(acct), a.encode()))
+	}
+	return func() {
+		v.next = seq
+		for acct, a := range accts {
+			v.accounts.Put(acct, *a)
 		}
 	}
 }
 
 // fits reports whether t can be folded in without a balance, or a payable
 // account's credited or paid sum, leaving int64: nil, or ErrOverflow
-// naming the first that would.
-func (v *LedgerView) fits(t *payoutsv1.TransactionPosted, payout bool) error {
-	if _, err := v.bal.After(t); err != nil {
+// naming the first that would. accts are the accounts t posts to.
+func fits(t *payoutsv1.TransactionPosted, payout bool, accts map[string]*accountState) error {
+	bal := make(domain.Balances, len(accts))
+	for acct, a := range accts {
+		m := make(map[string]int64, len(a.curs))
+		for _, c := range a.curs {
+			m[c.currency] = c.balance
+		}
+		bal[acct] = m
+	}
+	if _, err := bal.After(t); err != nil {
 		return err
 	}
-	m, what := v.credited, "credited"
+	what := "credited"
 	if payout {
-		m, what = v.paid, "paid"
+		what = "paid"
 	}
 	sums := map[string]int64{}
 	for _, p := range t.GetPostings() {
 		acct, cur, amt := p.GetAccount(), p.GetAmount().GetCurrencyCode(), p.GetAmount().GetAmountMinor()
-		if !domain.Payable(acct) {
+		if !accts[acct].payable {
 			continue
 		}
 		key := acct + "|" + cur
 		sum, seen := sums[key]
 		if !seen {
-			sum = m[acct][cur]
+			c := accts[acct].get(cur)
+			sum = c.credited
+			if payout {
+				sum = c.paid
+			}
 		}
 		ok := true
 		if payout {
@@ -251,15 +437,46 @@ func (v *LedgerView) Err() error {
 	return v.overflow
 }
 
+// eachAccount calls fn with every account the view has, in id order.
+// The caller holds mu.
+func (v *LedgerView) eachAccount(fn func(acct string, a accountState)) {
+	s := v.space.Load()
+	if s == nil {
+		return
+	}
+	var ferr error
+	err := s.Scan(prefixBalance, prefixEnd(prefixBalance), false, func(k, val []byte) bool {
+		a, err := decodeAccount(val)
+		if err != nil {
+			ferr = fmt.Errorf("account %s: %w", k[len(prefixBalance):], err)
+			return false
+		}
+		fn(string(k[len(prefixBalance):]), a)
+		return true
+	})
+	if err == nil {
+		err = ferr
+	}
+	must(err)
+}
+
 // Credited is, per payable account and currency, the sum of its postings
 // other than payouts: what RunPayouts hands the payouts aggregate.
 func (v *LedgerView) Credited() map[string]map[string]int64 {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	out := make(map[string]map[string]int64, len(v.credited))
-	for a, m := range v.credited {
-		out[a] = maps.Clone(m)
-	}
+	out := map[string]map[string]int64{}
+	v.eachAccount(func(acct string, a accountState) {
+		for _, c := range a.curs {
+			if !c.hasCredited {
+				continue
+			}
+			if out[acct] == nil {
+				out[acct] = map[string]int64{}
+			}
+			out[acct][c.currency] = c.credited
+		}
+	})
 	return out
 }
 
@@ -267,10 +484,14 @@ func (v *LedgerView) Credited() map[string]map[string]int64 {
 func (v *LedgerView) Balances() domain.Balances {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	out := make(domain.Balances, len(v.bal))
-	for a, m := range v.bal {
-		out[a] = maps.Clone(m)
-	}
+	out := domain.Balances{}
+	v.eachAccount(func(acct string, a accountState) {
+		m := make(map[string]int64, len(a.curs))
+		for _, c := range a.curs {
+			m[c.currency] = c.balance
+		}
+		out[acct] = m
+	})
 	return out
 }
 
@@ -295,17 +516,30 @@ func (v *LedgerView) Owner(kind, id string) ([]OwnerBalance, []AccountBalance) {
 	}
 	v.mu.RLock()
 	defer v.mu.RUnlock()
+	s := v.space.Load()
 	byCur := perCurrency[OwnerBalance]{newSum: func(cur string) *OwnerBalance { return &OwnerBalance{Currency: cur} }}
 	// Each field below sums one account (an owner has one account per
 	// bucket, and only its available account is paid), so these += cannot
 	// overflow: they copy a checked balance.
 	var accounts []AccountBalance
 	for _, b := range domain.Buckets(kind) {
+		if s == nil {
+			break
+		}
 		acct := owner + ":" + b
-		for _, cur := range slices.Sorted(maps.Keys(v.bal[acct])) {
-			amt := v.bal[acct][cur]
-			accounts = append(accounts, AccountBalance{Account: acct, Balance: money.Money{Currency: cur, Minor: amt}})
-			ob := byCur.get(cur)
+		val, ok, err := s.Get(balanceKey(acct))
+		must(err)
+		if !ok {
+			continue
+		}
+		a, err := decodeAccount(val)
+		if err != nil {
+			panic(fmt.Errorf("payouts view: account %s: %w", acct, err))
+		}
+		for _, c := range a.curs { // sorted by currency
+			amt := c.balance
+			accounts = append(accounts, AccountBalance{Account: acct, Balance: money.Money{Currency: c.currency, Minor: amt}})
+			ob := byCur.get(c.currency)
 			switch b {
 			case "escrow":
 				ob.Escrow += amt
@@ -319,8 +553,10 @@ func (v *LedgerView) Owner(kind, id string) ([]OwnerBalance, []AccountBalance) {
 				ob.Reserve += amt
 			}
 		}
-		for cur, paid := range v.paid[acct] {
-			byCur.get(cur).Paid += paid
+		for _, c := range a.curs {
+			if c.hasPaid {
+				byCur.get(c.currency).Paid += c.paid
+			}
 		}
 	}
 	return byCur.list(), accounts
@@ -358,25 +594,179 @@ type EntryFilter struct {
 	OrderID string
 }
 
+// transactions reads the transactions of one query's entries, keeping
+// the last one read (an entry's neighbours are often of the same
+// transaction).
+type transactions struct {
+	s     *kv.Space
+	first uint64 // the last one read: its first entry's seq, its event's position
+	pos   uint64
+	after []int64
+	txn   *payoutsv1.TransactionPosted
+}
+
+// read reads the transaction whose entries start at first.
+func (r *transactions) read(first uint64) error {
+	if r.txn != nil && r.first == first {
+		return nil
+	}
+	val, ok, err := r.s.Get(postedKey(first))
+	if err == nil && !ok {
+		err = fmt.Errorf("ledger view: the transaction of entry %d is missing", first)
+	}
+	if err != nil {
+		return err
+	}
+	return r.decode(first, val)
+}
+
+// decode decodes val, the transaction whose entries start at first.
+func (r *transactions) decode(first uint64, val []byte) error {
+	pos, after, data, err := decodePosted(val)
+	if err != nil {
+		return err
+	}
+	t := &payoutsv1.TransactionPosted{}
+	if err := proto.Unmarshal(data, t); err != nil {
+		return fmt.Errorf("ledger view: the transaction at position %d: %w", pos, err)
+	}
+	if len(t.GetPostings()) != len(after) {
+		return fmt.Errorf("ledger view: the transaction at position %d: %w", pos, errCorrupt)
+	}
+	r.first, r.pos, r.after, r.txn = first, pos, after, t
+	return nil
+}
+
+// entry is entry first+index of the transaction read last.
+func (r *transactions) entry(index int) Entry {
+	t := r.txn
+	p := t.GetPostings()[index]
+	cur := p.GetAmount().GetCurrencyCode()
+	return Entry{Seq: int(r.first) + index, Index: index, Position: r.pos, TxnID: t.GetTransactionId(), Kind: t.GetKind(), Account: p.GetAccount(),
+		Amount: money.Money{Currency: cur, Minor: p.GetAmount().GetAmountMinor()}, BalanceAfter: money.Money{Currency: cur, Minor: r.after[index]},
+		OrderID: t.GetOrderId(), VendorID: t.GetVendorId(), CauseEventID: t.GetCauseEventId(), CauseType: t.GetCauseType(),
+		Reference: t.GetReference(), Memo: t.GetMemo(), PostTime: t.GetPostTime().AsTime()}
+}
+
+// scanAccount calls fn with the seq and ref of every entry of account
+// from seq from on, in posting order, until fn returns false or an error.
+func scanAccount(s *kv.Space, account string, from uint64, fn func(seq uint64, ref accountRef) (bool, error)) error {
+	prefix := listPrefix(prefixAccountEntry, account)
+	var ferr error
+	err := s.Scan(binary8(prefix, from), prefixEnd(prefix), false, func(k, val []byte) bool {
+		ref, err := decodeAccountRef(val)
+		if err != nil || len(k) != len(prefix)+8 || ref.index > beUint64(k[len(prefix):]) {
+			ferr = fmt.Errorf("ledger view: entry %q: %w", k, errCorrupt)
+			return false
+		}
+		more, err := fn(beUint64(k[len(prefix):]), ref)
+		ferr = err
+		return more && err == nil
+	})
+	if err == nil {
+		err = ferr
+	}
+	return err
+}
+
 // Entries returns up to limit entries matching f with Seq > after (after
 // -1: from the start), in posting order, and whether more follow.
 func (v *LedgerView) Entries(f EntryFilter, after, limit int) ([]Entry, bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	list := v.entries
+	s := v.space.Load()
+	if s == nil {
+		return nil, false
+	}
+	from := uint64(after + 1)
+	var out []Entry
+	more := false
+	// take keeps e if it matches; false: the page is full.
+	take := func(e Entry) bool {
+		if f.OrderID != "" && e.OrderID != f.OrderID {
+			return true
+		}
+		if len(out) == limit {
+			more = true
+			return false
+		}
+		out = append(out, e)
+		return true
+	}
+	r := transactions{s: s}
+	var err error
 	switch {
 	case f.Account != "":
-		list = v.byAccount[f.Account]
+		err = scanAccount(s, f.Account, from, func(seq uint64, ref accountRef) (bool, error) {
+			if err := r.read(seq - ref.index); err != nil {
+				return false, err
+			}
+			if int(ref.index) >= len(r.after) {
+				return false, fmt.Errorf("ledger view: entry %d: %w", seq, errCorrupt)
+			}
+			return take(r.entry(int(ref.index))), nil
+		})
 	case f.OrderID != "":
-		list = v.byOrder[f.OrderID]
+		// An order has a few transactions: its list is read whole.
+		prefix := listPrefix(prefixOrderEntry, f.OrderID)
+		var ferr error
+		err = s.Scan(prefix, prefixEnd(prefix), false, func(k, _ []byte) bool {
+			if len(k) != len(prefix)+8 {
+				ferr = fmt.Errorf("ledger view: order entry %q: %w", k, errCorrupt)
+				return false
+			}
+			if ferr = r.read(beUint64(k[len(prefix):])); ferr != nil {
+				return false
+			}
+			return takeFrom(&r, from, take)
+		})
+		if err == nil {
+			err = ferr
+		}
+	default:
+		// The transaction holding entry from: the last to start at or
+		// before it.
+		start := uint64(0)
+		err = s.Scan(prefixPosted, binary8(prefixPosted, from+1), true, func(k, _ []byte) bool {
+			if len(k) == len(prefixPosted)+8 {
+				start = beUint64(k[len(prefixPosted):])
+			}
+			return false
+		})
+		if err != nil {
+			break
+		}
+		var ferr error
+		err = s.Scan(binary8(prefixPosted, start), prefixEnd(prefixPosted), false, func(k, val []byte) bool {
+			if len(k) != len(prefixPosted)+8 {
+				ferr = fmt.Errorf("ledger view: transaction %q: %w", k, errCorrupt)
+				return false
+			}
+			if ferr = r.decode(beUint64(k[len(prefixPosted):]), val); ferr != nil {
+				return false
+			}
+			return takeFrom(&r, from, take)
+		})
+		if err == nil {
+			err = ferr
+		}
 	}
-	start, _ := slices.BinarySearchFunc(list, after+1, func(e *Entry, seq int) int { return e.Seq - seq })
-	found, more := projection.Take(slices.Values(list[start:]), limit, func(e *Entry) bool { return f.OrderID == "" || e.OrderID == f.OrderID })
-	var out []Entry
-	for _, e := range found {
-		out = append(out, *e)
-	}
+	must(err)
 	return out, more
+}
+
+// takeFrom hands take the entries of the transaction r read last from
+// entry from on, and reports whether take wants more.
+func takeFrom(r *transactions, from uint64, take func(Entry) bool) bool {
+	for i := range r.after {
+		if r.first+uint64(i) < from {
+			continue
+		}
+		if !take(r.entry(i)) {
+			return false
+		}
+	}
+	return true
 }
 
 // StatementTotal sums a statement in one currency.
@@ -396,24 +786,45 @@ func (v *LedgerView) Statement(account string, start, end time.Time) ([]Entry, [
 	defer v.mu.RUnlock()
 	totals := perCurrency[StatementTotal]{newSum: func(cur string) *StatementTotal { return &StatementTotal{Currency: cur} }}
 	var out []Entry
-	for _, e := range v.byAccount[account] {
-		t := totals.get(e.Amount.Currency)
-		sum, amt := &t.Opening, e.Amount.Minor
+	s := v.space.Load()
+	if s == nil {
+		return nil, nil, nil
+	}
+	r := transactions{s: s}
+	var tooMuch error
+	err := scanAccount(s, account, 0, func(seq uint64, ref accountRef) (bool, error) {
+		t := totals.get(ref.currency)
+		sum, amt := &t.Opening, ref.amount
 		switch {
-		case e.PostTime.Before(start):
-		case !e.PostTime.Before(end):
-			continue
-		case amt > 0:
-			sum = &t.Credits
-			out = append(out, *e)
+		case ref.postTime.Before(start):
+		case !ref.postTime.Before(end):
+			return true, nil
 		default:
-			sum = &t.Debits
-			out = append(out, *e)
+			if amt > 0 {
+				sum = &t.Credits
+			} else {
+				sum = &t.Debits
+			}
+			if err := r.read(seq - ref.index); err != nil {
+				return false, err
+			}
+			if int(ref.index) >= len(r.after) {
+				return false, fmt.Errorf("ledger view: entry %d: %w", seq, errCorrupt)
+			}
+			out = append(out, r.entry(int(ref.index)))
 		}
 		var ok bool
 		if *sum, ok = money.AddMinor(*sum, amt); !ok {
-			return nil, nil, tooLong(e.Amount.Currency)
+			tooMuch = tooLong(ref.currency)
+			return false, nil
 		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if tooMuch != nil {
+		return nil, nil, tooMuch
 	}
 	for cur, t := range totals.m {
 		// Credits (>= 0) plus debits (<= 0) cannot overflow; the opening
@@ -431,120 +842,4 @@ func tooLong(cur string) error {
 	var v domain.Violations
 	v.Add("start_time", "the statement's sums in %s exceed int64 minor units: ask for a shorter period", cur)
 	return v.Err()
-}
-
-// The view's checkpoint (platform.Checkpointer): every entry in posting
-// order (byAccount and byOrder are rebuilt from them), the balances, what
-// each payable account was credited and paid, the transactions seen, the
-// overflow refusal if any, and the open return windows and held reserves
-// with their deadlines, gob-encoded.
-type savedLedger struct {
-	Entries  []Entry
-	Balances domain.Balances
-	Credited map[string]map[string]int64
-	Paid     map[string]map[string]int64
-	Txns     []string
-	Overflow *fault.PreconditionError // nil: none
-	Windows  []savedDeadline
-	Reserves []savedDeadline
-}
-
-type savedDeadline struct {
-	OrderID, VendorID string
-	At                time.Time
-}
-
-// Version names the checkpoint's shape; bump it when savedLedger, Entry or
-// what Apply keeps changes.
-func (v *LedgerView) Version() string { return "ledger-1" }
-
-// Save writes the view's state.
-func (v *LedgerView) Save(w io.Writer) error {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	s := savedLedger{Entries: make([]Entry, len(v.entries)), Balances: v.bal, Credited: v.credited, Paid: v.paid,
-		Txns: slices.Collect(maps.Keys(v.txns)), Windows: deadlinesOf(v.windows), Reserves: deadlinesOf(v.reserves)}
-	for i, e := range v.entries {
-		s.Entries[i] = *e
-	}
-	if v.overflow != nil {
-		// fits and Balances.After refuse with a *fault.PreconditionError.
-		s.Overflow = &fault.PreconditionError{Reason: domain.ErrOverflow.Reason, Message: v.overflow.Error()}
-		var pe *fault.PreconditionError
-		if errors.As(v.overflow, &pe) {
-			s.Overflow.Reason = pe.Reason
-		}
-	}
-	return gob.NewEncoder(w).Encode(&s)
-}
-
-// Load replaces the state of an empty view with what Save wrote, then
-// tells its Deadlines every return window and reserve still open, as a
-// replay would have; on error it leaves the view as it was and tells
-// nothing.
-func (v *LedgerView) Load(r io.Reader) error {
-	var s savedLedger
-	if err := gob.NewDecoder(r).Decode(&s); err != nil {
-		return err
-	}
-	entries := make([]*Entry, len(s.Entries))
-	byAccount, byOrder := map[string][]*Entry{}, map[string][]*Entry{}
-	for i := range s.Entries {
-		e := &s.Entries[i]
-		if e.Seq != i {
-			return fmt.Errorf("checkpoint entry %d has sequence number %d", i, e.Seq)
-		}
-		entries[i] = e
-		byAccount[e.Account] = append(byAccount[e.Account], e)
-		if e.OrderID != "" {
-			byOrder[e.OrderID] = append(byOrder[e.OrderID], e)
-		}
-	}
-	txns := make(map[string]bool, len(s.Txns))
-	for _, id := range s.Txns {
-		txns[id] = true
-	}
-	var overflow error
-	if s.Overflow != nil {
-		overflow = s.Overflow
-	}
-	windows, reserves := deadlineMap(s.Windows), deadlineMap(s.Reserves)
-	v.mu.Lock()
-	v.bal, v.entries, v.byAccount, v.byOrder = nonNil(s.Balances), entries, byAccount, byOrder
-	v.credited, v.paid, v.txns, v.overflow = nonNil(s.Credited), nonNil(s.Paid), txns, overflow
-	v.windows, v.reserves = windows, reserves
-	v.mu.Unlock()
-	if v.deadlines != nil {
-		for _, d := range s.Windows {
-			v.deadlines.WindowOpen(d.OrderID, d.VendorID, d.At)
-		}
-		for _, d := range s.Reserves {
-			v.deadlines.ReserveHeld(d.OrderID, d.VendorID, d.At)
-		}
-	}
-	return nil
-}
-
-func deadlinesOf(open map[part]time.Time) []savedDeadline {
-	out := make([]savedDeadline, 0, len(open))
-	for p, at := range open {
-		out = append(out, savedDeadline{OrderID: p.orderID, VendorID: p.vendorID, At: at})
-	}
-	return out
-}
-
-func deadlineMap(list []savedDeadline) map[part]time.Time {
-	out := make(map[part]time.Time, len(list))
-	for _, d := range list {
-		out[part{d.OrderID, d.VendorID}] = d.At
-	}
-	return out
-}
-
-// nonNil is m, or an empty map if gob decoded none (it omits empty maps).
-func nonNil[M ~map[string]map[string]int64](m M) M {
-	if m == nil {
-		return M{}
-	}
-	return m
 }

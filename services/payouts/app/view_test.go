@@ -21,7 +21,7 @@ import (
 // EUR minor units, … — into a new read side, at positions 1, 2, 3, ….
 func viewOf(t *testing.T, txns ...[]any) *app.LedgerView {
 	t.Helper()
-	v := app.NewLedgerView(nil, slog.New(slog.DiscardHandler))
+	v := newLedgerView(t, nil, slog.New(slog.DiscardHandler))
 	for i, tx := range txns {
 		posted := &payoutsv1.TransactionPosted{TransactionId: fmt.Sprint("t", i), Kind: tx[0].(payoutsv1.TransactionKind)}
 		for j := 1; j < len(tx); j += 2 {
