@@ -113,7 +113,7 @@ func parts(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 	var projections []platform.Projection
 	for _, f := range svc.Feeds() {
 		projections = append(projections, platform.Projection{Name: "order index (" + f.Service + ")", Source: f.Service,
-			Apply: f.Apply, Position: f.Position, Skipped: f.Skipped})
+			Apply: f.Apply, Position: f.Position, Skipped: f.Skipped, Stored: f.Stored})
 	}
 	return platform.Parts{
 		Register:    func(r grpc.ServiceRegistrar) { auditv1.RegisterAuditServiceServer(r, api) },
