@@ -41,7 +41,8 @@ const IndexVersion = "audit-index-1"
 //	h<stream>\x00<rev n>                 hash of a revision of its own streams, as first seen (32 bytes)
 //	p<key s><position n>                 one of its own events waiting for key (pendingValue)
 //	o<order s><t><service>\x00<position n> an event filed under order (stream, revision, type)
-//	l<key>                               the order key is tied to (claimed by one of its events)
+//	l<key>                               the order key is tied to (claimed by one of its events),
+//	                                     or empty: some of its events wait for key
 //	r<order>                             an order the index knows, and its buyer ("": none yet)
 //	m<service>\x00<position n>           a waiting event (of any store) that was filed
 //	c                                    counts: events, filings, orders, skipped (uvarints)
@@ -58,6 +59,10 @@ type index struct {
 	// hold, so they are cleared only when a space is attached.
 	links  *lru.Cache[string, string]
 	buyers *lru.Cache[string, string]
+	// The next revision of the streams seen last ("<service>\x00<stream>"):
+	// an event of that revision is one whose hash the index has not seen,
+	// so its h key is written without being read first.
+	revs *lru.Cache[string, uint64]
 }
 
 // cacheSize bounds each of index's caches.
@@ -76,7 +81,7 @@ var countsKey = []byte("c")
 
 func newIndex(services []string) *index {
 	return &index{services: services, spaces: map[string]*indexSpace{},
-		links: lru.New[string, string](cacheSize), buyers: lru.New[string, string](cacheSize)}
+		links: lru.New[string, string](cacheSize), buyers: lru.New[string, string](cacheSize), revs: lru.New[string, uint64](cacheSize)}
 }
 
 // attach gives service's events their space (the platform has emptied it
@@ -99,6 +104,7 @@ func (x *index) attach(service string, s *kv.Space) error {
 	x.spaces[service] = sp
 	x.links.Clear()
 	x.buyers.Clear()
+	x.revs.Clear()
 	return nil
 }
 
@@ -141,17 +147,31 @@ func (r reader) first(key []byte) ([]byte, bool, error) {
 	return nil, false, nil
 }
 
-// link is the order key is tied to ("" none).
-func (r reader) link(key string) (string, error) {
+// link is the order key is tied to ("" none), and, when none, the spaces
+// with events waiting for key (an l key with an empty value).
+func (r reader) link(key string) (string, []*indexSpace, error) {
 	if o, ok := r.x.links.Get(key); ok {
-		return o, nil
+		return o, nil, nil
 	}
-	v, ok, err := r.first(linkKey(key))
-	if err != nil || !ok {
-		return "", err
+	var waitIn []*indexSpace
+	k := linkKey(key)
+	for _, svc := range r.x.services {
+		sp := r.x.spaces[svc]
+		if sp == nil {
+			continue
+		}
+		v, ok, err := r.get(sp, k)
+		switch {
+		case err != nil:
+			return "", nil, err
+		case ok && len(v) > 0:
+			r.x.links.Put(key, string(v))
+			return string(v), nil, nil
+		case ok:
+			waitIn = append(waitIn, sp)
+		}
 	}
-	r.x.links.Put(key, string(v))
-	return string(v), nil
+	return "", waitIn, nil
 }
 
 // buyer is the buyer of order and whether the index knows the order.
@@ -198,15 +218,23 @@ func (x *index) add(service string, ev eventstore.RecordedEvent, payload proto.M
 	h := make([]byte, 32)
 	copy(h, ev.Hash)
 	hk := hashKey(ev.Stream, ev.Revision)
-	old, ok, err := b.Get(hk)
-	if err != nil {
-		return err
+	rk := service + "\x00" + ev.Stream
+	set := false
+	if next, ok := x.revs.Get(rk); ok && next == ev.Revision {
+		set = true // the stream's next revision: not seen yet
+	} else {
+		old, ok, err := b.Get(hk)
+		if err != nil {
+			return err
+		}
+		set = !ok || (isZero(old) && !isZero(h))
 	}
-	if !ok || (isZero(old) && !isZero(h)) {
+	if set {
 		if err := b.Set(hk, h); err != nil {
 			return err
 		}
 	}
+	x.revs.Put(rk, ev.Revision+1)
 
 	refs := domain.RefsOf(ev.Stream, payload)
 	e := pending{service: service, position: ev.Position, stream: ev.Stream, revision: ev.Revision,
@@ -216,7 +244,8 @@ func (x *index) add(service string, ev eventstore.RecordedEvent, payload proto.M
 		if order != "" {
 			break
 		}
-		if order, err = r.link(k); err != nil {
+		var err error
+		if order, _, err = r.link(k); err != nil {
 			return err
 		}
 	}
@@ -224,6 +253,9 @@ func (x *index) add(service string, ev eventstore.RecordedEvent, payload proto.M
 		v := e.encode()
 		for _, k := range refs.Keys {
 			if err := b.Set(pendingKey(k, ev.Position), v); err != nil {
+				return err
+			}
+			if err := b.Set(linkKey(k), nil); err != nil { // events of this store wait for k
 				return err
 			}
 		}
@@ -283,9 +315,23 @@ func (x *index) file(r reader, counts *indexCounts, e pending, order string) err
 				return err
 			}
 		}
-		buyer, known, err := r.buyer(order)
-		if err != nil {
-			return err
+		// Whether the index knows order, and its buyer. The first event
+		// filed under an order claims the order's stream key unless another
+		// order has: when nobody has, the order is new.
+		sk := domain.StreamKey(order)
+		skOrder, skWait, skLooked := "", []*indexSpace(nil), false
+		buyer, known := x.buyers.Get(order)
+		if !known {
+			var err error
+			if skOrder, skWait, err = r.link(sk); err != nil {
+				return err
+			}
+			skLooked = true
+			if skOrder != "" {
+				if buyer, known, err = r.buyer(order); err != nil {
+					return err
+				}
+			}
 		}
 		if !known || (buyer == "" && j.e.buyer != "") {
 			if !known {
@@ -303,10 +349,13 @@ func (x *index) file(r reader, counts *indexCounts, e pending, order string) err
 			return err
 		}
 		counts.filed++
-		for _, k := range append([]string{domain.StreamKey(order)}, j.e.teaches...) {
-			o, err := r.link(k)
-			if err != nil {
-				return err
+		for i, k := range append([]string{sk}, j.e.teaches...) {
+			o, waitIn := skOrder, skWait
+			if i > 0 || !skLooked {
+				var err error
+				if o, waitIn, err = r.link(k); err != nil {
+					return err
+				}
 			}
 			if o != "" {
 				continue // the first order to claim an id keeps it
@@ -315,7 +364,7 @@ func (x *index) file(r reader, counts *indexCounts, e pending, order string) err
 				return err
 			}
 			x.links.Put(k, order)
-			waiting, err := x.waiting(k)
+			waiting, err := waitingIn(waitIn, k)
 			if err != nil {
 				return err
 			}
@@ -327,16 +376,14 @@ func (x *index) file(r reader, counts *indexCounts, e pending, order string) err
 	return nil
 }
 
-// waiting are the events of every store that wait for key, as stored.
-func (x *index) waiting(key string) ([]pending, error) {
+// waitingIn are the events that wait for key in spaces, as committed (the
+// event being applied, which is being filed, waits for nothing).
+func waitingIn(spaces []*indexSpace, key string) ([]pending, error) {
 	var out []pending
 	prefix := pendingPrefix(key)
 	end := prefixEnd(prefix)
-	for _, svc := range x.services {
-		sp := x.spaces[svc]
-		if sp == nil {
-			continue
-		}
+	for _, sp := range spaces {
+		svc := sp.service
 		var derr error
 		err := sp.space.Scan(prefix, end, false, func(k, v []byte) bool {
 			p, err := decodePending(svc, binary.BigEndian.Uint64(k[len(prefix):]), v)
@@ -445,7 +492,7 @@ func (x *index) orderOf(refs domain.Refs) (string, error) {
 		return refs.OrderID, nil
 	}
 	for _, k := range refs.Keys {
-		o, err := reader{x: x}.link(k)
+		o, _, err := reader{x: x}.link(k)
 		if err != nil || o != "" {
 			return o, err
 		}

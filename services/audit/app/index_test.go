@@ -95,7 +95,7 @@ type stored struct {
 	feeds map[string]Feed
 }
 
-func openStored(t *testing.T, dir string) *stored {
+func openStored(t testing.TB, dir string) *stored {
 	t.Helper()
 	db, err := kv.Open(dir, kv.Options{})
 	if err != nil {
@@ -127,7 +127,7 @@ func openStored(t *testing.T, dir string) *stored {
 	return s
 }
 
-func (s *stored) close(t *testing.T) {
+func (s *stored) close(t testing.TB) {
 	t.Helper()
 	if err := s.db.Close(); err != nil {
 		t.Fatal(err)
