@@ -1,11 +1,12 @@
 // Package audit wires the audit service into a Custody process: the module
 // declares one projection per service it indexes (the order index, fed
-// from that service's store) and registers custody.audit.v1.AuditService;
-// the platform's runtime follows the stores.
+// from that service's store, and stored in the process's read-model store:
+// one platform.Stored space per store) and registers
+// custody.audit.v1.AuditService; the platform's runtime follows the stores.
 //
 // Layout: domain/ (the index, timeline order, chain verdicts, replay with
-// the other services' deciders — all pure), app/ (the index's feeds and
-// the three queries), grpcapi/ (validation, authorization, error mapping).
+// the other services' deciders — all pure), app/ (the stored index, its
+// feeds and the three queries), grpcapi/ (validation, authorization, error mapping).
 //
 // The audit service writes one kind of event only: ParkedEventRedriven, in
 // its own store (CUSTODY_AUDIT), when support hands a parked event back to
