@@ -1,11 +1,12 @@
 // Package audit wires the audit service into a Custody process: the module
 // declares one projection per service it indexes (the order index, fed
-// from that service's store) and registers custody.audit.v1.AuditService;
-// the platform's runtime follows the stores.
+// from that service's store, and stored in the process's read-model store:
+// one platform.Stored space per store) and registers
+// custody.audit.v1.AuditService; the platform's runtime follows the stores.
 //
 // Layout: domain/ (the index, timeline order, chain verdicts, replay with
-// the other services' deciders — all pure), app/ (the index's feeds and
-// the three queries), grpcapi/ (validation, authorization, error mapping).
+// the other services' deciders — all pure), app/ (the stored index, its
+// feeds and the three queries), grpcapi/ (validation, authorization, error mapping).
 //
 // The audit service writes one kind of event only: ParkedEventRedriven, in
 // its own store (CUSTODY_AUDIT), when support hands a parked event back to
@@ -113,7 +114,7 @@ func parts(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 	var projections []platform.Projection
 	for _, f := range svc.Feeds() {
 		projections = append(projections, platform.Projection{Name: "order index (" + f.Service + ")", Source: f.Service,
-			Apply: f.Apply, Position: f.Position, Skipped: f.Skipped})
+			Apply: f.Apply, Position: f.Position, Skipped: f.Skipped, Stored: f.Stored})
 	}
 	return platform.Parts{
 		Register:    func(r grpc.ServiceRegistrar) { auditv1.RegisterAuditServiceServer(r, api) },

@@ -157,8 +157,11 @@ func (s *Service) Verify(ctx context.Context, orderID string, allow Allow) (doma
 // error only when the store cannot answer.
 func (s *Service) check(ctx context.Context, ref domain.StreamRef) (domain.StreamCheck, []eventstore.RecordedEvent, error) {
 	s.mu.RLock()
-	seen := s.idx.Seen(ref)
+	seen, err := s.idx.seen(ref)
 	s.mu.RUnlock()
+	if err != nil {
+		return domain.StreamCheck{}, nil, err
+	}
 	st, err := s.store(ctx, ref.Service)
 	if err != nil {
 		return domain.StreamCheck{}, nil, err

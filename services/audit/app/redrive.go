@@ -131,5 +131,9 @@ func (s *Service) orderOf(ev *eventstore.RecordedEvent) string {
 	refs := domain.RefsOf(ev.Stream, domain.DecodePayload(*ev))
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.idx.OrderOf(refs)
+	o, err := s.idx.orderOf(refs)
+	if err != nil {
+		s.log.Error("reading the audit index", "err", err)
+	}
+	return o
 }

@@ -5,9 +5,12 @@
 // what is stored now, not for what the index remembers).
 //
 // The index is fed from every service's store by the platform's runtime:
-// Feeds lists, per service, what folds an event into the index and the
-// index's position in that store. The app itself opens the stores only to
-// read them (Deps.Open), never to write, and knows no transport.
+// Feeds lists, per service, what folds an event into the index, the
+// index's position in that store, and the space of the read-model store
+// (pkg/kv) it keeps that store's part of the index in (index.go): the index
+// is stored, not held, and a restart resumes where each store's part
+// stands. The app itself opens the stores only to read them (Deps.Open),
+// never to write, and knows no transport.
 package app
 
 import (
@@ -22,6 +25,7 @@ import (
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/fault"
+	"github.com/custody/custody/pkg/kv"
 	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/audit/domain"
 
@@ -89,8 +93,8 @@ type Service struct {
 	clock clock.Clock
 	log   *slog.Logger
 
-	mu  sync.RWMutex
-	idx *domain.Index
+	mu  sync.RWMutex // Lock: applying an event or attaching a space
+	idx *index
 
 	sources map[string]*source // fixed at New; each guards itself
 
@@ -104,26 +108,32 @@ type source struct {
 	service string
 	pos     *projection.Position // advanced by whoever feeds the index
 
-	mu      sync.Mutex
-	store   Store            // nil until a query found the stream
-	gap     *domain.StoreGap // events the store holds but cannot deliver
-	skipped int              // events delivered undecodable, so not indexed
+	mu    sync.Mutex
+	store Store            // nil until a query found the stream
+	gap   *domain.StoreGap // events the store holds but cannot deliver
 }
 
-// New returns a service with an empty index; Feeds are what fill it.
+// New returns a service whose index has no space yet: each Feed's Stored
+// is given its store's space (platform.Stored) before its first event.
 func New(cfg Config, d Deps) *Service {
-	s := &Service{cfg: cfg.withDefaults(), open: d.Open, clock: d.Clock, log: d.Logger, idx: domain.NewIndex(), sources: map[string]*source{}}
+	s := &Service{cfg: cfg.withDefaults(), open: d.Open, clock: d.Clock, log: d.Logger, sources: map[string]*source{}}
+	s.idx = newIndex(s.cfg.Services)
 	for _, svc := range s.cfg.Services {
 		s.sources[svc] = &source{service: svc, pos: projection.New()}
 	}
 	return s
 }
 
-// Feed is what folds one service's events into the index, from its first
-// event, in store order.
+// Feed is what folds one service's events into the index, in store order,
+// from the event after the position its space holds.
 type Feed struct {
 	Service string
-	// Apply indexes one event.
+	// Stored keeps this store's part of the index (platform.Stored):
+	// Attach gives it its space before any event is applied, and Apply and
+	// Skipped then commit each event's changes with its position.
+	Stored *Stored
+	// Apply indexes one event. It panics when its space cannot be written:
+	// following cannot go on correctly.
 	Apply func(eventstore.RecordedEvent)
 	// Position is the index's progress in the service's store: the feeder
 	// advances it past every event applied or skipped, and queries wait on
@@ -142,13 +152,10 @@ func (s *Service) Feeds() []Feed {
 		src := s.sources[svc]
 		out = append(out, Feed{
 			Service:  svc,
+			Stored:   &Stored{s: s, service: svc},
 			Apply:    func(e eventstore.RecordedEvent) { s.apply(svc, e) },
 			Position: src.pos,
-			Skipped: func(uint64) {
-				src.mu.Lock()
-				src.skipped++
-				src.mu.Unlock()
-			},
+			Skipped:  func(pos uint64) { s.skipped(svc, pos) },
 		})
 	}
 	return out
@@ -168,13 +175,44 @@ func (s *Service) Close(context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Stored is one store's part of the index as the platform keeps it
+// (platform.Stored): its space is "audit/order index (<service>)".
+type Stored struct {
+	s       *Service
+	service string
+}
+
+// Version names the shape of what the index stores (IndexVersion).
+func (*Stored) Version() string { return IndexVersion }
+
+// Attach gives the store's part of the index its space.
+func (st *Stored) Attach(space *kv.Space) error {
+	st.s.mu.Lock()
+	defer st.s.mu.Unlock()
+	return st.s.idx.attach(st.service, space)
+}
+
 // apply indexes one event of service svc (an event of a type this binary
 // does not know is filed by its stream; the timeline says why when shown).
 func (s *Service) apply(svc string, rec eventstore.RecordedEvent) {
 	payload := domain.DecodePayload(rec)
 	s.mu.Lock()
-	s.idx.Add(svc, rec, payload)
+	err := s.idx.add(svc, rec, payload)
 	s.mu.Unlock()
+	if err != nil {
+		panic(fmt.Sprintf("audit index: %s event at position %d: %v", svc, rec.Position, err))
+	}
+}
+
+// skipped counts an event of svc the store delivered but that cannot be
+// read; the index goes on behind it.
+func (s *Service) skipped(svc string, pos uint64) {
+	s.mu.Lock()
+	err := s.idx.skipped(svc, pos)
+	s.mu.Unlock()
+	if err != nil {
+		panic(fmt.Sprintf("audit index: %s event at position %d skipped: %v", svc, pos, err))
+	}
 }
 
 // store returns the store of service, opening it the first time it
@@ -333,14 +371,9 @@ type Stats struct {
 // Stats returns the index's counts.
 func (s *Service) Stats() Stats {
 	s.mu.RLock()
-	st := Stats{Stats: s.idx.Stats()}
-	s.mu.RUnlock()
-	for _, src := range s.sources {
-		src.mu.Lock()
-		st.Skipped += src.skipped
-		src.mu.Unlock()
-	}
-	return st
+	defer s.mu.RUnlock()
+	st, skipped := s.idx.stats()
+	return Stats{Stats: st, Skipped: skipped}
 }
 
 // OrderInfo is what authorization needs to know of an order.
@@ -360,8 +393,11 @@ func (s *Service) order(ctx context.Context, orderID string, allow Allow) (domai
 		return domain.OrderView{}, err
 	}
 	s.mu.RLock()
-	v, ok := s.idx.Order(orderID)
+	v, ok, err := s.idx.order(orderID)
 	s.mu.RUnlock()
+	if err != nil {
+		return domain.OrderView{}, err
+	}
 	if !ok {
 		return domain.OrderView{}, &fault.NotFoundError{Resource: "order", ID: orderID}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -16,8 +17,10 @@ import (
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/eventstore/memory"
 	"github.com/custody/custody/pkg/fault"
+	"github.com/custody/custody/pkg/kv"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	"github.com/custody/custody/services/audit/app"
+	"github.com/custody/custody/services/audit/domain"
 	"github.com/custody/custody/services/audit/internal/story"
 )
 
@@ -88,20 +91,68 @@ func (w *world) started(t *testing.T) (story.Story, *app.Service) {
 	return s, w.start(t)
 }
 
-// start returns the app on the world's stores, indexed.
+// start returns the app on the world's stores, indexed into a new
+// read-model store.
 func (w *world) start(t *testing.T) *app.Service {
+	t.Helper()
+	return w.startOn(t, openKV(t, t.TempDir()))
+}
+
+// startOn returns the app with its index in db, resumed where db stands
+// and indexed up to the stores' ends.
+func (w *world) startOn(t *testing.T, db *kv.DB) *app.Service {
 	t.Helper()
 	svc := app.New(app.Config{FreshnessWait: 100 * time.Millisecond}, app.Deps{Open: w.open, Clock: w.clk,
 		Logger: slog.New(slog.DiscardHandler)})
 	t.Cleanup(func() { _ = svc.Close(t.Context()) })
+	attach(t, svc, db)
 	w.index(t, svc)
 	return svc
 }
 
-// index folds into svc what the existing stores hold beyond what it has
-// indexed, as the platform's runtime does.
-func (w *world) index(t *testing.T, svc *app.Service) {
+func openKV(t *testing.T, dir string) *kv.DB {
 	t.Helper()
+	db, err := kv.Open(dir, kv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// attach gives each feed its space in db as the platform's runtime does
+// (platform.Stored): a space of another version is emptied, and the feed
+// resumes after the position its space holds.
+func attach(t *testing.T, svc *app.Service, db *kv.DB) {
+	t.Helper()
+	for _, f := range svc.Feeds() {
+		space, err := db.Space("audit/order index (" + f.Service + ")")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos, version, err := space.State()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if version != f.Stored.Version() {
+			if err := space.Reset(f.Stored.Version()); err != nil {
+				t.Fatal(err)
+			}
+			pos = 0
+		}
+		if err := f.Stored.Attach(space); err != nil {
+			t.Fatal(err)
+		}
+		f.Position.Advance(pos)
+	}
+}
+
+// index folds into svc what the existing stores hold beyond what it has
+// indexed, as the platform's runtime does, and returns how many events it
+// applied.
+func (w *world) index(t *testing.T, svc *app.Service) int {
+	t.Helper()
+	n := 0
 	for _, f := range svc.Feeds() {
 		if w.absent[f.Service] {
 			continue
@@ -113,8 +164,10 @@ func (w *world) index(t *testing.T, svc *app.Service) {
 		for _, e := range evs {
 			f.Apply(e)
 			f.Position.Advance(e.Position)
+			n++
 		}
 	}
+	return n
 }
 
 // TestTamperedEventIsNamed edits one stored event through the memory
@@ -366,5 +419,117 @@ func TestTimelineReadsSparseEventsOfALongStream(t *testing.T) {
 	held, sold := product["custody.catalog.v1.StockHeld"], product["custody.catalog.v1.StockSold"]
 	if len(product) != 2 || sold-held < 40 {
 		t.Errorf("the product's events in o1's timeline: %v, want its hold and, 40 moves later, its sale", product)
+	}
+}
+
+// answers are what the queries answer about an order.
+type answers struct {
+	Timeline app.Timeline
+	Verified domain.Verification
+	Replayed app.Replayed
+}
+
+func answersOf(t *testing.T, svc *app.Service, orderID string) answers {
+	t.Helper()
+	var a answers
+	var err error
+	if a.Timeline, err = svc.Timeline(t.Context(), app.TimelineQuery{OrderID: orderID, PageSize: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if a.Verified, err = svc.Verify(t.Context(), orderID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if a.Replayed, err = svc.Replay(t.Context(), orderID, time.Time{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestIndexReopens: the index folded into a read-model store answers the
+// same once the store is closed and opened again, resumes after the last
+// event of each store it applied (none is applied twice, none skipped),
+// folds later events on top as a fresh index would, and keeps the hashes
+// it saw: a history rewritten while it was closed does not verify.
+func TestIndexReopens(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	s := story.New(t0, "o1")
+	w.write(t, s, s.Until(story.Delivered))
+	dir := t.TempDir()
+	db, err := kv.Open(dir, kv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := app.New(app.Config{FreshnessWait: 100 * time.Millisecond}, app.Deps{Open: w.open, Clock: w.clk, Logger: slog.New(slog.DiscardHandler)})
+	attach(t, first, db)
+	folded := w.index(t, first)
+	before := answersOf(t, first, "o1")
+	if !before.Verified.Valid || before.Timeline.Total != folded-1 { // all but the product's creation
+		t.Fatalf("before the reopen: %d events in the timeline of %d folded, verdict %+v", before.Timeline.Total, folded, before.Verified)
+	}
+	// (Not first.Close: it would close the world's memory stores.)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db = openKV(t, dir)
+	svc := app.New(app.Config{FreshnessWait: 100 * time.Millisecond}, app.Deps{Open: w.open, Clock: w.clk, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { _ = svc.Close(t.Context()) })
+	attach(t, svc, db)
+	if st := svc.Stats(); st.Events != folded || st.Orders != 1 {
+		t.Errorf("reopened stats %+v, want %d events of 1 order", st, folded)
+	}
+	if n := w.index(t, svc); n != 0 {
+		t.Errorf("the reopened index applied %d events again", n)
+	}
+	if after := answersOf(t, svc, "o1"); !reflect.DeepEqual(after, before) {
+		t.Errorf("after the reopen:\n%+v\nbefore:\n%+v", after, before)
+	}
+
+	// Later events, of o1 and of a new order, fold on top.
+	w.write(t, s, s.Events[len(s.Until(story.Delivered)):])
+	s2 := story.New(t0, "o2")
+	w.write(t, s2, s2.Events)
+	later := len(s.Events) - len(s.Until(story.Delivered)) + len(s2.Events)
+	if n := w.index(t, svc); n != later {
+		t.Errorf("folded %d later events, want %d", n, later)
+	}
+	fresh := w.start(t)
+	for _, id := range []string{"o1", "o2"} {
+		if got, want := answersOf(t, svc, id), answersOf(t, fresh, id); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s folded on top of the reopened index:\n%+v\nfolded from scratch:\n%+v", id, got, want)
+		}
+	}
+	if got, want := svc.Stats(), fresh.Stats(); got != want || got.Events != folded+later {
+		t.Errorf("stats %+v, from scratch %+v, want %d events", got, want, folded+later)
+	}
+
+	// A revision rewritten with a recomputed chain while the index is
+	// closed: the hash it saw before the reopen does not match.
+	ledger := "orderledger-o1"
+	stored, err := w.stores["payouts"].ReadStream(t.Context(), ledger, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := eventstore.GenesisHash
+	for rev := range stored {
+		w.stores["payouts"].Tamper(ledger, uint64(rev), func(e *eventstore.RecordedEvent) {
+			if rev == 0 {
+				e.Metadata.Actor = "support:mallory"
+			}
+			eventstore.Seal(prev, e)
+			prev = e.Hash
+		})
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reopened := w.startOn(t, openKV(t, dir))
+	v, err := reopened.Verify(t.Context(), "o1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Valid || v.First == nil || v.First.Stream != ledger || v.First.Revision != 0 || !strings.Contains(v.First.Reason, "the audit index saw") {
+		t.Errorf("a ledger rewritten while the index was closed: %+v %+v", v, v.First)
 	}
 }

@@ -89,7 +89,12 @@ const hashSize = 32
 // each key it names and is filed as soon as an event ties one of them to an
 // order, so the services' stores may be read in any interleaving.
 //
-// An Index is not safe for concurrent use; the app layer guards it.
+// An Index holds everything in the heap. The service keeps its index in
+// the read-model store instead (app/index.go), filing exactly as this one
+// does: Index is the reference the stored index is tested against, and
+// where the linking rules are pinned down (index_test.go).
+//
+// An Index is not safe for concurrent use.
 type Index struct {
 	orders  map[string]*orderEntries
 	links   map[string]string   // key → order id

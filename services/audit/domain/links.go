@@ -80,6 +80,14 @@ func refKey(field, id string) string {
 
 func streamKey(id string) string { return "stream:" + id }
 
+// StreamKey is the key of the streams named after id ("stream:<id>"): the
+// first event filed under order id ties StreamKey(id) to it.
+func StreamKey(id string) string { return streamKey(id) }
+
+// Teaches returns the keys an event ties to its order once filed under it
+// (see teaches).
+func Teaches(payload proto.Message) []string { return teaches(payload) }
+
 // teaches returns the keys that an event, once filed under an order, ties
 // to that order: the ids it names, and the streams named after them.
 func teaches(payload proto.Message) []string {

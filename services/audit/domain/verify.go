@@ -130,6 +130,12 @@ type Verification struct {
 // stores those streams are in. Damage whose stream cannot be told counts
 // for every order: the order may have had events in what cannot be read,
 // which is also why the index may not know the order touched that store.
+//
+// A store that found itself damaged explains what is broken in it: where
+// the first broken stream is in such a store, the first link names the
+// damage (the stream's own finding — a history shorter than the index saw,
+// say, since the stored index remembers what the store served before — is
+// in its check).
 func Verify(checks []StreamCheck, gaps []StoreGap) Verification {
 	v := Verification{Valid: true, Streams: checks}
 	touched := map[string]bool{}
@@ -138,6 +144,9 @@ func Verify(checks []StreamCheck, gaps []StoreGap) Verification {
 		v.EventsChecked += c.Checked
 		if c.Broken != nil && v.First == nil {
 			v.Valid, v.First = false, c.Broken
+			if d := damageOf(gaps, c.Ref.Service); d != nil {
+				v.First = d.Link()
+			}
 		}
 	}
 	for _, g := range gaps {
@@ -153,4 +162,15 @@ func Verify(checks []StreamCheck, gaps []StoreGap) Verification {
 		}
 	}
 	return v
+}
+
+// damageOf is the first gap of service with damage the store found in
+// itself; nil if none.
+func damageOf(gaps []StoreGap, service string) *StoreGap {
+	for i, g := range gaps {
+		if g.Service == service && g.Damage != nil {
+			return &gaps[i]
+		}
+	}
+	return nil
 }

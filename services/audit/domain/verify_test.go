@@ -146,4 +146,18 @@ func TestVerify(t *testing.T) {
 	if v.Valid || v.First.Stream != "product-p1" || v.First.EventID != "e3" {
 		t.Errorf("damage in a store the order touched: %+v %+v", v, v.First)
 	}
+
+	// A stream broken in a store that found itself damaged (the stored
+	// index saw events the damaged store no longer serves): the first link
+	// names the damage; the stream's own finding stays in its check. A
+	// stream broken in a sound store is not hidden by damage elsewhere.
+	damaged := domain.StoreGap{Service: "payouts", Damage: &eventstore.Damage{Seq: 2, Reason: "checksum"}}
+	v = domain.Verify([]domain.StreamCheck{a, b}, []domain.StoreGap{damaged})
+	if v.Valid || v.First == nil || !strings.Contains(v.First.Reason, "payouts store is damaged: message 2") ||
+		v.Streams[1].Broken != b.Broken || len(v.Gaps) != 1 {
+		t.Errorf("a broken stream in a damaged store: %+v %+v", v, v.First)
+	}
+	if v := domain.Verify([]domain.StreamCheck{a, b}, []domain.StoreGap{unknown}); v.First != b.Broken {
+		t.Errorf("damage elsewhere named before a stream broken in a sound store: %+v", v.First)
+	}
 }
