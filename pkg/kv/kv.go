@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -40,9 +39,10 @@ type Options struct {
 	// Log receives Pebble's errors from its background work (flushes,
 	// compactions); nil: slog.Default().
 	Log *slog.Logger
-	// Scratch is a store that is written once and thrown away (custody
-	// rebuild's): no log and no compactions, which would only rewrite
-	// what is about to be removed.
+	// Scratch is a store that is thrown away after use (custody rebuild's):
+	// it keeps no log. (It still compacts: without compactions the tables
+	// pile up in L0 and every read searches all of them, which slowed a
+	// rebuild of a million events to a few thousand a second.)
 	Scratch bool
 }
 
@@ -79,8 +79,6 @@ func Open(dir string, o Options) (*DB, error) {
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	if o.Scratch {
 		opts.DisableWAL = true
-		opts.DisableAutomaticCompactions = true
-		opts.L0StopWritesThreshold = math.MaxInt32 // tables pile up in L0, never compacted
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {

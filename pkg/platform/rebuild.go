@@ -483,7 +483,7 @@ func openScratch() (*scratchStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := kv.Open(dir, kv.Options{Scratch: true, MemTableBytes: 32 << 20})
+	db, err := kv.Open(dir, kv.Options{Scratch: true, CacheBytes: 256 << 20})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
