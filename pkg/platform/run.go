@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -254,6 +255,11 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 		addrs = append(addrs, w.name, w.addr)
 	}
 	srv.MarkReady()
+	// Starting read every stream to index it and folded what the read
+	// models had not stored: garbage now, held by the heap until the
+	// scavenger returns it bit by bit. Returned at once, the resident
+	// memory after a restart is what the process keeps.
+	go debug.FreeOSMemory()
 	go watchHealth(ctx, log, srv, js, deps.writeGate)
 	log.Info("custody is serving", append(addrs, "targets", targets, "nats", natsDesc, "data_dir", cfg.DataDir)...)
 	if cfg.OnReady != nil {
