@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -51,7 +52,31 @@ type Options struct {
 type DB struct {
 	db     *pebble.DB
 	closed atomic.Bool
+
+	mu sync.Mutex // serialises numbering new spaces
 }
+
+// Layout. A space is known by a number, not its name: every key of a
+// space starts with 0x01 and the space's number (4 bytes), so the name
+// (30-odd bytes) is not repeated in each of its keys, compared at each
+// search and rewritten by each compaction. The names' numbers, and the
+// layout's version, are kept under 0x00:
+//
+//	0x00 "layout"          layoutVersion
+//	0x00 "space/" <name>   the space's number (4 bytes)
+//	0x00 "next"            the next number to give
+//	0x01 <number> 0x00 <m> the space's bookkeeping (position, version)
+//	0x01 <number> 0x01 <k> the space's key k
+//
+// A store written in another layout (spaces by name, before) is emptied
+// when opened: it is derived, and its read models fold again.
+const layoutVersion = "2"
+
+var (
+	layoutKey     = []byte("\x00layout")
+	nextSpaceKey  = []byte("\x00next")
+	spaceNamesKey = []byte("\x00space/")
+)
 
 // Open opens (creating it if needed) the store in dir.
 func Open(dir string, o Options) (*DB, error) {
@@ -84,7 +109,29 @@ func Open(dir string, o Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kv: open %s: %w", dir, err)
 	}
+	if err := checkLayout(db); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("kv: open %s: %w", dir, err)
+	}
 	return &DB{db: db}, nil
+}
+
+// checkLayout empties a store of another layout (or none: new) and
+// records this one.
+func checkLayout(db *pebble.DB) error {
+	v, ok, err := get(db, layoutKey)
+	if err != nil || (ok && string(v) == layoutVersion) {
+		return err
+	}
+	b := db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange([]byte{0}, bytes.Repeat([]byte{0xff}, 8), nil); err != nil {
+		return err
+	}
+	if err := b.Set(layoutKey, []byte(layoutVersion), nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.NoSync) // as every batch: a prefix of them survives anything
 }
 
 // Close releases the directory; closing again does nothing.
@@ -100,15 +147,45 @@ func (d *DB) Close() error {
 // a key no caller's key can equal.
 type Space struct {
 	db     *pebble.DB
-	prefix []byte // name, 0x00
+	name   string
+	prefix []byte // 0x01, its number
 }
 
-// Space returns the keyspace name (not empty, no 0x00 byte).
+// Space returns the keyspace name (not empty, no 0x00 byte), numbering it
+// the first time.
 func (d *DB) Space(name string) (*Space, error) {
 	if name == "" || bytes.IndexByte([]byte(name), 0) >= 0 {
 		return nil, fmt.Errorf("kv: bad space name %q", name)
 	}
-	return &Space{db: d.db, prefix: append([]byte(name), 0)}, nil
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	nameKey := append(bytes.Clone(spaceNamesKey), name...)
+	num, ok, err := get(d.db, nameKey)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		next, _, err := get(d.db, nextSpaceKey)
+		if err != nil {
+			return nil, err
+		}
+		n := uint32(1)
+		if len(next) == 4 {
+			n = binary.BigEndian.Uint32(next)
+		}
+		num = binary.BigEndian.AppendUint32(nil, n)
+		b := d.db.NewBatch()
+		defer b.Close()
+		_ = b.Set(nameKey, num, nil)
+		_ = b.Set(nextSpaceKey, binary.BigEndian.AppendUint32(nil, n+1), nil)
+		if err := b.Commit(pebble.NoSync); err != nil { // before any key of the space
+			return nil, err
+		}
+	}
+	if len(num) != 4 {
+		return nil, fmt.Errorf("kv: space %q: number of %d bytes", name, len(num))
+	}
+	return &Space{db: d.db, name: name, prefix: append([]byte{1}, num...)}, nil
 }
 
 // Data keys are prefix+0x01+key; the meta keys prefix+0x00+name sort before
@@ -153,7 +230,7 @@ func (s *Space) State() (position uint64, version string, err error) {
 	}
 	if ok {
 		if len(p) != 8 {
-			return 0, "", fmt.Errorf("kv: space %q: position of %d bytes", s.prefix[:len(s.prefix)-1], len(p))
+			return 0, "", fmt.Errorf("kv: space %q: position of %d bytes", s.name, len(p))
 		}
 		position = binary.BigEndian.Uint64(p)
 	}
@@ -167,7 +244,7 @@ func (s *Space) getMeta(m []byte) ([]byte, bool, error) { return get(s.db, s.met
 func (s *Space) Reset(version string) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	end := append(bytes.Clone(s.prefix[:len(s.prefix)-1]), 1) // the first key after the space
+	end := append(bytes.Clone(s.prefix), 2) // the first key after the space
 	if err := b.DeleteRange(s.prefix, end, nil); err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/custody/custody/pkg/kv"
 )
 
@@ -288,4 +290,43 @@ func TestDiscardAfterCommitWhileOthersWrite(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// A store written in the earlier layout (keys behind each space's name) is
+// emptied when opened, so its read models fold again instead of reading
+// what they cannot find; spaces keep their numbers across reopening.
+func TestOpenEmptiesAnotherLayout(t *testing.T) {
+	dir := t.TempDir()
+	old, err := pebble.Open(dir, &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = old.Set([]byte("order/orders\x00\x00p"), []byte{0, 0, 0, 0, 0, 0, 0, 9}, pebble.Sync)
+	_ = old.Set([]byte("order/orders\x00\x01o/1"), []byte("{}"), pebble.Sync)
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db := open(t, dir)
+	s := space(t, db, "order/orders")
+	if p, v, err := s.State(); err != nil || p != 0 || v != "" {
+		t.Errorf("a space of the earlier layout reads position %d, version %q (%v); want a new space", p, v, err)
+	}
+	n := 0
+	_ = s.Scan(nil, nil, false, func(_, _ []byte) bool { n++; return true })
+	if n != 0 {
+		t.Errorf("%d keys left of the earlier layout", n)
+	}
+	commit(t, s, 3, "k", "v")
+	other := space(t, db, "audit/index")
+	commit(t, other, 5, "k", "w")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = open(t, dir)
+	defer db.Close()
+	for name, want := range map[string]string{"order/orders": "v", "audit/index": "w"} {
+		if v, ok, err := space(t, db, name).Get([]byte("k")); err != nil || !ok || string(v) != want {
+			t.Errorf("reopened, %s holds %q, %v (%v); want %q", name, v, ok, err, want)
+		}
+	}
 }
