@@ -188,6 +188,16 @@ func (d *DB) Space(name string) (*Space, error) {
 	return &Space{db: d.db, name: name, prefix: append([]byte{1}, num...)}, nil
 }
 
+// Sibling returns the space name of the same store as s: a read model that
+// keeps its state in more than one space writes them together with
+// Batch.In.
+func (s *Space) Sibling(name string) (*Space, error) {
+	if name == "" || bytes.IndexByte([]byte(name), 0) >= 0 {
+		return nil, fmt.Errorf("kv: bad space name %q", name)
+	}
+	return &Space{db: s.db, prefix: append([]byte(name), 0)}, nil
+}
+
 // Data keys are prefix+0x01+key; the meta keys prefix+0x00+name sort before
 // them.
 var (
@@ -307,6 +317,34 @@ func (b *Batch) Delete(key []byte) error { return b.b.Delete(b.s.key(key), nil) 
 // Get reads key as the batch would leave it: the batch's own change, else
 // the stored value.
 func (b *Batch) Get(key []byte) (value []byte, ok bool, err error) { return get(b.b, b.s.key(key)) }
+
+// In is the batch as seen from other, a space of the same store
+// (Space.Sibling): its changes to other's keys are written by the batch's
+// Commit with the rest, all or nothing, and a Discard drops them. other's
+// position is not changed. It panics when other is of another store.
+func (b *Batch) In(other *Space) *BatchIn {
+	if other.db != b.s.db {
+		panic("kv: Batch.In a space of another store")
+	}
+	return &BatchIn{b: b, s: other}
+}
+
+// BatchIn writes and reads another space's keys in a batch (Batch.In).
+type BatchIn struct {
+	b *Batch
+	s *Space
+}
+
+// Set sets the space's key to value.
+func (w *BatchIn) Set(key, value []byte) error { return w.b.b.Set(w.s.key(key), value, nil) }
+
+// Delete removes the space's key.
+func (w *BatchIn) Delete(key []byte) error { return w.b.b.Delete(w.s.key(key), nil) }
+
+// Get reads the space's key as the batch would leave it.
+func (w *BatchIn) Get(key []byte) (value []byte, ok bool, err error) {
+	return get(w.b.b, w.s.key(key))
+}
 
 // Commit writes the batch's changes and position as the space's position,
 // all or nothing, and ends the batch.

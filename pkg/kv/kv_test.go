@@ -186,6 +186,80 @@ func TestBadSpaceName(t *testing.T) {
 	}
 }
 
+// A batch of one space writes keys of a sibling space with the rest of its
+// changes: a commit writes both spaces (and the position of its own only),
+// a discard neither; the batch reads its own changes to the sibling.
+func TestBatchWritesASiblingSpaceAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir)
+	own := space(t, db, "own")
+	shared, err := own.Sibling("shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := own.Sibling("bad\x00name"); err == nil {
+		t.Error("Sibling accepted a name with a 0x00 byte")
+	}
+	commit(t, shared, 0, "gone", "1")
+
+	b := own.Batch()
+	in := b.In(shared)
+	must(t, b.Set([]byte("a"), []byte("own")))
+	must(t, in.Set([]byte("x"), []byte("shared")))
+	must(t, in.Delete([]byte("gone")))
+	if v, ok, err := in.Get([]byte("x")); err != nil || !ok || string(v) != "shared" {
+		t.Errorf("batch reads the sibling's x as %q, %v, %v", v, ok, err)
+	}
+	if _, ok, err := in.Get([]byte("gone")); err != nil || ok {
+		t.Errorf("batch reads the sibling's deleted key: %v, %v", ok, err)
+	}
+	if _, ok, err := b.Get([]byte("x")); err != nil || ok {
+		t.Errorf("the sibling's key is read in the batch's own space: %v, %v", ok, err)
+	}
+	if _, ok, _ := shared.Get([]byte("x")); ok {
+		t.Error("the sibling's key is stored before the commit")
+	}
+	must(t, b.Commit(5))
+
+	d := own.Batch()
+	must(t, d.Set([]byte("b"), []byte("own")))
+	must(t, d.In(shared).Set([]byte("y"), []byte("shared")))
+	d.Discard()
+	must(t, db.Close())
+
+	db = open(t, dir)
+	defer db.Close()
+	own, shared = space(t, db, "own"), space(t, db, "shared")
+	if got := fmt.Sprint(scan(t, own, "", "", false)); got != "[a=own]" {
+		t.Errorf("own space = %s", got)
+	}
+	if got := fmt.Sprint(scan(t, shared, "", "", false)); got != "[x=shared]" {
+		t.Errorf("shared space = %s", got)
+	}
+	for name, want := range map[*kv.Space]uint64{own: 5, shared: 0} {
+		if pos, _, err := name.State(); err != nil || pos != want {
+			t.Errorf("position %d (%v), want %d", pos, err, want)
+		}
+	}
+
+	db2 := open(t, t.TempDir())
+	defer db2.Close()
+	other := space(t, db2, "elsewhere")
+	defer func() {
+		if recover() == nil {
+			t.Error("Batch.In accepted a space of another store")
+		}
+	}()
+	own.Batch().In(other)
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestKilledWriterLeavesStateAndPositionTogether: a process that commits
 // batches (key i and position i) is killed mid-stream; reopened, the store
 // holds exactly the keys up to its position — nothing past it (applied
@@ -231,6 +305,13 @@ func TestKilledWriterLeavesStateAndPositionTogether(t *testing.T) {
 		if uint64(keys) != pos {
 			t.Errorf("round %d: %d keys at position %d", round, keys, pos)
 		}
+		// Each batch also wrote key i of a sibling space.
+		sib, _ := s.Sibling("w sibling")
+		keys = 0
+		_ = sib.Scan(nil, nil, false, func(k, v []byte) bool { keys++; return true })
+		if uint64(keys) != pos {
+			t.Errorf("round %d: %d keys in the sibling space at position %d", round, keys, pos)
+		}
 		t.Logf("round %d: killed at position %d", round, pos)
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
@@ -246,6 +327,7 @@ func writeForever(dir string) {
 		panic(err)
 	}
 	s, _ := db.Space("w")
+	sib, _ := s.Sibling("w sibling")
 	pos, _, err := s.State()
 	if err != nil {
 		panic(err)
@@ -253,6 +335,7 @@ func writeForever(dir string) {
 	for i := pos + 1; ; i++ {
 		b := s.Batch()
 		_ = b.Set([]byte(fmt.Sprintf("%020d", i)), make([]byte, 100))
+		_ = b.In(sib).Set([]byte(fmt.Sprintf("%020d", i)), make([]byte, 50))
 		if err := b.Commit(i); err != nil {
 			panic(err)
 		}

@@ -18,7 +18,7 @@ import (
 
 // IndexVersion names the shape of what the stored index keeps
 // (platform.Stored): bump it when a key or a value below changes.
-const IndexVersion = "audit-index-1"
+const IndexVersion = "audit-index-2"
 
 // index is the order index kept in the read-model store (pkg/kv), not in
 // the heap. It files events exactly as domain.Index does (the same links,
@@ -26,33 +26,39 @@ const IndexVersion = "audit-index-1"
 // is tested against it.
 //
 // Each indexed store is one projection of the platform with a space of its
-// own ("audit/order index (<service>)"), and an event's changes go into the
-// space of the store it came from, in one batch with its position — also
-// what it changes of the index as a whole: the links it claims, and the
-// filing of events of other stores that waited for one of them. A query
-// reads every space. Since the spaces share one store (one log), a crash
-// leaves a prefix of the batches of all of them, so what the index holds
-// is always that of a prefix of the events applied, whole.
+// own ("audit/order index (<service>)"): its position, its counts and the
+// hashes of its streams. What the stores share — the ids tied to orders,
+// the orders and their buyers, the events waiting for an id, the filings —
+// is in ONE space beside them (sharedSpace), so that looking an id or an
+// order up is one read, not one per store. An event's changes to both
+// spaces are written in one batch with its position (kv.Batch.In); since
+// the spaces share one store (one log), a crash leaves a prefix of the
+// batches, so what the index holds is always that of a prefix of the
+// events applied, whole.
 //
-// Keys in a service's space (<s> a length-prefixed string, <n> 8 bytes big
-// endian, <t> a recorded time as big-endian nanoseconds since 1970 with the
-// sign bit flipped, so keys sort by time):
+// Keys (<s> a length-prefixed string, <n> 8 bytes big endian, <t> a
+// recorded time as big-endian nanoseconds since 1970 with the sign bit
+// flipped, so keys sort by time). In a store's space:
 //
-//	h<stream>\x00<rev n>                 hash of a revision of its own streams, as first seen (32 bytes)
-//	p<key s><position n>                 one of its own events waiting for key (pendingValue)
-//	o<order s><t><service>\x00<position n> an event filed under order (stream, revision, type)
-//	l<key>                               the order key is tied to (claimed by one of its events),
-//	                                     or empty: some of its events wait for key
-//	r<order>                             an order the index knows, and its buyer ("": none yet)
-//	m<service>\x00<position n>           a waiting event (of any store) that was filed
+//	h<stream>\x00<rev n>                 hash of a revision of its streams, as first seen (32 bytes)
 //	c                                    counts: events, filings, orders, skipped (uvarints)
 //
-// An event waiting under an id is not deleted once filed (its record is in
-// the space of its own store, the filing in that of the store that tied the
-// id): the m record says it was filed, and nothing scans the id again.
+// In the shared space:
+//
+//	l<key>                               the order key is tied to (claimed by an event),
+//	                                     or empty: events wait for key
+//	p<key s><service>\x00<position n>    an event waiting for key (pendingValue)
+//	o<order s><t><service>\x00<position n> an event filed under order (stream, revision, type)
+//	r<order>                             an order the index knows, and its buyer ("": none yet)
+//	m<service>\x00<position n>           a waiting event that was filed
+//
+// When an id is tied to an order, the events waiting for it are filed and
+// their p keys under it deleted; an event that waited under several ids
+// keeps its p keys under the others, and its m key says it was filed.
 type index struct {
 	services []string               // in scan order
 	spaces   map[string]*indexSpace // attached
+	shared   *kv.Space              // sharedSpace, from the first attach
 
 	// Read-through caches of what is stored: keys tied to orders, and the
 	// buyer of known orders. They only ever grow into what the spaces
@@ -79,6 +85,10 @@ type indexCounts struct{ events, filed, orders, skipped uint64 }
 
 var countsKey = []byte("c")
 
+// sharedSpace is the name of the space the stores' parts of the index
+// share (no projection of the audit module is named so).
+const sharedSpace = "audit/order index (all stores)"
+
 func newIndex(services []string) *index {
 	return &index{services: services, spaces: map[string]*indexSpace{},
 		links: lru.New[string, string](cacheSize), buyers: lru.New[string, string](cacheSize), revs: lru.New[string, uint64](cacheSize)}
@@ -86,7 +96,25 @@ func newIndex(services []string) *index {
 
 // attach gives service's events their space (the platform has emptied it
 // if it was of another version or past the store's end).
+//
+// The first attach also opens the shared space, and empties it when it was
+// written by another IndexVersion (every store's space is then of another
+// version too, and the platform empties them).
 func (x *index) attach(service string, s *kv.Space) error {
+	if x.shared == nil {
+		sh, err := s.Sibling(sharedSpace)
+		if err != nil {
+			return err
+		}
+		if _, v, err := sh.State(); err != nil {
+			return err
+		} else if v != IndexVersion {
+			if err := sh.Reset(IndexVersion); err != nil {
+				return err
+			}
+		}
+		x.shared = sh
+	}
 	sp := &indexSpace{service: service, space: s}
 	v, ok, err := s.Get(countsKey)
 	if err != nil {
@@ -117,61 +145,38 @@ func (x *index) space(service string) *indexSpace {
 	return sp
 }
 
-// reader reads a key as the index stands: in the batch of the event being
-// applied for the space it writes, else as stored.
+// reader reads the shared space as the index stands: in the batch of the
+// event being applied, else as stored.
 type reader struct {
-	x    *index
-	self *indexSpace // nil: no batch
-	b    *kv.Batch
+	x  *index
+	in *kv.BatchIn // nil: no batch
 }
 
-func (r reader) get(sp *indexSpace, key []byte) ([]byte, bool, error) {
-	if sp == r.self {
-		return r.b.Get(key)
+func (r reader) get(key []byte) ([]byte, bool, error) {
+	if r.in != nil {
+		return r.in.Get(key)
 	}
-	return sp.space.Get(key)
-}
-
-// first is key's value in the first attached space that has it.
-func (r reader) first(key []byte) ([]byte, bool, error) {
-	for _, svc := range r.x.services {
-		sp := r.x.spaces[svc]
-		if sp == nil {
-			continue
-		}
-		v, ok, err := r.get(sp, key)
-		if err != nil || ok {
-			return v, ok, err
-		}
+	if r.x.shared == nil {
+		return nil, false, nil // nothing attached: nothing indexed
 	}
-	return nil, false, nil
+	return r.x.shared.Get(key)
 }
 
-// link is the order key is tied to ("" none), and, when none, the spaces
-// with events waiting for key (an l key with an empty value).
-func (r reader) link(key string) (string, []*indexSpace, error) {
+// link is the order key is tied to ("" none), and, when none, whether
+// events wait for key (an l key with an empty value).
+func (r reader) link(key string) (order string, waiting bool, err error) {
 	if o, ok := r.x.links.Get(key); ok {
-		return o, nil, nil
+		return o, false, nil
 	}
-	var waitIn []*indexSpace
-	k := linkKey(key)
-	for _, svc := range r.x.services {
-		sp := r.x.spaces[svc]
-		if sp == nil {
-			continue
-		}
-		v, ok, err := r.get(sp, k)
-		switch {
-		case err != nil:
-			return "", nil, err
-		case ok && len(v) > 0:
-			r.x.links.Put(key, string(v))
-			return string(v), nil, nil
-		case ok:
-			waitIn = append(waitIn, sp)
-		}
+	v, ok, err := r.get(linkKey(key))
+	switch {
+	case err != nil:
+		return "", false, err
+	case ok && len(v) > 0:
+		r.x.links.Put(key, string(v))
+		return string(v), false, nil
 	}
-	return "", waitIn, nil
+	return "", ok, nil
 }
 
 // buyer is the buyer of order and whether the index knows the order.
@@ -179,29 +184,12 @@ func (r reader) buyer(order string) (string, bool, error) {
 	if b, ok := r.x.buyers.Get(order); ok {
 		return b, true, nil
 	}
-	known := false
-	buyer := ""
-	for _, svc := range r.x.services {
-		sp := r.x.spaces[svc]
-		if sp == nil {
-			continue
-		}
-		v, ok, err := r.get(sp, orderRecordKey(order))
-		if err != nil {
-			return "", false, err
-		}
-		if ok {
-			known = true
-			if len(v) > 0 {
-				buyer = string(v)
-				break
-			}
-		}
+	v, known, err := r.get(orderRecordKey(order))
+	if err != nil || !known {
+		return "", false, err
 	}
-	if known {
-		r.x.buyers.Put(order, buyer)
-	}
-	return buyer, known, nil
+	r.x.buyers.Put(order, string(v))
+	return string(v), true, nil
 }
 
 // add files one event of service (see domain.Index.Add) and commits its
@@ -210,7 +198,7 @@ func (x *index) add(service string, ev eventstore.RecordedEvent, payload proto.M
 	sp := x.space(service)
 	b := sp.space.Batch()
 	defer b.Discard()
-	r := reader{x: x, self: sp, b: b}
+	r := reader{x: x, in: b.In(x.shared)}
 	counts := sp.counts
 	counts.events++
 
@@ -252,10 +240,10 @@ func (x *index) add(service string, ev eventstore.RecordedEvent, payload proto.M
 	if order == "" {
 		v := e.encode()
 		for _, k := range refs.Keys {
-			if err := b.Set(pendingKey(k, ev.Position), v); err != nil {
+			if err := r.in.Set(pendingKey(k, service, ev.Position), v); err != nil {
 				return err
 			}
-			if err := b.Set(linkKey(k), nil); err != nil { // events of this store wait for k
+			if err := r.in.Set(linkKey(k), nil); err != nil { // events wait for k
 				return err
 			}
 		}
@@ -295,7 +283,7 @@ func (x *index) commit(sp *indexSpace, b *kv.Batch, counts indexCounts, pos uint
 // every event waiting for one of them (domain.Index.attach), all in the
 // batch of r.
 func (x *index) file(r reader, counts *indexCounts, e pending, order string) error {
-	b := r.b
+	b := r.in
 	type job struct {
 		e       pending
 		waiting bool // found waiting under an id
@@ -306,7 +294,7 @@ func (x *index) file(r reader, counts *indexCounts, e pending, order string) err
 		work = work[:len(work)-1]
 		if j.waiting {
 			mk := markKey(j.e.service, j.e.position)
-			if _, filed, err := r.first(mk); err != nil {
+			if _, filed, err := r.get(mk); err != nil {
 				return err
 			} else if filed {
 				continue // also waited under another id, filed already
@@ -319,7 +307,7 @@ func (x *index) file(r reader, counts *indexCounts, e pending, order string) err
 		// filed under an order claims the order's stream key unless another
 		// order has: when nobody has, the order is new.
 		sk := domain.StreamKey(order)
-		skOrder, skWait, skLooked := "", []*indexSpace(nil), false
+		skOrder, skWait, skLooked := "", false, false
 		buyer, known := x.buyers.Get(order)
 		if !known {
 			var err error
@@ -350,10 +338,10 @@ func (x *index) file(r reader, counts *indexCounts, e pending, order string) err
 		}
 		counts.filed++
 		for i, k := range append([]string{sk}, j.e.teaches...) {
-			o, waitIn := skOrder, skWait
+			o, waits := skOrder, skWait
 			if i > 0 || !skLooked {
 				var err error
-				if o, waitIn, err = r.link(k); err != nil {
+				if o, waits, err = r.link(k); err != nil {
 					return err
 				}
 			}
@@ -364,7 +352,10 @@ func (x *index) file(r reader, counts *indexCounts, e pending, order string) err
 				return err
 			}
 			x.links.Put(k, order)
-			waiting, err := waitingIn(waitIn, k)
+			if !waits {
+				continue
+			}
+			waiting, err := x.waitingFor(b, k)
 			if err != nil {
 				return err
 			}
@@ -376,28 +367,44 @@ func (x *index) file(r reader, counts *indexCounts, e pending, order string) err
 	return nil
 }
 
-// waitingIn are the events that wait for key in spaces, as committed (the
-// event being applied, which is being filed, waits for nothing).
-func waitingIn(spaces []*indexSpace, key string) ([]pending, error) {
+// waitingFor are the events that wait for key, as committed (the event
+// being applied, which is being filed, waits for nothing), in the order of
+// the services, then of their positions; their p keys under key are
+// deleted in b (key is tied now: nothing looks for them again).
+func (x *index) waitingFor(b *kv.BatchIn, key string) ([]pending, error) {
 	var out []pending
+	var keys [][]byte
 	prefix := pendingPrefix(key)
-	end := prefixEnd(prefix)
-	for _, sp := range spaces {
-		svc := sp.service
-		var derr error
-		err := sp.space.Scan(prefix, end, false, func(k, v []byte) bool {
-			p, err := decodePending(svc, binary.BigEndian.Uint64(k[len(prefix):]), v)
-			if err != nil {
-				derr = err
-				return false
-			}
-			out = append(out, p)
-			return true
-		})
-		if err = errors.Join(err, derr); err != nil {
+	var derr error
+	err := x.shared.Scan(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
+		tail := k[len(prefix):]
+		if len(tail) < 1+8 || tail[len(tail)-9] != 0 {
+			derr = errBadValue
+			return false
+		}
+		p, err := decodePending(string(tail[:len(tail)-9]), binary.BigEndian.Uint64(tail[len(tail)-8:]), v)
+		if err != nil {
+			derr = err
+			return false
+		}
+		out = append(out, p)
+		keys = append(keys, bytes.Clone(k))
+		return true
+	})
+	if err = errors.Join(err, derr); err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
 			return nil, err
 		}
 	}
+	slices.SortStableFunc(out, func(a, b pending) int {
+		if a.service != b.service {
+			return compare(slices.Index(x.services, a.service), slices.Index(x.services, b.service))
+		}
+		return compare(a.position, b.position)
+	})
 	return out, nil
 }
 
@@ -410,13 +417,9 @@ func (x *index) order(id string) (domain.OrderView, bool, error) {
 		e     *domain.Entry
 	}
 	var all []filed
-	for _, svc := range x.services {
-		sp := x.spaces[svc]
-		if sp == nil {
-			continue
-		}
+	if x.shared != nil {
 		var derr error
-		err := sp.space.Scan(prefix, end, false, func(k, v []byte) bool {
+		err := x.shared.Scan(prefix, end, false, func(k, v []byte) bool {
 			f, e, err := decodeFiling(k[len(prefix):], v)
 			if err != nil {
 				derr = err
@@ -453,7 +456,7 @@ func (x *index) order(id string) (domain.OrderView, bool, error) {
 	return v, true, nil
 }
 
-func compare[T int64 | uint64 | string](a, b T) int {
+func compare[T int | int64 | uint64 | string](a, b T) int {
 	switch {
 	case a < b:
 		return -1
@@ -631,8 +634,9 @@ func hashKey(stream string, rev uint64) []byte {
 
 func pendingPrefix(key string) []byte { return appendString([]byte{'p'}, key) }
 
-func pendingKey(key string, pos uint64) []byte {
-	return binary.BigEndian.AppendUint64(pendingPrefix(key), pos)
+func pendingKey(key, service string, pos uint64) []byte {
+	k := append(append(pendingPrefix(key), service...), 0)
+	return binary.BigEndian.AppendUint64(k, pos)
 }
 
 func filingPrefix(order string) []byte { return appendString([]byte{'o'}, order) }

@@ -262,3 +262,63 @@ func TestStoredIndexCountsSkippedAcrossReopens(t *testing.T) {
 		t.Errorf("resumes after %d, want 7", p)
 	}
 }
+
+// The space the stores share is emptied when it was written by another
+// version (the platform empties the stores' spaces then): what an older
+// index tied is forgotten, and the events fold again as the heap index
+// files them.
+func TestStoredIndexOfAnotherVersionFoldsAgain(t *testing.T) {
+	t.Parallel()
+	events := corpus(t)
+	dir := t.TempDir()
+	db, err := kv.Open(dir, kv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An older index: every id of the corpus tied to a stale order.
+	shared, err := db.Space(sharedSpace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := shared.Reset("audit-index-1"); err != nil {
+		t.Fatal(err)
+	}
+	b := shared.Batch()
+	heap := domain.NewIndex()
+	for _, svc := range DefaultServices {
+		for _, e := range events[svc] {
+			for _, k := range domain.RefsOf(e.Stream, domain.DecodePayload(e)).Keys {
+				if err := b.Set(linkKey(k), []byte("o-stale")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			heap.Add(svc, e, domain.DecodePayload(e))
+		}
+	}
+	if err := b.Set(orderRecordKey("o-stale"), []byte("b-stale")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openStored(t, dir)
+	defer s.close(t)
+	for _, svc := range DefaultServices {
+		for _, e := range events[svc] {
+			s.feeds[svc].Apply(e)
+			s.feeds[svc].Position.Advance(e.Position)
+		}
+	}
+	orders := []string{"o1", "o2", "o3", "o4", "o-stale"}
+	want := snapshot(t, orders, nil, heap.Order, heap.Seen, heap.Stats())
+	if got := s.snapshot(t, orders, nil); !slices.Equal(got, want) {
+		t.Errorf("stored index\n%v\nheap index\n%v", got, want)
+	}
+	if _, v, err := s.svc.idx.shared.State(); err != nil || v != IndexVersion {
+		t.Errorf("shared space of version %q (%v), want %q", v, err, IndexVersion)
+	}
+}
