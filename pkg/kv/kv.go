@@ -147,6 +147,7 @@ func (d *DB) Close() error {
 // a key no caller's key can equal.
 type Space struct {
 	db     *pebble.DB
+	owner  *DB
 	name   string
 	prefix []byte // 0x01, its number
 }
@@ -185,21 +186,16 @@ func (d *DB) Space(name string) (*Space, error) {
 	if len(num) != 4 {
 		return nil, fmt.Errorf("kv: space %q: number of %d bytes", name, len(num))
 	}
-	return &Space{db: d.db, name: name, prefix: append([]byte{1}, num...)}, nil
+	return &Space{db: d.db, owner: d, name: name, prefix: append([]byte{1}, num...)}, nil
 }
 
 // Sibling returns the space name of the same store as s: a read model that
 // keeps its state in more than one space writes them together with
 // Batch.In.
-func (s *Space) Sibling(name string) (*Space, error) {
-	if name == "" || bytes.IndexByte([]byte(name), 0) >= 0 {
-		return nil, fmt.Errorf("kv: bad space name %q", name)
-	}
-	return &Space{db: s.db, prefix: append([]byte(name), 0)}, nil
-}
+func (s *Space) Sibling(name string) (*Space, error) { return s.owner.Space(name) }
 
 // Data keys are prefix+0x01+key; the meta keys prefix+0x00+name sort before
-// them.
+// them (see Layout).
 var (
 	metaPosition = []byte{0, 'p'}
 	metaVersion  = []byte{0, 'v'}
