@@ -368,7 +368,7 @@ func (m *ReadModel) Claims(q ClaimQuery) (ClaimPage, error) {
 	err := s.Scan(prefix, to, true, func(k, entry []byte) bool {
 		state, n := binary.Uvarint(entry)
 		if n <= 0 {
-			ferr = fmt.Errorf("claims read model: list entry %q: %w", k, errCorrupt)
+			ferr = fmt.Errorf("claims read model: list entry %q: %w", k, kv.ErrCorrupt)
 			return false
 		}
 		if q.State != domain.StateNone && domain.State(state) != q.State {
