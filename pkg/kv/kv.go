@@ -143,8 +143,8 @@ func (d *DB) Close() error {
 }
 
 // Space is one read model's keyspace: every key is stored behind the
-// space's name, and the space's own bookkeeping (position, version) under
-// a key no caller's key can equal.
+// space's number (see Layout), and the space's own bookkeeping (position,
+// version) under a key no caller's key can equal.
 type Space struct {
 	db     *pebble.DB
 	owner  *DB
