@@ -3,7 +3,6 @@ package app
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -81,7 +80,7 @@ type Page struct {
 // process's read-model store (platform.Stored, pkg/kv), each event's
 // changes written with the event's position in one batch:
 //
-//	o/<order id>                          the order and its revision (JSON)
+//	o/<order id>                          the order and its revision (codec.go)
 //	l/<list><owner>/<place time><order id> an entry of a list, newest last
 //
 // where <list> is one byte (a all, b buyer, v vendor, c creator, p PSP
@@ -114,7 +113,7 @@ func NewReadModel(onChange func(orderID string, status domain.Status)) *ReadMode
 
 // Version names the shape of what the read model stores
 // (platform.Stored); bump it when the keys or the stored order change.
-func (m *ReadModel) Version() string { return "orders-kv-2" }
+func (m *ReadModel) Version() string { return "orders-kv-3" }
 
 // Attach gives the read model its space (platform.Stored).
 func (m *ReadModel) Attach(s *kv.Space) error {
@@ -170,8 +169,8 @@ func get(r interface {
 	if err != nil || !ok {
 		return storedOrder{}, false, err
 	}
-	var so storedOrder
-	if err := json.Unmarshal(v, &so); err != nil {
+	so, err := decodeOrder(v)
+	if err != nil {
 		return storedOrder{}, false, fmt.Errorf("order read model: order %s: %w", id, err)
 	}
 	return so, true, nil
@@ -252,7 +251,7 @@ func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 	so.Revision = e.Revision
 	status := so.Order.Status
 	if so.Order.Status != domain.StatusNone {
-		v, err := json.Marshal(so)
+		v, err := encodeOrder(so)
 		if err != nil {
 			panic(err)
 		}
