@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
@@ -35,7 +36,11 @@ func TestCheckpointsSurviveKills(t *testing.T) {
 	sku := p.GetSkus()[0].GetSkuId()
 
 	// answers are what the read models answer about the buyer's orders,
-	// the SKU's stock, the orders' fulfilments and the vendor's balance.
+	// the SKU's stock, the orders' fulfilments and the vendor's balance,
+	// and the audit's timeline and chain of the orders of earlier rounds
+	// (settled: the current round's may still be gaining events when the
+	// process is killed).
+	var settled []string
 	answers := func() (string, error) {
 		var b strings.Builder
 		var ids []string
@@ -68,6 +73,21 @@ func TestCheckpointsSurviveKills(t *testing.T) {
 		}
 		for _, x := range bal.GetBalances() {
 			fmt.Fprintf(&b, "balance escrow %d available %d\n", x.GetEscrow().GetAmountMinor(), x.GetAvailable().GetAmountMinor())
+		}
+		for _, id := range settled {
+			tl, err := ops.audit.GetOrderTimeline(t.Context(), &auditv1.GetOrderTimelineRequest{OrderId: id, PageSize: 1000})
+			if err != nil {
+				return "", err
+			}
+			var types []string
+			for _, e := range tl.GetEvents() {
+				types = append(types, e.GetService()+"/"+e.GetType())
+			}
+			v, err := ops.audit.VerifyOrderChain(t.Context(), &auditv1.VerifyOrderChainRequest{OrderId: id})
+			if err != nil {
+				return "", err
+			}
+			fmt.Fprintf(&b, "audit %s: %d events %v, chain valid %v\n", id, tl.GetTotalSize(), types, v.GetValid())
 		}
 		return b.String(), nil
 	}
@@ -108,6 +128,15 @@ func TestCheckpointsSurviveKills(t *testing.T) {
 		}
 		if after != before {
 			t.Fatalf("round %d: after the restart the read models answer\n%s\nwhere before they answered\n%s", round, after, before)
+		}
+		if round > 0 && (!strings.Contains(after, "chain valid true") || strings.Contains(after, "chain valid false") || strings.Contains(after, ": 0 events")) {
+			t.Fatalf("round %d: the audit does not answer for the settled orders:\n%s", round, after)
+		}
+		settled = nil
+		for _, line := range strings.Split(after, "\n") {
+			if id, ok := strings.CutPrefix(line, "order "); ok && !strings.Contains(id, ":") {
+				settled = append(settled, strings.Fields(id)[0])
+			}
 		}
 	}
 	stop(child)
