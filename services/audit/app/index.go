@@ -376,7 +376,7 @@ func (x *index) waitingFor(b *kv.BatchIn, key string) ([]pending, error) {
 	var keys [][]byte
 	prefix := pendingPrefix(key)
 	var derr error
-	err := x.shared.Scan(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
+	err := x.shared.Scan(prefix, kv.PrefixEnd(prefix), false, func(k, v []byte) bool {
 		tail := k[len(prefix):]
 		if len(tail) < 1+8 || tail[len(tail)-9] != 0 {
 			derr = errBadValue
@@ -411,7 +411,7 @@ func (x *index) waitingFor(b *kv.BatchIn, key string) ([]pending, error) {
 // order returns what the index holds of an order.
 func (x *index) order(id string) (domain.OrderView, bool, error) {
 	prefix := filingPrefix(id)
-	end := prefixEnd(prefix)
+	end := kv.PrefixEnd(prefix)
 	type filed struct {
 		nanos int64
 		e     *domain.Entry
@@ -475,7 +475,7 @@ func (x *index) seen(ref domain.StreamRef) ([][]byte, error) {
 	}
 	prefix := hashPrefix(ref.Stream)
 	var out [][]byte
-	err := sp.space.Scan(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
+	err := sp.space.Scan(prefix, kv.PrefixEnd(prefix), false, func(k, v []byte) bool {
 		rev := binary.BigEndian.Uint64(k[len(prefix):])
 		for uint64(len(out)) <= rev {
 			out = append(out, nil)
@@ -653,19 +653,6 @@ func orderRecordKey(order string) []byte { return append([]byte{'r'}, order...) 
 
 func markKey(service string, pos uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(append([]byte{'m'}, service...), 0), pos)
-}
-
-// prefixEnd is the first key after every key that starts with prefix
-// (prefix is never all 0xff here: it starts with a letter).
-func prefixEnd(prefix []byte) []byte {
-	end := bytes.Clone(prefix)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
 }
 
 func isZero(b []byte) bool {

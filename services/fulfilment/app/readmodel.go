@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"strconv"
 	"sync"
@@ -193,18 +192,6 @@ const (
 	listOrder  = 'o'
 )
 
-// listPrefix is the prefix of the entries of owner's list.
-func listPrefix(list byte, owner string) []byte {
-	k := append([]byte("l/"), list)
-	k = binary.AppendUvarint(k, uint64(len(owner)))
-	return append(append(k, owner...), '/')
-}
-
-// sortKey is an entry's place in its list: time first, then id.
-func sortKey(t time.Time, id string) []byte {
-	return append(binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())^(1<<63)), id...)
-}
-
 // read reads a fulfilment, and its address's wire bytes, from r (the
 // space or a batch); ok false when the read model does not have it.
 func read(r interface {
@@ -293,9 +280,9 @@ func (m *ReadModel) apply(e eventstore.RecordedEvent, id string, ev es.Event) *V
 	st := f.Status()
 	if !was.Requested || old.status != st ||
 		was.VendorID != f.VendorID || was.OrderID != f.OrderID || !was.RequestTime.Equal(f.RequestTime) {
-		sk := sortKey(f.RequestTime, id)
-		_ = b.Set(append(listPrefix(listVendor, f.VendorID), sk...), []byte{byte(st)})
-		_ = b.Set(append(listPrefix(listOrder, f.OrderID), sk...), []byte{byte(st)})
+		sk := kv.TimeKey(f.RequestTime, id)
+		_ = b.Set(append(kv.ListPrefix(listVendor, f.VendorID), sk...), []byte{byte(st)})
+		_ = b.Set(append(kv.ListPrefix(listOrder, f.OrderID), sk...), []byte{byte(st)})
 	}
 	switch pending := f.DeadlinePending(); {
 	case pending && !(was.Requested && was.DeadlinePending()):
@@ -336,9 +323,9 @@ func (m *ReadModel) subscribe(vendorID string, buffer int, snapshot bool) (*watc
 	defer m.mu.Unlock()
 	var snap []View
 	if s := m.space.Load(); snapshot && s != nil {
-		prefix := listPrefix(listVendor, vendorID)
+		prefix := kv.ListPrefix(listVendor, vendorID)
 		var err error
-		snap, _, err = m.walk(s, prefix, prefixEnd(prefix), -1, domain.StatusNone, nil)
+		snap, _, err = m.walk(s, prefix, kv.PrefixEnd(prefix), -1, domain.StatusNone, nil)
 		if err != nil {
 			return nil, 0, nil, err
 		}
@@ -401,12 +388,12 @@ func (m *ReadModel) Open() []View {
 // shorter), else the vendor's, newest first from the page token's
 // fulfilment.
 func (m *ReadModel) List(q ListQuery) (Page, error) {
-	prefix := listPrefix(listOrder, q.OrderID)
+	prefix := kv.ListPrefix(listOrder, q.OrderID)
 	if q.OrderID == "" && q.VendorID != "" {
-		prefix = listPrefix(listVendor, q.VendorID)
+		prefix = kv.ListPrefix(listVendor, q.VendorID)
 	}
 	query := fmt.Sprintf("v=%s|o=%s|s=%d", q.VendorID, q.OrderID, q.Status)
-	to := prefixEnd(prefix)
+	to := kv.PrefixEnd(prefix)
 	if q.PageToken != "" {
 		f, err := projection.ParsePageToken(q.PageToken, query, listFilters, 2)
 		if err != nil {
@@ -416,7 +403,7 @@ func (m *ReadModel) List(q ListQuery) (Page, error) {
 		if err != nil {
 			return Page{}, projection.BadPageToken("not a page token of this service")
 		}
-		to = append(bytes.Clone(prefix), sortKey(time.Unix(0, nanos), f[1])...) // exclusive: the token's own was on the last page
+		to = append(bytes.Clone(prefix), kv.TimeKey(time.Unix(0, nanos), f[1])...) // exclusive: the token's own was on the last page
 	}
 	s := m.space.Load()
 	if s == nil {
@@ -468,12 +455,4 @@ func (m *ReadModel) walk(s *kv.Space, prefix, to []byte, size int, status domain
 		err = ferr
 	}
 	return out, more, err
-}
-
-// prefixEnd is the first key after every key starting with prefix (which
-// ends in '/').
-func prefixEnd(prefix []byte) []byte {
-	end := bytes.Clone(prefix)
-	end[len(end)-1]++
-	return end
 }

@@ -28,7 +28,7 @@ func TestNarrowestListIsTheShortest(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for owner, n := range sizes {
 		for i := range n {
-			_ = b.Set(append(listPrefix(owner[0], owner[2:]), sortKey(t0.Add(time.Duration(i)*time.Second), fmt.Sprint(owner, i))...), nil)
+			_ = b.Set(append(kv.ListPrefix(owner[0], owner[2:]), kv.TimeKey(t0.Add(time.Duration(i)*time.Second), fmt.Sprint(owner, i))...), nil)
 		}
 	}
 	if err := b.Commit(1); err != nil {
@@ -38,13 +38,13 @@ func TestNarrowestListIsTheShortest(t *testing.T) {
 		q    ListQuery
 		want []byte
 	}{
-		"no filter":                  {ListQuery{}, listPrefix(listAll, "")},
-		"one filter":                 {ListQuery{VendorID: "long"}, listPrefix(listVendor, "long")},
-		"short buyer, long vendor":   {ListQuery{BuyerID: "short", VendorID: "long"}, listPrefix(listBuyer, "short")},
-		"long buyer, short vendor":   {ListQuery{BuyerID: "long", VendorID: "short"}, listPrefix(listVendor, "short")},
-		"three past the first limit": {ListQuery{BuyerID: "long", VendorID: "long", CreatorID: "mid"}, listPrefix(listCreator, "mid")},
-		"a payment reference":        {ListQuery{BuyerID: "short", PSPReference: "one"}, listPrefix(listPSP, "one")},
-		"a buyer with no orders":     {ListQuery{BuyerID: "nobody", VendorID: "long"}, listPrefix(listBuyer, "nobody")},
+		"no filter":                  {ListQuery{}, kv.ListPrefix(listAll, "")},
+		"one filter":                 {ListQuery{VendorID: "long"}, kv.ListPrefix(listVendor, "long")},
+		"short buyer, long vendor":   {ListQuery{BuyerID: "short", VendorID: "long"}, kv.ListPrefix(listBuyer, "short")},
+		"long buyer, short vendor":   {ListQuery{BuyerID: "long", VendorID: "short"}, kv.ListPrefix(listVendor, "short")},
+		"three past the first limit": {ListQuery{BuyerID: "long", VendorID: "long", CreatorID: "mid"}, kv.ListPrefix(listCreator, "mid")},
+		"a payment reference":        {ListQuery{BuyerID: "short", PSPReference: "one"}, kv.ListPrefix(listPSP, "one")},
+		"a buyer with no orders":     {ListQuery{BuyerID: "nobody", VendorID: "long"}, kv.ListPrefix(listBuyer, "nobody")},
 	} {
 		got, err := narrowest(s, c.q)
 		if err != nil || !bytes.Equal(got, c.want) {

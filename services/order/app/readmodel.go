@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -149,18 +148,6 @@ const (
 	listPSP     = 'p'
 )
 
-// listPrefix is the prefix of the entries of list's owner's list.
-func listPrefix(list byte, owner string) []byte {
-	k := append([]byte("l/"), list)
-	k = binary.AppendUvarint(k, uint64(len(owner)))
-	return append(append(k, owner...), '/')
-}
-
-// sortKey is an entry's place in its list: time first, then id.
-func sortKey(t time.Time, id string) []byte {
-	return append(binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())^(1<<63)), id...)
-}
-
 // get reads an order; ok false when the read model does not have it.
 func get(r interface {
 	Get([]byte) ([]byte, bool, error)
@@ -257,9 +244,9 @@ func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 		}
 		_ = b.Set(orderKey(id), v)
 		if !wasPlaced {
-			sk := sortKey(so.Order.PlaceTime, id)
+			sk := kv.TimeKey(so.Order.PlaceTime, id)
 			index := func(list byte, owner string) {
-				_ = b.Set(append(listPrefix(list, owner), sk...), nil)
+				_ = b.Set(append(kv.ListPrefix(list, owner), sk...), nil)
 			}
 			index(listAll, "")
 			index(listBuyer, so.Order.BuyerID)
@@ -378,12 +365,12 @@ func narrowest(s *kv.Space, q ListQuery) ([]byte, error) {
 		owner string
 	}{{listPSP, q.PSPReference}, {listBuyer, q.BuyerID}, {listVendor, q.VendorID}, {listCreator, q.CreatorID}} {
 		if c.owner != "" {
-			lists = append(lists, listPrefix(c.list, c.owner))
+			lists = append(lists, kv.ListPrefix(c.list, c.owner))
 		}
 	}
 	switch len(lists) {
 	case 0:
-		return listPrefix(listAll, ""), nil
+		return kv.ListPrefix(listAll, ""), nil
 	case 1:
 		return lists[0], nil
 	}
@@ -391,7 +378,7 @@ func narrowest(s *kv.Space, q ListQuery) ([]byte, error) {
 		best, bestN := -1, limit
 		for i, l := range lists {
 			n := 0
-			err := s.Scan(l, listEnd(l), false, func(_, _ []byte) bool { n++; return n < limit })
+			err := s.Scan(l, kv.PrefixEnd(l), false, func(_, _ []byte) bool { n++; return n < limit })
 			if err != nil {
 				return nil, err
 			}
@@ -405,25 +392,20 @@ func narrowest(s *kv.Space, q ListQuery) ([]byte, error) {
 	}
 }
 
-// listEnd is the first key after the list of prefix.
-func listEnd(prefix []byte) []byte {
-	return append(bytes.Clone(prefix[:len(prefix)-1]), prefix[len(prefix)-1]+1)
-}
-
 // listFrom walks the list with prefix newest first, from the order after
 // after (zero: the newest), within q's time range, handing each order to
 // take until it returns false.
 func (m *ReadModel) listFrom(s *kv.Space, prefix []byte, q ListQuery, after projection.Key, take func(storedOrder) bool) error {
 	from := bytes.Clone(prefix)
-	to := listEnd(prefix)
+	to := kv.PrefixEnd(prefix)
 	if !q.From.IsZero() {
-		from = append(bytes.Clone(prefix), sortKey(q.From, "")...)
+		from = append(bytes.Clone(prefix), kv.TimeKey(q.From, "")...)
 	}
 	if !q.To.IsZero() {
-		to = append(bytes.Clone(prefix), sortKey(q.To, "")...)
+		to = append(bytes.Clone(prefix), kv.TimeKey(q.To, "")...)
 	}
 	if !after.Time.IsZero() || after.ID != "" {
-		if k := append(bytes.Clone(prefix), sortKey(after.Time, after.ID)...); bytes.Compare(k, to) < 0 {
+		if k := append(bytes.Clone(prefix), kv.TimeKey(after.Time, after.ID)...); bytes.Compare(k, to) < 0 {
 			to = k // exclusive: the token's order itself was on the last page
 		}
 	}

@@ -95,7 +95,7 @@ func (x *TrackingIndex) Orders(carrier, number string) ([]string, error) {
 	}
 	prefix := trackingPrefix(carrier, number)
 	var ids []string
-	err := s.Scan(prefix, append(prefix[:len(prefix)-1:len(prefix)-1], 1), false, func(k, _ []byte) bool {
+	err := s.Scan(prefix, kv.PrefixEnd(prefix), false, func(k, _ []byte) bool {
 		ids = append(ids, string(k[len(prefix):]))
 		return true
 	})

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -44,18 +43,6 @@ func txnKey(id string) []byte { return append(key(prefixTxn, len(id)), id...) }
 
 func partKey(prefix []byte, p part) []byte {
 	return append(appendString(key(prefix, len(p.orderID)+len(p.vendorID)+2), p.orderID), p.vendorID...)
-}
-
-// prefixEnd is the first key after every key that starts with p.
-func prefixEnd(p []byte) []byte {
-	end := bytes.Clone(p)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil // to the end
 }
 
 var errCorrupt = errors.New("a stored value does not decode")

@@ -134,7 +134,7 @@ func (v *LedgerView) Version() string { return "ledger-kv-1" }
 func (v *LedgerView) Attach(s *kv.Space) error {
 	var next uint64
 	var ferr error
-	err := s.Scan(prefixPosted, prefixEnd(prefixPosted), true, func(k, val []byte) bool {
+	err := s.Scan(prefixPosted, kv.PrefixEnd(prefixPosted), true, func(k, val []byte) bool {
 		_, after, _, err := decodePosted(val)
 		if err != nil || len(k) != len(prefixPosted)+8 {
 			ferr = fmt.Errorf("ledger view: the last transaction: %w", errCorrupt)
@@ -174,7 +174,7 @@ func (v *LedgerView) Attach(s *kv.Space) error {
 		tell   func(orderID, vendorID string, at time.Time)
 	}{{prefixWindow, v.deadlines.WindowOpen}, {prefixReserve, v.deadlines.ReserveHeld}} {
 		var ferr error
-		err := s.Scan(d.prefix, prefixEnd(d.prefix), false, func(k, val []byte) bool {
+		err := s.Scan(d.prefix, kv.PrefixEnd(d.prefix), false, func(k, val []byte) bool {
 			r := reader{b: k[len(d.prefix):]}
 			orderID := r.string()
 			vendorID := string(r.b)
@@ -445,7 +445,7 @@ func (v *LedgerView) eachAccount(fn func(acct string, a accountState)) {
 		return
 	}
 	var ferr error
-	err := s.Scan(prefixBalance, prefixEnd(prefixBalance), false, func(k, val []byte) bool {
+	err := s.Scan(prefixBalance, kv.PrefixEnd(prefixBalance), false, func(k, val []byte) bool {
 		a, err := decodeAccount(val)
 		if err != nil {
 			ferr = fmt.Errorf("account %s: %w", k[len(prefixBalance):], err)
@@ -653,7 +653,7 @@ func (r *transactions) entry(index int) Entry {
 func scanAccount(s *kv.Space, account string, from uint64, fn func(seq uint64, ref accountRef) (bool, error)) error {
 	prefix := listPrefix(prefixAccountEntry, account)
 	var ferr error
-	err := s.Scan(binary8(prefix, from), prefixEnd(prefix), false, func(k, val []byte) bool {
+	err := s.Scan(binary8(prefix, from), kv.PrefixEnd(prefix), false, func(k, val []byte) bool {
 		ref, err := decodeAccountRef(val)
 		if err != nil || len(k) != len(prefix)+8 || ref.index > beUint64(k[len(prefix):]) {
 			ferr = fmt.Errorf("ledger view: entry %q: %w", k, errCorrupt)
@@ -710,7 +710,7 @@ func (v *LedgerView) Entries(f EntryFilter, after, limit int) ([]Entry, bool) {
 		// An order has a few transactions: its list is read whole.
 		prefix := listPrefix(prefixOrderEntry, f.OrderID)
 		var ferr error
-		err = s.Scan(prefix, prefixEnd(prefix), false, func(k, _ []byte) bool {
+		err = s.Scan(prefix, kv.PrefixEnd(prefix), false, func(k, _ []byte) bool {
 			if len(k) != len(prefix)+8 {
 				ferr = fmt.Errorf("ledger view: order entry %q: %w", k, errCorrupt)
 				return false
@@ -737,7 +737,7 @@ func (v *LedgerView) Entries(f EntryFilter, after, limit int) ([]Entry, bool) {
 			break
 		}
 		var ferr error
-		err = s.Scan(binary8(prefixPosted, start), prefixEnd(prefixPosted), false, func(k, val []byte) bool {
+		err = s.Scan(binary8(prefixPosted, start), kv.PrefixEnd(prefixPosted), false, func(k, val []byte) bool {
 			if len(k) != len(prefixPosted)+8 {
 				ferr = fmt.Errorf("ledger view: transaction %q: %w", k, errCorrupt)
 				return false

@@ -213,16 +213,16 @@ func (m *ReadModel) applyCase(b *kv.Batch, e eventstore.RecordedEvent, orderID s
 			continue
 		}
 		// A claim's place in the lists is where it was first indexed.
-		at, sk := c, sortKey(c.OpenTime, c.ID)
+		at, sk := c, kv.TimeKey(c.OpenTime, c.ID)
 		if was != nil {
-			at, sk = was, sortKey(was.OpenTime, was.ID)
+			at, sk = was, kv.TimeKey(was.OpenTime, was.ID)
 		}
 		entry := append(binary.AppendUvarint(nil, uint64(c.State)), at.OrderID...)
 		for _, l := range []struct {
 			list  byte
 			owner string
 		}{{listAll, ""}, {listOrder, at.OrderID}, {listBuyer, at.BuyerID}, {listVendor, at.VendorID}} {
-			_ = b.Set(append(listPrefix(l.list, l.owner), sk...), entry)
+			_ = b.Set(append(kv.ListPrefix(l.list, l.owner), sk...), entry)
 		}
 	}
 	val, err := encodeCase(&cs)
@@ -263,26 +263,6 @@ const (
 	listBuyer  = 'b'
 	listVendor = 'v'
 )
-
-// listPrefix is the prefix of the entries of owner's list.
-func listPrefix(list byte, owner string) []byte {
-	k := append([]byte("l/"), list)
-	k = binary.AppendUvarint(k, uint64(len(owner)))
-	return append(append(k, owner...), '/')
-}
-
-// sortKey is an entry's place in its list: time first, then id.
-func sortKey(t time.Time, id string) []byte {
-	return append(binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())^(1<<63)), id...)
-}
-
-// prefixEnd is the first key after every key starting with prefix (which
-// ends in '/').
-func prefixEnd(prefix []byte) []byte {
-	end := bytes.Clone(prefix)
-	end[len(end)-1]++
-	return end
-}
 
 // readCase reads an order's claims from r (the space or a batch).
 func readCase(r interface {
@@ -335,17 +315,17 @@ type ClaimView struct {
 
 // Claims returns one page of q.
 func (m *ReadModel) Claims(q ClaimQuery) (ClaimPage, error) {
-	prefix := listPrefix(listAll, "")
+	prefix := kv.ListPrefix(listAll, "")
 	switch {
 	case q.OrderID != "":
-		prefix = listPrefix(listOrder, q.OrderID)
+		prefix = kv.ListPrefix(listOrder, q.OrderID)
 	case q.VendorID != "":
-		prefix = listPrefix(listVendor, q.VendorID)
+		prefix = kv.ListPrefix(listVendor, q.VendorID)
 	case q.BuyerID != "":
-		prefix = listPrefix(listBuyer, q.BuyerID)
+		prefix = kv.ListPrefix(listBuyer, q.BuyerID)
 	}
 	query := fmt.Sprintf("o=%s|v=%s|b=%s|s=%d", q.OrderID, q.VendorID, q.BuyerID, q.State)
-	to := prefixEnd(prefix)
+	to := kv.PrefixEnd(prefix)
 	if q.PageToken != "" {
 		f, err := projection.ParsePageToken(q.PageToken, query, claimFilters, 2)
 		if err != nil {
@@ -355,7 +335,7 @@ func (m *ReadModel) Claims(q ClaimQuery) (ClaimPage, error) {
 		if err != nil {
 			return ClaimPage{}, projection.BadPageToken("not a page token of this service")
 		}
-		to = append(bytes.Clone(prefix), sortKey(time.Unix(0, nanos), f[1])...) // exclusive: the token's own was on the last page
+		to = append(bytes.Clone(prefix), kv.TimeKey(time.Unix(0, nanos), f[1])...) // exclusive: the token's own was on the last page
 	}
 	s := m.space.Load()
 	if s == nil {
@@ -392,7 +372,8 @@ func (m *ReadModel) Claims(q ClaimQuery) (ClaimPage, error) {
 			return false
 		}
 		page.Claims = append(page.Claims, ClaimView{Claim: *cs.Clone().Claim(id), Revision: cs.Revision})
-		last = projection.Key{Time: time.Unix(0, int64(binary.BigEndian.Uint64(k[len(prefix):])^(1<<63))), ID: id}
+		at, _ := kv.TimeOfKey(k[len(prefix):])
+		last = projection.Key{Time: at, ID: id}
 		return true
 	})
 	if err == nil {
