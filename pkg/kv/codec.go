@@ -74,6 +74,13 @@ func NewDecoder(b []byte, version byte) Decoder {
 	return d
 }
 
+// DecoderOf reads b, which has no version byte of its own (a key, or a
+// value whose shape the space's Version names).
+func DecoderOf(b []byte) Decoder { return Decoder{b: b} }
+
+// Rest is what is left to read.
+func (d *Decoder) Rest() []byte { return d.b }
+
 // Fail records err (the first one counts) and stops reading.
 func (d *Decoder) Fail(err error) {
 	if d.err == nil {

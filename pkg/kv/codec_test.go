@@ -47,3 +47,20 @@ func TestCodecRoundTripAndCorruption(t *testing.T) {
 		}
 	}
 }
+
+// A key or value with no version byte reads with DecoderOf; Rest is what
+// follows what was read.
+func TestDecoderOfAndRest(t *testing.T) {
+	e := kv.Encoder{}
+	e.Str("order-1")
+	e.Int(-3)
+	b := append(e.B, "EUR"...)
+	d := kv.DecoderOf(b)
+	if s, n, rest := d.Str(), d.Int(), string(d.Rest()); s != "order-1" || n != -3 || rest != "EUR" || d.Err() != nil {
+		t.Errorf("read %q %d, rest %q (%v)", s, n, rest, d.Err())
+	}
+	d = kv.DecoderOf(b[:3])
+	if _ = d.Str(); !errors.Is(d.Err(), kv.ErrCorrupt) || len(d.Rest()) != 0 {
+		t.Errorf("a string cut short: %v, rest %q", d.Err(), d.Rest())
+	}
+}

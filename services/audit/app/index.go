@@ -553,17 +553,14 @@ var errBadValue = errors.New("audit index: bad stored value")
 
 func decodePending(service string, pos uint64, v []byte) (pending, error) {
 	p := pending{service: service, position: pos}
-	d := decoder{b: v}
-	p.stream = d.string()
-	p.revision = d.uvarint()
-	p.typ = d.string()
-	p.nanos = d.varint()
-	p.buyer = d.string()
-	n := d.uvarint()
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		p.teaches = append(p.teaches, d.string())
-	}
-	return p, d.err
+	d := kv.DecoderOf(v)
+	p.stream = d.Str()
+	p.revision = d.Uint()
+	p.typ = d.Str()
+	p.nanos = d.Int()
+	p.buyer = d.Str()
+	p.teaches = d.Strs()
+	return p, d.Err()
 }
 
 // decodeFiling reads an o key's tail (<t><service>\x00<position n>) and
@@ -577,47 +574,11 @@ func decodeFiling(tail, v []byte) (int64, *domain.Entry, error) {
 	if tail[len(tail)-9] != 0 {
 		return 0, nil, errBadValue
 	}
-	d := decoder{b: v}
-	e := &domain.Entry{Service: string(svc), Event: domain.EventRef{Stream: d.string(), Revision: d.uvarint(),
+	d := kv.DecoderOf(v)
+	e := &domain.Entry{Service: string(svc), Event: domain.EventRef{Stream: d.Str(), Revision: d.Uint(),
 		Position: binary.BigEndian.Uint64(tail[len(tail)-8:]), RecordedAt: time.Unix(0, nanos).UTC()}}
-	e.Event.Type = d.string()
-	return nanos, e, d.err
-}
-
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) uvarint() uint64 {
-	n, w := binary.Uvarint(d.b)
-	if w <= 0 {
-		d.err = errBadValue
-		return 0
-	}
-	d.b = d.b[w:]
-	return n
-}
-
-func (d *decoder) varint() int64 {
-	n, w := binary.Varint(d.b)
-	if w <= 0 {
-		d.err = errBadValue
-		return 0
-	}
-	d.b = d.b[w:]
-	return n
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if d.err != nil || uint64(len(d.b)) < n {
-		d.err = errBadValue
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
+	e.Event.Type = d.Str()
+	return nanos, e, d.Err()
 }
 
 func appendString(b []byte, s string) []byte {

@@ -3,10 +3,11 @@ package app
 import (
 	"cmp"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/custody/custody/pkg/kv"
 )
 
 // The ledger view's keys in its space (see LedgerView). <account>, <order>
@@ -45,58 +46,10 @@ func partKey(prefix []byte, p part) []byte {
 	return append(appendString(key(prefix, len(p.orderID)+len(p.vendorID)+2), p.orderID), p.vendorID...)
 }
 
-var errCorrupt = errors.New("a stored value does not decode")
-
-// reader decodes a stored value front to back; the first failure sticks.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err, r.b = errCorrupt, nil
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.err, r.b = errCorrupt, nil
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) byte() byte {
-	if len(r.b) == 0 {
-		r.err = errCorrupt
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *reader) string() string {
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		r.err, r.b = errCorrupt, nil
-		return ""
-	}
-	s := string(r.b[:n])
-	r.b = r.b[n:]
-	return s
-}
-
-func (r *reader) time() time.Time {
-	sec := r.varint()
-	return time.Unix(sec, int64(r.uvarint())).UTC()
+// readTime reads what appendTime wrote.
+func readTime(d *kv.Decoder) time.Time {
+	sec := d.Int()
+	return time.Unix(sec, int64(d.Uint())).UTC()
 }
 
 // appendTime encodes t as protobuf's Timestamp does: seconds, nanos.
@@ -120,20 +73,16 @@ func appendPosted(b []byte, pos uint64, balanceAfter []int64, txn []byte) []byte
 // decodePosted decodes the head of a posted value: the position, the
 // balances after, and the TransactionPosted's bytes (aliasing v).
 func decodePosted(v []byte) (pos uint64, balanceAfter []int64, txn []byte, err error) {
-	r := reader{b: v}
-	pos = r.uvarint()
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		return 0, nil, nil, fmt.Errorf("ledger transaction: %w", errCorrupt)
-	}
-	balanceAfter = make([]int64, n)
+	r := kv.DecoderOf(v)
+	pos = r.Uint()
+	balanceAfter = make([]int64, r.N())
 	for i := range balanceAfter {
-		balanceAfter[i] = r.varint()
+		balanceAfter[i] = r.Int()
 	}
-	if r.err != nil {
-		return 0, nil, nil, fmt.Errorf("ledger transaction: %w", r.err)
+	if err := r.Err(); err != nil {
+		return 0, nil, nil, fmt.Errorf("ledger transaction: %w", err)
 	}
-	return pos, balanceAfter, r.b, nil
+	return pos, balanceAfter, r.Rest(), nil
 }
 
 // accountRef is the value of a/<account><seq>: which posting of its
@@ -155,11 +104,11 @@ func appendAccountRef(b []byte, index int, amount int64, postSec int64, postNano
 }
 
 func decodeAccountRef(v []byte) (accountRef, error) {
-	r := reader{b: v}
-	e := accountRef{index: r.uvarint(), amount: r.varint(), postTime: r.time()}
-	e.currency = string(r.b)
-	if r.err != nil {
-		return accountRef{}, fmt.Errorf("ledger entry: %w", r.err)
+	r := kv.DecoderOf(v)
+	e := accountRef{index: r.Uint(), amount: r.Int(), postTime: readTime(&r)}
+	e.currency = string(r.Rest())
+	if err := r.Err(); err != nil {
+		return accountRef{}, fmt.Errorf("ledger entry: %w", err)
 	}
 	return e, nil
 }
@@ -227,21 +176,21 @@ func (a accountState) encode() []byte {
 }
 
 func decodeAccount(v []byte) (accountState, error) {
-	r := reader{b: v}
+	r := kv.DecoderOf(v)
 	var a accountState
-	for len(r.b) > 0 && r.err == nil {
-		c := currencyState{currency: r.string(), balance: r.varint()}
-		flags := r.byte()
+	for len(r.Rest()) > 0 {
+		c := currencyState{currency: r.Str(), balance: r.Int()}
+		flags := r.Byte()
 		if flags&flagCredited != 0 {
-			c.hasCredited, c.credited = true, r.varint()
+			c.hasCredited, c.credited = true, r.Int()
 		}
 		if flags&flagPaid != 0 {
-			c.hasPaid, c.paid = true, r.varint()
+			c.hasPaid, c.paid = true, r.Int()
 		}
 		a.curs = append(a.curs, c)
 	}
-	if r.err != nil {
-		return accountState{}, fmt.Errorf("ledger balance: %w", r.err)
+	if err := r.Err(); err != nil {
+		return accountState{}, fmt.Errorf("ledger balance: %w", err)
 	}
 	return a, nil
 }
@@ -255,12 +204,12 @@ func encodeOverflow(reason, message string) []byte {
 }
 
 func decodeOverflow(v []byte) (reason, message string, err error) {
-	r := reader{b: v}
-	reason = r.string()
-	if r.err != nil {
-		return "", "", fmt.Errorf("ledger overflow refusal: %w", r.err)
+	r := kv.DecoderOf(v)
+	reason = r.Str()
+	if err := r.Err(); err != nil {
+		return "", "", fmt.Errorf("ledger overflow refusal: %w", err)
 	}
-	return reason, string(r.b), nil
+	return reason, string(r.Rest()), nil
 }
 
 // binary8 is prefix followed by n, big-endian (a new slice).

@@ -137,7 +137,7 @@ func (v *LedgerView) Attach(s *kv.Space) error {
 	err := s.Scan(prefixPosted, kv.PrefixEnd(prefixPosted), true, func(k, val []byte) bool {
 		_, after, _, err := decodePosted(val)
 		if err != nil || len(k) != len(prefixPosted)+8 {
-			ferr = fmt.Errorf("ledger view: the last transaction: %w", errCorrupt)
+			ferr = fmt.Errorf("ledger view: the last transaction: %w", kv.ErrCorrupt)
 			return false
 		}
 		next = beUint64(k[len(prefixPosted):]) + uint64(len(after))
@@ -175,13 +175,13 @@ func (v *LedgerView) Attach(s *kv.Space) error {
 	}{{prefixWindow, v.deadlines.WindowOpen}, {prefixReserve, v.deadlines.ReserveHeld}} {
 		var ferr error
 		err := s.Scan(d.prefix, kv.PrefixEnd(d.prefix), false, func(k, val []byte) bool {
-			r := reader{b: k[len(d.prefix):]}
-			orderID := r.string()
-			vendorID := string(r.b)
-			tr := reader{b: val}
-			at := tr.time()
-			if r.err != nil || tr.err != nil {
-				ferr = fmt.Errorf("ledger view: deadline %q: %w", k, errCorrupt)
+			r := kv.DecoderOf(k[len(d.prefix):])
+			orderID := r.Str()
+			vendorID := string(r.Rest())
+			tr := kv.DecoderOf(val)
+			at := readTime(&tr)
+			if r.Err() != nil || tr.Err() != nil {
+				ferr = fmt.Errorf("ledger view: deadline %q: %w", k, kv.ErrCorrupt)
 				return false
 			}
 			d.tell(orderID, vendorID, at)
@@ -631,7 +631,7 @@ func (r *transactions) decode(first uint64, val []byte) error {
 		return fmt.Errorf("ledger view: the transaction at position %d: %w", pos, err)
 	}
 	if len(t.GetPostings()) != len(after) {
-		return fmt.Errorf("ledger view: the transaction at position %d: %w", pos, errCorrupt)
+		return fmt.Errorf("ledger view: the transaction at position %d: %w", pos, kv.ErrCorrupt)
 	}
 	r.first, r.pos, r.after, r.txn = first, pos, after, t
 	return nil
@@ -656,7 +656,7 @@ func scanAccount(s *kv.Space, account string, from uint64, fn func(seq uint64, r
 	err := s.Scan(binary8(prefix, from), kv.PrefixEnd(prefix), false, func(k, val []byte) bool {
 		ref, err := decodeAccountRef(val)
 		if err != nil || len(k) != len(prefix)+8 || ref.index > beUint64(k[len(prefix):]) {
-			ferr = fmt.Errorf("ledger view: entry %q: %w", k, errCorrupt)
+			ferr = fmt.Errorf("ledger view: entry %q: %w", k, kv.ErrCorrupt)
 			return false
 		}
 		more, err := fn(beUint64(k[len(prefix):]), ref)
@@ -702,7 +702,7 @@ func (v *LedgerView) Entries(f EntryFilter, after, limit int) ([]Entry, bool) {
 				return false, err
 			}
 			if int(ref.index) >= len(r.after) {
-				return false, fmt.Errorf("ledger view: entry %d: %w", seq, errCorrupt)
+				return false, fmt.Errorf("ledger view: entry %d: %w", seq, kv.ErrCorrupt)
 			}
 			return take(r.entry(int(ref.index))), nil
 		})
@@ -712,7 +712,7 @@ func (v *LedgerView) Entries(f EntryFilter, after, limit int) ([]Entry, bool) {
 		var ferr error
 		err = s.Scan(prefix, kv.PrefixEnd(prefix), false, func(k, _ []byte) bool {
 			if len(k) != len(prefix)+8 {
-				ferr = fmt.Errorf("ledger view: order entry %q: %w", k, errCorrupt)
+				ferr = fmt.Errorf("ledger view: order entry %q: %w", k, kv.ErrCorrupt)
 				return false
 			}
 			if ferr = r.read(beUint64(k[len(prefix):])); ferr != nil {
@@ -739,7 +739,7 @@ func (v *LedgerView) Entries(f EntryFilter, after, limit int) ([]Entry, bool) {
 		var ferr error
 		err = s.Scan(binary8(prefixPosted, start), kv.PrefixEnd(prefixPosted), false, func(k, val []byte) bool {
 			if len(k) != len(prefixPosted)+8 {
-				ferr = fmt.Errorf("ledger view: transaction %q: %w", k, errCorrupt)
+				ferr = fmt.Errorf("ledger view: transaction %q: %w", k, kv.ErrCorrupt)
 				return false
 			}
 			if ferr = r.decode(beUint64(k[len(prefixPosted):]), val); ferr != nil {
@@ -809,7 +809,7 @@ func (v *LedgerView) Statement(account string, start, end time.Time) ([]Entry, [
 				return false, err
 			}
 			if int(ref.index) >= len(r.after) {
-				return false, fmt.Errorf("ledger view: entry %d: %w", seq, errCorrupt)
+				return false, fmt.Errorf("ledger view: entry %d: %w", seq, kv.ErrCorrupt)
 			}
 			out = append(out, r.entry(int(ref.index)))
 		}
