@@ -245,9 +245,8 @@ func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 func (m *ReadModel) apply(e eventstore.RecordedEvent, id string, ev es.Event) *View {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	// Every path commits b or panics: no Discard after a Commit, which
-	// would close a batch the pool may have handed out again.
 	b := m.space.Load().Batch()
+	defer b.Discard()
 	var old stored
 	ok := false
 	if e.Revision > 0 { // the first event of a fulfilment's stream finds nothing

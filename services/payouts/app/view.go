@@ -208,6 +208,7 @@ func (v *LedgerView) Position() *projection.Position { return v.pos }
 func (v *LedgerView) Apply(rec eventstore.RecordedEvent) {
 	defer v.pos.Advance(rec.Position)
 	b := v.space.Load().Batch()
+	defer b.Discard()
 	ev, err := es.Decode(rec)
 	if err != nil {
 		v.log.Error("payouts view: skipping an event it cannot decode", "event", rec.ID, "err", err)

@@ -142,9 +142,8 @@ func (m *ReadModel) Attach(s *kv.Space) error {
 // mistake, and it panics; so does a store that cannot be read or written.
 func (m *ReadModel) Apply(e eventstore.RecordedEvent) {
 	defer m.pos.Advance(e.Position)
-	// Every path commits b or panics: no Discard after a Commit, which
-	// would close a batch the pool may have handed out again.
 	b := m.space.Load().Batch()
+	defer b.Discard()
 	var ev es.Event
 	agg, id, err := eventstore.SplitStream(e.Stream)
 	if err == nil {

@@ -262,6 +262,7 @@ func (p *RecordPart) Attach(s *kv.Space) error {
 // event's position. Events of other types are not even decoded.
 func (p *RecordPart) apply(e eventstore.RecordedEvent) {
 	b := p.space.Load().Batch()
+	defer b.Discard()
 	var msg proto.Message
 	if p.types[e.Type] {
 		if ev, err := es.Decode(e); err == nil { // an event this build cannot read carries no fact we use
