@@ -163,8 +163,10 @@ func get(r interface {
 	return so, true, nil
 }
 
-// order reads an order from the cache or the space (then caches it); the
-// caller may change what it gets (a copy).
+// order reads an order from the cache or the space; the caller may change
+// what it gets (a copy). Only Apply fills the cache, after its commit: a
+// reader that cached what it read could put back an order older than the
+// one Apply has just stored, and the next event would fold onto it.
 func (m *ReadModel) order(r interface {
 	Get([]byte) ([]byte, bool, error)
 }, id string) (storedOrder, bool, error) {
@@ -172,11 +174,7 @@ func (m *ReadModel) order(r interface {
 		so.Order = so.Order.Clone()
 		return so, true, nil
 	}
-	so, ok, err := get(r, id)
-	if ok {
-		m.recent.Put(id, storedOrder{Order: so.Order.Clone(), Revision: so.Revision})
-	}
-	return so, ok, err
+	return get(r, id)
 }
 
 // Has reports whether the read model has the order.
