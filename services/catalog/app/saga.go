@@ -95,9 +95,9 @@ func (s *Saga) placed(ctx context.Context, rec eventstore.RecordedEvent, ev *ord
 	if err := checkOrderID(orderID); err != nil {
 		return err
 	}
-	placedAt := ev.GetPlaceTime().AsTime()
-	if ev.GetPlaceTime() == nil {
-		placedAt = time.Time{}
+	var placedAt time.Time // SoldHorizon is measured from it
+	if ev.GetPlaceTime() != nil {
+		placedAt = ev.GetPlaceTime().AsTime()
 	}
 	if byProduct, bad := groupLines(linesOf(ev.GetLines())); bad == nil && len(byProduct) == 1 {
 		for p, lines := range byProduct {
