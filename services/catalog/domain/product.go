@@ -28,9 +28,10 @@ const (
 
 // SoldHorizon is how long a product keeps the hold of an order sold in
 // full, for the returns that may restock its units: until the product
-// decides an order placed SoldHorizon after it. It is longer than any
-// return the platform allows (a claim within the trust service's claim
-// window, 30 days after delivery by default, then the parcel's way back).
+// decides an order placed SoldHorizon after it: far longer than a return
+// takes with the platform's defaults (a claim within the trust service's
+// claim window, 30 days after delivery, then the parcel's way back); a
+// claim window configured anywhere near it needs SoldHorizon raised.
 // A return later than that is refused (NO_HOLD) and parked, for support
 // to restock by hand with AdjustStock.
 const SoldHorizon = 180 * 24 * time.Hour
