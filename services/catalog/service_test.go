@@ -476,8 +476,16 @@ func TestReservationSagaOverTheBus(t *testing.T) {
 	reacted(t, p, "o1 released", endsWith(t, p, "product-"+pid, held, holdReleased, holdReleased))
 	holds(t, stockIs(t, v, pid, "black_m", [3]int64{2, 0, 0}), stockIs(t, v, pid, "white_m", [3]int64{2, 0, 0}))
 
-	// Cancelled before placed: the late OrderPlaced reserves nothing.
+	// Cancelled before placed: the late OrderPlaced reserves nothing. (o3's
+	// fence is waited for: o4 is another order, handled alongside.)
+	n := len(events(t, p, "product-"+pid))
 	cancel("o3", "fraud", pid)
+	reacted(t, p, "o3 fenced", func() error {
+		if got := events(t, p, "product-"+pid); len(got) != n+1 || got[n] != holdReleased {
+			return fmt.Errorf("product events %v, want one more: the fence", got[n:])
+		}
+		return nil
+	})
 	order("o3", orderPlaced("o3", map[string]int64{black: 1}))
 	order("o4", orderPlaced("o4", map[string]int64{white: 3}))
 	reacted(t, p, "o4 failed", endsWith(t, p, "product-"+pid, holdReleased, failed))

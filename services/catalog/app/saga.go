@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
@@ -41,11 +42,16 @@ const Actor = "service:catalog"
 // if it was). OrderRejected needs nothing: a rejection is the answer to
 // the catalog's own failure, which released everything.
 //
-// Every step is idempotent: command ids derive from the causing event id,
-// a reservation is decided once per order, and a product records one hold
-// per order whose status (held, released, sold) a repeated hold reports
-// without changing anything. So a redelivered event, a crash half-way and
-// a restart all converge on the same outcome.
+// Every step is idempotent: a product decides an order (reserves it, holds
+// for it, or fences it off) under the order's decision id
+// (domain.DecisionID), which the handler applies once per order and
+// product whatever the event that asks, so a replayed or re-published
+// OrderPlaced, or one overtaken by its cancellation, decides nothing. The
+// other command ids derive from the causing event id, a reservation is
+// decided once per order, and releasing or selling what is not held
+// changes nothing. So a redelivered event, a replay from the first event,
+// a crash half-way and a restart all converge on the same outcome, and a
+// product keeps no record of the orders that finished (see domain.Product).
 type Saga struct {
 	app *App
 	log *slog.Logger
@@ -62,6 +68,12 @@ func (s *Saga) Routes() projection.Routes {
 
 func (s *Saga) call(rec eventstore.RecordedEvent, orderID string, step ...string) Call {
 	return Call{ID: es.DeriveID(append([]string{rec.ID}, step...)...), Meta: projection.CausedBy(rec, orderID, Actor)}
+}
+
+// decision is the call by which productID decides orderID: the same id for
+// every event that asks (domain.DecisionID).
+func (s *Saga) decision(rec eventstore.RecordedEvent, orderID, productID string) Call {
+	return Call{ID: domain.DecisionID(productID, orderID), Meta: projection.CausedBy(rec, orderID, Actor)}
 }
 
 func checkOrderID(id string) error {
@@ -83,9 +95,13 @@ func (s *Saga) placed(ctx context.Context, rec eventstore.RecordedEvent, ev *ord
 	if err := checkOrderID(orderID); err != nil {
 		return err
 	}
+	var placedAt time.Time // SoldHorizon is measured from it
+	if ev.GetPlaceTime() != nil {
+		placedAt = ev.GetPlaceTime().AsTime()
+	}
 	if byProduct, bad := groupLines(linesOf(ev.GetLines())); bad == nil && len(byProduct) == 1 {
 		for p, lines := range byProduct {
-			if done, err := s.reserveOnProduct(ctx, rec, orderID, p, lines); done || err != nil {
+			if done, err := s.reserveOnProduct(ctx, rec, orderID, p, lines, placedAt); done || err != nil {
 				return err
 			}
 		}
@@ -107,8 +123,8 @@ func (s *Saga) placed(ctx context.Context, rec eventstore.RecordedEvent, ev *ord
 	}
 	var held []string
 	for _, p := range slices.Sorted(maps.Keys(byProduct)) {
-		hres, err := s.app.Products.Handle(ctx, command[domain.ProductCommand](p, s.call(rec, orderID, "hold", p),
-			domain.HoldStock{OrderID: orderID, Lines: byProduct[p]}))
+		hres, err := s.app.Products.Handle(ctx, command[domain.ProductCommand](p, s.decision(rec, orderID, p),
+			domain.HoldStock{OrderID: orderID, Lines: byProduct[p], PlacedAt: placedAt}))
 		ref, err := holdOutcome(p, orderID, byProduct[p], hres.State, err)
 		if err != nil {
 			return err // infrastructure: retry the whole event; what is done stays done
@@ -125,7 +141,7 @@ func (s *Saga) placed(ctx context.Context, rec eventstore.RecordedEvent, ev *ord
 	if errors.As(err, &rule) {
 		// Cancelled (or failed by a concurrent run) while we were holding.
 		s.log.InfoContext(ctx, "reservation closed while holding; releasing", "order_id", orderID, "reason", rule.Reason)
-		return s.release(ctx, rec, orderID, held, "reservation "+rule.Message)
+		return s.release(ctx, rec, orderID, held, "reservation "+rule.Message, false)
 	}
 	if err == nil {
 		s.log.DebugContext(ctx, "stock reserved", "order_id", orderID, "products", len(held))
@@ -136,9 +152,9 @@ func (s *Saga) placed(ctx context.Context, rec eventstore.RecordedEvent, ev *ord
 // reserveOnProduct has the order's one product reserve it. done is false
 // when the product cannot record an answer (it does not exist, or the
 // lines are malformed): the reservation saga then records the failure.
-func (s *Saga) reserveOnProduct(ctx context.Context, rec eventstore.RecordedEvent, orderID, productID string, lines []domain.Line) (done bool, err error) {
-	_, err = s.app.Products.Handle(ctx, command[domain.ProductCommand](productID, s.call(rec, orderID, "reserve", productID),
-		domain.ReserveStock{OrderID: orderID, Lines: lines, Now: s.app.clock.Now()}))
+func (s *Saga) reserveOnProduct(ctx context.Context, rec eventstore.RecordedEvent, orderID, productID string, lines []domain.Line, placedAt time.Time) (done bool, err error) {
+	_, err = s.app.Products.Handle(ctx, command[domain.ProductCommand](productID, s.decision(rec, orderID, productID),
+		domain.ReserveStock{OrderID: orderID, Lines: lines, PlacedAt: placedAt, Now: s.app.clock.Now()}))
 	var missing *domain.NotFoundError
 	var invalid *domain.ValidationError
 	if errors.As(err, &missing) || errors.As(err, &invalid) {
@@ -191,8 +207,9 @@ func holdOutcome(productID, orderID string, lines []domain.Line, p domain.Produc
 	case domain.HoldHeld, domain.HoldSold:
 		return nil, nil
 	default:
-		// Released earlier: an earlier attempt failed, or the order was
-		// cancelled meanwhile. All or nothing: this refuses the order.
+		// Released earlier (and perhaps no longer kept): the order was
+		// cancelled meanwhile, or an earlier attempt failed. All or
+		// nothing: this refuses the order.
 		return &refusal{sku: lines[0].SkuID, requested: lines[0].Quantity,
 			reason: fmt.Sprintf("product %s: stock for order %s was already released", productID, orderID)}, nil
 	}
@@ -200,7 +217,7 @@ func holdOutcome(productID, orderID string, lines []domain.Line, p domain.Produc
 
 // fail releases what was held and records the failure.
 func (s *Saga) fail(ctx context.Context, rec eventstore.RecordedEvent, orderID string, held []string, ref *refusal) error {
-	if err := s.release(ctx, rec, orderID, held, "reservation failed: "+ref.reason); err != nil {
+	if err := s.release(ctx, rec, orderID, held, "reservation failed: "+ref.reason, false); err != nil {
 		return err
 	}
 	_, err := s.app.Reservations.Handle(ctx, command[domain.ReservationCommand](orderID, s.call(rec, orderID, "fail"), domain.FailReservation{
@@ -216,9 +233,22 @@ func (s *Saga) fail(ctx context.Context, rec eventstore.RecordedEvent, orderID s
 	return err
 }
 
-// release gives back the order's holds on products (idempotent).
-func (s *Saga) release(ctx context.Context, rec eventstore.RecordedEvent, orderID string, products []string, reason string) error {
+// release gives back the order's holds on products (idempotent). With
+// fence (the order went away) it first fences the order off on each
+// product, under its decision id, so a product that has not decided the
+// order yet never will.
+func (s *Saga) release(ctx context.Context, rec eventstore.RecordedEvent, orderID string, products []string, reason string, fence bool) error {
 	for _, p := range products {
+		if fence {
+			_, err := s.app.Products.Handle(ctx, command[domain.ProductCommand](p, s.decision(rec, orderID, p),
+				domain.FenceOrder{OrderID: orderID, Reason: reason}))
+			if domain.IsA(err, &domain.NotFoundError{Resource: "product"}) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
 		_, err := s.app.Products.Handle(ctx, command[domain.ProductCommand](p, s.call(rec, orderID, "release", p),
 			domain.ReleaseStock{OrderID: orderID, Reason: reason}))
 		if err != nil && !domain.IsA(err, &domain.NotFoundError{Resource: "product"}) {
@@ -236,7 +266,7 @@ func (s *Saga) cancelled(ctx context.Context, rec eventstore.RecordedEvent, ev *
 	products := ev.GetProductIds()
 	if len(products) == 1 {
 		// Reserved (or not yet) by its one product.
-		return s.release(ctx, rec, orderID, products, reason)
+		return s.release(ctx, rec, orderID, products, reason, true)
 	}
 	res, err := s.app.Reservations.Handle(ctx, command[domain.ReservationCommand](orderID, s.call(rec, orderID, "cancel"),
 		domain.CancelReservation{Reason: reason, Now: s.app.clock.Now()}))
@@ -249,5 +279,5 @@ func (s *Saga) cancelled(ctx context.Context, rec eventstore.RecordedEvent, ev *
 	}
 	// Cancelled or released now: make sure no product keeps (or later takes)
 	// stock for the order. Runs again on redelivery, harmlessly.
-	return s.release(ctx, rec, orderID, r.Products(), reason)
+	return s.release(ctx, rec, orderID, r.Products(), reason, true)
 }

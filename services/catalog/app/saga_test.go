@@ -304,22 +304,34 @@ func TestSagaCancelWhileHolding(t *testing.T) {
 	if _, err := e.app.Reservations.Handle(ctx, es.Command[domain.ReservationCommand]{AggregateID: "o6", ID: es.DeriveID(rec.ID, "request"), Body: domain.RequestReservation{Lines: dl}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.app.Products.Handle(ctx, es.Command[domain.ProductCommand]{AggregateID: first, ID: es.DeriveID(rec.ID, "hold", first),
-		Body: domain.HoldStock{OrderID: "o6", Lines: []domain.Line{{SkuID: domain.SKUID(first, "a"), Quantity: 1}}}}); err != nil {
-		t.Fatal(err)
+	hold := func(p string) es.Result[domain.Product] {
+		t.Helper()
+		res, err := e.app.Products.Handle(ctx, es.Command[domain.ProductCommand]{AggregateID: p, ID: domain.DecisionID(p, "o6"),
+			Body: domain.HoldStock{OrderID: "o6", Lines: []domain.Line{{SkuID: domain.SKUID(p, "a"), Quantity: 1}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
 	}
+	hold(first)
 	if err := e.saga.Handle(ctx, e.order(t, "o6", "cancelled", cancelled("o6", "fraud", p1, p2))); err != nil {
 		t.Fatal(err)
 	}
-	// The stalled instance resumes (or the event is redelivered).
+	// The stalled instance goes on to hold the next product: the
+	// cancellation fenced it off there, under the order's decision id, so
+	// that is a repeat and holds nothing.
+	if res := hold(max(p1, p2)); !res.Duplicate || len(res.Events) != 0 {
+		t.Fatalf("the hold after the cancellation: duplicate %v, events %v", res.Duplicate, res.Events)
+	}
+	// Or it resumes from the start (or the event is redelivered).
 	if err := e.saga.Handle(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{p1, p2} {
 		e.wantStock(t, "product "+p+" sku a", domain.SKUID(p, "a"), [3]int64{5, 0, 0})
 		pr, _ := e.app.Product(ctx, p)
-		if pr.HoldFor("o6").Status != domain.HoldReleased {
-			t.Fatalf("product %s hold %v", p, pr.HoldFor("o6").Status)
+		if pr.HoldFor("o6").Status != domain.HoldNone || pr.HoldCount() != 0 {
+			t.Fatalf("product %s keeps %d holds, o6's %v: the order finished", p, pr.HoldCount(), pr.HoldFor("o6").Status)
 		}
 	}
 	if got := e.reservation(t, "o6").Status; got != domain.ReservationCancelled {

@@ -7,11 +7,12 @@
 //
 //   - vendor-<vendor_id>: a seller (Vendors).
 //   - product-<product_id>: a product, its SKUs and their stock ledger
-//     (available / reserved / sold), and one hold per order (Products). A hold
-//     is recorded once per order with a status (held, released, sold): holding
-//     again for the same order changes nothing and the caller reads the
-//     existing status, which keeps the reservation saga safe under
-//     redelivery, even after a release.
+//     (available / reserved / sold), and the holds of the orders that still
+//     hold or may restock stock (Products). A product decides each order
+//     once, under the order's decision id (DecisionID), which the handler
+//     applies once whatever event asks: that keeps the reservation saga
+//     safe under redelivery, replay and cancellations that overtake their
+//     order, and lets the product drop the hold of an order that finished.
 //   - link-<link_id>: a creator's affiliate link with its commission fixed at
 //     creation (Links).
 //   - session-<session_id>: a creator's livestream with its pin history

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/money"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
@@ -25,6 +26,34 @@ const (
 	MaxBps   = 10_000
 )
 
+// SoldHorizon is how long a product keeps the hold of an order sold in
+// full, for the returns that may restock its units: until the product
+// decides an order placed SoldHorizon after it: far longer than a return
+// takes with the platform's defaults (a claim within the trust service's
+// claim window, 30 days after delivery, then the parcel's way back); a
+// claim window configured anywhere near it needs SoldHorizon raised.
+// A return later than that is refused (NO_HOLD) and parked, for support
+// to restock by hand with AdjustStock.
+const SoldHorizon = 180 * 24 * time.Hour
+
+// sweepEvery is how far the newest place time must move on before the
+// product looks for sold holds past SoldHorizon again: a sweep visits
+// every hold, so it is done now and then, not at every event.
+const sweepEvery = 24 * time.Hour
+
+// DecisionID is the command id under which a product decides an order:
+// ReserveStock, HoldStock and FenceOrder for orderID on productID must be
+// issued with it (es.Command.ID). The handler applies a command id once —
+// a repeat decides nothing and returns the product as it is, after a
+// restart, a replay from the first event or on another instance alike,
+// because the ids applied are those its stored events were caused by — so
+// the product decides each order once whoever asks and however often, and
+// needs no record of a finished hold to refuse a second decision. That is
+// what lets it drop them (see Product.holds).
+func DecisionID(productID, orderID string) string {
+	return es.DeriveID("catalog-decide", productID, orderID)
+}
+
 // Product is a vendor's product: its SKUs with their stock ledger, and the
 // stock held per order.
 type Product struct {
@@ -37,10 +66,18 @@ type Product struct {
 	CommissionBps int32
 	SKUs          []SKU
 	CreatedAt     time.Time
-	// holds are the orders this product has seen, by order id (HoldFor). An
-	// entry is never removed: it is what makes holding for an order
-	// idempotent.
+	// holds are the holds the product keeps, by order id (HoldFor): the
+	// open ones (held, or partly shipped), those sold in full until
+	// SoldHorizon has passed (returns may restock their units), and the
+	// ones recorded before holds were pruned (not decided once: they are
+	// their order's only fence, so they stay). A hold decided once (under
+	// DecisionID) is dropped as soon as it is released, and a failure or a
+	// fence decided once leaves none: the handler's record of the decision
+	// id refuses a second decision for the order.
 	holds holdTable
+	// placedUpTo is the newest place time of an order the product decided;
+	// swept is where it stood at the last sweep of sold holds.
+	placedUpTo, swept time.Time
 }
 
 // SKU is one variant and its ledger. Available + Reserved + Sold is the
@@ -82,6 +119,11 @@ func (s HoldStatus) String() string {
 type Hold struct {
 	Status HoldStatus
 	Lines  []Line // never modified in place once recorded
+	// Placed is when the order was placed (zero if the hold's event did
+	// not say); Once, that the hold was decided under DecisionID, so the
+	// product drops it once it is finished.
+	Placed time.Time
+	Once   bool
 	// Shipped and Returned are the units sold and restocked so far, by
 	// SKU, with the shipment and return ids already applied.
 	Shipped   map[string]int64
@@ -114,11 +156,14 @@ func (p Product) skuIndex(id string) int {
 	return slices.IndexFunc(p.SKUs, func(s SKU) bool { return s.ID == id })
 }
 
-// HoldFor returns the hold for orderID (Status HoldNone if there is none).
-// Its maps and slices are shared: read them, do not change them.
+// HoldFor returns the hold for orderID: Status HoldNone if the product
+// keeps none — it never decided the order, or the hold finished and was
+// dropped (released, or sold past SoldHorizon). Its maps and slices are
+// shared: read them, do not change them.
 func (p Product) HoldFor(orderID string) Hold { return p.holds.get(orderID) }
 
-// HoldCount is the number of orders the product has seen.
+// HoldCount is the number of holds the product keeps (see Product.holds):
+// it does not grow with the orders that finished.
 func (p Product) HoldCount() int { return p.holds.len() }
 
 // WithoutHolds is p without its holds (a read model that lists stock).
@@ -168,29 +213,48 @@ type AdjustStock struct {
 
 // HoldStock sets units aside for an order: all lines or none. Holding for
 // an order that already has a hold (in any status) decides nothing; the
-// caller reads the existing status from the state.
+// caller reads the existing status from the state. Issue it under
+// DecisionID: the hold is recorded as decided once.
 type HoldStock struct {
 	OrderID string
 	Lines   []Line
+	// PlacedAt is when the order was placed (OrderPlaced.place_time), if
+	// known: SoldHorizon is measured from it.
+	PlacedAt time.Time
 }
 
 // ReserveStock reserves an order whose every line is this product's: it
 // holds the lines and answers the order in the same decision, StockHeld
 // with StockReserved, or StockReservationFailed naming the SKU that is
-// short or unknown (and leaving a released hold, so the order is decided
-// once). The order's reservation is then one durable step, where an order
-// across products takes a reservation saga. An order that already has a
-// hold here, in any status, decides nothing.
+// short or unknown. The order's reservation is then one durable step,
+// where an order across products takes a reservation saga. An order that
+// already has a hold here, in any status, decides nothing. Issue it under
+// DecisionID, like HoldStock: that makes it the order's only decision
+// here, a failure included.
 type ReserveStock struct {
-	OrderID string
-	Lines   []Line
-	Now     time.Time
+	OrderID  string
+	Lines    []Line
+	PlacedAt time.Time // as in HoldStock
+	Now      time.Time
 }
 
-// ReleaseStock gives back what is held for an order. With no hold at all
-// it records an empty release (a tombstone), so that a hold arriving later
-// for that order is refused as already released.
+// ReleaseStock gives back what is held for an order. An order with no
+// stock held here (released, sold, never decided here, or finished and
+// dropped) decides nothing: nothing is released twice. Fencing off an
+// order the product has not seen yet is FenceOrder's.
 type ReleaseStock struct {
+	OrderID string
+	Reason  string
+}
+
+// FenceOrder makes sure the product never holds stock for an order that
+// went away (it was cancelled) before the product decided it. Issue it
+// under DecisionID, before releasing: if the product decided the order,
+// the handler answers it as a repeat and ReleaseStock gives back what is
+// held; if not, it records an empty release (a tombstone) under the
+// order's decision id, so the OrderPlaced arriving later is the repeat
+// and holds nothing. The product keeps no record of the order either way.
+type FenceOrder struct {
 	OrderID string
 	Reason  string
 }
@@ -334,7 +398,20 @@ func (c HoldStock) decide(s Product) ([]proto.Message, error) {
 	if err := s.shortfall(lines); err != nil {
 		return nil, err
 	}
-	return []proto.Message{&catalogv1.StockHeld{ProductId: s.ID, OrderId: c.OrderID, Lines: linesToProto(lines)}}, nil
+	return []proto.Message{s.held(c.OrderID, lines, c.PlacedAt)}, nil
+}
+
+// held is the StockHeld of a hold decided once.
+func (s Product) held(orderID string, lines []Line, placedAt time.Time) *catalogv1.StockHeld {
+	return &catalogv1.StockHeld{ProductId: s.ID, OrderId: orderID, Lines: linesToProto(lines), PlaceTime: timeOrNil(placedAt), DecidedOnce: true}
+}
+
+// timeOrNil is t as a proto timestamp, nil for the zero time.
+func timeOrNil(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }
 
 func (c ReserveStock) decide(s Product) ([]proto.Message, error) {
@@ -351,16 +428,13 @@ func (c ReserveStock) decide(s Product) ([]proto.Message, error) {
 		requested := Quantity(lines, missing.ID)
 		return []proto.Message{c.refusal(missing.ID, requested, 0, fmt.Sprintf("sku %s: no such sku", missing.ID))}, nil
 	}
-	wire := linesToProto(lines)
-	return []proto.Message{
-		&catalogv1.StockHeld{ProductId: s.ID, OrderId: c.OrderID, Lines: wire},
-		&catalogv1.StockReserved{OrderId: c.OrderID, Lines: wire, ReserveTime: timestamppb.New(c.Now)},
-	}, nil
+	h := s.held(c.OrderID, lines, c.PlacedAt)
+	return []proto.Message{h, &catalogv1.StockReserved{OrderId: c.OrderID, Lines: h.Lines, ReserveTime: timestamppb.New(c.Now)}}, nil
 }
 
 func (c ReserveStock) refusal(sku string, requested, available int64, reason string) *catalogv1.StockReservationFailed {
 	return &catalogv1.StockReservationFailed{OrderId: c.OrderID, SkuId: sku, Requested: requested, Available: available,
-		Reason: reason, FailTime: timestamppb.New(c.Now)}
+		Reason: reason, FailTime: timestamppb.New(c.Now), DecidedOnce: true, PlaceTime: timeOrNil(c.PlacedAt)}
 }
 
 // shortfall is why lines (merged) cannot be held now: a SKU the product
@@ -415,14 +489,19 @@ func mergeLines(in []Line) ([]Line, error) {
 
 func (c ReleaseStock) decide(s Product) ([]proto.Message, error) {
 	h := s.HoldFor(c.OrderID)
-	switch h.Status {
-	case HoldReleased, HoldSold:
-		return nil, nil // nothing held any more
+	if h.Status != HoldHeld {
+		return nil, nil // nothing held (any more, or here)
 	}
-	// A held order gives its units back; an unseen one gets a tombstone.
 	return []proto.Message{&catalogv1.StockHoldReleased{
-		ProductId: s.ID, OrderId: c.OrderID, Lines: linesToProto(h.Lines), Reason: c.Reason,
+		ProductId: s.ID, OrderId: c.OrderID, Lines: linesToProto(h.Lines), Reason: c.Reason, DecidedOnce: h.Once,
 	}}, nil
+}
+
+func (c FenceOrder) decide(s Product) ([]proto.Message, error) {
+	if s.HoldFor(c.OrderID).Status != HoldNone {
+		return nil, nil // decided before this product pruned holds: its hold is its fence
+	}
+	return []proto.Message{&catalogv1.StockHoldReleased{ProductId: s.ID, OrderId: c.OrderID, Reason: c.Reason, DecidedOnce: true}}, nil
 }
 
 func (c SellStock) decide(s Product) ([]proto.Message, error) {
@@ -450,6 +529,10 @@ func (c RestockReturn) decide(s Product) ([]proto.Message, error) {
 	h := s.HoldFor(c.OrderID)
 	if slices.Contains(h.Returns, c.ReturnID) {
 		return nil, nil
+	}
+	if h.Status == HoldNone {
+		return nil, refuse(ErrNoHold, "product %s: no units sold for order %s here (never sold, or sold more than %s before the newest order and no longer kept for returns): restock by hand",
+			s.ID, c.OrderID, SoldHorizon)
 	}
 	back, err := s.within(c.OrderID, c.Lines, h.Returned, h.Shipped, "shipped", "returned", "restock")
 	if err != nil || len(back) == 0 {
@@ -502,17 +585,33 @@ func evolveProduct(s Product, e proto.Message) Product {
 		for _, l := range lines {
 			s.moveStock(l.SkuID, l.Quantity, func(k *SKU, n int64) { k.Available -= n; k.Reserved += n })
 		}
-		s.setHold(e.GetOrderId(), Hold{Status: HoldHeld, Lines: lines})
+		h := Hold{Status: HoldHeld, Lines: lines, Once: e.GetDecidedOnce()}
+		if e.GetPlaceTime() != nil {
+			h.Placed = e.GetPlaceTime().AsTime()
+		}
+		s.setHold(e.GetOrderId(), h)
+		s.sawPlaced(h.Placed)
 	case *catalogv1.StockHoldReleased:
 		lines := linesFromProto(e.GetLines())
 		for _, l := range lines {
 			s.moveStock(l.SkuID, l.Quantity, func(k *SKU, n int64) { k.Reserved -= n; k.Available += n })
 		}
-		s.setHold(e.GetOrderId(), Hold{Status: HoldReleased, Lines: lines})
+		if e.GetDecidedOnce() || s.HoldFor(e.GetOrderId()).Once {
+			// The decision id fences the order: nothing to keep.
+			s.holds = s.holds.without(e.GetOrderId())
+		} else {
+			s.setHold(e.GetOrderId(), Hold{Status: HoldReleased, Lines: lines})
+		}
 	case *catalogv1.StockReservationFailed:
 		// ReserveStock refused the order: nothing was held, and nothing
-		// will be.
-		s.setHold(e.GetOrderId(), Hold{Status: HoldReleased})
+		// will be. Decided once, the decision id is the fence; before
+		// holds were pruned, a released hold was.
+		if !e.GetDecidedOnce() {
+			s.setHold(e.GetOrderId(), Hold{Status: HoldReleased})
+		}
+		if e.GetPlaceTime() != nil {
+			s.sawPlaced(e.GetPlaceTime().AsTime())
+		}
 	case *catalogv1.StockSold:
 		h := s.HoldFor(e.GetOrderId()).clone()
 		if h.Shipped == nil {
@@ -556,6 +655,30 @@ func (s *Product) moveStock(skuID string, n int64, move func(*SKU, int64)) {
 }
 
 func (s *Product) setHold(orderID string, h Hold) { s.holds = s.holds.with(orderID, h) }
+
+// sawPlaced notes that the product decided an order placed at t, and once
+// the newest place time has moved sweepEvery on since the last sweep,
+// drops the holds decided once and sold in full for an order placed more
+// than SoldHorizon before it: no return reaches them any more. It depends
+// on the events alone, so every load of the product drops the same holds.
+func (s *Product) sawPlaced(t time.Time) {
+	if t.IsZero() || !t.After(s.placedUpTo) {
+		return
+	}
+	s.placedUpTo = t
+	if s.swept.IsZero() {
+		s.swept = t
+		return
+	}
+	if t.Sub(s.swept) < sweepEvery {
+		return
+	}
+	s.swept = t
+	horizon := t.Add(-SoldHorizon)
+	s.holds = s.holds.keep(func(h Hold) bool {
+		return !h.Once || h.Status != HoldSold || h.Placed.IsZero() || !h.Placed.Before(horizon)
+	})
+}
 
 func linesToProto(ls []Line) []*catalogv1.StockLine {
 	out := make([]*catalogv1.StockLine, len(ls))

@@ -46,8 +46,18 @@ func lines(kv ...any) []*catalogv1.StockLine {
 	return out
 }
 
+// held is a hold as recorded before holds were pruned (not decided once):
+// the product keeps it, whatever becomes of it.
 func held(order string, l ...any) *catalogv1.StockHeld {
 	return &catalogv1.StockHeld{ProductId: pid, OrderId: order, Lines: lines(l...)}
+}
+
+// heldOnce is a hold decided under the order's decision id, as HoldStock
+// and ReserveStock decide them now.
+func heldOnce(order string, l ...any) *catalogv1.StockHeld {
+	h := held(order, l...)
+	h.DecidedOnce = true
+	return h
 }
 
 func released(order, reason string, l ...any) *catalogv1.StockHoldReleased {
@@ -107,7 +117,10 @@ func TestProductHolds(t *testing.T) {
 	estest.Run(t, domain.Products, pid, []estest.Case[domain.ProductCommand]{
 		{Name: "hold two skus, repeated lines merged", Given: []proto.Message{created},
 			When: domain.HoldStock{OrderID: "o1", Lines: []domain.Line{{white, 1}, {black, 2}, {white, 1}}},
-			Then: []proto.Message{held("o1", black, 2, white, 2)}},
+			Then: []proto.Message{heldOnce("o1", black, 2, white, 2)}},
+		{Name: "the place time is recorded", Given: []proto.Message{created},
+			When: domain.HoldStock{OrderID: "o1", Lines: []domain.Line{{black, 1}}, PlacedAt: t0},
+			Then: []proto.Message{placedAt(heldOnce("o1", black, 1), t0)}},
 		{Name: "hold more than available", Given: []proto.Message{created, held("o1", white, 1)},
 			When: domain.HoldStock{OrderID: "o2", Lines: []domain.Line{{black, 1}, {white, 2}}},
 			Err:  &domain.InsufficientStockError{SkuID: white, Requested: 2, Available: 1}},
@@ -118,18 +131,27 @@ func TestProductHolds(t *testing.T) {
 			When: domain.HoldStock{OrderID: "o1", Lines: []domain.Line{{black, 0}}}, Err: estest.Invalid("lines[0].quantity")},
 		{Name: "hold again for the same order is a no-op", Given: []proto.Message{created, held("o1", black, 2)},
 			When: domain.HoldStock{OrderID: "o1", Lines: []domain.Line{{black, 2}}}},
-		{Name: "hold after release is a no-op, even with stock", Given: []proto.Message{created, held("o1", black, 2), released("o1", "reservation failed", black, 2)},
+		{Name: "hold after release is a no-op, even with stock (a hold recorded before pruning)", Given: []proto.Message{created, held("o1", black, 2), released("o1", "reservation failed", black, 2)},
 			When: domain.HoldStock{OrderID: "o1", Lines: []domain.Line{{black, 2}}}},
-		{Name: "hold after a tombstone is a no-op", Given: []proto.Message{created, released("o1", "order cancelled")},
+		{Name: "hold after a tombstone is a no-op (recorded before pruning)", Given: []proto.Message{created, released("o1", "order cancelled")},
 			When: domain.HoldStock{OrderID: "o1", Lines: []domain.Line{{black, 1}}}},
 		{Name: "release a hold", Given: []proto.Message{created, held("o1", black, 2)},
 			When: domain.ReleaseStock{OrderID: "o1", Reason: "order cancelled"},
 			Then: []proto.Message{released("o1", "order cancelled", black, 2)}},
 		{Name: "release twice", Given: []proto.Message{created, held("o1", black, 2), released("o1", "x", black, 2)},
 			When: domain.ReleaseStock{OrderID: "o1", Reason: "again"}},
-		{Name: "release an unseen order leaves a tombstone", Given: []proto.Message{created},
-			When: domain.ReleaseStock{OrderID: "o9", Reason: "order cancelled"},
-			Then: []proto.Message{released("o9", "order cancelled")}},
+		{Name: "release a hold decided once says so", Given: []proto.Message{created, heldOnce("o1", black, 2)},
+			When: domain.ReleaseStock{OrderID: "o1", Reason: "order cancelled"},
+			Then: []proto.Message{releasedOnce("o1", "order cancelled", black, 2)}},
+		{Name: "release an unseen order decides nothing", Given: []proto.Message{created},
+			When: domain.ReleaseStock{OrderID: "o9", Reason: "order cancelled"}},
+		{Name: "fence an unseen order: a tombstone decided once", Given: []proto.Message{created},
+			When: domain.FenceOrder{OrderID: "o9", Reason: "order cancelled"},
+			Then: []proto.Message{releasedOnce("o9", "order cancelled")}},
+		{Name: "fence an order held before pruning: its hold is its fence", Given: []proto.Message{created, held("o1", black, 2)},
+			When: domain.FenceOrder{OrderID: "o1", Reason: "order cancelled"}},
+		{Name: "fence an order released before pruning", Given: []proto.Message{created, released("o1", "order cancelled")},
+			When: domain.FenceOrder{OrderID: "o1", Reason: "again"}},
 		{Name: "sell a hold", Given: []proto.Message{created, held("o1", black, 2)},
 			When: domain.SellStock{OrderID: "o1", ShipmentID: "sh1", Lines: []domain.Line{{black, 2}}},
 			Then: []proto.Message{&catalogv1.StockSold{ProductId: pid, OrderId: "o1", Lines: lines(black, 2), ShipmentId: "sh1"}}},
@@ -170,13 +192,16 @@ func TestProductReserves(t *testing.T) {
 	}
 	failed := func(order, sku string, requested, available int64, reason string) *catalogv1.StockReservationFailed {
 		return &catalogv1.StockReservationFailed{OrderId: order, SkuId: sku, Requested: requested, Available: available,
-			Reason: reason, FailTime: timestamppb.New(t1)}
+			Reason: reason, FailTime: timestamppb.New(t1), DecidedOnce: true}
 	}
 	refused := failed("o2", white, 2, 1, "sku p1-white_m: 2 requested, 1 available")
 	estest.Run(t, domain.Products, pid, []estest.Case[domain.ProductCommand]{
 		{Name: "held and reserved in one decision, repeated lines merged", Given: []proto.Message{created},
 			When: reserve("o1", domain.Line{white, 1}, domain.Line{black, 2}, domain.Line{white, 1}),
-			Then: []proto.Message{held("o1", black, 2, white, 2), reserved("o1", black, 2, white, 2)}},
+			Then: []proto.Message{heldOnce("o1", black, 2, white, 2), reserved("o1", black, 2, white, 2)}},
+		{Name: "the place time is recorded", Given: []proto.Message{created},
+			When: domain.ReserveStock{OrderID: "o1", Lines: []domain.Line{{black, 1}}, PlacedAt: t0, Now: t1},
+			Then: []proto.Message{placedAt(heldOnce("o1", black, 1), t0), reserved("o1", black, 1)}},
 		{Name: "short: the failure is recorded, nothing held", Given: []proto.Message{created, held("o1", white, 1)},
 			When: reserve("o2", domain.Line{black, 1}, domain.Line{white, 2}), Then: []proto.Message{refused}},
 		{Name: "an unknown sku fails the order", Given: []proto.Message{created},
@@ -184,12 +209,14 @@ func TestProductReserves(t *testing.T) {
 			Then: []proto.Message{failed("o1", "p1-red", 3, 0, "sku p1-red: no such sku")}},
 		{Name: "reserved once", Given: []proto.Message{created, held("o1", black, 2), reserved("o1", black, 2)},
 			When: reserve("o1", domain.Line{black, 2})},
-		{Name: "failed once, even when stock came back", Given: []proto.Message{created, held("o1", white, 1), refused,
+		{Name: "failed once, even when stock came back (a failure recorded before pruning)", Given: []proto.Message{created, held("o1", white, 1), before(refused),
 			released("o1", "order cancelled", white, 1)},
 			When: reserve("o2", domain.Line{white, 2})},
-		{Name: "nothing after a cancellation's tombstone", Given: []proto.Message{created, released("o1", "order cancelled")},
+		{Name: "nothing after a cancellation's tombstone (recorded before pruning)", Given: []proto.Message{created, released("o1", "order cancelled")},
 			When: reserve("o1", domain.Line{black, 1})},
 		{Name: "a failed order holds nothing to release", Given: []proto.Message{created, refused},
+			When: domain.ReleaseStock{OrderID: "o2", Reason: "order rejected"}},
+		{Name: "a failed order holds nothing to release (recorded before pruning)", Given: []proto.Message{created, before(refused)},
 			When: domain.ReleaseStock{OrderID: "o2", Reason: "order rejected"}},
 		{Name: "zero units", Given: []proto.Message{created}, When: reserve("o1", domain.Line{black, 0}), Err: estest.Invalid("lines[0].quantity")},
 		{Name: "on a product that does not exist", When: reserve("o1", domain.Line{black, 1}),

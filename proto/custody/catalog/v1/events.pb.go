@@ -433,7 +433,16 @@ type StockHeld struct {
 	// Order id.
 	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// SKUs and quantities held.
-	Lines         []*StockLine `protobuf:"bytes,3,rep,name=lines,proto3" json:"lines,omitempty"`
+	Lines []*StockLine `protobuf:"bytes,3,rep,name=lines,proto3" json:"lines,omitempty"`
+	// When the order was placed (its OrderPlaced), if the saga knew: how long
+	// a sold hold is kept for returns is measured from it.
+	PlaceTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=place_time,json=placeTime,proto3" json:"place_time,omitempty"`
+	// True when the hold was decided under the order's decision id, which the
+	// catalog applies once per order and product (a repeat of it decides
+	// nothing): the product then keeps no record of the order once its hold
+	// is released, or sold and past the returns horizon. False in events
+	// recorded before holds were pruned: such a hold is kept, as before.
+	DecidedOnce   bool `protobuf:"varint,5,opt,name=decided_once,json=decidedOnce,proto3" json:"decided_once,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -489,6 +498,20 @@ func (x *StockHeld) GetLines() []*StockLine {
 	return nil
 }
 
+func (x *StockHeld) GetPlaceTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PlaceTime
+	}
+	return nil
+}
+
+func (x *StockHeld) GetDecidedOnce() bool {
+	if x != nil {
+		return x.DecidedOnce
+	}
+	return false
+}
+
 // StockHoldReleased: units held for an order went back to available.
 type StockHoldReleased struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -499,7 +522,13 @@ type StockHoldReleased struct {
 	// SKUs and quantities released.
 	Lines []*StockLine `protobuf:"bytes,3,rep,name=lines,proto3" json:"lines,omitempty"`
 	// Why: "order cancelled", "reservation failed", …
-	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// True when the product keeps no record of the order after this event:
+	// the hold released was decided once (StockHeld.decided_once), or this is
+	// the empty release of an order the product never saw, recorded under the
+	// order's decision id, so the order's OrderPlaced arriving later is a
+	// repeat of it and holds nothing.
+	DecidedOnce   bool `protobuf:"varint,5,opt,name=decided_once,json=decidedOnce,proto3" json:"decided_once,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -560,6 +589,13 @@ func (x *StockHoldReleased) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *StockHoldReleased) GetDecidedOnce() bool {
+	if x != nil {
+		return x.DecidedOnce
+	}
+	return false
 }
 
 // StockSold: held units shipped (reserved -> sold).
@@ -842,7 +878,13 @@ type StockReservationFailed struct {
 	// Human-readable reason, e.g. "sku p1-black-m: 2 requested, 0 available".
 	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	// When.
-	FailTime      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=fail_time,json=failTime,proto3" json:"fail_time,omitempty"`
+	FailTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=fail_time,json=failTime,proto3" json:"fail_time,omitempty"`
+	// Set when a product decided the failure under the order's decision id
+	// (see StockHeld.decided_once): it keeps no record of the order. Unset on
+	// a reservation's failure and in events recorded before holds were pruned.
+	DecidedOnce bool `protobuf:"varint,7,opt,name=decided_once,json=decidedOnce,proto3" json:"decided_once,omitempty"`
+	// When the order was placed, if the saga knew (a product's failure only).
+	PlaceTime     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=place_time,json=placeTime,proto3" json:"place_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -915,6 +957,20 @@ func (x *StockReservationFailed) GetReason() string {
 func (x *StockReservationFailed) GetFailTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.FailTime
+	}
+	return nil
+}
+
+func (x *StockReservationFailed) GetDecidedOnce() bool {
+	if x != nil {
+		return x.DecidedOnce
+	}
+	return false
+}
+
+func (x *StockReservationFailed) GetPlaceTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PlaceTime
 	}
 	return nil
 }
@@ -1453,18 +1509,22 @@ const file_custody_catalog_v1_events_proto_rawDesc = "" +
 	"adjustTime\">\n" +
 	"\tStockLine\x12\x15\n" +
 	"\x06sku_id\x18\x01 \x01(\tR\x05skuId\x12\x1a\n" +
-	"\bquantity\x18\x02 \x01(\x03R\bquantity\"z\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\"\xd8\x01\n" +
 	"\tStockHeld\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x123\n" +
-	"\x05lines\x18\x03 \x03(\v2\x1d.custody.catalog.v1.StockLineR\x05lines\"\x9a\x01\n" +
+	"\x05lines\x18\x03 \x03(\v2\x1d.custody.catalog.v1.StockLineR\x05lines\x129\n" +
+	"\n" +
+	"place_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tplaceTime\x12!\n" +
+	"\fdecided_once\x18\x05 \x01(\bR\vdecidedOnce\"\xbd\x01\n" +
 	"\x11StockHoldReleased\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x123\n" +
 	"\x05lines\x18\x03 \x03(\v2\x1d.custody.catalog.v1.StockLineR\x05lines\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x9b\x01\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12!\n" +
+	"\fdecided_once\x18\x05 \x01(\bR\vdecidedOnce\"\x9b\x01\n" +
 	"\tStockSold\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x19\n" +
@@ -1484,14 +1544,17 @@ const file_custody_catalog_v1_events_proto_rawDesc = "" +
 	"\rStockReserved\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x123\n" +
 	"\x05lines\x18\x02 \x03(\v2\x1d.custody.catalog.v1.StockLineR\x05lines\x12=\n" +
-	"\freserve_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vreserveTime\"\xd7\x01\n" +
+	"\freserve_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vreserveTime\"\xb5\x02\n" +
 	"\x16StockReservationFailed\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x15\n" +
 	"\x06sku_id\x18\x02 \x01(\tR\x05skuId\x12\x1c\n" +
 	"\trequested\x18\x03 \x01(\x03R\trequested\x12\x1c\n" +
 	"\tavailable\x18\x04 \x01(\x03R\tavailable\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x127\n" +
-	"\tfail_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bfailTime\"\x81\x01\n" +
+	"\tfail_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bfailTime\x12!\n" +
+	"\fdecided_once\x18\a \x01(\bR\vdecidedOnce\x129\n" +
+	"\n" +
+	"place_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tplaceTime\"\x81\x01\n" +
 	"\rStockReleased\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12=\n" +
@@ -1583,25 +1646,27 @@ var file_custody_catalog_v1_events_proto_depIdxs = []int32{
 	19, // 3: custody.catalog.v1.ProductCreated.create_time:type_name -> google.protobuf.Timestamp
 	19, // 4: custody.catalog.v1.StockAdjusted.adjust_time:type_name -> google.protobuf.Timestamp
 	4,  // 5: custody.catalog.v1.StockHeld.lines:type_name -> custody.catalog.v1.StockLine
-	4,  // 6: custody.catalog.v1.StockHoldReleased.lines:type_name -> custody.catalog.v1.StockLine
-	4,  // 7: custody.catalog.v1.StockSold.lines:type_name -> custody.catalog.v1.StockLine
-	4,  // 8: custody.catalog.v1.StockRestocked.lines:type_name -> custody.catalog.v1.StockLine
-	4,  // 9: custody.catalog.v1.ReservationRequested.lines:type_name -> custody.catalog.v1.StockLine
-	4,  // 10: custody.catalog.v1.StockReserved.lines:type_name -> custody.catalog.v1.StockLine
-	19, // 11: custody.catalog.v1.StockReserved.reserve_time:type_name -> google.protobuf.Timestamp
-	19, // 12: custody.catalog.v1.StockReservationFailed.fail_time:type_name -> google.protobuf.Timestamp
-	19, // 13: custody.catalog.v1.StockReleased.release_time:type_name -> google.protobuf.Timestamp
-	19, // 14: custody.catalog.v1.ReservationCancelled.cancel_time:type_name -> google.protobuf.Timestamp
-	19, // 15: custody.catalog.v1.AffiliateLinkCreated.create_time:type_name -> google.protobuf.Timestamp
-	19, // 16: custody.catalog.v1.LiveSessionStarted.start_time:type_name -> google.protobuf.Timestamp
-	19, // 17: custody.catalog.v1.ProductPinned.pin_time:type_name -> google.protobuf.Timestamp
-	19, // 18: custody.catalog.v1.ProductUnpinned.unpin_time:type_name -> google.protobuf.Timestamp
-	19, // 19: custody.catalog.v1.LiveSessionEnded.end_time:type_name -> google.protobuf.Timestamp
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	19, // 6: custody.catalog.v1.StockHeld.place_time:type_name -> google.protobuf.Timestamp
+	4,  // 7: custody.catalog.v1.StockHoldReleased.lines:type_name -> custody.catalog.v1.StockLine
+	4,  // 8: custody.catalog.v1.StockSold.lines:type_name -> custody.catalog.v1.StockLine
+	4,  // 9: custody.catalog.v1.StockRestocked.lines:type_name -> custody.catalog.v1.StockLine
+	4,  // 10: custody.catalog.v1.ReservationRequested.lines:type_name -> custody.catalog.v1.StockLine
+	4,  // 11: custody.catalog.v1.StockReserved.lines:type_name -> custody.catalog.v1.StockLine
+	19, // 12: custody.catalog.v1.StockReserved.reserve_time:type_name -> google.protobuf.Timestamp
+	19, // 13: custody.catalog.v1.StockReservationFailed.fail_time:type_name -> google.protobuf.Timestamp
+	19, // 14: custody.catalog.v1.StockReservationFailed.place_time:type_name -> google.protobuf.Timestamp
+	19, // 15: custody.catalog.v1.StockReleased.release_time:type_name -> google.protobuf.Timestamp
+	19, // 16: custody.catalog.v1.ReservationCancelled.cancel_time:type_name -> google.protobuf.Timestamp
+	19, // 17: custody.catalog.v1.AffiliateLinkCreated.create_time:type_name -> google.protobuf.Timestamp
+	19, // 18: custody.catalog.v1.LiveSessionStarted.start_time:type_name -> google.protobuf.Timestamp
+	19, // 19: custody.catalog.v1.ProductPinned.pin_time:type_name -> google.protobuf.Timestamp
+	19, // 20: custody.catalog.v1.ProductUnpinned.unpin_time:type_name -> google.protobuf.Timestamp
+	19, // 21: custody.catalog.v1.LiveSessionEnded.end_time:type_name -> google.protobuf.Timestamp
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_custody_catalog_v1_events_proto_init() }
