@@ -152,7 +152,8 @@ type Stored struct {
 	Held int
 }
 
-// DefaultHeld is Stored.Held's default: a few hundred KB of deadlines.
+// DefaultHeld is Stored.Held's default: about 0.75 MB of deadlines with
+// 32-character keys (~190 bytes each, measured).
 const DefaultHeld = 4096
 
 // Scheduler runs deadlines. The zero value is not usable; use New or
