@@ -1,18 +1,39 @@
 // Package deadline fires work at moments measured by an injected clock:
 // ship-by deadlines, vendor response deadlines, return windows.
 //
-// A Scheduler keeps deadlines in memory only. Durability comes from the
-// event store: a service re-schedules every pending deadline from its own
-// events when it starts (its projection knows which are still open), so a
-// deadline that passed while the service was down fires right after the
-// restart. Firing must be idempotent — derive the command id from the
-// deadline's key — because a crash between the fire and its effect being
-// stored fires it again.
+// A Scheduler made by New keeps its deadlines in memory only. Durability
+// comes from the event store: a service re-schedules every pending
+// deadline from its own events when it starts (its projection knows which
+// are still open), so a deadline that passed while the service was down
+// fires right after the restart. Firing must be idempotent — derive the
+// command id from the deadline's key — because a crash between the fire
+// and its effect being stored fires it again.
+//
+// Bounded. A Scheduler made by NewStored holds at most Stored.Held
+// deadlines in memory, whatever the number pending: the service keeps
+// every pending deadline in its stored read model, indexed by due time
+// (Index: written in the same kv batch as the event that opens, moves or
+// closes it), and the scheduler holds only the earliest of them. It keeps
+// a watermark W, an (at, key) pair: it holds exactly the stored deadlines
+// at or before W, so the earliest it holds is the earliest there is, and
+// fires in (at, key) order as New's does. Schedule of a deadline after W
+// holds nothing (the index has it); one at or before W is held, and when
+// that passes the bound the latest held is let go and W moves back to the
+// latest still held. When fewer than half the bound are held, Run reads
+// the next ones after W from the index (Store.Next, at most the bound
+// less those held) and moves W to the last read (or past everything when
+// the index had no more). Nothing is read at start but the first page, so
+// a restart with 100,000 pending deadlines holds only the earliest Held;
+// one that passed while the process was down is among the first read and
+// fires at once. A read holds the scheduler's lock, so a Schedule or
+// Cancel that follows the commit of its index change (as the read model's
+// hook does) is applied after the read, over whatever the read saw.
 package deadline
 
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -31,10 +52,19 @@ type Func func(ctx context.Context) error
 type item struct {
 	key      string
 	at       time.Time
-	fire     Func
+	fire     Func // nil in a stored scheduler: Stored.Fire
 	attempts int
 	notAfter time.Time // real time before which a failed item is not retried
 	index    int       // position in the scheduler's queue
+	maxIndex int       // position in a stored scheduler's latest
+}
+
+// before orders deadlines: by time, then key.
+func before(at time.Time, key string, at2 time.Time, key2 string) bool {
+	if !at.Equal(at2) {
+		return at.Before(at2)
+	}
+	return key < key2
 }
 
 // queue is a min-heap of the scheduled items ordered by (at, key), so that
@@ -44,12 +74,7 @@ type queue []*item
 
 func (q queue) Len() int { return len(q) }
 
-func (q queue) Less(i, j int) bool {
-	if !q[i].at.Equal(q[j].at) {
-		return q[i].at.Before(q[j].at)
-	}
-	return q[i].key < q[j].key
-}
+func (q queue) Less(i, j int) bool { return before(q[i].at, q[i].key, q[j].at, q[j].key) }
 
 func (q queue) Swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
@@ -71,21 +96,100 @@ func (q *queue) Pop() any {
 	return it
 }
 
-// Scheduler runs deadlines. The zero value is not usable; use New.
+// latest is a max-heap of the same items as the queue, the latest first: a
+// stored scheduler lets go of its top when it holds more than its bound.
+type latest []*item
+
+func (q latest) Len() int { return len(q) }
+
+func (q latest) Less(i, j int) bool { return before(q[j].at, q[j].key, q[i].at, q[i].key) }
+
+func (q latest) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].maxIndex = i
+	q[j].maxIndex = j
+}
+
+func (q *latest) Push(x any) {
+	it := x.(*item)
+	it.maxIndex = len(*q)
+	*q = append(*q, it)
+}
+
+func (q *latest) Pop() any {
+	old := *q
+	it := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	return it
+}
+
+// Entry is a stored deadline: its key and when it is due.
+type Entry struct {
+	Key string
+	At  time.Time
+}
+
+// Store is where a stored scheduler's deadlines wait (see Bounded): the
+// service's read model, which writes a deadline's entry in the same batch
+// as the event that opens, moves or closes it (Index).
+type Store interface {
+	// Next returns up to n stored deadlines in (At, Key) order: the first
+	// ones after after, or from the first if after is nil. Fewer than n
+	// means there are no more.
+	Next(after *Entry, n int) ([]Entry, error)
+}
+
+// Stored configures a scheduler that holds a bounded number of deadlines
+// in memory (NewStored).
+type Stored struct {
+	// Store has every pending deadline, by due time.
+	Store Store
+	// Fire is the work of the deadline key due at: every deadline fires
+	// with it (Schedule's fire is not kept). Idempotent, as any Func.
+	Fire func(ctx context.Context, key string, at time.Time) error
+	// Held bounds the deadlines held in memory; default DefaultHeld.
+	Held int
+}
+
+// DefaultHeld is Stored.Held's default: about 0.75 MB of deadlines with
+// 32-character keys (~190 bytes each, measured).
+const DefaultHeld = 4096
+
+// Scheduler runs deadlines. The zero value is not usable; use New or
+// NewStored.
 type Scheduler struct {
 	name  string
 	clock clock.Clock
 	log   *slog.Logger
 
-	// mu guards items and queue, which always hold the same items: items
-	// finds a key's item, queue the earliest one.
+	// mu guards items and queue (and latest), which always hold the same
+	// items: items finds a key's item, queue the earliest one, latest the
+	// latest. It also guards the stored scheduler's fields below.
 	mu    sync.Mutex
 	items map[string]*item
 	queue queue
 	wake  chan struct{}
+
+	// A stored scheduler's (NewStored); store is nil in New's.
+	store  Store
+	fireAt func(ctx context.Context, key string, at time.Time) error
+	held   int
+	latest latest
+	// mark is the watermark: the items are exactly the stored deadlines at
+	// or before it (nothing before the first read: marked false), or all
+	// of them when all is set.
+	mark   Entry
+	marked bool
+	all    bool
+	// A read of the store that failed is tried again after readAfter
+	// (real time), with a backoff that grows with readFails.
+	readAfter time.Time
+	readFails int
 }
 
-// New returns a scheduler; name labels its metric and logs ("fulfilment").
+// New returns a scheduler that holds every deadline in memory; name labels
+// its metric and logs ("fulfilment").
 func New(name string, c clock.Clock, log *slog.Logger) *Scheduler {
 	if log == nil {
 		log = slog.Default()
@@ -93,7 +197,7 @@ func New(name string, c clock.Clock, log *slog.Logger) *Scheduler {
 	s := &Scheduler{name: name, clock: c, log: log.With("scheduler", name), items: map[string]*item{}, wake: make(chan struct{}, 1)}
 	meter := otel.Meter("github.com/custody/custody/pkg/deadline")
 	_, _ = meter.Int64ObservableGauge("custody.deadlines.pending",
-		metric.WithDescription("Deadlines scheduled and not yet fired"),
+		metric.WithDescription("Deadlines held in memory, not yet fired (a stored scheduler's are at most its bound)"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(int64(s.Pending()), metric.WithAttributes(attribute.String("scheduler", name)))
 			return nil
@@ -101,15 +205,36 @@ func New(name string, c clock.Clock, log *slog.Logger) *Scheduler {
 	return s
 }
 
-// Schedule sets (or moves) the deadline key to at.
+// NewStored returns a scheduler that holds at most o.Held deadlines in
+// memory and reads the others from o.Store as their time comes (see
+// Bounded). It holds nothing until Run reads the store's first ones.
+func NewStored(name string, c clock.Clock, log *slog.Logger, o Stored) *Scheduler {
+	if o.Store == nil || o.Fire == nil {
+		panic(errors.New("deadline: NewStored without a Store or a Fire"))
+	}
+	s := New(name, c, log)
+	s.store, s.fireAt, s.held = o.Store, o.Fire, o.Held
+	if s.held <= 0 {
+		s.held = DefaultHeld
+	}
+	return s
+}
+
+// Schedule sets (or moves) the deadline key to at. A stored scheduler
+// ignores fire (Stored.Fire fires every deadline) and holds the deadline
+// only if it is due before the ones its store still keeps; the caller has
+// written it to the store first.
 func (s *Scheduler) Schedule(key string, at time.Time, fire Func) {
 	s.mu.Lock()
 	s.remove(key)
-	// A new item, not the old one updated, so that a fire in progress of the
-	// old one sees that the key moved (see fire).
-	it := &item{key: key, at: at, fire: fire}
-	s.items[key] = it
-	heap.Push(&s.queue, it)
+	if s.store == nil {
+		// A new item, not the old one updated, so that a fire in progress of
+		// the old one sees that the key moved (see fire).
+		s.add(&item{key: key, at: at, fire: fire})
+	} else if s.all || (s.marked && !before(s.mark.At, s.mark.Key, at, key)) {
+		s.add(&item{key: key, at: at})
+		s.trim()
+	}
 	s.mu.Unlock()
 	s.poke()
 }
@@ -122,14 +247,16 @@ func (s *Scheduler) Cancel(key string) {
 	s.poke()
 }
 
-// Pending is how many deadlines wait.
+// Pending is how many deadlines wait in memory: all of New's, at most the
+// bound of a stored scheduler's.
 func (s *Scheduler) Pending() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.items)
 }
 
-// When returns key's deadline, if scheduled.
+// When returns key's deadline, if scheduled (for a stored scheduler: if
+// held in memory).
 func (s *Scheduler) When(key string) (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -150,14 +277,20 @@ func (s *Scheduler) poke() {
 // Run fires deadlines as they pass until ctx is done.
 func (s *Scheduler) Run(ctx context.Context) {
 	for {
+		retry := s.refill()
 		key, it, ok := s.next()
 		if !ok {
+			var again <-chan time.Time
+			if retry > 0 {
+				again = time.After(retry)
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-s.wake:
-				continue
+			case <-again:
 			}
+			continue
 		}
 		if wait := time.Until(it.notAfter); wait > 0 {
 			select {
@@ -190,12 +323,77 @@ func (s *Scheduler) Run(ctx context.Context) {
 	}
 }
 
+// add holds it. s.mu must be held, and its key must not be.
+func (s *Scheduler) add(it *item) {
+	s.items[it.key] = it
+	heap.Push(&s.queue, it)
+	if s.store != nil {
+		heap.Push(&s.latest, it)
+	}
+}
+
 // remove forgets key's item, if any. s.mu must be held.
 func (s *Scheduler) remove(key string) {
 	if it, ok := s.items[key]; ok {
 		delete(s.items, key)
 		heap.Remove(&s.queue, it.index)
+		if s.store != nil {
+			heap.Remove(&s.latest, it.maxIndex)
+		}
 	}
+}
+
+// trim lets go of a stored scheduler's latest items past its bound: the
+// watermark moves back to the latest still held (the store has the ones
+// let go). s.mu must be held.
+func (s *Scheduler) trim() {
+	for len(s.items) > s.held {
+		s.remove(s.latest[0].key)
+		top := s.latest[0] // held >= 1, so one is left
+		s.mark, s.marked, s.all = Entry{Key: top.key, At: top.at}, true, false
+	}
+}
+
+// refill reads a stored scheduler's next deadlines after the watermark
+// when it holds fewer than half its bound and the store may have more.
+// It returns how long to wait (real time) before a read that failed may
+// be tried again, 0 when none is waiting.
+func (s *Scheduler) refill() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.store == nil || s.all || 2*len(s.items) >= s.held {
+		return 0
+	}
+	if wait := time.Until(s.readAfter); wait > 0 {
+		return wait
+	}
+	var after *Entry
+	if s.marked {
+		after = &Entry{Key: s.mark.Key, At: s.mark.At}
+	}
+	// Under s.mu: a Schedule or Cancel of a change the read saw, or missed,
+	// is applied after it, over it.
+	n := s.held - len(s.items)
+	next, err := s.store.Next(after, n)
+	if err != nil {
+		s.readFails++
+		backoff := min(time.Duration(s.readFails)*200*time.Millisecond, 10*time.Second)
+		s.readAfter = time.Now().Add(backoff)
+		s.log.Warn("reading the stored deadlines failed; will retry", "attempt", s.readFails, "err", err)
+		return backoff
+	}
+	s.readFails = 0
+	for _, e := range next {
+		s.remove(e.Key) // the store has what the last change of it wrote
+		s.add(&item{key: e.Key, at: e.At})
+	}
+	if len(next) < n {
+		s.all = true
+	} else {
+		last := next[len(next)-1]
+		s.mark, s.marked = last, true
+	}
+	return 0
 }
 
 // next is the earliest deadline: (at, key) order, top of the queue.
@@ -216,7 +414,12 @@ func (s *Scheduler) fire(ctx context.Context, key string, it *item) {
 		return
 	}
 	s.mu.Unlock()
-	err := it.fire(ctx)
+	var err error
+	if it.fire != nil {
+		err = it.fire(ctx)
+	} else {
+		err = s.fireAt(ctx, key, it.at)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.items[key] != it {

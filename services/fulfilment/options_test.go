@@ -18,16 +18,17 @@ func TestOptions(t *testing.T) {
 	t.Parallel()
 	o, err := flags(nil)
 	if err != nil || o.HandlingTime != 72*time.Hour || o.ShipByPolicy != "grace" || o.ShipByGrace != 24*time.Hour ||
-		len(o.TransitTimes) != 0 || o.DefaultTransit != 120*time.Hour {
+		len(o.TransitTimes) != 0 || o.DefaultTransit != 120*time.Hour || o.DeadlinesHeld != 4096 {
 		t.Fatalf("defaults: %+v, %v", o, err)
 	}
 	o, err = flags(nil, "--fulfilment-handling-time=48h", "--fulfilment-ship-by-policy=cancel", "--fulfilment-ship-by-grace=12h",
-		"--fulfilment-transit=dhl=72h, royal_mail=96h,default=100h")
+		"--fulfilment-transit=dhl=72h, royal_mail=96h,default=100h", "--fulfilment-deadlines-held=100")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.HandlingTime != 48*time.Hour || o.ShipByPolicy != "cancel" || o.ShipByGrace != 12*time.Hour ||
-		o.TransitTimes["dhl"] != 72*time.Hour || o.TransitTimes["royal_mail"] != 96*time.Hour || o.DefaultTransit != 100*time.Hour {
+		o.TransitTimes["dhl"] != 72*time.Hour || o.TransitTimes["royal_mail"] != 96*time.Hour || o.DefaultTransit != 100*time.Hour ||
+		o.DeadlinesHeld != 100 {
 		t.Fatalf("from the flags: %+v", o)
 	}
 	// Without default=, the default transit time stays.
@@ -55,6 +56,8 @@ func TestOptionsRefused(t *testing.T) {
 		{"fulfilment-ship-by-grace", "-1h"},
 		{"fulfilment-transit", "pigeon=1h"},
 		{"fulfilment-transit", "dhl=soon"},
+		{"fulfilment-deadlines-held", "0"},
+		{"fulfilment-deadlines-held", "many"},
 	} {
 		t.Run(tt.flag+"="+tt.bad, func(t *testing.T) {
 			t.Parallel()

@@ -2,8 +2,8 @@
 // process: Module (or NewModule) opens the fulfilment event store, builds
 // the application and declares its parts — custody.fulfilment.v1.
 // FulfilmentService, the "fulfilments" read model (fed by its own store; it
-// has caught up before the process serves, and applying it schedules every
-// pending ship-by deadline), the reaction fulfilment-on-order to the order
+// has caught up before the process serves; it keeps the pending ship-by
+// deadlines by due time, and the scheduler holds the earliest), the reaction fulfilment-on-order to the order
 // service's OrderConfirmed and OrderCancelled, and the deadline scheduler
 // as a worker. The platform runs them; `custody rebuild` folds the same
 // read model.
@@ -21,15 +21,18 @@ package fulfilment
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 
+	"github.com/custody/custody/pkg/deadline"
 	"github.com/custody/custody/pkg/platform"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	"github.com/custody/custody/services/fulfilment/app"
@@ -58,6 +61,8 @@ const (
 	DefaultHandlingTime = app.DefaultHandlingTime // 3 days
 	DefaultShipByGrace  = 24 * time.Hour
 	DefaultTransit      = app.DefaultTransit // 5 days
+	// DefaultDeadlinesHeld: ship-by deadlines held in memory.
+	DefaultDeadlinesHeld = deadline.DefaultHeld
 )
 
 // Options configure the fulfilment service. Zero fields take the defaults.
@@ -80,13 +85,18 @@ type Options struct {
 	// ReadWait bounds read-your-writes waits (lists, watch snapshots).
 	// Default 2s.
 	ReadWait time.Duration
+	// DeadlinesHeld bounds the ship-by deadlines held in memory: the
+	// earliest ones; the others wait in the read model's store until their
+	// time comes. Default DefaultDeadlinesHeld; flag
+	// --fulfilment-deadlines-held.
+	DeadlinesHeld int
 }
 
 // DefaultOptions are the defaults, spelled out (they are the flags'
 // defaults).
 func DefaultOptions() Options {
 	return Options{HandlingTime: DefaultHandlingTime, ShipByPolicy: PolicyGrace, ShipByGrace: DefaultShipByGrace,
-		DefaultTransit: DefaultTransit}
+		DefaultTransit: DefaultTransit, DeadlinesHeld: DefaultDeadlinesHeld}
 }
 
 // RegisterFlags declares the service's settings on fs, with o's values as
@@ -98,6 +108,8 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 		`when ship-by passes: "grace" (extend once, then cancel) or "cancel"`)
 	fs.Var(platform.PositiveDuration(&o.ShipByGrace), "fulfilment-ship-by-grace",
 		"the grace period of the grace policy: a `duration` above zero")
+	fs.Var(positive{&o.DeadlinesHeld}, "fulfilment-deadlines-held",
+		"ship-by deadlines held in memory (the earliest; the others wait in the read-model store): a `number` above zero")
 	fs.Var(transit{o}, "fulfilment-transit",
 		`transit time per carrier for the expected delivery, e.g. "dhl=72h,ups=48h,default=120h"; carriers not listed take the default`)
 }
@@ -117,6 +129,25 @@ func (p policy) Set(s string) error {
 		return fmt.Errorf("want %q or %q", PolicyGrace, PolicyCancel)
 	}
 	*p.p = s
+	return nil
+}
+
+// positive is a flag.Value for a count above zero.
+type positive struct{ n *int }
+
+func (p positive) String() string {
+	if p.n == nil {
+		return ""
+	}
+	return strconv.Itoa(*p.n)
+}
+
+func (p positive) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return errors.New("want a number above zero")
+	}
+	*p.n = n
 	return nil
 }
 
@@ -179,7 +210,8 @@ func ParseTransit(s string) (map[string]time.Duration, time.Duration, error) {
 // config checks options given in code (NewModule; flags are checked as
 // they are parsed) and turns them into the app's configuration.
 func (o Options) config() (app.Config, error) {
-	cfg := app.Config{HandlingTime: o.HandlingTime, TransitTimes: o.TransitTimes, DefaultTransit: o.DefaultTransit, ReadWait: o.ReadWait}
+	cfg := app.Config{HandlingTime: o.HandlingTime, TransitTimes: o.TransitTimes, DefaultTransit: o.DefaultTransit, ReadWait: o.ReadWait,
+		DeadlinesHeld: o.DeadlinesHeld}
 	switch o.ShipByPolicy {
 	case "", PolicyGrace:
 		cfg.ShipByPolicy.Grace = o.ShipByGrace
@@ -223,10 +255,11 @@ func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 		Register: func(r grpc.ServiceRegistrar) { fulfilmentv1.RegisterFulfilmentServiceServer(r, api) },
 		Services: []string{ServiceName},
 		// Stored outside the heap (platform.Stored), caught up before the
-		// process serves. Attaching its store schedules every pending
-		// ship-by deadline it holds, also those that passed while the
-		// process was down, and applying events keeps them in step;
-		// watches replay what follows a cursor from the event store.
+		// process serves. It keeps every pending ship-by deadline by due
+		// time, where the scheduler reads the earliest when it runs (also
+		// those that passed while the process was down), and applying
+		// events keeps them in step; watches replay what follows a cursor
+		// from the event store.
 		Projections: []platform.Projection{{Name: "fulfilments", Source: Name, Apply: rm.Apply, Position: rm.Position(),
 			Stored: rm}},
 		Reactions: []platform.Reaction{{

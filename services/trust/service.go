@@ -134,8 +134,8 @@ func build(ctx context.Context, d platform.Deps, o Options) (*app.Service, platf
 		Register: func(r grpc.ServiceRegistrar) { trustv1.RegisterTrustServiceServer(r, api) },
 		Services: []string{trustv1.TrustService_ServiceDesc.ServiceName},
 		Projections: []platform.Projection{
-			// Stored outside the heap; attaching its store schedules the open
-			// claims' deadlines it holds, as folding does.
+			// Stored outside the heap; it keeps the open claims' deadlines
+			// by due time, where the scheduler reads the earliest.
 			{Name: "claims and vendor trust", Source: Name, Apply: model.Apply, Position: model.Progress(), Stored: model},
 			recordOf(app.OrderService),
 			recordOf(app.FulfilmentService),
@@ -148,9 +148,9 @@ func build(ctx context.Context, d platform.Deps, o Options) (*app.Service, platf
 			{Name: app.ClaimsConsumer, Source: Name, EventTypes: app.ClaimEventTypes, Handle: svc.HandleClaimEvent,
 				Aggregates: []string{domain.Claims.Aggregate}},
 		},
-		// The deadlines start once the claims read model has caught up,
-		// having scheduled every open claim's: one that passed while the
-		// service was down fires at once.
+		// The deadlines start once the claims read model has caught up;
+		// the scheduler reads the earliest from it: one that passed while
+		// the service was down fires at once.
 		Workers: []func(context.Context){svc.Scheduler().Run},
 	}, nil
 }

@@ -10,12 +10,13 @@ import (
 )
 
 // trackDeadline keeps the scheduler in step with a fulfilment as the read
-// model sees it: a pending ship-by deadline is (re)scheduled at its time,
-// anything else cancels it. At start the read model hands it every
-// fulfilment its store holds with a pending deadline (Attach), then every
-// change of the events it folds, so this is also how deadlines survive a
-// restart: one that passed while the service was down is scheduled in the
-// past and fires at once.
+// model sees it, after the event's batch (and so the deadline's d/ key) is
+// committed: a pending ship-by deadline is (re)scheduled at its time,
+// anything else cancelled. The scheduler is a stored one
+// (deadline.NewStored): it holds the deadline only if it falls among the
+// earliest it holds; the others wait in the read model's d/ keys, which it
+// reads as their time comes (ReadModel.Next), also after a restart, so
+// one that passed while the service was down fires right after it.
 func (s *Service) trackDeadline(v View) {
 	f := v.Fulfilment
 	if !f.DeadlinePending() {
@@ -25,8 +26,7 @@ func (s *Service) trackDeadline(v View) {
 	if at, ok := s.deadlines.When(f.ID); ok && at.Equal(f.ShipBy) {
 		return
 	}
-	id, at := f.ID, f.ShipBy
-	s.deadlines.Schedule(id, at, func(ctx context.Context) error { return s.MissShipBy(ctx, id, at) })
+	s.deadlines.Schedule(f.ID, f.ShipBy, nil) // fired by MissShipBy (Stored.Fire)
 }
 
 // MissShipBy fires the ship-by deadline at of a fulfilment. Its command id

@@ -2,12 +2,14 @@ package app
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/custody/custody/pkg/deadline"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/kv"
@@ -61,7 +63,8 @@ type Change struct {
 // ReadModel holds every fulfilment, listed by vendor and by order, projected
 // from the fulfilment store (so it sees what any process wrote). It is the
 // query side of ListFulfilments, the source of WatchFulfilments' snapshots
-// and live changes, and tells the deadline scheduler about every change.
+// and live changes, tells the deadline scheduler about every change, and is
+// the store of the ship-by deadlines it does not hold (deadline.Store).
 //
 // It keeps no fulfilment in the heap beyond a bounded cache: fulfilments
 // and lists live in its space of the process's read-model store
@@ -71,15 +74,20 @@ type Change struct {
 //	f/<fulfilment id>                        the fulfilment and its revision (codec.go)
 //	l/v<vendor>/<request time><fulfilment id> an entry of a vendor's list: its status
 //	l/o<order>/<request time><fulfilment id>  an entry of an order's list: its status
-//	d/<fulfilment id>                        its ship-by deadline is pending
+//	d/<ship-by time><fulfilment id>           its ship-by deadline is pending (empty value)
 //
-// where <vendor> and <order> are length-prefixed and <request time> is the
-// big-endian nanoseconds since 1970 with the sign bit flipped, so a list's
-// keys sort oldest first. A list entry's value is the fulfilment's status
-// (one byte, rewritten when it changes), so a list filtered by status skips
-// the others without reading them. The d/ entries are what a restart schedules
-// again (Attach): the deadlines come from the stored state, not from
-// events folded again.
+// where <vendor> and <order> are length-prefixed and <request time> and
+// <ship-by time> are the big-endian nanoseconds since 1970 with the sign
+// bit flipped, so a list's keys sort oldest first, and the d/ keys in the
+// order the deadlines fall due. A list entry's value is the fulfilment's
+// status (one byte, rewritten when it changes), so a list filtered by
+// status skips the others without reading them. The d/ entries
+// (deadline.Index) are where the ship-by scheduler reads the deadlines it
+// does not hold in memory (Next): it holds only the earliest, a bounded
+// number, also after a restart, which reads no more of them than that.
+// An event that opens, moves or closes a deadline sets and deletes its d/
+// keys in the event's batch (the old ship-by time is the state's before
+// the event, so nothing is read for it).
 //
 // States are shared, not copied: domain.Evolve never changes memory a state
 // shares with its predecessor, so a View handed out stays as it was.
@@ -124,8 +132,8 @@ type watcher struct {
 
 // NewReadModel returns a read model with no space yet (Attach gives it
 // one); onChange (may be nil) is called after each fulfilment event with
-// the fulfilment as it now is, outside the lock, in store order, and by
-// Attach with every fulfilment whose ship-by deadline is pending.
+// the fulfilment as it now is, outside the lock, in store order, after the
+// event's batch is committed (a stored scheduler relies on that order).
 func NewReadModel(onChange func(View)) *ReadModel {
 	return &ReadModel{pos: projection.New(), onChange: onChange, recent: lru.New[string, stored](cacheSize),
 		watchers: map[string]map[*watcher]struct{}{}}
@@ -133,34 +141,17 @@ func NewReadModel(onChange func(View)) *ReadModel {
 
 // Version names the shape of what the read model stores
 // (platform.Stored); bump it when the keys or the codec change.
-func (m *ReadModel) Version() string { return "fulfilment-kv-1" }
+//
+// fulfilment-kv-2: the d/ keys carry the ship-by time (kv-1's were
+// d/<fulfilment id>).
+func (m *ReadModel) Version() string { return "fulfilment-kv-2" }
 
-// Attach gives the read model its space (platform.Stored) and hands
-// onChange every stored fulfilment whose ship-by deadline is pending, so
-// the scheduler holds them all, as after a fold from position 1 (one that
-// passed while the process was down fires at once).
+// Attach gives the read model its space (platform.Stored). It reads
+// nothing but the space's position: the pending ship-by deadlines stay in
+// the space, where the scheduler reads the earliest of them (Next) when it
+// runs, one that passed while the process was down first.
 func (m *ReadModel) Attach(s *kv.Space) error {
 	pos, _, err := s.State()
-	if err != nil {
-		return err
-	}
-	var pending []View
-	var ferr error
-	err = s.Scan([]byte("d/"), []byte("d0"), false, func(k, _ []byte) bool {
-		id := string(k[2:])
-		v, _, ok, err := read(s, id)
-		switch {
-		case err != nil:
-			ferr = err
-		case !ok:
-			ferr = fmt.Errorf("fulfilment read model: deadline of fulfilment %s, which it does not hold", id)
-		}
-		pending = append(pending, v)
-		return ferr == nil
-	})
-	if err == nil {
-		err = ferr
-	}
 	if err != nil {
 		return err
 	}
@@ -169,12 +160,18 @@ func (m *ReadModel) Attach(s *kv.Space) error {
 	m.applied = pos
 	m.space.Store(s)
 	m.mu.Unlock()
-	if m.onChange != nil {
-		for _, v := range pending {
-			m.onChange(v)
-		}
-	}
 	return nil
+}
+
+// Next returns up to n pending ship-by deadlines, keyed by fulfilment id,
+// in (ship-by, id) order after after (nil: from the first): the ship-by
+// scheduler's deadline.Store.
+func (m *ReadModel) Next(after *deadline.Entry, n int) ([]deadline.Entry, error) {
+	s := m.space.Load()
+	if s == nil {
+		return nil, errors.New("fulfilment read model: not attached")
+	}
+	return shipByIndex.Next(s, after, n)
 }
 
 // Position is the read model's progress: the platform marks it ready once
@@ -183,8 +180,10 @@ func (m *ReadModel) Position() *projection.Position { return m.pos }
 
 // Keys.
 
-func viewKey(id string) []byte     { return append([]byte("f/"), id...) }
-func deadlineKey(id string) []byte { return append([]byte("d/"), id...) }
+func viewKey(id string) []byte { return append([]byte("f/"), id...) }
+
+// shipByIndex is the pending ship-by deadlines by due time.
+var shipByIndex = deadline.Index{Prefix: []byte("d/")}
 
 // Lists, by their byte in the keys.
 const (
@@ -283,11 +282,13 @@ func (m *ReadModel) apply(e eventstore.RecordedEvent, id string, ev es.Event) *V
 		_ = b.Set(append(kv.ListPrefix(listVendor, f.VendorID), sk...), []byte{byte(st)})
 		_ = b.Set(append(kv.ListPrefix(listOrder, f.OrderID), sk...), []byte{byte(st)})
 	}
-	switch pending := f.DeadlinePending(); {
-	case pending && !(was.Requested && was.DeadlinePending()):
-		_ = b.Set(deadlineKey(id), nil)
-	case !pending && was.Requested && was.DeadlinePending():
-		_ = b.Delete(deadlineKey(id))
+	pending, wasPending := f.DeadlinePending(), was.Requested && was.DeadlinePending()
+	moved := !pending || !wasPending || !f.ShipBy.Equal(was.ShipBy)
+	if wasPending && moved {
+		_ = shipByIndex.Delete(b, id, was.ShipBy)
+	}
+	if pending && moved {
+		_ = shipByIndex.Set(b, id, f.ShipBy)
 	}
 	m.commit(b, e.Position)
 	m.recent.Put(id, stored{View: v, addr: addr, status: st})
@@ -367,15 +368,16 @@ func (m *ReadModel) Get(id string) (View, bool) {
 	return v, ok && err == nil
 }
 
-// Open returns every fulfilment whose ship-by deadline is pending.
+// Open returns every fulfilment whose ship-by deadline is pending, the
+// earliest deadline first.
 func (m *ReadModel) Open() []View {
 	s := m.space.Load()
 	if s == nil {
 		return nil
 	}
 	var out []View
-	_ = s.Scan([]byte("d/"), []byte("d0"), false, func(k, _ []byte) bool {
-		if v, ok, err := m.view(s, string(k[2:])); ok && err == nil {
+	_ = shipByIndex.Scan(s, nil, func(e deadline.Entry) bool {
+		if v, ok, err := m.view(s, e.Key); ok && err == nil {
 			out = append(out, v)
 		}
 		return true

@@ -15,10 +15,12 @@
 //     what it just shipped.
 //   - The read model is stored outside the heap (pkg/kv) and resumes at
 //     start after the last event it stored, catching up before the process
-//     serves. It re-schedules every pending ship-by deadline it holds as
-//     its store is attached, so one that passed while the service was down
-//     fires right after the restart. Firing is idempotent: the command id
-//     is derived from the fulfilment and the deadline.
+//     serves. It keeps every pending ship-by deadline by due time; the
+//     scheduler holds only the earliest (Config.DeadlinesHeld) and reads
+//     the next ones from it as time moves on, so one that passed while the
+//     service was down fires right after the restart. Firing is
+//     idempotent: the command id is derived from the fulfilment and the
+//     deadline.
 //   - The order service's events reach OrderRoutes once its stream
 //     exists; every RPC works before that.
 package app
@@ -58,6 +60,10 @@ type Config struct {
 	// WatchBuffer: changes buffered per watch before a watcher that does
 	// not keep up is cut off (it reconnects with its cursor). Default 1024.
 	WatchBuffer int
+	// DeadlinesHeld bounds the ship-by deadlines held in memory; the
+	// others wait in the read model's store (deadline.NewStored). Default
+	// deadline.DefaultHeld.
+	DeadlinesHeld int
 }
 
 // Defaults.
@@ -76,6 +82,9 @@ func (c Config) withDefaults() Config {
 	c.ReadWait = projection.WaitOrDefault(c.ReadWait)
 	if c.WatchBuffer <= 0 {
 		c.WatchBuffer = 1024
+	}
+	if c.DeadlinesHeld <= 0 {
+		c.DeadlinesHeld = deadline.DefaultHeld
 	}
 	return c
 }
@@ -115,8 +124,9 @@ func New(cfg Config, d Deps) *Service {
 		tracking: es.NewHandler(domain.Trackings, d.Store, d.Handlers),
 		orders:   projection.NewUpstream("order", d.Open),
 	}
-	s.deadlines = deadline.New("fulfilment", d.Clock, d.Logger)
 	s.rm = NewReadModel(s.trackDeadline)
+	s.deadlines = deadline.NewStored("fulfilment", d.Clock, d.Logger,
+		deadline.Stored{Store: s.rm, Fire: s.MissShipBy, Held: s.cfg.DeadlinesHeld})
 	return s
 }
 

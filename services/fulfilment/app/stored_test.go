@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custody/custody/pkg/deadline"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/kv"
@@ -77,9 +78,33 @@ func canon(t *testing.T, v View) string {
 	return strings.ReplaceAll(string(b), "[]", "null")
 }
 
+// storedDeadlines is the ship-by deadlines m's store keeps, where the scheduler
+// reads them (Next), one at a time so that every step of the paging is
+// taken.
+func storedDeadlines(t *testing.T, m *ReadModel) fakeDeadlines {
+	t.Helper()
+	out := fakeDeadlines{}
+	var after *deadline.Entry
+	for {
+		next, err := m.Next(after, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(next) == 0 {
+			return out
+		}
+		if after != nil && !next[0].At.After(after.At) && (!next[0].At.Equal(after.At) || next[0].Key <= after.Key) {
+			t.Fatalf("Next after %v read %v: not in (at, key) order", *after, next[0])
+		}
+		out[next[0].Key] = next[0].At
+		after = &next[0]
+	}
+}
+
 // answers is every answer of m's queries about ids, vendors and orders,
-// what a watch subscribed now would start from, and what was scheduled.
-func answers(t *testing.T, m *ReadModel, s fakeDeadlines, ids, vendors, orders []string) string {
+// what a watch subscribed now would start from, and the ship-by deadlines
+// its store keeps for the scheduler.
+func answers(t *testing.T, m *ReadModel, ids, vendors, orders []string) string {
 	t.Helper()
 	var b strings.Builder
 	for _, id := range append(ids, "nope") {
@@ -130,17 +155,17 @@ func answers(t *testing.T, m *ReadModel, s fakeDeadlines, ids, vendors, orders [
 		}
 		fmt.Fprintln(&b)
 	}
-	fmt.Fprintf(&b, "watchers %d\nscheduled\n%s\n", m.Watchers(), s)
+	fmt.Fprintf(&b, "watchers %d\nscheduled\n%s\n", m.Watchers(), storedDeadlines(t, m))
 	return b.String()
 }
 
 // The read model reopened on its store answers every query as one that
 // never stopped (lists, pages, Get, Open), starts watches at the same
-// position with the same snapshot, has the scheduler hold exactly the
-// pending ship-by deadlines (as a fold from position 1 leaves it, from
-// the stored state alone: nothing is folded again), and goes on folding as
-// the other; reopened once more, it schedules the deadlines the later
-// events moved.
+// position with the same snapshot, keeps for the scheduler exactly the
+// pending ship-by deadlines (those a hook that saw every change from
+// position 1 holds: the stored state alone, nothing is folded again), and
+// goes on folding as the other; reopened once more, it keeps the
+// deadlines the later events moved.
 func TestReadModelReopens(t *testing.T) {
 	t.Parallel()
 	ts := func(h int) *timestamppb.Timestamp { return timestamppb.New(t0.Add(time.Duration(h) * time.Hour)) }
@@ -235,12 +260,13 @@ func TestReadModelReopens(t *testing.T) {
 	}
 	live, _, _, _ := m.subscribe("v1", 16, false) // a watcher of the one that never stops
 	defer m.unsubscribe("v1", live)
-	want := answers(t, m, sched, ids, vendors, orders)
+	want := answers(t, m, ids, vendors, orders)
 	if !strings.Contains(want, "watch v1 from 23: f5@2 f2@4 f1@2") || !strings.Contains(want, "watchers 1") ||
-		sched.String() != "f1 2030-01-04T00:00:00Z\nf3 2030-01-05T00:00:00Z" || keptSched.String() != sched.String() {
+		sched.String() != "f1 2030-01-04T00:00:00Z\nf3 2030-01-05T00:00:00Z" || keptSched.String() != sched.String() ||
+		storedDeadlines(t, m).String() != sched.String() {
 		t.Fatalf("the fold is not what the test means:\n%s", tail(want))
 	}
-	if m.Version() != "fulfilment-kv-1" {
+	if m.Version() != "fulfilment-kv-2" {
 		t.Fatalf("version %q", m.Version())
 	}
 	if err := db.Close(); err != nil {
@@ -252,7 +278,10 @@ func TestReadModelReopens(t *testing.T) {
 	if at, _ := restored.pos.Get(); at != rec.pos {
 		t.Fatalf("reopened at position %d, want %d", at, rec.pos)
 	}
-	got := answers(t, restored, restoredSched, ids, vendors, orders)
+	got := answers(t, restored, ids, vendors, orders)
+	if len(restoredSched) != 0 {
+		t.Fatalf("Attach handed the hook %v: the scheduler reads the store", restoredSched)
+	}
 	if got != strings.Replace(want, "watchers 1", "watchers 0", 1) {
 		t.Fatalf("reopened answers differ:\n%s", diff(got, want))
 	}
@@ -282,13 +311,13 @@ func TestReadModelReopens(t *testing.T) {
 		m.Apply(r)
 		restored.Apply(r)
 	}
-	want = answers(t, m, sched, ids, vendors, orders)
-	got = answers(t, restored, restoredSched, ids, vendors, orders)
+	want = answers(t, m, ids, vendors, orders)
+	got = answers(t, restored, ids, vendors, orders)
 	if got != want {
 		t.Fatalf("after more events, reopened answers differ:\n%s", diff(got, want))
 	}
 	if !strings.Contains(want, "watch v1 from 33: f7@1 f5@2 f2@5 f1@3") ||
-		sched.String() != "f1 2030-01-05T04:00:00Z\nf8 2030-01-04T00:00:00Z" {
+		sched.String() != "f1 2030-01-05T04:00:00Z\nf8 2030-01-04T00:00:00Z" || storedDeadlines(t, m).String() != sched.String() {
 		t.Fatalf("the fold after is not what the test means:\n%s", tail(want))
 	}
 	drain := func(w *watcher) string {
@@ -312,10 +341,9 @@ func TestReadModelReopens(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	againSched := fakeDeadlines{}
-	again, _ := attached(t, dir, againSched.track)
-	got = answers(t, again, againSched, ids, vendors, orders)
-	if got != strings.Replace(want, "watchers 1", "watchers 0", 1) || againSched.String() != sched.String() {
+	again, _ := attached(t, dir, nil)
+	got = answers(t, again, ids, vendors, orders)
+	if got != strings.Replace(want, "watchers 1", "watchers 0", 1) || storedDeadlines(t, again).String() != sched.String() {
 		t.Fatalf("reopened twice, answers differ:\n%s", diff(got, want))
 	}
 }
@@ -368,9 +396,11 @@ func statusListsAgree(t *testing.T, m *ReadModel, vendors, orders []string) {
 	}
 }
 
-// A store that does not hold what it lists is an error at Attach, which
-// then schedules nothing; a value that does not decode is an error of the
-// reads that meet it, never a wrong answer.
+// Attach reads nothing but the position (the scheduler reads the pending
+// deadlines as it needs them), so a store that does not hold what it
+// lists attaches, and the deadline of a fulfilment it lost is still read
+// back (MissShipBy then finds no fulfilment to act on); a value that does
+// not decode is an error of the reads that meet it, never a wrong answer.
 func TestReadModelRefusesADamagedStore(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{t: t, rev: map[string]uint64{}}
@@ -389,11 +419,13 @@ func TestReadModelRefusesADamagedStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	sched := fakeDeadlines{}
-	if err := NewReadModel(sched.track).Attach(s); err == nil || len(sched) != 0 {
+	fresh := NewReadModel(sched.track)
+	if err := fresh.Attach(s); err != nil || len(sched) != 0 {
 		t.Fatalf("Attach of a damaged store: %v, %d scheduled", err, len(sched))
 	}
-	fresh := NewReadModel(nil)
-	fresh.space.Store(s) // as if attached
+	if due := storedDeadlines(t, fresh).String(); due != "f1 2030-01-04T00:00:00Z\nf2 2030-01-04T00:00:00Z" {
+		t.Fatalf("stored deadlines of a damaged store:\n%s", due)
+	}
 	if _, ok := fresh.Get("f1"); ok {
 		t.Fatal("Get decoded a truncated value")
 	}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custody/custody/pkg/deadline"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/fault"
@@ -70,7 +71,41 @@ func txn(id string, kind payoutsv1.TransactionKind, order, vendor string, min in
 	return tp
 }
 
-// ledgerAnswers is every answer of v's queries, and what it has scheduled.
+// stored is the open windows and reserves v keeps by due time, where the
+// scheduler reads them (Next, one at a time so that every step of the
+// paging is taken), named as scheduled names them.
+func stored(t *testing.T, v *app.LedgerView) scheduled {
+	t.Helper()
+	out := scheduled{}
+	var after *deadline.Entry
+	for {
+		next, err := v.Next(after, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(next) == 0 {
+			return out
+		}
+		e := next[0]
+		if after != nil && (e.At.Before(after.At) || (e.At.Equal(after.At) && e.Key <= after.Key)) {
+			t.Fatalf("Next after %v read %v: not in (at, key) order", *after, e)
+		}
+		window, o, vendor, ok := app.DeadlinePart(e.Key)
+		if !ok {
+			t.Fatalf("deadline key %q", e.Key)
+		}
+		if window {
+			out.WindowOpen(o, vendor, e.At)
+		} else {
+			out.ReserveHeld(o, vendor, e.At)
+		}
+		after = &e
+	}
+}
+
+// ledgerAnswers is every answer of v's queries, and the deadlines it keeps
+// for the scheduler, which must be s's (the calls of a view that folded
+// every event) unless s is nil.
 func ledgerAnswers(t *testing.T, v *app.LedgerView, s scheduled) string {
 	t.Helper()
 	var b strings.Builder
@@ -111,7 +146,11 @@ func ledgerAnswers(t *testing.T, v *app.LedgerView, s scheduled) string {
 			}
 		}
 	}
-	fmt.Fprintf(&b, "scheduled\n%s\n", s)
+	due := stored(t, v)
+	if s != nil && s.String() != due.String() {
+		t.Errorf("the view keeps the deadlines\n%s\nits Deadlines were told\n%s", due, s)
+	}
+	fmt.Fprintf(&b, "scheduled\n%s\n", due)
 	return b.String()
 }
 

@@ -16,27 +16,39 @@ func windowKey(orderID, vendorID string) string  { return "window/" + orderID + 
 func reserveKey(orderID, vendorID string) string { return "reserve/" + orderID + "/" + vendorID }
 
 // scheduler keeps the service's deadline scheduler in step with the read
-// side.
+// side. The scheduler's keys are the view's (LedgerView.Next): a part's
+// w/ or r/ key; it holds the earliest and reads the others from the view.
 type scheduler struct{ s *Service }
 
 func (d scheduler) WindowOpen(orderID, vendorID string, at time.Time) {
-	d.s.sched.Schedule(windowKey(orderID, vendorID), at, func(ctx context.Context) error {
-		return d.s.CloseWindow(ctx, orderID, vendorID)
-	})
+	d.s.sched.Schedule(DeadlineKey(true, orderID, vendorID), at, nil)
 }
 
 func (d scheduler) WindowDone(orderID, vendorID string) {
-	d.s.sched.Cancel(windowKey(orderID, vendorID))
+	d.s.sched.Cancel(DeadlineKey(true, orderID, vendorID))
 }
 
 func (d scheduler) ReserveHeld(orderID, vendorID string, at time.Time) {
-	d.s.sched.Schedule(reserveKey(orderID, vendorID), at, func(ctx context.Context) error {
-		return d.s.ReleaseReserve(ctx, orderID, vendorID)
-	})
+	d.s.sched.Schedule(DeadlineKey(false, orderID, vendorID), at, nil)
 }
 
 func (d scheduler) ReserveDone(orderID, vendorID string) {
-	d.s.sched.Cancel(reserveKey(orderID, vendorID))
+	d.s.sched.Cancel(DeadlineKey(false, orderID, vendorID))
+}
+
+// fire runs the deadline key (the scheduler's Stored.Fire): a window's
+// close or a reserve's release.
+func (s *Service) fire(ctx context.Context, key string, _ time.Time) error {
+	window, orderID, vendorID, ok := DeadlinePart(key)
+	switch {
+	case !ok:
+		s.d.Logger.Error("payouts: a deadline key it cannot read; dropped", "key", key)
+		return nil
+	case window:
+		return s.CloseWindow(ctx, orderID, vendorID)
+	default:
+		return s.ReleaseReserve(ctx, orderID, vendorID)
+	}
 }
 
 // releaseTerms resolves a vendor's trust tier now into release terms.

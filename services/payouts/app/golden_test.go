@@ -183,12 +183,11 @@ func TestLedgerViewReopensMidway(t *testing.T) {
 			if err := db.Close(); err != nil {
 				t.Fatal(err)
 			}
-			sched := scheduled{}
-			v, _ = attachedLedger(t, dir, sched)
+			v, _ = attachedLedger(t, dir, scheduled{})
 			for i, m := range events[cut:] {
 				fold(t, v, uint64(cut+i+1), m)
 			}
-			if got := ledgerAnswers(t, v, sched); got != string(want) {
+			if got := ledgerAnswers(t, v, nil); got != string(want) {
 				t.Fatalf("reopened after %d events, the view answers differently:\n%s", cut, firstDiff(got, string(want)))
 			}
 		})

@@ -1,12 +1,15 @@
 package app_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,9 +74,9 @@ func ledgerFold() (before, after []proto.Message) {
 // The stored ledger view reopens whole: closed and attached again, it
 // answers every query as a view that never closed does, at the position
 // of its last event, with the overflow refusal and the transactions seen
-// (a repeat is still ignored, the refused one still refused), has its
-// Deadlines told exactly the windows and reserves still open; later events
-// fold on top.
+// (a repeat is still ignored, the refused one still refused), keeps
+// exactly the windows and reserves still open (telling its Deadlines
+// nothing: the scheduler reads them); later events fold on top.
 func TestLedgerViewReopens(t *testing.T) {
 	t.Parallel()
 	before, after := ledgerFold()
@@ -98,9 +101,12 @@ func TestLedgerViewReopens(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	sched := scheduled{}
-	v, db = attachedLedger(t, dir, sched)
-	if got := ledgerAnswers(t, v, sched); got != want {
+	told := &calls{}
+	v, db = attachedLedger(t, dir, told)
+	if len(*told) != 0 {
+		t.Fatalf("Attach told %v", *told)
+	}
+	if got := ledgerAnswers(t, v, nil); got != want {
 		t.Fatalf("the reopened view answers\n%s\nwant\n%s", got, want)
 	}
 	s, err := db.Space("payouts/ledger balances and entries")
@@ -125,7 +131,7 @@ func TestLedgerViewReopens(t *testing.T) {
 	if !strings.Contains(want, "window/o5/v1") || !strings.Contains(want, "reserve/o3/v2") || strings.Contains(want, "reserve/o1/v1") || whole != 3 {
 		t.Fatalf("the events after the reopen did not move the deadlines, or a repeat or refused transaction was folded\n%s", want)
 	}
-	if got := ledgerAnswers(t, v, sched); got != want {
+	if got := ledgerAnswers(t, v, nil); got != want {
 		t.Fatalf("after more events the reopened view answers\n%s\nwant\n%s", got, want)
 	}
 }
@@ -142,25 +148,27 @@ func (c *calls) ReserveHeld(o, v string, at time.Time) {
 }
 func (c *calls) ReserveDone(o, v string) { *c = append(*c, fmt.Sprintf("done reserve/%s/%s", o, v)) }
 
-// onScheduler keeps a real deadline scheduler (never run) as the service
-// does: a key per deadline.
-type onScheduler struct{ s *deadline.Scheduler }
+// onScheduler keeps a real deadline scheduler as the service does: the
+// view's key per deadline (app.DeadlineKey), the scheduler given once the
+// view is attached (it is the scheduler's store).
+type onScheduler struct{ s **deadline.Scheduler }
 
 func (d onScheduler) WindowOpen(o, v string, at time.Time) {
-	d.s.Schedule("window/"+o+"/"+v, at, func(_ context.Context) error { return nil })
+	(*d.s).Schedule(app.DeadlineKey(true, o, v), at, nil)
 }
-func (d onScheduler) WindowDone(o, v string) { d.s.Cancel("window/" + o + "/" + v) }
+func (d onScheduler) WindowDone(o, v string) { (*d.s).Cancel(app.DeadlineKey(true, o, v)) }
 func (d onScheduler) ReserveHeld(o, v string, at time.Time) {
-	d.s.Schedule("reserve/"+o+"/"+v, at, func(_ context.Context) error { return nil })
+	(*d.s).Schedule(app.DeadlineKey(false, o, v), at, nil)
 }
-func (d onScheduler) ReserveDone(o, v string) { d.s.Cancel("reserve/" + o + "/" + v) }
+func (d onScheduler) ReserveDone(o, v string) { (*d.s).Cancel(app.DeadlineKey(false, o, v)) }
 
-// Across reopens nothing is scheduled twice and nothing is lost: a view
-// attached to a stored space tells its Deadlines each window and reserve
-// still open exactly once (and closes nothing), the same set a view that
-// never closed has scheduled; a real scheduler (pkg/deadline) then holds
-// exactly those keys at those times, and events folded after the reopen
-// move them as on the view that never closed, again after a second reopen.
+// Across reopens nothing is told and nothing is lost: a view attached to a
+// stored space tells its Deadlines nothing and keeps by due time exactly
+// the windows and reserves a view that never closed was told are open. A
+// real stored scheduler (pkg/deadline) over the reopened view, holding two,
+// holds the earliest two, follows the events folded after the reopen, and
+// fires every one of them in order as its fake clock passes them; a second
+// reopen keeps them still (the fires here decide nothing).
 func TestLedgerViewSchedulesOnceAcrossReopens(t *testing.T) {
 	t.Parallel()
 	before, after := ledgerFold()
@@ -176,35 +184,6 @@ func TestLedgerViewSchedulesOnceAcrossReopens(t *testing.T) {
 	if len(*first) < len(before)/2 || len(refSched) < 3 {
 		t.Fatalf("the fold scheduled too little to prove anything: %v", *first)
 	}
-	// told are the calls on a reopen: each open deadline once, nothing else.
-	told := func(c calls, want scheduled) {
-		t.Helper()
-		var got []string
-		for _, call := range c {
-			what, ok := strings.CutPrefix(call, "open ")
-			if !ok {
-				t.Errorf("told on attach: %s", call)
-				continue
-			}
-			got = append(got, what)
-		}
-		slices.Sort(got)
-		if strings.Join(got, "\n") != want.String() {
-			t.Fatalf("told on attach\n%s\nwant each open deadline once\n%s", strings.Join(got, "\n"), want)
-		}
-	}
-	// holds checks that a real scheduler holds exactly want.
-	holds := func(s *deadline.Scheduler, want scheduled) {
-		t.Helper()
-		if s.Pending() != len(want) {
-			t.Fatalf("the scheduler holds %d deadlines, want %d:\n%s", s.Pending(), len(want), want)
-		}
-		for key, at := range want {
-			if got, ok := s.When(key); !ok || !got.Equal(at) {
-				t.Fatalf("the scheduler has %s at %v (%v), want %v", key, got, ok, at)
-			}
-		}
-	}
 	reopen := func(d app.Deadlines) *app.LedgerView {
 		t.Helper()
 		if err := db.Close(); err != nil {
@@ -214,22 +193,108 @@ func TestLedgerViewSchedulesOnceAcrossReopens(t *testing.T) {
 		v, db = attachedLedger(t, dir, d)
 		return v
 	}
+	keeps := func(v *app.LedgerView) {
+		t.Helper()
+		if got := stored(t, v); got.String() != refSched.String() {
+			t.Fatalf("the view keeps\n%s\nwant\n%s", got, refSched)
+		}
+	}
 
 	second := &calls{}
-	reopen(second)
-	told(*second, refSched)
+	keeps(reopen(second))
+	if len(*second) != 0 {
+		t.Fatalf("Attach told %v", *second)
+	}
 
-	sch := deadline.New("payouts", clock.NewFake(t0), slog.New(slog.DiscardHandler))
-	v = reopen(onScheduler{sch})
-	holds(sch, refSched)
+	// A stored scheduler holding two, on a clock before every deadline.
+	const held = 2
+	clk := clock.NewFake(t0.Add(-time.Hour))
+	var sch *deadline.Scheduler
+	var mu sync.Mutex
+	var fired []string
+	v = reopen(onScheduler{&sch})
+	sch = deadline.NewStored("payouts", clk, slog.New(slog.DiscardHandler), deadline.Stored{Store: v, Held: held,
+		Fire: func(_ context.Context, key string, at time.Time) error {
+			window, o, vendor, ok := app.DeadlinePart(key)
+			what := "reserve"
+			if window {
+				what = "window"
+			}
+			mu.Lock()
+			fired = append(fired, fmt.Sprintf("%s/%s/%s %v", what, o, vendor, ok))
+			mu.Unlock()
+			return nil
+		}})
+	ctx, cancel := context.WithCancel(t.Context())
+	ran := make(chan struct{})
+	go func() { sch.Run(ctx); close(ran) }()
+	defer func() { cancel(); <-ran }()
+	// earliest is the keys of the n earliest deadlines of want.
+	earliest := func(want scheduled, n int) []string {
+		keys := slices.Collect(maps.Keys(want))
+		slices.SortFunc(keys, func(a, b string) int {
+			return cmp.Or(want[a].Compare(want[b]), cmp.Compare(a, b))
+		})
+		return keys[:min(n, len(keys))]
+	}
+	holdsEarliest := func() {
+		t.Helper()
+		if n := sch.Pending(); n > held {
+			t.Fatalf("the scheduler holds %d deadlines, the bound is %d", n, held)
+		}
+		for _, k := range earliest(refSched, 1) {
+			what, part, _ := strings.Cut(k, "/")
+			o, vendor, _ := strings.Cut(part, "/")
+			if at, ok := sch.When(app.DeadlineKey(what == "window", o, vendor)); !ok || !at.Equal(refSched[k]) {
+				t.Fatalf("the earliest deadline %s (%v) is not held: %v %v", k, refSched[k], at, ok)
+			}
+		}
+	}
+	platformUntil(t, "the scheduler to read the view", func() bool { return sch.Pending() == held })
+	holdsEarliest()
 	for i, m := range after {
 		pos := uint64(len(before) + i + 1)
 		fold(t, ref, pos, m)
 		fold(t, v, pos, m)
+		holdsEarliest()
 	}
-	holds(sch, refSched)
+	keeps(v)
+	want := earliest(refSched, len(refSched))
+	for i, k := range want {
+		want[i] = k + " true"
+	}
+	for range 30 {
+		clk.Advance(24 * time.Hour)
+		if n := sch.Pending(); n > held {
+			t.Fatalf("the scheduler holds %d deadlines, the bound is %d", n, held)
+		}
+	}
+	platformUntil(t, "every deadline to fire", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(fired) >= len(want)
+	})
+	cancel()
+	<-ran
+	if strings.Join(fired, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("fired\n%s\nwant\n%s", strings.Join(fired, "\n"), strings.Join(want, "\n"))
+	}
 
 	third := &calls{}
-	reopen(third)
-	told(*third, refSched)
+	keeps(reopen(third))
+	if len(*third) != 0 {
+		t.Fatalf("Attach told %v", *third)
+	}
+}
+
+// platformUntil waits (real time, bounded) until ok.
+func platformUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

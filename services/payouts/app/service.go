@@ -24,10 +24,11 @@
 //     and every earlier write. RunPayouts requires it: it decides from the
 //     balances at that position and refuses (Unavailable) rather than pay
 //     from a stale view.
-//   - Deadlines are in memory; at start the read side re-schedules every
-//     open one it has stored (LedgerView.Attach) and those the events it
-//     folds after open, so a window that closed while the service was down
-//     releases right after it comes back.
+//   - The read side keeps every open return window and held reserve in
+//     its store by due time; the deadline scheduler holds only the earliest
+//     (Config.DeadlinesHeld) and reads the next ones from it as time moves
+//     on, so a window that closed while the service was down releases
+//     right after it comes back.
 package app
 
 import (
@@ -47,6 +48,10 @@ type Config struct {
 	// ReadWait bounds read-your-writes waits (read side, tier view) and
 	// opening another service's events. Default 2s.
 	ReadWait time.Duration
+	// DeadlinesHeld bounds the return windows and reserves held in memory
+	// by the deadline scheduler; the others wait in the read side's store.
+	// Default deadline.DefaultHeld.
+	DeadlinesHeld int
 }
 
 func (c Config) withDefaults() Config {
@@ -54,6 +59,9 @@ func (c Config) withDefaults() Config {
 		c.Policy = domain.DefaultPolicy()
 	}
 	c.ReadWait = projection.WaitOrDefault(c.ReadWait)
+	if c.DeadlinesHeld <= 0 {
+		c.DeadlinesHeld = deadline.DefaultHeld
+	}
 	return c
 }
 
@@ -89,9 +97,11 @@ func New(cfg Config, d Deps) *Service {
 	s := &Service{cfg: cfg.withDefaults(), d: d,
 		ledger: es.NewHandler(domain.LedgerDecider, d.Store, d.Handlers),
 		runs:   es.NewHandler(domain.PayoutsDecider, d.Store, d.Handlers),
-		tiers:  NewTierView(), sched: deadline.New("payouts", d.Clock, d.Logger),
+		tiers:  NewTierView(),
 		orders: projection.NewUpstream("order", d.Open), trust: projection.NewUpstream("trust", d.Open)}
 	s.view = NewLedgerView(scheduler{s}, d.Logger.With("projection", "ledger"))
+	s.sched = deadline.NewStored("payouts", d.Clock, d.Logger,
+		deadline.Stored{Store: s.view, Fire: s.fire, Held: s.cfg.DeadlinesHeld})
 	return s
 }
 
@@ -103,9 +113,9 @@ func (s *Service) Tiers() *TierView { return s.tiers }
 
 // RunDeadlines closes return windows and releases reserves as they pass,
 // until ctx ends. Run it once the read side has caught up with the store:
-// by then it has scheduled every open deadline.
+// it reads the open deadlines from there.
 func (s *Service) RunDeadlines(ctx context.Context) {
-	s.d.Logger.Info("payouts deadlines running", "position", s.view.pos.Last(), "deadlines", s.sched.Pending())
+	s.d.Logger.Info("payouts deadlines running", "position", s.view.pos.Last(), "deadlines_held", s.sched.Pending())
 	s.sched.Run(ctx)
 }
 

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/custody/custody/pkg/deadline"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/fault"
@@ -44,11 +46,12 @@ type Entry struct {
 }
 
 // Deadlines is what the view tells as it sees return windows and reserves
-// open and close (from any process's events), so that the service keeps
-// exactly the open ones scheduled — also right after a restart, when the
-// view, given its stored state (Attach), tells every one still open once,
-// and then tells what the events after its position open and close. (A
-// rebuild schedules them on a scheduler that never runs: they go nowhere.)
+// open and close (from any process's events), after the event's batch is
+// committed, so that the service's stored scheduler (deadline.NewStored)
+// keeps in step the ones it holds. The view keeps every open one in its
+// space by due time (d/, Next): after a restart the scheduler reads the
+// earliest from there, Attach tells nothing. (A rebuild tells a scheduler
+// that never runs: they go nowhere.)
 type Deadlines interface {
 	WindowOpen(orderID, vendorID string, closeAt time.Time)
 	WindowDone(orderID, vendorID string)
@@ -76,16 +79,19 @@ type Deadlines interface {
 //	t/<transaction id>   a transaction seen (empty)
 //	w/<order><vendor>    an open return window: its close time
 //	r/<order><vendor>    a held reserve: its release time
+//	d/<time><w/ or r/ key> an open window or held reserve by due time (empty):
+//	                     where the scheduler reads the deadlines it does not hold
 //	z                    the first transaction refused for overflow: reason, message
 //
 // <account>, <order> are uvarint-length-prefixed, <seq> big-endian uint64:
 // the whole ledger is x/ in key order, an account's entries a/<account>,
 // an order's the transactions o/<order> names. Values are hand-encoded
 // varints (ledgerstore.go). A transaction of n postings writes x/, o/ and
-// n a/ keys, its accounts' b/ keys and t/.
-//
-// Attach tells its Deadlines every window and reserve its space has open,
-// once: what a replay from position 1 would have scheduled.
+// n a/ keys, its accounts' b/ keys and t/. <time> in d/ is kv.TimeKey's
+// (deadline.Index), so the d/ keys sort by due time; the deadline's key is
+// its w/ or r/ key, which names the part (DeadlinePart). Opening, moving or
+// closing one writes its w/ or r/ key and its d/ key in the event's batch
+// (the d/ key to delete is found from the w/ or r/ value).
 type LedgerView struct {
 	pos       *projection.Position
 	deadlines Deadlines
@@ -126,11 +132,13 @@ func NewLedgerView(deadlines Deadlines, log *slog.Logger) *LedgerView {
 
 // Version names the shape of what the view stores (platform.Stored); bump
 // it when the keys or the encoding of the values change.
-func (v *LedgerView) Version() string { return "ledger-kv-1" }
+//
+// ledger-kv-2: the d/ keys (kv-1 had none).
+func (v *LedgerView) Version() string { return "ledger-kv-2" }
 
 // Attach gives the view its space (platform.Stored): it finds where the
-// entries end and the overflow refusal if any, and tells its Deadlines
-// every return window and reserve the space has open.
+// entries end and the overflow refusal if any. It tells its Deadlines
+// nothing: the scheduler reads the open ones from the space (Next).
 func (v *LedgerView) Attach(s *kv.Space) error {
 	var next uint64
 	var ferr error
@@ -166,35 +174,87 @@ func (v *LedgerView) Attach(s *kv.Space) error {
 	v.next, v.overflow = next, overflow
 	v.mu.Unlock()
 	v.space.Store(s)
-	if v.deadlines == nil {
-		return nil
-	}
-	for _, d := range []struct {
-		prefix []byte
-		tell   func(orderID, vendorID string, at time.Time)
-	}{{prefixWindow, v.deadlines.WindowOpen}, {prefixReserve, v.deadlines.ReserveHeld}} {
-		var ferr error
-		err := s.Scan(d.prefix, kv.PrefixEnd(d.prefix), false, func(k, val []byte) bool {
-			r := kv.DecoderOf(k[len(d.prefix):])
-			orderID := r.Str()
-			vendorID := string(r.Rest())
-			tr := kv.DecoderOf(val)
-			at := readTime(&tr)
-			if r.Err() != nil || tr.Err() != nil {
-				ferr = fmt.Errorf("ledger view: deadline %q: %w", k, kv.ErrCorrupt)
-				return false
-			}
-			d.tell(orderID, vendorID, at)
-			return true
-		})
-		if err == nil {
-			err = ferr
-		}
-		if err != nil {
-			return err
-		}
-	}
 	return nil
+}
+
+// Next returns up to n open return windows and held reserves, by due
+// time, after after (nil: from the first): the deadline scheduler's
+// deadline.Store. A key is the window's or reserve's (DeadlinePart).
+func (v *LedgerView) Next(after *deadline.Entry, n int) ([]deadline.Entry, error) {
+	s := v.space.Load()
+	if s == nil {
+		return nil, errors.New("ledger view: not attached")
+	}
+	return dueIndex.Next(s, after, n)
+}
+
+// dueIndex is the open windows and held reserves by due time.
+var dueIndex = deadline.Index{Prefix: []byte("d/")}
+
+// DeadlineKey is the key of a part's return window (else its reserve) in
+// the view's deadlines (Next): its w/ or r/ key.
+func DeadlineKey(window bool, orderID, vendorID string) string {
+	if window {
+		return string(partKey(prefixWindow, part{orderID, vendorID}))
+	}
+	return string(partKey(prefixReserve, part{orderID, vendorID}))
+}
+
+// DeadlinePart reads a deadline key of the view (Next, DeadlineKey):
+// whether it is a return window's (else a reserve's), and whose.
+func DeadlinePart(key string) (window bool, orderID, vendorID string, ok bool) {
+	k := []byte(key)
+	switch {
+	case bytes.HasPrefix(k, prefixWindow):
+		window = true
+	case !bytes.HasPrefix(k, prefixReserve):
+		return false, "", "", false
+	}
+	r := kv.DecoderOf(k[2:])
+	orderID = r.Str()
+	vendorID = string(r.Rest())
+	return window, orderID, vendorID, r.Err() == nil
+}
+
+// openDeadline sets the deadline k (a w/ or r/ key) to at in b: its value and its
+// d/ key, the old d/ key deleted if it was open at another time.
+func openDeadline(b *kv.Batch, k []byte, ts interface {
+	GetSeconds() int64
+	GetNanos() int32
+}) {
+	at := time.Unix(ts.GetSeconds(), int64(ts.GetNanos())).UTC()
+	if old, ok := openAt(b, k); ok {
+		if old.Equal(at) {
+			return
+		}
+		must(dueIndex.Delete(b, string(k), old))
+	}
+	must(b.Set(k, appendTime(nil, ts.GetSeconds(), ts.GetNanos())))
+	must(dueIndex.Set(b, string(k), at))
+}
+
+// closeDeadline deletes the deadline k (a w/ or r/ key) from b, with its
+// d/ key, if it is open.
+func closeDeadline(b *kv.Batch, k []byte) {
+	if old, ok := openAt(b, k); ok {
+		must(b.Delete(k))
+		must(dueIndex.Delete(b, string(k), old))
+	}
+}
+
+// openAt is the due time of the open deadline k as b has it.
+func openAt(b *kv.Batch, k []byte) (time.Time, bool) {
+	val, ok, err := b.Get(k)
+	must(err)
+	if !ok {
+		return time.Time{}, false
+	}
+	d := kv.DecoderOf(val)
+	at := readTime(&d)
+	if d.Err() != nil {
+		panic(fmt.Errorf("ledger view: deadline %q: %w", k, kv.ErrCorrupt))
+	}
+	return at, true
 }
 
 // Position is the payouts store position of the last event applied:
@@ -222,17 +282,17 @@ func (v *LedgerView) Apply(rec eventstore.RecordedEvent) {
 		done = v.post(b, rec, e)
 	case *payoutsv1.ReturnWindowStarted:
 		p, ts := part{e.GetOrderId(), e.GetVendorId()}, e.GetCloseTime()
-		must(b.Set(partKey(prefixWindow, p), appendTime(nil, ts.GetSeconds(), ts.GetNanos())))
+		openDeadline(b, partKey(prefixWindow, p), ts)
 		tell = func(d Deadlines) { d.WindowOpen(p.orderID, p.vendorID, ts.AsTime()) }
 	case *payoutsv1.ReturnWindowClosed:
 		p := part{e.GetOrderId(), e.GetVendorId()}
-		must(b.Delete(partKey(prefixWindow, p)))
+		closeDeadline(b, partKey(prefixWindow, p))
 		tell = func(d Deadlines) { d.WindowDone(p.orderID, p.vendorID) }
 	case *payoutsv1.FundsReleased:
 		p, ts, held := part{e.GetOrderId(), e.GetVendorId()}, e.GetReserveReleaseTime(), e.GetReserve().GetAmountMinor() > 0
-		must(b.Delete(partKey(prefixWindow, p)))
+		closeDeadline(b, partKey(prefixWindow, p))
 		if held {
-			must(b.Set(partKey(prefixReserve, p), appendTime(nil, ts.GetSeconds(), ts.GetNanos())))
+			openDeadline(b, partKey(prefixReserve, p), ts)
 		}
 		tell = func(d Deadlines) {
 			d.WindowDone(p.orderID, p.vendorID)
@@ -242,7 +302,7 @@ func (v *LedgerView) Apply(rec eventstore.RecordedEvent) {
 		}
 	case *payoutsv1.ReserveReleased:
 		p := part{e.GetOrderId(), e.GetVendorId()}
-		must(b.Delete(partKey(prefixReserve, p)))
+		closeDeadline(b, partKey(prefixReserve, p))
 		tell = func(d Deadlines) { d.ReserveDone(p.orderID, p.vendorID) }
 	}
 	v.commit(b, rec.Position, done)

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/custody/custody/pkg/deadline"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/kv"
@@ -32,8 +34,10 @@ const claimFilters = "its filters"
 // ReadModel is the projection of the trust store: every order's claims
 // (folded with the aggregate's own Evolve) listed by order, buyer and
 // vendor, and every vendor's trust (folded with the trust aggregate's
-// Evolve). It serves ListClaims and ListVendorTrust, and its change hook
-// schedules the claims' deadlines.
+// Evolve). It serves ListClaims and ListVendorTrust, its change hook keeps
+// the claims' deadline scheduler in step, and it keeps every claim waiting
+// on time by due time, where the scheduler reads those it does not hold
+// (Next: a deadline.Store).
 //
 // It is stored (platform.Stored) in its space of the process's read-model
 // store, each event's changes written with the event's position in one
@@ -41,7 +45,7 @@ const claimFilters = "its filters"
 //
 //	c/<order id>                        the order's claims and revision (codec.go)
 //	l/<list><owner>/<open time><claim id> an entry of a list: the claim's state and order id
-//	d/<order id>                        an open claim of the order waits on time
+//	d/<due time><deadline key>          an open claim waits on time until due (empty)
 //	t/<trust aggregate id>              a vendor's trust (codec.go)
 //
 // where <list> is one byte (a all, o order, b buyer, v vendor), <owner>
@@ -49,18 +53,20 @@ const claimFilters = "its filters"
 // 1970 with the sign bit flipped, so a list's keys sort oldest first. A
 // list entry's value is the claim's state (a uvarint, rewritten when it
 // changes) and its order id, so a list filtered by state skips the others
-// without reading their cases. The
-// d/ entries are what a restart hands the change hook again (Attach), so
-// the deadlines come from the stored state, not from events folded again.
+// without reading their cases. <due time> is kv.TimeKey's, so the d/ keys
+// sort by due time (deadline.Index); the deadline key names the claim and
+// its order (DeadlineKey). An event that makes a claim wait, moves its due
+// time or ends its wait sets and deletes its d/ keys in the event's batch
+// (the old due time is the case's before the event): the scheduler holds
+// only the earliest and reads the others from here, also after a restart.
 //
 // The heap keeps the cases used last (an LRU) and every vendor's trust:
 // one entry per vendor (not per event), written through to the store and
 // read back whole at Attach; the vendor list pages through all of them.
 type ReadModel struct {
 	pos *projection.Position
-	// onCase is called (outside the lock) with a copy of every case an
-	// event changed, and by Attach with every stored case that has a
-	// claim waiting on time.
+	// onCase is called (outside the lock, after the event's batch is
+	// committed) with a copy of every case an event changed.
 	onCase func(domain.Case)
 
 	space atomic.Pointer[kv.Space] // set by Attach, before any event
@@ -83,14 +89,15 @@ func NewReadModel(onCase func(domain.Case)) *ReadModel {
 
 // Version names the shape of what the read model stores
 // (platform.Stored); bump it when the keys or the codec change.
-func (m *ReadModel) Version() string { return "trust-claims-kv-1" }
+//
+// trust-claims-kv-2: d/ by due time, one per claim (kv-1's were
+// d/<order id>, one per order).
+func (m *ReadModel) Version() string { return "trust-claims-kv-2" }
 
-// Attach gives the read model its space (platform.Stored), reads every
-// vendor's trust from it and hands the change hook every case with a
-// claim waiting on time, so the service schedules every open claim's
-// deadline, as after a fold from position 1 (one that passed while the
-// process was down fires at once). The runtime attaches before the
-// deadline scheduler runs.
+// Attach gives the read model its space (platform.Stored) and reads every
+// vendor's trust from it. It hands the change hook nothing: the deadline
+// scheduler reads the claims waiting on time from the space (Next), one
+// that passed while the process was down first.
 func (m *ReadModel) Attach(s *kv.Space) error {
 	vendors := map[string]*domain.VendorTrust{}
 	var ferr error
@@ -103,21 +110,6 @@ func (m *ReadModel) Attach(s *kv.Space) error {
 		vendors[string(k[2:])] = &v
 		return true
 	})
-	var waiting []domain.Case
-	if err == nil && ferr == nil {
-		err = s.Scan([]byte("d/"), []byte("d0"), false, func(k, _ []byte) bool {
-			cs, ok, err := readCase(s, string(k[2:]))
-			switch {
-			case err != nil:
-				ferr = err
-			case !ok:
-				ferr = fmt.Errorf("claims read model: deadline of order %s, whose claims it does not hold", k[2:])
-			default:
-				waiting = append(waiting, *cs)
-			}
-			return ferr == nil
-		})
-	}
 	if err == nil {
 		err = ferr
 	}
@@ -129,13 +121,56 @@ func (m *ReadModel) Attach(s *kv.Space) error {
 	m.vendors = vendors
 	m.space.Store(s)
 	m.mu.Unlock()
-	if m.onCase != nil {
-		for _, cs := range waiting {
-			m.onCase(cs)
-		}
-	}
 	return nil
 }
+
+// Next returns up to n claims waiting on time, by due time, after after
+// (nil: from the first): the claims' deadline scheduler's deadline.Store.
+// Their keys are DeadlineKey's.
+func (m *ReadModel) Next(after *deadline.Entry, n int) ([]deadline.Entry, error) {
+	s := m.space.Load()
+	if s == nil {
+		return nil, errors.New("claims read model: not attached")
+	}
+	return dueIndex.Next(s, after, n)
+}
+
+// Waiting returns the claim of a deadline key (DeadlineKey) as the read
+// model has it; ok false when it does not have it.
+func (m *ReadModel) Waiting(key string) (domain.Claim, bool, error) {
+	orderID, claimID, ok := parseDeadlineKey(key)
+	s := m.space.Load()
+	if !ok || s == nil {
+		return domain.Claim{}, false, fmt.Errorf("claims read model: deadline key %q", key)
+	}
+	cs, ok, err := m.caseOf(s, orderID)
+	if err != nil || !ok {
+		return domain.Claim{}, false, err
+	}
+	c := cs.Claim(claimID)
+	if c == nil {
+		return domain.Claim{}, false, nil
+	}
+	return *c, true, nil
+}
+
+// DeadlineKey is a claim's key in the deadlines (Next): its order id,
+// length-prefixed, and its id.
+func DeadlineKey(orderID, claimID string) string {
+	k := binary.AppendUvarint(make([]byte, 0, 1+len(orderID)+len(claimID)), uint64(len(orderID)))
+	return string(append(append(k, orderID...), claimID...))
+}
+
+func parseDeadlineKey(key string) (orderID, claimID string, ok bool) {
+	n, w := binary.Uvarint([]byte(key))
+	if w <= 0 || uint64(len(key)-w) < n {
+		return "", "", false
+	}
+	return key[w : w+int(n)], key[w+int(n):], true
+}
+
+// dueIndex is the claims waiting on time, by due time.
+var dueIndex = deadline.Index{Prefix: []byte("d/")}
 
 // Apply applies one event of the trust store and advances Progress past
 // it. A read model without a space cannot apply anything: that is a wiring
@@ -229,31 +264,31 @@ func (m *ReadModel) applyCase(b *kv.Batch, e eventstore.RecordedEvent, orderID s
 		panic(fmt.Errorf("claims read model: order %s: %w", orderID, err))
 	}
 	_ = b.Set(caseKey(orderID), val)
-	switch now, was := waitsOnTime(&cs), ok && waitsOnTime(old); {
-	case now && !was:
-		_ = b.Set(deadlineKey(orderID), nil)
-	case !now && was:
-		_ = b.Delete(deadlineKey(orderID))
+	for _, c := range cs.Claims {
+		var was *domain.Claim
+		if ok {
+			was = old.Claim(c.ID)
+		}
+		waits, waited := WaitsOnTime(c), was != nil && WaitsOnTime(was)
+		moved := !waits || !waited || !c.DueAt.Equal(was.DueAt)
+		if waited && moved {
+			_ = dueIndex.Delete(b, DeadlineKey(orderID, c.ID), was.DueAt)
+		}
+		if waits && moved {
+			_ = dueIndex.Set(b, DeadlineKey(orderID, c.ID), c.DueAt)
+		}
 	}
 	return &cs
 }
 
-// waitsOnTime reports whether an open claim of cs has a deadline (what
-// the service schedules).
-func waitsOnTime(cs *domain.Case) bool {
-	for _, c := range cs.Claims {
-		if c.State.Open() && !c.DueAt.IsZero() {
-			return true
-		}
-	}
-	return false
-}
+// WaitsOnTime reports whether c is open with a deadline (what the service
+// schedules).
+func WaitsOnTime(c *domain.Claim) bool { return c.State.Open() && !c.DueAt.IsZero() }
 
 // Keys.
 
-func caseKey(orderID string) []byte     { return append([]byte("c/"), orderID...) }
-func deadlineKey(orderID string) []byte { return append([]byte("d/"), orderID...) }
-func vendorKey(id string) []byte        { return append([]byte("t/"), id...) }
+func caseKey(orderID string) []byte { return append([]byte("c/"), orderID...) }
+func vendorKey(id string) []byte    { return append([]byte("t/"), id...) }
 
 // Lists, by their byte in the keys.
 const (

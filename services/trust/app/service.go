@@ -25,7 +25,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/custody/custody/pkg/deadline"
@@ -46,11 +45,17 @@ type Config struct {
 	RecordWait time.Duration
 	// ReadWait bounds the list RPCs' wait for the read model. Default 2s.
 	ReadWait time.Duration
+	// DeadlinesHeld bounds the claim deadlines held in memory; the others
+	// wait in the read model's store. Default deadline.DefaultHeld.
+	DeadlinesHeld int
 }
 
 func (c Config) withDefaults() Config {
 	c.Policy = c.Policy.WithDefaults()
 	c.RecordWait, c.ReadWait = projection.WaitOrDefault(c.RecordWait), projection.WaitOrDefault(c.ReadWait)
+	if c.DeadlinesHeld <= 0 {
+		c.DeadlinesHeld = deadline.DefaultHeld
+	}
 	return c
 }
 
@@ -89,9 +94,6 @@ type Service struct {
 	record    *RecordView
 	model     *ReadModel
 	deadlines *deadline.Scheduler
-	// scheduled is what each claim's deadline was scheduled for.
-	schedMu   sync.Mutex
-	scheduled map[string]dueKey
 }
 
 // New returns a service whose read models are empty: whoever runs it feeds
@@ -99,15 +101,16 @@ type Service struct {
 // starts nothing.
 func New(cfg Config, d Deps) *Service {
 	s := &Service{cfg: cfg.withDefaults(), d: d,
-		claims:    es.NewHandler(domain.Claims, d.Store, d.Handlers),
-		trust:     es.NewHandler(domain.Trust, d.Store, d.Handlers),
-		record:    NewRecordView(d.Open),
-		scheduled: map[string]dueKey{}}
-	s.deadlines = deadline.New("trust", d.Clock, d.Logger)
-	// The read model schedules every open claim's deadline as it applies
-	// the claim's events: caught up at start, it has scheduled them all,
-	// and one that passed while the service was down fires at once.
+		claims: es.NewHandler(domain.Claims, d.Store, d.Handlers),
+		trust:  es.NewHandler(domain.Trust, d.Store, d.Handlers),
+		record: NewRecordView(d.Open)}
+	// The read model keeps every open claim's deadline by due time and
+	// tells the scheduler as it applies the claims' events; the scheduler
+	// holds the earliest and reads the others from it as they come (one
+	// that passed while the service was down first).
 	s.model = NewReadModel(s.schedule)
+	s.deadlines = deadline.NewStored("trust", d.Clock, d.Logger,
+		deadline.Stored{Store: s.model, Fire: s.fire, Held: s.cfg.DeadlinesHeld})
 	return s
 }
 
@@ -274,34 +277,33 @@ func (s *Service) catchUpModel(ctx context.Context) {
 	_, _ = s.model.pos.CatchUp(ctx, s.cfg.ReadWait, s.d.Store)
 }
 
-// dueKey names a claim's deadline: the step it ends and when.
-type dueKey struct {
-	state domain.State
-	due   time.Time
+// schedule (the read model's hook, after the event's batch is committed)
+// keeps the scheduler in step with a case: a deadline per open claim that
+// waits on time (held if among the earliest), none for the others.
+func (s *Service) schedule(cs domain.Case) {
+	for _, c := range cs.Claims {
+		key := DeadlineKey(cs.OrderID, c.ID)
+		if !WaitsOnTime(c) {
+			s.deadlines.Cancel(key)
+			continue
+		}
+		if at, ok := s.deadlines.When(key); ok && at.Equal(c.DueAt) {
+			continue
+		}
+		s.deadlines.Schedule(key, c.DueAt, nil)
+	}
 }
 
-// schedule (the read model's hook) keeps one deadline per open claim that
-// waits on time, and none for the others.
-func (s *Service) schedule(cs domain.Case) {
-	s.schedMu.Lock()
-	defer s.schedMu.Unlock()
-	for _, c := range cs.Claims {
-		prev, had := s.scheduled[c.ID]
-		if !c.State.Open() || c.DueAt.IsZero() {
-			if had {
-				s.deadlines.Cancel(c.ID)
-				delete(s.scheduled, c.ID)
-			}
-			continue
-		}
-		k := dueKey{state: c.State, due: c.DueAt}
-		if had && prev.state == k.state && prev.due.Equal(k.due) {
-			continue
-		}
-		id := c.ID
-		s.scheduled[id] = k
-		s.deadlines.Schedule(id, k.due, func(ctx context.Context) error { return s.expire(ctx, id, k.state, k.due) })
+// fire runs the deadline key due at (the scheduler's Stored.Fire): the
+// claim's step as the read model has it now expires, if it still waits
+// until at (a claim that moved on or closed meanwhile is the read model's
+// to tell the scheduler).
+func (s *Service) fire(ctx context.Context, key string, at time.Time) error {
+	c, ok, err := s.model.Waiting(key)
+	if err != nil || !ok || !WaitsOnTime(&c) || !c.DueAt.Equal(at) {
+		return err
 	}
+	return s.expire(ctx, c.ID, c.State, at)
 }
 
 // expire runs a claim's deadline; the command id is derived from the

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custody/custody/pkg/deadline"
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/kv"
@@ -98,6 +99,34 @@ func (h hooked) hook(cs domain.Case) {
 	}
 }
 
+// stored is what the scheduler would hold of m's store if it held every
+// claim waiting on time: Next, one at a time so that every step of the
+// paging is taken, each claim as Waiting reads it, as hooked has it.
+func stored(t *testing.T, m *app.ReadModel) hooked {
+	t.Helper()
+	out := hooked{}
+	var after *deadline.Entry
+	for {
+		next, err := m.Next(after, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(next) == 0 {
+			return out
+		}
+		e := next[0]
+		if after != nil && (e.At.Before(after.At) || (e.At.Equal(after.At) && e.Key <= after.Key)) {
+			t.Fatalf("Next after %v read %v: not in (at, key) order", *after, e)
+		}
+		c, ok, err := m.Waiting(e.Key)
+		if err != nil || !ok || !app.WaitsOnTime(&c) || !c.DueAt.Equal(e.At) || e.Key != app.DeadlineKey(c.OrderID, c.ID) {
+			t.Fatalf("stored deadline %q at %v: %+v %v %v", e.Key, e.At, c, ok, err)
+		}
+		out[c.ID] = fmt.Sprintf("%s due %s", c.State, c.DueAt.Format(time.RFC3339))
+		after = &e
+	}
+}
+
 // answers are every query's answer of a read model, all pages.
 func answers(t *testing.T, m *app.ReadModel) map[string]any {
 	t.Helper()
@@ -140,10 +169,11 @@ func answers(t *testing.T, m *app.ReadModel) map[string]any {
 }
 
 // The claims and vendor trust read model reopened on its store gives the
-// same answer to every query as one that never stopped, and hands the
-// change hook, from the store alone, every case whose claims wait on time
-// (the deadlines the service schedules); later events fold on top alike,
-// and a second reopening schedules what they changed.
+// same answer to every query as one that never stopped, hands the change
+// hook nothing and keeps by due time, for the scheduler, exactly the
+// claims waiting on time that the hook of one that never stopped was
+// told of; later events fold on top alike, and a second reopening keeps
+// what they changed.
 func TestReadModelReopens(t *testing.T) {
 	t.Parallel()
 	f := newFolder(t)
@@ -171,7 +201,7 @@ func TestReadModelReopens(t *testing.T) {
 		both("vendortrust-"+vendor, &trustv1.TrustFactsRecorded{VendorId: vendor,
 			Delta: &trustv1.TrustCounts{Fulfilments: int64(1 + n), Shipments: int64(n), Claims: 1}, RecordTime: ts(time.Duration(n) * time.Hour)})
 	}
-	if m.Version() != "trust-claims-kv-1" {
+	if m.Version() != "trust-claims-kv-2" {
 		t.Fatalf("version %q", m.Version())
 	}
 	if err := db.Close(); err != nil {
@@ -180,7 +210,7 @@ func TestReadModelReopens(t *testing.T) {
 	restoredHook := hooked{}
 	restored := app.NewReadModel(restoredHook.hook)
 	db = attach(t, dir, "trust/claims and vendor trust", restored)
-	compare := func(when string, restored *app.ReadModel, restoredHook hooked) {
+	compare := func(when string, restored *app.ReadModel) {
 		t.Helper()
 		want := answers(t, m)
 		if p, _ := m.Claims(app.ClaimQuery{PageSize: app.MaxPageSize}); len(p.Claims) < 10 || len(m.VendorTrust()) != 3 {
@@ -189,15 +219,21 @@ func TestReadModelReopens(t *testing.T) {
 		if d := cmp.Diff(want, answers(t, restored), protocmp.Transform()); d != "" {
 			t.Fatalf("%s: reopened read model answers differently (-folded +reopened):\n%s", when, d)
 		}
-		if d := cmp.Diff(folded, restoredHook); d != "" {
-			t.Fatalf("%s: the change hook saw other deadlines (-folded +reopened):\n%s", when, d)
+		if d := cmp.Diff(folded, stored(t, m)); d != "" {
+			t.Fatalf("%s: the folded read model keeps other deadlines than its hook was told (-told +kept):\n%s", when, d)
+		}
+		if d := cmp.Diff(folded, stored(t, restored)); d != "" {
+			t.Fatalf("%s: the reopened read model keeps other deadlines (-folded +reopened):\n%s", when, d)
 		}
 	}
-	compare("reopened", restored, restoredHook)
+	compare("reopened", restored)
+	if len(restoredHook) != 0 {
+		t.Fatalf("Attach told the hook %v", restoredHook)
+	}
 	// Claims 3 and 8 are closed (refunded) and 4 and 9 escalated (support
 	// decides): nothing waits on time for them.
-	if len(restoredHook) != 6 || restoredHook["c3"] != "" || restoredHook["c4"] != "" || restoredHook["c0"] == "" {
-		t.Fatalf("Attach scheduled %v, want the 6 claims that wait on time", restoredHook)
+	if kept := stored(t, restored); len(kept) != 6 || kept["c3"] != "" || kept["c4"] != "" || kept["c0"] == "" {
+		t.Fatalf("the reopened read model keeps %v, want the 6 claims that wait on time", kept)
 	}
 
 	// More events on top of both: a response to a waiting claim, the
@@ -210,18 +246,17 @@ func TestReadModelReopens(t *testing.T) {
 		both("claims-o11", msg)
 	}
 	both("vendortrust-v2", &trustv1.TrustFactsRecorded{VendorId: "v2", Delta: &trustv1.TrustCounts{CounterfeitsConfirmed: 1}, RecordTime: ts(7 * time.Hour)})
-	compare("after more events", restored, restoredHook)
+	compare("after more events", restored)
 	stateListsAgree(t, restored)
 
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	againHook := hooked{}
-	again := app.NewReadModel(againHook.hook)
+	again := app.NewReadModel(nil)
 	attach(t, dir, "trust/claims and vendor trust", again)
-	compare("reopened again", again, againHook)
-	if againHook["c1"] != "" || !strings.HasPrefix(againHook["c0"], domain.StateOfferPending.String()) || againHook["c11"] == "" {
-		t.Fatalf("reopened again, Attach scheduled %v", againHook)
+	compare("reopened again", again)
+	if kept := stored(t, again); kept["c1"] != "" || !strings.HasPrefix(kept["c0"], domain.StateOfferPending.String()) || kept["c11"] == "" {
+		t.Fatalf("reopened again, the read model keeps %v", kept)
 	}
 }
 
@@ -266,8 +301,10 @@ func stateListsAgree(t *testing.T, m *app.ReadModel) {
 	}
 }
 
-// A store that does not hold what it lists fails Attach, which then hands
-// the hook nothing.
+// A store whose vendors do not decode fails Attach; Attach reads no case
+// (the scheduler reads the waiting claims as it needs them), so a case gone
+// or damaged is seen by what reads it: Waiting, for the scheduler, reports
+// it gone or fails. Attach hands the hook nothing either way.
 func TestReadModelRefusesADamagedStore(t *testing.T) {
 	t.Parallel()
 	f := newFolder(t)
@@ -281,11 +318,16 @@ func TestReadModelRefusesADamagedStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	key := app.DeadlineKey("o1", "c0")
+	if c, ok, err := m.Waiting(key); err != nil || !ok || !app.WaitsOnTime(&c) {
+		t.Fatalf("the claim does not wait: %+v %v %v", c, ok, err)
+	}
 	for name, damage := range map[string]func(*kv.Batch){
 		"a case gone":       func(b *kv.Batch) { _ = b.Delete([]byte("c/o1")) },
 		"a case truncated":  func(b *kv.Batch) { _ = b.Set([]byte("c/o1"), []byte{1, 2}) },
 		"a vendor of bytes": func(b *kv.Batch) { _ = b.Set([]byte("t/v1"), []byte("not a vendor")) },
 	} {
+		vendor := strings.Contains(name, "vendor")
 		snapshot := map[string][]byte{}
 		_ = s.Scan(nil, nil, false, func(k, v []byte) bool { snapshot[string(k)] = bytes.Clone(v); return true })
 		b := s.Batch()
@@ -294,8 +336,15 @@ func TestReadModelRefusesADamagedStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		h := hooked{}
-		if err := app.NewReadModel(h.hook).Attach(s); err == nil || len(h) != 0 {
+		r := app.NewReadModel(h.hook)
+		if err := r.Attach(s); (err == nil) == vendor || len(h) != 0 {
 			t.Errorf("%s: Attach %v, %d scheduled", name, err, len(h))
+		}
+		if !vendor {
+			_, ok, err := r.Waiting(key)
+			if ok || (err == nil) != (name == "a case gone") {
+				t.Errorf("%s: Waiting: %v %v", name, ok, err)
+			}
 		}
 		b = s.Batch() // undo
 		for k, v := range snapshot {
