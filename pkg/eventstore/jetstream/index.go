@@ -45,7 +45,7 @@ var refChunk = 32
 
 // indexCommitEvery bounds the entries written to a partition's open batch
 // before it is committed (the batch is in the heap until then).
-const indexCommitEvery = 1024
+const indexCommitEvery = 256
 
 // DefaultIndexCache is how many streams' entries a partition keeps decoded
 // in memory in front of Config.Index.
@@ -73,11 +73,17 @@ type msgRef struct {
 type index struct {
 	mem map[string][]byte // without a kv store
 
-	space  *kv.Space                        // with one
-	hot    *lru.Cache[string, *streamIndex] // the hot streams' heads, decoded
-	batch  *kv.Batch                        // writes not committed yet
-	staged int                              // entries written to batch
-	synced *uint64                          // the partition's: the batch's position
+	space *kv.Space // with one
+	// hot are the recently used streams' heads, decoded; a nil head says
+	// the stream is not in the index (a new stream is looked up more than
+	// once: Absent, plan, fold). Every write goes through store, which
+	// updates hot, so it is never stale.
+	hot *lru.Cache[string, *streamIndex]
+	// pending are the writes not committed to space yet (batch): read from
+	// here, not through the batch, which would cost a Pebble read.
+	pending map[string][]byte
+	batch   *kv.Batch
+	synced  *uint64 // the partition's: the batch's position
 }
 
 func newMemoryIndex() *index { return &index{mem: map[string][]byte{}} }
@@ -86,21 +92,23 @@ func newMemoryIndex() *index { return &index{mem: map[string][]byte{}} }
 func (x *index) lookup(stream string) (*streamIndex, bool, error) {
 	if x.hot != nil {
 		if si, ok := x.hot.Get(stream); ok {
-			return si, true, nil
+			return si, si != nil, nil
 		}
 	}
 	v, ok, err := x.get(stream)
-	if err != nil || !ok {
+	if err != nil {
 		return nil, false, err
 	}
-	si, err := decodeHead(v)
-	if err != nil {
-		return nil, false, fmt.Errorf("jetstream: index entry of %s: %w", stream, err)
+	var si *streamIndex
+	if ok {
+		if si, err = decodeHead(v); err != nil {
+			return nil, false, fmt.Errorf("jetstream: index entry of %s: %w", stream, err)
+		}
 	}
 	if x.hot != nil {
 		x.hot.Put(stream, si)
 	}
-	return si, true, nil
+	return si, ok, nil
 }
 
 // store writes stream's entry si (which the index keeps: the caller must
@@ -113,13 +121,10 @@ func (x *index) store(stream string, si *streamIndex) error {
 		}
 		si.open = nil
 	}
-	if err := x.set(stream, appendHead(nil, si)); err != nil {
-		return err
-	}
 	if x.hot != nil {
 		x.hot.Put(stream, si)
 	}
-	return nil
+	return x.set(stream, appendHead(nil, si))
 }
 
 // refsFrom is the refs of stream (whose entry is si) to the messages that
@@ -147,12 +152,12 @@ func (x *index) refsFrom(stream string, si *streamIndex, rev uint64) ([]msgRef, 
 }
 
 func (x *index) get(key string) ([]byte, bool, error) {
-	switch {
-	case x.space == nil:
+	if x.space == nil {
 		v, ok := x.mem[key]
 		return v, ok, nil
-	case x.batch != nil:
-		return x.batch.Get([]byte(key))
+	}
+	if v, ok := x.pending[key]; ok {
+		return v, true, nil
 	}
 	return x.space.Get([]byte(key))
 }
@@ -164,11 +169,13 @@ func (x *index) set(key string, v []byte) error {
 	}
 	if x.batch == nil {
 		x.batch = x.space.Batch()
+		x.pending = make(map[string][]byte, indexCommitEvery)
 	}
+	x.pending[key] = v
 	if err := x.batch.Set([]byte(key), v); err != nil {
 		return err
 	}
-	if x.staged++; x.staged >= indexCommitEvery {
+	if len(x.pending) >= indexCommitEvery {
 		return x.commit()
 	}
 	return nil
@@ -181,7 +188,7 @@ func (x *index) commit() error {
 		return nil
 	}
 	b := x.batch
-	x.batch, x.staged = nil, 0
+	x.batch, x.pending = nil, nil
 	return b.Commit(*x.synced)
 }
 
@@ -193,7 +200,7 @@ func (x *index) reset() error {
 	}
 	if x.batch != nil {
 		x.batch.Discard()
-		x.batch, x.staged = nil, 0
+		x.batch, x.pending = nil, nil
 	}
 	x.hot.Clear()
 	return x.space.Reset(indexVersion)

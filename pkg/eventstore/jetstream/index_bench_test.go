@@ -37,6 +37,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/kv"
 	"github.com/custody/custody/pkg/natsembed"
 )
 
@@ -70,6 +71,14 @@ type indexBenchMode struct {
 
 var indexBenchModes = []indexBenchMode{
 	{name: "memory", cfg: func(*testing.B, *Config) {}},
+	{name: "kv", cfg: func(b *testing.B, cfg *Config) {
+		db, err := kv.Open(b.TempDir(), kv.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = db.Close() })
+		cfg.Index = db
+	}},
 }
 
 func benchIndexMemory(b *testing.B, configure func(*testing.B, *Config)) {

@@ -165,7 +165,7 @@ func TestIndexInKVIsRebuiltNotTrusted(t *testing.T) {
 	coldFixture(t, first, 3, 4)
 	first.Close()
 	startKV(t, dir, 1).Close() // its Open's read wrote the four events' tails to the kv
-	other := start(t, dir) // the same stream, its index in memory
+	other := start(t, dir)     // the same stream, its index in memory
 	for k := range 3 {
 		if _, err := other.Append(t.Context(), fmt.Sprintf("order-cold%d", k), eventstore.Exact(3), []eventstore.EventData{{ID: fmt.Sprintf("later%d", k), Type: "t"}}); err != nil {
 			t.Fatal(err)
