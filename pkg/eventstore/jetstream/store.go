@@ -18,8 +18,9 @@
 // come back as a conflict: on every conflict the store looks for its own
 // event ids right after the expected revision before reporting one.
 //
-// The store remembers the tail (revision, sequence, hash of the last event of
-// the last message) of each stream it touched, so appending to a loaded
+// The store indexes each stream's tail (revision, hash and id of its last
+// event) and the messages holding its events (index.go: in memory, or in a
+// kv store with only the hot streams in memory), so appending to a loaded
 // aggregate needs no read; loads read by direct get, never by creating a
 // consumer.
 package jetstream
