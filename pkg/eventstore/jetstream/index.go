@@ -33,7 +33,7 @@ import (
 // emptied when the store first uses the partition (a writer's Open folds
 // every message again anyway, since the same read checks the stream for
 // damage), and written without fsync in batches of up to indexCommitEvery
-// entries; reads go through the open batch. So a crash or a lost kv costs
+// entries; until then reads find them in a map. So a crash or a lost kv costs
 // nothing the next start does not rebuild.
 
 // indexVersion is the Space version of the index's encoding.
@@ -43,8 +43,8 @@ const indexVersion = "eventstore-index-1"
 // chunks small to exercise long streams).
 var refChunk = 32
 
-// indexCommitEvery bounds the entries written to a partition's open batch
-// before it is committed (the batch is in the heap until then).
+// indexCommitEvery bounds the entries a partition keeps pending before it
+// commits them to its Space (they are in the heap until then).
 const indexCommitEvery = 256
 
 // DefaultIndexCache is how many streams' entries a partition keeps decoded
@@ -79,11 +79,11 @@ type index struct {
 	// once: Absent, plan, fold). Every write goes through store, which
 	// updates hot, so it is never stale.
 	hot *lru.Cache[string, *streamIndex]
-	// pending are the writes not committed to space yet (batch): read from
-	// here, not through the batch, which would cost a Pebble read.
+	// pending are the writes not committed to space yet, the last of each
+	// key only: a stream written by every message (a product in a flash
+	// sale) is written to Pebble once per commit, not once per message.
 	pending map[string][]byte
-	batch   *kv.Batch
-	synced  *uint64 // the partition's: the batch's position
+	synced  *uint64 // the partition's: the position pending brings space to
 }
 
 func newMemoryIndex() *index { return &index{mem: map[string][]byte{}} }
@@ -167,28 +167,31 @@ func (x *index) set(key string, v []byte) error {
 		x.mem[key] = v
 		return nil
 	}
-	if x.batch == nil {
-		x.batch = x.space.Batch()
+	if x.pending == nil {
 		x.pending = make(map[string][]byte, indexCommitEvery)
 	}
 	x.pending[key] = v
-	if err := x.batch.Set([]byte(key), v); err != nil {
-		return err
-	}
 	if len(x.pending) >= indexCommitEvery {
 		return x.commit()
 	}
 	return nil
 }
 
-// commit writes the open batch, if any, with the partition's last folded
-// sequence as the Space's position: the kv is complete up to there.
+// commit writes the pending writes, if any, in one batch with the
+// partition's last folded sequence as the Space's position: the kv is
+// complete up to there.
 func (x *index) commit() error {
-	if x.batch == nil {
+	if len(x.pending) == 0 {
 		return nil
 	}
-	b := x.batch
-	x.batch, x.pending = nil, nil
+	b := x.space.Batch()
+	defer b.Discard()
+	for k, v := range x.pending {
+		if err := b.Set([]byte(k), v); err != nil {
+			return err
+		}
+	}
+	x.pending = nil
 	return b.Commit(*x.synced)
 }
 
@@ -198,10 +201,7 @@ func (x *index) reset() error {
 		x.mem = map[string][]byte{}
 		return nil
 	}
-	if x.batch != nil {
-		x.batch.Discard()
-		x.batch, x.pending = nil, nil
-	}
+	x.pending = nil
 	x.hot.Clear()
 	return x.space.Reset(indexVersion)
 }

@@ -9,9 +9,11 @@ package jetstream
 //
 // Each sub-benchmark starts an embedded server (relaxed sync: the disk is
 // not what is measured), appends one event to each of S new streams
-// (NoStream, as a new order does), then one more to each (Exact(0): the
-// streams went cold in between), from 64 goroutines so that messages are
-// shared as in production. It reports:
+// (NoStream, as a new order does), and one more to each (Exact(0)): "cold",
+// once every stream has had its first (the streams went cold in between:
+// the worst case for the kv's LRU), or "hot", right after its own first. It
+// appends from 64 goroutines so that messages are shared as in production.
+// It reports:
 //
 //   - index-B/stream: the heap the store keeps, per stream, measured as the
 //     live heap (after GC) with the store minus the live heap once the
@@ -59,7 +61,13 @@ func liveHeap() uint64 {
 
 func BenchmarkIndexMemory(b *testing.B) {
 	for _, mode := range indexBenchModes {
-		b.Run(mode.name, func(b *testing.B) { benchIndexMemory(b, mode.cfg) })
+		for _, cold := range []bool{true, false} {
+			name := mode.name + "/hot"
+			if cold {
+				name = mode.name + "/cold"
+			}
+			b.Run(name, func(b *testing.B) { benchIndexMemory(b, mode.cfg, cold) })
+		}
 	}
 }
 
@@ -81,7 +89,10 @@ var indexBenchModes = []indexBenchMode{
 	}},
 }
 
-func benchIndexMemory(b *testing.B, configure func(*testing.B, *Config)) {
+// benchIndexMemory runs the workload; cold: every stream's second append
+// comes after every stream's first (the worst case for an LRU), else right
+// after its own first, as an order's events come while it is in flight.
+func benchIndexMemory(b *testing.B, configure func(*testing.B, *Config), cold bool) {
 	streams := indexBenchStreams()
 	srv, err := natsembed.Start(natsembed.Config{DataDir: b.TempDir(), RelaxedSync: true})
 	if err != nil {
@@ -111,7 +122,11 @@ func benchIndexMemory(b *testing.B, configure func(*testing.B, *Config)) {
 	}
 	const workers = 64
 	var took time.Duration
-	for pass := range 2 {
+	passes := [][]eventstore.ExpectedRevision{{eventstore.NoStream}, {eventstore.Exact(0)}}
+	if !cold {
+		passes = [][]eventstore.ExpectedRevision{{eventstore.NoStream, eventstore.Exact(0)}}
+	}
+	for _, pass := range passes {
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		start := time.Now()
@@ -122,13 +137,11 @@ func benchIndexMemory(b *testing.B, configure func(*testing.B, *Config)) {
 					if i >= streams {
 						return
 					}
-					exp := eventstore.NoStream
-					if pass == 1 {
-						exp = eventstore.Exact(0)
-					}
-					if _, err := st.Append(ctx, names[i], exp, ev()); err != nil {
-						b.Error(err)
-						return
+					for _, exp := range pass {
+						if _, err := st.Append(ctx, names[i], exp, ev()); err != nil {
+							b.Error(err)
+							return
+						}
 					}
 				}
 			})
