@@ -6,6 +6,7 @@ package jetstream
 //
 //	go test -run '^$' -bench IndexMemory -benchtime 1x ./pkg/eventstore/jetstream/
 //	CUSTODY_INDEX_STREAMS=200000 go test ... (the default)
+//	CUSTODY_INDEX_CACHE=65536 go test ... (Config.IndexCache of the kv runs)
 //
 // Each sub-benchmark starts an embedded server (relaxed sync: the disk is
 // not what is measured), appends one event to each of S new streams
@@ -86,6 +87,9 @@ var indexBenchModes = []indexBenchMode{
 		}
 		b.Cleanup(func() { _ = db.Close() })
 		cfg.Index = db
+		if n, err := strconv.Atoi(os.Getenv("CUSTODY_INDEX_CACHE")); err == nil {
+			cfg.IndexCache = n
+		}
 	}},
 }
 
