@@ -62,7 +62,9 @@ func (b Backend) open(ctx context.Context, d Deps, service string, readOnly bool
 		return esdb.Open(ctx, esdb.Config{URL: b.ESDBURL, Service: service, Now: d.Clock.Now, Logger: d.Logger})
 	}
 	cfg := esjs.Config{Service: service, Replicas: d.Replicas, ReadOnly: readOnly, Now: d.Clock.Now,
-		AllowDamaged: b.AllowDamaged, Gate: d.writeGate, Linger: b.Linger}
+		AllowDamaged: b.AllowDamaged, Gate: d.writeGate, Linger: b.Linger,
+		// The per-stream index beside the read models, not in the heap.
+		Index: d.readModels}
 	st, err := esjs.Open(ctx, d.NATS, cfg)
 	// A cluster that is starting, or electing a stream's leader after a
 	// node died, answers the JetStream API late: wait for it (bounded)

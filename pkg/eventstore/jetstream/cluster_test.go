@@ -27,8 +27,12 @@ func (s *clusterStore) Close() error {
 	return nil
 }
 
+// openOn opens service's store through the node at url, its index in a kv
+// store of its own with one stream's entry per partition in memory (so the
+// fenced appends of two stores meet cold streams).
 func openOn(t *testing.T, url, service string) (*jetstream.Store, *nats.Conn) {
 	t.Helper()
+	db := openIndexDB(t, t.TempDir())
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +42,7 @@ func openOn(t *testing.T, url, service string) (*jetstream.Store, *nats.Conn) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		st, err = jetstream.Open(ctx, nc, jetstream.Config{Service: service, Replicas: 3})
+		st, err = jetstream.Open(ctx, nc, jetstream.Config{Service: service, Replicas: 3, Index: db, IndexCache: 1})
 		cancel()
 		if err == nil || time.Now().After(deadline) {
 			break
@@ -62,6 +66,7 @@ func TestConformanceOnThreeNodeCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Shutdown)
+	defer jetstream.SetRefChunk(2)()
 	stores := 0
 	conformance.Run(t, conformance.Backend{
 		// Position = stream sequence << 16 | index in the commit: increasing, not dense.

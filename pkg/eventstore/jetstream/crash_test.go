@@ -34,6 +34,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +45,7 @@ import (
 
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/kv"
 	"github.com/custody/custody/pkg/natsembed"
 )
 
@@ -136,7 +138,16 @@ func TestCrashChild(t *testing.T) {
 		die("connect: %v", err)
 	}
 	ctx := context.Background()
-	st, err := jetstream.Open(ctx, nc, jetstream.Config{Service: crashService})
+	// The index in a kv store, as in custody run, killed with the rest:
+	// the next child reopens what the kill left of it. One stream's entry
+	// per partition in memory and refs sealed four by four: the six
+	// streams are cold in turn, and long.
+	defer jetstream.SetRefChunk(4)()
+	index, err := kv.Open(filepath.Join(dir, "index"), kv.Options{})
+	if err != nil {
+		die("open index: %v", err)
+	}
+	st, err := jetstream.Open(ctx, nc, jetstream.Config{Service: crashService, Index: index, IndexCache: 1})
 	if err != nil {
 		die("open store: %v", err)
 	}

@@ -22,13 +22,8 @@ import (
 // after a second restart (when the server has forgotten its own loss
 // report), and must open with AllowDamaged for support, refusing appends.
 func TestDamageIsNamedNeverServed(t *testing.T) {
-	const commits = 12
-	cases := []struct {
-		name   string
-		big    bool // enough data for two block files
-		damage func(t *testing.T, msgs string)
-		want   string // in the refusal
-	}{
+	const commits = damageCommits
+	cases := []damageCase{
 		{name: "flipped byte in a middle record", damage: func(t *testing.T, msgs string) {
 			edit(t, msgs, 6, func(msg []byte) bool { msg[10] ^= 0xff; return false })
 		}, want: "message 6: the server cannot return it"},
@@ -64,56 +59,85 @@ func TestDamageIsNamedNeverServed(t *testing.T) {
 			}
 		}, want: "messages 1-"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			n := commits
-			if tc.big {
-				n = 160 // ~60 KB each: more than one 8 MB block
+	for _, inKV := range []bool{false, true} {
+		for _, tc := range cases {
+			name := tc.name
+			if inKV {
+				name += ", index in kv"
 			}
-			withStore(t, dir, jetstream.Config{Service: "test"}, func(st *jetstream.Store) {
-				for i := range n {
-					data := []byte(fmt.Sprintf("amount=100 n=%d", i))
-					if tc.big {
-						data = append(data, bytes.Repeat([]byte{'x'}, 60<<10)...)
-					}
-					if _, err := st.Append(t.Context(), fmt.Sprintf("order-o%d", i%3), eventstore.Any,
-						[]eventstore.EventData{{ID: fmt.Sprintf("e%d", i), Type: "t", Data: data}}); err != nil {
-						t.Fatal(err)
-					}
-				}
-			})
-			tc.damage(t, blockfile.Msgs(dir, "CUSTODY_TEST"))
-
-			// Refused at the first start, and at the next, when the server no
-			// longer reports what it discarded.
-			for start := 1; start <= 2; start++ {
-				srv, nc := startServer(t, dir)
-				_, err := jetstream.Open(t.Context(), nc, jetstream.Config{Service: "test"})
-				var de *jetstream.DamageError
-				if !errors.As(err, &de) || !errors.Is(err, eventstore.ErrUnreadable) {
-					t.Fatalf("start %d: Open = %v, want a DamageError", start, err)
-				}
-				if !strings.Contains(err.Error(), tc.want) {
-					t.Fatalf("start %d: %v\ndoes not name %q", start, err, tc.want)
-				}
-				nc.Close()
-				srv.Shutdown()
-			}
-
-			// Support opens it anyway: reads go on, appends are refused.
-			withStore(t, dir, jetstream.Config{Service: "test", AllowDamaged: true}, func(st *jetstream.Store) {
-				d, err := st.Damage(t.Context())
-				if err != nil || len(d) == 0 {
-					t.Fatalf("Damage = %v, %v; want the damage", d, err)
-				}
-				if _, err := st.Append(t.Context(), "order-o9", eventstore.NoStream,
-					[]eventstore.EventData{{ID: "new", Type: "t"}}); !errors.Is(err, eventstore.ErrDamaged) {
-					t.Fatalf("Append on a damaged store: %v, want ErrDamaged", err)
-				}
-			})
-		})
+			t.Run(name, func(t *testing.T) { tc.run(t, inKV) })
+		}
 	}
+}
+
+// damageCommits is how many commits a case of TestDamageIsNamedNeverServed
+// writes before the damage (unless big).
+const damageCommits = 12
+
+// damageCase is one case of TestDamageIsNamedNeverServed.
+type damageCase struct {
+	name   string
+	big    bool // enough data for two block files
+	damage func(t *testing.T, msgs string)
+	want   string // in the refusal
+}
+
+// run runs the case; inKV: the stores keep their index in a kv store (one
+// for all the case's starts, as a process's read-model store), one stream
+// per partition in memory.
+func (tc damageCase) run(t *testing.T, inKV bool) {
+	cfg := jetstream.Config{Service: "test"}
+	if inKV {
+		cfg.Index, cfg.IndexCache = openIndexDB(t, t.TempDir()), 1
+	}
+	dir := t.TempDir()
+	n := damageCommits
+	if tc.big {
+		n = 160 // ~60 KB each: more than one 8 MB block
+	}
+	withStore(t, dir, cfg, func(st *jetstream.Store) {
+		for i := range n {
+			data := []byte(fmt.Sprintf("amount=100 n=%d", i))
+			if tc.big {
+				data = append(data, bytes.Repeat([]byte{'x'}, 60<<10)...)
+			}
+			if _, err := st.Append(t.Context(), fmt.Sprintf("order-o%d", i%3), eventstore.Any,
+				[]eventstore.EventData{{ID: fmt.Sprintf("e%d", i), Type: "t", Data: data}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	tc.damage(t, blockfile.Msgs(dir, "CUSTODY_TEST"))
+
+	// Refused at the first start, and at the next, when the server no
+	// longer reports what it discarded.
+	for start := 1; start <= 2; start++ {
+		srv, nc := startServer(t, dir)
+		_, err := jetstream.Open(t.Context(), nc, cfg)
+		var de *jetstream.DamageError
+		if !errors.As(err, &de) || !errors.Is(err, eventstore.ErrUnreadable) {
+			t.Fatalf("start %d: Open = %v, want a DamageError", start, err)
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("start %d: %v\ndoes not name %q", start, err, tc.want)
+		}
+		nc.Close()
+		srv.Shutdown()
+	}
+
+	// Support opens it anyway: reads go on, appends are refused.
+	damaged := cfg
+	damaged.AllowDamaged = true
+	withStore(t, dir, damaged, func(st *jetstream.Store) {
+		d, err := st.Damage(t.Context())
+		if err != nil || len(d) == 0 {
+			t.Fatalf("Damage = %v, %v; want the damage", d, err)
+		}
+		if _, err := st.Append(t.Context(), "order-o9", eventstore.NoStream,
+			[]eventstore.EventData{{ID: "new", Type: "t"}}); !errors.Is(err, eventstore.ErrDamaged) {
+			t.Fatalf("Append on a damaged store: %v, want ErrDamaged", err)
+		}
+	})
 }
 
 // A read-only reader (another service, the audit) sees the damage the
@@ -196,6 +220,7 @@ func withStore(t *testing.T, dir string, cfg jetstream.Config, f func(*jetstream
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer st.Close()
 	f(st)
 }
 

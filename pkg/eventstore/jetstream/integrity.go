@@ -84,12 +84,17 @@ func (s *Store) scan(ctx context.Context, last uint64) ([]eventstore.Damage, err
 		})
 	}
 	var damage []eventstore.Damage
+	var foldErr error
 	folded := make(chan struct{})
 	go func() {
 		defer close(folded)
 		for j := range order {
 			<-j.done
-			damage = append(damage, s.fold(j)...)
+			if foldErr != nil {
+				continue // drain
+			}
+			d, err := s.fold(j)
+			damage, foldErr = append(damage, d...), err
 		}
 	}()
 	err := s.eachMsg(ctx, "scan", last, func(seq uint64, m jetstream.Msg) error {
@@ -107,6 +112,9 @@ func (s *Store) scan(ctx context.Context, last uint64) ([]eventstore.Damage, err
 	close(order)
 	wg.Wait()
 	<-folded
+	if err == nil {
+		err = foldErr
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -152,25 +160,28 @@ func missing(from, to uint64) eventstore.Damage {
 // fold adds a checked message to the index and returns what is wrong with
 // it. Damaged events are folded too, as stored: a stream whose revisions
 // jump makes its reads fail as unreadable, and the events after an edited
-// one still chain onto the hash it recorded.
-func (s *Store) fold(j *scanJob) []eventstore.Damage {
+// one still chain onto the hash it recorded. An error is the index's own
+// (a kv store that cannot be read or written): the scan stops.
+func (s *Store) fold(j *scanJob) ([]eventstore.Damage, error) {
 	switch {
 	case j.gap.Reason != "":
-		return []eventstore.Damage{j.gap}
+		return []eventstore.Damage{j.gap}, nil
 	case j.err != nil:
-		return []eventstore.Damage{{Seq: j.seq, Reason: j.err.Error()}}
+		return []eventstore.Damage{{Seq: j.seq, Reason: j.err.Error()}}, nil
 	}
 	var damage []eventstore.Damage
-	p := s.partitionFor(j.subject)
+	p, err := s.partitionFor(j.subject)
+	if err != nil {
+		return nil, err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for i, e := range j.evs {
+	err = p.foldMsg(j.seq, j.evs, func(i int, e *eventstore.RecordedEvent, si *streamIndex) error {
 		bad := func(reason string, args ...any) {
 			damage = append(damage, eventstore.Damage{Seq: j.seq, Stream: e.Stream, Revision: e.Revision, EventID: e.ID, Reason: fmt.Sprintf(reason, args...)})
 		}
-		si, ok := p.streams[e.Stream]
 		want, prev := uint64(0), eventstore.GenesisHash
-		if ok {
+		if si != nil {
 			want, prev = si.rev+1, si.hash
 		}
 		switch {
@@ -181,10 +192,9 @@ func (s *Store) fold(j *scanJob) []eventstore.Damage {
 		case !j.sealed[i]:
 			bad("its content does not hash to its recorded hash (edited)")
 		}
-		p.put(j.seq, e)
-	}
-	p.synced = j.seq
-	return damage
+		return nil
+	})
+	return damage, err
 }
 
 // check accounts for every sequence of the stream (see the comment at the
@@ -223,9 +233,15 @@ func (s *Store) check(ctx context.Context, wm *watermark) ([]eventstore.Damage, 
 	for _, p := range s.partitions {
 		p.mu.Lock()
 		p.syncsStarted, p.coveredFrom = 1, 1
+		if err == nil {
+			err = p.idx.commit()
+		}
 		p.mu.Unlock()
 	}
 	s.mu.Unlock()
+	if err != nil {
+		return nil, 0, fmt.Errorf("jetstream: index of %s: %w: %w", s.name, eventstore.ErrUnavailable, err)
+	}
 	return mergeDamage(damage), st.LastSeq, nil
 }
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/lru"
 )
 
 // Group commit (docs/eventstore.md). The server makes each message durable
@@ -31,10 +32,9 @@ import (
 //
 // A message holds many streams, so the store keeps a per-stream index of its
 // partitions: for each stream its last revision and hash (the tail the next
-// append seals onto) and the messages that hold its events. The index is
-// derived from the partition's messages and rebuilt by reading them (on
-// first use of a partition, and incrementally before each read); it is never
-// stored.
+// append seals onto) and the messages that hold its events (index.go). The
+// index is derived from the partition's messages and rebuilt by reading
+// them (on first use of a partition, and incrementally before each read).
 
 // partition is one aggregate type's subject and what this store knows of it.
 type partition struct {
@@ -45,34 +45,14 @@ type partition struct {
 
 	mu sync.Mutex // guards what follows
 	// synced is the sequence of the last message of the subject folded into
-	// streams (0: none yet).
-	synced  uint64
-	streams map[string]*streamIndex
+	// idx (0: none yet).
+	synced uint64
+	idx    *index
 	// syncsStarted and coveredFrom implement coalescing: see catchUp.
 	syncsStarted uint64
 	coveredFrom  uint64
 	queue        []*pendingAppend
 	writing      bool
-}
-
-// streamIndex is one stream's entry in its partition's index.
-type streamIndex struct {
-	rev    uint64   // revision of its last event
-	hash   []byte   // hash of its last event
-	lastID string   // id of its last event
-	msgs   []msgRef // the messages holding its events, in order
-}
-
-// msgRef is a message holding events of a stream, from revision first on.
-type msgRef struct {
-	seq   uint64
-	first uint64
-}
-
-// from is the messages that may hold revisions >= rev.
-func (si *streamIndex) from(rev uint64) []msgRef {
-	i := sort.Search(len(si.msgs), func(i int) bool { return si.msgs[i].first > rev })
-	return append([]msgRef(nil), si.msgs[max(i-1, 0):]...)
 }
 
 // pendingAppend is one Append waiting for its message.
@@ -95,24 +75,39 @@ func (s *Store) partitionOf(stream string) (*partition, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.partitionFor(PartitionSubject(s.service, agg)), nil
+	return s.partitionFor(PartitionSubject(s.service, agg))
 }
 
-// partitionFor returns the partition of subject, empty if new. After
-// Open's scan a new one counts as caught up: the scan read every message,
-// so a partition it did not meet had none (Absent may answer at once).
-func (s *Store) partitionFor(subject string) *partition {
+// partitionFor returns the partition of subject, empty if new (with a kv
+// store, its Space is emptied: see index.go). After Open's scan a new one
+// counts as caught up: the scan read every message, so a partition it did
+// not meet had none (Absent may answer at once).
+func (s *Store) partitionFor(subject string) (*partition, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.partitions[subject]
-	if !ok {
-		p = &partition{subject: subject, streams: map[string]*streamIndex{}}
-		if s.scannedAll {
-			p.syncsStarted, p.coveredFrom = 1, 1
-		}
-		s.partitions[subject] = p
+	if p, ok := s.partitions[subject]; ok {
+		return p, nil
 	}
-	return p
+	p := &partition{subject: subject, idx: newMemoryIndex()}
+	if s.cfg.Index != nil {
+		space, err := s.cfg.Index.Space("eventstore-index/" + s.indexName + "/" + subject)
+		if err == nil {
+			err = space.Reset(indexVersion)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("jetstream: index of %s: %w: %w", subject, eventstore.ErrUnavailable, err)
+		}
+		size := s.cfg.IndexCache
+		if size <= 0 {
+			size = DefaultIndexCache
+		}
+		p.idx = &index{space: space, hot: lru.New[string, *streamIndex](size), synced: &p.synced}
+	}
+	if s.scannedAll {
+		p.syncsStarted, p.coveredFrom = 1, 1
+	}
+	s.partitions[subject] = p
+	return p, nil
 }
 
 // Absent reports, from the index and without a round trip, that the store
@@ -125,8 +120,11 @@ func (s *Store) Absent(stream string) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, seen := p.streams[stream]
-	return p.coveredFrom > 0 && !seen
+	if p.coveredFrom == 0 {
+		return false
+	}
+	_, seen, err := p.idx.lookup(stream)
+	return err == nil && !seen
 }
 
 // PartitionSubject is the subject the store writes an aggregate type's
@@ -184,38 +182,68 @@ func (s *Store) catchUp(ctx context.Context, p *partition) error {
 // message already folded (the writer's own, read back) changes nothing. A
 // stream whose revisions do not continue where the index has it means a
 // record the server cannot return: never fold past it as if it were not
-// there.
+// there (the message is then not folded at all).
 func (p *partition) fold(seq uint64, evs []eventstore.RecordedEvent) error {
 	if seq <= p.synced {
 		return nil
 	}
-	for _, e := range evs {
-		si, ok := p.streams[e.Stream]
+	return p.foldMsg(seq, evs, func(_ int, e *eventstore.RecordedEvent, prev *streamIndex) error {
 		want := uint64(0)
-		if ok {
-			want = si.rev + 1
+		if prev != nil {
+			want = prev.rev + 1
 		}
 		if e.Revision != want {
 			return fmt.Errorf("jetstream: %s: message %d holds %s at revision %d, where %d comes next: %w",
 				p.subject, seq, e.Stream, e.Revision, want, eventstore.ErrUnreadable)
 		}
-		p.put(seq, e)
+		return nil
+	})
+}
+
+// foldMsg adds the events evs of the message at seq to their streams'
+// entries and makes seq the last folded message (p.mu held). visit sees
+// each event with its stream's entry before it (nil: none yet); an error
+// from it (or from the index) leaves the index as it was and is returned.
+func (p *partition) foldMsg(seq uint64, evs []eventstore.RecordedEvent, visit func(i int, e *eventstore.RecordedEvent, prev *streamIndex) error) error {
+	touched := make(map[string]*streamIndex, 4)
+	var order []string // touched, in the message's order
+	for i := range evs {
+		e := &evs[i]
+		si, seen := touched[e.Stream]
+		if !seen {
+			old, ok, err := p.idx.lookup(e.Stream)
+			if err != nil {
+				return fmt.Errorf("jetstream: %s: %w: %w", p.subject, eventstore.ErrUnavailable, err)
+			}
+			if ok {
+				c := *old // the index keeps old as it is
+				c.open = slices.Clip(c.open)
+				si = &c
+			}
+		}
+		if err := visit(i, e, si); err != nil {
+			return err
+		}
+		if si == nil {
+			si = &streamIndex{}
+		}
+		if !seen {
+			si.open = append(si.open, msgRef{seq: seq, first: e.Revision})
+			si.refs++
+			order = append(order, e.Stream)
+		}
+		si.rev, si.hash, si.lastID = e.Revision, e.Hash, e.ID
+		touched[e.Stream] = si
+	}
+	for _, stream := range order {
+		if err := p.idx.store(stream, touched[stream]); err != nil {
+			// Part of the message may be in the index: start it again.
+			p.forget()
+			return fmt.Errorf("jetstream: %s: %w: %w", p.subject, eventstore.ErrUnavailable, err)
+		}
 	}
 	p.synced = seq
 	return nil
-}
-
-// put adds event e of the message at seq to its stream's entry (p.mu held).
-func (p *partition) put(seq uint64, e eventstore.RecordedEvent) {
-	si, ok := p.streams[e.Stream]
-	if !ok {
-		si = &streamIndex{}
-		p.streams[e.Stream] = si
-	}
-	if len(si.msgs) == 0 || si.msgs[len(si.msgs)-1].seq != seq {
-		si.msgs = append(si.msgs, msgRef{seq: seq, first: e.Revision})
-	}
-	si.rev, si.hash, si.lastID = e.Revision, e.Hash, e.ID
 }
 
 // enqueue adds a to p's queue, starts p's writer if it is idle, and waits
@@ -447,8 +475,14 @@ func (s *Store) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, 
 // reset forgets p's index; the next use rebuilds it.
 func (s *Store) reset(p *partition) {
 	p.mu.Lock()
-	p.synced, p.streams, p.coveredFrom, p.syncsStarted = 0, map[string]*streamIndex{}, 0, 0
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	p.forget()
+}
+
+// forget empties p's index (p.mu held); the next use rebuilds it.
+func (p *partition) forget() {
+	p.synced, p.coveredFrom, p.syncsStarted = 0, 0, 0
+	_ = p.idx.reset() // a kv that cannot be emptied fails the rebuild's fold instead
 }
 
 // plan decides every append of batch against the index, seals the accepted
@@ -473,18 +507,22 @@ func (s *Store) plan(ctx context.Context, p *partition, batch []*pendingAppend) 
 		events += len(a.events)
 	}
 	sealed = make([]eventstore.RecordedEvent, 0, events)
-	tailOf := func(stream string) tail {
+	tailOf := func(stream string) (tail, error) {
 		if t, ok := tails[stream]; ok {
-			return t
+			return t, nil
 		}
-		if si, ok := p.streams[stream]; ok {
-			return tail{exists: true, rev: si.rev, hash: si.hash, lastID: si.lastID}
+		si, ok, err := p.idx.lookup(stream)
+		if !ok {
+			return tail{}, err
 		}
-		return tail{}
+		return tail{exists: true, rev: si.rev, hash: si.hash, lastID: si.lastID}, nil
 	}
 	for _, a := range batch {
 		a.at, a.n, a.err, a.res = len(sealed), 0, nil, eventstore.AppendResult{}
-		t := tailOf(a.stream)
+		t, err := tailOf(a.stream)
+		if err != nil {
+			return nil, 0, false, fmt.Errorf("jetstream: %s: %w: %w", p.subject, eventstore.ErrUnavailable, err)
+		}
 		n := uint64(len(a.events))
 		if _, inBatch := tails[a.stream]; !inBatch {
 			// A retry of an append already stored (its acknowledgement lost):
@@ -547,9 +585,16 @@ func retryFrom(expected eventstore.ExpectedRevision, exists bool, rev uint64, la
 // storedAt reports whether stream holds events' ids at revisions from on
 // (p.mu held; it reads messages the index names).
 func (s *Store) storedAt(ctx context.Context, p *partition, stream string, from uint64, events []eventstore.EventData) (eventstore.AppendResult, bool, error) {
-	si := p.streams[stream]
 	var got []eventstore.RecordedEvent
-	for _, ref := range si.from(from) {
+	si, ok, err := p.idx.lookup(stream)
+	if err != nil || !ok {
+		return eventstore.AppendResult{}, false, err
+	}
+	refs, err := p.idx.refsFrom(stream, si, from)
+	if err != nil {
+		return eventstore.AppendResult{}, false, err
+	}
+	for _, ref := range refs {
 		if len(got) >= len(events) {
 			break
 		}

@@ -18,8 +18,9 @@
 // come back as a conflict: on every conflict the store looks for its own
 // event ids right after the expected revision before reporting one.
 //
-// The store remembers the tail (revision, sequence, hash of the last event of
-// the last message) of each stream it touched, so appending to a loaded
+// The store indexes each stream's tail (revision, hash and id of its last
+// event) and the messages holding its events (index.go: in memory, or in a
+// kv store with only the hot streams in memory), so appending to a loaded
 // aggregate needs no read; loads read by direct get, never by creating a
 // consumer.
 package jetstream
@@ -41,6 +42,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/kv"
 	"github.com/custody/custody/pkg/telemetry/outcomes"
 )
 
@@ -68,6 +70,16 @@ type Config struct {
 	// with eventstore.ErrDamaged. Without it, Open fails with a
 	// *DamageError naming the damage.
 	AllowDamaged bool
+	// Index, if set, keeps the per-stream index (index.go) in this kv
+	// store, a Space per partition, with only the hot streams' entries in
+	// memory (IndexCache per partition): the heap then does not grow with
+	// the number of streams. Nil keeps the whole index in memory, encoded.
+	// The index is derived: its Spaces are emptied when the store first
+	// uses them and written without fsync.
+	Index *kv.DB
+	// IndexCache is how many streams' entries each partition keeps
+	// decoded in memory in front of Index (0: DefaultIndexCache).
+	IndexCache int
 }
 
 // Gate refuses writes for a while: appends fail at once with
@@ -91,6 +103,8 @@ type Store struct {
 
 	mu         sync.Mutex
 	partitions map[string]*partition // by subject; see partition.go
+	// indexName is the name this store claimed in cfg.Index (index.go).
+	indexName string
 	// scannedAll: Open's scan read the whole stream (see newPartition).
 	scannedAll bool
 
@@ -167,10 +181,18 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		metric.WithDescription("Messages refused because another writer had written to the partition first"))
 	s.attrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("service", cfg.Service)))
 	s.outcomes = outcomes.New(attribute.String("service", cfg.Service))
+	if cfg.Index != nil {
+		base := cfg.Service
+		if cfg.ReadOnly {
+			base += "/read"
+		}
+		s.indexName = claimIndexName(cfg.Index, base)
+	}
 	if cfg.ReadOnly {
 		return s, nil
 	}
 	if err := s.account(ctx); err != nil {
+		_ = s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -264,8 +286,17 @@ func LastPosition(ctx context.Context, st jetstream.Stream, lastSeq uint64) (uin
 // JetStream returns the underlying stream (tests use it to try deletes).
 func (s *Store) JetStream() jetstream.Stream { return s.stream }
 
-// Close implements eventstore.Store. The connection belongs to the caller.
-func (s *Store) Close() error { return nil }
+// Close implements eventstore.Store: it gives back the store's name in
+// Config.Index. The connection and the kv store belong to the caller.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.indexName != "" {
+		releaseIndexName(s.cfg.Index, s.indexName)
+		s.indexName = ""
+	}
+	return nil
+}
 
 // ErrNotCreatedYet: a read-only store was opened before the owning service
 // ever started, so its stream does not exist yet.
@@ -335,12 +366,15 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 		return nil, err
 	}
 	p.mu.Lock()
-	si, ok := p.streams[stream]
+	si, ok, err := p.idx.lookup(stream)
 	var refs []msgRef
 	if ok {
-		refs = si.from(from)
+		refs, err = p.idx.refsFrom(stream, si, from)
 	}
 	p.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: read %s: %w: %w", stream, eventstore.ErrUnavailable, err)
+	}
 	if !ok {
 		return nil, eventstore.ErrStreamNotFound
 	}

@@ -3,6 +3,7 @@ package jetstream_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/eventstore/conformance"
 	"github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/kv"
 	"github.com/custody/custody/pkg/natsembed"
 )
 
@@ -20,15 +22,45 @@ type instance struct {
 	srv *natsembed.Server
 	nc  *nats.Conn
 	dir string
+	db  *kv.DB // the store's index, if kept in a kv store (startKV)
 }
 
 func (i *instance) Close() error {
+	_ = i.Store.Close()
 	i.nc.Close()
 	i.srv.Shutdown()
+	if i.db != nil {
+		return i.db.Close()
+	}
 	return nil
 }
 
 func start(t *testing.T, dir string) *instance {
+	t.Helper()
+	return startWith(t, dir, nil)
+}
+
+// startKV starts a store whose index is in a kv store of its own in
+// dir/index, keeping cache streams' entries in memory per partition.
+func startKV(t *testing.T, dir string, cache int) *instance {
+	t.Helper()
+	db := openIndexDB(t, filepath.Join(dir, "index"))
+	i := startWith(t, dir, func(c *jetstream.Config) { c.Index, c.IndexCache = db, cache })
+	i.db = db
+	return i
+}
+
+func openIndexDB(t *testing.T, dir string) *kv.DB {
+	t.Helper()
+	db, err := kv.Open(dir, kv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func startWith(t *testing.T, dir string, configure func(*jetstream.Config)) *instance {
 	t.Helper()
 	srv, err := natsembed.Start(natsembed.Config{DataDir: dir})
 	if err != nil {
@@ -38,7 +70,11 @@ func start(t *testing.T, dir string) *instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := jetstream.Open(t.Context(), nc, jetstream.Config{Service: "test"})
+	cfg := jetstream.Config{Service: "test"}
+	if configure != nil {
+		configure(&cfg)
+	}
+	st, err := jetstream.Open(t.Context(), nc, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +103,45 @@ func TestConformance(t *testing.T) {
 			i := s.(*instance)
 			i.Close()
 			return start(t, i.dir)
+		},
+		DeleteEvent: func(ctx context.Context, s eventstore.Store, pos uint64) error {
+			seq, _ := jetstream.SplitPosition(pos)
+			return s.(*instance).JetStream().DeleteMsg(ctx, seq)
+		},
+		PurgeStream: func(ctx context.Context, s eventstore.Store, stream string) error {
+			return s.(*instance).JetStream().Purge(ctx)
+		},
+	})
+}
+
+// The same suite with the index in a kv store and one stream's entry per
+// partition in memory, message refs sealed two by two: every stream but
+// the last one touched is cold, read from the kv. The peer (another
+// process) has a kv store of its own; a restart reopens the same kv store,
+// whose Spaces from before must not be trusted.
+func TestConformanceWithIndexInKV(t *testing.T) {
+	defer jetstream.SetRefChunk(2)()
+	conformance.Run(t, conformance.Backend{
+		DensePositions: false,
+		New:            func(t *testing.T) eventstore.Store { return startKV(t, t.TempDir(), 1) },
+		Peer: func(t *testing.T, s eventstore.Store) eventstore.Store {
+			i := s.(*instance)
+			nc, err := i.srv.Connect()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			db := openIndexDB(t, t.TempDir())
+			st, err := jetstream.Open(t.Context(), nc, jetstream.Config{Service: "test", Index: db, IndexCache: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		},
+		Restart: func(t *testing.T, s eventstore.Store) eventstore.Store {
+			i := s.(*instance)
+			i.Close()
+			return startKV(t, i.dir, 1)
 		},
 		DeleteEvent: func(ctx context.Context, s eventstore.Store, pos uint64) error {
 			seq, _ := jetstream.SplitPosition(pos)
