@@ -25,10 +25,13 @@
 // A flush writes whole commits only, all pending at once, so a crash still
 // leaves a prefix of the commits: a killed process loses the pending ones,
 // and its read models fold those events again from their positions.
-// Pebble's log is written without an fsync: a killed process loses nothing
-// Pebble was given (the kernel has the bytes); a machine that loses power
-// loses a suffix, which the read models fold again from the event store,
-// their source of truth.
+// Pebble's log is written without an fsync, and a commit without one does
+// not wait for its record to reach the file: Pebble writes its log in
+// blocks, so a killed process also loses the log's unwritten tail (seen:
+// everything committed in the second before a kill -9 of an idle store),
+// and a machine that loses power loses what the kernel had not written.
+// Either way what is lost is a suffix of the batches, which the read models
+// fold again from the event store, their source of truth.
 //
 // Memory is bounded by the options: Pebble's block cache and memtables and
 // the pending writes, not the number of events.
