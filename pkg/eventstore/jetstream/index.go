@@ -2,7 +2,6 @@ package jetstream
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -244,71 +243,33 @@ func appendRefs(b []byte, refs []msgRef) []byte {
 	return b
 }
 
-var errBadEntry = errors.New("malformed")
-
 func decodeHead(b []byte) (*streamIndex, error) {
-	d := decoder{b: b}
-	si := &streamIndex{rev: d.uvarint()}
-	si.hash = slices.Clone(d.bytes())
-	si.lastID = string(d.bytes())
-	si.refs = d.uvarint()
-	if d.err != nil {
-		return nil, d.err
+	d := kv.DecoderOf(b)
+	si := &streamIndex{rev: d.Uint()}
+	si.hash = slices.Clone(d.Raw())
+	si.lastID = d.Str()
+	si.refs = d.Uint()
+	if d.Err() != nil {
+		return nil, d.Err()
 	}
-	open, err := decodeRefs(d.b)
+	open, err := decodeRefs(d.Rest())
 	if err != nil || uint64(len(open)) != si.refs%uint64(refChunk) {
-		return nil, fmt.Errorf("%w: %d open refs of %d", errBadEntry, len(open), si.refs)
+		return nil, fmt.Errorf("%w: %d open refs of %d", kv.ErrCorrupt, len(open), si.refs)
 	}
 	si.open = open
 	return si, nil
 }
 
 func decodeRefs(b []byte) ([]msgRef, error) {
-	d := decoder{b: b}
+	d := kv.DecoderOf(b)
 	var out []msgRef
 	var seq, first uint64
-	for len(d.b) > 0 && d.err == nil {
-		seq += d.uvarint()
-		first += uint64(d.varint())
+	for len(d.Rest()) > 0 && d.Err() == nil {
+		seq += d.Uint()
+		first += uint64(d.Int())
 		out = append(out, msgRef{seq: seq, first: first})
 	}
-	return out, d.err
-}
-
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err, d.b = errBadEntry, nil
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err, d.b = errBadEntry, nil
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) bytes() []byte {
-	n := d.uvarint()
-	if d.err != nil || n > uint64(len(d.b)) {
-		d.err, d.b = errBadEntry, nil
-		return nil
-	}
-	v := d.b[:n]
-	d.b = d.b[n:]
-	return v
+	return out, d.Err()
 }
 
 // Index names. Every store that keeps its index in a kv store claims a
