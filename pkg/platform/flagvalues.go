@@ -3,6 +3,7 @@ package platform
 import (
 	"errors"
 	"flag"
+	"strconv"
 	"time"
 )
 
@@ -35,5 +36,27 @@ func (v *duration) Set(s string) error {
 		return errors.New("want a duration above zero, such as 48h")
 	}
 	*v.d = d
+	return nil
+}
+
+// PositiveInt is a flag.Value that sets *n to a count above zero; anything
+// else fails the parse.
+func PositiveInt(n *int) flag.Value { return &count{n: n} }
+
+type count struct{ n *int }
+
+func (v *count) String() string {
+	if v == nil || v.n == nil {
+		return ""
+	}
+	return strconv.Itoa(*v.n)
+}
+
+func (v *count) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return errors.New("want a number above zero")
+	}
+	*v.n = n
 	return nil
 }

@@ -21,12 +21,10 @@ package fulfilment
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -108,7 +106,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 		`when ship-by passes: "grace" (extend once, then cancel) or "cancel"`)
 	fs.Var(platform.PositiveDuration(&o.ShipByGrace), "fulfilment-ship-by-grace",
 		"the grace period of the grace policy: a `duration` above zero")
-	fs.Var(positive{&o.DeadlinesHeld}, "fulfilment-deadlines-held",
+	fs.Var(platform.PositiveInt(&o.DeadlinesHeld), "fulfilment-deadlines-held",
 		"ship-by deadlines held in memory (the earliest; the others wait in the read-model store): a `number` above zero")
 	fs.Var(transit{o}, "fulfilment-transit",
 		`transit time per carrier for the expected delivery, e.g. "dhl=72h,ups=48h,default=120h"; carriers not listed take the default`)
@@ -129,25 +127,6 @@ func (p policy) Set(s string) error {
 		return fmt.Errorf("want %q or %q", PolicyGrace, PolicyCancel)
 	}
 	*p.p = s
-	return nil
-}
-
-// positive is a flag.Value for a count above zero.
-type positive struct{ n *int }
-
-func (p positive) String() string {
-	if p.n == nil {
-		return ""
-	}
-	return strconv.Itoa(*p.n)
-}
-
-func (p positive) Set(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil || n <= 0 {
-		return errors.New("want a number above zero")
-	}
-	*p.n = n
 	return nil
 }
 
