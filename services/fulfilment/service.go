@@ -3,9 +3,9 @@
 // the application and declares its parts — custody.fulfilment.v1.
 // FulfilmentService, the "fulfilments" read model (fed by its own store; it
 // has caught up before the process serves; it keeps the pending ship-by
-// deadlines by due time, and the scheduler holds the earliest), the reaction fulfilment-on-order to the order
-// service's OrderConfirmed and OrderCancelled, and the deadline scheduler
-// as a worker. The platform runs them; `custody rebuild` folds the same
+// deadlines by due time, and the scheduler holds the earliest), the
+// reaction fulfilment-on-order to the order service's OrderConfirmed and
+// OrderCancelled, and the deadline scheduler as a worker. The platform runs them; `custody rebuild` folds the same
 // read model.
 //
 // Layout: domain/ (the pure fulfilment and tracking aggregates, carrier
