@@ -83,6 +83,9 @@ type index struct {
 	// sale) is written to Pebble once per commit, not once per message.
 	pending map[string][]byte
 	synced  *uint64 // the partition's: the position pending brings space to
+	// written has every key set since space was emptied (nil: none), so
+	// a stream never written is known absent without a read.
+	written *presence
 }
 
 func newMemoryIndex() *index { return &index{mem: map[string][]byte{}} }
@@ -155,6 +158,9 @@ func (x *index) get(key string) ([]byte, bool, error) {
 		v, ok := x.mem[key]
 		return v, ok, nil
 	}
+	if x.written == nil || !x.written.mayHave(key) {
+		return nil, false, nil
+	}
 	if v, ok := x.pending[key]; ok {
 		return v, true, nil
 	}
@@ -166,6 +172,10 @@ func (x *index) set(key string, v []byte) error {
 		x.mem[key] = v
 		return nil
 	}
+	if x.written == nil {
+		x.written = newPresence()
+	}
+	x.written.add(key)
 	if x.pending == nil {
 		x.pending = make(map[string][]byte, indexCommitEvery)
 	}
@@ -200,7 +210,7 @@ func (x *index) reset() error {
 		x.mem = map[string][]byte{}
 		return nil
 	}
-	x.pending = nil
+	x.pending, x.written = nil, nil
 	x.hot.Clear()
 	return x.space.Reset(indexVersion)
 }
