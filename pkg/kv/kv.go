@@ -50,7 +50,9 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
+	pebblebloom "github.com/cockroachdb/pebble/v2/bloom"
+
+	"github.com/custody/custody/pkg/bloom"
 )
 
 // Options bound the store's memory.
@@ -71,7 +73,8 @@ type Options struct {
 	// written to Pebble (default 100ms).
 	FlushEvery time.Duration
 	// Scratch is a store that is thrown away after use (custody rebuild's):
-	// it keeps no log. (It still compacts: without compactions the tables
+	// it keeps no log, must start empty, and keeps a Bloom filter of the
+	// keys written, so looking up one never written costs no search. (It still compacts: without compactions the tables
 	// pile up in L0 and every read searches all of them, which slowed a
 	// rebuild of a million events to a few thousand a second.)
 	Scratch bool
@@ -97,6 +100,12 @@ type writeBehind struct {
 	pending  map[string]entry // committed, by full key
 	flushing map[string]entry // being written to Pebble (nil: none)
 	bytes    int              // of pending's keys and values
+
+	// written, in a scratch store (which starts empty), has every key
+	// written since Open, so a key it never saw is absent without a
+	// search of Pebble's memtables (which have no filter): a rebuild looks
+	// up new keys all the time (a new order's record, a new id's link).
+	written *bloom.Filter
 
 	flushMu sync.Mutex // one flush at a time
 	err     error      // the first flush that failed; every commit after it fails
@@ -164,7 +173,7 @@ func Open(dir string, o Options) (*DB, error) {
 	// A Bloom filter per table (every level inherits L0's): a read model
 	// asks for many keys that are not there yet (a new order, a new buyer's
 	// list), and without it each such Get searches every table it overlaps.
-	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	opts.Levels[0].FilterPolicy = pebblebloom.FilterPolicy(10)
 	if o.Scratch {
 		opts.DisableWAL = true
 	}
@@ -178,8 +187,29 @@ func Open(dir string, o Options) (*DB, error) {
 	}
 	d := &DB{db: db, w: writeBehind{limit: o.PendingBytes, pending: map[string]entry{},
 		stop: make(chan struct{}), done: make(chan struct{})}}
+	if o.Scratch {
+		if used, err := hasData(db); err != nil || used {
+			_ = db.Close()
+			return nil, errors.Join(err, fmt.Errorf("kv: open %s: a scratch store must start empty", dir))
+		}
+		d.w.written = bloom.New()
+	}
 	go d.flushEvery(o.FlushEvery, log)
 	return d, nil
+}
+
+// hasData reports whether the store holds a space's key or has numbered
+// a space.
+func hasData(db *pebble.DB) (bool, error) {
+	if _, ok, err := get(db, nextSpaceKey); err != nil || ok {
+		return ok, err
+	}
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{1}, UpperBound: []byte{2}})
+	if err != nil {
+		return false, err
+	}
+	some := it.First()
+	return some, it.Close()
 }
 
 // flushEvery writes the pending writes to Pebble every d until Close.
@@ -244,23 +274,38 @@ func (d *DB) Flush() error {
 	return err
 }
 
-// lookup finds key among the pending writes.
-func (w *writeBehind) lookup(key []byte) (entry, bool) {
+// lookup finds key among the pending writes; never is true when the
+// store knows key was never written.
+func (w *writeBehind) lookup(key []byte) (e entry, found, never bool) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if e, ok := w.pending[string(key)]; ok {
-		return e, true
+		return e, true, false
 	}
-	e, ok := w.flushing[string(key)]
-	return e, ok
+	if e, ok := w.flushing[string(key)]; ok {
+		return e, true, false
+	}
+	return entry{}, false, w.written != nil && !w.written.MayHave(string(key))
+}
+
+// noteWritten records keys written to Pebble directly (Reset).
+func (w *writeBehind) noteWritten(keys ...[]byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.written != nil {
+		for _, k := range keys {
+			w.written.Add(string(k))
+		}
+	}
 }
 
 // get reads key as committed: pending, else Pebble.
 func (d *DB) get(key []byte) ([]byte, bool, error) {
-	if e, ok := d.w.lookup(key); ok {
-		if e.deleted {
-			return nil, false, nil
-		}
+	e, found, never := d.w.lookup(key)
+	switch {
+	case found && e.deleted, never:
+		return nil, false, nil
+	case found:
 		return bytes.Clone(e.value), true, nil
 	}
 	return get(d.db, key)
@@ -276,6 +321,9 @@ func (d *DB) commit(writes map[string]entry) error {
 		return w.err
 	}
 	for k, e := range writes {
+		if w.written != nil {
+			w.written.Add(k)
+		}
 		if old, ok := w.pending[k]; ok {
 			w.bytes -= len(k) + len(old.value)
 		}
@@ -468,7 +516,11 @@ func (s *Space) Reset(version string) error {
 	if err := b.Set(s.meta(metaVersion), []byte(version), nil); err != nil {
 		return err
 	}
-	return b.Commit(pebble.NoSync)
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	s.owner.w.noteWritten(s.meta(metaVersion))
+	return nil
 }
 
 // Scan calls fn with every key (without the space's prefix) and value in

@@ -520,3 +520,53 @@ func TestABatchEndsOnce(t *testing.T) {
 		t.Errorf("position %d after a second Commit", p)
 	}
 }
+
+// A scratch store starts empty and knows every key written to it, so a
+// read of one never written answers at once; what was written — batches,
+// deletions, a Reset's version, across flushes — reads back as in any
+// store. Opening a used directory as scratch is refused.
+func TestScratchStoreReadsWhatItWrote(t *testing.T) {
+	dir := t.TempDir()
+	db, err := kv.Open(dir, kv.Options{Scratch: true, PendingBytes: 256, MemTableBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := space(t, db, "s")
+	if err := s.Reset("v1"); err != nil {
+		t.Fatal(err)
+	}
+	pad := string(make([]byte, 1000))
+	for i := range 200 { // past the pending limit and the memtable many times: tables are written
+		commit(t, s, uint64(i+1), fmt.Sprint("k", i), fmt.Sprint(i), fmt.Sprint("pad", i), pad)
+	}
+	b := s.Batch()
+	_ = b.Delete([]byte("k7"))
+	if err := b.Commit(201); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		v, ok, err := s.Get([]byte(fmt.Sprint("k", i)))
+		if want := fmt.Sprint(i); i != 7 && (err != nil || !ok || string(v) != want) {
+			t.Fatalf("k%d = %q, %v, %v; want %s", i, v, ok, err, want)
+		}
+	}
+	if _, ok, _ := s.Get([]byte("k7")); ok {
+		t.Error("a deleted key reads back")
+	}
+	if _, ok, _ := s.Get([]byte("never")); ok {
+		t.Error("a key never written reads back")
+	}
+	if p, v, err := s.State(); p != 201 || v != "v1" || err != nil {
+		t.Errorf("State = %d, %q, %v; want 201, v1", p, v, err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err := kv.Open(dir, kv.Options{Scratch: true}); err == nil {
+		_ = db.Close()
+		t.Error("a used directory opened as a scratch store")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/custody/custody/pkg/bloom"
 	"github.com/custody/custody/pkg/kv"
 	"github.com/custody/custody/pkg/lru"
 )
@@ -83,9 +84,13 @@ type index struct {
 	// sale) is written to Pebble once per commit, not once per message.
 	pending map[string][]byte
 	synced  *uint64 // the partition's: the position pending brings space to
-	// written has every key set since space was emptied (nil: none), so
-	// a stream never written is known absent without a read.
-	written *presence
+	// written has every key set since space was emptied (nil: none). Every
+	// new stream is looked up before its first append (Absent, the plan),
+	// and the kv answered "not there" only after searching Pebble's
+	// memtables (4 % of the all-in-one's CPU under load). The index is its
+	// Space's only writer and empties it with written (reset), so a key
+	// written never saw is not there, and the lookup needs no read.
+	written *bloom.Filter
 }
 
 func newMemoryIndex() *index { return &index{mem: map[string][]byte{}} }
@@ -158,7 +163,7 @@ func (x *index) get(key string) ([]byte, bool, error) {
 		v, ok := x.mem[key]
 		return v, ok, nil
 	}
-	if x.written == nil || !x.written.mayHave(key) {
+	if x.written == nil || !x.written.MayHave(key) {
 		return nil, false, nil
 	}
 	if v, ok := x.pending[key]; ok {
@@ -173,9 +178,9 @@ func (x *index) set(key string, v []byte) error {
 		return nil
 	}
 	if x.written == nil {
-		x.written = newPresence()
+		x.written = bloom.New()
 	}
-	x.written.add(key)
+	x.written.Add(key)
 	if x.pending == nil {
 		x.pending = make(map[string][]byte, indexCommitEvery)
 	}
