@@ -433,6 +433,10 @@ func TestAttribution(t *testing.T) {
 	buyer, client := e.buyer(t)
 	place := func(t *testing.T, attr *orderv1.Attribution) (*orderv1.Order, error) {
 		t.Helper()
+		// The links, sessions and pins were emitted into the catalog's
+		// store: the order service prices from its view of it, which
+		// follows the store (it failed once when a pin had not arrived yet).
+		e.Settled(t)
 		req := placeRequest(buyer, eur(3000), line(p+"-a", 1), line(q+"-a", 1))
 		req.Attribution = attr
 		resp, err := client.PlaceOrder(t.Context(), req)
