@@ -13,6 +13,7 @@ import (
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/eventstore/memory"
 	"github.com/custody/custody/pkg/kv"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 	"github.com/custody/custody/services/fulfilment/domain"
 )
@@ -116,19 +117,11 @@ func (m memStore) LastPosition(ctx context.Context) (uint64, error) {
 
 func (p *process) until(what string, ok func() bool) {
 	p.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	platformtest.Until(p.t, what, func() bool {
 		p.mu.Lock()
-		done := ok()
-		p.mu.Unlock()
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		defer p.mu.Unlock()
+		return ok()
+	})
 }
 
 // held fails the test if the scheduler holds more than the bound.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/deadline"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 	"github.com/custody/custody/services/payouts/app"
@@ -250,7 +251,7 @@ func TestLedgerViewSchedulesOnceAcrossReopens(t *testing.T) {
 			}
 		}
 	}
-	platformUntil(t, "the scheduler to read the view", func() bool { return sch.Pending() == held })
+	platformtest.Until(t, "the scheduler to read the view", func() bool { return sch.Pending() == held })
 	holdsEarliest()
 	for i, m := range after {
 		pos := uint64(len(before) + i + 1)
@@ -269,7 +270,7 @@ func TestLedgerViewSchedulesOnceAcrossReopens(t *testing.T) {
 			t.Fatalf("the scheduler holds %d deadlines, the bound is %d", n, held)
 		}
 	}
-	platformUntil(t, "every deadline to fire", func() bool {
+	platformtest.Until(t, "every deadline to fire", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(fired) >= len(want)
@@ -284,17 +285,5 @@ func TestLedgerViewSchedulesOnceAcrossReopens(t *testing.T) {
 	keeps(reopen(third))
 	if len(*third) != 0 {
 		t.Fatalf("Attach told %v", *third)
-	}
-}
-
-// platformUntil waits (real time, bounded) until ok.
-func platformUntil(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
