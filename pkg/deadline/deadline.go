@@ -67,60 +67,50 @@ func before(at time.Time, key string, at2 time.Time, key2 string) bool {
 	return key < key2
 }
 
-// queue is a min-heap of the scheduled items ordered by (at, key), so that
-// Run finds the earliest deadline without scanning the thousands pending.
-// Keys are unique in it, so the order is total and ties fire in key order.
-type queue []*item
-
-func (q queue) Len() int { return len(q) }
-
-func (q queue) Less(i, j int) bool { return before(q[i].at, q[i].key, q[j].at, q[j].key) }
-
-func (q queue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].index = i
-	q[j].index = j
+// itemHeap is a heap of items in the order of less; each item keeps its
+// place in it at *at(item), so that it can be removed. The scheduler's
+// queue is one, earliest (at, key) first, so that Run finds the earliest
+// deadline without scanning the thousands pending (keys are unique, so the
+// order is total and ties fire in key order); a stored scheduler's latest
+// is another over the same items, latest first, whose top it lets go of
+// when it holds more than its bound.
+type itemHeap struct {
+	items []*item
+	less  func(a, b *item) bool
+	at    func(*item) *int
 }
 
-func (q *queue) Push(x any) {
+func earliestFirst() itemHeap {
+	return itemHeap{less: func(a, b *item) bool { return before(a.at, a.key, b.at, b.key) },
+		at: func(it *item) *int { return &it.index }}
+}
+
+func latestFirst() itemHeap {
+	return itemHeap{less: func(a, b *item) bool { return before(b.at, b.key, a.at, a.key) },
+		at: func(it *item) *int { return &it.maxIndex }}
+}
+
+func (h itemHeap) Len() int { return len(h.items) }
+
+func (h itemHeap) Less(i, j int) bool { return h.less(h.items[i], h.items[j]) }
+
+func (h itemHeap) Swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	*h.at(h.items[i]) = i
+	*h.at(h.items[j]) = j
+}
+
+func (h *itemHeap) Push(x any) {
 	it := x.(*item)
-	it.index = len(*q)
-	*q = append(*q, it)
+	*h.at(it) = len(h.items)
+	h.items = append(h.items, it)
 }
 
-func (q *queue) Pop() any {
-	old := *q
+func (h *itemHeap) Pop() any {
+	old := h.items
 	it := old[len(old)-1]
 	old[len(old)-1] = nil // let the item be collected
-	*q = old[:len(old)-1]
-	return it
-}
-
-// latest is a max-heap of the same items as the queue, the latest first: a
-// stored scheduler lets go of its top when it holds more than its bound.
-type latest []*item
-
-func (q latest) Len() int { return len(q) }
-
-func (q latest) Less(i, j int) bool { return before(q[j].at, q[j].key, q[i].at, q[i].key) }
-
-func (q latest) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].maxIndex = i
-	q[j].maxIndex = j
-}
-
-func (q *latest) Push(x any) {
-	it := x.(*item)
-	it.maxIndex = len(*q)
-	*q = append(*q, it)
-}
-
-func (q *latest) Pop() any {
-	old := *q
-	it := old[len(old)-1]
-	old[len(old)-1] = nil
-	*q = old[:len(old)-1]
+	h.items = old[:len(old)-1]
 	return it
 }
 
@@ -168,14 +158,14 @@ type Scheduler struct {
 	// latest. It also guards the stored scheduler's fields below.
 	mu    sync.Mutex
 	items map[string]*item
-	queue queue
+	queue itemHeap
 	wake  chan struct{}
 
 	// A stored scheduler's (NewStored); store is nil in New's.
 	store  Store
 	fireAt func(ctx context.Context, key string, at time.Time) error
 	held   int
-	latest latest
+	latest itemHeap
 	// mark is the watermark: the items are exactly the stored deadlines at
 	// or before it (nothing before the first read: marked false), or all
 	// of them when all is set.
@@ -194,7 +184,8 @@ func New(name string, c clock.Clock, log *slog.Logger) *Scheduler {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Scheduler{name: name, clock: c, log: log.With("scheduler", name), items: map[string]*item{}, wake: make(chan struct{}, 1)}
+	s := &Scheduler{name: name, clock: c, log: log.With("scheduler", name), items: map[string]*item{}, wake: make(chan struct{}, 1),
+		queue: earliestFirst(), latest: latestFirst()}
 	meter := otel.Meter("github.com/custody/custody/pkg/deadline")
 	_, _ = meter.Int64ObservableGauge("custody.deadlines.pending",
 		metric.WithDescription("Deadlines held in memory, not yet fired (a stored scheduler's are at most its bound)"),
@@ -348,8 +339,8 @@ func (s *Scheduler) remove(key string) {
 // let go). s.mu must be held.
 func (s *Scheduler) trim() {
 	for len(s.items) > s.held {
-		s.remove(s.latest[0].key)
-		top := s.latest[0] // held >= 1, so one is left
+		s.remove(s.latest.items[0].key)
+		top := s.latest.items[0] // held >= 1, so one is left
 		s.mark, s.marked, s.all = Entry{Key: top.key, At: top.at}, true, false
 	}
 }
@@ -400,10 +391,10 @@ func (s *Scheduler) refill() time.Duration {
 func (s *Scheduler) next() (string, *item, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.queue) == 0 {
+	if s.queue.Len() == 0 {
 		return "", nil, false
 	}
-	it := s.queue[0]
+	it := s.queue.items[0]
 	return it.key, it, true
 }
 

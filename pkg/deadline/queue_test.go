@@ -33,10 +33,10 @@ func checkQueue(t *testing.T, s *Scheduler) {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.queue) != len(s.items) {
-		t.Fatalf("queue has %d items, map %d", len(s.queue), len(s.items))
+	if len(s.queue.items) != len(s.items) {
+		t.Fatalf("queue has %d items, map %d", len(s.queue.items), len(s.items))
 	}
-	for i, it := range s.queue {
+	for i, it := range s.queue.items {
 		if it.index != i {
 			t.Fatalf("queue[%d] (%s) has index %d", i, it.key, it.index)
 		}
@@ -107,10 +107,10 @@ func checkStored(t *testing.T, s *Scheduler, stored map[string]time.Time) {
 	if len(s.items) > s.held {
 		t.Fatalf("%d items held, the bound is %d", len(s.items), s.held)
 	}
-	if len(s.latest) != len(s.items) {
-		t.Fatalf("latest has %d items, map %d", len(s.latest), len(s.items))
+	if len(s.latest.items) != len(s.items) {
+		t.Fatalf("latest has %d items, map %d", len(s.latest.items), len(s.items))
 	}
-	for i, it := range s.latest {
+	for i, it := range s.latest.items {
 		if it.maxIndex != i || s.items[it.key] != it {
 			t.Fatalf("latest[%d] (%s): index %d, the map's: %v", i, it.key, it.maxIndex, s.items[it.key] == it)
 		}
