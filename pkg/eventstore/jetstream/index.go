@@ -80,8 +80,9 @@ type index struct {
 	// updates hot, so it is never stale.
 	hot *lru.Cache[string, *streamIndex]
 	// pending are the writes not committed to space yet, the last of each
-	// key only: a stream written by every message (a product in a flash
-	// sale) is written to Pebble once per commit, not once per message.
+	// key only, committed as one kv batch every indexCommitEvery keys
+	// rather than one batch per write (the kv then holds them, pending
+	// too, until it writes them to Pebble: pkg/kv, "Write-behind").
 	pending map[string][]byte
 	synced  *uint64 // the partition's: the position pending brings space to
 	// written has every key set since space was emptied (nil: none). Every
