@@ -25,13 +25,15 @@
 // A flush writes whole commits only, all pending at once, so a crash still
 // leaves a prefix of the commits: a killed process loses the pending ones,
 // and its read models fold those events again from their positions.
-// Pebble's log is written without an fsync, and a commit without one does
-// not wait for its record to reach the file: Pebble writes its log in
-// blocks, so a killed process also loses the log's unwritten tail (seen:
-// everything committed in the second before a kill -9 of an idle store),
-// and a machine that loses power loses what the kernel had not written.
-// Either way what is lost is a suffix of the batches, which the read models
-// fold again from the event store, their source of truth.
+// Pebble keeps no write-ahead log for this store: a commit lives in a
+// memtable until the memtable is flushed to a table, and memtables are
+// flushed whole and in order, so a killed process (or a machine that loses
+// power) loses the writes of the memtables not yet flushed — a suffix of
+// the batches, which the read models fold again from the event store, their
+// source of truth. Close flushes them. The log held nothing the event store
+// does not: it was written without an fsync, and in blocks, so a kill -9
+// already lost its unwritten tail; it cost a third of the bytes the store
+// wrote to disk (benchmarks.md, "Eighth session").
 //
 // Memory is bounded by the options: Pebble's block cache and memtables and
 // the pending writes, not the number of events.
@@ -59,8 +61,11 @@ import (
 type Options struct {
 	// CacheBytes is the block cache shared by every Space (default 16 MiB).
 	CacheBytes int64
-	// MemTableBytes is the size of one memtable (default 4 MiB; Pebble
-	// keeps up to two).
+	// MemTableBytes is the size of one memtable (default 16 MiB; Pebble
+	// keeps up to two). A memtable is a table of level 0 once full, and each
+	// compaction of level 0 rewrites the tables below it that it overlaps —
+	// the whole level, since read models' keys are spread over the key
+	// space — so larger memtables compact the same bytes fewer times.
 	MemTableBytes uint64
 	// Log receives Pebble's errors from its background work (flushes,
 	// compactions); nil: slog.Default().
@@ -73,10 +78,11 @@ type Options struct {
 	// written to Pebble (default 100ms).
 	FlushEvery time.Duration
 	// Scratch is a store that is thrown away after use (custody rebuild's):
-	// it keeps no log, must start empty, and keeps a Bloom filter of the
-	// keys written, so looking up one never written costs no search. (It still compacts: without compactions the tables
-	// pile up in L0 and every read searches all of them, which slowed a
-	// rebuild of a million events to a few thousand a second.)
+	// it must start empty, keeps a Bloom filter of the keys written, so
+	// looking up one never written costs no search, and its memtables are
+	// not flushed at Close. (It still compacts: without compactions the
+	// tables pile up in L0 and every read searches all of them, which slowed
+	// a rebuild of a million events to a few thousand a second.)
 	Scratch bool
 }
 
@@ -148,7 +154,7 @@ func Open(dir string, o Options) (*DB, error) {
 		o.CacheBytes = 16 << 20
 	}
 	if o.MemTableBytes == 0 {
-		o.MemTableBytes = 4 << 20
+		o.MemTableBytes = 16 << 20
 	}
 	if o.PendingBytes <= 0 {
 		// Under Pebble's large-batch threshold (half a memtable), past
@@ -168,15 +174,13 @@ func Open(dir string, o Options) (*DB, error) {
 		Cache:                       cache,
 		MemTableSize:                o.MemTableBytes,
 		MemTableStopWritesThreshold: 2,
+		DisableWAL:                  true, // see the package's doc: Close flushes the memtables
 		Logger:                      pebbleLogger{log},
 	}
 	// A Bloom filter per table (every level inherits L0's): a read model
 	// asks for many keys that are not there yet (a new order, a new buyer's
 	// list), and without it each such Get searches every table it overlaps.
 	opts.Levels[0].FilterPolicy = pebblebloom.FilterPolicy(10)
-	if o.Scratch {
-		opts.DisableWAL = true
-	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("kv: open %s: %w", dir, err)
@@ -393,7 +397,11 @@ func (d *DB) Close() error {
 	}
 	close(d.w.stop)
 	<-d.w.done
-	return errors.Join(d.Flush(), d.db.Close())
+	err := d.Flush()
+	if err == nil && d.w.written == nil { // a scratch store is thrown away
+		err = d.db.Flush() // no log: the memtables are written now or never
+	}
+	return errors.Join(err, d.db.Close())
 }
 
 // Space is one read model's keyspace: every key is stored behind the
