@@ -53,6 +53,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	pebblebloom "github.com/cockroachdb/pebble/v2/bloom"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/custody/custody/pkg/bloom"
 )
@@ -94,6 +95,8 @@ type DB struct {
 	closed atomic.Bool
 
 	mu sync.Mutex // serialises numbering new spaces
+
+	metrics metric.Registration // nil: none (a scratch store)
 
 	w writeBehind
 }
@@ -203,6 +206,11 @@ func Open(dir string, o Options) (*DB, error) {
 			return nil, errors.Join(err, fmt.Errorf("kv: open %s: a scratch store must start empty", dir))
 		}
 		d.w.written = bloom.New()
+	}
+	if !o.Scratch {
+		if d.metrics, err = d.observe(); err != nil {
+			log.Warn("read-model store: no metrics", "err", err)
+		}
 	}
 	go d.flushEvery(o.FlushEvery, log)
 	return d, nil
@@ -403,6 +411,9 @@ func (d *DB) Close() error {
 	}
 	close(d.w.stop)
 	<-d.w.done
+	if d.metrics != nil {
+		_ = d.metrics.Unregister()
+	}
 	err := d.Flush()
 	if err == nil && d.w.written == nil { // a scratch store is thrown away
 		err = d.db.Flush() // no log: the memtables are written now or never
