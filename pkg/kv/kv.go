@@ -45,6 +45,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -264,9 +265,15 @@ func (d *DB) Flush() error {
 	w.flushing, w.pending, w.bytes = batch, make(map[string]entry, len(batch)), 0
 	w.mu.Unlock()
 
+	// In key order: Pebble inserts a batch's keys into its memtable's
+	// skiplist one after the other, starting each search from where the
+	// previous key went, so sorted keys are found in a few steps where
+	// random ones search the whole list (a third of a rebuild's CPU).
+	keys := slices.Sorted(maps.Keys(batch))
 	b := d.db.NewBatch()
 	var err error
-	for k, e := range batch {
+	for _, k := range keys {
+		e := batch[k]
 		if e.deleted {
 			err = b.Delete([]byte(k), nil)
 		} else {
