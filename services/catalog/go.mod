@@ -5,11 +5,15 @@ go 1.26.0
 replace (
 	github.com/custody/custody/pkg => ../../pkg
 	github.com/custody/custody/proto => ../../proto
+	github.com/custody/custody/services/fulfilment => ../fulfilment
+	github.com/custody/custody/services/order => ../order
 )
 
 require (
 	github.com/custody/custody/pkg v0.0.0-00010101000000-000000000000
 	github.com/custody/custody/proto v0.0.0-00010101000000-000000000000
+	github.com/custody/custody/services/fulfilment v0.0.0-00010101000000-000000000000
+	github.com/custody/custody/services/order v0.0.0-00010101000000-000000000000
 	github.com/nats-io/nats.go v1.55.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12

@@ -13,6 +13,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/clock"
@@ -28,6 +30,9 @@ import (
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 	"github.com/custody/custody/services/catalog"
 )
+
+// mask is an update mask of paths.
+func mask(paths ...string) *fieldmaskpb.FieldMask { return &fieldmaskpb.FieldMask{Paths: paths} }
 
 func twoSKUs(requestID, vendorID string, stockA, stockB int64) *catalogv1.CreateProductRequest {
 	return &catalogv1.CreateProductRequest{
@@ -212,6 +217,11 @@ func TestValidation(t *testing.T) {
 		platformtest.Call(c.StartLiveSession, ctx, &catalogv1.StartLiveSessionRequest{RequestId: "s", CreatorId: "c1"}),
 		platformtest.Call(c.PinProduct, ctx, &catalogv1.PinProductRequest{RequestId: "pin", SessionId: sid, ProductId: pid}),
 		platformtest.Call(c.UnpinProduct, ctx, &catalogv1.UnpinProductRequest{RequestId: "unpin", SessionId: sid, ProductId: pid}),
+		platformtest.Call(c.SetVendorHandlingTime, ctx, &catalogv1.SetVendorHandlingTimeRequest{RequestId: "ht", VendorId: "v1", HandlingTime: durationpb.New(48 * time.Hour)}),
+		platformtest.Call(c.UpdateProduct, ctx, &catalogv1.UpdateProductRequest{RequestId: "upd", ProductId: pid, Title: "Tee v2", UpdateMask: mask("title")}),
+		platformtest.Call(c.SetSkuPrice, ctx, &catalogv1.SetSkuPriceRequest{RequestId: "price", SkuId: pid + "-black_m", Price: eur(2100)}),
+		platformtest.Call(c.AddSku, ctx, &catalogv1.AddSkuRequest{RequestId: "add", ProductId: pid, Sku: &catalogv1.SkuSpec{Code: "red_m", Price: eur(2100), InitialStock: 1}}),
+		platformtest.Call(c.ArchiveProduct, ctx, &catalogv1.ArchiveProductRequest{RequestId: "arch", ProductId: pid2, Reason: "discontinued"}),
 	}
 	for _, call := range applied[2:] {
 		if err := call(); err != nil {
@@ -269,6 +279,29 @@ func TestValidation(t *testing.T) {
 		{"session request_id reused", platformtest.Call(c.StartLiveSession, ctx, &catalogv1.StartLiveSessionRequest{RequestId: "s", CreatorId: "c1", Title: "Another"}), "request_id"},
 		{"pin request_id reused", platformtest.Call(c.PinProduct, ctx, &catalogv1.PinProductRequest{RequestId: "pin", SessionId: sid, ProductId: pid2}), "request_id"},
 		{"unpin request_id reused", platformtest.Call(c.UnpinProduct, ctx, &catalogv1.UnpinProductRequest{RequestId: "unpin", SessionId: sid, ProductId: pid2}), "request_id"},
+		{"vendor handling time below an hour", platformtest.Call(c.SetVendorHandlingTime, ctx, &catalogv1.SetVendorHandlingTimeRequest{RequestId: "h", VendorId: "v1", HandlingTime: durationpb.New(time.Minute)}), "handling_time"},
+		{"vendor handling time above 30 days", platformtest.Call(c.RegisterVendor, ctx, &catalogv1.RegisterVendorRequest{RequestId: "r", VendorId: "v3", DisplayName: "x", CountryCode: "DE", HandlingTime: durationpb.New(31 * 24 * time.Hour)}), "handling_time"},
+		{"vendor handling time without request_id", platformtest.Call(c.SetVendorHandlingTime, ctx, &catalogv1.SetVendorHandlingTimeRequest{VendorId: "v1"}), "request_id"},
+		{"handling time request_id reused", platformtest.Call(c.SetVendorHandlingTime, ctx, &catalogv1.SetVendorHandlingTimeRequest{RequestId: "ht", VendorId: "v1", HandlingTime: durationpb.New(72 * time.Hour)}), "request_id"},
+		{"update without a mask", platformtest.Call(c.UpdateProduct, ctx, &catalogv1.UpdateProductRequest{RequestId: "u", ProductId: pid, Title: "x"}), "update_mask"},
+		{"update an unknown field", platformtest.Call(c.UpdateProduct, ctx, &catalogv1.UpdateProductRequest{RequestId: "u", ProductId: pid, UpdateMask: mask("vendor_id")}), "update_mask"},
+		{"update to a blank title", platformtest.Call(c.UpdateProduct, ctx, &catalogv1.UpdateProductRequest{RequestId: "u", ProductId: pid, UpdateMask: mask("title")}), "title"},
+		{"update the commission above 10000 bps", platformtest.Call(c.UpdateProduct, ctx, &catalogv1.UpdateProductRequest{RequestId: "u", ProductId: pid, AffiliateCommissionBps: 10001, UpdateMask: mask("affiliate_commission_bps")}), "affiliate_commission_bps"},
+		{"update a malformed product id", platformtest.Call(c.UpdateProduct, ctx, &catalogv1.UpdateProductRequest{RequestId: "u", ProductId: "a-b", Title: "x", UpdateMask: mask("title")}), "product_id"},
+		{"update request_id reused", platformtest.Call(c.UpdateProduct, ctx, &catalogv1.UpdateProductRequest{RequestId: "upd", ProductId: pid, Title: "Tee v3", UpdateMask: mask("title")}), "request_id"},
+		{"price without a price", platformtest.Call(c.SetSkuPrice, ctx, &catalogv1.SetSkuPriceRequest{RequestId: "pr", SkuId: pid + "-black_m"}), "price"},
+		{"price above the bound", platformtest.Call(c.SetSkuPrice, ctx, &catalogv1.SetSkuPriceRequest{RequestId: "pr", SkuId: pid + "-black_m", Price: eur(money.MaxUnitPrice + 1)}), "price.amount_minor"},
+		{"price in another currency than the product's", platformtest.Call(c.SetSkuPrice, ctx, &catalogv1.SetSkuPriceRequest{RequestId: "pr", SkuId: pid + "-black_m", Price: &typev1.Money{CurrencyCode: "USD", AmountMinor: 1}}), "price.currency_code"},
+		{"price of a malformed sku", platformtest.Call(c.SetSkuPrice, ctx, &catalogv1.SetSkuPriceRequest{RequestId: "pr", SkuId: "black", Price: eur(1)}), "sku_id"},
+		{"price request_id reused", platformtest.Call(c.SetSkuPrice, ctx, &catalogv1.SetSkuPriceRequest{RequestId: "price", SkuId: pid + "-black_m", Price: eur(2200)}), "request_id"},
+		{"add without a sku", platformtest.Call(c.AddSku, ctx, &catalogv1.AddSkuRequest{RequestId: "a", ProductId: pid}), "sku"},
+		{"add a bad code", platformtest.Call(c.AddSku, ctx, &catalogv1.AddSkuRequest{RequestId: "a", ProductId: pid, Sku: &catalogv1.SkuSpec{Code: "Red M", Price: eur(1)}}), "sku.code"},
+		{"add without a price", platformtest.Call(c.AddSku, ctx, &catalogv1.AddSkuRequest{RequestId: "a", ProductId: pid, Sku: &catalogv1.SkuSpec{Code: "blue_m"}}), "sku.price"},
+		{"add in another currency than the product's", platformtest.Call(c.AddSku, ctx, &catalogv1.AddSkuRequest{RequestId: "a", ProductId: pid, Sku: &catalogv1.SkuSpec{Code: "blue_m", Price: &typev1.Money{CurrencyCode: "USD", AmountMinor: 1}}}), "sku.price.currency_code"},
+		{"add negative stock", platformtest.Call(c.AddSku, ctx, &catalogv1.AddSkuRequest{RequestId: "a", ProductId: pid, Sku: &catalogv1.SkuSpec{Code: "blue_m", Price: eur(1), InitialStock: -1}}), "sku.initial_stock"},
+		{"add request_id reused", platformtest.Call(c.AddSku, ctx, &catalogv1.AddSkuRequest{RequestId: "add", ProductId: pid, Sku: &catalogv1.SkuSpec{Code: "blue_m", Price: eur(2100), InitialStock: 1}}), "request_id"},
+		{"archive without request_id", platformtest.Call(c.ArchiveProduct, ctx, &catalogv1.ArchiveProductRequest{ProductId: pid}), "request_id"},
+		{"archive request_id reused", platformtest.Call(c.ArchiveProduct, ctx, &catalogv1.ArchiveProductRequest{RequestId: "arch", ProductId: pid2, Reason: "another reason"}), "request_id"},
 	}
 	p.WritesNothing(t, catalog.Name, func() {
 		for _, tc := range cases {
@@ -315,6 +348,17 @@ func TestAuthorization(t *testing.T) {
 		{"buyer creates a product", platformtest.Call(buyer.CreateProduct, ctx, twoSKUs("x", "vb", 1, 1)), codes.PermissionDenied},
 		{"support adjusts stock", platformtest.Call(support.AdjustStock, ctx, &catalogv1.AdjustStockRequest{RequestId: "x", SkuId: bSKU, Delta: 1}), codes.PermissionDenied},
 		{"no token", platformtest.Call(anon.GetProduct, ctx, &catalogv1.GetProductRequest{ProductId: "p1"}), codes.Unauthenticated},
+		{"vendor A sets B's handling time", platformtest.Call(va.SetVendorHandlingTime, ctx, &catalogv1.SetVendorHandlingTimeRequest{RequestId: "x", VendorId: "vb", HandlingTime: durationpb.New(time.Hour)}), codes.PermissionDenied},
+		{"vendor A updates B's product", platformtest.Call(va.UpdateProduct, ctx, &catalogv1.UpdateProductRequest{RequestId: "x", ProductId: bProduct, Title: "x", UpdateMask: mask("title")}), codes.PermissionDenied},
+		{"vendor A reprices B's sku", platformtest.Call(va.SetSkuPrice, ctx, &catalogv1.SetSkuPriceRequest{RequestId: "x", SkuId: bSKU, Price: eur(1)}), codes.PermissionDenied},
+		{"vendor A adds a sku to B's product", platformtest.Call(va.AddSku, ctx, &catalogv1.AddSkuRequest{RequestId: "x", ProductId: bProduct, Sku: &catalogv1.SkuSpec{Code: "x", Price: eur(1)}}), codes.PermissionDenied},
+		{"vendor A archives B's product", platformtest.Call(va.ArchiveProduct, ctx, &catalogv1.ArchiveProductRequest{RequestId: "x", ProductId: bProduct}), codes.PermissionDenied},
+		{"support archives a product", platformtest.Call(support.ArchiveProduct, ctx, &catalogv1.ArchiveProductRequest{RequestId: "x", ProductId: bProduct}), codes.PermissionDenied},
+		{"a buyer reprices", platformtest.Call(buyer.SetSkuPrice, ctx, &catalogv1.SetSkuPriceRequest{RequestId: "x", SkuId: bSKU, Price: eur(1)}), codes.PermissionDenied},
+		{"a creator updates a product", platformtest.Call(cx.UpdateProduct, ctx, &catalogv1.UpdateProductRequest{RequestId: "x", ProductId: bProduct, Title: "x", UpdateMask: mask("title")}), codes.PermissionDenied},
+		{"archive a product that does not exist", platformtest.Call(vb.ArchiveProduct, ctx, &catalogv1.ArchiveProductRequest{RequestId: "x", ProductId: "p404"}), codes.NotFound},
+		{"reprice a sku that does not exist", platformtest.Call(vb.SetSkuPrice, ctx, &catalogv1.SetSkuPriceRequest{RequestId: "x", SkuId: bProduct + "-red_m", Price: eur(1)}), codes.NotFound},
+		{"add a sku the product has", platformtest.Call(vb.AddSku, ctx, &catalogv1.AddSkuRequest{RequestId: "x", ProductId: bProduct, Sku: &catalogv1.SkuSpec{Code: "black_m", Price: eur(1)}}), codes.AlreadyExists},
 	}
 	p.WritesNothing(t, catalog.Name, func() {
 		for _, tc := range denied {

@@ -65,8 +65,9 @@ const (
 
 // Options configure the fulfilment service. Zero fields take the defaults.
 type Options struct {
-	// HandlingTime: ship-by = order confirmation + HandlingTime. Default 3
-	// days; flag --fulfilment-handling-time.
+	// HandlingTime: ship-by = order confirmation + HandlingTime, for the
+	// vendors that set no handling time of their own in the catalog.
+	// Default 3 days; flag --fulfilment-handling-time.
 	HandlingTime time.Duration
 	// ShipByPolicy: PolicyGrace (default) or PolicyCancel. Whatever the
 	// policy, a fulfilment that has partly shipped is never cancelled: the
@@ -101,7 +102,7 @@ func DefaultOptions() Options {
 // defaults; a malformed value fails the parse.
 func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(platform.PositiveDuration(&o.HandlingTime), "fulfilment-handling-time",
-		"ship-by deadline after the order's confirmation: a `duration` above zero")
+		"ship-by deadline after the order's confirmation, for vendors that set none in the catalog: a `duration` above zero")
 	fs.Var(policy{&o.ShipByPolicy}, "fulfilment-ship-by-policy",
 		`when ship-by passes: "grace" (extend once, then cancel) or "cancel"`)
 	fs.Var(platform.PositiveDuration(&o.ShipByGrace), "fulfilment-ship-by-grace",
@@ -229,7 +230,7 @@ func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 	}
 	svc := app.New(cfg, deps)
 	api := grpcapi.New(svc, d.Logger)
-	rm, orders := svc.ReadModel(), svc.OrderRoutes()
+	rm, orders, vendors := svc.ReadModel(), svc.OrderRoutes(), svc.VendorTimes()
 	return platform.Parts{
 		Register: func(r grpc.ServiceRegistrar) { fulfilmentv1.RegisterFulfilmentServiceServer(r, api) },
 		Services: []string{ServiceName},
@@ -239,8 +240,11 @@ func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 		// those that passed while the process was down), and applying
 		// events keeps them in step; watches replay what follows a cursor
 		// from the event store.
+		//
+		// The vendors' handling times follow the catalog's events in the
+		// background, in memory (one duration per vendor that set one).
 		Projections: []platform.Projection{{Name: "fulfilments", Source: Name, Apply: rm.Apply, Position: rm.Position(),
-			Stored: rm}},
+			Stored: rm}, {Name: "vendor handling times", Source: "catalog", Apply: vendors.Apply, Position: vendors.Position()}},
 		Reactions: []platform.Reaction{{
 			Name: app.OrderConsumer, Source: "order", EventTypes: orders.EventTypes(),
 			Handle: orders.Handle, Concurrency: svc.Config().ReactionConcurrency,

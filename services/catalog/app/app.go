@@ -112,6 +112,45 @@ func (a *App) AdjustStock(ctx context.Context, call Call, c domain.AdjustStock) 
 	return res.State, err
 }
 
+// SetVendorHandlingTime sets or clears a vendor's handling time.
+func (a *App) SetVendorHandlingTime(ctx context.Context, call Call, vendorID string, c domain.SetHandlingTime) (domain.Vendor, error) {
+	c.Now = a.clock.Now()
+	res, err := a.Vendors.Handle(ctx, command[domain.VendorCommand](vendorID, call, c))
+	return res.State, err
+}
+
+// UpdateProduct changes a product's descriptive fields.
+func (a *App) UpdateProduct(ctx context.Context, call Call, productID string, c domain.UpdateProduct) (domain.Product, error) {
+	c.Now = a.clock.Now()
+	res, err := a.Products.Handle(ctx, command[domain.ProductCommand](productID, call, c))
+	return res.State, err
+}
+
+// SetSkuPrice changes one SKU's price.
+func (a *App) SetSkuPrice(ctx context.Context, call Call, c domain.SetSkuPrice) (domain.Product, error) {
+	productID, ok := domain.ProductOfSKU(c.SkuID)
+	if !ok {
+		return domain.Product{}, &domain.NotFoundError{Resource: "sku", ID: c.SkuID}
+	}
+	c.Now = a.clock.Now()
+	res, err := a.Products.Handle(ctx, command[domain.ProductCommand](productID, call, c))
+	return res.State, err
+}
+
+// AddSKU adds a SKU to a product.
+func (a *App) AddSKU(ctx context.Context, call Call, productID string, c domain.AddSKU) (domain.Product, error) {
+	c.Now = a.clock.Now()
+	res, err := a.Products.Handle(ctx, command[domain.ProductCommand](productID, call, c))
+	return res.State, err
+}
+
+// ArchiveProduct stops selling a product.
+func (a *App) ArchiveProduct(ctx context.Context, call Call, productID string, c domain.ArchiveProduct) (domain.Product, error) {
+	c.Now = a.clock.Now()
+	res, err := a.Products.Handle(ctx, command[domain.ProductCommand](productID, call, c))
+	return res.State, err
+}
+
 // CreateLink makes creatorID's link linkID to productID, at the product's
 // commission rate of this moment.
 func (a *App) CreateLink(ctx context.Context, call Call, linkID, creatorID, productID string) (domain.Link, error) {
@@ -119,7 +158,8 @@ func (a *App) CreateLink(ctx context.Context, call Call, linkID, creatorID, prod
 	if err != nil {
 		return domain.Link{}, err
 	}
-	c := domain.CreateLink{CreatorID: creatorID, ProductID: p.ID, VendorID: p.VendorID, CommissionBps: p.CommissionBps, Now: a.clock.Now()}
+	c := domain.CreateLink{CreatorID: creatorID, ProductID: p.ID, VendorID: p.VendorID, CommissionBps: p.CommissionBps,
+		Archived: p.Archived, Now: a.clock.Now()}
 	res, err := a.Links.Handle(ctx, command[domain.LinkCommand](linkID, call, c))
 	return res.State, err
 }
@@ -138,7 +178,7 @@ func (a *App) PinProduct(ctx context.Context, call Call, sessionID, productID st
 	if err != nil {
 		return domain.Session{}, err
 	}
-	c := domain.PinProduct{ProductID: p.ID, VendorID: p.VendorID, CommissionBps: p.CommissionBps, Now: a.clock.Now()}
+	c := domain.PinProduct{ProductID: p.ID, VendorID: p.VendorID, CommissionBps: p.CommissionBps, Archived: p.Archived, Now: a.clock.Now()}
 	res, err := a.Sessions.Handle(ctx, command[domain.SessionCommand](sessionID, call, c))
 	return res.State, err
 }

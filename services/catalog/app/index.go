@@ -105,7 +105,7 @@ type savedProduct struct {
 
 // Version names the checkpoint's shape; bump it when savedProduct or
 // domain.Product changes.
-func (x *ProductIndex) Version() string { return "products-1" }
+func (x *ProductIndex) Version() string { return "products-2" }
 
 // Save writes the index's state.
 func (x *ProductIndex) Save(w io.Writer) error {

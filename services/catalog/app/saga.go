@@ -200,6 +200,9 @@ func holdOutcome(productID, orderID string, lines []domain.Line, p domain.Produc
 		return &refusal{sku: sku, requested: domain.Quantity(lines, sku), reason: fmt.Sprintf("sku %s: no such sku", sku)}, nil
 	case errors.As(err, &invalid):
 		return &refusal{sku: lines[0].SkuID, requested: lines[0].Quantity, reason: invalid.Error()}, nil
+	case domain.IsA(err, domain.ErrProductArchived):
+		k, _ := p.SKU(lines[0].SkuID) // available as it is: the refusal is no shortfall
+		return &refusal{sku: lines[0].SkuID, requested: lines[0].Quantity, available: k.Available, reason: err.Error()}, nil
 	case err != nil:
 		return nil, err
 	}

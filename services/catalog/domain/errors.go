@@ -34,6 +34,8 @@ var (
 	ErrReservationCanceled = &RuleError{Reason: "RESERVATION_CANCELLED", Message: "the order's reservation was cancelled"}
 	ErrReservationClosed   = &RuleError{Reason: "RESERVATION_CLOSED", Message: "the order's reservation is already decided"}
 	ErrNoHold              = &RuleError{Reason: "NO_HOLD", Message: "no stock is held for the order"}
+	ErrProductArchived     = &RuleError{Reason: "PRODUCT_ARCHIVED", Message: "the product is archived"}
+	ErrTooManySKUs         = &RuleError{Reason: "TOO_MANY_SKUS", Message: "the product has the most SKUs a product may have"}
 )
 
 // refuse returns a RuleError with the reason of sentinel and a specific

@@ -32,7 +32,10 @@ type CreateLink struct {
 	ProductID     string
 	VendorID      string
 	CommissionBps int32
-	Now           time.Time
+	// Archived: the product is archived (the caller read it); a new link
+	// is refused, a repeat of one made before is answered as such.
+	Archived bool
+	Now      time.Time
 }
 
 // Links is the affiliate-link aggregate: created once.
@@ -53,6 +56,9 @@ func (c CreateLink) decide(s Link) ([]proto.Message, error) {
 	}
 	if err := v.Err(); err != nil {
 		return nil, err
+	}
+	if c.Archived {
+		return nil, refuse(ErrProductArchived, "product %s is archived: it takes no new links", c.ProductID)
 	}
 	return []proto.Message{&catalogv1.AffiliateLinkCreated{
 		LinkId: s.ID, CreatorId: c.CreatorID, ProductId: c.ProductID, VendorId: c.VendorID,

@@ -66,6 +66,11 @@ type Product struct {
 	CommissionBps int32
 	SKUs          []SKU
 	CreatedAt     time.Time
+	// Archived: the product takes no new orders, links or pins (an order
+	// placed before ArchivedAt is still reserved); nothing about it
+	// changes any more but its stock.
+	Archived   bool
+	ArchivedAt time.Time
 	// holds are the holds the product keeps, by order id (HoldFor): the
 	// open ones (held, or partly shipped), those sold in full until
 	// SoldHorizon has passed (returns may restock their units), and the
@@ -275,6 +280,42 @@ type RestockReturn struct {
 	Lines    []Line
 }
 
+// UpdateProduct changes the descriptive fields named in Fields ("title",
+// "description", "category", "affiliate_commission_bps") to the values
+// given. A new commission applies to the links and pins made after it.
+type UpdateProduct struct {
+	Fields        []string
+	Title         string
+	Description   string
+	Category      string
+	CommissionBps int32
+	Now           time.Time
+}
+
+// Updatable are the fields UpdateProduct may change.
+var Updatable = []string{"title", "description", "category", "affiliate_commission_bps"}
+
+// SetSkuPrice changes a SKU's unit price for the orders placed after it.
+type SetSkuPrice struct {
+	SkuID string
+	Price money.Money
+	Now   time.Time
+}
+
+// AddSKU adds a SKU with its initial stock, under the rules of
+// CreateProduct's SKUs.
+type AddSKU struct {
+	SKU SKUSpec
+	Now time.Time
+}
+
+// ArchiveProduct stops selling the product. Archiving an archived product
+// decides nothing.
+type ArchiveProduct struct {
+	Reason string
+	Now    time.Time
+}
+
 // Products is the product aggregate: every command but CreateProduct
 // needs a product that was created.
 var Products = createdBy[Product, ProductCommand, CreateProduct]("product", func(id string) Product { return Product{ID: id} }, evolveProduct, CloneProduct)
@@ -353,6 +394,148 @@ func currencyProblem(err error) string {
 	return "must be a three-letter upper-case ISO 4217 code such as \"EUR\""
 }
 
+// archived is ErrProductArchived for what the archived product s refuses.
+func (s Product) archived(what string) error {
+	return refuse(ErrProductArchived, "product %s was archived at %s: it takes no %s", s.ID, s.ArchivedAt.Format(time.RFC3339), what)
+}
+
+// orderable is nil if the product takes an order placed at placedAt:
+// unless it is archived, or the order was placed before it was (the
+// order service had priced it already; zero: not known, refused).
+func (s Product) orderable(placedAt time.Time) error {
+	if !s.Archived || (!placedAt.IsZero() && placedAt.Before(s.ArchivedAt)) {
+		return nil
+	}
+	return s.archived("new orders")
+}
+
+func (c UpdateProduct) decide(s Product) ([]proto.Message, error) {
+	var v fault.Violations
+	if len(c.Fields) == 0 {
+		v.Add("update_mask", "name at least one of %s", strings.Join(Updatable, ", "))
+	}
+	next := s
+	var changed []string
+	for _, f := range c.Fields {
+		switch f {
+		case "title":
+			if strings.TrimSpace(c.Title) == "" {
+				v.Add("title", "is required")
+			}
+			next.Title = c.Title
+		case "description":
+			next.Description = c.Description
+		case "category":
+			next.Category = c.Category
+		case "affiliate_commission_bps":
+			if c.CommissionBps < 0 || c.CommissionBps > MaxBps {
+				v.Add("affiliate_commission_bps", "must be between 0 and %d basis points, got %d", MaxBps, c.CommissionBps)
+			}
+			next.CommissionBps = c.CommissionBps
+		default:
+			v.Add("update_mask", "unknown field %q: the fields are %s", f, strings.Join(Updatable, ", "))
+		}
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if s.Archived {
+		return nil, s.archived("changes")
+	}
+	for f, ch := range map[string]bool{"title": next.Title != s.Title, "description": next.Description != s.Description,
+		"category": next.Category != s.Category, "affiliate_commission_bps": next.CommissionBps != s.CommissionBps} {
+		if ch {
+			changed = append(changed, f)
+		}
+	}
+	if len(changed) == 0 {
+		return nil, nil // as it is already
+	}
+	slices.SortFunc(changed, func(a, b string) int { return slices.Index(Updatable, a) - slices.Index(Updatable, b) })
+	return []proto.Message{&catalogv1.ProductUpdated{
+		ProductId: s.ID, Title: next.Title, Description: next.Description, Category: next.Category,
+		AffiliateCommissionBps: next.CommissionBps, ChangedFields: changed, UpdateTime: timestamppb.New(c.Now),
+	}}, nil
+}
+
+// currency is the currency every SKU of the product is priced in.
+func (s Product) currency() string {
+	if len(s.SKUs) == 0 {
+		return ""
+	}
+	return s.SKUs[0].Price.Currency
+}
+
+// checkPrice adds the violations of price for a SKU of s under field
+// (its ".currency_code" and ".amount_minor").
+func (s Product) checkPrice(v *fault.Violations, field string, price money.Money) {
+	switch err := money.ValidateCurrency(price.Currency); {
+	case err != nil:
+		v.Add(field+".currency_code", "%s", currencyProblem(err))
+	case s.currency() != "" && price.Currency != s.currency():
+		v.Add(field+".currency_code", "all SKUs of the product share one currency: want %s, got %s", s.currency(), price.Currency)
+	}
+	if price.Minor < 0 || price.Minor > money.MaxUnitPrice {
+		v.Add(field+".amount_minor", "must be between 0 and %d minor units (the highest unit price), got %d", int64(money.MaxUnitPrice), price.Minor)
+	}
+}
+
+func (c SetSkuPrice) decide(s Product) ([]proto.Message, error) {
+	var v fault.Violations
+	s.checkPrice(&v, "price", c.Price)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	k, ok := s.SKU(c.SkuID)
+	if !ok {
+		return nil, &NotFoundError{Resource: "sku", ID: c.SkuID}
+	}
+	if s.Archived {
+		return nil, s.archived("changes")
+	}
+	if k.Price == c.Price {
+		return nil, nil // priced so already
+	}
+	return []proto.Message{&catalogv1.SkuPriceChanged{
+		ProductId: s.ID, SkuId: k.ID, Price: c.Price.ToProto(), PreviousPrice: k.Price.ToProto(), ChangeTime: timestamppb.New(c.Now),
+	}}, nil
+}
+
+func (c AddSKU) decide(s Product) ([]proto.Message, error) {
+	var v fault.Violations
+	k := c.SKU
+	if !SKUCodePattern.MatchString(k.Code) {
+		v.Add("sku.code", "must be 1-32 lower-case letters, digits or '_'")
+	}
+	s.checkPrice(&v, "sku.price", k.Price)
+	if k.InitialStock < 0 || k.InitialStock > MaxUnits {
+		v.Add("sku.initial_stock", "must be between 0 and %d, got %d", int64(MaxUnits), k.InitialStock)
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	id := SKUID(s.ID, k.Code)
+	switch {
+	case s.skuIndex(id) >= 0:
+		return nil, &ExistsError{Resource: "sku", ID: id}
+	case s.Archived:
+		return nil, s.archived("new SKUs")
+	case len(s.SKUs) >= MaxSKUs:
+		return nil, refuse(ErrTooManySKUs, "product %s has %d SKUs, the most a product may have", s.ID, len(s.SKUs))
+	}
+	return []proto.Message{&catalogv1.SkuAdded{
+		ProductId: s.ID, Sku: &catalogv1.SkuCreated{SkuId: id, Code: k.Code, Title: k.Title, Price: k.Price.ToProto(), InitialStock: k.InitialStock},
+		AddTime: timestamppb.New(c.Now),
+	}}, nil
+}
+
+func (c ArchiveProduct) decide(s Product) ([]proto.Message, error) {
+	if s.Archived {
+		return nil, nil // archived already: nothing to do
+	}
+	return []proto.Message{&catalogv1.ProductArchived{ProductId: s.ID, VendorId: s.VendorID, Reason: c.Reason, ArchiveTime: timestamppb.New(c.Now)}}, nil
+}
+
 func (c AdjustStock) decide(s Product) ([]proto.Message, error) {
 	var v fault.Violations
 	if c.Delta == 0 {
@@ -395,6 +578,9 @@ func (c HoldStock) decide(s Product) ([]proto.Message, error) {
 	if !first {
 		return nil, err
 	}
+	if err := s.orderable(c.PlacedAt); err != nil {
+		return nil, err
+	}
 	if err := s.shortfall(lines); err != nil {
 		return nil, err
 	}
@@ -418,6 +604,10 @@ func (c ReserveStock) decide(s Product) ([]proto.Message, error) {
 	lines, first, err := s.firstHold(c.OrderID, c.Lines)
 	if !first {
 		return nil, err
+	}
+	if err := s.orderable(c.PlacedAt); err != nil {
+		k, _ := s.SKU(lines[0].SkuID) // available as it is: the refusal is no shortfall
+		return []proto.Message{c.refusal(lines[0].SkuID, lines[0].Quantity, k.Available, err.Error())}, nil
 	}
 	var short *InsufficientStockError
 	var missing *NotFoundError
@@ -578,6 +768,22 @@ func evolveProduct(s Product, e proto.Message) Product {
 				Available: k.GetInitialStock(),
 			})
 		}
+	case *catalogv1.ProductUpdated:
+		s.Title, s.Description, s.Category = e.GetTitle(), e.GetDescription(), e.GetCategory()
+		s.CommissionBps = e.GetAffiliateCommissionBps()
+	case *catalogv1.SkuPriceChanged:
+		if i := s.skuIndex(e.GetSkuId()); i >= 0 {
+			s.SKUs[i].Price = money.Money{Currency: e.GetPrice().GetCurrencyCode(), Minor: e.GetPrice().GetAmountMinor()}
+		}
+	case *catalogv1.SkuAdded:
+		k := e.GetSku()
+		s.SKUs = append(s.SKUs, SKU{
+			ID: k.GetSkuId(), Code: k.GetCode(), Title: k.GetTitle(),
+			Price:     money.Money{Currency: k.GetPrice().GetCurrencyCode(), Minor: k.GetPrice().GetAmountMinor()},
+			Available: k.GetInitialStock(),
+		})
+	case *catalogv1.ProductArchived:
+		s.Archived, s.ArchivedAt = true, e.GetArchiveTime().AsTime()
 	case *catalogv1.StockAdjusted:
 		s.moveStock(e.GetSkuId(), e.GetDelta(), func(k *SKU, n int64) { k.Available += n })
 	case *catalogv1.StockHeld:

@@ -63,7 +63,10 @@ type PinProduct struct {
 	ProductID     string
 	VendorID      string
 	CommissionBps int32
-	Now           time.Time
+	// Archived: the product is archived (the caller read it); a new pin
+	// is refused, a repeat of one made before is answered as such.
+	Archived bool
+	Now      time.Time
 }
 
 // UnpinProduct unpins a pinned product.
@@ -100,6 +103,9 @@ func (c StartSession) decide(s Session) ([]proto.Message, error) {
 }
 
 func (c PinProduct) decide(s Session) ([]proto.Message, error) {
+	if c.Archived {
+		return nil, refuse(ErrProductArchived, "product %s is archived: it takes no new pins", c.ProductID)
+	}
 	if s.openPin(c.ProductID) >= 0 {
 		return nil, refuse(ErrAlreadyPinned, "product %s is already pinned in session %s", c.ProductID, s.ID)
 	}

@@ -13,7 +13,12 @@ import (
 //	RPC                  | who may call it, on which resources
 //	---------------------+--------------------------------------------------------------
 //	RegisterVendor       | vendor:<vendor_id> (itself); platform; service
+//	SetVendorHandlingTime| vendor:<vendor_id> (itself); platform; service
 //	CreateProduct        | vendor:<vendor_id> (its own catalog); platform; service
+//	UpdateProduct        | vendor:<the product's vendor>; platform; service
+//	SetSkuPrice          | vendor:<the SKU's product's vendor>; platform; service
+//	AddSku               | vendor:<the product's vendor>; platform; service
+//	ArchiveProduct       | vendor:<the product's vendor>; platform; service
 //	AdjustStock          | vendor:<the SKU's product's vendor>; platform; service
 //	CreateAffiliateLink  | creator:<creator_id> (itself); platform; service
 //	StartLiveSession     | creator:<creator_id> (itself); platform; service
@@ -33,19 +38,24 @@ import (
 // call: from the request, or from the stored resource when the request
 // names only its id.
 var policy = auth.Access{
-	"RegisterVendor":      auth.Allow(auth.Vendor, auth.Platform, auth.Service),
-	"CreateProduct":       auth.Allow(auth.Vendor, auth.Platform, auth.Service),
-	"AdjustStock":         auth.Allow(auth.Vendor, auth.Platform, auth.Service),
-	"CreateAffiliateLink": auth.Allow(auth.Creator, auth.Platform, auth.Service),
-	"StartLiveSession":    auth.Allow(auth.Creator, auth.Platform, auth.Service),
-	"PinProduct":          auth.Allow(auth.Creator, auth.Platform, auth.Service),
-	"UnpinProduct":        auth.Allow(auth.Creator, auth.Platform, auth.Service),
-	"EndLiveSession":      auth.Allow(auth.Creator, auth.Platform, auth.Service),
-	"GetVendor":           auth.Open,
-	"GetProduct":          auth.Open,
-	"ListProducts":        auth.Open,
-	"GetAffiliateLink":    auth.Open,
-	"GetLiveSession":      auth.Open,
+	"RegisterVendor":        auth.Allow(auth.Vendor, auth.Platform, auth.Service),
+	"SetVendorHandlingTime": auth.Allow(auth.Vendor, auth.Platform, auth.Service),
+	"CreateProduct":         auth.Allow(auth.Vendor, auth.Platform, auth.Service),
+	"UpdateProduct":         auth.Allow(auth.Vendor, auth.Platform, auth.Service),
+	"SetSkuPrice":           auth.Allow(auth.Vendor, auth.Platform, auth.Service),
+	"AddSku":                auth.Allow(auth.Vendor, auth.Platform, auth.Service),
+	"ArchiveProduct":        auth.Allow(auth.Vendor, auth.Platform, auth.Service),
+	"AdjustStock":           auth.Allow(auth.Vendor, auth.Platform, auth.Service),
+	"CreateAffiliateLink":   auth.Allow(auth.Creator, auth.Platform, auth.Service),
+	"StartLiveSession":      auth.Allow(auth.Creator, auth.Platform, auth.Service),
+	"PinProduct":            auth.Allow(auth.Creator, auth.Platform, auth.Service),
+	"UnpinProduct":          auth.Allow(auth.Creator, auth.Platform, auth.Service),
+	"EndLiveSession":        auth.Allow(auth.Creator, auth.Platform, auth.Service),
+	"GetVendor":             auth.Open,
+	"GetProduct":            auth.Open,
+	"ListProducts":          auth.Open,
+	"GetAffiliateLink":      auth.Open,
+	"GetLiveSession":        auth.Open,
 }
 
 // authorize checks the caller in ctx against rpc's row of the policy;

@@ -1,19 +1,26 @@
 package grpcapi
 
 import (
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	"github.com/custody/custody/pkg/protoconv"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	"github.com/custody/custody/services/catalog/domain"
 )
 
 func vendorToProto(v domain.Vendor) *catalogv1.Vendor {
-	return &catalogv1.Vendor{VendorId: v.ID, DisplayName: v.DisplayName, CountryCode: v.CountryCode, RegisteredTime: protoconv.Timestamp(v.RegisteredAt)}
+	out := &catalogv1.Vendor{VendorId: v.ID, DisplayName: v.DisplayName, CountryCode: v.CountryCode, RegisteredTime: protoconv.Timestamp(v.RegisteredAt)}
+	if v.HandlingTime > 0 {
+		out.HandlingTime = durationpb.New(v.HandlingTime)
+	}
+	return out
 }
 
 func productToProto(p domain.Product) *catalogv1.Product {
 	out := &catalogv1.Product{
 		ProductId: p.ID, VendorId: p.VendorID, Title: p.Title, Description: p.Description, Category: p.Category,
 		AffiliateCommissionBps: p.CommissionBps, CreateTime: protoconv.Timestamp(p.CreatedAt),
+		Archived: p.Archived, ArchiveTime: protoconv.Timestamp(p.ArchivedAt),
 	}
 	for _, k := range p.SKUs {
 		out.Skus = append(out.Skus, &catalogv1.Sku{

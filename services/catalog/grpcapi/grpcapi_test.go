@@ -29,6 +29,11 @@ func TestPolicy(t *testing.T) {
 		authtest.Case{RPC: "RegisterVendor", Out: []string{"vendor:v1"}},
 		authtest.Case{RPC: "EndLiveSession", Owners: "creator:c1", In: []string{"service"}},
 		authtest.Case{RPC: "NoSuchRPC", Out: []string{"platform"}},
+		authtest.Case{RPC: "SetVendorHandlingTime", Owners: "vendor:v1", In: []string{"vendor:v1", "platform", "service"}, Out: []string{"vendor:v2", "support", "creator:v1"}},
+		authtest.Case{RPC: "UpdateProduct", Owners: "vendor:v1", In: []string{"vendor:v1", "platform"}, Out: []string{"vendor:v2", "support", "buyer:v1"}},
+		authtest.Case{RPC: "SetSkuPrice", Owners: "vendor:v1", In: []string{"vendor:v1", "service"}, Out: []string{"vendor:v2", "support"}},
+		authtest.Case{RPC: "AddSku", Owners: "vendor:v1", In: []string{"vendor:v1"}, Out: []string{"creator:v1", "support"}},
+		authtest.Case{RPC: "ArchiveProduct", Owners: "vendor:v1", In: []string{"vendor:v1", "platform"}, Out: []string{"vendor:v2", "support", "buyer:b1"}},
 	)
 }
 
@@ -50,6 +55,8 @@ func TestToStatus(t *testing.T) {
 	apierrtest.ToStatus(t, s.toStatus,
 		apierrtest.Case{Err: &domain.InsufficientStockError{SkuID: "p1-a", Requested: 2}, Code: codes.FailedPrecondition, Reason: "INSUFFICIENT_STOCK"},
 		apierrtest.Case{Err: domain.ErrSessionEnded, Code: codes.FailedPrecondition, Reason: "SESSION_ENDED"},
+		apierrtest.Case{Err: domain.ErrProductArchived, Code: codes.FailedPrecondition, Reason: "PRODUCT_ARCHIVED"},
+		apierrtest.Case{Err: domain.ErrTooManySKUs, Code: codes.FailedPrecondition, Reason: "TOO_MANY_SKUS"},
 	)
 }
 

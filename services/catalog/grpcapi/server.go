@@ -24,6 +24,7 @@ import (
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/money"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	"github.com/custody/custody/services/catalog/app"
 	"github.com/custody/custody/services/catalog/domain"
@@ -68,11 +69,105 @@ func (s *Server) RegisterVendor(ctx context.Context, r *catalogv1.RegisterVendor
 	}
 	v, err := s.App.RegisterVendor(ctx, call(ctx, rpc, r.GetVendorId(), r), domain.RegisterVendor{
 		VendorID: r.GetVendorId(), DisplayName: r.GetDisplayName(), CountryCode: r.GetCountryCode(),
+		HandlingTime: r.GetHandlingTime().AsDuration(),
 	})
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
 	return &catalogv1.RegisterVendorResponse{Vendor: vendorToProto(v)}, nil
+}
+
+// SetVendorHandlingTime implements CatalogService.
+func (s *Server) SetVendorHandlingTime(ctx context.Context, r *catalogv1.SetVendorHandlingTimeRequest) (*catalogv1.SetVendorHandlingTimeResponse, error) {
+	const rpc = "SetVendorHandlingTime"
+	ht, invalid := validateSetVendorHandlingTime(r)
+	if err := admit(ctx, rpc, invalid, r.GetVendorId()); err != nil {
+		return nil, err
+	}
+	if _, err := s.App.Vendor(ctx, r.GetVendorId()); err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	v, err := s.App.SetVendorHandlingTime(ctx, call(ctx, rpc, r.GetVendorId(), r), r.GetVendorId(), domain.SetHandlingTime{HandlingTime: ht})
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return &catalogv1.SetVendorHandlingTimeResponse{Vendor: vendorToProto(v)}, nil
+}
+
+// admitOnProduct is admit for an RPC on a product, which its vendor owns:
+// a valid request's product is loaded to authorize the caller on it.
+func (s *Server) admitOnProduct(ctx context.Context, rpc string, invalid error, productID string) error {
+	if invalid != nil {
+		return invalid
+	}
+	p, err := s.App.Product(ctx, productID)
+	if err != nil {
+		return s.toStatus(ctx, err)
+	}
+	return authorize(ctx, rpc, p.VendorID)
+}
+
+// UpdateProduct implements CatalogService.
+func (s *Server) UpdateProduct(ctx context.Context, r *catalogv1.UpdateProductRequest) (*catalogv1.UpdateProductResponse, error) {
+	const rpc = "UpdateProduct"
+	cmd, invalid := updateProductCommand(r)
+	if err := s.admitOnProduct(ctx, rpc, invalid, r.GetProductId()); err != nil {
+		return nil, err
+	}
+	p, err := s.App.UpdateProduct(ctx, call(ctx, rpc, r.GetProductId(), r), r.GetProductId(), cmd)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return &catalogv1.UpdateProductResponse{Product: productToProto(p)}, nil
+}
+
+// SetSkuPrice implements CatalogService.
+func (s *Server) SetSkuPrice(ctx context.Context, r *catalogv1.SetSkuPriceRequest) (*catalogv1.SetSkuPriceResponse, error) {
+	const rpc = "SetSkuPrice"
+	if err := validateSetSkuPrice(r); err != nil {
+		return nil, err
+	}
+	p, err := s.App.ProductOfSKU(ctx, r.GetSkuId())
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	if err := authorize(ctx, rpc, p.VendorID); err != nil {
+		return nil, err
+	}
+	p, err = s.App.SetSkuPrice(ctx, call(ctx, rpc, r.GetSkuId(), r), domain.SetSkuPrice{
+		SkuID: r.GetSkuId(), Price: money.Money{Currency: r.GetPrice().GetCurrencyCode(), Minor: r.GetPrice().GetAmountMinor()},
+	})
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return &catalogv1.SetSkuPriceResponse{Product: productToProto(p)}, nil
+}
+
+// AddSku implements CatalogService.
+func (s *Server) AddSku(ctx context.Context, r *catalogv1.AddSkuRequest) (*catalogv1.AddSkuResponse, error) {
+	const rpc = "AddSku"
+	cmd, invalid := addSkuCommand(r)
+	if err := s.admitOnProduct(ctx, rpc, invalid, r.GetProductId()); err != nil {
+		return nil, err
+	}
+	p, err := s.App.AddSKU(ctx, call(ctx, rpc, r.GetProductId(), r), r.GetProductId(), cmd)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return &catalogv1.AddSkuResponse{Product: productToProto(p)}, nil
+}
+
+// ArchiveProduct implements CatalogService.
+func (s *Server) ArchiveProduct(ctx context.Context, r *catalogv1.ArchiveProductRequest) (*catalogv1.ArchiveProductResponse, error) {
+	const rpc = "ArchiveProduct"
+	if err := s.admitOnProduct(ctx, rpc, validateArchiveProduct(r), r.GetProductId()); err != nil {
+		return nil, err
+	}
+	p, err := s.App.ArchiveProduct(ctx, call(ctx, rpc, r.GetProductId(), r), r.GetProductId(), domain.ArchiveProduct{Reason: r.GetReason()})
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return &catalogv1.ArchiveProductResponse{Product: productToProto(p)}, nil
 }
 
 // GetVendor implements CatalogService.

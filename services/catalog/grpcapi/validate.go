@@ -4,13 +4,18 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/money"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
+	typev1 "github.com/custody/custody/proto/custody/type/v1"
 	"github.com/custody/custody/services/catalog/domain"
 )
 
@@ -76,6 +81,7 @@ func (c *checker) text(field, v string, max int, required bool) {
 
 func validateRegisterVendor(r *catalogv1.RegisterVendorRequest) error {
 	var c checker
+	c.handlingTime(r.GetHandlingTime())
 	c.requestID(r.GetRequestId())
 	c.vendorID("vendor_id", r.GetVendorId())
 	c.text("display_name", r.GetDisplayName(), maxName, true)
@@ -131,6 +137,119 @@ func parentField(f string) string {
 		return f[:i]
 	}
 	return f
+}
+
+// handlingTime checks an optional handling time (nil: the platform's
+// default) and returns it, 0 for none.
+func (c *checker) handlingTime(d *durationpb.Duration) time.Duration {
+	if d == nil {
+		return 0
+	}
+	ht := d.AsDuration()
+	if d.CheckValid() != nil || ht < domain.MinHandlingTime || ht > domain.MaxHandlingTime || ht%time.Second != 0 {
+		c.Addf("handling_time", "must be whole seconds from %s to %s, or unset for the platform's default", domain.MinHandlingTime, domain.MaxHandlingTime)
+		return 0
+	}
+	return ht
+}
+
+func validateSetVendorHandlingTime(r *catalogv1.SetVendorHandlingTimeRequest) (time.Duration, error) {
+	var c checker
+	c.requestID(r.GetRequestId())
+	c.vendorID("vendor_id", r.GetVendorId())
+	ht := c.handlingTime(r.GetHandlingTime())
+	return ht, c.Err()
+}
+
+// updateProductCommand validates an UpdateProductRequest and converts it:
+// the fields named in update_mask must be known and valid; the others are
+// ignored.
+func updateProductCommand(r *catalogv1.UpdateProductRequest) (domain.UpdateProduct, error) {
+	var c checker
+	c.requestID(r.GetRequestId())
+	c.assignedID("product_id", r.GetProductId())
+	cmd := domain.UpdateProduct{Title: r.GetTitle(), Description: r.GetDescription(), Category: r.GetCategory(), CommissionBps: r.GetAffiliateCommissionBps()}
+	paths := r.GetUpdateMask().GetPaths()
+	if len(paths) == 0 {
+		c.Addf("update_mask", "name the fields to change: %s", strings.Join(domain.Updatable, ", "))
+	}
+	seen := map[string]bool{}
+	for _, f := range paths {
+		switch {
+		case !slices.Contains(domain.Updatable, f):
+			c.Addf("update_mask", "unknown field %q: the fields are %s", f, strings.Join(domain.Updatable, ", "))
+			continue
+		case seen[f]:
+			continue
+		}
+		seen[f] = true
+		cmd.Fields = append(cmd.Fields, f)
+		switch f {
+		case "title":
+			c.text("title", r.GetTitle(), maxName, true)
+		case "description":
+			c.text("description", r.GetDescription(), maxDescription, false)
+		case "category":
+			c.text("category", r.GetCategory(), maxCategory, false)
+		case "affiliate_commission_bps":
+			if b := r.GetAffiliateCommissionBps(); b < 0 || b > domain.MaxBps {
+				c.Addf("affiliate_commission_bps", "must be between 0 and %d basis points, got %d", domain.MaxBps, b)
+			}
+		}
+	}
+	return cmd, c.Err()
+}
+
+func validateSetSkuPrice(r *catalogv1.SetSkuPriceRequest) error {
+	var c checker
+	c.requestID(r.GetRequestId())
+	c.skuID("sku_id", r.GetSkuId())
+	c.price("price", r.GetPrice())
+	return c.Err()
+}
+
+// price checks what a price is without its product: present, a currency,
+// an amount within bounds (the product checks its currency).
+func (c *checker) price(field string, m *typev1.Money) {
+	if m == nil {
+		c.Add(field, "is required")
+		return
+	}
+	if err := money.ValidateCurrency(m.GetCurrencyCode()); err != nil {
+		c.Add(field+".currency_code", `must be a supported ISO 4217 code such as "EUR"`)
+	}
+	if a := m.GetAmountMinor(); a < 0 || a > money.MaxUnitPrice {
+		c.Addf(field+".amount_minor", "must be between 0 and %d minor units (the highest unit price), got %d", int64(money.MaxUnitPrice), a)
+	}
+}
+
+func addSkuCommand(r *catalogv1.AddSkuRequest) (domain.AddSKU, error) {
+	var c checker
+	c.requestID(r.GetRequestId())
+	c.assignedID("product_id", r.GetProductId())
+	k := r.GetSku()
+	if k == nil {
+		c.Add("sku", "is required")
+		return domain.AddSKU{}, c.Err()
+	}
+	if !domain.SKUCodePattern.MatchString(k.GetCode()) {
+		c.Add("sku.code", "must be 1-32 lower-case letters, digits or '_'")
+	}
+	c.text("sku.title", k.GetTitle(), maxName, false)
+	c.price("sku.price", k.GetPrice())
+	if n := k.GetInitialStock(); n < 0 || n > domain.MaxUnits {
+		c.Addf("sku.initial_stock", "must be between 0 and %d, got %d", int64(domain.MaxUnits), n)
+	}
+	return domain.AddSKU{SKU: domain.SKUSpec{Code: k.GetCode(), Title: k.GetTitle(), InitialStock: k.GetInitialStock(),
+		Price: money.Money{Currency: k.GetPrice().GetCurrencyCode(), Minor: k.GetPrice().GetAmountMinor()}}}, c.Err()
+}
+
+func validateArchiveProduct(r *catalogv1.ArchiveProductRequest) error {
+	var c checker
+	c.requestID(r.GetRequestId())
+	c.assignedID("product_id", r.GetProductId())
+	c.text("reason", r.GetReason(), maxReason, false)
+	return c.Err()
 }
 
 func validateAdjustStock(r *catalogv1.AdjustStockRequest) error {

@@ -28,7 +28,8 @@ func (s *Service) OrderRoutes() projection.Routes {
 }
 
 // requestFulfilments: OrderConfirmed requests one fulfilment per vendor
-// part (ship-by = confirm time + HandlingTime).
+// part (ship-by = confirm time + the vendor's handling time, or
+// HandlingTime for a vendor that set none).
 func (s *Service) requestFulfilments(ctx context.Context, rec eventstore.RecordedEvent, p *orderv1.OrderConfirmed) error {
 	confirmed := s.d.Clock.Now()
 	if p.GetConfirmTime() != nil {
@@ -40,8 +41,12 @@ func (s *Service) requestFulfilments(ctx context.Context, rec eventstore.Recorde
 		lines[l.GetLineId()] = l
 	}
 	for _, part := range p.GetParts() {
+		handling, err := s.handlingTime(ctx, part.GetVendorId())
+		if err != nil {
+			return err
+		}
 		cmd := domain.RequestFulfilment{OrderID: p.GetOrderId(), VendorID: part.GetVendorId(), BuyerID: p.GetBuyerId(),
-			Address: p.GetShippingAddress(), ShipBy: confirmed.Add(s.cfg.HandlingTime), Time: s.d.Clock.Now()}
+			Address: p.GetShippingAddress(), ShipBy: confirmed.Add(handling), Time: s.d.Clock.Now()}
 		for _, id := range part.GetLineIds() {
 			l, ok := lines[id]
 			if !ok {
@@ -50,7 +55,7 @@ func (s *Service) requestFulfilments(ctx context.Context, rec eventstore.Recorde
 			cmd.Lines = append(cmd.Lines, domain.Line{LineID: id, SKUID: l.GetSkuId(), Quantity: l.GetQuantity()})
 		}
 		fid := domain.FulfilmentID(p.GetOrderId(), part.GetVendorId())
-		_, err := s.h.Handle(ctx, es.Command[domain.Command]{
+		_, err = s.h.Handle(ctx, es.Command[domain.Command]{
 			AggregateID: fid, ID: es.DeriveID("request", rec.ID, fid), Body: cmd,
 			Meta: es.Meta{CorrelationID: p.GetOrderId(), Actor: "service:fulfilment"},
 		})

@@ -42,7 +42,8 @@ import (
 // Config tunes the service. Zero fields take the defaults.
 type Config struct {
 	// HandlingTime is how long a vendor has to ship after the order is
-	// confirmed (ship-by = confirm time + HandlingTime). Default 3 days.
+	// confirmed (ship-by = confirm time + HandlingTime), unless the vendor
+	// set its own in the catalog (VendorTimes). Default 3 days.
 	HandlingTime time.Duration
 	// ShipByPolicy says what a missed deadline does. Its zero value cancels
 	// at once; Options in the module default to a 1-day grace period.
@@ -109,6 +110,7 @@ type Service struct {
 	h         *es.Handler[domain.Fulfilment, domain.Command]
 	tracking  *es.Handler[domain.Tracking, domain.ClaimTracking]
 	rm        *ReadModel
+	vendors   *VendorTimes
 	deadlines *deadline.Scheduler
 	orders    *projection.Upstream // opened by the first order lookup
 
@@ -123,12 +125,17 @@ func New(cfg Config, d Deps) *Service {
 		h:        es.NewHandler(domain.Decider, d.Store, d.Handlers),
 		tracking: es.NewHandler(domain.Trackings, d.Store, d.Handlers),
 		orders:   projection.NewUpstream("order", d.Open),
+		vendors:  NewVendorTimes(),
 	}
 	s.rm = NewReadModel(s.trackDeadline)
 	s.deadlines = deadline.NewStored("fulfilment", d.Clock, d.Logger,
 		deadline.Stored{Store: s.rm, Fire: s.MissShipBy, Held: s.cfg.DeadlinesHeld})
 	return s
 }
+
+// VendorTimes is the vendors' handling times, to be fed the catalog's
+// events.
+func (s *Service) VendorTimes() *VendorTimes { return s.vendors }
 
 // Config is the service's configuration, defaults applied.
 func (s *Service) Config() Config { return s.cfg }

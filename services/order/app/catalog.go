@@ -32,6 +32,7 @@ type CatalogView struct {
 	links    map[string]domain.Link
 	sessions map[string]*domain.Session
 	vendors  map[string]string // id -> display name
+	titles   map[string]string // product id -> title, for the SKUs added without one
 
 	// What the view knows of a SKU's stock, to refuse at once orders the
 	// catalog would refuse (stock.go). total is every unit the SKU was
@@ -53,7 +54,7 @@ type CatalogView struct {
 // NewCatalogView returns an empty view.
 func NewCatalogView() *CatalogView {
 	return &CatalogView{pos: projection.New(), skus: map[string]domain.SKU{}, links: map[string]domain.Link{},
-		sessions: map[string]*domain.Session{}, vendors: map[string]string{},
+		sessions: map[string]*domain.Session{}, vendors: map[string]string{}, titles: map[string]string{},
 		total: map[string]int64{}, atMost: map[string]int64{}, epoch: map[string]uint64{}, productSKUs: map[string][]string{}}
 }
 
@@ -124,7 +125,8 @@ func (v *CatalogView) Stock(skuID string) SKUStock {
 var catalogViewTypes = setOf(projection.EventTypes(&catalogv1.VendorRegistered{}, &catalogv1.ProductCreated{},
 	&catalogv1.AffiliateLinkCreated{}, &catalogv1.LiveSessionStarted{}, &catalogv1.ProductPinned{},
 	&catalogv1.ProductUnpinned{}, &catalogv1.LiveSessionEnded{}, &catalogv1.StockReservationFailed{},
-	&catalogv1.StockAdjusted{}))
+	&catalogv1.StockAdjusted{}, &catalogv1.SkuAdded{}, &catalogv1.SkuPriceChanged{}, &catalogv1.ProductArchived{},
+	&catalogv1.ProductUpdated{}))
 
 // returnsUnits are the catalog events that may make units of a product
 // available again: each forgets the refusal bounds of that product's SKUs.
@@ -159,19 +161,28 @@ func (v *CatalogView) Apply(e eventstore.RecordedEvent) {
 	case *catalogv1.VendorRegistered:
 		v.vendors[p.GetVendorId()] = p.GetDisplayName()
 	case *catalogv1.ProductCreated:
+		v.titles[p.GetProductId()] = p.GetTitle()
 		for _, s := range p.GetSkus() {
-			id := s.GetSkuId()
-			if id == "" {
-				id = p.GetProductId() + "-" + s.GetCode()
-			}
-			title := s.GetTitle()
-			if title == "" {
-				title = p.GetTitle()
-			}
-			v.skus[id] = domain.SKU{SKUID: id, ProductID: p.GetProductId(), VendorID: p.GetVendorId(), Title: title,
-				Price: money.Money{Currency: s.GetPrice().GetCurrencyCode(), Minor: s.GetPrice().GetAmountMinor()}}
-			v.productSKUs[e.Stream] = append(v.productSKUs[e.Stream], id)
-			v.total[id] = s.GetInitialStock()
+			v.addSKU(e.Stream, p.GetProductId(), p.GetVendorId(), s)
+		}
+	case *catalogv1.ProductUpdated:
+		// A SKU's line title is its own; the product's only for SKUs that
+		// have none, added from now on.
+		v.titles[p.GetProductId()] = p.GetTitle()
+	case *catalogv1.SkuAdded:
+		if skus := v.productSKUs[e.Stream]; len(skus) > 0 {
+			first := v.skus[skus[0]] // every product has one, with its vendor
+			v.addSKU(e.Stream, first.ProductID, first.VendorID, p.GetSku())
+		}
+	case *catalogv1.SkuPriceChanged:
+		// Orders placed from now on pay it; an order keeps its own.
+		if s, ok := v.skus[p.GetSkuId()]; ok {
+			s.Price = money.Money{Currency: p.GetPrice().GetCurrencyCode(), Minor: p.GetPrice().GetAmountMinor()}
+			v.skus[p.GetSkuId()] = s
+		}
+	case *catalogv1.ProductArchived:
+		for _, id := range v.productSKUs[e.Stream] {
+			v.setArchived(id)
 		}
 	case *catalogv1.StockAdjusted:
 		if _, ok := v.total[p.GetSkuId()]; ok {
@@ -203,6 +214,31 @@ func (v *CatalogView) Apply(e eventstore.RecordedEvent) {
 				s.Pins[i].Until = p.GetEndTime().AsTime()
 			}
 		}
+	}
+}
+
+// addSKU adds a SKU of a product (its stream, id and vendor) as the
+// catalog created it.
+func (v *CatalogView) addSKU(stream, productID, vendorID string, s *catalogv1.SkuCreated) {
+	id := s.GetSkuId()
+	if id == "" {
+		id = productID + "-" + s.GetCode()
+	}
+	title := s.GetTitle()
+	if title == "" {
+		title = v.titles[productID]
+	}
+	v.skus[id] = domain.SKU{SKUID: id, ProductID: productID, VendorID: vendorID, Title: title,
+		Price: money.Money{Currency: s.GetPrice().GetCurrencyCode(), Minor: s.GetPrice().GetAmountMinor()}}
+	v.productSKUs[stream] = append(v.productSKUs[stream], id)
+	v.total[id] = s.GetInitialStock()
+}
+
+// setArchived marks a SKU's product archived: PlaceOrder refuses it.
+func (v *CatalogView) setArchived(skuID string) {
+	if s, ok := v.skus[skuID]; ok {
+		s.Archived = true
+		v.skus[skuID] = s
 	}
 }
 

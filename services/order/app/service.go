@@ -184,7 +184,8 @@ func (s *Service) place(ctx context.Context, id string, req PlaceOrder) (OrderVi
 	}
 	now := s.d.Clock.Now()
 	lines, attr, v := s.price(req, now)
-	if len(v) > 0 {
+	switch {
+	case len(v) > 0:
 		// Read your writes: the catalog may have just created the SKU, the
 		// link or the pin this order names.
 		if err := s.catchUpCatalog(ctx); err != nil {
@@ -193,6 +194,19 @@ func (s *Service) place(ctx context.Context, id string, req PlaceOrder) (OrderVi
 		if lines, attr, v = s.price(req, now); len(v) > 0 {
 			return OrderView{}, v.Err()
 		}
+	case !domain.Pays(lines, req.Payment.Amount):
+		// The buyer may pay a price the catalog set a moment ago, which
+		// the view has not folded yet: catch up and price again. If the
+		// view cannot, the aggregate answers with the total it has
+		// (payment.amount).
+		if s.catchUpCatalog(ctx) == nil {
+			if lines, attr, v = s.price(req, now); len(v) > 0 {
+				return OrderView{}, v.Err()
+			}
+		}
+	}
+	if err := domain.CheckOnSale(req.Lines, s.catalog.SKU); err != nil {
+		return OrderView{}, err
 	}
 	if err := s.gate.admit(id, lines); err != nil {
 		return OrderView{}, err

@@ -29,4 +29,7 @@ const (
 	// ReasonOutOfStock: PlaceOrder asked for more units than the catalog
 	// has said it has; nothing is stored.
 	ReasonOutOfStock = "OUT_OF_STOCK"
+	// ReasonProductArchived: PlaceOrder named a SKU of a product its
+	// vendor archived; nothing is stored.
+	ReasonProductArchived = "PRODUCT_ARCHIVED"
 )

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/money"
 )
 
@@ -29,6 +30,8 @@ type SKU struct {
 	VendorID  string
 	Title     string
 	Price     money.Money
+	// Archived: its product takes no new orders.
+	Archived bool
 }
 
 // CheckLineRequests checks the shape of the requested lines, what needs no
@@ -109,6 +112,34 @@ func PriceLines(reqs []LineRequest, find func(skuID string) (SKU, bool)) ([]Line
 		return nil, v
 	}
 	return lines, nil
+}
+
+// CheckOnSale refuses an order with a line of an archived product
+// (find looks a SKU up; unknown SKUs are PriceLines' to name):
+// FailedPrecondition PRODUCT_ARCHIVED, naming the product and the line.
+func CheckOnSale(reqs []LineRequest, find func(skuID string) (SKU, bool)) error {
+	for i, r := range reqs {
+		if sku, ok := find(r.SKUID); ok && sku.Archived {
+			return fault.Precondition(ReasonProductArchived, "lines[%d]: product %s (SKU %s) is archived: it takes no new orders", i, sku.ProductID, r.SKUID)
+		}
+	}
+	return nil
+}
+
+// Pays reports whether amount is what lines, priced by PriceLines, cost
+// in all.
+func Pays(lines []Line, amount money.Money) bool {
+	if len(lines) == 0 {
+		return false
+	}
+	total := money.Money{Currency: lines[0].UnitPrice.Currency}
+	for _, l := range lines {
+		var err error
+		if total, err = total.Add(l.LineTotal); err != nil {
+			return false
+		}
+	}
+	return total == amount
 }
 
 // Split groups lines into one part per vendor, in order of each vendor's

@@ -10,6 +10,8 @@ import (
 	v1 "github.com/custody/custody/proto/custody/type/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -34,8 +36,11 @@ type Vendor struct {
 	CountryCode string `protobuf:"bytes,3,opt,name=country_code,json=countryCode,proto3" json:"country_code,omitempty"`
 	// When the vendor registered.
 	RegisteredTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=registered_time,json=registeredTime,proto3" json:"registered_time,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// How long the vendor takes to ship an order part after the order is
+	// confirmed (its ship-by deadline); unset: the platform's default.
+	HandlingTime  *durationpb.Duration `protobuf:"bytes,5,opt,name=handling_time,json=handlingTime,proto3" json:"handling_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Vendor) Reset() {
@@ -92,6 +97,13 @@ func (x *Vendor) GetCountryCode() string {
 func (x *Vendor) GetRegisteredTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.RegisteredTime
+	}
+	return nil
+}
+
+func (x *Vendor) GetHandlingTime() *durationpb.Duration {
+	if x != nil {
+		return x.HandlingTime
 	}
 	return nil
 }
@@ -215,7 +227,11 @@ type Product struct {
 	// Variants with stock.
 	Skus []*Sku `protobuf:"bytes,7,rep,name=skus,proto3" json:"skus,omitempty"`
 	// When it was created.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// True once archived: it takes no new orders, links or pins.
+	Archived bool `protobuf:"varint,9,opt,name=archived,proto3" json:"archived,omitempty"`
+	// When it was archived; unset while it is on sale.
+	ArchiveTime   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=archive_time,json=archiveTime,proto3" json:"archive_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -306,6 +322,20 @@ func (x *Product) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Product) GetArchived() bool {
+	if x != nil {
+		return x.Archived
+	}
+	return false
+}
+
+func (x *Product) GetArchiveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ArchiveTime
+	}
+	return nil
+}
+
 // SkuSpec describes a SKU to create.
 type SkuSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -391,7 +421,10 @@ type RegisterVendorRequest struct {
 	// Name shown to buyers.
 	DisplayName string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	// ISO 3166-1 alpha-2 country code.
-	CountryCode   string `protobuf:"bytes,4,opt,name=country_code,json=countryCode,proto3" json:"country_code,omitempty"`
+	CountryCode string `protobuf:"bytes,4,opt,name=country_code,json=countryCode,proto3" json:"country_code,omitempty"`
+	// Optional handling time, 1 hour to 30 days in whole seconds; unset: the
+	// platform's default.
+	HandlingTime  *durationpb.Duration `protobuf:"bytes,5,opt,name=handling_time,json=handlingTime,proto3" json:"handling_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -454,6 +487,13 @@ func (x *RegisterVendorRequest) GetCountryCode() string {
 	return ""
 }
 
+func (x *RegisterVendorRequest) GetHandlingTime() *durationpb.Duration {
+	if x != nil {
+		return x.HandlingTime
+	}
+	return nil
+}
+
 // RegisterVendorResponse returns the vendor.
 type RegisterVendorResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -500,6 +540,117 @@ func (x *RegisterVendorResponse) GetVendor() *Vendor {
 	return nil
 }
 
+// SetVendorHandlingTimeRequest sets or clears a vendor's handling time.
+type SetVendorHandlingTimeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The vendor.
+	VendorId string `protobuf:"bytes,2,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// 1 hour to 30 days in whole seconds; unset: back to the platform's
+	// default.
+	HandlingTime  *durationpb.Duration `protobuf:"bytes,3,opt,name=handling_time,json=handlingTime,proto3" json:"handling_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetVendorHandlingTimeRequest) Reset() {
+	*x = SetVendorHandlingTimeRequest{}
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetVendorHandlingTimeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetVendorHandlingTimeRequest) ProtoMessage() {}
+
+func (x *SetVendorHandlingTimeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetVendorHandlingTimeRequest.ProtoReflect.Descriptor instead.
+func (*SetVendorHandlingTimeRequest) Descriptor() ([]byte, []int) {
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SetVendorHandlingTimeRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SetVendorHandlingTimeRequest) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *SetVendorHandlingTimeRequest) GetHandlingTime() *durationpb.Duration {
+	if x != nil {
+		return x.HandlingTime
+	}
+	return nil
+}
+
+// SetVendorHandlingTimeResponse returns the vendor.
+type SetVendorHandlingTimeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The vendor.
+	Vendor        *Vendor `protobuf:"bytes,1,opt,name=vendor,proto3" json:"vendor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetVendorHandlingTimeResponse) Reset() {
+	*x = SetVendorHandlingTimeResponse{}
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetVendorHandlingTimeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetVendorHandlingTimeResponse) ProtoMessage() {}
+
+func (x *SetVendorHandlingTimeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetVendorHandlingTimeResponse.ProtoReflect.Descriptor instead.
+func (*SetVendorHandlingTimeResponse) Descriptor() ([]byte, []int) {
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SetVendorHandlingTimeResponse) GetVendor() *Vendor {
+	if x != nil {
+		return x.Vendor
+	}
+	return nil
+}
+
 // GetVendorRequest names a vendor.
 type GetVendorRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -511,7 +662,7 @@ type GetVendorRequest struct {
 
 func (x *GetVendorRequest) Reset() {
 	*x = GetVendorRequest{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[6]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -523,7 +674,7 @@ func (x *GetVendorRequest) String() string {
 func (*GetVendorRequest) ProtoMessage() {}
 
 func (x *GetVendorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[6]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -536,7 +687,7 @@ func (x *GetVendorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVendorRequest.ProtoReflect.Descriptor instead.
 func (*GetVendorRequest) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{6}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetVendorRequest) GetVendorId() string {
@@ -557,7 +708,7 @@ type GetVendorResponse struct {
 
 func (x *GetVendorResponse) Reset() {
 	*x = GetVendorResponse{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[7]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -569,7 +720,7 @@ func (x *GetVendorResponse) String() string {
 func (*GetVendorResponse) ProtoMessage() {}
 
 func (x *GetVendorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[7]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -582,7 +733,7 @@ func (x *GetVendorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVendorResponse.ProtoReflect.Descriptor instead.
 func (*GetVendorResponse) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{7}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetVendorResponse) GetVendor() *Vendor {
@@ -615,7 +766,7 @@ type CreateProductRequest struct {
 
 func (x *CreateProductRequest) Reset() {
 	*x = CreateProductRequest{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[8]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +778,7 @@ func (x *CreateProductRequest) String() string {
 func (*CreateProductRequest) ProtoMessage() {}
 
 func (x *CreateProductRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[8]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +791,7 @@ func (x *CreateProductRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateProductRequest.ProtoReflect.Descriptor instead.
 func (*CreateProductRequest) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{8}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateProductRequest) GetRequestId() string {
@@ -703,7 +854,7 @@ type CreateProductResponse struct {
 
 func (x *CreateProductResponse) Reset() {
 	*x = CreateProductResponse{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[9]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +866,7 @@ func (x *CreateProductResponse) String() string {
 func (*CreateProductResponse) ProtoMessage() {}
 
 func (x *CreateProductResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[9]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,10 +879,488 @@ func (x *CreateProductResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateProductResponse.ProtoReflect.Descriptor instead.
 func (*CreateProductResponse) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{9}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateProductResponse) GetProduct() *Product {
+	if x != nil {
+		return x.Product
+	}
+	return nil
+}
+
+// UpdateProductRequest changes a product's descriptive fields (AIP-134).
+type UpdateProductRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The product.
+	ProductId string `protobuf:"bytes,2,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	// New title (required when in update_mask).
+	Title string `protobuf:"bytes,3,opt,name=title,proto3" json:"title,omitempty"`
+	// New description.
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// New category.
+	Category string `protobuf:"bytes,5,opt,name=category,proto3" json:"category,omitempty"`
+	// New affiliate commission in basis points, 0-10000.
+	AffiliateCommissionBps int32 `protobuf:"varint,6,opt,name=affiliate_commission_bps,json=affiliateCommissionBps,proto3" json:"affiliate_commission_bps,omitempty"`
+	// The fields to change, at least one of "title", "description",
+	// "category", "affiliate_commission_bps".
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,7,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateProductRequest) Reset() {
+	*x = UpdateProductRequest{}
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateProductRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateProductRequest) ProtoMessage() {}
+
+func (x *UpdateProductRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateProductRequest.ProtoReflect.Descriptor instead.
+func (*UpdateProductRequest) Descriptor() ([]byte, []int) {
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UpdateProductRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *UpdateProductRequest) GetProductId() string {
+	if x != nil {
+		return x.ProductId
+	}
+	return ""
+}
+
+func (x *UpdateProductRequest) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *UpdateProductRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *UpdateProductRequest) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *UpdateProductRequest) GetAffiliateCommissionBps() int32 {
+	if x != nil {
+		return x.AffiliateCommissionBps
+	}
+	return 0
+}
+
+func (x *UpdateProductRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+// UpdateProductResponse returns the product.
+type UpdateProductResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The product.
+	Product       *Product `protobuf:"bytes,1,opt,name=product,proto3" json:"product,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateProductResponse) Reset() {
+	*x = UpdateProductResponse{}
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateProductResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateProductResponse) ProtoMessage() {}
+
+func (x *UpdateProductResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateProductResponse.ProtoReflect.Descriptor instead.
+func (*UpdateProductResponse) Descriptor() ([]byte, []int) {
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *UpdateProductResponse) GetProduct() *Product {
+	if x != nil {
+		return x.Product
+	}
+	return nil
+}
+
+// SetSkuPriceRequest changes one SKU's price.
+type SetSkuPriceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The SKU.
+	SkuId string `protobuf:"bytes,2,opt,name=sku_id,json=skuId,proto3" json:"sku_id,omitempty"`
+	// New unit price, in the product's currency, 0 to 10^11 minor units.
+	Price         *v1.Money `protobuf:"bytes,3,opt,name=price,proto3" json:"price,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSkuPriceRequest) Reset() {
+	*x = SetSkuPriceRequest{}
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSkuPriceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSkuPriceRequest) ProtoMessage() {}
+
+func (x *SetSkuPriceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSkuPriceRequest.ProtoReflect.Descriptor instead.
+func (*SetSkuPriceRequest) Descriptor() ([]byte, []int) {
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SetSkuPriceRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SetSkuPriceRequest) GetSkuId() string {
+	if x != nil {
+		return x.SkuId
+	}
+	return ""
+}
+
+func (x *SetSkuPriceRequest) GetPrice() *v1.Money {
+	if x != nil {
+		return x.Price
+	}
+	return nil
+}
+
+// SetSkuPriceResponse returns the product.
+type SetSkuPriceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The product.
+	Product       *Product `protobuf:"bytes,1,opt,name=product,proto3" json:"product,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSkuPriceResponse) Reset() {
+	*x = SetSkuPriceResponse{}
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSkuPriceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSkuPriceResponse) ProtoMessage() {}
+
+func (x *SetSkuPriceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSkuPriceResponse.ProtoReflect.Descriptor instead.
+func (*SetSkuPriceResponse) Descriptor() ([]byte, []int) {
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SetSkuPriceResponse) GetProduct() *Product {
+	if x != nil {
+		return x.Product
+	}
+	return nil
+}
+
+// AddSkuRequest adds a SKU to a product.
+type AddSkuRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The product.
+	ProductId string `protobuf:"bytes,2,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	// The SKU, as in CreateProductRequest: a code new to the product, a price
+	// in the product's currency, its initial stock.
+	Sku           *SkuSpec `protobuf:"bytes,3,opt,name=sku,proto3" json:"sku,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddSkuRequest) Reset() {
+	*x = AddSkuRequest{}
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddSkuRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddSkuRequest) ProtoMessage() {}
+
+func (x *AddSkuRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddSkuRequest.ProtoReflect.Descriptor instead.
+func (*AddSkuRequest) Descriptor() ([]byte, []int) {
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *AddSkuRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AddSkuRequest) GetProductId() string {
+	if x != nil {
+		return x.ProductId
+	}
+	return ""
+}
+
+func (x *AddSkuRequest) GetSku() *SkuSpec {
+	if x != nil {
+		return x.Sku
+	}
+	return nil
+}
+
+// AddSkuResponse returns the product.
+type AddSkuResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The product.
+	Product       *Product `protobuf:"bytes,1,opt,name=product,proto3" json:"product,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddSkuResponse) Reset() {
+	*x = AddSkuResponse{}
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddSkuResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddSkuResponse) ProtoMessage() {}
+
+func (x *AddSkuResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddSkuResponse.ProtoReflect.Descriptor instead.
+func (*AddSkuResponse) Descriptor() ([]byte, []int) {
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *AddSkuResponse) GetProduct() *Product {
+	if x != nil {
+		return x.Product
+	}
+	return nil
+}
+
+// ArchiveProductRequest archives a product.
+type ArchiveProductRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The product.
+	ProductId string `protobuf:"bytes,2,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	// Why, for the record.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveProductRequest) Reset() {
+	*x = ArchiveProductRequest{}
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveProductRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveProductRequest) ProtoMessage() {}
+
+func (x *ArchiveProductRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveProductRequest.ProtoReflect.Descriptor instead.
+func (*ArchiveProductRequest) Descriptor() ([]byte, []int) {
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ArchiveProductRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ArchiveProductRequest) GetProductId() string {
+	if x != nil {
+		return x.ProductId
+	}
+	return ""
+}
+
+func (x *ArchiveProductRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// ArchiveProductResponse returns the product.
+type ArchiveProductResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The product.
+	Product       *Product `protobuf:"bytes,1,opt,name=product,proto3" json:"product,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveProductResponse) Reset() {
+	*x = ArchiveProductResponse{}
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveProductResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveProductResponse) ProtoMessage() {}
+
+func (x *ArchiveProductResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveProductResponse.ProtoReflect.Descriptor instead.
+func (*ArchiveProductResponse) Descriptor() ([]byte, []int) {
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ArchiveProductResponse) GetProduct() *Product {
 	if x != nil {
 		return x.Product
 	}
@@ -749,7 +1378,7 @@ type GetProductRequest struct {
 
 func (x *GetProductRequest) Reset() {
 	*x = GetProductRequest{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[10]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +1390,7 @@ func (x *GetProductRequest) String() string {
 func (*GetProductRequest) ProtoMessage() {}
 
 func (x *GetProductRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[10]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +1403,7 @@ func (x *GetProductRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProductRequest.ProtoReflect.Descriptor instead.
 func (*GetProductRequest) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{10}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetProductRequest) GetProductId() string {
@@ -795,7 +1424,7 @@ type GetProductResponse struct {
 
 func (x *GetProductResponse) Reset() {
 	*x = GetProductResponse{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[11]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +1436,7 @@ func (x *GetProductResponse) String() string {
 func (*GetProductResponse) ProtoMessage() {}
 
 func (x *GetProductResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[11]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +1449,7 @@ func (x *GetProductResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProductResponse.ProtoReflect.Descriptor instead.
 func (*GetProductResponse) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{11}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetProductResponse) GetProduct() *Product {
@@ -845,7 +1474,7 @@ type ListProductsRequest struct {
 
 func (x *ListProductsRequest) Reset() {
 	*x = ListProductsRequest{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[12]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -857,7 +1486,7 @@ func (x *ListProductsRequest) String() string {
 func (*ListProductsRequest) ProtoMessage() {}
 
 func (x *ListProductsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[12]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -870,7 +1499,7 @@ func (x *ListProductsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProductsRequest.ProtoReflect.Descriptor instead.
 func (*ListProductsRequest) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{12}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListProductsRequest) GetVendorId() string {
@@ -907,7 +1536,7 @@ type ListProductsResponse struct {
 
 func (x *ListProductsResponse) Reset() {
 	*x = ListProductsResponse{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[13]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1548,7 @@ func (x *ListProductsResponse) String() string {
 func (*ListProductsResponse) ProtoMessage() {}
 
 func (x *ListProductsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[13]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1561,7 @@ func (x *ListProductsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProductsResponse.ProtoReflect.Descriptor instead.
 func (*ListProductsResponse) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{13}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListProductsResponse) GetProducts() []*Product {
@@ -967,7 +1596,7 @@ type AdjustStockRequest struct {
 
 func (x *AdjustStockRequest) Reset() {
 	*x = AdjustStockRequest{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[14]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -979,7 +1608,7 @@ func (x *AdjustStockRequest) String() string {
 func (*AdjustStockRequest) ProtoMessage() {}
 
 func (x *AdjustStockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[14]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -992,7 +1621,7 @@ func (x *AdjustStockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdjustStockRequest.ProtoReflect.Descriptor instead.
 func (*AdjustStockRequest) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{14}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AdjustStockRequest) GetRequestId() string {
@@ -1034,7 +1663,7 @@ type AdjustStockResponse struct {
 
 func (x *AdjustStockResponse) Reset() {
 	*x = AdjustStockResponse{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[15]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1675,7 @@ func (x *AdjustStockResponse) String() string {
 func (*AdjustStockResponse) ProtoMessage() {}
 
 func (x *AdjustStockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[15]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1688,7 @@ func (x *AdjustStockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdjustStockResponse.ProtoReflect.Descriptor instead.
 func (*AdjustStockResponse) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{15}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AdjustStockResponse) GetProduct() *Product {
@@ -1090,7 +1719,7 @@ type AffiliateLink struct {
 
 func (x *AffiliateLink) Reset() {
 	*x = AffiliateLink{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[16]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1731,7 @@ func (x *AffiliateLink) String() string {
 func (*AffiliateLink) ProtoMessage() {}
 
 func (x *AffiliateLink) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[16]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1744,7 @@ func (x *AffiliateLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AffiliateLink.ProtoReflect.Descriptor instead.
 func (*AffiliateLink) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{16}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AffiliateLink) GetLinkId() string {
@@ -1175,7 +1804,7 @@ type CreateAffiliateLinkRequest struct {
 
 func (x *CreateAffiliateLinkRequest) Reset() {
 	*x = CreateAffiliateLinkRequest{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[17]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1816,7 @@ func (x *CreateAffiliateLinkRequest) String() string {
 func (*CreateAffiliateLinkRequest) ProtoMessage() {}
 
 func (x *CreateAffiliateLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[17]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1829,7 @@ func (x *CreateAffiliateLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAffiliateLinkRequest.ProtoReflect.Descriptor instead.
 func (*CreateAffiliateLinkRequest) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{17}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateAffiliateLinkRequest) GetRequestId() string {
@@ -1235,7 +1864,7 @@ type CreateAffiliateLinkResponse struct {
 
 func (x *CreateAffiliateLinkResponse) Reset() {
 	*x = CreateAffiliateLinkResponse{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[18]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1876,7 @@ func (x *CreateAffiliateLinkResponse) String() string {
 func (*CreateAffiliateLinkResponse) ProtoMessage() {}
 
 func (x *CreateAffiliateLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[18]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1889,7 @@ func (x *CreateAffiliateLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAffiliateLinkResponse.ProtoReflect.Descriptor instead.
 func (*CreateAffiliateLinkResponse) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{18}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateAffiliateLinkResponse) GetLink() *AffiliateLink {
@@ -1281,7 +1910,7 @@ type GetAffiliateLinkRequest struct {
 
 func (x *GetAffiliateLinkRequest) Reset() {
 	*x = GetAffiliateLinkRequest{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[19]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1293,7 +1922,7 @@ func (x *GetAffiliateLinkRequest) String() string {
 func (*GetAffiliateLinkRequest) ProtoMessage() {}
 
 func (x *GetAffiliateLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[19]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1306,7 +1935,7 @@ func (x *GetAffiliateLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAffiliateLinkRequest.ProtoReflect.Descriptor instead.
 func (*GetAffiliateLinkRequest) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{19}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetAffiliateLinkRequest) GetLinkId() string {
@@ -1327,7 +1956,7 @@ type GetAffiliateLinkResponse struct {
 
 func (x *GetAffiliateLinkResponse) Reset() {
 	*x = GetAffiliateLinkResponse{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[20]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1968,7 @@ func (x *GetAffiliateLinkResponse) String() string {
 func (*GetAffiliateLinkResponse) ProtoMessage() {}
 
 func (x *GetAffiliateLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[20]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1981,7 @@ func (x *GetAffiliateLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAffiliateLinkResponse.ProtoReflect.Descriptor instead.
 func (*GetAffiliateLinkResponse) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{20}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetAffiliateLinkResponse) GetLink() *AffiliateLink {
@@ -1379,7 +2008,7 @@ type Pin struct {
 
 func (x *Pin) Reset() {
 	*x = Pin{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[21]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +2020,7 @@ func (x *Pin) String() string {
 func (*Pin) ProtoMessage() {}
 
 func (x *Pin) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[21]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +2033,7 @@ func (x *Pin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pin.ProtoReflect.Descriptor instead.
 func (*Pin) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{21}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Pin) GetProductId() string {
@@ -1456,7 +2085,7 @@ type LiveSession struct {
 
 func (x *LiveSession) Reset() {
 	*x = LiveSession{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[22]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +2097,7 @@ func (x *LiveSession) String() string {
 func (*LiveSession) ProtoMessage() {}
 
 func (x *LiveSession) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[22]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +2110,7 @@ func (x *LiveSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LiveSession.ProtoReflect.Descriptor instead.
 func (*LiveSession) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{22}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LiveSession) GetSessionId() string {
@@ -1541,7 +2170,7 @@ type StartLiveSessionRequest struct {
 
 func (x *StartLiveSessionRequest) Reset() {
 	*x = StartLiveSessionRequest{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[23]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +2182,7 @@ func (x *StartLiveSessionRequest) String() string {
 func (*StartLiveSessionRequest) ProtoMessage() {}
 
 func (x *StartLiveSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[23]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +2195,7 @@ func (x *StartLiveSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartLiveSessionRequest.ProtoReflect.Descriptor instead.
 func (*StartLiveSessionRequest) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{23}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StartLiveSessionRequest) GetRequestId() string {
@@ -1601,7 +2230,7 @@ type StartLiveSessionResponse struct {
 
 func (x *StartLiveSessionResponse) Reset() {
 	*x = StartLiveSessionResponse{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[24]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1613,7 +2242,7 @@ func (x *StartLiveSessionResponse) String() string {
 func (*StartLiveSessionResponse) ProtoMessage() {}
 
 func (x *StartLiveSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[24]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1626,7 +2255,7 @@ func (x *StartLiveSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartLiveSessionResponse.ProtoReflect.Descriptor instead.
 func (*StartLiveSessionResponse) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{24}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *StartLiveSessionResponse) GetSession() *LiveSession {
@@ -1651,7 +2280,7 @@ type PinProductRequest struct {
 
 func (x *PinProductRequest) Reset() {
 	*x = PinProductRequest{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[25]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +2292,7 @@ func (x *PinProductRequest) String() string {
 func (*PinProductRequest) ProtoMessage() {}
 
 func (x *PinProductRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[25]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +2305,7 @@ func (x *PinProductRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PinProductRequest.ProtoReflect.Descriptor instead.
 func (*PinProductRequest) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{25}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PinProductRequest) GetRequestId() string {
@@ -1711,7 +2340,7 @@ type PinProductResponse struct {
 
 func (x *PinProductResponse) Reset() {
 	*x = PinProductResponse{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[26]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1723,7 +2352,7 @@ func (x *PinProductResponse) String() string {
 func (*PinProductResponse) ProtoMessage() {}
 
 func (x *PinProductResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[26]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1736,7 +2365,7 @@ func (x *PinProductResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PinProductResponse.ProtoReflect.Descriptor instead.
 func (*PinProductResponse) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{26}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PinProductResponse) GetSession() *LiveSession {
@@ -1761,7 +2390,7 @@ type UnpinProductRequest struct {
 
 func (x *UnpinProductRequest) Reset() {
 	*x = UnpinProductRequest{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[27]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1773,7 +2402,7 @@ func (x *UnpinProductRequest) String() string {
 func (*UnpinProductRequest) ProtoMessage() {}
 
 func (x *UnpinProductRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[27]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1786,7 +2415,7 @@ func (x *UnpinProductRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnpinProductRequest.ProtoReflect.Descriptor instead.
 func (*UnpinProductRequest) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{27}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UnpinProductRequest) GetRequestId() string {
@@ -1821,7 +2450,7 @@ type UnpinProductResponse struct {
 
 func (x *UnpinProductResponse) Reset() {
 	*x = UnpinProductResponse{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[28]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1833,7 +2462,7 @@ func (x *UnpinProductResponse) String() string {
 func (*UnpinProductResponse) ProtoMessage() {}
 
 func (x *UnpinProductResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[28]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1846,7 +2475,7 @@ func (x *UnpinProductResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnpinProductResponse.ProtoReflect.Descriptor instead.
 func (*UnpinProductResponse) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{28}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UnpinProductResponse) GetSession() *LiveSession {
@@ -1869,7 +2498,7 @@ type EndLiveSessionRequest struct {
 
 func (x *EndLiveSessionRequest) Reset() {
 	*x = EndLiveSessionRequest{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[29]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +2510,7 @@ func (x *EndLiveSessionRequest) String() string {
 func (*EndLiveSessionRequest) ProtoMessage() {}
 
 func (x *EndLiveSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[29]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +2523,7 @@ func (x *EndLiveSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndLiveSessionRequest.ProtoReflect.Descriptor instead.
 func (*EndLiveSessionRequest) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{29}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *EndLiveSessionRequest) GetRequestId() string {
@@ -1922,7 +2551,7 @@ type EndLiveSessionResponse struct {
 
 func (x *EndLiveSessionResponse) Reset() {
 	*x = EndLiveSessionResponse{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[30]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1934,7 +2563,7 @@ func (x *EndLiveSessionResponse) String() string {
 func (*EndLiveSessionResponse) ProtoMessage() {}
 
 func (x *EndLiveSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[30]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1947,7 +2576,7 @@ func (x *EndLiveSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndLiveSessionResponse.ProtoReflect.Descriptor instead.
 func (*EndLiveSessionResponse) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{30}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *EndLiveSessionResponse) GetSession() *LiveSession {
@@ -1968,7 +2597,7 @@ type GetLiveSessionRequest struct {
 
 func (x *GetLiveSessionRequest) Reset() {
 	*x = GetLiveSessionRequest{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[31]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1980,7 +2609,7 @@ func (x *GetLiveSessionRequest) String() string {
 func (*GetLiveSessionRequest) ProtoMessage() {}
 
 func (x *GetLiveSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[31]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1993,7 +2622,7 @@ func (x *GetLiveSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLiveSessionRequest.ProtoReflect.Descriptor instead.
 func (*GetLiveSessionRequest) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{31}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetLiveSessionRequest) GetSessionId() string {
@@ -2014,7 +2643,7 @@ type GetLiveSessionResponse struct {
 
 func (x *GetLiveSessionResponse) Reset() {
 	*x = GetLiveSessionResponse{}
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[32]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2026,7 +2655,7 @@ func (x *GetLiveSessionResponse) String() string {
 func (*GetLiveSessionResponse) ProtoMessage() {}
 
 func (x *GetLiveSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[32]
+	mi := &file_custody_catalog_v1_catalog_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2039,7 +2668,7 @@ func (x *GetLiveSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLiveSessionResponse.ProtoReflect.Descriptor instead.
 func (*GetLiveSessionResponse) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{32}
+	return file_custody_catalog_v1_catalog_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetLiveSessionResponse) GetSession() *LiveSession {
@@ -2053,12 +2682,13 @@ var File_custody_catalog_v1_catalog_proto protoreflect.FileDescriptor
 
 const file_custody_catalog_v1_catalog_proto_rawDesc = "" +
 	"\n" +
-	" custody/catalog/v1/catalog.proto\x12\x12custody.catalog.v1\x1a\x1bcustody/type/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x01\n" +
+	" custody/catalog/v1/catalog.proto\x12\x12custody.catalog.v1\x1a\x1bcustody/type/v1/money.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf0\x01\n" +
 	"\x06Vendor\x12\x1b\n" +
 	"\tvendor_id\x18\x01 \x01(\tR\bvendorId\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12!\n" +
 	"\fcountry_code\x18\x03 \x01(\tR\vcountryCode\x12C\n" +
-	"\x0fregistered_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0eregisteredTime\"\xc2\x01\n" +
+	"\x0fregistered_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0eregisteredTime\x12>\n" +
+	"\rhandling_time\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\fhandlingTime\"\xc2\x01\n" +
 	"\x03Sku\x12\x15\n" +
 	"\x06sku_id\x18\x01 \x01(\tR\x05skuId\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x14\n" +
@@ -2066,7 +2696,7 @@ const file_custody_catalog_v1_catalog_proto_rawDesc = "" +
 	"\x05price\x18\x04 \x01(\v2\x16.custody.type.v1.MoneyR\x05price\x12\x1c\n" +
 	"\tavailable\x18\x05 \x01(\x03R\tavailable\x12\x1a\n" +
 	"\breserved\x18\x06 \x01(\x03R\breserved\x12\x12\n" +
-	"\x04sold\x18\a \x01(\x03R\x04sold\"\xbd\x02\n" +
+	"\x04sold\x18\a \x01(\x03R\x04sold\"\x98\x03\n" +
 	"\aProduct\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x1b\n" +
@@ -2077,19 +2707,30 @@ const file_custody_catalog_v1_catalog_proto_rawDesc = "" +
 	"\x18affiliate_commission_bps\x18\x06 \x01(\x05R\x16affiliateCommissionBps\x12+\n" +
 	"\x04skus\x18\a \x03(\v2\x17.custody.catalog.v1.SkuR\x04skus\x12;\n" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x86\x01\n" +
+	"createTime\x12\x1a\n" +
+	"\barchived\x18\t \x01(\bR\barchived\x12=\n" +
+	"\farchive_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\varchiveTime\"\x86\x01\n" +
 	"\aSkuSpec\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12,\n" +
 	"\x05price\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\x05price\x12#\n" +
-	"\rinitial_stock\x18\x04 \x01(\x03R\finitialStock\"\x99\x01\n" +
+	"\rinitial_stock\x18\x04 \x01(\x03R\finitialStock\"\xd9\x01\n" +
 	"\x15RegisterVendorRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1b\n" +
 	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x12!\n" +
 	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12!\n" +
-	"\fcountry_code\x18\x04 \x01(\tR\vcountryCode\"L\n" +
+	"\fcountry_code\x18\x04 \x01(\tR\vcountryCode\x12>\n" +
+	"\rhandling_time\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\fhandlingTime\"L\n" +
 	"\x16RegisterVendorResponse\x122\n" +
+	"\x06vendor\x18\x01 \x01(\v2\x1a.custody.catalog.v1.VendorR\x06vendor\"\x9a\x01\n" +
+	"\x1cSetVendorHandlingTimeRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1b\n" +
+	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x12>\n" +
+	"\rhandling_time\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\fhandlingTime\"S\n" +
+	"\x1dSetVendorHandlingTimeResponse\x122\n" +
 	"\x06vendor\x18\x01 \x01(\v2\x1a.custody.catalog.v1.VendorR\x06vendor\"/\n" +
 	"\x10GetVendorRequest\x12\x1b\n" +
 	"\tvendor_id\x18\x01 \x01(\tR\bvendorId\"G\n" +
@@ -2105,6 +2746,42 @@ const file_custody_catalog_v1_catalog_proto_rawDesc = "" +
 	"\x18affiliate_commission_bps\x18\x06 \x01(\x05R\x16affiliateCommissionBps\x12/\n" +
 	"\x04skus\x18\a \x03(\v2\x1b.custody.catalog.v1.SkuSpecR\x04skus\"N\n" +
 	"\x15CreateProductResponse\x125\n" +
+	"\aproduct\x18\x01 \x01(\v2\x1b.custody.catalog.v1.ProductR\aproduct\"\x9f\x02\n" +
+	"\x14UpdateProductRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\x02 \x01(\tR\tproductId\x12\x14\n" +
+	"\x05title\x18\x03 \x01(\tR\x05title\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x1a\n" +
+	"\bcategory\x18\x05 \x01(\tR\bcategory\x128\n" +
+	"\x18affiliate_commission_bps\x18\x06 \x01(\x05R\x16affiliateCommissionBps\x12;\n" +
+	"\vupdate_mask\x18\a \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"N\n" +
+	"\x15UpdateProductResponse\x125\n" +
+	"\aproduct\x18\x01 \x01(\v2\x1b.custody.catalog.v1.ProductR\aproduct\"x\n" +
+	"\x12SetSkuPriceRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x15\n" +
+	"\x06sku_id\x18\x02 \x01(\tR\x05skuId\x12,\n" +
+	"\x05price\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\x05price\"L\n" +
+	"\x13SetSkuPriceResponse\x125\n" +
+	"\aproduct\x18\x01 \x01(\v2\x1b.custody.catalog.v1.ProductR\aproduct\"|\n" +
+	"\rAddSkuRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\x02 \x01(\tR\tproductId\x12-\n" +
+	"\x03sku\x18\x03 \x01(\v2\x1b.custody.catalog.v1.SkuSpecR\x03sku\"G\n" +
+	"\x0eAddSkuResponse\x125\n" +
+	"\aproduct\x18\x01 \x01(\v2\x1b.custody.catalog.v1.ProductR\aproduct\"m\n" +
+	"\x15ArchiveProductRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\x02 \x01(\tR\tproductId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"O\n" +
+	"\x16ArchiveProductResponse\x125\n" +
 	"\aproduct\x18\x01 \x01(\v2\x1b.custody.catalog.v1.ProductR\aproduct\"2\n" +
 	"\x11GetProductRequest\x12\x1d\n" +
 	"\n" +
@@ -2204,12 +2881,16 @@ const file_custody_catalog_v1_catalog_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"S\n" +
 	"\x16GetLiveSessionResponse\x129\n" +
-	"\asession\x18\x01 \x01(\v2\x1f.custody.catalog.v1.LiveSessionR\asession2\xc1\n" +
-	"\n" +
+	"\asession\x18\x01 \x01(\v2\x1f.custody.catalog.v1.LiveSessionR\asession2\xbf\x0e\n" +
 	"\x0eCatalogService\x12g\n" +
-	"\x0eRegisterVendor\x12).custody.catalog.v1.RegisterVendorRequest\x1a*.custody.catalog.v1.RegisterVendorResponse\x12X\n" +
+	"\x0eRegisterVendor\x12).custody.catalog.v1.RegisterVendorRequest\x1a*.custody.catalog.v1.RegisterVendorResponse\x12|\n" +
+	"\x15SetVendorHandlingTime\x120.custody.catalog.v1.SetVendorHandlingTimeRequest\x1a1.custody.catalog.v1.SetVendorHandlingTimeResponse\x12X\n" +
 	"\tGetVendor\x12$.custody.catalog.v1.GetVendorRequest\x1a%.custody.catalog.v1.GetVendorResponse\x12d\n" +
-	"\rCreateProduct\x12(.custody.catalog.v1.CreateProductRequest\x1a).custody.catalog.v1.CreateProductResponse\x12[\n" +
+	"\rCreateProduct\x12(.custody.catalog.v1.CreateProductRequest\x1a).custody.catalog.v1.CreateProductResponse\x12d\n" +
+	"\rUpdateProduct\x12(.custody.catalog.v1.UpdateProductRequest\x1a).custody.catalog.v1.UpdateProductResponse\x12^\n" +
+	"\vSetSkuPrice\x12&.custody.catalog.v1.SetSkuPriceRequest\x1a'.custody.catalog.v1.SetSkuPriceResponse\x12O\n" +
+	"\x06AddSku\x12!.custody.catalog.v1.AddSkuRequest\x1a\".custody.catalog.v1.AddSkuResponse\x12g\n" +
+	"\x0eArchiveProduct\x12).custody.catalog.v1.ArchiveProductRequest\x1a*.custody.catalog.v1.ArchiveProductResponse\x12[\n" +
 	"\n" +
 	"GetProduct\x12%.custody.catalog.v1.GetProductRequest\x1a&.custody.catalog.v1.GetProductResponse\x12a\n" +
 	"\fListProducts\x12'.custody.catalog.v1.ListProductsRequest\x1a(.custody.catalog.v1.ListProductsResponse\x12^\n" +
@@ -2236,101 +2917,135 @@ func file_custody_catalog_v1_catalog_proto_rawDescGZIP() []byte {
 	return file_custody_catalog_v1_catalog_proto_rawDescData
 }
 
-var file_custody_catalog_v1_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_custody_catalog_v1_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_custody_catalog_v1_catalog_proto_goTypes = []any{
-	(*Vendor)(nil),                      // 0: custody.catalog.v1.Vendor
-	(*Sku)(nil),                         // 1: custody.catalog.v1.Sku
-	(*Product)(nil),                     // 2: custody.catalog.v1.Product
-	(*SkuSpec)(nil),                     // 3: custody.catalog.v1.SkuSpec
-	(*RegisterVendorRequest)(nil),       // 4: custody.catalog.v1.RegisterVendorRequest
-	(*RegisterVendorResponse)(nil),      // 5: custody.catalog.v1.RegisterVendorResponse
-	(*GetVendorRequest)(nil),            // 6: custody.catalog.v1.GetVendorRequest
-	(*GetVendorResponse)(nil),           // 7: custody.catalog.v1.GetVendorResponse
-	(*CreateProductRequest)(nil),        // 8: custody.catalog.v1.CreateProductRequest
-	(*CreateProductResponse)(nil),       // 9: custody.catalog.v1.CreateProductResponse
-	(*GetProductRequest)(nil),           // 10: custody.catalog.v1.GetProductRequest
-	(*GetProductResponse)(nil),          // 11: custody.catalog.v1.GetProductResponse
-	(*ListProductsRequest)(nil),         // 12: custody.catalog.v1.ListProductsRequest
-	(*ListProductsResponse)(nil),        // 13: custody.catalog.v1.ListProductsResponse
-	(*AdjustStockRequest)(nil),          // 14: custody.catalog.v1.AdjustStockRequest
-	(*AdjustStockResponse)(nil),         // 15: custody.catalog.v1.AdjustStockResponse
-	(*AffiliateLink)(nil),               // 16: custody.catalog.v1.AffiliateLink
-	(*CreateAffiliateLinkRequest)(nil),  // 17: custody.catalog.v1.CreateAffiliateLinkRequest
-	(*CreateAffiliateLinkResponse)(nil), // 18: custody.catalog.v1.CreateAffiliateLinkResponse
-	(*GetAffiliateLinkRequest)(nil),     // 19: custody.catalog.v1.GetAffiliateLinkRequest
-	(*GetAffiliateLinkResponse)(nil),    // 20: custody.catalog.v1.GetAffiliateLinkResponse
-	(*Pin)(nil),                         // 21: custody.catalog.v1.Pin
-	(*LiveSession)(nil),                 // 22: custody.catalog.v1.LiveSession
-	(*StartLiveSessionRequest)(nil),     // 23: custody.catalog.v1.StartLiveSessionRequest
-	(*StartLiveSessionResponse)(nil),    // 24: custody.catalog.v1.StartLiveSessionResponse
-	(*PinProductRequest)(nil),           // 25: custody.catalog.v1.PinProductRequest
-	(*PinProductResponse)(nil),          // 26: custody.catalog.v1.PinProductResponse
-	(*UnpinProductRequest)(nil),         // 27: custody.catalog.v1.UnpinProductRequest
-	(*UnpinProductResponse)(nil),        // 28: custody.catalog.v1.UnpinProductResponse
-	(*EndLiveSessionRequest)(nil),       // 29: custody.catalog.v1.EndLiveSessionRequest
-	(*EndLiveSessionResponse)(nil),      // 30: custody.catalog.v1.EndLiveSessionResponse
-	(*GetLiveSessionRequest)(nil),       // 31: custody.catalog.v1.GetLiveSessionRequest
-	(*GetLiveSessionResponse)(nil),      // 32: custody.catalog.v1.GetLiveSessionResponse
-	(*timestamppb.Timestamp)(nil),       // 33: google.protobuf.Timestamp
-	(*v1.Money)(nil),                    // 34: custody.type.v1.Money
+	(*Vendor)(nil),                        // 0: custody.catalog.v1.Vendor
+	(*Sku)(nil),                           // 1: custody.catalog.v1.Sku
+	(*Product)(nil),                       // 2: custody.catalog.v1.Product
+	(*SkuSpec)(nil),                       // 3: custody.catalog.v1.SkuSpec
+	(*RegisterVendorRequest)(nil),         // 4: custody.catalog.v1.RegisterVendorRequest
+	(*RegisterVendorResponse)(nil),        // 5: custody.catalog.v1.RegisterVendorResponse
+	(*SetVendorHandlingTimeRequest)(nil),  // 6: custody.catalog.v1.SetVendorHandlingTimeRequest
+	(*SetVendorHandlingTimeResponse)(nil), // 7: custody.catalog.v1.SetVendorHandlingTimeResponse
+	(*GetVendorRequest)(nil),              // 8: custody.catalog.v1.GetVendorRequest
+	(*GetVendorResponse)(nil),             // 9: custody.catalog.v1.GetVendorResponse
+	(*CreateProductRequest)(nil),          // 10: custody.catalog.v1.CreateProductRequest
+	(*CreateProductResponse)(nil),         // 11: custody.catalog.v1.CreateProductResponse
+	(*UpdateProductRequest)(nil),          // 12: custody.catalog.v1.UpdateProductRequest
+	(*UpdateProductResponse)(nil),         // 13: custody.catalog.v1.UpdateProductResponse
+	(*SetSkuPriceRequest)(nil),            // 14: custody.catalog.v1.SetSkuPriceRequest
+	(*SetSkuPriceResponse)(nil),           // 15: custody.catalog.v1.SetSkuPriceResponse
+	(*AddSkuRequest)(nil),                 // 16: custody.catalog.v1.AddSkuRequest
+	(*AddSkuResponse)(nil),                // 17: custody.catalog.v1.AddSkuResponse
+	(*ArchiveProductRequest)(nil),         // 18: custody.catalog.v1.ArchiveProductRequest
+	(*ArchiveProductResponse)(nil),        // 19: custody.catalog.v1.ArchiveProductResponse
+	(*GetProductRequest)(nil),             // 20: custody.catalog.v1.GetProductRequest
+	(*GetProductResponse)(nil),            // 21: custody.catalog.v1.GetProductResponse
+	(*ListProductsRequest)(nil),           // 22: custody.catalog.v1.ListProductsRequest
+	(*ListProductsResponse)(nil),          // 23: custody.catalog.v1.ListProductsResponse
+	(*AdjustStockRequest)(nil),            // 24: custody.catalog.v1.AdjustStockRequest
+	(*AdjustStockResponse)(nil),           // 25: custody.catalog.v1.AdjustStockResponse
+	(*AffiliateLink)(nil),                 // 26: custody.catalog.v1.AffiliateLink
+	(*CreateAffiliateLinkRequest)(nil),    // 27: custody.catalog.v1.CreateAffiliateLinkRequest
+	(*CreateAffiliateLinkResponse)(nil),   // 28: custody.catalog.v1.CreateAffiliateLinkResponse
+	(*GetAffiliateLinkRequest)(nil),       // 29: custody.catalog.v1.GetAffiliateLinkRequest
+	(*GetAffiliateLinkResponse)(nil),      // 30: custody.catalog.v1.GetAffiliateLinkResponse
+	(*Pin)(nil),                           // 31: custody.catalog.v1.Pin
+	(*LiveSession)(nil),                   // 32: custody.catalog.v1.LiveSession
+	(*StartLiveSessionRequest)(nil),       // 33: custody.catalog.v1.StartLiveSessionRequest
+	(*StartLiveSessionResponse)(nil),      // 34: custody.catalog.v1.StartLiveSessionResponse
+	(*PinProductRequest)(nil),             // 35: custody.catalog.v1.PinProductRequest
+	(*PinProductResponse)(nil),            // 36: custody.catalog.v1.PinProductResponse
+	(*UnpinProductRequest)(nil),           // 37: custody.catalog.v1.UnpinProductRequest
+	(*UnpinProductResponse)(nil),          // 38: custody.catalog.v1.UnpinProductResponse
+	(*EndLiveSessionRequest)(nil),         // 39: custody.catalog.v1.EndLiveSessionRequest
+	(*EndLiveSessionResponse)(nil),        // 40: custody.catalog.v1.EndLiveSessionResponse
+	(*GetLiveSessionRequest)(nil),         // 41: custody.catalog.v1.GetLiveSessionRequest
+	(*GetLiveSessionResponse)(nil),        // 42: custody.catalog.v1.GetLiveSessionResponse
+	(*timestamppb.Timestamp)(nil),         // 43: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),           // 44: google.protobuf.Duration
+	(*v1.Money)(nil),                      // 45: custody.type.v1.Money
+	(*fieldmaskpb.FieldMask)(nil),         // 46: google.protobuf.FieldMask
 }
 var file_custody_catalog_v1_catalog_proto_depIdxs = []int32{
-	33, // 0: custody.catalog.v1.Vendor.registered_time:type_name -> google.protobuf.Timestamp
-	34, // 1: custody.catalog.v1.Sku.price:type_name -> custody.type.v1.Money
-	1,  // 2: custody.catalog.v1.Product.skus:type_name -> custody.catalog.v1.Sku
-	33, // 3: custody.catalog.v1.Product.create_time:type_name -> google.protobuf.Timestamp
-	34, // 4: custody.catalog.v1.SkuSpec.price:type_name -> custody.type.v1.Money
-	0,  // 5: custody.catalog.v1.RegisterVendorResponse.vendor:type_name -> custody.catalog.v1.Vendor
-	0,  // 6: custody.catalog.v1.GetVendorResponse.vendor:type_name -> custody.catalog.v1.Vendor
-	3,  // 7: custody.catalog.v1.CreateProductRequest.skus:type_name -> custody.catalog.v1.SkuSpec
-	2,  // 8: custody.catalog.v1.CreateProductResponse.product:type_name -> custody.catalog.v1.Product
-	2,  // 9: custody.catalog.v1.GetProductResponse.product:type_name -> custody.catalog.v1.Product
-	2,  // 10: custody.catalog.v1.ListProductsResponse.products:type_name -> custody.catalog.v1.Product
-	2,  // 11: custody.catalog.v1.AdjustStockResponse.product:type_name -> custody.catalog.v1.Product
-	33, // 12: custody.catalog.v1.AffiliateLink.create_time:type_name -> google.protobuf.Timestamp
-	16, // 13: custody.catalog.v1.CreateAffiliateLinkResponse.link:type_name -> custody.catalog.v1.AffiliateLink
-	16, // 14: custody.catalog.v1.GetAffiliateLinkResponse.link:type_name -> custody.catalog.v1.AffiliateLink
-	33, // 15: custody.catalog.v1.Pin.pin_time:type_name -> google.protobuf.Timestamp
-	33, // 16: custody.catalog.v1.Pin.unpin_time:type_name -> google.protobuf.Timestamp
-	33, // 17: custody.catalog.v1.LiveSession.start_time:type_name -> google.protobuf.Timestamp
-	33, // 18: custody.catalog.v1.LiveSession.end_time:type_name -> google.protobuf.Timestamp
-	21, // 19: custody.catalog.v1.LiveSession.pins:type_name -> custody.catalog.v1.Pin
-	22, // 20: custody.catalog.v1.StartLiveSessionResponse.session:type_name -> custody.catalog.v1.LiveSession
-	22, // 21: custody.catalog.v1.PinProductResponse.session:type_name -> custody.catalog.v1.LiveSession
-	22, // 22: custody.catalog.v1.UnpinProductResponse.session:type_name -> custody.catalog.v1.LiveSession
-	22, // 23: custody.catalog.v1.EndLiveSessionResponse.session:type_name -> custody.catalog.v1.LiveSession
-	22, // 24: custody.catalog.v1.GetLiveSessionResponse.session:type_name -> custody.catalog.v1.LiveSession
-	4,  // 25: custody.catalog.v1.CatalogService.RegisterVendor:input_type -> custody.catalog.v1.RegisterVendorRequest
-	6,  // 26: custody.catalog.v1.CatalogService.GetVendor:input_type -> custody.catalog.v1.GetVendorRequest
-	8,  // 27: custody.catalog.v1.CatalogService.CreateProduct:input_type -> custody.catalog.v1.CreateProductRequest
-	10, // 28: custody.catalog.v1.CatalogService.GetProduct:input_type -> custody.catalog.v1.GetProductRequest
-	12, // 29: custody.catalog.v1.CatalogService.ListProducts:input_type -> custody.catalog.v1.ListProductsRequest
-	14, // 30: custody.catalog.v1.CatalogService.AdjustStock:input_type -> custody.catalog.v1.AdjustStockRequest
-	17, // 31: custody.catalog.v1.CatalogService.CreateAffiliateLink:input_type -> custody.catalog.v1.CreateAffiliateLinkRequest
-	19, // 32: custody.catalog.v1.CatalogService.GetAffiliateLink:input_type -> custody.catalog.v1.GetAffiliateLinkRequest
-	23, // 33: custody.catalog.v1.CatalogService.StartLiveSession:input_type -> custody.catalog.v1.StartLiveSessionRequest
-	25, // 34: custody.catalog.v1.CatalogService.PinProduct:input_type -> custody.catalog.v1.PinProductRequest
-	27, // 35: custody.catalog.v1.CatalogService.UnpinProduct:input_type -> custody.catalog.v1.UnpinProductRequest
-	29, // 36: custody.catalog.v1.CatalogService.EndLiveSession:input_type -> custody.catalog.v1.EndLiveSessionRequest
-	31, // 37: custody.catalog.v1.CatalogService.GetLiveSession:input_type -> custody.catalog.v1.GetLiveSessionRequest
-	5,  // 38: custody.catalog.v1.CatalogService.RegisterVendor:output_type -> custody.catalog.v1.RegisterVendorResponse
-	7,  // 39: custody.catalog.v1.CatalogService.GetVendor:output_type -> custody.catalog.v1.GetVendorResponse
-	9,  // 40: custody.catalog.v1.CatalogService.CreateProduct:output_type -> custody.catalog.v1.CreateProductResponse
-	11, // 41: custody.catalog.v1.CatalogService.GetProduct:output_type -> custody.catalog.v1.GetProductResponse
-	13, // 42: custody.catalog.v1.CatalogService.ListProducts:output_type -> custody.catalog.v1.ListProductsResponse
-	15, // 43: custody.catalog.v1.CatalogService.AdjustStock:output_type -> custody.catalog.v1.AdjustStockResponse
-	18, // 44: custody.catalog.v1.CatalogService.CreateAffiliateLink:output_type -> custody.catalog.v1.CreateAffiliateLinkResponse
-	20, // 45: custody.catalog.v1.CatalogService.GetAffiliateLink:output_type -> custody.catalog.v1.GetAffiliateLinkResponse
-	24, // 46: custody.catalog.v1.CatalogService.StartLiveSession:output_type -> custody.catalog.v1.StartLiveSessionResponse
-	26, // 47: custody.catalog.v1.CatalogService.PinProduct:output_type -> custody.catalog.v1.PinProductResponse
-	28, // 48: custody.catalog.v1.CatalogService.UnpinProduct:output_type -> custody.catalog.v1.UnpinProductResponse
-	30, // 49: custody.catalog.v1.CatalogService.EndLiveSession:output_type -> custody.catalog.v1.EndLiveSessionResponse
-	32, // 50: custody.catalog.v1.CatalogService.GetLiveSession:output_type -> custody.catalog.v1.GetLiveSessionResponse
-	38, // [38:51] is the sub-list for method output_type
-	25, // [25:38] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	43, // 0: custody.catalog.v1.Vendor.registered_time:type_name -> google.protobuf.Timestamp
+	44, // 1: custody.catalog.v1.Vendor.handling_time:type_name -> google.protobuf.Duration
+	45, // 2: custody.catalog.v1.Sku.price:type_name -> custody.type.v1.Money
+	1,  // 3: custody.catalog.v1.Product.skus:type_name -> custody.catalog.v1.Sku
+	43, // 4: custody.catalog.v1.Product.create_time:type_name -> google.protobuf.Timestamp
+	43, // 5: custody.catalog.v1.Product.archive_time:type_name -> google.protobuf.Timestamp
+	45, // 6: custody.catalog.v1.SkuSpec.price:type_name -> custody.type.v1.Money
+	44, // 7: custody.catalog.v1.RegisterVendorRequest.handling_time:type_name -> google.protobuf.Duration
+	0,  // 8: custody.catalog.v1.RegisterVendorResponse.vendor:type_name -> custody.catalog.v1.Vendor
+	44, // 9: custody.catalog.v1.SetVendorHandlingTimeRequest.handling_time:type_name -> google.protobuf.Duration
+	0,  // 10: custody.catalog.v1.SetVendorHandlingTimeResponse.vendor:type_name -> custody.catalog.v1.Vendor
+	0,  // 11: custody.catalog.v1.GetVendorResponse.vendor:type_name -> custody.catalog.v1.Vendor
+	3,  // 12: custody.catalog.v1.CreateProductRequest.skus:type_name -> custody.catalog.v1.SkuSpec
+	2,  // 13: custody.catalog.v1.CreateProductResponse.product:type_name -> custody.catalog.v1.Product
+	46, // 14: custody.catalog.v1.UpdateProductRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 15: custody.catalog.v1.UpdateProductResponse.product:type_name -> custody.catalog.v1.Product
+	45, // 16: custody.catalog.v1.SetSkuPriceRequest.price:type_name -> custody.type.v1.Money
+	2,  // 17: custody.catalog.v1.SetSkuPriceResponse.product:type_name -> custody.catalog.v1.Product
+	3,  // 18: custody.catalog.v1.AddSkuRequest.sku:type_name -> custody.catalog.v1.SkuSpec
+	2,  // 19: custody.catalog.v1.AddSkuResponse.product:type_name -> custody.catalog.v1.Product
+	2,  // 20: custody.catalog.v1.ArchiveProductResponse.product:type_name -> custody.catalog.v1.Product
+	2,  // 21: custody.catalog.v1.GetProductResponse.product:type_name -> custody.catalog.v1.Product
+	2,  // 22: custody.catalog.v1.ListProductsResponse.products:type_name -> custody.catalog.v1.Product
+	2,  // 23: custody.catalog.v1.AdjustStockResponse.product:type_name -> custody.catalog.v1.Product
+	43, // 24: custody.catalog.v1.AffiliateLink.create_time:type_name -> google.protobuf.Timestamp
+	26, // 25: custody.catalog.v1.CreateAffiliateLinkResponse.link:type_name -> custody.catalog.v1.AffiliateLink
+	26, // 26: custody.catalog.v1.GetAffiliateLinkResponse.link:type_name -> custody.catalog.v1.AffiliateLink
+	43, // 27: custody.catalog.v1.Pin.pin_time:type_name -> google.protobuf.Timestamp
+	43, // 28: custody.catalog.v1.Pin.unpin_time:type_name -> google.protobuf.Timestamp
+	43, // 29: custody.catalog.v1.LiveSession.start_time:type_name -> google.protobuf.Timestamp
+	43, // 30: custody.catalog.v1.LiveSession.end_time:type_name -> google.protobuf.Timestamp
+	31, // 31: custody.catalog.v1.LiveSession.pins:type_name -> custody.catalog.v1.Pin
+	32, // 32: custody.catalog.v1.StartLiveSessionResponse.session:type_name -> custody.catalog.v1.LiveSession
+	32, // 33: custody.catalog.v1.PinProductResponse.session:type_name -> custody.catalog.v1.LiveSession
+	32, // 34: custody.catalog.v1.UnpinProductResponse.session:type_name -> custody.catalog.v1.LiveSession
+	32, // 35: custody.catalog.v1.EndLiveSessionResponse.session:type_name -> custody.catalog.v1.LiveSession
+	32, // 36: custody.catalog.v1.GetLiveSessionResponse.session:type_name -> custody.catalog.v1.LiveSession
+	4,  // 37: custody.catalog.v1.CatalogService.RegisterVendor:input_type -> custody.catalog.v1.RegisterVendorRequest
+	6,  // 38: custody.catalog.v1.CatalogService.SetVendorHandlingTime:input_type -> custody.catalog.v1.SetVendorHandlingTimeRequest
+	8,  // 39: custody.catalog.v1.CatalogService.GetVendor:input_type -> custody.catalog.v1.GetVendorRequest
+	10, // 40: custody.catalog.v1.CatalogService.CreateProduct:input_type -> custody.catalog.v1.CreateProductRequest
+	12, // 41: custody.catalog.v1.CatalogService.UpdateProduct:input_type -> custody.catalog.v1.UpdateProductRequest
+	14, // 42: custody.catalog.v1.CatalogService.SetSkuPrice:input_type -> custody.catalog.v1.SetSkuPriceRequest
+	16, // 43: custody.catalog.v1.CatalogService.AddSku:input_type -> custody.catalog.v1.AddSkuRequest
+	18, // 44: custody.catalog.v1.CatalogService.ArchiveProduct:input_type -> custody.catalog.v1.ArchiveProductRequest
+	20, // 45: custody.catalog.v1.CatalogService.GetProduct:input_type -> custody.catalog.v1.GetProductRequest
+	22, // 46: custody.catalog.v1.CatalogService.ListProducts:input_type -> custody.catalog.v1.ListProductsRequest
+	24, // 47: custody.catalog.v1.CatalogService.AdjustStock:input_type -> custody.catalog.v1.AdjustStockRequest
+	27, // 48: custody.catalog.v1.CatalogService.CreateAffiliateLink:input_type -> custody.catalog.v1.CreateAffiliateLinkRequest
+	29, // 49: custody.catalog.v1.CatalogService.GetAffiliateLink:input_type -> custody.catalog.v1.GetAffiliateLinkRequest
+	33, // 50: custody.catalog.v1.CatalogService.StartLiveSession:input_type -> custody.catalog.v1.StartLiveSessionRequest
+	35, // 51: custody.catalog.v1.CatalogService.PinProduct:input_type -> custody.catalog.v1.PinProductRequest
+	37, // 52: custody.catalog.v1.CatalogService.UnpinProduct:input_type -> custody.catalog.v1.UnpinProductRequest
+	39, // 53: custody.catalog.v1.CatalogService.EndLiveSession:input_type -> custody.catalog.v1.EndLiveSessionRequest
+	41, // 54: custody.catalog.v1.CatalogService.GetLiveSession:input_type -> custody.catalog.v1.GetLiveSessionRequest
+	5,  // 55: custody.catalog.v1.CatalogService.RegisterVendor:output_type -> custody.catalog.v1.RegisterVendorResponse
+	7,  // 56: custody.catalog.v1.CatalogService.SetVendorHandlingTime:output_type -> custody.catalog.v1.SetVendorHandlingTimeResponse
+	9,  // 57: custody.catalog.v1.CatalogService.GetVendor:output_type -> custody.catalog.v1.GetVendorResponse
+	11, // 58: custody.catalog.v1.CatalogService.CreateProduct:output_type -> custody.catalog.v1.CreateProductResponse
+	13, // 59: custody.catalog.v1.CatalogService.UpdateProduct:output_type -> custody.catalog.v1.UpdateProductResponse
+	15, // 60: custody.catalog.v1.CatalogService.SetSkuPrice:output_type -> custody.catalog.v1.SetSkuPriceResponse
+	17, // 61: custody.catalog.v1.CatalogService.AddSku:output_type -> custody.catalog.v1.AddSkuResponse
+	19, // 62: custody.catalog.v1.CatalogService.ArchiveProduct:output_type -> custody.catalog.v1.ArchiveProductResponse
+	21, // 63: custody.catalog.v1.CatalogService.GetProduct:output_type -> custody.catalog.v1.GetProductResponse
+	23, // 64: custody.catalog.v1.CatalogService.ListProducts:output_type -> custody.catalog.v1.ListProductsResponse
+	25, // 65: custody.catalog.v1.CatalogService.AdjustStock:output_type -> custody.catalog.v1.AdjustStockResponse
+	28, // 66: custody.catalog.v1.CatalogService.CreateAffiliateLink:output_type -> custody.catalog.v1.CreateAffiliateLinkResponse
+	30, // 67: custody.catalog.v1.CatalogService.GetAffiliateLink:output_type -> custody.catalog.v1.GetAffiliateLinkResponse
+	34, // 68: custody.catalog.v1.CatalogService.StartLiveSession:output_type -> custody.catalog.v1.StartLiveSessionResponse
+	36, // 69: custody.catalog.v1.CatalogService.PinProduct:output_type -> custody.catalog.v1.PinProductResponse
+	38, // 70: custody.catalog.v1.CatalogService.UnpinProduct:output_type -> custody.catalog.v1.UnpinProductResponse
+	40, // 71: custody.catalog.v1.CatalogService.EndLiveSession:output_type -> custody.catalog.v1.EndLiveSessionResponse
+	42, // 72: custody.catalog.v1.CatalogService.GetLiveSession:output_type -> custody.catalog.v1.GetLiveSessionResponse
+	55, // [55:73] is the sub-list for method output_type
+	37, // [37:55] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_custody_catalog_v1_catalog_proto_init() }
@@ -2344,7 +3059,7 @@ func file_custody_catalog_v1_catalog_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_catalog_v1_catalog_proto_rawDesc), len(file_custody_catalog_v1_catalog_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

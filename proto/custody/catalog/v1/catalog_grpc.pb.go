@@ -19,19 +19,24 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	CatalogService_RegisterVendor_FullMethodName      = "/custody.catalog.v1.CatalogService/RegisterVendor"
-	CatalogService_GetVendor_FullMethodName           = "/custody.catalog.v1.CatalogService/GetVendor"
-	CatalogService_CreateProduct_FullMethodName       = "/custody.catalog.v1.CatalogService/CreateProduct"
-	CatalogService_GetProduct_FullMethodName          = "/custody.catalog.v1.CatalogService/GetProduct"
-	CatalogService_ListProducts_FullMethodName        = "/custody.catalog.v1.CatalogService/ListProducts"
-	CatalogService_AdjustStock_FullMethodName         = "/custody.catalog.v1.CatalogService/AdjustStock"
-	CatalogService_CreateAffiliateLink_FullMethodName = "/custody.catalog.v1.CatalogService/CreateAffiliateLink"
-	CatalogService_GetAffiliateLink_FullMethodName    = "/custody.catalog.v1.CatalogService/GetAffiliateLink"
-	CatalogService_StartLiveSession_FullMethodName    = "/custody.catalog.v1.CatalogService/StartLiveSession"
-	CatalogService_PinProduct_FullMethodName          = "/custody.catalog.v1.CatalogService/PinProduct"
-	CatalogService_UnpinProduct_FullMethodName        = "/custody.catalog.v1.CatalogService/UnpinProduct"
-	CatalogService_EndLiveSession_FullMethodName      = "/custody.catalog.v1.CatalogService/EndLiveSession"
-	CatalogService_GetLiveSession_FullMethodName      = "/custody.catalog.v1.CatalogService/GetLiveSession"
+	CatalogService_RegisterVendor_FullMethodName        = "/custody.catalog.v1.CatalogService/RegisterVendor"
+	CatalogService_SetVendorHandlingTime_FullMethodName = "/custody.catalog.v1.CatalogService/SetVendorHandlingTime"
+	CatalogService_GetVendor_FullMethodName             = "/custody.catalog.v1.CatalogService/GetVendor"
+	CatalogService_CreateProduct_FullMethodName         = "/custody.catalog.v1.CatalogService/CreateProduct"
+	CatalogService_UpdateProduct_FullMethodName         = "/custody.catalog.v1.CatalogService/UpdateProduct"
+	CatalogService_SetSkuPrice_FullMethodName           = "/custody.catalog.v1.CatalogService/SetSkuPrice"
+	CatalogService_AddSku_FullMethodName                = "/custody.catalog.v1.CatalogService/AddSku"
+	CatalogService_ArchiveProduct_FullMethodName        = "/custody.catalog.v1.CatalogService/ArchiveProduct"
+	CatalogService_GetProduct_FullMethodName            = "/custody.catalog.v1.CatalogService/GetProduct"
+	CatalogService_ListProducts_FullMethodName          = "/custody.catalog.v1.CatalogService/ListProducts"
+	CatalogService_AdjustStock_FullMethodName           = "/custody.catalog.v1.CatalogService/AdjustStock"
+	CatalogService_CreateAffiliateLink_FullMethodName   = "/custody.catalog.v1.CatalogService/CreateAffiliateLink"
+	CatalogService_GetAffiliateLink_FullMethodName      = "/custody.catalog.v1.CatalogService/GetAffiliateLink"
+	CatalogService_StartLiveSession_FullMethodName      = "/custody.catalog.v1.CatalogService/StartLiveSession"
+	CatalogService_PinProduct_FullMethodName            = "/custody.catalog.v1.CatalogService/PinProduct"
+	CatalogService_UnpinProduct_FullMethodName          = "/custody.catalog.v1.CatalogService/UnpinProduct"
+	CatalogService_EndLiveSession_FullMethodName        = "/custody.catalog.v1.CatalogService/EndLiveSession"
+	CatalogService_GetLiveSession_FullMethodName        = "/custody.catalog.v1.CatalogService/GetLiveSession"
 )
 
 // CatalogServiceClient is the client API for CatalogService service.
@@ -48,11 +53,34 @@ type CatalogServiceClient interface {
 	// RegisterVendor registers a vendor. Callers: the vendor itself
 	// (vendor:<vendor_id>), platform, service.
 	RegisterVendor(ctx context.Context, in *RegisterVendorRequest, opts ...grpc.CallOption) (*RegisterVendorResponse, error)
+	// SetVendorHandlingTime sets how long the vendor takes to ship an order
+	// part (its ship-by deadline runs from the order's confirmation), or
+	// clears it back to the platform's default. It applies to parts confirmed
+	// after it. Callers: the vendor, platform, service.
+	SetVendorHandlingTime(ctx context.Context, in *SetVendorHandlingTimeRequest, opts ...grpc.CallOption) (*SetVendorHandlingTimeResponse, error)
 	// GetVendor returns a vendor.
 	GetVendor(ctx context.Context, in *GetVendorRequest, opts ...grpc.CallOption) (*GetVendorResponse, error)
 	// CreateProduct creates a product with its SKUs and initial stock.
 	// Callers: the vendor, platform, service.
 	CreateProduct(ctx context.Context, in *CreateProductRequest, opts ...grpc.CallOption) (*CreateProductResponse, error)
+	// UpdateProduct changes a product's title, description, category or
+	// affiliate commission (the fields named in update_mask). A new commission
+	// applies to links made and pins made after it; existing links and pins
+	// keep the rate they copied. Callers: the product's vendor, platform,
+	// service.
+	UpdateProduct(ctx context.Context, in *UpdateProductRequest, opts ...grpc.CallOption) (*UpdateProductResponse, error)
+	// SetSkuPrice changes one SKU's unit price for the orders placed after it;
+	// an order keeps the price it was placed at. Callers: the product's
+	// vendor, platform, service.
+	SetSkuPrice(ctx context.Context, in *SetSkuPriceRequest, opts ...grpc.CallOption) (*SetSkuPriceResponse, error)
+	// AddSku adds a SKU, with its initial stock, to a product. Callers: the
+	// product's vendor, platform, service.
+	AddSku(ctx context.Context, in *AddSkuRequest, opts ...grpc.CallOption) (*AddSkuResponse, error)
+	// ArchiveProduct stops selling a product: it takes no new orders, links or
+	// pins; orders placed before keep their reservations, shipments and
+	// returns. Archiving an archived product changes nothing. Callers: the
+	// product's vendor, platform, service.
+	ArchiveProduct(ctx context.Context, in *ArchiveProductRequest, opts ...grpc.CallOption) (*ArchiveProductResponse, error)
 	// GetProduct returns a product with per-SKU available, reserved and sold.
 	GetProduct(ctx context.Context, in *GetProductRequest, opts ...grpc.CallOption) (*GetProductResponse, error)
 	// ListProducts lists a vendor's products, newest first.
@@ -95,6 +123,16 @@ func (c *catalogServiceClient) RegisterVendor(ctx context.Context, in *RegisterV
 	return out, nil
 }
 
+func (c *catalogServiceClient) SetVendorHandlingTime(ctx context.Context, in *SetVendorHandlingTimeRequest, opts ...grpc.CallOption) (*SetVendorHandlingTimeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetVendorHandlingTimeResponse)
+	err := c.cc.Invoke(ctx, CatalogService_SetVendorHandlingTime_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *catalogServiceClient) GetVendor(ctx context.Context, in *GetVendorRequest, opts ...grpc.CallOption) (*GetVendorResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetVendorResponse)
@@ -109,6 +147,46 @@ func (c *catalogServiceClient) CreateProduct(ctx context.Context, in *CreateProd
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateProductResponse)
 	err := c.cc.Invoke(ctx, CatalogService_CreateProduct_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) UpdateProduct(ctx context.Context, in *UpdateProductRequest, opts ...grpc.CallOption) (*UpdateProductResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateProductResponse)
+	err := c.cc.Invoke(ctx, CatalogService_UpdateProduct_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) SetSkuPrice(ctx context.Context, in *SetSkuPriceRequest, opts ...grpc.CallOption) (*SetSkuPriceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetSkuPriceResponse)
+	err := c.cc.Invoke(ctx, CatalogService_SetSkuPrice_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) AddSku(ctx context.Context, in *AddSkuRequest, opts ...grpc.CallOption) (*AddSkuResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddSkuResponse)
+	err := c.cc.Invoke(ctx, CatalogService_AddSku_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) ArchiveProduct(ctx context.Context, in *ArchiveProductRequest, opts ...grpc.CallOption) (*ArchiveProductResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ArchiveProductResponse)
+	err := c.cc.Invoke(ctx, CatalogService_ArchiveProduct_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -229,11 +307,34 @@ type CatalogServiceServer interface {
 	// RegisterVendor registers a vendor. Callers: the vendor itself
 	// (vendor:<vendor_id>), platform, service.
 	RegisterVendor(context.Context, *RegisterVendorRequest) (*RegisterVendorResponse, error)
+	// SetVendorHandlingTime sets how long the vendor takes to ship an order
+	// part (its ship-by deadline runs from the order's confirmation), or
+	// clears it back to the platform's default. It applies to parts confirmed
+	// after it. Callers: the vendor, platform, service.
+	SetVendorHandlingTime(context.Context, *SetVendorHandlingTimeRequest) (*SetVendorHandlingTimeResponse, error)
 	// GetVendor returns a vendor.
 	GetVendor(context.Context, *GetVendorRequest) (*GetVendorResponse, error)
 	// CreateProduct creates a product with its SKUs and initial stock.
 	// Callers: the vendor, platform, service.
 	CreateProduct(context.Context, *CreateProductRequest) (*CreateProductResponse, error)
+	// UpdateProduct changes a product's title, description, category or
+	// affiliate commission (the fields named in update_mask). A new commission
+	// applies to links made and pins made after it; existing links and pins
+	// keep the rate they copied. Callers: the product's vendor, platform,
+	// service.
+	UpdateProduct(context.Context, *UpdateProductRequest) (*UpdateProductResponse, error)
+	// SetSkuPrice changes one SKU's unit price for the orders placed after it;
+	// an order keeps the price it was placed at. Callers: the product's
+	// vendor, platform, service.
+	SetSkuPrice(context.Context, *SetSkuPriceRequest) (*SetSkuPriceResponse, error)
+	// AddSku adds a SKU, with its initial stock, to a product. Callers: the
+	// product's vendor, platform, service.
+	AddSku(context.Context, *AddSkuRequest) (*AddSkuResponse, error)
+	// ArchiveProduct stops selling a product: it takes no new orders, links or
+	// pins; orders placed before keep their reservations, shipments and
+	// returns. Archiving an archived product changes nothing. Callers: the
+	// product's vendor, platform, service.
+	ArchiveProduct(context.Context, *ArchiveProductRequest) (*ArchiveProductResponse, error)
 	// GetProduct returns a product with per-SKU available, reserved and sold.
 	GetProduct(context.Context, *GetProductRequest) (*GetProductResponse, error)
 	// ListProducts lists a vendor's products, newest first.
@@ -269,11 +370,26 @@ type UnimplementedCatalogServiceServer struct{}
 func (UnimplementedCatalogServiceServer) RegisterVendor(context.Context, *RegisterVendorRequest) (*RegisterVendorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RegisterVendor not implemented")
 }
+func (UnimplementedCatalogServiceServer) SetVendorHandlingTime(context.Context, *SetVendorHandlingTimeRequest) (*SetVendorHandlingTimeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetVendorHandlingTime not implemented")
+}
 func (UnimplementedCatalogServiceServer) GetVendor(context.Context, *GetVendorRequest) (*GetVendorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetVendor not implemented")
 }
 func (UnimplementedCatalogServiceServer) CreateProduct(context.Context, *CreateProductRequest) (*CreateProductResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateProduct not implemented")
+}
+func (UnimplementedCatalogServiceServer) UpdateProduct(context.Context, *UpdateProductRequest) (*UpdateProductResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateProduct not implemented")
+}
+func (UnimplementedCatalogServiceServer) SetSkuPrice(context.Context, *SetSkuPriceRequest) (*SetSkuPriceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetSkuPrice not implemented")
+}
+func (UnimplementedCatalogServiceServer) AddSku(context.Context, *AddSkuRequest) (*AddSkuResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddSku not implemented")
+}
+func (UnimplementedCatalogServiceServer) ArchiveProduct(context.Context, *ArchiveProductRequest) (*ArchiveProductResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ArchiveProduct not implemented")
 }
 func (UnimplementedCatalogServiceServer) GetProduct(context.Context, *GetProductRequest) (*GetProductResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetProduct not implemented")
@@ -344,6 +460,24 @@ func _CatalogService_RegisterVendor_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CatalogService_SetVendorHandlingTime_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetVendorHandlingTimeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).SetVendorHandlingTime(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_SetVendorHandlingTime_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).SetVendorHandlingTime(ctx, req.(*SetVendorHandlingTimeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _CatalogService_GetVendor_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetVendorRequest)
 	if err := dec(in); err != nil {
@@ -376,6 +510,78 @@ func _CatalogService_CreateProduct_Handler(srv interface{}, ctx context.Context,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(CatalogServiceServer).CreateProduct(ctx, req.(*CreateProductRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_UpdateProduct_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateProductRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).UpdateProduct(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_UpdateProduct_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).UpdateProduct(ctx, req.(*UpdateProductRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_SetSkuPrice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetSkuPriceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).SetSkuPrice(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_SetSkuPrice_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).SetSkuPrice(ctx, req.(*SetSkuPriceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_AddSku_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddSkuRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).AddSku(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_AddSku_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).AddSku(ctx, req.(*AddSkuRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_ArchiveProduct_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ArchiveProductRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).ArchiveProduct(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_ArchiveProduct_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).ArchiveProduct(ctx, req.(*ArchiveProductRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -572,12 +778,32 @@ var CatalogService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _CatalogService_RegisterVendor_Handler,
 		},
 		{
+			MethodName: "SetVendorHandlingTime",
+			Handler:    _CatalogService_SetVendorHandlingTime_Handler,
+		},
+		{
 			MethodName: "GetVendor",
 			Handler:    _CatalogService_GetVendor_Handler,
 		},
 		{
 			MethodName: "CreateProduct",
 			Handler:    _CatalogService_CreateProduct_Handler,
+		},
+		{
+			MethodName: "UpdateProduct",
+			Handler:    _CatalogService_UpdateProduct_Handler,
+		},
+		{
+			MethodName: "SetSkuPrice",
+			Handler:    _CatalogService_SetSkuPrice_Handler,
+		},
+		{
+			MethodName: "AddSku",
+			Handler:    _CatalogService_AddSku_Handler,
+		},
+		{
+			MethodName: "ArchiveProduct",
+			Handler:    _CatalogService_ArchiveProduct_Handler,
 		},
 		{
 			MethodName: "GetProduct",

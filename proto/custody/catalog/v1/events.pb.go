@@ -10,6 +10,7 @@ import (
 	v1 "github.com/custody/custody/proto/custody/type/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -34,8 +35,10 @@ type VendorRegistered struct {
 	CountryCode string `protobuf:"bytes,3,opt,name=country_code,json=countryCode,proto3" json:"country_code,omitempty"`
 	// When.
 	RegisteredTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=registered_time,json=registeredTime,proto3" json:"registered_time,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Handling time; unset: the platform's default.
+	HandlingTime  *durationpb.Duration `protobuf:"bytes,5,opt,name=handling_time,json=handlingTime,proto3" json:"handling_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VendorRegistered) Reset() {
@@ -96,6 +99,78 @@ func (x *VendorRegistered) GetRegisteredTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *VendorRegistered) GetHandlingTime() *durationpb.Duration {
+	if x != nil {
+		return x.HandlingTime
+	}
+	return nil
+}
+
+// VendorHandlingTimeSet: a vendor's handling time changed; fulfilment uses
+// it for the ship-by deadlines of parts confirmed after it.
+type VendorHandlingTimeSet struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Vendor id.
+	VendorId string `protobuf:"bytes,1,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// The new handling time; unset: back to the platform's default.
+	HandlingTime *durationpb.Duration `protobuf:"bytes,2,opt,name=handling_time,json=handlingTime,proto3" json:"handling_time,omitempty"`
+	// When.
+	SetTime       *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=set_time,json=setTime,proto3" json:"set_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VendorHandlingTimeSet) Reset() {
+	*x = VendorHandlingTimeSet{}
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VendorHandlingTimeSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VendorHandlingTimeSet) ProtoMessage() {}
+
+func (x *VendorHandlingTimeSet) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VendorHandlingTimeSet.ProtoReflect.Descriptor instead.
+func (*VendorHandlingTimeSet) Descriptor() ([]byte, []int) {
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *VendorHandlingTimeSet) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *VendorHandlingTimeSet) GetHandlingTime() *durationpb.Duration {
+	if x != nil {
+		return x.HandlingTime
+	}
+	return nil
+}
+
+func (x *VendorHandlingTimeSet) GetSetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SetTime
+	}
+	return nil
+}
+
 // SkuCreated describes a SKU inside ProductCreated.
 type SkuCreated struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -115,7 +190,7 @@ type SkuCreated struct {
 
 func (x *SkuCreated) Reset() {
 	*x = SkuCreated{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[1]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -127,7 +202,7 @@ func (x *SkuCreated) String() string {
 func (*SkuCreated) ProtoMessage() {}
 
 func (x *SkuCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[1]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -140,7 +215,7 @@ func (x *SkuCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkuCreated.ProtoReflect.Descriptor instead.
 func (*SkuCreated) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{1}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SkuCreated) GetSkuId() string {
@@ -203,7 +278,7 @@ type ProductCreated struct {
 
 func (x *ProductCreated) Reset() {
 	*x = ProductCreated{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[2]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -215,7 +290,7 @@ func (x *ProductCreated) String() string {
 func (*ProductCreated) ProtoMessage() {}
 
 func (x *ProductCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[2]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -228,7 +303,7 @@ func (x *ProductCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProductCreated.ProtoReflect.Descriptor instead.
 func (*ProductCreated) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{2}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ProductCreated) GetProductId() string {
@@ -287,6 +362,328 @@ func (x *ProductCreated) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// ProductUpdated: a vendor changed a product's descriptive fields. It
+// carries every such field as it is after the change.
+type ProductUpdated struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Product id.
+	ProductId string `protobuf:"bytes,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	// Title.
+	Title string `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	// Description.
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// Category.
+	Category string `protobuf:"bytes,4,opt,name=category,proto3" json:"category,omitempty"`
+	// Commission for links and pins made from now on, basis points.
+	AffiliateCommissionBps int32 `protobuf:"varint,5,opt,name=affiliate_commission_bps,json=affiliateCommissionBps,proto3" json:"affiliate_commission_bps,omitempty"`
+	// The fields that changed ("title", "description", "category",
+	// "affiliate_commission_bps").
+	ChangedFields []string `protobuf:"bytes,6,rep,name=changed_fields,json=changedFields,proto3" json:"changed_fields,omitempty"`
+	// When.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProductUpdated) Reset() {
+	*x = ProductUpdated{}
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProductUpdated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProductUpdated) ProtoMessage() {}
+
+func (x *ProductUpdated) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProductUpdated.ProtoReflect.Descriptor instead.
+func (*ProductUpdated) Descriptor() ([]byte, []int) {
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ProductUpdated) GetProductId() string {
+	if x != nil {
+		return x.ProductId
+	}
+	return ""
+}
+
+func (x *ProductUpdated) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *ProductUpdated) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *ProductUpdated) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *ProductUpdated) GetAffiliateCommissionBps() int32 {
+	if x != nil {
+		return x.AffiliateCommissionBps
+	}
+	return 0
+}
+
+func (x *ProductUpdated) GetChangedFields() []string {
+	if x != nil {
+		return x.ChangedFields
+	}
+	return nil
+}
+
+func (x *ProductUpdated) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+// SkuPriceChanged: a SKU's price for the orders placed from now on.
+type SkuPriceChanged struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Product id.
+	ProductId string `protobuf:"bytes,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	// SKU id.
+	SkuId string `protobuf:"bytes,2,opt,name=sku_id,json=skuId,proto3" json:"sku_id,omitempty"`
+	// The new unit price.
+	Price *v1.Money `protobuf:"bytes,3,opt,name=price,proto3" json:"price,omitempty"`
+	// The price before.
+	PreviousPrice *v1.Money `protobuf:"bytes,4,opt,name=previous_price,json=previousPrice,proto3" json:"previous_price,omitempty"`
+	// When.
+	ChangeTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=change_time,json=changeTime,proto3" json:"change_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SkuPriceChanged) Reset() {
+	*x = SkuPriceChanged{}
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SkuPriceChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SkuPriceChanged) ProtoMessage() {}
+
+func (x *SkuPriceChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SkuPriceChanged.ProtoReflect.Descriptor instead.
+func (*SkuPriceChanged) Descriptor() ([]byte, []int) {
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SkuPriceChanged) GetProductId() string {
+	if x != nil {
+		return x.ProductId
+	}
+	return ""
+}
+
+func (x *SkuPriceChanged) GetSkuId() string {
+	if x != nil {
+		return x.SkuId
+	}
+	return ""
+}
+
+func (x *SkuPriceChanged) GetPrice() *v1.Money {
+	if x != nil {
+		return x.Price
+	}
+	return nil
+}
+
+func (x *SkuPriceChanged) GetPreviousPrice() *v1.Money {
+	if x != nil {
+		return x.PreviousPrice
+	}
+	return nil
+}
+
+func (x *SkuPriceChanged) GetChangeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ChangeTime
+	}
+	return nil
+}
+
+// SkuAdded: a vendor added a SKU to a product.
+type SkuAdded struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Product id.
+	ProductId string `protobuf:"bytes,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	// The SKU with its price and initial stock.
+	Sku *SkuCreated `protobuf:"bytes,2,opt,name=sku,proto3" json:"sku,omitempty"`
+	// When.
+	AddTime       *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=add_time,json=addTime,proto3" json:"add_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SkuAdded) Reset() {
+	*x = SkuAdded{}
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SkuAdded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SkuAdded) ProtoMessage() {}
+
+func (x *SkuAdded) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SkuAdded.ProtoReflect.Descriptor instead.
+func (*SkuAdded) Descriptor() ([]byte, []int) {
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SkuAdded) GetProductId() string {
+	if x != nil {
+		return x.ProductId
+	}
+	return ""
+}
+
+func (x *SkuAdded) GetSku() *SkuCreated {
+	if x != nil {
+		return x.Sku
+	}
+	return nil
+}
+
+func (x *SkuAdded) GetAddTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AddTime
+	}
+	return nil
+}
+
+// ProductArchived: the product takes no new orders, links or pins; orders
+// placed before it are unaffected.
+type ProductArchived struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Product id.
+	ProductId string `protobuf:"bytes,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	// Vendor id.
+	VendorId string `protobuf:"bytes,2,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// Why.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When.
+	ArchiveTime   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=archive_time,json=archiveTime,proto3" json:"archive_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProductArchived) Reset() {
+	*x = ProductArchived{}
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProductArchived) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProductArchived) ProtoMessage() {}
+
+func (x *ProductArchived) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProductArchived.ProtoReflect.Descriptor instead.
+func (*ProductArchived) Descriptor() ([]byte, []int) {
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ProductArchived) GetProductId() string {
+	if x != nil {
+		return x.ProductId
+	}
+	return ""
+}
+
+func (x *ProductArchived) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *ProductArchived) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ProductArchived) GetArchiveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ArchiveTime
+	}
+	return nil
+}
+
 // StockAdjusted: a vendor restocked or corrected a SKU.
 type StockAdjusted struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -306,7 +703,7 @@ type StockAdjusted struct {
 
 func (x *StockAdjusted) Reset() {
 	*x = StockAdjusted{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[3]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -318,7 +715,7 @@ func (x *StockAdjusted) String() string {
 func (*StockAdjusted) ProtoMessage() {}
 
 func (x *StockAdjusted) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[3]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -331,7 +728,7 @@ func (x *StockAdjusted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockAdjusted.ProtoReflect.Descriptor instead.
 func (*StockAdjusted) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{3}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StockAdjusted) GetProductId() string {
@@ -382,7 +779,7 @@ type StockLine struct {
 
 func (x *StockLine) Reset() {
 	*x = StockLine{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[4]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -394,7 +791,7 @@ func (x *StockLine) String() string {
 func (*StockLine) ProtoMessage() {}
 
 func (x *StockLine) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[4]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -407,7 +804,7 @@ func (x *StockLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockLine.ProtoReflect.Descriptor instead.
 func (*StockLine) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{4}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StockLine) GetSkuId() string {
@@ -449,7 +846,7 @@ type StockHeld struct {
 
 func (x *StockHeld) Reset() {
 	*x = StockHeld{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[5]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +858,7 @@ func (x *StockHeld) String() string {
 func (*StockHeld) ProtoMessage() {}
 
 func (x *StockHeld) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[5]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +871,7 @@ func (x *StockHeld) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockHeld.ProtoReflect.Descriptor instead.
 func (*StockHeld) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{5}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StockHeld) GetProductId() string {
@@ -535,7 +932,7 @@ type StockHoldReleased struct {
 
 func (x *StockHoldReleased) Reset() {
 	*x = StockHoldReleased{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[6]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -547,7 +944,7 @@ func (x *StockHoldReleased) String() string {
 func (*StockHoldReleased) ProtoMessage() {}
 
 func (x *StockHoldReleased) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[6]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -560,7 +957,7 @@ func (x *StockHoldReleased) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockHoldReleased.ProtoReflect.Descriptor instead.
 func (*StockHoldReleased) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{6}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StockHoldReleased) GetProductId() string {
@@ -615,7 +1012,7 @@ type StockSold struct {
 
 func (x *StockSold) Reset() {
 	*x = StockSold{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[7]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +1024,7 @@ func (x *StockSold) String() string {
 func (*StockSold) ProtoMessage() {}
 
 func (x *StockSold) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[7]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +1037,7 @@ func (x *StockSold) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockSold.ProtoReflect.Descriptor instead.
 func (*StockSold) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{7}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StockSold) GetProductId() string {
@@ -688,7 +1085,7 @@ type StockRestocked struct {
 
 func (x *StockRestocked) Reset() {
 	*x = StockRestocked{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[8]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +1097,7 @@ func (x *StockRestocked) String() string {
 func (*StockRestocked) ProtoMessage() {}
 
 func (x *StockRestocked) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[8]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +1110,7 @@ func (x *StockRestocked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockRestocked.ProtoReflect.Descriptor instead.
 func (*StockRestocked) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{8}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StockRestocked) GetProductId() string {
@@ -757,7 +1154,7 @@ type ReservationRequested struct {
 
 func (x *ReservationRequested) Reset() {
 	*x = ReservationRequested{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[9]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -769,7 +1166,7 @@ func (x *ReservationRequested) String() string {
 func (*ReservationRequested) ProtoMessage() {}
 
 func (x *ReservationRequested) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[9]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -782,7 +1179,7 @@ func (x *ReservationRequested) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReservationRequested.ProtoReflect.Descriptor instead.
 func (*ReservationRequested) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{9}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReservationRequested) GetOrderId() string {
@@ -814,7 +1211,7 @@ type StockReserved struct {
 
 func (x *StockReserved) Reset() {
 	*x = StockReserved{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[10]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -826,7 +1223,7 @@ func (x *StockReserved) String() string {
 func (*StockReserved) ProtoMessage() {}
 
 func (x *StockReserved) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[10]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -839,7 +1236,7 @@ func (x *StockReserved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockReserved.ProtoReflect.Descriptor instead.
 func (*StockReserved) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{10}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StockReserved) GetOrderId() string {
@@ -891,7 +1288,7 @@ type StockReservationFailed struct {
 
 func (x *StockReservationFailed) Reset() {
 	*x = StockReservationFailed{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[11]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -903,7 +1300,7 @@ func (x *StockReservationFailed) String() string {
 func (*StockReservationFailed) ProtoMessage() {}
 
 func (x *StockReservationFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[11]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -916,7 +1313,7 @@ func (x *StockReservationFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockReservationFailed.ProtoReflect.Descriptor instead.
 func (*StockReservationFailed) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{11}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StockReservationFailed) GetOrderId() string {
@@ -990,7 +1387,7 @@ type StockReleased struct {
 
 func (x *StockReleased) Reset() {
 	*x = StockReleased{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[12]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1399,7 @@ func (x *StockReleased) String() string {
 func (*StockReleased) ProtoMessage() {}
 
 func (x *StockReleased) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[12]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1412,7 @@ func (x *StockReleased) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockReleased.ProtoReflect.Descriptor instead.
 func (*StockReleased) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{12}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StockReleased) GetOrderId() string {
@@ -1057,7 +1454,7 @@ type ReservationCancelled struct {
 
 func (x *ReservationCancelled) Reset() {
 	*x = ReservationCancelled{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[13]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1466,7 @@ func (x *ReservationCancelled) String() string {
 func (*ReservationCancelled) ProtoMessage() {}
 
 func (x *ReservationCancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[13]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1479,7 @@ func (x *ReservationCancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReservationCancelled.ProtoReflect.Descriptor instead.
 func (*ReservationCancelled) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{13}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReservationCancelled) GetOrderId() string {
@@ -1127,7 +1524,7 @@ type AffiliateLinkCreated struct {
 
 func (x *AffiliateLinkCreated) Reset() {
 	*x = AffiliateLinkCreated{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[14]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1139,7 +1536,7 @@ func (x *AffiliateLinkCreated) String() string {
 func (*AffiliateLinkCreated) ProtoMessage() {}
 
 func (x *AffiliateLinkCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[14]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1152,7 +1549,7 @@ func (x *AffiliateLinkCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AffiliateLinkCreated.ProtoReflect.Descriptor instead.
 func (*AffiliateLinkCreated) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{14}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AffiliateLinkCreated) GetLinkId() string {
@@ -1214,7 +1611,7 @@ type LiveSessionStarted struct {
 
 func (x *LiveSessionStarted) Reset() {
 	*x = LiveSessionStarted{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[15]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1623,7 @@ func (x *LiveSessionStarted) String() string {
 func (*LiveSessionStarted) ProtoMessage() {}
 
 func (x *LiveSessionStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[15]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1636,7 @@ func (x *LiveSessionStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LiveSessionStarted.ProtoReflect.Descriptor instead.
 func (*LiveSessionStarted) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{15}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LiveSessionStarted) GetSessionId() string {
@@ -1289,7 +1686,7 @@ type ProductPinned struct {
 
 func (x *ProductPinned) Reset() {
 	*x = ProductPinned{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[16]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1301,7 +1698,7 @@ func (x *ProductPinned) String() string {
 func (*ProductPinned) ProtoMessage() {}
 
 func (x *ProductPinned) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[16]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1314,7 +1711,7 @@ func (x *ProductPinned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProductPinned.ProtoReflect.Descriptor instead.
 func (*ProductPinned) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{16}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ProductPinned) GetSessionId() string {
@@ -1367,7 +1764,7 @@ type ProductUnpinned struct {
 
 func (x *ProductUnpinned) Reset() {
 	*x = ProductUnpinned{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[17]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1379,7 +1776,7 @@ func (x *ProductUnpinned) String() string {
 func (*ProductUnpinned) ProtoMessage() {}
 
 func (x *ProductUnpinned) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[17]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1392,7 +1789,7 @@ func (x *ProductUnpinned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProductUnpinned.ProtoReflect.Descriptor instead.
 func (*ProductUnpinned) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{17}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ProductUnpinned) GetSessionId() string {
@@ -1429,7 +1826,7 @@ type LiveSessionEnded struct {
 
 func (x *LiveSessionEnded) Reset() {
 	*x = LiveSessionEnded{}
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[18]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1441,7 +1838,7 @@ func (x *LiveSessionEnded) String() string {
 func (*LiveSessionEnded) ProtoMessage() {}
 
 func (x *LiveSessionEnded) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_catalog_v1_events_proto_msgTypes[18]
+	mi := &file_custody_catalog_v1_events_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1454,7 +1851,7 @@ func (x *LiveSessionEnded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LiveSessionEnded.ProtoReflect.Descriptor instead.
 func (*LiveSessionEnded) Descriptor() ([]byte, []int) {
-	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{18}
+	return file_custody_catalog_v1_events_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LiveSessionEnded) GetSessionId() string {
@@ -1475,12 +1872,17 @@ var File_custody_catalog_v1_events_proto protoreflect.FileDescriptor
 
 const file_custody_catalog_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1fcustody/catalog/v1/events.proto\x12\x12custody.catalog.v1\x1a\x1bcustody/type/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x01\n" +
+	"\x1fcustody/catalog/v1/events.proto\x12\x12custody.catalog.v1\x1a\x1bcustody/type/v1/money.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x01\n" +
 	"\x10VendorRegistered\x12\x1b\n" +
 	"\tvendor_id\x18\x01 \x01(\tR\bvendorId\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12!\n" +
 	"\fcountry_code\x18\x03 \x01(\tR\vcountryCode\x12C\n" +
-	"\x0fregistered_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0eregisteredTime\"\xa0\x01\n" +
+	"\x0fregistered_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0eregisteredTime\x12>\n" +
+	"\rhandling_time\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\fhandlingTime\"\xab\x01\n" +
+	"\x15VendorHandlingTimeSet\x12\x1b\n" +
+	"\tvendor_id\x18\x01 \x01(\tR\bvendorId\x12>\n" +
+	"\rhandling_time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fhandlingTime\x125\n" +
+	"\bset_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\asetTime\"\xa0\x01\n" +
 	"\n" +
 	"SkuCreated\x12\x15\n" +
 	"\x06sku_id\x18\x01 \x01(\tR\x05skuId\x12\x12\n" +
@@ -1498,7 +1900,36 @@ const file_custody_catalog_v1_events_proto_rawDesc = "" +
 	"\x18affiliate_commission_bps\x18\x06 \x01(\x05R\x16affiliateCommissionBps\x122\n" +
 	"\x04skus\x18\a \x03(\v2\x1e.custody.catalog.v1.SkuCreatedR\x04skus\x12;\n" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xb0\x01\n" +
+	"createTime\"\xa1\x02\n" +
+	"\x0eProductUpdated\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\x01 \x01(\tR\tproductId\x12\x14\n" +
+	"\x05title\x18\x02 \x01(\tR\x05title\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x1a\n" +
+	"\bcategory\x18\x04 \x01(\tR\bcategory\x128\n" +
+	"\x18affiliate_commission_bps\x18\x05 \x01(\x05R\x16affiliateCommissionBps\x12%\n" +
+	"\x0echanged_fields\x18\x06 \x03(\tR\rchangedFields\x12;\n" +
+	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"\xf1\x01\n" +
+	"\x0fSkuPriceChanged\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\x01 \x01(\tR\tproductId\x12\x15\n" +
+	"\x06sku_id\x18\x02 \x01(\tR\x05skuId\x12,\n" +
+	"\x05price\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\x05price\x12=\n" +
+	"\x0eprevious_price\x18\x04 \x01(\v2\x16.custody.type.v1.MoneyR\rpreviousPrice\x12;\n" +
+	"\vchange_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"changeTime\"\x92\x01\n" +
+	"\bSkuAdded\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\x01 \x01(\tR\tproductId\x120\n" +
+	"\x03sku\x18\x02 \x01(\v2\x1e.custody.catalog.v1.SkuCreatedR\x03sku\x125\n" +
+	"\badd_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aaddTime\"\xa4\x01\n" +
+	"\x0fProductArchived\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\x01 \x01(\tR\tproductId\x12\x1b\n" +
+	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12=\n" +
+	"\farchive_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\varchiveTime\"\xb0\x01\n" +
 	"\rStockAdjusted\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x15\n" +
@@ -1615,58 +2046,74 @@ func file_custody_catalog_v1_events_proto_rawDescGZIP() []byte {
 	return file_custody_catalog_v1_events_proto_rawDescData
 }
 
-var file_custody_catalog_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_custody_catalog_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_custody_catalog_v1_events_proto_goTypes = []any{
 	(*VendorRegistered)(nil),       // 0: custody.catalog.v1.VendorRegistered
-	(*SkuCreated)(nil),             // 1: custody.catalog.v1.SkuCreated
-	(*ProductCreated)(nil),         // 2: custody.catalog.v1.ProductCreated
-	(*StockAdjusted)(nil),          // 3: custody.catalog.v1.StockAdjusted
-	(*StockLine)(nil),              // 4: custody.catalog.v1.StockLine
-	(*StockHeld)(nil),              // 5: custody.catalog.v1.StockHeld
-	(*StockHoldReleased)(nil),      // 6: custody.catalog.v1.StockHoldReleased
-	(*StockSold)(nil),              // 7: custody.catalog.v1.StockSold
-	(*StockRestocked)(nil),         // 8: custody.catalog.v1.StockRestocked
-	(*ReservationRequested)(nil),   // 9: custody.catalog.v1.ReservationRequested
-	(*StockReserved)(nil),          // 10: custody.catalog.v1.StockReserved
-	(*StockReservationFailed)(nil), // 11: custody.catalog.v1.StockReservationFailed
-	(*StockReleased)(nil),          // 12: custody.catalog.v1.StockReleased
-	(*ReservationCancelled)(nil),   // 13: custody.catalog.v1.ReservationCancelled
-	(*AffiliateLinkCreated)(nil),   // 14: custody.catalog.v1.AffiliateLinkCreated
-	(*LiveSessionStarted)(nil),     // 15: custody.catalog.v1.LiveSessionStarted
-	(*ProductPinned)(nil),          // 16: custody.catalog.v1.ProductPinned
-	(*ProductUnpinned)(nil),        // 17: custody.catalog.v1.ProductUnpinned
-	(*LiveSessionEnded)(nil),       // 18: custody.catalog.v1.LiveSessionEnded
-	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
-	(*v1.Money)(nil),               // 20: custody.type.v1.Money
+	(*VendorHandlingTimeSet)(nil),  // 1: custody.catalog.v1.VendorHandlingTimeSet
+	(*SkuCreated)(nil),             // 2: custody.catalog.v1.SkuCreated
+	(*ProductCreated)(nil),         // 3: custody.catalog.v1.ProductCreated
+	(*ProductUpdated)(nil),         // 4: custody.catalog.v1.ProductUpdated
+	(*SkuPriceChanged)(nil),        // 5: custody.catalog.v1.SkuPriceChanged
+	(*SkuAdded)(nil),               // 6: custody.catalog.v1.SkuAdded
+	(*ProductArchived)(nil),        // 7: custody.catalog.v1.ProductArchived
+	(*StockAdjusted)(nil),          // 8: custody.catalog.v1.StockAdjusted
+	(*StockLine)(nil),              // 9: custody.catalog.v1.StockLine
+	(*StockHeld)(nil),              // 10: custody.catalog.v1.StockHeld
+	(*StockHoldReleased)(nil),      // 11: custody.catalog.v1.StockHoldReleased
+	(*StockSold)(nil),              // 12: custody.catalog.v1.StockSold
+	(*StockRestocked)(nil),         // 13: custody.catalog.v1.StockRestocked
+	(*ReservationRequested)(nil),   // 14: custody.catalog.v1.ReservationRequested
+	(*StockReserved)(nil),          // 15: custody.catalog.v1.StockReserved
+	(*StockReservationFailed)(nil), // 16: custody.catalog.v1.StockReservationFailed
+	(*StockReleased)(nil),          // 17: custody.catalog.v1.StockReleased
+	(*ReservationCancelled)(nil),   // 18: custody.catalog.v1.ReservationCancelled
+	(*AffiliateLinkCreated)(nil),   // 19: custody.catalog.v1.AffiliateLinkCreated
+	(*LiveSessionStarted)(nil),     // 20: custody.catalog.v1.LiveSessionStarted
+	(*ProductPinned)(nil),          // 21: custody.catalog.v1.ProductPinned
+	(*ProductUnpinned)(nil),        // 22: custody.catalog.v1.ProductUnpinned
+	(*LiveSessionEnded)(nil),       // 23: custody.catalog.v1.LiveSessionEnded
+	(*timestamppb.Timestamp)(nil),  // 24: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 25: google.protobuf.Duration
+	(*v1.Money)(nil),               // 26: custody.type.v1.Money
 }
 var file_custody_catalog_v1_events_proto_depIdxs = []int32{
-	19, // 0: custody.catalog.v1.VendorRegistered.registered_time:type_name -> google.protobuf.Timestamp
-	20, // 1: custody.catalog.v1.SkuCreated.price:type_name -> custody.type.v1.Money
-	1,  // 2: custody.catalog.v1.ProductCreated.skus:type_name -> custody.catalog.v1.SkuCreated
-	19, // 3: custody.catalog.v1.ProductCreated.create_time:type_name -> google.protobuf.Timestamp
-	19, // 4: custody.catalog.v1.StockAdjusted.adjust_time:type_name -> google.protobuf.Timestamp
-	4,  // 5: custody.catalog.v1.StockHeld.lines:type_name -> custody.catalog.v1.StockLine
-	19, // 6: custody.catalog.v1.StockHeld.place_time:type_name -> google.protobuf.Timestamp
-	4,  // 7: custody.catalog.v1.StockHoldReleased.lines:type_name -> custody.catalog.v1.StockLine
-	4,  // 8: custody.catalog.v1.StockSold.lines:type_name -> custody.catalog.v1.StockLine
-	4,  // 9: custody.catalog.v1.StockRestocked.lines:type_name -> custody.catalog.v1.StockLine
-	4,  // 10: custody.catalog.v1.ReservationRequested.lines:type_name -> custody.catalog.v1.StockLine
-	4,  // 11: custody.catalog.v1.StockReserved.lines:type_name -> custody.catalog.v1.StockLine
-	19, // 12: custody.catalog.v1.StockReserved.reserve_time:type_name -> google.protobuf.Timestamp
-	19, // 13: custody.catalog.v1.StockReservationFailed.fail_time:type_name -> google.protobuf.Timestamp
-	19, // 14: custody.catalog.v1.StockReservationFailed.place_time:type_name -> google.protobuf.Timestamp
-	19, // 15: custody.catalog.v1.StockReleased.release_time:type_name -> google.protobuf.Timestamp
-	19, // 16: custody.catalog.v1.ReservationCancelled.cancel_time:type_name -> google.protobuf.Timestamp
-	19, // 17: custody.catalog.v1.AffiliateLinkCreated.create_time:type_name -> google.protobuf.Timestamp
-	19, // 18: custody.catalog.v1.LiveSessionStarted.start_time:type_name -> google.protobuf.Timestamp
-	19, // 19: custody.catalog.v1.ProductPinned.pin_time:type_name -> google.protobuf.Timestamp
-	19, // 20: custody.catalog.v1.ProductUnpinned.unpin_time:type_name -> google.protobuf.Timestamp
-	19, // 21: custody.catalog.v1.LiveSessionEnded.end_time:type_name -> google.protobuf.Timestamp
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	24, // 0: custody.catalog.v1.VendorRegistered.registered_time:type_name -> google.protobuf.Timestamp
+	25, // 1: custody.catalog.v1.VendorRegistered.handling_time:type_name -> google.protobuf.Duration
+	25, // 2: custody.catalog.v1.VendorHandlingTimeSet.handling_time:type_name -> google.protobuf.Duration
+	24, // 3: custody.catalog.v1.VendorHandlingTimeSet.set_time:type_name -> google.protobuf.Timestamp
+	26, // 4: custody.catalog.v1.SkuCreated.price:type_name -> custody.type.v1.Money
+	2,  // 5: custody.catalog.v1.ProductCreated.skus:type_name -> custody.catalog.v1.SkuCreated
+	24, // 6: custody.catalog.v1.ProductCreated.create_time:type_name -> google.protobuf.Timestamp
+	24, // 7: custody.catalog.v1.ProductUpdated.update_time:type_name -> google.protobuf.Timestamp
+	26, // 8: custody.catalog.v1.SkuPriceChanged.price:type_name -> custody.type.v1.Money
+	26, // 9: custody.catalog.v1.SkuPriceChanged.previous_price:type_name -> custody.type.v1.Money
+	24, // 10: custody.catalog.v1.SkuPriceChanged.change_time:type_name -> google.protobuf.Timestamp
+	2,  // 11: custody.catalog.v1.SkuAdded.sku:type_name -> custody.catalog.v1.SkuCreated
+	24, // 12: custody.catalog.v1.SkuAdded.add_time:type_name -> google.protobuf.Timestamp
+	24, // 13: custody.catalog.v1.ProductArchived.archive_time:type_name -> google.protobuf.Timestamp
+	24, // 14: custody.catalog.v1.StockAdjusted.adjust_time:type_name -> google.protobuf.Timestamp
+	9,  // 15: custody.catalog.v1.StockHeld.lines:type_name -> custody.catalog.v1.StockLine
+	24, // 16: custody.catalog.v1.StockHeld.place_time:type_name -> google.protobuf.Timestamp
+	9,  // 17: custody.catalog.v1.StockHoldReleased.lines:type_name -> custody.catalog.v1.StockLine
+	9,  // 18: custody.catalog.v1.StockSold.lines:type_name -> custody.catalog.v1.StockLine
+	9,  // 19: custody.catalog.v1.StockRestocked.lines:type_name -> custody.catalog.v1.StockLine
+	9,  // 20: custody.catalog.v1.ReservationRequested.lines:type_name -> custody.catalog.v1.StockLine
+	9,  // 21: custody.catalog.v1.StockReserved.lines:type_name -> custody.catalog.v1.StockLine
+	24, // 22: custody.catalog.v1.StockReserved.reserve_time:type_name -> google.protobuf.Timestamp
+	24, // 23: custody.catalog.v1.StockReservationFailed.fail_time:type_name -> google.protobuf.Timestamp
+	24, // 24: custody.catalog.v1.StockReservationFailed.place_time:type_name -> google.protobuf.Timestamp
+	24, // 25: custody.catalog.v1.StockReleased.release_time:type_name -> google.protobuf.Timestamp
+	24, // 26: custody.catalog.v1.ReservationCancelled.cancel_time:type_name -> google.protobuf.Timestamp
+	24, // 27: custody.catalog.v1.AffiliateLinkCreated.create_time:type_name -> google.protobuf.Timestamp
+	24, // 28: custody.catalog.v1.LiveSessionStarted.start_time:type_name -> google.protobuf.Timestamp
+	24, // 29: custody.catalog.v1.ProductPinned.pin_time:type_name -> google.protobuf.Timestamp
+	24, // 30: custody.catalog.v1.ProductUnpinned.unpin_time:type_name -> google.protobuf.Timestamp
+	24, // 31: custody.catalog.v1.LiveSessionEnded.end_time:type_name -> google.protobuf.Timestamp
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_custody_catalog_v1_events_proto_init() }
@@ -1680,7 +2127,7 @@ func file_custody_catalog_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_catalog_v1_events_proto_rawDesc), len(file_custody_catalog_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
