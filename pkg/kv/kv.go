@@ -32,7 +32,7 @@
 // the batches, which the read models fold again from the event store, their
 // source of truth. Close flushes them. The log held nothing the event store
 // does not: it was written without an fsync, and in blocks, so a kill -9
-// already lost its unwritten tail; it cost a third of the bytes the store
+// already lost its unwritten tail; it was a fifth of the bytes the store
 // wrote to disk (benchmarks.md, "Eighth session").
 //
 // Memory is bounded by the options: Pebble's block cache and memtables and
@@ -268,7 +268,7 @@ func (d *DB) Flush() error {
 	// In key order: Pebble inserts a batch's keys into its memtable's
 	// skiplist one after the other, starting each search from where the
 	// previous key went, so sorted keys are found in a few steps where
-	// random ones search the whole list (a third of a rebuild's CPU).
+	// random ones search the whole list (15 % of an audit rebuild's CPU).
 	keys := slices.Sorted(maps.Keys(batch))
 	b := d.db.NewBatch()
 	var err error
