@@ -103,11 +103,16 @@ func (a *App) CreateProduct(ctx context.Context, call Call, c domain.CreateProdu
 
 // AdjustStock restocks or corrects one SKU.
 func (a *App) AdjustStock(ctx context.Context, call Call, c domain.AdjustStock) (domain.Product, error) {
-	productID, ok := domain.ProductOfSKU(c.SkuID)
-	if !ok {
-		return domain.Product{}, &domain.NotFoundError{Resource: "sku", ID: c.SkuID}
-	}
 	c.Now = a.clock.Now()
+	return a.onSKU(ctx, call, c.SkuID, c)
+}
+
+// onSKU hands c to the product skuID names (NotFound when it names none).
+func (a *App) onSKU(ctx context.Context, call Call, skuID string, c domain.ProductCommand) (domain.Product, error) {
+	productID, ok := domain.ProductOfSKU(skuID)
+	if !ok {
+		return domain.Product{}, &domain.NotFoundError{Resource: "sku", ID: skuID}
+	}
 	res, err := a.Products.Handle(ctx, command[domain.ProductCommand](productID, call, c))
 	return res.State, err
 }
@@ -128,13 +133,8 @@ func (a *App) UpdateProduct(ctx context.Context, call Call, productID string, c 
 
 // SetSkuPrice changes one SKU's price.
 func (a *App) SetSkuPrice(ctx context.Context, call Call, c domain.SetSkuPrice) (domain.Product, error) {
-	productID, ok := domain.ProductOfSKU(c.SkuID)
-	if !ok {
-		return domain.Product{}, &domain.NotFoundError{Resource: "sku", ID: c.SkuID}
-	}
 	c.Now = a.clock.Now()
-	res, err := a.Products.Handle(ctx, command[domain.ProductCommand](productID, call, c))
-	return res.State, err
+	return a.onSKU(ctx, call, c.SkuID, c)
 }
 
 // AddSKU adds a SKU to a product.

@@ -94,24 +94,48 @@ func (s *Server) SetVendorHandlingTime(ctx context.Context, r *catalogv1.SetVend
 	return &catalogv1.SetVendorHandlingTimeResponse{Vendor: vendorToProto(v)}, nil
 }
 
-// admitOnProduct is admit for an RPC on a product, which its vendor owns:
-// a valid request's product is loaded to authorize the caller on it.
-func (s *Server) admitOnProduct(ctx context.Context, rpc string, invalid error, productID string) error {
+// admitOwned is admit for an RPC on a resource that another id owns (a
+// product or a SKU its vendor, a live session its creator): a valid
+// request's resource is loaded to authorize the caller on its owner.
+func (s *Server) admitOwned(ctx context.Context, rpc string, invalid error, owner func(context.Context) (string, error)) error {
 	if invalid != nil {
 		return invalid
 	}
-	p, err := s.App.Product(ctx, productID)
+	id, err := owner(ctx)
 	if err != nil {
 		return s.toStatus(ctx, err)
 	}
-	return authorize(ctx, rpc, p.VendorID)
+	return authorize(ctx, rpc, id)
+}
+
+// productVendor, skuVendor and sessionCreator are the owners admitOwned
+// loads.
+func (s *Server) productVendor(productID string) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		p, err := s.App.Product(ctx, productID)
+		return p.VendorID, err
+	}
+}
+
+func (s *Server) skuVendor(skuID string) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		p, err := s.App.ProductOfSKU(ctx, skuID)
+		return p.VendorID, err
+	}
+}
+
+func (s *Server) sessionCreator(sessionID string) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		ss, err := s.App.Session(ctx, sessionID)
+		return ss.CreatorID, err
+	}
 }
 
 // UpdateProduct implements CatalogService.
 func (s *Server) UpdateProduct(ctx context.Context, r *catalogv1.UpdateProductRequest) (*catalogv1.UpdateProductResponse, error) {
 	const rpc = "UpdateProduct"
 	cmd, invalid := updateProductCommand(r)
-	if err := s.admitOnProduct(ctx, rpc, invalid, r.GetProductId()); err != nil {
+	if err := s.admitOwned(ctx, rpc, invalid, s.productVendor(r.GetProductId())); err != nil {
 		return nil, err
 	}
 	p, err := s.App.UpdateProduct(ctx, call(ctx, rpc, r.GetProductId(), r), r.GetProductId(), cmd)
@@ -124,17 +148,10 @@ func (s *Server) UpdateProduct(ctx context.Context, r *catalogv1.UpdateProductRe
 // SetSkuPrice implements CatalogService.
 func (s *Server) SetSkuPrice(ctx context.Context, r *catalogv1.SetSkuPriceRequest) (*catalogv1.SetSkuPriceResponse, error) {
 	const rpc = "SetSkuPrice"
-	if err := validateSetSkuPrice(r); err != nil {
+	if err := s.admitOwned(ctx, rpc, validateSetSkuPrice(r), s.skuVendor(r.GetSkuId())); err != nil {
 		return nil, err
 	}
-	p, err := s.App.ProductOfSKU(ctx, r.GetSkuId())
-	if err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	if err := authorize(ctx, rpc, p.VendorID); err != nil {
-		return nil, err
-	}
-	p, err = s.App.SetSkuPrice(ctx, call(ctx, rpc, r.GetSkuId(), r), domain.SetSkuPrice{
+	p, err := s.App.SetSkuPrice(ctx, call(ctx, rpc, r.GetSkuId(), r), domain.SetSkuPrice{
 		SkuID: r.GetSkuId(), Price: money.Money{Currency: r.GetPrice().GetCurrencyCode(), Minor: r.GetPrice().GetAmountMinor()},
 	})
 	if err != nil {
@@ -147,7 +164,7 @@ func (s *Server) SetSkuPrice(ctx context.Context, r *catalogv1.SetSkuPriceReques
 func (s *Server) AddSku(ctx context.Context, r *catalogv1.AddSkuRequest) (*catalogv1.AddSkuResponse, error) {
 	const rpc = "AddSku"
 	cmd, invalid := addSkuCommand(r)
-	if err := s.admitOnProduct(ctx, rpc, invalid, r.GetProductId()); err != nil {
+	if err := s.admitOwned(ctx, rpc, invalid, s.productVendor(r.GetProductId())); err != nil {
 		return nil, err
 	}
 	p, err := s.App.AddSKU(ctx, call(ctx, rpc, r.GetProductId(), r), r.GetProductId(), cmd)
@@ -160,7 +177,7 @@ func (s *Server) AddSku(ctx context.Context, r *catalogv1.AddSkuRequest) (*catal
 // ArchiveProduct implements CatalogService.
 func (s *Server) ArchiveProduct(ctx context.Context, r *catalogv1.ArchiveProductRequest) (*catalogv1.ArchiveProductResponse, error) {
 	const rpc = "ArchiveProduct"
-	if err := s.admitOnProduct(ctx, rpc, validateArchiveProduct(r), r.GetProductId()); err != nil {
+	if err := s.admitOwned(ctx, rpc, validateArchiveProduct(r), s.productVendor(r.GetProductId())); err != nil {
 		return nil, err
 	}
 	p, err := s.App.ArchiveProduct(ctx, call(ctx, rpc, r.GetProductId(), r), r.GetProductId(), domain.ArchiveProduct{Reason: r.GetReason()})
@@ -229,17 +246,10 @@ func (s *Server) ListProducts(ctx context.Context, r *catalogv1.ListProductsRequ
 // AdjustStock implements CatalogService.
 func (s *Server) AdjustStock(ctx context.Context, r *catalogv1.AdjustStockRequest) (*catalogv1.AdjustStockResponse, error) {
 	const rpc = "AdjustStock"
-	if err := validateAdjustStock(r); err != nil {
+	if err := s.admitOwned(ctx, rpc, validateAdjustStock(r), s.skuVendor(r.GetSkuId())); err != nil {
 		return nil, err
 	}
-	p, err := s.App.ProductOfSKU(ctx, r.GetSkuId())
-	if err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	if err := authorize(ctx, rpc, p.VendorID); err != nil {
-		return nil, err
-	}
-	p, err = s.App.AdjustStock(ctx, call(ctx, rpc, r.GetSkuId(), r), domain.AdjustStock{
+	p, err := s.App.AdjustStock(ctx, call(ctx, rpc, r.GetSkuId(), r), domain.AdjustStock{
 		SkuID: r.GetSkuId(), Delta: r.GetDelta(), Reason: r.GetReason(),
 	})
 	if err != nil {
@@ -288,23 +298,10 @@ func (s *Server) StartLiveSession(ctx context.Context, r *catalogv1.StartLiveSes
 	return &catalogv1.StartLiveSessionResponse{Session: sessionToProto(ss)}, nil
 }
 
-// admitOnSession is admit for an RPC on a live session, which its creator
-// owns: a valid request's session is loaded to authorize the caller on it.
-func (s *Server) admitOnSession(ctx context.Context, rpc string, invalid error, sessionID string) error {
-	if invalid != nil {
-		return invalid
-	}
-	ss, err := s.App.Session(ctx, sessionID)
-	if err != nil {
-		return s.toStatus(ctx, err)
-	}
-	return authorize(ctx, rpc, ss.CreatorID)
-}
-
 // PinProduct implements CatalogService.
 func (s *Server) PinProduct(ctx context.Context, r *catalogv1.PinProductRequest) (*catalogv1.PinProductResponse, error) {
 	const rpc = "PinProduct"
-	if err := s.admitOnSession(ctx, rpc, validatePin(r.GetRequestId(), r.GetSessionId(), r.GetProductId()), r.GetSessionId()); err != nil {
+	if err := s.admitOwned(ctx, rpc, validatePin(r.GetRequestId(), r.GetSessionId(), r.GetProductId()), s.sessionCreator(r.GetSessionId())); err != nil {
 		return nil, err
 	}
 	ss, err := s.App.PinProduct(ctx, call(ctx, rpc, r.GetSessionId(), r), r.GetSessionId(), r.GetProductId())
@@ -317,7 +314,7 @@ func (s *Server) PinProduct(ctx context.Context, r *catalogv1.PinProductRequest)
 // UnpinProduct implements CatalogService.
 func (s *Server) UnpinProduct(ctx context.Context, r *catalogv1.UnpinProductRequest) (*catalogv1.UnpinProductResponse, error) {
 	const rpc = "UnpinProduct"
-	if err := s.admitOnSession(ctx, rpc, validatePin(r.GetRequestId(), r.GetSessionId(), r.GetProductId()), r.GetSessionId()); err != nil {
+	if err := s.admitOwned(ctx, rpc, validatePin(r.GetRequestId(), r.GetSessionId(), r.GetProductId()), s.sessionCreator(r.GetSessionId())); err != nil {
 		return nil, err
 	}
 	ss, err := s.App.UnpinProduct(ctx, call(ctx, rpc, r.GetSessionId(), r), r.GetSessionId(), r.GetProductId())
@@ -330,7 +327,7 @@ func (s *Server) UnpinProduct(ctx context.Context, r *catalogv1.UnpinProductRequ
 // EndLiveSession implements CatalogService.
 func (s *Server) EndLiveSession(ctx context.Context, r *catalogv1.EndLiveSessionRequest) (*catalogv1.EndLiveSessionResponse, error) {
 	const rpc = "EndLiveSession"
-	if err := s.admitOnSession(ctx, rpc, validateEndLiveSession(r), r.GetSessionId()); err != nil {
+	if err := s.admitOwned(ctx, rpc, validateEndLiveSession(r), s.sessionCreator(r.GetSessionId())); err != nil {
 		return nil, err
 	}
 	ss, err := s.App.EndSession(ctx, call(ctx, rpc, r.GetSessionId(), r), r.GetSessionId())
