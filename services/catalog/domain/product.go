@@ -442,16 +442,16 @@ func (c UpdateProduct) decide(s Product) ([]proto.Message, error) {
 	if s.Archived {
 		return nil, s.archived("changes")
 	}
-	for f, ch := range map[string]bool{"title": next.Title != s.Title, "description": next.Description != s.Description,
-		"category": next.Category != s.Category, "affiliate_commission_bps": next.CommissionBps != s.CommissionBps} {
-		if ch {
+	differs := map[string]bool{"title": next.Title != s.Title, "description": next.Description != s.Description,
+		"category": next.Category != s.Category, "affiliate_commission_bps": next.CommissionBps != s.CommissionBps}
+	for _, f := range Updatable { // in Updatable's order
+		if differs[f] {
 			changed = append(changed, f)
 		}
 	}
 	if len(changed) == 0 {
 		return nil, nil // as it is already
 	}
-	slices.SortFunc(changed, func(a, b string) int { return slices.Index(Updatable, a) - slices.Index(Updatable, b) })
 	return []proto.Message{&catalogv1.ProductUpdated{
 		ProductId: s.ID, Title: next.Title, Description: next.Description, Category: next.Category,
 		AffiliateCommissionBps: next.CommissionBps, ChangedFields: changed, UpdateTime: timestamppb.New(c.Now),
