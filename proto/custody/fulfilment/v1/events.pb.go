@@ -1371,6 +1371,193 @@ func (x *ReceiptConfirmed) GetConfirmTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// FulfilmentLinesRemoved: the order cancelled units of this fulfilment's
+// lines before it shipped (the order's OrderLinesCancelled); what is left
+// ships. When nothing is left the fulfilment is closed and will not ship.
+// Nothing else reacts to it: the catalog and payouts act on the order's
+// event.
+type FulfilmentLinesRemoved struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Fulfilment id.
+	FulfilmentId string `protobuf:"bytes,1,opt,name=fulfilment_id,json=fulfilmentId,proto3" json:"fulfilment_id,omitempty"`
+	// Order id.
+	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor.
+	VendorId string `protobuf:"bytes,3,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// Units removed per line.
+	Lines []*ShippedLine `protobuf:"bytes,4,rep,name=lines,proto3" json:"lines,omitempty"`
+	// No unit is left: the fulfilment will not ship.
+	Closed bool `protobuf:"varint,5,opt,name=closed,proto3" json:"closed,omitempty"`
+	// Why.
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When.
+	RemoveTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=remove_time,json=removeTime,proto3" json:"remove_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FulfilmentLinesRemoved) Reset() {
+	*x = FulfilmentLinesRemoved{}
+	mi := &file_custody_fulfilment_v1_events_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FulfilmentLinesRemoved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FulfilmentLinesRemoved) ProtoMessage() {}
+
+func (x *FulfilmentLinesRemoved) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_fulfilment_v1_events_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FulfilmentLinesRemoved.ProtoReflect.Descriptor instead.
+func (*FulfilmentLinesRemoved) Descriptor() ([]byte, []int) {
+	return file_custody_fulfilment_v1_events_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *FulfilmentLinesRemoved) GetFulfilmentId() string {
+	if x != nil {
+		return x.FulfilmentId
+	}
+	return ""
+}
+
+func (x *FulfilmentLinesRemoved) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *FulfilmentLinesRemoved) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *FulfilmentLinesRemoved) GetLines() []*ShippedLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *FulfilmentLinesRemoved) GetClosed() bool {
+	if x != nil {
+		return x.Closed
+	}
+	return false
+}
+
+func (x *FulfilmentLinesRemoved) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *FulfilmentLinesRemoved) GetRemoveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RemoveTime
+	}
+	return nil
+}
+
+// FulfilmentAddressChanged: the order's shipping address changed before
+// this fulfilment shipped; it ships there.
+type FulfilmentAddressChanged struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Fulfilment id.
+	FulfilmentId string `protobuf:"bytes,1,opt,name=fulfilment_id,json=fulfilmentId,proto3" json:"fulfilment_id,omitempty"`
+	// Order id.
+	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor.
+	VendorId string `protobuf:"bytes,3,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// The new address.
+	ShippingAddress *v1.Address `protobuf:"bytes,4,opt,name=shipping_address,json=shippingAddress,proto3" json:"shipping_address,omitempty"`
+	// When.
+	ChangeTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=change_time,json=changeTime,proto3" json:"change_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FulfilmentAddressChanged) Reset() {
+	*x = FulfilmentAddressChanged{}
+	mi := &file_custody_fulfilment_v1_events_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FulfilmentAddressChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FulfilmentAddressChanged) ProtoMessage() {}
+
+func (x *FulfilmentAddressChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_fulfilment_v1_events_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FulfilmentAddressChanged.ProtoReflect.Descriptor instead.
+func (*FulfilmentAddressChanged) Descriptor() ([]byte, []int) {
+	return file_custody_fulfilment_v1_events_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *FulfilmentAddressChanged) GetFulfilmentId() string {
+	if x != nil {
+		return x.FulfilmentId
+	}
+	return ""
+}
+
+func (x *FulfilmentAddressChanged) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *FulfilmentAddressChanged) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *FulfilmentAddressChanged) GetShippingAddress() *v1.Address {
+	if x != nil {
+		return x.ShippingAddress
+	}
+	return nil
+}
+
+func (x *FulfilmentAddressChanged) GetChangeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ChangeTime
+	}
+	return nil
+}
+
 var File_custody_fulfilment_v1_events_proto protoreflect.FileDescriptor
 
 const file_custody_fulfilment_v1_events_proto_rawDesc = "" +
@@ -1486,7 +1673,23 @@ const file_custody_fulfilment_v1_events_proto_rawDesc = "" +
 	"\rfulfilment_id\x18\x01 \x01(\tR\ffulfilmentId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x19\n" +
 	"\bbuyer_id\x18\x03 \x01(\tR\abuyerId\x12=\n" +
-	"\fconfirm_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vconfirmTime*\xe1\x02\n" +
+	"\fconfirm_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vconfirmTime\"\x9c\x02\n" +
+	"\x16FulfilmentLinesRemoved\x12#\n" +
+	"\rfulfilment_id\x18\x01 \x01(\tR\ffulfilmentId\x12\x19\n" +
+	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\x03 \x01(\tR\bvendorId\x128\n" +
+	"\x05lines\x18\x04 \x03(\v2\".custody.fulfilment.v1.ShippedLineR\x05lines\x12\x16\n" +
+	"\x06closed\x18\x05 \x01(\bR\x06closed\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12;\n" +
+	"\vremove_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"removeTime\"\xf9\x01\n" +
+	"\x18FulfilmentAddressChanged\x12#\n" +
+	"\rfulfilment_id\x18\x01 \x01(\tR\ffulfilmentId\x12\x19\n" +
+	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\x03 \x01(\tR\bvendorId\x12C\n" +
+	"\x10shipping_address\x18\x04 \x01(\v2\x18.custody.type.v1.AddressR\x0fshippingAddress\x12;\n" +
+	"\vchange_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"changeTime*\xe1\x02\n" +
 	"\x0eTrackingStatus\x12\x1f\n" +
 	"\x1bTRACKING_STATUS_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dTRACKING_STATUS_INFO_RECEIVED\x10\x01\x12\x1d\n" +
@@ -1513,53 +1716,59 @@ func file_custody_fulfilment_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_custody_fulfilment_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_custody_fulfilment_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_custody_fulfilment_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_custody_fulfilment_v1_events_proto_goTypes = []any{
-	(TrackingStatus)(0),           // 0: custody.fulfilment.v1.TrackingStatus
-	(*ShippedLine)(nil),           // 1: custody.fulfilment.v1.ShippedLine
-	(*PackedUnit)(nil),            // 2: custody.fulfilment.v1.PackedUnit
-	(*PackingEvidence)(nil),       // 3: custody.fulfilment.v1.PackingEvidence
-	(*Package)(nil),               // 4: custody.fulfilment.v1.Package
-	(*ProofOfDelivery)(nil),       // 5: custody.fulfilment.v1.ProofOfDelivery
-	(*FulfilmentRequested)(nil),   // 6: custody.fulfilment.v1.FulfilmentRequested
-	(*TrackingNumberClaimed)(nil), // 7: custody.fulfilment.v1.TrackingNumberClaimed
-	(*FulfilmentShipped)(nil),     // 8: custody.fulfilment.v1.FulfilmentShipped
-	(*TrackingEventRecorded)(nil), // 9: custody.fulfilment.v1.TrackingEventRecorded
-	(*FulfilmentDelivered)(nil),   // 10: custody.fulfilment.v1.FulfilmentDelivered
-	(*DeliveryFailed)(nil),        // 11: custody.fulfilment.v1.DeliveryFailed
-	(*ShipByDeadlineMissed)(nil),  // 12: custody.fulfilment.v1.ShipByDeadlineMissed
-	(*FulfilmentCancelled)(nil),   // 13: custody.fulfilment.v1.FulfilmentCancelled
-	(*ReceiptConfirmed)(nil),      // 14: custody.fulfilment.v1.ReceiptConfirmed
-	(*v1.Address)(nil),            // 15: custody.type.v1.Address
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(TrackingStatus)(0),              // 0: custody.fulfilment.v1.TrackingStatus
+	(*ShippedLine)(nil),              // 1: custody.fulfilment.v1.ShippedLine
+	(*PackedUnit)(nil),               // 2: custody.fulfilment.v1.PackedUnit
+	(*PackingEvidence)(nil),          // 3: custody.fulfilment.v1.PackingEvidence
+	(*Package)(nil),                  // 4: custody.fulfilment.v1.Package
+	(*ProofOfDelivery)(nil),          // 5: custody.fulfilment.v1.ProofOfDelivery
+	(*FulfilmentRequested)(nil),      // 6: custody.fulfilment.v1.FulfilmentRequested
+	(*TrackingNumberClaimed)(nil),    // 7: custody.fulfilment.v1.TrackingNumberClaimed
+	(*FulfilmentShipped)(nil),        // 8: custody.fulfilment.v1.FulfilmentShipped
+	(*TrackingEventRecorded)(nil),    // 9: custody.fulfilment.v1.TrackingEventRecorded
+	(*FulfilmentDelivered)(nil),      // 10: custody.fulfilment.v1.FulfilmentDelivered
+	(*DeliveryFailed)(nil),           // 11: custody.fulfilment.v1.DeliveryFailed
+	(*ShipByDeadlineMissed)(nil),     // 12: custody.fulfilment.v1.ShipByDeadlineMissed
+	(*FulfilmentCancelled)(nil),      // 13: custody.fulfilment.v1.FulfilmentCancelled
+	(*ReceiptConfirmed)(nil),         // 14: custody.fulfilment.v1.ReceiptConfirmed
+	(*FulfilmentLinesRemoved)(nil),   // 15: custody.fulfilment.v1.FulfilmentLinesRemoved
+	(*FulfilmentAddressChanged)(nil), // 16: custody.fulfilment.v1.FulfilmentAddressChanged
+	(*v1.Address)(nil),               // 17: custody.type.v1.Address
+	(*timestamppb.Timestamp)(nil),    // 18: google.protobuf.Timestamp
 }
 var file_custody_fulfilment_v1_events_proto_depIdxs = []int32{
 	2,  // 0: custody.fulfilment.v1.PackingEvidence.units:type_name -> custody.fulfilment.v1.PackedUnit
 	1,  // 1: custody.fulfilment.v1.Package.lines:type_name -> custody.fulfilment.v1.ShippedLine
 	3,  // 2: custody.fulfilment.v1.Package.evidence:type_name -> custody.fulfilment.v1.PackingEvidence
 	1,  // 3: custody.fulfilment.v1.FulfilmentRequested.lines:type_name -> custody.fulfilment.v1.ShippedLine
-	15, // 4: custody.fulfilment.v1.FulfilmentRequested.shipping_address:type_name -> custody.type.v1.Address
-	16, // 5: custody.fulfilment.v1.FulfilmentRequested.ship_by_time:type_name -> google.protobuf.Timestamp
-	16, // 6: custody.fulfilment.v1.FulfilmentRequested.request_time:type_name -> google.protobuf.Timestamp
+	17, // 4: custody.fulfilment.v1.FulfilmentRequested.shipping_address:type_name -> custody.type.v1.Address
+	18, // 5: custody.fulfilment.v1.FulfilmentRequested.ship_by_time:type_name -> google.protobuf.Timestamp
+	18, // 6: custody.fulfilment.v1.FulfilmentRequested.request_time:type_name -> google.protobuf.Timestamp
 	4,  // 7: custody.fulfilment.v1.FulfilmentShipped.packages:type_name -> custody.fulfilment.v1.Package
 	1,  // 8: custody.fulfilment.v1.FulfilmentShipped.lines:type_name -> custody.fulfilment.v1.ShippedLine
-	16, // 9: custody.fulfilment.v1.FulfilmentShipped.ship_time:type_name -> google.protobuf.Timestamp
-	16, // 10: custody.fulfilment.v1.FulfilmentShipped.expected_delivery_time:type_name -> google.protobuf.Timestamp
+	18, // 9: custody.fulfilment.v1.FulfilmentShipped.ship_time:type_name -> google.protobuf.Timestamp
+	18, // 10: custody.fulfilment.v1.FulfilmentShipped.expected_delivery_time:type_name -> google.protobuf.Timestamp
 	0,  // 11: custody.fulfilment.v1.TrackingEventRecorded.status:type_name -> custody.fulfilment.v1.TrackingStatus
-	16, // 12: custody.fulfilment.v1.TrackingEventRecorded.occur_time:type_name -> google.protobuf.Timestamp
+	18, // 12: custody.fulfilment.v1.TrackingEventRecorded.occur_time:type_name -> google.protobuf.Timestamp
 	5,  // 13: custody.fulfilment.v1.TrackingEventRecorded.proof:type_name -> custody.fulfilment.v1.ProofOfDelivery
-	16, // 14: custody.fulfilment.v1.FulfilmentDelivered.deliver_time:type_name -> google.protobuf.Timestamp
+	18, // 14: custody.fulfilment.v1.FulfilmentDelivered.deliver_time:type_name -> google.protobuf.Timestamp
 	0,  // 15: custody.fulfilment.v1.DeliveryFailed.status:type_name -> custody.fulfilment.v1.TrackingStatus
-	16, // 16: custody.fulfilment.v1.DeliveryFailed.fail_time:type_name -> google.protobuf.Timestamp
-	16, // 17: custody.fulfilment.v1.ShipByDeadlineMissed.ship_by_time:type_name -> google.protobuf.Timestamp
-	16, // 18: custody.fulfilment.v1.ShipByDeadlineMissed.grace_until_time:type_name -> google.protobuf.Timestamp
-	16, // 19: custody.fulfilment.v1.FulfilmentCancelled.cancel_time:type_name -> google.protobuf.Timestamp
-	16, // 20: custody.fulfilment.v1.ReceiptConfirmed.confirm_time:type_name -> google.protobuf.Timestamp
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	18, // 16: custody.fulfilment.v1.DeliveryFailed.fail_time:type_name -> google.protobuf.Timestamp
+	18, // 17: custody.fulfilment.v1.ShipByDeadlineMissed.ship_by_time:type_name -> google.protobuf.Timestamp
+	18, // 18: custody.fulfilment.v1.ShipByDeadlineMissed.grace_until_time:type_name -> google.protobuf.Timestamp
+	18, // 19: custody.fulfilment.v1.FulfilmentCancelled.cancel_time:type_name -> google.protobuf.Timestamp
+	18, // 20: custody.fulfilment.v1.ReceiptConfirmed.confirm_time:type_name -> google.protobuf.Timestamp
+	1,  // 21: custody.fulfilment.v1.FulfilmentLinesRemoved.lines:type_name -> custody.fulfilment.v1.ShippedLine
+	18, // 22: custody.fulfilment.v1.FulfilmentLinesRemoved.remove_time:type_name -> google.protobuf.Timestamp
+	17, // 23: custody.fulfilment.v1.FulfilmentAddressChanged.shipping_address:type_name -> custody.type.v1.Address
+	18, // 24: custody.fulfilment.v1.FulfilmentAddressChanged.change_time:type_name -> google.protobuf.Timestamp
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_custody_fulfilment_v1_events_proto_init() }
@@ -1573,7 +1782,7 @@ func file_custody_fulfilment_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_fulfilment_v1_events_proto_rawDesc), len(file_custody_fulfilment_v1_events_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

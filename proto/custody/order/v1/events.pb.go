@@ -718,6 +718,518 @@ func (x *OrderRefunded) GetRefundTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// CancelledLine is units of one line cancelled before shipping.
+type CancelledLine struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order line id.
+	LineId string `protobuf:"bytes,1,opt,name=line_id,json=lineId,proto3" json:"line_id,omitempty"`
+	// SKU.
+	SkuId string `protobuf:"bytes,2,opt,name=sku_id,json=skuId,proto3" json:"sku_id,omitempty"`
+	// Product of the SKU.
+	ProductId string `protobuf:"bytes,3,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	// Vendor.
+	VendorId string `protobuf:"bytes,4,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// Units cancelled now.
+	Quantity int64 `protobuf:"varint,5,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	// Their price: unit price x quantity.
+	Amount        *v1.Money `protobuf:"bytes,6,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelledLine) Reset() {
+	*x = CancelledLine{}
+	mi := &file_custody_order_v1_events_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelledLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelledLine) ProtoMessage() {}
+
+func (x *CancelledLine) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_order_v1_events_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelledLine.ProtoReflect.Descriptor instead.
+func (*CancelledLine) Descriptor() ([]byte, []int) {
+	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CancelledLine) GetLineId() string {
+	if x != nil {
+		return x.LineId
+	}
+	return ""
+}
+
+func (x *CancelledLine) GetSkuId() string {
+	if x != nil {
+		return x.SkuId
+	}
+	return ""
+}
+
+func (x *CancelledLine) GetProductId() string {
+	if x != nil {
+		return x.ProductId
+	}
+	return ""
+}
+
+func (x *CancelledLine) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *CancelledLine) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+func (x *CancelledLine) GetAmount() *v1.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+// OrderLinesCancelled: units of unshipped lines of a confirmed order were
+// cancelled (buyer, vendor or support; CancelOrderLines). The catalog
+// releases their stock, fulfilment drops them from the vendor's
+// fulfilment, payouts returns their escrow to the buyer and reverses their
+// split (the creator's commission on them included). When nothing of the
+// order would remain and nothing has shipped, OrderCancelled is emitted
+// instead.
+type OrderLinesCancelled struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// What was cancelled.
+	Lines []*CancelledLine `protobuf:"bytes,2,rep,name=lines,proto3" json:"lines,omitempty"`
+	// What goes back to the buyer: the sum of the lines' amounts.
+	Refund *v1.Money `protobuf:"bytes,3,opt,name=refund,proto3" json:"refund,omitempty"`
+	// Refunded on the order so far, this one included.
+	RefundedTotal *v1.Money `protobuf:"bytes,4,opt,name=refunded_total,json=refundedTotal,proto3" json:"refunded_total,omitempty"`
+	// Vendors whose part has no unit left: their fulfilment is cancelled.
+	ClosedVendorIds []string `protobuf:"bytes,5,rep,name=closed_vendor_ids,json=closedVendorIds,proto3" json:"closed_vendor_ids,omitempty"`
+	// Why.
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Who: "buyer:b1", "vendor:v1", "support", …
+	CancelledBy string `protobuf:"bytes,7,opt,name=cancelled_by,json=cancelledBy,proto3" json:"cancelled_by,omitempty"`
+	// When.
+	CancelTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=cancel_time,json=cancelTime,proto3" json:"cancel_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderLinesCancelled) Reset() {
+	*x = OrderLinesCancelled{}
+	mi := &file_custody_order_v1_events_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderLinesCancelled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderLinesCancelled) ProtoMessage() {}
+
+func (x *OrderLinesCancelled) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_order_v1_events_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderLinesCancelled.ProtoReflect.Descriptor instead.
+func (*OrderLinesCancelled) Descriptor() ([]byte, []int) {
+	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *OrderLinesCancelled) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OrderLinesCancelled) GetLines() []*CancelledLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *OrderLinesCancelled) GetRefund() *v1.Money {
+	if x != nil {
+		return x.Refund
+	}
+	return nil
+}
+
+func (x *OrderLinesCancelled) GetRefundedTotal() *v1.Money {
+	if x != nil {
+		return x.RefundedTotal
+	}
+	return nil
+}
+
+func (x *OrderLinesCancelled) GetClosedVendorIds() []string {
+	if x != nil {
+		return x.ClosedVendorIds
+	}
+	return nil
+}
+
+func (x *OrderLinesCancelled) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *OrderLinesCancelled) GetCancelledBy() string {
+	if x != nil {
+		return x.CancelledBy
+	}
+	return ""
+}
+
+func (x *OrderLinesCancelled) GetCancelTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CancelTime
+	}
+	return nil
+}
+
+// OrderPartCancelled: fulfilment cancelled one vendor's part before it
+// shipped (the ship-by policy), and the order records it: the part's
+// units are cancelled and its escrow went back to the buyer (payouts and
+// the catalog act on fulfilment's FulfilmentCancelled, not on this).
+type OrderPartCancelled struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor.
+	VendorId string `protobuf:"bytes,2,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// Fulfilment that was cancelled.
+	FulfilmentId string `protobuf:"bytes,3,opt,name=fulfilment_id,json=fulfilmentId,proto3" json:"fulfilment_id,omitempty"`
+	// Why.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Who: "service:fulfilment", …
+	CancelledBy string `protobuf:"bytes,5,opt,name=cancelled_by,json=cancelledBy,proto3" json:"cancelled_by,omitempty"`
+	// What went back to the buyer: what was left of the part.
+	Refund *v1.Money `protobuf:"bytes,6,opt,name=refund,proto3" json:"refund,omitempty"`
+	// Refunded on the order so far, this one included.
+	RefundedTotal *v1.Money `protobuf:"bytes,7,opt,name=refunded_total,json=refundedTotal,proto3" json:"refunded_total,omitempty"`
+	// When.
+	CancelTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=cancel_time,json=cancelTime,proto3" json:"cancel_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderPartCancelled) Reset() {
+	*x = OrderPartCancelled{}
+	mi := &file_custody_order_v1_events_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderPartCancelled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderPartCancelled) ProtoMessage() {}
+
+func (x *OrderPartCancelled) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_order_v1_events_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderPartCancelled.ProtoReflect.Descriptor instead.
+func (*OrderPartCancelled) Descriptor() ([]byte, []int) {
+	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *OrderPartCancelled) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OrderPartCancelled) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *OrderPartCancelled) GetFulfilmentId() string {
+	if x != nil {
+		return x.FulfilmentId
+	}
+	return ""
+}
+
+func (x *OrderPartCancelled) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *OrderPartCancelled) GetCancelledBy() string {
+	if x != nil {
+		return x.CancelledBy
+	}
+	return ""
+}
+
+func (x *OrderPartCancelled) GetRefund() *v1.Money {
+	if x != nil {
+		return x.Refund
+	}
+	return nil
+}
+
+func (x *OrderPartCancelled) GetRefundedTotal() *v1.Money {
+	if x != nil {
+		return x.RefundedTotal
+	}
+	return nil
+}
+
+func (x *OrderPartCancelled) GetCancelTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CancelTime
+	}
+	return nil
+}
+
+// OrderAddressChanged: the buyer or support changed the shipping address
+// before anything shipped; fulfilment ships there.
+type OrderAddressChanged struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The new address.
+	ShippingAddress *v1.Address `protobuf:"bytes,2,opt,name=shipping_address,json=shippingAddress,proto3" json:"shipping_address,omitempty"`
+	// Who: "buyer:b1", "support", …
+	ChangedBy string `protobuf:"bytes,3,opt,name=changed_by,json=changedBy,proto3" json:"changed_by,omitempty"`
+	// When.
+	ChangeTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=change_time,json=changeTime,proto3" json:"change_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderAddressChanged) Reset() {
+	*x = OrderAddressChanged{}
+	mi := &file_custody_order_v1_events_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderAddressChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderAddressChanged) ProtoMessage() {}
+
+func (x *OrderAddressChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_order_v1_events_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderAddressChanged.ProtoReflect.Descriptor instead.
+func (*OrderAddressChanged) Descriptor() ([]byte, []int) {
+	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *OrderAddressChanged) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OrderAddressChanged) GetShippingAddress() *v1.Address {
+	if x != nil {
+		return x.ShippingAddress
+	}
+	return nil
+}
+
+func (x *OrderAddressChanged) GetChangedBy() string {
+	if x != nil {
+		return x.ChangedBy
+	}
+	return ""
+}
+
+func (x *OrderAddressChanged) GetChangeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ChangeTime
+	}
+	return nil
+}
+
+// OrderPartSettled: a delivered part's return window closed with no claim
+// open and payouts settled its money (FundsReleased).
+type OrderPartSettled struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Vendor.
+	VendorId string `protobuf:"bytes,2,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// When.
+	SettleTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=settle_time,json=settleTime,proto3" json:"settle_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderPartSettled) Reset() {
+	*x = OrderPartSettled{}
+	mi := &file_custody_order_v1_events_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderPartSettled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderPartSettled) ProtoMessage() {}
+
+func (x *OrderPartSettled) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_order_v1_events_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderPartSettled.ProtoReflect.Descriptor instead.
+func (*OrderPartSettled) Descriptor() ([]byte, []int) {
+	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *OrderPartSettled) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OrderPartSettled) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *OrderPartSettled) GetSettleTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SettleTime
+	}
+	return nil
+}
+
+// OrderCompleted: every part of the order is settled or cancelled.
+type OrderCompleted struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// When.
+	CompleteTime  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=complete_time,json=completeTime,proto3" json:"complete_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderCompleted) Reset() {
+	*x = OrderCompleted{}
+	mi := &file_custody_order_v1_events_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderCompleted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderCompleted) ProtoMessage() {}
+
+func (x *OrderCompleted) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_order_v1_events_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderCompleted.ProtoReflect.Descriptor instead.
+func (*OrderCompleted) Descriptor() ([]byte, []int) {
+	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *OrderCompleted) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OrderCompleted) GetCompleteTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompleteTime
+	}
+	return nil
+}
+
 var File_custody_order_v1_events_proto protoreflect.FileDescriptor
 
 const file_custody_order_v1_events_proto_rawDesc = "" +
@@ -781,7 +1293,50 @@ const file_custody_order_v1_events_proto_rawDesc = "" +
 	"\x0erefunded_total\x18\x04 \x01(\v2\x16.custody.type.v1.MoneyR\rrefundedTotal\x12%\n" +
 	"\x0efully_refunded\x18\x05 \x01(\bR\rfullyRefunded\x12;\n" +
 	"\vrefund_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"refundTimeB\xc0\x01\n" +
+	"refundTime\"\xc7\x01\n" +
+	"\rCancelledLine\x12\x17\n" +
+	"\aline_id\x18\x01 \x01(\tR\x06lineId\x12\x15\n" +
+	"\x06sku_id\x18\x02 \x01(\tR\x05skuId\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\x03 \x01(\tR\tproductId\x12\x1b\n" +
+	"\tvendor_id\x18\x04 \x01(\tR\bvendorId\x12\x1a\n" +
+	"\bquantity\x18\x05 \x01(\x03R\bquantity\x12.\n" +
+	"\x06amount\x18\x06 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\"\xfa\x02\n" +
+	"\x13OrderLinesCancelled\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x125\n" +
+	"\x05lines\x18\x02 \x03(\v2\x1f.custody.order.v1.CancelledLineR\x05lines\x12.\n" +
+	"\x06refund\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\x06refund\x12=\n" +
+	"\x0erefunded_total\x18\x04 \x01(\v2\x16.custody.type.v1.MoneyR\rrefundedTotal\x12*\n" +
+	"\x11closed_vendor_ids\x18\x05 \x03(\tR\x0fclosedVendorIds\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12!\n" +
+	"\fcancelled_by\x18\a \x01(\tR\vcancelledBy\x12;\n" +
+	"\vcancel_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"cancelTime\"\xd8\x02\n" +
+	"\x12OrderPartCancelled\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x12#\n" +
+	"\rfulfilment_id\x18\x03 \x01(\tR\ffulfilmentId\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12!\n" +
+	"\fcancelled_by\x18\x05 \x01(\tR\vcancelledBy\x12.\n" +
+	"\x06refund\x18\x06 \x01(\v2\x16.custody.type.v1.MoneyR\x06refund\x12=\n" +
+	"\x0erefunded_total\x18\a \x01(\v2\x16.custody.type.v1.MoneyR\rrefundedTotal\x12;\n" +
+	"\vcancel_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"cancelTime\"\xd1\x01\n" +
+	"\x13OrderAddressChanged\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12C\n" +
+	"\x10shipping_address\x18\x02 \x01(\v2\x18.custody.type.v1.AddressR\x0fshippingAddress\x12\x1d\n" +
+	"\n" +
+	"changed_by\x18\x03 \x01(\tR\tchangedBy\x12;\n" +
+	"\vchange_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"changeTime\"\x87\x01\n" +
+	"\x10OrderPartSettled\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1b\n" +
+	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x12;\n" +
+	"\vsettle_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"settleTime\"l\n" +
+	"\x0eOrderCompleted\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12?\n" +
+	"\rcomplete_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\fcompleteTimeB\xc0\x01\n" +
 	"\x14com.custody.order.v1B\vEventsProtoP\x01Z9github.com/custody/custody/proto/custody/order/v1;orderv1\xa2\x02\x03COX\xaa\x02\x10Custody.Order.V1\xca\x02\x10Custody\\Order\\V1\xe2\x02\x1cCustody\\Order\\V1\\GPBMetadata\xea\x02\x12Custody::Order::V1b\x06proto3"
 
 var (
@@ -796,7 +1351,7 @@ func file_custody_order_v1_events_proto_rawDescGZIP() []byte {
 	return file_custody_order_v1_events_proto_rawDescData
 }
 
-var file_custody_order_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_custody_order_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_custody_order_v1_events_proto_goTypes = []any{
 	(*OrderPlaced)(nil),           // 0: custody.order.v1.OrderPlaced
 	(*OrderConfirmed)(nil),        // 1: custody.order.v1.OrderConfirmed
@@ -806,42 +1361,60 @@ var file_custody_order_v1_events_proto_goTypes = []any{
 	(*OrderPartDelivered)(nil),    // 5: custody.order.v1.OrderPartDelivered
 	(*OrderDelivered)(nil),        // 6: custody.order.v1.OrderDelivered
 	(*OrderRefunded)(nil),         // 7: custody.order.v1.OrderRefunded
-	(*OrderLine)(nil),             // 8: custody.order.v1.OrderLine
-	(*VendorPart)(nil),            // 9: custody.order.v1.VendorPart
-	(*v1.Money)(nil),              // 10: custody.type.v1.Money
-	(*v1.Address)(nil),            // 11: custody.type.v1.Address
-	(*AttributionRecord)(nil),     // 12: custody.order.v1.AttributionRecord
-	(*Payment)(nil),               // 13: custody.order.v1.Payment
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*CancelledLine)(nil),         // 8: custody.order.v1.CancelledLine
+	(*OrderLinesCancelled)(nil),   // 9: custody.order.v1.OrderLinesCancelled
+	(*OrderPartCancelled)(nil),    // 10: custody.order.v1.OrderPartCancelled
+	(*OrderAddressChanged)(nil),   // 11: custody.order.v1.OrderAddressChanged
+	(*OrderPartSettled)(nil),      // 12: custody.order.v1.OrderPartSettled
+	(*OrderCompleted)(nil),        // 13: custody.order.v1.OrderCompleted
+	(*OrderLine)(nil),             // 14: custody.order.v1.OrderLine
+	(*VendorPart)(nil),            // 15: custody.order.v1.VendorPart
+	(*v1.Money)(nil),              // 16: custody.type.v1.Money
+	(*v1.Address)(nil),            // 17: custody.type.v1.Address
+	(*AttributionRecord)(nil),     // 18: custody.order.v1.AttributionRecord
+	(*Payment)(nil),               // 19: custody.order.v1.Payment
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
 }
 var file_custody_order_v1_events_proto_depIdxs = []int32{
-	8,  // 0: custody.order.v1.OrderPlaced.lines:type_name -> custody.order.v1.OrderLine
-	9,  // 1: custody.order.v1.OrderPlaced.parts:type_name -> custody.order.v1.VendorPart
-	10, // 2: custody.order.v1.OrderPlaced.total:type_name -> custody.type.v1.Money
-	11, // 3: custody.order.v1.OrderPlaced.shipping_address:type_name -> custody.type.v1.Address
-	12, // 4: custody.order.v1.OrderPlaced.attribution:type_name -> custody.order.v1.AttributionRecord
-	13, // 5: custody.order.v1.OrderPlaced.payment:type_name -> custody.order.v1.Payment
-	14, // 6: custody.order.v1.OrderPlaced.place_time:type_name -> google.protobuf.Timestamp
-	9,  // 7: custody.order.v1.OrderConfirmed.parts:type_name -> custody.order.v1.VendorPart
-	8,  // 8: custody.order.v1.OrderConfirmed.lines:type_name -> custody.order.v1.OrderLine
-	10, // 9: custody.order.v1.OrderConfirmed.total:type_name -> custody.type.v1.Money
-	13, // 10: custody.order.v1.OrderConfirmed.payment:type_name -> custody.order.v1.Payment
-	12, // 11: custody.order.v1.OrderConfirmed.attribution:type_name -> custody.order.v1.AttributionRecord
-	11, // 12: custody.order.v1.OrderConfirmed.shipping_address:type_name -> custody.type.v1.Address
-	14, // 13: custody.order.v1.OrderConfirmed.confirm_time:type_name -> google.protobuf.Timestamp
-	14, // 14: custody.order.v1.OrderRejected.reject_time:type_name -> google.protobuf.Timestamp
-	14, // 15: custody.order.v1.OrderCancelled.cancel_time:type_name -> google.protobuf.Timestamp
-	14, // 16: custody.order.v1.OrderPartShipped.ship_time:type_name -> google.protobuf.Timestamp
-	14, // 17: custody.order.v1.OrderPartDelivered.deliver_time:type_name -> google.protobuf.Timestamp
-	14, // 18: custody.order.v1.OrderDelivered.deliver_time:type_name -> google.protobuf.Timestamp
-	10, // 19: custody.order.v1.OrderRefunded.amount:type_name -> custody.type.v1.Money
-	10, // 20: custody.order.v1.OrderRefunded.refunded_total:type_name -> custody.type.v1.Money
-	14, // 21: custody.order.v1.OrderRefunded.refund_time:type_name -> google.protobuf.Timestamp
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	14, // 0: custody.order.v1.OrderPlaced.lines:type_name -> custody.order.v1.OrderLine
+	15, // 1: custody.order.v1.OrderPlaced.parts:type_name -> custody.order.v1.VendorPart
+	16, // 2: custody.order.v1.OrderPlaced.total:type_name -> custody.type.v1.Money
+	17, // 3: custody.order.v1.OrderPlaced.shipping_address:type_name -> custody.type.v1.Address
+	18, // 4: custody.order.v1.OrderPlaced.attribution:type_name -> custody.order.v1.AttributionRecord
+	19, // 5: custody.order.v1.OrderPlaced.payment:type_name -> custody.order.v1.Payment
+	20, // 6: custody.order.v1.OrderPlaced.place_time:type_name -> google.protobuf.Timestamp
+	15, // 7: custody.order.v1.OrderConfirmed.parts:type_name -> custody.order.v1.VendorPart
+	14, // 8: custody.order.v1.OrderConfirmed.lines:type_name -> custody.order.v1.OrderLine
+	16, // 9: custody.order.v1.OrderConfirmed.total:type_name -> custody.type.v1.Money
+	19, // 10: custody.order.v1.OrderConfirmed.payment:type_name -> custody.order.v1.Payment
+	18, // 11: custody.order.v1.OrderConfirmed.attribution:type_name -> custody.order.v1.AttributionRecord
+	17, // 12: custody.order.v1.OrderConfirmed.shipping_address:type_name -> custody.type.v1.Address
+	20, // 13: custody.order.v1.OrderConfirmed.confirm_time:type_name -> google.protobuf.Timestamp
+	20, // 14: custody.order.v1.OrderRejected.reject_time:type_name -> google.protobuf.Timestamp
+	20, // 15: custody.order.v1.OrderCancelled.cancel_time:type_name -> google.protobuf.Timestamp
+	20, // 16: custody.order.v1.OrderPartShipped.ship_time:type_name -> google.protobuf.Timestamp
+	20, // 17: custody.order.v1.OrderPartDelivered.deliver_time:type_name -> google.protobuf.Timestamp
+	20, // 18: custody.order.v1.OrderDelivered.deliver_time:type_name -> google.protobuf.Timestamp
+	16, // 19: custody.order.v1.OrderRefunded.amount:type_name -> custody.type.v1.Money
+	16, // 20: custody.order.v1.OrderRefunded.refunded_total:type_name -> custody.type.v1.Money
+	20, // 21: custody.order.v1.OrderRefunded.refund_time:type_name -> google.protobuf.Timestamp
+	16, // 22: custody.order.v1.CancelledLine.amount:type_name -> custody.type.v1.Money
+	8,  // 23: custody.order.v1.OrderLinesCancelled.lines:type_name -> custody.order.v1.CancelledLine
+	16, // 24: custody.order.v1.OrderLinesCancelled.refund:type_name -> custody.type.v1.Money
+	16, // 25: custody.order.v1.OrderLinesCancelled.refunded_total:type_name -> custody.type.v1.Money
+	20, // 26: custody.order.v1.OrderLinesCancelled.cancel_time:type_name -> google.protobuf.Timestamp
+	16, // 27: custody.order.v1.OrderPartCancelled.refund:type_name -> custody.type.v1.Money
+	16, // 28: custody.order.v1.OrderPartCancelled.refunded_total:type_name -> custody.type.v1.Money
+	20, // 29: custody.order.v1.OrderPartCancelled.cancel_time:type_name -> google.protobuf.Timestamp
+	17, // 30: custody.order.v1.OrderAddressChanged.shipping_address:type_name -> custody.type.v1.Address
+	20, // 31: custody.order.v1.OrderAddressChanged.change_time:type_name -> google.protobuf.Timestamp
+	20, // 32: custody.order.v1.OrderPartSettled.settle_time:type_name -> google.protobuf.Timestamp
+	20, // 33: custody.order.v1.OrderCompleted.complete_time:type_name -> google.protobuf.Timestamp
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_custody_order_v1_events_proto_init() }
@@ -856,7 +1429,7 @@ func file_custody_order_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_order_v1_events_proto_rawDesc), len(file_custody_order_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -36,14 +36,17 @@ const (
 	OrderState_ORDER_STATE_CONFIRMED OrderState = 2
 	// Stock could not be reserved; see reject_reason.
 	OrderState_ORDER_STATE_REJECTED OrderState = 3
-	// Cancelled before shipping.
+	// Every part cancelled before shipping.
 	OrderState_ORDER_STATE_CANCELLED OrderState = 4
-	// Every part delivered.
+	// Every part that was not cancelled has been delivered.
 	OrderState_ORDER_STATE_DELIVERED OrderState = 5
-	// Return window passed with nothing open.
+	// Every part is settled: cancelled, or delivered with its return window
+	// closed and no claim open (its money released or refunded).
 	OrderState_ORDER_STATE_COMPLETED OrderState = 6
-	// Refunded in full.
+	// Everything captured has been refunded, and something had shipped.
 	OrderState_ORDER_STATE_REFUNDED OrderState = 7
+	// Every part that was not cancelled has shipped; not all delivered.
+	OrderState_ORDER_STATE_SHIPPED OrderState = 8
 )
 
 // Enum value maps for OrderState.
@@ -57,6 +60,7 @@ var (
 		5: "ORDER_STATE_DELIVERED",
 		6: "ORDER_STATE_COMPLETED",
 		7: "ORDER_STATE_REFUNDED",
+		8: "ORDER_STATE_SHIPPED",
 	}
 	OrderState_value = map[string]int32{
 		"ORDER_STATE_UNSPECIFIED": 0,
@@ -67,6 +71,7 @@ var (
 		"ORDER_STATE_DELIVERED":   5,
 		"ORDER_STATE_COMPLETED":   6,
 		"ORDER_STATE_REFUNDED":    7,
+		"ORDER_STATE_SHIPPED":     8,
 	}
 )
 
@@ -95,6 +100,76 @@ func (x OrderState) Number() protoreflect.EnumNumber {
 // Deprecated: Use OrderState.Descriptor instead.
 func (OrderState) EnumDescriptor() ([]byte, []int) {
 	return file_custody_order_v1_order_proto_rawDescGZIP(), []int{0}
+}
+
+// PartState is where one vendor's part of an order is.
+type PartState int32
+
+const (
+	// Unset.
+	PartState_PART_STATE_UNSPECIFIED PartState = 0
+	// Placed or confirmed; not shipped yet.
+	PartState_PART_STATE_OPEN PartState = 1
+	// Shipped.
+	PartState_PART_STATE_SHIPPED PartState = 2
+	// Delivered.
+	PartState_PART_STATE_DELIVERED PartState = 3
+	// Cancelled before it shipped (every unit of its lines).
+	PartState_PART_STATE_CANCELLED PartState = 4
+	// Delivered, and everything it cost the buyer has been refunded.
+	PartState_PART_STATE_REFUNDED PartState = 5
+	// Delivered, its return window closed and its claims closed: the
+	// vendor's money was released (or refunded).
+	PartState_PART_STATE_SETTLED PartState = 6
+)
+
+// Enum value maps for PartState.
+var (
+	PartState_name = map[int32]string{
+		0: "PART_STATE_UNSPECIFIED",
+		1: "PART_STATE_OPEN",
+		2: "PART_STATE_SHIPPED",
+		3: "PART_STATE_DELIVERED",
+		4: "PART_STATE_CANCELLED",
+		5: "PART_STATE_REFUNDED",
+		6: "PART_STATE_SETTLED",
+	}
+	PartState_value = map[string]int32{
+		"PART_STATE_UNSPECIFIED": 0,
+		"PART_STATE_OPEN":        1,
+		"PART_STATE_SHIPPED":     2,
+		"PART_STATE_DELIVERED":   3,
+		"PART_STATE_CANCELLED":   4,
+		"PART_STATE_REFUNDED":    5,
+		"PART_STATE_SETTLED":     6,
+	}
+)
+
+func (x PartState) Enum() *PartState {
+	p := new(PartState)
+	*p = x
+	return p
+}
+
+func (x PartState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PartState) Descriptor() protoreflect.EnumDescriptor {
+	return file_custody_order_v1_order_proto_enumTypes[1].Descriptor()
+}
+
+func (PartState) Type() protoreflect.EnumType {
+	return &file_custody_order_v1_order_proto_enumTypes[1]
+}
+
+func (x PartState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PartState.Descriptor instead.
+func (PartState) EnumDescriptor() ([]byte, []int) {
+	return file_custody_order_v1_order_proto_rawDescGZIP(), []int{1}
 }
 
 // LineRequest is one line of a PlaceOrder.
@@ -329,8 +404,13 @@ type OrderLine struct {
 	CreatorId string `protobuf:"bytes,9,opt,name=creator_id,json=creatorId,proto3" json:"creator_id,omitempty"`
 	// Commission rate for the creator, basis points.
 	CommissionBps int32 `protobuf:"varint,10,opt,name=commission_bps,json=commissionBps,proto3" json:"commission_bps,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Units cancelled before shipping (CancelOrderLines, or the part's
+	// cancellation).
+	CancelledQuantity int64 `protobuf:"varint,11,opt,name=cancelled_quantity,json=cancelledQuantity,proto3" json:"cancelled_quantity,omitempty"`
+	// Units refunded after delivery (trust's refunds that name this line).
+	RefundedQuantity int64 `protobuf:"varint,12,opt,name=refunded_quantity,json=refundedQuantity,proto3" json:"refunded_quantity,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *OrderLine) Reset() {
@@ -433,6 +513,20 @@ func (x *OrderLine) GetCommissionBps() int32 {
 	return 0
 }
 
+func (x *OrderLine) GetCancelledQuantity() int64 {
+	if x != nil {
+		return x.CancelledQuantity
+	}
+	return 0
+}
+
+func (x *OrderLine) GetRefundedQuantity() int64 {
+	if x != nil {
+		return x.RefundedQuantity
+	}
+	return 0
+}
+
 // VendorPart is one vendor's share of an order (one fulfilment).
 type VendorPart struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -445,7 +539,17 @@ type VendorPart struct {
 	// The part has shipped.
 	Shipped bool `protobuf:"varint,4,opt,name=shipped,proto3" json:"shipped,omitempty"`
 	// The part was delivered.
-	Delivered     bool `protobuf:"varint,5,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	Delivered bool `protobuf:"varint,5,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	// Where the part is.
+	State PartState `protobuf:"varint,6,opt,name=state,proto3,enum=custody.order.v1.PartState" json:"state,omitempty"`
+	// Why it was cancelled, when it was.
+	CancelReason string `protobuf:"bytes,7,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
+	// Who cancelled it: "buyer:b1", "vendor:v1", "support",
+	// "service:fulfilment" (the ship-by policy), …
+	CancelledBy string `protobuf:"bytes,8,opt,name=cancelled_by,json=cancelledBy,proto3" json:"cancelled_by,omitempty"`
+	// Refunded to the buyer for this part so far: cancelled units and
+	// trust's refunds.
+	Refunded      *v1.Money `protobuf:"bytes,9,opt,name=refunded,proto3" json:"refunded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -513,6 +617,34 @@ func (x *VendorPart) GetDelivered() bool {
 		return x.Delivered
 	}
 	return false
+}
+
+func (x *VendorPart) GetState() PartState {
+	if x != nil {
+		return x.State
+	}
+	return PartState_PART_STATE_UNSPECIFIED
+}
+
+func (x *VendorPart) GetCancelReason() string {
+	if x != nil {
+		return x.CancelReason
+	}
+	return ""
+}
+
+func (x *VendorPart) GetCancelledBy() string {
+	if x != nil {
+		return x.CancelledBy
+	}
+	return ""
+}
+
+func (x *VendorPart) GetRefunded() *v1.Money {
+	if x != nil {
+		return x.Refunded
+	}
+	return nil
 }
 
 // AttributionRecord is the attribution as accepted.
@@ -617,8 +749,9 @@ type Order struct {
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Store revision of the order (for support and caching).
 	Revision uint64 `protobuf:"varint,13,opt,name=revision,proto3" json:"revision,omitempty"`
-	// Refunded so far (partial refunds keep the state; a full refund makes
-	// it REFUNDED).
+	// Refunded so far: cancelled lines and parts of a confirmed order and
+	// trust's refunds (partial refunds keep the state; a full refund of an
+	// order that shipped makes it REFUNDED).
 	RefundedTotal *v1.Money `protobuf:"bytes,14,opt,name=refunded_total,json=refundedTotal,proto3" json:"refunded_total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1300,6 +1433,301 @@ func (x *CancelOrderResponse) GetOrder() *Order {
 	return nil
 }
 
+// LineCancellation names units of one line to cancel.
+type LineCancellation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order line id.
+	LineId string `protobuf:"bytes,1,opt,name=line_id,json=lineId,proto3" json:"line_id,omitempty"`
+	// Units to cancel, at most the units not yet cancelled; 0 cancels every
+	// unit left.
+	Quantity      int64 `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LineCancellation) Reset() {
+	*x = LineCancellation{}
+	mi := &file_custody_order_v1_order_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LineCancellation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LineCancellation) ProtoMessage() {}
+
+func (x *LineCancellation) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_order_v1_order_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LineCancellation.ProtoReflect.Descriptor instead.
+func (*LineCancellation) Descriptor() ([]byte, []int) {
+	return file_custody_order_v1_order_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *LineCancellation) GetLineId() string {
+	if x != nil {
+		return x.LineId
+	}
+	return ""
+}
+
+func (x *LineCancellation) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+// CancelOrderLinesRequest cancels units of unshipped lines, or a vendor's
+// whole unshipped part. Exactly one of lines and vendor_id.
+type CancelOrderLinesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Order.
+	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Lines and units to cancel.
+	Lines []*LineCancellation `protobuf:"bytes,3,rep,name=lines,proto3" json:"lines,omitempty"`
+	// Cancel every unit left of this vendor's part.
+	VendorId string `protobuf:"bytes,4,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// Why.
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelOrderLinesRequest) Reset() {
+	*x = CancelOrderLinesRequest{}
+	mi := &file_custody_order_v1_order_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelOrderLinesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelOrderLinesRequest) ProtoMessage() {}
+
+func (x *CancelOrderLinesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_order_v1_order_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelOrderLinesRequest.ProtoReflect.Descriptor instead.
+func (*CancelOrderLinesRequest) Descriptor() ([]byte, []int) {
+	return file_custody_order_v1_order_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CancelOrderLinesRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CancelOrderLinesRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *CancelOrderLinesRequest) GetLines() []*LineCancellation {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *CancelOrderLinesRequest) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *CancelOrderLinesRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// CancelOrderLinesResponse returns the order.
+type CancelOrderLinesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order         *Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelOrderLinesResponse) Reset() {
+	*x = CancelOrderLinesResponse{}
+	mi := &file_custody_order_v1_order_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelOrderLinesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelOrderLinesResponse) ProtoMessage() {}
+
+func (x *CancelOrderLinesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_order_v1_order_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelOrderLinesResponse.ProtoReflect.Descriptor instead.
+func (*CancelOrderLinesResponse) Descriptor() ([]byte, []int) {
+	return file_custody_order_v1_order_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CancelOrderLinesResponse) GetOrder() *Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
+// ChangeShippingAddressRequest changes an order's shipping address.
+type ChangeShippingAddressRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Order.
+	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The new address.
+	ShippingAddress *v1.Address `protobuf:"bytes,3,opt,name=shipping_address,json=shippingAddress,proto3" json:"shipping_address,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ChangeShippingAddressRequest) Reset() {
+	*x = ChangeShippingAddressRequest{}
+	mi := &file_custody_order_v1_order_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeShippingAddressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeShippingAddressRequest) ProtoMessage() {}
+
+func (x *ChangeShippingAddressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_order_v1_order_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeShippingAddressRequest.ProtoReflect.Descriptor instead.
+func (*ChangeShippingAddressRequest) Descriptor() ([]byte, []int) {
+	return file_custody_order_v1_order_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ChangeShippingAddressRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ChangeShippingAddressRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ChangeShippingAddressRequest) GetShippingAddress() *v1.Address {
+	if x != nil {
+		return x.ShippingAddress
+	}
+	return nil
+}
+
+// ChangeShippingAddressResponse returns the order.
+type ChangeShippingAddressResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order         *Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangeShippingAddressResponse) Reset() {
+	*x = ChangeShippingAddressResponse{}
+	mi := &file_custody_order_v1_order_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeShippingAddressResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeShippingAddressResponse) ProtoMessage() {}
+
+func (x *ChangeShippingAddressResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_order_v1_order_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeShippingAddressResponse.ProtoReflect.Descriptor instead.
+func (*ChangeShippingAddressResponse) Descriptor() ([]byte, []int) {
+	return file_custody_order_v1_order_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ChangeShippingAddressResponse) GetOrder() *Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
 var File_custody_order_v1_order_proto protoreflect.FileDescriptor
 
 const file_custody_order_v1_order_proto_rawDesc = "" +
@@ -1316,7 +1744,7 @@ const file_custody_order_v1_order_proto_rawDesc = "" +
 	"\x06source\"^\n" +
 	"\aPayment\x12#\n" +
 	"\rpsp_reference\x18\x01 \x01(\tR\fpspReference\x12.\n" +
-	"\x06amount\x18\x02 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\"\xdd\x02\n" +
+	"\x06amount\x18\x02 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\"\xb9\x03\n" +
 	"\tOrderLine\x12\x17\n" +
 	"\aline_id\x18\x01 \x01(\tR\x06lineId\x12\x15\n" +
 	"\x06sku_id\x18\x02 \x01(\tR\x05skuId\x12\x1d\n" +
@@ -1332,14 +1760,20 @@ const file_custody_order_v1_order_proto_rawDesc = "" +
 	"\n" +
 	"creator_id\x18\t \x01(\tR\tcreatorId\x12%\n" +
 	"\x0ecommission_bps\x18\n" +
-	" \x01(\x05R\rcommissionBps\"\xb0\x01\n" +
+	" \x01(\x05R\rcommissionBps\x12-\n" +
+	"\x12cancelled_quantity\x18\v \x01(\x03R\x11cancelledQuantity\x12+\n" +
+	"\x11refunded_quantity\x18\f \x01(\x03R\x10refundedQuantity\"\xdf\x02\n" +
 	"\n" +
 	"VendorPart\x12\x1b\n" +
 	"\tvendor_id\x18\x01 \x01(\tR\bvendorId\x12\x19\n" +
 	"\bline_ids\x18\x02 \x03(\tR\alineIds\x122\n" +
 	"\bsubtotal\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\bsubtotal\x12\x18\n" +
 	"\ashipped\x18\x04 \x01(\bR\ashipped\x12\x1c\n" +
-	"\tdelivered\x18\x05 \x01(\bR\tdelivered\"\xc1\x01\n" +
+	"\tdelivered\x18\x05 \x01(\bR\tdelivered\x121\n" +
+	"\x05state\x18\x06 \x01(\x0e2\x1b.custody.order.v1.PartStateR\x05state\x12#\n" +
+	"\rcancel_reason\x18\a \x01(\tR\fcancelReason\x12!\n" +
+	"\fcancelled_by\x18\b \x01(\tR\vcancelledBy\x122\n" +
+	"\brefunded\x18\t \x01(\v2\x16.custody.type.v1.MoneyR\brefunded\"\xc1\x01\n" +
 	"\x11AttributionRecord\x12*\n" +
 	"\x11affiliate_link_id\x18\x01 \x01(\tR\x0faffiliateLinkId\x12&\n" +
 	"\x0flive_session_id\x18\x02 \x01(\tR\rliveSessionId\x12\x1d\n" +
@@ -1404,7 +1838,26 @@ const file_custody_order_v1_order_proto_rawDesc = "" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"D\n" +
 	"\x13CancelOrderResponse\x12-\n" +
-	"\x05order\x18\x01 \x01(\v2\x17.custody.order.v1.OrderR\x05order*\xe2\x01\n" +
+	"\x05order\x18\x01 \x01(\v2\x17.custody.order.v1.OrderR\x05order\"G\n" +
+	"\x10LineCancellation\x12\x17\n" +
+	"\aline_id\x18\x01 \x01(\tR\x06lineId\x12\x1a\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\"\xc2\x01\n" +
+	"\x17CancelOrderLinesRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
+	"\border_id\x18\x02 \x01(\tR\aorderId\x128\n" +
+	"\x05lines\x18\x03 \x03(\v2\".custody.order.v1.LineCancellationR\x05lines\x12\x1b\n" +
+	"\tvendor_id\x18\x04 \x01(\tR\bvendorId\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"I\n" +
+	"\x18CancelOrderLinesResponse\x12-\n" +
+	"\x05order\x18\x01 \x01(\v2\x17.custody.order.v1.OrderR\x05order\"\x9d\x01\n" +
+	"\x1cChangeShippingAddressRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
+	"\border_id\x18\x02 \x01(\tR\aorderId\x12C\n" +
+	"\x10shipping_address\x18\x03 \x01(\v2\x18.custody.type.v1.AddressR\x0fshippingAddress\"N\n" +
+	"\x1dChangeShippingAddressResponse\x12-\n" +
+	"\x05order\x18\x01 \x01(\v2\x17.custody.order.v1.OrderR\x05order*\xfb\x01\n" +
 	"\n" +
 	"OrderState\x12\x1b\n" +
 	"\x17ORDER_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -1414,14 +1867,25 @@ const file_custody_order_v1_order_proto_rawDesc = "" +
 	"\x15ORDER_STATE_CANCELLED\x10\x04\x12\x19\n" +
 	"\x15ORDER_STATE_DELIVERED\x10\x05\x12\x19\n" +
 	"\x15ORDER_STATE_COMPLETED\x10\x06\x12\x18\n" +
-	"\x14ORDER_STATE_REFUNDED\x10\a2\xef\x02\n" +
+	"\x14ORDER_STATE_REFUNDED\x10\a\x12\x17\n" +
+	"\x13ORDER_STATE_SHIPPED\x10\b*\xb9\x01\n" +
+	"\tPartState\x12\x1a\n" +
+	"\x16PART_STATE_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fPART_STATE_OPEN\x10\x01\x12\x16\n" +
+	"\x12PART_STATE_SHIPPED\x10\x02\x12\x18\n" +
+	"\x14PART_STATE_DELIVERED\x10\x03\x12\x18\n" +
+	"\x14PART_STATE_CANCELLED\x10\x04\x12\x17\n" +
+	"\x13PART_STATE_REFUNDED\x10\x05\x12\x16\n" +
+	"\x12PART_STATE_SETTLED\x10\x062\xd4\x04\n" +
 	"\fOrderService\x12W\n" +
 	"\n" +
 	"PlaceOrder\x12#.custody.order.v1.PlaceOrderRequest\x1a$.custody.order.v1.PlaceOrderResponse\x12Q\n" +
 	"\bGetOrder\x12!.custody.order.v1.GetOrderRequest\x1a\".custody.order.v1.GetOrderResponse\x12W\n" +
 	"\n" +
 	"ListOrders\x12#.custody.order.v1.ListOrdersRequest\x1a$.custody.order.v1.ListOrdersResponse\x12Z\n" +
-	"\vCancelOrder\x12$.custody.order.v1.CancelOrderRequest\x1a%.custody.order.v1.CancelOrderResponseB\xbf\x01\n" +
+	"\vCancelOrder\x12$.custody.order.v1.CancelOrderRequest\x1a%.custody.order.v1.CancelOrderResponse\x12i\n" +
+	"\x10CancelOrderLines\x12).custody.order.v1.CancelOrderLinesRequest\x1a*.custody.order.v1.CancelOrderLinesResponse\x12x\n" +
+	"\x15ChangeShippingAddress\x12..custody.order.v1.ChangeShippingAddressRequest\x1a/.custody.order.v1.ChangeShippingAddressResponseB\xbf\x01\n" +
 	"\x14com.custody.order.v1B\n" +
 	"OrderProtoP\x01Z9github.com/custody/custody/proto/custody/order/v1;orderv1\xa2\x02\x03COX\xaa\x02\x10Custody.Order.V1\xca\x02\x10Custody\\Order\\V1\xe2\x02\x1cCustody\\Order\\V1\\GPBMetadata\xea\x02\x12Custody::Order::V1b\x06proto3"
 
@@ -1437,72 +1901,88 @@ func file_custody_order_v1_order_proto_rawDescGZIP() []byte {
 	return file_custody_order_v1_order_proto_rawDescData
 }
 
-var file_custody_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_custody_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_custody_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_custody_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_custody_order_v1_order_proto_goTypes = []any{
-	(OrderState)(0),               // 0: custody.order.v1.OrderState
-	(*LineRequest)(nil),           // 1: custody.order.v1.LineRequest
-	(*Attribution)(nil),           // 2: custody.order.v1.Attribution
-	(*Payment)(nil),               // 3: custody.order.v1.Payment
-	(*OrderLine)(nil),             // 4: custody.order.v1.OrderLine
-	(*VendorPart)(nil),            // 5: custody.order.v1.VendorPart
-	(*AttributionRecord)(nil),     // 6: custody.order.v1.AttributionRecord
-	(*Order)(nil),                 // 7: custody.order.v1.Order
-	(*PlaceOrderRequest)(nil),     // 8: custody.order.v1.PlaceOrderRequest
-	(*PlaceOrderResponse)(nil),    // 9: custody.order.v1.PlaceOrderResponse
-	(*GetOrderRequest)(nil),       // 10: custody.order.v1.GetOrderRequest
-	(*GetOrderResponse)(nil),      // 11: custody.order.v1.GetOrderResponse
-	(*ListOrdersRequest)(nil),     // 12: custody.order.v1.ListOrdersRequest
-	(*ListOrdersResponse)(nil),    // 13: custody.order.v1.ListOrdersResponse
-	(*CancelOrderRequest)(nil),    // 14: custody.order.v1.CancelOrderRequest
-	(*CancelOrderResponse)(nil),   // 15: custody.order.v1.CancelOrderResponse
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(*v1.Money)(nil),              // 17: custody.type.v1.Money
-	(*v1.Address)(nil),            // 18: custody.type.v1.Address
-	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
+	(OrderState)(0),                       // 0: custody.order.v1.OrderState
+	(PartState)(0),                        // 1: custody.order.v1.PartState
+	(*LineRequest)(nil),                   // 2: custody.order.v1.LineRequest
+	(*Attribution)(nil),                   // 3: custody.order.v1.Attribution
+	(*Payment)(nil),                       // 4: custody.order.v1.Payment
+	(*OrderLine)(nil),                     // 5: custody.order.v1.OrderLine
+	(*VendorPart)(nil),                    // 6: custody.order.v1.VendorPart
+	(*AttributionRecord)(nil),             // 7: custody.order.v1.AttributionRecord
+	(*Order)(nil),                         // 8: custody.order.v1.Order
+	(*PlaceOrderRequest)(nil),             // 9: custody.order.v1.PlaceOrderRequest
+	(*PlaceOrderResponse)(nil),            // 10: custody.order.v1.PlaceOrderResponse
+	(*GetOrderRequest)(nil),               // 11: custody.order.v1.GetOrderRequest
+	(*GetOrderResponse)(nil),              // 12: custody.order.v1.GetOrderResponse
+	(*ListOrdersRequest)(nil),             // 13: custody.order.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),            // 14: custody.order.v1.ListOrdersResponse
+	(*CancelOrderRequest)(nil),            // 15: custody.order.v1.CancelOrderRequest
+	(*CancelOrderResponse)(nil),           // 16: custody.order.v1.CancelOrderResponse
+	(*LineCancellation)(nil),              // 17: custody.order.v1.LineCancellation
+	(*CancelOrderLinesRequest)(nil),       // 18: custody.order.v1.CancelOrderLinesRequest
+	(*CancelOrderLinesResponse)(nil),      // 19: custody.order.v1.CancelOrderLinesResponse
+	(*ChangeShippingAddressRequest)(nil),  // 20: custody.order.v1.ChangeShippingAddressRequest
+	(*ChangeShippingAddressResponse)(nil), // 21: custody.order.v1.ChangeShippingAddressResponse
+	(*timestamppb.Timestamp)(nil),         // 22: google.protobuf.Timestamp
+	(*v1.Money)(nil),                      // 23: custody.type.v1.Money
+	(*v1.Address)(nil),                    // 24: custody.type.v1.Address
+	(*durationpb.Duration)(nil),           // 25: google.protobuf.Duration
 }
 var file_custody_order_v1_order_proto_depIdxs = []int32{
-	16, // 0: custody.order.v1.Attribution.touch_time:type_name -> google.protobuf.Timestamp
-	17, // 1: custody.order.v1.Payment.amount:type_name -> custody.type.v1.Money
-	17, // 2: custody.order.v1.OrderLine.unit_price:type_name -> custody.type.v1.Money
-	17, // 3: custody.order.v1.OrderLine.line_total:type_name -> custody.type.v1.Money
-	17, // 4: custody.order.v1.VendorPart.subtotal:type_name -> custody.type.v1.Money
-	16, // 5: custody.order.v1.AttributionRecord.touch_time:type_name -> google.protobuf.Timestamp
-	0,  // 6: custody.order.v1.Order.state:type_name -> custody.order.v1.OrderState
-	4,  // 7: custody.order.v1.Order.lines:type_name -> custody.order.v1.OrderLine
-	5,  // 8: custody.order.v1.Order.parts:type_name -> custody.order.v1.VendorPart
-	17, // 9: custody.order.v1.Order.total:type_name -> custody.type.v1.Money
-	18, // 10: custody.order.v1.Order.shipping_address:type_name -> custody.type.v1.Address
-	6,  // 11: custody.order.v1.Order.attribution:type_name -> custody.order.v1.AttributionRecord
-	3,  // 12: custody.order.v1.Order.payment:type_name -> custody.order.v1.Payment
-	16, // 13: custody.order.v1.Order.place_time:type_name -> google.protobuf.Timestamp
-	16, // 14: custody.order.v1.Order.update_time:type_name -> google.protobuf.Timestamp
-	17, // 15: custody.order.v1.Order.refunded_total:type_name -> custody.type.v1.Money
-	1,  // 16: custody.order.v1.PlaceOrderRequest.lines:type_name -> custody.order.v1.LineRequest
-	18, // 17: custody.order.v1.PlaceOrderRequest.shipping_address:type_name -> custody.type.v1.Address
-	2,  // 18: custody.order.v1.PlaceOrderRequest.attribution:type_name -> custody.order.v1.Attribution
-	3,  // 19: custody.order.v1.PlaceOrderRequest.payment:type_name -> custody.order.v1.Payment
-	19, // 20: custody.order.v1.PlaceOrderRequest.wait_timeout:type_name -> google.protobuf.Duration
-	7,  // 21: custody.order.v1.PlaceOrderResponse.order:type_name -> custody.order.v1.Order
-	7,  // 22: custody.order.v1.GetOrderResponse.order:type_name -> custody.order.v1.Order
-	0,  // 23: custody.order.v1.ListOrdersRequest.state:type_name -> custody.order.v1.OrderState
-	16, // 24: custody.order.v1.ListOrdersRequest.place_time_from:type_name -> google.protobuf.Timestamp
-	16, // 25: custody.order.v1.ListOrdersRequest.place_time_to:type_name -> google.protobuf.Timestamp
-	7,  // 26: custody.order.v1.ListOrdersResponse.orders:type_name -> custody.order.v1.Order
-	7,  // 27: custody.order.v1.CancelOrderResponse.order:type_name -> custody.order.v1.Order
-	8,  // 28: custody.order.v1.OrderService.PlaceOrder:input_type -> custody.order.v1.PlaceOrderRequest
-	10, // 29: custody.order.v1.OrderService.GetOrder:input_type -> custody.order.v1.GetOrderRequest
-	12, // 30: custody.order.v1.OrderService.ListOrders:input_type -> custody.order.v1.ListOrdersRequest
-	14, // 31: custody.order.v1.OrderService.CancelOrder:input_type -> custody.order.v1.CancelOrderRequest
-	9,  // 32: custody.order.v1.OrderService.PlaceOrder:output_type -> custody.order.v1.PlaceOrderResponse
-	11, // 33: custody.order.v1.OrderService.GetOrder:output_type -> custody.order.v1.GetOrderResponse
-	13, // 34: custody.order.v1.OrderService.ListOrders:output_type -> custody.order.v1.ListOrdersResponse
-	15, // 35: custody.order.v1.OrderService.CancelOrder:output_type -> custody.order.v1.CancelOrderResponse
-	32, // [32:36] is the sub-list for method output_type
-	28, // [28:32] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	22, // 0: custody.order.v1.Attribution.touch_time:type_name -> google.protobuf.Timestamp
+	23, // 1: custody.order.v1.Payment.amount:type_name -> custody.type.v1.Money
+	23, // 2: custody.order.v1.OrderLine.unit_price:type_name -> custody.type.v1.Money
+	23, // 3: custody.order.v1.OrderLine.line_total:type_name -> custody.type.v1.Money
+	23, // 4: custody.order.v1.VendorPart.subtotal:type_name -> custody.type.v1.Money
+	1,  // 5: custody.order.v1.VendorPart.state:type_name -> custody.order.v1.PartState
+	23, // 6: custody.order.v1.VendorPart.refunded:type_name -> custody.type.v1.Money
+	22, // 7: custody.order.v1.AttributionRecord.touch_time:type_name -> google.protobuf.Timestamp
+	0,  // 8: custody.order.v1.Order.state:type_name -> custody.order.v1.OrderState
+	5,  // 9: custody.order.v1.Order.lines:type_name -> custody.order.v1.OrderLine
+	6,  // 10: custody.order.v1.Order.parts:type_name -> custody.order.v1.VendorPart
+	23, // 11: custody.order.v1.Order.total:type_name -> custody.type.v1.Money
+	24, // 12: custody.order.v1.Order.shipping_address:type_name -> custody.type.v1.Address
+	7,  // 13: custody.order.v1.Order.attribution:type_name -> custody.order.v1.AttributionRecord
+	4,  // 14: custody.order.v1.Order.payment:type_name -> custody.order.v1.Payment
+	22, // 15: custody.order.v1.Order.place_time:type_name -> google.protobuf.Timestamp
+	22, // 16: custody.order.v1.Order.update_time:type_name -> google.protobuf.Timestamp
+	23, // 17: custody.order.v1.Order.refunded_total:type_name -> custody.type.v1.Money
+	2,  // 18: custody.order.v1.PlaceOrderRequest.lines:type_name -> custody.order.v1.LineRequest
+	24, // 19: custody.order.v1.PlaceOrderRequest.shipping_address:type_name -> custody.type.v1.Address
+	3,  // 20: custody.order.v1.PlaceOrderRequest.attribution:type_name -> custody.order.v1.Attribution
+	4,  // 21: custody.order.v1.PlaceOrderRequest.payment:type_name -> custody.order.v1.Payment
+	25, // 22: custody.order.v1.PlaceOrderRequest.wait_timeout:type_name -> google.protobuf.Duration
+	8,  // 23: custody.order.v1.PlaceOrderResponse.order:type_name -> custody.order.v1.Order
+	8,  // 24: custody.order.v1.GetOrderResponse.order:type_name -> custody.order.v1.Order
+	0,  // 25: custody.order.v1.ListOrdersRequest.state:type_name -> custody.order.v1.OrderState
+	22, // 26: custody.order.v1.ListOrdersRequest.place_time_from:type_name -> google.protobuf.Timestamp
+	22, // 27: custody.order.v1.ListOrdersRequest.place_time_to:type_name -> google.protobuf.Timestamp
+	8,  // 28: custody.order.v1.ListOrdersResponse.orders:type_name -> custody.order.v1.Order
+	8,  // 29: custody.order.v1.CancelOrderResponse.order:type_name -> custody.order.v1.Order
+	17, // 30: custody.order.v1.CancelOrderLinesRequest.lines:type_name -> custody.order.v1.LineCancellation
+	8,  // 31: custody.order.v1.CancelOrderLinesResponse.order:type_name -> custody.order.v1.Order
+	24, // 32: custody.order.v1.ChangeShippingAddressRequest.shipping_address:type_name -> custody.type.v1.Address
+	8,  // 33: custody.order.v1.ChangeShippingAddressResponse.order:type_name -> custody.order.v1.Order
+	9,  // 34: custody.order.v1.OrderService.PlaceOrder:input_type -> custody.order.v1.PlaceOrderRequest
+	11, // 35: custody.order.v1.OrderService.GetOrder:input_type -> custody.order.v1.GetOrderRequest
+	13, // 36: custody.order.v1.OrderService.ListOrders:input_type -> custody.order.v1.ListOrdersRequest
+	15, // 37: custody.order.v1.OrderService.CancelOrder:input_type -> custody.order.v1.CancelOrderRequest
+	18, // 38: custody.order.v1.OrderService.CancelOrderLines:input_type -> custody.order.v1.CancelOrderLinesRequest
+	20, // 39: custody.order.v1.OrderService.ChangeShippingAddress:input_type -> custody.order.v1.ChangeShippingAddressRequest
+	10, // 40: custody.order.v1.OrderService.PlaceOrder:output_type -> custody.order.v1.PlaceOrderResponse
+	12, // 41: custody.order.v1.OrderService.GetOrder:output_type -> custody.order.v1.GetOrderResponse
+	14, // 42: custody.order.v1.OrderService.ListOrders:output_type -> custody.order.v1.ListOrdersResponse
+	16, // 43: custody.order.v1.OrderService.CancelOrder:output_type -> custody.order.v1.CancelOrderResponse
+	19, // 44: custody.order.v1.OrderService.CancelOrderLines:output_type -> custody.order.v1.CancelOrderLinesResponse
+	21, // 45: custody.order.v1.OrderService.ChangeShippingAddress:output_type -> custody.order.v1.ChangeShippingAddressResponse
+	40, // [40:46] is the sub-list for method output_type
+	34, // [34:40] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_custody_order_v1_order_proto_init() }
@@ -1519,8 +1999,8 @@ func file_custody_order_v1_order_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_order_v1_order_proto_rawDesc), len(file_custody_order_v1_order_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   15,
+			NumEnums:      2,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

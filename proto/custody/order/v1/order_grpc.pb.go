@@ -19,10 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	OrderService_PlaceOrder_FullMethodName  = "/custody.order.v1.OrderService/PlaceOrder"
-	OrderService_GetOrder_FullMethodName    = "/custody.order.v1.OrderService/GetOrder"
-	OrderService_ListOrders_FullMethodName  = "/custody.order.v1.OrderService/ListOrders"
-	OrderService_CancelOrder_FullMethodName = "/custody.order.v1.OrderService/CancelOrder"
+	OrderService_PlaceOrder_FullMethodName            = "/custody.order.v1.OrderService/PlaceOrder"
+	OrderService_GetOrder_FullMethodName              = "/custody.order.v1.OrderService/GetOrder"
+	OrderService_ListOrders_FullMethodName            = "/custody.order.v1.OrderService/ListOrders"
+	OrderService_CancelOrder_FullMethodName           = "/custody.order.v1.OrderService/CancelOrder"
+	OrderService_CancelOrderLines_FullMethodName      = "/custody.order.v1.OrderService/CancelOrderLines"
+	OrderService_ChangeShippingAddress_FullMethodName = "/custody.order.v1.OrderService/ChangeShippingAddress"
 )
 
 // OrderServiceClient is the client API for OrderService service.
@@ -55,6 +57,18 @@ type OrderServiceClient interface {
 	// CancelOrder cancels an order that has not shipped. Callers: its buyer,
 	// support, service.
 	CancelOrder(ctx context.Context, in *CancelOrderRequest, opts ...grpc.CallOption) (*CancelOrderResponse, error)
+	// CancelOrderLines cancels units of lines that have not shipped, or a
+	// vendor's whole unshipped part, of a confirmed order. The buyer is
+	// refunded exactly the cancelled units' price, the catalog releases their
+	// stock, the vendor's fulfilment drops them, and the payout split and the
+	// creator's commission follow the lines that remain. Cancelling what is
+	// left of an order that has shipped nothing cancels the order. Callers:
+	// its buyer, a vendor for its own part's lines, support, service.
+	CancelOrderLines(ctx context.Context, in *CancelOrderLinesRequest, opts ...grpc.CallOption) (*CancelOrderLinesResponse, error)
+	// ChangeShippingAddress changes where the order goes, until its first
+	// part ships; fulfilment ships the unshipped parts to the new address.
+	// Callers: its buyer, support, service.
+	ChangeShippingAddress(ctx context.Context, in *ChangeShippingAddressRequest, opts ...grpc.CallOption) (*ChangeShippingAddressResponse, error)
 }
 
 type orderServiceClient struct {
@@ -105,6 +119,26 @@ func (c *orderServiceClient) CancelOrder(ctx context.Context, in *CancelOrderReq
 	return out, nil
 }
 
+func (c *orderServiceClient) CancelOrderLines(ctx context.Context, in *CancelOrderLinesRequest, opts ...grpc.CallOption) (*CancelOrderLinesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelOrderLinesResponse)
+	err := c.cc.Invoke(ctx, OrderService_CancelOrderLines_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *orderServiceClient) ChangeShippingAddress(ctx context.Context, in *ChangeShippingAddressRequest, opts ...grpc.CallOption) (*ChangeShippingAddressResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ChangeShippingAddressResponse)
+	err := c.cc.Invoke(ctx, OrderService_ChangeShippingAddress_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OrderServiceServer is the server API for OrderService service.
 // All implementations must embed UnimplementedOrderServiceServer
 // for forward compatibility.
@@ -135,6 +169,18 @@ type OrderServiceServer interface {
 	// CancelOrder cancels an order that has not shipped. Callers: its buyer,
 	// support, service.
 	CancelOrder(context.Context, *CancelOrderRequest) (*CancelOrderResponse, error)
+	// CancelOrderLines cancels units of lines that have not shipped, or a
+	// vendor's whole unshipped part, of a confirmed order. The buyer is
+	// refunded exactly the cancelled units' price, the catalog releases their
+	// stock, the vendor's fulfilment drops them, and the payout split and the
+	// creator's commission follow the lines that remain. Cancelling what is
+	// left of an order that has shipped nothing cancels the order. Callers:
+	// its buyer, a vendor for its own part's lines, support, service.
+	CancelOrderLines(context.Context, *CancelOrderLinesRequest) (*CancelOrderLinesResponse, error)
+	// ChangeShippingAddress changes where the order goes, until its first
+	// part ships; fulfilment ships the unshipped parts to the new address.
+	// Callers: its buyer, support, service.
+	ChangeShippingAddress(context.Context, *ChangeShippingAddressRequest) (*ChangeShippingAddressResponse, error)
 	mustEmbedUnimplementedOrderServiceServer()
 }
 
@@ -156,6 +202,12 @@ func (UnimplementedOrderServiceServer) ListOrders(context.Context, *ListOrdersRe
 }
 func (UnimplementedOrderServiceServer) CancelOrder(context.Context, *CancelOrderRequest) (*CancelOrderResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelOrder not implemented")
+}
+func (UnimplementedOrderServiceServer) CancelOrderLines(context.Context, *CancelOrderLinesRequest) (*CancelOrderLinesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelOrderLines not implemented")
+}
+func (UnimplementedOrderServiceServer) ChangeShippingAddress(context.Context, *ChangeShippingAddressRequest) (*ChangeShippingAddressResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ChangeShippingAddress not implemented")
 }
 func (UnimplementedOrderServiceServer) mustEmbedUnimplementedOrderServiceServer() {}
 func (UnimplementedOrderServiceServer) testEmbeddedByValue()                      {}
@@ -250,6 +302,42 @@ func _OrderService_CancelOrder_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OrderService_CancelOrderLines_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelOrderLinesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).CancelOrderLines(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_CancelOrderLines_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).CancelOrderLines(ctx, req.(*CancelOrderLinesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrderService_ChangeShippingAddress_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ChangeShippingAddressRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).ChangeShippingAddress(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_ChangeShippingAddress_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).ChangeShippingAddress(ctx, req.(*ChangeShippingAddressRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OrderService_ServiceDesc is the grpc.ServiceDesc for OrderService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -272,6 +360,14 @@ var OrderService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelOrder",
 			Handler:    _OrderService_CancelOrder_Handler,
+		},
+		{
+			MethodName: "CancelOrderLines",
+			Handler:    _OrderService_CancelOrderLines_Handler,
+		},
+		{
+			MethodName: "ChangeShippingAddress",
+			Handler:    _OrderService_ChangeShippingAddress_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
