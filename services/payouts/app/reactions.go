@@ -27,8 +27,11 @@ const actor = "service:payouts"
 // event if it never comes.
 var ErrNotConfirmed = errors.New("the order has not been confirmed")
 
-// OrderRoutes book OrderConfirmed (capture into escrow) and OrderCancelled
-// (escrow back to the buyer).
+// OrderRoutes book OrderConfirmed (capture into escrow), OrderCancelled
+// (escrow back to the buyer) and OrderLinesCancelled (the cancelled units'
+// escrow back to the buyer, their split reversed). OrderPartCancelled is
+// not booked: it is the order's record of a FulfilmentCancelled, which
+// FulfilmentRoutes books.
 func (s *Service) OrderRoutes() projection.Routes {
 	return projection.Routes{
 		projection.On(func(ctx context.Context, rec eventstore.RecordedEvent, e *orderv1.OrderConfirmed) error {
@@ -37,6 +40,14 @@ func (s *Service) OrderRoutes() projection.Routes {
 		projection.On(func(ctx context.Context, rec eventstore.RecordedEvent, e *orderv1.OrderCancelled) error {
 			return classify(e, s.book(ctx, rec, e.GetOrderId(), "cancel", domain.Cancel{
 				Cause: cause(rec), Reason: fmt.Sprintf("order cancelled by %s: %s", e.GetCancelledBy(), e.GetReason()), Time: s.d.Clock.Now()}))
+		}),
+		projection.On(func(ctx context.Context, rec eventstore.RecordedEvent, e *orderv1.OrderLinesCancelled) error {
+			c := domain.CancelLines{Cause: cause(rec), CancellationID: rec.ID, ClosedVendorIDs: e.GetClosedVendorIds(),
+				Reason: fmt.Sprintf("lines cancelled by %s: %s", e.GetCancelledBy(), e.GetReason()), Time: s.d.Clock.Now()}
+			for _, l := range e.GetLines() {
+				c.Lines = append(c.Lines, domain.CancelledLine{LineID: l.GetLineId(), VendorID: l.GetVendorId(), Amount: moneyOf(l.GetAmount())})
+			}
+			return classify(e, s.book(ctx, rec, e.GetOrderId(), "cancel-lines", c))
 		}),
 	}
 }

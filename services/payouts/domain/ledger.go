@@ -634,13 +634,38 @@ func (c Refund) decide(d *decision) {
 		return
 	}
 	stage := p.Stage()
-	per := allocateRefund(p, c.Amount, c.Lines)
-	ev := &payoutsv1.RefundApplied{
+	rv := reverseLines(p, cur, allocateRefund(p, c.Amount, c.Lines))
+	d.emit(&payoutsv1.RefundApplied{
 		RefundId: c.RefundID, OrderId: d.l.OrderID, VendorId: c.VendorID, ClaimId: c.ClaimID, Stage: stage,
-		Requested: c.Amount.ToProto(), RefundTime: timestamppb.New(c.Time),
+		Requested: c.Amount.ToProto(), RefundTime: timestamppb.New(c.Time), Lines: rv.lines,
+		Amount:    money.Money{Currency: cur, Minor: rv.applied}.ToProto(),
+		Uncovered: money.Money{Currency: cur, Minor: c.Amount.Minor - rv.applied}.ToProto(),
+	})
+	kind, memo := payoutsv1.TransactionKind_TRANSACTION_KIND_REFUND, "refund %s to the buyer, before release, out of %s"
+	if stage == payoutsv1.FundsStage_FUNDS_STAGE_RELEASED {
+		kind, memo = payoutsv1.TransactionKind_TRANSACTION_KIND_CLAWBACK, "refund %s to the buyer after release: clawed back from %s"
 	}
-	var applied, vendor, fee int64
-	comm := map[string]int64{}
+	b := newTxn(kind, TransactionID(kind, d.l.OrderID, c.RefundID), d.l.OrderID, c.VendorID, c.Cause, c.RefundID, c.Time,
+		memo, c.RefundID, stageWords[stage])
+	rv.post(b, c.VendorID, cur, stage)
+	d.post(b)
+}
+
+// reversal is what returning given amounts of a part's lines to the buyer
+// takes from each party: per line, the split of the line's unrefunded
+// amount before minus the split after (so it adds up exactly, and a line
+// returned in full in any number of steps reverses exactly its split).
+// Refunds and line cancellations both book through it.
+type reversal struct {
+	lines                []*payoutsv1.LineRefund
+	applied, vendor, fee int64
+	comm                 map[string]int64
+}
+
+// reverseLines reverses per[i] of each line i of p (never more than the
+// line has unrefunded: the callers allocate within it).
+func reverseLines(p Part, cur string, per []int64) reversal {
+	rv := reversal{comm: map[string]int64{}}
 	for li, r := range per {
 		if r == 0 {
 			continue
@@ -655,47 +680,42 @@ func (c Refund) decide(d *decision) {
 			Fee:         money.Money{Currency: cur, Minor: before.Fee.Minor - after.Fee.Minor}.ToProto(),
 			VendorShare: money.Money{Currency: cur, Minor: before.Vendor.Minor - after.Vendor.Minor}.ToProto(),
 		}
-		ev.Lines = append(ev.Lines, lr)
-		applied += r
-		vendor += lr.GetVendorShare().GetAmountMinor()
-		fee += lr.GetFee().GetAmountMinor()
+		rv.lines = append(rv.lines, lr)
+		rv.applied += r
+		rv.vendor += lr.GetVendorShare().GetAmountMinor()
+		rv.fee += lr.GetFee().GetAmountMinor()
 		if l.CreatorID != "" {
-			comm[l.CreatorID] += lr.GetCommission().GetAmountMinor()
+			rv.comm[l.CreatorID] += lr.GetCommission().GetAmountMinor()
 		}
 	}
-	ev.Amount = money.Money{Currency: cur, Minor: applied}.ToProto()
-	ev.Uncovered = money.Money{Currency: cur, Minor: c.Amount.Minor - applied}.ToProto()
-	d.emit(ev)
+	return rv
+}
 
-	kind, memo := payoutsv1.TransactionKind_TRANSACTION_KIND_REFUND, "refund %s to the buyer, before release, out of %s"
-	if stage == payoutsv1.FundsStage_FUNDS_STAGE_RELEASED {
-		kind, memo = payoutsv1.TransactionKind_TRANSACTION_KIND_CLAWBACK, "refund %s to the buyer after release: clawed back from %s"
-	}
-	b := newTxn(kind, TransactionID(kind, d.l.OrderID, c.RefundID), d.l.OrderID, c.VendorID, c.Cause, c.RefundID, c.Time,
-		memo, c.RefundID, stageWords[stage])
-	b.add(BuyerRefunds, cur, applied)
-	creators := slices.Sorted(maps.Keys(comm))
+// post adds the reversal's postings to b: the buyer gets what was
+// applied, taken from where the part's money is at stage.
+func (rv reversal) post(b *txnBuilder, vendorID, cur string, stage payoutsv1.FundsStage) {
+	b.add(BuyerRefunds, cur, rv.applied)
+	creators := slices.Sorted(maps.Keys(rv.comm))
 	switch stage {
 	case payoutsv1.FundsStage_FUNDS_STAGE_ESCROW:
-		b.add(VendorAccount(c.VendorID, Escrow), cur, -applied)
+		b.add(VendorAccount(vendorID, Escrow), cur, -rv.applied)
 	case payoutsv1.FundsStage_FUNDS_STAGE_PENDING, payoutsv1.FundsStage_FUNDS_STAGE_HELD:
 		src := Pending
 		if stage == payoutsv1.FundsStage_FUNDS_STAGE_HELD {
 			src = Held
 		}
-		b.add(VendorAccount(c.VendorID, src), cur, -vendor)
+		b.add(VendorAccount(vendorID, src), cur, -rv.vendor)
 		for _, cr := range creators {
-			b.add(CreatorAccount(cr, Pending), cur, -comm[cr])
+			b.add(CreatorAccount(cr, Pending), cur, -rv.comm[cr])
 		}
-		b.add(PlatformPending, cur, -fee)
+		b.add(PlatformPending, cur, -rv.fee)
 	case payoutsv1.FundsStage_FUNDS_STAGE_RELEASED:
-		b.add(VendorAccount(c.VendorID, Available), cur, -vendor)
+		b.add(VendorAccount(vendorID, Available), cur, -rv.vendor)
 		for _, cr := range creators {
-			b.add(CreatorAccount(cr, Available), cur, -comm[cr])
+			b.add(CreatorAccount(cr, Available), cur, -rv.comm[cr])
 		}
-		b.add(PlatformFees, cur, -fee)
+		b.add(PlatformFees, cur, -rv.fee)
 	}
-	d.post(b)
 }
 
 var stageWords = map[payoutsv1.FundsStage]string{
@@ -754,23 +774,133 @@ func allocateRefund(p Part, amount money.Money, given []LineAmount) []int64 {
 }
 
 func (c Cancel) decide(d *decision) {
-	cur := d.l.Currency()
-	for _, p := range d.l.Parts {
-		if (c.VendorID != "" && p.VendorID != c.VendorID) || p.Delivered || p.Cancelled {
-			continue
+	for i, p := range d.l.Parts {
+		if c.VendorID == "" || p.VendorID == c.VendorID {
+			d.returnEscrow(i, c.Cause, c.Reason, c.Time)
 		}
-		amount := p.Shares(cur).Gross
-		d.emit(&payoutsv1.EscrowReturned{OrderId: d.l.OrderID, VendorId: p.VendorID,
-			Amount: money.Money{Currency: cur, Minor: amount}.ToProto(), Reason: c.Reason, ReturnTime: timestamppb.New(c.Time)})
-		kind := payoutsv1.TransactionKind_TRANSACTION_KIND_CANCELLATION
-		b := newTxn(kind, TransactionID(kind, d.l.OrderID, p.VendorID), d.l.OrderID, p.VendorID, c.Cause, "", c.Time,
-			"vendor %s's part cancelled before delivery (%s): escrow back to the buyer", p.VendorID, c.Reason)
-		b.add(VendorAccount(p.VendorID, Escrow), cur, -amount)
-		b.add(BuyerRefunds, cur, amount)
-		d.post(b)
 	}
 	if c.VendorID != "" && d.l.Part(c.VendorID) < 0 {
 		d.err = &UnknownPartError{OrderID: d.l.OrderID, VendorID: c.VendorID}
+	}
+}
+
+// returnEscrow settles part i as cancelled, if it is neither delivered nor
+// cancelled: what is left of its escrow goes back to the buyer
+// (EscrowReturned, even of nothing: the part is never released).
+func (d *decision) returnEscrow(i int, cause Cause, reason string, at time.Time) {
+	p := d.l.Parts[i]
+	if p.Delivered || p.Cancelled {
+		return
+	}
+	cur := d.l.Currency()
+	amount := p.Shares(cur).Gross
+	d.emit(&payoutsv1.EscrowReturned{OrderId: d.l.OrderID, VendorId: p.VendorID,
+		Amount: money.Money{Currency: cur, Minor: amount}.ToProto(), Reason: reason, ReturnTime: timestamppb.New(at)})
+	kind := payoutsv1.TransactionKind_TRANSACTION_KIND_CANCELLATION
+	b := newTxn(kind, TransactionID(kind, d.l.OrderID, p.VendorID), d.l.OrderID, p.VendorID, cause, "", at,
+		"vendor %s's part cancelled before delivery (%s): escrow back to the buyer", p.VendorID, reason)
+	b.add(VendorAccount(p.VendorID, Escrow), cur, -amount)
+	b.add(BuyerRefunds, cur, amount)
+	d.post(b)
+}
+
+// CancelledLine is units of one line cancelled before they shipped: their
+// price.
+type CancelledLine struct {
+	LineID   string
+	VendorID string
+	Amount   money.Money
+}
+
+// CancelLines returns cancelled units of unshipped lines to the buyer
+// (OrderLinesCancelled): per vendor part, a RefundApplied whose lines are
+// exactly the cancelled amounts, reversing those amounts' split as a
+// refund does (so the commission and fee follow the lines that remain);
+// then every part in ClosedVendorIDs (no unit left) is settled as
+// cancelled, never released.
+type CancelLines struct {
+	Cause Cause
+	// CancellationID names the cancellation (the OrderLinesCancelled's
+	// event id): it books once.
+	CancellationID  string
+	Lines           []CancelledLine
+	ClosedVendorIDs []string
+	Reason          string
+	Time            time.Time
+}
+
+// LinesCancelledRefundID is the refund id RefundApplied carries for a
+// line cancellation: it cannot be one of trust's (which start with the
+// order id).
+func LinesCancelledRefundID(cancellationID string) string { return "lines-cancelled/" + cancellationID }
+
+func (c CancelLines) decide(d *decision) {
+	cur := d.l.Currency()
+	refundID := LinesCancelledRefundID(c.CancellationID)
+	var v Violations
+	if c.CancellationID == "" {
+		v.Add("cancellation_id", "required")
+	}
+	if len(c.Lines) == 0 {
+		v.Add("lines", "a cancellation names at least one line")
+	}
+	var vendors []int // parts with lines cancelled
+	for i, cl := range c.Lines {
+		f := fmt.Sprintf("lines[%d]", i)
+		pi := d.l.Part(cl.VendorID)
+		if pi < 0 || !slices.ContainsFunc(d.l.Parts[pi].Lines, func(l Line) bool { return l.ID == cl.LineID }) {
+			v.Add(f+".line_id", "order %s has no line %q of vendor %q", d.l.OrderID, cl.LineID, cl.VendorID)
+			continue
+		}
+		if cl.Amount.Currency != cur || cl.Amount.Minor <= 0 || cl.Amount.Minor > money.MaxAmount {
+			v.Add(f+".amount", "want a positive amount in %s, got %s", cur, cl.Amount)
+		}
+		if !slices.Contains(vendors, pi) {
+			vendors = append(vendors, pi)
+		}
+	}
+	for i, id := range c.ClosedVendorIDs {
+		if d.l.Part(id) < 0 {
+			v.Add(fmt.Sprintf("closed_vendor_ids[%d]", i), "order %s has no part of vendor %q", d.l.OrderID, id)
+		}
+	}
+	if d.err = v.Err(); d.err != nil || d.l.Refunds[refundID] {
+		return
+	}
+	slices.Sort(vendors) // the order's part order
+	for _, pi := range vendors {
+		p := d.l.Parts[pi]
+		stage := p.Stage()
+		// Each line bears exactly what was cancelled of it, never more
+		// than it has left: units already returned (a cancellation of the
+		// part booked first) are not returned twice.
+		per := make([]int64, len(p.Lines))
+		var requested int64
+		for _, cl := range c.Lines {
+			if cl.VendorID != p.VendorID {
+				continue
+			}
+			li := slices.IndexFunc(p.Lines, func(l Line) bool { return l.ID == cl.LineID })
+			requested += cl.Amount.Minor
+			if !p.Cancelled {
+				per[li] = min(per[li]+cl.Amount.Minor, p.Lines[li].Unrefunded().Minor)
+			}
+		}
+		rv := reverseLines(p, cur, per)
+		d.emit(&payoutsv1.RefundApplied{
+			RefundId: refundID, OrderId: d.l.OrderID, VendorId: p.VendorID, Stage: stage,
+			Requested: money.Money{Currency: cur, Minor: requested}.ToProto(), RefundTime: timestamppb.New(c.Time), Lines: rv.lines,
+			Amount:    money.Money{Currency: cur, Minor: rv.applied}.ToProto(),
+			Uncovered: money.Money{Currency: cur, Minor: requested - rv.applied}.ToProto(),
+		})
+		kind := payoutsv1.TransactionKind_TRANSACTION_KIND_CANCELLATION
+		b := newTxn(kind, TransactionID(kind, d.l.OrderID, p.VendorID, refundID), d.l.OrderID, p.VendorID, c.Cause, refundID, c.Time,
+			"units of vendor %s's lines cancelled before shipping (%s): back to the buyer out of %s", p.VendorID, c.Reason, stageWords[stage])
+		rv.post(b, p.VendorID, cur, stage)
+		d.post(b)
+	}
+	for _, id := range c.ClosedVendorIDs {
+		d.returnEscrow(d.l.Part(id), c.Cause, c.Reason, c.Time)
 	}
 }
 

@@ -93,6 +93,15 @@ func refund(id, vendor string, amount int64, d time.Duration, lines ...domain.Li
 		Amount: eur(amount), Lines: lines, Time: t0.Add(d)}
 }
 
+func cancelled(line, vendor string, amount int64) domain.CancelledLine {
+	return domain.CancelledLine{LineID: line, VendorID: vendor, Amount: eur(amount)}
+}
+
+func cancelLines(id string, closed []string, lines ...domain.CancelledLine) domain.CancelLines {
+	return domain.CancelLines{Cause: domain.Cause{EventID: id, Type: "custody.order.v1.OrderLinesCancelled"}, CancellationID: id,
+		Lines: lines, ClosedVendorIDs: closed, Reason: "buyer", Time: t0.Add(time.Hour)}
+}
+
 // posted summarises a decision's transactions as "KIND account=amount …",
 // one line per transaction, postings sorted.
 func posted(events []proto.Message) string {
@@ -238,6 +247,48 @@ func TestLedgerDecide(t *testing.T) {
 		{name: "a refund on a cancelled part moves nothing",
 			given: []domain.Command{capture(), domain.Cancel{VendorID: "v1", Time: t0}}, when: refund("r1", "v1", 999, time.Hour),
 			facts: []string{"RefundApplied"}},
+		{name: "cancelled units of a line return their price from escrow",
+			given: []domain.Command{capture()}, when: cancelLines("x1", nil, cancelled("1", "v1", 1000)),
+			facts: []string{"RefundApplied"},
+			then:  "CANCELLATION buyers:refunds=1000 vendor:v1:escrow=-1000"},
+		{name: "the split of the part at delivery follows the units that remain",
+			given: []domain.Command{capture(), cancelLines("x1", nil, cancelled("1", "v1", 1000))}, when: deliver("v1", day),
+			facts: []string{"ReturnWindowStarted"},
+			// line 1: 10.00 left -> commission 1.00, fee 0.50, vendor 8.50; line 2: fee 0.49, vendor 9.50
+			then: "DELIVERY creator:c1:pending=100 platform:pending=99 vendor:v1:escrow=-1999 vendor:v1:pending=1800"},
+		{name: "the same cancellation again books nothing",
+			given: []domain.Command{capture(), cancelLines("x1", nil, cancelled("1", "v1", 1000))}, when: cancelLines("x1", nil, cancelled("1", "v1", 1000))},
+		{name: "cancellations of one line never return more than it has left",
+			given: []domain.Command{capture(), cancelLines("x1", nil, cancelled("1", "v1", 1500))}, when: cancelLines("x2", nil, cancelled("1", "v1", 1000)),
+			facts: []string{"RefundApplied"},
+			then:  "CANCELLATION buyers:refunds=500 vendor:v1:escrow=-500"},
+		{name: "lines of two vendors: one transaction per part",
+			given: []domain.Command{capture()}, when: cancelLines("x1", nil, cancelled("3", "v2", 500), cancelled("2", "v1", 999)),
+			facts: []string{"RefundApplied", "RefundApplied"},
+			then:  "CANCELLATION buyers:refunds=999 vendor:v1:escrow=-999\nCANCELLATION buyers:refunds=500 vendor:v2:escrow=-500"},
+		{name: "a part with every unit cancelled is settled as cancelled",
+			given: []domain.Command{capture()}, when: cancelLines("x1", []string{"v2"}, cancelled("3", "v2", 1500)),
+			facts: []string{"RefundApplied", "EscrowReturned"},
+			then:  "CANCELLATION buyers:refunds=1500 vendor:v2:escrow=-1500"},
+		{name: "a part settled as cancelled is never delivered",
+			given: []domain.Command{capture(), cancelLines("x1", []string{"v2"}, cancelled("3", "v2", 1500))}, when: deliver("v2", day)},
+		{name: "a later cancellation of the order returns only what is left in escrow",
+			given: []domain.Command{capture(), cancelLines("x1", nil, cancelled("1", "v1", 1000))},
+			when:  domain.Cancel{Cause: domain.Cause{EventID: "ev-cancel"}, Reason: "buyer", Time: t0.Add(day)},
+			facts: []string{"EscrowReturned", "EscrowReturned"},
+			then:  "CANCELLATION buyers:refunds=1999 vendor:v1:escrow=-1999\nCANCELLATION buyers:refunds=1500 vendor:v2:escrow=-1500"},
+		{name: "lines of a part whose fulfilment was cancelled first return nothing more",
+			given: []domain.Command{capture(), domain.Cancel{VendorID: "v2", Time: t0}}, when: cancelLines("x1", []string{"v2"}, cancelled("3", "v2", 1500)),
+			facts: []string{"RefundApplied"}},
+		{name: "lines booked after their part's delivery come out of the pending shares",
+			given: []domain.Command{capture(), deliver("v1", day)}, when: cancelLines("x1", nil, cancelled("1", "v1", 1000)),
+			facts: []string{"RefundApplied"},
+			then:  "CANCELLATION buyers:refunds=1000 creator:c1:pending=-100 platform:pending=-50 vendor:v1:pending=-850"},
+		{name: "a cancellation of a line the order does not have is refused",
+			given: []domain.Command{capture()}, when: cancelLines("x1", []string{"v9"}, cancelled("3", "v1", 100), cancelled("1", "v1", 0)),
+			err: estest.Invalid("lines[0].line_id", "lines[1].amount", "closed_vendor_ids[0]")},
+		{name: "a cancellation of lines before capture is retried later",
+			when: cancelLines("x1", nil, cancelled("1", "v1", 1000)), err: domain.ErrNotCaptured},
 		{name: "the reserve is not released before its hold ends",
 			given: []domain.Command{capture(), deliver("v1", day), closeWindow("v1", 8*day)},
 			when:  domain.ReleaseReserve{VendorID: "v1", Time: t0.Add(38*day - time.Second)}, err: domain.ErrTooEarly},
@@ -450,5 +501,39 @@ func TestRefundAllocation(t *testing.T) {
 		if a := lr.GetAmount().GetAmountMinor(); a <= 0 || a > 1000 {
 			t.Errorf("wrapped named lines were used: %v", evs[0].(*payoutsv1.RefundApplied).GetLines())
 		}
+	}
+}
+
+// A line cancellation reverses exactly the cancelled units' split, and the
+// release pays the creator the commission of the lines that remain.
+func TestLinesCancelledFacts(t *testing.T) {
+	l := given(t, capture())
+	got, err := domain.DecideLedger(l, cancelLines("x1", nil, cancelled("1", "v1", 1000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &payoutsv1.RefundApplied{RefundId: domain.LinesCancelledRefundID("x1"), OrderId: "o1", VendorId: "v1",
+		Stage: payoutsv1.FundsStage_FUNDS_STAGE_ESCROW, Requested: eur(1000).ToProto(), Amount: eur(1000).ToProto(), Uncovered: eur(0).ToProto(),
+		Lines: []*payoutsv1.LineRefund{{LineId: "1", CreatorId: "c1", Amount: eur(1000).ToProto(), Commission: eur(100).ToProto(),
+			Fee: eur(50).ToProto(), VendorShare: eur(850).ToProto()}},
+		RefundTime: ts(time.Hour)}
+	if !proto.Equal(got[0], want) {
+		t.Errorf("RefundApplied\n got %s\nwant %s", prototext.Format(got[0]), prototext.Format(want))
+	}
+	released := given(t, capture(), cancelLines("x1", nil, cancelled("1", "v1", 1000)), deliver("v1", day))
+	got, err = domain.DecideLedger(released, closeWindow("v1", 8*day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// vendor share 18.00: reserve 0.90, net 17.10; fee 0.99; commission 1.00
+	wantRel := &payoutsv1.FundsReleased{OrderId: "o1", VendorId: "v1", VendorNet: eur(1710).ToProto(), Reserve: eur(90).ToProto(),
+		ReserveBps: 500, Tier: domain.TierStandard, PlatformFee: eur(99).ToProto(),
+		Commissions:        []*payoutsv1.CreatorAmount{{CreatorId: "c1", Amount: eur(100).ToProto()}},
+		ReserveReleaseTime: ts(38 * day), ReleaseTime: ts(8 * day)}
+	if !proto.Equal(got[1], wantRel) {
+		t.Errorf("FundsReleased\n got %s\nwant %s", prototext.Format(got[1]), prototext.Format(wantRel))
+	}
+	if r := released.Refunded(); r.Minor != 1000 {
+		t.Errorf("refunded %s, want 10.00", r)
 	}
 }

@@ -36,6 +36,10 @@ import (
 //   - a payout pays exactly an account's available balance, only when it
 //     reaches the minimum, and after it the account's total paid is at most
 //     what it has earned (released) net of every refund so far;
+//   - a line cancellation (OrderLinesCancelled) returns exactly the
+//     cancelled amount of each line, capped by what it has left, reverses
+//     the model's split of it, and closes the parts with nothing left: so
+//     the commission and fee follow the lines that remain;
 //   - replaying any earlier command (any event redelivered, any deadline
 //     fired again, any RunPayouts request repeated) decides nothing;
 //   - at the end, once everything has settled and been paid, each party
@@ -71,6 +75,11 @@ func TestLedgerProperties(t *testing.T) {
 	for k, name := range payoutsv1.TransactionKind_name {
 		if k != 0 && seen[name] == 0 {
 			t.Errorf("no sequence posted a %s", name)
+		}
+	}
+	for _, k := range []string{"units cancelled", "line cancelled in full", "part closed by a line cancellation", "line cancelled after delivery"} {
+		if seen[k] == 0 {
+			t.Errorf("no sequence had a %s", k)
 		}
 	}
 	if seen["negative available balance"] == 0 {
@@ -161,6 +170,8 @@ func (s *sim) step() {
 	case r < 64:
 		s.cancel()
 	case r < 68:
+		s.cancelLines()
+	case r < 71:
 		v := simVendors[s.rng.IntN(len(simVendors))]
 		s.tiers[v] = simTiers[s.rng.IntN(len(simTiers))]
 		s.logf("tier %s = %s", v, s.tiers[v])
@@ -420,6 +431,102 @@ func (s *sim) cancel() {
 				}
 			}
 		}
+	}
+}
+
+// cancelLines cancels units of some lines of an order (OrderLinesCancelled):
+// of undelivered parts mostly, sometimes of a delivered one (its
+// OrderLinesCancelled booked after the delivery); part of a line's units,
+// all of them, or more than it has left; the parts left with nothing are
+// closed.
+func (s *sim) cancelLines() {
+	if len(s.model) == 0 {
+		return
+	}
+	ids := s.orderIDs()
+	o := s.model[ids[s.pick(len(ids))]]
+	cur := s.ledgers[o.id].Currency()
+	id := fmt.Sprintf("lc%d", s.steps)
+	c := domain.CancelLines{Cause: domain.Cause{EventID: "ev-" + id, Type: "custody.order.v1.OrderLinesCancelled"}, CancellationID: "ev-" + id,
+		Reason: "test", Time: s.now}
+	want := map[string]int64{} // line -> what the model expects returned
+	for _, l := range o.lines {
+		p := o.parts[l.vendor]
+		if s.pick(3) != 0 || (p.delivered && s.pick(4) != 0) {
+			continue
+		}
+		left := l.total - l.refunded
+		var amount int64
+		switch s.pick(4) {
+		case 0: // every unit
+			amount = max(left, 1)
+		case 1: // more than it has left (a cancellation the ledger saw partly already)
+			amount = left + 1 + s.rng.Int64N(100)
+		default:
+			amount = 1 + s.rng.Int64N(max(left, 1))
+		}
+		c.Lines = append(c.Lines, domain.CancelledLine{LineID: l.id, VendorID: l.vendor, Amount: money.Money{Currency: cur, Minor: amount}})
+		if !p.cancelled {
+			want[l.id] = min(amount, left)
+		}
+	}
+	if len(c.Lines) == 0 {
+		return
+	}
+	// The parts with nothing left after it, not delivered, are closed.
+	for _, v := range slices.Sorted(maps.Keys(o.parts)) {
+		closed := true
+		for _, l := range o.lines {
+			if l.vendor == v && l.total-l.refunded-want[l.id] > 0 {
+				closed = false
+			}
+		}
+		if closed && !o.parts[v].delivered && !o.parts[v].cancelled {
+			c.ClosedVendorIDs = append(c.ClosedVendorIDs, v)
+		}
+	}
+	s.logf("cancel lines %s of %s: %v, closed %v", id, o.id, c.Lines, c.ClosedVendorIDs)
+	events := s.execEvents(o.id, c)
+	got := map[string]int64{}
+	for _, e := range events {
+		ra, ok := e.(*payoutsv1.RefundApplied)
+		if !ok {
+			continue
+		}
+		for _, lr := range ra.GetLines() {
+			i := slices.IndexFunc(o.lines, func(l *mLine) bool { return l.id == lr.GetLineId() })
+			if i < 0 || o.lines[i].vendor != ra.GetVendorId() {
+				s.t.Errorf("cancellation %s on line %s of another part", id, lr.GetLineId())
+				continue
+			}
+			l := o.lines[i]
+			r := lr.GetAmount().GetAmountMinor()
+			bc, bf, bv := modelSplit(l, l.total-l.refunded)
+			ac, af, av := modelSplit(l, l.total-l.refunded-r)
+			if lr.GetCommission().GetAmountMinor() != bc-ac || lr.GetFee().GetAmountMinor() != bf-af || lr.GetVendorShare().GetAmountMinor() != bv-av {
+				s.t.Errorf("cancellation %s line %s reverses %v, model says %d/%d/%d", id, l.id, lr, bc-ac, bf-af, bv-av)
+			}
+			got[l.id] += r
+		}
+	}
+	for _, l := range o.lines {
+		if got[l.id] != want[l.id] {
+			s.t.Errorf("cancellation %s returned %d of line %s, want %d", id, got[l.id], l.id, want[l.id])
+		}
+		if want[l.id] > 0 {
+			s.seen["units cancelled"]++
+			if l.refunded+want[l.id] == l.total {
+				s.seen["line cancelled in full"]++
+			}
+			if o.parts[l.vendor].delivered {
+				s.seen["line cancelled after delivery"]++
+			}
+		}
+		l.refunded += want[l.id]
+	}
+	for _, v := range c.ClosedVendorIDs {
+		o.parts[v].cancelled = true
+		s.seen["part closed by a line cancellation"]++
 	}
 }
 
