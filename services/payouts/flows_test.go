@@ -384,3 +384,64 @@ func TestLedgerEntriesPageAndBalance(t *testing.T) {
 		t.Fatalf("money in %d != out %d + balances %d", in, out, internal)
 	}
 }
+
+// Lines cancelled before shipping (OrderLinesCancelled): a three-line order
+// with a creator on every line, one line and two of another's five units
+// cancelled; the buyer gets exactly those units' price back from escrow,
+// and at release the creator's commission, the fee and the vendor's share
+// are those of what remains. A second vendor's part with every unit
+// cancelled is closed: never delivered, never released. OrderPartCancelled
+// (the order's record of a FulfilmentCancelled) moves nothing; a replayed
+// OrderLinesCancelled neither.
+func TestLinesCancelledBeforeShipping(t *testing.T) {
+	vendor, other, creator := id("v"), id("v"), id("c")
+	o := id("o")
+	// line 1: 30.00, line 2: 5 × 10.00, line 3: 20.00 (all at 10% to the creator); other's line 4: 15.00.
+	confirm(t, confirmed(o, creator, line("1", vendor, 1, 3000, creator, 1000), line("2", vendor, 5, 1000, creator, 1000),
+		line("3", vendor, 1, 2000, creator, 1000), line("4", other, 1, 1500, "", 0)))
+	waitBalance(t, "vendor:"+vendor, bal{escrow: 10000})
+	lc := &orderv1.OrderLinesCancelled{OrderId: o, Lines: []*orderv1.CancelledLine{
+		{LineId: "3", SkuId: "sku-3", VendorId: vendor, Quantity: 1, Amount: eur(2000)},
+		{LineId: "2", SkuId: "sku-2", VendorId: vendor, Quantity: 2, Amount: eur(2000)},
+		{LineId: "4", SkuId: "sku-4", VendorId: other, Quantity: 1, Amount: eur(1500)},
+	}, Refund: eur(5500), RefundedTotal: eur(5500), ClosedVendorIds: []string{other}, Reason: "out of stock", CancelledBy: "vendor:" + vendor}
+	p.Emit(t, "order", "order-"+o, lc)
+	waitBalance(t, "vendor:"+vendor, bal{escrow: 6000})
+	waitBalance(t, "vendor:"+other, bal{})
+	waitStage(t, o, other, payoutsv1.FundsStage_FUNDS_STAGE_CANCELLED)
+	// Again, as a redelivery would, and the order's record of a part's
+	// cancellation: nothing moves.
+	p.Emit(t, "order", "order-"+o, lc)
+	p.Emit(t, "order", "order-"+o, &orderv1.OrderPartCancelled{OrderId: o, VendorId: vendor, Reason: "ship-by missed", CancelledBy: "service:fulfilment",
+		Refund: eur(6000), RefundedTotal: eur(11500)})
+	p.Settled(t)
+	if s := settlement(t, o); s.GetRefunded().GetAmountMinor() != 5500 {
+		t.Fatalf("refunded %d, want 55.00", s.GetRefunded().GetAmountMinor())
+	}
+	deliver(t, o, vendor)
+	// What remains: 30.00 + 3 × 10.00 = 60.00: commission 6.00, fee 3.00, vendor 51.00.
+	waitBalance(t, "creator:"+creator, bal{pending: 600})
+	clk.Advance(8 * day)
+	// standard tier, 5% reserve: 2.55, net 48.45.
+	waitBalance(t, "vendor:"+vendor, bal{available: 4845, reserve: 255})
+	waitBalance(t, "creator:"+creator, bal{available: 600})
+	for _, ev := range ledgerEvents(t, o) {
+		if fr, ok := ev.(*payoutsv1.FundsReleased); ok && fr.GetVendorId() == other {
+			t.Fatalf("the closed part was released: %v", fr)
+		}
+	}
+	s := settlement(t, o)
+	var refunds int64
+	resp, err := as(t, "support").ListLedgerEntries(t.Context(), &payoutsv1.ListLedgerEntriesRequest{OrderId: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, en := range resp.GetEntries() {
+		if en.GetAccount() == "buyers:refunds" {
+			refunds += en.GetAmount().GetAmountMinor()
+		}
+	}
+	if refunds != 5500 || s.GetRefunded().GetAmountMinor() != 5500 {
+		t.Fatalf("buyers:refunds got %d, settlement refunded %d; want 55.00 once", refunds, s.GetRefunded().GetAmountMinor())
+	}
+}

@@ -42,7 +42,14 @@ func (s *Service) OrderRoutes() projection.Routes {
 				Cause: cause(rec), Reason: fmt.Sprintf("order cancelled by %s: %s", e.GetCancelledBy(), e.GetReason()), Time: s.d.Clock.Now()}))
 		}),
 		projection.On(func(ctx context.Context, rec eventstore.RecordedEvent, e *orderv1.OrderLinesCancelled) error {
-			c := domain.CancelLines{Cause: cause(rec), CancellationID: rec.ID, ClosedVendorIDs: e.GetClosedVendorIds(),
+			// The order's refunded total after it names the cancellation
+			// (it grows with every refund of the order), so the same
+			// cancellation published again books nothing either.
+			cancellation := rec.ID
+			if rt := e.GetRefundedTotal(); rt.GetAmountMinor() > 0 {
+				cancellation = fmt.Sprintf("refunded-total-%d", rt.GetAmountMinor())
+			}
+			c := domain.CancelLines{Cause: cause(rec), CancellationID: cancellation, ClosedVendorIDs: e.GetClosedVendorIds(),
 				Reason: fmt.Sprintf("lines cancelled by %s: %s", e.GetCancelledBy(), e.GetReason()), Time: s.d.Clock.Now()}
 			for _, l := range e.GetLines() {
 				c.Lines = append(c.Lines, domain.CancelledLine{LineID: l.GetLineId(), VendorID: l.GetVendorId(), Amount: moneyOf(l.GetAmount())})

@@ -820,7 +820,8 @@ type CancelledLine struct {
 // cancelled, never released.
 type CancelLines struct {
 	Cause Cause
-	// CancellationID names the cancellation (the OrderLinesCancelled's
+	// CancellationID names the cancellation (the order's refunded total
+	// after it, which no other cancellation of the order shares; else the
 	// event id): it books once.
 	CancellationID  string
 	Lines           []CancelledLine
