@@ -117,9 +117,14 @@ func encodeOrder(o domain.OrderFacts) []byte {
 		e.Int(l.Quantity)
 		e.money(l.UnitPrice)
 		e.money(l.LineTotal)
+		e.Int(l.Cancelled)
 	}
 	e.Str(o.ConfirmedEventID)
 	e.Str(o.CancelledEventID)
+	e.Uint(uint64(len(o.LinesCancelledEventIDs)))
+	for _, id := range o.LinesCancelledEventIDs {
+		e.Str(id)
+	}
 	return e.B
 }
 
@@ -130,11 +135,17 @@ func decodeOrder(b []byte) (domain.OrderFacts, error) {
 		o.Lines = make([]domain.OrderLine, n)
 		for i := range o.Lines {
 			o.Lines[i] = domain.OrderLine{LineID: d.Str(), SKUID: d.Str(), VendorID: d.Str(), Quantity: d.Int(),
-				UnitPrice: d.money(), LineTotal: d.money()}
+				UnitPrice: d.money(), LineTotal: d.money(), Cancelled: d.Int()}
 		}
 	}
 	o.ConfirmedEventID = d.Str()
 	o.CancelledEventID = d.Str()
+	if n := d.N(); n > 0 {
+		o.LinesCancelledEventIDs = make([]string, n)
+		for i := range o.LinesCancelledEventIDs {
+			o.LinesCancelledEventIDs[i] = d.Str()
+		}
+	}
 	return o, d.End()
 }
 

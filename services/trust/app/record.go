@@ -78,7 +78,7 @@ type source struct {
 func NewRecordView(open func(ctx context.Context, service string) (projection.Store, error)) *RecordView {
 	v := &RecordView{sources: map[string]*source{}, recent: lru.New[string, *domain.Fulfilment](cacheSize)}
 	v.orders = &RecordPart{v: v, service: OrderService, types: eventTypes(
-		&orderv1.OrderConfirmed{}, &orderv1.OrderCancelled{})}
+		&orderv1.OrderConfirmed{}, &orderv1.OrderCancelled{}, &orderv1.OrderLinesCancelled{})}
 	v.fulfils = &RecordPart{v: v, service: FulfilmentService, types: eventTypes(
 		&fulfilmentv1.FulfilmentRequested{}, &fulfilmentv1.FulfilmentShipped{}, &fulfilmentv1.TrackingEventRecorded{},
 		&fulfilmentv1.FulfilmentDelivered{}, &fulfilmentv1.DeliveryFailed{}, &fulfilmentv1.ShipByDeadlineMissed{},
@@ -246,8 +246,14 @@ type RecordPart struct {
 }
 
 // Version names the shape of what the part stores (platform.Stored);
-// bump it when the keys or the codec of its records change.
-func (p *RecordPart) Version() string { return "trust-records-" + p.service + "s-kv-1" }
+// bump it when the keys or the codec of its records change (orders kv-2:
+// the units cancelled per line and the OrderLinesCancelled folded).
+func (p *RecordPart) Version() string {
+	if p.service == OrderService {
+		return "trust-records-orders-kv-2"
+	}
+	return "trust-records-" + p.service + "s-kv-1"
+}
 
 // Attach gives the part its space (platform.Stored).
 func (p *RecordPart) Attach(s *kv.Space) error {

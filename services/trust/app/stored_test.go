@@ -526,7 +526,7 @@ func TestRecordReopens(t *testing.T) {
 		}
 	}
 	compare("reopened")
-	if v.Part(app.OrderService).Version() != "trust-records-orders-kv-1" || v.Part(app.FulfilmentService).Version() != "trust-records-fulfilments-kv-1" {
+	if v.Part(app.OrderService).Version() != "trust-records-orders-kv-2" || v.Part(app.FulfilmentService).Version() != "trust-records-fulfilments-kv-1" {
 		t.Fatalf("versions %q, %q", v.Part(app.OrderService).Version(), v.Part(app.FulfilmentService).Version())
 	}
 

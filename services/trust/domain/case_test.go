@@ -15,6 +15,7 @@ import (
 	"github.com/custody/custody/pkg/es/estest"
 	"github.com/custody/custody/pkg/fault"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
+	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	"github.com/custody/custody/services/trust/domain"
 )
@@ -238,8 +239,8 @@ func TestOpenClaimChecks(t *testing.T) {
 		{"not delivered", nil, open(shippedWorld(), "v1", damaged, 4*day, lines(line("1", 1)), photo), domain.ReasonNotDelivered, ""},
 		{"after the window", nil, open(deliveredWorld(true), "v1", damaged, 34*day, lines(line("1", 1)), photo), domain.ReasonWindowClosed, ""},
 		{"change of mind after its window", nil, open(deliveredWorld(true), "v1", changedMind, 18*day, lines(line("1", 1)), nil), domain.ReasonWindowClosed, ""},
-		{"a line with an open claim", opened, func() domain.OpenClaim {
-			c := open(deliveredWorld(true), "v1", changedMind, 4*day, lines(line("2", 1), line("1", 1)), nil)
+		{"a line with an open claim on 1 of its 2 units, claimed for 2", opened, func() domain.OpenClaim {
+			c := open(deliveredWorld(true), "v1", changedMind, 4*day, lines(line("2", 1), line("1", 2)), nil)
 			c.ClaimID = "o1_c0000000000000002"
 			return c
 		}(), domain.ReasonClaimAlreadyOpen, ""},
@@ -514,3 +515,64 @@ func TestIDs(t *testing.T) {
 }
 
 var regexpStreamID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// TestUnitsPerLine: a claim names units the buyer still holds — sent, not
+// cancelled, not in an open claim, not settled — and nothing else.
+func TestUnitsPerLine(t *testing.T) {
+	w := deliveredWorld(true) // line 1: 2 units, both delivered
+	first := mustDecide(t, nil, open(w, "v1", damaged, 4*day, lines(line("1", 1)), photo))
+	second := func(q int64) domain.OpenClaim {
+		c := open(w, "v1", changedMind, 4*day, lines(line("1", q)), nil)
+		c.ClaimID = "o1_c0000000000000002"
+		return c
+	}
+	t.Run("another claim for the unit left is admitted", func(t *testing.T) {
+		evs := mustDecide(t, first, second(1))
+		if o := find[*trustv1.ClaimOpened](t, evs); o.GetClaimedAmount().GetAmountMinor() != 1000 {
+			t.Fatalf("claimed %v, want one unit's 10.00", o.GetClaimedAmount())
+		}
+	})
+	t.Run("another claim for 2 units while 1 is in a claim is refused", func(t *testing.T) {
+		_, err := decide(t, first, second(2))
+		estest.WantErr(t, err, estest.Precondition(domain.ReasonClaimAlreadyOpen))
+	})
+	t.Run("units refunded in full are not claimable again", func(t *testing.T) {
+		hist := append(slices.Clone(first), mustDecide(t, first, domain.Respond{ClaimID: claimID, Response: domain.ResponseAccept,
+			Policy: policy, Now: t0.Add(5 * day)})...)
+		_, err := decide(t, hist, second(2))
+		estest.WantErr(t, err, estest.Precondition(domain.ReasonUnitsNotHeld))
+		mustDecide(t, hist, second(1))
+	})
+
+	// Line 1: one of its 2 units cancelled before shipping, the other
+	// shipped and delivered.
+	cw := &world{}
+	cw.add("e-confirmed", confirmed())
+	cw.add("e-lines-cancelled", &orderv1.OrderLinesCancelled{OrderId: "o1", Lines: []*orderv1.CancelledLine{
+		{LineId: "1", SkuId: "p1-a", VendorId: "v1", Quantity: 1, Amount: pm(eur(1000))}}, Refund: pm(eur(1000)), RefundedTotal: pm(eur(1000))})
+	cw.add("e-lines-cancelled", &orderv1.OrderLinesCancelled{OrderId: "o1", Lines: []*orderv1.CancelledLine{ // redelivered: counted once
+		{LineId: "1", SkuId: "p1-a", VendorId: "v1", Quantity: 1, Amount: pm(eur(1000))}}, Refund: pm(eur(1000)), RefundedTotal: pm(eur(1000))})
+	cw.add("e-shipped", &fulfilmentv1.FulfilmentShipped{FulfilmentId: "f1", OrderId: "o1", VendorId: "v1", ShipmentId: "s1",
+		Carrier: "dhl", TrackingNumber: "DHL123", FullyShipped: true, ShipTime: ts(day), ExpectedDeliveryTime: ts(3 * day),
+		Lines: []*fulfilmentv1.ShippedLine{{LineId: "1", Quantity: 1}, {LineId: "2", Quantity: 1}}})
+	cw.add("e-delivered", &fulfilmentv1.FulfilmentDelivered{FulfilmentId: "f1", OrderId: "o1", VendorId: "v1", BuyerId: "b1", DeliverTime: ts(3 * day)})
+	u := domain.UnitsOf(domain.Case{}, cw.record("v1"), "1")
+	if u != (domain.LineUnits{Ordered: 2, Cancelled: 1, Shipped: 1, Delivered: 1}) || u.Claimable() != 1 {
+		t.Fatalf("units of line 1: %+v, claimable %d", u, u.Claimable())
+	}
+	t.Run("cancelled units are not claimable", func(t *testing.T) {
+		_, err := decide(t, nil, open(cw, "v1", damaged, 4*day, lines(line("1", 2)), photo))
+		estest.WantErr(t, err, estest.Precondition(domain.ReasonUnitsCancelled))
+		mustDecide(t, nil, open(cw, "v1", damaged, 4*day, lines(line("1", 1)), photo))
+	})
+	t.Run("the units of a part cancelled before shipping are cancelled", func(t *testing.T) {
+		pw := &world{}
+		pw.add("e-confirmed", confirmed())
+		pw.add("e-requested", &fulfilmentv1.FulfilmentRequested{FulfilmentId: "f2", OrderId: "o1", VendorId: "v2", BuyerId: "b1",
+			Lines: []*fulfilmentv1.ShippedLine{{LineId: "3", Quantity: 1}}, ShipByTime: ts(2 * day), RequestTime: ts(0)})
+		pw.add("e-cancelled", &fulfilmentv1.FulfilmentCancelled{FulfilmentId: "f2", OrderId: "o1", VendorId: "v2", Reason: "ship-by missed"})
+		if u := domain.UnitsOf(domain.Case{}, pw.record("v2"), "3"); u.Cancelled != 1 || u.Claimable() != 0 {
+			t.Fatalf("units of line 3: %+v", u)
+		}
+	})
+}

@@ -224,9 +224,6 @@ func (c OpenClaim) decide(cs Case) ([]proto.Message, error) {
 	lines := make([]ClaimLine, 0, len(c.Lines))
 	claimed := money.Money{Currency: o.Captured.Currency}
 	for _, l := range c.Lines {
-		if open := cs.OpenClaimOn(l.LineID); open != nil {
-			return nil, fault.Precondition(ReasonClaimAlreadyOpen, "line %s already has an open claim (%s); one open claim per line at a time", l.LineID, open.ID)
-		}
 		ol, _ := o.Line(l.LineID)
 		amount, err := ol.UnitPrice.Mul(l.Quantity)
 		if err != nil {
@@ -237,6 +234,9 @@ func (c OpenClaim) decide(cs Case) ([]proto.Message, error) {
 		}
 		if amount.Minor <= 0 {
 			return nil, fault.Precondition(ReasonLineRefunded, "line %s has been refunded in full already", l.LineID)
+		}
+		if err := UnitsOf(cs, c.Record, l.LineID).admit(l.LineID, l.Quantity, cs); err != nil {
+			return nil, err
 		}
 		lines = append(lines, ClaimLine{LineID: l.LineID, SKUID: ol.SKUID, Quantity: l.Quantity, Amount: amount})
 		var ok bool
@@ -658,4 +658,92 @@ func percent(bps int64) string {
 		return fmt.Sprintf("%d%%", bps/100)
 	}
 	return fmt.Sprintf("%d.%02d%%", bps/100, bps%100)
+}
+
+// LineUnits is what became of one order line's units, per the custody
+// record and the order's claims.
+type LineUnits struct {
+	// Ordered units; Cancelled of them before shipping (OrderLinesCancelled,
+	// or all not shipped when the order or the vendor's part was
+	// cancelled).
+	Ordered, Cancelled int64
+	// Shipped to the buyer, and of those Delivered (a delivered shipment,
+	// or the part delivered).
+	Shipped, Delivered int64
+	// InClaim are the units of open claims (a return on its way included);
+	// Settled those of claims closed with a refund in full or after their
+	// return came back (a partial refund leaves the units with the buyer,
+	// claimable for what their line has left).
+	InClaim, Settled int64
+}
+
+// Claimable is how many units the buyer may still claim for: those sent
+// to it and not cancelled, less those in open claims and those settled.
+func (u LineUnits) Claimable() int64 {
+	return max(min(u.Shipped, u.Ordered-u.Cancelled)-u.InClaim-u.Settled, 0)
+}
+
+// UnitsOf counts lineID's units from the record of its vendor's part and
+// the order's claims.
+func UnitsOf(cs Case, r Record, lineID string) LineUnits {
+	ol, _ := r.Order.Line(lineID)
+	u := LineUnits{Ordered: ol.Quantity, Cancelled: ol.Cancelled}
+	if f := r.Fulfilment; f != nil {
+		for _, s := range f.Shipments {
+			for _, sl := range s.Lines {
+				if sl.LineID != lineID {
+					continue
+				}
+				u.Shipped += sl.Quantity
+				if f.Delivery != nil || len(s.deliveredScans()) > 0 {
+					u.Delivered += sl.Quantity
+				}
+			}
+		}
+		if f.CancelledEventID != "" {
+			u.Cancelled = max(u.Cancelled, u.Ordered-u.Shipped)
+		}
+	}
+	if r.Order.CancelledEventID != "" {
+		u.Cancelled = max(u.Cancelled, u.Ordered-u.Shipped)
+	}
+	for _, c := range cs.Claims {
+		for _, l := range c.Lines {
+			if l.LineID != lineID {
+				continue
+			}
+			switch {
+			case c.State.Open():
+				u.InClaim += l.Quantity
+			case c.State == StateRefunded && (c.ReturnReceived != nil || c.Refunded.Minor >= c.Claimed.Minor):
+				u.Settled += l.Quantity
+			}
+		}
+	}
+	return u
+}
+
+// admit refuses a claim for quantity units of the line that the buyer
+// does not hold: cancelled units, units already in an open claim, units
+// settled or never sent.
+func (u LineUnits) admit(lineID string, quantity int64, cs Case) error {
+	if left := u.Ordered - u.Cancelled; quantity > left {
+		return fault.Precondition(ReasonUnitsCancelled, "line %s: %d of its %d units were cancelled before shipping; a claim may name at most %d, not %d",
+			lineID, u.Cancelled, u.Ordered, max(min(left, u.Claimable()), 0), quantity)
+	}
+	if quantity <= u.Claimable() {
+		return nil
+	}
+	if u.InClaim > 0 {
+		var open []string
+		for _, c := range cs.Claims {
+			if c.State.Open() && c.hasLine(lineID) {
+				open = append(open, c.ID)
+			}
+		}
+		return fault.Precondition(ReasonClaimAlreadyOpen, "line %s: %d of its units are in open claims (%v); %d more may be claimed, not %d",
+			lineID, u.InClaim, open, u.Claimable(), quantity)
+	}
+	return fault.Precondition(ReasonUnitsNotHeld, "line %s: the buyer holds %d claimable units (%d shipped, %d cancelled, %d settled by refunds), not %d",
+		lineID, u.Claimable(), u.Shipped, u.Cancelled, u.Settled, quantity)
 }

@@ -25,6 +25,8 @@ const (
 	ReasonTooEarly           = "CLAIM_TOO_EARLY"
 	ReasonWindowClosed       = "CLAIM_WINDOW_CLOSED"
 	ReasonClaimAlreadyOpen   = "CLAIM_ALREADY_OPEN"
+	ReasonUnitsCancelled     = "UNITS_CANCELLED"
+	ReasonUnitsNotHeld       = "UNITS_NOT_HELD"
 	ReasonLineRefunded       = "LINE_FULLY_REFUNDED"
 	ReasonClaimClosed        = "CLAIM_CLOSED"
 	ReasonWrongState         = "CLAIM_STATE_FORBIDS"

@@ -33,6 +33,9 @@ type OrderFacts struct {
 	Lines            []OrderLine
 	ConfirmedEventID string
 	CancelledEventID string
+	// LinesCancelledEventIDs are the OrderLinesCancelled folded (each
+	// counts its units once).
+	LinesCancelledEventIDs []string
 }
 
 // OrderLine is a priced order line.
@@ -43,6 +46,9 @@ type OrderLine struct {
 	Quantity  int64
 	UnitPrice money.Money
 	LineTotal money.Money
+	// Cancelled is how many of its units were cancelled before shipping
+	// (OrderLinesCancelled).
+	Cancelled int64
 }
 
 // Line returns the order line with id lineID.
@@ -163,6 +169,7 @@ func (s Shipment) scanIDs() []string {
 func (r Record) Clone() Record {
 	c := r
 	c.Order.Lines = slices.Clone(r.Order.Lines)
+	c.Order.LinesCancelledEventIDs = slices.Clone(r.Order.LinesCancelledEventIDs)
 	if r.Fulfilment != nil {
 		f := r.Fulfilment.clone()
 		c.Fulfilment = &f
@@ -222,6 +229,7 @@ func (rs *Records) Order(orderID string) (OrderFacts, bool) {
 	}
 	c := *o
 	c.Lines = slices.Clone(o.Lines)
+	c.LinesCancelledEventIDs = slices.Clone(o.LinesCancelledEventIDs)
 	return c, true
 }
 
@@ -304,6 +312,8 @@ func OrderIDOf(e proto.Message) (string, bool) {
 		return e.GetOrderId(), true
 	case *orderv1.OrderCancelled:
 		return e.GetOrderId(), true
+	case *orderv1.OrderLinesCancelled:
+		return e.GetOrderId(), true
 	}
 	return "", false
 }
@@ -328,6 +338,18 @@ func FoldOrder(prev OrderFacts, found bool, eventID string, e proto.Message) Ord
 			prev = OrderFacts{OrderID: e.GetOrderId()}
 		}
 		prev.CancelledEventID = eventID
+		return prev
+	case *orderv1.OrderLinesCancelled:
+		if !found || slices.Contains(prev.LinesCancelledEventIDs, eventID) {
+			return prev // the order stream is in order: its confirmation came first
+		}
+		prev.Lines = slices.Clone(prev.Lines)
+		prev.LinesCancelledEventIDs = append(slices.Clone(prev.LinesCancelledEventIDs), eventID)
+		for _, cl := range e.GetLines() {
+			if i := slices.IndexFunc(prev.Lines, func(l OrderLine) bool { return l.LineID == cl.GetLineId() }); i >= 0 {
+				prev.Lines[i].Cancelled = min(prev.Lines[i].Quantity, prev.Lines[i].Cancelled+max(cl.GetQuantity(), 0))
+			}
+		}
 		return prev
 	}
 	return prev
