@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/custody/custody/pkg/platform/platformtest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
+	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 )
 
@@ -311,5 +313,52 @@ func TestPartialOfferAccepted(t *testing.T) {
 	if c := a.GetClaim(); c.GetState() != trustv1.ClaimState_CLAIM_STATE_REFUNDED || c.GetRefundedAmount().GetAmountMinor() != 2000 ||
 		c.GetResolution().GetDecidedBy() != "buyer:"+buyer {
 		t.Fatalf("claim %v", c)
+	}
+}
+
+// Units per line, through the service: a claim for more units than the
+// buyer still holds — in an open claim already, or cancelled before
+// shipping (OrderLinesCancelled) — is refused with FailedPrecondition
+// naming the line, and stores nothing.
+func TestClaimsNameOnlyUnitsTheBuyerHolds(t *testing.T) {
+	buyer, vendor := platformtest.ID("b"), platformtest.ID("v")
+	bc := as(t, "buyer:"+buyer)
+	s := delivered(t, buyer, vendor, nil, orderLine{3, 1000})
+	open := func(s *sale, qty int) (*trustv1.OpenClaimResponse, error) {
+		return bc.OpenClaim(t.Context(), &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID,
+			Reason: trustv1.ClaimReason_CLAIM_REASON_DAMAGED, Lines: claimLines("1", qty), Evidence: photoEvidence()})
+	}
+	first, err := open(s, 2)
+	if err != nil || first.GetClaim().GetClaimedAmount().GetAmountMinor() != 2000 {
+		t.Fatalf("first claim: %v, %v", first, err)
+	}
+	stored := len(claimEvents(t, s.orderID))
+	_, err = open(s, 2)
+	platformtest.WantReason(t, err, codes.FailedPrecondition, "CLAIM_ALREADY_OPEN")
+	if !strings.Contains(status.Convert(err).Message(), "line 1") {
+		t.Errorf("the refusal does not name the line: %v", err)
+	}
+	if n := len(claimEvents(t, s.orderID)); n != stored {
+		t.Fatalf("a refused claim stored %d events", n-stored)
+	}
+	if _, err := open(s, 1); err != nil {
+		t.Fatalf("the unit left: %v", err)
+	}
+
+	// One of three units cancelled before shipping; two shipped and delivered.
+	c := confirm(t, buyer, vendor, orderLine{3, 1000})
+	emit(t, "order", "order-"+c.orderID, &orderv1.OrderLinesCancelled{OrderId: c.orderID, Lines: []*orderv1.CancelledLine{
+		{LineId: "1", SkuId: c.lines[0].GetSkuId(), VendorId: vendor, Quantity: 1, Amount: eur(1000)}},
+		Refund: eur(1000), RefundedTotal: eur(1000), Reason: "out of stock", CancelledBy: "vendor:" + vendor, CancelTime: now()})
+	c.lines[0].Quantity = 2 // what ships
+	sh := ship(t, c, nil)
+	deliver(t, c, sh, true)
+	_, err = open(c, 3)
+	platformtest.WantReason(t, err, codes.FailedPrecondition, "UNITS_CANCELLED")
+	if n := len(claimEvents(t, c.orderID)); n != 0 {
+		t.Fatalf("a refused claim stored %d events", n)
+	}
+	if _, err := open(c, 2); err != nil {
+		t.Fatalf("the two units shipped: %v", err)
 	}
 }
