@@ -121,12 +121,13 @@ func TestConcurrentClaimsNeverRefundMoreThanCaptured(t *testing.T) {
 	}
 	t.Logf("%d of %d claims refunded %d of %d captured", ok, claims, sum, captured)
 
-	// Whatever is left is still refundable, and only that.
+	// Whatever is left is still refundable, and only that: the units not
+	// refunded yet (each claim refunded its units' price in full).
 	if sum < captured {
 		var req = &trustv1.OpenClaimRequest{RequestId: platformtest.ID("r"), OrderId: s.orderID, Reason: trustv1.ClaimReason_CLAIM_REASON_NOT_RECEIVED}
 		for id, total := range lineTotal {
 			if perLine[id] < total {
-				req.Lines = append(req.Lines, &trustv1.ClaimLineRequest{LineId: id, Quantity: 6})
+				req.Lines = append(req.Lines, &trustv1.ClaimLineRequest{LineId: id, Quantity: (total - perLine[id]) / (total / 6)})
 			}
 		}
 		resp, err := as(t, "buyer:"+buyer).OpenClaim(t.Context(), req)
