@@ -13,7 +13,7 @@
 //     claim on the order with its assessment, the vendor's response,
 //     escalation, decision, return and refunds, plus the order's refund
 //     ledger (captured, refunded so far, per line). Keeping claims and
-//     refunds of one order in one aggregate makes "one open claim per line"
+//     refunds of one order in one aggregate makes "a unit in one open claim"
 //     and "never refund more than was captured" checks on one consistent
 //     state, serialised by the command handler and guarded by optimistic
 //     concurrency across processes.
