@@ -17,14 +17,15 @@ import (
 )
 
 // OrderConsumer is the durable consumer through which fulfilment learns of
-// confirmed and cancelled orders.
+// confirmed and cancelled orders, cancelled lines and changed addresses.
 const OrderConsumer = "fulfilment-on-order"
 
 // OrderRoutes are how the service reacts to the order service. Command ids
 // are derived from the event id and the fulfilment ids from order and
 // vendor, so redelivery creates nothing twice.
 func (s *Service) OrderRoutes() projection.Routes {
-	return projection.Routes{projection.On(s.requestFulfilments), projection.On(s.cancelFulfilments)}
+	return projection.Routes{projection.On(s.requestFulfilments), projection.On(s.cancelFulfilments),
+		projection.On(s.removeLines), projection.On(s.changeAddress)}
 }
 
 // requestFulfilments: OrderConfirmed requests one fulfilment per vendor
@@ -101,6 +102,70 @@ func (s *Service) cancelFulfilments(ctx context.Context, rec eventstore.Recorded
 		case err != nil:
 			return err
 		}
+	}
+	return nil
+}
+
+// removeLines: OrderLinesCancelled drops the cancelled units from each
+// vendor's fulfilment (closing one with nothing left). The catalog and
+// payouts act on the order's event, so the fulfilment records only what
+// it will not ship.
+func (s *Service) removeLines(ctx context.Context, rec eventstore.RecordedEvent, p *orderv1.OrderLinesCancelled) error {
+	byVendor := map[string][]domain.Line{}
+	var vendors []string
+	for _, l := range p.GetLines() {
+		if _, ok := byVendor[l.GetVendorId()]; !ok {
+			vendors = append(vendors, l.GetVendorId())
+		}
+		byVendor[l.GetVendorId()] = append(byVendor[l.GetVendorId()], domain.Line{LineID: l.GetLineId(), SKUID: l.GetSkuId(), Quantity: l.GetQuantity()})
+	}
+	for _, vendor := range vendors {
+		err := s.onOrderFulfilment(ctx, rec, p.GetOrderId(), vendor, "remove-lines",
+			domain.RemoveLines{Lines: byVendor[vendor], Reason: p.GetReason(), Time: s.d.Clock.Now()})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// changeAddress: OrderAddressChanged moves every fulfilment of the order
+// that has not shipped to the new address.
+func (s *Service) changeAddress(ctx context.Context, rec eventstore.RecordedEvent, p *orderv1.OrderAddressChanged) error {
+	vendors, err := s.orderVendors(ctx, p.GetOrderId())
+	if err != nil {
+		return err
+	}
+	for _, vendor := range vendors {
+		err := s.onOrderFulfilment(ctx, rec, p.GetOrderId(), vendor, "change-address",
+			domain.ChangeAddress{Address: p.GetShippingAddress(), Time: s.d.Clock.Now()})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onOrderFulfilment runs cmd, which an order event (rec) calls for, on the
+// vendor's fulfilment of the order. A fulfilment never requested (the
+// order was not confirmed) has nothing to change; one that shipped or was
+// cancelled first keeps what it has: the order refuses these changes
+// after a shipment, so this is a race the vendor and support settle.
+func (s *Service) onOrderFulfilment(ctx context.Context, rec eventstore.RecordedEvent, orderID, vendor, kind string, cmd domain.Command) error {
+	fid := domain.FulfilmentID(orderID, vendor)
+	_, err := s.h.Handle(ctx, es.Command[domain.Command]{
+		AggregateID: fid, ID: es.DeriveID(kind, rec.ID, fid), Body: cmd,
+		Meta: es.Meta{CorrelationID: orderID, Actor: "service:fulfilment"},
+	})
+	var pre *domain.PreconditionError
+	switch {
+	case errors.Is(err, domain.ErrNotRequested):
+		s.d.Logger.Warn("an order change for a fulfilment never requested; nothing to change", "order", orderID, "fulfilment", fid, "event", rec.Type)
+	case errors.As(err, &pre):
+		s.d.Logger.Warn("an order change after its part shipped or was cancelled; the fulfilment stands",
+			"order", orderID, "fulfilment", fid, "event", rec.Type, "reason", pre.Message)
+	case err != nil:
+		return err
 	}
 	return nil
 }

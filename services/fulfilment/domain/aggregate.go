@@ -74,6 +74,23 @@ type CancelFulfilment struct {
 	Time   time.Time
 }
 
+// RemoveLines drops units the order cancelled before they shipped
+// (OrderLinesCancelled). Units already shipped are not removed: a shipment
+// is a fact. When nothing is left to ship and nothing has shipped, the
+// fulfilment is closed (cancelled) and will not ship.
+type RemoveLines struct {
+	Lines  []Line // line id and units the order cancelled
+	Reason string
+	Time   time.Time
+}
+
+// ChangeAddress ships what has not shipped to a new address
+// (OrderAddressChanged). Once a shipment left, the address stands.
+type ChangeAddress struct {
+	Address *typev1.Address
+	Time    time.Time
+}
+
 // ShipByPolicy is what a missed ship-by deadline does.
 type ShipByPolicy struct {
 	// Grace > 0 grants one grace period of that length (ShipByDeadlineMissed
@@ -264,6 +281,53 @@ func (c CancelFulfilment) decide(f Fulfilment) ([]proto.Message, error) {
 	}}, nil
 }
 
+func (c RemoveLines) decide(f Fulfilment) ([]proto.Message, error) {
+	if f.Cancelled {
+		return nil, nil // closed or cancelled before: nothing ships anyway
+	}
+	left := map[string]int64{}
+	for _, l := range f.Unshipped() {
+		left[l.LineID] = l.Quantity
+	}
+	var removed []Line
+	for _, l := range c.Lines {
+		n := min(l.Quantity, left[l.LineID])
+		if n <= 0 {
+			continue
+		}
+		left[l.LineID] -= n
+		sku := l.SKUID
+		if i := slices.IndexFunc(f.Lines, func(x Line) bool { return x.LineID == l.LineID }); i >= 0 {
+			sku = f.Lines[i].SKUID
+		}
+		removed = append(removed, Line{LineID: l.LineID, SKUID: sku, Quantity: n})
+	}
+	if len(removed) == 0 {
+		return nil, nil // shipped meanwhile, or removed before
+	}
+	e := &fulfilmentv1.FulfilmentLinesRemoved{
+		FulfilmentId: f.ID, OrderId: f.OrderID, VendorId: f.VendorID, Lines: LinesProto(removed),
+		Reason: c.Reason, RemoveTime: timestamppb.New(c.Time),
+	}
+	after := Evolve(f, e)
+	e.Closed = len(after.Lines) == 0
+	return []proto.Message{e}, nil
+}
+
+func (c ChangeAddress) decide(f Fulfilment) ([]proto.Message, error) {
+	switch {
+	case f.Cancelled:
+		return nil, fault.Precondition(ReasonCancelled, "fulfilment %s is cancelled; it ships nowhere", f.ID)
+	case len(f.Shipments) > 0:
+		return nil, fault.Precondition(ReasonShipped, "fulfilment %s has shipped to the address it had", f.ID)
+	case proto.Equal(f.Address, c.Address):
+		return nil, nil
+	}
+	return []proto.Message{&fulfilmentv1.FulfilmentAddressChanged{
+		FulfilmentId: f.ID, OrderId: f.OrderID, VendorId: f.VendorID, ShippingAddress: c.Address, ChangeTime: timestamppb.New(c.Time),
+	}}, nil
+}
+
 // Evolve applies one event. It never changes memory it shares with f (it
 // copies the slices it changes), so states handed out stay as they were.
 // Unknown events leave the fulfilment unchanged.
@@ -303,10 +367,35 @@ func Evolve(f Fulfilment, e proto.Message) Fulfilment {
 	case *fulfilmentv1.FulfilmentCancelled:
 		f.Cancelled = true
 		f.CancelReason, f.CancelTime = e.GetReason(), e.GetCancelTime().AsTime()
+	case *fulfilmentv1.FulfilmentLinesRemoved:
+		f.Lines = withoutUnits(f.Lines, LinesFromProto(e.GetLines()))
+		if len(f.Lines) == 0 {
+			f.Cancelled = true
+			f.CancelReason, f.CancelTime = "order cancelled every line: "+e.GetReason(), e.GetRemoveTime().AsTime()
+		}
+	case *fulfilmentv1.FulfilmentAddressChanged:
+		f.Address = e.GetShippingAddress()
 	}
 	// FulfilmentDelivered and DeliveryFailed change nothing: delivery is
 	// derived from the scans and the receipt (Fulfilment.Delivery).
 	return f
+}
+
+// withoutUnits is a copy of lines less removed's units per line id; a line
+// with no unit left is dropped.
+func withoutUnits(lines, removed []Line) []Line {
+	out := make([]Line, 0, len(lines))
+	for _, l := range lines {
+		for _, r := range removed {
+			if r.LineID == l.LineID {
+				l.Quantity -= r.Quantity
+			}
+		}
+		if l.Quantity > 0 {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func describeLines(lines []Line) string {

@@ -208,7 +208,50 @@ func TestDecide(t *testing.T) {
 		{Name: "cancel twice", Given: []proto.Message{requested(), cancelled}, When: domain.CancelFulfilment{Reason: "again", Time: t0}},
 		{Name: "cancel after shipping", Given: []proto.Message{requested(), partial}, When: domain.CancelFulfilment{Reason: "order cancelled", Time: t0}, Err: estest.Precondition(domain.ReasonShipped)},
 		{Name: "cancel unknown", When: domain.CancelFulfilment{Reason: "x"}, Err: domain.ErrNotRequested},
+
+		{Name: "remove a unit", Given: []proto.Message{requested()}, When: domain.RemoveLines{Lines: []domain.Line{{LineID: "1", SKUID: "sku-a", Quantity: 1}}, Reason: "buyer", Time: t0.Add(time.Hour)},
+			Then: []proto.Message{removed(false, domain.Line{LineID: "1", SKUID: "sku-a", Quantity: 1})}},
+		{Name: "remove a line", Given: []proto.Message{requested()}, When: domain.RemoveLines{Lines: []domain.Line{{LineID: "3", Quantity: 1}}, Reason: "buyer", Time: t0.Add(time.Hour)},
+			Then: []proto.Message{removed(false, domain.Line{LineID: "3", SKUID: "sku-c", Quantity: 1})}},
+		{Name: "remove every unit closes", Given: []proto.Message{requested(), removed(false, domain.Line{LineID: "3", SKUID: "sku-c", Quantity: 1})},
+			When: domain.RemoveLines{Lines: []domain.Line{{LineID: "1", Quantity: 2}}, Reason: "buyer", Time: t0.Add(time.Hour)},
+			Then: []proto.Message{removed(true, domain.Line{LineID: "1", SKUID: "sku-a", Quantity: 2})}},
+		{Name: "units shipped meanwhile are not removed", Given: []proto.Message{requested(), partial},
+			When: domain.RemoveLines{Lines: []domain.Line{{LineID: "1", Quantity: 2}, {LineID: "3", Quantity: 1}}, Reason: "buyer", Time: t0.Add(time.Hour)},
+			Then: []proto.Message{removed(false, domain.Line{LineID: "3", SKUID: "sku-c", Quantity: 1})}},
+		{Name: "remove what shipped decides nothing", Given: []proto.Message{requested(), shippedAll()}, When: domain.RemoveLines{Lines: []domain.Line{{LineID: "1", Quantity: 2}}}},
+		{Name: "remove more than is left removes what is left", Given: []proto.Message{requested(), removed(false, domain.Line{LineID: "1", SKUID: "sku-a", Quantity: 1})},
+			When: domain.RemoveLines{Lines: []domain.Line{{LineID: "1", Quantity: 2}}, Reason: "buyer", Time: t0.Add(time.Hour)},
+			Then: []proto.Message{removed(false, domain.Line{LineID: "1", SKUID: "sku-a", Quantity: 1})}},
+		{Name: "remove from a cancelled fulfilment decides nothing", Given: []proto.Message{requested(), cancelled}, When: domain.RemoveLines{Lines: []domain.Line{{LineID: "1", Quantity: 1}}}},
+		{Name: "ship a removed line", Given: []proto.Message{requested(), removed(false, domain.Line{LineID: "3", SKUID: "sku-c", Quantity: 1})}, When: ship("r1", "s1", "1234567890", whole),
+			Err: estest.Invalid("packages[0].lines[1].line_id", "packages[0].evidence.units[2].line_id")},
+		{Name: "ship a closed fulfilment", Given: []proto.Message{requested(), removed(true, domain.Line{LineID: "1", SKUID: "sku-a", Quantity: 2}, domain.Line{LineID: "3", SKUID: "sku-c", Quantity: 1})},
+			When: ship("r1", "s1", "1234567890", whole), Err: estest.Precondition(domain.ReasonCancelled)},
+		{Name: "the deadline of a closed fulfilment", Given: []proto.Message{requested(), removed(true, domain.Line{LineID: "1", SKUID: "sku-a", Quantity: 2}, domain.Line{LineID: "3", SKUID: "sku-c", Quantity: 1})},
+			When: domain.MissShipBy{Deadline: t0.Add(3 * day), Now: t0.Add(3 * day)}},
+		{Name: "what is left ships in full", Given: []proto.Message{requested(), removed(false, domain.Line{LineID: "3", SKUID: "sku-c", Quantity: 1})},
+			When: ship("r1", "s1", "1234567890", pkg("x", l("1", 2))), Then: []proto.Message{func() proto.Message {
+				e := proto.Clone(partial).(*fulfilmentv1.FulfilmentShipped)
+				e.FullyShipped = true
+				return e
+			}()}},
+
+		{Name: "change the address", Given: []proto.Message{requested()}, When: domain.ChangeAddress{Address: moved, Time: t0.Add(time.Hour)},
+			Then: []proto.Message{&fulfilmentv1.FulfilmentAddressChanged{FulfilmentId: fid, OrderId: "o1", VendorId: "v1", ShippingAddress: moved, ChangeTime: ts(time.Hour)}}},
+		{Name: "the same address decides nothing", Given: []proto.Message{requested()}, When: domain.ChangeAddress{Address: addr, Time: t0}},
+		{Name: "change the address after a shipment", Given: []proto.Message{requested(), partial}, When: domain.ChangeAddress{Address: moved, Time: t0}, Err: estest.Precondition(domain.ReasonShipped)},
+		{Name: "change the address of a cancelled fulfilment", Given: []proto.Message{requested(), cancelled}, When: domain.ChangeAddress{Address: moved, Time: t0}, Err: estest.Precondition(domain.ReasonCancelled)},
 	})
+}
+
+var moved = &typev1.Address{RecipientName: "Ada", AddressLines: []string{"9 New Road"}, Locality: "Berlin", CountryCode: "DE"}
+
+// removed is the FulfilmentLinesRemoved of the buyer's cancellation of
+// lines at t0+1h.
+func removed(closed bool, lines ...domain.Line) *fulfilmentv1.FulfilmentLinesRemoved {
+	return &fulfilmentv1.FulfilmentLinesRemoved{FulfilmentId: fid, OrderId: "o1", VendorId: "v1", Lines: domain.LinesProto(lines),
+		Closed: closed, Reason: "buyer", RemoveTime: ts(time.Hour)}
 }
 
 func TestLotNumbersMayRepeat(t *testing.T) {

@@ -237,7 +237,9 @@ type Fulfilment struct {
 	OrderID   string
 	VendorID  string
 	BuyerID   string
-	// Lines are the vendor's lines of the order, with the quantity ordered.
+	// Lines are the vendor's lines of the order, with the units to ship:
+	// those ordered less those the order cancelled before they shipped
+	// (FulfilmentLinesRemoved; a line with none left is dropped).
 	Lines   []Line
 	Address *typev1.Address
 	// ShipBy is the current deadline (moved by a grace period).

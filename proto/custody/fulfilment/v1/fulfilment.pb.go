@@ -484,7 +484,8 @@ type Fulfilment struct {
 	BuyerId string `protobuf:"bytes,4,opt,name=buyer_id,json=buyerId,proto3" json:"buyer_id,omitempty"`
 	// State.
 	State FulfilmentState `protobuf:"varint,5,opt,name=state,proto3,enum=custody.fulfilment.v1.FulfilmentState" json:"state,omitempty"`
-	// The vendor's lines of the order (line id, SKU, quantity ordered).
+	// The vendor's lines of the order (line id, SKU, units to ship: those
+	// ordered less those the order cancelled before they shipped).
 	Lines []*ShippedLine `protobuf:"bytes,6,rep,name=lines,proto3" json:"lines,omitempty"`
 	// Lines and quantities not shipped yet.
 	UnshippedLines []*ShippedLine `protobuf:"bytes,7,rep,name=unshipped_lines,json=unshippedLines,proto3" json:"unshipped_lines,omitempty"`
