@@ -25,9 +25,15 @@ var (
 	settledEv = func(v string) *orderv1.OrderPartSettled {
 		return &orderv1.OrderPartSettled{OrderId: "o1", VendorId: v, SettleTime: ts(30 * 24 * time.Hour)}
 	}
-	settle        = func(v string) domain.MarkPartSettled { return domain.MarkPartSettled{VendorID: v, Time: t0.Add(30 * 24 * time.Hour)} }
-	deliveredAt   = func(d time.Duration) *orderv1.OrderDelivered { return &orderv1.OrderDelivered{OrderId: "o1", DeliverTime: ts(d)} }
-	completedAt   = func(d time.Duration) *orderv1.OrderCompleted { return &orderv1.OrderCompleted{OrderId: "o1", CompleteTime: ts(d)} }
+	settle = func(v string) domain.MarkPartSettled {
+		return domain.MarkPartSettled{VendorID: v, Time: t0.Add(30 * 24 * time.Hour)}
+	}
+	deliveredAt = func(d time.Duration) *orderv1.OrderDelivered {
+		return &orderv1.OrderDelivered{OrderId: "o1", DeliverTime: ts(d)}
+	}
+	completedAt = func(d time.Duration) *orderv1.OrderCompleted {
+		return &orderv1.OrderCompleted{OrderId: "o1", CompleteTime: ts(d)}
+	}
 	lineCancelled = func(line, sku, product, vendor string, n, amount int64) *orderv1.CancelledLine {
 		return &orderv1.CancelledLine{LineId: line, SkuId: sku, ProductId: product, VendorId: vendor, Quantity: n, Amount: eur(amount).ToProto()}
 	}
