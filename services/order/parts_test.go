@@ -115,7 +115,10 @@ func TestCancelOrderLines(t *testing.T) {
 		}
 	})
 	t.Run("access", func(t *testing.T) {
-		other := func(r *orderv1.CancelOrderLinesRequest) *orderv1.CancelOrderLinesRequest { r.Lines, r.VendorId = nil, o.va; return r }
+		other := func(r *orderv1.CancelOrderLinesRequest) *orderv1.CancelOrderLinesRequest {
+			r.Lines, r.VendorId = nil, o.va
+			return r
+		}
 		for _, c := range []struct {
 			name, role string
 			req        *orderv1.CancelOrderLinesRequest
