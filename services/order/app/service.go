@@ -1,13 +1,14 @@
 // Package app is the order service's application layer: the commands
-// (PlaceOrder, CancelOrder, CancelOrderLines, ChangeShippingAddress), the queries (GetOrder from the aggregate,
-// ListOrders from a read model), the read models (the orders by buyer,
-// vendor, creator, PSP reference and place time, with their tracking
-// numbers from the fulfilment store, and the catalog view that prices
-// orders without calling the catalog) and the handlers of other services' events (the order side of
-// the stock saga, fulfilment's progress and cancellations, trust's refunds,
-// payouts' settlements). It knows no
-// transport: the platform's runtime folds the read models (Apply) and
-// delivers the events (…Routes), as the order module declares.
+// (PlaceOrder, CancelOrder, CancelOrderLines, ChangeShippingAddress), the
+// queries (GetOrder from the aggregate, ListOrders from a read model), the
+// read models (the orders by buyer, vendor, creator, PSP reference and
+// place time, with their tracking numbers from the fulfilment store, and
+// the catalog view that prices orders without calling the catalog) and the
+// handlers of other services' events (the order side of the stock saga,
+// fulfilment's progress and cancellations, trust's refunds, payouts'
+// settlements). It knows no transport: the platform's runtime folds the
+// read models (Apply) and delivers the events (…Routes), as the order
+// module declares.
 //
 // Consistency, in short:
 //   - PlaceOrder returns once OrderPlaced is durably stored. If the catalog

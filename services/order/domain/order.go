@@ -1,11 +1,21 @@
 // Package domain is the order aggregate of the order service, as pure
 // functions over plain data: no clock, no I/O, no transport or storage.
 //
-// An Order is decided and evolved by Decider (PlaceOrder, ConfirmOrder,
-// RejectOrder, CancelOrder, MarkPartShipped, MarkPartDelivered,
-// RecordRefund → OrderPlaced, OrderConfirmed, OrderRejected,
-// OrderCancelled, OrderPartShipped, OrderPartDelivered, OrderDelivered,
-// OrderRefunded). The rules that turn a buyer's request into an order live
+// An Order is decided and evolved by Decider: PlaceOrder, ConfirmOrder,
+// RejectOrder and CancelOrder (OrderPlaced, OrderConfirmed, OrderRejected,
+// OrderCancelled) for the order as a whole; then each vendor's part meets
+// its own fate (parts.go): CancelOrderLines (OrderLinesCancelled, or
+// OrderCancelled when nothing would remain of an order that shipped
+// nothing), RecordPartCancelled (OrderPartCancelled: fulfilment's ship-by
+// policy cancels one part), MarkPartShipped, MarkPartDelivered,
+// MarkPartSettled (OrderPartShipped, OrderPartDelivered, OrderPartSettled,
+// with OrderDelivered and OrderCompleted when they become due),
+// RecordRefund (OrderRefunded, per part and line) and ChangeShippingAddress
+// (OrderAddressChanged). The order's status is not set by events but
+// derived from the saga and the parts (status.go: DeriveStatus and
+// PartStateOf, each a table).
+//
+// The rules that turn a buyer's request into an order live
 // here too, each run once, by the layer that has what it needs:
 // CheckLineRequests (the request's shape: 1..MaxLines lines, quantities in
 // 1..MaxQuantity, no SKU twice) at the edge; PriceLines (catalog prices,
