@@ -182,10 +182,10 @@ func (c MarkPartShipped) decide(o Order) ([]proto.Message, error) {
 }
 
 func (c MarkPartDelivered) decide(o Order) ([]proto.Message, error) {
-	p, ok := o.Part(c.VendorID)
+	p, err := knownPart(o, c.VendorID)
 	switch {
-	case !ok:
-		return nil, fault.Precondition(ReasonUnknown, "order %s has no part for vendor %s", o.ID, c.VendorID)
+	case err != nil:
+		return nil, err
 	case p.Delivered:
 		return nil, nil
 	}

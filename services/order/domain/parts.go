@@ -218,11 +218,20 @@ func checkOpen(o Order, doing string) error {
 	return nil
 }
 
+// knownPart is o's part of vendor, or a refusal naming it unknown.
+func knownPart(o Order, vendor string) (Part, error) {
+	p, ok := o.Part(vendor)
+	if !ok {
+		return p, fault.Precondition(ReasonUnknown, "order %s has no part for vendor %s", o.ID, vendor)
+	}
+	return p, nil
+}
+
 func (c RecordPartCancelled) decide(o Order) ([]proto.Message, error) {
-	p, ok := o.Part(c.VendorID)
+	p, err := knownPart(o, c.VendorID)
 	switch {
-	case !ok:
-		return nil, fault.Precondition(ReasonUnknown, "order %s has no part for vendor %s", o.ID, c.VendorID)
+	case err != nil:
+		return nil, err
 	case p.Cancelled || o.Status == StatusRejected:
 		return nil, nil
 	case p.Shipped || p.Delivered || p.Settled:
@@ -254,10 +263,10 @@ func (o Order) openAmount(p Part) int64 {
 }
 
 func (c MarkPartSettled) decide(o Order) ([]proto.Message, error) {
-	p, ok := o.Part(c.VendorID)
+	p, err := knownPart(o, c.VendorID)
 	switch {
-	case !ok:
-		return nil, fault.Precondition(ReasonUnknown, "order %s has no part for vendor %s", o.ID, c.VendorID)
+	case err != nil:
+		return nil, err
 	case p.Settled || p.Cancelled:
 		return nil, nil // payouts settles a part once; a cancelled part has nothing to settle
 	}
