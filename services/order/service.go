@@ -3,8 +3,9 @@
 // application and declares its parts — custody.order.v1.OrderService, three
 // read models (orders by buyer, vendor, creator, PSP reference and place
 // time, fed by the order store; their tracking numbers, fed by the
-// fulfilment store; the catalog view, fed by the catalog's) and three reactions (the stock saga
-// on catalog events, fulfilment's progress, trust's refunds). The platform
+// fulfilment store; the catalog view, fed by the catalog's) and four reactions (the stock saga
+// on catalog events, fulfilment's progress, trust's refunds, payouts'
+// settlements). The platform
 // runs them.
 //
 // Layout: domain/ (the pure order aggregate and pricing rules), app/
@@ -77,7 +78,7 @@ func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 	}
 	svc := app.New(app.Config{AttributionWindow: o.AttributionWindow, CatalogWait: o.CatalogWait, MaxWait: o.MaxWait}, deps)
 	api := grpcapi.New(svc, d.Logger)
-	catalog, fulfilment, trust := svc.CatalogRoutes(), svc.FulfilmentRoutes(), svc.TrustRoutes()
+	catalog, fulfilment, trust, payouts := svc.CatalogRoutes(), svc.FulfilmentRoutes(), svc.TrustRoutes(), svc.PayoutsRoutes()
 	return platform.Parts{
 		Register: func(r grpc.ServiceRegistrar) { orderv1.RegisterOrderServiceServer(r, api) },
 		Services: []string{orderv1.OrderService_ServiceDesc.ServiceName},
@@ -96,6 +97,8 @@ func build(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 				Aggregates: app.CatalogAnswerers, OrderBy: app.AnsweredOrder, Concurrency: 32},
 			{Name: app.FulfilmentConsumer, Source: "fulfilment", EventTypes: fulfilment.EventTypes(), Handle: fulfilment.Handle},
 			{Name: app.TrustConsumer, Source: "trust", EventTypes: trust.EventTypes(), Handle: trust.Handle},
+			{Name: app.PayoutsConsumer, Source: "payouts", EventTypes: payouts.EventTypes(), Handle: payouts.Handle,
+				Aggregates: app.PayoutsAggregates},
 		},
 	}, nil
 }

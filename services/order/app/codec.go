@@ -48,6 +48,8 @@ func encodeOrder(so storedOrder) ([]byte, error) {
 		e.money(l.LineTotal)
 		e.Str(l.CreatorID)
 		e.Int(int64(l.CommissionBps))
+		e.Int(l.CancelledQuantity)
+		e.Int(l.RefundedQuantity)
 	}
 	e.Uint(uint64(len(o.Parts)))
 	for _, p := range o.Parts {
@@ -57,6 +59,11 @@ func encodeOrder(so storedOrder) ([]byte, error) {
 		e.Bool(p.Shipped)
 		e.Str(p.ShipmentID)
 		e.Bool(p.Delivered)
+		e.Bool(p.Cancelled)
+		e.Str(p.CancelReason)
+		e.Str(p.CancelledBy)
+		e.money(p.Refunded)
+		e.Bool(p.Settled)
 	}
 	e.money(o.Total)
 	e.Bool(o.Address != nil)
@@ -83,6 +90,9 @@ func encodeOrder(so storedOrder) ([]byte, error) {
 	e.Time(o.UpdateTime)
 	e.money(o.Refunded)
 	e.Strs(o.RefundIDs)
+	e.Int(int64(o.Saga))
+	e.Bool(o.AllDelivered)
+	e.Bool(o.Completed)
 	return e.B, nil
 }
 
@@ -104,6 +114,7 @@ func decodeOrder(b []byte) (storedOrder, error) {
 			l.UnitPrice, l.LineTotal = d.money(), d.money()
 			l.CreatorID = d.Str()
 			l.CommissionBps = int32(d.Int())
+			l.CancelledQuantity, l.RefundedQuantity = d.Int(), d.Int()
 		}
 	}
 	if n := d.N(); n > 0 {
@@ -116,6 +127,9 @@ func decodeOrder(b []byte) (storedOrder, error) {
 			p.Shipped = d.Bool()
 			p.ShipmentID = d.Str()
 			p.Delivered = d.Bool()
+			p.Cancelled, p.CancelReason, p.CancelledBy = d.Bool(), d.Str(), d.Str()
+			p.Refunded = d.money()
+			p.Settled = d.Bool()
 		}
 	}
 	o.Total = d.money()
@@ -133,6 +147,8 @@ func decodeOrder(b []byte) (storedOrder, error) {
 	o.PlaceTime, o.UpdateTime = d.Time(), d.Time()
 	o.Refunded = d.money()
 	o.RefundIDs = d.Strs()
+	o.Saga = domain.Status(d.Int())
+	o.AllDelivered, o.Completed = d.Bool(), d.Bool()
 	if err := d.End(); err != nil {
 		return storedOrder{}, err
 	}

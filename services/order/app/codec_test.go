@@ -23,8 +23,9 @@ func TestStoredOrderRoundTrip(t *testing.T) {
 	so := storedOrder{Revision: 9, Order: domain.Order{
 		ID: "o1", Status: domain.StatusCancelled, BuyerID: "b1",
 		Lines: []domain.Line{{LineID: "1", SKUID: "s1", ProductID: "p1", VendorID: "v1", Title: "Lamp", Quantity: 2,
-			UnitPrice: eur(500), LineTotal: eur(1000), CreatorID: "c1", CommissionBps: 750}},
-		Parts: []domain.Part{{VendorID: "v1", LineIDs: []string{"1"}, Subtotal: eur(1000), Shipped: true, ShipmentID: "sh1", Delivered: true}},
+			UnitPrice: eur(500), LineTotal: eur(1000), CreatorID: "c1", CommissionBps: 750, CancelledQuantity: 1, RefundedQuantity: 1}},
+		Parts: []domain.Part{{VendorID: "v1", LineIDs: []string{"1"}, Subtotal: eur(1000), Shipped: true, ShipmentID: "sh1", Delivered: true,
+			Cancelled: true, CancelReason: "ship-by", CancelledBy: "service:fulfilment", Refunded: eur(700), Settled: true}},
 		Total: eur(1000),
 		Address: &typev1.Address{RecipientName: "Ada", AddressLines: []string{"1 Main St"}, Locality: "Berlin",
 			PostalCode: "10115", CountryCode: "DE"},
@@ -33,11 +34,17 @@ func TestStoredOrderRoundTrip(t *testing.T) {
 		Reason:      "buyer asked", RejectedSKU: "s9", CancelledBy: "buyer:b1",
 		PlaceTime: at, UpdateTime: at.Add(time.Hour),
 		Refunded: eur(1000), RefundIDs: []string{"r1", "r2"},
+		Saga: domain.StatusConfirmed, AllDelivered: true, Completed: true,
 	}}
 	// Every field set: a field added to domain.Order and not to the codec
 	// is zero here and fails the comparison below.
-	if fields := reflect.TypeOf(so.Order).NumField(); fields != 16 {
-		t.Fatalf("domain.Order has %d fields; the codec and this test know 16", fields)
+	if fields := reflect.TypeOf(so.Order).NumField(); fields != 19 {
+		t.Fatalf("domain.Order has %d fields; the codec and this test know 19", fields)
+	}
+	for typ, n := range map[reflect.Type]int{reflect.TypeOf(domain.Line{}): 12, reflect.TypeOf(domain.Part{}): 11} {
+		if typ.NumField() != n {
+			t.Fatalf("%s has %d fields; the codec and this test know %d", typ, typ.NumField(), n)
+		}
 	}
 	b, err := encodeOrder(so)
 	if err != nil {

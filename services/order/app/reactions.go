@@ -11,17 +11,24 @@ import (
 	"github.com/custody/custody/pkg/money"
 	"github.com/custody/custody/pkg/projection"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
+	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	"github.com/custody/custody/services/order/domain"
 )
 
-// The reactions through which the order follows what happens to it after
-// confirmation: shipments and deliveries (fulfilment), refunds (trust).
-// Their names are those of their durable consumers.
+// The reactions through which the order follows what happens to its parts
+// after confirmation: shipments, deliveries and cancellations
+// (fulfilment), refunds (trust), settlements (payouts). Their names are
+// those of their durable consumers.
 const (
 	FulfilmentConsumer = "order-on-fulfilment"
 	TrustConsumer      = "order-on-trust"
+	PayoutsConsumer    = "order-on-payouts"
 )
+
+// PayoutsAggregates are the payouts aggregates whose events the order
+// follows: the order ledger (FundsReleased).
+var PayoutsAggregates = []string{"orderledger"}
 
 // FulfilmentRoutes are how the order follows its parts' fulfilment.
 func (s *Service) FulfilmentRoutes() projection.Routes {
@@ -34,23 +41,26 @@ func (s *Service) partShipped(ctx context.Context, rec eventstore.RecordedEvent,
 		domain.MarkPartShipped{VendorID: p.GetVendorId(), ShipmentID: p.GetFulfilmentId() + "/" + p.GetShipmentId(), Time: p.GetShipTime().AsTime()})
 }
 
-// partDelivered: a part was delivered (the last one makes the order
+// partDelivered: a part was delivered (the last one kept makes the order
 // DELIVERED).
 func (s *Service) partDelivered(ctx context.Context, rec eventstore.RecordedEvent, p *fulfilmentv1.FulfilmentDelivered) error {
 	return s.react(ctx, rec, p.GetOrderId(), "delivered",
 		domain.MarkPartDelivered{VendorID: p.GetVendorId(), FulfilmentID: p.GetFulfilmentId(), WithProof: p.GetWithProof(), Time: p.GetDeliverTime().AsTime()})
 }
 
-// partCancelled: fulfilment cancelled a part before it shipped (ship-by
-// deadline policy), which cancels the order if nothing of it has shipped.
+// partCancelled: fulfilment cancelled a part before it shipped (its
+// ship-by policy, or the fulfilments of an order cancelled whole): the
+// order records that part cancelled (OrderPartCancelled), and only that
+// part; the others go on. Payouts and the catalog act on fulfilment's
+// event itself. A part that shipped meanwhile stays shipped.
 func (s *Service) partCancelled(ctx context.Context, rec eventstore.RecordedEvent, p *fulfilmentv1.FulfilmentCancelled) error {
-	err := s.react(ctx, rec, p.GetOrderId(), "part-cancelled",
-		domain.CancelOrder{Reason: "fulfilment cancelled: " + p.GetReason(), By: "service:fulfilment", Time: p.GetCancelTime().AsTime()})
+	err := s.react(ctx, rec, p.GetOrderId(), "part-cancelled", domain.RecordPartCancelled{VendorID: p.GetVendorId(),
+		FulfilmentID: p.GetFulfilmentId(), Reason: p.GetReason(), By: "service:fulfilment", Time: p.GetCancelTime().AsTime()})
 	var pe *domain.PreconditionError
 	if errors.As(err, &pe) {
-		// Another part has shipped: the order stands; the unshipped part's
-		// money goes back through a claim or refund, not a cancellation.
-		s.d.Logger.Warn("fulfilment cancelled a part of an order that has shipped parts; order kept", "order", p.GetOrderId(), "reason", pe.Message)
+		// A shipment is a fact: the cancellation came too late.
+		s.d.Logger.Warn("fulfilment cancelled a part the order has as shipped; not recorded", "order", p.GetOrderId(),
+			"vendor", p.GetVendorId(), "reason", pe.Message)
 		return nil
 	}
 	return err
@@ -61,13 +71,32 @@ func (s *Service) TrustRoutes() projection.Routes {
 	return projection.Routes{projection.On(s.refundIssued)}
 }
 
-// refundIssued records a refund on the order (REFUNDED when in full).
+// refundIssued records a refund on the order, its vendor's part and its
+// lines' units (REFUNDED when everything captured went back).
 func (s *Service) refundIssued(ctx context.Context, rec eventstore.RecordedEvent, p *trustv1.RefundIssued) error {
 	amount, err := money.FromProto(p.GetAmount())
 	if err != nil {
 		return fault.Permanent(fmt.Errorf("refund %s: %w", p.GetRefundId(), err))
 	}
-	return s.react(ctx, rec, p.GetOrderId(), "refund", domain.RecordRefund{RefundID: p.GetRefundId(), Amount: amount, Time: p.GetRefundTime().AsTime()})
+	cmd := domain.RecordRefund{RefundID: p.GetRefundId(), Amount: amount, VendorID: p.GetVendorId(), Time: p.GetRefundTime().AsTime()}
+	for _, l := range p.GetLines() {
+		cmd.Lines = append(cmd.Lines, domain.RefundLine{LineID: l.GetLineId(), Quantity: l.GetQuantity(),
+			Amount: money.Money{Currency: l.GetAmount().GetCurrencyCode(), Minor: l.GetAmount().GetAmountMinor()}})
+	}
+	return s.react(ctx, rec, p.GetOrderId(), "refund", cmd)
+}
+
+// PayoutsRoutes record the parts payouts settled.
+func (s *Service) PayoutsRoutes() projection.Routes {
+	return projection.Routes{projection.On(s.fundsReleased)}
+}
+
+// fundsReleased: a delivered part's return window closed with no claim
+// open and payouts released its money — also a part refunded in full,
+// whose release moves nothing. The part is settled; the last one makes
+// the order COMPLETED.
+func (s *Service) fundsReleased(ctx context.Context, rec eventstore.RecordedEvent, p *payoutsv1.FundsReleased) error {
+	return s.react(ctx, rec, p.GetOrderId(), "settled", domain.MarkPartSettled{VendorID: p.GetVendorId(), Time: p.GetReleaseTime().AsTime()})
 }
 
 // react runs the command another service's event calls for. Its id is

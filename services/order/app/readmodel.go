@@ -112,7 +112,7 @@ func NewReadModel(onChange func(orderID string, status domain.Status)) *ReadMode
 
 // Version names the shape of what the read model stores
 // (platform.Stored); bump it when the keys or the stored order change.
-func (m *ReadModel) Version() string { return "orders-kv-3" }
+func (m *ReadModel) Version() string { return "orders-kv-4" }
 
 // Attach gives the read model its space (platform.Stored).
 func (m *ReadModel) Attach(s *kv.Space) error {

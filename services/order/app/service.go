@@ -1,12 +1,14 @@
 // Package app is the order service's application layer: the commands
-// (PlaceOrder, CancelOrder), the queries (GetOrder from the aggregate,
-// ListOrders from a read model), the read models (the orders by buyer,
-// vendor, creator, PSP reference and place time, with their tracking
-// numbers from the fulfilment store, and the catalog view that prices
-// orders without calling the catalog) and the handlers of other services' events (the order side of
-// the stock saga, fulfilment's progress, trust's refunds). It knows no
-// transport: the platform's runtime folds the read models (Apply) and
-// delivers the events (…Routes), as the order module declares.
+// (PlaceOrder, CancelOrder, CancelOrderLines, ChangeShippingAddress), the
+// queries (GetOrder from the aggregate, ListOrders from a read model), the
+// read models (the orders by buyer, vendor, creator, PSP reference and
+// place time, with their tracking numbers from the fulfilment store, and
+// the catalog view that prices orders without calling the catalog) and the
+// handlers of other services' events (the order side of the stock saga,
+// fulfilment's progress and cancellations, trust's refunds, payouts'
+// settlements). It knows no transport: the platform's runtime folds the
+// read models (Apply) and delivers the events (…Routes), as the order
+// module declares.
 //
 // Consistency, in short:
 //   - PlaceOrder returns once OrderPlaced is durably stored. If the catalog
@@ -18,7 +20,8 @@
 //   - Until the catalog's stream exists and the view has caught up with it
 //     once, PlaceOrder answers ErrCatalogUnavailable (after waiting up to
 //     CatalogWait); every other RPC works.
-//   - GetOrder and CancelOrder read the aggregate (strongly consistent);
+//   - GetOrder and the commands on an order read the aggregate (strongly
+//     consistent);
 //     ListOrders first waits (bounded) for the read model to reach the order
 //     stream's last position, so a caller lists the orders it just placed.
 package app
@@ -368,13 +371,61 @@ type CancelOrder struct {
 
 // CancelOrder cancels an order.
 func (s *Service) CancelOrder(ctx context.Context, req CancelOrder) (OrderView, error) {
+	return s.request(ctx, req.OrderID, "cancel", req.RequestID, req.Actor, req.Fingerprint,
+		domain.CancelOrder{Reason: req.Reason, By: req.Actor, Time: s.d.Clock.Now()})
+}
+
+// CancelOrderLines cancels units of unshipped lines, or a vendor's whole
+// unshipped part, of a confirmed order (domain.CancelOrderLines). The same
+// request id again returns the order as it is, cancelling nothing more.
+type CancelOrderLines struct {
+	OrderID   string
+	RequestID string
+	Lines     []domain.LineCancellation
+	VendorID  string
+	Reason    string
+	// Vendor is the vendor asking, who may cancel only its own part's
+	// lines; empty for the buyer, support and services.
+	Vendor string
+	Actor  string
+	// Fingerprint identifies the request (apierr.Fingerprint).
+	Fingerprint string
+}
+
+// CancelOrderLines cancels lines or a part of an order.
+func (s *Service) CancelOrderLines(ctx context.Context, req CancelOrderLines) (OrderView, error) {
+	return s.request(ctx, req.OrderID, "cancel-lines", req.RequestID, req.Actor, req.Fingerprint,
+		domain.CancelOrderLines{Lines: req.Lines, VendorID: req.VendorID, Vendor: req.Vendor, Reason: req.Reason, By: req.Actor, Time: s.d.Clock.Now()})
+}
+
+// ChangeShippingAddress changes an order's shipping address until its
+// first part ships. The same request id again returns the order as it is.
+type ChangeShippingAddress struct {
+	OrderID   string
+	RequestID string
+	Address   *typev1.Address
+	Actor     string
+	// Fingerprint identifies the request (apierr.Fingerprint).
+	Fingerprint string
+}
+
+// ChangeShippingAddress changes where an order goes.
+func (s *Service) ChangeShippingAddress(ctx context.Context, req ChangeShippingAddress) (OrderView, error) {
+	return s.request(ctx, req.OrderID, "change-address", req.RequestID, req.Actor, req.Fingerprint,
+		domain.ChangeShippingAddress{Address: req.Address, By: req.Actor, Time: s.d.Clock.Now()})
+}
+
+// request runs a caller's command on an order, once per request id: its
+// command id is derived from the order, the kind of request and the
+// request id, so a repeat appends nothing (and one with another
+// fingerprint is refused, es.ErrRequestReused).
+func (s *Service) request(ctx context.Context, orderID, kind, requestID, actor, fingerprint string, body domain.Command) (OrderView, error) {
 	res, err := s.h.Handle(ctx, es.Command[domain.Command]{
-		AggregateID: req.OrderID, ID: es.DeriveID("cancel", req.OrderID, req.RequestID),
-		Body: domain.CancelOrder{Reason: req.Reason, By: req.Actor, Time: s.d.Clock.Now()},
-		Meta: es.Meta{CorrelationID: req.OrderID, Actor: req.Actor, RequestFingerprint: req.Fingerprint},
+		AggregateID: orderID, ID: es.DeriveID(kind, orderID, requestID), Body: body,
+		Meta: es.Meta{CorrelationID: orderID, Actor: actor, RequestFingerprint: fingerprint},
 	})
 	if errors.Is(err, domain.ErrNotPlaced) {
-		return OrderView{}, &fault.NotFoundError{Resource: "order", ID: req.OrderID}
+		return OrderView{}, &fault.NotFoundError{Resource: "order", ID: orderID}
 	}
 	if err != nil {
 		return OrderView{}, err

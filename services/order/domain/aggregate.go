@@ -65,11 +65,22 @@ type MarkPartDelivered struct {
 }
 
 // RecordRefund records money returned to the buyer (trust's fact). Trust
-// caps refunds at what was captured; the order only keeps the tally.
+// caps refunds at what was captured; the order keeps the tally: the
+// order's, the part's of VendorID (empty: the part of the lines' vendor)
+// and the refunded units of each line.
 type RecordRefund struct {
 	RefundID string
 	Amount   money.Money
+	VendorID string
+	Lines    []RefundLine
 	Time     time.Time
+}
+
+// RefundLine is units of one line a refund covers, and their price.
+type RefundLine struct {
+	LineID   string
+	Quantity int64
+	Amount   money.Money
 }
 
 // Decide returns the events a command produces. Commands that find the
@@ -138,19 +149,18 @@ func (c PlaceOrder) decide(o Order) ([]proto.Message, error) {
 }
 
 func (c CancelOrder) decide(o Order) ([]proto.Message, error) {
-	switch o.Status {
-	case StatusCancelled:
+	switch {
+	case o.Status == StatusCancelled:
 		return nil, nil
-	case StatusRejected:
+	case o.Status == StatusRejected:
 		return nil, fault.Precondition(ReasonRejected, "order %s was rejected (%s); there is nothing to cancel", o.ID, o.Reason)
-	case StatusPending, StatusConfirmed:
-		if o.Shipped() {
-			return nil, fault.Precondition(ReasonShipped, "order %s has a shipped part and can no longer be cancelled; open a claim or return instead", o.ID)
-		}
-		return []proto.Message{&orderv1.OrderCancelled{OrderId: o.ID, Reason: c.Reason, CancelledBy: c.By,
-			CancelTime: timestamppb.New(c.Time), ProductIds: o.ProductIDs()}}, nil
+	case o.Shipped():
+		return nil, fault.Precondition(ReasonShipped, "order %s has a shipped part and can no longer be cancelled; open a claim or return instead", o.ID)
 	}
-	return nil, fault.Precondition(ReasonShipped, "order %s is %s and can no longer be cancelled", o.ID, o.Status)
+	// What was already cancelled of it stays as it was; the rest is
+	// cancelled now.
+	return []proto.Message{&orderv1.OrderCancelled{OrderId: o.ID, Reason: c.Reason, CancelledBy: c.By,
+		CancelTime: timestamppb.New(c.Time), ProductIds: o.ProductIDs()}}, nil
 }
 
 func (c MarkPartShipped) decide(o Order) ([]proto.Message, error) {
@@ -172,30 +182,18 @@ func (c MarkPartShipped) decide(o Order) ([]proto.Message, error) {
 }
 
 func (c MarkPartDelivered) decide(o Order) ([]proto.Message, error) {
-	remaining := 0
-	found := false
-	for _, p := range o.Parts {
-		if p.VendorID == c.VendorID {
-			found = true
-			if p.Delivered {
-				return nil, nil
-			}
-			continue
-		}
-		if !p.Delivered {
-			remaining++
-		}
-	}
-	if !found {
-		return nil, fault.Precondition(ReasonUnknown, "order %s has no part for vendor %s", o.ID, c.VendorID)
+	p, err := knownPart(o, c.VendorID)
+	switch {
+	case err != nil:
+		return nil, err
+	case p.Delivered:
+		return nil, nil
 	}
 	// Like a shipment, a delivery is a fact: it is recorded whatever the
-	// order's state.
-	out := []proto.Message{&orderv1.OrderPartDelivered{OrderId: o.ID, VendorId: c.VendorID, FulfilmentId: c.FulfilmentID, WithProof: c.WithProof, DeliverTime: timestamppb.New(c.Time)}}
-	if remaining == 0 && (o.Status == StatusConfirmed || o.Status == StatusPending) {
-		out = append(out, &orderv1.OrderDelivered{OrderId: o.ID, DeliverTime: timestamppb.New(c.Time)})
-	}
-	return out, nil
+	// order's state. The order is DELIVERED once every part not cancelled
+	// is (withFollowUps).
+	return withFollowUps(o, c.Time, &orderv1.OrderPartDelivered{OrderId: o.ID, VendorId: c.VendorID, FulfilmentId: c.FulfilmentID,
+		WithProof: c.WithProof, DeliverTime: timestamppb.New(c.Time)}), nil
 }
 
 func (c RecordRefund) decide(o Order) ([]proto.Message, error) {
@@ -211,17 +209,33 @@ func (c RecordRefund) decide(o Order) ([]proto.Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("order %s: refund %s: %w", o.ID, c.RefundID, err)
 	}
-	return []proto.Message{&orderv1.OrderRefunded{
+	vendor := c.VendorID
+	ev := &orderv1.OrderRefunded{
 		OrderId: o.ID, RefundId: c.RefundID, Amount: c.Amount.ToProto(), RefundedTotal: total.ToProto(),
 		FullyRefunded: total.Minor >= o.Total.Minor, RefundTime: timestamppb.New(c.Time),
-	}}, nil
+	}
+	for _, l := range c.Lines {
+		if ol, ok := o.Line(l.LineID); ok && vendor == "" {
+			vendor = ol.VendorID
+		}
+		ev.Lines = append(ev.Lines, &orderv1.RefundedLine{LineId: l.LineID, Quantity: l.Quantity, Amount: l.Amount.ToProto()})
+	}
+	ev.VendorId = vendor
+	return []proto.Message{ev}, nil
 }
 
-// Evolve applies one event. Unknown events leave the order unchanged.
+// Evolve applies one event, then derives the order's status from what it
+// recorded (DeriveStatus). Unknown events leave the order unchanged.
 func Evolve(o Order, e proto.Message) Order {
+	o = evolve(o, e)
+	o.Status = DeriveStatus(o)
+	return o
+}
+
+func evolve(o Order, e proto.Message) Order {
 	switch e := e.(type) {
 	case *orderv1.OrderPlaced:
-		o.Status = StatusPending
+		o.Saga = StatusPending
 		o.BuyerID = e.GetBuyerId()
 		o.Lines = LinesFromProto(e.GetLines())
 		o.Parts = PartsFromProto(e.GetParts())
@@ -232,40 +246,136 @@ func Evolve(o Order, e proto.Message) Order {
 		o.PlaceTime = e.GetPlaceTime().AsTime()
 		o.UpdateTime = o.PlaceTime
 	case *orderv1.OrderConfirmed:
-		o.Status = StatusConfirmed
+		o.Saga = StatusConfirmed
 		o.UpdateTime = e.GetConfirmTime().AsTime()
 	case *orderv1.OrderRejected:
-		o.Status = StatusRejected
+		o.Saga = StatusRejected
 		o.Reason, o.RejectedSKU = e.GetReason(), e.GetSkuId()
 		o.UpdateTime = e.GetRejectTime().AsTime()
 	case *orderv1.OrderCancelled:
-		o.Status = StatusCancelled
+		// Every part not cancelled yet is, with what is left of its lines;
+		// a confirmed order's money for them goes back.
 		o.Reason, o.CancelledBy = e.GetReason(), e.GetCancelledBy()
-		o.UpdateTime = e.GetCancelTime().AsTime()
-	case *orderv1.OrderPartShipped:
 		for i := range o.Parts {
-			if o.Parts[i].VendorID == e.GetVendorId() {
-				o.Parts[i].Shipped, o.Parts[i].ShipmentID = true, e.GetShipmentId()
+			if !o.Parts[i].Cancelled {
+				o.cancelPart(i, e.GetReason(), e.GetCancelledBy(), o.Saga == StatusConfirmed)
 			}
+		}
+		o.UpdateTime = e.GetCancelTime().AsTime()
+	case *orderv1.OrderLinesCancelled:
+		for _, cl := range e.GetLines() {
+			if i := o.lineIndex(cl.GetLineId()); i >= 0 {
+				o.Lines[i].CancelledQuantity += cl.GetQuantity()
+			}
+			o.refundPart(cl.GetVendorId(), moneyFrom(cl.GetAmount()))
+		}
+		o.Refunded = moneyFrom(e.GetRefundedTotal())
+		for _, v := range e.GetClosedVendorIds() {
+			if i := o.partIndex(v); i >= 0 {
+				p := &o.Parts[i]
+				p.Cancelled, p.CancelReason, p.CancelledBy = true, e.GetReason(), e.GetCancelledBy()
+			}
+		}
+		o.noteCancelled(e.GetReason(), e.GetCancelledBy())
+		o.UpdateTime = e.GetCancelTime().AsTime()
+	case *orderv1.OrderPartCancelled:
+		if i := o.partIndex(e.GetVendorId()); i >= 0 {
+			o.cancelPart(i, e.GetReason(), e.GetCancelledBy(), false)
+			o.refundPart(e.GetVendorId(), moneyFrom(e.GetRefund()))
+		}
+		o.Refunded = moneyFrom(e.GetRefundedTotal())
+		o.noteCancelled(e.GetReason(), e.GetCancelledBy())
+		o.UpdateTime = e.GetCancelTime().AsTime()
+	case *orderv1.OrderAddressChanged:
+		o.Address = e.GetShippingAddress()
+		o.UpdateTime = e.GetChangeTime().AsTime()
+	case *orderv1.OrderPartShipped:
+		if i := o.partIndex(e.GetVendorId()); i >= 0 {
+			o.Parts[i].Shipped, o.Parts[i].ShipmentID = true, e.GetShipmentId()
 		}
 		o.UpdateTime = e.GetShipTime().AsTime()
 	case *orderv1.OrderPartDelivered:
-		for i := range o.Parts {
-			if o.Parts[i].VendorID == e.GetVendorId() {
-				o.Parts[i].Delivered = true
-			}
+		if i := o.partIndex(e.GetVendorId()); i >= 0 {
+			o.Parts[i].Delivered = true
 		}
 		o.UpdateTime = e.GetDeliverTime().AsTime()
 	case *orderv1.OrderDelivered:
-		o.Status = StatusDelivered
+		o.AllDelivered = true
 		o.UpdateTime = e.GetDeliverTime().AsTime()
+	case *orderv1.OrderPartSettled:
+		if i := o.partIndex(e.GetVendorId()); i >= 0 {
+			// Payouts settles only a delivered part.
+			o.Parts[i].Settled, o.Parts[i].Delivered, o.Parts[i].Shipped = true, true, true
+		}
+		o.UpdateTime = e.GetSettleTime().AsTime()
+	case *orderv1.OrderCompleted:
+		o.Completed = true
+		o.UpdateTime = e.GetCompleteTime().AsTime()
 	case *orderv1.OrderRefunded:
 		o.RefundIDs = append(o.RefundIDs, e.GetRefundId())
 		o.Refunded = moneyFrom(e.GetRefundedTotal())
-		if e.GetFullyRefunded() {
-			o.Status = StatusRefunded
+		for _, rl := range e.GetLines() {
+			if i := o.lineIndex(rl.GetLineId()); i >= 0 {
+				l := &o.Lines[i]
+				l.RefundedQuantity = min(l.RefundedQuantity+rl.GetQuantity(), l.Open())
+			}
 		}
+		o.refundPart(e.GetVendorId(), moneyFrom(e.GetAmount()))
 		o.UpdateTime = e.GetRefundTime().AsTime()
 	}
 	return o
+}
+
+// cancelPart cancels part i and what is left of its lines; refund: their
+// price goes back to the buyer (the order was captured).
+func (o *Order) cancelPart(i int, reason, by string, refund bool) {
+	p := &o.Parts[i]
+	p.Cancelled, p.CancelReason, p.CancelledBy = true, reason, by
+	left := o.openAmount(*p)
+	for _, id := range p.LineIDs {
+		if j := o.lineIndex(id); j >= 0 {
+			o.Lines[j].CancelledQuantity = o.Lines[j].Quantity
+		}
+	}
+	if refund && left > 0 {
+		o.refundPart(p.VendorID, money.Money{Currency: o.Total.Currency, Minor: left})
+		o.Refunded = money.Money{Currency: o.Total.Currency, Minor: o.Refunded.Minor + left}
+	}
+}
+
+// refundPart adds m to what vendor's part had refunded (nothing for an
+// unknown vendor or an empty amount).
+func (o *Order) refundPart(vendor string, m money.Money) {
+	i := o.partIndex(vendor)
+	if i < 0 || m.Minor == 0 {
+		return
+	}
+	p := &o.Parts[i]
+	p.Refunded = money.Money{Currency: m.Currency, Minor: p.Refunded.Minor + m.Minor}
+}
+
+// noteCancelled gives an order whose last part was just cancelled the
+// reason of that cancellation, as a whole-order cancellation would.
+func (o *Order) noteCancelled(reason, by string) {
+	if o.Reason == "" && o.allParts(func(p Part) bool { return p.Cancelled }) {
+		o.Reason, o.CancelledBy = reason, by
+	}
+}
+
+func (o Order) lineIndex(id string) int {
+	for i, l := range o.Lines {
+		if l.LineID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+func (o Order) partIndex(vendor string) int {
+	for i, p := range o.Parts {
+		if p.VendorID == vendor {
+			return i
+		}
+	}
+	return -1
 }

@@ -26,6 +26,9 @@ const (
 	ReasonCancelled = "ORDER_CANCELLED"
 	ReasonPending   = "ORDER_PENDING"
 	ReasonUnknown   = "UNKNOWN_PART"
+	// ReasonPartCancelled: the part (or the part of the line) named was
+	// already cancelled.
+	ReasonPartCancelled = "PART_CANCELLED"
 	// ReasonOutOfStock: PlaceOrder asked for more units than the catalog
 	// has said it has; nothing is stored.
 	ReasonOutOfStock = "OUT_OF_STOCK"

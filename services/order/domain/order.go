@@ -1,11 +1,21 @@
 // Package domain is the order aggregate of the order service, as pure
 // functions over plain data: no clock, no I/O, no transport or storage.
 //
-// An Order is decided and evolved by Decider (PlaceOrder, ConfirmOrder,
-// RejectOrder, CancelOrder, MarkPartShipped, MarkPartDelivered,
-// RecordRefund → OrderPlaced, OrderConfirmed, OrderRejected,
-// OrderCancelled, OrderPartShipped, OrderPartDelivered, OrderDelivered,
-// OrderRefunded). The rules that turn a buyer's request into an order live
+// An Order is decided and evolved by Decider: PlaceOrder, ConfirmOrder,
+// RejectOrder and CancelOrder (OrderPlaced, OrderConfirmed, OrderRejected,
+// OrderCancelled) for the order as a whole; then each vendor's part meets
+// its own fate (parts.go): CancelOrderLines (OrderLinesCancelled, or
+// OrderCancelled when nothing would remain of an order that shipped
+// nothing), RecordPartCancelled (OrderPartCancelled: fulfilment's ship-by
+// policy cancels one part), MarkPartShipped, MarkPartDelivered,
+// MarkPartSettled (OrderPartShipped, OrderPartDelivered, OrderPartSettled,
+// with OrderDelivered and OrderCompleted when they become due),
+// RecordRefund (OrderRefunded, per part and line) and ChangeShippingAddress
+// (OrderAddressChanged). The order's status is not set by events but
+// derived from the saga and the parts (status.go: DeriveStatus and
+// PartStateOf, each a table).
+//
+// The rules that turn a buyer's request into an order live
 // here too, each run once, by the layer that has what it needs:
 // CheckLineRequests (the request's shape: 1..MaxLines lines, quantities in
 // 1..MaxQuantity, no SKU twice) at the edge; PriceLines (catalog prices,
@@ -41,6 +51,9 @@ const (
 	StatusDelivered
 	StatusCompleted
 	StatusRefunded
+	// StatusShipped: every part not cancelled has shipped, not all
+	// delivered. Last, so that stored statuses keep their numbers.
+	StatusShipped
 )
 
 func (s Status) String() string {
@@ -59,6 +72,8 @@ func (s Status) String() string {
 		return "completed"
 	case StatusRefunded:
 		return "refunded"
+	case StatusShipped:
+		return "shipped"
 	}
 	return "none"
 }
@@ -80,9 +95,19 @@ type Line struct {
 	// CreatorID earns CommissionBps of LineTotal; empty when unattributed.
 	CreatorID     string
 	CommissionBps int32
+	// CancelledQuantity units were cancelled before shipping
+	// (OrderLinesCancelled, OrderPartCancelled, OrderCancelled);
+	// RefundedQuantity units were refunded after shipping (trust's refunds
+	// naming the line).
+	CancelledQuantity int64
+	RefundedQuantity  int64
 }
 
-// Part is one vendor's share of an order: one fulfilment.
+// Open is the units of the line not cancelled.
+func (l Line) Open() int64 { return l.Quantity - l.CancelledQuantity }
+
+// Part is one vendor's share of an order: one fulfilment. Its outcome is
+// its own (PartState): a part may be cancelled while another ships.
 type Part struct {
 	VendorID   string
 	LineIDs    []string
@@ -90,6 +115,18 @@ type Part struct {
 	Shipped    bool
 	ShipmentID string
 	Delivered  bool
+	// Cancelled: every unit of the part was cancelled before it shipped,
+	// by CancelReason and CancelledBy ("buyer:b1", "service:fulfilment").
+	Cancelled    bool
+	CancelReason string
+	CancelledBy  string
+	// Refunded is what went back to the buyer for this part: its cancelled
+	// units (of a confirmed order) and trust's refunds of its lines. Zero
+	// (no currency) until the first.
+	Refunded money.Money
+	// Settled: its return window closed and payouts released (or refunded)
+	// its money (FundsReleased). A settled part was delivered.
+	Settled bool
 }
 
 // Attribution is the creator touchpoint credited with an order.
@@ -123,9 +160,38 @@ type Order struct {
 	CancelledBy string
 	PlaceTime   time.Time
 	UpdateTime  time.Time
-	// Refunded is what trust has refunded so far; RefundIDs the refunds.
+	// Refunded is what went back to the buyer so far: the cancelled units
+	// of a confirmed order and trust's refunds; RefundIDs trust's refunds.
 	Refunded  money.Money
 	RefundIDs []string
+	// Saga is where the stock saga left the order: StatusPending,
+	// StatusConfirmed or StatusRejected. Status is derived from it and the
+	// parts (DeriveStatus).
+	Saga Status
+	// AllDelivered and Completed: OrderDelivered and OrderCompleted were
+	// recorded (each is decided once).
+	AllDelivered bool
+	Completed    bool
+}
+
+// Line is the order's line lineID; ok false if it has none.
+func (o Order) Line(lineID string) (Line, bool) {
+	for _, l := range o.Lines {
+		if l.LineID == lineID {
+			return l, true
+		}
+	}
+	return Line{}, false
+}
+
+// Part is the order's part of vendorID; ok false if it has none.
+func (o Order) Part(vendorID string) (Part, bool) {
+	for _, p := range o.Parts {
+		if p.VendorID == vendorID {
+			return p, true
+		}
+	}
+	return Part{}, false
 }
 
 // HasVendor reports whether the order has a part for vendorID.

@@ -19,6 +19,7 @@ func LinesProto(lines []Line) []*orderv1.OrderLine {
 			LineId: l.LineID, SkuId: l.SKUID, ProductId: l.ProductID, VendorId: l.VendorID, Title: l.Title,
 			Quantity: l.Quantity, UnitPrice: l.UnitPrice.ToProto(), LineTotal: l.LineTotal.ToProto(),
 			CreatorId: l.CreatorID, CommissionBps: l.CommissionBps,
+			CancelledQuantity: l.CancelledQuantity, RefundedQuantity: l.RefundedQuantity,
 		})
 	}
 	return out
@@ -32,6 +33,7 @@ func LinesFromProto(ls []*orderv1.OrderLine) []Line {
 			LineID: l.GetLineId(), SKUID: l.GetSkuId(), ProductID: l.GetProductId(), VendorID: l.GetVendorId(),
 			Title: l.GetTitle(), Quantity: l.GetQuantity(), UnitPrice: moneyFrom(l.GetUnitPrice()),
 			LineTotal: moneyFrom(l.GetLineTotal()), CreatorID: l.GetCreatorId(), CommissionBps: l.GetCommissionBps(),
+			CancelledQuantity: l.GetCancelledQuantity(), RefundedQuantity: l.GetRefundedQuantity(),
 		})
 	}
 	return out

@@ -3,16 +3,24 @@ package grpcapi
 import (
 	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/services/order/app"
+	"github.com/custody/custody/services/order/domain"
 )
 
 // Access control of custody.order.v1.OrderService (docs/design.md §5, Roles
 // and access), as a table:
 //
-//	RPC          buyer:<id>          vendor:<id>                  creator:<id>         support  platform  service
-//	PlaceOrder   for itself only     -                            -                    -        -         for any buyer
-//	GetOrder     its own orders      orders with a part for it    -                    all      all       all
-//	ListOrders   buyer_id = itself   vendor_id = itself           creator_id = itself  all      all       all
-//	CancelOrder  its own orders      -                            -                    all      -         all
+//	RPC                    buyer:<id>          vendor:<id>                  creator:<id>         support  platform  service
+//	PlaceOrder             for itself only     -                            -                    -        -         for any buyer
+//	GetOrder               its own orders      orders with a part for it    -                    all      all       all
+//	ListOrders             buyer_id = itself   vendor_id = itself           creator_id = itself  all      all       all
+//	CancelOrder            its own orders      -                            -                    all      -         all
+//	CancelOrderLines       its own orders      its own part's lines only    -                    all      -         all
+//	ChangeShippingAddress  its own orders      -                            -                    all      -         all
+//
+// A vendor admitted to CancelOrderLines only as one of the order's vendors
+// (vendorOnly) may name only its own part's lines, or its own vendor_id:
+// the aggregate refuses anything else (domain.ErrOtherVendor), which is
+// PermissionDenied.
 //
 // ListOrders' filters all narrow the list, so one of them naming the
 // caller (buyer_id, vendor_id or creator_id = itself) keeps every order
@@ -32,10 +40,12 @@ import (
 // nothing guessable). Authorization needs the order's buyer and vendors, so
 // GetOrder and CancelOrder read the order first.
 var access = auth.Access{
-	"PlaceOrder":  auth.Allow(auth.Buyer, auth.Service),
-	"GetOrder":    auth.Allow(auth.Buyer, auth.Vendor, auth.Support, auth.Platform, auth.Service),
-	"ListOrders":  auth.Allow(auth.Buyer, auth.Vendor, auth.Creator, auth.Support, auth.Platform, auth.Service),
-	"CancelOrder": auth.Allow(auth.Buyer, auth.Support, auth.Service),
+	"PlaceOrder":            auth.Allow(auth.Buyer, auth.Service),
+	"GetOrder":              auth.Allow(auth.Buyer, auth.Vendor, auth.Support, auth.Platform, auth.Service),
+	"ListOrders":            auth.Allow(auth.Buyer, auth.Vendor, auth.Creator, auth.Support, auth.Platform, auth.Service),
+	"CancelOrder":           auth.Allow(auth.Buyer, auth.Support, auth.Service),
+	"CancelOrderLines":      auth.Allow(auth.Buyer, auth.Vendor, auth.Support, auth.Service),
+	"ChangeShippingAddress": auth.Allow(auth.Buyer, auth.Support, auth.Service),
 }
 
 // allowed reports whether caller may call rpc on a resource belonging to
@@ -59,7 +69,25 @@ func listAllowed(c auth.Caller, q app.ListQuery) bool {
 // actor is who the caller acts as, recorded with the events: "buyer:b1",
 // or for unscoped roles the role and the token's subject ("service:checkout").
 func actor(c auth.Caller, buyerID string) string {
-	return auth.Actor(c, []auth.Kind{auth.Service, auth.Support, auth.Platform}, auth.Role{Kind: auth.Buyer, ID: buyerID})
+	return auth.Actor(c, actorKinds, auth.Role{Kind: auth.Buyer, ID: buyerID})
+}
+
+// actorKinds are the unscoped roles an actor is named by.
+var actorKinds = []auth.Kind{auth.Service, auth.Support, auth.Platform}
+
+// vendorOnly is the vendor of order o caller acts as when rpc admits it
+// only as one of o's vendors (not as its buyer or an unscoped role); ""
+// otherwise.
+func vendorOnly(c auth.Caller, rpc string, o domain.Order) string {
+	if access.AllowsAll(c, rpc) || c.Is(auth.Buyer, o.BuyerID) {
+		return ""
+	}
+	for _, p := range o.Parts {
+		if c.Is(auth.Vendor, p.VendorID) {
+			return p.VendorID
+		}
+	}
+	return ""
 }
 
 // fullView reports whether caller sees all of an order of buyerID, rather

@@ -23,6 +23,17 @@ var statuses = protoconv.NewEnum(map[domain.Status]orderv1.OrderState{
 	domain.StatusDelivered: orderv1.OrderState_ORDER_STATE_DELIVERED,
 	domain.StatusCompleted: orderv1.OrderState_ORDER_STATE_COMPLETED,
 	domain.StatusRefunded:  orderv1.OrderState_ORDER_STATE_REFUNDED,
+	domain.StatusShipped:   orderv1.OrderState_ORDER_STATE_SHIPPED,
+})
+
+var partStates = protoconv.NewEnum(map[domain.PartState]orderv1.PartState{
+	0:                    orderv1.PartState_PART_STATE_UNSPECIFIED,
+	domain.PartOpen:      orderv1.PartState_PART_STATE_OPEN,
+	domain.PartShipped:   orderv1.PartState_PART_STATE_SHIPPED,
+	domain.PartDelivered: orderv1.PartState_PART_STATE_DELIVERED,
+	domain.PartCancelled: orderv1.PartState_PART_STATE_CANCELLED,
+	domain.PartRefunded:  orderv1.PartState_PART_STATE_REFUNDED,
+	domain.PartSettled:   orderv1.PartState_PART_STATE_SETTLED,
 })
 
 // OrderProto is the order as the order service shows it in full, at
@@ -31,6 +42,10 @@ func OrderProto(o domain.Order, revision uint64) *orderv1.Order {
 	parts := domain.PartsProto(o.Parts)
 	for i, p := range o.Parts {
 		parts[i].Shipped, parts[i].Delivered = p.Shipped, p.Delivered
+		parts[i].State, parts[i].CancelReason, parts[i].CancelledBy = partStates.Wire(domain.PartStateOf(p)), p.CancelReason, p.CancelledBy
+		if p.Refunded.Currency != "" {
+			parts[i].Refunded = p.Refunded.ToProto()
+		}
 	}
 	var refunded *typev1.Money
 	if o.Refunded.Currency != "" {

@@ -20,3 +20,25 @@ func FuzzValidatePlace(f *testing.F) {
 		}
 	})
 }
+
+// FuzzValidateCancelLines: whatever a client sends as a CancelOrderLines
+// request, validating it never panics, and a request that validates names
+// exactly one of lines and vendor_id, with no negative quantity.
+func FuzzValidateCancelLines(f *testing.F) {
+	seed := &orderv1.CancelOrderLinesRequest{RequestId: "r1", OrderId: "o1",
+		Lines: []*orderv1.LineCancellation{{LineId: "1", Quantity: 2}, {LineId: "2"}}}
+	apierrtest.FuzzRequests(f, seed, func(t *testing.T, req *orderv1.CancelOrderLinesRequest) {
+		lines, err := validateCancelLines(req)
+		if err != nil {
+			return
+		}
+		if (len(lines) == 0) == (req.GetVendorId() == "") {
+			t.Fatalf("accepted neither or both of lines and vendor_id: %v", req)
+		}
+		for _, l := range lines {
+			if l.Quantity < 0 || l.LineID == "" {
+				t.Fatalf("accepted line %+v", l)
+			}
+		}
+	})
+}

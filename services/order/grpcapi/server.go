@@ -98,6 +98,38 @@ func (s *Server) CancelOrder(ctx context.Context, req *orderv1.CancelOrderReques
 	return &orderv1.CancelOrderResponse{Order: orderProto(v)}, nil
 }
 
+// CancelOrderLines implements orderv1.OrderServiceServer.
+func (s *Server) CancelOrderLines(ctx context.Context, req *orderv1.CancelOrderLinesRequest) (*orderv1.CancelOrderLinesResponse, error) {
+	lines, invalid := validateCancelLines(req)
+	cur, caller, err := s.readable(ctx, "CancelOrderLines", invalid, req.GetOrderId())
+	if err != nil {
+		return nil, err
+	}
+	vendor := vendorOnly(caller, "CancelOrderLines", cur.Order)
+	v, err := s.App.CancelOrderLines(ctx, app.CancelOrderLines{OrderID: req.GetOrderId(), RequestID: req.GetRequestId(),
+		Lines: lines, VendorID: req.GetVendorId(), Reason: req.GetReason(), Vendor: vendor,
+		Actor:       auth.Actor(caller, actorKinds, auth.Role{Kind: auth.Buyer, ID: cur.Order.BuyerID}, auth.Role{Kind: auth.Vendor, ID: vendor}),
+		Fingerprint: apierr.Fingerprint(req)})
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return &orderv1.CancelOrderLinesResponse{Order: orderFor(caller, v)}, nil
+}
+
+// ChangeShippingAddress implements orderv1.OrderServiceServer.
+func (s *Server) ChangeShippingAddress(ctx context.Context, req *orderv1.ChangeShippingAddressRequest) (*orderv1.ChangeShippingAddressResponse, error) {
+	cur, caller, err := s.readable(ctx, "ChangeShippingAddress", validateChangeAddress(req), req.GetOrderId())
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.App.ChangeShippingAddress(ctx, app.ChangeShippingAddress{OrderID: req.GetOrderId(), RequestID: req.GetRequestId(),
+		Address: req.GetShippingAddress(), Actor: actor(caller, cur.Order.BuyerID), Fingerprint: apierr.Fingerprint(req)})
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return &orderv1.ChangeShippingAddressResponse{Order: orderProto(v)}, nil
+}
+
 // readable is the admission of an RPC on an order: a request its
 // validation refused (invalid) is answered with that; for a valid one the
 // order is loaded and the caller, returned with it, checked against rpc's
@@ -121,7 +153,8 @@ func (s *Server) readable(ctx context.Context, rpc string, invalid error, id str
 	return v, caller, nil
 }
 
-var rpcVerb = map[string]string{"GetOrder": "see", "CancelOrder": "cancel"}
+var rpcVerb = map[string]string{"GetOrder": "see", "CancelOrder": "cancel", "CancelOrderLines": "cancel lines of",
+	"ChangeShippingAddress": "change the address of"}
 
 // toStatus is the one place where errors become gRPC statuses: the order
 // service's own failures here, everything every service shares (bad input,
@@ -133,6 +166,8 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 		return apierr.Unavailable("the order service cannot price orders yet (its view of the catalog is not ready); retry shortly")
 	case errors.Is(err, domain.ErrNotPlaced):
 		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, domain.ErrOtherVendor):
+		return apierr.PermissionDenied("a vendor may cancel only its own part's lines: " + err.Error())
 	case errors.Is(err, es.ErrBadCommand):
 		return apierr.InvalidArgument(apierr.FieldViolation{Field: "order_id", Description: "not an order id"})
 	}

@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -22,6 +23,7 @@ func TestToStatus(t *testing.T) {
 		apierrtest.Case{Err: domain.ErrNotPlaced, Code: codes.NotFound},
 		apierrtest.Case{Err: app.ErrCatalogUnavailable, Code: codes.Unavailable},
 		apierrtest.Case{Err: fmt.Errorf("x: %w", es.ErrBadCommand), Code: codes.InvalidArgument},
+		apierrtest.Case{Err: fmt.Errorf("%w: line 2 is vendor v2's", domain.ErrOtherVendor), Code: codes.PermissionDenied, Reason: "PERMISSION_DENIED"},
 	)
 }
 
@@ -35,6 +37,10 @@ func TestAccess(t *testing.T) {
 		authtest.Case{RPC: "GetOrder", Owners: "buyer:b1 vendor:v9", In: []string{"buyer:b2 vendor:v9"}},
 		authtest.Case{RPC: "GetOrder", Out: []string{authtest.Nobody}},
 		authtest.Case{RPC: "CancelOrder", Owners: "buyer:b1 vendor:v1", In: []string{"support"}, Out: []string{"vendor:v1", "platform"}},
+		authtest.Case{RPC: "CancelOrderLines", Owners: "buyer:b1 vendor:v1", In: []string{"buyer:b1", "vendor:v1", "support", "service"},
+			Out: []string{"buyer:b2", "vendor:v2", "platform", "creator:c1"}},
+		authtest.Case{RPC: "ChangeShippingAddress", Owners: "buyer:b1 vendor:v1", In: []string{"buyer:b1", "support", "service"},
+			Out: []string{"vendor:v1", "buyer:b2", "platform"}},
 		authtest.Case{RPC: "NoSuchRPC", Owners: "buyer:b1", Out: []string{"buyer:b1"}},
 	)
 	caller := func(roles ...string) auth.Caller { return authtest.Caller(t, roles[0], roles...) }
@@ -43,5 +49,13 @@ func TestAccess(t *testing.T) {
 	}
 	if a := actor(auth.Caller{Subject: "checkout", Roles: []auth.Role{{Kind: auth.Service}}}, "b1"); a != "service:checkout" {
 		t.Errorf("actor = %q", a)
+	}
+	// CancelOrderLines: a vendor admitted only as one of the order's
+	// vendors is held to its own part; the buyer and unscoped roles are not.
+	o := domain.Order{BuyerID: "b1", Parts: []domain.Part{{VendorID: "v1"}, {VendorID: "v2"}}}
+	for roles, want := range map[string]string{"vendor:v2": "v2", "buyer:b1": "", "support": "", "buyer:b1 vendor:v1": "", "vendor:v9": ""} {
+		if got := vendorOnly(authtest.Caller(t, "x", strings.Fields(roles)...), "CancelOrderLines", o); got != want {
+			t.Errorf("%s: vendorOnly = %q, want %q", roles, got, want)
+		}
 	}
 }

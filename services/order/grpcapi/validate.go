@@ -194,3 +194,51 @@ func validateGet(req *orderv1.GetOrderRequest) error {
 	checkOrderID(&v, req.GetOrderId())
 	return v.Err()
 }
+
+// validateCancelLines checks CancelOrderLines' shape: exactly one of lines
+// (each a line id once, with a quantity of 0 for every unit left, or
+// more) and vendor_id. Whether the lines exist and have that many units
+// left is the order's to say.
+func validateCancelLines(req *orderv1.CancelOrderLinesRequest) ([]domain.LineCancellation, error) {
+	var v fault.Violations
+	apierr.RequestID(&v, req.GetRequestId())
+	checkOrderID(&v, req.GetOrderId())
+	switch n := len(req.GetLines()); {
+	case n > 0 && req.GetVendorId() != "":
+		v.Add("vendor_id", "give lines or vendor_id, not both")
+	case n == 0 && req.GetVendorId() == "":
+		v.Add("lines", "required: the lines to cancel, or a vendor_id for the vendor's whole part")
+	case n > domain.MaxLines:
+		v.Add("lines", "at most %d lines", domain.MaxLines)
+	case req.GetVendorId() != "":
+		checkID(&v, "vendor_id", req.GetVendorId())
+	}
+	lines := make([]domain.LineCancellation, 0, len(req.GetLines()))
+	seen := map[string]bool{}
+	for i, l := range req.GetLines() {
+		f := "lines[" + itoa(i) + "]"
+		checkText(&v, f+".line_id", l.GetLineId(), maxText)
+		if seen[l.GetLineId()] && l.GetLineId() != "" {
+			v.Add(f+".line_id", "line %q is named twice", l.GetLineId())
+		}
+		seen[l.GetLineId()] = true
+		if q := l.GetQuantity(); q < 0 || q > domain.MaxQuantity {
+			v.Add(f+".quantity", "must be 0 (every unit left) to %d, got %d", int64(domain.MaxQuantity), q)
+		}
+		lines = append(lines, domain.LineCancellation{LineID: l.GetLineId(), Quantity: l.GetQuantity()})
+	}
+	if len(req.GetReason()) > maxReason {
+		v.Add("reason", "at most %d characters", maxReason)
+	}
+	return lines, v.Err()
+}
+
+// validateChangeAddress checks ChangeShippingAddress: the address as
+// PlaceOrder checks it.
+func validateChangeAddress(req *orderv1.ChangeShippingAddressRequest) error {
+	var v fault.Violations
+	apierr.RequestID(&v, req.GetRequestId())
+	checkOrderID(&v, req.GetOrderId())
+	checkAddress(&v, req.GetShippingAddress())
+	return v.Err()
+}

@@ -641,7 +641,11 @@ type OrderRefunded struct {
 	// True when the whole total has been refunded (state REFUNDED).
 	FullyRefunded bool `protobuf:"varint,5,opt,name=fully_refunded,json=fullyRefunded,proto3" json:"fully_refunded,omitempty"`
 	// When.
-	RefundTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=refund_time,json=refundTime,proto3" json:"refund_time,omitempty"`
+	RefundTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=refund_time,json=refundTime,proto3" json:"refund_time,omitempty"`
+	// Vendor whose part the refund is of (trust's RefundIssued.vendor_id).
+	VendorId string `protobuf:"bytes,7,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// Units refunded per line (trust's RefundIssued.lines).
+	Lines         []*RefundedLine `protobuf:"bytes,8,rep,name=lines,proto3" json:"lines,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -718,6 +722,84 @@ func (x *OrderRefunded) GetRefundTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *OrderRefunded) GetVendorId() string {
+	if x != nil {
+		return x.VendorId
+	}
+	return ""
+}
+
+func (x *OrderRefunded) GetLines() []*RefundedLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+// RefundedLine is units of one line refunded (after shipping).
+type RefundedLine struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Order line id.
+	LineId string `protobuf:"bytes,1,opt,name=line_id,json=lineId,proto3" json:"line_id,omitempty"`
+	// Units refunded.
+	Quantity int64 `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	// Their price as refunded.
+	Amount        *v1.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefundedLine) Reset() {
+	*x = RefundedLine{}
+	mi := &file_custody_order_v1_events_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefundedLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefundedLine) ProtoMessage() {}
+
+func (x *RefundedLine) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_order_v1_events_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefundedLine.ProtoReflect.Descriptor instead.
+func (*RefundedLine) Descriptor() ([]byte, []int) {
+	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RefundedLine) GetLineId() string {
+	if x != nil {
+		return x.LineId
+	}
+	return ""
+}
+
+func (x *RefundedLine) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+func (x *RefundedLine) GetAmount() *v1.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
 // CancelledLine is units of one line cancelled before shipping.
 type CancelledLine struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -739,7 +821,7 @@ type CancelledLine struct {
 
 func (x *CancelledLine) Reset() {
 	*x = CancelledLine{}
-	mi := &file_custody_order_v1_events_proto_msgTypes[8]
+	mi := &file_custody_order_v1_events_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +833,7 @@ func (x *CancelledLine) String() string {
 func (*CancelledLine) ProtoMessage() {}
 
 func (x *CancelledLine) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_order_v1_events_proto_msgTypes[8]
+	mi := &file_custody_order_v1_events_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +846,7 @@ func (x *CancelledLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelledLine.ProtoReflect.Descriptor instead.
 func (*CancelledLine) Descriptor() ([]byte, []int) {
-	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{8}
+	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CancelledLine) GetLineId() string {
@@ -840,7 +922,7 @@ type OrderLinesCancelled struct {
 
 func (x *OrderLinesCancelled) Reset() {
 	*x = OrderLinesCancelled{}
-	mi := &file_custody_order_v1_events_proto_msgTypes[9]
+	mi := &file_custody_order_v1_events_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +934,7 @@ func (x *OrderLinesCancelled) String() string {
 func (*OrderLinesCancelled) ProtoMessage() {}
 
 func (x *OrderLinesCancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_order_v1_events_proto_msgTypes[9]
+	mi := &file_custody_order_v1_events_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +947,7 @@ func (x *OrderLinesCancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderLinesCancelled.ProtoReflect.Descriptor instead.
 func (*OrderLinesCancelled) Descriptor() ([]byte, []int) {
-	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{9}
+	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *OrderLinesCancelled) GetOrderId() string {
@@ -952,7 +1034,7 @@ type OrderPartCancelled struct {
 
 func (x *OrderPartCancelled) Reset() {
 	*x = OrderPartCancelled{}
-	mi := &file_custody_order_v1_events_proto_msgTypes[10]
+	mi := &file_custody_order_v1_events_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1046,7 @@ func (x *OrderPartCancelled) String() string {
 func (*OrderPartCancelled) ProtoMessage() {}
 
 func (x *OrderPartCancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_order_v1_events_proto_msgTypes[10]
+	mi := &file_custody_order_v1_events_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1059,7 @@ func (x *OrderPartCancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderPartCancelled.ProtoReflect.Descriptor instead.
 func (*OrderPartCancelled) Descriptor() ([]byte, []int) {
-	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{10}
+	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *OrderPartCancelled) GetOrderId() string {
@@ -1054,7 +1136,7 @@ type OrderAddressChanged struct {
 
 func (x *OrderAddressChanged) Reset() {
 	*x = OrderAddressChanged{}
-	mi := &file_custody_order_v1_events_proto_msgTypes[11]
+	mi := &file_custody_order_v1_events_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1148,7 @@ func (x *OrderAddressChanged) String() string {
 func (*OrderAddressChanged) ProtoMessage() {}
 
 func (x *OrderAddressChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_order_v1_events_proto_msgTypes[11]
+	mi := &file_custody_order_v1_events_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1161,7 @@ func (x *OrderAddressChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderAddressChanged.ProtoReflect.Descriptor instead.
 func (*OrderAddressChanged) Descriptor() ([]byte, []int) {
-	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{11}
+	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *OrderAddressChanged) GetOrderId() string {
@@ -1126,7 +1208,7 @@ type OrderPartSettled struct {
 
 func (x *OrderPartSettled) Reset() {
 	*x = OrderPartSettled{}
-	mi := &file_custody_order_v1_events_proto_msgTypes[12]
+	mi := &file_custody_order_v1_events_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1138,7 +1220,7 @@ func (x *OrderPartSettled) String() string {
 func (*OrderPartSettled) ProtoMessage() {}
 
 func (x *OrderPartSettled) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_order_v1_events_proto_msgTypes[12]
+	mi := &file_custody_order_v1_events_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1151,7 +1233,7 @@ func (x *OrderPartSettled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderPartSettled.ProtoReflect.Descriptor instead.
 func (*OrderPartSettled) Descriptor() ([]byte, []int) {
-	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{12}
+	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OrderPartSettled) GetOrderId() string {
@@ -1188,7 +1270,7 @@ type OrderCompleted struct {
 
 func (x *OrderCompleted) Reset() {
 	*x = OrderCompleted{}
-	mi := &file_custody_order_v1_events_proto_msgTypes[13]
+	mi := &file_custody_order_v1_events_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1282,7 @@ func (x *OrderCompleted) String() string {
 func (*OrderCompleted) ProtoMessage() {}
 
 func (x *OrderCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_custody_order_v1_events_proto_msgTypes[13]
+	mi := &file_custody_order_v1_events_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1295,7 @@ func (x *OrderCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderCompleted.ProtoReflect.Descriptor instead.
 func (*OrderCompleted) Descriptor() ([]byte, []int) {
-	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{13}
+	return file_custody_order_v1_events_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *OrderCompleted) GetOrderId() string {
@@ -1285,7 +1367,7 @@ const file_custody_order_v1_events_proto_rawDesc = "" +
 	"\fdeliver_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliverTime\"j\n" +
 	"\x0eOrderDelivered\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12=\n" +
-	"\fdeliver_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliverTime\"\x9a\x02\n" +
+	"\fdeliver_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliverTime\"\xed\x02\n" +
 	"\rOrderRefunded\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1b\n" +
 	"\trefund_id\x18\x02 \x01(\tR\brefundId\x12.\n" +
@@ -1293,7 +1375,13 @@ const file_custody_order_v1_events_proto_rawDesc = "" +
 	"\x0erefunded_total\x18\x04 \x01(\v2\x16.custody.type.v1.MoneyR\rrefundedTotal\x12%\n" +
 	"\x0efully_refunded\x18\x05 \x01(\bR\rfullyRefunded\x12;\n" +
 	"\vrefund_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"refundTime\"\xc7\x01\n" +
+	"refundTime\x12\x1b\n" +
+	"\tvendor_id\x18\a \x01(\tR\bvendorId\x124\n" +
+	"\x05lines\x18\b \x03(\v2\x1e.custody.order.v1.RefundedLineR\x05lines\"s\n" +
+	"\fRefundedLine\x12\x17\n" +
+	"\aline_id\x18\x01 \x01(\tR\x06lineId\x12\x1a\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12.\n" +
+	"\x06amount\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\"\xc7\x01\n" +
 	"\rCancelledLine\x12\x17\n" +
 	"\aline_id\x18\x01 \x01(\tR\x06lineId\x12\x15\n" +
 	"\x06sku_id\x18\x02 \x01(\tR\x05skuId\x12\x1d\n" +
@@ -1351,7 +1439,7 @@ func file_custody_order_v1_events_proto_rawDescGZIP() []byte {
 	return file_custody_order_v1_events_proto_rawDescData
 }
 
-var file_custody_order_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_custody_order_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_custody_order_v1_events_proto_goTypes = []any{
 	(*OrderPlaced)(nil),           // 0: custody.order.v1.OrderPlaced
 	(*OrderConfirmed)(nil),        // 1: custody.order.v1.OrderConfirmed
@@ -1361,60 +1449,63 @@ var file_custody_order_v1_events_proto_goTypes = []any{
 	(*OrderPartDelivered)(nil),    // 5: custody.order.v1.OrderPartDelivered
 	(*OrderDelivered)(nil),        // 6: custody.order.v1.OrderDelivered
 	(*OrderRefunded)(nil),         // 7: custody.order.v1.OrderRefunded
-	(*CancelledLine)(nil),         // 8: custody.order.v1.CancelledLine
-	(*OrderLinesCancelled)(nil),   // 9: custody.order.v1.OrderLinesCancelled
-	(*OrderPartCancelled)(nil),    // 10: custody.order.v1.OrderPartCancelled
-	(*OrderAddressChanged)(nil),   // 11: custody.order.v1.OrderAddressChanged
-	(*OrderPartSettled)(nil),      // 12: custody.order.v1.OrderPartSettled
-	(*OrderCompleted)(nil),        // 13: custody.order.v1.OrderCompleted
-	(*OrderLine)(nil),             // 14: custody.order.v1.OrderLine
-	(*VendorPart)(nil),            // 15: custody.order.v1.VendorPart
-	(*v1.Money)(nil),              // 16: custody.type.v1.Money
-	(*v1.Address)(nil),            // 17: custody.type.v1.Address
-	(*AttributionRecord)(nil),     // 18: custody.order.v1.AttributionRecord
-	(*Payment)(nil),               // 19: custody.order.v1.Payment
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*RefundedLine)(nil),          // 8: custody.order.v1.RefundedLine
+	(*CancelledLine)(nil),         // 9: custody.order.v1.CancelledLine
+	(*OrderLinesCancelled)(nil),   // 10: custody.order.v1.OrderLinesCancelled
+	(*OrderPartCancelled)(nil),    // 11: custody.order.v1.OrderPartCancelled
+	(*OrderAddressChanged)(nil),   // 12: custody.order.v1.OrderAddressChanged
+	(*OrderPartSettled)(nil),      // 13: custody.order.v1.OrderPartSettled
+	(*OrderCompleted)(nil),        // 14: custody.order.v1.OrderCompleted
+	(*OrderLine)(nil),             // 15: custody.order.v1.OrderLine
+	(*VendorPart)(nil),            // 16: custody.order.v1.VendorPart
+	(*v1.Money)(nil),              // 17: custody.type.v1.Money
+	(*v1.Address)(nil),            // 18: custody.type.v1.Address
+	(*AttributionRecord)(nil),     // 19: custody.order.v1.AttributionRecord
+	(*Payment)(nil),               // 20: custody.order.v1.Payment
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
 }
 var file_custody_order_v1_events_proto_depIdxs = []int32{
-	14, // 0: custody.order.v1.OrderPlaced.lines:type_name -> custody.order.v1.OrderLine
-	15, // 1: custody.order.v1.OrderPlaced.parts:type_name -> custody.order.v1.VendorPart
-	16, // 2: custody.order.v1.OrderPlaced.total:type_name -> custody.type.v1.Money
-	17, // 3: custody.order.v1.OrderPlaced.shipping_address:type_name -> custody.type.v1.Address
-	18, // 4: custody.order.v1.OrderPlaced.attribution:type_name -> custody.order.v1.AttributionRecord
-	19, // 5: custody.order.v1.OrderPlaced.payment:type_name -> custody.order.v1.Payment
-	20, // 6: custody.order.v1.OrderPlaced.place_time:type_name -> google.protobuf.Timestamp
-	15, // 7: custody.order.v1.OrderConfirmed.parts:type_name -> custody.order.v1.VendorPart
-	14, // 8: custody.order.v1.OrderConfirmed.lines:type_name -> custody.order.v1.OrderLine
-	16, // 9: custody.order.v1.OrderConfirmed.total:type_name -> custody.type.v1.Money
-	19, // 10: custody.order.v1.OrderConfirmed.payment:type_name -> custody.order.v1.Payment
-	18, // 11: custody.order.v1.OrderConfirmed.attribution:type_name -> custody.order.v1.AttributionRecord
-	17, // 12: custody.order.v1.OrderConfirmed.shipping_address:type_name -> custody.type.v1.Address
-	20, // 13: custody.order.v1.OrderConfirmed.confirm_time:type_name -> google.protobuf.Timestamp
-	20, // 14: custody.order.v1.OrderRejected.reject_time:type_name -> google.protobuf.Timestamp
-	20, // 15: custody.order.v1.OrderCancelled.cancel_time:type_name -> google.protobuf.Timestamp
-	20, // 16: custody.order.v1.OrderPartShipped.ship_time:type_name -> google.protobuf.Timestamp
-	20, // 17: custody.order.v1.OrderPartDelivered.deliver_time:type_name -> google.protobuf.Timestamp
-	20, // 18: custody.order.v1.OrderDelivered.deliver_time:type_name -> google.protobuf.Timestamp
-	16, // 19: custody.order.v1.OrderRefunded.amount:type_name -> custody.type.v1.Money
-	16, // 20: custody.order.v1.OrderRefunded.refunded_total:type_name -> custody.type.v1.Money
-	20, // 21: custody.order.v1.OrderRefunded.refund_time:type_name -> google.protobuf.Timestamp
-	16, // 22: custody.order.v1.CancelledLine.amount:type_name -> custody.type.v1.Money
-	8,  // 23: custody.order.v1.OrderLinesCancelled.lines:type_name -> custody.order.v1.CancelledLine
-	16, // 24: custody.order.v1.OrderLinesCancelled.refund:type_name -> custody.type.v1.Money
-	16, // 25: custody.order.v1.OrderLinesCancelled.refunded_total:type_name -> custody.type.v1.Money
-	20, // 26: custody.order.v1.OrderLinesCancelled.cancel_time:type_name -> google.protobuf.Timestamp
-	16, // 27: custody.order.v1.OrderPartCancelled.refund:type_name -> custody.type.v1.Money
-	16, // 28: custody.order.v1.OrderPartCancelled.refunded_total:type_name -> custody.type.v1.Money
-	20, // 29: custody.order.v1.OrderPartCancelled.cancel_time:type_name -> google.protobuf.Timestamp
-	17, // 30: custody.order.v1.OrderAddressChanged.shipping_address:type_name -> custody.type.v1.Address
-	20, // 31: custody.order.v1.OrderAddressChanged.change_time:type_name -> google.protobuf.Timestamp
-	20, // 32: custody.order.v1.OrderPartSettled.settle_time:type_name -> google.protobuf.Timestamp
-	20, // 33: custody.order.v1.OrderCompleted.complete_time:type_name -> google.protobuf.Timestamp
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	15, // 0: custody.order.v1.OrderPlaced.lines:type_name -> custody.order.v1.OrderLine
+	16, // 1: custody.order.v1.OrderPlaced.parts:type_name -> custody.order.v1.VendorPart
+	17, // 2: custody.order.v1.OrderPlaced.total:type_name -> custody.type.v1.Money
+	18, // 3: custody.order.v1.OrderPlaced.shipping_address:type_name -> custody.type.v1.Address
+	19, // 4: custody.order.v1.OrderPlaced.attribution:type_name -> custody.order.v1.AttributionRecord
+	20, // 5: custody.order.v1.OrderPlaced.payment:type_name -> custody.order.v1.Payment
+	21, // 6: custody.order.v1.OrderPlaced.place_time:type_name -> google.protobuf.Timestamp
+	16, // 7: custody.order.v1.OrderConfirmed.parts:type_name -> custody.order.v1.VendorPart
+	15, // 8: custody.order.v1.OrderConfirmed.lines:type_name -> custody.order.v1.OrderLine
+	17, // 9: custody.order.v1.OrderConfirmed.total:type_name -> custody.type.v1.Money
+	20, // 10: custody.order.v1.OrderConfirmed.payment:type_name -> custody.order.v1.Payment
+	19, // 11: custody.order.v1.OrderConfirmed.attribution:type_name -> custody.order.v1.AttributionRecord
+	18, // 12: custody.order.v1.OrderConfirmed.shipping_address:type_name -> custody.type.v1.Address
+	21, // 13: custody.order.v1.OrderConfirmed.confirm_time:type_name -> google.protobuf.Timestamp
+	21, // 14: custody.order.v1.OrderRejected.reject_time:type_name -> google.protobuf.Timestamp
+	21, // 15: custody.order.v1.OrderCancelled.cancel_time:type_name -> google.protobuf.Timestamp
+	21, // 16: custody.order.v1.OrderPartShipped.ship_time:type_name -> google.protobuf.Timestamp
+	21, // 17: custody.order.v1.OrderPartDelivered.deliver_time:type_name -> google.protobuf.Timestamp
+	21, // 18: custody.order.v1.OrderDelivered.deliver_time:type_name -> google.protobuf.Timestamp
+	17, // 19: custody.order.v1.OrderRefunded.amount:type_name -> custody.type.v1.Money
+	17, // 20: custody.order.v1.OrderRefunded.refunded_total:type_name -> custody.type.v1.Money
+	21, // 21: custody.order.v1.OrderRefunded.refund_time:type_name -> google.protobuf.Timestamp
+	8,  // 22: custody.order.v1.OrderRefunded.lines:type_name -> custody.order.v1.RefundedLine
+	17, // 23: custody.order.v1.RefundedLine.amount:type_name -> custody.type.v1.Money
+	17, // 24: custody.order.v1.CancelledLine.amount:type_name -> custody.type.v1.Money
+	9,  // 25: custody.order.v1.OrderLinesCancelled.lines:type_name -> custody.order.v1.CancelledLine
+	17, // 26: custody.order.v1.OrderLinesCancelled.refund:type_name -> custody.type.v1.Money
+	17, // 27: custody.order.v1.OrderLinesCancelled.refunded_total:type_name -> custody.type.v1.Money
+	21, // 28: custody.order.v1.OrderLinesCancelled.cancel_time:type_name -> google.protobuf.Timestamp
+	17, // 29: custody.order.v1.OrderPartCancelled.refund:type_name -> custody.type.v1.Money
+	17, // 30: custody.order.v1.OrderPartCancelled.refunded_total:type_name -> custody.type.v1.Money
+	21, // 31: custody.order.v1.OrderPartCancelled.cancel_time:type_name -> google.protobuf.Timestamp
+	18, // 32: custody.order.v1.OrderAddressChanged.shipping_address:type_name -> custody.type.v1.Address
+	21, // 33: custody.order.v1.OrderAddressChanged.change_time:type_name -> google.protobuf.Timestamp
+	21, // 34: custody.order.v1.OrderPartSettled.settle_time:type_name -> google.protobuf.Timestamp
+	21, // 35: custody.order.v1.OrderCompleted.complete_time:type_name -> google.protobuf.Timestamp
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_custody_order_v1_events_proto_init() }
@@ -1429,7 +1520,7 @@ func file_custody_order_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_order_v1_events_proto_rawDesc), len(file_custody_order_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
