@@ -130,7 +130,7 @@ func TestReplayOfRealServices(t *testing.T) {
 	if len(r.GetClaims()) != 0 {
 		t.Errorf("claims %v", r.GetClaims())
 	}
-	if o := r.GetOrder(); o.GetState() != orderv1.OrderState_ORDER_STATE_CONFIRMED {
+	if o := r.GetOrder(); o.GetState() != orderv1.OrderState_ORDER_STATE_SHIPPED {
 		t.Errorf("order %v", o.GetState())
 	}
 	if !r.GetChainValid() {

@@ -40,7 +40,7 @@ func TestReplayBetweenShippingAndDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := r.GetOrder()
-	if o.GetState() != orderv1.OrderState_ORDER_STATE_CONFIRMED || len(o.GetParts()) != 1 || !o.GetParts()[0].GetShipped() || o.GetParts()[0].GetDelivered() {
+	if o.GetState() != orderv1.OrderState_ORDER_STATE_SHIPPED || len(o.GetParts()) != 1 || !o.GetParts()[0].GetShipped() || o.GetParts()[0].GetDelivered() {
 		t.Errorf("order %v", o)
 	}
 	if len(r.GetFulfilments()) != 1 {

@@ -45,7 +45,7 @@ func TestReplay(t *testing.T) {
 		{"fulfilment requested", story.Requested, want{order: order.StatusConfirmed, fulfilment: fulfilment.StatusRequested, money: true,
 			captured: story.Total, escrow: story.Total, stage: payoutsv1.FundsStage_FUNDS_STAGE_ESCROW}},
 		{"between shipping and delivery: shipped, money in escrow, no claim", story.BetweenShippingAndDelivery,
-			want{order: order.StatusConfirmed, shipped: true, fulfilment: fulfilment.StatusShipped, money: true,
+			want{order: order.StatusShipped, shipped: true, fulfilment: fulfilment.StatusShipped, money: true,
 				captured: story.Total, escrow: story.Total, stage: payoutsv1.FundsStage_FUNDS_STAGE_ESCROW}},
 		{"delivered: the return window runs", story.Delivered, want{order: order.StatusDelivered, shipped: true,
 			fulfilment: fulfilment.StatusDelivered, money: true, captured: story.Total, pending: story.Total,
