@@ -152,7 +152,7 @@ func TestOnePartDeliveredTheOtherCancelledByShipBy(t *testing.T) {
 	slow := createProduct(t, p.ops.cat, "v-slow", 10, 2500)
 	resp, err := p.dial("buyer:ada").ord.PlaceOrder(ctx, &orderv1.PlaceOrderRequest{
 		RequestId: "two-parts", BuyerId: "ada", ShippingAddress: address,
-		Lines: []*orderv1.LineRequest{{SkuId: fast.GetSkus()[0].GetSkuId(), Quantity: 2}, {SkuId: slow.GetSkus()[0].GetSkuId(), Quantity: 1}},
+		Lines:   []*orderv1.LineRequest{{SkuId: fast.GetSkus()[0].GetSkuId(), Quantity: 2}, {SkuId: slow.GetSkus()[0].GetSkuId(), Quantity: 1}},
 		Payment: &orderv1.Payment{PspReference: "psp-two", Amount: eur(2*1500 + 2500)}, WaitTimeout: durationpb.New(20 * time.Second),
 	})
 	if err != nil || resp.GetOrder().GetState() != orderv1.OrderState_ORDER_STATE_CONFIRMED {
@@ -259,7 +259,7 @@ func TestBuyerCancelsOneLineOfThree(t *testing.T) {
 	eventually(t, "the order to see the link", func() bool {
 		resp, err = buyer.ord.PlaceOrder(ctx, &orderv1.PlaceOrderRequest{
 			RequestId: "three", BuyerId: "bea", ShippingAddress: address,
-			Lines: []*orderv1.LineRequest{{SkuId: skus[0].GetSkuId(), Quantity: 1}, {SkuId: skus[1].GetSkuId(), Quantity: 2}, {SkuId: skus[2].GetSkuId(), Quantity: 1}},
+			Lines:       []*orderv1.LineRequest{{SkuId: skus[0].GetSkuId(), Quantity: 1}, {SkuId: skus[1].GetSkuId(), Quantity: 2}, {SkuId: skus[2].GetSkuId(), Quantity: 1}},
 			Attribution: &orderv1.Attribution{Source: &orderv1.Attribution_AffiliateLinkId{AffiliateLinkId: link.GetLink().GetLinkId()}},
 			Payment:     &orderv1.Payment{PspReference: "psp-three", Amount: eur(1000 + 2*2000 + 3000)}, WaitTimeout: durationpb.New(20 * time.Second),
 		})
