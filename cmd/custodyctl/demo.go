@@ -344,7 +344,7 @@ func (d *demo) setUp(ctx context.Context) error {
 		{n: 5, tee: 1, buds: 1, role: "earbuds vendor misses the ship-by deadline: that part is cancelled"},
 		{n: 6, buds: 2, role: "delivered, paid out"},
 		{n: 7, tee: 1, role: "buyer cancels before shipping"},
-		{n: 8, tee: 1, buds: 1, role: "delivered, paid out"},
+		{n: 8, tee: 1, buds: 1, role: "buyer cancels the earbuds before shipping; the tee is delivered, paid out"},
 	}
 	var budsUnits int64
 	for _, o := range d.orders {
@@ -463,9 +463,9 @@ func (d *demo) flashSale(ctx context.Context) error {
 	return nil
 }
 
-// 4: buyer 7 cancels before anything ships.
+// 4: buyer 7 cancels before anything ships; buyer 8 cancels one line.
 func (d *demo) cancelOne(ctx context.Context) error {
-	d.header("A buyer cancels before shipping")
+	d.header("Buyers cancel before shipping: a whole order, and one line of another")
 	if err := d.advance(ctx, 30*time.Minute); err != nil {
 		return err
 	}
@@ -494,6 +494,57 @@ func (d *demo) cancelOne(ctx context.Context) error {
 		return err
 	}
 	d.say("order 7 cancelled: its fulfilment is cancelled, the tee released, %s of escrow returned to the buyer", fmtMoney(o.total))
+	return d.cancelLine(ctx)
+}
+
+// cancelLine: buyer 8 cancels its earbuds line; the tee goes on.
+func (d *demo) cancelLine(ctx context.Context) error {
+	o := d.orders[7]
+	resp, err := d.ord.CancelOrderLines(d.as(ctx, "buyer:"+o.buyer), &orderv1.CancelOrderLinesRequest{
+		RequestId: d.id("cancel-line"), OrderId: o.id, Reason: "found them cheaper", Lines: []*orderv1.LineCancellation{{LineId: "2"}}})
+	if err != nil {
+		return rpcError("CancelOrderLines", err)
+	}
+	got := resp.GetOrder()
+	price := d.buds.GetPrice().GetAmountMinor()
+	var budsPart *orderv1.VendorPart
+	for _, p := range got.GetParts() {
+		if p.GetVendorId() == d.vendorB {
+			budsPart = p
+		}
+	}
+	if got.GetState() != orderv1.OrderState_ORDER_STATE_CONFIRMED || got.GetRefundedTotal().GetAmountMinor() != price ||
+		budsPart.GetState() != orderv1.PartState_PART_STATE_CANCELLED {
+		return fmt.Errorf("order 8 after cancelling its earbuds: %s, refunded %s, earbuds part %s; want confirmed, %s, cancelled",
+			enumName(got.GetState()), fmtMoney(got.GetRefundedTotal()), enumName(budsPart.GetState()), fmtMoney(eurMoney(price)))
+	}
+	if err := d.poll(ctx, "order 8's earbuds released, dropped by the vendor and their escrow returned", func(ctx context.Context) (bool, error) {
+		fl, err := d.ful.ListFulfilments(d.as(ctx, "support"), &fulfilmentv1.ListFulfilmentsRequest{OrderId: o.id, VendorId: d.vendorB})
+		if err != nil {
+			return false, err
+		}
+		if len(fl.GetFulfilments()) != 1 || len(fl.GetFulfilments()[0].GetUnshippedLines()) != 0 {
+			return false, nil
+		}
+		st, err := d.pay.GetOrderSettlement(d.as(ctx, "support"), &payoutsv1.GetOrderSettlementRequest{OrderId: o.id})
+		if err != nil {
+			return false, err
+		}
+		for _, p := range st.GetSettlement().GetParts() {
+			if p.GetVendorId() == d.vendorB && p.GetStage() != payoutsv1.FundsStage_FUNDS_STAGE_CANCELLED {
+				return false, nil
+			}
+		}
+		prod, err := d.cat.GetProduct(d.as(ctx, "platform"), &catalogv1.GetProductRequest{ProductId: strings.TrimSuffix(d.buds.GetSkuId(), "-"+d.buds.GetCode())})
+		if err != nil {
+			return false, err
+		}
+		return prod.GetProduct().GetSkus()[0].GetAvailable() == 1, nil
+	}); err != nil {
+		return err
+	}
+	d.say("order 8's earbuds cancelled (line 2): %s refunded, the unit back on sale, %s drops it; the tee still ships",
+		fmtMoney(got.GetRefundedTotal()), d.vendorB)
 	return nil
 }
 
@@ -502,13 +553,17 @@ func (d *demo) ship(ctx context.Context) error {
 	d.header("Vendors ship with packing evidence (photo hashes, serial and lot numbers)")
 	d.fulfilments = map[string]*fulfilmentv1.Fulfilment{}
 	d.tracking, d.carrierOf = map[string]string{}, map[string]string{}
-	want := 0
-	for _, o := range d.orders[:6] {
-		want += btoi(o.tee > 0) + btoi(o.buds > 0)
+	// Every part ships but order 7's (cancelled) and order 8's earbuds.
+	var want []string
+	for _, o := range d.orders {
+		if o.tee > 0 && o.n != 7 {
+			want = append(want, o.key(d.vendorA))
+		}
+		if o.buds > 0 && o.n != 7 && o.n != 8 {
+			want = append(want, o.key(d.vendorB))
+		}
 	}
-	want += btoi(d.orders[7].tee > 0) + btoi(d.orders[7].buds > 0)
 	if err := d.poll(ctx, "fulfilments requested for every confirmed order", func(ctx context.Context) (bool, error) {
-		n := 0
 		for _, v := range []string{d.vendorA, d.vendorB} {
 			fl, err := d.ful.ListFulfilments(d.as(ctx, "vendor:"+v), &fulfilmentv1.ListFulfilmentsRequest{VendorId: v, State: fulfilmentv1.FulfilmentState_FULFILMENT_STATE_REQUESTED, PageSize: 100})
 			if err != nil {
@@ -517,9 +572,13 @@ func (d *demo) ship(ctx context.Context) error {
 			for _, f := range fl.GetFulfilments() {
 				d.fulfilments[f.GetOrderId()+"/"+v] = f
 			}
-			n += len(fl.GetFulfilments())
 		}
-		return n == want, nil
+		for _, k := range want {
+			if d.fulfilments[k] == nil {
+				return false, nil
+			}
+		}
+		return true, nil
 	}); err != nil {
 		return err
 	}
@@ -535,7 +594,7 @@ func (d *demo) ship(ctx context.Context) error {
 			vendor, carrier string
 			qty             int64
 		}{{d.vendorA, "dhl", o.tee}, {d.vendorB, "dpd", o.buds}} {
-			if part.qty == 0 || (o.n == 5 && part.vendor == d.vendorB) {
+			if part.qty == 0 || (o.n == 5 || o.n == 8) && part.vendor == d.vendorB {
 				continue
 			}
 			f := d.fulfilments[o.key(part.vendor)]
@@ -811,7 +870,7 @@ func (d *demo) returnWindows(ctx context.Context) error {
 		vendor string
 	}{
 		{d.orders[0], d.vendorA}, {d.orders[0], d.vendorB}, {d.orders[1], d.vendorA}, {d.orders[3], d.vendorA},
-		{d.orders[4], d.vendorA}, {d.orders[5], d.vendorB}, {d.orders[7], d.vendorA}, {d.orders[7], d.vendorB},
+		{d.orders[4], d.vendorA}, {d.orders[5], d.vendorB}, {d.orders[7], d.vendorA},
 	}
 	if err := d.poll(ctx, "every delivered part released", func(ctx context.Context) (bool, error) {
 		for _, r := range released {
@@ -830,7 +889,55 @@ func (d *demo) returnWindows(ctx context.Context) error {
 		return err
 	}
 	d.say("%d vendor parts released (vendor net to available, trust reserve held back, commission, fees)", len(released))
-	return d.printBalances(ctx, "vendor:"+d.vendorA, "vendor:"+d.vendorB, "creator:"+d.creator)
+	if err := d.printBalances(ctx, "vendor:"+d.vendorA, "vendor:"+d.vendorB, "creator:"+d.creator); err != nil {
+		return err
+	}
+	return d.orderStates(ctx)
+}
+
+// orderStates shows every order's state, derived from its parts, once the
+// windows have closed: the orders whose every part is settled or
+// cancelled are COMPLETED, with exactly their cancelled parts refunded.
+func (d *demo) orderStates(ctx context.Context) error {
+	want := map[int]orderv1.OrderState{
+		4: orderv1.OrderState_ORDER_STATE_COMPLETED, 5: orderv1.OrderState_ORDER_STATE_COMPLETED,
+		6: orderv1.OrderState_ORDER_STATE_COMPLETED, 7: orderv1.OrderState_ORDER_STATE_CANCELLED,
+		8: orderv1.OrderState_ORDER_STATE_COMPLETED,
+	}
+	got := map[int]*orderv1.Order{}
+	if err := d.poll(ctx, "orders 4, 5, 6 and 8 completed", func(ctx context.Context) (bool, error) {
+		for _, o := range d.orders {
+			r, err := d.ord.GetOrder(d.as(ctx, "support"), &orderv1.GetOrderRequest{OrderId: o.id})
+			if err != nil {
+				return false, err
+			}
+			got[o.n] = r.GetOrder()
+			if w, ok := want[o.n]; ok && r.GetOrder().GetState() != w {
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		return err
+	}
+	refunds := map[int]int64{5: d.buds.GetPrice().GetAmountMinor(), 8: d.buds.GetPrice().GetAmountMinor()}
+	for n, r := range refunds {
+		if g := got[n].GetRefundedTotal().GetAmountMinor(); g != r {
+			return fmt.Errorf("order %d refunded %s, want %s (its cancelled earbuds)", n, fmtMoney(eurMoney(g)), fmtMoney(eurMoney(r)))
+		}
+	}
+	d.say("every order's state, derived from its parts:")
+	tw := table(d.indented())
+	row(tw, "#", "STATE", "REFUNDED", "PARTS")
+	for _, o := range d.orders {
+		g := got[o.n]
+		var parts []string
+		for _, p := range g.GetParts() {
+			parts = append(parts, p.GetVendorId()+" "+enumName(p.GetState()))
+		}
+		row(tw, o.n, enumName(g.GetState()), fmtMoney(g.GetRefundedTotal()), strings.Join(parts, ", "))
+	}
+	return tw.Flush()
 }
 
 func (d *demo) printBalances(ctx context.Context, owners ...string) error {

@@ -51,7 +51,7 @@ Usage:
   custodyctl status                       targets and event streams of the server
   custodyctl clock [advance <dur>]        the server's clock; move a fake one (e.g. 36h, 7d)
 
-  custodyctl orders place|get|list|cancel            buyers' orders
+  custodyctl orders place|get|list|cancel|cancel-lines|change-address   buyers' orders
   custodyctl shipments list|get|watch|ship           a vendor's fulfilments and shipments
   custodyctl scan --carrier C --tracking N --status S   post a carrier scan
   custodyctl claims open|get|list|respond|resolve|return|receive   claims, returns, refunds

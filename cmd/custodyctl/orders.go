@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"strconv"
 	"strings"
@@ -17,7 +18,7 @@ import (
 )
 
 func (c *cli) ordersCmd(ctx context.Context, args []string) error {
-	verb, rest, err := c.subcommand("orders", args, "place|get|list|cancel")
+	verb, rest, err := c.subcommand("orders", args, "place|get|list|cancel|cancel-lines|change-address")
 	if err != nil {
 		return err
 	}
@@ -30,8 +31,12 @@ func (c *cli) ordersCmd(ctx context.Context, args []string) error {
 		return c.ordersList(ctx, rest)
 	case "cancel":
 		return c.ordersCancel(ctx, rest)
+	case "cancel-lines":
+		return c.ordersCancelLines(ctx, rest)
+	case "change-address":
+		return c.ordersChangeAddress(ctx, rest)
 	}
-	return fmt.Errorf("orders: unknown verb %q (place, get, list, cancel)", verb)
+	return fmt.Errorf("orders: unknown verb %q (place, get, list, cancel, cancel-lines, change-address)", verb)
 }
 
 func (c *cli) orderClient() (orderv1.OrderServiceClient, error) {
@@ -55,11 +60,7 @@ func (c *cli) ordersPlace(ctx context.Context, args []string) error {
 	psp := fs.String("psp", "", "payment authorisation reference (default: psp-<request id>)")
 	reqID := fs.String("request-id", "", "idempotency key (default: random)")
 	wait := fs.Duration("wait", 10*time.Second, "wait up to this long for CONFIRMED or REJECTED (0: return PENDING at once)")
-	name := fs.String("name", "", "recipient name (default: the buyer id)")
-	street := fs.String("street", "1 Main St", "address line")
-	city := fs.String("city", "Berlin", "locality")
-	postal := fs.String("postal", "10115", "postal code")
-	country := fs.String("country", "DE", "ISO country code")
+	addr := addressFlags(fs)
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -84,8 +85,8 @@ func (c *cli) ordersPlace(ctx context.Context, args []string) error {
 	if *psp == "" {
 		*psp = "psp-" + *reqID
 	}
-	if *name == "" {
-		*name = *buyer
+	if *addr.name == "" {
+		*addr.name = *buyer
 	}
 	conn, err := c.dial()
 	if err != nil {
@@ -101,7 +102,7 @@ func (c *cli) ordersPlace(ctx context.Context, args []string) error {
 	}
 	req := &orderv1.PlaceOrderRequest{
 		RequestId: *reqID, BuyerId: *buyer, Lines: lines,
-		ShippingAddress: &typev1.Address{RecipientName: *name, AddressLines: []string{*street}, Locality: *city, PostalCode: *postal, CountryCode: *country},
+		ShippingAddress: addr.address(),
 		Payment:         &orderv1.Payment{PspReference: *psp, Amount: pay},
 	}
 	switch {
@@ -284,6 +285,97 @@ func (c *cli) ordersCancel(ctx context.Context, args []string) error {
 	return c.printOrder(resp.GetOrder())
 }
 
+func (c *cli) ordersCancelLines(ctx context.Context, args []string) error {
+	fs := c.newFlags("orders cancel-lines", "<order> --line L[:QTY] [--line …] | --vendor V [--reason R]",
+		"Cancels units of lines that have not shipped (all that is left of a line without :QTY),\n"+
+			"or a vendor's whole unshipped part; the buyer is refunded exactly what is cancelled.")
+	var lines listFlag
+	fs.Var(&lines, "line", "line id and units, e.g. 2:1 (repeatable; without units, every unit left)")
+	vendor := fs.String("vendor", "", "cancel every unit left of this vendor's part")
+	reason := fs.String("reason", "cancelled with custodyctl", "why")
+	reqID := fs.String("request-id", "", "idempotency key (default: random)")
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if (len(lines) == 0) == (*vendor == "") {
+		fs.Usage()
+		return errors.New("orders cancel-lines: exactly one of --line and --vendor")
+	}
+	req := &orderv1.CancelOrderLinesRequest{RequestId: *reqID, OrderId: pos[0], VendorId: *vendor, Reason: *reason}
+	for _, l := range lines {
+		id, qty := l, int64(0)
+		if strings.Contains(l, ":") {
+			if id, qty, err = splitQty(l); err != nil {
+				return fmt.Errorf("--line %q: %w", l, err)
+			}
+		}
+		req.Lines = append(req.Lines, &orderv1.LineCancellation{LineId: id, Quantity: qty})
+	}
+	if req.RequestId == "" {
+		req.RequestId = newRequestID()
+	}
+	oc, err := c.orderClient()
+	if err != nil {
+		return err
+	}
+	resp, err := oc.CancelOrderLines(ctx, req)
+	if err != nil {
+		return rpcError("CancelOrderLines", err)
+	}
+	if c.json {
+		return c.printJSON(resp)
+	}
+	return c.printOrder(resp.GetOrder())
+}
+
+func (c *cli) ordersChangeAddress(ctx context.Context, args []string) error {
+	fs := c.newFlags("orders change-address", "<order> --name N --street S [flags]",
+		"Changes where an order goes, until its first part ships.")
+	addr := addressFlags(fs)
+	reqID := fs.String("request-id", "", "idempotency key (default: random)")
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if *addr.name == "" {
+		fs.Usage()
+		return errors.New("orders change-address: --name is required")
+	}
+	if *reqID == "" {
+		*reqID = newRequestID()
+	}
+	oc, err := c.orderClient()
+	if err != nil {
+		return err
+	}
+	resp, err := oc.ChangeShippingAddress(ctx, &orderv1.ChangeShippingAddressRequest{RequestId: *reqID, OrderId: pos[0], ShippingAddress: addr.address()})
+	if err != nil {
+		return rpcError("ChangeShippingAddress", err)
+	}
+	if c.json {
+		return c.printJSON(resp)
+	}
+	return c.printOrder(resp.GetOrder())
+}
+
+// addressFields are the flags of a shipping address.
+type addressFields struct{ name, street, city, postal, country *string }
+
+func addressFlags(fs *flag.FlagSet) addressFields {
+	return addressFields{
+		name:    fs.String("name", "", "recipient name (default: the buyer id)"),
+		street:  fs.String("street", "1 Main St", "address line"),
+		city:    fs.String("city", "Berlin", "locality"),
+		postal:  fs.String("postal", "10115", "postal code"),
+		country: fs.String("country", "DE", "ISO country code"),
+	}
+}
+
+func (a addressFields) address() *typev1.Address {
+	return &typev1.Address{RecipientName: *a.name, AddressLines: []string{*a.street}, Locality: *a.city, PostalCode: *a.postal, CountryCode: *a.country}
+}
+
 func (c *cli) printOrder(o *orderv1.Order) error {
 	tw := table(c.out)
 	row(tw, "order", o.GetOrderId())
@@ -310,22 +402,27 @@ func (c *cli) printOrder(o *orderv1.Order) error {
 	}
 	fmt.Fprintln(c.out)
 	tw = table(c.out)
-	row(tw, "LINE", "SKU", "VENDOR", "TITLE", "QTY", "UNIT", "TOTAL", "CREATOR")
+	row(tw, "LINE", "SKU", "VENDOR", "TITLE", "QTY", "CANCELLED", "REFUNDED", "UNIT", "TOTAL", "CREATOR")
 	for _, l := range o.GetLines() {
 		creator := "-"
 		if l.GetCreatorId() != "" {
 			creator = fmt.Sprintf("%s (%s%%)", l.GetCreatorId(), strconv.FormatFloat(float64(l.GetCommissionBps())/100, 'f', -1, 64))
 		}
-		row(tw, l.GetLineId(), l.GetSkuId(), l.GetVendorId(), l.GetTitle(), l.GetQuantity(), fmtMoney(l.GetUnitPrice()), fmtMoney(l.GetLineTotal()), creator)
+		row(tw, l.GetLineId(), l.GetSkuId(), l.GetVendorId(), l.GetTitle(), l.GetQuantity(), l.GetCancelledQuantity(), l.GetRefundedQuantity(),
+			fmtMoney(l.GetUnitPrice()), fmtMoney(l.GetLineTotal()), creator)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(c.out)
 	tw = table(c.out)
-	row(tw, "VENDOR PART", "LINES", "SUBTOTAL", "SHIPPED", "DELIVERED")
+	row(tw, "VENDOR PART", "LINES", "SUBTOTAL", "STATE", "REFUNDED", "CANCELLED BY")
 	for _, p := range o.GetParts() {
-		row(tw, p.GetVendorId(), strings.Join(p.GetLineIds(), ","), fmtMoney(p.GetSubtotal()), yesNo(p.GetShipped()), yesNo(p.GetDelivered()))
+		cancelled := "-"
+		if p.GetCancelledBy() != "" {
+			cancelled = p.GetCancelledBy() + ": " + p.GetCancelReason()
+		}
+		row(tw, p.GetVendorId(), strings.Join(p.GetLineIds(), ","), fmtMoney(p.GetSubtotal()), enumName(p.GetState()), fmtMoney(p.GetRefunded()), cancelled)
 	}
 	return tw.Flush()
 }
