@@ -925,7 +925,11 @@ type StockHoldReleased struct {
 	// the empty release of an order the product never saw, recorded under the
 	// order's decision id, so the order's OrderPlaced arriving later is a
 	// repeat of it and holds nothing.
-	DecidedOnce   bool `protobuf:"varint,5,opt,name=decided_once,json=decidedOnce,proto3" json:"decided_once,omitempty"`
+	DecidedOnce bool `protobuf:"varint,5,opt,name=decided_once,json=decidedOnce,proto3" json:"decided_once,omitempty"`
+	// True when only these units went back and the hold stands with the
+	// rest: the order cancelled some of its lines (OrderLinesCancelled).
+	// False: the whole hold was released.
+	Partial       bool `protobuf:"varint,6,opt,name=partial,proto3" json:"partial,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -991,6 +995,13 @@ func (x *StockHoldReleased) GetReason() string {
 func (x *StockHoldReleased) GetDecidedOnce() bool {
 	if x != nil {
 		return x.DecidedOnce
+	}
+	return false
+}
+
+func (x *StockHoldReleased) GetPartial() bool {
+	if x != nil {
+		return x.Partial
 	}
 	return false
 }
@@ -1948,14 +1959,15 @@ const file_custody_catalog_v1_events_proto_rawDesc = "" +
 	"\x05lines\x18\x03 \x03(\v2\x1d.custody.catalog.v1.StockLineR\x05lines\x129\n" +
 	"\n" +
 	"place_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tplaceTime\x12!\n" +
-	"\fdecided_once\x18\x05 \x01(\bR\vdecidedOnce\"\xbd\x01\n" +
+	"\fdecided_once\x18\x05 \x01(\bR\vdecidedOnce\"\xd7\x01\n" +
 	"\x11StockHoldReleased\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x123\n" +
 	"\x05lines\x18\x03 \x03(\v2\x1d.custody.catalog.v1.StockLineR\x05lines\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12!\n" +
-	"\fdecided_once\x18\x05 \x01(\bR\vdecidedOnce\"\x9b\x01\n" +
+	"\fdecided_once\x18\x05 \x01(\bR\vdecidedOnce\x12\x18\n" +
+	"\apartial\x18\x06 \x01(\bR\apartial\"\x9b\x01\n" +
 	"\tStockSold\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x19\n" +
