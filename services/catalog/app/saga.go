@@ -60,10 +60,38 @@ type Saga struct {
 // NewSaga returns the reservation saga of app.
 func NewSaga(a *App) *Saga { return &Saga{app: a, log: a.log.With("saga", "reservation")} }
 
-// Routes are the order events the saga handles: OrderPlaced and
-// OrderCancelled. Redelivery is harmless.
+// Routes are the order events the saga handles: OrderPlaced,
+// OrderCancelled and OrderLinesCancelled. Redelivery is harmless.
 func (s *Saga) Routes() projection.Routes {
-	return projection.Routes{projection.On(s.placed), projection.On(s.cancelled)}
+	return projection.Routes{projection.On(s.placed), projection.On(s.cancelled), projection.On(s.linesCancelled)}
+}
+
+// linesCancelled: OrderLinesCancelled gives back the cancelled units on
+// each product of the lines (ReleaseLines): at most what the product
+// holds unshipped for the order, once per event (the command id derives
+// from it), so a later OrderCancelled or FulfilmentCancelled releases only
+// the rest.
+func (s *Saga) linesCancelled(ctx context.Context, rec eventstore.RecordedEvent, ev *orderv1.OrderLinesCancelled) error {
+	orderID, reason := ev.GetOrderId(), "order lines cancelled: "+ev.GetReason()
+	if err := checkOrderID(orderID); err != nil {
+		return err
+	}
+	byProduct := map[string][]domain.Line{}
+	for _, l := range ev.GetLines() {
+		p, ok := domain.ProductOfSKU(l.GetSkuId())
+		if !ok {
+			return fault.Permanent(fmt.Errorf("OrderLinesCancelled %s: sku %q names no product", orderID, l.GetSkuId()))
+		}
+		byProduct[p] = append(byProduct[p], domain.Line{SkuID: l.GetSkuId(), Quantity: l.GetQuantity()})
+	}
+	for _, p := range slices.Sorted(maps.Keys(byProduct)) {
+		_, err := s.app.Products.Handle(ctx, command[domain.ProductCommand](p, s.call(rec, orderID, "release-lines", p),
+			domain.ReleaseLines{OrderID: orderID, Lines: byProduct[p], Reason: reason}))
+		if err != nil && !domain.IsA(err, &domain.NotFoundError{Resource: "product"}) {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Saga) call(rec eventstore.RecordedEvent, orderID string, step ...string) Call {

@@ -137,6 +137,29 @@ type Hold struct {
 	Returns   []string
 }
 
+// without is h (a copy) holding the units of released less, its SKUs
+// with none left dropped; it is sold once every unit left has shipped.
+func (h Hold) without(released []Line) Hold {
+	h = h.clone()
+	var lines []Line
+	held, shipped := int64(0), int64(0)
+	for _, l := range h.Lines {
+		l.Quantity -= Quantity(released, l.SkuID)
+		if l.Quantity > 0 {
+			lines = append(lines, l)
+			held += l.Quantity
+		}
+	}
+	for _, n := range h.Shipped {
+		shipped += n
+	}
+	h.Lines = lines
+	if shipped > 0 && shipped >= held {
+		h.Status = HoldSold
+	}
+	return h
+}
+
 func (h Hold) clone() Hold {
 	h.Shipped, h.Returned = maps.Clone(h.Shipped), maps.Clone(h.Returned)
 	h.Shipments, h.Returns = slices.Clone(h.Shipments), slices.Clone(h.Returns)
@@ -249,6 +272,21 @@ type ReserveStock struct {
 // order the product has not seen yet is FenceOrder's.
 type ReleaseStock struct {
 	OrderID string
+	Reason  string
+}
+
+// ReleaseLines gives back some of the units held for an order: the order
+// cancelled them before they shipped (OrderLinesCancelled). Per SKU it
+// releases at most what is held and not shipped, so a later release of the
+// whole hold (ReleaseStock: the order or its fulfilment cancelled) gives
+// back only the rest, and nothing goes back twice. Units that would leave
+// nothing held and nothing shipped release the whole hold (as ReleaseStock
+// does); otherwise the event is partial and the hold stands with the rest.
+// An order with nothing held here decides nothing. Lines not of this
+// product are ignored.
+type ReleaseLines struct {
+	OrderID string
+	Lines   []Line
 	Reason  string
 }
 
@@ -687,6 +725,39 @@ func (c ReleaseStock) decide(s Product) ([]proto.Message, error) {
 	}}, nil
 }
 
+func (c ReleaseLines) decide(s Product) ([]proto.Message, error) {
+	h := s.HoldFor(c.OrderID)
+	if h.Status != HoldHeld {
+		return nil, nil // nothing held (any more, or here)
+	}
+	want := map[string]int64{}
+	for _, l := range c.Lines {
+		if s.skuIndex(l.SkuID) >= 0 && l.Quantity > 0 {
+			want[l.SkuID] += l.Quantity
+		}
+	}
+	var back []Line
+	left, shipped := int64(0), int64(0)
+	for _, l := range h.Lines {
+		open := l.Quantity - h.Shipped[l.SkuID]
+		n := min(want[l.SkuID], max(open, 0))
+		if n > 0 {
+			back = append(back, Line{SkuID: l.SkuID, Quantity: n})
+		}
+		left += l.Quantity - n
+		shipped += h.Shipped[l.SkuID]
+	}
+	switch {
+	case len(back) == 0:
+		return nil, nil
+	case left == 0 && shipped == 0:
+		return ReleaseStock{OrderID: c.OrderID, Reason: c.Reason}.decide(s)
+	}
+	return []proto.Message{&catalogv1.StockHoldReleased{
+		ProductId: s.ID, OrderId: c.OrderID, Lines: linesToProto(back), Reason: c.Reason, Partial: true,
+	}}, nil
+}
+
 func (c FenceOrder) decide(s Product) ([]proto.Message, error) {
 	if s.HoldFor(c.OrderID).Status != HoldNone {
 		return nil, nil // decided before this product pruned holds: its hold is its fence
@@ -801,6 +872,10 @@ func evolveProduct(s Product, e proto.Message) Product {
 		lines := linesFromProto(e.GetLines())
 		for _, l := range lines {
 			s.moveStock(l.SkuID, l.Quantity, func(k *SKU, n int64) { k.Reserved -= n; k.Available += n })
+		}
+		if e.GetPartial() {
+			s.setHold(e.GetOrderId(), s.HoldFor(e.GetOrderId()).without(lines))
+			break
 		}
 		if e.GetDecidedOnce() || s.HoldFor(e.GetOrderId()).Once {
 			// The decision id fences the order: nothing to keep.
