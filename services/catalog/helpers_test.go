@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/custody/custody/pkg/clock"
+	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 	"github.com/custody/custody/pkg/platform/platformtest"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
@@ -132,4 +135,21 @@ func sameTime(ts interface{ AsTime() time.Time }, want time.Time) error {
 		return fmt.Errorf("time %v, want %v", got, want)
 	}
 	return nil
+}
+
+// replayOrders stops the process, deletes the durable consumer of order
+// events (as an operator resetting it would) and restarts: the new
+// consumer delivers every order event again. Clients made before are
+// closed; make new ones.
+func replayOrders(t *testing.T, p *platformtest.Platform) {
+	t.Helper()
+	p.Stop(t)
+	js, err := jetstream.New(p.NATS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteConsumer(t.Context(), esjs.StreamNameFor("order"), catalog.ConsumerName); err != nil {
+		t.Fatal(err)
+	}
+	p.Restart(t)
 }

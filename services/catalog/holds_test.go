@@ -4,13 +4,10 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
-	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
-	"github.com/custody/custody/services/catalog"
 )
 
 // The durable consumer of order events is re-created (deleted while the
@@ -47,15 +44,7 @@ func TestReplayOfEveryOrderDecidesNothingAgain(t *testing.T) {
 	}
 	before := events(t, p, "product-"+pid)
 
-	p.Stop(t)
-	js, err := jetstream.New(p.NATS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := js.DeleteConsumer(ctx, esjs.StreamNameFor("order"), catalog.ConsumerName); err != nil {
-		t.Fatal(err)
-	}
-	p.Restart(t)
+	replayOrders(t, p)
 	v = client(t, p, "vendor:v1")
 	p.Settled(t) // the new consumer has handled every order event again
 

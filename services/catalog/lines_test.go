@@ -3,13 +3,10 @@ package catalog_test
 import (
 	"testing"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
-	"github.com/custody/custody/services/catalog"
 )
 
 // linesCancelled is the order service's OrderLinesCancelled of units per
@@ -30,7 +27,6 @@ func linesCancelled(orderID string, units map[string]int64) *orderv1.OrderLinesC
 func TestCancelledLinesGoBackOnSaleOnce(t *testing.T) {
 	t.Parallel()
 	p, _ := start(t)
-	ctx := t.Context()
 	v1, v2 := vendor(t, p, "v1"), vendor(t, p, "v2")
 	p1, p2 := product(t, v1, "p1", "v1", 5, 5), product(t, v2, "p2", "v2", 5, 5)
 	black, white, other := p1+"-black_m", p1+"-white_m", p2+"-black_m"
@@ -44,15 +40,7 @@ func TestCancelledLinesGoBackOnSaleOnce(t *testing.T) {
 	before := events(t, p, "product-"+p1)
 
 	// Delivered again: the consumer is re-created and replays the order stream.
-	p.Stop(t)
-	js, err := jetstream.New(p.NATS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := js.DeleteConsumer(ctx, esjs.StreamNameFor("order"), catalog.ConsumerName); err != nil {
-		t.Fatal(err)
-	}
-	p.Restart(t)
+	replayOrders(t, p)
 	v1, v2 = client(t, p, "vendor:v1"), client(t, p, "vendor:v2")
 	p.Settled(t)
 	if got := events(t, p, "product-"+p1); len(got) != len(before) {
