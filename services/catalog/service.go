@@ -50,7 +50,7 @@ const (
 // the source's first event:
 //
 //   - catalog-on-order: the reservation saga on OrderPlaced, OrderCancelled
-//     and OrderRejected;
+//     and OrderLinesCancelled (the cancelled units go back on sale);
 //   - catalog-on-fulfilment: FulfilmentShipped sells held units,
 //     FulfilmentCancelled releases the vendor's part of the order;
 //   - catalog-on-trust: ReturnReceived restocks resellable returns.

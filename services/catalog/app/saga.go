@@ -42,6 +42,9 @@ const Actor = "service:catalog"
 // if it was). OrderRejected needs nothing: a rejection is the answer to
 // the catalog's own failure, which released everything.
 //
+// OrderLinesCancelled: give back the cancelled units on each product of
+// the lines (domain.ReleaseLines), so the hold keeps only the rest.
+//
 // Every step is idempotent: a product decides an order (reserves it, holds
 // for it, or fences it off) under the order's decision id
 // (domain.DecisionID), which the handler applies once per order and
