@@ -606,6 +606,22 @@ func TestStockFollowsShipmentsAndReturns(t *testing.T) {
 	}
 }
 
+// An order of one product reserves without a reservation aggregate; when
+// the ship-by policy cancels its only fulfilment, the catalog finds the
+// product from the order's OrderPlaced and gives the units back (the order
+// service records the part's fate; it no longer cancels the order).
+func TestShipByCancelReleasesAnOrderOfOneProduct(t *testing.T) {
+	t.Parallel()
+	p, _ := start(t)
+	v1 := vendor(t, p, "v1")
+	p1 := product(t, v1, "p1", "v1", 5, 5)
+	black := p1 + "-black_m"
+	p.Emit(t, "order", "order-o1", orderPlaced("o1", map[string]int64{black: 2}))
+	reacted(t, p, "o1 held", stockIs(t, v1, p1, "black_m", [3]int64{3, 2, 0}))
+	p.Emit(t, "fulfilment", "fulfilment-f1", &fulfilmentv1.FulfilmentCancelled{FulfilmentId: "f1", OrderId: "o1", VendorId: "v1", Reason: "ship-by deadline missed"})
+	reacted(t, p, "o1's units back on sale", stockIs(t, v1, p1, "black_m", [3]int64{5, 0, 0}))
+}
+
 // The first delivery of an order event does the work and then fails, as if
 // the process died before acknowledging it; the runtime delivers it again
 // and the saga must not reserve twice.

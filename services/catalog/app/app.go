@@ -41,11 +41,13 @@ type App struct {
 	Sessions     *es.Handler[domain.Session, domain.SessionCommand]
 	Reservations *es.Handler[domain.Reservation, domain.ReservationCommand]
 
-	index *ProductIndex
+	index  *ProductIndex
+	orders *projection.Upstream // read for the products of an order whose part fulfilment cancelled
 }
 
 // Deps is what the App runs on: the catalog's store, the clock and the
-// logger (it reads no other service's events, so Open may be nil).
+// logger, and Open for the order service's store (read only to find the
+// products of an order whose part the ship-by policy cancelled).
 type Deps = projection.Deps
 
 // New returns an App on d.Store. It starts nothing: the platform folds the
@@ -61,6 +63,7 @@ func New(d Deps) *App {
 		Sessions:     es.NewHandler(domain.Sessions, store, d.Handlers),
 		Reservations: es.NewHandler(domain.Reservations, store, d.Handlers),
 		index:        NewProductIndex(),
+		orders:       projection.NewUpstream("order", d.Open),
 	}
 }
 

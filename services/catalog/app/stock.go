@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"slices"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/projection"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
+	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	trustv1 "github.com/custody/custody/proto/custody/trust/v1"
 	"github.com/custody/custody/services/catalog/domain"
 )
@@ -83,20 +86,17 @@ func (a *App) moveStock(ctx context.Context, rec eventstore.RecordedEvent, order
 }
 
 // releaseVendorPart gives back what one vendor's products hold for an
-// order whose fulfilment was cancelled (the ship-by policy). When the whole
-// order is cancelled this also happens through OrderCancelled; releasing
-// twice is a no-op. It matters when other parts of the order have shipped
-// and the order itself stands.
+// order whose fulfilment was cancelled (the ship-by policy): the order
+// service only records that part's fate, so this is where its stock comes
+// back. When the whole order is cancelled this also happens through
+// OrderCancelled; releasing twice is a no-op.
 func (a *App) releaseVendorPart(ctx context.Context, rec eventstore.RecordedEvent, ev *fulfilmentv1.FulfilmentCancelled) error {
 	orderID, vendorID, reason := ev.GetOrderId(), ev.GetVendorId(), "fulfilment cancelled: "+ev.GetReason()
-	r, _, exists, err := a.Reservations.Load(ctx, orderID)
+	products, err := a.orderProducts(ctx, orderID)
 	if err != nil {
 		return err
 	}
-	if !exists {
-		return nil
-	}
-	for _, pid := range r.Products() {
+	for _, pid := range products {
 		p, _, ok, err := a.Products.Load(ctx, pid)
 		if err != nil {
 			return err
@@ -114,6 +114,43 @@ func (a *App) releaseVendorPart(ctx context.Context, rec eventstore.RecordedEven
 		}
 	}
 	return nil
+}
+
+// orderProducts are the products an order holds stock of: its
+// reservation's, for an order of several products, else (an order of one
+// product reserves without a reservation) those of its OrderPlaced, read
+// from the order service's stream.
+func (a *App) orderProducts(ctx context.Context, orderID string) ([]string, error) {
+	r, _, exists, err := a.Reservations.Load(ctx, orderID)
+	if err != nil || exists {
+		return r.Products(), err
+	}
+	orders, err := a.orders.Store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := orders.ReadStream(ctx, eventstore.StreamName("order", orderID), 0, 1)
+	if errors.Is(err, eventstore.ErrStreamNotFound) || (err == nil && len(recs) == 0) {
+		return nil, nil // no such order: nothing is held for it
+	}
+	if err != nil {
+		return nil, err
+	}
+	ev, err := es.Decode(recs[0])
+	if err != nil {
+		return nil, fault.Permanent(err)
+	}
+	placed, ok := ev.Payload.(*orderv1.OrderPlaced)
+	if !ok {
+		return nil, fault.Permanent(fmt.Errorf("order %s starts with %s, not OrderPlaced", orderID, proto.MessageName(ev.Payload)))
+	}
+	var products []string
+	for _, l := range placed.GetLines() {
+		if !slices.Contains(products, l.GetProductId()) {
+			products = append(products, l.GetProductId())
+		}
+	}
+	return products, nil
 }
 
 // linesOf reads the lines of an event.
