@@ -270,7 +270,7 @@ func TestBuyerCancelsOneLineOfThree(t *testing.T) {
 	}
 	id := resp.GetOrder().GetOrderId()
 	f := p.fulfilment(t, "v-three", id)
-	eventually(t, "the capture", func() bool { return p.balance(t, "vendor:v-three").GetPending().GetAmountMinor() > 0 })
+	eventually(t, "the capture", func() bool { return p.balance(t, "vendor:v-three").GetEscrow().GetAmountMinor() > 0 })
 
 	cancel := &orderv1.CancelOrderLinesRequest{RequestId: "cancel-m", OrderId: id, Reason: "changed my mind",
 		Lines: []*orderv1.LineCancellation{{LineId: "2"}}}
