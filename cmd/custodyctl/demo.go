@@ -896,16 +896,19 @@ func (d *demo) returnWindows(ctx context.Context) error {
 }
 
 // orderStates shows every order's state, derived from its parts, once the
-// windows have closed: the orders whose every part is settled or
-// cancelled are COMPLETED, with exactly their cancelled parts refunded.
+// windows have closed: the orders whose every part is settled, cancelled
+// or refunded undelivered are COMPLETED (order 2's lost earbuds), with
+// exactly their cancelled parts refunded; order 3, refunded in full, is
+// REFUNDED.
 func (d *demo) orderStates(ctx context.Context) error {
 	want := map[int]orderv1.OrderState{
-		4: orderv1.OrderState_ORDER_STATE_COMPLETED, 5: orderv1.OrderState_ORDER_STATE_COMPLETED,
+		1: orderv1.OrderState_ORDER_STATE_COMPLETED, 2: orderv1.OrderState_ORDER_STATE_COMPLETED,
+		3: orderv1.OrderState_ORDER_STATE_REFUNDED, 4: orderv1.OrderState_ORDER_STATE_COMPLETED, 5: orderv1.OrderState_ORDER_STATE_COMPLETED,
 		6: orderv1.OrderState_ORDER_STATE_COMPLETED, 7: orderv1.OrderState_ORDER_STATE_CANCELLED,
 		8: orderv1.OrderState_ORDER_STATE_COMPLETED,
 	}
 	got := map[int]*orderv1.Order{}
-	if err := d.poll(ctx, "orders 4, 5, 6 and 8 completed", func(ctx context.Context) (bool, error) {
+	if err := d.poll(ctx, "orders 1, 2, 4, 5, 6 and 8 completed, 3 refunded, 7 cancelled", func(ctx context.Context) (bool, error) {
 		for _, o := range d.orders {
 			r, err := d.ord.GetOrder(d.as(ctx, "support"), &orderv1.GetOrderRequest{OrderId: o.id})
 			if err != nil {
@@ -920,10 +923,11 @@ func (d *demo) orderStates(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	refunds := map[int]int64{5: d.buds.GetPrice().GetAmountMinor(), 8: d.buds.GetPrice().GetAmountMinor()}
+	buds := d.buds.GetPrice().GetAmountMinor()
+	refunds := map[int]int64{2: buds, 3: buds, 5: buds, 8: buds}
 	for n, r := range refunds {
 		if g := got[n].GetRefundedTotal().GetAmountMinor(); g != r {
-			return fmt.Errorf("order %d refunded %s, want %s (its cancelled earbuds)", n, fmtMoney(eurMoney(g)), fmtMoney(eurMoney(r)))
+			return fmt.Errorf("order %d refunded %s, want %s (its earbuds)", n, fmtMoney(eurMoney(g)), fmtMoney(eurMoney(r)))
 		}
 	}
 	d.say("every order's state, derived from its parts:")

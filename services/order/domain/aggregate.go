@@ -221,7 +221,7 @@ func (c RecordRefund) decide(o Order) ([]proto.Message, error) {
 		ev.Lines = append(ev.Lines, &orderv1.RefundedLine{LineId: l.LineID, Quantity: l.Quantity, Amount: l.Amount.ToProto()})
 	}
 	ev.VendorId = vendor
-	return []proto.Message{ev}, nil
+	return withFollowUps(o, c.Time, ev), nil
 }
 
 // Evolve applies one event, then derives the order's status from what it

@@ -217,7 +217,7 @@ type outcome byte
 
 // The outcomes of a part: O open, S shipped, D delivered, C cancelled by
 // fulfilment, R delivered and refunded in full, T settled.
-const outcomes = "OSDCRT"
+const outcomes = "OSDCRTN"
 
 func (x outcome) commands(v string, subtotal int64) []domain.Command {
 	ship := domain.MarkPartShipped{VendorID: v, ShipmentID: "s-" + v, Time: t0.Add(time.Hour)}
@@ -233,6 +233,8 @@ func (x outcome) commands(v string, subtotal int64) []domain.Command {
 		return []domain.Command{ship, deliver, domain.RecordRefund{RefundID: "r-" + v, Amount: eur(subtotal), VendorID: v, Time: t0.Add(72 * time.Hour)}}
 	case 'T':
 		return []domain.Command{ship, deliver, settle(v)}
+	case 'N': // never delivered; refunded in full on a not-received claim
+		return []domain.Command{ship, domain.RecordRefund{RefundID: "r-" + v, Amount: eur(subtotal), VendorID: v, Time: t0.Add(144 * time.Hour)}}
 	}
 	return nil
 }
@@ -242,16 +244,17 @@ func (x outcome) commands(v string, subtotal int64) []domain.Command {
 // state of PartStateOf's.
 func TestDeriveStatus(t *testing.T) {
 	// Row: v1's outcome, column: v2's (in the order of outcomes).
-	want := map[string][6]domain.Status{
-		"O": {domain.StatusConfirmed, domain.StatusConfirmed, domain.StatusConfirmed, domain.StatusConfirmed, domain.StatusConfirmed, domain.StatusConfirmed},
-		"S": {domain.StatusConfirmed, domain.StatusShipped, domain.StatusShipped, domain.StatusShipped, domain.StatusShipped, domain.StatusShipped},
-		"D": {domain.StatusConfirmed, domain.StatusShipped, domain.StatusDelivered, domain.StatusDelivered, domain.StatusDelivered, domain.StatusDelivered},
-		"C": {domain.StatusConfirmed, domain.StatusShipped, domain.StatusDelivered, domain.StatusCancelled, domain.StatusRefunded, domain.StatusCompleted},
-		"R": {domain.StatusConfirmed, domain.StatusShipped, domain.StatusDelivered, domain.StatusRefunded, domain.StatusRefunded, domain.StatusDelivered},
-		"T": {domain.StatusConfirmed, domain.StatusShipped, domain.StatusDelivered, domain.StatusCompleted, domain.StatusDelivered, domain.StatusCompleted},
+	want := map[string][7]domain.Status{
+		"O": {domain.StatusConfirmed, domain.StatusConfirmed, domain.StatusConfirmed, domain.StatusConfirmed, domain.StatusConfirmed, domain.StatusConfirmed, domain.StatusConfirmed},
+		"S": {domain.StatusConfirmed, domain.StatusShipped, domain.StatusShipped, domain.StatusShipped, domain.StatusShipped, domain.StatusShipped, domain.StatusShipped},
+		"D": {domain.StatusConfirmed, domain.StatusShipped, domain.StatusDelivered, domain.StatusDelivered, domain.StatusDelivered, domain.StatusDelivered, domain.StatusDelivered},
+		"C": {domain.StatusConfirmed, domain.StatusShipped, domain.StatusDelivered, domain.StatusCancelled, domain.StatusRefunded, domain.StatusCompleted, domain.StatusRefunded},
+		"R": {domain.StatusConfirmed, domain.StatusShipped, domain.StatusDelivered, domain.StatusRefunded, domain.StatusRefunded, domain.StatusDelivered, domain.StatusRefunded},
+		"T": {domain.StatusConfirmed, domain.StatusShipped, domain.StatusDelivered, domain.StatusCompleted, domain.StatusDelivered, domain.StatusCompleted, domain.StatusCompleted},
+		"N": {domain.StatusConfirmed, domain.StatusShipped, domain.StatusDelivered, domain.StatusRefunded, domain.StatusRefunded, domain.StatusCompleted, domain.StatusRefunded},
 	}
 	partState := map[byte]domain.PartState{'O': domain.PartOpen, 'S': domain.PartShipped, 'D': domain.PartDelivered,
-		'C': domain.PartCancelled, 'R': domain.PartRefunded, 'T': domain.PartSettled}
+		'C': domain.PartCancelled, 'R': domain.PartRefunded, 'T': domain.PartSettled, 'N': domain.PartRefunded}
 	for i := range len(outcomes) {
 		for j := range len(outcomes) {
 			a, b := outcomes[i], outcomes[j]

@@ -352,8 +352,9 @@ func (s *partSim) check() {
 		t.Errorf("status %v, model %v", o.Status, want)
 	}
 	kept := slices.ContainsFunc(m.vendors, func(v string) bool { return !m.parts[v].cancelled })
-	m.delivered = m.delivered || kept && m.every(func(p *pPart) bool { return p.cancelled || p.delivered })
-	m.completed = m.completed || kept && m.every(func(p *pPart) bool { return p.cancelled || p.settled })
+	anyDelivered := slices.ContainsFunc(m.vendors, func(v string) bool { return m.parts[v].delivered })
+	m.delivered = m.delivered || anyDelivered && m.every(func(p *pPart) bool { return p.cancelled || p.delivered || p.lost() })
+	m.completed = m.completed || kept && m.every(func(p *pPart) bool { return p.cancelled || p.settled || p.lost() })
 	if o.AllDelivered != m.delivered || o.Completed != m.completed {
 		t.Errorf("OrderDelivered %v OrderCompleted %v recorded, model %v %v", o.AllDelivered, o.Completed, m.delivered, m.completed)
 	}
@@ -371,6 +372,11 @@ func (m *pModel) every(f func(*pPart) bool) bool {
 		}
 	}
 	return true
+}
+
+// lost: shipped, never delivered, refunded in full (nothing to settle).
+func (p *pPart) lost() bool {
+	return p.shipped && !p.delivered && !p.cancelled && p.refunded == p.subtotal
 }
 
 // state is the part's state as the README's table reads.
@@ -403,9 +409,9 @@ func (m *pModel) status() domain.Status {
 		return domain.StatusPending
 	case m.anyShipped() && m.refunded == total:
 		return domain.StatusRefunded
-	case m.every(func(p *pPart) bool { return p.cancelled || p.settled }):
+	case m.every(func(p *pPart) bool { return p.cancelled || p.settled || p.lost() }):
 		return domain.StatusCompleted
-	case m.every(func(p *pPart) bool { return p.cancelled || p.delivered }):
+	case m.every(func(p *pPart) bool { return p.cancelled || p.delivered || p.lost() }):
 		return domain.StatusDelivered
 	case m.every(func(p *pPart) bool { return p.cancelled || p.shipped }):
 		return domain.StatusShipped

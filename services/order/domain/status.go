@@ -1,5 +1,7 @@
 package domain
 
+import "slices"
+
 // An order's status is not set by any one event: it is derived, after every
 // event, from where the stock saga left it (Order.Saga) and from its parts'
 // outcomes, by DeriveStatus. The first row that holds wins:
@@ -11,8 +13,10 @@ package domain
 //	4  the saga has not answered yet                                PENDING
 //	5  something shipped, and refunded ≥ total (all that was        REFUNDED
 //	   captured went back: cancelled units and trust's refunds)
-//	6  every part is settled or cancelled (so one at least settled) COMPLETED
-//	7  every part not cancelled is delivered (or settled)           DELIVERED
+//	6  every part is settled, cancelled or refunded undelivered     COMPLETED
+//	   (and not every part cancelled)
+//	7  every part not cancelled is delivered (or settled), or was   DELIVERED
+//	   refunded in full without being delivered
 //	8  every part not cancelled has shipped                         SHIPPED
 //	9  otherwise (confirmed, some part still to ship)               CONFIRMED
 //
@@ -31,6 +35,11 @@ package domain
 //	delivered                                                       DELIVERED
 //	shipped                                                         SHIPPED
 //	otherwise                                                       OPEN
+//
+// A part refunded in full that was never delivered (a parcel lost and
+// refunded on a not-received claim) is as final as a settled one: payouts
+// opens no return window for it and will release nothing, so it counts as
+// settled for COMPLETED and does not hold DELIVERED back.
 //
 // A shipment recorded after its part was cancelled (a race the vendor and
 // support then settle) leaves the part CANCELLED: the buyer had the money
@@ -98,9 +107,9 @@ func DeriveStatus(o Order) Status {
 		return StatusPending
 	case o.Shipped() && o.Refunded.Minor >= o.Total.Minor:
 		return StatusRefunded
-	case o.allParts(func(p Part) bool { return p.Cancelled || p.Settled }):
+	case o.allParts(func(p Part) bool { return p.Cancelled || p.Settled || p.refundedUndelivered() }):
 		return StatusCompleted
-	case o.allParts(func(p Part) bool { return p.Cancelled || p.Delivered }):
+	case o.allParts(func(p Part) bool { return p.Cancelled || p.Delivered || p.refundedUndelivered() }):
 		return StatusDelivered
 	case o.allParts(func(p Part) bool { return p.Cancelled || p.Shipped }):
 		return StatusShipped
@@ -118,16 +127,22 @@ func (o Order) allParts(f func(Part) bool) bool {
 	return len(o.Parts) > 0
 }
 
-// everyKeptDelivered: some part is kept (not cancelled) and every kept
-// part is delivered (OrderDelivered is due).
-func (o Order) everyKeptDelivered() bool {
-	return o.allParts(func(p Part) bool { return p.Cancelled || p.Delivered }) &&
-		!o.allParts(func(p Part) bool { return p.Cancelled })
+// refundedUndelivered: p shipped, was never delivered and has been
+// refunded in full; nothing of it is left to deliver or settle.
+func (p Part) refundedUndelivered() bool {
+	return p.Shipped && !p.Delivered && !p.Cancelled && p.Refunded.Minor >= p.Subtotal.Minor
 }
 
-// everySettled: some part is settled and every other one cancelled
-// (OrderCompleted is due).
+// everyKeptDelivered: some part was delivered and every other one is
+// cancelled or refunded undelivered (OrderDelivered is due).
+func (o Order) everyKeptDelivered() bool {
+	return o.allParts(func(p Part) bool { return p.Cancelled || p.Delivered || p.refundedUndelivered() }) &&
+		slices.ContainsFunc(o.Parts, func(p Part) bool { return p.Delivered })
+}
+
+// everySettled: every part is settled, cancelled or refunded undelivered,
+// and not every part cancelled (OrderCompleted is due).
 func (o Order) everySettled() bool {
-	return o.allParts(func(p Part) bool { return p.Cancelled || p.Settled }) &&
+	return o.allParts(func(p Part) bool { return p.Cancelled || p.Settled || p.refundedUndelivered() }) &&
 		!o.allParts(func(p Part) bool { return p.Cancelled })
 }
