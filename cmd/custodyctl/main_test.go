@@ -95,7 +95,7 @@ func TestOrdersPlaceGetListCancel(t *testing.T) {
 	sku := s.product(t, "acme", 2500, 5)
 
 	id, out := placeOrder(t, s, "ada", sku, "2")
-	for _, want := range []string{`(?m)^state\s+confirmed$`, `(?m)^total\s+50\.00 EUR$`, `acme\s+One size\s+2\s+25\.00 EUR\s+50\.00 EUR`, "VENDOR PART"} {
+	for _, want := range []string{`(?m)^state\s+confirmed$`, `(?m)^total\s+50\.00 EUR$`, `acme\s+One size\s+2\s+0\s+0\s+25\.00 EUR\s+50\.00 EUR`, `(?m)^acme\s+1\s+50\.00 EUR\s+open\s`} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("orders place output lacks %s:\n%s", want, out)
 		}
@@ -135,6 +135,22 @@ func TestOrdersPlaceGetListCancel(t *testing.T) {
 	out = s.ctl(t, []string{"buyer:ada"}, "orders", "cancel", second, "--reason", "too many tees")
 	if !strings.Contains(out, "cancelled") || !strings.Contains(out, "too many tees") {
 		t.Errorf("orders cancel:\n%s", out)
+	}
+
+	// One of the first order's two tees cancelled, then a new address.
+	out = s.ctl(t, []string{"buyer:ada"}, "orders", "cancel-lines", id, "--line", "1:1", "--reason", "one is enough")
+	for _, want := range []string{`(?m)^refunded\s+25\.00 EUR$`, `acme\s+One size\s+2\s+1\s+0\s+25\.00 EUR`, `(?m)^acme\s+1\s+50\.00 EUR\s+open\s+25\.00 EUR`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("orders cancel-lines output lacks %s:\n%s", want, out)
+		}
+	}
+	if _, _, err := s.try([]string{"buyer:ada"}, "orders", "cancel-lines", id, "--line", "1:5"); err == nil || !strings.Contains(err.Error(), "lines[0].quantity") {
+		t.Errorf("cancelling more units than are left: %v", err)
+	}
+	out = s.ctl(t, []string{"buyer:ada"}, "orders", "change-address", id, "--name", "Ada", "--street", "9 New Road")
+	js = s.ctl(t, []string{"buyer:ada"}, "orders", "get", id, "--json")
+	if !strings.Contains(js, "9 New Road") {
+		t.Errorf("orders change-address:\n%s\nthen:\n%s", out, js)
 	}
 }
 
