@@ -3,11 +3,14 @@ package projection
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 )
 
 // Store is an event store that can tell its newest position, as every
@@ -75,6 +78,28 @@ func (u *Upstream) Store(ctx context.Context) (Store, error) {
 	}
 	u.st = st
 	return st, nil
+}
+
+// First returns the first event of the aggregate's stream in this store
+// (an order's OrderPlaced, say), decoded; ok is false when the stream does
+// not exist or is empty. An event that cannot be decoded is a permanent
+// fault (fault.Permanent): reading it again will not help.
+func (u *Upstream) First(ctx context.Context, aggregate, id string) (ev es.Event, ok bool, err error) {
+	st, err := u.Store(ctx)
+	if err != nil {
+		return es.Event{}, false, err
+	}
+	recs, err := st.ReadStream(ctx, eventstore.StreamName(aggregate, id), 0, 1)
+	if errors.Is(err, eventstore.ErrStreamNotFound) || (err == nil && len(recs) == 0) {
+		return es.Event{}, false, nil
+	}
+	if err != nil {
+		return es.Event{}, false, err
+	}
+	if ev, err = es.Decode(recs[0]); err != nil {
+		return es.Event{}, false, fault.Permanent(err)
+	}
+	return ev, true, nil
 }
 
 // CatchUp waits, bounded by ctx and DefaultWait, until p (a read model's

@@ -125,20 +125,9 @@ func (a *App) orderProducts(ctx context.Context, orderID string) ([]string, erro
 	if err != nil || exists {
 		return r.Products(), err
 	}
-	orders, err := a.orders.Store(ctx)
-	if err != nil {
-		return nil, err
-	}
-	recs, err := orders.ReadStream(ctx, eventstore.StreamName("order", orderID), 0, 1)
-	if errors.Is(err, eventstore.ErrStreamNotFound) || (err == nil && len(recs) == 0) {
-		return nil, nil // no such order: nothing is held for it
-	}
-	if err != nil {
-		return nil, err
-	}
-	ev, err := es.Decode(recs[0])
-	if err != nil {
-		return nil, fault.Permanent(err)
+	ev, ok, err := a.orders.First(ctx, "order", orderID)
+	if err != nil || !ok {
+		return nil, err // no such order: nothing is held for it
 	}
 	placed, ok := ev.Payload.(*orderv1.OrderPlaced)
 	if !ok {

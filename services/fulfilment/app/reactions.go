@@ -173,20 +173,12 @@ func (s *Service) onOrderFulfilment(ctx context.Context, rec eventstore.Recorded
 // orderVendors reads the vendors of an order from its OrderPlaced, in the
 // order service's stream.
 func (s *Service) orderVendors(ctx context.Context, orderID string) ([]string, error) {
-	orders, err := s.orders.Store(ctx)
+	ev, ok, err := s.orders.First(ctx, "order", orderID)
 	if err != nil {
 		return nil, err
 	}
-	recs, err := orders.ReadStream(ctx, eventstore.StreamName("order", orderID), 0, 1)
-	if errors.Is(err, eventstore.ErrStreamNotFound) || (err == nil && len(recs) == 0) {
+	if !ok {
 		return nil, fault.Permanent(fmt.Errorf("order %s: no such order stream", orderID))
-	}
-	if err != nil {
-		return nil, err
-	}
-	ev, err := es.Decode(recs[0])
-	if err != nil {
-		return nil, fault.Permanent(err)
 	}
 	placed, ok := ev.Payload.(*orderv1.OrderPlaced)
 	if !ok {
