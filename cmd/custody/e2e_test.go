@@ -443,18 +443,7 @@ func TestAffiliateOrderPaysOutThenClawsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	pay := payoutsv1.NewPayoutsServiceClient(ops)
-	balance := func(owner string) *payoutsv1.Balance {
-		b, err := pay.GetBalance(t.Context(), &payoutsv1.GetBalanceRequest{Owner: owner})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, x := range b.GetBalances() {
-			if x.GetCurrencyCode() == "EUR" {
-				return x
-			}
-		}
-		return &payoutsv1.Balance{}
-	}
+	balance := func(owner string) *payoutsv1.Balance { return eurBalance(t, pay, owner) }
 	eventually(t, "the money to wait out the return window", func() bool { return balance("vendor:v-pay").GetPending().GetAmountMinor() > 0 })
 	clk.Advance(8 * 24 * time.Hour) // the 7-day return window closes with no claim
 	eventually(t, "the release", func() bool { return balance("creator:c-pay").GetAvailable().GetAmountMinor() == 1200 })

@@ -116,7 +116,13 @@ func (p *partsPlatform) shipAndDeliver(t *testing.T, vendor, fulfilmentID, track
 // balance is the owner's EUR balance in payouts.
 func (p *partsPlatform) balance(t *testing.T, owner string) *payoutsv1.Balance {
 	t.Helper()
-	b, err := p.ops.pay.GetBalance(t.Context(), &payoutsv1.GetBalanceRequest{Owner: owner})
+	return eurBalance(t, p.ops.pay, owner)
+}
+
+// eurBalance is the owner's EUR balance as pay reports it.
+func eurBalance(t *testing.T, pay payoutsv1.PayoutsServiceClient, owner string) *payoutsv1.Balance {
+	t.Helper()
+	b, err := pay.GetBalance(t.Context(), &payoutsv1.GetBalanceRequest{Owner: owner})
 	if err != nil {
 		t.Fatal(err)
 	}
