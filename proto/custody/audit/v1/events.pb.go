@@ -9,6 +9,7 @@ package auditv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -159,11 +160,106 @@ func (x *ParkedEventRedriven) GetParkedReason() string {
 	return ""
 }
 
+// BuyerErased: the platform erased a buyer's personal data (the right to
+// erasure). The buyer's data key was destroyed: every personal field of
+// their events, stored encrypted under it, can no longer be read, and shows
+// as "[erased]". The event itself holds no personal data. Aggregate:
+// erasure (one per buyer, "erasure-<buyer_id>").
+type BuyerErased struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The buyer.
+	BuyerId string `protobuf:"bytes,1,opt,name=buyer_id,json=buyerId,proto3" json:"buyer_id,omitempty"`
+	// Why, as the platform wrote it (a case reference, not personal data).
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Who erased: "platform:ops-1", "platform".
+	ErasedBy string `protobuf:"bytes,3,opt,name=erased_by,json=erasedBy,proto3" json:"erased_by,omitempty"`
+	// The data key destroyed: "buyer-<buyer_id>".
+	KeyId string `protobuf:"bytes,4,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The buyer's orders at the time, by id.
+	OrderIds []string `protobuf:"bytes,5,rep,name=order_ids,json=orderIds,proto3" json:"order_ids,omitempty"`
+	// When.
+	EraseTime     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=erase_time,json=eraseTime,proto3" json:"erase_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuyerErased) Reset() {
+	*x = BuyerErased{}
+	mi := &file_custody_audit_v1_events_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuyerErased) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuyerErased) ProtoMessage() {}
+
+func (x *BuyerErased) ProtoReflect() protoreflect.Message {
+	mi := &file_custody_audit_v1_events_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuyerErased.ProtoReflect.Descriptor instead.
+func (*BuyerErased) Descriptor() ([]byte, []int) {
+	return file_custody_audit_v1_events_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BuyerErased) GetBuyerId() string {
+	if x != nil {
+		return x.BuyerId
+	}
+	return ""
+}
+
+func (x *BuyerErased) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *BuyerErased) GetErasedBy() string {
+	if x != nil {
+		return x.ErasedBy
+	}
+	return ""
+}
+
+func (x *BuyerErased) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *BuyerErased) GetOrderIds() []string {
+	if x != nil {
+		return x.OrderIds
+	}
+	return nil
+}
+
+func (x *BuyerErased) GetEraseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EraseTime
+	}
+	return nil
+}
+
 var File_custody_audit_v1_events_proto protoreflect.FileDescriptor
 
 const file_custody_audit_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1dcustody/audit/v1/events.proto\x12\x10custody.audit.v1\"\x8a\x03\n" +
+	"\x1dcustody/audit/v1/events.proto\x12\x10custody.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\x03\n" +
 	"\x13ParkedEventRedriven\x12\x1a\n" +
 	"\bconsumer\x18\x01 \x01(\tR\bconsumer\x120\n" +
 	"\x14dead_letter_sequence\x18\x02 \x01(\x04R\x12deadLetterSequence\x12\x19\n" +
@@ -177,7 +273,15 @@ const file_custody_audit_v1_events_proto_rawDesc = "" +
 	"\x06reason\x18\t \x01(\tR\x06reason\x12\x14\n" +
 	"\x05cause\x18\n" +
 	" \x01(\tR\x05cause\x12#\n" +
-	"\rparked_reason\x18\v \x01(\tR\fparkedReasonB\xc0\x01\n" +
+	"\rparked_reason\x18\v \x01(\tR\fparkedReason\"\xcc\x01\n" +
+	"\vBuyerErased\x12\x19\n" +
+	"\bbuyer_id\x18\x01 \x01(\tR\abuyerId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1b\n" +
+	"\terased_by\x18\x03 \x01(\tR\berasedBy\x12\x15\n" +
+	"\x06key_id\x18\x04 \x01(\tR\x05keyId\x12\x1b\n" +
+	"\torder_ids\x18\x05 \x03(\tR\borderIds\x129\n" +
+	"\n" +
+	"erase_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\teraseTimeB\xc0\x01\n" +
 	"\x14com.custody.audit.v1B\vEventsProtoP\x01Z9github.com/custody/custody/proto/custody/audit/v1;auditv1\xa2\x02\x03CAX\xaa\x02\x10Custody.Audit.V1\xca\x02\x10Custody\\Audit\\V1\xe2\x02\x1cCustody\\Audit\\V1\\GPBMetadata\xea\x02\x12Custody::Audit::V1b\x06proto3"
 
 var (
@@ -192,16 +296,19 @@ func file_custody_audit_v1_events_proto_rawDescGZIP() []byte {
 	return file_custody_audit_v1_events_proto_rawDescData
 }
 
-var file_custody_audit_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_custody_audit_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_custody_audit_v1_events_proto_goTypes = []any{
-	(*ParkedEventRedriven)(nil), // 0: custody.audit.v1.ParkedEventRedriven
+	(*ParkedEventRedriven)(nil),   // 0: custody.audit.v1.ParkedEventRedriven
+	(*BuyerErased)(nil),           // 1: custody.audit.v1.BuyerErased
+	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
 }
 var file_custody_audit_v1_events_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	2, // 0: custody.audit.v1.BuyerErased.erase_time:type_name -> google.protobuf.Timestamp
+	1, // [1:1] is the sub-list for method output_type
+	1, // [1:1] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_custody_audit_v1_events_proto_init() }
@@ -215,7 +322,7 @@ func file_custody_audit_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custody_audit_v1_events_proto_rawDesc), len(file_custody_audit_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   1,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

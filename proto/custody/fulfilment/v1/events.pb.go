@@ -800,12 +800,14 @@ type TrackingEventRecorded struct {
 	Status TrackingStatus `protobuf:"varint,6,opt,name=status,proto3,enum=custody.fulfilment.v1.TrackingStatus" json:"status,omitempty"`
 	// When the scan happened, by the carrier's clock.
 	OccurTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=occur_time,json=occurTime,proto3" json:"occur_time,omitempty"`
-	// Where.
+	// Where (free text: may be a doorstep).
 	Location string `protobuf:"bytes,8,opt,name=location,proto3" json:"location,omitempty"`
-	// Carrier's text.
+	// Carrier's text (may name who took the parcel).
 	Description string `protobuf:"bytes,9,opt,name=description,proto3" json:"description,omitempty"`
 	// Proof of delivery, on DELIVERED scans.
-	Proof         *ProofOfDelivery `protobuf:"bytes,10,opt,name=proof,proto3" json:"proof,omitempty"`
+	Proof *ProofOfDelivery `protobuf:"bytes,10,opt,name=proof,proto3" json:"proof,omitempty"`
+	// Buyer: the data subject of the scan's personal fields.
+	BuyerId       string `protobuf:"bytes,11,opt,name=buyer_id,json=buyerId,proto3" json:"buyer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -908,6 +910,13 @@ func (x *TrackingEventRecorded) GetProof() *ProofOfDelivery {
 		return x.Proof
 	}
 	return nil
+}
+
+func (x *TrackingEventRecorded) GetBuyerId() string {
+	if x != nil {
+		return x.BuyerId
+	}
+	return ""
 }
 
 // FulfilmentDelivered: every shipment of the fulfilment is delivered.
@@ -1488,7 +1497,9 @@ type FulfilmentAddressChanged struct {
 	// The new address.
 	ShippingAddress *v1.Address `protobuf:"bytes,4,opt,name=shipping_address,json=shippingAddress,proto3" json:"shipping_address,omitempty"`
 	// When.
-	ChangeTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=change_time,json=changeTime,proto3" json:"change_time,omitempty"`
+	ChangeTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=change_time,json=changeTime,proto3" json:"change_time,omitempty"`
+	// Buyer: whose address it is.
+	BuyerId       string `protobuf:"bytes,6,opt,name=buyer_id,json=buyerId,proto3" json:"buyer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1558,11 +1569,18 @@ func (x *FulfilmentAddressChanged) GetChangeTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *FulfilmentAddressChanged) GetBuyerId() string {
+	if x != nil {
+		return x.BuyerId
+	}
+	return ""
+}
+
 var File_custody_fulfilment_v1_events_proto protoreflect.FileDescriptor
 
 const file_custody_fulfilment_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\"custody/fulfilment/v1/events.proto\x12\x15custody.fulfilment.v1\x1a\x1dcustody/type/v1/address.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"Y\n" +
+	"\"custody/fulfilment/v1/events.proto\x12\x15custody.fulfilment.v1\x1a\x1dcustody/type/v1/address.proto\x1a\x1ecustody/type/v1/personal.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"Y\n" +
 	"\vShippedLine\x12\x17\n" +
 	"\aline_id\x18\x01 \x01(\tR\x06lineId\x12\x15\n" +
 	"\x06sku_id\x18\x02 \x01(\tR\x05skuId\x12\x1a\n" +
@@ -1581,12 +1599,12 @@ const file_custody_fulfilment_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"package_id\x18\x01 \x01(\tR\tpackageId\x128\n" +
 	"\x05lines\x18\x02 \x03(\v2\".custody.fulfilment.v1.ShippedLineR\x05lines\x12B\n" +
-	"\bevidence\x18\x03 \x01(\v2&.custody.fulfilment.v1.PackingEvidenceR\bevidence\"\xa2\x01\n" +
-	"\x0fProofOfDelivery\x12%\n" +
-	"\x0erecipient_name\x18\x01 \x01(\tR\rrecipientName\x12)\n" +
+	"\bevidence\x18\x03 \x01(\v2&.custody.fulfilment.v1.PackingEvidenceR\bevidence\"\xae\x01\n" +
+	"\x0fProofOfDelivery\x12+\n" +
+	"\x0erecipient_name\x18\x01 \x01(\tB\x04\xa0\xbb\x18\x01R\rrecipientName\x12)\n" +
 	"\x10signature_sha256\x18\x02 \x01(\tR\x0fsignatureSha256\x12!\n" +
-	"\fphoto_sha256\x18\x03 \x01(\tR\vphotoSha256\x12\x1a\n" +
-	"\blocation\x18\x04 \x01(\tR\blocation\"\x89\x03\n" +
+	"\fphoto_sha256\x18\x03 \x01(\tR\vphotoSha256\x12 \n" +
+	"\blocation\x18\x04 \x01(\tB\x04\xa0\xbb\x18\x01R\blocation\"\x9d\x03\n" +
 	"\x13FulfilmentRequested\x12#\n" +
 	"\rfulfilment_id\x18\x01 \x01(\tR\ffulfilmentId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x1b\n" +
@@ -1596,7 +1614,7 @@ const file_custody_fulfilment_v1_events_proto_rawDesc = "" +
 	"\x10shipping_address\x18\x06 \x01(\v2\x18.custody.type.v1.AddressR\x0fshippingAddress\x12<\n" +
 	"\fship_by_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"shipByTime\x12=\n" +
-	"\frequest_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vrequestTime\"\xd8\x01\n" +
+	"\frequest_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vrequestTime:\x12\xaa\xbb\x18\x0ebuyer:buyer_id\"\xd8\x01\n" +
 	"\x15TrackingNumberClaimed\x12\x18\n" +
 	"\acarrier\x18\x01 \x01(\tR\acarrier\x12'\n" +
 	"\x0ftracking_number\x18\x02 \x01(\tR\x0etrackingNumber\x12#\n" +
@@ -1620,7 +1638,7 @@ const file_custody_fulfilment_v1_events_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\bshipTime\x12P\n" +
 	"\x16expected_delivery_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x14expectedDeliveryTime\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\f \x01(\tR\trequestId\"\xc0\x03\n" +
+	"request_id\x18\f \x01(\tR\trequestId\"\xfb\x03\n" +
 	"\x15TrackingEventRecorded\x12#\n" +
 	"\rfulfilment_id\x18\x01 \x01(\tR\ffulfilmentId\x12\x1f\n" +
 	"\vshipment_id\x18\x02 \x01(\tR\n" +
@@ -1630,11 +1648,12 @@ const file_custody_fulfilment_v1_events_proto_rawDesc = "" +
 	"\x10carrier_event_id\x18\x05 \x01(\tR\x0ecarrierEventId\x12=\n" +
 	"\x06status\x18\x06 \x01(\x0e2%.custody.fulfilment.v1.TrackingStatusR\x06status\x129\n" +
 	"\n" +
-	"occur_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\toccurTime\x12\x1a\n" +
-	"\blocation\x18\b \x01(\tR\blocation\x12 \n" +
-	"\vdescription\x18\t \x01(\tR\vdescription\x12<\n" +
+	"occur_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\toccurTime\x12 \n" +
+	"\blocation\x18\b \x01(\tB\x04\xa0\xbb\x18\x01R\blocation\x12&\n" +
+	"\vdescription\x18\t \x01(\tB\x04\xa0\xbb\x18\x01R\vdescription\x12<\n" +
 	"\x05proof\x18\n" +
-	" \x01(\v2&.custody.fulfilment.v1.ProofOfDeliveryR\x05proof\"\xc5\x02\n" +
+	" \x01(\v2&.custody.fulfilment.v1.ProofOfDeliveryR\x05proof\x12\x19\n" +
+	"\bbuyer_id\x18\v \x01(\tR\abuyerId:\x12\xaa\xbb\x18\x0ebuyer:buyer_id\"\xc5\x02\n" +
 	"\x13FulfilmentDelivered\x12#\n" +
 	"\rfulfilment_id\x18\x01 \x01(\tR\ffulfilmentId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x1b\n" +
@@ -1682,14 +1701,15 @@ const file_custody_fulfilment_v1_events_proto_rawDesc = "" +
 	"\x06closed\x18\x05 \x01(\bR\x06closed\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12;\n" +
 	"\vremove_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"removeTime\"\xf9\x01\n" +
+	"removeTime\"\xa8\x02\n" +
 	"\x18FulfilmentAddressChanged\x12#\n" +
 	"\rfulfilment_id\x18\x01 \x01(\tR\ffulfilmentId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x1b\n" +
 	"\tvendor_id\x18\x03 \x01(\tR\bvendorId\x12C\n" +
 	"\x10shipping_address\x18\x04 \x01(\v2\x18.custody.type.v1.AddressR\x0fshippingAddress\x12;\n" +
 	"\vchange_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"changeTime*\xe1\x02\n" +
+	"changeTime\x12\x19\n" +
+	"\bbuyer_id\x18\x06 \x01(\tR\abuyerId:\x12\xaa\xbb\x18\x0ebuyer:buyer_id*\xe1\x02\n" +
 	"\x0eTrackingStatus\x12\x1f\n" +
 	"\x1bTRACKING_STATUS_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dTRACKING_STATUS_INFO_RECEIVED\x10\x01\x12\x1d\n" +

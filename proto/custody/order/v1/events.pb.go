@@ -1129,7 +1129,9 @@ type OrderAddressChanged struct {
 	// Who: "buyer:b1", "support", …
 	ChangedBy string `protobuf:"bytes,3,opt,name=changed_by,json=changedBy,proto3" json:"changed_by,omitempty"`
 	// When.
-	ChangeTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=change_time,json=changeTime,proto3" json:"change_time,omitempty"`
+	ChangeTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=change_time,json=changeTime,proto3" json:"change_time,omitempty"`
+	// Buyer: whose address it is (the data subject of its personal fields).
+	BuyerId       string `protobuf:"bytes,5,opt,name=buyer_id,json=buyerId,proto3" json:"buyer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1190,6 +1192,13 @@ func (x *OrderAddressChanged) GetChangeTime() *timestamppb.Timestamp {
 		return x.ChangeTime
 	}
 	return nil
+}
+
+func (x *OrderAddressChanged) GetBuyerId() string {
+	if x != nil {
+		return x.BuyerId
+	}
+	return ""
 }
 
 // OrderPartSettled: a delivered part's return window closed with no claim
@@ -1316,7 +1325,7 @@ var File_custody_order_v1_events_proto protoreflect.FileDescriptor
 
 const file_custody_order_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1dcustody/order/v1/events.proto\x12\x10custody.order.v1\x1a\x1ccustody/order/v1/order.proto\x1a\x1dcustody/type/v1/address.proto\x1a\x1bcustody/type/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x03\n" +
+	"\x1dcustody/order/v1/events.proto\x12\x10custody.order.v1\x1a\x1ccustody/order/v1/order.proto\x1a\x1dcustody/type/v1/address.proto\x1a\x1ecustody/type/v1/personal.proto\x1a\x1bcustody/type/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x03\n" +
 	"\vOrderPlaced\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x19\n" +
 	"\bbuyer_id\x18\x02 \x01(\tR\abuyerId\x121\n" +
@@ -1327,7 +1336,7 @@ const file_custody_order_v1_events_proto_rawDesc = "" +
 	"\vattribution\x18\a \x01(\v2#.custody.order.v1.AttributionRecordR\vattribution\x123\n" +
 	"\apayment\x18\b \x01(\v2\x19.custody.order.v1.PaymentR\apayment\x129\n" +
 	"\n" +
-	"place_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tplaceTime\"\xdb\x03\n" +
+	"place_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tplaceTime:\x12\xaa\xbb\x18\x0ebuyer:buyer_id\"\xef\x03\n" +
 	"\x0eOrderConfirmed\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x19\n" +
 	"\bbuyer_id\x18\x02 \x01(\tR\abuyerId\x122\n" +
@@ -1337,7 +1346,7 @@ const file_custody_order_v1_events_proto_rawDesc = "" +
 	"\apayment\x18\x06 \x01(\v2\x19.custody.order.v1.PaymentR\apayment\x12E\n" +
 	"\vattribution\x18\a \x01(\v2#.custody.order.v1.AttributionRecordR\vattribution\x12C\n" +
 	"\x10shipping_address\x18\b \x01(\v2\x18.custody.type.v1.AddressR\x0fshippingAddress\x12=\n" +
-	"\fconfirm_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vconfirmTime\"\x96\x01\n" +
+	"\fconfirm_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vconfirmTime:\x12\xaa\xbb\x18\x0ebuyer:buyer_id\"\x96\x01\n" +
 	"\rOrderRejected\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x15\n" +
@@ -1409,14 +1418,15 @@ const file_custody_order_v1_events_proto_rawDesc = "" +
 	"\x06refund\x18\x06 \x01(\v2\x16.custody.type.v1.MoneyR\x06refund\x12=\n" +
 	"\x0erefunded_total\x18\a \x01(\v2\x16.custody.type.v1.MoneyR\rrefundedTotal\x12;\n" +
 	"\vcancel_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"cancelTime\"\xd1\x01\n" +
+	"cancelTime\"\x80\x02\n" +
 	"\x13OrderAddressChanged\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12C\n" +
 	"\x10shipping_address\x18\x02 \x01(\v2\x18.custody.type.v1.AddressR\x0fshippingAddress\x12\x1d\n" +
 	"\n" +
 	"changed_by\x18\x03 \x01(\tR\tchangedBy\x12;\n" +
 	"\vchange_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"changeTime\"\x87\x01\n" +
+	"changeTime\x12\x19\n" +
+	"\bbuyer_id\x18\x05 \x01(\tR\abuyerId:\x12\xaa\xbb\x18\x0ebuyer:buyer_id\"\x87\x01\n" +
 	"\x10OrderPartSettled\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1b\n" +
 	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x12;\n" +

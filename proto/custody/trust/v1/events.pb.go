@@ -235,7 +235,7 @@ type Evidence struct {
 	SerialNumbers []string `protobuf:"bytes,2,rep,name=serial_numbers,json=serialNumbers,proto3" json:"serial_numbers,omitempty"`
 	// References (carrier case numbers, chat ids, …).
 	References []string `protobuf:"bytes,3,rep,name=references,proto3" json:"references,omitempty"`
-	// Free text.
+	// Free text, in the buyer's or the vendor's own words.
 	Text          string `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -589,6 +589,9 @@ type ClaimResponded struct {
 	// True for the vendor's first response to the claim (response time
 	// counts only the first).
 	FirstResponse bool `protobuf:"varint,10,opt,name=first_response,json=firstResponse,proto3" json:"first_response,omitempty"`
+	// The claim's buyer: the vendor's words about the buyer's order are
+	// kept under the buyer's key.
+	BuyerId       string `protobuf:"bytes,11,opt,name=buyer_id,json=buyerId,proto3" json:"buyer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -691,6 +694,13 @@ func (x *ClaimResponded) GetFirstResponse() bool {
 		return x.FirstResponse
 	}
 	return false
+}
+
+func (x *ClaimResponded) GetBuyerId() string {
+	if x != nil {
+		return x.BuyerId
+	}
+	return ""
 }
 
 // ClaimEscalated: the claim needs a person (support).
@@ -1929,19 +1939,19 @@ var File_custody_trust_v1_events_proto protoreflect.FileDescriptor
 
 const file_custody_trust_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1dcustody/trust/v1/events.proto\x12\x10custody.trust.v1\x1a\x1bcustody/type/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x01\n" +
+	"\x1dcustody/trust/v1/events.proto\x12\x10custody.trust.v1\x1a\x1bcustody/type/v1/money.proto\x1a\x1ecustody/type/v1/personal.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x01\n" +
 	"\tClaimLine\x12\x17\n" +
 	"\aline_id\x18\x01 \x01(\tR\x06lineId\x12\x15\n" +
 	"\x06sku_id\x18\x02 \x01(\tR\x05skuId\x12\x1a\n" +
 	"\bquantity\x18\x03 \x01(\x03R\bquantity\x12.\n" +
-	"\x06amount\x18\x04 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\"}\n" +
+	"\x06amount\x18\x04 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\"\x83\x01\n" +
 	"\bEvidence\x12\x16\n" +
 	"\x06sha256\x18\x01 \x03(\tR\x06sha256\x12%\n" +
 	"\x0eserial_numbers\x18\x02 \x03(\tR\rserialNumbers\x12\x1e\n" +
 	"\n" +
 	"references\x18\x03 \x03(\tR\n" +
-	"references\x12\x12\n" +
-	"\x04text\x18\x04 \x01(\tR\x04text\"\xbd\x04\n" +
+	"references\x12\x18\n" +
+	"\x04text\x18\x04 \x01(\tB\x04\xa0\xbb\x18\x01R\x04text\"\xd1\x04\n" +
 	"\vClaimOpened\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12#\n" +
@@ -1955,7 +1965,7 @@ const file_custody_trust_v1_events_proto_rawDesc = "" +
 	"\topen_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\bopenTime\x12B\n" +
 	"\x0frespond_by_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rrespondByTime\x12=\n" +
-	"\x0eorder_captured\x18\f \x01(\v2\x16.custody.type.v1.MoneyR\rorderCaptured\"\xd8\x02\n" +
+	"\x0eorder_captured\x18\f \x01(\v2\x16.custody.type.v1.MoneyR\rorderCaptured:\x12\xaa\xbb\x18\x0ebuyer:buyer_id\"\xd8\x02\n" +
 	"\rClaimAssessed\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x18\n" +
 	"\aoutcome\x18\x02 \x01(\tR\aoutcome\x12\x18\n" +
@@ -1966,7 +1976,7 @@ const file_custody_trust_v1_events_proto_rawDesc = "" +
 	"\vassess_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"assessTime\x12\x19\n" +
 	"\border_id\x18\b \x01(\tR\aorderId\x12\x1b\n" +
-	"\tvendor_id\x18\t \x01(\tR\bvendorId\"\xcc\x03\n" +
+	"\tvendor_id\x18\t \x01(\tR\bvendorId\"\xfb\x03\n" +
 	"\x0eClaimResponded\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x1a\n" +
 	"\bresponse\x18\x02 \x01(\tR\bresponse\x12=\n" +
@@ -1978,7 +1988,8 @@ const file_custody_trust_v1_events_proto_rawDesc = "" +
 	"\x0eanswer_by_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fanswerByTime\x12,\n" +
 	"\x12seconds_since_open\x18\t \x01(\x03R\x10secondsSinceOpen\x12%\n" +
 	"\x0efirst_response\x18\n" +
-	" \x01(\bR\rfirstResponse\"\xeb\x01\n" +
+	" \x01(\bR\rfirstResponse\x12\x19\n" +
+	"\bbuyer_id\x18\v \x01(\tR\abuyerId:\x12\xaa\xbb\x18\x0ebuyer:buyer_id\"\xeb\x01\n" +
 	"\x0eClaimEscalated\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12?\n" +

@@ -141,14 +141,14 @@ var File_custody_type_v1_address_proto protoreflect.FileDescriptor
 
 const file_custody_type_v1_address_proto_rawDesc = "" +
 	"\n" +
-	"\x1dcustody/type/v1/address.proto\x12\x0fcustody.type.v1\"\xe3\x01\n" +
-	"\aAddress\x12%\n" +
-	"\x0erecipient_name\x18\x01 \x01(\tR\rrecipientName\x12\x14\n" +
-	"\x05phone\x18\x02 \x01(\tR\x05phone\x12#\n" +
-	"\raddress_lines\x18\x03 \x03(\tR\faddressLines\x12\x1a\n" +
+	"\x1dcustody/type/v1/address.proto\x12\x0fcustody.type.v1\x1a\x1ecustody/type/v1/personal.proto\"\xfb\x01\n" +
+	"\aAddress\x12+\n" +
+	"\x0erecipient_name\x18\x01 \x01(\tB\x04\xa0\xbb\x18\x01R\rrecipientName\x12\x1a\n" +
+	"\x05phone\x18\x02 \x01(\tB\x04\xa0\xbb\x18\x01R\x05phone\x12)\n" +
+	"\raddress_lines\x18\x03 \x03(\tB\x04\xa0\xbb\x18\x01R\faddressLines\x12\x1a\n" +
 	"\blocality\x18\x04 \x01(\tR\blocality\x12\x16\n" +
-	"\x06region\x18\x05 \x01(\tR\x06region\x12\x1f\n" +
-	"\vpostal_code\x18\x06 \x01(\tR\n" +
+	"\x06region\x18\x05 \x01(\tR\x06region\x12%\n" +
+	"\vpostal_code\x18\x06 \x01(\tB\x04\xa0\xbb\x18\x01R\n" +
 	"postalCode\x12!\n" +
 	"\fcountry_code\x18\a \x01(\tR\vcountryCodeB\xba\x01\n" +
 	"\x13com.custody.type.v1B\fAddressProtoP\x01Z7github.com/custody/custody/proto/custody/type/v1;typev1\xa2\x02\x03CTX\xaa\x02\x0fCustody.Type.V1\xca\x02\x0fCustody\\Type\\V1\xe2\x02\x1bCustody\\Type\\V1\\GPBMetadata\xea\x02\x11Custody::Type::V1b\x06proto3"
@@ -182,6 +182,7 @@ func file_custody_type_v1_address_proto_init() {
 	if File_custody_type_v1_address_proto != nil {
 		return
 	}
+	file_custody_type_v1_personal_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
