@@ -1,0 +1,354 @@
+package personal
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	typev1 "github.com/custody/custody/proto/custody/type/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// tokenPrefix starts every token: "pii1:<key id>:<base64url(nonce ‖ sealed)>".
+const tokenPrefix = "pii1:"
+
+// ErrNoSubject: a message holds personal data in clear but does not say
+// whose (no data_subject option, or its id field is empty). Such an event
+// is refused rather than stored in clear.
+var ErrNoSubject = errors.New("personal: personal data without a data subject")
+
+// ErrDamaged: a token that does not decode, or whose ciphertext does not
+// open under its key (edited, or sealed under another key).
+var ErrDamaged = errors.New("personal: damaged token")
+
+// Codec seals and reveals the personal fields of proto messages with the
+// data keys of Keys. It is safe for concurrent use.
+type Codec struct {
+	keys Keys
+}
+
+// NewCodec returns a codec over keys.
+func NewCodec(keys Keys) *Codec { return &Codec{keys: keys} }
+
+// Keys is the codec's key store.
+func (c *Codec) Keys() Keys { return c.keys }
+
+// Seal returns m with every personal value that is not yet a token of m's
+// data subject replaced by one, encrypted under that subject's data key
+// (created at the first use). m itself is not changed: a message with
+// something to seal is cloned, one without is returned as it is. Tokens of
+// the subject (a value copied from an earlier event) are kept as they are.
+func (c *Codec) Seal(ctx context.Context, m proto.Message) (proto.Message, error) {
+	md := m.ProtoReflect().Descriptor()
+	if !HasPersonal(md) {
+		return m, nil
+	}
+	subject, err := subjectOf(m.ProtoReflect())
+	if err != nil {
+		return nil, err
+	}
+	clear := func(v string) bool {
+		if v == "" {
+			return false
+		}
+		id, _, ok := parseToken(v)
+		return !ok || id != subject
+	}
+	if !anyValue(m.ProtoReflect(), clear) {
+		return m, nil
+	}
+	if subject == "" {
+		return nil, fmt.Errorf("%w: %s", ErrNoSubject, md.FullName())
+	}
+	key, err := c.keys.DataKey(ctx, subject, true)
+	if err != nil {
+		return nil, fmt.Errorf("personal: seal %s: %w", md.FullName(), err)
+	}
+	aead, err := newAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	out := proto.Clone(m)
+	err = rewrite(out.ProtoReflect(), "", func(_ string, v string) (string, error) {
+		if !clear(v) {
+			return v, nil
+		}
+		return seal(aead, subject, v)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Reveal returns m with every token in its personal fields replaced by its
+// value, or by Erased when its subject was erased. m is not changed; a
+// message without tokens is returned as it is. Values that are not tokens
+// (written before personal fields were sealed) are kept. A token whose key
+// is missing for another reason, or that does not open, is an error naming
+// the field.
+func (c *Codec) Reveal(ctx context.Context, m proto.Message) (proto.Message, error) {
+	if m == nil || !HasPersonal(m.ProtoReflect().Descriptor()) {
+		return m, nil
+	}
+	if !anyValue(m.ProtoReflect(), isToken) {
+		return m, nil
+	}
+	out := proto.Clone(m)
+	aeads := map[string]cipher.AEAD{}
+	err := rewrite(out.ProtoReflect(), "", func(path, v string) (string, error) {
+		id, sealed, ok := parseToken(v)
+		if !ok {
+			return v, nil
+		}
+		aead, seen := aeads[id]
+		if !seen {
+			key, err := c.keys.DataKey(ctx, id, false)
+			switch {
+			case errors.Is(err, ErrErased):
+				// nil: every token of this subject reads Erased.
+			case err != nil:
+				return "", fmt.Errorf("personal: reveal %s: key %s: %w", path, id, err)
+			default:
+				if aead, err = newAEAD(key); err != nil {
+					return "", err
+				}
+			}
+			aeads[id] = aead
+		}
+		if aead == nil {
+			return Erased, nil
+		}
+		clear, err := open(aead, id, sealed)
+		if err != nil {
+			return "", fmt.Errorf("personal: reveal %s: %w", path, err)
+		}
+		return clear, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Field is one personal value of a message, by its path.
+type Field struct {
+	// Path names the field from the message's root, e.g.
+	// "shipping_address.address_lines[0]".
+	Path string `json:"path"`
+	// Value is the value as Reveal shows it.
+	Value string `json:"value"`
+}
+
+// Fields returns m's personal values, revealed, in field order (empty ones
+// left out): what an access request exports.
+func (c *Codec) Fields(ctx context.Context, m proto.Message) ([]Field, error) {
+	r, err := c.Reveal(ctx, m)
+	if err != nil || r == nil {
+		return nil, err
+	}
+	var out []Field
+	err = rewrite(r.ProtoReflect(), "", func(path, v string) (string, error) {
+		if v != "" {
+			out = append(out, Field{Path: path, Value: v})
+		}
+		return v, nil
+	})
+	return out, err
+}
+
+// IsToken reports whether v is a sealed personal value.
+func IsToken(v string) bool { return isToken(v) }
+
+func isToken(v string) bool {
+	_, _, ok := parseToken(v)
+	return ok
+}
+
+// parseToken splits "pii1:<id>:<base64url>" into the key id and the sealed
+// bytes (nonce first).
+func parseToken(v string) (id string, sealed []byte, ok bool) {
+	rest, found := strings.CutPrefix(v, tokenPrefix)
+	if !found {
+		return "", nil, false
+	}
+	id, b64, found := strings.Cut(rest, ":")
+	if !found || id == "" {
+		return "", nil, false
+	}
+	sealed, err := base64.RawURLEncoding.DecodeString(b64)
+	if err != nil || len(sealed) < nonceSize+tagSize {
+		return "", nil, false
+	}
+	return id, sealed, true
+}
+
+const (
+	nonceSize = 12
+	tagSize   = 16
+)
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("personal: data key: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+// seal encrypts v under aead with a random nonce; the key id is the
+// additional data, so a token cannot be passed off as another subject's.
+func seal(aead cipher.AEAD, id, v string) (string, error) {
+	buf := make([]byte, nonceSize, nonceSize+len(v)+tagSize)
+	if _, err := rand.Read(buf); err != nil {
+		return "", fmt.Errorf("personal: nonce: %w", err)
+	}
+	buf = aead.Seal(buf, buf[:nonceSize], []byte(v), []byte(id))
+	return tokenPrefix + id + ":" + base64.RawURLEncoding.EncodeToString(buf), nil
+}
+
+func open(aead cipher.AEAD, id string, sealed []byte) (string, error) {
+	clear, err := aead.Open(nil, sealed[:nonceSize], sealed[nonceSize:], []byte(id))
+	if err != nil {
+		return "", fmt.Errorf("%w: it does not open under key %s", ErrDamaged, id)
+	}
+	return string(clear), nil
+}
+
+// subjectOf reads m's data subject: "<kind>-<id>" from its data_subject
+// option "<kind>:<field>", "" when the option is missing or the field is
+// empty.
+func subjectOf(m protoreflect.Message) (string, error) {
+	opt, _ := proto.GetExtension(m.Descriptor().Options(), typev1.E_DataSubject).(string)
+	if opt == "" {
+		return "", nil
+	}
+	kind, field, ok := strings.Cut(opt, ":")
+	fd := m.Descriptor().Fields().ByName(protoreflect.Name(field))
+	if !ok || fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
+		return "", fmt.Errorf("personal: %s: data_subject %q does not name a string field", m.Descriptor().FullName(), opt)
+	}
+	id := m.Get(fd).String()
+	if id == "" {
+		return "", nil
+	}
+	return Subject(kind, id), nil
+}
+
+// plans caches, per message type, whether it holds a personal field.
+var plans sync.Map // protoreflect.FullName → bool
+
+// HasPersonal reports whether messages of md hold a personal field,
+// directly or in a nested message.
+func HasPersonal(md protoreflect.MessageDescriptor) bool {
+	if v, ok := plans.Load(md.FullName()); ok {
+		return v.(bool)
+	}
+	has := hasPersonal(md, map[protoreflect.FullName]bool{})
+	plans.Store(md.FullName(), has)
+	return has
+}
+
+func hasPersonal(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
+	if seen[md.FullName()] {
+		return false
+	}
+	seen[md.FullName()] = true
+	fields := md.Fields()
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		if isPersonal(fd) {
+			return true
+		}
+		if sub := messageOf(fd); sub != nil && hasPersonal(sub, seen) {
+			return true
+		}
+	}
+	return false
+}
+
+// isPersonal reports a string field marked personal.
+func isPersonal(fd protoreflect.FieldDescriptor) bool {
+	if fd.Kind() != protoreflect.StringKind || fd.IsMap() {
+		return false
+	}
+	p, _ := proto.GetExtension(fd.Options(), typev1.E_Personal).(bool)
+	return p
+}
+
+// messageOf is the message type of fd's values (map values included), or
+// nil.
+func messageOf(fd protoreflect.FieldDescriptor) protoreflect.MessageDescriptor {
+	if fd.IsMap() {
+		fd = fd.MapValue()
+	}
+	if fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind {
+		return fd.Message()
+	}
+	return nil
+}
+
+// anyValue reports whether some personal value of m satisfies f.
+func anyValue(m protoreflect.Message, f func(string) bool) bool {
+	found := false
+	_ = rewrite(m, "", func(_ string, v string) (string, error) {
+		if !found && f(v) {
+			found = true
+		}
+		return v, nil
+	})
+	return found
+}
+
+// rewrite calls f with the path and value of every personal value of m
+// (set fields only), in field order, and stores what f returns when it
+// differs.
+func rewrite(m protoreflect.Message, prefix string, f func(path, v string) (string, error)) error {
+	if !HasPersonal(m.Descriptor()) {
+		return nil
+	}
+	var err error
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		path := prefix + string(fd.Name())
+		switch {
+		case isPersonal(fd) && fd.IsList():
+			list := v.List()
+			for i := 0; i < list.Len() && err == nil; i++ {
+				var nv string
+				old := list.Get(i).String()
+				if nv, err = f(path+"["+strconv.Itoa(i)+"]", old); err == nil && nv != old {
+					list.Set(i, protoreflect.ValueOfString(nv))
+				}
+			}
+		case isPersonal(fd):
+			var nv string
+			old := v.String()
+			if nv, err = f(path, old); err == nil && nv != old {
+				m.Set(fd, protoreflect.ValueOfString(nv))
+			}
+		case messageOf(fd) == nil || !HasPersonal(messageOf(fd)):
+		case fd.IsMap():
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				err = rewrite(mv.Message(), path+"["+k.String()+"].", f)
+				return err == nil
+			})
+		case fd.IsList():
+			list := v.List()
+			for i := 0; i < list.Len() && err == nil; i++ {
+				err = rewrite(list.Get(i).Message(), path+"["+strconv.Itoa(i)+"].", f)
+			}
+		default:
+			err = rewrite(v.Message(), path+".", f)
+		}
+		return err == nil
+	})
+	return err
+}
