@@ -35,6 +35,7 @@ import (
 	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 	"github.com/custody/custody/pkg/kv"
+	"github.com/custody/custody/pkg/personal"
 	"github.com/custody/custody/pkg/projection"
 )
 
@@ -175,6 +176,11 @@ type Deps struct {
 	// readModels is the process's read-model store (Run opens it); the
 	// runtime gives each Stored read model its space there.
 	readModels *kv.DB
+	// Personal seals the personal fields of every event the modules'
+	// command handlers append, and reveals them in the gRPC answers; its
+	// Keys hold the data subjects' keys (Run opens them on the process's
+	// JetStream). Nil in tools that neither write nor show events.
+	Personal *personal.Codec
 }
 
 // OpenStore opens the event store of service, the module's own, creating
