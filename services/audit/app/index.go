@@ -18,7 +18,7 @@ import (
 
 // IndexVersion names the shape of what the stored index keeps
 // (platform.Stored): bump it when a key or a value below changes.
-const IndexVersion = "audit-index-2"
+const IndexVersion = "audit-index-3"
 
 // index is the order index kept in the read-model store (pkg/kv), not in
 // the heap. It files events exactly as domain.Index does (the same links,
@@ -50,6 +50,7 @@ const IndexVersion = "audit-index-2"
 //	p<key s><service>\x00<position n>    an event waiting for key (pendingValue)
 //	o<order s><t><service>\x00<position n> an event filed under order (stream, revision, type)
 //	r<order>                             an order the index knows, and its buyer ("": none yet)
+//	b<buyer s><order>                    an order of the buyer (empty value): the buyer's orders
 //	m<service>\x00<position n>           a waiting event that was filed
 //
 // When an id is tied to an order, the events waiting for it are filed and
@@ -331,6 +332,11 @@ func (x *index) file(r reader, counts *indexCounts, e pending, order string) err
 			if err := b.Set(orderRecordKey(order), []byte(buyer)); err != nil {
 				return err
 			}
+			if buyer != "" {
+				if err := b.Set(buyerOrderKey(buyer, order), nil); err != nil {
+					return err
+				}
+			}
 			x.buyers.Put(order, buyer)
 		}
 		if err := b.Set(filingKey(order, j.e.nanos, j.e.service, j.e.position), j.e.filingValue()); err != nil {
@@ -488,6 +494,21 @@ func (x *index) seen(ref domain.StreamRef) ([][]byte, error) {
 	return out, err
 }
 
+// ordersOf returns the orders of buyer the index knows, sorted, as
+// domain.Index.OrdersOf.
+func (x *index) ordersOf(buyer string) ([]string, error) {
+	if x.shared == nil || buyer == "" {
+		return nil, nil
+	}
+	prefix := buyerOrderPrefix(buyer)
+	var out []string
+	err := x.shared.Scan(prefix, kv.PrefixEnd(prefix), false, func(k, _ []byte) bool {
+		out = append(out, string(k[len(prefix):]))
+		return true
+	})
+	return out, err
+}
+
 // orderOf is the order an event with these refs is filed under, as far as
 // the index knows ("" if none): domain.Index.OrderOf.
 func (x *index) orderOf(refs domain.Refs) (string, error) {
@@ -611,6 +632,10 @@ func filingKey(order string, nanos int64, service string, pos uint64) []byte {
 func linkKey(key string) []byte { return append([]byte{'l'}, key...) }
 
 func orderRecordKey(order string) []byte { return append([]byte{'r'}, order...) }
+
+func buyerOrderPrefix(buyer string) []byte { return appendString([]byte{'b'}, buyer) }
+
+func buyerOrderKey(buyer, order string) []byte { return append(buyerOrderPrefix(buyer), order...) }
 
 func markKey(service string, pos uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(append([]byte{'m'}, service...), 0), pos)

@@ -136,9 +136,12 @@ func (s *stored) close(t testing.TB) {
 
 // snapshot is everything the index answers, as text.
 func snapshot(t *testing.T, orders []string, streams []domain.StreamRef, order func(string) (domain.OrderView, bool),
-	seen func(domain.StreamRef) [][]byte, stats domain.Stats) []string {
+	seen func(domain.StreamRef) [][]byte, stats domain.Stats, ordersOf func(string) []string) []string {
 	t.Helper()
 	out := []string{fmt.Sprintf("stats %+v", stats)}
+	for _, b := range buyers {
+		out = append(out, fmt.Sprintf("buyer %s orders %v", b, ordersOf(b)))
+	}
 	for _, id := range orders {
 		v, ok := order(id)
 		out = append(out, fmt.Sprintf("order %s %v buyer %q", id, ok, v.BuyerID))
@@ -167,8 +170,18 @@ func (s *stored) snapshot(t *testing.T, orders []string, streams []domain.Stream
 			t.Fatal(err)
 		}
 		return h
-	}, func() domain.Stats { st, _ := x.stats(); return st }())
+	}, func() domain.Stats { st, _ := x.stats(); return st }(), func(b string) []string {
+		o, err := x.ordersOf(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	})
 }
+
+// buyers are the corpus's buyers (b-o1 … b-o3 from the stories, b4), and
+// one without orders.
+var buyers = []string{"b-o1", "b-o2", "b-o3", "b4", "b-nope"}
 
 func TestStoredIndexFilesAsTheHeapIndexAcrossReopens(t *testing.T) {
 	t.Parallel()
@@ -235,12 +248,17 @@ func TestStoredIndexFilesAsTheHeapIndexAcrossReopens(t *testing.T) {
 				}
 			}
 			defer s.close(t)
-			want := snapshot(t, orders, streams, heap.Order, heap.Seen, heap.Stats())
+			want := snapshot(t, orders, streams, heap.Order, heap.Seen, heap.Stats(), heap.OrdersOf)
 			if got := s.snapshot(t, orders, streams); !slices.Equal(got, want) {
 				t.Errorf("%d reopens: stored index\n%v\nheap index\n%v", reopens, got, want)
 			}
 			if st := s.svc.Stats(); st.Events != total || st.Orders != 4 || st.Unlinked != heap.Stats().Unlinked {
 				t.Errorf("stats %+v, want %d events, 4 orders", st, total)
+			}
+			for buyer, want := range map[string]string{"b-o1": "[o1]", "b4": "[o4]", "b-nope": "[]"} {
+				if got, _ := s.svc.idx.ordersOf(buyer); fmt.Sprint(got) != want {
+					t.Errorf("orders of %s: %v, want %s", buyer, got, want)
+				}
 			}
 		})
 	}
@@ -314,7 +332,7 @@ func TestStoredIndexOfAnotherVersionFoldsAgain(t *testing.T) {
 		}
 	}
 	orders := []string{"o1", "o2", "o3", "o4", "o-stale"}
-	want := snapshot(t, orders, nil, heap.Order, heap.Seen, heap.Stats())
+	want := snapshot(t, orders, nil, heap.Order, heap.Seen, heap.Stats(), heap.OrdersOf)
 	if got := s.snapshot(t, orders, nil); !slices.Equal(got, want) {
 		t.Errorf("stored index\n%v\nheap index\n%v", got, want)
 	}

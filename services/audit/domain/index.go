@@ -198,6 +198,19 @@ func (x *Index) Order(id string) (OrderView, bool) {
 	return OrderView{ID: id, BuyerID: oe.buyer, Entries: slices.Clone(oe.entries)}, true
 }
 
+// OrdersOf returns the orders whose buyer is buyerID (the first buyer_id
+// their events named), sorted.
+func (x *Index) OrdersOf(buyerID string) []string {
+	var out []string
+	for id, oe := range x.orders {
+		if buyerID != "" && oe.buyer == buyerID {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Streams are the streams an order's events are in, sorted by service,
 // then stream.
 func (v OrderView) Streams() []StreamRef {
