@@ -28,10 +28,12 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/bus"
 	"github.com/custody/custody/pkg/es"
+	"github.com/custody/custody/pkg/personal"
 	"github.com/custody/custody/pkg/platform"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	"github.com/custody/custody/services/audit/app"
@@ -45,6 +47,12 @@ const (
 	Name = "audit"
 	// ServiceName is the gRPC service this module registers.
 	ServiceName = grpcapi.ServiceName
+	// PrivacyServiceName is the other: buyers' erasure and access
+	// requests.
+	PrivacyServiceName = grpcapi.PrivacyServiceName
+	// ErasureConsumer destroys the data key of every BuyerErased the
+	// audit's store holds (a crash between the two leaves the key).
+	ErasureConsumer = "audit-on-audit"
 )
 
 // Options configure the audit service. Zero fields take the defaults.
@@ -103,13 +111,20 @@ func parts(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 		store, handlers = deps.Store, deps.Handlers
 	}
 	svc := app.New(app.Config{Services: services, FreshnessWait: o.FreshnessWait},
-		app.Deps{Open: openIfCreated(d), Clock: d.Clock, Logger: d.Logger})
+		app.Deps{Open: openIfCreated(d), Clock: d.Clock, Logger: d.Logger, Personal: personalOf(d.Personal)})
 	api := grpcapi.New(svc, d.Logger)
+	privacy := grpcapi.NewPrivacy(svc, d.Logger)
 	if d.JetStream != nil {
 		api.Parked = listParked(d.JetStream)
 		if store != nil {
 			svc.EnableRedrives(es.NewHandler(domain.Redrives, store, handlers), deadLetters(d.JetStream, d.Replicas))
 		}
+	}
+	var reactions []platform.Reaction
+	if store != nil && d.Personal != nil {
+		svc.EnableErasures(es.NewHandler(domain.Erasures, store, handlers))
+		reactions = append(reactions, platform.Reaction{Name: ErasureConsumer, Source: Name, EventTypes: app.ErasureEventTypes,
+			Aggregates: []string{domain.Erasures.Aggregate}, Handle: svc.HandleBuyerErased, Concurrency: 4})
 	}
 	var projections []platform.Projection
 	for _, f := range svc.Feeds() {
@@ -117,9 +132,13 @@ func parts(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 			Apply: f.Apply, Position: f.Position, Skipped: f.Skipped, Stored: f.Stored})
 	}
 	return platform.Parts{
-		Register:    func(r grpc.ServiceRegistrar) { auditv1.RegisterAuditServiceServer(r, api) },
-		Services:    []string{ServiceName},
+		Register: func(r grpc.ServiceRegistrar) {
+			auditv1.RegisterAuditServiceServer(r, api)
+			auditv1.RegisterPrivacyServiceServer(r, privacy)
+		},
+		Services:    []string{ServiceName, PrivacyServiceName},
 		Projections: projections,
+		Reactions:   reactions,
 		Stop: func(ctx context.Context) error {
 			err := svc.Close(ctx)
 			if store != nil {
@@ -140,6 +159,43 @@ func openIfCreated(d platform.Deps) func(ctx context.Context, service string) (a
 			return nil, fmt.Errorf("%s: %w", service, app.ErrNotCreatedYet)
 		}
 		return st, err
+	}
+}
+
+// personalOf is the process's codec of personal fields as the app uses it
+// (the zero app.Personal without one: payloads shown as stored, no
+// erasure or export). A buyer's data key is the subject "buyer-<id>".
+func personalOf(c *personal.Codec) app.Personal {
+	if c == nil {
+		return app.Personal{}
+	}
+	keyErr := func(err error) error {
+		switch {
+		case errors.Is(err, personal.ErrNoKey):
+			return fmt.Errorf("%w: %w", app.ErrNoKey, err)
+		case errors.Is(err, personal.ErrErased):
+			return fmt.Errorf("%w: %w", app.ErrErased, err)
+		}
+		return err
+	}
+	return app.Personal{
+		Reveal: c.Reveal,
+		Fields: func(ctx context.Context, m proto.Message) ([]app.PersonalField, error) {
+			fs, err := c.Fields(ctx, m)
+			out := make([]app.PersonalField, len(fs))
+			for i, f := range fs {
+				out[i] = app.PersonalField{Path: f.Path, Value: f.Value}
+			}
+			return out, err
+		},
+		Key: func(ctx context.Context, buyerID string) (string, error) {
+			subject := personal.Subject("buyer", buyerID)
+			_, err := c.Keys().DataKey(ctx, subject, false)
+			return subject, keyErr(err)
+		},
+		Erase: func(ctx context.Context, buyerID string) error {
+			return keyErr(c.Keys().Erase(ctx, personal.Subject("buyer", buyerID)))
+		},
 	}
 }
 

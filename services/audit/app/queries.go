@@ -66,15 +66,44 @@ func (s *Service) Timeline(ctx context.Context, q TimelineQuery) (Timeline, erro
 }
 
 // read reads the events entries stand for from their stores (the index
-// keeps where they are, not what they hold) and renders them, in the
-// entries' order. An event its store cannot return now is shown with why;
-// a store that cannot answer fails the read.
+// keeps where they are, not what they hold) and renders them, their
+// personal fields revealed, in the entries' order. An event its store
+// cannot return now is shown with why; a store that cannot answer fails
+// the read.
 func (s *Service) read(ctx context.Context, entries []*domain.Entry) ([]domain.TimelineEvent, error) {
+	got, err := s.fetch(ctx, entries)
+	if err != nil {
+		return nil, err
+	}
+	reveal := s.revealer(ctx)
+	out := make([]domain.TimelineEvent, len(entries))
+	for i, e := range entries {
+		if got[i].ok {
+			out[i] = domain.Render(e.Service, got[i].ev, reveal)
+		} else {
+			out[i] = domain.Unread(e, got[i].cause)
+		}
+	}
+	return out, nil
+}
+
+// fetched is an indexed event as its store returns it now: ok, or why not.
+type fetched struct {
+	ev    eventstore.RecordedEvent
+	ok    bool
+	cause error
+}
+
+// fetch reads the events entries stand for from their stores, in the
+// entries' order: one read for a stretch of a stream, one per event of a
+// long stream. An event its store cannot return now is fetched with why; a
+// store that cannot answer fails the fetch.
+func (s *Service) fetch(ctx context.Context, entries []*domain.Entry) ([]fetched, error) {
 	byStream := map[domain.StreamRef][]int{}
 	for i, e := range entries {
 		byStream[e.Ref()] = append(byStream[e.Ref()], i)
 	}
-	out := make([]domain.TimelineEvent, len(entries))
+	out := make([]fetched, len(entries))
 	for ref, idx := range byStream {
 		st, err := s.store(ctx, ref.Service)
 		if err != nil {
@@ -113,15 +142,15 @@ func (s *Service) read(ctx context.Context, entries []*domain.Entry) ([]domain.T
 			return nil, cmp.Or(ctx.Err(), cause)
 		}
 		for _, i := range idx {
-			e := entries[i]
-			ev, ok := got[e.Event.Revision]
+			rev := entries[i].Event.Revision
+			ev, ok := got[rev]
 			switch {
 			case ok:
-				out[i] = domain.Render(e.Service, ev)
+				out[i] = fetched{ev: ev, ok: true}
 			case cause != nil:
-				out[i] = domain.Unread(e, cause)
+				out[i] = fetched{cause: cause}
 			default:
-				out[i] = domain.Unread(e, fmt.Errorf("revision %d is missing", e.Event.Revision))
+				out[i] = fetched{cause: fmt.Errorf("revision %d is missing", rev)}
 			}
 		}
 	}

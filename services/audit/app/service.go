@@ -84,6 +84,10 @@ type Deps struct {
 	Open   func(ctx context.Context, service string) (Store, error)
 	Clock  clock.Clock
 	Logger *slog.Logger
+	// Personal reveals personal fields (the timeline, the replay, an
+	// export) and erases buyers' keys; optional: without it payloads are
+	// shown as stored (tokens) and erasure and export are unavailable.
+	Personal Personal
 }
 
 // Service is the audit application.
@@ -101,6 +105,10 @@ type Service struct {
 	// Redrives (redrive.go); nil when not enabled.
 	redrives    *es.Handler[domain.Redrive, domain.RedriveParked]
 	deadLetters DeadLetters
+
+	// Personal data (privacy.go); erasures nil when not enabled.
+	personal Personal
+	erasures *es.Handler[domain.Erasure, domain.EraseBuyer]
 }
 
 // source is one service's store as the index follows it.
@@ -116,7 +124,8 @@ type source struct {
 // New returns a service whose index has no space yet: each Feed's Stored
 // is given its store's space (platform.Stored) before its first event.
 func New(cfg Config, d Deps) *Service {
-	s := &Service{cfg: cfg.withDefaults(), open: d.Open, clock: d.Clock, log: d.Logger, sources: map[string]*source{}}
+	s := &Service{cfg: cfg.withDefaults(), open: d.Open, clock: d.Clock, log: d.Logger, sources: map[string]*source{},
+		personal: d.Personal}
 	s.idx = newIndex(s.cfg.Services)
 	for _, svc := range s.cfg.Services {
 		s.sources[svc] = &source{service: svc, pos: projection.New()}

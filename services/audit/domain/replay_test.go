@@ -2,12 +2,18 @@ package domain_test
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
+	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	payoutsv1 "github.com/custody/custody/proto/custody/payouts/v1"
+	typev1 "github.com/custody/custody/proto/custody/type/v1"
 	"github.com/custody/custody/services/audit/domain"
 	"github.com/custody/custody/services/audit/internal/story"
 	fulfilment "github.com/custody/custody/services/fulfilment/domain"
@@ -137,7 +143,7 @@ func TestRender(t *testing.T) {
 	v, _ := x.Order("o1")
 	var prev = map[domain.StreamRef]string{}
 	for _, e := range v.Entries {
-		r := domain.Render(e.Service, w.event(t, e))
+		r := domain.Render(e.Service, w.event(t, e), nil)
 		if r.PayloadError != "" || r.RawPayload != nil {
 			t.Fatalf("%s: %s", r.Type, r.PayloadError)
 		}
@@ -167,8 +173,49 @@ func TestRender(t *testing.T) {
 	}
 
 	r := domain.Render("fulfilment", eventstore.RecordedEvent{
-		EventData: eventstore.EventData{ID: "x", Type: "custody.future.v1.Thing", Data: []byte{8, 1}}, Stream: "fulfilment-f1"})
+		EventData: eventstore.EventData{ID: "x", Type: "custody.future.v1.Thing", Data: []byte{8, 1}}, Stream: "fulfilment-f1"}, nil)
 	if r.PayloadJSON != "" || !domain.IsUnknownType(r.PayloadError) || string(r.RawPayload) != "\x08\x01" {
 		t.Errorf("unknown type rendered as %+v", r)
+	}
+}
+
+// The timeline shows personal fields as reveal gives them; the hashes stay
+// those of the stored bytes; a payload that cannot be revealed is shown as
+// stored, with why.
+func TestRenderReveals(t *testing.T) {
+	const token = "pii1:buyer-b1:sealed"
+	placed := &orderv1.OrderPlaced{OrderId: "o1", BuyerId: "b1", ShippingAddress: &typev1.Address{RecipientName: token, CountryCode: "DE"}}
+	ed, err := es.Encode(placed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := eventstore.RecordedEvent{EventData: ed, Stream: "order-o1", Hash: []byte{1, 2}}
+	reveal := func(m proto.Message) (proto.Message, error) {
+		c := proto.Clone(m).(*orderv1.OrderPlaced)
+		c.ShippingAddress.RecipientName = "Ada"
+		return c, nil
+	}
+	tests := []struct {
+		name      string
+		reveal    domain.Reveal
+		want      string
+		wantError bool
+	}{
+		{"as stored", nil, token, false},
+		{"revealed", reveal, "Ada", false},
+		{"erased", func(proto.Message) (proto.Message, error) {
+			c := proto.Clone(placed).(*orderv1.OrderPlaced)
+			c.ShippingAddress.RecipientName = "[erased]"
+			return c, nil
+		}, "[erased]", false},
+		{"cannot reveal", func(proto.Message) (proto.Message, error) { return nil, errors.New("no data key") }, token, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := domain.Render("order", ev, tt.reveal)
+			if !strings.Contains(r.PayloadJSON, `"recipient_name":"`+tt.want+`"`) || (r.PayloadError != "") != tt.wantError || r.Hash != "0102" {
+				t.Errorf("rendered %s (error %q, hash %s)", r.PayloadJSON, r.PayloadError, r.Hash)
+			}
+		})
 	}
 }

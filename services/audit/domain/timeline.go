@@ -129,15 +129,23 @@ type TimelineEvent struct {
 	PrevHash     string // hex
 }
 
+// Reveal turns the personal fields of a payload into what a person may be
+// shown (pkg/personal's Codec.Reveal: tokens to their values, "[erased]"
+// after an erasure). The stored payload holds tokens only.
+type Reveal func(proto.Message) (proto.Message, error)
+
 // Render shows a stored event of service: envelope, chain link and
-// payload as JSON.
-func Render(service string, ev eventstore.RecordedEvent) TimelineEvent {
+// payload as JSON, its personal fields revealed with reveal (nil: as
+// stored). The hashes are those of the stored bytes, tokens and all. A
+// payload whose personal fields cannot be revealed is shown as stored,
+// with PayloadError saying why.
+func Render(service string, ev eventstore.RecordedEvent, reveal Reveal) TimelineEvent {
 	t := TimelineEvent{
 		Service: service, Stream: ev.Stream, Revision: ev.Revision, Position: ev.Position, EventID: ev.ID,
 		Type: ev.Type, RecordedAt: ev.RecordedAt, Actor: ev.Metadata.Actor, CorrelationID: ev.Metadata.CorrelationID,
 		CausationID: ev.Metadata.CausationID, Hash: hex.EncodeToString(ev.Hash), PrevHash: hex.EncodeToString(ev.PrevHash),
 	}
-	js, err := PayloadJSON(ev)
+	js, err := PayloadJSON(ev, reveal)
 	if err != nil {
 		t.PayloadError = err.Error()
 	}
@@ -156,22 +164,32 @@ func Unread(e *Entry, cause error) TimelineEvent {
 }
 
 // PayloadJSON decodes a stored payload (by its type, from the proto
-// registry) and renders it as compact JSON with proto field names.
-func PayloadJSON(ev eventstore.RecordedEvent) (string, error) {
+// registry), reveals its personal fields with reveal (nil: as stored) and
+// renders it as compact JSON with proto field names. When revealing fails,
+// the JSON is that of the payload as stored, and the error says why.
+func PayloadJSON(ev eventstore.RecordedEvent, reveal Reveal) (string, error) {
 	d, err := es.Decode(ev)
 	if err != nil {
 		return "", DescribeDecodeError(ev.Type, err)
 	}
-	js, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(d.Payload)
+	payload, revealErr := d.Payload, error(nil)
+	if reveal != nil {
+		if r, err := reveal(d.Payload); err != nil {
+			revealErr = fmt.Errorf("personal fields shown as stored (sealed): %w", err)
+		} else {
+			payload = r
+		}
+	}
+	js, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(payload)
 	if err != nil {
 		return "", fmt.Errorf("rendering %s as JSON: %w", ev.Type, err)
 	}
 	// protojson varies its whitespace on purpose; the timeline is stable.
 	var b bytes.Buffer
 	if err := json.Compact(&b, js); err != nil {
-		return string(js), nil
+		return string(js), revealErr
 	}
-	return b.String(), nil
+	return b.String(), revealErr
 }
 
 // DecodePayload decodes a stored event's payload for the index: nil when it

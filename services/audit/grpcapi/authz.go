@@ -47,3 +47,20 @@ var access = auth.Access{
 func allowed(c auth.Caller, rpc, buyerID string) bool {
 	return access.Allows(c, rpc, auth.Role{Kind: auth.Buyer, ID: buyerID})
 }
+
+// Access control of custody.audit.v1.PrivacyService:
+//
+//	RPC              buyer:<id>  vendor  creator  carrier  support  platform  service
+//	EraseBuyer       -           -       -        -        -        all       -
+//	ExportBuyerData  themself    -       -        -        -        all       -
+//
+// Erasure destroys data for good: the platform role (the data-protection
+// officer's desk) only, never support, who settle disputes with the very
+// data it destroys. An export is the buyer's right of access: the buyer
+// asks for their own (buyer:<id> with the request's buyer_id), or the
+// platform answers a request that came in another way. Support reads
+// orders in the audit trail; it does not need a buyer's whole record.
+var privacyAccess = auth.Access{
+	"EraseBuyer":      auth.Allow(auth.Platform),
+	"ExportBuyerData": auth.Allow(auth.Buyer, auth.Platform),
+}

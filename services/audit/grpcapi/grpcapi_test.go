@@ -113,3 +113,87 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// The privacy table: erasure is the platform's alone; an export is the
+// platform's or the buyer's own.
+func TestPrivacyAccess(t *testing.T) {
+	if PrivacyServiceName != auditv1.PrivacyService_ServiceDesc.ServiceName {
+		t.Errorf("PrivacyServiceName %q", PrivacyServiceName)
+	}
+	authtest.Check(t, privacyAccess, &auditv1.PrivacyService_ServiceDesc,
+		authtest.Case{RPC: "EraseBuyer", Owners: "buyer:b1", In: []string{"platform", "buyer:b1 platform"},
+			Out: []string{"buyer:b1", "support", "service", "vendor:v1", authtest.Nobody}},
+		authtest.Case{RPC: "ExportBuyerData", Owners: "buyer:b1", In: []string{"platform", "buyer:b1"},
+			Out: []string{"buyer:b2", "support", "service", "vendor:v1", "creator:c1 carrier:k1", authtest.Nobody}},
+	)
+}
+
+// A refused caller is refused before the buyer is looked up (the server
+// has no app: a lookup would panic); an invalid request is refused as
+// such first.
+func TestPrivacyRefusals(t *testing.T) {
+	s := NewPrivacy(nil, slog.New(slog.DiscardHandler))
+	erase := &auditv1.EraseBuyerRequest{BuyerId: "b1", RequestId: "r1", Reason: "case 1"}
+	for _, roles := range []string{"buyer:b1", "support", "service", "vendor:v1"} {
+		ctx := authtest.Context(t, "someone", strings.Fields(roles)...)
+		if _, err := s.EraseBuyer(ctx, erase); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("%s erasing: %v", roles, err)
+		}
+	}
+	for _, roles := range []string{"buyer:b2", "support", "service"} {
+		ctx := authtest.Context(t, "someone", strings.Fields(roles)...)
+		if _, err := s.ExportBuyerData(ctx, &auditv1.ExportBuyerDataRequest{BuyerId: "b1"}); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("%s exporting b1: %v", roles, err)
+		}
+	}
+	support := authtest.Context(t, "someone", "support")
+	if _, err := s.EraseBuyer(support, &auditv1.EraseBuyerRequest{}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("an invalid request is refused as such first: %v", err)
+	}
+}
+
+func TestValidatePrivacy(t *testing.T) {
+	valid := func() *auditv1.EraseBuyerRequest {
+		return &auditv1.EraseBuyerRequest{BuyerId: "b1", RequestId: "r1", Reason: "DPO case 2030-17"}
+	}
+	with := func(f func(*auditv1.EraseBuyerRequest)) *auditv1.EraseBuyerRequest { r := valid(); f(r); return r }
+	tests := []struct {
+		name   string
+		err    error
+		fields []string
+	}{
+		{"erase, empty", validateErase(&auditv1.EraseBuyerRequest{}), []string{"buyer_id", "request_id", "reason"}},
+		{"erase, bad buyer id", validateErase(with(func(r *auditv1.EraseBuyerRequest) { r.BuyerId = "b 1" })), []string{"buyer_id"}},
+		{"erase, long request id", validateErase(with(func(r *auditv1.EraseBuyerRequest) { r.RequestId = strings.Repeat("r", 129) })), []string{"request_id"}},
+		{"erase, long reason", validateErase(with(func(r *auditv1.EraseBuyerRequest) { r.Reason = strings.Repeat("é", 501) })), []string{"reason"}},
+		{"export without buyer", validateExport(&auditv1.ExportBuyerDataRequest{}), []string{"buyer_id"}},
+		{"export, bad buyer id", validateExport(&auditv1.ExportBuyerDataRequest{BuyerId: "b/1"}), []string{"buyer_id"}},
+	}
+	for _, tt := range tests {
+		if status.Code(tt.err) != codes.InvalidArgument {
+			t.Errorf("%s: %v", tt.name, tt.err)
+			continue
+		}
+		var got []string
+		for _, fv := range apierr.FieldViolations(tt.err) {
+			got = append(got, fv.Field)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tt.fields) {
+			t.Errorf("%s: violations %v, want %v", tt.name, got, tt.fields)
+		}
+	}
+	if err := validateErase(with(func(r *auditv1.EraseBuyerRequest) { r.Reason = strings.Repeat("é", 500) })); err != nil {
+		t.Errorf("a reason of 500 characters (1000 bytes) is refused: %v", err)
+	}
+	if err := validateExport(&auditv1.ExportBuyerDataRequest{BuyerId: "b1"}); err != nil {
+		t.Errorf("a valid export refused: %v", err)
+	}
+}
+
+func TestPrivacyToStatus(t *testing.T) {
+	s := NewPrivacy(nil, slog.New(slog.DiscardHandler))
+	apierrtest.ToStatus(t, s.toStatus,
+		apierrtest.Case{Err: fmt.Errorf("x: %w", app.ErrPrivacyUnavailable), Code: codes.Unavailable},
+		apierrtest.Case{Err: fmt.Errorf("x: %w", app.ErrIndexBehind), Code: codes.Unavailable},
+	)
+}

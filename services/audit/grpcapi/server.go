@@ -84,7 +84,13 @@ func (s *Server) ReplayOrder(ctx context.Context, req *auditv1.ReplayOrderReques
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
-	return replayProto(r), nil
+	// The replayed order holds its address as the events do (tokens): show
+	// it as a person may see it, "[erased]" after an erasure.
+	resp, err := reveal(ctx, s.App, replayProto(r))
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return resp, nil
 }
 
 // admit is an RPC's admission: a request its validation refused (invalid)
