@@ -111,7 +111,7 @@ func parts(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 		store, handlers = deps.Store, deps.Handlers
 	}
 	svc := app.New(app.Config{Services: services, FreshnessWait: o.FreshnessWait},
-		app.Deps{Open: openIfCreated(d), Clock: d.Clock, Logger: d.Logger, Personal: personalOf(d.Personal)})
+		app.Deps{Open: openIfCreated(d), Clock: d.Clock, Logger: d.Logger, Personal: PersonalOf(d.Personal)})
 	api := grpcapi.New(svc, d.Logger)
 	privacy := grpcapi.NewPrivacy(svc, d.Logger)
 	if d.JetStream != nil {
@@ -162,10 +162,10 @@ func openIfCreated(d platform.Deps) func(ctx context.Context, service string) (a
 	}
 }
 
-// personalOf is the process's codec of personal fields as the app uses it
-// (the zero app.Personal without one: payloads shown as stored, no
-// erasure or export). A buyer's data key is the subject "buyer-<id>".
-func personalOf(c *personal.Codec) app.Personal {
+// PersonalOf is the process's codec of personal fields as the audit's app
+// uses it (the zero app.Personal without one: payloads shown as stored,
+// no erasure or export). A buyer's data key is the subject "buyer-<id>".
+func PersonalOf(c *personal.Codec) app.Personal {
 	if c == nil {
 		return app.Personal{}
 	}
