@@ -1,8 +1,8 @@
 // Command custodyctl is the command-line client of Custody for people:
 // tokens, status, orders, shipments and carrier scans, claims and vendor
 // trust, balances, statements and payouts, order timelines with their
-// hash-chain verification and replays, the fake clock, and a scripted
-// end-to-end demo.
+// hash-chain verification and replays, buyers' erasure and data export,
+// the fake clock, and a scripted end-to-end demo.
 //
 //	export CUSTODY_TOKEN=$(custodyctl token --role support)
 //	custodyctl status
@@ -65,6 +65,7 @@ Usage:
   custodyctl replay <order> --as-of T     the order and everything hanging off it at T
 
   custodyctl parked [--consumer C]        events consumers gave up on (the dead-letter stream)
+  custodyctl privacy erase|export --buyer B   erase a buyer's personal data; export a copy of it
   custodyctl demo --data-dir D            the end-to-end story against a --clock=fake server
   custodyctl bench [--orders N …]         load generator: closed loop, or open loop with --rate R --duration D
 
@@ -163,6 +164,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		err = c.replayCmd(ctx, rest)
 	case "parked":
 		err = c.parkedCmd(ctx, rest)
+	case "privacy":
+		err = c.privacyCmd(ctx, rest)
 	case "demo":
 		err = c.demoCmd(long, rest)
 	case "help", "-h", "--help":
