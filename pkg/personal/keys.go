@@ -182,19 +182,32 @@ func OpenKV(ctx context.Context, js jetstream.JetStream, ring *Keyring, cfg KVCo
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = 4096
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      cfg.Bucket,
-		Description: "Custody data keys, one per data subject, wrapped by a master key; erasing a subject destroys its key",
-		History:     2, // the entry Erase and Rewrap replace is still there to overwrite
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(cfg.Replicas, 1),
+	// The bucket's stream is made here rather than by
+	// CreateKeyValue, which denies deleting a message (for good: the flag
+	// cannot be lifted later), and erasure must delete one. The rest is
+	// what a key-value bucket's stream is.
+	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              "KV_" + cfg.Bucket,
+		Description:       "Custody data keys, one per data subject, wrapped by a master key; erasing a subject destroys its key",
+		Subjects:          []string{"$KV." + cfg.Bucket + ".>"},
+		MaxMsgsPerSubject: 2, // the entry Erase and Rewrap replace is still there to overwrite
+		MaxMsgs:           -1,
+		MaxBytes:          -1,
+		MaxMsgSize:        -1,
+		MaxConsumers:      -1,
+		Storage:           jetstream.FileStorage,
+		Replicas:          max(cfg.Replicas, 1),
+		AllowRollup:       true,
+		AllowDirect:       true,
+		Discard:           jetstream.DiscardNew,
+		Duplicates:        2 * time.Minute,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("personal: key bucket: %w", err)
 	}
-	stream, err := js.Stream(ctx, "KV_"+cfg.Bucket)
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
 	if err != nil {
-		return nil, fmt.Errorf("personal: key bucket's stream: %w", err)
+		return nil, fmt.Errorf("personal: key bucket: %w", err)
 	}
 	k := &KVKeys{kv: kv, stream: stream, ring: ring, cache: lru.New[string, []byte](cfg.CacheSize), done: make(chan struct{})}
 	wctx, stop := context.WithCancel(context.Background())
