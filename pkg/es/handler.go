@@ -39,7 +39,7 @@ type Handler[S any, C any] struct {
 
 	snaps         eventstore.Snapshots // nil: no snapshots
 	snapshotEvery int
-	personal      Sealer // nil: events are stored as decided
+	personal      Sealer         // nil: events are stored as decided
 	writing       sync.WaitGroup // snapshot writes under way
 
 	tracer         trace.Tracer
