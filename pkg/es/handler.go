@@ -39,6 +39,7 @@ type Handler[S any, C any] struct {
 
 	snaps         eventstore.Snapshots // nil: no snapshots
 	snapshotEvery int
+	personal      Sealer         // nil: events are stored as decided
 	writing       sync.WaitGroup // snapshot writes under way
 
 	tracer         trace.Tracer
@@ -75,6 +76,16 @@ type Options struct {
 	// Logger reports what fails off the command path (snapshots).
 	// Default slog.Default().
 	Logger *slog.Logger
+	// Personal, if set, seals the personal fields of every decided event
+	// before it is encoded (pkg/personal): the store, the hash chain and
+	// the aggregate in memory hold tokens, never the values.
+	Personal Sealer
+}
+
+// Sealer replaces the personal values of an event by tokens, returning
+// the event unchanged (not a copy) when it has none to seal.
+type Sealer interface {
+	Seal(ctx context.Context, m proto.Message) (proto.Message, error)
 }
 
 // Defaults of Options.
@@ -103,7 +114,7 @@ func NewHandler[S any, C any](d Decider[S, C], store eventstore.Store, opts Opti
 	meter := otel.Meter("github.com/custody/custody/pkg/es")
 	h := &Handler[S, C]{d: d, store: store, maxRetries: opts.MaxRetries, timeout: opts.AppendTimeout,
 		log: opts.Logger.With("aggregate", d.Aggregate), roots: map[string]*root[S, C]{}, cacheSize: opts.CacheSize,
-		snaps: opts.Snapshots, snapshotEvery: opts.SnapshotEvery, tracer: otel.Tracer("github.com/custody/custody/pkg/es")}
+		snaps: opts.Snapshots, snapshotEvery: opts.SnapshotEvery, personal: opts.Personal, tracer: otel.Tracer("github.com/custody/custody/pkg/es")}
 	h.duration, _ = meter.Float64Histogram("custody.command.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time from a command's arrival to its durable outcome"))
 	h.batchSize, _ = meter.Int64Histogram("custody.command.batch_size",
@@ -455,6 +466,12 @@ func (h *Handler[S, C]) process(r *root[S, C], batch []*pending[S, C]) {
 				continue
 			}
 			for i, m := range evs {
+				if h.personal != nil {
+					if m, err = h.personal.Seal(p.ctx, m); err != nil {
+						p.err = err
+						break
+					}
+				}
 				ed, err := Encode(m)
 				if err != nil {
 					p.err = err

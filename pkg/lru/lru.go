@@ -59,6 +59,16 @@ func (c *Cache[K, V]) Put(key K, value V) {
 	}
 }
 
+// Remove drops key's entry, if any.
+func (c *Cache[K, V]) Remove(key K) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		c.order.Remove(el)
+		delete(c.items, key)
+	}
+}
+
 // Len is the number of entries.
 func (c *Cache[K, V]) Len() int {
 	c.mu.Lock()

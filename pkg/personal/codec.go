@@ -41,45 +41,57 @@ func NewCodec(keys Keys) *Codec { return &Codec{keys: keys} }
 // Keys is the codec's key store.
 func (c *Codec) Keys() Keys { return c.keys }
 
-// Seal returns m with every personal value that is not yet a token of m's
-// data subject replaced by one, encrypted under that subject's data key
-// (created at the first use). m itself is not changed: a message with
-// something to seal is cloned, one without is returned as it is. Tokens of
-// the subject (a value copied from an earlier event) are kept as they are.
+// Seal returns m with every personal value replaced by a token of m's data
+// subject, encrypted under the subject's data key (created at its first
+// use). m itself is not changed: a message with something to seal is
+// cloned, one without is returned as it is. A token of the subject that
+// opens under its key (a value copied from an earlier event) is kept as it
+// is; anything else — a value, another subject's token, a forged one — is
+// sealed. Once the subject was erased, its new values are not kept at all:
+// they are stored as Erased.
 func (c *Codec) Seal(ctx context.Context, m proto.Message) (proto.Message, error) {
 	md := m.ProtoReflect().Descriptor()
-	if !HasPersonal(md) {
+	if !HasPersonal(md) || !anyValue(m.ProtoReflect(), func(v string) bool { return v != "" }) {
 		return m, nil
 	}
 	subject, err := subjectOf(m.ProtoReflect())
 	if err != nil {
 		return nil, err
 	}
-	clear := func(v string) bool {
-		if v == "" {
-			return false
-		}
-		id, _, ok := parseToken(v)
-		return !ok || id != subject
-	}
-	if !anyValue(m.ProtoReflect(), clear) {
-		return m, nil
-	}
 	if subject == "" {
 		return nil, fmt.Errorf("%w: %s", ErrNoSubject, md.FullName())
 	}
-	key, err := c.keys.DataKey(ctx, subject, true)
-	if err != nil {
+	var aead cipher.AEAD // nil: the subject was erased
+	switch key, err := c.keys.DataKey(ctx, subject, true); {
+	case errors.Is(err, ErrErased):
+	case err != nil:
 		return nil, fmt.Errorf("personal: seal %s: %w", md.FullName(), err)
+	default:
+		if aead, err = newAEAD(key); err != nil {
+			return nil, err
+		}
 	}
-	aead, err := newAEAD(key)
-	if err != nil {
-		return nil, err
+	kept := func(v string) bool {
+		id, sealed, ok := parseToken(v)
+		if !ok || id != subject {
+			return v == "" || v == Erased
+		}
+		if aead == nil {
+			return true
+		}
+		_, err := open(aead, id, sealed)
+		return err == nil
+	}
+	if !anyValue(m.ProtoReflect(), func(v string) bool { return !kept(v) }) {
+		return m, nil
 	}
 	out := proto.Clone(m)
 	err = rewrite(out.ProtoReflect(), "", func(_ string, v string) (string, error) {
-		if !clear(v) {
+		switch {
+		case kept(v):
 			return v, nil
+		case aead == nil:
+			return Erased, nil
 		}
 		return seal(aead, subject, v)
 	})
@@ -99,7 +111,7 @@ func (c *Codec) Reveal(ctx context.Context, m proto.Message) (proto.Message, err
 	if m == nil || !HasPersonal(m.ProtoReflect().Descriptor()) {
 		return m, nil
 	}
-	if !anyValue(m.ProtoReflect(), isToken) {
+	if !anyValue(m.ProtoReflect(), func(v string) bool { return strings.HasPrefix(v, tokenPrefix) }) {
 		return m, nil
 	}
 	out := proto.Clone(m)
@@ -107,6 +119,9 @@ func (c *Codec) Reveal(ctx context.Context, m proto.Message) (proto.Message, err
 	err := rewrite(out.ProtoReflect(), "", func(path, v string) (string, error) {
 		id, sealed, ok := parseToken(v)
 		if !ok {
+			if strings.HasPrefix(v, tokenPrefix) { // Seal never stores such a value
+				return "", fmt.Errorf("personal: reveal %s: %w: it does not decode", path, ErrDamaged)
+			}
 			return v, nil
 		}
 		aead, seen := aeads[id]

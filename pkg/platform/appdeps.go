@@ -19,6 +19,9 @@ func (d Deps) AppDeps(ctx context.Context, service string) (projection.Deps, err
 		return projection.Deps{}, fmt.Errorf("%s: %w", service, err)
 	}
 	handlers := es.Options{CacheSize: d.AggregateCache, SnapshotEvery: d.SnapshotEvery, Logger: d.Logger}
+	if d.Personal != nil {
+		handlers.Personal = d.Personal
+	}
 	if d.SnapshotEvery >= 0 && !d.ReadOnly && d.NATS != nil {
 		handlers.Snapshots = d.snapshots(service)
 	}

@@ -21,6 +21,7 @@ import (
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 	"github.com/custody/custody/pkg/kv"
 	"github.com/custody/custody/pkg/natsembed"
+	"github.com/custody/custody/pkg/personal"
 	"github.com/custody/custody/pkg/server"
 	"github.com/custody/custody/pkg/telemetry"
 	systemv1 "github.com/custody/custody/proto/custody/system/v1"
@@ -52,6 +53,13 @@ type Config struct {
 	// PublicKeyFile verifies tokens; empty means DataDir/keys/signing.pub,
 	// created with its private key at first start.
 	PublicKeyFile string
+	// MasterKeysFile holds the master keys that wrap the data subjects'
+	// keys (pkg/personal.ParseKeyring), unless the environment variable
+	// CUSTODY_MASTER_KEYS holds them. Empty means
+	// DataDir/keys/master.keys, created at the first start of a process
+	// with an embedded NATS (processes that share an external NATS must
+	// be given the same keys).
+	MasterKeysFile string
 	// TLS serves gRPC over TLS; with TLS.CAFile, clients must present a
 	// certificate that CA signed (mTLS). NATSTLS secures the connection to
 	// an external NATS (its CA, and a client certificate if NATS wants one).
@@ -165,7 +173,12 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 	if err != nil {
 		return err
 	}
-	scfg := server.Config{Logger: log, Verifier: verifier,
+	codec, closeKeys, err := openPersonal(ctx, cfg, js)
+	if err != nil {
+		return err
+	}
+	defer closeKeys()
+	scfg := server.Config{Logger: log, Verifier: verifier, Reveal: codec,
 		MaxConnections: cfg.MaxConnections, HandshakeTimeout: cfg.HandshakeTimeout}
 	if cfg.TLS.Enabled() {
 		opt, err := cfg.TLS.ServerOption()
@@ -195,7 +208,8 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 	}
 
 	deps := Deps{Logger: log, NATS: nc, JetStream: js, Clock: cfg.Clock, Replicas: max(cfg.Replicas, 1), Backend: cfg.Store,
-		AggregateCache: cfg.AggregateCache, SnapshotEvery: cfg.SnapshotEvery, feeds: newFeeds(), damaged: &damaged{}}
+		AggregateCache: cfg.AggregateCache, SnapshotEvery: cfg.SnapshotEvery, feeds: newFeeds(), damaged: &damaged{},
+		Personal: codec}
 	if cfg.CheckpointEvery > 0 {
 		deps.checkpoints = &checkpoints{js: js, replicas: deps.Replicas, every: cfg.CheckpointEvery}
 	}
@@ -430,4 +444,23 @@ func loadVerifier(cfg Config) (*auth.Verifier, error) {
 		return nil, err
 	}
 	return auth.NewVerifier(key.Public().(ed25519.PublicKey), nil), nil
+}
+
+// openPersonal opens the data subjects' keys on the process's JetStream,
+// wrapped by the master keys of cfg (see Config.MasterKeysFile), and the
+// codec over them.
+func openPersonal(ctx context.Context, cfg Config, js jetstream.JetStream) (*personal.Codec, func(), error) {
+	path, create := cfg.MasterKeysFile, false
+	if path == "" {
+		path, create = filepath.Join(KeyDir(cfg.DataDir), "master.keys"), cfg.NATSURL == ""
+	}
+	ring, err := personal.LoadKeyring(path, create)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := personal.OpenKV(ctx, js, ring, personal.KVConfig{Replicas: max(cfg.Replicas, 1)})
+	if err != nil {
+		return nil, nil, err
+	}
+	return personal.NewCodec(keys), func() { _ = keys.Close() }, nil
 }

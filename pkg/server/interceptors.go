@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // errInternal is all a client learns about a panic; the details are logged.
@@ -86,4 +87,50 @@ func logCall(ctx context.Context, log *slog.Logger, method string, err error, d 
 		attrs = append(attrs, slog.String("error", status.Convert(err).Message()))
 	}
 	log.LogAttrs(ctx, level, "grpc call", attrs...)
+}
+
+// revealUnary reveals the personal fields of an answer (Config.Reveal).
+func revealUnary(r Revealer) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		resp, err := handler(ctx, req)
+		if err != nil || r == nil {
+			return resp, err
+		}
+		return reveal(ctx, r, resp)
+	}
+}
+
+// revealStream reveals the personal fields of every message a stream sends.
+func revealStream(r Revealer) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if r == nil {
+			return handler(srv, ss)
+		}
+		return handler(srv, &revealingStream{ServerStream: ss, r: r})
+	}
+}
+
+type revealingStream struct {
+	grpc.ServerStream
+	r Revealer
+}
+
+func (s *revealingStream) SendMsg(m any) error {
+	m, err := reveal(s.Context(), s.r, m)
+	if err != nil {
+		return err
+	}
+	return s.ServerStream.SendMsg(m)
+}
+
+func reveal(ctx context.Context, r Revealer, m any) (any, error) {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return m, nil
+	}
+	out, err := r.Reveal(ctx, pm)
+	if err != nil {
+		return nil, status.Errorf(codes.DataLoss, "personal data in the answer cannot be read: %v", err)
+	}
+	return out, nil
 }

@@ -30,6 +30,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/custody/custody/pkg/auth"
 )
@@ -96,6 +97,16 @@ type Config struct {
 	IdleTimeout          time.Duration
 	// ServerOptions are appended to ours, e.g. grpc.Creds for TLS/mTLS.
 	ServerOptions []grpc.ServerOption
+	// Reveal, if set, turns the sealed personal fields of every answer
+	// back into their values (pkg/personal) as it leaves: stores, caches
+	// and read models hold tokens, and only an authorised caller's answer
+	// holds the values. An answer it cannot reveal is DataLoss.
+	Reveal Revealer
+}
+
+// Revealer reveals the personal fields of a message (pkg/personal.Codec).
+type Revealer interface {
+	Reveal(ctx context.Context, m proto.Message) (proto.Message, error)
 }
 
 // Server is a gRPC server with Custody's standard wiring. It implements
@@ -164,12 +175,14 @@ func New(cfg Config) (*Server, error) {
 			logUnary(logger),
 			checkDecodedUnary(codec),
 			auth.UnaryServerInterceptor(cfg.Verifier, cfg.ExemptMethods),
+			revealUnary(cfg.Reveal),
 		),
 		grpc.ChainStreamInterceptor(
 			recoverStream(logger),
 			logStream(logger),
 			checkDecodedStream(codec),
 			auth.StreamServerInterceptor(cfg.Verifier, cfg.ExemptMethods),
+			revealStream(cfg.Reveal),
 		),
 	}
 	s.grpc = grpc.NewServer(append(opts, cfg.ServerOptions...)...)

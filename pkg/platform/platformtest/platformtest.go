@@ -43,6 +43,7 @@ import (
 	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 	"github.com/custody/custody/pkg/natsembed"
+	"github.com/custody/custody/pkg/personal"
 	"github.com/custody/custody/pkg/platform"
 	"github.com/custody/custody/pkg/server"
 )
@@ -84,9 +85,12 @@ type Platform struct {
 
 	opts    Options
 	modules []platform.Module
-	server  *natsembed.Server // nil on a peer: it uses its origin's
-	natsURL string
-	tempDir bool
+	// masterKeys is the keyring file of the personal data's keys, shared
+	// with the peers.
+	masterKeys string
+	server     *natsembed.Server // nil on a peer: it uses its origin's
+	natsURL    string
+	tempDir    bool
 
 	mu     sync.Mutex
 	conns  map[string]*grpc.ClientConn
@@ -124,6 +128,11 @@ func New(o Options, modules ...platform.Module) (*Platform, error) {
 		p.opts.Dir, p.tempDir = dir, true
 	}
 	p.DataDir = p.opts.Dir
+	p.masterKeys = filepath.Join(platform.KeyDir(p.DataDir), "master.keys")
+	if _, err := personal.LoadKeyring(p.masterKeys, true); err != nil {
+		p.Close()
+		return nil, err
+	}
 	if err := p.connect(); err != nil {
 		p.Close()
 		return nil, err
@@ -161,7 +170,8 @@ func (p *Platform) connect() error {
 func (p *Platform) Peer(t testing.TB, modules ...platform.Module) *Platform {
 	t.Helper()
 	peer := &Platform{opts: Options{Clock: p.Clock, Dir: t.TempDir(), Logger: p.opts.Logger}, modules: modules,
-		Clock: p.Clock, natsURL: p.natsURL, conns: map[string]*grpc.ClientConn{}, stores: map[string]*esjs.Store{}}
+		Clock: p.Clock, natsURL: p.natsURL, conns: map[string]*grpc.ClientConn{}, stores: map[string]*esjs.Store{},
+		masterKeys: p.masterKeys}
 	peer.DataDir = peer.opts.Dir
 	if err := peer.connect(); err != nil {
 		t.Fatal(err)
@@ -184,7 +194,7 @@ func (p *Platform) start() error {
 	done := make(chan error, 1)
 	go func() {
 		done <- platform.Run(ctx, platform.Config{
-			DataDir: p.DataDir, GRPCAddr: "127.0.0.1:0", Version: "test", NATSURL: p.natsURL,
+			DataDir: p.DataDir, GRPCAddr: "127.0.0.1:0", Version: "test", NATSURL: p.natsURL, MasterKeysFile: p.masterKeys,
 			Clock: p.Clock, Logger: logger, Store: p.opts.Store, CheckpointEvery: p.opts.CheckpointEvery, OnReady: func(proc *platform.Process) { ready <- proc },
 		}, p.modules)
 	}()
