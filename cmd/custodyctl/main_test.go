@@ -233,6 +233,51 @@ func TestTimelineTableAndVerify(t *testing.T) {
 	}
 }
 
+func TestPrivacyEraseAndExport(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	sku := s.product(t, "acme", 2500, 5)
+	id, _ := placeOrder(t, s, "ada", sku, "1")
+
+	// ada's copy of her data: the order and her address, decrypted.
+	var out string
+	eventually(t, "ada's export shows her order", func() bool {
+		o, _, err := s.try([]string{"buyer:ada"}, "privacy", "export", "--buyer", "ada")
+		out = o
+		return err == nil && strings.Contains(o, id)
+	})
+	var doc struct {
+		BuyerID string `json:"buyer_id"`
+		Erased  bool   `json:"erased"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.BuyerID != "ada" || doc.Erased || !strings.Contains(out, `"value": "1 Main St"`) {
+		t.Fatalf("privacy export: %v\n%s", err, out)
+	}
+	if _, _, err := s.try([]string{"buyer:bob"}, "privacy", "export", "--buyer", "ada"); err == nil || !strings.Contains(err.Error(), "ExportBuyerData: PermissionDenied") {
+		t.Errorf("bob exporting ada: %v", err)
+	}
+
+	// The platform erases her: the order is named, the address reads
+	// "[erased]" from then on.
+	if _, _, err := s.try([]string{"platform"}, "privacy", "erase", "--buyer", "ada"); err == nil || !strings.Contains(err.Error(), "--reason") {
+		t.Errorf("erase without a reason: %v", err)
+	}
+	out = s.ctl(t, []string{"platform"}, "privacy", "erase", "--buyer", "ada", "--reason", "DPO case 17", "--request-id", "e1")
+	for _, want := range []string{`(?m)^buyer\s+ada$`, `(?m)^key\s+buyer-ada$`, `(?m)^orders\s+` + id + `$`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("privacy erase output lacks %s:\n%s", want, out)
+		}
+	}
+	out = s.ctl(t, []string{"platform"}, "privacy", "export", "--buyer", "ada")
+	if !strings.Contains(out, `"erased": true`) || !strings.Contains(out, `"value": "[erased]"`) || strings.Contains(out, "1 Main St") {
+		t.Errorf("export after erasure:\n%s", out)
+	}
+	if _, _, err := s.try([]string{"platform"}, "privacy", "erase", "--buyer", "ada", "--reason", "again"); err == nil ||
+		!strings.Contains(err.Error(), "EraseBuyer: FailedPrecondition") {
+		t.Errorf("erasing again: %v", err)
+	}
+}
+
 func TestClock(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
