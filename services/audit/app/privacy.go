@@ -53,6 +53,10 @@ var (
 	// ErrPrivacyUnavailable: this process cannot erase or export (a
 	// read-only run, or no key store).
 	ErrPrivacyUnavailable = errors.New("erasure and export are not available in this process")
+	// ErrUnrevealable: personal data to be shown cannot be read (its key
+	// is missing, not erased, or a token is damaged); gRPC DataLoss, as
+	// the process's own revealing of answers says.
+	ErrUnrevealable = errors.New("personal data cannot be read")
 )
 
 // EnableErasures gives the service its store's handler of erasures; with
@@ -65,7 +69,11 @@ func (s *Service) Reveal(ctx context.Context, m proto.Message) (proto.Message, e
 	if s.personal.Reveal == nil {
 		return m, nil
 	}
-	return s.personal.Reveal(ctx, m)
+	r, err := s.personal.Reveal(ctx, m)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnrevealable, err)
+	}
+	return r, nil
 }
 
 // revealer is Reveal bound to ctx, for rendering (nil without a codec).

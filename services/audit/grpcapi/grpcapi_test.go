@@ -63,6 +63,7 @@ func TestToStatus(t *testing.T) {
 	apierrtest.ToStatus(t, s.toStatus,
 		apierrtest.Case{Err: badToken(), Code: codes.InvalidArgument},
 		apierrtest.Case{Err: fmt.Errorf("x: %w", app.ErrIndexBehind), Code: codes.Unavailable},
+		apierrtest.Case{Err: fmt.Errorf("x: %w", app.ErrUnrevealable), Code: codes.DataLoss},
 	)
 	fvs := apierr.FieldViolations(s.toStatus(t.Context(), badToken()))
 	if len(fvs) != 1 || fvs[0].Field != "page_token" {

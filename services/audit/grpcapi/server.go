@@ -149,6 +149,9 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 	if errors.Is(err, app.ErrIndexBehind) {
 		return apierr.Unavailable("the audit index is still catching up with the event stores; retry shortly")
 	}
+	if errors.Is(err, app.ErrUnrevealable) {
+		return status.Error(codes.DataLoss, err.Error())
+	}
 	if errors.Is(err, app.ErrRedriveUnavailable) {
 		return apierr.Unavailable("redrive is not available in this process (read-only, or no dead-letter stream)")
 	}
