@@ -8,9 +8,17 @@
 // the other services' deciders — all pure), app/ (the stored index, its
 // feeds and the three queries), grpcapi/ (validation, authorization, error mapping).
 //
-// The audit service writes one kind of event only: ParkedEventRedriven, in
-// its own store (CUSTODY_AUDIT), when support hands a parked event back to
-// its consumer (RedriveParkedEvent); that store is indexed like the others.
+// It also registers custody.audit.v1.PrivacyService (EraseBuyer,
+// ExportBuyerData): a buyer's erasure destroys their data key, so every
+// personal field of their events reads "[erased]", and an export copies
+// their orders' personal fields, revealed.
+//
+// The audit service writes two kinds of event, in its own store
+// (CUSTODY_AUDIT), which is indexed like the others: ParkedEventRedriven,
+// when support hands a parked event back to its consumer
+// (RedriveParkedEvent), and BuyerErased, when the platform erases a buyer;
+// a reaction on that store (ErasureConsumer) destroys the key of every
+// BuyerErased, should the process have stopped between the two.
 // The other stores it indexes are not its own, so the process serves while the index is being
 // built, and a service that never ran (`custody run --target=audit` alone)
 // is indexed as soon as its stream appears. Queries make up for it: each

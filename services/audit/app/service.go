@@ -11,6 +11,11 @@
 // is stored, not held, and a restart resumes where each store's part
 // stands. The app itself opens the stores only to read them (Deps.Open),
 // never to write, and knows no transport.
+//
+// It writes to the audit's own store only, through its command handlers:
+// redrives of parked events (redrive.go) and buyers' erasures
+// (privacy.go, with the export of a buyer's data and the revealing of
+// personal fields in what the queries show).
 package app
 
 import (
