@@ -38,21 +38,11 @@ func TestReplayOfRealServices(t *testing.T) {
 		t.Skip("skipped in -short mode: starts every service (make test runs it)")
 	}
 	clk := clock.NewFake(time.Now().UTC().Truncate(time.Second))
-	dial := allServices(t, clk)
+	p := allServices(t, clk)
+	dial := func(roles ...string) *grpc.ClientConn { return p.Conn(t, roles...) }
 	ctx := t.Context()
-	ops := dial("platform", "service")
-	cat := catalogv1.NewCatalogServiceClient(ops)
 	const vendor, buyer, tracking = "v-audit", "b-audit", "4242424242"
-	if _, err := cat.RegisterVendor(ctx, &catalogv1.RegisterVendorRequest{RequestId: "reg", VendorId: vendor, DisplayName: vendor, CountryCode: "DE"}); err != nil {
-		t.Fatal(err)
-	}
-	eur := func(minor int64) *typev1.Money { return &typev1.Money{CurrencyCode: "EUR", AmountMinor: minor} }
-	p, err := cat.CreateProduct(ctx, &catalogv1.CreateProductRequest{RequestId: "prod", VendorId: vendor, Title: "Teapot", Category: "kitchen",
-		Skus: []*catalogv1.SkuSpec{{Code: "a", Title: "Teapot", Price: eur(1200), InitialStock: 10}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sku := p.GetProduct().GetSkus()[0].GetSkuId()
+	sku := teapots(t, p, vendor)
 	clk.Advance(time.Minute)
 	placed, err := orderv1.NewOrderServiceClient(dial("buyer:"+buyer)).PlaceOrder(ctx, &orderv1.PlaceOrderRequest{
 		RequestId: "r1", BuyerId: buyer, Lines: []*orderv1.LineRequest{{SkuId: sku, Quantity: 2}},
@@ -171,10 +161,28 @@ func TestReplayOfRealServices(t *testing.T) {
 	t.Logf("%d events from %v; %d events in %d streams verified: %v", len(tl.GetEvents()), services, v.GetEventsChecked(), v.GetStreamsChecked(), tl.GetStreams())
 }
 
-// allServices runs every module on an embedded NATS and returns a dialer
-// for clients with the given roles.
-func allServices(t *testing.T, clk clock.Clock) func(roles ...string) *grpc.ClientConn {
+// allServices runs every module on an embedded NATS, as `custody run`
+// does.
+func allServices(t *testing.T, clk clock.Clock) *platformtest.Platform {
 	t.Helper()
-	p := platformtest.Start(t, platformtest.Options{Clock: clk}, catalog.Module(), order.Module(), fulfilment.Module(), trust.Module(), payouts.Module(), audit.Module())
-	return func(roles ...string) *grpc.ClientConn { return p.Conn(t, roles...) }
+	return platformtest.Start(t, platformtest.Options{Clock: clk}, catalog.Module(), order.Module(), fulfilment.Module(), trust.Module(), payouts.Module(), audit.Module())
+}
+
+// eur is an amount in euros, in cents.
+func eur(minor int64) *typev1.Money { return &typev1.Money{CurrencyCode: "EUR", AmountMinor: minor} }
+
+// teapots registers vendor with a teapot at 12.00 EUR, 10 in stock, and
+// returns its SKU.
+func teapots(t *testing.T, p *platformtest.Platform, vendor string) string {
+	t.Helper()
+	cat := catalogv1.NewCatalogServiceClient(p.Conn(t, "platform"))
+	if _, err := cat.RegisterVendor(t.Context(), &catalogv1.RegisterVendorRequest{RequestId: "reg", VendorId: vendor, DisplayName: vendor, CountryCode: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	prod, err := cat.CreateProduct(t.Context(), &catalogv1.CreateProductRequest{RequestId: "prod", VendorId: vendor, Title: "Teapot", Category: "kitchen",
+		Skus: []*catalogv1.SkuSpec{{Code: "a", Title: "Teapot", Price: eur(1200), InitialStock: 10}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prod.GetProduct().GetSkus()[0].GetSkuId()
 }

@@ -12,16 +12,10 @@ import (
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/platform/platformtest"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
-	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 	"github.com/custody/custody/services/audit"
 	"github.com/custody/custody/services/audit/domain"
-	"github.com/custody/custody/services/catalog"
-	"github.com/custody/custody/services/fulfilment"
-	"github.com/custody/custody/services/order"
-	"github.com/custody/custody/services/payouts"
-	"github.com/custody/custody/services/trust"
 )
 
 // TestEraseBuyer runs every service in one process, as `custody run` does
@@ -38,22 +32,10 @@ func TestEraseBuyer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped in -short mode: starts every service (make test runs it)")
 	}
-	clk := clock.NewFake(time.Now().UTC().Truncate(time.Second))
-	p := platformtest.Start(t, platformtest.Options{Clock: clk},
-		catalog.Module(), order.Module(), fulfilment.Module(), trust.Module(), payouts.Module(), audit.Module())
+	p := allServices(t, clock.NewFake(time.Now().UTC().Truncate(time.Second)))
 	ctx := t.Context()
-	cat := catalogv1.NewCatalogServiceClient(p.Conn(t, "platform"))
 	const vendor = "v-priv"
-	if _, err := cat.RegisterVendor(ctx, &catalogv1.RegisterVendorRequest{RequestId: "reg", VendorId: vendor, DisplayName: vendor, CountryCode: "DE"}); err != nil {
-		t.Fatal(err)
-	}
-	eur := func(minor int64) *typev1.Money { return &typev1.Money{CurrencyCode: "EUR", AmountMinor: minor} }
-	prod, err := cat.CreateProduct(ctx, &catalogv1.CreateProductRequest{RequestId: "prod", VendorId: vendor, Title: "Teapot", Category: "kitchen",
-		Skus: []*catalogv1.SkuSpec{{Code: "a", Title: "Teapot", Price: eur(1200), InitialStock: 10}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sku := prod.GetProduct().GetSkus()[0].GetSkuId()
+	sku := teapots(t, p, vendor)
 	place := func(buyer, name, street string) string {
 		t.Helper()
 		o, err := orderv1.NewOrderServiceClient(p.Conn(t, "buyer:"+buyer)).PlaceOrder(ctx, &orderv1.PlaceOrderRequest{

@@ -171,12 +171,13 @@ func TestValidatePrivacy(t *testing.T) {
 		{"export, bad buyer id", validateExport(&auditv1.ExportBuyerDataRequest{BuyerId: "b/1"}), []string{"buyer_id"}},
 	}
 	for _, tt := range tests {
-		if status.Code(tt.err) != codes.InvalidArgument {
+		err := apierr.FromError(t.Context(), slog.New(slog.DiscardHandler), tt.err)
+		if status.Code(err) != codes.InvalidArgument {
 			t.Errorf("%s: %v", tt.name, tt.err)
 			continue
 		}
 		var got []string
-		for _, fv := range apierr.FieldViolations(tt.err) {
+		for _, fv := range apierr.FieldViolations(err) {
 			got = append(got, fv.Field)
 		}
 		if fmt.Sprint(got) != fmt.Sprint(tt.fields) {

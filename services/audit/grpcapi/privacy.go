@@ -14,6 +14,7 @@ import (
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/eventstore"
+	"github.com/custody/custody/pkg/fault"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	"github.com/custody/custody/services/audit/app"
 	order "github.com/custody/custody/services/order/domain"
@@ -39,7 +40,7 @@ func NewPrivacy(svc *app.Service, log *slog.Logger) *PrivacyServer {
 // EraseBuyer implements auditv1.PrivacyServiceServer.
 func (s *PrivacyServer) EraseBuyer(ctx context.Context, req *auditv1.EraseBuyerRequest) (*auditv1.EraseBuyerResponse, error) {
 	if err := validateErase(req); err != nil {
-		return nil, err
+		return nil, s.toStatus(ctx, err)
 	}
 	caller, _ := auth.CallerFrom(ctx)
 	if !privacyAccess.Allows(caller, "EraseBuyer") {
@@ -57,7 +58,7 @@ func (s *PrivacyServer) EraseBuyer(ctx context.Context, req *auditv1.EraseBuyerR
 // ExportBuyerData implements auditv1.PrivacyServiceServer.
 func (s *PrivacyServer) ExportBuyerData(ctx context.Context, req *auditv1.ExportBuyerDataRequest) (*auditv1.ExportBuyerDataResponse, error) {
 	if err := validateExport(req); err != nil {
-		return nil, err
+		return nil, s.toStatus(ctx, err)
 	}
 	caller, _ := auth.CallerFrom(ctx)
 	if !privacyAccess.Allows(caller, "ExportBuyerData", auth.Role{Kind: auth.Buyer, ID: req.GetBuyerId()}) {
@@ -89,35 +90,25 @@ func (s *PrivacyServer) toStatus(ctx context.Context, err error) error {
 const maxEraseReason = 500
 
 // checkBuyerID checks a buyer id, which names the erasure's stream.
-func checkBuyerID(v *apierr.Violations, id string) {
-	switch {
-	case id == "":
-		v.Add("buyer_id", "required")
-	case !eventstore.ValidID(id):
-		v.Add("buyer_id", "not a buyer id: 1-128 letters, digits, '_' or '-'")
-	}
+func checkBuyerID(v *fault.Violations, id string) {
+	apierr.Require(v, "buyer_id", id, eventstore.ValidID(id), "not a buyer id: 1-128 letters, digits, '_' or '-'")
 }
 
 func validateErase(req *auditv1.EraseBuyerRequest) error {
-	var v apierr.Violations
+	var v fault.Violations
 	checkBuyerID(&v, req.GetBuyerId())
-	switch id := req.GetRequestId(); {
-	case id == "":
-		v.Add("request_id", "required: an idempotency key, unique per request")
-	case len(id) > apierr.MaxRequestID:
-		v.Addf("request_id", "at most %d characters", apierr.MaxRequestID)
-	}
+	apierr.RequestID(&v, req.GetRequestId())
 	switch r := req.GetReason(); {
 	case r == "":
 		v.Add("reason", "required: why the buyer is erased (a case reference, recorded in the audit trail; no personal data)")
 	case utf8.RuneCountInString(r) > maxEraseReason:
-		v.Addf("reason", "at most %d characters", maxEraseReason)
+		v.Add("reason", "at most %d characters", maxEraseReason)
 	}
 	return v.Err()
 }
 
 func validateExport(req *auditv1.ExportBuyerDataRequest) error {
-	var v apierr.Violations
+	var v fault.Violations
 	checkBuyerID(&v, req.GetBuyerId())
 	return v.Err()
 }
