@@ -6,7 +6,8 @@
 //
 // Layout: domain/ (the index, timeline order, chain verdicts, replay with
 // the other services' deciders — all pure), app/ (the stored index, its
-// feeds and the three queries), grpcapi/ (validation, authorization, error mapping).
+// feeds, the queries, redrives, erasures and exports), grpcapi/ (validation,
+// authorization, error mapping; the AuditService and PrivacyService servers).
 //
 // It also registers custody.audit.v1.PrivacyService (EraseBuyer,
 // ExportBuyerData): a buyer's erasure destroys their data key, so every

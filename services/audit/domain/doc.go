@@ -1,6 +1,8 @@
 // Package domain is the audit service's logic as pure functions and data
 // structures: no clock, no I/O, no transport or storage. The audit service
-// owns no aggregate; it reads every other service's events.
+// reads every other service's events; it owns two small aggregates of its
+// own: a parked event handed back (redrive.go) and a buyer's erasure
+// (erasure.go).
 //
 //   - Index (index.go) files every event of every service's store under the
 //     order it belongs to. Events are linked to orders generically, with
@@ -10,7 +12,8 @@
 //     a stream named after such an id ("fulfilment-<id>", "claims-<order>").
 //     Events of types this binary does not know are indexed too, by stream.
 //   - Timeline order, keyset page tokens and the rendering of a stored
-//     event as JSON with its hash-chain link (timeline.go).
+//     event as JSON with its hash-chain link, its personal fields revealed
+//     by the function the caller gives (timeline.go).
 //   - CheckStream and Verify (verify.go) turn a stream's history, as re-read
 //     from the store, into a verdict: intact, or the first broken link.
 //   - Replay (replay.go) folds an order's streams up to a moment with the
