@@ -26,7 +26,9 @@ import (
 // "[erased]", her order's chains still verify, the other buyer's order
 // still shows his address; a second erasure is refused ALREADY_ERASED, the
 // same request again answers as before, an unknown buyer is NotFound, and
-// nobody but the platform may erase.
+// nobody but the platform may erase. A third buyer's erasure recorded
+// without her key destroyed (a crash between the two) is completed by the
+// reaction to BuyerErased.
 func TestEraseBuyer(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -143,8 +145,25 @@ func TestEraseBuyer(t *testing.T) {
 		platformtest.WantReason(t, err, codes.FailedPrecondition, domain.ReasonAlreadyErased)
 	})
 
-	// The reaction to BuyerErased found the key erased already: done, not
-	// parked.
+	// A crash between recording an erasure and destroying the key, as the
+	// store would hold it: cy's erasure is recorded, her key is not
+	// destroyed. The reaction to BuyerErased destroys it.
+	cyOrder := place("cy", "Cy Clone", "3 Back St")
+	if x := export(t, privacy("buyer:cy"), "cy"); x.Erased || x.value("custody.order.v1.OrderPlaced", "shipping_address.recipient_name") != "Cy Clone" {
+		t.Fatalf("cy's export: %s", x.raw)
+	}
+	p.Emit(t, "audit", domain.Erasures.Stream("cy"), &auditv1.BuyerErased{BuyerId: "cy", Reason: "case 18", ErasedBy: "platform",
+		KeyId: "buyer-cy", OrderIds: []string{cyOrder}, EraseTime: erased.GetEraseTime()})
+	platformtest.Await(t, "cy's key destroyed by the reaction", func() (exportDoc, error) { return export(t, platformClient, "cy"), nil },
+		func(x exportDoc) error {
+			if !x.Erased || x.value("custody.order.v1.OrderPlaced", "shipping_address.recipient_name") != "[erased]" {
+				return fmt.Errorf("not yet: %s", x.raw)
+			}
+			return nil
+		})
+
+	// The reactions to BuyerErased (the key destroyed already for ada,
+	// not yet for cy) are done, none parked.
 	p.Settled(t)
 	parked, err := support.ListParkedEvents(ctx, &auditv1.ListParkedEventsRequest{Consumer: audit.ErasureConsumer})
 	if err != nil || len(parked.GetParked()) != 0 {
