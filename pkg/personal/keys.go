@@ -236,6 +236,9 @@ func OpenKV(ctx context.Context, js jetstream.JetStream, ring *Keyring, cfg KVCo
 	return k, nil
 }
 
+// Primary is the id of the master key that wraps new data keys.
+func (k *KVKeys) Primary() string { return k.ring.Primary() }
+
 // Close stops watching the bucket.
 func (k *KVKeys) Close() error {
 	k.stop()
