@@ -73,7 +73,7 @@ func TestDecideParts(t *testing.T) {
 	move := func(a *typev1.Address) domain.ChangeShippingAddress {
 		return domain.ChangeShippingAddress{Address: a, By: "buyer:b1", Time: t0.Add(time.Hour)}
 	}
-	moved := &orderv1.OrderAddressChanged{OrderId: "o1", ShippingAddress: other, ChangedBy: "buyer:b1", ChangeTime: ts(time.Hour)}
+	moved := &orderv1.OrderAddressChanged{OrderId: "o1", ShippingAddress: other, ChangedBy: "buyer:b1", ChangeTime: ts(time.Hour), BuyerId: "b1"}
 	refundLines := domain.RecordRefund{RefundID: "r1", Amount: eur(1000), Time: t0.Add(72 * time.Hour),
 		Lines: []domain.RefundLine{{LineID: "1", Quantity: 1, Amount: eur(1000)}}}
 	refundedLines := refunded("r1", 1000, 1000, false)
