@@ -17,7 +17,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// tokenPrefix starts every token: "pii1:<key id>:<base64url(nonce ‖ sealed)>".
+// tokenPrefix starts every token: "pii1:<key id>:<base64url(nonce ‖ sealed)>",
+// the key id being "<subject>.<key>" (Keys).
 const tokenPrefix = "pii1:"
 
 // ErrNoSubject: a message holds personal data in clear but does not say
@@ -61,29 +62,44 @@ func (c *Codec) Seal(ctx context.Context, m proto.Message) (proto.Message, error
 	if subject == "" {
 		return nil, fmt.Errorf("%w: %s", ErrNoSubject, md.FullName())
 	}
-	var aead cipher.AEAD // nil: the subject was erased
-	switch key, err := c.keys.DataKey(ctx, subject, true); {
-	case errors.Is(err, ErrErased):
-	case err != nil:
-		return nil, fmt.Errorf("personal: seal %s: %w", md.FullName(), err)
-	default:
-		if aead, err = newAEAD(key); err != nil {
-			return nil, err
-		}
-	}
+	// A value is kept when it is empty, Erased, or a token of the subject
+	// that opens (or can no longer be opened: the subject was erased).
+	opens := map[string]cipher.AEAD{} // nil: erased
+	failed := map[string]bool{}
 	kept := func(v string) bool {
 		id, sealed, ok := parseToken(v)
-		if !ok || id != subject {
+		if !ok || SubjectOfKey(id) != subject {
 			return v == "" || v == Erased
 		}
-		if aead == nil {
+		a, seen := opens[id]
+		if !seen && !failed[id] {
+			key, err := c.keys.Key(ctx, id)
+			switch {
+			case errors.Is(err, ErrErased):
+			case err == nil:
+				a, err = newAEAD(key)
+			}
+			if err != nil {
+				failed[id] = true
+				return false
+			}
+			opens[id], seen = a, true
+		}
+		if !seen {
+			return false
+		}
+		if a == nil {
 			return true
 		}
-		_, err := open(aead, id, sealed)
+		_, err := open(a, id, sealed)
 		return err == nil
 	}
 	if !anyValue(m.ProtoReflect(), func(v string) bool { return !kept(v) }) {
-		return m, nil
+		return m, nil // only the subject's own tokens: copied from an earlier event
+	}
+	keyID, aead, err := c.sealingKey(ctx, subject)
+	if err != nil {
+		return nil, fmt.Errorf("personal: seal %s: %w", md.FullName(), err)
 	}
 	out := proto.Clone(m)
 	err = rewrite(out.ProtoReflect(), "", func(_ string, v string) (string, error) {
@@ -93,7 +109,7 @@ func (c *Codec) Seal(ctx context.Context, m proto.Message) (proto.Message, error
 		case aead == nil:
 			return Erased, nil
 		}
-		return seal(aead, subject, v)
+		return seal(aead, keyID, v)
 	})
 	if err != nil {
 		return nil, err
@@ -126,7 +142,7 @@ func (c *Codec) Reveal(ctx context.Context, m proto.Message) (proto.Message, err
 		}
 		aead, seen := aeads[id]
 		if !seen {
-			key, err := c.keys.DataKey(ctx, id, false)
+			key, err := c.keys.Key(ctx, id)
 			switch {
 			case errors.Is(err, ErrErased):
 				// nil: every token of this subject reads Erased.
@@ -161,6 +177,20 @@ type Field struct {
 	Path string `json:"path"`
 	// Value is the value as Reveal shows it.
 	Value string `json:"value"`
+}
+
+// sealingKey is the key subject's new values are sealed with, nil when the
+// subject was erased.
+func (c *Codec) sealingKey(ctx context.Context, subject string) (string, cipher.AEAD, error) {
+	id, key, err := c.keys.DataKey(ctx, subject, true)
+	if errors.Is(err, ErrErased) {
+		return "", nil, nil
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	aead, err := newAEAD(key)
+	return id, aead, err
 }
 
 // Fields returns m's personal values, revealed, in field order (empty ones

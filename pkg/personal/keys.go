@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -107,7 +109,7 @@ func LoadKeyring(path string, create bool) (*Keyring, error) {
 // Primary is the id of the key that wraps new data keys.
 func (r *Keyring) Primary() string { return r.ids[0] }
 
-func (r *Keyring) wrap(dataKey []byte) (record, error) {
+func (r *Keyring) wrap(plain []byte) (record, error) {
 	aead, err := newAEAD(r.keys[r.ids[0]])
 	if err != nil {
 		return record{}, err
@@ -116,13 +118,13 @@ func (r *Keyring) wrap(dataKey []byte) (record, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return record{}, err
 	}
-	return record{Master: r.ids[0], Nonce: nonce, Wrapped: aead.Seal(nil, nonce, dataKey, []byte(r.ids[0]))}, nil
+	return record{Master: r.ids[0], Nonce: nonce, Wrapped: aead.Seal(nil, nonce, plain, []byte(r.ids[0]))}, nil
 }
 
 func (r *Keyring) unwrap(rec record) ([]byte, error) {
 	master, ok := r.keys[rec.Master]
 	if !ok {
-		return nil, fmt.Errorf("personal: the data key is wrapped by master key %q, which the keyring does not hold", rec.Master)
+		return nil, fmt.Errorf("personal: the data keys are wrapped by master key %q, which the keyring does not hold", rec.Master)
 	}
 	aead, err := newAEAD(master)
 	if err != nil {
@@ -130,18 +132,17 @@ func (r *Keyring) unwrap(rec record) ([]byte, error) {
 	}
 	key, err := aead.Open(nil, rec.Nonce, rec.Wrapped, []byte(rec.Master))
 	if err != nil {
-		return nil, fmt.Errorf("personal: the data key does not unwrap with master key %q", rec.Master)
+		return nil, fmt.Errorf("personal: the data keys do not unwrap with master key %q", rec.Master)
 	}
 	return key, nil
 }
 
-// record is a data key's entry in the bucket: the key wrapped by a master
-// key, or the mark that the subject was erased.
+// record is a batch's entry in the bucket: its data keys (a JSON object
+// of subject → key) wrapped by a master key.
 type record struct {
-	Master  string    `json:"master,omitempty"`
-	Nonce   []byte    `json:"nonce,omitempty"`
-	Wrapped []byte    `json:"wrapped,omitempty"`
-	Erased  time.Time `json:"erased,omitzero"`
+	Master  string `json:"master"`
+	Nonce   []byte `json:"nonce"`
+	Wrapped []byte `json:"wrapped"`
 }
 
 // KVConfig configures KVKeys.
@@ -150,28 +151,82 @@ type KVConfig struct {
 	Bucket string
 	// Replicas of the bucket's stream (1 embedded, 3 in a cluster).
 	Replicas int
-	// CacheSize bounds the unwrapped data keys kept in memory. Default
-	// 4096.
+	// CacheSize bounds the data keys kept in memory, by subject and by id
+	// (about 150 bytes each). Default 16384.
 	CacheSize int
 }
 
 // DefaultKeyBucket is the bucket of the data keys.
 const DefaultKeyBucket = "custody_keys"
 
-// KVKeys keeps the data keys in a JetStream key-value bucket, one entry
-// per subject, wrapped by the keyring's master key, with an LRU cache of
-// unwrapped keys in front. The bucket keeps one revision per key and
-// allows deletion, unlike the event streams. Erase writes the erased mark
-// and overwrites the key's message on disk (JetStream's secure delete), and
-// every process's cache drops the key when the bucket says so.
+// Entries of the bucket: "k.<batch>" holds a batch of data keys, "e.<subject>"
+// marks an erased subject.
+const (
+	batchPrefix  = "k."
+	erasedPrefix = "e."
+)
+
+// eraseSettle is how long Erase waits before it looks for keys a process
+// made the subject before it heard of the erasure.
+const eraseSettle = time.Second
+
+// maxBatch bounds the data keys made in one write.
+const maxBatch = 1024
+
+// KVKeys keeps the data keys in a JetStream key-value bucket, with caches
+// in front.
+//
+// A subject's first data key is made when its first value is sealed, and it
+// must be stored durably before the event sealed with it is. One write per
+// new subject would cap new buyers at what one stream fsyncs a second (about
+// 2,000 on the development machine), so keys are made in batches: the keys
+// asked for while the previous batch was being written share one entry,
+// "k.<batch>", their subject → key map wrapped by the primary master key. A
+// key's id is "<subject>.<batch>", and a token carries it. Processes make
+// their own batches (batch ids start with a random process prefix); a subject
+// can have keys in several batches (a process that did not know its key made
+// another), and they all seal and open its values.
+//
+// Erase marks the subject erased ("e.<subject>"), removes its keys from every
+// batch holding one, and overwrites on disk the entries it replaced
+// (JetStream's secure delete; the bucket keeps two revisions per entry so the
+// replaced one is there to overwrite). Every process's caches drop the
+// subject's keys when the bucket says so.
 type KVKeys struct {
 	kv     jetstream.KeyValue
 	stream jetstream.Stream
 	ring   *Keyring
-	cache  *lru.Cache[string, []byte]
-	mu     sync.Mutex // serialises Erase and Rewrap in this process
-	stop   context.CancelFunc
-	done   chan struct{}
+
+	// current is the key each subject's new values are sealed with (key id
+	// and key); byID every key read or made, by key id.
+	current *lru.Cache[string, dataKey]
+	byID    *lru.Cache[string, []byte]
+
+	// erased are the subjects erased, all of them (few: erasure is rare),
+	// read at the start and kept up to date by the watch.
+	erasedMu sync.RWMutex
+	erased   map[string]bool
+
+	prefix string // of this process's batch ids
+	seq    atomic.Uint64
+	make   chan *keyRequest
+
+	mu   sync.Mutex // serialises Erase and Rewrap in this process
+	stop context.CancelFunc
+	done sync.WaitGroup
+}
+
+type dataKey struct {
+	id  string
+	key []byte
+}
+
+// keyRequest asks the batch writer for subject's first key.
+type keyRequest struct {
+	subject string
+	done    chan struct{}
+	key     dataKey
+	err     error
 }
 
 // OpenKV opens (creating if need be) the bucket and starts watching it.
@@ -180,15 +235,15 @@ func OpenKV(ctx context.Context, js jetstream.JetStream, ring *Keyring, cfg KVCo
 		cfg.Bucket = DefaultKeyBucket
 	}
 	if cfg.CacheSize <= 0 {
-		cfg.CacheSize = 4096
+		cfg.CacheSize = 16384
 	}
-	// The bucket's stream is made here rather than by
-	// CreateKeyValue, which denies deleting a message (for good: the flag
-	// cannot be lifted later), and erasure must delete one. The rest is
-	// what a key-value bucket's stream is.
+	// The bucket's stream is made here rather than by CreateKeyValue, which
+	// denies deleting a message (for good: the flag cannot be lifted later),
+	// and erasure must delete one. The rest is what a key-value bucket's
+	// stream is.
 	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              "KV_" + cfg.Bucket,
-		Description:       "Custody data keys, one per data subject, wrapped by a master key; erasing a subject destroys its key",
+		Description:       "Custody data keys of the data subjects, in batches wrapped by a master key; erasing a subject destroys its keys",
 		Subjects:          []string{"$KV." + cfg.Bucket + ".>"},
 		MaxMsgsPerSubject: 2, // the entry Erase and Rewrap replace is still there to overwrite
 		MaxMsgs:           -1,
@@ -209,129 +264,363 @@ func OpenKV(ctx context.Context, js jetstream.JetStream, ring *Keyring, cfg KVCo
 	if err != nil {
 		return nil, fmt.Errorf("personal: key bucket: %w", err)
 	}
-	k := &KVKeys{kv: kv, stream: stream, ring: ring, cache: lru.New[string, []byte](cfg.CacheSize), done: make(chan struct{})}
+	prefix := make([]byte, 8)
+	if _, err := rand.Read(prefix); err != nil {
+		return nil, err
+	}
+	k := &KVKeys{kv: kv, stream: stream, ring: ring,
+		current: lru.New[string, dataKey](cfg.CacheSize), byID: lru.New[string, []byte](cfg.CacheSize),
+		prefix: hex.EncodeToString(prefix), make: make(chan *keyRequest, maxBatch), erased: map[string]bool{}}
 	wctx, stop := context.WithCancel(context.Background())
 	k.stop = stop
+	// The watch starts before the erased subjects are listed, so that none
+	// erased in between is missed.
 	w, err := kv.WatchAll(wctx, jetstream.UpdatesOnly(), jetstream.MetaOnly())
 	if err != nil {
 		stop()
 		return nil, fmt.Errorf("personal: watch the key bucket: %w", err)
 	}
-	go func() {
-		defer close(k.done)
-		defer w.Stop()
-		for {
-			select {
-			case <-wctx.Done():
-				return
-			case e := <-w.Updates():
-				if e != nil {
-					// A key that changed elsewhere (erased, rewrapped) is
-					// read again at its next use.
-					k.cache.Remove(e.Key())
-				}
+	if err := k.listErased(ctx); err != nil {
+		stop()
+		return nil, err
+	}
+	k.done.Add(2)
+	go k.watch(wctx, w)
+	go k.writeBatches(wctx)
+	return k, nil
+}
+
+// watch drops what the caches hold of a subject erased, or a batch
+// changed, by any process.
+func (k *KVKeys) watch(ctx context.Context, w jetstream.KeyWatcher) {
+	defer k.done.Done()
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-w.Updates():
+			if e == nil {
+				continue
+			}
+			if subject, ok := strings.CutPrefix(e.Key(), erasedPrefix); ok {
+				k.markErased(subject)
+			} else if batch, ok := strings.CutPrefix(e.Key(), batchPrefix); ok {
+				k.byID.RemoveFunc(func(id string) bool { return strings.HasSuffix(id, "."+batch) })
 			}
 		}
-	}()
-	return k, nil
+	}
+}
+
+// listErased reads the erased subjects.
+func (k *KVKeys) listErased(ctx context.Context) error {
+	lister, err := k.kv.ListKeys(ctx)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoKeysFound) {
+			return nil
+		}
+		return fmt.Errorf("personal: list the key bucket: %w", err)
+	}
+	for key := range lister.Keys() {
+		if subject, ok := strings.CutPrefix(key, erasedPrefix); ok {
+			k.markErased(subject)
+		}
+	}
+	return nil
+}
+
+// markErased notes subject erased and drops its keys from the caches.
+func (k *KVKeys) markErased(subject string) {
+	k.erasedMu.Lock()
+	k.erased[subject] = true
+	k.erasedMu.Unlock()
+	k.forget(subject)
+}
+
+func (k *KVKeys) forget(subject string) {
+	k.current.Remove(subject)
+	k.byID.RemoveFunc(func(id string) bool { return strings.HasPrefix(id, subject+".") })
 }
 
 // Primary is the id of the master key that wraps new data keys.
 func (k *KVKeys) Primary() string { return k.ring.Primary() }
 
-// Close stops watching the bucket.
+// Close stops the batch writer and the watch.
 func (k *KVKeys) Close() error {
 	k.stop()
-	<-k.done
+	k.done.Wait()
 	return nil
 }
 
-// DataKey implements Keys.
-func (k *KVKeys) DataKey(ctx context.Context, subject string, create bool) ([]byte, error) {
-	if key, ok := k.cache.Get(subject); ok {
+// DataKey implements Keys. A subject this process knows no key of is
+// looked up in every batch when create is false (a privacy request, rare);
+// with create, it gets a key in the next batch.
+func (k *KVKeys) DataKey(ctx context.Context, subject string, create bool) (string, []byte, error) {
+	if dk, ok := k.current.Get(subject); ok {
+		return dk.id, dk.key, nil
+	}
+	if err := k.checkErased(subject); err != nil {
+		return "", nil, err
+	}
+	if !create {
+		found, err := k.find(ctx, subject)
+		if err != nil {
+			return "", nil, err
+		}
+		if len(found) == 0 {
+			return "", nil, fmt.Errorf("%w: %s", ErrNoKey, subject)
+		}
+		dk := dataKey{id: subject + "." + found[0].batch, key: found[0].keys[subject]}
+		k.current.Put(subject, dk)
+		return dk.id, dk.key, nil
+	}
+	r := &keyRequest{subject: subject, done: make(chan struct{})}
+	select {
+	case k.make <- r:
+	case <-ctx.Done():
+		return "", nil, ctx.Err()
+	}
+	select {
+	case <-r.done:
+		return r.key.id, r.key.key, r.err
+	case <-ctx.Done():
+		return "", nil, ctx.Err()
+	}
+}
+
+// Key implements Keys.
+func (k *KVKeys) Key(ctx context.Context, id string) ([]byte, error) {
+	if key, ok := k.byID.Get(id); ok {
 		return key, nil
 	}
-	rec, _, err := k.get(ctx, subject)
-	if errors.Is(err, ErrNoKey) && create {
-		rec, err = k.create(ctx, subject)
+	subject, batch, ok := strings.Cut(id, ".")
+	if !ok || subject == "" || batch == "" {
+		return nil, fmt.Errorf("%w: bad key id %q", ErrNoKey, id)
 	}
+	if err := k.checkErased(subject); err != nil {
+		return nil, err
+	}
+	keys, _, err := k.readBatch(ctx, batch)
 	if err != nil {
 		return nil, err
 	}
-	if !rec.Erased.IsZero() {
-		return nil, fmt.Errorf("%w: %s", ErrErased, subject)
+	key, ok := keys[subject]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s (batch %s does not hold it)", ErrNoKey, subject, batch)
 	}
-	key, err := k.ring.unwrap(rec)
-	if err != nil {
-		return nil, fmt.Errorf("personal: key %s: %w", subject, err)
-	}
-	k.cache.Put(subject, key)
+	k.byID.Put(id, key)
 	return key, nil
 }
 
-// create makes subject's data key; when another writer made one first,
-// that one is the key.
-func (k *KVKeys) create(ctx context.Context, subject string) (record, error) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return record{}, err
+// checkErased is ErrErased when subject was erased.
+func (k *KVKeys) checkErased(subject string) error {
+	k.erasedMu.RLock()
+	defer k.erasedMu.RUnlock()
+	if k.erased[subject] {
+		return fmt.Errorf("%w: %s", ErrErased, subject)
 	}
-	rec, err := k.ring.wrap(key)
-	if err != nil {
-		return record{}, err
-	}
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return record{}, err
-	}
-	if _, err := k.kv.Create(ctx, subject, b); err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			rec, _, err = k.get(ctx, subject)
-			return rec, err
-		}
-		return record{}, fmt.Errorf("personal: create key %s: %w", subject, err)
-	}
-	return rec, nil
+	return nil
 }
 
-// get reads subject's entry: ErrNoKey when there is none.
-func (k *KVKeys) get(ctx context.Context, subject string) (record, uint64, error) {
-	e, err := k.kv.Get(ctx, subject)
+// readBatch reads and unwraps batch: ErrNoKey when there is no such batch.
+func (k *KVKeys) readBatch(ctx context.Context, batch string) (map[string][]byte, uint64, error) {
+	e, err := k.kv.Get(ctx, batchPrefix+batch)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return record{}, 0, fmt.Errorf("%w: %s", ErrNoKey, subject)
+		return nil, 0, fmt.Errorf("%w: no batch %s", ErrNoKey, batch)
 	}
 	if err != nil {
-		return record{}, 0, fmt.Errorf("personal: read key %s: %w", subject, err)
+		return nil, 0, fmt.Errorf("personal: read key batch %s: %w", batch, err)
 	}
-	var rec record
-	if err := json.Unmarshal(e.Value(), &rec); err != nil || (rec.Erased.IsZero() && len(rec.Wrapped) == 0) {
-		return record{}, 0, fmt.Errorf("personal: key %s: a damaged entry", subject)
+	keys, err := k.unwrapBatch(e.Value())
+	if err != nil {
+		return nil, 0, fmt.Errorf("personal: key batch %s: %w", batch, err)
 	}
-	return rec, e.Revision(), nil
+	return keys, e.Revision(), nil
 }
 
-// Erase implements Keys. The erased mark is written first, then every
-// earlier entry of the key is overwritten on disk (JetStream's secure
-// delete; the bucket keeps two revisions per key so that the old one is
-// still there to be overwritten). Erasing a subject erased before finishes
-// that overwrite if a crash interrupted it, and reports ErrErased.
+func (k *KVKeys) unwrapBatch(b []byte) (map[string][]byte, error) {
+	var rec record
+	if err := json.Unmarshal(b, &rec); err != nil || len(rec.Wrapped) == 0 {
+		return nil, errors.New("a damaged entry")
+	}
+	plain, err := k.ring.unwrap(rec)
+	if err != nil {
+		return nil, err
+	}
+	var keys map[string][]byte
+	if err := json.Unmarshal(plain, &keys); err != nil {
+		return nil, errors.New("a damaged entry")
+	}
+	return keys, nil
+}
+
+func (k *KVKeys) wrapBatch(keys map[string][]byte) ([]byte, error) {
+	plain, err := json.Marshal(keys)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := k.ring.wrap(plain)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(rec)
+}
+
+// writeBatches makes the keys asked for: all those waiting when it starts a
+// write share it, so new subjects cost one durable write per batch, not one
+// each.
+func (k *KVKeys) writeBatches(ctx context.Context) {
+	defer k.done.Done()
+	for {
+		var first *keyRequest
+		select {
+		case <-ctx.Done():
+			return
+		case first = <-k.make:
+		}
+		reqs := []*keyRequest{first}
+	drain:
+		for len(reqs) < maxBatch {
+			select {
+			case r := <-k.make:
+				reqs = append(reqs, r)
+			default:
+				break drain
+			}
+		}
+		k.writeBatch(ctx, reqs)
+	}
+}
+
+func (k *KVKeys) writeBatch(ctx context.Context, reqs []*keyRequest) {
+	batch := fmt.Sprintf("%s-%d", k.prefix, k.seq.Add(1))
+	keys := map[string][]byte{}
+	var err error
+	for _, r := range reqs {
+		if _, dup := keys[r.subject]; dup {
+			continue
+		}
+		if dk, ok := k.current.Get(r.subject); ok { // made by an earlier batch meanwhile
+			r.key = dk
+			continue
+		}
+		key := make([]byte, 32)
+		if _, err = rand.Read(key); err != nil {
+			break
+		}
+		keys[r.subject] = key
+	}
+	if err == nil && len(keys) > 0 {
+		var b []byte
+		if b, err = k.wrapBatch(keys); err == nil {
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			_, err = k.kv.Create(wctx, batchPrefix+batch, b)
+			cancel()
+		}
+		if err != nil {
+			err = fmt.Errorf("personal: store new data keys: %w", err)
+		}
+	}
+	for _, r := range reqs {
+		if r.key.id == "" && err == nil {
+			r.key = dataKey{id: r.subject + "." + batch, key: keys[r.subject]}
+			k.current.Put(r.subject, r.key)
+			k.byID.Put(r.key.id, r.key.key)
+		}
+		r.err = err
+		close(r.done)
+	}
+}
+
+// found is a batch that holds a subject's key.
+type found struct {
+	batch string
+	rev   uint64
+	keys  map[string][]byte
+}
+
+// find reads every batch and returns those holding subject's key.
+func (k *KVKeys) find(ctx context.Context, subject string) ([]found, error) {
+	batches, err := k.batches(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []found
+	for _, b := range batches {
+		keys, rev, err := k.readBatch(ctx, b)
+		if errors.Is(err, ErrNoKey) {
+			continue // erased meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := keys[subject]; ok {
+			out = append(out, found{batch: b, rev: rev, keys: keys})
+		}
+	}
+	return out, nil
+}
+
+// batches lists the batch ids in the bucket.
+func (k *KVKeys) batches(ctx context.Context) ([]string, error) {
+	lister, err := k.kv.ListKeys(ctx)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoKeysFound) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("personal: list key batches: %w", err)
+	}
+	var out []string
+	for key := range lister.Keys() {
+		if b, ok := strings.CutPrefix(key, batchPrefix); ok {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+// Erase implements Keys. The erased mark is written first (from then on
+// the subject's tokens read Erased everywhere), then every batch holding one
+// of the subject's keys is rewritten without it and its previous entry
+// overwritten on disk. Erasing a subject erased before finishes that if a
+// crash interrupted it, and reports ErrErased.
 func (k *KVKeys) Erase(ctx context.Context, subject string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	rec, _, err := k.get(ctx, subject)
+	erasedBefore := errors.Is(k.checkErased(subject), ErrErased)
+	holding, err := k.find(ctx, subject)
 	if err != nil {
 		return err
 	}
-	erasedBefore := !rec.Erased.IsZero()
 	if !erasedBefore {
-		b, _ := json.Marshal(record{Erased: time.Now().UTC()})
-		if _, err := k.kv.Put(ctx, subject, b); err != nil {
+		if len(holding) == 0 {
+			return fmt.Errorf("%w: %s", ErrNoKey, subject)
+		}
+		b, _ := json.Marshal(map[string]time.Time{"erased": time.Now().UTC()})
+		if _, err := k.kv.Put(ctx, erasedPrefix+subject, b); err != nil {
 			return fmt.Errorf("personal: mark %s erased: %w", subject, err)
 		}
+		k.markErased(subject)
 	}
-	k.cache.Remove(subject)
-	if err := k.shred(ctx, subject); err != nil {
+	for _, f := range holding {
+		if err := k.removeFrom(ctx, f, subject); err != nil {
+			return err
+		}
+	}
+	// Another process may have made the subject a key before the mark
+	// reached it (its watch): look again once that is past.
+	select {
+	case <-time.After(eraseSettle):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if holding, err = k.find(ctx, subject); err != nil {
 		return err
+	}
+	for _, f := range holding {
+		if err := k.removeFrom(ctx, f, subject); err != nil {
+			return err
+		}
 	}
 	if erasedBefore {
 		return fmt.Errorf("%w: %s", ErrErased, subject)
@@ -339,63 +628,92 @@ func (k *KVKeys) Erase(ctx context.Context, subject string) error {
 	return nil
 }
 
-// shred overwrites on disk every entry of subject but the latest.
-func (k *KVKeys) shred(ctx context.Context, subject string) error {
-	hist, err := k.kv.History(ctx, subject)
+// removeFrom rewrites batch f without subject's key (or deletes it when
+// nothing else is left) and overwrites the replaced entry on disk. Another
+// process changing the batch meanwhile makes it read the batch again.
+func (k *KVKeys) removeFrom(ctx context.Context, f found, subject string) error {
+	for attempt := 0; ; attempt++ {
+		delete(f.keys, subject)
+		var err error
+		if len(f.keys) == 0 {
+			err = k.kv.Delete(ctx, batchPrefix+f.batch, jetstream.LastRevision(f.rev))
+		} else {
+			var b []byte
+			if b, err = k.wrapBatch(f.keys); err == nil {
+				_, err = k.kv.Update(ctx, batchPrefix+f.batch, b, f.rev)
+			}
+		}
+		if err == nil {
+			return k.shred(ctx, batchPrefix+f.batch)
+		}
+		if attempt >= 8 || !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("personal: remove %s's key from batch %s: %w", subject, f.batch, err)
+		}
+		keys, rev, rerr := k.readBatch(ctx, f.batch)
+		if errors.Is(rerr, ErrNoKey) {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+		f.keys, f.rev = keys, rev
+	}
+}
+
+// shred overwrites on disk every entry of key but the latest.
+func (k *KVKeys) shred(ctx context.Context, key string) error {
+	hist, err := k.kv.History(ctx, key)
 	if err != nil {
-		return fmt.Errorf("personal: history of key %s: %w", subject, err)
+		return fmt.Errorf("personal: history of %s: %w", key, err)
 	}
 	for _, e := range hist[:len(hist)-1] {
 		err := k.stream.SecureDeleteMsg(ctx, e.Revision())
 		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return fmt.Errorf("personal: overwrite key %s: %w", subject, err)
+			return fmt.Errorf("personal: overwrite %s: %w", key, err)
 		}
 	}
 	return nil
 }
 
-// Rewrap wraps every data key not wrapped by the keyring's primary master
-// key with it, and returns how many it rewrapped: after a rotation (a new
-// key first in the keyring, the old one kept after it), once Rewrap has
-// run, the old master key can be dropped from the keyring.
+// Rewrap wraps every batch of data keys that the keyring's primary master
+// key does not wrap yet with it, overwriting the old entry on disk, and
+// returns how many batches it rewrapped: after a rotation (a new key first
+// in the keyring, the old one kept after it), once Rewrap has run, the old
+// master key can be dropped from the keyring.
 func (k *KVKeys) Rewrap(ctx context.Context) (int, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	lister, err := k.kv.ListKeys(ctx)
+	batches, err := k.batches(ctx)
 	if err != nil {
 		return 0, err
 	}
-	var subjects []string
-	for s := range lister.Keys() {
-		subjects = append(subjects, s)
-	}
 	n := 0
-	for _, s := range subjects {
-		rec, rev, err := k.get(ctx, s)
-		if errors.Is(err, ErrNoKey) {
+	for _, batch := range batches {
+		e, err := k.kv.Get(ctx, batchPrefix+batch)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue
 		}
 		if err != nil {
 			return n, err
 		}
-		if !rec.Erased.IsZero() || rec.Master == k.ring.Primary() {
+		var rec record
+		if json.Unmarshal(e.Value(), &rec) == nil && rec.Master == k.ring.Primary() {
 			continue
 		}
-		key, err := k.ring.unwrap(rec)
+		keys, err := k.unwrapBatch(e.Value())
 		if err != nil {
-			return n, fmt.Errorf("personal: key %s: %w", s, err)
+			return n, fmt.Errorf("personal: key batch %s: %w", batch, err)
 		}
-		nrec, err := k.ring.wrap(key)
+		b, err := k.wrapBatch(keys)
 		if err != nil {
 			return n, err
 		}
-		b, _ := json.Marshal(nrec)
-		if _, err := k.kv.Update(ctx, s, b, rev); err != nil {
-			return n, fmt.Errorf("personal: rewrap key %s: %w", s, err)
+		if _, err := k.kv.Update(ctx, batchPrefix+batch, b, e.Revision()); err != nil {
+			return n, fmt.Errorf("personal: rewrap key batch %s: %w", batch, err)
 		}
 		// The entry under the old master key is overwritten, so dropping
 		// that key from the keyring leaves nothing it could unwrap.
-		if err := k.shred(ctx, s); err != nil {
+		if err := k.shred(ctx, batchPrefix+batch); err != nil {
 			return n, err
 		}
 		n++
