@@ -80,4 +80,3 @@ func BenchmarkWritePath(b *testing.B) {
 		})
 	}
 }
-
