@@ -3,6 +3,7 @@ package personal
 import (
 	"bufio"
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -200,7 +201,7 @@ type KVKeys struct {
 	// current is the key each subject's new values are sealed with (key id
 	// and key); byID every key read or made, by key id.
 	current *lru.Cache[string, dataKey]
-	byID    *lru.Cache[string, []byte]
+	byID    *lru.Cache[string, cipher.AEAD]
 
 	// erased are the subjects erased, all of them (few: erasure is rare),
 	// read at the start and kept up to date by the watch.
@@ -218,7 +219,7 @@ type KVKeys struct {
 
 type dataKey struct {
 	id  string
-	key []byte
+	key cipher.AEAD
 }
 
 // keyRequest asks the batch writer for subject's first key.
@@ -269,7 +270,7 @@ func OpenKV(ctx context.Context, js jetstream.JetStream, ring *Keyring, cfg KVCo
 		return nil, err
 	}
 	k := &KVKeys{kv: kv, stream: stream, ring: ring,
-		current: lru.New[string, dataKey](cfg.CacheSize), byID: lru.New[string, []byte](cfg.CacheSize),
+		current: lru.New[string, dataKey](cfg.CacheSize), byID: lru.New[string, cipher.AEAD](cfg.CacheSize),
 		prefix: hex.EncodeToString(prefix), make: make(chan *keyRequest, maxBatch), erased: map[string]bool{}}
 	wctx, stop := context.WithCancel(context.Background())
 	k.stop = stop
@@ -355,7 +356,7 @@ func (k *KVKeys) Close() error {
 // DataKey implements Keys. A subject this process knows no key of is
 // looked up in every batch when create is false (a privacy request, rare);
 // with create, it gets a key in the next batch.
-func (k *KVKeys) DataKey(ctx context.Context, subject string, create bool) (string, []byte, error) {
+func (k *KVKeys) DataKey(ctx context.Context, subject string, create bool) (string, cipher.AEAD, error) {
 	if dk, ok := k.current.Get(subject); ok {
 		return dk.id, dk.key, nil
 	}
@@ -370,7 +371,11 @@ func (k *KVKeys) DataKey(ctx context.Context, subject string, create bool) (stri
 		if len(found) == 0 {
 			return "", nil, fmt.Errorf("%w: %s", ErrNoKey, subject)
 		}
-		dk := dataKey{id: subject + "." + found[0].batch, key: found[0].keys[subject]}
+		aead, err := newAEAD(found[0].keys[subject])
+		if err != nil {
+			return "", nil, err
+		}
+		dk := dataKey{id: subject + "." + found[0].batch, key: aead}
 		k.current.Put(subject, dk)
 		return dk.id, dk.key, nil
 	}
@@ -389,7 +394,7 @@ func (k *KVKeys) DataKey(ctx context.Context, subject string, create bool) (stri
 }
 
 // Key implements Keys.
-func (k *KVKeys) Key(ctx context.Context, id string) ([]byte, error) {
+func (k *KVKeys) Key(ctx context.Context, id string) (cipher.AEAD, error) {
 	if key, ok := k.byID.Get(id); ok {
 		return key, nil
 	}
@@ -408,8 +413,12 @@ func (k *KVKeys) Key(ctx context.Context, id string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s (batch %s does not hold it)", ErrNoKey, subject, batch)
 	}
-	k.byID.Put(id, key)
-	return key, nil
+	aead, err := newAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	k.byID.Put(id, aead)
+	return aead, nil
 }
 
 // checkErased is ErrErased when subject was erased.
@@ -521,9 +530,19 @@ func (k *KVKeys) writeBatch(ctx context.Context, reqs []*keyRequest) {
 			err = fmt.Errorf("personal: store new data keys: %w", err)
 		}
 	}
+	made := map[string]dataKey{}
+	for subject, key := range keys {
+		if err != nil {
+			break
+		}
+		var aead cipher.AEAD
+		if aead, err = newAEAD(key); err == nil {
+			made[subject] = dataKey{id: subject + "." + batch, key: aead}
+		}
+	}
 	for _, r := range reqs {
 		if r.key.id == "" && err == nil {
-			r.key = dataKey{id: r.subject + "." + batch, key: keys[r.subject]}
+			r.key = made[r.subject]
 			k.current.Put(r.subject, r.key)
 			k.byID.Put(r.key.id, r.key.key)
 		}

@@ -27,6 +27,7 @@ package personal
 
 import (
 	"context"
+	"crypto/cipher"
 	"errors"
 	"strings"
 )
@@ -48,13 +49,14 @@ var (
 // sealed with it carry; a subject may have several keys, all of which seal
 // and open its values.
 type Keys interface {
-	// DataKey returns the key subject's new values are sealed with, and
-	// its id. With create, a subject without a key gets one; without,
-	// that is ErrNoKey. ErrErased when the subject was erased.
-	DataKey(ctx context.Context, subject string, create bool) (id string, key []byte, err error)
+	// DataKey returns the key subject's new values are sealed with (as
+	// its AES-256-GCM cipher), and its id. With create, a subject without a
+	// key gets one; without, that is ErrNoKey. ErrErased when the subject
+	// was erased.
+	DataKey(ctx context.Context, subject string, create bool) (id string, key cipher.AEAD, err error)
 	// Key returns the key with id. ErrErased when its subject was erased;
 	// ErrNoKey when there is no such key.
-	Key(ctx context.Context, id string) ([]byte, error)
+	Key(ctx context.Context, id string) (cipher.AEAD, error)
 	// Erase destroys every key of subject for good and remembers that it
 	// was erased. ErrNoKey when the subject has no key; ErrErased when it
 	// was erased before.
