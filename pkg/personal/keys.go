@@ -276,7 +276,9 @@ func OpenKV(ctx context.Context, js jetstream.JetStream, ring *Keyring, cfg KVCo
 	k.stop = stop
 	// The watch starts before the erased subjects are listed, so that none
 	// erased in between is missed.
-	w, err := kv.WatchAll(wctx, jetstream.UpdatesOnly(), jetstream.MetaOnly())
+	// Only the erased marks: a batch changes after its subjects' keys are
+	// made (Erase, which marks first; Rewrap, which keeps the keys).
+	w, err := kv.Watch(wctx, erasedPrefix+">", jetstream.UpdatesOnly(), jetstream.MetaOnly())
 	if err != nil {
 		stop()
 		return nil, fmt.Errorf("personal: watch the key bucket: %w", err)
@@ -291,8 +293,7 @@ func OpenKV(ctx context.Context, js jetstream.JetStream, ring *Keyring, cfg KVCo
 	return k, nil
 }
 
-// watch drops what the caches hold of a subject erased, or a batch
-// changed, by any process.
+// watch drops what the caches hold of a subject erased by any process.
 func (k *KVKeys) watch(ctx context.Context, w jetstream.KeyWatcher) {
 	defer k.done.Done()
 	defer w.Stop()
@@ -306,8 +307,6 @@ func (k *KVKeys) watch(ctx context.Context, w jetstream.KeyWatcher) {
 			}
 			if subject, ok := strings.CutPrefix(e.Key(), erasedPrefix); ok {
 				k.markErased(subject)
-			} else if batch, ok := strings.CutPrefix(e.Key(), batchPrefix); ok {
-				k.byID.RemoveFunc(func(id string) bool { return strings.HasSuffix(id, "."+batch) })
 			}
 		}
 	}
