@@ -11,8 +11,8 @@
 // the subject's data key, with the key's id beside the ciphertext. The
 // chain covers the tokens, so it verifies before and after an erasure.
 //
-// Data keys live apart from the log, in Keys (a JetStream key-value bucket
-// that allows deletion, KVKeys), wrapped by a master key (Keyring).
+// Data keys live apart from the log, in Keys (pkg/personal/jskeys: a
+// JetStream key-value bucket that allows deletion), wrapped by master keys.
 // Erasing a subject destroys its key: its tokens stay in every stream,
 // snapshot, read model and dead-letter copy, and nobody can read them
 // again. Reveal turns tokens back into values where a person is shown
@@ -57,6 +57,8 @@ type Keys interface {
 	// Key returns the key with id. ErrErased when its subject was erased;
 	// ErrNoKey when there is no such key.
 	Key(ctx context.Context, id string) (cipher.AEAD, error)
+	// IsErased reports whether subject was erased.
+	IsErased(ctx context.Context, subject string) (bool, error)
 	// Erase destroys every key of subject for good and remembers that it
 	// was erased. ErrNoKey when the subject has no key; ErrErased when it
 	// was erased before.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/custody/custody/pkg/natsembed"
 	"github.com/custody/custody/pkg/personal"
+	"github.com/custody/custody/pkg/personal/jskeys"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
@@ -50,13 +51,13 @@ func newEnv(t testing.TB) *env {
 }
 
 // keys opens the bucket with a keyring of the given lines.
-func (e *env) keys(t testing.TB, ring ...string) *personal.KVKeys {
+func (e *env) keys(t testing.TB, ring ...string) *jskeys.Store {
 	t.Helper()
-	r, err := personal.ParseKeyring(strings.Join(ring, "\n"))
+	r, err := jskeys.ParseKeyring(strings.Join(ring, "\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := personal.OpenKV(context.Background(), e.js, r, personal.KVConfig{})
+	k, err := jskeys.Open(context.Background(), e.js, r, jskeys.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func (e *env) keys(t testing.TB, ring ...string) *personal.KVKeys {
 
 func masterKey(t testing.TB, id string) string {
 	t.Helper()
-	line, err := personal.NewMasterKeyLine(id)
+	line, err := jskeys.NewMasterKeyLine(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,8 +264,8 @@ func TestRevealWithoutTheKeyIsAnError(t *testing.T) {
 	sealed, _ := c.Seal(ctx, placed("b1"))
 
 	// The same events read with another (empty) key store.
-	r, _ := personal.ParseKeyring(masterKey(t, "m1"))
-	elsewhere, err := personal.OpenKV(ctx, e.js, r, personal.KVConfig{Bucket: "other_keys"})
+	r, _ := jskeys.ParseKeyring(masterKey(t, "m1"))
+	elsewhere, err := jskeys.Open(ctx, e.js, r, jskeys.Config{Bucket: "other_keys"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +372,7 @@ func TestEraseLeavesNoWrappedKeyOnDisk(t *testing.T) {
 	if _, err := c.Seal(ctx, placed("b1")); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := e.js.KeyValue(ctx, personal.DefaultKeyBucket)
+	kv, err := e.js.KeyValue(ctx, jskeys.DefaultKeyBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,7 +426,7 @@ func TestParseKeyring(t *testing.T) {
 		{"twice", good + "\n" + good, "twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := personal.ParseKeyring(tc.text)
+			r, err := jskeys.ParseKeyring(tc.text)
 			if tc.err == "" {
 				if err != nil || r.Primary() != "m2" {
 					t.Fatalf("ParseKeyring = %v, %v", r, err)
@@ -470,7 +471,7 @@ func TestNewSubjectsShareKeyBatches(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	kv, err := e.js.KeyValue(ctx, personal.DefaultKeyBucket)
+	kv, err := e.js.KeyValue(ctx, jskeys.DefaultKeyBucket)
 	if err != nil {
 		t.Fatal(err)
 	}

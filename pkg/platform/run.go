@@ -23,6 +23,7 @@ import (
 	"github.com/custody/custody/pkg/kv"
 	"github.com/custody/custody/pkg/natsembed"
 	"github.com/custody/custody/pkg/personal"
+	"github.com/custody/custody/pkg/personal/jskeys"
 	"github.com/custody/custody/pkg/server"
 	"github.com/custody/custody/pkg/telemetry"
 	systemv1 "github.com/custody/custody/proto/custody/system/v1"
@@ -450,16 +451,16 @@ func loadVerifier(cfg Config) (*auth.Verifier, error) {
 
 // openKeys opens the data subjects' keys on the process's JetStream,
 // wrapped by the master keys of cfg (see Config.MasterKeysFile).
-func openKeys(ctx context.Context, cfg Config, js jetstream.JetStream) (*personal.KVKeys, error) {
+func openKeys(ctx context.Context, cfg Config, js jetstream.JetStream) (*jskeys.Store, error) {
 	path, create := cfg.MasterKeysFile, false
 	if path == "" {
 		path, create = filepath.Join(KeyDir(cfg.DataDir), "master.keys"), cfg.NATSURL == ""
 	}
-	ring, err := personal.LoadKeyring(path, create)
+	ring, err := jskeys.LoadKeyring(path, create)
 	if err != nil {
 		return nil, err
 	}
-	return personal.OpenKV(ctx, js, ring, personal.KVConfig{Replicas: max(cfg.Replicas, 1)})
+	return jskeys.Open(ctx, js, ring, jskeys.Config{Replicas: max(cfg.Replicas, 1)})
 }
 
 // RewrapKeys wraps every data subject's key that its primary master key

@@ -29,11 +29,13 @@ package app
 import (
 	"context"
 	"errors"
-	"google.golang.org/protobuf/proto"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/fault"
+	"github.com/custody/custody/pkg/personal"
 	"github.com/custody/custody/pkg/projection"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 	"github.com/custody/custody/services/order/domain"
@@ -155,6 +157,9 @@ func (s *Service) PlaceOrder(ctx context.Context, req PlaceOrder) (OrderView, er
 	}
 	view := OrderView{Order: o, Revision: rev}
 	if !ok {
+		if err := s.notErased(ctx, req.BuyerID); err != nil {
+			return OrderView{}, err
+		}
 		if view, err = s.place(ctx, id, req); err != nil {
 			if errors.Is(err, es.ErrRequestReused) {
 				return OrderView{}, err
@@ -418,6 +423,24 @@ func (s *Service) ChangeShippingAddress(ctx context.Context, req ChangeShippingA
 	}
 	return s.request(ctx, req.OrderID, "change-address", req.RequestID, req.Actor, req.Fingerprint,
 		domain.ChangeShippingAddress{Address: addr, By: req.Actor, Time: s.d.Clock.Now()})
+}
+
+// notErased refuses a new order of a buyer whose personal data was
+// erased: its address would be stored as "[erased]" (pkg/personal), an
+// order nobody could ship.
+func (s *Service) notErased(ctx context.Context, buyerID string) error {
+	c, ok := s.d.Handlers.Personal.(*personal.Codec)
+	if !ok {
+		return nil
+	}
+	erased, err := c.Keys().IsErased(ctx, personal.Subject("buyer", buyerID))
+	if err != nil {
+		return err
+	}
+	if erased {
+		return fault.Precondition(domain.ReasonBuyerErased, "buyer %s was erased (their personal data is gone): it can place no new order", buyerID)
+	}
+	return nil
 }
 
 // storedIfSame returns the order's stored address when it is addr, else

@@ -1,8 +1,12 @@
-package personal
+// Package jskeys keeps the data subjects' keys of pkg/personal in a
+// JetStream key-value bucket, wrapped by master keys (Keyring): the key
+// store of `custody run`.
+package jskeys
 
 import (
 	"bufio"
 	"context"
+	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
@@ -21,11 +25,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/custody/custody/pkg/lru"
+	"github.com/custody/custody/pkg/personal"
 )
 
 // Keyring holds the master keys that wrap the data keys. The first is the
 // primary: new data keys are wrapped with it. The others only unwrap data
-// keys wrapped before a rotation, until KVKeys.Rewrap has wrapped them
+// keys wrapped before a rotation, until Store.Rewrap has wrapped them
 // all with the primary and they can be dropped.
 type Keyring struct {
 	ids  []string
@@ -51,20 +56,20 @@ func ParseKeyring(text string) (*Keyring, error) {
 		}
 		id, b64, ok := strings.Cut(line, " ")
 		if !ok || !keyIDPattern.MatchString(id) {
-			return nil, fmt.Errorf("personal: keyring line %d: want \"<id> <base64 key>\" with an id of letters, digits, '-' or '_'", n)
+			return nil, fmt.Errorf("jskeys: keyring line %d: want \"<id> <base64 key>\" with an id of letters, digits, '-' or '_'", n)
 		}
 		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
 		if err != nil || len(key) != 32 {
-			return nil, fmt.Errorf("personal: keyring line %d: master key %s is not 32 bytes in base64", n, id)
+			return nil, fmt.Errorf("jskeys: keyring line %d: master key %s is not 32 bytes in base64", n, id)
 		}
 		if _, dup := r.keys[id]; dup {
-			return nil, fmt.Errorf("personal: keyring line %d: master key %s twice", n, id)
+			return nil, fmt.Errorf("jskeys: keyring line %d: master key %s twice", n, id)
 		}
 		r.ids = append(r.ids, id)
 		r.keys[id] = key
 	}
 	if len(r.ids) == 0 {
-		return nil, errors.New("personal: the keyring has no master key")
+		return nil, errors.New("jskeys: the keyring has no master key")
 	}
 	return r, nil
 }
@@ -72,7 +77,7 @@ func ParseKeyring(text string) (*Keyring, error) {
 // NewMasterKeyLine returns a keyring line with a new random master key.
 func NewMasterKeyLine(id string) (string, error) {
 	if !keyIDPattern.MatchString(id) {
-		return "", fmt.Errorf("personal: bad master key id %q", id)
+		return "", fmt.Errorf("jskeys: bad master key id %q", id)
 	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -102,7 +107,7 @@ func LoadKeyring(path string, create bool) (*Keyring, error) {
 			return nil, err
 		}
 	} else if err != nil {
-		return nil, fmt.Errorf("personal: master keys: %w (set %s or create the file)", err, MasterKeysEnv)
+		return nil, fmt.Errorf("jskeys: master keys: %w (set %s or create the file)", err, MasterKeysEnv)
 	}
 	return ParseKeyring(string(b))
 }
@@ -125,7 +130,7 @@ func (r *Keyring) wrap(plain []byte) (record, error) {
 func (r *Keyring) unwrap(rec record) ([]byte, error) {
 	master, ok := r.keys[rec.Master]
 	if !ok {
-		return nil, fmt.Errorf("personal: the data keys are wrapped by master key %q, which the keyring does not hold", rec.Master)
+		return nil, fmt.Errorf("jskeys: the data keys are wrapped by master key %q, which the keyring does not hold", rec.Master)
 	}
 	aead, err := newAEAD(master)
 	if err != nil {
@@ -133,7 +138,7 @@ func (r *Keyring) unwrap(rec record) ([]byte, error) {
 	}
 	key, err := aead.Open(nil, rec.Nonce, rec.Wrapped, []byte(rec.Master))
 	if err != nil {
-		return nil, fmt.Errorf("personal: the data keys do not unwrap with master key %q", rec.Master)
+		return nil, fmt.Errorf("jskeys: the data keys do not unwrap with master key %q", rec.Master)
 	}
 	return key, nil
 }
@@ -146,8 +151,8 @@ type record struct {
 	Wrapped []byte `json:"wrapped"`
 }
 
-// KVConfig configures KVKeys.
-type KVConfig struct {
+// Config configures Store.
+type Config struct {
 	// Bucket is the key-value bucket. Default DefaultKeyBucket.
 	Bucket string
 	// Replicas of the bucket's stream (1 embedded, 3 in a cluster).
@@ -174,7 +179,7 @@ const eraseSettle = time.Second
 // maxBatch bounds the data keys made in one write.
 const maxBatch = 1024
 
-// KVKeys keeps the data keys in a JetStream key-value bucket, with caches
+// Store keeps the data keys in a JetStream key-value bucket, with caches
 // in front.
 //
 // A subject's first data key is made when its first value is sealed, and it
@@ -193,7 +198,7 @@ const maxBatch = 1024
 // (JetStream's secure delete; the bucket keeps two revisions per entry so the
 // replaced one is there to overwrite). Every process's caches drop the
 // subject's keys when the bucket says so.
-type KVKeys struct {
+type Store struct {
 	kv     jetstream.KeyValue
 	stream jetstream.Stream
 	ring   *Keyring
@@ -230,8 +235,8 @@ type keyRequest struct {
 	err     error
 }
 
-// OpenKV opens (creating if need be) the bucket and starts watching it.
-func OpenKV(ctx context.Context, js jetstream.JetStream, ring *Keyring, cfg KVConfig) (*KVKeys, error) {
+// Open opens (creating if need be) the bucket and starts watching it.
+func Open(ctx context.Context, js jetstream.JetStream, ring *Keyring, cfg Config) (*Store, error) {
 	if cfg.Bucket == "" {
 		cfg.Bucket = DefaultKeyBucket
 	}
@@ -259,17 +264,17 @@ func OpenKV(ctx context.Context, js jetstream.JetStream, ring *Keyring, cfg KVCo
 		Duplicates:        2 * time.Minute,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("personal: key bucket: %w", err)
+		return nil, fmt.Errorf("jskeys: key bucket: %w", err)
 	}
 	kv, err := js.KeyValue(ctx, cfg.Bucket)
 	if err != nil {
-		return nil, fmt.Errorf("personal: key bucket: %w", err)
+		return nil, fmt.Errorf("jskeys: key bucket: %w", err)
 	}
 	prefix := make([]byte, 8)
 	if _, err := rand.Read(prefix); err != nil {
 		return nil, err
 	}
-	k := &KVKeys{kv: kv, stream: stream, ring: ring,
+	k := &Store{kv: kv, stream: stream, ring: ring,
 		current: lru.New[string, dataKey](cfg.CacheSize), byID: lru.New[string, cipher.AEAD](cfg.CacheSize),
 		prefix: hex.EncodeToString(prefix), make: make(chan *keyRequest, maxBatch), erased: map[string]bool{}}
 	wctx, stop := context.WithCancel(context.Background())
@@ -281,7 +286,7 @@ func OpenKV(ctx context.Context, js jetstream.JetStream, ring *Keyring, cfg KVCo
 	w, err := kv.Watch(wctx, erasedPrefix+">", jetstream.UpdatesOnly(), jetstream.MetaOnly())
 	if err != nil {
 		stop()
-		return nil, fmt.Errorf("personal: watch the key bucket: %w", err)
+		return nil, fmt.Errorf("jskeys: watch the key bucket: %w", err)
 	}
 	if err := k.listErased(ctx); err != nil {
 		stop()
@@ -294,7 +299,7 @@ func OpenKV(ctx context.Context, js jetstream.JetStream, ring *Keyring, cfg KVCo
 }
 
 // watch drops what the caches hold of a subject erased by any process.
-func (k *KVKeys) watch(ctx context.Context, w jetstream.KeyWatcher) {
+func (k *Store) watch(ctx context.Context, w jetstream.KeyWatcher) {
 	defer k.done.Done()
 	defer w.Stop()
 	for {
@@ -313,13 +318,13 @@ func (k *KVKeys) watch(ctx context.Context, w jetstream.KeyWatcher) {
 }
 
 // listErased reads the erased subjects.
-func (k *KVKeys) listErased(ctx context.Context) error {
+func (k *Store) listErased(ctx context.Context) error {
 	lister, err := k.kv.ListKeys(ctx)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrNoKeysFound) {
 			return nil
 		}
-		return fmt.Errorf("personal: list the key bucket: %w", err)
+		return fmt.Errorf("jskeys: list the key bucket: %w", err)
 	}
 	for key := range lister.Keys() {
 		if subject, ok := strings.CutPrefix(key, erasedPrefix); ok {
@@ -330,32 +335,32 @@ func (k *KVKeys) listErased(ctx context.Context) error {
 }
 
 // markErased notes subject erased and drops its keys from the caches.
-func (k *KVKeys) markErased(subject string) {
+func (k *Store) markErased(subject string) {
 	k.erasedMu.Lock()
 	k.erased[subject] = true
 	k.erasedMu.Unlock()
 	k.forget(subject)
 }
 
-func (k *KVKeys) forget(subject string) {
+func (k *Store) forget(subject string) {
 	k.current.Remove(subject)
 	k.byID.RemoveFunc(func(id string) bool { return strings.HasPrefix(id, subject+".") })
 }
 
 // Primary is the id of the master key that wraps new data keys.
-func (k *KVKeys) Primary() string { return k.ring.Primary() }
+func (k *Store) Primary() string { return k.ring.Primary() }
 
 // Close stops the batch writer and the watch.
-func (k *KVKeys) Close() error {
+func (k *Store) Close() error {
 	k.stop()
 	k.done.Wait()
 	return nil
 }
 
-// DataKey implements Keys. A subject this process knows no key of is
+// DataKey implements personal.Keys. A subject this process knows no key of is
 // looked up in every batch when create is false (a privacy request, rare);
 // with create, it gets a key in the next batch.
-func (k *KVKeys) DataKey(ctx context.Context, subject string, create bool) (string, cipher.AEAD, error) {
+func (k *Store) DataKey(ctx context.Context, subject string, create bool) (string, cipher.AEAD, error) {
 	if dk, ok := k.current.Get(subject); ok {
 		return dk.id, dk.key, nil
 	}
@@ -368,7 +373,7 @@ func (k *KVKeys) DataKey(ctx context.Context, subject string, create bool) (stri
 			return "", nil, err
 		}
 		if len(found) == 0 {
-			return "", nil, fmt.Errorf("%w: %s", ErrNoKey, subject)
+			return "", nil, fmt.Errorf("%w: %s", personal.ErrNoKey, subject)
 		}
 		aead, err := newAEAD(found[0].keys[subject])
 		if err != nil {
@@ -392,14 +397,14 @@ func (k *KVKeys) DataKey(ctx context.Context, subject string, create bool) (stri
 	}
 }
 
-// Key implements Keys.
-func (k *KVKeys) Key(ctx context.Context, id string) (cipher.AEAD, error) {
+// Key implements personal.Keys.
+func (k *Store) Key(ctx context.Context, id string) (cipher.AEAD, error) {
 	if key, ok := k.byID.Get(id); ok {
 		return key, nil
 	}
 	subject, batch, ok := strings.Cut(id, ".")
 	if !ok || subject == "" || batch == "" {
-		return nil, fmt.Errorf("%w: bad key id %q", ErrNoKey, id)
+		return nil, fmt.Errorf("%w: bad key id %q", personal.ErrNoKey, id)
 	}
 	if err := k.checkErased(subject); err != nil {
 		return nil, err
@@ -410,7 +415,7 @@ func (k *KVKeys) Key(ctx context.Context, id string) (cipher.AEAD, error) {
 	}
 	key, ok := keys[subject]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s (batch %s does not hold it)", ErrNoKey, subject, batch)
+		return nil, fmt.Errorf("%w: %s (batch %s does not hold it)", personal.ErrNoKey, subject, batch)
 	}
 	aead, err := newAEAD(key)
 	if err != nil {
@@ -420,33 +425,38 @@ func (k *KVKeys) Key(ctx context.Context, id string) (cipher.AEAD, error) {
 	return aead, nil
 }
 
-// checkErased is ErrErased when subject was erased.
-func (k *KVKeys) checkErased(subject string) error {
+// checkErased is personal.ErrErased when subject was erased.
+func (k *Store) checkErased(subject string) error {
 	k.erasedMu.RLock()
 	defer k.erasedMu.RUnlock()
 	if k.erased[subject] {
-		return fmt.Errorf("%w: %s", ErrErased, subject)
+		return fmt.Errorf("%w: %s", personal.ErrErased, subject)
 	}
 	return nil
 }
 
-// readBatch reads and unwraps batch: ErrNoKey when there is no such batch.
-func (k *KVKeys) readBatch(ctx context.Context, batch string) (map[string][]byte, uint64, error) {
+// IsErased implements personal.Keys, from memory.
+func (k *Store) IsErased(_ context.Context, subject string) (bool, error) {
+	return errors.Is(k.checkErased(subject), personal.ErrErased), nil
+}
+
+// readBatch reads and unwraps batch: personal.ErrNoKey when there is no such batch.
+func (k *Store) readBatch(ctx context.Context, batch string) (map[string][]byte, uint64, error) {
 	e, err := k.kv.Get(ctx, batchPrefix+batch)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, 0, fmt.Errorf("%w: no batch %s", ErrNoKey, batch)
+		return nil, 0, fmt.Errorf("%w: no batch %s", personal.ErrNoKey, batch)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("personal: read key batch %s: %w", batch, err)
+		return nil, 0, fmt.Errorf("jskeys: read key batch %s: %w", batch, err)
 	}
 	keys, err := k.unwrapBatch(e.Value())
 	if err != nil {
-		return nil, 0, fmt.Errorf("personal: key batch %s: %w", batch, err)
+		return nil, 0, fmt.Errorf("jskeys: key batch %s: %w", batch, err)
 	}
 	return keys, e.Revision(), nil
 }
 
-func (k *KVKeys) unwrapBatch(b []byte) (map[string][]byte, error) {
+func (k *Store) unwrapBatch(b []byte) (map[string][]byte, error) {
 	var rec record
 	if err := json.Unmarshal(b, &rec); err != nil || len(rec.Wrapped) == 0 {
 		return nil, errors.New("a damaged entry")
@@ -462,7 +472,7 @@ func (k *KVKeys) unwrapBatch(b []byte) (map[string][]byte, error) {
 	return keys, nil
 }
 
-func (k *KVKeys) wrapBatch(keys map[string][]byte) ([]byte, error) {
+func (k *Store) wrapBatch(keys map[string][]byte) ([]byte, error) {
 	plain, err := json.Marshal(keys)
 	if err != nil {
 		return nil, err
@@ -477,7 +487,7 @@ func (k *KVKeys) wrapBatch(keys map[string][]byte) ([]byte, error) {
 // writeBatches makes the keys asked for: all those waiting when it starts a
 // write share it, so new subjects cost one durable write per batch, not one
 // each.
-func (k *KVKeys) writeBatches(ctx context.Context) {
+func (k *Store) writeBatches(ctx context.Context) {
 	defer k.done.Done()
 	for {
 		var first *keyRequest
@@ -500,7 +510,7 @@ func (k *KVKeys) writeBatches(ctx context.Context) {
 	}
 }
 
-func (k *KVKeys) writeBatch(ctx context.Context, reqs []*keyRequest) {
+func (k *Store) writeBatch(ctx context.Context, reqs []*keyRequest) {
 	batch := fmt.Sprintf("%s-%d", k.prefix, k.seq.Add(1))
 	keys := map[string][]byte{}
 	var err error
@@ -526,7 +536,7 @@ func (k *KVKeys) writeBatch(ctx context.Context, reqs []*keyRequest) {
 			cancel()
 		}
 		if err != nil {
-			err = fmt.Errorf("personal: store new data keys: %w", err)
+			err = fmt.Errorf("jskeys: store new data keys: %w", err)
 		}
 	}
 	made := map[string]dataKey{}
@@ -558,7 +568,7 @@ type found struct {
 }
 
 // find reads every batch and returns those holding subject's key.
-func (k *KVKeys) find(ctx context.Context, subject string) ([]found, error) {
+func (k *Store) find(ctx context.Context, subject string) ([]found, error) {
 	batches, err := k.batches(ctx)
 	if err != nil {
 		return nil, err
@@ -566,7 +576,7 @@ func (k *KVKeys) find(ctx context.Context, subject string) ([]found, error) {
 	var out []found
 	for _, b := range batches {
 		keys, rev, err := k.readBatch(ctx, b)
-		if errors.Is(err, ErrNoKey) {
+		if errors.Is(err, personal.ErrNoKey) {
 			continue // erased meanwhile
 		}
 		if err != nil {
@@ -580,13 +590,13 @@ func (k *KVKeys) find(ctx context.Context, subject string) ([]found, error) {
 }
 
 // batches lists the batch ids in the bucket.
-func (k *KVKeys) batches(ctx context.Context) ([]string, error) {
+func (k *Store) batches(ctx context.Context) ([]string, error) {
 	lister, err := k.kv.ListKeys(ctx)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrNoKeysFound) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("personal: list key batches: %w", err)
+		return nil, fmt.Errorf("jskeys: list key batches: %w", err)
 	}
 	var out []string
 	for key := range lister.Keys() {
@@ -597,26 +607,26 @@ func (k *KVKeys) batches(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// Erase implements Keys. The erased mark is written first (from then on
+// Erase implements personal.Keys. The erased mark is written first (from then on
 // the subject's tokens read Erased everywhere), then every batch holding one
 // of the subject's keys is rewritten without it and its previous entry
 // overwritten on disk. Erasing a subject erased before finishes that if a
-// crash interrupted it, and reports ErrErased.
-func (k *KVKeys) Erase(ctx context.Context, subject string) error {
+// crash interrupted it, and reports personal.ErrErased.
+func (k *Store) Erase(ctx context.Context, subject string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	erasedBefore := errors.Is(k.checkErased(subject), ErrErased)
+	erasedBefore := errors.Is(k.checkErased(subject), personal.ErrErased)
 	holding, err := k.find(ctx, subject)
 	if err != nil {
 		return err
 	}
 	if !erasedBefore {
 		if len(holding) == 0 {
-			return fmt.Errorf("%w: %s", ErrNoKey, subject)
+			return fmt.Errorf("%w: %s", personal.ErrNoKey, subject)
 		}
 		b, _ := json.Marshal(map[string]time.Time{"erased": time.Now().UTC()})
 		if _, err := k.kv.Put(ctx, erasedPrefix+subject, b); err != nil {
-			return fmt.Errorf("personal: mark %s erased: %w", subject, err)
+			return fmt.Errorf("jskeys: mark %s erased: %w", subject, err)
 		}
 		k.markErased(subject)
 	}
@@ -641,7 +651,7 @@ func (k *KVKeys) Erase(ctx context.Context, subject string) error {
 		}
 	}
 	if erasedBefore {
-		return fmt.Errorf("%w: %s", ErrErased, subject)
+		return fmt.Errorf("%w: %s", personal.ErrErased, subject)
 	}
 	return nil
 }
@@ -649,7 +659,7 @@ func (k *KVKeys) Erase(ctx context.Context, subject string) error {
 // removeFrom rewrites batch f without subject's key (or deletes it when
 // nothing else is left) and overwrites the replaced entry on disk. Another
 // process changing the batch meanwhile makes it read the batch again.
-func (k *KVKeys) removeFrom(ctx context.Context, f found, subject string) error {
+func (k *Store) removeFrom(ctx context.Context, f found, subject string) error {
 	for attempt := 0; ; attempt++ {
 		delete(f.keys, subject)
 		var err error
@@ -665,10 +675,10 @@ func (k *KVKeys) removeFrom(ctx context.Context, f found, subject string) error 
 			return k.shred(ctx, batchPrefix+f.batch)
 		}
 		if attempt >= 8 || !errors.Is(err, jetstream.ErrKeyExists) {
-			return fmt.Errorf("personal: remove %s's key from batch %s: %w", subject, f.batch, err)
+			return fmt.Errorf("jskeys: remove %s's key from batch %s: %w", subject, f.batch, err)
 		}
 		keys, rev, rerr := k.readBatch(ctx, f.batch)
-		if errors.Is(rerr, ErrNoKey) {
+		if errors.Is(rerr, personal.ErrNoKey) {
 			return nil
 		}
 		if rerr != nil {
@@ -679,15 +689,15 @@ func (k *KVKeys) removeFrom(ctx context.Context, f found, subject string) error 
 }
 
 // shred overwrites on disk every entry of key but the latest.
-func (k *KVKeys) shred(ctx context.Context, key string) error {
+func (k *Store) shred(ctx context.Context, key string) error {
 	hist, err := k.kv.History(ctx, key)
 	if err != nil {
-		return fmt.Errorf("personal: history of %s: %w", key, err)
+		return fmt.Errorf("jskeys: history of %s: %w", key, err)
 	}
 	for _, e := range hist[:len(hist)-1] {
 		err := k.stream.SecureDeleteMsg(ctx, e.Revision())
 		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return fmt.Errorf("personal: overwrite %s: %w", key, err)
+			return fmt.Errorf("jskeys: overwrite %s: %w", key, err)
 		}
 	}
 	return nil
@@ -698,7 +708,7 @@ func (k *KVKeys) shred(ctx context.Context, key string) error {
 // returns how many batches it rewrapped: after a rotation (a new key first
 // in the keyring, the old one kept after it), once Rewrap has run, the old
 // master key can be dropped from the keyring.
-func (k *KVKeys) Rewrap(ctx context.Context) (int, error) {
+func (k *Store) Rewrap(ctx context.Context) (int, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	batches, err := k.batches(ctx)
@@ -720,14 +730,14 @@ func (k *KVKeys) Rewrap(ctx context.Context) (int, error) {
 		}
 		keys, err := k.unwrapBatch(e.Value())
 		if err != nil {
-			return n, fmt.Errorf("personal: key batch %s: %w", batch, err)
+			return n, fmt.Errorf("jskeys: key batch %s: %w", batch, err)
 		}
 		b, err := k.wrapBatch(keys)
 		if err != nil {
 			return n, err
 		}
 		if _, err := k.kv.Update(ctx, batchPrefix+batch, b, e.Revision()); err != nil {
-			return n, fmt.Errorf("personal: rewrap key batch %s: %w", batch, err)
+			return n, fmt.Errorf("jskeys: rewrap key batch %s: %w", batch, err)
 		}
 		// The entry under the old master key is overwritten, so dropping
 		// that key from the keyring leaves nothing it could unwrap.
@@ -738,3 +748,15 @@ func (k *KVKeys) Rewrap(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+const nonceSize = 12
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("jskeys: key: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+var _ personal.Keys = (*Store)(nil)
