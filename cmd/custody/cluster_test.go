@@ -30,6 +30,7 @@ import (
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/auth"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
+	"github.com/custody/custody/pkg/personal/jskeys"
 	"github.com/custody/custody/pkg/platform"
 	"github.com/custody/custody/pkg/platform/platformtest"
 	"github.com/custody/custody/pkg/server"
@@ -778,9 +779,15 @@ type serviceProc struct {
 func startService(t *testing.T, dir, name, natsURL, pubKey string) *serviceProc {
 	t.Helper()
 	s := &serviceProc{grpc: freeAddr(t), admin: freeAddr(t)}
+	// Every process of the cluster wraps the data keys with the same
+	// master keys, as the k8s Secret custody-master-keys gives them.
+	masterKeys := filepath.Join(dir, "master.keys")
+	if _, err := jskeys.LoadKeyring(masterKeys, true); err != nil {
+		t.Fatal(err)
+	}
 	s.child = newChild(t, dir, name, "run", "--target="+name, "--nats-url="+natsURL, "--replicas=3",
 		"--grpc-addr="+s.grpc, "--admin-addr="+s.admin, "--data-dir="+filepath.Join(dir, name),
-		"--auth-public-key="+pubKey, "--log-level=warn")
+		"--auth-public-key="+pubKey, "--master-keys="+masterKeys, "--log-level=warn")
 	return s
 }
 

@@ -21,6 +21,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -29,7 +30,7 @@ import (
 
 	"github.com/custody/custody/pkg/clock"
 	"github.com/custody/custody/pkg/es"
-	"github.com/custody/custody/pkg/personal"
+	"github.com/custody/custody/pkg/personal/jskeys"
 	"github.com/custody/custody/pkg/platform"
 	"github.com/custody/custody/pkg/server"
 	"github.com/custody/custody/pkg/telemetry"
@@ -53,6 +54,7 @@ Usage:
   custody run [flags]      start services (all of them by default)
   custody token [flags]    print a bearer token signed with the data dir's key
   custody rebuild [flags]  rebuild services' read models from the store, verifying hash chains
+  custody keys rewrap      wrap every buyer's data key with the primary master key (after a rotation)
   custody probe [flags]    measure raw JetStream on this machine's disk (the ceiling for the load generator)
   custody nats [flags]     run one NATS JetStream server (a cluster node) for --nats-url processes
   custody version          print the version
@@ -76,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return rebuildCmd(args[1:], stdout, stderr)
 	case "nats":
 		return natsCmd(args[1:], stderr)
+	case "keys":
+		return keysCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return nil
@@ -101,7 +105,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	fs.BoolVar(&cfg.Profiling, "pprof", false, "serve Go's runtime profiles on the admin port under /debug/pprof/ (keep the admin port private)")
 	fs.BoolVar(&cfg.RelaxedSync, "unsafe-relaxed-sync", false, "embedded NATS does not fsync every write: acknowledged events can be LOST in a crash; benchmarks only")
 	fs.StringVar(&cfg.PublicKeyFile, "auth-public-key", "", "Ed25519 public key (PEM) that verifies tokens; default: --data-dir/keys/signing.pub, created at first start")
-	fs.StringVar(&cfg.MasterKeysFile, "master-keys", "", "file of the master keys that wrap the data subjects' keys, one \"<id> <base64 32 bytes>\" per line, the primary first (or set "+personal.MasterKeysEnv+"); default: --data-dir/keys/master.keys, created at first start with an embedded NATS")
+	fs.StringVar(&cfg.MasterKeysFile, "master-keys", "", "file of the master keys that wrap the data subjects' keys, one \"<id> <base64 32 bytes>\" per line, the primary first (or set "+jskeys.MasterKeysEnv+"); default: --data-dir/keys/master.keys, created at first start with an embedded NATS")
 	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "serve gRPC over TLS with this certificate (PEM)")
 	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "the certificate's private key (PEM)")
 	fs.StringVar(&cfg.TLS.CAFile, "tls-client-ca", "", "require client certificates signed by this CA (mTLS)")
@@ -238,6 +242,32 @@ func rebuildCmd(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return platform.RebuildTargets(ctx, cfg, modules(), stdout)
+}
+
+// keysCmd is "custody keys rewrap": after a rotation of the master keys (a
+// new one first in the keyring, the old one after it), it wraps every data
+// key with the new one, so that the old one can be dropped.
+func keysCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "rewrap" {
+		fmt.Fprintln(stderr, "usage: custody keys rewrap [--data-dir D | --nats-url U] [--master-keys F]")
+		return errors.New("custody keys: want the subcommand rewrap")
+	}
+	fs := flag.NewFlagSet("custody keys rewrap", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg platform.Config
+	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "data directory of a stopped all-in-one (its embedded NATS, and keys/master.keys)")
+	fs.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS instead of the data directory's")
+	fs.StringVar(&cfg.MasterKeysFile, "master-keys", "", "the keyring, the new primary key first (default: --data-dir/keys/master.keys, or "+jskeys.MasterKeysEnv+")")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if cfg.NATSURL == "" && cfg.MasterKeysFile == "" {
+		// The data directory's own keyring: never create one here.
+		cfg.MasterKeysFile = filepath.Join(platform.KeyDir(cfg.DataDir), "master.keys")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return platform.RewrapKeys(ctx, cfg, stdout)
 }
 
 func tokenCmd(args []string, stdout, stderr io.Writer) error {

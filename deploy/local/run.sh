@@ -67,6 +67,9 @@ mkdir -p "$DATA_DIR/logs"
 # The all-in-one key lives in process 1's data dir; every other process only
 # verifies tokens, with its public half.
 PUBLIC_KEY=${CUSTODY_AUTH_PUBLIC_KEY:-$DATA_DIR/keys/signing.pub}
+# The master keys that wrap the buyers' data keys: process 1 creates them,
+# the others share them.
+MASTER_KEYS=$DATA_DIR/keys/master.keys
 
 names=() pids=() grpc_addrs=() admin_addrs=() logs=()
 
@@ -143,11 +146,12 @@ else
 	start "${targets[0]}" "$HOST:7070" "$HOST:7071" \
 		--target="${targets[0]}" --data-dir "$DATA_DIR" --nats-listen "$NATS_LISTEN"
 	[[ -f $PUBLIC_KEY ]] || die "$PUBLIC_KEY is missing after process 1 started"
+	[[ -f $MASTER_KEYS || -n ${CUSTODY_MASTER_KEYS:-} ]] || die "$MASTER_KEYS is missing after process 1 started"
 	for ((k = 1; k < ${#targets[@]}; k++)); do
 		t=${targets[k]}
 		start "$t" "$HOST:$((7080 + k))" "$HOST:$((7180 + k))" \
 			--target="$t" --data-dir "$DATA_DIR/$t" \
-			--nats-url "nats://$NATS_LISTEN" --auth-public-key "$PUBLIC_KEY"
+			--nats-url "nats://$NATS_LISTEN" --auth-public-key "$PUBLIC_KEY" --master-keys "$MASTER_KEYS"
 	done
 fi
 

@@ -69,6 +69,18 @@ func (c *Cache[K, V]) Remove(key K) {
 	}
 }
 
+// RemoveFunc drops every entry whose key f accepts.
+func (c *Cache[K, V]) RemoveFunc(f func(K) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, el := range c.items {
+		if f(key) {
+			c.order.Remove(el)
+			delete(c.items, key)
+		}
+	}
+}
+
 // Len is the number of entries.
 func (c *Cache[K, V]) Len() int {
 	c.mu.Lock()

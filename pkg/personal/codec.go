@@ -17,7 +17,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// tokenPrefix starts every token: "pii1:<key id>:<base64url(nonce ‖ sealed)>".
+// tokenPrefix starts every token: "pii1:<key id>:<base64url(nonce ‖ sealed)>",
+// the key id being "<subject>.<key>" (Keys).
 const tokenPrefix = "pii1:"
 
 // ErrNoSubject: a message holds personal data in clear but does not say
@@ -61,29 +62,34 @@ func (c *Codec) Seal(ctx context.Context, m proto.Message) (proto.Message, error
 	if subject == "" {
 		return nil, fmt.Errorf("%w: %s", ErrNoSubject, md.FullName())
 	}
-	var aead cipher.AEAD // nil: the subject was erased
-	switch key, err := c.keys.DataKey(ctx, subject, true); {
-	case errors.Is(err, ErrErased):
-	case err != nil:
-		return nil, fmt.Errorf("personal: seal %s: %w", md.FullName(), err)
-	default:
-		if aead, err = newAEAD(key); err != nil {
-			return nil, err
-		}
-	}
+	// A value is kept when it is empty, Erased, or a token of the subject
+	// that opens (or can no longer be opened: the subject was erased).
+	opens := map[string]cipher.AEAD{} // by key id; nil: its subject was erased
 	kept := func(v string) bool {
 		id, sealed, ok := parseToken(v)
-		if !ok || id != subject {
+		if !ok || SubjectOfKey(id) != subject {
 			return v == "" || v == Erased
 		}
-		if aead == nil {
+		a, seen := opens[id]
+		if !seen {
+			var err error
+			if a, err = c.keys.Key(ctx, id); err != nil && !errors.Is(err, ErrErased) {
+				return false // no such key: a forged token, sealed as a value
+			}
+			opens[id] = a
+		}
+		if a == nil {
 			return true
 		}
-		_, err := open(aead, id, sealed)
+		_, err := open(a, id, sealed)
 		return err == nil
 	}
 	if !anyValue(m.ProtoReflect(), func(v string) bool { return !kept(v) }) {
-		return m, nil
+		return m, nil // only the subject's own tokens: copied from an earlier event
+	}
+	keyID, aead, err := c.sealingKey(ctx, subject)
+	if err != nil {
+		return nil, fmt.Errorf("personal: seal %s: %w", md.FullName(), err)
 	}
 	out := proto.Clone(m)
 	err = rewrite(out.ProtoReflect(), "", func(_ string, v string) (string, error) {
@@ -93,7 +99,7 @@ func (c *Codec) Seal(ctx context.Context, m proto.Message) (proto.Message, error
 		case aead == nil:
 			return Erased, nil
 		}
-		return seal(aead, subject, v)
+		return seal(aead, keyID, v)
 	})
 	if err != nil {
 		return nil, err
@@ -126,16 +132,13 @@ func (c *Codec) Reveal(ctx context.Context, m proto.Message) (proto.Message, err
 		}
 		aead, seen := aeads[id]
 		if !seen {
-			key, err := c.keys.DataKey(ctx, id, false)
+			var err error
+			aead, err = c.keys.Key(ctx, id)
 			switch {
 			case errors.Is(err, ErrErased):
-				// nil: every token of this subject reads Erased.
+				aead = nil // every token of this subject reads Erased
 			case err != nil:
 				return "", fmt.Errorf("personal: reveal %s: key %s: %w", path, id, err)
-			default:
-				if aead, err = newAEAD(key); err != nil {
-					return "", err
-				}
 			}
 			aeads[id] = aead
 		}
@@ -161,6 +164,16 @@ type Field struct {
 	Path string `json:"path"`
 	// Value is the value as Reveal shows it.
 	Value string `json:"value"`
+}
+
+// sealingKey is the key subject's new values are sealed with, nil when the
+// subject was erased.
+func (c *Codec) sealingKey(ctx context.Context, subject string) (string, cipher.AEAD, error) {
+	id, key, err := c.keys.DataKey(ctx, subject, true)
+	if errors.Is(err, ErrErased) {
+		return "", nil, nil
+	}
+	return id, key, err
 }
 
 // Fields returns m's personal values, revealed, in field order (empty ones
@@ -258,37 +271,55 @@ func subjectOf(m protoreflect.Message) (string, error) {
 	return Subject(kind, id), nil
 }
 
-// plans caches, per message type, whether it holds a personal field.
-var plans sync.Map // protoreflect.FullName → bool
-
-// HasPersonal reports whether messages of md hold a personal field,
-// directly or in a nested message.
-func HasPersonal(md protoreflect.MessageDescriptor) bool {
-	if v, ok := plans.Load(md.FullName()); ok {
-		return v.(bool)
-	}
-	has := hasPersonal(md, map[protoreflect.FullName]bool{})
-	plans.Store(md.FullName(), has)
-	return has
+// plan is what a walk visits in messages of one type: the personal string
+// fields and the message fields that lead to one, with nothing else.
+type plan struct {
+	fields []step
 }
 
-func hasPersonal(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
+type step struct {
+	fd       protoreflect.FieldDescriptor
+	personal bool // a personal string (or list of them); else a message (list, map) to walk
+}
+
+// plans caches a plan per message type (nil: no personal field in it).
+var plans sync.Map // protoreflect.FullName → *plan
+
+// planOf is md's plan, nil when messages of md hold no personal field.
+func planOf(md protoreflect.MessageDescriptor) *plan {
+	if v, ok := plans.Load(md.FullName()); ok {
+		return v.(*plan)
+	}
+	p := buildPlan(md, map[protoreflect.FullName]bool{})
+	plans.Store(md.FullName(), p)
+	return p
+}
+
+func buildPlan(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) *plan {
 	if seen[md.FullName()] {
-		return false
+		return nil // a type within itself is not walked again (no personal type of Custody is recursive)
 	}
 	seen[md.FullName()] = true
+	defer delete(seen, md.FullName())
+	p := &plan{}
 	fields := md.Fields()
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)
 		if isPersonal(fd) {
-			return true
-		}
-		if sub := messageOf(fd); sub != nil && hasPersonal(sub, seen) {
-			return true
+			p.fields = append(p.fields, step{fd: fd, personal: true})
+		} else if sub := messageOf(fd); sub != nil && buildPlan(sub, seen) != nil {
+			p.fields = append(p.fields, step{fd: fd})
 		}
 	}
-	return false
+	if len(p.fields) == 0 {
+		return nil
+	}
+	return p
 }
+
+// HasPersonal reports whether messages of md hold a personal field,
+// directly or in a nested message.
+func HasPersonal(md protoreflect.MessageDescriptor) bool { return planOf(md) != nil }
 
 // isPersonal reports a string field marked personal.
 func isPersonal(fd protoreflect.FieldDescriptor) bool {
@@ -314,7 +345,7 @@ func messageOf(fd protoreflect.FieldDescriptor) protoreflect.MessageDescriptor {
 // anyValue reports whether some personal value of m satisfies f.
 func anyValue(m protoreflect.Message, f func(string) bool) bool {
 	found := false
-	_ = rewrite(m, "", func(_ string, v string) (string, error) {
+	_ = walk(m, nil, func(_ func() string, v string) (string, error) {
 		if !found && f(v) {
 			found = true
 		}
@@ -327,43 +358,74 @@ func anyValue(m protoreflect.Message, f func(string) bool) bool {
 // (set fields only), in field order, and stores what f returns when it
 // differs.
 func rewrite(m protoreflect.Message, prefix string, f func(path, v string) (string, error)) error {
-	if !HasPersonal(m.Descriptor()) {
+	return walk(m, func() string { return prefix }, func(path func() string, v string) (string, error) { return f(path(), v) })
+}
+
+// walk is rewrite with the path made only when f asks for it.
+func walk(m protoreflect.Message, prefix func() string, f func(path func() string, v string) (string, error)) error {
+	p := planOf(m.Descriptor())
+	if p == nil {
 		return nil
 	}
-	var err error
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		path := prefix + string(fd.Name())
+	at := func(fd protoreflect.FieldDescriptor, suffix func() string) func() string {
+		return func() string {
+			s := string(fd.Name())
+			if prefix != nil {
+				s = prefix() + s
+			}
+			return s + suffix()
+		}
+	}
+	none := func() string { return "" }
+	for _, st := range p.fields {
+		fd := st.fd
+		if !m.Has(fd) {
+			continue
+		}
+		v := m.Get(fd)
 		switch {
-		case isPersonal(fd) && fd.IsList():
+		case st.personal && fd.IsList():
 			list := v.List()
-			for i := 0; i < list.Len() && err == nil; i++ {
-				var nv string
+			for i := 0; i < list.Len(); i++ {
 				old := list.Get(i).String()
-				if nv, err = f(path+"["+strconv.Itoa(i)+"]", old); err == nil && nv != old {
+				nv, err := f(at(fd, func() string { return "[" + strconv.Itoa(i) + "]" }), old)
+				if err != nil {
+					return err
+				}
+				if nv != old {
 					list.Set(i, protoreflect.ValueOfString(nv))
 				}
 			}
-		case isPersonal(fd):
-			var nv string
+		case st.personal:
 			old := v.String()
-			if nv, err = f(path, old); err == nil && nv != old {
+			nv, err := f(at(fd, none), old)
+			if err != nil {
+				return err
+			}
+			if nv != old {
 				m.Set(fd, protoreflect.ValueOfString(nv))
 			}
-		case messageOf(fd) == nil || !HasPersonal(messageOf(fd)):
 		case fd.IsMap():
+			var err error
 			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				err = rewrite(mv.Message(), path+"["+k.String()+"].", f)
+				err = walk(mv.Message(), at(fd, func() string { return "[" + k.String() + "]." }), f)
 				return err == nil
 			})
+			if err != nil {
+				return err
+			}
 		case fd.IsList():
 			list := v.List()
-			for i := 0; i < list.Len() && err == nil; i++ {
-				err = rewrite(list.Get(i).Message(), path+"["+strconv.Itoa(i)+"].", f)
+			for i := 0; i < list.Len(); i++ {
+				if err := walk(list.Get(i).Message(), at(fd, func() string { return "[" + strconv.Itoa(i) + "]." }), f); err != nil {
+					return err
+				}
 			}
 		default:
-			err = rewrite(v.Message(), path+".", f)
+			if err := walk(v.Message(), at(fd, func() string { return "." }), f); err != nil {
+				return err
+			}
 		}
-		return err == nil
-	})
-	return err
+	}
+	return nil
 }

@@ -11,8 +11,8 @@
 // the subject's data key, with the key's id beside the ciphertext. The
 // chain covers the tokens, so it verifies before and after an erasure.
 //
-// Data keys live apart from the log, in Keys (a JetStream key-value bucket
-// that allows deletion, KVKeys), wrapped by a master key (Keyring).
+// Data keys live apart from the log, in Keys (pkg/personal/jskeys: a
+// JetStream key-value bucket that allows deletion), wrapped by master keys.
 // Erasing a subject destroys its key: its tokens stay in every stream,
 // snapshot, read model and dead-letter copy, and nobody can read them
 // again. Reveal turns tokens back into values where a person is shown
@@ -27,7 +27,9 @@ package personal
 
 import (
 	"context"
+	"crypto/cipher"
 	"errors"
+	"strings"
 )
 
 // Erased is what a personal field reads after its subject was erased.
@@ -43,17 +45,30 @@ var (
 	ErrNoKey = errors.New("personal: no data key for the data subject")
 )
 
-// Keys stores one data key per data subject.
+// Keys stores the data subjects' keys. A key has an id, which the tokens
+// sealed with it carry; a subject may have several keys, all of which seal
+// and open its values.
 type Keys interface {
-	// DataKey returns subject's 32-byte data key. With create, a subject
-	// without one gets a new key (concurrent creators agree on one).
-	// ErrErased when the subject was erased; ErrNoKey when it has none and
-	// create is false.
-	DataKey(ctx context.Context, subject string, create bool) ([]byte, error)
-	// Erase destroys subject's data key for good and remembers that it
+	// DataKey returns the key subject's new values are sealed with (as
+	// its AES-256-GCM cipher), and its id. With create, a subject without a
+	// key gets one; without, that is ErrNoKey. ErrErased when the subject
+	// was erased.
+	DataKey(ctx context.Context, subject string, create bool) (id string, key cipher.AEAD, err error)
+	// Key returns the key with id. ErrErased when its subject was erased;
+	// ErrNoKey when there is no such key.
+	Key(ctx context.Context, id string) (cipher.AEAD, error)
+	// IsErased reports whether subject was erased.
+	IsErased(ctx context.Context, subject string) (bool, error)
+	// Erase destroys every key of subject for good and remembers that it
 	// was erased. ErrNoKey when the subject has no key; ErrErased when it
 	// was erased before.
 	Erase(ctx context.Context, subject string) error
+}
+
+// SubjectOfKey is the subject whose key id is id ("<subject>.<key>").
+func SubjectOfKey(id string) string {
+	subject, _, _ := strings.Cut(id, ".")
+	return subject
 }
 
 // Subject is the id of a data subject's key: "<kind>-<id>", e.g.

@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 
 	"github.com/custody/custody/pkg/natsembed"
 	"github.com/custody/custody/pkg/personal"
+	"github.com/custody/custody/pkg/personal/jskeys"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
@@ -48,13 +51,13 @@ func newEnv(t testing.TB) *env {
 }
 
 // keys opens the bucket with a keyring of the given lines.
-func (e *env) keys(t testing.TB, ring ...string) *personal.KVKeys {
+func (e *env) keys(t testing.TB, ring ...string) *jskeys.Store {
 	t.Helper()
-	r, err := personal.ParseKeyring(strings.Join(ring, "\n"))
+	r, err := jskeys.ParseKeyring(strings.Join(ring, "\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := personal.OpenKV(context.Background(), e.js, r, personal.KVConfig{})
+	k, err := jskeys.Open(context.Background(), e.js, r, jskeys.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +67,7 @@ func (e *env) keys(t testing.TB, ring ...string) *personal.KVKeys {
 
 func masterKey(t testing.TB, id string) string {
 	t.Helper()
-	line, err := personal.NewMasterKeyLine(id)
+	line, err := jskeys.NewMasterKeyLine(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +106,7 @@ func TestSealThenReveal(t *testing.T) {
 	}
 	a := address(sealed)
 	for _, v := range append([]string{a.RecipientName, a.Phone, a.PostalCode}, a.AddressLines...) {
-		if !personal.IsToken(v) || !strings.HasPrefix(v, "pii1:buyer-b1:") {
+		if !personal.IsToken(v) || !strings.HasPrefix(v, "pii1:buyer-b1.") {
 			t.Errorf("personal value not sealed under buyer-b1: %q", v)
 		}
 	}
@@ -145,7 +148,7 @@ func TestSealKeepsOnlyTheSubjectsOwnTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := address(first).RecipientName
-	forged := "pii1:buyer-b1:" + strings.Repeat("A", 40)
+	forged := "pii1:buyer-b1.x-1:" + strings.Repeat("A", 40)
 
 	// A later event copying the tokens is not copied again.
 	confirmed := &orderv1.OrderConfirmed{OrderId: "o", BuyerId: "b1", ShippingAddress: address(first)}
@@ -179,7 +182,7 @@ func TestSealKeepsOnlyTheSubjectsOwnTokens(t *testing.T) {
 			}
 			if !tc.kept {
 				r, err := c.Reveal(ctx, out)
-				if err != nil || address(r).RecipientName != tc.value || !strings.HasPrefix(v, "pii1:buyer-b1:") {
+				if err != nil || address(r).RecipientName != tc.value || !strings.HasPrefix(v, "pii1:buyer-b1.") {
 					t.Fatalf("sealed as %q, revealed %v, %v", v, r, err)
 				}
 			}
@@ -261,8 +264,8 @@ func TestRevealWithoutTheKeyIsAnError(t *testing.T) {
 	sealed, _ := c.Seal(ctx, placed("b1"))
 
 	// The same events read with another (empty) key store.
-	r, _ := personal.ParseKeyring(masterKey(t, "m1"))
-	elsewhere, err := personal.OpenKV(ctx, e.js, r, personal.KVConfig{Bucket: "other_keys"})
+	r, _ := jskeys.ParseKeyring(masterKey(t, "m1"))
+	elsewhere, err := jskeys.Open(ctx, e.js, r, jskeys.Config{Bucket: "other_keys"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,11 +372,15 @@ func TestEraseLeavesNoWrappedKeyOnDisk(t *testing.T) {
 	if _, err := c.Seal(ctx, placed("b1")); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := e.js.KeyValue(ctx, personal.DefaultKeyBucket)
+	kv, err := e.js.KeyValue(ctx, jskeys.DefaultKeyBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	entry, err := kv.Get(ctx, "buyer-b1")
+	keys, err := kv.Keys(ctx)
+	if err != nil || len(keys) != 1 || !strings.HasPrefix(keys[0], "k.") {
+		t.Fatalf("bucket keys %v, %v: want one batch", keys, err)
+	}
+	entry, err := kv.Get(ctx, keys[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +426,7 @@ func TestParseKeyring(t *testing.T) {
 		{"twice", good + "\n" + good, "twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := personal.ParseKeyring(tc.text)
+			r, err := jskeys.ParseKeyring(tc.text)
 			if tc.err == "" {
 				if err != nil || r.Primary() != "m2" {
 					t.Fatalf("ParseKeyring = %v, %v", r, err)
@@ -440,6 +447,55 @@ func waitFor(t *testing.T, cond func() bool) {
 	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("condition not met")
+		}
+	}
+}
+
+// New subjects sealed at the same time share the durable writes of their
+// keys; erasing one of them leaves its batch-mates readable.
+func TestNewSubjectsShareKeyBatches(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	ring := masterKey(t, "m1")
+	c := personal.NewCodec(e.keys(t, ring))
+	const n = 200
+	sealed := make([]proto.Message, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			s, err := c.Seal(ctx, placed("b"+strconv.Itoa(i)))
+			if err != nil {
+				t.Error(err)
+			}
+			sealed[i] = s
+		})
+	}
+	wg.Wait()
+	kv, err := e.js.KeyValue(ctx, jskeys.DefaultKeyBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.Keys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) >= n {
+		t.Errorf("%d subjects' keys took %d writes", n, len(keys))
+	}
+	t.Logf("%d new subjects, %d key batches", n, len(keys))
+	if err := c.Keys().Erase(ctx, "buyer-b7"); err != nil {
+		t.Fatal(err)
+	}
+	// Read by a process that knows none of the keys: from the bucket.
+	other := personal.NewCodec(e.keys(t, ring))
+	for i, s := range sealed {
+		r, err := other.Reveal(ctx, s)
+		want := "Ada Lovelace b" + strconv.Itoa(i)
+		if i == 7 {
+			want = personal.Erased
+		}
+		if err != nil || address(r).RecipientName != want {
+			t.Fatalf("buyer %d reads %v, %v; want %q", i, r, err, want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/custody/custody/pkg/kv"
 	"github.com/custody/custody/pkg/natsembed"
 	"github.com/custody/custody/pkg/personal"
+	"github.com/custody/custody/pkg/personal/jskeys"
 	"github.com/custody/custody/pkg/server"
 	"github.com/custody/custody/pkg/telemetry"
 	systemv1 "github.com/custody/custody/proto/custody/system/v1"
@@ -173,11 +175,12 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 	if err != nil {
 		return err
 	}
-	codec, closeKeys, err := openPersonal(ctx, cfg, js)
+	keys, err := openKeys(ctx, cfg, js)
 	if err != nil {
 		return err
 	}
-	defer closeKeys()
+	defer keys.Close()
+	codec := personal.NewCodec(keys)
 	scfg := server.Config{Logger: log, Verifier: verifier, Reveal: codec,
 		MaxConnections: cfg.MaxConnections, HandshakeTimeout: cfg.HandshakeTimeout}
 	if cfg.TLS.Enabled() {
@@ -446,21 +449,44 @@ func loadVerifier(cfg Config) (*auth.Verifier, error) {
 	return auth.NewVerifier(key.Public().(ed25519.PublicKey), nil), nil
 }
 
-// openPersonal opens the data subjects' keys on the process's JetStream,
-// wrapped by the master keys of cfg (see Config.MasterKeysFile), and the
-// codec over them.
-func openPersonal(ctx context.Context, cfg Config, js jetstream.JetStream) (*personal.Codec, func(), error) {
+// openKeys opens the data subjects' keys on the process's JetStream,
+// wrapped by the master keys of cfg (see Config.MasterKeysFile).
+func openKeys(ctx context.Context, cfg Config, js jetstream.JetStream) (*jskeys.Store, error) {
 	path, create := cfg.MasterKeysFile, false
 	if path == "" {
 		path, create = filepath.Join(KeyDir(cfg.DataDir), "master.keys"), cfg.NATSURL == ""
 	}
-	ring, err := personal.LoadKeyring(path, create)
+	ring, err := jskeys.LoadKeyring(path, create)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	keys, err := personal.OpenKV(ctx, js, ring, personal.KVConfig{Replicas: max(cfg.Replicas, 1)})
+	return jskeys.Open(ctx, js, ring, jskeys.Config{Replicas: max(cfg.Replicas, 1)})
+}
+
+// RewrapKeys wraps every data subject's key that its primary master key
+// does not wrap yet with it (custody keys rewrap, after a rotation: a new
+// key first in the keyring, the old one kept after it), and reports how
+// many it rewrapped. Afterwards the old master key can be dropped.
+func RewrapKeys(ctx context.Context, cfg Config, w io.Writer) error {
+	nc, desc, _, stop, err := connectNATS(cfg)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	return personal.NewCodec(keys), func() { _ = keys.Close() }, nil
+	defer stop()
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	keys, err := openKeys(ctx, cfg, js)
+	if err != nil {
+		return err
+	}
+	defer keys.Close()
+	n, err := keys.Rewrap(ctx)
+	if err != nil {
+		return fmt.Errorf("rewrap (%d keys rewrapped before): %w", n, err)
+	}
+	fmt.Fprintf(w, "%d data keys rewrapped with master key %s (NATS %s); the other master keys can now be dropped from the keyring\n", n, keys.Primary(), desc)
+	return nil
 }

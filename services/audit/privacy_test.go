@@ -54,7 +54,7 @@ func TestEraseBuyer(t *testing.T) {
 	bobOrder := place("bob", "Bob Babbage", "2 Side St")
 	// The order service stores tokens, not the address.
 	stored, err := p.Store(t, "order").ReadStream(ctx, "order-"+adaOrder, 0, 1)
-	if err != nil || len(stored) != 1 || strings.Contains(string(stored[0].Data), "Lovelace") || !strings.Contains(string(stored[0].Data), "pii1:buyer-ada:") {
+	if err != nil || len(stored) != 1 || strings.Contains(string(stored[0].Data), "Lovelace") || !strings.Contains(string(stored[0].Data), "pii1:buyer-ada.") {
 		t.Fatalf("OrderPlaced as stored: %v, %v", stored, err)
 	}
 

@@ -37,12 +37,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/bus"
 	"github.com/custody/custody/pkg/es"
-	"github.com/custody/custody/pkg/personal"
 	"github.com/custody/custody/pkg/platform"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	"github.com/custody/custody/services/audit/app"
@@ -120,7 +118,7 @@ func parts(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 		store, handlers = deps.Store, deps.Handlers
 	}
 	svc := app.New(app.Config{Services: services, FreshnessWait: o.FreshnessWait},
-		app.Deps{Open: openIfCreated(d), Clock: d.Clock, Logger: d.Logger, Personal: PersonalOf(d.Personal)})
+		app.Deps{Open: openIfCreated(d), Clock: d.Clock, Logger: d.Logger, Personal: d.Personal})
 	api := grpcapi.New(svc, d.Logger)
 	privacy := grpcapi.NewPrivacy(svc, d.Logger)
 	if d.JetStream != nil {
@@ -168,43 +166,6 @@ func openIfCreated(d platform.Deps) func(ctx context.Context, service string) (a
 			return nil, fmt.Errorf("%s: %w", service, app.ErrNotCreatedYet)
 		}
 		return st, err
-	}
-}
-
-// PersonalOf is the process's codec of personal fields as the audit's app
-// uses it (the zero app.Personal without one: payloads shown as stored,
-// no erasure or export). A buyer's data key is the subject "buyer-<id>".
-func PersonalOf(c *personal.Codec) app.Personal {
-	if c == nil {
-		return app.Personal{}
-	}
-	keyErr := func(err error) error {
-		switch {
-		case errors.Is(err, personal.ErrNoKey):
-			return fmt.Errorf("%w: %w", app.ErrNoKey, err)
-		case errors.Is(err, personal.ErrErased):
-			return fmt.Errorf("%w: %w", app.ErrErased, err)
-		}
-		return err
-	}
-	return app.Personal{
-		Reveal: c.Reveal,
-		Fields: func(ctx context.Context, m proto.Message) ([]app.PersonalField, error) {
-			fs, err := c.Fields(ctx, m)
-			out := make([]app.PersonalField, len(fs))
-			for i, f := range fs {
-				out[i] = app.PersonalField{Path: f.Path, Value: f.Value}
-			}
-			return out, err
-		},
-		Key: func(ctx context.Context, buyerID string) (string, error) {
-			subject := personal.Subject("buyer", buyerID)
-			_, err := c.Keys().DataKey(ctx, subject, false)
-			return subject, keyErr(err)
-		},
-		Erase: func(ctx context.Context, buyerID string) error {
-			return keyErr(c.Keys().Erase(ctx, personal.Subject("buyer", buyerID)))
-		},
 	}
 }
 

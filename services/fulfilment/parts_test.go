@@ -114,7 +114,7 @@ func TestAddressChangeReachesUnshippedFulfilments(t *testing.T) {
 	}
 	moved := address()
 	moved.AddressLines = []string{"Karl-Marx-Allee 90"}
-	e.emitOrder(t, orderID, &orderv1.OrderAddressChanged{OrderId: orderID, ShippingAddress: moved, ChangedBy: "buyer:" + buyer, ChangeTime: timestamppb.New(e.clock.Now())})
+	e.emitOrder(t, orderID, &orderv1.OrderAddressChanged{OrderId: orderID, ShippingAddress: moved, ChangedBy: "buyer:" + buyer, ChangeTime: timestamppb.New(e.clock.Now()), BuyerId: buyer})
 	e.Settled(t)
 	got := e.waitState(t, f1, stateRequested)
 	if a := got.GetShippingAddress().GetAddressLines(); len(a) != 1 || a[0] != "Karl-Marx-Allee 90" {
@@ -124,7 +124,7 @@ func TestAddressChangeReachesUnshippedFulfilments(t *testing.T) {
 	if a := shipped.GetShippingAddress().GetAddressLines(); a[0] != "Unter den Linden 1" {
 		t.Fatalf("shipped fulfilment's address changed to %v", a)
 	}
-	if n := len(eventsOf[*fulfilmentv1.FulfilmentAddressChanged](t, e, f1)); n != 1 {
-		t.Fatalf("%d FulfilmentAddressChanged", n)
+	if evs := eventsOf[*fulfilmentv1.FulfilmentAddressChanged](t, e, f1); len(evs) != 1 || evs[0].GetBuyerId() != buyer {
+		t.Fatalf("FulfilmentAddressChanged %v, want one naming buyer %s", evs, buyer)
 	}
 }

@@ -319,7 +319,7 @@ func TestChangeShippingAddress(t *testing.T) {
 		t.Fatalf("change: %v, %v", resp, err)
 	}
 	evs := e.orderEvents(t, o.id)
-	if c, ok := evs[len(evs)-1].(*orderv1.OrderAddressChanged); !ok || c.GetChangedBy() != "buyer:"+o.buyer {
+	if c, ok := evs[len(evs)-1].(*orderv1.OrderAddressChanged); !ok || c.GetChangedBy() != "buyer:"+o.buyer || c.GetBuyerId() != o.buyer {
 		t.Fatalf("events %v", evs)
 	}
 	e.WritesNothing(t, order.Name, func() {

@@ -160,7 +160,7 @@ func scan(t testing.TB, s *sale, sh *shipment, st fulfilmentv1.TrackingStatus, p
 	t.Helper()
 	id := emit(t, "fulfilment", "fulfilment-"+s.fulfilmentID, &fulfilmentv1.TrackingEventRecorded{
 		FulfilmentId: s.fulfilmentID, ShipmentId: sh.id, Carrier: "dhl", TrackingNumber: sh.tracking,
-		CarrierEventId: platformtest.ID("c"), Status: st, OccurTime: now(), Proof: proof})
+		CarrierEventId: platformtest.ID("c"), Status: st, OccurTime: now(), Proof: proof, BuyerId: s.buyer})
 	sh.scanIDs = append(sh.scanIDs, id)
 	return id
 }

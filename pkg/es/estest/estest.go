@@ -14,9 +14,11 @@ import (
 
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/fault"
+	typev1 "github.com/custody/custody/proto/custody/type/v1"
 )
 
 // Case is one scenario of a decider.
@@ -34,8 +36,8 @@ type Case[C any] struct {
 
 // Run runs each case as a subtest of t: Given is folded onto d's initial
 // state of aggregate id and When decided on it. The refusal must match Err
-// and come without events, and the events must equal Then (proto.Equal,
-// in order).
+// and come without events, the events must equal Then (proto.Equal, in
+// order), and each must name its data subject (WantSubjects).
 func Run[S, C any](t *testing.T, d es.Decider[S, C], id string, cases []Case[C]) {
 	t.Helper()
 	for _, tc := range cases {
@@ -49,6 +51,7 @@ func Run[S, C any](t *testing.T, d es.Decider[S, C], id string, cases []Case[C])
 			if !slices.EqualFunc(got, tc.Then, proto.Equal) {
 				t.Fatalf("events:\ngot:\n%s\nwant:\n%s", Format(got), Format(tc.Then))
 			}
+			WantSubjects(t, got)
 		})
 	}
 }
@@ -106,6 +109,32 @@ func Invalid(fields ...string) *fault.InvalidError {
 // Precondition is the *fault.PreconditionError with reason.
 func Precondition(reason string) *fault.PreconditionError {
 	return &fault.PreconditionError{Reason: reason}
+}
+
+// WantSubjects fails t for each event whose type names a data subject
+// (option (custody.type.v1.data_subject) = "buyer:buyer_id") but leaves
+// that field empty: its personal fields could not be sealed under anyone's
+// key, and the event store refuses it.
+func WantSubjects(t testing.TB, events []proto.Message) {
+	t.Helper()
+	for _, e := range events {
+		if field, ok := MissingSubject(e); ok {
+			t.Errorf("%s names no data subject: %s is empty", e.ProtoReflect().Descriptor().FullName(), field)
+		}
+	}
+}
+
+// MissingSubject reports whether e's type names a data subject that e
+// leaves empty (or names a field it does not have), and that field.
+func MissingSubject(e proto.Message) (field string, missing bool) {
+	m := e.ProtoReflect()
+	subject, _ := proto.GetExtension(m.Descriptor().Options(), typev1.E_DataSubject).(string)
+	if subject == "" {
+		return "", false
+	}
+	_, field, _ = strings.Cut(subject, ":")
+	fd := m.Descriptor().Fields().ByName(protoreflect.Name(field))
+	return field, fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() || m.Get(fd).String() == ""
 }
 
 // Format renders events one a line, each as its type and text, for

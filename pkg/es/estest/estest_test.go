@@ -12,6 +12,8 @@ import (
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/es/estest"
 	"github.com/custody/custody/pkg/fault"
+	orderv1 "github.com/custody/custody/proto/custody/order/v1"
+	typev1 "github.com/custody/custody/proto/custody/type/v1"
 )
 
 // ShortError is a typed refusal, compared field by field.
@@ -94,5 +96,28 @@ func TestFormat(t *testing.T) {
 	// prototext varies its spacing on purpose: compare without it.
 	if got := strings.Join(strings.Fields(estest.Format([]proto.Message{wrapperspb.Int64(-5)})), ""); got != "Int64Value{value:-5}" {
 		t.Errorf("Format = %q", got)
+	}
+}
+
+func TestMissingSubject(t *testing.T) {
+	addr := &typev1.Address{RecipientName: "Ada", AddressLines: []string{"1 Main St"}, CountryCode: "DE"}
+	cases := []struct {
+		name    string
+		event   proto.Message
+		missing bool
+	}{
+		{"names its buyer", &orderv1.OrderAddressChanged{OrderId: "o1", ShippingAddress: addr, BuyerId: "b1"}, false},
+		{"leaves its buyer empty", &orderv1.OrderAddressChanged{OrderId: "o1", ShippingAddress: addr}, true},
+		{"empty even without personal values", &orderv1.OrderAddressChanged{OrderId: "o1"}, true},
+		{"a type without a data subject", &orderv1.OrderDelivered{OrderId: "o1"}, false},
+		{"not an event of ours", wrapperspb.Int64(1), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			field, missing := estest.MissingSubject(tc.event)
+			if missing != tc.missing || (missing && field != "buyer_id") {
+				t.Errorf("MissingSubject = %q, %v; want missing %v", field, missing, tc.missing)
+			}
+		})
 	}
 }

@@ -43,7 +43,7 @@ import (
 	"github.com/custody/custody/pkg/eventstore"
 	esjs "github.com/custody/custody/pkg/eventstore/jetstream"
 	"github.com/custody/custody/pkg/natsembed"
-	"github.com/custody/custody/pkg/personal"
+	"github.com/custody/custody/pkg/personal/jskeys"
 	"github.com/custody/custody/pkg/platform"
 	"github.com/custody/custody/pkg/server"
 )
@@ -129,7 +129,7 @@ func New(o Options, modules ...platform.Module) (*Platform, error) {
 	}
 	p.DataDir = p.opts.Dir
 	p.masterKeys = filepath.Join(platform.KeyDir(p.DataDir), "master.keys")
-	if _, err := personal.LoadKeyring(p.masterKeys, true); err != nil {
+	if _, err := jskeys.LoadKeyring(p.masterKeys, true); err != nil {
 		p.Close()
 		return nil, err
 	}

@@ -12,44 +12,13 @@ import (
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/fault"
+	"github.com/custody/custody/pkg/personal"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	"github.com/custody/custody/services/audit/domain"
 	order "github.com/custody/custody/services/order/domain"
 )
 
-// Personal is the process's codec of personal fields and its data keys, as
-// the audit uses them (pkg/personal: the module wires it; it runs on
-// JetStream, so the app does not import it). The zero value reveals
-// nothing and cannot erase or export.
-type Personal struct {
-	// Reveal returns m with its personal fields revealed: tokens become
-	// their values, or "[erased]" once their subject was erased.
-	Reveal func(ctx context.Context, m proto.Message) (proto.Message, error)
-	// Fields returns m's personal values, revealed, by path (none for a
-	// message without personal fields).
-	Fields func(ctx context.Context, m proto.Message) ([]PersonalField, error)
-	// Key returns the id of buyerID's data key ("buyer-<id>"), with an
-	// error wrapping ErrNoKey when Custody holds none and ErrErased when it
-	// was erased (the id is returned either way).
-	Key func(ctx context.Context, buyerID string) (keyID string, err error)
-	// Erase destroys buyerID's data key: an error wrapping ErrNoKey when it
-	// has none, ErrErased when it was erased before.
-	Erase func(ctx context.Context, buyerID string) error
-}
-
-// PersonalField is one personal value of an event, by its path from the
-// payload's root ("shipping_address.address_lines[0]"), revealed.
-type PersonalField struct {
-	Path  string `json:"path"`
-	Value string `json:"value"`
-}
-
 var (
-	// ErrNoKey: Custody holds no data key of the buyer (it never sealed
-	// personal data of theirs).
-	ErrNoKey = errors.New("no data key for the buyer")
-	// ErrErased: the buyer's data key was erased.
-	ErrErased = errors.New("the buyer was erased")
 	// ErrPrivacyUnavailable: this process cannot erase or export (a
 	// read-only run, or no key store).
 	ErrPrivacyUnavailable = errors.New("erasure and export are not available in this process")
@@ -60,13 +29,13 @@ var (
 )
 
 // EnableErasures gives the service its store's handler of erasures; with
-// Deps.Personal set, EraseBuyer and ExportBuyerData work.
+// Deps.Personal set, EraseBuyer works.
 func (s *Service) EnableErasures(h *es.Handler[domain.Erasure, domain.EraseBuyer]) { s.erasures = h }
 
 // Reveal returns m with its personal fields revealed (as it is when the
 // process has no codec).
 func (s *Service) Reveal(ctx context.Context, m proto.Message) (proto.Message, error) {
-	if s.personal.Reveal == nil {
+	if s.personal == nil {
 		return m, nil
 	}
 	r, err := s.personal.Reveal(ctx, m)
@@ -78,7 +47,7 @@ func (s *Service) Reveal(ctx context.Context, m proto.Message) (proto.Message, e
 
 // revealer is Reveal bound to ctx, for rendering (nil without a codec).
 func (s *Service) revealer(ctx context.Context) domain.Reveal {
-	if s.personal.Reveal == nil {
+	if s.personal == nil {
 		return nil
 	}
 	return func(m proto.Message) (proto.Message, error) { return s.personal.Reveal(ctx, m) }
@@ -103,7 +72,7 @@ type EraseCommand struct {
 // key, so a retry after a crash between the two completes it (and so does
 // the reaction to BuyerErased, HandleBuyerErased).
 func (s *Service) EraseBuyer(ctx context.Context, c EraseCommand) (*auditv1.BuyerErased, error) {
-	if s.erasures == nil || s.personal.Erase == nil || s.personal.Key == nil {
+	if s.erasures == nil || s.personal == nil {
 		return nil, ErrPrivacyUnavailable
 	}
 	res, err := s.erasures.Lookup(ctx, c.BuyerID, c.RequestID, c.Fingerprint)
@@ -120,11 +89,12 @@ func (s *Service) EraseBuyer(ctx context.Context, c EraseCommand) (*auditv1.Buye
 		_, refusal := domain.Erasures.Decide(res.State, domain.EraseBuyer{})
 		return nil, refusal
 	}
-	keyID, err := s.personal.Key(ctx, c.BuyerID)
+	keyID := BuyerKey(c.BuyerID)
+	_, _, err = s.personal.Keys().DataKey(ctx, keyID, false)
 	switch {
-	case errors.Is(err, ErrNoKey):
+	case errors.Is(err, personal.ErrNoKey):
 		return nil, &fault.NotFoundError{Resource: "buyer with personal data", ID: c.BuyerID}
-	case errors.Is(err, ErrErased):
+	case errors.Is(err, personal.ErrErased):
 		// The key is gone but its erasure was not recorded: record it now.
 	case err != nil:
 		return nil, err
@@ -148,14 +118,18 @@ func (s *Service) EraseBuyer(ctx context.Context, c EraseCommand) (*auditv1.Buye
 	return done, nil
 }
 
-// eraseKey destroys the data key an erasure names; a key erased before
-// (by this erasure's earlier attempt) is done.
+// BuyerKey is the data subject whose keys hold a buyer's personal data,
+// "buyer-<id>": what BuyerErased.key_id names.
+func BuyerKey(buyerID string) string { return personal.Subject("buyer", buyerID) }
+
+// eraseKey destroys the data keys of the buyer an erasure names; keys
+// erased before (by this erasure's earlier attempt) are done.
 func (s *Service) eraseKey(ctx context.Context, ev *auditv1.BuyerErased) error {
-	err := s.personal.Erase(ctx, ev.GetBuyerId())
+	err := s.personal.Keys().Erase(ctx, BuyerKey(ev.GetBuyerId()))
 	switch {
-	case err == nil, errors.Is(err, ErrErased):
+	case err == nil, errors.Is(err, personal.ErrErased):
 		return nil
-	case errors.Is(err, ErrNoKey):
+	case errors.Is(err, personal.ErrNoKey):
 		// Nothing to destroy: the key store holds no key of the buyer (one
 		// replaced since the erasure was decided). Nothing can reveal the
 		// buyer's tokens either.
@@ -181,7 +155,7 @@ func (s *Service) HandleBuyerErased(ctx context.Context, rec eventstore.Recorded
 	if !ok {
 		return nil
 	}
-	if s.personal.Erase == nil {
+	if s.personal == nil {
 		return ErrPrivacyUnavailable
 	}
 	return s.eraseKey(ctx, erased)
@@ -225,7 +199,7 @@ type ExportedEvent struct {
 	EventID    string
 	Type       string
 	RecordedAt time.Time
-	Fields     []PersonalField
+	Fields     []personal.Field
 	// Error says why the event's fields could not be read or revealed
 	// (Fields is then empty).
 	Error string
@@ -236,7 +210,7 @@ type ExportedEvent struct {
 // order, no data key and no erasure is a *fault.NotFoundError. An event
 // that names another buyer is left out.
 func (s *Service) ExportBuyerData(ctx context.Context, buyerID string) (Export, error) {
-	if s.personal.Fields == nil || s.personal.Key == nil {
+	if s.personal == nil {
 		return Export{}, ErrPrivacyUnavailable
 	}
 	orders, err := s.OrdersOf(ctx, buyerID)
@@ -244,12 +218,12 @@ func (s *Service) ExportBuyerData(ctx context.Context, buyerID string) (Export, 
 		return Export{}, err
 	}
 	out := Export{BuyerID: buyerID}
-	_, err = s.personal.Key(ctx, buyerID)
+	_, _, err = s.personal.Keys().DataKey(ctx, BuyerKey(buyerID), false)
 	hasKey := err == nil
 	switch {
-	case errors.Is(err, ErrErased):
+	case errors.Is(err, personal.ErrErased):
 		out.Erased = true
-	case err != nil && !errors.Is(err, ErrNoKey):
+	case err != nil && !errors.Is(err, personal.ErrNoKey):
 		return Export{}, err
 	}
 	if !out.Erased && s.erasures != nil {

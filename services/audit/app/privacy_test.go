@@ -2,6 +2,8 @@ package app_test
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -15,7 +17,6 @@ import (
 	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/kv"
 	"github.com/custody/custody/pkg/personal"
-	"github.com/custody/custody/services/audit"
 	"github.com/custody/custody/services/audit/app"
 	"github.com/custody/custody/services/audit/domain"
 	"github.com/custody/custody/services/audit/internal/story"
@@ -28,32 +29,61 @@ import (
 // stores hold tokens. The service test (../privacy_test.go) runs the same
 // through gRPC on the process's own key store.
 
-// memKeys is personal.Keys in memory; eraseFails makes Erase fail (a crash
-// between recording an erasure and destroying the key).
+// memKeys is personal.Keys in memory, one key per subject (id
+// "<subject>.1"); eraseFails makes Erase fail (a crash between recording
+// an erasure and destroying the key).
 type memKeys struct {
 	mu         sync.Mutex
-	keys       map[string][]byte
+	keys       map[string]cipher.AEAD // by subject
 	erased     map[string]bool
 	eraseFails bool
 }
 
-func newMemKeys() *memKeys { return &memKeys{keys: map[string][]byte{}, erased: map[string]bool{}} }
+func newMemKeys() *memKeys {
+	return &memKeys{keys: map[string]cipher.AEAD{}, erased: map[string]bool{}}
+}
 
-func (k *memKeys) DataKey(_ context.Context, subject string, create bool) ([]byte, error) {
+func (k *memKeys) DataKey(_ context.Context, subject string, create bool) (string, cipher.AEAD, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	id := subject + ".1"
 	switch key, ok := k.keys[subject]; {
 	case k.erased[subject]:
-		return nil, personal.ErrErased
+		return "", nil, personal.ErrErased
 	case ok:
-		return key, nil
+		return id, key, nil
 	case !create:
-		return nil, personal.ErrNoKey
+		return "", nil, personal.ErrNoKey
 	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
+	raw := make([]byte, 32)
+	_, _ = rand.Read(raw)
+	block, err := aes.NewCipher(raw)
+	if err != nil {
+		return "", nil, err
+	}
+	key, err := cipher.NewGCM(block)
+	if err != nil {
+		return "", nil, err
+	}
 	k.keys[subject] = key
+	return id, key, nil
+}
+
+func (k *memKeys) Key(ctx context.Context, id string) (cipher.AEAD, error) {
+	got, key, err := k.DataKey(ctx, personal.SubjectOfKey(id), false)
+	if err == nil && got != id {
+		err = personal.ErrNoKey
+	}
+	if err != nil {
+		return nil, err
+	}
 	return key, nil
+}
+
+func (k *memKeys) IsErased(_ context.Context, subject string) (bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.erased[subject], nil
 }
 
 func (k *memKeys) Erase(_ context.Context, subject string) error {
@@ -100,7 +130,7 @@ func privacyWorld(t *testing.T) (*world, *app.Service, *memKeys, *kv.DB) {
 		w.write(t, s, s.Events)
 	}
 	svc := app.New(app.Config{FreshnessWait: 100 * time.Millisecond}, app.Deps{Open: w.open, Clock: w.clk,
-		Logger: slog.New(slog.DiscardHandler), Personal: audit.PersonalOf(codec)})
+		Logger: slog.New(slog.DiscardHandler), Personal: codec})
 	t.Cleanup(func() { _ = svc.Close(t.Context()) })
 	svc.EnableErasures(es.NewHandler(domain.Erasures, w.stores["audit"], es.Options{}))
 	db := openKV(t, t.TempDir())
@@ -189,7 +219,7 @@ func TestEraseBuyer(t *testing.T) {
 		!ev.GetEraseTime().AsTime().Equal(w.clk.Now()) {
 		t.Fatalf("erased %v", ev)
 	}
-	if _, err := keys.DataKey(ctx, "buyer-b-o1", false); !errors.Is(err, personal.ErrErased) {
+	if _, _, err := keys.DataKey(ctx, "buyer-b-o1", false); !errors.Is(err, personal.ErrErased) {
 		t.Fatalf("the key after erasure: %v", err)
 	}
 	w.index(t, svc)
@@ -253,7 +283,7 @@ func TestErasureCompletesAfterACrash(t *testing.T) {
 	if _, err := svc.EraseBuyer(ctx, cmd); err == nil {
 		t.Fatal("erased with the key store down")
 	}
-	if _, err := keys.DataKey(ctx, "buyer-b-o2", false); err != nil {
+	if _, _, err := keys.DataKey(ctx, "buyer-b-o2", false); err != nil {
 		t.Fatalf("the key is still there: %v", err)
 	}
 	keys.eraseFails = false
@@ -266,7 +296,7 @@ func TestErasureCompletesAfterACrash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := keys.DataKey(ctx, "buyer-b-o2", false); !errors.Is(err, personal.ErrErased) {
+	if _, _, err := keys.DataKey(ctx, "buyer-b-o2", false); !errors.Is(err, personal.ErrErased) {
 		t.Fatalf("the reaction left the key: %v", err)
 	}
 	if ev, err := svc.EraseBuyer(ctx, cmd); err != nil || ev.GetBuyerId() != "b-o2" {

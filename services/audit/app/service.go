@@ -31,6 +31,7 @@ import (
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/fault"
 	"github.com/custody/custody/pkg/kv"
+	"github.com/custody/custody/pkg/personal"
 	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/services/audit/domain"
 
@@ -89,10 +90,11 @@ type Deps struct {
 	Open   func(ctx context.Context, service string) (Store, error)
 	Clock  clock.Clock
 	Logger *slog.Logger
-	// Personal reveals personal fields (the timeline, the replay, an
-	// export) and erases buyers' keys; optional: without it payloads are
-	// shown as stored (tokens) and erasure and export are unavailable.
-	Personal Personal
+	// Personal is the process's codec of personal fields: it reveals them
+	// (the timeline, the replay, an export) and its keys are erased with a
+	// buyer. Optional: without it payloads are shown as stored (tokens) and
+	// erasure and export are unavailable.
+	Personal *personal.Codec
 }
 
 // Service is the audit application.
@@ -112,7 +114,7 @@ type Service struct {
 	deadLetters DeadLetters
 
 	// Personal data (privacy.go); erasures nil when not enabled.
-	personal Personal
+	personal *personal.Codec
 	erasures *es.Handler[domain.Erasure, domain.EraseBuyer]
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/custody/custody/pkg/auth"
 	"github.com/custody/custody/pkg/eventstore"
 	"github.com/custody/custody/pkg/fault"
+	"github.com/custody/custody/pkg/personal"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	"github.com/custody/custody/services/audit/app"
 	order "github.com/custody/custody/services/order/domain"
@@ -129,14 +130,14 @@ type (
 		Events    []exportEvent   `json:"events"`
 	}
 	exportEvent struct {
-		Service    string              `json:"service"`
-		Stream     string              `json:"stream"`
-		Revision   uint64              `json:"revision"`
-		EventID    string              `json:"event_id,omitempty"`
-		Type       string              `json:"type"`
-		RecordTime string              `json:"record_time"`
-		Fields     []app.PersonalField `json:"fields,omitempty"`
-		Error      string              `json:"error,omitempty"`
+		Service    string           `json:"service"`
+		Stream     string           `json:"stream"`
+		Revision   uint64           `json:"revision"`
+		EventID    string           `json:"event_id,omitempty"`
+		Type       string           `json:"type"`
+		RecordTime string           `json:"record_time"`
+		Fields     []personal.Field `json:"fields,omitempty"`
+		Error      string           `json:"error,omitempty"`
 	}
 )
 

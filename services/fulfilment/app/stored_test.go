@@ -187,7 +187,7 @@ func TestReadModelReopens(t *testing.T) {
 	}
 	scan := func(id, shipment, evID string, st fulfilmentv1.TrackingStatus, h int, proof bool) *fulfilmentv1.TrackingEventRecorded {
 		e := &fulfilmentv1.TrackingEventRecorded{FulfilmentId: id, ShipmentId: shipment, Carrier: "dhl", CarrierEventId: evID,
-			Status: st, OccurTime: ts(h), Location: "Hub", Description: "scan " + evID}
+			Status: st, OccurTime: ts(h), Location: "Hub", Description: "scan " + evID, BuyerId: "b"}
 		if proof {
 			e.Proof = &fulfilmentv1.ProofOfDelivery{RecipientName: "R", SignatureSha256: strings.Repeat("b", 64), Location: "door"}
 		}

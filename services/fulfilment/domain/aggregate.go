@@ -204,7 +204,7 @@ func (c RecordScan) decide(f Fulfilment) ([]proto.Message, error) {
 	rec := &fulfilmentv1.TrackingEventRecorded{
 		FulfilmentId: f.ID, ShipmentId: s.ID, Carrier: s.Carrier, TrackingNumber: s.TrackingNumber,
 		CarrierEventId: c.Scan.CarrierEventID, Status: c.Scan.Status, OccurTime: timestamppb.New(c.Scan.OccurTime),
-		Location: c.Scan.Location, Description: c.Scan.Description, Proof: ProofProto(c.Scan.Proof),
+		Location: c.Scan.Location, Description: c.Scan.Description, Proof: ProofProto(c.Scan.Proof), BuyerId: f.BuyerID,
 	}
 	out := []proto.Message{rec}
 	after := Evolve(f, rec)
@@ -325,6 +325,7 @@ func (c ChangeAddress) decide(f Fulfilment) ([]proto.Message, error) {
 	}
 	return []proto.Message{&fulfilmentv1.FulfilmentAddressChanged{
 		FulfilmentId: f.ID, OrderId: f.OrderID, VendorId: f.VendorID, ShippingAddress: c.Address, ChangeTime: timestamppb.New(c.Time),
+		BuyerId: f.BuyerID,
 	}}, nil
 }
 

@@ -74,7 +74,7 @@ func scan(id string, status domain.TrackingStatus, at time.Duration, proof *doma
 
 func recorded(id string, status domain.TrackingStatus, at time.Duration, proof *domain.Proof) *fulfilmentv1.TrackingEventRecorded {
 	return &fulfilmentv1.TrackingEventRecorded{FulfilmentId: fid, ShipmentId: "s1", Carrier: "dhl", TrackingNumber: "1234567890",
-		CarrierEventId: id, Status: status, OccurTime: ts(at), Location: "Hub", Proof: domain.ProofProto(proof)}
+		CarrierEventId: id, Status: status, OccurTime: ts(at), Location: "Hub", Proof: domain.ProofProto(proof), BuyerId: "b1"}
 }
 
 var pod = &domain.Proof{RecipientName: "Ada", SignatureSHA256: sig}
@@ -238,8 +238,11 @@ func TestDecide(t *testing.T) {
 			}()}},
 
 		{Name: "change the address", Given: []proto.Message{requested()}, When: domain.ChangeAddress{Address: moved, Time: t0.Add(time.Hour)},
-			Then: []proto.Message{&fulfilmentv1.FulfilmentAddressChanged{FulfilmentId: fid, OrderId: "o1", VendorId: "v1", ShippingAddress: moved, ChangeTime: ts(time.Hour)}}},
+			Then: []proto.Message{&fulfilmentv1.FulfilmentAddressChanged{FulfilmentId: fid, OrderId: "o1", VendorId: "v1", ShippingAddress: moved, ChangeTime: ts(time.Hour), BuyerId: "b1"}}},
 		{Name: "the same address decides nothing", Given: []proto.Message{requested()}, When: domain.ChangeAddress{Address: addr, Time: t0}},
+		{Name: "a second change names the buyer too", Given: []proto.Message{requested(), &fulfilmentv1.FulfilmentAddressChanged{FulfilmentId: fid, ShippingAddress: moved, BuyerId: "b1"}},
+			When: domain.ChangeAddress{Address: addr, Time: t0.Add(2 * time.Hour)},
+			Then: []proto.Message{&fulfilmentv1.FulfilmentAddressChanged{FulfilmentId: fid, OrderId: "o1", VendorId: "v1", ShippingAddress: addr, ChangeTime: ts(2 * time.Hour), BuyerId: "b1"}}},
 		{Name: "change the address after a shipment", Given: []proto.Message{requested(), partial}, When: domain.ChangeAddress{Address: moved, Time: t0}, Err: estest.Precondition(domain.ReasonShipped)},
 		{Name: "change the address of a cancelled fulfilment", Given: []proto.Message{requested(), cancelled}, When: domain.ChangeAddress{Address: moved, Time: t0}, Err: estest.Precondition(domain.ReasonCancelled)},
 	})

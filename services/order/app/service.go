@@ -31,8 +31,11 @@ import (
 	"errors"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/custody/custody/pkg/es"
 	"github.com/custody/custody/pkg/fault"
+	"github.com/custody/custody/pkg/personal"
 	"github.com/custody/custody/pkg/projection"
 	typev1 "github.com/custody/custody/proto/custody/type/v1"
 	"github.com/custody/custody/services/order/domain"
@@ -154,6 +157,9 @@ func (s *Service) PlaceOrder(ctx context.Context, req PlaceOrder) (OrderView, er
 	}
 	view := OrderView{Order: o, Revision: rev}
 	if !ok {
+		if err := s.notErased(ctx, req.BuyerID); err != nil {
+			return OrderView{}, err
+		}
 		if view, err = s.place(ctx, id, req); err != nil {
 			if errors.Is(err, es.ErrRequestReused) {
 				return OrderView{}, err
@@ -411,8 +417,56 @@ type ChangeShippingAddress struct {
 
 // ChangeShippingAddress changes where an order goes.
 func (s *Service) ChangeShippingAddress(ctx context.Context, req ChangeShippingAddress) (OrderView, error) {
+	addr, err := s.storedIfSame(ctx, req.OrderID, req.Address)
+	if err != nil {
+		return OrderView{}, err
+	}
 	return s.request(ctx, req.OrderID, "change-address", req.RequestID, req.Actor, req.Fingerprint,
-		domain.ChangeShippingAddress{Address: req.Address, By: req.Actor, Time: s.d.Clock.Now()})
+		domain.ChangeShippingAddress{Address: addr, By: req.Actor, Time: s.d.Clock.Now()})
+}
+
+// notErased refuses a new order of a buyer whose personal data was
+// erased: its address would be stored as "[erased]" (pkg/personal), an
+// order nobody could ship.
+func (s *Service) notErased(ctx context.Context, buyerID string) error {
+	c, ok := s.d.Handlers.Personal.(*personal.Codec)
+	if !ok {
+		return nil
+	}
+	erased, err := c.Keys().IsErased(ctx, personal.Subject("buyer", buyerID))
+	if err != nil {
+		return err
+	}
+	if erased {
+		return fault.Precondition(domain.ReasonBuyerErased, "buyer %s was erased (their personal data is gone): it can place no new order", buyerID)
+	}
+	return nil
+}
+
+// storedIfSame returns the order's stored address when it is addr, else
+// addr. The stored one is sealed (pkg/personal: its personal fields are
+// tokens), so the decider, which sees only tokens, cannot tell that a
+// request asks for the address the order already has; given the stored
+// one, it decides nothing, as it does for the same address in clear.
+func (s *Service) storedIfSame(ctx context.Context, orderID string, addr *typev1.Address) (*typev1.Address, error) {
+	r, ok := s.d.Handlers.Personal.(interface {
+		Reveal(context.Context, proto.Message) (proto.Message, error)
+	})
+	if !ok {
+		return addr, nil
+	}
+	o, _, exists, err := s.h.Load(ctx, orderID)
+	if err != nil || !exists || o.Address == nil {
+		return addr, err
+	}
+	stored, err := r.Reveal(ctx, o.Address)
+	if err != nil {
+		return nil, err
+	}
+	if proto.Equal(stored, addr) {
+		return o.Address, nil
+	}
+	return addr, nil
 }
 
 // request runs a caller's command on an order, once per request id: its

@@ -25,7 +25,10 @@ const (
 	ReasonRejected  = "ORDER_REJECTED"
 	ReasonCancelled = "ORDER_CANCELLED"
 	ReasonPending   = "ORDER_PENDING"
-	ReasonUnknown   = "UNKNOWN_PART"
+	// ReasonBuyerErased: the buyer's personal data was erased; it places
+	// no new order.
+	ReasonBuyerErased = "BUYER_ERASED"
+	ReasonUnknown     = "UNKNOWN_PART"
 	// ReasonPartCancelled: the part (or the part of the line) named was
 	// already cancelled.
 	ReasonPartCancelled = "PART_CANCELLED"

@@ -284,7 +284,7 @@ func (c ChangeShippingAddress) decide(o Order) ([]proto.Message, error) {
 		return nil, nil
 	}
 	return []proto.Message{&orderv1.OrderAddressChanged{OrderId: o.ID, ShippingAddress: c.Address, ChangedBy: c.By,
-		ChangeTime: timestamppb.New(c.Time)}}, nil
+		ChangeTime: timestamppb.New(c.Time), BuyerId: o.BuyerID}}, nil
 }
 
 // withFollowUps is events e and what they make due: OrderDelivered when

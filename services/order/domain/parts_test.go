@@ -73,7 +73,7 @@ func TestDecideParts(t *testing.T) {
 	move := func(a *typev1.Address) domain.ChangeShippingAddress {
 		return domain.ChangeShippingAddress{Address: a, By: "buyer:b1", Time: t0.Add(time.Hour)}
 	}
-	moved := &orderv1.OrderAddressChanged{OrderId: "o1", ShippingAddress: other, ChangedBy: "buyer:b1", ChangeTime: ts(time.Hour)}
+	moved := &orderv1.OrderAddressChanged{OrderId: "o1", ShippingAddress: other, ChangedBy: "buyer:b1", ChangeTime: ts(time.Hour), BuyerId: "b1"}
 	refundLines := domain.RecordRefund{RefundID: "r1", Amount: eur(1000), Time: t0.Add(72 * time.Hour),
 		Lines: []domain.RefundLine{{LineID: "1", Quantity: 1, Amount: eur(1000)}}}
 	refundedLines := refunded("r1", 1000, 1000, false)
@@ -160,6 +160,8 @@ func TestDecideParts(t *testing.T) {
 		{Name: "change the address of a confirmed order", Given: []proto.Message{placedEv, confirmed}, When: move(other), Then: []proto.Message{moved}},
 		{Name: "change the address of a pending order", Given: []proto.Message{placedEv}, When: move(other), Then: []proto.Message{moved}},
 		{Name: "the same address decides nothing", Given: []proto.Message{placedEv, confirmed, moved}, When: move(other)},
+		{Name: "a second change names the buyer too", Given: []proto.Message{placedEv, confirmed, moved}, When: move(addr),
+			Then: []proto.Message{&orderv1.OrderAddressChanged{OrderId: "o1", ShippingAddress: addr, ChangedBy: "buyer:b1", ChangeTime: ts(time.Hour), BuyerId: "b1"}}},
 		{Name: "change after a part shipped", Given: []proto.Message{placedEv, confirmed, shippedEv("v2")}, When: move(other), Err: estest.Precondition(domain.ReasonShipped)},
 		{Name: "change a rejected order", Given: []proto.Message{placedEv, rejected}, When: move(other), Err: estest.Precondition(domain.ReasonRejected)},
 		{Name: "change a cancelled order", Given: []proto.Message{placedEv, confirmed, orderCancelled}, When: move(other), Err: estest.Precondition(domain.ReasonCancelled)},

@@ -468,7 +468,7 @@ func TestRecordReopens(t *testing.T) {
 				Units: []*fulfilmentv1.PackedUnit{{LineId: "1", SerialNumber: "sn-" + order}, {LineId: "1", LotNumber: "lot"}}}}}}, ms...)
 		fulfil(&fulfilmentv1.TrackingEventRecorded{FulfilmentId: f, ShipmentId: "s1", CarrierEventId: "c1",
 			Status: fulfilmentv1.TrackingStatus_TRACKING_STATUS_DELIVERED, OccurTime: ts(30 * time.Hour),
-			Proof: &fulfilmentv1.ProofOfDelivery{RecipientName: "R"}}, ms...)
+			Proof: &fulfilmentv1.ProofOfDelivery{RecipientName: "R"}, BuyerId: "b-" + order}, ms...)
 	}
 	for i := range 4 {
 		order(fmt.Sprintf("o%d", i), v, kept)

@@ -38,6 +38,7 @@ func decide(t *testing.T, given []proto.Message, when domain.Command) ([]proto.M
 	if diff := cmp.Diff(before, cs, protocmp.Transform()); diff != "" {
 		t.Fatalf("Decide changed the state it was given (-before +after):\n%s", diff)
 	}
+	estest.WantSubjects(t, evs)
 	return evs, err
 }
 
@@ -319,6 +320,18 @@ func TestVendorResponses(t *testing.T) {
 	t.Run("contest goes to support", func(t *testing.T) {
 		evs := mustDecide(t, given, respond(domain.ResponseContest, 0))
 		wantNames(t, evs, "ClaimResponded", "ClaimEscalated")
+		// The vendor's words are personal data, sealed in ClaimResponded
+		// only: the escalation's reason does not repeat them.
+		if r := find[*trustv1.ClaimEscalated](t, evs); strings.Contains(r.GetReason(), "not my fault") {
+			t.Fatalf("escalation reason %q repeats the vendor's evidence", r.GetReason())
+		}
+	})
+	t.Run("every response names the claim's buyer", func(t *testing.T) {
+		for _, r := range []domain.Respond{respond(domain.ResponseAccept, 0), respond(domain.ResponseOffer, 800), respond(domain.ResponseReturn, 0), respond(domain.ResponseContest, 0)} {
+			if got := find[*trustv1.ClaimResponded](t, mustDecide(t, given, r)).GetBuyerId(); got != "b1" {
+				t.Errorf("%v: ClaimResponded.buyer_id = %q, want b1", r.Response, got)
+			}
+		}
 	})
 	t.Run("silence decides for the buyer", func(t *testing.T) {
 		due := t0.Add(6 * day)

@@ -402,7 +402,7 @@ func (c Respond) decide(cs Case) ([]proto.Message, error) {
 		return nil, err
 	}
 	resp := &trustv1.ClaimResponded{ClaimId: cl.ID, Response: c.Response.String(), Evidence: c.Evidence,
-		RespondTime: timestamppb.New(c.Now), OrderId: cl.OrderID, VendorId: cl.VendorID,
+		RespondTime: timestamppb.New(c.Now), OrderId: cl.OrderID, VendorId: cl.VendorID, BuyerId: cl.BuyerID,
 		SecondsSinceOpen: int64(max(c.Now.Sub(cl.OpenTime), 0) / time.Second), FirstResponse: len(cl.Responses) == 0}
 	b := newBuilder(cs)
 	switch c.Response {
@@ -441,7 +441,9 @@ func (c Respond) decide(cs Case) ([]proto.Message, error) {
 		}
 		b.add(resp)
 		if cl.State == StateAwaitingVendor {
-			b.add(escalated(cl, "the vendor contests the claim: "+c.Evidence.GetText(), nil, c.Now))
+			// Not the vendor's words: they are personal data, sealed under
+			// the buyer's key in ClaimResponded, and a reason is not sealed.
+			b.add(escalated(cl, "the vendor contests the claim (its evidence is in its response)", nil, c.Now))
 		}
 	default:
 		return nil, invalid("response", "required: ACCEPT_REFUND, OFFER_PARTIAL_REFUND, REQUEST_RETURN or CONTEST")
