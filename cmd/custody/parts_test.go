@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/custody/custody/pkg/clock"
+	"github.com/custody/custody/pkg/platform/platformtest"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
@@ -27,6 +28,7 @@ import (
 // partsPlatform is a platform of every module on a fake clock, with the
 // clients the tests below use.
 type partsPlatform struct {
+	plat  *platformtest.Platform
 	clk   *clock.Fake
 	ops   *orderClients // platform and service roles
 	dial  func(roles ...string) *orderClients
@@ -36,14 +38,14 @@ type partsPlatform struct {
 func startParts(t *testing.T) *partsPlatform {
 	t.Helper()
 	clk := clock.NewFake(time.Now().UTC().Truncate(time.Second))
-	dial, _ := platformWithClock(t, clk)
+	plat := platformtest.Start(t, platformtest.Options{Clock: clk}, modules()...)
 	clients := func(roles ...string) *orderClients {
-		conn := dial(roles...)
+		conn := plat.Conn(t, roles...)
 		return &orderClients{cat: catalogv1.NewCatalogServiceClient(conn), ord: orderv1.NewOrderServiceClient(conn),
 			ful: fulfilmentv1.NewFulfilmentServiceClient(conn), pay: payoutsv1.NewPayoutsServiceClient(conn),
 			audit: auditv1.NewAuditServiceClient(conn)}
 	}
-	return &partsPlatform{clk: clk, ops: clients("platform", "service"), dial: clients, audit: clients("support").audit}
+	return &partsPlatform{plat: plat, clk: clk, ops: clients("platform", "service"), dial: clients, audit: clients("support").audit}
 }
 
 // order returns the order as GetOrder shows it now.
