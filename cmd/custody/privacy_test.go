@@ -98,7 +98,9 @@ func TestErasureLeavesNothingInClearAndEveryChainWhole(t *testing.T) {
 	}
 	p.plat.Settled(t)
 	before := p.order(t, zeldaOrder)
-	privacy := func() auditv1.PrivacyServiceClient { return auditv1.NewPrivacyServiceClient(p.plat.Conn(t, "platform")) }
+	privacy := func() auditv1.PrivacyServiceClient {
+		return auditv1.NewPrivacyServiceClient(p.plat.Conn(t, "platform"))
+	}
 	if x, err := privacy().ExportBuyerData(ctx, &auditv1.ExportBuyerDataRequest{BuyerId: "zelda"}); err != nil ||
 		!strings.Contains(x.GetJson(), "Quarrendorfer Weg 77") || !strings.Contains(x.GetJson(), "the mug arrived cracked") {
 		t.Fatalf("export before erasure: %v %v", x, err)
