@@ -787,7 +787,7 @@ func startService(t *testing.T, dir, name, natsURL, pubKey string) *serviceProc 
 	}
 	s.child = newChild(t, dir, name, "run", "--target="+name, "--nats-url="+natsURL, "--replicas=3",
 		"--grpc-addr="+s.grpc, "--admin-addr="+s.admin, "--data-dir="+filepath.Join(dir, name),
-		"--auth-public-key="+pubKey, "--master-keys="+masterKeys, "--log-level=warn")
+		"--auth-public-key="+pubKey, "--master-keys-file="+masterKeys, "--log-level=warn")
 	return s
 }
 

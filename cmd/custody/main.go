@@ -105,7 +105,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	fs.BoolVar(&cfg.Profiling, "pprof", false, "serve Go's runtime profiles on the admin port under /debug/pprof/ (keep the admin port private)")
 	fs.BoolVar(&cfg.RelaxedSync, "unsafe-relaxed-sync", false, "embedded NATS does not fsync every write: acknowledged events can be LOST in a crash; benchmarks only")
 	fs.StringVar(&cfg.PublicKeyFile, "auth-public-key", "", "Ed25519 public key (PEM) that verifies tokens; default: --data-dir/keys/signing.pub, created at first start")
-	fs.StringVar(&cfg.MasterKeysFile, "master-keys", "", "file of the master keys that wrap the data subjects' keys, one \"<id> <base64 32 bytes>\" per line, the primary first (or set "+jskeys.MasterKeysEnv+"); default: --data-dir/keys/master.keys, created at first start with an embedded NATS")
+	fs.StringVar(&cfg.MasterKeysFile, "master-keys-file", "", "file of the master keys that wrap the data subjects' keys, one \"<id> <base64 32 bytes>\" per line, the primary first (or set "+jskeys.MasterKeysEnv+"); default: --data-dir/keys/master.keys, created at first start with an embedded NATS")
 	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "serve gRPC over TLS with this certificate (PEM)")
 	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "the certificate's private key (PEM)")
 	fs.StringVar(&cfg.TLS.CAFile, "tls-client-ca", "", "require client certificates signed by this CA (mTLS)")
@@ -249,7 +249,7 @@ func rebuildCmd(args []string, stdout, stderr io.Writer) error {
 // key with the new one, so that the old one can be dropped.
 func keysCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "rewrap" {
-		fmt.Fprintln(stderr, "usage: custody keys rewrap [--data-dir D | --nats-url U] [--master-keys F]")
+		fmt.Fprintln(stderr, "usage: custody keys rewrap [--data-dir D | --nats-url U] [--master-keys-file F]")
 		return errors.New("custody keys: want the subcommand rewrap")
 	}
 	fs := flag.NewFlagSet("custody keys rewrap", flag.ContinueOnError)
@@ -257,7 +257,7 @@ func keysCmd(args []string, stdout, stderr io.Writer) error {
 	var cfg platform.Config
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "data directory of a stopped all-in-one (its embedded NATS, and keys/master.keys)")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS instead of the data directory's")
-	fs.StringVar(&cfg.MasterKeysFile, "master-keys", "", "the keyring, the new primary key first (default: --data-dir/keys/master.keys, or "+jskeys.MasterKeysEnv+")")
+	fs.StringVar(&cfg.MasterKeysFile, "master-keys-file", "", "the keyring, the new primary key first (default: --data-dir/keys/master.keys, or "+jskeys.MasterKeysEnv+")")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}

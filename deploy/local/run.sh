@@ -151,7 +151,7 @@ else
 		t=${targets[k]}
 		start "$t" "$HOST:$((7080 + k))" "$HOST:$((7180 + k))" \
 			--target="$t" --data-dir "$DATA_DIR/$t" \
-			--nats-url "nats://$NATS_LISTEN" --auth-public-key "$PUBLIC_KEY" --master-keys "$MASTER_KEYS"
+			--nats-url "nats://$NATS_LISTEN" --auth-public-key "$PUBLIC_KEY" --master-keys-file "$MASTER_KEYS"
 	done
 fi
 
