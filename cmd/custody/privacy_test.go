@@ -14,6 +14,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custody/custody/pkg/personal/jskeys"
+	"github.com/custody/custody/pkg/platform"
 	auditv1 "github.com/custody/custody/proto/custody/audit/v1"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
@@ -212,5 +214,50 @@ func assertNotOnDisk(t *testing.T, dir string, needles []string) {
 		if path, ok := found[n]; ok {
 			t.Errorf("%q is stored in clear in %s", n, path)
 		}
+	}
+}
+
+// Rotating the master key: a new key first in the keyring, the old one
+// after it; `custody keys rewrap` wraps every data key with the new one;
+// then the old one is dropped and the orders still show their addresses.
+func TestMasterKeyRotationWithKeysRewrap(t *testing.T) {
+	t.Parallel()
+	p := startParts(t)
+	prod := createProduct(t, p.ops.cat, "v-rotate", 5, 700)
+	r, err := p.dial("buyer:rosa").ord.PlaceOrder(t.Context(), &orderv1.PlaceOrderRequest{
+		RequestId: "rotate-1", BuyerId: "rosa", ShippingAddress: address,
+		Lines:   []*orderv1.LineRequest{{SkuId: prod.GetSkus()[0].GetSkuId(), Quantity: 1}},
+		Payment: &orderv1.Payment{PspReference: "psp-rotate", Amount: eur(700)}, WaitTimeout: durationpb.New(20 * time.Second),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.plat.Stop(t)
+	file := filepath.Join(platform.KeyDir(p.plat.DataDir), "master.keys")
+	old, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := jskeys.NewMasterKeyLine("m2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte(line+"\n"+string(old)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if err := run([]string{"keys", "rewrap", "--nats-url", p.plat.NATS.ConnectedUrl(), "--master-keys-file", file}, &out, &errOut); err != nil {
+		t.Fatalf("keys rewrap: %v\n%s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "rewrapped with master key m2") || strings.HasPrefix(out.String(), "0 ") {
+		t.Fatalf("keys rewrap said %q", out.String())
+	}
+	if err := os.WriteFile(file, []byte(line+"\n"), 0o600); err != nil { // the old key dropped
+		t.Fatal(err)
+	}
+	p.plat.Restart(t)
+	o, err := orderv1.NewOrderServiceClient(p.plat.Conn(t, "support")).GetOrder(t.Context(), &orderv1.GetOrderRequest{OrderId: r.GetOrder().GetOrderId()})
+	if err != nil || o.GetOrder().GetShippingAddress().GetRecipientName() != address.GetRecipientName() {
+		t.Fatalf("after the rotation the order reads %v, %v", o.GetOrder().GetShippingAddress(), err)
 	}
 }
