@@ -6,7 +6,10 @@
 // transition, the resource that was missing or already there. The checks
 // of request fields that several edges share (request_id, paging,
 // required ids, enums, timestamps) and the authorization of the caller
-// against a service's access table (CallerOf, Authorize) live here too.
+// against a service's access table (CallerOf, Authorize) live here too, as
+// does the fingerprint of a request (Fingerprint, AIP-155), which leaves
+// personal fields out: a request_id reused with a request that differs
+// only in them is taken as a retry.
 //
 //	var v apierr.Violations
 //	v.Add("lines[0].quantity", "must be > 0")

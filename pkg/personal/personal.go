@@ -3,8 +3,10 @@
 //
 // Fields marked `(custody.type.v1.personal) = true` in the protos (a
 // recipient's name, phone, street and postal code, a proof of delivery's
-// name and place, a claim's free text) belong to the data subject their
-// event names with `(custody.type.v1.data_subject)`, e.g. "buyer:buyer_id".
+// name and place, the free text people write about a buyer's order or
+// claim: evidence, reasons, rationales, notes) belong to the data subject
+// their event names with `(custody.type.v1.data_subject)`, e.g.
+// "buyer:buyer_id".
 // Before an event is encoded and sealed into its stream's hash chain, the
 // command handler (pkg/es) passes it through Codec.Seal, which replaces
 // each such value by a token: the value encrypted with AES-256-GCM under

@@ -5,6 +5,9 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custody/custody/services/catalog"
+
+	catalogv1 "github.com/custody/custody/proto/custody/catalog/v1"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
 )
@@ -38,6 +41,21 @@ func TestCancelledLinesGoBackOnSaleOnce(t *testing.T) {
 	reacted(t, p, "one unit back", stockIs(t, v1, p1, "black_m", [3]int64{3, 2, 0}))
 	holds(t, stockIs(t, v1, p1, "white_m", [3]int64{4, 1, 0}))
 	before := events(t, p, "product-"+p1)
+	// The release says who cancelled, not why: the order's reason is the
+	// canceller's words, sealed under the buyer's key, and the catalog's
+	// events name no buyer.
+	released := 0
+	for _, m := range p.Events(t, catalog.Name, "product-"+p1) {
+		if r, ok := m.(*catalogv1.StockHoldReleased); ok {
+			released++
+			if r.GetReason() != "order lines cancelled by vendor:v1" {
+				t.Errorf("StockHoldReleased reason %q, want who cancelled", r.GetReason())
+			}
+		}
+	}
+	if released != 1 {
+		t.Errorf("%d StockHoldReleased, want 1", released)
+	}
 
 	// Delivered again: the consumer is re-created and replays the order stream.
 	replayOrders(t, p)

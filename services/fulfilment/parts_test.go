@@ -50,8 +50,13 @@ func TestCancelledLinesAreNotShipped(t *testing.T) {
 	if got := unshipped(f); len(got) != 1 || got["1"] != 1 {
 		t.Fatalf("left to ship %v, want one unit of line 1", got)
 	}
-	if n := len(eventsOf[*fulfilmentv1.FulfilmentLinesRemoved](t, e, fid)); n != 1 {
+	removed := eventsOf[*fulfilmentv1.FulfilmentLinesRemoved](t, e, fid)
+	if n := len(removed); n != 1 {
 		t.Fatalf("%d FulfilmentLinesRemoved, want 1", n)
+	}
+	// Who cancelled, not the canceller's words (sealed on the order's event).
+	if r := removed[0].GetReason(); r != "order lines cancelled by buyer:x" {
+		t.Errorf("reason %q, want who cancelled", r)
 	}
 	vendorClient := e.as(t, "vendor:"+vendor)
 	e.WritesNothing(t, fulfilment.Name, func() {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/custody/custody/pkg/apierr"
 	"github.com/custody/custody/pkg/money"
+	"github.com/custody/custody/pkg/personal"
 	"github.com/custody/custody/pkg/platform/platformtest"
 	"github.com/custody/custody/pkg/server/servertest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
@@ -551,6 +552,11 @@ func TestCancelOrder(t *testing.T) {
 		c, ok := evs[len(evs)-1].(*orderv1.OrderCancelled)
 		if len(evs) != 2 || !ok || c.GetCancelledBy() != "buyer:"+buyer {
 			t.Fatalf("events %v", evs)
+		}
+		// The buyer's words are stored sealed under the buyer's key (the
+		// answer above revealed them).
+		if !personal.IsToken(c.GetReason()) || c.GetBuyerId() != buyer {
+			t.Fatalf("stored reason %q of buyer %q, want a token of %s", c.GetReason(), c.GetBuyerId(), buyer)
 		}
 		// The catalog's late answer does not confirm a cancelled order.
 		e.reserved(t, id)

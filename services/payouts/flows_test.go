@@ -111,6 +111,18 @@ func TestRefundAndCancelBeforeDelivery(t *testing.T) {
 	if refunded != 6000 {
 		t.Fatalf("buyers:refunds got %d for the order", refunded)
 	}
+	// The escrow returned on the order's cancellation says who cancelled,
+	// not the buyer's words: those are sealed under the buyer's key on the
+	// order's event, and the ledger's events name no buyer.
+	var reasons []string
+	for _, e := range ledgerEvents(t, o) {
+		if r, ok := e.(*payoutsv1.EscrowReturned); ok {
+			reasons = append(reasons, r.GetReason())
+		}
+	}
+	if !slices.Contains(reasons, "order cancelled by buyer:b") || slices.ContainsFunc(reasons, func(r string) bool { return strings.Contains(r, "changed my mind") }) {
+		t.Errorf("EscrowReturned reasons %q, want who cancelled, without the buyer's words", reasons)
+	}
 }
 
 // The trust tier sizes the window and the reserve: a vendor on watch waits

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/custody/custody/pkg/personal"
 	"github.com/custody/custody/pkg/platform/platformtest"
 	fulfilmentv1 "github.com/custody/custody/proto/custody/fulfilment/v1"
 	orderv1 "github.com/custody/custody/proto/custody/order/v1"
@@ -290,6 +291,22 @@ func TestVendorSilenceRefundsTheBuyerAfterARestart(t *testing.T) {
 	if r := c.GetResolution(); r.GetDecidedBy() != "service:trust" || !strings.Contains(r.GetRationale(), "did not respond") ||
 		c.GetRefundedAmount().GetAmountMinor() != 3000 {
 		t.Fatalf("claim %v", c)
+	}
+	// The answer revealed the rationale; the stream holds it sealed under
+	// the buyer's key, as the refund's reason (issue 16).
+	for _, e := range claimEvents(t, s.orderID) {
+		var text, of string
+		switch e := e.(type) {
+		case *trustv1.ClaimResolved:
+			text, of = e.GetRationale(), e.GetBuyerId()
+		case *trustv1.RefundIssued:
+			text, of = e.GetReason(), e.GetBuyerId()
+		default:
+			continue
+		}
+		if !personal.IsToken(text) || of != buyer {
+			t.Errorf("%s: stored %q of buyer %q, want a token of %s", e.ProtoReflect().Descriptor().Name(), text, of, buyer)
+		}
 	}
 }
 

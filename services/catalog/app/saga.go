@@ -75,7 +75,9 @@ func (s *Saga) Routes() projection.Routes {
 // from it), so a later OrderCancelled or FulfilmentCancelled releases only
 // the rest.
 func (s *Saga) linesCancelled(ctx context.Context, rec eventstore.RecordedEvent, ev *orderv1.OrderLinesCancelled) error {
-	orderID, reason := ev.GetOrderId(), "order lines cancelled: "+ev.GetReason()
+	// Who, not why: the order's reason is the canceller's words, sealed
+	// under the buyer's key; the catalog's events name no buyer.
+	orderID, reason := ev.GetOrderId(), "order lines cancelled by "+ev.GetCancelledBy()
 	if err := checkOrderID(orderID); err != nil {
 		return err
 	}
@@ -293,7 +295,8 @@ func (s *Saga) release(ctx context.Context, rec eventstore.RecordedEvent, orderI
 }
 
 func (s *Saga) cancelled(ctx context.Context, rec eventstore.RecordedEvent, ev *orderv1.OrderCancelled) error {
-	orderID, reason := ev.GetOrderId(), "order cancelled: "+ev.GetReason()
+	// Who, not why (see linesCancelled).
+	orderID, reason := ev.GetOrderId(), "order cancelled by "+ev.GetCancelledBy()
 	if err := checkOrderID(orderID); err != nil {
 		return err
 	}

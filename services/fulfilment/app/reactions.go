@@ -78,10 +78,9 @@ func (s *Service) cancelFulfilments(ctx context.Context, rec eventstore.Recorded
 	if err != nil {
 		return err
 	}
-	reason := "order cancelled"
-	if p.GetReason() != "" {
-		reason += ": " + p.GetReason()
-	}
+	// Who, not why: the order's reason is the canceller's words, sealed
+	// under the buyer's key, and stays on the order's event.
+	reason := "order cancelled by " + p.GetCancelledBy()
 	for _, vendor := range vendors {
 		fid := domain.FulfilmentID(p.GetOrderId(), vendor)
 		_, err := s.h.Handle(ctx, es.Command[domain.Command]{
@@ -121,7 +120,7 @@ func (s *Service) removeLines(ctx context.Context, rec eventstore.RecordedEvent,
 	}
 	for _, vendor := range vendors {
 		err := s.onOrderFulfilment(ctx, rec, p.GetOrderId(), vendor, "remove-lines",
-			domain.RemoveLines{Lines: byVendor[vendor], Reason: p.GetReason(), Time: s.d.Clock.Now()})
+			domain.RemoveLines{Lines: byVendor[vendor], Reason: "order lines cancelled by " + p.GetCancelledBy(), Time: s.d.Clock.Now()})
 		if err != nil {
 			return err
 		}

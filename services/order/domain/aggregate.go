@@ -160,7 +160,7 @@ func (c CancelOrder) decide(o Order) ([]proto.Message, error) {
 	// What was already cancelled of it stays as it was; the rest is
 	// cancelled now.
 	return []proto.Message{&orderv1.OrderCancelled{OrderId: o.ID, Reason: c.Reason, CancelledBy: c.By,
-		CancelTime: timestamppb.New(c.Time), ProductIds: o.ProductIDs()}}, nil
+		CancelTime: timestamppb.New(c.Time), ProductIds: o.ProductIDs(), BuyerId: o.BuyerID}}, nil
 }
 
 func (c MarkPartShipped) decide(o Order) ([]proto.Message, error) {

@@ -69,7 +69,7 @@ func TestDecide(t *testing.T) {
 		Total: placed().Total, Payment: placed().Payment, ShippingAddress: addr, ConfirmTime: ts(time.Minute)}
 	rejected := &orderv1.OrderRejected{OrderId: "o1", Reason: "sku p2-b: 3 requested, 1 available", SkuId: "p2-b", RejectTime: ts(time.Minute)}
 	cancelled := &orderv1.OrderCancelled{OrderId: "o1", Reason: "changed my mind", CancelledBy: "buyer:b1", CancelTime: ts(2 * time.Minute),
-		ProductIds: []string{"p1", "p2", "p3"}}
+		ProductIds: []string{"p1", "p2", "p3"}, BuyerId: "b1"}
 	shipped := &orderv1.OrderPartShipped{OrderId: "o1", VendorId: "v2", ShipmentId: "s1", ShipTime: ts(time.Hour)}
 
 	badPay := place()

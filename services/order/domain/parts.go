@@ -91,7 +91,8 @@ func (c CancelOrderLines) decide(o Order) ([]proto.Message, error) {
 		return nil, err
 	}
 	cur := o.Total.Currency
-	ev := &orderv1.OrderLinesCancelled{OrderId: o.ID, Reason: c.Reason, CancelledBy: c.By, CancelTime: timestamppb.New(c.Time)}
+	ev := &orderv1.OrderLinesCancelled{OrderId: o.ID, Reason: c.Reason, CancelledBy: c.By, CancelTime: timestamppb.New(c.Time),
+		BuyerId: o.BuyerID}
 	refund := int64(0)
 	left := map[string]int64{} // vendor -> units left after
 	for _, l := range o.Lines {
@@ -199,7 +200,9 @@ func (c CancelOrderLines) units(o Order) (map[string]int64, error) {
 func cancellable(o Order, p Part, what string) error {
 	switch {
 	case p.Cancelled:
-		return fault.Precondition(ReasonPartCancelled, "order %s: %s (vendor %s) was already cancelled: %s", o.ID, what, p.VendorID, p.CancelReason)
+		// Who, not why: the reason may be someone's words, sealed in the
+		// state (a token), and an error is not revealed.
+		return fault.Precondition(ReasonPartCancelled, "order %s: %s (vendor %s) was already cancelled by %s", o.ID, what, p.VendorID, p.CancelledBy)
 	case p.Shipped || p.Delivered || p.Settled:
 		return fault.Precondition(ReasonShipped, "order %s: %s has shipped (vendor %s's part) and can no longer be cancelled; open a claim or return instead", o.ID, what, p.VendorID)
 	}

@@ -47,7 +47,7 @@ func cancelLines(lines ...domain.LineCancellation) domain.CancelOrderLines {
 
 func linesCancelled(refund, total int64, closed []string, lines ...*orderv1.CancelledLine) *orderv1.OrderLinesCancelled {
 	return &orderv1.OrderLinesCancelled{OrderId: "o1", Lines: lines, Refund: eur(refund).ToProto(), RefundedTotal: eur(total).ToProto(),
-		ClosedVendorIds: closed, Reason: "too many", CancelledBy: "buyer:b1", CancelTime: ts(cancelAt)}
+		ClosedVendorIds: closed, Reason: "too many", CancelledBy: "buyer:b1", CancelTime: ts(cancelAt), BuyerId: "b1"}
 }
 
 func shipBy(v string) domain.RecordPartCancelled {
@@ -66,7 +66,8 @@ func TestDecideParts(t *testing.T) {
 	byVendor := cancelLines()
 	byVendor.VendorID = "v2"
 	asVendor := func(c domain.CancelOrderLines, v string) domain.CancelOrderLines { c.Vendor = v; return c }
-	orderCancelled := &orderv1.OrderCancelled{OrderId: "o1", Reason: "too many", CancelledBy: "buyer:b1", CancelTime: ts(cancelAt), ProductIds: []string{"p1", "p2", "p3"}}
+	orderCancelled := &orderv1.OrderCancelled{OrderId: "o1", Reason: "too many", CancelledBy: "buyer:b1", CancelTime: ts(cancelAt), ProductIds: []string{"p1", "p2", "p3"},
+		BuyerId: "b1"}
 	rejected := &orderv1.OrderRejected{OrderId: "o1", Reason: "sold out", SkuId: "p2-b", RejectTime: ts(time.Minute)}
 	all := cancelLines(domain.LineCancellation{LineID: "1"}, domain.LineCancellation{LineID: "2"}, domain.LineCancellation{LineID: "3"})
 	other := &typev1.Address{RecipientName: "Ada", AddressLines: []string{"2 Side St"}, Locality: "Berlin", CountryCode: "DE"}

@@ -31,7 +31,9 @@ var ErrNotConfirmed = errors.New("the order has not been confirmed")
 // (escrow back to the buyer) and OrderLinesCancelled (the cancelled units'
 // escrow back to the buyer, their split reversed). OrderPartCancelled is
 // not booked: it is the order's record of a FulfilmentCancelled, which
-// FulfilmentRoutes books.
+// FulfilmentRoutes books. The order's reason (the canceller's words,
+// sealed under the buyer's key) is not copied: the ledger's events name no
+// buyer, so they say who cancelled.
 func (s *Service) OrderRoutes() projection.Routes {
 	return projection.Routes{
 		projection.On(func(ctx context.Context, rec eventstore.RecordedEvent, e *orderv1.OrderConfirmed) error {
@@ -39,7 +41,7 @@ func (s *Service) OrderRoutes() projection.Routes {
 		}),
 		projection.On(func(ctx context.Context, rec eventstore.RecordedEvent, e *orderv1.OrderCancelled) error {
 			return classify(e, s.book(ctx, rec, e.GetOrderId(), "cancel", domain.Cancel{
-				Cause: cause(rec), Reason: fmt.Sprintf("order cancelled by %s: %s", e.GetCancelledBy(), e.GetReason()), Time: s.d.Clock.Now()}))
+				Cause: cause(rec), Reason: "order cancelled by " + e.GetCancelledBy(), Time: s.d.Clock.Now()}))
 		}),
 		projection.On(func(ctx context.Context, rec eventstore.RecordedEvent, e *orderv1.OrderLinesCancelled) error {
 			// The order's refunded total after it names the cancellation
@@ -50,7 +52,7 @@ func (s *Service) OrderRoutes() projection.Routes {
 				cancellation = fmt.Sprintf("refunded-total-%d", rt.GetAmountMinor())
 			}
 			c := domain.CancelLines{Cause: cause(rec), CancellationID: cancellation, ClosedVendorIDs: e.GetClosedVendorIds(),
-				Reason: fmt.Sprintf("lines cancelled by %s: %s", e.GetCancelledBy(), e.GetReason()), Time: s.d.Clock.Now()}
+				Reason: "lines cancelled by " + e.GetCancelledBy(), Time: s.d.Clock.Now()}
 			for _, l := range e.GetLines() {
 				c.Lines = append(c.Lines, domain.CancelledLine{LineID: l.GetLineId(), VendorID: l.GetVendorId(), Amount: moneyOf(l.GetAmount())})
 			}

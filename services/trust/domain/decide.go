@@ -329,7 +329,7 @@ func refundAndClose(cs Case, cl *Claim, amount money.Money, reason string, now t
 
 func resolved(cl *Claim, d Decision, amount money.Money, rationale, by string, counterfeit bool, now time.Time) *trustv1.ClaimResolved {
 	r := &trustv1.ClaimResolved{ClaimId: cl.ID, Decision: d.String(), Rationale: rationale, DecidedBy: by,
-		CounterfeitConfirmed: counterfeit, ResolveTime: timestamppb.New(now), OrderId: cl.OrderID, VendorId: cl.VendorID}
+		CounterfeitConfirmed: counterfeit, ResolveTime: timestamppb.New(now), OrderId: cl.OrderID, VendorId: cl.VendorID, BuyerId: cl.BuyerID}
 	if amount.Currency != "" && amount.Minor > 0 {
 		r.RefundAmount = amount.ToProto()
 	}
@@ -348,7 +348,7 @@ func returnAuthorised(cl *Claim, p Policy, now time.Time) *trustv1.ReturnAuthori
 
 func closed(cl *Claim, outcome string, refunded money.Money, note string, now time.Time) *trustv1.ClaimClosed {
 	c := &trustv1.ClaimClosed{ClaimId: cl.ID, OrderId: cl.OrderID, VendorId: cl.VendorID, Outcome: outcome,
-		CloseTime: timestamppb.New(now), ClaimReason: cl.Reason, Note: note}
+		CloseTime: timestamppb.New(now), ClaimReason: cl.Reason, Note: note, BuyerId: cl.BuyerID}
 	if refunded.Currency != "" {
 		c.RefundedAmount = refunded.ToProto()
 	}
@@ -357,7 +357,8 @@ func closed(cl *Claim, outcome string, refunded money.Money, note string, now ti
 
 func rejected(cl *Claim, rationale string, now time.Time) []proto.Message {
 	return []proto.Message{
-		&trustv1.ClaimRejected{ClaimId: cl.ID, Rationale: rationale, RejectTime: timestamppb.New(now), OrderId: cl.OrderID, VendorId: cl.VendorID},
+		&trustv1.ClaimRejected{ClaimId: cl.ID, Rationale: rationale, RejectTime: timestamppb.New(now), OrderId: cl.OrderID, VendorId: cl.VendorID,
+			BuyerId: cl.BuyerID},
 		closed(cl, ClosedRejected, cl.Refunded, rationale, now),
 	}
 }
@@ -572,7 +573,8 @@ func (c ReceiveReturn) decide(cs Case) ([]proto.Message, error) {
 	out := c.Policy.ReturnPolicy(cl.Reason, c.Condition, cl.CounterfeitConfirmed)
 	b := newBuilder(cs)
 	b.add(&trustv1.ReturnReceived{ClaimId: cl.ID, ReturnId: cl.ReturnAuthorised.GetReturnId(), OrderId: cl.OrderID, VendorId: cl.VendorID,
-		Lines: claimLinesProto(cl.Lines), Condition: c.Condition, Restock: out.Restock, ReceiveTime: timestamppb.New(c.Now), Note: c.Note})
+		Lines: claimLinesProto(cl.Lines), Condition: c.Condition, Restock: out.Restock, ReceiveTime: timestamppb.New(c.Now), Note: c.Note,
+		BuyerId: cl.BuyerID})
 	cond := conditionName(c.Condition)
 	if out.Escalate != "" {
 		b.add(escalated(cl, "return received "+cond+": "+out.Escalate, nil, c.Now))

@@ -1234,7 +1234,9 @@ type FulfilmentCancelled struct {
 	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// Vendor.
 	VendorId string `protobuf:"bytes,3,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
-	// Why.
+	// Why, written by the system: "ship-by deadline missed", or "order cancelled by
+	// <who>" (the buyer's or support's own words stay on the order's
+	// OrderCancelled, under the buyer's key; not personal).
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// When.
 	CancelTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=cancel_time,json=cancelTime,proto3" json:"cancel_time,omitempty"`
@@ -1397,7 +1399,9 @@ type FulfilmentLinesRemoved struct {
 	Lines []*ShippedLine `protobuf:"bytes,4,rep,name=lines,proto3" json:"lines,omitempty"`
 	// No unit is left: the fulfilment will not ship.
 	Closed bool `protobuf:"varint,5,opt,name=closed,proto3" json:"closed,omitempty"`
-	// Why.
+	// Why, written by the system: "order lines cancelled by <who>" (the
+	// words of whoever cancelled stay on the order's OrderLinesCancelled;
+	// not personal).
 	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	// When.
 	RemoveTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=remove_time,json=removeTime,proto3" json:"remove_time,omitempty"`

@@ -338,7 +338,9 @@ type OrderCancelled struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Order id.
 	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	// Why.
+	// Why, as the buyer, vendor or support wrote it (free text: personal,
+	// sealed under the buyer's key). Nothing reads it but people: the
+	// services that act on the cancellation record cancelled_by instead.
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Who: "buyer:b1", "support", "service:fulfilment" (missed ship-by), …
 	CancelledBy string `protobuf:"bytes,3,opt,name=cancelled_by,json=cancelledBy,proto3" json:"cancelled_by,omitempty"`
@@ -346,7 +348,9 @@ type OrderCancelled struct {
 	CancelTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=cancel_time,json=cancelTime,proto3" json:"cancel_time,omitempty"`
 	// The products the order's lines name, sorted: where the catalog may hold
 	// stock for the order and must release it.
-	ProductIds    []string `protobuf:"bytes,5,rep,name=product_ids,json=productIds,proto3" json:"product_ids,omitempty"`
+	ProductIds []string `protobuf:"bytes,5,rep,name=product_ids,json=productIds,proto3" json:"product_ids,omitempty"`
+	// Buyer: the data subject of reason.
+	BuyerId       string `protobuf:"bytes,6,opt,name=buyer_id,json=buyerId,proto3" json:"buyer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -414,6 +418,13 @@ func (x *OrderCancelled) GetProductIds() []string {
 		return x.ProductIds
 	}
 	return nil
+}
+
+func (x *OrderCancelled) GetBuyerId() string {
+	if x != nil {
+		return x.BuyerId
+	}
+	return ""
 }
 
 // OrderPartShipped: one vendor's part left the warehouse (in reaction to
@@ -910,12 +921,15 @@ type OrderLinesCancelled struct {
 	RefundedTotal *v1.Money `protobuf:"bytes,4,opt,name=refunded_total,json=refundedTotal,proto3" json:"refunded_total,omitempty"`
 	// Vendors whose part has no unit left: their fulfilment is cancelled.
 	ClosedVendorIds []string `protobuf:"bytes,5,rep,name=closed_vendor_ids,json=closedVendorIds,proto3" json:"closed_vendor_ids,omitempty"`
-	// Why.
+	// Why, as the buyer, vendor or support wrote it (free text: personal,
+	// sealed under the buyer's key; see OrderCancelled.reason).
 	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Who: "buyer:b1", "vendor:v1", "support", …
 	CancelledBy string `protobuf:"bytes,7,opt,name=cancelled_by,json=cancelledBy,proto3" json:"cancelled_by,omitempty"`
 	// When.
-	CancelTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=cancel_time,json=cancelTime,proto3" json:"cancel_time,omitempty"`
+	CancelTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=cancel_time,json=cancelTime,proto3" json:"cancel_time,omitempty"`
+	// Buyer: the data subject of reason.
+	BuyerId       string `protobuf:"bytes,9,opt,name=buyer_id,json=buyerId,proto3" json:"buyer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1006,6 +1020,13 @@ func (x *OrderLinesCancelled) GetCancelTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *OrderLinesCancelled) GetBuyerId() string {
+	if x != nil {
+		return x.BuyerId
+	}
+	return ""
+}
+
 // OrderPartCancelled: fulfilment cancelled one vendor's part before it
 // shipped (the ship-by policy), and the order records it: the part's
 // units are cancelled and its escrow went back to the buyer (payouts and
@@ -1018,7 +1039,8 @@ type OrderPartCancelled struct {
 	VendorId string `protobuf:"bytes,2,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
 	// Fulfilment that was cancelled.
 	FulfilmentId string `protobuf:"bytes,3,opt,name=fulfilment_id,json=fulfilmentId,proto3" json:"fulfilment_id,omitempty"`
-	// Why.
+	// Why: fulfilment's FulfilmentCancelled.reason, written by the system
+	// (not personal).
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Who: "service:fulfilment", …
 	CancelledBy string `protobuf:"bytes,5,opt,name=cancelled_by,json=cancelledBy,proto3" json:"cancelled_by,omitempty"`
@@ -1352,15 +1374,16 @@ const file_custody_order_v1_events_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x15\n" +
 	"\x06sku_id\x18\x03 \x01(\tR\x05skuId\x12;\n" +
 	"\vreject_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"rejectTime\"\xc4\x01\n" +
+	"rejectTime\"\xf9\x01\n" +
 	"\x0eOrderCancelled\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\x12!\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1c\n" +
+	"\x06reason\x18\x02 \x01(\tB\x04\xa0\xbb\x18\x01R\x06reason\x12!\n" +
 	"\fcancelled_by\x18\x03 \x01(\tR\vcancelledBy\x12;\n" +
 	"\vcancel_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"cancelTime\x12\x1f\n" +
 	"\vproduct_ids\x18\x05 \x03(\tR\n" +
-	"productIds\"\xa4\x01\n" +
+	"productIds\x12\x19\n" +
+	"\bbuyer_id\x18\x06 \x01(\tR\abuyerId:\x12\xaa\xbb\x18\x0ebuyer:buyer_id\"\xa4\x01\n" +
 	"\x10OrderPartShipped\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1b\n" +
 	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x12\x1f\n" +
@@ -1398,17 +1421,18 @@ const file_custody_order_v1_events_proto_rawDesc = "" +
 	"product_id\x18\x03 \x01(\tR\tproductId\x12\x1b\n" +
 	"\tvendor_id\x18\x04 \x01(\tR\bvendorId\x12\x1a\n" +
 	"\bquantity\x18\x05 \x01(\x03R\bquantity\x12.\n" +
-	"\x06amount\x18\x06 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\"\xfa\x02\n" +
+	"\x06amount\x18\x06 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\"\xaf\x03\n" +
 	"\x13OrderLinesCancelled\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x125\n" +
 	"\x05lines\x18\x02 \x03(\v2\x1f.custody.order.v1.CancelledLineR\x05lines\x12.\n" +
 	"\x06refund\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\x06refund\x12=\n" +
 	"\x0erefunded_total\x18\x04 \x01(\v2\x16.custody.type.v1.MoneyR\rrefundedTotal\x12*\n" +
-	"\x11closed_vendor_ids\x18\x05 \x03(\tR\x0fclosedVendorIds\x12\x16\n" +
-	"\x06reason\x18\x06 \x01(\tR\x06reason\x12!\n" +
+	"\x11closed_vendor_ids\x18\x05 \x03(\tR\x0fclosedVendorIds\x12\x1c\n" +
+	"\x06reason\x18\x06 \x01(\tB\x04\xa0\xbb\x18\x01R\x06reason\x12!\n" +
 	"\fcancelled_by\x18\a \x01(\tR\vcancelledBy\x12;\n" +
 	"\vcancel_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"cancelTime\"\xd8\x02\n" +
+	"cancelTime\x12\x19\n" +
+	"\bbuyer_id\x18\t \x01(\tR\abuyerId:\x12\xaa\xbb\x18\x0ebuyer:buyer_id\"\xd8\x02\n" +
 	"\x12OrderPartCancelled\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1b\n" +
 	"\tvendor_id\x18\x02 \x01(\tR\bvendorId\x12#\n" +

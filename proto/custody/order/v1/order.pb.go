@@ -542,7 +542,8 @@ type VendorPart struct {
 	Delivered bool `protobuf:"varint,5,opt,name=delivered,proto3" json:"delivered,omitempty"`
 	// Where the part is.
 	State PartState `protobuf:"varint,6,opt,name=state,proto3,enum=custody.order.v1.PartState" json:"state,omitempty"`
-	// Why it was cancelled, when it was.
+	// Why it was cancelled, when it was: the words of whoever cancelled are
+	// personal (sealed in the events, revealed in the answer).
 	CancelReason string `protobuf:"bytes,7,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
 	// Who cancelled it: "buyer:b1", "vendor:v1", "support",
 	// "service:fulfilment" (the ship-by policy), …
@@ -741,7 +742,8 @@ type Order struct {
 	Attribution *AttributionRecord `protobuf:"bytes,8,opt,name=attribution,proto3" json:"attribution,omitempty"`
 	// Payment authorisation.
 	Payment *Payment `protobuf:"bytes,9,opt,name=payment,proto3" json:"payment,omitempty"`
-	// Why it was rejected or cancelled.
+	// Why it was rejected or cancelled: the words of whoever cancelled are
+	// personal (sealed in the events, revealed in the answer).
 	Reason string `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
 	// When it was placed.
 	PlaceTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=place_time,json=placeTime,proto3" json:"place_time,omitempty"`
@@ -1732,7 +1734,7 @@ var File_custody_order_v1_order_proto protoreflect.FileDescriptor
 
 const file_custody_order_v1_order_proto_rawDesc = "" +
 	"\n" +
-	"\x1ccustody/order/v1/order.proto\x12\x10custody.order.v1\x1a\x1dcustody/type/v1/address.proto\x1a\x1bcustody/type/v1/money.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n" +
+	"\x1ccustody/order/v1/order.proto\x12\x10custody.order.v1\x1a\x1dcustody/type/v1/address.proto\x1a\x1bcustody/type/v1/money.proto\x1a\x1ecustody/type/v1/personal.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n" +
 	"\vLineRequest\x12\x15\n" +
 	"\x06sku_id\x18\x01 \x01(\tR\x05skuId\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\"\xaa\x01\n" +
@@ -1762,7 +1764,7 @@ const file_custody_order_v1_order_proto_rawDesc = "" +
 	"\x0ecommission_bps\x18\n" +
 	" \x01(\x05R\rcommissionBps\x12-\n" +
 	"\x12cancelled_quantity\x18\v \x01(\x03R\x11cancelledQuantity\x12+\n" +
-	"\x11refunded_quantity\x18\f \x01(\x03R\x10refundedQuantity\"\xdf\x02\n" +
+	"\x11refunded_quantity\x18\f \x01(\x03R\x10refundedQuantity\"\xe5\x02\n" +
 	"\n" +
 	"VendorPart\x12\x1b\n" +
 	"\tvendor_id\x18\x01 \x01(\tR\bvendorId\x12\x19\n" +
@@ -1770,8 +1772,8 @@ const file_custody_order_v1_order_proto_rawDesc = "" +
 	"\bsubtotal\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\bsubtotal\x12\x18\n" +
 	"\ashipped\x18\x04 \x01(\bR\ashipped\x12\x1c\n" +
 	"\tdelivered\x18\x05 \x01(\bR\tdelivered\x121\n" +
-	"\x05state\x18\x06 \x01(\x0e2\x1b.custody.order.v1.PartStateR\x05state\x12#\n" +
-	"\rcancel_reason\x18\a \x01(\tR\fcancelReason\x12!\n" +
+	"\x05state\x18\x06 \x01(\x0e2\x1b.custody.order.v1.PartStateR\x05state\x12)\n" +
+	"\rcancel_reason\x18\a \x01(\tB\x04\xa0\xbb\x18\x01R\fcancelReason\x12!\n" +
 	"\fcancelled_by\x18\b \x01(\tR\vcancelledBy\x122\n" +
 	"\brefunded\x18\t \x01(\v2\x16.custody.type.v1.MoneyR\brefunded\"\xc1\x01\n" +
 	"\x11AttributionRecord\x12*\n" +
@@ -1780,7 +1782,7 @@ const file_custody_order_v1_order_proto_rawDesc = "" +
 	"\n" +
 	"creator_id\x18\x03 \x01(\tR\tcreatorId\x129\n" +
 	"\n" +
-	"touch_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\ttouchTime\"\xb2\x05\n" +
+	"touch_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\ttouchTime\"\xb8\x05\n" +
 	"\x05Order\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x19\n" +
 	"\bbuyer_id\x18\x02 \x01(\tR\abuyerId\x122\n" +
@@ -1790,9 +1792,9 @@ const file_custody_order_v1_order_proto_rawDesc = "" +
 	"\x05total\x18\x06 \x01(\v2\x16.custody.type.v1.MoneyR\x05total\x12C\n" +
 	"\x10shipping_address\x18\a \x01(\v2\x18.custody.type.v1.AddressR\x0fshippingAddress\x12E\n" +
 	"\vattribution\x18\b \x01(\v2#.custody.order.v1.AttributionRecordR\vattribution\x123\n" +
-	"\apayment\x18\t \x01(\v2\x19.custody.order.v1.PaymentR\apayment\x12\x16\n" +
+	"\apayment\x18\t \x01(\v2\x19.custody.order.v1.PaymentR\apayment\x12\x1c\n" +
 	"\x06reason\x18\n" +
-	" \x01(\tR\x06reason\x129\n" +
+	" \x01(\tB\x04\xa0\xbb\x18\x01R\x06reason\x129\n" +
 	"\n" +
 	"place_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tplaceTime\x12;\n" +
 	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +

@@ -708,7 +708,7 @@ type ClaimEscalated struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Claim id.
 	ClaimId string `protobuf:"bytes,1,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
-	// Why.
+	// Why, as the rules word it (written by the system, not personal).
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// When.
 	EscalateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=escalate_time,json=escalateTime,proto3" json:"escalate_time,omitempty"`
@@ -804,7 +804,8 @@ type ClaimResolved struct {
 	Decision string `protobuf:"bytes,2,opt,name=decision,proto3" json:"decision,omitempty"`
 	// Refund amount decided (for refund decisions).
 	RefundAmount *v1.Money `protobuf:"bytes,3,opt,name=refund_amount,json=refundAmount,proto3" json:"refund_amount,omitempty"`
-	// Why, in words.
+	// Why, in words: support's own, or the rule's (personal, sealed under
+	// the buyer's key).
 	Rationale string `protobuf:"bytes,4,opt,name=rationale,proto3" json:"rationale,omitempty"`
 	// Who: "support:<subject>", "vendor:<id>", "service:trust" (automatic).
 	DecidedBy string `protobuf:"bytes,5,opt,name=decided_by,json=decidedBy,proto3" json:"decided_by,omitempty"`
@@ -815,7 +816,9 @@ type ClaimResolved struct {
 	// Order id.
 	OrderId string `protobuf:"bytes,8,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// Vendor.
-	VendorId      string `protobuf:"bytes,9,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	VendorId string `protobuf:"bytes,9,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// The claim's buyer: the data subject of rationale.
+	BuyerId       string `protobuf:"bytes,10,opt,name=buyer_id,json=buyerId,proto3" json:"buyer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -909,6 +912,13 @@ func (x *ClaimResolved) GetOrderId() string {
 func (x *ClaimResolved) GetVendorId() string {
 	if x != nil {
 		return x.VendorId
+	}
+	return ""
+}
+
+func (x *ClaimResolved) GetBuyerId() string {
+	if x != nil {
+		return x.BuyerId
 	}
 	return ""
 }
@@ -1141,8 +1151,11 @@ type ReturnReceived struct {
 	Restock bool `protobuf:"varint,7,opt,name=restock,proto3" json:"restock,omitempty"`
 	// When.
 	ReceiveTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=receive_time,json=receiveTime,proto3" json:"receive_time,omitempty"`
-	// What the vendor noted about the parcel.
-	Note          string `protobuf:"bytes,9,opt,name=note,proto3" json:"note,omitempty"`
+	// What the vendor noted about the parcel (free text about the buyer's
+	// return: personal, sealed under the buyer's key).
+	Note string `protobuf:"bytes,9,opt,name=note,proto3" json:"note,omitempty"`
+	// The claim's buyer: the data subject of note.
+	BuyerId       string `protobuf:"bytes,10,opt,name=buyer_id,json=buyerId,proto3" json:"buyer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1240,6 +1253,13 @@ func (x *ReturnReceived) GetNote() string {
 	return ""
 }
 
+func (x *ReturnReceived) GetBuyerId() string {
+	if x != nil {
+		return x.BuyerId
+	}
+	return ""
+}
+
 // RefundIssued: money goes back to the buyer. Never more than was
 // captured minus earlier refunds.
 type RefundIssued struct {
@@ -1258,7 +1278,8 @@ type RefundIssued struct {
 	Amount *v1.Money `protobuf:"bytes,6,opt,name=amount,proto3" json:"amount,omitempty"`
 	// Lines refunded (for per-line commission reversal).
 	Lines []*ClaimLine `protobuf:"bytes,7,rep,name=lines,proto3" json:"lines,omitempty"`
-	// Why, in words.
+	// Why, in words: support's rationale or the rule's (personal, sealed
+	// under the buyer's key).
 	Reason string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Refunded so far on the order, this one included.
 	OrderRefundedTotal *v1.Money `protobuf:"bytes,9,opt,name=order_refunded_total,json=orderRefundedTotal,proto3" json:"order_refunded_total,omitempty"`
@@ -1382,14 +1403,17 @@ type ClaimRejected struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Claim id.
 	ClaimId string `protobuf:"bytes,1,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
-	// Why.
+	// Why: support's words or the rule's (personal, sealed under the buyer's
+	// key).
 	Rationale string `protobuf:"bytes,2,opt,name=rationale,proto3" json:"rationale,omitempty"`
 	// When.
 	RejectTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=reject_time,json=rejectTime,proto3" json:"reject_time,omitempty"`
 	// Order id.
 	OrderId string `protobuf:"bytes,4,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// Vendor.
-	VendorId      string `protobuf:"bytes,5,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	VendorId string `protobuf:"bytes,5,opt,name=vendor_id,json=vendorId,proto3" json:"vendor_id,omitempty"`
+	// The claim's buyer: the data subject of rationale.
+	BuyerId       string `protobuf:"bytes,6,opt,name=buyer_id,json=buyerId,proto3" json:"buyer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1459,6 +1483,13 @@ func (x *ClaimRejected) GetVendorId() string {
 	return ""
 }
 
+func (x *ClaimRejected) GetBuyerId() string {
+	if x != nil {
+		return x.BuyerId
+	}
+	return ""
+}
+
 // ClaimClosed: nothing more will happen on the claim (money held for it
 // may be released).
 type ClaimClosed struct {
@@ -1477,8 +1508,12 @@ type ClaimClosed struct {
 	ClaimReason ClaimReason `protobuf:"varint,6,opt,name=claim_reason,json=claimReason,proto3,enum=custody.trust.v1.ClaimReason" json:"claim_reason,omitempty"`
 	// Refunded on the claim in total (zero unless outcome is "refunded").
 	RefundedAmount *v1.Money `protobuf:"bytes,7,opt,name=refunded_amount,json=refundedAmount,proto3" json:"refunded_amount,omitempty"`
-	// Free text: the buyer's reason for withdrawing, the rule that closed it.
-	Note          string `protobuf:"bytes,8,opt,name=note,proto3" json:"note,omitempty"`
+	// Free text: the buyer's reason for withdrawing, support's rationale
+	// of a rejection, the rule that closed it (personal, sealed under the
+	// buyer's key).
+	Note string `protobuf:"bytes,8,opt,name=note,proto3" json:"note,omitempty"`
+	// The claim's buyer: the data subject of note.
+	BuyerId       string `protobuf:"bytes,9,opt,name=buyer_id,json=buyerId,proto3" json:"buyer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1565,6 +1600,13 @@ func (x *ClaimClosed) GetRefundedAmount() *v1.Money {
 func (x *ClaimClosed) GetNote() string {
 	if x != nil {
 		return x.Note
+	}
+	return ""
+}
+
+func (x *ClaimClosed) GetBuyerId() string {
+	if x != nil {
+		return x.BuyerId
 	}
 	return ""
 }
@@ -1996,18 +2038,20 @@ const file_custody_trust_v1_events_proto_rawDesc = "" +
 	"\rescalate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\fescalateTime\x12\x19\n" +
 	"\border_id\x18\x04 \x01(\tR\aorderId\x12\x1b\n" +
 	"\tvendor_id\x18\x05 \x01(\tR\bvendorId\x12-\n" +
-	"\x13relied_on_event_ids\x18\x06 \x03(\tR\x10reliedOnEventIds\"\xec\x02\n" +
+	"\x13relied_on_event_ids\x18\x06 \x03(\tR\x10reliedOnEventIds\"\xa1\x03\n" +
 	"\rClaimResolved\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x1a\n" +
 	"\bdecision\x18\x02 \x01(\tR\bdecision\x12;\n" +
-	"\rrefund_amount\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\frefundAmount\x12\x1c\n" +
-	"\trationale\x18\x04 \x01(\tR\trationale\x12\x1d\n" +
+	"\rrefund_amount\x18\x03 \x01(\v2\x16.custody.type.v1.MoneyR\frefundAmount\x12\"\n" +
+	"\trationale\x18\x04 \x01(\tB\x04\xa0\xbb\x18\x01R\trationale\x12\x1d\n" +
 	"\n" +
 	"decided_by\x18\x05 \x01(\tR\tdecidedBy\x123\n" +
 	"\x15counterfeit_confirmed\x18\x06 \x01(\bR\x14counterfeitConfirmed\x12=\n" +
 	"\fresolve_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vresolveTime\x12\x19\n" +
 	"\border_id\x18\b \x01(\tR\aorderId\x12\x1b\n" +
-	"\tvendor_id\x18\t \x01(\tR\bvendorId\"\xb6\x02\n" +
+	"\tvendor_id\x18\t \x01(\tR\bvendorId\x12\x19\n" +
+	"\bbuyer_id\x18\n" +
+	" \x01(\tR\abuyerId:\x12\xaa\xbb\x18\x0ebuyer:buyer_id\"\xb6\x02\n" +
 	"\x10ReturnAuthorised\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x1b\n" +
 	"\treturn_id\x18\x02 \x01(\tR\breturnId\x12\x19\n" +
@@ -2025,7 +2069,7 @@ const file_custody_trust_v1_events_proto_rawDesc = "" +
 	"\tship_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bshipTime\x12\x19\n" +
 	"\border_id\x18\x06 \x01(\tR\aorderId\x12\x1b\n" +
 	"\tvendor_id\x18\a \x01(\tR\bvendorId\x12B\n" +
-	"\x0freceive_by_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rreceiveByTime\"\xe1\x02\n" +
+	"\x0freceive_by_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rreceiveByTime\"\x96\x03\n" +
 	"\x0eReturnReceived\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x1b\n" +
 	"\treturn_id\x18\x02 \x01(\tR\breturnId\x12\x19\n" +
@@ -2034,8 +2078,10 @@ const file_custody_trust_v1_events_proto_rawDesc = "" +
 	"\x05lines\x18\x05 \x03(\v2\x1b.custody.trust.v1.ClaimLineR\x05lines\x12?\n" +
 	"\tcondition\x18\x06 \x01(\x0e2!.custody.trust.v1.ReturnConditionR\tcondition\x12\x18\n" +
 	"\arestock\x18\a \x01(\bR\arestock\x12=\n" +
-	"\freceive_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vreceiveTime\x12\x12\n" +
-	"\x04note\x18\t \x01(\tR\x04note\"\xda\x03\n" +
+	"\freceive_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vreceiveTime\x12\x18\n" +
+	"\x04note\x18\t \x01(\tB\x04\xa0\xbb\x18\x01R\x04note\x12\x19\n" +
+	"\bbuyer_id\x18\n" +
+	" \x01(\tR\abuyerId:\x12\xaa\xbb\x18\x0ebuyer:buyer_id\"\xf4\x03\n" +
 	"\fRefundIssued\x12\x1b\n" +
 	"\trefund_id\x18\x01 \x01(\tR\brefundId\x12\x19\n" +
 	"\bclaim_id\x18\x02 \x01(\tR\aclaimId\x12\x19\n" +
@@ -2043,20 +2089,21 @@ const file_custody_trust_v1_events_proto_rawDesc = "" +
 	"\tvendor_id\x18\x04 \x01(\tR\bvendorId\x12\x19\n" +
 	"\bbuyer_id\x18\x05 \x01(\tR\abuyerId\x12.\n" +
 	"\x06amount\x18\x06 \x01(\v2\x16.custody.type.v1.MoneyR\x06amount\x121\n" +
-	"\x05lines\x18\a \x03(\v2\x1b.custody.trust.v1.ClaimLineR\x05lines\x12\x16\n" +
-	"\x06reason\x18\b \x01(\tR\x06reason\x12H\n" +
+	"\x05lines\x18\a \x03(\v2\x1b.custody.trust.v1.ClaimLineR\x05lines\x12\x1c\n" +
+	"\x06reason\x18\b \x01(\tB\x04\xa0\xbb\x18\x01R\x06reason\x12H\n" +
 	"\x14order_refunded_total\x18\t \x01(\v2\x16.custody.type.v1.MoneyR\x12orderRefundedTotal\x12=\n" +
 	"\x0eorder_captured\x18\n" +
 	" \x01(\v2\x16.custody.type.v1.MoneyR\rorderCaptured\x12;\n" +
 	"\vrefund_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"refundTime\"\xbd\x01\n" +
+	"refundTime:\x12\xaa\xbb\x18\x0ebuyer:buyer_id\"\xf2\x01\n" +
 	"\rClaimRejected\x12\x19\n" +
-	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x1c\n" +
-	"\trationale\x18\x02 \x01(\tR\trationale\x12;\n" +
+	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\"\n" +
+	"\trationale\x18\x02 \x01(\tB\x04\xa0\xbb\x18\x01R\trationale\x12;\n" +
 	"\vreject_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"rejectTime\x12\x19\n" +
 	"\border_id\x18\x04 \x01(\tR\aorderId\x12\x1b\n" +
-	"\tvendor_id\x18\x05 \x01(\tR\bvendorId\"\xcc\x02\n" +
+	"\tvendor_id\x18\x05 \x01(\tR\bvendorId\x12\x19\n" +
+	"\bbuyer_id\x18\x06 \x01(\tR\abuyerId:\x12\xaa\xbb\x18\x0ebuyer:buyer_id\"\x81\x03\n" +
 	"\vClaimClosed\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x1b\n" +
@@ -2065,8 +2112,9 @@ const file_custody_trust_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"close_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcloseTime\x12@\n" +
 	"\fclaim_reason\x18\x06 \x01(\x0e2\x1d.custody.trust.v1.ClaimReasonR\vclaimReason\x12?\n" +
-	"\x0frefunded_amount\x18\a \x01(\v2\x16.custody.type.v1.MoneyR\x0erefundedAmount\x12\x12\n" +
-	"\x04note\x18\b \x01(\tR\x04note\"\xd1\x03\n" +
+	"\x0frefunded_amount\x18\a \x01(\v2\x16.custody.type.v1.MoneyR\x0erefundedAmount\x12\x18\n" +
+	"\x04note\x18\b \x01(\tB\x04\xa0\xbb\x18\x01R\x04note\x12\x19\n" +
+	"\bbuyer_id\x18\t \x01(\tR\abuyerId:\x12\xaa\xbb\x18\x0ebuyer:buyer_id\"\xd1\x03\n" +
 	"\vTrustCounts\x12 \n" +
 	"\vfulfilments\x18\x01 \x01(\x03R\vfulfilments\x12&\n" +
 	"\x0fshipped_on_time\x18\x02 \x01(\x03R\rshippedOnTime\x12)\n" +
