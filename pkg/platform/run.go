@@ -24,6 +24,7 @@ import (
 	"github.com/custody/custody/pkg/natsembed"
 	"github.com/custody/custody/pkg/personal"
 	"github.com/custody/custody/pkg/personal/jskeys"
+	"github.com/custody/custody/pkg/projection"
 	"github.com/custody/custody/pkg/server"
 	"github.com/custody/custody/pkg/telemetry"
 	systemv1 "github.com/custody/custody/proto/custody/system/v1"
@@ -175,7 +176,7 @@ func Run(ctx context.Context, cfg Config, all []Module) error {
 	if err != nil {
 		return err
 	}
-	keys, err := openKeys(ctx, cfg, js)
+	keys, err := openKeys(ctx, cfg, js, log)
 	if err != nil {
 		return err
 	}
@@ -450,8 +451,10 @@ func loadVerifier(cfg Config) (*auth.Verifier, error) {
 }
 
 // openKeys opens the data subjects' keys on the process's JetStream,
-// wrapped by the master keys of cfg (see Config.MasterKeysFile).
-func openKeys(ctx context.Context, cfg Config, js jetstream.JetStream) (*jskeys.Store, error) {
+// wrapped by the master keys of cfg (see Config.MasterKeysFile). A
+// cluster that is starting, or electing the bucket's leader, answers late:
+// it waits for it (bounded), as the event store does, rather than exit.
+func openKeys(ctx context.Context, cfg Config, js jetstream.JetStream, log *slog.Logger) (*jskeys.Store, error) {
 	path, create := cfg.MasterKeysFile, false
 	if path == "" {
 		path, create = filepath.Join(KeyDir(cfg.DataDir), "master.keys"), cfg.NATSURL == ""
@@ -460,7 +463,23 @@ func openKeys(ctx context.Context, cfg Config, js jetstream.JetStream) (*jskeys.
 	if err != nil {
 		return nil, err
 	}
-	return jskeys.Open(ctx, js, ring, jskeys.Config{Replicas: max(cfg.Replicas, 1)})
+	kcfg := jskeys.Config{Replicas: max(cfg.Replicas, 1)}
+	keys, err := jskeys.Open(ctx, js, ring, kcfg)
+	wctx, cancel := context.WithTimeout(ctx, openTimeout)
+	defer cancel()
+	for backoff := projection.NewBackoff(); unanswered(err) && wctx.Err() == nil; {
+		log.Warn("opening the key bucket; will retry", "err", err)
+		backoff.Sleep(wctx)
+		keys, err = jskeys.Open(ctx, js, ring, kcfg)
+	}
+	return keys, err
+}
+
+// unanswered reports whether err says JetStream did not answer (yet), as
+// while a cluster starts or elects a leader.
+func unanswered(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // RewrapKeys wraps every data subject's key that its primary master key
@@ -478,7 +497,7 @@ func RewrapKeys(ctx context.Context, cfg Config, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	keys, err := openKeys(ctx, cfg, js)
+	keys, err := openKeys(ctx, cfg, js, slog.Default())
 	if err != nil {
 		return err
 	}
