@@ -64,24 +64,25 @@ func (c *Codec) Seal(ctx context.Context, m proto.Message) (proto.Message, error
 	}
 	// A value is kept when it is empty, Erased, or a token of the subject
 	// that opens (or can no longer be opened: the subject was erased).
-	opens := map[string]cipher.AEAD{} // by key id; nil: its subject was erased
+	opens := map[string]dataKey{} // by key id; a nil cipher: its subject was erased
 	kept := func(v string) bool {
 		id, sealed, ok := parseToken(v)
 		if !ok || SubjectOfKey(id) != subject {
 			return v == "" || v == Erased
 		}
-		a, seen := opens[id]
+		k, seen := opens[id]
 		if !seen {
-			var err error
-			if a, err = c.keys.Key(ctx, id); err != nil && !errors.Is(err, ErrErased) {
+			a, err := c.keys.Key(ctx, id)
+			if err != nil && !errors.Is(err, ErrErased) {
 				return false // no such key: a forged token, sealed as a value
 			}
-			opens[id] = a
+			k = dataKey{a, []byte(id)}
+			opens[id] = k
 		}
-		if a == nil {
+		if k.aead == nil {
 			return true
 		}
-		_, err := open(a, id, sealed)
+		_, err := k.open(sealed)
 		return err == nil
 	}
 	if !anyValue(m.ProtoReflect(), func(v string) bool { return !kept(v) }) {
@@ -91,15 +92,16 @@ func (c *Codec) Seal(ctx context.Context, m proto.Message) (proto.Message, error
 	if err != nil {
 		return nil, fmt.Errorf("personal: seal %s: %w", md.FullName(), err)
 	}
+	ad := []byte(keyID)
 	out := proto.Clone(m)
-	err = rewrite(out.ProtoReflect(), "", func(_ string, v string) (string, error) {
+	err = rewrite(out.ProtoReflect(), func(_ *walker, v string) (string, error) {
 		switch {
 		case kept(v):
 			return v, nil
 		case aead == nil:
 			return Erased, nil
 		}
-		return seal(aead, keyID, v)
+		return seal(aead, keyID, ad, v)
 	})
 	if err != nil {
 		return nil, err
@@ -121,35 +123,35 @@ func (c *Codec) Reveal(ctx context.Context, m proto.Message) (proto.Message, err
 		return m, nil
 	}
 	out := proto.Clone(m)
-	aeads := map[string]cipher.AEAD{}
-	err := rewrite(out.ProtoReflect(), "", func(path, v string) (string, error) {
+	keys := map[string]dataKey{} // by key id; a nil cipher: its subject was erased
+	err := rewrite(out.ProtoReflect(), func(w *walker, v string) (string, error) {
 		id, sealed, ok := parseToken(v)
 		if !ok {
 			if strings.HasPrefix(v, tokenPrefix) { // Seal never stores such a value
-				return "", fmt.Errorf("personal: reveal %s: %w: it does not decode", path, ErrDamaged)
+				return "", fmt.Errorf("personal: reveal %s: %w: it does not decode", w.path(), ErrDamaged)
 			}
 			return v, nil
 		}
-		aead, seen := aeads[id]
+		k, seen := keys[id]
 		if !seen {
-			var err error
-			aead, err = c.keys.Key(ctx, id)
+			a, err := c.keys.Key(ctx, id)
 			switch {
 			case errors.Is(err, ErrErased):
-				aead = nil // every token of this subject reads Erased
+				a = nil // every token of this subject reads Erased
 			case err != nil:
-				return "", fmt.Errorf("personal: reveal %s: key %s: %w", path, id, err)
+				return "", fmt.Errorf("personal: reveal %s: key %s: %w", w.path(), id, err)
 			}
-			aeads[id] = aead
+			k = dataKey{a, []byte(id)}
+			keys[id] = k
 		}
-		if aead == nil {
+		if k.aead == nil {
 			return Erased, nil
 		}
-		clear, err := open(aead, id, sealed)
+		clear, err := k.open(sealed)
 		if err != nil {
-			return "", fmt.Errorf("personal: reveal %s: %w", path, err)
+			return "", fmt.Errorf("personal: reveal %s: %w", w.path(), err)
 		}
-		return clear, nil
+		return string(clear), nil
 	})
 	if err != nil {
 		return nil, err
@@ -184,9 +186,9 @@ func (c *Codec) Fields(ctx context.Context, m proto.Message) ([]Field, error) {
 		return nil, err
 	}
 	var out []Field
-	err = rewrite(r.ProtoReflect(), "", func(path, v string) (string, error) {
+	err = rewrite(r.ProtoReflect(), func(w *walker, v string) (string, error) {
 		if v != "" {
-			out = append(out, Field{Path: path, Value: v})
+			out = append(out, Field{Path: w.path(), Value: v})
 		}
 		return v, nil
 	})
@@ -202,7 +204,7 @@ func isToken(v string) bool {
 }
 
 // parseToken splits "pii1:<id>:<base64url>" into the key id and the sealed
-// bytes (nonce first).
+// bytes (nonce first), newly decoded: opening them decrypts in place.
 func parseToken(v string) (id string, sealed []byte, ok bool) {
 	rest, found := strings.CutPrefix(v, tokenPrefix)
 	if !found {
@@ -234,21 +236,33 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 
 // seal encrypts v under aead with a random nonce; the key id is the
 // additional data, so a token cannot be passed off as another subject's.
-func seal(aead cipher.AEAD, id, v string) (string, error) {
+func seal(aead cipher.AEAD, id string, ad []byte, v string) (string, error) {
 	buf := make([]byte, nonceSize, nonceSize+len(v)+tagSize)
 	if _, err := rand.Read(buf); err != nil {
 		return "", fmt.Errorf("personal: nonce: %w", err)
 	}
-	buf = aead.Seal(buf, buf[:nonceSize], []byte(v), []byte(id))
-	return tokenPrefix + id + ":" + base64.RawURLEncoding.EncodeToString(buf), nil
+	buf = append(buf, v...)
+	buf = aead.Seal(buf[:nonceSize], buf[:nonceSize], buf[nonceSize:], ad) // in place
+	tok := make([]byte, 0, len(tokenPrefix)+len(id)+1+base64.RawURLEncoding.EncodedLen(len(buf)))
+	tok = append(append(append(tok, tokenPrefix...), id...), ':')
+	return string(base64.RawURLEncoding.AppendEncode(tok, buf)), nil
 }
 
-func open(aead cipher.AEAD, id string, sealed []byte) (string, error) {
-	clear, err := aead.Open(nil, sealed[:nonceSize], sealed[nonceSize:], []byte(id))
+// dataKey is a key as tokens are opened with: its cipher and its id, the
+// additional data.
+type dataKey struct {
+	aead cipher.AEAD
+	id   []byte
+}
+
+// open decrypts a token's sealed bytes (parseToken's) in place.
+func (k dataKey) open(sealed []byte) ([]byte, error) {
+	ct := sealed[nonceSize:]
+	clear, err := k.aead.Open(ct[:0], sealed[:nonceSize], ct, k.id)
 	if err != nil {
-		return "", fmt.Errorf("%w: it does not open under key %s", ErrDamaged, id)
+		return nil, fmt.Errorf("%w: it does not open under key %s", ErrDamaged, k.id)
 	}
-	return string(clear), nil
+	return clear, nil
 }
 
 // subjectOf reads m's data subject: "<kind>-<id>" from its data_subject
@@ -344,87 +358,113 @@ func messageOf(fd protoreflect.FieldDescriptor) protoreflect.MessageDescriptor {
 
 // anyValue reports whether some personal value of m satisfies f.
 func anyValue(m protoreflect.Message, f func(string) bool) bool {
-	found := false
-	_ = walk(m, nil, func(_ func() string, v string) (string, error) {
-		if !found && f(v) {
-			found = true
+	return rewrite(m, func(_ *walker, v string) (string, error) {
+		if f(v) {
+			return v, errFound
 		}
 		return v, nil
-	})
-	return found
+	}) == errFound
 }
 
-// rewrite calls f with the path and value of every personal value of m
-// (set fields only), in field order, and stores what f returns when it
-// differs.
-func rewrite(m protoreflect.Message, prefix string, f func(path, v string) (string, error)) error {
-	return walk(m, func() string { return prefix }, func(path func() string, v string) (string, error) { return f(path(), v) })
+// errFound stops anyValue's walk at the first value it looks for.
+var errFound = errors.New("found")
+
+// rewrite calls f with every personal value of m (set fields only), in
+// field order, and stores what f returns when it differs; w.path() names
+// the value, for the callers that need it.
+func rewrite(m protoreflect.Message, f func(w *walker, v string) (string, error)) error {
+	w := walker{f: f}
+	return w.walk(m)
 }
 
-// walk is rewrite with the path made only when f asks for it.
-func walk(m protoreflect.Message, prefix func() string, f func(path func() string, v string) (string, error)) error {
+// walker visits the personal values of a message along its type's plan,
+// calling f with each and storing what f returns when it differs. It keeps
+// where it is as a stack of steps, so that a path is made only when f asks
+// for one (w.path): sealing and the checks before it never do.
+type walker struct {
+	f     func(w *walker, v string) (string, error)
+	steps []pathStep
+	buf   [4]pathStep // steps' first backing array
+}
+
+// pathStep is one field on the way to a value: a list's index (or -1),
+// or a map's key.
+type pathStep struct {
+	fd    protoreflect.FieldDescriptor
+	index int
+	key   *protoreflect.MapKey
+}
+
+// path names the value f is called with, e.g. "shipping_address.address_lines[0]".
+func (w *walker) path() string {
+	var b strings.Builder
+	for i, s := range w.steps {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(string(s.fd.Name()))
+		switch {
+		case s.key != nil:
+			b.WriteString("[" + s.key.String() + "]")
+		case s.index >= 0:
+			b.WriteString("[" + strconv.Itoa(s.index) + "]")
+		}
+	}
+	return b.String()
+}
+
+func (w *walker) walk(m protoreflect.Message) error {
+	if w.steps == nil {
+		w.steps = w.buf[:0]
+	}
 	p := planOf(m.Descriptor())
 	if p == nil {
 		return nil
 	}
-	at := func(fd protoreflect.FieldDescriptor, suffix func() string) func() string {
-		return func() string {
-			s := string(fd.Name())
-			if prefix != nil {
-				s = prefix() + s
-			}
-			return s + suffix()
-		}
-	}
-	none := func() string { return "" }
 	for _, st := range p.fields {
 		fd := st.fd
 		if !m.Has(fd) {
 			continue
 		}
 		v := m.Get(fd)
+		w.steps = append(w.steps, pathStep{fd: fd, index: -1})
+		at := &w.steps[len(w.steps)-1]
+		var err error
 		switch {
 		case st.personal && fd.IsList():
 			list := v.List()
-			for i := 0; i < list.Len(); i++ {
+			for i := 0; i < list.Len() && err == nil; i++ {
+				at.index = i
 				old := list.Get(i).String()
-				nv, err := f(at(fd, func() string { return "[" + strconv.Itoa(i) + "]" }), old)
-				if err != nil {
-					return err
-				}
-				if nv != old {
+				var nv string
+				if nv, err = w.f(w, old); err == nil && nv != old {
 					list.Set(i, protoreflect.ValueOfString(nv))
 				}
 			}
 		case st.personal:
 			old := v.String()
-			nv, err := f(at(fd, none), old)
-			if err != nil {
-				return err
-			}
-			if nv != old {
+			var nv string
+			if nv, err = w.f(w, old); err == nil && nv != old {
 				m.Set(fd, protoreflect.ValueOfString(nv))
 			}
 		case fd.IsMap():
-			var err error
 			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				err = walk(mv.Message(), at(fd, func() string { return "[" + k.String() + "]." }), f)
+				w.steps[len(w.steps)-1].key = &k
+				err = w.walk(mv.Message())
 				return err == nil
 			})
-			if err != nil {
-				return err
-			}
 		case fd.IsList():
 			list := v.List()
-			for i := 0; i < list.Len(); i++ {
-				if err := walk(list.Get(i).Message(), at(fd, func() string { return "[" + strconv.Itoa(i) + "]." }), f); err != nil {
-					return err
-				}
+			for i := 0; i < list.Len() && err == nil; i++ {
+				w.steps[len(w.steps)-1].index = i
+				err = w.walk(list.Get(i).Message())
 			}
 		default:
-			if err := walk(v.Message(), at(fd, func() string { return "." }), f); err != nil {
-				return err
-			}
+			err = w.walk(v.Message())
+		}
+		w.steps = w.steps[:len(w.steps)-1]
+		if err != nil {
+			return err
 		}
 	}
 	return nil
