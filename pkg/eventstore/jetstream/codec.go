@@ -346,37 +346,55 @@ func (e *wireEvent) parse(b []byte) error {
 	return nil
 }
 
-// event copies the event out of the message.
+// event copies the event out of the message in two allocations: its text
+// fields are substrings of one string, its byte fields slices of one
+// buffer, each capped at its own end (appending to one copies it).
 func (e *wireEvent) event(stream string, pos uint64) eventstore.RecordedEvent {
+	fields := [...][]byte{e.id, e.typ, e.corr, e.cause, e.actor, e.tp, e.ts, e.fp}
+	n := 0
+	for _, f := range fields {
+		n += len(f)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, f := range fields {
+		b.Write(f)
+	}
+	all := b.String()
+	var text [len(fields)]string
+	for i, f := range fields {
+		text[i], all = all[:len(f)], all[len(f):]
+	}
+	bin := make([]byte, 0, len(e.data)+len(e.prev)+len(e.hash))
+	part := func(v []byte) []byte {
+		if len(v) == 0 {
+			return nil // as proto.Unmarshal leaves it
+		}
+		n := len(bin)
+		bin = append(bin, v...)
+		return bin[n:len(bin):len(bin)]
+	}
 	return eventstore.RecordedEvent{
 		EventData: eventstore.EventData{
-			ID:   string(e.id),
-			Type: string(e.typ),
-			Data: clone(e.data),
+			ID:   text[0],
+			Type: text[1],
+			Data: part(e.data),
 			Metadata: eventstore.Metadata{
-				CorrelationID:      string(e.corr),
-				CausationID:        string(e.cause),
-				Actor:              string(e.actor),
-				TraceParent:        string(e.tp),
-				TraceState:         string(e.ts),
-				RequestFingerprint: string(e.fp),
+				CorrelationID:      text[2],
+				CausationID:        text[3],
+				Actor:              text[4],
+				TraceParent:        text[5],
+				TraceState:         text[6],
+				RequestFingerprint: text[7],
 			},
 		},
 		Stream:     stream,
 		Revision:   e.revision,
 		Position:   pos,
 		RecordedAt: time.Unix(0, e.recordedAt).UTC(),
-		PrevHash:   clone(e.prev),
-		Hash:       clone(e.hash),
+		PrevHash:   part(e.prev),
+		Hash:       part(e.hash),
 	}
-}
-
-// clone copies b; empty stays nil, as proto.Unmarshal leaves it.
-func clone(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	return bytes.Clone(b)
 }
 
 // countEvents checks that data is a well-formed message and counts its
