@@ -497,6 +497,16 @@ func (s *Space) meta(m []byte) []byte {
 	return append(append([]byte(nil), s.prefix...), m...)
 }
 
+// batchKey is key(k) as a batch's writes hold it, made in one allocation.
+func (s *Space) batchKey(k []byte) string {
+	var b strings.Builder
+	b.Grow(len(s.prefix) + 1 + len(k))
+	b.Write(s.prefix)
+	b.WriteByte(1)
+	b.Write(k)
+	return b.String()
+}
+
 // Get returns a copy of key's value as committed; ok false when it is
 // absent.
 func (s *Space) Get(key []byte) (value []byte, ok bool, err error) { return s.owner.get(s.key(key)) }
@@ -629,10 +639,10 @@ type Batch struct {
 func (s *Space) Batch() *Batch { return &Batch{s: s, writes: map[string]entry{}} }
 
 // Set sets key to value.
-func (b *Batch) Set(key, value []byte) error { return b.set(b.s.key(key), value) }
+func (b *Batch) Set(key, value []byte) error { return b.set(b.s.batchKey(key), value) }
 
 // Delete removes key.
-func (b *Batch) Delete(key []byte) error { return b.del(b.s.key(key)) }
+func (b *Batch) Delete(key []byte) error { return b.del(b.s.batchKey(key)) }
 
 // Get reads key as the batch would leave it: the batch's own change, else
 // the stored value.
@@ -640,19 +650,19 @@ func (b *Batch) Get(key []byte) (value []byte, ok bool, err error) { return b.ge
 
 var errBatchEnded = errors.New("kv: batch already committed or discarded")
 
-func (b *Batch) set(full, value []byte) error {
+func (b *Batch) set(full string, value []byte) error {
 	if b.writes == nil {
 		return errBatchEnded
 	}
-	b.writes[string(full)] = entry{value: bytes.Clone(value)}
+	b.writes[full] = entry{value: bytes.Clone(value)}
 	return nil
 }
 
-func (b *Batch) del(full []byte) error {
+func (b *Batch) del(full string) error {
 	if b.writes == nil {
 		return errBatchEnded
 	}
-	b.writes[string(full)] = entry{deleted: true}
+	b.writes[full] = entry{deleted: true}
 	return nil
 }
 
@@ -684,10 +694,10 @@ type BatchIn struct {
 }
 
 // Set sets the space's key to value.
-func (w *BatchIn) Set(key, value []byte) error { return w.b.set(w.s.key(key), value) }
+func (w *BatchIn) Set(key, value []byte) error { return w.b.set(w.s.batchKey(key), value) }
 
 // Delete removes the space's key.
-func (w *BatchIn) Delete(key []byte) error { return w.b.del(w.s.key(key)) }
+func (w *BatchIn) Delete(key []byte) error { return w.b.del(w.s.batchKey(key)) }
 
 // Get reads the space's key as the batch would leave it.
 func (w *BatchIn) Get(key []byte) (value []byte, ok bool, err error) {
