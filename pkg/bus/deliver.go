@@ -179,11 +179,12 @@ func (c *Consumer) dispatch(msg jetstream.Msg) {
 	}
 	todo := make([]int, 0, len(evs))
 	for i := range evs {
-		if evs[i].ID == "" { // a type the consumer does not want: not decoded
-			c.count(ctx, "skipped")
-			continue
+		if evs[i].ID != "" { // else a type the consumer does not want: not decoded
+			todo = append(todo, i)
 		}
-		todo = append(todo, i)
+	}
+	if skipped := len(evs) - len(todo); skipped > 0 {
+		c.m.handled.Add(ctx, int64(skipped), c.m.outcomes.Of("skipped"))
 	}
 	if len(todo) == 0 {
 		c.ack(ctx, msg, c.msgLog(msg, md, len(evs)))
