@@ -52,10 +52,11 @@ func (c *Codec) Keys() Keys { return c.keys }
 // they are stored as Erased.
 func (c *Codec) Seal(ctx context.Context, m proto.Message) (proto.Message, error) {
 	md := m.ProtoReflect().Descriptor()
-	if !HasPersonal(md) || !anyValue(m.ProtoReflect(), func(v string) bool { return v != "" }) {
+	p := planOf(md)
+	if p == nil || !anyValue(m.ProtoReflect(), func(v string) bool { return v != "" }) {
 		return m, nil
 	}
-	subject, err := subjectOf(m.ProtoReflect())
+	subject, err := subjectOf(p, m.ProtoReflect())
 	if err != nil {
 		return nil, err
 	}
@@ -265,35 +266,35 @@ func (k dataKey) open(sealed []byte) ([]byte, error) {
 	return clear, nil
 }
 
-// subjectOf reads m's data subject: "<kind>-<id>" from its data_subject
-// option "<kind>:<field>", "" when the option is missing or the field is
-// empty.
-func subjectOf(m protoreflect.Message) (string, error) {
-	opt, _ := proto.GetExtension(m.Descriptor().Options(), typev1.E_DataSubject).(string)
-	if opt == "" {
-		return "", nil
+// subjectOf reads m's data subject (m's type has a plan): "<kind>-<id>"
+// from its data_subject option "<kind>:<field>", "" when the option is
+// missing or the field is empty.
+func subjectOf(p *plan, m protoreflect.Message) (string, error) {
+	if p.subjectErr != nil || p.subjectField == nil {
+		return "", p.subjectErr
 	}
-	kind, field, ok := strings.Cut(opt, ":")
-	fd := m.Descriptor().Fields().ByName(protoreflect.Name(field))
-	if !ok || fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
-		return "", fmt.Errorf("personal: %s: data_subject %q does not name a string field", m.Descriptor().FullName(), opt)
-	}
-	id := m.Get(fd).String()
+	id := m.Get(p.subjectField).String()
 	if id == "" {
 		return "", nil
 	}
-	return Subject(kind, id), nil
+	return Subject(p.subjectKind, id), nil
 }
 
 // plan is what a walk visits in messages of one type: the personal string
 // fields and the message fields that lead to one, with nothing else.
 type plan struct {
 	fields []step
+	// The type's data_subject option: the subject's kind and id field
+	// (nil: no option), or why the option is wrong.
+	subjectKind  string
+	subjectField protoreflect.FieldDescriptor
+	subjectErr   error
 }
 
 type step struct {
 	fd       protoreflect.FieldDescriptor
-	personal bool // a personal string (or list of them); else a message (list, map) to walk
+	personal bool  // a personal string (or list of them)
+	sub      *plan // else the plan of the messages (list, map values) to walk
 }
 
 // plans caches a plan per message type (nil: no personal field in it).
@@ -321,12 +322,23 @@ func buildPlan(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName
 		fd := fields.Get(i)
 		if isPersonal(fd) {
 			p.fields = append(p.fields, step{fd: fd, personal: true})
-		} else if sub := messageOf(fd); sub != nil && buildPlan(sub, seen) != nil {
-			p.fields = append(p.fields, step{fd: fd})
+		} else if md := messageOf(fd); md != nil {
+			if sub := buildPlan(md, seen); sub != nil {
+				p.fields = append(p.fields, step{fd: fd, sub: sub})
+			}
 		}
 	}
 	if len(p.fields) == 0 {
 		return nil
+	}
+	if opt, _ := proto.GetExtension(md.Options(), typev1.E_DataSubject).(string); opt != "" {
+		kind, field, ok := strings.Cut(opt, ":")
+		fd := md.Fields().ByName(protoreflect.Name(field))
+		if !ok || fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
+			p.subjectErr = fmt.Errorf("personal: %s: data_subject %q does not name a string field", md.FullName(), opt)
+		} else {
+			p.subjectKind, p.subjectField = kind, fd
+		}
 	}
 	return p
 }
@@ -414,10 +426,11 @@ func (w *walker) path() string {
 }
 
 func (w *walker) walk(m protoreflect.Message) error {
-	if w.steps == nil {
-		w.steps = w.buf[:0]
-	}
-	p := planOf(m.Descriptor())
+	w.steps = w.buf[:0]
+	return w.walkPlan(planOf(m.Descriptor()), m)
+}
+
+func (w *walker) walkPlan(p *plan, m protoreflect.Message) error {
 	if p == nil {
 		return nil
 	}
@@ -450,17 +463,17 @@ func (w *walker) walk(m protoreflect.Message) error {
 		case fd.IsMap():
 			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
 				w.steps[len(w.steps)-1].key = &k
-				err = w.walk(mv.Message())
+				err = w.walkPlan(st.sub, mv.Message())
 				return err == nil
 			})
 		case fd.IsList():
 			list := v.List()
 			for i := 0; i < list.Len() && err == nil; i++ {
 				w.steps[len(w.steps)-1].index = i
-				err = w.walk(list.Get(i).Message())
+				err = w.walkPlan(st.sub, list.Get(i).Message())
 			}
 		default:
-			err = w.walk(v.Message())
+			err = w.walkPlan(st.sub, v.Message())
 		}
 		w.steps = w.steps[:len(w.steps)-1]
 		if err != nil {
