@@ -42,6 +42,10 @@ import (
 //     slow server cannot hide its queue by slowing the client down
 //     (coordinated omission).
 //
+// Every order has a new buyer unless --buyers says how many there are: a
+// buyer's first order waits for the buyer's data key to be stored (the
+// sealing of personal data, docs/design.md §9), later ones find it cached.
+//
 // It reports confirmed orders/s, latency percentiles, and from the server
 // (--admin metrics, SystemService status) the event-store appends, durable
 // JetStream messages and server CPU seconds per order.
@@ -55,14 +59,15 @@ func (c *cli) benchCmd(args []string, stderr io.Writer) error {
 	duration := fs.Duration("duration", 10*time.Second, "open loop: how long orders are offered")
 	maxInFlight := fs.Int("max-in-flight", 20000, "open loop: orders awaiting an outcome at most; a due order beyond it counts as not sent")
 	stock := fs.Int64("stock", 0, "units of the SKU (default: as many as orders, so all confirm)")
+	buyers := fs.Int("buyers", 0, "distinct buyers the orders cycle through, buyer-0 … buyer-<n-1> (0: a new buyer for every order, buyer-<i>: each first order of a buyer waits for the buyer's data key to be stored)")
 	admin := fs.String("admin", envOr("CUSTODY_ADMIN_ADDR", "127.0.0.1:7071"), "server admin address for metrics (empty: skip)")
 	wait := fs.Duration("wait", 10*time.Second, "how long each PlaceOrder waits for its outcome")
 	every := fs.Duration("sample-every", 0, "print the server's resident memory, Go heap and stored messages this often during the run (soak runs; needs --admin)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *rate < 0 || (*rate > 0 && *duration <= 0) || *orders <= 0 || *concurrency <= 0 {
-		return errors.New("bench: --orders and --concurrency must be positive; --rate needs a positive --duration")
+	if *rate < 0 || (*rate > 0 && *duration <= 0) || *orders <= 0 || *concurrency <= 0 || *buyers < 0 {
+		return errors.New("bench: --orders and --concurrency must be positive, --buyers not negative; --rate needs a positive --duration")
 	}
 	n := *orders
 	if *rate > 0 {
@@ -102,8 +107,12 @@ func (c *cli) benchCmd(args []string, stderr io.Writer) error {
 	ord := orderv1.NewOrderServiceClient(conn)
 	res := &benchResult{lat: make([]time.Duration, n)}
 	place := func(i int, due time.Time) {
+		buyer := i
+		if *buyers > 0 {
+			buyer = i % *buyers
+		}
 		resp, err := ord.PlaceOrder(ctx, &orderv1.PlaceOrderRequest{
-			RequestId: run + "-" + strconv.Itoa(i), BuyerId: "buyer-" + strconv.Itoa(i),
+			RequestId: run + "-" + strconv.Itoa(i), BuyerId: "buyer-" + strconv.Itoa(buyer),
 			Lines:           []*orderv1.LineRequest{{SkuId: sku, Quantity: 1}},
 			ShippingAddress: &typev1.Address{RecipientName: "Bench Buyer", AddressLines: []string{"1 Load St"}, Locality: "Berlin", PostalCode: "10115", CountryCode: "DE"},
 			Payment:         &orderv1.Payment{PspReference: "psp-" + run + "-" + strconv.Itoa(i), Amount: price},

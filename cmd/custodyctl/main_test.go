@@ -368,3 +368,19 @@ func TestBench(t *testing.T) {
 		}
 	}
 }
+
+// --buyers N: the orders cycle through buyer-0 … buyer-<N-1>.
+func TestBenchReturningBuyers(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	s.ctl(t, []string{"platform"}, "bench", "--admin", "", "--orders", "6", "--concurrency", "2", "--buyers", "2")
+	for buyer, want := range map[string]int{"buyer-0": 3, "buyer-1": 3, "buyer-2": 0} {
+		out := s.ctl(t, []string{"support"}, "orders", "list", "--buyer", buyer)
+		if got := strings.Count(out, "\no"); got != want {
+			t.Errorf("orders of %s: %d, want %d:\n%s", buyer, got, want, out)
+		}
+	}
+	if _, _, err := s.try([]string{"platform"}, "bench", "--admin", "", "--buyers", "-1"); err == nil || !strings.Contains(err.Error(), "--buyers not negative") {
+		t.Errorf("bench --buyers -1: %v", err)
+	}
+}
