@@ -59,7 +59,7 @@ func (c *cli) benchCmd(args []string, stderr io.Writer) error {
 	duration := fs.Duration("duration", 10*time.Second, "open loop: how long orders are offered")
 	maxInFlight := fs.Int("max-in-flight", 20000, "open loop: orders awaiting an outcome at most; a due order beyond it counts as not sent")
 	stock := fs.Int64("stock", 0, "units of the SKU (default: as many as orders, so all confirm)")
-	buyers := fs.Int("buyers", 0, "distinct buyers the orders cycle through, buyer-0 … buyer-<n-1> (0: a new buyer for every order, buyer-<i>: each first order of a buyer waits for the buyer's data key to be stored)")
+	buyers := fs.Int("buyers", 0, "distinct buyers the orders cycle through, buyer-0 … buyer-<n-1>; 0: a new buyer, buyer-<i>, for every order, each order then waiting for its buyer's data key to be stored")
 	admin := fs.String("admin", envOr("CUSTODY_ADMIN_ADDR", "127.0.0.1:7071"), "server admin address for metrics (empty: skip)")
 	wait := fs.Duration("wait", 10*time.Second, "how long each PlaceOrder waits for its outcome")
 	every := fs.Duration("sample-every", 0, "print the server's resident memory, Go heap and stored messages this often during the run (soak runs; needs --admin)")

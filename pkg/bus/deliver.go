@@ -179,7 +179,7 @@ func (c *Consumer) dispatch(msg jetstream.Msg) {
 	}
 	todo := make([]int, 0, len(evs))
 	for i := range evs {
-		if evs[i].ID != "" { // else a type the consumer does not want: not decoded
+		if evs[i].ID != "" { // "": a type the consumer does not want, not decoded
 			todo = append(todo, i)
 		}
 	}

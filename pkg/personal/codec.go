@@ -322,8 +322,8 @@ func buildPlan(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName
 		fd := fields.Get(i)
 		if isPersonal(fd) {
 			p.fields = append(p.fields, step{fd: fd, personal: true})
-		} else if md := messageOf(fd); md != nil {
-			if sub := buildPlan(md, seen); sub != nil {
+		} else if nested := messageOf(fd); nested != nil {
+			if sub := buildPlan(nested, seen); sub != nil {
 				p.fields = append(p.fields, step{fd: fd, sub: sub})
 			}
 		}
