@@ -177,16 +177,16 @@ func (c *Consumer) dispatch(msg jetstream.Msg) {
 		c.park(ctx, msg, md, nil, -1, CauseUndecodable, err)
 		return
 	}
-	todo := make([]int, 0, len(evs))
+	wanted := make([]int, 0, len(evs))
 	for i := range evs {
 		if evs[i].ID != "" { // "": a type the consumer does not want, not decoded
-			todo = append(todo, i)
+			wanted = append(wanted, i)
 		}
 	}
-	if skipped := len(evs) - len(todo); skipped > 0 {
+	if skipped := len(evs) - len(wanted); skipped > 0 {
 		c.m.handled.Add(ctx, int64(skipped), c.m.outcomes.Of("skipped"))
 	}
-	if len(todo) == 0 {
+	if len(wanted) == 0 {
 		c.ack(ctx, msg, c.msgLog(msg, md, len(evs)))
 		return
 	}
@@ -194,7 +194,7 @@ func (c *Consumer) dispatch(msg jetstream.Msg) {
 		_ = msg.Nak()
 		return
 	}
-	d := &delivery{seq: seq, evs: evs, msg: msg, md: md, refreshed: time.Now(), remaining: len(todo)}
+	d := &delivery{seq: seq, evs: evs, msg: msg, md: md, refreshed: time.Now(), remaining: len(wanted)}
 	c.mu.Lock()
 	c.inflight[seq] = d
 	c.mu.Unlock()
@@ -206,7 +206,7 @@ func (c *Consumer) dispatch(msg jetstream.Msg) {
 			c.log.DebugContext(ctx, "bus: cannot extend the ack deadline", "seq", seq, "err", err)
 		}
 	}
-	for _, i := range todo {
+	for _, i := range wanted {
 		c.laneOf(c.orderKey(evs[i])).push(item{d, i})
 	}
 }
