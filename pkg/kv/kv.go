@@ -497,7 +497,8 @@ func (s *Space) meta(m []byte) []byte {
 	return append(append([]byte(nil), s.prefix...), m...)
 }
 
-// batchKey is key(k) as a batch's writes hold it, made in one allocation.
+// batchKey is key(k), the same bytes, as a batch's writes hold it: a
+// string made in one allocation.
 func (s *Space) batchKey(k []byte) string {
 	var b strings.Builder
 	b.Grow(len(s.prefix) + 1 + len(k))

@@ -65,25 +65,20 @@ func (c *Codec) Seal(ctx context.Context, m proto.Message) (proto.Message, error
 	}
 	// A value is kept when it is empty, Erased, or a token of the subject
 	// that opens (or can no longer be opened: the subject was erased).
-	opens := map[string]dataKey{} // by key id; a nil cipher: its subject was erased
+	opens := map[string]dataKey{}
 	kept := func(v string) bool {
 		id, sealed, ok := parseToken(v)
 		if !ok || SubjectOfKey(id) != subject {
 			return v == "" || v == Erased
 		}
-		k, seen := opens[id]
-		if !seen {
-			a, err := c.keys.Key(ctx, id)
-			if err != nil && !errors.Is(err, ErrErased) {
-				return false // no such key: a forged token, sealed as a value
-			}
-			k = dataKey{a, []byte(id)}
-			opens[id] = k
+		k, err := c.dataKeyOf(ctx, opens, id)
+		if err != nil {
+			return false // no such key: a forged token, sealed as a value
 		}
 		if k.aead == nil {
 			return true
 		}
-		_, err := k.open(sealed)
+		_, err = k.open(sealed)
 		return err == nil
 	}
 	if !anyValue(m.ProtoReflect(), func(v string) bool { return !kept(v) }) {
@@ -124,7 +119,7 @@ func (c *Codec) Reveal(ctx context.Context, m proto.Message) (proto.Message, err
 		return m, nil
 	}
 	out := proto.Clone(m)
-	keys := map[string]dataKey{} // by key id; a nil cipher: its subject was erased
+	keys := map[string]dataKey{}
 	err := rewrite(out.ProtoReflect(), func(w *walker, v string) (string, error) {
 		id, sealed, ok := parseToken(v)
 		if !ok {
@@ -133,19 +128,11 @@ func (c *Codec) Reveal(ctx context.Context, m proto.Message) (proto.Message, err
 			}
 			return v, nil
 		}
-		k, seen := keys[id]
-		if !seen {
-			a, err := c.keys.Key(ctx, id)
-			switch {
-			case errors.Is(err, ErrErased):
-				a = nil // every token of this subject reads Erased
-			case err != nil:
-				return "", fmt.Errorf("personal: reveal %s: key %s: %w", w.path(), id, err)
-			}
-			k = dataKey{a, []byte(id)}
-			keys[id] = k
+		k, err := c.dataKeyOf(ctx, keys, id)
+		if err != nil {
+			return "", fmt.Errorf("personal: reveal %s: key %s: %w", w.path(), id, err)
 		}
-		if k.aead == nil {
+		if k.aead == nil { // every token of an erased subject reads Erased
 			return Erased, nil
 		}
 		clear, err := k.open(sealed)
@@ -254,6 +241,25 @@ func seal(aead cipher.AEAD, id string, ad []byte, v string) (string, error) {
 type dataKey struct {
 	aead cipher.AEAD
 	id   []byte
+}
+
+// dataKeyOf is key id, from known (one Seal's or Reveal's keys, by id) or
+// else the key store, which it is then added to; its cipher is nil when
+// its subject was erased. Any other failure (no such key) is an error.
+func (c *Codec) dataKeyOf(ctx context.Context, known map[string]dataKey, id string) (dataKey, error) {
+	if k, ok := known[id]; ok {
+		return k, nil
+	}
+	a, err := c.keys.Key(ctx, id)
+	switch {
+	case errors.Is(err, ErrErased):
+		a = nil
+	case err != nil:
+		return dataKey{}, err
+	}
+	k := dataKey{a, []byte(id)}
+	known[id] = k
+	return k, nil
 }
 
 // open decrypts a token's sealed bytes (parseToken's) in place.
