@@ -87,7 +87,8 @@ func newParts(ctx context.Context, d platform.Deps) (platform.Parts, error) {
 				// there.
 			},
 			{Name: "catalog-on-fulfilment", Source: "fulfilment", EventTypes: shipments.EventTypes(), Handle: shipments.Handle, Concurrency: 8},
-			{Name: "catalog-on-trust", Source: "trust", EventTypes: returns.EventTypes(), Handle: returns.Handle, Concurrency: 8},
+			{Name: "catalog-on-trust", Source: "trust", EventTypes: returns.EventTypes(), Handle: returns.Handle, Concurrency: 8,
+				Aggregates: app.ReturnAggregates},
 		},
 	}, nil
 }

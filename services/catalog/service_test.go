@@ -594,9 +594,9 @@ func TestStockFollowsShipmentsAndReturns(t *testing.T) {
 	holds(t, stockIs(t, v1, p1, "black_m", [3]int64{2, 0, 3}))
 
 	// One unit comes back damaged, two resellable.
-	p.Emit(t, "trust", "claim-c2", &trustv1.ReturnReceived{ClaimId: "c2", ReturnId: "r2", OrderId: "o1", VendorId: "v1",
+	p.Emit(t, "trust", "claims-o1", &trustv1.ReturnReceived{ClaimId: "c2", ReturnId: "r2", OrderId: "o1", VendorId: "v1",
 		Condition: trustv1.ReturnCondition_RETURN_CONDITION_DAMAGED, Lines: []*trustv1.ClaimLine{{SkuId: white, Quantity: 1}}})
-	p.Emit(t, "trust", "claim-c1", &trustv1.ReturnReceived{ClaimId: "c1", ReturnId: "r1", OrderId: "o1", VendorId: "v1", Restock: true,
+	p.Emit(t, "trust", "claims-o1", &trustv1.ReturnReceived{ClaimId: "c1", ReturnId: "r1", OrderId: "o1", VendorId: "v1", Restock: true,
 		Condition: trustv1.ReturnCondition_RETURN_CONDITION_AS_EXPECTED, Lines: []*trustv1.ClaimLine{{SkuId: black, Quantity: 2}}})
 	reacted(t, p, "return restocked", stockIs(t, v1, p1, "black_m", [3]int64{4, 0, 1}))
 	holds(t, stockIs(t, v1, p1, "white_m", [3]int64{4, 0, 1}))

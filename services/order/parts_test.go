@@ -264,7 +264,7 @@ func TestShipByCancelsOnlyThatPart(t *testing.T) {
 	})
 	// Trust refunds one unit of line 1: counted on the line and the part.
 	e.delivered(t, o.id, o.va)
-	e.Emit(t, "trust", "claim-c"+o.id, &trustv1.RefundIssued{RefundId: "r1" + o.id, OrderId: o.id, VendorId: o.va, Amount: eur(300),
+	e.Emit(t, "trust", "claims-"+o.id, &trustv1.RefundIssued{RefundId: "r1" + o.id, OrderId: o.id, VendorId: o.va, Amount: eur(300),
 		Lines: []*trustv1.ClaimLine{{LineId: "1", Quantity: 1, Amount: eur(300)}}, RefundTime: at})
 	got = platformtest.Await(t, "the refund recorded", func() (*orderv1.Order, error) { return e.get(t, o.id), nil }, func(got *orderv1.Order) error {
 		if !proto.Equal(got.GetRefundedTotal(), eur(500)) {
@@ -277,7 +277,7 @@ func TestShipByCancelsOnlyThatPart(t *testing.T) {
 		t.Fatalf("after a refund of one unit: %v", got)
 	}
 	// The other unit too: everything captured went back; REFUNDED.
-	e.Emit(t, "trust", "claim-c"+o.id, &trustv1.RefundIssued{RefundId: "r2" + o.id, OrderId: o.id, VendorId: o.va, Amount: eur(300),
+	e.Emit(t, "trust", "claims-"+o.id, &trustv1.RefundIssued{RefundId: "r2" + o.id, OrderId: o.id, VendorId: o.va, Amount: eur(300),
 		Lines: []*trustv1.ClaimLine{{LineId: "1", Quantity: 1, Amount: eur(300)}}, RefundTime: at})
 	got = e.waitState(t, o.id, orderv1.OrderState_ORDER_STATE_REFUNDED)
 	if partOf(got, o.va).GetState() != orderv1.PartState_PART_STATE_REFUNDED || lineOf(got, "1").GetRefundedQuantity() != 2 {

@@ -376,12 +376,12 @@ func TestFulfilmentAndTrustFeedTheOrder(t *testing.T) {
 		t.Fatalf("parts %v", ps)
 	}
 	// Refunded in two goes: REFUNDED once in full.
-	e.Emit(t, "trust", "claim-c"+id, &trustv1.RefundIssued{RefundId: "r1" + id, OrderId: id, Amount: eur(200), RefundTime: at})
+	e.Emit(t, "trust", "claims-"+id, &trustv1.RefundIssued{RefundId: "r1" + id, OrderId: id, Amount: eur(200), RefundTime: at})
 	e.Settled(t)
 	if o := e.waitState(t, id, orderv1.OrderState_ORDER_STATE_DELIVERED); !proto.Equal(o.GetRefundedTotal(), eur(200)) {
 		t.Fatalf("after a partial refund: %v", o)
 	}
-	e.Emit(t, "trust", "claim-c"+id, &trustv1.RefundIssued{RefundId: "r2" + id, OrderId: id, Amount: eur(300), RefundTime: at})
+	e.Emit(t, "trust", "claims-"+id, &trustv1.RefundIssued{RefundId: "r2" + id, OrderId: id, Amount: eur(300), RefundTime: at})
 	e.waitState(t, id, orderv1.OrderState_ORDER_STATE_REFUNDED)
 
 	// Fulfilment cancelling the only part of an order before it shipped

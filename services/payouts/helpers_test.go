@@ -168,19 +168,19 @@ func deliver(t testing.TB, orderID, vendor string) []eventstore.RecordedEvent {
 
 func claimOpened(t testing.TB, claimID, orderID, vendor string, amount int64) []eventstore.RecordedEvent {
 	t.Helper()
-	return p.Emit(t, "trust", "claim-"+claimID, &trustv1.ClaimOpened{ClaimId: claimID, OrderId: orderID, VendorId: vendor,
+	return p.Emit(t, "trust", "claims-"+orderID, &trustv1.ClaimOpened{ClaimId: claimID, OrderId: orderID, VendorId: vendor,
 		Reason: trustv1.ClaimReason_CLAIM_REASON_DAMAGED, ClaimedAmount: eur(amount), OpenTime: timestamppb.New(clk.Now())})
 }
 
 func claimClosed(t testing.TB, claimID, orderID, vendor, outcome string) {
 	t.Helper()
-	p.Emit(t, "trust", "claim-"+claimID, &trustv1.ClaimClosed{ClaimId: claimID, OrderId: orderID, VendorId: vendor,
+	p.Emit(t, "trust", "claims-"+orderID, &trustv1.ClaimClosed{ClaimId: claimID, OrderId: orderID, VendorId: vendor,
 		Outcome: outcome, CloseTime: timestamppb.New(clk.Now())})
 }
 
 func refunded(t testing.TB, refundID, orderID, vendor string, amount int64, lines ...*trustv1.ClaimLine) []eventstore.RecordedEvent {
 	t.Helper()
-	return p.Emit(t, "trust", "refunds-"+orderID, &trustv1.RefundIssued{RefundId: refundID, OrderId: orderID, VendorId: vendor,
+	return p.Emit(t, "trust", "claims-"+orderID, &trustv1.RefundIssued{RefundId: refundID, OrderId: orderID, VendorId: vendor,
 		Amount: eur(amount), Lines: lines, RefundTime: timestamppb.New(clk.Now())})
 }
 

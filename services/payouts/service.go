@@ -245,7 +245,8 @@ func parts(ctx context.Context, d platform.Deps, o Options) (platform.Parts, err
 		Reactions: []platform.Reaction{
 			{Name: app.OrderConsumer, Source: "order", EventTypes: orders.EventTypes(), Handle: orders.Handle},
 			{Name: app.FulfilmentConsumer, Source: "fulfilment", EventTypes: fulfilment.EventTypes(), Handle: fulfilment.Handle},
-			{Name: app.TrustConsumer, Source: "trust", EventTypes: trust.EventTypes(), Handle: trust.Handle, Concurrency: trustConcurrency},
+			{Name: app.TrustConsumer, Source: "trust", EventTypes: trust.EventTypes(), Handle: trust.Handle, Concurrency: trustConcurrency,
+				Aggregates: app.TrustAggregates},
 		},
 		Workers: []func(context.Context){svc.RunDeadlines},
 	}, nil

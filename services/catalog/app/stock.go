@@ -31,6 +31,11 @@ func (a *App) ReturnRoutes() projection.Routes {
 	return projection.Routes{projection.On(a.restock)}
 }
 
+// ReturnAggregates are the trust aggregates ReturnRoutes' events come from:
+// claims. Not vendor trust, which records facts at every step of every
+// fulfilment.
+var ReturnAggregates = []string{"claims"}
+
 func (a *App) sell(ctx context.Context, rec eventstore.RecordedEvent, p *fulfilmentv1.FulfilmentShipped) error {
 	shipment := p.GetFulfilmentId() + "/" + p.GetShipmentId()
 	return a.moveStock(ctx, rec, p.GetOrderId(), linesOf(p.GetLines()), func(ls []domain.Line) domain.ProductCommand {

@@ -30,6 +30,11 @@ const (
 // follows: the order ledger (FundsReleased).
 var PayoutsAggregates = []string{"orderledger"}
 
+// TrustAggregates are the trust aggregates whose events the order follows:
+// claims (RefundIssued). Not vendor trust, which records facts at every
+// step of every fulfilment.
+var TrustAggregates = []string{"claims"}
+
 // FulfilmentRoutes are how the order follows its parts' fulfilment.
 func (s *Service) FulfilmentRoutes() projection.Routes {
 	return projection.Routes{projection.On(s.partShipped), projection.On(s.partDelivered), projection.On(s.partCancelled)}

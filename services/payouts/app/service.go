@@ -78,6 +78,12 @@ const (
 	TrustConsumer      = "payouts-on-trust"
 )
 
+// TrustAggregates are the trust aggregates whose events payouts follows:
+// claims (ClaimOpened, ClaimClosed, RefundIssued). Not vendor trust, which
+// records facts at every step of every fulfilment; its tiers reach payouts
+// through the tiers read model.
+var TrustAggregates = []string{"claims"}
+
 // Service is the payouts service.
 type Service struct {
 	cfg    Config
