@@ -333,10 +333,12 @@ func (c *Consumer) stopLanes() {
 }
 
 // ack acknowledges msg. A plain ack, not a double one: an ack lost on the
-// way only brings the message back, to idempotent handlers.
-func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg, log *slog.Logger) {
+// way only brings the message back, to idempotent handlers. log gives the
+// logger for a failure: most acks log nothing, and the hot paths make a
+// message's logger (slog's With formats its attributes at once) only then.
+func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg, log func() *slog.Logger) {
 	if err := msg.Ack(); err != nil {
-		log.WarnContext(ctx, "bus: ack failed; the server redelivers after AckWait", "err", err)
+		log().WarnContext(ctx, "bus: ack failed; the server redelivers after AckWait", "err", err)
 	}
 }
 

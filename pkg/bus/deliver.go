@@ -187,7 +187,7 @@ func (c *Consumer) dispatch(msg jetstream.Msg) {
 		c.m.handled.Add(ctx, int64(skipped), c.m.outcomes.Of("skipped"))
 	}
 	if len(wanted) == 0 {
-		c.ack(ctx, msg, c.msgLog(msg, md, len(evs)))
+		c.ack(ctx, msg, func() *slog.Logger { return c.msgLog(msg, md, len(evs)) })
 		return
 	}
 	if !c.acquire() {
@@ -294,7 +294,7 @@ func (c *Consumer) settle(d *delivery) {
 	msg, md, failures, abandoned := d.msg, d.md, d.failures, d.abandoned
 	d.mu.Unlock()
 	ctx := c.base
-	log := c.msgLog(msg, md, len(d.evs))
+	log := func() *slog.Logger { return c.msgLog(msg, md, len(d.evs)) }
 	if len(failures) > 0 {
 		// The event reported is the first that failed for good, else the
 		// first that failed.
@@ -309,6 +309,7 @@ func (c *Consumer) settle(d *delivery) {
 		case md.NumDelivered >= uint64(c.cfg.MaxDeliver):
 			c.park(ctx, msg, md, d.evs, f.index, CauseMaxDeliver, f.err)
 		default:
+			log := log()
 			for _, f := range failures {
 				ev := d.evs[f.index]
 				log.WarnContext(ctx, "bus: handler failed; will retry", "event_id", ev.ID, "event_type", ev.Type,
@@ -320,7 +321,7 @@ func (c *Consumer) settle(d *delivery) {
 	}
 	if abandoned {
 		if err := msg.Nak(); err != nil {
-			log.WarnContext(ctx, "bus: cannot hand back message; the server redelivers after AckWait", "err", err)
+			log().WarnContext(ctx, "bus: cannot hand back message; the server redelivers after AckWait", "err", err)
 		}
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -342,7 +343,7 @@ func (c *Consumer) redrive(msg jetstream.Msg) {
 		return
 	}
 	log.InfoContext(ctx, "bus: parked message redriven", "outcome", outcome.Header.Get(HeaderRedriveOutcome))
-	c.ack(ctx, msg, log)
+	c.ack(ctx, msg, func() *slog.Logger { return log })
 }
 
 // handleRedriven runs one redriven event through the handler, in a consumer
