@@ -309,13 +309,13 @@ func (c *Consumer) settle(d *delivery) {
 		case md.NumDelivered >= uint64(c.cfg.MaxDeliver):
 			c.park(ctx, msg, md, d.evs, f.index, CauseMaxDeliver, f.err)
 		default:
-			log := log()
+			failed := log()
 			for _, f := range failures {
 				ev := d.evs[f.index]
-				log.WarnContext(ctx, "bus: handler failed; will retry", "event_id", ev.ID, "event_type", ev.Type,
+				failed.WarnContext(ctx, "bus: handler failed; will retry", "event_id", ev.ID, "event_type", ev.Type,
 					"stream", ev.Stream, "index", f.index, "err", f.err)
 			}
-			c.retry(ctx, msg, md, log)
+			c.retry(ctx, msg, md, failed)
 		}
 		return
 	}
