@@ -48,7 +48,8 @@ import (
 //
 // It reports confirmed orders/s, latency percentiles, and from the server
 // (--admin metrics, SystemService status) the event-store appends, durable
-// JetStream messages and server CPU seconds per order.
+// JetStream messages, server CPU seconds, allocations, and events handed to
+// the reactions (and how many of them they dropped) per order.
 func (c *cli) benchCmd(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("custodyctl bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -298,9 +299,22 @@ func (s serverSample) report(w io.Writer, after serverSample, n int, elapsed tim
 		fmt.Fprintf(w, "server CPU: %.1f s over %.1f s (%.2f cores), %.2f ms per order\n",
 			cpu, elapsed.Seconds(), cpu/elapsed.Seconds(), 1000*cpu/float64(n))
 	}
+	// Allocations move with the code, not with the machine's load: the
+	// figure to compare two builds by on a noisy machine.
+	if mallocs := delta("go_memstats_mallocs_total"); mallocs > 0 {
+		fmt.Fprintf(w, "server allocations: %.0f per order, %.1f KB per order\n",
+			mallocs/float64(n), delta("go_memstats_alloc_bytes_total")/1024/float64(n))
+	}
+	ok, dropped := delta(`custody_bus_handled_total{outcome="ok"}`), delta(`custody_bus_handled_total{outcome="skipped"}`)
+	if ok+dropped > 0 {
+		fmt.Fprintf(w, "reactions: %.1f events per order, %.1f of them dropped (a type the consumer does not want)\n",
+			(ok+dropped)/float64(n), dropped/float64(n))
+	}
 }
 
-// scrape reads the server's Prometheus metrics, summing series by name.
+// scrape reads the server's Prometheus metrics, summing series by name,
+// and those with an outcome label also by name and outcome
+// (`custody_bus_handled_total{outcome="skipped"}`).
 func scrape(admin string) (map[string]float64, error) {
 	if admin == "" {
 		return nil, nil
@@ -322,12 +336,28 @@ func scrape(admin string) (map[string]float64, error) {
 		if !ok {
 			continue
 		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		if err != nil {
+			continue
+		}
 		if i := strings.IndexByte(name, '{'); i >= 0 {
+			if o := outcomeLabel(name[i:]); o != "" {
+				out[name[:i]+`{outcome="`+o+`"}`] += v
+			}
 			name = name[:i]
 		}
-		if v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64); err == nil {
-			out[name] += v
-		}
+		out[name] += v
 	}
 	return out, sc.Err()
+}
+
+// outcomeLabel is the value of the outcome label in a series' labels
+// ({consumer="x",outcome="skipped"}), or "".
+func outcomeLabel(labels string) string {
+	_, v, ok := strings.Cut(labels, `outcome="`)
+	if !ok {
+		return ""
+	}
+	v, _, _ = strings.Cut(v, `"`)
+	return v
 }
