@@ -354,10 +354,11 @@ func scrape(admin string) (map[string]float64, error) {
 // outcomeLabel is the value of the outcome label in a series' labels
 // ({consumer="x",outcome="skipped"}), or "".
 func outcomeLabel(labels string) string {
-	_, v, ok := strings.Cut(labels, `outcome="`)
-	if !ok {
-		return ""
+	for _, start := range []string{`{outcome="`, `,outcome="`} {
+		if _, v, ok := strings.Cut(labels, start); ok {
+			v, _, _ = strings.Cut(v, `"`)
+			return v
+		}
 	}
-	v, _, _ = strings.Cut(v, `"`)
-	return v
+	return ""
 }

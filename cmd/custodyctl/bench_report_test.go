@@ -26,6 +26,7 @@ custody_bus_handled_total{consumer="a",otel_scope_name="bus",outcome="ok"} %g
 custody_bus_handled_total{consumer="b",otel_scope_name="bus",outcome="ok"} %g
 custody_bus_handled_total{consumer="a",otel_scope_name="bus",outcome="skipped"} %g
 custody_bus_handled_total{consumer="a",otel_scope_name="bus",outcome="retry"} %g
+custody_other_total{last_outcome="skipped"} 1
 `, 1000+k*1500, 5000+k*20480, 2+k*0.5, 10+k*30, 5+k*10, 7+k*30, 4*k)
 	}))
 	defer srv.Close()
@@ -40,6 +41,9 @@ custody_bus_handled_total{consumer="a",otel_scope_name="bus",outcome="retry"} %g
 	}
 	if got := before[`custody_bus_handled_total{outcome="ok"}`]; got != 15 {
 		t.Errorf(`custody_bus_handled_total{outcome="ok"} = %g, want 15`, got)
+	}
+	if _, ok := before[`custody_other_total{outcome="skipped"}`]; ok {
+		t.Error(`a label named last_outcome was read as outcome`)
 	}
 	after, err := scrape(admin)
 	if err != nil {
