@@ -315,6 +315,41 @@ func TestOrderDeliveredEndToEnd(t *testing.T) {
 	if got.GetFulfilment().GetState() != fulfilmentv1.FulfilmentState_FULFILMENT_STATE_DELIVERED {
 		t.Fatalf("fulfilment state %v", got.GetFulfilment().GetState())
 	}
+
+	// Ada changes her mind about one tee and sends it back; the vendor
+	// receives it as expected: trust refunds it, the order counts the
+	// refund, and the unit goes back on sale (the reactions to trust,
+	// which the server hands the claims aggregate's events only).
+	var claim *trustv1.Claim
+	eventually(t, "the claim to be accepted", func() bool {
+		c, err := trustv1.NewTrustServiceClient(dial("buyer:ada")).OpenClaim(t.Context(), &trustv1.OpenClaimRequest{
+			RequestId: "cm-1", OrderId: orderID, Reason: trustv1.ClaimReason_CLAIM_REASON_CHANGED_MIND,
+			Lines: []*trustv1.ClaimLineRequest{{LineId: "1", Quantity: 1}},
+		})
+		claim = c.GetClaim()
+		return err == nil // trust may not have counted the delivery yet
+	})
+	if claim.GetState() != trustv1.ClaimState_CLAIM_STATE_RETURN_AUTHORISED {
+		t.Fatalf("changed-mind claim %v, want RETURN_AUTHORISED", claim.GetState())
+	}
+	if _, err := trustv1.NewTrustServiceClient(dial("buyer:ada")).RecordReturnShipment(t.Context(), &trustv1.RecordReturnShipmentRequest{
+		RequestId: "cm-ship", ClaimId: claim.GetClaimId(), Carrier: "dhl", TrackingNumber: "RET-1"}); err != nil {
+		t.Fatalf("return shipment: %v", err)
+	}
+	received, err := trustv1.NewTrustServiceClient(dial("vendor:v-ship")).ReceiveReturn(t.Context(), &trustv1.ReceiveReturnRequest{
+		RequestId: "cm-receive", ClaimId: claim.GetClaimId(), Condition: trustv1.ReturnCondition_RETURN_CONDITION_AS_EXPECTED})
+	if err != nil || !received.GetClaim().GetReturn().GetReceived().GetRestock() || len(received.GetClaim().GetRefunds()) != 1 {
+		t.Fatalf("return received: %v, %v", received.GetClaim(), err)
+	}
+	refund := received.GetClaim().GetRefunds()[0].GetAmount().GetAmountMinor()
+	eventually(t, "the returned unit back on sale", func() bool {
+		s := skuOf(t, cat, p.GetProductId())
+		return s.GetAvailable() == 9 && s.GetSold() == 1
+	})
+	eventually(t, "the refund on the order", func() bool {
+		o, err := ord.GetOrder(t.Context(), &orderv1.GetOrderRequest{OrderId: orderID})
+		return err == nil && o.GetOrder().GetRefundedTotal().GetAmountMinor() == refund && refund > 0
+	})
 }
 
 // TestParcelNeverDeliveredIsRefundedAutomatically: the vendor ships, the
